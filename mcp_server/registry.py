@@ -1,0 +1,163 @@
+"""How a tool is declared: name, scope, annotations, and one place that maps engine errors.
+
+A handler is a few lines: it opens a unit of work with `uow(ctx)`, calls one service and returns
+its schema. The decorator checks the caller's scope first; the unit of work writes the audit
+record of a mutating call in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_server.app import AppContext
+from mcp_server.auth import Principal, current_principal
+from togai_engine.audit.service import record as record_audit
+from togai_engine.errors import EngineError, InvalidInput, PermissionDenied
+
+log = logging.getLogger("togai_engine.tools")
+
+PageSize = Annotated[int, Field(ge=1, le=100, description="items per page (default 20, max 100)")]
+NextToken = Annotated[str | None, Field(description="nextToken from the previous page; omit for the first page")]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    scope: str
+    mutating: bool
+    fn: Callable[..., Awaitable[Any]]
+    annotations: ToolAnnotations
+    description: str
+
+
+TOOLS: list[ToolSpec] = []
+_current: contextvars.ContextVar[tuple[ToolSpec, dict[str, Any], Principal]] = contextvars.ContextVar("tool")
+
+
+def tool(
+    name: str,
+    *,
+    scope: str,
+    read_only: bool = False,
+    destructive: bool = False,
+    idempotent: bool = False,
+    title: str | None = None,
+) -> Callable[[F], F]:
+    """Declares an MCP tool. The function's docstring is its description (written for the agent)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if not principal.allows(scope):
+                raise ToolError(f"this API key lacks scope {scope!r}, required by {name}; "
+                                f"create a key with that scope (togai-engine keys create --scopes {scope})")
+            arguments = {k: v for k, v in kwargs.items() if not isinstance(v, Context)}
+            token = _current.set((spec, arguments, principal))
+            try:
+                return await fn(*args, **kwargs)
+            except EngineError as exc:
+                raise ToolError(exc.message) from None
+            except ValidationError as exc:
+                raise ToolError(describe_validation_error(exc)) from None
+            except ToolError:
+                raise
+            except Exception:
+                ref = uuid.uuid4().hex[:12]
+                log.exception("tool %s failed unexpectedly (ref %s)", name, ref)
+                raise ToolError(f"{name} failed because of an internal error (ref {ref}); nothing was "
+                                "changed. The server log has the details under that ref.") from None
+            finally:
+                _current.reset(token)
+
+        description = (fn.__doc__ or "").strip()
+        spec = ToolSpec(
+            name=name,
+            scope=scope,
+            mutating=not read_only,
+            fn=run,
+            description=description,
+            annotations=ToolAnnotations(
+                title=title,
+                readOnlyHint=read_only,
+                destructiveHint=destructive,
+                idempotentHint=idempotent,
+                openWorldHint=False,
+            ),
+        )
+        TOOLS.append(spec)
+        return fn
+
+    return decorate
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+        parts.append(f"{path or 'input'}: {err['msg']}")
+    return "invalid input: " + "; ".join(parts)
+
+
+def register_all(server: MCPServer) -> None:
+    for spec in TOOLS:
+        server.add_tool(spec.fn, name=spec.name, description=spec.description, annotations=spec.annotations)
+        # An argument the tool does not take is an error, not silently dropped: an agent that sends
+        # invoiceCurrency to update_customer must learn that it belongs to update_account.
+        registered = server._tool_manager.get_tool(spec.name)
+        if registered is not None:
+            arg_model = registered.fn_metadata.arg_model
+            arg_model.model_config["extra"] = "forbid"
+            arg_model.model_rebuild(force=True)
+            registered.parameters = arg_model.model_json_schema(by_alias=True)
+
+
+def app_of(ctx: Context) -> AppContext:
+    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+
+
+@dataclass
+class UnitOfWork:
+    session: AsyncSession
+    now: datetime
+    app: AppContext
+    changed_ids: list[str] = field(default_factory=list)
+
+    def changed(self, *ids: str) -> None:
+        self.changed_ids.extend(i for i in ids if i)
+
+
+@asynccontextmanager
+async def uow(ctx: Context) -> AsyncIterator[UnitOfWork]:
+    """One tool call = one transaction; a mutating call's audit record commits with it."""
+    app = app_of(ctx)
+    spec, arguments, principal = _current.get()
+    async with app.db.unit_of_work() as session:
+        unit = UnitOfWork(session=session, now=app.clock.now(), app=app)
+        yield unit
+        if spec.mutating:
+            await record_audit(session, actor=principal.actor, tool=spec.name, arguments=arguments,
+                               changed_ids=unit.changed_ids, at=unit.now)
+
+
+def model_input(model: type[BaseModel], field: str, value: Any) -> Any:
+    """Validates a nested argument into an engine schema, naming the tool field on error."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidInput(field, describe_validation_error(exc).removeprefix("invalid input: ")) from None

@@ -1,0 +1,60 @@
+"""Running the server: stdio for desktop clients, streamable HTTP for shared use."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import anyio
+from mcp.server.transport_security import TransportSecuritySettings
+
+from mcp_server.server import build_server
+from togai_engine.settings import Settings
+from togai_engine.store.database import Database
+
+log = logging.getLogger("togai_engine.serve")
+
+
+async def background_billing(db: Database, interval_seconds: int) -> None:
+    """Closes due cycles periodically, so DUE invoices appear even when nobody reads them."""
+    from togai_engine.billing.runs import run_bill
+    from togai_engine.common.clock import SystemClock
+
+    clock = SystemClock()
+    while True:
+        try:
+            await run_bill(db, clock.now())
+        except Exception:  # the loop must survive a bad run; the next read catches up anyway
+            log.exception("background billing run failed")
+        await anyio.sleep(interval_seconds)
+
+
+async def serve(
+    url: str,
+    settings: Settings,
+    transport: Literal["stdio", "http"],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    db = Database(url)
+    try:
+        async with anyio.create_task_group() as tg:
+            if settings.billing_interval_seconds > 0:
+                tg.start_soon(background_billing, db, settings.billing_interval_seconds)
+            if transport == "stdio":
+                await build_server(db).run_stdio_async()
+            else:
+                from mcp_server.http_auth import auth_options
+
+                server = build_server(db, **auth_options(db, host, port))
+                security = TransportSecuritySettings(
+                    allowed_hosts=[h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip()],
+                    allowed_origins=[o.strip() for o in settings.http_allowed_origins.split(",") if o.strip()],
+                )
+                await server.run_streamable_http_async(
+                    host=host, port=port, transport_security=security,
+                    max_request_body_size=settings.http_max_request_bytes,
+                )
+            tg.cancel_scope.cancel()
+    finally:
+        await db.dispose()

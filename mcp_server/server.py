@@ -1,0 +1,59 @@
+"""The MCP server: one lifespan owns the database engine; every tool module registers itself."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_server.app import AppContext
+from mcp_server.registry import register_all
+from togai_engine import __version__
+from togai_engine.common.clock import Clock, SystemClock
+from togai_engine.store.database import Database
+
+TOOL_MODULES = (
+    "customers", "accounts", "events", "meters", "metrics", "plans", "invoices", "wallets", "entitlements",
+    "lab", "audit",
+)
+
+INSTRUCTIONS = """\
+togai-engine: usage billing on a local PostgreSQL. Typical flow: create_customer (with an inline
+account) -> create_usage_meter -> create_price_plan -> update_account(pricePlanId) -> ingest_event /
+ingest_batch_events -> get_metrics, list_invoices, get_wallet_balance, check_entitlement.
+Money is returned as decimal strings. When retrying a write, reuse the same id / idempotency key.
+"""
+
+
+def load_tools() -> None:
+    for module in TOOL_MODULES:
+        name = f"mcp_server.tools.{module}"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def build_server(
+    database: Database | Callable[[], AbstractAsyncContextManager[AppContext]],
+    *,
+    clock: Clock | None = None,
+    **server_options: object,
+) -> MCPServer:
+    """A server bound to a database (tests pass their own Database and a controllable clock)."""
+    load_tools()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
+        if isinstance(database, Database):
+            yield AppContext(db=database, clock=clock or SystemClock())
+        else:
+            async with database() as app:
+                yield app
+
+    server = MCPServer(
+        "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, **server_options  # type: ignore[arg-type]
+    )
+    register_all(server)
+    return server

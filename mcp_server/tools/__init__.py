@@ -1,0 +1,1 @@
+"""Tool modules; importing one registers its tools."""

@@ -1,0 +1,99 @@
+"""Account tools: create_account, get_account, update_account, list_accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from mcp_server.registry import NextToken, PageSize, tool, uow
+from togai_engine.accounts import service as accounts
+from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
+from togai_engine.common.schemas import Address, Page
+
+AccountId = Annotated[str, Field(description="the account's id")]
+PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
+EffectiveFrom = Annotated[datetime | None, Field(
+    description="ISO 8601 instant the plan takes effect (default now); mid-cycle changes close the old "
+                "plan's partial period there")]
+
+
+@tool("create_account", scope="customers:write", idempotent=True, title="Create account")
+async def create_account(
+    ctx: Context,
+    id: Annotated[str, Field(description="account id you choose (1-50 chars); retrying with the same id and "
+                                         "content returns the existing account")],
+    customerId: Annotated[str, Field(description="the owning customer's id")],
+    name: Annotated[str, Field(min_length=1, max_length=255)],
+    invoiceCurrency: Annotated[str, Field(description="ISO 4217 code, e.g. USD (default), EUR, JPY")] = "USD",
+    aliases: Annotated[list[str] | None, Field(
+        max_length=10, description="other ids events may send as accountId; unique across all accounts")] = None,
+    primaryEmail: str | None = None,
+    address: Address | None = None,
+    netTermDays: Annotated[int, Field(ge=0, le=365, description="days from DUE to payment due date")] = 0,
+    metadata: dict[str, str] | None = None,
+    pricePlanId: PlanId = None,
+    effectiveFrom: EffectiveFrom = None,
+) -> Account:
+    """Create a billing account for a customer. Events, invoices, the wallet and entitlements all
+    belong to an account. Attach a price plan now with pricePlanId, or later with update_account."""
+    data = AccountCreate(
+        id=id, customerId=customerId, name=name, invoiceCurrency=invoiceCurrency, aliases=aliases or [],
+        primaryEmail=primaryEmail, address=address, netTermDays=netTermDays, metadata=metadata,
+        pricePlanId=pricePlanId, effectiveFrom=effectiveFrom,
+    )
+    async with uow(ctx) as u:
+        account, _ = await accounts.create_account(u.session, data, u.now)
+        u.changed(account.id)
+        return account
+
+
+@tool("get_account", scope="billing:read", read_only=True, idempotent=True, title="Get account")
+async def get_account(ctx: Context, accountId: AccountId) -> Account:
+    """Get an account with its financial picture: current price plan and cycle, charges accrued in the
+    open cycle, wallet balance and the outstanding (DUE) amount."""
+    async with uow(ctx) as u:
+        return await accounts.get_account(u.session, accountId, u.now)
+
+
+@tool("update_account", scope="customers:write", idempotent=True, title="Update account")
+async def update_account(
+    ctx: Context,
+    accountId: AccountId,
+    name: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
+    status: Annotated[Literal["ACTIVE", "ARCHIVED"] | None, Field(
+        description="ARCHIVED keeps history but stops entitlements and new plans")] = None,
+    invoiceCurrency: str | None = None,
+    primaryEmail: str | None = None,
+    address: Address | None = None,
+    netTermDays: Annotated[int | None, Field(ge=0, le=365)] = None,
+    metadata: Annotated[dict[str, str] | None, Field(description="replaces the stored metadata")] = None,
+    aliases: Annotated[list[str] | None, Field(max_length=10, description="replaces the alias list")] = None,
+    pricePlanId: PlanId = None,
+    effectiveFrom: EffectiveFrom = None,
+) -> Account:
+    """Change an account's details, status or aliases, or attach/change its price plan (pricePlanId +
+    effectiveFrom). Fields you omit are left as they are."""
+    given = {"name": name, "status": status, "invoiceCurrency": invoiceCurrency, "primaryEmail": primaryEmail,
+             "address": address, "netTermDays": netTermDays, "metadata": metadata, "aliases": aliases,
+             "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom}
+    data = AccountUpdate(**{k: v for k, v in given.items() if v is not None})
+    async with uow(ctx) as u:
+        account = await accounts.update_account(u.session, accountId, data, u.now)
+        u.changed(accountId)
+        return account
+
+
+@tool("list_accounts", scope="customers:read", read_only=True, idempotent=True, title="List accounts")
+async def list_accounts(
+    ctx: Context,
+    customerId: Annotated[str | None, Field(description="only this customer's accounts")] = None,
+    status: Literal["ACTIVE", "ARCHIVED"] | None = None,
+    pageSize: PageSize = 20,
+    nextToken: NextToken = None,
+) -> Page[Account]:
+    """List billing accounts, oldest first, optionally of one customer or one status."""
+    async with uow(ctx) as u:
+        return await accounts.list_accounts(u.session, customerId, status, pageSize, nextToken)

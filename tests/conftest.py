@@ -1,0 +1,149 @@
+"""Test fixtures: a real PostgreSQL database per test session, migrated with Alembic.
+
+TOGAI_TEST_DATABASE_URL points at a server (CI uses the local one); without it the suite starts
+the embedded PostgreSQL in a temporary folder, exactly as a user without a server would.
+Each test starts from empty tables (TRUNCATE), which is much faster than a new database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from mcp import Client
+
+from mcp_server.server import build_server
+from togai_engine.common.clock import FixedClock
+from togai_engine.store import migrate
+from togai_engine.store.database import Database
+from togai_engine.store.models import metadata
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server's maintenance database (no database part is used)."""
+    configured = os.environ.get("TOGAI_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    from togai_engine.store.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("embedded")))
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    base = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+async def _admin(url: str, sql: str) -> None:
+    kwargs: dict[str, Any] = {}
+    base, _, query = _libpq(_with_database(url, "postgres")).partition("?")
+    if query.startswith("host="):
+        kwargs["host"] = query.removeprefix("host=")
+    conn = await asyncpg.connect(base, **kwargs)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh database for this test session, migrated to head."""
+    name = f"togai_t_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    migrate.upgrade(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+async def shared_db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+TABLES = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+
+
+@pytest.fixture
+async def db(shared_db: Database) -> Database:
+    """The session database, emptied before the test."""
+    async with shared_db.engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    return shared_db
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@asynccontextmanager
+async def hosted(context: AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+    """Enters and exits `context` inside one dedicated task.
+
+    anyio cancel scopes (inside every MCP client) must be exited by the task that entered them,
+    while pytest-asyncio runs a fixture's setup and teardown in different tasks.
+    """
+    entered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    release = asyncio.Event()
+
+    async def host() -> None:
+        try:
+            async with context as value:
+                entered.set_result(value)
+                await release.wait()
+        except BaseException as exc:
+            if not entered.done():
+                entered.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(host())
+    try:
+        yield await entered
+    finally:
+        release.set()
+        await task
+
+
+@pytest.fixture
+async def client(db: Database, clock: FixedClock) -> AsyncIterator[Client]:
+    """A real MCP client session, in memory, against a server on the test database."""
+    async with hosted(Client(build_server(db, clock=clock), raise_exceptions=False)) as c:
+        yield c
+
+
+async def row_counts(db: Database) -> dict[str, int]:
+    """Row count of every table: a failed call must leave these unchanged."""
+    counts = {}
+    async with db.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        for table in metadata.sorted_tables:
+            counts[table.name] = await raw.fetchval(f'SELECT count(*) FROM "{table.name}"')
+    return counts

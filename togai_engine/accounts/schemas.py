@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field
+
+from togai_engine.common.schemas import Address, Model
+
+
+class AccountFields(Model):
+    """Fields an account can be created with; shared by create_account and create_customer's inline account."""
+
+    id: str = Field(description="caller-supplied account id (1-50 chars); reusing it with the same content is safe")
+    name: str = Field(min_length=1, max_length=255)
+    invoiceCurrency: str = Field(default="USD", description="ISO 4217 code; the wallet uses it too")
+    aliases: list[str] = Field(default_factory=list, max_length=10,
+                               description="other ids events may use in accountId; unique across all accounts")
+    primaryEmail: str | None = None
+    address: Address | None = None
+    netTermDays: int = Field(default=0, ge=0, le=365)
+    metadata: dict[str, str] | None = None
+    pricePlanId: str | None = Field(default=None, description="attach this price plan")
+    effectiveFrom: datetime | None = Field(default=None, description="when the plan starts (default: now)")
+
+
+class AccountCreate(AccountFields):
+    customerId: str
+
+
+class AccountUpdate(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    status: Literal["ACTIVE", "ARCHIVED"] | None = None
+    invoiceCurrency: str | None = None
+    primaryEmail: str | None = None
+    address: Address | None = None
+    netTermDays: int | None = Field(default=None, ge=0, le=365)
+    metadata: dict[str, str] | None = None
+    aliases: list[str] | None = Field(default=None, max_length=10, description="replaces the alias list")
+    pricePlanId: str | None = None
+    effectiveFrom: datetime | None = None
+
+
+class Period(Model):
+    start: datetime
+    end: datetime
+
+
+class PlanRef(Model):
+    id: str
+    name: str
+    effectiveFrom: datetime
+
+
+class WalletSummary(Model):
+    currency: str
+    balance: Decimal
+    availableBalance: Decimal
+
+
+class AccountFinancial(Model):
+    """The account's money picture; a field is null when there is nothing to show, never invented."""
+
+    pricePlan: PlanRef | None = None
+    currentCycle: Period | None = None
+    accruedCharges: Decimal | None = Field(default=None, description="the open cycle's DRAFT invoice total")
+    wallet: WalletSummary | None = None
+    outstanding: Decimal | None = Field(default=None, description="sum of DUE invoices' amounts due")
+    currency: str | None = None
+
+
+class Account(Model):
+    id: str
+    customerId: str
+    name: str
+    invoiceCurrency: str
+    aliases: list[str]
+    primaryEmail: str | None
+    address: Address | None
+    netTermDays: int
+    metadata: dict[str, str] | None
+    status: Literal["ACTIVE", "ARCHIVED"]
+    createdAt: datetime
+    updatedAt: datetime
+    financial: AccountFinancial | None = Field(default=None, description="present on get_account")
+
+    def content(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"createdAt", "updatedAt", "financial", "status"})

@@ -1,0 +1,233 @@
+"""Account operations. Services take the session first and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.finance import financial_summary
+from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields, AccountUpdate
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.schemas import Address, Page
+from togai_engine.common.validation import check_currency, check_email, check_id
+from togai_engine.customers import service as customers
+from togai_engine.errors import Conflict, InvalidInput, NotFound
+
+
+def _clean_aliases(aliases: list[str], account_id: str, field: str) -> list[str]:
+    seen: list[str] = []
+    for i, alias in enumerate(aliases):
+        check_id(alias, f"{field}[{i}]")
+        if alias == account_id:
+            raise InvalidInput(f"{field}[{i}]", f"alias {alias!r} is the account's own id; leave it out")
+        if alias in seen:
+            raise InvalidInput(f"{field}[{i}]", f"alias {alias!r} is listed twice")
+        seen.append(alias)
+    return seen
+
+
+def _stored_values(data: AccountFields | AccountUpdate, prefix: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    given = data.model_fields_set | ({"invoiceCurrency", "netTermDays"} if isinstance(data, AccountFields) else set())
+    if "name" in given and data.name is not None:
+        values["name"] = data.name.strip()
+    if "invoiceCurrency" in given and data.invoiceCurrency is not None:
+        values["invoice_currency"] = check_currency(data.invoiceCurrency, f"{prefix}invoiceCurrency")
+    if "primaryEmail" in given:
+        values["primary_email"] = (
+            check_email(data.primaryEmail, f"{prefix}primaryEmail") if data.primaryEmail else None
+        )
+    if "address" in given:
+        values["address"] = customers.clean_address(data.address, f"{prefix}address")
+    if "netTermDays" in given and data.netTermDays is not None:
+        values["net_term_days"] = data.netTermDays
+    if "metadata" in given:
+        values["metadata_"] = data.metadata
+    return values
+
+
+async def _aliases(session: AsyncSession, account_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(AccountHandleRow.handle)
+        .where(AccountHandleRow.account_id == account_id, AccountHandleRow.kind == "ALIAS")
+        .order_by(AccountHandleRow.handle)
+    )
+    return list(rows)
+
+
+def _to_schema(row: AccountRow, aliases: list[str]) -> Account:
+    return Account(
+        id=row.id,
+        customerId=row.customer_id,
+        name=row.name,
+        invoiceCurrency=row.invoice_currency,
+        aliases=aliases,
+        primaryEmail=row.primary_email,
+        address=Address(**row.address) if row.address else None,
+        netTermDays=row.net_term_days,
+        metadata=row.metadata_,
+        status=row.status,  # type: ignore[arg-type]
+        createdAt=row.created_at,
+        updatedAt=row.updated_at,
+    )
+
+
+async def _claim_handles(session: AsyncSession, account_id: str, handles: list[str], kind: str, field: str) -> None:
+    """Claims ids/aliases in the shared key space; a taken one is a conflict naming its owner."""
+    if not handles:
+        return
+    claimed = set(
+        await session.scalars(
+            insert(AccountHandleRow)
+            .values([{"handle": h, "account_id": account_id, "kind": kind} for h in handles])
+            .on_conflict_do_nothing(index_elements=["handle"])
+            .returning(AccountHandleRow.handle)
+        )
+    )
+    for i, handle in enumerate(handles):
+        if handle in claimed:
+            continue
+        owner = await session.scalar(select(AccountHandleRow).where(AccountHandleRow.handle == handle))
+        assert owner is not None
+        if owner.account_id == account_id and owner.kind == kind:
+            continue
+        what = "the id of account" if owner.kind == "ID" else "already an alias of account"
+        target = f"{field}[{i}]" if kind == "ALIAS" else field
+        raise Conflict(f"{target}: {handle!r} is {what} {owner.account_id!r}; choose another")
+
+
+async def create_account(
+    session: AsyncSession, data: AccountCreate, now: datetime, *, prefix: str = ""
+) -> tuple[Account, bool]:
+    """Returns the account and whether it was created now (False = idempotent replay)."""
+    account_id = check_id(data.id, f"{prefix}id")
+    aliases = _clean_aliases(data.aliases, account_id, f"{prefix}aliases")
+    values = {"name": data.name.strip(), "primary_email": None, "address": None, "metadata_": None}
+    values.update(_stored_values(data, prefix))
+    customer = await customers.get_row(session, data.customerId)
+    inserted = await session.scalar(
+        insert(AccountRow)
+        .values(id=account_id, customer_id=customer.id, **values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(AccountRow.id)
+    )
+    row = await session.get(AccountRow, account_id, populate_existing=True)
+    assert row is not None
+    if inserted is None:
+        existing = _to_schema(row, await _aliases(session, account_id))
+        wanted = existing.model_copy(
+            update={"name": values["name"], "customerId": customer.id, "invoiceCurrency": values["invoice_currency"],
+                    "aliases": sorted(aliases), "primaryEmail": values["primary_email"],
+                    "address": Address(**values["address"]) if values["address"] else None,
+                    "netTermDays": values["net_term_days"], "metadata": values["metadata_"]}
+        )
+        if wanted.content() != existing.content():
+            differing = sorted(k for k, v in wanted.content().items() if existing.content()[k] != v)
+            raise Conflict(
+                f"account {account_id!r} already exists with different {', '.join(differing)}; "
+                "use update_account to change it, or choose another id"
+            )
+        return existing, False
+    await _claim_handles(session, account_id, [account_id], "ID", f"{prefix}id")
+    await _claim_handles(session, account_id, aliases, "ALIAS", f"{prefix}aliases")
+    if data.pricePlanId:
+        from togai_engine.plans.associations import attach_plan
+
+        await attach_plan(session, account_id, data.pricePlanId, data.effectiveFrom or now, now,
+                          field=f"{prefix}pricePlanId")
+    elif data.effectiveFrom is not None:
+        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+    return _to_schema(row, aliases), True
+
+
+async def get_row(session: AsyncSession, account_id: str, *, lock: bool = False) -> AccountRow:
+    stmt = select(AccountRow).where(AccountRow.id == account_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = await session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")
+    return row
+
+
+async def resolve_account_id(session: AsyncSession, handle: str) -> str | None:
+    """The account an id or alias names, or None."""
+    return await session.scalar(select(AccountHandleRow.account_id).where(AccountHandleRow.handle == handle))
+
+
+async def get_account(session: AsyncSession, account_id: str, now: datetime) -> Account:
+    row = await get_row(session, account_id)
+    account = _to_schema(row, await _aliases(session, account_id))
+    account.financial = await financial_summary(session, account_id, row.invoice_currency, now)
+    return account
+
+
+async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime) -> Account:
+    row = await get_row(session, account_id, lock=True)
+    values = _stored_values(data, "")
+    if "invoice_currency" in values and values["invoice_currency"] != row.invoice_currency:
+        from togai_engine.accounts.guards import check_currency_change
+
+        await check_currency_change(session, account_id)
+    if data.status is not None:
+        values["status"] = data.status
+    for key, value in values.items():
+        setattr(row, key, value)
+    if data.aliases is not None:
+        aliases = _clean_aliases(data.aliases, account_id, "aliases")
+        await session.execute(
+            delete(AccountHandleRow).where(
+                AccountHandleRow.account_id == account_id,
+                AccountHandleRow.kind == "ALIAS",
+                AccountHandleRow.handle.not_in(aliases),
+            )
+        )
+        await _claim_handles(session, account_id, aliases, "ALIAS", "aliases")
+    if data.pricePlanId:
+        if row.status == "ARCHIVED":
+            raise InvalidInput("pricePlanId", f"account {account_id!r} is ARCHIVED; set status ACTIVE first")
+        from togai_engine.plans.associations import attach_plan
+
+        await attach_plan(session, account_id, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId")
+    elif data.effectiveFrom is not None:
+        raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+    row.updated_at = await session.scalar(select(func.now()))
+    await session.flush()
+    return _to_schema(row, await _aliases(session, account_id))
+
+
+async def list_accounts(
+    session: AsyncSession,
+    customer_id: str | None,
+    status: str | None,
+    page_size: int | None,
+    next_token: str | None,
+) -> Page[Account]:
+    size = check_page_size(page_size)
+    after = decode_token("accounts", next_token)
+    stmt = select(AccountRow).order_by(AccountRow.seq).limit(size + 1)
+    if customer_id is not None:
+        await customers.get_row(session, customer_id)
+        stmt = stmt.where(AccountRow.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(AccountRow.status == status)
+    if after:
+        stmt = stmt.where(AccountRow.seq > int(after[0]))
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > size
+    rows = rows[:size]
+    aliases: dict[str, list[str]] = {r.id: [] for r in rows}
+    if rows:
+        for account_id, handle in await session.execute(
+            select(AccountHandleRow.account_id, AccountHandleRow.handle)
+            .where(AccountHandleRow.account_id.in_(list(aliases)), AccountHandleRow.kind == "ALIAS")
+            .order_by(AccountHandleRow.handle)
+        ):
+            aliases[account_id].append(handle)
+    token = encode_token("accounts", [rows[-1].seq]) if more else None
+    return Page[Account](data=[_to_schema(r, aliases[r.id]) for r in rows], nextToken=token)

@@ -1,0 +1,18 @@
+"""Every scope a tool can require; `*` grants all of them."""
+
+SCOPES: dict[str, str] = {
+    "customers:read": "read customers and accounts",
+    "customers:write": "create and change customers and accounts (and attach plans)",
+    "events:write": "ingest usage events",
+    "events:read": "list raw events and event schemas",
+    "meters:write": "create usage meters",
+    "meters:read": "list usage meters",
+    "metrics:read": "query EVENTS / USAGE / REVENUE metrics",
+    "plans:write": "create price plans",
+    "plans:read": "read price plans and rate cards, and price usage under them (pricing lab)",
+    "billing:read": "invoices, wallet balances and account finances",
+    "billing:write": "change invoice status (PAID, VOID)",
+    "credits:write": "grant wallet credit",
+    "entitlements:read": "check feature entitlements",
+    "audit:read": "read the audit log",
+}

@@ -1,0 +1,67 @@
+"""The audit log: who did what, when, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.audit.models import AuditRow
+from togai_engine.audit.schemas import AuditRecord
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.schemas import Page
+
+SECRET_KEYS = {"key", "apikey", "api_key", "token", "secret", "password", "authorization"}
+
+
+def redact(value: Any) -> Any:
+    """Arguments as JSON, with secret-looking fields replaced."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+async def record(
+    session: AsyncSession, *, actor: str, tool: str, arguments: dict[str, Any], changed_ids: list[str], at: datetime
+) -> None:
+    session.add(AuditRow(actor=actor, tool=tool, arguments=redact(arguments), changed_ids=changed_ids, at=at))
+    await session.flush()
+
+
+async def list_audit(
+    session: AsyncSession,
+    *,
+    tool: str | None = None,
+    actor: str | None = None,
+    entity_id: str | None = None,
+    page_size: int | None = None,
+    next_token: str | None = None,
+) -> Page[AuditRecord]:
+    size = check_page_size(page_size)
+    after = decode_token("audit", next_token)
+    stmt = select(AuditRow).order_by(AuditRow.id.desc()).limit(size + 1)
+    if tool:
+        stmt = stmt.where(AuditRow.tool == tool)
+    if actor:
+        stmt = stmt.where(AuditRow.actor == actor)
+    if entity_id:
+        stmt = stmt.where(AuditRow.changed_ids.any(entity_id))
+    if after:
+        stmt = stmt.where(AuditRow.id < int(after[0]))
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > size
+    rows = rows[:size]
+    data = [
+        AuditRecord(id=r.id, at=r.at, actor=r.actor, tool=r.tool, arguments=r.arguments, changedIds=r.changed_ids)
+        for r in rows
+    ]
+    return Page[AuditRecord](data=data, nextToken=encode_token("audit", [rows[-1].id]) if more else None)

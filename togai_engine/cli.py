@@ -1,0 +1,232 @@
+"""The `togai-engine` command: serve, migrate, bill, import, verify, keys, audit, demo, pricing lab."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+
+from togai_engine.settings import Settings, SettingsError, load_settings
+from togai_engine.store import migrate
+from togai_engine.store.database import Database
+from togai_engine.store.runtime import database_url
+
+T = TypeVar("T")
+app = typer.Typer(help="Self-hosted usage billing with an MCP server in front of it.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+keys_app = typer.Typer(help="HTTP API keys (stored hashed; a key is shown once).", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk import.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(import_app, name="import")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"togai-engine: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # stdout may be the MCP stdio channel: all logs go to stderr.
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return settings
+
+
+def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Resolves the database (embedded or configured), migrates it, runs `work`, stops what it started."""
+    settings = settings_or_exit()
+    with database_url(settings) as url:
+        migrate.upgrade(url)
+
+        async def main() -> T:
+            db = Database(url)
+            try:
+                return await work(db)
+            finally:
+                await db.dispose()
+
+        return anyio.run(main)
+
+
+def parse_instant(value: str | None, option: str) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant, e.g. 2026-02-01T00:00:00Z",
+                                 param_hint=option) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+@app.command()
+def serve(
+    transport: Annotated[str, typer.Option(help="stdio (desktop clients) or http (streamable HTTP)")] = "stdio",
+    host: Annotated[str, typer.Option(help="HTTP bind address; keep 127.0.0.1 unless behind a proxy")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+) -> None:
+    """Run the MCP server (migrates the database to head first)."""
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter("use stdio or http", param_hint="--transport")
+    from mcp_server.serve import serve as run_server
+
+    settings = settings_or_exit()
+    with database_url(settings) as url:
+        migrate.upgrade(url)
+        anyio.run(run_server, url, settings, transport, host, port)  # type: ignore[arg-type]
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    settings = settings_or_exit()
+    with database_url(settings) as url:
+        migrate.upgrade(url)
+        typer.echo("database is at the newest schema")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL in use (the embedded server's, when TOGAI_DATABASE_URL is unset)."""
+    settings = settings_or_exit()
+    with database_url(settings) as url:
+        typer.echo(url)
+        if not settings.database_url:
+            typer.echo(f"(embedded PostgreSQL in {settings.data_dir}; it runs while togai-engine runs)", err=True)
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail if the schema differs from the models (alembic check)."""
+    settings = settings_or_exit()
+    with database_url(settings) as url:
+        migrate.upgrade(url)
+        migrate.check(url)
+        typer.echo("no drift between models and migrations")
+
+
+@app.command()
+def demo() -> None:
+    """A walk-through: drives the server through a real MCP client session and prints each step."""
+    from togai_engine.demo import run_demo
+
+    with_database(run_demo)
+
+
+@app.command()
+def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles due at this instant")] = None) -> None:
+    """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent."""
+    from togai_engine.billing.runs import run_bill
+
+    instant = parse_instant(as_of, "--as-of")
+    summary: Any = with_database(lambda db: run_bill(db, instant))
+    typer.echo(f"billing run as of {instant.isoformat()}: {summary}")
+
+
+@app.command()
+def verify() -> None:
+    """Recompute usage rollups from raw events and report any difference (exit 1 if any)."""
+    from togai_engine.meters.rollups import verify_rollups_in
+
+    differences: list[Any] = with_database(verify_rollups_in)
+    if differences:
+        for diff in differences[:50]:
+            typer.echo(str(diff))
+        typer.echo(f"{len(differences)} rollup difference(s) found", err=True)
+        raise typer.Exit(1)
+    typer.echo("rollups agree with raw events")
+
+
+@import_app.command("events")
+def import_events(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON Lines or CSV file")],
+    report: Annotated[Path | None, typer.Option(help="where rejected lines go (default FILE.rejected.jsonl)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 1000,
+) -> None:
+    """Import historical events from a file (re-running the same file is safe: ids dedupe)."""
+    from togai_engine.events.bulk import import_file
+
+    report_path = report or file.with_suffix(file.suffix + ".rejected.jsonl")
+    summary: Any = with_database(lambda db: import_file(db, file, report_path, batch_size=batch_size))
+    typer.echo(str(summary))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what uses the key")],
+    scopes: Annotated[str, typer.Option(help="comma-separated scopes, or * for all")],
+) -> None:
+    """Create an API key for the HTTP transport; the key is printed once."""
+    from togai_engine.apikeys.service import create_key
+
+    async def work(db: Database) -> Any:
+        async with db.unit_of_work() as session:
+            return await create_key(session, name, scopes.split(","), datetime.now(UTC))
+
+    created = with_database(work)
+    typer.echo(created.key)
+    typer.echo(f"key id {created.apiKey.id}, scopes {', '.join(created.apiKey.scopes)} — store it now; "
+               "it cannot be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (ids, names, scopes; never the secrets)."""
+    from togai_engine.apikeys.service import list_keys
+
+    async def work(db: Database) -> Any:
+        async with db.unit_of_work() as session:
+            return await list_keys(session)
+
+    for key in with_database(work):
+        state = f"revoked {key.revokedAt.isoformat()}" if key.revokedAt else "active"
+        typer.echo(f"{key.id}\t{key.name}\t{','.join(key.scopes)}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id from `keys list`")]) -> None:
+    """Revoke an API key; requests with it get HTTP 401 from then on."""
+    from togai_engine.apikeys.service import revoke_key
+
+    async def work(db: Database) -> Any:
+        async with db.unit_of_work() as session:
+            return await revoke_key(session, key_id, datetime.now(UTC))
+
+    typer.echo(f"revoked {with_database(work).id}")
+
+
+@app.command()
+def audit(
+    tool: Annotated[str | None, typer.Option(help="only calls of this tool")] = None,
+    actor: Annotated[str | None, typer.Option(help="'local' or key:<id>")] = None,
+    entity: Annotated[str | None, typer.Option(help="only records that created or changed this id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+) -> None:
+    """Show the audit log, newest first."""
+    import json
+
+    from togai_engine.audit.service import list_audit
+
+    async def work(db: Database) -> Any:
+        async with db.unit_of_work() as session:
+            return await list_audit(session, tool=tool, actor=actor, entity_id=entity, page_size=limit)
+
+    for rec in with_database(work).data:
+        typer.echo(f"{rec.at.isoformat()}\t{rec.actor}\t{rec.tool}\t{','.join(rec.changedIds)}\t"
+                   f"{json.dumps(rec.arguments, sort_keys=True)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        typer.echo(f"togai-engine: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,42 @@
+"""Keyset pagination with an opaque token: stable under inserts, no duplicates, no gaps."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from togai_engine.errors import InvalidInput
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def encode_token(kind: str, key: list[Any]) -> str:
+    raw = json.dumps({"k": kind, "after": key}, separators=(",", ":"), default=str)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_token(kind: str, token: str | None) -> list[Any] | None:
+    """The keyset position after which the next page starts; None for the first page."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if data.get("k") != kind or not isinstance(data.get("after"), list):
+            raise ValueError
+        return data["after"]
+    except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInput(
+            "nextToken",
+            f"is not a token issued by this list ({kind}); pass the nextToken of the previous page unchanged, "
+            "or omit it to start from the first page",
+        ) from None
+
+
+def check_page_size(page_size: int | None) -> int:
+    size = DEFAULT_PAGE_SIZE if page_size is None else page_size
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise InvalidInput("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}; got {size}")
+    return size

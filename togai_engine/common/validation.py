@@ -1,0 +1,44 @@
+"""Field checks shared by domains: currency, country, email, ids."""
+
+from __future__ import annotations
+
+import re
+
+import pycountry
+from babel.numbers import is_currency
+from email_validator import EmailNotValidError, validate_email
+
+from togai_engine.errors import InvalidInput
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,49}$")
+
+
+def check_id(value: str, field: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise InvalidInput(
+            field,
+            f"{value!r} is not a valid id: use 1-50 characters of letters, digits, '_', '-', '.', ':' "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+def check_currency(value: str, field: str) -> str:
+    code = value.strip().upper() if isinstance(value, str) else value
+    if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not is_currency(code):
+        raise InvalidInput(field, f"{value!r} is not an ISO 4217 currency code; use e.g. USD, EUR, JPY")
+    return code
+
+
+def check_country(value: str, field: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise InvalidInput(field, f"{value!r} is not an ISO 3166-1 alpha-2 country code; use e.g. US, DE, IN")
+    return code
+
+
+def check_email(value: str, field: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(field, f"{value!r} is not a valid email address ({exc})") from None

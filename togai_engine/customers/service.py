@@ -1,0 +1,134 @@
+"""Customer operations. Services take the session first and never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountRow
+from togai_engine.common.ids import new_id
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.schemas import Address, Page
+from togai_engine.common.validation import check_country, check_email, check_id
+from togai_engine.customers.models import CustomerRow
+from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
+from togai_engine.errors import Conflict, NotFound
+
+
+def clean_address(address: Address | None, field: str) -> dict[str, Any] | None:
+    if address is None:
+        return None
+    data = address.model_dump(exclude_none=True)
+    if "country" in data:
+        data["country"] = check_country(data["country"], f"{field}.country")
+    return data or None
+
+
+def _profile(data: CustomerCreate | CustomerUpdate, prefix: str = "") -> dict[str, Any]:
+    """The stored form of the profile fields that were given."""
+    values: dict[str, Any] = {}
+    fields = data.model_fields_set
+    if "name" in fields and data.name is not None:
+        values["name"] = data.name.strip()
+    if "primaryEmail" in fields:
+        email = data.primaryEmail
+        values["primary_email"] = check_email(email, f"{prefix}primaryEmail") if email else None
+    if "address" in fields:
+        values["address"] = clean_address(data.address, f"{prefix}address")
+    if "metadata" in fields:
+        values["metadata_"] = data.metadata
+    return values
+
+
+async def _account_ids(session: AsyncSession, customer_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(AccountRow.id).where(AccountRow.customer_id == customer_id).order_by(AccountRow.seq)
+    )
+    return list(rows)
+
+
+def _to_schema(row: CustomerRow, account_ids: list[str]) -> Customer:
+    return Customer(
+        id=row.id,
+        name=row.name,
+        primaryEmail=row.primary_email,
+        address=Address(**row.address) if row.address else None,
+        metadata=row.metadata_,
+        status=row.status,  # type: ignore[arg-type]
+        accountIds=account_ids,
+        createdAt=row.created_at,
+        updatedAt=row.updated_at,
+    )
+
+
+async def create_customer(session: AsyncSession, data: CustomerCreate) -> tuple[Customer, bool]:
+    """Returns the customer and whether it was created now (False = idempotent replay)."""
+    customer_id = check_id(data.id, "id") if data.id else new_id("cust")
+    values = {"name": data.name.strip(), "primary_email": None, "address": None, "metadata_": None}
+    values.update(_profile(data))
+    inserted = await session.scalar(
+        insert(CustomerRow)
+        .values(id=customer_id, **values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(CustomerRow.id)
+    )
+    row = await session.get(CustomerRow, customer_id, populate_existing=True)
+    assert row is not None
+    if inserted is None:
+        stored = {"name": row.name, "primary_email": row.primary_email, "address": row.address,
+                  "metadata_": row.metadata_}
+        if stored != values:
+            differing = sorted(k.rstrip("_") for k in values if values[k] != stored[k])
+            raise Conflict(
+                f"customer {customer_id!r} already exists with different {', '.join(differing)}; "
+                "use update_customer to change it, or choose another id"
+            )
+    return _to_schema(row, await _account_ids(session, customer_id)), inserted is not None
+
+
+async def get_row(session: AsyncSession, customer_id: str, *, lock: bool = False) -> CustomerRow:
+    stmt = select(CustomerRow).where(CustomerRow.id == customer_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = await session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"customer {customer_id!r} does not exist; list_customers shows the ids")
+    return row
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
+    row = await get_row(session, customer_id)
+    return _to_schema(row, await _account_ids(session, customer_id))
+
+
+async def update_customer(session: AsyncSession, customer_id: str, data: CustomerUpdate) -> Customer:
+    row = await get_row(session, customer_id, lock=True)
+    for key, value in _profile(data).items():
+        setattr(row, key, value)
+    row.updated_at = await session.scalar(select(func.now()))
+    await session.flush()
+    return _to_schema(row, await _account_ids(session, customer_id))
+
+
+async def list_customers(session: AsyncSession, page_size: int | None, next_token: str | None) -> Page[Customer]:
+    size = check_page_size(page_size)
+    after = decode_token("customers", next_token)
+    stmt = select(CustomerRow).order_by(CustomerRow.seq).limit(size + 1)
+    if after:
+        stmt = stmt.where(CustomerRow.seq > int(after[0]))
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > size
+    rows = rows[:size]
+    accounts: dict[str, list[str]] = {row.id: [] for row in rows}
+    if rows:
+        for cid, aid in await session.execute(
+            select(AccountRow.customer_id, AccountRow.id)
+            .where(AccountRow.customer_id.in_(list(accounts)))
+            .order_by(AccountRow.seq)
+        ):
+            accounts[cid].append(aid)
+    token = encode_token("customers", [rows[-1].seq]) if more else None
+    return Page[Customer](data=[_to_schema(r, accounts[r.id]) for r in rows], nextToken=token)

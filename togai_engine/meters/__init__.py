@@ -1,0 +1,1 @@
+"""Usage meters: turn raw events into billable quantities (see README.md)."""

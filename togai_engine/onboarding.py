@@ -1,0 +1,32 @@
+"""Creating a customer together with its first account, in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts import service as accounts
+from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields
+from togai_engine.common.schemas import Model
+from togai_engine.customers import service as customers
+from togai_engine.customers.schemas import Customer, CustomerCreate
+
+
+class CustomerWithAccount(Model):
+    customer: Customer
+    account: Account | None = None
+
+
+async def create_customer_with_account(
+    session: AsyncSession, data: CustomerCreate, account: AccountFields | None, now: datetime
+) -> CustomerWithAccount:
+    customer, _ = await customers.create_customer(session, data)
+    created = None
+    if account is not None:
+        fields = account.model_dump(exclude_unset=True)
+        created, _ = await accounts.create_account(
+            session, AccountCreate(customerId=customer.id, **fields), now, prefix="account."
+        )
+        customer = await customers.get_customer(session, customer.id)
+    return CustomerWithAccount(customer=customer, account=created)

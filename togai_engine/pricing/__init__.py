@@ -1,0 +1,53 @@
+"""Pure pricing math: money rounding and rating of usage rate cards (no I/O, no clock)."""
+
+from togai_engine.pricing.money import (
+    DECIMAL_CONTEXT,
+    EXACT_CONTEXT,
+    currency_exponent,
+    is_known_currency,
+    minor_unit,
+    parse_decimal,
+    round_fraction,
+    round_money,
+)
+from togai_engine.pricing.rating import (
+    PRICE_TYPES,
+    PRICING_MODELS,
+    PriceType,
+    PricingModel,
+    RateCardCharge,
+    RatePlan,
+    RateValue,
+    Slab,
+    SlabCharge,
+    SlabRate,
+    minimum_commitment_true_up,
+    prorate_fixed_fee,
+    rate_usage,
+    validate_rate_plan,
+)
+
+__all__ = [
+    "DECIMAL_CONTEXT",
+    "EXACT_CONTEXT",
+    "PRICE_TYPES",
+    "PRICING_MODELS",
+    "PriceType",
+    "PricingModel",
+    "RateCardCharge",
+    "RatePlan",
+    "RateValue",
+    "Slab",
+    "SlabCharge",
+    "SlabRate",
+    "currency_exponent",
+    "is_known_currency",
+    "minimum_commitment_true_up",
+    "minor_unit",
+    "parse_decimal",
+    "prorate_fixed_fee",
+    "rate_usage",
+    "round_fraction",
+    "round_money",
+    "validate_rate_plan",
+]

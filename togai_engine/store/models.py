@@ -1,0 +1,9 @@
+"""Imports every domain's models so that Base.metadata is complete (for Alembic)."""
+
+from togai_engine.accounts import models as accounts_models  # noqa: F401
+from togai_engine.apikeys import models as apikeys_models  # noqa: F401
+from togai_engine.audit import models as audit_models  # noqa: F401
+from togai_engine.customers import models as customers_models  # noqa: F401
+from togai_engine.store.base import Base
+
+metadata = Base.metadata
