@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_server.app import AppContext
 from mcp_server.auth import Principal, current_principal
 from togai_engine.audit.service import record as record_audit
-from togai_engine.errors import EngineError, InvalidInput, PermissionDenied
+from togai_engine.errors import EngineError, InvalidInput
 
 log = logging.getLogger("togai_engine.tools")
 
@@ -46,6 +46,7 @@ class ToolSpec:
 
 
 TOOLS: list[ToolSpec] = []
+SPECS: dict[str, ToolSpec] = {}
 _current: contextvars.ContextVar[tuple[ToolSpec, dict[str, Any], Principal]] = contextvars.ContextVar("tool")
 
 
@@ -63,10 +64,7 @@ def tool(
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         async def run(*args: Any, **kwargs: Any) -> Any:
-            principal = current_principal()
-            if not principal.allows(scope):
-                raise ToolError(f"this API key lacks scope {scope!r}, required by {name}; "
-                                f"create a key with that scope (togai-engine keys create --scopes {scope})")
+            principal = check_scope(name)
             arguments = {k: v for k, v in kwargs.items() if not isinstance(v, Context)}
             token = _current.set((spec, arguments, principal))
             try:
@@ -101,9 +99,20 @@ def tool(
             ),
         )
         TOOLS.append(spec)
+        SPECS[name] = spec
         return fn
 
     return decorate
+
+
+def check_scope(tool_name: str) -> Principal:
+    """The caller, if it may call this tool; a tool error naming the missing scope otherwise."""
+    principal = current_principal()
+    spec = SPECS.get(tool_name)
+    if spec is not None and not principal.allows(spec.scope):
+        raise ToolError(f"this API key lacks scope {spec.scope!r}, required by {tool_name}; ask for a key "
+                        f"with that scope (togai-engine keys create --name ... --scopes {spec.scope})")
+    return principal
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -6,11 +6,12 @@ import importlib
 import importlib.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.app import AppContext
-from mcp_server.registry import register_all
+from mcp_server.registry import check_scope, register_all
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
 from togai_engine.store.database import Database
@@ -35,12 +36,19 @@ def load_tools() -> None:
             importlib.import_module(name)
 
 
+class TogaiServer(MCPServer[AppContext]):
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        # Scope first, before argument validation: a caller without the scope learns nothing else.
+        check_scope(name)
+        return await super().call_tool(name, arguments, context)
+
+
 def build_server(
     database: Database | Callable[[], AbstractAsyncContextManager[AppContext]],
     *,
     clock: Clock | None = None,
     **server_options: object,
-) -> MCPServer:
+) -> TogaiServer:
     """A server bound to a database (tests pass their own Database and a controllable clock)."""
     load_tools()
 
@@ -52,7 +60,7 @@ def build_server(
             async with database() as app:
                 yield app
 
-    server = MCPServer(
+    server = TogaiServer(
         "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, **server_options  # type: ignore[arg-type]
     )
     register_all(server)

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 from mcp import Client
 
 from mcp_server.server import build_server
@@ -27,6 +28,13 @@ from togai_engine.store.database import Database
 from togai_engine.store.models import metadata
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+
+# Database-backed properties are slower than pure ones: no per-example deadline, and fixtures
+# (a clean database) are shared by the examples of one test on purpose.
+settings.register_profile(
+    "togai", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "togai"))
 
 
 def _libpq(url: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from mcp import Client
 
 
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+async def call(client: Client, tool: str, /, **arguments: Any) -> dict[str, Any]:
     """Calls a tool that must succeed; returns its structured result."""
     result = await client.call_tool(tool, arguments)
     text = result.content[0].text if result.content else ""
@@ -16,7 +16,7 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     return result.structured_content
 
 
-async def call_error(client: Client, tool: str, **arguments: Any) -> str:
+async def call_error(client: Client, tool: str, /, **arguments: Any) -> str:
     """Calls a tool that must fail with a tool error; returns the error text."""
     result = await client.call_tool(tool, arguments)
     assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"

@@ -15,7 +15,6 @@ from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpd
 from togai_engine.onboarding import CustomerWithAccount, create_customer_with_account
 
 
-
 @tool("create_customer", scope="customers:write", idempotent=True, title="Create customer")
 async def create_customer(
     ctx: Context,

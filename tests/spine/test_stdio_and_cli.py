@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from mcp import Client, StdioServerParameters
-
 from conftest import hosted
+from mcp import Client, StdioServerParameters
 
 BIN = Path(sys.executable).parent / "togai-engine"
 

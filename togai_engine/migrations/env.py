@@ -15,9 +15,7 @@ config = context.config
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     # Time partitions of the events table are created by the engine ahead of time, not by models.
-    if type_ == "table" and reflected and compare_to is None and name and "_p20" in name:
-        return False
-    return True
+    return not (type_ == "table" and reflected and compare_to is None and name and "_p20" in name)
 
 
 def run_sync(connection: Any) -> None:

@@ -1,0 +1,33 @@
+"""Every mutating call leaves an audit record in its own transaction; failed calls leave none."""
+
+from __future__ import annotations
+
+from helpers import call, call_error
+
+
+async def test_mutations_are_audited_with_actor_arguments_and_ids(client):
+    await call(client, "create_customer", id="c1", name="Acme", account={"id": "a1", "name": "Main"})
+    await call(client, "update_account", accountId="a1", name="Renamed")
+    await call(client, "get_account", accountId="a1")  # reads are not audited
+    await call_error(client, "update_account", accountId="missing", name="X")  # failed: no record
+    log = await call(client, "list_audit_log")
+    records = log["data"]
+    assert [r["tool"] for r in records] == ["update_account", "create_customer"]
+    assert all(r["actor"] == "local" for r in records)
+    assert records[1]["changedIds"] == ["c1", "a1"]
+    assert records[1]["arguments"]["account"] == {"id": "a1", "name": "Main"}
+    assert records[0]["arguments"] == {"accountId": "a1", "name": "Renamed"} | {
+        k: v for k, v in records[0]["arguments"].items() if v is None
+    }
+    by_entity = await call(client, "list_audit_log", entityId="a1")
+    assert len(by_entity["data"]) == 2
+    only_updates = await call(client, "list_audit_log", tool="update_account")
+    assert [r["tool"] for r in only_updates["data"]] == ["update_account"]
+
+
+async def test_secrets_are_redacted():
+    from togai_engine.audit.service import redact
+
+    assert redact({"name": "n", "apiKey": "tge_x", "nested": [{"token": "t", "ok": 1}]}) == {
+        "name": "n", "apiKey": "[redacted]", "nested": [{"token": "[redacted]", "ok": 1}]
+    }

@@ -1,0 +1,125 @@
+"""The HTTP transport: API keys (401 without a valid one) and per-tool scopes, through real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import hosted
+from mcp_server.registry import SPECS
+from mcp_server.server import load_tools
+from togai_engine.apikeys.service import create_key, revoke_key
+
+BIN = Path(sys.executable).parent / "togai-engine"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def http_server(database_url: str, db) -> AsyncIterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOGAI_")}
+    env |= {"TOGAI_DATABASE_URL": database_url, "TOGAI_BILLING_INTERVAL_SECONDS": "0"}
+    proc = subprocess.Popen([str(BIN), "serve", "--transport", "http", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(150):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode()[-2000:]) from None
+                await asyncio.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def new_key(db, *scopes: str) -> str:
+    async with db.unit_of_work() as session:
+        return (await create_key(session, "test", list(scopes), datetime.now(UTC))).key
+
+
+def keyed_client(url: str, key: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return Client(streamable_http_client(url, http_client=http))
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def test_missing_wrong_and_revoked_keys_get_401(http_server, db):
+    good = await new_key(db, "customers:read")
+    async with httpx2.AsyncClient(timeout=30) as http:
+        assert (await http.post(http_server, json=INIT, headers=HEADERS)).status_code == 401
+        wrong = HEADERS | {"Authorization": "Bearer tge_000000000000_notthesecret"}
+        assert (await http.post(http_server, json=INIT, headers=wrong)).status_code == 401
+        tampered = HEADERS | {"Authorization": f"Bearer {good[:-2]}xx"}
+        assert (await http.post(http_server, json=INIT, headers=tampered)).status_code == 401
+        ok = HEADERS | {"Authorization": f"Bearer {good}"}
+        assert (await http.post(http_server, json=INIT, headers=ok)).status_code == 200
+        async with db.unit_of_work() as session:
+            await revoke_key(session, good.split("_")[1], datetime.now(UTC))
+        assert (await http.post(http_server, json=INIT, headers=ok)).status_code == 401
+
+
+async def test_foreign_host_header_is_refused(http_server, db):
+    key = await new_key(db, "*")
+    headers = HEADERS | {"Authorization": f"Bearer {key}", "Host": "evil.example:80"}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        response = await http.post(http_server, json=INIT, headers=headers)
+    assert response.status_code in (400, 403, 421)
+
+
+async def test_scope_is_named_in_the_refusal(http_server, db):
+    key = await new_key(db, "customers:read")
+    async with hosted(keyed_client(http_server, key)) as client:
+        listed = await client.call_tool("list_customers", {})
+        assert not listed.is_error
+        refused = await client.call_tool("create_customer", {"name": "Nope"})
+        assert refused.is_error
+        assert "lacks scope 'customers:write', required by create_customer" in refused.content[0].text
+    async with db.unit_of_work() as session:
+        from sqlalchemy import text
+
+        assert await session.scalar(text("select count(*) from customers")) == 0
+
+
+async def test_every_tool_refused_without_its_scope_and_allowed_with_it(http_server, db):
+    load_tools()
+    scopes = sorted({spec.scope for spec in SPECS.values()})
+    keys = {scope: await new_key(db, scope) for scope in scopes}
+    checked = 0
+    for scope in scopes:
+        async with hosted(keyed_client(http_server, keys[scope])) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert names == set(SPECS)
+            for name, spec in sorted(SPECS.items()):
+                result = await client.call_tool(name, {})
+                text = result.content[0].text if result.content else ""
+                if spec.scope == scope:
+                    assert "lacks scope" not in text, (name, text)
+                else:
+                    assert result.is_error and f"lacks scope '{spec.scope}', required by {name}" in text
+                checked += 1
+    assert checked == len(scopes) * len(SPECS)
+    print(f"scope matrix: {len(SPECS)} tools x {len(scopes)} scopes")
