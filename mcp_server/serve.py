@@ -7,6 +7,8 @@ from typing import Literal
 
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from mcp_server.server import build_server
 from togai_engine.settings import Settings
@@ -29,6 +31,11 @@ async def background_billing(db: Database, interval_seconds: int) -> None:
         await anyio.sleep(interval_seconds)
 
 
+async def health(_: Request) -> JSONResponse:
+    """Liveness for container healthchecks; carries no data, so it needs no key."""
+    return JSONResponse({"status": "ok"})
+
+
 async def serve(
     url: str,
     settings: Settings,
@@ -46,7 +53,8 @@ async def serve(
             else:
                 from mcp_server.http_auth import auth_options
 
-                server = build_server(db, **auth_options(db, host, port))
+                server = build_server(db, **auth_options(db, host, port, settings.api_key))
+                server.custom_route("/healthz", methods=["GET"])(health)
                 security = TransportSecuritySettings(
                     allowed_hosts=[h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip()],
                     allowed_origins=[o.strip() for o in settings.http_allowed_origins.split(",") if o.strip()],

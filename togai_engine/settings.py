@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         description="comma-separated Origin header values the HTTP transport accepts",
     )
     http_max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    api_key: str | None = Field(
+        default=None, min_length=24,
+        description="an extra HTTP API key with every scope, taken from the environment (for containers)",
+    )
 
     @field_validator("database_url")
     @classmethod

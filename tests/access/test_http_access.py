@@ -123,3 +123,52 @@ async def test_every_tool_refused_without_its_scope_and_allowed_with_it(http_ser
                 checked += 1
     assert checked == len(scopes) * len(SPECS)
     print(f"scope matrix: {len(SPECS)} tools x {len(scopes)} scopes")
+
+
+@pytest.fixture
+async def env_key_server(database_url: str, db) -> AsyncIterator[tuple[str, str]]:
+    port = free_port()
+    key = "container-secret-0123456789abcdef"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOGAI_")}
+    env |= {"TOGAI_DATABASE_URL": database_url, "TOGAI_BILLING_INTERVAL_SECONDS": "0", "TOGAI_API_KEY": key}
+    proc = subprocess.Popen([str(BIN), "serve", "--transport", "http", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx2.AsyncClient(timeout=5) as http:
+            for _ in range(150):
+                try:
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    await asyncio.sleep(0.1)
+        yield f"{base}/mcp", key
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def test_key_from_environment_and_health_route(env_key_server):
+    url, key = env_key_server
+    async with httpx2.AsyncClient(timeout=5) as http:
+        health = await http.get(url.replace("/mcp", "/healthz"))
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+    async with hosted(keyed_client(url, key)) as client:
+        result = await client.call_tool("create_customer", {"id": "from_container", "name": "Container"})
+        assert not result.is_error
+        log = await client.call_tool("list_audit_log", {})
+        assert log.structured_content["data"][0]["actor"] == "key:env"
+
+
+def test_compose_file_describes_postgres_and_the_http_server():
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "togai"}
+    assert services["togai"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"] and "healthcheck" in services["togai"]
+    command = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    assert '"--transport", "http"' in command
+    assert services["togai"]["environment"]["TOGAI_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert services["togai"]["ports"] == ["127.0.0.1:8000:8000"]

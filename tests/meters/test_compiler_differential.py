@@ -42,6 +42,7 @@ DATABASE_URL = os.environ.get("TOGAI_TEST_DATABASE_URL", "postgresql://postgres@
 )
 TEXTS = ["", "a", "b", "ab", "ba", "b a", "o'brien", "x\\y", "日本", "a;--", "Ab", ":p", "%s", "$1"]
 Draw = Callable[[st.SearchStrategy[Any]], Any]
+Meter = tuple[str, list[dict[str, Any]], list[tuple[int, Any, Any]]]
 
 
 def eighths(low: int, high: int) -> st.SearchStrategy[Decimal]:
@@ -103,14 +104,17 @@ def number_leaf(draw: Draw, null_ok: bool, arithmetic_operand: bool = False) -> 
     return number_literal(draw)
 
 
-def number_expr(draw: Draw, depth: int, null_ok: bool, arithmetic_operand: bool = False) -> Any:
-    """A number; null_ok: a null here would reach the computed value unchanged."""
+def number_expr(
+    draw: Draw, depth: int, null_ok: bool, arithmetic_operand: bool = False, division_ok: bool = True
+) -> Any:
+    """A number; null_ok: a null here would reach the computed value unchanged (and so may come
+    from "/"). A divisor never holds a "/": 0 vs a float's 1e-17 would be no value vs a huge one."""
     if depth <= 0 or draw(st.integers(0, 3)) == 0:
         return number_leaf(draw, null_ok, arithmetic_operand)
     operator = draw(st.sampled_from(["+", "-", "*", "min", "max", "%", "if", "and", "or", "/"]))
 
     def operand() -> Any:
-        return number_expr(draw, depth - 1, null_ok, arithmetic_operand=True)
+        return number_expr(draw, depth - 1, null_ok, arithmetic_operand=True, division_ok=division_ok)
 
     if operator in ("+", "min", "max"):
         return {operator: [operand() for _ in range(draw(st.integers(1, 3)))]}
@@ -126,19 +130,20 @@ def number_expr(draw: Draw, depth: int, null_ok: bool, arithmetic_operand: bool 
             divisor = var(draw, "number", "b")  # may be 0: no value
         return {"%": [dividend, divisor]}
     if operator == "if":
-        branches = [number_expr(draw, depth - 1, null_ok) for _ in range(2)]
+        branches = [number_expr(draw, depth - 1, null_ok, division_ok=division_ok) for _ in range(3)]
         args = [bool_expr(draw, depth - 1), branches[0]]
         if draw(st.booleans()):
-            args += [bool_expr(draw, depth - 1), number_expr(draw, depth - 1, null_ok)]
+            args += [bool_expr(draw, depth - 1), branches[2]]
         if not null_ok or draw(st.booleans()):
             args.append(branches[1])  # without an else, "if" gives null
         return {"if": args}
     if operator in ("and", "or"):
         # The deciding operand is returned: they must not hide a null behind its falsiness.
         return {operator: [number_expr(draw, depth - 1, False) for _ in range(draw(st.integers(2, 3)))]}
-    if not null_ok:
+    if not (null_ok and division_ok):
         return number_leaf(draw, null_ok, arithmetic_operand)
-    return {"/": [operand(), operand()]}
+    divisor = number_expr(draw, depth - 1, null_ok, arithmetic_operand=True, division_ok=False)
+    return {"/": [operand(), divisor]}
 
 
 def text_expr(draw: Draw, depth: int) -> Any:
@@ -202,70 +207,59 @@ def bool_expr(draw: Draw, depth: int) -> Any:
 
 
 @st.composite
-def meters(draw: Draw) -> tuple[str, list[dict[str, Any]]]:
+def meters(draw: Draw) -> Meter:
+    """A meter as the compiler gets it, plus each computation's (order, matcher, computation)
+    as JSON Logic for the oracle (matcher None = absent)."""
     aggregation = draw(st.sampled_from(["SUM", "SUM", "COUNT"]))
     count = draw(st.integers(1, 3))
-    orders = draw(st.permutations(list(range(1, count + 1))))
-    computations = []
-    for order in orders:
-        entry: dict[str, Any] = {"order": order * 10}
-        if draw(st.integers(0, 4)) > 0:
-            entry["matcher"] = bool_expr(draw, 3)
+    computations: list[dict[str, Any]] = []
+    oracle: list[tuple[int, Any, Any]] = []
+    for order in draw(st.permutations([10 * i for i in range(1, count + 1)])):
+        entry: dict[str, Any] = {"order": order}
+        matcher = bool_expr(draw, 3) if draw(st.integers(0, 4)) > 0 else None
+        as_text = draw(st.booleans())  # Togai sends JSON text; parsed objects are accepted too
+        if matcher is not None:
+            entry["matcher"] = json.dumps(matcher) if as_text else matcher
+        computation: Any = 1
         if aggregation == "SUM":
-            entry["computation"] = draw(
-                st.sampled_from(["expression", "expression", "name", "number"]).map(
-                    lambda form: {
-                        "expression": lambda: number_expr(draw, 3, True),
-                        "name": lambda: draw(st.sampled_from(["a", "c", "m", "attributes.b", "attribute.m"])),
-                        "number": lambda: str(number_literal(draw)),
-                    }[form]()
-                )
-            )
-        if draw(st.booleans()):  # Togai sends JSON text; parsed objects are accepted too
-            entry = {k: json.dumps(v) if k != "order" and not isinstance(v, str) else v for k, v in entry.items()}
-            if "matcher" in entry and isinstance(entry["matcher"], str) and not entry["matcher"].startswith(("{", "[")):
-                entry["matcher"] = json.dumps(entry["matcher"])
+            form = draw(st.sampled_from(["expression", "expression", "expression", "name", "number"]))
+            if form == "expression":
+                computation = number_expr(draw, 3, null_ok=True)
+                entry["computation"] = json.dumps(computation) if as_text else computation
+            elif form == "name":
+                name = draw(st.sampled_from(["a", "c", "m", "attributes.b", "attribute.m"]))
+                entry["computation"] = name
+                computation = {"var": name if "." in name else f"attributes.{name}"}
+            else:
+                entry["computation"] = str(number_literal(draw))  # "2.5"
+                computation = json.loads(entry["computation"])
+        elif draw(st.booleans()):
+            entry["computation"] = "1"
         computations.append(entry)
-    return aggregation, computations
+        oracle.append((order, matcher, computation))
+    return aggregation, computations, oracle
 
 
 # ---------------------------------------------------------------- oracle
 
 
-def parsed(raw: Any) -> Any:
-    return json.loads(raw) if isinstance(raw, str) and raw[:1] in "{[\"tf" or raw in ("true", "false") else raw
-
-
-def expected_value(aggregation: str, computations: list[dict[str, Any]], data: dict[str, Any]) -> Any:
+def expected_value(oracle: list[tuple[int, Any, Any]], data: dict[str, Any]) -> Any:
     """The first computation (by order) whose matcher is truthy or absent gives the value."""
-    for entry in sorted(computations, key=lambda e: e["order"]):
-        if "matcher" in entry and not jsonLogic(parsed(entry["matcher"]), data):
+    for _, matcher, computation in sorted(oracle, key=lambda entry: entry[0]):
+        if matcher is not None and not jsonLogic(matcher, data):
             continue
-        if aggregation == "COUNT":
-            return 1
-        computation = entry["computation"]
-        if isinstance(computation, str) and not computation.startswith("{"):
-            try:
-                return json.loads(computation)  # "2.5"
-            except json.JSONDecodeError:
-                name = computation if "." in computation else f"attributes.{computation}"
-                computation = {"var": name}
         try:
-            return jsonLogic(parsed(computation), data)
+            return jsonLogic(computation, data)
         except (TypeError, ZeroDivisionError):
             return None  # qubit raises where JSON Logic's null arithmetic gives no value
     return None
-
-
-def uses_division(computations: list[dict[str, Any]]) -> bool:
-    return any('"/"' in json.dumps(e.get("computation", "")) or '\\"/\\"' in json.dumps(e) for e in computations)
 
 
 def agrees(sql: Decimal | None, oracle: Any, tolerant: bool) -> bool:
     if oracle is None or sql is None:
         return oracle is None and sql is None
     assert not isinstance(oracle, bool) and isinstance(oracle, (int, float)), oracle
-    exact = Decimal(oracle)  # exact binary value of the float
+    exact = Decimal(oracle)  # the float's exact binary value
     if not tolerant:
         return sql == exact
     return abs(sql - exact) <= Decimal("1e-9") * max(Decimal(1), abs(sql))
@@ -294,11 +288,9 @@ async def conn() -> AsyncIterator[asyncpg.Connection]:
 )
 @given(meter=meters(), batch=st.lists(events(), min_size=1, max_size=5))
 async def test_compiled_meter_agrees_with_json_logic(
-    conn: asyncpg.Connection,
-    meter: tuple[str, list[dict[str, Any]]],
-    batch: list[tuple[dict[str, str], dict[str, str]]],
+    conn: asyncpg.Connection, meter: Meter, batch: list[tuple[dict[str, str], dict[str, str]]]
 ) -> None:
-    aggregation, computations = meter
+    aggregation, computations, oracle = meter
     compiled = compile_meter(aggregation, computations)
     await conn.execute("TRUNCATE differential_events")
     await conn.executemany(
@@ -306,10 +298,11 @@ async def test_compiled_meter_agrees_with_json_logic(
         [(json.dumps(a), json.dumps(d)) for a, d in batch],
     )
     rows = await conn.fetch(f"SELECT {compiled.value_sql} FROM differential_events AS e ORDER BY e.id")
-    tolerant = uses_division(computations)
+    # Only "/" makes the float oracle inexact (see the module docstring).
+    tolerant = '"/"' in json.dumps([computation for _, _, computation in oracle])
     for (attributes, dimensions), row in zip(batch, rows, strict=True):
-        oracle = expected_value(aggregation, computations, oracle_data(attributes, dimensions))
-        assert agrees(row[0], oracle, tolerant), (
-            f"SQL gave {row[0]!r}, JSON Logic gave {oracle!r}\nevent: {attributes} {dimensions}\n"
+        expected = expected_value(oracle, oracle_data(attributes, dimensions))
+        assert agrees(row[0], expected, tolerant), (
+            f"SQL gave {row[0]!r}, JSON Logic gave {expected!r}\nevent: {attributes} {dimensions}\n"
             f"meter: {aggregation} {json.dumps(computations)}\nsql: {compiled.value_sql}"
         )

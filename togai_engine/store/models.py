@@ -5,5 +5,6 @@ from togai_engine.apikeys import models as apikeys_models  # noqa: F401
 from togai_engine.audit import models as audit_models  # noqa: F401
 from togai_engine.customers import models as customers_models  # noqa: F401
 from togai_engine.store.base import Base
+from togai_engine.wallets import models as wallets_models  # noqa: F401
 
 metadata = Base.metadata

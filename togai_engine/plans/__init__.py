@@ -1,0 +1,1 @@
+"""Price plans (immutable, with rate cards) and their association with accounts over time."""

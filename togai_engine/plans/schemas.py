@@ -1,0 +1,290 @@
+"""Price plan shapes (Togai field names). One set of models serves as input and as stored content.
+
+Numbers arrive as JSON numbers or decimal strings and become `Decimal` (never float); they are
+returned as decimal strings. Structural checks live here; rules that need the whole plan (slab
+order, a rate per supported currency, meters that exist, unique card names) live in validation.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PrivateAttr
+
+from togai_engine.common.schemas import Model
+from togai_engine.cycles import CycleConfig
+from togai_engine.errors import InvalidInput
+from togai_engine.pricing import RatePlan, RateValue, Slab, SlabRate, parse_decimal
+
+
+def _to_decimal(value: Any) -> Decimal:
+    try:
+        return parse_decimal(value, "")
+    except InvalidInput as exc:
+        raise ValueError(exc.reason) from None
+
+
+def _to_code(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+DecimalValue = Annotated[Decimal, BeforeValidator(_to_decimal)]
+CurrencyCode = Annotated[str, BeforeValidator(_to_code), Field(description="ISO 4217 code, e.g. USD")]
+CardName = Annotated[str | None, Field(
+    default=None, max_length=50,
+    description="unique within the plan; generated from the meter, feature or id when omitted")]
+InvoiceTiming = Literal["IN_ADVANCE", "IN_ARREARS"]
+RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT"]
+
+
+# --- pricing cycle ------------------------------------------------------------------------------
+
+
+class StartOffset(Model):
+    dayOffset: str | int | None = Field(
+        default=None, description='"1"-"31" or "LAST" ("1"-"7" for WEEKLY, 1 = Monday); default "1"')
+    monthOffset: str | int | None = Field(
+        default=None, description='month of the quarter/half/year the cycle starts in ("1".., FIRST, LAST); '
+                                  'omit or "NIL" for MONTHLY and WEEKLY')
+
+
+class PricingCycleConfigInput(Model):
+    interval: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "HALF_YEARLY", "ANNUALLY"] = "MONTHLY"
+    startOffset: StartOffset | None = None
+    gracePeriod: int = Field(default=0, description="days after the cycle end during which late events still "
+                                                    "count; the invoice becomes DUE when it ends")
+    anniversaryCycle: bool = Field(default=False, description="cycles start on the day the plan was attached")
+
+
+# --- usage rate cards ---------------------------------------------------------------------------
+
+
+class SlabConfig(Model):
+    packageSize: DecimalValue | None = Field(default=None, description="units per package (PACKAGE slabs)")
+
+
+class SlabInput(Model):
+    order: int = Field(description="1, 2, 3 ... in ascending order; joins the slab to its slabRates")
+    startAfter: DecimalValue = Field(description="the slab covers quantities above this, up to the next "
+                                                 "slab's startAfter; the first slab starts after 0")
+    priceType: Literal["PER_UNIT", "FLAT", "PACKAGE"]
+    slabConfig: SlabConfig | None = None
+
+
+class RatePlanInput(Model):
+    pricingModel: Literal["TIERED", "VOLUME"] = Field(
+        description="TIERED charges each slab for its own part; VOLUME charges all units at the slab holding the total")
+    slabs: list[SlabInput] = Field(min_length=1, max_length=100)
+
+
+class SlabRateInput(Model):
+    order: int
+    rate: DecimalValue = Field(description="per unit (PER_UNIT), per package (PACKAGE) or once (FLAT)")
+    flatRate: DecimalValue | None = Field(default=None, description="charged once when usage enters the slab")
+
+
+class RateConfig(Model):
+    minimumRate: DecimalValue | None = Field(default=None, description="the card's amount per cycle is at least this")
+    maximumRate: DecimalValue | None = Field(default=None, description="the card's amount per cycle is at most this")
+
+
+class UsageRateValue(Model):
+    currency: CurrencyCode
+    slabRates: list[SlabRateInput] = Field(min_length=1)
+    rateConfig: RateConfig | None = None
+
+
+class UsageRateCard(Model):
+    name: CardName = None
+    displayName: str | None = Field(default=None, max_length=255)
+    usageMeterId: str
+    ratePlan: RatePlanInput
+    rateValues: list[UsageRateValue] = Field(min_length=1, description="one per supported currency")
+
+
+# --- other rate cards ---------------------------------------------------------------------------
+
+
+class CurrencyRate(Model):
+    currency: CurrencyCode
+    rate: DecimalValue
+
+
+class FixedFeeRateCard(Model):
+    id: str | None = Field(default=None, max_length=50, description="your id for the fee (Togai's addon id)")
+    name: CardName = None
+    displayName: str | None = Field(default=None, max_length=255)
+    rateValues: list[CurrencyRate] = Field(min_length=1, description="the fee per cycle, one per supported currency")
+    invoiceTiming: InvoiceTiming = Field(
+        default="IN_ARREARS", description="both are billed on the invoice of the cycle they cover (see README)")
+    enableProration: bool = Field(default=False, description="charge a partial period by its share of the cycle")
+
+
+class FeatureConfig(Model):
+    featureCreditLimit: DecimalValue = Field(description="units of the feature allowed per cycle")
+
+
+class BillingEntitlementRateCard(Model):
+    name: CardName = None
+    featureId: str = Field(max_length=50)
+    displayName: str | None = Field(default=None, max_length=255)
+    usageMeterId: str | None = Field(default=None, description="meter whose usage consumes the feature")
+    featureConfigs: list[FeatureConfig] = Field(min_length=1, max_length=1)
+
+
+class GrantDetails(Model):
+    priority: int = Field(default=0, description="lower numbers are used first")
+    expiryType: Literal["PRICING_CYCLE", "NO_EXPIRY", "CUSTOM"] = "PRICING_CYCLE"
+    expiryDuration: str | None = Field(default=None, description="ISO 8601 duration such as P30D; CUSTOM only")
+
+
+class CreditGrantRateValue(Model):
+    currency: CurrencyCode
+    creditAmount: DecimalValue = Field(description="credits granted each cycle in this currency")
+
+
+class CreditGrantRateCard(Model):
+    id: str | None = Field(default=None, max_length=50)
+    name: CardName = None
+    displayName: str | None = Field(default=None, max_length=255)
+    grantDetails: GrantDetails = Field(default_factory=GrantDetails)
+    rateValues: list[CreditGrantRateValue] = Field(min_length=1, description="one per supported currency")
+
+
+class MinimumCommitment(Model):
+    displayName: str = Field(default="Minimum commitment", max_length=255)
+    rateValues: list[CurrencyRate] = Field(min_length=1, description="the committed amount per cycle, per currency")
+
+
+class RateCards(Model):
+    usageRateCards: list[UsageRateCard] = Field(default_factory=list)
+    fixedFeeRateCards: list[FixedFeeRateCard] = Field(default_factory=list)
+    billingEntitlementRateCards: list[BillingEntitlementRateCard] = Field(default_factory=list)
+    creditGrantRateCards: list[CreditGrantRateCard] = Field(default_factory=list)
+    minimumCommitment: MinimumCommitment | None = None
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+class PricePlanCreate(Model):
+    name: str = Field(min_length=1, max_length=50)
+    description: str | None = Field(default=None, max_length=255)
+    pricingCycleConfig: PricingCycleConfigInput
+    supportedCurrencies: list[CurrencyCode] = Field(default_factory=lambda: ["USD"], min_length=1, max_length=20)
+    rateCards: RateCards = Field(default_factory=RateCards)
+
+
+class UsagePricing:
+    """A usage rate card in the rating core's terms: the slab shape and the rates per currency."""
+
+    __slots__ = ("card", "rate_plan", "rate_values")
+
+    def __init__(self, card: UsageRateCard) -> None:
+        self.card = card
+        self.rate_plan = to_rate_plan(card.ratePlan)
+        self.rate_values = {value.currency: to_rate_value(value) for value in card.rateValues}
+
+
+class PricePlan(Model):
+    """A stored plan. Immutable: attach another plan to change an account's pricing."""
+
+    id: str
+    name: str
+    description: str | None = None
+    status: Literal["ACTIVE"] = "ACTIVE"
+    pricingCycleConfig: PricingCycleConfigInput
+    supportedCurrencies: list[str]
+    rateCards: RateCards
+    createdAt: datetime
+
+    _cycle: CycleConfig | None = PrivateAttr(default=None)
+    _usage: list[UsagePricing] | None = PrivateAttr(default=None)
+
+    @property
+    def cycle_config(self) -> CycleConfig:
+        if self._cycle is None:
+            self._cycle = CycleConfig.parse(self.pricingCycleConfig.model_dump(exclude_none=True))
+        return self._cycle
+
+    @property
+    def usage_pricing(self) -> list[UsagePricing]:
+        """The usage rate cards converted once for the rating core (plans never change)."""
+        if self._usage is None:
+            self._usage = [UsagePricing(card) for card in self.rateCards.usageRateCards]
+        return self._usage
+
+    # Shortcuts so other domains can write plan.creditGrantRateCards etc.
+    @property
+    def usageRateCards(self) -> list[UsageRateCard]:
+        return self.rateCards.usageRateCards
+
+    @property
+    def fixedFeeRateCards(self) -> list[FixedFeeRateCard]:
+        return self.rateCards.fixedFeeRateCards
+
+    @property
+    def billingEntitlementRateCards(self) -> list[BillingEntitlementRateCard]:
+        return self.rateCards.billingEntitlementRateCards
+
+    @property
+    def creditGrantRateCards(self) -> list[CreditGrantRateCard]:
+        return self.rateCards.creditGrantRateCards
+
+    @property
+    def minimumCommitment(self) -> MinimumCommitment | None:
+        return self.rateCards.minimumCommitment
+
+
+class PricePlanSummary(Model):
+    id: str
+    name: str
+    description: str | None = None
+    status: Literal["ACTIVE"] = "ACTIVE"
+    pricingCycleConfig: PricingCycleConfigInput
+    supportedCurrencies: list[str]
+    rateCardCount: int
+    createdAt: datetime
+
+
+class RateCardInfo(Model):
+    """One rate card of a plan, as list_rate_cards shows it."""
+
+    name: str
+    type: RateCardType
+    displayName: str
+    pricePlanId: str
+    usageMeterId: str | None = None
+    featureId: str | None = None
+    currencies: list[str]
+    rateCard: dict[str, Any] = Field(description="the card exactly as stored")
+
+
+# --- conversion to the rating core --------------------------------------------------------------
+
+
+def to_rate_plan(plan: RatePlanInput) -> RatePlan:
+    return RatePlan(
+        pricing_model=plan.pricingModel,
+        slabs=tuple(
+            Slab(
+                order=slab.order,
+                start_after=slab.startAfter,
+                price_type=slab.priceType,
+                package_size=slab.slabConfig.packageSize if slab.slabConfig else None,
+            )
+            for slab in plan.slabs
+        ),
+    )
+
+
+def to_rate_value(value: UsageRateValue) -> RateValue:
+    config = value.rateConfig
+    return RateValue(
+        currency=value.currency,
+        slab_rates=tuple(SlabRate(order=r.order, rate=r.rate, flat_rate=r.flatRate) for r in value.slabRates),
+        minimum_rate=config.minimumRate if config else None,
+        maximum_rate=config.maximumRate if config else None,
+    )

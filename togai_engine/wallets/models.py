@@ -1,0 +1,108 @@
+"""Wallet tables: one lock row per account, credit grants, and the append-only ledger.
+
+Nothing here stores a balance: the balance is the sum of `wallet_entries`, a grant's remaining
+amount is the sum of its own entries. Rows are only ever inserted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from togai_engine.store.base import Base
+
+GRANT = "GRANT"
+APPLICATION = "APPLICATION"
+REVERSAL = "REVERSAL"
+EXPIRY = "EXPIRY"
+ENTRY_KINDS = (GRANT, APPLICATION, REVERSAL, EXPIRY)
+
+MANUAL = "MANUAL"
+RATE_CARD = "RATE_CARD"
+
+
+class WalletRow(Base):
+    """One row per account that ever had credit: the row every wallet writer locks (FOR UPDATE)."""
+
+    __tablename__ = "wallets"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CreditGrantRow(Base):
+    """A credit grant: immutable once written; what is left of it is derived from the ledger."""
+
+    __tablename__ = "credit_grants"
+    __table_args__ = (
+        UniqueConstraint("account_id", "idempotency_key", name="uq_credit_grants_account_idempotency_key"),
+        # A credit-grant rate card issues at most one grant per account and cycle start.
+        UniqueConstraint("account_id", "grantor_id", "cycle_start", name="uq_credit_grants_account_grantor_cycle"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("priority >= 0", name="priority_not_negative"),
+        CheckConstraint("effective_until IS NULL OR effective_until > effective_from", name="window_not_empty"),
+        CheckConstraint("source IN ('MANUAL', 'RATE_CARD')", name="source_known"),
+        Index("ix_credit_grants_account_seq", "account_id", "seq"),
+    )
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("wallets.account_id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    purpose: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer)
+    effective_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    effective_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    grantor_id: Mapped[str | None] = mapped_column(Text)  # "<pricePlanId>:<rate card>" for rate-card grants
+    cycle_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WalletEntryRow(Base):
+    """One ledger line, signed: GRANT +, APPLICATION - (to an invoice), REVERSAL + (undoes one
+    APPLICATION, at most once), EXPIRY (takes an expired grant's remainder to zero)."""
+
+    __tablename__ = "wallet_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('GRANT', 'APPLICATION', 'REVERSAL', 'EXPIRY')", name="kind_known"),
+        CheckConstraint(
+            "(kind = 'GRANT' AND amount > 0)"
+            " OR (kind = 'APPLICATION' AND amount < 0 AND invoice_id IS NOT NULL)"
+            " OR (kind = 'REVERSAL' AND amount > 0 AND reverses_entry_id IS NOT NULL)"
+            " OR (kind = 'EXPIRY' AND amount <> 0)",
+            name="sign_matches_kind",
+        ),
+        Index("ix_wallet_entries_account_at", "account_id", "at"),
+        Index("ix_wallet_entries_grant", "grant_id"),
+        Index("ix_wallet_entries_invoice", "invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("wallets.account_id"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("credit_grants.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Text, not a foreign key: the wallet must not depend on the invoices table's shape.
+    invoice_id: Mapped[str | None] = mapped_column(String(64))
+    reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("wallet_entries.id"), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
