@@ -115,6 +115,20 @@ def check_scope(tool_name: str) -> Principal:
     return principal
 
 
+def reject_unstorable_text(value: Any, path: str = "") -> None:
+    """PostgreSQL text cannot hold NUL characters: refuse them up front, naming the field."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ToolError(f"{path or 'input'}: contains a NUL character (\\u0000), which cannot be stored; remove it")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_unstorable_text(key, path)
+            reject_unstorable_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            reject_unstorable_text(item, f"{path}[{i}]")
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:

@@ -268,8 +268,10 @@ def test_compiled_sql_never_carries_raw_user_text(value: str) -> None:
     except InvalidInput:
         assert any(0xD800 <= ord(c) <= 0xDFFF for c in value)
         return
-    outside_literals = re.sub(r"E?'(?:[^'])*'", "''", meter.value_sql)
-    assert not set(outside_literals) & set(";:%?$\\")
+    # Driver placeholder markers never appear, not even inside literals (they are escaped there).
+    assert not set(meter.value_sql) & set(":%?$")
+    outside_literals = re.sub(r"E?'[^']*'", "''", meter.value_sql)
+    assert not set(outside_literals) & set(";\\")
     assert "--" not in outside_literals
 
 
@@ -422,6 +424,34 @@ async def test_truthiness_follows_json_logic(conn: asyncpg.Connection) -> None:
     ]
     chained = sum_meter({"if": [{"<": [{"var": "attributes.n"}, 0.005]}, 1, {"var": "dimensions.s"}, 2, 3]})
     assert await values(conn, chained, events) == [Decimal("1"), Decimal("2"), Decimal("3")]
+
+
+async def test_arithmetic_between_and_if_without_else(conn: asyncpg.Connection) -> None:
+    events: list[Event] = [({"n": "4"}, {}), ({"n": "10"}, {}), ({"n": "12.5"}, {})]
+    # 10 - n: 6, 0, -2.5; and unary minus.
+    assert await values(conn, sum_meter({"-": [10, {"var": "attributes.n"}]}), events) == [
+        Decimal("6"),
+        Decimal("0"),
+        Decimal("-2.5"),
+    ]
+    assert await values(conn, sum_meter({"-": {"var": "attributes.n"}}), events[:1]) == [Decimal("-4")]
+    # Between: 4 < n < 12.5 holds for 10 only; 4 <= n <= 12.5 for all three.
+    assert await values(conn, count_meter({"<": [4, {"var": "attributes.n"}, 12.5]}), events) == [
+        None,
+        Decimal("1"),
+        None,
+    ]
+    assert await values(conn, count_meter({"<=": [4, {"var": "attributes.n"}, 12.5]}), events) == [Decimal("1")] * 3
+    # "if" without an else has no value when no condition holds.
+    no_else = sum_meter({"if": [{">": [{"var": "attributes.n"}, 5]}, {"var": "attributes.n"}]})
+    assert await values(conn, no_else, events) == [None, Decimal("10"), Decimal("12.5")]
+
+
+def test_text_order_is_by_code_point_whatever_the_database_collation() -> None:
+    # The test database may itself use C collation, so check the SQL as well as the results.
+    sql = count_meter({">=": [{"var": "dimensions.z"}, "a"]}).value_sql
+    assert 'COLLATE "C"' in sql
+    assert 'COLLATE "C"' not in count_meter({">=": [{"var": "attributes.z"}, 1]}).value_sql
 
 
 async def test_text_comparisons_substring_and_cat(conn: asyncpg.Connection) -> None:

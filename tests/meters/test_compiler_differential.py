@@ -31,10 +31,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from json_logic import jsonLogic
 
+from togai_engine.errors import InvalidInput
 from togai_engine.meters.compiler import compile_meter
 
 DATABASE_URL = os.environ.get("TOGAI_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test").replace(
@@ -143,6 +144,8 @@ def number_expr(
     if not (null_ok and division_ok):
         return number_leaf(draw, null_ok, arithmetic_operand)
     divisor = number_expr(draw, depth - 1, null_ok, arithmetic_operand=True, division_ok=False)
+    if not isinstance(divisor, dict) and Decimal(divisor) == 0:
+        divisor = 1  # dividing by a literal 0 is a compile-time error, tested on its own
     return {"/": [operand(), divisor]}
 
 
@@ -181,8 +184,13 @@ def bool_expr(draw: Draw, depth: int) -> Any:
     if choice == 2:
         return {draw(st.sampled_from(["<", "<="])): [comparable(draw, kind, depth - 1) for _ in range(3)]}
     if choice == 3:
-        missing = var(draw, kind, "m" if kind == "number" else "opt")
-        return {draw(st.sampled_from(["==", "!="])): draw(st.permutations([missing, None]))}
+        # Missing values against null and each other: == treats them as equal, <= as "< or ==".
+        maybe_missing = "m" if kind == "number" else "opt"
+        operator = draw(st.sampled_from(["==", "!=", "===", "!==", "<", "<=", ">", ">="]))
+        pool = [var(draw, kind, maybe_missing), var(draw, kind, maybe_missing), comparable(draw, kind, 0)]
+        if operator in ("==", "!=", "===", "!=="):
+            pool.append(None)
+        return {operator: [draw(st.sampled_from(pool)), draw(st.sampled_from(pool))]}
     if choice == 4:
         if kind == "number":
             items = [number_literal(draw, 0, 16) for _ in range(draw(st.integers(0, 4)))]
@@ -282,7 +290,7 @@ async def conn() -> AsyncIterator[asyncpg.Connection]:
 
 
 @settings(
-    max_examples=400,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -291,7 +299,12 @@ async def test_compiled_meter_agrees_with_json_logic(
     conn: asyncpg.Connection, meter: Meter, batch: list[tuple[dict[str, str], dict[str, str]]]
 ) -> None:
     aggregation, computations, oracle = meter
-    compiled = compile_meter(aggregation, computations)
+    try:
+        compiled = compile_meter(aggregation, computations)
+    except InvalidInput as error:
+        # A divisor that is a constant 0, e.g. {"min": ["0"]}, is refused at compile time.
+        assert "divides by the literal 0" in error.reason, error
+        reject()
     await conn.execute("TRUNCATE differential_events")
     await conn.executemany(
         "INSERT INTO differential_events (attributes, dimensions) VALUES ($1::jsonb, $2::jsonb)",

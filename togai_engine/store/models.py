@@ -3,7 +3,12 @@
 from togai_engine.accounts import models as accounts_models  # noqa: F401
 from togai_engine.apikeys import models as apikeys_models  # noqa: F401
 from togai_engine.audit import models as audit_models  # noqa: F401
+from togai_engine.billing import models as billing_models  # noqa: F401
 from togai_engine.customers import models as customers_models  # noqa: F401
+from togai_engine.events import models as events_models  # noqa: F401
+from togai_engine.invoices import models as invoices_models  # noqa: F401
+from togai_engine.meters import models as meters_models  # noqa: F401
+from togai_engine.plans import models as plans_models  # noqa: F401
 from togai_engine.store.base import Base
 from togai_engine.wallets import models as wallets_models  # noqa: F401
 

@@ -103,6 +103,6 @@ class WalletEntryRow(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Text, not a foreign key: the wallet must not depend on the invoices table's shape.
-    invoice_id: Mapped[str | None] = mapped_column(String(64))
+    invoice_id: Mapped[str | None] = mapped_column(String(50))
     reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("wallet_entries.id"), unique=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

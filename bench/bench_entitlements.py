@@ -1,0 +1,152 @@
+"""check_entitlement latency at engine level, for an account with many events in its cycle.
+
+    TOGAI_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres \
+        .venv/bin/python bench/bench_entitlements.py [--events 1000000] [--checks 3000]
+
+Creates a throwaway database, sets up a plan with a metered feature (COUNT meter, limit 10^9) through
+the MCP tools, loads the events with the engine's bulk import (rollups maintained as in production),
+then times `entitlements.service.check_entitlement` and prints p50/p99 with the event count.
+
+Side by side in the same run:
+- engine, in one open transaction: the service call alone (the goal: p99 <= 2 ms);
+- engine, one unit of work per check: what a tool call pays (adds BEGIN/COMMIT round trips);
+- baseline: the same usage counted from raw events (no rollups) - what the rollups save;
+- floor: `SELECT 1`, one round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from mcp import Client
+
+from mcp_server.server import build_server
+from togai_engine.common.clock import FixedClock
+from togai_engine.entitlements.service import check_entitlement
+from togai_engine.events.bulk import import_events
+from togai_engine.store import migrate
+from togai_engine.store.database import Database, raw_connection
+
+CYCLE_START = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 1, 31, tzinfo=UTC)
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_libpq(_with_database(url, "postgres")))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _tool(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    if result.is_error:
+        raise RuntimeError(f"{tool}: {result.content[0].text}")
+    return result.structured_content or {}
+
+
+async def _setup(db: Database, clock: FixedClock) -> None:
+    async with Client(build_server(db, clock=clock)) as client:
+        meter = await _tool(client, "create_usage_meter", name="api calls", eventSchemaName="api", aggregation="COUNT")
+        plan = await _tool(client, "create_price_plan", name="Bench", pricingCycleConfig={
+            "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
+            rateCards={"billingEntitlementRateCards": [
+                {"featureId": "api", "usageMeterId": meter["id"], "featureConfigs": [{"featureCreditLimit": "1e9"}]}]})
+        await _tool(client, "create_customer", id="cust_bench", name="Bench", account={
+            "id": "acc_bench", "name": "Bench", "pricePlanId": plan["id"],
+            "effectiveFrom": CYCLE_START.isoformat()})
+
+
+async def _events(count: int) -> AsyncIterator[dict[str, Any]]:
+    span = (NOW - CYCLE_START).total_seconds()
+    for n in range(count):
+        moment = CYCLE_START + timedelta(seconds=span * n / count)
+        yield {"id": f"e{n}", "schemaName": "api", "timestamp": moment.isoformat(), "accountId": "acc_bench",
+               "attributes": {}}
+
+
+async def _time(label: str, runs: int, once: Callable[[], Awaitable[Any]]) -> None:
+    for _ in range(min(200, runs)):  # warm up: connection, statement caches, buffers
+        await once()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter_ns()
+        await once()
+        samples.append((time.perf_counter_ns() - started) / 1e6)
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    print(f"  {label:<46} p50 {statistics.median(samples):7.3f} ms   p99 {p99:7.3f} ms   ({runs} runs)")
+
+
+async def _bench(url: str, events: int, checks: int) -> None:
+    db = Database(url, pool_size=4)
+    clock = FixedClock(NOW)
+    try:
+        await _setup(db, clock)
+        started = time.perf_counter()
+        summary = await import_events(db, _events(events), clock=clock, concurrency=4)
+        print(f"loaded {summary.accepted} events in {time.perf_counter() - started:.1f} s")
+        async with db.unit_of_work() as session:
+            conn = await raw_connection(session)
+            stored = await conn.fetchval("SELECT count(*) FROM events WHERE account_id = 'acc_bench'")
+            result = await check_entitlement(session, "acc_bench", "api", Decimal(1), NOW)
+        assert result.used == Decimal(events) and result.entitled, result
+        print(f"check_entitlement for an account with {stored} events in its cycle (used = {result.used}):")
+
+        async with db.unit_of_work() as session:
+            await _time("engine: service call (open transaction)", checks,
+                        lambda: check_entitlement(session, "acc_bench", "api", Decimal(1), NOW))
+
+        async def unit_of_work() -> None:
+            async with db.unit_of_work() as s:
+                await check_entitlement(s, "acc_bench", "api", Decimal(1), NOW)
+
+        await _time("engine: one unit of work per check", checks, unit_of_work)
+        async with db.unit_of_work() as session:
+            conn = await raw_connection(session)
+            await _time("baseline: count raw events (no rollups)", max(20, checks // 100), lambda: conn.fetchval(
+                "SELECT count(*) FROM events WHERE account_id = $1 AND schema_name = 'api' "
+                "AND event_time >= $2 AND event_time < $3", "acc_bench", CYCLE_START, NOW))
+            await _time("floor: SELECT 1", checks, lambda: conn.fetchval("SELECT 1"))
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--checks", type=int, default=3000)
+    args = parser.parse_args()
+    server = os.environ.get("TOGAI_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    name = f"togai_bench_ent_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server, name)
+    try:
+        migrate.upgrade(url)
+        asyncio.run(_bench(url, args.events, args.checks))
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()

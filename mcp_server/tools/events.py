@@ -1,0 +1,122 @@
+"""Event tools: ingest_event, ingest_batch_events, list_events, list_event_schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context
+from pydantic import Field, WithJsonSchema
+
+from mcp_server.registry import NextToken, PageSize, UnitOfWork, tool, uow
+from togai_engine.common.schemas import Page
+from togai_engine.events import service as event_service
+from togai_engine.events.schemas import EventRecord, EventSchema, IngestBatchResult, IngestEventResult
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 3
+
+EVENT_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "maxLength": 512,
+               "description": "idempotency key. When retrying, send the SAME id again; never make up a new id "
+                              "for an event you already sent. If absent, it is derived from the event's content."},
+        "schemaName": {"type": "string", "minLength": 1, "maxLength": 50, "description": "event type, e.g. api_call"},
+        "timestamp": {"type": "string", "format": "date-time",
+                      "description": "when the usage happened, ISO 8601; without an offset it is UTC"},
+        "accountId": {"type": "string", "description": "account id or one of its aliases"},
+        "attributes": {
+            "description": "numeric values (at most 10): [{name, value, unit}] or {name: value}; values are "
+                           "decimal strings such as \"12.5\" (numbers are accepted too)",
+            "anyOf": [
+                {"type": "array", "maxItems": 10, "items": {
+                    "type": "object", "required": ["name", "value"],
+                    "properties": {"name": {"type": "string"}, "value": {"type": ["string", "number"]},
+                                   "unit": {"type": "string"}}}},
+                {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+            ],
+        },
+        "dimensions": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200},
+                       "description": "text labels, e.g. {\"region\": \"eu\"}"},
+    },
+    "required": ["schemaName", "timestamp", "accountId"],
+}
+
+EventArgument = Annotated[Any, WithJsonSchema(EVENT_JSON_SCHEMA)]
+EventsArgument = Annotated[Any, WithJsonSchema(
+    {"type": "array", "minItems": 1, "maxItems": 1000, "items": EVENT_JSON_SCHEMA})]
+
+
+async def with_retry(ctx: Context, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """Runs the unit of work again when the database reports a deadlock or serialization failure
+    (the failed attempt rolled back completely, so a rerun is safe)."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with uow(ctx) as u:
+                return await work(u)
+        except Exception as exc:
+            if attempt == MAX_ATTEMPTS or not event_service.is_retryable(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+@tool("ingest_event", scope="events:write", idempotent=True, title="Ingest usage event")
+async def ingest_event(
+    ctx: Context,
+    event: Annotated[EventArgument, Field(description="the usage event: {id, schemaName, timestamp, accountId, "
+                                                      "attributes, dimensions}")],
+) -> IngestEventResult:
+    """Record one usage event for an account. The event's `id` is its idempotency key: if a call
+    fails or times out, retry with exactly the same event and the SAME id; never invent a new id for
+    usage you already sent. An id already stored returns status DUPLICATE (success, counted once).
+    Without an id, one is derived from the content, so an identical retry is also a DUPLICATE.
+    An invalid event is an error naming the field and a reason code (e.g. UNKNOWN_ACCOUNT); nothing is
+    stored for it. For many events use ingest_batch_events."""
+
+    async def work(u: UnitOfWork) -> IngestEventResult:
+        result = await event_service.ingest_event(u.session, event, u.now)
+        u.changed(result.eventId)
+        return result
+
+    return await with_retry(ctx, work)
+
+
+@tool("ingest_batch_events", scope="events:write", idempotent=True, title="Ingest usage events (batch)")
+async def ingest_batch_events(
+    ctx: Context,
+    events: Annotated[EventsArgument, Field(description="1 to 1000 events")],
+) -> IngestBatchResult:
+    """Record 1 to 1000 usage events in one call. Each event's `id` is its idempotency key: when
+    retrying a batch, resend the same events with the SAME ids; never invent new ids. Valid events
+    are stored even when others are rejected. The result counts accepted, duplicates (already
+    stored: success, counted once) and rejected, and lists each rejected event's index, code and
+    reason; fix those and resend only them. More than 1000 events, or `events` not being a list,
+    is one error and stores nothing."""
+    return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now))
+
+
+@tool("list_events", scope="events:read", read_only=True, idempotent=True, title="List events")
+async def list_events(
+    ctx: Context,
+    accountId: Annotated[str | None, Field(description="only this account's events (id or alias)")] = None,
+    schemaName: Annotated[str | None, Field(description="only events of this schema")] = None,
+    status: Annotated[Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED"] | None, Field(
+        description="only events with this processing status")] = None,
+    pageSize: PageSize = 20,
+    nextToken: NextToken = None,
+) -> Page[EventRecord]:
+    """List stored raw events, newest event time first, with their processing status and the value
+    each one contributes to each usage meter. Rejected events are never stored (the ingest result
+    reports them); duplicates are stored once."""
+    async with uow(ctx) as u:
+        return await event_service.list_events(u.session, account_id=accountId, schema_name=schemaName, status=status,
+                                        page_size=pageSize, next_token=nextToken)
+
+
+@tool("list_event_schemas", scope="events:read", read_only=True, idempotent=True, title="List event schemas")
+async def list_event_schemas(ctx: Context, pageSize: PageSize = 20, nextToken: NextToken = None) -> Page[EventSchema]:
+    """List the event schemas (event types) seen so far, with the attribute names and units and the
+    dimension names their events carried, and the ids of the usage meters that use each one."""
+    async with uow(ctx) as u:
+        return await event_service.list_event_schemas(u.session, page_size=pageSize, next_token=nextToken)

@@ -1,0 +1,29 @@
+"""Metrics tool: get_metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from mcp_server.registry import tool, uow
+from togai_engine.metrics import service as metrics
+from togai_engine.metrics.schemas import GetMetricsResponse, MetricQuery
+
+
+@tool("get_metrics", scope="metrics:read", read_only=True, idempotent=True, title="Get metrics")
+async def get_metrics(
+    ctx: Context,
+    startTime: Annotated[datetime, Field(description="inclusive start, ISO 8601 with offset, e.g. 2026-01-01T00:00:00Z")],
+    endTime: Annotated[datetime, Field(description="exclusive end, ISO 8601 with offset")],
+    metricQueries: Annotated[list[MetricQuery], Field(min_length=1, max_length=5, description="1 to 5 queries")],
+) -> GetMetricsResponse:
+    """Time series of EVENTS (raw events stored; groupBy ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS) or
+    USAGE (meter quantities, exactly as invoiced; groupBy ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID),
+    bucketed by aggregationPeriod HOUR/DAY/WEEK/MONTH in UTC over [startTime, endTime). Filters:
+    ACCOUNT_ID, CUSTOMER_ID, and SCHEMA_NAME (EVENTS) or USAGE_METER_ID (USAGE). At most 300 points
+    per series: use a longer period for long ranges. Values are decimal strings."""
+    async with uow(ctx) as u:
+        return await metrics.get_metrics(u.session, startTime, endTime, metricQueries)

@@ -1,0 +1,61 @@
+"""Wallet tools: grant_credit, get_wallet_balance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from mcp_server.registry import tool, uow
+from togai_engine.pricing.money import parse_decimal
+from togai_engine.wallets import service as wallets
+from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance
+
+AccountId = Annotated[str, Field(description="the account's id")]
+
+
+@tool("grant_credit", scope="credits:write", idempotent=True, title="Grant credit")
+async def grant_credit(
+    ctx: Context,
+    accountId: AccountId,
+    amount: Annotated[str | int | float, Field(
+        description='credit to add, > 0, as a decimal string such as "25.00"; at most the currency\'s '
+                    "minor-unit decimals (2 for USD, 0 for JPY)")],
+    currency: Annotated[str | None, Field(
+        description="ISO 4217 code; must be the account's invoiceCurrency (the default)")] = None,
+    purpose: Annotated[str | None, Field(max_length=255, description="why, e.g. PREPAID_CREDIT, PROMOTIONAL")] = None,
+    effectiveFrom: Annotated[datetime | None, Field(
+        description="ISO 8601 instant the credit becomes usable (default now)")] = None,
+    effectiveUntil: Annotated[datetime | None, Field(
+        description="ISO 8601 expiry instant (exclusive); what is left then expires. Omit for no expiry")] = None,
+    priority: Annotated[int, Field(
+        ge=0, le=2_147_483_647, description="burn order: lower numbers are used first (default 100)")] = 100,
+    idempotencyKey: Annotated[str | None, Field(
+        min_length=1, max_length=255,
+        description="your key for this grant; when retrying, send the SAME key so the grant is not "
+                    "doubled (same key + same content returns the first grant)")] = None,
+) -> GrantCreditResult:
+    """Add prepaid or promotional credit to an account's wallet. Credit pays invoices automatically
+    when they become DUE, in burn order: lower priority number first, then earliest expiry, then
+    earliest effectiveFrom. Returns the grant and the wallet's new balance. Always pass an
+    idempotencyKey and reuse it when retrying, so a retry never grants twice."""
+    data = GrantCreditInput(
+        accountId=accountId, amount=parse_decimal(amount, "amount"), currency=currency, purpose=purpose,
+        effectiveFrom=effectiveFrom, effectiveUntil=effectiveUntil, priority=priority,
+        idempotencyKey=idempotencyKey,
+    )
+    async with uow(ctx) as u:
+        result = await wallets.grant_credit(u.session, data, u.now)
+        u.changed(result.grant.id)
+        return result
+
+
+@tool("get_wallet_balance", scope="billing:read", read_only=True, idempotent=True, title="Get wallet balance")
+async def get_wallet_balance(ctx: Context, accountId: AccountId) -> WalletBalance:
+    """Get an account's wallet: the credit balance (sum of its ledger), the charges accrued so far in
+    the open billing cycle, the available balance (balance - accrued; negative = overage, flagged by
+    `overage`), and the active and scheduled grants in the order they will be used."""
+    async with uow(ctx) as u:
+        return await wallets.get_wallet_balance(u.session, accountId, u.now)

@@ -1,0 +1,75 @@
+"""import_events: streamed bulk import with the same validation and dedupe as the tools."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from helpers import call
+
+from togai_engine.events.bulk import ImportSummary, Malformed, import_events
+from togai_engine.events.ingest import RejectedEvent
+from togai_engine.meters.rollups import verify_rollups
+from togai_engine.meters.usage import meter_quantities
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+FEB = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def history(size: int, produced: list[int]) -> Iterator[object]:
+    """`size` lines: every 10th repeats the previous id, line 7 is not JSON, line 11 has no account."""
+    for n in range(size):
+        produced[0] += 1
+        if n == 7:
+            yield Malformed("line 8: not valid JSON (Expecting value at column 1)")
+            continue
+        event: dict[str, Any] = {"id": f"h{n - 1 if n % 10 == 0 and n else n}", "schemaName": "api_call",
+                                 "timestamp": f"2026-01-{1 + n % 28:02}T{n % 24:02}:00:00Z",
+                                 "accountId": "acc_1", "attributes": {"tokens": n % 7}}
+        if n == 11:
+            del event["accountId"]
+        yield event
+
+
+async def test_a_bulk_import_streams_validates_dedupes_and_can_be_rerun(client, db, clock):
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="api_call", aggregation="SUM",
+                       computations=[{"computation": "tokens", "order": 1}])
+    rejected: list[tuple[int, RejectedEvent]] = []
+    produced = [0]
+    buffered: list[int] = []
+
+    def progress(summary: ImportSummary) -> None:
+        settled = summary.accepted + summary.duplicates + summary.not_billed + summary.rejected
+        buffered.append(produced[0] - settled)  # lines read from the source but not yet stored
+
+    summary = await import_events(db, history(2500, produced), clock=clock, batch_size=200, concurrency=2,
+                                  on_rejected=lambda position, r: rejected.append((position, r)),
+                                  on_progress=progress)
+    # 2500 lines: 1 malformed, 1 without account, 249 repeat the previous id (n = 10, 20, ..., 2490);
+    # accepted = 2500 - 2 - 249 = 2249
+    assert summary.read == 2500
+    assert (summary.rejected, summary.duplicates, summary.accepted) == (2, 249, 2249)
+    assert [(position, r.code) for position, r in rejected] == [(7, "INVALID_EVENT"), (11, "MISSING_FIELD")]
+    # memory stays flat: never more than (concurrency + 1) batches read ahead of what was stored
+    assert max(buffered) <= 3 * 200
+    async with db.unit_of_work() as session:
+        first = await meter_quantities(session, start=JAN, end=FEB)
+    stored = [n for n in range(2500) if n not in (7, 11) and not (n % 10 == 0 and n)]
+    assert first == {("acc_1", meter["id"]): Decimal(sum(n % 7 for n in stored))}
+
+    again = await import_events(db, history(2500, [0]), clock=clock, batch_size=1000)
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 2498, 2)
+    async with db.unit_of_work() as session:
+        assert await meter_quantities(session, start=JAN, end=FEB) == first
+        assert await verify_rollups(session) == []
+
+
+async def test_an_async_source_and_an_empty_source(db, clock):
+    async def nothing():
+        for item in ():
+            yield item
+
+    assert await import_events(db, nothing(), clock=clock) == ImportSummary()

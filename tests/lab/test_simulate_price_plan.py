@@ -1,0 +1,150 @@
+"""simulate_price_plan through the MCP client: two plans over several accounts, every number by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import row_counts
+from helpers import call, call_error
+from lab_helpers import MONTHLY, account, at, fee, iso, message, per_unit_card, tokens, tokens_meter
+
+
+def starter(meter: str) -> dict[str, Any]:
+    """Starter (USD and EUR): tokens TIERED 0.002 up to 10,000 then 0.001 (EUR 0.0018 / 0.0009); fee 10 (EUR 9)."""
+    return {"name": "Starter", "pricingCycleConfig": MONTHLY, "supportedCurrencies": ["USD", "EUR"],
+            "rateCards": {"usageRateCards": [per_unit_card(meter, "TIERED", {
+                "USD": [("0", "0.002"), ("10000", "0.001")], "EUR": [("0", "0.0018"), ("10000", "0.0009")]})],
+                "fixedFeeRateCards": [fee("platform", {"USD": "10", "EUR": "9"})]}}
+
+
+def scale(meter: str) -> dict[str, Any]:
+    """Scale (USD only), inline: tokens VOLUME 0.0015, or 0.0008 for all above 20,000; fee 25; commitment 40."""
+    return {"name": "Scale", "pricingCycleConfig": {"interval": "QUARTERLY"},
+            "rateCards": {"usageRateCards": [per_unit_card(meter, "VOLUME", {
+                "USD": [("0", "0.0015"), ("20000", "0.0008")]})],
+                "fixedFeeRateCards": [fee("platform", {"USD": "25"})]},
+            "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "40"}]}}
+
+
+async def setup(client: Any, clock: Any) -> tuple[str, str]:
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", **starter(meter))
+    await account(client, "acc_a", plan["id"], iso(2026, 1, 1))
+    await account(client, "acc_b", plan["id"], iso(2026, 1, 1), customer_id="cust_acc_a")
+    await account(client, "acc_c", plan["id"], iso(2026, 1, 1), currency="EUR")
+    await account(client, "acc_d")  # no plan
+    clock.set(at(2026, 1, 2))
+    await tokens(client, "acc_a", iso(2026, 1, 10), "5000", "a1")
+    await tokens(client, "acc_a", iso(2026, 2, 10), "30000", "a2")
+    await tokens(client, "acc_b", iso(2026, 1, 31, 23, 59), "15000", "b1")
+    await tokens(client, "acc_c", iso(2026, 1, 3), "12000", "c1")
+    await tokens(client, "acc_c", iso(2026, 2, 3), "2000", "c2")
+    await tokens(client, "acc_a", iso(2026, 3, 2), "1000", "a3")  # March, still open at the simulation
+    clock.set(at(2026, 3, 5))  # January and February are past their 2-day grace
+    await call(client, "list_invoices")  # reading catches billing up: January and February become DUE
+    return meter, plan["id"]
+
+
+def cycles(result: dict[str, Any], account_id: str) -> list[tuple[Any, ...]]:
+    found = next(a for a in result["accounts"] if a["accountId"] == account_id)
+    return [(c["startDate"], c["status"], c["actual"], [(x["candidate"], x["amount"], x["difference"])
+                                                       for x in c["candidates"]]) for c in found["cycles"]]
+
+
+async def test_two_plans_over_several_accounts(client, clock, db) -> None:
+    meter, starter_id = await setup(client, clock)
+    jan_a = (await call(client, "list_invoices", accountId="acc_a", status="DUE"))["data"][-1]
+    await call(client, "update_invoice_status", invoiceId=jan_a["id"], status="PAID")
+    before = await row_counts(db)
+
+    result = await call(client, "simulate_price_plan", candidates=[starter_id, scale(meter)], lastCycles=2)
+    assert await row_counts(db) == before  # a simulation writes nothing, inline plans included
+    assert [(c["candidate"], c["pricePlanId"], c["name"], c["unsupportedAccounts"]) for c in result["candidates"]] == [
+        (0, starter_id, "Starter", 0), (1, None, "Scale", 1)]
+    assert result["skipped"] == [{"accountId": "acc_d", "reason": result["skipped"][0]["reason"]}]
+    assert "no price plan" in result["skipped"][0]["reason"]
+    assert (result["accountsSimulated"], result["accountsShown"], result["lastCycles"]) == (3, 3, 2)
+
+    # acc_a. Starter: Jan 5,000 × 0.002 = 10.00 + fee 10 = 20.00 (PAID). Feb 10,000 × 0.002 = 20 + 20,000 × 0.001
+    # = 20 -> 40 + 10 = 50.00. Scale: Jan 5,000 × 0.0015 = 7.50 + 25 = 32.50 < 40: true-up 7.50 -> 40.00 (+20.00);
+    # Feb VOLUME: all 30,000 × 0.0008 = 24.00 + 25 = 49.00 (-1.00).
+    assert cycles(result, "acc_a") == [
+        (iso(2026, 1, 1), "PAID", "20.00", [(0, "20.00", "0.00"), (1, "40.00", "20.00")]),
+        (iso(2026, 2, 1), "DUE", "50.00", [(0, "50.00", "0.00"), (1, "49.00", "-1.00")])]
+    # acc_b. Starter: Jan 10,000 × 0.002 = 20 + 5,000 × 0.001 = 5 -> 25 + 10 = 35.00; Feb no usage: 10.00.
+    # Scale: Jan 15,000 × 0.0015 = 22.50 + 25 = 47.50 (+12.50); Feb 0 + 25 -> true-up 15 -> 40.00 (+30.00).
+    assert cycles(result, "acc_b") == [
+        (iso(2026, 1, 1), "DUE", "35.00", [(0, "35.00", "0.00"), (1, "47.50", "12.50")]),
+        (iso(2026, 2, 1), "DUE", "10.00", [(0, "10.00", "0.00"), (1, "40.00", "30.00")])]
+    # acc_c pays in EUR, which Scale does not price. Starter: Jan 10,000 × 0.0018 = 18 + 2,000 × 0.0009 = 1.80 ->
+    # 19.80 + 9 = 28.80; Feb 2,000 × 0.0018 = 3.60 + 9 = 12.60.
+    assert cycles(result, "acc_c") == [
+        (iso(2026, 1, 1), "DUE", "28.80", [(0, "28.80", "0.00")]),
+        (iso(2026, 2, 1), "DUE", "12.60", [(0, "12.60", "0.00")])]
+    acc_c = next(a for a in result["accounts"] if a["accountId"] == "acc_c")
+    assert [(u["candidate"], u["currency"]) for u in acc_c["unsupported"]] == [(1, "EUR")]
+    assert "does not price EUR" in acc_c["unsupported"][0]["reason"]
+
+    totals = {(t["candidate"], t["currency"]): t for t in result["totals"]}
+    assert sorted(totals) == [(0, "EUR"), (0, "USD"), (1, "USD")]
+    # Starter reproduces the invoices: USD 20 + 50 + 35 + 10 = 115.00, EUR 28.80 + 12.60 = 41.40
+    assert [(t["actual"], t["amount"], t["difference"]) for t in (totals[(0, "USD")], totals[(0, "EUR")])] == [
+        ("115.00", "115.00", "0.00"), ("41.40", "41.40", "0.00")]
+    scale_usd = totals[(1, "USD")]
+    # Scale: 40 + 49 + 47.50 + 40 = 176.50 against 115.00: +61.50, 61.50 / 115 = 53.478..% -> 53.48
+    assert (scale_usd["accounts"], scale_usd["cycles"], scale_usd["actual"], scale_usd["amount"],
+            scale_usd["difference"], scale_usd["differencePercent"]) == (2, 4, "115.00", "176.50", "61.50", "53.48")
+    # acc_b gains 12.50 + 30.00 = 42.50 of revenue, acc_a 20.00 - 1.00 = 19.00; nobody pays less
+    assert [(m["accountId"], m["difference"]) for m in scale_usd["biggestIncreases"]] == [
+        ("acc_b", "42.50"), ("acc_a", "19.00")]
+    assert scale_usd["biggestDecreases"] == []
+    assert any("pricingCycleConfig" in note for note in result["notes"])  # Scale is QUARTERLY: not used to align
+
+
+async def test_range_with_the_open_cycle_and_account_filters(client, clock) -> None:
+    meter, starter_id = await setup(client, clock)
+    # February (DUE) and March: open, so its actual is the DRAFT: 1,000 × 0.002 = 2.00 + 10 = 12.00.
+    # Scale for March: 1,000 × 0.0015 = 1.50 + 25 = 26.50, true-up to 40.00 as on a DRAFT.
+    result = await call(client, "simulate_price_plan", candidates=[scale(meter)], accountIds=["acc_a"],
+                        startTime=iso(2026, 2, 15), endTime=iso(2026, 6, 1))
+    assert cycles(result, "acc_a") == [
+        (iso(2026, 2, 1), "DUE", "50.00", [(0, "49.00", "-1.00")]),
+        (iso(2026, 3, 1), "DRAFT", "12.00", [(0, "40.00", "28.00")])]
+    march = result["accounts"][0]["cycles"][1]
+    assert (march["invoiceId"], march["endDate"]) == (None, iso(2026, 4, 1))  # April and later have not started
+    assert result["totals"][0]["biggestDecreases"] == []  # -1.00 + 28.00 = +27.00 overall
+
+    by_customer = await call(client, "simulate_price_plan", candidates=[starter_id], customerId="cust_acc_a",
+                             lastCycles=1, accountDetails=1)
+    assert [a["accountId"] for a in by_customer["accounts"]] == ["acc_a"]  # trimmed to 1 of 2
+    assert (by_customer["accountsSimulated"], by_customer["accountsShown"]) == (2, 1)
+    assert by_customer["totals"][0]["actual"] == "60.00"  # February: acc_a 50.00 + acc_b 10.00
+
+    default = await call(client, "simulate_price_plan", candidates=[starter_id])
+    assert default["lastCycles"] == 3 and any("last 3" in note for note in default["notes"])
+    assert [c["startDate"] for c in default["accounts"][0]["cycles"]] == [iso(2026, 1, 1), iso(2026, 2, 1)]
+
+
+async def test_argument_errors(client, clock, db) -> None:
+    meter, starter_id = await setup(client, clock)
+    before = await row_counts(db)
+
+    async def error(**arguments: Any) -> str:
+        return message(await call_error(client, "simulate_price_plan", **arguments))
+
+    assert (await error(candidates=[starter_id], accountIds=["acc_a", "nope"])).startswith(
+        "accountIds[1]: account 'nope' does not exist")
+    assert "not both" in await error(candidates=[starter_id], accountIds=["acc_a"], customerId="cust_acc_a")
+    assert "list_customers" in await error(candidates=[starter_id], customerId="cust_nope")
+    assert (await error(candidates=[starter_id], startTime=iso(2026, 1, 1))).startswith("endTime:")
+    assert (await error(candidates=[starter_id], startTime=iso(2026, 2, 1), endTime=iso(2026, 1, 1))).startswith(
+        "endTime: must be after startTime")
+    assert "not both" in await error(candidates=[starter_id], lastCycles=2, startTime=iso(2026, 1, 1),
+                                     endTime=iso(2026, 2, 1))
+    assert (await error(candidates=["pp_nope"])).startswith("candidates[0]: price plan 'pp_nope' does not exist")
+    assert (await error(candidates=[starter_id, starter(meter)])).startswith(
+        "candidates[1].name: 'Starter' is also the name of candidates[0]")
+    assert "candidates" in await error(candidates=[])
+    assert "candidates" in await error(candidates=[starter_id] * 6)
+    assert (await error(candidates=[starter_id, 5])).startswith("candidates[1]")
+    assert await row_counts(db) == before

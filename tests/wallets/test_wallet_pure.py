@@ -1,0 +1,97 @@
+"""Pure parts of the wallet: ISO durations, the burn order, credit-grant rate cards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from togai_engine.cycles.cycles import Cycle
+from togai_engine.errors import InvalidInput
+from togai_engine.plans.schemas import CreditGrantRateCard
+from togai_engine.wallets.burn import Spendable, plan_burn
+from togai_engine.wallets.durations import parse_duration
+from togai_engine.wallets.plan_view import as_dict
+from togai_engine.wallets.rate_cards import grants_for_cycle
+
+D = Decimal
+JAN = Cycle(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("P1M", relativedelta(months=1)),
+    ("P20D", relativedelta(days=20)),
+    ("P1Y2M3W4DT5H6M7S", relativedelta(years=1, months=2, weeks=3, days=4, hours=5, minutes=6, seconds=7)),
+    ("PT12H", relativedelta(hours=12)),
+])
+def test_durations(text, expected):
+    assert parse_duration(text, "d") == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "1M", "P1.5D", "P0D", "p1d", None, 5])
+def test_bad_durations_name_the_field(text):
+    with pytest.raises(InvalidInput, match=r"^grantDetails\.expiryDuration: "):
+        parse_duration(text, "grantDetails.expiryDuration")
+
+
+def _grant(grant_id: str, priority: int, until: int | None, start: int, amount: str, left: str | None = None) -> Spendable:
+    return Spendable(grant_id=grant_id, priority=priority,
+                     effective_from=datetime(2026, 1, start, tzinfo=UTC),
+                     effective_until=None if until is None else datetime(2026, 3, until, tzinfo=UTC),
+                     amount=D(amount), spendable=D(left or amount))
+
+
+def test_burn_order_keys_in_turn():
+    grants = [
+        _grant("z-never", 0, None, 1, "5.00"),
+        _grant("y-late", 0, 20, 1, "5.00"),
+        _grant("x-soon-later-start", 0, 10, 2, "5.00"),
+        _grant("w-soon-early-start-big", 0, 10, 1, "9.00"),
+        _grant("v-soon-early-start-small", 0, 10, 1, "5.00"),
+        _grant("a-low-priority", 1, 1, 1, "5.00"),
+    ]
+    # Enough to take a little from every grant but the last two in order:
+    # v 5.00, w 9.00, x 5.00, y 5.00 = 24.00; 25.00 leaves 1.00 for z-never; a-low-priority untouched.
+    assert plan_burn(grants, D("25.00")) == [
+        ("v-soon-early-start-small", D("5.00")), ("w-soon-early-start-big", D("9.00")),
+        ("x-soon-later-start", D("5.00")), ("y-late", D("5.00")), ("z-never", D("1.00")),
+    ]
+
+
+def test_burn_skips_spent_grants_and_stops_at_the_amount():
+    grants = [_grant("a", 0, None, 1, "10.00", "0.00"), _grant("b", 1, None, 1, "10.00", "3.50")]
+    assert plan_burn(grants, D("2.00")) == [("b", D("2.00"))]
+    assert plan_burn(grants, D("0")) == []
+    assert plan_burn(grants, D("100")) == [("b", D("3.50"))]
+
+
+def test_credit_grant_cards_issue_per_cycle_with_their_expiry():
+    cards = [
+        {"name": "monthly", "grantDetails": {"priority": 2, "expiryType": "PRICING_CYCLE"},
+         "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "15"}]}},
+        {"id": "addon_bonus", "type": "ONE_TIME", "grantDetails": {"expiryType": "NO_EXPIRY"},
+         "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": 10}]}},
+        as_dict(CreditGrantRateCard.model_validate(
+            {"name": "custom", "displayName": "Ten-day credit",
+             "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P10D"},
+             "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "5.005"}]}})),
+        {"name": "euro-only",
+         "rateDetails": {"currencySlabRateDetails": [{"currency": "EUR", "creditAmount": "7"}]}},
+    ]
+    grants = grants_for_cycle(cards, "plan_1", "USD", JAN)
+    assert [(g.grantor_id, g.amount, g.priority, g.effective_from, g.effective_until, g.one_time, g.purpose)
+            for g in grants] == [
+        ("plan_1:monthly", D("15.00"), 2, JAN.start, JAN.end, False, "monthly"),
+        ("plan_1:addon_bonus", D("10.00"), 100, JAN.start, None, True, "addon_bonus"),
+        # 5.005 rounds half-up to 5.01; expires 10 days after the cycle start.
+        ("plan_1:custom", D("5.01"), 100, JAN.start, datetime(2026, 1, 11, tzinfo=UTC), False, "Ten-day credit"),
+    ]
+
+
+def test_custom_expiry_needs_a_duration():
+    card = {"name": "c", "grantDetails": {"expiryType": "CUSTOM"},
+            "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "1"}]}}
+    with pytest.raises(InvalidInput, match=r"creditGrantRateCards\[0\]\.grantDetails\.expiryDuration"):
+        grants_for_cycle([card], "plan_1", "USD", JAN)

@@ -1,0 +1,29 @@
+"""The plan and billing period an account is in at an instant (for entitlements, wallets, get_account)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.billing.state import load_states
+from togai_engine.cycles import Cycle, clip, cycle_containing
+from togai_engine.plans.schemas import PricePlan
+
+
+async def current_plan_and_cycle(
+    session: AsyncSession, account_id: str, now: datetime
+) -> tuple[PricePlan, Cycle, datetime] | None:
+    """(plan in effect at `now`, the billing period containing `now`, when that association started),
+    or None when no plan is in effect. The period is clipped to the association: after a mid-cycle plan
+    change the new plan's first period starts at the change."""
+    states, plans = await load_states(session, [account_id])
+    state = states.get(account_id)
+    association = state.association_at(now) if state is not None else None
+    if association is None:
+        return None
+    plan = plans[association.plan_id]
+    cycle = clip(cycle_containing(plan.cycle_config, association.anchor, now),
+                 association.effective_from, association.effective_until)
+    assert cycle is not None  # the association contains `now`, and so does its cycle
+    return plan, cycle, association.effective_from

@@ -1,0 +1,101 @@
+"""An account's billing periods from its plan associations: pure (no I/O, no clock).
+
+Each association contributes its plan's cycles clipped to [effectiveFrom, effectiveUntil), so a
+mid-cycle plan change ends the old plan's period at the change and starts the new plan's there.
+Periods close in order: a period is due at max(its end + grace period, the previous period's due
+instant). Because the due instant is a function of the schedule only, billing in several runs
+gives the same invoices (and invoice dates) as billing once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from togai_engine.cycles import Cycle, CycleConfig, cycle_containing, grace_end, schedule_periods
+from togai_engine.plans.schemas import PricePlan
+
+
+@dataclass(frozen=True)
+class Association:
+    id: int
+    account_id: str
+    plan_id: str
+    effective_from: datetime
+    effective_until: datetime | None
+    anchor: datetime
+
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    association: Association
+    plan: PricePlan
+    period: Cycle  # the billed window, clipped to the association
+    full_cycle: Cycle  # the plan's schedule cycle containing it (the base for proration)
+    due_at: datetime  # when it becomes DUE (the invoice date)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    due: list[BillingPeriod]  # started, due at `now`, not yet invoiced: close these, in order
+    open: list[BillingPeriod]  # started, not due: their invoices are DRAFT
+    next_run_at: datetime | None  # the next instant something starts or becomes due
+
+
+def full_cycle_of(plan: PricePlan, association: Association, period_start: datetime) -> Cycle:
+    return cycle_containing(plan.cycle_config, association.anchor, period_start)
+
+
+@lru_cache(maxsize=4096)
+def _periods(
+    config: CycleConfig, anchor: datetime, begin: datetime, until: datetime | None, now: datetime
+) -> tuple[tuple[Cycle, Cycle, datetime], ...]:
+    """(period, full cycle, grace end) of a schedule up to the period containing `now`; cached because
+    a bill run meets the same (plan, start) for thousands of accounts."""
+    return tuple(
+        (period, cycle_containing(config, anchor, period.start), grace_end(period, config))
+        for period in schedule_periods(config, anchor, begin, until, now)
+    )
+
+
+def account_timeline(
+    associations: Sequence[Association],
+    plans: Mapping[str, PricePlan],
+    billed_until: datetime | None,
+    now: datetime,
+) -> Timeline:
+    """The periods of one account after `billed_until`, split into due and open at `now`.
+
+    `associations` must be the account's, ordered by effective_from and not overlapping.
+    """
+    started: list[BillingPeriod] = []
+    upcoming: list[datetime] = []
+    previous_due: datetime | None = None
+    for association in associations:
+        if billed_until is not None and association.effective_until is not None \
+                and association.effective_until <= billed_until:
+            continue
+        begin = association.effective_from
+        if billed_until is not None and billed_until > begin:
+            begin = billed_until  # always a period boundary, so clipping here changes no period
+        if begin > now:
+            upcoming.append(begin)
+            continue
+        plan = plans[association.plan_id]
+        periods = _periods(plan.cycle_config, association.anchor, begin, association.effective_until, now)
+        for period, full_cycle, due_at in periods:
+            if previous_due is not None and previous_due > due_at:
+                due_at = previous_due
+            previous_due = due_at
+            started.append(BillingPeriod(association, plan, period, full_cycle, due_at))
+        last = periods[-1][0] if periods else None
+        if last is not None and last.end > now and (
+            association.effective_until is None or last.end < association.effective_until
+        ):
+            upcoming.append(last.end)
+    due = [p for p in started if p.due_at <= now]
+    open_ = started[len(due):]
+    candidates = upcoming + ([open_[0].due_at] if open_ else [])
+    return Timeline(due=due, open=open_, next_run_at=min(candidates) if candidates else None)

@@ -1,0 +1,72 @@
+"""Loading what billing needs about many accounts in a few array queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.billing.schedule import Association, Timeline, account_timeline
+from togai_engine.plans.schemas import PricePlan
+from togai_engine.plans.service import get_plans
+from togai_engine.store.database import raw_connection
+
+
+async def transaction_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under `session`, inside the session's transaction.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily with its first statement: a raw statement sent
+    before that would run in autocommit, and its FOR UPDATE locks would vanish at once.
+    """
+    conn = await raw_connection(session)
+    if not conn.is_in_transaction():
+        await session.execute(text("SELECT 1"))
+    return conn
+
+
+@dataclass
+class AccountState:
+    id: str
+    customer_id: str
+    currency: str
+    net_term_days: int
+    billed_until: datetime | None = None
+    associations: list[Association] = field(default_factory=list)
+
+    def timeline(self, plans: dict[str, PricePlan], now: datetime) -> Timeline:
+        return account_timeline(self.associations, plans, self.billed_until, now)
+
+    def association_at(self, instant: datetime) -> Association | None:
+        for association in self.associations:
+            if association.effective_from <= instant and (
+                association.effective_until is None or instant < association.effective_until
+            ):
+                return association
+        return None
+
+
+async def load_states(
+    session: AsyncSession, account_ids: Sequence[str], conn: Any | None = None
+) -> tuple[dict[str, AccountState], dict[str, PricePlan]]:
+    """Accounts (with a plan or not), their billing progress and associations, and the plans they use."""
+    await session.flush()
+    conn = conn or await transaction_connection(session)
+    ids = sorted(set(account_ids))
+    states = {
+        r["id"]: AccountState(r["id"], r["customer_id"], r["invoice_currency"], r["net_term_days"], r["billed_until"])
+        for r in await conn.fetch(
+            "SELECT a.id, a.customer_id, a.invoice_currency, a.net_term_days, b.billed_until FROM accounts a "
+            "LEFT JOIN account_billing b ON b.account_id = a.id WHERE a.id = ANY($1::text[])", ids)
+    }
+    for r in await conn.fetch(
+        "SELECT id, account_id, price_plan_id, effective_from, effective_until, anchor FROM plan_associations "
+        "WHERE account_id = ANY($1::text[]) ORDER BY account_id, effective_from", ids,
+    ):
+        states[r["account_id"]].associations.append(Association(
+            r["id"], r["account_id"], r["price_plan_id"], r["effective_from"], r["effective_until"], r["anchor"]))
+    plans = await get_plans(session, {a.plan_id for s in states.values() for a in s.associations})
+    return states, plans

@@ -1,0 +1,58 @@
+"""Features of a plan and the entitlement decision. Pure: no I/O, no clock.
+
+A billing-entitlement rate card with a `usageMeterId` is METERED: usage of that meter in the
+current cycle counts against `featureConfigs[0].featureCreditLimit` (no limit = unlimited).
+Without a meter it is BOOLEAN: the plan grants it by having the card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from togai_engine.entitlements.schemas import Entitlement
+from togai_engine.pricing.money import parse_decimal
+from togai_engine.wallets.plan_view import rate_cards
+
+
+@dataclass(frozen=True)
+class Feature:
+    feature_id: str
+    display_name: str | None
+    usage_meter_id: str | None
+    limit: Decimal | None  # None: unlimited (metered) or not applicable (boolean)
+
+    @property
+    def metered(self) -> bool:
+        return self.usage_meter_id is not None
+
+
+def plan_features(plan: Any) -> list[Feature]:
+    features = []
+    for i, card in enumerate(rate_cards(plan, "billingEntitlementRateCards")):
+        configs = card.get("featureConfigs") or []
+        raw_limit = configs[0].get("featureCreditLimit") if configs else None
+        limit = None if raw_limit is None else parse_decimal(
+            raw_limit, f"billingEntitlementRateCards[{i}].featureConfigs[0].featureCreditLimit")
+        features.append(Feature(card["featureId"], card.get("displayName"), card.get("usageMeterId") or None, limit))
+    return features
+
+
+def evaluate(
+    feature: Feature, *, used: Decimal | None, quantity: Decimal, cycle_start: datetime, cycle_end: datetime
+) -> Entitlement:
+    """Entitled when the feature is boolean, unlimited, or used + quantity <= limit."""
+    common = {"featureId": feature.feature_id, "displayName": feature.display_name,
+              "usageMeterId": feature.usage_meter_id, "cycleStart": cycle_start, "resetsAt": cycle_end}
+    if not feature.metered:
+        return Entitlement(**common, featureType="BOOLEAN", entitled=True, reason="ENTITLED")
+    used = used if used is not None else Decimal(0)
+    if feature.limit is None:
+        return Entitlement(**common, featureType="METERED", entitled=True, reason="ENTITLED", used=used)
+    entitled = used + quantity <= feature.limit
+    return Entitlement(
+        **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
+        limit=feature.limit, used=used, remaining=max(feature.limit - used, Decimal(0)),
+    )

@@ -1,0 +1,44 @@
+"""Entitlement shapes: what an account may use of each feature of its current plan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from togai_engine.common.schemas import Model
+
+Reason = Literal["ENTITLED", "NO_ACTIVE_PLAN", "FEATURE_NOT_IN_PLAN", "LIMIT_REACHED", "ACCOUNT_ARCHIVED"]
+
+
+class Entitlement(Model):
+    featureId: str
+    displayName: str | None = None
+    featureType: Literal["METERED", "BOOLEAN"] | None = Field(
+        default=None, description="METERED counts usage of usageMeterId against limit; BOOLEAN is on by presence")
+    usageMeterId: str | None = None
+    entitled: bool
+    reason: Reason
+    limit: Decimal | None = Field(default=None, description="units per cycle; null = unlimited or not metered")
+    used: Decimal | None = Field(default=None, description="usage in the current cycle (metered features)")
+    remaining: Decimal | None = Field(default=None, description="limit - used, never below 0; null = unlimited")
+    cycleStart: datetime | None = None
+    resetsAt: datetime | None = Field(default=None, description="end of the current cycle, when usage resets")
+
+
+class EntitlementCheck(Entitlement):
+    accountId: str
+    quantity: Decimal = Field(description="units asked for: entitled means used + quantity <= limit")
+
+
+class AccountEntitlements(Model):
+    accountId: str
+    pricePlanId: str | None
+    reason: Reason | None = Field(
+        default=None, description="why there are no features: NO_ACTIVE_PLAN or ACCOUNT_ARCHIVED")
+    cycleStart: datetime | None
+    resetsAt: datetime | None
+    data: list[Entitlement]
+    asOf: datetime

@@ -1,0 +1,1 @@
+"""Usage events: validation, idempotent ingestion, event schemas (see README.md)."""

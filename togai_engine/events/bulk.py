@@ -1,0 +1,135 @@
+"""Bulk import of historical events: a stream of parsed events, in batches, with the same
+validation and dedupe as the tools (re-importing the same file is safe: every event is a
+DUPLICATE the second time).
+
+Memory stays flat: at most `concurrency + 1` batches exist at once. Each batch commits in its
+own transaction, so an interrupted import keeps what it stored and a re-run completes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+
+from togai_engine.common.clock import Clock
+from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, IngestReport, RejectedEvent, ingest_events
+from togai_engine.events.service import is_retryable
+from togai_engine.events.validation import MAX_BATCH_EVENTS, Code
+from togai_engine.store.database import Database
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A stream item that is not an event at all (e.g. a line that is not JSON); it is rejected."""
+
+    message: str
+
+
+@dataclass
+class ImportSummary:
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    not_billed: int = 0
+    batches: int = 0
+
+
+RejectedCallback = Callable[[int, RejectedEvent], None]
+ProgressCallback = Callable[[ImportSummary], None]
+
+
+async def _items(source: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+    else:
+        for item in source:
+            yield item
+
+
+async def ingest_with_retry(database: Database, events: list[object], clock: Clock) -> IngestReport:
+    """One batch in its own transaction, run again on a deadlock or serialization failure."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with database.unit_of_work() as session:
+                return await ingest_events(session, events, clock.now())
+        except Exception as exc:
+            if attempt == MAX_ATTEMPTS or not is_retryable(exc):
+                raise
+            await asyncio.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def import_events(
+    database: Database,
+    source: Iterable[object] | AsyncIterable[object],
+    *,
+    clock: Clock,
+    batch_size: int = MAX_BATCH_EVENTS,
+    concurrency: int = 2,
+    on_rejected: RejectedCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Imports every item of `source` (event dicts, or Malformed); returns the totals.
+
+    on_rejected(position, rejection) is called for each rejected item, position being its
+    0-based place in the stream; on_progress(summary) after each batch.
+    """
+    if not 1 <= batch_size <= MAX_BATCH_EVENTS:
+        raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}")
+    summary = ImportSummary()
+    in_flight: list[tuple[list[int], asyncio.Task[IngestReport]]] = []
+
+    def reject(position: int, rejection: RejectedEvent) -> None:
+        summary.rejected += 1
+        if on_rejected is not None:
+            on_rejected(position, rejection)
+
+    async def settle_oldest() -> None:
+        positions, task = in_flight.pop(0)
+        report = await task
+        summary.batches += 1
+        for status in report.statuses:
+            if status == "ACCEPTED":
+                summary.accepted += 1
+            elif status == DUPLICATE:
+                summary.duplicates += 1
+            elif status == NOT_BILLED_CYCLE_CLOSED:
+                summary.not_billed += 1
+        for rejection in report.rejected:
+            reject(positions[rejection.index], rejection)
+        if on_progress is not None:
+            on_progress(summary)
+
+    async def submit(batch: list[object], positions: list[int]) -> None:
+        in_flight.append((positions, asyncio.create_task(ingest_with_retry(database, batch, clock))))
+        await asyncio.sleep(0)  # let the batch start, so reading the next one overlaps its database work
+        if len(in_flight) > concurrency - 1:
+            await settle_oldest()
+
+    batch: list[object] = []
+    positions: list[int] = []
+    try:
+        async for item in _items(source):
+            position = summary.read
+            summary.read += 1
+            if isinstance(item, Malformed):
+                reject(position, RejectedEvent(0, None, Code.INVALID_EVENT, "", item.message))
+                continue
+            batch.append(item)
+            positions.append(position)
+            if len(batch) == batch_size:
+                await submit(batch, positions)
+                batch, positions = [], []
+        if batch:
+            await submit(batch, positions)
+        while in_flight:
+            await settle_oldest()
+    finally:
+        for _, task in in_flight:
+            task.cancel()
+    return summary

@@ -1,0 +1,80 @@
+"""Event shapes (Togai field names): ingest results, stored events, event schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from togai_engine.common.schemas import Model
+
+StoredStatus = Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED"]
+
+
+class RejectedEventInfo(Model):
+    index: int = Field(description="position of the event in the request (0-based)")
+    eventId: str | None = Field(default=None, description="the id it was sent with, if any")
+    code: str = Field(description="reason code, e.g. UNKNOWN_ACCOUNT, INVALID_VALUE, MISSING_FIELD")
+    field: str | None = Field(default=None, description="path of the offending field inside the event")
+    message: str
+
+
+class IngestEventResult(Model):
+    eventId: str = Field(description="the idempotency key (given, or derived from the content); reuse it on retry")
+    accountId: str = Field(description="the account the event belongs to (an alias is resolved to the id)")
+    status: Literal["ACCEPTED", "DUPLICATE", "NOT_BILLED_CYCLE_CLOSED"]
+    message: str
+    usageMeters: list[str] = Field(default_factory=list, description="ids of the usage meters this event fed")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class IngestBatchResult(Model):
+    accepted: int = Field(description="events stored and billable")
+    duplicates: int = Field(description="events already stored (or repeated in this batch): counted once, not an error")
+    rejected: int = Field(description="invalid events; nothing was stored for them and their ids stay unclaimed")
+    notBilled: int = Field(description="events stored with status NOT_BILLED_CYCLE_CLOSED (their cycle is invoiced)")
+    rejectedEvents: list[RejectedEventInfo] = Field(default_factory=list)
+    duplicateIndexes: list[int] = Field(default_factory=list)
+    notBilledIndexes: list[int] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class EventAttribute(Model):
+    name: str
+    value: str
+    unit: str | None = None
+
+
+class MeterValue(Model):
+    usageMeterId: str
+    value: Decimal
+
+
+class EventRecord(Model):
+    id: str
+    accountId: str
+    schemaName: str
+    timestamp: datetime
+    receivedAt: datetime
+    attributes: list[EventAttribute]
+    dimensions: dict[str, str]
+    status: StoredStatus = Field(description="ACCEPTED = feeds its schema's meters; NOT_BILLED_CYCLE_CLOSED = "
+                                             "arrived after its cycle was invoiced")
+    usageMeters: list[MeterValue] = Field(default_factory=list, description="each meter this event feeds, with "
+                                                                           "the value it contributes")
+
+
+class SchemaAttribute(Model):
+    name: str
+    unit: str | None = None
+
+
+class EventSchema(Model):
+    name: str
+    attributes: list[SchemaAttribute]
+    dimensions: list[str]
+    usageMeterIds: list[str]
+    createdAt: datetime
+    updatedAt: datetime

@@ -1,0 +1,228 @@
+"""Event operations: ingest one or a batch, list stored events and event schemas.
+
+Services take the session first and never commit; the hot path itself lives in ingest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.service import resolve_account_id
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.schemas import Page
+from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.events.connection import transaction_connection
+from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, IngestReport, ingest_events
+from togai_engine.events.models import EventRow, EventSchemaRow
+from togai_engine.events.schemas import (
+    EventAttribute,
+    EventRecord,
+    EventSchema,
+    IngestBatchResult,
+    IngestEventResult,
+    MeterValue,
+    RejectedEventInfo,
+    SchemaAttribute,
+)
+from togai_engine.events.validation import MAX_BATCH_EVENTS
+from togai_engine.meters import catalog
+from togai_engine.meters.models import UsageMeterRow
+from togai_engine.meters.sql import valued_sql
+
+RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+STATUS_MESSAGES = {
+    "ACCEPTED": "stored; it feeds the usage meters of its schema",
+    DUPLICATE: "an event with this id was already stored for this account; it is counted once and nothing changed",
+    NOT_BILLED_CYCLE_CLOSED: "stored, but its billing cycle is already invoiced, so it is not billed",
+}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the whole transaction may simply be run again."""
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig.__cause__ or exc.orig  # type: ignore[assignment,union-attr]
+    return isinstance(exc, RETRYABLE)
+
+
+async def ingest_event(session: AsyncSession, event: object, now: datetime) -> IngestEventResult:
+    """Ingests one event; a rejected event is an InvalidInput naming the field and the reason code."""
+    report = await ingest_events(session, [event], now, report_meters=True)
+    if report.statuses[0] == REJECTED:
+        reason = report.rejected[0]
+        raise InvalidInput(
+            f"event.{reason.field}" if reason.field else "event",
+            f"{reason.message} [{reason.code}]; nothing was stored",
+        )
+    status = report.statuses[0]
+    return IngestEventResult(
+        eventId=report.event_ids[0],  # type: ignore[arg-type]
+        accountId=report.account_ids[0],  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        message=STATUS_MESSAGES[status],
+        usageMeters=report.meters_fed or [],
+        warnings=report.warnings,
+    )
+
+
+def check_batch(events: object) -> Sequence[object]:
+    """The request-level check: a list of 1..1000 events, else one error and nothing stored."""
+    if not isinstance(events, list):
+        raise InvalidInput("events", "must be a list of events; nothing was stored")
+    if not 1 <= len(events) <= MAX_BATCH_EVENTS:
+        raise InvalidInput(
+            "events",
+            f"has {len(events)} events; send 1 to {MAX_BATCH_EVENTS} per call (split larger batches); "
+            "nothing was stored",
+        )
+    return events
+
+
+def batch_result(report: IngestReport) -> IngestBatchResult:
+    duplicates = [i for i, s in enumerate(report.statuses) if s == DUPLICATE]
+    not_billed = [i for i, s in enumerate(report.statuses) if s == NOT_BILLED_CYCLE_CLOSED]
+    return IngestBatchResult(
+        accepted=report.count("ACCEPTED"),
+        duplicates=len(duplicates),
+        rejected=len(report.rejected),
+        notBilled=len(not_billed),
+        rejectedEvents=[
+            RejectedEventInfo(index=r.index, eventId=r.event_id, code=r.code, field=r.field or None, message=r.message)
+            for r in report.rejected
+        ],
+        duplicateIndexes=duplicates,
+        notBilledIndexes=not_billed,
+        warnings=report.warnings,
+    )
+
+
+async def ingest_batch(session: AsyncSession, events: object, now: datetime) -> IngestBatchResult:
+    """Ingests 1..1000 events: valid ones are stored even when others are rejected."""
+    return batch_result(await ingest_events(session, check_batch(events), now))
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    account_id: str | None = None,
+    schema_name: str | None = None,
+    status: str | None = None,
+    page_size: int | None = None,
+    next_token: str | None = None,
+) -> Page[EventRecord]:
+    """Stored events, newest event time first, with the meters each one feeds."""
+    size = check_page_size(page_size)
+    after = decode_token("events", next_token)
+    for name, value in (("accountId", account_id), ("schemaName", schema_name)):
+        if value is not None and "\x00" in value:
+            raise InvalidInput(name, "contains a NUL character; remove it")
+    stmt = select(EventRow).order_by(EventRow.event_time.desc(), EventRow.account_id.desc(), EventRow.id.desc())
+    if account_id is not None:
+        resolved = await resolve_account_id(session, account_id)
+        if resolved is None:
+            raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")
+        stmt = stmt.where(EventRow.account_id == resolved)
+    if schema_name is not None:
+        stmt = stmt.where(EventRow.schema_name == schema_name)
+    if status is not None:
+        stmt = stmt.where(EventRow.status == status)
+    if after:
+        try:
+            time, account, event_id = datetime.fromisoformat(after[0]), str(after[1]), str(after[2])
+        except (ValueError, IndexError, TypeError):
+            raise InvalidInput("nextToken", "is damaged; pass the nextToken of the previous page unchanged") from None
+        stmt = stmt.where(
+            (EventRow.event_time < time)
+            | ((EventRow.event_time == time) & (tuple_(EventRow.account_id, EventRow.id) < tuple_(account, event_id)))
+        )
+    rows = list((await session.execute(stmt.limit(size + 1))).scalars())
+    page = rows[:size]
+    token = None
+    if len(rows) > size:
+        last = page[-1]
+        token = encode_token("events", [last.event_time.isoformat(), last.account_id, last.id])
+    values = await _meter_values(session, page)
+    return Page[EventRecord](data=[_record(row, values.get((row.account_id, row.id), [])) for row in page],
+                             nextToken=token)
+
+
+def _record(row: EventRow, meters: list[MeterValue]) -> EventRecord:
+    units = row.units or {}
+    return EventRecord(
+        id=row.id,
+        accountId=row.account_id,
+        schemaName=row.schema_name,
+        timestamp=row.event_time,
+        receivedAt=row.received_at,
+        attributes=[EventAttribute(name=k, value=str(v), unit=units.get(k)) for k, v in row.attributes.items()],
+        dimensions=row.dimensions,
+        status=row.status,  # type: ignore[arg-type]
+        usageMeters=meters,
+    )
+
+
+async def _meter_values(session: AsyncSession, rows: list[EventRow]) -> dict[tuple[str, str], list[MeterValue]]:
+    """The value each listed event contributes to each meter of its schema (one query)."""
+    schemas = sorted({row.schema_name for row in rows if row.status == "ACCEPTED"})
+    if not schemas:
+        return {}
+    meters = catalog.compiled(await session.scalars(
+        select(UsageMeterRow).where(UsageMeterRow.event_schema_name.in_(schemas)).order_by(UsageMeterRow.id)))
+    if not meters:
+        return {}
+    conn = await transaction_connection(session)
+    # (account_id, event_time) leads the index, so each listed event is one index probe
+    where = "(e.account_id, e.event_time, e.id) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]))"
+    found = await conn.fetch(
+        f"SELECT account_id, id, meter_id, value FROM ({valued_sql(meters, 'events', where)}) v "
+        "WHERE value IS NOT NULL ORDER BY meter_id",
+        [row.account_id for row in rows], [row.event_time for row in rows], [row.id for row in rows],
+    )
+    values: dict[tuple[str, str], list[MeterValue]] = {}
+    for account, event_id, meter_id, value in found:
+        values.setdefault((account, event_id), []).append(MeterValue(usageMeterId=meter_id, value=value))
+    return values
+
+
+async def list_event_schemas(
+    session: AsyncSession, *, page_size: int | None = None, next_token: str | None = None
+) -> Page[EventSchema]:
+    """Event schemas in the order they were first seen, with their attributes, dimensions and meters."""
+    size = check_page_size(page_size)
+    after = decode_token("event_schemas", next_token)
+    stmt = select(EventSchemaRow).order_by(EventSchemaRow.seq).limit(size + 1)
+    if after:
+        stmt = stmt.where(EventSchemaRow.seq > int(after[0]))
+    rows = list(await session.scalars(stmt))
+    page = rows[:size]
+    meter_ids: dict[str, list[str]] = {}
+    if page:
+        for name, meter_id in await session.execute(
+            select(UsageMeterRow.event_schema_name, UsageMeterRow.id)
+            .where(UsageMeterRow.event_schema_name.in_([r.name for r in page]))
+            .order_by(UsageMeterRow.seq)
+        ):
+            meter_ids.setdefault(name, []).append(meter_id)
+    token = encode_token("event_schemas", [page[-1].seq]) if len(rows) > size else None
+    return Page[EventSchema](data=[_schema(row, meter_ids.get(row.name, [])) for row in page], nextToken=token)
+
+
+def _schema(row: EventSchemaRow, meter_ids: list[str]) -> EventSchema:
+    attributes: dict[str, Any] = row.attributes or {}
+    return EventSchema(
+        name=row.name,
+        attributes=[SchemaAttribute(name=name, unit=attributes[name]) for name in sorted(attributes)],
+        dimensions=sorted(row.dimensions or {}),
+        usageMeterIds=meter_ids,
+        createdAt=row.created_at,
+        updatedAt=row.updated_at,
+    )

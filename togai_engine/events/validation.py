@@ -1,0 +1,381 @@
+"""Validation of one raw event (Togai's `Event` shape) into a ParsedEvent, or a Rejection.
+
+Pure and hot: plain Python on plain dicts (no pydantic model per event), because batch ingest
+validates 100k+ events per second. Every rejection carries a short code, the field path inside
+the event, and a message that says how to fix it.
+
+Values stay exact: attribute values are kept as canonical decimal strings (never floats), so the
+meters' SQL reads them back as NUMERIC without loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_BATCH_EVENTS = 1000
+MAX_ID_CHARS = 512
+MAX_ACCOUNT_ID_CHARS = 512
+MAX_SCHEMA_NAME_CHARS = 50
+MAX_ATTRIBUTES = 10
+MAX_ATTRIBUTE_NAME_CHARS = 50
+MAX_UNIT_CHARS = 50
+MAX_DIMENSIONS = 50
+MAX_DIMENSION_NAME_CHARS = 50
+MAX_DIMENSION_VALUE_CHARS = 200
+MAX_INTEGER_DIGITS = 40
+MAX_FRACTION_DIGITS = 30
+
+EVENT_FIELDS = frozenset({"id", "schemaName", "timestamp", "accountId", "attributes", "dimensions"})
+ATTRIBUTE_FIELDS = frozenset({"name", "value", "unit"})
+_PLAIN_DECIMAL = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")  # ASCII digits only: SQL casts these
+_INT_LIMIT = 10**MAX_INTEGER_DIGITS
+
+
+class Code:
+    """Rejection reason codes (stable: clients may switch on them)."""
+
+    INVALID_EVENT = "INVALID_EVENT"
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    MISSING_FIELD = "MISSING_FIELD"
+    INVALID_ID = "INVALID_ID"
+    INVALID_SCHEMA_NAME = "INVALID_SCHEMA_NAME"
+    INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
+    INVALID_ACCOUNT_ID = "INVALID_ACCOUNT_ID"
+    UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    ACCOUNT_ARCHIVED = "ACCOUNT_ARCHIVED"
+    INVALID_ATTRIBUTE = "INVALID_ATTRIBUTE"
+    TOO_MANY_ATTRIBUTES = "TOO_MANY_ATTRIBUTES"
+    INVALID_VALUE = "INVALID_VALUE"
+    INVALID_DIMENSION = "INVALID_DIMENSION"
+    TOO_MANY_DIMENSIONS = "TOO_MANY_DIMENSIONS"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    field: str
+    message: str
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    """A valid event before account resolution. `id` is None until derived (see derive_event_id)."""
+
+    id: str | None
+    schema_name: str
+    event_time: datetime
+    account_handle: str
+    attributes: dict[str, str]  # name -> canonical decimal string
+    units: dict[str, str] | None  # attribute name -> unit, None when no attribute has one
+    dimensions: dict[str, str]
+
+
+class _Reject(Exception):
+    """Internal control flow of parse_event; never escapes this module."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        self.rejection = Rejection(code, field, message)
+
+
+def _bad_text(value: str) -> str | None:
+    """Why PostgreSQL could not store this text, or None when it can."""
+    if "\x00" in value:
+        return "contains the NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode (lone surrogate)"
+    return None
+
+
+def _text(value: object, field: str, code: str, max_chars: int, what: str) -> str:
+    if type(value) is not str:
+        raise _Reject(code, field, f"must be a string ({what}), got {_describe(value)}")
+    if not 1 <= len(value) <= max_chars:
+        raise _Reject(code, field, f"must be 1-{max_chars} characters ({what}); got {len(value)}")
+    problem = _bad_text(value)
+    if problem:
+        raise _Reject(code, field, f"{problem}; remove it")
+    return value
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def parse_decimal(value: object, field: str = "value") -> str:
+    """The exact canonical decimal string of an attribute value; raises _Reject otherwise.
+
+    Accepts decimal strings ("12.5", "-3", "1e3") and JSON numbers (ints, floats by their
+    shortest repr). NaN, Infinity and values beyond MAX_INTEGER_DIGITS / MAX_FRACTION_DIGITS are
+    rejected, so SQL never sees a number it cannot store exactly.
+    """
+    kind = type(value)
+    if kind is str:
+        text = value.strip()  # type: ignore[union-attr]
+        match = _PLAIN_DECIMAL.fullmatch(text)
+        if match:
+            integer, fraction = match.group(1), match.group(2)
+            if len(integer) <= MAX_INTEGER_DIGITS and (fraction is None or len(fraction) <= MAX_FRACTION_DIGITS):
+                return text
+        return _decimal_slow(text, field, value)
+    if kind is int:
+        text = str(value)
+        if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+            raise _Reject(Code.INVALID_VALUE, field, f"{text[:20]}... has more than {MAX_INTEGER_DIGITS} digits")
+        return text
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise _Reject(Code.INVALID_VALUE, field, f"{value} is not a finite number; send a decimal such as \"12.5\"")
+        return _decimal_slow(repr(value), field, value)
+    if kind is Decimal:
+        return _decimal_slow(str(value), field, value)
+    raise _Reject(Code.INVALID_VALUE, field, f"must be a decimal number or decimal string such as \"12.5\", "
+                                             f"got {_describe(value)}")
+
+
+def _decimal_slow(text: str, field: str, original: object) -> str:
+    try:
+        if not text.isascii():
+            raise InvalidOperation
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise _Reject(Code.INVALID_VALUE, field, f"{str(original)[:40]!r} is not a decimal number; "
+                                                 "send digits with an optional '-' and '.', e.g. \"12.5\"") from None
+    if not number.is_finite():
+        raise _Reject(Code.INVALID_VALUE, field, f"{text[:40]} is not a finite number (NaN and Infinity are not "
+                                                 "usage); send a decimal such as \"12.5\"")
+    if number.is_zero():
+        return "0"
+    if number.adjusted() >= MAX_INTEGER_DIGITS:
+        raise _Reject(Code.INVALID_VALUE, field, f"{text[:40]} is too large: at most {MAX_INTEGER_DIGITS} digits "
+                                                 "before the decimal point")
+    if _fraction_digits(number) > MAX_FRACTION_DIGITS:
+        raise _Reject(Code.INVALID_VALUE, field, f"{text[:40]} has more than {MAX_FRACTION_DIGITS} decimal places; "
+                                                 "round it or use a smaller unit")
+    return _plain(number)
+
+
+def _fraction_digits(number: Decimal) -> int:
+    """Decimal places of a finite number, ignoring trailing zeros (no context, so no rounding)."""
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros))
+
+
+def _plain(number: Decimal) -> str:
+    """Plain notation without trailing fractional zeros; exact (format never rounds here).
+    Only called on numbers already bounded by the digit limits."""
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _parse_time(value: object) -> datetime:
+    field = "timestamp"
+    if type(value) is not str:
+        raise _Reject(Code.INVALID_TIMESTAMP, field, f"must be an ISO 8601 string such as "
+                                                     f"\"2026-01-31T12:00:00Z\", got {_describe(value)}")
+    try:
+        moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
+        # A value without an offset is UTC, as in Togai.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _Reject(Code.INVALID_TIMESTAMP, field, f"{value[:40]!r} is not an ISO 8601 date-time; "  # type: ignore[index]
+                                                     "use e.g. \"2026-01-31T12:00:00Z\" (no offset means UTC)") from None
+
+
+def _fast_decimal(value: object) -> str | None:
+    """The common case of parse_decimal (a short plain decimal string or a small int), else None."""
+    if type(value) is str:
+        body = value[1:] if value[:1] == "-" else value
+        if body.isdigit():
+            return value if body.isascii() and len(body) <= MAX_INTEGER_DIGITS else None
+        integer, dot, fraction = body.partition(".")
+        if (dot and integer.isdigit() and fraction.isdigit() and body.isascii()
+                and len(integer) <= MAX_INTEGER_DIGITS and len(fraction) <= MAX_FRACTION_DIGITS):
+            return value
+        return None
+    if type(value) is int and -_INT_LIMIT < value < _INT_LIMIT:  # type: ignore[operator]
+        return str(value)
+    return None
+
+
+def _short_ascii(value: object, max_chars: int) -> bool:
+    """The common case of a valid name: a short ASCII string without NUL (anything else takes
+    the full check, which accepts other valid text and explains what is wrong)."""
+    return type(value) is str and 0 < len(value) <= max_chars and value.isascii() and "\x00" not in value  # type: ignore[arg-type]
+
+
+def _parse_attributes(raw: object) -> tuple[dict[str, str], dict[str, str] | None]:
+    if raw is None:
+        return {}, None
+    if type(raw) is dict:
+        return _parse_attribute_map(raw)  # type: ignore[arg-type]
+    if type(raw) is not list:
+        raise _Reject(Code.INVALID_ATTRIBUTE, "attributes", "must be a list of {name, value, unit} or an object "
+                                                            f"{{name: value}}, got {_describe(raw)}")
+    if len(raw) > MAX_ATTRIBUTES:  # type: ignore[arg-type]
+        raise _Reject(Code.TOO_MANY_ATTRIBUTES, "attributes",
+                      f"has {len(raw)} attributes; at most {MAX_ATTRIBUTES} per event")  # type: ignore[arg-type]
+    attributes: dict[str, str] = {}
+    units: dict[str, str] | None = None
+    for index, item in enumerate(raw):  # type: ignore[arg-type]
+        if type(item) is dict:
+            # Fast path: exactly {name, value} or {name, value, unit}, all of the common shapes.
+            size = len(item)
+            name, value = item.get("name"), item.get("value")
+            unit = item.get("unit") if size == 3 else None
+            if (type(name) is str and value is not None and (size == 2 or unit is not None)
+                    and 0 < len(name) <= MAX_ATTRIBUTE_NAME_CHARS and name.isascii() and "\x00" not in name
+                    and name not in attributes and (unit is None or _short_ascii(unit, MAX_UNIT_CHARS))):
+                text = _fast_decimal(value)
+                if text is not None:
+                    attributes[name] = text
+                    if unit is not None:
+                        if units is None:
+                            units = {}
+                        units[name] = unit
+                    continue
+        name, text, unit = _parse_attribute_item(item, f"attributes[{index}]", attributes)
+        attributes[name] = text
+        if unit is not None:
+            if units is None:
+                units = {}
+            units[name] = unit
+    return attributes, units
+
+
+def _parse_attribute_map(raw: dict[str, object]) -> tuple[dict[str, str], None]:
+    if len(raw) > MAX_ATTRIBUTES:
+        raise _Reject(Code.TOO_MANY_ATTRIBUTES, "attributes",
+                      f"has {len(raw)} attributes; at most {MAX_ATTRIBUTES} per event")
+    attributes: dict[str, str] = {}
+    for name, value in raw.items():
+        field = f"attributes.{name}"
+        _text(name, field, Code.INVALID_ATTRIBUTE, MAX_ATTRIBUTE_NAME_CHARS, "the attribute name")
+        attributes[name] = parse_decimal(value, field)
+    return attributes, None
+
+
+def _parse_attribute_item(item: object, field: str, seen: dict[str, str]) -> tuple[str, str, str | None]:
+    """The full check of one {name, value, unit}, with a precise rejection."""
+    if type(item) is not dict:
+        raise _Reject(Code.INVALID_ATTRIBUTE, field, f"must be an object {{name, value, unit}}, got {_describe(item)}")
+    if not item.keys() <= ATTRIBUTE_FIELDS:  # type: ignore[attr-defined]
+        extra = sorted(set(item) - ATTRIBUTE_FIELDS)[0]  # type: ignore[call-overload]
+        raise _Reject(Code.INVALID_ATTRIBUTE, f"{field}.{extra}", "is not an attribute field; use name, value, unit")
+    if item.get("name") is None:  # type: ignore[attr-defined]
+        raise _Reject(Code.MISSING_FIELD, f"{field}.name", "is required")
+    name = _text(item["name"], f"{field}.name", Code.INVALID_ATTRIBUTE, MAX_ATTRIBUTE_NAME_CHARS,  # type: ignore[index]
+                 "the attribute name")
+    if name in seen:
+        raise _Reject(Code.INVALID_ATTRIBUTE, f"{field}.name", f"{name!r} is given twice; send each attribute once")
+    if item.get("value") is None:  # type: ignore[attr-defined]
+        raise _Reject(Code.MISSING_FIELD, f"{field}.value", "is required (a decimal string such as \"12.5\")")
+    text = parse_decimal(item["value"], f"{field}.value")  # type: ignore[index]
+    unit = item.get("unit")  # type: ignore[attr-defined]
+    if unit is not None:
+        unit = _text(unit, f"{field}.unit", Code.INVALID_ATTRIBUTE, MAX_UNIT_CHARS, "the unit")
+    return name, text, unit
+
+
+def _parse_dimensions(raw: object) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if type(raw) is not dict:
+        raise _Reject(Code.INVALID_DIMENSION, "dimensions", f"must be an object {{name: \"text\"}}, got {_describe(raw)}")
+    if len(raw) > MAX_DIMENSIONS:  # type: ignore[arg-type]
+        raise _Reject(Code.TOO_MANY_DIMENSIONS, "dimensions",
+                      f"has {len(raw)} dimensions; at most {MAX_DIMENSIONS} per event")  # type: ignore[arg-type]
+    for name, value in raw.items():  # type: ignore[attr-defined]
+        if (type(name) is str and type(value) is str and 0 < len(name) <= MAX_DIMENSION_NAME_CHARS
+                and 0 < len(value) <= MAX_DIMENSION_VALUE_CHARS and name.isascii() and value.isascii()
+                and "\x00" not in name and "\x00" not in value):
+            continue  # the common case; anything else gets the full check below
+        field = f"dimensions.{name}"
+        _text(name, field, Code.INVALID_DIMENSION, MAX_DIMENSION_NAME_CHARS, "the dimension name")
+        if type(value) is not str:
+            hint = f'; send it as text: "{value}"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+            raise _Reject(Code.INVALID_DIMENSION, field, f"must be a string, got {_describe(value)}{hint}")
+        _text(value, field, Code.INVALID_DIMENSION, MAX_DIMENSION_VALUE_CHARS, "the dimension value")
+    return raw  # type: ignore[return-value]
+
+
+def _unknown_field(raw: dict[str, Any]) -> Rejection:
+    extra = sorted(str(k) for k in raw if k not in EVENT_FIELDS)[0]
+    near = next((f for f in EVENT_FIELDS if f.lower() == extra.lower()), None)
+    hint = f"; did you mean {near!r}?" if near else f"; an event has {', '.join(sorted(EVENT_FIELDS))}"
+    return Rejection(Code.UNKNOWN_FIELD, extra, f"is not an event field{hint}")
+
+
+def parse_event(raw: object) -> ParsedEvent | Rejection:
+    """Validates one event as sent; the account and a missing id are resolved by the caller."""
+    if type(raw) is not dict:
+        return Rejection(Code.INVALID_EVENT, "", f"an event must be an object, got {_describe(raw)}")
+    if not raw.keys() <= EVENT_FIELDS:
+        return _unknown_field(raw)
+    get = raw.get
+    schema_name, account, event_id = get("schemaName"), get("accountId"), get("id")
+    try:
+        if not _short_ascii(schema_name, MAX_SCHEMA_NAME_CHARS):
+            if schema_name is None:
+                raise _Reject(Code.MISSING_FIELD, "schemaName", "is required: the event type, e.g. \"api_call\"")
+            _text(schema_name, "schemaName", Code.INVALID_SCHEMA_NAME, MAX_SCHEMA_NAME_CHARS, "the event type")
+        timestamp = get("timestamp")
+        if timestamp is None:
+            raise _Reject(Code.MISSING_FIELD, "timestamp", "is required: when the usage happened, ISO 8601")
+        event_time = _parse_time(timestamp)
+        if not _short_ascii(account, MAX_ACCOUNT_ID_CHARS):
+            if account is None:
+                raise _Reject(Code.MISSING_FIELD, "accountId", "is required: the account id or one of its aliases")
+            _text(account, "accountId", Code.INVALID_ACCOUNT_ID, MAX_ACCOUNT_ID_CHARS, "an account id or alias")
+        if event_id is not None and not _short_ascii(event_id, MAX_ID_CHARS):
+            _text(event_id, "id", Code.INVALID_ID, MAX_ID_CHARS, "the idempotency key")
+        attributes, units = _parse_attributes(get("attributes"))
+        dimensions = _parse_dimensions(get("dimensions"))
+    except _Reject as reject:
+        return reject.rejection
+    return ParsedEvent(event_id, schema_name, event_time, account, attributes, units, dimensions)  # type: ignore[arg-type]
+
+
+def canonical_decimal(text: str) -> str:
+    """One spelling per value ("1.50" and "1.5" -> "1.5"), for derived ids."""
+    number = Decimal(text)
+    return "0" if number.is_zero() else _plain(number)
+
+
+def derive_event_id(event: ParsedEvent, account_id: str) -> str:
+    """`evt_` + sha256 of the canonical JSON of the event's content: an identical retry without an
+    id derives the same id and is a DUPLICATE."""
+    content = {
+        "accountId": account_id,
+        "schemaName": event.schema_name,
+        "timestamp": event.event_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "attributes": {name: canonical_decimal(value) for name, value in event.attributes.items()},
+        "dimensions": event.dimensions,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "evt_" + hashlib.sha256(canonical.encode()).hexdigest()

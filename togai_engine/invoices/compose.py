@@ -1,0 +1,192 @@
+"""Composing an invoice for one billing period from quantities: pure (no I/O, no clock).
+
+Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
+(its slab lines and any rate-config adjustment below it carry the exact values), one per fixed fee
+(prorated by time when the card says so and the period is partial), and the minimum-commitment
+true-up. The subtotal and total are sums of rounded top-level lines, so they always add up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from togai_engine.cycles import Cycle, cycle_fraction
+from togai_engine.errors import InvalidInput
+from togai_engine.plans.schemas import PricePlan, UsagePricing
+from togai_engine.pricing import (
+    RateCardCharge,
+    minimum_commitment_true_up,
+    prorate_fixed_fee,
+    rate_usage,
+    round_fraction,
+    round_money,
+)
+
+USAGE_LINE = "USAGE_RATE_CARD_AMOUNT"
+SLAB_LINE = "USAGE_RATE_CARD_SLAB_AMOUNT"
+ADJUSTMENT_LINE = "RATE_CONFIG_ADJUSTMENT_AMOUNT"
+FIXED_FEE_LINE = "FIXED_FEE_RATE_CARD_AMOUNT"
+TRUE_UP_LINE = "TRUE_UP_AMOUNT"
+ZERO = Decimal(0)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class ComposedLine:
+    line_type: str
+    description: str
+    value: Decimal  # rounded for top-level lines, exact for child lines
+    rate_card_name: str | None = None
+    quantity: Decimal | None = None
+    value_per_quantity: Decimal | None = None
+    usage_meter_id: str | None = None
+    usage_start: datetime | None = None
+    usage_end: datetime | None = None
+    details: dict[str, Any] | None = None
+    children: tuple[ComposedLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComposedInvoice:
+    currency: str
+    period: Cycle
+    lines: tuple[ComposedLine, ...]
+    sub_total: Decimal  # sum of the rate card lines
+    true_up: Decimal
+    total: Decimal  # sub_total + true_up; never negative (every line is >= 0)
+    quantities: Mapping[str, Decimal] = field(default_factory=dict)  # per usage meter, as billed
+
+
+def _text(value: Decimal) -> str:
+    """A decimal as plain digits (no exponent), for descriptions."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _span(duration: timedelta) -> str:
+    if duration % timedelta(days=1) == timedelta(0):
+        return f"{duration.days} days"
+    return f"{_text(Decimal(duration // _MICROSECOND) / Decimal(3_600_000_000))} hours"
+
+
+def compose_invoice(
+    plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal]
+) -> ComposedInvoice:
+    """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
+
+    `quantities` maps usage meter id -> quantity over the period; a missing meter means 0.
+    """
+    if currency not in plan.supportedCurrencies:
+        raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
+                                       f"{', '.join(plan.supportedCurrencies)}")
+    lines: list[ComposedLine] = []
+    billed: dict[str, Decimal] = {}
+    for usage in plan.usage_pricing:
+        quantity = quantities.get(usage.card.usageMeterId, ZERO)
+        billed[usage.card.usageMeterId] = quantity
+        lines.append(usage_line(usage, currency, period, quantity))
+    partial = period != full_cycle
+    for fee in plan.rateCards.fixedFeeRateCards:
+        rate = next(v.rate for v in fee.rateValues if v.currency == currency)
+        details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration}
+        description = fee.displayName or fee.name or "Fixed fee"
+        if partial and fee.enableProration:
+            value = prorate_fixed_fee(rate, period.duration, full_cycle.duration, currency)
+            fraction = cycle_fraction(period, full_cycle)
+            details |= {"prorated": True, "fraction": str(fraction), "cycleStart": full_cycle.start.isoformat(),
+                        "cycleEnd": full_cycle.end.isoformat()}
+            description = f"{description} (prorated: {_span(period.duration)} of {_span(full_cycle.duration)})"
+        else:
+            value = round_money(rate, currency)
+        lines.append(ComposedLine(
+            line_type=FIXED_FEE_LINE, description=description, value=value, rate_card_name=fee.name,
+            quantity=Decimal(1), value_per_quantity=rate, details=details,
+        ))
+    sub_total = sum((line.value for line in lines), ZERO)
+    true_up = ZERO
+    commitment = plan.rateCards.minimumCommitment
+    if commitment is not None:
+        committed = next(v.rate for v in commitment.rateValues if v.currency == currency)
+        true_up = _true_up(committed, sub_total, currency, period, full_cycle)
+        lines.append(ComposedLine(
+            line_type=TRUE_UP_LINE,
+            description=f"{commitment.displayName}: true-up to {_text(committed)} {currency}"
+                        + (" (prorated)" if partial else ""),
+            value=true_up, rate_card_name="minimum_commitment", value_per_quantity=committed,
+            details={"minimumCommitment": str(committed), "subTotal": str(sub_total), "prorated": partial},
+        ))
+    return ComposedInvoice(
+        currency=currency, period=period, lines=tuple(lines), sub_total=sub_total, true_up=true_up,
+        total=sub_total + true_up, quantities=billed,
+    )
+
+
+def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal) -> ComposedLine:
+    card = usage.card
+    charge = rate_usage(usage.rate_plan, usage.rate_values[currency], quantity)
+    return ComposedLine(
+        line_type=USAGE_LINE,
+        description=f"{card.displayName or card.name}: {_text(quantity)} units",
+        value=charge.amount,
+        rate_card_name=card.name,
+        quantity=quantity,
+        usage_meter_id=card.usageMeterId,
+        usage_start=period.start,
+        usage_end=period.end,
+        details={"pricingModel": usage.rate_plan.pricing_model, "subtotal": str(charge.subtotal),
+                 "adjustment": str(charge.adjustment), "minimumApplied": charge.minimum_applied,
+                 "maximumApplied": charge.maximum_applied},
+        children=_slab_lines(charge, usage),
+    )
+
+
+def _slab_lines(charge: RateCardCharge, usage: UsagePricing) -> tuple[ComposedLine, ...]:
+    starts = {slab.order: slab.start_after for slab in usage.rate_plan.slabs}
+    children: list[ComposedLine] = []
+    for slab in charge.slabs:
+        if not slab.entered and slab.quantity == 0 and slab.amount == 0:
+            continue
+        parts = []
+        if slab.price_type == "PER_UNIT":
+            parts.append(f"{_text(slab.quantity)} × {_text(slab.rate)}")
+        elif slab.price_type == "PACKAGE":
+            parts.append(f"{slab.package_count} packages × {_text(slab.rate)}")
+        else:
+            parts.append(f"flat {_text(slab.rate)}" if slab.entered else "flat (not reached)")
+        if slab.flat_amount:
+            parts.append(f"+ flat {_text(slab.flat_amount)}")
+        children.append(ComposedLine(
+            line_type=SLAB_LINE,
+            description=f"Slab {slab.order} (after {_text(starts[slab.order])}, {slab.price_type}): "
+                        + " ".join(parts),
+            value=slab.amount,
+            rate_card_name=usage.card.name,
+            quantity=slab.quantity,
+            value_per_quantity=slab.rate,
+            details={"order": slab.order, "priceType": slab.price_type, "startAfter": str(starts[slab.order]),
+                     "packageCount": slab.package_count, "flatAmount": str(slab.flat_amount),
+                     "entered": slab.entered},
+        ))
+    if charge.adjustment:
+        which = "minimumRate" if charge.minimum_applied else "maximumRate"
+        children.append(ComposedLine(
+            line_type=ADJUSTMENT_LINE,
+            description=f"Rate config {which}: adjusted by {_text(charge.adjustment)}",
+            value=charge.adjustment,
+            rate_card_name=usage.card.name,
+            details={"rule": which},
+        ))
+    return tuple(children)
+
+
+def _true_up(committed: Decimal, sub_total: Decimal, currency: str, period: Cycle, full_cycle: Cycle) -> Decimal:
+    """max(0, commitment - subtotal); a partial period commits only its share of the cycle (by time)."""
+    if period == full_cycle:
+        return minimum_commitment_true_up(committed, sub_total, currency)
+    share = Fraction(period.duration // _MICROSECOND, full_cycle.duration // _MICROSECOND)
+    return round_fraction(max(Fraction(committed) * share - Fraction(sub_total), Fraction(0)), currency)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from togai_engine.store.base import Base
+
+
+class InvoiceRow(Base):
+    """One invoice per account and billing period (the unique key makes closing idempotent).
+
+    DRAFT rows hold no amounts (they are computed when read); DUE rows are frozen, numbered and
+    carry their lines. Periods are half-open [period_start, period_end).
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("account_id", "period_start"),
+        Index("ix_invoices_period_start_seq", "period_start", "seq"),
+        Index("ix_invoices_customer_period", "customer_id", "period_start"),
+        Index("ix_invoices_status_account", "status", "account_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    customer_id: Mapped[str] = mapped_column(String(50))
+    association_id: Mapped[int] = mapped_column(ForeignKey("plan_associations.id"))
+    price_plan_id: Mapped[str] = mapped_column(ForeignKey("price_plans.id"))
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    sequence_number: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    sub_total: Mapped[Decimal | None] = mapped_column(Numeric)
+    true_up: Mapped[Decimal | None] = mapped_column(Numeric)
+    total_amount: Mapped[Decimal | None] = mapped_column(Numeric)
+    credits_applied: Mapped[Decimal | None] = mapped_column(Numeric)
+    amount_due: Mapped[Decimal | None] = mapped_column(Numeric)
+    invoice_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class InvoiceLineRow(Base):
+    """A frozen line of a DUE invoice. Top-level lines (parent NULL) carry rounded values that add up
+    to the total; child lines (per slab, rate-config adjustment) carry the exact values behind them.
+    Usage lines record the meter, the usage window and the quantity billed (lineage)."""
+
+    __tablename__ = "invoice_lines"
+
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_position: Mapped[int | None] = mapped_column(Integer)
+    line_type: Mapped[str] = mapped_column(String(48))
+    rate_card_name: Mapped[str | None] = mapped_column(String(50))
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal | None] = mapped_column(Numeric)
+    value_per_quantity: Mapped[Decimal | None] = mapped_column(Numeric)
+    value: Mapped[Decimal] = mapped_column(Numeric)
+    usage_meter_id: Mapped[str | None] = mapped_column(String(50))
+    usage_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    usage_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class InvoiceCounterRow(Base):
+    """Gapless invoice numbers: the counter moves in the transaction that makes invoices DUE."""
+
+    __tablename__ = "invoice_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,67 @@
+"""Invoice shapes (Togai field names where Togai has them). Money is a decimal string in JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field
+
+from togai_engine.common.schemas import Model
+
+InvoiceStatus = Literal["DRAFT", "DUE", "PAID", "VOID"]
+
+
+class UsagePeriod(Model):
+    start: datetime
+    end: datetime = Field(description="exclusive")
+
+
+class InvoiceLine(Model):
+    type: str = Field(description="USAGE_RATE_CARD_AMOUNT, USAGE_RATE_CARD_SLAB_AMOUNT, RATE_CONFIG_ADJUSTMENT_AMOUNT, "
+                                  "FIXED_FEE_RATE_CARD_AMOUNT or TRUE_UP_AMOUNT")
+    description: str
+    rateCardName: str | None = None
+    quantity: Decimal | None = Field(default=None, description="usage units (usage and slab lines)")
+    valuePerQuantity: Decimal | None = Field(default=None, description="the rate applied")
+    value: Decimal = Field(description="rounded to the currency's minor unit on top-level lines; exact on the "
+                                       "slab and adjustment lines below them, which round to their parent")
+    units: str = Field(description="the currency of value")
+    usageMeterId: str | None = None
+    usagePeriod: UsagePeriod | None = Field(default=None, description="the usage window this line billed")
+    details: dict[str, Any] | None = None
+    lineItems: list[InvoiceLine] = Field(default_factory=list)
+
+
+class UsageInfo(Model):
+    usageMeterId: str
+    quantity: Decimal
+    usagePeriod: UsagePeriod
+
+
+class InvoiceSummary(Model):
+    id: str
+    sequenceId: str | None = Field(default=None, description="the invoice number, assigned when it becomes DUE")
+    accountId: str
+    customerId: str
+    pricePlanId: str
+    pricePlanName: str
+    status: InvoiceStatus
+    currency: str
+    startDate: datetime = Field(description="start of the billed period (inclusive)")
+    endDate: datetime = Field(description="end of the billed period (exclusive)")
+    closesAt: datetime = Field(description="when the invoice becomes (or became) DUE: period end + grace period")
+    invoiceDate: datetime | None = Field(default=None, description="when it became DUE")
+    dueDate: datetime | None = Field(default=None, description="invoiceDate + the account's netTermDays")
+    subTotalAmount: Decimal = Field(description="sum of the rate card lines")
+    trueUpAmount: Decimal = Field(description="minimum commitment true-up")
+    totalAmount: Decimal = Field(description="subTotalAmount + trueUpAmount; never negative")
+    creditsApplied: Decimal = Field(description="wallet credits applied when it became DUE")
+    amountDue: Decimal = Field(description="totalAmount - creditsApplied")
+    statusUpdatedAt: datetime | None = None
+
+
+class Invoice(InvoiceSummary):
+    lineItems: list[InvoiceLine]
+    usageInfo: list[UsageInfo] = Field(description="the quantity billed per usage meter")

@@ -1,0 +1,136 @@
+"""Comparing plans on an account's own billing periods: pure (no I/O, no clock).
+
+Every amount comes from `compose_invoice`, the function that composes real invoices, applied to the
+account's real period (`BillingPeriod.period` and the `full_cycle` it is prorated against) and the
+quantities billing reads for that period. So pricing the account's own plan gives its invoice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from togai_engine.billing.schedule import BillingPeriod
+from togai_engine.invoices.compose import compose_invoice
+from togai_engine.lab.candidates import Candidate
+from togai_engine.lab.schemas import (
+    AccountComparison,
+    AccountTotal,
+    CandidateAmount,
+    CandidateTotal,
+    CycleComparison,
+    Mover,
+    Unsupported,
+)
+from togai_engine.plans.schemas import PricePlan
+from togai_engine.pricing import round_money
+
+ZERO = Decimal(0)
+Quantities = Mapping[str, Decimal]  # usage meter id -> quantity over one period
+
+
+@dataclass(frozen=True)
+class InvoiceFact:
+    """What an invoice that is no longer DRAFT says about its period."""
+
+    id: str
+    status: str
+    currency: str
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    account_id: str
+    customer_id: str
+    currency: str  # the account's invoiceCurrency
+    periods: Sequence[BillingPeriod]  # the periods to compare, in order
+    invoices: Mapping[datetime, InvoiceFact]  # by period start
+    quantities: Mapping[datetime, Quantities]  # by period start
+
+
+def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities) -> Decimal:
+    """What `plan` invoices (total, before credits) for the account's period `bp`."""
+    return compose_invoice(plan, currency, bp.period, bp.period, quantities).total
+
+
+def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> AccountComparison:
+    cycles: list[CycleComparison] = []
+    unsupported: dict[tuple[int, str], str] = {}
+    for bp in account.periods:
+        quantities = account.quantities.get(bp.period.start, {})
+        invoice = account.invoices.get(bp.period.start)
+        if invoice is not None:
+            currency, status, invoice_id, actual = invoice.currency, invoice.status, invoice.id, invoice.total
+        else:  # not invoiced yet: what its DRAFT says now
+            currency, status, invoice_id = account.currency, "DRAFT", None
+            actual = price(bp.plan, currency, bp, quantities)
+        actual = round_money(actual, currency)
+        amounts: list[CandidateAmount] = []
+        for candidate in candidates:
+            plan = candidate.plan
+            if currency not in plan.supportedCurrencies:
+                unsupported[(candidate.index, currency)] = (
+                    f"{plan.name!r} does not price {currency} (it supports {', '.join(plan.supportedCurrencies)}); "
+                    f"this account's {currency} cycles are left out of its totals")
+                continue
+            amount = price(plan, currency, bp, quantities)
+            amounts.append(CandidateAmount(candidate=candidate.index, amount=amount, difference=amount - actual))
+        cycles.append(CycleComparison(
+            startDate=bp.period.start, endDate=bp.period.end, currency=currency, pricePlanId=bp.plan.id,
+            status=status, invoiceId=invoice_id, actual=actual, candidates=amounts))  # type: ignore[arg-type]
+    return AccountComparison(
+        accountId=account.account_id, customerId=account.customer_id, currency=account.currency, cycles=cycles,
+        totals=_account_totals(cycles),
+        unsupported=[Unsupported(candidate=i, currency=c, reason=r) for (i, c), r in sorted(unsupported.items())],
+    )
+
+
+def _account_totals(cycles: Sequence[CycleComparison]) -> list[AccountTotal]:
+    sums: dict[tuple[int, str], list[Decimal]] = {}
+    counts: dict[tuple[int, str], int] = defaultdict(int)
+    for cycle in cycles:
+        for amount in cycle.candidates:
+            key = (amount.candidate, cycle.currency)
+            actual_sum, amount_sum = sums.get(key, (ZERO, ZERO))
+            sums[key] = [actual_sum + cycle.actual, amount_sum + amount.amount]
+            counts[key] += 1
+    return [
+        AccountTotal(candidate=i, currency=c, cycles=counts[(i, c)], actual=actual, amount=amount,
+                     difference=amount - actual)
+        for (i, c), (actual, amount) in sorted(sums.items())
+    ]
+
+
+def summarize(
+    accounts: Sequence[AccountComparison], candidates: Sequence[Candidate], top: int
+) -> list[CandidateTotal]:
+    """Totals per candidate and currency, with the accounts whose charge moves most either way."""
+    groups: dict[tuple[int, str], list[tuple[str, AccountTotal]]] = defaultdict(list)
+    for account in accounts:
+        for total in account.totals:
+            groups[(total.candidate, total.currency)].append((account.accountId, total))
+    names = {c.index: c.plan.name for c in candidates}
+    results = []
+    for (index, currency), members in sorted(groups.items()):
+        actual = sum((t.actual for _, t in members), ZERO)
+        amount = sum((t.amount for _, t in members), ZERO)
+        movers = [Mover(accountId=a, actual=t.actual, amount=t.amount, difference=t.difference) for a, t in members]
+        increases = sorted((m for m in movers if m.difference > 0), key=lambda m: (-m.difference, m.accountId))
+        decreases = sorted((m for m in movers if m.difference < 0), key=lambda m: (m.difference, m.accountId))
+        results.append(CandidateTotal(
+            candidate=index, name=names[index], currency=currency, accounts=len(members),
+            cycles=sum(t.cycles for _, t in members), actual=actual, amount=amount, difference=amount - actual,
+            differencePercent=percent(amount - actual, actual), biggestIncreases=increases[:top],
+            biggestDecreases=decreases[:top],
+        ))
+    return results
+
+
+def percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    if whole == 0:
+        return None
+    return (part * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

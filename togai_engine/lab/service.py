@@ -1,0 +1,298 @@
+"""The pricing lab: quote a plan for given usage, price real usage under candidate plans, apply plan files.
+
+`calculate_revenue` and `simulate_price_plans` only read: they switch their transaction to READ ONLY
+first, so PostgreSQL itself refuses any write (inline plans are validated, never stored). Both
+price through `compose_invoice` on billing's own periods and quantities (see compare.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.billing.schedule import BillingPeriod, account_timeline
+from togai_engine.billing.state import AccountState, load_states
+from togai_engine.billing.usage import UsageSource, meter_usage
+from togai_engine.customers.service import get_row as get_customer_row
+from togai_engine.errors import Conflict, EngineError, InvalidInput
+from togai_engine.invoices.models import InvoiceRow
+from togai_engine.lab.candidates import Candidate, parse_inline, resolve, resolve_candidates
+from togai_engine.lab.compare import AccountUsage, InvoiceFact, compare_account, summarize
+from togai_engine.lab.quote import quote
+from togai_engine.lab.schemas import (
+    AccountComparison,
+    AppliedPlan,
+    CandidateInfo,
+    RevenueQuote,
+    SimulationResult,
+    SkippedAccount,
+)
+from togai_engine.plans import service as plans
+from togai_engine.plans.models import PricePlanRow
+from togai_engine.plans.schemas import PricePlan
+from togai_engine.pricing import parse_decimal
+
+MAX_CANDIDATES = 5
+DEFAULT_LAST_CYCLES = 3
+MAX_LAST_CYCLES = 120
+
+ALIGNMENT_NOTE = (
+    "Candidates are priced on each account's own billing periods (from its price plan history), so amounts "
+    "compare period by period; a candidate's pricingCycleConfig is not used to cut periods. Fixed fees and "
+    "minimum commitments of a partial period are prorated against the account's cycle, as on its invoices.")
+ACTUAL_NOTE = (
+    "actual is the invoice's totalAmount before wallet credits (status DUE, PAID or VOID); for a period not "
+    "invoiced yet (DRAFT) it is what the account's plan charges for the usage recorded so far. Candidates' "
+    "credit grants and entitlements are not simulated.")
+
+
+async def read_only(session: AsyncSession) -> None:
+    """From here on PostgreSQL refuses every write in this transaction."""
+    await session.execute(text("SET TRANSACTION READ ONLY"))
+
+
+# --- quote --------------------------------------------------------------------------------------
+
+
+async def calculate_revenue(
+    session: AsyncSession,
+    *,
+    plan: str | Mapping[str, Any] | None,
+    usage: Mapping[str, object],
+    currency: str | None,
+    now: datetime,
+    plan_field: str = "pricePlanId",
+    inline_field: str = "pricePlan",
+) -> RevenueQuote:
+    """What `plan` (a plan id, or an inline plan) charges for one full cycle with `usage` per meter."""
+    await read_only(session)
+    if plan is None:
+        raise InvalidInput(plan_field, f"pass pricePlanId (a stored plan) or {inline_field} (an inline plan in "
+                                       "create_price_plan's shape)")
+    field = plan_field if isinstance(plan, str) else inline_field
+    priced, stored = await resolve(session, plan, field, now)
+    quantities = {meter: _quantity(value, f"usage.{meter}") for meter, value in usage.items()}
+    if currency is None:
+        currency = priced.supportedCurrencies[0]
+    else:
+        currency = currency.strip().upper()
+        if currency not in priced.supportedCurrencies:
+            raise InvalidInput("currency", f"{priced.name!r} does not price {currency}; it supports "
+                                           f"{', '.join(priced.supportedCurrencies)}")
+    return quote(priced, currency, quantities, at=now, stored=stored)
+
+
+def _quantity(value: object, field: str) -> Decimal:
+    quantity = parse_decimal(value, field)
+    if quantity < 0:
+        raise InvalidInput(field, f"must be 0 or more; got {quantity}")
+    return quantity
+
+
+# --- simulation ---------------------------------------------------------------------------------
+
+
+async def simulate_price_plans(
+    session: AsyncSession,
+    candidates: Sequence[str | Mapping[str, Any]],
+    *,
+    now: datetime,
+    account_ids: Sequence[str] | None = None,
+    customer_id: str | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    last_cycles: int | None = None,
+    top: int = 5,
+    candidates_field: str = "candidates",
+    usage: UsageSource = meter_usage,
+) -> SimulationResult:
+    """Per account and billing period: what it was (or, for a DRAFT, would be) charged, and what each
+    candidate plan charges for the same period and usage."""
+    await read_only(session)
+    notes = [ALIGNMENT_NOTE, ACTUAL_NOTE]
+    if start_time is None and end_time is None and last_cycles is None:
+        last_cycles = DEFAULT_LAST_CYCLES
+        notes.append(f"No range given: the last {DEFAULT_LAST_CYCLES} ended billing periods of each account.")
+    _check_range(start_time, end_time, last_cycles)
+    chosen = await resolve_candidates(session, candidates, now, field=candidates_field, limit=MAX_CANDIDATES)
+    if any(not c.stored for c in chosen):
+        notes.append("Inline plans were validated like create_price_plan and priced in memory; nothing was stored.")
+    ids = await _account_ids(session, account_ids, customer_id)
+    states, plans_by_id = await load_states(session, ids)
+
+    skipped: list[SkippedAccount] = []
+    selected: dict[str, list[BillingPeriod]] = {}
+    for account_id in ids:
+        state = states[account_id]
+        periods, reason = _periods_in_range(state, plans_by_id, now, start_time, end_time, last_cycles)
+        if reason is not None:
+            skipped.append(SkippedAccount(accountId=account_id, reason=reason))
+        else:
+            selected[account_id] = periods
+
+    meter_ids = {card.usageMeterId for c in chosen for card in c.plan.rateCards.usageRateCards}
+    quantities = await _quantities(session, usage, selected, meter_ids)
+    invoices = await _invoices(session, selected)
+    compared: list[AccountComparison] = []
+    for account_id, periods in selected.items():
+        state = states[account_id]
+        account = AccountUsage(
+            account_id=account_id, customer_id=state.customer_id, currency=state.currency, periods=periods,
+            invoices=invoices.get(account_id, {}), quantities=quantities.get(account_id, {}))
+        try:
+            compared.append(compare_account(account, chosen))
+        except EngineError as exc:  # e.g. its own plan no longer prices its currency: it cannot be billed either
+            skipped.append(SkippedAccount(accountId=account_id, reason=exc.message))
+    skipped.sort(key=lambda s: s.accountId)
+    return SimulationResult(
+        asOf=now, startTime=start_time, endTime=end_time, lastCycles=last_cycles,
+        candidates=_candidate_infos(chosen, compared), totals=summarize(compared, chosen, top),
+        accountsSimulated=len(compared), accounts=compared, accountsShown=len(compared),
+        skipped=skipped, skippedCount=len(skipped), notes=notes,
+    )
+
+
+def _check_range(start: datetime | None, end: datetime | None, last_cycles: int | None) -> None:
+    if last_cycles is not None:
+        if start is not None or end is not None:
+            raise InvalidInput("lastCycles", "give either lastCycles or startTime and endTime, not both")
+        if not 1 <= last_cycles <= MAX_LAST_CYCLES:
+            raise InvalidInput("lastCycles", f"must be 1 to {MAX_LAST_CYCLES}; got {last_cycles}")
+        return
+    if start is None or end is None:
+        missing = "startTime" if start is None else "endTime"
+        raise InvalidInput(missing, "give startTime and endTime together (or lastCycles instead)")
+    for name, value in (("startTime", start), ("endTime", end)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput(name, f"{value.isoformat()} has no timezone; send an ISO 8601 instant such as "
+                                     "2026-02-01T00:00:00Z")
+    if end <= start:
+        raise InvalidInput("endTime", f"must be after startTime ({start.isoformat()}); the range is [start, end)")
+
+
+async def _account_ids(session: AsyncSession, account_ids: Sequence[str] | None, customer_id: str | None) -> list[str]:
+    if account_ids is not None and customer_id is not None:
+        raise InvalidInput("customerId", "give accountIds or customerId (or neither, for every account), not both")
+    if customer_id is not None:
+        await get_customer_row(session, customer_id)
+        return list(await session.scalars(
+            select(AccountRow.id).where(AccountRow.customer_id == customer_id).order_by(AccountRow.id)))
+    if account_ids is None:
+        return list(await session.scalars(select(AccountRow.id).order_by(AccountRow.id)))
+    if not account_ids:
+        raise InvalidInput("accountIds", "is empty; list account ids, or omit it to simulate every account")
+    rows = await session.execute(
+        select(AccountHandleRow.handle, AccountHandleRow.account_id).where(AccountHandleRow.handle.in_(account_ids)))
+    found = dict(rows.tuples().all())
+    for i, handle in enumerate(account_ids):
+        if handle not in found:
+            raise InvalidInput(f"accountIds[{i}]", f"account {handle!r} does not exist; list_accounts shows the ids")
+    return sorted({found[h] for h in account_ids})
+
+
+def _periods_in_range(
+    state: AccountState, plans_by_id: Mapping[str, PricePlan], now: datetime, start: datetime | None,
+    end: datetime | None, last_cycles: int | None,
+) -> tuple[list[BillingPeriod], str | None]:
+    """The account's billing periods to compare, or the reason it has none."""
+    if not state.associations:
+        return [], ("no price plan attached, so it has no billing periods to compare on; attach one with "
+                    "update_account(pricePlanId, effectiveFrom)")
+    # Invoicing's own schedule from the account's first plan on: the periods its invoices have (periods
+    # before billed_until never change, so the full timeline agrees with the invoiced one).
+    timeline = account_timeline(state.associations, plans_by_id, None, now)
+    started = timeline.due + timeline.open
+    if last_cycles is not None:
+        periods = [p for p in started if p.period.end <= now][-last_cycles:]
+        if not periods:
+            return [], f"no billing period has ended by {now.isoformat()} (its first one is still open)"
+        return periods, None
+    assert start is not None and end is not None
+    periods = [p for p in started if p.period.end > start and p.period.start < end]
+    if not periods:
+        return [], f"no billing period overlaps [{start.isoformat()}, {end.isoformat()}) by {now.isoformat()}"
+    return periods, None
+
+
+async def _quantities(
+    session: AsyncSession, usage: UsageSource, selected: Mapping[str, Sequence[BillingPeriod]], meter_ids: set[str]
+) -> dict[str, dict[datetime, dict[str, Decimal]]]:
+    """account -> period start -> {meter: quantity}, with one usage query per distinct period (as billing)."""
+    windows: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set(meter_ids)))
+    for account_id, periods in selected.items():
+        for bp in periods:
+            accounts_in, meters_in = windows[(bp.period.start, bp.period.end)]
+            accounts_in.add(account_id)
+            meters_in.update(card.usageMeterId for card in bp.plan.rateCards.usageRateCards)
+    found: dict[str, dict[datetime, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    for (start, end), (accounts_in, meters_in) in windows.items():
+        if not meters_in:
+            continue
+        quantities = await usage(session, start=start, end=end, account_ids=sorted(accounts_in),
+                                 meter_ids=sorted(meters_in))
+        for (account_id, meter_id), quantity in quantities.items():
+            found[account_id][start][meter_id] = quantity
+    return found
+
+
+async def _invoices(
+    session: AsyncSession, selected: Mapping[str, Sequence[BillingPeriod]]
+) -> dict[str, dict[datetime, InvoiceFact]]:
+    """The invoices past DRAFT of the selected periods: account -> period start -> fact."""
+    if not selected:
+        return {}
+    earliest = min(p.period.start for periods in selected.values() for p in periods)
+    rows = await session.execute(
+        select(InvoiceRow.account_id, InvoiceRow.period_start, InvoiceRow.id, InvoiceRow.status, InvoiceRow.currency,
+               InvoiceRow.total_amount)
+        .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.status != "DRAFT",
+               InvoiceRow.period_start >= earliest))
+    facts: dict[str, dict[datetime, InvoiceFact]] = defaultdict(dict)
+    for account_id, period_start, invoice_id, status, currency, total in rows.tuples():
+        facts[account_id][period_start] = InvoiceFact(invoice_id, status, currency, total or Decimal(0))
+    return facts
+
+
+def _candidate_infos(chosen: Sequence[Candidate], compared: Sequence[AccountComparison]) -> list[CandidateInfo]:
+    unsupported: dict[int, set[str]] = defaultdict(set)
+    for account in compared:
+        for entry in account.unsupported:
+            unsupported[entry.candidate].add(account.accountId)
+    return [
+        CandidateInfo(candidate=c.index, pricePlanId=c.price_plan_id, name=c.plan.name,
+                      supportedCurrencies=c.plan.supportedCurrencies, unsupportedAccounts=len(unsupported[c.index]))
+        for c in chosen
+    ]
+
+
+# --- plan files ---------------------------------------------------------------------------------
+
+
+async def apply_plans(session: AsyncSession, specs: Sequence[object], *, field: str = "plans") -> list[AppliedPlan]:
+    """Creates the plans whose name does not exist yet; a plan of the same name is reported as `exists`
+    (same content) or `differs` (plans are immutable). All or nothing: an invalid plan stores none."""
+    applied: list[AppliedPlan] = []
+    for i, spec in enumerate(specs):
+        prefix = f"{field}[{i}]"
+        if not isinstance(spec, Mapping):
+            raise InvalidInput(prefix, "must be a plan object in create_price_plan's shape "
+                                       "{name, pricingCycleConfig, supportedCurrencies, rateCards}")
+        data = parse_inline(spec, f"{prefix}.")
+        try:
+            plan, created = await plans.create_plan(session, data)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{prefix}.{exc.field}", exc.reason) from None
+        except Conflict as exc:
+            name = data.name.strip()
+            existing = await session.scalar(select(PricePlanRow.id).where(PricePlanRow.name == name))
+            applied.append(AppliedPlan(name=name, pricePlanId=existing or "", status="differs", message=exc.message))
+            continue
+        applied.append(AppliedPlan(name=plan.name, pricePlanId=plan.id, status="created" if created else "exists"))
+    return applied

@@ -1,0 +1,85 @@
+"""Compiled meters, cached per process.
+
+Ingestion asks for the meters of a schema together with the schema's `meters_tag`, read after
+taking the schema's shared lock; creating a meter takes that lock exclusive and sets a new random
+tag (see meters.sql). So a cached entry is valid exactly while its tag is current, in any process, and
+no batch can run with a stale meter list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from togai_engine.meters.compiler import compile_meter
+from togai_engine.meters.sql import MeterSql
+
+_MAX_ENTRIES = 4096
+_by_schema: dict[tuple[str, str], tuple[MeterSql, ...]] = {}
+_by_meter: dict[tuple[str, datetime], MeterSql] = {}
+
+
+def compile_stored(meter_id: str, schema_name: str, aggregation: str, computations: list[dict[str, Any]]) -> MeterSql:
+    """A stored meter's SQL (it compiled when it was created, so this does not fail)."""
+    return MeterSql(meter_id, schema_name, aggregation, compile_meter(aggregation, computations))
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _MAX_ENTRIES:
+        cache.clear()
+    cache[key] = value
+
+
+async def meters_of_schemas(conn: Any, tags: dict[str, str | None]) -> dict[str, tuple[MeterSql, ...]]:
+    """The meters of each schema, given the schemas' current `meters_tag` (None = no meters).
+
+    `conn` is the asyncpg connection of the caller's transaction.
+    """
+    result: dict[str, tuple[MeterSql, ...]] = {}
+    missing: list[str] = []
+    for schema, tag in tags.items():
+        if tag is None:
+            result[schema] = ()
+        elif (schema, tag) in _by_schema:
+            result[schema] = _by_schema[(schema, tag)]
+        else:
+            missing.append(schema)
+    if missing:
+        rows = await conn.fetch(
+            "SELECT id, event_schema_name, aggregation, computations::text AS computations FROM usage_meters "
+            "WHERE event_schema_name = ANY($1::text[]) AND status = 'ACTIVE' ORDER BY id",
+            missing,
+        )
+        found: dict[str, list[MeterSql]] = {schema: [] for schema in missing}
+        for row in rows:
+            found[row["event_schema_name"]].append(
+                compile_stored(row["id"], row["event_schema_name"], row["aggregation"], json.loads(row["computations"]))
+            )
+        for schema in missing:
+            meters = tuple(found[schema])
+            _remember(_by_schema, (schema, tags[schema]), meters)
+            result[schema] = meters
+    return result
+
+
+def compiled(rows: Iterable[Any]) -> list[MeterSql]:
+    """MeterSql of UsageMeterRow-like rows (id, event_schema_name, aggregation, computations,
+    updated_at), cached per (id, updated_at)."""
+    meters = []
+    for row in rows:
+        key = (row.id, row.updated_at)
+        meter = _by_meter.get(key)
+        if meter is None:
+            meter = compile_stored(row.id, row.event_schema_name, row.aggregation, row.computations)
+            _remember(_by_meter, key, meter)
+        meters.append(meter)
+    return meters
+
+
+def by_schema(meters: Sequence[MeterSql]) -> dict[str, list[MeterSql]]:
+    grouped: dict[str, list[MeterSql]] = {}
+    for meter in meters:
+        grouped.setdefault(meter.schema_name, []).append(meter)
+    return grouped

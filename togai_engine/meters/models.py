@@ -1,0 +1,51 @@
+"""Usage meters and their hourly rollups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Numeric, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from togai_engine.store.base import Base
+
+
+class UsageMeterRow(Base):
+    __tablename__ = "usage_meters"
+    __table_args__ = (Index("ix_usage_meters_event_schema_name", "event_schema_name"),)
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    billable_name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    event_schema_name: Mapped[str] = mapped_column(String(50))
+    type: Mapped[str] = mapped_column(String(16), server_default="COUNTER")
+    aggregation: Mapped[str] = mapped_column(String(16))
+    computations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)  # [{id, matcher, computation, order}]
+    status: Mapped[str] = mapped_column(String(16), server_default="ACTIVE")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UsageRollupRow(Base):
+    """Per (account, meter, UTC hour): the aggregates of the billable events that meter values.
+
+    event_count/value_sum/value_max add up across hours; LATEST is the value of the newest event
+    by (event_time, id), so merging two partial rollups is order independent.
+    """
+
+    __tablename__ = "usage_rollups"
+
+    account_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    meter_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    value_sum: Mapped[Decimal] = mapped_column(Numeric)
+    value_max: Mapped[Decimal | None] = mapped_column(Numeric)
+    latest_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    latest_id: Mapped[str | None] = mapped_column(Text)
+    latest_value: Mapped[Decimal | None] = mapped_column(Numeric)

@@ -1,0 +1,100 @@
+"""Hourly rollups beyond the ingest path: backfill a new meter, verify and rebuild from raw events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.events.connection import transaction_connection
+from togai_engine.meters import catalog
+from togai_engine.meters.models import UsageMeterRow
+from togai_engine.meters.sql import ROLLUP_COLUMNS, MeterSql, lock_schemas_sql, rollup_select, valued_sql
+
+_COMPARED = ("event_count", "value_sum", "value_max", "latest_time", "latest_id", "latest_value")
+
+
+@dataclass(frozen=True)
+class RollupDifference:
+    """A rollup row that disagrees with a recompute from raw events (None = row missing)."""
+
+    account_id: str
+    meter_id: str
+    hour: datetime
+    stored: tuple[int, Decimal, Decimal | None, datetime | None, str | None, Decimal | None] | None
+    recomputed: tuple[int, Decimal, Decimal | None, datetime | None, str | None, Decimal | None] | None
+
+
+async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
+    """Rollups of a brand-new meter from the events already stored; returns the rows written.
+
+    The caller holds the schema's exclusive lock, so no batch of that schema is in flight.
+    """
+    conn = await transaction_connection(session)
+    status = await conn.execute(
+        f"WITH valued AS ({valued_sql([meter], 'events')}) "
+        f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) {rollup_select('valued', any_latest=meter.is_latest)}"
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _meters(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
+    stmt = select(UsageMeterRow).order_by(UsageMeterRow.id)
+    if meter_ids is not None:
+        stmt = stmt.where(UsageMeterRow.id.in_(list(meter_ids)))
+    return catalog.compiled(await session.scalars(stmt))
+
+
+async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> list[RollupDifference]:
+    """Recomputes every (account, meter, hour) rollup from raw events and returns the differences
+    (an empty list means the rollups are exact)."""
+    meters = await _meters(session, meter_ids)
+    if not meters:
+        return []
+    conn = await transaction_connection(session)
+    ids = [m.id for m in meters]
+    differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
+    rows = await conn.fetch(
+        f"WITH valued AS ({valued_sql(meters, 'events')}), "
+        f"raw ({ROLLUP_COLUMNS}) AS ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
+        "stored AS (SELECT * FROM usage_rollups WHERE meter_id = ANY($1::text[])) "
+        "SELECT coalesce(s.account_id, w.account_id) AS account_id, coalesce(s.meter_id, w.meter_id) AS meter_id, "
+        "coalesce(s.hour, w.hour) AS hour, s.account_id IS NOT NULL AS has_stored, w.account_id IS NOT NULL AS has_raw, "
+        + ", ".join(f"s.{c} AS s_{c}, w.{c} AS w_{c}" for c in _COMPARED)
+        + " FROM stored s FULL JOIN raw w ON s.account_id = w.account_id AND s.meter_id = w.meter_id "
+        f"AND s.hour = w.hour WHERE {differs} ORDER BY 1, 2, 3",
+        ids,
+    )
+    return [
+        RollupDifference(
+            row["account_id"],
+            row["meter_id"],
+            row["hour"],
+            tuple(row[f"s_{c}"] for c in _COMPARED) if row["has_stored"] else None,  # type: ignore[arg-type]
+            tuple(row[f"w_{c}"] for c in _COMPARED) if row["has_raw"] else None,  # type: ignore[arg-type]
+        )
+        for row in rows
+    ]
+
+
+async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> int:
+    """Replaces the rollups of the given meters (default all) by a recompute from raw events.
+
+    Takes the schemas' exclusive locks, so no batch of those schemas runs meanwhile.
+    """
+    meters = await _meters(session, meter_ids)
+    if not meters:
+        return 0
+    conn = await transaction_connection(session)
+    await conn.fetchval(lock_schemas_sql(exclusive=True), sorted({m.schema_name for m in meters}))
+    await conn.execute("DELETE FROM usage_rollups WHERE meter_id = ANY($1::text[])", [m.id for m in meters])
+    status = await conn.execute(
+        f"WITH valued AS ({valued_sql(meters, 'events')}) "
+        f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
+        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))}"
+    )
+    return int(status.rsplit(" ", 1)[-1])

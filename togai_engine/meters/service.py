@@ -1,0 +1,220 @@
+"""Usage meter operations. Services take the session first and never commit."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.common.ids import new_id
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.schemas import Page
+from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.events.connection import transaction_connection
+from togai_engine.events.models import EventSchemaRow
+from togai_engine.events.validation import MAX_SCHEMA_NAME_CHARS
+from togai_engine.meters.compiler import AGGREGATIONS, compile_meter, normalize_expression
+from togai_engine.meters.models import UsageMeterRow
+from togai_engine.meters.rollups import backfill_meter
+from togai_engine.meters.schemas import Computation, UsageMeter, UsageMeterCreate
+from togai_engine.meters.sql import MeterSql, lock_schemas_sql
+
+NAME_PATTERN = re.compile(r"^[\sA-Za-z0-9_-]{1,50}$")
+
+
+def _to_schema(row: UsageMeterRow) -> UsageMeter:
+    return UsageMeter(
+        id=row.id,
+        name=row.name,
+        billableName=row.billable_name,
+        displayName=row.billable_name or row.name,
+        description=row.description,
+        type=row.type,
+        status=row.status,
+        aggregation=row.aggregation,  # type: ignore[arg-type]
+        computations=[Computation(**c) for c in row.computations],
+        eventSchemaName=row.event_schema_name,
+        createdAt=row.created_at,
+        updatedAt=row.updated_at,
+    )
+
+
+def _json_text(value: Any) -> str:
+    """JSON text of a normalized expression (Decimals written as exact numbers)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _stored_expression(raw: Any, field: str, *, allow_bare_name: bool) -> str | None:
+    """The text stored for a matcher/computation: a string as given, an object as JSON text."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return raw.strip() or None
+    if isinstance(raw, bool):
+        raise InvalidInput(field, "must be a JSON Logic expression, a number or an attribute name, not a boolean")
+    return _json_text(normalize_expression(raw, field=field, allow_bare_name=allow_bare_name))
+
+
+def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]], MeterSql]:
+    name = data.name.strip()
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput("name", f"{data.name!r} must be 1-50 letters, digits, spaces, '_' or '-'")
+    schema_name = data.eventSchemaName
+    if not 1 <= len(schema_name) <= MAX_SCHEMA_NAME_CHARS or "\x00" in schema_name:
+        raise InvalidInput(
+            "eventSchemaName",
+            f"must be 1-{MAX_SCHEMA_NAME_CHARS} characters: the schemaName "
+            "of the events to meter (list_event_schemas shows those seen)",
+        )
+    aggregation = data.aggregation.strip().upper()
+    if aggregation not in AGGREGATIONS:
+        raise InvalidInput(
+            "aggregation", f"{data.aggregation!r} is not supported; use one of: {', '.join(AGGREGATIONS)}"
+        )
+    for field, value in (("billableName", data.billableName), ("description", data.description)):
+        if value is not None and "\x00" in value:
+            raise InvalidInput(field, "contains a NUL character; remove it")
+    computations = []
+    for index, entry in enumerate(data.computations):
+        field = f"computations[{index}]"
+        if entry.id is not None and "\x00" in entry.id:
+            raise InvalidInput(f"{field}.id", "contains a NUL character; remove it")
+        computations.append(
+            {
+                "id": entry.id,
+                "matcher": _stored_expression(entry.matcher, f"{field}.matcher", allow_bare_name=False),
+                "computation": _stored_expression(entry.computation, f"{field}.computation", allow_bare_name=True),
+                "order": entry.order,
+            }
+        )
+    compiled = compile_meter(aggregation, computations)  # InvalidInput names computations[i].matcher etc.
+    return name, schema_name, aggregation, computations, MeterSql("", schema_name, aggregation, compiled)
+
+
+async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now: datetime) -> tuple[UsageMeter, bool]:
+    """Creates an ACTIVE meter and backfills its rollups from the events already stored.
+
+    Returns (meter, created). The same name with the same definition returns the existing meter
+    (created=False); the same name with another definition is a Conflict.
+    """
+    name, schema_name, aggregation, computations, compiled = _clean(data)
+    # The schema's exclusive lock: batches of this schema have committed (or wait), so the backfill
+    # below sees every event the new meter must count, and later batches see the meter.
+    await (await transaction_connection(session)).fetchval(lock_schemas_sql(exclusive=True), [schema_name])
+    await session.execute(
+        insert(EventSchemaRow)
+        .values(name=schema_name, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    meter_id = new_id("um")
+    inserted = await session.scalar(
+        insert(UsageMeterRow)
+        .values(
+            id=meter_id,
+            name=name,
+            billable_name=data.billableName,
+            description=data.description,
+            event_schema_name=schema_name,
+            aggregation=aggregation,
+            computations=computations,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(UsageMeterRow.id)
+    )
+    if inserted is None:
+        existing = await session.scalar(select(UsageMeterRow).where(UsageMeterRow.name == name))
+        assert existing is not None
+        differing = _differences(existing, schema_name, aggregation, compiled, data)
+        if differing:
+            raise Conflict(
+                f"a usage meter named {name!r} already exists ({existing.id}) with a different "
+                f"{', '.join(differing)}; choose another name, or use the existing meter"
+            )
+        return _to_schema(existing), False
+    await session.execute(
+        EventSchemaRow.__table__.update()
+        .where(EventSchemaRow.name == schema_name)
+        .values(meters_tag=new_id("mt").removeprefix("mt_"), updated_at=now)
+    )
+    row = await session.get(UsageMeterRow, meter_id)
+    assert row is not None
+    await backfill_meter(session, MeterSql(meter_id, schema_name, aggregation, compiled.compiled))
+    return _to_schema(row), True
+
+
+def _differences(
+    existing: UsageMeterRow, schema_name: str, aggregation: str, compiled: MeterSql, data: UsageMeterCreate
+) -> list[str]:
+    from togai_engine.meters.catalog import compile_stored
+
+    stored = compile_stored(existing.id, existing.event_schema_name, existing.aggregation, existing.computations)
+    differing = []
+    if existing.event_schema_name != schema_name:
+        differing.append("eventSchemaName")
+    if existing.aggregation != aggregation:
+        differing.append("aggregation")
+    elif stored.compiled != compiled.compiled:
+        differing.append("computations")
+    if existing.billable_name != data.billableName:
+        differing.append("billableName")
+    if existing.description != data.description:
+        differing.append("description")
+    return differing
+
+
+async def get_meter(session: AsyncSession, meter_id: str) -> UsageMeter:
+    row = await session.get(UsageMeterRow, meter_id)
+    if row is None:
+        raise NotFound(f"usage meter {meter_id!r} does not exist; list_usage_meters shows the ids")
+    return _to_schema(row)
+
+
+async def meter_exists(session: AsyncSession, meter_id: str) -> bool:
+    return await session.scalar(select(func.count()).where(UsageMeterRow.id == meter_id)) == 1
+
+
+async def list_usage_meters(
+    session: AsyncSession,
+    *,
+    event_schema_name: str | None = None,
+    aggregation: str | None = None,
+    page_size: int | None = None,
+    next_token: str | None = None,
+) -> Page[UsageMeter]:
+    size = check_page_size(page_size)
+    after = decode_token("usage_meters", next_token)
+    stmt = select(UsageMeterRow).order_by(UsageMeterRow.seq).limit(size + 1)
+    if event_schema_name:
+        stmt = stmt.where(UsageMeterRow.event_schema_name == event_schema_name)
+    if aggregation:
+        stmt = stmt.where(UsageMeterRow.aggregation == aggregation.upper())
+    if after:
+        stmt = stmt.where(UsageMeterRow.seq > int(after[0]))
+    rows = list(await session.scalars(stmt))
+    token = encode_token("usage_meters", [rows[size - 1].seq]) if len(rows) > size else None
+    return Page[UsageMeter](data=[_to_schema(r) for r in rows[:size]], nextToken=token)
+
+
+async def meters_by_ids(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
+    """Compiled meters (all when meter_ids is None), ordered by id."""
+    from togai_engine.meters.catalog import compiled
+
+    stmt = select(UsageMeterRow).order_by(UsageMeterRow.id)
+    if meter_ids is not None:
+        stmt = stmt.where(UsageMeterRow.id.in_(list(meter_ids)))
+    return compiled(await session.scalars(stmt))

@@ -1,0 +1,118 @@
+"""SQL shared by ingestion, backfill, verification and quantity reads.
+
+Everything that turns events into meter values goes through `valued_sql`, so rollups maintained
+at ingest, a backfill, a raw recompute and the raw edges of a query can never disagree.
+Compiled meter SQL is self-contained (literals inlined and escaped by the compiler); meter ids and
+schema names are inlined with the compiler's `sql_text_literal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from togai_engine.meters.compiler import CompiledMeter, sql_text_literal
+
+BILLABLE = "ACCEPTED"  # the only event status that feeds quantities
+
+# Meter changes vs. ingestion, per event schema: ingestion takes a transaction-scoped SHARED advisory
+# lock on each schema of its batch before it reads the schema's meters; creating (or rebuilding) a
+# meter takes it EXCLUSIVE before it backfills. So a batch either commits before the backfill reads
+# the events, or sees the new meter. Advisory locks write nothing (row locks would create a
+# MultiXact per concurrent batch) and work for a schema whose row does not exist yet.
+SCHEMA_LOCK_CLASS = 0x6D657472  # "metr": the key space of these locks
+
+
+def lock_schemas_sql(*, exclusive: bool) -> str:
+    """SQL taking the schema locks of $1::text[] (sorted names), in order."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    return (
+        f"SELECT count({function}({SCHEMA_LOCK_CLASS}, hashtext(n))) "
+        "FROM (SELECT n FROM unnest($1::text[]) AS n ORDER BY n) AS names"
+    )
+
+
+@dataclass(frozen=True)
+class MeterSql:
+    """A meter ready to run: its id, schema and compiled SQL over an event row `e`."""
+
+    id: str
+    schema_name: str
+    aggregation: str
+    compiled: CompiledMeter
+
+    @property
+    def is_latest(self) -> bool:
+        return self.aggregation == "LATEST"
+
+
+def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with_key: bool = False) -> str:
+    """One row per (billable event of `source`, meter of its schema) with the event's value.
+
+    Columns: account_id, meter_id, is_latest, event_time, id, value (NULL = not metered)
+    [, key: the UNIQUE_COUNT text key]. `source` is a table or CTE name with events' columns;
+    `where` is an extra condition on `e`.
+    """
+    parts = []
+    for meter in meters:
+        key = ""
+        if with_key:
+            key = f", {meter.compiled.distinct_sql or 'CAST(NULL AS text)'} AS key"
+        parts.append(
+            f"SELECT e.account_id, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, "
+            f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, e.event_time, CAST(e.id AS text) AS id, "
+            f"{meter.compiled.value_sql} AS value{key} FROM {source} e "
+            f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND e.status = '{BILLABLE}'"
+            + (f" AND ({where})" if where else "")
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
+HOUR = "date_trunc('hour', event_time, 'UTC')"
+
+# Per (account, meter, hour) aggregates of `valued` rows; LATEST is the value of the newest
+# event by (event_time, id), which makes merging partial rollups independent of arrival order.
+ROLLUP_COLUMNS = "account_id, meter_id, hour, event_count, value_sum, value_max, latest_time, latest_id, latest_value"
+LATEST_ORDER = 'event_time DESC, id COLLATE "C" DESC'
+
+
+def rollup_select(valued_source: str, *, any_latest: bool) -> str:
+    """SELECT of rollup rows (ROLLUP_COLUMNS) from a `valued` relation, sorted by key."""
+    if any_latest:
+        latest = (
+            "max(event_time) FILTER (WHERE is_latest), "
+            f"(array_agg(id ORDER BY {LATEST_ORDER}) FILTER (WHERE is_latest))[1], "
+            f"(array_agg(value ORDER BY {LATEST_ORDER}) FILTER (WHERE is_latest))[1]"
+        )
+    else:
+        latest = "CAST(NULL AS timestamptz), CAST(NULL AS text), CAST(NULL AS numeric)"
+    return (
+        f"SELECT account_id, meter_id, {HOUR} AS hour, count(*), sum(value), max(value), {latest} "
+        f"FROM {valued_source} WHERE value IS NOT NULL "
+        f"GROUP BY account_id, meter_id, hour ORDER BY account_id, meter_id, hour"
+    )
+
+
+_NEWER = (
+    "(EXCLUDED.latest_time IS NOT NULL AND (r.latest_time IS NULL OR EXCLUDED.latest_time > r.latest_time "
+    'OR (EXCLUDED.latest_time = r.latest_time AND EXCLUDED.latest_id COLLATE "C" > r.latest_id COLLATE "C")))'
+)
+
+ROLLUP_MERGE = (
+    "ON CONFLICT (account_id, meter_id, hour) DO UPDATE SET "
+    "event_count = r.event_count + EXCLUDED.event_count, "
+    "value_sum = r.value_sum + EXCLUDED.value_sum, "
+    "value_max = GREATEST(r.value_max, EXCLUDED.value_max), "
+    f"latest_time = CASE WHEN {_NEWER} THEN EXCLUDED.latest_time ELSE r.latest_time END, "
+    f"latest_id = CASE WHEN {_NEWER} THEN EXCLUDED.latest_id ELSE r.latest_id END, "
+    f"latest_value = CASE WHEN {_NEWER} THEN EXCLUDED.latest_value ELSE r.latest_value END"
+)
+
+
+def rollup_upsert(valued_source: str, *, any_latest: bool) -> str:
+    """INSERT .. ON CONFLICT that adds the `valued` rows to the hourly rollups, in key order
+    (concurrent batches lock rollup rows in the same order, so they cannot deadlock)."""
+    return (
+        f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}) "
+        f"{rollup_select(valued_source, any_latest=any_latest)} {ROLLUP_MERGE}"
+    )

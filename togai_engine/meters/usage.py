@@ -1,0 +1,236 @@
+"""Exact quantities per (account, meter[, UTC bucket]) over a half-open period [start, end).
+
+Whole UTC hours inside the period come from the hourly rollups; the partial hours at its edges
+(a period that does not start or end on the hour) come from raw events through the same meter
+SQL, so any period is exact. UNIQUE_COUNT cannot be added up across hours, so it is counted
+from raw events over the whole period. meter_quantities and get_metrics USAGE both use
+`usage_by_bucket`, so they agree to the last unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.errors import InvalidInput
+from togai_engine.events.connection import transaction_connection
+from togai_engine.meters.sql import LATEST_ORDER, MeterSql, valued_sql
+
+HOUR = timedelta(hours=1)
+BUCKET_UNITS = {"HOUR": "hour", "DAY": "day", "WEEK": "week", "MONTH": "month"}
+
+
+@dataclass
+class _State:
+    count: int = 0
+    total: Decimal = Decimal(0)
+    maximum: Decimal | None = None
+    latest: tuple[datetime, str, Decimal] | None = None
+    distinct: int = 0
+
+    def add(self, count: int, total: Decimal, maximum: Decimal | None, latest: tuple[Any, Any, Any]) -> None:
+        self.count += count
+        self.total += total
+        if maximum is not None and (self.maximum is None or maximum > self.maximum):
+            self.maximum = maximum
+        if latest[0] is not None:
+            candidate = (latest[0], latest[1].encode(), latest[2])
+            current = None if self.latest is None else (self.latest[0], self.latest[1].encode(), self.latest[2])
+            if current is None or candidate[:2] > current[:2]:  # (time, id in byte order) as in SQL
+                self.latest = (latest[0], latest[1], latest[2])
+
+    def quantity(self, aggregation: str) -> Decimal | None:
+        if aggregation == "COUNT":
+            return Decimal(self.count)
+        if aggregation == "SUM":
+            return self.total
+        if aggregation == "MAX":
+            return self.maximum
+        if aggregation == "LATEST":
+            return None if self.latest is None else self.latest[2]
+        return Decimal(self.distinct)
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = _floor_hour(moment)
+    if floor == moment:
+        return floor
+    try:
+        return floor + HOUR
+    except OverflowError:  # the last hour of year 9999
+        return moment
+
+
+def _bucket_sql(column: str, period: str | None) -> str:
+    if period is None:
+        return "CAST(NULL AS timestamptz)"
+    return f"date_trunc('{BUCKET_UNITS[period]}', {column}, 'UTC')"
+
+
+def _check_period(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("startTime", "start and end must be timezone-aware (UTC) instants")
+    if end <= start:
+        raise InvalidInput("endTime", f"must be after startTime ({start.isoformat()}); the period is [start, end)")
+
+
+async def usage_by_bucket(
+    session: AsyncSession,
+    meters: Sequence[MeterSql],
+    *,
+    start: datetime,
+    end: datetime,
+    period: str | None = None,
+    account_ids: Sequence[str] | None = None,
+) -> dict[tuple[str, str, datetime | None], Decimal]:
+    """Quantity per (account, meter, bucket start) over [start, end), for buckets with usage.
+
+    period None: one bucket (key None) for the whole period; else HOUR/DAY/WEEK/MONTH in UTC.
+    """
+    _check_period(start, end)
+    if not meters or (account_ids is not None and not account_ids):
+        return {}
+    conn = await transaction_connection(session)
+    accounts = list(account_ids) if account_ids is not None else None
+    states: dict[tuple[str, str, datetime | None], _State] = {}
+    additive = [m for m in meters if m.aggregation != "UNIQUE_COUNT"]
+    distinct = [m for m in meters if m.aggregation == "UNIQUE_COUNT"]
+
+    if additive:
+        first_hour, last_hour = _ceil_hour(start), _floor_hour(end)
+        raw_ranges: list[tuple[datetime, datetime]] = []
+        if first_hour < last_hour:
+            await _from_rollups(conn, states, additive, first_hour, last_hour, period, accounts)
+            if start < first_hour:
+                raw_ranges.append((start, first_hour))
+            if last_hour < end:
+                raw_ranges.append((last_hour, end))
+        else:
+            raw_ranges.append((start, end))
+        for range_start, range_end in raw_ranges:
+            await _from_raw(conn, states, additive, range_start, range_end, period, accounts)
+    if distinct:
+        await _distinct_from_raw(conn, states, distinct, start, end, period, accounts)
+
+    aggregation_of = {m.id: m.aggregation for m in meters}
+    quantities = {}
+    for key, state in states.items():
+        value = state.quantity(aggregation_of[key[1]])
+        if value is not None:
+            quantities[key] = value
+    return quantities
+
+
+async def _from_rollups(
+    conn: Any,
+    states: dict[Any, _State],
+    meters: Sequence[MeterSql],
+    first_hour: datetime,
+    last_hour: datetime,
+    period: str | None,
+    accounts: list[str] | None,
+) -> None:
+    latest = _latest_columns(
+        "latest_time",
+        "latest_id",
+        "latest_value",
+        'latest_time DESC, latest_id COLLATE "C" DESC',
+        "latest_time IS NOT NULL",
+        any(m.is_latest for m in meters),
+    )
+    account_filter = " AND account_id = ANY($4::text[])" if accounts is not None else ""
+    rows = await conn.fetch(
+        f"SELECT account_id, meter_id, {_bucket_sql('hour', period)} AS bucket, sum(event_count), sum(value_sum), "
+        f"max(value_max), {latest} FROM usage_rollups "
+        f"WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3{account_filter} "
+        "GROUP BY account_id, meter_id, bucket",
+        [m.id for m in meters],
+        first_hour,
+        last_hour,
+        *([accounts] if accounts is not None else []),
+    )
+    _add_rows(states, rows)
+
+
+async def _from_raw(
+    conn: Any,
+    states: dict[Any, _State],
+    meters: Sequence[MeterSql],
+    range_start: datetime,
+    range_end: datetime,
+    period: str | None,
+    accounts: list[str] | None,
+) -> None:
+    where = "e.event_time >= $1 AND e.event_time < $2" + (" AND e.account_id = ANY($3::text[])" if accounts else "")
+    latest = _latest_columns("event_time", "id", "value", LATEST_ORDER, "is_latest", any(m.is_latest for m in meters))
+    rows = await conn.fetch(
+        f"WITH valued AS ({valued_sql(meters, 'events', where)}) "
+        f"SELECT account_id, meter_id, {_bucket_sql('event_time', period)} AS bucket, count(*), sum(value), "
+        f"max(value), {latest} FROM valued WHERE value IS NOT NULL GROUP BY account_id, meter_id, bucket",
+        range_start,
+        range_end,
+        *([accounts] if accounts else []),
+    )
+    _add_rows(states, rows)
+
+
+async def _distinct_from_raw(
+    conn: Any,
+    states: dict[Any, _State],
+    meters: Sequence[MeterSql],
+    start: datetime,
+    end: datetime,
+    period: str | None,
+    accounts: list[str] | None,
+) -> None:
+    where = "e.event_time >= $1 AND e.event_time < $2" + (" AND e.account_id = ANY($3::text[])" if accounts else "")
+    rows = await conn.fetch(
+        f"WITH valued AS ({valued_sql(meters, 'events', where, with_key=True)}) "
+        f"SELECT account_id, meter_id, {_bucket_sql('event_time', period)} AS bucket, count(DISTINCT key) "
+        "FROM valued WHERE value IS NOT NULL GROUP BY account_id, meter_id, bucket",
+        start,
+        end,
+        *([accounts] if accounts else []),
+    )
+    for account_id, meter_id, bucket, count in rows:
+        states.setdefault((account_id, meter_id, bucket), _State()).distinct = count
+
+
+def _latest_columns(time: str, ident: str, value: str, order: str, condition: str, wanted: bool) -> str:
+    if not wanted:
+        return "CAST(NULL AS timestamptz), CAST(NULL AS text), CAST(NULL AS numeric)"
+    return ", ".join(
+        f"(array_agg({column} ORDER BY {order}) FILTER (WHERE {condition}))[1]" for column in (time, ident, value)
+    )
+
+
+def _add_rows(states: dict[Any, _State], rows: list[Any]) -> None:
+    for account_id, meter_id, bucket, count, total, maximum, latest_time, latest_id, latest_value in rows:
+        state = states.setdefault((account_id, meter_id, bucket), _State())
+        state.add(count, total, maximum, (latest_time, latest_id, latest_value))
+
+
+async def meter_quantities(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    account_ids: Sequence[str] | None = None,
+    meter_ids: Sequence[str] | None = None,
+) -> dict[tuple[str, str], Decimal]:
+    """Exact quantity per (account_id, meter_id) over [start, end) of billable events, with each
+    meter's aggregation. Pairs without usage are absent (their quantity is 0)."""
+    from togai_engine.meters.service import meters_by_ids
+
+    meters = await meters_by_ids(session, meter_ids)
+    by_bucket = await usage_by_bucket(session, meters, start=start, end=end, account_ids=account_ids)
+    return {(account_id, meter_id): value for (account_id, meter_id, _), value in by_bucket.items()}

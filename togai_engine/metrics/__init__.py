@@ -1,0 +1,1 @@
+"""get_metrics: EVENTS and USAGE series over UTC buckets (see README.md)."""

@@ -1,0 +1,51 @@
+"""get_metrics shapes (Togai's GetMetricsRequest / GetMetricsResponse)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from togai_engine.common.schemas import Model
+
+MetricName = Literal["EVENTS", "USAGE", "METER_USAGE", "REVENUE"]
+AggregationPeriod = Literal["HOUR", "DAY", "WEEK", "MONTH"]
+
+
+class MetricFilter(Model):
+    fieldName: str = Field(description="ACCOUNT_ID, CUSTOMER_ID, SCHEMA_NAME or EVENT_STATUS (EVENTS); "
+                                       "ACCOUNT_ID, CUSTOMER_ID or USAGE_METER_ID (USAGE)")
+    fieldValues: list[str] = Field(min_length=1, max_length=100)
+
+
+class MetricQuery(Model):
+    id: str = Field(min_length=1, max_length=100, description="your label; echoed in the result")
+    name: MetricName = Field(description="EVENTS (raw events stored), USAGE (meter quantities), REVENUE")
+    aggregationPeriod: AggregationPeriod = Field(default="DAY", description="bucket size, in UTC")
+    groupBy: str | None = Field(default=None, description="EVENTS: ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS; "
+                                                          "USAGE: ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID")
+    filters: list[MetricFilter] = Field(default_factory=list, max_length=5)
+    configs: dict[str, str] | None = Field(default=None, description="REVENUE: {CURRENCY: BASE|INVOICE}")
+
+
+class GroupedBy(Model):
+    fieldName: str
+    fieldValue: str
+
+
+class MetricDataPoints(Model):
+    groupedBy: GroupedBy | None = None
+    timestamps: list[datetime]
+    metricValues: list[Decimal]
+
+
+class MetricQueryResponse(Model):
+    id: str
+    name: str
+    data: list[MetricDataPoints]
+
+
+class GetMetricsResponse(Model):
+    results: list[MetricQueryResponse]

@@ -1,0 +1,212 @@
+"""get_metrics: EVENTS and USAGE series over UTC buckets; REVENUE is delegated to billing.
+
+USAGE is computed by `meters.usage.usage_by_bucket`, the same code as `meter_quantities`, so a
+USAGE series summed over a billing period equals the quantity invoiced for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.events.connection import transaction_connection
+from togai_engine.meters.service import meters_by_ids
+from togai_engine.meters.usage import BUCKET_UNITS, usage_by_bucket
+from togai_engine.metrics.schemas import (
+    GetMetricsResponse,
+    GroupedBy,
+    MetricDataPoints,
+    MetricQuery,
+    MetricQueryResponse,
+)
+
+MAX_QUERIES = 5
+MAX_POINTS = 300
+EVENTS_GROUPS = ("ACCOUNT_ID", "SCHEMA_NAME", "EVENT_STATUS")
+EVENTS_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "SCHEMA_NAME", "EVENT_STATUS")
+USAGE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
+USAGE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
+_EVENT_COLUMNS = {"ACCOUNT_ID": "e.account_id", "SCHEMA_NAME": "e.schema_name", "EVENT_STATUS": "e.status"}
+
+
+def bucket_starts(start: datetime, end: datetime, period: str) -> list[datetime]:
+    """Start of every UTC bucket overlapping [start, end); raises past MAX_POINTS."""
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if period in ("DAY", "WEEK", "MONTH"):
+        first = first.replace(hour=0)
+    if period == "WEEK":
+        first -= timedelta(days=first.weekday())  # ISO weeks start on Monday, as date_trunc('week')
+    if period == "MONTH":
+        first = first.replace(day=1)
+    step = {"HOUR": relativedelta(hours=1), "DAY": relativedelta(days=1), "WEEK": relativedelta(weeks=1),
+            "MONTH": relativedelta(months=1)}[period]
+    starts, current = [], first
+    while current < end:
+        starts.append(current)
+        if len(starts) > MAX_POINTS:
+            raise ValueError
+        try:
+            current = first + step * len(starts)
+        except (OverflowError, ValueError):  # past year 9999: no further bucket
+            break
+    return starts
+
+
+async def get_metrics(
+    session: AsyncSession, start: datetime, end: datetime, queries: Sequence[MetricQuery]
+) -> GetMetricsResponse:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("startTime", "startTime and endTime need a UTC offset, e.g. 2026-01-01T00:00:00Z")
+    if end <= start:
+        raise InvalidInput("endTime", "must be after startTime (startTime is inclusive, endTime exclusive)")
+    if not 1 <= len(queries) <= MAX_QUERIES:
+        raise InvalidInput("metricQueries", f"send 1 to {MAX_QUERIES} queries; got {len(queries)}")
+    ids = [q.id for q in queries]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("metricQueries", "each query needs a distinct id")
+    results = []
+    for index, query in enumerate(queries):
+        field = f"metricQueries[{index}]"
+        try:
+            buckets = bucket_starts(start, end, query.aggregationPeriod)
+        except ValueError:
+            raise InvalidInput(
+                f"{field}.aggregationPeriod",
+                f"{query.aggregationPeriod} buckets over this range give more than {MAX_POINTS} points per series; "
+                "use a longer aggregationPeriod (e.g. DAY, WEEK or MONTH) or a shorter time range",
+            ) from None
+        if query.name == "EVENTS":
+            data = await _events(session, query, field, start, end, buckets)
+        elif query.name in ("USAGE", "METER_USAGE"):
+            data = await _usage(session, query, field, start, end, buckets)
+        else:
+            data = await _revenue(session, query, field, start, end)
+        results.append(MetricQueryResponse(id=query.id, name=query.name, data=data))
+    return GetMetricsResponse(results=results)
+
+
+def _filters(query: MetricQuery, field: str, allowed: Sequence[str]) -> dict[str, list[str]]:
+    if query.groupBy is not None:
+        groups = EVENTS_GROUPS if query.name == "EVENTS" else USAGE_GROUPS
+        if query.groupBy not in groups:
+            raise InvalidInput(f"{field}.groupBy", f"{query.groupBy!r} is not a grouping of {query.name}; "
+                                                  f"use one of: {', '.join(groups)}")
+    found: dict[str, list[str]] = {}
+    for i, entry in enumerate(query.filters):
+        if any("\x00" in value for value in entry.fieldValues):
+            raise InvalidInput(f"{field}.filters[{i}].fieldValues", "contains a NUL character; remove it")
+        if entry.fieldName not in allowed:
+            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName!r} cannot filter "
+                                                                  f"{query.name}; use one of: {', '.join(allowed)}")
+        if entry.fieldName in found:
+            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName} is given twice; "
+                                                                  "put all its values in one filter")
+        found[entry.fieldName] = list(entry.fieldValues)
+    return found
+
+
+async def _account_scope(session: AsyncSession, filters: dict[str, list[str]], field: str) -> list[str] | None:
+    """Account ids selected by ACCOUNT_ID (ids or aliases) and CUSTOMER_ID filters; None = all."""
+    scope: set[str] | None = None
+    if "ACCOUNT_ID" in filters:
+        handles = filters["ACCOUNT_ID"]
+        rows = dict((await session.execute(
+            select(AccountHandleRow.handle, AccountHandleRow.account_id).where(AccountHandleRow.handle.in_(handles))
+        )).tuples().all())
+        unknown = [h for h in handles if h not in rows]
+        if unknown:
+            raise NotFound(f"{field}.filters: account {unknown[0]!r} does not exist; list_accounts shows the ids")
+        scope = set(rows.values())
+    if "CUSTOMER_ID" in filters:
+        owned = set(await session.scalars(
+            select(AccountRow.id).where(AccountRow.customer_id.in_(filters["CUSTOMER_ID"]))))
+        scope = owned if scope is None else scope & owned
+    return sorted(scope) if scope is not None else None
+
+
+def _series(
+    values: dict[tuple[str | None, datetime], Decimal], group_by: str | None, buckets: list[datetime]
+) -> list[MetricDataPoints]:
+    groups = sorted({group for group, _ in values}, key=lambda g: g or "")
+    if group_by is None:
+        groups = [None]
+    return [
+        MetricDataPoints(
+            groupedBy=GroupedBy(fieldName=group_by, fieldValue=group) if group_by and group is not None else None,
+            timestamps=buckets,
+            metricValues=[values.get((group, bucket), Decimal(0)) for bucket in buckets],
+        )
+        for group in groups
+    ]
+
+
+async def _events(
+    session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
+) -> list[MetricDataPoints]:
+    filters = _filters(query, field, EVENTS_FILTERS)
+    accounts = await _account_scope(session, filters, field)
+    conditions = ["e.event_time >= $1", "e.event_time < $2"]
+    args: list[Any] = [start, end]
+    for column, values in (("e.account_id", accounts), ("e.schema_name", filters.get("SCHEMA_NAME")),
+                           ("e.status", filters.get("EVENT_STATUS"))):
+        if values is not None:
+            args.append(values)
+            conditions.append(f"{column} = ANY(${len(args)}::text[])")
+    group = _EVENT_COLUMNS[query.groupBy] if query.groupBy else "CAST(NULL AS text)"
+    unit = BUCKET_UNITS[query.aggregationPeriod]
+    conn = await transaction_connection(session)
+    rows = await conn.fetch(
+        f"SELECT {group} AS grp, date_trunc('{unit}', e.event_time, 'UTC') AS bucket, count(*) FROM events e "
+        f"WHERE {' AND '.join(conditions)} GROUP BY grp, bucket",
+        *args,
+    )
+    return _series({(grp, bucket): Decimal(count) for grp, bucket, count in rows}, query.groupBy, buckets)
+
+
+async def _usage(
+    session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
+) -> list[MetricDataPoints]:
+    filters = _filters(query, field, USAGE_FILTERS)
+    accounts = await _account_scope(session, filters, field)
+    meter_ids = filters.get("USAGE_METER_ID")
+    meters = await meters_by_ids(session, meter_ids)
+    if meter_ids is not None:
+        missing = sorted(set(meter_ids) - {m.id for m in meters})
+        if missing:
+            raise NotFound(f"{field}.filters: usage meter {missing[0]!r} does not exist; "
+                           "list_usage_meters shows the ids")
+    quantities = await usage_by_bucket(session, meters, start=start, end=end, period=query.aggregationPeriod,
+                                       account_ids=accounts)
+    customer_of: dict[str, str] = {}
+    if query.groupBy == "CUSTOMER_ID" and quantities:
+        customer_of = dict((await session.execute(
+            select(AccountRow.id, AccountRow.customer_id)
+            .where(AccountRow.id.in_(sorted({a for a, _, _ in quantities})))
+        )).tuples().all())
+    values: dict[tuple[str | None, datetime], Decimal] = {}
+    for (account_id, meter_id, bucket), quantity in quantities.items():
+        group = {"ACCOUNT_ID": account_id, "USAGE_METER_ID": meter_id,
+                 "CUSTOMER_ID": customer_of.get(account_id), None: None}[query.groupBy]
+        key = (group, bucket)  # type: ignore[arg-type]
+        values[key] = values.get(key, Decimal(0)) + quantity
+    return _series(values, query.groupBy, buckets)
+
+
+async def _revenue(
+    session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime
+) -> list[MetricDataPoints]:
+    try:
+        from togai_engine.metrics.revenue import revenue_series  # written with invoicing
+    except ImportError:
+        raise InvalidInput(f"{field}.name", "REVENUE is not available in this engine version; "
+                                            "query USAGE and price it with the plan, or list_invoices") from None
+    data = await revenue_series(session, query, start, end, field=field)
+    return [MetricDataPoints.model_validate(d) if not isinstance(d, MetricDataPoints) else d for d in data]

@@ -1,0 +1,152 @@
+"""The SQL of the wallet ledger: locking, lazy expiry, sums. Every balance here is computed from
+`wallet_entries`; nothing is cached.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import LateralFromClause
+
+from togai_engine.wallets.burn import Spendable
+from togai_engine.wallets.models import (
+    APPLICATION,
+    EXPIRY,
+    REVERSAL,
+    CreditGrantRow,
+    WalletEntryRow,
+    WalletRow,
+)
+
+G = CreditGrantRow
+E = WalletEntryRow
+
+
+async def lock_wallet(session: AsyncSession, account_id: str) -> bool:
+    """Locks the account's wallet row (FOR UPDATE); False when the account has no wallet yet.
+
+    Every write to grants and entries of an account happens under this lock, so concurrent grants,
+    applications, reversals and expiry materialisation are serialised per account.
+    """
+    found = await session.scalar(
+        select(WalletRow.account_id).where(WalletRow.account_id == account_id).with_for_update()
+    )
+    return found is not None
+
+
+async def ensure_wallet(session: AsyncSession, account_id: str) -> None:
+    """Creates the wallet row if missing, then locks it."""
+    await session.execute(insert(WalletRow).values(account_id=account_id).on_conflict_do_nothing())
+    await lock_wallet(session, account_id)
+
+
+def _grant_totals() -> LateralFromClause:
+    """Per grant: the sum of its entries, and whether an EXPIRY entry exists."""
+    return (
+        select(
+            func.sum(E.amount).label("total"),
+            func.bool_or(E.kind == EXPIRY).label("expired_before"),
+            func.max(E.at).label("last_at"),
+        )
+        .where(E.grant_id == G.id)
+        .lateral("totals")
+    )
+
+
+def _unsettled(account_id: str, now: datetime) -> Select[Any]:
+    """Grants past their expiry (or already expired once) whose entries do not sum to zero."""
+    totals = _grant_totals()
+    return (
+        select(G.account_id, G.id, literal(EXPIRY), -totals.c.total, func.greatest(G.effective_until, totals.c.last_at))
+        .select_from(G)
+        .join(totals, literal(True))
+        .where(
+            G.account_id == account_id,
+            G.effective_until.is_not(None),
+            or_(G.effective_until <= now, totals.c.expired_before),
+            totals.c.total != 0,
+        )
+    )
+
+
+async def needs_settling(session: AsyncSession, account_id: str, now: datetime) -> bool:
+    return bool(await session.scalar(select(exists(_unsettled(account_id, now)))))
+
+
+async def settle_expiries(session: AsyncSession, account_id: str, now: datetime) -> None:
+    """Takes every expired grant's remainder to zero with an EXPIRY entry dated at its expiry (or at
+    the grant's latest entry, when a reversal or late application came after the expiry).
+
+    Idempotent: a settled grant sums to zero and is skipped. Run under the wallet lock. A reversal or
+    a late application touching an expired grant is settled by the next call (the EXPIRY entry
+    may then be positive: it gives back what an earlier EXPIRY took and an application used).
+    """
+    await session.execute(
+        insert(E).from_select(["account_id", "grant_id", "kind", "amount", "at"], _unsettled(account_id, now))
+    )
+
+
+async def balance(session: AsyncSession, account_id: str, now: datetime) -> Decimal:
+    """The ledger sum as of `now` (entries dated at or before it)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(E.amount), 0)).where(E.account_id == account_id, E.at <= now)
+    )
+    return Decimal(total)
+
+
+async def grants_with_remaining(
+    session: AsyncSession, account_id: str, *, grant_id: str | None = None
+) -> list[tuple[CreditGrantRow, Decimal]]:
+    """Grants of the account (or one grant) with the sum of their entries."""
+    remaining = func.coalesce(func.sum(E.amount), 0).label("remaining")
+    stmt = (
+        select(G, remaining)
+        .outerjoin(E, E.grant_id == G.id)
+        .where(G.account_id == account_id)
+        .group_by(G.id)
+        .order_by(G.seq)
+    )
+    if grant_id is not None:
+        stmt = stmt.where(G.id == grant_id)
+    return [(row, Decimal(rest)) for row, rest in (await session.execute(stmt)).all()]
+
+
+async def spendable_grants(
+    session: AsyncSession, account_id: str, currency: str, at: datetime, period_end: datetime | None
+) -> list[Spendable]:
+    """Grants in `currency` that may pay an invoice at `at`, with what each can still give.
+
+    Eligible: started by `at`, and either still valid at `at` or valid through `period_end` (the
+    end of the invoiced period). What a grant can give ignores EXPIRY entries: a grant valid through
+    the period pays for it even if its expiry was already recorded (settle_expiries then balances it).
+    """
+    used = func.coalesce(func.sum(E.amount).filter(E.kind.in_((APPLICATION, REVERSAL))), 0)
+    valid = [G.effective_until.is_(None), G.effective_until > at]
+    if period_end is not None:
+        valid.append(G.effective_until >= period_end)
+    stmt = (
+        select(G.id, G.priority, G.effective_from, G.effective_until, G.amount, (G.amount + used).label("spendable"))
+        .outerjoin(E, E.grant_id == G.id)
+        .where(and_(G.account_id == account_id, G.currency == currency, G.effective_from <= at, or_(*valid)))
+        .group_by(G.id)
+    )
+    return [
+        Spendable(grant_id=r.id, priority=r.priority, effective_from=r.effective_from,
+                  effective_until=r.effective_until, amount=r.amount, spendable=Decimal(r.spendable))
+        for r in (await session.execute(stmt)).all()
+    ]
+
+
+def unreversed_applications(invoice_id: str) -> Select[Any]:
+    """APPLICATION entries of an invoice that no REVERSAL undoes yet."""
+    reversal = E.__table__.alias("reversal")
+    return select(E).where(
+        E.invoice_id == invoice_id,
+        E.kind == APPLICATION,
+        ~exists().where(reversal.c.reverses_entry_id == E.id),
+    )

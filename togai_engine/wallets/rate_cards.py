@@ -1,0 +1,87 @@
+"""Credit-grant rate cards -> the grant each issues for a cycle. Pure: no I/O, no clock.
+
+Togai's shape: {id, name, type ONE_TIME|RECURRING, grantDetails {priority, expiryType
+PRICING_CYCLE|NO_EXPIRY|CUSTOM, expiryDuration}, rateDetails {currencySlabRateDetails
+[{currency, creditAmount}]}}. The grant starts at the cycle start; it expires at the cycle end
+(PRICING_CYCLE), never (NO_EXPIRY), or at cycle start + expiryDuration (CUSTOM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from togai_engine.cycles.cycles import Cycle
+from togai_engine.errors import InvalidInput
+from togai_engine.pricing.money import parse_decimal, round_money
+from togai_engine.wallets.durations import parse_duration
+
+PRICING_CYCLE = "PRICING_CYCLE"
+NO_EXPIRY = "NO_EXPIRY"
+CUSTOM = "CUSTOM"
+DEFAULT_PRIORITY = 100
+
+
+@dataclass(frozen=True)
+class RateCardGrant:
+    grantor_id: str  # "<pricePlanId>:<card name or id>", unique per plan
+    amount: Decimal
+    priority: int
+    effective_from: datetime
+    effective_until: datetime | None
+    one_time: bool
+    purpose: str
+
+
+def grants_for_cycle(
+    cards: Sequence[Mapping[str, Any]], plan_id: str, currency: str, cycle: Cycle
+) -> list[RateCardGrant]:
+    """The grants the plan's credit-grant cards issue for `cycle` in `currency` (cards without an
+    amount in that currency, or with 0, issue nothing)."""
+    grants = []
+    for i, card in enumerate(cards):
+        path = f"creditGrantRateCards[{i}]"
+        card_key = card.get("name") or card.get("id")
+        if not card_key:
+            raise InvalidInput(f"{path}.id", "a credit-grant rate card needs an id or a name")
+        amount = _credit_amount(card, currency, path)
+        if amount is None or amount <= 0:
+            continue
+        details = card.get("grantDetails") or {}
+        priority = details.get("priority")
+        priority = DEFAULT_PRIORITY if priority is None else int(priority)
+        expiry_type = details.get("expiryType") or PRICING_CYCLE
+        if expiry_type == PRICING_CYCLE:
+            until: datetime | None = cycle.end
+        elif expiry_type == NO_EXPIRY:
+            until = None
+        elif expiry_type == CUSTOM:
+            until = cycle.start + parse_duration(details.get("expiryDuration"), f"{path}.grantDetails.expiryDuration")
+        else:
+            raise InvalidInput(
+                f"{path}.grantDetails.expiryType", f"{expiry_type!r} is not PRICING_CYCLE, NO_EXPIRY or CUSTOM"
+            )
+        grants.append(
+            RateCardGrant(
+                grantor_id=f"{plan_id}:{card_key}",
+                amount=amount,
+                priority=priority,
+                effective_from=cycle.start,
+                effective_until=until,
+                one_time=(card.get("type") or "RECURRING") == "ONE_TIME",
+                purpose=str(card.get("displayName") or card_key),
+            )
+        )
+    return grants
+
+
+def _credit_amount(card: Mapping[str, Any], currency: str, path: str) -> Decimal | None:
+    rows = (card.get("rateDetails") or {}).get("currencySlabRateDetails") or []
+    for j, row in enumerate(rows):
+        if row.get("currency") == currency and row.get("creditAmount") is not None:
+            field = f"{path}.rateDetails.currencySlabRateDetails[{j}].creditAmount"
+            return round_money(parse_decimal(row["creditAmount"], field), currency)
+    return None

@@ -1,0 +1,61 @@
+"""Wallet shapes (Togai field names). Money is Decimal, serialised as a decimal string."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from togai_engine.common.schemas import Model
+
+GrantStatus = Literal["SCHEDULED", "ACTIVE", "CONSUMED", "EXPIRED"]
+
+
+class GrantCreditInput(Model):
+    accountId: str
+    amount: Decimal
+    currency: str | None = None
+    purpose: str | None = Field(default=None, max_length=255)
+    effectiveFrom: datetime | None = None
+    effectiveUntil: datetime | None = None
+    priority: int = Field(default=100, ge=0, le=2_147_483_647)
+    idempotencyKey: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class CreditGrant(Model):
+    id: str
+    accountId: str
+    currency: str
+    amount: Decimal = Field(description="granted amount")
+    remaining: Decimal = Field(description="what is left: amount minus applications (net of reversals) and expiry")
+    purpose: str | None
+    priority: int = Field(description="lower burns first")
+    effectiveFrom: datetime
+    effectiveUntil: datetime | None = Field(description="expiry; null = never expires")
+    status: GrantStatus
+    source: Literal["MANUAL", "RATE_CARD"]
+    grantorId: str | None = Field(description="'<pricePlanId>:<rate card>' for grants issued by a plan")
+    idempotencyKey: str | None
+    createdAt: datetime
+
+
+class GrantCreditResult(Model):
+    grant: CreditGrant
+    balance: Decimal = Field(description="wallet balance after the grant (ledger sum as of now)")
+    currency: str
+    replayed: bool = Field(description="true when idempotencyKey matched an earlier identical grant")
+
+
+class WalletBalance(Model):
+    accountId: str
+    currency: str
+    balance: Decimal = Field(description="sum of the wallet ledger as of asOf")
+    accruedCharges: Decimal | None = Field(
+        description="total of the open cycle's DRAFT invoice; null when the account has no plan")
+    availableBalance: Decimal = Field(description="balance - accruedCharges; negative means overage")
+    overage: bool = Field(description="true when accrued charges exceed the balance")
+    scheduledCredits: Decimal = Field(description="credit granted with a future effectiveFrom (not in balance yet)")
+    grants: list[CreditGrant] = Field(description="active and scheduled grants, in burn order")
+    asOf: datetime

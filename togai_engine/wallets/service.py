@@ -1,0 +1,362 @@
+"""Wallet operations. Services take the session first, never commit, and take the time as an argument.
+
+The billing engine calls `apply_credits_to_invoice` when an invoice becomes DUE,
+`reverse_invoice_credits` when a DUE invoice is voided, and `issue_rate_card_grants` for each cycle
+that starts under a plan with credit-grant rate cards.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import exists, literal, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountRow
+from togai_engine.accounts.schemas import WalletSummary
+from togai_engine.common.ids import new_id
+from togai_engine.common.validation import check_currency
+from togai_engine.cycles.cycles import Cycle
+from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.pricing.money import currency_exponent, round_money
+from togai_engine.wallets import ledger
+from togai_engine.wallets.burn import Spendable, burn_key, plan_burn
+from togai_engine.wallets.models import (
+    APPLICATION,
+    GRANT,
+    MANUAL,
+    RATE_CARD,
+    REVERSAL,
+    CreditGrantRow,
+    WalletEntryRow,
+)
+from togai_engine.wallets.plan_view import plan_id, rate_cards
+from togai_engine.wallets.rate_cards import grants_for_cycle
+from togai_engine.wallets.schemas import CreditGrant, GrantCreditInput, GrantCreditResult, WalletBalance
+
+G = CreditGrantRow
+E = WalletEntryRow
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tools: grant_credit, get_wallet_balance
+
+
+async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime) -> GrantCreditResult:
+    """Adds a credit grant (and its GRANT ledger entry); the same idempotencyKey with the same
+    content returns the earlier grant, with different content it is a Conflict."""
+    account = await _account(session, data.accountId, share_lock=True)
+    wallet_currency = account.invoice_currency
+    currency = check_currency(data.currency, "currency") if data.currency else wallet_currency
+    if currency != wallet_currency:
+        raise InvalidInput(
+            "currency",
+            f"account {account.id!r} has its wallet in {wallet_currency} (its invoiceCurrency); grant in "
+            f"{wallet_currency} or omit currency",
+        )
+    amount = _money_amount(data.amount, currency, "amount")
+    if amount <= 0:
+        raise InvalidInput("amount", f"must be greater than 0; got {amount}")
+    effective_from = _utc(data.effectiveFrom, "effectiveFrom") if data.effectiveFrom else now
+    effective_until = _utc(data.effectiveUntil, "effectiveUntil") if data.effectiveUntil else None
+    if effective_until is not None and effective_until <= effective_from:
+        raise InvalidInput("effectiveUntil", f"must be after effectiveFrom ({effective_from.isoformat()}); "
+                                             f"got {effective_until.isoformat()}")
+
+    await ledger.ensure_wallet(session, account.id)
+    await ledger.settle_expiries(session, account.id, now)
+    if data.idempotencyKey is not None:
+        earlier = await session.scalar(
+            select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
+        )
+        if earlier is not None:
+            _check_same_grant(earlier, data, currency, amount, effective_from, effective_until)
+            return await _grant_result(session, earlier.id, account.id, currency, now, replayed=True)
+
+    if account.status == "ARCHIVED":
+        raise Conflict(f"account {account.id!r} is ARCHIVED; set its status to ACTIVE (update_account) first")
+    if effective_until is not None and effective_until <= now:
+        raise InvalidInput("effectiveUntil", f"must be in the future (now is {now.isoformat()}); the grant would "
+                                             "expire before it could be used")
+    grant_id = new_id("grant")
+    await session.execute(
+        insert(G).values(
+            id=grant_id, account_id=account.id, currency=currency, amount=amount, purpose=data.purpose,
+            priority=data.priority, effective_from=effective_from, effective_until=effective_until,
+            source=MANUAL, idempotency_key=data.idempotencyKey, created_at=now,
+        )
+    )
+    await _insert_grant_entry(session, account.id, grant_id, amount, effective_from)
+    return await _grant_result(session, grant_id, account.id, currency, now, replayed=False)
+
+
+async def get_wallet_balance(session: AsyncSession, account_id: str, now: datetime) -> WalletBalance:
+    """The ledger balance as of `now`, the open cycle's accrued charges, and active/scheduled grants."""
+    account = await _account(session, account_id)
+    currency = account.invoice_currency
+    # First: billing catches up on read (closing due cycles may apply credit and issue plan grants).
+    accrued = await _accrued_charges(session, account.id, now)
+    await _settle_if_needed(session, account.id, now)
+    balance = round_money(await ledger.balance(session, account.id, now), currency)
+    available = balance - (accrued or 0)
+    views = [_grant_view(row, rest, now) for row, rest in await ledger.grants_with_remaining(session, account.id)]
+    open_grants = [g for g in views if g.status in ("ACTIVE", "SCHEDULED")]
+    open_grants.sort(key=lambda g: burn_key(_as_spendable(g)))
+    scheduled = sum((g.remaining for g in open_grants if g.status == "SCHEDULED"), Decimal(0))
+    return WalletBalance(
+        accountId=account.id, currency=currency, balance=balance, accruedCharges=accrued,
+        availableBalance=round_money(available, currency), overage=available < 0,
+        scheduledCredits=round_money(scheduled, currency), grants=open_grants, asOf=now,
+    )
+
+
+async def wallet_summary(session: AsyncSession, account_id: str, now: datetime) -> WalletSummary:
+    """The wallet part of get_account's financial section."""
+    wallet = await get_wallet_balance(session, account_id, now)
+    return WalletSummary(currency=wallet.currency, balance=wallet.balance, availableBalance=wallet.availableBalance)
+
+
+async def has_wallet_entries(session: AsyncSession, account_id: str) -> bool:
+    """True once the account's wallet has any ledger entry (its currency is then fixed)."""
+    return bool(await session.scalar(select(exists().where(E.account_id == account_id))))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hooks called by billing
+
+
+async def apply_credits_to_invoice(
+    session: AsyncSession,
+    *,
+    account_id: str,
+    invoice_id: str,
+    currency: str,
+    amount: Decimal,
+    at: datetime,
+    period_end: datetime | None = None,
+) -> Decimal:
+    """Pays up to `amount` of an invoice from the wallet; returns the total applied (0 <= it <= amount).
+
+    Burn order: priority ascending (0 first), earliest expiry (never-expiring last), earliest
+    effectiveFrom, smaller amount, grant id. Eligible grants are in `currency`, started by `at`, and
+    valid at `at` — or, when `period_end` (the end of the invoiced period) is given, valid through
+    it, so a credit expiring at the cycle end still pays that cycle's invoice after the grace period.
+    Each debit is an APPLICATION ledger entry linked to the invoice. Calling again for the same
+    invoice returns what is already applied and applies nothing more (until it is reversed).
+    """
+    amount = _money_amount(amount, currency, "amount")
+    if amount < 0:
+        raise InvalidInput("amount", f"an invoice amount to pay cannot be negative; got {amount}")
+    at = _utc(at, "at")
+    zero = round_money(Decimal(0), currency)
+    if not await ledger.lock_wallet(session, account_id):
+        return zero  # the account never had credit
+    already = list(await session.scalars(ledger.unreversed_applications(invoice_id)))
+    if already:
+        return round_money(-sum((entry.amount for entry in already), Decimal(0)), currency)
+    if amount == 0:
+        return zero
+    await ledger.settle_expiries(session, account_id, at)
+    period_end = _utc(period_end, "period_end") if period_end is not None else None
+    grants = await ledger.spendable_grants(session, account_id, currency, at, period_end)
+    parts = plan_burn(grants, amount)
+    if parts:
+        await session.execute(
+            insert(E).values([
+                {"account_id": account_id, "grant_id": grant_id, "kind": APPLICATION, "amount": -part,
+                 "at": at, "invoice_id": invoice_id}
+                for grant_id, part in parts
+            ])
+        )
+        # A grant whose expiry was already recorded may have paid (valid through the period): rebalance it.
+        await ledger.settle_expiries(session, account_id, at)
+    return round_money(sum((part for _, part in parts), Decimal(0)), currency)
+
+
+async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at: datetime) -> Decimal:
+    """Gives back every credit applied to the invoice (a voided invoice), exactly once: a second call
+    reverses nothing and returns 0. A reversed credit whose grant has expired expires again at once."""
+    at = _utc(at, "at")
+    account_ids = list(
+        await session.scalars(
+            select(E.account_id).where(E.invoice_id == invoice_id, E.kind == APPLICATION).distinct()
+        )
+    )
+    total = Decimal(0)
+    for account_id in sorted(account_ids):
+        await ledger.lock_wallet(session, account_id)
+        # Record expiries due by `at` first, so each is dated and sized as of its own instant.
+        await ledger.settle_expiries(session, account_id, at)
+        pending = ledger.unreversed_applications(invoice_id).where(E.account_id == account_id).subquery()
+        reversed_amounts = await session.scalars(
+            insert(E)
+            .from_select(
+                ["account_id", "grant_id", "kind", "amount", "at", "invoice_id", "reverses_entry_id"],
+                select(pending.c.account_id, pending.c.grant_id, literal(REVERSAL, E.kind.type),
+                       -pending.c.amount, literal(at, E.at.type), pending.c.invoice_id, pending.c.id),
+            )
+            .on_conflict_do_nothing(index_elements=["reverses_entry_id"])
+            .returning(E.amount)
+        )
+        total += sum(reversed_amounts, Decimal(0))
+        await ledger.settle_expiries(session, account_id, at)
+    return total
+
+
+async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan: Any, cycle: Cycle, at: datetime) -> None:
+    """Issues the grants of the plan's credit-grant rate cards for `cycle`; idempotent per (account,
+    card, cycle start). ONE_TIME cards issue once per account and plan."""
+    cards = rate_cards(plan, "creditGrantRateCards")
+    if not cards:
+        return
+    # No share lock on the account here: a bill run holds account_billing, and update_account takes the
+    # account row before account_billing, so locking the account now could deadlock with it.
+    account = await _account(session, account_id)
+    specs = grants_for_cycle(cards, plan_id(plan), account.invoice_currency, cycle)
+    if not specs:
+        return
+    await ledger.ensure_wallet(session, account_id)
+    await ledger.settle_expiries(session, account_id, _utc(at, "at"))
+    for spec in specs:
+        if spec.one_time and await session.scalar(
+            select(exists().where(G.account_id == account_id, G.grantor_id == spec.grantor_id))
+        ):
+            continue
+        grant_id = new_id("grant")
+        inserted = await session.scalar(
+            insert(G)
+            .values(
+                id=grant_id, account_id=account_id, currency=account.invoice_currency, amount=spec.amount,
+                purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
+                effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
+                cycle_start=cycle.start, created_at=_utc(at, "at"),
+            )
+            .on_conflict_do_nothing(constraint="uq_credit_grants_account_grantor_cycle")
+            .returning(G.id)
+        )
+        if inserted is not None:
+            await _insert_grant_entry(session, account_id, grant_id, spec.amount, spec.effective_from)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+
+async def _account(session: AsyncSession, account_id: str, *, share_lock: bool = False) -> AccountRow:
+    stmt = select(AccountRow).where(AccountRow.id == account_id)
+    if share_lock:
+        # Blocks update_account (FOR UPDATE) from changing the currency while a grant is being written.
+        stmt = stmt.with_for_update(read=True)
+    row = await session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")
+    return row
+
+
+async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetime) -> None:
+    # Reads lock only when an expiry must be recorded, so ordinary reads never wait on writers.
+    if await ledger.needs_settling(session, account_id, now):
+        await ledger.lock_wallet(session, account_id)
+        await ledger.settle_expiries(session, account_id, now)
+
+
+async def _accrued_charges(session: AsyncSession, account_id: str, now: datetime) -> Decimal | None:
+    try:
+        from togai_engine.invoices.service import accrued_charges
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("togai_engine.invoices", "togai_engine.invoices.service"):
+            raise
+        return None  # billing is not part of this build: nothing accrues
+    return await accrued_charges(session, account_id, now)
+
+
+async def _insert_grant_entry(
+    session: AsyncSession, account_id: str, grant_id: str, amount: Decimal, effective_from: datetime
+) -> None:
+    # Dated at effectiveFrom: a scheduled grant joins the balance when it starts.
+    await session.execute(
+        insert(E).values(account_id=account_id, grant_id=grant_id, kind=GRANT, amount=amount, at=effective_from)
+    )
+
+
+async def _grant_result(
+    session: AsyncSession, grant_id: str, account_id: str, currency: str, now: datetime, *, replayed: bool
+) -> GrantCreditResult:
+    [(row, remaining)] = await ledger.grants_with_remaining(session, account_id, grant_id=grant_id)
+    balance = round_money(await ledger.balance(session, account_id, now), currency)
+    return GrantCreditResult(grant=_grant_view(row, remaining, now), balance=balance, currency=currency,
+                             replayed=replayed)
+
+
+def _grant_view(row: CreditGrantRow, remaining: Decimal, now: datetime) -> CreditGrant:
+    if row.effective_from > now:
+        status = "SCHEDULED"
+    elif row.effective_until is not None and row.effective_until <= now:
+        status = "EXPIRED"
+    elif remaining <= 0:
+        status = "CONSUMED"
+    else:
+        status = "ACTIVE"
+    return CreditGrant(
+        id=row.id, accountId=row.account_id, currency=row.currency,
+        amount=round_money(row.amount, row.currency), remaining=round_money(remaining, row.currency),
+        purpose=row.purpose, priority=row.priority, effectiveFrom=row.effective_from,
+        effectiveUntil=row.effective_until, status=status,  # type: ignore[arg-type]
+        source=row.source,  # type: ignore[arg-type]
+        grantorId=row.grantor_id, idempotencyKey=row.idempotency_key, createdAt=row.created_at,
+    )
+
+
+def _as_spendable(grant: CreditGrant) -> Spendable:
+    return Spendable(grant_id=grant.id, priority=grant.priority, effective_from=grant.effectiveFrom,
+                     effective_until=grant.effectiveUntil, amount=grant.amount, spendable=grant.remaining)
+
+
+def _check_same_grant(
+    earlier: CreditGrantRow,
+    data: GrantCreditInput,
+    currency: str,
+    amount: Decimal,
+    effective_from: datetime,
+    effective_until: datetime | None,
+) -> None:
+    differing = []
+    if earlier.amount != amount:
+        differing.append("amount")
+    if earlier.currency != currency:
+        differing.append("currency")
+    if earlier.purpose != data.purpose:
+        differing.append("purpose")
+    if earlier.priority != data.priority:
+        differing.append("priority")
+    if earlier.effective_until != effective_until:
+        differing.append("effectiveUntil")
+    # An omitted effectiveFrom defaults to "now", which moves between retries: only compare a given one.
+    if data.effectiveFrom is not None and earlier.effective_from != effective_from:
+        differing.append("effectiveFrom")
+    if differing:
+        raise Conflict(
+            f"idempotencyKey {data.idempotencyKey!r} was already used for grant {earlier.id!r} with a different "
+            f"{', '.join(differing)}; reuse a key only to retry the same grant, or choose a new key"
+        )
+
+
+def _money_amount(value: Decimal, currency: str, field: str) -> Decimal:
+    """`value` if it fits the currency's minor unit exactly (no silent rounding of credit)."""
+    rounded = round_money(value, currency)
+    if rounded != value:
+        digits = currency_exponent(currency)
+        raise InvalidInput(
+            field,
+            f"{value} has more decimals than {currency} allows ({digits}); send an amount such as {rounded}",
+        )
+    return rounded
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidInput(field, f"{value.isoformat()} has no timezone; send UTC, e.g. 2026-02-01T00:00:00Z")
+    return value.astimezone(UTC)
