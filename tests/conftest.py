@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -42,7 +44,7 @@ def _libpq(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """URL of a PostgreSQL server's maintenance database (no database part is used)."""
     configured = os.environ.get("TOGAI_TEST_DATABASE_URL")
     if configured:
@@ -50,11 +52,15 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from togai_engine.store.embedded import EmbeddedPostgres
 
-    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("embedded")))
+    # A private folder, not tmp_path: pytest resets its parent's mode when another session starts,
+    # which the embedded server's system user (when run as root) must be able to traverse.
+    data_dir = Path(tempfile.mkdtemp(prefix="togai-test-embedded-"))
+    embedded = EmbeddedPostgres(data_dir)
     try:
         yield embedded.start()
     finally:
         embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:

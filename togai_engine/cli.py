@@ -23,9 +23,12 @@ app = typer.Typer(help="Self-hosted usage billing with an MCP server in front of
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 keys_app = typer.Typer(help="HTTP API keys (stored hashed; a key is shown once).", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import.", no_args_is_help=True)
+plans_app = typer.Typer(help="Price plans kept in files (JSON or YAML, in create_price_plan's shape).",
+                        no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
+app.add_typer(plans_app, name="plans")
 
 
 def settings_or_exit() -> Settings:
@@ -222,6 +225,85 @@ def audit(
     for rec in with_database(work).data:
         typer.echo(f"{rec.at.isoformat()}\t{rec.actor}\t{rec.tool}\t{','.join(rec.changedIds)}\t"
                    f"{json.dumps(rec.arguments, sort_keys=True)}")
+
+
+def or_exit(work: Callable[[], T]) -> T:
+    """Runs `work`; an engine error (a wrong field, an unknown id) is one line on stderr and exit code 1."""
+    from togai_engine.errors import EngineError
+
+    try:
+        return work()
+    except EngineError as exc:
+        typer.echo(f"togai-engine: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@plans_app.command("apply")
+def plans_apply(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON or YAML list of plans")],
+) -> None:
+    """Create the plans in FILE whose name does not exist yet. Re-applying is safe: existing plans are
+    reported as "exists" ("differs", exit 1, when the stored plan of that name has other content)."""
+    from togai_engine.lab.plan_files import load_plan_file
+    from togai_engine.lab.report import print_applied
+    from togai_engine.lab.service import apply_plans
+
+    specs = or_exit(lambda: load_plan_file(file))
+
+    async def work(db: Database) -> Any:
+        async with db.unit_of_work() as session:
+            return await apply_plans(session, specs)
+
+    applied = or_exit(lambda: with_database(work))
+    print_applied(applied)
+    if any(plan.status == "differs" for plan in applied):
+        raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    plans: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                        help="JSON or YAML list of candidate plans (inline, or stored plan ids)")],
+    accounts: Annotated[str | None, typer.Option(help="comma-separated account ids (default: every account)")] = None,
+    customer: Annotated[str | None, typer.Option(help="instead of --accounts: the accounts of this customer")] = None,
+    start: Annotated[str | None, typer.Option(help="with --end: the billing periods overlapping [start, end)")] = None,
+    end: Annotated[str | None, typer.Option(help="exclusive end of the range")] = None,
+    last_cycles: Annotated[int | None, typer.Option(
+        "--last-cycles", min=1, help="instead of --start/--end: each account's last N ended periods (default 3)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="simulate as of this instant (default now)")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="write every account and period to this CSV")] = None,
+    plot: Annotated[Path | None, typer.Option(help="draw revenue per period per plan to this PNG (plot extra)")] = None,
+) -> None:
+    """Price real usage under candidate plans: per account and billing period, what it was charged and what
+    each candidate would charge. Reads only; inline plans are never stored."""
+    from togai_engine.lab import report
+    from togai_engine.lab.plan_files import load_plan_file
+    from togai_engine.lab.service import simulate_price_plans
+
+    if plot is not None:
+        try:
+            report.require_matplotlib()
+        except report.PlotUnavailable as exc:
+            typer.echo(f"togai-engine: {exc}", err=True)
+            raise typer.Exit(2) from None
+    candidates = or_exit(lambda: load_plan_file(plans))
+    instant = parse_instant(as_of, "--as-of")
+
+    async def work(db: Database) -> Any:
+        async with db.unit_of_work() as session:
+            return await simulate_price_plans(
+                session, candidates, now=instant, candidates_field="plans",
+                account_ids=[a.strip() for a in accounts.split(",") if a.strip()] if accounts else None,
+                customer_id=customer, start_time=parse_instant(start, "--start") if start else None,
+                end_time=parse_instant(end, "--end") if end else None, last_cycles=last_cycles)
+
+    result = or_exit(lambda: with_database(work))
+    report.print_simulation(result)
+    if csv_file is not None:
+        typer.echo(f"wrote {report.write_csv(result, csv_file)} row(s) to {csv_file}")
+    if plot is not None:
+        report.plot_revenue(result, plot)
+        typer.echo(f"wrote the revenue plot to {plot}")
 
 
 def main() -> None:

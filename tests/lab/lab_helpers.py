@@ -70,3 +70,42 @@ async def tokens(client: Any, account_id: str, when: str, amount: str, event_id:
 def message(error: str) -> str:
     """A tool error's text without the framework's "Error executing tool X: " prefix."""
     return error.split(": ", 1)[1] if error.startswith("Error executing tool ") else error
+
+
+# --- the two-plan story of test_simulate_price_plan.py (also used by the CLI tests) ---
+
+
+def starter(meter: str) -> dict[str, Any]:
+    """Starter (USD and EUR): tokens TIERED 0.002 up to 10,000 then 0.001 (EUR 0.0018 / 0.0009); fee 10 (EUR 9)."""
+    return {"name": "Starter", "pricingCycleConfig": MONTHLY, "supportedCurrencies": ["USD", "EUR"],
+            "rateCards": {"usageRateCards": [per_unit_card(meter, "TIERED", {
+                "USD": [("0", "0.002"), ("10000", "0.001")], "EUR": [("0", "0.0018"), ("10000", "0.0009")]})],
+                "fixedFeeRateCards": [fee("platform", {"USD": "10", "EUR": "9"})]}}
+
+
+def scale(meter: str) -> dict[str, Any]:
+    """Scale (USD only), inline: tokens VOLUME 0.0015, or 0.0008 for all above 20,000; fee 25; commitment 40."""
+    return {"name": "Scale", "pricingCycleConfig": {"interval": "QUARTERLY"},
+            "rateCards": {"usageRateCards": [per_unit_card(meter, "VOLUME", {
+                "USD": [("0", "0.0015"), ("20000", "0.0008")]})],
+                "fixedFeeRateCards": [fee("platform", {"USD": "25"})]},
+            "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "40"}]}}
+
+
+async def setup(client: Any, clock: Any) -> tuple[str, str]:
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", **starter(meter))
+    await account(client, "acc_a", plan["id"], iso(2026, 1, 1))
+    await account(client, "acc_b", plan["id"], iso(2026, 1, 1), customer_id="cust_acc_a")
+    await account(client, "acc_c", plan["id"], iso(2026, 1, 1), currency="EUR")
+    await account(client, "acc_d")  # no plan
+    clock.set(at(2026, 1, 2))
+    await tokens(client, "acc_a", iso(2026, 1, 10), "5000", "a1")
+    await tokens(client, "acc_a", iso(2026, 2, 10), "30000", "a2")
+    await tokens(client, "acc_b", iso(2026, 1, 31, 23, 59), "15000", "b1")
+    await tokens(client, "acc_c", iso(2026, 1, 3), "12000", "c1")
+    await tokens(client, "acc_c", iso(2026, 2, 3), "2000", "c2")
+    await tokens(client, "acc_a", iso(2026, 3, 2), "1000", "a3")  # March, still open at the simulation
+    clock.set(at(2026, 3, 5))  # January and February are past their 2-day grace
+    await call(client, "list_invoices")  # reading catches billing up: January and February become DUE
+    return meter, plan["id"]

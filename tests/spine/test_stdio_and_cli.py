@@ -7,6 +7,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,8 +64,9 @@ def test_db_commands_against_configured_server(database_url):
     assert "no drift" in check.stdout
 
 
-def test_embedded_default_starts_migrates_serves_and_reuses_data(tmp_path):
+def test_embedded_default_starts_migrates_serves_and_reuses_data():
     """No TOGAI_DATABASE_URL: the CLI runs the embedded PostgreSQL, migrates it and stops it after."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="togai-test-cli-"))  # see conftest: not pytest's tmp_path
     env = cli_env(None, tmp_path / "data")
     first = subprocess.run([str(BIN), "demo"], env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -79,4 +81,4 @@ def test_embedded_default_starts_migrates_serves_and_reuses_data(tmp_path):
         return next(line for line in out.splitlines() if '"createdAt"' in line)
 
     assert created_at(second.stdout) == created_at(first.stdout)
-    shutil.rmtree(tmp_path / "data", ignore_errors=True)
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -54,7 +54,7 @@ class AccountUsage:
 
 def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities) -> Decimal:
     """What `plan` invoices (total, before credits) for the account's period `bp`."""
-    return compose_invoice(plan, currency, bp.period, bp.period, quantities).total
+    return compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities).total
 
 
 def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> AccountComparison:
