@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.finance import financial_summary
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields, AccountUpdate
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import check_currency, check_email, check_id
 from togai_engine.customers import service as customers
@@ -208,19 +208,13 @@ async def list_accounts(
     page_size: int | None,
     next_token: str | None,
 ) -> Page[Account]:
-    size = check_page_size(page_size)
-    after = decode_token("accounts", next_token)
-    stmt = select(AccountRow).order_by(AccountRow.seq).limit(size + 1)
+    stmt = select(AccountRow)
     if customer_id is not None:
         await customers.get_row(session, customer_id)
         stmt = stmt.where(AccountRow.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(AccountRow.status == status)
-    if after:
-        stmt = stmt.where(AccountRow.seq > int(after[0]))
-    rows = list(await session.scalars(stmt))
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, token = await fetch_page(session, stmt, AccountRow.seq, "accounts", page_size, next_token)
     aliases: dict[str, list[str]] = {r.id: [] for r in rows}
     if rows:
         for account_id, handle in await session.execute(
@@ -229,5 +223,4 @@ async def list_accounts(
             .order_by(AccountHandleRow.handle)
         ):
             aliases[account_id].append(handle)
-    token = encode_token("accounts", [rows[-1].seq]) if more else None
     return Page[Account](data=[_to_schema(r, aliases[r.id]) for r in rows], nextToken=token)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.audit.models import AuditRow
 from togai_engine.audit.schemas import AuditRecord
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 
 SECRET_KEYS = {"key", "apikey", "api_key", "token", "secret", "password", "authorization"}
@@ -46,22 +46,16 @@ async def list_audit(
     page_size: int | None = None,
     next_token: str | None = None,
 ) -> Page[AuditRecord]:
-    size = check_page_size(page_size)
-    after = decode_token("audit", next_token)
-    stmt = select(AuditRow).order_by(AuditRow.id.desc()).limit(size + 1)
+    stmt = select(AuditRow)
     if tool:
         stmt = stmt.where(AuditRow.tool == tool)
     if actor:
         stmt = stmt.where(AuditRow.actor == actor)
     if entity_id:
         stmt = stmt.where(AuditRow.changed_ids.any(entity_id))
-    if after:
-        stmt = stmt.where(AuditRow.id < int(after[0]))
-    rows = list(await session.scalars(stmt))
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, token = await fetch_page(session, stmt, AuditRow.id, "audit", page_size, next_token, descending=True)
     data = [
         AuditRecord(id=r.id, at=r.at, actor=r.actor, tool=r.tool, arguments=r.arguments, changedIds=r.changed_ids)
         for r in rows
     ]
-    return Page[AuditRecord](data=data, nextToken=encode_token("audit", [rows[-1].id]) if more else None)
+    return Page[AuditRecord](data=data, nextToken=token)

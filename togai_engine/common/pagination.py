@@ -6,6 +6,10 @@ import base64
 import json
 from typing import Any
 
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
 from togai_engine.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
@@ -40,3 +44,25 @@ def check_page_size(page_size: int | None) -> int:
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidInput("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}; got {size}")
     return size
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    key: InstrumentedAttribute[int],
+    kind: str,
+    page_size: int | None,
+    next_token: str | None,
+    *,
+    descending: bool = False,
+) -> tuple[list[Any], str | None]:
+    """One page of `stmt` in keyset order on an integer column, and the token of the next page."""
+    size = check_page_size(page_size)
+    after = decode_token(kind, next_token)
+    stmt = stmt.order_by(key.desc() if descending else key).limit(size + 1)
+    if after:
+        stmt = stmt.where(key < int(after[0]) if descending else key > int(after[0]))
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, encode_token(kind, [getattr(rows[-1], key.key)]) if more else None

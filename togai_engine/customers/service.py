@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import check_country, check_email, check_id
 from togai_engine.customers.models import CustomerRow
@@ -114,14 +114,7 @@ async def update_customer(session: AsyncSession, customer_id: str, data: Custome
 
 
 async def list_customers(session: AsyncSession, page_size: int | None, next_token: str | None) -> Page[Customer]:
-    size = check_page_size(page_size)
-    after = decode_token("customers", next_token)
-    stmt = select(CustomerRow).order_by(CustomerRow.seq).limit(size + 1)
-    if after:
-        stmt = stmt.where(CustomerRow.seq > int(after[0]))
-    rows = list(await session.scalars(stmt))
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, token = await fetch_page(session, select(CustomerRow), CustomerRow.seq, "customers", page_size, next_token)
     accounts: dict[str, list[str]] = {row.id: [] for row in rows}
     if rows:
         for cid, aid in await session.execute(
@@ -130,5 +123,4 @@ async def list_customers(session: AsyncSession, page_size: int | None, next_toke
             .order_by(AccountRow.seq)
         ):
             accounts[cid].append(aid)
-    token = encode_token("customers", [rows[-1].seq]) if more else None
     return Page[Customer](data=[_to_schema(r, accounts[r.id]) for r in rows], nextToken=token)
