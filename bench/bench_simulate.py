@@ -108,6 +108,7 @@ async def _setup(db: Database, accounts: int) -> tuple[str, list[dict[str, Any]]
 def _events(ids: list[str], per_cycle: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(7)
     for account_id in ids:
+        size = rng.choice((20_000, 400_000, 3_000_000))  # small, medium and large users: tokens per event
         for cycle in range(CYCLES):
             month = datetime(2026, 1 + cycle, 1, tzinfo=UTC)
             for n in range(per_cycle):
@@ -116,7 +117,7 @@ def _events(ids: list[str], per_cycle: int) -> Iterator[dict[str, Any]]:
                     yield {"id": f"{account_id}-{cycle}-{n}", "schemaName": "api", "accountId": account_id,
                            "timestamp": moment.isoformat(), "attributes": {}}
                 else:
-                    tokens = Decimal(rng.randrange(0, 40_000_000)) / 1000
+                    tokens = Decimal(rng.randrange(0, size * 1000)) / 1000
                     yield {"id": f"{account_id}-{cycle}-{n}", "schemaName": "llm", "accountId": account_id,
                            "timestamp": moment.isoformat(), "attributes": {"tokens": str(tokens)}}
 
@@ -143,7 +144,8 @@ async def _bench(url: str, accounts: int, per_cycle: int, runs: int) -> None:
         for _ in range(runs):
             async with db.unit_of_work() as session:
                 started = time.perf_counter()
-                result = await simulate_price_plans(session, candidates, now=BILL_AT, last_cycles=CYCLES)
+                result = await simulate_price_plans(session, candidates, now=BILL_AT, start_time=START,
+                                                    end_time=datetime(2026, 1 + CYCLES, 1, tzinfo=UTC))
                 timings.append(time.perf_counter() - started)
         assert result is not None
         periods = sum(len(a.cycles) for a in result.accounts)

@@ -269,7 +269,8 @@ def simulate(
     start: Annotated[str | None, typer.Option(help="with --end: the billing periods overlapping [start, end)")] = None,
     end: Annotated[str | None, typer.Option(help="exclusive end of the range")] = None,
     last_cycles: Annotated[int | None, typer.Option(
-        "--last-cycles", min=1, help="instead of --start/--end: each account's last N ended periods (default 3)")] = None,
+        "--last-cycles", min=1, help="instead of --start/--end: each account's last N periods, the open one included "
+                                    "(default 3)")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="simulate as of this instant (default now)")] = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="write every account and period to this CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="draw revenue per period per plan to this PNG (plot extra)")] = None,

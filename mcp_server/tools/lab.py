@@ -61,8 +61,8 @@ async def simulate_price_plan(
     endTime: Annotated[datetime | None, Field(description="exclusive end of the range (ISO 8601)")] = None,
     lastCycles: Annotated[int | None, Field(
         ge=1, le=lab.MAX_LAST_CYCLES,
-        description="instead of startTime/endTime: each account's last N billing periods that have ended "
-                    "(default 3 when no range is given)")] = None,
+        description="instead of startTime/endTime: each account's last N billing periods that have started, the "
+                    "open one included (default 3 when no range is given)")] = None,
     top: Annotated[int, Field(ge=0, le=20, description="accounts listed per candidate as biggest increases and "
                                                        "biggest decreases")] = 5,
     accountDetails: Annotated[int, Field(

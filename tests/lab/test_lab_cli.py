@@ -107,8 +107,9 @@ async def test_simulate_prints_writes_csv_and_plots(client, clock, db, database_
     plans = tmp_path / "candidates.json"
     plans.write_text(json.dumps([starter_id, scale(meter)]))
     before = await row_counts(db)
-    out = run(database_url, "simulate", "--plans", str(plans), "--last-cycles", "2", "--as-of",
-              "2026-03-05T00:00:00Z", "--csv", str(tmp_path / "out.csv"), "--plot", str(tmp_path / "out.png"))
+    out = run(database_url, "simulate", "--plans", str(plans), "--start", "2026-01-01T00:00:00Z", "--end",
+              "2026-03-01T00:00:00Z", "--as-of", "2026-03-05T00:00:00Z", "--csv", str(tmp_path / "out.csv"),
+              "--plot", str(tmp_path / "out.png"))
     assert out.returncode == 0, out.stderr
     assert await row_counts(db) == before  # the inline Scale plan was not stored, nothing was billed
     # the totals of test_simulate_price_plan.py: Scale 176.50 against 115.00, +61.50 (+53.48%)
@@ -131,7 +132,7 @@ async def test_simulate_prints_writes_csv_and_plots(client, clock, db, database_
 
 
 async def test_simulate_filters_and_errors(client, clock, db, database_url, tmp_path) -> None:
-    meter, starter_id = await setup(client, clock)
+    _, starter_id = await setup(client, clock)
     plans = tmp_path / "candidates.yaml"
     plans.write_text(f"plans:\n  - {starter_id}\n")
     as_of = ("--as-of", "2026-03-05T00:00:00Z")
@@ -145,11 +146,13 @@ async def test_simulate_filters_and_errors(client, clock, db, database_url, tmp_
     assert rows == [("acc_a", "2026-02-01", "DUE", "50.00"), ("acc_a", "2026-03-01", "DRAFT", "12.00"),
                     ("acc_c", "2026-02-01", "DUE", "12.60"), ("acc_c", "2026-03-01", "DRAFT", "9.00")]
 
-    out = run(database_url, "simulate", "--plans", str(plans), "--customer", "cust_acc_a", "--csv",
-              str(tmp_path / "c.csv"), *as_of)
+    out = run(database_url, "simulate", "--plans", str(plans), "--customer", "cust_acc_a", "--last-cycles", "1",
+              "--csv", str(tmp_path / "c.csv"), *as_of)
     assert out.returncode == 0, out.stderr
     with (tmp_path / "c.csv").open() as handle:
-        assert {r["accountId"] for r in csv.DictReader(handle)} == {"acc_a", "acc_b"}
+        # the last period of each is March, still open: acc_a 12.00 (see above), acc_b its 10.00 fee
+        assert [(r["accountId"], r["periodStart"][:10], r["status"], r["actual"]) for r in csv.DictReader(handle)] == [
+            ("acc_a", "2026-03-01", "DRAFT", "12.00"), ("acc_b", "2026-03-01", "DRAFT", "10.00")]
 
     missing = run(database_url, "simulate", "--plans", str(plans), "--accounts", "acc_a,nope", *as_of)
     assert missing.returncode == 1 and "'nope' does not exist" in missing.stderr

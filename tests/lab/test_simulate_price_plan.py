@@ -21,13 +21,14 @@ async def test_two_plans_over_several_accounts(client, clock, db) -> None:
     await call(client, "update_invoice_status", invoiceId=jan_a["id"], status="PAID")
     before = await row_counts(db)
 
-    result = await call(client, "simulate_price_plan", candidates=[starter_id, scale(meter)], lastCycles=2)
+    result = await call(client, "simulate_price_plan", candidates=[starter_id, scale(meter)],
+                        startTime=iso(2026, 1, 1), endTime=iso(2026, 3, 1))
     assert await row_counts(db) == before  # a simulation writes nothing, inline plans included
     assert [(c["candidate"], c["pricePlanId"], c["name"], c["unsupportedAccounts"]) for c in result["candidates"]] == [
         (0, starter_id, "Starter", 0), (1, None, "Scale", 1)]
     assert result["skipped"] == [{"accountId": "acc_d", "reason": result["skipped"][0]["reason"]}]
     assert "no price plan" in result["skipped"][0]["reason"]
-    assert (result["accountsSimulated"], result["accountsShown"], result["lastCycles"]) == (3, 3, 2)
+    assert (result["accountsSimulated"], result["accountsShown"], result["startTime"]) == (3, 3, iso(2026, 1, 1))
 
     # acc_a. Starter: Jan 5,000 × 0.002 = 10.00 + fee 10 = 20.00 (PAID). Feb 10,000 × 0.002 = 20 + 20,000 × 0.001
     # = 20 -> 40 + 10 = 50.00. Scale: Jan 5,000 × 0.0015 = 7.50 + 25 = 32.50 < 40: true-up 7.50 -> 40.00 (+20.00);
@@ -78,15 +79,21 @@ async def test_range_with_the_open_cycle_and_account_filters(client, clock) -> N
     assert (march["invoiceId"], march["endDate"]) == (None, iso(2026, 4, 1))  # April and later have not started
     assert result["totals"][0]["biggestDecreases"] == []  # -1.00 + 28.00 = +27.00 overall
 
+    # lastCycles counts the open period too: the last 2 of acc_a are the same February and March
+    last_two = await call(client, "simulate_price_plan", candidates=[scale(meter)], accountIds=["acc_a"],
+                          lastCycles=2)
+    assert cycles(last_two, "acc_a") == cycles(result, "acc_a")
+
     by_customer = await call(client, "simulate_price_plan", candidates=[starter_id], customerId="cust_acc_a",
                              lastCycles=1, accountDetails=1)
     assert [a["accountId"] for a in by_customer["accounts"]] == ["acc_a"]  # trimmed to 1 of 2
     assert (by_customer["accountsSimulated"], by_customer["accountsShown"]) == (2, 1)
-    assert by_customer["totals"][0]["actual"] == "60.00"  # February: acc_a 50.00 + acc_b 10.00
+    assert by_customer["totals"][0]["actual"] == "22.00"  # March so far: acc_a 12.00 + acc_b's fee 10.00
 
     default = await call(client, "simulate_price_plan", candidates=[starter_id])
     assert default["lastCycles"] == 3 and any("last 3" in note for note in default["notes"])
-    assert [c["startDate"] for c in default["accounts"][0]["cycles"]] == [iso(2026, 1, 1), iso(2026, 2, 1)]
+    assert [c["startDate"] for c in default["accounts"][0]["cycles"]] == [
+        iso(2026, 1, 1), iso(2026, 2, 1), iso(2026, 3, 1)]
 
 
 async def test_argument_errors(client, clock, db) -> None:

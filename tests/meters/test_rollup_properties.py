@@ -14,9 +14,9 @@ from helpers import call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from togai_engine.events.connection import transaction_connection
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities
+from togai_engine.store.database import raw_connection
 
 BASE = datetime(2026, 1, 5, tzinfo=UTC)
 ACCOUNTS = ("acc_1", "acc_2")
@@ -143,7 +143,7 @@ async def test_rollups_and_quantities_match_raw_events_after_any_history(client,
             moment = BASE + timedelta(minutes=arg)
             closed_before = max(closed_before or moment, moment)
             async with db.unit_of_work() as session:
-                await (await transaction_connection(session)).execute(
+                await (await raw_connection(session)).execute(
                     "INSERT INTO billing_watermarks (account_id, closed_before) VALUES ('acc_1', $1) "
                     "ON CONFLICT (account_id) DO UPDATE SET closed_before = $1",
                     closed_before,

@@ -22,10 +22,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.events.connection import transaction_connection
+from togai_engine.billing.close import close_due_cycles
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.meters.catalog import meters_of_schemas
 from togai_engine.meters.sql import MeterSql, lock_schemas_sql, rollup_upsert, valued_sql
+from togai_engine.store.database import raw_connection
 
 ACCEPTED = "ACCEPTED"
 DUPLICATE = "DUPLICATE"
@@ -83,7 +84,7 @@ async def ingest_events(
     if not parsed:
         return report
 
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     accounts = await _resolve_accounts(conn, {event.account_handle for _, event in parsed})
     kept: list[tuple[str, str, int, ParsedEvent]] = []
     claimed_in_batch: set[tuple[str, str]] = set()
@@ -116,7 +117,11 @@ async def ingest_events(
         return report
 
     meters_by_schema = await _register_schemas(conn, kept, now)
-    closed_before = await _lock_watermarks(conn, sorted({account_id for account_id, _, _, _ in kept}))
+    batch_accounts = sorted({account_id for account_id, _, _, _ in kept})
+    # A cycle whose grace period has ended must be closed before its late events are judged, even
+    # if no bill run or read has happened since: otherwise such an event would still be billed.
+    await close_due_cycles(session, now, batch_accounts)
+    closed_before = await _lock_watermarks(conn, batch_accounts)
     kept.sort()  # by (account, id), unique, so the events are never compared: the claim order of the index
 
     statuses = [ACCEPTED] * len(kept)

@@ -18,7 +18,6 @@ from togai_engine.accounts.service import resolve_account_id
 from togai_engine.common.pagination import check_page_size, decode_token, encode_token
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
-from togai_engine.events.connection import transaction_connection
 from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, IngestReport, ingest_events
 from togai_engine.events.models import EventRow, EventSchemaRow
 from togai_engine.events.schemas import (
@@ -35,6 +34,7 @@ from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import valued_sql
+from togai_engine.store.database import raw_connection
 
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 STATUS_MESSAGES = {
@@ -179,7 +179,7 @@ async def _meter_values(session: AsyncSession, rows: list[EventRow]) -> dict[tup
         select(UsageMeterRow).where(UsageMeterRow.event_schema_name.in_(schemas)).order_by(UsageMeterRow.id)))
     if not meters:
         return {}
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     # (account_id, event_time) leads the index, so each listed event is one index probe
     where = "(e.account_id, e.event_time, e.id) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]))"
     found = await conn.fetch(

@@ -54,7 +54,8 @@ class AccountUsage:
 
 def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities) -> Decimal:
     """What `plan` invoices (total, before credits) for the account's period `bp`."""
-    return compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities).total
+    total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities).total
+    return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 
 def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> AccountComparison:
@@ -90,18 +91,15 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
 
 
 def _account_totals(cycles: Sequence[CycleComparison]) -> list[AccountTotal]:
-    sums: dict[tuple[int, str], list[Decimal]] = {}
-    counts: dict[tuple[int, str], int] = defaultdict(int)
+    sums: dict[tuple[int, str], tuple[int, Decimal, Decimal]] = {}
     for cycle in cycles:
-        for amount in cycle.candidates:
-            key = (amount.candidate, cycle.currency)
-            actual_sum, amount_sum = sums.get(key, (ZERO, ZERO))
-            sums[key] = [actual_sum + cycle.actual, amount_sum + amount.amount]
-            counts[key] += 1
+        for priced in cycle.candidates:
+            key = (priced.candidate, cycle.currency)
+            count, actual, amount = sums.get(key, (0, ZERO, ZERO))
+            sums[key] = (count + 1, actual + cycle.actual, amount + priced.amount)
     return [
-        AccountTotal(candidate=i, currency=c, cycles=counts[(i, c)], actual=actual, amount=amount,
-                     difference=amount - actual)
-        for (i, c), (actual, amount) in sorted(sums.items())
+        AccountTotal(candidate=i, currency=c, cycles=count, actual=actual, amount=amount, difference=amount - actual)
+        for (i, c), (count, actual, amount) in sorted(sums.items())
     ]
 
 

@@ -21,6 +21,7 @@ from togai_engine.invoices.compose import (
 )
 from togai_engine.lab.schemas import FixedFeeRevenue, RevenueQuote, SlabRevenue, UsageCardRevenue
 from togai_engine.plans.schemas import PricePlan
+from togai_engine.pricing import round_money
 
 ZERO = Decimal(0)
 
@@ -40,11 +41,11 @@ def quote(
         usageRateCards=[_usage_card(line) for line in invoice.lines if line.line_type == USAGE_LINE],
         fixedFees=[FixedFeeRevenue(name=line.rate_card_name, displayName=line.description, amount=line.value)
                    for line in invoice.lines if line.line_type == FIXED_FEE_LINE],
-        subTotal=invoice.sub_total,
+        subTotal=round_money(invoice.sub_total, currency),  # rounded already; 0 shows as 0.00
         minimumCommitment=next(v.rate for v in commitment.rateValues if v.currency == currency)
         if commitment is not None else None,
-        trueUp=invoice.true_up,
-        total=invoice.total,
+        trueUp=round_money(invoice.true_up, currency),
+        total=round_money(invoice.total, currency),
         unpricedMeters=sorted(set(quantities) - priced),
     )
 

@@ -119,7 +119,8 @@ async def simulate_price_plans(
     notes = [ALIGNMENT_NOTE, ACTUAL_NOTE]
     if start_time is None and end_time is None and last_cycles is None:
         last_cycles = DEFAULT_LAST_CYCLES
-        notes.append(f"No range given: the last {DEFAULT_LAST_CYCLES} ended billing periods of each account.")
+        notes.append(f"No range given: each account's last {DEFAULT_LAST_CYCLES} billing periods, the open one "
+                     "included.")
     _check_range(start_time, end_time, last_cycles)
     chosen = await resolve_candidates(session, candidates, now, field=candidates_field, limit=MAX_CANDIDATES)
     if any(not c.stored for c in chosen):
@@ -209,11 +210,10 @@ def _periods_in_range(
     # before billed_until never change, so the full timeline agrees with the invoiced one).
     timeline = account_timeline(state.associations, plans_by_id, None, now)
     started = timeline.due + timeline.open
+    if not started:
+        return [], f"its price plan starts after {now.isoformat()}: no billing period has started yet"
     if last_cycles is not None:
-        periods = [p for p in started if p.period.end <= now][-last_cycles:]
-        if not periods:
-            return [], f"no billing period has ended by {now.isoformat()} (its first one is still open)"
-        return periods, None
+        return started[-last_cycles:], None
     assert start is not None and end is not None
     periods = [p for p in started if p.period.end > start and p.period.start < end]
     if not periods:

@@ -10,10 +10,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.events.connection import transaction_connection
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import ROLLUP_COLUMNS, MeterSql, lock_schemas_sql, rollup_select, valued_sql
+from togai_engine.store.database import raw_connection
 
 _COMPARED = ("event_count", "value_sum", "value_max", "latest_time", "latest_id", "latest_value")
 
@@ -34,7 +34,7 @@ async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
 
     The caller holds the schema's exclusive lock, so no batch of that schema is in flight.
     """
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     status = await conn.execute(
         f"WITH valued AS ({valued_sql([meter], 'events')}) "
         f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) {rollup_select('valued', any_latest=meter.is_latest)}"
@@ -55,7 +55,7 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
     meters = await _meters(session, meter_ids)
     if not meters:
         return []
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     ids = [m.id for m in meters]
     differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
     rows = await conn.fetch(
@@ -89,7 +89,7 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
     meters = await _meters(session, meter_ids)
     if not meters:
         return 0
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     await conn.fetchval(lock_schemas_sql(exclusive=True), sorted({m.schema_name for m in meters}))
     await conn.execute("DELETE FROM usage_rollups WHERE meter_id = ANY($1::text[])", [m.id for m in meters])
     status = await conn.execute(

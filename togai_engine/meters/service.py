@@ -17,7 +17,6 @@ from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_token, encode_token
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.events.connection import transaction_connection
 from togai_engine.events.models import EventSchemaRow
 from togai_engine.events.validation import MAX_SCHEMA_NAME_CHARS
 from togai_engine.meters.compiler import AGGREGATIONS, compile_meter, normalize_expression
@@ -25,6 +24,7 @@ from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.rollups import backfill_meter
 from togai_engine.meters.schemas import Computation, UsageMeter, UsageMeterCreate
 from togai_engine.meters.sql import MeterSql, lock_schemas_sql
+from togai_engine.store.database import raw_connection
 
 NAME_PATTERN = re.compile(r"^[\sA-Za-z0-9_-]{1,50}$")
 
@@ -113,7 +113,7 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
     name, schema_name, aggregation, computations, compiled = _clean(data)
     # The schema's exclusive lock: batches of this schema have committed (or wait), so the backfill
     # below sees every event the new meter must count, and later batches see the meter.
-    await (await transaction_connection(session)).fetchval(lock_schemas_sql(exclusive=True), [schema_name])
+    await (await raw_connection(session)).fetchval(lock_schemas_sql(exclusive=True), [schema_name])
     await session.execute(
         insert(EventSchemaRow)
         .values(name=schema_name, created_at=now, updated_at=now)

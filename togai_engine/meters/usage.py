@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.errors import InvalidInput
-from togai_engine.events.connection import transaction_connection
 from togai_engine.meters.sql import LATEST_ORDER, MeterSql, valued_sql
+from togai_engine.store.database import raw_connection
 
 HOUR = timedelta(hours=1)
 BUCKET_UNITS = {"HOUR": "hour", "DAY": "day", "WEEK": "week", "MONTH": "month"}
@@ -99,7 +99,7 @@ async def usage_by_bucket(
     _check_period(start, end)
     if not meters or (account_ids is not None and not account_ids):
         return {}
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     accounts = list(account_ids) if account_ids is not None else None
     states: dict[tuple[str, str, datetime | None], _State] = {}
     additive = [m for m in meters if m.aggregation != "UNIQUE_COUNT"]

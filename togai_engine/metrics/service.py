@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.errors import InvalidInput, NotFound
-from togai_engine.events.connection import transaction_connection
 from togai_engine.meters.service import meters_by_ids
 from togai_engine.meters.usage import BUCKET_UNITS, usage_by_bucket
 from togai_engine.metrics.schemas import (
@@ -27,6 +26,7 @@ from togai_engine.metrics.schemas import (
     MetricQuery,
     MetricQueryResponse,
 )
+from togai_engine.store.database import raw_connection
 
 MAX_QUERIES = 5
 MAX_POINTS = 300
@@ -162,7 +162,7 @@ async def _events(
             conditions.append(f"{column} = ANY(${len(args)}::text[])")
     group = _EVENT_COLUMNS[query.groupBy] if query.groupBy else "CAST(NULL AS text)"
     unit = BUCKET_UNITS[query.aggregationPeriod]
-    conn = await transaction_connection(session)
+    conn = await raw_connection(session)
     rows = await conn.fetch(
         f"SELECT {group} AS grp, date_trunc('{unit}', e.event_time, 'UTC') AS bucket, count(*) FROM events e "
         f"WHERE {' AND '.join(conditions)} GROUP BY grp, bucket",
