@@ -43,6 +43,8 @@ class ToolSpec:
     fn: Callable[..., Awaitable[Any]]
     annotations: ToolAnnotations
     description: str
+    audit_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    checks_own_text: bool = False
 
 
 TOOLS: list[ToolSpec] = []
@@ -58,8 +60,14 @@ def tool(
     destructive: bool = False,
     idempotent: bool = False,
     title: str | None = None,
+    audit_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    checks_own_text: bool = False,
 ) -> Callable[[F], F]:
-    """Declares an MCP tool. The function's docstring is its description (written for the agent)."""
+    """Declares an MCP tool. The function's docstring is its description (written for the agent).
+
+    `audit_arguments` condenses a bulky argument list for the audit record (e.g. a 1000-event batch);
+    `checks_own_text` says the tool rejects unstorable text per item itself (a batch rejects one
+    event, not the whole call)."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -90,6 +98,8 @@ def tool(
             mutating=not read_only,
             fn=run,
             description=description,
+            audit_arguments=audit_arguments,
+            checks_own_text=checks_own_text,
             annotations=ToolAnnotations(
                 title=title,
                 readOnlyHint=read_only,
@@ -103,6 +113,11 @@ def tool(
         return fn
 
     return decorate
+
+
+def checks_own_text(tool_name: str) -> bool:
+    spec = SPECS.get(tool_name)
+    return spec is not None and spec.checks_own_text
 
 
 def check_scope(tool_name: str) -> Principal:
@@ -174,6 +189,8 @@ async def uow(ctx: Context) -> AsyncIterator[UnitOfWork]:
         unit = UnitOfWork(session=session, now=app.clock.now(), app=app)
         yield unit
         if spec.mutating:
+            if spec.audit_arguments is not None:
+                arguments = spec.audit_arguments(arguments)
             await record_audit(session, actor=principal.actor, tool=spec.name, arguments=arguments,
                                changed_ids=unit.changed_ids, at=unit.now)
 

@@ -11,7 +11,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.app import AppContext
-from mcp_server.registry import check_scope, register_all, reject_unstorable_text
+from mcp_server.registry import check_scope, checks_own_text, register_all, reject_unstorable_text
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
 from togai_engine.store.database import Database
@@ -40,7 +40,8 @@ class TogaiServer(MCPServer[AppContext]):
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         # Scope first, before argument validation: a caller without the scope learns nothing else.
         check_scope(name)
-        reject_unstorable_text(arguments)
+        if not checks_own_text(name):
+            reject_unstorable_text(arguments)
         return await super().call_tool(name, arguments, context)
 
 

@@ -61,7 +61,7 @@ async def with_retry(ctx: Context, work: Callable[[UnitOfWork], Awaitable[T]]) -
     raise AssertionError("unreachable")
 
 
-@tool("ingest_event", scope="events:write", idempotent=True, title="Ingest usage event")
+@tool("ingest_event", scope="events:write", idempotent=True, title="Ingest usage event", checks_own_text=True)
 async def ingest_event(
     ctx: Context,
     event: Annotated[EventArgument, Field(description="the usage event: {id, schemaName, timestamp, accountId, "
@@ -82,7 +82,20 @@ async def ingest_event(
     return await with_retry(ctx, work)
 
 
-@tool("ingest_batch_events", scope="events:write", idempotent=True, title="Ingest usage events (batch)")
+def summarize_batch(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The audit record of a batch: its size and accounts, not a copy of every event (the events
+    table holds those, with their received time)."""
+    events = arguments.get("events")
+    if not isinstance(events, list):
+        return {"events": "<not a list>"}
+    accounts = sorted({e["accountId"] for e in events if isinstance(e, dict) and isinstance(e.get("accountId"), str)})
+    ids = [e["id"] for e in events if isinstance(e, dict) and isinstance(e.get("id"), str)]
+    return {"eventCount": len(events), "accountIds": accounts[:50], "accountCount": len(accounts),
+            "firstEventId": ids[0] if ids else None, "lastEventId": ids[-1] if ids else None}
+
+
+@tool("ingest_batch_events", scope="events:write", idempotent=True, title="Ingest usage events (batch)",
+      audit_arguments=summarize_batch, checks_own_text=True)
 async def ingest_batch_events(
     ctx: Context,
     events: Annotated[EventsArgument, Field(description="1 to 1000 events")],

@@ -31,3 +31,16 @@ async def test_secrets_are_redacted():
     assert redact({"name": "n", "apiKey": "tge_x", "nested": [{"token": "t", "ok": 1}]}) == {
         "name": "n", "apiKey": "[redacted]", "nested": [{"token": "[redacted]", "ok": 1}]
     }
+
+
+async def test_a_batch_is_audited_as_a_summary_and_a_nul_rejects_only_its_event(client):
+    await call(client, "create_customer", id="c1", name="Acme", account={"id": "a1", "name": "Main"})
+    events = [{"id": f"e{i}", "schemaName": "api", "timestamp": "2026-01-01T00:00:00Z", "accountId": "a1",
+               "attributes": {"n": "1"}} for i in range(3)]
+    events[1]["dimensions"] = {"bad": "nul\x00here"}
+    result = await call(client, "ingest_batch_events", events=events)
+    assert (result["accepted"], result["rejected"]) == (2, 1)
+    assert result["rejectedEvents"][0]["index"] == 1
+    record = (await call(client, "list_audit_log", tool="ingest_batch_events"))["data"][0]
+    assert record["arguments"] == {"eventCount": 3, "accountIds": ["a1"], "accountCount": 1,
+                                   "firstEventId": "e0", "lastEventId": "e2"}
