@@ -137,29 +137,47 @@ def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles
 @app.command()
 def verify() -> None:
     """Recompute usage rollups from raw events and report any difference (exit 1 if any)."""
-    from togai_engine.meters.rollups import verify_rollups_in
+    from togai_engine.meters.rollups import verify_rollups
 
-    differences: list[Any] = with_database(verify_rollups_in)
+    async def work(db: Database) -> list[Any]:
+        async with db.unit_of_work() as session:
+            return await verify_rollups(session)
+
+    differences = with_database(work)
     if differences:
         for diff in differences[:50]:
             typer.echo(str(diff))
-        typer.echo(f"{len(differences)} rollup difference(s) found", err=True)
+        typer.echo(f"{len(differences)} rollup difference(s) found; the raw events are the truth", err=True)
         raise typer.Exit(1)
     typer.echo("rollups agree with raw events")
 
 
 @import_app.command("events")
 def import_events(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON Lines or CSV file")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .jsonl (JSON Lines) or .csv file")],
     report: Annotated[Path | None, typer.Option(help="where rejected lines go (default FILE.rejected.jsonl)")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="events per transaction")] = 1000,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Import historical events from a file (re-running the same file is safe: ids dedupe)."""
-    from togai_engine.events.bulk import import_file
+    """Import historical events from a file, in constant memory. Same validation and dedupe as the
+    tools: re-running the same file is safe (its events come back as duplicates). Rejected lines go
+    to the report file with their line number and reason.
 
-    report_path = report or file.with_suffix(file.suffix + ".rejected.jsonl")
-    summary: Any = with_database(lambda db: import_file(db, file, report_path, batch_size=batch_size))
-    typer.echo(str(summary))
+    CSV columns: id, schemaName, timestamp, accountId, then attr.<name>, unit.<name>, dim.<name>."""
+    from togai_engine.events.files import FileFormatError
+    from togai_engine.events.importer import import_file
+
+    report_path = report or file.with_name(file.name + ".rejected.jsonl")
+    try:
+        summary: Any = with_database(lambda db: import_file(db, file, report_path, batch_size=batch_size,
+                                                            show_progress=progress))
+    except FileFormatError as exc:
+        typer.echo(f"togai-engine: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"read {summary.read}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
+               f"stored but not billed (cycle closed) {summary.not_billed}, rejected {summary.rejected}")
+    if summary.rejected:
+        typer.echo(f"rejected lines and reasons: {report_path}", err=True)
 
 
 @keys_app.command("create")

@@ -1,0 +1,96 @@
+"""`togai-engine import events FILE` and `togai-engine verify`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import call
+from sqlalchemy import text
+
+BIN = Path(sys.executable).parent / "togai-engine"
+
+
+def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOGAI_")} | {"TOGAI_DATABASE_URL": database_url}
+    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+async def seed(client) -> None:
+    await call(client, "create_customer", id="c", name="C", account={"id": "acme", "name": "Acme", "aliases": ["acme_alias"]})
+    await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+               computations=[{"computation": "tokens"}])
+
+
+async def scalar(db, sql: str):
+    async with db.unit_of_work() as session:
+        return await session.scalar(text(sql))
+
+
+async def test_jsonl_import_reports_rejections_and_is_safe_to_rerun(client, db, database_url, tmp_path):
+    await seed(client)
+    lines = [json.dumps({"id": f"e{i}", "schemaName": "llm", "timestamp": f"2026-01-0{1 + i % 9}T00:00:00Z",
+                         "accountId": "acme" if i % 2 else "acme_alias", "attributes": {"tokens": str(i)}})
+             for i in range(10)]
+    lines.insert(3, "{not json")  # line 4
+    lines.insert(6, json.dumps({"id": "x", "schemaName": "llm", "timestamp": "2026-01-01T00:00:00Z",
+                                "accountId": "nobody", "attributes": {"tokens": "1"}}))  # line 7
+    lines.append(lines[0])  # a duplicate inside the file
+    source = tmp_path / "history.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+
+    first = run(database_url, "import", "events", str(source), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "read 13: accepted 10, duplicates 1, stored but not billed (cycle closed) 0, rejected 2" in first.stdout
+    report = sorted((json.loads(line) for line in (tmp_path / "history.jsonl.rejected.jsonl").read_text().splitlines()),
+                    key=lambda r: r["line"])
+    assert [(r["line"], r["code"]) for r in report] == [(4, "INVALID_EVENT"), (7, "UNKNOWN_ACCOUNT")]
+    assert "not valid JSON" in report[0]["reason"]
+    # tokens 0 + 1 + ... + 9 = 45, each event once
+    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == 45
+
+    again = run(database_url, "import", "events", str(source), "--no-progress")
+    assert "read 13: accepted 0, duplicates 11" in again.stdout
+    assert await scalar(db, "SELECT count(*) FROM events") == 10
+
+    verified = run(database_url, "verify")
+    assert verified.returncode == 0 and "rollups agree" in verified.stdout
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE usage_rollups SET value_sum = value_sum + 1 WHERE ctid IN "
+                                   "(SELECT ctid FROM usage_rollups LIMIT 1)"))
+    broken = run(database_url, "verify")
+    assert broken.returncode == 1 and "1 rollup difference(s) found" in broken.stderr
+
+
+async def test_csv_import_with_attribute_unit_and_dimension_columns(client, db, database_url, tmp_path):
+    await seed(client)
+    source = tmp_path / "history.csv"
+    source.write_text("id,schemaName,timestamp,accountId,attr.tokens,unit.tokens,dim.model\n"
+                      "c1,llm,2026-01-02T00:00:00Z,acme,100,tokens,small\n"
+                      ",llm,2026-01-03T00:00:00Z,acme,250.5,,large\n"
+                      "c3,llm,2026-01-03T00:00:00Z,acme,abc,,large\n"
+                      "c4,llm,2026-01-03T00:00:00Z\n")
+    result = run(database_url, "import", "events", str(source), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "read 4: accepted 2, duplicates 0, stored but not billed (cycle closed) 0, rejected 2" in result.stdout
+    report = sorted((json.loads(line) for line in (tmp_path / "history.csv.rejected.jsonl").read_text().splitlines()),
+                    key=lambda r: r["line"])  # malformed lines are reported as read, invalid events per batch
+    assert [r["line"] for r in report] == [4, 5]  # the header is line 1
+    assert report[0]["field"].startswith("attributes")
+    # 100 + 250.5 = 350.5 tokens
+    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == __import__("decimal").Decimal("350.5")
+    dims = await scalar(db, "SELECT dimensions->>'model' FROM events WHERE id = 'c1'")
+    assert dims == "small"
+
+
+async def test_bad_csv_header_imports_nothing(client, db, database_url, tmp_path):
+    await seed(client)
+    source = tmp_path / "bad.csv"
+    source.write_text("id,schemaName,timestamp,account,attr.tokens\nx,llm,2026-01-01T00:00:00Z,acme,1\n")
+    result = run(database_url, "import", "events", str(source), "--no-progress")
+    assert result.returncode == 2
+    assert "CSV column 'account' is not known" in result.stderr
+    assert await scalar(db, "SELECT count(*) FROM events") == 0

@@ -1,0 +1,101 @@
+"""Reading event files for `togai-engine import events`: JSON Lines or CSV, streamed line by line.
+
+JSON Lines (.jsonl, .ndjson, .json): one event per line in the ingest_event shape, e.g.
+  {"id": "e1", "schemaName": "api_call", "timestamp": "2026-01-05T10:00:00Z", "accountId": "acme",
+   "attributes": {"tokens": "1200"}, "dimensions": {"model": "small"}}
+
+CSV (.csv), header row required:
+  id, schemaName, timestamp, accountId   the event fields (id may be empty: derived from content)
+  attr.<name>                            an attribute value, e.g. attr.tokens
+  unit.<name>                            optional unit of that attribute, e.g. unit.tokens
+  dim.<name>                             a dimension value, e.g. dim.model
+An empty cell means "absent". Any other column is an error in the header (nothing is imported).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from togai_engine.events.bulk import Malformed
+
+EVENT_COLUMNS = ("id", "schemaName", "timestamp", "accountId")
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+class FileFormatError(ValueError):
+    """The file as a whole cannot be read (unknown suffix, bad CSV header)."""
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in JSON_SUFFIXES:
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    raise FileFormatError(f"{path.name}: use a .jsonl (JSON Lines) or .csv file")
+
+
+def read_jsonl(stream: IO[str]) -> Iterator[object]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            yield Malformed(f"line {number} is empty")
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Malformed(f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def csv_columns(header: list[str]) -> list[tuple[str, str]]:
+    """(kind, name) per column: kind is 'event', 'attr', 'unit' or 'dim'."""
+    columns = []
+    for title in header:
+        title = title.strip()
+        if title in EVENT_COLUMNS:
+            columns.append(("event", title))
+        elif title.startswith(("attr.", "unit.", "dim.")) and len(title.split(".", 1)[1]) > 0:
+            kind, name = title.split(".", 1)
+            columns.append((kind, name))
+        else:
+            raise FileFormatError(
+                f"CSV column {title!r} is not known; use {', '.join(EVENT_COLUMNS)}, attr.<name>, unit.<name>, dim.<name>")
+    missing = {"schemaName", "timestamp", "accountId"} - {name for kind, name in columns if kind == "event"}
+    if missing:
+        raise FileFormatError(f"CSV header lacks {', '.join(sorted(missing))}")
+    return columns
+
+
+def read_csv(stream: IO[str]) -> Iterator[object]:
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return
+    columns = csv_columns(header)
+    for number, row in enumerate(reader, start=2):
+        if len(row) != len(columns):
+            yield Malformed(f"line {number} has {len(row)} cells; the header has {len(columns)}")
+            continue
+        event: dict[str, Any] = {}
+        attributes: dict[str, dict[str, str]] = {}
+        dimensions: dict[str, str] = {}
+        for (kind, name), cell in zip(columns, row, strict=True):
+            if cell == "":
+                continue
+            if kind == "event":
+                event[name] = cell
+            elif kind == "dim":
+                dimensions[name] = cell
+            else:
+                attributes.setdefault(name, {"name": name})["value" if kind == "attr" else "unit"] = cell
+        event["attributes"] = list(attributes.values())
+        if dimensions:
+            event["dimensions"] = dimensions
+        yield event
+
+
+def read_events(stream: IO[str], fmt: str) -> Iterator[object]:
+    return read_jsonl(stream) if fmt == "jsonl" else read_csv(stream)
