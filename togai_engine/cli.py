@@ -131,7 +131,13 @@ def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles
 
     instant = parse_instant(as_of, "--as-of")
     summary: Any = with_database(lambda db: run_bill(db, instant))
-    typer.echo(f"billing run as of {instant.isoformat()}: {summary}")
+    typer.echo(f"billing run as of {instant.isoformat()}: {summary.accounts} account(s) with work, "
+               f"{summary.invoicesDue} invoice(s) became DUE, {summary.draftsOpened} DRAFT(s) opened, "
+               f"{len(summary.failed)} failed")
+    for failure in summary.failed:
+        typer.echo(f"failed: {failure.model_dump_json()}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 @app.command()
