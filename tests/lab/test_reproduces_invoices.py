@@ -74,14 +74,15 @@ async def test_own_plan_reproduces_every_invoice(
     switch = (START + timedelta(minutes=switch_minute)).isoformat().replace("+00:00", "Z")
     await call(client, "update_account", accountId="acc2", pricePlanId=alt["id"], effectiveFrom=switch)
 
-    clock.set(at(2026, 4, 1))  # every event below is in the past; nothing has closed yet
+    # Usage is loaded while nothing is due yet (a read or an ingest at a later instant would close cycles first)
     batch = [
         {"id": f"e{i}", "schemaName": "api" if is_request else "llm", "accountId": f"acc{who}",
          "timestamp": (START + timedelta(minutes=minute)).isoformat(),
          "attributes": {} if is_request else {"tokens": str(amount)}}
         for i, (who, minute, is_request, amount) in enumerate(usage)]
     if batch:
-        await call(client, "ingest_batch_events", events=batch)
+        loaded = await call(client, "ingest_batch_events", events=batch)
+        assert loaded["accepted"] == len(batch)  # all of it billable
     clock.set(at(2026, 4, 2, 12))  # January to March closed (Alt's grace is 2 days: its March period may not be)
     invoices = {}
     for account_id in ("acc0", "acc1", "acc2"):
