@@ -21,11 +21,14 @@ def redact(value: Any) -> Any:
     """Arguments as JSON, with secret-looking fields replaced."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, str):
+        # jsonb cannot hold NUL; a rejected argument may contain one, and its audit record must not fail
+        return value.replace("\x00", "\\u0000")
     if isinstance(value, dict):
-        return {k: "[redacted]" if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
+        return {redact(k): "[redacted]" if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value)
 
