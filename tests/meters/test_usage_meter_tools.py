@@ -198,3 +198,21 @@ async def test_list_usage_meters_pages_and_filters(client):
     only = await call(client, "list_usage_meters", eventSchemaName="other_schema")
     assert [m["id"] for m in only["data"]] == [other["id"]]
     assert (await call(client, "list_usage_meters", aggregation="SUM"))["data"] == []
+
+
+async def test_caller_chosen_meter_id_is_idempotent_and_conflicts_clearly(client):
+    from helpers import call as call_tool
+    from helpers import call_error as call_tool_error
+
+    first = await call_tool(client, "create_usage_meter", id="um_tokens", name="tokens", eventSchemaName="llm",
+                            aggregation="SUM", computations=[{"computation": "tokens"}])
+    assert first["id"] == "um_tokens"
+    again = await call_tool(client, "create_usage_meter", id="um_tokens", name="tokens", eventSchemaName="llm",
+                            aggregation="SUM", computations=[{"computation": "tokens"}])
+    assert again == first
+    error = await call_tool_error(client, "create_usage_meter", id="um_tokens", name="other", eventSchemaName="llm",
+                                  aggregation="COUNT")
+    assert "already used by the meter named 'tokens'" in error
+    error = await call_tool_error(client, "create_usage_meter", id="um_other", name="tokens", eventSchemaName="llm",
+                                  aggregation="SUM", computations=[{"computation": "tokens"}])
+    assert "already exists with id 'um_tokens'" in error

@@ -51,6 +51,7 @@ class UsageMeter(Model):
 
 
 class UsageMeterCreate(Model):
+    id: str | None = None
     name: str
     eventSchemaName: str
     aggregation: str

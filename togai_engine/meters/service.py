@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_token, encode_token
 from togai_engine.common.schemas import Page
+from togai_engine.common.validation import check_id
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.events.models import EventSchemaRow
 from togai_engine.events.validation import MAX_SCHEMA_NAME_CHARS
@@ -119,7 +120,7 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
         .values(name=schema_name, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    meter_id = new_id("um")
+    meter_id = check_id(data.id, "id") if data.id else new_id("um")
     inserted = await session.scalar(
         insert(UsageMeterRow)
         .values(
@@ -133,12 +134,18 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
             created_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["name"])
+        .on_conflict_do_nothing()
         .returning(UsageMeterRow.id)
     )
     if inserted is None:
         existing = await session.scalar(select(UsageMeterRow).where(UsageMeterRow.name == name))
-        assert existing is not None
+        if existing is None:
+            taken = await session.get(UsageMeterRow, meter_id)
+            raise Conflict(f"id: usage meter id {meter_id!r} is already used by the meter named "
+                           f"{taken.name if taken else '?'!r}; choose another id")
+        if data.id and existing.id != data.id:
+            raise Conflict(f"a usage meter named {name!r} already exists with id {existing.id!r}; "
+                           "use that id, or choose another name")
         differing = _differences(existing, schema_name, aggregation, compiled, data)
         if differing:
             raise Conflict(
