@@ -264,22 +264,25 @@ def or_exit(work: Callable[[], T]) -> T:
 
 @plans_app.command("apply")
 def plans_apply(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON or YAML list of plans")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="JSON or YAML: a list of plans, or {meters: [...], plans: [...]}")],
 ) -> None:
-    """Create the plans in FILE whose name does not exist yet. Re-applying is safe: existing plans are
-    reported as "exists" ("differs", exit 1, when the stored plan of that name has other content)."""
-    from togai_engine.lab.plan_files import load_plan_file
+    """Create the usage meters and price plans in FILE that do not exist yet, in one transaction.
+    Re-applying is safe: existing ones are reported as "exists" ("differs", exit 1, when the stored plan
+    of that name has other content). Give meters ids so the plans can name them (usageMeterId)."""
+    from togai_engine.lab.plan_files import load_pricing_file
     from togai_engine.lab.report import print_applied
-    from togai_engine.lab.service import apply_plans
+    from togai_engine.lab.service import apply_meters, apply_plans
 
-    specs = or_exit(lambda: load_plan_file(file))
+    meter_specs, specs = or_exit(lambda: load_pricing_file(file))
 
     async def work(db: Database) -> Any:
         async with db.unit_of_work() as session:
-            return await apply_plans(session, specs)
+            meters = await apply_meters(session, meter_specs, datetime.now(UTC))
+            return meters, await apply_plans(session, specs)
 
-    applied = or_exit(lambda: with_database(work))
-    print_applied(applied)
+    meters, applied = or_exit(lambda: with_database(work))
+    print_applied(applied, meters=meters)
     if any(plan.status == "differs" for plan in applied):
         raise typer.Exit(1)
 

@@ -68,7 +68,7 @@ def _volume_candidate(meter_id: str) -> dict[str, Any]:
 async def metering_and_billing(client: Client) -> None:
     now = datetime.now(UTC)
     month = _month_start(now)
-    meter = await call(client, "create_usage_meter", name="demo_tokens", eventSchemaName="llm_call",
+    meter = await call(client, "create_usage_meter", id="demo_tokens", name="demo_tokens", eventSchemaName="llm_call",
                        aggregation="SUM", computations=[{"computation": "tokens", "order": 1}],
                        billableName="LLM tokens")
     show("create_usage_meter (SUM of the `tokens` attribute of llm_call events)", meter)

@@ -33,6 +33,12 @@ _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
 
 def load_plan_file(path: Path) -> list[Any]:
     """The plans in `path`: JSON when it ends in .json, YAML otherwise (JSON is valid YAML too)."""
+    return load_pricing_file(path)[1]
+
+
+def load_pricing_file(path: Path) -> tuple[list[Any], list[Any]]:
+    """(meters, plans) in `path`: a list of plans, or {plans: [...]} optionally with
+    meters: [...] in create_usage_meter's shape (give them ids, so plans can name them)."""
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() == ".json":
@@ -42,9 +48,13 @@ def load_plan_file(path: Path) -> list[Any]:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput(str(path), f"is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
                                       f"{exc}") from None
-    if isinstance(data, dict) and set(data) == {"plans"}:
+    meters: list[Any] = []
+    if isinstance(data, dict) and set(data) <= {"plans", "meters"} and "plans" in data:
+        meters = data.get("meters") or []
+        if not isinstance(meters, list):
+            raise InvalidInput(f"{path}: meters", "must be a list of usage meters in create_usage_meter's shape")
         data = data["plans"]
     if not isinstance(data, list) or not data:
         raise InvalidInput(str(path), "must hold a non-empty list of plans (or {plans: [...]}), each in "
                                       "create_price_plan's shape {name, pricingCycleConfig, rateCards, ...}")
-    return data
+    return meters, data

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from togai_engine.lab.schemas import AppliedPlan, SimulationResult
+from togai_engine.lab.schemas import AppliedMeter, AppliedPlan, SimulationResult
 
 ZERO = Decimal(0)
 PLOT_HINT = "--plot needs matplotlib, an optional extra: pip install 'togai-engine[plot]'"
@@ -159,8 +159,16 @@ def plot_revenue(result: SimulationResult, path: Path) -> None:
     plt.close(figure)
 
 
-def print_applied(applied: list[AppliedPlan], console: Console | None = None) -> None:
+def print_applied(applied: list[AppliedPlan], console: Console | None = None,
+                  meters: list[AppliedMeter] | None = None) -> None:
     console = console or _console()
+    if meters:
+        meter_table = Table(title="Usage meters")
+        for column in ("name", "id", "status"):
+            meter_table.add_column(column)
+        for meter in meters:
+            meter_table.add_row(meter.name, meter.usageMeterId, meter.status)
+        console.print(meter_table)
     table = Table(title="Price plans")
     for column in ("name", "id", "status"):
         table.add_column(column)

@@ -160,6 +160,12 @@ class SimulationResult(Model):
     notes: list[str] = Field(default_factory=list)
 
 
+class AppliedMeter(Model):
+    name: str
+    usageMeterId: str
+    status: Literal["created", "exists"]
+
+
 class AppliedPlan(Model):
     name: str
     pricePlanId: str

@@ -28,6 +28,7 @@ from togai_engine.lab.compare import AccountUsage, InvoiceFact, compare_account,
 from togai_engine.lab.quote import quote
 from togai_engine.lab.schemas import (
     AccountComparison,
+    AppliedMeter,
     AppliedPlan,
     CandidateInfo,
     RevenueQuote,
@@ -295,4 +296,29 @@ async def apply_plans(session: AsyncSession, specs: Sequence[object], *, field: 
             applied.append(AppliedPlan(name=name, pricePlanId=existing or "", status="differs", message=exc.message))
             continue
         applied.append(AppliedPlan(name=plan.name, pricePlanId=plan.id, status="created" if created else "exists"))
+    return applied
+
+
+async def apply_meters(session: AsyncSession, specs: Sequence[object], now: datetime, *,
+                       field: str = "meters") -> list[AppliedMeter]:
+    """Creates the usage meters of a pricing file (idempotent on id and name, like create_usage_meter)."""
+    from pydantic import ValidationError
+
+    from togai_engine.meters import service as meters
+    from togai_engine.meters.schemas import UsageMeterCreate
+
+    applied: list[AppliedMeter] = []
+    for i, spec in enumerate(specs):
+        prefix = f"{field}[{i}]"
+        try:
+            data = UsageMeterCreate.model_validate(spec)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(f"{prefix}.{where}" if where else prefix, first["msg"]) from None
+        try:
+            meter, created = await meters.create_usage_meter(session, data, now)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{prefix}.{exc.field}", exc.reason) from None
+        applied.append(AppliedMeter(name=meter.name, usageMeterId=meter.id, status="created" if created else "exists"))
     return applied
