@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import hosted
+from helpers import call
 from mcp import Client
 from sqlalchemy import text
 
-from conftest import hosted
-from helpers import call
 from mcp_server.server import build_server
 from togai_engine.meters.rollups import verify_rollups
 
@@ -144,3 +144,70 @@ async def test_concurrent_clients_with_overlapping_batches_count_each_event_once
     events, claimed, total = await stored_state(db)
     assert (events, claimed) == (12 * 200, 12 * 200)
     assert total == expected_total(batches)
+
+
+async def test_concurrent_ingest_bill_runs_and_grants_keep_every_invariant(db, clock):
+    """Clients ingesting overlapping batches, bill runs and credit grants, all at once."""
+    from datetime import UTC, datetime
+
+    from togai_engine.billing.close import close_due_cycles
+    from togai_engine.meters.usage import meter_quantities
+
+    async with hosted(Client(build_server(db, clock=clock))) as setup:
+        meter = await seed(setup)
+        plan = await call(setup, "create_price_plan", name="Calls", pricingCycleConfig={
+            "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
+            rateCards={"usageRateCards": [{"usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}]})
+        for i in range(3):
+            await call(setup, "update_account", accountId=f"acc_{i}", pricePlanId=plan["id"],
+                       effectiveFrom="2026-01-01T00:00:00Z")
+    clock.set(datetime(2026, 2, 1, 0, 0, 1, tzinfo=UTC))  # January is due from now on
+    batches = make_batches(batches=8, size=150)
+    windows = [batches[0:5], batches[3:8], batches[1:8:2]]
+
+    async def ingest(window: list[list[dict[str, Any]]]) -> None:
+        async with hosted(Client(build_server(db, clock=clock))) as c:
+            for batch in window:
+                await call(c, "ingest_batch_events", events=batch)
+
+    async def bill() -> None:
+        for _ in range(3):
+            async with db.unit_of_work() as session:
+                await close_due_cycles(session, clock.now())
+
+    async def grants(account: str) -> None:
+        async with hosted(Client(build_server(db, clock=clock))) as c:
+            for n in range(4):
+                await call(c, "grant_credit", accountId=account, amount="0.25", idempotencyKey=f"{account}-{n}")
+
+    await asyncio.gather(*(ingest(w) for w in windows), bill(), bill(), *(grants(f"acc_{i}") for i in range(3)))
+    async with db.unit_of_work() as session:
+        await close_due_cycles(session, clock.now())
+    async with db.unit_of_work() as session:
+        q = lambda sql: session.execute(text(sql))  # noqa: E731
+        assert (await q("SELECT count(*) FROM events")).scalar() == 8 * 150  # each event once
+        assert (await q("SELECT count(*) FROM (SELECT 1 FROM invoices GROUP BY account_id, period_start "
+                        "HAVING count(*) > 1) d")).scalar() == 0  # one invoice per account and cycle
+        january = {r[0]: r[1:] for r in await q(
+            "SELECT i.account_id, l.quantity, i.total_amount, i.credits_applied, i.amount_due FROM invoices i "
+            "JOIN invoice_lines l ON l.invoice_id = i.id AND l.line_type = 'USAGE_RATE_CARD_AMOUNT' "
+            "WHERE i.period_start = '2026-01-01' AND i.status = 'DUE'")}
+        billable = await meter_quantities(session, start=datetime(2026, 1, 1, tzinfo=UTC),
+                                          end=datetime(2026, 2, 1, tzinfo=UTC))
+        assert set(january) == {"acc_0", "acc_1", "acc_2"}
+        for account, (quantity, total, applied, due) in january.items():
+            # the invoice billed exactly the billable usage; late events are stored but not billed
+            assert quantity == billable.get((account, meter), 0)
+            assert applied + due == total and due >= 0 and applied >= 0
+        ledger = {r[0]: r[1] for r in await q(
+            "SELECT account_id, sum(amount) FROM wallet_entries GROUP BY account_id")}
+        granted = {r[0]: r[1] for r in await q("SELECT account_id, sum(amount) FROM credit_grants GROUP BY account_id")}
+        applied_total = {r[0]: r[1] for r in await q(
+            "SELECT account_id, -sum(amount) FROM wallet_entries WHERE kind = 'APPLICATION' GROUP BY account_id")}
+        for account in ("acc_0", "acc_1", "acc_2"):
+            assert granted[account] == Decimal("1.00")  # 4 grants x 0.25, none twice
+            # conservation: balance = grants - applications, and what left the wallet is on an invoice
+            assert ledger[account] == granted[account] - applied_total.get(account, 0)
+            assert applied_total.get(account, 0) == january[account][2]
