@@ -49,11 +49,11 @@ async def serve(
             if settings.billing_interval_seconds > 0:
                 tg.start_soon(background_billing, db, settings.billing_interval_seconds)
             if transport == "stdio":
-                await build_server(db).run_stdio_async()
+                await build_server(db, log_level=settings.log_level).run_stdio_async()
             else:
                 from mcp_server.http_auth import auth_options
 
-                server = build_server(db, **auth_options(db, host, port, settings.api_key))
+                server = build_server(db, log_level=settings.log_level, **auth_options(db, host, port, settings.api_key))
                 server.custom_route("/healthz", methods=["GET"])(health)
                 security = TransportSecuritySettings(
                     allowed_hosts=[h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip()],

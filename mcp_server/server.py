@@ -9,9 +9,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from mcp_server.app import AppContext
-from mcp_server.registry import check_scope, checks_own_text, register_all, reject_unstorable_text
+from mcp_server.registry import (
+    check_scope,
+    checks_own_text,
+    describe_validation_error,
+    register_all,
+    reject_unstorable_text,
+)
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
 from togai_engine.store.database import Database
@@ -42,7 +50,13 @@ class TogaiServer(MCPServer[AppContext]):
         check_scope(name)
         if not checks_own_text(name):
             reject_unstorable_text(arguments)
-        return await super().call_tool(name, arguments, context)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                # The SDK's text names pydantic's model and links its docs; say it in the tool's terms.
+                raise ToolError(f"{name}: {describe_validation_error(exc.__cause__)}") from None
+            raise
 
 
 def build_server(
@@ -62,6 +76,7 @@ def build_server(
             async with database() as app:
                 yield app
 
+    server_options.setdefault("log_level", "WARNING")  # the SDK logs every refused call at INFO
     server = TogaiServer(
         "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, **server_options  # type: ignore[arg-type]
     )

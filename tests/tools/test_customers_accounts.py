@@ -174,3 +174,14 @@ async def test_tools_have_annotations_and_output_schemas(client):
         assert tool.output_schema is not None
         assert tool.annotations is not None
         assert tool.annotations.read_only_hint == name.startswith(("get_", "list_"))
+
+
+async def test_argument_errors_name_the_field_in_plain_words(client):
+    missing = await call_error(client, "create_account", id="a", name="A")
+    assert missing == "Error executing tool create_account: create_account: invalid input: customerId: Field required" \
+        or missing.endswith("create_account: invalid input: customerId: Field required")
+    unknown = await call_error(client, "update_customer", customerId="c", invoiceCurrency="EUR")
+    assert "invoiceCurrency: Extra inputs are not permitted" in unknown
+    assert "errors.pydantic.dev" not in unknown
+    too_big = await call_error(client, "list_accounts", pageSize=1000)
+    assert "pageSize: Input should be less than or equal to 100" in too_big
