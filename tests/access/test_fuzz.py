@@ -12,12 +12,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from schema_strategy import from_schema
 
 from conftest import row_counts
 from helpers import call
 from mcp_server.registry import SPECS
 from mcp_server.server import load_tools
+from schema_strategy import from_schema
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 load_tools()

@@ -9,8 +9,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers import call
 from sqlalchemy import text
+
+from helpers import call
 from test_scenarios import account, tiered, tokens_meter, usage
 
 BIN = Path(sys.executable).parent / "togai-engine"

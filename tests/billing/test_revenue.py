@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from helpers import call, call_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from helpers import call, call_error
 
 D = Decimal
 JAN, FEB = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from helpers import call
-
 from togai_engine.events.bulk import ImportSummary, Malformed, import_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.meters.rollups import verify_rollups

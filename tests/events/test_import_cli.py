@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import call
 from sqlalchemy import text
+
+from helpers import call
 
 BIN = Path(sys.executable).parent / "togai-engine"
 

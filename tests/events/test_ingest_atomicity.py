@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from conftest import row_counts
 from helpers import call
-
 from togai_engine.events.ingest import ingest_events
 from togai_engine.meters.schemas import UsageMeterCreate
 from togai_engine.meters.service import create_usage_meter

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from conftest import hosted
-from helpers import call
 from mcp import Client
 
+from conftest import hosted
+from helpers import call
 from mcp_server.server import build_server
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities

@@ -8,7 +8,6 @@ from typing import Any
 
 from conftest import row_counts
 from helpers import call, call_error
-
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities
 

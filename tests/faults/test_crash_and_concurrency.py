@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hosted
-from helpers import call
 from mcp import Client
 from sqlalchemy import text
 
+from conftest import hosted
+from helpers import call
 from mcp_server.server import build_server
 from togai_engine.meters.rollups import verify_rollups
 

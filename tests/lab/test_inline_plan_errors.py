@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+
 from conftest import row_counts
 from helpers import call, call_error
 from lab_helpers import MONTHLY, account, iso, message, tokens_meter

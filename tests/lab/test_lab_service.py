@@ -6,11 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import call
-from lab_helpers import MONTHLY, account, at, iso, per_unit_card, tokens_meter
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from helpers import call
+from lab_helpers import MONTHLY, account, at, iso, per_unit_card, tokens_meter
 from togai_engine.errors import InvalidInput
 from togai_engine.lab.plan_files import load_plan_file
 from togai_engine.lab.service import calculate_revenue, simulate_price_plans

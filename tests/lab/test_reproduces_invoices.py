@@ -12,10 +12,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from conftest import TABLES, row_counts
-from helpers import call
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from conftest import TABLES, row_counts
+from helpers import call
 from lab_helpers import account, at, fee, iso, per_unit_card, requests_meter, tokens_meter
 
 START = at(2026, 1, 1)

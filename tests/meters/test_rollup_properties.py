@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from conftest import TABLES, row_counts
-from helpers import call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import TABLES, row_counts
+from helpers import call
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.store.database import raw_connection

@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from conftest import row_counts
 from helpers import call, call_error
-
 from togai_engine.meters.usage import meter_quantities
 
 

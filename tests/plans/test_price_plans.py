@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from conftest import row_counts
 from helpers import call, call_error
 

@@ -11,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from conftest import hosted
 from mcp import Client, StdioServerParameters
+
+from conftest import hosted
 
 BIN = Path(sys.executable).parent / "togai-engine"
 

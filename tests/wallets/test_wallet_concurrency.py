@@ -10,12 +10,12 @@ import asyncio
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError
-from wallet_helpers import T0, apply, balance, day, entries, grant, ledger_sum, make_account
 
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountUpdate
 from togai_engine.errors import Conflict
 from togai_engine.store.database import raw_connection
+from wallet_helpers import T0, apply, balance, day, entries, grant, ledger_sum, make_account
 
 D = Decimal
 

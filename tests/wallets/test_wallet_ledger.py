@@ -9,6 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
+from togai_engine.errors import InvalidInput
+from togai_engine.store.database import raw_connection
+from togai_engine.wallets import service as wallets
 from wallet_helpers import (
     applied_by_purpose,
     apply,
@@ -20,10 +24,6 @@ from wallet_helpers import (
     make_account,
     reverse,
 )
-
-from togai_engine.errors import InvalidInput
-from togai_engine.store.database import raw_connection
-from togai_engine.wallets import service as wallets
 
 D = Decimal
 

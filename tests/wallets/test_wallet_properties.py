@@ -14,11 +14,11 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wallet_helpers import T0, apply, balance, grant, ledger_sum, make_account, reverse
 
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets import ledger
 from togai_engine.wallets.burn import Spendable, plan_burn
+from wallet_helpers import T0, apply, balance, grant, ledger_sum, make_account, reverse
 
 D = Decimal
 DB_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
