@@ -158,10 +158,10 @@ async def test_structural_errors_name_the_field(client) -> None:
     meter_id = await meter(client)
     error = await call_error(client, "create_price_plan",
                              **_set(full_plan(meter_id), f"{U}.ratePlan.pricingModel", "STAIRSTEP"))
-    assert "rateCards.usageRateCards.0.ratePlan.pricingModel" in error and "TIERED" in error
+    assert "rateCards.usageRateCards[0].ratePlan.pricingModel" in error and "TIERED" in error
     error = await call_error(client, "create_price_plan",
                              **_set(full_plan(meter_id), f"{U}.rateValues.0.slabRates.0.rate", "ten"))
-    assert "rateCards.usageRateCards.0.rateValues.0.slabRates.0.rate" in error and "not a decimal" in error
+    assert "rateCards.usageRateCards[0].rateValues[0].slabRates[0].rate" in error and "not a decimal" in error
     error = await call_error(client, "create_price_plan",
                              **_set(full_plan(meter_id), f"{U}.rateValues.0.slabRates.1.rate", 0.30000000000000004))
     assert "decimal string" in error
