@@ -1,7 +1,7 @@
 """check_entitlement latency at engine level, for an account with many events in its cycle.
 
     TOGAI_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres \
-        .venv/bin/python bench/bench_entitlements.py [--events 1000000] [--checks 3000]
+        .venv/bin/python -m bench.bench_entitlements [--events 1000000] [--checks 3000]
 
 Creates a throwaway database, sets up a plan with a metered feature (COUNT meter, limit 10^9) through
 the MCP tools, loads the events with the engine's bulk import (rollups maintained as in production),
@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 from mcp import Client
 
+from bench.common import Figure, percentile, report, scratch_database
 from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.entitlements.service import check_entitlement
@@ -85,7 +86,7 @@ async def _events(count: int) -> AsyncIterator[dict[str, Any]]:
                "attributes": {}}
 
 
-async def _time(label: str, runs: int, once: Callable[[], Awaitable[Any]]) -> None:
+async def _time(label: str, runs: int, once: Callable[[], Awaitable[Any]]) -> list[float]:
     for _ in range(min(200, runs)):  # warm up: connection, statement caches, buffers
         await once()
     samples = []
@@ -96,9 +97,10 @@ async def _time(label: str, runs: int, once: Callable[[], Awaitable[Any]]) -> No
     samples.sort()
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     print(f"  {label:<46} p50 {statistics.median(samples):7.3f} ms   p99 {p99:7.3f} ms   ({runs} runs)")
+    return samples
 
 
-async def _bench(url: str, events: int, checks: int) -> None:
+async def _bench(url: str, events: int, checks: int) -> list[Figure]:
     db = Database(url, pool_size=4)
     clock = FixedClock(NOW)
     try:
@@ -114,22 +116,36 @@ async def _bench(url: str, events: int, checks: int) -> None:
         print(f"check_entitlement for an account with {stored} events in its cycle (used = {result.used}):")
 
         async with db.unit_of_work() as session:
-            await _time("engine: service call (open transaction)", checks,
-                        lambda: check_entitlement(session, "acc_bench", "api", Decimal(1), NOW))
+            service = await _time("engine: service call (open transaction)", checks,
+                                  lambda: check_entitlement(session, "acc_bench", "api", Decimal(1), NOW))
 
         async def unit_of_work() -> None:
             async with db.unit_of_work() as s:
                 await check_entitlement(s, "acc_bench", "api", Decimal(1), NOW)
 
-        await _time("engine: one unit of work per check", checks, unit_of_work)
+        per_uow = await _time("engine: one unit of work per check", checks, unit_of_work)
         async with db.unit_of_work() as session:
             conn = await raw_connection(session)
-            await _time("baseline: count raw events (no rollups)", max(20, checks // 100), lambda: conn.fetchval(
+            raw = await _time("baseline: count raw events (no rollups)", max(20, checks // 100), lambda: conn.fetchval(
                 "SELECT count(*) FROM events WHERE account_id = $1 AND schema_name = 'api' "
                 "AND event_time >= $2 AND event_time < $3", "acc_bench", CYCLE_START, NOW))
-            await _time("floor: SELECT 1", checks, lambda: conn.fetchval("SELECT 1"))
+            floor = await _time("floor: SELECT 1", checks, lambda: conn.fetchval("SELECT 1"))
+        return [report(Figure(
+            key="check_entitlement", name="check_entitlement p99, 1 account with N events in its cycle",
+            unit="ms", goal="<= 2", measured=percentile(service, 0.99), baseline=percentile(floor, 0.99),
+            baseline_label="SELECT 1 round trip p99",
+            notes=f"{stored:,} events in the cycle; p50 {statistics.median(service):.2f} ms; one unit of work "
+                  f"per check (BEGIN/COMMIT, as a tool pays it) p50 {statistics.median(per_uow):.2f} ms p99 "
+                  f"{percentile(per_uow, 0.99):.2f} ms; counting the raw events instead of rollups p50 "
+                  f"{statistics.median(raw):.1f} ms"))]
     finally:
         await db.dispose()
+
+
+def run(*, events: int, checks: int) -> list[Figure]:
+    """For bench/run_all.py: the figure, in a scratch database of its own."""
+    with scratch_database("ent") as url:
+        return asyncio.run(_bench(url, events, checks))
 
 
 def main() -> None:

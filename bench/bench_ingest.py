@@ -13,13 +13,14 @@ import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from bench import dataset
 from bench.common import Figure, libpq, report, scratch_database
+from togai_engine.billing.runs import run_bill
 from togai_engine.events.ingest import ingest_events
 from togai_engine.store.database import Database
 from togai_engine.store.partitions import ensure_range
@@ -28,13 +29,21 @@ BATCH = 1000
 RECEIVED = dataset.NOW  # live ingestion: the events are in the accounts' open cycle, received at NOW
 
 
+STREAM_SPAN_PER_BATCH = timedelta(minutes=15)  # 10M events over 3 months: one batch of 1000 ~ 13 minutes
+
+
 async def fetch_events(url: str, count: int, *, accounts: int, prefix: str,
-                       start: datetime = dataset.CYCLE_START, end: datetime = dataset.NOW) -> list[dict[str, Any]]:
-    """Generated events as the tools receive them (dicts parsed from JSON), timed in [start, end)."""
+                       start: datetime | None = None, end: datetime = dataset.NOW) -> list[dict[str, Any]]:
+    """Generated events as the tools receive them (dicts parsed from JSON), in time order in
+    [start, end) as a live stream arrives; by default the stream's density is the realistic set's
+    (a batch of 1000 spans ~15 minutes), ending at NOW."""
+    if start is None:
+        start = max(dataset.CYCLE_START, end - STREAM_SPAN_PER_BATCH * (count / BATCH))
     select = dataset.events_sql(accounts=accounts, start=start, end=end, prefix=prefix)
     conn = await asyncpg.connect(libpq(url))
     try:
-        rows = await conn.fetch(dataset.event_json_sql(select), 1, count)
+        rows = await conn.fetch(f"SELECT doc FROM ({dataset.event_json_sql(select, ordered=True)}) AS docs(doc)",
+                                1, count)
     finally:
         await conn.close()
     return [json.loads(r[0]) for r in rows]
@@ -111,6 +120,9 @@ async def _bench(url: str, *, accounts: int, events: int, runs: int, workers: in
         plans = await dataset.create_plans(db, meters)
         ids = dataset.account_ids(accounts)
         await dataset.create_accounts(db, [*ids, dataset.WHALE], dataset.plan_assignment(ids, plans))
+        # The accounts' January and February cycles are due at RECEIVED: close them now, as the server's
+        # background bill run would have, so the measured batches do not each catch billing up.
+        await run_bill(db, RECEIVED)
         conn = await asyncpg.connect(libpq(url))
         await conn.execute("CREATE TABLE bare_events (LIKE events INCLUDING DEFAULTS)")  # no indexes
         await conn.close()

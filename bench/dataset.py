@@ -149,16 +149,18 @@ async def create_plans(db: Database, meters: Meters) -> Plans:
     return Plans(*ids)
 
 
-async def create_accounts(db: Database, ids: Sequence[str], plan_of: dict[str, str], chunk: int = 500) -> float:
-    """One customer per account, with its plan attached from START; returns seconds taken."""
+async def create_accounts(db: Database, ids: Sequence[str], plan_of: dict[str, str] | None, chunk: int = 500, *,
+                          effective_from: datetime = START, now: datetime = START) -> float:
+    """One customer per account, with its plan attached from `effective_from` (no plan when
+    `plan_of` is None); returns seconds taken."""
     started = time.perf_counter()
     for first in range(0, len(ids), chunk):
         async with db.unit_of_work() as session:
             for account_id in ids[first:first + chunk]:
                 await create_customer(session, CustomerCreate(id=f"c_{account_id}", name=account_id))
+                plan = {"pricePlanId": plan_of[account_id], "effectiveFrom": effective_from} if plan_of else {}
                 await create_account(session, AccountCreate(
-                    id=account_id, customerId=f"c_{account_id}", name=account_id, pricePlanId=plan_of[account_id],
-                    effectiveFrom=START), START)
+                    id=account_id, customerId=f"c_{account_id}", name=account_id, **plan), now)
     return time.perf_counter() - started
 
 
@@ -201,12 +203,14 @@ def events_sql(*, accounts: int, start: datetime, end: datetime, prefix: str, wh
     ) g"""
 
 
-def event_json_sql(select: str) -> str:
-    """One JSON document per generated event, in the shape of the ingest tools (for JSON Lines)."""
+def event_json_sql(select: str, *, ordered: bool = False) -> str:
+    """One JSON document per generated event, in the shape of the ingest tools (for JSON Lines);
+    `ordered`: in time order, as a live stream or an exported history arrives."""
     return (
         "SELECT json_build_object('id', id, 'schemaName', schema_name, "
         "'timestamp', to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
         f"'accountId', account_id, 'attributes', attributes, 'dimensions', dimensions)::text FROM ({select}) ev"
+        + (" ORDER BY event_time" if ordered else "")
     )
 
 
@@ -293,7 +297,7 @@ async def write_jsonl(url: str, path: Path, lines: int, *, accounts: int, prefix
     select = events_sql(accounts=accounts, start=START, end=END, prefix=prefix)
     conn = await asyncpg.connect(libpq(url))
     try:
-        await conn.copy_from_query(event_json_sql(select), 1, lines, output=str(path), format="text")
+        await conn.copy_from_query(event_json_sql(select, ordered=True), 1, lines, output=str(path), format="text")
     finally:
         await conn.close()
     return time.perf_counter() - started

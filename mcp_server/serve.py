@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Literal
 
 import anyio
@@ -10,21 +11,25 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from mcp_server import fast_json
 from mcp_server.server import build_server
 from togai_engine.settings import Settings
 from togai_engine.store.database import Database
+from togai_engine.store.partitions import ensure_ahead
 
 log = logging.getLogger("togai_engine.serve")
 
 
 async def background_billing(db: Database, interval_seconds: int) -> None:
-    """Closes due cycles periodically, so DUE invoices appear even when nobody reads them."""
+    """Closes due cycles periodically, so DUE invoices appear even when nobody reads them; also keeps
+    the events table's partitions a few months ahead of the clock."""
     from togai_engine.billing.runs import run_bill
     from togai_engine.common.clock import SystemClock
 
     clock = SystemClock()
     while True:
         try:
+            await ensure_ahead(db.engine, clock.now())
             await run_bill(db, clock.now())
         except Exception:  # the loop must survive a bad run; the next read catches up anyway
             log.exception("background billing run failed")
@@ -43,8 +48,12 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> None:
+    fast_json.install()
     db = Database(url)
     try:
+        # Partitions for this month and the next ones exist before the first event arrives (ingest
+        # would make a missing one on demand, but not in the middle of a burst).
+        await ensure_ahead(db.engine, datetime.now(UTC))
         async with anyio.create_task_group() as tg:
             if settings.billing_interval_seconds > 0:
                 tg.start_soon(background_billing, db, settings.billing_interval_seconds)

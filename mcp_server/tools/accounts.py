@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
@@ -95,5 +96,5 @@ async def list_accounts(
     nextToken: NextToken = None,
 ) -> Page[Account]:
     """List billing accounts, oldest first, optionally of one customer or one status."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await accounts.list_accounts(u.session, customerId, status, pageSize, nextToken)

@@ -7,7 +7,8 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_server.registry import NextToken, PageSize, tool, uow
+from mcp_server.reads import pure_read
+from mcp_server.registry import NextToken, PageSize, tool
 from togai_engine.audit.schemas import AuditRecord
 from togai_engine.audit.service import list_audit
 from togai_engine.common.schemas import Page
@@ -24,6 +25,6 @@ async def list_audit_log(
 ) -> Page[AuditRecord]:
     """List the audit log, newest first: every mutating tool call with when, who (API key or local),
     the arguments (secrets redacted) and the ids it created or changed."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await list_audit(u.session, tool=tool, actor=actor, entity_id=entityId, page_size=pageSize,
                                 next_token=nextToken)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, model_input, tool, uow
 from togai_engine.accounts.schemas import AccountFields
 from togai_engine.common.schemas import Address, Page
@@ -41,7 +42,7 @@ async def create_customer(
 @tool("get_customer", scope="customers:read", read_only=True, idempotent=True, title="Get customer")
 async def get_customer(ctx: Context, customerId: Annotated[str, Field(description="the customer's id")]) -> Customer:
     """Get a customer's profile, metadata, status and the ids of its accounts."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await customers.get_customer(u.session, customerId)
 
 
@@ -67,6 +68,6 @@ async def update_customer(
 @tool("list_customers", scope="customers:read", read_only=True, idempotent=True, title="List customers")
 async def list_customers(ctx: Context, pageSize: PageSize = 20, nextToken: NextToken = None) -> Page[Customer]:
     """List customers, oldest first, a page at a time. Pass nextToken from the previous page to continue."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await customers.list_customers(u.session, pageSize, nextToken)
 

@@ -7,7 +7,8 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_server.registry import tool, uow
+from mcp_server.reads import pure_read
+from mcp_server.registry import tool
 from togai_engine.entitlements import service as entitlements
 from togai_engine.entitlements.schemas import AccountEntitlements, EntitlementCheck
 from togai_engine.pricing.money import parse_decimal
@@ -29,7 +30,7 @@ async def check_entitlement(
     LIMIT_REACHED, ACCOUNT_ARCHIVED); `used`, `limit`, `remaining` and `resetsAt` (cycle end) explain it.
     This only checks: record the usage itself with ingest_event."""
     amount = parse_decimal(quantity, "quantity")
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await entitlements.check_entitlement(u.session, accountId, featureId, amount, u.now)
 
 
@@ -37,5 +38,5 @@ async def check_entitlement(
 async def get_entitlements(ctx: Context, accountId: AccountId) -> AccountEntitlements:
     """List every feature of the account's current price plan with, for each: entitled (room for one
     more unit), limit, used this cycle, remaining, and resetsAt (when the cycle and its usage reset)."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await entitlements.get_entitlements(u.session, accountId, u.now)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.common.schemas import Page
 from togai_engine.meters import service as meters
@@ -54,6 +55,6 @@ async def list_usage_meters(
     nextToken: NextToken = None,
 ) -> Page[UsageMeter]:
     """List usage meters, oldest first, with their schema, aggregation and computations."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await meters.list_usage_meters(u.session, event_schema_name=eventSchemaName, aggregation=aggregation,
                                               page_size=pageSize, next_token=nextToken)

@@ -8,7 +8,8 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_server.registry import tool, uow
+from mcp_server.reads import pure_read
+from mcp_server.registry import tool
 from togai_engine.metrics import service as metrics
 from togai_engine.metrics.schemas import GetMetricsResponse, MetricQuery
 
@@ -25,5 +26,5 @@ async def get_metrics(
     bucketed by aggregationPeriod HOUR/DAY/WEEK/MONTH in UTC over [startTime, endTime). Filters:
     ACCOUNT_ID, CUSTOMER_ID, and SCHEMA_NAME (EVENTS) or USAGE_METER_ID (USAGE). At most 300 points
     per series: use a longer period for long ranges. Values are decimal strings."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await metrics.get_metrics(u.session, startTime, endTime, metricQueries)

@@ -7,6 +7,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput
@@ -67,14 +68,14 @@ async def create_price_plan(
 async def list_price_plans(ctx: Context, pageSize: PageSize = 20, nextToken: NextToken = None) -> Page[PricePlanSummary]:
     """List price plans, oldest first, with their cycle, currencies and number of rate cards. Use
     get_price_plan or list_rate_cards for the cards themselves."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await plans.list_plans(u.session, pageSize, nextToken)
 
 
 @tool("get_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Get price plan")
 async def get_price_plan(ctx: Context, pricePlanId: PlanId) -> PricePlan:
     """Get one price plan with every rate card as stored (names filled in, cycle in canonical form)."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await plans.get_plan(u.session, pricePlanId)
 
 
@@ -84,5 +85,5 @@ async def list_rate_cards(
 ) -> Page[RateCardInfo]:
     """List every rate card of a price plan with its type (USAGE, FIXED_FEE, BILLING_ENTITLEMENT,
     CREDIT_GRANT, MINIMUM_COMMITMENT), name, currencies and full content."""
-    async with uow(ctx) as u:
+    async with pure_read(ctx) as u:
         return await plans.list_rate_cards(u.session, pricePlanId, pageSize, nextToken)

@@ -7,17 +7,21 @@ timestamped after `now`, since the cycle's invoice will bill them too — read f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.cycles import Cycle, clip, cycle_containing
 from togai_engine.entitlements.features import Feature, evaluate, plan_features
 from togai_engine.entitlements.schemas import AccountEntitlements, Entitlement, EntitlementCheck
 from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.meters.usage import account_usage
+from togai_engine.plans.schemas import PricePlan
+from togai_engine.plans.service import get_plan
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets.plan_view import plan_id
 
@@ -25,94 +29,91 @@ from togai_engine.wallets.plan_view import plan_id
 async def check_entitlement(
     session: AsyncSession, account: str, feature_id: str, quantity: Decimal, now: datetime
 ) -> EntitlementCheck:
-    """May the account use `quantity` more units of the feature now?"""
+    """May the account use `quantity` more units of the feature now?
+
+    Two round trips: the account with the plan association in effect (one statement), then the
+    feature meter's definition with its usage (one statement, meters.usage.account_usage); plans are
+    immutable and cached, and the cycle is computed in Python.
+    """
     if quantity <= 0:
         raise InvalidInput("quantity", f"must be greater than 0; got {quantity}")
-    account_id, status = await _resolve(session, account)
-    base = {"accountId": account_id, "featureId": feature_id, "quantity": quantity}
-    if status == "ARCHIVED":
+    found = await _account_and_plan(session, account, now)
+    base = {"accountId": found.account_id, "featureId": feature_id, "quantity": quantity}
+    if found.status == "ARCHIVED":
         return EntitlementCheck(**base, entitled=False, reason="ACCOUNT_ARCHIVED")
-    current = await _current_plan_and_cycle(session, account_id, now)
-    if current is None:
+    if found.plan is None or found.cycle is None:
         return EntitlementCheck(**base, entitled=False, reason="NO_ACTIVE_PLAN")
-    plan, cycle = current[0], current[1]
+    plan, cycle = found.plan, found.cycle
     feature = next((f for f in plan_features(plan) if f.feature_id == feature_id), None)
     if feature is None:
         return EntitlementCheck(**base, entitled=False, reason="FEATURE_NOT_IN_PLAN",
                                 cycleStart=cycle.start, resetsAt=cycle.end)
-    usage = await _usage(session, account_id, [feature], cycle.start, cycle.end)
+    usage = await _usage(found.conn, found.account_id, [feature], cycle.start, cycle.end)
     result = evaluate(feature, used=usage.get(feature.usage_meter_id or ""), quantity=quantity,
                       cycle_start=cycle.start, cycle_end=cycle.end)
-    return EntitlementCheck(**result.model_dump(), accountId=account_id, quantity=quantity)
+    return EntitlementCheck(**result.model_dump(), accountId=found.account_id, quantity=quantity)
 
 
 async def get_entitlements(session: AsyncSession, account: str, now: datetime) -> AccountEntitlements:
     """Every feature of the account's current plan, each judged for one more unit."""
-    account_id, status = await _resolve(session, account)
-    empty = {"accountId": account_id, "pricePlanId": None, "cycleStart": None, "resetsAt": None, "data": [],
+    found = await _account_and_plan(session, account, now)
+    empty = {"accountId": found.account_id, "pricePlanId": None, "cycleStart": None, "resetsAt": None, "data": [],
              "asOf": now}
-    if status == "ARCHIVED":
+    if found.status == "ARCHIVED":
         return AccountEntitlements(**{**empty, "reason": "ACCOUNT_ARCHIVED"})
-    current = await _current_plan_and_cycle(session, account_id, now)
-    if current is None:
+    if found.plan is None or found.cycle is None:
         return AccountEntitlements(**{**empty, "reason": "NO_ACTIVE_PLAN"})
-    plan, cycle = current[0], current[1]
+    plan, cycle = found.plan, found.cycle
     features = plan_features(plan)
-    usage = await _usage(session, account_id, features, cycle.start, cycle.end)
+    usage = await _usage(found.conn, found.account_id, features, cycle.start, cycle.end)
     data: list[Entitlement] = [
         evaluate(f, used=usage.get(f.usage_meter_id or ""), quantity=Decimal(1), cycle_start=cycle.start,
                  cycle_end=cycle.end)
         for f in features
     ]
-    return AccountEntitlements(accountId=account_id, pricePlanId=plan_id(plan), cycleStart=cycle.start,
+    return AccountEntitlements(accountId=found.account_id, pricePlanId=plan_id(plan), cycleStart=cycle.start,
                                resetsAt=cycle.end, data=data, asOf=now)
 
 
-async def _resolve(session: AsyncSession, handle: str) -> tuple[str, str]:
-    """(account id, status) of an account id or alias, in one primary-key lookup (raw: this is the hot path)."""
+@dataclass(frozen=True)
+class _Found:
+    conn: Any  # the asyncpg connection of the session's transaction
+    account_id: str
+    status: str
+    plan: PricePlan | None
+    cycle: Cycle | None
+
+
+async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -> _Found:
+    """The account (by id or alias), and the plan and billing period in effect at `now`, in ONE
+    statement. The period is what billing.current.current_plan_and_cycle computes: the plan's cycle
+    containing `now`, clipped to the association (tests hold the two to the same answer)."""
     conn = await raw_connection(session)
     row = await conn.fetchrow(
-        "SELECT a.id, a.status FROM account_handles h JOIN accounts a ON a.id = h.account_id WHERE h.handle = $1",
-        handle,
+        "SELECT a.id, a.status, p.price_plan_id, p.effective_from, p.effective_until, p.anchor "
+        "FROM account_handles h JOIN accounts a ON a.id = h.account_id "
+        "LEFT JOIN LATERAL (SELECT price_plan_id, effective_from, effective_until, anchor FROM plan_associations "
+        "  WHERE account_id = a.id AND effective_from <= $2 AND (effective_until IS NULL OR $2 < effective_until) "
+        "  ORDER BY effective_from LIMIT 1) AS p ON true "
+        "WHERE h.handle = $1",
+        handle, now,
     )
     if row is None:
         raise NotFound(f"account {handle!r} does not exist; list_accounts shows the ids")
-    return row["id"], row["status"]
+    if row["price_plan_id"] is None:
+        return _Found(conn, row["id"], row["status"], None, None)
+    plan = await get_plan(session, row["price_plan_id"])
+    cycle = clip(cycle_containing(plan.cycle_config, row["anchor"], now), row["effective_from"],
+                 row["effective_until"])
+    return _Found(conn, row["id"], row["status"], plan, cycle)
 
 
 async def _usage(
-    session: AsyncSession, account_id: str, features: Sequence[Feature], start: datetime, end: datetime
+    conn: Any, account_id: str, features: Sequence[Feature], start: datetime, end: datetime
 ) -> dict[str, Decimal]:
-    """Usage per meter id over [start, end) for the metered features (no query when there are none).
-
-    Same computation as meters.usage.meter_quantities (rollups for whole hours, raw events for partial
-    ones), with the meters read by one raw query instead of through the ORM.
-    """
+    """Usage per meter id over [start, end) for the metered features (no query when there are none);
+    the same quantities as meters.usage.meter_quantities."""
     meter_ids = sorted({f.usage_meter_id for f in features if f.usage_meter_id})
     if not meter_ids:
         return {}
-    from togai_engine.meters.catalog import compiled
-    from togai_engine.meters.usage import usage_by_bucket
-
-    conn = await raw_connection(session)
-    rows = await conn.fetch(
-        "SELECT id, event_schema_name, aggregation, computations::text AS computations, updated_at "
-        "FROM usage_meters WHERE id = ANY($1::text[]) ORDER BY id", meter_ids)
-    meters = compiled(_MeterRow(r["id"], r["event_schema_name"], r["aggregation"], json.loads(r["computations"]),
-                                r["updated_at"]) for r in rows)
-    quantities = await usage_by_bucket(session, meters, start=start, end=end, account_ids=[account_id])
-    return {meter_id: quantities.get((account_id, meter_id, None), Decimal(0)) for meter_id in meter_ids}
-
-
-class _MeterRow(NamedTuple):
-    id: str
-    event_schema_name: str
-    aggregation: str
-    computations: list[Any]
-    updated_at: datetime
-
-
-async def _current_plan_and_cycle(session: AsyncSession, account_id: str, now: datetime) -> Any:
-    from togai_engine.billing.current import current_plan_and_cycle
-
-    return await current_plan_and_cycle(session, account_id, now)
+    return await account_usage(conn, account_id, meter_ids, start=start, end=end)

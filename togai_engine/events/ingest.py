@@ -4,7 +4,7 @@ Per batch: one query resolves every accountId (ids and aliases), one takes the s
 event schema of the batch and one reads them with their meters' tag, one locks the accounts'
 billing watermarks FOR SHARE, and ONE statement does the rest: claim the ids in `event_ids` (INSERT .. ON CONFLICT DO
 NOTHING RETURNING), insert exactly the claimed events into `events`, and upsert the hourly
-rollups of every meter of the batch's schemas from the newly inserted rows. A failed call rolls
+rollups (and all-account totals) of every meter of the batch's schemas from the newly inserted rows. A failed call rolls
 back as a whole, so it claims nothing.
 
 Lock order (the same in every batch, so concurrent batches cannot deadlock): schema locks by
@@ -16,23 +16,28 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.meters.catalog import meters_of_schemas
-from togai_engine.meters.sql import MeterSql, lock_schemas_sql, rollup_upsert, valued_sql
+from togai_engine.meters.sql import STRIPE_SQL, MeterSql, lock_schemas_sql, rollup_upsert, totals_upsert, valued_sql
 from togai_engine.store.database import raw_connection
+from togai_engine.store.partitions import ensure_session_months
 
 ACCEPTED = "ACCEPTED"
 DUPLICATE = "DUPLICATE"
 REJECTED = "REJECTED"
 NOT_BILLED_CYCLE_CLOSED = "NOT_BILLED_CYCLE_CLOSED"
 MAX_HANDLE_CHARS = 50  # account ids and aliases are at most 50 characters
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -115,6 +120,8 @@ async def ingest_events(
     report.rejected.sort(key=lambda r: r.index)
     if not kept:
         return report
+    # Before this transaction locks anything: a month without a partition gets one, committed apart.
+    await ensure_session_months(session, {e.event_time.year * 12 + e.event_time.month - 1 for _, _, _, e in kept}, now)
 
     meters_by_schema = await _register_schemas(conn, kept, now)
     batch_accounts = sorted({account_id for account_id, _, _, _ in kept})
@@ -125,41 +132,64 @@ async def ingest_events(
     kept.sort()  # by (account, id), unique, so the events are never compared: the claim order of the index
 
     statuses = [ACCEPTED] * len(kept)
+    not_billed: list[int] = []
     if closed_before:
         for position, (account_id, _, _, event) in enumerate(kept):
             closed = closed_before.get(account_id)
             if closed is not None and event.event_time < closed:
                 statuses[position] = NOT_BILLED_CYCLE_CLOSED
+                not_billed.append(position)
     indexes = [item[2] for item in kept]
     for index, status in zip(indexes, statuses, strict=True):
         report.statuses[index] = status
     events = [item[3] for item in kept]
-    billable_schemas = {e.schema_name for e, status in zip(events, statuses, strict=True) if status == ACCEPTED}
+    schemas = {e.schema_name for e in events}
+    billable_schemas = {e.schema_name for e, status in zip(events, statuses, strict=True)
+                        if status == ACCEPTED} if not_billed else schemas
+    units = [e.units for e in events]
+    # Few parameters, each cheap to send: text columns and JSON values as one JSON document per column
+    # (one C-encoder call here, one parse there; an asyncpg text[] costs ~5x more per element), times
+    # as integer microseconds (a timestamptz[] element costs ~4x more to encode than an int8).
     columns = (
-        indexes,
-        [item[0] for item in kept],
-        [item[1] for item in kept],
-        [e.schema_name for e in events],
-        [e.event_time for e in events],
-        # One JSON document per column (not one per event): a single C-encoder call in Python,
-        # one parse in PostgreSQL, split again by jsonb_array_elements.
+        _dumps([item[0] for item in kept]),
+        _dumps([item[1] for item in kept]),
+        _dumps([e.schema_name for e in events]),
+        [(e.event_time - EPOCH) // MICROSECOND for e in events],
         _dumps([e.attributes for e in events]),
         _dumps([e.dimensions for e in events]),
-        _dumps([e.units for e in events]),
-        statuses,
+        _dumps(units) if any(u is not None for u in units) else None,
+        not_billed or None,
     )
     meters = tuple(m for schema in sorted(billable_schemas) for m in meters_by_schema.get(schema, ()))
-    row = await conn.fetchrow(_statement(meters, report_meters), *columns, now)
-    for index in row["duplicates"]:
-        report.statuses[index] = DUPLICATE
+    row = await _store(conn, meters, report_meters, columns, now)
+    for position in row["duplicates"]:
+        report.statuses[indexes[position]] = DUPLICATE
     if report_meters:
         report.meters_fed = list(row["meters"] or [])
-    unmetered = sorted(schema for schema in {e.schema_name for e in events} if not meters_by_schema.get(schema))
+    unmetered = sorted(schema for schema in schemas if not meters_by_schema.get(schema))
     for schema in unmetered:
         report.warnings.append(
             f"no usage meter uses schema {schema!r} yet: its events are stored but not billed; "
             "create_usage_meter for this schema also meters the events already stored")
     return report
+
+
+async def _store(conn: Any, meters: tuple[MeterSql, ...], report_meters: bool, columns: tuple[Any, ...],
+                 now: datetime) -> Any:
+    """Runs the storing statement; returns its row (duplicates: positions that were already claimed).
+
+    Fast path first: a batch without stored ids (the common case; retries are rare) claims them
+    with a plain INSERT, and stores every event without joining the claim back. A plain INSERT is
+    ~20% cheaper per event than ON CONFLICT's speculative insertion. If any id is already claimed,
+    its unique violation undoes the attempt (a savepoint) and the claiming statement runs instead.
+    """
+    try:
+        async with conn.transaction():  # a savepoint inside the caller's transaction
+            return await conn.fetchrow(_statement(meters, report_meters, True), *columns, now)
+    except asyncpg.exceptions.UniqueViolationError as exc:
+        if exc.constraint_name != "pk_event_ids":
+            raise
+    return await conn.fetchrow(_statement(meters, report_meters, False), *columns, now)
 
 
 async def _resolve_accounts(conn: Any, handles: set[str]) -> dict[str, tuple[str, str]]:
@@ -184,7 +214,15 @@ async def _register_schemas(
     until this transaction ends; schema rows are written only when the batch brings something new.
     """
     seen: dict[str, tuple[dict[str, str | None], set[str]]] = {}
+    shapes: set[tuple[Any, ...]] = set()
     for _, _, _, event in kept:
+        # Most events of a schema have the same attribute and dimension names: look at each shape once.
+        units = event.units
+        shape = (event.schema_name, tuple(event.attributes), tuple(event.dimensions),
+                 None if units is None else tuple(units.items()))
+        if shape in shapes:
+            continue
+        shapes.add(shape)
         entry = seen.get(event.schema_name)
         if entry is None:
             entry = seen[event.schema_name] = ({}, set())
@@ -254,12 +292,22 @@ async def _lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, datet
     return {row[0]: row[1] for row in rows if row[1] is not None}
 
 
+# $1..$3 JSON arrays of text, $4 int8[] microseconds since the epoch, $5..$7 JSON arrays of objects
+# ($7 NULL: no units at all), $8 int4[] positions stored NOT_BILLED_CYCLE_CLOSED (NULL: none), $9 now.
+# The time is rebuilt exactly: whole hours plus microseconds (both exact in int8/interval arithmetic,
+# with no day or month step that would depend on the session time zone).
 _INPUT = """input AS (
-  SELECT * FROM ROWS FROM (
-    unnest($1::int4[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), unnest($5::timestamptz[]),
-    jsonb_array_elements($6::jsonb), jsonb_array_elements($7::jsonb), jsonb_array_elements($8::jsonb),
-    unnest($9::text[])
-  ) AS t(idx, account_id, id, schema_name, event_time, attributes, dimensions, units, status)
+  SELECT CAST(t.ord - 1 AS int4) AS pos, t.account_id, t.id, t.schema_name,
+         timestamptz 'epoch' + make_interval(hours => CAST(t.micros / 3600000000 AS int4))
+           + (t.micros % 3600000000) * interval '1 microsecond' AS event_time,
+         t.attributes, t.dimensions, NULLIF(t.units, 'null'::jsonb) AS units,
+         CASE WHEN $8::int4[] IS NOT NULL AND CAST(t.ord - 1 AS int4) = ANY($8::int4[])
+              THEN 'NOT_BILLED_CYCLE_CLOSED' ELSE 'ACCEPTED' END AS status
+  FROM ROWS FROM (
+    json_array_elements_text($1::json), json_array_elements_text($2::json), json_array_elements_text($3::json),
+    unnest($4::int8[]), jsonb_array_elements($5::jsonb), jsonb_array_elements($6::jsonb),
+    jsonb_array_elements(coalesce($7::jsonb, '[]'::jsonb))
+  ) WITH ORDINALITY AS t(account_id, id, schema_name, micros, attributes, dimensions, units, ord)
 )"""
 _CLAIMED = """claimed AS (
   INSERT INTO event_ids (account_id, id, event_time)
@@ -269,24 +317,41 @@ _CLAIMED = """claimed AS (
 )"""
 _INSERTED = """inserted AS (
   INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, units, status)
-  SELECT i.account_id, i.id, i.schema_name, i.event_time, $10::timestamptz, i.attributes, i.dimensions,
-         NULLIF(i.units, 'null'::jsonb), i.status
+  SELECT i.account_id, i.id, i.schema_name, i.event_time, $9::timestamptz, i.attributes, i.dimensions,
+         i.units, i.status
   FROM input i JOIN claimed c ON c.account_id = i.account_id COLLATE "C" AND c.id = i.id COLLATE "C"
   RETURNING account_id, id, schema_name, event_time, attributes, dimensions, status
 )"""
 _DUPLICATES = (
-    'ARRAY(SELECT i.idx FROM input i WHERE NOT EXISTS (SELECT 1 FROM claimed c '
+    'ARRAY(SELECT i.pos FROM input i WHERE NOT EXISTS (SELECT 1 FROM claimed c '
     'WHERE c.account_id = i.account_id COLLATE "C" AND c.id = i.id COLLATE "C")) AS duplicates'
 )
 
 
+_CLAIMED_ALL = """claimed AS (
+  INSERT INTO event_ids (account_id, id, event_time)
+  SELECT account_id, id, event_time FROM input
+)"""
+_INSERTED_ALL = """inserted AS (
+  INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, units, status)
+  SELECT i.account_id, i.id, i.schema_name, i.event_time, $9::timestamptz, i.attributes, i.dimensions,
+         i.units, i.status
+  FROM input i
+  RETURNING account_id, id, schema_name, event_time, attributes, dimensions, status
+)"""
+
+
 @lru_cache(maxsize=256)
-def _statement(meters: tuple[MeterSql, ...], report_meters: bool) -> str:
-    ctes = [_INPUT, _CLAIMED, _INSERTED]
-    final = f"SELECT {_DUPLICATES}"
+def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool) -> str:
+    """fast: every id is new (a conflict raises); otherwise ids already claimed are skipped and reported."""
+    ctes = [_INPUT, _CLAIMED_ALL, _INSERTED_ALL] if fast else [_INPUT, _CLAIMED, _INSERTED]
+    final = "SELECT CAST(ARRAY[] AS int4[]) AS duplicates" if fast else f"SELECT {_DUPLICATES}"
     if meters:
         ctes.append(f"valued AS (\n{valued_sql(meters, 'inserted')}\n)")
-        ctes.append(f"rolled AS (\n{rollup_upsert('valued', any_latest=any(m.is_latest for m in meters))}\n)")
+        ctes.append(f"stripe AS MATERIALIZED ({STRIPE_SQL})")
+        upsert = rollup_upsert("valued", any_latest=any(m.is_latest for m in meters), stripe="(SELECT s FROM stripe)")
+        ctes.append(f"rolled AS (\n{upsert}\n)")
+        ctes.append(f"totaled AS (\n{totals_upsert('valued', stripe='(SELECT s FROM stripe)')}\n)")
         if report_meters:
             final += ", ARRAY(SELECT DISTINCT meter_id FROM valued WHERE value IS NOT NULL ORDER BY 1) AS meters"
     elif report_meters:

@@ -274,6 +274,12 @@ def _parse_attribute_map(raw: dict[str, object]) -> tuple[dict[str, str], None]:
                       f"has {len(raw)} attributes; at most {MAX_ATTRIBUTES} per event")
     attributes: dict[str, str] = {}
     for name, value in raw.items():
+        # Fast path, as for the list form: a short ASCII name and a plain decimal value.
+        if type(name) is str and 0 < len(name) <= MAX_ATTRIBUTE_NAME_CHARS and name.isascii() and "\x00" not in name:
+            text = _fast_decimal(value)
+            if text is not None:
+                attributes[name] = text
+                continue
         field = f"attributes.{name}"
         _text(name, field, Code.INVALID_ATTRIBUTE, MAX_ATTRIBUTE_NAME_CHARS, "the attribute name")
         attributes[name] = parse_decimal(value, field)

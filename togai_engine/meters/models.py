@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Numeric, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Numeric, SmallInteger, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,17 +35,37 @@ class UsageRollupRow(Base):
     """Per (account, meter, UTC hour): the aggregates of the billable events that meter values.
 
     event_count/value_sum/value_max add up across hours; LATEST is the value of the newest event
-    by (event_time, id), so merging two partial rollups is order independent.
+    by (event_time, id), so merging two partial rollups is order independent. That is also why a
+    key may have several `stripe` rows: concurrent ingest transactions upsert different stripes
+    (no waiting on each other's row locks) and readers add them up.
     """
 
     __tablename__ = "usage_rollups"
+    # all-account reads of some meters over a time range (get_metrics, bill runs) without a full scan
+    __table_args__ = (Index("ix_usage_rollups_meter_hour", "meter_id", "hour"),)
 
     account_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     meter_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
     event_count: Mapped[int] = mapped_column(BigInteger)
     value_sum: Mapped[Decimal] = mapped_column(Numeric)
     value_max: Mapped[Decimal | None] = mapped_column(Numeric)
     latest_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     latest_id: Mapped[str | None] = mapped_column(Text)
     latest_value: Mapped[Decimal | None] = mapped_column(Numeric)
+
+
+class UsageTotalRow(Base):
+    """Per (meter, UTC hour): event count and value sum over ALL accounts, maintained with the rollups
+    in the same ingest statement. Series of COUNT and SUM meters over all accounts (a dashboard's
+    month of daily points) read ~meters x hours rows here instead of one row per account and hour.
+    Striped like the rollups; small (it grows with time, not with accounts or events)."""
+
+    __tablename__ = "usage_totals"
+
+    meter_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    value_sum: Mapped[Decimal] = mapped_column(Numeric)

@@ -1,4 +1,5 @@
-"""Hourly rollups beyond the ingest path: backfill a new meter, verify and rebuild from raw events."""
+"""Hourly rollups (and all-account totals) beyond the ingest path: backfill a new meter, verify and
+rebuild from raw events."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
-from togai_engine.meters.sql import ROLLUP_COLUMNS, MeterSql, lock_schemas_sql, rollup_select, valued_sql
+from togai_engine.meters.sql import (
+    ROLLUP_COLUMNS,
+    TOTALS_COLUMNS,
+    MeterSql,
+    lock_schemas_sql,
+    merged_rollups_sql,
+    rollup_select,
+    totals_select,
+    valued_sql,
+)
 from togai_engine.store.database import raw_connection
 
 _COMPARED = ("event_count", "value_sum", "value_max", "latest_time", "latest_id", "latest_value")
+ALL_ACCOUNTS = "*"  # the account of a usage_totals difference (totals are over all accounts)
 
 
 @dataclass(frozen=True)
@@ -35,11 +46,13 @@ async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
     The caller holds the schema's exclusive lock, so no batch of that schema is in flight.
     """
     conn = await raw_connection(session)
-    status = await conn.execute(
-        f"WITH valued AS ({valued_sql([meter], 'events')}) "
-        f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) {rollup_select('valued', any_latest=meter.is_latest)}"
+    return await conn.fetchval(
+        f"WITH valued AS ({valued_sql([meter], 'events')}), "
+        f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) {rollup_select('valued', any_latest=meter.is_latest)} "
+        "RETURNING 1), "
+        f"totaled AS (INSERT INTO usage_totals ({TOTALS_COLUMNS}) {totals_select('valued')}) "
+        "SELECT count(*) FROM rolled"
     )
-    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _meters(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
@@ -61,7 +74,7 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
     rows = await conn.fetch(
         f"WITH valued AS ({valued_sql(meters, 'events')}), "
         f"raw ({ROLLUP_COLUMNS}) AS ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
-        "stored AS (SELECT * FROM usage_rollups WHERE meter_id = ANY($1::text[])) "
+        f"stored ({ROLLUP_COLUMNS}) AS ({merged_rollups_sql('meter_id = ANY($1::text[])')}) "
         "SELECT coalesce(s.account_id, w.account_id) AS account_id, coalesce(s.meter_id, w.meter_id) AS meter_id, "
         "coalesce(s.hour, w.hour) AS hour, s.account_id IS NOT NULL AS has_stored, w.account_id IS NOT NULL AS has_raw, "
         + ", ".join(f"s.{c} AS s_{c}, w.{c} AS w_{c}" for c in _COMPARED)
@@ -69,7 +82,7 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
         f"AND s.hour = w.hour WHERE {differs} ORDER BY 1, 2, 3",
         ids,
     )
-    return [
+    differences = [
         RollupDifference(
             row["account_id"],
             row["meter_id"],
@@ -79,6 +92,25 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
         )
         for row in rows
     ]
+    totals = await conn.fetch(
+        f"WITH valued AS ({valued_sql(meters, 'events')}), "
+        f"raw ({TOTALS_COLUMNS}) AS ({totals_select('valued')}), "
+        "stored AS (SELECT meter_id, hour, sum(event_count) AS event_count, sum(value_sum) AS value_sum "
+        "  FROM usage_totals WHERE meter_id = ANY($1::text[]) GROUP BY meter_id, hour) "
+        "SELECT coalesce(s.meter_id, w.meter_id) AS meter_id, coalesce(s.hour, w.hour) AS hour, "
+        "s.event_count AS s_count, s.value_sum AS s_sum, w.event_count AS w_count, w.value_sum AS w_sum "
+        "FROM stored s FULL JOIN raw w ON s.meter_id = w.meter_id AND s.hour = w.hour "
+        "WHERE s.event_count IS DISTINCT FROM w.event_count OR s.value_sum IS DISTINCT FROM w.value_sum "
+        "ORDER BY 1, 2",
+        ids,
+    )
+    differences += [
+        RollupDifference(ALL_ACCOUNTS, row["meter_id"], row["hour"],
+                         None if row["s_count"] is None else (row["s_count"], row["s_sum"], None, None, None, None),
+                         None if row["w_count"] is None else (row["w_count"], row["w_sum"], None, None, None, None))
+        for row in totals
+    ]
+    return differences
 
 
 async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> int:
@@ -91,10 +123,13 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
         return 0
     conn = await raw_connection(session)
     await conn.fetchval(lock_schemas_sql(exclusive=True), sorted({m.schema_name for m in meters}))
-    await conn.execute("DELETE FROM usage_rollups WHERE meter_id = ANY($1::text[])", [m.id for m in meters])
-    status = await conn.execute(
-        f"WITH valued AS ({valued_sql(meters, 'events')}) "
-        f"INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
-        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))}"
+    ids = [m.id for m in meters]
+    await conn.execute("DELETE FROM usage_rollups WHERE meter_id = ANY($1::text[])", ids)
+    await conn.execute("DELETE FROM usage_totals WHERE meter_id = ANY($1::text[])", ids)
+    return await conn.fetchval(
+        f"WITH valued AS ({valued_sql(meters, 'events')}), "
+        f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
+        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))} RETURNING 1), "
+        f"totaled AS (INSERT INTO usage_totals ({TOTALS_COLUMNS}) {totals_select('valued')}) "
+        "SELECT count(*) FROM rolled"
     )
-    return int(status.rsplit(" ", 1)[-1])

@@ -99,7 +99,7 @@ _NEWER = (
 )
 
 ROLLUP_MERGE = (
-    "ON CONFLICT (account_id, meter_id, hour) DO UPDATE SET "
+    "ON CONFLICT (account_id, meter_id, hour, stripe) DO UPDATE SET "
     "event_count = r.event_count + EXCLUDED.event_count, "
     "value_sum = r.value_sum + EXCLUDED.value_sum, "
     "value_max = GREATEST(r.value_max, EXCLUDED.value_max), "
@@ -109,10 +109,61 @@ ROLLUP_MERGE = (
 )
 
 
-def rollup_upsert(valued_source: str, *, any_latest: bool) -> str:
-    """INSERT .. ON CONFLICT that adds the `valued` rows to the hourly rollups, in key order
-    (concurrent batches lock rollup rows in the same order, so they cannot deadlock)."""
+# Rollup stripes: a key (account, meter, hour) may have up to ROLLUP_STRIPES rows. An ingest
+# transaction picks a stripe no other running transaction holds (a transaction advisory try-lock,
+# starting from one derived from its backend pid), so concurrent batches of the same accounts and
+# hours never wait on each other's rollup row locks. Readers add the stripes up.
+ROLLUP_STRIPES = 8
+STRIPE_LOCK_CLASS = 0x726F6C6C  # "roll"
+STRIPE_SQL = (
+    f"SELECT coalesce((SELECT s FROM (SELECT CAST((pg_backend_pid() + k) % {ROLLUP_STRIPES} AS smallint) AS s "
+    f"FROM generate_series(0, {ROLLUP_STRIPES - 1}) AS k) AS candidates WHERE pg_try_advisory_xact_lock({STRIPE_LOCK_CLASS}, s) LIMIT 1), "
+    f"CAST(pg_backend_pid() % {ROLLUP_STRIPES} AS smallint)) AS s"
+)
+
+
+def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0") -> str:
+    """INSERT .. ON CONFLICT that adds the `valued` rows to the hourly rollups of `stripe` (an SQL
+    expression), in key order (batches sharing a stripe lock rollup rows in the same order, so they
+    cannot deadlock)."""
     return (
-        f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}) "
-        f"{rollup_select(valued_source, any_latest=any_latest)} {ROLLUP_MERGE}"
+        f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}, stripe) "
+        f"SELECT *, {stripe} FROM ({rollup_select(valued_source, any_latest=any_latest)}) AS rolled "
+        f"ORDER BY 1, 2, 3 {ROLLUP_MERGE}"
+    )
+
+
+def merged_rollups_sql(where: str) -> str:
+    """One row per (account, meter, hour) with ROLLUP_COLUMNS, the stripes of `usage_rollups`
+    matching `where` added up."""
+    latest = ", ".join(
+        f"(array_agg({c} ORDER BY latest_time DESC, latest_id COLLATE \"C\" DESC) "
+        "FILTER (WHERE latest_time IS NOT NULL))[1]"
+        for c in ("latest_time", "latest_id", "latest_value")
+    )
+    return (
+        f"SELECT account_id, meter_id, hour, CAST(sum(event_count) AS bigint), sum(value_sum), max(value_max), "
+        f"{latest} FROM usage_rollups WHERE {where} GROUP BY account_id, meter_id, hour"
+    )
+
+
+# Totals over all accounts per (meter, hour): count and sum of the same `valued` rows.
+TOTALS_COLUMNS = "meter_id, hour, event_count, value_sum"
+
+
+def totals_select(valued_source: str) -> str:
+    """SELECT of usage_totals rows (TOTALS_COLUMNS) from a `valued` relation, sorted by key."""
+    return (
+        f"SELECT meter_id, {HOUR} AS hour, count(*), sum(value) FROM {valued_source} WHERE value IS NOT NULL "
+        "GROUP BY meter_id, hour ORDER BY meter_id, hour"
+    )
+
+
+def totals_upsert(valued_source: str, *, stripe: str = "0") -> str:
+    """INSERT .. ON CONFLICT adding the `valued` rows to usage_totals in `stripe`, in key order."""
+    return (
+        f"INSERT INTO usage_totals AS t ({TOTALS_COLUMNS}, stripe) "
+        f"SELECT *, {stripe} FROM ({totals_select(valued_source)}) AS totaled ORDER BY 1, 2 "
+        "ON CONFLICT (meter_id, hour, stripe) DO UPDATE SET event_count = t.event_count + EXCLUDED.event_count, "
+        "value_sum = t.value_sum + EXCLUDED.value_sum"
     )

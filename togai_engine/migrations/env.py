@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from alembic import context
@@ -13,9 +14,12 @@ from togai_engine.store.models import metadata
 config = context.config
 
 
+PARTITION = re.compile(r"^events_p\d{4}(\d{2})?$")  # togai_engine/store/partitions.py names
+
+
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     # Time partitions of the events table are created by the engine ahead of time, not by models.
-    return not (type_ == "table" and reflected and compare_to is None and name and "_p20" in name)
+    return not (type_ == "table" and reflected and compare_to is None and name and PARTITION.match(name))
 
 
 def run_sync(connection: Any) -> None:

@@ -99,11 +99,22 @@ def plan_partitions(coverage: Coverage, months: Iterable[int], now_month: int) -
     return wanted
 
 
+def attach_statements(name: str, first: int, end: int) -> list[str]:
+    """DDL that creates partition `name` for months [first, end) and attaches it to `events`.
+
+    Names and bounds are made by this module from integers, never from input.
+    """
+    return [
+        f'CREATE TABLE "{name}" (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+        f"ALTER TABLE {PARENT} ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{_bound(first)}') TO ('{_bound(end)}')",
+    ]
+
+
 async def _create(conn: Any, coverage: Coverage, months: set[int], now_month: int) -> list[str]:
     """In the caller's (new, short) transaction on `conn`: reads the catalog, creates what is missing."""
     await conn.execute("SET LOCAL lock_timeout = '10s'")
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *PARTITION_LOCK)
-    kind = await conn.fetchval("SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", PARENT)
+    kind = await conn.fetchval("SELECT CAST(relkind AS text) FROM pg_class WHERE oid = to_regclass($1)", PARENT)
     coverage.partitioned = kind == "p"
     if not coverage.partitioned:
         return []
@@ -114,12 +125,8 @@ async def _create(conn: Any, coverage: Coverage, months: set[int], now_month: in
         coverage.add(row[0])
     created = []
     for name, first, end in plan_partitions(coverage, months, now_month):
-        # Names and bounds are made here from integers, never from input.
-        await conn.execute(f'CREATE TABLE "{name}" (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
-        await conn.execute(
-            f"ALTER TABLE {PARENT} ATTACH PARTITION \"{name}\" "
-            f"FOR VALUES FROM ('{_bound(first)}') TO ('{_bound(end)}')"
-        )
+        for statement in attach_statements(name, first, end):
+            await conn.execute(statement)
         created.append(name)
     return created
 
@@ -138,15 +145,18 @@ async def ensure_months(engine: AsyncEngine, months: Iterable[int], now: datetim
         raw = (await connection.get_raw_connection()).driver_connection
         async with raw.transaction():
             created = await _create(raw, coverage, needed, month_key(now))
+    for name in created:  # known to exist once committed
+        coverage.add(name)
     return created
 
 
-async def ensure_for_events(session: AsyncSession, event_times: Iterable[datetime], now: datetime) -> list[str]:
-    """The partitions an ingest batch needs, made before it writes (see ensure_months)."""
+async def ensure_session_months(session: AsyncSession, months: Iterable[int], now: datetime) -> list[str]:
+    """The partitions an ingest batch needs (months as month_key), made before it writes, on another
+    connection of the session's engine (see ensure_months)."""
     engine = session.bind
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the session must be bound to an AsyncEngine (togai_engine.store.database.Database)")
-    return await ensure_months(engine, {month_key(t) for t in event_times}, now)
+    return await ensure_months(engine, months, now)
 
 
 async def ensure_ahead(engine: AsyncEngine, now: datetime, months_ahead: int = MONTHS_AHEAD) -> list[str]:

@@ -1,0 +1,67 @@
+"""The entitlement fast path reads exactly what billing and metering read: the same plan and cycle as
+billing.current.current_plan_and_cycle, and the same quantities as meters.usage.meter_quantities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import call
+from togai_engine.billing.current import current_plan_and_cycle
+from togai_engine.entitlements.service import _account_and_plan
+from togai_engine.meters.usage import account_usage, meter_quantities
+from togai_engine.store.database import raw_connection
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def _setup(client) -> dict[str, str]:
+    meters = {}
+    for name, aggregation, computations in (
+        ("count", "COUNT", []), ("sum", "SUM", [{"computation": "tokens"}]), ("max", "MAX", [{"computation": "tokens"}]),
+        ("latest", "LATEST", [{"computation": "tokens"}]),
+        ("users", "UNIQUE_COUNT", [{"computation": {"var": "dimensions.user"}}]),
+    ):
+        meters[name] = (await call(client, "create_usage_meter", name=name, eventSchemaName="api",
+                                   aggregation=aggregation, computations=computations))["id"]
+    cards = [{"featureId": name, "usageMeterId": meter_id, "featureConfigs": [{"featureCreditLimit": "1000"}]}
+             for name, meter_id in meters.items()]
+    monthly = await call(client, "create_price_plan", name="Monthly", pricingCycleConfig={"interval": "MONTHLY"},
+                         rateCards={"billingEntitlementRateCards": cards})
+    weekly = await call(client, "create_price_plan", name="Weekly anniversary", pricingCycleConfig={
+        "interval": "WEEKLY", "anniversaryCycle": True}, rateCards={"billingEntitlementRateCards": cards})
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "acc", "name": "A", "aliases": ["acc-alias"], "pricePlanId": monthly["id"], "effectiveFrom": BASE.isoformat()})
+    # a plan change in the middle of January, at an instant that is not on the hour
+    await call(client, "update_account", accountId="acc", pricePlanId=weekly["id"],
+               effectiveFrom="2026-01-13T09:17:00Z")
+    await call(client, "ingest_batch_events", events=[
+        {"id": f"e{n}", "schemaName": "api", "accountId": "acc",
+         "timestamp": (BASE + timedelta(minutes=97 * n)).isoformat(),
+         "attributes": {"tokens": str(n % 13)}, "dimensions": {"user": f"u{n % 7}"}} for n in range(600)])
+    return meters
+
+
+async def test_fast_reads_agree_with_billing_and_metering(client, db):
+    meters = await _setup(client)
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.integers(min_value=0, max_value=60 * 24 * 40), st.integers(min_value=1, max_value=60 * 24 * 12))
+    def check(offset: int, length: int) -> None:
+        checks.append((BASE + timedelta(minutes=offset), timedelta(minutes=length)))
+
+    checks: list[tuple[datetime, timedelta]] = []
+    check()
+    async with db.unit_of_work() as session:
+        conn = await raw_connection(session)
+        for now, length in checks:
+            expected = await current_plan_and_cycle(session, "acc", now)
+            found = await _account_and_plan(session, "acc-alias", now)
+            assert found.account_id == "acc"
+            assert (found.plan.id, found.cycle) == (expected[0].id, expected[1])
+            for start, end in ((found.cycle.start, found.cycle.end), (now, now + length)):
+                quantities = await meter_quantities(session, start=start, end=end, account_ids=["acc"])
+                fast = await account_usage(conn, "acc", list(meters.values()), start=start, end=end)
+                assert fast == {m: quantities.get(("acc", m), 0) for m in meters.values()}, (start, end)

@@ -1,0 +1,161 @@
+"""Monthly partitions of `events`: planned without overlap, created ahead and on demand, kept by 0006."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from alembic import command
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import _admin, _libpq, _with_database
+from helpers import call
+from togai_engine.store import migrate
+from togai_engine.store.database import Database, raw_connection
+from togai_engine.store.partitions import (
+    Coverage,
+    ensure_ahead,
+    ensure_months,
+    month_key,
+    plan_partitions,
+)
+
+NOW = month_key(datetime(2026, 1, 15, tzinfo=UTC))
+
+
+async def partitions(db: Database) -> dict[str, str]:
+    async with db.unit_of_work() as session:
+        rows = await (await raw_connection(session)).fetch(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c "
+            "ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass")
+    return {r[0]: r[1] for r in rows}
+
+
+def test_near_months_are_monthly_and_far_ones_yearly():
+    planned = plan_partitions(Coverage(partitioned=True), [NOW, NOW + 1, 1970 * 12, 1970 * 12 + 5, 9999 * 12 + 11], NOW)
+    assert planned == [
+        ("events_p1970", 1970 * 12, 1971 * 12),  # one partition for the far year, not one per month
+        ("events_p202601", NOW, NOW + 1),
+        ("events_p202602", NOW + 1, NOW + 2),
+        ("events_p9999", 9999 * 12, 10000 * 12),
+    ]
+    # a year that already has a monthly partition gets monthly ones (a yearly one would overlap)
+    known = Coverage(partitioned=True, months={2010 * 12 + 3})
+    assert plan_partitions(known, [2010 * 12 + 4], NOW) == [("events_p201005", 2010 * 12 + 4, 2010 * 12 + 5)]
+
+
+@given(st.sets(st.integers(min_value=12, max_value=9999 * 12 + 11), max_size=30),
+       st.sets(st.integers(min_value=12, max_value=9999 * 12 + 11), max_size=30))
+def test_planned_partitions_cover_every_month_and_never_overlap(first: set[int], then: set[int]):
+    coverage = Coverage(partitioned=True)
+    ranges: list[tuple[int, int]] = []
+    for wave in (first, then):  # two waves: the second sees what the first created
+        for name, low, high in plan_partitions(coverage, wave, NOW):
+            coverage.add(name)
+            ranges.append((low, high))
+        assert all(coverage.covers(m) for m in wave)
+    ranges.sort()
+    assert all(a_high <= b_low for (_, a_high), (b_low, _) in itertools.pairwise(ranges))
+
+
+async def test_ingest_creates_the_partition_of_a_new_month_and_a_far_year(client, db):
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    before = await partitions(db)
+    result = await call(client, "ingest_batch_events", events=[
+        {"id": "jan", "schemaName": "api", "timestamp": "2026-01-05T00:00:00Z", "accountId": "acc"},
+        {"id": "old", "schemaName": "api", "timestamp": "1971-03-01T00:00:00Z", "accountId": "acc"},
+        {"id": "far", "schemaName": "api", "timestamp": "9999-12-31T23:59:59Z", "accountId": "acc"},
+    ])
+    assert result["accepted"] == 3
+    after = await partitions(db)
+    assert {"events_p202601", "events_p1971", "events_p9999"} <= after.keys()
+    assert "FROM ('1971-01-01 00:00:00+00') TO ('1972-01-01 00:00:00+00')" in after["events_p1971"]
+    assert set(before) <= set(after)  # nothing was dropped or replaced
+    async with db.unit_of_work() as session:
+        placed = await (await raw_connection(session)).fetch(
+            "SELECT id, tableoid::regclass::text AS part FROM events ORDER BY id")
+    assert {r["id"]: r["part"] for r in placed} == {
+        "far": "events_p9999", "jan": "events_p202601", "old": "events_p1971"}
+
+
+async def test_partitions_ahead_and_concurrent_creators(db):
+    created = await ensure_ahead(db.engine, datetime(2031, 5, 20, tzinfo=UTC))
+    assert set(created) >= {"events_p203105", "events_p203108"}
+    assert await ensure_ahead(db.engine, datetime(2031, 5, 20, tzinfo=UTC)) == []  # known: no I/O, nothing new
+    # Several creators of the same months at once: one creates, the others find them (no error, no overlap).
+    month = month_key(datetime(2032, 7, 1, tzinfo=UTC))
+    results = await asyncio.gather(*(ensure_months(db.engine, {month, month + 1}, datetime(2032, 7, 1, tzinfo=UTC))
+                                     for _ in range(4)))
+    assert sorted(name for names in results for name in names) == ["events_p203207", "events_p203208"]
+
+
+@pytest.fixture
+def scratch_url(server_url):
+    name = f"togai_t_part_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
+    migrate.upgrade(scratch_url, "0005")
+
+    async def seed() -> None:
+        conn = await asyncpg.connect(_libpq(scratch_url))
+        try:
+            await conn.execute(
+                "INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, "
+                "status) SELECT 'acc', 'e' || n, 'api', timestamptz '2025-06-01' + n * interval '9 days', now(), "
+                "'{\"x\": \"1\"}', '{}', 'ACCEPTED' FROM generate_series(1, 40) AS n")
+            await conn.execute(
+                "INSERT INTO usage_rollups (account_id, meter_id, hour, event_count, value_sum, value_max) "
+                "VALUES ('acc', 'um_1', '2025-06-10 00:00+00', 3, 7, 4)")
+        finally:
+            await conn.close()
+
+    async def read() -> tuple[list[tuple[str, datetime]], list[tuple[object, ...]], set[str]]:
+        conn = await asyncpg.connect(_libpq(scratch_url))
+        try:
+            events = [tuple(r) for r in await conn.fetch("SELECT id, event_time FROM events ORDER BY id")]
+            rollups = [tuple(r) for r in await conn.fetch(
+                "SELECT account_id, meter_id, hour, event_count, value_sum, value_max FROM usage_rollups")]
+            parts = {r[0] for r in await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'events'::regclass")}
+            return events, rollups, parts
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    before = asyncio.run(read())
+    migrate.upgrade(scratch_url)
+    events, rollups, parts = asyncio.run(read())
+    assert (events, rollups) == before[:2]
+    # every month with events got its partition (2025-06 .. 2026-03 by 9-day steps)
+    assert {f"events_p2025{m:02}" for m in range(6, 13)} | {"events_p202601", "events_p202602"} <= parts
+    migrate.check(scratch_url)
+
+    async def second_stripe() -> None:
+        conn = await asyncpg.connect(_libpq(scratch_url))
+        try:
+            await conn.execute(
+                "INSERT INTO usage_rollups (account_id, meter_id, hour, stripe, event_count, value_sum, value_max) "
+                "VALUES ('acc', 'um_1', '2025-06-10 00:00+00', 5, 2, 5, 9)")
+        finally:
+            await conn.close()
+
+    asyncio.run(second_stripe())
+    command.downgrade(migrate.alembic_config(scratch_url), "0005")  # rows survive, stripes are merged
+    events, rollups, _ = asyncio.run(read())
+    assert events == before[0]
+    # stripes 0 and 5 of one hour: counts and sums add up (3 + 2, 7 + 5), the max is the larger (4 vs 9)
+    assert [r[3:] for r in rollups] == [(5, 12, 9)]
+    migrate.upgrade(scratch_url)
