@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -39,9 +38,7 @@ Money is returned as decimal strings. When retrying a write, reuse the same id /
 
 def load_tools() -> None:
     for module in TOOL_MODULES:
-        name = f"mcp_server.tools.{module}"
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+        importlib.import_module(f"mcp_server.tools.{module}")
 
 
 class TogaiServer(MCPServer[AppContext]):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from conftest import row_counts
 from helpers import call, call_error
@@ -150,14 +147,6 @@ async def test_invalid_queries_are_clear_errors(client, db):
                              metricQueries=[{"id": f"q{i}", "name": "EVENTS"} for i in range(6)])
     assert "metricQueries" in error
     assert await row_counts(db) == before
-
-
-@pytest.mark.skipif(importlib.util.find_spec("togai_engine.metrics.revenue") is not None,
-                    reason="revenue is delegated to billing's revenue_series once it exists")
-async def test_revenue_without_invoicing_says_it_is_unavailable(client):
-    error = await call_error(client, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-01-02T00:00:00Z",
-                             metricQueries=[{"id": "r", "name": "REVENUE"}])
-    assert "REVENUE is not available" in error
 
 
 async def test_dates_without_offset_are_refused(client):

@@ -213,10 +213,7 @@ async def _usage(
 async def _revenue(
     session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime
 ) -> list[MetricDataPoints]:
-    try:
-        from togai_engine.metrics.revenue import revenue_series  # written with invoicing
-    except ImportError:
-        raise InvalidInput(f"{field}.name", "REVENUE is not available in this engine version; "
-                                            "query USAGE and price it with the plan, or list_invoices") from None
+    from togai_engine.metrics.revenue import revenue_series  # billing imports metering: import at call time
+
     data = await revenue_series(session, query, start, end, field=field)
     return [MetricDataPoints.model_validate(d) if not isinstance(d, MetricDataPoints) else d for d in data]
