@@ -48,7 +48,7 @@ MAX_DEPTH = 40
 MAX_SQL_CHARS = 100_000
 MAX_NUMBER_CHARS = 1_000
 
-# Characters written as \uXXXX escapes inside E'' literals: quoting and escaping characters, and
+# Characters written as \u escapes (four hex digits) inside E'' literals: quoting and escaping characters, and
 # the placeholder markers of common drivers, so a literal can never end early or bind a parameter.
 _ESCAPED_CHARACTERS = frozenset("'\\:%?$")
 _DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -108,7 +108,7 @@ def sql_numeric_literal(value: Decimal | int) -> str:
 def sql_text_literal(value: str) -> str:
     """A PostgreSQL string literal for `value`, safe whatever standard_conforming_strings says.
 
-    Plain '...' when nothing needs escaping, else E'...' with \\uXXXX escapes (all escaped
+    Plain '...' when nothing needs escaping, else E'...' with \\u escapes of four hex digits (all escaped
     characters are ASCII, so this works in any server encoding). Raises ValueError for NUL and
     lone surrogates, which PostgreSQL text cannot hold.
     """

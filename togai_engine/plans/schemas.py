@@ -194,8 +194,8 @@ class UsagePricing:
         self.rate_values = {value.currency: to_rate_value(value) for value in card.rateValues}
 
 
-class PricePlan(Model):
-    """A stored plan. Immutable: attach another plan to change an account's pricing."""
+class PlanHeader(Model):
+    """What every view of a stored plan shows."""
 
     id: str
     name: str
@@ -203,8 +203,13 @@ class PricePlan(Model):
     status: Literal["ACTIVE"] = "ACTIVE"
     pricingCycleConfig: PricingCycleConfigInput
     supportedCurrencies: list[str]
-    rateCards: RateCards
     createdAt: datetime
+
+
+class PricePlan(PlanHeader):
+    """A stored plan. Immutable: attach another plan to change an account's pricing."""
+
+    rateCards: RateCards
 
     _cycle: CycleConfig | None = PrivateAttr(default=None)
     _usage: list[UsagePricing] | None = PrivateAttr(default=None)
@@ -244,15 +249,8 @@ class PricePlan(Model):
         return self.rateCards.minimumCommitment
 
 
-class PricePlanSummary(Model):
-    id: str
-    name: str
-    description: str | None = None
-    status: Literal["ACTIVE"] = "ACTIVE"
-    pricingCycleConfig: PricingCycleConfigInput
-    supportedCurrencies: list[str]
+class PricePlanSummary(PlanHeader):
     rateCardCount: int
-    createdAt: datetime
 
 
 class RateCardInfo(Model):
