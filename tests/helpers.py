@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp import Client
@@ -21,3 +22,19 @@ async def call_error(client: Client, tool: str, /, **arguments: Any) -> str:
     result = await client.call_tool(tool, arguments)
     assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"
     return result.content[0].text
+
+
+def at(*parts: int) -> datetime:
+    """A UTC instant: at(2026, 2, 1) is 2026-02-01T00:00:00Z."""
+    return datetime(*parts, tzinfo=UTC)
+
+
+def iso(*parts: int) -> str:
+    return at(*parts).isoformat().replace("+00:00", "Z")
+
+
+async def tokens_meter(client: Client, name: str = "tokens") -> str:
+    """A SUM meter over the `tokens` attribute of `llm` events; returns its id."""
+    meter = await call(client, "create_usage_meter", name=name, eventSchemaName="llm", aggregation="SUM",
+                       computations=[{"computation": "tokens"}])
+    return str(meter["id"])

@@ -5,24 +5,9 @@ Every amount is worked out by hand in the comments next to it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from helpers import call, call_error
-
-
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-def iso(*parts: int) -> str:
-    return at(*parts).isoformat().replace("+00:00", "Z")
-
-
-async def tokens_meter(client: Any, name: str = "tokens") -> str:
-    meter = await call(client, "create_usage_meter", name=name, eventSchemaName="llm", aggregation="SUM",
-                       computations=[{"computation": "tokens"}])
-    return meter["id"]
+from helpers import at, call, call_error, iso, tokens_meter
 
 
 async def account(client: Any, account_id: str, plan_id: str | None = None, since: str | None = None,

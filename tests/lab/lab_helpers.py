@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from helpers import call
+from helpers import at, call, iso, tokens_meter
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 2}
-
-
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-def iso(*parts: int) -> str:
-    return at(*parts).isoformat().replace("+00:00", "Z")
-
-
-async def tokens_meter(client: Any, name: str = "tokens") -> str:
-    meter = await call(client, "create_usage_meter", name=name, eventSchemaName="llm", aggregation="SUM",
-                       computations=[{"computation": "tokens"}])
-    return str(meter["id"])
 
 
 async def requests_meter(client: Any, name: str = "requests") -> str:
