@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench import bench_close, bench_entitlements, bench_import, bench_ingest, bench_mcp, bench_reads
 from bench.common import SERVER_URL, Figure, machine, server_facts, write_json
+from togai_engine.common.gc_tuning import tune_gc
 
 README = Path(__file__).resolve().parent / "README.md"
 
@@ -141,6 +142,7 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
         chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
+    tune_gc()  # as every togai-engine process does (togai_engine/common/gc_tuning.py): in-process figures match the server's
     started = time.perf_counter()
     where = machine()
     facts = asyncio.run(server_facts(SERVER_URL))

@@ -4,16 +4,17 @@ The SDK's transports parse each message with `jsonrpc_message_adapter.validate_j
 request carrying 1000 events (~200 KB) that is ~8 ms of server CPU; `json.loads` followed by
 `validate_python` on the same adapter gives the same message in ~2.5 ms (the arguments are plain
 JSON values either way). `install()` swaps the module-level adapter the transports read for one
-that does that, and falls back to the original `validate_json` for any text `json.loads` refuses
+that does that (json_text.loads: orjson where it means the same as json), and falls back to the original `validate_json` for any text `json.loads` refuses
 or for the non-standard constants NaN/Infinity, so errors are exactly the SDK's.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import mcp_types
+
+from togai_engine.common import json_text
 
 
 def _no_constants(name: str) -> Any:
@@ -28,7 +29,7 @@ class _JsonFirstAdapter:
 
     def validate_json(self, data: str | bytes, **options: Any) -> Any:
         try:
-            value = json.loads(data, parse_constant=_no_constants)
+            value = json_text.loads(data, parse_constant=_no_constants)
         except ValueError:
             return self._adapter.validate_json(data, **options)
         return self._adapter.validate_python(value, **options)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from togai_engine.common import json_text
 from togai_engine.events.bulk import Malformed
 
 EVENT_COLUMNS = ("id", "schemaName", "timestamp", "accountId")
@@ -39,13 +40,14 @@ def file_format(path: Path) -> str:
     raise FileFormatError(f"{path.name}: use a .jsonl (JSON Lines) or .csv file")
 
 
-def read_jsonl(stream: IO[str]) -> Iterator[object]:
-    for number, line in enumerate(stream, start=1):
+def read_jsonl(stream: IO[str], first_line: int = 1) -> Iterator[object]:
+    """Events of a JSON Lines stream; `first_line` is the file line number of the stream's first line."""
+    for number, line in enumerate(stream, start=first_line):
         if not line.strip():
             yield Malformed(f"line {number} is empty")
             continue
         try:
-            yield json.loads(line)
+            yield json_text.loads(line)
         except json.JSONDecodeError as exc:
             yield Malformed(f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})")
 
@@ -97,5 +99,6 @@ def read_csv(stream: IO[str]) -> Iterator[object]:
         yield event
 
 
-def read_events(stream: IO[str], fmt: str) -> Iterator[object]:
-    return read_jsonl(stream) if fmt == "jsonl" else read_csv(stream)
+def read_events(stream: IO[str], fmt: str, first_line: int = 1) -> Iterator[object]:
+    """first_line: where a JSON Lines stream starts in its file (a part of it, in a parallel import)."""
+    return read_jsonl(stream, first_line) if fmt == "jsonl" else read_csv(stream)

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.close import close_due_cycles
@@ -45,7 +46,10 @@ MAX_HANDLE_CHARS = 50  # account ids and aliases are at most 50 characters
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _dumps(value: object) -> str:
+    """Compact JSON text of validated values (str, dict, list; no lone surrogates: validation rejects them);
+    orjson is ~10x faster than the json module's encoder here."""
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True, slots=True)

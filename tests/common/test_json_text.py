@@ -1,0 +1,64 @@
+"""json_text.loads must mean exactly what json.loads means (orjson is only a faster way there)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from togai_engine.common import json_text
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=20),
+    st.integers(min_value=-(10**30), max_value=10**30),  # beyond int64 too: orjson would make these floats
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6).map(str),
+)
+documents = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, with the same types all the way down (1 and 1.0 differ; -0.0 and 0.0 differ)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return math.copysign(1, a) == math.copysign(1, b) and a == b  # type: ignore[arg-type]
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)  # type: ignore[attr-defined,index]
+    return a == b
+
+
+@given(documents)
+def test_same_value_as_json_module(document: object) -> None:
+    text = json.dumps(document)
+    assert same(json_text.loads(text), json.loads(text))
+    assert same(json_text.loads(text.encode()), json.loads(text))
+
+
+@pytest.mark.parametrize("text", [
+    '{"tokens": 12345678901234567890123}',  # orjson alone: 1.2345678901234568e+22
+    '{"v": 9223372036854775808}',           # just past int64
+    '{"v": NaN}', '{"v": -Infinity}',       # json accepts the constants (validation then rejects them)
+    '"\\ud800"',                            # a lone surrogate (validation rejects it)
+    '{"v": 1e400}',                         # inf in json, an error in orjson
+    '{"a": 1, "a": 2}',                     # the last key wins in both
+])
+def test_inputs_where_orjson_differs(text: str) -> None:
+    expected = json.loads(text)
+    got = json_text.loads(text)
+    assert repr(got) == repr(expected)
+
+
+@pytest.mark.parametrize("text", ["{", '{"a": }', "", "[1,]"])
+def test_errors_are_the_json_modules(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as got:
+        json_text.loads(text)
+    assert (got.value.msg, got.value.pos) == (expected.value.msg, expected.value.pos)
