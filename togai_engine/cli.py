@@ -165,7 +165,7 @@ def import_events(
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="events per transaction")] = 1000,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     workers: Annotated[int | None, typer.Option(
-        min=1, max=8, help="processes importing parts of a JSON Lines file at once (default: one per core; "
+        min=1, max=8, help="processes importing parts of a JSON Lines file at once (default: one per two cores; "
                            "files under 8 MiB and CSV files use one)")] = None,
 ) -> None:
     """Import historical events from a file, in constant memory. Same validation and dedupe as the

@@ -344,19 +344,31 @@ async def usage_summed(
         for meter_id, at, count, total in rows:
             add(meter_id, at, Decimal(count) if meter_id in counts else total)
     if per_account_sql:
-        latest = 'latest_time DESC, latest_id COLLATE "C" DESC'
-        account_filter = " AND account_id = ANY($5::text[])" if accounts is not None else ""
-        rows = await conn.fetch(
-            "SELECT meter_id, bucket, sum(value) FROM ("
-            f"  SELECT account_id, meter_id, {bucket} AS bucket, CASE WHEN meter_id = ANY($4::text[]) "
-            f"    THEN (array_agg(latest_value ORDER BY {latest}) FILTER (WHERE latest_time IS NOT NULL))[1] "
-            "    ELSE max(value_max) END AS value "
-            "  FROM usage_rollups WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3"
-            f"{account_filter} GROUP BY 1, 2, 3) AS per_account GROUP BY 1, 2",
-            [m.id for m in per_account_sql], first_hour, last_hour,
-            [m.id for m in per_account_sql if m.is_latest], *([accounts] if accounts is not None else []))
-        for meter_id, at, value in rows:
-            add(meter_id, at, value)
+        # MAX and LATEST apart: an ordered aggregate starts a sort per group, which MAX groups need not
+        # pay for; LATEST takes each account's newest rollup row per bucket with one DISTINCT ON sort.
+        account_filter = " AND account_id = ANY($4::text[])" if accounts is not None else ""
+        scope = [*([accounts] if accounts is not None else [])]
+        maxima = [m.id for m in per_account_sql if not m.is_latest]
+        latest = [m.id for m in per_account_sql if m.is_latest]
+        queries = []
+        if maxima:
+            queries.append((
+                "SELECT meter_id, bucket, sum(value) FROM ("
+                f"  SELECT account_id, meter_id, {bucket} AS bucket, max(value_max) AS value FROM usage_rollups "
+                f"  WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3{account_filter} "
+                "  GROUP BY 1, 2, 3) AS per_account GROUP BY 1, 2", maxima))
+        if latest:
+            queries.append((
+                "SELECT meter_id, bucket, sum(latest_value) FROM ("
+                f"  SELECT DISTINCT ON (account_id, meter_id, bucket) account_id, meter_id, {bucket} AS bucket, "
+                "    latest_value FROM usage_rollups "
+                f"  WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3{account_filter} "
+                "    AND latest_time IS NOT NULL "
+                '  ORDER BY account_id, meter_id, bucket, latest_time DESC, latest_id COLLATE "C" DESC'
+                ") AS per_account GROUP BY 1, 2", latest))
+        for sql, ids in queries:
+            for meter_id, at, value in await conn.fetch(sql, ids, first_hour, last_hour, *scope):
+                add(meter_id, at, value)
     # Edges of the additive meters (a few raw rows), and everything else, per account.
     edge_ranges = [(start, first_hour), (last_hour, end)] if whole else [(start, end)]
     parts: list[tuple[list[MeterSql], datetime, datetime]] = [
