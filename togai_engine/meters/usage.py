@@ -71,9 +71,20 @@ def _ceil_hour(moment: datetime) -> datetime:
         return moment
 
 
-def _bucket_sql(column: str, period: str | None) -> str:
+# HOUR, DAY and WEEK buckets by date_bin: plain arithmetic, where date_trunc with a time zone converts
+# every row (a quarter of a month's all-account MAX query at 10M events). The origin is a Monday at
+# midnight UTC, so weeks start on Mondays as date_trunc's ISO weeks do; the two agree on every
+# instant (checked from 1960 to 2060). MONTH keeps date_trunc: months are not a fixed width.
+_BIN_ORIGIN = "timestamptz '2000-01-03 00:00:00+00'"
+_BIN_WIDTHS = {"HOUR": "1 hour", "DAY": "1 day", "WEEK": "7 days"}
+
+
+def bucket_sql(column: str, period: str | None) -> str:
+    """SQL for the UTC bucket start of `column` (a timestamptz) in `period`; NULL for one bucket."""
     if period is None:
         return "CAST(NULL AS timestamptz)"
+    if period in _BIN_WIDTHS:
+        return f"date_bin(interval '{_BIN_WIDTHS[period]}', {column}, {_BIN_ORIGIN})"
     return f"date_trunc('{BUCKET_UNITS[period]}', {column}, 'UTC')"
 
 
@@ -150,7 +161,7 @@ async def _from_rollups(
     )
     account_filter = " AND account_id = ANY($4::text[])" if accounts is not None else ""
     rows = await conn.fetch(
-        f"SELECT account_id, meter_id, {_bucket_sql('hour', period)} AS bucket, sum(event_count), sum(value_sum), "
+        f"SELECT account_id, meter_id, {bucket_sql('hour', period)} AS bucket, sum(event_count), sum(value_sum), "
         f"max(value_max), {latest} FROM usage_rollups "
         f"WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3{account_filter} "
         "GROUP BY account_id, meter_id, bucket",
@@ -175,7 +186,7 @@ async def _from_raw(
     latest = _latest_columns("event_time", "id", "value", LATEST_ORDER, "is_latest", any(m.is_latest for m in meters))
     rows = await conn.fetch(
         f"WITH valued AS ({valued_sql(meters, 'events', where)}) "
-        f"SELECT account_id, meter_id, {_bucket_sql('event_time', period)} AS bucket, count(*), sum(value), "
+        f"SELECT account_id, meter_id, {bucket_sql('event_time', period)} AS bucket, count(*), sum(value), "
         f"max(value), {latest} FROM valued WHERE value IS NOT NULL GROUP BY account_id, meter_id, bucket",
         range_start,
         range_end,
@@ -196,7 +207,7 @@ async def _distinct_from_raw(
     where = "e.event_time >= $1 AND e.event_time < $2" + (" AND e.account_id = ANY($3::text[])" if accounts else "")
     rows = await conn.fetch(
         f"WITH valued AS ({valued_sql(meters, 'events', where, with_key=True)}) "
-        f"SELECT account_id, meter_id, {_bucket_sql('event_time', period)} AS bucket, count(DISTINCT key) "
+        f"SELECT account_id, meter_id, {bucket_sql('event_time', period)} AS bucket, count(DISTINCT key) "
         "FROM valued WHERE value IS NOT NULL GROUP BY account_id, meter_id, bucket",
         start,
         end,
@@ -327,7 +338,7 @@ async def usage_summed(
     # MAX and LATEST merge an account's rollup part with its raw edges first: in SQL only without edges
     per_account_sql = [m for m in meters if m.aggregation in ("MAX", "LATEST")] if whole and not edges else []
     rest = [m for m in meters if m not in additive and m not in per_account_sql]
-    bucket = _bucket_sql("hour", period)
+    bucket = bucket_sql("hour", period)
     if additive and whole:
         ids = [m.id for m in additive]
         if accounts is None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.meters.service import meters_by_ids
-from togai_engine.meters.usage import BUCKET_UNITS, usage_by_bucket, usage_summed
+from togai_engine.meters.usage import bucket_sql, usage_by_bucket, usage_summed
 from togai_engine.metrics.schemas import (
     GetMetricsResponse,
     GroupedBy,
@@ -161,10 +161,9 @@ async def _events(
             args.append(values)
             conditions.append(f"{column} = ANY(${len(args)}::text[])")
     group = _EVENT_COLUMNS[query.groupBy] if query.groupBy else "CAST(NULL AS text)"
-    unit = BUCKET_UNITS[query.aggregationPeriod]
     conn = await raw_connection(session)
     rows = await conn.fetch(
-        f"SELECT {group} AS grp, date_trunc('{unit}', e.event_time, 'UTC') AS bucket, count(*) FROM events e "
+        f"SELECT {group} AS grp, {bucket_sql('e.event_time', query.aggregationPeriod)} AS bucket, count(*) FROM events e "
         f"WHERE {' AND '.join(conditions)} GROUP BY grp, bucket",
         *args,
     )

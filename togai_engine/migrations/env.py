@@ -22,7 +22,19 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not (type_ == "table" and reflected and compare_to is None and name and PARTITION.match(name))
 
 
+MIN_SERVER_VERSION = 140000  # date_bin (metric buckets), PostgreSQL 14
+
+
+def require_server_version(connection: Any) -> None:
+    found = connection.exec_driver_sql("SHOW server_version_num").scalar()
+    if int(found) < MIN_SERVER_VERSION:
+        version = connection.exec_driver_sql("SHOW server_version").scalar()
+        raise RuntimeError(f"PostgreSQL 14 or newer is needed; the server at this URL runs {version}. Upgrade it, "
+                           "or leave TOGAI_DATABASE_URL unset to use the embedded PostgreSQL")
+
+
 def run_sync(connection: Any) -> None:
+    require_server_version(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,
