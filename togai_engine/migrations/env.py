@@ -9,6 +9,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from togai_engine.store.migrate import require_server_version
 from togai_engine.store.models import metadata
 
 config = context.config
@@ -20,17 +21,6 @@ PARTITION = re.compile(r"^events_p\d{4}(\d{2})?$")  # togai_engine/store/partiti
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     # Time partitions of the events table are created by the engine ahead of time, not by models.
     return not (type_ == "table" and reflected and compare_to is None and name and PARTITION.match(name))
-
-
-MIN_SERVER_VERSION = 140000  # date_bin (metric buckets), PostgreSQL 14
-
-
-def require_server_version(connection: Any) -> None:
-    found = connection.exec_driver_sql("SHOW server_version_num").scalar()
-    if int(found) < MIN_SERVER_VERSION:
-        version = connection.exec_driver_sql("SHOW server_version").scalar()
-        raise RuntimeError(f"PostgreSQL 14 or newer is needed; the server at this URL runs {version}. Upgrade it, "
-                           "or leave TOGAI_DATABASE_URL unset to use the embedded PostgreSQL")
 
 
 def run_sync(connection: Any) -> None:
