@@ -149,16 +149,21 @@ def main() -> None:
     print(f"{args.scale} scale on {where}; PostgreSQL {facts['version']} "
           f"(shared_buffers {facts['shared_buffers']}, synchronous_commit {facts['synchronous_commit']})", flush=True)
     figures: list[Figure] = []
+    failed: list[str] = []
     for name, bench in chosen.items():
         try:
             figures += bench()
         except Exception as exc:  # one broken benchmark must not hide the others' figures
+            failed.append(name)
             print(f"  !! {name} failed: {type(exc).__name__}: {exc}", flush=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     path = write_json(f"results-{args.scale}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json", {
         "scale": args.scale, "date": when, "machine": where, "postgres": facts,
         "seconds": time.perf_counter() - started, "figures": [f.as_dict() for f in figures]})
     print(f"\n{table(figures, when, where)}\n\nresults: {path} ({time.perf_counter() - started:.0f} s)")
+    if failed:  # a partial table would replace the last complete one
+        print(f"bench/README.md left alone: {', '.join(failed)} failed", flush=True)
+        sys.exit(1)
     if not args.no_readme and not args.only:
         update_readme(args.scale, table(figures, when, where))
 
