@@ -22,15 +22,18 @@ log = logging.getLogger("togai_engine.serve")
 
 async def background_billing(db: Database, interval_seconds: int) -> None:
     """Closes due cycles periodically, so DUE invoices appear even when nobody reads them; also keeps
-    the events table's partitions a few months ahead of the clock."""
+    the events table's partitions a few months ahead of the clock, and folds past hours' rollup
+    stripes into one row per key."""
     from togai_engine.billing.runs import run_bill
     from togai_engine.common.clock import SystemClock
+    from togai_engine.meters.compaction import compact_rollups
 
     clock = SystemClock()
     while True:
         try:
             await ensure_ahead(db.engine, clock.now())
             await run_bill(db, clock.now())
+            await compact_rollups(db, clock.now())
         except Exception:  # the loop must survive a bad run; the next read catches up anyway
             log.exception("background billing run failed")
         await anyio.sleep(interval_seconds)

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Numeric, SmallInteger, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Numeric, SmallInteger, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,7 +42,11 @@ class UsageRollupRow(Base):
 
     __tablename__ = "usage_rollups"
     # all-account reads of some meters over a time range (get_metrics, bill runs) without a full scan
-    __table_args__ = (Index("ix_usage_rollups_meter_hour", "meter_id", "hour"),)
+    __table_args__ = (
+        Index("ix_usage_rollups_meter_hour", "meter_id", "hour"),
+        # the rows compaction folds into stripe 0 (meters/compaction.py)
+        Index("ix_usage_rollups_striped_hour", "stripe", "hour", postgresql_where=text("stripe <> 0")),
+    )
 
     account_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     meter_id: Mapped[str] = mapped_column(String(50), primary_key=True)

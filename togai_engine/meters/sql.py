@@ -119,13 +119,15 @@ ROLLUP_MERGE = (
 
 
 # Rollup stripes: a key (account, meter, hour) may have up to ROLLUP_STRIPES rows. An ingest
-# transaction picks a stripe no other running transaction holds (a transaction advisory try-lock,
-# starting from one derived from its backend pid), so concurrent batches of the same accounts and
-# hours never wait on each other's rollup row locks. Readers add the stripes up.
+# transaction takes the lowest stripe no other running transaction holds (a transaction advisory
+# try-lock), so concurrent batches of the same accounts and hours never wait on each other's rollup
+# row locks, and rows gather in the low stripes (stripe 0 alone when batches do not overlap).
+# Readers add the stripes up; the server folds past hours' other stripes into stripe 0
+# (meters/compaction.py). With every stripe taken, the pid picks one without its lock.
 ROLLUP_STRIPES = 8
 STRIPE_LOCK_CLASS = 0x726F6C6C  # "roll"
 STRIPE_SQL = (
-    f"SELECT coalesce((SELECT s FROM (SELECT CAST((pg_backend_pid() + k) % {ROLLUP_STRIPES} AS smallint) AS s "
+    f"SELECT coalesce((SELECT s FROM (SELECT CAST(k AS smallint) AS s "
     f"FROM generate_series(0, {ROLLUP_STRIPES - 1}) AS k) AS candidates WHERE pg_try_advisory_xact_lock({STRIPE_LOCK_CLASS}, s) LIMIT 1), "
     f"CAST(pg_backend_pid() % {ROLLUP_STRIPES} AS smallint)) AS s"
 )

@@ -1,0 +1,110 @@
+"""Compaction folds past hours' rollup stripes into stripe 0 without changing any quantity, and
+never touches a stripe an ingest transaction holds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from helpers import call
+from togai_engine.events.ingest import ingest_events
+from togai_engine.meters.compaction import compact_rollups
+from togai_engine.meters.rollups import verify_rollups
+from togai_engine.meters.sql import STRIPE_LOCK_CLASS
+from togai_engine.meters.usage import meter_quantities
+from togai_engine.store.database import raw_connection
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+FEB = datetime(2026, 2, 1, tzinfo=UTC)
+LATER = datetime(2026, 1, 6, tzinfo=UTC)  # "now" for compaction: Jan 5 is well in the past
+
+
+def events(prefix: str, values: list[tuple[str, str]]) -> list[dict[str, object]]:
+    return [{"id": f"{prefix}{n}", "schemaName": "llm", "timestamp": f"2026-01-05T10:{at}Z", "accountId": "acc",
+             "attributes": {"tokens": tokens}} for n, (at, tokens) in enumerate(values)]
+
+
+async def rows_by_stripe(db, table: str = "usage_rollups") -> dict[int, int]:
+    async with db.unit_of_work() as session:
+        rows = await (await raw_connection(session)).fetch(f"SELECT stripe, count(*) FROM {table} GROUP BY 1")
+    return {r[0]: r[1] for r in rows}
+
+
+async def ingest_in_two_stripes(client, db, clock) -> dict[str, str]:
+    """Two transactions open at once on the same rollup keys: the second takes stripe 1."""
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    meters = {}
+    for name, aggregation in (("sum", "SUM"), ("max", "MAX"), ("latest", "LATEST"), ("count", "COUNT")):
+        created = await call(client, "create_usage_meter", name=f"tokens {name}", eventSchemaName="llm",
+                             aggregation=aggregation,
+                             computations=[] if aggregation == "COUNT" else [{"computation": "tokens"}])
+        meters[name] = created["id"]
+    # the schema learns its attribute first (registering it locks the schema row until commit)
+    await call(client, "ingest_event", event={"id": "x", "schemaName": "llm", "timestamp": "2026-01-04T00:00:00Z",
+                                              "accountId": "acc", "attributes": {"tokens": "1"}})
+    first_open, second_done = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with db.unit_of_work() as session:
+            await ingest_events(session, events("a", [("00:00", "5"), ("59:00", "7")]), clock.now())
+            first_open.set()
+            await second_done.wait()
+
+    async def second() -> None:
+        await first_open.wait()
+        async with db.unit_of_work() as session:
+            await ingest_events(session, events("b", [("30:00", "11"), ("59:00", "2")]), clock.now())
+        second_done.set()
+
+    await asyncio.wait_for(asyncio.gather(first(), second()), timeout=20)
+    return meters
+
+
+async def test_folding_stripes_keeps_every_quantity(client, db, clock):
+    meters = await ingest_in_two_stripes(client, db, clock)
+    # 4 meters x (Jan 4 00:00, the priming event) in stripe 0, and x Jan 5 10:00 in stripes 0 and 1
+    assert await rows_by_stripe(db) == {0: 8, 1: 4}
+    assert await rows_by_stripe(db, "usage_totals") == {0: 8, 1: 4}
+
+    summary = await compact_rollups(db, LATER)
+    assert summary.rows_folded == 4 and summary.stripes_skipped == []
+    assert await rows_by_stripe(db) == {0: 8}
+    assert await rows_by_stripe(db, "usage_totals") == {0: 8}
+    async with db.unit_of_work() as session:
+        quantities = await meter_quantities(session, start=JAN, end=FEB)
+        assert await verify_rollups(session) == []
+    # with the priming event (1 on Jan 4): sum 1 + 5 + 7 + 11 + 2 = 26; max 11; count 5; latest: at
+    # Jan 5 10:59:00 "a1" (7) and "b1" (2) tie on time, the id last in byte order wins: "b1", so 2
+    assert {name: quantities[("acc", meter_id)] for name, meter_id in meters.items()} == {
+        "sum": Decimal(26), "max": Decimal(11), "latest": Decimal(2), "count": Decimal(5)}
+    assert (await compact_rollups(db, LATER)).rows_folded == 0  # nothing left to fold
+
+
+async def test_the_current_hours_keep_their_stripes(client, db, clock):
+    await ingest_in_two_stripes(client, db, clock)
+    summary = await compact_rollups(db, datetime(2026, 1, 5, 11, 30, tzinfo=UTC))  # 10:00 is the previous hour
+    assert summary.rows_folded == 0
+    assert await rows_by_stripe(db) == {0: 8, 1: 4}
+
+
+async def test_a_stripe_held_by_an_ingest_transaction_is_skipped(client, db, clock):
+    await ingest_in_two_stripes(client, db, clock)
+    async with db.unit_of_work() as session:  # an ingest transaction holding stripe 1, as ingestion does
+        conn = await raw_connection(session)
+        assert await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 1)", STRIPE_LOCK_CLASS)
+        summary = await compact_rollups(db, LATER)
+        assert 1 in summary.stripes_skipped and summary.rows_folded == 0
+    assert await rows_by_stripe(db) == {0: 8, 1: 4}
+    assert (await compact_rollups(db, LATER)).rows_folded == 4  # next run, once it is free
+    assert await rows_by_stripe(db) == {0: 8}
+
+
+async def test_ingestion_takes_the_lowest_free_stripe(client, db, clock):
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+               computations=[{"computation": "tokens"}])
+    for n in range(3):  # batches one after another: all in stripe 0, one row per key
+        async with db.unit_of_work() as session:
+            await ingest_events(session, events(f"s{n}_", [("00:00", "1")]), clock.now())
+    assert await rows_by_stripe(db) == {0: 1}

@@ -1,0 +1,73 @@
+"""Folding rollup stripes of past hours into stripe 0.
+
+Concurrent ingest transactions write a key (account, meter, hour) into different stripes
+(meters/sql.py), so a busy hour can end with up to ROLLUP_STRIPES rows per key, and every reader
+(invoices, entitlement checks, metrics) adds them up. Once an hour is past, its stripes serve no
+purpose: this merges them into stripe 0 with the same merge the ingest upsert uses, in one statement
+per stripe (DELETE .. RETURNING feeding the upsert), so a reader sees either the stripes or their
+sum, never a part. usage_totals is folded the same way.
+
+It takes the stripe locks that ingestion takes (transaction advisory locks, tried, never waited
+for): stripe 0 and the stripe being folded. An ingest transaction holding either is simply skipped
+until the next run, and while compaction holds them, ingestion picks another free stripe. Run by
+the server's background loop after each bill run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from togai_engine.meters.sql import ROLLUP_COLUMNS, ROLLUP_MERGE, ROLLUP_STRIPES, STRIPE_LOCK_CLASS, TOTALS_COLUMNS
+from togai_engine.store.database import Database, raw_connection
+
+HOT_HOURS = timedelta(hours=1)  # the current hour (and the one before it) keep their stripes
+
+
+
+def _fold_rollups(stripe: int) -> str:
+    # the stripe is a literal, so the planner sees that the partial index (stripe <> 0) covers it
+    return (
+        f"WITH moved AS (DELETE FROM usage_rollups WHERE stripe = {int(stripe)} AND hour < $1 "
+        f"RETURNING {ROLLUP_COLUMNS}) "
+        f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}, stripe) "
+        f"SELECT {ROLLUP_COLUMNS}, 0 FROM moved ORDER BY 1, 2, 3 {ROLLUP_MERGE}"
+    )
+
+
+_FOLD_TOTALS = (
+    f"WITH moved AS (DELETE FROM usage_totals WHERE stripe = $1 AND hour < $2 RETURNING {TOTALS_COLUMNS}) "
+    f"INSERT INTO usage_totals AS t ({TOTALS_COLUMNS}, stripe) "
+    f"SELECT {TOTALS_COLUMNS}, 0 FROM moved ORDER BY 1, 2 "
+    "ON CONFLICT (meter_id, hour, stripe) DO UPDATE SET event_count = t.event_count + EXCLUDED.event_count, "
+    "value_sum = t.value_sum + EXCLUDED.value_sum"
+)
+
+
+@dataclass
+class CompactionSummary:
+    rows_folded: int = 0  # rollup rows of stripes 1.. merged into stripe 0
+    stripes_skipped: list[int] = field(default_factory=list)  # held by an ingest transaction: next run
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+async def compact_rollups(database: Database, now: datetime) -> CompactionSummary:
+    """Folds every stripe of hours before the previous one into stripe 0; one transaction per stripe."""
+    before = _hour_floor(now) - HOT_HOURS
+    summary = CompactionSummary()
+    for stripe in range(1, ROLLUP_STRIPES):
+        async with database.unit_of_work() as session:
+            conn = await raw_connection(session)
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1, 0) AND pg_try_advisory_xact_lock($1, $2)",
+                STRIPE_LOCK_CLASS, stripe)
+            if not locked:
+                summary.stripes_skipped.append(stripe)
+                continue
+            status = await conn.execute(_fold_rollups(stripe), before)
+            summary.rows_folded += int(status.split()[-1])
+            await conn.execute(_FOLD_TOTALS, stripe, before)
+    return summary
