@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from mcp import Client
+
+from togai_engine.events.ingest import ingest_events
+from togai_engine.store.database import raw_connection
 
 
 async def call(client: Client, tool: str, /, **arguments: Any) -> dict[str, Any]:
@@ -38,3 +42,46 @@ async def tokens_meter(client: Client, name: str = "tokens") -> str:
     meter = await call(client, "create_usage_meter", name=name, eventSchemaName="llm", aggregation="SUM",
                        computations=[{"computation": "tokens"}])
     return str(meter["id"])
+
+
+def events_of_hour(prefix: str, values: list[tuple[str, str]]) -> list[dict[str, object]]:
+    """Events of account acc on 2026-01-05 10:xx: (minute:second, tokens)."""
+    return [{"id": f"{prefix}{n}", "schemaName": "llm", "timestamp": f"2026-01-05T10:{at}Z", "accountId": "acc",
+             "attributes": {"tokens": tokens}} for n, (at, tokens) in enumerate(values)]
+
+
+async def rows_by_stripe(db: Any, table: str = "usage_rollups") -> dict[int, int]:
+    async with db.unit_of_work() as session:
+        rows = await (await raw_connection(session)).fetch(f"SELECT stripe, count(*) FROM {table} GROUP BY 1")
+    return {r[0]: r[1] for r in rows}
+
+
+async def ingest_in_two_stripes(client: Client, db: Any, clock: Any) -> dict[str, str]:
+    """Four rollup meters of schema llm on account acc, a priming event (Jan 4), then two transactions open
+    at once on the same rollup keys (Jan 5 10:00): the second takes stripe 1. Returns the meter ids."""
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    meters = {}
+    for name, aggregation in (("sum", "SUM"), ("max", "MAX"), ("latest", "LATEST"), ("count", "COUNT")):
+        created = await call(client, "create_usage_meter", name=f"tokens {name}", eventSchemaName="llm",
+                             aggregation=aggregation,
+                             computations=[] if aggregation == "COUNT" else [{"computation": "tokens"}])
+        meters[name] = created["id"]
+    # the schema learns its attribute first (registering it locks the schema row until commit)
+    await call(client, "ingest_event", event={"id": "x", "schemaName": "llm", "timestamp": "2026-01-04T00:00:00Z",
+                                              "accountId": "acc", "attributes": {"tokens": "1"}})
+    first_open, second_done = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with db.unit_of_work() as session:
+            await ingest_events(session, events_of_hour("a", [("00:00", "5"), ("59:00", "7")]), clock.now())
+            first_open.set()
+            await second_done.wait()
+
+    async def second() -> None:
+        await first_open.wait()
+        async with db.unit_of_work() as session:
+            await ingest_events(session, events_of_hour("b", [("30:00", "11"), ("59:00", "2")]), clock.now())
+        second_done.set()
+
+    await asyncio.wait_for(asyncio.gather(first(), second()), timeout=20)
+    return meters

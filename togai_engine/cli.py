@@ -126,14 +126,20 @@ def demo() -> None:
 
 @app.command()
 def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles due at this instant")] = None) -> None:
-    """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent."""
+    """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent.
+    Also folds past hours' rollup stripes into one row per key, as the server does after each run."""
     from togai_engine.billing.runs import run_bill
+    from togai_engine.meters.compaction import compact_rollups
 
     instant = parse_instant(as_of, "--as-of")
-    summary: Any = with_database(lambda db: run_bill(db, instant))
+
+    async def work(db: Database) -> tuple[Any, Any]:
+        return await run_bill(db, instant), await compact_rollups(db, datetime.now(UTC))
+
+    summary, folded = with_database(work)
     typer.echo(f"billing run as of {instant.isoformat()}: {summary.accounts} account(s) with work, "
                f"{summary.invoicesDue} invoice(s) became DUE, {summary.draftsOpened} DRAFT(s) opened, "
-               f"{len(summary.failed)} failed")
+               f"{len(summary.failed)} failed; {folded.rows_folded} rollup row(s) of past hours folded")
     for failure in summary.failed:
         typer.echo(f"failed: {failure.model_dump_json()}", err=True)
     if summary.failed:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from helpers import call
+from helpers import call, ingest_in_two_stripes, rows_by_stripe
 from test_scenarios import account, tiered, tokens_meter, usage
 
 BIN = Path(sys.executable).parent / "togai-engine"
@@ -51,6 +51,15 @@ async def test_bill_as_of_closes_due_cycles_and_is_idempotent(client, db, databa
                            capture_output=True, text=True, timeout=120)
     assert "0 invoice(s) became DUE" in again.stdout
     assert await invoice_rows(db) == rows
+
+
+async def test_bill_also_folds_past_rollup_stripes(client, db, clock, database_url):
+    await ingest_in_two_stripes(client, db, clock)  # Jan 5 10:00 in stripes 0 and 1, 4 meters
+    assert await rows_by_stripe(db) == {0: 8, 1: 4}
+    run = subprocess.run([str(BIN), "bill"], env=env_for(database_url), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "4 rollup row(s) of past hours folded" in run.stdout
+    assert await rows_by_stripe(db) == {0: 8}
 
 
 async def test_server_bills_in_the_background_without_any_read(client, db, database_url):

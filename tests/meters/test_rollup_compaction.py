@@ -3,11 +3,10 @@ never touches a stripe an ingest transaction holds."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from helpers import call
+from helpers import call, events_of_hour, ingest_in_two_stripes, rows_by_stripe
 from togai_engine.events.ingest import ingest_events
 from togai_engine.meters.compaction import compact_rollups
 from togai_engine.meters.rollups import verify_rollups
@@ -18,47 +17,6 @@ from togai_engine.store.database import raw_connection
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 LATER = datetime(2026, 1, 6, tzinfo=UTC)  # "now" for compaction: Jan 5 is well in the past
-
-
-def events(prefix: str, values: list[tuple[str, str]]) -> list[dict[str, object]]:
-    return [{"id": f"{prefix}{n}", "schemaName": "llm", "timestamp": f"2026-01-05T10:{at}Z", "accountId": "acc",
-             "attributes": {"tokens": tokens}} for n, (at, tokens) in enumerate(values)]
-
-
-async def rows_by_stripe(db, table: str = "usage_rollups") -> dict[int, int]:
-    async with db.unit_of_work() as session:
-        rows = await (await raw_connection(session)).fetch(f"SELECT stripe, count(*) FROM {table} GROUP BY 1")
-    return {r[0]: r[1] for r in rows}
-
-
-async def ingest_in_two_stripes(client, db, clock) -> dict[str, str]:
-    """Two transactions open at once on the same rollup keys: the second takes stripe 1."""
-    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
-    meters = {}
-    for name, aggregation in (("sum", "SUM"), ("max", "MAX"), ("latest", "LATEST"), ("count", "COUNT")):
-        created = await call(client, "create_usage_meter", name=f"tokens {name}", eventSchemaName="llm",
-                             aggregation=aggregation,
-                             computations=[] if aggregation == "COUNT" else [{"computation": "tokens"}])
-        meters[name] = created["id"]
-    # the schema learns its attribute first (registering it locks the schema row until commit)
-    await call(client, "ingest_event", event={"id": "x", "schemaName": "llm", "timestamp": "2026-01-04T00:00:00Z",
-                                              "accountId": "acc", "attributes": {"tokens": "1"}})
-    first_open, second_done = asyncio.Event(), asyncio.Event()
-
-    async def first() -> None:
-        async with db.unit_of_work() as session:
-            await ingest_events(session, events("a", [("00:00", "5"), ("59:00", "7")]), clock.now())
-            first_open.set()
-            await second_done.wait()
-
-    async def second() -> None:
-        await first_open.wait()
-        async with db.unit_of_work() as session:
-            await ingest_events(session, events("b", [("30:00", "11"), ("59:00", "2")]), clock.now())
-        second_done.set()
-
-    await asyncio.wait_for(asyncio.gather(first(), second()), timeout=20)
-    return meters
 
 
 async def test_folding_stripes_keeps_every_quantity(client, db, clock):
@@ -106,5 +64,5 @@ async def test_ingestion_takes_the_lowest_free_stripe(client, db, clock):
                computations=[{"computation": "tokens"}])
     for n in range(3):  # batches one after another: all in stripe 0, one row per key
         async with db.unit_of_work() as session:
-            await ingest_events(session, events(f"s{n}_", [("00:00", "1")]), clock.now())
+            await ingest_events(session, events_of_hour(f"s{n}_", [("00:00", "1")]), clock.now())
     assert await rows_by_stripe(db) == {0: 1}
