@@ -51,7 +51,6 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> None:
-    fast_json.install()
     db = Database(url)
     try:
         # Partitions for this month and the next ones exist before the first event arrives (ingest
@@ -61,6 +60,7 @@ async def serve(
             if settings.billing_interval_seconds > 0:
                 tg.start_soon(background_billing, db, settings.billing_interval_seconds)
             if transport == "stdio":
+                fast_json.install()
                 await build_server(db, log_level=settings.log_level).run_stdio_async()
             else:
                 from mcp_server.http_auth import auth_options

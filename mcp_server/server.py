@@ -50,8 +50,10 @@ class TogaiServer(MCPServer[AppContext]):
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                # The SDK's text names pydantic's model and links its docs; say it in the tool's terms.
+            # Arguments that do not validate (the SDK raises ToolError for those; an UnexpectedToolError
+            # is a crash inside a tool and stays the SDK's): the SDK's text names pydantic's model and
+            # links its docs; say it in the tool's terms.
+            if type(exc) is ToolError and isinstance(exc.__cause__, ValidationError):
                 raise ToolError(f"{name}: {describe_validation_error(exc.__cause__)}") from None
             raise
 

@@ -23,7 +23,15 @@ async def current_plan_and_cycle(
     if association is None:
         return None
     plan = plans[association.plan_id]
-    cycle = clip(cycle_containing(plan.cycle_config, association.anchor, now),
-                 association.effective_from, association.effective_until)
-    assert cycle is not None  # the association contains `now`, and so does its cycle
+    cycle = period_at(plan, association.anchor, association.effective_from, association.effective_until, now)
     return plan, cycle, association.effective_from
+
+
+def period_at(plan: PricePlan, anchor: datetime, effective_from: datetime, effective_until: datetime | None,
+              now: datetime) -> Cycle:
+    """The billing period containing `now` of an association in effect at `now`: the plan's cycle,
+    clipped to the association (after a mid-cycle plan change the new plan's first period starts at
+    the change)."""
+    cycle = clip(cycle_containing(plan.cycle_config, anchor, now), effective_from, effective_until)
+    assert cycle is not None  # the association contains `now`, and so does its cycle
+    return cycle

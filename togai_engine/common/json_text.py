@@ -25,11 +25,11 @@ def has_long_digit_run(text: str | bytes) -> bool:
     return _LONG_RUN in data.translate(_DIGITS_AS_ZEROS)
 
 
-def loads(text: str | bytes, **json_options: Any) -> Any:
-    """`json.loads(text, **json_options)`, faster for the common case. Raises what json.loads raises."""
+def loads(text: str | bytes) -> Any:
+    """`json.loads(text)`, faster for the common case. Raises what json.loads raises."""
     if not has_long_digit_run(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text, **json_options)
+    return json.loads(text)

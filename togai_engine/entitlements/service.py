@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.cycles import Cycle, clip, cycle_containing
+from togai_engine.billing.current import period_at
+from togai_engine.cycles import Cycle
 from togai_engine.entitlements.features import Feature, evaluate, plan_features
 from togai_engine.entitlements.schemas import AccountEntitlements, Entitlement, EntitlementCheck
 from togai_engine.errors import InvalidInput, NotFound
@@ -41,7 +42,7 @@ async def check_entitlement(
     base = {"accountId": found.account_id, "featureId": feature_id, "quantity": quantity}
     if found.status == "ARCHIVED":
         return EntitlementCheck(**base, entitled=False, reason="ACCOUNT_ARCHIVED")
-    if found.plan is None or found.cycle is None:
+    if found.plan is None or found.cycle is None:  # both or neither
         return EntitlementCheck(**base, entitled=False, reason="NO_ACTIVE_PLAN")
     plan, cycle = found.plan, found.cycle
     feature = next((f for f in plan_features(plan) if f.feature_id == feature_id), None)
@@ -61,7 +62,7 @@ async def get_entitlements(session: AsyncSession, account: str, now: datetime) -
              "asOf": now}
     if found.status == "ARCHIVED":
         return AccountEntitlements(**{**empty, "reason": "ACCOUNT_ARCHIVED"})
-    if found.plan is None or found.cycle is None:
+    if found.plan is None or found.cycle is None:  # both or neither
         return AccountEntitlements(**{**empty, "reason": "NO_ACTIVE_PLAN"})
     plan, cycle = found.plan, found.cycle
     features = plan_features(plan)
@@ -86,8 +87,7 @@ class _Found:
 
 async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -> _Found:
     """The account (by id or alias), and the plan and billing period in effect at `now`, in ONE
-    statement. The period is what billing.current.current_plan_and_cycle computes: the plan's cycle
-    containing `now`, clipped to the association (tests hold the two to the same answer)."""
+    statement; the period by billing.current.period_at, as current_plan_and_cycle computes it."""
     conn = await raw_connection(session)
     row = await conn.fetchrow(
         "SELECT a.id, a.status, p.price_plan_id, p.effective_from, p.effective_until, p.anchor "
@@ -103,8 +103,7 @@ async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -
     if row["price_plan_id"] is None:
         return _Found(conn, row["id"], row["status"], None, None)
     plan = await get_plan(session, row["price_plan_id"])
-    cycle = clip(cycle_containing(plan.cycle_config, row["anchor"], now), row["effective_from"],
-                 row["effective_until"])
+    cycle = period_at(plan, row["anchor"], row["effective_from"], row["effective_until"], now)
     return _Found(conn, row["id"], row["status"], plan, cycle)
 
 

@@ -76,21 +76,24 @@ async def import_events(
 ) -> ImportSummary:
     """Imports every item of `source` (event dicts, or Malformed); returns the totals.
 
-    on_rejected(position, rejection) is called for each rejected item, position being its
-    0-based place in the stream; on_progress(summary) after each batch.
+    on_rejected(position, rejection) is called for each rejected item, in stream order, position being
+    its 0-based place in the stream; on_progress(summary) after each batch.
     """
     if not 1 <= batch_size <= MAX_BATCH_EVENTS:
         raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}")
     summary = ImportSummary()
-    in_flight: list[tuple[list[int], asyncio.Task[IngestReport]]] = []
+    # a batch in flight: its events' stream positions, its task, and the malformed items read while it
+    # was being filled (reported with its rejections, so on_rejected sees positions in stream order)
+    in_flight: list[tuple[list[int], asyncio.Task[IngestReport], list[tuple[int, RejectedEvent]]]] = []
 
-    def reject(position: int, rejection: RejectedEvent) -> None:
-        summary.rejected += 1
+    def reject_all(rejections: list[tuple[int, RejectedEvent]]) -> None:
+        summary.rejected += len(rejections)
         if on_rejected is not None:
-            on_rejected(position, rejection)
+            for position, rejection in sorted(rejections, key=lambda r: r[0]):
+                on_rejected(position, rejection)
 
     async def settle_oldest() -> None:
-        positions, task = in_flight.pop(0)
+        positions, task, malformed = in_flight.pop(0)
         report = await task
         summary.batches += 1
         for status in report.statuses:
@@ -100,36 +103,38 @@ async def import_events(
                 summary.duplicates += 1
             elif status == NOT_BILLED_CYCLE_CLOSED:
                 summary.not_billed += 1
-        for rejection in report.rejected:
-            reject(positions[rejection.index], rejection)
+        reject_all(malformed + [(positions[r.index], r) for r in report.rejected])
         if on_progress is not None:
             on_progress(summary)
 
-    async def submit(batch: list[object], positions: list[int]) -> None:
-        in_flight.append((positions, asyncio.create_task(ingest_with_retry(database, batch, clock))))
+    async def submit(batch: list[object], positions: list[int], malformed: list[tuple[int, RejectedEvent]]) -> None:
+        in_flight.append((positions, asyncio.create_task(ingest_with_retry(database, batch, clock)), malformed))
         await asyncio.sleep(0)  # let the batch start, so reading the next one overlaps its database work
         if len(in_flight) > concurrency - 1:
             await settle_oldest()
 
     batch: list[object] = []
     positions: list[int] = []
+    malformed: list[tuple[int, RejectedEvent]] = []
     try:
         async for item in _items(source):
             position = summary.read
             summary.read += 1
             if isinstance(item, Malformed):
-                reject(position, RejectedEvent(0, None, Code.INVALID_EVENT, "", item.message))
+                malformed.append((position, RejectedEvent(0, None, Code.INVALID_EVENT, "", item.message)))
                 continue
             batch.append(item)
             positions.append(position)
             if len(batch) == batch_size:
-                await submit(batch, positions)
-                batch, positions = [], []
+                await submit(batch, positions, malformed)
+                batch, positions, malformed = [], [], []
         if batch:
-            await submit(batch, positions)
+            await submit(batch, positions, malformed)
+            malformed = []
         while in_flight:
             await settle_oldest()
+        reject_all(malformed)  # after the last event
     finally:
-        for _, task in in_flight:
+        for _, task, _ in in_flight:
             task.cancel()
     return summary

@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import queue
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Tr
 
 from togai_engine.common.clock import SystemClock
 from togai_engine.common.gc_tuning import tune_gc
-from togai_engine.events.bulk import ImportSummary, ProgressCallback, import_events
+from togai_engine.events.bulk import ImportSummary, RejectedCallback, import_events
 from togai_engine.events.files import file_format, read_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.store.database import Database
@@ -85,7 +86,7 @@ def _count_newlines(stream: IO[bytes], length: int) -> int:
 class RangeReader:
     """The text lines of a byte range of a binary stream; counts the bytes read for the progress bar."""
 
-    def __init__(self, stream: IO[bytes], limit: int | None = None) -> None:
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
         self.stream = stream
         self.limit = limit
         self.bytes_read = 0
@@ -94,7 +95,7 @@ class RangeReader:
         return self
 
     def __next__(self) -> str:
-        if self.limit is not None and self.bytes_read >= self.limit:
+        if self.bytes_read >= self.limit:
             raise StopIteration
         line = self.stream.readline()
         if not line:
@@ -103,7 +104,7 @@ class RangeReader:
         return line.decode("utf-8", errors="replace")
 
 
-def _report_writer(report: IO[str], first_line: int) -> Any:
+def _report_writer(report: IO[str], first_line: int) -> RejectedCallback:
     def rejected(position: int, rejection: RejectedEvent) -> None:
         report.write(json.dumps({"line": position + first_line, "id": rejection.event_id,
                                  "code": str(rejection.code), "field": rejection.field,
@@ -112,20 +113,15 @@ def _report_writer(report: IO[str], first_line: int) -> Any:
 
 
 async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, report: IO[str], *, batch_size: int,
-                       on_bytes: Any) -> ImportSummary:
+                       on_bytes: Callable[[int], None]) -> ImportSummary:
     # CSV line numbers are 1-based and count the header; JSON Lines have no header.
     first_line = 2 if fmt == "csv" else part.first_line
     with path.open("rb") as raw:
         raw.seek(part.start)
         reader = RangeReader(raw, part.end - part.start)
-
-        def advanced(_: ImportSummary) -> None:
-            on_bytes(reader.bytes_read)
-
-        progress: ProgressCallback = advanced
         return await import_events(db, read_events(reader, fmt, first_line), clock=SystemClock(),
                                    batch_size=batch_size, on_rejected=_report_writer(report, first_line),
-                                   on_progress=progress)
+                                   on_progress=lambda _: on_bytes(reader.bytes_read))
 
 
 async def import_file(db: Database, path: Path, report_path: Path, *, batch_size: int = 1000,
@@ -157,7 +153,7 @@ def _part_report(report_path: Path, index: int) -> Path:
 
 
 def _run_parallel(url: str, path: Path, parts: list[FilePart], report_path: Path, batch_size: int,
-                  on_bytes: Any) -> ImportSummary:
+                  on_bytes: Callable[[int], None]) -> ImportSummary:
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited pools or loops
     done_bytes = context.Array("q", len(parts))
     results = context.Queue()

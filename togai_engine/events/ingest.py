@@ -35,7 +35,7 @@ from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_
 from togai_engine.meters.catalog import meters_of_schemas
 from togai_engine.meters.sql import STRIPE_SQL, MeterSql, lock_schemas_sql, rollup_upsert, totals_upsert, valued_sql
 from togai_engine.store.database import raw_connection
-from togai_engine.store.partitions import ensure_session_months
+from togai_engine.store.partitions import ensure_session_months, month_key
 
 ACCEPTED = "ACCEPTED"
 DUPLICATE = "DUPLICATE"
@@ -131,7 +131,7 @@ async def ingest_events(
     if not kept:
         return report
     # Before this transaction locks anything: a month without a partition gets one, committed apart.
-    await ensure_session_months(session, {e.event_time.year * 12 + e.event_time.month - 1 for _, _, _, e in kept}, now)
+    await ensure_session_months(session, {month_key(e.event_time) for _, _, _, e in kept}, now)
 
     meters_by_schema = await _register_schemas(conn, kept, now)
     batch_accounts = sorted({account_id for account_id, _, _, _ in kept})
@@ -173,7 +173,7 @@ async def ingest_events(
         not_billed or None,
     )
     meters = tuple(m for schema in sorted(billable_schemas) for m in meters_by_schema.get(schema, ()))
-    row = await _store(conn, meters, report_meters, columns, now)
+    row = await _store(conn, meters, report_meters, columns, now, len(kept))
     for position in row["duplicates"]:
         report.statuses[indexes[position]] = DUPLICATE
     if report_meters:
@@ -186,15 +186,22 @@ async def ingest_events(
     return report
 
 
+FAST_PATH_MIN_EVENTS = 200  # ~1 us per event saved vs ~0.2 ms for SAVEPOINT + RELEASE
+
+
 async def _store(conn: Any, meters: tuple[MeterSql, ...], report_meters: bool, columns: tuple[Any, ...],
-                 now: datetime) -> Any:
+                 now: datetime, count: int) -> Any:
     """Runs the storing statement; returns its row (duplicates: positions that were already claimed).
 
     Fast path first: a batch without stored ids (the common case; retries are rare) claims them
     with a plain INSERT, and stores every event without joining the claim back. A plain INSERT is
     ~20% cheaper per event than ON CONFLICT's speculative insertion. If any id is already claimed,
     its unique violation undoes the attempt (a savepoint) and the claiming statement runs instead.
+    The savepoint costs two round trips, more than the fast path saves on a small batch (a single
+    ingest_event, say): those take the claiming statement directly.
     """
+    if count < FAST_PATH_MIN_EVENTS:
+        return await conn.fetchrow(_statement(meters, report_meters, False), *columns, now)
     try:
         async with conn.transaction():  # a savepoint inside the caller's transaction
             return await conn.fetchrow(_statement(meters, report_meters, True), *columns, now)

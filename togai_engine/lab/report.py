@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -159,22 +160,21 @@ def plot_revenue(result: SimulationResult, path: Path) -> None:
     plt.close(figure)
 
 
+def _status_table(title: str, rows: Iterable[tuple[str, str, str]]) -> Table:
+    table = Table(title=title)
+    for column in ("name", "id", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def print_applied(applied: list[AppliedPlan], console: Console | None = None,
                   meters: list[AppliedMeter] | None = None) -> None:
     console = console or _console()
     if meters:
-        meter_table = Table(title="Usage meters")
-        for column in ("name", "id", "status"):
-            meter_table.add_column(column)
-        for meter in meters:
-            meter_table.add_row(meter.name, meter.usageMeterId, meter.status)
-        console.print(meter_table)
-    table = Table(title="Price plans")
-    for column in ("name", "id", "status"):
-        table.add_column(column)
-    for plan in applied:
-        table.add_row(plan.name, plan.pricePlanId, plan.status)
-    console.print(table)
+        console.print(_status_table("Usage meters", ((m.name, m.usageMeterId, m.status) for m in meters)))
+    console.print(_status_table("Price plans", ((p.name, p.pricePlanId, p.status) for p in applied)))
     for plan in applied:
         if plan.message:
             console.print(f"{plan.name}: {plan.message}")

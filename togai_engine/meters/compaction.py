@@ -18,29 +18,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from togai_engine.meters.sql import ROLLUP_COLUMNS, ROLLUP_MERGE, ROLLUP_STRIPES, STRIPE_LOCK_CLASS, TOTALS_COLUMNS
+from togai_engine.meters.sql import (
+    ROLLUP_COLUMNS,
+    ROLLUP_STRIPES,
+    STRIPE_LOCK_CLASS,
+    TOTALS_COLUMNS,
+    merge_into_rollups,
+    merge_into_totals,
+)
+from togai_engine.meters.usage import floor_hour
 from togai_engine.store.database import Database, raw_connection
 
 HOT_HOURS = timedelta(hours=1)  # the current hour (and the one before it) keep their stripes
 
 
-
 def _fold_rollups(stripe: int) -> str:
     # the stripe is a literal, so the planner sees that the partial index (stripe <> 0) covers it
-    return (
-        f"WITH moved AS (DELETE FROM usage_rollups WHERE stripe = {int(stripe)} AND hour < $1 "
-        f"RETURNING {ROLLUP_COLUMNS}) "
-        f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}, stripe) "
-        f"SELECT {ROLLUP_COLUMNS}, 0 FROM moved ORDER BY 1, 2, 3 {ROLLUP_MERGE}"
-    )
+    moved = f"DELETE FROM usage_rollups WHERE stripe = {int(stripe)} AND hour < $1 RETURNING {ROLLUP_COLUMNS}"
+    return f"WITH moved AS ({moved}) " + merge_into_rollups(f"SELECT {ROLLUP_COLUMNS} FROM moved", "0")
 
 
 _FOLD_TOTALS = (
     f"WITH moved AS (DELETE FROM usage_totals WHERE stripe = $1 AND hour < $2 RETURNING {TOTALS_COLUMNS}) "
-    f"INSERT INTO usage_totals AS t ({TOTALS_COLUMNS}, stripe) "
-    f"SELECT {TOTALS_COLUMNS}, 0 FROM moved ORDER BY 1, 2 "
-    "ON CONFLICT (meter_id, hour, stripe) DO UPDATE SET event_count = t.event_count + EXCLUDED.event_count, "
-    "value_sum = t.value_sum + EXCLUDED.value_sum"
+    + merge_into_totals(f"SELECT {TOTALS_COLUMNS} FROM moved", "0")
 )
 
 
@@ -50,13 +50,9 @@ class CompactionSummary:
     stripes_skipped: list[int] = field(default_factory=list)  # held by an ingest transaction: next run
 
 
-def _hour_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
 async def compact_rollups(database: Database, now: datetime) -> CompactionSummary:
     """Folds every stripe of hours before the previous one into stripe 0; one transaction per stripe."""
-    before = _hour_floor(now) - HOT_HOURS
+    before = floor_hour(now) - HOT_HOURS
     summary = CompactionSummary()
     for stripe in range(1, ROLLUP_STRIPES):
         async with database.unit_of_work() as session:

@@ -45,11 +45,16 @@ async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
 
     The caller holds the schema's exclusive lock, so no batch of that schema is in flight.
     """
-    conn = await raw_connection(session)
-    return await conn.fetchval(
-        f"WITH valued AS ({valued_sql([meter], 'events')}), "
-        f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) {rollup_select('valued', any_latest=meter.is_latest)} "
-        "RETURNING 1), "
+    return await (await raw_connection(session)).fetchval(_recompute_sql([meter]))
+
+
+def _recompute_sql(meters: Sequence[MeterSql]) -> str:
+    """Writes the meters' rollups and totals (stripe 0) from all stored events; returns the rollup rows
+    written. For meters that have none yet (backfill, or after a rebuild deleted them)."""
+    return (
+        f"WITH valued AS ({valued_sql(meters, 'events')}), "
+        f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
+        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))} RETURNING 1), "
         f"totaled AS (INSERT INTO usage_totals ({TOTALS_COLUMNS}) {totals_select('valued')}) "
         "SELECT count(*) FROM rolled"
     )
@@ -126,10 +131,4 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
     ids = [m.id for m in meters]
     await conn.execute("DELETE FROM usage_rollups WHERE meter_id = ANY($1::text[])", ids)
     await conn.execute("DELETE FROM usage_totals WHERE meter_id = ANY($1::text[])", ids)
-    return await conn.fetchval(
-        f"WITH valued AS ({valued_sql(meters, 'events')}), "
-        f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
-        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))} RETURNING 1), "
-        f"totaled AS (INSERT INTO usage_totals ({TOTALS_COLUMNS}) {totals_select('valued')}) "
-        "SELECT count(*) FROM rolled"
-    )
+    return await conn.fetchval(_recompute_sql(meters))

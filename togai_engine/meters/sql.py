@@ -74,6 +74,18 @@ HOUR = "date_trunc('hour', event_time, 'UTC')"
 # event by (event_time, id), which makes merging partial rollups independent of arrival order.
 ROLLUP_COLUMNS = "account_id, meter_id, hour, event_count, value_sum, value_max, latest_time, latest_id, latest_value"
 LATEST_ORDER = 'event_time DESC, id COLLATE "C" DESC'
+ROLLUP_LATEST_ORDER = 'latest_time DESC, latest_id COLLATE "C" DESC'  # the same order over rollup rows
+NO_LATEST = "CAST(NULL AS timestamptz), CAST(NULL AS text), CAST(NULL AS numeric)"
+
+
+def latest_columns(time: str, ident: str, value: str, order: str, condition: str | None = None) -> str:
+    """The (time, id, value) of the newest row by `order` among the group's rows (matching `condition`)."""
+    where = f" FILTER (WHERE {condition})" if condition else ""
+    return ", ".join(f"(array_agg({column} ORDER BY {order}){where})[1]" for column in (time, ident, value))
+
+
+# The newest of a group of rollup rows (stripes, hours): what every reader of usage_rollups merges with.
+ROLLUP_LATEST = latest_columns("latest_time", "latest_id", "latest_value", ROLLUP_LATEST_ORDER, "latest_time IS NOT NULL")
 
 
 def rollup_select(valued_source: str, *, any_latest: bool) -> str:
@@ -88,18 +100,10 @@ def rollup_select(valued_source: str, *, any_latest: bool) -> str:
             f"FROM {valued_source} WHERE value IS NOT NULL{where} GROUP BY account_id, meter_id, hour"
         )
 
-    no_latest = "CAST(NULL AS timestamptz), CAST(NULL AS text), CAST(NULL AS numeric)"
     if not any_latest:
-        return grouped(no_latest, "") + " ORDER BY account_id, meter_id, hour"
-    latest = (
-        "max(event_time), "
-        f"(array_agg(id ORDER BY {LATEST_ORDER}))[1], "
-        f"(array_agg(value ORDER BY {LATEST_ORDER}))[1]"
-    )
-    return (
-        f"{grouped(no_latest, ' AND NOT is_latest')} UNION ALL {grouped(latest, ' AND is_latest')} "
-        "ORDER BY 1, 2, 3"
-    )
+        return grouped(NO_LATEST, "") + " ORDER BY 1, 2, 3"
+    latest = latest_columns("event_time", "id", "value", LATEST_ORDER)
+    return f"{grouped(NO_LATEST, ' AND NOT is_latest')} UNION ALL {grouped(latest, ' AND is_latest')} ORDER BY 1, 2, 3"
 
 
 _NEWER = (
@@ -133,28 +137,27 @@ STRIPE_SQL = (
 )
 
 
-def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0") -> str:
-    """INSERT .. ON CONFLICT that adds the `valued` rows to the hourly rollups of `stripe` (an SQL
-    expression), in key order (batches sharing a stripe lock rollup rows in the same order, so they
-    cannot deadlock)."""
+def merge_into_rollups(rows_sql: str, stripe: str) -> str:
+    """INSERT .. ON CONFLICT adding `rows_sql` (rows of ROLLUP_COLUMNS, one per key) to the rollups of
+    `stripe` (an SQL expression), in key order: writers of one stripe lock its rows in the same
+    order, so they cannot deadlock. Ingest, backfill and compaction all merge through this."""
     return (
         f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}, stripe) "
-        f"SELECT *, {stripe} FROM ({rollup_select(valued_source, any_latest=any_latest)}) AS rolled "
-        f"ORDER BY 1, 2, 3 {ROLLUP_MERGE}"
+        f"SELECT *, {stripe} FROM ({rows_sql}) AS rolled ORDER BY 1, 2, 3 {ROLLUP_MERGE}"
     )
+
+
+def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0") -> str:
+    """Adds the `valued` rows to the hourly rollups of `stripe`."""
+    return merge_into_rollups(rollup_select(valued_source, any_latest=any_latest), stripe)
 
 
 def merged_rollups_sql(where: str) -> str:
     """One row per (account, meter, hour) with ROLLUP_COLUMNS, the stripes of `usage_rollups`
     matching `where` added up."""
-    latest = ", ".join(
-        f"(array_agg({c} ORDER BY latest_time DESC, latest_id COLLATE \"C\" DESC) "
-        "FILTER (WHERE latest_time IS NOT NULL))[1]"
-        for c in ("latest_time", "latest_id", "latest_value")
-    )
     return (
         f"SELECT account_id, meter_id, hour, CAST(sum(event_count) AS bigint), sum(value_sum), max(value_max), "
-        f"{latest} FROM usage_rollups WHERE {where} GROUP BY account_id, meter_id, hour"
+        f"{ROLLUP_LATEST} FROM usage_rollups WHERE {where} GROUP BY account_id, meter_id, hour"
     )
 
 
@@ -170,11 +173,21 @@ def totals_select(valued_source: str) -> str:
     )
 
 
-def totals_upsert(valued_source: str, *, stripe: str = "0") -> str:
-    """INSERT .. ON CONFLICT adding the `valued` rows to usage_totals in `stripe`, in key order."""
+TOTALS_MERGE = (
+    "ON CONFLICT (meter_id, hour, stripe) DO UPDATE SET event_count = t.event_count + EXCLUDED.event_count, "
+    "value_sum = t.value_sum + EXCLUDED.value_sum"
+)
+
+
+def merge_into_totals(rows_sql: str, stripe: str) -> str:
+    """INSERT .. ON CONFLICT adding `rows_sql` (rows of TOTALS_COLUMNS, one per key) to usage_totals in
+    `stripe`, in key order."""
     return (
         f"INSERT INTO usage_totals AS t ({TOTALS_COLUMNS}, stripe) "
-        f"SELECT *, {stripe} FROM ({totals_select(valued_source)}) AS totaled ORDER BY 1, 2 "
-        "ON CONFLICT (meter_id, hour, stripe) DO UPDATE SET event_count = t.event_count + EXCLUDED.event_count, "
-        "value_sum = t.value_sum + EXCLUDED.value_sum"
+        f"SELECT *, {stripe} FROM ({rows_sql}) AS totaled ORDER BY 1, 2 {TOTALS_MERGE}"
     )
+
+
+def totals_upsert(valued_source: str, *, stripe: str = "0") -> str:
+    """Adds the `valued` rows to usage_totals in `stripe`."""
+    return merge_into_totals(totals_select(valued_source), stripe)

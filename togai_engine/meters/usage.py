@@ -19,11 +19,18 @@ from typing import Any, NamedTuple
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.errors import InvalidInput
-from togai_engine.meters.sql import LATEST_ORDER, MeterSql, valued_sql
+from togai_engine.meters.sql import (
+    LATEST_ORDER,
+    NO_LATEST,
+    ROLLUP_LATEST,
+    ROLLUP_LATEST_ORDER,
+    MeterSql,
+    latest_columns,
+    valued_sql,
+)
 from togai_engine.store.database import raw_connection
 
 HOUR = timedelta(hours=1)
-BUCKET_UNITS = {"HOUR": "hour", "DAY": "day", "WEEK": "week", "MONTH": "month"}
 
 
 @dataclass
@@ -57,12 +64,12 @@ class _State:
         return Decimal(self.distinct)
 
 
-def _floor_hour(moment: datetime) -> datetime:
+def floor_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _ceil_hour(moment: datetime) -> datetime:
-    floor = _floor_hour(moment)
+    floor = floor_hour(moment)
     if floor == moment:
         return floor
     try:
@@ -76,16 +83,17 @@ def _ceil_hour(moment: datetime) -> datetime:
 # midnight UTC, so weeks start on Mondays as date_trunc's ISO weeks do; the two agree on every
 # instant (checked from 1960 to 2060). MONTH keeps date_trunc: months are not a fixed width.
 _BIN_ORIGIN = "timestamptz '2000-01-03 00:00:00+00'"
-_BIN_WIDTHS = {"HOUR": "1 hour", "DAY": "1 day", "WEEK": "7 days"}
+_BUCKETS = {
+    "HOUR": f"date_bin(interval '1 hour', {{column}}, {_BIN_ORIGIN})",
+    "DAY": f"date_bin(interval '1 day', {{column}}, {_BIN_ORIGIN})",
+    "WEEK": f"date_bin(interval '7 days', {{column}}, {_BIN_ORIGIN})",
+    "MONTH": "date_trunc('month', {column}, 'UTC')",
+}
 
 
 def bucket_sql(column: str, period: str | None) -> str:
     """SQL for the UTC bucket start of `column` (a timestamptz) in `period`; NULL for one bucket."""
-    if period is None:
-        return "CAST(NULL AS timestamptz)"
-    if period in _BIN_WIDTHS:
-        return f"date_bin(interval '{_BIN_WIDTHS[period]}', {column}, {_BIN_ORIGIN})"
-    return f"date_trunc('{BUCKET_UNITS[period]}', {column}, 'UTC')"
+    return "CAST(NULL AS timestamptz)" if period is None else _BUCKETS[period].format(column=column)
 
 
 def _check_period(start: datetime, end: datetime) -> None:
@@ -118,7 +126,7 @@ async def usage_by_bucket(
     distinct = [m for m in meters if m.aggregation == "UNIQUE_COUNT"]
 
     if additive:
-        first_hour, last_hour = _ceil_hour(start), _floor_hour(end)
+        first_hour, last_hour = _ceil_hour(start), floor_hour(end)
         raw_ranges: list[tuple[datetime, datetime]] = []
         if first_hour < last_hour:
             await _from_rollups(conn, states, additive, first_hour, last_hour, period, accounts)
@@ -151,14 +159,7 @@ async def _from_rollups(
     period: str | None,
     accounts: list[str] | None,
 ) -> None:
-    latest = _latest_columns(
-        "latest_time",
-        "latest_id",
-        "latest_value",
-        'latest_time DESC, latest_id COLLATE "C" DESC',
-        "latest_time IS NOT NULL",
-        any(m.is_latest for m in meters),
-    )
+    latest = ROLLUP_LATEST if any(m.is_latest for m in meters) else NO_LATEST
     account_filter = " AND account_id = ANY($4::text[])" if accounts is not None else ""
     rows = await conn.fetch(
         f"SELECT account_id, meter_id, {bucket_sql('hour', period)} AS bucket, sum(event_count), sum(value_sum), "
@@ -183,7 +184,8 @@ async def _from_raw(
     accounts: list[str] | None,
 ) -> None:
     where = "e.event_time >= $1 AND e.event_time < $2" + (" AND e.account_id = ANY($3::text[])" if accounts else "")
-    latest = _latest_columns("event_time", "id", "value", LATEST_ORDER, "is_latest", any(m.is_latest for m in meters))
+    latest = latest_columns("event_time", "id", "value", LATEST_ORDER, "is_latest") if any(
+        m.is_latest for m in meters) else NO_LATEST
     rows = await conn.fetch(
         f"WITH valued AS ({valued_sql(meters, 'events', where)}) "
         f"SELECT account_id, meter_id, {bucket_sql('event_time', period)} AS bucket, count(*), sum(value), "
@@ -215,14 +217,6 @@ async def _distinct_from_raw(
     )
     for account_id, meter_id, bucket, count in rows:
         states.setdefault((account_id, meter_id, bucket), _State()).distinct = count
-
-
-def _latest_columns(time: str, ident: str, value: str, order: str, condition: str, wanted: bool) -> str:
-    if not wanted:
-        return "CAST(NULL AS timestamptz), CAST(NULL AS text), CAST(NULL AS numeric)"
-    return ", ".join(
-        f"(array_agg({column} ORDER BY {order}) FILTER (WHERE {condition}))[1]" for column in (time, ident, value)
-    )
 
 
 def _add_rows(states: dict[Any, _State], rows: list[Any]) -> None:
@@ -263,14 +257,12 @@ async def account_usage(
     _check_period(start, end)
     if not meter_ids:
         return {}
-    first_hour, last_hour = _ceil_hour(start), _floor_hour(end)
+    first_hour, last_hour = _ceil_hour(start), floor_hour(end)
     whole = first_hour < last_hour
-    latest = _latest_columns("latest_time", "latest_id", "latest_value",
-                             'latest_time DESC, latest_id COLLATE "C" DESC', "latest_time IS NOT NULL", True)
     rows = await conn.fetch(
         "SELECT m.id, m.event_schema_name, m.aggregation, CAST(m.computations AS text) AS computations, "
         "m.updated_at, r.* FROM usage_meters m LEFT JOIN LATERAL ("
-        f"  SELECT sum(event_count), sum(value_sum), max(value_max), {latest} FROM usage_rollups "
+        f"  SELECT sum(event_count), sum(value_sum), max(value_max), {ROLLUP_LATEST} FROM usage_rollups "
         "  WHERE account_id = $1 AND meter_id = m.id AND hour >= $3 AND hour < $4 AND $5"
         ") AS r ON true WHERE m.id = ANY($2::text[])",
         account_id, list(meter_ids), first_hour, last_hour, whole,
@@ -325,7 +317,7 @@ async def usage_summed(
         return {}
     conn = await raw_connection(session)
     accounts = list(account_ids) if account_ids is not None else None
-    first_hour, last_hour = _ceil_hour(start), _floor_hour(end)
+    first_hour, last_hour = _ceil_hour(start), floor_hour(end)
     whole = first_hour < last_hour
     edges = whole and (start < first_hour or last_hour < end)
     summed: dict[tuple[str, datetime | None], Decimal] = {}
@@ -339,26 +331,23 @@ async def usage_summed(
     per_account_sql = [m for m in meters if m.aggregation in ("MAX", "LATEST")] if whole and not edges else []
     rest = [m for m in meters if m not in additive and m not in per_account_sql]
     bucket = bucket_sql("hour", period)
+    # whole hours: $1 meter ids, [$2, $3) the hours, $4 the accounts when filtered
+    hours = "meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3"
+    if accounts is not None:
+        hours += " AND account_id = ANY($4::text[])"
+    scope = [accounts] if accounts is not None else []
     if additive and whole:
-        ids = [m.id for m in additive]
-        if accounts is None:
-            rows = await conn.fetch(
-                f"SELECT meter_id, {bucket} AS bucket, sum(event_count), sum(value_sum) FROM usage_totals "
-                "WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3 GROUP BY 1, 2",
-                ids, first_hour, last_hour)
-        else:
-            rows = await conn.fetch(
-                f"SELECT meter_id, {bucket} AS bucket, sum(event_count), sum(value_sum) FROM usage_rollups "
-                "WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3 AND account_id = ANY($4::text[]) "
-                "GROUP BY 1, 2", ids, first_hour, last_hour, accounts)
+        # over all accounts the totals table holds exactly the rollups' sums, per meter and hour
+        table = "usage_totals" if accounts is None else "usage_rollups"
+        rows = await conn.fetch(
+            f"SELECT meter_id, {bucket} AS bucket, sum(event_count), sum(value_sum) FROM {table} "
+            f"WHERE {hours} GROUP BY 1, 2", [m.id for m in additive], first_hour, last_hour, *scope)
         counts = {m.id for m in additive if m.aggregation == "COUNT"}
         for meter_id, at, count, total in rows:
             add(meter_id, at, Decimal(count) if meter_id in counts else total)
     if per_account_sql:
         # MAX and LATEST apart: an ordered aggregate starts a sort per group, which MAX groups need not
         # pay for; LATEST takes each account's newest rollup row per bucket with one DISTINCT ON sort.
-        account_filter = " AND account_id = ANY($4::text[])" if accounts is not None else ""
-        scope = [*([accounts] if accounts is not None else [])]
         maxima = [m.id for m in per_account_sql if not m.is_latest]
         latest = [m.id for m in per_account_sql if m.is_latest]
         queries = []
@@ -366,16 +355,15 @@ async def usage_summed(
             queries.append((
                 "SELECT meter_id, bucket, sum(value) FROM ("
                 f"  SELECT account_id, meter_id, {bucket} AS bucket, max(value_max) AS value FROM usage_rollups "
-                f"  WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3{account_filter} "
+                f"  WHERE {hours} "
                 "  GROUP BY 1, 2, 3) AS per_account GROUP BY 1, 2", maxima))
         if latest:
             queries.append((
                 "SELECT meter_id, bucket, sum(latest_value) FROM ("
                 f"  SELECT DISTINCT ON (account_id, meter_id, bucket) account_id, meter_id, {bucket} AS bucket, "
                 "    latest_value FROM usage_rollups "
-                f"  WHERE meter_id = ANY($1::text[]) AND hour >= $2 AND hour < $3{account_filter} "
-                "    AND latest_time IS NOT NULL "
-                '  ORDER BY account_id, meter_id, bucket, latest_time DESC, latest_id COLLATE "C" DESC'
+                f"  WHERE {hours} AND latest_time IS NOT NULL "
+                f"  ORDER BY account_id, meter_id, bucket, {ROLLUP_LATEST_ORDER}"
                 ") AS per_account GROUP BY 1, 2", latest))
         for sql, ids in queries:
             for meter_id, at, value in await conn.fetch(sql, ids, first_hour, last_hour, *scope):

@@ -1,7 +1,8 @@
 """get_metrics: EVENTS and USAGE series over UTC buckets; REVENUE is delegated to billing.
 
 USAGE is computed by `meters.usage.usage_by_bucket`, the same code as `meter_quantities`, so a
-USAGE series summed over a billing period equals the quantity invoiced for it.
+USAGE series summed over a billing period equals the quantity invoiced for it; a series not grouped
+by account adds the same per-account quantities up in SQL (`meters.usage.usage_summed`).
 """
 
 from __future__ import annotations
@@ -201,10 +202,9 @@ async def _usage(
             .where(AccountRow.id.in_(sorted({a for a, _, _ in quantities})))
         )).tuples().all())
     values: dict[tuple[str | None, datetime], Decimal] = {}
-    for (account_id, meter_id, bucket), quantity in quantities.items():
-        group = {"ACCOUNT_ID": account_id, "USAGE_METER_ID": meter_id,
-                 "CUSTOMER_ID": customer_of.get(account_id), None: None}[query.groupBy]
-        key = (group, bucket)  # type: ignore[arg-type]
+    for (account_id, _, bucket), quantity in quantities.items():
+        # ACCOUNT_ID or CUSTOMER_ID: the other groupings returned above
+        key = (account_id if query.groupBy == "ACCOUNT_ID" else customer_of.get(account_id), bucket)
         values[key] = values.get(key, Decimal(0)) + quantity
     return _series(values, query.groupBy, buckets)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from alembic import context
@@ -11,16 +10,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from togai_engine.store.migrate import require_server_version
 from togai_engine.store.models import metadata
+from togai_engine.store.partitions import PARTITION_NAME
 
 config = context.config
 
 
-PARTITION = re.compile(r"^events_p\d{4}(\d{2})?$")  # togai_engine/store/partitions.py names
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     # Time partitions of the events table are created by the engine ahead of time, not by models.
-    return not (type_ == "table" and reflected and compare_to is None and name and PARTITION.match(name))
+    return not (type_ == "table" and reflected and compare_to is None and name and PARTITION_NAME.match(name))
 
 
 def run_sync(connection: Any) -> None:
