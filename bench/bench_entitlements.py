@@ -3,6 +3,7 @@
     TOGAI_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres \
         .venv/bin/python -m bench.bench_entitlements [--events 1000000] [--checks 3000]
 
+(TOGAI_BENCH_DATABASE_URL, when set, is used instead: the benchmark server of bench/common.py.)
 Creates a throwaway database, sets up a plan with a metered feature (COUNT meter, limit 10^9) through
 the MCP tools, loads the events with the engine's bulk import (rollups maintained as in production),
 then times `entitlements.service.check_entitlement` and prints p50/p99 with the event count.
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,36 +26,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from mcp import Client
 
-from bench.common import Figure, percentile, report, scratch_database
+from bench.common import Figure, latencies_ms, percentile, report, scratch_database
 from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.entitlements.service import check_entitlement
 from togai_engine.events.bulk import import_events
-from togai_engine.store import migrate
 from togai_engine.store.database import Database, raw_connection
 
 CYCLE_START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 31, tzinfo=UTC)
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(_libpq(_with_database(url, "postgres")))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _tool(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
@@ -87,16 +67,10 @@ async def _events(count: int) -> AsyncIterator[dict[str, Any]]:
 
 
 async def _time(label: str, runs: int, once: Callable[[], Awaitable[Any]]) -> list[float]:
-    for _ in range(min(200, runs)):  # warm up: connection, statement caches, buffers
-        await once()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter_ns()
-        await once()
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    print(f"  {label:<46} p50 {statistics.median(samples):7.3f} ms   p99 {p99:7.3f} ms   ({runs} runs)")
+    # warm up: connection, statement caches, buffers
+    samples = await latencies_ms(once, runs, warmup=min(200, runs))
+    print(f"  {label:<46} p50 {statistics.median(samples):7.3f} ms   p99 {percentile(samples, 0.99):7.3f} ms   "
+          f"({runs} runs)")
     return samples
 
 
@@ -153,15 +127,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=3000)
     args = parser.parse_args()
-    server = os.environ.get("TOGAI_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-    name = f"togai_bench_ent_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = _with_database(server, name)
-    try:
-        migrate.upgrade(url)
-        asyncio.run(_bench(url, args.events, args.checks))
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run(events=args.events, checks=args.checks)
 
 
 if __name__ == "__main__":

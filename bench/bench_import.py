@@ -10,6 +10,7 @@ one-column table (the floor of moving those bytes into PostgreSQL, without parsi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -38,7 +39,9 @@ def _run_import(url: str, path: Path) -> tuple[float, int, int, str]:
                         peaks[pid] = max(peaks.get(pid, 0), int(row.split()[1]))
             except (OSError, ValueError):
                 pass
-        time.sleep(0.1)
+        # until the next sample, but returning as soon as the process exits (a sleep would add up to 100 ms)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.1)
     peak = sum(peaks.values())  # an upper bound: each process's own peak, added up
     seconds = time.perf_counter() - started
     output = (process.stdout.read() if process.stdout else "").strip()

@@ -42,7 +42,7 @@ async def fetch_events(url: str, count: int, *, accounts: int, prefix: str,
     select = dataset.events_sql(accounts=accounts, start=start, end=end, prefix=prefix)
     conn = await asyncpg.connect(libpq(url))
     try:
-        rows = await conn.fetch(f"SELECT doc FROM ({dataset.event_json_sql(select, ordered=True)}) AS docs(doc)",
+        rows = await conn.fetch(f"SELECT doc FROM ({dataset.event_json_sql(select)}) AS docs(doc)",
                                 1, count)
     finally:
         await conn.close()

@@ -26,7 +26,7 @@ from mcp import Client, StdioServerParameters
 import togai_engine
 from bench import dataset
 from bench.bench_ingest import BATCH, fetch_events
-from bench.common import Figure, latencies_ms, libpq, percentile, report, scratch_database
+from bench.common import Figure, latencies_ms, libpq, percentile, report, round_slices, scratch_database
 from togai_engine.events.ingest import ingest_events
 from togai_engine.store.database import Database
 from togai_engine.store.partitions import ensure_range
@@ -35,6 +35,7 @@ from togai_engine.store.partitions import ensure_range
 # same way, by running the benchmarks with it first on PYTHONPATH).
 ENGINE_ROOT = Path(togai_engine.__file__).resolve().parent.parent
 CLI = [sys.executable, "-c", "from togai_engine.cli import main; main()"]
+ROUNDS = 5
 
 
 def cli_env(url: str) -> dict[str, str]:
@@ -73,11 +74,11 @@ async def _round_trips(url: str, client: Client, calls: int) -> list[Figure]:
     conn = await asyncpg.connect(libpq(url))
     engine, ping, select1 = [], [], []
     try:
-        for _ in range(5):  # interleaved rounds, so machine noise hits all three alike
+        for _ in range(ROUNDS):  # interleaved rounds, so machine noise hits all three alike
             engine += await latencies_ms(lambda: _call(client, "get_customer", {"customerId": "c_acc_00001"}),
-                                         calls // 5, warmup=20)
-            ping += await latencies_ms(client.list_prompts, calls // 5, warmup=20)
-            select1 += await latencies_ms(lambda: conn.fetchval("SELECT 1"), calls // 5, warmup=20)
+                                         calls // ROUNDS, warmup=20)
+            ping += await latencies_ms(client.list_prompts, calls // ROUNDS, warmup=20)
+            select1 += await latencies_ms(lambda: conn.fetchval("SELECT 1"), calls // ROUNDS, warmup=20)
     finally:
         await conn.close()
     p50, ping50, select50 = statistics.median(engine), statistics.median(ping), statistics.median(select1)
@@ -86,7 +87,7 @@ async def _round_trips(url: str, client: Client, calls: int) -> list[Figure]:
     return [
         report(Figure(key="mcp_round_trip", name="trivial tool round trip over stdio (get_customer), p50", unit="ms",
                       goal="<= 3", measured=p50, baseline=ping50, baseline_label="empty MCP request (list_prompts), same session",
-                      runs=[statistics.median(engine[i::5]) for i in range(5)],
+                      runs=[statistics.median(block) for block in round_slices(engine, ROUNDS)],
                       notes=f"p99 {percentile(engine, 0.99):.2f} ms; SELECT 1 over asyncpg p50 {select50:.3f} ms; "
                             f"{len(engine)} calls")),
     ]

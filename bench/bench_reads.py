@@ -16,20 +16,17 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from bench import dataset
-from bench.common import Figure, latencies_ms, percentile, report, scratch_database
+from bench.common import Figure, latencies_ms, percentile, report, round_slices, scratch_database
 from togai_engine.entitlements.service import check_entitlement
 from togai_engine.invoices.service import get_invoice
 from togai_engine.metrics.schemas import MetricFilter, MetricQuery
 from togai_engine.metrics.service import get_metrics
 from togai_engine.store.database import Database, raw_connection
 
-MONTH_START = datetime(2026, 3, 1, tzinfo=UTC)
-MONTH_END = datetime(2026, 4, 1, tzinfo=UTC)
 ROUNDS = 5
 
 
@@ -43,8 +40,7 @@ async def _rounds(sides: dict[str, Callable[[], Awaitable[Any]]], calls: int) ->
 
 
 def _round_medians(samples: list[float]) -> list[float]:
-    size = max(1, len(samples) // ROUNDS)
-    return [statistics.median(samples[i:i + size]) for i in range(0, len(samples), size)]
+    return [statistics.median(block) for block in round_slices(samples, ROUNDS)]
 
 
 async def _metrics(db: Database, meters: dataset.Meters, calls: int) -> list[Figure]:
@@ -62,14 +58,14 @@ async def _metrics(db: Database, meters: dataset.Meters, calls: int) -> list[Fig
             ("get_metrics_month_daily_all_meters", "get_metrics: 5 meters' daily series (incl. MAX, LATEST), "
              "one month, all accounts", every, meters.all),
         ):
-            result = await get_metrics(session, MONTH_START, MONTH_END, query)
+            result = await get_metrics(session, dataset.CYCLE_START, dataset.END, query)
             points = sum(len(d.timestamps) for d in result.results[0].data)
             samples = await _rounds({
-                "engine": lambda q=query: get_metrics(session, MONTH_START, MONTH_END, q),
+                "engine": lambda q=query: get_metrics(session, dataset.CYCLE_START, dataset.END, q),
                 "baseline": lambda ids=meter_ids: conn.fetch(
                     "SELECT meter_id, date_trunc('day', hour, 'UTC') AS day, sum(event_count), sum(value_sum) "
                     "FROM usage_rollups WHERE meter_id = ANY($3::text[]) AND hour >= $1 AND hour < $2 GROUP BY 1, 2",
-                    MONTH_START, MONTH_END, ids),
+                    dataset.CYCLE_START, dataset.END, ids),
             }, calls)
             figures.append(report(Figure(
                 key=key, name=name, unit="ms", goal="<= 50", measured=statistics.median(samples["engine"]),
@@ -89,13 +85,13 @@ async def _draft(db: Database, calls: int) -> Figure:
         draft = await get_invoice(session, dataset.NOW, account_id=dataset.WHALE)
         events = await conn.fetchval(
             "SELECT count(*) FROM events WHERE account_id = $1 AND event_time >= $2 AND event_time < $3",
-            dataset.WHALE, dataset.CYCLE_START, MONTH_END)
+            dataset.WHALE, dataset.CYCLE_START, dataset.END)
         samples = await _rounds({
             "engine": lambda: get_invoice(session, dataset.NOW, account_id=dataset.WHALE),
             "baseline": lambda: conn.fetch(
                 "SELECT meter_id, sum(event_count), sum(value_sum), max(value_max) FROM usage_rollups "
                 "WHERE account_id = $1 AND hour >= $2 AND hour < $3 GROUP BY 1",
-                dataset.WHALE, dataset.CYCLE_START, MONTH_END),
+                dataset.WHALE, dataset.CYCLE_START, dataset.END),
         }, calls)
     return report(Figure(
         key="draft_invoice", name="one account's DRAFT invoice (get_invoice accountId)", unit="ms", goal="<= 50",
@@ -124,7 +120,7 @@ async def _entitlement(db: Database, calls: int) -> Figure:
     return report(Figure(
         key="check_entitlement_whale", name="check_entitlement p99 (whale, realistic set)", unit="ms", goal="<= 2",
         measured=p99, baseline=percentile(samples["baseline"], 0.99), baseline_label="SELECT 1 round trip p99",
-        runs=[percentile(samples["engine"][i::ROUNDS], 0.99) for i in range(ROUNDS)],
+        runs=[percentile(block, 0.99) for block in round_slices(samples["engine"], ROUNDS)],
         notes=f"used {check.used} api calls this cycle; p50 {statistics.median(samples['engine']):.2f} ms; "
               f"with its own unit of work (BEGIN/COMMIT, as a tool call): p50 {statistics.median(per_uow):.2f} ms, "
               f"p99 {percentile(per_uow, 0.99):.2f} ms"))

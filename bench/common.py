@@ -41,8 +41,8 @@ def with_database(url: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
-async def admin(sql: str, server: str = SERVER_URL) -> None:
-    conn = await asyncpg.connect(libpq(with_database(server, "postgres")))
+async def admin(sql: str) -> None:
+    conn = await asyncpg.connect(libpq(with_database(SERVER_URL, "postgres")))
     try:
         await conn.execute(sql)
     finally:
@@ -50,14 +50,13 @@ async def admin(sql: str, server: str = SERVER_URL) -> None:
 
 
 @contextmanager
-def scratch_database(label: str, *, migrated: bool = True) -> Iterator[str]:
+def scratch_database(label: str) -> Iterator[str]:
     """A new database on the benchmark server (migrated to head), dropped afterwards."""
     name = f"togai_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     url = with_database(SERVER_URL, name)
     try:
-        if migrated:
-            migrate.upgrade(url)
+        migrate.upgrade(url)
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -81,6 +80,13 @@ async def latencies_ms(once: Callable[[], Awaitable[Any]], runs: int, warmup: in
         await once()
         samples.append((time.perf_counter_ns() - started) / 1e6)
     return samples
+
+
+def round_slices(samples: list[float], rounds: int) -> list[list[float]]:
+    """The contiguous per-round blocks of `samples` collected in `rounds` rounds, one round appended at
+    a time (each block: one round's samples, for a per-round statistic in Figure.runs)."""
+    size = len(samples)
+    return [block for i in range(rounds) if (block := samples[size * i // rounds:size * (i + 1) // rounds])]
 
 
 def spread(values: list[float]) -> str:

@@ -203,18 +203,19 @@ def events_sql(*, accounts: int, start: datetime, end: datetime, prefix: str, wh
     ) g"""
 
 
-def event_json_sql(select: str, *, ordered: bool = False) -> str:
-    """One JSON document per generated event, in the shape of the ingest tools (for JSON Lines);
-    `ordered`: in time order, as a live stream or an exported history arrives."""
+def event_json_sql(select: str) -> str:
+    """One JSON document per generated event, in the shape of the ingest tools (for JSON Lines), in
+    time order, as a live stream or an exported history arrives."""
     return (
         "SELECT json_build_object('id', id, 'schemaName', schema_name, "
         "'timestamp', to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-        f"'accountId', account_id, 'attributes', attributes, 'dimensions', dimensions)::text FROM ({select}) ev"
-        + (" ORDER BY event_time" if ordered else "")
+        f"'accountId', account_id, 'attributes', attributes, 'dimensions', dimensions)::text FROM ({select}) ev "
+        "ORDER BY event_time"
     )
 
 
-async def _parallel(url: str, jobs: list[tuple[str, list[Any]]], workers: int = 2) -> None:
+async def _parallel(url: str, jobs: list[tuple[str, list[Any]]]) -> None:
+    """Runs the statements of `jobs` on 2 connections."""
     queue = list(jobs)
 
     async def worker() -> None:
@@ -226,11 +227,12 @@ async def _parallel(url: str, jobs: list[tuple[str, list[Any]]], workers: int = 
         finally:
             await conn.close()
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    await asyncio.gather(worker(), worker())
 
 
-async def load_events(url: str, *, accounts: int, events: int, whale_events: int, chunk: int = 500_000) -> float:
+async def load_events(url: str, *, accounts: int, events: int, whale_events: int) -> float:
     """Generates the events into `events` and `event_ids` (2 connections); returns seconds taken."""
+    chunk = 500_000  # events per INSERT statement
     started = time.perf_counter()
     background = max(0, events - whale_events)
     jobs: list[tuple[str, list[Any]]] = []
@@ -291,13 +293,13 @@ async def rebuild(db: Database) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
-async def write_jsonl(url: str, path: Path, lines: int, *, accounts: int, prefix: str = "f") -> float:
+async def write_jsonl(url: str, path: Path, lines: int, *, accounts: int) -> float:
     """`lines` generated events as JSON Lines (the import file format); returns seconds taken."""
     started = time.perf_counter()
-    select = events_sql(accounts=accounts, start=START, end=END, prefix=prefix)
+    select = events_sql(accounts=accounts, start=START, end=END, prefix="f")
     conn = await asyncpg.connect(libpq(url))
     try:
-        await conn.copy_from_query(event_json_sql(select, ordered=True), 1, lines, output=str(path), format="text")
+        await conn.copy_from_query(event_json_sql(select), 1, lines, output=str(path), format="text")
     finally:
         await conn.close()
     return time.perf_counter() - started
@@ -305,11 +307,7 @@ async def write_jsonl(url: str, path: Path, lines: int, *, accounts: int, prefix
 
 @dataclass(frozen=True)
 class Dataset:
-    url: str
     meters: Meters
-    plans: Plans
-    accounts: list[str]
-    events: int
     timings: dict[str, float]
 
 
@@ -332,6 +330,6 @@ async def build(url: str, *, accounts: int, events: int, whale_events: int) -> D
         timings["accounts"] = await create_accounts(db, [*ids, WHALE], plan_assignment(ids, plans))
         timings["events"] = await load_events(url, accounts=accounts, events=events, whale_events=whale_events)
         _, timings["rollups"] = await rebuild(db)
-        return Dataset(url, meters, plans, ids, events, timings)
+        return Dataset(meters, timings)
     finally:
         await db.dispose()
