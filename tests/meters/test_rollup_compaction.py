@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from helpers import call, events_of_hour, ingest_in_two_stripes, rows_by_stripe
+from helpers import call, events_of_hour, ingest_in_two_stripes, rows_by_stripe, tokens_meter
 from togai_engine.events.ingest import ingest_events
 from togai_engine.meters.compaction import compact_rollups
 from togai_engine.meters.rollups import verify_rollups
@@ -44,6 +44,9 @@ async def test_the_current_hours_keep_their_stripes(client, db, clock):
     summary = await compact_rollups(db, datetime(2026, 1, 5, 11, 30, tzinfo=UTC))  # 10:00 is the previous hour
     assert summary.rows_folded == 0
     assert await rows_by_stripe(db) == {0: 8, 1: 4}
+    # from 12:00 on, 10:00 is before the previous hour: folded
+    assert (await compact_rollups(db, datetime(2026, 1, 5, 12, 0, tzinfo=UTC))).rows_folded == 4
+    assert await rows_by_stripe(db) == {0: 8}
 
 
 async def test_a_stripe_held_by_an_ingest_transaction_is_skipped(client, db, clock):
@@ -52,7 +55,7 @@ async def test_a_stripe_held_by_an_ingest_transaction_is_skipped(client, db, clo
         conn = await raw_connection(session)
         assert await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 1)", STRIPE_LOCK_CLASS)
         summary = await compact_rollups(db, LATER)
-        assert 1 in summary.stripes_skipped and summary.rows_folded == 0
+        assert summary.stripes_skipped == [1] and summary.rows_folded == 0
     assert await rows_by_stripe(db) == {0: 8, 1: 4}
     assert (await compact_rollups(db, LATER)).rows_folded == 4  # next run, once it is free
     assert await rows_by_stripe(db) == {0: 8}
@@ -60,9 +63,16 @@ async def test_a_stripe_held_by_an_ingest_transaction_is_skipped(client, db, clo
 
 async def test_ingestion_takes_the_lowest_free_stripe(client, db, clock):
     await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
-    await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
-               computations=[{"computation": "tokens"}])
+    await tokens_meter(client)
     for n in range(3):  # batches one after another: all in stripe 0, one row per key
         async with db.unit_of_work() as session:
             await ingest_events(session, events_of_hour(f"s{n}_", [("00:00", "1")]), clock.now())
     assert await rows_by_stripe(db) == {0: 1}
+    for held, expected in (([0], {0: 1, 1: 1}), ([0, 1], {0: 1, 1: 1, 2: 1})):
+        async with db.unit_of_work() as holder:  # transactions holding the lowest stripes, as ingestion does
+            conn = await raw_connection(holder)
+            for stripe in held:
+                assert await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", STRIPE_LOCK_CLASS, stripe)
+            async with db.unit_of_work() as session:
+                await ingest_events(session, events_of_hour(f"h{len(held)}_", [("00:00", "1")]), clock.now())
+        assert await rows_by_stripe(db) == expected  # the next free stripe, not a held one
