@@ -3,18 +3,19 @@ billing.current.current_plan_and_cycle, and the same quantities as meters.usage.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import call
+from helpers import at, call
 from togai_engine.billing.current import current_plan_and_cycle
 from togai_engine.entitlements.service import _account_and_plan
 from togai_engine.meters.usage import account_usage, meter_quantities
 from togai_engine.store.database import raw_connection
 
-BASE = datetime(2026, 1, 1, tzinfo=UTC)
+BASE = at(2026, 1, 1)
+CHANGE = at(2026, 1, 13, 9, 17)  # Monthly -> Weekly anniversary (see _setup)
 
 
 async def _setup(client) -> dict[str, str]:
@@ -53,15 +54,31 @@ async def test_fast_reads_agree_with_billing_and_metering(client, db):
         checks.append((BASE + timedelta(minutes=offset), timedelta(minutes=length)))
 
     checks: list[tuple[datetime, timedelta]] = []
+    # The instants the setup exists for, which random minutes rarely hit, with the plan and cycle billing has
+    # there: the Monthly plan's cycle ends at the change; the weekly anniversary cycles start on the change's
+    # weekday (Tuesday) at 00:00, so the first one is partial and the next starts 2026-01-20 00:00.
+    us = timedelta(microseconds=1)
+    boundary = at(2026, 1, 20)
+    pinned = {
+        BASE: ("Monthly", BASE, CHANGE),
+        CHANGE - us: ("Monthly", BASE, CHANGE),
+        CHANGE: ("Weekly anniversary", CHANGE, boundary),
+        boundary - us: ("Weekly anniversary", CHANGE, boundary),
+        boundary: ("Weekly anniversary", boundary, at(2026, 1, 27)),
+        CHANGE + timedelta(days=7): ("Weekly anniversary", boundary, at(2026, 1, 27)),  # a week after the change
+    }
+    checks += [(now, timedelta(hours=1)) for now in pinned]
     check()
     async with db.unit_of_work() as session:
         conn = await raw_connection(session)
         for now, length in checks:
             expected = await current_plan_and_cycle(session, "acc", now)
             found = await _account_and_plan(session, "acc-alias", now)
-            assert found.account_id == "acc"
-            assert (found.plan.id, found.cycle) == (expected[0].id, expected[1])
+            assert found.account_id == "acc", now
+            assert (found.plan.id, found.cycle) == (expected[0].id, expected[1]), now
+            if now in pinned:
+                assert (found.plan.name, found.cycle.start, found.cycle.end) == pinned[now], now
             for start, end in ((found.cycle.start, found.cycle.end), (now, now + length)):
                 quantities = await meter_quantities(session, start=start, end=end, account_ids=["acc"])
                 fast = await account_usage(conn, "acc", list(meters.values()), start=start, end=end)
-                assert fast == {m: quantities.get(("acc", m), 0) for m in meters.values()}, (start, end)
+                assert fast == {m: quantities.get(("acc", m), 0) for m in meters.values()}, (now, start, end)

@@ -18,8 +18,9 @@ import pytest
 from mcp import Client
 from sqlalchemy import text
 
+from billing.test_scenarios import tiered
 from conftest import hosted
-from helpers import call
+from helpers import at, call
 from mcp_server.server import build_server
 from togai_engine.meters.rollups import verify_rollups
 
@@ -147,9 +148,8 @@ async def test_concurrent_clients_with_overlapping_batches_count_each_event_once
 
 
 async def test_concurrent_ingest_bill_runs_and_grants_keep_every_invariant(db, clock):
-    """Clients ingesting overlapping batches, bill runs and credit grants, all at once."""
-    from datetime import UTC, datetime
-
+    """Clients ingesting overlapping batches, bill runs and credit grants (each call sent twice at once), all
+    at the same time, while January is open: the bill runs close it in the middle of the ingestion."""
     from togai_engine.billing.close import close_due_cycles
     from togai_engine.meters.usage import meter_quantities
 
@@ -157,57 +157,111 @@ async def test_concurrent_ingest_bill_runs_and_grants_keep_every_invariant(db, c
         meter = await seed(setup)
         plan = await call(setup, "create_price_plan", name="Calls", pricingCycleConfig={
             "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
-            rateCards={"usageRateCards": [{"usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
-                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
-                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}]})
+            rateCards={"usageRateCards": [tiered(meter, ("0", "0.01"))]})
         for i in range(3):
             await call(setup, "update_account", accountId=f"acc_{i}", pricePlanId=plan["id"],
                        effectiveFrom="2026-01-01T00:00:00Z")
-    clock.set(datetime(2026, 2, 1, 0, 0, 1, tzinfo=UTC))  # January is due from now on
+    clock.set(at(2026, 1, 31, 23))  # clients ingest and grant while January is still open
+    close_at = at(2026, 2, 1, 0, 0, 1)  # the bill runs close January (grace 0) as of this instant
+    accounts = ("acc_0", "acc_1", "acc_2")
     batches = make_batches(batches=8, size=150)
     windows = [batches[0:5], batches[3:8], batches[1:8:2]]
+    stored_some = asyncio.Event()  # a first batch is committed: billable usage exists
+    closed = asyncio.Event()  # a bill run has committed January's close
+    granted_some = {a: asyncio.Event() for a in accounts}  # a first grant of the account is committed
+    reports: list[dict[str, Any]] = []
 
     async def ingest(window: list[list[dict[str, Any]]]) -> None:
         async with hosted(Client(build_server(db, clock=clock))) as c:
-            for batch in window:
-                await call(c, "ingest_batch_events", events=batch)
+            for n, batch in enumerate(window):
+                if n == len(window) - 1:
+                    await closed.wait()  # batch 7 (only ever sent last) arrives after the close: all late
+                reports.append(await call(c, "ingest_batch_events", events=batch))
+                stored_some.set()
 
     async def bill() -> None:
-        for _ in range(3):
+        await stored_some.wait()
+        await asyncio.gather(*(e.wait() for e in granted_some.values()))
+        for _ in range(3):  # the first run closes January, the others find nothing left (or wait for it)
             async with db.unit_of_work() as session:
-                await close_due_cycles(session, clock.now())
+                await close_due_cycles(session, close_at)
+            closed.set()
 
-    async def grants(account: str) -> None:
+    async def grants(account: str) -> dict[str, dict[str, Any]]:
         async with hosted(Client(build_server(db, clock=clock))) as c:
+            results = {}
             for n in range(4):
-                await call(c, "grant_credit", accountId=account, amount="0.25", idempotencyKey=f"{account}-{n}")
+                key = f"{account}-{n}"
+                results[key] = await call(c, "grant_credit", accountId=account, amount="0.25", idempotencyKey=key)
+                granted_some[account].set()
+            return results
 
-    await asyncio.gather(*(ingest(w) for w in windows), bill(), bill(), *(grants(f"acc_{i}") for i in range(3)))
+    # every grant coroutine runs twice at once: the same calls, with the same idempotency keys
+    *_, granted_calls = await asyncio.wait_for(asyncio.gather(
+        *(ingest(w) for w in windows), bill(), bill(),
+        asyncio.gather(*(grants(a) for a in accounts for _ in range(2)))), timeout=120)
     async with db.unit_of_work() as session:
-        await close_due_cycles(session, clock.now())
+        await close_due_cycles(session, close_at)
+    for key in {k for r in granted_calls for k in r}:
+        pair = [r[key] for r in granted_calls if key in r]
+        assert len(pair) == 2 and pair[0]["grant"]["id"] == pair[1]["grant"]["id"], key  # one grant per key
+        assert sorted(r["replayed"] for r in pair) == [False, True], key  # written once, replayed once
+
+    calls = {(e["accountId"], e["id"]): Decimal(e["attributes"]["calls"]) for batch in batches for e in batch}
+    assert all(r["rejected"] == 0 for r in reports)
     async with db.unit_of_work() as session:
         q = lambda sql: session.execute(text(sql))  # noqa: E731
         assert (await q("SELECT count(*) FROM events")).scalar() == 8 * 150  # each event once
+        assert (await q("SELECT count(*) FROM (SELECT 1 FROM events GROUP BY account_id, id "
+                        "HAVING count(*) > 1) d")).scalar() == 0
+        stored = {(r[0], r[1]): r[2] for r in await q("SELECT account_id, id, status FROM events")}
+        assert set(stored) == set(calls)  # every event sent is stored, exactly once
+        billed = [k for k, status in stored.items() if status == "ACCEPTED"]
+        late = [k for k, status in stored.items() if status == "NOT_BILLED_CYCLE_CLOSED"]
+        assert len(billed) + len(late) == len(calls) == 8 * 150  # each counted either billed or not billed
+        # the race happened: usage went in before the close (batch 0 at least) and after it (batch 7 at least)
+        assert len(billed) >= 150 and len(late) >= 150
+        # what the clients were told matches what is stored (duplicates are the overlapping windows' resends)
+        assert sum(r["accepted"] for r in reports) == len(billed)
+        assert sum(r["notBilled"] for r in reports) == len(late)
+        assert sum(r["accepted"] + r["notBilled"] + r["duplicates"] for r in reports) == sum(map(len, windows)) * 150
         assert (await q("SELECT count(*) FROM (SELECT 1 FROM invoices GROUP BY account_id, period_start "
                         "HAVING count(*) > 1) d")).scalar() == 0  # one invoice per account and cycle
         january = {r[0]: r[1:] for r in await q(
             "SELECT i.account_id, l.quantity, i.total_amount, i.credits_applied, i.amount_due FROM invoices i "
             "JOIN invoice_lines l ON l.invoice_id = i.id AND l.line_type = 'USAGE_RATE_CARD_AMOUNT' "
             "WHERE i.period_start = '2026-01-01' AND i.status = 'DUE'")}
-        billable = await meter_quantities(session, start=datetime(2026, 1, 1, tzinfo=UTC),
-                                          end=datetime(2026, 2, 1, tzinfo=UTC))
-        assert set(january) == {"acc_0", "acc_1", "acc_2"}
+        billable = await meter_quantities(session, start=at(2026, 1, 1), end=at(2026, 2, 1))
+        entries = [tuple(r) for r in await q("SELECT account_id, kind, amount FROM wallet_entries ORDER BY id")]
+        assert set(january) == set(accounts)
         for account, (quantity, total, applied, due) in january.items():
             # the invoice billed exactly the billable usage; late events are stored but not billed
             assert quantity == billable.get((account, meter), 0)
+            assert quantity == sum(calls[k] for k in billed if k[0] == account) > 0  # the ACCEPTED events' calls
+            # one slab from 0 at 0.01 per call: quantity × 0.01, e.g. 1234 calls -> 12.34 (no rounding needed)
+            assert total == quantity * Decimal("0.01")
             assert applied + due == total and due >= 0 and applied >= 0
+            # Wallet writes are serialised by the wallet row lock, so entry ids follow commit order: the
+            # GRANT entries before the close's APPLICATION entries are the credit the close could spend.
+            mine = [(kind, amount) for a, kind, amount in entries if a == account]
+            first_application = next(i for i, (kind, _) in enumerate(mine) if kind == "APPLICATION")
+            before_close = sum((amount for kind, amount in mine[:first_application] if kind == "GRANT"), Decimal(0))
+            assert before_close >= Decimal("0.25")  # the bill runs started after a first grant of each account
+            assert applied == min(before_close, total)  # e.g. 0.75 granted by then, 1.53 due -> 0.75 applied
         ledger = {r[0]: r[1] for r in await q(
             "SELECT account_id, sum(amount) FROM wallet_entries GROUP BY account_id")}
         granted = {r[0]: r[1] for r in await q("SELECT account_id, sum(amount) FROM credit_grants GROUP BY account_id")}
+        grant_rows = {r[0]: r[1] for r in await q("SELECT account_id, count(*) FROM credit_grants GROUP BY account_id")}
         applied_total = {r[0]: r[1] for r in await q(
             "SELECT account_id, -sum(amount) FROM wallet_entries WHERE kind = 'APPLICATION' GROUP BY account_id")}
-        for account in ("acc_0", "acc_1", "acc_2"):
+        for account in accounts:
             assert granted[account] == Decimal("1.00")  # 4 grants x 0.25, none twice
+            assert grant_rows[account] == 4
             # conservation: balance = grants - applications, and what left the wallet is on an invoice
             assert ledger[account] == granted[account] - applied_total.get(account, 0)
             assert applied_total.get(account, 0) == january[account][2]
+    clock.set(close_at)  # every entry is dated by now: the wallet's balance is the sum of its ledger
+    async with hosted(Client(build_server(db, clock=clock))) as reader:
+        for account in accounts:
+            wallet = await call(reader, "get_wallet_balance", accountId=account)
+            assert Decimal(str(wallet["balance"])) == ledger[account] == Decimal("1.00") - january[account][2]

@@ -67,26 +67,39 @@ def test_planned_partitions_cover_every_month_and_never_overlap(first: set[int],
 async def test_ingest_creates_the_partition_of_a_new_month_and_a_far_year(client, db):
     await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
     before = await partitions(db)
+    # 2023-09 (near the clock's 2026-01: monthly) and 1983 (far: yearly) are written by no other test; a month
+    # past, so never among the months ahead of the real date that server starts create
+    assert not {"events_p202309", "events_p1983"} & before.keys()
     result = await call(client, "ingest_batch_events", events=[
         {"id": "jan", "schemaName": "api", "timestamp": "2026-01-05T00:00:00Z", "accountId": "acc"},
         {"id": "old", "schemaName": "api", "timestamp": "1971-03-01T00:00:00Z", "accountId": "acc"},
         {"id": "far", "schemaName": "api", "timestamp": "9999-12-31T23:59:59Z", "accountId": "acc"},
+        {"id": "sep", "schemaName": "api", "timestamp": "2023-09-30T23:59:59.999999Z", "accountId": "acc"},
+        {"id": "eighties", "schemaName": "api", "timestamp": "1983-03-01T00:00:00Z", "accountId": "acc"},
     ])
-    assert result["accepted"] == 3
+    assert result["accepted"] == 5
     after = await partitions(db)
-    assert {"events_p202601", "events_p1971", "events_p9999"} <= after.keys()
+    assert {"events_p202601", "events_p1971", "events_p9999", "events_p202309", "events_p1983"} <= after.keys()
     assert "FROM ('1971-01-01 00:00:00+00') TO ('1972-01-01 00:00:00+00')" in after["events_p1971"]
+    assert after["events_p202309"] == "FOR VALUES FROM ('2023-09-01 00:00:00+00') TO ('2023-10-01 00:00:00+00')"
+    assert after["events_p1983"] == "FOR VALUES FROM ('1983-01-01 00:00:00+00') TO ('1984-01-01 00:00:00+00')"
+    # exactly the missing ones were created (the other months may already exist from earlier tests)
+    needed = {"events_p202601", "events_p1971", "events_p9999", "events_p202309", "events_p1983"}
+    assert after.keys() - before.keys() == needed - before.keys()
     assert set(before) <= set(after)  # nothing was dropped or replaced
+    assert {name: after[name] for name in before} == before  # and the existing ones keep their bounds
     async with db.unit_of_work() as session:
         placed = await (await raw_connection(session)).fetch(
             "SELECT id, tableoid::regclass::text AS part FROM events ORDER BY id")
     assert {r["id"]: r["part"] for r in placed} == {
-        "far": "events_p9999", "jan": "events_p202601", "old": "events_p1971"}
+        "far": "events_p9999", "jan": "events_p202601", "old": "events_p1971", "sep": "events_p202309",
+        "eighties": "events_p1983"}
 
 
 async def test_partitions_ahead_and_concurrent_creators(db):
     created = await ensure_ahead(db.engine, datetime(2031, 5, 20, tzinfo=UTC))
-    assert set(created) >= {"events_p203105", "events_p203108"}
+    # May 2031 and the 3 months ahead, monthly (no other test writes 2031)
+    assert created == ["events_p203105", "events_p203106", "events_p203107", "events_p203108"]
     assert await ensure_ahead(db.engine, datetime(2031, 5, 20, tzinfo=UTC)) == []  # known: no I/O, nothing new
     # Several creators of the same months at once: one creates, the others find them (no error, no overlap).
     month = month_key(datetime(2032, 7, 1, tzinfo=UTC))
@@ -114,19 +127,24 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
             await conn.execute(
                 "INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, "
                 "status) SELECT 'acc', 'e' || n, 'api', timestamptz '2025-06-01' + n * interval '9 days', now(), "
-                "'{\"x\": \"1\"}', '{}', 'ACCEPTED' FROM generate_series(1, 40) AS n")
+                "jsonb_build_object('x', n::text), jsonb_build_object('region', 'r' || n % 3), "
+                "CASE WHEN n % 4 = 0 THEN 'NOT_BILLED_CYCLE_CLOSED' ELSE 'ACCEPTED' END "
+                "FROM generate_series(1, 40) AS n")
             await conn.execute(
                 "INSERT INTO usage_rollups (account_id, meter_id, hour, event_count, value_sum, value_max) "
                 "VALUES ('acc', 'um_1', '2025-06-10 00:00+00', 3, 7, 4)")
         finally:
             await conn.close()
 
-    async def read() -> tuple[list[tuple[str, datetime]], list[tuple[object, ...]], set[str]]:
+    async def read() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], set[str]]:
         conn = await asyncpg.connect(_libpq(scratch_url))
         try:
-            events = [tuple(r) for r in await conn.fetch("SELECT id, event_time FROM events ORDER BY id")]
+            events = [tuple(r) for r in await conn.fetch(
+                "SELECT id, account_id, schema_name, event_time, received_at, attributes, dimensions, units, status "
+                "FROM events ORDER BY id")]
             rollups = [tuple(r) for r in await conn.fetch(
-                "SELECT account_id, meter_id, hour, event_count, value_sum, value_max FROM usage_rollups")]
+                "SELECT account_id, meter_id, hour, event_count, value_sum, value_max FROM usage_rollups "
+                "ORDER BY account_id, meter_id, hour")]
             parts = {r[0] for r in await conn.fetch(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = 'events'::regclass")}
@@ -134,13 +152,22 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
         finally:
             await conn.close()
 
+    def assert_every_event_month_partitioned(events: list[tuple[object, ...]], parts: set[str]) -> None:
+        # the events run from 2025-06-10 (n = 1) to 2026-05-27 (n = 40, 360 days after 2025-06-01)
+        months = {(t.astimezone(UTC).year, t.astimezone(UTC).month) for t in (e[3] for e in events)}
+        assert len(months) == 12
+        for year, month in months:  # a monthly partition, or a yearly one for a year far from now
+            assert f"events_p{year}{month:02}" in parts or f"events_p{year}" in parts, (year, month)
+
     asyncio.run(seed())
     before = asyncio.run(read())
+    assert len(before[0]) == 40
+    assert {e[8] for e in before[0]} == {"ACCEPTED", "NOT_BILLED_CYCLE_CLOSED"}
     migrate.upgrade(scratch_url)
     events, rollups, parts = asyncio.run(read())
-    assert (events, rollups) == before[:2]
-    # every month with events got its partition (2025-06 .. 2026-03 by 9-day steps)
-    assert {f"events_p2025{m:02}" for m in range(6, 13)} | {"events_p202601", "events_p202602"} <= parts
+    assert (events, rollups) == before[:2]  # every column of every event, and the rollups, unchanged
+    # every month with events got its partition
+    assert_every_event_month_partitioned(events, parts)
     migrate.check(scratch_url)
 
     async def second_stripe() -> None:
@@ -158,4 +185,10 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
     assert events == before[0]
     # stripes 0 and 5 of one hour: counts and sums add up (3 + 2, 7 + 5), the max is the larger (4 vs 9)
     assert [r[3:] for r in rollups] == [(5, 12, 9)]
+    merged = rollups
     migrate.upgrade(scratch_url)
+    events, rollups, parts = asyncio.run(read())
+    assert events == before[0]  # the round trip keeps every event as it was
+    assert rollups == merged == [("acc", "um_1", before[1][0][2], 5, 12, 9)]  # the merged row, still one row
+    assert_every_event_month_partitioned(events, parts)
+    migrate.check(scratch_url)
