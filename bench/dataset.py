@@ -287,7 +287,7 @@ async def rebuild(db: Database) -> tuple[int, float]:
         rows = await rebuild_rollups(session)
     conn = await asyncpg.connect(libpq(db.url))
     try:
-        await conn.execute("ANALYZE usage_rollups")
+        await conn.execute("ANALYZE usage_rollups, usage_rollups_daily, usage_totals")
     finally:
         await conn.close()
     return rows, time.perf_counter() - started

@@ -161,3 +161,14 @@ async def row_counts(db: Database) -> dict[str, int]:
         for table in metadata.sorted_tables:
             counts[table.name] = await raw.fetchval(f'SELECT count(*) FROM "{table.name}"')
     return counts
+
+
+@pytest.fixture
+def scratch_url(server_url: str) -> Iterator[str]:
+    """An empty database of its own (not migrated), for tests of migrations; dropped afterwards."""
+    name = f"togai_t_scratch_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

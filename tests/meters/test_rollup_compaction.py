@@ -25,10 +25,18 @@ async def test_folding_stripes_keeps_every_quantity(client, db, clock):
     assert await rows_by_stripe(db) == {0: 8, 1: 4}
     assert await rows_by_stripe(db, "usage_totals") == {0: 8, 1: 4}
 
+    # daily rollups (max and latest only): x Jan 4 in stripe 0, x Jan 5 in stripes 0 and 1
+    assert await rows_by_stripe(db, "usage_rollups_daily") == {0: 4, 1: 2}
+
     summary = await compact_rollups(db, LATER)
     assert summary.rows_folded == 4 and summary.stripes_skipped == []
     assert await rows_by_stripe(db) == {0: 8}
     assert await rows_by_stripe(db, "usage_totals") == {0: 8}
+    # at Jan 6 00:00 the hour Jan 5 23:00 is still hot, so Jan 5 keeps its daily stripes for now
+    assert summary.daily_rows_folded == 0
+    assert await rows_by_stripe(db, "usage_rollups_daily") == {0: 4, 1: 2}
+    assert (await compact_rollups(db, datetime(2026, 1, 6, 1, tzinfo=UTC))).daily_rows_folded == 2
+    assert await rows_by_stripe(db, "usage_rollups_daily") == {0: 4}
     async with db.unit_of_work() as session:
         quantities = await meter_quantities(session, start=JAN, end=FEB)
         assert await verify_rollups(session) == []

@@ -16,6 +16,7 @@ from togai_engine.events.ingest import ingest_events
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.service import meters_by_ids
 from togai_engine.meters.usage import usage_by_bucket, usage_summed
+from togai_engine.store.database import raw_connection
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 ACCOUNTS = ("a1", "a2", "a3")
@@ -56,7 +57,7 @@ async def _setup(client, db, clock) -> list[str]:
             second_done.set()
 
     await asyncio.wait_for(asyncio.gather(batch(0), batch(1)), timeout=30)
-    for table in ("usage_rollups", "usage_totals"):
+    for table in ("usage_rollups", "usage_totals", "usage_rollups_daily"):
         assert set(await rows_by_stripe(db, table)) == {0, 1}, table
     return ids
 
@@ -78,6 +79,11 @@ async def test_summed_series_equal_per_account_quantities_added_up(client, db, c
     aligned = [(BASE + timedelta(days=2), timedelta(days=9), "DAY", None), (BASE, timedelta(days=20), None, None)]
     aligned += [(BASE + timedelta(days=1), timedelta(days=7), period, accounts)
                 for period in ("HOUR", "WEEK", "MONTH", None) for accounts in (("a1",), ("a2", "a3"))]
+    # whole hours around whole days (Jan 2 05:00 .. Jan 9 19:00): MAX and LATEST read the hours of Jan 2
+    # and Jan 9 from the hourly rollups and Jan 3 .. Jan 8 from the daily ones, merged per account
+    # before the buckets (a WEEK or MONTH bucket holds both kinds)
+    aligned += [(BASE + timedelta(days=1, hours=5), timedelta(days=7, hours=14), period, accounts)
+                for period in ("DAY", "WEEK", "MONTH", None) for accounts in (None, ("a1",), ("a2", "a3"))]
     cases += aligned
     async with db.unit_of_work() as session:
         assert await verify_rollups(session) == []  # totals included
@@ -93,3 +99,38 @@ async def test_summed_series_equal_per_account_quantities_added_up(client, db, c
             assert summed == dict(expected), (start, length, period, accounts)
             if (start, length, period, accounts) in aligned:
                 assert summed, (start, length, period, accounts)  # the aligned windows all hold usage
+
+
+async def test_whole_days_of_max_and_latest_come_from_the_daily_rollups(client, db, clock):
+    meter_ids = await _setup(client, db, clock)
+    start, end = BASE + timedelta(hours=5), BASE + timedelta(days=9, hours=19)
+    async with db.unit_of_work() as session:
+        meters = [m for m in await meters_by_ids(session, meter_ids) if m.aggregation in ("MAX", "LATEST")]
+        before = await usage_summed(session, meters, start=start, end=end, period="WEEK")
+        per_account = await usage_by_bucket(session, meters, start=start, end=end, period="WEEK")
+        assert sum(before.values()) == sum(per_account.values()) > 0
+        # a2's Jan 4 in the daily rows only: +1000 to its maximum and latest value of that day, both
+        # stripes. Jan 4 is the last day (a Sunday) of the week of Dec 29, so that week's points grow by
+        # exactly 1000: LATEST, as a2's newest value of the week is on Jan 4; MAX, as a2's maximum is 10
+        # on every day of the week (values cycle through 0..10) and becomes Jan 4's 10 + 1000
+        await (await raw_connection(session)).execute(
+            "UPDATE usage_rollups_daily SET value_max = value_max + 1000, latest_value = latest_value + 1000 "
+            "WHERE account_id = 'a2' AND day = '2026-01-04 00:00+00'")
+        after = await usage_summed(session, meters, start=start, end=end, period="WEEK")
+        week = datetime(2025, 12, 29, tzinfo=UTC)
+        assert {key: after[key] - before[key] for key in after if after[key] != before[key]} == {
+            (m.id, week): Decimal(1000) for m in meters}
+        # the hourly rows alone still give the old answer: a window of hours only (Jan 4 01:00 .. 23:00)
+        hours = await usage_summed(session, meters, start=BASE + timedelta(days=3, hours=1),
+                                   end=BASE + timedelta(days=3, hours=23), period="WEEK")
+        assert hours == await _added_up(session, meters, BASE + timedelta(days=3, hours=1),
+                                        BASE + timedelta(days=3, hours=23))
+        await session.rollback()
+
+
+async def _added_up(session, meters, start: datetime, end: datetime) -> dict[tuple[str, datetime | None], Decimal]:
+    expected: dict[tuple[str, datetime | None], Decimal] = defaultdict(Decimal)
+    for (_, meter_id, bucket), value in (await usage_by_bucket(session, meters, start=start, end=end,
+                                                               period="WEEK")).items():
+        expected[(meter_id, bucket)] += value
+    return dict(expected)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import secrets
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import _admin, _libpq, _with_database
+from conftest import _libpq
 from helpers import call
 from togai_engine.store import migrate
 from togai_engine.store.database import Database, raw_connection
@@ -106,16 +103,6 @@ async def test_partitions_ahead_and_concurrent_creators(db):
     results = await asyncio.gather(*(ensure_months(db.engine, {month, month + 1}, datetime(2032, 7, 1, tzinfo=UTC))
                                      for _ in range(4)))
     assert sorted(name for names in results for name in names) == ["events_p203207", "events_p203208"]
-
-
-@pytest.fixture
-def scratch_url(server_url):
-    name = f"togai_t_part_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(server_url, name)
-    finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):

@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 
 from conftest import _libpq
-from test_partitions import scratch_url  # noqa: F401  (the fixture: an empty database of its own)
 from togai_engine.store import migrate
 from togai_engine.store.migrate import MIN_SERVER_VERSION, require_server_version
 
@@ -53,7 +52,7 @@ async def _catalog(url: str) -> tuple[int, str, list[str]]:
         await conn.close()
 
 
-def test_a_migration_on_a_too_old_server_stops_before_changing_anything(scratch_url, monkeypatch) -> None:  # noqa: F811
+def test_a_migration_on_a_too_old_server_stops_before_changing_anything(scratch_url, monkeypatch) -> None:
     found, version, tables = asyncio.run(_catalog(scratch_url))
     assert tables == []
     newer = (found // 10000 + 1) * 10000  # the next major version: this server is now too old

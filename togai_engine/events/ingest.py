@@ -6,14 +6,15 @@ one query takes the shared lock of each event schema of the batch and one reads 
 meters' tag; cycles that are due are closed first (rarely: the background bill run keeps up); one
 query locks the accounts' billing watermarks FOR SHARE; and ONE statement does the rest: claim the
 ids in `event_ids`, insert the claimed events into `events`, and upsert the hourly rollups (in this
-transaction's stripe) and the all-account totals of every meter of the batch's schemas. The claim is
+transaction's stripe), the daily ones of MAX and LATEST meters and the all-account totals of every
+meter of the batch's schemas. The claim is
 a plain INSERT first; if an id is already taken, a savepoint undoes that and the INSERT .. ON
 CONFLICT DO NOTHING RETURNING form stores only the new ones. A failed call rolls back as a whole,
 so it claims nothing.
 
 Lock order (the same in every batch, so concurrent batches cannot deadlock): schema locks by
 name, watermark rows by account, event ids by (account, id), then rollup rows by (account, meter,
-hour) and totals by (meter, hour) within the transaction's stripe (two running batches never share
+hour), totals by (meter, hour) and daily rollups by (account, meter, day) within the transaction's stripe (two running batches never share
 a stripe unless more than 8 run at once).
 """
 
@@ -33,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.meters.catalog import meters_of_schemas
-from togai_engine.meters.sql import STRIPE_SQL, MeterSql, lock_schemas_sql, rollup_upsert, totals_upsert, valued_sql
+from togai_engine.meters.sql import (
+    DAILY,
+    STRIPE_SQL,
+    MeterSql,
+    lock_schemas_sql,
+    rollup_upsert,
+    totals_upsert,
+    valued_sql,
+)
 from togai_engine.store.database import raw_connection
 from togai_engine.store.partitions import ensure_session_months, month_key
 
@@ -380,6 +389,11 @@ def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool) ->
         upsert = rollup_upsert("valued", any_latest=any(m.is_latest for m in meters), stripe="(SELECT s FROM stripe)")
         ctes.append(f"rolled AS (\n{upsert}\n)")
         ctes.append(f"totaled AS (\n{totals_upsert('valued', stripe='(SELECT s FROM stripe)')}\n)")
+        daily = [m for m in meters if m.has_daily_rollups]
+        if daily:
+            upsert = rollup_upsert("valued", any_latest=any(m.is_latest for m in daily),
+                                   stripe="(SELECT s FROM stripe)", table=DAILY)
+            ctes.append(f"rolled_daily AS (\n{upsert}\n)")
         if report_meters:
             final += ", ARRAY(SELECT DISTINCT meter_id FROM valued WHERE value IS NOT NULL ORDER BY 1) AS meters"
     elif report_meters:

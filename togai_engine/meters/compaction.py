@@ -5,7 +5,8 @@ Concurrent ingest transactions write a key (account, meter, hour) into different
 (invoices, entitlement checks, metrics) adds them up. Once an hour is past, its stripes serve no
 purpose: this merges them into stripe 0 with the same merge the ingest upsert uses, in one statement
 per stripe (DELETE .. RETURNING feeding the upsert), so a reader sees either the stripes or their
-sum, never a part. usage_totals is folded the same way.
+sum, never a part. usage_totals and the daily rollups are folded the same way (a day once it is
+over).
 
 It takes the stripe locks that ingestion takes (transaction advisory locks, tried, never waited
 for): stripe 0 and the stripe being folded. An ingest transaction holding either is simply skipped
@@ -19,10 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from togai_engine.meters.sql import (
-    ROLLUP_COLUMNS,
+    DAILY,
+    HOURLY,
     ROLLUP_STRIPES,
     STRIPE_LOCK_CLASS,
     TOTALS_COLUMNS,
+    RollupTable,
     merge_into_rollups,
     merge_into_totals,
 )
@@ -32,10 +35,11 @@ from togai_engine.store.database import Database, raw_connection
 HOT_HOURS = timedelta(hours=1)  # the current hour (and the one before it) keep their stripes
 
 
-def _fold_rollups(stripe: int) -> str:
+def _fold_rollups(stripe: int, table: RollupTable = HOURLY) -> str:
     # the stripe is a literal, so the planner sees that the partial index (stripe <> 0) covers it
-    moved = f"DELETE FROM usage_rollups WHERE stripe = {int(stripe)} AND hour < $1 RETURNING {ROLLUP_COLUMNS}"
-    return f"WITH moved AS ({moved}) " + merge_into_rollups(f"SELECT {ROLLUP_COLUMNS} FROM moved", "0")
+    moved = (f"DELETE FROM {table.name} WHERE stripe = {int(stripe)} AND {table.time_column} < $1 "
+             f"RETURNING {table.columns}")
+    return f"WITH moved AS ({moved}) " + merge_into_rollups(f"SELECT {table.columns} FROM moved", "0", table)
 
 
 _FOLD_TOTALS = (
@@ -47,6 +51,7 @@ _FOLD_TOTALS = (
 @dataclass
 class CompactionSummary:
     rows_folded: int = 0  # rollup rows of stripes 1.. merged into stripe 0
+    daily_rows_folded: int = 0  # daily rollup rows of stripes 1.. merged into stripe 0
     stripes_skipped: list[int] = field(default_factory=list)  # held by an ingest transaction: next run
 
 
@@ -66,4 +71,7 @@ async def compact_rollups(database: Database, now: datetime) -> CompactionSummar
             status = await conn.execute(_fold_rollups(stripe), before)
             summary.rows_folded += int(status.split()[-1])
             await conn.execute(_FOLD_TOTALS, stripe, before)
+            # daily rows of the days before the one `before` falls in (that day may still be written)
+            status = await conn.execute(_fold_rollups(stripe, DAILY), before.replace(hour=0))
+            summary.daily_rows_folded += int(status.split()[-1])
     return summary

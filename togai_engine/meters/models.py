@@ -31,7 +31,19 @@ class UsageMeterRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class UsageRollupRow(Base):
+class _RollupAggregates:
+    """The aggregate columns of a rollup row: each merges associatively (see meters/sql.py)."""
+
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    value_sum: Mapped[Decimal] = mapped_column(Numeric)
+    value_max: Mapped[Decimal | None] = mapped_column(Numeric)
+    latest_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    latest_id: Mapped[str | None] = mapped_column(Text)
+    latest_value: Mapped[Decimal | None] = mapped_column(Numeric)
+
+
+class UsageRollupRow(_RollupAggregates, Base):
     """Per (account, meter, UTC hour): the aggregates of the billable events that meter values.
 
     event_count/value_sum/value_max add up across hours; LATEST is the value of the newest event
@@ -51,13 +63,23 @@ class UsageRollupRow(Base):
     account_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     meter_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
-    event_count: Mapped[int] = mapped_column(BigInteger)
-    value_sum: Mapped[Decimal] = mapped_column(Numeric)
-    value_max: Mapped[Decimal | None] = mapped_column(Numeric)
-    latest_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    latest_id: Mapped[str | None] = mapped_column(Text)
-    latest_value: Mapped[Decimal | None] = mapped_column(Numeric)
+
+
+class UsageDailyRollupRow(_RollupAggregates, Base):
+    """Per (account, meter, UTC day) of MAX and LATEST meters only: the same aggregates as their hourly
+    rollups, maintained with them in the same ingest statement (same stripe). A series over all accounts
+    sums each account's daily maximum or latest value, which usage_totals cannot hold; this reads ~1/3
+    of the hourly rows. Equal to the day's hourly rows merged (verify_rollups checks it)."""
+
+    __tablename__ = "usage_rollups_daily"
+    __table_args__ = (
+        Index("ix_usage_rollups_daily_meter_day", "meter_id", "day"),
+        Index("ix_usage_rollups_daily_striped_day", "stripe", "day", postgresql_where=text("stripe <> 0")),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    meter_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    day: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
 
 
 class UsageTotalRow(Base):

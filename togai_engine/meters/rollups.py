@@ -1,5 +1,5 @@
-"""Hourly rollups (and all-account totals) beyond the ingest path: backfill a new meter, verify and
-rebuild from raw events."""
+"""Hourly rollups (and all-account totals, and daily rollups of MAX and LATEST meters) beyond the
+ingest path: backfill a new meter, verify and rebuild from raw events."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import (
+    DAILY,
+    HOURLY,
     ROLLUP_COLUMNS,
     TOTALS_COLUMNS,
     MeterSql,
+    RollupTable,
     lock_schemas_sql,
     merged_rollups_sql,
     rollup_select,
@@ -38,6 +42,7 @@ class RollupDifference:
     hour: datetime
     stored: tuple[int, Decimal, Decimal | None, datetime | None, str | None, Decimal | None] | None
     recomputed: tuple[int, Decimal, Decimal | None, datetime | None, str | None, Decimal | None] | None
+    grain: str = "hour"  # "day": a daily rollup row (`hour` is then the day's start)
 
 
 async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
@@ -49,12 +54,17 @@ async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
 
 
 def _recompute_sql(meters: Sequence[MeterSql]) -> str:
-    """Writes the meters' rollups and totals (stripe 0) from all stored events; returns the rollup rows
-    written. For meters that have none yet (backfill, or after a rebuild deleted them)."""
+    """Writes the meters' rollups, daily rollups and totals (stripe 0) from all stored events; returns the
+    rollup rows written. For meters that have none yet (backfill, or after a rebuild deleted them)."""
+    daily = [m for m in meters if m.has_daily_rollups]
+    daily_cte = (f"rolled_daily AS (INSERT INTO {DAILY.name} ({DAILY.columns}) "
+                 f"{rollup_select('valued', any_latest=any(m.is_latest for m in daily), table=DAILY)}), "
+                 if daily else "")
     return (
         f"WITH valued AS ({valued_sql(meters, 'events')}), "
         f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
         f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))} RETURNING 1), "
+        f"{daily_cte}"
         f"totaled AS (INSERT INTO usage_totals ({TOTALS_COLUMNS}) {totals_select('valued')}) "
         "SELECT count(*) FROM rolled"
     )
@@ -68,35 +78,21 @@ async def _meters(session: AsyncSession, meter_ids: Sequence[str] | None) -> lis
 
 
 async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> list[RollupDifference]:
-    """Recomputes every (account, meter, hour) rollup from raw events and returns the differences
-    (an empty list means the rollups are exact)."""
+    """Recomputes every (account, meter, hour) rollup, every daily rollup and every all-account total
+    from raw events and returns the differences (an empty list means they are all exact)."""
     meters = await _meters(session, meter_ids)
     if not meters:
         return []
     conn = await raw_connection(session)
     ids = [m.id for m in meters]
-    differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
-    rows = await conn.fetch(
-        f"WITH valued AS ({valued_sql(meters, 'events')}), "
-        f"raw ({ROLLUP_COLUMNS}) AS ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
-        f"stored ({ROLLUP_COLUMNS}) AS ({merged_rollups_sql('meter_id = ANY($1::text[])')}) "
-        "SELECT coalesce(s.account_id, w.account_id) AS account_id, coalesce(s.meter_id, w.meter_id) AS meter_id, "
-        "coalesce(s.hour, w.hour) AS hour, s.account_id IS NOT NULL AS has_stored, w.account_id IS NOT NULL AS has_raw, "
-        + ", ".join(f"s.{c} AS s_{c}, w.{c} AS w_{c}" for c in _COMPARED)
-        + " FROM stored s FULL JOIN raw w ON s.account_id = w.account_id AND s.meter_id = w.meter_id "
-        f"AND s.hour = w.hour WHERE {differs} ORDER BY 1, 2, 3",
-        ids,
-    )
-    differences = [
-        RollupDifference(
-            row["account_id"],
-            row["meter_id"],
-            row["hour"],
-            tuple(row[f"s_{c}"] for c in _COMPARED) if row["has_stored"] else None,  # type: ignore[arg-type]
-            tuple(row[f"w_{c}"] for c in _COMPARED) if row["has_raw"] else None,  # type: ignore[arg-type]
-        )
-        for row in rows
-    ]
+    differences = await _rollup_differences(conn, meters, HOURLY)
+    daily = [m for m in meters if m.has_daily_rollups]
+    differences += await _rollup_differences(conn, daily, DAILY) if daily else []
+    # daily rows of a meter that has none (COUNT, SUM, UNIQUE_COUNT)
+    stray = await conn.fetch(merged_rollups_sql("meter_id = ANY($1::text[])", DAILY),
+                             [m.id for m in meters if not m.has_daily_rollups])
+    differences += [RollupDifference(row[0], row[1], row[2], tuple(row[3:]), None, "day")  # type: ignore[arg-type]
+                    for row in stray]
     totals = await conn.fetch(
         f"WITH valued AS ({valued_sql(meters, 'events')}), "
         f"raw ({TOTALS_COLUMNS}) AS ({totals_select('valued')}), "
@@ -118,6 +114,35 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
     return differences
 
 
+async def _rollup_differences(conn: Any, meters: Sequence[MeterSql], table: RollupTable) -> list[RollupDifference]:
+    """`table`'s rows of `meters` (stripes merged) against a recompute from raw events."""
+    differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
+    time = table.time_column
+    rows = await conn.fetch(
+        f"WITH valued AS ({valued_sql(meters, 'events')}), "
+        f"raw ({table.columns}) AS ({rollup_select('valued', any_latest=any(m.is_latest for m in meters), table=table)}), "
+        f"stored ({table.columns}) AS ({merged_rollups_sql('meter_id = ANY($1::text[])', table)}) "
+        "SELECT coalesce(s.account_id, w.account_id) AS account_id, coalesce(s.meter_id, w.meter_id) AS meter_id, "
+        f"coalesce(s.{time}, w.{time}) AS at, s.account_id IS NOT NULL AS has_stored, "
+        "w.account_id IS NOT NULL AS has_raw, "
+        + ", ".join(f"s.{c} AS s_{c}, w.{c} AS w_{c}" for c in _COMPARED)
+        + " FROM stored s FULL JOIN raw w ON s.account_id = w.account_id AND s.meter_id = w.meter_id "
+        f"AND s.{time} = w.{time} WHERE {differs} ORDER BY 1, 2, 3",
+        [m.id for m in meters],
+    )
+    return [
+        RollupDifference(
+            row["account_id"],
+            row["meter_id"],
+            row["at"],
+            tuple(row[f"s_{c}"] for c in _COMPARED) if row["has_stored"] else None,  # type: ignore[arg-type]
+            tuple(row[f"w_{c}"] for c in _COMPARED) if row["has_raw"] else None,  # type: ignore[arg-type]
+            table.time_column,
+        )
+        for row in rows
+    ]
+
+
 async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> int:
     """Replaces the rollups of the given meters (default all) by a recompute from raw events.
 
@@ -131,4 +156,5 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
     ids = [m.id for m in meters]
     await conn.execute("DELETE FROM usage_rollups WHERE meter_id = ANY($1::text[])", ids)
     await conn.execute("DELETE FROM usage_totals WHERE meter_id = ANY($1::text[])", ids)
+    await conn.execute(f"DELETE FROM {DAILY.name} WHERE meter_id = ANY($1::text[])", ids)
     return await conn.fetchval(_recompute_sql(meters))

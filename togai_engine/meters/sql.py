@@ -45,11 +45,15 @@ class MeterSql:
     def is_latest(self) -> bool:
         return self.aggregation == "LATEST"
 
+    @property
+    def has_daily_rollups(self) -> bool:
+        return self.aggregation in DAILY_AGGREGATIONS
+
 
 def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with_key: bool = False) -> str:
     """One row per (billable event of `source`, meter of its schema) with the event's value.
 
-    Columns: account_id, meter_id, is_latest, event_time, id, value (NULL = not metered)
+    Columns: account_id, meter_id, is_latest, is_daily, event_time, id, value (NULL = not metered)
     [, key: the UNIQUE_COUNT text key]. `source` is a table or CTE name with events' columns;
     `where` is an extra condition on `e`.
     """
@@ -60,7 +64,8 @@ def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with
             key = f", {meter.compiled.distinct_sql or 'CAST(NULL AS text)'} AS key"
         parts.append(
             f"SELECT e.account_id, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, "
-            f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, e.event_time, CAST(e.id AS text) AS id, "
+            f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, "
+            f"{'TRUE' if meter.has_daily_rollups else 'FALSE'} AS is_daily, e.event_time, CAST(e.id AS text) AS id, "
             f"{meter.compiled.value_sql} AS value{key} FROM {source} e "
             f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND e.status = '{BILLABLE}'"
             + (f" AND ({where})" if where else "")
@@ -68,11 +73,28 @@ def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with
     return "\nUNION ALL\n".join(parts)
 
 
-HOUR = "date_trunc('hour', event_time, 'UTC')"
+@dataclass(frozen=True)
+class RollupTable:
+    """A table of per (account, meter, time bucket, stripe) aggregates (ROLLUP_COLUMNS, with its own
+    name for the time column). Rows of both tables merge the same way."""
+
+    name: str
+    time_column: str  # "hour" or "day"
+    bucket_of_event: str  # SQL of the UTC bucket start of a row's `event_time`
+
+    @property
+    def columns(self) -> str:
+        return ROLLUP_COLUMNS.replace("hour", self.time_column)
+
 
 # Per (account, meter, hour) aggregates of `valued` rows; LATEST is the value of the newest
 # event by (event_time, id), which makes merging partial rollups independent of arrival order.
 ROLLUP_COLUMNS = "account_id, meter_id, hour, event_count, value_sum, value_max, latest_time, latest_id, latest_value"
+HOURLY = RollupTable("usage_rollups", "hour", "date_trunc('hour', event_time, 'UTC')")
+# The same per UTC day, for MAX and LATEST meters only: a series over all accounts sums each account's
+# value per bucket, which usage_totals cannot hold, and daily rows are ~1/3 of the hourly ones to read.
+DAILY = RollupTable("usage_rollups_daily", "day", "date_trunc('day', event_time, 'UTC')")
+DAILY_AGGREGATIONS = ("MAX", "LATEST")
 LATEST_ORDER = 'event_time DESC, id COLLATE "C" DESC'
 ROLLUP_LATEST_ORDER = 'latest_time DESC, latest_id COLLATE "C" DESC'  # the same order over rollup rows
 NO_LATEST = "CAST(NULL AS timestamptz), CAST(NULL AS text), CAST(NULL AS numeric)"
@@ -88,16 +110,19 @@ def latest_columns(time: str, ident: str, value: str, order: str, condition: str
 ROLLUP_LATEST = latest_columns("latest_time", "latest_id", "latest_value", ROLLUP_LATEST_ORDER, "latest_time IS NOT NULL")
 
 
-def rollup_select(valued_source: str, *, any_latest: bool) -> str:
-    """SELECT of rollup rows (ROLLUP_COLUMNS) from a `valued` relation, sorted by key.
+def rollup_select(valued_source: str, *, any_latest: bool, table: RollupTable = HOURLY) -> str:
+    """SELECT of `table`'s rows (its columns) from a `valued` relation, sorted by key; for DAILY only the
+    rows of meters with daily rollups.
 
     LATEST meters are aggregated apart: their ordered aggregates start a sort per group, which the
     other meters' groups (most of them) need not pay for.
     """
+    only = " AND is_daily" if table is DAILY else ""
+
     def grouped(latest: str, where: str) -> str:
         return (
-            f"SELECT account_id, meter_id, {HOUR} AS hour, count(*), sum(value), max(value), {latest} "
-            f"FROM {valued_source} WHERE value IS NOT NULL{where} GROUP BY account_id, meter_id, hour"
+            f"SELECT account_id, meter_id, {table.bucket_of_event} AS bucket, count(*), sum(value), max(value), "
+            f"{latest} FROM {valued_source} WHERE value IS NOT NULL{only}{where} GROUP BY account_id, meter_id, bucket"
         )
 
     if not any_latest:
@@ -111,15 +136,16 @@ _NEWER = (
     'OR (EXCLUDED.latest_time = r.latest_time AND EXCLUDED.latest_id COLLATE "C" > r.latest_id COLLATE "C")))'
 )
 
-ROLLUP_MERGE = (
-    "ON CONFLICT (account_id, meter_id, hour, stripe) DO UPDATE SET "
-    "event_count = r.event_count + EXCLUDED.event_count, "
-    "value_sum = r.value_sum + EXCLUDED.value_sum, "
-    "value_max = GREATEST(r.value_max, EXCLUDED.value_max), "
-    f"latest_time = CASE WHEN {_NEWER} THEN EXCLUDED.latest_time ELSE r.latest_time END, "
-    f"latest_id = CASE WHEN {_NEWER} THEN EXCLUDED.latest_id ELSE r.latest_id END, "
-    f"latest_value = CASE WHEN {_NEWER} THEN EXCLUDED.latest_value ELSE r.latest_value END"
-)
+def _rollup_merge(table: RollupTable) -> str:
+    return (
+        f"ON CONFLICT (account_id, meter_id, {table.time_column}, stripe) DO UPDATE SET "
+        "event_count = r.event_count + EXCLUDED.event_count, "
+        "value_sum = r.value_sum + EXCLUDED.value_sum, "
+        "value_max = GREATEST(r.value_max, EXCLUDED.value_max), "
+        f"latest_time = CASE WHEN {_NEWER} THEN EXCLUDED.latest_time ELSE r.latest_time END, "
+        f"latest_id = CASE WHEN {_NEWER} THEN EXCLUDED.latest_id ELSE r.latest_id END, "
+        f"latest_value = CASE WHEN {_NEWER} THEN EXCLUDED.latest_value ELSE r.latest_value END"
+    )
 
 
 # Rollup stripes: a key (account, meter, hour) may have up to ROLLUP_STRIPES rows. An ingest
@@ -137,27 +163,28 @@ STRIPE_SQL = (
 )
 
 
-def merge_into_rollups(rows_sql: str, stripe: str) -> str:
-    """INSERT .. ON CONFLICT adding `rows_sql` (rows of ROLLUP_COLUMNS, one per key) to the rollups of
+def merge_into_rollups(rows_sql: str, stripe: str, table: RollupTable = HOURLY) -> str:
+    """INSERT .. ON CONFLICT adding `rows_sql` (rows of `table`'s columns, one per key) to `table` in
     `stripe` (an SQL expression), in key order: writers of one stripe lock its rows in the same
     order, so they cannot deadlock. Ingest, backfill and compaction all merge through this."""
     return (
-        f"INSERT INTO usage_rollups AS r ({ROLLUP_COLUMNS}, stripe) "
-        f"SELECT *, {stripe} FROM ({rows_sql}) AS rolled ORDER BY 1, 2, 3 {ROLLUP_MERGE}"
+        f"INSERT INTO {table.name} AS r ({table.columns}, stripe) "
+        f"SELECT *, {stripe} FROM ({rows_sql}) AS rolled ORDER BY 1, 2, 3 {_rollup_merge(table)}"
     )
 
 
-def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0") -> str:
-    """Adds the `valued` rows to the hourly rollups of `stripe`."""
-    return merge_into_rollups(rollup_select(valued_source, any_latest=any_latest), stripe)
+def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0", table: RollupTable = HOURLY) -> str:
+    """Adds the `valued` rows to `table` in `stripe`."""
+    return merge_into_rollups(rollup_select(valued_source, any_latest=any_latest, table=table), stripe, table)
 
 
-def merged_rollups_sql(where: str) -> str:
-    """One row per (account, meter, hour) with ROLLUP_COLUMNS, the stripes of `usage_rollups`
+def merged_rollups_sql(where: str, table: RollupTable = HOURLY) -> str:
+    """One row per (account, meter, time bucket) with `table`'s columns, the stripes of `table`'s rows
     matching `where` added up."""
     return (
-        f"SELECT account_id, meter_id, hour, CAST(sum(event_count) AS bigint), sum(value_sum), max(value_max), "
-        f"{ROLLUP_LATEST} FROM usage_rollups WHERE {where} GROUP BY account_id, meter_id, hour"
+        f"SELECT account_id, meter_id, {table.time_column}, CAST(sum(event_count) AS bigint), sum(value_sum), "
+        f"max(value_max), {ROLLUP_LATEST} FROM {table.name} WHERE {where} "
+        f"GROUP BY account_id, meter_id, {table.time_column}"
     )
 
 
@@ -168,7 +195,7 @@ TOTALS_COLUMNS = "meter_id, hour, event_count, value_sum"
 def totals_select(valued_source: str) -> str:
     """SELECT of usage_totals rows (TOTALS_COLUMNS) from a `valued` relation, sorted by key."""
     return (
-        f"SELECT meter_id, {HOUR} AS hour, count(*), sum(value) FROM {valued_source} WHERE value IS NOT NULL "
+        f"SELECT meter_id, {HOURLY.bucket_of_event} AS hour, count(*), sum(value) FROM {valued_source} WHERE value IS NOT NULL "
         "GROUP BY meter_id, hour ORDER BY meter_id, hour"
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.errors import InvalidInput
 from togai_engine.meters.sql import (
+    DAILY,
+    HOURLY,
     LATEST_ORDER,
     NO_LATEST,
     ROLLUP_LATEST,
@@ -94,6 +96,16 @@ _BUCKETS = {
 def bucket_sql(column: str, period: str | None) -> str:
     """SQL for the UTC bucket start of `column` (a timestamptz) in `period`; NULL for one bucket."""
     return "CAST(NULL AS timestamptz)" if period is None else _BUCKETS[period].format(column=column)
+
+
+def _whole_days(first_hour: datetime, last_hour: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC days [first_day, last_day) inside [first_hour, last_hour); an empty range at
+    last_hour when there is none."""
+    first_day = first_hour.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if first_day < first_hour:
+        first_day += timedelta(days=1)
+    last_day = last_hour.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (first_day, last_day) if first_day < last_day else (last_hour, last_hour)
 
 
 def _check_period(start: datetime, end: datetime) -> None:
@@ -309,7 +321,8 @@ async def usage_summed(
 
     - COUNT and SUM over whole hours: from usage_totals when no account filter (~ meters x hours rows),
       else from the rollups summed per meter and bucket;
-    - MAX and LATEST over whole hours: each account's value per bucket in SQL, summed in SQL;
+    - MAX and LATEST over whole hours: each account's value per bucket in SQL (whole UTC days from the
+      daily rollups, the other hours from the hourly ones), summed in SQL;
     - the partial hours at the edges, and UNIQUE_COUNT, per account through usage_by_bucket.
     """
     _check_period(start, end)
@@ -328,7 +341,7 @@ async def usage_summed(
 
     additive = [m for m in meters if m.aggregation in ("COUNT", "SUM")]
     # MAX and LATEST merge an account's rollup part with its raw edges first: in SQL only without edges
-    per_account_sql = [m for m in meters if m.aggregation in ("MAX", "LATEST")] if whole and not edges else []
+    per_account_sql = [m for m in meters if m.has_daily_rollups] if whole and not edges else []
     rest = [m for m in meters if m not in additive and m not in per_account_sql]
     bucket = bucket_sql("hour", period)
     # whole hours: $1 meter ids, [$2, $3) the hours, $4 the accounts when filtered
@@ -346,27 +359,37 @@ async def usage_summed(
         for meter_id, at, count, total in rows:
             add(meter_id, at, Decimal(count) if meter_id in counts else total)
     if per_account_sql:
+        # Each account's value per bucket: whole UTC days from the daily rollups, the hours around them
+        # from the hourly ones (HOUR buckets: hourly only). [$4, $5) are the days; $6 the accounts.
+        first_day, last_day = _whole_days(first_hour, last_hour) if period != "HOUR" else (last_hour, last_hour)
+        account_filter = " AND account_id = ANY($6::text[])" if accounts is not None else ""
+        parts = (
+            f"SELECT account_id, meter_id, hour AS at, value_max, latest_time, latest_id, latest_value FROM {HOURLY.name} "
+            "WHERE meter_id = ANY($1::text[]) AND ((hour >= $2 AND hour < $4) OR (hour >= $5 AND hour < $3))"
+            f"{account_filter} UNION ALL "
+            f"SELECT account_id, meter_id, day, value_max, latest_time, latest_id, latest_value FROM {DAILY.name} "
+            f"WHERE meter_id = ANY($1::text[]) AND day >= $4 AND day < $5{account_filter}"
+        )
+        per_bucket = bucket_sql("at", period)
         # MAX and LATEST apart: an ordered aggregate starts a sort per group, which MAX groups need not
-        # pay for; LATEST takes each account's newest rollup row per bucket with one DISTINCT ON sort.
+        # pay for; LATEST takes each account's newest row per bucket with one DISTINCT ON sort.
         maxima = [m.id for m in per_account_sql if not m.is_latest]
         latest = [m.id for m in per_account_sql if m.is_latest]
         queries = []
         if maxima:
             queries.append((
                 "SELECT meter_id, bucket, sum(value) FROM ("
-                f"  SELECT account_id, meter_id, {bucket} AS bucket, max(value_max) AS value FROM usage_rollups "
-                f"  WHERE {hours} "
+                f"  SELECT account_id, meter_id, {per_bucket} AS bucket, max(value_max) AS value FROM ({parts}) AS p "
                 "  GROUP BY 1, 2, 3) AS per_account GROUP BY 1, 2", maxima))
         if latest:
             queries.append((
                 "SELECT meter_id, bucket, sum(latest_value) FROM ("
-                f"  SELECT DISTINCT ON (account_id, meter_id, bucket) account_id, meter_id, {bucket} AS bucket, "
-                "    latest_value FROM usage_rollups "
-                f"  WHERE {hours} AND latest_time IS NOT NULL "
+                f"  SELECT DISTINCT ON (account_id, meter_id, bucket) account_id, meter_id, {per_bucket} AS bucket, "
+                f"    latest_value FROM ({parts}) AS p WHERE latest_time IS NOT NULL "
                 f"  ORDER BY account_id, meter_id, bucket, {ROLLUP_LATEST_ORDER}"
                 ") AS per_account GROUP BY 1, 2", latest))
         for sql, ids in queries:
-            for meter_id, at, value in await conn.fetch(sql, ids, first_hour, last_hour, *scope):
+            for meter_id, at, value in await conn.fetch(sql, ids, first_hour, last_hour, first_day, last_day, *scope):
                 add(meter_id, at, value)
     # Edges of the additive meters (a few raw rows), and everything else, per account.
     edge_ranges = [(start, first_hour), (last_hour, end)] if whole else [(start, end)]
