@@ -55,3 +55,27 @@ def test_plan_files_read_numbers_exactly(tmp_path: Path) -> None:
         json_file.write_text(content)
         with pytest.raises(InvalidInput, match=words):
             load_plan_file(json_file)
+
+
+async def test_meters_of_a_pricing_file_name_the_failing_field_and_store_nothing(client, db) -> None:
+    from conftest import row_counts
+    from togai_engine.lab.service import apply_meters
+
+    good = {"name": "calls", "eventSchemaName": "api", "aggregation": "COUNT", "computations": []}
+    before = await row_counts(db)
+    for specs, field, reason in (
+        ([good, "calls"], "meters[1]", "must be a usage meter object"),
+        ([good, {**good, "name": "peak", "aggregation": "MEDIAN"}], "meters[1].aggregation", "use one of: COUNT"),
+        ([{k: v for k, v in good.items() if k != "name"}], "meters[0].name", "Field required"),
+        ([{**good, "computations": [5]}], "meters[0].computations[0]", "valid dictionary"),
+        ([{**good, "aggregation": "SUM", "computations": [{"computation": {"sqrt": [4]}}]}],
+         "meters[0].computations[0].computation", "sqrt"),
+    ):
+        with pytest.raises(InvalidInput) as raised:
+            async with db.unit_of_work() as session:
+                await apply_meters(session, specs, at(2026, 3, 1))
+        assert raised.value.field == field and reason in raised.value.reason, raised.value
+        assert await row_counts(db) == before  # the valid first meter was not created either
+    async with db.unit_of_work() as session:
+        applied = await apply_meters(session, [good, good], at(2026, 3, 1))
+    assert [(a.name, a.status) for a in applied] == [("calls", "created"), ("calls", "exists")]

@@ -23,7 +23,7 @@ from togai_engine.billing.usage import UsageSource, meter_usage
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
 from togai_engine.invoices.models import InvoiceRow
-from togai_engine.lab.candidates import Candidate, parse_inline, resolve, resolve_candidates
+from togai_engine.lab.candidates import Candidate, parse_inline, resolve, resolve_candidates, validation_path
 from togai_engine.lab.compare import AccountUsage, InvoiceFact, compare_account, summarize
 from togai_engine.lab.quote import quote
 from togai_engine.lab.schemas import (
@@ -310,12 +310,14 @@ async def apply_meters(session: AsyncSession, specs: Sequence[object], now: date
     applied: list[AppliedMeter] = []
     for i, spec in enumerate(specs):
         prefix = f"{field}[{i}]"
+        if not isinstance(spec, Mapping):
+            raise InvalidInput(prefix, "must be a usage meter object in create_usage_meter's shape "
+                                       "{name, eventSchemaName, aggregation, computations}")
         try:
             data = UsageMeterCreate.model_validate(spec)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(f"{prefix}.{where}" if where else prefix, first["msg"]) from None
+            where, message = validation_path(exc)
+            raise InvalidInput(f"{prefix}.{where}" if where else prefix, message) from None
         try:
             meter, created = await meters.create_usage_meter(session, data, now)
         except InvalidInput as exc:

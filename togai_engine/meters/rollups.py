@@ -79,23 +79,34 @@ async def _meters(session: AsyncSession, meter_ids: Sequence[str] | None) -> lis
 
 async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> list[RollupDifference]:
     """Recomputes every (account, meter, hour) rollup, every daily rollup and every all-account total
-    from raw events and returns the differences (an empty list means they are all exact)."""
+    from raw events and returns the differences (an empty list means they are all exact).
+
+    One pass over the raw events: their hourly aggregates go to a temporary table, and the daily rows
+    and totals are recomputed from those (every rollup column merges associatively, as compaction and
+    the stripes rely on), not from the stored hourly rows.
+    """
     meters = await _meters(session, meter_ids)
     if not meters:
         return []
     conn = await raw_connection(session)
+    await conn.execute("DROP TABLE IF EXISTS pg_temp.recomputed_rollups")
+    await conn.execute(
+        f"CREATE TEMP TABLE recomputed_rollups ({ROLLUP_COLUMNS}) ON COMMIT DROP AS "
+        f"WITH valued AS ({valued_sql(meters, 'events')}) "
+        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))}")
     ids = [m.id for m in meters]
-    differences = await _rollup_differences(conn, meters, HOURLY)
-    daily = [m for m in meters if m.has_daily_rollups]
-    differences += await _rollup_differences(conn, daily, DAILY) if daily else []
+    daily = [m.id for m in meters if m.has_daily_rollups]
+    differences = await _rollup_differences(conn, ids, HOURLY, "SELECT * FROM recomputed_rollups")
+    differences += await _rollup_differences(conn, daily, DAILY, merged_rollups_sql(
+        "meter_id = ANY($1::text[])", source="recomputed_rollups", bucket="date_trunc('day', hour, 'UTC')"))
     # daily rows of a meter that has none (COUNT, SUM, UNIQUE_COUNT)
     stray = await conn.fetch(merged_rollups_sql("meter_id = ANY($1::text[])", DAILY),
                              [m.id for m in meters if not m.has_daily_rollups])
     differences += [RollupDifference(row[0], row[1], row[2], tuple(row[3:]), None, "day")  # type: ignore[arg-type]
                     for row in stray]
     totals = await conn.fetch(
-        f"WITH valued AS ({valued_sql(meters, 'events')}), "
-        f"raw ({TOTALS_COLUMNS}) AS ({totals_select('valued')}), "
+        "WITH raw AS (SELECT meter_id, hour, sum(event_count) AS event_count, sum(value_sum) AS value_sum "
+        "  FROM recomputed_rollups GROUP BY meter_id, hour), "
         "stored AS (SELECT meter_id, hour, sum(event_count) AS event_count, sum(value_sum) AS value_sum "
         "  FROM usage_totals WHERE meter_id = ANY($1::text[]) GROUP BY meter_id, hour) "
         "SELECT coalesce(s.meter_id, w.meter_id) AS meter_id, coalesce(s.hour, w.hour) AS hour, "
@@ -111,16 +122,20 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
                          None if row["w_count"] is None else (row["w_count"], row["w_sum"], None, None, None, None))
         for row in totals
     ]
+    await conn.execute("DROP TABLE recomputed_rollups")
     return differences
 
 
-async def _rollup_differences(conn: Any, meters: Sequence[MeterSql], table: RollupTable) -> list[RollupDifference]:
-    """`table`'s rows of `meters` (stripes merged) against a recompute from raw events."""
+async def _rollup_differences(conn: Any, meter_ids: list[str], table: RollupTable,
+                              recomputed: str) -> list[RollupDifference]:
+    """`table`'s rows of the meters (stripes merged) against `recomputed` (rows of `table`'s columns
+    computed from raw events); $1 is the meter ids."""
+    if not meter_ids:
+        return []
     differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
     time = table.time_column
     rows = await conn.fetch(
-        f"WITH valued AS ({valued_sql(meters, 'events')}), "
-        f"raw ({table.columns}) AS ({rollup_select('valued', any_latest=any(m.is_latest for m in meters), table=table)}), "
+        f"WITH raw ({table.columns}) AS ({recomputed}), "
         f"stored ({table.columns}) AS ({merged_rollups_sql('meter_id = ANY($1::text[])', table)}) "
         "SELECT coalesce(s.account_id, w.account_id) AS account_id, coalesce(s.meter_id, w.meter_id) AS meter_id, "
         f"coalesce(s.{time}, w.{time}) AS at, s.account_id IS NOT NULL AS has_stored, "
@@ -128,7 +143,7 @@ async def _rollup_differences(conn: Any, meters: Sequence[MeterSql], table: Roll
         + ", ".join(f"s.{c} AS s_{c}, w.{c} AS w_{c}" for c in _COMPARED)
         + " FROM stored s FULL JOIN raw w ON s.account_id = w.account_id AND s.meter_id = w.meter_id "
         f"AND s.{time} = w.{time} WHERE {differs} ORDER BY 1, 2, 3",
-        [m.id for m in meters],
+        meter_ids,
     )
     return [
         RollupDifference(

@@ -178,13 +178,15 @@ def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0", ta
     return merge_into_rollups(rollup_select(valued_source, any_latest=any_latest, table=table), stripe, table)
 
 
-def merged_rollups_sql(where: str, table: RollupTable = HOURLY) -> str:
-    """One row per (account, meter, time bucket) with `table`'s columns, the stripes of `table`'s rows
-    matching `where` added up."""
+def merged_rollups_sql(where: str, table: RollupTable = HOURLY, *, source: str | None = None,
+                       bucket: str | None = None) -> str:
+    """One row per (account, meter, time bucket) with `table`'s columns: the rows of `source` (default
+    `table` itself: its stripes) matching `where` merged, per `bucket` (default `table`'s time column)."""
+    bucket = bucket or table.time_column
     return (
-        f"SELECT account_id, meter_id, {table.time_column}, CAST(sum(event_count) AS bigint), sum(value_sum), "
-        f"max(value_max), {ROLLUP_LATEST} FROM {table.name} WHERE {where} "
-        f"GROUP BY account_id, meter_id, {table.time_column}"
+        f"SELECT account_id, meter_id, {bucket} AS bucket, CAST(sum(event_count) AS bigint), sum(value_sum), "
+        f"max(value_max), {ROLLUP_LATEST} FROM {source or table.name} WHERE {where} "
+        "GROUP BY account_id, meter_id, bucket"
     )
 
 

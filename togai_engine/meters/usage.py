@@ -98,6 +98,27 @@ def bucket_sql(column: str, period: str | None) -> str:
     return "CAST(NULL AS timestamptz)" if period is None else _BUCKETS[period].format(column=column)
 
 
+class _Split(NamedTuple):
+    """[start, end) as whole UTC hours [first_hour, last_hour) (none when first_hour >= last_hour) and
+    the non-empty ranges around them that only raw events can answer (all of [start, end) when there
+    is no whole hour)."""
+
+    first_hour: datetime
+    last_hour: datetime
+    edges: list[tuple[datetime, datetime]]
+
+    @property
+    def whole(self) -> bool:
+        return self.first_hour < self.last_hour
+
+
+def _split(start: datetime, end: datetime) -> _Split:
+    first_hour, last_hour = _ceil_hour(start), floor_hour(end)
+    if first_hour >= last_hour:
+        return _Split(first_hour, last_hour, [(start, end)])
+    return _Split(first_hour, last_hour, [(a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b])
+
+
 def _whole_days(first_hour: datetime, last_hour: datetime) -> tuple[datetime, datetime]:
     """The whole UTC days [first_day, last_day) inside [first_hour, last_hour); an empty range at
     last_hour when there is none."""
@@ -138,17 +159,10 @@ async def usage_by_bucket(
     distinct = [m for m in meters if m.aggregation == "UNIQUE_COUNT"]
 
     if additive:
-        first_hour, last_hour = _ceil_hour(start), floor_hour(end)
-        raw_ranges: list[tuple[datetime, datetime]] = []
-        if first_hour < last_hour:
-            await _from_rollups(conn, states, additive, first_hour, last_hour, period, accounts)
-            if start < first_hour:
-                raw_ranges.append((start, first_hour))
-            if last_hour < end:
-                raw_ranges.append((last_hour, end))
-        else:
-            raw_ranges.append((start, end))
-        for range_start, range_end in raw_ranges:
+        split = _split(start, end)
+        if split.whole:
+            await _from_rollups(conn, states, additive, split.first_hour, split.last_hour, period, accounts)
+        for range_start, range_end in split.edges:
             await _from_raw(conn, states, additive, range_start, range_end, period, accounts)
     if distinct:
         await _distinct_from_raw(conn, states, distinct, start, end, period, accounts)
@@ -269,15 +283,14 @@ async def account_usage(
     _check_period(start, end)
     if not meter_ids:
         return {}
-    first_hour, last_hour = _ceil_hour(start), floor_hour(end)
-    whole = first_hour < last_hour
+    split = _split(start, end)
     rows = await conn.fetch(
         "SELECT m.id, m.event_schema_name, m.aggregation, CAST(m.computations AS text) AS computations, "
         "m.updated_at, r.* FROM usage_meters m LEFT JOIN LATERAL ("
         f"  SELECT sum(event_count), sum(value_sum), max(value_max), {ROLLUP_LATEST} FROM usage_rollups "
         "  WHERE account_id = $1 AND meter_id = m.id AND hour >= $3 AND hour < $4 AND $5"
         ") AS r ON true WHERE m.id = ANY($2::text[])",
-        account_id, list(meter_ids), first_hour, last_hour, whole,
+        account_id, list(meter_ids), split.first_hour, split.last_hour, split.whole,
     )
     meters = compiled(_MeterRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows)
     states: dict[tuple[str, str, datetime | None], _State] = {}
@@ -287,9 +300,8 @@ async def account_usage(
             state.add(row[5], row[6], row[7], (row[8], row[9], row[10]))
     additive = [m for m in meters if m.aggregation != "UNIQUE_COUNT"]
     distinct = [m for m in meters if m.aggregation == "UNIQUE_COUNT"]
-    edges = [(start, first_hour), (last_hour, end)] if whole else [(start, end)]
-    for edge_start, edge_end in edges:
-        if additive and edge_start < edge_end:
+    for edge_start, edge_end in split.edges:
+        if additive:
             await _from_raw(conn, states, additive, edge_start, edge_end, None, [account_id])
     if distinct:
         await _distinct_from_raw(conn, states, distinct, start, end, None, [account_id])
@@ -330,9 +342,8 @@ async def usage_summed(
         return {}
     conn = await raw_connection(session)
     accounts = list(account_ids) if account_ids is not None else None
-    first_hour, last_hour = _ceil_hour(start), floor_hour(end)
-    whole = first_hour < last_hour
-    edges = whole and (start < first_hour or last_hour < end)
+    split = _split(start, end)
+    first_hour, last_hour, whole = split.first_hour, split.last_hour, split.whole
     summed: dict[tuple[str, datetime | None], Decimal] = {}
 
     def add(meter_id: str, bucket: datetime | None, value: Decimal | None) -> None:
@@ -341,7 +352,7 @@ async def usage_summed(
 
     additive = [m for m in meters if m.aggregation in ("COUNT", "SUM")]
     # MAX and LATEST merge an account's rollup part with its raw edges first: in SQL only without edges
-    per_account_sql = [m for m in meters if m.has_daily_rollups] if whole and not edges else []
+    per_account_sql = [m for m in meters if m.has_daily_rollups] if whole and not split.edges else []
     rest = [m for m in meters if m not in additive and m not in per_account_sql]
     bucket = bucket_sql("hour", period)
     # whole hours: $1 meter ids, [$2, $3) the hours, $4 the accounts when filtered
@@ -392,9 +403,8 @@ async def usage_summed(
             for meter_id, at, value in await conn.fetch(sql, ids, first_hour, last_hour, first_day, last_day, *scope):
                 add(meter_id, at, value)
     # Edges of the additive meters (a few raw rows), and everything else, per account.
-    edge_ranges = [(start, first_hour), (last_hour, end)] if whole else [(start, end)]
     parts: list[tuple[list[MeterSql], datetime, datetime]] = [
-        (additive, a, b) for a, b in edge_ranges if a < b and additive] + ([(rest, start, end)] if rest else [])
+        (additive, a, b) for a, b in split.edges if additive] + ([(rest, start, end)] if rest else [])
     for part_meters, part_start, part_end in parts:
         by_account = await usage_by_bucket(session, part_meters, start=part_start, end=part_end, period=period,
                                            account_ids=accounts)
