@@ -3,7 +3,7 @@ never touches a stripe an ingest transaction holds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from helpers import call, events_of_hour, ingest_in_two_stripes, rows_by_stripe, tokens_meter
@@ -51,6 +51,9 @@ async def test_the_current_hours_keep_their_stripes(client, db, clock):
     await ingest_in_two_stripes(client, db, clock)
     summary = await compact_rollups(db, datetime(2026, 1, 5, 11, 30, tzinfo=UTC))  # 10:00 is the previous hour
     assert summary.rows_folded == 0
+    # the same instant given in +05:30: hours are UTC ones (flooring 17:00+05:30 would fold 10:00)
+    india = timezone(timedelta(hours=5, minutes=30))
+    assert (await compact_rollups(db, datetime(2026, 1, 5, 17, 0, tzinfo=india))).rows_folded == 0
     assert await rows_by_stripe(db) == {0: 8, 1: 4}
     # from 12:00 on, 10:00 is before the previous hour: folded
     assert (await compact_rollups(db, datetime(2026, 1, 5, 12, 0, tzinfo=UTC))).rows_folded == 4
