@@ -1,4 +1,4 @@
-"""Wallet tools: grant_credit, get_wallet_balance."""
+"""Wallet tools: grant_credit, get_wallet_balance, list_wallet_entries."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_server.registry import tool, uow
+from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.pricing.money import parse_decimal
 from togai_engine.wallets import service as wallets
-from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance
+from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance, WalletLedger
 
 AccountId = Annotated[str, Field(description="the account's id")]
 
@@ -59,3 +59,15 @@ async def get_wallet_balance(ctx: Context, accountId: AccountId) -> WalletBalanc
     `overage`), and the active and scheduled grants in the order they will be used."""
     async with uow(ctx) as u:
         return await wallets.get_wallet_balance(u.session, accountId, u.now)
+
+
+@tool("list_wallet_entries", scope="billing:read", read_only=True, idempotent=True, title="List wallet entries")
+async def list_wallet_entries(ctx: Context, accountId: AccountId, pageSize: PageSize = 20,
+                              nextToken: NextToken = None) -> WalletLedger:
+    """List an account's wallet ledger, newest first: every GRANT, APPLICATION to an invoice, REVERSAL
+    (an application given back when its invoice was voided) and EXPIRY, signed, with the grant and
+    invoice it belongs to, and the balance the entries dated up to now add up to. Use it to explain a
+    balance or audit where credit went."""
+    async with uow(ctx) as u:
+        return await wallets.list_wallet_entries(u.session, accountId, u.now, page_size=pageSize,
+                                                 next_token=nextToken)

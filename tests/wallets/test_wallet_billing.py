@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from helpers import call
+from helpers import call, call_error
 
 
 def at(*parts: int) -> datetime:
@@ -73,3 +73,50 @@ async def test_credits_across_a_billing_cycle(client, clock):
     # again at once. Balance 70.00.
     assert wallet["balance"] == "70.00"
     assert sorted(g["remaining"] for g in wallet["grants"]) == ["20.00", "50.00"]
+
+    # The ledger behind that balance, newest first (12 entries):
+    # - prepaid: GRANT +50.00, APPLICATION -50.00 to January's invoice, REVERSAL +50.00 at the void;
+    # - February's plan credit: GRANT +20.00 (1 Feb), APPLICATION -20.00, REVERSAL +20.00;
+    # - January's plan credit: GRANT +20.00 (1 Jan); EXPIRY -20.00 dated 1 Feb (recorded on the 4 Feb read,
+    #   before the bill run); it then paid January's invoice (valid through January): APPLICATION -20.00
+    #   and EXPIRY +20.00 (the expiry undone for what it paid); at the void REVERSAL +20.00, which expires
+    #   again at once: EXPIRY -20.00. Its entries add up to 0.
+    # 50 - 50 + 50 + 20 - 20 + 20 + 20 - 20 - 20 + 20 + 20 - 20 = 70.00, the balance.
+    ledger = await call(client, "list_wallet_entries", accountId="acme", pageSize=100)
+    entries = ledger["data"]
+    assert (ledger["currency"], ledger["balance"], ledger["nextToken"]) == ("USD", "70.00", None)
+    grant_of = {e["amount"]: e["grantId"] for e in entries if e["kind"] == "GRANT" and e["at"] == "2026-01-01T00:00:00Z"}
+    january, prepaid = grant_of["20.00"], grant_of["50.00"]
+    february = next(e["grantId"] for e in entries if e["kind"] == "GRANT" and e["at"] == "2026-02-01T00:00:00Z")
+    name = {prepaid: "prepaid", january: "january", february: "february"}
+    assert sorted((name[e["grantId"]], e["kind"], e["amount"], e["at"][:10]) for e in entries) == [
+        ("february", "APPLICATION", "-20.00", "2026-02-04"), ("february", "GRANT", "20.00", "2026-02-01"),
+        ("february", "REVERSAL", "20.00", "2026-02-04"),
+        ("january", "APPLICATION", "-20.00", "2026-02-04"), ("january", "EXPIRY", "-20.00", "2026-02-01"),
+        ("january", "EXPIRY", "-20.00", "2026-02-04"), ("january", "EXPIRY", "20.00", "2026-02-04"),
+        ("january", "GRANT", "20.00", "2026-01-01"), ("january", "REVERSAL", "20.00", "2026-02-04"),
+        ("prepaid", "APPLICATION", "-50.00", "2026-02-04"), ("prepaid", "GRANT", "50.00", "2026-01-01"),
+        ("prepaid", "REVERSAL", "50.00", "2026-02-04")]
+    assert [e["id"] for e in entries] == sorted((e["id"] for e in entries), reverse=True)
+    applications = {e["id"]: e for e in entries if e["kind"] == "APPLICATION"}
+    assert {e["invoiceId"] for e in applications.values()} == {jan["id"]}
+    reversed_ = {e["reversesEntryId"]: e for e in entries if e["kind"] == "REVERSAL"}
+    assert set(reversed_) == set(applications)  # each application given back exactly once
+    for application_id, reversal in reversed_.items():  # by the same grant and amount
+        application = applications[application_id]
+        assert (reversal["grantId"], reversal["amount"]) == (application["grantId"], application["amount"][1:])
+    # pages of 4 give the same entries, without gap or repeat
+    pages, token = [], None
+    while True:
+        page = await call(client, "list_wallet_entries", accountId="acme", pageSize=4,
+                          **({"nextToken": token} if token else {}))
+        pages.append(page["data"])
+        token = page["nextToken"]
+        if token is None:
+            break
+    assert [len(p) for p in pages] == [4, 4, 4] and [e for p in pages for e in p] == entries
+    await call(client, "create_customer", id="cust_other", name="Other", account={"id": "other", "name": "O"})
+    first = await call(client, "list_wallet_entries", accountId="acme", pageSize=4)
+    error = await call_error(client, "list_wallet_entries", accountId="other", nextToken=first["nextToken"])
+    assert "nextToken" in error  # a token of acme's ledger is refused for another account
+    assert "does not exist" in await call_error(client, "list_wallet_entries", accountId="nobody")

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets import ledger
+from togai_engine.wallets import service as wallets
 from togai_engine.wallets.burn import Spendable, plan_burn
 from wallet_helpers import T0, apply, balance, grant, ledger_sum, make_account, reverse
 
@@ -98,8 +99,11 @@ async def test_ledger_invariants_hold_after_any_sequence(db, ops):
 
         wallet = await balance(db, acc, now)
         assert wallet.balance == await ledger_sum(db, acc, now)
+        listed = await _listed_ledger(db, acc, now)  # list_wallet_entries, every page: the same ledger
+        assert listed.balance == wallet.balance == sum((e.amount for e in listed.data if e.at <= now), D(0))
         everything = await ledger_sum(db, acc, now + timedelta(days=10_000))
         assert everything == wallet.balance + wallet.scheduledCredits  # only scheduled grants lie ahead
+        assert sum((e.amount for e in listed.data), D(0)) == everything  # every entry listed
         for row in await _grant_table(db, acc):
             assert D(0) <= row["remaining"] <= row["amount"]
             if row["effective_until"] is not None and row["effective_until"] <= now:
@@ -163,3 +167,18 @@ def test_burn_takes_exactly_what_it_can_in_a_fixed_order(grants, amount, data):
     assert all(part == by_id[grant_id].spendable for grant_id, part in parts[:-1])
     shuffled = data.draw(st.permutations(grants))
     assert plan_burn(shuffled, amount) == parts
+
+
+async def _listed_ledger(db, account_id: str, now):
+    """list_wallet_entries' pages of 3 joined (their balance: the first page's)."""
+    pages, token = [], None
+    while True:
+        async with db.unit_of_work() as s:
+            page = await wallets.list_wallet_entries(s, account_id, now, page_size=3, next_token=token)
+        pages.append(page)
+        token = page.nextToken
+        if token is None:
+            break
+    ids = [e.id for p in pages for e in p.data]
+    assert ids == sorted(set(ids), reverse=True)  # newest first, no repeat
+    return pages[0].model_copy(update={"data": [e for p in pages for e in p.data]})

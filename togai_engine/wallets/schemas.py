@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from togai_engine.common.schemas import Model
+from togai_engine.common.schemas import Model, Page
 
 GrantStatus = Literal["SCHEDULED", "ACTIVE", "CONSUMED", "EXPIRED"]
 
@@ -58,4 +58,25 @@ class WalletBalance(Model):
     overage: bool = Field(description="true when accrued charges exceed the balance")
     scheduledCredits: Decimal = Field(description="credit granted with a future effectiveFrom (not in balance yet)")
     grants: list[CreditGrant] = Field(description="active and scheduled grants, in burn order")
+    asOf: datetime
+
+
+class WalletEntry(Model):
+    id: int = Field(description="the entry's place in the ledger (entries are only ever appended)")
+    kind: Literal["GRANT", "APPLICATION", "REVERSAL", "EXPIRY"] = Field(
+        description="GRANT adds a grant's credit; APPLICATION (negative) paid an invoice; REVERSAL gave an "
+                    "application back when its invoice was voided; EXPIRY took what an expired grant had left")
+    amount: Decimal = Field(description="signed, in the wallet's currency")
+    grantId: str = Field(description="the credit grant the entry belongs to")
+    invoiceId: str | None = Field(description="the invoice an APPLICATION paid")
+    reversesEntryId: int | None = Field(description="the APPLICATION a REVERSAL undoes")
+    at: datetime = Field(description="when the entry counts in the balance (a scheduled grant's effectiveFrom, "
+                                     "an expired grant's effectiveUntil)")
+    recordedAt: datetime
+
+
+class WalletLedger(Page[WalletEntry]):
+    accountId: str
+    currency: str
+    balance: Decimal = Field(description="the sum of the entries dated at or before asOf (the wallet balance)")
     asOf: datetime

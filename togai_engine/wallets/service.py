@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
 from togai_engine.common.ids import new_id
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.validation import check_currency
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import Conflict, InvalidInput, NotFound
@@ -35,7 +36,14 @@ from togai_engine.wallets.models import (
 )
 from togai_engine.wallets.plan_view import plan_id, rate_cards
 from togai_engine.wallets.rate_cards import grants_for_cycle
-from togai_engine.wallets.schemas import CreditGrant, GrantCreditInput, GrantCreditResult, WalletBalance
+from togai_engine.wallets.schemas import (
+    CreditGrant,
+    GrantCreditInput,
+    GrantCreditResult,
+    WalletBalance,
+    WalletEntry,
+    WalletLedger,
+)
 
 G = CreditGrantRow
 E = WalletEntryRow
@@ -111,6 +119,26 @@ async def get_wallet_balance(session: AsyncSession, account_id: str, now: dateti
         availableBalance=round_money(available, currency), overage=available < 0,
         scheduledCredits=round_money(scheduled, currency), grants=open_grants, asOf=now,
     )
+
+
+async def list_wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None = None,
+                              next_token: str | None = None) -> WalletLedger:
+    """The wallet's ledger, newest entry first, with the balance it sums to as of `now`."""
+    from togai_engine.billing.close import close_due_cycles
+
+    account = await _account(session, account_id)
+    currency = account.invoice_currency
+    # As get_wallet_balance: billing catches up first (a DUE invoice applies credit), expiries are recorded
+    await close_due_cycles(session, now, [account.id])
+    await _settle_if_needed(session, account.id, now)
+    rows, token = await fetch_page(session, select(E).where(E.account_id == account.id), E.id,
+                                   f"wallet_entries:{account.id}", page_size, next_token, descending=True)
+    entries = [WalletEntry(id=r.id, kind=r.kind, amount=round_money(r.amount, currency), grantId=r.grant_id,
+                           invoiceId=r.invoice_id, reversesEntryId=r.reverses_entry_id, at=r.at,
+                           recordedAt=r.recorded_at) for r in rows]
+    balance = round_money(await ledger.balance(session, account.id, now), currency)
+    return WalletLedger(accountId=account.id, currency=currency, balance=balance, asOf=now, data=entries,
+                        nextToken=token)
 
 
 async def wallet_summary(session: AsyncSession, account_id: str, now: datetime) -> WalletSummary:
