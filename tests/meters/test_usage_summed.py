@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -128,9 +128,31 @@ async def test_whole_days_of_max_and_latest_come_from_the_daily_rollups(client, 
         await session.rollback()
 
 
-async def _added_up(session, meters, start: datetime, end: datetime) -> dict[tuple[str, datetime | None], Decimal]:
+async def _added_up(session, meters, start: datetime, end: datetime,
+                    period: str | None = "WEEK") -> dict[tuple[str, datetime | None], Decimal]:
     expected: dict[tuple[str, datetime | None], Decimal] = defaultdict(Decimal)
     for (_, meter_id, bucket), value in (await usage_by_bucket(session, meters, start=start, end=end,
-                                                               period="WEEK")).items():
+                                                               period=period)).items():
         expected[(meter_id, bucket)] += value
     return dict(expected)
+
+
+async def test_windows_in_other_offsets_and_at_the_end_of_time(client, db, clock):
+    meter_ids = await _setup(client, db, clock)
+    india = timezone(timedelta(hours=5, minutes=30))
+    async with db.unit_of_work() as session:
+        meters = await meters_by_ids(session, meter_ids)
+        # Jan 2 16:00+05:30 .. Jan 9 16:00+05:30 is Jan 2 10:30Z .. Jan 9 10:30Z: whole UTC hours start at
+        # 11:00Z, not at 16:00+05:30 (10:30Z); the same instants in UTC give the same quantities
+        start, end = datetime(2026, 1, 2, 16, tzinfo=india), datetime(2026, 1, 9, 16, tzinfo=india)
+        utc_start, utc_end = BASE + timedelta(days=1, hours=10, minutes=30), BASE + timedelta(days=8, hours=10, minutes=30)
+        assert (start, end) == (utc_start, utc_end)
+        for period in (None, "DAY", "WEEK"):
+            in_utc = await usage_by_bucket(session, meters, start=utc_start, end=utc_end, period=period)
+            assert in_utc  # the window holds usage
+            assert await usage_by_bucket(session, meters, start=start, end=end, period=period) == in_utc
+            assert await usage_summed(session, meters, start=start, end=end, period=period) == await _added_up(
+                session, meters, utc_start, utc_end, period)
+        # a window inside the last day of year 9999: no whole day, no overflow, no usage
+        last = datetime(9999, 12, 31, 5, tzinfo=UTC)
+        assert await usage_summed(session, meters, start=last, end=last + timedelta(hours=5), period="DAY") == {}

@@ -13,8 +13,9 @@ CONFLICT DO NOTHING RETURNING form stores only the new ones. A failed call rolls
 so it claims nothing.
 
 Lock order (the same in every batch, so concurrent batches cannot deadlock): schema locks by
-name, watermark rows by account, event ids by (account, id), then rollup rows by (account, meter,
-hour), totals by (meter, hour) and daily rollups by (account, meter, day) within the transaction's stripe (two running batches never share
+name, watermark rows by account, event ids by (account, id), then, in the storing statement's
+fixed order, rollup rows by (account, meter, hour), totals by (meter, hour) and daily rollups by
+(account, meter, day), each in key order within the transaction's stripe (two running batches never share
 a stripe unless more than 8 run at once).
 """
 

@@ -17,6 +17,7 @@ from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import (
     DAILY,
     HOURLY,
+    NO_LATEST,
     ROLLUP_COLUMNS,
     TOTALS_COLUMNS,
     MeterSql,
@@ -81,81 +82,68 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
     """Recomputes every (account, meter, hour) rollup, every daily rollup and every all-account total
     from raw events and returns the differences (an empty list means they are all exact).
 
-    One pass over the raw events: their hourly aggregates go to a temporary table, and the daily rows
-    and totals are recomputed from those (every rollup column merges associatively, as compaction and
-    the stripes rely on), not from the stored hourly rows.
+    ONE statement, so one snapshot: batches committing meanwhile can never show up as differences.
+    The raw events are read once, into their hourly aggregates; the daily rows and the totals are
+    recomputed from those (every rollup column merges associatively), not from the stored rows.
     """
     meters = await _meters(session, meter_ids)
     if not meters:
         return []
     conn = await raw_connection(session)
-    await conn.execute("DROP TABLE IF EXISTS pg_temp.recomputed_rollups")
-    await conn.execute(
-        f"CREATE TEMP TABLE recomputed_rollups ({ROLLUP_COLUMNS}) ON COMMIT DROP AS "
-        f"WITH valued AS ({valued_sql(meters, 'events')}) "
-        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))}")
-    ids = [m.id for m in meters]
     daily = [m.id for m in meters if m.has_daily_rollups]
-    differences = await _rollup_differences(conn, ids, HOURLY, "SELECT * FROM recomputed_rollups")
-    differences += await _rollup_differences(conn, daily, DAILY, merged_rollups_sql(
-        "meter_id = ANY($1::text[])", source="recomputed_rollups", bucket="date_trunc('day', hour, 'UTC')"))
-    # daily rows of a meter that has none (COUNT, SUM, UNIQUE_COUNT)
-    stray = await conn.fetch(merged_rollups_sql("meter_id = ANY($1::text[])", DAILY),
-                             [m.id for m in meters if not m.has_daily_rollups])
-    differences += [RollupDifference(row[0], row[1], row[2], tuple(row[3:]), None, "day")  # type: ignore[arg-type]
-                    for row in stray]
-    totals = await conn.fetch(
-        "WITH raw AS (SELECT meter_id, hour, sum(event_count) AS event_count, sum(value_sum) AS value_sum "
-        "  FROM recomputed_rollups GROUP BY meter_id, hour), "
-        "stored AS (SELECT meter_id, hour, sum(event_count) AS event_count, sum(value_sum) AS value_sum "
-        "  FROM usage_totals WHERE meter_id = ANY($1::text[]) GROUP BY meter_id, hour) "
-        "SELECT coalesce(s.meter_id, w.meter_id) AS meter_id, coalesce(s.hour, w.hour) AS hour, "
-        "s.event_count AS s_count, s.value_sum AS s_sum, w.event_count AS w_count, w.value_sum AS w_sum "
-        "FROM stored s FULL JOIN raw w ON s.meter_id = w.meter_id AND s.hour = w.hour "
-        "WHERE s.event_count IS DISTINCT FROM w.event_count OR s.value_sum IS DISTINCT FROM w.value_sum "
-        "ORDER BY 1, 2",
-        ids,
-    )
-    differences += [
-        RollupDifference(ALL_ACCOUNTS, row["meter_id"], row["hour"],
-                         None if row["s_count"] is None else (row["s_count"], row["s_sum"], None, None, None, None),
-                         None if row["w_count"] is None else (row["w_count"], row["w_sum"], None, None, None, None))
-        for row in totals
-    ]
-    await conn.execute("DROP TABLE recomputed_rollups")
-    return differences
-
-
-async def _rollup_differences(conn: Any, meter_ids: list[str], table: RollupTable,
-                              recomputed: str) -> list[RollupDifference]:
-    """`table`'s rows of the meters (stripes merged) against `recomputed` (rows of `table`'s columns
-    computed from raw events); $1 is the meter ids."""
-    if not meter_ids:
-        return []
-    differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
-    time = table.time_column
+    others = [m.id for m in meters if not m.has_daily_rollups]
+    recomputed_daily = merged_rollups_sql("meter_id = ANY($2::text[])", source="recomputed",
+                                          bucket="date_trunc('day', hour, 'UTC')")
+    null = "CAST(NULL AS bigint), CAST(NULL AS numeric), CAST(NULL AS numeric), " + NO_LATEST
     rows = await conn.fetch(
-        f"WITH raw ({table.columns}) AS ({recomputed}), "
-        f"stored ({table.columns}) AS ({merged_rollups_sql('meter_id = ANY($1::text[])', table)}) "
-        "SELECT coalesce(s.account_id, w.account_id) AS account_id, coalesce(s.meter_id, w.meter_id) AS meter_id, "
-        f"coalesce(s.{time}, w.{time}) AS at, s.account_id IS NOT NULL AS has_stored, "
-        "w.account_id IS NOT NULL AS has_raw, "
-        + ", ".join(f"s.{c} AS s_{c}, w.{c} AS w_{c}" for c in _COMPARED)
-        + " FROM stored s FULL JOIN raw w ON s.account_id = w.account_id AND s.meter_id = w.meter_id "
-        f"AND s.{time} = w.{time} WHERE {differs} ORDER BY 1, 2, 3",
-        meter_ids,
+        f"WITH valued AS ({valued_sql(meters, 'events')}), "
+        f"recomputed ({ROLLUP_COLUMNS}) AS MATERIALIZED "
+        f"({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}) "
+        + _compared(HOURLY, "SELECT * FROM recomputed", "$1") + " UNION ALL "
+        + _compared(DAILY, recomputed_daily, "$2") + " UNION ALL "
+        # daily rows of a meter that has none (COUNT, SUM, UNIQUE_COUNT)
+        "SELECT 'day', d.account_id, d.meter_id, d.day, true, false, "
+        + ", ".join(f"d.{c}" for c in _COMPARED) + f", {null} FROM "
+        f"({merged_rollups_sql('meter_id = ANY($3::text[])', DAILY)}) AS d ({DAILY.columns}) UNION ALL "
+        # the all-account totals: count and sum per meter and hour
+        f"SELECT 'total', '{ALL_ACCOUNTS}', coalesce(s.meter_id, w.meter_id), coalesce(s.hour, w.hour), "
+        "s.meter_id IS NOT NULL, w.meter_id IS NOT NULL, s.event_count, s.value_sum, NULL, NULL, NULL, NULL, "
+        "w.event_count, w.value_sum, NULL, NULL, NULL, NULL FROM "
+        "(SELECT meter_id, hour, CAST(sum(event_count) AS bigint) AS event_count, sum(value_sum) AS value_sum "
+        "  FROM usage_totals WHERE meter_id = ANY($1::text[]) GROUP BY 1, 2) AS s FULL JOIN "
+        "(SELECT meter_id, hour, CAST(sum(event_count) AS bigint) AS event_count, sum(value_sum) AS value_sum "
+        "  FROM recomputed GROUP BY 1, 2) AS w ON s.meter_id = w.meter_id AND s.hour = w.hour "
+        "WHERE s.event_count IS DISTINCT FROM w.event_count OR s.value_sum IS DISTINCT FROM w.value_sum "
+        "ORDER BY 1, 2, 3, 4",
+        [m.id for m in meters], daily, others,
     )
-    return [
-        RollupDifference(
-            row["account_id"],
-            row["meter_id"],
-            row["at"],
-            tuple(row[f"s_{c}"] for c in _COMPARED) if row["has_stored"] else None,  # type: ignore[arg-type]
-            tuple(row[f"w_{c}"] for c in _COMPARED) if row["has_raw"] else None,  # type: ignore[arg-type]
-            table.time_column,
-        )
-        for row in rows
-    ]
+    width = len(_COMPARED)
+
+    def side(row: Any, first: int, present: bool) -> Any:
+        if not present:
+            return None
+        values = tuple(row[first:first + width])
+        return values[:2] + (None,) * (width - 2) if row[0] == "total" else values
+
+    return [RollupDifference(row[1], row[2], row[3], side(row, 6, row[4]), side(row, 6 + width, row[5]),
+                             "hour" if row[0] == "total" else row[0])
+            for row in rows]
+
+
+def _compared(table: RollupTable, recomputed: str, meter_ids: str) -> str:
+    """SELECT of the differences between `table`'s stored rows of the meters `meter_ids` (stripes merged)
+    and `recomputed` (rows of `table`'s columns): grain, key, has_stored, has_raw, stored and raw values."""
+    time = table.time_column
+    differs = " OR ".join(f"s.{c} IS DISTINCT FROM w.{c}" for c in _COMPARED)
+    return (
+        f"SELECT * FROM (SELECT '{table.time_column}' AS grain, coalesce(s.account_id, w.account_id), "
+        f"coalesce(s.meter_id, w.meter_id), coalesce(s.{time}, w.{time}), s.account_id IS NOT NULL, "
+        "w.account_id IS NOT NULL, " + ", ".join(f"s.{c}" for c in _COMPARED) + ", "
+        + ", ".join(f"w.{c}" for c in _COMPARED)
+        + f" FROM ({merged_rollups_sql(f'meter_id = ANY({meter_ids}::text[])', table)}) AS s ({table.columns}) "
+        f"FULL JOIN ({recomputed}) AS w ({table.columns}) ON s.account_id = w.account_id "
+        f"AND s.meter_id = w.meter_id AND s.{time} = w.{time} WHERE {differs}) AS {table.time_column}_differences"
+    )
 
 
 async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> int:

@@ -67,7 +67,16 @@ class _State:
 
 
 def floor_hour(moment: datetime) -> datetime:
+    """The start of `moment`'s hour; `moment` in UTC (in another offset, such as +05:30, the hour
+    would not be a UTC hour, and rollups are kept per UTC hour)."""
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset instant at the very edge of year 1 or 9999: clamp, nothing lies beyond
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _ceil_hour(moment: datetime) -> datetime:
@@ -113,6 +122,7 @@ class _Split(NamedTuple):
 
 
 def _split(start: datetime, end: datetime) -> _Split:
+    start, end = _utc(start), _utc(end)
     first_hour, last_hour = _ceil_hour(start), floor_hour(end)
     if first_hour >= last_hour:
         return _Split(first_hour, last_hour, [(start, end)])
@@ -120,12 +130,15 @@ def _split(start: datetime, end: datetime) -> _Split:
 
 
 def _whole_days(first_hour: datetime, last_hour: datetime) -> tuple[datetime, datetime]:
-    """The whole UTC days [first_day, last_day) inside [first_hour, last_hour); an empty range at
-    last_hour when there is none."""
-    first_day = first_hour.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    """The whole UTC days [first_day, last_day) inside [first_hour, last_hour) (UTC hours, from _split);
+    an empty range at last_hour when there is none."""
+    first_day = first_hour.replace(hour=0, minute=0, second=0, microsecond=0)
     if first_day < first_hour:
-        first_day += timedelta(days=1)
-    last_day = last_hour.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            first_day += timedelta(days=1)
+        except OverflowError:  # inside 9999-12-31: no whole day
+            return last_hour, last_hour
+    last_day = last_hour.replace(hour=0, minute=0, second=0, microsecond=0)
     return (first_day, last_day) if first_day < last_day else (last_hour, last_hour)
 
 

@@ -8,7 +8,9 @@ A series over all accounts of a MAX or LATEST meter sums each account's value pe
 cannot hold that, so get_metrics read every hourly rollup row of those meters (~120k rows for a month
 of the realistic data set). `usage_rollups_daily` holds the same aggregates per UTC day, maintained in
 the ingest statement with the hourly rows. This migration fills it from the hourly rollups (stripes
-merged), holding a SHARE lock on them so no ingest writes meanwhile.
+merged), holding a SHARE lock on them so no ingest writes meanwhile. Stop servers of the previous
+version before upgrading (`serve` migrates on start): they would go on writing hourly rows only, and
+`togai-engine verify` would report the missing daily rows.
 """
 
 from collections.abc import Sequence
