@@ -57,6 +57,10 @@ async def test_credits_across_a_billing_cycle(client, clock):
     assert financial["wallet"] == {"currency": "USD", "balance": "70.00", "availableBalance": "-60.00"}
 
     clock.set(at(2026, 2, 4))  # January's grace period ends: its invoice becomes DUE
+    # listed before any other read: the bill run happens on this call, and its applications are listed
+    first = await call(client, "list_wallet_entries", accountId="acme")
+    assert sorted(e["amount"] for e in first["data"] if e["kind"] == "APPLICATION") == ["-20.00", "-20.00", "-50.00"]
+    assert first["balance"] == "0.00"
     jan = next(i for i in (await call(client, "list_invoices", accountId="acme"))["data"] if i["status"] == "DUE")
     # 130.00 due. Burn order: priority 1 first — January's plan credit (expired 1 Feb, but valid through
     # January) 20.00, then February's plan credit (expires 1 Mar) 20.00 — then the prepaid 50.00 (priority 5):

@@ -101,3 +101,21 @@ async def test_currency_change_waits_for_an_open_grant_then_is_refused(db):
     except Conflict as exc:
         error = exc
     assert error is not None and "has credit entries in its wallet" in str(error)
+
+
+async def test_a_grant_waits_for_a_ledger_listing_so_page_and_balance_agree(db):
+    from togai_engine.wallets import ledger
+    from togai_engine.wallets import service as wallets
+
+    acc = await make_account(db)
+    await grant(db, acc, "10.00")
+    async with db.unit_of_work() as session:
+        listed = await wallets.list_wallet_entries(session, acc, day(1))
+        writer = asyncio.create_task(grant(db, acc, "5.00", now=day(1)))
+        await asyncio.sleep(0.5)
+        assert not writer.done()  # held by the listing's share lock on the wallet row
+        # so a second read in the same transaction still sees the listed ledger: 10.00, one entry
+        assert await ledger.balance(session, acc, day(1)) == listed.balance == D("10.00")
+        assert [(e.kind, e.amount) for e in listed.data] == [("GRANT", D("10.00"))]
+    await asyncio.wait_for(writer, timeout=10)  # and goes through once the listing has ended
+    assert (await balance(db, acc, day(1))).balance == D("15.00")

@@ -111,6 +111,20 @@ async def test_scheduled_grant_is_shown_but_not_in_the_balance(client):
     assert [g["status"] for g in wallet["grants"]] == ["SCHEDULED"]
 
 
+async def test_the_ledger_records_an_expiry_on_its_own_read(client, clock):
+    acc = await _account(client)
+    empty = await call(client, "list_wallet_entries", accountId=acc)
+    assert (empty["data"], empty["balance"], empty["nextToken"]) == ([], "0.00", None)  # no wallet yet
+    grant = await call(client, "grant_credit", accountId=acc, amount="10.00",
+                       effectiveUntil=(clock.now() + timedelta(days=1)).isoformat())
+    clock.advance(timedelta(days=2))
+    # listed first, before any other read: the expiry (dated at effectiveUntil) is recorded by this call
+    ledger = await call(client, "list_wallet_entries", accountId=acc)
+    assert [(e["kind"], e["amount"], e["grantId"]) for e in ledger["data"]] == [
+        ("EXPIRY", "-10.00", grant["grant"]["id"]), ("GRANT", "10.00", grant["grant"]["id"])]
+    assert ledger["data"][0]["at"] == grant["grant"]["effectiveUntil"] and ledger["balance"] == "0.00"
+
+
 async def test_tool_annotations_and_descriptions(client):
     tools = {t.name: t for t in (await client.list_tools()).tools}
     grant_tool = tools["grant_credit"]

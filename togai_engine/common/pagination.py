@@ -21,22 +21,34 @@ def encode_token(kind: str, key: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _not_a_token(kind: str) -> InvalidInput:
+    return InvalidInput(
+        "nextToken",
+        f"is not a token issued by this list ({kind}); pass the nextToken of the previous page unchanged, "
+        "or omit it to start from the first page",
+    )
+
+
 def decode_token(kind: str, token: str | None) -> list[Any] | None:
-    """The keyset position after which the next page starts; None for the first page."""
+    """The keyset position after which the next page starts (a non-empty list); None for the first page."""
     if not token:
         return None
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if data.get("k") != kind or not isinstance(data.get("after"), list):
-            raise ValueError
-        return data["after"]
-    except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidInput(
-            "nextToken",
-            f"is not a token issued by this list ({kind}); pass the nextToken of the previous page unchanged, "
-            "or omit it to start from the first page",
-        ) from None
+    except (ValueError, UnicodeDecodeError):
+        raise _not_a_token(kind) from None
+    if not isinstance(data, dict) or data.get("k") != kind or not isinstance(data.get("after"), list) \
+            or not data["after"]:
+        raise _not_a_token(kind)
+    return data["after"]
+
+
+def token_int(kind: str, value: object) -> int:
+    """A keyset integer (a bigint column's value) read from a token of `kind`, or the nextToken error."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise _not_a_token(kind)
+    return value
 
 
 def check_page_size(page_size: int | None) -> int:
@@ -61,7 +73,8 @@ async def fetch_page(
     after = decode_token(kind, next_token)
     stmt = stmt.order_by(key.desc() if descending else key).limit(size + 1)
     if after:
-        stmt = stmt.where(key < int(after[0]) if descending else key > int(after[0]))
+        position = token_int(kind, after[0])
+        stmt = stmt.where(key < position if descending else key > position)
     rows = list(await session.scalars(stmt))
     more = len(rows) > size
     rows = rows[:size]

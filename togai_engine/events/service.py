@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import resolve_account_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, IngestReport, ingest_events
@@ -138,6 +138,8 @@ async def list_events(
     if after:
         try:
             time, account, event_id = datetime.fromisoformat(after[0]), str(after[1]), str(after[2])
+            if time.tzinfo is None:
+                raise ValueError
         except (ValueError, IndexError, TypeError):
             raise InvalidInput("nextToken", "is damaged; pass the nextToken of the previous page unchanged") from None
         stmt = stmt.where(
@@ -201,7 +203,7 @@ async def list_event_schemas(
     after = decode_token("event_schemas", next_token)
     stmt = select(EventSchemaRow).order_by(EventSchemaRow.seq).limit(size + 1)
     if after:
-        stmt = stmt.where(EventSchemaRow.seq > int(after[0]))
+        stmt = stmt.where(EventSchemaRow.seq > token_int("event_schemas", after[0]))
     rows = list(await session.scalars(stmt))
     page = rows[:size]
     meter_ids: dict[str, list[str]] = {}

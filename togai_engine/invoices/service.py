@@ -22,7 +22,7 @@ from togai_engine.billing.runs import run_bill
 from togai_engine.billing.schedule import BillingPeriod
 from togai_engine.billing.state import load_states
 from togai_engine.billing.usage import UsageSource, meter_usage
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
 from togai_engine.common.schemas import Page
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import InvalidInput, NotFound
@@ -258,8 +258,10 @@ async def list_invoices(
         stmt = stmt.where(InvoiceRow.period_start < end_time)
     if after:
         try:
-            position = (datetime.fromisoformat(str(after[0])), int(after[1]))
-        except (ValueError, TypeError, IndexError):
+            position = (datetime.fromisoformat(str(after[0])), token_int("invoices", after[1]))
+            if position[0].tzinfo is None:
+                raise ValueError
+        except (ValueError, TypeError, IndexError, InvalidInput):
             raise InvalidInput("nextToken", "is not a token issued by list_invoices; omit it to start over") from None
         stmt = stmt.where(tuple_(InvoiceRow.period_start, InvoiceRow.seq) < tuple_(*position))
     stmt = stmt.order_by(InvoiceRow.period_start.desc(), InvoiceRow.seq.desc()).limit(size + 1)

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
 from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_id
 from togai_engine.errors import Conflict, InvalidInput, NotFound
@@ -211,7 +211,7 @@ async def list_usage_meters(
     if aggregation:
         stmt = stmt.where(UsageMeterRow.aggregation == aggregation.upper())
     if after:
-        stmt = stmt.where(UsageMeterRow.seq > int(after[0]))
+        stmt = stmt.where(UsageMeterRow.seq > token_int("usage_meters", after[0]))
     rows = list(await session.scalars(stmt))
     token = encode_token("usage_meters", [rows[size - 1].seq]) if len(rows) > size else None
     return Page[UsageMeter](data=[_to_schema(r) for r in rows[:size]], nextToken=token)

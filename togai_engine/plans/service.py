@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.plans.models import PricePlanRow
@@ -134,9 +134,7 @@ async def list_plans(session: AsyncSession, page_size: int | None, next_token: s
     after = decode_token("price_plans", next_token)
     stmt = select(PricePlanRow).order_by(PricePlanRow.seq).limit(size + 1)
     if after:
-        if not isinstance(after[0], int):
-            raise InvalidInput("nextToken", "is not a token issued by list_price_plans; omit it to start over")
-        stmt = stmt.where(PricePlanRow.seq > after[0])
+        stmt = stmt.where(PricePlanRow.seq > token_int("price_plans", after[0]))
     rows = list(await session.scalars(stmt))
     more = len(rows) > size
     rows = rows[:size]

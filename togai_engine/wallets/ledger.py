@@ -39,6 +39,15 @@ async def lock_wallet(session: AsyncSession, account_id: str) -> bool:
     return found is not None
 
 
+async def share_wallet(session: AsyncSession, account_id: str) -> bool:
+    """Holds the account's wallet row FOR SHARE until the transaction ends, so no writer (they all take
+    it FOR UPDATE) changes the ledger between two reads; False when the account has no wallet yet."""
+    found = await session.scalar(
+        select(WalletRow.account_id).where(WalletRow.account_id == account_id).with_for_update(read=True)
+    )
+    return found is not None
+
+
 async def ensure_wallet(session: AsyncSession, account_id: str) -> None:
     """Creates the wallet row if missing, then locks it."""
     await session.execute(insert(WalletRow).values(account_id=account_id).on_conflict_do_nothing())

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import fetch_page
+from togai_engine.common.pagination import check_page_size, decode_token, fetch_page, token_int
 from togai_engine.common.validation import check_currency
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import Conflict, InvalidInput, NotFound
@@ -131,8 +131,17 @@ async def list_wallet_entries(session: AsyncSession, account_id: str, now: datet
     # As get_wallet_balance: billing catches up first (a DUE invoice applies credit), expiries are recorded
     await close_due_cycles(session, now, [account.id])
     await _settle_if_needed(session, account.id, now)
-    rows, token = await fetch_page(session, select(E).where(E.account_id == account.id), E.id,
-                                   f"wallet_entries:{account.id}", page_size, next_token, descending=True)
+    kind = f"wallet_entries:{account.id}"
+    # the page and the balance from one state of the ledger (writers wait for this transaction)
+    if not await ledger.share_wallet(session, account.id):  # no wallet yet: no entry
+        check_page_size(page_size)
+        after = decode_token(kind, next_token)
+        if after:
+            token_int(kind, after[0])
+        return WalletLedger(accountId=account.id, currency=currency, balance=round_money(Decimal(0), currency),
+                            asOf=now, data=[], nextToken=None)
+    rows, token = await fetch_page(session, select(E).where(E.account_id == account.id), E.id, kind, page_size,
+                                   next_token, descending=True)
     entries = [WalletEntry(id=r.id, kind=r.kind, amount=round_money(r.amount, currency), grantId=r.grant_id,
                            invoiceId=r.invoice_id, reversesEntryId=r.reverses_entry_id, at=r.at,
                            recordedAt=r.recorded_at) for r in rows]
