@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -62,3 +64,42 @@ def test_errors_are_the_json_modules(text: str) -> None:
     with pytest.raises(json.JSONDecodeError) as got:
         json_text.loads(text)
     assert (got.value.msg, got.value.pos) == (expected.value.msg, expected.value.pos)
+
+
+def same_number(a: object, b: object) -> bool:
+    """`a` (loads_exact) means `b` (json with parse_float=Decimal): a float stands for the decimal of its
+    repr, and must equal b exactly."""
+    if isinstance(a, float) and isinstance(b, Decimal):
+        return Decimal(repr(a)) == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_number(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_number(a[k], b[k]) for k in a)  # type: ignore[attr-defined,index]
+    return a == b
+
+
+numbers_as_text = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+)
+
+
+@given(st.lists(numbers_as_text, min_size=1, max_size=5))
+def test_exact_loads_keep_every_digit_of_a_number(numbers: list[str]) -> None:
+    # as raw JSON number literals (a Decimal's str is one once its exponent is written as JSON writes it)
+    literals = [n.lower().replace("e+", "e") for n in numbers if _is_json_number(n.lower().replace("e+", "e"))]
+    text = "[" + ", ".join(literals) + "]"
+    assert same_number(json_text.loads_exact(text), json.loads(text, parse_float=Decimal))
+
+
+def _is_json_number(text: str) -> bool:
+    return re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?", text) is not None
+
+
+def test_exact_loads_of_an_event_line() -> None:
+    line = '{"attributes": {"gb": 12345678.123456789, "n": 1.5, "big": 123456789012345678901}}'
+    assert json_text.loads_exact(line) == {"attributes": {"gb": Decimal("12345678.123456789"), "n": 1.5,
+                                                          "big": 123456789012345678901}}

@@ -72,3 +72,21 @@ async def test_an_async_source_and_an_empty_source(db, clock):
             yield item
 
     assert await import_events(db, nothing(), clock=clock) == ImportSummary()
+
+
+async def test_malformed_lines_are_reported_as_they_come_not_held_to_the_end(db, clock):
+    reported: list[int] = []
+    held_at: list[int] = []  # how many rejections were out when the stream reached item 2,500
+
+    def stream():
+        for n in range(3000):
+            if n == 2500:
+                held_at.append(len(reported))
+            yield Malformed(f"line {n + 1}: not valid JSON")
+
+    summary = await import_events(db, stream(), clock=clock, batch_size=1000,
+                                  on_rejected=lambda position, _: reported.append(position))
+    assert (summary.read, summary.rejected, summary.batches) == (3000, 3000, 0)
+    # 3000 malformed items in batches of 1000: two full batches were reported before item 2,500 was read
+    assert held_at == [2000]
+    assert reported == list(range(3000))  # in stream order, each once

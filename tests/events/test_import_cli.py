@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import text
@@ -82,7 +83,7 @@ async def test_csv_import_with_attribute_unit_and_dimension_columns(client, db, 
     assert [r["line"] for r in report] == [4, 5]  # the header is line 1
     assert report[0]["field"].startswith("attributes")
     # 100 + 250.5 = 350.5 tokens
-    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == __import__("decimal").Decimal("350.5")
+    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == Decimal("350.5")
     dims = await scalar(db, "SELECT dimensions->>'model' FROM events WHERE id = 'c1'")
     assert dims == "small"
 
@@ -95,3 +96,17 @@ async def test_bad_csv_header_imports_nothing(client, db, database_url, tmp_path
     assert result.returncode == 2
     assert "CSV column 'account' is not known" in result.stderr
     assert await scalar(db, "SELECT count(*) FROM events") == 0
+
+
+async def test_jsonl_numbers_keep_every_digit(client, db, database_url, tmp_path):
+    await seed(client)
+    source = tmp_path / "precise.jsonl"
+    source.write_text("\n".join(json.dumps({"id": f"p{i}", "schemaName": "llm", "timestamp": "2026-01-02T00:00:00Z",
+                                            "accountId": "acme", "attributes": {"tokens": 0}}).replace(
+        '"tokens": 0', f'"tokens": {value}') for i, value in enumerate(
+        ("12345678.123456789", "0.1", "1.5e3"))) + "\n")
+    out = run(database_url, "import", "events", str(source), "--no-progress")
+    assert out.returncode == 0 and "accepted 3" in out.stdout, out.stdout + out.stderr
+    # 12345678.123456789 (17 significant digits: a double would keep 12345678.12345679) + 0.1 + 1500
+    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == Decimal(
+        "12347178.223456789")

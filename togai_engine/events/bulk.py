@@ -2,8 +2,9 @@
 validation and dedupe as the tools (re-importing the same file is safe: every event is a
 DUPLICATE the second time).
 
-Memory stays flat: at most `concurrency + 1` batches exist at once. Each batch commits in its
-own transaction, so an interrupted import keeps what it stored and a re-run completes it.
+Memory stays flat: at most `concurrency + 1` batches (events and malformed items) exist at once.
+Each batch commits in its own transaction, so an interrupted import keeps what it stored and a
+re-run completes it.
 """
 
 from __future__ import annotations
@@ -122,11 +123,19 @@ async def import_events(
             summary.read += 1
             if isinstance(item, Malformed):
                 malformed.append((position, RejectedEvent(0, None, Code.INVALID_EVENT, "", item.message)))
-                continue
-            batch.append(item)
-            positions.append(position)
-            if len(batch) == batch_size:
-                await submit(batch, positions, malformed)
+            else:
+                batch.append(item)
+                positions.append(position)
+            # a full batch goes; so do a batch's worth of malformed items, so that a file of mostly broken
+            # lines stays in constant memory (without events to send, they are reported once the batches
+            # before them are)
+            if len(batch) == batch_size or len(malformed) == batch_size:
+                if batch:
+                    await submit(batch, positions, malformed)
+                else:
+                    while in_flight:
+                        await settle_oldest()
+                    reject_all(malformed)
                 batch, positions, malformed = [], [], []
         if batch:
             await submit(batch, positions, malformed)

@@ -47,7 +47,7 @@ def read_jsonl(stream: IO[str], first_line: int = 1) -> Iterator[object]:
             yield Malformed(f"line {number} is empty")
             continue
         try:
-            yield json_text.loads(line)
+            yield json_text.loads_exact(line)  # 12345678.123456789 keeps its digits
         except json.JSONDecodeError as exc:
             yield Malformed(f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})")
 
