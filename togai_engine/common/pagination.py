@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -58,24 +60,55 @@ def check_page_size(page_size: int | None) -> int:
     return size
 
 
+def decode_position(kind: str, token: str | None, keys: Sequence[InstrumentedAttribute[Any]]) -> tuple[Any, ...] | None:
+    """The keyset position of a token of `kind`, one value per key column, each checked against the
+    column's type (an integer within bigint, a time with its offset, a text); None for the first page."""
+    after = decode_token(kind, token)
+    if after is None:
+        return None
+    if len(after) != len(keys):
+        raise _not_a_token(kind)
+    return tuple(_key_value(kind, key.type.python_type, value) for key, value in zip(keys, after, strict=True))
+
+
+def _key_value(kind: str, python_type: type, value: object) -> Any:
+    if python_type is int:
+        return token_int(kind, value)
+    if python_type is datetime and isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise _not_a_token(kind) from None
+        if moment.tzinfo is not None:
+            return moment
+    if python_type is str and isinstance(value, str):
+        return value
+    raise _not_a_token(kind)
+
+
 async def fetch_page(
     session: AsyncSession,
     stmt: Select[Any],
-    key: InstrumentedAttribute[int],
+    key: InstrumentedAttribute[Any] | tuple[InstrumentedAttribute[Any], ...],
     kind: str,
     page_size: int | None,
     next_token: str | None,
     *,
     descending: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """One page of `stmt` in keyset order on an integer column, and the token of the next page."""
+    """One page of `stmt` in keyset order on `key` (a unique column, or columns unique together: integers,
+    times, texts), and the token of the next page."""
+    keys = key if isinstance(key, tuple) else (key,)
     size = check_page_size(page_size)
-    after = decode_token(kind, next_token)
-    stmt = stmt.order_by(key.desc() if descending else key).limit(size + 1)
-    if after:
-        position = token_int(kind, after[0])
-        stmt = stmt.where(key < position if descending else key > position)
+    position = decode_position(kind, next_token, keys)
+    stmt = stmt.order_by(*(k.desc() if descending else k for k in keys)).limit(size + 1)
+    if position is not None:
+        row, at = (keys[0], position[0]) if len(keys) == 1 else (tuple_(*keys), tuple_(*position))
+        stmt = stmt.where(row < at if descending else row > at)
     rows = list(await session.scalars(stmt))
     more = len(rows) > size
     rows = rows[:size]
-    return rows, encode_token(kind, [getattr(rows[-1], key.key)]) if more else None
+    if not more:
+        return rows, None
+    last = [getattr(rows[-1], k.key) for k in keys]
+    return rows, encode_token(kind, [v.isoformat() if isinstance(v, datetime) else v for v in last])

@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import resolve_account_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, IngestReport, ingest_events
@@ -120,12 +120,10 @@ async def list_events(
     next_token: str | None = None,
 ) -> Page[EventRecord]:
     """Stored events, newest event time first, with the meters each one feeds."""
-    size = check_page_size(page_size)
-    after = decode_token("events", next_token)
     for name, value in (("accountId", account_id), ("schemaName", schema_name)):
         if value is not None and "\x00" in value:
             raise InvalidInput(name, "contains a NUL character; remove it")
-    stmt = select(EventRow).order_by(EventRow.event_time.desc(), EventRow.account_id.desc(), EventRow.id.desc())
+    stmt = select(EventRow)
     if account_id is not None:
         resolved = await resolve_account_id(session, account_id)
         if resolved is None:
@@ -135,23 +133,8 @@ async def list_events(
         stmt = stmt.where(EventRow.schema_name == schema_name)
     if status is not None:
         stmt = stmt.where(EventRow.status == status)
-    if after:
-        try:
-            time, account, event_id = datetime.fromisoformat(after[0]), str(after[1]), str(after[2])
-            if time.tzinfo is None:
-                raise ValueError
-        except (ValueError, IndexError, TypeError):
-            raise InvalidInput("nextToken", "is damaged; pass the nextToken of the previous page unchanged") from None
-        stmt = stmt.where(
-            (EventRow.event_time < time)
-            | ((EventRow.event_time == time) & (tuple_(EventRow.account_id, EventRow.id) < tuple_(account, event_id)))
-        )
-    rows = list((await session.execute(stmt.limit(size + 1))).scalars())
-    page = rows[:size]
-    token = None
-    if len(rows) > size:
-        last = page[-1]
-        token = encode_token("events", [last.event_time.isoformat(), last.account_id, last.id])
+    page, token = await fetch_page(session, stmt, (EventRow.event_time, EventRow.account_id, EventRow.id), "events",
+                                   page_size, next_token, descending=True)
     values = await _meter_values(session, page)
     return Page[EventRecord](data=[_record(row, values.get((row.account_id, row.id), [])) for row in page],
                              nextToken=token)
@@ -199,13 +182,8 @@ async def list_event_schemas(
     session: AsyncSession, *, page_size: int | None = None, next_token: str | None = None
 ) -> Page[EventSchema]:
     """Event schemas in the order they were first seen, with their attributes, dimensions and meters."""
-    size = check_page_size(page_size)
-    after = decode_token("event_schemas", next_token)
-    stmt = select(EventSchemaRow).order_by(EventSchemaRow.seq).limit(size + 1)
-    if after:
-        stmt = stmt.where(EventSchemaRow.seq > token_int("event_schemas", after[0]))
-    rows = list(await session.scalars(stmt))
-    page = rows[:size]
+    page, token = await fetch_page(session, select(EventSchemaRow), EventSchemaRow.seq, "event_schemas", page_size,
+                                   next_token)
     meter_ids: dict[str, list[str]] = {}
     if page:
         for name, meter_id in await session.execute(
@@ -214,7 +192,6 @@ async def list_event_schemas(
             .order_by(UsageMeterRow.seq)
         ):
             meter_ids.setdefault(name, []).append(meter_id)
-    token = encode_token("event_schemas", [page[-1].seq]) if len(rows) > size else None
     return Page[EventSchema](data=[_schema(row, meter_ids.get(row.name, [])) for row in page], nextToken=token)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
@@ -22,7 +22,7 @@ from togai_engine.billing.runs import run_bill
 from togai_engine.billing.schedule import BillingPeriod
 from togai_engine.billing.state import load_states
 from togai_engine.billing.usage import UsageSource, meter_usage
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import InvalidInput, NotFound
@@ -233,8 +233,6 @@ async def list_invoices(
     next_token: str | None = None,
 ) -> Page[InvoiceSummary]:
     """Invoices whose period overlaps [start_time, end_time), newest period first."""
-    size = check_page_size(page_size)
-    after = decode_token("invoices", next_token)
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise InvalidInput("endTime", f"must be after startTime ({start_time.isoformat()})")
     stmt = select(InvoiceRow)
@@ -256,22 +254,12 @@ async def list_invoices(
         stmt = stmt.where(InvoiceRow.period_end > start_time)
     if end_time is not None:
         stmt = stmt.where(InvoiceRow.period_start < end_time)
-    if after:
-        try:
-            position = (datetime.fromisoformat(str(after[0])), token_int("invoices", after[1]))
-            if position[0].tzinfo is None:
-                raise ValueError
-        except (ValueError, TypeError, IndexError, InvalidInput):
-            raise InvalidInput("nextToken", "is not a token issued by list_invoices; omit it to start over") from None
-        stmt = stmt.where(tuple_(InvoiceRow.period_start, InvoiceRow.seq) < tuple_(*position))
-    stmt = stmt.order_by(InvoiceRow.period_start.desc(), InvoiceRow.seq.desc()).limit(size + 1)
-    rows = list(await session.scalars(stmt.execution_options(populate_existing=True)))
-    more = len(rows) > size
-    rows = rows[:size]
+    rows, token = await fetch_page(session, stmt.execution_options(populate_existing=True),
+                                   (InvoiceRow.period_start, InvoiceRow.seq), "invoices", page_size, next_token,
+                                   descending=True)
     drafts = await _drafts_for(session, rows, now)
     names = await _plan_names(session, {r.price_plan_id for r in rows})
     data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id)) for r in rows]
-    token = encode_token("invoices", [rows[-1].period_start.isoformat(), rows[-1].seq]) if more else None
     return Page[InvoiceSummary](data=data, nextToken=token)
 
 

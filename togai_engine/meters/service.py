@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
+from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_id
 from togai_engine.errors import Conflict, InvalidInput, NotFound
@@ -203,18 +203,13 @@ async def list_usage_meters(
     page_size: int | None = None,
     next_token: str | None = None,
 ) -> Page[UsageMeter]:
-    size = check_page_size(page_size)
-    after = decode_token("usage_meters", next_token)
-    stmt = select(UsageMeterRow).order_by(UsageMeterRow.seq).limit(size + 1)
+    stmt = select(UsageMeterRow)
     if event_schema_name:
         stmt = stmt.where(UsageMeterRow.event_schema_name == event_schema_name)
     if aggregation:
         stmt = stmt.where(UsageMeterRow.aggregation == aggregation.upper())
-    if after:
-        stmt = stmt.where(UsageMeterRow.seq > token_int("usage_meters", after[0]))
-    rows = list(await session.scalars(stmt))
-    token = encode_token("usage_meters", [rows[size - 1].seq]) if len(rows) > size else None
-    return Page[UsageMeter](data=[_to_schema(r) for r in rows[:size]], nextToken=token)
+    rows, token = await fetch_page(session, stmt, UsageMeterRow.seq, "usage_meters", page_size, next_token)
+    return Page[UsageMeter](data=[_to_schema(r) for r in rows], nextToken=token)
 
 
 async def meters_by_ids(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:

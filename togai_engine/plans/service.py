@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token, token_int
+from togai_engine.common.pagination import check_page_size, decode_token, encode_token, fetch_page, token_int
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.plans.models import PricePlanRow
@@ -130,15 +130,8 @@ def _summary(plan: PricePlan) -> PricePlanSummary:
 
 
 async def list_plans(session: AsyncSession, page_size: int | None, next_token: str | None) -> Page[PricePlanSummary]:
-    size = check_page_size(page_size)
-    after = decode_token("price_plans", next_token)
-    stmt = select(PricePlanRow).order_by(PricePlanRow.seq).limit(size + 1)
-    if after:
-        stmt = stmt.where(PricePlanRow.seq > token_int("price_plans", after[0]))
-    rows = list(await session.scalars(stmt))
-    more = len(rows) > size
-    rows = rows[:size]
-    token = encode_token("price_plans", [rows[-1].seq]) if more else None
+    rows, token = await fetch_page(session, select(PricePlanRow), PricePlanRow.seq, "price_plans", page_size,
+                                   next_token)
     return Page[PricePlanSummary](data=[_summary(_to_plan(r)) for r in rows], nextToken=token)
 
 
@@ -184,7 +177,7 @@ async def list_rate_cards(
     plan = await get_plan(session, plan_id)
     start = 0
     if after:
-        if len(after) != 2 or after[0] != plan_id or not isinstance(after[1], int) or after[1] < 0:
+        if len(after) != 2 or after[0] != plan_id or token_int("rate_cards", after[1]) < 0:
             raise InvalidInput("nextToken", "is not a token of this price plan's list; omit it to start from the "
                                             "first page")
         start = after[1]
