@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,11 +16,11 @@ from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import (
     DAILY,
     HOURLY,
-    NO_LATEST,
     ROLLUP_COLUMNS,
     TOTALS_COLUMNS,
     MeterSql,
     RollupTable,
+    bucket_sql,
     lock_schemas_sql,
     merged_rollups_sql,
     rollup_select,
@@ -91,22 +90,17 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
         return []
     conn = await raw_connection(session)
     daily = [m.id for m in meters if m.has_daily_rollups]
-    others = [m.id for m in meters if not m.has_daily_rollups]
+    # only MAX and LATEST meters have daily rows: any other meter's stored daily row is a difference too
     recomputed_daily = merged_rollups_sql("meter_id = ANY($2::text[])", source="recomputed",
-                                          bucket="date_trunc('day', hour, 'UTC')")
-    null = "CAST(NULL AS bigint), CAST(NULL AS numeric), CAST(NULL AS numeric), " + NO_LATEST
+                                          bucket=bucket_sql("hour", "DAY"))
     rows = await conn.fetch(
         f"WITH valued AS ({valued_sql(meters, 'events')}), "
         f"recomputed ({ROLLUP_COLUMNS}) AS MATERIALIZED "
         f"({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}) "
         + _compared(HOURLY, "SELECT * FROM recomputed", "$1") + " UNION ALL "
-        + _compared(DAILY, recomputed_daily, "$2") + " UNION ALL "
-        # daily rows of a meter that has none (COUNT, SUM, UNIQUE_COUNT)
-        "SELECT 'day', d.account_id, d.meter_id, d.day, true, false, "
-        + ", ".join(f"d.{c}" for c in _COMPARED) + f", {null} FROM "
-        f"({merged_rollups_sql('meter_id = ANY($3::text[])', DAILY)}) AS d ({DAILY.columns}) UNION ALL "
+        + _compared(DAILY, recomputed_daily, "$1") + " UNION ALL "
         # the all-account totals: count and sum per meter and hour
-        f"SELECT 'total', '{ALL_ACCOUNTS}', coalesce(s.meter_id, w.meter_id), coalesce(s.hour, w.hour), "
+        f"SELECT 'hour', '{ALL_ACCOUNTS}', coalesce(s.meter_id, w.meter_id), coalesce(s.hour, w.hour), "
         "s.meter_id IS NOT NULL, w.meter_id IS NOT NULL, s.event_count, s.value_sum, NULL, NULL, NULL, NULL, "
         "w.event_count, w.value_sum, NULL, NULL, NULL, NULL FROM "
         "(SELECT meter_id, hour, CAST(sum(event_count) AS bigint) AS event_count, sum(value_sum) AS value_sum "
@@ -115,18 +109,11 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
         "  FROM recomputed GROUP BY 1, 2) AS w ON s.meter_id = w.meter_id AND s.hour = w.hour "
         "WHERE s.event_count IS DISTINCT FROM w.event_count OR s.value_sum IS DISTINCT FROM w.value_sum "
         "ORDER BY 1, 2, 3, 4",
-        [m.id for m in meters], daily, others,
+        [m.id for m in meters], daily,
     )
     width = len(_COMPARED)
-
-    def side(row: Any, first: int, present: bool) -> Any:
-        if not present:
-            return None
-        values = tuple(row[first:first + width])
-        return values[:2] + (None,) * (width - 2) if row[0] == "total" else values
-
-    return [RollupDifference(row[1], row[2], row[3], side(row, 6, row[4]), side(row, 6 + width, row[5]),
-                             "hour" if row[0] == "total" else row[0])
+    return [RollupDifference(row[1], row[2], row[3], tuple(row[6:6 + width]) if row[4] else None,  # type: ignore[arg-type]
+                             tuple(row[6 + width:]) if row[5] else None, row[0])  # type: ignore[arg-type]
             for row in rows]
 
 

@@ -73,6 +73,24 @@ def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with
     return "\nUNION ALL\n".join(parts)
 
 
+# HOUR, DAY and WEEK buckets by date_bin: plain arithmetic, where date_trunc with a time zone converts
+# every row (a quarter of a month's all-account MAX query at 10M events). The origin is a Monday at
+# midnight UTC, so weeks start on Mondays as date_trunc's ISO weeks do; the two agree on every
+# instant (checked from 1960 to 2060). MONTH keeps date_trunc: months are not a fixed width.
+_BIN_ORIGIN = "timestamptz '2000-01-03 00:00:00+00'"
+_BUCKETS = {
+    "HOUR": f"date_bin(interval '1 hour', {{column}}, {_BIN_ORIGIN})",
+    "DAY": f"date_bin(interval '1 day', {{column}}, {_BIN_ORIGIN})",
+    "WEEK": f"date_bin(interval '7 days', {{column}}, {_BIN_ORIGIN})",
+    "MONTH": "date_trunc('month', {column}, 'UTC')",
+}
+
+
+def bucket_sql(column: str, period: str | None) -> str:
+    """SQL for the UTC bucket start of `column` (a timestamptz) in `period`; NULL for one bucket."""
+    return "CAST(NULL AS timestamptz)" if period is None else _BUCKETS[period].format(column=column)
+
+
 @dataclass(frozen=True)
 class RollupTable:
     """A table of per (account, meter, time bucket, stripe) aggregates (ROLLUP_COLUMNS, with its own
@@ -90,10 +108,10 @@ class RollupTable:
 # Per (account, meter, hour) aggregates of `valued` rows; LATEST is the value of the newest
 # event by (event_time, id), which makes merging partial rollups independent of arrival order.
 ROLLUP_COLUMNS = "account_id, meter_id, hour, event_count, value_sum, value_max, latest_time, latest_id, latest_value"
-HOURLY = RollupTable("usage_rollups", "hour", "date_trunc('hour', event_time, 'UTC')")
+HOURLY = RollupTable("usage_rollups", "hour", bucket_sql("event_time", "HOUR"))
 # The same per UTC day, for MAX and LATEST meters only: a series over all accounts sums each account's
 # value per bucket, which usage_totals cannot hold, and daily rows are ~1/3 of the hourly ones to read.
-DAILY = RollupTable("usage_rollups_daily", "day", "date_trunc('day', event_time, 'UTC')")
+DAILY = RollupTable("usage_rollups_daily", "day", bucket_sql("event_time", "DAY"))
 DAILY_AGGREGATIONS = ("MAX", "LATEST")
 LATEST_ORDER = 'event_time DESC, id COLLATE "C" DESC'
 ROLLUP_LATEST_ORDER = 'latest_time DESC, latest_id COLLATE "C" DESC'  # the same order over rollup rows

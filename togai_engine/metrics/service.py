@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.meters.service import meters_by_ids
-from togai_engine.meters.usage import bucket_sql, usage_by_bucket, usage_summed
+from togai_engine.meters.sql import bucket_sql
+from togai_engine.meters.usage import usage_by_bucket, usage_summed
 from togai_engine.metrics.schemas import (
     GetMetricsResponse,
     GroupedBy,
