@@ -35,15 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.meters.catalog import meters_of_schemas
-from togai_engine.meters.sql import (
-    DAILY,
-    STRIPE_SQL,
-    MeterSql,
-    lock_schemas_sql,
-    rollup_upsert,
-    totals_upsert,
-    valued_sql,
-)
+from togai_engine.meters.sql import STRIPE_SQL, MeterSql, lock_schemas_sql, rollup_writes, valued_sql
 from togai_engine.store.database import raw_connection
 from togai_engine.store.partitions import ensure_session_months, month_key
 
@@ -387,14 +379,7 @@ def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool) ->
     if meters:
         ctes.append(f"valued AS (\n{valued_sql(meters, 'inserted')}\n)")
         ctes.append(f"stripe AS MATERIALIZED ({STRIPE_SQL})")
-        upsert = rollup_upsert("valued", any_latest=any(m.is_latest for m in meters), stripe="(SELECT s FROM stripe)")
-        ctes.append(f"rolled AS (\n{upsert}\n)")
-        ctes.append(f"totaled AS (\n{totals_upsert('valued', stripe='(SELECT s FROM stripe)')}\n)")
-        daily = [m for m in meters if m.has_daily_rollups]
-        if daily:
-            upsert = rollup_upsert("valued", any_latest=any(m.is_latest for m in daily),
-                                   stripe="(SELECT s FROM stripe)", table=DAILY)
-            ctes.append(f"rolled_daily AS (\n{upsert}\n)")
+        ctes += rollup_writes("valued", meters, "(SELECT s FROM stripe)")
         if report_meters:
             final += ", ARRAY(SELECT DISTINCT meter_id FROM valued WHERE value IS NOT NULL ORDER BY 1) AS meters"
     elif report_meters:

@@ -24,7 +24,8 @@ from togai_engine.meters.sql import (
     lock_schemas_sql,
     merged_rollups_sql,
     rollup_select,
-    totals_select,
+    rollup_writes,
+    totals_from,
     valued_sql,
 )
 from togai_engine.store.database import raw_connection
@@ -54,20 +55,11 @@ async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
 
 
 def _recompute_sql(meters: Sequence[MeterSql]) -> str:
-    """Writes the meters' rollups, daily rollups and totals (stripe 0) from all stored events; returns the
-    rollup rows written. For meters that have none yet (backfill, or after a rebuild deleted them)."""
-    daily = [m for m in meters if m.has_daily_rollups]
-    daily_cte = (f"rolled_daily AS (INSERT INTO {DAILY.name} ({DAILY.columns}) "
-                 f"{rollup_select('valued', any_latest=any(m.is_latest for m in daily), table=DAILY)}), "
-                 if daily else "")
-    return (
-        f"WITH valued AS ({valued_sql(meters, 'events')}), "
-        f"rolled AS (INSERT INTO usage_rollups ({ROLLUP_COLUMNS}) "
-        f"{rollup_select('valued', any_latest=any(m.is_latest for m in meters))} RETURNING 1), "
-        f"{daily_cte}"
-        f"totaled AS (INSERT INTO usage_totals ({TOTALS_COLUMNS}) {totals_select('valued')}) "
-        "SELECT count(*) FROM rolled"
-    )
+    """Writes the meters' rollups, daily rollups and totals (stripe 0) from all stored events, as ingest
+    writes them; returns the hourly rollup rows written. For meters that have none yet (backfill, or
+    after a rebuild deleted them)."""
+    ctes = [f"valued AS ({valued_sql(meters, 'events')})", *rollup_writes("valued", meters, "0")]
+    return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM hourly"
 
 
 async def _meters(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
@@ -105,8 +97,7 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
         "w.event_count, w.value_sum, NULL, NULL, NULL, NULL FROM "
         "(SELECT meter_id, hour, CAST(sum(event_count) AS bigint) AS event_count, sum(value_sum) AS value_sum "
         "  FROM usage_totals WHERE meter_id = ANY($1::text[]) GROUP BY 1, 2) AS s FULL JOIN "
-        "(SELECT meter_id, hour, CAST(sum(event_count) AS bigint) AS event_count, sum(value_sum) AS value_sum "
-        "  FROM recomputed GROUP BY 1, 2) AS w ON s.meter_id = w.meter_id AND s.hour = w.hour "
+        f"({totals_from('recomputed')}) AS w ({TOTALS_COLUMNS}) ON s.meter_id = w.meter_id AND s.hour = w.hour "
         "WHERE s.event_count IS DISTINCT FROM w.event_count OR s.value_sum IS DISTINCT FROM w.value_sum "
         "ORDER BY 1, 2, 3, 4",
         [m.id for m in meters], daily,

@@ -53,7 +53,7 @@ class MeterSql:
 def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with_key: bool = False) -> str:
     """One row per (billable event of `source`, meter of its schema) with the event's value.
 
-    Columns: account_id, meter_id, is_latest, is_daily, event_time, id, value (NULL = not metered)
+    Columns: account_id, meter_id, is_latest, event_time, id, value (NULL = not metered)
     [, key: the UNIQUE_COUNT text key]. `source` is a table or CTE name with events' columns;
     `where` is an extra condition on `e`.
     """
@@ -64,8 +64,7 @@ def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with
             key = f", {meter.compiled.distinct_sql or 'CAST(NULL AS text)'} AS key"
         parts.append(
             f"SELECT e.account_id, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, "
-            f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, "
-            f"{'TRUE' if meter.has_daily_rollups else 'FALSE'} AS is_daily, e.event_time, CAST(e.id AS text) AS id, "
+            f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, e.event_time, CAST(e.id AS text) AS id, "
             f"{meter.compiled.value_sql} AS value{key} FROM {source} e "
             f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND e.status = '{BILLABLE}'"
             + (f" AND ({where})" if where else "")
@@ -98,7 +97,6 @@ class RollupTable:
 
     name: str
     time_column: str  # "hour" or "day"
-    bucket_of_event: str  # SQL of the UTC bucket start of a row's `event_time`
 
     @property
     def columns(self) -> str:
@@ -108,10 +106,10 @@ class RollupTable:
 # Per (account, meter, hour) aggregates of `valued` rows; LATEST is the value of the newest
 # event by (event_time, id), which makes merging partial rollups independent of arrival order.
 ROLLUP_COLUMNS = "account_id, meter_id, hour, event_count, value_sum, value_max, latest_time, latest_id, latest_value"
-HOURLY = RollupTable("usage_rollups", "hour", bucket_sql("event_time", "HOUR"))
+HOURLY = RollupTable("usage_rollups", "hour")
 # The same per UTC day, for MAX and LATEST meters only: a series over all accounts sums each account's
 # value per bucket, which usage_totals cannot hold, and daily rows are ~1/3 of the hourly ones to read.
-DAILY = RollupTable("usage_rollups_daily", "day", bucket_sql("event_time", "DAY"))
+DAILY = RollupTable("usage_rollups_daily", "day")
 DAILY_AGGREGATIONS = ("MAX", "LATEST")
 LATEST_ORDER = 'event_time DESC, id COLLATE "C" DESC'
 ROLLUP_LATEST_ORDER = 'latest_time DESC, latest_id COLLATE "C" DESC'  # the same order over rollup rows
@@ -128,19 +126,18 @@ def latest_columns(time: str, ident: str, value: str, order: str, condition: str
 ROLLUP_LATEST = latest_columns("latest_time", "latest_id", "latest_value", ROLLUP_LATEST_ORDER, "latest_time IS NOT NULL")
 
 
-def rollup_select(valued_source: str, *, any_latest: bool, table: RollupTable = HOURLY) -> str:
-    """SELECT of `table`'s rows (its columns) from a `valued` relation, sorted by key; for DAILY only the
-    rows of meters with daily rollups.
+def rollup_select(valued_source: str, *, any_latest: bool) -> str:
+    """SELECT of hourly rollup rows (ROLLUP_COLUMNS) from a `valued` relation, sorted by key.
 
     LATEST meters are aggregated apart: their ordered aggregates start a sort per group, which the
     other meters' groups (most of them) need not pay for.
     """
-    only = " AND is_daily" if table is DAILY else ""
+    hour = bucket_sql("event_time", "HOUR")
 
     def grouped(latest: str, where: str) -> str:
         return (
-            f"SELECT account_id, meter_id, {table.bucket_of_event} AS bucket, count(*), sum(value), max(value), "
-            f"{latest} FROM {valued_source} WHERE value IS NOT NULL{only}{where} GROUP BY account_id, meter_id, bucket"
+            f"SELECT account_id, meter_id, {hour} AS bucket, count(*), sum(value), max(value), {latest} "
+            f"FROM {valued_source} WHERE value IS NOT NULL{where} GROUP BY account_id, meter_id, bucket"
         )
 
     if not any_latest:
@@ -191,9 +188,22 @@ def merge_into_rollups(rows_sql: str, stripe: str, table: RollupTable = HOURLY) 
     )
 
 
-def rollup_upsert(valued_source: str, *, any_latest: bool, stripe: str = "0", table: RollupTable = HOURLY) -> str:
-    """Adds the `valued` rows to `table` in `stripe`."""
-    return merge_into_rollups(rollup_select(valued_source, any_latest=any_latest, table=table), stripe, table)
+def rollup_writes(valued_source: str, meters: Sequence[MeterSql], stripe: str) -> list[str]:
+    """CTEs adding the `valued` rows of `meters` to the rollups in `stripe`: ONE aggregation of them
+    (`hourly`, its rows also the count written), merged into the hourly rollups, into usage_totals per
+    meter and hour, and per UTC day into the daily rollups of the MAX and LATEST meters. Ingest,
+    backfill and rebuild all write through this."""
+    ctes = [
+        f"hourly ({ROLLUP_COLUMNS}) AS MATERIALIZED "
+        f"({rollup_select(valued_source, any_latest=any(m.is_latest for m in meters))})",
+        f"rolled AS ({merge_into_rollups('SELECT * FROM hourly', stripe)})",
+        f"totaled AS ({merge_into_totals(totals_from('hourly'), stripe)})",
+    ]
+    daily = [sql_text_literal(m.id) for m in meters if m.has_daily_rollups]
+    if daily:
+        days = merged_rollups_sql(f"meter_id IN ({', '.join(daily)})", source="hourly", bucket=bucket_sql("hour", "DAY"))
+        ctes.append(f"rolled_daily AS ({merge_into_rollups(days, stripe, DAILY)})")
+    return ctes
 
 
 def merged_rollups_sql(where: str, table: RollupTable = HOURLY, *, source: str | None = None,
@@ -208,14 +218,14 @@ def merged_rollups_sql(where: str, table: RollupTable = HOURLY, *, source: str |
     )
 
 
-# Totals over all accounts per (meter, hour): count and sum of the same `valued` rows.
+# Totals over all accounts per (meter, hour): count and sum of the hourly rollup rows.
 TOTALS_COLUMNS = "meter_id, hour, event_count, value_sum"
 
 
-def totals_select(valued_source: str) -> str:
-    """SELECT of usage_totals rows (TOTALS_COLUMNS) from a `valued` relation, sorted by key."""
+def totals_from(hourly_source: str) -> str:
+    """SELECT of usage_totals rows (TOTALS_COLUMNS) from hourly rollup rows, sorted by key."""
     return (
-        f"SELECT meter_id, {HOURLY.bucket_of_event} AS hour, count(*), sum(value) FROM {valued_source} WHERE value IS NOT NULL "
+        f"SELECT meter_id, hour, CAST(sum(event_count) AS bigint), sum(value_sum) FROM {hourly_source} "
         "GROUP BY meter_id, hour ORDER BY meter_id, hour"
     )
 
@@ -233,8 +243,3 @@ def merge_into_totals(rows_sql: str, stripe: str) -> str:
         f"INSERT INTO usage_totals AS t ({TOTALS_COLUMNS}, stripe) "
         f"SELECT *, {stripe} FROM ({rows_sql}) AS totaled ORDER BY 1, 2 {TOTALS_MERGE}"
     )
-
-
-def totals_upsert(valued_source: str, *, stripe: str = "0") -> str:
-    """Adds the `valued` rows to usage_totals in `stripe`."""
-    return merge_into_totals(totals_select(valued_source), stripe)
