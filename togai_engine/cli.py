@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import typer
 
+from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.settings import Settings, SettingsError, load_settings
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
@@ -56,6 +57,7 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
             finally:
                 await db.dispose()
 
+        tune_gc()  # after the command's imports and the migration: all of that is frozen, never walked
         return anyio.run(main)
 
 
@@ -84,6 +86,7 @@ def serve(
     settings = settings_or_exit()
     with database_url(settings) as url:
         migrate.upgrade(url)
+        tune_gc()
         anyio.run(run_server, url, settings, transport, host, port)  # type: ignore[arg-type]
 
 
@@ -348,9 +351,6 @@ def simulate(
 
 
 def main() -> None:
-    from togai_engine.common.gc_tuning import tune_gc
-
-    tune_gc()
     try:
         app()
     except SettingsError as exc:

@@ -55,6 +55,12 @@ class _Closing:
     number: int = 0
 
 
+def billing_due(billing: str, now: str) -> str:
+    """SQL: the account_billing row `billing` has a bill run due at `now` (both SQL expressions). Ingest
+    asks it of a batch's accounts; close_due_cycles of the accounts it may close."""
+    return f"{billing}.next_run_at <= {now}"
+
+
 async def close_due_cycles(
     session: AsyncSession,
     now: datetime,
@@ -79,15 +85,15 @@ async def close_due_cycles(
     # Reads call this on every request: look before taking locks (a row lock is a write in PostgreSQL).
     if not await conn.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM account_billing b JOIN accounts a ON a.id = b.account_id "
-        f"WHERE b.next_run_at <= $1{scope})", now, *scope_args):
+        f"WHERE {billing_due('b', '$1')}{scope})", now, *scope_args):
         return summary
     candidates = await conn.fetch(
         "SELECT a.id FROM accounts a JOIN account_billing b ON b.account_id = a.id "
-        f"WHERE b.next_run_at <= $1{scope} ORDER BY a.id FOR SHARE OF a", now, *scope_args)
+        f"WHERE {billing_due('b', '$1')}{scope} ORDER BY a.id FOR SHARE OF a", now, *scope_args)
     if not candidates:
         return summary
     locked = await conn.fetch(
-        "SELECT account_id FROM account_billing WHERE account_id = ANY($1::text[]) AND next_run_at <= $2 "
+        f"SELECT account_id FROM account_billing b WHERE account_id = ANY($1::text[]) AND {billing_due('b', '$2')} "
         "ORDER BY account_id FOR UPDATE", [r["id"] for r in candidates], now)
     if not locked:
         return summary

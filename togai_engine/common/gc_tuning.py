@@ -16,7 +16,8 @@ YOUNG_THRESHOLD = 10_000
 
 
 def tune_gc() -> None:
-    """Called once by each process entry point (the CLI, a parallel import's workers)."""
+    """Called by each process entry point once its modules are loaded (the CLI before it runs a command's
+    work, a parallel import's workers, the benchmark runner); calling it again freezes what loaded since."""
     gc.freeze()  # what start-up loaded (modules, settings) is never garbage: stop walking it
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.close import billing_due, close_due_cycles
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.meters.catalog import meters_of_schemas
 from togai_engine.meters.sql import STRIPE_SQL, MeterSql, lock_schemas_sql, rollup_writes, valued_sql
@@ -226,7 +226,7 @@ async def _resolve_accounts(conn: Any, handles: set[str], now: datetime) -> dict
         return {}
     rows = await conn.fetch(
         "SELECT h.handle, a.id, a.status, EXISTS (SELECT FROM account_billing b WHERE b.account_id = a.id "
-        "  AND b.next_run_at <= $2) AS due "
+        f"  AND {billing_due('b', '$2')}) AS due "
         "FROM unnest($1::text[]) AS u(handle) JOIN account_handles h ON h.handle = u.handle "
         "JOIN accounts a ON a.id = h.account_id",
         candidates, now,
