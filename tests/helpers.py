@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mcp import Client
+from sqlalchemy import text
 
 from togai_engine.events.ingest import ingest_events
 from togai_engine.store.database import raw_connection
@@ -26,6 +27,12 @@ async def call_error(client: Client, tool: str, /, **arguments: Any) -> str:
     result = await client.call_tool(tool, arguments)
     assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"
     return result.content[0].text
+
+
+async def scalar(db: Any, sql: str) -> Any:
+    """The one value of a read-only SQL query."""
+    async with db.unit_of_work() as session:
+        return await session.scalar(text(sql))
 
 
 def at(*parts: int) -> datetime:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from helpers import call
+from helpers import call, scalar
 
 BIN = Path(sys.executable).parent / "togai-engine"
 
@@ -25,11 +25,6 @@ async def seed(client) -> None:
     await call(client, "create_customer", id="c", name="C", account={"id": "acme", "name": "Acme", "aliases": ["acme_alias"]})
     await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
                computations=[{"computation": "tokens"}])
-
-
-async def scalar(db, sql: str):
-    async with db.unit_of_work() as session:
-        return await session.scalar(text(sql))
 
 
 async def test_jsonl_import_reports_rejections_and_is_safe_to_rerun(client, db, database_url, tmp_path):

@@ -163,18 +163,26 @@ async def test_duplicates_within_one_batch_and_across_batches_count_once(client,
     assert sorted(e["id"] for e in listed["data"]) == ["a", "b", "c"]
 
 
-async def test_a_large_batch_with_stored_ids_falls_back_to_claiming_and_counts_each_once(client, db):
+async def test_a_large_batch_with_stored_ids_falls_back_to_claiming_and_counts_each_once(client, db, monkeypatch):
     # A batch of FAST_PATH_MIN_EVENTS or more first tries a plain INSERT of its ids; a stored id undoes
     # that attempt (a savepoint) and the claiming statement stores only the new events.
+    from togai_engine.events import ingest
+
+    forms: list[bool] = []  # the statement forms run, in order: True = the plain INSERT (fast path)
+    statement = ingest._statement
+    monkeypatch.setattr(ingest, "_statement", lambda meters, report, fast: forms.append(fast) or statement(
+        meters, report, fast))
     await open_account(client)
     meter_id = await tokens_meter(client)
     size = FAST_PATH_MIN_EVENTS + 50
     first = await call(client, "ingest_batch_events", events=[ev(f"e{n}", tokens=str(n)) for n in range(size)])
-    assert (first["accepted"], first["duplicates"]) == (size, 0)  # all new: the plain INSERT path
+    assert (first["accepted"], first["duplicates"]) == (size, 0)
+    assert forms == [True]  # all new: the plain INSERT path only
     # the next batch repeats e0..e4 (indexes 0..4) and brings `size - 5` new ids
     second = await call(client, "ingest_batch_events", events=[
         ev(f"e{n}", tokens="1000") for n in range(5)] + [ev(f"n{n}", tokens="1") for n in range(size - 5)])
     assert (second["accepted"], second["duplicates"], second["duplicateIndexes"]) == (size - 5, 5, [0, 1, 2, 3, 4])
+    assert forms == [True, True, False]  # tried the plain INSERT, undone, then the claiming form
     # 0 + 1 + ... + (size - 1) = size * (size - 1) / 2 from the first batch, + (size - 5) x 1 from the second
     expected = Decimal(size * (size - 1) // 2 + size - 5)
     assert await quantities(db) == {("acc_1", meter_id): expected}

@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from helpers import call, tokens_meter
+from helpers import call, scalar, tokens_meter
 from togai_engine.events import importer
 from togai_engine.events.importer import FilePart, ImportFailed, _run_parallel, import_file, split_lines
-
-
-async def scalar(db, sql: str):
-    async with db.unit_of_work() as session:
-        return await session.scalar(text(sql))
 
 
 def event(i: int, account: str = "acme") -> str:

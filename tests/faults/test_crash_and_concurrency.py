@@ -219,7 +219,8 @@ async def test_concurrent_ingest_bill_runs_and_grants_keep_every_invariant(db, c
         billed = [k for k, status in stored.items() if status == "ACCEPTED"]
         late = [k for k, status in stored.items() if status == "NOT_BILLED_CYCLE_CLOSED"]
         assert len(billed) + len(late) == len(calls) == 8 * 150  # each counted either billed or not billed
-        # the race happened: usage went in before the close (batch 0 at least) and after it (batch 7 at least)
+        # the race happened: usage went in before the close (the first batch of some window: 150 events at
+        # least) and after it (each window's last batch waits for the close: batch 7 at least)
         assert len(billed) >= 150 and len(late) >= 150
         # what the clients were told matches what is stored (duplicates are the overlapping windows' resends)
         assert sum(r["accepted"] for r in reports) == len(billed)

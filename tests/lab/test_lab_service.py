@@ -57,7 +57,7 @@ def test_plan_files_read_numbers_exactly(tmp_path: Path) -> None:
             load_plan_file(json_file)
 
 
-async def test_meters_of_a_pricing_file_name_the_failing_field_and_store_nothing(client, db) -> None:
+async def test_meters_of_a_pricing_file_name_the_failing_field_and_store_nothing(db) -> None:
     from conftest import row_counts
     from togai_engine.lab.service import apply_meters
 

@@ -3,14 +3,9 @@ applied when an invoice becomes DUE, and given back when it is voided — all th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from helpers import call, call_error
-
-
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+from helpers import at, call, call_error
 
 
 async def _setup(client: Any) -> None:
