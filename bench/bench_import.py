@@ -51,10 +51,15 @@ def _run_import(url: str, path: Path) -> tuple[float, int, int, str]:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (OSError, ValueError):
-        return []
+    """The processes started by any thread of `pid` (the import starts its workers from a worker thread,
+    so the main thread's list alone misses them)."""
+    found = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(c) for c in listing.read_text().split()]
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+    return found
 
 
 async def _copy_baseline(url: str, path: Path) -> float:
