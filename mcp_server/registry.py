@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_server.app import AppContext
 from mcp_server.auth import Principal, current_principal
 from togai_engine.audit.service import record as record_audit
+from togai_engine.common.validation import error_path
 from togai_engine.errors import EngineError, InvalidInput
 
 log = logging.getLogger("togai_engine.tools")
@@ -147,8 +148,7 @@ def reject_unstorable_text(value: Any, path: str = "") -> None:
 def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
-        parts.append(f"{path or 'input'}: {err['msg']}")
+        parts.append(f"{error_path(err['loc']) or 'input'}: {err['msg']}")
     return "invalid input: " + "; ".join(parts)
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pycountry
 from babel.numbers import is_currency
 from email_validator import EmailNotValidError, validate_email
 
 from togai_engine.errors import InvalidInput
+
+
+def error_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location in the engine's field-path style: rateCards.usageRateCards[0].ratePlan."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,49}$")
 

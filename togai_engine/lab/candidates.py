@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.validation import error_path
 from togai_engine.errors import InvalidInput
 from togai_engine.plans import service as plans
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate
@@ -37,8 +38,7 @@ class Candidate:
 def validation_path(exc: ValidationError) -> tuple[str, str]:
     """(field path, message) of a pydantic error, in the engine's path style: a.b[0].c."""
     err = exc.errors()[0]
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-    return path, err["msg"]
+    return error_path(err["loc"]), err["msg"]
 
 
 def parse_inline(raw: Mapping[str, Any], prefix: str) -> PricePlanCreate:

@@ -399,9 +399,9 @@ async def usage_summed(
             for meter_id, at, value in await conn.fetch(sql, ids, first_hour, last_hour, first_day, last_day, *scope):
                 add(meter_id, at, value)
     # Edges of the additive meters (a few raw rows), and everything else, per account.
-    parts: list[tuple[list[MeterSql], datetime, datetime]] = [
+    raw_parts: list[tuple[list[MeterSql], datetime, datetime]] = [
         (additive, a, b) for a, b in split.edges if additive] + ([(rest, start, end)] if rest else [])
-    for part_meters, part_start, part_end in parts:
+    for part_meters, part_start, part_end in raw_parts:
         by_account = await usage_by_bucket(session, part_meters, start=part_start, end=part_end, period=period,
                                            account_ids=accounts)
         for (_, meter_id, at), value in by_account.items():

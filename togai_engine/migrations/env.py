@@ -15,8 +15,6 @@ from togai_engine.store.partitions import PARTITION_NAME
 config = context.config
 
 
-
-
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     # Time partitions of the events table are created by the engine ahead of time, not by models.
     return not (type_ == "table" and reflected and compare_to is None and name and PARTITION_NAME.match(name))
