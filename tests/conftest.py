@@ -172,3 +172,13 @@ def scratch_url(server_url: str) -> Iterator[str]:
         yield _with_database(server_url, name)
     finally:
         asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@asynccontextmanager
+async def pg_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection to `url` (a SQLAlchemy URL), closed afterwards."""
+    conn = await asyncpg.connect(_libpq(url))
+    try:
+        yield conn
+    finally:
+        await conn.close()

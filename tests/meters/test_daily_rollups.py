@@ -8,10 +8,9 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import asyncpg
 from alembic import command
 
-from conftest import _libpq
+from conftest import pg_connection
 from helpers import call, ingest_in_two_stripes, rows_by_stripe
 from togai_engine.meters.rollups import rebuild_rollups, verify_rollups
 from togai_engine.store import migrate
@@ -77,8 +76,7 @@ def test_migration_0008_fills_daily_rows_from_the_hourly_ones(scratch_url):
     migrate.upgrade(scratch_url, "0007")
 
     async def seed() -> None:
-        conn = await asyncpg.connect(_libpq(scratch_url))
-        try:
+        async with pg_connection(scratch_url) as conn:
             await conn.execute(
                 "INSERT INTO usage_meters (id, name, event_schema_name, aggregation, computations) VALUES "
                 "('um_max', 'peak', 'llm', 'MAX', '[]'), ('um_latest', 'seats', 'llm', 'LATEST', '[]'), "
@@ -99,17 +97,12 @@ def test_migration_0008_fills_daily_rows_from_the_hourly_ones(scratch_url):
                      datetime(2026, 1, 4, 9, 15, tzinfo=UTC), "c", 8),
                     ("um_count", datetime(2026, 1, 4, 9, tzinfo=UTC), 0, 3, 3, 1, None, None, None),
                 ])
-        finally:
-            await conn.close()
 
     async def daily() -> list[tuple[object, ...]]:
-        conn = await asyncpg.connect(_libpq(scratch_url))
-        try:
+        async with pg_connection(scratch_url) as conn:
             return [tuple(r) for r in await conn.fetch(
                 "SELECT meter_id, day, stripe, event_count, value_sum, value_max, latest_id, latest_value "
                 "FROM usage_rollups_daily ORDER BY meter_id, day")]
-        finally:
-            await conn.close()
 
     asyncio.run(seed())
     migrate.upgrade(scratch_url)

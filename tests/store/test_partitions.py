@@ -6,12 +6,11 @@ import asyncio
 import itertools
 from datetime import UTC, datetime
 
-import asyncpg
 from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import _libpq
+from conftest import pg_connection
 from helpers import call
 from togai_engine.store import migrate
 from togai_engine.store.database import Database, raw_connection
@@ -109,8 +108,7 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
     migrate.upgrade(scratch_url, "0005")
 
     async def seed() -> None:
-        conn = await asyncpg.connect(_libpq(scratch_url))
-        try:
+        async with pg_connection(scratch_url) as conn:
             await conn.execute(
                 "INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, "
                 "status) SELECT 'acc', 'e' || n, 'api', timestamptz '2025-06-01' + n * interval '9 days', now(), "
@@ -120,12 +118,9 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
             await conn.execute(
                 "INSERT INTO usage_rollups (account_id, meter_id, hour, event_count, value_sum, value_max) "
                 "VALUES ('acc', 'um_1', '2025-06-10 00:00+00', 3, 7, 4)")
-        finally:
-            await conn.close()
 
     async def read() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], set[str]]:
-        conn = await asyncpg.connect(_libpq(scratch_url))
-        try:
+        async with pg_connection(scratch_url) as conn:
             events = [tuple(r) for r in await conn.fetch(
                 "SELECT id, account_id, schema_name, event_time, received_at, attributes, dimensions, units, status "
                 "FROM events ORDER BY id")]
@@ -136,8 +131,6 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = 'events'::regclass")}
             return events, rollups, parts
-        finally:
-            await conn.close()
 
     def assert_every_event_month_partitioned(events: list[tuple[object, ...]], parts: set[str]) -> None:
         # the events run from 2025-06-10 (n = 1) to 2026-05-27 (n = 40, 360 days after 2025-06-01)
@@ -158,13 +151,10 @@ def test_migration_0006_keeps_events_and_rollups_and_round_trips(scratch_url):
     migrate.check(scratch_url)
 
     async def second_stripe() -> None:
-        conn = await asyncpg.connect(_libpq(scratch_url))
-        try:
+        async with pg_connection(scratch_url) as conn:
             await conn.execute(
                 "INSERT INTO usage_rollups (account_id, meter_id, hour, stripe, event_count, value_sum, value_max) "
                 "VALUES ('acc', 'um_1', '2025-06-10 00:00+00', 5, 2, 5, 9)")
-        finally:
-            await conn.close()
 
     asyncio.run(second_stripe())
     command.downgrade(migrate.alembic_config(scratch_url), "0005")  # rows survive, stripes are merged

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-import asyncpg
 import pytest
 
-from conftest import _libpq
+from conftest import pg_connection
 from togai_engine.store import migrate
 from togai_engine.store.migrate import MIN_SERVER_VERSION, require_server_version
 
@@ -40,16 +39,13 @@ async def test_this_server_is_new_enough_and_an_older_one_is_refused(db) -> None
 
 
 async def _catalog(url: str) -> tuple[int, str, list[str]]:
-    conn = await asyncpg.connect(_libpq(url))
-    try:
+    async with pg_connection(url) as conn:
         found = int(await conn.fetchval("SHOW server_version_num"))
         version = await conn.fetchval("SHOW server_version")
         tables = [r[0] for r in await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
             "ORDER BY 1")]
         return found, version, tables
-    finally:
-        await conn.close()
 
 
 def test_a_migration_on_a_too_old_server_stops_before_changing_anything(scratch_url, monkeypatch) -> None:
