@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from helpers import call
+from conftest import pg_connection
+from helpers import call, scalar
 from togai_engine.events.bulk import ImportSummary, Malformed, import_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.meters.rollups import verify_rollups
+from togai_engine.meters.sql import lock_schemas_sql
 from togai_engine.meters.usage import meter_quantities
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -90,3 +93,32 @@ async def test_malformed_lines_are_reported_as_they_come_not_held_to_the_end(db,
     # 3000 malformed items in batches of 1000: two full batches were reported before item 2,500 was read
     assert held_at == [2000]
     assert reported == list(range(3000))  # in stream order, each once
+
+
+async def test_the_first_of_two_lines_with_one_id_wins_even_when_their_batches_overlap(client, db, database_url,
+                                                                                        clock):
+    """Two lines with the same accountId and id in batches in flight together: the earlier line is stored
+    and the later one is the DUPLICATE, whichever batch reaches the database first."""
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="api_call", aggregation="SUM",
+                       computations=[{"computation": "tokens", "order": 1}])
+
+    def line(event_id: str, schema: str, tokens: int) -> dict[str, Any]:
+        return {"id": event_id, "schemaName": schema, "timestamp": "2026-01-05T10:00:00Z", "accountId": "acc_1",
+                "attributes": {"tokens": tokens}}
+
+    # batch 1: x (1 token) and an event of schema "slow"; batch 2: x again (100 tokens) and y (10 tokens)
+    lines = [line("x", "api_call", 1), line("s", "slow", 0), line("x", "api_call", 100), line("y", "api_call", 10)]
+    async with pg_connection(database_url) as holder, holder.transaction():
+        # "slow"'s schema lock, held as create_usage_meter holds it: batch 1 waits for it before claiming
+        # any id, while batch 2 (api_call only) could go ahead and claim x first
+        await holder.fetchval(lock_schemas_sql(exclusive=True), ["slow"])
+        importing = asyncio.create_task(import_events(db, lines, clock=clock, batch_size=2, concurrency=2))
+        await asyncio.sleep(0.5)
+        assert not importing.done()
+    summary = await importing
+    assert (summary.accepted, summary.duplicates, summary.batches) == (3, 1, 2)
+    async with db.unit_of_work() as session:
+        # x from the first line (1) + y (10) = 11; had batch 2 claimed x first: 100 + 10 = 110
+        assert await meter_quantities(session, start=JAN, end=FEB) == {("acc_1", meter["id"]): Decimal(11)}
+    assert await scalar(db, "SELECT attributes->>'tokens' FROM events WHERE id = 'x'") == "1"

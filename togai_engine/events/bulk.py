@@ -5,13 +5,18 @@ DUPLICATE the second time).
 Memory stays flat: at most `concurrency + 1` batches (events and malformed items) exist at once.
 Each batch commits in its own transaction, so an interrupted import keeps what it stored and a
 re-run completes it.
+
+The first line wins: when a line repeats the accountId and id of a line in a batch still in flight,
+its batch waits for that one to commit, so the earlier line is stored and the later one is the
+DUPLICATE, as if the stream were ingested one line at a time (the same account named once by id and
+once by alias is not seen as the same key here; parallel workers each import a part of the file).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from togai_engine.common.clock import Clock
 from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, IngestReport, RejectedEvent, ingest_events
@@ -37,6 +42,28 @@ class ImportSummary:
     rejected: int = 0
     not_billed: int = 0
     batches: int = 0
+
+
+@dataclass
+class _InFlight:
+    """A batch sent to the database: its events' stream positions, the given (accountId, id) keys of its
+    events, the malformed items read while it was filled (reported with its rejections, so on_rejected
+    sees positions in stream order) and its task."""
+
+    positions: list[int]
+    keys: set[tuple[str, str]]
+    malformed: list[tuple[int, RejectedEvent]]
+    task: asyncio.Task[IngestReport] = field(repr=False)
+
+
+def _given_keys(batch: list[object]) -> set[tuple[str, str]]:
+    keys = set()
+    for item in batch:
+        if type(item) is dict:
+            account, event_id = item.get("accountId"), item.get("id")  # type: ignore[attr-defined]
+            if type(account) is str and type(event_id) is str:
+                keys.add((account, event_id))
+    return keys
 
 
 RejectedCallback = Callable[[int, RejectedEvent], None]
@@ -83,9 +110,7 @@ async def import_events(
     if not 1 <= batch_size <= MAX_BATCH_EVENTS:
         raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}")
     summary = ImportSummary()
-    # a batch in flight: its events' stream positions, its task, and the malformed items read while it
-    # was being filled (reported with its rejections, so on_rejected sees positions in stream order)
-    in_flight: list[tuple[list[int], asyncio.Task[IngestReport], list[tuple[int, RejectedEvent]]]] = []
+    in_flight: list[_InFlight] = []
 
     def reject_all(rejections: list[tuple[int, RejectedEvent]]) -> None:
         summary.rejected += len(rejections)
@@ -94,8 +119,8 @@ async def import_events(
                 on_rejected(position, rejection)
 
     async def settle_oldest() -> None:
-        positions, task, malformed = in_flight.pop(0)
-        report = await task
+        oldest = in_flight.pop(0)
+        report = await oldest.task
         summary.batches += 1
         for status in report.statuses:
             if status == "ACCEPTED":
@@ -104,12 +129,16 @@ async def import_events(
                 summary.duplicates += 1
             elif status == NOT_BILLED_CYCLE_CLOSED:
                 summary.not_billed += 1
-        reject_all(malformed + [(positions[r.index], r) for r in report.rejected])
+        reject_all(oldest.malformed + [(oldest.positions[r.index], r) for r in report.rejected])
         if on_progress is not None:
             on_progress(summary)
 
     async def submit(batch: list[object], positions: list[int], malformed: list[tuple[int, RejectedEvent]]) -> None:
-        in_flight.append((positions, asyncio.create_task(ingest_with_retry(database, batch, clock)), malformed))
+        keys = _given_keys(batch)
+        while any(not keys.isdisjoint(earlier.keys) for earlier in in_flight):
+            await settle_oldest()  # a line of this batch repeats an id of a batch in flight: that one first
+        in_flight.append(_InFlight(positions, keys, malformed,
+                                   asyncio.create_task(ingest_with_retry(database, batch, clock))))
         await asyncio.sleep(0)  # let the batch start, so reading the next one overlaps its database work
         if len(in_flight) > concurrency - 1:
             await settle_oldest()
@@ -144,6 +173,6 @@ async def import_events(
             await settle_oldest()
         reject_all(malformed)  # after the last event
     finally:
-        for _, task, _ in in_flight:
-            task.cancel()
+        for unsettled in in_flight:
+            unsettled.task.cancel()
     return summary
