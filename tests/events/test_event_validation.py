@@ -93,6 +93,8 @@ def test_attributes_and_dimensions_are_optional():
         (event(attributes=[{"name": "a", "value": "NaN"}]), Code.INVALID_VALUE, "attributes[0].value"),
         (event(attributes=[{"name": "a", "value": float("nan")}]), Code.INVALID_VALUE, "attributes[0].value"),
         (event(attributes=[{"name": "a", "value": float("inf")}]), Code.INVALID_VALUE, "attributes[0].value"),
+        (event(attributes=[{"name": "a", "value": 0.1 + 0.2}]), Code.INVALID_VALUE, "attributes[0].value"),
+        (event(attributes={"a": 1 / 3}), Code.INVALID_VALUE, "attributes.a"),
         (event(attributes=[{"name": "a", "value": "-Infinity"}]), Code.INVALID_VALUE, "attributes[0].value"),
         (event(attributes=[{"name": "a", "value": "1e999999999"}]), Code.INVALID_VALUE, "attributes[0].value"),
         (event(attributes=[{"name": "a", "value": "9" * 41}]), Code.INVALID_VALUE, "attributes[0].value"),
@@ -128,7 +130,8 @@ def test_a_numeric_dimension_value_says_to_send_text():
     [
         ("12.5", "12.5"), ("-3", "-3"), ("007", "007"), (" 4.20 ", "4.20"), (42, "42"),
         (0.1, "0.1"),  # a float is taken by its shortest repr, never its binary expansion
-        (1e-7, "0.0000001"), ("1e3", "1000"), ("2.50E+2", "250"), (Decimal("1.10"), "1.1"), ("-0", "-0"),
+        (1e-7, "0.0000001"), (1e22, "10000000000000000000000"), (123456789.012345, "123456789.012345"),
+        ("1e3", "1000"), ("2.50E+2", "250"), (Decimal("1.10"), "1.1"), ("-0", "-0"),
         ("1" * 40, "1" * 40), ("0." + "1" * 30, "0." + "1" * 30),
     ],
 )

@@ -27,7 +27,7 @@ async def tokens_meter(client) -> str:
     return meter["id"]
 
 
-def ev(event_id: str | None, tokens: str = "1", at: str = "2026-01-05T10:00:00Z", account: str = "acc_1",
+def ev(event_id: str | None, tokens: str | float = "1", at: str = "2026-01-05T10:00:00Z", account: str = "acc_1",
        schema: str = "api_call", **extra: Any) -> dict[str, Any]:
     event = {"schemaName": schema, "timestamp": at, "accountId": account,
              "attributes": [{"name": "tokens", "value": tokens}], **extra}
@@ -132,6 +132,29 @@ async def test_every_rejection_reason_is_reported_per_event_and_valid_events_are
     fixed = await call(client, "ingest_event", event=ev("r6", tokens="10"))
     assert fixed["status"] == "ACCEPTED"
     assert await quantities(db) == {("acc_1", meter_id): Decimal(15)}  # 5 + 10
+
+
+async def test_a_number_with_more_digits_than_a_float_keeps_is_refused_not_rounded(client, db):
+    await open_account(client)
+    meter_id = await tokens_meter(client)
+    result = await call(client, "ingest_batch_events", events=[
+        ev("short", tokens=0.1),                        # 0: shortest form 0.1, exact
+        ev("fifteen", tokens=1234567.12345678),         # 1: 15 significant digits, exact
+        ev("noise", tokens=0.1 + 0.2),                  # 2: 0.30000000000000004, 17 digits: refused
+        ev("rounded", tokens=0.12345678901234567890),   # 3: parsed as the float 0.12345678901234568: refused
+        ev("text", tokens="0.12345678901234567890"),    # 4: as a string, every digit is kept
+    ])
+    assert {r["index"]: r["code"] for r in result["rejectedEvents"]} == {2: "INVALID_VALUE", 3: "INVALID_VALUE"}
+    assert all("decimal string" in r["message"] and r["field"] == "attributes[0].value"
+               for r in result["rejectedEvents"])
+    # 0.1 + 1234567.12345678 + 0.12345678901234567890 = 1234567.34691356901234567890
+    assert await quantities(db) == {("acc_1", meter_id): Decimal("1234567.3469135690123456789")}
+    # a meter's computation: the same rule for numbers in an expression given as an object
+    error = await call_error(client, "create_usage_meter", name="scaled", eventSchemaName="api_call",
+                             aggregation="SUM",
+                             computations=[{"computation": {"*": [{"var": "attributes.tokens"}, 0.1 + 0.2]},
+                                            "order": 1}])
+    assert "0.30000000000000004" in error and "JSON text" in error
 
 
 async def test_a_rejected_single_event_is_an_error_naming_field_and_code_and_stores_nothing(client, db):

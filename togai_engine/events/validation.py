@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from togai_engine.common.numbers import FLOAT_EXACT_DIGITS, exact_float_decimal
+
 MAX_BATCH_EVENTS = 1000
 MAX_ID_CHARS = 512
 MAX_ACCOUNT_ID_CHARS = 512
@@ -126,8 +128,9 @@ def _describe(value: object) -> str:
 def parse_decimal(value: object, field: str = "value") -> str:
     """The exact canonical decimal string of an attribute value; raises _Reject otherwise.
 
-    Accepts decimal strings ("12.5", "-3", "1e3") and JSON numbers (ints, floats by their
-    shortest repr). NaN, Infinity and values beyond MAX_INTEGER_DIGITS / MAX_FRACTION_DIGITS are
+    Accepts decimal strings ("12.5", "-3", "1e3") and JSON numbers (ints; floats by their shortest
+    repr when it has at most 15 significant digits: a longer one may be a number the JSON parser
+    rounded, so it must come as a string). NaN, Infinity and values beyond MAX_INTEGER_DIGITS / MAX_FRACTION_DIGITS are
     rejected, so SQL never sees a number it cannot store exactly.
     """
     kind = type(value)
@@ -147,6 +150,10 @@ def parse_decimal(value: object, field: str = "value") -> str:
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise _Reject(Code.INVALID_VALUE, field, f"{value} is not a finite number; send a decimal such as \"12.5\"")
+        if exact_float_decimal(value) is None:  # type: ignore[arg-type]
+            raise _Reject(Code.INVALID_VALUE, field, f"the number {value!r} has more digits than a JSON number keeps "
+                                                     f"exactly (at most {FLOAT_EXACT_DIGITS} significant digits); send "
+                                                     "the value as a decimal string, e.g. \"0.1234567890123456789\"")
         return _decimal_slow(repr(value), field, value)
     if kind is Decimal:
         return _decimal_slow(str(value), field, value)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NoReturn, TypeAlias
 
+from togai_engine.common.numbers import exact_float_decimal
 from togai_engine.errors import InvalidInput
 
 JsonValue: TypeAlias = bool | int | Decimal | str | list["JsonValue"] | dict[str, "JsonValue"] | None
@@ -136,7 +137,8 @@ def sql_text_literal(value: str) -> str:
 def normalize_expression(raw: object, *, field: str = "expression", allow_bare_name: bool = False) -> JsonValue:
     """Parses JSON text (or checks an already-parsed value) into a JSON value.
 
-    Non-integer numbers become exact `Decimal`s (floats via their shortest repr: 0.4 -> 0.4).
+    Non-integer numbers become exact `Decimal`s (floats via their shortest repr: 0.4 -> 0.4; a float
+    whose shortest repr has more than 15 significant digits is refused: it may be a rounded number).
     None or a blank string means "absent" and gives None. With allow_bare_name, text that is not
     JSON but looks like a name ("tokens", "dimensions.user_id") is returned as that string.
     """
@@ -172,7 +174,11 @@ def _normalize_value(value: object, field: str, depth: int) -> JsonValue:
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidInput(field, f"holds {value}, which is not a finite number")
-        return Decimal(repr(value))
+        exact = exact_float_decimal(value)
+        if exact is None:
+            raise InvalidInput(field, f"holds the number {value!r}, which has more digits than a JSON number keeps "
+                                      "exactly; pass the expression as JSON text (a string) to keep every digit")
+        return exact
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidInput(field, f"holds {value}, which is not a finite number")

@@ -6,8 +6,8 @@ raises instead of silently dropping digits; rounding to a currency runs in `DECI
 
 from __future__ import annotations
 
+import math
 import re
-import sys
 from decimal import (
     ROUND_HALF_UP,
     Context,
@@ -21,6 +21,7 @@ from fractions import Fraction
 
 from babel.numbers import get_currency_precision, is_currency
 
+from togai_engine.common.numbers import exact_float_decimal, significant_digits
 from togai_engine.errors import InvalidInput
 
 # 60 significant digits: a 10^15 quantity times a rate with 30 decimals still fits exactly.
@@ -116,14 +117,13 @@ def parse_decimal(value: object, field: str) -> Decimal:
 
 
 def _decimal_from_float(value: float, field: str) -> Decimal:
-    text = repr(value)
-    if text in {"nan", "inf", "-inf"}:
-        raise InvalidInput(field, f'{text} is not a finite number; send a finite decimal such as "0".')
-    result = Decimal(text)
-    if _significant_digits(result) > sys.float_info.dig:
+    if not math.isfinite(value):
+        raise InvalidInput(field, f'{value!r} is not a finite number; send a finite decimal such as "0".')
+    result = exact_float_decimal(value)
+    if result is None:
         raise InvalidInput(
             field,
-            f"the float {text} has more digits than a float holds exactly; "
+            f"the float {value!r} has more digits than a float holds exactly; "
             "send the value as a decimal string.",
         )
     return result
@@ -132,7 +132,7 @@ def _decimal_from_float(value: float, field: str) -> Decimal:
 def _check_magnitude(value: Decimal, field: str) -> Decimal:
     if value.is_zero():
         return value.copy_abs()  # "-0" is zero, shown without a sign
-    digits = _significant_digits(value)
+    digits = significant_digits(value)
     if digits > MAX_SIGNIFICANT_DIGITS or abs(value.adjusted()) > MAX_ABS_EXPONENT:
         raise InvalidInput(
             field,
@@ -140,10 +140,3 @@ def _check_magnitude(value: Decimal, field: str) -> Decimal:
             f"and a magnitude between 1e-{MAX_ABS_EXPONENT} and 1e{MAX_ABS_EXPONENT}.",
         )
     return value
-
-
-def _significant_digits(value: Decimal) -> int:
-    """Digits of the coefficient without trailing zeros (no context involved, so nothing rounds)."""
-    digits = value.as_tuple().digits
-    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    return max(len(digits) - trailing_zeros, 1)
