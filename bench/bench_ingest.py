@@ -98,12 +98,14 @@ COPY_COLUMNS = ["account_id", "id", "schema_name", "event_time", "received_at", 
                 "status"]
 
 
-async def _copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
+async def _asyncpg_run(url: str, records: list[tuple[Any, ...]], workers: int,
+                       write: Callable[[Any, list[tuple[Any, ...]]], Awaitable[None]]) -> float:
+    """Seconds to `write(connection, batch)` every batch of `records`, each in its own transaction."""
     batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
 
     async def one(conn: Any, batch: list[tuple[Any, ...]]) -> None:
         async with conn.transaction():
-            await conn.copy_records_to_table("bare_events", records=batch, columns=COPY_COLUMNS)
+            await write(conn, batch)
 
     async def connect() -> Any:
         return await asyncpg.connect(libpq(url))
@@ -114,10 +116,17 @@ async def _copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> f
     return await run_batches(batches, workers, one, connect, close)
 
 
+async def _copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
+    async def write(conn: Any, batch: list[tuple[Any, ...]]) -> None:
+        await conn.copy_records_to_table("bare_events", records=batch, columns=COPY_COLUMNS)
+
+    return await _asyncpg_run(url, records, workers, write)
+
+
 FLOOR_TABLES = (
-    # The least any engine keeping this issue's guarantees must write per event: the permanent dedupe
-    # claim (a unique btree on (account_id, id)) and the event in a time-partitioned table with its
-    # per-account time btree and BRIN. Same DDL as the engine's tables, no validation, no rollups.
+    # The least any engine with these guarantees must write per event: the permanent dedupe claim
+    # (a unique btree on (account_id, id)) and the event in a time-partitioned table with its per-account
+    # time btree and BRIN. Same DDL as the engine's tables, no validation, no rollups.
     "CREATE TABLE floor_event_ids (LIKE event_ids INCLUDING ALL)",
     "CREATE TABLE floor_events (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_time)",
     "CREATE TABLE floor_events_all PARTITION OF floor_events FOR VALUES FROM (MINVALUE) TO (MAXVALUE)",
@@ -127,21 +136,12 @@ FLOOR_TABLES = (
 
 
 async def _floor_run(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
-    batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+    async def write(conn: Any, batch: list[tuple[Any, ...]]) -> None:
+        await conn.copy_records_to_table("floor_event_ids", records=[(*r[:2], r[3]) for r in batch],
+                                         columns=["account_id", "id", "event_time"])
+        await conn.copy_records_to_table("floor_events", records=batch, columns=COPY_COLUMNS)
 
-    async def one(conn: Any, batch: list[tuple[Any, ...]]) -> None:
-        async with conn.transaction():
-            await conn.copy_records_to_table("floor_event_ids", records=[(*r[:2], r[3]) for r in batch],
-                                             columns=["account_id", "id", "event_time"])
-            await conn.copy_records_to_table("floor_events", records=batch, columns=COPY_COLUMNS)
-
-    async def connect() -> Any:
-        return await asyncpg.connect(libpq(url))
-
-    async def close(conn: Any) -> None:
-        await conn.close()
-
-    return await run_batches(batches, workers, one, connect, close)
+    return await _asyncpg_run(url, records, workers, write)
 
 
 async def _bench(url: str, *, accounts: int, events: int, runs: int, workers: int) -> list[Figure]:
