@@ -92,6 +92,7 @@ class WalletEntryRow(Base):
             name="sign_matches_kind",
         ),
         Index("ix_wallet_entries_account_at", "account_id", "at"),
+        Index("ix_wallet_entries_account_id", "account_id", "id"),  # ledger pages, newest first
         Index("ix_wallet_entries_grant", "grant_id"),
         Index("ix_wallet_entries_invoice", "invoice_id"),
     )
