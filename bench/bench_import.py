@@ -121,15 +121,19 @@ async def _floor_baseline(url: str, path: Path) -> float:
                                          columns=["account_id", "id", "event_time"])
                 await conn.copy_to_table("floor_events", source=io.BytesIO(batch[1]))
 
-    try:
-        started = time.perf_counter()
-        writers = [asyncio.create_task(writer(c)) for c in connections]
+    async def reader() -> None:
         with path.open("rb") as file:
             while lines := list(itertools.islice(file, FLOOR_BATCH)):
                 await batches.put(_floor_rows(lines))
-        for _ in writers:
+        for _ in connections:
             await batches.put(None)
-        await asyncio.gather(*writers)
+
+    try:
+        started = time.perf_counter()
+        async with asyncio.TaskGroup() as tasks:  # a failing writer cancels the others and the reader
+            tasks.create_task(reader())
+            for conn in connections:
+                tasks.create_task(writer(conn))
         return time.perf_counter() - started
     finally:
         for conn in connections:

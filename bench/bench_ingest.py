@@ -123,13 +123,24 @@ async def _copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> f
     return await _asyncpg_run(url, records, workers, write)
 
 
+def _floor_partitions() -> list[str]:
+    """Monthly partitions of floor_events over the data sets' months, as the engine partitions events."""
+    statements, month = [], dataset.START  # the first of a month, 00:00 UTC
+    while month < dataset.END:
+        following = (month + timedelta(days=32)).replace(day=1)
+        statements.append(f"CREATE TABLE floor_events_{month:%Y%m} PARTITION OF floor_events "
+                          f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')")
+        month = following
+    return statements
+
+
 FLOOR_TABLES = (
-    # The least any engine with these guarantees must write per event: the permanent dedupe claim
-    # (a unique btree on (account_id, id)) and the event in a time-partitioned table with its per-account
-    # time btree and BRIN. Same DDL as the engine's tables, no validation, no rollups.
+    # The least any engine with these guarantees must write per event: the permanent dedupe claim (a
+    # unique btree on (account_id, id)) and the event in a table partitioned by month like `events`,
+    # with its per-account time btree and BRIN. Same DDL as the engine's tables, no validation, no rollups.
     "CREATE TABLE floor_event_ids (LIKE event_ids INCLUDING ALL)",
     "CREATE TABLE floor_events (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_time)",
-    "CREATE TABLE floor_events_all PARTITION OF floor_events FOR VALUES FROM (MINVALUE) TO (MAXVALUE)",
+    *_floor_partitions(),
     "CREATE INDEX ON floor_events (account_id, event_time)",
     "CREATE INDEX ON floor_events USING brin (event_time)",
 )

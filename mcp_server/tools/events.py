@@ -28,7 +28,8 @@ EVENT_JSON_SCHEMA: dict[str, Any] = {
         "accountId": {"type": "string", "description": "account id or one of its aliases"},
         "attributes": {
             "description": "numeric values (at most 10): [{name, value, unit}] or {name: value}; values are "
-                           "decimal strings such as \"12.5\" (JSON numbers of up to 15 significant digits are accepted too)",
+                           "decimal strings such as \"12.5\" (JSON numbers are accepted too, but only strings keep more than "
+                           "15 significant digits)",
             "anyOf": [
                 {"type": "array", "maxItems": 10, "items": {
                     "type": "object", "required": ["name", "value"],

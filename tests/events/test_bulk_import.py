@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from conftest import pg_connection
 from helpers import call, scalar
 from togai_engine.events.bulk import ImportSummary, Malformed, import_events
@@ -122,3 +124,18 @@ async def test_the_first_of_two_lines_with_one_id_wins_even_when_their_batches_o
         # x from the first line (1) + y (10) = 11; had batch 2 claimed x first: 100 + 10 = 110
         assert await meter_quantities(session, start=JAN, end=FEB) == {("acc_1", meter["id"]): Decimal(11)}
     assert await scalar(db, "SELECT attributes->>'tokens' FROM events WHERE id = 'x'") == "1"
+
+
+async def test_a_failing_source_leaves_no_batch_running(client, db, clock):
+    """When reading the stream fails, the batches in flight are cancelled and finished before the error
+    reaches the caller: no transaction is still open (nor a connection still taken) afterwards."""
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+
+    def broken() -> Iterator[object]:
+        for n in range(3):
+            yield {"id": f"b{n}", "schemaName": "api_call", "timestamp": "2026-01-05T10:00:00Z", "accountId": "acc_1"}
+        raise OSError("the file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        await import_events(db, broken(), clock=clock, batch_size=2, concurrency=2)
+    assert db.engine.pool.checkedout() == 0

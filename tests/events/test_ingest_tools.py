@@ -134,7 +134,7 @@ async def test_every_rejection_reason_is_reported_per_event_and_valid_events_are
     assert await quantities(db) == {("acc_1", meter_id): Decimal(15)}  # 5 + 10
 
 
-async def test_a_number_with_more_digits_than_a_float_keeps_is_refused_not_rounded(client, db):
+async def test_a_number_whose_float_form_has_more_than_15_digits_is_refused_not_stored(client, db):
     await open_account(client)
     meter_id = await tokens_meter(client)
     result = await call(client, "ingest_batch_events", events=[

@@ -42,8 +42,8 @@ async def test_stdio_round_trip(database_url, db):
         assert got.structured_content["name"] == "Over Stdio"
         missing = await client.call_tool("get_customer", {"customerId": "nope"})
         assert missing.is_error and "list_customers" in missing.content[0].text
-        # JSON numbers as the server reads them: 0.1 is exact; 0.30000000000000004 and 0.12345678901234568 (the
-        # float nearest 0.12345678901234567890), 17 digits each, are refused; a decimal string keeps every digit
+        # JSON numbers as the server reads them: 0.1 is kept; 0.30000000000000004 and 0.12345678901234568 (the
+        # client sends the float nearest 0.12345678901234567890), 17 digits each, are refused; a string is kept
         await client.call_tool("create_account", {"customerId": "cust_stdio", "id": "acc_stdio", "name": "A"})
         batch = await client.call_tool("ingest_batch_events", {"events": [
             {"id": f"n{i}", "schemaName": "api_call", "timestamp": "2026-01-05T10:00:00Z", "accountId": "acc_stdio",
@@ -52,6 +52,7 @@ async def test_stdio_round_trip(database_url, db):
         assert not batch.is_error, batch.content
         assert [(r["index"], r["code"]) for r in batch.structured_content["rejectedEvents"]] == [
             (1, "INVALID_VALUE"), (2, "INVALID_VALUE")]
+        assert batch.structured_content["accepted"] == 2
         print(f"stdio get_customer median {statistics.median(timings) * 1000:.2f} ms")
 
 

@@ -14,13 +14,14 @@ async def test_a_ledger_page_is_read_from_the_account_s_own_entries(client, db):
     await call(client, "create_customer", id="c", name="C", account={"id": "acme", "name": "Acme"})
     for amount in ("10", "20", "30"):
         await call(client, "grant_credit", accountId="acme", amount=amount, currency="USD")
+    await call(client, "create_customer", id="o", name="O", account={"id": "other", "name": "Other"})
+    grant = await call(client, "grant_credit", accountId="other", amount="1", currency="USD")
     async with db.unit_of_work() as session:
         conn = await raw_connection(session)
-        # 20,000 newer entries of other wallets (the foreign keys are not checked for this filler only)
-        await conn.execute("SET LOCAL session_replication_role = replica")
+        # 20,000 newer entries in another wallet (filler: GRANT rows of the other account's grant)
         await conn.execute(
             "INSERT INTO wallet_entries (account_id, grant_id, kind, amount, at) "
-            "SELECT 'other_' || (g % 200), 'filler', 'GRANT', 1, now() FROM generate_series(1, 20000) AS g")
+            "SELECT 'other', $1, 'GRANT', 1, now() FROM generate_series(1, 20000)", grant["grant"]["id"])
         await conn.execute("ANALYZE wallet_entries")
 
     statements: list[tuple[str, Any]] = []

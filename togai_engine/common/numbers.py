@@ -1,10 +1,12 @@
 """Exact decimals from floats.
 
 A float is taken at its shortest text form (repr) only when that form has at most 15 significant
-digits (`sys.float_info.dig`): every decimal that short survives the trip through a binary float, so
-the text is the number that was sent. A longer form (0.30000000000000004, or a JSON number of 18
-digits that the parser rounded to the nearest float) cannot be told apart from rounding, so money and
-usage values like that must be sent as decimal strings.
+digits (`sys.float_info.dig`) and the float is normal: every decimal that short, in the normal range,
+survives the trip through a binary float, so the text is the decimal the float was made from when
+that decimal had at most 15 digits. A longer form (0.30000000000000004) is binary noise or a number
+the JSON parser rounded, so it is refused. A number of more digits that happens to round to a short
+float (1.00000000000000001 -> 1.0) cannot be told apart once parsed: only decimal strings keep more
+than 15 significant digits, which is what the tools tell their callers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def significant_digits(value: Decimal) -> int:
 
 
 def exact_float_decimal(value: float) -> Decimal | None:
-    """The decimal a finite float stands for, or None when its shortest form is too long to be exact."""
-    number = Decimal(repr(value))
+    """The decimal a finite float stands for, or None when its shortest form is too long to be exact
+    or the float is subnormal (below ~2.2e-308, where fewer digits than 15 survive)."""
+    if value != 0 and abs(value) < sys.float_info.min:
+        return None
+    number = Decimal(float.__repr__(value))  # float's own repr, also for a subclass with another one
     return number if significant_digits(number) <= FLOAT_EXACT_DIGITS else None

@@ -8,8 +8,10 @@ re-run completes it.
 
 The first line wins: when a line repeats the accountId and id of a line in a batch still in flight,
 its batch waits for that one to commit, so the earlier line is stored and the later one is the
-DUPLICATE, as if the stream were ingested one line at a time (the same account named once by id and
-once by alias is not seen as the same key here; parallel workers each import a part of the file).
+DUPLICATE, as if the stream were ingested one line at a time. Keys are compared as written: the same
+account named once by id and once by alias, lines without an id whose content derives the same id
+(written differently: "1.50" and "1.5"), and lines in the parts of parallel workers are claimed in
+the order they reach the database.
 """
 
 from __future__ import annotations
@@ -175,4 +177,6 @@ async def import_events(
     finally:
         for unsettled in in_flight:
             unsettled.task.cancel()
+        # their transactions are rolled back before this returns or raises
+        await asyncio.gather(*(unsettled.task for unsettled in in_flight), return_exceptions=True)
     return summary
