@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -17,6 +17,8 @@ class Database:
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, echo=echo
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        event.listen(self.engine.sync_engine, "reset", _refuse_orphaned_transaction)
+        event.listen(self.engine.sync_engine, "checkout", _skip_orphaned_transaction)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -29,6 +31,33 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class OrphanedTransaction(Exception):
+    """A pooled connection came back inside a transaction its adapter does not know of."""
+
+
+def _refuse_orphaned_transaction(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+    """Pool reset hook: a unit of work cancelled while BEGIN was under way (an MCP client cancelling a
+    tool call, an import stopped mid-batch) can leave the server in a transaction that SQLAlchemy's
+    asyncpg adapter never recorded, so its rollback-on-return sends nothing and the next checkout would
+    inherit the open transaction and its locks. Raising here makes the pool close that connection
+    (the server then rolls the transaction back); connections in any other state are reset as usual."""
+    if _orphaned(dbapi_connection):
+        raise OrphanedTransaction("connection returned inside an unrecorded transaction; closing it")
+
+
+def _orphaned(dbapi_connection: Any) -> bool:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    return bool(driver is not None and driver.is_in_transaction()
+                and getattr(dbapi_connection, "_transaction", None) is None)
+
+
+def _skip_orphaned_transaction(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout hook, for the same case when BEGIN's answer arrived only after the reset: the pool
+    then drops the connection and hands out another one."""
+    if _orphaned(dbapi_connection):
+        raise exc.DisconnectionError("connection inside an unrecorded transaction")
 
 
 async def raw_connection(session: AsyncSession) -> Any:
