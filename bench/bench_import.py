@@ -6,7 +6,7 @@ is). The accounts have no plan yet (history imported before going live), so ever
 and feeds the rollups. Baseline, same run and file: asyncpg COPY of the file's lines into a bare
 one-column table (the floor of moving those bytes into PostgreSQL, without parsing them). A second
 baseline, the storage floor: a minimal importer in this process that parses each line (orjson) and
-COPYs its event into copies of `event_ids` and `events` with their indexes (bench_ingest.FLOOR_TABLES),
+COPYs its event into copies of `event_ids` and `events` with their indexes (dataset.create_floor_tables),
 10,000 lines per transaction on 2 connections, with no validation, no account lookup and no rollups:
 what any importer keeping a permanent dedupe claim and indexed, partitioned events must at least do.
 """
@@ -25,7 +25,6 @@ import asyncpg
 import orjson
 
 from bench import dataset
-from bench.bench_ingest import FLOOR_TABLES
 from bench.bench_mcp import CLI, cli_env
 from bench.common import OUT_DIR, Figure, libpq, report, scratch_database
 from togai_engine.store.database import Database
@@ -92,12 +91,12 @@ def _copy_text(value: str) -> str:
 def _floor_rows(lines: list[bytes]) -> tuple[bytes, bytes]:
     """COPY text data of a batch of lines: (event_ids rows, events rows)."""
     ids, events = [], []
+    received = dataset.NOW.isoformat()
     for line in lines:
         e = orjson.loads(line)
-        key = f"{_copy_text(e['accountId'])}\t{_copy_text(e['id'])}\t{e['timestamp']}"
-        ids.append(key)
-        events.append(f"{_copy_text(e['accountId'])}\t{_copy_text(e['id'])}\t{_copy_text(e['schemaName'])}\t"
-                      f"{e['timestamp']}\t{dataset.NOW.isoformat()}\t"
+        key = f"{_copy_text(e['accountId'])}\t{_copy_text(e['id'])}"
+        ids.append(f"{key}\t{e['timestamp']}")
+        events.append(f"{key}\t{_copy_text(e['schemaName'])}\t{e['timestamp']}\t{received}\t"
                       f"{_copy_text(orjson.dumps(e['attributes']).decode())}\t"
                       f"{_copy_text(orjson.dumps(e['dimensions']).decode())}\t\\N\tACCEPTED")
     return ("\n".join(ids) + "\n").encode(), ("\n".join(events) + "\n").encode()
@@ -107,8 +106,7 @@ async def _floor_baseline(url: str, path: Path) -> float:
     """Seconds of the minimal importer (see the module docstring) over the file."""
     setup = await asyncpg.connect(libpq(url))
     try:
-        for ddl in FLOOR_TABLES:
-            await setup.execute(ddl)
+        await dataset.create_floor_tables(setup)
     finally:
         await setup.close()
     connections = [await asyncpg.connect(libpq(url)) for _ in range(2)]
@@ -118,7 +116,7 @@ async def _floor_baseline(url: str, path: Path) -> float:
         while (batch := await batches.get()) is not None:
             async with conn.transaction():
                 await conn.copy_to_table("floor_event_ids", source=io.BytesIO(batch[0]),
-                                         columns=["account_id", "id", "event_time"])
+                                         columns=dataset.FLOOR_ID_COLUMNS)
                 await conn.copy_to_table("floor_events", source=io.BytesIO(batch[1]))
 
     async def reader() -> None:

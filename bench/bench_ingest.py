@@ -123,33 +123,10 @@ async def _copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> f
     return await _asyncpg_run(url, records, workers, write)
 
 
-def _floor_partitions() -> list[str]:
-    """Monthly partitions of floor_events over the data sets' months, as the engine partitions events."""
-    statements, month = [], dataset.START  # the first of a month, 00:00 UTC
-    while month < dataset.END:
-        following = (month + timedelta(days=32)).replace(day=1)
-        statements.append(f"CREATE TABLE floor_events_{month:%Y%m} PARTITION OF floor_events "
-                          f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')")
-        month = following
-    return statements
-
-
-FLOOR_TABLES = (
-    # The least any engine with these guarantees must write per event: the permanent dedupe claim (a
-    # unique btree on (account_id, id)) and the event in a table partitioned by month like `events`,
-    # with its per-account time btree and BRIN. Same DDL as the engine's tables, no validation, no rollups.
-    "CREATE TABLE floor_event_ids (LIKE event_ids INCLUDING ALL)",
-    "CREATE TABLE floor_events (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_time)",
-    *_floor_partitions(),
-    "CREATE INDEX ON floor_events (account_id, event_time)",
-    "CREATE INDEX ON floor_events USING brin (event_time)",
-)
-
-
 async def _floor_run(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
     async def write(conn: Any, batch: list[tuple[Any, ...]]) -> None:
         await conn.copy_records_to_table("floor_event_ids", records=[(*r[:2], r[3]) for r in batch],
-                                         columns=["account_id", "id", "event_time"])
+                                         columns=dataset.FLOOR_ID_COLUMNS)
         await conn.copy_records_to_table("floor_events", records=batch, columns=COPY_COLUMNS)
 
     return await _asyncpg_run(url, records, workers, write)
@@ -168,8 +145,7 @@ async def _bench(url: str, *, accounts: int, events: int, runs: int, workers: in
         await run_bill(db, RECEIVED)
         conn = await asyncpg.connect(libpq(url))
         await conn.execute("CREATE TABLE bare_events (LIKE events INCLUDING DEFAULTS)")  # no indexes
-        for ddl in FLOOR_TABLES:
-            await conn.execute(ddl)
+        await dataset.create_floor_tables(conn)
         await conn.close()
         sides = {"engine": lambda events, records: _engine_run(db, events, workers),
                  "copy": lambda events, records: _copy_run(url, records, workers),

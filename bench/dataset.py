@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +333,33 @@ async def build(url: str, *, accounts: int, events: int, whale_events: int) -> D
         return Dataset(meters, timings)
     finally:
         await db.dispose()
+
+
+# --- the storage floor (bench_ingest, bench_import) -----------------------------------------------
+
+FLOOR_ID_COLUMNS = ["account_id", "id", "event_time"]
+
+
+def _floor_partitions() -> list[str]:
+    """Monthly partitions of floor_events over the data set's months, as the engine partitions events."""
+    statements, month = [], START  # the first of a month, 00:00 UTC
+    while month < END:
+        following = (month + timedelta(days=32)).replace(day=1)
+        statements.append(f"CREATE TABLE floor_events_{month:%Y%m} PARTITION OF floor_events "
+                          f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')")
+        month = following
+    return statements
+
+
+async def create_floor_tables(conn: Any) -> None:
+    """The least any engine with the engine's guarantees must write per event: the permanent dedupe claim
+    (a unique btree on (account_id, id)) and the event in a table partitioned by month like `events`,
+    with its per-account time btree and BRIN. Same DDL as the engine's tables; no rollups."""
+    for ddl in (
+        "CREATE TABLE floor_event_ids (LIKE event_ids INCLUDING ALL)",
+        "CREATE TABLE floor_events (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_time)",
+        *_floor_partitions(),
+        "CREATE INDEX ON floor_events (account_id, event_time)",
+        "CREATE INDEX ON floor_events USING brin (event_time)",
+    ):
+        await conn.execute(ddl)
