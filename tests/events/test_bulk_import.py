@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from conftest import pg_connection
 from helpers import call, scalar
@@ -126,9 +127,10 @@ async def test_the_first_of_two_lines_with_one_id_wins_even_when_their_batches_o
     assert await scalar(db, "SELECT attributes->>'tokens' FROM events WHERE id = 'x'") == "1"
 
 
-async def test_a_failing_source_leaves_no_batch_running(client, db, clock):
+async def test_a_failing_source_leaves_no_batch_running(client, db, database_url, clock):
     """When reading the stream fails, the batches in flight are cancelled and finished before the error
-    reaches the caller: no transaction is still open (nor a connection still taken) afterwards."""
+    reaches the caller: no connection is still taken, and a connection whose BEGIN the cancellation cut
+    short is never used again (store/database.py), so nothing stays open once the pool is next used."""
     await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
 
     def broken() -> Iterator[object]:
@@ -139,3 +141,9 @@ async def test_a_failing_source_leaves_no_batch_running(client, db, clock):
     with pytest.raises(OSError, match="went away"):
         await import_events(db, broken(), clock=clock, batch_size=2, concurrency=2)
     assert db.engine.pool.checkedout() == 0
+    for _ in range(db.engine.pool.checkedin()):  # every pooled connection once (oldest first)
+        async with db.unit_of_work() as session:
+            await session.execute(text("SELECT 1"))
+    async with pg_connection(database_url) as other:
+        assert await other.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND state LIKE 'idle in transaction%'") == 0

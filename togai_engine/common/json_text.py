@@ -22,10 +22,14 @@ _DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in rang
 _LONG_RUN = b"0" * 19
 
 
-# For loads_exact: digits and "." become "0". A number whose digits and point fit in 15 characters has
-# at most 15 significant digits, which a double holds exactly (its shortest repr gives them back).
-_NUMBER_CHARS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 or byte == 0x2E else 0x2E for byte in range(256))
+# For loads_exact: digits and "." become "0", "e" and "E" become "e". A number whose digits and point fit
+# in 15 characters has at most 15 significant digits, which a double holds exactly (its shortest repr
+# gives them back), unless an exponent takes it out of the double's normal range (1e-400 would become
+# 0.0): so a digit followed by an exponent mark also goes to the Decimal parser.
+_NUMBER_CHARS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 or byte == 0x2E else 0x65 if byte in b"eE" else 0x2E
+                               for byte in range(256))
 _LONG_NUMBER = b"0" * 16
+_EXPONENT = b"0e"
 
 
 def _as_bytes(text: str | bytes) -> bytes:
@@ -49,8 +53,10 @@ def loads(text: str | bytes) -> Any:
 def loads_exact(text: str | bytes) -> Any:
     """`json.loads(text, parse_float=Decimal)` in meaning, for quantities that must keep every digit:
     a number of up to 15 significant digits may come back as the float that holds it exactly (its
-    repr is the number); text with a longer run of digits and points is parsed with Decimal."""
-    if _LONG_NUMBER not in _as_bytes(text).translate(_NUMBER_CHARS_AS_ZEROS):
+    repr is the number); text with a longer run of digits and points, or a number with an exponent, is
+    parsed with Decimal."""
+    shape = _as_bytes(text).translate(_NUMBER_CHARS_AS_ZEROS)
+    if _LONG_NUMBER not in shape and _EXPONENT not in shape:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

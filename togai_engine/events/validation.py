@@ -150,13 +150,14 @@ def parse_decimal(value: object, field: str = "value") -> str:
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise _Reject(Code.INVALID_VALUE, field, f"{value} is not a finite number; send a decimal such as \"12.5\"")
-        if exact_float_decimal(value) is None:  # type: ignore[arg-type]
+        exact = exact_float_decimal(value)  # type: ignore[arg-type]
+        if exact is None:
             raise _Reject(Code.INVALID_VALUE, field, f"the number {value!r} has more digits than a JSON number keeps "
                                                      f"exactly (at most {FLOAT_EXACT_DIGITS} significant digits); send "
                                                      "the value as a decimal string, e.g. \"0.1234567890123456789\"")
-        return _decimal_slow(repr(value), field, value)
+        return _bounded(exact, repr(value), field)
     if kind is Decimal:
-        return _decimal_slow(str(value), field, value)
+        return _bounded(value, str(value), field)  # type: ignore[arg-type]
     raise _Reject(Code.INVALID_VALUE, field, f"must be a decimal number or decimal string such as \"12.5\", "
                                              f"got {_describe(value)}")
 
@@ -169,6 +170,11 @@ def _decimal_slow(text: str, field: str, original: object) -> str:
     except (InvalidOperation, ValueError):
         raise _Reject(Code.INVALID_VALUE, field, f"{str(original)[:40]!r} is not a decimal number; "
                                                  "send digits with an optional '-' and '.', e.g. \"12.5\"") from None
+    return _bounded(number, text, field)
+
+
+def _bounded(number: Decimal, text: str, field: str) -> str:
+    """The canonical text of a parsed value within the digit limits (`text`: how it was sent)."""
     if not number.is_finite():
         raise _Reject(Code.INVALID_VALUE, field, f"{text[:40]} is not a finite number (NaN and Infinity are not "
                                                  "usage); send a decimal such as \"12.5\"")

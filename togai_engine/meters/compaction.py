@@ -17,7 +17,7 @@ the server's background loop after each bill run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from togai_engine.meters.sql import (
     DAILY,
@@ -57,7 +57,7 @@ class CompactionSummary:
 
 async def compact_rollups(database: Database, now: datetime) -> CompactionSummary:
     """Folds every stripe of hours before the previous one into stripe 0; one transaction per stripe."""
-    before = floor_hour(now.astimezone(UTC)) - HOT_HOURS  # hours and days are UTC ones
+    before = floor_hour(now) - HOT_HOURS  # a UTC hour: hours and days are UTC ones
     summary = CompactionSummary()
     for stripe in range(1, ROLLUP_STRIPES):
         async with database.unit_of_work() as session:

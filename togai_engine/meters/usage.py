@@ -68,9 +68,9 @@ class _State:
 
 
 def floor_hour(moment: datetime) -> datetime:
-    """The start of `moment`'s hour; `moment` in UTC (in another offset, such as +05:30, the hour
-    would not be a UTC hour, and rollups are kept per UTC hour)."""
-    return moment.replace(minute=0, second=0, microsecond=0)
+    """The start of `moment`'s UTC hour, in UTC: rollups are kept per UTC hour, and in another offset
+    (such as +05:30) the local hour would not be one."""
+    return _utc(moment).replace(minute=0, second=0, microsecond=0)
 
 
 def _utc(moment: datetime) -> datetime:
