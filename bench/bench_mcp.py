@@ -34,7 +34,7 @@ from togai_engine.store.partitions import ensure_range
 # `togai-engine ...` of the engine this benchmark imports (so an older checkout can be measured the
 # same way, by running the benchmarks with it first on PYTHONPATH).
 ENGINE_ROOT = Path(togai_engine.__file__).resolve().parent.parent
-CLI = [sys.executable, "-c", "from togai_engine.cli import main; main()"]
+CLI = [sys.executable, "-c", "from mcp_server.cli import main; main()"]
 ROUNDS = 5
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from bench import dataset
 from bench.common import Figure, latencies_ms, percentile, report, round_slices, scratch_database
+from togai_engine.app.invoices import get_invoice
 from togai_engine.entitlements.service import check_entitlement
-from togai_engine.invoices.service import get_invoice
 from togai_engine.metrics.schemas import MetricFilter, MetricQuery
 from togai_engine.metrics.service import get_metrics
 from togai_engine.store.database import Database, raw_connection

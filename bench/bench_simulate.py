@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from togai_engine.accounts.schemas import AccountCreate
-from togai_engine.accounts.service import create_account
+from togai_engine.app.accounts import create_account
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.common.clock import FixedClock
 from togai_engine.customers.schemas import CustomerCreate

@@ -29,7 +29,7 @@ import asyncpg
 
 from bench.common import libpq
 from togai_engine.accounts.schemas import AccountCreate
-from togai_engine.accounts.service import create_account
+from togai_engine.app.accounts import create_account
 from togai_engine.customers.schemas import CustomerCreate
 from togai_engine.customers.service import create_customer
 from togai_engine.meters.rollups import rebuild_rollups

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_server.app import AppContext
 from mcp_server.auth import Principal, current_principal
-from togai_engine.audit.service import record as record_audit
+from togai_engine.app.unit import Unit, unit_of_work
 from togai_engine.common.validation import error_path
 from togai_engine.errors import EngineError, InvalidInput
 
@@ -174,25 +174,24 @@ class UnitOfWork:
     session: AsyncSession
     now: datetime
     app: AppContext
-    changed_ids: list[str] = field(default_factory=list)
+    unit: Unit | None = None
 
     def changed(self, *ids: str) -> None:
-        self.changed_ids.extend(i for i in ids if i)
+        assert self.unit is not None, "only a write's unit of work records changed ids"
+        self.unit.changed(*ids)
 
 
 @asynccontextmanager
 async def uow(ctx: Context) -> AsyncIterator[UnitOfWork]:
-    """One tool call = one transaction; a mutating call's audit record commits with it."""
+    """One tool call = one transaction (the application layer's unit of work); a mutating call's audit
+    record commits with it."""
     app = app_of(ctx)
     spec, arguments, principal = _current.get()
-    async with app.db.unit_of_work() as session:
-        unit = UnitOfWork(session=session, now=app.clock.now(), app=app)
-        yield unit
-        if spec.mutating:
-            if spec.audit_arguments is not None:
-                arguments = spec.audit_arguments(arguments)
-            await record_audit(session, actor=principal.actor, tool=spec.name, arguments=arguments,
-                               changed_ids=unit.changed_ids, at=unit.now)
+    if spec.mutating and spec.audit_arguments is not None:
+        arguments = spec.audit_arguments(arguments)
+    async with unit_of_work(app.db, app.clock.now(), actor=principal.actor,
+                            action=spec.name if spec.mutating else None, arguments=arguments) as unit:
+        yield UnitOfWork(session=unit.session, now=unit.now, app=app, unit=unit)
 
 
 def model_input(model: type[BaseModel], field: str, value: Any) -> Any:

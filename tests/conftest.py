@@ -27,7 +27,7 @@ from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
-from togai_engine.store.models import metadata
+from togai_engine.tables import metadata
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,15 +10,18 @@ from pydantic import Field
 
 from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
-from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
+from togai_engine.app import accounts
 from togai_engine.common.schemas import Address, Page
 
 AccountId = Annotated[str, Field(description="the account's id")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
 EffectiveFrom = Annotated[datetime | None, Field(
     description="ISO 8601 instant the plan takes effect (default now); mid-cycle changes close the old "
-                "plan's partial period there")]
+                "plan's partial period there (fixed fees and minimums of both parts prorated by time)")]
+EffectiveUntil = Annotated[datetime | None, Field(
+    description="ISO 8601 instant the account's plan ends (the last partial period is billed, prorated; nothing "
+                "after it). Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
 
 
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")
@@ -65,7 +68,8 @@ async def update_account(
     accountId: AccountId,
     name: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
     status: Annotated[Literal["ACTIVE", "ARCHIVED"] | None, Field(
-        description="ARCHIVED keeps history but stops entitlements and new plans")] = None,
+        description="ARCHIVED keeps history, ends the plan now (its last partial period is billed) and stops "
+                    "usage, entitlements and new plans; ACTIVE again to re-attach a plan")] = None,
     invoiceCurrency: str | None = None,
     primaryEmail: str | None = None,
     address: Address | None = None,
@@ -74,12 +78,14 @@ async def update_account(
     aliases: Annotated[list[str] | None, Field(max_length=10, description="replaces the alias list")] = None,
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
+    effectiveUntil: EffectiveUntil = None,
 ) -> Account:
-    """Change an account's details, status or aliases, or attach/change its price plan (pricePlanId +
-    effectiveFrom). Fields you omit are left as they are."""
+    """Change an account's details, status or aliases; attach or change its price plan (pricePlanId +
+    effectiveFrom; attaching again the plan a scheduled change replaces cancels that change); or end its plan
+    (effectiveUntil). Fields you omit are left as they are."""
     given = {"name": name, "status": status, "invoiceCurrency": invoiceCurrency, "primaryEmail": primaryEmail,
              "address": address, "netTermDays": netTermDays, "metadata": metadata, "aliases": aliases,
-             "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom}
+             "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom, "effectiveUntil": effectiveUntil}
     data = AccountUpdate(**{k: v for k, v in given.items() if v is not None})
     async with uow(ctx) as u:
         account = await accounts.update_account(u.session, accountId, data, u.now)

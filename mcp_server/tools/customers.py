@@ -10,10 +10,10 @@ from pydantic import Field
 from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, model_input, tool, uow
 from togai_engine.accounts.schemas import AccountFields
+from togai_engine.app.onboarding import CustomerWithAccount, create_customer_with_account
 from togai_engine.common.schemas import Address, Page
 from togai_engine.customers import service as customers
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
-from togai_engine.onboarding import CustomerWithAccount, create_customer_with_account
 
 
 @tool("create_customer", scope="customers:write", idempotent=True, title="Create customer")

@@ -9,8 +9,8 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_server.registry import NextToken, PageSize, tool, uow
+from togai_engine.app import invoices
 from togai_engine.common.schemas import Page
-from togai_engine.invoices import service as invoices
 from togai_engine.invoices.schemas import Invoice, InvoiceSummary
 
 Status = Literal["DRAFT", "DUE", "PAID", "VOID"]

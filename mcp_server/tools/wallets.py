@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_server.registry import NextToken, PageSize, tool, uow
+from togai_engine.app import financials
 from togai_engine.pricing.money import parse_decimal
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance, WalletLedger
@@ -58,7 +59,7 @@ async def get_wallet_balance(ctx: Context, accountId: AccountId) -> WalletBalanc
     the open billing cycle, the available balance (balance - accrued; negative = overage, flagged by
     `overage`), and the active and scheduled grants in the order they will be used."""
     async with uow(ctx) as u:
-        return await wallets.get_wallet_balance(u.session, accountId, u.now)
+        return await financials.wallet_balance(u.session, accountId, u.now)
 
 
 @tool("list_wallet_entries", scope="billing:read", read_only=True, idempotent=True, title="List wallet entries")
@@ -69,5 +70,5 @@ async def list_wallet_entries(ctx: Context, accountId: AccountId, pageSize: Page
     invoice it belongs to, and the balance the entries dated up to now add up to. Use it to explain a
     balance or audit where credit went."""
     async with uow(ctx) as u:
-        return await wallets.list_wallet_entries(u.session, accountId, u.now, page_size=pageSize,
+        return await financials.wallet_entries(u.session, accountId, u.now, page_size=pageSize,
                                                  next_token=nextToken)

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.schemas import AccountCreate
-from togai_engine.accounts.service import create_account
+from togai_engine.app.accounts import create_account
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.guards import check_plans_support_currency
 from togai_engine.billing.runs import run_bill
@@ -30,7 +30,6 @@ from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.meters.schemas import UsageMeterCreate
 from togai_engine.meters.service import create_usage_meter
-from togai_engine.plans.associations import attach_plan
 from togai_engine.plans.schemas import PricePlanCreate
 from togai_engine.plans.service import create_plan
 from togai_engine.store.database import Database
@@ -88,8 +87,8 @@ async def new_account(db: Database, plan_id: str, since: datetime, account_id: s
     account_id = account_id or f"acc{next(_unique)}"
     async with db.unit_of_work() as s:
         await create_customer(s, CustomerCreate(id=f"c_{account_id}", name="C"))
-        await create_account(s, AccountCreate(id=account_id, customerId=f"c_{account_id}", name="A"), since)
-        await attach_plan(s, account_id, plan_id, since, since)
+        await create_account(s, AccountCreate(id=account_id, customerId=f"c_{account_id}", name="A",
+                                              pricePlanId=plan_id, effectiveFrom=since), since)
     return account_id
 
 

@@ -370,11 +370,27 @@ def test_rate_config_applies_to_the_card_not_each_slab() -> None:
 # --- rejected inputs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("quantity", [D("-1"), D("-0.000001"), D("NaN"), D("Infinity"), 5])
+@pytest.mark.parametrize("quantity", [D("NaN"), D("Infinity"), D("-Infinity"), 5])
 def test_rate_usage_rejects_bad_quantities(quantity: object) -> None:
     with pytest.raises(InvalidInput) as error:
         rate_usage(RatePlan("TIERED", THREE_TIERS), THREE_TIER_RATES, quantity)  # type: ignore[arg-type]
     assert error.value.field == "quantity"
+
+
+@pytest.mark.parametrize("quantity", [D("-1"), D("-0.000001"), D("-1e30")])
+def test_a_net_negative_quantity_is_rated_as_zero(quantity: Decimal) -> None:
+    charge = rate_usage(RatePlan("TIERED", THREE_TIERS), THREE_TIER_RATES, quantity)
+    zero = rate_usage(RatePlan("TIERED", THREE_TIERS), THREE_TIER_RATES, D(0))
+    assert charge.net_negative and not zero.net_negative
+    assert charge.quantity == quantity  # the period's quantity is reported as it is
+    assert (charge.amount, charge.subtotal, charge.slabs) == (zero.amount, zero.subtotal, zero.slabs)
+    assert str(charge.amount) == "0.00"
+
+
+def test_a_net_negative_quantity_still_pays_the_cards_minimum() -> None:
+    # minimumRate 5.00 applies to a period whose usage nets to -3, exactly as to one with none
+    charge = rate_usage(RatePlan("TIERED", THREE_TIERS), rates("USD", "1", "0.5", "0.1", minimum="5"), D(-3))
+    assert (str(charge.amount), charge.adjustment, charge.minimum_applied) == ("5.00", D(5), True)
 
 
 def test_negative_zero_quantity_is_zero() -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError
 
-from togai_engine.accounts import service as accounts
+from togai_engine.app import accounts
 from togai_engine.accounts.schemas import AccountUpdate
 from togai_engine.errors import Conflict
 from togai_engine.store.database import raw_connection

@@ -8,6 +8,7 @@ from typing import Any
 
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountCreate
+from togai_engine.app import financials
 from togai_engine.customers import service as customers
 from togai_engine.customers.schemas import CustomerCreate
 from togai_engine.store.database import Database, raw_connection
@@ -27,7 +28,6 @@ async def make_account(db: Database, account_id: str = "acc_1", currency: str = 
         await customers.create_customer(s, CustomerCreate(id=f"cust_{account_id}", name="Test Co"))
         await accounts.create_account(
             s, AccountCreate(id=account_id, customerId=f"cust_{account_id}", name="Main", invoiceCurrency=currency),
-            T0,
         )
     return account_id
 
@@ -55,7 +55,7 @@ async def reverse(db: Database, invoice_id: str, at: datetime) -> Decimal:
 
 async def balance(db: Database, account_id: str, now: datetime) -> Any:
     async with db.unit_of_work() as s:
-        return await wallets.get_wallet_balance(s, account_id, now)
+        return await financials.wallet_balance(s, account_id, now)
 
 
 async def entries(db: Database, account_id: str) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ class AccountUpdate(Model):
     aliases: list[str] | None = Field(default=None, max_length=10, description="replaces the alias list")
     pricePlanId: str | None = None
     effectiveFrom: datetime | None = None
+    effectiveUntil: datetime | None = None
 
 
 class Period(Model):
@@ -51,6 +52,7 @@ class PlanRef(Model):
     id: str
     name: str
     effectiveFrom: datetime
+    effectiveUntil: datetime | None = Field(default=None, description="when the plan ends (null: open-ended)")
 
 
 class WalletSummary(Model):
@@ -68,6 +70,7 @@ class AccountFinancial(Model):
     wallet: WalletSummary | None = None
     outstanding: Decimal | None = Field(default=None, description="sum of DUE invoices' amounts due")
     currency: str | None = None
+    problem: str | None = Field(default=None, description="why accruedCharges cannot be computed, if it cannot")
 
 
 class Account(Model):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.accounts.finance import financial_summary
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields, AccountUpdate
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
-from togai_engine.common.validation import check_currency, check_email, check_id
-from togai_engine.customers import service as customers
+from togai_engine.common.validation import check_currency, check_email, check_id, clean_address
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 
 
@@ -43,7 +40,7 @@ def _stored_values(data: AccountFields | AccountUpdate, prefix: str) -> dict[str
             check_email(data.primaryEmail, f"{prefix}primaryEmail") if data.primaryEmail else None
         )
     if "address" in given:
-        values["address"] = customers.clean_address(data.address, f"{prefix}address")
+        values["address"] = clean_address(data.address, f"{prefix}address")
     if "netTermDays" in given and data.netTermDays is not None:
         values["net_term_days"] = data.netTermDays
     if "metadata" in given:
@@ -102,17 +99,17 @@ async def _claim_handles(session: AsyncSession, account_id: str, handles: list[s
 
 
 async def create_account(
-    session: AsyncSession, data: AccountCreate, now: datetime, *, prefix: str = ""
+    session: AsyncSession, data: AccountCreate, *, prefix: str = ""
 ) -> tuple[Account, bool]:
-    """Returns the account and whether it was created now (False = idempotent replay)."""
+    """Returns the account and whether it was created now (False = idempotent replay). The customer must
+    exist (the caller checks); a plan is attached by the caller too."""
     account_id = check_id(data.id, f"{prefix}id")
     aliases = _clean_aliases(data.aliases, account_id, f"{prefix}aliases")
     values = {"name": data.name.strip(), "primary_email": None, "address": None, "metadata_": None}
     values.update(_stored_values(data, prefix))
-    customer = await customers.get_row(session, data.customerId)
     inserted = await session.scalar(
         insert(AccountRow)
-        .values(id=account_id, customer_id=customer.id, **values)
+        .values(id=account_id, customer_id=data.customerId, **values)
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(AccountRow.id)
     )
@@ -121,7 +118,7 @@ async def create_account(
     if inserted is None:
         existing = _to_schema(row, await _aliases(session, account_id))
         wanted = existing.model_copy(
-            update={"name": values["name"], "customerId": customer.id, "invoiceCurrency": values["invoice_currency"],
+            update={"name": values["name"], "customerId": data.customerId, "invoiceCurrency": values["invoice_currency"],
                     "aliases": sorted(aliases), "primaryEmail": values["primary_email"],
                     "address": Address(**values["address"]) if values["address"] else None,
                     "netTermDays": values["net_term_days"], "metadata": values["metadata_"]}
@@ -135,13 +132,6 @@ async def create_account(
         return existing, False
     await _claim_handles(session, account_id, [account_id], "ID", f"{prefix}id")
     await _claim_handles(session, account_id, aliases, "ALIAS", f"{prefix}aliases")
-    if data.pricePlanId:
-        from togai_engine.plans.associations import attach_plan
-
-        await attach_plan(session, account_id, data.pricePlanId, data.effectiveFrom or now, now,
-                          field=f"{prefix}pricePlanId")
-    elif data.effectiveFrom is not None:
-        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
     return _to_schema(row, aliases), True
 
 
@@ -160,20 +150,17 @@ async def resolve_account_id(session: AsyncSession, handle: str) -> str | None:
     return await session.scalar(select(AccountHandleRow.account_id).where(AccountHandleRow.handle == handle))
 
 
-async def get_account(session: AsyncSession, account_id: str, now: datetime) -> Account:
+async def get_account(session: AsyncSession, account_id: str) -> Account:
+    """The account's profile (its financial picture is the application layer's: app/financials.py)."""
     row = await get_row(session, account_id)
-    account = _to_schema(row, await _aliases(session, account_id))
-    account.financial = await financial_summary(session, account_id, row.invoice_currency, now)
-    return account
+    return _to_schema(row, await _aliases(session, account_id))
 
 
-async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime) -> Account:
+async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate) -> Account:
+    """Profile fields, status and aliases. Plan changes and the guards on currency and status are the
+    application layer's (app/accounts.py), which calls this under the same row lock."""
     row = await get_row(session, account_id, lock=True)
     values = _stored_values(data, "")
-    if "invoice_currency" in values and values["invoice_currency"] != row.invoice_currency:
-        from togai_engine.accounts.guards import check_currency_change
-
-        await check_currency_change(session, account_id)
     if data.status is not None:
         values["status"] = data.status
     for key, value in values.items():
@@ -188,14 +175,6 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
             )
         )
         await _claim_handles(session, account_id, aliases, "ALIAS", "aliases")
-    if data.pricePlanId:
-        if row.status == "ARCHIVED":
-            raise InvalidInput("pricePlanId", f"account {account_id!r} is ARCHIVED; set status ACTIVE first")
-        from togai_engine.plans.associations import attach_plan
-
-        await attach_plan(session, account_id, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId")
-    elif data.effectiveFrom is not None:
-        raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
     row.updated_at = await session.scalar(select(func.now()))
     await session.flush()
     return _to_schema(row, await _aliases(session, account_id))
@@ -208,9 +187,9 @@ async def list_accounts(
     page_size: int | None,
     next_token: str | None,
 ) -> Page[Account]:
+    """Accounts, oldest first (the caller checks that `customer_id` exists)."""
     stmt = select(AccountRow)
     if customer_id is not None:
-        await customers.get_row(session, customer_id)
         stmt = stmt.where(AccountRow.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(AccountRow.status == status)

@@ -21,7 +21,6 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.billing.hooks import wallets
 from togai_engine.billing.schedule import BillingPeriod, Timeline
 from togai_engine.billing.state import AccountState, load_states, transaction_connection
 from togai_engine.billing.usage import Quantities, UsageSource, meter_usage
@@ -29,6 +28,8 @@ from togai_engine.common.ids import new_id
 from togai_engine.common.schemas import Model
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice
+from togai_engine.wallets import service as wallets
+from togai_engine.wallets.models import WalletRow
 
 log = logging.getLogger("togai_engine.billing")
 
@@ -106,17 +107,19 @@ async def close_due_cycles(
     accounts, plans = await load_states(session, ids, conn)
     failed: set[str] = set()
 
-    def fail(account_id: str, exc: EngineError) -> None:
-        # One misconfigured account must not stop the run: it keeps its state and is retried later.
-        log.warning("cannot bill account %s: %s", account_id, exc.message)
-        summary.failed.append(CloseFailure(accountId=account_id, reason=exc.message))
+    def fail(account_id: str, exc: Exception) -> None:
+        # One account's bad data must not stop the run: it keeps its state and is retried later. Only the
+        # pure steps (its timeline, its invoices' composition) are guarded: nothing was written for it yet.
+        reason = exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}: {exc}"
+        log.warning("cannot bill account %s: %s", account_id, reason, exc_info=not isinstance(exc, EngineError))
+        summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
         failed.add(account_id)
 
     timelines: dict[str, Timeline] = {}
     for account_id in ids:
         try:
             timelines[account_id] = accounts[account_id].timeline(plans, now)
-        except EngineError as exc:
+        except Exception as exc:
             fail(account_id, exc)
     quantities = await _quantities(session, usage, [(a, p) for a, t in timelines.items() for p in t.due])
     closings: list[_Closing] = []
@@ -127,7 +130,7 @@ async def close_due_cycles(
                 _Closing(account, period, _compose(period, account.currency, quantities))
                 for period in timeline.due
             ]
-        except EngineError as exc:
+        except Exception as exc:
             fail(account_id, exc)
     closings.sort(key=lambda c: (c.period.due_at, c.period.period.start, c.account.id))
 
@@ -168,7 +171,8 @@ def _compose(
     bp: BillingPeriod, currency: str, quantities: dict[tuple[str, datetime], dict[str, Decimal]]
 ) -> ComposedInvoice:
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle,
-                           quantities.get((bp.association.account_id, bp.period.start), {}))
+                           quantities.get((bp.association.account_id, bp.period.start), {}),
+                           cut_by_change=bp.cut_by_change)
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]], session: AsyncSession,
@@ -178,19 +182,23 @@ async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPer
     rows = await conn.fetch(
         """
         INSERT INTO invoices (id, account_id, customer_id, association_id, price_plan_id, period_start, period_end,
-                              status, currency)
+                              status, currency, invoice_date)
         SELECT u.id, u.account_id, u.customer_id, u.association_id, u.price_plan_id, u.period_start, u.period_end,
-               'DRAFT', u.currency
+               'DRAFT', u.currency, u.closes_at
         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[],
-                    $7::timestamptz[], $8::text[])
-             AS u(id, account_id, customer_id, association_id, price_plan_id, period_start, period_end, currency)
+                    $7::timestamptz[], $8::text[], $9::timestamptz[])
+             AS u(id, account_id, customer_id, association_id, price_plan_id, period_start, period_end, currency,
+                  closes_at)
         ON CONFLICT (account_id, period_start) DO UPDATE
             SET period_end = EXCLUDED.period_end, association_id = EXCLUDED.association_id,
-                price_plan_id = EXCLUDED.price_plan_id, currency = EXCLUDED.currency
+                price_plan_id = EXCLUDED.price_plan_id, currency = EXCLUDED.currency,
+                invoice_date = EXCLUDED.invoice_date
             WHERE invoices.status = 'DRAFT'
-              AND (invoices.period_end, invoices.association_id, invoices.price_plan_id, invoices.currency)
+              AND (invoices.period_end, invoices.association_id, invoices.price_plan_id, invoices.currency,
+                   invoices.invoice_date)
                   IS DISTINCT FROM
-                  (EXCLUDED.period_end, EXCLUDED.association_id, EXCLUDED.price_plan_id, EXCLUDED.currency)
+                  (EXCLUDED.period_end, EXCLUDED.association_id, EXCLUDED.price_plan_id, EXCLUDED.currency,
+                   EXCLUDED.invoice_date)
         RETURNING account_id, period_start, (xmax = 0) AS inserted
         """,
         [new_id("inv") for _ in opening],
@@ -201,6 +209,7 @@ async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPer
         [p.period.start for _, p in opening],
         [p.period.end for _, p in opening],
         [a.currency for a, _ in opening],
+        [p.due_at for _, p in opening],
     )
     started = {(r["account_id"], r["period_start"]) for r in rows if r["inserted"]}
     await _issue_grants(session, [p for a, p in opening if (a.id, p.period.start) in started])
@@ -211,7 +220,7 @@ async def _issue_grants(session: AsyncSession, periods: list[BillingPeriod]) -> 
     """Credit-grant rate cards grant at the start of every period (idempotent in the wallet engine)."""
     for bp in periods:
         if bp.plan.rateCards.creditGrantRateCards:
-            await wallets().issue_rate_card_grants(
+            await wallets.issue_rate_card_grants(
                 session, account_id=bp.association.account_id, plan=bp.plan, cycle=bp.period, at=bp.period.start)
 
 
@@ -286,7 +295,7 @@ async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closi
     for closing in payable:
         if closing.account.id not in with_wallet:
             continue  # never had credit: nothing to apply (the hook would return 0 after a query)
-        credit = await wallets().apply_credits_to_invoice(
+        credit = await wallets.apply_credits_to_invoice(
             session, account_id=closing.account.id, invoice_id=closing.invoice_id, currency=closing.account.currency,
             amount=closing.invoice.total, at=closing.period.due_at, period_end=closing.period.period.end)
         if credit:
@@ -303,8 +312,6 @@ async def _accounts_with_wallets(conn: Any, account_ids: list[str]) -> set[str]:
     """One query instead of one wallet lookup per invoice: accounts without a wallet row never had credit."""
     if not account_ids:
         return set()
-    from togai_engine.wallets.models import WalletRow
-
     rows = await conn.fetch(f"SELECT account_id FROM {WalletRow.__tablename__} WHERE account_id = ANY($1::text[])",
                             account_ids)
     return {r["account_id"] for r in rows}

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.billing.schedule import Association
 from togai_engine.billing.state import load_states
 from togai_engine.cycles import Cycle, clip, cycle_containing
 from togai_engine.plans.schemas import PricePlan
@@ -13,8 +14,8 @@ from togai_engine.plans.schemas import PricePlan
 
 async def current_plan_and_cycle(
     session: AsyncSession, account_id: str, now: datetime
-) -> tuple[PricePlan, Cycle, datetime] | None:
-    """(plan in effect at `now`, the billing period containing `now`, when that association started),
+) -> tuple[PricePlan, Cycle, Association] | None:
+    """(plan in effect at `now`, the billing period containing `now`, the association in effect),
     or None when no plan is in effect. The period is clipped to the association: after a mid-cycle plan
     change the new plan's first period starts at the change."""
     states, plans = await load_states(session, [account_id])
@@ -24,7 +25,7 @@ async def current_plan_and_cycle(
         return None
     plan = plans[association.plan_id]
     cycle = period_at(plan, association.anchor, association.effective_from, association.effective_until, now)
-    return plan, cycle, association.effective_from
+    return plan, cycle, association
 
 
 def period_at(plan: PricePlan, anchor: datetime, effective_from: datetime, effective_until: datetime | None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from togai_engine.cycles import Cycle, CycleConfig, cycle_containing, grace_end, schedule_periods
+from togai_engine.cycles import Cycle, CycleConfig, cut_by_change, cycle_containing, grace_end, schedule_periods
 from togai_engine.plans.schemas import PricePlan
 
 
@@ -35,6 +35,7 @@ class BillingPeriod:
     period: Cycle  # the billed window, clipped to the association
     full_cycle: Cycle  # the plan's schedule cycle containing it (the base for proration)
     due_at: datetime  # when it becomes DUE (the invoice date)
+    cut_by_change: bool = False  # a plan change or end cut it short: its fixed fees are prorated
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def account_timeline(
     started: list[BillingPeriod] = []
     upcoming: list[datetime] = []
     previous_due: datetime | None = None
+    ends = {a.effective_until for a in associations}
     for association in associations:
         if billed_until is not None and association.effective_until is not None \
                 and association.effective_until <= billed_until:
@@ -89,7 +91,9 @@ def account_timeline(
             if previous_due is not None and previous_due > due_at:
                 due_at = previous_due
             previous_due = due_at
-            started.append(BillingPeriod(association, plan, period, full_cycle, due_at))
+            cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until,
+                                association.effective_from in ends)
+            started.append(BillingPeriod(association, plan, period, full_cycle, due_at, cut))
         last = periods[-1][0] if periods else None
         if last is not None and last.end > now and (
             association.effective_until is None or last.end < association.effective_until

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.meters.usage import meter_quantities
+
 Quantities = dict[tuple[str, str], Decimal]  # (account_id, meter_id) -> quantity
 
 
@@ -33,6 +35,4 @@ async def meter_usage(
     meter_ids: Sequence[str] | None = None,
 ) -> Quantities:
     """Exact quantities over [start, end) of billable events, from the metering engine."""
-    from togai_engine.meters.usage import meter_quantities
-
     return await meter_quantities(session, start=start, end=end, account_ids=account_ids, meter_ids=meter_ids)

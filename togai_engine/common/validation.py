@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import pycountry
 from babel.numbers import is_currency
 from email_validator import EmailNotValidError, validate_email
 
+from togai_engine.common.schemas import Address
 from togai_engine.errors import InvalidInput
 
 
@@ -49,3 +51,13 @@ def check_email(value: str, field: str) -> str:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InvalidInput(field, f"{value!r} is not a valid email address ({exc})") from None
+
+
+def clean_address(address: Address | None, field: str) -> dict[str, Any] | None:
+    """An address as stored: empty parts dropped, the country checked (ISO 3166)."""
+    if address is None:
+        return None
+    data = address.model_dump(exclude_none=True)
+    if "country" in data:
+        data["country"] = check_country(data["country"], f"{field}.country")
+    return data or None

@@ -12,19 +12,10 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
-from togai_engine.common.validation import check_country, check_email, check_id
+from togai_engine.common.validation import check_email, check_id, clean_address
 from togai_engine.customers.models import CustomerRow
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
 from togai_engine.errors import Conflict, NotFound
-
-
-def clean_address(address: Address | None, field: str) -> dict[str, Any] | None:
-    if address is None:
-        return None
-    data = address.model_dump(exclude_none=True)
-    if "country" in data:
-        data["country"] = check_country(data["country"], f"{field}.country")
-    return data or None
 
 
 def _profile(data: CustomerCreate | CustomerUpdate, prefix: str = "") -> dict[str, Any]:

@@ -401,3 +401,13 @@ def _month_rule(interval: str, value: object) -> str:
         f'for a {interval} cycle must be "1"-"{months}", "FIRST" or "LAST" (the month of the {block} '
         f"the cycle starts in); got {value!r}"
     )
+
+
+def cut_by_change(period: Cycle, full_cycle: Cycle, effective_from: datetime, effective_until: datetime | None,
+                  follows_another_plan: bool) -> bool:
+    """True when a plan change or a plan's end cut `period` (one association's part of `full_cycle`) short:
+    it starts mid-cycle where another plan ended, or ends mid-cycle where its plan ends. An account's first
+    partial period (its plan starts mid-cycle with no plan before it) is not cut by a change."""
+    starts_at_change = follows_another_plan and period.start == effective_from and period.start > full_cycle.start
+    ends_at_change = effective_until is not None and period.end == effective_until and period.end < full_cycle.end
+    return starts_at_change or ends_at_change

@@ -1,4 +1,4 @@
-"""Tables of raw usage: the dedupe ledger, the events, their schemas, billing watermarks.
+"""Tables of raw usage: the dedupe ledger, the events, billing watermarks (event schemas: meters/models.py).
 
 Every table that grows with usage is keyed by account_id first, and `events` has no unique
 index of its own: it is range-partitioned by event_time (monthly partitions, made by
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, func, text
+from sqlalchemy import DateTime, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,21 +53,6 @@ class EventRow(Base):
     dimensions: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {name: "text"}
     units: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # {attribute name: unit}
     status: Mapped[str] = mapped_column(String(32))
-
-
-class EventSchemaRow(Base):
-    """An event type, registered when first seen. `meters_tag` changes whenever a meter of the
-    schema is created, so ingest processes can cache the schema's compiled meters."""
-
-    __tablename__ = "event_schemas"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))  # {name: unit}
-    dimensions: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))  # {name: true}
-    meters_tag: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class BillingWatermarkRow(Base):

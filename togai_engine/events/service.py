@@ -19,7 +19,7 @@ from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, IngestReport, ingest_events
-from togai_engine.events.models import EventRow, EventSchemaRow
+from togai_engine.events.models import EventRow
 from togai_engine.events.schemas import (
     EventAttribute,
     EventRecord,
@@ -32,7 +32,7 @@ from togai_engine.events.schemas import (
 )
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.meters import catalog
-from togai_engine.meters.models import UsageMeterRow
+from togai_engine.meters.models import EventSchemaRow, UsageMeterRow
 from togai_engine.meters.sql import valued_sql
 from togai_engine.store.database import raw_connection
 

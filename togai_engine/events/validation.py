@@ -20,11 +20,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from togai_engine.common.numbers import FLOAT_EXACT_DIGITS, exact_float_decimal
+from togai_engine.meters.models import MAX_SCHEMA_NAME_CHARS
 
 MAX_BATCH_EVENTS = 1000
 MAX_ID_CHARS = 512
 MAX_ACCOUNT_ID_CHARS = 512
-MAX_SCHEMA_NAME_CHARS = 50
 MAX_ATTRIBUTES = 10
 MAX_ATTRIBUTE_NAME_CHARS = 50
 MAX_UNIT_CHARS = 50

@@ -9,9 +9,9 @@ true-up. The subtotal and total are sums of rounded top-level lines, so they alw
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -19,6 +19,7 @@ from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import PricePlan, UsagePricing
 from togai_engine.pricing import (
+    EXACT_CONTEXT,
     RateCardCharge,
     minimum_commitment_true_up,
     prorate_fixed_fee,
@@ -75,27 +76,30 @@ def _span(duration: timedelta) -> str:
 
 
 def compose_invoice(
-    plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal]
+    plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal],
+    *, cut_by_change: bool = False,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
     `quantities` maps usage meter id -> quantity over the period; a missing meter means 0.
+    `cut_by_change`: a plan change or a plan's end cut the period short (cycles.cut_by_change); its fixed
+    fees are then prorated whatever their enableProration, which governs an account's first partial period.
     """
     if currency not in plan.supportedCurrencies:
         raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
                                        f"{', '.join(plan.supportedCurrencies)}")
+    partial = period != full_cycle
     lines: list[ComposedLine] = []
     billed: dict[str, Decimal] = {}
     for usage in plan.usage_pricing:
         quantity = quantities.get(usage.card.usageMeterId, ZERO)
         billed[usage.card.usageMeterId] = quantity
-        lines.append(usage_line(usage, currency, period, quantity))
-    partial = period != full_cycle
+        lines.append(usage_line(usage, currency, period, quantity, full_cycle if partial else None))
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
         details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration}
         description = fee.displayName or fee.name or "Fixed fee"
-        if partial and fee.enableProration:
+        if partial and (fee.enableProration or cut_by_change):
             value = prorate_fixed_fee(rate, period.duration, full_cycle.duration, currency)
             fraction = cycle_fraction(period, full_cycle)
             details |= {"prorated": True, "fraction": str(fraction), "cycleStart": full_cycle.start.isoformat(),
@@ -126,12 +130,23 @@ def compose_invoice(
     )
 
 
-def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal) -> ComposedLine:
+def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal,
+               full_cycle: Cycle | None = None) -> ComposedLine:
+    """The card's line for `period`; with `full_cycle` (a partial period) its minimumRate counts by time share,
+    as the minimum commitment does."""
     card = usage.card
-    charge = rate_usage(usage.rate_plan, usage.rate_values[currency], quantity)
+    rate = usage.rate_values[currency]
+    if full_cycle is not None and rate.minimum_rate:
+        with localcontext(EXACT_CONTEXT):
+            share = Decimal(period.duration // _MICROSECOND) / Decimal(full_cycle.duration // _MICROSECOND)
+            rate = replace(rate, minimum_rate=rate.minimum_rate * share)
+    charge = rate_usage(usage.rate_plan, rate, quantity)
+    description = f"{card.displayName or card.name}: {_text(quantity)} units"
+    if charge.net_negative:
+        description += " (usage net negative: corrections exceed usage; charged as 0 units)"
     return ComposedLine(
         line_type=USAGE_LINE,
-        description=f"{card.displayName or card.name}: {_text(quantity)} units",
+        description=description,
         value=charge.amount,
         rate_card_name=card.name,
         quantity=quantity,
@@ -140,7 +155,7 @@ def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Deci
         usage_end=period.end,
         details={"pricingModel": usage.rate_plan.pricing_model, "subtotal": str(charge.subtotal),
                  "adjustment": str(charge.adjustment), "minimumApplied": charge.minimum_applied,
-                 "maximumApplied": charge.maximum_applied},
+                 "maximumApplied": charge.maximum_applied, "netNegative": charge.net_negative},
         children=_slab_lines(charge, usage),
     )
 

@@ -54,12 +54,15 @@ class InvoiceSummary(Model):
     closesAt: datetime = Field(description="when the invoice becomes (or became) DUE: period end + grace period")
     invoiceDate: datetime | None = Field(default=None, description="when it became DUE")
     dueDate: datetime | None = Field(default=None, description="invoiceDate + the account's netTermDays")
-    subTotalAmount: Decimal = Field(description="sum of the rate card lines")
-    trueUpAmount: Decimal = Field(description="minimum commitment true-up")
-    totalAmount: Decimal = Field(description="subTotalAmount + trueUpAmount; never negative")
-    creditsApplied: Decimal = Field(description="wallet credits applied when it became DUE")
-    amountDue: Decimal = Field(description="totalAmount - creditsApplied")
+    subTotalAmount: Decimal | None = Field(default=None, description="sum of the rate card lines")
+    trueUpAmount: Decimal | None = Field(default=None, description="minimum commitment true-up")
+    totalAmount: Decimal | None = Field(default=None, description="subTotalAmount + trueUpAmount; never negative")
+    creditsApplied: Decimal | None = Field(default=None, description="wallet credits applied when it became DUE")
+    amountDue: Decimal | None = Field(default=None, description="totalAmount - creditsApplied")
     statusUpdatedAt: datetime | None = None
+    problem: str | None = Field(default=None, description=(
+        "set only on a DRAFT whose amounts cannot be computed (then null): what is wrong with the account's "
+        "data and how to fix it; other invoices are unaffected"))
 
 
 class Invoice(InvoiceSummary):

@@ -1,12 +1,12 @@
 """Invoice operations: list, get (a DRAFT is computed when read), status changes, accrued charges.
 
-Every read first closes the due cycles of the accounts it reads (catch-up on read), so a server that
-was down bills correctly when it comes back. `close_due_cycles` lives in billing/close.py.
+These read what is stored; the application layer (togai_engine/app/invoices.py) first brings the
+accounts' bill runs up to `now` (catch-up on read), so a server that was down bills correctly when it
+comes back. DRAFTs are computed from their own rows (drafts.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -14,31 +14,18 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.accounts.models import AccountRow
-from togai_engine.accounts.service import get_row as get_account_row
-from togai_engine.billing.close import CloseSummary, close_due_cycles
-from togai_engine.billing.hooks import wallets
-from togai_engine.billing.runs import run_bill
-from togai_engine.billing.schedule import BillingPeriod
-from togai_engine.billing.state import load_states
-from togai_engine.billing.usage import UsageSource, meter_usage
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
-from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import InvalidInput, NotFound
-from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice
+from togai_engine.invoices.compose import ComposedLine
+from togai_engine.invoices.drafts import Draft, compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.invoices.schemas import Invoice, InvoiceLine, InvoiceSummary, UsageInfo, UsagePeriod
 from togai_engine.plans.models import PricePlanRow
 from togai_engine.pricing import round_money
-
-__all__ = [
-    "CloseSummary", "accrued_charges", "close_due_cycles", "get_invoice", "list_invoices", "open_invoices",
-    "outstanding", "run_bill", "update_invoice_status",
-]
+from togai_engine.wallets import service as wallets
 
 ZERO = Decimal(0)
-Draft = tuple[BillingPeriod, ComposedInvoice]
 
 
 def _money(currency: str) -> Callable[[Decimal | None], Decimal]:
@@ -53,47 +40,27 @@ def sequence_id(number: int | None) -> str | None:
 # --- DRAFT invoices -----------------------------------------------------------------------------
 
 
-async def open_invoices(
-    session: AsyncSession, account_ids: Sequence[str], now: datetime, *, usage: UsageSource = meter_usage
-) -> dict[str, list[Draft]]:
-    """The invoices of every started, not yet DUE period of the accounts, computed from current usage.
-
-    Call after close_due_cycles for the same accounts and `now`.
-    """
-    states, plans = await load_states(session, account_ids)
-    periods = [(account_id, bp) for account_id, state in states.items() for bp in state.timeline(plans, now).open]
-    windows: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
-    for account_id, bp in periods:
-        accounts_in, meters_in = windows[(bp.period.start, bp.period.end)]
-        accounts_in.add(account_id)
-        meters_in.update(card.usageMeterId for card in bp.plan.rateCards.usageRateCards)
-    found: dict[tuple[str, datetime], dict[str, Decimal]] = defaultdict(dict)
-    for (start, end), (accounts_in, meters_in) in windows.items():
-        if meters_in:
-            quantities = await usage(session, start=start, end=end, account_ids=sorted(accounts_in),
-                                     meter_ids=sorted(meters_in))
-            for (account_id, meter_id), quantity in quantities.items():
-                found[(account_id, start)][meter_id] = quantity
-    drafts: dict[str, list[Draft]] = defaultdict(list)
-    for account_id, bp in periods:
-        composed = compose_invoice(bp.plan, states[account_id].currency, bp.period, bp.full_cycle,
-                                   found.get((account_id, bp.period.start), {}))
-        drafts[account_id].append((bp, composed))
-    return drafts
+async def draft_rows(session: AsyncSession, account_id: str, *, lock: bool = False) -> list[InvoiceRow]:
+    """The account's DRAFT invoices, oldest period first."""
+    stmt = (select(InvoiceRow).where(InvoiceRow.account_id == account_id, InvoiceRow.status == "DRAFT")
+            .order_by(InvoiceRow.period_start).execution_options(populate_existing=True))
+    return list(await session.scalars(stmt))
 
 
-async def accrued_charges(session: AsyncSession, account_id: str, now: datetime) -> Decimal | None:
-    """Charges of the periods not yet DUE (the open cycle, and a previous one still in its grace period);
-    None when the account has no plan in effect and nothing open."""
-    await close_due_cycles(session, now, [account_id])
-    drafts = (await open_invoices(session, [account_id], now)).get(account_id, [])
-    if not drafts:
-        states, _ = await load_states(session, [account_id])
-        state = states.get(account_id)
-        if state is None or state.association_at(now) is None:
-            return None
-        return round_money(ZERO, state.currency)
-    return round_money(sum((composed.total for _, composed in drafts), ZERO), drafts[0][1].currency)
+async def accrued_charges(session: AsyncSession, account_id: str, currency: str, now: datetime) -> Decimal | None:
+    """Charges of the periods started by `now` and not yet DUE (the open cycle, and a previous one still in
+    its grace period); None when there is none. Raises when one cannot be computed (its invoice says why)."""
+    rows = [r for r in await draft_rows(session, account_id) if r.period_start <= now]
+    if not rows:
+        return None
+    drafts = await compute_drafts(session, rows)
+    total = ZERO
+    for draft in drafts.values():
+        if draft.composed is None:
+            raise NotFound(f"the charges of account {account_id!r} cannot be computed: invoice {draft.row.id!r}: "
+                           f"{draft.problem}")
+        total += draft.composed.total
+    return round_money(total, currency)
 
 
 async def outstanding(session: AsyncSession, account_id: str, currency: str) -> Decimal:
@@ -156,27 +123,29 @@ def _usage_info(lines: list[InvoiceLine]) -> list[UsageInfo]:
 
 
 def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSummary:
+    common = {"id": row.id, "accountId": row.account_id, "customerId": row.customer_id, "pricePlanId": row.price_plan_id,
+              "pricePlanName": plan_name, "currency": row.currency, "startDate": row.period_start,
+              "endDate": row.period_end}
     if row.status == "DRAFT":
         assert draft is not None
-        bp, composed = draft
-        money = _money(composed.currency)
+        if draft.composed is None:
+            return InvoiceSummary(**common, status="DRAFT", closesAt=draft.closes_at, problem=draft.problem)
+        composed = draft.composed
+        money = _money(row.currency)
         return InvoiceSummary(
-            id=row.id, accountId=row.account_id, customerId=row.customer_id, pricePlanId=row.price_plan_id,
-            pricePlanName=plan_name, status="DRAFT", currency=composed.currency, startDate=row.period_start,
-            endDate=row.period_end, closesAt=bp.due_at, subTotalAmount=money(composed.sub_total),
+            **common, status="DRAFT", closesAt=draft.closes_at, subTotalAmount=money(composed.sub_total),
             trueUpAmount=money(composed.true_up), totalAmount=money(composed.total), creditsApplied=money(ZERO),
             amountDue=money(composed.total),
         )
     assert row.invoice_date is not None and row.total_amount is not None
     money = _money(row.currency)
     return InvoiceSummary(
-        id=row.id, sequenceId=sequence_id(row.sequence_number), accountId=row.account_id,
-        customerId=row.customer_id, pricePlanId=row.price_plan_id, pricePlanName=plan_name,
+        **common, sequenceId=sequence_id(row.sequence_number),
         status=row.status,  # type: ignore[arg-type]
-        currency=row.currency, startDate=row.period_start, endDate=row.period_end, closesAt=row.invoice_date,
-        invoiceDate=row.invoice_date, dueDate=row.due_date, subTotalAmount=money(row.sub_total),
-        trueUpAmount=money(row.true_up), totalAmount=money(row.total_amount), creditsApplied=money(row.credits_applied),
-        amountDue=money(row.amount_due), statusUpdatedAt=row.status_changed_at,
+        closesAt=row.invoice_date, invoiceDate=row.invoice_date, dueDate=row.due_date,
+        subTotalAmount=money(row.sub_total), trueUpAmount=money(row.true_up), totalAmount=money(row.total_amount),
+        creditsApplied=money(row.credits_applied), amountDue=money(row.amount_due),
+        statusUpdatedAt=row.status_changed_at,
     )
 
 
@@ -187,28 +156,14 @@ async def _plan_names(session: AsyncSession, plan_ids: set[str]) -> dict[str, st
     return dict(rows.tuples().all())
 
 
-async def _drafts_for(session: AsyncSession, rows: Sequence[InvoiceRow], now: datetime) -> dict[str, Draft]:
-    """DRAFT rows -> their live computation, matched by (account, period start)."""
-    accounts = sorted({r.account_id for r in rows if r.status == "DRAFT"})
-    if not accounts:
-        return {}
-    computed = await open_invoices(session, accounts, now)
-    by_period = {(a, bp.period.start): (bp, c) for a, drafts in computed.items() for bp, c in drafts}
-    result = {}
-    for row in rows:
-        if row.status == "DRAFT":
-            draft = by_period.get((row.account_id, row.period_start))
-            if draft is None:  # pragma: no cover - catch-up keeps DRAFT rows and open periods in step
-                raise NotFound(f"invoice {row.id!r} no longer matches an open period; list_invoices again")
-            result[row.id] = draft
-    return result
-
-
-async def _render(session: AsyncSession, row: InvoiceRow, now: datetime) -> Invoice:
+async def render(session: AsyncSession, row: InvoiceRow) -> Invoice:
+    """One invoice with every line; a DRAFT that cannot be computed raises its problem."""
     names = await _plan_names(session, {row.price_plan_id})
     if row.status == "DRAFT":
-        draft = (await _drafts_for(session, [row], now))[row.id]
-        lines = [_line(line, row.currency) for line in draft[1].lines]
+        draft = (await compute_drafts(session, [row]))[row.id]
+        if draft.composed is None:
+            raise NotFound(f"invoice {row.id!r}: {draft.problem}")
+        lines = [_line(line, row.currency) for line in draft.composed.lines]
     else:
         draft = None
         stored = await session.scalars(select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == row.id))
@@ -222,7 +177,6 @@ async def _render(session: AsyncSession, row: InvoiceRow, now: datetime) -> Invo
 
 async def list_invoices(
     session: AsyncSession,
-    now: datetime,
     *,
     account_id: str | None = None,
     customer_id: str | None = None,
@@ -232,20 +186,13 @@ async def list_invoices(
     page_size: int | None = None,
     next_token: str | None = None,
 ) -> Page[InvoiceSummary]:
-    """Invoices whose period overlaps [start_time, end_time), newest period first."""
+    """Invoices whose period overlaps [start_time, end_time), newest period first. A DRAFT that cannot be
+    computed is listed with its `problem` and no amounts."""
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise InvalidInput("endTime", f"must be after startTime ({start_time.isoformat()})")
     stmt = select(InvoiceRow)
     if account_id is not None:
-        await get_account_row(session, account_id)
-        await close_due_cycles(session, now, [account_id])
         stmt = stmt.where(InvoiceRow.account_id == account_id)
-    elif customer_id is not None:
-        await get_customer_row(session, customer_id)
-        ids = list(await session.scalars(select(AccountRow.id).where(AccountRow.customer_id == customer_id)))
-        await close_due_cycles(session, now, ids)
-    else:
-        await close_due_cycles(session, now)
     if customer_id is not None:
         stmt = stmt.where(InvoiceRow.customer_id == customer_id)
     if status is not None:
@@ -257,71 +204,54 @@ async def list_invoices(
     rows, token = await fetch_page(session, stmt.execution_options(populate_existing=True),
                                    (InvoiceRow.period_start, InvoiceRow.seq), "invoices", page_size, next_token,
                                    descending=True)
-    drafts = await _drafts_for(session, rows, now)
+    drafts = await compute_drafts(session, rows)
     names = await _plan_names(session, {r.price_plan_id for r in rows})
     data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id)) for r in rows]
     return Page[InvoiceSummary](data=data, nextToken=token)
 
 
-async def get_invoice(
-    session: AsyncSession, now: datetime, *, invoice_id: str | None = None, account_id: str | None = None
-) -> Invoice:
-    """One invoice with every line; with account_id instead, the DRAFT of the account's current cycle."""
-    if (invoice_id is None) == (account_id is None):
-        raise InvalidInput("invoiceId", "pass either invoiceId, or accountId for the open cycle's DRAFT invoice")
-    if invoice_id is not None:
-        row = await session.get(InvoiceRow, invoice_id)
-        if row is None:
-            raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids")
-        await close_due_cycles(session, now, [row.account_id])
-        row = await session.get(InvoiceRow, invoice_id, populate_existing=True)
-        if row is None:
-            raise NotFound(f"invoice {invoice_id!r} was replaced by a plan change; list_invoices shows the "
-                           "account's current invoices")
-        return await _render(session, row, now)
-    assert account_id is not None
-    await get_account_row(session, account_id)
-    await close_due_cycles(session, now, [account_id])
-    drafts = (await open_invoices(session, [account_id], now)).get(account_id, [])
-    if not drafts:
-        raise NotFound(f"account {account_id!r} has no open billing period at {now.isoformat()} (no price plan in "
-                       "effect); attach one with update_account(pricePlanId), or list_invoices for past invoices")
-    current = next((d for d in drafts if d[0].period.contains(now)), drafts[-1])
-    row = await session.scalar(
-        select(InvoiceRow).where(InvoiceRow.account_id == account_id,
-                                 InvoiceRow.period_start == current[0].period.start)
-        .execution_options(populate_existing=True))
-    assert row is not None, "catch-up opens a DRAFT row for every started period"
-    return await _render(session, row, now)
+async def get_row(session: AsyncSession, invoice_id: str, *, lock: bool = False) -> InvoiceRow:
+    stmt = select(InvoiceRow).where(InvoiceRow.id == invoice_id).execution_options(populate_existing=True)
+    row = await session.scalar(stmt.with_for_update() if lock else stmt)
+    if row is None:
+        raise NotFound(f"invoice {invoice_id!r} does not exist (a plan change replaces the DRAFT invoices of the "
+                       "periods it re-cuts); list_invoices shows the ids")
+    return row
+
+
+async def current_draft(session: AsyncSession, account_id: str, now: datetime) -> InvoiceRow | None:
+    """The DRAFT of the period containing `now`; else the latest one started by `now` (a previous period still
+    in grace), else the earliest one not started yet (opened by a bill run ahead of the clock)."""
+    rows = await draft_rows(session, account_id)
+    started = [r for r in rows if r.period_start <= now]
+    containing = [r for r in started if now < r.period_end]
+    if containing:
+        return containing[0]
+    if started:
+        return started[-1]
+    return rows[0] if rows else None
 
 
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
     """DUE -> PAID or DUE -> VOID (voiding gives applied credits back). Repeating the change is a no-op."""
-    row = await session.get(InvoiceRow, invoice_id)
-    if row is None:
-        raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids")
-    await close_due_cycles(session, now, [row.account_id])
-    row = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == invoice_id).with_for_update()
-                               .execution_options(populate_existing=True))
-    if row is None:
-        raise NotFound(f"invoice {invoice_id!r} was replaced by a plan change; list_invoices shows the ids")
+    row = await get_row(session, invoice_id, lock=True)
     if status not in ("PAID", "VOID"):
         raise InvalidInput("status", f"{status!r} cannot be set by hand; set PAID or VOID on a DUE invoice (DRAFT "
                                      "invoices become DUE by themselves at period end + grace period)")
     if row.status == status:
-        return await _render(session, row, now)
+        return await render(session, row)
     if row.status == "DRAFT":
-        draft = (await _drafts_for(session, [row], now))[row.id]
+        draft = (await compute_drafts(session, [row]))[row.id]
         raise InvalidInput("status", f"invoice {invoice_id!r} is DRAFT: its period is still open; it becomes DUE at "
-                                     f"{draft[0].due_at.isoformat()}, after which it can be marked {status}")
+                                     f"{draft.closes_at.isoformat()}, after which it can be marked {status}")
     if row.status != "DUE":
         raise InvalidInput("status", f"invoice {invoice_id!r} is {row.status}, which is final; only DUE invoices "
                                      "can be marked PAID or VOID")
     if status == "VOID":
-        returned = await wallets().reverse_invoice_credits(session, invoice_id=row.id, at=now)
+        returned = await wallets.reverse_invoice_credits(session, invoice_id=row.id, at=now)
         row.credits_applied = max((row.credits_applied or ZERO) - returned, ZERO)
         row.amount_due = ZERO
     row.status = status
     row.status_changed_at = now
     await session.flush()
-    return await _render(session, row, now)
+    return await render(session, row)

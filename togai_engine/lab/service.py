@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +36,8 @@ from togai_engine.lab.schemas import (
     SimulationResult,
     SkippedAccount,
 )
+from togai_engine.meters import service as meters
+from togai_engine.meters.schemas import UsageMeterCreate
 from togai_engine.plans import service as plans
 from togai_engine.plans.models import PricePlanRow
 from togai_engine.plans.schemas import PricePlan
@@ -302,11 +305,6 @@ async def apply_plans(session: AsyncSession, specs: Sequence[object], *, field: 
 async def apply_meters(session: AsyncSession, specs: Sequence[object], now: datetime, *,
                        field: str = "meters") -> list[AppliedMeter]:
     """Creates the usage meters of a pricing file (idempotent on id and name, like create_usage_meter)."""
-    from pydantic import ValidationError
-
-    from togai_engine.meters import service as meters
-    from togai_engine.meters.schemas import UsageMeterCreate
-
     applied: list[AppliedMeter] = []
     for i, spec in enumerate(specs):
         prefix = f"{field}[{i}]"

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from togai_engine.store.base import Base
 
+MAX_SCHEMA_NAME_CHARS = 50  # event schema names (the event type)
+
 
 class UsageMeterRow(Base):
     __tablename__ = "usage_meters"
@@ -95,3 +97,18 @@ class UsageTotalRow(Base):
     stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
     event_count: Mapped[int] = mapped_column(BigInteger)
     value_sum: Mapped[Decimal] = mapped_column(Numeric)
+
+
+class EventSchemaRow(Base):
+    """An event type (what meters measure), registered by ingest when first seen. `meters_tag` changes whenever a meter of the
+    schema is created, so ingest processes can cache the schema's compiled meters."""
+
+    __tablename__ = "event_schemas"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))  # {name: unit}
+    dimensions: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))  # {name: true}
+    meters_tag: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -18,10 +18,8 @@ from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_id
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.events.models import EventSchemaRow
-from togai_engine.events.validation import MAX_SCHEMA_NAME_CHARS
 from togai_engine.meters.compiler import AGGREGATIONS, compile_meter, normalize_expression
-from togai_engine.meters.models import UsageMeterRow
+from togai_engine.meters.models import MAX_SCHEMA_NAME_CHARS, EventSchemaRow, UsageMeterRow
 from togai_engine.meters.rollups import backfill_meter
 from togai_engine.meters.schemas import Computation, UsageMeter, UsageMeterCreate
 from togai_engine.meters.sql import MeterSql, lock_schemas_sql

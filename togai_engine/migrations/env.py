@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from togai_engine.store.migrate import require_server_version
-from togai_engine.store.models import metadata
 from togai_engine.store.partitions import PARTITION_NAME
+from togai_engine.tables import metadata
 
 config = context.config
 

@@ -13,6 +13,7 @@ from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_token, encode_token, fetch_page, token_int
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.meters.service import meter_exists
 from togai_engine.plans.models import PricePlanRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricePlanSummary, RateCardInfo
 from togai_engine.plans.validation import normalize_plan
@@ -55,8 +56,6 @@ async def _check_meters_exist(session: AsyncSession, plan: PricePlanCreate) -> N
     ]
     if not wanted:
         return
-    from togai_engine.meters.service import meter_exists
-
     for path, meter_id in wanted:
         if not await meter_exists(session, meter_id):
             raise InvalidInput(path, f"usage meter {meter_id!r} does not exist; create it with create_usage_meter "

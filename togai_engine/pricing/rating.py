@@ -87,18 +87,25 @@ class RateCardCharge:
     minimum_applied: bool
     maximum_applied: bool
     amount: Decimal  # subtotal + adjustment, rounded half-up to the minor unit
+    net_negative: bool = False  # the period's quantity was below zero: rated as 0 (`quantity` keeps it)
 
 
 # --- rating -------------------------------------------------------------------------------------
 
 
 def rate_usage(plan: RatePlan, rate: RateValue, quantity: Decimal) -> RateCardCharge:
-    """Price `quantity` (>= 0) under `plan` with the rates of one currency."""
-    if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity < 0:
-        raise InvalidInput("quantity", f"quantity must be a finite decimal >= 0, got {quantity!r}.")
+    """Price `quantity` under `plan` with the rates of one currency.
+
+    A net-negative quantity (corrections outweighing usage in a period) is rated as 0: a usage charge
+    never goes below zero and never stops billing; the charge keeps the quantity and says so.
+    """
+    if not isinstance(quantity, Decimal) or not quantity.is_finite():
+        raise InvalidInput("quantity", f"quantity must be a finite decimal, got {quantity!r}.")
     _check_rate_plan(plan, "ratePlan")
     _check_rate_value(rate, plan, "rateValue")
-    quantity = quantity.copy_abs()  # turns "-0" into "0"; the value is non-negative already
+    net_negative = quantity < 0
+    reported = quantity if net_negative else quantity.copy_abs()  # copy_abs turns "-0" into "0"
+    quantity = ZERO if net_negative else reported
 
     try:
         with localcontext(EXACT_CONTEXT):
@@ -121,13 +128,14 @@ def rate_usage(plan: RatePlan, rate: RateValue, quantity: Decimal) -> RateCardCh
 
     return RateCardCharge(
         currency=rate.currency,
-        quantity=quantity,
+        quantity=reported,
         slabs=slab_charges,
         subtotal=subtotal,
         adjustment=adjustment,
         minimum_applied=minimum_applied,
         maximum_applied=maximum_applied,
         amount=round_money(clamped, rate.currency),
+        net_negative=net_negative,
     )
 
 

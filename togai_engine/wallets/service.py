@@ -101,12 +101,13 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
     return await _grant_result(session, grant_id, account.id, currency, now, replayed=False)
 
 
-async def get_wallet_balance(session: AsyncSession, account_id: str, now: datetime) -> WalletBalance:
-    """The ledger balance as of `now`, the open cycle's accrued charges, and active/scheduled grants."""
+async def get_wallet_balance(
+    session: AsyncSession, account_id: str, now: datetime, accrued: Decimal | None
+) -> WalletBalance:
+    """The ledger balance as of `now`, the open cycle's accrued charges (billing's, given: None when the
+    account has no plan in effect), and active/scheduled grants. Call after billing caught up to `now`."""
     account = await _account(session, account_id)
     currency = account.invoice_currency
-    # First: billing catches up on read (closing due cycles may apply credit and issue plan grants).
-    accrued = await _accrued_charges(session, account.id, now)
     await _settle_if_needed(session, account.id, now)
     balance = round_money(await ledger.balance(session, account.id, now), currency)
     available = balance - (accrued or 0)
@@ -123,13 +124,10 @@ async def get_wallet_balance(session: AsyncSession, account_id: str, now: dateti
 
 async def list_wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None = None,
                               next_token: str | None = None) -> WalletLedger:
-    """The wallet's ledger, newest entry first, with the balance it sums to as of `now`."""
-    from togai_engine.billing.close import close_due_cycles
-
+    """The wallet's ledger, newest entry first, with the balance it sums to as of `now` (call after billing
+    caught up to `now`: a DUE invoice applies credit)."""
     account = await _account(session, account_id)
     currency = account.invoice_currency
-    # As get_wallet_balance: billing catches up first (a DUE invoice applies credit), expiries are recorded
-    await close_due_cycles(session, now, [account.id])
     await _settle_if_needed(session, account.id, now)
     kind = f"wallet_entries:{account.id}"
     # the page and the balance from one state of the ledger (writers wait for this transaction)
@@ -148,9 +146,10 @@ async def list_wallet_entries(session: AsyncSession, account_id: str, now: datet
                         nextToken=token)
 
 
-async def wallet_summary(session: AsyncSession, account_id: str, now: datetime) -> WalletSummary:
+async def wallet_summary(session: AsyncSession, account_id: str, now: datetime,
+                         accrued: Decimal | None) -> WalletSummary:
     """The wallet part of get_account's financial section."""
-    wallet = await get_wallet_balance(session, account_id, now)
+    wallet = await get_wallet_balance(session, account_id, now, accrued)
     return WalletSummary(currency=wallet.currency, balance=wallet.balance, availableBalance=wallet.availableBalance)
 
 
@@ -296,12 +295,6 @@ async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetim
     if await ledger.needs_settling(session, account_id, now):
         await ledger.lock_wallet(session, account_id)
         await ledger.settle_expiries(session, account_id, now)
-
-
-async def _accrued_charges(session: AsyncSession, account_id: str, now: datetime) -> Decimal | None:
-    from togai_engine.invoices.service import accrued_charges  # here: invoices imports the wallet hooks
-
-    return await accrued_charges(session, account_id, now)
 
 
 async def _insert_grant_entry(

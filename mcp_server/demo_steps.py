@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp import Client
 
-from togai_engine.demo import call, show
+from mcp_server.demo import call, show
 
 ACCOUNT = "demo_acme_main"
 

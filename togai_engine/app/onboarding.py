@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields
+from togai_engine.app.accounts import create_account
 from togai_engine.common.schemas import Model
 from togai_engine.customers import service as customers
 from togai_engine.customers.schemas import Customer, CustomerCreate
@@ -25,8 +25,7 @@ async def create_customer_with_account(
     created = None
     if account is not None:
         fields = account.model_dump(exclude_unset=True)
-        created, _ = await accounts.create_account(
-            session, AccountCreate(customerId=customer.id, **fields), now, prefix="account."
-        )
+        created, _ = await create_account(session, AccountCreate(customerId=customer.id, **fields), now,
+                                          prefix="account.")
         customer = await customers.get_customer(session, customer.id)
     return CustomerWithAccount(customer=customer, account=created)

@@ -122,7 +122,7 @@ def db_check() -> None:
 @app.command()
 def demo() -> None:
     """A walk-through: drives the server through a real MCP client session and prints each step."""
-    from togai_engine.demo import run_demo
+    from mcp_server.demo import run_demo
 
     with_database(run_demo)
 
@@ -131,13 +131,19 @@ def demo() -> None:
 def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles due at this instant")] = None) -> None:
     """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent.
     Also folds past hours' rollup stripes into one row per key, as the server does after each run."""
-    from togai_engine.billing.runs import run_bill
+    from togai_engine.app.unit import unit_of_work
+    from togai_engine.billing.close import close_due_cycles
     from togai_engine.meters.compaction import compact_rollups
 
     instant = parse_instant(as_of, "--as-of")
 
     async def work(db: Database) -> tuple[Any, Any]:
-        return await run_bill(db, instant), await compact_rollups(db, datetime.now(UTC))
+        # audited like a tool call: actor "cli", what was asked and which accounts failed
+        async with unit_of_work(db, datetime.now(UTC), actor="cli", action="bill",
+                                arguments={"asOf": instant.isoformat()}) as unit:
+            summary = await close_due_cycles(unit.session, instant)
+            unit.changed(*(failure.accountId for failure in summary.failed))
+        return summary, await compact_rollups(db, datetime.now(UTC))
 
     summary, folded = with_database(work)
     typer.echo(f"billing run as of {instant.isoformat()}: {summary.accounts} account(s) with work, "

@@ -51,7 +51,7 @@ async def run_demo(db: Database) -> None:
 def _later_steps() -> list[Any]:
     """Steps of the capabilities beyond customers and accounts (metering, billing, wallet, lab)."""
     try:
-        from togai_engine.demo_steps import STEPS
+        from mcp_server.demo_steps import STEPS
     except ImportError:
         return []
     return list(STEPS)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.billing.guards import check_plans_support_currency
 from togai_engine.errors import Conflict
+from togai_engine.wallets.service import has_wallet_entries
 
 
-async def check_currency_change(session: AsyncSession, account_id: str) -> None:
-    """Changing the invoice currency is allowed until money exists in the old one (later domains add checks)."""
-    from togai_engine.wallets.service import has_wallet_entries  # wallets import accounts: import here
-
+async def check_currency_change(session: AsyncSession, account_id: str, currency: str) -> None:
+    """A new invoiceCurrency is refused once the wallet holds money in the old one, and when a plan the
+    account is not fully invoiced for cannot price it (its DRAFTs would be invoiced in that currency)."""
     # The caller holds the account row FOR UPDATE; grant_credit holds it FOR SHARE while writing, so no
     # grant can slip in between this check and the currency change.
     if await has_wallet_entries(session, account_id):
@@ -19,3 +20,4 @@ async def check_currency_change(session: AsyncSession, account_id: str) -> None:
             "invoiceCurrency; the currency cannot change once the wallet has entries. Keep the currency, or "
             "create a new account for the new currency"
         )
+    await check_plans_support_currency(session, account_id, currency)

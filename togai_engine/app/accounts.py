@@ -1,0 +1,87 @@
+"""Account flows that cross domains: onboarding with a plan, plan changes and ends, archive, currency.
+
+Policies (billing README): archiving ends the plan at the archive instant (its last partial period is
+billed, prorated, and nothing after it); an ARCHIVED account takes no plan until it is set ACTIVE again,
+in the same call or before. A new invoiceCurrency must be one every plan not fully invoiced supports.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts import service as accounts
+from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
+from togai_engine.app.financials import account_financials
+from togai_engine.app.guards import check_currency_change
+from togai_engine.app.plan_changes import attach_plan, end_plan
+from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.models import AccountBillingRow
+from togai_engine.common.schemas import Page
+from togai_engine.common.validation import check_currency
+from togai_engine.customers import service as customers
+from togai_engine.errors import InvalidInput
+
+
+async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *,
+                         prefix: str = "") -> tuple[Account, bool]:
+    """Creates the account (idempotent on its id) and attaches its plan when it was created now."""
+    if data.effectiveFrom is not None and not data.pricePlanId:
+        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+    await customers.get_row(session, data.customerId)
+    account, created = await accounts.create_account(session, data, prefix=prefix)
+    if created and data.pricePlanId:
+        row = await accounts.get_row(session, account.id, lock=True)
+        await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now,
+                          field=f"{prefix}pricePlanId")
+    return account, created
+
+
+async def get_account(session: AsyncSession, account_id: str, now: datetime) -> Account:
+    account = await accounts.get_account(session, account_id)
+    account.financial = await account_financials(session, account_id, account.invoiceCurrency, now)
+    return account
+
+
+async def list_accounts(session: AsyncSession, customer_id: str | None, status: str | None, page_size: int | None,
+                        next_token: str | None) -> Page[Account]:
+    if customer_id is not None:
+        await customers.get_row(session, customer_id)
+    return await accounts.list_accounts(session, customer_id, status, page_size, next_token)
+
+
+async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime) -> Account:
+    """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId)."""
+    if data.effectiveFrom is not None and not data.pricePlanId:
+        raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+    if data.effectiveUntil is not None and data.pricePlanId:
+        raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
+                                             "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
+    row = await accounts.get_row(session, account_id, lock=True)
+    archiving = data.status == "ARCHIVED" and row.status != "ARCHIVED"
+    staying_archived = row.status == "ARCHIVED" and data.status != "ACTIVE"
+    if data.pricePlanId and (archiving or staying_archived or data.status == "ARCHIVED"):
+        raise InvalidInput("pricePlanId", f"account {account_id!r} is or becomes ARCHIVED and takes no plan; set "
+                                          "status ACTIVE (in the same call is fine) to attach one")
+    new_currency = data.invoiceCurrency is not None and \
+        check_currency(data.invoiceCurrency, "invoiceCurrency") != row.invoice_currency
+    if new_currency:
+        await check_currency_change(session, account_id, check_currency(data.invoiceCurrency, "invoiceCurrency"))
+    account = await accounts.update_account(session, account_id, data)
+    if new_currency:
+        await _rebill_drafts(session, account_id, now)  # its open DRAFTs now invoice in the new currency
+    if data.effectiveUntil is not None:
+        await end_plan(session, row, data.effectiveUntil, now)
+    elif archiving:
+        await end_plan(session, row, now, now, field="status")
+    if data.pricePlanId:
+        await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId")
+    return account
+
+
+async def _rebill_drafts(session: AsyncSession, account_id: str, now: datetime) -> None:
+    billing = await session.get(AccountBillingRow, account_id)
+    if billing is not None:
+        billing.next_run_at = now
+        await close_due_cycles(session, now, [account_id])

@@ -1,0 +1,69 @@
+"""An account's financial picture and the catch-up reads of its money: invoices and wallet.
+
+Every read here first brings the accounts it reads up to `now` (close_due_cycles: only accounts with a
+bill run due are touched), then reads. One account's data that cannot be billed is reported for that
+account (a `problem`), never raised into another account's read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts import service as accounts
+from togai_engine.accounts.schemas import AccountFinancial, Period, PlanRef
+from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.current import current_plan_and_cycle
+from togai_engine.errors import EngineError
+from togai_engine.invoices import service as invoices
+from togai_engine.invoices.models import InvoiceRow
+from togai_engine.pricing import round_money
+from togai_engine.wallets import service as wallets
+from togai_engine.wallets.schemas import WalletBalance, WalletLedger
+
+
+async def accrued_charges(session: AsyncSession, account_id: str, currency: str, now: datetime,
+                          plan_in_effect: bool) -> Decimal | None:
+    """Charges of the started, not yet DUE periods; None when there are none and no plan is in effect."""
+    accrued = await invoices.accrued_charges(session, account_id, currency, now)
+    if accrued is None and plan_in_effect:
+        return round_money(Decimal(0), currency)
+    return accrued
+
+
+async def account_financials(session: AsyncSession, account_id: str, currency: str, now: datetime) -> AccountFinancial:
+    """get_account's financial section: plan, current cycle, accrued charges, wallet, outstanding."""
+    await close_due_cycles(session, now, [account_id])
+    financial = AccountFinancial(currency=currency)
+    current = await current_plan_and_cycle(session, account_id, now)
+    if current is not None:
+        plan, cycle, association = current
+        financial.pricePlan = PlanRef(id=plan.id, name=plan.name, effectiveFrom=association.effective_from,
+                                      effectiveUntil=association.effective_until)
+        financial.currentCycle = Period(start=cycle.start, end=cycle.end)
+    try:
+        financial.accruedCharges = await accrued_charges(session, account_id, currency, now, current is not None)
+    except EngineError as exc:
+        financial.problem = exc.message
+    has_invoices = await session.scalar(select(exists().where(InvoiceRow.account_id == account_id)))
+    if current is not None or has_invoices:
+        financial.outstanding = await invoices.outstanding(session, account_id, currency)
+    financial.wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges)
+    return financial
+
+
+async def wallet_balance(session: AsyncSession, account_id: str, now: datetime) -> WalletBalance:
+    account = await accounts.get_row(session, account_id)
+    await close_due_cycles(session, now, [account_id])
+    in_effect = await current_plan_and_cycle(session, account_id, now) is not None
+    accrued = await accrued_charges(session, account_id, account.invoice_currency, now, in_effect)
+    return await wallets.get_wallet_balance(session, account_id, now, accrued)
+
+
+async def wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None,
+                         next_token: str | None) -> WalletLedger:
+    await close_due_cycles(session, now, [account_id])
+    return await wallets.list_wallet_entries(session, account_id, now, page_size=page_size, next_token=next_token)

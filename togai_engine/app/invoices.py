@@ -1,0 +1,61 @@
+"""Invoice reads and status changes, each after the accounts it touches are billed up to `now`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts import service as accounts
+from togai_engine.accounts.models import AccountRow
+from togai_engine.billing.close import close_due_cycles
+from togai_engine.common.schemas import Page
+from togai_engine.customers import service as customers
+from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.invoices import service as invoices
+from togai_engine.invoices.schemas import Invoice, InvoiceSummary
+
+
+async def list_invoices(
+    session: AsyncSession, now: datetime, *, account_id: str | None = None, customer_id: str | None = None,
+    status: str | None = None, start_time: datetime | None = None, end_time: datetime | None = None,
+    page_size: int | None = None, next_token: str | None = None,
+) -> Page[InvoiceSummary]:
+    if account_id is not None:
+        await accounts.get_row(session, account_id)
+        await close_due_cycles(session, now, [account_id])
+    elif customer_id is not None:
+        await customers.get_row(session, customer_id)
+        ids = list(await session.scalars(select(AccountRow.id).where(AccountRow.customer_id == customer_id)))
+        await close_due_cycles(session, now, ids)
+    else:
+        await close_due_cycles(session, now)  # touches only the accounts with a bill run due
+    return await invoices.list_invoices(
+        session, account_id=account_id, customer_id=customer_id, status=status, start_time=start_time,
+        end_time=end_time, page_size=page_size, next_token=next_token)
+
+
+async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str | None = None,
+                      account_id: str | None = None) -> Invoice:
+    """One invoice with every line; with account_id instead, the DRAFT of the account's current cycle."""
+    if (invoice_id is None) == (account_id is None):
+        raise InvalidInput("invoiceId", "pass either invoiceId, or accountId for the open cycle's DRAFT invoice")
+    if invoice_id is not None:
+        row = await invoices.get_row(session, invoice_id)
+        await close_due_cycles(session, now, [row.account_id])
+        return await invoices.render(session, await invoices.get_row(session, invoice_id))
+    assert account_id is not None
+    await accounts.get_row(session, account_id)
+    await close_due_cycles(session, now, [account_id])
+    row = await invoices.current_draft(session, account_id, now)
+    if row is None:
+        raise NotFound(f"account {account_id!r} has no open billing period at {now.isoformat()} (no price plan in "
+                       "effect); attach one with update_account(pricePlanId), or list_invoices for past invoices")
+    return await invoices.render(session, row)
+
+
+async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
+    row = await invoices.get_row(session, invoice_id)
+    await close_due_cycles(session, now, [row.account_id])
+    return await invoices.update_invoice_status(session, invoice_id, status, now)

@@ -1,0 +1,149 @@
+"""Putting an account on a price plan from an instant on, and ending its plan (Togai's plan association).
+
+Attaching plan P at instant T means: from T on, the account is on P (open-ended). The association in
+effect at T ends at T (its partial period closes there); associations that started at or after T are
+replaced. Attaching at T the plan that ends exactly at T continues that association instead: undoing a
+scheduled change restores the original exactly (same anchor, one period, one fee).
+
+Ending the plan at T (`effectiveUntil`) ends the association in effect at T there and drops the ones
+scheduled after it; nothing is billed after T. T may be in the past, but never inside a period already
+invoiced DUE.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountRow
+from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.models import AccountBillingRow
+from togai_engine.cycles import cycle_containing
+from togai_engine.errors import InvalidInput
+from togai_engine.events.models import BillingWatermarkRow
+from togai_engine.invoices.models import InvoiceRow
+from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.service import get_plan
+
+
+def utc_instant(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, f"{value.isoformat()} has no timezone; send an ISO 8601 instant such as "
+                                  "2026-02-01T00:00:00Z")
+    return value.astimezone(UTC)
+
+
+async def _billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
+    """The account's billing row, locked, after invoicing what is due (so every final period is known)."""
+    await session.execute(insert(AccountBillingRow).values(account_id=account_id).on_conflict_do_nothing())
+    await session.execute(insert(BillingWatermarkRow).values(account_id=account_id).on_conflict_do_nothing())
+    await close_due_cycles(session, now, [account_id])
+    billing = await session.scalar(
+        select(AccountBillingRow).where(AccountBillingRow.account_id == account_id).with_for_update()
+        .execution_options(populate_existing=True))
+    assert billing is not None
+    return billing
+
+
+def _check_not_invoiced(billing: AccountBillingRow, instant: datetime, account_id: str, field: str) -> None:
+    if billing.billed_until is not None and instant < billing.billed_until:
+        raise InvalidInput(
+            field, f"{instant.isoformat()} falls in a period already invoiced (DUE) for account {account_id!r}; "
+                   f"invoices are final up to {billing.billed_until.isoformat()}, so choose an instant at or after "
+                   "that (a DUE invoice is corrected with a credit note)")
+
+
+async def _associations(session: AsyncSession, account_id: str) -> list[PlanAssociationRow]:
+    return list(await session.scalars(
+        select(PlanAssociationRow).where(PlanAssociationRow.account_id == account_id)
+        .order_by(PlanAssociationRow.effective_from).with_for_update()))
+
+
+async def _recut_from(session: AsyncSession, account_id: str, instant: datetime,
+                      associations: list[PlanAssociationRow]) -> PlanAssociationRow | None:
+    """Drops what starts at or after `instant` (associations, DRAFTs) and ends the association in effect at
+    `instant` there; returns that association (None when none was in effect)."""
+    await session.execute(delete(InvoiceRow).where(
+        InvoiceRow.account_id == account_id, InvoiceRow.status == "DRAFT", InvoiceRow.period_start >= instant))
+    replaced = [a.id for a in associations if a.effective_from >= instant]
+    if replaced:
+        await session.execute(delete(PlanAssociationRow).where(PlanAssociationRow.id.in_(replaced)))
+    current = next((a for a in associations if a.effective_from < instant
+                    and (a.effective_until is None or instant < a.effective_until)), None)
+    if current is not None:
+        await session.execute(update(PlanAssociationRow).where(PlanAssociationRow.id == current.id)
+                              .values(effective_until=instant))
+    return current
+
+
+async def _rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
+    billing.next_run_at = now
+    await session.flush()
+    await close_due_cycles(session, now, [account_id])
+
+
+async def attach_plan(
+    session: AsyncSession,
+    account: AccountRow,
+    plan_id: str,
+    effective_from: datetime,
+    now: datetime,
+    *,
+    field: str = "pricePlanId",
+) -> None:
+    """Puts the account on `plan_id` from `effective_from` on; attaching the plan already in effect there
+    (for example, a retried call) changes nothing. The caller holds the account row FOR UPDATE."""
+    from_field = field.removesuffix("pricePlanId") + "effectiveFrom"
+    effective_from = utc_instant(effective_from, from_field)
+    plan = await get_plan(session, plan_id, field=field)
+    try:
+        cycle_containing(plan.cycle_config, effective_from, effective_from)
+    except InvalidInput:
+        raise InvalidInput(from_field, f"{effective_from.isoformat()} is out of the range billing cycles can be "
+                                       "computed for; use an instant between the years 2000 and 9000") from None
+    if account.invoice_currency not in plan.supportedCurrencies:
+        raise InvalidInput(
+            field, f"price plan {plan.name!r} ({plan.id}) does not support {account.invoice_currency}, the "
+                   f"account's invoiceCurrency; it supports {', '.join(plan.supportedCurrencies)}. Pick a plan "
+                   f"that supports {account.invoice_currency} or change the account's invoiceCurrency first")
+    billing = await _billing_row(session, account.id, now)
+    _check_not_invoiced(billing, effective_from, account.id, from_field)
+    associations = await _associations(session, account.id)
+    current = next((a for a in associations if a.effective_from <= effective_from
+                    and (a.effective_until is None or effective_from < a.effective_until)), None)
+    later = [a for a in associations if a.effective_from > effective_from]
+    if current is not None and current.price_plan_id == plan_id and current.effective_until is None and not later:
+        return  # already on this plan from before effective_from, open-ended
+
+    ended = await _recut_from(session, account.id, effective_from, associations)
+    # The same plan continues across effective_from (it was in effect just before, or it ended exactly there):
+    # extend that association rather than start a new one, keeping its anchor and its single period.
+    continued = ended if ended is not None and ended.price_plan_id == plan_id else next(
+        (a for a in associations if a.effective_until == effective_from and a.price_plan_id == plan_id), None)
+    if continued is not None:
+        await session.execute(update(PlanAssociationRow).where(PlanAssociationRow.id == continued.id)
+                              .values(effective_until=None))
+    else:
+        await session.execute(insert(PlanAssociationRow).values(
+            account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
+            effective_until=None, anchor=effective_from))
+    await _rebill(session, billing, account.id, now)
+
+
+async def end_plan(session: AsyncSession, account: AccountRow, effective_until: datetime, now: datetime,
+                   *, field: str = "effectiveUntil") -> bool:
+    """Ends the account's plan at `effective_until`: the association in effect then ends there, later ones
+    are dropped. Returns False when there was nothing to end (no plan in effect then or after: a retry)."""
+    effective_until = utc_instant(effective_until, field)
+    billing = await _billing_row(session, account.id, now)
+    associations = await _associations(session, account.id)
+    affected = [a for a in associations if a.effective_until is None or a.effective_until > effective_until]
+    if not affected:
+        return False
+    _check_not_invoiced(billing, effective_until, account.id, field)
+    await _recut_from(session, account.id, effective_until, associations)
+    await _rebill(session, billing, account.id, now)
+    return True

@@ -1,0 +1,39 @@
+"""One call = one transaction, with its `now` and, for a write, its audit record in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.audit.service import record as record_audit
+from togai_engine.store.database import Database
+
+
+@dataclass
+class Unit:
+    session: AsyncSession
+    now: datetime
+    changed_ids: list[str] = field(default_factory=list)
+
+    def changed(self, *ids: str) -> None:
+        self.changed_ids.extend(i for i in ids if i)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    database: Database, now: datetime, *, actor: str, action: str | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> AsyncIterator[Unit]:
+    """Commits when the block ends without an error (rolls back otherwise). With `action`, the call is a
+    write: its audit record (actor, action, arguments, the ids it changed) commits with it."""
+    async with database.unit_of_work() as session:
+        unit = Unit(session=session, now=now)
+        yield unit
+        if action is not None:
+            await record_audit(session, actor=actor, tool=action, arguments=arguments or {},
+                               changed_ids=unit.changed_ids, at=now)
