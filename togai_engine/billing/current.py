@@ -1,4 +1,5 @@
-"""The plan and billing period an account is in at an instant (for entitlements, wallets, get_account)."""
+"""The plan and billing period an account is in at an instant (for entitlements, wallets, get_account),
+and the ended periods not invoiced yet (for the wallet's hold on expiring credit)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.state import load_states
 from togai_engine.cycles import Cycle, clip, cycle_containing
+from togai_engine.errors import EngineError
 from togai_engine.plans.schemas import PricePlan
 
 
@@ -35,3 +37,19 @@ def period_at(plan: PricePlan, anchor: datetime, effective_from: datetime, effec
     cycle = clip(cycle_containing(plan.cycle_config, anchor, now), effective_from, effective_until)
     assert cycle is not None  # the association contains `now`, and so does its cycle
     return cycle
+
+
+async def unclosed_periods(session: AsyncSession, account_id: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """(period end, due instant) of the account's periods that ended by `now` and are not invoiced DUE
+    yet: in their grace period, or due but not closed by a bill run. A credit grant that may pay one of
+    them is held by the wallet (not expired) until it is. Empty when billing cannot read the schedule
+    (a bill run reports that account as failed)."""
+    states, plans = await load_states(session, [account_id])
+    state = states.get(account_id)
+    if state is None or not state.associations:
+        return []
+    try:
+        timeline = state.timeline(plans, now)
+    except EngineError:
+        return []
+    return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open if bp.period.end <= now]
