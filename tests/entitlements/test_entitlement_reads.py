@@ -1,5 +1,5 @@
 """The entitlement fast path reads exactly what billing and metering read: the same plan and cycle as
-billing.current.current_plan_and_cycle, and the same quantities as meters.usage.meter_quantities."""
+billing.current.current_plan_and_usage_cycle, and the same quantities as meters.usage.meter_quantities."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import at, call
-from togai_engine.billing.current import current_plan_and_cycle
+from togai_engine.billing.current import current_plan_and_usage_cycle
 from togai_engine.entitlements.service import _account_and_plan
 from togai_engine.meters.usage import account_usage, meter_quantities
 from togai_engine.store.database import raw_connection
@@ -54,16 +54,19 @@ async def test_fast_reads_agree_with_billing_and_metering(client, db):
         checks.append((BASE + timedelta(minutes=offset), timedelta(minutes=length)))
 
     checks: list[tuple[datetime, timedelta]] = []
-    # The instants the setup exists for, which random minutes rarely hit, with the plan and cycle billing has
-    # there: the Monthly plan's cycle ends at the change; the weekly anniversary cycles start on the change's
-    # weekday (Tuesday) at 00:00, so the first one is partial and the next starts 2026-01-20 00:00.
+    # The instants the setup exists for, which random minutes rarely hit, with the plan and the cycle a quota
+    # counts there (not clipped to the association, unlike billing's periods): the Monthly plan's cycle is
+    # January; the weekly anniversary cycles start on the change's weekday (Tuesday) at 00:00, so after the
+    # change the quota counts from 2026-01-13 00:00 (before the change: the cycle of the new plan's schedule
+    # containing now), and the next cycle starts 2026-01-20 00:00.
     us = timedelta(microseconds=1)
     boundary = at(2026, 1, 20)
+    tuesday = at(2026, 1, 13)
     pinned = {
-        BASE: ("Monthly", BASE, CHANGE),
-        CHANGE - us: ("Monthly", BASE, CHANGE),
-        CHANGE: ("Weekly anniversary", CHANGE, boundary),
-        boundary - us: ("Weekly anniversary", CHANGE, boundary),
+        BASE: ("Monthly", BASE, at(2026, 2, 1)),
+        CHANGE - us: ("Monthly", BASE, at(2026, 2, 1)),
+        CHANGE: ("Weekly anniversary", tuesday, boundary),
+        boundary - us: ("Weekly anniversary", tuesday, boundary),
         boundary: ("Weekly anniversary", boundary, at(2026, 1, 27)),
         CHANGE + timedelta(days=7): ("Weekly anniversary", boundary, at(2026, 1, 27)),  # a week after the change
     }
@@ -72,7 +75,7 @@ async def test_fast_reads_agree_with_billing_and_metering(client, db):
     async with db.unit_of_work() as session:
         conn = await raw_connection(session)
         for now, length in checks:
-            expected = await current_plan_and_cycle(session, "acc", now)
+            expected = await current_plan_and_usage_cycle(session, "acc", now)
             found = await _account_and_plan(session, "acc-alias", now)
             assert found.account_id == "acc", now
             assert (found.plan.id, found.cycle) == (expected[0].id, expected[1]), now

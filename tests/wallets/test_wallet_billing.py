@@ -54,33 +54,33 @@ async def test_credits_across_a_billing_cycle(client, clock):
     clock.set(at(2026, 2, 4))  # January's grace period ends: its invoice becomes DUE
     # listed before any other read: the bill run happens on this call, and its applications are listed
     first = await call(client, "list_wallet_entries", accountId="acme")
-    assert sorted(e["amount"] for e in first["data"] if e["kind"] == "APPLICATION") == ["-20.00", "-20.00", "-50.00"]
-    assert first["balance"] == "0.00"
+    assert sorted(e["amount"] for e in first["data"] if e["kind"] == "APPLICATION") == ["-20.00", "-50.00"]
+    assert first["balance"] == "20.00"  # February's plan credit, untouched
     jan = next(i for i in (await call(client, "list_invoices", accountId="acme"))["data"] if i["status"] == "DUE")
     # 130.00 due. Burn order: priority 1 first — January's plan credit (expired 1 Feb, but valid through
-    # January) 20.00, then February's plan credit (expires 1 Mar) 20.00 — then the prepaid 50.00 (priority 5):
-    # 90.00 applied, 40.00 left to pay.
-    assert (jan["totalAmount"], jan["creditsApplied"], jan["amountDue"]) == ("130.00", "90.00", "40.00")
+    # January) 20.00 — then the prepaid 50.00 (priority 5): 70.00 applied, 60.00 left to pay. February's plan
+    # credit (started 1 Feb, during January's grace period) pays only February.
+    assert (jan["totalAmount"], jan["creditsApplied"], jan["amountDue"]) == ("130.00", "70.00", "60.00")
     wallet = await call(client, "get_wallet_balance", accountId="acme")
-    assert (wallet["balance"], wallet["accruedCharges"], wallet["grants"]) == ("0.00", "0.00", [])
+    assert (wallet["balance"], wallet["accruedCharges"]) == ("20.00", "0.00")
+    assert [(g["remaining"], g["effectiveFrom"]) for g in wallet["grants"]] == [("20.00", "2026-02-01T00:00:00Z")]
 
     voided = await call(client, "update_invoice_status", invoiceId=jan["id"], status="VOID")
     assert voided["status"] == "VOID"
     await call(client, "update_invoice_status", invoiceId=jan["id"], status="VOID")  # repeating is a no-op
     wallet = await call(client, "get_wallet_balance", accountId="acme")
-    # Given back once: February's 20.00 and the prepaid 50.00; January's 20.00 comes back expired and leaves
-    # again at once. Balance 70.00.
+    # Given back once: the prepaid 50.00; January's 20.00 comes back expired and leaves again at once.
+    # Balance 20.00 (February) + 50.00 = 70.00.
     assert wallet["balance"] == "70.00"
     assert sorted(g["remaining"] for g in wallet["grants"]) == ["20.00", "50.00"]
 
-    # The ledger behind that balance, newest first (12 entries):
+    # The ledger behind that balance, newest first (8 entries):
     # - prepaid: GRANT +50.00, APPLICATION -50.00 to January's invoice, REVERSAL +50.00 at the void;
-    # - February's plan credit: GRANT +20.00 (1 Feb), APPLICATION -20.00, REVERSAL +20.00;
-    # - January's plan credit: GRANT +20.00 (1 Jan); EXPIRY -20.00 dated 1 Feb (recorded on the 4 Feb read,
-    #   before the bill run); it then paid January's invoice (valid through January): APPLICATION -20.00
-    #   and EXPIRY +20.00 (the expiry undone for what it paid); at the void REVERSAL +20.00, which expires
-    #   again at once: EXPIRY -20.00. Its entries add up to 0.
-    # 50 - 50 + 50 + 20 - 20 + 20 + 20 - 20 - 20 + 20 + 20 - 20 = 70.00, the balance.
+    # - February's plan credit: GRANT +20.00 (1 Feb);
+    # - January's plan credit: GRANT +20.00 (1 Jan); held through January's grace period (its expiry is not
+    #   recorded while it may still pay January), it paid January's invoice: APPLICATION -20.00; at the
+    #   void REVERSAL +20.00, which expires at once: EXPIRY -20.00. Its entries add up to 0.
+    # 50 - 50 + 50 + 20 + 20 - 20 + 20 - 20 = 70.00, the balance.
     ledger = await call(client, "list_wallet_entries", accountId="acme", pageSize=100)
     entries = ledger["data"]
     assert (ledger["currency"], ledger["balance"], ledger["nextToken"]) == ("USD", "70.00", None)
@@ -89,10 +89,8 @@ async def test_credits_across_a_billing_cycle(client, clock):
     february = next(e["grantId"] for e in entries if e["kind"] == "GRANT" and e["at"] == "2026-02-01T00:00:00Z")
     name = {prepaid: "prepaid", january: "january", february: "february"}
     assert sorted((name[e["grantId"]], e["kind"], e["amount"], e["at"][:10]) for e in entries) == [
-        ("february", "APPLICATION", "-20.00", "2026-02-04"), ("february", "GRANT", "20.00", "2026-02-01"),
-        ("february", "REVERSAL", "20.00", "2026-02-04"),
-        ("january", "APPLICATION", "-20.00", "2026-02-04"), ("january", "EXPIRY", "-20.00", "2026-02-01"),
-        ("january", "EXPIRY", "-20.00", "2026-02-04"), ("january", "EXPIRY", "20.00", "2026-02-04"),
+        ("february", "GRANT", "20.00", "2026-02-01"),
+        ("january", "APPLICATION", "-20.00", "2026-02-04"), ("january", "EXPIRY", "-20.00", "2026-02-04"),
         ("january", "GRANT", "20.00", "2026-01-01"), ("january", "REVERSAL", "20.00", "2026-02-04"),
         ("prepaid", "APPLICATION", "-50.00", "2026-02-04"), ("prepaid", "GRANT", "50.00", "2026-01-01"),
         ("prepaid", "REVERSAL", "50.00", "2026-02-04")]
@@ -113,7 +111,7 @@ async def test_credits_across_a_billing_cycle(client, clock):
         token = page["nextToken"]
         if token is None:
             break
-    assert [len(p) for p in pages] == [4, 4, 4] and [e for p in pages for e in p] == entries
+    assert [len(p) for p in pages] == [4, 4] and [e for p in pages for e in p] == entries
     await call(client, "create_customer", id="cust_other", name="Other", account={"id": "other", "name": "O"})
     first = await call(client, "list_wallet_entries", accountId="acme", pageSize=4)
     error = await call_error(client, "list_wallet_entries", accountId="other", nextToken=first["nextToken"])

@@ -1,7 +1,9 @@
-"""The plan and billing period an account is in at an instant (for entitlements, wallets, get_account)."""
+"""The plan and billing period an account is in at an instant (for entitlements, wallets, get_account),
+and the ended periods not invoiced yet (for the wallet's hold on expiring credit)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.billing.schedule import Association
 from togai_engine.billing.state import load_states
 from togai_engine.cycles import Cycle, clip, cycle_containing
+from togai_engine.errors import EngineError
 from togai_engine.plans.schemas import PricePlan
 
 
@@ -36,3 +39,55 @@ def period_at(plan: PricePlan, anchor: datetime, effective_from: datetime, effec
     cycle = clip(cycle_containing(plan.cycle_config, anchor, now), effective_from, effective_until)
     assert cycle is not None  # the association contains `now`, and so does its cycle
     return cycle
+
+
+async def current_plan_and_usage_cycle(
+    session: AsyncSession, account_id: str, now: datetime
+) -> tuple[PricePlan, Cycle] | None:
+    """(plan in effect at `now`, the cycle its quotas count: usage_cycle_at), or None when no plan is in
+    effect. entitlements reads the same in one statement; this is the reference it is tested against."""
+    states, plans = await load_states(session, [account_id])
+    state = states.get(account_id)
+    association = state.association_at(now) if state is not None else None
+    if state is None or association is None:
+        return None
+    plan = plans[association.plan_id]
+    spans = [(a.effective_from, a.effective_until) for a in state.associations if a.effective_from <= now]
+    return plan, usage_cycle_at(plan, association.anchor, coverage_start(spans), now)
+
+
+def usage_cycle_at(plan: PricePlan, anchor: datetime, since: datetime, now: datetime) -> Cycle:
+    """The plan's schedule cycle containing `now`, NOT clipped to the association: after a mid-cycle plan
+    change it still starts where the cycle started (under the previous plan), so quotas count the whole
+    cycle. Only `since` (coverage_start: when the account's uninterrupted run of plans began) bounds its
+    start: usage from before the account had a plan never counts. Its end is the cycle end."""
+    cycle = cycle_containing(plan.cycle_config, anchor, now)
+    return Cycle(max(cycle.start, since), cycle.end)
+
+
+def coverage_start(spans: Sequence[tuple[datetime, datetime | None]]) -> datetime:
+    """Where the run of back-to-back plan associations in effect now began. `spans`: (effectiveFrom,
+    effectiveUntil) of the account's associations that began by now, in order; the last is in effect. A
+    plan change keeps the run going; a gap with no plan starts a new one."""
+    start = spans[-1][0]
+    for begin, until in reversed(spans[:-1]):
+        if until != start:
+            break
+        start = begin
+    return start
+
+
+async def unclosed_periods(session: AsyncSession, account_id: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """(period end, due instant) of the account's periods that ended by `now` and are not invoiced DUE
+    yet: in their grace period, or due but not closed by a bill run. A credit grant that may pay one of
+    them is held by the wallet (not expired) until it is. Empty when billing cannot read the schedule
+    (a bill run reports that account as failed)."""
+    states, plans = await load_states(session, [account_id])
+    state = states.get(account_id)
+    if state is None or not state.associations:
+        return []
+    try:
+        timeline = state.timeline(plans, now)
+    except EngineError:
+        return []
+    return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open if bp.period.end <= now]

@@ -2,7 +2,8 @@
 
 Usage counts every billable event of the current cycle [cycle start, cycle end) — including any
 timestamped after `now`, since the cycle's invoice will bill them too — read from the rollups
-(one query for all metered features). The account may be named by its id or an alias.
+(one query for all metered features). The cycle is the current plan's schedule cycle, not clipped
+to a mid-cycle plan change (README). The account may be named by its id or an alias.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.billing.current import period_at
+from togai_engine.billing.current import coverage_start, usage_cycle_at
 from togai_engine.cycles import Cycle
 from togai_engine.entitlements.features import Feature, evaluate, plan_features
 from togai_engine.entitlements.schemas import AccountEntitlements, Entitlement, EntitlementCheck
@@ -86,16 +87,20 @@ class _Found:
 
 
 async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -> _Found:
-    """The account (by id or alias), and the plan and billing period in effect at `now`, in ONE
-    statement; the period by billing.current.period_at, as current_plan_and_cycle computes it."""
+    """The account (by id or alias), the plan in effect at `now` and the cycle its quotas count
+    (as billing.current.current_plan_and_usage_cycle computes it), in ONE statement: the association in effect, and the start and end
+    of every association that began by `now` (to find where the account's uninterrupted plans began)."""
     conn = await raw_connection(session)
     row = await conn.fetchrow(
-        "SELECT a.id, a.status, p.price_plan_id, p.effective_from, p.effective_until, p.anchor "
-        "FROM account_handles h JOIN accounts a ON a.id = h.account_id "
-        "LEFT JOIN LATERAL (SELECT price_plan_id, effective_from, effective_until, anchor FROM plan_associations "
+        "SELECT a.id, a.status, p.price_plan_id, p.anchor, h.froms, h.untils "
+        "FROM account_handles h0 JOIN accounts a ON a.id = h0.account_id "
+        "LEFT JOIN LATERAL (SELECT price_plan_id, anchor FROM plan_associations "
         "  WHERE account_id = a.id AND effective_from <= $2 AND (effective_until IS NULL OR $2 < effective_until) "
         "  ORDER BY effective_from LIMIT 1) AS p ON true "
-        "WHERE h.handle = $1",
+        "LEFT JOIN LATERAL (SELECT array_agg(effective_from ORDER BY effective_from) AS froms, "
+        "  array_agg(effective_until ORDER BY effective_from) AS untils FROM plan_associations "
+        "  WHERE account_id = a.id AND effective_from <= $2) AS h ON true "
+        "WHERE h0.handle = $1",
         handle, now,
     )
     if row is None:
@@ -103,7 +108,8 @@ async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -
     if row["price_plan_id"] is None:
         return _Found(conn, row["id"], row["status"], None, None)
     plan = await get_plan(session, row["price_plan_id"])
-    cycle = period_at(plan, row["anchor"], row["effective_from"], row["effective_until"], now)
+    cycle = usage_cycle_at(plan, row["anchor"], coverage_start(list(zip(row["froms"], row["untils"], strict=True))),
+                           now)
     return _Found(conn, row["id"], row["status"], plan, cycle)
 
 

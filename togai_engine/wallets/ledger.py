@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, not_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import LateralFromClause
@@ -17,6 +18,7 @@ from togai_engine.wallets.burn import Spendable
 from togai_engine.wallets.models import (
     APPLICATION,
     EXPIRY,
+    RATE_CARD,
     REVERSAL,
     CreditGrantRow,
     WalletEntryRow,
@@ -67,9 +69,27 @@ def _grant_totals() -> LateralFromClause:
     )
 
 
-def _unsettled(account_id: str, now: datetime) -> Select[Any]:
-    """Grants past their expiry (or already expired once) whose entries do not sum to zero."""
+# (period end, due instant) of a billed period whose invoice is not DUE yet
+Unclosed = tuple[datetime, datetime]
+
+
+def may_pay(at: datetime, period_end: datetime | None) -> ColumnElement[bool]:
+    """SQL: the grant may pay an invoice that becomes DUE at `at` for a period ending at `period_end`
+    (README, "Which grants pay an invoice"): started by `at` — a rate-card grant also before the
+    period ended, so it never pays an earlier period — and valid at `at` or through the period."""
+    started = [G.effective_from <= at]
+    valid = [G.effective_until.is_(None), G.effective_until > at]
+    if period_end is not None:
+        started.append(or_(G.source != RATE_CARD, G.effective_from < period_end))
+        valid.append(G.effective_until >= period_end)
+    return and_(*started, or_(*valid))
+
+
+def _unsettled(account_id: str, now: datetime, unclosed: Sequence[Unclosed]) -> Select[Any]:
+    """Grants past their expiry (or already expired once) whose entries do not sum to zero, except those
+    held for an invoice not DUE yet (`unclosed`): they may still pay it, and expire after it."""
     totals = _grant_totals()
+    held = [may_pay(due_at, period_end) for period_end, due_at in unclosed]
     return (
         select(G.account_id, G.id, literal(EXPIRY), -totals.c.total, func.greatest(G.effective_until, totals.c.last_at))
         .select_from(G)
@@ -79,24 +99,31 @@ def _unsettled(account_id: str, now: datetime) -> Select[Any]:
             G.effective_until.is_not(None),
             or_(G.effective_until <= now, totals.c.expired_before),
             totals.c.total != 0,
+            *([not_(or_(*held))] if held else []),
         )
     )
 
 
-async def needs_settling(session: AsyncSession, account_id: str, now: datetime) -> bool:
-    return bool(await session.scalar(select(exists(_unsettled(account_id, now)))))
+async def needs_settling(session: AsyncSession, account_id: str, now: datetime,
+                         unclosed: Sequence[Unclosed] = ()) -> bool:
+    return bool(await session.scalar(select(exists(_unsettled(account_id, now, unclosed)))))
 
 
-async def settle_expiries(session: AsyncSession, account_id: str, now: datetime) -> None:
+async def settle_expiries(session: AsyncSession, account_id: str, now: datetime,
+                          unclosed: Sequence[Unclosed] = ()) -> None:
     """Takes every expired grant's remainder to zero with an EXPIRY entry dated at its expiry (or at
     the grant's latest entry, when a reversal or late application came after the expiry).
 
-    Idempotent: a settled grant sums to zero and is skipped. Run under the wallet lock. A reversal or
-    a late application touching an expired grant is settled by the next call (the EXPIRY entry
-    may then be positive: it gives back what an earlier EXPIRY took and an application used).
+    `unclosed`: the account's billed periods whose invoices are not DUE yet; a grant that may pay one of
+    them (`may_pay`) is held: its expiry is recorded once that invoice is DUE, after the credit it
+    paid. Idempotent: a settled grant sums to zero and is skipped. Run under the wallet lock. A reversal
+    touching an expired grant is settled by the next call; so is an application by a grant whose
+    expiry was recorded before (the EXPIRY entry is then positive: it gives back what that application
+    used) — which the hold prevents for invoices billing knows of.
     """
     await session.execute(
-        insert(E).from_select(["account_id", "grant_id", "kind", "amount", "at"], _unsettled(account_id, now))
+        insert(E).from_select(["account_id", "grant_id", "kind", "amount", "at"],
+                              _unsettled(account_id, now, unclosed))
     )
 
 
@@ -130,18 +157,18 @@ async def spendable_grants(
 ) -> list[Spendable]:
     """Grants in `currency` that may pay an invoice at `at`, with what each can still give.
 
-    Eligible: started by `at`, and either still valid at `at` or valid through `period_end` (the
-    end of the invoiced period). What a grant can give ignores EXPIRY entries: a grant valid through
-    the period pays for it even if its expiry was already recorded (settle_expiries then balances it).
+    Eligible (README, "Which grants pay an invoice"): started by `at`, and either still valid at `at`
+    or valid through `period_end` (the end of the invoiced period). A grant issued by a credit-grant
+    rate card must also have started before `period_end`: it pays the periods it overlapped, never an
+    earlier one (the next cycle's grant starts when the previous period ends, before that period's
+    invoice becomes DUE). What a grant can give ignores EXPIRY entries: a grant valid through the
+    period pays for it even if its expiry was already recorded (settle_expiries then balances it).
     """
     used = func.coalesce(func.sum(E.amount).filter(E.kind.in_((APPLICATION, REVERSAL))), 0)
-    valid = [G.effective_until.is_(None), G.effective_until > at]
-    if period_end is not None:
-        valid.append(G.effective_until >= period_end)
     stmt = (
         select(G.id, G.priority, G.effective_from, G.effective_until, G.amount, (G.amount + used).label("spendable"))
         .outerjoin(E, E.grant_id == G.id)
-        .where(and_(G.account_id == account_id, G.currency == currency, G.effective_from <= at, or_(*valid)))
+        .where(G.account_id == account_id, G.currency == currency, may_pay(at, period_end))
         .group_by(G.id)
     )
     return [

@@ -57,7 +57,9 @@ class WalletBalance(Model):
     availableBalance: Decimal = Field(description="balance - accruedCharges; negative means overage")
     overage: bool = Field(description="true when accrued charges exceed the balance")
     scheduledCredits: Decimal = Field(description="credit granted with a future effectiveFrom (not in balance yet)")
-    grants: list[CreditGrant] = Field(description="active and scheduled grants, in burn order")
+    grants: list[CreditGrant] = Field(
+        description="active and scheduled grants, and EXPIRED ones still holding credit (counted in balance) "
+                    "for an invoice not DUE yet, which they may pay; in burn order")
     asOf: datetime
 
 

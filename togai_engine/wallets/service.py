@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
+from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
 from togai_engine.common.validation import check_currency
@@ -75,7 +76,7 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
                                              f"got {effective_until.isoformat()}")
 
     await ledger.ensure_wallet(session, account.id)
-    await ledger.settle_expiries(session, account.id, now)
+    await _settle(session, account.id, now)
     if data.idempotencyKey is not None:
         earlier = await session.scalar(
             select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
@@ -112,7 +113,8 @@ async def get_wallet_balance(
     balance = round_money(await ledger.balance(session, account.id, now), currency)
     available = balance - (accrued or 0)
     views = [_grant_view(row, rest, now) for row, rest in await ledger.grants_with_remaining(session, account.id)]
-    open_grants = [g for g in views if g.status in ("ACTIVE", "SCHEDULED")]
+    # An EXPIRED grant with credit left after settling is held for an invoice in its grace period.
+    open_grants = [g for g in views if g.status in ("ACTIVE", "SCHEDULED") or g.remaining > 0]
     open_grants.sort(key=lambda g: burn_key(_as_spendable(g)))
     scheduled = sum((g.remaining for g in open_grants if g.status == "SCHEDULED"), Decimal(0))
     return WalletBalance(
@@ -178,6 +180,8 @@ async def apply_credits_to_invoice(
     effectiveFrom, smaller amount, grant id. Eligible grants are in `currency`, started by `at`, and
     valid at `at` — or, when `period_end` (the end of the invoiced period) is given, valid through
     it, so a credit expiring at the cycle end still pays that cycle's invoice after the grace period.
+    With `period_end`, a rate-card grant must also have started before it: the next cycle's grant
+    never pays the previous cycle (ledger.spendable_grants; README "Which grants pay an invoice").
     Each debit is an APPLICATION ledger entry linked to the invoice. Calling again for the same
     invoice returns what is already applied and applies nothing more (until it is reversed).
     """
@@ -193,7 +197,6 @@ async def apply_credits_to_invoice(
         return round_money(-sum((entry.amount for entry in already), Decimal(0)), currency)
     if amount == 0:
         return zero
-    await ledger.settle_expiries(session, account_id, at)
     period_end = _utc(period_end, "period_end") if period_end is not None else None
     grants = await ledger.spendable_grants(session, account_id, currency, at, period_end)
     parts = plan_burn(grants, amount)
@@ -205,8 +208,9 @@ async def apply_credits_to_invoice(
                 for grant_id, part in parts
             ])
         )
-        # A grant whose expiry was already recorded may have paid (valid through the period): rebalance it.
-        await ledger.settle_expiries(session, account_id, at)
+    # No expiry is recorded here (the next read or write of the wallet does it, holding the grants that may
+    # pay invoices not DUE yet): a bill run closing many periods would otherwise read each account's
+    # schedule again after every invoice.
     return round_money(sum((part for _, part in parts), Decimal(0)), currency)
 
 
@@ -223,7 +227,8 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
     for account_id in sorted(account_ids):
         await ledger.lock_wallet(session, account_id)
         # Record expiries due by `at` first, so each is dated and sized as of its own instant.
-        await ledger.settle_expiries(session, account_id, at)
+        unclosed = await unclosed_periods(session, account_id, at)
+        await ledger.settle_expiries(session, account_id, at, unclosed)
         pending = ledger.unreversed_applications(invoice_id).where(E.account_id == account_id).subquery()
         reversed_amounts = await session.scalars(
             insert(E)
@@ -236,7 +241,7 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
             .returning(E.amount)
         )
         total += sum(reversed_amounts, Decimal(0))
-        await ledger.settle_expiries(session, account_id, at)
+        await ledger.settle_expiries(session, account_id, at, unclosed)
     return total
 
 
@@ -252,8 +257,9 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
     specs = grants_for_cycle(cards, plan_id(plan), account.invoice_currency, cycle)
     if not specs:
         return
+    # No settle_expiries here: grants are issued as a period starts, when the previous period's grant has
+    # just expired but may not have paid its invoice yet (apply_credits_to_invoice records it after paying).
     await ledger.ensure_wallet(session, account_id)
-    await ledger.settle_expiries(session, account_id, _utc(at, "at"))
     for spec in specs:
         if spec.one_time and await session.scalar(
             select(exists().where(G.account_id == account_id, G.grantor_id == spec.grantor_id))
@@ -291,10 +297,20 @@ async def _account(session: AsyncSession, account_id: str, *, share_lock: bool =
 
 
 async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetime) -> None:
-    # Reads lock only when an expiry must be recorded, so ordinary reads never wait on writers.
-    if await ledger.needs_settling(session, account_id, now):
-        await ledger.lock_wallet(session, account_id)
-        await ledger.settle_expiries(session, account_id, now)
+    # Reads lock only when an expiry must be recorded, so ordinary reads never wait on writers; the
+    # schedule is read only when some grant has expired unsettled (it may be held for an invoice).
+    if not await ledger.needs_settling(session, account_id, now):
+        return
+    unclosed = await unclosed_periods(session, account_id, now)
+    if unclosed and not await ledger.needs_settling(session, account_id, now, unclosed):
+        return
+    await ledger.lock_wallet(session, account_id)
+    await ledger.settle_expiries(session, account_id, now, unclosed)
+
+
+async def _settle(session: AsyncSession, account_id: str, now: datetime) -> None:
+    """Records the expiries due by `now` (wallet locked), holding grants that may pay an invoice not DUE yet."""
+    await ledger.settle_expiries(session, account_id, now, await unclosed_periods(session, account_id, now))
 
 
 async def _insert_grant_entry(

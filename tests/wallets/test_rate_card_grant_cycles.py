@@ -1,0 +1,140 @@
+"""A credit-grant rate card's grant pays the invoice of its own cycle, never an earlier one.
+
+Plan "Grants": monthly on the 1st, usage at 0.01 per token, and a RECURRING credit-grant card of
+10.00 per cycle expiring at the cycle end (PRICING_CYCLE). Each cycle has 2500 tokens = 25.00 of
+usage, so every DUE invoice is 25.00 - 10.00 credit = 15.00 due, paid by that cycle's own grant.
+The next cycle's grant starts at the very instant the previous invoice becomes DUE (gracePeriod 0),
+or during its grace period: it must not pay the previous cycle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import at, call, iso, tokens_meter
+from togai_engine.billing.runs import run_bill
+
+
+async def _plan(client: Any, grace: int) -> str:
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", name="Grants", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": grace},
+        rateCards={
+            "usageRateCards": [{"usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}],
+            "creditGrantRateCards": [{"name": "monthly", "type": "RECURRING",
+                                      "grantDetails": {"priority": 1, "expiryType": "PRICING_CYCLE"},
+                                      "rateDetails": {"currencySlabRateDetails": [
+                                          {"currency": "USD", "creditAmount": "10.00"}]}}],
+        })
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": iso(2026, 1, 1)})
+    return str(plan["id"])
+
+
+async def _tokens(client: Any, event_id: str, when: str, tokens: str = "2500") -> None:
+    await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "timestamp": when,
+                                              "accountId": "acme", "attributes": {"tokens": tokens}})
+
+
+async def _due(client: Any) -> list[tuple[str, str, str, str]]:
+    """(start, total, credits applied, amount due) of the DUE invoices, oldest first."""
+    page = await call(client, "list_invoices", accountId="acme", status="DUE", pageSize=100)
+    return sorted((i["startDate"][:10], i["totalAmount"], i["creditsApplied"], i["amountDue"]) for i in page["data"])
+
+
+async def _ledger(client: Any) -> list[tuple[str, str, str, str]]:
+    """(grant's cycle month, kind, amount, date) of every ledger entry, oldest first."""
+    entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
+    month = {e["grantId"]: e["at"][:7] for e in entries if e["kind"] == "GRANT"}
+    return [(month[e["grantId"]], e["kind"], e["amount"], e["at"][:10]) for e in reversed(entries)]
+
+
+# Each cycle's grant +10.00 at its start and -10.00 to its own invoice when that becomes DUE (1st of
+# the next month, gracePeriod 0); April's grant (issued as April starts) is untouched. No EXPIRY at
+# all: every grant is used up by the invoice of its cycle.
+THREE_CYCLES = [
+    ("2026-01", "GRANT", "10.00", "2026-01-01"), ("2026-01", "APPLICATION", "-10.00", "2026-02-01"),
+    ("2026-02", "GRANT", "10.00", "2026-02-01"), ("2026-02", "APPLICATION", "-10.00", "2026-03-01"),
+    ("2026-03", "GRANT", "10.00", "2026-03-01"), ("2026-03", "APPLICATION", "-10.00", "2026-04-01"),
+    ("2026-04", "GRANT", "10.00", "2026-04-01"),
+]
+# 2500 tokens × 0.01 = 25.00 per cycle; 10.00 of it paid by the cycle's grant: 15.00 due
+PAID_BY_OWN_GRANT = [("2026-01-01", "25.00", "10.00", "15.00"), ("2026-02-01", "25.00", "10.00", "15.00"),
+                     ("2026-03-01", "25.00", "10.00", "15.00")]
+
+
+def _ledger_sorted(rows: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    return sorted(rows, key=lambda r: (r[0], r[3], r[1] != "GRANT"))
+
+
+async def test_each_cycle_is_paid_by_its_own_grant_as_the_clock_moves(client, clock) -> None:
+    await _plan(client, grace=0)
+    for month in (1, 2, 3):
+        clock.set(at(2026, month, 15))
+        await _tokens(client, f"e{month}", iso(2026, month, 10))
+        clock.set(at(2026, month + 1, 1))  # the cycle ends, its invoice becomes DUE at once (grace 0)
+        due = await _due(client)
+        # the newest DUE invoice: 25.00 - its own grant's 10.00 = 15.00; the next cycle's grant (started
+        # at this very instant) is not applied
+        assert due[-1] == PAID_BY_OWN_GRANT[month - 1]
+        wallet = await call(client, "get_wallet_balance", accountId="acme")
+        # only the new cycle's grant is left: 10.00, nothing accrued yet in it
+        assert (wallet["balance"], wallet["accruedCharges"], wallet["availableBalance"]) == ("10.00", "0.00", "10.00")
+        assert [(g["remaining"], g["effectiveFrom"]) for g in wallet["grants"]] == [("10.00", iso(2026, month + 1, 1))]
+    assert await _due(client) == PAID_BY_OWN_GRANT
+    ledger = await _ledger(client)
+    assert _ledger_sorted(ledger) == THREE_CYCLES
+    assert not [e for e in ledger if e[1] == "EXPIRY"]
+    invoice = await call(client, "get_invoice", invoiceId=(await call(
+        client, "list_invoices", accountId="acme", status="DUE", pageSize=1))["data"][0]["id"])
+    assert (invoice["totalAmount"], invoice["creditsApplied"], invoice["amountDue"]) == ("25.00", "10.00", "15.00")
+
+
+async def test_a_bill_run_ahead_of_time_gives_the_same_invoices_and_ledger(client, clock, db) -> None:
+    await _plan(client, grace=0)
+    clock.set(at(2026, 1, 15))
+    for month in (1, 2, 3):
+        await _tokens(client, f"e{month}", iso(2026, month, 10))
+    # As `togai-engine bill --as-of 2026-04-01T00:00:00Z`: January, February and March close in one run,
+    # after every grant up to April's has been issued.
+    summary = await run_bill(db, at(2026, 4, 1))
+    assert (summary.invoicesDue, summary.failed) == (3, [])
+    assert await _due(client) == PAID_BY_OWN_GRANT
+    ledger = await _ledger(client)
+    assert _ledger_sorted(ledger) == THREE_CYCLES
+    assert not [e for e in ledger if e[1] == "EXPIRY"]
+    clock.set(at(2026, 4, 2))
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert (wallet["balance"], [g["effectiveFrom"] for g in wallet["grants"]]) == ("10.00", [iso(2026, 4, 1)])
+
+
+async def test_with_a_grace_period_the_next_grant_waits_and_a_manual_grant_pays(client, clock) -> None:
+    await _plan(client, grace=3)
+    clock.set(at(2026, 1, 15))
+    await _tokens(client, "e1", iso(2026, 1, 10))
+    clock.set(at(2026, 2, 2))  # January is in its grace period (DUE 4 Feb); February's grant exists already
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    # January's grant expired on 1 Feb but is held for January's invoice: still in the balance, listed
+    # EXPIRED with its 10.00. Balance 10.00 + February's 10.00 = 20.00; accrued: January's 25.00 (in grace)
+    # + February's 0.00; available 20.00 - 25.00 = -5.00.
+    assert (wallet["balance"], wallet["accruedCharges"], wallet["availableBalance"]) == ("20.00", "25.00", "-5.00")
+    assert [(g["status"], g["remaining"], g["effectiveFrom"][:10]) for g in wallet["grants"]] == [
+        ("EXPIRED", "10.00", "2026-01-01"), ("ACTIVE", "10.00", "2026-02-01")]
+    january, february = (g["id"] for g in wallet["grants"])
+    # A manual grant given during the grace period, effective now: it is effective when January becomes DUE.
+    manual = (await call(client, "grant_credit", accountId="acme", amount="4.00", purpose="GOODWILL"))["grant"]["id"]
+    clock.set(at(2026, 2, 4))
+    # January 25.00: its own grant 10.00 (priority 1) + the manual 4.00 (priority 100) = 14.00 applied,
+    # 11.00 due. February's grant (started 1 Feb, during January's grace) pays nothing of January.
+    assert await _due(client) == [("2026-01-01", "25.00", "14.00", "11.00")]
+    entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
+    name = {january: "january", february: "february", manual: "manual"}
+    # No EXPIRY: January's grant was held through the grace period and used up by its invoice.
+    assert [(name[e["grantId"]], e["kind"], e["amount"], e["at"][:10]) for e in reversed(entries)] == [
+        ("january", "GRANT", "10.00", "2026-01-01"), ("february", "GRANT", "10.00", "2026-02-01"),
+        ("manual", "GRANT", "4.00", "2026-02-02"),
+        ("january", "APPLICATION", "-10.00", "2026-02-04"), ("manual", "APPLICATION", "-4.00", "2026-02-04")]
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert (wallet["balance"], [g["id"] for g in wallet["grants"]]) == ("10.00", [february])
