@@ -11,7 +11,6 @@ from pydantic import Field
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.app import financials
 from togai_engine.pricing.money import parse_decimal
-from togai_engine.wallets import service as wallets
 from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance, WalletLedger
 
 AccountId = Annotated[str, Field(description="the account's id")]
@@ -48,7 +47,7 @@ async def grant_credit(
         idempotencyKey=idempotencyKey,
     )
     async with uow(ctx) as u:
-        result = await wallets.grant_credit(u.session, data, u.now)
+        result = await financials.grant_credit(u.session, data, u.now)
         u.changed(result.grant.id)
         return result
 

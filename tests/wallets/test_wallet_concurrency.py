@@ -11,10 +11,13 @@ from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError
 
-from togai_engine.app import accounts
 from togai_engine.accounts.schemas import AccountUpdate
+from togai_engine.app import accounts
+from togai_engine.billing.current import unclosed_periods
 from togai_engine.errors import Conflict
 from togai_engine.store.database import raw_connection
+from togai_engine.wallets import service as wallets
+from togai_engine.wallets.schemas import GrantCreditInput
 from wallet_helpers import T0, apply, balance, day, entries, grant, ledger_sum, make_account
 
 D = Decimal
@@ -83,15 +86,13 @@ async def test_currency_change_racing_a_grant_never_leaves_credit_in_the_old_cur
 
 async def test_currency_change_waits_for_an_open_grant_then_is_refused(db):
     acc = await make_account(db)
-    from togai_engine.wallets import service as wallets
-    from togai_engine.wallets.schemas import GrantCreditInput
 
     async def change_currency():
         async with db.unit_of_work() as s:
             await accounts.update_account(s, acc, AccountUpdate(invoiceCurrency="EUR"), T0)
 
     async with db.unit_of_work() as s:
-        await wallets.grant_credit(s, GrantCreditInput(accountId=acc, amount=D("5.00")), T0)
+        await wallets.grant_credit(s, GrantCreditInput(accountId=acc, amount=D("5.00")), T0, unclosed=unclosed_periods)
         change = asyncio.create_task(change_currency())
         await asyncio.sleep(0.3)
         assert not change.done()  # blocked by the grant's share lock on the account
@@ -110,7 +111,7 @@ async def test_a_grant_waits_for_a_ledger_listing_so_page_and_balance_agree(db):
     acc = await make_account(db)
     await grant(db, acc, "10.00")
     async with db.unit_of_work() as session:
-        listed = await wallets.list_wallet_entries(session, acc, day(1))
+        listed = await wallets.list_wallet_entries(session, acc, day(1), unclosed=unclosed_periods)
         writer = asyncio.create_task(grant(db, acc, "5.00", now=day(1)))
         await asyncio.sleep(0.5)
         assert not writer.done()  # held by the listing's share lock on the wallet row

@@ -15,6 +15,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from togai_engine.billing.current import unclosed_periods
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets import ledger
 from togai_engine.wallets import service as wallets
@@ -174,7 +175,8 @@ async def _listed_ledger(db, account_id: str, now):
     pages, token = [], None
     while True:
         async with db.unit_of_work() as s:
-            page = await wallets.list_wallet_entries(s, account_id, now, page_size=3, next_token=token)
+            page = await wallets.list_wallet_entries(s, account_id, now, unclosed=unclosed_periods, page_size=3,
+                                                     next_token=token)
         pages.append(page)
         token = page.nextToken
         if token is None:

@@ -9,6 +9,7 @@ from typing import Any
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountCreate
 from togai_engine.app import financials
+from togai_engine.billing.current import unclosed_periods
 from togai_engine.customers import service as customers
 from togai_engine.customers.schemas import CustomerCreate
 from togai_engine.store.database import Database, raw_connection
@@ -35,7 +36,7 @@ async def make_account(db: Database, account_id: str = "acc_1", currency: str = 
 async def grant(db: Database, account_id: str, amount: str, *, now: datetime = T0, **fields: Any) -> GrantCreditResult:
     async with db.unit_of_work() as s:
         return await wallets.grant_credit(
-            s, GrantCreditInput(accountId=account_id, amount=Decimal(amount), **fields), now
+            s, GrantCreditInput(accountId=account_id, amount=Decimal(amount), **fields), now, unclosed=unclosed_periods
         )
 
 
@@ -50,7 +51,7 @@ async def apply(db: Database, account_id: str, invoice_id: str, amount: str, at:
 
 async def reverse(db: Database, invoice_id: str, at: datetime) -> Decimal:
     async with db.unit_of_work() as s:
-        return await wallets.reverse_invoice_credits(s, invoice_id=invoice_id, at=at)
+        return await wallets.reverse_invoice_credits(s, invoice_id=invoice_id, at=at, unclosed=unclosed_periods)
 
 
 async def balance(db: Database, account_id: str, now: datetime) -> Any:

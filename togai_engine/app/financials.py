@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountFinancial, Period, PlanRef
 from togai_engine.billing.close import close_due_cycles
-from togai_engine.billing.current import current_plan_and_cycle
+from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
 from togai_engine.errors import EngineError
 from togai_engine.invoices import service as invoices
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.pricing import round_money
 from togai_engine.wallets import service as wallets
-from togai_engine.wallets.schemas import WalletBalance, WalletLedger
+from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance, WalletLedger
 
 
 async def accrued_charges(session: AsyncSession, account_id: str, currency: str, now: datetime,
@@ -51,7 +51,8 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     has_invoices = await session.scalar(select(exists().where(InvoiceRow.account_id == account_id)))
     if current is not None or has_invoices:
         financial.outstanding = await invoices.outstanding(session, account_id, currency)
-    financial.wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges)
+    financial.wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
+                                                    unclosed=unclosed_periods)
     return financial
 
 
@@ -60,10 +61,15 @@ async def wallet_balance(session: AsyncSession, account_id: str, now: datetime) 
     await close_due_cycles(session, now, [account_id])
     in_effect = await current_plan_and_cycle(session, account_id, now) is not None
     accrued = await accrued_charges(session, account_id, account.invoice_currency, now, in_effect)
-    return await wallets.get_wallet_balance(session, account_id, now, accrued)
+    return await wallets.get_wallet_balance(session, account_id, now, accrued, unclosed=unclosed_periods)
 
 
 async def wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None,
                          next_token: str | None) -> WalletLedger:
     await close_due_cycles(session, now, [account_id])
-    return await wallets.list_wallet_entries(session, account_id, now, page_size=page_size, next_token=next_token)
+    return await wallets.list_wallet_entries(session, account_id, now, unclosed=unclosed_periods, page_size=page_size,
+                                             next_token=next_token)
+
+
+async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime) -> GrantCreditResult:
+    return await wallets.grant_credit(session, data, now, unclosed=unclosed_periods)

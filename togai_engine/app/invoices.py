@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.models import AccountRow
 from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.schemas import Page
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput, NotFound
@@ -58,4 +59,4 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
     row = await invoices.get_row(session, invoice_id)
     await close_due_cycles(session, now, [row.account_id])
-    return await invoices.update_invoice_status(session, invoice_id, status, now)
+    return await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods)

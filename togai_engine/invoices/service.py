@@ -232,7 +232,8 @@ async def current_draft(session: AsyncSession, account_id: str, now: datetime) -
     return rows[0] if rows else None
 
 
-async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
+async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime, *,
+                                unclosed: wallets.UnclosedPeriods) -> Invoice:
     """DUE -> PAID or DUE -> VOID (voiding gives applied credits back). Repeating the change is a no-op."""
     row = await get_row(session, invoice_id, lock=True)
     if status not in ("PAID", "VOID"):
@@ -248,7 +249,7 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
         raise InvalidInput("status", f"invoice {invoice_id!r} is {row.status}, which is final; only DUE invoices "
                                      "can be marked PAID or VOID")
     if status == "VOID":
-        returned = await wallets.reverse_invoice_credits(session, invoice_id=row.id, at=now)
+        returned = await wallets.reverse_invoice_credits(session, invoice_id=row.id, at=now, unclosed=unclosed)
         row.credits_applied = max((row.credits_applied or ZERO) - returned, ZERO)
         row.amount_due = ZERO
     row.status = status

@@ -7,6 +7,7 @@ that starts under a plan with credit-grant rate cards.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
-from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
 from togai_engine.common.validation import check_currency
@@ -49,12 +49,18 @@ from togai_engine.wallets.schemas import (
 G = CreditGrantRow
 E = WalletEntryRow
 
+# Billing's (period end, due instant) of the account's ended periods not invoiced DUE yet, as of an instant:
+# a grant that may pay one of them is held, not expired (README "Which grants pay an invoice"). Billing sits
+# above wallets, so the application layer hands its function in (billing.current.unclosed_periods).
+UnclosedPeriods = Callable[[AsyncSession, str, datetime], Awaitable[list[tuple[datetime, datetime]]]]
+
 
 # ---------------------------------------------------------------------------------------------------
 # Tools: grant_credit, get_wallet_balance
 
 
-async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime) -> GrantCreditResult:
+async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime, *,
+                       unclosed: UnclosedPeriods) -> GrantCreditResult:
     """Adds a credit grant (and its GRANT ledger entry); the same idempotencyKey with the same
     content returns the earlier grant, with different content it is a Conflict."""
     account = await _account(session, data.accountId, share_lock=True)
@@ -76,7 +82,7 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
                                              f"got {effective_until.isoformat()}")
 
     await ledger.ensure_wallet(session, account.id)
-    await _settle(session, account.id, now)
+    await _settle(session, account.id, now, unclosed)
     if data.idempotencyKey is not None:
         earlier = await session.scalar(
             select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
@@ -103,13 +109,13 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
 
 
 async def get_wallet_balance(
-    session: AsyncSession, account_id: str, now: datetime, accrued: Decimal | None
+    session: AsyncSession, account_id: str, now: datetime, accrued: Decimal | None, *, unclosed: UnclosedPeriods
 ) -> WalletBalance:
     """The ledger balance as of `now`, the open cycle's accrued charges (billing's, given: None when the
     account has no plan in effect), and active/scheduled grants. Call after billing caught up to `now`."""
     account = await _account(session, account_id)
     currency = account.invoice_currency
-    await _settle_if_needed(session, account.id, now)
+    await _settle_if_needed(session, account.id, now, unclosed)
     balance = round_money(await ledger.balance(session, account.id, now), currency)
     available = balance - (accrued or 0)
     views = [_grant_view(row, rest, now) for row, rest in await ledger.grants_with_remaining(session, account.id)]
@@ -124,13 +130,14 @@ async def get_wallet_balance(
     )
 
 
-async def list_wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None = None,
+async def list_wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, unclosed: UnclosedPeriods,
+                              page_size: int | None = None,
                               next_token: str | None = None) -> WalletLedger:
     """The wallet's ledger, newest entry first, with the balance it sums to as of `now` (call after billing
     caught up to `now`: a DUE invoice applies credit)."""
     account = await _account(session, account_id)
     currency = account.invoice_currency
-    await _settle_if_needed(session, account.id, now)
+    await _settle_if_needed(session, account.id, now, unclosed)
     kind = f"wallet_entries:{account.id}"
     # the page and the balance from one state of the ledger (writers wait for this transaction)
     if not await ledger.share_wallet(session, account.id):  # no wallet yet: no entry
@@ -149,9 +156,9 @@ async def list_wallet_entries(session: AsyncSession, account_id: str, now: datet
 
 
 async def wallet_summary(session: AsyncSession, account_id: str, now: datetime,
-                         accrued: Decimal | None) -> WalletSummary:
+                         accrued: Decimal | None, *, unclosed: UnclosedPeriods) -> WalletSummary:
     """The wallet part of get_account's financial section."""
-    wallet = await get_wallet_balance(session, account_id, now, accrued)
+    wallet = await get_wallet_balance(session, account_id, now, accrued, unclosed=unclosed)
     return WalletSummary(currency=wallet.currency, balance=wallet.balance, availableBalance=wallet.availableBalance)
 
 
@@ -214,7 +221,8 @@ async def apply_credits_to_invoice(
     return round_money(sum((part for _, part in parts), Decimal(0)), currency)
 
 
-async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at: datetime) -> Decimal:
+async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at: datetime,
+                                  unclosed: UnclosedPeriods) -> Decimal:
     """Gives back every credit applied to the invoice (a voided invoice), exactly once: a second call
     reverses nothing and returns 0. A reversed credit whose grant has expired expires again at once."""
     at = _utc(at, "at")
@@ -227,8 +235,8 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
     for account_id in sorted(account_ids):
         await ledger.lock_wallet(session, account_id)
         # Record expiries due by `at` first, so each is dated and sized as of its own instant.
-        unclosed = await unclosed_periods(session, account_id, at)
-        await ledger.settle_expiries(session, account_id, at, unclosed)
+        held = await unclosed(session, account_id, at)
+        await ledger.settle_expiries(session, account_id, at, held)
         pending = ledger.unreversed_applications(invoice_id).where(E.account_id == account_id).subquery()
         reversed_amounts = await session.scalars(
             insert(E)
@@ -241,7 +249,7 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
             .returning(E.amount)
         )
         total += sum(reversed_amounts, Decimal(0))
-        await ledger.settle_expiries(session, account_id, at, unclosed)
+        await ledger.settle_expiries(session, account_id, at, held)
     return total
 
 
@@ -296,21 +304,22 @@ async def _account(session: AsyncSession, account_id: str, *, share_lock: bool =
     return row
 
 
-async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetime) -> None:
+async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetime,
+                            unclosed: UnclosedPeriods) -> None:
     # Reads lock only when an expiry must be recorded, so ordinary reads never wait on writers; the
     # schedule is read only when some grant has expired unsettled (it may be held for an invoice).
     if not await ledger.needs_settling(session, account_id, now):
         return
-    unclosed = await unclosed_periods(session, account_id, now)
-    if unclosed and not await ledger.needs_settling(session, account_id, now, unclosed):
+    held = await unclosed(session, account_id, now)
+    if held and not await ledger.needs_settling(session, account_id, now, held):
         return
     await ledger.lock_wallet(session, account_id)
-    await ledger.settle_expiries(session, account_id, now, unclosed)
+    await ledger.settle_expiries(session, account_id, now, held)
 
 
-async def _settle(session: AsyncSession, account_id: str, now: datetime) -> None:
+async def _settle(session: AsyncSession, account_id: str, now: datetime, unclosed: UnclosedPeriods) -> None:
     """Records the expiries due by `now` (wallet locked), holding grants that may pay an invoice not DUE yet."""
-    await ledger.settle_expiries(session, account_id, now, await unclosed_periods(session, account_id, now))
+    await ledger.settle_expiries(session, account_id, now, await unclosed(session, account_id, now))
 
 
 async def _insert_grant_entry(
