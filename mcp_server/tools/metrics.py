@@ -21,10 +21,16 @@ async def get_metrics(
     endTime: Annotated[datetime, Field(description="exclusive end, ISO 8601 with offset")],
     metricQueries: Annotated[list[MetricQuery], Field(min_length=1, max_length=5, description="1 to 5 queries")],
 ) -> GetMetricsResponse:
-    """Time series of EVENTS (raw events stored; groupBy ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS) or
-    USAGE (meter quantities, exactly as invoiced; groupBy ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID),
-    bucketed by aggregationPeriod HOUR/DAY/WEEK/MONTH in UTC over [startTime, endTime). Filters:
-    ACCOUNT_ID, CUSTOMER_ID, and SCHEMA_NAME (EVENTS) or USAGE_METER_ID (USAGE). At most 300 points
-    per series: use a longer period for long ranges. Values are decimal strings."""
+    """Time series of EVENTS (raw events stored; groupBy ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS),
+    USAGE (meter quantities, exactly as invoiced; groupBy ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID) or
+    REVENUE (the whole invoice in its currency: usage amounts, fixed fees, minimum-commitment true-up; summed
+    over a DUE/PAID invoice's period it equals its totalAmount, over an open period the DRAFT so far; VOID
+    invoices count nothing. Usage falls in the buckets where it accrues, an IN_ADVANCE fee in the period's
+    first bucket, an IN_ARREARS fee and the true-up in its last. groupBy ACCOUNT_ID, CUSTOMER_ID or
+    USAGE_METER_ID: there a fixed fee's series has fieldValue = its rate card name and the true-up's
+    "minimum_commitment"), bucketed by aggregationPeriod HOUR/DAY/WEEK/MONTH in UTC over [startTime,
+    endTime). Filters: ACCOUNT_ID, CUSTOMER_ID, and SCHEMA_NAME (EVENTS) or USAGE_METER_ID (USAGE, REVENUE:
+    keeps those meters' usage amounts only, no fee or true-up). At most 300 points per series: use a longer
+    period for long ranges. Values are decimal strings."""
     async with pure_read(ctx) as u:
         return await metrics.get_metrics(u.session, startTime, endTime, metricQueries)

@@ -1,18 +1,27 @@
-"""REVENUE for get_metrics: usage rate card amounts, spread over time buckets so they add up exactly.
+"""REVENUE for get_metrics: the whole invoice (usage, fixed fees, true-up), in time buckets that add up exactly.
 
-For an invoice period P and a usage rate card, let R(t) be the card's amount (rounded, as invoiced) for the
-usage in [P.start, t), with R(P.start) = 0 and, once the invoice is DUE or PAID, R(P.end) = the amount on
-the invoice. A bucket's revenue is R(its end) - R(its start), both clipped to P and to the query range.
-The sum over the buckets covering P telescopes to R(P.end): REVENUE over a closed period equals the
-invoice's usage amounts to the cent, whatever the pricing model (a base fee shows in P's first bucket).
-Values are in the accounts' invoice currency; VOID invoices carry no revenue; fixed fees and true-ups are
-not usage revenue and are left out.
+For an invoice period P, let R(t) be what its invoice has charged by instant t, with R(P.start) = 0:
+- each usage rate card: its amount (rounded, as invoiced) for the usage in [P.start, t);
+- each IN_ADVANCE fixed fee: its amount (prorated as invoiced) from the first instant, t > P.start;
+- each IN_ARREARS fixed fee and the minimum-commitment true-up: only at t = P.end (the true-up is known then).
+At P.end every line takes its invoiced value: the frozen line of a DUE/PAID invoice, the live composition
+(`compose_invoice` over the usage so far) of a DRAFT. A bucket's revenue is R(its end) - R(its start), both
+clipped to P and to the query range. The sum over the buckets covering P telescopes to R(P.end): REVENUE over
+a closed period equals the invoice's totalAmount (subTotal + trueUp, before wallet credits) to the cent, and
+over an open period what its DRAFT shows so far. An advance fee thus falls in the bucket holding P.start, an
+arrears fee and the true-up in the bucket holding P's last instant; a base fee (a first-slab FLAT rate) in P's
+first bucket. Values are in the accounts' invoice currency; VOID invoices carry no revenue.
+
+Grouped by USAGE_METER_ID, usage amounts fall under their meter and the other lines under their rate card
+name (a fixed fee's name, `minimum_commitment` for the true-up), as invoice lines name them. A USAGE_METER_ID
+filter keeps those meters' usage amounts only.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -21,17 +30,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import InvalidInput
-from togai_engine.invoices.compose import USAGE_LINE
+from togai_engine.invoices.compose import FIXED_FEE_LINE, TRUE_UP_LINE, USAGE_LINE, compose_invoice
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
+from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.schemas import PricePlan
 from togai_engine.plans.service import get_plans
 from togai_engine.pricing import rate_usage
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
 ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A top-level invoice line as REVENUE places it."""
+
+    line_type: str
+    rate_card_name: str
+    value: Decimal  # rounded, as on the invoice
+    in_advance: bool  # an IN_ADVANCE fixed fee: charged from the period's first instant
 
 
 async def revenue_series(
@@ -62,7 +84,8 @@ async def revenue_series(
                                                f"({', '.join(sorted({r.currency for r in rows}))}); group by "
                                                "ACCOUNT_ID or filter by ACCOUNT_ID/CUSTOMER_ID to one currency")
     plans = await get_plans(session, {r.price_plan_id for r in rows})
-    invoiced = await _invoiced_amounts(session, [r.id for r in rows if r.status != "DRAFT"])
+    stored = await _stored_lines(session, [r.id for r in rows if r.status != "DRAFT"])
+    full_cycles = await _full_cycles(session, [r for r in rows if r.status == "DRAFT"], plans)
 
     # Cut each period at the bucket boundaries inside it (and at the query range).
     cuts: dict[str, list[datetime]] = {}
@@ -72,53 +95,110 @@ async def revenue_series(
         points = [lower, *(b for b in buckets if lower < b < upper), upper]
         cuts[row.id] = points
         card_meters = {c.usageMeterId for c in plans[row.price_plan_id].rateCards.usageRateCards}
-        card_meters = card_meters & meters if meters is not None else card_meters
+        if meters is not None:
+            card_meters &= meters
         for point in points:
-            if point > row.period_start and card_meters:
+            # A DRAFT composed at its period's end needs the quantities of all its meters (its true-up does).
+            if point == row.period_end and row.status == "DRAFT":
+                point_meters = {c.usageMeterId for c in plans[row.price_plan_id].rateCards.usageRateCards}
+            else:
+                point_meters = card_meters
+            if point > row.period_start and point_meters:
                 accounts_in, meters_in = wanted[(row.period_start, point)]
                 accounts_in.add(row.account_id)
-                meters_in.update(card_meters)
+                meters_in.update(point_meters)
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]] = {}
     for (lower, upper), (accounts_in, meters_in) in wanted.items():
         quantities[(lower, upper)] = await meter_quantities(
             session, start=lower, end=upper, account_ids=sorted(accounts_in), meter_ids=sorted(meters_in))
 
     values: dict[tuple[str | None, datetime], Decimal] = defaultdict(lambda: ZERO)
+
+    def bucket_of(instant: datetime) -> datetime:
+        return buckets[bisect_right(buckets, instant) - 1]  # buckets[0] <= start <= instant
+
     for row in rows:
         plan = plans[row.price_plan_id]
+        group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
+        if row.status == "DRAFT":
+            # Composed at P.end from the usage so far; only P.end <= end needs it (its quantities are fetched then).
+            at_end = quantities.get((row.period_start, row.period_end), {}) if row.period_end <= end else {}
+            final = _composed_lines(plan, row, full_cycles[row.id],
+                                    {meter: q for (account, meter), q in at_end.items() if account == row.account_id})
+        else:
+            final = stored.get(row.id, [])
+        invoiced = {line.rate_card_name: line.value for line in final if line.line_type == USAGE_LINE}
+        points = cuts[row.id]
         for usage in plan.usage_pricing:
             meter_id = usage.card.usageMeterId
             if meters is not None and meter_id not in meters:
                 continue
 
-            def amount(point: datetime, *, row: Any = row, usage: Any = usage, meter_id: str = meter_id) -> Decimal:
+            def amount(point: datetime, *, row: Any = row, usage: Any = usage, meter_id: str = meter_id,
+                       invoiced: dict[str, Decimal] = invoiced) -> Decimal:
                 if point <= row.period_start:
                     return ZERO
-                if point == row.period_end and row.status != "DRAFT":
-                    return invoiced.get((row.id, usage.card.name), ZERO)
+                if point == row.period_end:
+                    return invoiced.get(usage.card.name, ZERO)
                 quantity = quantities[(row.period_start, point)].get((row.account_id, meter_id), ZERO)
                 return rate_usage(usage.rate_plan, usage.rate_values[row.currency], quantity).amount
 
-            group = {"ACCOUNT_ID": row.account_id, "USAGE_METER_ID": meter_id, "CUSTOMER_ID": row.customer_id,
-                     None: None}[query.groupBy]
-            points = cuts[row.id]
+            group = meter_id if query.groupBy == "USAGE_METER_ID" else group_of_row[query.groupBy]
             previous = amount(points[0])
             for lower, upper in pairwise(points):
                 current = amount(upper)
-                bucket = buckets[bisect_right(buckets, lower) - 1]  # buckets[0] <= start <= lower
-                values[(group, bucket)] += current - previous
+                values[(group, bucket_of(lower))] += current - previous
                 previous = current
+        if meters is not None:
+            continue  # a meter filter keeps usage amounts only
+        for line in final:
+            if line.line_type == USAGE_LINE:
+                continue
+            group = line.rate_card_name if query.groupBy == "USAGE_METER_ID" else group_of_row[query.groupBy]
+            values[(group, bucket_of(points[0]))] += ZERO  # every card of an invoice in range has a series
+            if line.in_advance and row.period_start >= start:
+                values[(group, bucket_of(row.period_start))] += line.value
+            elif not line.in_advance and row.period_end <= end:
+                # The bucket holding the period's last instant: the one before the bucket starting at P.end.
+                values[(group, buckets[bisect_left(buckets, row.period_end) - 1])] += line.value
     return _series(values, query.groupBy, buckets)
 
 
-async def _invoiced_amounts(session: AsyncSession, invoice_ids: list[str]) -> dict[tuple[str, str], Decimal]:
-    """(invoice, rate card name) -> the usage amount on the frozen invoice."""
+def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:
+    return _Line(line_type, rate_card_name or "", value,
+                 line_type == FIXED_FEE_LINE and (details or {}).get("invoiceTiming") == "IN_ADVANCE")
+
+
+async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[str, list[_Line]]:
+    """Invoice -> the top-level lines of the frozen invoice (usage, fixed fees, true-up)."""
     if not invoice_ids:
         return {}
     rows = await session.execute(
-        select(InvoiceLineRow.invoice_id, InvoiceLineRow.rate_card_name, InvoiceLineRow.value)
-        .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.line_type == USAGE_LINE))
-    return {(invoice_id, name): value for invoice_id, name, value in rows.tuples()}
+        select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
+               InvoiceLineRow.value, InvoiceLineRow.details)
+        .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None),
+               InvoiceLineRow.line_type.in_((USAGE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE))))
+    lines: dict[str, list[_Line]] = defaultdict(list)
+    for invoice_id, line_type, name, value, details in rows.tuples():
+        lines[invoice_id].append(_line(line_type, name, value, details))
+    return lines
+
+
+async def _full_cycles(session: AsyncSession, drafts: list[InvoiceRow], plans: dict[str, PricePlan]) -> dict[str, Cycle]:
+    """DRAFT invoice -> the plan's full cycle holding its period (the base of proration, as billing uses)."""
+    if not drafts:
+        return {}
+    anchors = dict((await session.execute(
+        select(PlanAssociationRow.id, PlanAssociationRow.anchor)
+        .where(PlanAssociationRow.id.in_({r.association_id for r in drafts})))).tuples().all())
+    return {r.id: cycle_containing(plans[r.price_plan_id].cycle_config, anchors[r.association_id], r.period_start)
+            for r in drafts}
+
+
+def _composed_lines(plan: PricePlan, row: InvoiceRow, full_cycle: Cycle, quantities: dict[str, Decimal]) -> list[_Line]:
+    """The top-level lines of a DRAFT invoice, composed as billing composes it, from `quantities`."""
+    composed = compose_invoice(plan, row.currency, Cycle(row.period_start, row.period_end), full_cycle, quantities)
+    return [_line(line.line_type, line.rate_card_name, line.value, line.details) for line in composed.lines]
 
 
 def _series(values: dict[tuple[str | None, datetime], Decimal], group_by: str | None,

@@ -16,16 +16,19 @@ AggregationPeriod = Literal["HOUR", "DAY", "WEEK", "MONTH"]
 
 class MetricFilter(Model):
     fieldName: str = Field(description="ACCOUNT_ID, CUSTOMER_ID, SCHEMA_NAME or EVENT_STATUS (EVENTS); "
-                                       "ACCOUNT_ID, CUSTOMER_ID or USAGE_METER_ID (USAGE)")
+                                       "ACCOUNT_ID, CUSTOMER_ID or USAGE_METER_ID (USAGE, REVENUE)")
     fieldValues: list[str] = Field(min_length=1, max_length=100)
 
 
 class MetricQuery(Model):
     id: str = Field(min_length=1, max_length=100, description="your label; echoed in the result")
-    name: MetricName = Field(description="EVENTS (raw events stored), USAGE (meter quantities), REVENUE")
+    name: MetricName = Field(description="EVENTS (raw events stored), USAGE (meter quantities), REVENUE (invoice "
+                                         "amounts: usage, fixed fees, true-up)")
     aggregationPeriod: AggregationPeriod = Field(default="DAY", description="bucket size, in UTC")
     groupBy: str | None = Field(default=None, description="EVENTS: ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS; "
-                                                          "USAGE: ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID")
+                                                          "USAGE, REVENUE: ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID "
+                                                          "(REVENUE by USAGE_METER_ID: fixed fees and the true-up "
+                                                          "under their rate card name)")
     filters: list[MetricFilter] = Field(default_factory=list, max_length=5)
     configs: dict[str, str] | None = Field(default=None, description="REVENUE: {CURRENCY: BASE|INVOICE}")
 
