@@ -30,14 +30,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import InvalidInput
-from togai_engine.invoices.compose import FIXED_FEE_LINE, TRUE_UP_LINE, USAGE_LINE, compose_invoice
+from togai_engine.invoices.compose import FIXED_FEE_LINE, TRUE_UP_LINE, USAGE_LINE
+from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
-from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.schemas import PricePlan
 from togai_engine.plans.service import get_plans
 from togai_engine.pricing import rate_usage
 
@@ -85,7 +83,7 @@ async def revenue_series(
                                                "ACCOUNT_ID or filter by ACCOUNT_ID/CUSTOMER_ID to one currency")
     plans = await get_plans(session, {r.price_plan_id for r in rows})
     stored = await _stored_lines(session, [r.id for r in rows if r.status != "DRAFT"])
-    full_cycles = await _full_cycles(session, [r for r in rows if r.status == "DRAFT"], plans)
+    drafts = await compute_drafts(session, rows)  # composed exactly as get_invoice shows them
 
     # Cut each period at the bucket boundaries inside it (and at the query range).
     cuts: dict[str, list[datetime]] = {}
@@ -98,15 +96,10 @@ async def revenue_series(
         if meters is not None:
             card_meters &= meters
         for point in points:
-            # A DRAFT composed at its period's end needs the quantities of all its meters (its true-up does).
-            if point == row.period_end and row.status == "DRAFT":
-                point_meters = {c.usageMeterId for c in plans[row.price_plan_id].rateCards.usageRateCards}
-            else:
-                point_meters = card_meters
-            if point > row.period_start and point_meters:
+            if point > row.period_start and card_meters:
                 accounts_in, meters_in = wanted[(row.period_start, point)]
                 accounts_in.add(row.account_id)
-                meters_in.update(point_meters)
+                meters_in.update(card_meters)
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]] = {}
     for (lower, upper), (accounts_in, meters_in) in wanted.items():
         quantities[(lower, upper)] = await meter_quantities(
@@ -121,10 +114,9 @@ async def revenue_series(
         plan = plans[row.price_plan_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
         if row.status == "DRAFT":
-            # Composed at P.end from the usage so far; only P.end <= end needs it (its quantities are fetched then).
-            at_end = quantities.get((row.period_start, row.period_end), {}) if row.period_end <= end else {}
-            final = _composed_lines(plan, row, full_cycles[row.id],
-                                    {meter: q for (account, meter), q in at_end.items() if account == row.account_id})
+            composed = drafts[row.id].composed  # None: it cannot be computed (its invoice says why): no revenue
+            final = [_line(line.line_type, line.rate_card_name, line.value, line.details)
+                     for line in (composed.lines if composed is not None else ())]
         else:
             final = stored.get(row.id, [])
         invoiced = {line.rate_card_name: line.value for line in final if line.line_type == USAGE_LINE}
@@ -182,23 +174,6 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
     for invoice_id, line_type, name, value, details in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details))
     return lines
-
-
-async def _full_cycles(session: AsyncSession, drafts: list[InvoiceRow], plans: dict[str, PricePlan]) -> dict[str, Cycle]:
-    """DRAFT invoice -> the plan's full cycle holding its period (the base of proration, as billing uses)."""
-    if not drafts:
-        return {}
-    anchors = dict((await session.execute(
-        select(PlanAssociationRow.id, PlanAssociationRow.anchor)
-        .where(PlanAssociationRow.id.in_({r.association_id for r in drafts})))).tuples().all())
-    return {r.id: cycle_containing(plans[r.price_plan_id].cycle_config, anchors[r.association_id], r.period_start)
-            for r in drafts}
-
-
-def _composed_lines(plan: PricePlan, row: InvoiceRow, full_cycle: Cycle, quantities: dict[str, Decimal]) -> list[_Line]:
-    """The top-level lines of a DRAFT invoice, composed as billing composes it, from `quantities`."""
-    composed = compose_invoice(plan, row.currency, Cycle(row.period_start, row.period_end), full_cycle, quantities)
-    return [_line(line.line_type, line.rate_card_name, line.value, line.details) for line in composed.lines]
 
 
 def _series(values: dict[tuple[str | None, datetime], Decimal], group_by: str | None,
