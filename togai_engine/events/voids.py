@@ -88,7 +88,7 @@ async def void_events(session: AsyncSession, events: object, reason: str, now: d
     pending = [t for t in targets if rows[t].status != VOIDED]
     if pending:
         await _void(session, pending, rows, reason, now)
-    return [await _record(session, rows[t]) for t in targets]
+    return await event_records(session, [rows[t] for t in targets])
 
 
 async def _target(session: AsyncSession, field: str, item: object) -> _Target:
@@ -160,10 +160,6 @@ async def _event(session: AsyncSession, target: _Target, *, lock: bool = False) 
         raise NotFound(f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} is not "
                        "stored; list_events shows the stored events")
     return row
-
-
-async def _record(session: AsyncSession, row: EventRow) -> EventRecord:
-    return (await event_records(session, [row]))[0]
 
 
 async def _closed_message(conn: Any, target: _Target) -> str:
