@@ -1,4 +1,4 @@
-"""Event tools: ingest_event, ingest_batch_events, list_events, list_event_schemas."""
+"""Event tools: ingest_event, ingest_batch_events, void_event, void_events, list_events, list_event_schemas."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from pydantic import Field, WithJsonSchema
 from mcp_server.registry import NextToken, PageSize, UnitOfWork, tool, uow
 from togai_engine.common.schemas import Page
 from togai_engine.events import service as event_service
-from togai_engine.events.schemas import EventRecord, EventSchema, IngestBatchResult, IngestEventResult
+from togai_engine.events import voids
+from togai_engine.events.schemas import (
+    EventRecord,
+    EventSchema,
+    IngestBatchResult,
+    IngestEventResult,
+    VoidedEvents,
+)
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 3
@@ -110,19 +117,71 @@ async def ingest_batch_events(
     return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now))
 
 
+@tool("void_event", scope="events:write", destructive=True, idempotent=True, title="Void usage event")
+async def void_event(
+    ctx: Context,
+    accountId: Annotated[str, Field(description="the event's account (id or alias)")],
+    eventId: Annotated[str, Field(description="the event's id, as list_events shows it")],
+    reason: Annotated[str, Field(description="why the event is voided (1 to 255 characters); kept with the "
+                                             "event and in the audit log")],
+) -> EventRecord:
+    """Void a usage event that should not have been billed (sent by mistake, wrong values). The event
+    stays stored with status VOIDED, voidedAt and the reason; its usage leaves every quantity at once:
+    the open cycle's DRAFT invoice, get_metrics, entitlement checks. Its id stays taken: re-sending
+    the same id is a DUPLICATE that stores nothing, so send a corrected event with a NEW id. Only an
+    event of an open billing period can be voided: one in a period already invoiced (DUE) is refused
+    (correct that invoice with a credit note, create_credit_note). Voiding an event already VOIDED
+    returns it unchanged. Returns the voided event. For several events use void_events."""
+
+    async def work(u: UnitOfWork) -> EventRecord:
+        record = await voids.void_event(u.session, accountId, eventId, reason, u.now)
+        u.changed(record.accountId, record.id)
+        return record
+
+    return await with_retry(ctx, work)
+
+
+VoidTargets = Annotated[Any, WithJsonSchema({
+    "type": "array", "minItems": 1, "maxItems": voids.MAX_BATCH, "items": {
+        "type": "object", "required": ["accountId", "eventId"], "additionalProperties": False,
+        "properties": {"accountId": {"type": "string", "description": "the event's account (id or alias)"},
+                       "eventId": {"type": "string", "description": "the event's id, as list_events shows it"}}}})]
+
+
+@tool("void_events", scope="events:write", destructive=True, idempotent=True, title="Void usage events (batch)")
+async def void_events(
+    ctx: Context,
+    events: Annotated[VoidTargets, Field(description=f"1 to {voids.MAX_BATCH} events: [{{accountId, eventId}}]")],
+    reason: Annotated[str, Field(description="why these events are voided (1 to 255 characters)")],
+) -> VoidedEvents:
+    """Void several usage events at once, all or none, with one reason: e.g. a batch that was sent
+    twice under new ids. Same rules as void_event: each event stays stored as VOIDED and leaves every
+    quantity; ids stay taken; events already VOIDED are returned unchanged. If any event is unknown or
+    in a period already invoiced, the error names it (events[i]) and nothing is voided: fix or drop it
+    and call again. Returns the events in the order given."""
+
+    async def work(u: UnitOfWork) -> VoidedEvents:
+        records = await voids.void_events(u.session, events, reason, u.now)
+        u.changed(*sorted({r.accountId for r in records}), *[r.id for r in records])
+        return VoidedEvents(data=records)
+
+    return await with_retry(ctx, work)
+
+
 @tool("list_events", scope="events:read", read_only=True, idempotent=True, title="List events")
 async def list_events(
     ctx: Context,
     accountId: Annotated[str | None, Field(description="only this account's events (id or alias)")] = None,
     schemaName: Annotated[str | None, Field(description="only events of this schema")] = None,
-    status: Annotated[Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED"] | None, Field(
+    status: Annotated[Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED", "VOIDED"] | None, Field(
         description="only events with this processing status")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[EventRecord]:
     """List stored raw events, newest event time first, with their processing status and the value
     each one contributes to each usage meter. Rejected events are never stored (the ingest result
-    reports them); duplicates are stored once."""
+    reports them); duplicates are stored once; a voided event is listed with status VOIDED, voidedAt
+    and voidReason, and feeds no meter."""
     async with uow(ctx) as u:
         return await event_service.list_events(u.session, account_id=accountId, schema_name=schemaName, status=status,
                                         page_size=pageSize, next_token=nextToken)

@@ -3,7 +3,7 @@
 SCOPES: dict[str, str] = {
     "customers:read": "read customers and accounts",
     "customers:write": "create and change customers and accounts (and attach plans)",
-    "events:write": "ingest usage events",
+    "events:write": "ingest usage events and void them",
     "events:read": "list raw events and event schemas",
     "meters:write": "create usage meters",
     "meters:read": "list usage meters",

@@ -43,6 +43,7 @@ ACCEPTED = "ACCEPTED"
 DUPLICATE = "DUPLICATE"
 REJECTED = "REJECTED"
 NOT_BILLED_CYCLE_CLOSED = "NOT_BILLED_CYCLE_CLOSED"
+VOIDED = "VOIDED"  # set by void_event (events/voids.py), never at ingest
 MAX_HANDLE_CHARS = 50  # account ids and aliases are at most 50 characters
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -32,8 +32,9 @@ class EventIdRow(Base):
 
 
 class EventRow(Base):
-    """A stored (ACCEPTED or NOT_BILLED_CYCLE_CLOSED) event. No primary key in the database on
-    purpose (see the module docstring); the mapper's key is (account_id, id)."""
+    """A stored event: ACCEPTED, NOT_BILLED_CYCLE_CLOSED or VOIDED (voided_at and void_reason set, see
+    events/voids.py). No primary key in the database on purpose (see the module docstring); the
+    mapper's key is (account_id, id)."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -53,6 +54,8 @@ class EventRow(Base):
     dimensions: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {name: "text"}
     units: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # {attribute name: unit}
     status: Mapped[str] = mapped_column(String(32))
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    void_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class BillingWatermarkRow(Base):

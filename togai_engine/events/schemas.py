@@ -10,7 +10,7 @@ from pydantic import Field
 
 from togai_engine.common.schemas import Model
 
-StoredStatus = Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED"]
+StoredStatus = Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED", "VOIDED"]
 
 
 class RejectedEventInfo(Model):
@@ -61,9 +61,16 @@ class EventRecord(Model):
     attributes: list[EventAttribute]
     dimensions: dict[str, str]
     status: StoredStatus = Field(description="ACCEPTED = feeds its schema's meters; NOT_BILLED_CYCLE_CLOSED = "
-                                             "arrived after its cycle was invoiced")
+                                             "arrived after its cycle was invoiced; VOIDED = voided (void_event): "
+                                             "kept, feeds nothing, its id stays taken")
     usageMeters: list[MeterValue] = Field(default_factory=list, description="each meter this event feeds, with "
                                                                            "the value it contributes")
+    voidedAt: datetime | None = Field(default=None, description="when it was voided (VOIDED only)")
+    voidReason: str | None = Field(default=None, description="why it was voided (VOIDED only)")
+
+
+class VoidedEvents(Model):
+    data: list[EventRecord] = Field(description="the events, VOIDED, in the order given")
 
 
 class SchemaAttribute(Model):

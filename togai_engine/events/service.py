@@ -33,13 +33,14 @@ from togai_engine.events.schemas import (
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.meters import catalog
 from togai_engine.meters.models import EventSchemaRow, UsageMeterRow
-from togai_engine.meters.sql import valued_sql
+from togai_engine.meters.sql import BILLABLE, valued_sql
 from togai_engine.store.database import raw_connection
 
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 STATUS_MESSAGES = {
     "ACCEPTED": "stored; it feeds the usage meters of its schema",
-    DUPLICATE: "an event with this id was already stored for this account; it is counted once and nothing changed",
+    DUPLICATE: "an event with this id was already stored for this account; it is counted once and nothing changed "
+               "(the id of a VOIDED event stays taken too: send a corrected event under a new id)",
     NOT_BILLED_CYCLE_CLOSED: "stored, but its billing cycle is already invoiced, so it is not billed",
 }
 
@@ -135,9 +136,14 @@ async def list_events(
         stmt = stmt.where(EventRow.status == status)
     page, token = await fetch_page(session, stmt, (EventRow.event_time, EventRow.account_id, EventRow.id), "events",
                                    page_size, next_token, descending=True)
-    values = await _meter_values(session, page)
-    return Page[EventRecord](data=[_record(row, values.get((row.account_id, row.id), [])) for row in page],
-                             nextToken=token)
+    return Page[EventRecord](data=await event_records(session, page), nextToken=token)
+
+
+async def event_records(session: AsyncSession, rows: list[EventRow]) -> list[EventRecord]:
+    """Stored events as callers see them, each with the value it contributes to each meter (billable
+    events only: the others feed nothing)."""
+    values = await _meter_values(session, rows)
+    return [_record(row, values.get((row.account_id, row.id), [])) for row in rows]
 
 
 def _record(row: EventRow, meters: list[MeterValue]) -> EventRecord:
@@ -152,12 +158,14 @@ def _record(row: EventRow, meters: list[MeterValue]) -> EventRecord:
         dimensions=row.dimensions,
         status=row.status,  # type: ignore[arg-type]
         usageMeters=meters,
+        voidedAt=row.voided_at,
+        voidReason=row.void_reason,
     )
 
 
 async def _meter_values(session: AsyncSession, rows: list[EventRow]) -> dict[tuple[str, str], list[MeterValue]]:
     """The value each listed event contributes to each meter of its schema (one query)."""
-    schemas = sorted({row.schema_name for row in rows if row.status == "ACCEPTED"})
+    schemas = sorted({row.schema_name for row in rows if row.status == BILLABLE})
     if not schemas:
         return {}
     meters = catalog.compiled(await session.scalars(

@@ -1,11 +1,12 @@
 """Hourly rollups (and all-account totals, and daily rollups of MAX and LATEST meters) beyond the
-ingest path: backfill a new meter, verify and rebuild from raw events."""
+ingest path: backfill a new meter, verify and rebuild from raw events, and recompute one account's
+hour after one of its events stopped being billable (a void)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from togai_engine.meters.sql import (
     RollupTable,
     bucket_sql,
     lock_schemas_sql,
+    merge_into_rollups,
     merged_rollups_sql,
     rollup_select,
     rollup_writes,
@@ -139,3 +141,67 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
     await conn.execute("DELETE FROM usage_totals WHERE meter_id = ANY($1::text[])", ids)
     await conn.execute(f"DELETE FROM {DAILY.name} WHERE meter_id = ANY($1::text[])", ids)
     return await conn.fetchval(_recompute_sql(meters))
+
+
+async def recompute_account_hour(session: AsyncSession, meters: Sequence[MeterSql], account_id: str,
+                                 hour: datetime) -> None:
+    """Makes the rollups of one account's UTC `hour` for `meters` (all of one schema) equal to a
+    recompute from its billable raw events again, after an event of that hour stopped being billable
+    (voided): its COUNT/SUM contribution could be subtracted, but a MAX or LATEST (the value_max and
+    latest columns every meter keeps) cannot, so the hour's rows are recomputed.
+
+    - hourly: the key's rows of every stripe are replaced by one row in stripe 0 (none when no
+      billable event is left);
+    - usage_totals of (meter, hour): the stored stripes plus the hour's change (recomputed minus stored
+      count and sum), folded into stripe 0, or no row when the count reaches 0 (as a recompute gives);
+    - daily rows of MAX and LATEST meters: the day's hourly rows merged again.
+
+    The caller holds the schema's lock EXCLUSIVE, so no ingest (of any account) writes these rows or
+    the totals meanwhile, and stripe 0's advisory lock, so compaction (which needs it) folds none of
+    them either. Several statements, each seeing the previous ones' writes.
+    """
+    if not meters:
+        return
+    conn = await raw_connection(session)
+    ids = [m.id for m in meters]
+    key = "account_id = $1 AND meter_id = ANY($2::text[]) AND hour = $3"
+    none = (0, Decimal(0))
+    stored: dict[str, tuple[int, Decimal]] = {}  # per meter, its stripes added up
+    for meter_id, count, total in await conn.fetch(
+            f"DELETE FROM {HOURLY.name} WHERE {key} RETURNING meter_id, event_count, value_sum", account_id, ids, hour):
+        kept = stored.get(meter_id, none)
+        stored[meter_id] = (kept[0] + count, kept[1] + total)
+    where = "e.account_id = $1 AND e.event_time >= $2 AND e.event_time < $3"
+    recomputed = {row[0]: (row[1], row[2]) for row in await conn.fetch(
+        f"WITH valued AS ({valued_sql(meters, 'events', where)}), "
+        f"hourly ({ROLLUP_COLUMNS}) AS MATERIALIZED ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
+        f"rolled AS ({merge_into_rollups('SELECT * FROM hourly', '0')}) "
+        "SELECT meter_id, event_count, value_sum FROM hourly",
+        account_id, hour, hour + timedelta(hours=1))}
+    changes = {meter_id: (recomputed.get(meter_id, none)[0] - stored.get(meter_id, none)[0],
+                          recomputed.get(meter_id, none)[1] - stored.get(meter_id, none)[1])
+               for meter_id in sorted(stored.keys() | recomputed.keys())}
+    changed = [meter_id for meter_id, change in changes.items() if change != none]
+    if changed:
+        totals: dict[str, tuple[int, Decimal]] = {}
+        for meter_id, count, total in await conn.fetch(
+                "DELETE FROM usage_totals WHERE meter_id = ANY($1::text[]) AND hour = $2 "
+                "RETURNING meter_id, event_count, value_sum", changed, hour):
+            kept = totals.get(meter_id, none)
+            totals[meter_id] = (kept[0] + count, kept[1] + total)
+        rows = [(meter_id, totals.get(meter_id, none)[0] + changes[meter_id][0],
+                 totals.get(meter_id, none)[1] + changes[meter_id][1]) for meter_id in changed]
+        await conn.execute(
+            f"INSERT INTO usage_totals ({TOTALS_COLUMNS}, stripe) SELECT u.meter_id, $4, u.event_count, u.value_sum, 0 "
+            "FROM unnest($1::text[], $2::bigint[], $3::numeric[]) AS u(meter_id, event_count, value_sum) "
+            "WHERE u.event_count > 0 ORDER BY 1",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], hour)
+    daily = [m.id for m in meters if m.has_daily_rollups]
+    if daily:
+        day = hour.replace(hour=0)
+        await conn.execute(
+            f"DELETE FROM {DAILY.name} WHERE account_id = $1 AND meter_id = ANY($2::text[]) AND day = $3",
+            account_id, daily, day)
+        days = merged_rollups_sql("account_id = $1 AND meter_id = ANY($2::text[]) AND hour >= $3 AND hour < $4",
+                                  bucket=bucket_sql("hour", "DAY"))
+        await conn.execute(merge_into_rollups(days, "0", DAILY), account_id, daily, day, day + timedelta(days=1))

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.events.ingest import VOIDED
 from togai_engine.meters.service import meters_by_ids
 from togai_engine.meters.sql import bucket_sql
 from togai_engine.meters.usage import usage_by_bucket, usage_summed
@@ -162,6 +163,8 @@ async def _events(
         if values is not None:
             args.append(values)
             conditions.append(f"{column} = ANY(${len(args)}::text[])")
+    if "EVENT_STATUS" not in filters:
+        conditions.append(f"e.status <> '{VOIDED}'")  # a voided event is not usage: counted only when asked for
     group = _EVENT_COLUMNS[query.groupBy] if query.groupBy else "CAST(NULL AS text)"
     conn = await raw_connection(session)
     rows = await conn.fetch(
