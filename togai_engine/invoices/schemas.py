@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from togai_engine.common.schemas import Model
+from togai_engine.credit_notes.schemas import CreditNoteRef
 
 InvoiceStatus = Literal["DRAFT", "DUE", "PAID", "VOID"]
 
@@ -58,7 +59,10 @@ class InvoiceSummary(Model):
     trueUpAmount: Decimal = Field(description="minimum commitment true-up")
     totalAmount: Decimal = Field(description="subTotalAmount + trueUpAmount; never negative")
     creditsApplied: Decimal = Field(description="wallet credits applied when it became DUE")
-    amountDue: Decimal = Field(description="totalAmount - creditsApplied")
+    amountDue: Decimal = Field(description="totalAmount - creditsApplied - the creditedFromDue of its credit notes")
+    # credit notes (credit_notes domain): corrections after DUE; totalAmount never changes
+    creditNotesTotal: Decimal = Field(description="the sum of its credit notes (0 on a DRAFT)")
+    creditNotes: list[CreditNoteRef] = Field(default_factory=list, description="its credit notes, oldest first")
     statusUpdatedAt: datetime | None = None
 
 

@@ -24,6 +24,8 @@ from togai_engine.billing.state import load_states
 from togai_engine.billing.usage import UsageSource, meter_usage
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
+from togai_engine.credit_notes.schemas import CreditNoteRef
+from togai_engine.credit_notes.service import check_voidable, credit_notes_for
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice
@@ -155,7 +157,8 @@ def _usage_info(lines: list[InvoiceLine]) -> list[UsageInfo]:
     ]
 
 
-def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSummary:
+def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
+             credit_notes: Sequence[CreditNoteRef] = ()) -> InvoiceSummary:
     if row.status == "DRAFT":
         assert draft is not None
         bp, composed = draft
@@ -165,7 +168,7 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSum
             pricePlanName=plan_name, status="DRAFT", currency=composed.currency, startDate=row.period_start,
             endDate=row.period_end, closesAt=bp.due_at, subTotalAmount=money(composed.sub_total),
             trueUpAmount=money(composed.true_up), totalAmount=money(composed.total), creditsApplied=money(ZERO),
-            amountDue=money(composed.total),
+            amountDue=money(composed.total), creditNotesTotal=money(ZERO),
         )
     assert row.invoice_date is not None and row.total_amount is not None
     money = _money(row.currency)
@@ -177,6 +180,7 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSum
         invoiceDate=row.invoice_date, dueDate=row.due_date, subTotalAmount=money(row.sub_total),
         trueUpAmount=money(row.true_up), totalAmount=money(row.total_amount), creditsApplied=money(row.credits_applied),
         amountDue=money(row.amount_due), statusUpdatedAt=row.status_changed_at,
+        creditNotesTotal=money(sum((n.amount for n in credit_notes), ZERO)), creditNotes=list(credit_notes),
     )
 
 
@@ -213,7 +217,8 @@ async def _render(session: AsyncSession, row: InvoiceRow, now: datetime) -> Invo
         draft = None
         stored = await session.scalars(select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == row.id))
         lines = _stored_lines(list(stored), row.currency)
-    summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft)
+    notes = await credit_notes_for(session, [row.id]) if row.status != "DRAFT" else {}  # credit notes
+    summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft, notes.get(row.id, ()))
     return Invoice(**dict(summary), lineItems=lines, usageInfo=_usage_info(lines))
 
 
@@ -259,7 +264,9 @@ async def list_invoices(
                                    descending=True)
     drafts = await _drafts_for(session, rows, now)
     names = await _plan_names(session, {r.price_plan_id for r in rows})
-    data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id)) for r in rows]
+    notes = await credit_notes_for(session, [r.id for r in rows if r.status != "DRAFT"])  # credit notes
+    data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id), notes.get(r.id, ()))
+            for r in rows]
     return Page[InvoiceSummary](data=data, nextToken=token)
 
 
@@ -318,6 +325,7 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
         raise InvalidInput("status", f"invoice {invoice_id!r} is {row.status}, which is final; only DUE invoices "
                                      "can be marked PAID or VOID")
     if status == "VOID":
+        await check_voidable(session, row)  # credit notes: a credited invoice is not voided
         returned = await wallets().reverse_invoice_credits(session, invoice_id=row.id, at=now)
         row.credits_applied = max((row.credits_applied or ZERO) - returned, ZERO)
         row.amount_due = ZERO

@@ -4,6 +4,7 @@ from togai_engine.accounts import models as accounts_models  # noqa: F401
 from togai_engine.apikeys import models as apikeys_models  # noqa: F401
 from togai_engine.audit import models as audit_models  # noqa: F401
 from togai_engine.billing import models as billing_models  # noqa: F401
+from togai_engine.credit_notes import models as credit_notes_models  # noqa: F401
 from togai_engine.customers import models as customers_models  # noqa: F401
 from togai_engine.events import models as events_models  # noqa: F401
 from togai_engine.invoices import models as invoices_models  # noqa: F401
