@@ -83,8 +83,9 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     account = await session.scalar(select(AccountRow).where(AccountRow.id == account_id).with_for_update(read=True))
     invoice = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == data.invoiceId).with_for_update()
                                    .execution_options(populate_existing=True))
-    if invoice is None or account is None:
+    if invoice is None:
         raise NotFound(f"invoice {data.invoiceId!r} was replaced by a plan change; list_invoices shows the ids")
+    assert account is not None, "an invoice's account exists (foreign key)"
     _check_status(invoice)
     request = await _request(session, invoice, data)
     if data.idempotencyKey is not None:
