@@ -24,8 +24,8 @@ from togai_engine.common.clock import Clock, SystemClock
 from togai_engine.store.database import Database
 
 TOOL_MODULES = (
-    "customers", "accounts", "events", "meters", "metrics", "plans", "invoices", "wallets", "entitlements",
-    "lab", "audit",
+    "customers", "accounts", "events", "meters", "metrics", "plans", "invoices", "credit_notes", "wallets",
+    "entitlements", "lab", "audit",
 )
 
 INSTRUCTIONS = """\

@@ -14,7 +14,9 @@ from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.schemas import Page
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.invoices import credit_notes
 from togai_engine.invoices import service as invoices
+from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteResult
 from togai_engine.invoices.schemas import Invoice, InvoiceSummary
 
 
@@ -60,3 +62,9 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
     row = await invoices.get_row(session, invoice_id)
     await close_due_cycles(session, now, [row.account_id])
     return await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods)
+
+
+async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:
+    row = await invoices.get_row(session, data.invoiceId)
+    await close_due_cycles(session, now, [row.account_id])  # a period past its grace period is DUE first
+    return await credit_notes.create_credit_note(session, data, now)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from togai_engine.common.schemas import Model
+from togai_engine.invoices.credit_note_schemas import CreditNoteRef
 
 InvoiceStatus = Literal["DRAFT", "DUE", "PAID", "VOID"]
 
@@ -58,7 +59,10 @@ class InvoiceSummary(Model):
     trueUpAmount: Decimal | None = Field(default=None, description="minimum commitment true-up")
     totalAmount: Decimal | None = Field(default=None, description="subTotalAmount + trueUpAmount; never negative")
     creditsApplied: Decimal | None = Field(default=None, description="wallet credits applied when it became DUE")
-    amountDue: Decimal | None = Field(default=None, description="totalAmount - creditsApplied")
+    amountDue: Decimal | None = Field(default=None, description="totalAmount - creditsApplied - the creditedFromDue of its credit notes")
+    # credit notes (credit_notes.py): corrections after DUE; totalAmount never changes
+    creditNotesTotal: Decimal = Field(default=0, description="the sum of its credit notes (0 on a DRAFT)")
+    creditNotes: list[CreditNoteRef] = Field(default_factory=list, description="its credit notes, oldest first")
     statusUpdatedAt: datetime | None = None
     problem: str | None = Field(default=None, description=(
         "set only on a DRAFT whose amounts cannot be computed (then null): what is wrong with the account's "

@@ -18,6 +18,8 @@ from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.invoices.compose import ComposedLine
+from togai_engine.invoices.credit_note_schemas import CreditNoteRef
+from togai_engine.invoices.credit_notes import check_voidable, credit_notes_for
 from togai_engine.invoices.drafts import Draft, compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.invoices.schemas import Invoice, InvoiceLine, InvoiceSummary, UsageInfo, UsagePeriod
@@ -122,7 +124,8 @@ def _usage_info(lines: list[InvoiceLine]) -> list[UsageInfo]:
     ]
 
 
-def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSummary:
+def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
+             credit_notes: Sequence[CreditNoteRef] = ()) -> InvoiceSummary:
     common = {"id": row.id, "accountId": row.account_id, "customerId": row.customer_id, "pricePlanId": row.price_plan_id,
               "pricePlanName": plan_name, "currency": row.currency, "startDate": row.period_start,
               "endDate": row.period_end}
@@ -135,7 +138,7 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSum
         return InvoiceSummary(
             **common, status="DRAFT", closesAt=draft.closes_at, subTotalAmount=money(composed.sub_total),
             trueUpAmount=money(composed.true_up), totalAmount=money(composed.total), creditsApplied=money(ZERO),
-            amountDue=money(composed.total),
+            amountDue=money(composed.total), creditNotesTotal=money(ZERO),
         )
     assert row.invoice_date is not None and row.total_amount is not None
     money = _money(row.currency)
@@ -146,6 +149,7 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None) -> InvoiceSum
         subTotalAmount=money(row.sub_total), trueUpAmount=money(row.true_up), totalAmount=money(row.total_amount),
         creditsApplied=money(row.credits_applied), amountDue=money(row.amount_due),
         statusUpdatedAt=row.status_changed_at,
+        creditNotesTotal=money(sum((n.amount for n in credit_notes), ZERO)), creditNotes=list(credit_notes),
     )
 
 
@@ -168,7 +172,8 @@ async def render(session: AsyncSession, row: InvoiceRow) -> Invoice:
         draft = None
         stored = await session.scalars(select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == row.id))
         lines = _stored_lines(list(stored), row.currency)
-    summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft)
+    notes = await credit_notes_for(session, [row.id]) if row.status != "DRAFT" else {}
+    summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft, notes.get(row.id, ()))
     return Invoice(**dict(summary), lineItems=lines, usageInfo=_usage_info(lines))
 
 
@@ -206,7 +211,9 @@ async def list_invoices(
                                    descending=True)
     drafts = await compute_drafts(session, rows)
     names = await _plan_names(session, {r.price_plan_id for r in rows})
-    data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id)) for r in rows]
+    notes = await credit_notes_for(session, [r.id for r in rows if r.status != "DRAFT"])
+    data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id), notes.get(r.id, ()))
+            for r in rows]
     return Page[InvoiceSummary](data=data, nextToken=token)
 
 
@@ -214,8 +221,8 @@ async def get_row(session: AsyncSession, invoice_id: str, *, lock: bool = False)
     stmt = select(InvoiceRow).where(InvoiceRow.id == invoice_id).execution_options(populate_existing=True)
     row = await session.scalar(stmt.with_for_update() if lock else stmt)
     if row is None:
-        raise NotFound(f"invoice {invoice_id!r} does not exist (a plan change replaces the DRAFT invoices of the "
-                       "periods it re-cuts); list_invoices shows the ids")
+        raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids (a plan change "
+                       "replaces the DRAFT invoices of the periods it re-cuts)")
     return row
 
 
@@ -249,6 +256,7 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
         raise InvalidInput("status", f"invoice {invoice_id!r} is {row.status}, which is final; only DUE invoices "
                                      "can be marked PAID or VOID")
     if status == "VOID":
+        await check_voidable(session, row)  # a credited invoice is not voided
         returned = await wallets.reverse_invoice_credits(session, invoice_id=row.id, at=now, unclosed=unclosed)
         row.credits_applied = max((row.credits_applied or ZERO) - returned, ZERO)
         row.amount_due = ZERO

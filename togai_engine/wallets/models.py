@@ -35,6 +35,7 @@ ENTRY_KINDS = (GRANT, APPLICATION, REVERSAL, EXPIRY)
 
 MANUAL = "MANUAL"
 RATE_CARD = "RATE_CARD"
+CREDIT_NOTE = "CREDIT_NOTE"  # the part of a credit note that credits the wallet (credit_notes domain)
 
 
 class WalletRow(Base):
@@ -57,7 +58,7 @@ class CreditGrantRow(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("priority >= 0", name="priority_not_negative"),
         CheckConstraint("effective_until IS NULL OR effective_until > effective_from", name="window_not_empty"),
-        CheckConstraint("source IN ('MANUAL', 'RATE_CARD')", name="source_known"),
+        CheckConstraint("source IN ('MANUAL', 'RATE_CARD', 'CREDIT_NOTE')", name="source_known"),
         Index("ix_credit_grants_account_seq", "account_id", "seq"),
     )
 
@@ -72,7 +73,8 @@ class CreditGrantRow(Base):
     effective_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str | None] = mapped_column(Text)
-    grantor_id: Mapped[str | None] = mapped_column(Text)  # "<pricePlanId>:<rate card>" for rate-card grants
+    # "<pricePlanId>:<rate card>" for rate-card grants; the credit note's id for CREDIT_NOTE grants
+    grantor_id: Mapped[str | None] = mapped_column(Text)
     cycle_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

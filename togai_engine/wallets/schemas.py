@@ -35,8 +35,11 @@ class CreditGrant(Model):
     effectiveFrom: datetime
     effectiveUntil: datetime | None = Field(description="expiry; null = never expires")
     status: GrantStatus
-    source: Literal["MANUAL", "RATE_CARD"]
-    grantorId: str | None = Field(description="'<pricePlanId>:<rate card>' for grants issued by a plan")
+    source: Literal["MANUAL", "RATE_CARD", "CREDIT_NOTE"] = Field(
+        description="MANUAL (grant_credit), RATE_CARD (a plan's credit-grant card) or CREDIT_NOTE (the part of a "
+                    "credit note the invoice no longer owed)")
+    grantorId: str | None = Field(description="'<pricePlanId>:<rate card>' for grants issued by a plan; the credit "
+                                              "note's id (cn_...) for CREDIT_NOTE grants")
     idempotencyKey: str | None
     createdAt: datetime
 

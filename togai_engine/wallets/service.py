@@ -28,6 +28,7 @@ from togai_engine.wallets import ledger
 from togai_engine.wallets.burn import Spendable, burn_key, plan_burn
 from togai_engine.wallets.models import (
     APPLICATION,
+    CREDIT_NOTE,
     GRANT,
     MANUAL,
     RATE_CARD,
@@ -48,6 +49,7 @@ from togai_engine.wallets.schemas import (
 
 G = CreditGrantRow
 E = WalletEntryRow
+CREDIT_NOTE_PRIORITY = 100  # as grant_credit's default: a credit note's credit burns with ordinary prepaid credit
 
 # Billing's (period end, due instant) of the account's ended periods not invoiced DUE yet, as of an instant:
 # a grant that may pay one of them is held, not expired (README "Which grants pay an invoice"). Billing sits
@@ -287,6 +289,35 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
         )
         if inserted is not None:
             await _insert_grant_entry(session, account_id, grant_id, spec.amount, spec.effective_from)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hook called by credit notes
+
+
+async def grant_from_credit_note(
+    session: AsyncSession, *, account_id: str, currency: str, amount: Decimal, credit_note_id: str, purpose: str,
+    at: datetime,
+) -> str:
+    """Credits the wallet with the part of a credit note the invoice no longer owed: a CREDIT_NOTE grant
+    (never expires, priority 100 like grant_credit's default, grantorId = the note's id) and its GRANT
+    entry dated `at`. Returns the grant id. The caller checks that `currency` is the wallet's."""
+    amount = _money_amount(amount, currency, "amount")
+    if amount <= 0:
+        raise InvalidInput("amount", f"a credit note grant must be greater than 0; got {amount}")
+    at = _utc(at, "at")
+    await ledger.ensure_wallet(session, account_id)
+    await ledger.settle_expiries(session, account_id, at)
+    grant_id = new_id("grant")
+    await session.execute(
+        insert(G).values(
+            id=grant_id, account_id=account_id, currency=currency, amount=amount, purpose=purpose,
+            priority=CREDIT_NOTE_PRIORITY, effective_from=at, effective_until=None, source=CREDIT_NOTE,
+            grantor_id=credit_note_id, created_at=at,
+        )
+    )
+    await _insert_grant_entry(session, account_id, grant_id, amount, at)
+    return grant_id
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,399 @@
+"""Credit notes: corrections to a DUE or PAID invoice that never edit it (README.md has the policy).
+
+Services take the session first, never commit, and take the time as an argument. Invoices show their
+notes through `credit_notes_for`; update_invoice_status asks `check_voidable` before a VOID.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountRow
+from togai_engine.common.ids import new_id
+from togai_engine.common.pagination import fetch_page
+from togai_engine.common.schemas import Page
+from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.invoices.credit_note_models import COUNTER, CreditNoteLineRow, CreditNoteRow
+from togai_engine.invoices.credit_note_schemas import (
+    CreditedInvoice,
+    CreditNote,
+    CreditNoteCreate,
+    CreditNoteLine,
+    CreditNoteLineInput,
+    CreditNoteRef,
+    CreditNoteResult,
+)
+from togai_engine.invoices.models import InvoiceCounterRow, InvoiceLineRow, InvoiceRow
+from togai_engine.pricing.money import currency_exponent, round_money
+from togai_engine.wallets import ledger
+from togai_engine.wallets.service import grant_from_credit_note
+
+N = CreditNoteRow
+NL = CreditNoteLineRow
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A top-level invoice line: its number as get_invoice lists it, and its stored row."""
+
+    number: int
+    row: InvoiceLineRow
+
+
+@dataclass(frozen=True)
+class _LinePart:
+    line: _Line
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class _Request:
+    amount: Decimal
+    parts: tuple[_LinePart, ...]  # empty for a note by amount
+
+
+def sequence_id(number: int) -> str:
+    return f"CN-{number:06d}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tools: create_credit_note, list_credit_notes
+
+
+async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:
+    """Issues a credit note against a DUE or PAID invoice; the same idempotencyKey with the same content
+    returns the earlier note, with different content it is a Conflict. Call after billing caught the
+    invoice's account up to `now` (app/invoices.py), so a period past its grace period is DUE first."""
+    found = await session.get(InvoiceRow, data.invoiceId)
+    if found is None:
+        raise NotFound(f"invoice {data.invoiceId!r} does not exist; list_invoices shows the ids")
+    account_id = found.account_id
+    # Lock order as billing's: the account (FOR SHARE: its currency cannot change under the note), then
+    # the invoice (FOR UPDATE: notes of one invoice, and a VOID, wait for each other), then the wallet.
+    account = await session.scalar(select(AccountRow).where(AccountRow.id == account_id).with_for_update(read=True))
+    invoice = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == data.invoiceId).with_for_update()
+                                   .execution_options(populate_existing=True))
+    if invoice is None:
+        raise NotFound(f"invoice {data.invoiceId!r} was replaced by a plan change; list_invoices shows the ids")
+    assert account is not None, "an invoice's account exists (foreign key)"
+    _check_status(invoice)
+    request = await _request(session, invoice, data)
+    if data.idempotencyKey is not None:
+        earlier = await session.scalar(select(N).where(N.account_id == account_id,
+                                                       N.idempotency_key == data.idempotencyKey))
+        if earlier is not None:
+            await _check_same_note(session, earlier, data, request)
+            return await _result(session, earlier, invoice, now, replayed=True)
+    await _check_room(session, invoice, data, request)
+
+    amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
+    from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
+    to_wallet = request.amount - from_due
+    if to_wallet > 0 and account.invoice_currency != invoice.currency:
+        raise Conflict(
+            f"invoice {invoice.id!r} is in {invoice.currency} but account {account_id!r} keeps its wallet in "
+            f"{account.invoice_currency} (its invoiceCurrency now), so the {to_wallet} this note would credit to the "
+            f"wallet cannot be held there; credit at most {from_due} (what the invoice still owes)")
+    note_id = new_id("cn")
+    number = await _next_number(session)
+    grant_id = None
+    if to_wallet > 0:
+        grant_id = await grant_from_credit_note(
+            session, account_id=account_id, currency=invoice.currency, amount=to_wallet, credit_note_id=note_id,
+            purpose=f"credit note {sequence_id(number)} on invoice {_invoice_number(invoice) or invoice.id}", at=now)
+    note = CreditNoteRow(
+        id=note_id, sequence_number=number, account_id=account_id, invoice_id=invoice.id,
+        invoice_status=invoice.status, currency=invoice.currency, amount=request.amount, credited_from_due=from_due,
+        credited_to_wallet=to_wallet, grant_id=grant_id, reason=data.reason, memo=data.memo,
+        idempotency_key=data.idempotencyKey, created_at=now,
+    )
+    session.add(note)
+    await session.flush()
+    if request.parts:
+        await session.execute(insert(NL).values([
+            {"credit_note_id": note_id, "line_number": part.line.number, "invoice_id": invoice.id,
+             "line_position": part.line.row.position, "amount": part.amount}
+            for part in request.parts
+        ]))
+    # The invoice's totals never change; only what is still owed on it does.
+    invoice.amount_due = amount_due - from_due
+    await session.flush()
+    return await _result(session, note, invoice, now, replayed=False)
+
+
+async def list_credit_notes(
+    session: AsyncSession, *, invoice_id: str | None = None, account_id: str | None = None,
+    page_size: int | None = None, next_token: str | None = None,
+) -> Page[CreditNote]:
+    """Credit notes of an invoice or of an account, newest first."""
+    if invoice_id is None and account_id is None:
+        raise InvalidInput("invoiceId", "pass invoiceId (the notes of one invoice) or accountId (all of an account's)")
+    stmt = select(N)
+    if invoice_id is not None:
+        if await session.get(InvoiceRow, invoice_id) is None:
+            raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids")
+        stmt = stmt.where(N.invoice_id == invoice_id)
+    if account_id is not None:
+        if await session.get(AccountRow, account_id) is None:
+            raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")
+        stmt = stmt.where(N.account_id == account_id)
+    kind = f"credit_notes:{invoice_id or ''}:{account_id or ''}"
+    rows, token = await fetch_page(session, stmt, N.seq, kind, page_size, next_token, descending=True)
+    return Page[CreditNote](data=await _views(session, rows), nextToken=token)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hooks called by invoices
+
+
+async def credit_notes_for(session: AsyncSession, invoice_ids: Sequence[str]) -> dict[str, list[CreditNoteRef]]:
+    """The credit notes of each invoice, oldest first (as get_invoice and list_invoices show them)."""
+    if not invoice_ids:
+        return {}
+    rows = await session.scalars(select(N).where(N.invoice_id.in_(list(invoice_ids))).order_by(N.seq))
+    found: dict[str, list[CreditNoteRef]] = defaultdict(list)
+    for row in rows:
+        money = _money(row.currency)
+        found[row.invoice_id].append(CreditNoteRef(
+            id=row.id, sequenceId=sequence_id(row.sequence_number), amount=money(row.amount),
+            reason=row.reason,  # type: ignore[arg-type]
+            creditedFromDue=money(row.credited_from_due), creditedToWallet=money(row.credited_to_wallet),
+            createdAt=row.created_at))
+    return dict(found)
+
+
+async def check_voidable(session: AsyncSession, invoice: InvoiceRow) -> None:
+    """Refuses to void an invoice that has credit notes: they already took amounts off it or credited the
+    wallet, and a VOID would undo its wallet credits a second time. A note for the rest does what VOID would."""
+    notes = (await credit_notes_for(session, [invoice.id])).get(invoice.id, [])
+    if not notes:
+        return
+    credited = sum((n.amount for n in notes), ZERO)
+    rest = round_money((invoice.total_amount or ZERO) - credited, invoice.currency)
+    listed = ", ".join(f"{n.sequenceId} {n.amount}" for n in notes)
+    remedy = (f"to cancel the rest, issue create_credit_note(invoiceId={invoice.id!r}, amount=\"{rest}\"): what "
+              "it still owes comes off amountDue and the rest goes back to the wallet") if rest > 0 else \
+        "it is credited in full already, so nothing is left to cancel"
+    raise Conflict(f"invoice {invoice.id!r} has credit notes ({listed}) and cannot be voided, because they already "
+                   f"corrected it; {remedy}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks
+
+
+def _check_status(invoice: InvoiceRow) -> None:
+    if invoice.status == "DRAFT":
+        raise InvalidInput(
+            "invoiceId", f"invoice {invoice.id!r} is DRAFT: its period is still open and its amounts are recomputed "
+            "from usage until it becomes DUE (list_invoices shows closesAt); correct the usage, or credit it once it "
+            "is DUE")
+    if invoice.status == "VOID":
+        raise InvalidInput("invoiceId", f"invoice {invoice.id!r} is VOID: nothing is owed on it, so there is "
+                                        "nothing to credit")
+
+
+async def _request(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate) -> _Request:
+    """The note's amount, and its lines resolved to the invoice's top-level lines (amounts exact)."""
+    currency = invoice.currency
+    if data.reason == "OTHER" and not (data.memo or "").strip():
+        raise InvalidInput("memo", "reason OTHER needs a memo saying why the invoice is credited; or choose "
+                                   "DUPLICATE, FRAUDULENT, ORDER_CHANGE or PRODUCT_UNSATISFACTORY")
+    if (data.amount is None) == (data.lines is None):
+        raise InvalidInput("amount", "pass either amount (a credit on the invoice as a whole) or lines (credits on "
+                                     "given invoice lines), not both and not neither")
+    if data.amount is not None:
+        amount = _exact(data.amount, currency, "amount")
+        return _Request(amount=amount, parts=())
+    assert data.lines is not None
+    lines = await _top_lines(session, invoice.id)
+    parts: list[_LinePart] = []
+    for i, given in enumerate(data.lines):
+        line = _resolve(lines, given, f"lines[{i}]", invoice.id)
+        if any(p.line.number == line.number for p in parts):
+            raise InvalidInput(f"lines[{i}]", f"line {line.number} is already credited by an earlier entry of lines; "
+                                              "give one amount per line")
+        parts.append(_LinePart(line=line, amount=_exact(given.amount, currency, f"lines[{i}].amount")))
+    return _Request(amount=sum((p.amount for p in parts), ZERO), parts=tuple(parts))
+
+
+def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice_id: str) -> _Line:
+    listing = "; ".join(f"{line.number}: {line.row.rate_card_name or line.row.description}" for line in lines)
+    if (given.lineNumber is None) == (given.rateCardName is None):
+        raise InvalidInput(field, f"give either lineNumber or rateCardName of the line to credit (lines of invoice "
+                                  f"{invoice_id!r}: {listing})")
+    if given.lineNumber is not None:
+        if given.lineNumber > len(lines):
+            raise InvalidInput(f"{field}.lineNumber", f"invoice {invoice_id!r} has {len(lines)} lines, numbered 1 to "
+                                                      f"{len(lines)} as get_invoice lists them ({listing})")
+        return lines[given.lineNumber - 1]
+    named = [line for line in lines if line.row.rate_card_name == given.rateCardName]
+    if len(named) != 1:
+        what = "no line" if not named else f"{len(named)} lines"
+        raise InvalidInput(f"{field}.rateCardName", f"invoice {invoice_id!r} has {what} for rate card "
+                                                    f"{given.rateCardName!r}; use lineNumber ({listing})")
+    return named[0]
+
+
+async def _check_room(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate, request: _Request) -> None:
+    """A line is credited at most its value; the invoice at most its total, over all its notes."""
+    currency = invoice.currency
+    if request.parts:
+        positions = [p.line.row.position for p in request.parts]
+        rows = await session.execute(
+            select(NL.line_position, func.sum(NL.amount))
+            .where(NL.invoice_id == invoice.id, NL.line_position.in_(positions)).group_by(NL.line_position))
+        earlier = {position: Decimal(total) for position, total in rows.tuples()}
+        for i, part in enumerate(request.parts):
+            done = earlier.get(part.line.row.position, ZERO)
+            room = part.line.row.value - done
+            if part.amount > room:
+                raise InvalidInput(
+                    f"lines[{i}].amount",
+                    f"{part.amount} is more than line {part.line.number} ({part.line.row.description}) can still be "
+                    f"credited: its value is {_money(currency)(part.line.row.value)} and earlier credit notes credit "
+                    f"{_money(currency)(done)} of it, so at most {_money(currency)(room)}")
+    credited = await _credited(session, invoice.id)
+    total = invoice.total_amount or ZERO
+    room = total - credited
+    if request.amount > room:
+        money = _money(currency)
+        raise InvalidInput(
+            "lines" if request.parts else "amount",
+            f"{request.amount} is more than invoice {invoice.id!r} can still be credited: its totalAmount is "
+            f"{money(total)} and its credit notes already credit {money(credited)}, so at most {money(room)} "
+            "(creditableAmount)")
+
+
+async def _check_same_note(session: AsyncSession, earlier: CreditNoteRow, data: CreditNoteCreate,
+                           request: _Request) -> None:
+    earlier_lines = sorted((line.line_number, line.amount) for line in await session.scalars(
+        select(NL).where(NL.credit_note_id == earlier.id)))
+    differing = []
+    if earlier.invoice_id != data.invoiceId:
+        differing.append("invoiceId")
+    if earlier.reason != data.reason:
+        differing.append("reason")
+    if earlier.memo != data.memo:
+        differing.append("memo")
+    if earlier.amount != request.amount:
+        differing.append("amount")
+    if earlier_lines != sorted((p.line.number, p.amount) for p in request.parts):
+        differing.append("lines")
+    if differing:
+        raise Conflict(
+            f"idempotencyKey {data.idempotencyKey!r} was already used for credit note {earlier.id!r} "
+            f"({sequence_id(earlier.sequence_number)}, invoice {earlier.invoice_id!r}) with a different "
+            f"{', '.join(differing)}; reuse a key only to retry the same credit note, or choose a new key")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+
+async def _top_lines(session: AsyncSession, invoice_id: str) -> list[_Line]:
+    rows = await session.scalars(select(InvoiceLineRow).where(
+        InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None))
+        .order_by(InvoiceLineRow.position))
+    return [_Line(number=n, row=row) for n, row in enumerate(rows, start=1)]
+
+
+async def _credited(session: AsyncSession, invoice_id: str) -> Decimal:
+    total = await session.scalar(select(func.coalesce(func.sum(N.amount), 0)).where(N.invoice_id == invoice_id))
+    return Decimal(total)
+
+
+async def _next_number(session: AsyncSession) -> int:
+    """Gapless: the counter moves in the note's own transaction (a row of invoice_counters)."""
+    number = await session.scalar(
+        insert(InvoiceCounterRow).values(name=COUNTER, last_value=1)
+        .on_conflict_do_update(index_elements=[InvoiceCounterRow.name],
+                               set_={"last_value": InvoiceCounterRow.last_value + 1})
+        .returning(InvoiceCounterRow.last_value))
+    assert number is not None
+    return int(number)
+
+
+async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRow, now: datetime, *,
+                  replayed: bool) -> CreditNoteResult:
+    money = _money(invoice.currency)
+    sums = (await session.execute(
+        select(func.coalesce(func.sum(N.amount), 0), func.coalesce(func.sum(N.credited_from_due), 0))
+        .where(N.invoice_id == invoice.id))).one()
+    total = invoice.total_amount or ZERO
+    credited, from_due = Decimal(sums[0]), Decimal(sums[1])
+    [view] = await _views(session, [note])
+    return CreditNoteResult(
+        creditNote=view,
+        invoice=CreditedInvoice(
+            id=invoice.id, status=invoice.status,  # type: ignore[arg-type]
+            currency=invoice.currency, totalAmount=money(total), creditsApplied=money(invoice.credits_applied),
+            creditNotesTotal=money(credited), creditedFromDue=money(from_due), amountDue=money(invoice.amount_due),
+            creditableAmount=money(total - credited)),
+        walletBalance=round_money(await ledger.balance(session, note.account_id, now), invoice.currency),
+        replayed=replayed,
+    )
+
+
+async def _views(session: AsyncSession, rows: Sequence[CreditNoteRow]) -> list[CreditNote]:
+    """Notes as callers see them, with their lines (described as on the invoice) and invoice numbers."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    lines: dict[str, list[CreditNoteLine]] = defaultdict(list)
+    found = await session.execute(
+        select(NL, InvoiceLineRow.rate_card_name, InvoiceLineRow.description)
+        .join(InvoiceLineRow, (InvoiceLineRow.invoice_id == NL.invoice_id)
+              & (InvoiceLineRow.position == NL.line_position))
+        .where(NL.credit_note_id.in_(ids)).order_by(NL.credit_note_id, NL.line_number))
+    currency = {row.id: row.currency for row in rows}
+    for line, card, description in found.tuples():
+        lines[line.credit_note_id].append(CreditNoteLine(
+            lineNumber=line.line_number, rateCardName=card, description=description,
+            amount=_money(currency[line.credit_note_id])(line.amount)))
+    numbers = dict((await session.execute(
+        select(InvoiceRow.id, InvoiceRow.sequence_number).where(InvoiceRow.id.in_({r.invoice_id for r in rows}))
+    )).tuples().all())
+    views = []
+    for row in rows:
+        money = _money(row.currency)
+        number = numbers.get(row.invoice_id)
+        views.append(CreditNote(
+            id=row.id, sequenceId=sequence_id(row.sequence_number), invoiceId=row.invoice_id,
+            invoiceSequenceId=f"INV-{number:06d}" if number is not None else None, accountId=row.account_id,
+            currency=row.currency, amount=money(row.amount),
+            reason=row.reason,  # type: ignore[arg-type]
+            memo=row.memo, lines=lines.get(row.id, []),
+            invoiceStatus=row.invoice_status,  # type: ignore[arg-type]
+            creditedFromDue=money(row.credited_from_due), creditedToWallet=money(row.credited_to_wallet),
+            grantId=row.grant_id, idempotencyKey=row.idempotency_key, createdAt=row.created_at))
+    return views
+
+
+def _invoice_number(invoice: InvoiceRow) -> str | None:
+    return f"INV-{invoice.sequence_number:06d}" if invoice.sequence_number is not None else None
+
+
+def _money(currency: str) -> Callable[[Decimal | None], Decimal]:
+    """Amounts shown with the currency's minor unit (0 -> 0.00 for USD); they are exact already."""
+    return lambda value: round_money(value if value is not None else ZERO, currency)
+
+
+def _exact(value: Decimal, currency: str, field: str) -> Decimal:
+    """`value` if it is > 0 and fits the currency's minor unit exactly (a credit is never rounded)."""
+    if value <= 0:
+        raise InvalidInput(field, f"must be greater than 0; got {value}")
+    rounded = round_money(value, currency)
+    if rounded != value:
+        raise InvalidInput(field, f"{value} has more decimals than {currency} allows ({currency_exponent(currency)}); "
+                                  f"send an amount such as {rounded}")
+    return rounded
