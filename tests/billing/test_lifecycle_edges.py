@@ -1,0 +1,169 @@
+"""Money at the edges of an account's life, through the MCP tools and `bill --as-of` (run_bill), with the
+clock moved across cycles. Every amount is worked out by hand next to it; each story failed before the
+application layer and the policies in togai_engine/billing/README.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import at, call, call_error, iso, tokens_meter
+from test_scenarios import account, fee, invoices, tiered, usage
+from togai_engine.billing.runs import run_bill
+
+MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+
+
+async def plan(client: Any, name: str, meter: str, monthly_fee: str = "31", **extra: Any) -> str:
+    created = await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(meter, ("0", "0.01"))], "fixedFeeRateCards": [fee("base", monthly_fee)]}, **extra)
+    return str(created["id"])
+
+
+async def test_a_net_negative_period_bills_zero_usage_and_never_stops_anyones_reads(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)
+    await account(client, "neg", pro, iso(2026, 1, 1))
+    await account(client, "ok", pro, iso(2026, 1, 1))
+    await usage(client, "neg", "2026-01-05T00:00:00Z", "100", "n1")
+    await usage(client, "neg", "2026-01-06T00:00:00Z", "-250", "n2")  # a correction larger than the usage
+    await usage(client, "ok", "2026-01-05T00:00:00Z", "1000", "o1")
+
+    clock.set(at(2026, 1, 20))
+    draft = await call(client, "get_invoice", accountId="neg")
+    # usage nets to 100 - 250 = -150: charged as 0 units (0.00), the fee 31.00 stands: total 31.00
+    line = draft["lineItems"][0]
+    assert (line["quantity"], line["value"], draft["totalAmount"]) == ("-150", "0.00", "31.00")
+    assert "net negative" in line["description"] and line["details"]["netNegative"] is True
+    listed = await call(client, "list_invoices", pageSize=100)  # every account's DRAFT reads
+    assert sorted((i["accountId"], i["totalAmount"]) for i in listed["data"]) == [("neg", "31.00"), ("ok", "41.00")]
+    assert (await call(client, "get_account", accountId="neg"))["financial"]["accruedCharges"] == "31.00"
+
+    summary = await run_bill(db, at(2026, 2, 1))  # January closes for both
+    assert (summary.invoicesDue, summary.failed) == (2, [])
+    jan = (await invoices(client, "neg", status="DUE"))[0]
+    assert (jan["sequenceId"] is not None, jan["totalAmount"]) == (True, "31.00")
+
+
+async def test_a_poisoned_account_is_reported_and_never_stops_the_others(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)
+    await account(client, "bad", pro, iso(2026, 1, 1))
+    await account(client, "good", pro, iso(2026, 1, 1))
+    await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
+    # Data no policy covers: the account's currency changed under its plan behind the engine's back.
+    async with db.unit_of_work() as session:
+        from sqlalchemy import text
+
+        await session.execute(text("UPDATE accounts SET invoice_currency = 'EUR' WHERE id = 'bad'"))
+        await session.execute(text("UPDATE invoices SET currency = 'EUR' WHERE account_id = 'bad'"))
+
+    clock.set(at(2026, 1, 20))
+    listed = (await call(client, "list_invoices", pageSize=100))["data"]
+    by_account = {i["accountId"]: i for i in listed}
+    assert by_account["good"]["totalAmount"] == "36.00"  # 500 × 0.01 = 5.00 + 31.00
+    assert by_account["bad"]["totalAmount"] is None and "does not support EUR" in by_account["bad"]["problem"]
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]
+    assert financial["accruedCharges"] is None and "does not support EUR" in financial["problem"]
+    assert "does not support EUR" in await call_error(client, "get_invoice", accountId="bad")
+
+    summary = await run_bill(db, at(2026, 2, 1))
+    assert [f.accountId for f in summary.failed] == ["bad"] and summary.invoicesDue == 1
+    assert (await invoices(client, "good", status="DUE"))[0]["totalAmount"] == "36.00"
+
+
+async def test_undoing_a_scheduled_change_restores_one_period_and_one_fee(client, clock) -> None:
+    meter = await tokens_meter(client)
+    normal = await plan(client, "Normal", meter)
+    other = await plan(client, "Other", meter, monthly_fee="62")
+    await account(client, "acme", normal, iso(2026, 1, 1))
+    await call(client, "update_account", accountId="acme", pricePlanId=other, effectiveFrom=iso(2026, 1, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=normal, effectiveFrom=iso(2026, 1, 16))
+
+    clock.set(at(2026, 1, 20))
+    listed = await invoices(client, "acme")
+    # one January period on Normal with its one 31.00 fee (not 31.00 + 31.00 over two halves)
+    assert [(i["startDate"], i["endDate"], i["totalAmount"]) for i in listed] == [
+        (iso(2026, 1, 1), iso(2026, 2, 1), "31.00")]
+    financial = (await call(client, "get_account", accountId="acme"))["financial"]
+    assert financial["pricePlan"]["effectiveFrom"] == iso(2026, 1, 1)
+
+
+async def test_a_mid_cycle_change_prorates_both_parts(client, clock) -> None:
+    meter = await tokens_meter(client)
+    small = await plan(client, "Small", meter, monthly_fee="31")
+    large = await plan(client, "Large", meter, monthly_fee="62")
+    # enableProration false on both: a change still charges each part only its share
+    await account(client, "acme", small, iso(2026, 1, 1))
+    await call(client, "update_account", accountId="acme", pricePlanId=large, effectiveFrom=iso(2026, 1, 11))
+    clock.set(at(2026, 2, 2))
+    due = sorted((i["startDate"], i["totalAmount"]) for i in await invoices(client, "acme", status="DUE"))
+    # Small for 10 of 31 days: 31 × 10/31 = 10.00; Large for 21 of 31 days: 62 × 21/31 = 42.00
+    assert due == [(iso(2026, 1, 1), "10.00"), (iso(2026, 1, 11), "42.00")]
+
+
+async def test_ending_a_plan_bills_the_last_part_and_nothing_after(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)
+    await account(client, "acme", pro, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-03T00:00:00Z", "200", "e1")
+    ended = await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 1, 11))
+    assert ended["id"] == "acme"
+    late = await usage(client, "acme", "2026-01-20T00:00:00Z", "999", "e2")  # after the plan ended
+    assert late["status"] != "REJECTED"
+
+    await run_bill(db, at(2026, 6, 1))
+    listed = await invoices(client, "acme")
+    # 10 of 31 days: 31 × 10/31 = 10.00, usage 200 × 0.01 = 2.00 -> 12.00; no invoice after 11 January
+    assert [(i["startDate"], i["endDate"], i["status"], i["totalAmount"]) for i in listed] == [
+        (iso(2026, 1, 1), iso(2026, 1, 11), "DUE", "12.00")]
+    clock.set(at(2026, 6, 1))
+    financial = (await call(client, "get_account", accountId="acme"))["financial"]
+    assert financial.get("pricePlan") is None and financial["outstanding"] == "12.00"
+    # a second end is a no-op; ending inside the invoiced period is refused with the instant to use
+    await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 1, 11))
+    assert "already invoiced" in await call_error(client, "update_account", accountId="acme", pricePlanId=pro,
+                                                  effectiveFrom=iso(2026, 1, 5))
+
+
+async def test_archiving_ends_the_plan_and_reactivating_reattaches(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)
+    await account(client, "acme", pro, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 11))
+    await call(client, "update_account", accountId="acme", status="ARCHIVED")
+    assert "ARCHIVED" in await call_error(client, "update_account", accountId="acme", pricePlanId=pro)
+
+    await run_bill(db, at(2026, 4, 1))
+    clock.set(at(2026, 4, 1))
+    # the archive instant ends the plan: 31 × 10/31 = 10.00 for 1-11 January, and no recurring fee after it
+    assert [(i["startDate"], i["totalAmount"]) for i in await invoices(client, "acme")] == [
+        (iso(2026, 1, 1), "10.00")]
+
+    await call(client, "update_account", accountId="acme", status="ACTIVE", pricePlanId=pro,
+               effectiveFrom=iso(2026, 4, 1))
+    draft = await call(client, "get_invoice", accountId="acme")
+    assert (draft["startDate"], draft["totalAmount"]) == (iso(2026, 4, 1), "31.00")
+
+
+async def test_a_currency_the_plan_cannot_price_is_refused(client) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)  # USD only
+    await account(client, "acme", pro, iso(2026, 1, 1))
+    error = await call_error(client, "update_account", accountId="acme", invoiceCurrency="EUR")
+    assert error.startswith("Error executing tool update_account: invoiceCurrency:") and "does not support EUR" in error
+    assert (await call(client, "get_account", accountId="acme"))["invoiceCurrency"] == "USD"
+    await call(client, "list_invoices", accountId="acme")  # still reads
+
+
+async def test_a_bill_run_ahead_of_the_clock_leaves_every_listing_readable(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)
+    await account(client, "acme", pro, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 20))
+    await run_bill(db, at(2026, 2, 1))  # `togai-engine bill --as-of 2026-02-01T00:00:00Z`, on 20 January
+    for filters in ({}, {"status": "DRAFT"}, {"customerId": "cust_acme"}, {"accountId": "acme"}):
+        page = await call(client, "list_invoices", pageSize=100, **filters)
+        assert page["data"], filters
+    feb = (await call(client, "list_invoices", status="DRAFT"))["data"][0]
+    assert (feb["startDate"], feb["totalAmount"], feb["closesAt"]) == (iso(2026, 2, 1), "31.00", iso(2026, 3, 1))
+    assert (await call(client, "get_invoice", invoiceId=feb["id"]))["totalAmount"] == "31.00"
