@@ -15,7 +15,8 @@ MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset
 
 async def plan(client: Any, name: str, meter: str, monthly_fee: str = "31", **extra: Any) -> str:
     created = await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY, rateCards={
-        "usageRateCards": [tiered(meter, ("0", "0.01"))], "fixedFeeRateCards": [fee("base", monthly_fee)]}, **extra)
+        "usageRateCards": [tiered(meter, ("0", "0.01"))],
+        "fixedFeeRateCards": [fee("base", monthly_fee, prorate=False)]}, **extra)
     return str(created["id"])
 
 
@@ -92,7 +93,7 @@ async def test_a_mid_cycle_change_prorates_both_parts(client, clock) -> None:
     meter = await tokens_meter(client)
     small = await plan(client, "Small", meter, monthly_fee="31")
     large = await plan(client, "Large", meter, monthly_fee="62")
-    # enableProration false on both: a change still charges each part only its share
+    # enableProration false on both (plan()): a change still charges each part only its share
     await account(client, "acme", small, iso(2026, 1, 1))
     await call(client, "update_account", accountId="acme", pricePlanId=large, effectiveFrom=iso(2026, 1, 11))
     clock.set(at(2026, 2, 2))
