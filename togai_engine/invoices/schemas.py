@@ -61,7 +61,7 @@ class InvoiceSummary(Model):
     creditsApplied: Decimal | None = Field(default=None, description="wallet credits applied when it became DUE")
     amountDue: Decimal | None = Field(default=None, description="totalAmount - creditsApplied - the creditedFromDue of its credit notes")
     # credit notes (credit_notes.py): corrections after DUE; totalAmount never changes
-    creditNotesTotal: Decimal = Field(default=0, description="the sum of its credit notes (0 on a DRAFT)")
+    creditNotesTotal: Decimal = Field(default=Decimal(0), description="the sum of its credit notes (0 on a DRAFT)")
     creditNotes: list[CreditNoteRef] = Field(default_factory=list, description="its credit notes, oldest first")
     statusUpdatedAt: datetime | None = None
     problem: str | None = Field(default=None, description=(
