@@ -32,7 +32,7 @@ class EventIdRow(Base):
 
 
 class EventRow(Base):
-    """A stored (ACCEPTED or NOT_BILLED_CYCLE_CLOSED) event. No primary key in the database on
+    """A stored (ACCEPTED, NOT_BILLED_NO_PLAN or NOT_BILLED_CYCLE_CLOSED) event. No primary key in the database on
     purpose (see the module docstring); the mapper's key is (account_id, id)."""
 
     __tablename__ = "events"
