@@ -117,6 +117,10 @@ async def test_a_negative_event_stored_before_the_reject_meter_existed_is_a_dupl
     new = await call(client, "ingest_batch_events", events=[ev("old", "-5"), ev("new", "-5"), ev("new", "-5")])
     assert (new["duplicates"], new["rejected"], new["accepted"]) == (1, 2, 0)
     assert [r["index"] for r in new["rejectedEvents"]] == [1, 2]
+    # an id sent twice in a batch: the first is rejected and claims nothing, so the second is stored
+    twice = await call(client, "ingest_batch_events", events=[ev("twice", "-1"), ev("twice", "4")])
+    assert (twice["rejected"], twice["accepted"], twice["duplicates"]) == (1, 1, 0)
+    assert await quantities(db) == {allow["id"]: Decimal(-1), strict["id"]: Decimal(-1)}  # -5 + 4
 
 
 async def test_the_rule_is_part_of_the_meters_definition(client):
