@@ -193,8 +193,8 @@ async def test_a_large_batch_with_stored_ids_falls_back_to_claiming_and_counts_e
 
     forms: list[bool] = []  # the statement forms run, in order: True = the plain INSERT (fast path)
     statement = ingest._statement
-    monkeypatch.setattr(ingest, "_statement", lambda meters, report, fast: forms.append(fast) or statement(
-        meters, report, fast))
+    monkeypatch.setattr(ingest, "_statement", lambda meters, report, fast, statuses: forms.append(fast) or statement(
+        meters, report, fast, statuses))
     await open_account(client)
     meter_id = await tokens_meter(client)
     size = FAST_PATH_MIN_EVENTS + 50

@@ -4,13 +4,14 @@ a plan is later attached over its time. Through ingest_event, ingest_batch_event
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
 
 from helpers import at, call, iso, tokens_meter
+from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities
 
 
@@ -130,3 +131,20 @@ async def test_an_account_without_any_plan_meters_its_usage_but_never_reports_it
     # a retry is a DUPLICATE, like any other
     again = await call(client, "ingest_event", event=usage("2026-01-05T00:00:00Z", "7", "a", "free"))
     assert again["status"] == "DUPLICATE"
+
+
+async def test_a_large_batch_mixing_statuses_stores_each_with_its_own(client, db):
+    meter = await tokens_meter(client)
+    plan = await penny_plan(client, meter)
+    await account(client, "acme", plan, iso(2026, 1, 15))
+    # 300 events (the plain-INSERT fast path), one per 2 hours from 1 Jan: 0..167 are before 15 Jan
+    events = [usage((at(2026, 1, 1) + timedelta(hours=2 * n)).isoformat(), str(n), f"e{n}") for n in range(300)]
+    batch = await call(client, "ingest_batch_events", events=events)
+    assert (batch["accepted"], batch["notBilledNoPlan"]) == (132, 168)
+    assert batch["notBilledNoPlanIndexes"] == list(range(168))
+    listed = await call(client, "list_events", status="ACCEPTED", pageSize=100)
+    assert min(e["timestamp"] for e in listed["data"]) >= "2026-01-15T00:00:00Z"
+    # every event is metered: 0 + 1 + ... + 299 = 44850
+    assert await quantity(db, "acme", meter, at(2026, 1, 1), at(2026, 2, 1)) == Decimal(44850)
+    async with db.unit_of_work() as session:
+        assert await verify_rollups(session) == []

@@ -206,10 +206,9 @@ async def ingest_events(
         _dumps([e.attributes for e in events]),
         _dumps([e.dimensions for e in events]),
         _dumps(units) if any(u is not None for u in units) else None,
-        _dumps(statuses) if other else None,
     )
     meters = tuple(m for schema in sorted(metered_schemas) for m in meters_by_schema.get(schema, ()))
-    row = await _store(conn, meters, report_meters, columns, now, len(kept))
+    row = await _store(conn, meters, report_meters, columns, now, _dumps(statuses) if other else None, len(kept))
     for position in row["duplicates"]:
         report.statuses[indexes[position]] = DUPLICATE
     if report_meters:
@@ -253,8 +252,10 @@ FAST_PATH_MIN_EVENTS = 200  # ~1 us per event saved vs ~0.2 ms for SAVEPOINT + R
 
 
 async def _store(conn: Any, meters: tuple[MeterSql, ...], report_meters: bool, columns: tuple[Any, ...],
-                 now: datetime, count: int) -> Any:
+                 now: datetime, statuses: str | None, count: int) -> Any:
     """Runs the storing statement; returns its row (duplicates: positions that were already claimed).
+    `statuses`: each event's status as a JSON array, None when all are ACCEPTED (the usual batch: its
+    statement writes the constant and takes no such parameter).
 
     Fast path first: a batch without stored ids (the common case; retries are rare) claims them
     with a plain INSERT, and stores every event without joining the claim back. A plain INSERT is
@@ -263,15 +264,17 @@ async def _store(conn: Any, meters: tuple[MeterSql, ...], report_meters: bool, c
     The savepoint costs two round trips, more than the fast path saves on a small batch (a single
     ingest_event, say): those take the claiming statement directly.
     """
+    args = (*columns, now) if statuses is None else (*columns, now, statuses)
+    given = statuses is not None
     if count < FAST_PATH_MIN_EVENTS:
-        return await conn.fetchrow(_statement(meters, report_meters, False), *columns, now)
+        return await conn.fetchrow(_statement(meters, report_meters, False, given), *args)
     try:
         async with conn.transaction():  # a savepoint inside the caller's transaction
-            return await conn.fetchrow(_statement(meters, report_meters, True), *columns, now)
+            return await conn.fetchrow(_statement(meters, report_meters, True, given), *args)
     except asyncpg.exceptions.UniqueViolationError as exc:
         if exc.constraint_name != "pk_event_ids":
             raise
-    return await conn.fetchrow(_statement(meters, report_meters, False), *columns, now)
+    return await conn.fetchrow(_statement(meters, report_meters, False, given), *args)
 
 
 async def _resolve_accounts(
@@ -478,20 +481,23 @@ async def _lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, datet
 
 
 # $1..$3 JSON arrays of text, $4 int8[] microseconds since the epoch, $5..$7 JSON arrays of objects
-# ($7 NULL: no units at all), $8 JSON array of each event's status (NULL: all ACCEPTED), $9 now.
+# ($7 NULL: no units at all), $8 now, and only in the statement `with_statuses`, $9 a JSON array of
+# each event's status (otherwise every event is ACCEPTED: no parameter, a constant).
 # The time is rebuilt exactly: whole hours plus microseconds (both exact in int8/interval arithmetic,
 # with no day or month step that would depend on the session time zone).
-_INPUT = """input AS (
+def _input(with_statuses: bool) -> str:
+    status, source, name = ("t.status", ", json_array_elements_text($9::json)", " status,") if with_statuses \
+        else (f"CAST('{ACCEPTED}' AS text)", "", "")
+    return f"""input AS (
   SELECT CAST(t.ord - 1 AS int4) AS pos, t.account_id, t.id, t.schema_name,
          timestamptz 'epoch' + make_interval(hours => CAST(t.micros / 3600000000 AS int4))
            + (t.micros % 3600000000) * interval '1 microsecond' AS event_time,
-         t.attributes, t.dimensions, NULLIF(t.units, 'null'::jsonb) AS units,
-         coalesce(t.status, 'ACCEPTED') AS status
+         t.attributes, t.dimensions, NULLIF(t.units, 'null'::jsonb) AS units, {status} AS status
   FROM ROWS FROM (
     json_array_elements_text($1::json), json_array_elements_text($2::json), json_array_elements_text($3::json),
     unnest($4::int8[]), jsonb_array_elements($5::jsonb), jsonb_array_elements($6::jsonb),
-    jsonb_array_elements(coalesce($7::jsonb, '[]'::jsonb)), json_array_elements_text($8::json)
-  ) WITH ORDINALITY AS t(account_id, id, schema_name, micros, attributes, dimensions, units, status, ord)
+    jsonb_array_elements(coalesce($7::jsonb, '[]'::jsonb)){source}
+  ) WITH ORDINALITY AS t(account_id, id, schema_name, micros, attributes, dimensions, units,{name} ord)
 )"""
 _CLAIMED = """claimed AS (
   INSERT INTO event_ids (account_id, id, event_time)
@@ -501,7 +507,7 @@ _CLAIMED = """claimed AS (
 )"""
 _INSERTED = """inserted AS (
   INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, units, status)
-  SELECT i.account_id, i.id, i.schema_name, i.event_time, $9::timestamptz, i.attributes, i.dimensions,
+  SELECT i.account_id, i.id, i.schema_name, i.event_time, $8::timestamptz, i.attributes, i.dimensions,
          i.units, i.status
   FROM input i JOIN claimed c ON c.account_id = i.account_id COLLATE "C" AND c.id = i.id COLLATE "C"
   RETURNING account_id, id, schema_name, event_time, attributes, dimensions, status
@@ -518,7 +524,7 @@ _CLAIMED_ALL = """claimed AS (
 )"""
 _INSERTED_ALL = """inserted AS (
   INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, units, status)
-  SELECT i.account_id, i.id, i.schema_name, i.event_time, $9::timestamptz, i.attributes, i.dimensions,
+  SELECT i.account_id, i.id, i.schema_name, i.event_time, $8::timestamptz, i.attributes, i.dimensions,
          i.units, i.status
   FROM input i
   RETURNING account_id, id, schema_name, event_time, attributes, dimensions, status
@@ -526,9 +532,11 @@ _INSERTED_ALL = """inserted AS (
 
 
 @lru_cache(maxsize=256)
-def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool) -> str:
-    """fast: every id is new (a conflict raises); otherwise ids already claimed are skipped and reported."""
-    ctes = [_INPUT, _CLAIMED_ALL, _INSERTED_ALL] if fast else [_INPUT, _CLAIMED, _INSERTED]
+def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool, with_statuses: bool) -> str:
+    """fast: every id is new (a conflict raises); otherwise ids already claimed are skipped and reported.
+    with_statuses: the events' statuses come as $9 (some event is not ACCEPTED)."""
+    source = _input(with_statuses)
+    ctes = [source, _CLAIMED_ALL, _INSERTED_ALL] if fast else [source, _CLAIMED, _INSERTED]
     final = "SELECT CAST(ARRAY[] AS int4[]) AS duplicates" if fast else f"SELECT {_DUPLICATES}"
     if meters:
         ctes.append(f"valued AS (\n{valued_sql(meters, 'inserted')}\n)")
