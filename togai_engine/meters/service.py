@@ -88,8 +88,9 @@ def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]],
         )
     negative_values = data.negativeValues.strip().upper()
     if negative_values not in NEGATIVE_VALUES:
-        raise InvalidInput("negativeValues", f"{data.negativeValues!r} is not supported; use ALLOW (meter negative "
-                                             "values, e.g. corrections) or REJECT (reject events with a negative value)")
+        raise InvalidInput("negativeValues", f"{data.negativeValues!r} is not supported; use ALLOW (meter "
+                                             "negative values, e.g. corrections) or REJECT (reject events with a "
+                                             "negative value)")
     for field, value in (("billableName", data.billableName), ("description", data.description)):
         if value is not None and "\x00" in value:
             raise InvalidInput(field, "contains a NUL character; remove it")
