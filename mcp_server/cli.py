@@ -203,7 +203,9 @@ def import_events(
         typer.echo(f"togai-engine: import stopped: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"read {summary.read}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
-               f"stored but not billed (cycle closed) {summary.not_billed}, rejected {summary.rejected}")
+               f"stored but not billed (cycle closed) {summary.not_billed}, "
+               f"metered but not billed (no plan at their time) {summary.not_billed_no_plan}, "
+               f"rejected {summary.rejected}")
     if summary.rejected:
         typer.echo(f"rejected lines and reasons: {report_path}", err=True)
 

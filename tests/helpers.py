@@ -44,6 +44,22 @@ def iso(*parts: int) -> str:
     return at(*parts).isoformat().replace("+00:00", "Z")
 
 
+JAN_1 = "2026-01-01T00:00:00Z"  # the test clock's start (conftest.START)
+
+
+async def basic_plan(client: Client) -> str:
+    """A monthly price plan without rate cards (the same one on every call); returns its id."""
+    plan = await call(client, "create_price_plan", name="Basic",
+                      pricingCycleConfig={"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 3})
+    return str(plan["id"])
+
+
+async def on_plan(client: Client, since: str = JAN_1) -> dict[str, str]:
+    """create_account / create_customer account fields putting the account on basic_plan from `since`:
+    its usage from then on is billable (ACCEPTED), not NOT_BILLED_NO_PLAN."""
+    return {"pricePlanId": await basic_plan(client), "effectiveFrom": since}
+
+
 async def tokens_meter(client: Client, name: str = "tokens") -> str:
     """A SUM meter over the `tokens` attribute of `llm` events; returns its id."""
     meter = await call(client, "create_usage_meter", name=name, eventSchemaName="llm", aggregation="SUM",

@@ -79,7 +79,12 @@ async def ingest_event(
     fails or times out, retry with exactly the same event and the SAME id; never invent a new id for
     usage you already sent. An id already stored returns status DUPLICATE (success, counted once).
     Without an id, one is derived from the content, so an identical retry is also a DUPLICATE.
-    An invalid event is an error naming the field and a reason code (e.g. UNKNOWN_ACCOUNT); nothing is
+    A stored event's status says what was true when it arrived: ACCEPTED (metered, billable);
+    NOT_BILLED_NO_PLAN (metered, but the account had no price plan in effect at its timestamp: before
+    its first plan starts, after a plan ended, or no plan at all; billed only if a plan is later
+    attached from a time at or before it); NOT_BILLED_CYCLE_CLOSED (its cycle is already invoiced:
+    never billed). An invalid event is an error naming the field and a reason code (e.g.
+    UNKNOWN_ACCOUNT; NEGATIVE_VALUE when a meter of its schema rejects negative values); nothing is
     stored for it. For many events use ingest_batch_events."""
 
     async def work(u: UnitOfWork) -> IngestEventResult:
@@ -112,8 +117,11 @@ async def ingest_batch_events(
     retrying a batch, resend the same events with the SAME ids; never invent new ids. Valid events
     are stored even when others are rejected. The result counts accepted, duplicates (already
     stored: success, counted once) and rejected, and lists each rejected event's index, code and
-    reason; fix those and resend only them. More than 1000 events, or `events` not being a list,
-    is one error and stores nothing."""
+    reason (e.g. NEGATIVE_VALUE: a meter of its schema rejects negative values); fix those and resend
+    only them. Stored events that are not billable are counted apart, with their indexes:
+    notBilledNoPlan (metered, but dated when the account had no price plan in effect; billed only if
+    a plan is later attached from a time at or before them) and notBilled (their cycle is already
+    invoiced). More than 1000 events, or `events` not being a list, is one error and stores nothing."""
     return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now))
 
 
@@ -173,8 +181,8 @@ async def list_events(
     ctx: Context,
     accountId: Annotated[str | None, Field(description="only this account's events (id or alias)")] = None,
     schemaName: Annotated[str | None, Field(description="only events of this schema")] = None,
-    status: Annotated[Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED", "VOIDED"] | None, Field(
-        description="only events with this processing status")] = None,
+    status: Annotated[Literal["ACCEPTED", "NOT_BILLED_NO_PLAN", "NOT_BILLED_CYCLE_CLOSED", "VOIDED"] | None, Field(
+        description="only events with this status (the one they got when ingested, or VOIDED)")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[EventRecord]:

@@ -11,7 +11,13 @@ from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.common.schemas import Page
 from togai_engine.meters import service as meters
-from togai_engine.meters.schemas import ComputationIn, UsageMeter, UsageMeterCreate
+from togai_engine.meters.schemas import (
+    NEGATIVE_VALUES_DESCRIPTION,
+    ComputationIn,
+    NegativeValues,
+    UsageMeter,
+    UsageMeterCreate,
+)
 
 AggregationName = Literal["COUNT", "SUM", "MAX", "UNIQUE_COUNT", "LATEST"]
 
@@ -30,16 +36,20 @@ async def create_usage_meter(
                     "COUNT may omit them; SUM e.g. [{\"computation\": \"tokens\", \"order\": 1}]")] = None,
     billableName: Annotated[str | None, Field(max_length=255, description="name shown on invoices")] = None,
     description: Annotated[str | None, Field(max_length=255)] = None,
+    negativeValues: Annotated[NegativeValues, Field(description=NEGATIVE_VALUES_DESCRIPTION)] = "ALLOW",
     id: Annotated[str | None, Field(
         description="meter id you choose (1-50 chars), so plan files can name it; generated as um_... if absent")] = None,
 ) -> UsageMeter:
     """Create an ACTIVE usage meter that turns events of one schema into a billable quantity.
     Matchers and computations are JSON Logic over attributes.<name> (numbers) and dimensions.<name>
     (text); unsupported operators or unknown variables are rejected, naming the spot. The meter also
-    counts the events already stored for its schema. Creating the same name again with the same
-    definition returns the existing meter, so a retry is safe; a different definition is a conflict."""
+    counts the events already stored for its schema. negativeValues REJECT makes ingestion reject events
+    whose value for this meter is negative (code NEGATIVE_VALUE); ALLOW (default) meters them, e.g. as
+    corrections. Creating the same name again with the same definition returns the existing meter, so a
+    retry is safe; a different definition is a conflict."""
     data = UsageMeterCreate(id=id, name=name, eventSchemaName=eventSchemaName, aggregation=aggregation,
-                            computations=computations or [], billableName=billableName, description=description)
+                            computations=computations or [], billableName=billableName, description=description,
+                            negativeValues=negativeValues)
     async with uow(ctx) as u:
         meter, _ = await meters.create_usage_meter(u.session, data, u.now)
         u.changed(meter.id)

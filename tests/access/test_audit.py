@@ -39,7 +39,7 @@ async def test_a_batch_is_audited_as_a_summary_and_a_nul_rejects_only_its_event(
                "attributes": {"n": "1"}} for i in range(3)]
     events[1]["dimensions"] = {"bad": "nul\x00here"}
     result = await call(client, "ingest_batch_events", events=events)
-    assert (result["accepted"], result["rejected"]) == (2, 1)
+    assert (result["notBilledNoPlan"], result["rejected"]) == (2, 1)  # stored; a1 has no price plan
     assert result["rejectedEvents"][0]["index"] == 1
     record = (await call(client, "list_audit_log", tool="ingest_batch_events"))["data"][0]
     assert record["arguments"] == {"eventCount": 3, "accountIds": ["a1"], "accountCount": 1,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import pg_connection
-from helpers import call, scalar
+from helpers import call, on_plan, scalar
 from togai_engine.events.bulk import ImportSummary, Malformed, import_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.meters.rollups import verify_rollups
@@ -39,7 +39,8 @@ def history(size: int, produced: list[int]) -> Iterator[object]:
 
 
 async def test_a_bulk_import_streams_validates_dedupes_and_can_be_rerun(client, db, clock):
-    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    await call(client, "create_customer", id="c", name="C",
+               account={"id": "acc_1", "name": "A", **await on_plan(client)})
     meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="api_call", aggregation="SUM",
                        computations=[{"computation": "tokens", "order": 1}])
     rejected: list[tuple[int, RejectedEvent]] = []
@@ -102,7 +103,8 @@ async def test_the_first_of_two_lines_with_one_id_wins_even_when_their_batches_o
                                                                                         clock):
     """Two lines with the same accountId and id in batches in flight together: the earlier line is stored
     and the later one is the DUPLICATE, whichever batch reaches the database first."""
-    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    await call(client, "create_customer", id="c", name="C",
+               account={"id": "acc_1", "name": "A", **await on_plan(client)})
     meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="api_call", aggregation="SUM",
                        computations=[{"computation": "tokens", "order": 1}])
 
@@ -131,7 +133,8 @@ async def test_a_failing_source_leaves_no_batch_running(client, db, database_url
     """When reading the stream fails, the batches in flight are cancelled and finished before the error
     reaches the caller: no connection is still taken, and a connection whose BEGIN the cancellation cut
     short is never used again (store/database.py), so nothing stays open once the pool is next used."""
-    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    await call(client, "create_customer", id="c", name="C",
+               account={"id": "acc_1", "name": "A", **await on_plan(client)})
 
     def broken() -> Iterator[object]:
         for n in range(3):

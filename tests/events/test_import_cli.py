@@ -41,7 +41,9 @@ async def test_jsonl_import_reports_rejections_and_is_safe_to_rerun(client, db, 
 
     first = run(database_url, "import", "events", str(source), "--no-progress")
     assert first.returncode == 0, first.stderr
-    assert "read 13: accepted 10, duplicates 1, stored but not billed (cycle closed) 0, rejected 2" in first.stdout
+    # acme has no price plan: its 10 events are stored and metered, but reported as not billable
+    assert ("read 13: accepted 0, duplicates 1, stored but not billed (cycle closed) 0, "
+            "metered but not billed (no plan at their time) 10, rejected 2") in first.stdout
     # in line order: a malformed line is reported with the batch it was read in
     report = [json.loads(line) for line in (tmp_path / "history.jsonl.rejected.jsonl").read_text().splitlines()]
     assert [(r["line"], r["code"]) for r in report] == [(4, "INVALID_EVENT"), (7, "UNKNOWN_ACCOUNT")]
@@ -72,7 +74,8 @@ async def test_csv_import_with_attribute_unit_and_dimension_columns(client, db, 
                       "c4,llm,2026-01-03T00:00:00Z\n")
     result = run(database_url, "import", "events", str(source), "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert "read 4: accepted 2, duplicates 0, stored but not billed (cycle closed) 0, rejected 2" in result.stdout
+    assert ("read 4: accepted 0, duplicates 0, stored but not billed (cycle closed) 0, "
+            "metered but not billed (no plan at their time) 2, rejected 2") in result.stdout
     report = sorted((json.loads(line) for line in (tmp_path / "history.csv.rejected.jsonl").read_text().splitlines()),
                     key=lambda r: r["line"])  # malformed lines are reported as read, invalid events per batch
     assert [r["line"] for r in report] == [4, 5]  # the header is line 1
@@ -101,7 +104,7 @@ async def test_jsonl_numbers_keep_every_digit(client, db, database_url, tmp_path
         '"tokens": 0', f'"tokens": {value}') for i, value in enumerate(
         ("12345678.123456789", "0.1", "1.5e3"))) + "\n")
     out = run(database_url, "import", "events", str(source), "--no-progress")
-    assert out.returncode == 0 and "accepted 3" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "(no plan at their time) 3" in out.stdout, out.stdout + out.stderr
     # 12345678.123456789 (17 significant digits: a double would keep 12345678.12345679) + 0.1 + 1500
     assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == Decimal(
         "12347178.223456789")

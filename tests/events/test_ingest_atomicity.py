@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import row_counts
-from helpers import call
+from helpers import call, on_plan
 from togai_engine.events.ingest import ingest_events
 from togai_engine.meters.schemas import UsageMeterCreate
 from togai_engine.meters.service import create_usage_meter
@@ -18,7 +18,8 @@ EVENTS = [{"id": f"e{i}", "schemaName": "api_call", "timestamp": "2026-01-05T10:
 
 
 async def test_a_rolled_back_ingest_claims_no_id_and_stores_nothing(client, db):
-    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    await call(client, "create_customer", id="c", name="C",
+               account={"id": "acc_1", "name": "A", **await on_plan(client)})
     await call(client, "create_usage_meter", name="tokens", eventSchemaName="api_call", aggregation="SUM",
                computations=[{"computation": "tokens", "order": 1}])
     before = await row_counts(db)
@@ -33,7 +34,8 @@ async def test_a_rolled_back_ingest_claims_no_id_and_stores_nothing(client, db):
 
 
 async def test_a_rolled_back_meter_creation_leaves_no_meter_and_no_rollups(client, db):
-    await call(client, "create_customer", id="c", name="C", account={"id": "acc_1", "name": "A"})
+    await call(client, "create_customer", id="c", name="C",
+               account={"id": "acc_1", "name": "A", **await on_plan(client)})
     await call(client, "ingest_batch_events", events=EVENTS)
     before = await row_counts(db)
     with pytest.raises(RuntimeError):

@@ -12,7 +12,7 @@ from typing import Any
 from mcp import Client
 
 from conftest import hosted
-from helpers import call
+from helpers import call, on_plan
 from mcp_server.server import build_server
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities
@@ -35,7 +35,8 @@ async def clients(stack: AsyncExitStack, db, clock, count: int) -> list[Client]:
 
 async def setup(client: Client) -> dict[str, str]:
     for account in ("acc_1", "acc_2"):
-        await call(client, "create_customer", id=f"c_{account}", name="C", account={"id": account, "name": "A"})
+        await call(client, "create_customer", id=f"c_{account}", name="C",
+                   account={"id": account, "name": "A", **await on_plan(client)})
     calls = await call(client, "create_usage_meter", name="calls", eventSchemaName="api_call", aggregation="COUNT")
     tokens = await call(client, "create_usage_meter", name="tokens", eventSchemaName="api_call", aggregation="SUM",
                         computations=[{"computation": "tokens", "order": 1}])

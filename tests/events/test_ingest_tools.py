@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from conftest import row_counts
-from helpers import call, call_error
+from helpers import call, call_error, on_plan
 from togai_engine.events.ingest import FAST_PATH_MIN_EVENTS
 from togai_engine.meters.rollups import verify_rollups
 from togai_engine.meters.usage import meter_quantities
@@ -18,7 +18,7 @@ FEB = datetime(2026, 2, 1, tzinfo=UTC)
 
 async def open_account(client, account_id: str = "acc_1", aliases: list[str] | None = None) -> None:
     await call(client, "create_customer", id=f"cust_{account_id}", name="Acme",
-               account={"id": account_id, "name": "Acme main", "aliases": aliases or []})
+               account={"id": account_id, "name": "Acme main", "aliases": aliases or [], **await on_plan(client)})
 
 
 async def tokens_meter(client) -> str:
@@ -193,8 +193,8 @@ async def test_a_large_batch_with_stored_ids_falls_back_to_claiming_and_counts_e
 
     forms: list[bool] = []  # the statement forms run, in order: True = the plain INSERT (fast path)
     statement = ingest._statement
-    monkeypatch.setattr(ingest, "_statement", lambda meters, report, fast: forms.append(fast) or statement(
-        meters, report, fast))
+    monkeypatch.setattr(ingest, "_statement", lambda meters, report, fast, statuses: forms.append(fast) or statement(
+        meters, report, fast, statuses))
     await open_account(client)
     meter_id = await tokens_meter(client)
     size = FAST_PATH_MIN_EVENTS + 50
@@ -270,7 +270,8 @@ async def test_events_of_a_closed_cycle_are_stored_but_not_billed(client, db):
         from sqlalchemy import text
 
         await session.execute(text("INSERT INTO billing_watermarks (account_id, closed_before) "
-                                   "VALUES ('acc_1', '2026-01-10T00:00:00Z')"))
+                                   "VALUES ('acc_1', '2026-01-10T00:00:00Z') ON CONFLICT (account_id) "
+                                   "DO UPDATE SET closed_before = EXCLUDED.closed_before"))
     result = await call(client, "ingest_batch_events", events=[
         ev("old", "5", at="2026-01-09T23:59:59Z"), ev("new", "7", at="2026-01-10T00:00:00Z")])
     assert (result["accepted"], result["notBilled"], result["notBilledIndexes"]) == (1, 1, [0])

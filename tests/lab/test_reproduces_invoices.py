@@ -83,7 +83,11 @@ async def test_own_plan_reproduces_every_invoice(
         for i, (who, minute, is_request, amount) in enumerate(usage)]
     if batch:
         loaded = await call(client, "ingest_batch_events", events=batch)
-        assert loaded["accepted"] == len(batch)  # all of it billable
+        # billable, but acc1's usage before its plan starts (10 Jan 12:00): metered, reported not billed
+        before_plan = [i for i, (who, minute, _, _) in enumerate(usage)
+                       if who == 1 and START + timedelta(minutes=minute) < at(2026, 1, 10, 12)]
+        assert loaded["notBilledNoPlanIndexes"] == before_plan
+        assert loaded["accepted"] == len(batch) - len(before_plan)
     clock.set(at(2026, 4, 2, 12))  # January to March closed (Alt's grace is 2 days: its March period may not be)
     invoices = {}
     for account_id in ("acc0", "acc1", "acc2"):

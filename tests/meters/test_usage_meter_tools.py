@@ -78,7 +78,7 @@ async def test_each_aggregation_gives_its_exact_quantity(client, db):
         ],
     )
     result = await call(client, "ingest_batch_events", events=EVENTS)
-    assert result["accepted"] == 5
+    assert result["notBilledNoPlan"] == 5  # stored and metered; the account has no price plan
     assert await quantity(db, count_all) == Decimal(5)
     assert await quantity(db, total) == Decimal("397.75")  # 100 + 250.5 + 40 + 7.25 (e5 has no value)
     assert await quantity(db, biggest) == Decimal("250.5")

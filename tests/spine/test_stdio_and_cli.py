@@ -52,7 +52,7 @@ async def test_stdio_round_trip(database_url, db):
         assert not batch.is_error, batch.content
         assert [(r["index"], r["code"]) for r in batch.structured_content["rejectedEvents"]] == [
             (1, "INVALID_VALUE"), (2, "INVALID_VALUE")]
-        assert batch.structured_content["accepted"] == 2
+        assert batch.structured_content["notBilledNoPlan"] == 2  # stored; acc_stdio has no price plan
         print(f"stdio get_customer median {statistics.median(timings) * 1000:.2f} ms")
 
 

@@ -21,7 +21,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from togai_engine.common.clock import Clock
-from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, IngestReport, RejectedEvent, ingest_events
+from togai_engine.events.ingest import (
+    DUPLICATE,
+    NOT_BILLED_CYCLE_CLOSED,
+    NOT_BILLED_NO_PLAN,
+    IngestReport,
+    RejectedEvent,
+    ingest_events,
+)
 from togai_engine.events.service import is_retryable
 from togai_engine.events.validation import MAX_BATCH_EVENTS, Code
 from togai_engine.store.database import Database
@@ -42,7 +49,8 @@ class ImportSummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    not_billed: int = 0
+    not_billed: int = 0  # NOT_BILLED_CYCLE_CLOSED
+    not_billed_no_plan: int = 0  # NOT_BILLED_NO_PLAN: metered, no plan in effect at the event's time
     batches: int = 0
 
 
@@ -131,6 +139,8 @@ async def import_events(
                 summary.duplicates += 1
             elif status == NOT_BILLED_CYCLE_CLOSED:
                 summary.not_billed += 1
+            elif status == NOT_BILLED_NO_PLAN:
+                summary.not_billed_no_plan += 1
         reject_all(oldest.malformed + [(oldest.positions[r.index], r) for r in report.rejected])
         if on_progress is not None:
             on_progress(summary)

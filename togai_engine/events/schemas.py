@@ -10,13 +10,20 @@ from pydantic import Field
 
 from togai_engine.common.schemas import Model
 
-StoredStatus = Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED", "VOIDED"]
+StoredStatus = Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN", "VOIDED"]
+STORED_STATUS_DESCRIPTION = (
+    "its status when it was ingested: ACCEPTED = feeds its schema's meters and was billable (a plan covered "
+    "its time); NOT_BILLED_NO_PLAN = feeds its schema's meters, but the account had no price plan in effect at "
+    "its time, so no invoice bills it unless a plan is later attached from a time at or before it; "
+    "NOT_BILLED_CYCLE_CLOSED = arrived after its cycle was invoiced: feeds nothing, never billed; VOIDED = "
+    "voided (void_event): kept, feeds nothing, its id stays taken"
+)
 
 
 class RejectedEventInfo(Model):
     index: int = Field(description="position of the event in the request (0-based)")
     eventId: str | None = Field(default=None, description="the id it was sent with, if any")
-    code: str = Field(description="reason code, e.g. UNKNOWN_ACCOUNT, INVALID_VALUE, MISSING_FIELD")
+    code: str = Field(description="reason code, e.g. UNKNOWN_ACCOUNT, INVALID_VALUE, MISSING_FIELD, NEGATIVE_VALUE")
     field: str | None = Field(default=None, description="path of the offending field inside the event")
     message: str
 
@@ -24,20 +31,24 @@ class RejectedEventInfo(Model):
 class IngestEventResult(Model):
     eventId: str = Field(description="the idempotency key (given, or derived from the content); reuse it on retry")
     accountId: str = Field(description="the account the event belongs to (an alias is resolved to the id)")
-    status: Literal["ACCEPTED", "DUPLICATE", "NOT_BILLED_CYCLE_CLOSED"]
+    status: Literal["ACCEPTED", "DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"]
     message: str
     usageMeters: list[str] = Field(default_factory=list, description="ids of the usage meters this event fed")
     warnings: list[str] = Field(default_factory=list)
 
 
 class IngestBatchResult(Model):
-    accepted: int = Field(description="events stored and billable")
+    accepted: int = Field(description="events stored and billable (status ACCEPTED)")
     duplicates: int = Field(description="events already stored (or repeated in this batch): counted once, not an error")
     rejected: int = Field(description="invalid events; nothing was stored for them and their ids stay unclaimed")
     notBilled: int = Field(description="events stored with status NOT_BILLED_CYCLE_CLOSED (their cycle is invoiced)")
+    notBilledNoPlan: int = Field(
+        default=0, description="events stored with status NOT_BILLED_NO_PLAN: metered, but dated when the account "
+                               "had no price plan in effect, so not billed unless a plan is attached over their time")
     rejectedEvents: list[RejectedEventInfo] = Field(default_factory=list)
     duplicateIndexes: list[int] = Field(default_factory=list)
     notBilledIndexes: list[int] = Field(default_factory=list)
+    notBilledNoPlanIndexes: list[int] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -60,9 +71,7 @@ class EventRecord(Model):
     receivedAt: datetime
     attributes: list[EventAttribute]
     dimensions: dict[str, str]
-    status: StoredStatus = Field(description="ACCEPTED = feeds its schema's meters; NOT_BILLED_CYCLE_CLOSED = "
-                                             "arrived after its cycle was invoiced; VOIDED = voided (void_event): "
-                                             "kept, feeds nothing, its id stays taken")
+    status: StoredStatus = Field(description=STORED_STATUS_DESCRIPTION)
     usageMeters: list[MeterValue] = Field(default_factory=list, description="each meter this event feeds, with "
                                                                            "the value it contributes")
     voidedAt: datetime | None = Field(default=None, description="when it was voided (VOIDED only)")

@@ -18,7 +18,14 @@ from togai_engine.accounts.service import resolve_account_id
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
-from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, IngestReport, ingest_events
+from togai_engine.events.ingest import (
+    DUPLICATE,
+    NOT_BILLED_CYCLE_CLOSED,
+    NOT_BILLED_NO_PLAN,
+    REJECTED,
+    IngestReport,
+    ingest_events,
+)
 from togai_engine.events.models import EventRow
 from togai_engine.events.schemas import (
     EventAttribute,
@@ -33,7 +40,7 @@ from togai_engine.events.schemas import (
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.meters import catalog
 from togai_engine.meters.models import EventSchemaRow, UsageMeterRow
-from togai_engine.meters.sql import BILLABLE, valued_sql
+from togai_engine.meters.sql import METERED_STATUSES, valued_sql
 from togai_engine.store.database import raw_connection
 
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
@@ -42,6 +49,9 @@ STATUS_MESSAGES = {
     DUPLICATE: "an event with this id was already stored for this account; it is counted once and nothing changed "
                "(the id of a VOIDED event stays taken too: send a corrected event under a new id)",
     NOT_BILLED_CYCLE_CLOSED: "stored, but its billing cycle is already invoiced, so it is not billed",
+    NOT_BILLED_NO_PLAN: "stored; it feeds the usage meters of its schema, but the account has no price plan in effect "
+                        "at its timestamp, so no invoice bills it. It is billed only if a plan is attached to the "
+                        "account from a time at or before it (update_account pricePlanId + effectiveFrom)",
 }
 
 
@@ -88,17 +98,20 @@ def check_batch(events: object) -> Sequence[object]:
 def batch_result(report: IngestReport) -> IngestBatchResult:
     duplicates = [i for i, s in enumerate(report.statuses) if s == DUPLICATE]
     not_billed = [i for i, s in enumerate(report.statuses) if s == NOT_BILLED_CYCLE_CLOSED]
+    no_plan = [i for i, s in enumerate(report.statuses) if s == NOT_BILLED_NO_PLAN]
     return IngestBatchResult(
         accepted=report.count("ACCEPTED"),
         duplicates=len(duplicates),
         rejected=len(report.rejected),
         notBilled=len(not_billed),
+        notBilledNoPlan=len(no_plan),
         rejectedEvents=[
             RejectedEventInfo(index=r.index, eventId=r.event_id, code=r.code, field=r.field or None, message=r.message)
             for r in report.rejected
         ],
         duplicateIndexes=duplicates,
         notBilledIndexes=not_billed,
+        notBilledNoPlanIndexes=no_plan,
         warnings=report.warnings,
     )
 
@@ -165,7 +178,7 @@ def _record(row: EventRow, meters: list[MeterValue]) -> EventRecord:
 
 async def _meter_values(session: AsyncSession, rows: list[EventRow]) -> dict[tuple[str, str], list[MeterValue]]:
     """The value each listed event contributes to each meter of its schema (one query)."""
-    schemas = sorted({row.schema_name for row in rows if row.status == BILLABLE})
+    schemas = sorted({row.schema_name for row in rows if row.status in METERED_STATUSES})
     if not schemas:
         return {}
     meters = catalog.compiled(await session.scalars(

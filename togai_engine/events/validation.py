@@ -57,6 +57,7 @@ class Code:
     INVALID_VALUE = "INVALID_VALUE"
     INVALID_DIMENSION = "INVALID_DIMENSION"
     TOO_MANY_DIMENSIONS = "TOO_MANY_DIMENSIONS"
+    NEGATIVE_VALUE = "NEGATIVE_VALUE"  # its value for a meter with negativeValues REJECT is below 0 (ingest.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from togai_engine.meters.compiler import compile_meter
+from togai_engine.meters.compiler import compile_meter, value_attributes
 from togai_engine.meters.sql import MeterSql
 
 _MAX_ENTRIES = 4096
@@ -21,9 +21,11 @@ _by_schema: dict[tuple[str, str], tuple[MeterSql, ...]] = {}
 _by_meter: dict[tuple[str, datetime], MeterSql] = {}
 
 
-def compile_stored(meter_id: str, schema_name: str, aggregation: str, computations: list[dict[str, Any]]) -> MeterSql:
+def compile_stored(meter_id: str, schema_name: str, aggregation: str, computations: list[dict[str, Any]],
+                   negative_values: str = "ALLOW") -> MeterSql:
     """A stored meter's SQL (it compiled when it was created, so this does not fail)."""
-    return MeterSql(meter_id, schema_name, aggregation, compile_meter(aggregation, computations))
+    return MeterSql(meter_id, schema_name, aggregation, compile_meter(aggregation, computations), negative_values,
+                    value_attributes(computations) if negative_values == "REJECT" else ())
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -48,14 +50,16 @@ async def meters_of_schemas(conn: Any, tags: dict[str, str | None]) -> dict[str,
             missing.append(schema)
     if missing:
         rows = await conn.fetch(
-            "SELECT id, event_schema_name, aggregation, computations::text AS computations FROM usage_meters "
+            "SELECT id, event_schema_name, aggregation, computations::text AS computations, negative_values "
+            "FROM usage_meters "
             "WHERE event_schema_name = ANY($1::text[]) AND status = 'ACTIVE' ORDER BY id",
             missing,
         )
         found: dict[str, list[MeterSql]] = {schema: [] for schema in missing}
         for row in rows:
             found[row["event_schema_name"]].append(
-                compile_stored(row["id"], row["event_schema_name"], row["aggregation"], json.loads(row["computations"]))
+                compile_stored(row["id"], row["event_schema_name"], row["aggregation"], json.loads(row["computations"]),
+                               row["negative_values"])
             )
         for schema in missing:
             meters = tuple(found[schema])
@@ -66,13 +70,14 @@ async def meters_of_schemas(conn: Any, tags: dict[str, str | None]) -> dict[str,
 
 def compiled(rows: Iterable[Any]) -> list[MeterSql]:
     """MeterSql of UsageMeterRow-like rows (id, event_schema_name, aggregation, computations,
-    updated_at), cached per (id, updated_at)."""
+    negative_values, updated_at), cached per (id, updated_at)."""
     meters = []
     for row in rows:
         key = (row.id, row.updated_at)
         meter = _by_meter.get(key)
         if meter is None:
-            meter = compile_stored(row.id, row.event_schema_name, row.aggregation, row.computations)
+            meter = compile_stored(row.id, row.event_schema_name, row.aggregation, row.computations,
+                                   row.negative_values)
             _remember(_by_meter, key, meter)
         meters.append(meter)
     return meters

@@ -728,6 +728,41 @@ def _first_match(branches: list[tuple[str | None, str]]) -> str:
     return f"(CASE {' '.join(whens)} END)"
 
 
+def value_attributes(computations: Sequence[Mapping[str, object]]) -> tuple[str, ...]:
+    """Names of the attributes the computations read (not the matchers), in first-seen order: what an
+    event's value for the meter is made of, so a message about that value can name them. The
+    computations are compiled ones (compile_meter accepted them), so this never fails on them."""
+    names: dict[str, None] = {}
+
+    def add(name: str, bare_prefix: str | None) -> None:
+        prefix, dot, rest = name.partition(".")
+        if not dot and bare_prefix:
+            prefix, rest = bare_prefix, name
+        if prefix in ATTRIBUTE_PREFIXES and rest:
+            names[rest] = None
+
+    def walk(node: JsonValue) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for operator, args in node.items():
+                first = args[0] if isinstance(args, list) and args else args
+                if operator == "var" and isinstance(first, str):
+                    add(first, None)
+                else:
+                    walk(args)
+
+    for entry in computations:
+        expression = normalize_expression(entry.get("computation"), allow_bare_name=True)
+        if isinstance(expression, str):
+            if not _DECIMAL_TEXT.fullmatch(expression):
+                add(expression, "attributes")  # a bare name is an attribute (compile_computation)
+        else:
+            walk(expression)
+    return tuple(names)
+
+
 def compile_meter(
     aggregation: str, computations: Sequence[Mapping[str, object]], field_prefix: str = "computations"
 ) -> CompiledMeter:

@@ -6,7 +6,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Numeric, SmallInteger, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,7 +29,10 @@ MAX_SCHEMA_NAME_CHARS = 50  # event schema names (the event type)
 
 class UsageMeterRow(Base):
     __tablename__ = "usage_meters"
-    __table_args__ = (Index("ix_usage_meters_event_schema_name", "event_schema_name"),)
+    __table_args__ = (
+        Index("ix_usage_meters_event_schema_name", "event_schema_name"),
+        CheckConstraint("negative_values IN ('ALLOW', 'REJECT')", name="negative_values_known"),
+    )
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
@@ -29,6 +44,8 @@ class UsageMeterRow(Base):
     aggregation: Mapped[str] = mapped_column(String(16))
     computations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)  # [{id, matcher, computation, order}]
     status: Mapped[str] = mapped_column(String(16), server_default="ACTIVE")
+    # ALLOW: a negative value is metered as it is (a correction); REJECT: ingestion rejects the event
+    negative_values: Mapped[str] = mapped_column(String(8), server_default="ALLOW")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -10,6 +10,12 @@ from pydantic import Field
 from togai_engine.common.schemas import Model
 
 Aggregation = Literal["COUNT", "SUM", "MAX", "UNIQUE_COUNT", "LATEST"]
+NegativeValues = Literal["ALLOW", "REJECT"]
+NEGATIVE_VALUES_DESCRIPTION = (
+    "what ingestion does with an event whose value for this meter is negative: ALLOW (default) meters it as it "
+    "is (e.g. a correction that lowers the quantity); REJECT rejects the event (code NEGATIVE_VALUE) and "
+    "stores nothing of it. Only SUM, MAX and LATEST values can be negative"
+)
 
 
 class ComputationIn(Model):
@@ -46,6 +52,7 @@ class UsageMeter(Model):
     aggregation: Aggregation
     computations: list[Computation]
     eventSchemaName: str
+    negativeValues: NegativeValues = Field(default="ALLOW", description=NEGATIVE_VALUES_DESCRIPTION)
     createdAt: datetime
     updatedAt: datetime
 
@@ -58,3 +65,4 @@ class UsageMeterCreate(Model):
     computations: list[ComputationIn] = Field(default_factory=list, max_length=50)
     billableName: str | None = None
     description: str | None = None
+    negativeValues: str = "ALLOW"

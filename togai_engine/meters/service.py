@@ -22,7 +22,7 @@ from togai_engine.meters.compiler import AGGREGATIONS, compile_meter, normalize_
 from togai_engine.meters.models import MAX_SCHEMA_NAME_CHARS, EventSchemaRow, UsageMeterRow
 from togai_engine.meters.rollups import backfill_meter
 from togai_engine.meters.schemas import Computation, UsageMeter, UsageMeterCreate
-from togai_engine.meters.sql import MeterSql, lock_schemas_sql
+from togai_engine.meters.sql import NEGATIVE_VALUES, MeterSql, lock_schemas_sql
 from togai_engine.store.database import raw_connection
 
 NAME_PATTERN = re.compile(r"^[\sA-Za-z0-9_-]{1,50}$")
@@ -40,6 +40,7 @@ def _to_schema(row: UsageMeterRow) -> UsageMeter:
         aggregation=row.aggregation,  # type: ignore[arg-type]
         computations=[Computation(**c) for c in row.computations],
         eventSchemaName=row.event_schema_name,
+        negativeValues=row.negative_values,  # type: ignore[arg-type]
         createdAt=row.created_at,
         updatedAt=row.updated_at,
     )
@@ -67,7 +68,7 @@ def _stored_expression(raw: Any, field: str, *, allow_bare_name: bool) -> str | 
     return _json_text(normalize_expression(raw, field=field, allow_bare_name=allow_bare_name))
 
 
-def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]], MeterSql]:
+def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]], MeterSql, str]:
     name = data.name.strip()
     if not NAME_PATTERN.match(name):
         raise InvalidInput("name", f"{data.name!r} must be 1-50 letters, digits, spaces, '_' or '-'")
@@ -83,6 +84,11 @@ def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]],
         raise InvalidInput(
             "aggregation", f"{data.aggregation!r} is not supported; use one of: {', '.join(AGGREGATIONS)}"
         )
+    negative_values = data.negativeValues.strip().upper()
+    if negative_values not in NEGATIVE_VALUES:
+        raise InvalidInput("negativeValues", f"{data.negativeValues!r} is not supported; use ALLOW (meter "
+                                             "negative values, e.g. corrections) or REJECT (reject events with a "
+                                             "negative value)")
     for field, value in (("billableName", data.billableName), ("description", data.description)):
         if value is not None and "\x00" in value:
             raise InvalidInput(field, "contains a NUL character; remove it")
@@ -100,7 +106,8 @@ def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]],
             }
         )
     compiled = compile_meter(aggregation, computations)  # InvalidInput names computations[i].matcher etc.
-    return name, schema_name, aggregation, computations, MeterSql("", schema_name, aggregation, compiled)
+    return (name, schema_name, aggregation, computations, MeterSql("", schema_name, aggregation, compiled),
+            negative_values)
 
 
 async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now: datetime) -> tuple[UsageMeter, bool]:
@@ -109,7 +116,7 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
     Returns (meter, created). The same name with the same definition returns the existing meter
     (created=False); the same name with another definition is a Conflict.
     """
-    name, schema_name, aggregation, computations, compiled = _clean(data)
+    name, schema_name, aggregation, computations, compiled, negative_values = _clean(data)
     # The schema's exclusive lock: batches of this schema have committed (or wait), so the backfill
     # below sees every event the new meter must count, and later batches see the meter.
     await (await raw_connection(session)).fetchval(lock_schemas_sql(exclusive=True), [schema_name])
@@ -129,6 +136,7 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
             event_schema_name=schema_name,
             aggregation=aggregation,
             computations=computations,
+            negative_values=negative_values,
             created_at=now,
             updated_at=now,
         )
@@ -144,7 +152,7 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
         if data.id and existing.id != data.id:
             raise Conflict(f"a usage meter named {name!r} already exists with id {existing.id!r}; "
                            "use that id, or choose another name")
-        differing = _differences(existing, schema_name, aggregation, compiled, data)
+        differing = _differences(existing, schema_name, aggregation, compiled, negative_values, data)
         if differing:
             raise Conflict(
                 f"a usage meter named {name!r} already exists ({existing.id}) with a different "
@@ -163,7 +171,8 @@ async def create_usage_meter(session: AsyncSession, data: UsageMeterCreate, now:
 
 
 def _differences(
-    existing: UsageMeterRow, schema_name: str, aggregation: str, compiled: MeterSql, data: UsageMeterCreate
+    existing: UsageMeterRow, schema_name: str, aggregation: str, compiled: MeterSql, negative_values: str,
+    data: UsageMeterCreate,
 ) -> list[str]:
     from togai_engine.meters.catalog import compile_stored
 
@@ -175,6 +184,8 @@ def _differences(
         differing.append("aggregation")
     elif stored.compiled != compiled.compiled:
         differing.append("computations")
+    if existing.negative_values != negative_values:
+        differing.append("negativeValues")
     if existing.billable_name != data.billableName:
         differing.append("billableName")
     if existing.description != data.description:

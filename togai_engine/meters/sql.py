@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 from togai_engine.meters.compiler import CompiledMeter, sql_text_literal
 
-BILLABLE = "ACCEPTED"  # the only event status that feeds quantities
+# The event statuses that feed quantities (rollups, metrics, entitlements, invoices): ACCEPTED, and
+# NOT_BILLED_NO_PLAN (no plan covered the event when it arrived; a plan attached later from a time at
+# or before it bills it, so it must be metered). NOT_BILLED_CYCLE_CLOSED events feed nothing.
+METERED_STATUSES = ("ACCEPTED", "NOT_BILLED_NO_PLAN")
+_METERED = f"e.status IN ({', '.join(sql_text_literal(s) for s in METERED_STATUSES)})"
 
 # Meter changes vs. ingestion, per event schema: ingestion takes a transaction-scoped SHARED advisory
 # lock on each schema of its batch before it reads the schema's meters; creating (or rebuilding) a
@@ -32,14 +36,27 @@ def lock_schemas_sql(*, exclusive: bool) -> str:
     )
 
 
+NEGATIVE_VALUES = ("ALLOW", "REJECT")  # a meter's rule for negative event values (meters/README.md)
+# Aggregations whose values can be negative (COUNT and UNIQUE_COUNT values are always 1).
+SIGNED_AGGREGATIONS = ("SUM", "MAX", "LATEST")
+
+
 @dataclass(frozen=True)
 class MeterSql:
-    """A meter ready to run: its id, schema and compiled SQL over an event row `e`."""
+    """A meter ready to run: its id, schema and compiled SQL over an event row `e`; with its rule
+    for negative values and the attributes its value is computed from (for REJECT's messages)."""
 
     id: str
     schema_name: str
     aggregation: str
     compiled: CompiledMeter
+    negative_values: str = "ALLOW"
+    value_attributes: tuple[str, ...] = ()
+
+    @property
+    def rejects_negative(self) -> bool:
+        """Ingestion must reject an event whose value for this meter is negative."""
+        return self.negative_values == "REJECT" and self.aggregation in SIGNED_AGGREGATIONS
 
     @property
     def is_latest(self) -> bool:
@@ -51,7 +68,7 @@ class MeterSql:
 
 
 def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with_key: bool = False) -> str:
-    """One row per (billable event of `source`, meter of its schema) with the event's value.
+    """One row per (metered event of `source`, meter of its schema) with the event's value.
 
     Columns: account_id, meter_id, is_latest, event_time, id, value (NULL = not metered)
     [, key: the UNIQUE_COUNT text key]. `source` is a table or CTE name with events' columns;
@@ -66,10 +83,21 @@ def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with
             f"SELECT e.account_id, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, "
             f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, e.event_time, CAST(e.id AS text) AS id, "
             f"{meter.compiled.value_sql} AS value{key} FROM {source} e "
-            f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND e.status = '{BILLABLE}'"
+            f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND {_METERED}"
             + (f" AND ({where})" if where else "")
         )
     return "\nUNION ALL\n".join(parts)
+
+
+def negative_values_sql(meters: Sequence[MeterSql], source: str) -> str:
+    """Rows (pos, meter_id, value) of the events of `source` (columns pos, schema_name, attributes,
+    dimensions) whose value for one of `meters` is negative, whatever their status."""
+    return "\nUNION ALL\n".join(
+        f"SELECT pos, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, value FROM ("
+        f"SELECT e.pos, {meter.compiled.value_sql} AS value FROM {source} e "
+        f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)}) AS v WHERE value < 0"
+        for meter in meters
+    )
 
 
 # HOUR, DAY and WEEK buckets by date_bin: plain arithmetic, where date_trunc with a time zone converts
