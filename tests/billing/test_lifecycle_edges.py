@@ -110,7 +110,7 @@ async def test_ending_a_plan_bills_the_last_part_and_nothing_after(client, clock
     ended = await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 1, 11))
     assert ended["id"] == "acme"
     late = await usage(client, "acme", "2026-01-20T00:00:00Z", "999", "e2")  # after the plan ended
-    assert late["status"] != "REJECTED"
+    assert late["status"] == "NOT_BILLED_NO_PLAN"  # stored and metered, billed by no invoice
 
     await run_bill(db, at(2026, 6, 1))
     listed = await invoices(client, "acme")
