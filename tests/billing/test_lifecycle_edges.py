@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
+
 from helpers import at, call, call_error, iso, tokens_meter
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.billing.runs import run_bill
@@ -20,11 +22,15 @@ async def plan(client: Any, name: str, meter: str, monthly_fee: str = "31", **ex
     return str(created["id"])
 
 
+async def on_pro_from_january(client: Any, *account_ids: str) -> None:
+    """Accounts on "Pro" (31.00 a month, 0.01 a token) from 1 January."""
+    pro = await plan(client, "Pro", await tokens_meter(client))
+    for account_id in account_ids:
+        await account(client, account_id, pro, iso(2026, 1, 1))
+
+
 async def test_a_net_negative_period_bills_zero_usage_and_never_stops_anyones_reads(client, clock, db) -> None:
-    meter = await tokens_meter(client)
-    pro = await plan(client, "Pro", meter)
-    await account(client, "neg", pro, iso(2026, 1, 1))
-    await account(client, "ok", pro, iso(2026, 1, 1))
+    await on_pro_from_january(client, "neg", "ok")
     await usage(client, "neg", "2026-01-05T00:00:00Z", "100", "n1")
     await usage(client, "neg", "2026-01-06T00:00:00Z", "-250", "n2")  # a correction larger than the usage
     await usage(client, "ok", "2026-01-05T00:00:00Z", "1000", "o1")
@@ -42,19 +48,16 @@ async def test_a_net_negative_period_bills_zero_usage_and_never_stops_anyones_re
     summary = await run_bill(db, at(2026, 2, 1))  # January closes for both
     assert (summary.invoicesDue, summary.failed) == (2, [])
     jan = (await invoices(client, "neg", status="DUE"))[0]
-    assert (jan["sequenceId"] is not None, jan["totalAmount"]) == (True, "31.00")
+    assert (jan["sequenceId"], jan["totalAmount"]) == ("INV-000001", "31.00")  # closed before "ok" (id order)
+    stored = (await call(client, "get_invoice", invoiceId=jan["id"]))["lineItems"][0]
+    assert (stored["quantity"], stored["value"]) == ("-150", "0.00")
 
 
 async def test_a_poisoned_account_is_reported_and_never_stops_the_others(client, clock, db) -> None:
-    meter = await tokens_meter(client)
-    pro = await plan(client, "Pro", meter)
-    await account(client, "bad", pro, iso(2026, 1, 1))
-    await account(client, "good", pro, iso(2026, 1, 1))
+    await on_pro_from_january(client, "bad", "good")
     await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
     # Data no policy covers: the account's currency changed under its plan behind the engine's back.
     async with db.unit_of_work() as session:
-        from sqlalchemy import text
-
         await session.execute(text("UPDATE accounts SET invoice_currency = 'EUR' WHERE id = 'bad'"))
         await session.execute(text("UPDATE invoices SET currency = 'EUR' WHERE account_id = 'bad'"))
 

@@ -145,3 +145,12 @@ async def test_the_bulk_import_rejects_negative_values_of_a_reject_meter(client,
     assert [(position, r.code, r.field) for position, r in rejected] == [
         (0, "NEGATIVE_VALUE", "attributes.tokens"), (1, "NEGATIVE_VALUE", "attributes.tokens")]
     assert await quantities(db) == {created["id"]: Decimal(3)}  # 0 + 1 + 2
+
+
+async def test_a_repeated_id_stored_instead_of_its_rejected_first_gets_its_months_partition(client, db):
+    await setup(client, "REJECT")
+    later = {**ev("x", "4"), "timestamp": "2031-06-05T10:00:00Z"}  # a month no event has made a partition for
+    batch = await call(client, "ingest_batch_events", events=[ev("x", "-1"), later, ev("y", "2")])
+    # the first "x" is rejected; its repeat is stored in its place (June 2031 gets its partition); "y" too
+    assert (batch["accepted"], batch["rejected"], batch["duplicates"]) == (2, 1, 0)
+    assert (await row_counts(db))["events"] == 2

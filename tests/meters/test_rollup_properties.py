@@ -59,9 +59,10 @@ class Sent:
         return (self.account, self.id) if self.id is not None else (self.account, self.at, self.tokens, self.user)
 
 
+GIVEN_IDS = [f"e{i}" for i in range(8)]
 sent_events = st.builds(
     Sent,
-    id=st.one_of(st.none(), st.sampled_from([f"e{i}" for i in range(8)])),
+    id=st.one_of(st.none(), st.sampled_from(GIVEN_IDS)),
     account=st.sampled_from(ACCOUNTS),
     minute=st.sampled_from([0, 1, 59, 60, 61, 119, 600, 1439, 1440, 2000]),  # same hours, hour edges, days
     micros=st.sampled_from([0, 0, 1, 500_000]),
@@ -178,6 +179,8 @@ async def test_rollups_and_quantities_match_raw_events_after_any_history(client,
             )["id"]
     listed = await call(client, "list_events", pageSize=100)
     for item in listed["data"]:
+        if item["id"] in GIVEN_IDS:  # only derived ids are looked up by content (a given-id event may share it)
+            continue
         tokens = Decimal(item["attributes"][0]["value"]) if item["attributes"] else None
         at = datetime.fromisoformat(item["timestamp"])
         user = item["dimensions"].get("user")

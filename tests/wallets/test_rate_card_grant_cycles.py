@@ -102,10 +102,8 @@ async def test_a_bill_run_ahead_of_time_gives_the_same_invoices_and_ledger(clien
     summary = await run_bill(db, at(2026, 4, 1))
     assert (summary.invoicesDue, summary.failed) == (3, [])
     assert await _due(client) == PAID_BY_OWN_GRANT
-    ledger = await _ledger(client)
-    assert _ledger_sorted(ledger) == THREE_CYCLES
-    assert not [e for e in ledger if e[1] == "EXPIRY"]
-    clock.set(at(2026, 4, 2))
+    clock.set(at(2026, 4, 2))  # every grant up to March has expired by now: the read settles what it must
+    assert _ledger_sorted(await _ledger(client)) == THREE_CYCLES  # no EXPIRY entry at all
     wallet = await call(client, "get_wallet_balance", accountId="acme")
     assert (wallet["balance"], [g["effectiveFrom"] for g in wallet["grants"]]) == ("10.00", [iso(2026, 4, 1)])
 
@@ -138,3 +136,27 @@ async def test_with_a_grace_period_the_next_grant_waits_and_a_manual_grant_pays(
         ("january", "APPLICATION", "-10.00", "2026-02-04"), ("manual", "APPLICATION", "-4.00", "2026-02-04")]
     wallet = await call(client, "get_wallet_balance", accountId="acme")
     assert (wallet["balance"], [g["id"] for g in wallet["grants"]]) == ("10.00", [february])
+
+
+async def test_a_credit_note_during_a_grace_period_keeps_the_held_grant(client, clock) -> None:
+    await _plan(client, grace=3)
+    clock.set(at(2026, 1, 15))
+    await _tokens(client, "e1", iso(2026, 1, 10))
+    await _tokens(client, "e2", iso(2026, 2, 10))
+    clock.set(at(2026, 2, 4))
+    january = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"][0]
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")  # 25.00 - 10.00 credit
+    clock.set(at(2026, 3, 2))  # February in its grace period (DUE 4 March); its grant expired 1 March, held
+    note = await call(client, "create_credit_note", invoiceId=january["id"], reason="PRODUCT_UNSATISFACTORY",
+                      amount="5.00")
+    # A PAID invoice's note goes to the wallet: February's held 10.00 + March's 10.00 + the note's 5.00 = 25.00
+    assert (note["creditNote"]["creditedToWallet"], note["walletBalance"]) == ("5.00", "25.00")
+    clock.set(at(2026, 3, 4))
+    # February 25.00 is paid by its own held grant, 10.00 (priority 1), then the note's 5.00 (priority 100):
+    # 15.00 applied, 10.00 due (January is PAID)
+    assert await _due(client) == [("2026-02-01", "25.00", "15.00", "10.00")]
+    kinds = [(e["kind"], e["amount"]) for e in (await call(client, "list_wallet_entries", accountId="acme",
+                                                            pageSize=100))["data"]]
+    assert [k for k in kinds if k[0] == "EXPIRY"] == []  # never expired and given back
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert wallet["balance"] == "10.00"  # March's 10.00 is all that is left

@@ -64,10 +64,10 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
     if data.pricePlanId and (archiving or staying_archived or data.status == "ARCHIVED"):
         raise InvalidInput("pricePlanId", f"account {account_id!r} is or becomes ARCHIVED and takes no plan; set "
                                           "status ACTIVE (in the same call is fine) to attach one")
-    new_currency = data.invoiceCurrency is not None and \
-        check_currency(data.invoiceCurrency, "invoiceCurrency") != row.invoice_currency
-    if new_currency:
-        await check_currency_change(session, account_id, check_currency(data.invoiceCurrency, "invoiceCurrency"))
+    currency = check_currency(data.invoiceCurrency, "invoiceCurrency") if data.invoiceCurrency else None
+    new_currency = currency is not None and currency != row.invoice_currency
+    if currency is not None and new_currency:
+        await check_currency_change(session, account_id, currency)
     account = await accounts.update_account(session, account_id, data)
     if new_currency:
         await _rebill_drafts(session, account_id, now)  # its open DRAFTs now invoice in the new currency

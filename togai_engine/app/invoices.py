@@ -67,4 +67,4 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
 async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:
     row = await invoices.get_row(session, data.invoiceId)
     await close_due_cycles(session, now, [row.account_id])  # a period past its grace period is DUE first
-    return await credit_notes.create_credit_note(session, data, now)
+    return await credit_notes.create_credit_note(session, data, now, unclosed=unclosed_periods)

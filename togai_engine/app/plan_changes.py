@@ -12,7 +12,7 @@ invoiced DUE.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -21,19 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
+from togai_engine.common.validation import utc_instant
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.events.models import BillingWatermarkRow
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.service import get_plan
-
-
-def utc_instant(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(field, f"{value.isoformat()} has no timezone; send an ISO 8601 instant such as "
-                                  "2026-02-01T00:00:00Z")
-    return value.astimezone(UTC)
 
 
 async def _billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.schedule import BillingPeriod, Timeline
 from togai_engine.billing.state import AccountState, load_states, transaction_connection
-from togai_engine.billing.usage import Quantities, UsageSource, meter_usage
 from togai_engine.common.ids import new_id
 from togai_engine.common.schemas import Model
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice
+from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
 
@@ -67,7 +66,7 @@ async def close_due_cycles(
     now: datetime,
     account_ids: Sequence[str] | None = None,
     *,
-    usage: UsageSource = meter_usage,
+    usage: QuantitySource = meter_quantities,
 ) -> CloseSummary:
     """Brings the invoices of accounts with work up to `now` (all accounts, or only `account_ids`).
 
@@ -148,30 +147,16 @@ async def close_due_cycles(
 
 
 async def _quantities(
-    session: AsyncSession, usage: UsageSource, periods: list[tuple[str, BillingPeriod]]
-) -> dict[tuple[str, datetime], dict[str, Decimal]]:
-    """Quantities per (account, period start) -> {meter: quantity}; one query per distinct window."""
-    windows: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
-    for account_id, bp in periods:
-        accounts_in, meters_in = windows[(bp.period.start, bp.period.end)]
-        accounts_in.add(account_id)
-        meters_in.update(card.usageMeterId for card in bp.plan.rateCards.usageRateCards)
-    result: dict[tuple[str, datetime], dict[str, Decimal]] = defaultdict(dict)
-    for (start, end), (accounts_in, meters_in) in windows.items():
-        if not meters_in:
-            continue
-        found: Quantities = await usage(
-            session, start=start, end=end, account_ids=sorted(accounts_in), meter_ids=sorted(meters_in))
-        for (account_id, meter_id), quantity in found.items():
-            result[(account_id, start)][meter_id] = quantity
-    return result
+    session: AsyncSession, usage: QuantitySource, periods: list[tuple[str, BillingPeriod]]
+) -> dict[Window, dict[str, Decimal]]:
+    return await quantities_by_window(session, [
+        (account_id, bp.period.start, bp.period.end, [c.usageMeterId for c in bp.plan.rateCards.usageRateCards])
+        for account_id, bp in periods], source=usage)
 
 
-def _compose(
-    bp: BillingPeriod, currency: str, quantities: dict[tuple[str, datetime], dict[str, Decimal]]
-) -> ComposedInvoice:
+def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle,
-                           quantities.get((bp.association.account_id, bp.period.start), {}),
+                           quantities.get((bp.association.account_id, bp.period.start, bp.period.end), {}),
                            cut_by_change=bp.cut_by_change)
 
 

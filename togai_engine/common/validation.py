@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pycountry
@@ -61,3 +62,11 @@ def clean_address(address: Address | None, field: str) -> dict[str, Any] | None:
     if "country" in data:
         data["country"] = check_country(data["country"], f"{field}.country")
     return data or None
+
+
+def utc_instant(value: datetime, field: str) -> datetime:
+    """An aware instant in UTC; a naive one is refused (its meaning would depend on the server's zone)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, f"{value.isoformat()} has no timezone; send an ISO 8601 instant such as "
+                                  "2026-02-01T00:00:00Z")
+    return value.astimezone(UTC)

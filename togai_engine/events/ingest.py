@@ -146,11 +146,11 @@ async def ingest_events(
     if not kept:
         report.rejected.sort(key=lambda r: r.index)
         return report
+    # Repeated ids count too: one may be stored instead of its first, rejected for a negative value (below).
+    candidates = [*kept, *repeated] if repeated else kept
     # Before this transaction locks anything: a month without a partition gets one, committed apart.
-    await ensure_session_months(session, {month_key(e.event_time) for _, _, _, e in kept}, now)
-
-    # the schemas of repeated ids too: one may be stored instead of its rejected first (see below)
-    schemas_seen, stored_schemas, meters_by_schema = await _lock_schemas(conn, [*kept, *repeated] if repeated else kept)
+    await ensure_session_months(session, {month_key(e.event_time) for _, _, _, e in candidates}, now)
+    schemas_seen, stored_schemas, meters_by_schema = await _lock_schemas(conn, candidates)
     rejecting = [m for schema in schemas_seen for m in meters_by_schema.get(schema, ()) if m.rejects_negative]
     if rejecting:  # only batches with a meter that rejects negative values pay for this check
         kept = await _reject_negative_values(conn, kept, repeated, tuple(rejecting), report)
@@ -164,7 +164,7 @@ async def ingest_events(
     due = sorted({found[0] for found in accounts.values() if found[2]} & set(batch_accounts))
     if due:  # usually none: the background bill run keeps up
         await close_due_cycles(session, now, due)
-    closed_before = await _lock_watermarks(conn, batch_accounts)
+    closed_before = await lock_watermarks(conn, batch_accounts)
     kept.sort()  # by (account, id), unique, so the events are never compared: the claim order of the index
 
     # Each event's status at ingest: in a closed (invoiced) cycle, else outside every plan association of
@@ -469,7 +469,7 @@ def _as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def _lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, datetime]:
+async def lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, datetime]:
     """closed_before per account with a closed cycle; the rows stay FOR SHARE locked, so billing
     cannot close a cycle under this batch."""
     rows = await conn.fetch(

@@ -2,8 +2,8 @@
 
 The event stays stored with status VOIDED, `voided_at` and `void_reason`; its id stays claimed in
 `event_ids`, so re-sending the same id is a DUPLICATE (a corrected event needs a new id). A VOIDED
-event is not billable: every reader of raw events for quantities goes through `valued_sql`, which
-takes ACCEPTED events only, and the rollups of the event's hour are recomputed
+event is not usage: every reader of raw events for quantities goes through `valued_sql`, which takes
+metered events only (meters.sql.METERED_STATUSES: ACCEPTED and NOT_BILLED_NO_PLAN), and the rollups of the event's hour are recomputed
 (meters.rollups.recompute_account_hour), so the DRAFT invoice, metrics, entitlements and
 `togai-engine verify` all follow at once.
 
@@ -31,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.service import resolve_account_id
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.events.ingest import NOT_BILLED_CYCLE_CLOSED, VOIDED
+from togai_engine.events.ingest import NOT_BILLED_CYCLE_CLOSED, VOIDED, lock_watermarks
 from togai_engine.events.models import EventRow
 from togai_engine.events.schemas import EventRecord
 from togai_engine.events.service import event_records
+from togai_engine.events.validation import MAX_ID_CHARS
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.rollups import recompute_account_hour
@@ -43,7 +44,6 @@ from togai_engine.meters.usage import floor_hour
 from togai_engine.store.database import raw_connection
 
 MAX_REASON_CHARS = 255
-MAX_EVENT_ID_CHARS = 512
 MAX_BATCH = 100  # a batch holds its schemas' exclusive lock (ingest of them waits) while it recomputes
 
 
@@ -98,8 +98,8 @@ async def _target(session: AsyncSession, field: str, item: object) -> _Target:
     handle, event_id = item["accountId"], item["eventId"]
     if not isinstance(handle, str) or not handle or "\x00" in handle:
         raise InvalidInput(f"{field}accountId", "must be an account id or alias without NUL characters")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_CHARS or "\x00" in event_id:
-        raise InvalidInput(f"{field}eventId", f"must be 1 to {MAX_EVENT_ID_CHARS} characters without NUL: the "
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS or "\x00" in event_id:
+        raise InvalidInput(f"{field}eventId", f"must be 1 to {MAX_ID_CHARS} characters without NUL: the "
                                               "id list_events shows for the event")
     account_id = await resolve_account_id(session, handle)
     if account_id is None:
@@ -118,9 +118,7 @@ async def _void(session: AsyncSession, targets: list[_Target], rows: dict[_Targe
     accounts = sorted({t.account_id for t in targets})
     await conn.fetchval(lock_schemas_sql(exclusive=True), sorted({rows[t].schema_name for t in targets}))
     await close_due_cycles(session, now, accounts)
-    closed_before = dict(await conn.fetch(
-        "SELECT account_id, NULLIF(closed_before, '-infinity') FROM billing_watermarks "
-        "WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR SHARE", accounts))
+    closed_before = await lock_watermarks(conn, accounts)
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", STRIPE_LOCK_CLASS)
     hours: set[tuple[str, str, datetime]] = set()
     for target in sorted(set(targets), key=lambda t: (t.account_id, t.event_id)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -19,7 +19,6 @@ from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import PricePlan, UsagePricing
 from togai_engine.pricing import (
-    EXACT_CONTEXT,
     RateCardCharge,
     minimum_commitment_true_up,
     prorate_fixed_fee,
@@ -137,9 +136,7 @@ def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Deci
     card = usage.card
     rate = usage.rate_values[currency]
     if full_cycle is not None and rate.minimum_rate:
-        with localcontext(EXACT_CONTEXT):
-            share = Decimal(period.duration // _MICROSECOND) / Decimal(full_cycle.duration // _MICROSECOND)
-            rate = replace(rate, minimum_rate=rate.minimum_rate * share)
+        rate = replace(rate, minimum_rate=rate.minimum_rate * cycle_fraction(period, full_cycle))
     charge = rate_usage(usage.rate_plan, rate, quantity)
     description = f"{card.displayName or card.name}: {_text(quantity)} units"
     if charge.net_negative:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -26,10 +27,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from togai_engine.invoices.credit_note_schemas import Reason
 from togai_engine.store.base import Base
 
 # Stripe's reasons, plus OTHER (which needs a memo saying why).
-REASONS = ("DUPLICATE", "FRAUDULENT", "ORDER_CHANGE", "PRODUCT_UNSATISFACTORY", "OTHER")
+REASONS = get_args(Reason)
 CREDITABLE_STATUSES = ("DUE", "PAID")
 COUNTER = "CREDIT_NOTE"  # its row in invoice_counters: gapless CN-000001 numbers
 

@@ -7,7 +7,7 @@ notes through `credit_notes_for`; update_invoice_status asks `check_voidable` be
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +21,7 @@ from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.invoices.credit_note_models import COUNTER, CreditNoteLineRow, CreditNoteRow
+from togai_engine.invoices.credit_note_models import COUNTER, CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import (
     CreditedInvoice,
     CreditNote,
@@ -31,10 +31,12 @@ from togai_engine.invoices.credit_note_schemas import (
     CreditNoteRef,
     CreditNoteResult,
 )
+from togai_engine.invoices.display import credit_note_number, invoice_number
+from togai_engine.invoices.display import money as display_money
 from togai_engine.invoices.models import InvoiceCounterRow, InvoiceLineRow, InvoiceRow
-from togai_engine.pricing.money import currency_exponent, round_money
+from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
-from togai_engine.wallets.service import grant_from_credit_note
+from togai_engine.wallets.service import UnclosedPeriods, grant_from_credit_note
 
 N = CreditNoteRow
 NL = CreditNoteLineRow
@@ -61,15 +63,12 @@ class _Request:
     parts: tuple[_LinePart, ...]  # empty for a note by amount
 
 
-def sequence_id(number: int) -> str:
-    return f"CN-{number:06d}"
-
-
 # ---------------------------------------------------------------------------------------------------
 # Tools: create_credit_note, list_credit_notes
 
 
-async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:
+async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime, *,
+                             unclosed: UnclosedPeriods) -> CreditNoteResult:
     """Issues a credit note against a DUE or PAID invoice; the same idempotencyKey with the same content
     returns the earlier note, with different content it is a Conflict. Call after billing caught the
     invoice's account up to `now` (app/invoices.py), so a period past its grace period is DUE first."""
@@ -93,7 +92,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
         if earlier is not None:
             await _check_same_note(session, earlier, data, request)
             return await _result(session, earlier, invoice, now, replayed=True)
-    await _check_room(session, invoice, data, request)
+    await _check_room(session, invoice, request)
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
@@ -109,7 +108,8 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     if to_wallet > 0:
         grant_id = await grant_from_credit_note(
             session, account_id=account_id, currency=invoice.currency, amount=to_wallet, credit_note_id=note_id,
-            purpose=f"credit note {sequence_id(number)} on invoice {_invoice_number(invoice) or invoice.id}", at=now)
+            purpose=f"credit note {credit_note_number(number)} on invoice {invoice_number(invoice.sequence_number)}", at=now,
+            unclosed=unclosed)
     note = CreditNoteRow(
         id=note_id, sequence_number=number, account_id=account_id, invoice_id=invoice.id,
         invoice_status=invoice.status, currency=invoice.currency, amount=request.amount, credited_from_due=from_due,
@@ -162,9 +162,9 @@ async def credit_notes_for(session: AsyncSession, invoice_ids: Sequence[str]) ->
     rows = await session.scalars(select(N).where(N.invoice_id.in_(list(invoice_ids))).order_by(N.seq))
     found: dict[str, list[CreditNoteRef]] = defaultdict(list)
     for row in rows:
-        money = _money(row.currency)
+        money = display_money(row.currency)
         found[row.invoice_id].append(CreditNoteRef(
-            id=row.id, sequenceId=sequence_id(row.sequence_number), amount=money(row.amount),
+            id=row.id, sequenceId=credit_note_number(row.sequence_number), amount=money(row.amount),
             reason=row.reason,  # type: ignore[arg-type]
             creditedFromDue=money(row.credited_from_due), creditedToWallet=money(row.credited_to_wallet),
             createdAt=row.created_at))
@@ -197,9 +197,9 @@ def _check_status(invoice: InvoiceRow) -> None:
             "invoiceId", f"invoice {invoice.id!r} is DRAFT: its period is still open and its amounts are recomputed "
             "from usage until it becomes DUE (list_invoices shows closesAt); correct the usage, or credit it once it "
             "is DUE")
-    if invoice.status == "VOID":
-        raise InvalidInput("invoiceId", f"invoice {invoice.id!r} is VOID: nothing is owed on it, so there is "
-                                        "nothing to credit")
+    if invoice.status not in CREDITABLE_STATUSES:  # VOID
+        raise InvalidInput("invoiceId", f"invoice {invoice.id!r} is {invoice.status}: nothing is owed on it, so "
+                                        "there is nothing to credit")
 
 
 async def _request(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate) -> _Request:
@@ -244,7 +244,7 @@ def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice
     return named[0]
 
 
-async def _check_room(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate, request: _Request) -> None:
+async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Request) -> None:
     """A line is credited at most its value; the invoice at most its total, over all its notes."""
     currency = invoice.currency
     if request.parts:
@@ -260,13 +260,13 @@ async def _check_room(session: AsyncSession, invoice: InvoiceRow, data: CreditNo
                 raise InvalidInput(
                     f"lines[{i}].amount",
                     f"{part.amount} is more than line {part.line.number} ({part.line.row.description}) can still be "
-                    f"credited: its value is {_money(currency)(part.line.row.value)} and earlier credit notes credit "
-                    f"{_money(currency)(done)} of it, so at most {_money(currency)(room)}")
+                    f"credited: its value is {display_money(currency)(part.line.row.value)} and earlier credit notes credit "
+                    f"{display_money(currency)(done)} of it, so at most {display_money(currency)(room)}")
     credited = await _credited(session, invoice.id)
     total = invoice.total_amount or ZERO
     room = total - credited
     if request.amount > room:
-        money = _money(currency)
+        money = display_money(currency)
         raise InvalidInput(
             "lines" if request.parts else "amount",
             f"{request.amount} is more than invoice {invoice.id!r} can still be credited: its totalAmount is "
@@ -292,7 +292,7 @@ async def _check_same_note(session: AsyncSession, earlier: CreditNoteRow, data: 
     if differing:
         raise Conflict(
             f"idempotencyKey {data.idempotencyKey!r} was already used for credit note {earlier.id!r} "
-            f"({sequence_id(earlier.sequence_number)}, invoice {earlier.invoice_id!r}) with a different "
+            f"({credit_note_number(earlier.sequence_number)}, invoice {earlier.invoice_id!r}) with a different "
             f"{', '.join(differing)}; reuse a key only to retry the same credit note, or choose a new key")
 
 
@@ -325,7 +325,7 @@ async def _next_number(session: AsyncSession) -> int:
 
 async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRow, now: datetime, *,
                   replayed: bool) -> CreditNoteResult:
-    money = _money(invoice.currency)
+    money = display_money(invoice.currency)
     sums = (await session.execute(
         select(func.coalesce(func.sum(N.amount), 0), func.coalesce(func.sum(N.credited_from_due), 0))
         .where(N.invoice_id == invoice.id))).one()
@@ -359,17 +359,17 @@ async def _views(session: AsyncSession, rows: Sequence[CreditNoteRow]) -> list[C
     for line, card, description in found.tuples():
         lines[line.credit_note_id].append(CreditNoteLine(
             lineNumber=line.line_number, rateCardName=card, description=description,
-            amount=_money(currency[line.credit_note_id])(line.amount)))
+            amount=display_money(currency[line.credit_note_id])(line.amount)))
     numbers = dict((await session.execute(
         select(InvoiceRow.id, InvoiceRow.sequence_number).where(InvoiceRow.id.in_({r.invoice_id for r in rows}))
     )).tuples().all())
     views = []
     for row in rows:
-        money = _money(row.currency)
+        money = display_money(row.currency)
         number = numbers.get(row.invoice_id)
         views.append(CreditNote(
-            id=row.id, sequenceId=sequence_id(row.sequence_number), invoiceId=row.invoice_id,
-            invoiceSequenceId=f"INV-{number:06d}" if number is not None else None, accountId=row.account_id,
+            id=row.id, sequenceId=credit_note_number(row.sequence_number), invoiceId=row.invoice_id,
+            invoiceSequenceId=invoice_number(number), accountId=row.account_id,
             currency=row.currency, amount=money(row.amount),
             reason=row.reason,  # type: ignore[arg-type]
             memo=row.memo, lines=lines.get(row.id, []),
@@ -379,21 +379,8 @@ async def _views(session: AsyncSession, rows: Sequence[CreditNoteRow]) -> list[C
     return views
 
 
-def _invoice_number(invoice: InvoiceRow) -> str | None:
-    return f"INV-{invoice.sequence_number:06d}" if invoice.sequence_number is not None else None
-
-
-def _money(currency: str) -> Callable[[Decimal | None], Decimal]:
-    """Amounts shown with the currency's minor unit (0 -> 0.00 for USD); they are exact already."""
-    return lambda value: round_money(value if value is not None else ZERO, currency)
-
-
 def _exact(value: Decimal, currency: str, field: str) -> Decimal:
     """`value` if it is > 0 and fits the currency's minor unit exactly (a credit is never rounded)."""
     if value <= 0:
         raise InvalidInput(field, f"must be greater than 0; got {value}")
-    rounded = round_money(value, currency)
-    if rounded != value:
-        raise InvalidInput(field, f"{value} has more decimals than {currency} allows ({currency_exponent(currency)}); "
-                                  f"send an amount such as {rounded}")
-    return rounded
+    return exact_money(value, currency, field)

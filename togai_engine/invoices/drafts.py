@@ -24,7 +24,7 @@ from togai_engine.cycles import Cycle, cut_by_change, cycle_containing, grace_en
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
 from togai_engine.invoices.models import InvoiceRow
-from togai_engine.meters.usage import meter_quantities
+from togai_engine.meters.usage import Window, quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.plans.service import get_plans
@@ -50,7 +50,8 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
     for association in await session.scalars(
             select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_({r.account_id for r in drafts}))):
         associations[association.account_id].append(association)
-    quantities = await _quantities(session, drafts, plans)
+    quantities = await quantities_by_window(session, [
+        (r.account_id, r.period_start, r.period_end, _meters(plans[r.price_plan_id])) for r in drafts])
     result: dict[str, Draft] = {}
     for row in drafts:
         plan = plans[row.price_plan_id]
@@ -69,7 +70,7 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
 
 
 def _compose(row: InvoiceRow, plan: PricePlan, period: Cycle, associations: list[PlanAssociationRow],
-             quantities: dict[tuple[str, datetime, datetime], dict[str, Decimal]]) -> ComposedInvoice:
+             quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:
     association = next((a for a in associations if a.id == row.association_id), None)
     if association is None:
         raise EngineError(f"its plan association was replaced by a plan change; list_invoices again for "
@@ -81,21 +82,5 @@ def _compose(row: InvoiceRow, plan: PricePlan, period: Cycle, associations: list
                            quantities.get((row.account_id, period.start, period.end), {}), cut_by_change=cut)
 
 
-async def _quantities(
-    session: AsyncSession, drafts: list[InvoiceRow], plans: dict[str, PricePlan]
-) -> dict[tuple[str, datetime, datetime], dict[str, Decimal]]:
-    """(account, period start, period end) -> {meter: quantity}; one query per distinct window."""
-    windows: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
-    for row in drafts:
-        accounts_in, meters_in = windows[(row.period_start, row.period_end)]
-        accounts_in.add(row.account_id)
-        meters_in.update(card.usageMeterId for card in plans[row.price_plan_id].rateCards.usageRateCards)
-    found: dict[tuple[str, datetime, datetime], dict[str, Decimal]] = defaultdict(dict)
-    for (start, end), (accounts_in, meters_in) in windows.items():
-        if not meters_in:
-            continue
-        usage = await meter_quantities(session, start=start, end=end, account_ids=sorted(accounts_in),
-                                       meter_ids=sorted(meters_in))
-        for (account_id, meter_id), quantity in usage.items():
-            found[(account_id, start, end)][meter_id] = quantity
-    return found
+def _meters(plan: PricePlan) -> list[str]:
+    return [card.usageMeterId for card in plan.rateCards.usageRateCards]

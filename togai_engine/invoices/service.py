@@ -7,7 +7,7 @@ comes back. DRAFTs are computed from their own rows (drafts.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,6 +20,8 @@ from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.invoices.compose import ComposedLine
 from togai_engine.invoices.credit_note_schemas import CreditNoteRef
 from togai_engine.invoices.credit_notes import check_voidable, credit_notes_for
+from togai_engine.invoices.display import invoice_number
+from togai_engine.invoices.display import money as money_of
 from togai_engine.invoices.drafts import Draft, compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.invoices.schemas import Invoice, InvoiceLine, InvoiceSummary, UsageInfo, UsagePeriod
@@ -30,19 +32,10 @@ from togai_engine.wallets import service as wallets
 ZERO = Decimal(0)
 
 
-def _money(currency: str) -> Callable[[Decimal | None], Decimal]:
-    """Amounts shown with the currency's minor unit (0 -> 0.00 for USD); they are rounded already."""
-    return lambda value: round_money(value or ZERO, currency)
-
-
-def sequence_id(number: int | None) -> str | None:
-    return f"INV-{number:06d}" if number is not None else None
-
-
 # --- DRAFT invoices -----------------------------------------------------------------------------
 
 
-async def draft_rows(session: AsyncSession, account_id: str, *, lock: bool = False) -> list[InvoiceRow]:
+async def draft_rows(session: AsyncSession, account_id: str) -> list[InvoiceRow]:
     """The account's DRAFT invoices, oldest period first."""
     stmt = (select(InvoiceRow).where(InvoiceRow.account_id == account_id, InvoiceRow.status == "DRAFT")
             .order_by(InvoiceRow.period_start).execution_options(populate_existing=True))
@@ -132,18 +125,19 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
     if row.status == "DRAFT":
         assert draft is not None
         if draft.composed is None:
-            return InvoiceSummary(**common, status="DRAFT", closesAt=draft.closes_at, problem=draft.problem)
+            return InvoiceSummary(**common, status="DRAFT", closesAt=draft.closes_at, problem=draft.problem,
+                                  creditNotesTotal=money_of(row.currency)(ZERO))
         composed = draft.composed
-        money = _money(row.currency)
+        money = money_of(row.currency)
         return InvoiceSummary(
             **common, status="DRAFT", closesAt=draft.closes_at, subTotalAmount=money(composed.sub_total),
             trueUpAmount=money(composed.true_up), totalAmount=money(composed.total), creditsApplied=money(ZERO),
             amountDue=money(composed.total), creditNotesTotal=money(ZERO),
         )
     assert row.invoice_date is not None and row.total_amount is not None
-    money = _money(row.currency)
+    money = money_of(row.currency)
     return InvoiceSummary(
-        **common, sequenceId=sequence_id(row.sequence_number),
+        **common, sequenceId=invoice_number(row.sequence_number),
         status=row.status,  # type: ignore[arg-type]
         closesAt=row.invoice_date, invoiceDate=row.invoice_date, dueDate=row.due_date,
         subTotalAmount=money(row.sub_total), trueUpAmount=money(row.true_up), totalAmount=money(row.total_amount),

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.billing.schedule import BillingPeriod, account_timeline
 from togai_engine.billing.state import AccountState, load_states
-from togai_engine.billing.usage import UsageSource, meter_usage
+from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -38,6 +38,7 @@ from togai_engine.lab.schemas import (
 )
 from togai_engine.meters import service as meters
 from togai_engine.meters.schemas import UsageMeterCreate
+from togai_engine.meters.usage import QuantitySource, meter_quantities, quantities_by_window
 from togai_engine.plans import service as plans
 from togai_engine.plans.models import PricePlanRow
 from togai_engine.plans.schemas import PricePlan
@@ -115,7 +116,7 @@ async def simulate_price_plans(
     last_cycles: int | None = None,
     top: int = 5,
     candidates_field: str = "candidates",
-    usage: UsageSource = meter_usage,
+    usage: QuantitySource = meter_quantities,
 ) -> SimulationResult:
     """Per account and billing period: what it was (or, for a DRAFT, would be) charged, and what each
     candidate plan charges for the same period and usage."""
@@ -175,9 +176,7 @@ def _check_range(start: datetime | None, end: datetime | None, last_cycles: int 
         missing = "startTime" if start is None else "endTime"
         raise InvalidInput(missing, "give startTime and endTime together (or lastCycles instead)")
     for name, value in (("startTime", start), ("endTime", end)):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInput(name, f"{value.isoformat()} has no timezone; send an ISO 8601 instant such as "
-                                     "2026-02-01T00:00:00Z")
+        utc_instant(value, name)
     if end <= start:
         raise InvalidInput("endTime", f"must be after startTime ({start.isoformat()}); the range is [start, end)")
 
@@ -226,24 +225,17 @@ def _periods_in_range(
 
 
 async def _quantities(
-    session: AsyncSession, usage: UsageSource, selected: Mapping[str, Sequence[BillingPeriod]], meter_ids: set[str]
+    session: AsyncSession, usage: QuantitySource, selected: Mapping[str, Sequence[BillingPeriod]], meter_ids: set[str]
 ) -> dict[str, dict[datetime, dict[str, Decimal]]]:
-    """account -> period start -> {meter: quantity}, with one usage query per distinct period (as billing)."""
-    windows: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set(meter_ids)))
-    for account_id, periods in selected.items():
-        for bp in periods:
-            accounts_in, meters_in = windows[(bp.period.start, bp.period.end)]
-            accounts_in.add(account_id)
-            meters_in.update(card.usageMeterId for card in bp.plan.rateCards.usageRateCards)
-    found: dict[str, dict[datetime, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-    for (start, end), (accounts_in, meters_in) in windows.items():
-        if not meters_in:
-            continue
-        quantities = await usage(session, start=start, end=end, account_ids=sorted(accounts_in),
-                                 meter_ids=sorted(meters_in))
-        for (account_id, meter_id), quantity in quantities.items():
-            found[account_id][start][meter_id] = quantity
-    return found
+    """account -> period start -> {meter: quantity}: the account's own plan's meters and the candidates'."""
+    found = await quantities_by_window(session, [
+        (account_id, bp.period.start, bp.period.end,
+         meter_ids | {card.usageMeterId for card in bp.plan.rateCards.usageRateCards})
+        for account_id, periods in selected.items() for bp in periods], source=usage)
+    by_account: dict[str, dict[datetime, dict[str, Decimal]]] = defaultdict(dict)
+    for (account_id, start, _), quantities in found.items():
+        by_account[account_id][start] = quantities
+    return by_account
 
 
 async def _invoices(

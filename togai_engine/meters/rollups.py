@@ -146,7 +146,7 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
 async def recompute_account_hour(session: AsyncSession, meters: Sequence[MeterSql], account_id: str,
                                  hour: datetime) -> None:
     """Makes the rollups of one account's UTC `hour` for `meters` (all of one schema) equal to a
-    recompute from its billable raw events again, after an event of that hour stopped being billable
+    recompute from its metered raw events again, after an event of that hour stopped being billable
     (voided): its COUNT/SUM contribution could be subtracted, but a MAX or LATEST (the value_max and
     latest columns every meter keeps) cannot, so the hour's rows are recomputed.
 

@@ -10,11 +10,12 @@ from raw events over the whole period. meter_quantities and get_metrics USAGE bo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -408,3 +409,37 @@ async def usage_summed(
         for (_, meter_id, at), value in by_account.items():
             add(meter_id, at, value)
     return summed
+
+
+class QuantitySource(Protocol):
+    """`meter_quantities`' signature (tests inject their own source into bill runs)."""
+
+    def __call__(self, session: AsyncSession, *, start: datetime, end: datetime,
+                 account_ids: Sequence[str] | None = None,
+                 meter_ids: Sequence[str] | None = None) -> Awaitable[dict[tuple[str, str], Decimal]]: ...
+
+
+Window = tuple[str, datetime, datetime]  # (account, start, end)
+
+
+async def quantities_by_window(
+    session: AsyncSession, wanted: Iterable[tuple[str, datetime, datetime, Iterable[str]]], *,
+    source: QuantitySource = meter_quantities,
+) -> dict[Window, dict[str, Decimal]]:
+    """(account, start, end) -> {meter: quantity} for each wanted (account, start, end, meter ids), with one
+    `source` call per distinct window over all the accounts and meters wanted in it (bill runs, DRAFT
+    reads and the pricing lab price many accounts' identical periods)."""
+    windows: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
+    for account_id, start, end, meter_ids in wanted:
+        accounts_in, meters_in = windows[(start, end)]
+        accounts_in.add(account_id)
+        meters_in.update(meter_ids)
+    found: dict[Window, dict[str, Decimal]] = defaultdict(dict)
+    for (start, end), (accounts_in, meters_in) in windows.items():
+        if not meters_in:
+            continue
+        quantities = await source(session, start=start, end=end, account_ids=sorted(accounts_in),
+                                  meter_ids=sorted(meters_in))
+        for (account_id, meter_id), quantity in quantities.items():
+            found[(account_id, start, end)][meter_id] = quantity
+    return found

@@ -96,7 +96,8 @@ async def revenue_series(
         if meters is not None:
             card_meters &= meters
         for point in points:
-            if point > row.period_start and card_meters:
+            # At the period's end the amounts are the invoice's own lines (stored, or the DRAFT's composition).
+            if row.period_start < point < row.period_end and card_meters:
                 accounts_in, meters_in = wanted[(row.period_start, point)]
                 accounts_in.add(row.account_id)
                 meters_in.update(card_meters)
@@ -114,9 +115,10 @@ async def revenue_series(
         plan = plans[row.price_plan_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
         if row.status == "DRAFT":
-            composed = drafts[row.id].composed  # None: it cannot be computed (its invoice says why): no revenue
-            final = [_line(line.line_type, line.rate_card_name, line.value, line.details)
-                     for line in (composed.lines if composed is not None else ())]
+            composed = drafts[row.id].composed
+            if composed is None:
+                continue  # it cannot be computed (its invoice says why): no revenue, and no other account fails
+            final = [_line(line.line_type, line.rate_card_name, line.value, line.details) for line in composed.lines]
         else:
             final = stored.get(row.id, [])
         invoiced = {line.rate_card_name: line.value for line in final if line.line_type == USAGE_LINE}

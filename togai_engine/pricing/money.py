@@ -140,3 +140,13 @@ def _check_magnitude(value: Decimal, field: str) -> Decimal:
             f"and a magnitude between 1e-{MAX_ABS_EXPONENT} and 1e{MAX_ABS_EXPONENT}.",
         )
     return value
+
+
+def exact_money(value: Decimal, currency: str, field: str) -> Decimal:
+    """`value` if it fits the currency's minor unit exactly: money a caller sends (credit, a credit note) is
+    never rounded silently; a finer amount is refused with one the caller could send instead."""
+    rounded = round_money(value, currency)
+    if rounded != value:
+        raise InvalidInput(field, f"{value} has more decimals than {currency} allows ({currency_exponent(currency)}); "
+                                  f"send an amount such as {rounded}")
+    return rounded

@@ -105,12 +105,12 @@ def _unsettled(account_id: str, now: datetime, unclosed: Sequence[Unclosed]) -> 
 
 
 async def needs_settling(session: AsyncSession, account_id: str, now: datetime,
-                         unclosed: Sequence[Unclosed] = ()) -> bool:
+                         unclosed: Sequence[Unclosed]) -> bool:
     return bool(await session.scalar(select(exists(_unsettled(account_id, now, unclosed)))))
 
 
 async def settle_expiries(session: AsyncSession, account_id: str, now: datetime,
-                          unclosed: Sequence[Unclosed] = ()) -> None:
+                          unclosed: Sequence[Unclosed]) -> None:
     """Takes every expired grant's remainder to zero with an EXPIRY entry dated at its expiry (or at
     the grant's latest entry, when a reversal or late application came after the expiry).
 

@@ -8,7 +8,7 @@ that starts under a plan with credit-grant rate cards.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,10 +20,10 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
-from togai_engine.common.validation import check_currency
+from togai_engine.common.validation import check_currency, utc_instant
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.pricing.money import currency_exponent, round_money
+from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
 from togai_engine.wallets.burn import Spendable, burn_key, plan_burn
 from togai_engine.wallets.models import (
@@ -74,11 +74,11 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
             f"account {account.id!r} has its wallet in {wallet_currency} (its invoiceCurrency); grant in "
             f"{wallet_currency} or omit currency",
         )
-    amount = _money_amount(data.amount, currency, "amount")
+    amount = exact_money(data.amount, currency, "amount")
     if amount <= 0:
         raise InvalidInput("amount", f"must be greater than 0; got {amount}")
-    effective_from = _utc(data.effectiveFrom, "effectiveFrom") if data.effectiveFrom else now
-    effective_until = _utc(data.effectiveUntil, "effectiveUntil") if data.effectiveUntil else None
+    effective_from = utc_instant(data.effectiveFrom, "effectiveFrom") if data.effectiveFrom else now
+    effective_until = utc_instant(data.effectiveUntil, "effectiveUntil") if data.effectiveUntil else None
     if effective_until is not None and effective_until <= effective_from:
         raise InvalidInput("effectiveUntil", f"must be after effectiveFrom ({effective_from.isoformat()}); "
                                              f"got {effective_until.isoformat()}")
@@ -194,10 +194,10 @@ async def apply_credits_to_invoice(
     Each debit is an APPLICATION ledger entry linked to the invoice. Calling again for the same
     invoice returns what is already applied and applies nothing more (until it is reversed).
     """
-    amount = _money_amount(amount, currency, "amount")
+    amount = exact_money(amount, currency, "amount")
     if amount < 0:
         raise InvalidInput("amount", f"an invoice amount to pay cannot be negative; got {amount}")
-    at = _utc(at, "at")
+    at = utc_instant(at, "at")
     zero = round_money(Decimal(0), currency)
     if not await ledger.lock_wallet(session, account_id):
         return zero  # the account never had credit
@@ -206,7 +206,7 @@ async def apply_credits_to_invoice(
         return round_money(-sum((entry.amount for entry in already), Decimal(0)), currency)
     if amount == 0:
         return zero
-    period_end = _utc(period_end, "period_end") if period_end is not None else None
+    period_end = utc_instant(period_end, "period_end") if period_end is not None else None
     grants = await ledger.spendable_grants(session, account_id, currency, at, period_end)
     parts = plan_burn(grants, amount)
     if parts:
@@ -227,7 +227,7 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
                                   unclosed: UnclosedPeriods) -> Decimal:
     """Gives back every credit applied to the invoice (a voided invoice), exactly once: a second call
     reverses nothing and returns 0. A reversed credit whose grant has expired expires again at once."""
-    at = _utc(at, "at")
+    at = utc_instant(at, "at")
     account_ids = list(
         await session.scalars(
             select(E.account_id).where(E.invoice_id == invoice_id, E.kind == APPLICATION).distinct()
@@ -268,7 +268,7 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
     if not specs:
         return
     # No settle_expiries here: grants are issued as a period starts, when the previous period's grant has
-    # just expired but may not have paid its invoice yet (apply_credits_to_invoice records it after paying).
+    # just expired but may not have paid its invoice yet (the next read or write of the wallet records it).
     await ledger.ensure_wallet(session, account_id)
     for spec in specs:
         if spec.one_time and await session.scalar(
@@ -282,7 +282,7 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
                 id=grant_id, account_id=account_id, currency=account.invoice_currency, amount=spec.amount,
                 purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
                 effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
-                cycle_start=cycle.start, created_at=_utc(at, "at"),
+                cycle_start=cycle.start, created_at=utc_instant(at, "at"),
             )
             .on_conflict_do_nothing(constraint="uq_credit_grants_account_grantor_cycle")
             .returning(G.id)
@@ -297,17 +297,17 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
 
 async def grant_from_credit_note(
     session: AsyncSession, *, account_id: str, currency: str, amount: Decimal, credit_note_id: str, purpose: str,
-    at: datetime,
+    at: datetime, unclosed: UnclosedPeriods,
 ) -> str:
     """Credits the wallet with the part of a credit note the invoice no longer owed: a CREDIT_NOTE grant
     (never expires, priority 100 like grant_credit's default, grantorId = the note's id) and its GRANT
     entry dated `at`. Returns the grant id. The caller checks that `currency` is the wallet's."""
-    amount = _money_amount(amount, currency, "amount")
+    amount = exact_money(amount, currency, "amount")
     if amount <= 0:
         raise InvalidInput("amount", f"a credit note grant must be greater than 0; got {amount}")
-    at = _utc(at, "at")
+    at = utc_instant(at, "at")
     await ledger.ensure_wallet(session, account_id)
-    await ledger.settle_expiries(session, account_id, at)
+    await _settle(session, account_id, at, unclosed)  # grants held for an invoice in grace stay unexpired
     grant_id = new_id("grant")
     await session.execute(
         insert(G).values(
@@ -339,7 +339,7 @@ async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetim
                             unclosed: UnclosedPeriods) -> None:
     # Reads lock only when an expiry must be recorded, so ordinary reads never wait on writers; the
     # schedule is read only when some grant has expired unsettled (it may be held for an invoice).
-    if not await ledger.needs_settling(session, account_id, now):
+    if not await ledger.needs_settling(session, account_id, now, ()):
         return
     held = await unclosed(session, account_id, now)
     if held and not await ledger.needs_settling(session, account_id, now, held):
@@ -424,19 +424,3 @@ def _check_same_grant(
         )
 
 
-def _money_amount(value: Decimal, currency: str, field: str) -> Decimal:
-    """`value` if it fits the currency's minor unit exactly (no silent rounding of credit)."""
-    rounded = round_money(value, currency)
-    if rounded != value:
-        digits = currency_exponent(currency)
-        raise InvalidInput(
-            field,
-            f"{value} has more decimals than {currency} allows ({digits}); send an amount such as {rounded}",
-        )
-    return rounded
-
-
-def _utc(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidInput(field, f"{value.isoformat()} has no timezone; send UTC, e.g. 2026-02-01T00:00:00Z")
-    return value.astimezone(UTC)
