@@ -149,8 +149,8 @@ async def test_the_bulk_import_rejects_negative_values_of_a_reject_meter(client,
 
 async def test_a_repeated_id_stored_instead_of_its_rejected_first_gets_its_months_partition(client, db):
     await setup(client, "REJECT")
-    later = {**ev("x", "4"), "timestamp": "2031-06-05T10:00:00Z"}  # a month no event has made a partition for
+    later = {**ev("x", "4"), "timestamp": "2035-06-05T10:00:00Z"}  # a month no other test makes a partition for
     batch = await call(client, "ingest_batch_events", events=[ev("x", "-1"), later, ev("y", "2")])
-    # the first "x" is rejected; its repeat is stored in its place (June 2031 gets its partition); "y" too
+    # the first "x" is rejected; its repeat is stored in its place (June 2035 gets its partition); "y" too
     assert (batch["accepted"], batch["rejected"], batch["duplicates"]) == (2, 1, 0)
     assert (await row_counts(db))["events"] == 2
