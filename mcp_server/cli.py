@@ -205,6 +205,7 @@ def import_events(
     typer.echo(f"read {summary.read}: accepted {summary.accepted}, duplicates {summary.duplicates}, "
                f"stored but not billed (cycle closed) {summary.not_billed}, "
                f"metered but not billed (no plan at their time) {summary.not_billed_no_plan}, "
+               f"late, billed on the next invoice {summary.accepted_late}, "
                f"rejected {summary.rejected}")
     if summary.rejected:
         typer.echo(f"rejected lines and reasons: {report_path}", err=True)

@@ -120,8 +120,9 @@ async def ingest_batch_events(
     reason (e.g. NEGATIVE_VALUE: a meter of its schema rejects negative values); fix those and resend
     only them. Stored events that are not billable are counted apart, with their indexes:
     notBilledNoPlan (metered, but dated when the account had no price plan in effect; billed only if
-    a plan is later attached from a time at or before them) and notBilled (their cycle is already
-    invoiced). More than 1000 events, or `events` not being a list, is one error and stores nothing."""
+    a plan is later attached from a time at or before them), notBilled (their cycle is already
+    invoiced) and acceptedLate (their cycle is invoiced, and its plan bills late usage on the account's
+    next invoice). More than 1000 events, or `events` not being a list, is one error and stores nothing."""
     return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now))
 
 

@@ -13,6 +13,8 @@ from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput
 from togai_engine.plans import service as plans
 from togai_engine.plans.schemas import (
+    LATE_USAGE_DESCRIPTION,
+    LateUsagePolicy,
     MinimumCommitment,
     PricePlan,
     PricePlanCreate,
@@ -42,6 +44,7 @@ async def create_price_plan(
     minimumCommitment: Annotated[MinimumCommitment | None, Field(
         description="same as rateCards.minimumCommitment (give it in one place only)")] = None,
     description: Annotated[str | None, Field(max_length=255)] = None,
+    lateUsage: Annotated[LateUsagePolicy, Field(description=LATE_USAGE_DESCRIPTION)] = "IGNORE",
 ) -> PricePlan:
     """Create an immutable price plan: its billing cycle, currencies and rate cards. Validation names the
     exact field at fault (e.g. rateCards.usageRateCards[0].ratePlan.slabs[1].startAfter). Slab i covers
@@ -56,7 +59,7 @@ async def create_price_plan(
     data = PricePlanCreate.model_validate({
         "name": name, "description": description, "pricingCycleConfig": pricingCycleConfig,
         "supportedCurrencies": supportedCurrencies if supportedCurrencies is not None else ["USD"],
-        "rateCards": cards,
+        "rateCards": cards, "lateUsage": lateUsage,
     })
     async with uow(ctx) as u:
         plan, _ = await plans.create_plan(u.session, data)

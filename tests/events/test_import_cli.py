@@ -43,7 +43,7 @@ async def test_jsonl_import_reports_rejections_and_is_safe_to_rerun(client, db, 
     assert first.returncode == 0, first.stderr
     # acme has no price plan: its 10 events are stored and metered, but reported as not billable
     assert ("read 13: accepted 0, duplicates 1, stored but not billed (cycle closed) 0, "
-            "metered but not billed (no plan at their time) 10, rejected 2") in first.stdout
+            "metered but not billed (no plan at their time) 10, late, billed on the next invoice 0, rejected 2") in first.stdout
     # in line order: a malformed line is reported with the batch it was read in
     report = [json.loads(line) for line in (tmp_path / "history.jsonl.rejected.jsonl").read_text().splitlines()]
     assert [(r["line"], r["code"]) for r in report] == [(4, "INVALID_EVENT"), (7, "UNKNOWN_ACCOUNT")]
@@ -75,7 +75,7 @@ async def test_csv_import_with_attribute_unit_and_dimension_columns(client, db, 
     result = run(database_url, "import", "events", str(source), "--no-progress")
     assert result.returncode == 0, result.stderr
     assert ("read 4: accepted 0, duplicates 0, stored but not billed (cycle closed) 0, "
-            "metered but not billed (no plan at their time) 2, rejected 2") in result.stdout
+            "metered but not billed (no plan at their time) 2, late, billed on the next invoice 0, rejected 2") in result.stdout
     report = sorted((json.loads(line) for line in (tmp_path / "history.csv.rejected.jsonl").read_text().splitlines()),
                     key=lambda r: r["line"])  # malformed lines are reported as read, invalid events per batch
     assert [r["line"] for r in report] == [4, 5]  # the header is line 1

@@ -25,7 +25,9 @@ from togai_engine.billing.state import AccountState, load_states, transaction_co
 from togai_engine.common.ids import new_id
 from togai_engine.common.schemas import Model
 from togai_engine.errors import EngineError
-from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice
+from togai_engine.invoices import late_usage
+from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice, with_late_usage
+from togai_engine.invoices.late_usage import LateLines
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
@@ -53,6 +55,7 @@ class _Closing:
     invoice: ComposedInvoice
     invoice_id: str = ""
     number: int = 0
+    bills_late_usage: bool = False  # carries the account's pending late usage (the first period closed)
 
 
 def billing_due(billing: str, now: str) -> str:
@@ -121,16 +124,23 @@ async def close_due_cycles(
         except Exception as exc:
             fail(account_id, exc)
     quantities = await _quantities(session, usage, [(a, p) for a, t in timelines.items() for p in t.due])
+    late = await _late_usage(session, accounts, timelines)
     closings: list[_Closing] = []
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         try:
-            closings += [
-                _Closing(account, period, _compose(period, account.currency, quantities))
-                for period in timeline.due
-            ]
+            if account_id in late.problems:
+                raise late.problems[account_id]
+            composed = [_Closing(account, period, _compose(period, account.currency, quantities))
+                        for period in timeline.due]
         except Exception as exc:
             fail(account_id, exc)
+            continue
+        if composed and account_id in late.lines:
+            first = composed[0]
+            first.invoice = with_late_usage(first.invoice, late.lines[account_id])
+            first.bills_late_usage = True
+        closings += composed
     closings.sort(key=lambda c: (c.period.due_at, c.period.period.start, c.account.id))
 
     opening = [(accounts[a], p) for a, t in timelines.items() if a not in failed for p in t.open]
@@ -152,6 +162,14 @@ async def _quantities(
     return await quantities_by_window(session, [
         (account_id, bp.period.start, bp.period.end, [c.usageMeterId for c in bp.plan.rateCards.usageRateCards])
         for account_id, bp in periods], source=usage)
+
+
+async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],
+                      timelines: dict[str, Timeline]) -> LateLines:
+    """Late usage goes on the first period each account closes in this run: the invoice that follows it."""
+    closing = {account_id: accounts[account_id].currency for account_id, t in timelines.items() if t.due}
+    waiting = await late_usage.accounts_with_late_usage(session, closing)
+    return await late_usage.late_usage_lines(session, {a: closing[a] for a in waiting}) if waiting else LateLines()
 
 
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:
@@ -268,6 +286,7 @@ async def _finalize(conn: Any, session: AsyncSession, closings: list[_Closing], 
                  "quantity", "value_per_quantity", "value", "usage_meter_id", "usage_start", "usage_end",
                  "details"],
     )
+    await late_usage.claim(conn, {c.account.id: c.invoice_id for c in closings if c.bills_late_usage})
     fresh = [c.period for c in closings if written[(c.account.id, c.period.period.start)]["inserted"]]
     await _issue_grants(session, fresh)
     await _apply_credits(conn, session, closings)

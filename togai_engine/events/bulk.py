@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from togai_engine.common.clock import Clock
 from togai_engine.events.ingest import (
+    ACCEPTED_LATE,
     DUPLICATE,
     NOT_BILLED_CYCLE_CLOSED,
     NOT_BILLED_NO_PLAN,
@@ -51,6 +52,7 @@ class ImportSummary:
     rejected: int = 0
     not_billed: int = 0  # NOT_BILLED_CYCLE_CLOSED
     not_billed_no_plan: int = 0  # NOT_BILLED_NO_PLAN: metered, no plan in effect at the event's time
+    accepted_late: int = 0  # ACCEPTED_LATE: in an invoiced period, billed on the next invoice
     batches: int = 0
 
 
@@ -141,6 +143,8 @@ async def import_events(
                 summary.not_billed += 1
             elif status == NOT_BILLED_NO_PLAN:
                 summary.not_billed_no_plan += 1
+            elif status == ACCEPTED_LATE:
+                summary.accepted_late += 1
         reject_all(oldest.malformed + [(oldest.positions[r.index], r) for r in report.rejected])
         if on_progress is not None:
             on_progress(summary)

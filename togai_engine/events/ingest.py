@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.close import billing_due, close_due_cycles
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
+from togai_engine.invoices.late_usage import late_sources, record_late_events
 from togai_engine.meters.catalog import meters_of_schemas
 from togai_engine.meters.sql import (
     STRIPE_SQL,
@@ -53,6 +54,7 @@ ACCEPTED = "ACCEPTED"
 DUPLICATE = "DUPLICATE"
 REJECTED = "REJECTED"
 NOT_BILLED_CYCLE_CLOSED = "NOT_BILLED_CYCLE_CLOSED"
+ACCEPTED_LATE = "ACCEPTED_LATE"  # in an invoiced period whose plan bills late usage on the next invoice
 VOIDED = "VOIDED"  # set by void_event (events/voids.py), never at ingest
 NOT_BILLED_NO_PLAN = "NOT_BILLED_NO_PLAN"
 MAX_HANDLE_CHARS = 50  # account ids and aliases are at most 50 characters
@@ -188,6 +190,9 @@ async def ingest_events(
         if (at < start) if start is not None else not _has_plan(plans[account_id], at):
             statuses[position] = NOT_BILLED_NO_PLAN
             other = True
+    late = await _bill_late(session, conn, kept, statuses) if not_billed else {}
+    if late:
+        not_billed = NOT_BILLED_CYCLE_CLOSED in statuses
     indexes = [item[2] for item in kept]
     for index, status in zip(indexes, statuses, strict=True):
         report.statuses[index] = status
@@ -212,6 +217,10 @@ async def ingest_events(
     row = await _store(conn, meters, report_meters, columns, now, _dumps(statuses) if other else None, len(kept))
     for position in row["duplicates"]:
         report.statuses[indexes[position]] = DUPLICATE
+    if late:
+        stored_late = set(late) - set(row["duplicates"])
+        await record_late_events(conn, [(kept[p][0], kept[p][1], kept[p][3].event_time, late[p])
+                                        for p in sorted(stored_late)], now)
     if report_meters:
         report.meters_fed = list(row["meters"] or [])
     unmetered = sorted(schema for schema in schemas if not meters_by_schema.get(schema))
@@ -220,6 +229,18 @@ async def ingest_events(
             f"no usage meter uses schema {schema!r} yet: its events are stored but not billed; "
             "create_usage_meter for this schema also meters the events already stored")
     return report
+
+
+async def _bill_late(session: AsyncSession, conn: Any, kept: list[tuple[str, str, int, ParsedEvent]],
+                     statuses: list[str]) -> dict[int, str]:
+    """Turns NOT_BILLED_CYCLE_CLOSED into ACCEPTED_LATE where the invoiced period's plan bills late usage;
+    returns position -> the invoice of that period."""
+    positions = [p for p, status in enumerate(statuses) if status == NOT_BILLED_CYCLE_CLOSED]
+    sources = await late_sources(session, conn, [(kept[p][0], kept[p][3].event_time) for p in positions])
+    late = {p: source for p, source in zip(positions, sources, strict=True) if source is not None}
+    for position in late:
+        statuses[position] = ACCEPTED_LATE
+    return late
 
 
 Coverage = tuple[datetime, datetime | None]  # [from, until) of the account's plan associations; None = open

@@ -10,12 +10,15 @@ from pydantic import Field
 
 from togai_engine.common.schemas import Model
 
-StoredStatus = Literal["ACCEPTED", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN", "VOIDED"]
+StoredStatus = Literal["ACCEPTED", "ACCEPTED_LATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN", "VOIDED"]
 STORED_STATUS_DESCRIPTION = (
     "its status when it was ingested: ACCEPTED = feeds its schema's meters and was billable (a plan covered "
     "its time); NOT_BILLED_NO_PLAN = feeds its schema's meters, but the account had no price plan in effect at "
     "its time, so no invoice bills it unless a plan is later attached from a time at or before it; "
-    "NOT_BILLED_CYCLE_CLOSED = arrived after its cycle was invoiced: feeds nothing, never billed; VOIDED = "
+    "ACCEPTED_LATE = arrived after its cycle was invoiced, under a plan whose lateUsage is BILL_ON_NEXT_INVOICE: "
+    "feeds its schema's meters and is billed on the account's next invoice as a late-usage line; "
+    "NOT_BILLED_CYCLE_CLOSED = arrived after its cycle was invoiced (plan lateUsage IGNORE): feeds nothing, "
+    "never billed; VOIDED = "
     "voided (void_event): kept, feeds nothing, its id stays taken"
 )
 
@@ -31,7 +34,7 @@ class RejectedEventInfo(Model):
 class IngestEventResult(Model):
     eventId: str = Field(description="the idempotency key (given, or derived from the content); reuse it on retry")
     accountId: str = Field(description="the account the event belongs to (an alias is resolved to the id)")
-    status: Literal["ACCEPTED", "DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"]
+    status: Literal["ACCEPTED", "ACCEPTED_LATE", "DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"]
     message: str
     usageMeters: list[str] = Field(default_factory=list, description="ids of the usage meters this event fed")
     warnings: list[str] = Field(default_factory=list)
@@ -45,10 +48,14 @@ class IngestBatchResult(Model):
     notBilledNoPlan: int = Field(
         default=0, description="events stored with status NOT_BILLED_NO_PLAN: metered, but dated when the account "
                                "had no price plan in effect, so not billed unless a plan is attached over their time")
+    acceptedLate: int = Field(
+        default=0, description="events stored with status ACCEPTED_LATE: their period is invoiced, and its plan "
+                               "bills late usage on the account's next invoice (plan lateUsage BILL_ON_NEXT_INVOICE)")
     rejectedEvents: list[RejectedEventInfo] = Field(default_factory=list)
     duplicateIndexes: list[int] = Field(default_factory=list)
     notBilledIndexes: list[int] = Field(default_factory=list)
     notBilledNoPlanIndexes: list[int] = Field(default_factory=list)
+    acceptedLateIndexes: list[int] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
 

@@ -19,6 +19,7 @@ from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import (
+    ACCEPTED_LATE,
     DUPLICATE,
     NOT_BILLED_CYCLE_CLOSED,
     NOT_BILLED_NO_PLAN,
@@ -48,7 +49,10 @@ STATUS_MESSAGES = {
     "ACCEPTED": "stored; it feeds the usage meters of its schema",
     DUPLICATE: "an event with this id was already stored for this account; it is counted once and nothing changed "
                "(the id of a VOIDED event stays taken too: send a corrected event under a new id)",
-    NOT_BILLED_CYCLE_CLOSED: "stored, but its billing cycle is already invoiced, so it is not billed",
+    NOT_BILLED_CYCLE_CLOSED: "stored, but its billing cycle is already invoiced, so it is not billed (its plan's "
+                             "lateUsage is IGNORE)",
+    ACCEPTED_LATE: "stored after its billing cycle was invoiced; its plan bills late usage, so it feeds the usage "
+                   "meters and is billed on the account's next invoice, on a line for that cycle's late usage",
     NOT_BILLED_NO_PLAN: "stored; it feeds the usage meters of its schema, but the account has no price plan in effect "
                         "at its timestamp, so no invoice bills it. It is billed only if a plan is attached to the "
                         "account from a time at or before it (update_account pricePlanId + effectiveFrom)",
@@ -99,12 +103,14 @@ def batch_result(report: IngestReport) -> IngestBatchResult:
     duplicates = [i for i, s in enumerate(report.statuses) if s == DUPLICATE]
     not_billed = [i for i, s in enumerate(report.statuses) if s == NOT_BILLED_CYCLE_CLOSED]
     no_plan = [i for i, s in enumerate(report.statuses) if s == NOT_BILLED_NO_PLAN]
+    late = [i for i, s in enumerate(report.statuses) if s == ACCEPTED_LATE]
     return IngestBatchResult(
         accepted=report.count("ACCEPTED"),
         duplicates=len(duplicates),
         rejected=len(report.rejected),
         notBilled=len(not_billed),
         notBilledNoPlan=len(no_plan),
+        acceptedLate=len(late),
         rejectedEvents=[
             RejectedEventInfo(index=r.index, eventId=r.event_id, code=r.code, field=r.field or None, message=r.message)
             for r in report.rejected
@@ -112,6 +118,7 @@ def batch_result(report: IngestReport) -> IngestBatchResult:
         duplicateIndexes=duplicates,
         notBilledIndexes=not_billed,
         notBilledNoPlanIndexes=no_plan,
+        acceptedLateIndexes=late,
         warnings=report.warnings,
     )
 

@@ -8,7 +8,7 @@ true-up. The subtotal and total are sums of rounded top-level lines, so they alw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,6 +32,7 @@ SLAB_LINE = "USAGE_RATE_CARD_SLAB_AMOUNT"
 ADJUSTMENT_LINE = "RATE_CONFIG_ADJUSTMENT_AMOUNT"
 FIXED_FEE_LINE = "FIXED_FEE_RATE_CARD_AMOUNT"
 TRUE_UP_LINE = "TRUE_UP_AMOUNT"
+LATE_USAGE_LINE = "LATE_USAGE_AMOUNT"  # usage of an earlier, closed period (late_usage.py)
 ZERO = Decimal(0)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -56,7 +57,7 @@ class ComposedInvoice:
     currency: str
     period: Cycle
     lines: tuple[ComposedLine, ...]
-    sub_total: Decimal  # sum of the rate card lines
+    sub_total: Decimal  # sum of the lines but the true-up (rate cards, late usage)
     true_up: Decimal
     total: Decimal  # sub_total + true_up; never negative (every line is >= 0)
     quantities: Mapping[str, Decimal] = field(default_factory=dict)  # per usage meter, as billed
@@ -127,6 +128,16 @@ def compose_invoice(
         currency=currency, period=period, lines=tuple(lines), sub_total=sub_total, true_up=true_up,
         total=sub_total + true_up, quantities=billed,
     )
+
+
+def with_late_usage(invoice: ComposedInvoice, late_lines: Sequence[ComposedLine]) -> ComposedInvoice:
+    """`invoice` with late-usage lines (each >= 0, rounded) after its own: they count in the subtotal and the
+    total, not towards this period's minimum commitment (its true-up is of this period's charges only)."""
+    if not late_lines:
+        return invoice
+    extra = sum((line.value for line in late_lines), ZERO)
+    return replace(invoice, lines=(*invoice.lines, *late_lines), sub_total=invoice.sub_total + extra,
+                   total=invoice.total + extra)
 
 
 def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal,

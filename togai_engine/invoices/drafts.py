@@ -15,18 +15,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.cycles import Cycle, cut_by_change, cycle_containing, grace_end
+from togai_engine.cycles import Cycle, grace_end
 from togai_engine.errors import EngineError
-from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
+from togai_engine.invoices.compose import ComposedInvoice, with_late_usage
+from togai_engine.invoices.late_usage import LateLines, accounts_with_late_usage, late_usage_lines, next_drafts
 from togai_engine.invoices.models import InvoiceRow
-from togai_engine.meters.usage import Window, quantities_by_window
+from togai_engine.invoices.periods import compose_period, plan_meters
+from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.schemas import PricePlan
 from togai_engine.plans.service import get_plans
 
 log = logging.getLogger("togai_engine.invoices")
@@ -51,14 +51,18 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
             select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_({r.account_id for r in drafts}))):
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
-        (r.account_id, r.period_start, r.period_end, _meters(plans[r.price_plan_id])) for r in drafts])
+        (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.price_plan_id])) for r in drafts])
+    late = await _late_lines(session, drafts)
     result: dict[str, Draft] = {}
     for row in drafts:
         plan = plans[row.price_plan_id]
         period = Cycle(row.period_start, row.period_end)
         closes_at = row.invoice_date or grace_end(period, plan.cycle_config)
         try:
-            composed = _compose(row, plan, period, associations[row.account_id], quantities)
+            if row.id in late.problems:
+                raise late.problems[row.id]
+            composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities),
+                                       late.lines.get(row.id, []))
         except Exception as exc:  # one account's bad data is reported on its invoice, never raised to others
             problem = exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}"
             log.warning("cannot compute DRAFT invoice %s of account %s: %s", row.id, row.account_id, problem,
@@ -69,18 +73,16 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
     return result
 
 
-def _compose(row: InvoiceRow, plan: PricePlan, period: Cycle, associations: list[PlanAssociationRow],
-             quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:
-    association = next((a for a in associations if a.id == row.association_id), None)
-    if association is None:
-        raise EngineError(f"its plan association was replaced by a plan change; list_invoices again for "
-                          f"account {row.account_id!r}'s current invoices")
-    full_cycle = cycle_containing(plan.cycle_config, association.anchor, period.start)
-    follows = any(a.effective_until == association.effective_from for a in associations)
-    cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until, follows)
-    return compose_invoice(plan, row.currency, period, full_cycle,
-                           quantities.get((row.account_id, period.start, period.end), {}), cut_by_change=cut)
-
-
-def _meters(plan: PricePlan) -> list[str]:
-    return [card.usageMeterId for card in plan.rateCards.usageRateCards]
+async def _late_lines(session: AsyncSession, drafts: list[InvoiceRow]) -> LateLines:
+    """Invoice id -> the late-usage lines it will carry: those of the DRAFTs among `drafts` that close first
+    for an account with late usage pending (usually none: one index probe)."""
+    waiting = await accounts_with_late_usage(session, {row.account_id for row in drafts})
+    if not waiting:
+        return LateLines()
+    by_id = {row.id: row for row in drafts}
+    targets = {invoice: by_id[invoice] for invoice in (await next_drafts(session, waiting)).values()
+               if invoice in by_id}
+    found = await late_usage_lines(session, {row.account_id: row.currency for row in targets.values()})
+    invoice_of = {row.account_id: invoice for invoice, row in targets.items()}
+    return LateLines(lines={invoice_of[a]: lines for a, lines in found.lines.items()},
+                     problems={invoice_of[a]: exc for a, exc in found.problems.items()})

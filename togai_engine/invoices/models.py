@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -90,3 +91,24 @@ class InvoiceCounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class LateUsageEventRow(Base):
+    """An event stored ACCEPTED_LATE: dated in `source_invoice_id`'s period after that invoice became DUE,
+    under a plan whose lateUsage is BILL_ON_NEXT_INVOICE. `invoice_id` is the invoice whose late-usage line
+    billed it, NULL until the account's next invoice closes (the lineage between the two invoices and the
+    events; invoices/late_usage.py)."""
+
+    __tablename__ = "late_usage_events"
+    __table_args__ = (
+        Index("ix_late_usage_events_pending", "account_id", postgresql_where=text("invoice_id IS NULL")),
+        Index("ix_late_usage_events_invoice_id", "invoice_id"),
+        Index("ix_late_usage_events_source_invoice_id", "source_invoice_id"),
+    )
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source_invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"))

@@ -21,7 +21,8 @@ class UsagePeriod(Model):
 
 class InvoiceLine(Model):
     type: str = Field(description="USAGE_RATE_CARD_AMOUNT, USAGE_RATE_CARD_SLAB_AMOUNT, RATE_CONFIG_ADJUSTMENT_AMOUNT, "
-                                  "FIXED_FEE_RATE_CARD_AMOUNT or TRUE_UP_AMOUNT")
+                                  "FIXED_FEE_RATE_CARD_AMOUNT, TRUE_UP_AMOUNT or LATE_USAGE_AMOUNT (usage of an "
+                                  "earlier period received after it closed; details name that invoice and events)")
     description: str
     rateCardName: str | None = None
     quantity: Decimal | None = Field(default=None, description="usage units (usage and slab lines)")

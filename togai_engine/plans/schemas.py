@@ -37,6 +37,12 @@ CardName = Annotated[str | None, Field(
     description="unique within the plan; generated from the meter, feature or id when omitted")]
 InvoiceTiming = Literal["IN_ADVANCE", "IN_ARREARS"]
 RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT"]
+LateUsagePolicy = Literal["IGNORE", "BILL_ON_NEXT_INVOICE"]
+LATE_USAGE_DESCRIPTION = (
+    "what happens to usage that arrives after its period's invoice became DUE (after the gracePeriod): IGNORE "
+    "(default) stores it as NOT_BILLED_CYCLE_CLOSED and never bills it; BILL_ON_NEXT_INVOICE stores it "
+    "ACCEPTED_LATE and bills it on the account's next invoice, one line per late period ('usage of period X "
+    "received after it closed') charging what the period's invoice would have grown by")
 
 
 # --- pricing cycle ------------------------------------------------------------------------------
@@ -181,6 +187,7 @@ class PricePlanCreate(Model):
     pricingCycleConfig: PricingCycleConfigInput
     supportedCurrencies: list[CurrencyCode] = Field(default_factory=lambda: ["USD"], min_length=1, max_length=20)
     rateCards: RateCards = Field(default_factory=RateCards)
+    lateUsage: LateUsagePolicy = Field(default="IGNORE", description=LATE_USAGE_DESCRIPTION)
 
 
 class UsagePricing:
@@ -203,6 +210,7 @@ class PlanHeader(Model):
     status: Literal["ACTIVE"] = "ACTIVE"
     pricingCycleConfig: PricingCycleConfigInput
     supportedCurrencies: list[str]
+    lateUsage: LateUsagePolicy = Field(default="IGNORE", description=LATE_USAGE_DESCRIPTION)
     createdAt: datetime
 
 

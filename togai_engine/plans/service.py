@@ -124,7 +124,8 @@ def _summary(plan: PricePlan) -> PricePlanSummary:
              + len(cards.creditGrantRateCards) + (cards.minimumCommitment is not None))
     return PricePlanSummary(
         id=plan.id, name=plan.name, description=plan.description, pricingCycleConfig=plan.pricingCycleConfig,
-        supportedCurrencies=plan.supportedCurrencies, rateCardCount=count, createdAt=plan.createdAt,
+        supportedCurrencies=plan.supportedCurrencies, lateUsage=plan.lateUsage, rateCardCount=count,
+        createdAt=plan.createdAt,
     )
 
 

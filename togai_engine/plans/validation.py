@@ -54,6 +54,7 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
             usageRateCards=usage, fixedFeeRateCards=fixed, billingEntitlementRateCards=entitlements,
             creditGrantRateCards=grants, minimumCommitment=commitment,
         ),
+        lateUsage=data.lateUsage,
     )
 
 

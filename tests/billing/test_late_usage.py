@@ -1,0 +1,138 @@
+"""Late usage (billing/README.md): a plan's `lateUsage` says what becomes of usage that arrives after its
+period's invoice is DUE. IGNORE (the default) stores it NOT_BILLED_CYCLE_CLOSED; BILL_ON_NEXT_INVOICE bills
+it on the account's next invoice, one line per late period, charging what that period's invoice would have
+grown by. Through the MCP tools and `bill --as-of` (run_bill); every amount worked out by hand."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+from helpers import at, call, iso, tokens_meter
+from test_revenue import metric
+from test_scenarios import account, fee, invoices, tiered, usage
+from togai_engine.billing.runs import run_bill
+
+MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+
+
+async def tiered_plan(client: Any, name: str, late_usage: str | None = None) -> str:
+    """31.00 a month; tokens 0.01 each up to 10,000, 0.005 above."""
+    extra = {"lateUsage": late_usage} if late_usage else {}
+    created = await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(await tokens_meter(client), ("0", "0.01"), ("10000", "0.005"))],
+        "fixedFeeRateCards": [fee("base", "31", prorate=False)]}, **extra)
+    assert created["lateUsage"] == (late_usage or "IGNORE")
+    return str(created["id"])
+
+
+def late_lines(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    return [line for line in invoice["lineItems"] if line["type"] == "LATE_USAGE_AMOUNT"]
+
+
+async def test_late_usage_is_billed_on_the_next_invoice_at_the_price_the_period_would_have_had(
+        client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "9000", "jan-1")
+    await run_bill(db, at(2026, 2, 1))
+    (january,) = await invoices(client, "acme", status="DUE")
+    assert january["totalAmount"] == "121.00"  # 9000 × 0.01 = 90.00 + 31.00
+
+    clock.set(at(2026, 2, 3))
+    late = await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late-1")
+    assert late["status"] == "ACCEPTED_LATE" and "next invoice" in late["message"]
+    # January again, with 12,000 tokens: 10,000 × 0.01 + 2,000 × 0.005 = 110.00, + 31.00 = 141.00;
+    # 141.00 - 121.00 invoiced = 20.00 (the late 3,000 tokens fall partly in the cheaper tier, not 30.00)
+    draft = await call(client, "get_invoice", accountId="acme")
+    (line,) = late_lines(draft)
+    assert (line["value"], draft["totalAmount"]) == ("20.00", "51.00")  # February: 31.00 + 20.00
+    assert line["description"].startswith(
+        "Usage of period 2026-01-01 – 2026-02-01 received after it closed (invoice INV-000001): 1 event")
+    assert line["usagePeriod"] == {"start": iso(2026, 1, 1), "end": iso(2026, 2, 1)}
+    assert (line["details"]["sourceInvoiceId"], line["details"]["eventIds"]) == (january["id"], ["jan-late-1"])
+    tokens = await tokens_meter(client)
+    assert line["details"]["quantities"] == {tokens: {"onInvoice": "9000", "now": "12000"}}
+    # The closed January invoice never changes.
+    assert (await call(client, "get_invoice", invoiceId=january["id"]))["totalAmount"] == "121.00"
+
+    await run_bill(db, at(2026, 3, 1))
+    february = next(i for i in await invoices(client, "acme", status="DUE") if i["startDate"] == iso(2026, 2, 1))
+    february = await call(client, "get_invoice", invoiceId=february["id"])
+    assert february["totalAmount"] == "51.00" and late_lines(february)[0]["value"] == "20.00"
+    # REVENUE over February is the whole invoice: the fee and the late line (under "late_usage") = 51.00
+    assert await metric(client, "REVENUE", at(2026, 2, 1), at(2026, 3, 1), "MONTH", "acme") == {
+        tokens: [D("0.00")], "base": [D("31.00")], "late_usage": [D("20.00")]}
+
+    # Later still: 1,000 more January tokens, and 500 February tokens, both after their invoices closed.
+    clock.set(at(2026, 3, 2))
+    await usage(client, "acme", "2026-01-25T00:00:00Z", "1000", "jan-late-2")
+    await usage(client, "acme", "2026-02-10T00:00:00Z", "500", "feb-late-1")
+    await run_bill(db, at(2026, 4, 1))
+    march = next(i for i in await invoices(client, "acme", status="DUE") if i["startDate"] == iso(2026, 3, 1))
+    march = await call(client, "get_invoice", invoiceId=march["id"])
+    # January with 13,000 tokens: 100.00 + 3,000 × 0.005 = 115.00, + 31.00 = 146.00; invoiced so far
+    # 121.00 + 20.00 = 141.00 -> 5.00. February on its own: 500 × 0.01 = 5.00 + 31.00 = 36.00; it was
+    # invoiced 51.00 of which 20.00 was January's late line, so 31.00 -> 5.00. March: 31.00 + 5.00 + 5.00.
+    assert [(line["details"]["sourceInvoiceId"], line["value"]) for line in late_lines(march)] == [
+        (january["id"], "5.00"), (february["id"], "5.00")]
+    assert march["totalAmount"] == "41.00"
+    # Each late event was billed once: nothing is waiting for April.
+    april = await call(client, "get_invoice", accountId="acme")
+    assert late_lines(april) == [] and april["totalAmount"] == "31.00"
+
+
+async def test_a_plan_that_ignores_late_usage_keeps_it_stored_and_unbilled(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro")  # lateUsage defaults to IGNORE
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await run_bill(db, at(2026, 2, 1))
+    clock.set(at(2026, 2, 3))
+    late = await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late-1")
+    assert late["status"] == "NOT_BILLED_CYCLE_CLOSED"
+    draft = await call(client, "get_invoice", accountId="acme")
+    assert late_lines(draft) == [] and draft["totalAmount"] == "31.00"
+
+
+async def test_a_late_correction_never_lowers_an_invoiced_period_by_itself(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "5000", "jan-1")
+    await run_bill(db, at(2026, 2, 1))  # January: 5000 × 0.01 = 50.00 + 31.00 = 81.00
+    clock.set(at(2026, 2, 3))
+    correction = await usage(client, "acme", "2026-01-11T00:00:00Z", "-2000", "jan-fix")
+    assert correction["status"] == "ACCEPTED_LATE"
+    # January would now be 3000 × 0.01 = 30.00 + 31.00 = 61.00: 20.00 less than invoiced. Money already
+    # invoiced is lowered only by a credit note: the line is 0.00 and says which invoice to credit.
+    (line,) = late_lines(await call(client, "get_invoice", accountId="acme"))
+    assert line["value"] == "0.00" and line["details"]["difference"] == "-20.00"
+    assert "lowers that period's charge by 20.00 USD" in line["description"]
+    assert "create_credit_note against INV-000001" in line["description"]
+
+
+async def test_one_bill_run_over_several_months_bills_late_usage_on_the_first_invoice_it_closes(
+        client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await run_bill(db, at(2026, 2, 1))
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "jan-late-1")
+    await run_bill(db, at(2026, 4, 1))  # February and March close in one run
+    due = {i["startDate"]: i["totalAmount"] for i in await invoices(client, "acme", status="DUE")}
+    # 100 × 0.01 = 1.00 on February (31.00 + 1.00), none on March
+    assert due == {iso(2026, 1, 1): "31.00", iso(2026, 2, 1): "32.00", iso(2026, 3, 1): "31.00"}
+
+
+async def test_the_late_periods_plan_decides_whether_its_late_usage_is_billed(
+        client, clock, db) -> None:
+    # The late period's plan decides: January on a BILL_ON_NEXT_INVOICE plan, February on an IGNORE one.
+    billing = await tiered_plan(client, "Bills late", "BILL_ON_NEXT_INVOICE")
+    ignoring = await tiered_plan(client, "Ignores late")
+    await account(client, "acme", billing, iso(2026, 1, 1))
+    await call(client, "update_account", accountId="acme", pricePlanId=ignoring, effectiveFrom=iso(2026, 2, 1))
+    await run_bill(db, at(2026, 3, 1))
+    clock.set(at(2026, 3, 2))
+    january = await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "jan-late")
+    february = await usage(client, "acme", "2026-02-20T00:00:00Z", "100", "feb-late")
+    assert (january["status"], february["status"]) == ("ACCEPTED_LATE", "NOT_BILLED_CYCLE_CLOSED")
+    (line,) = late_lines(await call(client, "get_invoice", accountId="acme"))
+    assert line["value"] == "1.00"  # 100 × 0.01 for January, on March's invoice (under the IGNORE plan)

@@ -1,0 +1,235 @@
+"""Late usage billed on the next invoice: a plan's `lateUsage: BILL_ON_NEXT_INVOICE` (billing/README.md).
+
+Ingest asks `late_sources` which invoice an event dated in an invoiced (DUE or PAID) period belongs to, when
+that period's plan bills late usage; such an event is stored ACCEPTED_LATE, feeds its meters like any metered
+event, and is recorded here (`record_late_events`). The account's next invoice to close carries one line per
+such period: what that period's invoice comes to now, recomposed from all its usage, minus what was invoiced
+for it so far (its total and the late-usage lines before this one). Money already invoiced is never lowered
+automatically: a difference below zero is billed as 0 and the line names the invoice to credit. A DRAFT shows
+the lines it will carry (`late_usage_lines`); the bill run computes them the same way and `claim`s the events
+for the invoice it closes, holding the billing watermark that ingest takes before it records a late event, so
+each late event is billed once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedLine
+from togai_engine.invoices.display import invoice_number
+from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
+from togai_engine.invoices.periods import compose_period, plan_meters
+from togai_engine.meters.usage import quantities_by_window
+from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.service import get_plans
+from togai_engine.pricing.money import round_money
+
+BILL_ON_NEXT_INVOICE = "BILL_ON_NEXT_INVOICE"
+LATE_USAGE_CARD = "late_usage"  # the rate card name of late-usage lines (REVENUE groups them under it)
+MAX_LISTED_EVENTS = 100  # event ids a line lists; late_usage_events holds them all
+ZERO = Decimal(0)
+L = LateUsageEventRow
+
+
+# --- ingest -----------------------------------------------------------------------------------------
+
+
+async def late_sources(session: AsyncSession, conn: Any, events: Sequence[tuple[str, datetime]]) -> list[str | None]:
+    """For each (account id, event time) dated before the account's billing watermark: the id of the DUE or
+    PAID invoice whose period holds it when that invoice's plan bills late usage, else None (not billed)."""
+    if not events:
+        return []
+    rows = await conn.fetch(
+        "SELECT id, account_id, period_start, period_end, price_plan_id FROM invoices "
+        "WHERE account_id = ANY($1::text[]) AND status IN ('DUE', 'PAID') AND period_end > $2 AND period_start <= $3",
+        sorted({account for account, _ in events}), min(at for _, at in events), max(at for _, at in events))
+    plans = await get_plans(session, {r["price_plan_id"] for r in rows})
+    billing: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
+    for r in rows:
+        if plans[r["price_plan_id"]].lateUsage == BILL_ON_NEXT_INVOICE:
+            billing[r["account_id"]].append((r["period_start"], r["period_end"], r["id"]))
+    return [next((invoice for start, end, invoice in billing.get(account, ()) if start <= at < end), None)
+            for account, at in events]
+
+
+async def record_late_events(conn: Any, events: Sequence[tuple[str, str, datetime, str]], now: datetime) -> None:
+    """Records stored ACCEPTED_LATE events: (account id, event id, event time, source invoice id)."""
+    if events:
+        await conn.execute(
+            "INSERT INTO late_usage_events (account_id, event_id, event_time, source_invoice_id, received_at) "
+            "SELECT u.a, u.e, u.t, u.s, $5 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) "
+            "AS u(a, e, t, s) ON CONFLICT DO NOTHING",
+            [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], [e[3] for e in events], now)
+
+
+# --- the next invoice -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Late events of one invoiced period, not billed yet."""
+
+    source_id: str
+    count: int
+    event_ids: tuple[str, ...]  # the first MAX_LISTED_EVENTS, by event time
+
+
+@dataclass
+class LateLines:
+    lines: dict[str, list[ComposedLine]] = field(default_factory=dict)  # account id -> its next invoice's
+    problems: dict[str, Exception] = field(default_factory=dict)  # account id -> why its lines cannot be made
+
+
+async def accounts_with_late_usage(session: AsyncSession, account_ids: Iterable[str]) -> set[str]:
+    """The accounts among `account_ids` with late usage waiting for their next invoice (one index probe)."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return set()
+    return set(await session.scalars(
+        select(L.account_id).distinct().where(L.account_id.in_(ids), L.invoice_id.is_(None))))
+
+
+async def next_drafts(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, str]:
+    """account id -> its DRAFT invoice that closes first (the earliest period): the one late usage goes on."""
+    rows = await session.execute(text(
+        "SELECT DISTINCT ON (account_id) account_id, id FROM invoices WHERE account_id = ANY(:ids) "
+        "AND status = 'DRAFT' ORDER BY account_id, period_start"), {"ids": sorted(set(account_ids))})
+    return {account: invoice for account, invoice in rows.tuples()}
+
+
+async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str]) -> LateLines:
+    """The late-usage lines of the next invoice of each account in `currencies` (account id -> the currency of
+    that invoice) with late usage pending. One account's failure is in `problems`, never raised."""
+    result = LateLines()
+    pending = await _pending(session, currencies)
+    if not pending:
+        return result
+    source_ids = sorted({p.source_id for items in pending.values() for p in items})
+    sources = {row.id: row for row in await session.scalars(
+        select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
+    before = await _invoiced_before(session, sources.values())
+    on_invoice = await _invoiced_quantities(session, source_ids)
+    plans = await get_plans(session, {row.price_plan_id for row in sources.values()})
+    associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
+    for association in await session.scalars(
+            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(pending)))):
+        associations[association.account_id].append(association)
+    quantities = await quantities_by_window(session, [
+        (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.price_plan_id]))
+        for row in sources.values()])
+    for account_id, items in pending.items():
+        try:
+            lines = []
+            for item in items:
+                source = sources[item.source_id]
+                recomposed = compose_period(source, plans[source.price_plan_id], associations[account_id],
+                                            quantities)
+                lines.append(_line(source, item, recomposed.total, before[source.id], recomposed.quantities,
+                                   on_invoice.get(source.id, {}), currencies[account_id]))
+        except Exception as exc:  # one account's bad data must not fail the others' invoices
+            result.problems[account_id] = exc
+            continue
+        result.lines[account_id] = lines
+    return result
+
+
+async def claim(conn: Any, invoice_of_account: Mapping[str, str]) -> None:
+    """Marks every pending late event of each account as billed on the invoice just closed for it."""
+    if invoice_of_account:
+        await conn.execute(
+            "UPDATE late_usage_events AS l SET invoice_id = u.invoice_id "
+            "FROM unnest($1::text[], $2::text[]) AS u(account_id, invoice_id) "
+            "WHERE l.account_id = u.account_id AND l.invoice_id IS NULL",
+            list(invoice_of_account), list(invoice_of_account.values()))
+
+
+async def _pending(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, list[_Pending]]:
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(text(
+        "SELECT account_id, source_invoice_id, count(*) AS n, "
+        f"(array_agg(event_id ORDER BY event_time, event_id))[1:{MAX_LISTED_EVENTS}] AS listed "
+        "FROM late_usage_events WHERE account_id = ANY(:ids) AND invoice_id IS NULL "
+        "GROUP BY account_id, source_invoice_id ORDER BY account_id, min(event_time), source_invoice_id"),
+        {"ids": ids})
+    pending: dict[str, list[_Pending]] = defaultdict(list)
+    for account_id, source_id, count, listed in rows.tuples():
+        pending[account_id].append(_Pending(source_id, count, tuple(listed)))
+    return dict(pending)
+
+
+async def _invoiced_before(session: AsyncSession, sources: Iterable[InvoiceRow]) -> dict[str, Decimal]:
+    """Source invoice id -> what was invoiced for its own period so far: its total without the late-usage
+    lines it carries for earlier periods, plus the late-usage lines billed for its period since (whatever
+    their invoice's status: a voided one was decided on)."""
+    totals = {row.id: row.total_amount or ZERO for row in sources}
+    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(list(totals)), L.invoice_id.is_not(None))
+    for invoice_id, details, value in (await session.execute(
+            select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
+                InvoiceLineRow.invoice_id.in_(billed_on) | InvoiceLineRow.invoice_id.in_(list(totals)),
+                InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples():
+        if invoice_id in totals:  # carried for another period: not this period's charge
+            totals[invoice_id] -= value
+        source_id = (details or {}).get("sourceInvoiceId")
+        if source_id in totals and invoice_id != source_id:
+            totals[source_id] += value
+    return totals
+
+
+async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, dict[str, Decimal]]:
+    rows = await session.execute(
+        select(InvoiceLineRow.invoice_id, InvoiceLineRow.usage_meter_id, InvoiceLineRow.quantity).where(
+            InvoiceLineRow.invoice_id.in_(source_ids), InvoiceLineRow.line_type == USAGE_LINE,
+            InvoiceLineRow.parent_position.is_(None)))
+    found: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for invoice_id, meter_id, quantity in rows.tuples():
+        found[invoice_id][meter_id] = quantity
+    return found
+
+
+def _line(source: InvoiceRow, pending: _Pending, recomposed: Decimal, invoiced_before: Decimal,
+          quantities_now: Mapping[str, Decimal], quantities_invoiced: Mapping[str, Decimal],
+          currency: str) -> ComposedLine:
+    number = invoice_number(source.sequence_number) or source.id
+    difference = recomposed - invoiced_before
+    events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
+    description = (f"Usage of period {_instant(source.period_start)} – {_instant(source.period_end)} received "
+                   f"after it closed (invoice {number}): {events}")
+    value = difference
+    if source.status == "VOID":
+        value, description = ZERO, f"{description}; not billed: invoice {number} was voided"
+    elif source.currency != currency:
+        value, description = ZERO, (
+            f"{description}; not billed here: that period was invoiced in {source.currency} and this invoice is "
+            f"in {currency}; the difference is {difference} {source.currency}, to invoice by hand")
+    elif difference < 0:
+        value, description = ZERO, (
+            f"{description}; it lowers that period's charge by {-difference} {currency}, which is not credited "
+            f"automatically: create_credit_note against {number} if it should be")
+    elif difference == 0:
+        description = f"{description}; the period's charge is unchanged"
+    return ComposedLine(
+        line_type=LATE_USAGE_LINE, description=description, value=round_money(value, currency), rate_card_name=LATE_USAGE_CARD,
+        usage_start=source.period_start, usage_end=source.period_end,
+        details={
+            "sourceInvoiceId": source.id, "sourceInvoiceNumber": invoice_number(source.sequence_number),
+            "periodStart": source.period_start.isoformat(), "periodEnd": source.period_end.isoformat(),
+            "eventCount": pending.count, "eventIds": list(pending.event_ids),
+            "recomposedTotal": str(recomposed), "invoicedBefore": str(invoiced_before), "difference": str(difference),
+            "quantities": {meter: {"onInvoice": str(quantities_invoiced.get(meter, ZERO)), "now": str(quantity)}
+                           for meter, quantity in sorted(quantities_now.items())},
+        })
+
+
+def _instant(at: datetime) -> str:
+    return at.date().isoformat() if at.time() == time(0) else at.isoformat()
+
