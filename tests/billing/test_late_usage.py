@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+from sqlalchemy import text
+
 from helpers import at, call, iso, tokens_meter
 from test_revenue import metric
 from test_scenarios import account, fee, invoices, tiered, usage
@@ -136,3 +138,25 @@ async def test_the_late_periods_plan_decides_whether_its_late_usage_is_billed(
     assert (january["status"], february["status"]) == ("ACCEPTED_LATE", "NOT_BILLED_CYCLE_CLOSED")
     (line,) = late_lines(await call(client, "get_invoice", accountId="acme"))
     assert line["value"] == "1.00"  # 100 × 0.01 for January, on March's invoice (under the IGNORE plan)
+
+
+async def test_late_usage_that_cannot_be_priced_stops_only_its_own_account(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "bad", plan, iso(2026, 1, 1))
+    await account(client, "good", plan, iso(2026, 1, 1))
+    await run_bill(db, at(2026, 2, 1))
+    clock.set(at(2026, 2, 3))
+    await usage(client, "bad", "2026-01-20T00:00:00Z", "100", "bad-late")
+    await usage(client, "good", "2026-01-20T00:00:00Z", "100", "good-late")
+    # Data no policy covers: bad's January invoice says EUR, which its plan does not price.
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE invoices SET currency = 'EUR' WHERE account_id = 'bad' "
+                                   "AND status = 'DUE'"))
+
+    drafts = {i["accountId"]: i for i in (await call(client, "list_invoices", status="DRAFT"))["data"]}
+    assert drafts["good"]["totalAmount"] == "32.00"  # 31.00 + 100 × 0.01 late
+    assert drafts["bad"]["totalAmount"] is None and "does not support EUR" in drafts["bad"]["problem"]
+    summary = await run_bill(db, at(2026, 3, 1))
+    assert [f.accountId for f in summary.failed] == ["bad"]
+    february = [i for i in await invoices(client, "good", status="DUE") if i["startDate"] == iso(2026, 2, 1)]
+    assert [i["totalAmount"] for i in february] == ["32.00"]
