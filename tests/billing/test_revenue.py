@@ -99,6 +99,30 @@ async def test_revenue_buckets_by_hand(client, clock) -> None:
     assert "groupBy" in error and "USAGE_METER_ID" in error
 
 
+async def test_a_partial_periods_minimum_rate_counts_by_time_share_in_every_bucket(client, clock) -> None:
+    tokens = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                         computations=[{"computation": "tokens"}]))["id"]
+    plan = await call(client, "create_price_plan", name="Minimum", pricingCycleConfig={
+        "interval": "MONTHLY", "gracePeriod": 0}, rateCards={"usageRateCards": [{
+            "usageMeterId": tokens, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.10"}],
+                            "rateConfig": {"minimumRate": "31"}}]}]})
+    clock.set(datetime(2026, 1, 17, tzinfo=UTC))
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "acc", "name": "A", "pricePlanId": plan["id"], "effectiveFrom": iso(clock.now())})
+    await call(client, "ingest_event", event={"id": "e", "schemaName": "llm", "accountId": "acc",
+                                              "timestamp": iso(JAN + timedelta(days=25)), "attributes": {"tokens": "200"}})
+    clock.set(FEB)
+    (jan,) = (await call(client, "list_invoices", accountId="acc", status="DUE"))["data"]
+    # [17 Jan, 1 Feb) is 15 of 31 days: minimum 31 × 15/31 = 15.00; 200 tokens × 0.10 = 20.00 above it
+    assert jan["totalAmount"] == "20.00"
+    daily = await metric(client, "REVENUE", JAN + timedelta(days=16), FEB, "DAY", "acc")
+    # The minimum (15.00, not 31.00) from the first instant; on 26 Jan the usage passes it: +5.00
+    assert daily[tokens] == [D("15.00")] + [D(0)] * 8 + [D("5.00")] + [D(0)] * 5
+    assert sum(daily[tokens]) == D(jan["totalAmount"])
+
+
 async def test_revenue_covers_fixed_fees_and_the_true_up_by_hand(client, clock) -> None:
     """A partial first period with an IN_ADVANCE prorated fee, an IN_ARREARS fee and a minimum commitment."""
     tokens = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",

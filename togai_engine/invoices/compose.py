@@ -140,15 +140,22 @@ def with_late_usage(invoice: ComposedInvoice, late_lines: Sequence[ComposedLine]
                    total=invoice.total + extra)
 
 
+def usage_charge(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal,
+                 full_cycle: Cycle | None = None) -> RateCardCharge:
+    """The card's charge for `quantity` in `period`; with `full_cycle` (a partial period) its minimumRate
+    counts by time share."""
+    rate = usage.rate_values[currency]
+    if full_cycle is not None and rate.minimum_rate:
+        rate = replace(rate, minimum_rate=rate.minimum_rate * cycle_fraction(period, full_cycle))
+    return rate_usage(usage.rate_plan, rate, quantity)
+
+
 def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal,
                full_cycle: Cycle | None = None) -> ComposedLine:
     """The card's line for `period`; with `full_cycle` (a partial period) its minimumRate counts by time share,
     as the minimum commitment does."""
     card = usage.card
-    rate = usage.rate_values[currency]
-    if full_cycle is not None and rate.minimum_rate:
-        rate = replace(rate, minimum_rate=rate.minimum_rate * cycle_fraction(period, full_cycle))
-    charge = rate_usage(usage.rate_plan, rate, quantity)
+    charge = usage_charge(usage, currency, period, quantity, full_cycle)
     description = f"{card.displayName or card.name}: {_text(quantity)} units"
     if charge.net_negative:
         description += " (usage net negative: corrections exceed usage; charged as 0 units)"

@@ -31,14 +31,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import InvalidInput
-from togai_engine.invoices.compose import FIXED_FEE_LINE, LATE_USAGE_LINE, TRUE_UP_LINE, USAGE_LINE
+from togai_engine.invoices.compose import FIXED_FEE_LINE, LATE_USAGE_LINE, TRUE_UP_LINE, USAGE_LINE, usage_charge
 from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
+from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.service import get_plans
-from togai_engine.pricing import rate_usage
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
@@ -112,9 +113,14 @@ async def revenue_series(
     def bucket_of(instant: datetime) -> datetime:
         return buckets[bisect_right(buckets, instant) - 1]  # buckets[0] <= start <= instant
 
+    anchors = await _anchors(session, rows)
     for row in rows:
         plan = plans[row.price_plan_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
+        # A partial period's minimumRate counts by time share, on the way as on the invoice.
+        period = Cycle(row.period_start, row.period_end)
+        full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
+        base = full_cycle if full_cycle != period else None
         if row.status == "DRAFT":
             composed = drafts[row.id].composed
             if composed is None:
@@ -130,13 +136,14 @@ async def revenue_series(
                 continue
 
             def amount(point: datetime, *, row: Any = row, usage: Any = usage, meter_id: str = meter_id,
-                       invoiced: dict[str, Decimal] = invoiced) -> Decimal:
+                       invoiced: dict[str, Decimal] = invoiced, period: Cycle = period,
+                       base: Cycle | None = base) -> Decimal:
                 if point <= row.period_start:
                     return ZERO
                 if point == row.period_end:
                     return invoiced.get(usage.card.name, ZERO)
                 quantity = quantities[(row.period_start, point)].get((row.account_id, meter_id), ZERO)
-                return rate_usage(usage.rate_plan, usage.rate_values[row.currency], quantity).amount
+                return usage_charge(usage, row.currency, period, quantity, base).amount
 
             group = meter_id if query.groupBy == "USAGE_METER_ID" else group_of_row[query.groupBy]
             previous = amount(points[0])
@@ -162,6 +169,13 @@ async def revenue_series(
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:
     return _Line(line_type, rate_card_name or "", value,
                  line_type == FIXED_FEE_LINE and (details or {}).get("invoiceTiming") == "IN_ADVANCE")
+
+
+async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, datetime]:
+    """Plan association id -> its cycle anchor, for the associations of `rows`."""
+    found = await session.execute(select(PlanAssociationRow.id, PlanAssociationRow.anchor).where(
+        PlanAssociationRow.id.in_({row.association_id for row in rows})))
+    return dict(found.tuples().all())
 
 
 async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[str, list[_Line]]:
