@@ -97,6 +97,15 @@ async def test_revenue_buckets_by_hand(client, clock) -> None:
     error = await call_error(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
         "id": "q", "name": "REVENUE", "groupBy": "SCHEMA_NAME"}])
     assert "groupBy" in error and "USAGE_METER_ID" in error
+    # configs are honoured or refused: INVOICE is what REVENUE does; BASE would need exchange rates
+    invoice_currency = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
+        "id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH", "configs": {"CURRENCY": "INVOICE"}}])
+    assert invoice_currency["results"][0]["data"][0]["metricValues"] == ["27.00"]
+    for configs, name, wrong in (({"CURRENCY": "BASE"}, "REVENUE", "configs.CURRENCY"),
+                                 ({"FX": "x"}, "REVENUE", "configs.FX"), ({"CURRENCY": "INVOICE"}, "USAGE", "configs")):
+        error = await call_error(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
+            "id": "q", "name": name, "configs": configs}])
+        assert f"metricQueries[0].{wrong}" in error
 
 
 async def test_a_partial_periods_minimum_rate_counts_by_time_share_in_every_bucket(client, clock) -> None:

@@ -30,7 +30,8 @@ class MetricQuery(Model):
                                                           "(REVENUE by USAGE_METER_ID: fixed fees and the true-up "
                                                           "under their rate card name)")
     filters: list[MetricFilter] = Field(default_factory=list, max_length=5)
-    configs: dict[str, str] | None = Field(default=None, description="REVENUE: {CURRENCY: BASE|INVOICE}")
+    configs: dict[str, str] | None = Field(default=None, description='REVENUE only: {"CURRENCY": "INVOICE"} (the default: amounts in the accounts\' invoice currency); '
+                                          "BASE is refused (no exchange rates are kept)")
 
 
 class GroupedBy(Model):

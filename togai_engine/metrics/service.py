@@ -86,6 +86,7 @@ async def get_metrics(
                 f"{query.aggregationPeriod} buckets over this range give more than {MAX_POINTS} points per series; "
                 "use a longer aggregationPeriod (e.g. DAY, WEEK or MONTH) or a shorter time range",
             ) from None
+        _check_configs(query, field)
         if query.name == "EVENTS":
             data = await _events(session, query, field, start, end, buckets)
         elif query.name in ("USAGE", "METER_USAGE"):
@@ -94,6 +95,20 @@ async def get_metrics(
             data = await _revenue(session, query, field, start, end)
         results.append(MetricQueryResponse(id=query.id, name=query.name, data=data))
     return GetMetricsResponse(results=results)
+
+
+def _check_configs(query: MetricQuery, field: str) -> None:
+    """Togai's REVENUE config {CURRENCY: INVOICE} is what REVENUE does (amounts in the accounts' invoice
+    currency); BASE needs exchange rates, which this engine does not keep. Anything else is refused."""
+    for key, value in (query.configs or {}).items():
+        if query.name != "REVENUE":
+            raise InvalidInput(f"{field}.configs", f"{query.name} takes no configs; remove them")
+        if key != "CURRENCY":
+            raise InvalidInput(f"{field}.configs.{key}", "is not a REVENUE config; the only one is CURRENCY")
+        if value != "INVOICE":
+            raise InvalidInput(f"{field}.configs.CURRENCY",
+                               f"{value!r} is not supported: amounts are in each account's invoice currency "
+                               "(no exchange rates are kept); use INVOICE or omit configs")
 
 
 def _filters(query: MetricQuery, field: str, allowed: Sequence[str]) -> dict[str, list[str]]:
