@@ -85,3 +85,27 @@ async def test_fast_reads_agree_with_billing_and_metering(client, db):
                 quantities = await meter_quantities(session, start=start, end=end, account_ids=["acc"])
                 fast = await account_usage(conn, "acc", list(meters.values()), start=start, end=end)
                 assert fast == {m: quantities.get(("acc", m), 0) for m in meters.values()}, (now, start, end)
+
+
+async def test_a_gap_without_a_plan_starts_the_quota_cycle_again(client, db):
+    """Quotas count the whole cycle across a plan change (the run of back-to-back plans), but not across a
+    gap with no plan: after it, the cycle counts from the new plan's start."""
+    meter = (await call(client, "create_usage_meter", name="calls", eventSchemaName="api", aggregation="COUNT"))["id"]
+    cards = [{"featureId": "calls", "usageMeterId": meter, "featureConfigs": [{"featureCreditLimit": "10"}]}]
+    monthly = await call(client, "create_price_plan", name="Monthly", pricingCycleConfig={"interval": "MONTHLY"},
+                         rateCards={"billingEntitlementRateCards": cards})
+    weekly = await call(client, "create_price_plan", name="Weekly anniversary", pricingCycleConfig={
+        "interval": "WEEKLY", "anniversaryCycle": True}, rateCards={"billingEntitlementRateCards": cards})
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "gap", "name": "A", "pricePlanId": monthly["id"], "effectiveFrom": BASE.isoformat()})
+    await call(client, "update_account", accountId="gap", effectiveUntil="2026-01-11T00:00:00Z")
+    await call(client, "update_account", accountId="gap", pricePlanId=weekly["id"],
+               effectiveFrom="2026-01-15T09:00:00Z")  # a Thursday; no plan from 11 to 15 January
+    now = at(2026, 1, 16)
+    async with db.unit_of_work() as session:
+        plan, cycle = await current_plan_and_usage_cycle(session, "gap", now)
+        found = await _account_and_plan(session, "gap", now)
+    # The weekly cycle holding 16 January starts Thursday 15 January 00:00; the quota counts from 09:00, when
+    # the plan began after the gap (back to back with the Monthly plan it would count from 00:00).
+    assert (plan.name, cycle.start, cycle.end) == ("Weekly anniversary", at(2026, 1, 15, 9), at(2026, 1, 22))
+    assert found.cycle == cycle
