@@ -8,7 +8,9 @@ from typing import Any
 
 from mcp import Client
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from conftest import pg_connection
 from togai_engine.events.ingest import ingest_events
 from togai_engine.store.database import raw_connection
 
@@ -33,6 +35,44 @@ async def scalar(db: Any, sql: str) -> Any:
     """The one value of a read-only SQL query."""
     async with db.unit_of_work() as session:
         return await session.scalar(text(sql))
+
+
+async def backend_pid(session: AsyncSession) -> int:
+    """The server process of the session's transaction (pg_stat_activity.pid), for wait_until_lock_waiting."""
+    return int(await session.scalar(text("SELECT pg_backend_pid()")))
+
+
+LOCK_WAIT_TIMEOUT = 20.0  # seconds; a lock wait shows up within milliseconds unless the code under test is wrong
+
+
+async def wait_until_lock_waiting(database_url: str, pid: int, *, timeout: float = LOCK_WAIT_TIMEOUT) -> None:
+    """Returns once server process `pid` waits for a lock (pg_stat_activity.wait_event_type 'Lock'): a
+    test that holds a lock knows the other transaction reached it, where a sleep only guesses. Fails
+    after `timeout` seconds, saying what `pid` was doing instead."""
+    await _wait_for_lock_wait(database_url, "pid = $1", pid, f"server process {pid}", timeout)
+
+
+async def wait_until_blocked_by(database_url: str, holder_pid: int, *, timeout: float = LOCK_WAIT_TIMEOUT) -> None:
+    """Returns once some server process waits for a lock that process `holder_pid` holds (pg_blocking_pids),
+    for a blocked transaction the test cannot get the pid of (one the code under test opens itself)."""
+    await _wait_for_lock_wait(database_url, "$1 = ANY(pg_blocking_pids(pid))", holder_pid,
+                              f"any server process blocked by {holder_pid}", timeout)
+
+
+async def _wait_for_lock_wait(database_url: str, condition: str, pid: int, what: str, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # A connection of its own, outside any transaction: pg_stat_activity is read once per transaction,
+    # so each poll (autocommit) sees the backends as they are now.
+    async with pg_connection(database_url) as conn:
+        while not await conn.fetchval(
+                f"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND {condition})", pid):
+            if loop.time() > deadline:
+                seen = await conn.fetch("SELECT pid, state, wait_event_type, wait_event, left(query, 200) AS query "
+                                        "FROM pg_stat_activity WHERE datname = current_database()")
+                raise AssertionError(f"{what} was not waiting for a lock after {timeout} s; sessions: "
+                                     f"{[dict(row) for row in seen]}")
+            await asyncio.sleep(0.005)
 
 
 def at(*parts: int) -> datetime:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import pg_connection
-from helpers import call, on_plan, scalar
+from helpers import call, on_plan, scalar, wait_until_blocked_by
 from togai_engine.events.bulk import ImportSummary, Malformed, import_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.meters.rollups import verify_rollups
@@ -119,7 +119,7 @@ async def test_the_first_of_two_lines_with_one_id_wins_even_when_their_batches_o
         # any id, while batch 2 (api_call only) could go ahead and claim x first
         await holder.fetchval(lock_schemas_sql(exclusive=True), ["slow"])
         importing = asyncio.create_task(import_events(db, lines, clock=clock, batch_size=2, concurrency=2))
-        await asyncio.sleep(0.5)
+        await wait_until_blocked_by(database_url, holder.get_server_pid())  # batch 1, on "slow"'s lock
         assert not importing.done()
     summary = await importing
     assert (summary.accepted, summary.duplicates, summary.batches) == (3, 1, 2)

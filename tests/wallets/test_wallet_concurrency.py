@@ -11,11 +11,13 @@ from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError
 
+from helpers import backend_pid, wait_until_blocked_by, wait_until_lock_waiting
 from togai_engine.accounts.schemas import AccountUpdate
 from togai_engine.app import accounts
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.errors import Conflict
 from togai_engine.store.database import raw_connection
+from togai_engine.wallets import ledger
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.schemas import GrantCreditInput
 from wallet_helpers import T0, apply, balance, day, entries, grant, ledger_sum, make_account
@@ -84,18 +86,21 @@ async def test_currency_change_racing_a_grant_never_leaves_credit_in_the_old_cur
     assert all(row["currency"] == currency for row in granted_in)
 
 
-async def test_currency_change_waits_for_an_open_grant_then_is_refused(db):
+async def test_currency_change_waits_for_an_open_grant_then_is_refused(db, database_url):
     acc = await make_account(db)
+    change_pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def change_currency():
         async with db.unit_of_work() as s:
+            change_pid.set_result(await backend_pid(s))
             await accounts.update_account(s, acc, AccountUpdate(invoiceCurrency="EUR"), T0)
 
     async with db.unit_of_work() as s:
         await wallets.grant_credit(s, GrantCreditInput(accountId=acc, amount=D("5.00")), T0, unclosed=unclosed_periods)
         change = asyncio.create_task(change_currency())
-        await asyncio.sleep(0.3)
-        assert not change.done()  # blocked by the grant's share lock on the account
+        # blocked by the grant's share lock on the account
+        await wait_until_lock_waiting(database_url, await change_pid)
+        assert not change.done()
     error = None
     try:
         await change
@@ -104,17 +109,15 @@ async def test_currency_change_waits_for_an_open_grant_then_is_refused(db):
     assert error is not None and "has credit entries in its wallet" in str(error)
 
 
-async def test_a_grant_waits_for_a_ledger_listing_so_page_and_balance_agree(db):
-    from togai_engine.wallets import ledger
-    from togai_engine.wallets import service as wallets
-
+async def test_a_grant_waits_for_a_ledger_listing_so_page_and_balance_agree(db, database_url):
     acc = await make_account(db)
     await grant(db, acc, "10.00")
     async with db.unit_of_work() as session:
         listed = await wallets.list_wallet_entries(session, acc, day(1), unclosed=unclosed_periods)
         writer = asyncio.create_task(grant(db, acc, "5.00", now=day(1)))
-        await asyncio.sleep(0.5)
-        assert not writer.done()  # held by the listing's share lock on the wallet row
+        # held by the listing's share lock on the wallet row
+        await wait_until_blocked_by(database_url, await backend_pid(session))
+        assert not writer.done()
         # so a second read in the same transaction still sees the listed ledger: 10.00, one entry
         assert await ledger.balance(session, acc, day(1)) == listed.balance == D("10.00")
         assert [(e.kind, e.amount) for e in listed.data] == [("GRANT", D("10.00"))]

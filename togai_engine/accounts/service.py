@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
@@ -148,6 +149,16 @@ async def get_row(session: AsyncSession, account_id: str, *, lock: bool = False)
 async def resolve_account_id(session: AsyncSession, handle: str) -> str | None:
     """The account an id or alias names, or None."""
     return await session.scalar(select(AccountHandleRow.account_id).where(AccountHandleRow.handle == handle))
+
+
+async def resolve_account_ids(session: AsyncSession, handles: Collection[str]) -> dict[str, str]:
+    """The account each id or alias names, in one lookup; a handle that names none is left out."""
+    if not handles:
+        return {}
+    given = bindparam("handles", sorted(set(handles)), type_=ARRAY(String))
+    found = await session.execute(select(AccountHandleRow.handle, AccountHandleRow.account_id)
+                                  .where(AccountHandleRow.handle == any_(given)))
+    return dict(found.tuples().all())
 
 
 async def get_account(session: AsyncSession, account_id: str) -> Account:

@@ -4,8 +4,8 @@ The event stays stored with status VOIDED, `voided_at` and `void_reason`; its id
 `event_ids`, so re-sending the same id is a DUPLICATE (a corrected event needs a new id). A VOIDED
 event is not usage: every reader of raw events for quantities goes through `valued_sql`, which takes
 metered events only (meters.sql.METERED_STATUSES: ACCEPTED and NOT_BILLED_NO_PLAN), and the rollups of the event's hour are recomputed
-(meters.rollups.recompute_account_hour), so the DRAFT invoice, metrics, entitlements and
-`togai-engine verify` all follow at once.
+(meters.rollups.recompute_account_hours, for all the batch's hours at once), so the DRAFT invoice,
+metrics, entitlements and `togai-engine verify` all follow at once.
 
 Only an event of an open period can be voided. One dated before the account's billing watermark is
 on a DUE (or later) invoice whose amounts never change: refused, naming the invoice and the way to
@@ -16,19 +16,20 @@ so no batch of the schema, of any account, is writing the rollup rows or the all
 being recomputed); the due cycles of the account are closed first, as ingest does before it judges
 an event late; the account's billing watermark FOR SHARE (a bill run cannot close the period under
 this void); stripe 0's advisory lock (compaction, which needs it, folds no stripe meanwhile); then
-the event row.
+the event rows, in (account, event id) order.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.accounts.service import resolve_account_id
+from togai_engine.accounts.service import resolve_account_ids
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.events.ingest import NOT_BILLED_CYCLE_CLOSED, VOIDED, lock_watermarks
@@ -38,7 +39,7 @@ from togai_engine.events.service import event_records
 from togai_engine.events.validation import MAX_ID_CHARS
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
-from togai_engine.meters.rollups import recompute_account_hour
+from togai_engine.meters.rollups import recompute_account_hours
 from togai_engine.meters.sql import STRIPE_LOCK_CLASS, lock_schemas_sql
 from togai_engine.meters.usage import floor_hour
 from togai_engine.store.database import raw_connection
@@ -67,6 +68,10 @@ class _Target:
     event_id: str
     event_time: datetime
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.account_id, self.event_id
+
 
 async def void_event(session: AsyncSession, account_handle: str, event_id: str, reason: str,
                      now: datetime) -> EventRecord:
@@ -79,20 +84,25 @@ async def void_events(session: AsyncSession, events: object, reason: str, now: d
                       single: bool = False) -> list[EventRecord]:
     """Voids 1 to MAX_BATCH events ({accountId, eventId}) of open billing periods, all or none: one
     that is unknown or in an invoiced period fails the call and voids nothing. Events already VOIDED
-    are returned as they are. Returns the events in the order given."""
+    are returned as they are. Returns the events in the order given.
+
+    Set-based: each step is one statement for the whole batch (accounts, event ids, events, their
+    locks, the update, and the rollups of each schema), so the schemas' exclusive lock is held for a
+    number of statements that does not grow with the batch."""
     reason = check_reason(reason)
     if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
         raise InvalidInput("events", f"must be a list of 1 to {MAX_BATCH} {{accountId, eventId}}; nothing was voided")
-    targets = [await _target(session, "" if single else f"events[{i}].", item) for i, item in enumerate(events)]
-    rows = {t: await _event(session, t) for t in targets}
-    pending = [t for t in targets if rows[t].status != VOIDED]
+    targets = await _targets(session, events, single)
+    rows = await _events(session, targets)
+    pending = [t for t in _each_once(targets) if rows[t.key].status != VOIDED]
     if pending:
-        await _void(session, pending, rows, reason, now)
-    return await event_records(session, [rows[t] for t in targets])
+        schemas = sorted({rows[t.key].schema_name for t in pending})
+        rows |= await _void(session, pending, schemas, reason, now)
+    return await event_records(session, [rows[t.key] for t in targets])
 
 
-async def _target(session: AsyncSession, field: str, item: object) -> _Target:
-    """Resolves one {accountId, eventId}; NotFound naming the tool that lists the right ids."""
+def _given(field: str, item: object) -> tuple[str, str]:
+    """The (accountId, eventId) of one item, checked for shape only."""
     if not isinstance(item, dict) or set(item) != {"accountId", "eventId"}:
         raise InvalidInput(field.rstrip(".") or "events", "must be {accountId, eventId}")
     handle, event_id = item["accountId"], item["eventId"]
@@ -101,63 +111,121 @@ async def _target(session: AsyncSession, field: str, item: object) -> _Target:
     if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS or "\x00" in event_id:
         raise InvalidInput(f"{field}eventId", f"must be 1 to {MAX_ID_CHARS} characters without NUL: the "
                                               "id list_events shows for the event")
-    account_id = await resolve_account_id(session, handle)
-    if account_id is None:
-        raise NotFound(f"{field}accountId: account {handle!r} does not exist; list_accounts shows the ids")
-    event_time = await (await raw_connection(session)).fetchval(
-        "SELECT event_time FROM event_ids WHERE account_id = $1 AND id = $2", account_id, event_id)
-    if event_time is None:
-        raise NotFound(f"{field}eventId: account {account_id!r} has no event {event_id!r}; list_events "
-                       f"(accountId {account_id!r}) shows its events and their ids")
-    return _Target(field, account_id, event_id, event_time)
+    return handle, event_id
 
 
-async def _void(session: AsyncSession, targets: list[_Target], rows: dict[_Target, EventRow], reason: str,
-                now: datetime) -> None:
+async def _targets(session: AsyncSession, events: list[object], single: bool) -> list[_Target]:
+    """Resolves every {accountId, eventId}: one lookup of the accounts, one of the event ids. The error
+    raised is the one checking the items in order would meet first: a malformed item, or NotFound
+    naming the tool that lists the right ids."""
+    given: list[tuple[str, str, str]] = []  # (field, handle, event id) of the items before any malformed one
+    malformed: InvalidInput | None = None
+    for i, item in enumerate(events):
+        field = "" if single else f"events[{i}]."
+        try:
+            given.append((field, *_given(field, item)))
+        except InvalidInput as exc:
+            malformed = exc
+            break
+    accounts = await resolve_account_ids(session, {handle for _, handle, _ in given})
+    claimed = sorted({(accounts[handle], event_id) for _, handle, event_id in given if handle in accounts})
+    times = {(row[0], row[1]): row[2] for row in await (await raw_connection(session)).fetch(
+        "SELECT k.account_id, k.id, i.event_time FROM unnest($1::text[], $2::text[]) AS k(account_id, id) "
+        "JOIN event_ids AS i ON i.account_id = k.account_id AND i.id = k.id",
+        [c[0] for c in claimed], [c[1] for c in claimed])}
+    targets = []
+    for field, handle, event_id in given:
+        account_id = accounts.get(handle)
+        if account_id is None:
+            raise NotFound(f"{field}accountId: account {handle!r} does not exist; list_accounts shows the ids")
+        event_time = times.get((account_id, event_id))
+        if event_time is None:
+            raise NotFound(f"{field}eventId: account {account_id!r} has no event {event_id!r}; list_events "
+                           f"(accountId {account_id!r}) shows its events and their ids")
+        targets.append(_Target(field, account_id, event_id, event_time))
+    if malformed is not None:
+        raise malformed
+    return targets
+
+
+def _each_once(targets: list[_Target]) -> list[_Target]:
+    """The targets without repeats of an event (the first mention stays), sorted by (account, event id):
+    the order their rows are locked in and their errors are looked for."""
+    first: dict[tuple[str, str], _Target] = {}
+    for target in targets:
+        first.setdefault(target.key, target)
+    return sorted(first.values(), key=lambda t: t.key)
+
+
+async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str], reason: str,
+                now: datetime) -> dict[tuple[str, str], EventRow]:
+    """Voids `targets` (each event once; their events are of `schemas`) under the locks the module
+    docstring lists; returns their rows as they are now."""
     conn = await raw_connection(session)
     accounts = sorted({t.account_id for t in targets})
-    await conn.fetchval(lock_schemas_sql(exclusive=True), sorted({rows[t].schema_name for t in targets}))
+    await conn.fetchval(lock_schemas_sql(exclusive=True), schemas)
     await close_due_cycles(session, now, accounts)
     closed_before = await lock_watermarks(conn, accounts)
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", STRIPE_LOCK_CLASS)
-    hours: set[tuple[str, str, datetime]] = set()
-    for target in sorted(set(targets), key=lambda t: (t.account_id, t.event_id)):
-        row = rows[target] = await _event(session, target, lock=True)
-        if row.status == VOIDED:  # a concurrent void of the same event committed first
+    rows = await _events(session, targets, lock=True)
+    voiding = []
+    for target in targets:
+        status = rows[target.key].status
+        if status == VOIDED:  # a concurrent void of the same event committed first
             continue
-        if row.status == NOT_BILLED_CYCLE_CLOSED:
+        if status == NOT_BILLED_CYCLE_CLOSED:
             raise Conflict(f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} was "
                            "stored NOT_BILLED_CYCLE_CLOSED (its billing period was already invoiced when it "
                            "arrived): it was never billed, so there is nothing to void; nothing was voided")
         closed = closed_before.get(target.account_id)
         if closed is not None and target.event_time < closed:
             raise Conflict(await _closed_message(conn, target))
-        await conn.execute(
-            "UPDATE events SET status = $4, voided_at = $5, void_reason = $6 "
-            "WHERE account_id = $1 AND event_time = $2 AND id = $3",
-            target.account_id, target.event_time, target.event_id, VOIDED, now, reason)
-        hours.add((row.schema_name, target.account_id, floor_hour(target.event_time)))
-    for schema in sorted({schema for schema, _, _ in hours}):
-        meters = catalog.compiled(await session.scalars(
-            select(UsageMeterRow).where(UsageMeterRow.event_schema_name == schema).order_by(UsageMeterRow.id)))
-        for _, account_id, hour in sorted(h for h in hours if h[0] == schema):
-            await recompute_account_hour(session, meters, account_id, hour)
-    for target in targets:
-        rows[target] = await _event(session, target)
+        voiding.append(target)
+    if not voiding:
+        return rows
+    voided = await session.scalars(
+        select(EventRow).from_statement(text(
+            "UPDATE events AS e SET status = :status, voided_at = :now, void_reason = :reason "
+            f"FROM {_KEYS} WHERE e.account_id = k.account_id AND e.event_time = k.event_time AND e.id = k.id "
+            "RETURNING e.*"))
+        .execution_options(populate_existing=True), _key_arrays(voiding) | {"status": VOIDED, "now": now, "reason": reason})
+    rows |= {(row.account_id, row.id): row for row in voided}
+    hours: dict[str, set[tuple[str, datetime]]] = defaultdict(set)  # per schema, (account, hour)
+    for target in voiding:
+        hours[rows[target.key].schema_name].add((target.account_id, floor_hour(target.event_time)))
+    meters = catalog.compiled(await session.scalars(
+        select(UsageMeterRow).where(UsageMeterRow.event_schema_name.in_(sorted(hours))).order_by(UsageMeterRow.id)))
+    for schema in sorted(hours):
+        await recompute_account_hours(session, [m for m in meters if m.schema_name == schema], hours[schema])
+    return rows
 
 
-async def _event(session: AsyncSession, target: _Target, *, lock: bool = False) -> EventRow:
-    # by (account_id, event_time) first: one partition, one probe of the (account_id, event_time) index
-    stmt = select(EventRow).where(
-        EventRow.account_id == target.account_id, EventRow.event_time == target.event_time,
-        EventRow.id == target.event_id).execution_options(populate_existing=True)
+# the targets as $-arrays :account_ids, :event_times, :ids; a relation `k` of their columns
+_KEYS = ("unnest(CAST(:account_ids AS text[]), CAST(:event_times AS timestamptz[]), CAST(:ids AS text[])) "
+         "AS k(account_id, event_time, id)")
+
+
+def _key_arrays(targets: list[_Target]) -> dict[str, list[Any]]:
+    return {"account_ids": [t.account_id for t in targets], "event_times": [t.event_time for t in targets],
+            "ids": [t.event_id for t in targets]}
+
+
+async def _events(session: AsyncSession, targets: list[_Target], *, lock: bool = False) -> dict[
+        tuple[str, str], EventRow]:
+    """The stored rows of `targets`, in one statement; with `lock`, FOR UPDATE in (account, event id) order."""
+    # by (account_id, event_time) first: one partition, one probe of the (account_id, event_time) index each
+    sql = (f"SELECT e.* FROM {_KEYS} JOIN events AS e ON e.account_id = k.account_id "
+           "AND e.event_time = k.event_time AND e.id = k.id")
     if lock:
-        stmt = stmt.with_for_update()
-    row = await session.scalar(stmt)
-    if row is None:  # claimed in event_ids but not stored: only a hand-made row can do that
-        raise NotFound(f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} is not "
-                       "stored; list_events shows the stored events")
-    return row
+        sql += ' ORDER BY e.account_id COLLATE "C", e.id COLLATE "C" FOR UPDATE OF e'
+    found = await session.scalars(select(EventRow).from_statement(text(sql)).execution_options(populate_existing=True),
+                                  _key_arrays(targets))
+    rows = {(row.account_id, row.id): row for row in found}
+    for target in targets:
+        if target.key not in rows:  # claimed in event_ids but not stored: only a hand-made row can do that
+            raise NotFound(f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
+                           "is not stored; list_events shows the stored events")
+    return rows
 
 
 async def _closed_message(conn: Any, target: _Target) -> str:

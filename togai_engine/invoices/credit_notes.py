@@ -63,6 +63,14 @@ class _Request:
     parts: tuple[_LinePart, ...]  # empty for a note by amount
 
 
+@dataclass(frozen=True)
+class _Credited:
+    """What an invoice's credit notes add up to: in all, and taken off its amountDue."""
+
+    amount: Decimal
+    from_due: Decimal
+
+
 # ---------------------------------------------------------------------------------------------------
 # Tools: create_credit_note, list_credit_notes
 
@@ -84,15 +92,16 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     if invoice is None:
         raise NotFound(f"invoice {data.invoiceId!r} was replaced by a plan change; list_invoices shows the ids")
     assert account is not None, "an invoice's account exists (foreign key)"
+    # The key before anything about this invoice: a key that names an earlier note answers for that note,
+    # so a retry sent to another invoice (DRAFT, VOID, other lines) hears of the note, not of the invoice.
+    if data.idempotencyKey is not None:
+        earlier = await _note_with_key(session, account_id, data.idempotencyKey)
+        if earlier is not None:
+            return await _replay(session, earlier, invoice, data, now)
     _check_status(invoice)
     request = await _request(session, invoice, data)
-    if data.idempotencyKey is not None:
-        earlier = await session.scalar(select(N).where(N.account_id == account_id,
-                                                       N.idempotency_key == data.idempotencyKey))
-        if earlier is not None:
-            await _check_same_note(session, earlier, data, request)
-            return await _result(session, earlier, invoice, now, replayed=True)
-    await _check_room(session, invoice, request)
+    credited = await _credited(session, invoice.id)
+    await _check_room(session, invoice, request, credited.amount)
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
@@ -102,32 +111,26 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
             f"invoice {invoice.id!r} is in {invoice.currency} but account {account_id!r} keeps its wallet in "
             f"{account.invoice_currency} (its invoiceCurrency now), so the {to_wallet} this note would credit to the "
             f"wallet cannot be held there; credit at most {from_due} (what the invoice still owes)")
-    note_id = new_id("cn")
-    number = await _next_number(session)
-    grant_id = None
-    if to_wallet > 0:
-        grant_id = await grant_from_credit_note(
-            session, account_id=account_id, currency=invoice.currency, amount=to_wallet, credit_note_id=note_id,
-            purpose=f"credit note {credit_note_number(number)} on invoice {invoice_number(invoice.sequence_number)}", at=now,
-            unclosed=unclosed)
-    note = CreditNoteRow(
-        id=note_id, sequence_number=number, account_id=account_id, invoice_id=invoice.id,
-        invoice_status=invoice.status, currency=invoice.currency, amount=request.amount, credited_from_due=from_due,
-        credited_to_wallet=to_wallet, grant_id=grant_id, reason=data.reason, memo=data.memo,
-        idempotency_key=data.idempotencyKey, created_at=now,
-    )
-    session.add(note)
-    await session.flush()
+    note = await _insert_note(session, invoice, data, request, from_due=from_due, to_wallet=to_wallet, now=now,
+                              unclosed=unclosed)
+    # None: a concurrent note of another invoice took the key first (notes of this invoice wait for its
+    # lock, then find the key above)
+    if note is None:
+        earlier = await _note_with_key(session, account_id, data.idempotencyKey)
+        assert earlier is not None, "ON CONFLICT DO NOTHING found a committed note with the key"
+        return await _replay(session, earlier, invoice, data, now)
     if request.parts:
         await session.execute(insert(NL).values([
-            {"credit_note_id": note_id, "line_number": part.line.number, "invoice_id": invoice.id,
+            {"credit_note_id": note.id, "line_number": part.line.number, "invoice_id": invoice.id,
              "line_position": part.line.row.position, "amount": part.amount}
             for part in request.parts
         ]))
     # The invoice's totals never change; only what is still owed on it does.
     invoice.amount_due = amount_due - from_due
     await session.flush()
-    return await _result(session, note, invoice, now, replayed=False)
+    # the invoice is locked: its notes are the ones summed above plus this one
+    after = _Credited(amount=credited.amount + request.amount, from_due=credited.from_due + from_due)
+    return await _result(session, note, invoice, after, now, replayed=False)
 
 
 async def list_credit_notes(
@@ -244,8 +247,9 @@ def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice
     return named[0]
 
 
-async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Request) -> None:
-    """A line is credited at most its value; the invoice at most its total, over all its notes."""
+async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Request, credited: Decimal) -> None:
+    """A line is credited at most its value; the invoice at most its total, over all its notes (`credited`
+    so far)."""
     currency = invoice.currency
     if request.parts:
         positions = [p.line.row.position for p in request.parts]
@@ -262,7 +266,6 @@ async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Requ
                     f"{part.amount} is more than line {part.line.number} ({part.line.row.description}) can still be "
                     f"credited: its value is {display_money(currency)(part.line.row.value)} and earlier credit notes credit "
                     f"{display_money(currency)(done)} of it, so at most {display_money(currency)(room)}")
-    credited = await _credited(session, invoice.id)
     total = invoice.total_amount or ZERO
     room = total - credited
     if request.amount > room:
@@ -274,26 +277,55 @@ async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Requ
             "(creditableAmount)")
 
 
-async def _check_same_note(session: AsyncSession, earlier: CreditNoteRow, data: CreditNoteCreate,
-                           request: _Request) -> None:
+async def _replay(session: AsyncSession, earlier: CreditNoteRow, invoice: InvoiceRow, data: CreditNoteCreate,
+                  now: datetime) -> CreditNoteResult:
+    """The earlier note of the request's idempotencyKey when the request repeats it; a Conflict otherwise.
+    `invoice` is the request's invoice, locked."""
+    if earlier.invoice_id != invoice.id:
+        # its lines are another invoice's, so only the fields that mean the same on both are compared
+        differing = ["invoiceId", *_differing_fields(earlier, data, _requested_amount(data))]
+        raise await _key_conflict(session, earlier, data, differing)
+    request = await _request(session, invoice, data)
     earlier_lines = sorted((line.line_number, line.amount) for line in await session.scalars(
         select(NL).where(NL.credit_note_id == earlier.id)))
+    differing = _differing_fields(earlier, data, request.amount)
+    if earlier_lines != sorted((p.line.number, p.amount) for p in request.parts):
+        differing.append("lines")
+    if differing:
+        raise await _key_conflict(session, earlier, data, differing)
+    return await _result(session, earlier, invoice, await _credited(session, invoice.id), now, replayed=True)
+
+
+def _differing_fields(earlier: CreditNoteRow, data: CreditNoteCreate, amount: Decimal | None) -> list[str]:
     differing = []
-    if earlier.invoice_id != data.invoiceId:
-        differing.append("invoiceId")
     if earlier.reason != data.reason:
         differing.append("reason")
     if earlier.memo != data.memo:
         differing.append("memo")
-    if earlier.amount != request.amount:
+    if earlier.amount != amount:
         differing.append("amount")
-    if earlier_lines != sorted((p.line.number, p.amount) for p in request.parts):
-        differing.append("lines")
-    if differing:
-        raise Conflict(
-            f"idempotencyKey {data.idempotencyKey!r} was already used for credit note {earlier.id!r} "
-            f"({credit_note_number(earlier.sequence_number)}, invoice {earlier.invoice_id!r}) with a different "
-            f"{', '.join(differing)}; reuse a key only to retry the same credit note, or choose a new key")
+    return differing
+
+
+def _requested_amount(data: CreditNoteCreate) -> Decimal | None:
+    """The amount a request asks for, as given (None when it gives both amount and lines, or neither)."""
+    if (data.amount is None) == (data.lines is None):
+        return None
+    if data.amount is not None:
+        return data.amount
+    assert data.lines is not None
+    return sum((line.amount for line in data.lines), ZERO)
+
+
+async def _key_conflict(session: AsyncSession, earlier: CreditNoteRow, data: CreditNoteCreate,
+                        differing: list[str]) -> Conflict:
+    invoice_sequence = await session.scalar(
+        select(InvoiceRow.sequence_number).where(InvoiceRow.id == earlier.invoice_id))
+    return Conflict(
+        f"idempotencyKey {data.idempotencyKey!r} was already used for credit note {earlier.id!r} "
+        f"({credit_note_number(earlier.sequence_number)}) on invoice {earlier.invoice_id!r} "
+        f"({invoice_number(invoice_sequence)}) with a different {', '.join(differing)}; reuse a key only to "
+        "retry the same credit note, or choose a new key")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -307,9 +339,50 @@ async def _top_lines(session: AsyncSession, invoice_id: str) -> list[_Line]:
     return [_Line(number=n, row=row) for n, row in enumerate(rows, start=1)]
 
 
-async def _credited(session: AsyncSession, invoice_id: str) -> Decimal:
-    total = await session.scalar(select(func.coalesce(func.sum(N.amount), 0)).where(N.invoice_id == invoice_id))
-    return Decimal(total)
+async def _credited(session: AsyncSession, invoice_id: str) -> _Credited:
+    amount, from_due = (await session.execute(
+        select(func.coalesce(func.sum(N.amount), 0), func.coalesce(func.sum(N.credited_from_due), 0))
+        .where(N.invoice_id == invoice_id))).one()
+    return _Credited(amount=Decimal(amount), from_due=Decimal(from_due))
+
+
+async def _note_with_key(session: AsyncSession, account_id: str, key: str | None) -> CreditNoteRow | None:
+    return await session.scalar(select(N).where(N.account_id == account_id, N.idempotency_key == key))
+
+
+async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate, request: _Request, *,
+                       from_due: Decimal, to_wallet: Decimal, now: datetime,
+                       unclosed: UnclosedPeriods) -> CreditNoteRow | None:
+    """Numbers the note, credits the wallet its part and stores the note; or, when a concurrent note of
+    another invoice committed the same idempotencyKey first, undoes all three (a savepoint: the numbers
+    stay gapless) and returns None. The key's unique index decides: ON CONFLICT DO NOTHING waits for
+    a transaction that is inserting the same key and skips the row once that one committed."""
+    savepoint = await session.begin_nested()
+    try:
+        note_id = new_id("cn")
+        number = await _next_number(session)
+        grant_id = None
+        if to_wallet > 0:
+            grant_id = await grant_from_credit_note(
+                session, account_id=invoice.account_id, currency=invoice.currency, amount=to_wallet,
+                credit_note_id=note_id, at=now, unclosed=unclosed,
+                purpose=f"credit note {credit_note_number(number)} on invoice {invoice_number(invoice.sequence_number)}")
+        note = await session.scalar(
+            insert(N).values(
+                id=note_id, sequence_number=number, account_id=invoice.account_id, invoice_id=invoice.id,
+                invoice_status=invoice.status, currency=invoice.currency, amount=request.amount,
+                credited_from_due=from_due, credited_to_wallet=to_wallet, grant_id=grant_id, reason=data.reason,
+                memo=data.memo, idempotency_key=data.idempotencyKey, created_at=now)
+            .on_conflict_do_nothing(index_elements=[N.account_id, N.idempotency_key])
+            .returning(N))
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    if note is None:
+        await savepoint.rollback()
+        return None
+    await savepoint.commit()
+    return note
 
 
 async def _next_number(session: AsyncSession) -> int:
@@ -323,22 +396,18 @@ async def _next_number(session: AsyncSession) -> int:
     return int(number)
 
 
-async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRow, now: datetime, *,
-                  replayed: bool) -> CreditNoteResult:
+async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRow, credited: _Credited,
+                  now: datetime, *, replayed: bool) -> CreditNoteResult:
     money = display_money(invoice.currency)
-    sums = (await session.execute(
-        select(func.coalesce(func.sum(N.amount), 0), func.coalesce(func.sum(N.credited_from_due), 0))
-        .where(N.invoice_id == invoice.id))).one()
     total = invoice.total_amount or ZERO
-    credited, from_due = Decimal(sums[0]), Decimal(sums[1])
     [view] = await _views(session, [note])
     return CreditNoteResult(
         creditNote=view,
         invoice=CreditedInvoice(
             id=invoice.id, status=invoice.status,  # type: ignore[arg-type]
             currency=invoice.currency, totalAmount=money(total), creditsApplied=money(invoice.credits_applied),
-            creditNotesTotal=money(credited), creditedFromDue=money(from_due), amountDue=money(invoice.amount_due),
-            creditableAmount=money(total - credited)),
+            creditNotesTotal=money(credited.amount), creditedFromDue=money(credited.from_due),
+            amountDue=money(invoice.amount_due), creditableAmount=money(total - credited.amount)),
         walletBalance=round_money(await ledger.balance(session, note.account_id, now), invoice.currency),
         replayed=replayed,
     )

@@ -1,12 +1,12 @@
 """Hourly rollups (and all-account totals, and daily rollups of MAX and LATEST meters) beyond the
-ingest path: backfill a new meter, verify and rebuild from raw events, and recompute one account's
-hour after one of its events stopped being billable (a void)."""
+ingest path: backfill a new meter, verify and rebuild from raw events, and recompute accounts' hours
+after some of their events stopped being billable (voids)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -143,65 +143,91 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
     return await conn.fetchval(_recompute_sql(meters))
 
 
-async def recompute_account_hour(session: AsyncSession, meters: Sequence[MeterSql], account_id: str,
-                                 hour: datetime) -> None:
-    """Makes the rollups of one account's UTC `hour` for `meters` (all of one schema) equal to a
-    recompute from its metered raw events again, after an event of that hour stopped being billable
-    (voided): its COUNT/SUM contribution could be subtracted, but a MAX or LATEST (the value_max and
-    latest columns every meter keeps) cannot, so the hour's rows are recomputed.
+# (account, UTC hour or day start) keys as $1 and $2, a relation `k` of columns account_id and hour
+_KEYS = "unnest($1::text[], $2::timestamptz[]) AS k(account_id, hour)"
 
-    - hourly: the key's rows of every stripe are replaced by one row in stripe 0 (none when no
+
+async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterSql],
+                                  keys: Collection[tuple[str, datetime]]) -> None:
+    """Makes the rollups of the given (account, UTC hour) keys for `meters` (all of one schema) equal to
+    a recompute from their metered raw events again, after events of those hours stopped being billable
+    (voided): a COUNT/SUM contribution could be subtracted, but a MAX or LATEST (the value_max and
+    latest columns every meter keeps) cannot, so the hours' rows are recomputed.
+
+    - hourly: each key's rows of every stripe are replaced by one row in stripe 0 (none when no
       billable event is left);
-    - usage_totals of (meter, hour): the stored stripes plus the hour's change (recomputed minus stored
-      count and sum), folded into stripe 0, or no row when the count reaches 0 (as a recompute gives);
-    - daily rows of MAX and LATEST meters: the day's hourly rows merged again.
+    - usage_totals of each (meter, hour) a key of it changed: the stored stripes plus the change
+      (recomputed minus stored count and sum, added up over the hour's keys), folded into stripe 0, or
+      no row when the count reaches 0 (as a recompute gives);
+    - daily rows of MAX and LATEST meters: the days of the keys, their hourly rows merged again.
 
-    The caller holds the schema's lock EXCLUSIVE, so no ingest (of any account) writes these rows or
-    the totals meanwhile, and stripe 0's advisory lock, so compaction (which needs it) folds none of
+    The same statements for any number of keys; the result is that of recomputing the keys one at a
+    time. The caller holds the schema's lock EXCLUSIVE, so no ingest (of any account) writes these rows
+    or the totals meanwhile, and stripe 0's advisory lock, so compaction (which needs it) folds none of
     them either. Several statements, each seeing the previous ones' writes.
     """
-    if not meters:
+    if not meters or not keys:
         return
     conn = await raw_connection(session)
     ids = [m.id for m in meters]
-    key = "account_id = $1 AND meter_id = ANY($2::text[]) AND hour = $3"
+    ordered = sorted(set(keys))  # each key once: a key listed twice would count its events twice
+    accounts, hours = [k[0] for k in ordered], [k[1] for k in ordered]
     none = (0, Decimal(0))
-    stored: dict[str, tuple[int, Decimal]] = {}  # per meter, its stripes added up
-    for meter_id, count, total in await conn.fetch(
-            f"DELETE FROM {HOURLY.name} WHERE {key} RETURNING meter_id, event_count, value_sum", account_id, ids, hour):
-        kept = stored.get(meter_id, none)
-        stored[meter_id] = (kept[0] + count, kept[1] + total)
-    where = "e.account_id = $1 AND e.event_time >= $2 AND e.event_time < $3"
-    recomputed = {row[0]: (row[1], row[2]) for row in await conn.fetch(
-        f"WITH valued AS ({valued_sql(meters, 'events', where)}), "
+    stored: dict[tuple[str, str, datetime], tuple[int, Decimal]] = {}  # per (account, meter, hour), stripes added
+    for account_id, meter_id, hour, count, total in await conn.fetch(
+            f"DELETE FROM {HOURLY.name} AS r USING {_KEYS} WHERE r.account_id = k.account_id AND r.hour = k.hour "
+            "AND r.meter_id = ANY($3::text[]) RETURNING r.account_id, r.meter_id, r.hour, r.event_count, r.value_sum",
+            accounts, hours, ids):
+        kept = stored.get((account_id, meter_id, hour), none)
+        stored[(account_id, meter_id, hour)] = (kept[0] + count, kept[1] + total)
+    # the keys' events, each key's hour one range scan of the (account_id, event_time) index: OFFSET 0 keeps
+    # the lateral subquery from being flattened into a join, which the planner runs as a hash join over
+    # every stored event (it cannot tell how few rows a range with bounds from another table matches)
+    picked = (f"SELECT e.* FROM {_KEYS} CROSS JOIN LATERAL (SELECT * FROM events AS e WHERE e.account_id = "
+              "k.account_id AND e.event_time >= k.hour AND e.event_time < k.hour + interval '1 hour' OFFSET 0) AS e")
+    recomputed = {(row[0], row[1], row[2]): (row[3], row[4]) for row in await conn.fetch(
+        f"WITH picked AS ({picked}), valued AS ({valued_sql(meters, 'picked')}), "
         f"hourly ({ROLLUP_COLUMNS}) AS MATERIALIZED ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
         f"rolled AS ({merge_into_rollups('SELECT * FROM hourly', '0')}) "
-        "SELECT meter_id, event_count, value_sum FROM hourly",
-        account_id, hour, hour + timedelta(hours=1))}
-    changes = {meter_id: (recomputed.get(meter_id, none)[0] - stored.get(meter_id, none)[0],
-                          recomputed.get(meter_id, none)[1] - stored.get(meter_id, none)[1])
-               for meter_id in sorted(stored.keys() | recomputed.keys())}
-    changed = [meter_id for meter_id, change in changes.items() if change != none]
-    if changed:
-        totals: dict[str, tuple[int, Decimal]] = {}
-        for meter_id, count, total in await conn.fetch(
-                "DELETE FROM usage_totals WHERE meter_id = ANY($1::text[]) AND hour = $2 "
-                "RETURNING meter_id, event_count, value_sum", changed, hour):
-            kept = totals.get(meter_id, none)
-            totals[meter_id] = (kept[0] + count, kept[1] + total)
-        rows = [(meter_id, totals.get(meter_id, none)[0] + changes[meter_id][0],
-                 totals.get(meter_id, none)[1] + changes[meter_id][1]) for meter_id in changed]
+        "SELECT account_id, meter_id, hour, event_count, value_sum FROM hourly",
+        accounts, hours)}
+    changes: dict[tuple[str, datetime], tuple[int, Decimal]] = {}  # per (meter, hour), over its accounts
+    for account_id, meter_id, hour in sorted(stored.keys() | recomputed.keys()):
+        after = recomputed.get((account_id, meter_id, hour), none)
+        before = stored.get((account_id, meter_id, hour), none)
+        if after != before:
+            summed = changes.get((meter_id, hour), none)
+            changes[(meter_id, hour)] = (summed[0] + after[0] - before[0], summed[1] + after[1] - before[1])
+    if changes:
+        changed = sorted(changes)
+        totals: dict[tuple[str, datetime], tuple[int, Decimal]] = {}
+        for meter_id, hour, count, total in await conn.fetch(
+                "DELETE FROM usage_totals AS t USING unnest($1::text[], $2::timestamptz[]) AS c(meter_id, hour) "
+                "WHERE t.meter_id = c.meter_id AND t.hour = c.hour "
+                "RETURNING t.meter_id, t.hour, t.event_count, t.value_sum",
+                [c[0] for c in changed], [c[1] for c in changed]):
+            kept = totals.get((meter_id, hour), none)
+            totals[(meter_id, hour)] = (kept[0] + count, kept[1] + total)
+        rows = [(key, totals.get(key, none)[0] + changes[key][0], totals.get(key, none)[1] + changes[key][1])
+                for key in changed]
         await conn.execute(
-            f"INSERT INTO usage_totals ({TOTALS_COLUMNS}, stripe) SELECT u.meter_id, $4, u.event_count, u.value_sum, 0 "
-            "FROM unnest($1::text[], $2::bigint[], $3::numeric[]) AS u(meter_id, event_count, value_sum) "
-            "WHERE u.event_count > 0 ORDER BY 1",
-            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], hour)
+            f"INSERT INTO usage_totals ({TOTALS_COLUMNS}, stripe) SELECT u.meter_id, u.hour, u.event_count, "
+            "u.value_sum, 0 FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::numeric[]) "
+            "AS u(meter_id, hour, event_count, value_sum) WHERE u.event_count > 0 ORDER BY 1, 2",
+            [r[0][0] for r in rows], [r[0][1] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     daily = [m.id for m in meters if m.has_daily_rollups]
     if daily:
-        day = hour.replace(hour=0)
+        days = sorted({(account_id, hour.replace(hour=0)) for account_id, hour in ordered})
+        day_accounts, day_starts = [d[0] for d in days], [d[1] for d in days]
         await conn.execute(
-            f"DELETE FROM {DAILY.name} WHERE account_id = $1 AND meter_id = ANY($2::text[]) AND day = $3",
-            account_id, daily, day)
-        days = merged_rollups_sql("account_id = $1 AND meter_id = ANY($2::text[]) AND hour >= $3 AND hour < $4",
-                                  bucket=bucket_sql("hour", "DAY"))
-        await conn.execute(merge_into_rollups(days, "0", DAILY), account_id, daily, day, day + timedelta(days=1))
+            f"DELETE FROM {DAILY.name} AS d USING {_KEYS} WHERE d.account_id = k.account_id AND d.day = k.hour "
+            "AND d.meter_id = ANY($3::text[])", day_accounts, day_starts, daily)
+        # the days' hourly rows (every stripe), merged per day as ingest merges them; each day one range scan
+        # of the primary key (OFFSET 0: as for the events above). A UTC day is 24 hours; interval '1 day'
+        # would follow the session time zone's daylight saving changes.
+        days_rows = (f"(SELECT r.* FROM {_KEYS} CROSS JOIN LATERAL (SELECT * FROM {HOURLY.name} AS r WHERE "
+                     "r.account_id = k.account_id AND r.meter_id = ANY($3::text[]) AND r.hour >= k.hour "
+                     "AND r.hour < k.hour + interval '24 hours' OFFSET 0) AS r) AS days_rows")
+        merged = merged_rollups_sql("TRUE", source=days_rows, bucket=bucket_sql("hour", "DAY"))
+        await conn.execute(merge_into_rollups(merged, "0", DAILY), day_accounts, day_starts, daily)
+

@@ -1,0 +1,79 @@
+"""idempotencyKey of credit notes, one call at a time: a key that names an earlier note answers for that
+note before anything about the invoice the request names (its status, its lines) is looked at. Also:
+a note reads the sums of its invoice's notes once.
+
+The account (credit_note_helpers): 0.01 per token and a 49.00 platform fee a month; an invoice becomes
+DUE on the 4th of the next month. Its lines as get_invoice lists them: 1 = tokens, 2 = platform.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+
+from conftest import row_counts
+from credit_note_helpers import due_invoice, priced_account, tokens
+from helpers import at, call, call_error
+
+
+async def test_a_key_of_a_note_on_another_invoice_is_a_conflict_whatever_that_invoice_is(client, clock, db):
+    clock.set(at(2026, 1, 15))
+    await priced_account(client)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    await tokens(client, "acme", "e2", "2026-02-10T00:00:00Z", 1000)
+    clock.set(at(2026, 2, 4))
+    january = (await due_invoice(client, "acme"))["id"]  # 3000 × 0.01 = 30.00 + 49.00 = 79.00
+    note = (await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="10.00",
+                       idempotencyKey="k"))["creditNote"]
+    used = (f"idempotencyKey 'k' was already used for credit note '{note['id']}' (CN-000001) on invoice "
+            f"'{january}' (INV-000001) with a different ")
+
+    # February is still DRAFT: the key is the answer, not "invoice is DRAFT"
+    february = (await call(client, "get_invoice", accountId="acme"))["id"]
+    before = await row_counts(db)
+    error = await call_error(client, "create_credit_note", invoiceId=february, reason="DUPLICATE", amount="10.00",
+                             idempotencyKey="k")
+    assert used + "invoiceId; reuse a key only to retry the same credit note, or choose a new key" in error, error
+    assert await row_counts(db) == before
+
+    # February DUE (1000 × 0.01 = 10.00 + 49.00 = 59.00), asked for a line it does not have: still the key
+    clock.set(at(2026, 3, 4))
+    assert (await call(client, "get_invoice", invoiceId=february))["status"] == "DUE"
+    before = await row_counts(db)
+    error = await call_error(client, "create_credit_note", invoiceId=february, reason="ORDER_CHANGE",
+                             lines=[{"lineNumber": 3, "amount": "1.00"}], idempotencyKey="k")
+    assert used + "invoiceId, reason, amount;" in error, error  # 1.00 asked, the note credits 10.00
+    assert await row_counts(db) == before
+
+    # the key still replays its own note, and February takes notes under other keys
+    again = await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="10",
+                       idempotencyKey="k")
+    assert again["replayed"] is True and again["creditNote"] == note
+    other = await call(client, "create_credit_note", invoiceId=february, reason="DUPLICATE", amount="10.00",
+                       idempotencyKey="k2")
+    assert (other["creditNote"]["sequenceId"], other["invoice"]["amountDue"]) == ("CN-000002", "49.00")  # 59 - 10
+
+
+async def test_a_note_sums_the_notes_of_its_invoice_once(client, clock, db):
+    clock.set(at(2026, 1, 15))
+    await priced_account(client)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    clock.set(at(2026, 2, 4))
+    january = (await due_invoice(client, "acme"))["id"]  # 79.00 due
+    await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="10.00")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        second = await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="5.00")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    assert len([s for s in statements if "sum(credit_notes.amount)" in s]) == 1, statements
+    # the answer still counts both notes: 10.00 + 5.00 = 15.00; 79.00 - 15.00 = 64.00 owed and creditable
+    assert {k: second["invoice"][k] for k in ("creditNotesTotal", "creditedFromDue", "amountDue",
+                                              "creditableAmount")} == {
+        "creditNotesTotal": "15.00", "creditedFromDue": "15.00", "amountDue": "64.00", "creditableAmount": "64.00"}
