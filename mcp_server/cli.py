@@ -192,10 +192,22 @@ def import_events(
     from togai_engine.events.importer import ImportFailed, default_workers, import_file
 
     report_path = report or file.with_name(file.name + ".rejected.jsonl")
+
+    async def work(db: Database) -> Any:
+        try:
+            summary = await import_file(db, file, report_path, batch_size=batch_size, show_progress=progress,
+                                        workers=workers or default_workers())
+        except ImportFailed as exc:
+            try:
+                await audit_import(db, file, exc.summary, stopped=str(exc))
+            except Exception as audit_exc:  # the import's own error is the one to report
+                typer.echo(f"togai-engine: the stopped import could not be audited: {audit_exc}", err=True)
+            raise
+        await audit_import(db, file, summary)
+        return summary
+
     try:
-        summary: Any = with_database(lambda db: import_file(
-            db, file, report_path, batch_size=batch_size, show_progress=progress,
-            workers=workers or default_workers()))
+        summary: Any = with_database(work)
     except FileFormatError as exc:
         typer.echo(f"togai-engine: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -211,6 +223,25 @@ def import_events(
         typer.echo(f"rejected lines and reasons: {report_path}", err=True)
 
 
+STOPPED_REASON_CHARS = 300  # an audit row names why an import stopped; the whole message may quote SQL
+
+
+async def audit_import(db: Database, file: Path, summary: Any, *, stopped: str | None = None) -> None:
+    """An import runs one transaction per batch, so its audit row has its own: the file and its totals
+    (those of the batches that settled when it stopped, if any did)."""
+    from togai_engine.app.unit import unit_of_work
+
+    arguments: dict[str, Any] = {"file": str(file)}
+    if summary is not None:
+        arguments |= {"read": summary.read, "accepted": summary.accepted, "duplicates": summary.duplicates,
+                      "rejected": summary.rejected, "notBilled": summary.not_billed,
+                      "notBilledNoPlan": summary.not_billed_no_plan, "acceptedLate": summary.accepted_late}
+    if stopped is not None:
+        arguments["stopped"] = (stopped.splitlines() or ["stopped"])[0][:STOPPED_REASON_CHARS]
+    async with unit_of_work(db, datetime.now(UTC), actor="cli", action="import events", arguments=arguments):
+        pass
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key")],
@@ -218,12 +249,19 @@ def keys_create(
 ) -> None:
     """Create an API key for the HTTP transport; the key is printed once."""
     from togai_engine.apikeys.service import create_key
+    from togai_engine.app.unit import unit_of_work
+
+    asked = scopes.split(",")
 
     async def work(db: Database) -> Any:
-        async with db.unit_of_work() as session:
-            return await create_key(session, name, scopes.split(","), datetime.now(UTC))
+        # audited like a tool call; the secret is in neither the arguments nor the changed ids
+        async with unit_of_work(db, datetime.now(UTC), actor="cli", action="keys create",
+                                arguments={"name": name, "scopes": asked}) as unit:
+            created = await create_key(unit.session, name, asked, unit.now)
+            unit.changed(created.apiKey.id)
+            return created
 
-    created = with_database(work)
+    created = or_exit(lambda: with_database(work))
     typer.echo(created.key)
     typer.echo(f"key id {created.apiKey.id}, scopes {', '.join(created.apiKey.scopes)} — store it now; "
                "it cannot be shown again", err=True)
@@ -247,18 +285,22 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id from `keys list`")]) -> None:
     """Revoke an API key; requests with it get HTTP 401 from then on."""
     from togai_engine.apikeys.service import revoke_key
+    from togai_engine.app.unit import unit_of_work
 
     async def work(db: Database) -> Any:
-        async with db.unit_of_work() as session:
-            return await revoke_key(session, key_id, datetime.now(UTC))
+        async with unit_of_work(db, datetime.now(UTC), actor="cli", action="keys revoke",
+                                arguments={"keyId": key_id}) as unit:
+            revoked = await revoke_key(unit.session, key_id, unit.now)
+            unit.changed(revoked.id)
+            return revoked
 
-    typer.echo(f"revoked {with_database(work).id}")
+    typer.echo(f"revoked {or_exit(lambda: with_database(work)).id}")
 
 
 @app.command()
 def audit(
-    tool: Annotated[str | None, typer.Option(help="only calls of this tool")] = None,
-    actor: Annotated[str | None, typer.Option(help="'local' or key:<id>")] = None,
+    tool: Annotated[str | None, typer.Option(help="only calls of this tool or CLI command ('plans apply')")] = None,
+    actor: Annotated[str | None, typer.Option(help="'local', key:<id> or cli")] = None,
     entity: Annotated[str | None, typer.Option(help="only records that created or changed this id")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
 ) -> None:
@@ -287,6 +329,16 @@ def or_exit(work: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+class NothingApplied(Exception):
+    """Rolls back a `plans apply` that created nothing and found a plan that differs: it changed nothing and
+    failed, so, like a tool call that fails, it leaves no audit row."""
+
+    def __init__(self, meters: list[Any], applied: list[Any]) -> None:
+        super().__init__("nothing applied")
+        self.meters = meters
+        self.applied = applied
+
+
 @plans_app.command("apply")
 def plans_apply(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
@@ -295,6 +347,7 @@ def plans_apply(
     """Create the usage meters and price plans in FILE that do not exist yet, in one transaction.
     Re-applying is safe: existing ones are reported as "exists" ("differs", exit 1, when the stored plan
     of that name has other content). Give meters ids so the plans can name them (usageMeterId)."""
+    from togai_engine.app.unit import unit_of_work
     from togai_engine.lab.plan_files import load_pricing_file
     from togai_engine.lab.report import print_applied
     from togai_engine.lab.service import apply_meters, apply_plans
@@ -302,9 +355,20 @@ def plans_apply(
     meter_specs, specs = or_exit(lambda: load_pricing_file(file))
 
     async def work(db: Database) -> Any:
-        async with db.unit_of_work() as session:
-            meters = await apply_meters(session, meter_specs, datetime.now(UTC))
-            return meters, await apply_plans(session, specs)
+        # audited like a tool call, with the ids this run created (not those that already existed; a plan
+        # that differs is left as stored and is not among them)
+        try:
+            async with unit_of_work(db, datetime.now(UTC), actor="cli", action="plans apply",
+                                    arguments={"file": str(file)}) as unit:
+                meters = await apply_meters(unit.session, meter_specs, unit.now)
+                applied = await apply_plans(unit.session, specs)
+                unit.changed(*(meter.usageMeterId for meter in meters if meter.status == "created"),
+                             *(plan.pricePlanId for plan in applied if plan.status == "created"))
+                if not unit.changed_ids and any(plan.status == "differs" for plan in applied):
+                    raise NothingApplied(meters, applied)
+                return meters, applied
+        except NothingApplied as nothing:
+            return nothing.meters, nothing.applied
 
     meters, applied = or_exit(lambda: with_database(work))
     print_applied(applied, meters=meters)

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Tr
 from togai_engine.common.clock import SystemClock
 from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.events.bulk import ImportSummary, RejectedCallback, import_events
-from togai_engine.events.files import file_format, read_events
+from togai_engine.events.files import FileFormatError, file_format, read_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.store.database import Database
 
@@ -34,8 +34,17 @@ MIN_PART_BYTES = 8 << 20  # below ~40k lines a second process costs more (its st
 MAX_WORKERS = 8
 
 
+STOPPED_ADVICE = ("What was stored stays stored; run the import again to complete it "
+                  "(stored events come back as duplicates)")
+
+
 class ImportFailed(RuntimeError):
-    """A worker of a parallel import stopped with an error; what the parts committed stays stored."""
+    """An import stopped with an error; what its batches committed stays stored. `summary` totals the
+    batches known to have settled (a part whose worker was killed counts none); None when none settled."""
+
+    def __init__(self, message: str, summary: ImportSummary | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def default_workers() -> int:
@@ -112,16 +121,28 @@ def _report_writer(report: IO[str], first_line: int) -> RejectedCallback:
     return rejected
 
 
+@dataclass
+class PartProgress:
+    """The running totals of a part, kept by the caller so that they outlive an error."""
+
+    summary: ImportSummary | None = None
+
+
 async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, report: IO[str], *, batch_size: int,
-                       on_bytes: Callable[[int], None]) -> ImportSummary:
+                       on_bytes: Callable[[int], None], progress: PartProgress) -> ImportSummary:
     # CSV line numbers are 1-based and count the header; JSON Lines have no header.
     first_line = 2 if fmt == "csv" else part.first_line
+
+    def on_batch(summary: ImportSummary) -> None:
+        progress.summary = summary  # the live totals: they grow as batches settle
+        on_bytes(reader.bytes_read)
+
     with path.open("rb") as raw:
         raw.seek(part.start)
         reader = RangeReader(raw, part.end - part.start)
         return await import_events(db, read_events(reader, fmt, first_line), clock=SystemClock(),
                                    batch_size=batch_size, on_rejected=_report_writer(report, first_line),
-                                   on_progress=lambda _: on_bytes(reader.bytes_read))
+                                   on_progress=on_batch)
 
 
 async def import_file(db: Database, path: Path, report_path: Path, *, batch_size: int = 1000,
@@ -134,9 +155,17 @@ async def import_file(db: Database, path: Path, report_path: Path, *, batch_size
                   TimeElapsedColumn(), disable=not show_progress, transient=False) as progress:
         task = progress.add_task(path.name, total=size)
         if len(parts) == 1:
+            part_progress = PartProgress()
             with report_path.open("w", encoding="utf-8") as report:
-                summary = await _import_part(db, path, parts[0], fmt, report, batch_size=batch_size,
-                                             on_bytes=lambda done: progress.update(task, completed=done))
+                try:
+                    summary = await _import_part(db, path, parts[0], fmt, report, batch_size=batch_size,
+                                                 on_bytes=lambda done: progress.update(task, completed=done),
+                                                 progress=part_progress)
+                except FileFormatError:
+                    raise  # the file as a whole is unreadable: nothing was stored
+                except Exception as exc:
+                    raise ImportFailed(f"{type(exc).__name__}: {exc}. {STOPPED_ADVICE}",
+                                       part_progress.summary) from exc
         else:
             summary = await asyncio.to_thread(
                 _run_parallel, db.url, path, parts, report_path, batch_size,
@@ -181,15 +210,23 @@ def _run_parallel(url: str, path: Path, parts: list[FilePart], report_path: Path
             if process.is_alive():
                 process.terminate()
     _merge_reports(report_path, len(parts))
-    errors = [f"part {i + 1} (from line {parts[i].first_line}): {payload}"
+    errors = [f"part {i + 1} (from line {parts[i].first_line}): {payload['error']}"
               for i, (kind, payload) in sorted(outcomes.items()) if kind == "error"]
+    settled = [payload if kind == "ok" else payload["summary"] for kind, payload in outcomes.values()]
+    total = _sum_summaries([s for s in settled if s is not None])
     if errors:
-        raise ImportFailed("; ".join(errors) + ". What was stored stays stored; run the import again to complete it "
-                           "(stored events come back as duplicates)")
+        raise ImportFailed("; ".join(errors) + f". {STOPPED_ADVICE}", total)
+    assert total is not None  # every part finished
+    return total
+
+
+def _sum_summaries(summaries: list[dict[str, int]]) -> ImportSummary | None:
+    if not summaries:
+        return None
     total = ImportSummary()
-    for _, payload in outcomes.values():
+    for summary in summaries:
         for f in fields(ImportSummary):
-            setattr(total, f.name, getattr(total, f.name) + payload[f.name])
+            setattr(total, f.name, getattr(total, f.name) + summary[f.name])
     return total
 
 
@@ -201,7 +238,8 @@ def _collect_after_exit(results: Any, outcomes: dict[int, tuple[str, Any]], inde
             other, kind, payload = results.get(timeout=1)
             outcomes[other] = (kind, payload)
     except queue.Empty:
-        outcomes[index] = ("error", f"the worker process exited with code {exitcode} before reporting")
+        outcomes[index] = ("error", {"error": f"the worker process exited with code {exitcode} before reporting",
+                                     "summary": None})
 
 
 def _merge_reports(report_path: Path, count: int) -> None:
@@ -221,16 +259,20 @@ def _worker(url: str, path: Path, part: FilePart, report_path: Path, batch_size:
     def on_bytes(done: int) -> None:
         done_bytes[index] = done
 
+    progress = PartProgress()
+
     async def run() -> ImportSummary:
         db = Database(url, pool_size=3)
         try:
             with report_path.open("w", encoding="utf-8") as report:
-                return await _import_part(db, path, part, "jsonl", report, batch_size=batch_size, on_bytes=on_bytes)
+                return await _import_part(db, path, part, "jsonl", report, batch_size=batch_size, on_bytes=on_bytes,
+                                          progress=progress)
         finally:
             await db.dispose()
 
     tune_gc()
     try:
         results.put((index, "ok", asdict(asyncio.run(run()))))
-    except BaseException as exc:  # reported to the parent, which names the part
-        results.put((index, "error", f"{type(exc).__name__}: {exc}"))
+    except BaseException as exc:  # reported to the parent, which names the part and adds what it settled
+        results.put((index, "error", {"error": f"{type(exc).__name__}: {exc}",
+                                      "summary": asdict(progress.summary) if progress.summary else None}))
