@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from pydantic import Field, WithJsonSchema
@@ -17,6 +17,7 @@ from togai_engine.events.schemas import (
     EventSchema,
     IngestBatchResult,
     IngestEventResult,
+    StoredStatus,
     VoidedEvents,
 )
 
@@ -83,7 +84,8 @@ async def ingest_event(
     NOT_BILLED_NO_PLAN (metered, but the account had no price plan in effect at its timestamp: before
     its first plan starts, after a plan ended, or no plan at all; billed only if a plan is later
     attached from a time at or before it); NOT_BILLED_CYCLE_CLOSED (its cycle is already invoiced:
-    never billed). An invalid event is an error naming the field and a reason code (e.g.
+    never billed); ACCEPTED_LATE (its cycle is already invoiced, and that cycle's plan bills late
+    usage: billed on the account's next invoice, on a line for that cycle). An invalid event is an error naming the field and a reason code (e.g.
     UNKNOWN_ACCOUNT; NEGATIVE_VALUE when a meter of its schema rejects negative values); nothing is
     stored for it. For many events use ingest_batch_events."""
 
@@ -182,7 +184,7 @@ async def list_events(
     ctx: Context,
     accountId: Annotated[str | None, Field(description="only this account's events (id or alias)")] = None,
     schemaName: Annotated[str | None, Field(description="only events of this schema")] = None,
-    status: Annotated[Literal["ACCEPTED", "NOT_BILLED_NO_PLAN", "NOT_BILLED_CYCLE_CLOSED", "VOIDED"] | None, Field(
+    status: Annotated[StoredStatus | None, Field(
         description="only events with this status (the one they got when ingested, or VOIDED)")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,

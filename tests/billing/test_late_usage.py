@@ -5,15 +5,19 @@ grown by. Through the MCP tools and `bill --as-of` (run_bill); every amount work
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, call, iso, tokens_meter
+from helpers import at, backend_pid, call, call_error, iso, tokens_meter, wait_until_lock_waiting
 from test_revenue import metric
 from test_scenarios import account, fee, invoices, tiered, usage
+from togai_engine.accounts.service import get_row
+from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.runs import run_bill
+from togai_engine.events.service import ingest_event
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -140,7 +144,7 @@ async def test_the_late_periods_plan_decides_whether_its_late_usage_is_billed(
     assert line["value"] == "1.00"  # 100 × 0.01 for January, on March's invoice (under the IGNORE plan)
 
 
-async def test_late_usage_that_cannot_be_priced_stops_only_its_own_account(client, clock, db) -> None:
+async def test_late_usage_that_cannot_be_priced_waits_and_stops_nothing_else(client, clock, db) -> None:
     plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
     await account(client, "bad", plan, iso(2026, 1, 1))
     await account(client, "good", plan, iso(2026, 1, 1))
@@ -154,9 +158,114 @@ async def test_late_usage_that_cannot_be_priced_stops_only_its_own_account(clien
                                    "AND status = 'DUE'"))
 
     drafts = {i["accountId"]: i for i in (await call(client, "list_invoices", status="DRAFT"))["data"]}
-    assert drafts["good"]["totalAmount"] == "32.00"  # 31.00 + 100 × 0.01 late
-    assert drafts["bad"]["totalAmount"] is None and "does not support EUR" in drafts["bad"]["problem"]
+    assert (drafts["good"]["totalAmount"], drafts["good"]["problem"]) == ("32.00", None)  # 31.00 + 100 × 0.01
+    # bad's own February still reads (31.00); the late usage it cannot price is named, not billed
+    assert drafts["bad"]["totalAmount"] == "31.00" and "does not support EUR" in drafts["bad"]["problem"]
     summary = await run_bill(db, at(2026, 3, 1))
-    assert [f.accountId for f in summary.failed] == ["bad"]
-    february = [i for i in await invoices(client, "good", status="DUE") if i["startDate"] == iso(2026, 2, 1)]
-    assert [i["totalAmount"] for i in february] == ["32.00"]
+    assert [(f.accountId, f.reason.startswith("late usage not billed, it stays pending")) for f in summary.failed] \
+        == [("bad", True)]
+    february = {i["accountId"]: i["totalAmount"] for account_id in ("bad", "good")
+                for i in await invoices(client, account_id, status="DUE") if i["startDate"] == iso(2026, 2, 1)}
+    assert february == {"bad": "31.00", "good": "32.00"}
+    async with db.unit_of_work() as session:
+        pending = await session.scalar(text("SELECT count(*) FROM late_usage_events WHERE invoice_id IS NULL"))
+    assert pending == 1  # bad's, for its next invoice once January can be priced again
+
+
+async def test_an_ended_plan_taken_up_again_bills_only_the_late_usage(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")  # 31.00 a month, no proration
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 10))
+    await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 2, 15))
+    await run_bill(db, at(2026, 2, 15))  # [1 Feb, 15 Feb) closes cut short: 31 × 14/28 = 15.50
+    clock.set(at(2026, 2, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=plan, effectiveFrom=iso(2026, 2, 15))
+    late = await usage(client, "acme", "2026-02-10T00:00:00Z", "100", "feb-late")
+    assert late["status"] == "ACCEPTED_LATE"
+    draft = await call(client, "get_invoice", accountId="acme")
+    (line,) = late_lines(draft)
+    # The late 100 tokens × 0.01 = 1.00, nothing else; the plan starts again at 15 Feb, cut the same way:
+    # 31 × 14/28 = 15.50 (the first half was billed as cut short, so February is 15.50 + 15.50 = 31.00)
+    assert (line["value"], draft["startDate"], draft["totalAmount"]) == ("1.00", iso(2026, 2, 15), "16.50")
+
+
+async def test_corrections_left_to_credit_notes_are_not_asked_for_twice(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "5000", "jan-1")
+    await run_bill(db, at(2026, 2, 1))  # January: 50.00 + 31.00 = 81.00
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-11T00:00:00Z", "-2000", "jan-fix-1")
+    await run_bill(db, at(2026, 3, 1))
+    february = next(i for i in await invoices(client, "acme", status="DUE") if i["startDate"] == iso(2026, 2, 1))
+    (first,) = late_lines(await call(client, "get_invoice", invoiceId=february["id"]))
+    assert (first["value"], first["details"]["difference"]) == ("0.00", "-20.00")  # 61.00 - 81.00, to credit
+    clock.set(at(2026, 3, 2))
+    await usage(client, "acme", "2026-01-12T00:00:00Z", "-1000", "jan-fix-2")
+    (second,) = late_lines(await call(client, "get_invoice", accountId="acme"))
+    # January now 2000 × 0.01 + 31.00 = 51.00; invoiced 81.00; -20.00 already left to a credit note: -10.00
+    assert second["details"]["difference"] == "-10.00" and "lowers that period's charge by 10.00 USD" in \
+        second["description"]
+    clock.set(at(2026, 3, 3))
+    await usage(client, "acme", "2026-01-13T00:00:00Z", "4000", "jan-more")
+    (both,) = late_lines(await call(client, "get_invoice", accountId="acme"))
+    # January 6000: 10,000 cap not reached, 60.00 + 31.00 = 91.00 - 81.00 + 20.00 settled = 30.00 (both events)
+    assert (both["value"], both["details"]["eventCount"]) == ("30.00", 2)
+
+
+async def test_a_late_event_not_billed_yet_can_be_voided(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await run_bill(db, at(2026, 2, 1))
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "wrong")
+    await usage(client, "acme", "2026-01-21T00:00:00Z", "100", "right")
+    listed = await call(client, "list_events", accountId="acme", status="ACCEPTED_LATE")
+    assert sorted(e["id"] for e in listed["data"]) == ["right", "wrong"]
+    await call(client, "void_event", accountId="acme", eventId="wrong", reason="sent to the wrong account")
+    (line,) = late_lines(await call(client, "get_invoice", accountId="acme"))
+    assert (line["value"], line["details"]["eventIds"]) == ("1.00", ["right"])  # 100 × 0.01 only
+    await run_bill(db, at(2026, 3, 1))
+    error = await call_error(client, "void_event", accountId="acme", eventId="right", reason="too late")
+    assert "credit note" in error  # billed now: the invoice that billed it never changes
+
+
+async def test_revenue_of_a_period_with_late_usage_never_goes_back(client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "9000", "jan-1")
+    await run_bill(db, at(2026, 2, 1))
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late")
+    tokens = await tokens_meter(client)
+    weekly = await metric(client, "REVENUE", at(2026, 1, 1), at(2026, 2, 1), "WEEK", "acme")
+    # January's tokens: 90.00 in the week of 10 January, then nothing: the late 20.00 is February's revenue
+    assert [v for v in weekly[tokens] if v] == [D("90.00")] and sum(weekly[tokens]) == D("90.00")
+
+
+async def test_a_late_event_and_a_plan_change_of_its_account_never_deadlock(client, clock, db, database_url) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await run_bill(db, at(2026, 2, 1))
+    now = at(2026, 2, 3)
+    event = {"id": "jan-late", "schemaName": "llm", "timestamp": "2026-01-20T00:00:00Z", "accountId": "acme",
+             "attributes": {"tokens": "100"}}
+    async with db.unit_of_work() as changing:  # what update_account does: the account FOR UPDATE, then bill it
+        await get_row(changing, "acme", lock=True)
+
+        async def ingest() -> str:
+            async with db.unit_of_work() as session:
+                pid.set_result(await backend_pid(session))
+                return (await ingest_event(session, event, now)).status
+
+        pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        ingesting = asyncio.create_task(ingest())
+        # The late event is recorded while ingest holds the billing watermark: it must not wait for the account
+        # row this transaction holds (it finishes), else it is waiting on it (and the bill below deadlocks).
+        waiting = asyncio.create_task(wait_until_lock_waiting(database_url, await pid))
+        await asyncio.wait([ingesting, waiting], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        await changing.execute(text("UPDATE account_billing SET next_run_at = :now WHERE account_id = 'acme'"),
+                               {"now": now})
+        await close_due_cycles(changing, now, ["acme"])
+    assert await ingesting == "ACCEPTED_LATE"

@@ -114,8 +114,10 @@ async def attach_plan(
 
     ended = await _recut_from(session, account.id, effective_from, associations)
     # The same plan continues across effective_from (it was in effect just before, or it ended exactly there):
-    # extend that association rather than start a new one, keeping its anchor and its single period.
-    continued = ended if ended is not None and ended.price_plan_id == plan_id else next(
+    # extend that association rather than start a new one, keeping its anchor and its single period. Not once
+    # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way.
+    end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
+    continued = ended if ended is not None and ended.price_plan_id == plan_id else None if end_invoiced else next(
         (a for a in associations if a.effective_until == effective_from and a.price_plan_id == plan_id), None)
     if continued is not None:
         await session.execute(update(PlanAssociationRow).where(PlanAssociationRow.id == continued.id)

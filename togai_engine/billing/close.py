@@ -112,7 +112,7 @@ async def close_due_cycles(
     def fail(account_id: str, exc: Exception) -> None:
         # One account's bad data must not stop the run: it keeps its state and is retried later. Only the
         # pure steps (its timeline, its invoices' composition) are guarded: nothing was written for it yet.
-        reason = exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}: {exc}"
+        reason = _reason(exc)
         log.warning("cannot bill account %s: %s", account_id, reason, exc_info=not isinstance(exc, EngineError))
         summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
         failed.add(account_id)
@@ -129,13 +129,16 @@ async def close_due_cycles(
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         try:
-            if account_id in late.problems:
-                raise late.problems[account_id]
             composed = [_Closing(account, period, _compose(period, account.currency, quantities))
                         for period in timeline.due]
         except Exception as exc:
             fail(account_id, exc)
             continue
+        if composed and account_id in late.problems:
+            # Its late usage stays pending (retried with the next invoice); its own invoices close as usual.
+            reason = f"late usage not billed, it stays pending: {_reason(late.problems[account_id])}"
+            log.warning("account %s: %s", account_id, reason)
+            summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
         if composed and account_id in late.lines:
             first = composed[0]
             first.invoice = with_late_usage(first.invoice, late.lines[account_id])
@@ -162,6 +165,10 @@ async def _quantities(
     return await quantities_by_window(session, [
         (account_id, bp.period.start, bp.period.end, [c.usageMeterId for c in bp.plan.rateCards.usageRateCards])
         for account_id, bp in periods], source=usage)
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}: {exc}"
 
 
 async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],

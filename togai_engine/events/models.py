@@ -32,7 +32,7 @@ class EventIdRow(Base):
 
 
 class EventRow(Base):
-    """A stored event: ACCEPTED, NOT_BILLED_NO_PLAN, NOT_BILLED_CYCLE_CLOSED or VOIDED (voided_at and
+    """A stored event: ACCEPTED, NOT_BILLED_NO_PLAN, ACCEPTED_LATE, NOT_BILLED_CYCLE_CLOSED or VOIDED (voided_at and
     void_reason set, see events/voids.py). No primary key in the database on purpose (see the module
     docstring); the mapper's key is (account_id, id)."""
 

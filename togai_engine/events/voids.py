@@ -3,13 +3,15 @@
 The event stays stored with status VOIDED, `voided_at` and `void_reason`; its id stays claimed in
 `event_ids`, so re-sending the same id is a DUPLICATE (a corrected event needs a new id). A VOIDED
 event is not usage: every reader of raw events for quantities goes through `valued_sql`, which takes
-metered events only (meters.sql.METERED_STATUSES: ACCEPTED and NOT_BILLED_NO_PLAN), and the rollups of the event's hour are recomputed
+metered events only (meters.sql.METERED_STATUSES), and the rollups of the event's hour are recomputed
 (meters.rollups.recompute_account_hours, for all the batch's hours at once), so the DRAFT invoice,
 metrics, entitlements and `togai-engine verify` all follow at once.
 
 Only an event of an open period can be voided. One dated before the account's billing watermark is
 on a DUE (or later) invoice whose amounts never change: refused, naming the invoice and the way to
-correct it (a credit note). One stored NOT_BILLED_CYCLE_CLOSED was never billed: refused too.
+correct it (a credit note). One stored NOT_BILLED_CYCLE_CLOSED was never billed: refused too. One stored
+ACCEPTED_LATE that no invoice has billed yet (its late-usage line waits for the account's next invoice) can
+be voided: it leaves the pending late usage, so that line does not bill it; once billed, it is refused.
 
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
@@ -32,11 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.service import resolve_account_ids
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.events.ingest import NOT_BILLED_CYCLE_CLOSED, VOIDED, lock_watermarks
+from togai_engine.events.ingest import ACCEPTED_LATE, NOT_BILLED_CYCLE_CLOSED, VOIDED, lock_watermarks
 from togai_engine.events.models import EventRow
 from togai_engine.events.schemas import EventRecord
 from togai_engine.events.service import event_records
 from togai_engine.events.validation import MAX_ID_CHARS
+from togai_engine.invoices import late_usage
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.rollups import recompute_account_hours
@@ -168,6 +171,9 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
     closed_before = await lock_watermarks(conn, accounts)
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", STRIPE_LOCK_CLASS)
     rows = await _events(session, targets, lock=True)
+    # late events not billed yet; the watermark lock held here keeps a bill run from billing them meanwhile
+    pending = await late_usage.pending_late_events(
+        conn, [t.key for t in targets if rows[t.key].status == ACCEPTED_LATE])
     voiding = []
     for target in targets:
         status = rows[target.key].status
@@ -178,7 +184,7 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
                            "stored NOT_BILLED_CYCLE_CLOSED (its billing period was already invoiced when it "
                            "arrived): it was never billed, so there is nothing to void; nothing was voided")
         closed = closed_before.get(target.account_id)
-        if closed is not None and target.event_time < closed:
+        if closed is not None and target.event_time < closed and target.key not in pending:
             raise Conflict(await _closed_message(conn, target))
         voiding.append(target)
     if not voiding:
@@ -190,6 +196,7 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
             "RETURNING e.*"))
         .execution_options(populate_existing=True), _key_arrays(voiding) | {"status": VOIDED, "now": now, "reason": reason})
     rows |= {(row.account_id, row.id): row for row in voided}
+    await late_usage.forget_pending(conn, [t.key for t in voiding if t.key in pending])
     hours: dict[str, set[tuple[str, datetime]]] = defaultdict(set)  # per schema, (account, hour)
     for target in voiding:
         hours[rows[target.key].schema_name].add((target.account_id, floor_hour(target.event_time)))

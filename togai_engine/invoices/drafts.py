@@ -37,7 +37,7 @@ class Draft:
     row: InvoiceRow
     closes_at: datetime
     composed: ComposedInvoice | None  # None when it cannot be computed: `problem` says why
-    problem: str | None = None
+    problem: str | None = None  # with `composed`: what it leaves out (late usage that cannot be priced)
 
 
 async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> dict[str, Draft]:
@@ -59,17 +59,18 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
         period = Cycle(row.period_start, row.period_end)
         closes_at = row.invoice_date or grace_end(period, plan.cycle_config)
         try:
-            if row.id in late.problems:
-                raise late.problems[row.id]
             composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities),
                                        late.lines.get(row.id, []))
         except Exception as exc:  # one account's bad data is reported on its invoice, never raised to others
-            problem = exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}"
+            problem = _reason(exc)
             log.warning("cannot compute DRAFT invoice %s of account %s: %s", row.id, row.account_id, problem,
                         exc_info=not isinstance(exc, EngineError))
             result[row.id] = Draft(row, closes_at, None, f"this invoice cannot be computed: {problem}")
             continue
-        result[row.id] = Draft(row, closes_at, composed)
+        problem = late.problems.get(row.id)
+        result[row.id] = Draft(row, closes_at, composed, None if problem is None else (
+            f"its account's late usage cannot be priced, so this invoice does not bill it yet (it stays pending): "
+            f"{_reason(problem)}"))
     return result
 
 
@@ -86,3 +87,7 @@ async def _late_lines(session: AsyncSession, drafts: list[InvoiceRow]) -> LateLi
     invoice_of = {row.account_id: invoice for invoice, row in targets.items()}
     return LateLines(lines={invoice_of[a]: lines for a, lines in found.lines.items()},
                      problems={invoice_of[a]: exc for a, exc in found.problems.items()})
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}"

@@ -4,8 +4,10 @@ Ingest asks `late_sources` which invoice an event dated in an invoiced (DUE or P
 that period's plan bills late usage; such an event is stored ACCEPTED_LATE, feeds its meters like any metered
 event, and is recorded here (`record_late_events`). The account's next invoice to close carries one line per
 such period: what that period's invoice comes to now, recomposed from all its usage, minus what was invoiced
-for it so far (its total and the late-usage lines before this one). Money already invoiced is never lowered
-automatically: a difference below zero is billed as 0 and the line names the invoice to credit. A DRAFT shows
+for it: the invoice recomposed from the quantities it billed (so only usage moves the difference), plus the
+differences earlier late-usage lines of that period settled. Money already invoiced is never lowered
+automatically: a difference below zero is billed as 0, the line names the invoice to credit, and the
+difference counts as settled (left to that credit note), as does one not billed because the currencies differ. A DRAFT shows
 the lines it will carry (`late_usage_lines`); the bill run computes them the same way and `claim`s the events
 for the invoice it closes, holding the billing watermark that ingest takes before it records a late event, so
 each late event is billed once.
@@ -23,7 +25,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedLine
+from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
 from togai_engine.invoices.periods import compose_period, plan_meters
@@ -68,6 +70,26 @@ async def record_late_events(conn: Any, events: Sequence[tuple[str, str, datetim
             "SELECT u.a, u.e, u.t, u.s, $5 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) "
             "AS u(a, e, t, s) ON CONFLICT DO NOTHING",
             [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], [e[3] for e in events], now)
+
+
+async def pending_late_events(conn: Any, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (account id, event id) among `keys` recorded late and billed by no invoice yet."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        "SELECT l.account_id, l.event_id FROM late_usage_events l JOIN unnest($1::text[], $2::text[]) AS k(a, e) "
+        "ON l.account_id = k.a AND l.event_id = k.e WHERE l.invoice_id IS NULL",
+        [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["account_id"], r["event_id"]) for r in rows}
+
+
+async def forget_pending(conn: Any, keys: Sequence[tuple[str, str]]) -> None:
+    """Voided late events leave the pending late usage (a billed one is never forgotten)."""
+    if keys:
+        await conn.execute(
+            "DELETE FROM late_usage_events l USING unnest($1::text[], $2::text[]) AS k(a, e) "
+            "WHERE l.account_id = k.a AND l.event_id = k.e AND l.invoice_id IS NULL",
+            [k[0] for k in keys], [k[1] for k in keys])
 
 
 # --- the next invoice -------------------------------------------------------------------------------
@@ -115,7 +137,7 @@ async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str])
     source_ids = sorted({p.source_id for items in pending.values() for p in items})
     sources = {row.id: row for row in await session.scalars(
         select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
-    before = await _invoiced_before(session, sources.values())
+    settled = await _settled(session, source_ids)
     on_invoice = await _invoiced_quantities(session, source_ids)
     plans = await get_plans(session, {row.price_plan_id for row in sources.values()})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
@@ -130,15 +152,28 @@ async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str])
             lines = []
             for item in items:
                 source = sources[item.source_id]
-                recomposed = compose_period(source, plans[source.price_plan_id], associations[account_id],
-                                            quantities)
-                lines.append(_line(source, item, recomposed.total, before[source.id], recomposed.quantities,
+                plan = plans[source.price_plan_id]
+                recomposed = compose_period(source, plan, associations[account_id], quantities)
+                # What the invoice charged for its own usage, recomposed the same way from the quantities it
+                # billed: only usage moves the difference, never a later change of the association or the code.
+                window = (source.account_id, source.period_start, source.period_end)
+                invoiced = compose_period(source, plan, associations[account_id],
+                                          {window: on_invoice.get(source.id, {})})
+                lines.append(_line(source, item, recomposed, invoiced.total, settled[source.id],
                                    on_invoice.get(source.id, {}), currencies[account_id]))
         except Exception as exc:  # one account's bad data must not fail the others' invoices
             result.problems[account_id] = exc
             continue
         result.lines[account_id] = lines
     return result
+
+
+async def with_late_events(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
+    """The invoices among `invoice_ids` whose period received late events (billed or pending)."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return set()
+    return set(await session.scalars(select(L.source_invoice_id).distinct().where(L.source_invoice_id.in_(ids))))
 
 
 async def claim(conn: Any, invoice_of_account: Mapping[str, str]) -> None:
@@ -167,22 +202,19 @@ async def _pending(session: AsyncSession, account_ids: Iterable[str]) -> dict[st
     return dict(pending)
 
 
-async def _invoiced_before(session: AsyncSession, sources: Iterable[InvoiceRow]) -> dict[str, Decimal]:
-    """Source invoice id -> what was invoiced for its own period so far: its total without the late-usage
-    lines it carries for earlier periods, plus the late-usage lines billed for its period since (whatever
-    their invoice's status: a voided one was decided on)."""
-    totals = {row.id: row.total_amount or ZERO for row in sources}
-    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(list(totals)), L.invoice_id.is_not(None))
-    for invoice_id, details, value in (await session.execute(
-            select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
-                InvoiceLineRow.invoice_id.in_(billed_on) | InvoiceLineRow.invoice_id.in_(list(totals)),
-                InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples():
-        if invoice_id in totals:  # carried for another period: not this period's charge
-            totals[invoice_id] -= value
+async def _settled(session: AsyncSession, source_ids: list[str]) -> dict[str, Decimal]:
+    """Source invoice id -> the differences earlier late-usage lines of its period settled: billed, or left to a
+    credit note or to invoicing by hand (whatever their invoice's status: a voided one was decided on)."""
+    settled = dict.fromkeys(source_ids, ZERO)
+    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(source_ids), L.invoice_id.is_not(None))
+    for (details,) in (await session.execute(
+            select(InvoiceLineRow.details).where(
+                InvoiceLineRow.invoice_id.in_(billed_on), InvoiceLineRow.line_type == LATE_USAGE_LINE,
+                InvoiceLineRow.parent_position.is_(None)))).tuples():
         source_id = (details or {}).get("sourceInvoiceId")
-        if source_id in totals and invoice_id != source_id:
-            totals[source_id] += value
-    return totals
+        if source_id in settled:
+            settled[source_id] += Decimal(details["difference"])
+    return settled
 
 
 async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, dict[str, Decimal]]:
@@ -196,11 +228,10 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
     return found
 
 
-def _line(source: InvoiceRow, pending: _Pending, recomposed: Decimal, invoiced_before: Decimal,
-          quantities_now: Mapping[str, Decimal], quantities_invoiced: Mapping[str, Decimal],
-          currency: str) -> ComposedLine:
+def _line(source: InvoiceRow, pending: _Pending, recomposed: ComposedInvoice, invoiced: Decimal,
+          settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str) -> ComposedLine:
     number = invoice_number(source.sequence_number) or source.id
-    difference = recomposed - invoiced_before
+    difference = recomposed.total - invoiced - settled
     events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
     description = (f"Usage of period {_instant(source.period_start)} – {_instant(source.period_end)} received "
                    f"after it closed (invoice {number}): {events}")
@@ -224,9 +255,10 @@ def _line(source: InvoiceRow, pending: _Pending, recomposed: Decimal, invoiced_b
             "sourceInvoiceId": source.id, "sourceInvoiceNumber": invoice_number(source.sequence_number),
             "periodStart": source.period_start.isoformat(), "periodEnd": source.period_end.isoformat(),
             "eventCount": pending.count, "eventIds": list(pending.event_ids),
-            "recomposedTotal": str(recomposed), "invoicedBefore": str(invoiced_before), "difference": str(difference),
+            "recomposedTotal": str(recomposed.total), "invoicedTotal": str(invoiced),
+            "settledByEarlierLines": str(settled), "difference": str(difference),
             "quantities": {meter: {"onInvoice": str(quantities_invoiced.get(meter, ZERO)), "now": str(quantity)}
-                           for meter, quantity in sorted(quantities_now.items())},
+                           for meter, quantity in sorted(recomposed.quantities.items())},
         })
 
 

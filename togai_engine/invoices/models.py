@@ -106,9 +106,12 @@ class LateUsageEventRow(Base):
         Index("ix_late_usage_events_source_invoice_id", "source_invoice_id"),
     )
 
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    # No foreign keys: ingest writes these rows holding the billing watermark, and a key check would then lock
+    # the account row (FOR KEY SHARE) that update_account locks before the watermark: a deadlock. The ids come
+    # from rows this transaction has locked or just read (accounts, DUE invoices, which are never deleted).
+    account_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     event_id: Mapped[str] = mapped_column(Text, primary_key=True)
     event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    source_invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"))
+    source_invoice_id: Mapped[str] = mapped_column(String(50))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"))
+    invoice_id: Mapped[str | None] = mapped_column(String(50))

@@ -66,8 +66,9 @@ class InvoiceSummary(Model):
     creditNotes: list[CreditNoteRef] = Field(default_factory=list, description="its credit notes, oldest first")
     statusUpdatedAt: datetime | None = None
     problem: str | None = Field(default=None, description=(
-        "set only on a DRAFT whose amounts cannot be computed (then null): what is wrong with the account's "
-        "data and how to fix it; other invoices are unaffected"))
+        "set only on a DRAFT: when its amounts cannot be computed (then null), what is wrong with the account's "
+        "data and how to fix it; with amounts, the late usage it does not bill yet and why; other invoices are "
+        "unaffected"))
 
 
 class Invoice(InvoiceSummary):

@@ -130,7 +130,8 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
         composed = draft.composed
         money = money_of(row.currency)
         return InvoiceSummary(
-            **common, status="DRAFT", closesAt=draft.closes_at, subTotalAmount=money(composed.sub_total),
+            **common, status="DRAFT", closesAt=draft.closes_at, problem=draft.problem,
+            subTotalAmount=money(composed.sub_total),
             trueUpAmount=money(composed.true_up), totalAmount=money(composed.total), creditsApplied=money(ZERO),
             amountDue=money(composed.total), creditNotesTotal=money(ZERO),
         )

@@ -15,7 +15,8 @@ from togai_engine.meters.compiler import CompiledMeter, sql_text_literal
 
 # The event statuses that feed quantities (rollups, metrics, entitlements, invoices): ACCEPTED, and
 # NOT_BILLED_NO_PLAN (no plan covered the event when it arrived; a plan attached later from a time at
-# or before it bills it, so it must be metered). NOT_BILLED_CYCLE_CLOSED events feed nothing.
+# or before it bills it, so it must be metered), and ACCEPTED_LATE (its invoiced period's plan bills late
+# usage: the next invoice prices the period again with it). NOT_BILLED_CYCLE_CLOSED events feed nothing.
 METERED_STATUSES = ("ACCEPTED", "NOT_BILLED_NO_PLAN", "ACCEPTED_LATE")
 _METERED = f"e.status IN ({', '.join(sql_text_literal(s) for s in METERED_STATUSES)})"
 

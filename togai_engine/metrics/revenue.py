@@ -35,6 +35,7 @@ from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.compose import FIXED_FEE_LINE, LATE_USAGE_LINE, TRUE_UP_LINE, USAGE_LINE, usage_charge
 from togai_engine.invoices.drafts import compute_drafts
+from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
@@ -114,6 +115,9 @@ async def revenue_series(
         return buckets[bisect_right(buckets, instant) - 1]  # buckets[0] <= start <= instant
 
     anchors = await _anchors(session, rows)
+    # A closed period's usage now includes the late events billed on a later invoice (which carries their
+    # revenue): inside such a period the amount never exceeds what its own invoice charged.
+    reopened = await with_late_events(session, [r.id for r in rows if r.status != "DRAFT"])
     for row in rows:
         plan = plans[row.price_plan_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
@@ -137,13 +141,14 @@ async def revenue_series(
 
             def amount(point: datetime, *, row: Any = row, usage: Any = usage, meter_id: str = meter_id,
                        invoiced: dict[str, Decimal] = invoiced, period: Cycle = period,
-                       base: Cycle | None = base) -> Decimal:
+                       base: Cycle | None = base, capped: bool = row.id in reopened) -> Decimal:
                 if point <= row.period_start:
                     return ZERO
                 if point == row.period_end:
                     return invoiced.get(usage.card.name, ZERO)
                 quantity = quantities[(row.period_start, point)].get((row.account_id, meter_id), ZERO)
-                return usage_charge(usage, row.currency, period, quantity, base).amount
+                charged = usage_charge(usage, row.currency, period, quantity, base).amount
+                return min(charged, invoiced.get(usage.card.name, ZERO)) if capped else charged
 
             group = meter_id if query.groupBy == "USAGE_METER_ID" else group_of_row[query.groupBy]
             previous = amount(points[0])

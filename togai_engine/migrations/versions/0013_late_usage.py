@@ -7,7 +7,8 @@ Create Date: 2026-12-06
 An event dated in a period whose invoice is already DUE, under a plan with lateUsage BILL_ON_NEXT_INVOICE,
 is stored ACCEPTED_LATE and gets a row here: the invoice of its period (source) and, once the account's next
 invoice closes, the invoice whose late-usage line billed it (billing/README.md, invoices/late_usage.py).
-Plans stored before keep IGNORE (the field's default), so nothing already stored changes meaning.
+No foreign keys: ingest writes the rows while it holds the billing watermark, and a key check would lock the
+account row that update_account locks before the watermark (a deadlock). Plans stored before keep IGNORE (the field's default), so nothing already stored changes meaning.
 """
 
 from collections.abc import Sequence
@@ -30,12 +31,6 @@ def upgrade() -> None:
         sa.Column("source_invoice_id", sa.String(length=50), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("invoice_id", sa.String(length=50), nullable=True),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"],
-                                name=op.f("fk_late_usage_events_account_id_accounts")),
-        sa.ForeignKeyConstraint(["source_invoice_id"], ["invoices.id"],
-                                name=op.f("fk_late_usage_events_source_invoice_id_invoices")),
-        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"],
-                                name=op.f("fk_late_usage_events_invoice_id_invoices")),
         sa.PrimaryKeyConstraint("account_id", "event_id", name=op.f("pk_late_usage_events")),
     )
     op.create_index("ix_late_usage_events_pending", "late_usage_events", ["account_id"],
