@@ -269,3 +269,20 @@ async def test_a_late_event_and_a_plan_change_of_its_account_never_deadlock(clie
                                {"now": now})
         await close_due_cycles(changing, now, ["acme"])
     assert await ingesting == "ACCEPTED_LATE"
+
+
+async def test_the_pricing_lab_compares_a_period_with_late_usage_on_what_was_charged_for_it(
+        client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "9000", "jan-1")
+    await run_bill(db, at(2026, 2, 1))
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late")
+    await run_bill(db, at(2026, 3, 1))
+    result = await call(client, "simulate_price_plan", candidates=[plan], startTime=iso(2026, 1, 1),
+                        endTime=iso(2026, 3, 1))
+    cycles = {c["startDate"]: (c["actual"], c["candidates"][0]["amount"]) for c in result["accounts"][0]["cycles"]}
+    # January was charged 121.00 + the late 20.00 billed in February = 141.00, which its own plan prices for
+    # 12,000 tokens; February was charged 51.00 of which 20.00 was January's: its own 31.00
+    assert cycles == {iso(2026, 1, 1): ("141.00", "141.00"), iso(2026, 2, 1): ("31.00", "31.00")}

@@ -176,6 +176,27 @@ async def with_late_events(session: AsyncSession, invoice_ids: Iterable[str]) ->
     return set(await session.scalars(select(L.source_invoice_id).distinct().where(L.source_invoice_id.in_(ids))))
 
 
+async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) -> dict[str, Decimal]:
+    """Invoice id -> what to add to its total to get what was charged for its own period: minus the late-usage
+    lines it carries for earlier periods, plus those billed for its period by later invoices (absent: 0)."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return {}
+    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(ids), L.invoice_id.is_not(None))
+    carriers = select(L.invoice_id).distinct().where(L.invoice_id.in_(ids))
+    adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for invoice_id, details, value in (await session.execute(
+            select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
+                InvoiceLineRow.invoice_id.in_(billed_on) | InvoiceLineRow.invoice_id.in_(carriers),
+                InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples():
+        if invoice_id in ids:
+            adjustments[invoice_id] -= value
+        source_id = (details or {}).get("sourceInvoiceId")
+        if source_id in ids:
+            adjustments[source_id] += value
+    return dict(adjustments)
+
+
 async def claim(conn: Any, invoice_of_account: Mapping[str, str]) -> None:
     """Marks every pending late event of each account as billed on the invoice just closed for it."""
     if invoice_of_account:

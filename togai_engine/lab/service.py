@@ -23,6 +23,7 @@ from togai_engine.billing.state import AccountState, load_states
 from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
+from togai_engine.invoices.late_usage import late_adjustments
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.lab.candidates import Candidate, parse_inline, resolve, resolve_candidates, validation_path
 from togai_engine.lab.compare import AccountUsage, InvoiceFact, compare_account, summarize
@@ -250,9 +251,13 @@ async def _invoices(
                InvoiceRow.total_amount)
         .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.status != "DRAFT",
                InvoiceRow.period_start >= earliest))
+    found = list(rows.tuples())
+    # What was charged for the period itself, as the candidates are priced on all its usage, late usage included.
+    late = await late_adjustments(session, [invoice_id for _, _, invoice_id, _, _, _ in found])
     facts: dict[str, dict[datetime, InvoiceFact]] = defaultdict(dict)
-    for account_id, period_start, invoice_id, status, currency, total in rows.tuples():
-        facts[account_id][period_start] = InvoiceFact(invoice_id, status, currency, total or Decimal(0))
+    for account_id, period_start, invoice_id, status, currency, total in found:
+        facts[account_id][period_start] = InvoiceFact(invoice_id, status, currency,
+                                                      (total or Decimal(0)) + late.get(invoice_id, Decimal(0)))
     return facts
 
 
