@@ -46,6 +46,7 @@ class ToolSpec:
     description: str
     audit_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     checks_own_text: bool = False
+    view: str | None = None
 
 
 TOOLS: list[ToolSpec] = []
@@ -63,12 +64,14 @@ def tool(
     title: str | None = None,
     audit_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     checks_own_text: bool = False,
+    view: str | None = None,
 ) -> Callable[[F], F]:
     """Declares an MCP tool. The function's docstring is its description (written for the agent).
 
     `audit_arguments` condenses a bulky argument list for the audit record (e.g. a 1000-event batch);
     `checks_own_text` says the tool rejects unstorable text per item itself (a batch rejects one
-    event, not the whole call)."""
+    event, not the whole call); `view` is the `ui://` page (mcp_server/views) an MCP Apps host draws the
+    result with, declared as the tool's `_meta.ui.resourceUri`."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -101,6 +104,7 @@ def tool(
             description=description,
             audit_arguments=audit_arguments,
             checks_own_text=checks_own_text,
+            view=view,
             annotations=ToolAnnotations(
                 title=title,
                 readOnlyHint=read_only,
@@ -154,7 +158,8 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def register_all(server: MCPServer) -> None:
     for spec in TOOLS:
-        server.add_tool(spec.fn, name=spec.name, description=spec.description, annotations=spec.annotations)
+        meta = {"ui": {"resourceUri": spec.view}} if spec.view else None
+        server.add_tool(spec.fn, name=spec.name, description=spec.description, annotations=spec.annotations, meta=meta)
         # An argument the tool does not take is an error, not silently dropped: an agent that sends
         # invoiceCurrency to update_customer must learn that it belongs to update_account.
         registered = server._tool_manager.get_tool(spec.name)

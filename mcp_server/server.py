@@ -19,6 +19,7 @@ from mcp_server.registry import (
     register_all,
     reject_unstorable_text,
 )
+from mcp_server.views import views_extension
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
 from togai_engine.store.database import Database
@@ -77,7 +78,8 @@ def build_server(
 
     server_options.setdefault("log_level", "WARNING")  # the SDK logs every refused call at INFO
     server = TogaiServer(
-        "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, **server_options  # type: ignore[arg-type]
+        "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+        extensions=[views_extension()], **server_options  # type: ignore[arg-type]
     )
     register_all(server)
     return server

@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_server.registry import NextToken, PageSize, tool, uow
+from mcp_server.views import INVOICE_VIEW
 from togai_engine.app import invoices
 from togai_engine.common.schemas import Page
 from togai_engine.invoices.schemas import Invoice, InvoiceSummary
@@ -38,7 +39,8 @@ async def list_invoices(
             end_time=endTime, page_size=pageSize, next_token=nextToken)
 
 
-@tool("get_invoice", scope="billing:read", read_only=True, idempotent=True, title="Get invoice")
+@tool("get_invoice", scope="billing:read", read_only=True, idempotent=True, title="Get invoice",
+      view=INVOICE_VIEW)
 async def get_invoice(
     ctx: Context,
     invoiceId: Annotated[str | None, Field(description="the invoice's id (inv_...) from list_invoices")] = None,

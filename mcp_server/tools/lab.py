@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, WithJsonSchema
 
 from mcp_server.registry import tool, uow
+from mcp_server.views import LAB_VIEW
 from togai_engine.errors import InvalidInput
 from togai_engine.lab import service as lab
 from togai_engine.lab.schemas import RevenueQuote, SimulationResult
@@ -47,7 +48,8 @@ async def calculate_revenue(
             now=u.now)
 
 
-@tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans")
+@tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans",
+      view=LAB_VIEW)
 async def simulate_price_plan(
     ctx: Context,
     candidates: Annotated[list[Any], CANDIDATES_SCHEMA, Field(

@@ -10,11 +10,13 @@ from pydantic import Field
 
 from mcp_server.reads import pure_read
 from mcp_server.registry import tool
+from mcp_server.views import METRICS_VIEW
 from togai_engine.metrics import service as metrics
 from togai_engine.metrics.schemas import GetMetricsResponse, MetricQuery
 
 
-@tool("get_metrics", scope="metrics:read", read_only=True, idempotent=True, title="Get metrics")
+@tool("get_metrics", scope="metrics:read", read_only=True, idempotent=True, title="Get metrics",
+      view=METRICS_VIEW)
 async def get_metrics(
     ctx: Context,
     startTime: Annotated[datetime, Field(description="inclusive start, ISO 8601 with offset, e.g. 2026-01-01T00:00:00Z")],

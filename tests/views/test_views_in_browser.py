@@ -1,0 +1,285 @@
+"""The views in a real headless browser (Debian's chromium, driven by Playwright): a small host page
+plays the MCP Apps host as the spec describes it (iframe sandbox, the spec's default CSP, ui/initialize,
+ui/notifications/tool-input and tool-result, size-changed) and hands each view the result of a real tool
+call from view_story; the tests assert what the page shows and keep a screenshot of each view in
+tests/artifacts/views/ (or $TOGAI_VIEW_ARTIFACTS).
+
+Without chromium or playwright the tests skip, saying what to install, except in CI (CI=true), where
+they fail: .ci/run installs chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from conftest import hosted
+from mcp_server.views import INVOICE_VIEW, LAB_VIEW, METRICS_VIEW, VIEWS, view_html
+from view_story import Story, billing_story
+
+try:
+    from playwright.async_api import Browser, Frame, Locator, Page, async_playwright
+except ImportError:  # reported by the browser fixture: skipped locally, a failure in CI
+    async_playwright = None
+
+ARTIFACTS = Path(os.environ.get("TOGAI_VIEW_ARTIFACTS") or Path(__file__).parents[1] / "artifacts" / "views")
+FILES = {view.uri: view.file for view in VIEWS}
+
+# The CSP a host must apply to a view whose resource declares no `ui.csp` (MCP Apps 2026-01-26, "UI
+# Resource Format"): nothing may be loaded from anywhere.
+DEFAULT_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; media-src 'self' data:; connect-src 'none'")
+
+VIEWPORT = {"width": 920, "height": 2400}  # tall enough that a screenshot holds the whole view
+
+HOST_CONTEXT = {"theme": "light", "locale": "en-US", "timeZone": "UTC", "displayMode": "inline",
+                "availableDisplayModes": ["inline"], "containerDimensions": {"width": 880, "maxHeight": 4000},
+                "platform": "desktop"}
+
+# The host side of the protocol: answer ui/initialize, and once the view says it is initialized send the
+# tool's arguments then its result; fit the iframe to the size the view reports.
+HOST_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"></head>
+<body style="margin:0; padding:16px; background:#e8eaee">
+<iframe id="view" sandbox="allow-scripts" style="display:block; width:880px; height:120px; border:0;
+  background:white; box-shadow:0 1px 3px rgba(0,0,0,.2)"></iframe>
+<script>
+window.received = [];
+window.mountView = (html, toolArguments, toolResult, hostContext) => {
+  const frame = document.getElementById("view");
+  const send = (message) => frame.contentWindow.postMessage({ jsonrpc: "2.0", ...message }, "*");
+  window.addEventListener("message", (event) => {
+    if (event.source !== frame.contentWindow) return;
+    const message = event.data;
+    window.received.push(message);
+    if (message.method === "ui/initialize") {
+      send({ id: message.id, result: { protocolVersion: "2026-01-26", hostCapabilities: {},
+        hostInfo: { name: "togai-test-host", version: "1.0.0" }, hostContext } });
+    } else if (message.method === "ui/notifications/initialized") {
+      send({ method: "ui/notifications/tool-input", params: { arguments: toolArguments } });
+      send({ method: "ui/notifications/tool-result", params: toolResult });
+    } else if (message.method === "ui/notifications/size-changed") {
+      frame.style.height = message.params.height + "px";
+    }
+  });
+  frame.srcdoc = html;
+};
+</script>
+</body></html>"""
+
+
+def ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One chromium for the session; each test opens its own page."""
+    missing = []
+    if async_playwright is None:
+        missing.append("the playwright package (pip install -e '.[dev]')")
+    if shutil.which("chromium") is None:
+        missing.append("Debian's chromium package (apt-get install -y chromium)")
+    if missing:
+        reason = "the browser tests of the views need " + " and ".join(missing)
+        if ci():
+            pytest.fail(f"{reason}; CI must have them (.ci/run installs chromium)")
+        pytest.skip(reason)
+    async with hosted(async_playwright()) as playwright:
+        launched = await playwright.chromium.launch(executable_path=shutil.which("chromium"))
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    opened = await browser.new_page(viewport=VIEWPORT)
+    opened.set_default_timeout(10_000)
+    yield opened
+    await opened.close()
+
+
+def wire(result: Any) -> dict[str, Any]:
+    """A CallToolResult as the host forwards it in ui/notifications/tool-result."""
+    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def tool_result(client: Client, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return wire(await client.call_tool(name, arguments))
+
+
+class HostedView:
+    """One view mounted in the test host page, with every request the page made and every error it logged."""
+
+    def __init__(self, page: Page, uri: str) -> None:
+        self.page = page
+        self.uri = uri
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    async def mount(self, arguments: dict[str, Any], result: dict[str, Any]) -> Frame:
+        html = view_html(FILES[self.uri]).replace(
+            "<head>", f'<head><meta http-equiv="Content-Security-Policy" content="{DEFAULT_CSP}">', 1)
+        await self.page.set_content(HOST_PAGE)
+        await self.page.evaluate("([html, args, result, context]) => mountView(html, args, result, context)",
+                                 [html, arguments, result, HOST_CONTEXT])
+        frame = await (await self.page.wait_for_selector("#view")).content_frame()
+        assert frame is not None
+        await frame.wait_for_selector("body[data-state=rendered]")
+        # The host fits the iframe to the size the view reports once it has drawn the result.
+        height = await frame.evaluate("Math.ceil(document.documentElement.getBoundingClientRect().height)")
+        await self.page.wait_for_function(
+            "(height) => window.received.some((m) => m.method === 'ui/notifications/size-changed' "
+            "&& m.params.height === height)", arg=height)
+        return frame
+
+    async def protocol(self) -> list[str]:
+        """The methods the view sent, in order (requests and notifications)."""
+        return [m["method"] for m in await self.page.evaluate("window.received") if "method" in m]
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        await self.page.locator("#view").screenshot(path=str(path))
+        assert path.stat().st_size > 10_000, f"{path} looks empty"
+        return path
+
+    async def assert_offline_and_clean(self, frame: Frame) -> None:
+        shown = await frame.locator("body").inner_text()
+        assert not {"null", "undefined", "NaN", "[object"} & set(shown.replace("(", " ").split()), shown
+        assert [url for url in self.requests if not url.startswith(("about:", "data:"))] == [], self.requests
+        assert self.errors == [], f"{self.uri} logged errors (a CSP violation, a script error): {self.errors}"
+
+
+async def texts(frame: Frame, selector: str) -> list[str]:
+    return [text.strip() for text in await frame.locator(selector).all_inner_texts()]
+
+
+async def attributes(frame: Frame | Locator, selector: str, name: str) -> list[str | None]:
+    return [await node.get_attribute(name) for node in await frame.locator(selector).all()]
+
+
+@pytest.fixture
+async def story(client: Client, clock: Any) -> Story:
+    return await billing_story(client, clock)
+
+
+async def test_the_invoice_view_shows_the_invoice_a_finance_person_would_print(page, client, story) -> None:
+    arguments = {"invoiceId": story.february["id"]}
+    result = await tool_result(client, "get_invoice", arguments)
+    assert result["structuredContent"] == story.february
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, result)
+
+    sent = await view.protocol()
+    assert sent[:2] == ["ui/initialize", "ui/notifications/initialized"]
+    assert set(sent[2:]) == {"ui/notifications/size-changed"}  # once before the result came, once after
+    assert (await texts(frame, "[data-field=number]"), await texts(frame, "[data-field=status]")) == (
+        ["INV-000002"], ["DUE"])
+    facts = await frame.locator(".facts").inner_text()
+    assert "Feb 1, 2026 – Feb 28, 2026" in facts and "acme" in facts and "Pro" in facts
+    # Three lines: tokens (12,000 = 10,000 × 0.01 + 2,000 × 0.005 = 110.00), the 31.00 fee, and January's
+    # late usage (20.00); the tokens line shows its two tiers, exact as the engine computed them.
+    assert await attributes(frame, "tr.line", "data-line") == [
+        "USAGE_RATE_CARD_AMOUNT", "FIXED_FEE_RATE_CARD_AMOUNT", "LATE_USAGE_AMOUNT"]
+    assert await texts(frame, "tr.line [data-field=line-amount]") == ["$110.00", "$31.00", "$20.00"]
+    assert await frame.locator("tr.sub").count() == 2
+    tiers = [[cell.strip() for cell in row.split("\t")] for row in await texts(frame, "tr.sub")]
+    assert tiers == [["Tier 1: from the first unit", "10,000", "$0.01", "$100.00"],
+                     ["Tier 2: above 10,000", "2,000", "$0.005", "$10.000"]]
+    assert "12,000" in await frame.locator("tr.line").first.inner_text()
+    fee = [cell.strip() for cell in (await frame.locator("tr[data-line=FIXED_FEE_RATE_CARD_AMOUNT]").inner_text()).split("\t")]
+    assert fee[1:] == ["1", "$31.00", "$31.00"]  # the rate "31" shown with the currency's two decimals
+    late = await frame.locator("tr[data-line=LATE_USAGE_AMOUNT]").inner_text()
+    assert "Late usage of Jan 1, 2026 – Jan 31, 2026" in late and "INV-000001" in late
+    # Totals: 161.00; the 25.00 credit and the 11.00 credit note leave 161.00 - 25.00 - 11.00 = 125.00 due
+    totals = {field: (await frame.locator(f".totals [data-field={field}]").inner_text()).strip()
+              for field in ("subtotal", "total", "credits", "credit-notes", "amount-due")}
+    assert totals == {"subtotal": "$161.00", "total": "$161.00", "credits": "-$25.00", "credit-notes": "-$11.00",
+                      "amount-due": "$125.00"}
+    assert await frame.locator(".totals [data-field=true-up]").count() == 0  # no commitment: no true-up line
+    (note,) = await texts(frame, "[data-credit-note]")
+    assert note.split("\t")[0] == "CN-000001" and "$11.00" in note and "product unsatisfactory" in note
+    await view.assert_offline_and_clean(frame)
+    await view.screenshot("invoice")
+
+
+async def test_the_metrics_view_draws_each_series_as_a_chart(page, client, story) -> None:
+    result = await tool_result(client, "get_metrics", story.metrics_arguments)
+    view = HostedView(page, METRICS_VIEW)
+    frame = await view.mount(story.metrics_arguments, result)
+
+    assert await attributes(frame, "section.chart", "data-metric") == ["tokens", "revenue"]
+    series = {query["id"]: query["data"][0]["metricValues"] for query in result["structuredContent"]["results"]}
+    for metric in ("tokens", "revenue"):
+        chart = frame.locator(f"section[data-metric={metric}]")
+        assert await chart.locator("polyline.series").count() == 1
+        # 1-15 February by day: 14 buckets, one point each, carrying the tool's value
+        assert await attributes(chart, "circle.point", "data-value") == series[metric]
+        assert len(series[metric]) == 14
+    usage = frame.locator("section[data-metric=tokens]")
+    assert "USAGE per day" in await usage.locator("h2").inner_text()  # the bucket comes from tool-input
+    # acme's February tokens before the 15th: 4,000 + 5,000 + 3,000; their revenue 40.00 + 50.00 + 20.00
+    assert await texts(frame, "[data-field=series-total]") == ["12,000", "110.00"]
+    assert series["tokens"][1] == "4000" and series["revenue"][9] == "20.00"
+    await view.assert_offline_and_clean(frame)
+    await view.screenshot("metrics")
+
+
+async def test_the_lab_view_compares_candidates_in_a_table_and_a_bar_chart(page, client, story) -> None:
+    result = await tool_result(client, "simulate_price_plan", story.simulation_arguments)
+    view = HostedView(page, LAB_VIEW)
+    frame = await view.mount(story.simulation_arguments, result)
+
+    assert await frame.locator("h1").inner_text() == "Pricing lab: Pro vs Flat"
+    # Actual over both accounts, January and February: acme 141.00 + 141.00, globex 181.00 + 31.00 = 494.00.
+    # Flat (0.008 a token, 25.00 fee): acme 12,000 × 0.008 + 25.00 = 121.00 twice; globex 20,000 × 0.008
+    # + 25.00 = 185.00 and 25.00: 452.00, 42.00 less (-8.50 %). Pro reproduces the invoices exactly.
+    assert await attributes(frame, "rect.bar", "data-value") == ["494.00", "494.00", "494.00", "452.00"]
+    rows = [[cell.strip() for cell in row.split("\t")] for row in await texts(frame, "[data-section=totals] tbody tr")]
+    assert rows == [["Pro", "USD", "2", "4", "$494.00", "$494.00", "$0.00", "0.00%"],
+                    ["Flat", "USD", "2", "4", "$494.00", "$452.00", "-$42.00", "-8.50%"]]
+    assert await attributes(frame, "[data-section=accounts] tbody tr", "data-account") == [
+        "acme", "acme", "globex", "globex"]
+    globex_january = (await texts(frame, "[data-section=accounts] tbody tr"))[2]
+    assert "$181.00" in globex_january and "$185.00" in globex_january and "+$4.00" in globex_january
+    await view.assert_offline_and_clean(frame)
+    await view.screenshot("lab")
+
+
+async def test_a_failed_tool_call_is_shown_as_its_error(page, client) -> None:
+    arguments = {"invoiceId": "inv_missing"}
+    result = await tool_result(client, "get_invoice", arguments)
+    assert result["isError"]
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, result)
+    assert await frame.locator("[role=alert]").inner_text() == result["content"][0]["text"]
+    await view.assert_offline_and_clean(frame)
+
+
+async def test_opened_on_its_own_the_invoice_view_draws_an_injected_result(page, client, story) -> None:
+    """Outside a host (window.parent is itself), a result set in window.__TOGAI_RESULT__ is drawn: a
+    printable page with no MCP host at all."""
+    result = await tool_result(client, "get_invoice", {"invoiceId": story.february["id"]})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    injected = json.dumps(result).replace("</", "<\\/")  # no "</script>" inside the script
+    await page.set_content(view_html(FILES[INVOICE_VIEW]).replace(
+        "<head>", f"<head><script>window.__TOGAI_RESULT__ = {injected};</script>", 1))
+    await page.wait_for_selector("body[data-state=rendered]")
+    assert await page.locator("[data-field=amount-due]").inner_text() == "$125.00"
+    assert await page.locator("tr.line").count() == 3
+    assert errors == []
