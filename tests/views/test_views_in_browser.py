@@ -55,6 +55,7 @@ window.received = [];
 window.mountView = (html, toolArguments, toolResult, hostContext) => {
   const frame = document.getElementById("view");
   const send = (message) => frame.contentWindow.postMessage({ jsonrpc: "2.0", ...message }, "*");
+  window.sendToView = send;
   window.addEventListener("message", (event) => {
     if (event.source !== frame.contentWindow) return;
     const message = event.data;
@@ -266,6 +267,26 @@ async def test_a_failed_tool_call_is_shown_as_its_error(page, client) -> None:
     view = HostedView(page, INVOICE_VIEW)
     frame = await view.mount(arguments, result)
     assert await frame.locator("[role=alert]").inner_text() == result["content"][0]["text"]
+    await view.assert_offline_and_clean(frame)
+
+
+async def test_the_view_answers_the_hosts_requests_and_follows_its_context(page, client, story) -> None:
+    arguments = {"invoiceId": story.february["id"]}
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, await tool_result(client, "get_invoice", arguments))
+    await page.evaluate("""() => {
+        sendToView({ id: 101, method: "ping" });
+        sendToView({ id: 102, method: "tools/list", params: {} });
+        sendToView({ method: "ui/notifications/host-context-changed", params: { theme: "dark",
+            styles: { variables: { "--font-sans": "serif" } } } });
+        sendToView({ id: 103, method: "ui/resource-teardown", params: { reason: "closed by the user" } });
+    }""")
+    await page.wait_for_function("window.received.some((m) => m.id === 103)")
+    replies = {m["id"]: m for m in await page.evaluate("window.received") if m.get("id") in (101, 102, 103)}
+    assert replies[101]["result"] == {} and replies[103]["result"] == {}
+    assert replies[102]["error"]["code"] == -32601  # a view serves no tools: method not found
+    assert await frame.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert await frame.evaluate("getComputedStyle(document.body).fontFamily") == "serif"
     await view.assert_offline_and_clean(frame)
 
 
