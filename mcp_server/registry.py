@@ -73,6 +73,9 @@ def tool(
     event, not the whole call); `view` is the `ui://` page (mcp_server/views) an MCP Apps host draws the
     result with, declared as the tool's `_meta.ui.resourceUri`."""
 
+    if view is not None and not view.startswith("ui://"):
+        raise ValueError(f"tool {name}: view {view!r} must be a ui:// resource (MCP Apps)")
+
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         async def run(*args: Any, **kwargs: Any) -> Any:

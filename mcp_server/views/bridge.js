@@ -15,6 +15,7 @@ const TogaiView = (() => {
   let toolArguments = null;
   let lastResult = null;
   let lastSize = null;
+  let initialized = false;
 
   function post(message) {
     window.parent.postMessage({ jsonrpc: "2.0", ...message }, "*");
@@ -72,7 +73,7 @@ const TogaiView = (() => {
   }
 
   function reportSize() {
-    if (window.parent === window) return;
+    if (!initialized) return;
     const box = document.documentElement.getBoundingClientRect();
     const size = { width: Math.ceil(box.width), height: Math.ceil(box.height) };
     if (lastSize && lastSize.width === size.width && lastSize.height === size.height) return;
@@ -137,6 +138,7 @@ const TogaiView = (() => {
       });
       applyHostContext(result.hostContext);
       notify("ui/notifications/initialized", {});
+      initialized = true;
       new ResizeObserver(reportSize).observe(document.documentElement);
       reportSize();
     } catch (error) {

@@ -217,6 +217,19 @@ async def test_the_invoice_view_shows_the_invoice_a_finance_person_would_print(p
     await view.screenshot("invoice")
 
 
+async def test_a_draft_invoice_says_it_is_not_issued_and_owes_nothing_yet(page, client, story) -> None:
+    arguments = {"accountId": "acme"}  # March, open: only the 31.00 fee so far (in arrears, shown on the DRAFT)
+    result = await tool_result(client, "get_invoice", arguments)
+    assert (result["structuredContent"]["status"], result["structuredContent"]["totalAmount"]) == ("DRAFT", "31.00")
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, result)
+    assert await texts(frame, "[data-field=number]") == ["Draft — not issued yet"]
+    assert await texts(frame, ".totals [data-field=total]") == ["$31.00"]
+    assert await frame.locator(".totals [data-field=amount-due]").count() == 0
+    assert "Mar 1, 2026 – Mar 31, 2026" in await frame.locator(".facts").inner_text()
+    await view.assert_offline_and_clean(frame)
+
+
 async def test_the_metrics_view_draws_each_series_as_a_chart(page, client, story) -> None:
     result = await tool_result(client, "get_metrics", story.metrics_arguments)
     view = HostedView(page, METRICS_VIEW)
