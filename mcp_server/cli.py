@@ -16,7 +16,7 @@ from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.settings import Settings, SettingsError, load_settings
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
-from togai_engine.store.runtime import database_url
+from togai_engine.store.runtime import data_folder_line, database_url
 
 T = TypeVar("T")
 app = typer.Typer(help="Self-hosted usage billing with an MCP server in front of it.", no_args_is_help=True,
@@ -84,6 +84,8 @@ def serve(
     from mcp_server.serve import serve as run_server
 
     settings = settings_or_exit()
+    if not settings.database_url:
+        typer.echo(data_folder_line(settings.data_dir), err=True)
     with database_url(settings) as url:
         migrate.upgrade(url)
         tune_gc()

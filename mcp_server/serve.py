@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 from datetime import UTC, datetime
 from typing import Literal
 
 import anyio
+import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from mcp_server import fast_json
-from mcp_server.server import build_server
+from mcp_server.http_auth import ExplainUnauthorized, auth_options, no_client_registration
+from mcp_server.server import TogaiServer, build_server
 from togai_engine.settings import Settings
 from togai_engine.store.database import Database
 from togai_engine.store.partitions import ensure_ahead
@@ -44,6 +48,31 @@ async def health(_: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def listening_socket(config: uvicorn.Config) -> socket.socket:
+    """The bound socket, already listening: a client that connects once the address is printed waits in
+    the backlog until the server accepts, instead of being refused."""
+    sock = config.bind_socket()
+    sock.listen(config.backlog)
+    return sock
+
+
+async def serve_http(server: TogaiServer, settings: Settings, host: str, port: int) -> None:
+    """The SDK's streamable HTTP app under uvicorn, as the SDK's run_streamable_http_async runs it, plus the
+    401 that explains keys and one line on stderr saying where it listens (port 0 picks a free one)."""
+    security = TransportSecuritySettings(
+        allowed_hosts=[h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip()],
+        allowed_origins=[o.strip() for o in settings.http_allowed_origins.split(",") if o.strip()],
+    )
+    app = server.streamable_http_app(
+        transport_security=security, max_request_body_size=settings.http_max_request_bytes, host=host
+    )
+    config = uvicorn.Config(ExplainUnauthorized(app), host=host, port=port, log_level=settings.log_level.lower())
+    sock = listening_socket(config)
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"listening on http://{shown_host}:{sock.getsockname()[1]}/mcp", file=sys.stderr, flush=True)
+    await uvicorn.Server(config).serve(sockets=[sock])
+
+
 async def serve(
     url: str,
     settings: Settings,
@@ -63,18 +92,10 @@ async def serve(
                 fast_json.install()
                 await build_server(db, log_level=settings.log_level).run_stdio_async()
             else:
-                from mcp_server.http_auth import auth_options
-
                 server = build_server(db, log_level=settings.log_level, **auth_options(db, host, port, settings.api_key))
                 server.custom_route("/healthz", methods=["GET"])(health)
-                security = TransportSecuritySettings(
-                    allowed_hosts=[h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip()],
-                    allowed_origins=[o.strip() for o in settings.http_allowed_origins.split(",") if o.strip()],
-                )
-                await server.run_streamable_http_async(
-                    host=host, port=port, transport_security=security,
-                    max_request_body_size=settings.http_max_request_bytes,
-                )
+                server.custom_route("/register", methods=["POST"])(no_client_registration)
+                await serve_http(server, settings, host, port)
             tg.cancel_scope.cancel()
     finally:
         await db.dispose()

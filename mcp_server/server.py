@@ -9,10 +9,13 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import Tool
 from pydantic import ValidationError
 
 from mcp_server.app import AppContext
+from mcp_server.auth import current_principal
 from mcp_server.registry import (
+    SPECS,
     check_scope,
     checks_own_text,
     describe_validation_error,
@@ -43,6 +46,12 @@ def load_tools() -> None:
 
 
 class TogaiServer(MCPServer[AppContext]):
+    async def list_tools(self) -> list[Tool]:
+        # An HTTP key sees the tools its scopes allow (the local stdio user, every tool): an agent is not
+        # offered tools that can only answer "lacks scope".
+        principal = current_principal()
+        return [t for t in await super().list_tools() if t.name not in SPECS or principal.allows(SPECS[t.name].scope)]
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         # Scope first, before argument validation: a caller without the scope learns nothing else.
         check_scope(name)

@@ -62,7 +62,7 @@ async def get_account(ctx: Context, accountId: AccountId) -> Account:
         return await accounts.get_account(u.session, accountId, u.now)
 
 
-@tool("update_account", scope="customers:write", idempotent=True, title="Update account")
+@tool("update_account", scope="customers:write", destructive=True, idempotent=True, title="Update account")
 async def update_account(
     ctx: Context,
     accountId: AccountId,

@@ -23,7 +23,7 @@ from togai_engine.invoices.credit_note_schemas import (
 from togai_engine.pricing.money import parse_decimal
 
 
-@tool("create_credit_note", scope="billing:write", idempotent=True, title="Create credit note")
+@tool("create_credit_note", scope="billing:write", destructive=True, title="Create credit note")
 async def create_credit_note(
     ctx: Context,
     invoiceId: Annotated[str, Field(description="the DUE or PAID invoice to credit (inv_...)")],

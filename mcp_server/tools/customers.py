@@ -16,7 +16,7 @@ from togai_engine.customers import service as customers
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
 
 
-@tool("create_customer", scope="customers:write", idempotent=True, title="Create customer")
+@tool("create_customer", scope="customers:write", title="Create customer")
 async def create_customer(
     ctx: Context,
     name: Annotated[str, Field(min_length=1, max_length=255, description="legal name")],
@@ -46,7 +46,7 @@ async def get_customer(ctx: Context, customerId: Annotated[str, Field(descriptio
         return await customers.get_customer(u.session, customerId)
 
 
-@tool("update_customer", scope="customers:write", idempotent=True, title="Update customer")
+@tool("update_customer", scope="customers:write", destructive=True, idempotent=True, title="Update customer")
 async def update_customer(
     ctx: Context,
     customerId: Annotated[str, Field(description="the customer's id")],

@@ -24,6 +24,10 @@ from togai_engine.events.schemas import (
 T = TypeVar("T")
 MAX_ATTEMPTS = 3
 
+# A value is a decimal string or a JSON number; spelled as anyOf, not `"type": [...]`, which clients that map
+# schemas onto a single-type dialect (Gemini's OpenAPI subset, for one) reject or flatten.
+ATTRIBUTE_VALUE_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+
 EVENT_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -41,9 +45,9 @@ EVENT_JSON_SCHEMA: dict[str, Any] = {
             "anyOf": [
                 {"type": "array", "maxItems": 10, "items": {
                     "type": "object", "required": ["name", "value"],
-                    "properties": {"name": {"type": "string"}, "value": {"type": ["string", "number"]},
+                    "properties": {"name": {"type": "string"}, "value": ATTRIBUTE_VALUE_SCHEMA,
                                    "unit": {"type": "string"}}}},
-                {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+                {"type": "object", "additionalProperties": ATTRIBUTE_VALUE_SCHEMA},
             ],
         },
         "dimensions": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200},

@@ -55,7 +55,7 @@ async def get_invoice(
         return await invoices.get_invoice(u.session, u.now, invoice_id=invoiceId, account_id=accountId)
 
 
-@tool("update_invoice_status", scope="billing:write", idempotent=True, title="Update invoice status")
+@tool("update_invoice_status", scope="billing:write", destructive=True, idempotent=True, title="Update invoice status")
 async def update_invoice_status(
     ctx: Context,
     invoiceId: Annotated[str, Field(description="the invoice's id (inv_...)")],

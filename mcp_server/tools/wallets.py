@@ -16,7 +16,7 @@ from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, Wa
 AccountId = Annotated[str, Field(description="the account's id")]
 
 
-@tool("grant_credit", scope="credits:write", idempotent=True, title="Grant credit")
+@tool("grant_credit", scope="credits:write", title="Grant credit")
 async def grant_credit(
     ctx: Context,
     accountId: AccountId,

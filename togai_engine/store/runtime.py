@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from togai_engine.settings import Settings
 
@@ -22,3 +23,12 @@ def database_url(settings: Settings) -> Iterator[str]:
         yield url
     finally:
         embedded.stop()  # explicit pg_ctl stop; never left to atexit
+
+
+def data_folder_line(data_dir: Path) -> str:
+    """Which folder the embedded PostgreSQL serves, and whether it is a new one: a client that does not pass
+    TOGAI_DATA_DIR on (MCP Inspector 2.x passes no environment) silently gets the default folder."""
+    folder = Path(data_dir).expanduser().resolve()
+    if (folder / "pgdata" / "PG_VERSION").exists():
+        return f"serving the data folder {folder} (embedded PostgreSQL)"
+    return f"serving a new, empty data folder {folder} (embedded PostgreSQL); set TOGAI_DATA_DIR to serve another one"
