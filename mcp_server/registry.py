@@ -68,7 +68,10 @@ def tool(
 ) -> Callable[[F], F]:
     """Declares an MCP tool. The function's docstring is its description (written for the agent).
 
-    `audit_arguments` condenses a bulky argument list for the audit record (e.g. a 1000-event batch);
+    `read_only`, `destructive` (it can end, void or overwrite, not only add) and `idempotent` (the same call
+    again changes nothing more) become the MCP annotations; tests/tools/test_tool_surface.py holds the table
+    every tool must be in. `audit_arguments` condenses a bulky argument list for the audit record (e.g. a
+    1000-event batch);
     `checks_own_text` says the tool rejects unstorable text per item itself (a batch rejects one
     event, not the whole call); `view` is the `ui://` page (mcp_server/views) an MCP Apps host draws the
     result with, declared as the tool's `_meta.ui.resourceUri`."""
