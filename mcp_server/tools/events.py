@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from mcp.server.mcpserver import Context
 from pydantic import Field, WithJsonSchema
 
+from mcp_server.progress import progress_notifier
 from mcp_server.registry import NextToken, PageSize, UnitOfWork, tool, uow
 from togai_engine.common.schemas import Page
 from togai_engine.events import service as event_service
@@ -129,7 +130,8 @@ async def ingest_batch_events(
     a plan is later attached from a time at or before them), notBilled (their cycle is already
     invoiced) and acceptedLate (their cycle is invoiced, and its plan bills late usage on the account's
     next invoice). More than 1000 events, or `events` not being a list, is one error and stores nothing."""
-    return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now))
+    progress = progress_notifier(ctx)  # one for every attempt: a retry's phases are not announced twice
+    return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now, progress=progress))
 
 
 @tool("void_event", scope="events:write", destructive=True, idempotent=True, title="Void usage event")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field, WithJsonSchema
 
+from mcp_server.progress import progress_notifier
 from mcp_server.registry import tool, uow
 from mcp_server.views import LAB_VIEW
 from togai_engine.errors import InvalidInput
@@ -77,11 +78,12 @@ async def simulate_price_plan(
     accounts' own (a candidate's cycle settings are not used to cut them); quantities come from the same
     metering as invoices, so an account's own plan reproduces its invoices to the cent. Accounts without
     a plan are skipped with the reason; a candidate that does not price an account's currency is reported
-    as unsupported for that account. Reads only: inline plans are never stored."""
+    as unsupported for that account. Reads only: inline plans are never stored. Reports progress (accounts priced
+    so far) to clients that ask for it."""
     async with uow(ctx) as u:
         result = await lab.simulate_price_plans(
             u.session, candidates, now=u.now, account_ids=accountIds, customer_id=customerId, start_time=startTime,
-            end_time=endTime, last_cycles=lastCycles, top=top)
+            end_time=endTime, last_cycles=lastCycles, top=top, progress=progress_notifier(ctx))
     return result.model_copy(update={
         "accounts": result.accounts[:accountDetails], "accountsShown": min(accountDetails, len(result.accounts)),
         "skipped": result.skipped[:max(accountDetails, 20)]})

@@ -36,6 +36,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.close import billing_due, close_due_cycles
+from togai_engine.common.progress import ProgressCallback
 from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.invoices.late_usage import late_sources, record_late_events
 from togai_engine.meters.catalog import meters_of_schemas
@@ -58,6 +59,7 @@ ACCEPTED_LATE = "ACCEPTED_LATE"  # in an invoiced period whose plan bills late u
 VOIDED = "VOIDED"  # set by void_event (events/voids.py), never at ingest
 NOT_BILLED_NO_PLAN = "NOT_BILLED_NO_PLAN"
 MAX_HANDLE_CHARS = 50  # account ids and aliases are at most 50 characters
+PHASES = 3  # for progress: validated; accounts, ids and meters checked; stored
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -100,9 +102,11 @@ def _given_id(raw: object) -> str | None:
 
 
 async def ingest_events(
-    session: AsyncSession, raw_events: Sequence[object], now: datetime, *, report_meters: bool = False
+    session: AsyncSession, raw_events: Sequence[object], now: datetime, *, report_meters: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> IngestReport:
-    """Validates and stores a batch; never raises for a bad event (it is REJECTED with a reason)."""
+    """Validates and stores a batch; never raises for a bad event (it is REJECTED with a reason).
+    `progress` hears of each of the PHASES a batch with valid events goes through."""
     size = len(raw_events)
     report = IngestReport([REJECTED] * size, [None] * size, [None] * size)
     parsed: list[tuple[int, ParsedEvent]] = []
@@ -114,6 +118,8 @@ async def ingest_events(
             parsed.append((index, result))  # type: ignore[arg-type]
     if not parsed:
         return report
+    if progress is not None:
+        await progress(1, PHASES, f"{len(parsed)} of {size} event(s) valid; checking accounts, ids and meters")
 
     conn = await raw_connection(session)
     accounts = await _resolve_accounts(conn, {event.account_handle for _, event in parsed}, now)
@@ -214,6 +220,8 @@ async def ingest_events(
         _dumps(units) if any(u is not None for u in units) else None,
     )
     meters = tuple(m for schema in sorted(metered_schemas) for m in meters_by_schema.get(schema, ()))
+    if progress is not None:
+        await progress(2, PHASES, f"storing {len(kept)} event(s)")
     row = await _store(conn, meters, report_meters, columns, now, _dumps(statuses) if other else None, len(kept))
     for position in row["duplicates"]:
         report.statuses[indexes[position]] = DUPLICATE
@@ -228,6 +236,8 @@ async def ingest_events(
         report.warnings.append(
             f"no usage meter uses schema {schema!r} yet: its events are stored but not billed; "
             "create_usage_meter for this schema also meters the events already stored")
+    if progress is not None:
+        await progress(3, PHASES, f"stored {len(kept)} event(s)")
     return report
 
 

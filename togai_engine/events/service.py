@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import resolve_account_id
 from togai_engine.common.pagination import fetch_page
+from togai_engine.common.progress import ProgressCallback
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import (
@@ -123,9 +124,10 @@ def batch_result(report: IngestReport) -> IngestBatchResult:
     )
 
 
-async def ingest_batch(session: AsyncSession, events: object, now: datetime) -> IngestBatchResult:
+async def ingest_batch(session: AsyncSession, events: object, now: datetime, *,
+                       progress: ProgressCallback | None = None) -> IngestBatchResult:
     """Ingests 1..1000 events: valid ones are stored even when others are rejected."""
-    return batch_result(await ingest_events(session, check_batch(events), now))
+    return batch_result(await ingest_events(session, check_batch(events), now, progress=progress))
 
 
 # ---------------------------------------------------------------- reading

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.billing.schedule import BillingPeriod, account_timeline
 from togai_engine.billing.state import AccountState, load_states
+from togai_engine.common.progress import ProgressCallback
 from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
@@ -48,6 +49,9 @@ from togai_engine.pricing import parse_decimal
 MAX_CANDIDATES = 5
 DEFAULT_LAST_CYCLES = 3
 MAX_LAST_CYCLES = 120
+# Accounts priced per step of a simulation: their quantities and invoices are read together, and progress
+# is reported after each step (a caller can also stop the work there).
+SIMULATION_STEP_ACCOUNTS = 50
 
 ALIGNMENT_NOTE = (
     "Candidates are priced on each account's own billing periods (from its price plan history), so amounts "
@@ -118,9 +122,11 @@ async def simulate_price_plans(
     top: int = 5,
     candidates_field: str = "candidates",
     usage: QuantitySource = meter_quantities,
+    progress: ProgressCallback | None = None,
 ) -> SimulationResult:
     """Per account and billing period: what it was (or, for a DRAFT, would be) charged, and what each
-    candidate plan charges for the same period and usage."""
+    candidate plan charges for the same period and usage. `progress(accounts priced, accounts to price,
+    message)` follows each step of SIMULATION_STEP_ACCOUNTS accounts."""
     await read_only(session)
     notes = [ALIGNMENT_NOTE, ACTUAL_NOTE]
     if start_time is None and end_time is None and last_cycles is None:
@@ -145,18 +151,26 @@ async def simulate_price_plans(
             selected[account_id] = periods
 
     meter_ids = {card.usageMeterId for c in chosen for card in c.plan.rateCards.usageRateCards}
-    quantities = await _quantities(session, usage, selected, meter_ids)
-    invoices = await _invoices(session, selected)
     compared: list[AccountComparison] = []
-    for account_id, periods in selected.items():
-        state = states[account_id]
-        account = AccountUsage(
-            account_id=account_id, customer_id=state.customer_id, currency=state.currency, periods=periods,
-            invoices=invoices.get(account_id, {}), quantities=quantities.get(account_id, {}))
-        try:
-            compared.append(compare_account(account, chosen))
-        except EngineError as exc:  # e.g. its own plan no longer prices its currency: it cannot be billed either
-            skipped.append(SkippedAccount(accountId=account_id, reason=exc.message))
+    to_price = list(selected.items())
+    if progress is not None and to_price:
+        await progress(0, len(to_price), f"pricing {len(to_price)} account(s) under {len(chosen)} candidate(s)")
+    for first in range(0, len(to_price), SIMULATION_STEP_ACCOUNTS):
+        step = dict(to_price[first:first + SIMULATION_STEP_ACCOUNTS])
+        quantities = await _quantities(session, usage, step, meter_ids)
+        invoices = await _invoices(session, step)
+        for account_id, periods in step.items():
+            state = states[account_id]
+            account = AccountUsage(
+                account_id=account_id, customer_id=state.customer_id, currency=state.currency, periods=periods,
+                invoices=invoices.get(account_id, {}), quantities=quantities.get(account_id, {}))
+            try:
+                compared.append(compare_account(account, chosen))
+            except EngineError as exc:  # e.g. its own plan no longer prices its currency: it cannot be billed either
+                skipped.append(SkippedAccount(accountId=account_id, reason=exc.message))
+        if progress is not None:
+            done = first + len(step)
+            await progress(done, len(to_price), f"priced {done} of {len(to_price)} account(s)")
     skipped.sort(key=lambda s: s.accountId)
     return SimulationResult(
         asOf=now, startTime=start_time, endTime=end_time, lastCycles=last_cycles,

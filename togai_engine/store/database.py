@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# How long a cancelled unit of work may take to stop its statement and roll back before its connection
+# is closed instead (a server that answers nothing; normally this takes milliseconds).
+FINISH_SECONDS = 10.0
 
 
 class Database:
@@ -19,18 +25,50 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         event.listen(self.engine.sync_engine, "reset", _refuse_orphaned_transaction)
         event.listen(self.engine.sync_engine, "checkout", _skip_orphaned_transaction)
+        event.listen(self.engine.sync_engine, "handle_error", _keep_connection_of_cancelled_statement)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed when the block succeeds, rolled back otherwise.
 
-        Services take this session and never commit, so a failed call leaves nothing behind.
+        Services take this session and never commit, so a failed call leaves nothing behind. A cancelled
+        one too (an MCP client cancelling its call, an import stopped): see `_finishing`.
         """
-        async with self._sessions() as session, session.begin():
+        session = self._sessions()
+        try:
             yield session
+            await session.commit()
+        except BaseException:
+            with _finishing():
+                await session.rollback()
+            raise
+        finally:
+            with _finishing():
+                await session.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _finishing() -> anyio.CancelScope:
+    """The rollback and the connection's return, shielded from the cancellation that stopped the work.
+
+    anyio (under the MCP server) cancels every await inside a cancelled scope, the rollback's too: the
+    pool then closes the connection before asyncpg has asked the server to cancel the running statement,
+    and that server process runs on, inside the transaction and holding its locks (a statement waiting
+    for a lock waits on) until the statement ends. Shielded, asyncpg's cancel request goes out, the
+    statement stops, the transaction rolls back and a clean connection goes back to the pool."""
+    return anyio.move_on_after(FINISH_SECONDS, shield=True)
+
+
+def _keep_connection_of_cancelled_statement(context: Any) -> None:
+    """A statement cancelled under way is not a lost connection: asyncpg asks the server to cancel it and
+    finishes that before the connection's next command, so the unit of work's rollback can follow. Treated
+    as lost (SQLAlchemy's default for CancelledError), the connection would be closed at once, the cancel
+    request dropped, and the server would run the statement on, holding the transaction's locks. A cancelled
+    rollback or commit (no statement) still closes the connection: its state is unknown."""
+    if isinstance(context.original_exception, asyncio.CancelledError) and context.statement is not None:
+        context.is_disconnect = False
 
 
 class OrphanedTransaction(Exception):

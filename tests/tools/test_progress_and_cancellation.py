@@ -1,0 +1,187 @@
+"""Long tools report progress, and a cancelled call stops its work and leaves nothing behind.
+
+Through a real MCP client speaking JSON-RPC (mode="legacy": every progress and cancellation is a
+notification on the wire, as over stdio or HTTP). A cancelled call's statement is stopped in the
+server, its transaction rolled back, and its pooled connection handed back clean: no server process
+stays behind waiting for a lock (holding its own), and the next call is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from conftest import hosted, pg_connection, row_counts
+from helpers import at, call, iso, on_plan, tokens_meter, wait_until_blocked_by
+from mcp_server.server import build_server
+from togai_engine.lab import service as lab
+
+ACCOUNTS = 7
+STEP = 3  # accounts per simulation step in these tests: 7 accounts take steps of 3, 3 and 1
+
+
+@pytest.fixture
+async def wire_client(db, clock) -> AsyncIterator[Client]:
+    """A client that talks JSON-RPC to the server (the in-process default calls handlers directly)."""
+    async with hosted(Client(build_server(db, clock=clock), mode="legacy", raise_exceptions=False)) as c:
+        yield c
+
+
+class Notes:
+    """The progress notifications of one call, and an event set by the first."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, float | None, str | None]] = []
+        self.first = anyio.Event()
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.seen.append((progress, total, message))
+        self.first.set()
+
+
+def per_token(name: str, meter: str, rate: str) -> dict[str, Any]:
+    """A monthly plan charging `rate` USD per token."""
+    return {"name": name, "pricingCycleConfig": {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}},
+            "supportedCurrencies": ["USD"], "rateCards": {"usageRateCards": [{
+                "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                    {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": rate}]}]}]}}
+
+
+async def accounts_with_usage(client: Client, clock: Any) -> tuple[str, dict[str, Any]]:
+    """ACCOUNTS accounts on a stored plan since January, each with usage in January; returns the plan's id
+    and an inline candidate."""
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", **per_token("Stored", meter, "0.002"))
+    for n in range(ACCOUNTS):
+        await call(client, "create_customer", id=f"cust_{n}", name="C", account={
+            "id": f"acc_{n}", "name": "A", "pricePlanId": plan["id"], "effectiveFrom": iso(2026, 1, 1)})
+        await call(client, "ingest_event", event={"id": f"e{n}", "schemaName": "llm", "accountId": f"acc_{n}",
+                                                  "timestamp": iso(2026, 1, 10), "attributes": {"tokens": "1000"}})
+    clock.set(at(2026, 2, 10))
+    return plan["id"], per_token("Inline", meter, "0.001")
+
+
+async def blocked_processes(database_url: str, holder_pid: int) -> list[dict[str, Any]]:
+    """Server processes waiting for a lock the holder has, and any other idle in a transaction."""
+    async with pg_connection(database_url) as conn:
+        rows = await conn.fetch(
+            "SELECT pid, state, wait_event_type, left(query, 120) AS query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> $1 AND pid <> pg_backend_pid() "
+            "AND ($1 = ANY(pg_blocking_pids(pid)) OR state LIKE 'idle in transaction%')", holder_pid)
+    return [dict(row) for row in rows]
+
+
+async def settled(database_url: str, holder_pid: int, *, within: float = 5.0) -> list[dict[str, Any]]:
+    """Waits until no server process is blocked by the holder nor idle in a transaction; returns those
+    still there after `within` seconds (none, when the cancelled work was stopped)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (left := await blocked_processes(database_url, holder_pid)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return left
+
+
+async def test_simulate_reports_accounts_priced_of_accounts_to_price(wire_client, clock, monkeypatch) -> None:
+    plan, inline = await accounts_with_usage(wire_client, clock)
+    monkeypatch.setattr(lab, "SIMULATION_STEP_ACCOUNTS", STEP)
+    notes = Notes()
+    result = await wire_client.call_tool("simulate_price_plan", {"candidates": [plan, inline], "lastCycles": 1},
+                                         progress_callback=notes)
+    assert not result.is_error, result.content
+    assert result.structured_content["accountsSimulated"] == ACCOUNTS
+    # 7 accounts in steps of 3: 0 before the first, then 3, 6 and 7, each of 7
+    assert [(progress, total) for progress, total, _ in notes.seen] == [(0, 7), (3, 7), (6, 7), (7, 7)]
+    assert [message for _, _, message in notes.seen] == [
+        "pricing 7 account(s) under 2 candidate(s)", "priced 3 of 7 account(s)", "priced 6 of 7 account(s)",
+        "priced 7 of 7 account(s)"]
+
+    # a client that asks for no progress gets none, and the same result
+    quiet = await call(wire_client, "simulate_price_plan", candidates=[plan, inline], lastCycles=1)
+    assert quiet == result.structured_content
+
+
+async def test_a_batch_reports_its_phases(wire_client) -> None:
+    await call(wire_client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    await tokens_meter(wire_client)
+    notes = Notes()
+    events = [{"id": f"e{i}", "schemaName": "llm", "timestamp": "2026-01-05T00:00:00Z", "accountId": "acc",
+               "attributes": {"tokens": "1"}} for i in range(5)]
+    events.append({"id": "bad", "schemaName": "llm", "timestamp": "yesterday", "accountId": "acc"})
+    result = await wire_client.call_tool("ingest_batch_events", {"events": events}, progress_callback=notes)
+    assert not result.is_error, result.content
+    assert notes.seen == [(1, 3, "5 of 6 event(s) valid; checking accounts, ids and meters"),
+                          (2, 3, "storing 5 event(s)"), (3, 3, "stored 5 event(s)")]
+
+
+async def test_a_cancelled_batch_stores_nothing_and_leaves_no_transaction_behind(
+        wire_client, db, database_url) -> None:
+    await call(wire_client, "create_customer", id="c", name="C",
+               account={"id": "acc", "name": "A", **(await on_plan(wire_client))})
+    before = await row_counts(db)
+    # A schema nobody sent before: the batch registers it (a row in event_schemas, and the schema's lock)
+    # before it waits for the account's billing watermark, which another transaction holds.
+    events = [{"id": f"e{i}", "schemaName": "new_schema", "timestamp": "2026-01-05T00:00:00Z", "accountId": "acc",
+               "attributes": {"tokens": "1"}} for i in range(10)]
+    notes = Notes()
+    async with pg_connection(database_url) as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT FROM billing_watermarks WHERE account_id = 'acc' FOR UPDATE")
+        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+        async with anyio.create_task_group() as calls:
+            calls.start_soon(lambda: wire_client.call_tool("ingest_batch_events", {"events": events},
+                                                           progress_callback=notes))
+            await notes.first.wait()
+            await wait_until_blocked_by(database_url, holder_pid)
+            calls.cancel_scope.cancel()  # the client sends notifications/cancelled
+        assert notes.seen[0][:2] == (1, 3)
+
+        # the server stopped the statement and rolled back: nothing waits for the holder any more, no
+        # connection is left inside a transaction
+        assert await settled(database_url, holder_pid) == []
+        # the cancelled batch's schema lock is gone with it: a meter of that schema can be created now
+        with anyio.fail_after(10):
+            await call(wire_client, "create_usage_meter", name="new", eventSchemaName="new_schema",
+                       aggregation="SUM", computations=[{"computation": "tokens"}])
+        await transaction.rollback()
+
+    after = await row_counts(db)
+    # what the meter made (its row, its schema's, its audit record); of the batch, nothing
+    assert {t: (before[t], after[t]) for t in before if before[t] != after[t]} == {
+        "usage_meters": (0, 1), "event_schemas": (0, 1), "audit_log": (before["audit_log"], before["audit_log"] + 1)}
+    assert after["events"] == after["event_ids"] == after["usage_rollups"] == 0
+    # the server answers the next call, and the same batch is stored in full
+    again = await call(wire_client, "ingest_batch_events", events=events)
+    assert again["accepted"] == 10
+
+
+async def test_a_cancelled_simulation_stops_its_query_and_the_server_answers_the_next_call(
+        wire_client, db, clock, database_url, monkeypatch) -> None:
+    plan, inline = await accounts_with_usage(wire_client, clock)
+    monkeypatch.setattr(lab, "SIMULATION_STEP_ACCOUNTS", STEP)
+    before = await row_counts(db)
+    notes = Notes()
+    async with pg_connection(database_url) as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE")  # every read of invoices waits
+        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+        async with anyio.create_task_group() as calls:
+            calls.start_soon(lambda: wire_client.call_tool(
+                "simulate_price_plan", {"candidates": [plan, inline], "lastCycles": 1},
+                progress_callback=notes))
+            await wait_until_blocked_by(database_url, holder_pid)
+            calls.cancel_scope.cancel()
+        assert await settled(database_url, holder_pid) == []
+        # while the lock is still held: the server answers a call that does not need it
+        with anyio.fail_after(10):
+            assert len((await call(wire_client, "list_accounts", pageSize=100))["data"]) == ACCOUNTS
+        await transaction.rollback()
+    assert await row_counts(db) == before
+    again = await call(wire_client, "simulate_price_plan", candidates=[plan], lastCycles=1)
+    assert again["accountsSimulated"] == ACCOUNTS
