@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import queue
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,6 +33,7 @@ from togai_engine.store.database import Database
 
 MIN_PART_BYTES = 8 << 20  # below ~40k lines a second process costs more (its start-up) than it saves
 MAX_WORKERS = 8
+PARENT_GONE_EXIT = 3  # a worker's exit code when its importer went away (no one reads it)
 
 
 STOPPED_ADVICE = ("What was stored stays stored; run the import again to complete it "
@@ -254,8 +256,32 @@ def _merge_reports(report_path: Path, count: int) -> None:
                 part.unlink()
 
 
+def _exit_with_parent() -> None:
+    """Ends this worker the moment the importer that started it is gone, however it went (a SIGKILL too):
+    an operator who kills the import stops all of it, and no worker imports on with nobody to merge its
+    report or count its lines. What its open batch wrote is rolled back by PostgreSQL when the connection
+    drops; committed batches stay, as after any stopped import.
+
+    The sign is the pipe multiprocessing keeps between parent and worker (`parent_process().join()`):
+    the kernel closes the parent's end when the parent exits, whatever the cause, and the end of file stays
+    readable, so a parent that died before this thread started is seen at once. Linux's PR_SET_PDEATHSIG
+    would also work, but only on Linux, and it fires when the parent *thread* that started the worker ends
+    (here a thread of asyncio's pool), and a parent that died before the worker set it goes unnoticed."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(PARENT_GONE_EXIT)
+
+    threading.Thread(target=watch, name="togai-import-parent-watch", daemon=True).start()
+
+
 def _worker(url: str, path: Path, part: FilePart, report_path: Path, batch_size: int, done_bytes: Any,
             index: int, results: Any) -> None:
+    _exit_with_parent()
+
     def on_bytes(done: int) -> None:
         done_bytes[index] = done
 
