@@ -184,10 +184,13 @@ def import_events(
     workers: Annotated[int | None, typer.Option(
         min=1, max=8, help="processes importing parts of a JSON Lines file at once (default: one per two cores; "
                            "files under 8 MiB and CSV files use one)")] = None,
+    allow_rejected: Annotated[bool, typer.Option(
+        "--allow-rejected", help="exit 0 even when lines were rejected (they are in the report)")] = False,
 ) -> None:
     """Import historical events from a file, in constant memory. Same validation and dedupe as the
     tools: re-running the same file is safe (its events come back as duplicates). Rejected lines go
-    to the report file with their line number and reason.
+    to the report file with their line number and reason (no report when none was rejected); any
+    rejected line makes the exit code 1, unless --allow-rejected.
 
     CSV columns: id, schemaName, timestamp, accountId, then attr.<name>, unit.<name>, dim.<name>."""
     from togai_engine.events.files import FileFormatError
@@ -223,6 +226,11 @@ def import_events(
                f"rejected {summary.rejected}")
     if summary.rejected:
         typer.echo(f"rejected lines and reasons: {report_path}", err=True)
+        if not allow_rejected:
+            typer.echo(f"togai-engine: {summary.rejected} line(s) rejected; fix them and import the file again "
+                       "(stored events come back as duplicates), or pass --allow-rejected to accept that",
+                       err=True)
+            raise typer.Exit(1)
 
 
 STOPPED_REASON_CHARS = 300  # an audit row names why an import stopped; the whole message may quote SQL

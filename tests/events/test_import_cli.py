@@ -40,7 +40,8 @@ async def test_jsonl_import_reports_rejections_and_is_safe_to_rerun(client, db, 
     source.write_text("\n".join(lines) + "\n")
 
     first = run(database_url, "import", "events", str(source), "--no-progress")
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 1, first.stderr  # lines were rejected (what was valid is stored)
+    assert "togai-engine: 2 line(s) rejected; fix them and import the file again" in first.stderr
     # acme has no price plan: its 10 events are stored and metered, but reported as not billable
     assert ("read 13: accepted 0, duplicates 1, stored but not billed (cycle closed) 0, "
             "metered but not billed (no plan at their time) 10, late, billed on the next invoice 0, rejected 2") in first.stdout
@@ -51,8 +52,10 @@ async def test_jsonl_import_reports_rejections_and_is_safe_to_rerun(client, db, 
     # tokens 0 + 1 + ... + 9 = 45, each event once
     assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == 45
 
-    again = run(database_url, "import", "events", str(source), "--no-progress")
+    again = run(database_url, "import", "events", str(source), "--no-progress", "--allow-rejected")
+    assert again.returncode == 0, again.stderr  # the rejected lines are accepted as rejected
     assert "read 13: accepted 0, duplicates 11" in again.stdout
+    assert "rejected lines and reasons" in again.stderr and "--allow-rejected" not in again.stderr
     assert await scalar(db, "SELECT count(*) FROM events") == 10
 
     verified = run(database_url, "verify")
@@ -73,13 +76,13 @@ async def test_csv_import_with_attribute_unit_and_dimension_columns(client, db, 
                       "c3,llm,2026-01-03T00:00:00Z,acme,abc,,large\n"
                       "c4,llm,2026-01-03T00:00:00Z\n")
     result = run(database_url, "import", "events", str(source), "--no-progress")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     assert ("read 4: accepted 0, duplicates 0, stored but not billed (cycle closed) 0, "
             "metered but not billed (no plan at their time) 2, late, billed on the next invoice 0, rejected 2") in result.stdout
     report = sorted((json.loads(line) for line in (tmp_path / "history.csv.rejected.jsonl").read_text().splitlines()),
                     key=lambda r: r["line"])  # malformed lines are reported as read, invalid events per batch
     assert [r["line"] for r in report] == [4, 5]  # the header is line 1
-    assert report[0]["field"].startswith("attributes")
+    assert (report[0]["field"], report[0]["code"]) == ("attributes.tokens", "INVALID_VALUE")  # the attr.tokens cell
     # 100 + 250.5 = 350.5 tokens
     assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == Decimal("350.5")
     dims = await scalar(db, "SELECT dimensions->>'model' FROM events WHERE id = 'c1'")
@@ -105,6 +108,60 @@ async def test_jsonl_numbers_keep_every_digit(client, db, database_url, tmp_path
         ("12345678.123456789", "0.1", "1.5e3"))) + "\n")
     out = run(database_url, "import", "events", str(source), "--no-progress")
     assert out.returncode == 0 and "(no plan at their time) 3" in out.stdout, out.stdout + out.stderr
+    assert not (tmp_path / "precise.jsonl.rejected.jsonl").exists()  # nothing rejected: no report
     # 12345678.123456789 (17 significant digits: a double would keep 12345678.12345679) + 0.1 + 1500
     assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == Decimal(
         "12347178.223456789")
+
+
+async def test_csv_and_json_lines_name_fields_alike_and_point_at_the_column(client, db, database_url, tmp_path):
+    await seed(client)
+    event = {"schemaName": "llm", "timestamp": "2026-01-02T00:00:00Z", "accountId": "acme"}
+    jsonl = tmp_path / "same.jsonl"
+    jsonl.write_text("\r\n".join([
+        json.dumps({"id": "j1", **event, "attributes": {"tokens": "abc"}}),
+        json.dumps({"id": "j2", **event, "attributes": {"tokens": "12", "cost": "x"}}),
+        json.dumps({"id": "j3", **event, "attributes": {"tokens": "12"}, "dimensions": {"model": "m" * 201}}),
+        '{"id": "j4", "schemaName": "llm", "timestamp": ',  # cut short: the error is past its end, column 48
+        '{"id": "j5", "schemaName": "llm",, "timestamp": "2026-01-02T00:00:00Z"}',  # the second comma: column 34
+    ]) + "\r\n")
+    csv_file = tmp_path / "same.csv"
+    csv_file.write_text("id,schemaName,timestamp,accountId,attr.tokens,attr.cost,unit.cost,dim.model\n"
+                        "c1,llm,2026-01-02T00:00:00Z,acme,abc,,,\n"
+                        "c2,llm,2026-01-02T00:00:00Z,acme,12,x,,\n"
+                        f"c3,llm,2026-01-02T00:00:00Z,acme,12,,,{'m' * 201}\n"
+                        f"c4,llm,2026-01-02T00:00:00Z,acme,12,1,{'u' * 51},\n")
+
+    def rejected(source: Path) -> list[tuple[int, str, str]]:
+        out = run(database_url, "import", "events", str(source), "--no-progress", "--allow-rejected")
+        assert out.returncode == 0, out.stderr
+        report = source.with_name(source.name + ".rejected.jsonl")
+        return [(r["line"], r["field"], r["reason"]) for r in map(json.loads, report.read_text().splitlines())]
+
+    from_jsonl, from_csv = rejected(jsonl), rejected(csv_file)
+    # the same fields, named alike: an attribute by its name (not by its place among the row's cells)
+    assert [(line, field) for line, field, _ in from_jsonl[:3]] == [
+        (1, "attributes.tokens"), (2, "attributes.cost"), (3, "dimensions.model")]
+    assert [(line, field) for line, field, _ in from_csv] == [
+        (2, "attributes.tokens"), (3, "attributes.cost"), (4, "dimensions.model"), (5, "attributes.cost.unit")]
+    assert [reason for _, _, reason in from_csv[:3]] == [reason for _, _, reason in from_jsonl[:3]]
+    assert "'abc' is not a decimal number" in from_csv[0][2]
+    assert from_csv[3][2] == "must be 1-50 characters (the unit); got 51"
+    # JSON syntax errors name the column (1-based, in characters) of the line
+    assert from_jsonl[3:] == [
+        (4, "", "line 4 is not valid JSON (Expecting value at the end of the line, column 48: is the line cut "
+                "short?)"),
+        (5, "", "line 5 is not valid JSON (Expecting property name enclosed in double quotes at column 34)")]
+
+
+async def test_a_clean_import_writes_no_report_and_removes_an_earlier_one(client, db, database_url, tmp_path):
+    await seed(client)
+    source = tmp_path / "clean.jsonl"
+    source.write_text(json.dumps({"id": "k1", "schemaName": "llm", "timestamp": "2026-01-02T00:00:00Z",
+                                  "accountId": "acme", "attributes": {"tokens": "5"}}) + "\n")
+    report = tmp_path / "clean.jsonl.rejected.jsonl"
+    report.write_text('{"line": 9, "reason": "from an earlier run"}\n')
+    out = run(database_url, "import", "events", str(source), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "rejected 0" in out.stdout and "rejected lines" not in out.stderr
+    assert not report.exists()  # it described another run of the file, not this one

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from togai_engine.common.clock import Clock
 from togai_engine.events.ingest import (
@@ -58,10 +58,11 @@ class ImportSummary:
 
 @dataclass
 class _InFlight:
-    """A batch sent to the database: its events' stream positions, the given (accountId, id) keys of its
-    events, the malformed items read while it was filled (reported with its rejections, so on_rejected
+    """A batch sent to the database: its events, their stream positions, the given (accountId, id) keys of
+    its events, the malformed items read while it was filled (reported with its rejections, so on_rejected
     sees positions in stream order) and its task."""
 
+    events: list[object]
     positions: list[int]
     keys: set[tuple[str, str]]
     malformed: list[tuple[int, RejectedEvent]]
@@ -80,6 +81,7 @@ def _given_keys(batch: list[object]) -> set[tuple[str, str]]:
 
 RejectedCallback = Callable[[int, RejectedEvent], None]
 ProgressCallback = Callable[[ImportSummary], None]
+FieldNaming = Callable[[object, str], str]  # (the rejected item, its field as validation names it) -> as reported
 
 
 async def _items(source: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
@@ -113,11 +115,13 @@ async def import_events(
     concurrency: int = 2,
     on_rejected: RejectedCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    field_naming: FieldNaming | None = None,
 ) -> ImportSummary:
     """Imports every item of `source` (event dicts, or Malformed); returns the totals.
 
     on_rejected(position, rejection) is called for each rejected item, in stream order, position being
-    its 0-based place in the stream; on_progress(summary) after each batch.
+    its 0-based place in the stream; on_progress(summary) after each batch. `field_naming` renames a
+    rejection's field the way the source names it (a CSV file's attribute columns).
     """
     if not 1 <= batch_size <= MAX_BATCH_EVENTS:
         raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}")
@@ -145,7 +149,9 @@ async def import_events(
                 summary.not_billed_no_plan += 1
             elif status == ACCEPTED_LATE:
                 summary.accepted_late += 1
-        reject_all(oldest.malformed + [(oldest.positions[r.index], r) for r in report.rejected])
+        rejected = report.rejected if field_naming is None else [
+            replace(r, field=field_naming(oldest.events[r.index], r.field)) for r in report.rejected]
+        reject_all(oldest.malformed + [(oldest.positions[r.index], r) for r in rejected])
         if on_progress is not None:
             on_progress(summary)
 
@@ -153,7 +159,7 @@ async def import_events(
         keys = _given_keys(batch)
         while any(not keys.isdisjoint(earlier.keys) for earlier in in_flight):
             await settle_oldest()  # a line of this batch repeats an id of a batch in flight: that one first
-        in_flight.append(_InFlight(positions, keys, malformed,
+        in_flight.append(_InFlight(batch, positions, keys, malformed,
                                    asyncio.create_task(ingest_with_retry(database, batch, clock))))
         await asyncio.sleep(0)  # let the batch start, so reading the next one overlaps its database work
         if len(in_flight) > concurrency - 1:

@@ -9,13 +9,20 @@ CSV (.csv), header row required:
   attr.<name>                            an attribute value, e.g. attr.tokens
   unit.<name>                            optional unit of that attribute, e.g. unit.tokens
   dim.<name>                             a dimension value, e.g. dim.model
-An empty cell means "absent". Any other column is an error in the header (nothing is imported).
+An empty cell means "absent". Any other column, or a column given twice, is an error in the header
+(nothing is imported).
+
+Rejected lines name their fields as the event's JSON does: `timestamp`, `dimensions.model`, and an
+attribute by its name in both formats, `attributes.tokens` (a CSV cell of attr.tokens, a JSON Lines
+event's {"tokens": ...}); the unit of a CSV attribute is `attributes.tokens.unit`. JSON Lines events
+written with the list form [{name, value, unit}] keep its paths, e.g. `attributes[0].value`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -43,20 +50,35 @@ def file_format(path: Path) -> str:
 def read_jsonl(stream: IO[str], first_line: int = 1) -> Iterator[object]:
     """Events of a JSON Lines stream; `first_line` is the file line number of the stream's first line."""
     for number, line in enumerate(stream, start=first_line):
-        if not line.strip():
+        text = line.rstrip("\r\n")
+        if not text.strip():
             yield Malformed(f"line {number} is empty")
             continue
         try:
-            yield json_text.loads_exact(line)  # 12345678.123456789 keeps its digits
+            yield json_text.loads_exact(text)  # 12345678.123456789 keeps its digits
         except json.JSONDecodeError as exc:
-            yield Malformed(f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})")
+            yield Malformed(f"line {number} is not valid JSON ({json_error(exc, text)})")
+
+
+def json_error(exc: json.JSONDecodeError, text: str) -> str:
+    """What is wrong and where, as the 1-based column (character) of the line an editor shows; a line that
+    ends too soon is said to (its newline is not part of the event, so it is no place to point at)."""
+    column = exc.pos + 1
+    if exc.pos >= len(text.rstrip()):
+        return f"{exc.msg} at the end of the line, column {column}: is the line cut short?"
+    # some messages end with "at" already ("Unterminated string starting at", "Invalid control character at")
+    return f"{exc.msg} column {column}" if exc.msg.endswith(" at") else f"{exc.msg} at column {column}"
 
 
 def csv_columns(header: list[str]) -> list[tuple[str, str]]:
     """(kind, name) per column: kind is 'event', 'attr', 'unit' or 'dim'."""
     columns = []
+    seen: set[str] = set()
     for title in header:
         title = title.strip()
+        if title in seen:
+            raise FileFormatError(f"CSV column {title!r} appears twice; keep one")
+        seen.add(title)
         if title in EVENT_COLUMNS:
             columns.append(("event", title))
         elif title.startswith(("attr.", "unit.", "dim.")) and len(title.split(".", 1)[1]) > 0:
@@ -97,6 +119,23 @@ def read_csv(stream: IO[str]) -> Iterator[object]:
         if dimensions:
             event["dimensions"] = dimensions
         yield event
+
+
+_ATTRIBUTE_ITEM = re.compile(r"attributes\[(\d+)\](?:\.(name|value|unit))?")
+
+
+def csv_field(event: object, field: str) -> str:
+    """A rejected CSV line's field as its columns name it: a CSV event carries its attributes as a list
+    (so that units can come along), whose index means nothing in the file; the attribute's name does."""
+    match = _ATTRIBUTE_ITEM.fullmatch(field)
+    if match is None or type(event) is not dict:
+        return field
+    attributes = event.get("attributes")
+    index = int(match[1])
+    if type(attributes) is not list or index >= len(attributes):
+        return field
+    name = attributes[index].get("name")
+    return f"attributes.{name}.unit" if match[2] == "unit" else f"attributes.{name}"
 
 
 def read_events(stream: IO[str], fmt: str, first_line: int = 1) -> Iterator[object]:

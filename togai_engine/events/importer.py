@@ -1,5 +1,6 @@
 """`togai-engine import events FILE`: stream a file through the bulk import, with a progress bar
-and a report of rejected lines (JSON Lines: line, id, code, field, reason).
+and a report of rejected lines (JSON Lines: line, id, code, field, reason), written only when a line
+was rejected (the report of an earlier run at the same path is removed first: it is not this run's).
 
 A large JSON Lines file is split into byte ranges at line starts and imported by several worker
 processes at once (one Python process validates ~65k events/s, less than a PostgreSQL with a few
@@ -27,7 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Tr
 from togai_engine.common.clock import SystemClock
 from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.events.bulk import ImportSummary, RejectedCallback, import_events
-from togai_engine.events.files import FileFormatError, file_format, read_events
+from togai_engine.events.files import FileFormatError, csv_field, file_format, read_events
 from togai_engine.events.ingest import RejectedEvent
 from togai_engine.store.database import Database
 
@@ -115,7 +116,27 @@ class RangeReader:
         return line.decode("utf-8", errors="replace")
 
 
-def _report_writer(report: IO[str], first_line: int) -> RejectedCallback:
+class ReportFile:
+    """A report of rejected lines, created with its first line: an import without rejections leaves none."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def write(self, text: str) -> None:
+        if self._file is None:
+            self._file = self.path.open("w", encoding="utf-8")
+        self._file.write(text)
+
+    def __enter__(self) -> ReportFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _report_writer(report: ReportFile, first_line: int) -> RejectedCallback:
     def rejected(position: int, rejection: RejectedEvent) -> None:
         report.write(json.dumps({"line": position + first_line, "id": rejection.event_id,
                                  "code": str(rejection.code), "field": rejection.field,
@@ -130,7 +151,7 @@ class PartProgress:
     summary: ImportSummary | None = None
 
 
-async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, report: IO[str], *, batch_size: int,
+async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, report: ReportFile, *, batch_size: int,
                        on_bytes: Callable[[int], None], progress: PartProgress) -> ImportSummary:
     # CSV line numbers are 1-based and count the header; JSON Lines have no header.
     first_line = 2 if fmt == "csv" else part.first_line
@@ -144,7 +165,7 @@ async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, repor
         reader = RangeReader(raw, part.end - part.start)
         return await import_events(db, read_events(reader, fmt, first_line), clock=SystemClock(),
                                    batch_size=batch_size, on_rejected=_report_writer(report, first_line),
-                                   on_progress=on_batch)
+                                   on_progress=on_batch, field_naming=csv_field if fmt == "csv" else None)
 
 
 async def import_file(db: Database, path: Path, report_path: Path, *, batch_size: int = 1000,
@@ -153,12 +174,14 @@ async def import_file(db: Database, path: Path, report_path: Path, *, batch_size
     fmt = file_format(path)
     size = path.stat().st_size
     parts = split_lines(path, workers, min_part_bytes=min_part_bytes) if fmt == "jsonl" else [FilePart(0, size, 1)]
+    for stale in (report_path, *(_part_report(report_path, i) for i in range(len(parts)))):
+        stale.unlink(missing_ok=True)
     with Progress(TextColumn("importing {task.description}"), BarColumn(), TransferSpeedColumn(),
                   TimeElapsedColumn(), disable=not show_progress, transient=False) as progress:
         task = progress.add_task(path.name, total=size)
         if len(parts) == 1:
             part_progress = PartProgress()
-            with report_path.open("w", encoding="utf-8") as report:
+            with ReportFile(report_path) as report:
                 try:
                     summary = await _import_part(db, path, parts[0], fmt, report, batch_size=batch_size,
                                                  on_bytes=lambda done: progress.update(task, completed=done),
@@ -245,8 +268,9 @@ def _collect_after_exit(results: Any, outcomes: dict[int, tuple[str, Any]], inde
 
 
 def _merge_reports(report_path: Path, count: int) -> None:
-    """The parts' reports, in part order (each part's lines are in its own line order)."""
-    with report_path.open("w", encoding="utf-8") as merged:
+    """The parts' reports, in part order (each part's lines are in its own line order); a part without
+    rejections has none."""
+    with ReportFile(report_path) as merged:
         for i in range(count):
             part = _part_report(report_path, i)
             if part.exists():
@@ -290,7 +314,7 @@ def _worker(url: str, path: Path, part: FilePart, report_path: Path, batch_size:
     async def run() -> ImportSummary:
         db = Database(url, pool_size=3)
         try:
-            with report_path.open("w", encoding="utf-8") as report:
+            with ReportFile(report_path) as report:
                 return await _import_part(db, path, part, "jsonl", report, batch_size=batch_size, on_bytes=on_bytes,
                                           progress=progress)
         finally:
