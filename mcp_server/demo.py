@@ -1,12 +1,15 @@
 """`togai-engine demo`: a newcomer's walk-through, driving the real MCP server through a client session.
 
 Every step is a tool call an agent would make; ids are fixed so the demo can be re-run (creates are
-idempotent: the second run returns the same objects instead of failing).
+idempotent: the second run returns the same objects instead of failing). Each step prints what the tool
+returned, as JSON in the tool's own shape: whole, or with some of its fields left out, which the step's
+heading then says. Nothing printed is a shape no tool returns.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from mcp import Client
@@ -14,11 +17,29 @@ from mcp import Client
 from togai_engine.store.database import Database
 
 
-def show(step: str, result: Any) -> None:
+def show(step: str, result: Any, *, fields: Sequence[str] | None = None) -> None:
+    """Prints a tool's result under a heading. With `fields`, only those keys are kept: of each item of a
+    list result's `data` (its other keys, such as nextToken, stay), or of the result itself."""
     print(f"\n== {step}")
-    text = json.dumps(result, indent=2, default=str)
-    lines = text.splitlines()
-    print("\n".join(lines[:40] + (["  ..."] if len(lines) > 40 else [])))
+    if fields is not None:
+        listed = isinstance(result, dict) and isinstance(result.get("data"), list)
+        print(f"(the result with only {', '.join(fields)}{' of each item of data' if listed else ''})")
+        result = trimmed(result, fields)
+    print(json.dumps(result, indent=2, default=str))
+
+
+def trimmed(result: Any, fields: Sequence[str]) -> Any:
+    """`result` with only `fields` (see show), keys in the result's own order."""
+    if not isinstance(result, dict):
+        return result
+    if isinstance(result.get("data"), list):
+        return {key: [_only(item, fields) for item in value] if key == "data" else value
+                for key, value in result.items()}
+    return _only(result, fields)
+
+
+def _only(item: Any, fields: Sequence[str]) -> Any:
+    return {key: value for key, value in item.items() if key in fields} if isinstance(item, dict) else item
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> Any:
@@ -41,8 +62,7 @@ async def run_demo(db: Database) -> None:
         )
         show("create_customer (with its first account inline)", created)
         show("get_account", await call(client, "get_account", accountId="demo_acme_main"))
-        page = await call(client, "list_customers", pageSize=5)
-        show("list_customers", {"ids": [c["id"] for c in page["data"]], "nextToken": page["nextToken"]})
+        show("list_customers", await call(client, "list_customers", pageSize=5), fields=["id", "name", "status"])
         for step in _later_steps():
             await step(client)
     print("\nDone. Re-running the demo is safe: every create is idempotent on its id.")

@@ -73,12 +73,11 @@ async def metering_and_billing(client: Client) -> None:
                        billableName="LLM tokens")
     show("create_usage_meter (SUM of the `tokens` attribute of llm_call events)", meter)
     plan = await call(client, "create_price_plan", **_growth_plan(meter["id"]))
-    show("create_price_plan", {"id": plan["id"], "name": plan["name"]})
-    cards = await call(client, "list_rate_cards", pricePlanId=plan["id"])
-    show("list_rate_cards", [(c.get("type"), c.get("name")) for c in cards["data"]])
+    show("create_price_plan", plan, fields=["id", "name", "status", "supportedCurrencies"])
+    show("list_rate_cards", await call(client, "list_rate_cards", pricePlanId=plan["id"]), fields=["type", "name"])
     account = await call(client, "update_account", accountId=ACCOUNT, pricePlanId=plan["id"],
                          effectiveFrom=_iso(month))
-    show("update_account (attach the plan from the start of this month)", {"id": account["id"]})
+    show("update_account (attach the plan from the start of this month)", account)
 
     # 40 events spread over the month so far, 3,000 tokens each; ids are stable, so replays dedupe.
     span = max(now - month - timedelta(minutes=1), timedelta(minutes=1))
@@ -86,8 +85,7 @@ async def metering_and_billing(client: Client) -> None:
                "timestamp": _iso(month + span * i / 40), "attributes": {"tokens": "3000"},
                "dimensions": {"model": "small" if i % 2 else "large"}} for i in range(40)]
     result = await call(client, "ingest_batch_events", events=events)
-    show("ingest_batch_events (40 events; accountId given by the alias 'acme')",
-         {k: v for k, v in result.items() if k != "results"})
+    show("ingest_batch_events (40 events; accountId given by the alias 'acme')", result)
     retry = await call(client, "ingest_event", event=events[0])
     show("ingest_event (a retry of the first event: counted once)", retry)
 
@@ -99,7 +97,7 @@ async def metering_and_billing(client: Client) -> None:
     draft = await call(client, "get_invoice", accountId=ACCOUNT)
     show("get_invoice (the open cycle's DRAFT: 120,000 tokens = 100,000 x 0.0002 + 20,000 x 0.0001 = "
          "22.00, plus the 49.00 platform fee)",
-         {k: draft.get(k) for k in ("status", "startDate", "endDate", "totalAmount", "currency")})
+         draft, fields=["id", "status", "startDate", "endDate", "totalAmount", "currency"])
     credit = await call(client, "grant_credit", accountId=ACCOUNT, amount="25", purpose="welcome credit",
                         idempotencyKey="demo_welcome_credit")
     show("grant_credit (25.00 USD; the idempotency key makes a re-run return the same grant)", credit)
@@ -108,14 +106,16 @@ async def metering_and_billing(client: Client) -> None:
          await call(client, "check_entitlement", accountId=ACCOUNT, featureId="llm_tokens", quantity="1000"))
     show("check_entitlement (a feature the plan lacks)",
          await call(client, "check_entitlement", accountId=ACCOUNT, featureId="audit_export"))
-    show("list_invoices", [(i["status"], i["startDate"], i["totalAmount"])
-                           for i in (await call(client, "list_invoices", accountId=ACCOUNT))["data"]])
+    show("list_invoices", await call(client, "list_invoices", accountId=ACCOUNT),
+         fields=["id", "status", "startDate", "totalAmount"])
 
     quote = await call(client, "calculate_revenue", pricePlanId=plan["id"], usage={meter["id"]: "1200000"})
-    show("calculate_revenue (what do 1.2M tokens cost on Demo Growth?)", {"total": quote.get("total")})
+    show("calculate_revenue (what do 1.2M tokens cost on Demo Growth?)", quote,
+         fields=["pricePlanName", "currency", "subTotal", "trueUp", "total"])
     simulation = await call(client, "simulate_price_plan", candidates=[plan["id"], _volume_candidate(meter["id"])],
                             accountIds=[ACCOUNT], lastCycles=1)
-    show("simulate_price_plan (Demo Growth vs an inline Demo Volume plan, this cycle)", simulation.get("totals"))
+    show("simulate_price_plan (Demo Growth vs an inline Demo Volume plan, this cycle)", simulation,
+         fields=["candidates", "totals"])
 
 
 STEPS: list[Callable[[Client], Awaitable[None]]] = [metering_and_billing]
