@@ -9,12 +9,16 @@ stays behind waiting for a lock (holding its own), and the next call is answered
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from conftest import hosted, pg_connection, row_counts
 from helpers import at, call, iso, on_plan, tokens_meter, wait_until_blocked_by
@@ -185,3 +189,39 @@ async def test_a_cancelled_simulation_stops_its_query_and_the_server_answers_the
     assert await row_counts(db) == before
     again = await call(wire_client, "simulate_price_plan", candidates=[plan], lastCycles=1)
     assert again["accountsSimulated"] == ACCOUNTS
+
+
+async def test_over_stdio_progress_arrives_and_a_cancelled_batch_leaves_nothing(db, database_url) -> None:
+    """The same through `togai-engine serve` as a subprocess, as a desktop client runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOGAI_")} | {
+        "TOGAI_DATABASE_URL": database_url, "TOGAI_BILLING_INTERVAL_SECONDS": "0"}
+    params = StdioServerParameters(command=str(Path(sys.executable).parent / "togai-engine"), args=["serve"], env=env)
+    now = datetime.now(UTC).isoformat()
+    async with hosted(Client(params)) as client:
+        await call(client, "create_customer", id="c", name="C",
+                   account={"id": "acc", "name": "A", **(await on_plan(client, now))})
+        await tokens_meter(client)
+        notes = Notes()
+        first = await client.call_tool("ingest_batch_events", {"events": [
+            {"id": "s1", "schemaName": "llm", "timestamp": now, "accountId": "acc", "attributes": {"tokens": "1"}}]},
+            progress_callback=notes)
+        assert not first.is_error and first.structured_content["accepted"] == 1, first.content
+        assert [(progress, total) for progress, total, _ in notes.seen] == [(1, 3), (2, 3), (3, 3)]
+
+        before = await row_counts(db)
+        events = [{"id": f"n{i}", "schemaName": "new_schema", "timestamp": now, "accountId": "acc",
+                   "attributes": {"tokens": "1"}} for i in range(10)]
+        async with pg_connection(database_url) as holder:
+            transaction = holder.transaction()
+            await transaction.start()
+            await holder.execute("SELECT FROM billing_watermarks WHERE account_id = 'acc' FOR UPDATE")
+            holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+            async with anyio.create_task_group() as calls:
+                calls.start_soon(lambda: client.call_tool("ingest_batch_events", {"events": events}))
+                await wait_until_blocked_by(database_url, holder_pid)
+                calls.cancel_scope.cancel()
+            assert await settled(database_url, holder_pid) == []
+            with anyio.fail_after(10):
+                assert (await call(client, "get_account", accountId="acc"))["id"] == "acc"
+            await transaction.rollback()
+        assert await row_counts(db) == before
