@@ -225,3 +225,24 @@ async def test_over_stdio_progress_arrives_and_a_cancelled_batch_leaves_nothing(
                 assert (await call(client, "get_account", accountId="acc"))["id"] == "acc"
             await transaction.rollback()
         assert await row_counts(db) == before
+
+
+async def test_a_cancelled_read_without_a_transaction_stops_its_query_too(wire_client, db, database_url) -> None:
+    """Tools that only read run in autocommit (mcp_server/reads.py), without a unit of work to roll back:
+    their query is stopped all the same."""
+    await call(wire_client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    async with pg_connection(database_url) as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # EVENTS metrics count them
+        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+        async with anyio.create_task_group() as calls:
+            calls.start_soon(lambda: wire_client.call_tool("get_metrics", {
+                "startTime": "2026-01-01T00:00:00Z", "endTime": "2026-02-01T00:00:00Z",
+                "metricQueries": [{"id": "e", "name": "EVENTS", "aggregationPeriod": "MONTH"}]}))
+            await wait_until_blocked_by(database_url, holder_pid)
+            calls.cancel_scope.cancel()
+        assert await settled(database_url, holder_pid) == []
+        with anyio.fail_after(10):
+            assert (await call(wire_client, "get_account", accountId="acc"))["id"] == "acc"
+        await transaction.rollback()

@@ -37,7 +37,10 @@ class Database:
         session = self._sessions()
         try:
             yield session
-            await session.commit()
+            # Once the work is done, a cancellation waits for the commit (atomic either way): a COMMIT cut
+            # off in the middle leaves its outcome unknown and the connection unusable.
+            with anyio.CancelScope(shield=True):
+                await session.commit()
         except BaseException:
             with _finishing():
                 await session.rollback()
