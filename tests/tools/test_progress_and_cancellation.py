@@ -68,6 +68,7 @@ async def accounts_with_usage(client: Client, clock: Any) -> tuple[str, dict[str
         await call(client, "ingest_event", event={"id": f"e{n}", "schemaName": "llm", "accountId": f"acc_{n}",
                                                   "timestamp": iso(2026, 1, 10), "attributes": {"tokens": "1000"}})
     clock.set(at(2026, 2, 10))
+    await call(client, "list_invoices")  # reading catches billing up: January's invoices become DUE
     return plan["id"], per_token("Inline", meter, "0.001")
 
 
@@ -94,18 +95,24 @@ async def test_simulate_reports_accounts_priced_of_accounts_to_price(wire_client
     plan, inline = await accounts_with_usage(wire_client, clock)
     monkeypatch.setattr(lab, "SIMULATION_STEP_ACCOUNTS", STEP)
     notes = Notes()
-    result = await wire_client.call_tool("simulate_price_plan", {"candidates": [plan, inline], "lastCycles": 1},
+    result = await wire_client.call_tool("simulate_price_plan", {"candidates": [plan, inline], "lastCycles": 2},
                                          progress_callback=notes)
     assert not result.is_error, result.content
     assert result.structured_content["accountsSimulated"] == ACCOUNTS
+    # 7 accounts × 2 periods: January (DUE) 1,000 tokens × 0.002 = 2.00 each, February (open) no usage: 0.00;
+    # 7 × 2.00 = 14.00. The inline plan: 1,000 × 0.001 = 1.00 each, 7 × 1.00 = 7.00
+    assert [(t["candidate"], t["cycles"], t["actual"], t["amount"]) for t in result.structured_content["totals"]] == [
+        (0, 14, "14.00", "14.00"), (1, 14, "14.00", "7.00")]
     # 7 accounts in steps of 3: 0 before the first, then 3, 6 and 7, each of 7
     assert [(progress, total) for progress, total, _ in notes.seen] == [(0, 7), (3, 7), (6, 7), (7, 7)]
     assert [message for _, _, message in notes.seen] == [
         "pricing 7 account(s) under 2 candidate(s)", "priced 3 of 7 account(s)", "priced 6 of 7 account(s)",
         "priced 7 of 7 account(s)"]
 
-    # a client that asks for no progress gets none, and the same result
-    quiet = await call(wire_client, "simulate_price_plan", candidates=[plan, inline], lastCycles=1)
+    # a client that asks for no progress gets none, and the same result as when all accounts are priced in
+    # one step (the default step holds all 7)
+    monkeypatch.undo()
+    quiet = await call(wire_client, "simulate_price_plan", candidates=[plan, inline], lastCycles=2)
     assert quiet == result.structured_content
 
 
