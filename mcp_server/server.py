@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from mcp_server.app import AppContext
 from mcp_server.auth import current_principal
+from mcp_server.completions import register_completions
+from mcp_server.prompts import register_prompts
 from mcp_server.registry import (
     SPECS,
     check_scope,
@@ -22,6 +24,8 @@ from mcp_server.registry import (
     register_all,
     reject_unstorable_text,
 )
+from mcp_server.resource_updates import ResourceUpdates
+from mcp_server.resources import register_resources
 from mcp_server.views import views_extension
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
@@ -46,6 +50,9 @@ def load_tools() -> None:
 
 
 class TogaiServer(MCPServer[AppContext]):
+    # Awaited after a tool call succeeded (its transaction committed), e.g. to notify resource subscribers.
+    after_tool_call: list[Callable[[str, dict[str, Any], Any, Any], Awaitable[None]]]
+
     async def list_tools(self) -> list[Tool]:
         # An HTTP key sees the tools its scopes allow (the local stdio user, every tool): an agent is not
         # offered tools that can only answer "lacks scope".
@@ -58,7 +65,7 @@ class TogaiServer(MCPServer[AppContext]):
         if not checks_own_text(name):
             reject_unstorable_text(arguments)
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             # Arguments that do not validate (the SDK raises ToolError for those; an UnexpectedToolError
             # is a crash inside a tool and stays the SDK's): the SDK's text names pydantic's model and
@@ -66,6 +73,9 @@ class TogaiServer(MCPServer[AppContext]):
             if type(exc) is ToolError and isinstance(exc.__cause__, ValidationError):
                 raise ToolError(f"{name}: {describe_validation_error(exc.__cause__)}") from None
             raise
+        for observer in self.after_tool_call:
+            await observer(name, arguments, result, context)
+        return result
 
 
 def build_server(
@@ -91,4 +101,11 @@ def build_server(
         extensions=[views_extension()], **server_options  # type: ignore[arg-type]
     )
     register_all(server)
+    server.after_tool_call = []
+    register_prompts(server)
+    register_resources(server)
+    register_completions(server)
+    updates = ResourceUpdates()
+    updates.install(server)
+    server.after_tool_call.append(updates.after_tool_call)
     return server

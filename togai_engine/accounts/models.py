@@ -33,7 +33,11 @@ class AccountHandleRow(Base):
     unique across all aliases and all account ids, and events resolve `accountId` with one lookup."""
 
     __tablename__ = "account_handles"
-    __table_args__ = (Index("ix_account_handles_account", "account_id"),)
+    __table_args__ = (
+        Index("ix_account_handles_account", "account_id"),
+        # prefix search (completion): a byte-order index, whatever the database collation (migration 0014)
+        Index("ix_account_handles_handle_prefix", "handle", postgresql_ops={"handle": "text_pattern_ops"}),
+    )
 
     handle: Mapped[str] = mapped_column(String(50), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -12,6 +12,10 @@ from togai_engine.store.base import Base
 
 class CustomerRow(Base):
     __tablename__ = "customers"
+    __table_args__ = (
+        # prefix search (completion): a byte-order index, whatever the database collation (migration 0014)
+        Index("ix_customers_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"}),
+    )
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)

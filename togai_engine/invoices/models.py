@@ -37,6 +37,8 @@ class InvoiceRow(Base):
         Index("ix_invoices_period_start_seq", "period_start", "seq"),
         Index("ix_invoices_customer_period", "customer_id", "period_start"),
         Index("ix_invoices_status_account", "status", "account_id"),
+        # prefix search (completion): a byte-order index, whatever the database collation (migration 0014)
+        Index("ix_invoices_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"}),
     )
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)

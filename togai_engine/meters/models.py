@@ -31,6 +31,8 @@ class UsageMeterRow(Base):
     __tablename__ = "usage_meters"
     __table_args__ = (
         Index("ix_usage_meters_event_schema_name", "event_schema_name"),
+        # prefix search (completion): a byte-order index, whatever the database collation (migration 0014)
+        Index("ix_usage_meters_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"}),
         CheckConstraint("negative_values IN ('ALLOW', 'REJECT')", name="negative_values_known"),
     )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,6 +14,10 @@ class PricePlanRow(Base):
     """An immutable price plan; `definition` is its validated content (rate cards included)."""
 
     __tablename__ = "price_plans"
+    __table_args__ = (
+        # prefix search (completion): a byte-order index, whatever the database collation (migration 0014)
+        Index("ix_price_plans_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"}),
+    )
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)

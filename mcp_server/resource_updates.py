@@ -1,0 +1,186 @@
+"""Resource subscriptions: a subscriber of an account or of its DRAFT invoice hears when a write changes it.
+
+After a tool call that changes an account's open charges commits (ingest_event, ingest_batch_events, void_event,
+void_events: the accounts whose billable usage moved; grant_credit and update_account: that account), the
+server sends notifications/resources/updated for those accounts' resources that someone watches:
+togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. Nobody watching costs
+an ingest nothing: the accounts are only looked up while some account or invoice URI is watched.
+
+Two protocol eras, both served:
+- 2026-07-28 clients listen (`subscriptions/listen` with resourceSubscriptions). The SDK serves the stream and
+  filters it by URI; the server publishes on the SDK's bus (`Context.notify_resource_updated`). A middleware
+  around the listen request records which URIs are listened to, and refuses a URI the caller's key may not read.
+- 2025 clients send `resources/subscribe`. MCPServer does not serve it, so the handlers are registered on the
+  low-level server (which then advertises `resources.subscribe`), and each subscribed connection is sent the
+  notification on its standalone stream. A closed connection's subscriptions go with it.
+
+Writes made outside this server process (the CLI's import, another replica) and DRAFT -> DUE closes by bill runs
+notify nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolResult, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+
+from mcp_server.app import AppContext
+from mcp_server.resources import ACCOUNT, INVOICE, INVOICE_JSON, expand, kind_of, require_scope
+from togai_engine.app import lookup
+
+log = logging.getLogger("togai_engine.resource_updates")
+
+WATCHED_PREFIXES = ("togai://accounts/", "togai://invoices/")
+USAGE_TOOLS = {"ingest_event", "ingest_batch_events", "void_event", "void_events"}
+ACCOUNT_TOOLS = {"grant_credit", "update_account"}
+NOT_BILLABLE_EVENT = {"DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"}
+BATCH_NOT_BILLABLE = ("duplicateIndexes", "notBilledIndexes", "notBilledNoPlanIndexes")
+
+
+def requested_uris(params: Any) -> list[str]:
+    """The resourceSubscriptions of a raw subscriptions/listen request."""
+    notifications = params.get("notifications") if isinstance(params, Mapping) else None
+    uris = notifications.get("resourceSubscriptions") if isinstance(notifications, Mapping) else None
+    return [uri for uri in uris if isinstance(uri, str)] if isinstance(uris, list) else []
+
+
+def check_readable(uri: str) -> None:
+    """A subscription needs what reading needs: one of our resources, and the scope to read it."""
+    found = kind_of(uri)
+    if found is None:
+        raise MCPError(INVALID_PARAMS, f"uri: {uri!r} is not a resource of this server; resources/templates/list "
+                                       "names the templates (e.g. togai://invoices/{invoiceId})")
+    require_scope(found[0], uri)
+
+
+def touched_accounts(name: str, arguments: dict[str, Any], result: dict[str, Any]) -> set[str]:
+    """The accounts (ids or aliases) whose open charges a successful call of tool `name` changed."""
+    if name == "ingest_event":
+        return set() if result.get("status") in NOT_BILLABLE_EVENT else {result["accountId"]}
+    if name == "ingest_batch_events":
+        events = arguments.get("events")
+        if not isinstance(events, list):
+            return set()
+        skipped = {rejected["index"] for rejected in result.get("rejectedEvents", [])}
+        for key in BATCH_NOT_BILLABLE:
+            skipped.update(result.get(key, []))
+        return {event["accountId"] for i, event in enumerate(events)
+                if i not in skipped and isinstance(event, dict) and isinstance(event.get("accountId"), str)}
+    if name == "void_event":
+        return {result["accountId"]}
+    if name == "void_events":
+        return {record["accountId"] for record in result.get("data", [])}
+    if name in ACCOUNT_TOOLS:
+        account = arguments.get("accountId")
+        return {account} if isinstance(account, str) else set()
+    return set()
+
+
+class ResourceUpdates:
+    def __init__(self) -> None:
+        self._listened: Counter[str] = Counter()
+        self._subscribers: dict[str, dict[int, Connection]] = {}
+        self._connections_seen: set[int] = set()
+
+    def watched(self) -> set[str]:
+        return set(self._listened) | set(self._subscribers)
+
+    # --- 2026-07-28: subscriptions/listen -------------------------------------------------------------
+
+    async def track_listen(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Server middleware: records the URIs a listen stream asks for while the stream is open."""
+        if ctx.method != "subscriptions/listen" or ctx.request_id is None:
+            return await call_next(ctx)
+        uris = requested_uris(ctx.params)
+        for uri in uris:
+            check_readable(uri)
+        self._listened.update(uris)
+        try:
+            return await call_next(ctx)
+        finally:
+            self._listened.subtract(uris)
+            for uri in uris:
+                if self._listened[uri] <= 0:
+                    del self._listened[uri]
+
+    # --- 2025: resources/subscribe ----------------------------------------------------------------------
+
+    async def subscribe(self, ctx: ServerRequestContext[AppContext], params: SubscribeRequestParams) -> EmptyResult:
+        uri = str(params.uri)
+        check_readable(uri)
+        connection = self._connection(ctx)
+        self._subscribers.setdefault(uri, {})[id(connection)] = connection
+        if id(connection) not in self._connections_seen:
+            self._connections_seen.add(id(connection))
+            connection.exit_stack.callback(self._forget, connection)
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: ServerRequestContext[AppContext], params: UnsubscribeRequestParams) -> EmptyResult:
+        uri = str(params.uri)
+        subscribers = self._subscribers.get(uri, {})
+        subscribers.pop(id(self._connection(ctx)), None)
+        if not subscribers:
+            self._subscribers.pop(uri, None)
+        return EmptyResult()
+
+    @staticmethod
+    def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
+        # The low-level request context carries the per-request ServerSession, which holds the connection but
+        # exposes no accessor for it (mcp 2.3); the connection is what outlives the request.
+        return ctx.session._connection  # type: ignore[no-any-return]
+
+    def _forget(self, connection: Connection) -> None:
+        self._connections_seen.discard(id(connection))
+        for uri in list(self._subscribers):
+            self._subscribers[uri].pop(id(connection), None)
+            if not self._subscribers[uri]:
+                del self._subscribers[uri]
+
+    # --- after a write ------------------------------------------------------------------------------------
+
+    async def after_tool_call(self, name: str, arguments: dict[str, Any], result: Any, context: Any) -> None:
+        """Notifies the watchers of the resources a committed tool call changed. Never fails the call: the
+        change is committed whatever happens here."""
+        if name not in USAGE_TOOLS | ACCOUNT_TOOLS or not isinstance(context, Context):
+            return
+        watched = self.watched()
+        if not any(uri.startswith(WATCHED_PREFIXES) for uri in watched):
+            return
+        if not isinstance(result, CallToolResult) or result.is_error or not isinstance(result.structured_content, dict):
+            return
+        try:
+            handles = touched_accounts(name, arguments, result.structured_content)
+            if not handles:
+                return
+            app: AppContext = context.request_context.lifespan_context
+            async with app.db.unit_of_work() as session:
+                found = await lookup.accounts_and_drafts(session, handles)
+            changed = [uri for uri in self._uris(found.values()) if uri in watched]
+            for uri in changed:
+                await context.notify_resource_updated(uri)
+                for connection in list(self._subscribers.get(uri, {}).values()):
+                    await connection.send_resource_updated(uri)
+        except Exception:  # the write is committed; a failed notification must not turn it into an error
+            log.exception("notifying subscribers after %s failed", name)
+
+    @staticmethod
+    def _uris(accounts: Iterable[lookup.AccountHandles]) -> list[str]:
+        uris: list[str] = []
+        for account in accounts:
+            uris += [expand(ACCOUNT, handle) for handle in account.handles]
+            for invoice_id in account.draft_invoice_ids:
+                uris += [expand(INVOICE, invoice_id), expand(INVOICE_JSON, invoice_id)]
+        return uris
+
+    def install(self, server: MCPServer[Any]) -> None:
+        server.middleware.append(self.track_listen)
+        lowlevel = server._lowlevel_server  # MCPServer has no hook for resources/subscribe (see module docstring)
+        lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, self.subscribe)
+        lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, self.unsubscribe)

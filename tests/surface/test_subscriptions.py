@@ -1,0 +1,125 @@
+"""Resource subscriptions through real MCP clients: new usage of an account notifies the subscribers of its
+DRAFT invoice and of the account (by id or alias), and nobody else; on the 2026-07-28 wire
+(subscriptions/listen) and on the 2025 one (resources/subscribe)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import anyio
+import mcp_types
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from conftest import hosted
+from helpers import call
+from mcp_server.server import build_server
+from surface_story import tell
+
+QUIET = 0.5  # seconds without a notification that show none was sent (a sent one arrives in milliseconds)
+
+
+async def feb_event(client: Any, event_id: str, account: str, tokens: str = "5") -> dict[str, Any]:
+    return await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "accountId": account,
+                                                     "timestamp": "2026-02-03T10:00:00Z",
+                                                     "attributes": {"tokens": tokens}})
+
+
+async def next_uris(subscription: Any, count: int, timeout: float = 5) -> set[str]:
+    uris = set()
+    with anyio.fail_after(timeout):
+        while len(uris) < count:
+            uris.add((await subscription.__anext__()).uri)
+    return uris
+
+
+async def nothing_arrives(subscription: Any) -> None:
+    with anyio.move_on_after(QUIET) as waited:
+        event = await subscription.__anext__()
+        raise AssertionError(f"unexpected notification {event}")
+    assert waited.cancelled_caught
+
+
+async def test_new_usage_notifies_the_listeners_of_the_draft_and_the_account(client, clock) -> None:
+    story = await tell(client, clock)
+    draft = f"togai://invoices/{story.acme_february}"
+    watched = [draft, f"{draft}.json", "togai://accounts/acme-eu"]
+    async with client.listen(resource_subscriptions=watched) as subscription:
+        assert set(subscription.honored.resource_subscriptions or []) == set(watched)
+        await feb_event(client, "globex-feb-1", "globex-main")  # another account's usage
+        await nothing_arrives(subscription)
+        await feb_event(client, "acme-feb-1", "acme-main")
+        assert await next_uris(subscription, 3) == set(watched)
+        # the same event again is a DUPLICATE: nothing changed, nothing is sent
+        assert (await feb_event(client, "acme-feb-1", "acme-main"))["status"] == "DUPLICATE"
+        await nothing_arrives(subscription)
+        # a batch: one globex event and one acme event (by alias); a rejected event changes nothing
+        result = await call(client, "ingest_batch_events", events=[
+            {"id": "globex-feb-2", "schemaName": "llm", "accountId": "globex-main",
+             "timestamp": "2026-02-03T11:00:00Z", "attributes": {"tokens": "1"}},
+            {"id": "acme-feb-2", "schemaName": "llm", "accountId": "acme-eu", "timestamp": "2026-02-03T11:00:00Z",
+             "attributes": {"tokens": "2"}}])
+        assert result["accepted"] == 2
+        assert await next_uris(subscription, 3) == set(watched)
+        rejected = await call(client, "ingest_batch_events", events=[
+            {"id": "acme-bad", "schemaName": "llm", "accountId": "acme-eu", "timestamp": "not a time"}])
+        assert rejected["rejected"] == 1
+        await nothing_arrives(subscription)
+        # voiding usage changes the DRAFT too
+        await call(client, "void_event", accountId="acme-main", eventId="acme-feb-2", reason="sent by mistake")
+        assert await next_uris(subscription, 3) == set(watched)
+    # what the notification announced is there: 5 tokens more, 0.10 each = 0.50 on top of the 10.00 fee
+    text = (await client.read_resource(draft)).contents[0].text
+    assert "| **Total** | 10.50 |" in text
+
+
+async def test_listening_only_to_another_accounts_draft_hears_nothing(client, clock) -> None:
+    story = await tell(client, clock)
+    async with client.listen(resource_subscriptions=[f"togai://invoices/{story.globex_february}"]) as subscription:
+        await feb_event(client, "acme-feb-1", "acme-main")
+        await nothing_arrives(subscription)
+        await feb_event(client, "globex-feb-1", "globex-main")
+        assert await next_uris(subscription, 1) == {f"togai://invoices/{story.globex_february}"}
+
+
+async def test_listening_to_something_that_is_not_a_resource_is_refused(client) -> None:
+    with pytest.raises(MCPError) as raised:
+        async with client.listen(resource_subscriptions=["togai://nothing/here"]):
+            pass
+    assert "'togai://nothing/here' is not a resource of this server" in raised.value.error.message
+
+
+async def test_a_2025_client_subscribes_and_is_notified(db, clock) -> None:
+    received: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, mcp_types.ResourceUpdatedNotification):
+            received.append(str(message.params.uri))
+            arrived.set()
+
+    server = build_server(db, clock=clock)
+    async with hosted(Client(server, mode="legacy", message_handler=on_message)) as client:
+        assert client.protocol_version == "2025-11-25"
+        assert client.server_capabilities.resources.subscribe is True
+        story = await tell(client, clock)
+        draft = f"togai://invoices/{story.acme_february}"
+        with warnings.catch_warnings():  # resources/subscribe is the 2025 way, deprecated by the SDK for 2026
+            warnings.simplefilter("ignore")
+            await client.subscribe_resource(draft)
+            await feb_event(client, "globex-feb-1", "globex-main")
+            await anyio.sleep(QUIET)
+            assert received == []
+            await feb_event(client, "acme-feb-1", "acme-eu")
+            with anyio.fail_after(5):
+                await arrived.wait()
+            assert received == [draft]
+            await client.unsubscribe_resource(draft)
+            await feb_event(client, "acme-feb-2", "acme-main")
+            await anyio.sleep(QUIET)
+            assert received == [draft]
+            with pytest.raises(MCPError) as raised:
+                await client.subscribe_resource("togai://nothing/here")
+            assert "is not a resource of this server" in raised.value.error.message
