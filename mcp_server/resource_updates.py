@@ -162,7 +162,8 @@ class ResourceUpdates:
             app: AppContext = context.request_context.lifespan_context
             async with app.db.unit_of_work() as session:
                 found = await lookup.accounts_and_drafts(session, handles)
-            changed = [uri for uri in self._uris(found.values()) if uri in watched]
+            # a grant changes the account's wallet, not what its DRAFT invoices charge
+            changed = [uri for uri in self._uris(found.values(), drafts=name != "grant_credit") if uri in watched]
             for uri in changed:
                 await context.notify_resource_updated(uri)
                 for connection in list(self._subscribers.get(uri, {}).values()):
@@ -171,11 +172,11 @@ class ResourceUpdates:
             log.exception("notifying subscribers after %s failed", name)
 
     @staticmethod
-    def _uris(accounts: Iterable[lookup.AccountHandles]) -> list[str]:
+    def _uris(accounts: Iterable[lookup.AccountHandles], *, drafts: bool) -> list[str]:
         uris: list[str] = []
         for account in accounts:
             uris += [expand(ACCOUNT, handle) for handle in account.handles]
-            for invoice_id in account.draft_invoice_ids:
+            for invoice_id in account.draft_invoice_ids if drafts else ():
                 uris += [expand(INVOICE, invoice_id), expand(INVOICE_JSON, invoice_id)]
         return uris
 

@@ -134,6 +134,14 @@ async def test_unknown_ids_are_errors_that_say_what_to_do(client, clock) -> None
         assert message in raised.value.error.message and uri in raised.value.error.message
 
 
+async def test_an_id_with_a_colon_is_percent_encoded_in_its_uri(client) -> None:
+    await call(client, "create_customer", id="team:x", name="Team X", account={"id": "team:x.main", "name": "Team X"})
+    listed = [str(r.uri) for r in (await client.list_resources()).resources]
+    assert "togai://accounts/team%3Ax.main" in listed
+    _, text = await read(client, "togai://accounts/team%3Ax.main")
+    assert json.loads(text)["id"] == "team:x.main"
+
+
 async def test_resources_list_names_the_newest_of_each_kind_bounded(client, clock) -> None:
     story = await tell(client, clock)
     listed = {str(r.uri): r for r in (await client.list_resources()).resources}

@@ -84,6 +84,15 @@ async def test_listening_only_to_another_accounts_draft_hears_nothing(client, cl
         assert await next_uris(subscription, 1) == {f"togai://invoices/{story.globex_february}"}
 
 
+async def test_a_credit_grant_notifies_the_account_not_its_draft(client, clock) -> None:
+    story = await tell(client, clock)
+    account = "togai://accounts/acme-main"
+    async with client.listen(resource_subscriptions=[account, f"togai://invoices/{story.acme_february}"]) as sub:
+        await call(client, "grant_credit", accountId="acme-main", amount="5.00", idempotencyKey="g1")
+        assert await next_uris(sub, 1) == {account}
+        await nothing_arrives(sub)
+
+
 async def test_listening_to_something_that_is_not_a_resource_is_refused(client) -> None:
     with pytest.raises(MCPError) as raised:
         async with client.listen(resource_subscriptions=["togai://nothing/here"]):

@@ -1,0 +1,110 @@
+"""Resources, completions and subscriptions over streamable HTTP respect API-key scopes as the tools do."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import PromptReference
+
+from conftest import hosted
+from surface_story import tell
+from togai_engine.apikeys.service import create_key
+
+BIN = Path(sys.executable).parent / "togai-engine"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def http_server(database_url: str, db) -> AsyncIterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOGAI_")}
+    env |= {"TOGAI_DATABASE_URL": database_url, "TOGAI_BILLING_INTERVAL_SECONDS": "0"}
+    proc = subprocess.Popen([str(BIN), "serve", "--transport", "http", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(150):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode()[-2000:]) from None
+                await asyncio.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def keyed(db, url: str, *scopes: str) -> Client:
+    async with db.unit_of_work() as session:
+        key = (await create_key(session, "test", list(scopes), datetime.now(UTC))).key
+    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {key}"}, timeout=30)))
+
+
+async def refused(coroutine, scope: str) -> str:
+    with pytest.raises(MCPError) as raised:
+        await coroutine
+    message = raised.value.error.message
+    assert f"this API key lacks scope {scope!r}" in message, message
+    return message
+
+
+async def test_resources_completions_and_subscriptions_follow_the_key_scopes(http_server, db, client, clock) -> None:
+    story = await tell(client, clock)  # in process, on the same database; the HTTP server runs on today's clock
+    invoice = f"togai://invoices/{story.acme_january}"
+    async with hosted(await keyed(db, http_server, "plans:read")) as planner:
+        message = await refused(planner.read_resource(invoice), "billing:read")
+        assert f"required to read {invoice} (as by get_invoice)" in message
+        await refused(planner.read_resource("togai://accounts/acme-eu"), "billing:read")
+        await refused(planner.read_resource("togai://usage-meters/um_tokens"), "meters:read")
+        plan = (await planner.read_resource(f"togai://price-plans/{story.growth}")).contents[0].text
+        assert '"name": "Growth"' in plan
+        listed = {str(r.uri) for r in (await planner.list_resources()).resources}
+        assert listed == {f"togai://price-plans/{story.growth}", f"togai://price-plans/{story.starter}"}
+        ref = PromptReference(name="audit_overage_claim")
+        assert (await planner.complete(ref, {"name": "invoiceId", "value": ""})).completion.values == []
+        prices = PromptReference(name="design_price_change")
+        assert (await planner.complete(prices, {"name": "pricePlanId", "value": "pp_"})).completion.values == sorted(
+            [story.growth, story.starter])
+        await refused(planner.listen(resource_subscriptions=[invoice]).__aenter__(), "billing:read")
+
+    async with hosted(await keyed(db, http_server, "billing:read")) as biller, \
+            hosted(await keyed(db, http_server, "events:write")) as sender:
+        document = (await biller.read_resource(invoice)).contents[0].text
+        assert "| Status | DUE |" in document and "| **Total** | 26.00 |" in document
+        await refused(biller.read_resource(f"togai://price-plans/{story.growth}"), "plans:read")
+        # the account's open DRAFT today (the server bills on its own clock), watched over HTTP
+        drafts = [i for i in (await biller.call_tool("list_invoices", {"accountId": "acme-main", "status": "DRAFT"}))
+                  .structured_content["data"]]
+        today = f"togai://invoices/{drafts[0]['id']}"
+        async with biller.listen(resource_subscriptions=[today, "togai://accounts/acme-main"]) as subscription:
+            now = datetime.now(UTC).isoformat()
+            sent = await sender.call_tool("ingest_event", {"event": {
+                "id": "http-1", "schemaName": "llm", "accountId": "acme-eu", "timestamp": now,
+                "attributes": {"tokens": "7"}}})
+            assert sent.structured_content["status"] == "ACCEPTED", sent
+            uris = set()
+            with anyio.fail_after(10):
+                while len(uris) < 2:
+                    uris.add((await subscription.__anext__()).uri)
+            assert uris == {today, "togai://accounts/acme-main"}
