@@ -145,8 +145,10 @@ Resources: {expand(INVOICE, invoiceId)} (the line tree as a document), {expand(I
    "name": "USAGE", "aggregationPeriod": "DAY", "groupBy": "USAGE_METER_ID", "filters": [{{"fieldName":
    "ACCOUNT_ID", "fieldValues": ["<accountId>"]}}{meter_filter}]}}]). USAGE is metered by the same code as
    invoices: for COUNT and SUM meters the daily values add up to the line's quantity exactly (MAX, UNIQUE_COUNT and
-   LATEST are not additive: compare the period as one bucket instead). If they do not match, report an engine
-   fault rather than a customer error. Buckets are UTC days, at most 300 points per series.
+   LATEST are not additive: compare the period as one bucket instead), except usage that arrived after the period
+   was invoiced under lateUsage BILL_ON_NEXT_INVOICE (ACCEPTED_LATE events): it counts in the period's metrics but
+   is billed on a later invoice's LATE_USAGE_AMOUNT line. Any other mismatch is an engine fault to report, not a
+   customer error. Buckets are UTC days, at most 300 points per series.
 3. Where the customer's count differs, find which events explain it: get_metrics with "name": "EVENTS",
    "groupBy": "EVENT_STATUS" over the same range (filter ACCOUNT_ID, and SCHEMA_NAME for the meter's event
    schema), then list_events(accountId=<accountId>, status=<status>) for examples. The usual causes:
@@ -310,6 +312,9 @@ def design_price_change(
     current plan, then roll the winner out as a new plan."""
     target = f"customerId=\"{customerId}\"" if customerId else "accountIds=[<the accounts on the plan>]"
     aim = f" Goal: {goal}." if goal else ""
+    finding = "" if customerId else (
+        'The accounts on it: list_invoices(status="DRAFT") names each open invoice\'s pricePlanId (or omit '
+        f"accountIds to replay every account and read the periods whose pricePlanId is {pricePlanId}). ")
     return f"""Design a price change for the accounts on plan {pricePlanId}.{aim} Nobody's bill changes until a new
 plan is attached; quotes and simulations only read.
 
@@ -327,9 +332,10 @@ Resources: {expand(PRICE_PLAN, pricePlanId)} (the current plan with its rate car
    the total, exactly as an invoice would.
 4. Replay real usage: simulate_price_plan(candidates=["{pricePlanId}", <up to {MAX_CANDIDATES - 1} inline plans>],
    {target}, lastCycles=3) (at most {MAX_CANDIDATES} candidates; lastCycles up to {MAX_LAST_CYCLES}, or
-   startTime/endTime). Keep "{pricePlanId}" as the control: it must reproduce the actual invoices to the cent (a
-   non-zero difference for it means the period's invoice has corrections such as late usage; say so). Read the
-   totals per candidate and currency, and the accounts with the largest increase and decrease.
+   startTime/endTime). {finding}Keep "{pricePlanId}" as the control: it must reproduce what the accounts were charged to
+   the cent; if it does not for some account and period, name them and trust no candidate's number there. Read
+   the totals per candidate and currency, and the accounts with the largest increase and decrease. Accounts
+   without a plan are skipped with the reason; a candidate lacking an account's currency is reported unsupported.
 5. Recommend one candidate with numbers: total revenue change, how many accounts pay more and the worst case.
 6. Roll out only when the user approves: create_price_plan under a NEW name (plans are immutable; or keep plans in
    git and run `togai-engine plans apply FILE`), then update_account(accountId, pricePlanId=<new>,

@@ -91,6 +91,10 @@ async def test_the_audit_cross_references_metrics_with_the_invoice_lines(client)
             '"ACCOUNT_ID", "fieldValues": ["<accountId>"]}, {"fieldName": "USAGE_METER_ID", "fieldValues": '
             '["um_tokens"]}]') in text
     assert '"name": "EVENTS", "groupBy": "EVENT_STATUS"' in text
+    # late usage is metered in its period but billed on a later invoice: not a fault
+    assert ("except usage that arrived after the period was invoiced under lateUsage BILL_ON_NEXT_INVOICE "
+            "(ACCEPTED_LATE events): it counts in the period's metrics but is billed on a later invoice's "
+            "LATE_USAGE_AMOUNT line") in text
     for status in ("DUPLICATE", "VOIDED", "NOT_BILLED_NO_PLAN", "NOT_BILLED_CYCLE_CLOSED", "ACCEPTED_LATE",
                    "LATE_USAGE_AMOUNT", "TRUE_UP_AMOUNT"):
         assert status in text
