@@ -355,7 +355,7 @@ PROMPTS: list[tuple[Any, str]] = [
 
 def register_prompts(server: MCPServer[Any]) -> None:
     for fn, title in PROMPTS:
-        server.prompt(name=fn.__name__, title=title, description=(fn.__doc__ or "").strip())(fn)
+        server.prompt(name=fn.__name__, title=title, description=" ".join((fn.__doc__ or "").split()))(fn)
 
     async def check_arguments(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """prompts/get with an unknown name or a required argument missing: the SDK answers those with a bare

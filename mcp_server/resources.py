@@ -184,7 +184,7 @@ async def listed_resources(session: AsyncSession) -> list[Resource]:
 def register_resources(server: MCPServer[Any]) -> None:
     for template, name, title, mime_type, reader in READERS:
         server.resource(template, name=name, title=title, mime_type=mime_type,
-                        description=(reader.__doc__ or "").strip())(reader)
+                        description=" ".join((reader.__doc__ or "").split()))(reader)
 
     async def list_resources(ctx: ServerRequestContext[AppContext], params: PaginatedRequestParams) -> ListResourcesResult:
         async with ctx.lifespan_context.db.unit_of_work() as session:

@@ -41,7 +41,7 @@ async def test_prompts_are_listed_with_titles_descriptions_and_arguments(client)
     prompts = {p.name: p for p in (await client.list_prompts()).prompts}
     assert {name: {a.name: a.required for a in p.arguments} for name, p in prompts.items()} == EXPECTED
     for p in prompts.values():
-        assert p.title and p.description
+        assert p.title and p.description and "\n" not in p.description
         assert all(a.description for a in p.arguments)
 
 
