@@ -12,7 +12,9 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import typer
 
+from togai_engine.common import validation
 from togai_engine.common.gc_tuning import tune_gc
+from togai_engine.errors import InvalidInput
 from togai_engine.settings import Settings, SettingsError, load_settings
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
@@ -62,14 +64,13 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def parse_instant(value: str | None, option: str) -> datetime:
+    """An instant option, read like every tool's times (validation.parse_instant); now when absent."""
     if value is None:
         return datetime.now(UTC)
     try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant, e.g. 2026-02-01T00:00:00Z",
-                                 param_hint=option) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        return validation.parse_instant(value, option)
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.reason, param_hint=option) from None
 
 
 @app.command()

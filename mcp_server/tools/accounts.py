@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_server.arguments import sent_arguments
 from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
 from togai_engine.app import accounts
 from togai_engine.common.schemas import Address, Page
+from togai_engine.common.validation import Instant
 
-AccountId = Annotated[str, Field(description="the account's id")]
+AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
-EffectiveFrom = Annotated[datetime | None, Field(
-    description="ISO 8601 instant the plan takes effect (default now); mid-cycle changes close the old "
+EffectiveFrom = Annotated[Instant | None, Field(
+    description="when the plan takes effect (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC); mid-cycle changes close the old "
                 "plan's partial period there (fixed fees and minimums of both parts prorated by time)")]
-EffectiveUntil = Annotated[datetime | None, Field(
-    description="ISO 8601 instant the account's plan ends (the last partial period is billed, prorated; nothing "
-                "after it). Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
+EffectiveUntil = Annotated[Instant | None, Field(
+    description="when the account's plan ends: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC) (the last partial period is billed, prorated; "
+                "nothing after it). Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
 
 
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")
@@ -71,25 +72,29 @@ async def update_account(
         description="ARCHIVED keeps history, ends the plan now (its last partial period is billed) and stops "
                     "usage, entitlements and new plans; ACTIVE again to re-attach a plan")] = None,
     invoiceCurrency: str | None = None,
-    primaryEmail: str | None = None,
-    address: Address | None = None,
+    primaryEmail: Annotated[str | None, Field(description="billing contact email; null clears it")] = None,
+    address: Annotated[Address | None, Field(description="replaces the stored address; null clears it")] = None,
     netTermDays: Annotated[int | None, Field(ge=0, le=365)] = None,
-    metadata: Annotated[dict[str, str] | None, Field(description="replaces the stored metadata")] = None,
-    aliases: Annotated[list[str] | None, Field(max_length=10, description="replaces the alias list")] = None,
+    metadata: Annotated[dict[str, str] | None, Field(
+        description="replaces the stored metadata; null clears it")] = None,
+    aliases: Annotated[list[str] | None, Field(
+        max_length=10, description="replaces the alias list; null or [] removes every alias")] = None,
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
     effectiveUntil: EffectiveUntil = None,
 ) -> Account:
     """Change an account's details, status or aliases; attach or change its price plan (pricePlanId +
     effectiveFrom; attaching again the plan a scheduled change replaces cancels that change); or end its plan
-    (effectiveUntil). Fields you omit are left as they are."""
+    (effectiveUntil). The account is named by its id or an alias. Fields you omit are left as they are; an
+    explicit null clears primaryEmail, address, metadata or aliases (name, status, invoiceCurrency and
+    netTermDays cannot be null; a null pricePlanId, effectiveFrom or effectiveUntil changes nothing)."""
     given = {"name": name, "status": status, "invoiceCurrency": invoiceCurrency, "primaryEmail": primaryEmail,
              "address": address, "netTermDays": netTermDays, "metadata": metadata, "aliases": aliases,
              "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom, "effectiveUntil": effectiveUntil}
-    data = AccountUpdate(**{k: v for k, v in given.items() if v is not None})
+    data = AccountUpdate(**sent_arguments(ctx, given))
     async with uow(ctx) as u:
         account = await accounts.update_account(u.session, accountId, data, u.now)
-        u.changed(accountId)
+        u.changed(account.id)
         return account
 
 

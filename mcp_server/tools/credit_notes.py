@@ -63,7 +63,8 @@ async def create_credit_note(
 async def list_credit_notes(
     ctx: Context,
     invoiceId: Annotated[str | None, Field(description="the credit notes of this invoice")] = None,
-    accountId: Annotated[str | None, Field(description="the credit notes of all this account's invoices")] = None,
+    accountId: Annotated[str | None, Field(
+        description="the credit notes of all this account's invoices (id or alias)")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[CreditNote]:

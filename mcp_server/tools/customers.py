@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_server.arguments import sent_arguments
 from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, model_input, tool, uow
 from togai_engine.accounts.schemas import AccountFields
@@ -51,14 +52,16 @@ async def update_customer(
     ctx: Context,
     customerId: Annotated[str, Field(description="the customer's id")],
     name: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
-    primaryEmail: str | None = None,
-    address: Annotated[Address | None, Field(description="replaces the stored address")] = None,
-    metadata: Annotated[dict[str, str] | None, Field(description="replaces the stored metadata")] = None,
+    primaryEmail: Annotated[str | None, Field(description="billing contact email; null clears it")] = None,
+    address: Annotated[Address | None, Field(description="replaces the stored address; null clears it")] = None,
+    metadata: Annotated[dict[str, str] | None, Field(
+        description="replaces the stored metadata; null clears it")] = None,
 ) -> Customer:
     """Update a customer's profile (name, primaryEmail, address, metadata). Billing details live on
-    accounts: use update_account for those. Fields you omit are left as they are."""
-    fields = {k: v for k, v in {"name": name, "primaryEmail": primaryEmail, "address": address,
-                                "metadata": metadata}.items() if v is not None}
+    accounts: use update_account for those. Fields you omit are left as they are; an explicit null clears
+    primaryEmail, address or metadata (name cannot be null)."""
+    fields = sent_arguments(ctx, {"name": name, "primaryEmail": primaryEmail, "address": address,
+                                  "metadata": metadata})
     async with uow(ctx) as u:
         result = await customers.update_customer(u.session, customerId, CustomerUpdate(**fields))
         u.changed(customerId)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
@@ -12,6 +11,7 @@ from mcp_server.registry import NextToken, PageSize, tool, uow
 from mcp_server.views import INVOICE_VIEW
 from togai_engine.app import invoices
 from togai_engine.common.schemas import Page
+from togai_engine.common.validation import Instant
 from togai_engine.invoices.schemas import Invoice, InvoiceSummary
 
 Status = Literal["DRAFT", "DUE", "PAID", "VOID"]
@@ -20,13 +20,13 @@ Status = Literal["DRAFT", "DUE", "PAID", "VOID"]
 @tool("list_invoices", scope="billing:read", read_only=True, idempotent=True, title="List invoices")
 async def list_invoices(
     ctx: Context,
-    accountId: Annotated[str | None, Field(description="only this account's invoices")] = None,
+    accountId: Annotated[str | None, Field(description="only this account's invoices (id or alias)")] = None,
     customerId: Annotated[str | None, Field(description="only invoices of this customer's accounts")] = None,
     status: Annotated[Status | None, Field(description="DRAFT (open or in grace), DUE, PAID or VOID")] = None,
-    startTime: Annotated[datetime | None, Field(
-        description="only invoices whose period ends after this instant (ISO 8601)")] = None,
-    endTime: Annotated[datetime | None, Field(
-        description="only invoices whose period starts before this instant (ISO 8601)")] = None,
+    startTime: Annotated[Instant | None, Field(
+        description="only invoices whose period ends after this instant: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+    endTime: Annotated[Instant | None, Field(
+        description="only invoices whose period starts before this instant: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[InvoiceSummary]:
@@ -45,7 +45,8 @@ async def get_invoice(
     ctx: Context,
     invoiceId: Annotated[str | None, Field(description="the invoice's id (inv_...) from list_invoices")] = None,
     accountId: Annotated[str | None, Field(
-        description="instead of invoiceId: preview the DRAFT invoice of this account's current cycle")] = None,
+        description="instead of invoiceId: preview the DRAFT invoice of this account's current cycle (id or "
+                    "alias)")] = None,
 ) -> Invoice:
     """Get one invoice with every line: per usage rate card the quantity and amount, below it each slab's
     quantity × rate = value (exact; the card amount is their sum rounded once), fixed fees (prorated when

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -11,6 +10,7 @@ from pydantic import Field, WithJsonSchema
 from mcp_server.progress import progress_notifier
 from mcp_server.registry import tool, uow
 from mcp_server.views import LAB_VIEW
+from togai_engine.common.validation import Instant
 from togai_engine.errors import InvalidInput
 from togai_engine.lab import service as lab
 from togai_engine.lab.schemas import RevenueQuote, SimulationResult
@@ -59,9 +59,10 @@ async def simulate_price_plan(
     accountIds: Annotated[list[str] | None, Field(
         max_length=1000, description="the accounts (ids or aliases); omit with customerId for every account")] = None,
     customerId: Annotated[str | None, Field(description="instead of accountIds: every account of this customer")] = None,
-    startTime: Annotated[datetime | None, Field(
-        description="with endTime: the billing periods overlapping [startTime, endTime), compared whole")] = None,
-    endTime: Annotated[datetime | None, Field(description="exclusive end of the range (ISO 8601)")] = None,
+    startTime: Annotated[Instant | None, Field(
+        description="with endTime: the billing periods overlapping [startTime, endTime), compared whole; "
+                    "a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+    endTime: Annotated[Instant | None, Field(description="exclusive end of the range: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
     lastCycles: Annotated[int | None, Field(
         ge=1, le=lab.MAX_LAST_CYCLES,
         description="instead of startTime/endTime: each account's last N billing periods that have started, the "

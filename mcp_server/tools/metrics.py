@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
@@ -11,6 +10,7 @@ from pydantic import Field
 from mcp_server.reads import pure_read
 from mcp_server.registry import tool
 from mcp_server.views import METRICS_VIEW
+from togai_engine.common.validation import Instant
 from togai_engine.metrics import service as metrics
 from togai_engine.metrics.schemas import GetMetricsResponse, MetricQuery
 
@@ -19,8 +19,10 @@ from togai_engine.metrics.schemas import GetMetricsResponse, MetricQuery
       view=METRICS_VIEW)
 async def get_metrics(
     ctx: Context,
-    startTime: Annotated[datetime, Field(description="inclusive start, ISO 8601 with offset, e.g. 2026-01-01T00:00:00Z")],
-    endTime: Annotated[datetime, Field(description="exclusive end, ISO 8601 with offset")],
+    startTime: Annotated[Instant, Field(
+        description="inclusive start: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")],
+    endTime: Annotated[Instant, Field(
+        description="exclusive end: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")],
     metricQueries: Annotated[list[MetricQuery], Field(min_length=1, max_length=5, description="1 to 5 queries")],
 ) -> GetMetricsResponse:
     """Time series of EVENTS (raw events stored; groupBy ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS),

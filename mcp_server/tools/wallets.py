@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
@@ -10,10 +9,11 @@ from pydantic import Field
 
 from mcp_server.registry import NextToken, PageSize, tool, uow
 from togai_engine.app import financials
+from togai_engine.common.validation import Instant
 from togai_engine.pricing.money import parse_decimal
 from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance, WalletLedger
 
-AccountId = Annotated[str, Field(description="the account's id")]
+AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 
 
 @tool("grant_credit", scope="credits:write", title="Grant credit")
@@ -26,10 +26,11 @@ async def grant_credit(
     currency: Annotated[str | None, Field(
         description="ISO 4217 code; must be the account's invoiceCurrency (the default)")] = None,
     purpose: Annotated[str | None, Field(max_length=255, description="why, e.g. PREPAID_CREDIT, PROMOTIONAL")] = None,
-    effectiveFrom: Annotated[datetime | None, Field(
-        description="ISO 8601 instant the credit becomes usable (default now)")] = None,
-    effectiveUntil: Annotated[datetime | None, Field(
-        description="ISO 8601 expiry instant (exclusive); what is left then expires. Omit for no expiry")] = None,
+    effectiveFrom: Annotated[Instant | None, Field(
+        description="when the credit becomes usable (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+    effectiveUntil: Annotated[Instant | None, Field(
+        description="expiry (exclusive), a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC); what is left then expires. Omit for no "
+                    "expiry")] = None,
     priority: Annotated[int, Field(
         ge=0, le=2_147_483_647, description="burn order: lower numbers are used first (default 100)")] = 100,
     idempotencyKey: Annotated[str | None, Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -149,10 +149,18 @@ async def test_invalid_queries_are_clear_errors(client, db):
     assert await row_counts(db) == before
 
 
-async def test_dates_without_offset_are_refused(client):
-    error = await call_error(client, "get_metrics", startTime="2026-01-01T00:00:00", endTime="2026-01-02T00:00:00Z",
-                             metricQueries=[{"id": "x", "name": "EVENTS"}])
-    assert "offset" in error
-    assert datetime(2026, 1, 1, tzinfo=UTC)  # the same instant written with Z is accepted:
-    await call(client, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-01-02T00:00:00Z",
-               metricQueries=[{"id": "x", "name": "EVENTS"}])
+async def test_dates_and_times_without_offset_are_utc(client):
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    await call(client, "ingest_batch_events", events=[
+        {"id": "late_dec", "schemaName": "api", "timestamp": "2025-12-31T23:30:00Z", "accountId": "acc"},
+        {"id": "jan1", "schemaName": "api", "timestamp": "2026-01-01T00:30:00Z", "accountId": "acc"},
+        {"id": "jan2", "schemaName": "api", "timestamp": "2026-01-02T00:30:00Z", "accountId": "acc"}])
+    query = [{"id": "x", "name": "EVENTS", "aggregationPeriod": "DAY"}]
+    with_z = await call(client, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-01-02T00:00:00Z",
+                        metricQueries=query)
+    assert with_z["results"][0]["data"][0] == {"groupedBy": None, "timestamps": ["2026-01-01T00:00:00Z"],
+                                               "metricValues": ["1"]}  # jan1 only
+    # a date is 00:00 UTC that day, a date-time without offset is UTC, one with an offset the same instant
+    for start, end in (("2026-01-01", "2026-01-02"), ("2026-01-01T00:00:00", "2026-01-02T00:00"),
+                       ("2026-01-01T05:30:00+05:30", "2026-01-01T19:00:00-05:00")):
+        assert await call(client, "get_metrics", startTime=start, endTime=end, metricQueries=query) == with_z

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from togai_engine.common.schemas import Address, Model
+from togai_engine.common.validation import Instant
 
 
 class AccountFields(Model):
@@ -22,7 +23,7 @@ class AccountFields(Model):
     netTermDays: int = Field(default=0, ge=0, le=365)
     metadata: dict[str, str] | None = None
     pricePlanId: str | None = Field(default=None, description="attach this price plan")
-    effectiveFrom: datetime | None = Field(default=None, description="when the plan starts (default: now)")
+    effectiveFrom: Instant | None = Field(default=None, description="when the plan starts (default: now)")
 
 
 class AccountCreate(AccountFields):
@@ -39,8 +40,8 @@ class AccountUpdate(Model):
     metadata: dict[str, str] | None = None
     aliases: list[str] | None = Field(default=None, max_length=10, description="replaces the alias list")
     pricePlanId: str | None = None
-    effectiveFrom: datetime | None = None
-    effectiveUntil: datetime | None = None
+    effectiveFrom: Instant | None = None
+    effectiveUntil: Instant | None = None
 
 
 class Period(Model):

@@ -13,7 +13,7 @@ from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields, AccountUpdate
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
-from togai_engine.common.validation import check_currency, check_email, check_id, clean_address
+from togai_engine.common.validation import check_currency, check_email, check_id, clean_address, refuse_nulls
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 
 
@@ -151,6 +151,14 @@ async def resolve_account_id(session: AsyncSession, handle: str) -> str | None:
     return await session.scalar(select(AccountHandleRow.account_id).where(AccountHandleRow.handle == handle))
 
 
+async def account_id_of(session: AsyncSession, handle: str) -> str:
+    """The id of the account `handle` names (its id or one of its aliases); NotFound when none."""
+    account_id = await resolve_account_id(session, handle)
+    if account_id is None:
+        raise NotFound(f"account {handle[:60]!r} does not exist; list_accounts shows the ids and their aliases")
+    return account_id
+
+
 async def resolve_account_ids(session: AsyncSession, handles: Collection[str]) -> dict[str, str]:
     """The account each id or alias names, in one lookup; a handle that names none is left out."""
     if not handles:
@@ -169,15 +177,17 @@ async def get_account(session: AsyncSession, account_id: str) -> Account:
 
 async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate) -> Account:
     """Profile fields, status and aliases. Plan changes and the guards on currency and status are the
-    application layer's (app/accounts.py), which calls this under the same row lock."""
+    application layer's (app/accounts.py), which calls this under the same row lock. A field given as None
+    is cleared (aliases: all removed); one an account cannot be without is refused."""
+    refuse_nulls(data, ("name", "status", "invoiceCurrency", "netTermDays"), "an account")
     row = await get_row(session, account_id, lock=True)
     values = _stored_values(data, "")
     if data.status is not None:
         values["status"] = data.status
     for key, value in values.items():
         setattr(row, key, value)
-    if data.aliases is not None:
-        aliases = _clean_aliases(data.aliases, account_id, "aliases")
+    if "aliases" in data.model_fields_set:
+        aliases = _clean_aliases(data.aliases or [], account_id, "aliases")
         await session.execute(
             delete(AccountHandleRow).where(
                 AccountHandleRow.account_id == account_id,

@@ -39,6 +39,8 @@ async def create_account(session: AsyncSession, data: AccountCreate, now: dateti
 
 
 async def get_account(session: AsyncSession, account_id: str, now: datetime) -> Account:
+    """The account named by its id or an alias, with its financial picture."""
+    account_id = await accounts.account_id_of(session, account_id)
     account = await accounts.get_account(session, account_id)
     account.financial = await account_financials(session, account_id, account.invoiceCurrency, now)
     return account
@@ -52,12 +54,14 @@ async def list_accounts(session: AsyncSession, customer_id: str | None, status: 
 
 
 async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime) -> Account:
-    """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId)."""
+    """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId).
+    The account is named by its id or an alias."""
     if data.effectiveFrom is not None and not data.pricePlanId:
         raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
     if data.effectiveUntil is not None and data.pricePlanId:
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
+    account_id = await accounts.account_id_of(session, account_id)
     row = await accounts.get_row(session, account_id, lock=True)
     archiving = data.status == "ARCHIVED" and row.status != "ARCHIVED"
     staying_archived = row.status == "ARCHIVED" and data.status != "ACTIVE"

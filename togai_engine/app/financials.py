@@ -57,7 +57,8 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
 
 
 async def wallet_balance(session: AsyncSession, account_id: str, now: datetime) -> WalletBalance:
-    account = await accounts.get_row(session, account_id)
+    account = await accounts.get_row(session, await accounts.account_id_of(session, account_id))
+    account_id = account.id
     await close_due_cycles(session, now, [account_id])
     in_effect = await current_plan_and_cycle(session, account_id, now) is not None
     accrued = await accrued_charges(session, account_id, account.invoice_currency, now, in_effect)
@@ -66,10 +67,13 @@ async def wallet_balance(session: AsyncSession, account_id: str, now: datetime) 
 
 async def wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None,
                          next_token: str | None) -> WalletLedger:
+    account_id = await accounts.account_id_of(session, account_id)
     await close_due_cycles(session, now, [account_id])
     return await wallets.list_wallet_entries(session, account_id, now, unclosed=unclosed_periods, page_size=page_size,
                                              next_token=next_token)
 
 
 async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime) -> GrantCreditResult:
+    # by its id, whatever the caller named it by: a retry through an alias is the same grant
+    data = data.model_copy(update={"accountId": await accounts.account_id_of(session, data.accountId)})
     return await wallets.grant_credit(session, data, now, unclosed=unclosed_periods)

@@ -26,7 +26,7 @@ async def list_invoices(
     page_size: int | None = None, next_token: str | None = None,
 ) -> Page[InvoiceSummary]:
     if account_id is not None:
-        await accounts.get_row(session, account_id)
+        account_id = await accounts.account_id_of(session, account_id)
         await close_due_cycles(session, now, [account_id])
     elif customer_id is not None:
         await customers.get_row(session, customer_id)
@@ -41,7 +41,8 @@ async def list_invoices(
 
 async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str | None = None,
                       account_id: str | None = None) -> Invoice:
-    """One invoice with every line; with account_id instead, the DRAFT of the account's current cycle."""
+    """One invoice with every line; with account_id (an id or alias) instead, the DRAFT of the account's
+    current cycle."""
     if (invoice_id is None) == (account_id is None):
         raise InvalidInput("invoiceId", "pass either invoiceId, or accountId for the open cycle's DRAFT invoice")
     if invoice_id is not None:
@@ -49,7 +50,7 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
         await close_due_cycles(session, now, [row.account_id])
         return await invoices.render(session, await invoices.get_row(session, invoice_id))
     assert account_id is not None
-    await accounts.get_row(session, account_id)
+    account_id = await accounts.account_id_of(session, account_id)
     await close_due_cycles(session, now, [account_id])
     row = await invoices.current_draft(session, account_id, now)
     if row is None:

@@ -22,7 +22,6 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.common.validation import utc_instant
-from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.events.models import BillingWatermarkRow
 from togai_engine.invoices.models import InvoiceRow
@@ -93,11 +92,6 @@ async def attach_plan(
     from_field = field.removesuffix("pricePlanId") + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)
-    try:
-        cycle_containing(plan.cycle_config, effective_from, effective_from)
-    except InvalidInput:
-        raise InvalidInput(from_field, f"{effective_from.isoformat()} is out of the range billing cycles can be "
-                                       "computed for; use an instant between the years 2000 and 9000") from None
     if account.invoice_currency not in plan.supportedCurrencies:
         raise InvalidInput(
             field, f"price plan {plan.name!r} ({plan.id}) does not support {account.invoice_currency}, the "

@@ -1,15 +1,16 @@
-"""Field checks shared by domains: currency, country, email, ids."""
+"""Field checks shared by domains: currency, country, email, ids, instants."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
 import pycountry
 from babel.numbers import is_currency
-from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from togai_engine.common.schemas import Address
 from togai_engine.errors import InvalidInput
@@ -47,11 +48,49 @@ def check_country(value: str, field: str) -> str:
     return code
 
 
+# RFC 5322 atext (the characters a dot-atom local part may use), plus any non-ASCII character (SMTPUTF8).
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010FFFF]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+                         r"\u0080-\U0010FFFF]+)*$")
+_DOMAIN_LABEL = re.compile(r"^[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?$")  # letters/digits, inner hyphens, 1-63 characters
+EMAIL_EXAMPLE = "use e.g. billing@acme.com"
+
+
 def check_email(value: str, field: str) -> str:
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(field, f"{value!r} is not a valid email address ({exc})") from None
+    """An email address checked for syntax only: local@domain.tld. Reserved and special-use domains
+    (.test, .example, .localhost, .invalid) are accepted: CI pipelines and fixtures use them, and whether
+    mail gets delivered is not the billing engine's concern. The domain is stored in lower case."""
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        reason = "it has no @" if not at else "nothing comes before the @" if not local else "no domain follows the @"
+    elif "@" in local:
+        reason = "it has more than one @"
+    elif len(local) > 64:
+        reason = f"the part before the @ is {len(local)} characters long; at most 64"
+    elif not _LOCAL_PART.match(local):
+        reason = ("the part before the @ may hold letters, digits and !#$%&'*+/=?^_`{|}~- separated by single dots "
+                  "(no spaces, no leading or trailing dot)")
+    elif len(value) > 254:
+        reason = f"it is {len(value)} characters long; at most 254"
+    else:
+        labels = domain.split(".")
+        if len(labels) < 2:
+            reason = f"the domain {domain[:40]!r} needs a dot, as in acme.com"
+        elif not all(_DOMAIN_LABEL.match(label) for label in labels):
+            reason = (f"the domain {domain[:40]!r} must be dot-separated names of letters, digits and inner "
+                      "hyphens")
+        elif labels[-1].isdigit():
+            reason = f"the domain {domain[:40]!r} ends in a number, not a top-level domain"
+        else:
+            return f"{local}@{domain.lower()}"
+    raise InvalidInput(field, f"{value[:60]!r} is not a valid email address: {reason}; {EMAIL_EXAMPLE}")
+
+
+def refuse_nulls(data: BaseModel, required: Sequence[str], owner: str) -> None:
+    """In an update, null clears a field; a field `owner` cannot be without is refused as null, naming it."""
+    for name in required:
+        if name in data.model_fields_set and getattr(data, name) is None:
+            raise InvalidInput(name, f"cannot be null: {owner} always has one. Omit {name} to keep the current "
+                                     "value, or send a new one")
 
 
 def clean_address(address: Address | None, field: str) -> dict[str, Any] | None:
@@ -64,9 +103,73 @@ def clean_address(address: Address | None, field: str) -> dict[str, Any] | None:
     return data or None
 
 
+# The instants billing computes with: cycles, proration and expiries are computed a few cycles around an
+# instant, and both Python's datetime (years 1-9999) and the partitioned events table must hold the results.
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
+INSTANT_RANGE = "from 2000-01-01T00:00:00Z to 9000-01-01T00:00:00Z"
+INSTANT_FORMS = ('an ISO 8601 date such as "2026-12-01" (00:00 UTC that day) or date-time such as '
+                 '"2026-12-01T09:30:00Z" (without an offset it is UTC)')
+
+
 def utc_instant(value: datetime, field: str) -> datetime:
-    """An aware instant in UTC; a naive one is refused (its meaning would depend on the server's zone)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(field, f"{value.isoformat()} has no timezone; send an ISO 8601 instant such as "
-                                  "2026-02-01T00:00:00Z")
-    return value.astimezone(UTC)
+    """`value` in UTC (a date-time without an offset is UTC, as in Togai), refused outside the instants
+    billing can compute with."""
+    try:
+        moment = value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+    except OverflowError:  # an offset that pushes the value past year 1 or 9999
+        moment = None
+    if moment is None or not EARLIEST_INSTANT <= moment <= LATEST_INSTANT:
+        raise InvalidInput(field, f"{value.isoformat()} is out of the range billing computes with; send an "
+                                  f"instant {INSTANT_RANGE}")
+    return moment
+
+
+def parse_instant(value: object, field: str) -> datetime:
+    """An instant as a caller sends it (ISO 8601 text, or a date or datetime), in UTC: a date is 00:00 UTC
+    that day, a date-time without an offset is UTC, one with an offset is converted. The one parser of every
+    time a tool takes."""
+    if isinstance(value, datetime):
+        return utc_instant(value, field)
+    if isinstance(value, date):
+        return utc_instant(datetime(value.year, value.month, value.day), field)
+    if type(value) is not str:
+        raise InvalidInput(field, f"must be {INSTANT_FORMS}; got {json_kind(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, f"{value[:40]!r} is not {INSTANT_FORMS}") from None
+    return utc_instant(moment, field)
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (never a Python type name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "a value of another kind"
+
+
+def _instant_argument(value: object) -> datetime:
+    try:
+        return parse_instant(value, "")
+    except InvalidInput as exc:
+        # pydantic puts the field's path in front of the message
+        raise PydanticCustomError("instant", exc.reason) from None
+
+
+INSTANT_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+}
+
+# A time argument or schema field: parse_instant's forms and range, for every tool alike.
+Instant = Annotated[datetime, BeforeValidator(_instant_argument), WithJsonSchema(INSTANT_JSON_SCHEMA)]

@@ -12,7 +12,7 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
-from togai_engine.common.validation import check_email, check_id, clean_address
+from togai_engine.common.validation import check_email, check_id, clean_address, refuse_nulls
 from togai_engine.customers.models import CustomerRow
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
 from togai_engine.errors import Conflict, NotFound
@@ -103,6 +103,8 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
 
 
 async def update_customer(session: AsyncSession, customer_id: str, data: CustomerUpdate) -> Customer:
+    """The profile fields given; one given as None is cleared (a name cannot be)."""
+    refuse_nulls(data, ("name",), "a customer")
     row = await get_row(session, customer_id, lock=True)
     for key, value in _profile(data).items():
         setattr(row, key, value)

@@ -15,11 +15,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from togai_engine.common.numbers import FLOAT_EXACT_DIGITS, exact_float_decimal
+from togai_engine.common.validation import parse_instant
+from togai_engine.errors import InvalidInput
 from togai_engine.meters.models import MAX_SCHEMA_NAME_CHARS
 
 MAX_BATCH_EVENTS = 1000
@@ -208,17 +210,13 @@ def _plain(number: Decimal) -> str:
 
 
 def _parse_time(value: object) -> datetime:
-    field = "timestamp"
     if type(value) is not str:
-        raise _Reject(Code.INVALID_TIMESTAMP, field, f"must be an ISO 8601 string such as "
-                                                     f"\"2026-01-31T12:00:00Z\", got {_describe(value)}")
+        raise _Reject(Code.INVALID_TIMESTAMP, "timestamp", f"must be an ISO 8601 string such as "
+                                                           f"\"2026-01-31T12:00:00Z\", got {_describe(value)}")
     try:
-        moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
-        # A value without an offset is UTC, as in Togai.
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise _Reject(Code.INVALID_TIMESTAMP, field, f"{value[:40]!r} is not an ISO 8601 date-time; "  # type: ignore[index]
-                                                     "use e.g. \"2026-01-31T12:00:00Z\" (no offset means UTC)") from None
+        return parse_instant(value, "timestamp")
+    except InvalidInput as exc:
+        raise _Reject(Code.INVALID_TIMESTAMP, "timestamp", exc.reason) from None
 
 
 def _fast_decimal(value: object) -> str | None:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.accounts.service import account_id_of
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
@@ -137,7 +138,7 @@ async def list_credit_notes(
     session: AsyncSession, *, invoice_id: str | None = None, account_id: str | None = None,
     page_size: int | None = None, next_token: str | None = None,
 ) -> Page[CreditNote]:
-    """Credit notes of an invoice or of an account, newest first."""
+    """Credit notes of an invoice or of an account (named by its id or an alias), newest first."""
     if invoice_id is None and account_id is None:
         raise InvalidInput("invoiceId", "pass invoiceId (the notes of one invoice) or accountId (all of an account's)")
     stmt = select(N)
@@ -146,8 +147,7 @@ async def list_credit_notes(
             raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids")
         stmt = stmt.where(N.invoice_id == invoice_id)
     if account_id is not None:
-        if await session.get(AccountRow, account_id) is None:
-            raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")
+        account_id = await account_id_of(session, account_id)
         stmt = stmt.where(N.account_id == account_id)
     kind = f"credit_notes:{invoice_id or ''}:{account_id or ''}"
     rows, token = await fetch_page(session, stmt, N.seq, kind, page_size, next_token, descending=True)

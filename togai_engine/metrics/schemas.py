@@ -17,7 +17,8 @@ AggregationPeriod = Literal["HOUR", "DAY", "WEEK", "MONTH"]
 class MetricFilter(Model):
     fieldName: str = Field(description="ACCOUNT_ID, CUSTOMER_ID, SCHEMA_NAME or EVENT_STATUS (EVENTS); "
                                        "ACCOUNT_ID, CUSTOMER_ID or USAGE_METER_ID (USAGE, REVENUE)")
-    fieldValues: list[str] = Field(min_length=1, max_length=100)
+    fieldValues: list[str] = Field(min_length=1, max_length=100,
+                                   description="the values to keep; ACCOUNT_ID takes account ids or aliases")
 
 
 class MetricQuery(Model):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.common.validation import utc_instant
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import VOIDED
 from togai_engine.meters.service import meters_by_ids
@@ -66,8 +67,7 @@ def bucket_starts(start: datetime, end: datetime, period: str) -> list[datetime]
 async def get_metrics(
     session: AsyncSession, start: datetime, end: datetime, queries: Sequence[MetricQuery]
 ) -> GetMetricsResponse:
-    if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidInput("startTime", "startTime and endTime need a UTC offset, e.g. 2026-01-01T00:00:00Z")
+    start, end = utc_instant(start, "startTime"), utc_instant(end, "endTime")
     if end <= start:
         raise InvalidInput("endTime", "must be after startTime (startTime is inclusive, endTime exclusive)")
     if not 1 <= len(queries) <= MAX_QUERIES:

@@ -8,6 +8,7 @@ clamped by minimumRate/maximumRate and rounded once, half-up, to the currency's 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -278,49 +279,71 @@ def _check_rate_plan(plan: RatePlan, path: str) -> None:
         raise InvalidInput(
             f"{path}.slabs", "add at least one slab, e.g. {order: 1, startAfter: 0, priceType: PER_UNIT}."
         )
-    previous: Slab | None = None
     for i, slab in enumerate(plan.slabs):
         slab_path = f"{path}.slabs[{i}]"
-        _check_slab_order(slab, previous, i, slab_path)
+        if isinstance(slab.order, bool) or not isinstance(slab.order, int) or slab.order < 1:
+            raise InvalidInput(f"{slab_path}.order", f"order must be a positive integer, got {slab.order!r}.")
         if slab.price_type not in PRICE_TYPES:
             raise InvalidInput(
                 f"{slab_path}.priceType",
                 f"{slab.price_type!r} is not a price type; use PER_UNIT, FLAT or PACKAGE.",
             )
         _require_non_negative(slab.start_after, f"{slab_path}.startAfter", "startAfter")
-        if previous is None and slab.start_after != 0:
-            raise InvalidInput(
-                f"{slab_path}.startAfter",
-                f"the first slab must start after 0 (got {slab.start_after}) so every quantity falls "
-                "in a slab; set it to 0.",
-            )
-        if previous is not None and slab.start_after <= previous.start_after:
-            raise InvalidInput(
-                f"{slab_path}.startAfter",
-                f"startAfter must be greater than the previous slab's ({previous.start_after}), "
-                f"got {slab.start_after}; slabs must cover increasing ranges.",
-            )
         _check_package_size(slab, f"{slab_path}.slabConfig.packageSize")
-        previous = slab
+    # The sequence before the first slab's start: in a list written the wrong way round the first slab
+    # starts high, and "set it to 0" would point the wrong way.
+    _check_slab_sequence(plan.slabs, path)
+    first = plan.slabs[0]
+    if first.start_after != 0:
+        raise InvalidInput(
+            f"{path}.slabs[0].startAfter",
+            f"the first slab must start after 0 (got {first.start_after}) so every quantity falls "
+            "in a slab; set it to 0.",
+        )
 
 
-def _check_slab_order(slab: Slab, previous: Slab | None, index: int, slab_path: str) -> None:
-    if isinstance(slab.order, bool) or not isinstance(slab.order, int) or slab.order < 1:
-        raise InvalidInput(f"{slab_path}.order", f"order must be a positive integer, got {slab.order!r}.")
-    if previous is None:
-        return
-    if slab.order == previous.order:
-        raise InvalidInput(
-            f"{slab_path}.order",
-            f"order {slab.order} is also used by slabs[{index - 1}]; give each slab its own order.",
-        )
-    if slab.order < previous.order:
-        raise InvalidInput(
-            f"{slab_path}.order",
-            f"slabs must be listed in ascending order; order {slab.order} comes after "
-            f"order {previous.order}. "
-            "Reorder the slabs (and their startAfter) so both increase together.",
-        )
+_SLAB_RULE = ("slabs are listed by ascending order, each starting after a greater quantity (startAfter) "
+              "than the one before, the first after 0")
+
+
+def _check_slab_sequence(slabs: Sequence[Slab], path: str) -> None:
+    """Orders strictly ascending and startAfter strictly increasing, in list order; an error names the
+    first slab out of place and how to put the list right."""
+    by_order = sorted(slabs, key=lambda s: s.order)
+    sorted_fits = all(a.start_after < b.start_after for a, b in itertools.pairwise(by_order))
+    if sorted_fits and by_order == list(reversed(slabs)):
+        fix = "They are listed in reverse: reverse the list."
+    elif sorted_fits:
+        fix = "Sorted by order they are consistent: list them by ascending order."
+    else:
+        fix = "Give order 1 to the slab starting after 0, order 2 to the next one up, and so on, and list them so."
+    for i in range(1, len(slabs)):
+        slab, previous, slab_path = slabs[i], slabs[i - 1], f"{path}.slabs[{i}]"
+        if slab.order == previous.order:
+            raise InvalidInput(
+                f"{slab_path}.order",
+                f"order {slab.order} is also used by slabs[{i - 1}]; give each slab its own order.",
+            )
+        if slab.order < previous.order:
+            raise InvalidInput(
+                f"{slab_path}.order",
+                f"the slabs are out of order: order {slab.order} (startAfter {slab.start_after}) is listed after "
+                f"order {previous.order} (startAfter {previous.start_after}); {_SLAB_RULE}, in ascending order. "
+                f"{fix}",
+            )
+        if slab.start_after == previous.start_after:
+            raise InvalidInput(
+                f"{slab_path}.startAfter",
+                f"startAfter must be greater than the previous slab's ({previous.start_after}), got "
+                f"{slab.start_after}: two slabs cannot start at the same quantity; slabs must cover increasing ranges.",
+            )
+        if slab.start_after < previous.start_after:
+            raise InvalidInput(
+                f"{slab_path}.startAfter",
+                f"the slabs are out of order: slabs[{i}] (order {slab.order}) starts after {slab.start_after}, below "
+                f"slabs[{i - 1}] (order {previous.order}, startAfter {previous.start_after}); startAfter must be "
+                f"greater than the previous slab's: {_SLAB_RULE}. {fix}",
+            )
 
 
 def _check_package_size(slab: Slab, path: str) -> None:

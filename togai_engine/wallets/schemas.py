@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from togai_engine.common.schemas import Model, Page
+from togai_engine.common.validation import Instant
 
 GrantStatus = Literal["SCHEDULED", "ACTIVE", "CONSUMED", "EXPIRED"]
 
@@ -18,8 +19,8 @@ class GrantCreditInput(Model):
     amount: Decimal
     currency: str | None = None
     purpose: str | None = Field(default=None, max_length=255)
-    effectiveFrom: datetime | None = None
-    effectiveUntil: datetime | None = None
+    effectiveFrom: Instant | None = None
+    effectiveUntil: Instant | None = None
     priority: int = Field(default=100, ge=0, le=2_147_483_647)
     idempotencyKey: str | None = Field(default=None, min_length=1, max_length=255)
 
