@@ -206,8 +206,10 @@ async def uow(ctx: Context) -> AsyncIterator[UnitOfWork]:
 
 
 def model_input(model: type[BaseModel], field: str, value: Any) -> Any:
-    """Validates a nested argument into an engine schema, naming the tool field on error."""
+    """Validates a nested argument into an engine schema, naming the field's path from the tool's argument
+    on error (account.effectiveFrom)."""
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        raise InvalidInput(field, describe_validation_error(exc).removeprefix("invalid input: ")) from None
+        errors = exc.errors()[:5]
+        raise InvalidInput("", "; ".join(f"{error_path((field, *err['loc']))}: {err['msg']}" for err in errors)) from None

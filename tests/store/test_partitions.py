@@ -63,24 +63,25 @@ def test_planned_partitions_cover_every_month_and_never_overlap(first: set[int],
 async def test_ingest_creates_the_partition_of_a_new_month_and_a_far_year(client, db):
     await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
     before = await partitions(db)
-    # 2023-09 (near the clock's 2026-01: monthly) and 1983 (far: yearly) are written by no other test; a month
-    # past, so never among the months ahead of the real date that server starts create
-    assert not {"events_p202309", "events_p1983"} & before.keys()
+    # 2023-09 (near the clock's 2026-01: monthly) and 2011 (far: yearly) are written by no other test; a month
+    # past, so never among the months ahead of the real date that server starts create. Far years lie inside the
+    # instants billing computes with (2000 to 9000): a timestamp outside them is refused
+    assert not {"events_p202309", "events_p2011"} & before.keys()
     result = await call(client, "ingest_batch_events", events=[
         {"id": "jan", "schemaName": "api", "timestamp": "2026-01-05T00:00:00Z", "accountId": "acc"},
-        {"id": "old", "schemaName": "api", "timestamp": "1971-03-01T00:00:00Z", "accountId": "acc"},
-        {"id": "far", "schemaName": "api", "timestamp": "9999-12-31T23:59:59Z", "accountId": "acc"},
+        {"id": "old", "schemaName": "api", "timestamp": "2003-03-01T00:00:00Z", "accountId": "acc"},
+        {"id": "far", "schemaName": "api", "timestamp": "8999-12-31T23:59:59Z", "accountId": "acc"},
         {"id": "sep", "schemaName": "api", "timestamp": "2023-09-30T23:59:59.999999Z", "accountId": "acc"},
-        {"id": "eighties", "schemaName": "api", "timestamp": "1983-03-01T00:00:00Z", "accountId": "acc"},
+        {"id": "twenty_eleven", "schemaName": "api", "timestamp": "2011-03-01T00:00:00Z", "accountId": "acc"},
     ])
     assert result["notBilledNoPlan"] == 5  # all stored (acc has no price plan)
     after = await partitions(db)
-    assert {"events_p202601", "events_p1971", "events_p9999", "events_p202309", "events_p1983"} <= after.keys()
-    assert "FROM ('1971-01-01 00:00:00+00') TO ('1972-01-01 00:00:00+00')" in after["events_p1971"]
+    assert {"events_p202601", "events_p2003", "events_p8999", "events_p202309", "events_p2011"} <= after.keys()
+    assert "FROM ('2003-01-01 00:00:00+00') TO ('2004-01-01 00:00:00+00')" in after["events_p2003"]
     assert after["events_p202309"] == "FOR VALUES FROM ('2023-09-01 00:00:00+00') TO ('2023-10-01 00:00:00+00')"
-    assert after["events_p1983"] == "FOR VALUES FROM ('1983-01-01 00:00:00+00') TO ('1984-01-01 00:00:00+00')"
+    assert after["events_p2011"] == "FOR VALUES FROM ('2011-01-01 00:00:00+00') TO ('2012-01-01 00:00:00+00')"
     # exactly the missing ones were created (the other months may already exist from earlier tests)
-    needed = {"events_p202601", "events_p1971", "events_p9999", "events_p202309", "events_p1983"}
+    needed = {"events_p202601", "events_p2003", "events_p8999", "events_p202309", "events_p2011"}
     assert after.keys() - before.keys() == needed - before.keys()
     assert set(before) <= set(after)  # nothing was dropped or replaced
     assert {name: after[name] for name in before} == before  # and the existing ones keep their bounds
@@ -88,8 +89,8 @@ async def test_ingest_creates_the_partition_of_a_new_month_and_a_far_year(client
         placed = await (await raw_connection(session)).fetch(
             "SELECT id, tableoid::regclass::text AS part FROM events ORDER BY id")
     assert {r["id"]: r["part"] for r in placed} == {
-        "far": "events_p9999", "jan": "events_p202601", "old": "events_p1971", "sep": "events_p202309",
-        "eighties": "events_p1983"}
+        "far": "events_p8999", "jan": "events_p202601", "old": "events_p2003", "sep": "events_p202309",
+        "twenty_eleven": "events_p2011"}
 
 
 async def test_partitions_ahead_and_concurrent_creators(db):

@@ -120,9 +120,12 @@ def utc_instant(value: datetime, field: str) -> datetime:
     except OverflowError:  # an offset that pushes the value past year 1 or 9999
         moment = None
     if moment is None or not EARLIEST_INSTANT <= moment <= LATEST_INSTANT:
-        raise InvalidInput(field, f"{value.isoformat()} is out of the range billing computes with; send an "
-                                  f"instant {INSTANT_RANGE}")
+        raise _out_of_range(value.isoformat(), field)
     return moment
+
+
+def _out_of_range(shown: str, field: str) -> InvalidInput:
+    return InvalidInput(field, f"{shown} is out of the range billing computes with; send an instant {INSTANT_RANGE}")
 
 
 def parse_instant(value: object, field: str) -> datetime:
@@ -139,7 +142,10 @@ def parse_instant(value: object, field: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(field, f"{value[:40]!r} is not {INSTANT_FORMS}") from None
-    return utc_instant(moment, field)
+    try:
+        return utc_instant(moment, field)
+    except InvalidInput:
+        raise _out_of_range(repr(value), field) from None  # as sent, not as parsed
 
 
 def json_kind(value: object) -> str:
