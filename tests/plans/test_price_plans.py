@@ -154,6 +154,38 @@ async def test_validation_names_the_exact_field(client, db, path: str, value: An
     assert (await row_counts(db))["price_plans"] == before["price_plans"] == 0
 
 
+SLABS = f"{U}.ratePlan.slabs"
+SLAB_PATH = "rateCards.usageRateCards[0].ratePlan.slabs"
+
+
+async def test_slabs_out_of_order_are_reported_before_the_first_slab_start(client, db) -> None:
+    meter_id = await meter(client)
+    slabs = full_plan(meter_id)["rateCards"]["usageRateCards"][0]["ratePlan"]["slabs"]
+    before = await row_counts(db)
+    # the whole list written top down (orders 3, 2, 1; startAfter 10000, 1000, 0): the first listed slab starts
+    # after 10000, but the fix is the order, not "set it to 0"
+    error = await call_error(client, "create_price_plan", **_set(full_plan(meter_id), SLABS, slabs[::-1]))
+    assert error.endswith(f"{SLAB_PATH}[1].order: the slabs are out of order: order 2 (startAfter 1000) is listed "
+                          "after order 3 (startAfter 10000); slabs are listed by ascending order, each starting after "
+                          "a greater quantity (startAfter) than the one before, the first after 0. They are listed "
+                          "in reverse: reverse the list."), error
+    assert "set it to 0" not in error
+    # orders ascending, startAfter descending: the orders are wrong, not the first start
+    swapped = [dict(slab, order=i + 1) for i, slab in enumerate(slabs[::-1])]
+    error = await call_error(client, "create_price_plan", **_set(full_plan(meter_id), SLABS, swapped))
+    assert f"{SLAB_PATH}[1].startAfter: the slabs are out of order: slabs[1] (order 2) starts after 1000, below " \
+           "slabs[0] (order 1, startAfter 10000)" in error and "Give order 1 to the slab starting after 0" in error, error
+    assert "set it to 0" not in error
+    # listed in a shuffled order that sorting by order puts right
+    shuffled = [slabs[1], slabs[0], slabs[2]]
+    error = await call_error(client, "create_price_plan", **_set(full_plan(meter_id), SLABS, shuffled))
+    assert f"{SLAB_PATH}[1].order: the slabs are out of order" in error and "list them by ascending order" in error
+    # in order, but starting above 0: then the first slab's start is the fault
+    error = await call_error(client, "create_price_plan", **_set(full_plan(meter_id), f"{SLABS}.0.startAfter", 5))
+    assert f"{SLAB_PATH}[0].startAfter: the first slab must start after 0 (got 5)" in error and "set it to 0" in error
+    assert await row_counts(db) == before
+
+
 async def test_structural_errors_name_the_field(client) -> None:
     meter_id = await meter(client)
     error = await call_error(client, "create_price_plan",

@@ -328,8 +328,7 @@ def _check_slab_sequence(slabs: Sequence[Slab], path: str) -> None:
             raise InvalidInput(
                 f"{slab_path}.order",
                 f"the slabs are out of order: order {slab.order} (startAfter {slab.start_after}) is listed after "
-                f"order {previous.order} (startAfter {previous.start_after}); {_SLAB_RULE}, in ascending order. "
-                f"{fix}",
+                f"order {previous.order} (startAfter {previous.start_after}); {_SLAB_RULE}. {fix}",
             )
         if slab.start_after == previous.start_after:
             raise InvalidInput(
