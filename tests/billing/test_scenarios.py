@@ -182,8 +182,8 @@ async def test_attach_checks_currency_and_plan(client) -> None:
         "id": "x", "name": "X", "pricePlanId": "pp_missing"})
     assert "pp_missing" in error and "list_price_plans" in error
     await account(client, "usd")
-    assert "timezone" in await call_error(client, "update_account", accountId="usd", pricePlanId=plan["id"],
-                                          effectiveFrom="2026-01-01T00:00:00")
+    assert "effectiveFrom: '1999-12-31T23:59:59' is out of the range billing computes with" in await call_error(
+        client, "update_account", accountId="usd", pricePlanId=plan["id"], effectiveFrom="1999-12-31T23:59:59")
     assert "no open billing period" in await call_error(client, "get_invoice", accountId="usd")
     assert "list_invoices" in await call_error(client, "get_invoice", invoiceId="inv_nope")
     assert "either invoiceId" in await call_error(client, "get_invoice")
