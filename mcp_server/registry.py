@@ -211,5 +211,5 @@ def model_input(model: type[BaseModel], field: str, value: Any) -> Any:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        errors = exc.errors()[:5]
-        raise InvalidInput("", "; ".join(f"{error_path((field, *err['loc']))}: {err['msg']}" for err in errors)) from None
+        parts = [f"{error_path((field, *err['loc']))}: {err['msg']}" for err in exc.errors()[:5]]
+        raise InvalidInput("", "; ".join(parts)) from None

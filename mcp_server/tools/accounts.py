@@ -18,11 +18,13 @@ from togai_engine.common.validation import Instant
 AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
 EffectiveFrom = Annotated[Instant | None, Field(
-    description="when the plan takes effect (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC); mid-cycle changes close the old "
-                "plan's partial period there (fixed fees and minimums of both parts prorated by time)")]
+    description="when the plan takes effect (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time "
+                "(no offset = UTC); mid-cycle changes close the old plan's partial period there (fixed fees and "
+                "minimums of both parts prorated by time)")]
 EffectiveUntil = Annotated[Instant | None, Field(
-    description="when the account's plan ends: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC) (the last partial period is billed, prorated; "
-                "nothing after it). Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
+    description="when the account's plan ends: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = "
+                "UTC). The last partial period is billed, prorated; nothing after it. Not with pricePlanId. Ending at "
+                "the start of a scheduled plan cancels that plan")]
 
 
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")

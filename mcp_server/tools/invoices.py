@@ -24,9 +24,11 @@ async def list_invoices(
     customerId: Annotated[str | None, Field(description="only invoices of this customer's accounts")] = None,
     status: Annotated[Status | None, Field(description="DRAFT (open or in grace), DUE, PAID or VOID")] = None,
     startTime: Annotated[Instant | None, Field(
-        description="only invoices whose period ends after this instant: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+        description="only invoices whose period ends after this instant: a date (2026-12-01 = 00:00 UTC) or "
+                    "ISO 8601 date-time (no offset = UTC)")] = None,
     endTime: Annotated[Instant | None, Field(
-        description="only invoices whose period starts before this instant: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+        description="only invoices whose period starts before this instant: a date (2026-12-01 = 00:00 UTC) or "
+                    "ISO 8601 date-time (no offset = UTC)")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[InvoiceSummary]:

@@ -62,7 +62,9 @@ async def simulate_price_plan(
     startTime: Annotated[Instant | None, Field(
         description="with endTime: the billing periods overlapping [startTime, endTime), compared whole; "
                     "a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
-    endTime: Annotated[Instant | None, Field(description="exclusive end of the range: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+    endTime: Annotated[Instant | None, Field(
+        description="exclusive end of the range: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no "
+                    "offset = UTC)")] = None,
     lastCycles: Annotated[int | None, Field(
         ge=1, le=lab.MAX_LAST_CYCLES,
         description="instead of startTime/endTime: each account's last N billing periods that have started, the "

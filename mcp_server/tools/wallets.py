@@ -27,10 +27,11 @@ async def grant_credit(
         description="ISO 4217 code; must be the account's invoiceCurrency (the default)")] = None,
     purpose: Annotated[str | None, Field(max_length=255, description="why, e.g. PREPAID_CREDIT, PROMOTIONAL")] = None,
     effectiveFrom: Annotated[Instant | None, Field(
-        description="when the credit becomes usable (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+        description="when the credit becomes usable (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 "
+                    "date-time (no offset = UTC)")] = None,
     effectiveUntil: Annotated[Instant | None, Field(
-        description="expiry (exclusive), a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC); what is left then expires. Omit for no "
-                    "expiry")] = None,
+        description="expiry (exclusive): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = "
+                    "UTC); what is left then expires. Omit for no expiry")] = None,
     priority: Annotated[int, Field(
         ge=0, le=2_147_483_647, description="burn order: lower numbers are used first (default 100)")] = 100,
     idempotencyKey: Annotated[str | None, Field(

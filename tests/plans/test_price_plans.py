@@ -174,7 +174,8 @@ async def test_slabs_out_of_order_are_reported_before_the_first_slab_start(clien
     swapped = [dict(slab, order=i + 1) for i, slab in enumerate(slabs[::-1])]
     error = await call_error(client, "create_price_plan", **_set(full_plan(meter_id), SLABS, swapped))
     assert f"{SLAB_PATH}[1].startAfter: the slabs are out of order: slabs[1] (order 2) starts after 1000, below " \
-           "slabs[0] (order 1, startAfter 10000)" in error and "Give order 1 to the slab starting after 0" in error, error
+           "slabs[0] (order 1, startAfter 10000)" in error, error
+    assert "Give order 1 to the slab starting after 0" in error
     assert "set it to 0" not in error
     # listed in a shuffled order that sorting by order puts right
     shuffled = [slabs[1], slabs[0], slabs[2]]

@@ -8,11 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from conftest import row_counts
-from helpers import call, call_error
+from helpers import JAN_1, call, call_error
 
 RANGE = "from 2000-01-01T00:00:00Z to 9000-01-01T00:00:00Z"
 OUT_OF_RANGE = ["0001-01-01", "1999-12-31T23:59:59Z", "9999-12-31T23:59:00Z", "9999-12-31T23:59:59-01:00",
                 "0001-01-01T00:00:00+01:00"]
+FEB_1 = "2026-02-01T00:00:00Z"
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 3}
 
 
@@ -44,7 +45,8 @@ async def test_every_time_argument_takes_a_date_and_a_date_time_without_offset(c
     await call(client, "create_account", id="created", customerId="c", name="A", pricePlanId=plan,
                effectiveFrom="2026-01-01T00:00:00")
     await call(client, "create_account", id="updated", customerId="c", name="U")
-    await call(client, "update_account", accountId="updated", pricePlanId=plan, effectiveFrom="2026-01-01T05:30:00+05:30")
+    await call(client, "update_account", accountId="updated", pricePlanId=plan,
+               effectiveFrom="2026-01-01T05:30:00+05:30")
     for account in ("inline", "created", "updated"):
         financial = (await call(client, "get_account", accountId=account))["financial"]
         assert financial["pricePlan"]["effectiveFrom"] == "2026-01-01T00:00:00Z", account
@@ -94,12 +96,10 @@ def time_cases(plan: str) -> list[tuple[str, Any, str]]:
         ("grant_credit", lambda t: {"accountId": "acc", "amount": "1", "effectiveUntil": t}, "effectiveUntil"),
         ("list_invoices", lambda t: {"startTime": t}, "startTime"),
         ("list_invoices", lambda t: {"endTime": t}, "endTime"),
-        ("get_metrics", lambda t: {"startTime": t, "endTime": "2026-02-01T00:00:00Z", "metricQueries": metric}, "startTime"),
-        ("get_metrics", lambda t: {"startTime": "2026-01-01T00:00:00Z", "endTime": t, "metricQueries": metric}, "endTime"),
-        ("simulate_price_plan", lambda t: {"candidates": [plan], "startTime": t, "endTime": "2026-02-01T00:00:00Z"},
-         "startTime"),
-        ("simulate_price_plan", lambda t: {"candidates": [plan], "startTime": "2026-01-01T00:00:00Z", "endTime": t},
-         "endTime"),
+        ("get_metrics", lambda t: {"startTime": t, "endTime": FEB_1, "metricQueries": metric}, "startTime"),
+        ("get_metrics", lambda t: {"startTime": JAN_1, "endTime": t, "metricQueries": metric}, "endTime"),
+        ("simulate_price_plan", lambda t: {"candidates": [plan], "startTime": t, "endTime": FEB_1}, "startTime"),
+        ("simulate_price_plan", lambda t: {"candidates": [plan], "startTime": JAN_1, "endTime": t}, "endTime"),
         ("ingest_event", lambda t: {"event": llm("e", "acc", t, 1)}, "timestamp"),
     ]
 
