@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_server.app import AppContext
 from mcp_server.auth import Principal, current_principal
 from togai_engine.app.unit import Unit, unit_of_work
-from togai_engine.common.validation import error_path
+from togai_engine.common import messages
 from togai_engine.errors import EngineError, InvalidInput
 
 log = logging.getLogger("togai_engine.tools")
@@ -47,6 +47,7 @@ class ToolSpec:
     audit_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     checks_own_text: bool = False
     view: str | None = None
+    bulk: bool = False
 
 
 TOOLS: list[ToolSpec] = []
@@ -65,6 +66,7 @@ def tool(
     audit_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     checks_own_text: bool = False,
     view: str | None = None,
+    bulk: bool = False,
 ) -> Callable[[F], F]:
     """Declares an MCP tool. The function's docstring is its description (written for the agent).
 
@@ -72,9 +74,11 @@ def tool(
     again changes nothing more) become the MCP annotations; tests/tools/test_tool_surface.py holds the table
     every tool must be in. `audit_arguments` condenses a bulky argument list for the audit record (e.g. a
     1000-event batch);
-    `checks_own_text` says the tool rejects unstorable text per item itself (a batch rejects one
-    event, not the whole call); `view` is the `ui://` page (mcp_server/views) an MCP Apps host draws the
-    result with, declared as the tool's `_meta.ui.resourceUri`."""
+    `checks_own_text` says the tool checks its arguments item by item itself (text, numbers, shapes: a
+    batch rejects one event, not the whole call), so the checks every other tool's arguments pass first
+    (mcp_server/argument_checks.py) are left to it; `bulk` gives the tool the longer time limit; `view` is
+    the `ui://` page (mcp_server/views) an MCP Apps host draws the result with, declared as the tool's
+    `_meta.ui.resourceUri`."""
 
     if view is not None and not view.startswith("ui://"):
         raise ValueError(f"tool {name}: view {view!r} must be a ui:// resource (MCP Apps)")
@@ -111,6 +115,7 @@ def tool(
             audit_arguments=audit_arguments,
             checks_own_text=checks_own_text,
             view=view,
+            bulk=bulk,
             annotations=ToolAnnotations(
                 title=title,
                 readOnlyHint=read_only,
@@ -141,25 +146,15 @@ def check_scope(tool_name: str) -> Principal:
     return principal
 
 
-def reject_unstorable_text(value: Any, path: str = "") -> None:
-    """PostgreSQL text cannot hold NUL characters: refuse them up front, naming the field."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ToolError(f"{path or 'input'}: contains a NUL character (\\u0000), which cannot be stored; remove it")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            reject_unstorable_text(key, path)
-            reject_unstorable_text(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            reject_unstorable_text(item, f"{path}[{i}]")
+def is_bulk(tool_name: str) -> bool:
+    spec = SPECS.get(tool_name)
+    return spec is not None and spec.bulk
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        parts.append(f"{error_path(err['loc']) or 'input'}: {err['msg']}")
-    return "invalid input: " + "; ".join(parts)
+def describe_validation_error(exc: ValidationError, *root: Any) -> str:
+    """pydantic's errors in the request's terms (see togai_engine.common.messages); `root`, when given, is
+    the input that was validated."""
+    return "invalid input: " + messages.describe_validation_error(exc, *root)
 
 
 def register_all(server: MCPServer) -> None:
@@ -211,5 +206,6 @@ def model_input(model: type[BaseModel], field: str, value: Any) -> Any:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        parts = [f"{error_path((field, *err['loc']))}: {err['msg']}" for err in exc.errors()[:5]]
-        raise InvalidInput("", "; ".join(parts)) from None
+        described = messages.describe_errors(exc, value)
+        raise InvalidInput("", "; ".join(f"{messages.join_path(field, path)}: {message}"
+                                         for path, message in described)) from None

@@ -73,6 +73,11 @@ async def serve_http(server: TogaiServer, settings: Settings, host: str, port: i
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
+def time_limits(settings: Settings) -> dict[str, float]:
+    return {"tool_timeout_seconds": settings.tool_timeout_seconds,
+            "bulk_tool_timeout_seconds": settings.bulk_tool_timeout_seconds}
+
+
 async def serve(
     url: str,
     settings: Settings,
@@ -89,10 +94,11 @@ async def serve(
             if settings.billing_interval_seconds > 0:
                 tg.start_soon(background_billing, db, settings.billing_interval_seconds)
             if transport == "stdio":
-                fast_json.install()
-                await build_server(db, log_level=settings.log_level).run_stdio_async()
+                server = build_server(db, log_level=settings.log_level, **time_limits(settings))
+                await fast_json.run_stdio(server, max_chars=settings.http_max_request_bytes)
             else:
-                server = build_server(db, log_level=settings.log_level, **auth_options(db, host, port, settings.api_key))
+                server = build_server(db, log_level=settings.log_level, **time_limits(settings),
+                                      **auth_options(db, host, port, settings.api_key))
                 server.custom_route("/healthz", methods=["GET"])(health)
                 server.custom_route("/register", methods=["POST"])(no_client_registration)
                 await serve_http(server, settings, host, port)

@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import Tool
 from pydantic import ValidationError
 
 from mcp_server.app import AppContext
+from mcp_server.argument_checks import check_arguments
 from mcp_server.auth import current_principal
 from mcp_server.completions import register_completions
 from mcp_server.prompts import register_prompts
@@ -21,14 +23,16 @@ from mcp_server.registry import (
     check_scope,
     checks_own_text,
     describe_validation_error,
+    is_bulk,
     register_all,
-    reject_unstorable_text,
 )
 from mcp_server.resource_updates import ResourceUpdates
 from mcp_server.resources import register_resources
 from mcp_server.views import views_extension
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
+from togai_engine.common.messages import shorten_echoes
+from togai_engine.errors import InvalidInput
 from togai_engine.store.database import Database
 
 TOOL_MODULES = (
@@ -49,7 +53,14 @@ def load_tools() -> None:
         importlib.import_module(f"mcp_server.tools.{module}")
 
 
+DEFAULT_TOOL_TIMEOUT_SECONDS = 60.0
+DEFAULT_BULK_TOOL_TIMEOUT_SECONDS = 300.0
+
+
 class TogaiServer(MCPServer[AppContext]):
+    tool_timeout_seconds = DEFAULT_TOOL_TIMEOUT_SECONDS
+    bulk_tool_timeout_seconds = DEFAULT_BULK_TOOL_TIMEOUT_SECONDS
+
     # Awaited after a tool call succeeded (its transaction committed), e.g. to notify resource subscribers.
     after_tool_call: list[Callable[[str, dict[str, Any], Any, Any], Awaitable[None]]]
 
@@ -62,17 +73,35 @@ class TogaiServer(MCPServer[AppContext]):
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         # Scope first, before argument validation: a caller without the scope learns nothing else.
         check_scope(name)
-        if not checks_own_text(name):
-            reject_unstorable_text(arguments)
+        registered = self._tool_manager.get_tool(name)
+        if registered is not None:
+            # The SDK parses a string sent for a non-string argument as JSON; check what the tool will see.
+            arguments = registered.fn_metadata.pre_parse_json(arguments)
+            try:
+                if not checks_own_text(name):  # the ingest tools check each event, to reject it alone
+                    check_arguments(arguments, registered.parameters)
+            except InvalidInput as exc:
+                raise ToolError(shorten_echoes(f"{name}: invalid input: {exc.message}", arguments)) from None
+        seconds = self.bulk_tool_timeout_seconds if is_bulk(name) else self.tool_timeout_seconds
         try:
-            result = await super().call_tool(name, arguments, context)
+            with anyio.fail_after(seconds):
+                result = await super().call_tool(name, arguments, context)
+        except TimeoutError:
+            raise ToolError(
+                f"{name} did not finish within {seconds:g} s and was stopped; what it had done was rolled back "
+                "(a write that was committing as the time ran out may have been kept: retrying it with the same id "
+                "or idempotencyKey is safe). Ask for less at once: fewer items, fewer accounts, a shorter range"
+            ) from None
         except ToolError as exc:
-            # Arguments that do not validate (the SDK raises ToolError for those; an UnexpectedToolError
-            # is a crash inside a tool and stays the SDK's): the SDK's text names pydantic's model and
-            # links its docs; say it in the tool's terms.
-            if type(exc) is ToolError and isinstance(exc.__cause__, ValidationError):
-                raise ToolError(f"{name}: {describe_validation_error(exc.__cause__)}") from None
-            raise
+            # An UnexpectedToolError is a crash inside a tool: its text is already only a ref.
+            if type(exc) is not ToolError:
+                raise
+            # Arguments that do not validate (the SDK raises ToolError for those): the SDK's text names
+            # pydantic's model and links its docs; say it in the tool's terms.
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(shorten_echoes(
+                    f"{name}: {describe_validation_error(exc.__cause__, arguments)}", arguments)) from None
+            raise ToolError(shorten_echoes(str(exc), arguments)) from None
         for observer in self.after_tool_call:
             await observer(name, arguments, result, context)
         return result
@@ -82,9 +111,13 @@ def build_server(
     database: Database | Callable[[], AbstractAsyncContextManager[AppContext]],
     *,
     clock: Clock | None = None,
+    tool_timeout_seconds: float = DEFAULT_TOOL_TIMEOUT_SECONDS,
+    bulk_tool_timeout_seconds: float = DEFAULT_BULK_TOOL_TIMEOUT_SECONDS,
     **server_options: object,
 ) -> TogaiServer:
-    """A server bound to a database (tests pass their own Database and a controllable clock)."""
+    """A server bound to a database (tests pass their own Database and a controllable clock). A tool call
+    running longer than its timeout (the bulk tools' for ingest_batch_events, void_events and
+    simulate_price_plan) is stopped with an error."""
     load_tools()
 
     @asynccontextmanager
@@ -100,6 +133,8 @@ def build_server(
         "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
         extensions=[views_extension()], **server_options  # type: ignore[arg-type]
     )
+    server.tool_timeout_seconds = tool_timeout_seconds
+    server.bulk_tool_timeout_seconds = bulk_tool_timeout_seconds
     register_all(server)
     server.after_tool_call = []
     register_prompts(server)

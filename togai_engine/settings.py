@@ -33,7 +33,14 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:*,http://localhost:*,http://[::1]:*",
         description="comma-separated Origin header values the HTTP transport accepts",
     )
-    http_max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    http_max_request_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024,
+        description="the largest request accepted: an HTTP body, or one stdio message (a line of JSON)")
+    tool_timeout_seconds: float = Field(
+        default=60, gt=0, description="a tool call still running after this long is stopped with an error")
+    bulk_tool_timeout_seconds: float = Field(
+        default=300, gt=0,
+        description="the same for the bulk tools (ingest_batch_events, void_events, simulate_price_plan)")
     api_key: str | None = Field(
         default=None, min_length=24,
         description="an extra HTTP API key with every scope, taken from the environment (for containers)",

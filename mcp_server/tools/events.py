@@ -115,7 +115,7 @@ def summarize_batch(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 @tool("ingest_batch_events", scope="events:write", idempotent=True, title="Ingest usage events (batch)",
-      audit_arguments=summarize_batch, checks_own_text=True)
+      audit_arguments=summarize_batch, checks_own_text=True, bulk=True)
 async def ingest_batch_events(
     ctx: Context,
     events: Annotated[EventsArgument, Field(description="1 to 1000 events")],
@@ -165,7 +165,8 @@ VoidTargets = Annotated[Any, WithJsonSchema({
                        "eventId": {"type": "string", "description": "the event's id, as list_events shows it"}}}})]
 
 
-@tool("void_events", scope="events:write", destructive=True, idempotent=True, title="Void usage events (batch)")
+@tool("void_events", scope="events:write", destructive=True, idempotent=True, title="Void usage events (batch)",
+      bulk=True)
 async def void_events(
     ctx: Context,
     events: Annotated[VoidTargets, Field(description=f"1 to {voids.MAX_BATCH} events: [{{accountId, eventId}}]")],

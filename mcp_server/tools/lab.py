@@ -50,7 +50,7 @@ async def calculate_revenue(
 
 
 @tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans",
-      view=LAB_VIEW)
+      view=LAB_VIEW, bulk=True)
 async def simulate_price_plan(
     ctx: Context,
     candidates: Annotated[list[Any], CANDIDATES_SCHEMA, Field(

@@ -67,7 +67,7 @@ async def test_meters_of_a_pricing_file_name_the_failing_field_and_store_nothing
         ([good, "calls"], "meters[1]", "must be a usage meter object"),
         ([good, {**good, "name": "peak", "aggregation": "MEDIAN"}], "meters[1].aggregation", "use one of: COUNT"),
         ([{k: v for k, v in good.items() if k != "name"}], "meters[0].name", "Field required"),
-        ([{**good, "computations": [5]}], "meters[0].computations[0]", "valid dictionary"),
+        ([{**good, "computations": [5]}], "meters[0].computations[0]", "should be an object; got a number"),
         ([{**good, "aggregation": "SUM", "computations": [{"computation": {"sqrt": [4]}}]}],
          "meters[0].computations[0].computation", "sqrt"),
     ):

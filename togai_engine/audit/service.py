@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.audit.models import AuditRow
 from togai_engine.audit.schemas import AuditRecord
+from togai_engine.common.messages import quote
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 
+MAX_NUMBER_DIGITS = 1000
 SECRET_KEYS = {"key", "apikey", "api_key", "token", "secret", "password", "authorization"}
 
 
@@ -22,12 +25,17 @@ def redact(value: Any) -> Any:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, str):
-        # jsonb cannot hold NUL; a rejected argument may contain one, and its audit record must not fail
-        return value.replace("\x00", "\\u0000")
+        # jsonb cannot hold NUL or a lone surrogate; a rejected argument (one event of a batch) may contain
+        # one, and its audit record must not fail: both are kept as their escapes' text
+        return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
         return {redact(k): "[redacted]" if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_NUMBER_DIGITS:
+        return quote(value)  # too long to keep (or to turn into digits at all)
     if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value)

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
+from typing import Annotated, TypeVar
+
+from pydantic import BeforeValidator
+
+T = TypeVar("T")
 
 FLOAT_EXACT_DIGITS = sys.float_info.dig
 
@@ -31,3 +36,18 @@ def exact_float_decimal(value: float) -> Decimal | None:
         return None
     number = Decimal(float.__repr__(value))  # float's own repr, also for a subclass with another one
     return number if significant_digits(number) <= FLOAT_EXACT_DIGITS else None
+
+
+BOOLEAN_IS_NOT_A_NUMBER = "is a boolean; send a number"
+
+
+def not_a_boolean(value: T) -> T:
+    """A JSON `true` is not the number 1 (pydantic would read it as 1): refused wherever a number goes."""
+    if isinstance(value, bool):
+        raise ValueError(BOOLEAN_IS_NOT_A_NUMBER)
+    return value
+
+
+# For models filled from input no tool schema describes (inline plans, plan files); a tool's typed
+# arguments are checked against its input schema before validation (mcp_server/argument_checks.py).
+WholeNumber = Annotated[int, BeforeValidator(not_a_boolean)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, tuple_
@@ -23,33 +23,43 @@ def encode_token(kind: str, key: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _not_a_token(kind: str) -> InvalidInput:
+# A token holds a list name and a few keys (ids of at most a few dozen characters, times, integers).
+MAX_TOKEN_CHARS = 2048
+
+
+def not_a_token(kind: str) -> InvalidInput:
+    """`kind` is not quoted: it may hold an id the caller sent (wallet_entries:<account>)."""
     return InvalidInput(
         "nextToken",
-        f"is not a token issued by this list ({kind}); pass the nextToken of the previous page unchanged, "
+        "is not a token this server issued for this list; pass the previous page's nextToken unchanged, "
         "or omit it to start from the first page",
     )
 
 
 def decode_token(kind: str, token: str | None) -> list[Any] | None:
-    """The keyset position after which the next page starts (a non-empty list); None for the first page."""
+    """The keyset position after which the next page starts (a non-empty list); None for the first page.
+
+    Anything else is the nextToken error: text that is not base64 of JSON, JSON the parser gives up on
+    (nested past its recursion limit, an integer of thousands of digits), or JSON of another shape."""
     if not token:
         return None
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise not_a_token(kind)
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise _not_a_token(kind) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise not_a_token(kind) from None
     if not isinstance(data, dict) or data.get("k") != kind or not isinstance(data.get("after"), list) \
             or not data["after"]:
-        raise _not_a_token(kind)
+        raise not_a_token(kind)
     return data["after"]
 
 
 def token_int(kind: str, value: object) -> int:
     """A keyset integer (a bigint column's value) read from a token of `kind`, or the nextToken error."""
     if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
-        raise _not_a_token(kind)
+        raise not_a_token(kind)
     return value
 
 
@@ -67,7 +77,7 @@ def decode_position(kind: str, token: str | None, keys: Sequence[InstrumentedAtt
     if after is None:
         return None
     if len(after) != len(keys):
-        raise _not_a_token(kind)
+        raise not_a_token(kind)
     return tuple(_key_value(kind, key.type.python_type, value) for key, value in zip(keys, after, strict=True))
 
 
@@ -77,13 +87,14 @@ def _key_value(kind: str, python_type: type, value: object) -> Any:
     if python_type is datetime and isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise _not_a_token(kind) from None
-        if moment.tzinfo is not None:
-            return moment
+            if moment.tzinfo is not None:
+                # in UTC, as the database compares it: an instant the server issued always converts
+                return moment.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise not_a_token(kind) from None
     if python_type is str and isinstance(value, str):
         return value
-    raise _not_a_token(kind)
+    raise not_a_token(kind)
 
 
 async def fetch_page(

@@ -17,6 +17,8 @@ from togai_engine.customers.models import CustomerRow
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
 from togai_engine.errors import Conflict, NotFound
 
+FIELD_OF_COLUMN = {"primary_email": "primaryEmail", "metadata_": "metadata"}  # as the caller names them
+
 
 def _profile(data: CustomerCreate | CustomerUpdate, prefix: str = "") -> dict[str, Any]:
     """The stored form of the profile fields that were given."""
@@ -72,7 +74,7 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> tuple[
         stored = {"name": row.name, "primary_email": row.primary_email, "address": row.address,
                   "metadata_": row.metadata_}
         if stored != values:
-            differing = sorted(k.rstrip("_") for k in values if values[k] != stored[k])
+            differing = sorted(FIELD_OF_COLUMN.get(k, k) for k in values if values[k] != stored[k])
             raise Conflict(
                 f"customer {customer_id!r} already exists with different {', '.join(differing)}; "
                 "use update_customer to change it, or choose another id"

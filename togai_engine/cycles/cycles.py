@@ -20,6 +20,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from togai_engine.common.messages import quote
 from togai_engine.errors import InvalidInput
 
 WEEKLY = "WEEKLY"
@@ -82,7 +83,7 @@ class CycleConfig:
         if not _is_int(self.grace_period_days) or not 0 <= self.grace_period_days <= MAX_GRACE_PERIOD_DAYS:
             raise InvalidInput("grace_period_days", _grace_rule(self.grace_period_days))
         if not isinstance(self.anniversary, bool):
-            raise InvalidInput("anniversary", f"must be true or false; got {self.anniversary!r}")
+            raise InvalidInput("anniversary", f"must be true or false; got {quote(self.anniversary)}")
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None, field_prefix: str = "pricingCycleConfig") -> CycleConfig:
@@ -101,7 +102,7 @@ class CycleConfig:
         anniversary = False if anniversary is None else anniversary
         if not isinstance(anniversary, bool):
             raise InvalidInput(
-                f"{field_prefix}.anniversaryCycle", f"must be true or false; got {anniversary!r}"
+                f"{field_prefix}.anniversaryCycle", f"must be true or false; got {quote(anniversary)}"
             )
 
         grace = raw.get("gracePeriod")
@@ -376,30 +377,30 @@ def _reject_unknown_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], path:
 
 
 def _allowed_intervals(value: object) -> str:
-    return f"must be one of {', '.join(INTERVALS)}; got {value!r}"
+    return f"must be one of {', '.join(INTERVALS)}; got {quote(value)}"
 
 
 def _grace_rule(value: object) -> str:
-    return f"must be a whole number of days from 0 to {MAX_GRACE_PERIOD_DAYS}; got {value!r}"
+    return f"must be a whole number of days from 0 to {MAX_GRACE_PERIOD_DAYS}; got {quote(value)}"
 
 
 def _day_rule(interval: str, value: object) -> str:
     if interval == WEEKLY:
-        return f'for a WEEKLY cycle must be "1"-"7" (the weekday it starts on, 1 = Monday); got {value!r}'
+        return f'for a WEEKLY cycle must be "1"-"7" (the weekday it starts on, 1 = Monday); got {quote(value)}'
     return (
         f'for a {interval} cycle must be "1"-"31" or "LAST" (the day of the month it starts on; '
-        f"months without that day use their last day); got {value!r}"
+        f"months without that day use their last day); got {quote(value)}"
     )
 
 
 def _month_rule(interval: str, value: object) -> str:
     months = MONTHS_PER_CYCLE.get(interval, 1)
     if months == 1:
-        return f'must be absent or "NIL" for a {interval} cycle; got {value!r}'
+        return f'must be absent or "NIL" for a {interval} cycle; got {quote(value)}'
     block = {QUARTERLY: "quarter", HALF_YEARLY: "half-year", ANNUALLY: "year"}[interval]
     return (
         f'for a {interval} cycle must be "1"-"{months}", "FIRST" or "LAST" (the month of the {block} '
-        f"the cycle starts in); got {value!r}"
+        f"the cycle starts in); got {quote(value)}"
     )
 
 

@@ -36,8 +36,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.close import billing_due, close_due_cycles
+from togai_engine.common.messages import encodable
 from togai_engine.common.progress import ProgressCallback
-from togai_engine.events.validation import Code, ParsedEvent, Rejection, derive_event_id, parse_event
+from togai_engine.events.validation import MAX_ID_CHARS, Code, ParsedEvent, Rejection, derive_event_id, parse_event
 from togai_engine.invoices.late_usage import late_sources, record_late_events
 from togai_engine.meters.catalog import meters_of_schemas
 from togai_engine.meters.sql import (
@@ -95,9 +96,12 @@ class IngestReport:
 
 
 def _given_id(raw: object) -> str | None:
+    """The id a rejected event was sent with, to echo back; None when it is not one an event may have
+    (too long, or text that is not Unicode: the answer could not even carry it)."""
     if type(raw) is dict:
         value = raw.get("id")  # type: ignore[attr-defined]
-        return value if type(value) is str else None
+        if type(value) is str and len(value) <= MAX_ID_CHARS and encodable(value) == value:
+            return value
     return None
 
 
@@ -113,7 +117,9 @@ async def ingest_events(
     for index, raw in enumerate(raw_events):
         result = parse_event(raw)
         if type(result) is Rejection:
-            report.rejected.append(RejectedEvent(index, _given_id(raw), result.code, result.field, result.message))
+            # the field may be an attribute's name and the message may quote a value: echo them encodable
+            report.rejected.append(RejectedEvent(index, _given_id(raw), result.code, encodable(result.field),
+                                                 encodable(result.message)))
         else:
             parsed.append((index, result))  # type: ignore[arg-type]
     if not parsed:

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from togai_engine.common.messages import json_kind, quote
 from togai_engine.common.numbers import FLOAT_EXACT_DIGITS, exact_float_decimal
 from togai_engine.common.validation import parse_instant
 from togai_engine.errors import InvalidInput
@@ -35,6 +36,7 @@ MAX_DIMENSION_NAME_CHARS = 50
 MAX_DIMENSION_VALUE_CHARS = 200
 MAX_INTEGER_DIGITS = 40
 MAX_FRACTION_DIGITS = 30
+_INTEGER_LIMIT = 10**MAX_INTEGER_DIGITS
 
 EVENT_FIELDS = frozenset({"id", "schemaName", "timestamp", "accountId", "attributes", "dimensions"})
 ATTRIBUTE_FIELDS = frozenset({"name", "value", "unit"})
@@ -118,14 +120,12 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float, Decimal)):
-        return f"the number {value}"
+        return f"the number {quote(value, 40)}"
     if isinstance(value, str):
-        return f"the string {value[:40]!r}"
+        return f"the string {quote(value, 40)}"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return json_kind(value)
 
 
 def parse_decimal(value: object, field: str = "value") -> str:
@@ -146,10 +146,10 @@ def parse_decimal(value: object, field: str = "value") -> str:
                 return text
         return _decimal_slow(text, field, value)
     if kind is int:
-        text = str(value)
-        if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
-            raise _Reject(Code.INVALID_VALUE, field, f"{text[:20]}... has more than {MAX_INTEGER_DIGITS} digits")
-        return text
+        if -_INTEGER_LIMIT < value < _INTEGER_LIMIT:  # type: ignore[operator]
+            return str(value)
+        # (not str(value): past 4300 digits Python refuses to write an integer out)
+        raise _Reject(Code.INVALID_VALUE, field, f"{quote(value, 20)} has more than {MAX_INTEGER_DIGITS} digits")
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise _Reject(Code.INVALID_VALUE, field, f"{value} is not a finite number; send a decimal such as \"12.5\"")
@@ -336,7 +336,8 @@ def _parse_dimensions(raw: object) -> dict[str, str]:
         field = f"dimensions.{name}"
         _text(name, field, Code.INVALID_DIMENSION, MAX_DIMENSION_NAME_CHARS, "the dimension name")
         if type(value) is not str:
-            hint = f'; send it as text: "{value}"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+            number = isinstance(value, float) or (type(value) is int and abs(value) < 10**40)  # short enough to show
+            hint = f'; send it as text: "{value}"' if number else ""
             raise _Reject(Code.INVALID_DIMENSION, field, f"must be a string, got {_describe(value)}{hint}")
         _text(value, field, Code.INVALID_DIMENSION, MAX_DIMENSION_VALUE_CHARS, "the dimension value")
     return raw  # type: ignore[return-value]

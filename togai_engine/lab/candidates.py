@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.common.validation import error_path
+from togai_engine.common.messages import describe_errors
 from togai_engine.errors import InvalidInput
 from togai_engine.plans import service as plans
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate
@@ -35,10 +35,10 @@ class Candidate:
         return self.plan.id if self.stored else None
 
 
-def validation_path(exc: ValidationError) -> tuple[str, str]:
-    """(field path, message) of a pydantic error, in the engine's path style: a.b[0].c."""
-    err = exc.errors()[0]
-    return error_path(err["loc"]), err["msg"]
+def validation_path(exc: ValidationError, root: object) -> tuple[str, str]:
+    """(field path, message) of the first field a pydantic error finds at fault in `root`, in the engine's
+    path style (a.b[0].c) and words."""
+    return describe_errors(exc, root)[0]
 
 
 def parse_inline(raw: Mapping[str, Any], prefix: str) -> PricePlanCreate:
@@ -60,8 +60,14 @@ def parse_inline(raw: Mapping[str, Any], prefix: str) -> PricePlanCreate:
     try:
         return PricePlanCreate.model_validate(values)
     except ValidationError as exc:
-        path, message = validation_path(exc)
-        raise InvalidInput(f"{prefix}{path}", message) from None
+        described = []
+        for path, message in describe_errors(exc, values):
+            if commitment is not None and path.startswith("rateCards.minimumCommitment"):
+                path = path.removeprefix("rateCards.")  # where the caller put it
+            described.append((f"{prefix}{path}", message))
+        if len(described) == 1:
+            raise InvalidInput(*described[0]) from None
+        raise InvalidInput("", "; ".join(f"{path}: {message}" for path, message in described)) from None
 
 
 async def inline_plan(session: AsyncSession, raw: Mapping[str, Any], prefix: str, now: datetime) -> PricePlan:

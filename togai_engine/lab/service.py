@@ -325,7 +325,7 @@ async def apply_meters(session: AsyncSession, specs: Sequence[object], now: date
         try:
             data = UsageMeterCreate.model_validate(spec)
         except ValidationError as exc:
-            where, message = validation_path(exc)
+            where, message = validation_path(exc, spec)
             raise InvalidInput(f"{prefix}.{where}" if where else prefix, message) from None
         try:
             meter, created = await meters.create_usage_meter(session, data, now)

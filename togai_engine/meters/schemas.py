@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from togai_engine.common.numbers import WholeNumber
 from togai_engine.common.schemas import Model
 
 Aggregation = Literal["COUNT", "SUM", "MAX", "UNIQUE_COUNT", "LATEST"]
@@ -31,7 +32,7 @@ class ComputationIn(Model):
         '({"*": [{"var": "attributes.tokens"}, 0.5]}), or "1" for COUNT. For UNIQUE_COUNT '
         'the value counted distinct, e.g. "dimensions.user_id"',
     )
-    order: int = Field(default=1, description="evaluation order; the first matching computation gives the value")
+    order: WholeNumber = Field(default=1, description="evaluation order; the first matching computation gives the value")
 
 
 class Computation(Model):

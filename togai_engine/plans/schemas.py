@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PrivateAttr
 
+from togai_engine.common.numbers import WholeNumber, not_a_boolean
 from togai_engine.common.schemas import Model
 from togai_engine.cycles import CycleConfig
 from togai_engine.errors import InvalidInput
@@ -49,9 +50,9 @@ LATE_USAGE_DESCRIPTION = (
 
 
 class StartOffset(Model):
-    dayOffset: str | int | None = Field(
+    dayOffset: Annotated[str | int | None, BeforeValidator(not_a_boolean)] = Field(
         default=None, description='"1"-"31" or "LAST" ("1"-"7" for WEEKLY, 1 = Monday); default "1"')
-    monthOffset: str | int | None = Field(
+    monthOffset: Annotated[str | int | None, BeforeValidator(not_a_boolean)] = Field(
         default=None, description='month of the quarter/half/year the cycle starts in ("1".., FIRST, LAST); '
                                   'omit or "NIL" for MONTHLY and WEEKLY')
 
@@ -59,7 +60,7 @@ class StartOffset(Model):
 class PricingCycleConfigInput(Model):
     interval: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "HALF_YEARLY", "ANNUALLY"] = "MONTHLY"
     startOffset: StartOffset | None = None
-    gracePeriod: int = Field(default=0, description="days after the cycle end during which late events still "
+    gracePeriod: WholeNumber = Field(default=0, description="days after the cycle end during which late events still "
                                                     "count; the invoice becomes DUE when it ends")
     anniversaryCycle: bool = Field(default=False, description="cycles start on the day the plan was attached")
 
@@ -72,7 +73,7 @@ class SlabConfig(Model):
 
 
 class SlabInput(Model):
-    order: int = Field(description="1, 2, 3 ... in ascending order; joins the slab to its slabRates")
+    order: WholeNumber = Field(description="1, 2, 3 ... in ascending order; joins the slab to its slabRates")
     startAfter: DecimalValue = Field(description="the slab covers quantities above this, up to the next "
                                                  "slab's startAfter; the first slab starts after 0")
     priceType: Literal["PER_UNIT", "FLAT", "PACKAGE"]
@@ -86,7 +87,7 @@ class RatePlanInput(Model):
 
 
 class SlabRateInput(Model):
-    order: int
+    order: WholeNumber
     rate: DecimalValue = Field(description="per unit (PER_UNIT), per package (PACKAGE) or once (FLAT)")
     flatRate: DecimalValue | None = Field(default=None, description="charged once when usage enters the slab")
 
@@ -141,7 +142,7 @@ class BillingEntitlementRateCard(Model):
 
 
 class GrantDetails(Model):
-    priority: int | None = Field(default=None, description="lower numbers are used first (wallet default 100)")
+    priority: WholeNumber | None = Field(default=None, description="lower numbers are used first (wallet default 100)")
     expiryType: Literal["PRICING_CYCLE", "NO_EXPIRY", "CUSTOM"] = "PRICING_CYCLE"
     expiryDuration: str | None = Field(default=None, description="ISO 8601 duration such as P30D; CUSTOM only")
 

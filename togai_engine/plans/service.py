@@ -10,7 +10,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.ids import new_id
-from togai_engine.common.pagination import check_page_size, decode_token, encode_token, fetch_page, token_int
+from togai_engine.common.pagination import (
+    check_page_size,
+    decode_token,
+    encode_token,
+    fetch_page,
+    not_a_token,
+    token_int,
+)
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.meters.service import meter_exists
@@ -178,8 +185,7 @@ async def list_rate_cards(
     start = 0
     if after:
         if len(after) != 2 or after[0] != plan_id or token_int("rate_cards", after[1]) < 0:
-            raise InvalidInput("nextToken", "is not a token of this price plan's list; omit it to start from the "
-                                            "first page")
+            raise not_a_token("rate_cards")  # of another plan's list, or edited
         start = after[1]
     cards = rate_cards_of(plan)
     page = cards[start:start + size]

@@ -21,7 +21,8 @@ from fractions import Fraction
 
 from babel.numbers import get_currency_precision, is_currency
 
-from togai_engine.common.numbers import exact_float_decimal, significant_digits
+from togai_engine.common.messages import json_kind
+from togai_engine.common.numbers import BOOLEAN_IS_NOT_A_NUMBER, exact_float_decimal, significant_digits
 from togai_engine.errors import InvalidInput
 
 # 60 significant digits: a 10^15 quantity times a rate with 30 decimals still fits exactly.
@@ -91,9 +92,7 @@ def parse_decimal(value: object, field: str) -> Decimal:
     0.30000000000000004 cannot be told apart from binary noise, so it must be sent as a string.
     """
     if isinstance(value, bool):
-        raise InvalidInput(
-            field, f'expected a number, got the boolean {value}; send a decimal string such as "1.5".'
-        )
+        raise InvalidInput(field, f'{BOOLEAN_IS_NOT_A_NUMBER}, e.g. a decimal string such as "1.5"')
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
@@ -108,9 +107,7 @@ def parse_decimal(value: object, field: str) -> Decimal:
             )
         result = Decimal(text)
     else:
-        raise InvalidInput(
-            field, f'expected a decimal number, got {type(value).__name__}; send a string such as "12.50".'
-        )
+        raise InvalidInput(field, f'should be a decimal number, got {json_kind(value)}; send a string such as "12.50"')
     if not result.is_finite():
         raise InvalidInput(field, f'{value!r} is not a finite number; send a finite decimal such as "0".')
     return _check_magnitude(result, field)

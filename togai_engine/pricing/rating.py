@@ -16,6 +16,7 @@ from decimal import Decimal, DecimalException, localcontext
 from fractions import Fraction
 from typing import Literal
 
+from togai_engine.common.messages import quote
 from togai_engine.errors import InvalidInput
 from togai_engine.pricing.money import EXACT_CONTEXT, is_known_currency, round_fraction, round_money
 
@@ -101,7 +102,7 @@ def rate_usage(plan: RatePlan, rate: RateValue, quantity: Decimal) -> RateCardCh
     never goes below zero and never stops billing; the charge keeps the quantity and says so.
     """
     if not isinstance(quantity, Decimal) or not quantity.is_finite():
-        raise InvalidInput("quantity", f"quantity must be a finite decimal, got {quantity!r}.")
+        raise InvalidInput("quantity", f"quantity must be a finite decimal, got {quote(quantity)}")
     _check_rate_plan(plan, "ratePlan")
     _check_rate_value(rate, plan, "rateValue")
     net_negative = quantity < 0
@@ -203,7 +204,7 @@ def minimum_commitment_true_up(
     _require_non_negative(commitment, "commitment", "the minimum commitment")
     if not isinstance(subtotal_of_rounded_lines, Decimal) or not subtotal_of_rounded_lines.is_finite():
         raise InvalidInput(
-            "subtotal", f"subtotal must be a finite decimal, got {subtotal_of_rounded_lines!r}."
+            "subtotal", f"subtotal must be a finite decimal, got {quote(subtotal_of_rounded_lines)}"
         )
     shortfall = Fraction(commitment) - Fraction(subtotal_of_rounded_lines)
     return round_fraction(max(shortfall, Fraction(0)), currency)
@@ -212,7 +213,7 @@ def minimum_commitment_true_up(
 def prorate_fixed_fee(amount: Decimal, served: timedelta, cycle: timedelta, currency: str) -> Decimal:
     """`amount` × served / cycle, rounded half-up once to the minor unit (exact in between)."""
     if not isinstance(amount, Decimal) or not amount.is_finite():
-        raise InvalidInput("amount", f"amount must be a finite decimal, got {amount!r}.")
+        raise InvalidInput("amount", f"amount must be a finite decimal, got {quote(amount)}")
     if cycle <= timedelta(0):
         raise InvalidInput("cycle", f"the cycle length must be positive, got {cycle}.")
     if served < timedelta(0) or served > cycle:
@@ -282,7 +283,7 @@ def _check_rate_plan(plan: RatePlan, path: str) -> None:
     for i, slab in enumerate(plan.slabs):
         slab_path = f"{path}.slabs[{i}]"
         if isinstance(slab.order, bool) or not isinstance(slab.order, int) or slab.order < 1:
-            raise InvalidInput(f"{slab_path}.order", f"order must be a positive integer, got {slab.order!r}.")
+            raise InvalidInput(f"{slab_path}.order", f"order must be a positive integer, got {quote(slab.order)}")
         if slab.price_type not in PRICE_TYPES:
             raise InvalidInput(
                 f"{slab_path}.priceType",
@@ -345,17 +346,19 @@ def _check_slab_sequence(slabs: Sequence[Slab], path: str) -> None:
             )
 
 
+
+
 def _check_package_size(slab: Slab, path: str) -> None:
     size = slab.package_size
     if slab.price_type == "PACKAGE":
         if not isinstance(size, Decimal) or not size.is_finite() or size <= 0:
             raise InvalidInput(
-                path, f"a PACKAGE slab needs slabConfig.packageSize > 0 (units per package), got {size!r}."
+                path, f"a PACKAGE slab needs slabConfig.packageSize > 0 (units per package), got {quote(size)}"
             )
     elif size is not None:
         raise InvalidInput(
             path,
-            f"packageSize only applies to PACKAGE slabs; remove it or set priceType to PACKAGE (got {size}).",
+            f"packageSize only applies to PACKAGE slabs; remove it or set priceType to PACKAGE (got {quote(size)})",
         )
 
 
@@ -411,7 +414,7 @@ def _check_currency(currency: str, path: str) -> None:
 
 def _require_non_negative(value: object, path: str, name: str) -> None:
     if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-        raise InvalidInput(path, f"{name} must be a finite decimal >= 0, got {value!r}.")
+        raise InvalidInput(path, f"{name} must be a finite decimal >= 0, got {quote(value)}")
 
 
 def _join(prefix: str, name: str) -> str:
