@@ -10,7 +10,7 @@ make a float; nesting past 1024 levels; lone surrogates; malformed text) to the 
 
 Bounded and answered: the SDK drops a line it cannot read (it logs it at DEBUG), so a client waits
 for an answer that never comes. Here such a line becomes an `UnreadableMessage`, which
-`answer_unreadable` turns into a JSON-RPC error carrying the request's id when one can be found
+`AnsweringReader` turns into a JSON-RPC error carrying the request's id when one can be found
 (id null otherwise, as JSON-RPC 2.0 says): a line longer than the request limit is refused before it
 is parsed, text that is not JSON gets -32700, JSON that is not a JSON-RPC message or is nested too
 deeply to read gets -32600. JSON the SDK's parser refuses but the json module reads (a lone UTF-16

@@ -9,9 +9,8 @@ or a clean tool error: one that names the argument at fault, says no "internal e
 Python type, echoes no more than a prefix of the input (under MAX_MESSAGE_CHARS), and leaves no
 traceback in the server's log.
 
-Dates at the ends of the range are in EXTREME_DATES, used only when SWEEP_EXTREME_DATES is on: the
-instant parsing that makes them clean errors is separate work. TOGAI_SWEEP_EXTREME_DATES=1 turns them
-on for a run.
+Time arguments also get EXTREME_DATES: the ends of the calendar and of Python's datetime, offsets that
+push year 1 or 9999 out of range, a five-digit year.
 """
 
 from __future__ import annotations
@@ -37,12 +36,11 @@ from mcp_server.server import load_tools
 
 load_tools()
 
-SWEEP_EXTREME_DATES = os.environ.get("TOGAI_SWEEP_EXTREME_DATES") == "1"
 EXTREME_DATES = [
     "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "0001-01-01", "9999-12-31T23:59:59Z",
     "9999-12-31T23:59:59.999999-14:00", "9999-12-31", "10000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z",
 ]
-CASES_PER_TOOL = int(os.environ.get("SWEEP_CASES_PER_TOOL", "8"))
+CASES_PER_TOOL = int(os.environ.get("SWEEP_CASES_PER_TOOL", "15"))
 PROMPT_SECONDS = 5.0  # per call; the slowest clean refusal takes milliseconds
 MAX_MESSAGE_CHARS = 1024
 PYTHON_WORDS = re.compile(
@@ -225,9 +223,7 @@ def values_for(path: Path) -> st.SearchStrategy[Any]:
     if path[-1] == "nextToken":
         choices += TAMPERED_TOKENS
     if is_time(path):
-        # a number in a time field is read as seconds since 1970: an extreme date too (5e-324 attaches a
-        # plan from 1970, and billing 56 years of cycles takes seconds)
-        choices = choices + EXTREME_DATES if SWEEP_EXTREME_DATES else [v for v in choices if v not in NUMBERS]
+        choices += EXTREME_DATES
     return st.sampled_from(choices)
 
 

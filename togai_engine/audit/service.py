@@ -16,7 +16,7 @@ from togai_engine.common.messages import quote
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 
-MAX_NUMBER_DIGITS = 1000
+_HUGE = 10**1000  # an integer this long is kept as a note, not as digits
 SECRET_KEYS = {"key", "apikey", "api_key", "token", "secret", "password", "authorization"}
 
 
@@ -34,8 +34,8 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN or Infinity
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_NUMBER_DIGITS:
-        return quote(value)  # too long to keep (or to turn into digits at all)
+    if isinstance(value, int) and not isinstance(value, bool) and not -_HUGE < value < _HUGE:
+        return quote(value)  # (past 4300 digits Python cannot even write it out)
     if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value)
