@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,40 +15,12 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import hosted
+from conftest import free_port, hosted
 from mcp_server.registry import SPECS
 from mcp_server.server import load_tools
 from togai_engine.apikeys.service import create_key, revoke_key
 
 BIN = Path(sys.executable).parent / "togai-engine"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-async def http_server(database_url: str, db) -> AsyncIterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOGAI_")}
-    env |= {"TOGAI_DATABASE_URL": database_url, "TOGAI_BILLING_INTERVAL_SECONDS": "0"}
-    proc = subprocess.Popen([str(BIN), "serve", "--transport", "http", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(150):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read().decode()[-2000:]) from None
-                await asyncio.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 async def new_key(db, *scopes: str) -> str:

@@ -36,12 +36,20 @@ def late_lines(invoice: dict[str, Any]) -> list[dict[str, Any]]:
     return [line for line in invoice["lineItems"] if line["type"] == "LATE_USAGE_AMOUNT"]
 
 
-async def test_late_usage_is_billed_on_the_next_invoice_at_the_price_the_period_would_have_had(
-        client, clock, db) -> None:
+async def january_billed(client: Any, db: Any, tokens: str | None = None) -> str:
+    """acme on a BILL_ON_NEXT_INVOICE "Pro" from 1 January, with `tokens` used on 10 January, and January
+    closed (DUE) by a bill run on 1 February. -> the plan id."""
     plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
     await account(client, "acme", plan, iso(2026, 1, 1))
-    await usage(client, "acme", "2026-01-10T00:00:00Z", "9000", "jan-1")
+    if tokens is not None:
+        await usage(client, "acme", "2026-01-10T00:00:00Z", tokens, "jan-1")
     await run_bill(db, at(2026, 2, 1))
+    return plan
+
+
+async def test_late_usage_is_billed_on_the_next_invoice_at_the_price_the_period_would_have_had(
+        client, clock, db) -> None:
+    await january_billed(client, db, "9000")
     (january,) = await invoices(client, "acme", status="DUE")
     assert january["totalAmount"] == "121.00"  # 9000 × 0.01 = 90.00 + 31.00
 
@@ -100,10 +108,7 @@ async def test_a_plan_that_ignores_late_usage_keeps_it_stored_and_unbilled(clien
 
 
 async def test_a_late_correction_never_lowers_an_invoiced_period_by_itself(client, clock, db) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await usage(client, "acme", "2026-01-10T00:00:00Z", "5000", "jan-1")
-    await run_bill(db, at(2026, 2, 1))  # January: 5000 × 0.01 = 50.00 + 31.00 = 81.00
+    await january_billed(client, db, "5000")  # January: 5000 × 0.01 = 50.00 + 31.00 = 81.00
     clock.set(at(2026, 2, 3))
     correction = await usage(client, "acme", "2026-01-11T00:00:00Z", "-2000", "jan-fix")
     assert correction["status"] == "ACCEPTED_LATE"
@@ -117,9 +122,7 @@ async def test_a_late_correction_never_lowers_an_invoiced_period_by_itself(clien
 
 async def test_one_bill_run_over_several_months_bills_late_usage_on_the_first_invoice_it_closes(
         client, clock, db) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await run_bill(db, at(2026, 2, 1))
+    await january_billed(client, db)
     clock.set(at(2026, 2, 3))
     await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "jan-late-1")
     await run_bill(db, at(2026, 4, 1))  # February and March close in one run
@@ -190,10 +193,7 @@ async def test_an_ended_plan_taken_up_again_bills_only_the_late_usage(client, cl
 
 
 async def test_corrections_left_to_credit_notes_are_not_asked_for_twice(client, clock, db) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await usage(client, "acme", "2026-01-10T00:00:00Z", "5000", "jan-1")
-    await run_bill(db, at(2026, 2, 1))  # January: 50.00 + 31.00 = 81.00
+    await january_billed(client, db, "5000")  # January: 50.00 + 31.00 = 81.00
     clock.set(at(2026, 2, 3))
     await usage(client, "acme", "2026-01-11T00:00:00Z", "-2000", "jan-fix-1")
     await run_bill(db, at(2026, 3, 1))
@@ -214,9 +214,7 @@ async def test_corrections_left_to_credit_notes_are_not_asked_for_twice(client, 
 
 
 async def test_a_late_event_not_billed_yet_can_be_voided(client, clock, db) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await run_bill(db, at(2026, 2, 1))
+    await january_billed(client, db)
     clock.set(at(2026, 2, 3))
     await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "wrong")
     await usage(client, "acme", "2026-01-21T00:00:00Z", "100", "right")
@@ -231,10 +229,7 @@ async def test_a_late_event_not_billed_yet_can_be_voided(client, clock, db) -> N
 
 
 async def test_revenue_of_a_period_with_late_usage_never_goes_back(client, clock, db) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await usage(client, "acme", "2026-01-10T00:00:00Z", "9000", "jan-1")
-    await run_bill(db, at(2026, 2, 1))
+    await january_billed(client, db, "9000")
     clock.set(at(2026, 2, 3))
     await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late")
     tokens = await tokens_meter(client)
@@ -244,9 +239,7 @@ async def test_revenue_of_a_period_with_late_usage_never_goes_back(client, clock
 
 
 async def test_a_late_event_and_a_plan_change_of_its_account_never_deadlock(client, clock, db, database_url) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await run_bill(db, at(2026, 2, 1))
+    await january_billed(client, db)
     now = at(2026, 2, 3)
     event = {"id": "jan-late", "schemaName": "llm", "timestamp": "2026-01-20T00:00:00Z", "accountId": "acme",
              "attributes": {"tokens": "100"}}
@@ -273,10 +266,7 @@ async def test_a_late_event_and_a_plan_change_of_its_account_never_deadlock(clie
 
 async def test_the_pricing_lab_compares_a_period_with_late_usage_on_what_was_charged_for_it(
         client, clock, db) -> None:
-    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
-    await account(client, "acme", plan, iso(2026, 1, 1))
-    await usage(client, "acme", "2026-01-10T00:00:00Z", "9000", "jan-1")
-    await run_bill(db, at(2026, 2, 1))
+    plan = await january_billed(client, db, "9000")
     clock.set(at(2026, 2, 3))
     await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late")
     await run_bill(db, at(2026, 3, 1))
