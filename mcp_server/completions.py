@@ -24,6 +24,7 @@ from mcp_server.app import AppContext
 from mcp_server.auth import current_principal
 from mcp_server.resources import KINDS
 from togai_engine.app import lookup
+from togai_engine.common.messages import encodable
 
 COMPLETION_LIMIT = 20
 RECENT_MONTHS = 13  # this month and the twelve before it
@@ -56,6 +57,8 @@ def _recent(values: list[str], prefix: str) -> Completion:
 async def complete_value(session: AsyncSession, argument: str, prefix: str, context: dict[str, str],
                          app: AppContext) -> Completion:
     """The values for one argument; `context` holds the arguments already given (e.g. accountId)."""
+    if any(not _storable(text) for text in (prefix, *context.values())):
+        return NOTHING  # a NUL or a lone surrogate matches no id, and PostgreSQL would refuse it
     if argument == "month":
         now = app.clock.now()
         return _recent([f"{now - relativedelta(months=i):%Y-%m}" for i in range(RECENT_MONTHS)], prefix)
@@ -103,3 +106,7 @@ def register_completions(server: MCPServer[Any]) -> None:
     # MCPServer.completion() calls its handler with (ref, argument, context) only, without the request context
     # that holds the database, so the handler goes on the low-level server, as that decorator would put it.
     server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, complete)
+
+
+def _storable(text: object) -> bool:
+    return isinstance(text, str) and "\x00" not in text and encodable(text) == text

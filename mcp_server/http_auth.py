@@ -71,7 +71,7 @@ def unauthorized_answer(key_sent: bool) -> tuple[list[tuple[bytes, bytes]], byte
         challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{problem}"'
         error = "invalid_token"
     else:
-        problem = "no API key was sent"
+        problem = "no API key was sent as Authorization: Bearer <key>"
         challenge = f'Bearer realm="{REALM}"'
         error = "api_key_required"
     body = json.dumps({

@@ -19,6 +19,7 @@ from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
 from mcp_server.resources import ACCOUNT, INVOICE, INVOICE_JSON, PRICE_PLAN, USAGE_METER, expand
+from togai_engine.common.messages import quote
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.events.voids import MAX_BATCH as MAX_VOIDS
 from togai_engine.lab.service import MAX_CANDIDATES, MAX_LAST_CYCLES
@@ -364,9 +365,11 @@ def register_prompts(server: MCPServer[Any]) -> None:
             params = ctx.params or {}
             name = params.get("name")
             given = params.get("arguments") or {}
+            if not isinstance(given, dict):
+                raise MCPError(INVALID_PARAMS, "arguments: should be an object of argument names to strings")
             prompt = next((p for p in await server.list_prompts() if p.name == name), None)
             if prompt is None:
-                raise MCPError(INVALID_PARAMS, f"name: no prompt named {name!r}; prompts/list names them")
+                raise MCPError(INVALID_PARAMS, f"name: no prompt named {quote(name)}; prompts/list names them")
             for argument in prompt.arguments or []:
                 if argument.required and not isinstance(given.get(argument.name), str):
                     raise MCPError(INVALID_PARAMS, f"arguments.{argument.name}: required by prompt {name} "

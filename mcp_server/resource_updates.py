@@ -22,14 +22,22 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, CallToolResult, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    EmptyResult,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    UnsubscribeRequestParams,
+)
+from pydantic import ValidationError
 
 from mcp_server.app import AppContext
 from mcp_server.resources import ACCOUNT, INVOICE, INVOICE_JSON, expand, kind_of, require_scope
@@ -45,10 +53,14 @@ BATCH_NOT_BILLABLE = ("duplicateIndexes", "notBilledIndexes", "notBilledNoPlanIn
 
 
 def requested_uris(params: Any) -> list[str]:
-    """The resourceSubscriptions of a raw subscriptions/listen request."""
-    notifications = params.get("notifications") if isinstance(params, Mapping) else None
-    uris = notifications.get("resourceSubscriptions") if isinstance(notifications, Mapping) else None
-    return [uri for uri in uris if isinstance(uri, str)] if isinstance(uris, list) else []
+    """The resourceSubscriptions of a raw subscriptions/listen request, read as the SDK reads them (it takes
+    the snake_case spelling too: a URI checked under one spelling and honoured under the other would skip
+    the scope check). Params the SDK would not take are refused here."""
+    try:
+        parsed = SubscriptionsListenRequestParams.model_validate(params if params is not None else {})
+    except ValidationError:
+        raise MCPError(INVALID_PARAMS, "params: not a subscriptions/listen request's params") from None
+    return list(parsed.notifications.resource_subscriptions or [])
 
 
 def check_readable(uri: str) -> None:

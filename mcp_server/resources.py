@@ -32,6 +32,7 @@ from togai_engine.app import accounts as app_accounts
 from togai_engine.app import invoices as app_invoices
 from togai_engine.app import lookup
 from togai_engine.app.unit import Unit, unit_of_work
+from togai_engine.common.messages import quote as quote_sent
 from togai_engine.errors import EngineError, NotFound
 from togai_engine.meters import service as meters
 from togai_engine.plans import service as plans
@@ -85,7 +86,7 @@ def kind_of(uri: str) -> tuple[ResourceKind, str] | None:
 def require_scope(kind: ResourceKind, uri: str) -> None:
     """A caller without the kind's scope is refused before anything is read, naming the scope."""
     if not current_principal().allows(kind.scope):
-        raise MCPError(INVALID_REQUEST, f"this API key lacks scope {kind.scope!r}, required to read {uri} (as by "
+        raise MCPError(INVALID_REQUEST, f"this API key lacks scope {kind.scope!r}, required to read {quote_sent(uri)} (as by "
                                         f"{kind.tool}); ask for a key with that scope (togai-engine keys create "
                                         f"--name ... --scopes {kind.scope})")
 
@@ -102,7 +103,7 @@ async def reading(ctx: Context, template: str, value: str) -> AsyncIterator[Unit
         async with unit_of_work(app.db, app.clock.now(), actor=current_principal().actor) as unit:
             yield unit
     except EngineError as exc:
-        raise MCPError(INVALID_PARAMS, f"{uri}: {exc.message}", data={"uri": uri}) from None
+        raise MCPError(INVALID_PARAMS, f"{quote_sent(uri)}: {exc.message}", data={"uri": quote_sent(uri)}) from None
 
 
 def as_json(model: BaseModel) -> str:
@@ -113,7 +114,7 @@ def as_json(model: BaseModel) -> str:
 async def _account_id(session: AsyncSession, handle: str) -> str:
     account_id = await account_service.resolve_account_id(session, handle)
     if account_id is None:
-        raise NotFound(f"account {handle!r} does not exist (neither an id nor an alias); list_accounts shows them")
+        raise NotFound(f"account {quote_sent(handle)} does not exist (neither an id nor an alias); list_accounts shows them")
     return account_id
 
 

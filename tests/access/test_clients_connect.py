@@ -90,7 +90,7 @@ async def test_a_request_without_a_key_learns_how_to_send_and_make_one(http_serv
     assert missing.headers["www-authenticate"] == 'Bearer realm="togai-engine"'
     body = missing.json()
     assert body["error"] == "api_key_required"
-    assert body["error_description"].startswith("no API key was sent. This server takes API keys, not OAuth")
+    assert body["error_description"].startswith("no API key was sent as Authorization: Bearer <key>. This server takes API keys, not OAuth")
     assert "'Authorization: Bearer <key>'" in body["error_description"]
     assert "togai-engine keys create --name <who uses it> --scopes <scope,...>" in body["error_description"]
     assert body["sendKey"] == "Authorization: Bearer <key>"

@@ -123,3 +123,11 @@ async def test_each_prefix_search_is_an_index_range_scan(db) -> None:
             plan = "\n".join((await session.execute(text(f"EXPLAIN {query}"))).scalars())
             assert f"Index Only Scan using {index}" in plan or f"Index Scan using {index}" in plan, plan
             assert "Sort" not in plan, plan
+
+
+async def test_text_no_id_can_hold_completes_to_nothing(client, clock) -> None:
+    await tell(client, clock)
+    # a NUL or a lone surrogate, in the value or in an argument already given: no match, and no internal error
+    assert await values(client, prompt("audit_overage_claim"), "invoiceId", "inv", accountId="a\x00b") == []
+    assert await values(client, prompt("check_feature_rollout"), "featureId", "", accountId="a\x00b") == []
+    assert await values(client, prompt("onboard_partner"), "pricePlanId", "\ud800") == []

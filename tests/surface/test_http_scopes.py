@@ -41,7 +41,7 @@ async def test_resources_completions_and_subscriptions_follow_the_key_scopes(htt
     invoice = f"togai://invoices/{story.acme_january}"
     async with hosted(await keyed(db, http_server, "plans:read")) as planner:
         message = await refused(planner.read_resource(invoice), "billing:read")
-        assert f"required to read {invoice} (as by get_invoice)" in message
+        assert f"required to read '{invoice}' (as by get_invoice)" in message
         await refused(planner.read_resource("togai://accounts/acme-eu"), "billing:read")
         await refused(planner.read_resource("togai://usage-meters/um_tokens"), "meters:read")
         plan = (await planner.read_resource(f"togai://price-plans/{story.growth}")).contents[0].text

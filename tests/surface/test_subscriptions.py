@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from conftest import hosted
 from helpers import call
+from mcp_server.resource_updates import requested_uris
 from mcp_server.server import build_server
 from surface_story import tell
 
@@ -132,3 +133,12 @@ async def test_a_2025_client_subscribes_and_is_notified(db, clock) -> None:
             with pytest.raises(MCPError) as raised:
                 await client.subscribe_resource("togai://nothing/here")
             assert "is not a resource of this server" in raised.value.error.message
+
+
+def test_a_listen_request_is_read_as_the_sdk_reads_it_under_either_spelling() -> None:
+    # The SDK honours snake_case too: a URI read under one spelling only would skip the scope check.
+    uris = ["togai://accounts/acme-main"]
+    assert requested_uris({"notifications": {"resourceSubscriptions": uris}}) == uris
+    assert requested_uris({"notifications": {"resource_subscriptions": uris}}) == uris
+    with pytest.raises(MCPError):
+        requested_uris({"notifications": "everything"})
