@@ -18,6 +18,7 @@ from mcp.server.mcpserver import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_server.registry import UnitOfWork, app_of
+from togai_engine.sandbox.service import read_now as sandbox_now
 
 
 @asynccontextmanager
@@ -26,4 +27,5 @@ async def pure_read(ctx: Context) -> AsyncIterator[UnitOfWork]:
     async with app.db.engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         async with AsyncSession(bind=autocommit, expire_on_commit=False, autoflush=False) as session:
-            yield UnitOfWork(session=session, now=app.clock.now(), app=app)
+            now = await sandbox_now(session) if app.sandbox else app.clock.now()
+            yield UnitOfWork(session=session, now=now, app=app)

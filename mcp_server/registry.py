@@ -188,15 +188,16 @@ class UnitOfWork:
 
 
 @asynccontextmanager
-async def uow(ctx: Context) -> AsyncIterator[UnitOfWork]:
+async def uow(ctx: Context, *, moves_clock: bool = False) -> AsyncIterator[UnitOfWork]:
     """One tool call = one transaction (the application layer's unit of work); a mutating call's audit
-    record commits with it."""
+    record commits with it. `moves_clock`: the call advances the sandbox clock (locks it for update)."""
     app = app_of(ctx)
     spec, arguments, principal = _current.get()
     if spec.mutating and spec.audit_arguments is not None:
         arguments = spec.audit_arguments(arguments)
-    async with unit_of_work(app.db, app.clock.now(), actor=principal.actor,
-                            action=spec.name if spec.mutating else None, arguments=arguments) as unit:
+    async with unit_of_work(app.db, app.call_now(), actor=principal.actor,
+                            action=spec.name if spec.mutating else None, arguments=arguments,
+                            moves_clock=moves_clock) as unit:
         yield UnitOfWork(session=unit.session, now=unit.now, app=app, unit=unit)
 
 

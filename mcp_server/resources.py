@@ -100,7 +100,7 @@ async def reading(ctx: Context, template: str, value: str) -> AsyncIterator[Unit
     require_scope(next(kind for kind in KINDS if kind.template == template), uri)
     app: AppContext = ctx.request_context.lifespan_context
     try:
-        async with unit_of_work(app.db, app.clock.now(), actor=current_principal().actor) as unit:
+        async with unit_of_work(app.db, app.call_now(), actor=current_principal().actor) as unit:
             yield unit
     except EngineError as exc:
         raise MCPError(INVALID_PARAMS, f"{quote_sent(uri)}: {exc.message}", data={"uri": quote_sent(uri)}) from None

@@ -37,7 +37,7 @@ from togai_engine.store.database import Database
 
 TOOL_MODULES = (
     "customers", "accounts", "events", "meters", "metrics", "plans", "invoices", "credit_notes", "wallets",
-    "entitlements", "lab", "audit",
+    "entitlements", "lab", "audit", "clock",
 )
 
 INSTRUCTIONS = """\
@@ -111,19 +111,21 @@ def build_server(
     database: Database | Callable[[], AbstractAsyncContextManager[AppContext]],
     *,
     clock: Clock | None = None,
+    sandbox: bool = False,
     tool_timeout_seconds: float = DEFAULT_TOOL_TIMEOUT_SECONDS,
     bulk_tool_timeout_seconds: float = DEFAULT_BULK_TOOL_TIMEOUT_SECONDS,
     **server_options: object,
 ) -> TogaiServer:
     """A server bound to a database (tests pass their own Database and a controllable clock). A tool call
     running longer than its timeout (the bulk tools' for ingest_batch_events, void_events and
-    simulate_price_plan) is stopped with an error."""
+    simulate_price_plan) is stopped with an error. `sandbox`: every call's time is the database's sandbox clock
+    (the database must be one: togai_engine.sandbox.service.start)."""
     load_tools()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         if isinstance(database, Database):
-            yield AppContext(db=database, clock=clock or SystemClock())
+            yield AppContext(db=database, clock=clock or SystemClock(), sandbox=sandbox)
         else:
             async with database() as app:
                 yield app

@@ -10,6 +10,7 @@ from togai_engine.invoices import credit_note_models as credit_notes_models  # n
 from togai_engine.invoices import models as invoices_models  # noqa: F401
 from togai_engine.meters import models as meters_models  # noqa: F401
 from togai_engine.plans import models as plans_models  # noqa: F401
+from togai_engine.sandbox import models as sandbox_models  # noqa: F401
 from togai_engine.store.base import Base
 from togai_engine.wallets import models as wallets_models  # noqa: F401
 

@@ -95,7 +95,7 @@ async def ingest_event(
     stored for it. For many events use ingest_batch_events."""
 
     async def work(u: UnitOfWork) -> IngestEventResult:
-        result = await event_service.ingest_event(u.session, event, u.now)
+        result = await event_service.ingest_event(u.session, event, u.now, refuse_after_now=u.app.sandbox)
         u.changed(result.eventId)
         return result
 
@@ -131,7 +131,8 @@ async def ingest_batch_events(
     invoiced) and acceptedLate (their cycle is invoiced, and its plan bills late usage on the account's
     next invoice). More than 1000 events, or `events` not being a list, is one error and stores nothing."""
     progress = progress_notifier(ctx)  # one for every attempt: a retry's phases are not announced twice
-    return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now, progress=progress))
+    return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now, progress=progress,
+                                                                      refuse_after_now=u.app.sandbox))
 
 
 @tool("void_event", scope="events:write", destructive=True, idempotent=True, title="Void usage event")

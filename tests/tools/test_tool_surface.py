@@ -50,6 +50,8 @@ ANNOTATIONS: dict[str, tuple[bool, bool, bool]] = {
     "calculate_revenue": READ,
     "simulate_price_plan": READ,
     "list_audit_log": READ,
+    "get_clock": READ,
+    "advance_clock": (False, False, False),  # `by` moves the clock again on every call
 }
 
 

@@ -15,4 +15,6 @@ SCOPES: dict[str, str] = {
     "credits:write": "grant wallet credit",
     "entitlements:read": "check feature entitlements",
     "audit:read": "read the audit log",
+    "clock:read": "read a sandbox server's clock",
+    "clock:write": "advance a sandbox server's clock (bills what came due in between)",
 }

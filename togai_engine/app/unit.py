@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.audit.service import record as record_audit
+from togai_engine.sandbox.service import read_now as sandbox_now
 from togai_engine.store.database import Database
 
 
@@ -26,14 +27,17 @@ class Unit:
 
 @asynccontextmanager
 async def unit_of_work(
-    database: Database, now: datetime, *, actor: str, action: str | None = None,
-    arguments: dict[str, Any] | None = None,
+    database: Database, now: datetime | None, *, actor: str, action: str | None = None,
+    arguments: dict[str, Any] | None = None, moves_clock: bool = False,
 ) -> AsyncIterator[Unit]:
     """Commits when the block ends without an error (rolls back otherwise). With `action`, the call is a
-    write: its audit record (actor, action, arguments, the ids it changed) commits with it."""
+    write: its audit record (actor, action, arguments, the ids it changed) commits with it. `now` None: the
+    database is a sandbox, and the call's time is its clock row, read (and held) in this transaction; locked
+    for update when the call `moves_clock` (taking the update lock at once: two advances upgrading a shared
+    lock would deadlock)."""
     async with database.unit_of_work() as session:
-        unit = Unit(session=session, now=now)
+        unit = Unit(session=session, now=now if now is not None else await sandbox_now(session, for_update=moves_clock))
         yield unit
         if action is not None:
             await record_audit(session, actor=actor, tool=action, arguments=arguments or {},
-                               changed_ids=unit.changed_ids, at=now)
+                               changed_ids=unit.changed_ids, at=unit.now)

@@ -107,10 +107,11 @@ def _given_id(raw: object) -> str | None:
 
 async def ingest_events(
     session: AsyncSession, raw_events: Sequence[object], now: datetime, *, report_meters: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None, refuse_after_now: bool = False,
 ) -> IngestReport:
     """Validates and stores a batch; never raises for a bad event (it is REJECTED with a reason).
-    `progress` hears of each of the PHASES a batch with valid events goes through."""
+    `progress` hears of each of the PHASES a batch with valid events goes through. `refuse_after_now` (a
+    sandbox, whose clock is moved by hand) rejects events dated after `now`: they have not happened yet."""
     size = len(raw_events)
     report = IngestReport([REJECTED] * size, [None] * size, [None] * size)
     parsed: list[tuple[int, ParsedEvent]] = []
@@ -120,6 +121,11 @@ async def ingest_events(
             # the field may be an attribute's name and the message may quote a value: echo them encodable
             report.rejected.append(RejectedEvent(index, _given_id(raw), result.code, encodable(result.field),
                                                  encodable(result.message)))
+        elif refuse_after_now and result.event_time > now:  # type: ignore[union-attr]
+            report.rejected.append(RejectedEvent(
+                index, _given_id(raw), Code.EVENT_IN_FUTURE, "timestamp",
+                f"{result.event_time.isoformat()} is after the sandbox clock ({now.isoformat()}), so it has "  # type: ignore[union-attr]
+                "not happened yet; move the clock past it first (advance_clock)"))
         else:
             parsed.append((index, result))  # type: ignore[arg-type]
     if not parsed:

@@ -67,9 +67,11 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE)
 
 
-async def ingest_event(session: AsyncSession, event: object, now: datetime) -> IngestEventResult:
-    """Ingests one event; a rejected event is an InvalidInput naming the field and the reason code."""
-    report = await ingest_events(session, [event], now, report_meters=True)
+async def ingest_event(session: AsyncSession, event: object, now: datetime, *,
+                       refuse_after_now: bool = False) -> IngestEventResult:
+    """Ingests one event; a rejected event is an InvalidInput naming the field and the reason code.
+    `refuse_after_now`: a sandbox, where an event dated after the clock has not happened yet."""
+    report = await ingest_events(session, [event], now, report_meters=True, refuse_after_now=refuse_after_now)
     if report.statuses[0] == REJECTED:
         reason = report.rejected[0]
         raise InvalidInput(
@@ -125,9 +127,10 @@ def batch_result(report: IngestReport) -> IngestBatchResult:
 
 
 async def ingest_batch(session: AsyncSession, events: object, now: datetime, *,
-                       progress: ProgressCallback | None = None) -> IngestBatchResult:
+                       progress: ProgressCallback | None = None, refuse_after_now: bool = False) -> IngestBatchResult:
     """Ingests 1..1000 events: valid ones are stored even when others are rejected."""
-    return batch_result(await ingest_events(session, check_batch(events), now, progress=progress))
+    return batch_result(await ingest_events(session, check_batch(events), now, progress=progress,
+                                            refuse_after_now=refuse_after_now))
 
 
 # ---------------------------------------------------------------- reading

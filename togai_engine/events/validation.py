@@ -62,6 +62,7 @@ class Code:
     INVALID_DIMENSION = "INVALID_DIMENSION"
     TOO_MANY_DIMENSIONS = "TOO_MANY_DIMENSIONS"
     NEGATIVE_VALUE = "NEGATIVE_VALUE"  # its value for a meter with negativeValues REJECT is below 0 (ingest.py)
+    EVENT_IN_FUTURE = "EVENT_IN_FUTURE"  # dated after a sandbox's clock: it has not happened yet (ingest.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from togai_engine.plans.schemas import (
     to_rate_value,
 )
 from togai_engine.pricing import validate_rate_plan
-from togai_engine.wallets.durations import parse_duration
+from togai_engine.common.durations import parse_duration
 
 
 def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:

@@ -1,4 +1,4 @@
-"""ISO-8601 durations (Togai's `expiryDuration`, `featureConfigs[].effectiveUntil`): pure parsing."""
+"""ISO-8601 durations (Togai's `expiryDuration`, `featureConfigs[].effectiveUntil`, the sandbox clock's `by`): pure parsing."""
 
 from __future__ import annotations
 

@@ -1,0 +1,168 @@
+"""The sandbox clock through a real MCP client: a server whose time is a row in its database, moved by
+advance_clock, bills exactly what a server on the real clock bills at the same instants."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from mcp import Client
+from sqlalchemy import text
+
+from conftest import START, TABLES, hosted
+from helpers import at, call, call_error
+from mcp_server.server import build_server
+from togai_engine.billing.runs import run_bill
+from togai_engine.common.clock import FixedClock
+from togai_engine.sandbox.service import start
+from togai_engine.store.database import Database
+
+
+async def make_sandbox(db: Database, at_time: datetime = START) -> None:
+    async with db.unit_of_work() as session:
+        await start(session, at_time)
+
+
+@pytest.fixture
+async def sandbox(db: Database) -> AsyncIterator[Client]:
+    """A sandbox server at 2026-01-01T00:00Z (the wall clock it is given is far away, so a call that used
+    it instead of the sandbox time would show)."""
+    await make_sandbox(db)
+    far_away = FixedClock(at(2031, 7, 4))
+    async with hosted(Client(build_server(db, clock=far_away, sandbox=True), raise_exceptions=False)) as c:
+        yield c
+
+
+async def test_get_and_advance_by_and_to(sandbox: Client) -> None:
+    clock = await call(sandbox, "get_clock")
+    assert (clock["now"], clock["startedAt"], clock["sandbox"]) == ("2026-01-01T00:00:00Z",) * 2 + (True,)
+    moved = await call(sandbox, "advance_clock", by="PT36H")
+    assert (moved["previous"], moved["now"]) == ("2026-01-01T00:00:00Z", "2026-01-02T12:00:00Z")
+    moved = await call(sandbox, "advance_clock", by="P1M")  # calendar month: Jan 2 -> Feb 2
+    assert moved["now"] == "2026-02-02T12:00:00Z"
+    moved = await call(sandbox, "advance_clock", by="P2W")
+    assert moved["now"] == "2026-02-16T12:00:00Z"
+    moved = await call(sandbox, "advance_clock", to="2026-03-01")
+    assert moved["now"] == "2026-03-01T00:00:00Z"
+    assert (await call(sandbox, "get_clock"))["now"] == "2026-03-01T00:00:00Z"
+
+
+async def test_every_call_writes_at_the_sandbox_time(sandbox: Client, db: Database) -> None:
+    await call(sandbox, "advance_clock", to="2026-01-20T08:00:00Z")
+    await call(sandbox, "create_customer", id="c", name="C", account={"id": "a", "name": "A"})
+    await call(sandbox, "ingest_event", event={"id": "e", "schemaName": "llm", "timestamp": "2026-01-19T00:00:00Z",
+                                               "accountId": "a", "attributes": {"tokens": "1"}})
+    async with db.unit_of_work() as session:
+        audited = await session.scalar(text("SELECT max(at) FROM audit_log WHERE tool = 'create_customer'"))
+        received = await session.scalar(text("SELECT received_at FROM events WHERE id = 'e'"))
+    assert audited == received == at(2026, 1, 20, 8)
+
+
+async def test_backwards_and_bad_arguments_are_refused(sandbox: Client) -> None:
+    await call(sandbox, "advance_clock", to="2026-02-01")
+    message = await call_error(sandbox, "advance_clock", to="2026-01-15")
+    assert "to:" in message and "before the sandbox time 2026-02-01" in message and "only moves forward" in message
+    assert "by:" in await call_error(sandbox, "advance_clock", by="-P1D")
+    assert "exactly one of `to`" in await call_error(sandbox, "advance_clock")
+    assert "exactly one of `to`" in await call_error(sandbox, "advance_clock", to="2026-03-01", by="P1D")
+    assert (await call(sandbox, "get_clock"))["now"] == "2026-02-01T00:00:00Z"  # nothing moved
+
+
+async def test_clock_tools_are_refused_outside_sandbox_mode(client: Client) -> None:
+    for tool, arguments in (("get_clock", {}), ("advance_clock", {"by": "P1D"})):
+        message = await call_error(client, tool, **arguments)
+        assert "togai-engine serve --sandbox" in message and "real clock" in message
+
+
+async def test_an_event_after_the_clock_is_refused(sandbox: Client) -> None:
+    await call(sandbox, "create_customer", id="c", name="C", account={"id": "a", "name": "A"})
+    event = {"id": "e1", "schemaName": "llm", "timestamp": "2026-01-01T00:00:01Z", "accountId": "a",
+             "attributes": {"tokens": "1"}}
+    message = await call_error(sandbox, "ingest_event", event=event)
+    assert "event.timestamp" in message and "EVENT_IN_FUTURE" in message and "advance_clock" in message
+    batch = await call(sandbox, "ingest_batch_events", events=[event, {**event, "id": "e0",
+                                                                       "timestamp": "2026-01-01T00:00:00Z"}])
+    # the one dated at the clock is stored (not billed: the account has no plan)
+    assert (batch["notBilledNoPlan"], [r["code"] for r in batch["rejectedEvents"]]) == (1, ["EVENT_IN_FUTURE"])
+    await call(sandbox, "advance_clock", by="PT1S")
+    assert (await call(sandbox, "ingest_event", event=event))["eventId"] == "e1"
+
+
+# Monthly cycles from Jan 1, one day of grace, 0.50 a token. Each step: the instant, then events at it.
+STEPS: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ("2026-01-10T00:00:00Z", [("a1", "e1", "8")]),   # Jan: a1 8 x 0.50 = 4.00
+    ("2026-01-20T00:00:00Z", [("a2", "e2", "3")]),   # Jan: a2 3 x 0.50 = 1.50
+    ("2026-02-10T00:00:00Z", [("a1", "e3", "10")]),  # Feb: a1 10 x 0.50 = 5.00
+    ("2026-03-15T00:00:00Z", [("a2", "e4", "4"), ("a1", "e5", "1")]),  # Mar: a2 2.00, a1 0.50
+    ("2026-04-02T00:00:00Z", []),                    # March's grace ends: three cycles DUE
+]
+
+
+async def set_up(client: Client) -> None:
+    meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                       computations=[{"computation": "tokens"}])
+    plan = await call(client, "create_price_plan", name="Tokens", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1}, rateCards={"usageRateCards": [
+            {"usageMeterId": meter["id"], "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+             "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.5"}]}]}]})
+    for account_id in ("a1", "a2"):
+        await call(client, "create_customer", id=f"c_{account_id}", name="C", account={
+            "id": account_id, "name": account_id, "invoiceCurrency": "USD", "pricePlanId": plan["id"],
+            "effectiveFrom": "2026-01-01T00:00:00Z"})
+
+
+async def ingest(client: Client, events: list[tuple[str, str, str]], when: str) -> None:
+    for account_id, event_id, tokens in events:
+        await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "timestamp": when,
+                                                  "accountId": account_id, "attributes": {"tokens": tokens}})
+
+
+async def invoices(db: Database) -> list[tuple[Any, ...]]:
+    async with db.unit_of_work() as session:
+        rows = await session.execute(text(
+            "SELECT account_id, to_char(period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD'), status, total_amount "
+            "FROM invoices ORDER BY account_id, period_start"))
+        return [tuple(r) for r in rows]
+
+
+async def test_advancing_across_three_cycles_bills_as_step_by_step_bill_runs(db: Database) -> None:
+    # The twin on the real-clock path: a server at each step's instant, and `bill --as-of` at each one.
+    twin_clock = FixedClock(START)
+    async with hosted(Client(build_server(db, clock=twin_clock), raise_exceptions=False)) as twin:
+        await set_up(twin)
+        for when, events in STEPS:
+            twin_clock.set(datetime.fromisoformat(when))
+            await run_bill(db, twin_clock.now())
+            await ingest(twin, events, when)
+    stepwise = await invoices(db)
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    assert await invoices(db) == []
+
+    await make_sandbox(db)
+    async with hosted(Client(build_server(db, clock=FixedClock(at(2031, 7, 4)), sandbox=True),
+                             raise_exceptions=False)) as sandbox:
+        await set_up(sandbox)
+        for when, events in STEPS[:-1]:
+            await call(sandbox, "advance_clock", to=when)
+            await ingest(sandbox, events, when)
+        # No step in between: one advance across March's close and grace end.
+        last = await call(sandbox, "advance_clock", by="P18D")  # Mar 15 + 18 days = Apr 2
+        assert last["now"] == STEPS[-1][0]
+        # Two accounts' March invoices became DUE; April's two drafts opened.
+        assert (last["invoicesDue"], last["draftsOpened"]) == (2, 2)
+    in_sandbox = await invoices(db)
+
+    assert in_sandbox == stepwise
+    assert [(a, p, s, t) for a, p, s, t in stepwise if s == "DUE"] == [
+        ("a1", "2026-01-01", "DUE", Decimal("4.00")),  # 8 x 0.50
+        ("a1", "2026-02-01", "DUE", Decimal("5.00")),  # 10 x 0.50
+        ("a1", "2026-03-01", "DUE", Decimal("0.50")),  # 1 x 0.50
+        ("a2", "2026-01-01", "DUE", Decimal("1.50")),  # 3 x 0.50
+        ("a2", "2026-02-01", "DUE", Decimal("0.00")),  # no usage
+        ("a2", "2026-03-01", "DUE", Decimal("2.00")),  # 4 x 0.50
+    ]
