@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from togai_engine.common.clock import Clock, SystemClock
+from togai_engine.common.schemas import SandboxMarked
 from togai_engine.store.database import Database
+
+M = TypeVar("M", bound=SandboxMarked)
 
 
 @dataclass
@@ -21,3 +25,7 @@ class AppContext:
         """The `now` to open a unit of work with: None in sandbox mode (the call reads the sandbox clock row
         in its own transaction), the clock's time otherwise."""
         return None if self.sandbox else self.clock.now()
+
+    def marked(self, record: M) -> M:
+        """The record with `sandbox: true` on a sandbox server (unchanged otherwise)."""
+        return record.model_copy(update={"sandbox": True}) if self.sandbox else record

@@ -14,7 +14,7 @@ import typer
 
 from togai_engine.common import validation
 from togai_engine.common.gc_tuning import tune_gc
-from togai_engine.errors import InvalidInput
+from togai_engine.errors import EngineError, InvalidInput
 from togai_engine.settings import Settings, SettingsError, load_settings
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
@@ -78,19 +78,29 @@ def serve(
     transport: Annotated[str, typer.Option(help="stdio (desktop clients) or http (streamable HTTP)")] = "stdio",
     host: Annotated[str, typer.Option(help="HTTP bind address; keep 127.0.0.1 unless behind a proxy")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    sandbox: Annotated[bool, typer.Option(help="keep the time in the database, moved by advance_clock (a new, "
+                                               "empty database becomes a sandbox; a sandbox is reused)")] = False,
+    start: Annotated[str | None, typer.Option(help="a new sandbox's starting time (ISO 8601); default now")] = None,
 ) -> None:
     """Run the MCP server (migrates the database to head first)."""
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("use stdio or http", param_hint="--transport")
+    if start is not None and not sandbox:
+        raise typer.BadParameter("only a sandbox has a starting time; add --sandbox", param_hint="--start")
     from mcp_server.serve import serve as run_server
 
+    started = parse_instant(start, "--start") if start is not None else None
     settings = settings_or_exit()
     if not settings.database_url:
         typer.echo(data_folder_line(settings.data_dir), err=True)
     with database_url(settings) as url:
         migrate.upgrade(url)
         tune_gc()
-        anyio.run(run_server, url, settings, transport, host, port)  # type: ignore[arg-type]
+        try:
+            anyio.run(run_server, url, settings, transport, host, port, sandbox, started)  # type: ignore[arg-type]
+        except EngineError as exc:
+            typer.echo(f"togai-engine: {exc.message}", err=True)
+            raise typer.Exit(1) from None
 
 
 @db_app.command("upgrade")

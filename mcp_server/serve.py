@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from mcp_server import fast_json
 from mcp_server.http_auth import ExplainUnauthorized, auth_options, no_client_registration
 from mcp_server.server import TogaiServer, build_server
+from togai_engine.sandbox import service as sandbox_service
 from togai_engine.settings import Settings
 from togai_engine.store.database import Database
 from togai_engine.store.partitions import ensure_ahead
@@ -24,10 +25,15 @@ from togai_engine.store.partitions import ensure_ahead
 log = logging.getLogger("togai_engine.serve")
 
 
-async def background_billing(db: Database, interval_seconds: int) -> None:
+async def sandbox_time(db: Database) -> datetime:
+    async with db.unit_of_work() as session:
+        return await sandbox_service.read_now(session)
+
+
+async def background_billing(db: Database, interval_seconds: int, sandbox: bool = False) -> None:
     """Closes due cycles periodically, so DUE invoices appear even when nobody reads them; also keeps
     the events table's partitions a few months ahead of the clock, and folds past hours' rollup
-    stripes into one row per key."""
+    stripes into one row per key. A sandbox server does all that at its sandbox time."""
     from togai_engine.billing.runs import run_bill
     from togai_engine.common.clock import SystemClock
     from togai_engine.meters.compaction import compact_rollups
@@ -35,9 +41,10 @@ async def background_billing(db: Database, interval_seconds: int) -> None:
     clock = SystemClock()
     while True:
         try:
-            await ensure_ahead(db.engine, clock.now())
-            await run_bill(db, clock.now())
-            await compact_rollups(db, clock.now())
+            now = await sandbox_time(db) if sandbox else clock.now()
+            await ensure_ahead(db.engine, now)
+            await run_bill(db, now)
+            await compact_rollups(db, now)
         except Exception:  # the loop must survive a bad run; the next read catches up anyway
             log.exception("background billing run failed")
         await anyio.sleep(interval_seconds)
@@ -78,26 +85,47 @@ def time_limits(settings: Settings) -> dict[str, float]:
             "bulk_tool_timeout_seconds": settings.bulk_tool_timeout_seconds}
 
 
+async def open_clock(db: Database, sandbox: bool, start: datetime | None) -> datetime:
+    """The server's time at start. With `sandbox`, the database becomes a sandbox at `start` (now when
+    absent) or is one already (its own time then; a database holding real data is refused). Without it, a
+    sandbox database is refused: its data was made at sandbox times, not real ones."""
+    async with db.unit_of_work() as session:
+        if sandbox:
+            now, _ = await sandbox_service.start(session, start or datetime.now(UTC))
+            return now
+        if await sandbox_service.is_sandbox(session):
+            raise sandbox_service.IsASandbox(
+                "this database is a sandbox (its time is kept in it and moved by advance_clock); start the "
+                "server with --sandbox to use it, or point TOGAI_DATABASE_URL at a real database")
+    return datetime.now(UTC)
+
+
 async def serve(
     url: str,
     settings: Settings,
     transport: Literal["stdio", "http"],
     host: str = "127.0.0.1",
     port: int = 8000,
+    sandbox: bool = False,
+    start: datetime | None = None,
 ) -> None:
     db = Database(url)
     try:
+        now = await open_clock(db, sandbox, start)
+        if sandbox:
+            print(f"sandbox: this database is a sandbox at {now.isoformat().replace('+00:00', 'Z')} "
+                  "(advance_clock moves its time)", file=sys.stderr, flush=True)
         # Partitions for this month and the next ones exist before the first event arrives (ingest
         # would make a missing one on demand, but not in the middle of a burst).
-        await ensure_ahead(db.engine, datetime.now(UTC))
+        await ensure_ahead(db.engine, now)
         async with anyio.create_task_group() as tg:
             if settings.billing_interval_seconds > 0:
-                tg.start_soon(background_billing, db, settings.billing_interval_seconds)
+                tg.start_soon(background_billing, db, settings.billing_interval_seconds, sandbox)
             if transport == "stdio":
-                server = build_server(db, log_level=settings.log_level, **time_limits(settings))
+                server = build_server(db, log_level=settings.log_level, sandbox=sandbox, **time_limits(settings))
                 await fast_json.run_stdio(server, max_chars=settings.http_max_request_bytes)
             else:
-                server = build_server(db, log_level=settings.log_level, **time_limits(settings),
+                server = build_server(db, log_level=settings.log_level, sandbox=sandbox, **time_limits(settings),
                                       **auth_options(db, host, port, settings.api_key))
                 server.custom_route("/healthz", methods=["GET"])(health)
                 server.custom_route("/register", methods=["POST"])(no_client_registration)

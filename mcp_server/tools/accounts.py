@@ -62,7 +62,7 @@ async def get_account(ctx: Context, accountId: AccountId) -> Account:
     """Get an account with its financial picture: current price plan and cycle, charges accrued in the
     open cycle, wallet balance and the outstanding (DUE) amount."""
     async with uow(ctx) as u:
-        return await accounts.get_account(u.session, accountId, u.now)
+        return u.app.marked(await accounts.get_account(u.session, accountId, u.now))
 
 
 @tool("update_account", scope="customers:write", destructive=True, idempotent=True, title="Update account")

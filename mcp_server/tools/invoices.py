@@ -36,9 +36,10 @@ async def list_invoices(
     invoices are computed from the usage recorded so far; cycles whose grace period has ended are
     invoiced (DUE) before listing. Use get_invoice for the line items."""
     async with uow(ctx) as u:
-        return await invoices.list_invoices(
+        page = await invoices.list_invoices(
             u.session, u.now, account_id=accountId, customer_id=customerId, status=status, start_time=startTime,
             end_time=endTime, page_size=pageSize, next_token=nextToken)
+        return page.model_copy(update={"data": [u.app.marked(i) for i in page.data]}) if u.app.sandbox else page
 
 
 @tool("get_invoice", scope="billing:read", read_only=True, idempotent=True, title="Get invoice",
@@ -55,7 +56,7 @@ async def get_invoice(
     partial), the minimum-commitment true-up, and the totals. Pass accountId instead of invoiceId to
     preview the open cycle's DRAFT invoice."""
     async with uow(ctx) as u:
-        return await invoices.get_invoice(u.session, u.now, invoice_id=invoiceId, account_id=accountId)
+        return u.app.marked(await invoices.get_invoice(u.session, u.now, invoice_id=invoiceId, account_id=accountId))
 
 
 @tool("update_invoice_status", scope="billing:write", destructive=True, idempotent=True, title="Update invoice status")
@@ -70,4 +71,4 @@ async def update_invoice_status(
     async with uow(ctx) as u:
         invoice = await invoices.update_invoice_status(u.session, invoiceId, status, u.now)
         u.changed(invoice.id)
-        return invoice
+        return u.app.marked(invoice)

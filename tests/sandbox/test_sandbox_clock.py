@@ -166,3 +166,18 @@ async def test_advancing_across_three_cycles_bills_as_step_by_step_bill_runs(db:
         ("a2", "2026-02-01", "DUE", Decimal("0.00")),  # no usage
         ("a2", "2026-03-01", "DUE", Decimal("2.00")),  # 4 x 0.50
     ]
+
+
+async def test_accounts_and_invoices_say_sandbox_only_on_a_sandbox(sandbox: Client, client: Client) -> None:
+    # Both servers run on the test database (the sandbox one reads its clock row, the other the wall clock).
+    plan = await call(client, "create_price_plan", name="Basic", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1})
+    for server, account_id, expected in ((sandbox, "in_sandbox", {"sandbox": True}), (client, "real", {})):
+        await call(server, "create_customer", id=f"c_{account_id}", name="C", account={
+            "id": account_id, "name": "A", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z"})
+        account = await call(server, "get_account", accountId=account_id)
+        invoice = await call(server, "get_invoice", accountId=account_id)
+        listed = (await call(server, "list_invoices", accountId=account_id))["data"]
+        assert listed, "the open cycle's draft is listed"
+        marks = [{k: v for k, v in record.items() if k == "sandbox"} for record in (account, invoice, *listed)]
+        assert marks == [expected] * (2 + len(listed)), account_id

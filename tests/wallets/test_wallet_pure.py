@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from dateutil.relativedelta import relativedelta
 
+from togai_engine.common.durations import parse_duration
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import CreditGrantRateCard
 from togai_engine.wallets.burn import Spendable, plan_burn
-from togai_engine.common.durations import parse_duration
 from togai_engine.wallets.plan_view import as_dict
 from togai_engine.wallets.rate_cards import grants_for_cycle
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from togai_engine.common.schemas import Address, Model
+from togai_engine.common.schemas import Address, Model, SandboxMarked
 from togai_engine.common.validation import Instant
 
 
@@ -74,7 +74,7 @@ class AccountFinancial(Model):
     problem: str | None = Field(default=None, description="why accruedCharges cannot be computed, if it cannot")
 
 
-class Account(Model):
+class Account(SandboxMarked):
     id: str
     customerId: str
     name: str

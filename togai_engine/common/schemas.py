@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 T = TypeVar("T")
 
@@ -13,6 +13,22 @@ class Model(BaseModel):
     """Base of every input and output shape: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SandboxMarked(Model):
+    """A record a sandbox server answers with says so (`sandbox: true`), so a sandbox invoice is never taken
+    for a real one; a server on the real clock leaves the field out."""
+
+    sandbox: bool | None = Field(default=None, description="true on a sandbox server (its time is a test "
+                                                            "clock): not a real record")
+
+    @model_serializer(mode="wrap")
+    # No return annotation: with one, pydantic would take it as the output schema instead of the fields'.
+    def _only_in_sandbox(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data = handler(self)
+        if isinstance(data, dict) and data.get("sandbox") is None:
+            data.pop("sandbox", None)
+        return data
 
 
 class Address(Model):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from togai_engine.common.schemas import Model
+from togai_engine.common.schemas import Model, SandboxMarked
 from togai_engine.invoices.credit_note_schemas import CreditNoteRef
 
 InvoiceStatus = Literal["DRAFT", "DUE", "PAID", "VOID"]
@@ -42,7 +42,7 @@ class UsageInfo(Model):
     usagePeriod: UsagePeriod
 
 
-class InvoiceSummary(Model):
+class InvoiceSummary(SandboxMarked):
     id: str
     sequenceId: str | None = Field(default=None, description="the invoice number, assigned when it becomes DUE")
     accountId: str

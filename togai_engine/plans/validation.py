@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from togai_engine.common.durations import parse_duration
 from togai_engine.common.validation import check_currency, check_id
 from togai_engine.cycles import CycleConfig
 from togai_engine.errors import InvalidInput
@@ -26,7 +27,6 @@ from togai_engine.plans.schemas import (
     to_rate_value,
 )
 from togai_engine.pricing import validate_rate_plan
-from togai_engine.common.durations import parse_duration
 
 
 def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:

@@ -25,6 +25,12 @@ class NotASandbox(EngineError):
     code = "NOT_A_SANDBOX"
 
 
+class IsASandbox(EngineError):
+    """A server on the real clock was pointed at a sandbox database."""
+
+    code = "IS_A_SANDBOX"
+
+
 class HasRealData(EngineError):
     code = "HAS_REAL_DATA"
 

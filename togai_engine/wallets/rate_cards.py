@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from togai_engine.common.durations import parse_duration
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import InvalidInput
 from togai_engine.pricing.money import parse_decimal, round_money
-from togai_engine.common.durations import parse_duration
 
 PRICING_CYCLE = "PRICING_CYCLE"
 NO_EXPIRY = "NO_EXPIRY"
