@@ -147,18 +147,34 @@ def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles
     from togai_engine.app.unit import unit_of_work
     from togai_engine.billing.close import close_due_cycles
     from togai_engine.meters.compaction import compact_rollups
+    from togai_engine.sandbox import service as sandbox_service
 
-    instant = parse_instant(as_of, "--as-of")
+    asked = parse_instant(as_of, "--as-of") if as_of is not None else None
 
-    async def work(db: Database) -> tuple[Any, Any]:
-        # audited like a tool call: actor "cli", what was asked and which accounts failed
-        async with unit_of_work(db, datetime.now(UTC), actor="cli", action="bill",
-                                arguments={"asOf": instant.isoformat()}) as unit:
+    async def work(db: Database) -> tuple[Any, Any, datetime]:
+        async with db.unit_of_work() as session:
+            sandbox = await sandbox_service.is_sandbox(session)
+        # audited like a tool call: actor "cli", the instant billed at and which accounts failed; on a
+        # sandbox at its time (the clock row, read in this transaction). The audit record is written when the
+        # block ends, so the instant is filled in once known.
+        audited: dict[str, Any] = {}
+        async with unit_of_work(db, None if sandbox else datetime.now(UTC), actor="cli", action="bill",
+                                arguments=audited) as unit:
+            instant = asked or unit.now
+            audited["asOf"] = instant.isoformat()
+            if sandbox and instant > unit.now:
+                raise sandbox_service.IsASandbox(
+                    f"this database is a sandbox at {unit.now.isoformat()}; billing as of a later instant would "
+                    "bill what has not happened yet: move its clock (advance_clock), which bills too")
             summary = await close_due_cycles(unit.session, instant)
             unit.changed(*(failure.accountId for failure in summary.failed))
-        return summary, await compact_rollups(db, datetime.now(UTC))
+        return summary, await compact_rollups(db, unit.now), instant
 
-    summary, folded = with_database(work)
+    try:
+        summary, folded, instant = with_database(work)
+    except EngineError as exc:
+        typer.echo(f"togai-engine: {exc.message}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"billing run as of {instant.isoformat()}: {summary.accounts} account(s) with work, "
                f"{summary.invoicesDue} invoice(s) became DUE, {summary.draftsOpened} DRAFT(s) opened, "
                f"{len(summary.failed)} failed; {folded.rows_folded} rollup row(s) of past hours folded")
