@@ -66,6 +66,7 @@ async def test_backwards_and_bad_arguments_are_refused(sandbox: Client) -> None:
     message = await call_error(sandbox, "advance_clock", to="2026-01-15")
     assert "to:" in message and "before the sandbox time 2026-02-01" in message and "only moves forward" in message
     assert "by:" in await call_error(sandbox, "advance_clock", by="-P1D")
+    assert "by: moves the clock past the year 9999" in await call_error(sandbox, "advance_clock", by="P9000Y")
     assert "exactly one of `to`" in await call_error(sandbox, "advance_clock")
     assert "exactly one of `to`" in await call_error(sandbox, "advance_clock", to="2026-03-01", by="P1D")
     assert (await call(sandbox, "get_clock"))["now"] == "2026-02-01T00:00:00Z"  # nothing moved

@@ -108,7 +108,10 @@ async def advance(session: AsyncSession, step: Step) -> Advance:
                                      "the clock only moves forward (use a new sandbox to start over)")
     else:
         assert step.by is not None
-        target = previous + step.by
+        try:
+            target = previous + step.by
+        except (OverflowError, ValueError):
+            raise InvalidInput("by", "moves the clock past the year 9999; give a shorter duration") from None
     row = await session.get(SandboxClockRow, True)
     assert row is not None
     row.now = target
