@@ -98,9 +98,10 @@ def parse_step(to: object = None, by: object = None) -> Step:
 async def advance(session: AsyncSession, step: Step) -> Advance:
     """Moves the clock forward (never back). Locks the row FOR UPDATE, so two advances run one after the
     other and every call reading the old time finishes first."""
-    previous = await session.scalar(select(SandboxClockRow.now).with_for_update())
-    if previous is None:
+    row = await session.get(SandboxClockRow, True, with_for_update=True, populate_existing=True)
+    if row is None:
         raise NotASandbox(f"this database is not a sandbox; {HOW_TO_START}")
+    previous = row.now
     if step.to is not None:
         target = step.to
         if target < previous:
@@ -112,8 +113,6 @@ async def advance(session: AsyncSession, step: Step) -> Advance:
             target = previous + step.by
         except (OverflowError, ValueError):
             raise InvalidInput("by", "moves the clock past the year 9999; give a shorter duration") from None
-    row = await session.get(SandboxClockRow, True)
-    assert row is not None
     row.now = target
     await session.flush()
     return Advance(previous=previous, now=target)
