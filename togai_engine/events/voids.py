@@ -202,8 +202,9 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
         hours[rows[target.key].schema_name].add((target.account_id, floor_hour(target.event_time)))
     meters = catalog.compiled(await session.scalars(
         select(UsageMeterRow).where(UsageMeterRow.event_schema_name.in_(sorted(hours))).order_by(UsageMeterRow.id)))
+    meters_by_schema = catalog.by_schema(meters)
     for schema in sorted(hours):
-        await recompute_account_hours(session, [m for m in meters if m.schema_name == schema], hours[schema])
+        await recompute_account_hours(session, meters_by_schema.get(schema, []), hours[schema])
     return rows
 
 
