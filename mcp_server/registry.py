@@ -33,6 +33,8 @@ log = logging.getLogger("togai_engine.tools")
 
 PageSize = Annotated[int, Field(ge=1, le=100, description="items per page (default 20, max 100)")]
 NextToken = Annotated[str | None, Field(description="nextToken from the previous page; omit for the first page")]
+# How an Instant argument may be written, in every such argument's description.
+AN_INSTANT = "a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)"
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from mcp_server.arguments import sent_arguments
 from mcp_server.reads import pure_read
-from mcp_server.registry import NextToken, PageSize, tool, uow
+from mcp_server.registry import AN_INSTANT, NextToken, PageSize, tool, uow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
 from togai_engine.app import accounts
 from togai_engine.common.schemas import Address, Page
@@ -18,13 +18,11 @@ from togai_engine.common.validation import Instant
 AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
 EffectiveFrom = Annotated[Instant | None, Field(
-    description="when the plan takes effect (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time "
-                "(no offset = UTC); mid-cycle changes close the old plan's partial period there (fixed fees and "
-                "minimums of both parts prorated by time)")]
+    description=f"when the plan takes effect (default now): {AN_INSTANT}; mid-cycle changes close the old plan's "
+                "partial period there (fixed fees and minimums of both parts prorated by time)")]
 EffectiveUntil = Annotated[Instant | None, Field(
-    description="when the account's plan ends: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = "
-                "UTC). The last partial period is billed, prorated; nothing after it. Not with pricePlanId. Ending at "
-                "the start of a scheduled plan cancels that plan")]
+    description=f"when the account's plan ends: {AN_INSTANT}. The last partial period is billed, prorated; "
+                "nothing after it. Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
 
 
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")

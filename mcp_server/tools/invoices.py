@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_server.registry import NextToken, PageSize, tool, uow
+from mcp_server.registry import AN_INSTANT, NextToken, PageSize, tool, uow
 from mcp_server.views import INVOICE_VIEW
 from togai_engine.app import invoices
 from togai_engine.common.schemas import Page
@@ -24,11 +24,9 @@ async def list_invoices(
     customerId: Annotated[str | None, Field(description="only invoices of this customer's accounts")] = None,
     status: Annotated[Status | None, Field(description="DRAFT (open or in grace), DUE, PAID or VOID")] = None,
     startTime: Annotated[Instant | None, Field(
-        description="only invoices whose period ends after this instant: a date (2026-12-01 = 00:00 UTC) or "
-                    "ISO 8601 date-time (no offset = UTC)")] = None,
+        description=f"only invoices whose period ends after this instant: {AN_INSTANT}")] = None,
     endTime: Annotated[Instant | None, Field(
-        description="only invoices whose period starts before this instant: a date (2026-12-01 = 00:00 UTC) or "
-                    "ISO 8601 date-time (no offset = UTC)")] = None,
+        description=f"only invoices whose period starts before this instant: {AN_INSTANT}")] = None,
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[InvoiceSummary]:

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, WithJsonSchema
 
 from mcp_server.progress import progress_notifier
-from mcp_server.registry import tool, uow
+from mcp_server.registry import AN_INSTANT, tool, uow
 from mcp_server.views import LAB_VIEW
 from togai_engine.common.validation import Instant
 from togai_engine.errors import InvalidInput
@@ -61,10 +61,9 @@ async def simulate_price_plan(
     customerId: Annotated[str | None, Field(description="instead of accountIds: every account of this customer")] = None,
     startTime: Annotated[Instant | None, Field(
         description="with endTime: the billing periods overlapping [startTime, endTime), compared whole; "
-                    "a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")] = None,
+                    f"{AN_INSTANT}")] = None,
     endTime: Annotated[Instant | None, Field(
-        description="exclusive end of the range: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no "
-                    "offset = UTC)")] = None,
+        description=f"exclusive end of the range: {AN_INSTANT}")] = None,
     lastCycles: Annotated[int | None, Field(
         ge=1, le=lab.MAX_LAST_CYCLES,
         description="instead of startTime/endTime: each account's last N billing periods that have started, the "

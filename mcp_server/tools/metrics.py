@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_server.reads import pure_read
-from mcp_server.registry import tool
+from mcp_server.registry import AN_INSTANT, tool
 from mcp_server.views import METRICS_VIEW
 from togai_engine.common.validation import Instant
 from togai_engine.metrics import service as metrics
@@ -20,9 +20,9 @@ from togai_engine.metrics.schemas import GetMetricsResponse, MetricQuery
 async def get_metrics(
     ctx: Context,
     startTime: Annotated[Instant, Field(
-        description="inclusive start: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")],
+        description=f"inclusive start: {AN_INSTANT}")],
     endTime: Annotated[Instant, Field(
-        description="exclusive end: a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = UTC)")],
+        description=f"exclusive end: {AN_INSTANT}")],
     metricQueries: Annotated[list[MetricQuery], Field(min_length=1, max_length=5, description="1 to 5 queries")],
 ) -> GetMetricsResponse:
     """Time series of EVENTS (raw events stored; groupBy ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS),

@@ -7,7 +7,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_server.registry import NextToken, PageSize, tool, uow
+from mcp_server.registry import AN_INSTANT, NextToken, PageSize, tool, uow
 from togai_engine.app import financials
 from togai_engine.common.validation import Instant
 from togai_engine.pricing.money import parse_decimal
@@ -27,11 +27,9 @@ async def grant_credit(
         description="ISO 4217 code; must be the account's invoiceCurrency (the default)")] = None,
     purpose: Annotated[str | None, Field(max_length=255, description="why, e.g. PREPAID_CREDIT, PROMOTIONAL")] = None,
     effectiveFrom: Annotated[Instant | None, Field(
-        description="when the credit becomes usable (default now): a date (2026-12-01 = 00:00 UTC) or ISO 8601 "
-                    "date-time (no offset = UTC)")] = None,
+        description=f"when the credit becomes usable (default now): {AN_INSTANT}")] = None,
     effectiveUntil: Annotated[Instant | None, Field(
-        description="expiry (exclusive): a date (2026-12-01 = 00:00 UTC) or ISO 8601 date-time (no offset = "
-                    "UTC); what is left then expires. Omit for no expiry")] = None,
+        description=f"expiry (exclusive): {AN_INSTANT}; what is left then expires. Omit for no expiry")] = None,
     priority: Annotated[int, Field(
         ge=0, le=2_147_483_647, description="burn order: lower numbers are used first (default 100)")] = 100,
     idempotencyKey: Annotated[str | None, Field(
