@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_helpers import setup_plan
 from togai_engine.accounts.schemas import AccountCreate
 from togai_engine.app.accounts import create_account
 from togai_engine.billing.close import close_due_cycles
@@ -28,10 +29,6 @@ from togai_engine.customers.schemas import CustomerCreate
 from togai_engine.customers.service import create_customer
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
-from togai_engine.meters.schemas import UsageMeterCreate
-from togai_engine.meters.service import create_usage_meter
-from togai_engine.plans.schemas import PricePlanCreate
-from togai_engine.plans.service import create_plan
 from togai_engine.store.database import Database
 
 D = Decimal
@@ -62,25 +59,6 @@ class FakeUsage:
                     and (meter_ids is None or meter_id in meter_ids):
                 totals[(account_id, meter_id)] = totals.get((account_id, meter_id), D(0)) + value
         return totals
-
-
-async def setup_plan(db: Database, grace: int = 2, name: str = "Growth") -> tuple[str, str]:
-    """A monthly plan: usage 0.10/unit for the first 1000, 0.05 after; a 20.00 fixed fee. -> (plan, meter)."""
-    async with db.unit_of_work() as s:
-        meter, _ = await create_usage_meter(s, UsageMeterCreate(
-            name=f"tokens_{name}", eventSchemaName="llm", aggregation="SUM",
-            computations=[{"computation": "tokens"}]), at(2026, 1, 1))
-        plan, _ = await create_plan(s, PricePlanCreate.model_validate({
-            "name": name, "pricingCycleConfig": {"interval": "MONTHLY", "gracePeriod": grace},
-            "rateCards": {
-                "usageRateCards": [{"usageMeterId": meter.id, "ratePlan": {"pricingModel": "TIERED", "slabs": [
-                    {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"},
-                    {"order": 2, "startAfter": 1000, "priceType": "PER_UNIT"}]},
-                    "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.10"},
-                                                                     {"order": 2, "rate": "0.05"}]}]}],
-                "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}]}],
-            }}))
-    return plan.id, meter.id
 
 
 async def new_account(db: Database, plan_id: str, since: datetime, account_id: str | None = None) -> str:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
+from billing_helpers import setup_plan
 from togai_engine.accounts.schemas import AccountCreate
 from togai_engine.app.accounts import create_account
 from togai_engine.billing.runs import run_bill
@@ -19,10 +20,6 @@ from togai_engine.customers.schemas import CustomerCreate
 from togai_engine.customers.service import create_customer
 from togai_engine.events.service import ingest_batch
 from togai_engine.invoices.models import InvoiceRow
-from togai_engine.meters.schemas import UsageMeterCreate
-from togai_engine.meters.service import create_usage_meter
-from togai_engine.plans.schemas import PricePlanCreate
-from togai_engine.plans.service import create_plan
 from togai_engine.store.database import Database
 
 _unique = itertools.count()
@@ -34,24 +31,9 @@ END = datetime(2026, 8, 1, tzinfo=UTC)  # every arrival (by 29 June) is on an in
 async def billing_late_usage_plan(db: Database) -> str:
     """Monthly, no grace: 0.10 a token up to 1000, 0.05 above; 20.00 fixed; a 150.00 minimum commitment, so
     late usage also moves a true-up; lateUsage BILL_ON_NEXT_INVOICE."""
-    name = f"late{next(_unique)}"
-    async with db.unit_of_work() as s:
-        meter, _ = await create_usage_meter(s, UsageMeterCreate(
-            name=f"tokens_{name}", eventSchemaName="llm", aggregation="SUM",
-            computations=[{"computation": "tokens"}]), START)
-        plan, _ = await create_plan(s, PricePlanCreate.model_validate({
-            "name": name, "pricingCycleConfig": {"interval": "MONTHLY", "gracePeriod": 0},
-            "lateUsage": "BILL_ON_NEXT_INVOICE",
-            "rateCards": {
-                "usageRateCards": [{"usageMeterId": meter.id, "ratePlan": {"pricingModel": "TIERED", "slabs": [
-                    {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"},
-                    {"order": 2, "startAfter": 1000, "priceType": "PER_UNIT"}]},
-                    "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.10"},
-                                                                     {"order": 2, "rate": "0.05"}]}]}],
-                "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}]}],
-                "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "150"}]},
-            }}))
-    return plan.id
+    plan_id, _ = await setup_plan(db, grace=0, name=f"late{next(_unique)}", late_usage="BILL_ON_NEXT_INVOICE",
+                                  minimum_commitment="150")
+    return plan_id
 
 
 async def new_account(db: Database, plan_id: str) -> str:

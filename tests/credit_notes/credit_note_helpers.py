@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import call
+from helpers import at, call
 
 
 async def priced_account(client: Any, account_id: str = "acme", *, suffix: str = "",
@@ -38,3 +38,17 @@ async def due_invoice(client: Any, account_id: str) -> dict[str, Any]:
     """The account's oldest DUE invoice, in full."""
     listed = (await call(client, "list_invoices", accountId=account_id, status="DUE", pageSize=100))["data"]
     return await call(client, "get_invoice", invoiceId=listed[-1]["id"])
+
+
+async def january_and_february_due(client: Any, clock: Any, february_tokens: int) -> tuple[str, str]:
+    """acme on the priced plan with 3000 tokens on 10 January and `february_tokens` on 10 February, seen on
+    4 March when both months are DUE; returns (january, february) invoice ids. January owes
+    3000 × 0.01 + 49.00 = 79.00, February february_tokens × 0.01 + 49.00."""
+    clock.set(at(2026, 1, 15))
+    await priced_account(client)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    await tokens(client, "acme", "e2", "2026-02-10T00:00:00Z", february_tokens)
+    clock.set(at(2026, 3, 4))
+    listed = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"]
+    assert len(listed) == 2, listed
+    return listed[1]["id"], listed[0]["id"]  # newest first

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from credit_note_helpers import due_invoice, priced_account, tokens
+from credit_note_helpers import due_invoice, january_and_february_due, priced_account, tokens
 from helpers import at, backend_pid, call, wait_until_lock_waiting
 from togai_engine.app.invoices import create_credit_note, update_invoice_status
 from togai_engine.errors import Conflict, InvalidInput
@@ -103,13 +103,7 @@ async def test_one_key_on_two_invoices_at_once_is_a_conflict_that_leaves_nothing
     """Different invoices lock different rows, so both get past the key lookup: the second then waits for
     the note counter, and the key's unique index turns its note away. Its number and its wallet grant
     go too: the next note is CN-000002 and the wallet stays empty."""
-    clock.set(at(2026, 1, 15))
-    await priced_account(client)
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    await tokens(client, "acme", "e2", "2026-02-10T00:00:00Z", 1000)
-    clock.set(at(2026, 3, 4))
-    listed = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"]
-    february, january = listed[0]["id"], listed[1]["id"]  # 59.00 (1000 × 0.01 + 49.00) and 79.00
+    january, february = await january_and_february_due(client, clock, 1000)  # 79.00 and 59.00 (1000 × 0.01 + 49.00)
     # paid: all of a note on February goes to the wallet, as a grant written before the note itself
     await call(client, "update_invoice_status", invoiceId=february, status="PAID")
 

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 from typing import Any
 
 from conftest import row_counts
-from credit_note_helpers import due_invoice, priced_account, tokens
+from credit_note_helpers import due_invoice, january_and_february_due, priced_account, tokens
 from helpers import at, call, call_error
 from mcp_server.registry import SPECS
 
@@ -289,13 +289,7 @@ async def test_a_wallet_part_needs_the_wallet_in_the_invoice_currency(client, cl
 
 
 async def test_list_credit_notes_by_invoice_and_account_in_pages(client, clock):
-    clock.set(at(2026, 1, 15))
-    await priced_account(client)
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    await tokens(client, "acme", "e2", "2026-02-10T00:00:00Z", 3000)
-    clock.set(at(2026, 3, 4))
-    invoices = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"]
-    february, january = invoices[0]["id"], invoices[1]["id"]
+    january, february = await january_and_february_due(client, clock, 3000)
     made = []
     for n, inv in enumerate([january, february, january]):
         made.append((await call(client, "create_credit_note", invoiceId=inv, reason="DUPLICATE",

@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,21 @@ async def settled(database_url: str, holder_pid: int, *, within: float = 5.0) ->
     return left
 
 
+HOLD_WATERMARK = "SELECT FROM billing_watermarks WHERE account_id = 'acc' FOR UPDATE"  # an ingest into acc waits
+
+
+@asynccontextmanager
+async def lock_held(database_url: str, statement: str) -> AsyncIterator[int]:
+    """Runs `statement` (one that takes a lock) in a transaction of its own, kept open for the block; yields
+    that server process's pid and rolls the transaction back after the block."""
+    async with pg_connection(database_url) as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(statement)
+        yield await holder.fetchval("SELECT pg_backend_pid()")
+        await transaction.rollback()
+
+
 async def test_simulate_reports_accounts_priced_of_accounts_to_price(wire_client, clock, monkeypatch) -> None:
     plan, inline = await accounts_with_usage(wire_client, clock)
     monkeypatch.setattr(lab, "SIMULATION_STEP_ACCOUNTS", STEP)
@@ -139,11 +155,7 @@ async def test_a_cancelled_batch_stores_nothing_and_leaves_no_transaction_behind
     events = [{"id": f"e{i}", "schemaName": "new_schema", "timestamp": "2026-01-05T00:00:00Z", "accountId": "acc",
                "attributes": {"tokens": "1"}} for i in range(10)]
     notes = Notes()
-    async with pg_connection(database_url) as holder:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute("SELECT FROM billing_watermarks WHERE account_id = 'acc' FOR UPDATE")
-        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+    async with lock_held(database_url, HOLD_WATERMARK) as holder_pid:
         async with anyio.create_task_group() as calls:
             calls.start_soon(lambda: wire_client.call_tool("ingest_batch_events", {"events": events},
                                                            progress_callback=notes))
@@ -159,7 +171,6 @@ async def test_a_cancelled_batch_stores_nothing_and_leaves_no_transaction_behind
         with anyio.fail_after(10):
             await call(wire_client, "create_usage_meter", name="new", eventSchemaName="new_schema",
                        aggregation="SUM", computations=[{"computation": "tokens"}])
-        await transaction.rollback()
 
     after = await row_counts(db)
     # what the meter made (its row, its schema's, its audit record); of the batch, nothing
@@ -177,11 +188,8 @@ async def test_a_cancelled_simulation_stops_its_query_and_the_server_answers_the
     monkeypatch.setattr(lab, "SIMULATION_STEP_ACCOUNTS", STEP)
     before = await row_counts(db)
     notes = Notes()
-    async with pg_connection(database_url) as holder:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE")  # every read of invoices waits
-        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+    # every read of invoices waits
+    async with lock_held(database_url, "LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE") as holder_pid:
         async with anyio.create_task_group() as calls:
             calls.start_soon(lambda: wire_client.call_tool(
                 "simulate_price_plan", {"candidates": [plan, inline], "lastCycles": 1},
@@ -192,7 +200,6 @@ async def test_a_cancelled_simulation_stops_its_query_and_the_server_answers_the
         # while the lock is still held: the server answers a call that does not need it
         with anyio.fail_after(10):
             assert len((await call(wire_client, "list_accounts", pageSize=100))["data"]) == ACCOUNTS
-        await transaction.rollback()
     assert await row_counts(db) == before
     again = await call(wire_client, "simulate_price_plan", candidates=[plan], lastCycles=1)
     assert again["accountsSimulated"] == ACCOUNTS
@@ -218,11 +225,7 @@ async def test_over_stdio_progress_arrives_and_a_cancelled_batch_leaves_nothing(
         before = await row_counts(db)
         events = [{"id": f"n{i}", "schemaName": "new_schema", "timestamp": now, "accountId": "acc",
                    "attributes": {"tokens": "1"}} for i in range(10)]
-        async with pg_connection(database_url) as holder:
-            transaction = holder.transaction()
-            await transaction.start()
-            await holder.execute("SELECT FROM billing_watermarks WHERE account_id = 'acc' FOR UPDATE")
-            holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+        async with lock_held(database_url, HOLD_WATERMARK) as holder_pid:
             async with anyio.create_task_group() as calls:
                 calls.start_soon(lambda: client.call_tool("ingest_batch_events", {"events": events}))
                 await wait_until_blocked_by(database_url, holder_pid)
@@ -230,7 +233,6 @@ async def test_over_stdio_progress_arrives_and_a_cancelled_batch_leaves_nothing(
             assert await settled(database_url, holder_pid) == []
             with anyio.fail_after(10):
                 assert (await call(client, "get_account", accountId="acc"))["id"] == "acc"
-            await transaction.rollback()
         assert await row_counts(db) == before
 
 
@@ -238,11 +240,8 @@ async def test_a_cancelled_read_without_a_transaction_stops_its_query_too(wire_c
     """Tools that only read run in autocommit (mcp_server/reads.py), without a unit of work to roll back:
     their query is stopped all the same."""
     await call(wire_client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
-    async with pg_connection(database_url) as holder:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # EVENTS metrics count them
-        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+    # EVENTS metrics count them
+    async with lock_held(database_url, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE") as holder_pid:
         async with anyio.create_task_group() as calls:
             calls.start_soon(lambda: wire_client.call_tool("get_metrics", {
                 "startTime": "2026-01-01T00:00:00Z", "endTime": "2026-02-01T00:00:00Z",
@@ -252,4 +251,3 @@ async def test_a_cancelled_read_without_a_transaction_stops_its_query_too(wire_c
         assert await settled(database_url, holder_pid) == []
         with anyio.fail_after(10):
             assert (await call(wire_client, "get_account", accountId="acc"))["id"] == "acc"
-        await transaction.rollback()
