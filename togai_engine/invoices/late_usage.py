@@ -96,7 +96,7 @@ async def forget_pending(conn: Any, keys: Sequence[tuple[str, str]]) -> None:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class Pending:
     """Late events of one invoiced period, not billed yet."""
 
     source_id: str
@@ -110,13 +110,22 @@ class LateLines:
     problems: dict[str, Exception] = field(default_factory=dict)  # account id -> why its lines cannot be made
 
 
-async def accounts_with_late_usage(session: AsyncSession, account_ids: Iterable[str]) -> set[str]:
-    """The accounts among `account_ids` with late usage waiting for their next invoice (one index probe)."""
+async def pending_late_usage(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, list[Pending]]:
+    """Account id -> its late events waiting for its next invoice, by invoiced period (absent: none; one
+    probe of the pending index when there are none)."""
     ids = sorted(set(account_ids))
     if not ids:
-        return set()
-    return set(await session.scalars(
-        select(L.account_id).distinct().where(L.account_id.in_(ids), L.invoice_id.is_(None))))
+        return {}
+    rows = await session.execute(text(
+        "SELECT account_id, source_invoice_id, count(*) AS n, "
+        f"(array_agg(event_id ORDER BY event_time, event_id))[1:{MAX_LISTED_EVENTS}] AS listed "
+        "FROM late_usage_events WHERE account_id = ANY(:ids) AND invoice_id IS NULL "
+        "GROUP BY account_id, source_invoice_id ORDER BY account_id, min(event_time), source_invoice_id"),
+        {"ids": ids})
+    pending: dict[str, list[Pending]] = defaultdict(list)
+    for account_id, source_id, count, listed in rows.tuples():
+        pending[account_id].append(Pending(source_id, count, tuple(listed)))
+    return dict(pending)
 
 
 async def next_drafts(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, str]:
@@ -127,14 +136,16 @@ async def next_drafts(session: AsyncSession, account_ids: Iterable[str]) -> dict
     return {account: invoice for account, invoice in rows.tuples()}
 
 
-async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str]) -> LateLines:
-    """The late-usage lines of the next invoice of each account in `currencies` (account id -> the currency of
-    that invoice) with late usage pending. One account's failure is in `problems`, never raised."""
+async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pending]],
+                           currencies: Mapping[str, str]) -> LateLines:
+    """The late-usage lines of the next invoice of each account in both `pending` (from `pending_late_usage`)
+    and `currencies` (account id -> the currency of that invoice). One account's failure is in `problems`,
+    never raised."""
     result = LateLines()
-    pending = await _pending(session, currencies)
-    if not pending:
+    waiting = {account: items for account, items in pending.items() if account in currencies}
+    if not waiting:
         return result
-    source_ids = sorted({p.source_id for items in pending.values() for p in items})
+    source_ids = sorted({p.source_id for items in waiting.values() for p in items})
     sources = {row.id: row for row in await session.scalars(
         select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
     settled = await _settled(session, source_ids)
@@ -142,12 +153,12 @@ async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str])
     plans = await get_plans(session, {row.price_plan_id for row in sources.values()})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
     for association in await session.scalars(
-            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(pending)))):
+            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(waiting)))):
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
         (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.price_plan_id]))
         for row in sources.values()])
-    for account_id, items in pending.items():
+    for account_id, items in waiting.items():
         try:
             lines = []
             for item in items:
@@ -207,22 +218,6 @@ async def claim(conn: Any, invoice_of_account: Mapping[str, str]) -> None:
             list(invoice_of_account), list(invoice_of_account.values()))
 
 
-async def _pending(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, list[_Pending]]:
-    ids = sorted(set(account_ids))
-    if not ids:
-        return {}
-    rows = await session.execute(text(
-        "SELECT account_id, source_invoice_id, count(*) AS n, "
-        f"(array_agg(event_id ORDER BY event_time, event_id))[1:{MAX_LISTED_EVENTS}] AS listed "
-        "FROM late_usage_events WHERE account_id = ANY(:ids) AND invoice_id IS NULL "
-        "GROUP BY account_id, source_invoice_id ORDER BY account_id, min(event_time), source_invoice_id"),
-        {"ids": ids})
-    pending: dict[str, list[_Pending]] = defaultdict(list)
-    for account_id, source_id, count, listed in rows.tuples():
-        pending[account_id].append(_Pending(source_id, count, tuple(listed)))
-    return dict(pending)
-
-
 async def _settled(session: AsyncSession, source_ids: list[str]) -> dict[str, Decimal]:
     """Source invoice id -> the differences earlier late-usage lines of its period settled: billed, or left to a
     credit note or to invoicing by hand (whatever their invoice's status: a voided one was decided on)."""
@@ -249,7 +244,7 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
     return found
 
 
-def _line(source: InvoiceRow, pending: _Pending, recomposed: ComposedInvoice, invoiced: Decimal,
+def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, invoiced: Decimal,
           settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str) -> ComposedLine:
     number = invoice_number(source.sequence_number) or source.id
     difference = recomposed.total - invoiced - settled
