@@ -22,7 +22,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
@@ -193,13 +193,9 @@ async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) ->
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
-    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(ids), L.invoice_id.is_not(None))
     carriers = select(L.invoice_id).distinct().where(L.invoice_id.in_(ids))
     adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for invoice_id, details, value in (await session.execute(
-            select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
-                InvoiceLineRow.invoice_id.in_(billed_on) | InvoiceLineRow.invoice_id.in_(carriers),
-                InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples():
+    for invoice_id, details, value in await _late_lines_on(session, _billed_for(ids), carriers):
         if invoice_id in ids:
             adjustments[invoice_id] -= value
         source_id = (details or {}).get("sourceInvoiceId")
@@ -222,15 +218,25 @@ async def _settled(session: AsyncSession, source_ids: list[str]) -> dict[str, De
     """Source invoice id -> the differences earlier late-usage lines of its period settled: billed, or left to a
     credit note or to invoicing by hand (whatever their invoice's status: a voided one was decided on)."""
     settled = dict.fromkeys(source_ids, ZERO)
-    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(source_ids), L.invoice_id.is_not(None))
-    for (details,) in (await session.execute(
-            select(InvoiceLineRow.details).where(
-                InvoiceLineRow.invoice_id.in_(billed_on), InvoiceLineRow.line_type == LATE_USAGE_LINE,
-                InvoiceLineRow.parent_position.is_(None)))).tuples():
+    for _, details, _ in await _late_lines_on(session, _billed_for(source_ids)):
         source_id = (details or {}).get("sourceInvoiceId")
         if source_id in settled:
             settled[source_id] += Decimal(details["difference"])
     return settled
+
+
+def _billed_for(source_ids: list[str]) -> Select[tuple[str | None]]:
+    """The invoices that billed late events of the periods of `source_ids`."""
+    return select(L.invoice_id).distinct().where(L.source_invoice_id.in_(source_ids), L.invoice_id.is_not(None))
+
+
+async def _late_lines_on(session: AsyncSession,
+                         *invoices: Select[tuple[str | None]]) -> list[tuple[str, dict[str, Any] | None, Decimal]]:
+    """(invoice id, details, value) of the top-level late-usage lines of the invoices any of `invoices` selects."""
+    return list((await session.execute(
+        select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
+            or_(*(InvoiceLineRow.invoice_id.in_(q) for q in invoices)),
+            InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples())
 
 
 async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, dict[str, Decimal]]:
