@@ -175,8 +175,7 @@ async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],
                       timelines: dict[str, Timeline]) -> LateLines:
     """Late usage goes on the first period each account closes in this run: the invoice that follows it."""
     closing = {account_id: accounts[account_id].currency for account_id, t in timelines.items() if t.due}
-    waiting = await late_usage.accounts_with_late_usage(session, closing)
-    return await late_usage.late_usage_lines(session, {a: closing[a] for a in waiting}) if waiting else LateLines()
+    return await late_usage.late_usage_lines(session, await late_usage.pending_late_usage(session, closing), closing)
 
 
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.cycles import Cycle, grace_end
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, with_late_usage
-from togai_engine.invoices.late_usage import LateLines, accounts_with_late_usage, late_usage_lines, next_drafts
+from togai_engine.invoices.late_usage import LateLines, late_usage_lines, next_drafts, pending_late_usage
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.invoices.periods import compose_period, plan_meters
 from togai_engine.meters.usage import quantities_by_window
@@ -77,13 +77,13 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
 async def _late_lines(session: AsyncSession, drafts: list[InvoiceRow]) -> LateLines:
     """Invoice id -> the late-usage lines it will carry: those of the DRAFTs among `drafts` that close first
     for an account with late usage pending (usually none: one index probe)."""
-    waiting = await accounts_with_late_usage(session, {row.account_id for row in drafts})
-    if not waiting:
+    pending = await pending_late_usage(session, {row.account_id for row in drafts})
+    if not pending:
         return LateLines()
     by_id = {row.id: row for row in drafts}
-    targets = {invoice: by_id[invoice] for invoice in (await next_drafts(session, waiting)).values()
+    targets = {invoice: by_id[invoice] for invoice in (await next_drafts(session, pending)).values()
                if invoice in by_id}
-    found = await late_usage_lines(session, {row.account_id: row.currency for row in targets.values()})
+    found = await late_usage_lines(session, pending, {row.account_id: row.currency for row in targets.values()})
     invoice_of = {row.account_id: invoice for invoice, row in targets.items()}
     return LateLines(lines={invoice_of[a]: lines for a, lines in found.lines.items()},
                      problems={invoice_of[a]: exc for a, exc in found.problems.items()})

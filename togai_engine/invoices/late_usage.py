@@ -22,7 +22,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
@@ -96,7 +96,7 @@ async def forget_pending(conn: Any, keys: Sequence[tuple[str, str]]) -> None:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class Pending:
     """Late events of one invoiced period, not billed yet."""
 
     source_id: str
@@ -110,13 +110,22 @@ class LateLines:
     problems: dict[str, Exception] = field(default_factory=dict)  # account id -> why its lines cannot be made
 
 
-async def accounts_with_late_usage(session: AsyncSession, account_ids: Iterable[str]) -> set[str]:
-    """The accounts among `account_ids` with late usage waiting for their next invoice (one index probe)."""
+async def pending_late_usage(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, list[Pending]]:
+    """Account id -> its late events waiting for its next invoice, by invoiced period (absent: none; one
+    probe of the pending index when there are none)."""
     ids = sorted(set(account_ids))
     if not ids:
-        return set()
-    return set(await session.scalars(
-        select(L.account_id).distinct().where(L.account_id.in_(ids), L.invoice_id.is_(None))))
+        return {}
+    rows = await session.execute(text(
+        "SELECT account_id, source_invoice_id, count(*) AS n, "
+        f"(array_agg(event_id ORDER BY event_time, event_id))[1:{MAX_LISTED_EVENTS}] AS listed "
+        "FROM late_usage_events WHERE account_id = ANY(:ids) AND invoice_id IS NULL "
+        "GROUP BY account_id, source_invoice_id ORDER BY account_id, min(event_time), source_invoice_id"),
+        {"ids": ids})
+    pending: dict[str, list[Pending]] = defaultdict(list)
+    for account_id, source_id, count, listed in rows.tuples():
+        pending[account_id].append(Pending(source_id, count, tuple(listed)))
+    return dict(pending)
 
 
 async def next_drafts(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, str]:
@@ -127,14 +136,16 @@ async def next_drafts(session: AsyncSession, account_ids: Iterable[str]) -> dict
     return {account: invoice for account, invoice in rows.tuples()}
 
 
-async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str]) -> LateLines:
-    """The late-usage lines of the next invoice of each account in `currencies` (account id -> the currency of
-    that invoice) with late usage pending. One account's failure is in `problems`, never raised."""
+async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pending]],
+                           currencies: Mapping[str, str]) -> LateLines:
+    """The late-usage lines of the next invoice of each account in both `pending` (from `pending_late_usage`)
+    and `currencies` (account id -> the currency of that invoice). One account's failure is in `problems`,
+    never raised."""
     result = LateLines()
-    pending = await _pending(session, currencies)
-    if not pending:
+    waiting = {account: items for account, items in pending.items() if account in currencies}
+    if not waiting:
         return result
-    source_ids = sorted({p.source_id for items in pending.values() for p in items})
+    source_ids = sorted({p.source_id for items in waiting.values() for p in items})
     sources = {row.id: row for row in await session.scalars(
         select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
     settled = await _settled(session, source_ids)
@@ -142,12 +153,12 @@ async def late_usage_lines(session: AsyncSession, currencies: Mapping[str, str])
     plans = await get_plans(session, {row.price_plan_id for row in sources.values()})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
     for association in await session.scalars(
-            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(pending)))):
+            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(waiting)))):
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
         (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.price_plan_id]))
         for row in sources.values()])
-    for account_id, items in pending.items():
+    for account_id, items in waiting.items():
         try:
             lines = []
             for item in items:
@@ -182,13 +193,9 @@ async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) ->
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
-    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(ids), L.invoice_id.is_not(None))
     carriers = select(L.invoice_id).distinct().where(L.invoice_id.in_(ids))
     adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for invoice_id, details, value in (await session.execute(
-            select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
-                InvoiceLineRow.invoice_id.in_(billed_on) | InvoiceLineRow.invoice_id.in_(carriers),
-                InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples():
+    for invoice_id, details, value in await _late_lines_on(session, _billed_for(ids), carriers):
         if invoice_id in ids:
             adjustments[invoice_id] -= value
         source_id = (details or {}).get("sourceInvoiceId")
@@ -207,35 +214,29 @@ async def claim(conn: Any, invoice_of_account: Mapping[str, str]) -> None:
             list(invoice_of_account), list(invoice_of_account.values()))
 
 
-async def _pending(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, list[_Pending]]:
-    ids = sorted(set(account_ids))
-    if not ids:
-        return {}
-    rows = await session.execute(text(
-        "SELECT account_id, source_invoice_id, count(*) AS n, "
-        f"(array_agg(event_id ORDER BY event_time, event_id))[1:{MAX_LISTED_EVENTS}] AS listed "
-        "FROM late_usage_events WHERE account_id = ANY(:ids) AND invoice_id IS NULL "
-        "GROUP BY account_id, source_invoice_id ORDER BY account_id, min(event_time), source_invoice_id"),
-        {"ids": ids})
-    pending: dict[str, list[_Pending]] = defaultdict(list)
-    for account_id, source_id, count, listed in rows.tuples():
-        pending[account_id].append(_Pending(source_id, count, tuple(listed)))
-    return dict(pending)
-
-
 async def _settled(session: AsyncSession, source_ids: list[str]) -> dict[str, Decimal]:
     """Source invoice id -> the differences earlier late-usage lines of its period settled: billed, or left to a
     credit note or to invoicing by hand (whatever their invoice's status: a voided one was decided on)."""
     settled = dict.fromkeys(source_ids, ZERO)
-    billed_on = select(L.invoice_id).distinct().where(L.source_invoice_id.in_(source_ids), L.invoice_id.is_not(None))
-    for (details,) in (await session.execute(
-            select(InvoiceLineRow.details).where(
-                InvoiceLineRow.invoice_id.in_(billed_on), InvoiceLineRow.line_type == LATE_USAGE_LINE,
-                InvoiceLineRow.parent_position.is_(None)))).tuples():
+    for _, details, _ in await _late_lines_on(session, _billed_for(source_ids)):
         source_id = (details or {}).get("sourceInvoiceId")
         if source_id in settled:
             settled[source_id] += Decimal(details["difference"])
     return settled
+
+
+def _billed_for(source_ids: list[str]) -> Select[tuple[str | None]]:
+    """The invoices that billed late events of the periods of `source_ids`."""
+    return select(L.invoice_id).distinct().where(L.source_invoice_id.in_(source_ids), L.invoice_id.is_not(None))
+
+
+async def _late_lines_on(session: AsyncSession,
+                         *invoices: Select[tuple[str | None]]) -> list[tuple[str, dict[str, Any] | None, Decimal]]:
+    """(invoice id, details, value) of the top-level late-usage lines of the invoices any of `invoices` selects."""
+    return list((await session.execute(
+        select(InvoiceLineRow.invoice_id, InvoiceLineRow.details, InvoiceLineRow.value).where(
+            or_(*(InvoiceLineRow.invoice_id.in_(q) for q in invoices)),
+            InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples())
 
 
 async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, dict[str, Decimal]]:
@@ -249,7 +250,7 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
     return found
 
 
-def _line(source: InvoiceRow, pending: _Pending, recomposed: ComposedInvoice, invoiced: Decimal,
+def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, invoiced: Decimal,
           settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str) -> ComposedLine:
     number = invoice_number(source.sequence_number) or source.id
     difference = recomposed.total - invoiced - settled
