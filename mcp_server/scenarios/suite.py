@@ -1,0 +1,94 @@
+"""`togai-engine scenario run`: every file read first, then each run on its own fresh database, one after
+another, one line each; the summary, the JUnit report and the exit code (0 passed, 1 a scenario failed or
+differs, 2 a file could not be read)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import anyio
+import typer
+
+from mcp_server.scenarios.errors import ScenarioFileError
+from mcp_server.scenarios.golden import rewrite
+from mcp_server.scenarios.junit import Case, write_junit
+from mcp_server.scenarios.loader import LoadedScenario, load_scenario
+from mcp_server.scenarios.runner import ScenarioResult, run_scenario
+
+EXIT_FAILED = 1
+EXIT_UNREADABLE = 2
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def _failure_text(result: ScenarioResult) -> str | None:
+    name = result.loaded.file.name
+    lines = [difference.render(name) for difference in result.differences]
+    if result.failure is not None:
+        lines.append(f"{name} › {result.failure}")
+    return "\n".join(lines) if lines else None
+
+
+def _report(result: ScenarioResult, updated: int | None) -> None:
+    loaded = result.loaded
+    if updated is not None and result.failure is None:
+        word = "UPDATED" if updated else "PASS"
+        detail = f" ({updated} value(s) rewritten)" if updated else ""
+    else:
+        word, detail = ("PASS" if result.passed else "FAIL"), ""
+    typer.echo(f"{word:<7} {loaded.file}  {loaded.name}  {_seconds(result.seconds)}{detail}")
+    text = _failure_text(result) if word == "FAIL" or result.failure is not None else None
+    for line in (text or "").splitlines():
+        typer.echo(f"        {line}")
+
+
+async def _run_all(scenarios: list[LoadedScenario], server_url: str, update_golden: bool,
+                   cases: list[Case]) -> tuple[int, int, list[float]]:
+    passed = failed = 0
+    startups = []
+    for loaded in scenarios:
+        result = await run_scenario(loaded, server_url)
+        startups.append(result.startup)
+        updated = rewrite(loaded.file, result.checks) if update_golden and result.failure is None else None
+        _report(result, updated)
+        ok = result.passed or updated is not None  # rewritten: the file now says what the engine did
+        passed += ok
+        failed += not ok
+        cases.append(Case(loaded.file, loaded.name, result.seconds, failure=None if ok else _failure_text(result)))
+    return passed, failed, startups
+
+
+def run_files(files: Sequence[Path], database: Callable[[], AbstractContextManager[str]], *,
+              update_golden: bool = False, junit: Path | None = None) -> int:
+    """Runs the scenario files on databases of the server `database()` yields; returns the exit code."""
+    began = time.perf_counter()
+    cases: list[Case] = []
+    scenarios = []
+    for file in files:
+        try:
+            scenarios.append(load_scenario(file))
+        except ScenarioFileError as exc:
+            typer.echo(f"{'ERROR':<7} {exc}", err=True)
+            cases.append(Case(file, file.name, 0.0, error=str(exc)))
+    unreadable = len(cases)
+    passed = failed = 0
+    startups: list[float] = []
+    if scenarios:
+        with database() as server_url:
+            passed, failed, startups = anyio.run(_run_all, scenarios, server_url, update_golden, cases)
+    summary = f"{len(files)} scenario(s), {passed} passed"
+    summary += f", {failed} failed" if failed else ""
+    summary += f", {unreadable} unreadable" if unreadable else ""
+    summary += f" in {time.perf_counter() - began:.1f} s"
+    if startups:
+        summary += f" (fresh database: {statistics.median(startups):.2f} s median)"
+    typer.echo(summary)
+    if junit is not None:
+        write_junit(junit, cases)
+    return EXIT_UNREADABLE if unreadable else EXIT_FAILED if failed else 0
