@@ -107,9 +107,6 @@ class _Writer:
         for account, invoices in (node.get("invoices") or {}).items():
             observed = seen.invoices.get(str(account))
             if isinstance(observed, list):
-                if not isinstance(invoices, CommentedMap):
-                    invoices = node["invoices"][account] = _block()
-                    self.changes += 1
                 self.account(invoices, observed)
         for account, wallet in (node.get("wallets") or {}).items():
             self.update_written(wallet, seen.wallets.get(str(account), ""), WALLET_FIELDS)
@@ -120,7 +117,7 @@ class _Writer:
                 self.metric(metric.get("values") or {}, observed)
 
     def account(self, invoices: CommentedMap, observed: list[dict[str, Any]]) -> None:
-        if invoices.fa.flow_style():
+        if not invoices:  # `acme: {}`, to be filled: one invoice under another, not all on one line
             invoices.fa.set_block_style()
         for key in list(invoices):
             if find_invoice(str(key), observed) is None:

@@ -18,6 +18,7 @@ from mcp_server.scenarios.golden import rewrite
 from mcp_server.scenarios.junit import Case, write_junit
 from mcp_server.scenarios.loader import LoadedScenario, load_scenario
 from mcp_server.scenarios.runner import ScenarioResult, run_scenario
+from togai_engine.store.throwaway import ThrowawayError
 
 EXIT_FAILED = 1
 EXIT_UNREADABLE = 2
@@ -80,8 +81,12 @@ def run_files(files: Sequence[Path], database: Callable[[], AbstractContextManag
     passed = failed = 0
     startups: list[float] = []
     if scenarios:
-        with database() as server_url:
-            passed, failed, startups = anyio.run(_run_all, scenarios, server_url, update_golden, cases)
+        try:
+            with database() as server_url:
+                passed, failed, startups = anyio.run(_run_all, scenarios, server_url, update_golden, cases)
+        except ThrowawayError as exc:  # no database to run on: nothing ran
+            typer.echo(f"togai-engine: {exc}", err=True)
+            return EXIT_FAILED
     summary = f"{len(files)} scenario(s), {passed} passed"
     summary += f", {failed} failed" if failed else ""
     summary += f", {unreadable} unreadable" if unreadable else ""
