@@ -14,7 +14,7 @@ import anyio
 import typer
 
 from mcp_server.scenarios.errors import ScenarioFileError
-from mcp_server.scenarios.golden import rewrite
+from mcp_server.scenarios.golden import rewrite, still_different
 from mcp_server.scenarios.junit import Case, write_junit
 from mcp_server.scenarios.loader import LoadedScenario, load_scenario
 from mcp_server.scenarios.runner import ScenarioResult, run_scenario
@@ -36,16 +36,13 @@ def _failure_text(result: ScenarioResult) -> str | None:
     return "\n".join(lines) if lines else None
 
 
-def _report(result: ScenarioResult, updated: int | None) -> None:
-    loaded = result.loaded
-    if updated is not None and result.failure is None:
-        word = "UPDATED" if updated else "PASS"
-        detail = f" ({updated} value(s) rewritten)" if updated else ""
-    else:
-        word, detail = ("PASS" if result.passed else "FAIL"), ""
-    typer.echo(f"{word:<7} {loaded.file}  {loaded.name}  {_seconds(result.seconds)}{detail}")
-    text = _failure_text(result) if word == "FAIL" or result.failure is not None else None
-    for line in (text or "").splitlines():
+def _report(result: ScenarioResult, updated: int) -> None:
+    word = "PASS" if result.passed else "FAIL"
+    detail = f" ({updated} value(s) rewritten)" if updated else ""
+    if updated and result.passed:
+        word = "UPDATED"
+    typer.echo(f"{word:<7} {result.loaded.file}  {result.loaded.name}  {_seconds(result.seconds)}{detail}")
+    for line in (_failure_text(result) or "").splitlines():
         typer.echo(f"        {line}")
 
 
@@ -56,12 +53,15 @@ async def _run_all(scenarios: list[LoadedScenario], server_url: str, update_gold
     for loaded in scenarios:
         result = await run_scenario(loaded, server_url)
         startups.append(result.startup)
-        updated = rewrite(loaded.file, result.checks) if update_golden and result.failure is None else None
+        updated = 0
+        if update_golden and result.failure is None:
+            updated = rewrite(loaded.file, result.checks)
+            if updated:  # the file now says what the engine did, but for what no rewrite can fix
+                result.differences = still_different(loaded.file, result.checks)
         _report(result, updated)
-        ok = result.passed or updated is not None  # rewritten: the file now says what the engine did
-        passed += ok
-        failed += not ok
-        cases.append(Case(loaded.file, loaded.name, result.seconds, failure=None if ok else _failure_text(result)))
+        passed += result.passed
+        failed += not result.passed
+        cases.append(Case(loaded.file, loaded.name, result.seconds, failure=_failure_text(result)))
     return passed, failed, startups
 
 
