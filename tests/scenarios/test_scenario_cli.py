@@ -41,21 +41,22 @@ steps:
     events:   # neither ids nor timestamps: both count (ids from their place), at the step's time
       - {{accountId: a1, schemaName: call}}
       - {{accountId: a1, schemaName: call}}
+    eventsFile: calls.jsonl   # 1,500 more such lines: two batches
     expect:
       invoices:
-        a1: {{"2026-01-01": {{status: DRAFT, total: "1.00"}}}}   # 2 × 0.50
+        a1: {{"2026-01-01": {{status: DRAFT, total: "751.00"}}}}   # 1,502 × 0.50
       metrics:
         - startTime: "2026-01-10"
           endTime: "2026-01-11"
           metricQueries: [{{id: calls, name: USAGE, aggregationPeriod: HOUR}}]
-          values: {{calls: {{"2026-01-10T06:00:00Z": "2"}}}}   # the hour of the step's time
+          values: {{calls: {{"2026-01-10T06:00:00Z": "1502"}}}}   # the hour of the step's time
   - advance: P1M   # Feb 10, 06:00: January is DUE (no grace period)
     do:
       - create_credit_note: {{invoiceId: a1/2026-01-01, reason: OTHER, memo: goodwill, amount: "0.25"}}
     expect:
       invoices:
         a1:
-          "2026-01-01": {{status: DUE, total: "1.00", creditNotesTotal: "0.25", amountDue: "0.75"}}
+          "2026-01-01": {{status: DUE, total: "751.00", creditNotesTotal: "0.25", amountDue: "750.75"}}
           "2026-02-01": {{status: DRAFT, total: "0.00"}}
   - advance: PT1H
     expectError: already invoiced
@@ -82,6 +83,13 @@ steps:
         a1: {{"2026-01-01": {{total: "7.77"}}}}   # never checked: the step before failed
 """
 
+def write_features_pass(folder: Path) -> Path:
+    (folder / "calls.jsonl").write_text('{"accountId": "a1", "schemaName": "call"}\n' * 1500)
+    file = folder / "pass.yaml"
+    file.write_text(FEATURES_PASS)
+    return file
+
+
 ERROR_NOT_MET = f"""
 scenario: An error that does not come
 start: "2026-01-01"
@@ -98,7 +106,7 @@ def test_differences_and_failures_exit_1_naming_where(server_url: str, tmp_path:
     upgrade = examples / "mid-month-upgrade.yaml"
     edit(upgrade, 'total: "25.29"\n', 'total: "25.30"\n')  # Pro's part of January, in the final expectations
     edit(upgrade, '{name: tokens, amount: "3.00", quantity: "130000"}', '{name: tokens, amount: "3.00", quantity: "130001"}')
-    (tmp_path / "pass.yaml").write_text(FEATURES_PASS)
+    write_features_pass(tmp_path)
     (tmp_path / "fail.yaml").write_text(FEATURES_FAIL)
     (tmp_path / "unmet.yaml").write_text(ERROR_NOT_MET)
     (examples / "readme.yaml").write_text(readme_scenario())  # next to the pricing file it names
@@ -166,8 +174,7 @@ def test_unreadable_files_exit_2_naming_the_path_and_the_fix(server_url: str, tm
     files = {"back.yaml": BACK_IN_TIME, "tool.yaml": UNKNOWN_TOOL, "key.yaml": UNKNOWN_KEY}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    good = tmp_path / "good.yaml"
-    good.write_text(FEATURES_PASS)
+    good = write_features_pass(tmp_path)
     report = tmp_path / "report.xml"
 
     done = run_scenarios(server_url, *(tmp_path / name for name in files), good, "--junit", report)
