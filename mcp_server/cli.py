@@ -288,18 +288,12 @@ def keys_create(
     scopes: Annotated[str, typer.Option(help="comma-separated scopes, or * for all")],
 ) -> None:
     """Create an API key for the HTTP transport; the key is printed once."""
-    from togai_engine.apikeys.service import create_key
-    from togai_engine.app.unit import unit_of_work
+    from togai_engine.app.keys import create_audited_key
 
     asked = scopes.split(",")
 
     async def work(db: Database) -> Any:
-        # audited like a tool call; the secret is in neither the arguments nor the changed ids
-        async with unit_of_work(db, datetime.now(UTC), actor="cli", action="keys create",
-                                arguments={"name": name, "scopes": asked}) as unit:
-            created = await create_key(unit.session, name, asked, unit.now)
-            unit.changed(created.apiKey.id)
-            return created
+        return await create_audited_key(db, datetime.now(UTC), actor="cli", name=name, scopes=asked)
 
     created = or_exit(lambda: with_database(work))
     typer.echo(created.key)
