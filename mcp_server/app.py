@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from togai_engine.common.clock import Clock, SystemClock
-from togai_engine.common.schemas import SandboxMarked
+from togai_engine.common.schemas import Page, SandboxMarked
 from togai_engine.store.database import Database
 
 M = TypeVar("M", bound=SandboxMarked)
+P = TypeVar("P", bound=Page[Any])
 
 
 @dataclass
@@ -29,3 +30,7 @@ class AppContext:
     def marked(self, record: M) -> M:
         """The record with `sandbox: true` on a sandbox server (unchanged otherwise)."""
         return record.model_copy(update={"sandbox": True}) if self.sandbox else record
+
+    def marked_page(self, page: P) -> P:
+        """The page with each of its records marked (see `marked`)."""
+        return page.model_copy(update={"data": [self.marked(r) for r in page.data]}) if self.sandbox else page
