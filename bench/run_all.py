@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_close, bench_entitlements, bench_import, bench_ingest, bench_mcp, bench_reads
+from bench import bench_close, bench_entitlements, bench_import, bench_ingest, bench_mcp, bench_reads, bench_sandbox
 from bench.common import SERVER_URL, Figure, machine, server_facts, write_json
 from togai_engine.common.gc_tuning import tune_gc
 
@@ -92,6 +92,7 @@ def benchmarks(scale: Scale) -> dict[str, Callable[[], list[Figure]]]:
         "entitlements": lambda: bench_entitlements.run(events=scale.entitlement_events, checks=3000),
         "close": lambda: bench_close.run(accounts=scale.close_accounts, events=scale.close_events, runs=3),
         "simulate": lambda: simulate(scale),
+        "sandbox": lambda: bench_sandbox.run(accounts=100, startup_runs=9, year_runs=3),
     }
 
 

@@ -31,7 +31,10 @@ plans_app = typer.Typer(help="Price plans kept in files (JSON or YAML, in create
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
+scenario_app = typer.Typer(help="Scenario files: billing over time on a throwaway database, checked against the "
+                                "invoices, wallets, entitlements and metrics they expect.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
+app.add_typer(scenario_app, name="scenario")
 
 
 def settings_or_exit() -> Settings:
@@ -289,18 +292,13 @@ def keys_create(
     scopes: Annotated[str, typer.Option(help="comma-separated scopes, or * for all")],
 ) -> None:
     """Create an API key for the HTTP transport; the key is printed once."""
-    from togai_engine.apikeys.service import create_key
-    from togai_engine.app.unit import call_now, unit_of_work
+    from togai_engine.app.keys import create_audited_key
+    from togai_engine.app.unit import call_now
 
     asked = scopes.split(",")
 
     async def work(db: Database) -> Any:
-        # audited like a tool call; the secret is in neither the arguments nor the changed ids
-        async with unit_of_work(db, await call_now(db), actor="cli", action="keys create",
-                                arguments={"name": name, "scopes": asked}) as unit:
-            created = await create_key(unit.session, name, asked, unit.now)
-            unit.changed(created.apiKey.id)
-            return created
+        return await create_audited_key(db, await call_now(db), actor="cli", name=name, scopes=asked)
 
     created = or_exit(lambda: with_database(work))
     typer.echo(created.key)
@@ -466,6 +464,23 @@ def simulate(
     if plot is not None:
         report.plot_revenue(result, plot)
         typer.echo(f"wrote the revenue plot to {plot}")
+
+
+@scenario_app.command("run")
+def scenario_run(
+    files: Annotated[list[Path], typer.Argument(help="scenario files (YAML); each runs on its own fresh database")],
+    update_golden: Annotated[bool, typer.Option(
+        "--update-golden", help="rewrite the files' expectations from the results (comments are kept)")] = False,
+    junit: Annotated[Path | None, typer.Option(help="write a JUnit XML report here (one testcase per file)")] = None,
+) -> None:
+    """Run scenario files: setup, steps in time on a sandbox clock, expectations. Exit 1 when a scenario fails
+    or differs (each difference printed), 2 when a file cannot be read. Databases are made on the server of
+    TOGAI_DATABASE_URL, or on the embedded PostgreSQL, and dropped afterwards."""
+    from mcp_server.scenarios.suite import run_files
+
+    settings = settings_or_exit()
+    code = run_files(files, lambda: database_url(settings), update_golden=update_golden, junit=junit)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -53,17 +51,10 @@ def server_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from togai_engine.store.embedded import EmbeddedPostgres
+    from togai_engine.store.embedded import temporary_server
 
-    # A private folder, not tmp_path: pytest resets its parent's mode when another session starts,
-    # which the embedded server's system user (when run as root) must be able to traverse.
-    data_dir = Path(tempfile.mkdtemp(prefix="togai-test-embedded-"))
-    embedded = EmbeddedPostgres(data_dir)
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with temporary_server("togai-test-embedded-") as url:
+        yield url
 
 
 def _with_database(url: str, name: str) -> str:

@@ -49,19 +49,22 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _asyncpg_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if value.startswith(("postgresql://", "postgres://")):
-            # Accept the libpq form users copy from elsewhere; the engine speaks asyncpg.
-            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not value.startswith("postgresql+asyncpg://"):
-            raise ValueError("must be a PostgreSQL URL such as postgresql+asyncpg://user@host:5432/dbname")
-        return value
+        return asyncpg_url(value) if value else None
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+def asyncpg_url(value: str) -> str:
+    """A PostgreSQL URL in the asyncpg form the engine speaks; the libpq form users copy from elsewhere
+    (`postgresql://`, `postgres://`) is accepted. Anything else raises ValueError."""
+    if value.startswith(("postgresql://", "postgres://")):
+        value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if not value.startswith("postgresql+asyncpg://"):
+        raise ValueError("must be a PostgreSQL URL such as postgresql+asyncpg://user@host:5432/dbname")
+    return value
 
 
 class SettingsError(Exception):

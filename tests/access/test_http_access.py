@@ -136,7 +136,9 @@ def test_compose_file_describes_postgres_and_the_http_server():
 
     compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "togai"}
+    # the sandbox's services (tests/testing_plugin/test_compose_sandbox.py) start only when asked for
+    assert set(services) == {"postgres", "togai", "togai-sandbox-db", "togai-sandbox"}
+    assert "profiles" not in services["postgres"] and "profiles" not in services["togai"]
     assert services["togai"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "healthcheck" in services["postgres"] and "healthcheck" in services["togai"]
     command = (Path(__file__).parents[2] / "Dockerfile").read_text()

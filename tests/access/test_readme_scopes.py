@@ -13,8 +13,12 @@ from togai_engine.apikeys.scopes import SCOPES
 def test_readme_scope_table_matches_the_tools():
     load_tools()
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    # the scope table only: the lines from its header to the first line that is not a table row
+    lines = readme.splitlines()
+    header = lines.index("| scope | tools |")
+    table = lines[header:header + next(i for i, line in enumerate(lines[header:]) if not line.startswith("|"))]
     documented: dict[str, str] = {}
-    for line in readme.splitlines():
+    for line in table:
         match = re.match(r"\| `([a-z:*]+)`( / `([a-z:]+)`)? \| (.+) \|$", line)
         if not match or match.group(1) == "*":
             continue

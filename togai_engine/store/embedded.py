@@ -605,6 +605,21 @@ class EmbeddedPostgres:
         return f"server log {self._log_path} says: {' | '.join(important[-3:])[-600:]}"
 
 
+@contextlib.contextmanager
+def temporary_server(prefix: str) -> Iterator[str]:
+    """An embedded server on a new temporary folder, for one test session: yields its URL, then stops it and
+    removes the folder. The folder is private (mkdtemp), not pytest's tmp_path: pytest resets the mode of
+    tmp_path's parent when another session starts, and the server's system user (when run as root) must be
+    able to traverse it."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    embedded = EmbeddedPostgres(data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 # ---- module helpers --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,92 @@
+"""Reading what an expectation block asks about, through the tools, in the shape the file writes it.
+
+Values stay the text the engine returned ("71.00"), so comparing them is comparing strings. A read that
+fails (an unknown account, say) is recorded as its error, which the comparison reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_server.scenarios.calls import Calls, ToolFailed
+from mcp_server.scenarios.model import EntitlementExpect, Expectations, MetricExpect
+from mcp_server.scenarios.times import parse, period_name
+
+# file key -> the invoice field it reads
+INVOICE_FIELDS = {"status": "status", "plan": "pricePlanName", "total": "totalAmount", "subTotal": "subTotalAmount",
+                  "trueUp": "trueUpAmount", "creditsApplied": "creditsApplied", "amountDue": "amountDue",
+                  "creditNotesTotal": "creditNotesTotal"}
+WALLET_FIELDS = ("balance", "availableBalance", "accruedCharges", "scheduledCredits", "overage")
+ENTITLEMENT_FIELDS = ("entitled", "reason", "used", "limit", "remaining")
+
+
+@dataclass
+class Observation:
+    """What the engine said at the expectation's time: per account its invoices (oldest first) or an error."""
+
+    invoices: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
+    wallets: dict[str, dict[str, Any] | str] = field(default_factory=dict)
+    entitlements: list[dict[str, Any] | str] = field(default_factory=list)
+    metrics: list[dict[str, dict[str, dict[str, str]]] | str] = field(default_factory=list)
+
+
+async def observe(calls: Calls, expectations: Expectations, path: tuple[str | int, ...]) -> Observation:
+    seen = Observation()
+    for account in expectations.invoices:
+        seen.invoices[account] = await _read(_invoices(calls, account, path))
+    for account in expectations.wallets:
+        seen.wallets[account] = await _read(_wallet(calls, account, path))
+    for entitlement in expectations.entitlements:
+        seen.entitlements.append(await _read(_entitlement(calls, entitlement, path)))
+    for metric in expectations.metrics:
+        seen.metrics.append(await _read(_metrics(calls, metric, path)))
+    return seen
+
+
+async def _read(reading: Any) -> Any:
+    try:
+        return await reading
+    except ToolFailed as exc:
+        return f"could not be read: {exc.text}"
+
+
+async def _invoices(calls: Calls, account: str, path: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    found = []
+    for summary in await calls.invoices(account, path):
+        invoice = await calls.call("get_invoice", {"invoiceId": summary["id"]}, path)
+        seen = {key: invoice.get(name) for key, name in INVOICE_FIELDS.items()}
+        seen["end"] = period_name(parse(invoice["endDate"], "endDate"))
+        seen["lines"] = [{"name": line.get("rateCardName") or line["description"], "amount": line["value"],
+                          "quantity": line.get("quantity"), "description": line["description"]}
+                         for line in invoice["lineItems"]]
+        seen["period"] = period_name(parse(invoice["startDate"], "startDate"))
+        seen["start"] = parse(invoice["startDate"], "startDate")
+        found.append(seen)
+    return found
+
+
+async def _wallet(calls: Calls, account: str, path: tuple[str | int, ...]) -> dict[str, Any]:
+    wallet = await calls.call("get_wallet_balance", {"accountId": account}, path)
+    return {key: wallet.get(key) for key in WALLET_FIELDS}
+
+
+async def _entitlement(calls: Calls, expected: EntitlementExpect, path: tuple[str | int, ...]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"accountId": expected.accountId, "featureId": expected.featureId}
+    if expected.quantity is not None:
+        arguments["quantity"] = expected.quantity
+    answer = await calls.call("check_entitlement", arguments, path)
+    return {key: answer.get(key) for key in ENTITLEMENT_FIELDS}
+
+
+async def _metrics(calls: Calls, expected: MetricExpect, path: tuple[str | int, ...]) -> dict[str, dict[str, dict[str, str]]]:
+    """{query id: {group value ("" when not grouped): {bucket: value}}}."""
+    result = await calls.call("get_metrics", {"startTime": expected.startTime, "endTime": expected.endTime,
+                                              "metricQueries": expected.metricQueries}, path)
+    series: dict[str, dict[str, dict[str, str]]] = {}
+    for query in result["results"]:
+        groups = series.setdefault(query["id"], {})
+        for data in query["data"]:
+            group = (data.get("groupedBy") or {}).get("fieldValue", "")
+            groups[group] = {period_name(parse(stamp, "timestamp")): value
+                             for stamp, value in zip(data["timestamps"], data["metricValues"], strict=True)}
+    return series

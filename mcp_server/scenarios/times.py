@@ -1,0 +1,24 @@
+"""Instants as scenario files and reports write them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from togai_engine.common import validation
+
+
+def iso(instant: datetime) -> str:
+    """2026-01-10T00:00:00Z, as the tools return instants."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def period_name(start: datetime) -> str:
+    """How a billing period is named: its start date when it starts at 00:00 UTC (2026-01-01), else its start
+    instant (2026-01-15T12:00:00Z). An account's periods start at distinct instants, so the name is unique."""
+    start = start.astimezone(UTC)
+    return start.date().isoformat() if start.time() == time(0) else iso(start)
+
+
+def parse(value: object, field: str) -> datetime:
+    """An instant as the tools read it (a date is 00:00 UTC); raises InvalidInput."""
+    return validation.parse_instant(value, field)
