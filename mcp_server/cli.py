@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -66,14 +66,22 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
         return anyio.run(main)
 
 
-def parse_instant(value: str | None, option: str) -> datetime:
-    """An instant option, read like every tool's times (validation.parse_instant); now when absent."""
-    if value is None:
-        return datetime.now(UTC)
+def parse_instant(value: str, option: str) -> datetime:
+    """An instant option, read like every tool's times (validation.parse_instant)."""
     try:
         return validation.parse_instant(value, option)
     except InvalidInput as exc:
         raise typer.BadParameter(exc.reason, param_hint=option) from None
+
+
+def as_of_instant(asked: datetime | None, now: datetime, *, sandbox: bool, consequence: str) -> datetime:
+    """The instant a command works as of: its --as-of, or the call's now (a sandbox's time on a sandbox, where a
+    later --as-of is refused, as `consequence` says)."""
+    from togai_engine.sandbox.service import not_after_sandbox_time
+
+    if asked is None:
+        return now
+    return not_after_sandbox_time(asked, now, "--as-of", consequence) if sandbox else asked
 
 
 @app.command()
@@ -147,28 +155,22 @@ def demo() -> None:
 def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles due at this instant")] = None) -> None:
     """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent.
     Also folds past hours' rollup stripes into one row per key, as the server does after each run."""
-    from togai_engine.app.unit import unit_of_work
+    from togai_engine.app.unit import call_now, unit_of_work
     from togai_engine.billing.close import close_due_cycles
     from togai_engine.meters.compaction import compact_rollups
-    from togai_engine.sandbox import service as sandbox_service
 
     asked = parse_instant(as_of, "--as-of") if as_of is not None else None
 
     async def work(db: Database) -> tuple[Any, Any, datetime]:
-        async with db.unit_of_work() as session:
-            sandbox = await sandbox_service.is_sandbox(session)
         # audited like a tool call: actor "cli", the instant billed at and which accounts failed; on a
         # sandbox at its time (the clock row, read in this transaction). The audit record is written when the
         # block ends, so the instant is filled in once known.
         audited: dict[str, Any] = {}
-        async with unit_of_work(db, None if sandbox else datetime.now(UTC), actor="cli", action="bill",
-                                arguments=audited) as unit:
-            instant = asked or unit.now
+        now = await call_now(db)
+        async with unit_of_work(db, now, actor="cli", action="bill", arguments=audited) as unit:
+            instant = as_of_instant(asked, unit.now, sandbox=now is None,
+                                    consequence="billing as of it would bill what has not happened yet")
             audited["asOf"] = instant.isoformat()
-            if sandbox and instant > unit.now:
-                raise sandbox_service.IsASandbox(
-                    f"this database is a sandbox at {unit.now.isoformat()}; billing as of a later instant would "
-                    "bill what has not happened yet: move its clock (advance_clock), which bills too")
             summary = await close_due_cycles(unit.session, instant)
             unit.changed(*(failure.accountId for failure in summary.failed))
         return summary, await compact_rollups(db, unit.now), instant
@@ -223,6 +225,7 @@ def import_events(
     rejected line makes the exit code 1, unless --allow-rejected.
 
     CSV columns: id, schemaName, timestamp, accountId, then attr.<name>, unit.<name>, dim.<name>."""
+    from togai_engine.app.unit import call_now
     from togai_engine.events.files import FileFormatError
     from togai_engine.events.importer import ImportFailed, default_workers, import_file
 
@@ -230,8 +233,9 @@ def import_events(
 
     async def work(db: Database) -> Any:
         try:
+            # on a sandbox each batch is ingested at its time, and an event after it is rejected (EVENT_IN_FUTURE)
             summary = await import_file(db, file, report_path, batch_size=batch_size, show_progress=progress,
-                                        workers=workers or default_workers())
+                                        workers=workers or default_workers(), sandbox=await call_now(db) is None)
         except ImportFailed as exc:
             try:
                 await audit_import(db, file, exc.summary, stopped=str(exc))
@@ -269,7 +273,7 @@ STOPPED_REASON_CHARS = 300  # an audit row names why an import stopped; the whol
 async def audit_import(db: Database, file: Path, summary: Any, *, stopped: str | None = None) -> None:
     """An import runs one transaction per batch, so its audit row has its own: the file and its totals
     (those of the batches that settled when it stopped, if any did)."""
-    from togai_engine.app.unit import unit_of_work
+    from togai_engine.app.unit import call_now, unit_of_work
 
     arguments: dict[str, Any] = {"file": str(file)}
     if summary is not None:
@@ -278,7 +282,7 @@ async def audit_import(db: Database, file: Path, summary: Any, *, stopped: str |
                       "notBilledNoPlan": summary.not_billed_no_plan, "acceptedLate": summary.accepted_late}
     if stopped is not None:
         arguments["stopped"] = (stopped.splitlines() or ["stopped"])[0][:STOPPED_REASON_CHARS]
-    async with unit_of_work(db, datetime.now(UTC), actor="cli", action="import events", arguments=arguments):
+    async with unit_of_work(db, await call_now(db), actor="cli", action="import events", arguments=arguments):
         pass
 
 
@@ -289,11 +293,12 @@ def keys_create(
 ) -> None:
     """Create an API key for the HTTP transport; the key is printed once."""
     from togai_engine.app.keys import create_audited_key
+    from togai_engine.app.unit import call_now
 
     asked = scopes.split(",")
 
     async def work(db: Database) -> Any:
-        return await create_audited_key(db, datetime.now(UTC), actor="cli", name=name, scopes=asked)
+        return await create_audited_key(db, await call_now(db), actor="cli", name=name, scopes=asked)
 
     created = or_exit(lambda: with_database(work))
     typer.echo(created.key)
@@ -319,10 +324,10 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id from `keys list`")]) -> None:
     """Revoke an API key; requests with it get HTTP 401 from then on."""
     from togai_engine.apikeys.service import revoke_key
-    from togai_engine.app.unit import unit_of_work
+    from togai_engine.app.unit import call_now, unit_of_work
 
     async def work(db: Database) -> Any:
-        async with unit_of_work(db, datetime.now(UTC), actor="cli", action="keys revoke",
+        async with unit_of_work(db, await call_now(db), actor="cli", action="keys revoke",
                                 arguments={"keyId": key_id}) as unit:
             revoked = await revoke_key(unit.session, key_id, unit.now)
             unit.changed(revoked.id)
@@ -381,7 +386,7 @@ def plans_apply(
     """Create the usage meters and price plans in FILE that do not exist yet, in one transaction.
     Re-applying is safe: existing ones are reported as "exists" ("differs", exit 1, when the stored plan
     of that name has other content). Give meters ids so the plans can name them (usageMeterId)."""
-    from togai_engine.app.unit import unit_of_work
+    from togai_engine.app.unit import call_now, unit_of_work
     from togai_engine.lab.plan_files import load_pricing_file
     from togai_engine.lab.report import print_applied
     from togai_engine.lab.service import apply_meters, apply_plans
@@ -392,7 +397,7 @@ def plans_apply(
         # audited like a tool call, with the ids this run created (not those that already existed; a plan
         # that differs is left as stored and is not among them)
         try:
-            async with unit_of_work(db, datetime.now(UTC), actor="cli", action="plans apply",
+            async with unit_of_work(db, await call_now(db), actor="cli", action="plans apply",
                                     arguments={"file": str(file)}) as unit:
                 meters = await apply_meters(unit.session, meter_specs, unit.now)
                 applied = await apply_plans(unit.session, specs)
@@ -427,6 +432,7 @@ def simulate(
 ) -> None:
     """Price real usage under candidate plans: per account and billing period, what it was charged and what
     each candidate would charge. Reads only; inline plans are never stored."""
+    from togai_engine.app.unit import call_now, unit_of_work
     from togai_engine.lab import report
     from togai_engine.lab.plan_files import load_plan_file
     from togai_engine.lab.service import simulate_price_plans
@@ -438,12 +444,15 @@ def simulate(
             typer.echo(f"togai-engine: {exc}", err=True)
             raise typer.Exit(2) from None
     candidates = or_exit(lambda: load_plan_file(plans))
-    instant = parse_instant(as_of, "--as-of")
+    asked = parse_instant(as_of, "--as-of") if as_of is not None else None
 
     async def work(db: Database) -> Any:
-        async with db.unit_of_work() as session:
+        now = await call_now(db)
+        async with unit_of_work(db, now, actor="cli") as unit:  # no action: it writes nothing, so no audit row
+            instant = as_of_instant(asked, unit.now, sandbox=now is None,
+                                    consequence="simulating as of it would price usage that has not happened yet")
             return await simulate_price_plans(
-                session, candidates, now=instant, candidates_field="plans",
+                unit.session, candidates, now=instant, candidates_field="plans",
                 account_ids=[a.strip() for a in accounts.split(",") if a.strip()] if accounts else None,
                 customer_id=customer, start_time=parse_instant(start, "--start") if start else None,
                 end_time=parse_instant(end, "--end") if end else None, last_cycles=last_cycles)

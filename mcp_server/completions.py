@@ -60,10 +60,10 @@ async def complete_value(session: AsyncSession, argument: str, prefix: str, cont
     if any(not _storable(text) for text in (prefix, *context.values())):
         return NOTHING  # a NUL or a lone surrogate matches no id, and PostgreSQL would refuse it
     if argument == "month":
-        now = app.clock.now()
+        now = await app.now_in(session)
         return _recent([f"{now - relativedelta(months=i):%Y-%m}" for i in range(RECENT_MONTHS)], prefix)
     if argument == "day":
-        now = app.clock.now()
+        now = await app.now_in(session)
         return _recent([f"{now - relativedelta(days=i):%Y-%m-%d}" for i in range(RECENT_DAYS)], prefix)
     completable = ARGUMENTS.get(argument)
     if completable is None or not any(current_principal().allows(scope) for scope in completable.scopes):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp import Client
@@ -50,11 +51,16 @@ async def call(client: Client, tool: str, **arguments: Any) -> Any:
 
 
 async def run_demo(db: Database) -> None:
+    """On a sandbox database the demo drives a sandbox server: every step runs at the sandbox's time (its
+    usage is dated up to that time, not the wall clock's), as `serve --sandbox` would."""
     from mcp_server.server import build_server
+    from togai_engine.app.unit import call_now
 
-    async with Client(build_server(db)) as client:
+    wall_clock = await call_now(db)
+    async with Client(build_server(db, sandbox=wall_clock is None)) as client:
         tools = (await client.list_tools()).tools
         print(f"togai-engine MCP server: {len(tools)} tools: {', '.join(sorted(t.name for t in tools))}")
+        now = await demo_time(client, wall_clock)
         created = await call(
             client, "create_customer", id="demo_acme", name="Acme Corp", primaryEmail="billing@acme.example",
             address={"city": "Springfield", "country": "US"},
@@ -64,8 +70,17 @@ async def run_demo(db: Database) -> None:
         show("get_account", await call(client, "get_account", accountId="demo_acme_main"))
         show("list_customers", await call(client, "list_customers", pageSize=5), fields=["id", "name", "status"])
         for step in _later_steps():
-            await step(client)
+            await step(client, now)
     print("\nDone. Re-running the demo is safe: every create is idempotent on its id.")
+
+
+async def demo_time(client: Client, wall_clock: datetime | None) -> datetime:
+    """The time the demo's usage is dated by: the wall clock, or a sandbox's time (`wall_clock` None), shown."""
+    if wall_clock is not None:
+        return wall_clock
+    clock = await call(client, "get_clock")
+    show("get_clock (this database is a sandbox: the demo runs at its time, not the wall clock's)", clock)
+    return datetime.fromisoformat(clock["now"]).astimezone(UTC)
 
 
 def _later_steps() -> list[Any]:

@@ -65,8 +65,7 @@ def _volume_candidate(meter_id: str) -> dict[str, Any]:
     }
 
 
-async def metering_and_billing(client: Client) -> None:
-    now = datetime.now(UTC)
+async def metering_and_billing(client: Client, now: datetime) -> None:
     month = _month_start(now)
     meter = await call(client, "create_usage_meter", id="demo_tokens", name="demo_tokens", eventSchemaName="llm_call",
                        aggregation="SUM", computations=[{"computation": "tokens", "order": 1}],
@@ -79,8 +78,9 @@ async def metering_and_billing(client: Client) -> None:
                          effectiveFrom=_iso(month))
     show("update_account (attach the plan from the start of this month)", account)
 
-    # 40 events spread over the month so far, 3,000 tokens each; ids are stable, so replays dedupe.
-    span = max(now - month - timedelta(minutes=1), timedelta(minutes=1))
+    # 40 events spread over the month so far (none after `now`: a sandbox would reject it), 3,000 tokens each;
+    # ids are stable, so replays dedupe.
+    span = max(now - month - timedelta(minutes=1), timedelta(0))
     events = [{"id": f"demo_{month:%Y%m}_{i}", "schemaName": "llm_call", "accountId": "acme",
                "timestamp": _iso(month + span * i / 40), "attributes": {"tokens": "3000"},
                "dimensions": {"model": "small" if i % 2 else "large"}} for i in range(40)]
@@ -118,4 +118,4 @@ async def metering_and_billing(client: Client) -> None:
          fields=["candidates", "totals"])
 
 
-STEPS: list[Callable[[Client], Awaitable[None]]] = [metering_and_billing]
+STEPS: list[Callable[[Client, datetime], Awaitable[None]]] = [metering_and_billing]

@@ -12,6 +12,9 @@ from decimal import Decimal
 
 from togai_engine.invoices.schemas import Invoice, InvoiceLine, UsagePeriod
 
+SANDBOX_NOTE = ("**SANDBOX**: made on a sandbox server, whose time is a test clock (advance_clock); not a real "
+                "invoice.")
+
 
 def instant(moment: datetime | None) -> str:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else "—"
@@ -58,6 +61,8 @@ def invoice_markdown(invoice: Invoice) -> str:
         facts += [("Invoice date", instant(invoice.invoiceDate)), ("Due date", instant(invoice.dueDate))]
     facts.append(("Currency", invoice.currency))
     out = [f"# Invoice {title}", ""]
+    if invoice.sandbox:
+        out += [SANDBOX_NOTE, ""]
     if invoice.status == "DRAFT":
         out += ["DRAFT: computed from the usage recorded so far; its amounts change until it becomes DUE.", ""]
     out += ["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in facts), ""]

@@ -18,7 +18,6 @@ from mcp.server.mcpserver import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_server.registry import UnitOfWork, app_of
-from togai_engine.sandbox.service import read_now as sandbox_now
 
 
 @asynccontextmanager
@@ -27,5 +26,4 @@ async def pure_read(ctx: Context) -> AsyncIterator[UnitOfWork]:
     async with app.db.engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         async with AsyncSession(bind=autocommit, expire_on_commit=False, autoflush=False) as session:
-            now = await sandbox_now(session) if app.sandbox else app.clock.now()
-            yield UnitOfWork(session=session, now=now, app=app)
+            yield UnitOfWork(session=session, now=await app.now_in(session), app=app)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_server.app import AppContext
 from mcp_server.auth import current_principal
 from mcp_server.invoice_markdown import invoice_markdown
+from mcp_server.registry import app_of
 from togai_engine.accounts import service as account_service
 from togai_engine.app import accounts as app_accounts
 from togai_engine.app import invoices as app_invoices
@@ -98,7 +99,7 @@ async def reading(ctx: Context, template: str, value: str) -> AsyncIterator[Unit
     for a resource that does not exist)."""
     uri = expand(template, value)
     require_scope(next(kind for kind in KINDS if kind.template == template), uri)
-    app: AppContext = ctx.request_context.lifespan_context
+    app = app_of(ctx)
     try:
         async with unit_of_work(app.db, app.call_now(), actor=current_principal().actor) as unit:
             yield unit
@@ -124,21 +125,21 @@ async def read_account(accountId: str, ctx: Context) -> str:
     async with reading(ctx, ACCOUNT, accountId) as unit:
         account_id = await _account_id(unit.session, accountId)
         account = await app_accounts.get_account(unit.session, account_id, unit.now)
-    return as_json(account)
+    return as_json(app_of(ctx).marked(account))
 
 
 async def read_invoice_markdown(invoiceId: str, ctx: Context) -> str:
     """The invoice as a document: facts, the line tree (slabs under their card) and the totals."""
     async with reading(ctx, INVOICE, invoiceId) as unit:
         invoice = await app_invoices.get_invoice(unit.session, unit.now, invoice_id=invoiceId)
-    return invoice_markdown(invoice)
+    return invoice_markdown(app_of(ctx).marked(invoice))
 
 
 async def read_invoice_json(invoiceId: str, ctx: Context) -> str:
     """The invoice exactly as get_invoice returns it."""
     async with reading(ctx, INVOICE_JSON, invoiceId) as unit:
         invoice = await app_invoices.get_invoice(unit.session, unit.now, invoice_id=invoiceId)
-    return as_json(invoice)
+    return as_json(app_of(ctx).marked(invoice))
 
 
 async def read_price_plan(pricePlanId: str, ctx: Context) -> str:

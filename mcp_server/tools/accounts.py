@@ -52,7 +52,7 @@ async def create_account(
     async with uow(ctx) as u:
         account, _ = await accounts.create_account(u.session, data, u.now)
         u.changed(account.id)
-        return account
+        return u.app.marked(account)
 
 
 @tool("get_account", scope="billing:read", read_only=True, idempotent=True, title="Get account")
@@ -95,7 +95,7 @@ async def update_account(
     async with uow(ctx) as u:
         account = await accounts.update_account(u.session, accountId, data, u.now)
         u.changed(account.id)
-        return account
+        return u.app.marked(account)
 
 
 @tool("list_accounts", scope="customers:read", read_only=True, idempotent=True, title="List accounts")
@@ -108,4 +108,4 @@ async def list_accounts(
 ) -> Page[Account]:
     """List billing accounts, oldest first, optionally of one customer or one status."""
     async with pure_read(ctx) as u:
-        return await accounts.list_accounts(u.session, customerId, status, pageSize, nextToken)
+        return u.app.marked_page(await accounts.list_accounts(u.session, customerId, status, pageSize, nextToken))

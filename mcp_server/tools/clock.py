@@ -39,7 +39,9 @@ async def advance_clock(
 ) -> ClockAdvance:
     """Move the sandbox clock forward (give exactly one of `to` or `by`; it never goes back) and bill
     everything that came due in between, as the server's bill run would have: periods that started get
-    DRAFT invoices, periods past their grace end become DUE. Refused on a server on the real clock."""
+    DRAFT invoices, periods past their grace end become DUE. An account whose data cannot be billed is
+    listed in `failed` with the reason; the clock still moves and the others are billed. Refused on a
+    server on the real clock."""
     step = parse_step(to, by)
     refuse_outside_sandbox(ctx, "advance_clock")
     async with uow(ctx, moves_clock=True) as u:
@@ -49,4 +51,4 @@ async def advance_clock(
     # After the commit: creating a partition waits for transactions that read the events table.
     await ensure_ahead(u.app.db.engine, moved.now)
     return ClockAdvance(now=moved.now, previous=moved.previous, invoicesDue=summary.invoicesDue,
-                        draftsOpened=summary.draftsOpened)
+                        draftsOpened=summary.draftsOpened, failed=summary.failed)

@@ -56,7 +56,7 @@ async def create_credit_note(
     async with uow(ctx) as u:
         result = await app_invoices.create_credit_note(u.session, data, u.now)
         u.changed(result.creditNote.id, result.creditNote.invoiceId, result.creditNote.grantId or "")
-        return result
+        return u.app.marked(result)
 
 
 @tool("list_credit_notes", scope="billing:read", read_only=True, idempotent=True, title="List credit notes")
@@ -72,5 +72,5 @@ async def list_credit_notes(
     with its number, reason, memo, amount, the lines it credited, and how it was settled — taken off the
     invoice's amountDue (creditedFromDue) or credited to the wallet (creditedToWallet, with the grant)."""
     async with pure_read(ctx) as u:
-        return await credit_notes.list_credit_notes(u.session, invoice_id=invoiceId, account_id=accountId,
-                                                    page_size=pageSize, next_token=nextToken)
+        return u.app.marked_page(await credit_notes.list_credit_notes(
+            u.session, invoice_id=invoiceId, account_id=accountId, page_size=pageSize, next_token=nextToken))

@@ -37,7 +37,7 @@ async def list_invoices(
         page = await invoices.list_invoices(
             u.session, u.now, account_id=accountId, customer_id=customerId, status=status, start_time=startTime,
             end_time=endTime, page_size=pageSize, next_token=nextToken)
-        return page.model_copy(update={"data": [u.app.marked(i) for i in page.data]}) if u.app.sandbox else page
+        return u.app.marked_page(page)
 
 
 @tool("get_invoice", scope="billing:read", read_only=True, idempotent=True, title="Get invoice",

@@ -49,7 +49,7 @@ async def grant_credit(
     async with uow(ctx) as u:
         result = await financials.grant_credit(u.session, data, u.now)
         u.changed(result.grant.id)
-        return result
+        return u.app.marked(result)
 
 
 @tool("get_wallet_balance", scope="billing:read", read_only=True, idempotent=True, title="Get wallet balance")
@@ -58,7 +58,7 @@ async def get_wallet_balance(ctx: Context, accountId: AccountId) -> WalletBalanc
     the open billing cycle, the available balance (balance - accrued; negative = overage, flagged by
     `overage`), and the active and scheduled grants in the order they will be used."""
     async with uow(ctx) as u:
-        return await financials.wallet_balance(u.session, accountId, u.now)
+        return u.app.marked(await financials.wallet_balance(u.session, accountId, u.now))
 
 
 @tool("list_wallet_entries", scope="billing:read", read_only=True, idempotent=True, title="List wallet entries")
@@ -69,5 +69,5 @@ async def list_wallet_entries(ctx: Context, accountId: AccountId, pageSize: Page
     invoice it belongs to, and the balance the entries dated up to now add up to. Use it to explain a
     balance or audit where credit went."""
     async with uow(ctx) as u:
-        return await financials.wallet_entries(u.session, accountId, u.now, page_size=pageSize,
-                                                 next_token=nextToken)
+        return u.app.marked(await financials.wallet_entries(u.session, accountId, u.now, page_size=pageSize,
+                                                            next_token=nextToken))

@@ -36,7 +36,7 @@ class View:
 VIEWS = (
     View(INVOICE_VIEW, "invoice.html", "invoice", "Invoice",
          "get_invoice's result as a printable invoice: period, lines with their tiers, late usage, credits, "
-         "credit notes and totals"),
+         "credit notes and totals; marked SANDBOX when a sandbox server made it"),
     View(METRICS_VIEW, "metrics.html", "metrics", "Metrics chart",
          "get_metrics' series as line charts, one per query, with the values behind them"),
     View(LAB_VIEW, "lab.html", "lab-compare", "Pricing lab comparison",

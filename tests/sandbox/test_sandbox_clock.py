@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp_types import PromptReference
 from sqlalchemy import text
 
 from conftest import START, TABLES, hosted
@@ -59,6 +60,17 @@ async def test_every_call_writes_at_the_sandbox_time(sandbox: Client, db: Databa
         audited = await session.scalar(text("SELECT max(at) FROM audit_log WHERE tool = 'create_customer'"))
         received = await session.scalar(text("SELECT received_at FROM events WHERE id = 'e'"))
     assert audited == received == at(2026, 1, 20, 8)
+
+
+async def test_month_and_day_completions_count_back_from_the_sandbox_time(sandbox: Client) -> None:
+    await call(sandbox, "advance_clock", to="2026-02-02T12:00:00Z")  # the wall clock it was given is 2031-07-04
+
+    async def completed(prompt: str, argument: str) -> list[str]:
+        result = await sandbox.complete(PromptReference(name=prompt), {"name": argument, "value": ""})
+        return result.completion.values[:3]
+
+    assert await completed("close_month", "month") == ["2026-02", "2026-01", "2025-12"]
+    assert await completed("load_daily_usage", "day") == ["2026-02-02", "2026-02-01", "2026-01-31"]
 
 
 async def test_backwards_and_bad_arguments_are_refused(sandbox: Client) -> None:

@@ -21,7 +21,10 @@ import pytest
 from mcp import Client
 
 from conftest import hosted
+from helpers import at, call
+from mcp_server.server import build_server
 from mcp_server.views import INVOICE_VIEW, LAB_VIEW, METRICS_VIEW, VIEWS, view_html
+from togai_engine.sandbox.service import start as start_sandbox
 from view_story import Story, billing_story
 
 try:
@@ -189,6 +192,7 @@ async def test_the_invoice_view_shows_the_invoice_a_finance_person_would_print(p
     assert set(sent[2:]) == {"ui/notifications/size-changed"}  # once before the result came, once after
     assert (await texts(frame, "[data-field=number]"), await texts(frame, "[data-field=status]")) == (
         ["INV-000002"], ["DUE"])
+    assert await frame.locator("[data-field=sandbox]").count() == 0  # a real server's invoice
     facts = await frame.locator(".facts").inner_text()
     assert "Feb 1, 2026 – Feb 28, 2026" in facts and "acme" in facts and "Pro" in facts
     # Three lines: tokens (12,000 = 10,000 × 0.01 + 2,000 × 0.005 = 110.00), the 31.00 fee, and January's
@@ -228,6 +232,33 @@ async def test_a_draft_invoice_says_it_is_not_issued_and_owes_nothing_yet(page, 
     assert await frame.locator(".totals [data-field=amount-due]").count() == 0
     assert "Mar 1, 2026 – Mar 31, 2026" in await frame.locator(".facts").inner_text()
     await view.assert_offline_and_clean(frame)
+
+
+async def test_a_sandbox_invoice_shows_a_sandbox_badge(page, db) -> None:
+    """A sandbox server's invoice (`sandbox: true` in get_invoice's result) is marked SANDBOX next to its
+    status, so a printed one is never taken for a real invoice."""
+    async with db.unit_of_work() as session:
+        await start_sandbox(session, at(2026, 1, 1))
+    async with hosted(Client(build_server(db, sandbox=True), raise_exceptions=False)) as sandbox:
+        plan = await call(sandbox, "create_price_plan", name="Fee", pricingCycleConfig={
+            "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
+            "fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "31"}],
+                                   "invoiceTiming": "IN_ARREARS", "enableProration": False}]})
+        await call(sandbox, "create_customer", id="c", name="C", account={
+            "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z"})
+        await call(sandbox, "advance_clock", to="2026-02-01")  # January (the 31.00 fee) is DUE
+        (january,) = (await call(sandbox, "list_invoices", accountId="acme", status="DUE"))["data"]
+        arguments = {"invoiceId": january["id"]}
+        result = await tool_result(sandbox, "get_invoice", arguments)
+    assert result["structuredContent"]["sandbox"] is True
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, result)
+    assert (await texts(frame, "[data-field=sandbox]"), await texts(frame, "[data-field=status]")) == (
+        ["SANDBOX"], ["DUE"])
+    assert await frame.locator(".head [data-field=sandbox]").is_visible()
+    assert await texts(frame, ".totals [data-field=amount-due]") == ["$31.00"]
+    await view.assert_offline_and_clean(frame)
+    await view.screenshot("invoice-sandbox")
 
 
 async def test_the_metrics_view_draws_each_series_as_a_chart(page, client, story) -> None:

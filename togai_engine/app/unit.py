@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.audit.service import record as record_audit
+from togai_engine.sandbox.service import is_sandbox
 from togai_engine.sandbox.service import read_now as sandbox_now
 from togai_engine.store.database import Database
 
@@ -23,6 +24,14 @@ class Unit:
 
     def changed(self, *ids: str) -> None:
         self.changed_ids.extend(i for i in ids if i)
+
+
+async def call_now(database: Database) -> datetime | None:
+    """The `now` a unit of work outside a server (a CLI command) opens with: None on a sandbox database (each
+    unit reads its clock row in its own transaction), the wall clock otherwise. A server decides this once
+    when it starts (AppContext.call_now)."""
+    async with database.unit_of_work() as session:
+        return None if await is_sandbox(session) else datetime.now(UTC)
 
 
 @asynccontextmanager

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.billing.schedule import BillingPeriod, Timeline
 from togai_engine.billing.state import AccountState, load_states, transaction_connection
 from togai_engine.common.ids import new_id
-from togai_engine.common.schemas import Model
+from togai_engine.common.schemas import CloseFailure, Model
 from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
 from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice, with_late_usage
@@ -33,11 +33,6 @@ from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
 
 log = logging.getLogger("togai_engine.billing")
-
-
-class CloseFailure(Model):
-    accountId: str
-    reason: str
 
 
 class CloseSummary(Model):

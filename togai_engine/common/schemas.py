@@ -31,6 +31,13 @@ class SandboxMarked(Model):
         return data
 
 
+class CloseFailure(Model):
+    """An account a bill run could not bill: it keeps its state and is retried by the next run or read."""
+
+    accountId: str
+    reason: str = Field(description="what is wrong with the account's data, and how to fix it")
+
+
 class Address(Model):
     line1: str | None = Field(default=None, max_length=255)
     line2: str | None = Field(default=None, max_length=255)

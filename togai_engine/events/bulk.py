@@ -32,6 +32,7 @@ from togai_engine.events.ingest import (
 )
 from togai_engine.events.service import is_retryable
 from togai_engine.events.validation import MAX_BATCH_EVENTS, Code
+from togai_engine.sandbox.service import read_now as sandbox_now
 from togai_engine.store.database import Database
 
 MAX_ATTEMPTS = 5
@@ -93,12 +94,15 @@ async def _items(source: Iterable[object] | AsyncIterable[object]) -> AsyncItera
             yield item
 
 
-async def ingest_with_retry(database: Database, events: list[object], clock: Clock) -> IngestReport:
-    """One batch in its own transaction, run again on a deadlock or serialization failure."""
+async def ingest_with_retry(database: Database, events: list[object], clock: Clock | None) -> IngestReport:
+    """One batch in its own transaction, run again on a deadlock or serialization failure. `clock` None: the
+    database is a sandbox, so the batch is ingested at its time (read and held in this transaction, as a tool
+    call's is) and an event dated after it is rejected (EVENT_IN_FUTURE), as ingest_event rejects it."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with database.unit_of_work() as session:
-                return await ingest_events(session, events, clock.now())
+                now = clock.now() if clock is not None else await sandbox_now(session)
+                return await ingest_events(session, events, now, refuse_after_now=clock is None)
         except Exception as exc:
             if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                 raise
@@ -110,7 +114,7 @@ async def import_events(
     database: Database,
     source: Iterable[object] | AsyncIterable[object],
     *,
-    clock: Clock,
+    clock: Clock | None,
     batch_size: int = MAX_BATCH_EVENTS,
     concurrency: int = 2,
     on_rejected: RejectedCallback | None = None,
@@ -119,6 +123,7 @@ async def import_events(
 ) -> ImportSummary:
     """Imports every item of `source` (event dicts, or Malformed); returns the totals.
 
+    `clock` None: the database is a sandbox, whose time each batch reads (see ingest_with_retry).
     on_rejected(position, rejection) is called for each rejected item, in stream order, position being
     its 0-based place in the stream; on_progress(summary) after each batch. `field_naming` renames a
     rejection's field the way the source names it (a CSV file's attribute columns).

@@ -152,7 +152,7 @@ class PartProgress:
 
 
 async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, report: ReportFile, *, batch_size: int,
-                       on_bytes: Callable[[int], None], progress: PartProgress) -> ImportSummary:
+                       on_bytes: Callable[[int], None], progress: PartProgress, sandbox: bool) -> ImportSummary:
     # CSV line numbers are 1-based and count the header; JSON Lines have no header.
     first_line = 2 if fmt == "csv" else part.first_line
 
@@ -163,14 +163,16 @@ async def _import_part(db: Database, path: Path, part: FilePart, fmt: str, repor
     with path.open("rb") as raw:
         raw.seek(part.start)
         reader = RangeReader(raw, part.end - part.start)
-        return await import_events(db, read_events(reader, fmt, first_line), clock=SystemClock(),
+        return await import_events(db, read_events(reader, fmt, first_line), clock=None if sandbox else SystemClock(),
                                    batch_size=batch_size, on_rejected=_report_writer(report, first_line),
                                    on_progress=on_batch, field_naming=csv_field if fmt == "csv" else None)
 
 
 async def import_file(db: Database, path: Path, report_path: Path, *, batch_size: int = 1000,
-                      show_progress: bool = True, workers: int = 1,
-                      min_part_bytes: int = MIN_PART_BYTES) -> ImportSummary:
+                      show_progress: bool = True, workers: int = 1, min_part_bytes: int = MIN_PART_BYTES,
+                      sandbox: bool = False) -> ImportSummary:
+    """`sandbox`: the database is a sandbox; its events are ingested at its time, and those dated after it are
+    rejected (EVENT_IN_FUTURE), as the tools do on a sandbox server."""
     fmt = file_format(path)
     size = path.stat().st_size
     parts = split_lines(path, workers, min_part_bytes=min_part_bytes) if fmt == "jsonl" else [FilePart(0, size, 1)]
@@ -185,7 +187,7 @@ async def import_file(db: Database, path: Path, report_path: Path, *, batch_size
                 try:
                     summary = await _import_part(db, path, parts[0], fmt, report, batch_size=batch_size,
                                                  on_bytes=lambda done: progress.update(task, completed=done),
-                                                 progress=part_progress)
+                                                 progress=part_progress, sandbox=sandbox)
                 except FileFormatError:
                     raise  # the file as a whole is unreadable: nothing was stored
                 except Exception as exc:
@@ -194,7 +196,7 @@ async def import_file(db: Database, path: Path, report_path: Path, *, batch_size
         else:
             summary = await asyncio.to_thread(
                 _run_parallel, db.url, path, parts, report_path, batch_size,
-                lambda done: progress.update(task, completed=done))
+                lambda done: progress.update(task, completed=done), sandbox)
         progress.update(task, completed=size)
     return summary
 
@@ -207,13 +209,14 @@ def _part_report(report_path: Path, index: int) -> Path:
 
 
 def _run_parallel(url: str, path: Path, parts: list[FilePart], report_path: Path, batch_size: int,
-                  on_bytes: Callable[[int], None]) -> ImportSummary:
+                  on_bytes: Callable[[int], None], sandbox: bool = False) -> ImportSummary:
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited pools or loops
     done_bytes = context.Array("q", len(parts))
     results = context.Queue()
     processes = [
         context.Process(target=_worker, name=f"togai-import-{i}", daemon=True,
-                        args=(url, path, parts[i], _part_report(report_path, i), batch_size, done_bytes, i, results))
+                        args=(url, path, parts[i], _part_report(report_path, i), batch_size, done_bytes, i, results,
+                              sandbox))
         for i in range(len(parts))
     ]
     for process in processes:
@@ -303,7 +306,7 @@ def _exit_with_parent() -> None:
 
 
 def _worker(url: str, path: Path, part: FilePart, report_path: Path, batch_size: int, done_bytes: Any,
-            index: int, results: Any) -> None:
+            index: int, results: Any, sandbox: bool) -> None:
     _exit_with_parent()
 
     def on_bytes(done: int) -> None:
@@ -316,7 +319,7 @@ def _worker(url: str, path: Path, part: FilePart, report_path: Path, batch_size:
         try:
             with ReportFile(report_path) as report:
                 return await _import_part(db, path, part, "jsonl", report, batch_size=batch_size, on_bytes=on_bytes,
-                                          progress=progress)
+                                          progress=progress, sandbox=sandbox)
         finally:
             await db.dispose()
 

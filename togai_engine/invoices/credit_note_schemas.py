@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from togai_engine.common.schemas import Model
+from togai_engine.common.schemas import Model, SandboxMarked
 from togai_engine.errors import InvalidInput
 from togai_engine.pricing.money import parse_decimal
 
@@ -53,7 +53,7 @@ class CreditNoteLine(Model):
     amount: Decimal = Field(description="credited on that line")
 
 
-class CreditNote(Model):
+class CreditNote(SandboxMarked):
     id: str
     sequenceId: str = Field(description="the credit note's number, CN-000001, gapless")
     invoiceId: str
@@ -98,7 +98,7 @@ class CreditedInvoice(Model):
     creditableAmount: Decimal = Field(description="totalAmount - creditNotesTotal: what further notes may credit")
 
 
-class CreditNoteResult(Model):
+class CreditNoteResult(SandboxMarked):
     creditNote: CreditNote
     invoice: CreditedInvoice
     walletBalance: Decimal = Field(description="the account's wallet balance after the note (its ledger sum)")

@@ -77,6 +77,16 @@ async def start(session: AsyncSession, at: datetime) -> tuple[datetime, bool]:
     return at, True
 
 
+def not_after_sandbox_time(asked: datetime, now: datetime, option: str, consequence: str) -> datetime:
+    """A command's instant (`option`, e.g. --as-of) on a sandbox at `now`: a later one is refused, as
+    `consequence` says (it would count what has not happened yet)."""
+    if asked > now:
+        raise InvalidInput(option, f"this database is a sandbox at {now.isoformat()} and {asked.isoformat()} is "
+                                   f"later; {consequence}. Move its clock first (advance_clock, which bills as "
+                                   "it moves), or leave the option out to use the sandbox time")
+    return asked
+
+
 @dataclass(frozen=True)
 class Step:
     """Where advance_clock moves: to an instant, or by a calendar-aware duration."""

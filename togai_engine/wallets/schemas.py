@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from togai_engine.common.schemas import Model, Page
+from togai_engine.common.schemas import Model, Page, SandboxMarked
 from togai_engine.common.validation import Instant
 
 GrantStatus = Literal["SCHEDULED", "ACTIVE", "CONSUMED", "EXPIRED"]
@@ -45,14 +45,14 @@ class CreditGrant(Model):
     createdAt: datetime
 
 
-class GrantCreditResult(Model):
+class GrantCreditResult(SandboxMarked):
     grant: CreditGrant
     balance: Decimal = Field(description="wallet balance after the grant (ledger sum as of now)")
     currency: str
     replayed: bool = Field(description="true when idempotencyKey matched an earlier identical grant")
 
 
-class WalletBalance(Model):
+class WalletBalance(SandboxMarked):
     accountId: str
     currency: str
     balance: Decimal = Field(description="sum of the wallet ledger as of asOf")
@@ -81,7 +81,7 @@ class WalletEntry(Model):
     recordedAt: datetime
 
 
-class WalletLedger(Page[WalletEntry]):
+class WalletLedger(Page[WalletEntry], SandboxMarked):
     accountId: str
     currency: str
     balance: Decimal = Field(description="the sum of the entries dated at or before asOf (the wallet balance)")

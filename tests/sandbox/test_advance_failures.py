@@ -1,0 +1,59 @@
+"""advance_clock with an account that cannot be billed: the clock moves, the other accounts are billed, and
+the failing account is named with its reason, then billed by a later advance once its data is fixed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from mcp import Client
+from sqlalchemy import text
+
+import test_sandbox_clock
+from helpers import call
+from test_sandbox_clock import ingest, invoices, set_up
+from togai_engine.store.database import Database
+
+sandbox = test_sandbox_clock.sandbox  # the fixture: a sandbox server at 2026-01-01
+
+
+async def poison(db: Database, account_id: str, currency: str) -> None:
+    """Changes the account's currency behind the engine's back (as tests/billing/test_lifecycle_edges.py
+    does): its plan has no rates in that currency, so its invoices cannot be computed."""
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE accounts SET invoice_currency = :c WHERE id = :a"),
+                              {"c": currency, "a": account_id})
+        await session.execute(text("UPDATE invoices SET currency = :c WHERE account_id = :a"),
+                              {"c": currency, "a": account_id})
+
+
+async def test_a_failing_account_is_reported_and_the_clock_still_moves(sandbox: Client, db: Database) -> None:
+    await set_up(sandbox)  # a1 and a2 on "Tokens": monthly from Jan 1, one day of grace, 0.50 a token
+    await call(sandbox, "advance_clock", to="2026-01-10T00:00:00Z")
+    await ingest(sandbox, [("a1", "e1", "8"), ("a2", "e2", "3")], "2026-01-10T00:00:00Z")
+    await poison(db, "a2", "EUR")
+
+    moved = await call(sandbox, "advance_clock", to="2026-02-02T00:00:00Z")  # January's grace ends
+    assert moved["now"] == "2026-02-02T00:00:00Z"  # moved although a2 failed
+    assert [failure["accountId"] for failure in moved["failed"]] == ["a2"]
+    assert "does not support EUR" in moved["failed"][0]["reason"]
+    # a1 alone was billed: its January became DUE and its February draft opened
+    assert (moved["invoicesDue"], moved["draftsOpened"]) == (1, 1)
+    assert await invoices(db) == [
+        ("a1", "2026-01-01", "DUE", Decimal("4.00")),  # 8 x 0.50
+        ("a1", "2026-02-01", "DRAFT", None),
+        ("a2", "2026-01-01", "DRAFT", None),  # left as it was, not half-closed
+    ]
+    assert (await call(sandbox, "get_clock"))["now"] == "2026-02-02T00:00:00Z"
+
+    await poison(db, "a2", "USD")  # fixed: the next advance bills it at the new time
+    moved = await call(sandbox, "advance_clock", by="PT1H")
+    assert (moved["failed"], moved["invoicesDue"], moved["draftsOpened"]) == ([], 1, 1)
+    assert [row for row in await invoices(db) if row[0] == "a2"] == [
+        ("a2", "2026-01-01", "DUE", Decimal("1.50")),  # 3 x 0.50
+        ("a2", "2026-02-01", "DRAFT", None),
+    ]
+
+
+async def test_an_advance_with_nothing_failing_reports_no_failure(sandbox: Client) -> None:
+    await set_up(sandbox)
+    assert (await call(sandbox, "advance_clock", to="2026-02-02T00:00:00Z"))["failed"] == []
