@@ -26,6 +26,7 @@ from mcp_server.scenarios.observe import ENTITLEMENT_FIELDS, INVOICE_FIELDS, WAL
 from mcp_server.scenarios.runner import Check
 from mcp_server.scenarios.times import parse
 from mcp_server.scenarios.yaml_io import jsonable, load_exact
+from togai_engine.errors import InvalidInput
 
 # Fields written as quoted decimal strings (money and quantities); the others (status, plan, reason, end,
 # booleans) plainly.
@@ -94,6 +95,13 @@ def _same(current: Any, value: Any) -> bool:
             return _as_loaded(current) == value
         return isinstance(current, str) and str(current) == value
     return current is value or (type(current) is type(value) and current == value)
+
+
+def _same_instant(current: Any, name: str) -> bool:
+    try:
+        return parse(str(current), "") == parse(name, "")
+    except InvalidInput:
+        return False
 
 
 def _as_loaded(number: int | float) -> Any:
@@ -167,9 +175,11 @@ class _Writer:
         written (an expectation the file keeps short stays short)."""
         for position, name in enumerate(_ALWAYS):
             self.set(mapping, name, invoice[name], position=position)
-        for name in (*INVOICE_FIELDS, "end"):
+        for name in INVOICE_FIELDS:
             if name in mapping and name not in _ALWAYS:
                 self.set(mapping, name, invoice[name])
+        if "end" in mapping and not _same_instant(mapping["end"], invoice["end"]):  # an instant, however written
+            self.set(mapping, "end", invoice["end"])
         if with_lines or "lines" in mapping:
             self.lines(mapping, invoice["lines"])
 

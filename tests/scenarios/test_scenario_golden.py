@@ -109,6 +109,9 @@ def test_an_unquoted_amount_that_matches_is_left_as_written(tmp_path: Path) -> N
     # nothing differs, so nothing is rewritten
     expect = 'expect:\n  invoices:\n    acme:\n      "2026-01-01": {status: DRAFT, total: 19.00}   # the fee\n'
     assert rewritten(tmp_path, expect, seen_january()) == (0, 'scenario: S\nstart: "2026-01-01"\n' + expect)
+    # nor is a period's end written as its instant: the comparison reads it as one
+    with_end = expect.replace("{status: DRAFT,", '{status: DRAFT, end: "2026-02-01T00:00:00Z",')
+    assert rewritten(tmp_path, with_end, seen_january()) == (0, 'scenario: S\nstart: "2026-01-01"\n' + with_end)
     # an unquoted number whose text differs ("19.0") is rewritten, quoted
     changes, text = rewritten(tmp_path, expect.replace("19.00", "19.0"), seen_january())
     assert changes == 1 and 'total: "19.00"' in text
