@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
+import anyio
 from mcp import Client
 
 from mcp_server.app import AppContext
@@ -41,8 +42,11 @@ async def throwaway_database(server_url: str, start: datetime) -> AsyncIterator[
         await ensure_ahead(db.engine, start)
         yield db
     finally:
-        await db.dispose()
-        await server.drop(url)
+        # Shielded: in a cancelled scope (a timeout around the engine) every await would raise at once, and
+        # the database would be left on the server.
+        with anyio.CancelScope(shield=True):
+            await db.dispose()
+            await server.drop(url)
 
 
 # The database of the sandbox engine being entered: the shared server's lifespan serves it to the session.

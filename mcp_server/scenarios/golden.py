@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from mcp_server.scenarios.loader import load_scenario
 from mcp_server.scenarios.observe import ENTITLEMENT_FIELDS, INVOICE_FIELDS, WALLET_FIELDS, Observation
 from mcp_server.scenarios.runner import Check
 from mcp_server.scenarios.times import parse
+from mcp_server.scenarios.yaml_io import jsonable, load_exact
+from togai_engine.errors import InvalidInput
 
 # Fields written as quoted decimal strings (money and quantities); the others (status, plan, reason, end,
 # booleans) plainly.
@@ -85,10 +88,29 @@ def _value(key: str, value: Any) -> Any:
 
 
 def _same(current: Any, value: Any) -> bool:
-    """Whether the file already says `value`: the same text (however quoted), or the same true/false/null."""
+    """Whether the file already says `value`: the same text (however quoted, or an unquoted number with those
+    digits, as the scenario loader reads it), or the same true/false/null."""
     if isinstance(value, str):
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            return _as_loaded(current) == value
         return isinstance(current, str) and str(current) == value
     return current is value or (type(current) is type(value) and current == value)
+
+
+def _same_instant(current: Any, name: str) -> bool:
+    try:
+        return parse(str(current), "") == parse(name, "")
+    except InvalidInput:
+        return False
+
+
+def _as_loaded(number: int | float) -> Any:
+    """An unquoted number of the file as the loader reads it: ruamel keeps the digits written (19.00), and
+    the loader's text of them is what the comparison compares."""
+    out = io.StringIO()
+    YAML().dump({"value": number}, out)
+    data, _ = load_exact(out.getvalue(), "value")
+    return jsonable(data["value"]) if isinstance(data["value"], Decimal) else str(data["value"])
 
 
 def _block() -> CommentedMap:
@@ -153,13 +175,16 @@ class _Writer:
         written (an expectation the file keeps short stays short)."""
         for position, name in enumerate(_ALWAYS):
             self.set(mapping, name, invoice[name], position=position)
-        for name in (*INVOICE_FIELDS, "end"):
+        for name in INVOICE_FIELDS:
             if name in mapping and name not in _ALWAYS:
                 self.set(mapping, name, invoice[name])
+        if "end" in mapping and not _same_instant(mapping["end"], invoice["end"]):  # an instant, however written
+            self.set(mapping, "end", invoice["end"])
         if with_lines or "lines" in mapping:
             self.lines(mapping, invoice["lines"])
 
     def lines(self, mapping: CommentedMap, observed: list[dict[str, Any]]) -> None:
+        before = self.changes
         current = mapping.get("lines")
         items = list(current) if isinstance(current, list) else []
         kept: list[Any] = []
@@ -178,9 +203,11 @@ class _Writer:
             if "description" in item:
                 self.set(item, "description", line["description"])
             kept.append(item)
-        if isinstance(current, CommentedSeq) and list(current) == kept:
+        if isinstance(current, CommentedSeq) and [id(item) for item in current] == [id(item) for item in kept]:
             return
         self.changes += len(items)  # lines the invoice no longer has
+        if self.changes == before:  # the same lines, in the invoice's order now
+            self.changes += 1
         if isinstance(current, CommentedSeq):
             current.clear()
             current.extend(kept)

@@ -159,6 +159,9 @@ def _timeline(reader: _Reader, steps: list[Step], start: datetime) -> list[Timed
                 at = now + parse_duration(step.advance, "advance")
             except InvalidInput as exc:
                 raise reader.error([*path, "advance"], exc.reason) from None
+            except (OverflowError, ValueError):
+                raise reader.error([*path, "advance"], f"{step.advance} from {iso(now)} is past the year 9999; "
+                                                       "give a shorter duration") from None
         else:
             at = now
         events, labels = _events(reader, i, step, at)
@@ -238,15 +241,27 @@ def _actions(reader: _Reader, index: int, step: Step) -> list[Action]:
 
 
 def _check_periods(reader: _Reader, path: tuple[str | int, ...], expectations: Expectations) -> None:
+    """Every period and metric bucket the expectations name is an instant: the comparison reads them as such."""
     for account, invoices in expectations.invoices.items():
         for period, invoice in invoices.items():
             for key, value in (("", period), ("end", invoice.end)):
-                if value is None:
-                    continue
-                where = [*path, "invoices", account, period, *([key] if key else [])]
-                try:
-                    parse(value, "")
-                except InvalidInput:
-                    raise reader.error(where, f"{value!r} is not a period's name: name a period by its start date "
-                                              '("2026-01-01"), or by its start instant when it starts during a '
-                                              'day ("2026-01-15T12:00:00Z")') from None
+                if value is not None:
+                    _check_instant(reader, [*path, "invoices", account, period, *([key] if key else [])], value,
+                                   "period")
+    for i, metric in enumerate(expectations.metrics):
+        for query, entries in metric.values.items():
+            for key, value in entries.items():
+                where = [*path, "metrics", i, "values", query, key]
+                # grouped, {group value: {bucket: value}}; else {bucket: value}
+                buckets = [[*where, bucket] for bucket in value] if isinstance(value, dict) else [where]
+                for bucket in buckets:
+                    _check_instant(reader, bucket, str(bucket[-1]), "bucket")
+
+
+def _check_instant(reader: _Reader, where: Path_, value: str, kind: str) -> None:
+    try:
+        parse(value, "")
+    except InvalidInput:
+        raise reader.error(where, f"{value!r} is not a {kind}'s name: name a {kind} by its start date "
+                                  '("2026-01-01"), or by its start instant when it starts during a day '
+                                  '("2026-01-15T12:00:00Z")') from None

@@ -4,10 +4,16 @@ second run changes nothing."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from mcp_server.scenarios.golden import rewrite
+from mcp_server.scenarios.model import Expectations
+from mcp_server.scenarios.observe import Observation
+from mcp_server.scenarios.runner import Check
 from scenario_helpers import copy_examples, edit, run_scenarios
 
 
@@ -75,3 +81,47 @@ def test_update_golden_fills_missing_invoices_and_written_values(server_url: str
     assert again.returncode == 0 and "UPDATED" not in again.stdout and "PASS" in again.stdout
     assert top_up.read_text() == updated
 
+
+
+# --- the rewrite itself, from what the engine said (no database) ------------------------------------------
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def seen_january(**fields: Any) -> Observation:
+    """What the engine said of acme: one DRAFT invoice, its lines tokens then base."""
+    invoice = {"start": JAN, "period": "2026-01-01", "status": "DRAFT", "total": "19.00", "end": "2026-02-01",
+               "plan": "Starter", "lines": [
+                   {"name": "tokens", "amount": "0.00", "quantity": "0", "description": "LLM tokens"},
+                   {"name": "base", "amount": "19.00", "quantity": "1", "description": "Base fee"}]}
+    return Observation(invoices={"acme": [invoice | fields]})
+
+
+def rewritten(tmp_path: Path, expect: str, seen: Observation) -> tuple[int, str]:
+    file = tmp_path / "s.yaml"
+    file.write_text('scenario: S\nstart: "2026-01-01"\n' + expect)
+    check = Check(("expect",), Expectations(), seen)  # the rewrite reads the file's own expectations
+    return rewrite(file, [check]), file.read_text()
+
+
+def test_an_unquoted_amount_that_matches_is_left_as_written(tmp_path: Path) -> None:
+    # `total: 19.00` unquoted is read as "19.00" (README: digit for digit), which is what the engine said:
+    # nothing differs, so nothing is rewritten
+    expect = 'expect:\n  invoices:\n    acme:\n      "2026-01-01": {status: DRAFT, total: 19.00}   # the fee\n'
+    assert rewritten(tmp_path, expect, seen_january()) == (0, 'scenario: S\nstart: "2026-01-01"\n' + expect)
+    # nor is a period's end written as its instant: the comparison reads it as one
+    with_end = expect.replace("{status: DRAFT,", '{status: DRAFT, end: "2026-02-01T00:00:00Z",')
+    assert rewritten(tmp_path, with_end, seen_january()) == (0, 'scenario: S\nstart: "2026-01-01"\n' + with_end)
+    # an unquoted number whose text differs ("19.0") is rewritten, quoted
+    changes, text = rewritten(tmp_path, expect.replace("19.00", "19.0"), seen_january())
+    assert changes == 1 and 'total: "19.00"' in text
+
+
+def test_lines_written_in_another_order_are_put_in_the_invoices_order(tmp_path: Path) -> None:
+    expect = ('expect:\n  invoices:\n    acme:\n      "2026-01-01":\n        status: DRAFT\n        total: "19.00"\n'
+              '        lines:\n          - {name: base, amount: "19.00", quantity: "1"}\n'
+              '          - {name: tokens, amount: "0.00", quantity: "0"}\n')
+    changes, text = rewritten(tmp_path, expect, seen_january())
+    assert changes == 1
+    assert text.endswith('        lines:\n          - {name: tokens, amount: "0.00", quantity: "0"}\n'
+                         '          - {name: base, amount: "19.00", quantity: "1"}\n')

@@ -91,6 +91,20 @@ expect:
      "line 5: expect.wallets.acme.balence: unknown key (did you mean balance?); the keys here are: balance, "
      "availableBalance, accruedCharges, scheduledCredits, overage"),
     ("stepz: []\n", "line 3: stepz: unknown key (did you mean steps or setup?)"),
+    # a duration past year 9999 is the file's mistake (exit 2), not a crash of the run
+    ('steps:\n  - advance: P9000Y\n',
+     "line 4: steps[0].advance: P9000Y from 2026-01-31T00:00:00Z is past the year 9999; give a shorter duration"),
+    # a metric bucket, grouped or not, is named as periods are: checked before any database, as they are
+    ('expect:\n  metrics:\n    - startTime: "2026-01-01"\n      endTime: "2026-02-01"\n'
+     '      metricQueries: [{id: calls, name: USAGE, aggregationPeriod: MONTH}]\n'
+     '      values: {calls: {January: "1"}}\n',
+     "line 8: expect.metrics[0].values.calls.January: 'January' is not a bucket's name: name a bucket by its "
+     'start date ("2026-01-01"), or by its start instant when it starts during a day'),
+    ('steps:\n  - at: "2026-02-10"\n    expect:\n      metrics:\n        - startTime: "2026-01-01"\n'
+     '          endTime: "2026-02-01"\n'
+     '          metricQueries: [{id: revenue, name: REVENUE, aggregationPeriod: MONTH, groupBy: ACCOUNT_ID}]\n'
+     '          values: {revenue: {acme: {"2026-01-01": "1.00", "2026-02": "1.00"}}}\n',
+     "line 10: steps[0].expect.metrics[0].values.revenue.acme.2026-02: '2026-02' is not a bucket's name"),
 ])
 def test_a_file_that_cannot_run_is_refused_naming_where(tmp_path: Path, body: str, where: str) -> None:
     file = scenario(tmp_path, body)

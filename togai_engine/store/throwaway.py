@@ -2,7 +2,7 @@
 tests of pipelines that bill against the engine.
 
 Running the migrations takes seconds; cloning a database does not. So the first database asked for on a
-server migrates a template database once (`togai_template_<head>_<digest of the migrations>`, marked
+server migrates a template database once (`togai_template_<digest of every migration file>`, marked
 IS_TEMPLATE and closed to connections, so a stray session cannot block a clone), and every throwaway
 database is `CREATE DATABASE … TEMPLATE` of it. A change to any migration file names a new template, so a
 stale schema is never cloned. Building the template is serialised across processes by an advisory lock.
@@ -52,7 +52,7 @@ async def connect(url: str) -> asyncpg.Connection:
 
 
 def template_name() -> str:
-    """Names the schema the migrations make: their head revision and a digest of every migration file."""
+    """Names the schema the migrations make: a digest of every migration file (names and contents)."""
     digest = hashlib.sha256()
     for path in sorted(migrate.MIGRATIONS_DIR.rglob("*.py")):
         digest.update(path.relative_to(migrate.MIGRATIONS_DIR).as_posix().encode())
