@@ -26,7 +26,7 @@ from dateutil.relativedelta import relativedelta
 from mcp import Client
 
 from bench.common import SERVER_URL, Figure, report, scratch_database
-from mcp_server.sandbox_engine import sandbox_engine, shared_sandbox_server
+from mcp_server.sandbox_engine import sandbox_engine, warm_sandbox_server
 from mcp_server.scenarios.loader import load_scenario
 from mcp_server.scenarios.runner import run_scenario
 from mcp_server.server import build_server
@@ -80,7 +80,7 @@ def _migrated_database() -> None:
 def startup(runs: int) -> Figure:
     # Once per process, not per database: the template (once per schema) and the shared server's tool schemas.
     asyncio.run(ThrowawayServer(SERVER_URL).ensure_template())
-    shared_sandbox_server()
+    warm_sandbox_server()
     fresh, migrated = [], []
     for _ in range(runs):  # alternating, so load on the shared machine hits both
         started = time.perf_counter()

@@ -4,12 +4,12 @@ pytest plugin gives one to each test. Everything it made is dropped on the way o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
 import anyio
 from mcp import Client
@@ -49,7 +49,7 @@ async def throwaway_database(server_url: str, start: datetime) -> AsyncIterator[
             await server.drop(url)
 
 
-# The database of the sandbox engine being entered: the shared server's lifespan serves it to the session.
+# The database of the sandbox engine being entered: the server's lifespan serves it to the session.
 _serving: ContextVar[Database] = ContextVar("serving")
 
 
@@ -58,12 +58,35 @@ async def _serve_current() -> AsyncIterator[AppContext]:
     yield AppContext(db=_serving.get(), clock=SystemClock(), sandbox=True)
 
 
-@cache
-def shared_sandbox_server() -> TogaiServer:
-    """One sandbox server for every throwaway engine of this process: building a server generates every
-    tool's JSON schema (about 0.3 s), far more than cloning a database. Each client session gets the database
-    that was current when it was opened (the session's tasks inherit the context)."""
-    return build_server(_serve_current, sandbox=True)
+# Sandbox servers not serving a session now. Building a server generates every tool's JSON schema (about 0.3 s,
+# more than cloning a database), so servers are reused; but a server's resource subscriptions and notification
+# bus span its sessions, so it serves one session at a time, or a write in one sandbox would be announced to a
+# watcher of the same URI in another. Engines open at once each get their own server.
+_idle_servers: list[TogaiServer] = []
+_idle_lock = threading.Lock()  # the pytest plugin opens engines from its portal's thread
+
+
+def warm_sandbox_server() -> None:
+    """Builds a server ahead of the first engine, so a fresh database's start-up is timed without it."""
+    with _idle_lock:
+        if _idle_servers:
+            return
+    server = build_server(_serve_current, sandbox=True)
+    with _idle_lock:
+        _idle_servers.append(server)
+
+
+@contextmanager
+def _borrowed_server() -> Iterator[TogaiServer]:
+    with _idle_lock:
+        server = _idle_servers.pop() if _idle_servers else None
+    if server is None:
+        server = build_server(_serve_current, sandbox=True)
+    try:
+        yield server
+    finally:
+        with _idle_lock:
+            _idle_servers.append(server)
 
 
 @asynccontextmanager
@@ -73,7 +96,8 @@ async def sandbox_engine(server_url: str, start: datetime) -> AsyncIterator[Sand
     async with throwaway_database(server_url, start) as db:
         serving = _serving.set(db)
         try:
-            async with Client(shared_sandbox_server(), raise_exceptions=False) as client:
-                yield SandboxEngine(url=db.url, db=db, client=client)
+            with _borrowed_server() as server:
+                async with Client(server, raise_exceptions=False) as client:
+                    yield SandboxEngine(url=db.url, db=db, client=client)
         finally:
             _serving.reset(serving)

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_server.sandbox_engine import sandbox_engine, shared_sandbox_server
+from mcp_server.sandbox_engine import sandbox_engine, warm_sandbox_server
 from mcp_server.scenarios.calls import Calls, ScenarioFailed
 from mcp_server.scenarios.compare import Difference, compare
 from mcp_server.scenarios.loader import LoadedScenario, TimedStep
@@ -41,7 +41,7 @@ class ScenarioResult:
 
 async def run_scenario(loaded: LoadedScenario, server_url: str) -> ScenarioResult:
     result = ScenarioResult(loaded)
-    shared_sandbox_server()  # built once per process: not part of a fresh database's start-up
+    warm_sandbox_server()  # built once per process: not part of a fresh database's start-up
     began = time.perf_counter()
     async with sandbox_engine(server_url, loaded.start) as engine:
         result.startup = time.perf_counter() - began

@@ -6,7 +6,6 @@ import asyncio
 from datetime import datetime
 
 import anyio
-import pytest
 
 from conftest import pg_connection
 from helpers import at, call
@@ -54,9 +53,6 @@ async def test_an_engine_cancelled_by_a_timeout_still_drops_its_database(server_
 QUIET = 1.0  # seconds without a notification that show none was sent (a sent one arrives in milliseconds)
 
 
-@pytest.mark.xfail(strict=True, reason="the shared sandbox server has one ResourceUpdates and one notification "
-                                       "bus for every session: a write in one sandbox database is announced to "
-                                       "the watchers of the same URI in every other (design question, see review)")
 async def test_a_write_in_one_sandbox_is_not_announced_to_a_watcher_of_another(server_url: str) -> None:
     async with sandbox_engine(server_url, at(2026, 1, 1)) as watcher, \
             sandbox_engine(server_url, at(2026, 1, 1)) as writer:
