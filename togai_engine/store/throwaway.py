@@ -2,7 +2,7 @@
 tests of pipelines that bill against the engine.
 
 Running the migrations takes seconds; cloning a database does not. So the first database asked for on a
-server migrates a template database once (`togai_template_<digest of every migration file>`, marked
+server migrates a template database once (`togai_template_<digest of the migrations and the code they run>`, marked
 IS_TEMPLATE and closed to connections, so a stray session cannot block a clone), and every throwaway
 database is `CREATE DATABASE … TEMPLATE` of it. A change to any migration file names a new template, so a
 stale schema is never cloned. Building the template is serialised across processes by an advisory lock.
@@ -16,11 +16,12 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from togai_engine.store import migrate
+from togai_engine.store import migrate, partitions
 
 TEMPLATE_PREFIX = "togai_template_"
 THROWAWAY_PREFIX = "togai_throwaway_"
@@ -42,20 +43,22 @@ def database_of(url: str) -> str | None:
 
 
 async def connect(url: str) -> asyncpg.Connection:
-    """A plain asyncpg connection to the database `url` names (its `host` query may be a socket folder)."""
-    parsed = make_url(url)
-    query = dict(parsed.query)
-    host = query.get("host") or parsed.host
-    port = query.get("port") or parsed.port
-    return await asyncpg.connect(host=host if isinstance(host, str) else None, port=int(port) if port else None,
-                                 user=parsed.username, password=parsed.password, database=parsed.database)
+    """A plain asyncpg connection to the database `url` names, with every option of its query (a socket folder
+    as `host`, `sslmode`, …) as libpq reads them."""
+    return await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+
+
+# Code the migrations run besides their own files: migration 0006 makes the events partitions with it.
+_SCHEMA_CODE = (Path(partitions.__file__),)
 
 
 def template_name() -> str:
-    """Names the schema the migrations make: a digest of every migration file (names and contents)."""
+    """Names the schema the migrations make: a digest of every migration file and of the code they run."""
     digest = hashlib.sha256()
     for path in sorted(migrate.MIGRATIONS_DIR.rglob("*.py")):
         digest.update(path.relative_to(migrate.MIGRATIONS_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    for path in _SCHEMA_CODE:
         digest.update(path.read_bytes())
     return f"{TEMPLATE_PREFIX}{digest.hexdigest()[:16]}"
 
@@ -73,11 +76,23 @@ class ThrowawayServer:
 
     @asynccontextmanager
     async def _maintenance(self) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            conn = await connect(with_database(self.url, _MAINTENANCE_DATABASE))
-        except (OSError, asyncpg.PostgresError) as exc:
+        """A connection to run CREATE/DROP DATABASE from: the server's `postgres` database, else (a server
+        without one, or a role not allowed into it) the database the URL names."""
+        conn = None
+        for database in (_MAINTENANCE_DATABASE, database_of(self.url)):
+            try:
+                conn = await connect(with_database(self.url, database or _MAINTENANCE_DATABASE))
+                break
+            except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
+                    asyncpg.InsufficientPrivilegeError) as exc:
+                failure: Exception = exc
+            except (OSError, asyncpg.PostgresError) as exc:
+                failure = exc
+                break
+        if conn is None:
             raise ThrowawayError(f"cannot reach the PostgreSQL server at {make_url(self.url).render_as_string()}: "
-                                 f"{exc}; check TOGAI_DATABASE_URL or leave it unset for the embedded server") from exc
+                                 f"{failure}; check TOGAI_DATABASE_URL or leave it unset for the embedded "
+                                 "server") from failure
         try:
             yield conn
         finally:
