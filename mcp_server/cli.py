@@ -7,7 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -19,6 +19,10 @@ from togai_engine.settings import Settings, SettingsError, load_settings
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
 from togai_engine.store.runtime import data_folder_line, database_url
+
+if TYPE_CHECKING:
+    from togai_engine.billing.close import CloseSummary
+    from togai_engine.meters.compaction import CompactionSummary
 
 T = TypeVar("T")
 app = typer.Typer(help="Self-hosted usage billing with an MCP server in front of it.", no_args_is_help=True,
@@ -151,32 +155,34 @@ def demo() -> None:
     with_database(run_demo)
 
 
-@app.command()
-def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles due at this instant")] = None) -> None:
-    """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent.
-    Also folds past hours' rollup stripes into one row per key, as the server does after each run."""
+async def bill_run(db: Database, asked: datetime | None) -> tuple[CloseSummary, CompactionSummary, datetime]:
+    """`togai-engine bill [--as-of]`'s work on an open database: (the run's CloseSummary, the rollup folding,
+    the instant billed at). Audited like a tool call: actor "cli", the instant billed at and which accounts
+    failed; on a sandbox at its time (the clock row, read in this transaction), refusing a later `asked`."""
     from togai_engine.app.unit import call_now, unit_of_work
     from togai_engine.billing.close import close_due_cycles
     from togai_engine.meters.compaction import compact_rollups
 
+    # The audit record is written when the block ends, so the instant is filled in once known.
+    audited: dict[str, Any] = {}
+    now = await call_now(db)
+    async with unit_of_work(db, now, actor="cli", action="bill", arguments=audited) as unit:
+        instant = as_of_instant(asked, unit.now, sandbox=now is None,
+                                consequence="billing as of it would bill what has not happened yet")
+        audited["asOf"] = instant.isoformat()
+        summary = await close_due_cycles(unit.session, instant)
+        unit.changed(*(failure.accountId for failure in summary.failed))
+    return summary, await compact_rollups(db, unit.now), instant
+
+
+@app.command()
+def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles due at this instant")] = None) -> None:
+    """Close every billing cycle that is due (cycle end + grace period passed): DRAFT -> DUE. Idempotent.
+    Also folds past hours' rollup stripes into one row per key, as the server does after each run."""
     asked = parse_instant(as_of, "--as-of") if as_of is not None else None
 
-    async def work(db: Database) -> tuple[Any, Any, datetime]:
-        # audited like a tool call: actor "cli", the instant billed at and which accounts failed; on a
-        # sandbox at its time (the clock row, read in this transaction). The audit record is written when the
-        # block ends, so the instant is filled in once known.
-        audited: dict[str, Any] = {}
-        now = await call_now(db)
-        async with unit_of_work(db, now, actor="cli", action="bill", arguments=audited) as unit:
-            instant = as_of_instant(asked, unit.now, sandbox=now is None,
-                                    consequence="billing as of it would bill what has not happened yet")
-            audited["asOf"] = instant.isoformat()
-            summary = await close_due_cycles(unit.session, instant)
-            unit.changed(*(failure.accountId for failure in summary.failed))
-        return summary, await compact_rollups(db, unit.now), instant
-
     try:
-        summary, folded, instant = with_database(work)
+        summary, folded, instant = with_database(lambda db: bill_run(db, asked))
     except EngineError as exc:
         typer.echo(f"togai-engine: {exc.message}", err=True)
         raise typer.Exit(1) from None

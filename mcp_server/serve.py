@@ -6,7 +6,7 @@ import logging
 import socket
 import sys
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import uvicorn
@@ -22,6 +22,9 @@ from togai_engine.settings import Settings
 from togai_engine.store.database import Database
 from togai_engine.store.partitions import ensure_ahead
 
+if TYPE_CHECKING:
+    from togai_engine.billing.close import CloseSummary
+
 log = logging.getLogger("togai_engine.serve")
 
 
@@ -30,21 +33,28 @@ async def sandbox_time(db: Database) -> datetime:
         return await sandbox_service.read_now(session)
 
 
+async def billing_pass(db: Database, now: datetime) -> CloseSummary:
+    """One pass of the background loop at `now`: partitions kept ahead, the bill run (its CloseSummary is
+    returned; close_due_cycles logs each account it could not bill), past hours' rollup stripes folded."""
+    from togai_engine.billing.runs import run_bill
+    from togai_engine.meters.compaction import compact_rollups
+
+    await ensure_ahead(db.engine, now)
+    summary = await run_bill(db, now)
+    await compact_rollups(db, now)
+    return summary
+
+
 async def background_billing(db: Database, interval_seconds: int, sandbox: bool = False) -> None:
     """Closes due cycles periodically, so DUE invoices appear even when nobody reads them; also keeps
     the events table's partitions a few months ahead of the clock, and folds past hours' rollup
     stripes into one row per key. A sandbox server does all that at its sandbox time."""
-    from togai_engine.billing.runs import run_bill
     from togai_engine.common.clock import SystemClock
-    from togai_engine.meters.compaction import compact_rollups
 
     clock = SystemClock()
     while True:
         try:
-            now = await sandbox_time(db) if sandbox else clock.now()
-            await ensure_ahead(db.engine, now)
-            await run_bill(db, now)
-            await compact_rollups(db, now)
+            await billing_pass(db, await sandbox_time(db) if sandbox else clock.now())
         except Exception:  # the loop must survive a bad run; the next read catches up anyway
             log.exception("background billing run failed")
         await anyio.sleep(interval_seconds)

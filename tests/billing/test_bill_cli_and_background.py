@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from helpers import call, ingest_in_two_stripes, rows_by_stripe
+from mcp_server.serve import billing_pass
 from test_scenarios import account, tiered, tokens_meter, usage
 
 BIN = Path(sys.executable).parent / "togai-engine"
@@ -83,3 +84,22 @@ async def test_server_bills_in_the_background_without_any_read(client, db, datab
     finally:
         server.terminate()
         await server.wait()
+
+
+async def test_an_account_the_run_cannot_bill_surfaces_in_bill_and_in_the_background(
+        client, db, database_url, caplog) -> None:
+    await setup_plan(client, "2026-01-01T00:00:00Z")
+    # Data no policy covers: the account's currency changed under its plan behind the engine's back.
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE accounts SET invoice_currency = 'EUR' WHERE id = 'acme'"))
+        await session.execute(text("UPDATE invoices SET currency = 'EUR' WHERE account_id = 'acme'"))
+    run = subprocess.run([str(BIN), "bill", "--as-of", "2026-02-02T00:00:00Z"], env=env_for(database_url),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert "1 account(s) with work, 0 invoice(s) became DUE, 0 DRAFT(s) opened, 1 failed" in run.stdout
+    assert 'failed: {"accountId":"acme","reason":"' in run.stderr and "does not support EUR" in run.stderr
+    # the background pass logs it and returns it (the loop goes on); nothing was billed
+    summary = await billing_pass(db, datetime(2026, 2, 2, tzinfo=UTC))
+    assert [f.accountId for f in summary.failed] == ["acme"] and "does not support EUR" in summary.failed[0].reason
+    assert any("cannot bill account acme" in r.getMessage() for r in caplog.records)
+    assert [r[0] for r in await invoice_rows(db)] == ["DRAFT"]

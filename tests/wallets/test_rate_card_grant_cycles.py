@@ -160,3 +160,33 @@ async def test_a_credit_note_during_a_grace_period_keeps_the_held_grant(client, 
     assert [k for k in kinds if k[0] == "EXPIRY"] == []  # never expired and given back
     wallet = await call(client, "get_wallet_balance", accountId="acme")
     assert wallet["balance"] == "10.00"  # March's 10.00 is all that is left
+
+
+async def test_a_one_time_grant_comes_with_the_first_period_when_one_run_closes_it(client, clock) -> None:
+    # Monthly, no grace, a 25.00 fee and a ONE_TIME 30.00 welcome grant lasting 45 days. Both accounts start
+    # on 1 Feb. "stepwise" is read on 1 Feb (its February DRAFT opens then, with the grant); "late" is first
+    # read on 1 Mar, when one run closes February (never a DRAFT) and opens March: the grant is still
+    # February's, as it would have been had a run seen February start.
+    plan = await call(client, "create_price_plan", name="Welcome", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
+        "fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "25"}]}],
+        "creditGrantRateCards": [{"name": "welcome", "type": "ONE_TIME",
+                                  "grantDetails": {"priority": 0, "expiryType": "CUSTOM", "expiryDuration": "P45D"},
+                                  "rateDetails": {"currencySlabRateDetails": [
+                                      {"currency": "USD", "creditAmount": "30.00"}]}}]})
+    for account_id in ("stepwise", "late"):
+        await call(client, "create_customer", id=f"c_{account_id}", name="C", account={
+            "id": account_id, "name": account_id, "pricePlanId": plan["id"], "effectiveFrom": iso(2026, 2, 1)})
+    clock.set(at(2026, 2, 1))
+    assert (await call(client, "get_invoice", accountId="stepwise"))["startDate"] == iso(2026, 2, 1)
+    clock.set(at(2026, 3, 1))
+    for account_id in ("stepwise", "late"):
+        due = (await call(client, "list_invoices", accountId=account_id, status="DUE"))["data"]
+        # February: the 25.00 fee, paid by the welcome grant (started 1 Feb, before the period ended): 0.00 due
+        assert [(i["startDate"], i["totalAmount"], i["creditsApplied"], i["amountDue"]) for i in due] == [
+            (iso(2026, 2, 1), "25.00", "25.00", "0.00")], account_id
+        wallet = await call(client, "get_wallet_balance", accountId=account_id)
+        # 30.00 - 25.00 = 5.00 left, valid from 1 Feb for 45 days: until 18 Mar (February has 28 days)
+        assert (wallet["balance"], [(g["effectiveFrom"], g["effectiveUntil"], g["remaining"])
+                                    for g in wallet["grants"]]) == (
+            "5.00", [(iso(2026, 2, 1), iso(2026, 3, 18), "5.00")]), account_id

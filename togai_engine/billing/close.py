@@ -142,9 +142,14 @@ async def close_due_cycles(
     closings.sort(key=lambda c: (c.period.due_at, c.period.period.start, c.account.id))
 
     opening = [(accounts[a], p) for a, t in timelines.items() if a not in failed for p in t.open]
-    summary.draftsOpened = await _upsert_drafts(conn, opening, session, now)
+    started = await _upsert_drafts(conn, opening, now)
+    summary.draftsOpened = len(started)
+    fresh = await _finalize(conn, closings, now) if closings else []
+    # Credit-grant cards grant as each period starts: oldest first, so a ONE_TIME card grants with the first
+    # period even when one run closes several (not with the open one). Then credit pays the closed invoices.
+    await _issue_grants(session, sorted(fresh + started, key=lambda bp: bp.period.start))
     if closings:
-        await _finalize(conn, session, closings, now)
+        await _apply_credits(conn, session, closings)
     summary.invoicesDue = len(closings)
     summary.accounts = len(ids)
     await _advance(conn, timelines, failed)
@@ -179,10 +184,11 @@ def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str
                            cut_by_change=bp.cut_by_change)
 
 
-async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]], session: AsyncSession,
-                         now: datetime) -> int:
+async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],
+                         now: datetime) -> list[BillingPeriod]:
+    """DRAFT invoices of the periods that started; returns the periods whose DRAFT is new."""
     if not opening:
-        return 0
+        return []
     rows = await conn.fetch(
         """
         INSERT INTO invoices (id, account_id, customer_id, association_id, price_plan_id, period_start, period_end,
@@ -216,8 +222,7 @@ async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPer
         [p.due_at for _, p in opening],
     )
     started = {(r["account_id"], r["period_start"]) for r in rows if r["inserted"]}
-    await _issue_grants(session, [p for a, p in opening if (a.id, p.period.start) in started])
-    return len(started)
+    return [p for a, p in opening if (a.id, p.period.start) in started]
 
 
 async def _issue_grants(session: AsyncSession, periods: list[BillingPeriod]) -> None:
@@ -228,7 +233,9 @@ async def _issue_grants(session: AsyncSession, periods: list[BillingPeriod]) -> 
                 session, account_id=bp.association.account_id, plan=bp.plan, cycle=bp.period, at=bp.period.start)
 
 
-async def _finalize(conn: Any, session: AsyncSession, closings: list[_Closing], now: datetime) -> None:
+async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[BillingPeriod]:
+    """The closed invoices (numbered, with their lines and late usage); returns the periods closed without
+    a DRAFT before (they start in this run too)."""
     last = await conn.fetchval(
         "INSERT INTO invoice_counters (name, last_value) VALUES ('INVOICE', $1) ON CONFLICT (name) DO UPDATE "
         "SET last_value = invoice_counters.last_value + EXCLUDED.last_value RETURNING last_value", len(closings))
@@ -288,9 +295,7 @@ async def _finalize(conn: Any, session: AsyncSession, closings: list[_Closing], 
                  "details"],
     )
     await late_usage.claim(conn, {c.account.id: c.invoice_id for c in closings if c.bills_late_usage})
-    fresh = [c.period for c in closings if written[(c.account.id, c.period.period.start)]["inserted"]]
-    await _issue_grants(session, fresh)
-    await _apply_credits(conn, session, closings)
+    return [c.period for c in closings if written[(c.account.id, c.period.period.start)]["inserted"]]
 
 
 async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closing]) -> None:
