@@ -148,6 +148,15 @@ def check_scope(tool_name: str) -> Principal:
     return principal
 
 
+def require_scope(tool_name: str, scope: str, use: str) -> None:
+    """A tool error naming the missing scope when the caller lacks `scope`, which `use` of the tool needs on
+    top of the tool's own scope (check_entitlement's consume writes events: events:write)."""
+    if not current_principal().allows(scope):
+        raise ToolError(f"this API key lacks scope {scope!r}, required by {tool_name} with {use}; ask for a key "
+                        f"with that scope too (togai-engine keys create --name ... --scopes {SPECS[tool_name].scope},"
+                        f"{scope}), or call it without {use}")
+
+
 def is_bulk(tool_name: str) -> bool:
     spec = SPECS.get(tool_name)
     return spec is not None and spec.bulk

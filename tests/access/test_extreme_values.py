@@ -167,7 +167,8 @@ def baselines(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
                          "priority": 3, "idempotencyKey": "sweep-2"},
         "get_wallet_balance": {"accountId": "sw_a"},
         "list_wallet_entries": {"accountId": "sw_a", "pageSize": 1},
-        "check_entitlement": {"accountId": "sw_alias", "featureId": "f1", "quantity": 2},
+        "check_entitlement": {"accountId": "sw_alias", "featureId": "f1", "quantity": 2, "consume": {
+            "id": "sweep-consume", "schemaName": "llm", "attributes": {"tokens": "2"}, "dimensions": {"region": "eu"}}},
         "get_entitlements": {"accountId": "sw_a"},
         "calculate_revenue": {"usage": {ids["meter"]: "150"}, "pricePlan": plan_arguments(ids["meter"], "Quote")},
         "simulate_price_plan": {"candidates": [ids["plan"], plan_arguments(ids["meter"], "Candidate")],

@@ -145,3 +145,19 @@ def test_compose_file_describes_postgres_and_the_http_server():
     assert '"--transport", "http"' in command
     assert services["togai"]["environment"]["TOGAI_DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert services["togai"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+async def test_consume_needs_events_write_on_top_of_entitlements_read(http_server, db):
+    read_only = await new_key(db, "entitlements:read")
+    async with hosted(keyed_client(http_server, read_only)) as client:
+        checked = await client.call_tool("check_entitlement", {"accountId": "nobody", "featureId": "f"})
+        assert checked.is_error and "account 'nobody' does not exist" in checked.content[0].text  # checks run
+        refused = await client.call_tool("check_entitlement", {"accountId": "nobody", "featureId": "f",
+                                                               "consume": {"id": "e1", "schemaName": "api"}})
+        assert refused.is_error
+        assert "lacks scope 'events:write', required by check_entitlement with consume" in refused.content[0].text
+    both = await new_key(db, "entitlements:read", "events:write")
+    async with hosted(keyed_client(http_server, both)) as client:
+        allowed = await client.call_tool("check_entitlement", {"accountId": "nobody", "featureId": "f",
+                                                               "consume": {"id": "e1", "schemaName": "api"}})
+        assert allowed.is_error and "account 'nobody' does not exist" in allowed.content[0].text  # past the scope

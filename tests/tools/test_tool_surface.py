@@ -45,7 +45,7 @@ ANNOTATIONS: dict[str, tuple[bool, bool, bool]] = {
     "grant_credit": (False, False, False),  # adds credit; idempotencyKey optional
     "get_wallet_balance": READ,
     "list_wallet_entries": READ,
-    "check_entitlement": READ,
+    "check_entitlement": (False, False, True),  # consume writes an event; the same id again writes nothing
     "get_entitlements": READ,
     "calculate_revenue": READ,
     "simulate_price_plan": READ,

@@ -31,6 +31,17 @@ class Entitlement(Model):
 class EntitlementCheck(Entitlement):
     accountId: str
     quantity: Decimal = Field(description="units asked for: entitled means used + quantity <= limit")
+    consumed: bool | None = Field(
+        default=None, description="with `consume`: true when the usage is recorded under eventId (by this call, or "
+                                  "by an earlier one with the same id: eventStatus DUPLICATE), false when not "
+                                  "entitled (nothing was written); null without `consume`")
+    eventId: str | None = Field(default=None, description="with `consume`: the event's id (your idempotency key)")
+    eventStatus: Literal["ACCEPTED", "DUPLICATE"] | None = Field(
+        default=None, description="ACCEPTED: this call recorded the event; DUPLICATE: an earlier call did (nothing "
+                                  "new was written)")
+    usedAfter: Decimal | None = Field(default=None, description="with `consume`: usage this cycle after the call")
+    remainingAfter: Decimal | None = Field(
+        default=None, description="with `consume`: limit - usedAfter, never below 0; null = unlimited")
 
 
 class AccountEntitlements(Model):

@@ -1,0 +1,141 @@
+"""Consume if entitled (Togai's `POST /entitled {event}`): check_entitlement with `consume` records the
+usage it allows in the same transaction as the check, so an agent never races its own quota check.
+
+Serialised per account by a transaction advisory lock taken before the usage is read: of two consumers
+of the last unit, the second reads the usage after the first committed (READ COMMITTED: each statement
+sees what committed before it), so exactly one wins. The lock is per account, not per feature, because
+two features may count one meter and a plan change swaps features: one key per account is simply right,
+and only consumers of the same account wait for each other. Only consumers take it, first, before
+ingest's own locks (events/ingest.py), so the lock order stays acyclic.
+
+The id is the caller's idempotency key (required). An id already stored is a replay: nothing is written
+and the answer is the first call's (entitled, consumed, eventStatus DUPLICATE). A refused consume
+(not entitled, or bad input) stores nothing and claims no id, so the same id may be tried again later.
+The recorded event must move the feature's meter by exactly `quantity` (checked by reading the usage
+again inside the transaction, after the write: any meter definition, filter or aggregation is judged
+by the meter's own SQL); otherwise the call fails, naming the field, and the write is rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.service import account_id_of
+from togai_engine.entitlements import service as entitlements
+from togai_engine.entitlements.schemas import EntitlementCheck
+from togai_engine.errors import InvalidInput
+from togai_engine.events.ingest import DUPLICATE, REJECTED, ingest_events
+from togai_engine.events.validation import Rejection, parse_event
+from togai_engine.meters.sql import METERED_STATUSES
+from togai_engine.meters.usage import account_usage
+from togai_engine.store.database import raw_connection
+
+CONSUME_LOCK_CLASS = 0x636F6E73  # "cons": the key space of the per-account consume locks
+CONSUME_FIELDS = ("id", "schemaName", "timestamp", "attributes", "dimensions")
+
+
+def consume_event(consume: object, account: str, now: datetime) -> dict[str, Any]:
+    """The event to record, from `consume` (an event without accountId; timestamp defaults to `now`),
+    validated as ingest_event validates events; errors name the field as consume.<field>."""
+    if not isinstance(consume, dict):
+        raise InvalidInput("consume", "must be an object: the usage event {id, schemaName, attributes, dimensions, "
+                                      "timestamp} to record if entitled")
+    if "accountId" in consume:
+        raise InvalidInput("consume.accountId", "leave it out: the event is recorded for the call's accountId")
+    unknown = sorted(str(k) for k in consume if k not in CONSUME_FIELDS)
+    if unknown:
+        raise InvalidInput(f"consume.{unknown[0]}", f"is not a field of consume; the fields are {', '.join(CONSUME_FIELDS)}")
+    if consume.get("id") is None:
+        raise InvalidInput("consume.id", "is required: your idempotency key for this usage; send the SAME id when "
+                                         "retrying, so the usage is recorded once")
+    event = {**consume, "accountId": account}
+    if event.get("timestamp") is None:
+        event["timestamp"] = now.isoformat()
+    parsed = parse_event(event)
+    if type(parsed) is Rejection:
+        raise InvalidInput(f"consume.{parsed.field}" if parsed.field else "consume",
+                           f"{parsed.message} [{parsed.code}]; nothing was stored")
+    return event
+
+
+async def consume_if_entitled(
+    session: AsyncSession, account: str, feature_id: str, quantity: Decimal, consume: object, now: datetime, *,
+    sandbox: bool = False,
+) -> EntitlementCheck:
+    """The entitlement check of `quantity`, and when entitled, `consume` recorded under its id (one
+    transaction: the caller's). `sandbox`: events dated after `now` are refused (EVENT_IN_FUTURE)."""
+    event = consume_event(consume, account, now)
+    event_id: str = event["id"]
+    account_id = await account_id_of(session, account)
+    conn = await raw_connection(session)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", CONSUME_LOCK_CLASS, account_id)
+    # after the lock: this statement and the next see every consumer that committed before it
+    stored = await _stored_status(conn, account_id, event_id)
+    check = await entitlements.check_entitlement(session, account_id, feature_id, quantity, now)
+    if stored is not None:
+        return _replay(check, event_id, stored)
+    if check.reason in ("ENTITLED", "LIMIT_REACHED"):  # the plan has the feature: the event must fit it
+        _check_fits(check, event, now)
+    if not check.entitled:
+        return check.model_copy(update={"consumed": False, "eventId": event_id})
+    report = await ingest_events(session, [event], now, refuse_after_now=sandbox)
+    status = report.statuses[0]
+    if status == REJECTED:
+        reason = report.rejected[0]
+        raise InvalidInput(f"consume.{reason.field}" if reason.field else "consume",
+                           f"{reason.message} [{reason.code}]; nothing was stored")
+    if status == DUPLICATE:  # stored meanwhile by ingest_event, which does not take the consume lock
+        return _replay(check, event_id, "ACCEPTED")
+    meter = check.usageMeterId or ""
+    after = (await account_usage(conn, account_id, [meter], start=check.cycleStart,  # type: ignore[arg-type]
+                                 end=check.resetsAt))[meter]  # type: ignore[arg-type]
+    moved = after - (check.used or Decimal(0))
+    if moved != quantity:
+        raise InvalidInput(
+            "consume.attributes",
+            f"the event would add {moved} to usage meter {meter!r} (feature {feature_id!r} counts it), not the "
+            f"quantity {quantity}; send attributes (and dimensions) whose value for that meter is {quantity}, or "
+            "set quantity to what the event counts. Nothing was stored")
+    return check.model_copy(update={
+        "consumed": True, "eventId": event_id, "eventStatus": "ACCEPTED", "usedAfter": after,
+        "remainingAfter": None if check.limit is None else max(check.limit - after, Decimal(0))})
+
+
+def _check_fits(check: EntitlementCheck, event: dict[str, Any], now: datetime) -> None:
+    """The feature can count the event: it is metered, and the event is dated in the cycle the quota counts."""
+    if check.featureType != "METERED":
+        raise InvalidInput("consume", f"feature {check.featureId!r} is BOOLEAN: it counts no usage, so there is "
+                                      "nothing to consume; call check_entitlement without consume")
+    parsed = parse_event(event)
+    assert not isinstance(parsed, Rejection)  # validated by consume_event
+    start, end = check.cycleStart, check.resetsAt
+    assert start is not None and end is not None
+    if not start <= parsed.event_time < end:
+        raise InvalidInput(
+            "consume.timestamp",
+            f"{parsed.event_time.isoformat()} is outside the current cycle [{start.isoformat()}, {end.isoformat()}) "
+            "whose usage the quota counts; leave timestamp out (it is then now) or send a time in that cycle. "
+            "Record usage of another cycle with ingest_event")
+
+
+def _replay(check: EntitlementCheck, event_id: str, stored_status: str) -> EntitlementCheck:
+    """The answer to an id already stored: the first call's (it was entitled and consumed); the numbers are
+    now's, counting that event."""
+    if stored_status not in METERED_STATUSES:
+        raise InvalidInput("consume.id", f"{event_id!r} is the id of a stored event with status {stored_status}, "
+                                         "which counts no usage; ids stay taken, so consume under a new id")
+    return check.model_copy(update={
+        "entitled": True, "reason": "ENTITLED", "consumed": True, "eventId": event_id, "eventStatus": DUPLICATE,
+        "usedAfter": check.used, "remainingAfter": check.remaining})
+
+
+async def _stored_status(conn: Any, account_id: str, event_id: str) -> str | None:
+    """The status of the account's stored event with this id, or None (the id is free)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT e.status FROM event_ids x JOIN events e ON e.account_id = x.account_id "
+        "AND e.event_time = x.event_time AND e.id = x.id WHERE x.account_id = $1 AND x.id = $2",
+        account_id, event_id)
