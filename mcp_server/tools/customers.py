@@ -37,7 +37,8 @@ async def create_customer(
     async with uow(ctx) as u:
         result = await create_customer_with_account(u.session, data, inline, u.now)
         u.changed(result.customer.id, result.account.id if result.account else "")
-        return result
+        # the inline account is an account record: marked on a sandbox as create_account's is
+        return result.model_copy(update={"account": u.app.marked(result.account)}) if result.account else result
 
 
 @tool("get_customer", scope="customers:read", read_only=True, idempotent=True, title="Get customer")

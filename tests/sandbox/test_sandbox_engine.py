@@ -65,3 +65,32 @@ async def test_a_write_in_one_sandbox_is_not_announced_to_a_watcher_of_another(s
                 event = await subscription.__anext__()
                 raise AssertionError(f"a grant in the writer's database was announced to the watcher: {event}")
             assert waited.cancelled_caught
+
+
+async def _tokens_invoice(server_url: str, aggregation: str) -> str:
+    """A sandbox at 2026-01-01 with meter "tokens" (`aggregation` of the tokens attribute), a plan pricing it at
+    1.00 a unit and account "acme" on it, two events of 5 and 7 tokens on Jan 10: January's DRAFT total."""
+    async with sandbox_engine(server_url, at(2026, 1, 1)) as engine:
+        client = engine.client
+        await call(client, "create_usage_meter", id="tokens", name="tokens", eventSchemaName="llm",
+                   aggregation=aggregation, computations=[{"computation": "tokens"}])
+        plan = await call(client, "create_price_plan", name="Tokens", pricingCycleConfig={
+            "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
+            "usageRateCards": [{"usageMeterId": "tokens", "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "1"}]}]}]})
+        await call(client, "create_customer", id="acme", name="Acme", account={
+            "id": "acme", "name": "Acme", "invoiceCurrency": "USD", "pricePlanId": plan["id"],
+            "effectiveFrom": "2026-01-01T00:00:00Z"})
+        await call(client, "advance_clock", to="2026-01-10T00:00:00Z")
+        await call(client, "ingest_batch_events", events=[
+            {"id": f"e{tokens}", "schemaName": "llm", "timestamp": "2026-01-10T00:00:00Z", "accountId": "acme",
+             "attributes": {"tokens": tokens}} for tokens in ("5", "7")])
+        return (await call(client, "get_invoice", accountId="acme"))["totalAmount"]
+
+
+async def test_a_meter_is_priced_by_its_own_definition_in_each_sandbox(server_url: str) -> None:
+    # Two sandboxes one after the other in this process (as two scenario files or two plugin tests), each
+    # with a meter "tokens" created at the same sandbox time, 2026-01-01, but aggregated differently.
+    assert await _tokens_invoice(server_url, "MAX") == "7.00"  # max(5, 7) x 1.00
+    assert await _tokens_invoice(server_url, "SUM") == "12.00"  # (5 + 7) x 1.00, not the first sandbox's MAX

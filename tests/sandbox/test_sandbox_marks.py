@@ -33,9 +33,10 @@ async def every_surface(server: Client, name: str, to_february: Callable[[], Awa
         "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
         "fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "31"}],
                                "invoiceTiming": "IN_ARREARS", "enableProration": False}]})
-    await call(server, "create_customer", id=f"c_{name}", name="C", account={
+    created = await call(server, "create_customer", id=f"c_{name}", name="C", account={
         "id": name, "name": "A", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z"})
     found: dict[str, Any] = {
+        "create_customer.account": created["account"],  # the account it created inline is an account record
         "create_account": await call(server, "create_account", id=f"{name}_2", customerId=f"c_{name}", name="B"),
         "update_account": await call(server, "update_account", accountId=f"{name}_2", name="B2"),
         "list_accounts": await call(server, "list_accounts", customerId=f"c_{name}"),

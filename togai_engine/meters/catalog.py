@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from togai_engine.meters.compiler import compile_meter, value_attributes
@@ -18,7 +17,9 @@ from togai_engine.meters.sql import MeterSql
 
 _MAX_ENTRIES = 4096
 _by_schema: dict[tuple[str, str], tuple[MeterSql, ...]] = {}
-_by_meter: dict[tuple[str, datetime], MeterSql] = {}
+# Keyed by everything a meter compiles from: one process may serve several databases (scenario files, the
+# pytest plugin's sandboxes), in which meters of the same id, made at the same sandbox time, can differ.
+_by_meter: dict[tuple[str, str, str, str, str], MeterSql] = {}
 
 
 def compile_stored(meter_id: str, schema_name: str, aggregation: str, computations: list[dict[str, Any]],
@@ -70,10 +71,11 @@ async def meters_of_schemas(conn: Any, tags: dict[str, str | None]) -> dict[str,
 
 def compiled(rows: Iterable[Any]) -> list[MeterSql]:
     """MeterSql of UsageMeterRow-like rows (id, event_schema_name, aggregation, computations,
-    negative_values, updated_at), cached per (id, updated_at)."""
+    negative_values), cached per definition."""
     meters = []
     for row in rows:
-        key = (row.id, row.updated_at)
+        key = (row.id, row.event_schema_name, row.aggregation, json.dumps(row.computations, sort_keys=True),
+               row.negative_values)
         meter = _by_meter.get(key)
         if meter is None:
             meter = compile_stored(row.id, row.event_schema_name, row.aggregation, row.computations,

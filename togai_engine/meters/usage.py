@@ -283,18 +283,18 @@ async def account_usage(
     split = _split(start, end)
     rows = await conn.fetch(
         "SELECT m.id, m.event_schema_name, m.aggregation, CAST(m.computations AS text) AS computations, "
-        "m.updated_at, m.negative_values, r.* FROM usage_meters m LEFT JOIN LATERAL ("
+        "m.negative_values, r.* FROM usage_meters m LEFT JOIN LATERAL ("
         f"  SELECT sum(event_count), sum(value_sum), max(value_max), {ROLLUP_LATEST} FROM usage_rollups "
         "  WHERE account_id = $1 AND meter_id = m.id AND hour >= $3 AND hour < $4 AND $5"
         ") AS r ON true WHERE m.id = ANY($2::text[])",
         account_id, list(meter_ids), split.first_hour, split.last_hour, split.whole,
     )
-    meters = compiled(_MeterRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows)
+    meters = compiled(_MeterRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows)
     states: dict[tuple[str, str, datetime | None], _State] = {}
     for meter, row in zip(meters, rows, strict=True):
-        if meter.aggregation != "UNIQUE_COUNT" and row[6] is not None:
+        if meter.aggregation != "UNIQUE_COUNT" and row[5] is not None:
             states[(account_id, meter.id, None)] = state = _State()
-            state.add(row[6], row[7], row[8], (row[9], row[10], row[11]))
+            state.add(row[5], row[6], row[7], (row[8], row[9], row[10]))
     additive = [m for m in meters if m.aggregation != "UNIQUE_COUNT"]
     distinct = [m for m in meters if m.aggregation == "UNIQUE_COUNT"]
     for edge_start, edge_end in split.edges:
@@ -312,7 +312,6 @@ class _MeterRow(NamedTuple):
     event_schema_name: str
     aggregation: str
     computations: list[Any]
-    updated_at: datetime
     negative_values: str
 
 
