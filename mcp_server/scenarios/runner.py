@@ -52,7 +52,8 @@ async def run_scenario(loaded: LoadedScenario, server_url: str) -> ScenarioResul
             for step in loaded.steps:
                 if step.at > now:
                     moved_by = "at" if step.step.at is not None else "advance"
-                    await calls.call("advance_clock", {"to": iso(step.at)}, ("steps", step.index, moved_by))
+                    moved = await calls.call("advance_clock", {"to": iso(step.at)}, ("steps", step.index, moved_by))
+                    _require_billed(moved, ("steps", step.index, moved_by))
                     now = step.at
                 await _run_step(calls, step)
                 if step.step.expect is not None:
@@ -63,6 +64,15 @@ async def run_scenario(loaded: LoadedScenario, server_url: str) -> ScenarioResul
             result.failure = failed
     result.seconds = time.perf_counter() - began
     return result
+
+
+def _require_billed(moved: dict[str, Any], path: tuple[str | int, ...]) -> None:
+    """An account the bill run could not bill fails the scenario with the engine's reason: its invoices would
+    otherwise show up later only as a DRAFT that should have been DUE, with no why."""
+    failed = moved.get("failed") or []
+    if failed:
+        reasons = "; ".join(f"{failure['accountId']}: {failure['reason']}" for failure in failed)
+        raise ScenarioFailed(path, f"advance_clock could not bill {len(failed)} account(s): {reasons}")
 
 
 async def _check(calls: Calls, result: ScenarioResult, where: tuple[str | int, ...], expected: Expectations) -> None:

@@ -126,3 +126,4 @@ def test_a_file_that_is_not_a_scenario(tmp_path: Path) -> None:
     assert str(refused(file)).startswith(f"{file}: is not valid YAML: ")
     file.write_text("start: '2026-01-01'\n")
     assert str(refused(file)) == f"{file}, line 1: scenario: is required here; add it"
+

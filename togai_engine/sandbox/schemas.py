@@ -24,5 +24,7 @@ class ClockAdvance(Model):
     # advance or read (after its data is fixed).
     failed: list[CloseFailure] = Field(default_factory=list, description=(
         "accounts that could not be billed at the new time, and why; the clock moved and every other account "
-        "was billed. Fix the account's data: the next advance_clock (or a read of it) bills it"))
+        "was billed. Fix the account's data: the next advance_clock (or a read of it) bills it. A reason "
+        "starting 'late usage not billed' means the account's own invoices were billed and only its late "
+        "usage waits, for the account's next invoice"))
     sandbox: bool = True
