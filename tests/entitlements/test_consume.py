@@ -218,3 +218,21 @@ async def test_usage_ingested_meanwhile_by_another_client_does_not_fail_the_cons
     answer = await asyncio.wait_for(waiting, timeout=20)
     assert outcome(answer) == (True, "ENTITLED", True, "ACCEPTED", "0", "2", "1")
     assert await event_ids(client) == ["mine", "other"]
+
+
+async def test_a_consume_dated_in_an_invoiced_part_of_the_cycle_names_the_timestamp(client, clock):
+    # Plan Quota until Jan 16, then plan Bigger: the quota's cycle is still [Jan 1, Feb 1) (README), but
+    # Quota's period [Jan 1, Jan 16) is invoiced (grace 0) by Jan 20, so an event dated Jan 10 would be
+    # stored NOT_BILLED_CYCLE_CLOSED and count nothing: the timestamp is what to fix, not the attributes.
+    api = await set_up(client)
+    bigger = await call(client, "create_price_plan", name="Bigger", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
+        rateCards={"billingEntitlementRateCards": [
+            {"featureId": "api", "usageMeterId": api, "featureConfigs": [{"featureCreditLimit": "10"}]}]})
+    clock.set(JAN_10)
+    await call(client, "update_account", accountId="acme", pricePlanId=bigger["id"], effectiveFrom="2026-01-16T00:00:00Z")
+    clock.set(at(2026, 1, 20))
+    assert outcome(await consume(client, "now")) == (True, "ENTITLED", True, "ACCEPTED", "0", "1", "9")
+    text = await call_error(client, "check_entitlement", accountId="acme", featureId="api",
+                            consume={"id": "back", "schemaName": "api", "timestamp": "2026-01-10T00:00:00Z"})
+    assert "consume.timestamp" in text, text

@@ -30,7 +30,7 @@ from togai_engine.accounts.service import account_id_of
 from togai_engine.entitlements import service as entitlements
 from togai_engine.entitlements.schemas import EntitlementCheck
 from togai_engine.errors import InvalidInput
-from togai_engine.events.ingest import DUPLICATE, REJECTED, ingest_events
+from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, ingest_events
 from togai_engine.events.validation import Rejection, parse_event
 from togai_engine.meters.catalog import compile_stored
 from togai_engine.meters.sql import METERED_STATUSES
@@ -92,6 +92,10 @@ async def consume_if_entitled(
         reason = report.rejected[0]
         raise InvalidInput(f"consume.{reason.field}" if reason.field else "consume",
                            f"{reason.message} [{reason.code}]; nothing was stored")
+    if status == NOT_BILLED_CYCLE_CLOSED:  # the cycle spans a plan change whose old period is invoiced
+        raise InvalidInput("consume.timestamp", f"{event['timestamp']} is in a period already invoiced, so the event "
+                                                "would count no usage; leave timestamp out (it is then now) or send "
+                                                "a later time in the current cycle. Nothing was stored")
     if status == DUPLICATE:  # stored meanwhile by ingest_event, which does not take the consume lock
         return _replay(check, event_id, "ACCEPTED")
     meter = check.usageMeterId or ""
