@@ -9,12 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from mcp import Client
+from sqlalchemy import text
 
 from conftest import hosted, row_counts
 from helpers import at, backend_pid, call, call_error, wait_until_blocked_by
 from mcp_server.server import build_server
 from togai_engine.app.consume import consume_if_entitled
 from togai_engine.common.clock import FixedClock
+from togai_engine.events.ingest import ingest_events
 from togai_engine.sandbox.service import start
 
 JAN_10 = datetime(2026, 1, 10, tzinfo=UTC)
@@ -199,3 +201,38 @@ async def test_sandbox_consume_is_dated_at_the_sandbox_time(db):
             sandbox, "check_entitlement", accountId="acme", featureId="api",
             consume={"id": "s2", "schemaName": "api", "timestamp": "2026-01-11T00:00:00Z"}))
         assert "EVENT_IN_FUTURE" in text
+
+
+async def test_usage_ingested_meanwhile_by_another_client_does_not_fail_the_consume(client, clock, db, database_url):
+    # A plain ingest commits between the consume's usage read and its write: the consume's event still
+    # adds exactly 1 to the meter, so it is consumed; usedAfter counts both (0 + 1 other + 1 consumed = 2).
+    await set_up(client)
+    clock.set(JAN_10)
+    async with db.unit_of_work() as session:
+        await ingest_events(session, [{"id": "other", "schemaName": "api", "accountId": "acme",
+                                       "timestamp": "2026-01-05T00:00:00Z"}], clock.now())
+        # the watermark row held FOR UPDATE: the consume reads usage (0), then waits at its own ingest
+        await session.execute(text("SELECT 1 FROM billing_watermarks WHERE account_id = 'acme' FOR UPDATE"))
+        waiting = asyncio.create_task(consume(client, "mine"))
+        await wait_until_blocked_by(database_url, await backend_pid(session))
+    answer = await asyncio.wait_for(waiting, timeout=20)
+    assert outcome(answer) == (True, "ENTITLED", True, "ACCEPTED", "0", "2", "1")
+    assert await event_ids(client) == ["mine", "other"]
+
+
+async def test_a_consume_dated_in_an_invoiced_part_of_the_cycle_names_the_timestamp(client, clock):
+    # Plan Quota until Jan 16, then plan Bigger: the quota's cycle is still [Jan 1, Feb 1) (README), but
+    # Quota's period [Jan 1, Jan 16) is invoiced (grace 0) by Jan 20, so an event dated Jan 10 would be
+    # stored NOT_BILLED_CYCLE_CLOSED and count nothing: the timestamp is what to fix, not the attributes.
+    api = await set_up(client)
+    bigger = await call(client, "create_price_plan", name="Bigger", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
+        rateCards={"billingEntitlementRateCards": [
+            {"featureId": "api", "usageMeterId": api, "featureConfigs": [{"featureCreditLimit": "10"}]}]})
+    clock.set(JAN_10)
+    await call(client, "update_account", accountId="acme", pricePlanId=bigger["id"], effectiveFrom="2026-01-16T00:00:00Z")
+    clock.set(at(2026, 1, 20))
+    assert outcome(await consume(client, "now")) == (True, "ENTITLED", True, "ACCEPTED", "0", "1", "9")
+    text = await call_error(client, "check_entitlement", accountId="acme", featureId="api",
+                            consume={"id": "back", "schemaName": "api", "timestamp": "2026-01-10T00:00:00Z"})
+    assert "consume.timestamp" in text, text

@@ -11,13 +11,15 @@ ingest's own locks (events/ingest.py), so the lock order stays acyclic.
 The id is the caller's idempotency key (required). An id already stored is a replay: nothing is written
 and the answer is the first call's (entitled, consumed, eventStatus DUPLICATE). A refused consume
 (not entitled, or bad input) stores nothing and claims no id, so the same id may be tried again later.
-The recorded event must move the feature's meter by exactly `quantity` (checked by reading the usage
-again inside the transaction, after the write: any meter definition, filter or aggregation is judged
-by the meter's own SQL); otherwise the call fails, naming the field, and the write is rolled back.
+The recorded event must move the feature's meter by exactly `quantity`, judged by the meter's own SQL
+(filter, computation) on the stored event: for COUNT and SUM its own value, which usage ingested
+meanwhile by other clients cannot disturb; for MAX, LATEST and UNIQUE_COUNT the usage read again after
+the write minus the usage checked. Otherwise the call fails, naming the field, and the write is rolled back.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,13 +30,15 @@ from togai_engine.accounts.service import account_id_of
 from togai_engine.entitlements import service as entitlements
 from togai_engine.entitlements.schemas import EntitlementCheck
 from togai_engine.errors import InvalidInput
-from togai_engine.events.ingest import DUPLICATE, REJECTED, ingest_events
+from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, ingest_events
 from togai_engine.events.validation import Rejection, parse_event
+from togai_engine.meters.catalog import compile_stored
 from togai_engine.meters.sql import METERED_STATUSES
 from togai_engine.meters.usage import account_usage
 from togai_engine.store.database import raw_connection
 
 CONSUME_LOCK_CLASS = 0x636F6E73  # "cons": the key space of the per-account consume locks
+ADDITIVE = ("COUNT", "SUM")  # aggregations whose usage is the sum of each event's own value
 CONSUME_FIELDS = ("id", "schemaName", "timestamp", "attributes", "dimensions")
 
 
@@ -88,12 +92,16 @@ async def consume_if_entitled(
         reason = report.rejected[0]
         raise InvalidInput(f"consume.{reason.field}" if reason.field else "consume",
                            f"{reason.message} [{reason.code}]; nothing was stored")
+    if status == NOT_BILLED_CYCLE_CLOSED:  # the cycle spans a plan change whose old period is invoiced
+        raise InvalidInput("consume.timestamp", f"{event['timestamp']} is in a period already invoiced, so the event "
+                                                "would count no usage; leave timestamp out (it is then now) or send "
+                                                "a later time in the current cycle. Nothing was stored")
     if status == DUPLICATE:  # stored meanwhile by ingest_event, which does not take the consume lock
         return _replay(check, event_id, "ACCEPTED")
     meter = check.usageMeterId or ""
     after = (await account_usage(conn, account_id, [meter], start=check.cycleStart,  # type: ignore[arg-type]
                                  end=check.resetsAt))[meter]  # type: ignore[arg-type]
-    moved = after - (check.used or Decimal(0))
+    moved = await _added(conn, account_id, event_id, meter, after - (check.used or Decimal(0)))
     if moved != quantity:
         raise InvalidInput(
             "consume.attributes",
@@ -131,6 +139,23 @@ def _replay(check: EntitlementCheck, event_id: str, stored_status: str) -> Entit
     return check.model_copy(update={
         "entitled": True, "reason": "ENTITLED", "consumed": True, "eventId": event_id, "eventStatus": DUPLICATE,
         "usedAfter": check.used, "remainingAfter": check.remaining})
+
+
+async def _added(conn: Any, account_id: str, event_id: str, meter_id: str, delta: Decimal) -> Decimal:
+    """What the stored event adds to the meter. COUNT and SUM add up event by event: the event's own value
+    under the meter's SQL (filter and status included), unmoved by usage other clients ingest meanwhile
+    (plain ingest does not take the consume lock, and each statement sees what committed before it). MAX,
+    LATEST and UNIQUE_COUNT do not: `delta`, the usage read after the write minus the usage checked."""
+    row = await conn.fetchrow("SELECT event_schema_name, aggregation, CAST(computations AS text), negative_values "
+                              "FROM usage_meters WHERE id = $1", meter_id)
+    if row is None or row[1] not in ADDITIVE:
+        return delta
+    meter = compile_stored(meter_id, row[0], row[1], json.loads(row[2]), row[3])
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"SELECT {meter.compiled.aggregate_sql()} FROM event_ids x JOIN events e ON e.account_id = x.account_id "
+        "AND e.event_time = x.event_time AND e.id = x.id WHERE x.account_id = $1 AND x.id = $2 "
+        "AND e.schema_name = $3 AND e.status = ANY($4::text[])",
+        account_id, event_id, meter.schema_name, list(METERED_STATUSES))
 
 
 async def _stored_status(conn: Any, account_id: str, event_id: str) -> str | None:
