@@ -236,3 +236,40 @@ async def test_a_consume_dated_in_an_invoiced_part_of_the_cycle_names_the_timest
     text = await call_error(client, "check_entitlement", accountId="acme", featureId="api",
                             consume={"id": "back", "schemaName": "api", "timestamp": "2026-01-10T00:00:00Z"})
     assert "consume.timestamp" in text, text
+
+
+async def test_an_id_replayed_for_other_usage_is_refused_not_reported_consumed(client, clock):
+    await set_up(client)
+    clock.set(JAN_10)
+    await consume(client, "t1", feature="tokens", quantity="60", attributes={"tokens": "60"})
+    # the same key for 50 tokens: the stored event adds 60, so the 50 were never recorded; saying
+    # "consumed" would be false
+    message = await call_error(client, "check_entitlement", accountId="acme", featureId="tokens", quantity="50",
+                               consume={"id": "t1", "schemaName": "llm", "attributes": {"tokens": "50"}})
+    assert "consume.id" in message and "adds 60" in message and "not the quantity 50" in message
+    # the same key under another feature (api counts `api` events; t1 is an `llm` event): refused too
+    message = await call_error(client, "check_entitlement", accountId="acme", featureId="api",
+                               consume={"id": "t1", "schemaName": "api", "attributes": {}})
+    assert "consume.id" in message and "adds 0" in message
+    # the same usage again is the replay: consumed once, used stays 60
+    replay = await consume(client, "t1", feature="tokens", quantity="60", attributes={"tokens": "60"})
+    assert outcome(replay) == (True, "ENTITLED", True, "DUPLICATE", "60", "60", "40")
+
+
+async def test_a_feature_counted_by_a_max_meter_cannot_be_consumed(client, clock, db):
+    peak = await call(client, "create_usage_meter", name="peak", eventSchemaName="gauge", aggregation="MAX",
+                      computations=[{"computation": "seats"}])
+    plan = await call(client, "create_price_plan", name="Peak", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
+        rateCards={"billingEntitlementRateCards": [
+            {"featureId": "seats", "usageMeterId": peak["id"], "featureConfigs": [{"featureCreditLimit": "10"}]}]})
+    await call(client, "create_customer", id="c_acme", name="acme", account={
+        "id": "acme", "name": "acme", "invoiceCurrency": "USD", "pricePlanId": plan["id"],
+        "effectiveFrom": "2026-01-01T00:00:00Z"})
+    clock.set(JAN_10)
+    before = await row_counts(db)
+    message = await call_error(client, "check_entitlement", accountId="acme", featureId="seats", quantity="2",
+                               consume={"id": "s1", "schemaName": "gauge", "attributes": {"seats": "2"}})
+    assert "consume:" in message and "by MAX" in message and "COUNT and SUM" in message
+    after = await row_counts(db)
+    assert {t: n for t, n in after.items() if n != before[t]} == {}  # nothing stored, no audit row either

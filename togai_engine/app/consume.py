@@ -8,13 +8,14 @@ two features may count one meter and a plan change swaps features: one key per a
 and only consumers of the same account wait for each other. Only consumers take it, first, before
 ingest's own locks (events/ingest.py), so the lock order stays acyclic.
 
-The id is the caller's idempotency key (required). An id already stored is a replay: nothing is written
-and the answer is the first call's (entitled, consumed, eventStatus DUPLICATE). A refused consume
+The id is the caller's idempotency key (required). An id already stored for the same usage is a replay:
+nothing is written and the answer is the first call's (entitled, consumed, eventStatus DUPLICATE). A refused consume
 (not entitled, or bad input) stores nothing and claims no id, so the same id may be tried again later.
-The recorded event must move the feature's meter by exactly `quantity`, judged by the meter's own SQL
-(filter, computation) on the stored event: for COUNT and SUM its own value, which usage ingested
-meanwhile by other clients cannot disturb; for MAX, LATEST and UNIQUE_COUNT the usage read again after
-the write minus the usage checked. Otherwise the call fails, naming the field, and the write is rolled back.
+The feature's meter must be COUNT or SUM (the usage adds up event by event; a MAX or LATEST meter is not
+moved by a quantity), and the recorded event must add exactly `quantity` to it, judged by the meter's own
+SQL (filter, computation) on the stored event, which usage ingested meanwhile by other clients cannot
+disturb. Otherwise the call fails, naming the field, and the write is rolled back. A replay must be the same
+usage: an id stored for other usage (another value, schema or feature) is refused on consume.id.
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ async def consume_if_entitled(
     stored = await _stored_status(conn, account_id, event_id)
     check = await entitlements.check_entitlement(session, account_id, feature_id, quantity, now)
     if stored is not None:
-        return _replay(check, event_id, stored)
+        return await _replay(conn, check, account_id, event_id, stored, quantity)
     if check.reason in ("ENTITLED", "LIMIT_REACHED"):  # the plan has the feature: the event must fit it
         _check_fits(check, event, now)
+        await _additive_meter(conn, check)
     if not check.entitled:
         return check.model_copy(update={"consumed": False, "eventId": event_id})
     report = await ingest_events(session, [event], now, refuse_after_now=sandbox)
@@ -97,19 +99,21 @@ async def consume_if_entitled(
                                                 "would count no usage; leave timestamp out (it is then now) or send "
                                                 "a later time in the current cycle. Nothing was stored")
     if status == DUPLICATE:  # stored meanwhile by ingest_event, which does not take the consume lock
-        return _replay(check, event_id, "ACCEPTED")
+        stored = await _stored_status(conn, account_id, event_id)
+        return await _replay(conn, check, account_id, event_id, stored or DUPLICATE, quantity)
     meter = check.usageMeterId or ""
-    after = (await account_usage(conn, account_id, [meter], start=check.cycleStart,  # type: ignore[arg-type]
-                                 end=check.resetsAt))[meter]  # type: ignore[arg-type]
-    moved = await _added(conn, account_id, event_id, meter, after - (check.used or Decimal(0)))
+    moved = await _added(conn, account_id, event_id, meter)
     if moved != quantity:
         raise InvalidInput(
             "consume.attributes",
             f"the event would add {moved} to usage meter {meter!r} (feature {feature_id!r} counts it), not the "
             f"quantity {quantity}; send attributes (and dimensions) whose value for that meter is {quantity}, or "
             "set quantity to what the event counts. Nothing was stored")
+    # the usage now, with what other clients ingested meanwhile (plain ingest does not take the consume lock)
+    after = (await account_usage(conn, account_id, [meter], start=check.cycleStart,  # type: ignore[arg-type]
+                                 end=check.resetsAt))[meter]  # type: ignore[arg-type]
     return check.model_copy(update={
-        "consumed": True, "eventId": event_id, "eventStatus": "ACCEPTED", "usedAfter": after,
+        "consumed": True, "eventId": event_id, "eventStatus": status, "usedAfter": after,
         "remainingAfter": None if check.limit is None else max(check.limit - after, Decimal(0))})
 
 
@@ -130,32 +134,50 @@ def _check_fits(check: EntitlementCheck, event: dict[str, Any], now: datetime) -
             "Record usage of another cycle with ingest_event")
 
 
-def _replay(check: EntitlementCheck, event_id: str, stored_status: str) -> EntitlementCheck:
-    """The answer to an id already stored: the first call's (it was entitled and consumed); the numbers are
-    now's, counting that event."""
+async def _replay(conn: Any, check: EntitlementCheck, account_id: str, event_id: str, stored_status: str,
+                  quantity: Decimal) -> EntitlementCheck:
+    """The answer to an id already stored: the first call's (it was entitled and consumed), when the stored
+    event is the same usage (it adds `quantity` to the feature's meter); the numbers are now's, counting that
+    event. An id reused for other usage is refused, as Stripe refuses an idempotency key sent with other
+    parameters: telling the agent its usage was recorded would be false."""
     if stored_status not in METERED_STATUSES:
         raise InvalidInput("consume.id", f"{event_id!r} is the id of a stored event with status {stored_status}, "
                                          "which counts no usage; ids stay taken, so consume under a new id")
+    meter = check.usageMeterId
+    added = await _added(conn, account_id, event_id, meter) if meter and check.featureType == "METERED" else None
+    if added != quantity:
+        counted = f"adds {added} to usage meter {meter!r}" if added is not None else "is not usage of this feature"
+        raise InvalidInput("consume.id", f"{event_id!r} is already the id of a stored event that {counted}, not the "
+                                         f"quantity {quantity} of feature {check.featureId!r}: the id is your "
+                                         "idempotency key for one usage; send a new id for new usage")
     return check.model_copy(update={
         "entitled": True, "reason": "ENTITLED", "consumed": True, "eventId": event_id, "eventStatus": DUPLICATE,
         "usedAfter": check.used, "remainingAfter": check.remaining})
 
 
-async def _added(conn: Any, account_id: str, event_id: str, meter_id: str, delta: Decimal) -> Decimal:
-    """What the stored event adds to the meter. COUNT and SUM add up event by event: the event's own value
-    under the meter's SQL (filter and status included), unmoved by usage other clients ingest meanwhile
-    (plain ingest does not take the consume lock, and each statement sees what committed before it). MAX,
-    LATEST and UNIQUE_COUNT do not: `delta`, the usage read after the write minus the usage checked."""
+async def _additive_meter(conn: Any, check: EntitlementCheck) -> None:
+    """Consuming a quantity means adding it to the feature's meter: only COUNT and SUM meters add up event by
+    event (a MAX or LATEST meter's usage is not moved by `quantity`, whatever the event carries)."""
+    aggregation = await conn.fetchval("SELECT aggregation FROM usage_meters WHERE id = $1", check.usageMeterId)
+    if aggregation not in ADDITIVE:
+        raise InvalidInput("consume", f"feature {check.featureId!r} counts usage meter {check.usageMeterId!r} by "
+                                      f"{aggregation}, which one event does not add a quantity to; consume works "
+                                      "with COUNT and SUM meters. Check without consume, then ingest_event")
+
+
+async def _added(conn: Any, account_id: str, event_id: str, meter_id: str) -> Decimal:
+    """What the stored event adds to a COUNT or SUM meter: the event's own value under the meter's SQL (filter
+    and status included), unmoved by usage other clients ingest meanwhile (plain ingest does not take the
+    consume lock, and each statement sees what committed before it)."""
     row = await conn.fetchrow("SELECT event_schema_name, aggregation, CAST(computations AS text), negative_values "
                               "FROM usage_meters WHERE id = $1", meter_id)
-    if row is None or row[1] not in ADDITIVE:
-        return delta
     meter = compile_stored(meter_id, row[0], row[1], json.loads(row[2]), row[3])
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    added = await conn.fetchval(
         f"SELECT {meter.compiled.aggregate_sql()} FROM event_ids x JOIN events e ON e.account_id = x.account_id "
         "AND e.event_time = x.event_time AND e.id = x.id WHERE x.account_id = $1 AND x.id = $2 "
         "AND e.schema_name = $3 AND e.status = ANY($4::text[])",
         account_id, event_id, meter.schema_name, list(METERED_STATUSES))
+    return Decimal(added or 0)
 
 
 async def _stored_status(conn: Any, account_id: str, event_id: str) -> str | None:
