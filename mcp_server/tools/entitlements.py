@@ -48,10 +48,11 @@ async def check_entitlement(
     racing for the last unit exactly one gets consumed true. Example: quantity "1", consume {"id":
     "req-8812", "schemaName": "api_call", "attributes": {}} for a COUNT meter. The answer adds `consumed`
     (false = not entitled, nothing written), `eventId`, `eventStatus`, `usedAfter`, `remainingAfter`.
-    Retry with the SAME id: an id already stored returns the first answer (entitled, consumed, eventStatus
-    DUPLICATE) and records nothing more; a refused call stored nothing, so its id may be tried again. An
-    event that would not add exactly `quantity` to the feature's meter, or dated outside the current cycle,
-    is an error naming the field, and nothing is stored."""
+    Retry with the SAME id and usage: it returns the first answer (entitled, consumed, eventStatus
+    DUPLICATE) and records nothing more; an id already used for other usage is an error on consume.id; a
+    refused call stored nothing, so its id may be tried again. The feature's meter must be COUNT or SUM; an
+    event that would not add exactly `quantity` to it, or dated outside the current cycle, is an error naming
+    the field, and nothing is stored."""
     amount = parse_decimal(quantity, "quantity")
     if consume is None:
         async with pure_read(ctx) as u:
