@@ -92,7 +92,8 @@ async def test_isolation_marker_errors_async_and_http_from_a_user_project(tmp_pa
     assert outcomes(folder) == dict.fromkeys([
         "test_isolation_first", "test_isolation_second", "test_default_start_is_fixed",
         "test_marker_sets_the_start", "test_an_overriding_fixture_sets_the_start",
-        "test_advance_by_and_to_with_a_datetime", "test_a_decimal_argument_is_sent_as_its_exact_text",
+        "test_advance_by_and_to_with_a_datetime", "test_an_account_the_clock_cannot_bill_raises_billing_failed",
+        "test_a_decimal_argument_is_sent_as_its_exact_text",
         "test_a_tool_error_raises_tool_call_error", "test_the_raw_client_through_the_portal",
         "test_togai_async_under_pytest_asyncio", "test_togai_async_under_anyio[asyncio]",
         "test_a_raw_engine_in_the_tests_own_loop", "test_togai_http_serves_the_same_database_at_its_time",

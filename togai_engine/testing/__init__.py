@@ -33,10 +33,10 @@ from togai_engine.common import validation
 from togai_engine.errors import InvalidInput
 from togai_engine.settings import asyncpg_url
 from togai_engine.store.embedded import temporary_server
-from togai_engine.testing.facade import AsyncTogai, Togai, ToolCallError
+from togai_engine.testing.facade import AsyncTogai, BillingFailed, Togai, ToolCallError
 from togai_engine.testing.http_server import TogaiHttp, TogaiHttpError, sandbox_server
 
-__all__ = ["DEFAULT_START", "AsyncTogai", "Togai", "TogaiHttp", "TogaiHttpError", "ToolCallError"]
+__all__ = ["DEFAULT_START", "AsyncTogai", "BillingFailed", "Togai", "TogaiHttp", "TogaiHttpError", "ToolCallError"]
 
 # A fixed instant, so a test's invoices and periods are the same on every run and every day.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)

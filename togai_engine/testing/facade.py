@@ -35,6 +35,20 @@ class ToolCallError(Exception):
         self.arguments = dict(arguments)
 
 
+class BillingFailed(Exception):
+    """advance moved the clock, but the bill run could not bill some accounts: `failed` lists them
+    (`accountId`, `reason`), `result` is advance_clock's whole answer. Raised so a test never reads such an
+    account's invoices as if they were right (they would still be DRAFT); pass `allow_failures=True` to a test
+    that means to look at a failure."""
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        self.result = dict(result)
+        self.failed: list[dict[str, Any]] = list(result.get("failed") or [])
+        reasons = "; ".join(f"{failure['accountId']}: {failure['reason']}" for failure in self.failed)
+        super().__init__(f"the clock moved to {result.get('now')} but {len(self.failed)} account(s) could not be "
+                         f"billed: {reasons}")
+
+
 def jsonable(value: Any) -> Any:
     """Arguments as JSON sends them: a datetime as ISO 8601 UTC text (`...Z`; one without an offset is UTC, as
     the tools read it), a date as `YYYY-MM-DD`, a Decimal as its exact text, inside dicts and lists too;
@@ -88,10 +102,15 @@ class Togai:
     def call(self, tool: str, /, **arguments: Any) -> dict[str, Any]:
         return self.portal.call(call_tool, self.client, tool, arguments)
 
-    def advance(self, *, by: str | None = None, to: str | datetime | date | None = None) -> dict[str, Any]:
+    def advance(self, *, by: str | None = None, to: str | datetime | date | None = None,
+                allow_failures: bool = False) -> dict[str, Any]:
         """Moves the clock forward (never back); returns advance_clock's `{now, previous, invoicesDue,
-        draftsOpened}`."""
-        return self.call("advance_clock", **clock_arguments(by, to))
+        draftsOpened, failed}`. Raises BillingFailed when an account could not be billed (the clock has
+        moved), unless `allow_failures`."""
+        result = self.call("advance_clock", **clock_arguments(by, to))
+        if result.get("failed") and not allow_failures:
+            raise BillingFailed(result)
+        return result
 
     @property
     def now(self) -> datetime:
@@ -110,8 +129,10 @@ class AsyncTogai:
     async def call(self, tool: str, /, **arguments: Any) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(functools.partial(self.sync.call, tool, **arguments))
 
-    async def advance(self, *, by: str | None = None, to: str | datetime | date | None = None) -> dict[str, Any]:
-        return await self.call("advance_clock", **clock_arguments(by, to))
+    async def advance(self, *, by: str | None = None, to: str | datetime | date | None = None,
+                      allow_failures: bool = False) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.sync.advance, by=by, to=to, allow_failures=allow_failures))
 
     async def now(self) -> datetime:
         return validation.parse_instant((await self.call("get_clock"))["now"], "now")

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import anyio
+import asyncpg
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server.sandbox_engine import sandbox_engine
-from togai_engine.testing import AsyncTogai, Togai, TogaiHttp, ToolCallError
+from togai_engine.testing import AsyncTogai, BillingFailed, Togai, TogaiHttp, ToolCallError
 
 
 def note(**facts: str) -> None:
@@ -70,6 +71,36 @@ def test_advance_by_and_to_with_a_datetime(togai: Togai) -> None:
     assert togai.now == datetime(2026, 2, 10, 12, tzinfo=UTC)
     with pytest.raises(TypeError, match="exactly one of by="):
         togai.advance(by="P1D", to="2026-03-01")
+
+
+async def _switch_currency(url: str, account: str, currency: str) -> None:
+    """Changes an account's currency behind the engine's back: its plan has no rate in it, so it cannot be
+    billed (the engine refuses such a change through its tools)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute("UPDATE accounts SET invoice_currency = $1 WHERE id = $2", currency, account)
+        await conn.execute("UPDATE invoices SET currency = $1 WHERE account_id = $2", currency, account)
+    finally:
+        await conn.close()
+
+
+def test_an_account_the_clock_cannot_bill_raises_billing_failed(togai: Togai) -> None:
+    plan = togai.call("create_price_plan", name="Fee", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, supportedCurrencies=["USD"],
+        rateCards={"fixedFeeRateCards": [{"id": "fee", "rateValues": [{"currency": "USD", "rate": 10}]}]})
+    togai.call("create_customer", id="c", name="C", account={"id": "a", "name": "A", "invoiceCurrency": "USD",
+                                                              "pricePlanId": plan["id"]})
+    anyio.run(_switch_currency, togai.url, "a", "EUR")
+    with pytest.raises(BillingFailed) as raised:
+        togai.advance(to="2026-02-02")
+    assert [failure["accountId"] for failure in raised.value.failed] == ["a"]
+    assert "could not be billed: a:" in str(raised.value)
+    assert togai.now == datetime(2026, 2, 2, tzinfo=UTC)  # the clock moved all the same
+    anyio.run(_switch_currency, togai.url, "a", "USD")  # fixed: the next advance bills January's 10.00 fee
+    assert togai.advance(by="PT1H", allow_failures=True)["failed"] == []
+    january = togai.call("list_invoices", accountId="a", status="DUE")["data"]
+    assert [(invoice["startDate"], invoice["totalAmount"]) for invoice in january] == [
+        ("2026-01-01T00:00:00Z", "10.00")]
 
 
 def test_a_decimal_argument_is_sent_as_its_exact_text(togai: Togai) -> None:
