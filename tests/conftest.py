@@ -28,6 +28,8 @@ from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.store import migrate
 from togai_engine.store.database import Database
+from togai_engine.store.throwaway import connect
+from togai_engine.store.throwaway import with_database as _with_database
 from togai_engine.tables import metadata
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,10 +40,6 @@ settings.register_profile(
     "togai", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "togai"))
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 @pytest.fixture(scope="session")
@@ -57,22 +55,10 @@ def server_url() -> Iterator[str]:
         yield url
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    base = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
-    return f"{base}/{name}" + (f"?{query}" if query else "")
-
-
 async def _admin(url: str, sql: str) -> None:
-    kwargs: dict[str, Any] = {}
-    base, _, query = _libpq(_with_database(url, "postgres")).partition("?")
-    if query.startswith("host="):
-        kwargs["host"] = query.removeprefix("host=")
-    conn = await asyncpg.connect(base, **kwargs)
-    try:
+    """Runs `sql` on the server's maintenance database (CREATE/DROP DATABASE)."""
+    async with pg_connection(_with_database(url, "postgres")) as conn:
         await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +157,7 @@ def scratch_url(server_url: str) -> Iterator[str]:
 @asynccontextmanager
 async def pg_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain asyncpg connection to `url` (a SQLAlchemy URL), closed afterwards."""
-    conn = await asyncpg.connect(_libpq(url))
+    conn = await connect(url)
     try:
         yield conn
     finally:

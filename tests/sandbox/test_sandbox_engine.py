@@ -29,7 +29,7 @@ async def test_concurrent_engines_keep_their_own_data_and_time(server_url: str) 
     assert (accounts_a, now_a) == (["acme-main"], "2026-01-02T00:00:00Z")
     assert (accounts_b, now_b) == (["globex-main"], "2027-06-16T00:00:00Z")
     async with pg_connection(server_url) as conn:
-        names = [url.rsplit("/", 1)[1].split("?")[0] for url in (url_a, url_b)]
+        names = [database_of(url) for url in (url_a, url_b)]
         assert await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = ANY($1::text[])", names) == 0
 
 

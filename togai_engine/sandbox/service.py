@@ -24,6 +24,11 @@ REAL_DATA_TABLES = ("accounts", "events", "invoices")
 class NotASandbox(EngineError):
     code = "NOT_A_SANDBOX"
 
+    @classmethod
+    def here(cls) -> NotASandbox:
+        """The database asked has no sandbox clock."""
+        return cls(f"this database is not a sandbox; {HOW_TO_START}")
+
 
 class IsASandbox(EngineError):
     """A server on the real clock was pointed at a sandbox database."""
@@ -51,14 +56,14 @@ async def read_now(session: AsyncSession, *, for_update: bool = False) -> dateti
     move under it."""
     now = await session.scalar(select(SandboxClockRow.now).with_for_update(read=not for_update))
     if now is None:
-        raise NotASandbox(f"this database is not a sandbox; {HOW_TO_START}")
+        raise NotASandbox.here()
     return now
 
 
 async def read_clock(session: AsyncSession) -> SandboxClock:
     row = await session.get(SandboxClockRow, True)
     if row is None:
-        raise NotASandbox(f"this database is not a sandbox; {HOW_TO_START}")
+        raise NotASandbox.here()
     return SandboxClock(now=row.now, startedAt=row.started_at)
 
 
@@ -110,7 +115,7 @@ async def advance(session: AsyncSession, step: Step) -> Advance:
     other and every call reading the old time finishes first."""
     row = await session.get(SandboxClockRow, True, with_for_update=True, populate_existing=True)
     if row is None:
-        raise NotASandbox(f"this database is not a sandbox; {HOW_TO_START}")
+        raise NotASandbox.here()
     previous = row.now
     if step.to is not None:
         target = step.to
