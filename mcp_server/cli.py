@@ -111,11 +111,8 @@ def serve(
     with database_url(settings) as url:
         migrate.upgrade(url)
         tune_gc()
-        try:
-            anyio.run(run_server, url, settings, transport, host, port, sandbox, started)  # type: ignore[arg-type]
-        except EngineError as exc:
-            typer.echo(f"togai-engine: {exc.message}", err=True)
-            raise typer.Exit(1) from None
+        or_exit(lambda: anyio.run(run_server, url, settings, transport, host, port, sandbox,  # type: ignore[arg-type]
+                                  started))
 
 
 @db_app.command("upgrade")
@@ -181,11 +178,7 @@ def bill(as_of: Annotated[str | None, typer.Option("--as-of", help="close cycles
     Also folds past hours' rollup stripes into one row per key, as the server does after each run."""
     asked = parse_instant(as_of, "--as-of") if as_of is not None else None
 
-    try:
-        summary, folded, instant = with_database(lambda db: bill_run(db, asked))
-    except EngineError as exc:
-        typer.echo(f"togai-engine: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+    summary, folded, instant = or_exit(lambda: with_database(lambda db: bill_run(db, asked)))
     typer.echo(f"billing run as of {instant.isoformat()}: {summary.accounts} account(s) with work, "
                f"{summary.invoicesDue} invoice(s) became DUE, {summary.draftsOpened} DRAFT(s) opened, "
                f"{len(summary.failed)} failed; {folded.rows_folded} rollup row(s) of past hours folded")
@@ -365,8 +358,6 @@ def audit(
 
 def or_exit(work: Callable[[], T]) -> T:
     """Runs `work`; an engine error (a wrong field, an unknown id) is one line on stderr and exit code 1."""
-    from togai_engine.errors import EngineError
-
     try:
         return work()
     except EngineError as exc:

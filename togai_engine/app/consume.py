@@ -34,7 +34,7 @@ from togai_engine.errors import InvalidInput
 from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, ingest_events
 from togai_engine.events.validation import Rejection, parse_event
 from togai_engine.meters.catalog import compile_stored
-from togai_engine.meters.sql import METERED_STATUSES
+from togai_engine.meters.sql import METERED_STATUSES, MeterSql
 from togai_engine.meters.usage import account_usage
 from togai_engine.store.database import raw_connection
 
@@ -43,9 +43,9 @@ ADDITIVE = ("COUNT", "SUM")  # aggregations whose usage is the sum of each event
 CONSUME_FIELDS = ("id", "schemaName", "timestamp", "attributes", "dimensions")
 
 
-def consume_event(consume: object, account: str, now: datetime) -> dict[str, Any]:
-    """The event to record, from `consume` (an event without accountId; timestamp defaults to `now`),
-    validated as ingest_event validates events; errors name the field as consume.<field>."""
+def consume_event(consume: object, account: str, now: datetime) -> tuple[dict[str, Any], datetime]:
+    """The event to record, from `consume` (an event without accountId; timestamp defaults to `now`), and its
+    time; validated as ingest_event validates events; errors name the field as consume.<field>."""
     if not isinstance(consume, dict):
         raise InvalidInput("consume", "must be an object: the usage event {id, schemaName, attributes, dimensions, "
                                       "timestamp} to record if entitled")
@@ -61,10 +61,10 @@ def consume_event(consume: object, account: str, now: datetime) -> dict[str, Any
     if event.get("timestamp") is None:
         event["timestamp"] = now.isoformat()
     parsed = parse_event(event)
-    if type(parsed) is Rejection:
+    if isinstance(parsed, Rejection):
         raise InvalidInput(f"consume.{parsed.field}" if parsed.field else "consume",
                            f"{parsed.message} [{parsed.code}]; nothing was stored")
-    return event
+    return event, parsed.event_time
 
 
 async def consume_if_entitled(
@@ -73,7 +73,7 @@ async def consume_if_entitled(
 ) -> EntitlementCheck:
     """The entitlement check of `quantity`, and when entitled, `consume` recorded under its id (one
     transaction: the caller's). `sandbox`: events dated after `now` are refused (EVENT_IN_FUTURE)."""
-    event = consume_event(consume, account, now)
+    event, event_time = consume_event(consume, account, now)
     event_id: str = event["id"]
     account_id = await account_id_of(session, account)
     conn = await raw_connection(session)
@@ -83,9 +83,10 @@ async def consume_if_entitled(
     check = await entitlements.check_entitlement(session, account_id, feature_id, quantity, now)
     if stored is not None:
         return await _replay(conn, check, account_id, event_id, stored, quantity)
+    meter: MeterSql | None = None
     if check.reason in ("ENTITLED", "LIMIT_REACHED"):  # the plan has the feature: the event must fit it
-        _check_fits(check, event, now)
-        await _additive_meter(conn, check)
+        _check_fits(check, event_time)
+        meter = await _additive_meter(conn, check)
     if not check.entitled:
         return check.model_copy(update={"consumed": False, "eventId": event_id})
     report = await ingest_events(session, [event], now, refuse_after_now=sandbox)
@@ -101,35 +102,33 @@ async def consume_if_entitled(
     if status == DUPLICATE:  # stored meanwhile by ingest_event, which does not take the consume lock
         stored = await _stored_status(conn, account_id, event_id)
         return await _replay(conn, check, account_id, event_id, stored or DUPLICATE, quantity)
-    meter = check.usageMeterId or ""
+    assert meter is not None  # entitled: the reason was ENTITLED
     moved = await _added(conn, account_id, event_id, meter)
     if moved != quantity:
         raise InvalidInput(
             "consume.attributes",
-            f"the event would add {moved} to usage meter {meter!r} (feature {feature_id!r} counts it), not the "
+            f"the event would add {moved} to usage meter {meter.id!r} (feature {feature_id!r} counts it), not the "
             f"quantity {quantity}; send attributes (and dimensions) whose value for that meter is {quantity}, or "
             "set quantity to what the event counts. Nothing was stored")
     # the usage now, with what other clients ingested meanwhile (plain ingest does not take the consume lock)
-    after = (await account_usage(conn, account_id, [meter], start=check.cycleStart,  # type: ignore[arg-type]
-                                 end=check.resetsAt))[meter]  # type: ignore[arg-type]
+    after = (await account_usage(conn, account_id, [meter.id], start=check.cycleStart,  # type: ignore[arg-type]
+                                 end=check.resetsAt))[meter.id]  # type: ignore[arg-type]
     return check.model_copy(update={
         "consumed": True, "eventId": event_id, "eventStatus": status, "usedAfter": after,
         "remainingAfter": None if check.limit is None else max(check.limit - after, Decimal(0))})
 
 
-def _check_fits(check: EntitlementCheck, event: dict[str, Any], now: datetime) -> None:
+def _check_fits(check: EntitlementCheck, event_time: datetime) -> None:
     """The feature can count the event: it is metered, and the event is dated in the cycle the quota counts."""
     if check.featureType != "METERED":
         raise InvalidInput("consume", f"feature {check.featureId!r} is BOOLEAN: it counts no usage, so there is "
                                       "nothing to consume; call check_entitlement without consume")
-    parsed = parse_event(event)
-    assert not isinstance(parsed, Rejection)  # validated by consume_event
     start, end = check.cycleStart, check.resetsAt
     assert start is not None and end is not None
-    if not start <= parsed.event_time < end:
+    if not start <= event_time < end:
         raise InvalidInput(
             "consume.timestamp",
-            f"{parsed.event_time.isoformat()} is outside the current cycle [{start.isoformat()}, {end.isoformat()}) "
+            f"{event_time.isoformat()} is outside the current cycle [{start.isoformat()}, {end.isoformat()}) "
             "whose usage the quota counts; leave timestamp out (it is then now) or send a time in that cycle. "
             "Record usage of another cycle with ingest_event")
 
@@ -143,10 +142,10 @@ async def _replay(conn: Any, check: EntitlementCheck, account_id: str, event_id:
     if stored_status not in METERED_STATUSES:
         raise InvalidInput("consume.id", f"{event_id!r} is the id of a stored event with status {stored_status}, "
                                          "which counts no usage; ids stay taken, so consume under a new id")
-    meter = check.usageMeterId
-    added = await _added(conn, account_id, event_id, meter) if meter and check.featureType == "METERED" else None
+    meter = await _meter(conn, check.usageMeterId) if check.usageMeterId and check.featureType == "METERED" else None
+    added = await _added(conn, account_id, event_id, meter) if meter is not None else None
     if added != quantity:
-        counted = f"adds {added} to usage meter {meter!r}" if added is not None else "is not usage of this feature"
+        counted = f"adds {added} to usage meter {meter.id!r}" if meter is not None else "is not usage of this feature"
         raise InvalidInput("consume.id", f"{event_id!r} is already the id of a stored event that {counted}, not the "
                                          f"quantity {quantity} of feature {check.featureId!r}: the id is your "
                                          "idempotency key for one usage; send a new id for new usage")
@@ -155,23 +154,27 @@ async def _replay(conn: Any, check: EntitlementCheck, account_id: str, event_id:
         "usedAfter": check.used, "remainingAfter": check.remaining})
 
 
-async def _additive_meter(conn: Any, check: EntitlementCheck) -> None:
-    """Consuming a quantity means adding it to the feature's meter: only COUNT and SUM meters add up event by
-    event (a MAX or LATEST meter's usage is not moved by `quantity`, whatever the event carries)."""
-    aggregation = await conn.fetchval("SELECT aggregation FROM usage_meters WHERE id = $1", check.usageMeterId)
-    if aggregation not in ADDITIVE:
-        raise InvalidInput("consume", f"feature {check.featureId!r} counts usage meter {check.usageMeterId!r} by "
-                                      f"{aggregation}, which one event does not add a quantity to; consume works "
-                                      "with COUNT and SUM meters. Check without consume, then ingest_event")
+async def _meter(conn: Any, meter_id: str) -> MeterSql:
+    row = await conn.fetchrow("SELECT event_schema_name, aggregation, CAST(computations AS text), negative_values "
+                              "FROM usage_meters WHERE id = $1", meter_id)
+    return compile_stored(meter_id, row[0], row[1], json.loads(row[2]), row[3])
 
 
-async def _added(conn: Any, account_id: str, event_id: str, meter_id: str) -> Decimal:
+async def _additive_meter(conn: Any, check: EntitlementCheck) -> MeterSql:
+    """The feature's meter, which must add up event by event: only COUNT and SUM do (a MAX or LATEST meter's
+    usage is not moved by `quantity`, whatever the event carries)."""
+    meter = await _meter(conn, check.usageMeterId or "")
+    if meter.aggregation not in ADDITIVE:
+        raise InvalidInput("consume", f"feature {check.featureId!r} counts usage meter {meter.id!r} by "
+                                      f"{meter.aggregation}, which one event does not add a quantity to; consume "
+                                      "works with COUNT and SUM meters. Check without consume, then ingest_event")
+    return meter
+
+
+async def _added(conn: Any, account_id: str, event_id: str, meter: MeterSql) -> Decimal:
     """What the stored event adds to a COUNT or SUM meter: the event's own value under the meter's SQL (filter
     and status included), unmoved by usage other clients ingest meanwhile (plain ingest does not take the
     consume lock, and each statement sees what committed before it)."""
-    row = await conn.fetchrow("SELECT event_schema_name, aggregation, CAST(computations AS text), negative_values "
-                              "FROM usage_meters WHERE id = $1", meter_id)
-    meter = compile_stored(meter_id, row[0], row[1], json.loads(row[2]), row[3])
     added = await conn.fetchval(
         f"SELECT {meter.compiled.aggregate_sql()} FROM event_ids x JOIN events e ON e.account_id = x.account_id "
         "AND e.event_time = x.event_time AND e.id = x.id WHERE x.account_id = $1 AND x.id = $2 "

@@ -71,15 +71,17 @@ async def meters_of_schemas(conn: Any, tags: dict[str, str | None]) -> dict[str,
 
 def compiled(rows: Iterable[Any]) -> list[MeterSql]:
     """MeterSql of UsageMeterRow-like rows (id, event_schema_name, aggregation, computations,
-    negative_values), cached per definition."""
+    negative_values), cached per definition. `computations` may be the jsonb's text as PostgreSQL prints it
+    (its keys in a fixed order): the key then needs no JSON work, and the text is decoded only on a miss."""
     meters = []
     for row in rows:
-        key = (row.id, row.event_schema_name, row.aggregation, json.dumps(row.computations, sort_keys=True),
-               row.negative_values)
+        given = row.computations
+        text = given if isinstance(given, str) else json.dumps(given, sort_keys=True)
+        key = (row.id, row.event_schema_name, row.aggregation, text, row.negative_values)
         meter = _by_meter.get(key)
         if meter is None:
-            meter = compile_stored(row.id, row.event_schema_name, row.aggregation, row.computations,
-                                   row.negative_values)
+            meter = compile_stored(row.id, row.event_schema_name, row.aggregation,
+                                   json.loads(text) if isinstance(given, str) else given, row.negative_values)
             _remember(_by_meter, key, meter)
         meters.append(meter)
     return meters

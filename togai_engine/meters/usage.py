@@ -9,7 +9,6 @@ from raw events over the whole period. meter_quantities and get_metrics USAGE bo
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -289,7 +288,7 @@ async def account_usage(
         ") AS r ON true WHERE m.id = ANY($2::text[])",
         account_id, list(meter_ids), split.first_hour, split.last_hour, split.whole,
     )
-    meters = compiled(_MeterRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows)
+    meters = compiled(_MeterRow(r[0], r[1], r[2], r[3], r[4]) for r in rows)  # computations as text
     states: dict[tuple[str, str, datetime | None], _State] = {}
     for meter, row in zip(meters, rows, strict=True):
         if meter.aggregation != "UNIQUE_COUNT" and row[5] is not None:
@@ -311,7 +310,7 @@ class _MeterRow(NamedTuple):
     id: str
     event_schema_name: str
     aggregation: str
-    computations: list[Any]
+    computations: str  # the jsonb's text: catalog.compiled keys its cache on it
     negative_values: str
 
 
