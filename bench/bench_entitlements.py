@@ -28,7 +28,7 @@ from typing import Any
 
 from mcp import Client
 
-from bench.common import Figure, latencies_ms, percentile, report, scratch_database
+from bench.common import Figure, call_tool, latencies_ms, percentile, report, scratch_database
 from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.entitlements.service import check_entitlement
@@ -39,21 +39,14 @@ CYCLE_START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 31, tzinfo=UTC)
 
 
-async def _tool(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise RuntimeError(f"{tool}: {result.content[0].text}")
-    return result.structured_content or {}
-
-
 async def _setup(db: Database, clock: FixedClock) -> None:
     async with Client(build_server(db, clock=clock)) as client:
-        meter = await _tool(client, "create_usage_meter", name="api calls", eventSchemaName="api", aggregation="COUNT")
-        plan = await _tool(client, "create_price_plan", name="Bench", pricingCycleConfig={
+        meter = await call_tool(client, "create_usage_meter", name="api calls", eventSchemaName="api", aggregation="COUNT")
+        plan = await call_tool(client, "create_price_plan", name="Bench", pricingCycleConfig={
             "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
             rateCards={"billingEntitlementRateCards": [
                 {"featureId": "api", "usageMeterId": meter["id"], "featureConfigs": [{"featureCreditLimit": "1e9"}]}]})
-        await _tool(client, "create_customer", id="cust_bench", name="Bench", account={
+        await call_tool(client, "create_customer", id="cust_bench", name="Bench", account={
             "id": "acc_bench", "name": "Bench", "pricePlanId": plan["id"],
             "effectiveFrom": CYCLE_START.isoformat()})
 

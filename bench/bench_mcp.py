@@ -26,7 +26,7 @@ from mcp import Client, StdioServerParameters
 import togai_engine
 from bench import dataset
 from bench.bench_ingest import BATCH, fetch_events
-from bench.common import Figure, latencies_ms, libpq, percentile, report, round_slices, scratch_database
+from bench.common import Figure, call_tool, latencies_ms, libpq, percentile, report, round_slices, scratch_database
 from togai_engine.events.ingest import ingest_events
 from togai_engine.store.database import Database
 from togai_engine.store.partitions import ensure_range
@@ -63,19 +63,12 @@ async def _setup(url: str, accounts: int, cycle_start: datetime) -> list[str]:
         await db.dispose()
 
 
-async def _call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise RuntimeError(f"{tool}: {result.content[0].text}")  # type: ignore[union-attr]
-    return result.structured_content or {}
-
-
 async def _round_trips(url: str, client: Client, calls: int) -> list[Figure]:
     conn = await asyncpg.connect(libpq(url))
     engine, ping, select1 = [], [], []
     try:
         for _ in range(ROUNDS):  # interleaved rounds, so machine noise hits all three alike
-            engine += await latencies_ms(lambda: _call(client, "get_customer", {"customerId": "c_acc_00001"}),
+            engine += await latencies_ms(lambda: call_tool(client, "get_customer", customerId="c_acc_00001"),
                                          calls // ROUNDS, warmup=20)
             ping += await latencies_ms(client.list_prompts, calls // ROUNDS, warmup=20)
             select1 += await latencies_ms(lambda: conn.fetchval("SELECT 1"), calls // ROUNDS, warmup=20)
@@ -98,7 +91,7 @@ async def _ingest_mcp(client: Client, batches: list[list[dict[str, Any]]], concu
 
     async def worker() -> None:
         while queue:
-            result = await _call(client, "ingest_batch_events", {"events": queue.pop()})
+            result = await call_tool(client, "ingest_batch_events", events=queue.pop())
             assert result["rejected"] == 0, result
 
     started = time.perf_counter()

@@ -25,7 +25,7 @@ import yaml
 from dateutil.relativedelta import relativedelta
 from mcp import Client
 
-from bench.common import SERVER_URL, Figure, report, scratch_database
+from bench.common import SERVER_URL, Figure, call_tool, report, scratch_database
 from mcp_server.sandbox_engine import sandbox_engine, warm_sandbox_server
 from mcp_server.scenarios.loader import load_scenario
 from mcp_server.scenarios.runner import run_scenario
@@ -57,19 +57,12 @@ PLAN = {
 METER = {"id": "calls", "name": "calls", "eventSchemaName": "call", "aggregation": "COUNT", "billableName": "Calls"}
 
 
-async def _call(client: Client, tool: str, **arguments: Any) -> Any:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise RuntimeError(f"{tool}: {result.content[0].text}")
-    return result.structured_content
-
-
 # --- 1. start-up --------------------------------------------------------------------------------------
 
 
 async def _fresh_sandbox() -> None:
     async with sandbox_engine(SERVER_URL, START) as engine:
-        await _call(engine.client, "get_clock")
+        await call_tool(engine.client, "get_clock")
 
 
 def _migrated_database() -> None:
@@ -155,18 +148,18 @@ async def _bill_as_of_year(url: str, accounts: int) -> float:
     try:
         async with Client(build_server(db, clock=clock), raise_exceptions=False) as client:
             started = time.perf_counter()
-            await _call(client, "create_usage_meter", **METER)
-            plan = await _call(client, "create_price_plan", **PLAN)
+            await call_tool(client, "create_usage_meter", **METER)
+            plan = await call_tool(client, "create_price_plan", **PLAN)
             for customer in _customers(accounts, plan["id"]):
-                await _call(client, "create_customer", **customer)
+                await call_tool(client, "create_customer", **customer)
             instants = [(m + relativedelta(days=15), _events(accounts, m)) for m in _months()]
             for at, events in [*instants, (START + relativedelta(months=MONTHS, days=3), [])]:
                 clock.set(at)
                 await run_bill(db, at)
                 if events:
-                    await _call(client, "ingest_batch_events", events=events)
+                    await call_tool(client, "ingest_batch_events", events=events)
             for a in range(accounts):
-                listed = await _call(client, "list_invoices", accountId=f"a{a}", status="DUE", pageSize=50)
+                listed = await call_tool(client, "list_invoices", accountId=f"a{a}", status="DUE", pageSize=50)
                 totals = {invoice["totalAmount"] for invoice in listed["data"]}
                 if len(listed["data"]) != MONTHS or totals != {str(INVOICE_TOTAL)}:
                     raise RuntimeError(f"a{a}: {len(listed['data'])} DUE invoices, totals {totals}")

@@ -62,6 +62,14 @@ def scratch_database(label: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def call_tool(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
+    """A tool's structured result through an MCP client session; a tool error stops the benchmark."""
+    result = await client.call_tool(tool, arguments)
+    if result.is_error:
+        raise RuntimeError(f"{tool}: {result.content[0].text}")
+    return result.structured_content or {}
+
+
 # --- timing -------------------------------------------------------------------------------------
 
 
