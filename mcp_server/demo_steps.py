@@ -6,22 +6,19 @@ the demo in the same month replays the same calls (all idempotent) and shows the
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mcp import Client
 
 from mcp_server.demo import call, show
+from togai_engine.common.validation import instant_text
 
 ACCOUNT = "demo_acme_main"
 
 
 def _month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _growth_plan(meter_id: str) -> dict[str, Any]:
@@ -75,21 +72,21 @@ async def metering_and_billing(client: Client, now: datetime) -> None:
     show("create_price_plan", plan, fields=["id", "name", "status", "supportedCurrencies"])
     show("list_rate_cards", await call(client, "list_rate_cards", pricePlanId=plan["id"]), fields=["type", "name"])
     account = await call(client, "update_account", accountId=ACCOUNT, pricePlanId=plan["id"],
-                         effectiveFrom=_iso(month))
+                         effectiveFrom=instant_text(month))
     show("update_account (attach the plan from the start of this month)", account)
 
     # 40 events spread over the month so far (none after `now`: a sandbox would reject it), 3,000 tokens each;
     # ids are stable, so replays dedupe.
     span = max(now - month - timedelta(minutes=1), timedelta(0))
     events = [{"id": f"demo_{month:%Y%m}_{i}", "schemaName": "llm_call", "accountId": "acme",
-               "timestamp": _iso(month + span * i / 40), "attributes": {"tokens": "3000"},
+               "timestamp": instant_text(month + span * i / 40), "attributes": {"tokens": "3000"},
                "dimensions": {"model": "small" if i % 2 else "large"}} for i in range(40)]
     result = await call(client, "ingest_batch_events", events=events)
     show("ingest_batch_events (40 events; accountId given by the alias 'acme')", result)
     retry = await call(client, "ingest_event", event=events[0])
     show("ingest_event (a retry of the first event: counted once)", retry)
 
-    metrics = await call(client, "get_metrics", startTime=_iso(month), endTime=_iso(month + timedelta(days=32)),
+    metrics = await call(client, "get_metrics", startTime=instant_text(month), endTime=instant_text(month + timedelta(days=32)),
                          metricQueries=[{"id": "usage", "name": "USAGE", "aggregationPeriod": "MONTH",
                                          "groupBy": "USAGE_METER_ID"},
                                         {"id": "events", "name": "EVENTS", "aggregationPeriod": "MONTH"}])

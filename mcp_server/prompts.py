@@ -20,16 +20,13 @@ from pydantic import Field
 
 from mcp_server.resources import ACCOUNT, INVOICE, INVOICE_JSON, PRICE_PLAN, USAGE_METER, expand
 from togai_engine.common.messages import quote
+from togai_engine.common.validation import instant_text
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.events.voids import MAX_BATCH as MAX_VOIDS
 from togai_engine.lab.service import MAX_CANDIDATES, MAX_LAST_CYCLES
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def parse_month(value: str, field: str = "month") -> tuple[datetime, datetime]:
@@ -75,7 +72,7 @@ def onboard_partner(
     customer = customerId or slug(customerName)
     account = accountId or f"{customer}-main"[:50]
     currency = (invoiceCurrency or "USD").upper()
-    start = iso(parse_day(startDate, "startDate")[0]) if startDate else "<now, or the first day of the next cycle>"
+    start = instant_text(parse_day(startDate, "startDate")[0]) if startDate else "<now, or the first day of the next cycle>"
     plan_step = (
         f"3. The plan is {pricePlanId}: get_price_plan(pricePlanId=\"{pricePlanId}\") (or read "
         f"{expand(PRICE_PLAN, pricePlanId)}) and check that supportedCurrencies contains {currency} (an account can "
@@ -221,7 +218,7 @@ def load_daily_usage(
     schema = schemaName or "<event type>"
     schema_filter = f', "filters": [{{"fieldName": "SCHEMA_NAME", "fieldValues": ["{schemaName}"]}}]' if schemaName else ""
     account_note = f" Only usage of account {accountId} is in scope." if accountId else ""
-    return f"""Load the usage of {day} (UTC: {iso(start)} to {iso(end)}, end exclusive) into togai-engine.{account_note}
+    return f"""Load the usage of {day} (UTC: {instant_text(start)} to {instant_text(end)}, end exclusive) into togai-engine.{account_note}
 
 {tools_line("list_event_schemas", "list_usage_meters", "ingest_batch_events", "list_events", "get_metrics",
             "void_events")}
@@ -252,7 +249,7 @@ def load_daily_usage(
      lateUsage is IGNORE: stored, never billed.
    - acceptedLate (ACCEPTED_LATE): the period is invoiced but the plan says BILL_ON_NEXT_INVOICE: billed on the
      account's next invoice as a late-usage line.
-5. Check the day: get_metrics(startTime="{iso(start)}", endTime="{iso(end)}", metricQueries=[{{"id": "events",
+5. Check the day: get_metrics(startTime="{instant_text(start)}", endTime="{instant_text(end)}", metricQueries=[{{"id": "events",
    "name": "EVENTS", "aggregationPeriod": "HOUR", "groupBy": "EVENT_STATUS"{schema_filter}}}, {{"id": "usage",
    "name": "USAGE", "aggregationPeriod": "DAY", "groupBy": "USAGE_METER_ID"}}]) must match the source's counts
    and totals; list_events(status=...) shows examples.
@@ -270,7 +267,7 @@ def close_month(
     start, end = parse_month(month)
     scope = f"accountId=\"{accountId}\", " if accountId else ""
     whose = f" for account {accountId}" if accountId else ""
-    return f"""Close the billing of {month} (periods overlapping {iso(start)} to {iso(end)}, UTC){whose}.
+    return f"""Close the billing of {month} (periods overlapping {instant_text(start)} to {instant_text(end)}, UTC){whose}.
 
 {tools_line("list_invoices", "get_invoice", "get_wallet_balance", "list_wallet_entries", "get_metrics",
             "update_invoice_status", "create_credit_note", "list_events")}
@@ -283,12 +280,12 @@ happen on every read of the account's invoices (list_invoices, get_invoice, get_
 server's background and with `togai-engine bill`; nothing closes a period before its closesAt, and DUE invoices
 never change.
 
-1. list_invoices({scope}startTime="{iso(start)}", endTime="{iso(end)}"): DUE ones are closed; a DRAFT still open
+1. list_invoices({scope}startTime="{instant_text(start)}", endTime="{instant_text(end)}"): DUE ones are closed; a DRAFT still open
    shows closesAt. Do not promise amounts of a DRAFT: they move until it closes.
 2. For each DUE invoice: get_invoice(invoiceId) for the lines; totalAmount = subTotalAmount + trueUpAmount
    (minimum commitment); amountDue = totalAmount - creditsApplied - credit notes. get_wallet_balance and
    list_wallet_entries (APPLICATION entries) show which grants paid what.
-3. Revenue check: get_metrics(startTime="{iso(start)}", endTime="{iso(end)}", metricQueries=[{{"id": "revenue",
+3. Revenue check: get_metrics(startTime="{instant_text(start)}", endTime="{instant_text(end)}", metricQueries=[{{"id": "revenue",
    "name": "REVENUE", "aggregationPeriod": "MONTH", "groupBy": "ACCOUNT_ID"}}]). Summed over a DUE invoice's
    period REVENUE equals its totalAmount; VOID invoices count nothing.
 4. Payments: update_invoice_status(invoiceId, status="PAID") when paid; "VOID" cancels a DUE invoice (credits applied

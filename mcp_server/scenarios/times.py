@@ -6,10 +6,7 @@ from datetime import UTC, datetime, time
 
 from togai_engine.common import validation
 
-
-def iso(instant: datetime) -> str:
-    """2026-01-10T00:00:00Z, as the tools return instants."""
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = validation.instant_text  # 2026-01-10T00:00:00Z, as the tools return instants
 
 
 def period_name(start: datetime) -> str:

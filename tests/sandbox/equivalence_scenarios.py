@@ -23,6 +23,7 @@ from mcp import Client
 
 from conftest import START
 from helpers import call
+from togai_engine.common import validation
 from togai_engine.common.durations import parse_duration
 
 ACCOUNTS = ("a1", "a2", "a3")
@@ -30,12 +31,11 @@ FEATURES = ("tokens", "sso", "export")  # export is in no plan
 HORIZON = START + relativedelta(months=24)  # far beyond any scenario's last instant
 
 
-def iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = validation.instant_text
 
 
 def instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return validation.parse_instant(value, "instant")
 
 
 # --- the set-up -----------------------------------------------------------------------------------

@@ -112,6 +112,11 @@ INSTANT_FORMS = ('an ISO 8601 date such as "2026-12-01" (00:00 UTC that day) or 
                  '"2026-12-01T09:30:00Z" (without an offset it is UTC)')
 
 
+def instant_text(moment: datetime) -> str:
+    """An aware instant as the tools write instants: ISO 8601 in UTC with `Z` (2026-01-10T00:00:00Z)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def utc_instant(value: datetime, field: str) -> datetime:
     """`value` in UTC (a date-time without an offset is UTC, as in Togai), refused outside the instants
     billing can compute with."""

@@ -54,8 +54,7 @@ def jsonable(value: Any) -> Any:
     the tools read it), a date as `YYYY-MM-DD`, a Decimal as its exact text, inside dicts and lists too;
     everything else as given."""
     if isinstance(value, datetime):
-        moment = value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-        return moment.isoformat().replace("+00:00", "Z")
+        return validation.instant_text(value.replace(tzinfo=UTC) if value.utcoffset() is None else value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
