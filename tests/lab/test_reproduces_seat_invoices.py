@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import call
-from lab_helpers import account, at, fee, iso
+from lab_helpers import account, assert_own_plan_reproduces, at, fee, invoices_of, iso
 from test_reproduces_invoices import empty
 
 START = at(2026, 1, 1)
@@ -66,20 +66,7 @@ async def test_own_plan_reproduces_every_invoice_with_seats(
                    effectiveFrom=(START + timedelta(minutes=minute)).isoformat())
 
     clock.set(at(2026, 4, 2, 12))  # January to March closed (Alt's grace is 2 days: its March period may not be)
-    invoices = {}
-    for account_id in ("acc0", "acc1", "acc2"):
-        for invoice in (await call(client, "list_invoices", accountId=account_id, pageSize=100))["data"]:
-            invoices[(account_id, invoice["startDate"])] = invoice
+    invoices = await invoices_of(client, ("acc0", "acc1", "acc2"))
     result = await call(client, "simulate_price_plan", candidates=[base["id"], alt["id"]],
                         startTime=iso(2026, 1, 1), endTime=iso(2026, 5, 1))
-    seen = set()
-    for simulated in result["accounts"]:
-        for cycle in simulated["cycles"]:
-            key = (simulated["accountId"], cycle["startDate"])
-            seen.add(key)
-            invoice = invoices[key]
-            own = next(c for c in cycle["candidates"] if result["candidates"][c["candidate"]]["pricePlanId"]
-                       == invoice["pricePlanId"])
-            assert (cycle["status"], own["amount"], cycle["actual"]) == (
-                invoice["status"], invoice["totalAmount"], invoice["totalAmount"]), (key, own, cycle, invoice)
-    assert seen == set(invoices)
+    assert_own_plan_reproduces(result, invoices)
