@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from togai_engine.cycles import Cycle
 from togai_engine.errors import InvalidInput
@@ -158,3 +161,20 @@ def test_a_license_id_appears_once_per_plan_and_unsupported_fields_are_refused()
                         {"config": {"maxQuantity": 5, "maxQuantityBreachAction": "DO_NOTHING"}}):
         with pytest.raises(ValueError, match="Extra inputs are not permitted"):
             make_plan({**seat_card(), **unsupported})
+
+
+@settings(max_examples=60)
+@given(changes=st.lists(st.tuples(st.integers(1, 30), st.integers(0, 40)), max_size=6),
+       model=st.sampled_from(["TIERED", "VOLUME"]))
+def test_prorated_spans_add_up_and_a_constant_count_prorates_to_itself(changes: list[tuple[int, int]],
+                                                                     model: str) -> None:
+    slabs = [("0", "7.77"), ("5", "3.33"), ("20", "1.01")]
+    prorated, whole = make_plan(seat_card(model, slabs)), make_plan(seat_card(model, slabs, prorate=False))
+    points = fold(Change(day(d), "ABSOLUTE", n) for d, n in changes)
+    spans = {"seats": spans_over(points, APRIL.start, APRIL.end)}
+    line = compose_invoice(prorated, "USD", APRIL, APRIL, {}, licenses=spans).lines[0]
+    # the card's line is the exact sum of its spans, rounded once: within half a cent of the shown span values
+    assert abs(sum(c.value for c in line.children) - line.value) <= D("0.005") + D("1e-9") * len(line.children)
+    assert sum(Fraction(c.details["share"]) for c in line.children) == 1  # the spans cover the month
+    if len({c.quantity for c in line.children}) == 1:  # one count all month: proration changes nothing
+        assert line.value == compose_invoice(whole, "USD", APRIL, APRIL, {}, licenses=spans).total

@@ -18,8 +18,9 @@ from typing import Any
 from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
-from togai_engine.plans.schemas import PricePlan, UsagePricing
+from togai_engine.plans.schemas import LicenseRateCard, PricePlan, UsagePricing
 from togai_engine.pricing import (
+    DECIMAL_CONTEXT,
     RateCardCharge,
     minimum_commitment_true_up,
     prorate_fixed_fee,
@@ -190,7 +191,8 @@ def license_line(seats: UsagePricing, currency: str, period: Cycle, full_cycle: 
                  *, cut_by_change: bool = False) -> ComposedLine:
     """A license card's line for `period` from its seat spans (pricing/seats.py has the policy)."""
     card = seats.card
-    prorate = bool(getattr(card, "enableProration", False))
+    assert isinstance(card, LicenseRateCard)
+    prorate = card.enableProration
     charge = rate_seats(seats.rate_plan, seats.rate_values[currency], spans, period.start, period.end,
                         full_cycle.duration, prorate=prorate, cut=cut_by_change and period != full_cycle)
     name = card.displayName or card.name
@@ -203,11 +205,11 @@ def license_line(seats: UsagePricing, currency: str, period: Cycle, full_cycle: 
     return ComposedLine(
         line_type=LICENSE_LINE, description=description, value=charge.amount, rate_card_name=card.name,
         quantity=Decimal(charge.highest), usage_start=period.start, usage_end=period.end,
-        details=_seat_details(seats, charge), children=children)
+        details=_seat_details(card.id, seats, charge), children=children)
 
 
-def _seat_details(seats: UsagePricing, charge: SeatCharge) -> dict[str, Any]:
-    return {"licenseId": getattr(seats.card, "id", None), "pricingModel": seats.rate_plan.pricing_model,
+def _seat_details(license_id: str, seats: UsagePricing, charge: SeatCharge) -> dict[str, Any]:
+    return {"licenseId": license_id, "pricingModel": seats.rate_plan.pricing_model,
             "enableProration": charge.prorated, "highestQuantity": charge.highest,
             "spans": [{"quantity": s.quantity, "start": instant_text(s.start), "end": instant_text(s.end),
                        "share": str(s.share)} for s in charge.spans]}
@@ -215,7 +217,8 @@ def _seat_details(seats: UsagePricing, charge: SeatCharge) -> dict[str, Any]:
 
 def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> ComposedLine:
     cycle_amount = span.charge.subtotal + span.charge.adjustment
-    value = (Decimal(span.exact.numerator) / Decimal(span.exact.denominator)).quantize(SPAN_DECIMALS)
+    value = DECIMAL_CONTEXT.divide(Decimal(span.exact.numerator), Decimal(span.exact.denominator)).quantize(
+        SPAN_DECIMALS, context=DECIMAL_CONTEXT)
     return ComposedLine(
         line_type=LICENSE_SPAN_LINE,
         description=f"{span.quantity} seats, {instant_text(span.start)} to {instant_text(span.end)}: "
