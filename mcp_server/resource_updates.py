@@ -1,8 +1,8 @@
 """Resource subscriptions: a subscriber of an account or of its DRAFT invoice hears when a write changes it.
 
 After a tool call that changes an account's open charges commits (ingest_event, ingest_batch_events, void_event,
-void_events: the accounts whose billable usage moved; grant_credit and update_account: that account), the
-server sends notifications/resources/updated for those accounts' resources that someone watches:
+void_events: the accounts whose billable usage moved; grant_credit, update_account and update_license: that
+account), the server sends notifications/resources/updated for those accounts' resources that someone watches:
 togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. Nobody watching costs
 an ingest nothing: the accounts are only looked up while some account or invoice URI is watched.
 
@@ -47,7 +47,7 @@ log = logging.getLogger("togai_engine.resource_updates")
 
 WATCHED_PREFIXES = ("togai://accounts/", "togai://invoices/")
 USAGE_TOOLS = {"ingest_event", "ingest_batch_events", "void_event", "void_events"}
-ACCOUNT_TOOLS = {"grant_credit", "update_account"}
+ACCOUNT_TOOLS = {"grant_credit", "update_account", "update_license"}
 NOT_BILLABLE_EVENT = {"DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"}
 BATCH_NOT_BILLABLE = ("duplicateIndexes", "notBilledIndexes", "notBilledNoPlanIndexes")
 

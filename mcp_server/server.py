@@ -37,7 +37,7 @@ from togai_engine.store.database import Database
 
 TOOL_MODULES = (
     "customers", "accounts", "events", "meters", "metrics", "plans", "invoices", "credit_notes", "wallets",
-    "entitlements", "lab", "audit", "clock",
+    "entitlements", "lab", "audit", "clock", "licenses",
 )
 
 INSTRUCTIONS = """\

@@ -8,6 +8,7 @@ from togai_engine.customers import models as customers_models  # noqa: F401
 from togai_engine.events import models as events_models  # noqa: F401
 from togai_engine.invoices import credit_note_models as credit_notes_models  # noqa: F401
 from togai_engine.invoices import models as invoices_models  # noqa: F401
+from togai_engine.licenses import models as licenses_models  # noqa: F401
 from togai_engine.meters import models as meters_models  # noqa: F401
 from togai_engine.plans import models as plans_models  # noqa: F401
 from togai_engine.sandbox import models as sandbox_models  # noqa: F401

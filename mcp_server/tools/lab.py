@@ -35,18 +35,21 @@ async def calculate_revenue(
     pricePlan: Annotated[InlinePlan | None, Field(description="instead of pricePlanId: an inline plan")] = None,
     currency: Annotated[str | None, Field(
         description="ISO 4217 code the plan prices in; default its first supported currency")] = None,
+    licenses: Annotated[dict[str, int] | None, Field(
+        description='seats per license id held for the whole cycle, e.g. {"seats": 8}; licenses left out are 0')
+    ] = None,
 ) -> RevenueQuote:
     """Quote what a price plan charges for given usage over one full pricing cycle, e.g. "what do 1.2M
     tokens cost on Growth?". Returns every usage rate card with its slabs (quantity, rate, flat amount,
-    exact amount), minimum/maximum rate adjustments, the card amount rounded once, fixed fees for a full
-    cycle, the minimum-commitment true-up and the total: exactly what an invoice with this usage would
+    exact amount), minimum/maximum rate adjustments, the card amount rounded once, license (seat) cards for
+    the seats in `licenses`, fixed fees for a full cycle, the minimum-commitment true-up and the total: exactly what an invoice with this usage would
     say. Pass pricePlanId, or pricePlan to try a plan without creating it. Reads only; safe to repeat."""
     if pricePlanId is not None and pricePlan is not None:
         raise InvalidInput("pricePlan", "give pricePlanId or pricePlan, not both")
     async with uow(ctx) as u:
         return await lab.calculate_revenue(
             u.session, plan=pricePlanId if pricePlanId is not None else pricePlan, usage=usage, currency=currency,
-            now=u.now)
+            now=u.now, licenses=licenses)
 
 
 @tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans",

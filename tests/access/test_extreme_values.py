@@ -119,6 +119,10 @@ def plan_arguments(meter_id: str, name: str = "Sweep plan") -> dict[str, Any]:
             "creditGrantRateCards": [{"id": "monthly", "grantDetails": {"priority": 1, "expiryType": "NO_EXPIRY"},
                                       "rateDetails": {"currencySlabRateDetails": [
                                           {"currency": "USD", "creditAmount": "3"}]}}],
+            "licenseRateCards": [{"id": "seats", "enableProration": True, "config": {"maxQuantity": 50},
+                                  "ratePlan": {"pricingModel": "VOLUME", "slabs": [
+                                      {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                                  "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0"}]}]}],
         },
         "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "10"}]},
     }
@@ -177,6 +181,8 @@ def baselines(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         # refused here (not a sandbox server), after the argument checks every tool's values pass
         "get_clock": {},
         "advance_clock": {"by": "P1D"},
+        "update_license": {"accountId": "sw_alias", "licenseId": "seats", "quantity": 3, "updateType": "RELATIVE",
+                           "effectiveFrom": "2026-02-02T00:00:00Z", "idempotencyKey": "sweep"},
     }
 
 

@@ -52,6 +52,33 @@ async def tokens(client: Any, account_id: str, when: str, amount: str, event_id:
     assert result["status"] == "ACCEPTED", result
 
 
+async def invoices_of(client: Any, account_ids: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(account id, period start) -> the invoice, of every invoice of the accounts."""
+    invoices = {}
+    for account_id in account_ids:
+        for invoice in (await call(client, "list_invoices", accountId=account_id, pageSize=100))["data"]:
+            invoices[(account_id, invoice["startDate"])] = invoice
+    return invoices
+
+
+def assert_own_plan_reproduces(result: dict[str, Any], invoices: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """In a simulate_price_plan result, the candidate that is each period's own plan charges exactly its invoice
+    (the stored one, or the DRAFT computed by invoicing), and every invoice, and nothing else, was compared."""
+    seen = set()
+    for simulated in result["accounts"]:
+        for cycle in simulated["cycles"]:
+            key = (simulated["accountId"], cycle["startDate"])
+            seen.add(key)
+            invoice = invoices[key]
+            own = next(c for c in cycle["candidates"] if result["candidates"][c["candidate"]]["pricePlanId"]
+                       == invoice["pricePlanId"])
+            assert (cycle["status"], cycle["endDate"], cycle["pricePlanId"]) == (
+                invoice["status"], invoice["endDate"], invoice["pricePlanId"])
+            assert own["amount"] == cycle["actual"] == invoice["totalAmount"], (key, own, cycle, invoice)
+            assert own["difference"] == "0.00"
+    assert seen == set(invoices)
+
+
 def message(error: str) -> str:
     """A tool error's text without the framework's "Error executing tool X: " prefix."""
     return error.split(": ", 1)[1] if error.startswith("Error executing tool ") else error

@@ -17,7 +17,17 @@ from hypothesis import strategies as st
 
 from conftest import TABLES, row_counts
 from helpers import call
-from lab_helpers import account, at, fee, iso, per_unit_card, requests_meter, tokens_meter
+from lab_helpers import (
+    account,
+    assert_own_plan_reproduces,
+    at,
+    fee,
+    invoices_of,
+    iso,
+    per_unit_card,
+    requests_meter,
+    tokens_meter,
+)
 
 START = at(2026, 1, 1)
 MINUTES = 90 * 24 * 60  # January to March
@@ -89,27 +99,11 @@ async def test_own_plan_reproduces_every_invoice(
         assert loaded["notBilledNoPlanIndexes"] == before_plan
         assert loaded["accepted"] == len(batch) - len(before_plan)
     clock.set(at(2026, 4, 2, 12))  # January to March closed (Alt's grace is 2 days: its March period may not be)
-    invoices = {}
-    for account_id in ("acc0", "acc1", "acc2"):
-        for invoice in (await call(client, "list_invoices", accountId=account_id, pageSize=100))["data"]:
-            invoices[(account_id, invoice["startDate"])] = invoice
+    invoices = await invoices_of(client, ("acc0", "acc1", "acc2"))
     assert sum(i["status"] == "DUE" for i in invoices.values()) >= 7  # 3 + 3 + at least Jan, Feb, Feb part
 
     before = await row_counts(db)
     result = await call(client, "simulate_price_plan", candidates=[base["id"], alt["id"]],
                         startTime=iso(2026, 1, 1), endTime=iso(2026, 5, 1))
     assert await row_counts(db) == before
-    seen = set()
-    for simulated in result["accounts"]:
-        for cycle in simulated["cycles"]:
-            key = (simulated["accountId"], cycle["startDate"])
-            seen.add(key)
-            invoice = invoices[key]
-            own = next(c for c in cycle["candidates"] if result["candidates"][c["candidate"]]["pricePlanId"]
-                       == invoice["pricePlanId"])
-            assert (cycle["status"], cycle["endDate"], cycle["pricePlanId"]) == (
-                invoice["status"], invoice["endDate"], invoice["pricePlanId"])
-            # to the cent: the stored invoice (or the DRAFT computed by invoicing) and the simulated own plan
-            assert own["amount"] == cycle["actual"] == invoice["totalAmount"], (key, own, cycle, invoice)
-            assert own["difference"] == "0.00"
-    assert seen == set(invoices)  # every invoice, and nothing else, was compared
+    assert_own_plan_reproduces(result, invoices)

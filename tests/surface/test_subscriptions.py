@@ -94,6 +94,20 @@ async def test_a_credit_grant_notifies_the_account_not_its_draft(client, clock) 
         await nothing_arrives(sub)
 
 
+async def test_a_seat_change_notifies_the_account_and_its_draft(client) -> None:
+    plan = await call(client, "create_price_plan", name="Seats", pricingCycleConfig={"interval": "MONTHLY"},
+                      rateCards={"licenseRateCards": [{"id": "seats", "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                          {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]}, "rateValues": [
+                          {"currency": "USD", "slabRates": [{"order": 1, "rate": "10"}]}]}]})
+    await call(client, "create_customer", id="seated", name="Seated", account={
+        "id": "seated", "name": "Seated", "pricePlanId": plan["id"]})
+    draft = f"togai://invoices/{(await call(client, 'get_invoice', accountId='seated'))['id']}"
+    async with client.listen(resource_subscriptions=["togai://accounts/seated", draft]) as subscription:
+        await call(client, "update_license", accountId="seated", licenseId="seats", quantity=3)
+        assert await next_uris(subscription, 2) == {"togai://accounts/seated", draft}
+    assert "| **Total** | 30.00 |" in (await client.read_resource(draft)).contents[0].text  # 3 seats × 10
+
+
 async def test_listening_to_something_that_is_not_a_resource_is_refused(client) -> None:
     with pytest.raises(MCPError) as raised:
         async with client.listen(resource_subscriptions=["togai://nothing/here"]):

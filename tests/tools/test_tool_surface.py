@@ -52,6 +52,7 @@ ANNOTATIONS: dict[str, tuple[bool, bool, bool]] = {
     "list_audit_log": READ,
     "get_clock": READ,
     "advance_clock": (False, False, False),  # `by` moves the clock again on every call
+    "update_license": (False, False, False),  # adds a seat change; idempotencyKey optional (RELATIVE adds again)
 }
 
 
@@ -113,3 +114,12 @@ async def test_creates_marked_not_idempotent_do_make_two_without_a_key(client):
         await call(client, "grant_credit", accountId="acc_twice", amount="5.00", currency="USD")
     wallet = await call(client, "get_wallet_balance", accountId="acc_twice")
     assert Decimal(wallet["balance"]) == Decimal("10.00")  # 5.00 + 5.00: the same call granted twice
+    plan = await call(client, "create_price_plan", name="Seats", pricingCycleConfig={"interval": "MONTHLY"},
+                      rateCards={"licenseRateCards": [{"id": "seats", "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                          {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]}, "rateValues": [
+                          {"currency": "USD", "slabRates": [{"order": 1, "rate": "10"}]}]}]})
+    await call(client, "update_account", accountId="acc_twice", pricePlanId=plan["id"])
+    for _ in range(2):
+        seats = await call(client, "update_license", accountId="acc_twice", licenseId="seats", quantity=2,
+                           updateType="RELATIVE")
+    assert seats["currentQuantity"] == 4  # 2 + 2: the same call added twice

@@ -13,6 +13,7 @@ SCOPES: dict[str, str] = {
     "billing:read": "invoices, credit notes, wallet balances and account finances",
     "billing:write": "change invoice status (PAID, VOID) and issue credit notes",
     "credits:write": "grant wallet credit",
+    "licenses:write": "change accounts' seat counts (update_license)",
     "entitlements:read": "check feature entitlements",
     "audit:read": "read the audit log",
     "clock:read": "read a sandbox server's clock",

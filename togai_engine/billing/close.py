@@ -28,6 +28,7 @@ from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
 from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice, with_late_usage
 from togai_engine.invoices.late_usage import LateLines
+from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
@@ -119,12 +120,14 @@ async def close_due_cycles(
         except Exception as exc:
             fail(account_id, exc)
     quantities = await _quantities(session, usage, [(a, p) for a, t in timelines.items() for p in t.due])
+    seats = await seats_by_window(session, [(a, p.period.start, p.period.end) for a, t in timelines.items()
+                                            for p in t.due])
     late = await _late_usage(session, accounts, timelines)
     closings: list[_Closing] = []
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         try:
-            composed = [_Closing(account, period, _compose(period, account.currency, quantities))
+            composed = [_Closing(account, period, _compose(period, account.currency, quantities, seats))
                         for period in timeline.due]
         except Exception as exc:
             fail(account_id, exc)
@@ -178,10 +181,11 @@ async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],
     return await late_usage.late_usage_lines(session, await late_usage.pending_late_usage(session, closing), closing)
 
 
-def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:
-    return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle,
-                           quantities.get((bp.association.account_id, bp.period.start, bp.period.end), {}),
-                           cut_by_change=bp.cut_by_change)
+def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]],
+             seats: dict[Window, Seats]) -> ComposedInvoice:
+    window = (bp.association.account_id, bp.period.start, bp.period.end)
+    return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle, quantities.get(window, {}),
+                           cut_by_change=bp.cut_by_change, licenses=seats.get(window, {}))
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],

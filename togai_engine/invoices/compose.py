@@ -15,10 +15,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
-from togai_engine.plans.schemas import PricePlan, UsagePricing
+from togai_engine.plans.schemas import LicenseRateCard, PricePlan, UsagePricing
 from togai_engine.pricing import (
+    DECIMAL_CONTEXT,
     RateCardCharge,
     minimum_commitment_true_up,
     prorate_fixed_fee,
@@ -26,11 +28,16 @@ from togai_engine.pricing import (
     round_fraction,
     round_money,
 )
+from togai_engine.pricing.seats import SeatCharge, SeatSpan, SpanCharge, rate_seats
 
 USAGE_LINE = "USAGE_RATE_CARD_AMOUNT"
 SLAB_LINE = "USAGE_RATE_CARD_SLAB_AMOUNT"
 ADJUSTMENT_LINE = "RATE_CONFIG_ADJUSTMENT_AMOUNT"
 FIXED_FEE_LINE = "FIXED_FEE_RATE_CARD_AMOUNT"
+LICENSE_LINE = "LICENSE_RATE_CARD_AMOUNT"
+LICENSE_SLAB_LINE = "LICENSE_RATE_CARD_SLAB_AMOUNT"
+LICENSE_SPAN_LINE = "LICENSE_SPAN_AMOUNT"  # one span of constant seats of a prorated license card
+SPAN_DECIMALS = Decimal("1e-10")  # a span line shows its exact share to 10 places; the card's line is exact
 TRUE_UP_LINE = "TRUE_UP_AMOUNT"
 LATE_USAGE_LINE = "LATE_USAGE_AMOUNT"  # usage of an earlier, closed period (late_usage.py)
 ZERO = Decimal(0)
@@ -77,13 +84,15 @@ def _span(duration: timedelta) -> str:
 
 def compose_invoice(
     plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal],
-    *, cut_by_change: bool = False,
+    *, cut_by_change: bool = False, licenses: Mapping[str, Sequence[SeatSpan]] | None = None,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
     `quantities` maps usage meter id -> quantity over the period; a missing meter means 0.
     `cut_by_change`: a plan change or a plan's end cut the period short (cycles.cut_by_change); its fixed
     fees are then prorated whatever their enableProration, which governs an account's first partial period.
+    `licenses` maps a license id -> its seat spans (start, end, count) over the period (licenses/README.md);
+    an instant no span covers holds 0 seats.
     """
     if currency not in plan.supportedCurrencies:
         raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
@@ -95,6 +104,9 @@ def compose_invoice(
         quantity = quantities.get(usage.card.usageMeterId, ZERO)
         billed[usage.card.usageMeterId] = quantity
         lines.append(usage_line(usage, currency, period, quantity, full_cycle if partial else None))
+    for seats in plan.license_pricing:
+        lines.append(license_line(seats, currency, period, full_cycle, (licenses or {}).get(seats.card.id, ()),
+                                  cut_by_change=cut_by_change))
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
         details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration}
@@ -175,7 +187,49 @@ def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Deci
     )
 
 
-def _slab_lines(charge: RateCardCharge, usage: UsagePricing) -> tuple[ComposedLine, ...]:
+def license_line(seats: UsagePricing, currency: str, period: Cycle, full_cycle: Cycle, spans: Sequence[SeatSpan],
+                 *, cut_by_change: bool = False) -> ComposedLine:
+    """A license card's line for `period` from its seat spans (pricing/seats.py has the policy)."""
+    card = seats.card
+    assert isinstance(card, LicenseRateCard)
+    prorate = card.enableProration
+    charge = rate_seats(seats.rate_plan, seats.rate_values[currency], spans, period.start, period.end,
+                        full_cycle.duration, prorate=prorate, cut=cut_by_change and period != full_cycle)
+    name = card.displayName or card.name
+    if prorate:
+        description = f"{name}: seats prorated over {len(charge.spans)} span(s), up to {charge.highest}"
+        children = tuple(_span_line(seats, span, currency) for span in charge.spans)
+    else:
+        description = f"{name}: {charge.highest} seats (the period's highest count)"
+        children = _slab_lines(charge.charge_at_highest, seats, line_type=LICENSE_SLAB_LINE)
+    return ComposedLine(
+        line_type=LICENSE_LINE, description=description, value=charge.amount, rate_card_name=card.name,
+        quantity=Decimal(charge.highest), usage_start=period.start, usage_end=period.end,
+        details=_seat_details(card.id, seats, charge), children=children)
+
+
+def _seat_details(license_id: str, seats: UsagePricing, charge: SeatCharge) -> dict[str, Any]:
+    return {"licenseId": license_id, "pricingModel": seats.rate_plan.pricing_model,
+            "enableProration": charge.prorated, "highestQuantity": charge.highest,
+            "spans": [{"quantity": s.quantity, "start": instant_text(s.start), "end": instant_text(s.end),
+                       "share": str(s.share)} for s in charge.spans]}
+
+
+def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> ComposedLine:
+    cycle_amount = span.charge.subtotal + span.charge.adjustment
+    value = DECIMAL_CONTEXT.divide(Decimal(span.exact.numerator), Decimal(span.exact.denominator)).quantize(
+        SPAN_DECIMALS, context=DECIMAL_CONTEXT)
+    return ComposedLine(
+        line_type=LICENSE_SPAN_LINE,
+        description=f"{span.quantity} seats, {instant_text(span.start)} to {instant_text(span.end)}: "
+                    f"{_text(cycle_amount)} {currency} per cycle × {span.share} of the cycle",
+        value=value, rate_card_name=seats.card.name, quantity=Decimal(span.quantity),
+        value_per_quantity=cycle_amount, usage_start=span.start, usage_end=span.end,
+        details={"share": str(span.share), "cycleAmount": str(cycle_amount)})
+
+
+def _slab_lines(charge: RateCardCharge, usage: UsagePricing, *,
+                line_type: str = SLAB_LINE) -> tuple[ComposedLine, ...]:
     starts = {slab.order: slab.start_after for slab in usage.rate_plan.slabs}
     children: list[ComposedLine] = []
     for slab in charge.slabs:
@@ -191,7 +245,7 @@ def _slab_lines(charge: RateCardCharge, usage: UsagePricing) -> tuple[ComposedLi
         if slab.flat_amount:
             parts.append(f"+ flat {_text(slab.flat_amount)}")
         children.append(ComposedLine(
-            line_type=SLAB_LINE,
+            line_type=line_type,
             description=f"Slab {slab.order} (after {_text(starts[slab.order])}, {slab.price_type}): "
                         + " ".join(parts),
             value=slab.amount,

@@ -25,6 +25,7 @@ from togai_engine.invoices.compose import ComposedInvoice, with_late_usage
 from togai_engine.invoices.late_usage import LateLines, late_usage_lines, next_drafts, pending_late_usage
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.invoices.periods import compose_period, plan_meters
+from togai_engine.licenses.service import seats_by_window
 from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.service import get_plans
@@ -52,6 +53,7 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
         (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.price_plan_id])) for r in drafts])
+    seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in drafts])
     late = await _late_lines(session, drafts)
     result: dict[str, Draft] = {}
     for row in drafts:
@@ -59,7 +61,7 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
         period = Cycle(row.period_start, row.period_end)
         closes_at = row.invoice_date or grace_end(period, plan.cycle_config)
         try:
-            composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities),
+            composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities, seats=seats),
                                        late.lines.get(row.id, []))
         except Exception as exc:  # one account's bad data is reported on its invoice, never raised to others
             problem = _reason(exc)

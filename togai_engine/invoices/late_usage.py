@@ -29,6 +29,7 @@ from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedI
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
 from togai_engine.invoices.periods import compose_period, plan_meters
+from togai_engine.licenses.service import seats_by_window
 from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.service import get_plans
@@ -158,18 +159,20 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
     quantities = await quantities_by_window(session, [
         (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.price_plan_id]))
         for row in sources.values()])
+    # The same seats on both sides: only usage moves what a late-usage line bills.
+    seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in sources.values()])
     for account_id, items in waiting.items():
         try:
             lines = []
             for item in items:
                 source = sources[item.source_id]
                 plan = plans[source.price_plan_id]
-                recomposed = compose_period(source, plan, associations[account_id], quantities)
+                recomposed = compose_period(source, plan, associations[account_id], quantities, seats=seats)
                 # What the invoice charged for its own usage, recomposed the same way from the quantities it
                 # billed: only usage moves the difference, never a later change of the association or the code.
                 window = (source.account_id, source.period_start, source.period_end)
                 invoiced = compose_period(source, plan, associations[account_id],
-                                          {window: on_invoice.get(source.id, {})})
+                                          {window: on_invoice.get(source.id, {})}, seats=seats)
                 lines.append(_line(source, item, recomposed, invoiced.total, settled[source.id],
                                    on_invoice.get(source.id, {}), currencies[account_id]))
         except Exception as exc:  # one account's bad data must not fail the others' invoices

@@ -21,11 +21,14 @@ class UsagePeriod(Model):
 
 class InvoiceLine(Model):
     type: str = Field(description="USAGE_RATE_CARD_AMOUNT, USAGE_RATE_CARD_SLAB_AMOUNT, RATE_CONFIG_ADJUSTMENT_AMOUNT, "
-                                  "FIXED_FEE_RATE_CARD_AMOUNT, TRUE_UP_AMOUNT or LATE_USAGE_AMOUNT (usage of an "
+                                  "FIXED_FEE_RATE_CARD_AMOUNT, LICENSE_RATE_CARD_AMOUNT (seats; under it "
+                                  "LICENSE_RATE_CARD_SLAB_AMOUNT or, prorated, one LICENSE_SPAN_AMOUNT per span of "
+                                  "constant seats), TRUE_UP_AMOUNT or LATE_USAGE_AMOUNT (usage of an "
                                   "earlier period received after it closed; details name that invoice and events)")
     description: str
     rateCardName: str | None = None
-    quantity: Decimal | None = Field(default=None, description="usage units (usage and slab lines)")
+    quantity: Decimal | None = Field(default=None, description="usage units (usage and slab lines); seats (license "
+                                                                "lines: the period's highest count)")
     valuePerQuantity: Decimal | None = Field(default=None, description="the rate applied")
     value: Decimal = Field(description="rounded to the currency's minor unit on top-level lines; exact on the "
                                        "slab and adjustment lines below them, which round to their parent")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -25,6 +25,7 @@ from togai_engine.lab.schemas import (
     Mover,
     Unsupported,
 )
+from togai_engine.licenses.service import Seats
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.pricing import round_money
 
@@ -50,11 +51,14 @@ class AccountUsage:
     periods: Sequence[BillingPeriod]  # the periods to compare, in order
     invoices: Mapping[datetime, InvoiceFact]  # by period start
     quantities: Mapping[datetime, Quantities]  # by period start
+    seats: Mapping[datetime, Seats] = field(default_factory=dict)  # by period start: the account's seat spans
 
 
-def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities) -> Decimal:
-    """What `plan` invoices (total, before credits) for the account's period `bp`."""
-    total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change).total
+def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities,
+          seats: Seats | None = None) -> Decimal:
+    """What `plan` invoices (total, before credits) for the account's period `bp`, its seats included."""
+    total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change,
+                            licenses=seats or {}).total
     return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 
@@ -63,12 +67,13 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
     unsupported: dict[tuple[int, str], str] = {}
     for bp in account.periods:
         quantities = account.quantities.get(bp.period.start, {})
+        seats = account.seats.get(bp.period.start, {})
         invoice = account.invoices.get(bp.period.start)
         if invoice is not None:
             currency, status, invoice_id, actual = invoice.currency, invoice.status, invoice.id, invoice.total
         else:  # not invoiced yet: what its DRAFT says now
             currency, status, invoice_id = account.currency, "DRAFT", None
-            actual = price(bp.plan, currency, bp, quantities)
+            actual = price(bp.plan, currency, bp, quantities, seats)
         actual = round_money(actual, currency)
         amounts: list[CandidateAmount] = []
         for candidate in candidates:
@@ -78,7 +83,7 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
                     f"{plan.name!r} does not price {currency} (it supports {', '.join(plan.supportedCurrencies)}); "
                     f"this account's {currency} cycles are left out of its totals")
                 continue
-            amount = price(plan, currency, bp, quantities)
+            amount = price(plan, currency, bp, quantities, seats)
             amounts.append(CandidateAmount(candidate=candidate.index, amount=amount, difference=amount - actual))
         cycles.append(CycleComparison(
             startDate=bp.period.start, endDate=bp.period.end, currency=currency, pricePlanId=bp.plan.id,

@@ -14,12 +14,14 @@ from togai_engine.cycles import cycle_containing
 from togai_engine.invoices.compose import (
     ADJUSTMENT_LINE,
     FIXED_FEE_LINE,
+    LICENSE_LINE,
+    LICENSE_SLAB_LINE,
     SLAB_LINE,
     USAGE_LINE,
     ComposedLine,
     compose_invoice,
 )
-from togai_engine.lab.schemas import FixedFeeRevenue, RevenueQuote, SlabRevenue, UsageCardRevenue
+from togai_engine.lab.schemas import FixedFeeRevenue, LicenseCardRevenue, RevenueQuote, SlabRevenue, UsageCardRevenue
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.pricing import round_money
 
@@ -27,11 +29,14 @@ ZERO = Decimal(0)
 
 
 def quote(
-    plan: PricePlan, currency: str, quantities: Mapping[str, Decimal], *, at: datetime, stored: bool
+    plan: PricePlan, currency: str, quantities: Mapping[str, Decimal], *, at: datetime, stored: bool,
+    seats: Mapping[str, int] | None = None,
 ) -> RevenueQuote:
-    """`plan`'s charges for one full cycle (the one containing `at`; every full cycle prices the same)."""
+    """`plan`'s charges for one full cycle (the one containing `at`; every full cycle prices the same), with
+    `seats` per license id held all cycle long."""
     cycle = cycle_containing(plan.cycle_config, at, at)
-    invoice = compose_invoice(plan, currency, cycle, cycle, quantities)
+    invoice = compose_invoice(plan, currency, cycle, cycle, quantities, licenses={
+        license_id: [(cycle.start, cycle.end, count)] for license_id, count in (seats or {}).items()})
     priced = {card.usageMeterId for card in plan.rateCards.usageRateCards}
     commitment = plan.rateCards.minimumCommitment
     return RevenueQuote(
@@ -39,6 +44,7 @@ def quote(
         pricePlanName=plan.name,
         currency=currency,
         usageRateCards=[_usage_card(line) for line in invoice.lines if line.line_type == USAGE_LINE],
+        licenseRateCards=[_license_card(line) for line in invoice.lines if line.line_type == LICENSE_LINE],
         fixedFees=[FixedFeeRevenue(name=line.rate_card_name, displayName=line.description, amount=line.value)
                    for line in invoice.lines if line.line_type == FIXED_FEE_LINE],
         subTotal=round_money(invoice.sub_total, currency),  # rounded already; 0 shows as 0.00
@@ -67,6 +73,16 @@ def _usage_card(line: ComposedLine) -> UsageCardRevenue:
         maximumApplied=bool(details.get("maximumApplied")),
         amount=line.value,
     )
+
+
+def _license_card(line: ComposedLine) -> LicenseCardRevenue:
+    details = line.details or {}
+    assert line.quantity is not None
+    return LicenseCardRevenue(
+        name=line.rate_card_name, licenseId=str(details.get("licenseId")), pricingModel=str(details.get("pricingModel")),
+        quantity=int(line.quantity), enableProration=bool(details.get("enableProration")),
+        slabs=[_slab(child) for child in line.children if child.line_type == LICENSE_SLAB_LINE],
+        amount=line.value)
 
 
 def _slab(line: ComposedLine) -> SlabRevenue:

@@ -45,6 +45,17 @@ class UsageCardRevenue(Model):
     amount: Decimal = Field(description="subtotal + adjustment, rounded half-up once to the currency's minor unit")
 
 
+class LicenseCardRevenue(Model):
+    name: str | None
+    licenseId: str
+    pricingModel: str
+    quantity: int = Field(description="seats held for the whole cycle (from `licenses`; 0 when not given)")
+    enableProration: bool
+    slabs: list[SlabRevenue] = Field(description="the slabs the seat count reached (a card without proration; a "
+                                                 "prorated card's invoice line shows spans of seats instead)")
+    amount: Decimal = Field(description="the card's amount for the cycle, rounded half-up once")
+
+
 class FixedFeeRevenue(Model):
     name: str | None
     displayName: str
@@ -56,6 +67,7 @@ class RevenueQuote(Model):
     pricePlanName: str
     currency: str
     usageRateCards: list[UsageCardRevenue]
+    licenseRateCards: list[LicenseCardRevenue] = Field(default_factory=list, description="seats, per license card")
     fixedFees: list[FixedFeeRevenue]
     subTotal: Decimal = Field(description="sum of the rounded rate card amounts")
     minimumCommitment: Decimal | None = Field(default=None, description="the plan's commitment per cycle, if any")

@@ -38,6 +38,7 @@ from togai_engine.lab.schemas import (
     SimulationResult,
     SkippedAccount,
 )
+from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters import service as meters
 from togai_engine.meters.schemas import UsageMeterCreate
 from togai_engine.meters.usage import QuantitySource, meter_quantities, quantities_by_window
@@ -80,8 +81,10 @@ async def calculate_revenue(
     now: datetime,
     plan_field: str = "pricePlanId",
     inline_field: str = "pricePlan",
+    licenses: Mapping[str, object] | None = None,
 ) -> RevenueQuote:
-    """What `plan` (a plan id, or an inline plan) charges for one full cycle with `usage` per meter."""
+    """What `plan` (a plan id, or an inline plan) charges for one full cycle with `usage` per meter and
+    `licenses` seats per license id."""
     await read_only(session)
     if plan is None:
         raise InvalidInput(plan_field, f"pass pricePlanId (a stored plan) or {inline_field} (an inline plan in "
@@ -96,7 +99,21 @@ async def calculate_revenue(
         if currency not in priced.supportedCurrencies:
             raise InvalidInput("currency", f"{priced.name!r} does not price {currency}; it supports "
                                            f"{', '.join(priced.supportedCurrencies)}")
-    return quote(priced, currency, quantities, at=now, stored=stored)
+    return quote(priced, currency, quantities, at=now, stored=stored, seats=_seats_held(priced, licenses or {}))
+
+
+def _seats_held(plan: PricePlan, licenses: Mapping[str, object]) -> dict[str, int]:
+    seats: dict[str, int] = {}
+    for license_id, value in licenses.items():
+        field = f"licenses.{license_id}"
+        if plan.license_card(license_id) is None:
+            ids = ", ".join(c.id for c in plan.rateCards.licenseRateCards) or "none"
+            raise InvalidInput(field, f"{plan.name!r} has no license rate card {license_id!r} (its license ids: {ids})")
+        count = _quantity(value, field)
+        if count != count.to_integral_value():
+            raise InvalidInput(field, f"seats are whole numbers; got {count}")
+        seats[license_id] = int(count)
+    return seats
 
 
 def _quantity(value: object, field: str) -> Decimal:
@@ -158,12 +175,14 @@ async def simulate_price_plans(
     for first in range(0, len(to_price), SIMULATION_STEP_ACCOUNTS):
         step = dict(to_price[first:first + SIMULATION_STEP_ACCOUNTS])
         quantities = await _quantities(session, usage, step, meter_ids)
+        seats = await _seats(session, step)
         invoices = await _invoices(session, step)
         for account_id, periods in step.items():
             state = states[account_id]
             account = AccountUsage(
                 account_id=account_id, customer_id=state.customer_id, currency=state.currency, periods=periods,
-                invoices=invoices.get(account_id, {}), quantities=quantities.get(account_id, {}))
+                invoices=invoices.get(account_id, {}), quantities=quantities.get(account_id, {}),
+                seats=seats.get(account_id, {}))
             try:
                 compared.append(compare_account(account, chosen))
             except EngineError as exc:  # e.g. its own plan no longer prices its currency: it cannot be billed either
@@ -250,6 +269,18 @@ async def _quantities(
     by_account: dict[str, dict[datetime, dict[str, Decimal]]] = defaultdict(dict)
     for (account_id, start, _), quantities in found.items():
         by_account[account_id][start] = quantities
+    return by_account
+
+
+async def _seats(
+    session: AsyncSession, selected: Mapping[str, Sequence[BillingPeriod]]
+) -> dict[str, dict[datetime, Seats]]:
+    """account -> period start -> license id -> its seat spans (every candidate prices the same seats)."""
+    found = await seats_by_window(session, [(account_id, bp.period.start, bp.period.end)
+                                            for account_id, periods in selected.items() for bp in periods])
+    by_account: dict[str, dict[datetime, Seats]] = defaultdict(dict)
+    for (account_id, start, _), seats in found.items():
+        by_account[account_id][start] = seats
     return by_account
 
 

@@ -37,7 +37,7 @@ CardName = Annotated[str | None, Field(
     default=None, max_length=50,
     description="unique within the plan; generated from the meter, feature or id when omitted")]
 InvoiceTiming = Literal["IN_ADVANCE", "IN_ARREARS"]
-RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT"]
+RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT", "LICENSE"]
 LateUsagePolicy = Literal["IGNORE", "BILL_ON_NEXT_INVOICE"]
 LATE_USAGE_DESCRIPTION = (
     "what happens to usage that arrives after its period's invoice became DUE (after the gracePeriod): IGNORE "
@@ -171,8 +171,32 @@ class MinimumCommitment(Model):
     rateValues: list[CurrencyRate] = Field(min_length=1, description="the committed amount per cycle, per currency")
 
 
+class LicenseConfig(Model):
+    maxQuantity: WholeNumber | None = Field(
+        default=None, description="the most seats update_license may set (a change beyond it is refused); "
+                                  "omit for no limit")
+
+
+class LicenseRateCard(Model):
+    """Seats: priced by `ratePlan` over the account's seat count (update_license), per billing period."""
+
+    id: str = Field(max_length=50, description="the license id update_license names (Togai's addon id)")
+    name: CardName = None
+    displayName: str | None = Field(default=None, max_length=255)
+    ratePlan: RatePlanInput = Field(description="slabs over the seat count (TIERED or VOLUME)")
+    rateValues: list[UsageRateValue] = Field(min_length=1, description="one per supported currency")
+    enableProration: bool = Field(
+        default=False, description="true: each span of constant seats is charged by its share of the cycle; "
+                                   "false: the period is charged at its highest seat count")
+    config: LicenseConfig | None = None
+    invoiceTiming: InvoiceTiming = Field(
+        default="IN_ARREARS", description="IN_ARREARS: billed on the invoice of the period the seats were held "
+                                          "(IN_ADVANCE is refused: seats are not billed ahead)")
+
+
 class RateCards(Model):
     usageRateCards: list[UsageRateCard] = Field(default_factory=list)
+    licenseRateCards: list[LicenseRateCard] = Field(default_factory=list)
     fixedFeeRateCards: list[FixedFeeRateCard] = Field(default_factory=list)
     billingEntitlementRateCards: list[BillingEntitlementRateCard] = Field(default_factory=list)
     creditGrantRateCards: list[CreditGrantRateCard] = Field(default_factory=list)
@@ -192,11 +216,11 @@ class PricePlanCreate(Model):
 
 
 class UsagePricing:
-    """A usage rate card in the rating core's terms: the slab shape and the rates per currency."""
+    """A usage (or license) rate card in the rating core's terms: the slab shape and the rates per currency."""
 
     __slots__ = ("card", "rate_plan", "rate_values")
 
-    def __init__(self, card: UsageRateCard) -> None:
+    def __init__(self, card: UsageRateCard | LicenseRateCard) -> None:
         self.card = card
         self.rate_plan = to_rate_plan(card.ratePlan)
         self.rate_values = {value.currency: to_rate_value(value) for value in card.rateValues}
@@ -222,6 +246,7 @@ class PricePlan(PlanHeader):
 
     _cycle: CycleConfig | None = PrivateAttr(default=None)
     _usage: list[UsagePricing] | None = PrivateAttr(default=None)
+    _licenses: list[UsagePricing] | None = PrivateAttr(default=None)
 
     @property
     def cycle_config(self) -> CycleConfig:
@@ -235,6 +260,16 @@ class PricePlan(PlanHeader):
         if self._usage is None:
             self._usage = [UsagePricing(card) for card in self.rateCards.usageRateCards]
         return self._usage
+
+    @property
+    def license_pricing(self) -> list[UsagePricing]:
+        """The license rate cards converted once for the rating core."""
+        if self._licenses is None:
+            self._licenses = [UsagePricing(card) for card in self.rateCards.licenseRateCards]
+        return self._licenses
+
+    def license_card(self, license_id: str) -> LicenseRateCard | None:
+        return next((card for card in self.rateCards.licenseRateCards if card.id == license_id), None)
 
     # Shortcuts so other domains can write plan.creditGrantRateCards etc.
     @property
@@ -271,6 +306,7 @@ class RateCardInfo(Model):
     pricePlanId: str
     usageMeterId: str | None = None
     featureId: str | None = None
+    licenseId: str | None = None
     currencies: list[str]
     rateCard: dict[str, Any] = Field(description="the card exactly as stored")
 

@@ -156,6 +156,8 @@ def rate_cards_of(plan: PricePlan) -> list[RateCardInfo]:
 
     for usage in cards.usageRateCards:
         add(usage, "USAGE", usage.name or "", usage.displayName or "", usageMeterId=usage.usageMeterId)
+    for seats in cards.licenseRateCards:
+        add(seats, "LICENSE", seats.name or "", seats.displayName or "", licenseId=seats.id)
     for fee in cards.fixedFeeRateCards:
         add(fee, "FIXED_FEE", fee.name or "", fee.displayName or "")
     for entitlement in cards.billingEntitlementRateCards:

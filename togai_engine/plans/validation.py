@@ -19,6 +19,7 @@ from togai_engine.plans.schemas import (
     CreditGrantRateCard,
     CurrencyRate,
     FixedFeeRateCard,
+    LicenseRateCard,
     PricePlanCreate,
     PricingCycleConfigInput,
     RateCards,
@@ -39,6 +40,8 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
     cards = data.rateCards
     names = _CardNames()
     usage = [_usage_card(card, i, currencies, names) for i, card in enumerate(cards.usageRateCards)]
+    licenses = [_license_card(card, i, currencies, names, cards.licenseRateCards[:i])
+                for i, card in enumerate(cards.licenseRateCards)]
     fixed = [_fixed_fee_card(card, i, currencies, names) for i, card in enumerate(cards.fixedFeeRateCards)]
     entitlements = [_entitlement_card(card, i, names) for i, card in enumerate(cards.billingEntitlementRateCards)]
     grants = [_credit_grant_card(card, i, currencies, names) for i, card in enumerate(cards.creditGrantRateCards)]
@@ -51,7 +54,7 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
         pricingCycleConfig=PricingCycleConfigInput.model_validate(cycle.to_dict()),
         supportedCurrencies=currencies,
         rateCards=RateCards(
-            usageRateCards=usage, fixedFeeRateCards=fixed, billingEntitlementRateCards=entitlements,
+            usageRateCards=usage, licenseRateCards=licenses, fixedFeeRateCards=fixed, billingEntitlementRateCards=entitlements,
             creditGrantRateCards=grants, minimumCommitment=commitment,
         ),
         lateUsage=data.lateUsage,
@@ -101,6 +104,27 @@ def _usage_card(card: UsageRateCard, i: int, currencies: list[str], names: _Card
     )
     name = names.claim(card.name, card.usageMeterId, path)
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
+
+
+def _license_card(card: LicenseRateCard, i: int, currencies: list[str], names: _CardNames,
+                  before: Sequence[LicenseRateCard]) -> LicenseRateCard:
+    path = f"rateCards.licenseRateCards[{i}]"
+    license_id = check_id(card.id, f"{path}.id")
+    earlier = next((j for j, other in enumerate(before) if other.id == license_id), None)
+    if earlier is not None:
+        raise InvalidInput(f"{path}.id", f"{license_id!r} is already the id of licenseRateCards[{earlier}]; "
+                                         "update_license names a card by its id, so each id appears once per plan")
+    if card.invoiceTiming != "IN_ARREARS":
+        raise InvalidInput(f"{path}.invoiceTiming", f"{card.invoiceTiming} is not supported for license rate cards: "
+                                                    "seats are billed IN_ARREARS, on the invoice of the period they "
+                                                    "were held; use IN_ARREARS or omit it")
+    for j, value in enumerate(card.rateValues):
+        check_currency(value.currency, f"{path}.rateValues[{j}].currency")
+    validate_rate_plan(
+        to_rate_plan(card.ratePlan), [to_rate_value(v) for v in card.rateValues], currencies, path
+    )
+    name = names.claim(card.name, license_id, path)
+    return card.model_copy(update={"id": license_id, "name": name, "displayName": card.displayName or name})
 
 
 def _fixed_fee_card(card: FixedFeeRateCard, i: int, currencies: list[str], names: _CardNames) -> FixedFeeRateCard:
