@@ -41,9 +41,9 @@ from togai_engine.plans.versions import (
     PlanVersionUpdate,
     SkippedAccount,
     activate_draft,
-    draft_row,
     lock_plan,
     next_content,
+    require_draft,
     save_draft,
 )
 
@@ -100,10 +100,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
                               now: datetime) -> FinalizeResult:
     """Activates the plan's DRAFT and moves the accounts on the plan per `mode`."""
     await lock_plan(session, plan_id)
-    draft = await draft_row(session, plan_id)
-    if draft is None:
-        raise InvalidInput("pricePlanId", f"price plan {plan_id!r} has no DRAFT version to finalize; "
-                                          "update_price_plan drafts the next version")
+    draft = await require_draft(session, plan_id)
     base = await get_plan(session, plan_id)
     await _check_fits_accounts(session, base, version_plan(draft), now)  # accounts attached since the draft
     new = await activate_draft(session, plan_id, mode, now)

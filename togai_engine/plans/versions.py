@@ -118,12 +118,17 @@ async def save_draft(session: AsyncSession, plan_id: str, content: PricePlanCrea
     return version_plan(row)
 
 
-async def activate_draft(session: AsyncSession, plan_id: str, mode: MigrationMode, now: datetime) -> PricePlan:
-    """The plan's DRAFT, now ACTIVE. The caller holds lock_plan."""
+async def require_draft(session: AsyncSession, plan_id: str) -> PricePlanVersionRow:
     row = await draft_row(session, plan_id)
     if row is None:
         raise InvalidInput("pricePlanId", f"price plan {plan_id!r} has no DRAFT version to finalize; "
                                           "update_price_plan drafts the next version")
+    return row
+
+
+async def activate_draft(session: AsyncSession, plan_id: str, mode: MigrationMode, now: datetime) -> PricePlan:
+    """The plan's DRAFT, now ACTIVE. The caller holds lock_plan."""
+    row = await require_draft(session, plan_id)
     row.status = "ACTIVE"
     row.finalized_at = now
     row.migration_mode = mode
