@@ -255,3 +255,24 @@ async def test_refusals_name_the_field(client, clock) -> None:
     await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NEXT_CYCLE_IGNORE_OVERRIDE")
     error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NONE")
     assert "pricePlanId: price plan" in error and "has no DRAFT version" in error
+
+
+async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_on_the_new_one(client, clock) -> None:
+    meter = await tokens_meter(client)
+    graced = {**MONTHLY, "gracePeriod": 3}
+    plan_id = (await call(client, "create_price_plan", name="Graced", pricingCycleConfig=graced,
+                          rateCards=cards(meter, "0.10", "31")))["id"]
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await account(client, "later", plan_id, iso(2026, 3, 1))  # scheduled: starts in March
+    await usage(client, "acme", "2026-01-05T00:00:00Z", "100", "jan")
+    clock.set(at(2026, 2, 2))  # January is in its grace period: still DRAFT
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"))
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="START_OF_CURRENT_CYCLE")
+    assert sorted((m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]) == [
+        ("acme", iso(2026, 2, 1)), ("later", iso(2026, 3, 1))]
+    assert await invoices(client, "acme") == [
+        (iso(2026, 1, 1), iso(2026, 2, 1), "DRAFT", 1, "41.00"),  # the previous cycle is not the current one
+        (iso(2026, 2, 1), iso(2026, 3, 1), "DRAFT", 2, "62.00"),
+    ]
+    clock.set(at(2026, 3, 2))
+    assert (await invoices(client, "later"))[0] == (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00")
