@@ -191,6 +191,8 @@ async def test_an_enterprise_deal_prices_the_same_on_the_invoice_and_in_the_lab(
     march = await call(client, "get_invoice", accountId="acme")
     # 1000 × 0.05 = 50.00 + 62.00 = 112.00
     assert (march["pricePlanVersion"], march["isOverridden"], march["totalAmount"]) == (2, True, "112.00")
+    on = (await call(client, "get_account", accountId="acme"))["financial"]["pricePlan"]
+    assert (on["version"], on["isOverridden"], on["effectiveFrom"]) == (2, True, iso(2026, 3, 1))
 
 
 async def test_ignore_override_modes_drop_the_deal(client, clock) -> None:
