@@ -36,7 +36,7 @@ from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
 
 
-async def _billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
+async def locked_billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
     """The account's billing row, locked, after invoicing what is due (so every final period is known)."""
     await session.execute(insert(AccountBillingRow).values(account_id=account_id).on_conflict_do_nothing())
     await session.execute(insert(BillingWatermarkRow).values(account_id=account_id).on_conflict_do_nothing())
@@ -79,7 +79,7 @@ async def _recut_from(session: AsyncSession, account_id: str, instant: datetime,
     return current
 
 
-async def _rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
+async def rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
     billing.next_run_at = now
     await session.flush()
     await close_due_cycles(session, now, [account_id])
@@ -113,7 +113,7 @@ async def attach_plan(
             field, f"price plan {plan.name!r} ({plan.id}) does not support {account.invoice_currency}, the "
                    f"account's invoiceCurrency; it supports {', '.join(plan.supportedCurrencies)}. Pick a plan "
                    f"that supports {account.invoice_currency} or change the account's invoiceCurrency first")
-    billing = await _billing_row(session, account.id, now)
+    billing = await locked_billing_row(session, account.id, now)
     _check_not_invoiced(billing, effective_from, account.id, from_field)
     associations = await _associations(session, account.id)
     current = next((a for a in associations if a.effective_from <= effective_from
@@ -136,7 +136,7 @@ async def attach_plan(
         await session.execute(insert(PlanAssociationRow).values(
             account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
             effective_until=None, anchor=effective_from, version=plan.version, rate_card_overrides=deal))
-    await _rebill(session, billing, account.id, now)
+    await rebill(session, billing, account.id, now)
 
 
 async def end_plan(session: AsyncSession, account: AccountRow, effective_until: datetime, now: datetime,
@@ -144,12 +144,12 @@ async def end_plan(session: AsyncSession, account: AccountRow, effective_until: 
     """Ends the account's plan at `effective_until`: the association in effect then ends there, later ones
     are dropped. Returns False when there was nothing to end (no plan in effect then or after: a retry)."""
     effective_until = utc_instant(effective_until, field)
-    billing = await _billing_row(session, account.id, now)
+    billing = await locked_billing_row(session, account.id, now)
     associations = await _associations(session, account.id)
     affected = [a for a in associations if a.effective_until is None or a.effective_until > effective_until]
     if not affected:
         return False
     _check_not_invoiced(billing, effective_until, account.id, field)
     await _recut_from(session, account.id, effective_until, associations)
-    await _rebill(session, billing, account.id, now)
+    await rebill(session, billing, account.id, now)
     return True

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
-from togai_engine.app.plan_changes import _billing_row, _rebill
+from togai_engine.app.plan_changes import locked_billing_row, rebill
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -121,7 +121,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     for association in moving:
         by_account.setdefault(association.account_id, []).append(association)
     for account_id, associations in by_account.items():
-        billing = await _billing_row(session, account_id, now)
+        billing = await locked_billing_row(session, account_id, now)
         for association in associations:
             old = olds[(plan_id, association.version)]
             instant = _instant(mode, old, association, now)
@@ -136,7 +136,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
             await _move(session, association, instant, new.version, overrides)
             result.migratedAccounts.append(MigratedAccount(
                 accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
-        await _rebill(session, billing, account_id, now)
+        await rebill(session, billing, account_id, now)
     return result
 
 
