@@ -36,7 +36,7 @@ from togai_engine.app.unit import Unit, unit_of_work
 from togai_engine.common.messages import quote as quote_sent
 from togai_engine.errors import EngineError, NotFound
 from togai_engine.meters import service as meters
-from togai_engine.plans import service as plans
+from togai_engine.plans.versions import plan_with_versions
 
 ACCOUNT = "togai://accounts/{accountId}"
 INVOICE = "togai://invoices/{invoiceId}"
@@ -143,9 +143,10 @@ async def read_invoice_json(invoiceId: str, ctx: Context) -> str:
 
 
 async def read_price_plan(pricePlanId: str, ctx: Context) -> str:
-    """The price plan with every rate card, as get_price_plan returns it."""
+    """The price plan's ACTIVE version with every rate card and the list of versions, as get_price_plan
+    returns it."""
     async with reading(ctx, PRICE_PLAN, pricePlanId) as unit:
-        plan = await plans.get_plan(unit.session, pricePlanId)
+        plan = await plan_with_versions(unit.session, pricePlanId, None)
     return as_json(plan)
 
 

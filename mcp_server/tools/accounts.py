@@ -14,6 +14,7 @@ from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
 from togai_engine.app import accounts
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import Instant
+from togai_engine.plans.schemas import RateCards
 
 AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
@@ -82,10 +83,20 @@ async def update_account(
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
     effectiveUntil: EffectiveUntil = None,
+    rateCardOverrides: Annotated[RateCards | None, Field(
+        description="with pricePlanId: the account's own deal from effectiveFrom on (Togai's "
+                    "pricePlanDetailsOverride): cards in the shape of create_price_plan's rateCards, each replacing "
+                    "the plan's card of the same name (usage, fixed fee, entitlement and credit grant cards; a "
+                    "minimumCommitment replaces the plan's). The whole card is replaced, with a rate in every "
+                    "supported currency. Invoices priced with it say isOverridden: true")] = None,
 ) -> Account:
     """Change an account's details, status or aliases; attach or change its price plan (pricePlanId +
-    effectiveFrom; attaching again the plan a scheduled change replaces cancels that change); or end its plan
-    (effectiveUntil). The account is named by its id or an alias. Fields you omit are left as they are; an
+    effectiveFrom; attaching again the plan a scheduled change replaces cancels that change), optionally with
+    the account's own rates (rateCardOverrides); or end its plan (effectiveUntil). Example of an enterprise deal
+    on plan pp_x whose usage card is named api_calls: update_account(accountId="acme", pricePlanId="pp_x",
+    effectiveFrom="2026-03-01T00:00:00Z", rateCardOverrides={"usageRateCards": [{"name": "api_calls",
+    "usageMeterId": "um_calls", "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0,
+    "priceType": "PER_UNIT"}]}, "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.005"}]}]}]}). The account is named by its id or an alias. Fields you omit are left as they are; an
     explicit null clears primaryEmail, address, metadata or aliases (name, status, invoiceCurrency and
     netTermDays cannot be null; a null pricePlanId, effectiveFrom or effectiveUntil changes nothing)."""
     given = {"name": name, "status": status, "invoiceCurrency": invoiceCurrency, "primaryEmail": primaryEmail,
@@ -93,7 +104,7 @@ async def update_account(
              "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom, "effectiveUntil": effectiveUntil}
     data = AccountUpdate(**sent_arguments(ctx, given))
     async with uow(ctx) as u:
-        account = await accounts.update_account(u.session, accountId, data, u.now)
+        account = await accounts.update_account(u.session, accountId, data, u.now, rateCardOverrides)
         u.changed(account.id)
         return u.app.marked(account)
 

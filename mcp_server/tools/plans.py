@@ -1,4 +1,5 @@
-"""Price plan tools: create_price_plan, list_price_plans, get_price_plan, list_rate_cards."""
+"""Price plan tools: create_price_plan, list_price_plans, get_price_plan, list_rate_cards, update_price_plan,
+finalize_price_plan."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, tool, uow
+from togai_engine.app import plan_versions
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput
 from togai_engine.plans import service as plans
@@ -22,6 +24,13 @@ from togai_engine.plans.schemas import (
     PricingCycleConfigInput,
     RateCardInfo,
     RateCards,
+)
+from togai_engine.plans.versions import (
+    FinalizeResult,
+    MigrationMode,
+    PlanVersionUpdate,
+    PricePlanWithVersions,
+    plan_with_versions,
 )
 
 PlanId = Annotated[str, Field(description="the price plan's id (pp_...), from create_price_plan or list_price_plans")]
@@ -49,8 +58,9 @@ async def create_price_plan(
     """Create an immutable price plan: its billing cycle, currencies and rate cards. Validation names the
     exact field at fault (e.g. rateCards.usageRateCards[0].ratePlan.slabs[1].startAfter). Slab i covers
     quantities above its startAfter up to the next slab's startAfter; the first slab starts after 0. Rates
-    are decimal strings or numbers (send strings for more than 15 digits). To change pricing, create a new
-    plan under a new name and attach it with update_account(pricePlanId, effectiveFrom)."""
+    are decimal strings or numbers (send strings for more than 15 digits). This is version 1, ACTIVE at once.
+    To change the plan's pricing later use update_price_plan + finalize_price_plan (a new version); to give one
+    account its own rates use update_account(pricePlanId, rateCardOverrides)."""
     cards = rateCards or RateCards()
     if minimumCommitment is not None:
         if cards.minimumCommitment is not None:
@@ -76,10 +86,17 @@ async def list_price_plans(ctx: Context, pageSize: PageSize = 20, nextToken: Nex
 
 
 @tool("get_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Get price plan")
-async def get_price_plan(ctx: Context, pricePlanId: PlanId) -> PricePlan:
-    """Get one price plan with every rate card as stored (names filled in, cycle in canonical form)."""
+async def get_price_plan(
+    ctx: Context, pricePlanId: PlanId,
+    version: Annotated[str | None, Field(
+        description="ACTIVE (default: the latest ACTIVE version, the one attaching gives), LATEST (the DRAFT when "
+                    "there is one) or a version number such as \"2\"")] = None,
+) -> PricePlanWithVersions:
+    """Get one version of a price plan with every rate card as stored (names filled in, cycle in canonical
+    form), plus `versions`: every version's number, status (ACTIVE or DRAFT), finalizedAt and migrationMode.
+    Example: get_price_plan(pricePlanId="pp_x", version="LATEST") shows the draft update_price_plan made."""
     async with pure_read(ctx) as u:
-        return await plans.get_plan(u.session, pricePlanId)
+        return await plan_with_versions(u.session, pricePlanId, version)
 
 
 @tool("list_rate_cards", scope="plans:read", read_only=True, idempotent=True, title="List rate cards")
@@ -90,3 +107,58 @@ async def list_rate_cards(
     CREDIT_GRANT, MINIMUM_COMMITMENT), name, currencies and full content."""
     async with pure_read(ctx) as u:
         return await plans.list_rate_cards(u.session, pricePlanId, pageSize, nextToken)
+
+
+@tool("update_price_plan", scope="plans:write", destructive=True, idempotent=True, title="Draft a new plan version")
+async def update_price_plan(
+    ctx: Context,
+    pricePlanId: PlanId,
+    rateCards: Annotated[RateCards, Field(
+        description="the new version's WHOLE set of rate cards (as in create_price_plan): cards left out are not "
+                    "in the new version. Keep a card's name to keep it recognisable (accounts' rateCardOverrides "
+                    "replace cards by name)")],
+    pricingCycleConfig: Annotated[PricingCycleConfigInput | None, Field(
+        description="default: the current version's. While accounts are on the plan only gracePeriod may change "
+                    "(interval, startOffset and anniversaryCycle are refused)")] = None,
+    supportedCurrencies: Annotated[list[str] | None, Field(
+        description="default: the current version's; may not drop an attached account's invoiceCurrency")] = None,
+    description: Annotated[str | None, Field(max_length=255, description="default: the current version's")] = None,
+    lateUsage: Annotated[LateUsagePolicy | None, Field(description="default: the current version's")] = None,
+) -> PricePlan:
+    """Draft the next version of a price plan (version n+1, status DRAFT) with new content; nothing is billed
+    with it until finalize_price_plan. There is one DRAFT per plan: calling again replaces it. A DRAFT is never
+    attached (update_account attaches the latest ACTIVE version). Validation is create_price_plan's, plus the
+    accounts on the plan: their invoiceCurrency must stay supported and their billing cycle unchanged.
+    Example: update_price_plan(pricePlanId="pp_x", rateCards={"usageRateCards": [{"name": "api_calls",
+    "usageMeterId": "um_calls", "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0,
+    "priceType": "PER_UNIT"}]}, "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.012"}]}]}]})
+    returns version 2 as DRAFT; then finalize_price_plan(pricePlanId="pp_x", migrationMode="NEXT_CYCLE")."""
+    update = PlanVersionUpdate(rateCards=rateCards, pricingCycleConfig=pricingCycleConfig,
+                               supportedCurrencies=supportedCurrencies, description=description, lateUsage=lateUsage)
+    async with uow(ctx) as u:
+        plan = await plan_versions.update_price_plan(u.session, pricePlanId, update, u.now)
+        u.changed(plan.id)
+        return plan
+
+
+@tool("finalize_price_plan", scope="plans:write", destructive=True, idempotent=True, title="Finalize plan version")
+async def finalize_price_plan(
+    ctx: Context,
+    pricePlanId: PlanId,
+    migrationMode: Annotated[MigrationMode, Field(
+        description="which accounts on the plan move to the new version, and when: NONE (none; new attachments "
+                    "get it), NEXT_CYCLE (each at the end of its current cycle), IMMEDIATE (now: the current cycle "
+                    "is split and prorated like a plan change), START_OF_CURRENT_CYCLE (the current cycle is "
+                    "re-priced from its start). *_IGNORE_OVERRIDE variants also drop accounts' rateCardOverrides; "
+                    "the others keep them")],
+) -> FinalizeResult:
+    """Activate the plan's DRAFT version and move the accounts on the plan per migrationMode. Each account's
+    cycles stay where they were (same anchor); periods already invoiced (DUE) are never re-priced. The result
+    lists the accounts moved (from which version, from when) and those skipped with the reason.
+    Example: finalize_price_plan(pricePlanId="pp_x", migrationMode="IMMEDIATE") at 2026-03-16T00:00:00Z moves
+    an account on a March monthly cycle: 1-16 March is billed on version 1 (fixed fees 15/31 of the cycle),
+    16-31 March on version 2 (16/31)."""
+    async with uow(ctx) as u:
+        result = await plan_versions.finalize_price_plan(u.session, pricePlanId, migrationMode, u.now)
+        u.changed(pricePlanId)
+        return result

@@ -160,6 +160,12 @@ def baselines(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         "list_price_plans": {"pageSize": 1},
         "get_price_plan": {"pricePlanId": ids["plan"]},
         "list_rate_cards": {"pricePlanId": ids["plan"], "pageSize": 1},
+        "update_price_plan": {"pricePlanId": ids["plan"], "rateCards": {
+            **plan_arguments(ids["meter"])["rateCards"],
+            "minimumCommitment": plan_arguments(ids["meter"])["minimumCommitment"]},
+            "pricingCycleConfig": {"interval": "MONTHLY", "gracePeriod": 1}, "supportedCurrencies": ["USD"],
+            "description": "v2", "lateUsage": "IGNORE"},
+        "finalize_price_plan": {"pricePlanId": ids["plan"], "migrationMode": "NONE"},
         "list_invoices": {"accountId": "sw_a", "customerId": "sw_c", "status": "DUE", **window, "pageSize": 1},
         "get_invoice": {"invoiceId": ids["invoice"]},
         "update_invoice_status": {"invoiceId": ids["invoice"], "status": "PAID"},

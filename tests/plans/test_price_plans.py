@@ -65,7 +65,9 @@ async def test_create_get_list_and_rate_cards(client) -> None:
     assert card["rateValues"][0]["slabRates"][1]["rate"] == "1E-18"
     assert card["rateValues"][1]["currency"] == "EUR" and card["rateValues"][1]["slabRates"][1]["rate"] == "0.002"
     assert plan["rateCards"]["fixedFeeRateCards"][0]["name"] == "platform"  # name defaults to the id
-    assert await call(client, "get_price_plan", pricePlanId=plan["id"]) == plan
+    got = await call(client, "get_price_plan", pricePlanId=plan["id"])
+    assert [(v["version"], v["status"]) for v in got.pop("versions")] == [(1, "ACTIVE")]
+    assert got == plan
     listed = await call(client, "list_price_plans")
     assert [(p["id"], p["rateCardCount"]) for p in listed["data"]] == [(plan["id"], 5)]
     cards = await call(client, "list_rate_cards", pricePlanId=plan["id"], pageSize=3)

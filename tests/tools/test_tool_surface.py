@@ -37,6 +37,8 @@ ANNOTATIONS: dict[str, tuple[bool, bool, bool]] = {
     "list_price_plans": READ,
     "get_price_plan": READ,
     "list_rate_cards": READ,
+    "update_price_plan": (False, True, True),  # replaces the plan's DRAFT version
+    "finalize_price_plan": (False, True, True),  # moves accounts; again: no DRAFT left, nothing changes
     "list_invoices": READ,
     "get_invoice": READ,
     "update_invoice_status": (False, True, True),  # VOID; a PAID or VOID invoice cannot change again

@@ -54,6 +54,8 @@ class PlanRef(Model):
     name: str
     effectiveFrom: datetime
     effectiveUntil: datetime | None = Field(default=None, description="when the plan ends (null: open-ended)")
+    version: int = Field(default=1, description="the plan version the account is on")
+    isOverridden: bool = Field(default=False, description="the account has its own rateCardOverrides (a deal)")
 
 
 class WalletSummary(Model):

@@ -22,6 +22,7 @@ from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_currency
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput
+from togai_engine.plans.schemas import RateCards
 
 
 async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *,
@@ -53,9 +54,13 @@ async def list_accounts(session: AsyncSession, customer_id: str | None, status: 
     return await accounts.list_accounts(session, customer_id, status, page_size, next_token)
 
 
-async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime) -> Account:
-    """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId).
-    The account is named by its id or an alias."""
+async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime,
+                         rate_card_overrides: RateCards | None = None) -> Account:
+    """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId, with
+    the account's rateCardOverrides). The account is named by its id or an alias."""
+    if rate_card_overrides is not None and not data.pricePlanId:
+        raise InvalidInput("rateCardOverrides", "applies to the plan attached in the same call; add pricePlanId "
+                                                "(the plan the account is on gives it this deal from effectiveFrom)")
     if data.effectiveFrom is not None and not data.pricePlanId:
         raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
     if data.effectiveUntil is not None and data.pricePlanId:
@@ -80,7 +85,8 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
     elif archiving:
         await end_plan(session, row, now, now, field="status")
     if data.pricePlanId:
-        await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId")
+        await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId",
+                          overrides=rate_card_overrides)
     return account
 
 

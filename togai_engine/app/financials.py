@@ -42,7 +42,8 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     if current is not None:
         plan, cycle, association = current
         financial.pricePlan = PlanRef(id=plan.id, name=plan.name, effectiveFrom=association.effective_from,
-                                      effectiveUntil=association.effective_until)
+                                      effectiveUntil=association.effective_until, version=association.version,
+                                      isOverridden=association.overridden)
         financial.currentCycle = Period(start=cycle.start, end=cycle.end)
     try:
         financial.accruedCharges = await accrued_charges(session, account_id, currency, now, current is not None)

@@ -5,6 +5,11 @@ effect at T ends at T (its partial period closes there); associations that start
 replaced. Attaching at T the plan that ends exactly at T continues that association instead: undoing a
 scheduled change restores the original exactly (same anchor, one period, one fee).
 
+The account is put on the plan's latest ACTIVE version (a DRAFT version is never attached), with the
+association's `rateCardOverrides` (the account's deal, plans/overrides.py) when given. Attaching the plan
+already in effect is a no-op only when version and overrides are the same too; otherwise it is a change at T
+like any other (a new deal, or moving one account to the latest version).
+
 Ending the plan at T (`effectiveUntil`) ends the association in effect at T there and drops the ones
 scheduled after it; nothing is billed after T. T may be in the past, but never inside a period already
 invoiced DUE.
@@ -26,10 +31,12 @@ from togai_engine.errors import InvalidInput
 from togai_engine.events.models import BillingWatermarkRow
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.overrides import validate_overrides
+from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
 
 
-async def _billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
+async def locked_billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
     """The account's billing row, locked, after invoicing what is due (so every final period is known)."""
     await session.execute(insert(AccountBillingRow).values(account_id=account_id).on_conflict_do_nothing())
     await session.execute(insert(BillingWatermarkRow).values(account_id=account_id).on_conflict_do_nothing())
@@ -72,7 +79,7 @@ async def _recut_from(session: AsyncSession, account_id: str, instant: datetime,
     return current
 
 
-async def _rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
+async def rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
     billing.next_run_at = now
     await session.flush()
     await close_due_cycles(session, now, [account_id])
@@ -86,24 +93,33 @@ async def attach_plan(
     now: datetime,
     *,
     field: str = "pricePlanId",
+    overrides: RateCards | None = None,
 ) -> None:
-    """Puts the account on `plan_id` from `effective_from` on; attaching the plan already in effect there
-    (for example, a retried call) changes nothing. The caller holds the account row FOR UPDATE."""
+    """Puts the account on `plan_id` (its latest ACTIVE version, with `overrides`) from `effective_from` on;
+    attaching what is already in effect there (for example, a retried call) changes nothing. The caller holds
+    the account row FOR UPDATE."""
     from_field = field.removesuffix("pricePlanId") + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)
+    deal = None if overrides is None else await validate_overrides(
+        session, plan, overrides, field.removesuffix("pricePlanId") + "rateCardOverrides")
+
+    def same(association: PlanAssociationRow) -> bool:
+        return (association.price_plan_id == plan_id and association.version == plan.version
+                and association.rate_card_overrides == deal)
+
     if account.invoice_currency not in plan.supportedCurrencies:
         raise InvalidInput(
             field, f"price plan {plan.name!r} ({plan.id}) does not support {account.invoice_currency}, the "
                    f"account's invoiceCurrency; it supports {', '.join(plan.supportedCurrencies)}. Pick a plan "
                    f"that supports {account.invoice_currency} or change the account's invoiceCurrency first")
-    billing = await _billing_row(session, account.id, now)
+    billing = await locked_billing_row(session, account.id, now)
     _check_not_invoiced(billing, effective_from, account.id, from_field)
     associations = await _associations(session, account.id)
     current = next((a for a in associations if a.effective_from <= effective_from
                     and (a.effective_until is None or effective_from < a.effective_until)), None)
     later = [a for a in associations if a.effective_from > effective_from]
-    if current is not None and current.price_plan_id == plan_id and current.effective_until is None and not later:
+    if current is not None and same(current) and current.effective_until is None and not later:
         return  # already on this plan from before effective_from, open-ended
 
     ended = await _recut_from(session, account.id, effective_from, associations)
@@ -111,16 +127,16 @@ async def attach_plan(
     # extend that association rather than start a new one, keeping its anchor and its single period. Not once
     # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way.
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
-    continued = ended if ended is not None and ended.price_plan_id == plan_id else None if end_invoiced else next(
-        (a for a in associations if a.effective_until == effective_from and a.price_plan_id == plan_id), None)
+    continued = ended if ended is not None and same(ended) else None if end_invoiced else next(
+        (a for a in associations if a.effective_until == effective_from and same(a)), None)
     if continued is not None:
         await session.execute(update(PlanAssociationRow).where(PlanAssociationRow.id == continued.id)
                               .values(effective_until=None))
     else:
         await session.execute(insert(PlanAssociationRow).values(
             account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
-            effective_until=None, anchor=effective_from))
-    await _rebill(session, billing, account.id, now)
+            effective_until=None, anchor=effective_from, version=plan.version, rate_card_overrides=deal))
+    await rebill(session, billing, account.id, now)
 
 
 async def end_plan(session: AsyncSession, account: AccountRow, effective_until: datetime, now: datetime,
@@ -128,12 +144,12 @@ async def end_plan(session: AsyncSession, account: AccountRow, effective_until: 
     """Ends the account's plan at `effective_until`: the association in effect then ends there, later ones
     are dropped. Returns False when there was nothing to end (no plan in effect then or after: a retry)."""
     effective_until = utc_instant(effective_until, field)
-    billing = await _billing_row(session, account.id, now)
+    billing = await locked_billing_row(session, account.id, now)
     associations = await _associations(session, account.id)
     affected = [a for a in associations if a.effective_until is None or a.effective_until > effective_until]
     if not affected:
         return False
     _check_not_invoiced(billing, effective_until, account.id, field)
     await _recut_from(session, account.id, effective_until, associations)
-    await _rebill(session, billing, account.id, now)
+    await rebill(session, billing, account.id, now)
     return True

@@ -26,7 +26,7 @@ async def current_plan_and_cycle(
     association = state.association_at(now) if state is not None else None
     if association is None:
         return None
-    plan = plans[association.plan_id]
+    plan = plans[association.plan_key]
     cycle = period_at(plan, association.anchor, association.effective_from, association.effective_until, now)
     return plan, cycle, association
 
@@ -51,7 +51,7 @@ async def current_plan_and_usage_cycle(
     association = state.association_at(now) if state is not None else None
     if state is None or association is None:
         return None
-    plan = plans[association.plan_id]
+    plan = plans[association.plan_key]
     spans = [(a.effective_from, a.effective_until) for a in state.associations if a.effective_from <= now]
     return plan, usage_cycle_at(plan, association.anchor, coverage_start(spans), now)
 

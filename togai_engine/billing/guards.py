@@ -19,7 +19,7 @@ async def check_plans_support_currency(session: AsyncSession, account_id: str, c
         if state.billed_until is not None and association.effective_until is not None \
                 and association.effective_until <= state.billed_until:
             continue  # fully invoiced: its invoices keep their own currency
-        plan = plans[association.plan_id]
+        plan = plans[association.plan_key]
         if currency not in plan.supportedCurrencies:
             raise InvalidInput(
                 "invoiceCurrency", f"price plan {plan.name!r} ({plan.id}), which account {account_id!r} is on from "

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from togai_engine.cycles import Cycle, CycleConfig, cut_by_change, cycle_containing, grace_end, schedule_periods
+from togai_engine.plans.overrides import PlanRef
 from togai_engine.plans.schemas import PricePlan
 
 
@@ -26,6 +27,13 @@ class Association:
     effective_from: datetime
     effective_until: datetime | None
     anchor: datetime
+    version: int = 1
+    overridden: bool = False  # it carries rateCardOverrides: its plan is its own
+
+    @property
+    def plan_key(self) -> str:
+        """Its key in the `plans` mappings: plan version, and the association itself when it has overrides."""
+        return PlanRef(self.plan_id, self.version, self.id if self.overridden else None).key
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ def account_timeline(
         if begin > now:
             upcoming.append(begin)
             continue
-        plan = plans[association.plan_id]
+        plan = plans[association.plan_key]
         periods = _periods(plan.cycle_config, association.anchor, begin, association.effective_until, now)
         for period, full_cycle, due_at in periods:
             if previous_due is not None and previous_due > due_at:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.schedule import Association, Timeline, account_timeline
+from togai_engine.plans.overrides import PlanRef, effective_plans, plan_ref
 from togai_engine.plans.schemas import PricePlan
-from togai_engine.plans.service import get_plans
 from togai_engine.store.database import raw_connection
 
 
@@ -52,7 +53,8 @@ class AccountState:
 async def load_states(
     session: AsyncSession, account_ids: Sequence[str], conn: Any | None = None
 ) -> tuple[dict[str, AccountState], dict[str, PricePlan]]:
-    """Accounts (with a plan or not), their billing progress and associations, and the plans they use."""
+    """Accounts (with a plan or not), their billing progress and associations, and the plans they use keyed
+    by `Association.plan_key` (each association's version with its overrides)."""
     await session.flush()
     conn = conn or await transaction_connection(session)
     ids = sorted(set(account_ids))
@@ -62,11 +64,20 @@ async def load_states(
             "SELECT a.id, a.customer_id, a.invoice_currency, a.net_term_days, b.billed_until FROM accounts a "
             "LEFT JOIN account_billing b ON b.account_id = a.id WHERE a.id = ANY($1::text[])", ids)
     }
+    refs: dict[PlanRef, Any] = {}
     for r in await conn.fetch(
-        "SELECT id, account_id, price_plan_id, effective_from, effective_until, anchor FROM plan_associations "
-        "WHERE account_id = ANY($1::text[]) ORDER BY account_id, effective_from", ids,
+        "SELECT id, account_id, price_plan_id, effective_from, effective_until, anchor, version, "
+        "rate_card_overrides FROM plan_associations WHERE account_id = ANY($1::text[]) "
+        "ORDER BY account_id, effective_from", ids,
     ):
+        overrides = _json(r["rate_card_overrides"])
         states[r["account_id"]].associations.append(Association(
-            r["id"], r["account_id"], r["price_plan_id"], r["effective_from"], r["effective_until"], r["anchor"]))
-    plans = await get_plans(session, {a.plan_id for s in states.values() for a in s.associations})
-    return states, plans
+            r["id"], r["account_id"], r["price_plan_id"], r["effective_from"], r["effective_until"], r["anchor"],
+            r["version"], bool(overrides)))
+        refs[plan_ref(r["price_plan_id"], r["version"], r["id"], overrides)] = overrides
+    return states, await effective_plans(session, refs)
+
+
+def _json(value: Any) -> Any:
+    """jsonb arrives from asyncpg as its text."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -22,8 +22,8 @@ from togai_engine.entitlements.features import Feature, evaluate, plan_features
 from togai_engine.entitlements.schemas import AccountEntitlements, Entitlement, EntitlementCheck
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.meters.usage import account_usage
+from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import PricePlan
-from togai_engine.plans.service import get_plan
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets.plan_view import plan_id
 
@@ -92,9 +92,9 @@ async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -
     of every association that began by `now` (to find where the account's uninterrupted plans began)."""
     conn = await raw_connection(session)
     row = await conn.fetchrow(
-        "SELECT a.id, a.status, p.price_plan_id, p.anchor, h.froms, h.untils "
+        "SELECT a.id, a.status, p.price_plan_id, p.anchor, p.association_id, h.froms, h.untils "
         "FROM account_handles h0 JOIN accounts a ON a.id = h0.account_id "
-        "LEFT JOIN LATERAL (SELECT price_plan_id, anchor FROM plan_associations "
+        "LEFT JOIN LATERAL (SELECT price_plan_id, anchor, id AS association_id FROM plan_associations "
         "  WHERE account_id = a.id AND effective_from <= $2 AND (effective_until IS NULL OR $2 < effective_until) "
         "  ORDER BY effective_from LIMIT 1) AS p ON true "
         "LEFT JOIN LATERAL (SELECT array_agg(effective_from ORDER BY effective_from) AS froms, "
@@ -107,7 +107,7 @@ async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -
         raise NotFound(f"account {handle!r} does not exist; list_accounts shows the ids")
     if row["price_plan_id"] is None:
         return _Found(conn, row["id"], row["status"], None, None)
-    plan = await get_plan(session, row["price_plan_id"])
+    plan = (await plans_by_association(session, [row["association_id"]]))[row["association_id"]]
     cycle = usage_cycle_at(plan, row["anchor"], coverage_start(list(zip(row["froms"], row["untils"], strict=True))),
                            now)
     return _Found(conn, row["id"], row["status"], plan, cycle)

@@ -28,7 +28,7 @@ from togai_engine.invoices.periods import compose_period, plan_meters
 from togai_engine.licenses.service import seats_by_window
 from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.service import get_plans
+from togai_engine.plans.overrides import plans_by_association
 
 log = logging.getLogger("togai_engine.invoices")
 
@@ -46,18 +46,18 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
     drafts = [r for r in rows if r.status == "DRAFT"]
     if not drafts:
         return {}
-    plans = await get_plans(session, {r.price_plan_id for r in drafts})
+    plans = await plans_by_association(session, {r.association_id for r in drafts})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
     for association in await session.scalars(
             select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_({r.account_id for r in drafts}))):
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
-        (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.price_plan_id])) for r in drafts])
+        (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.association_id])) for r in drafts])
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in drafts])
     late = await _late_lines(session, drafts)
     result: dict[str, Draft] = {}
     for row in drafts:
-        plan = plans[row.price_plan_id]
+        plan = plans[row.association_id]
         period = Cycle(row.period_start, row.period_end)
         closes_at = row.invoice_date or grace_end(period, plan.cycle_config)
         try:

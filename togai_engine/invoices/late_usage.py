@@ -32,7 +32,7 @@ from togai_engine.invoices.periods import compose_period, plan_meters
 from togai_engine.licenses.service import seats_by_window
 from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.service import get_plans
+from togai_engine.plans.overrides import plans_by_association
 from togai_engine.pricing.money import round_money
 
 BILL_ON_NEXT_INVOICE = "BILL_ON_NEXT_INVOICE"
@@ -51,13 +51,13 @@ async def late_sources(session: AsyncSession, conn: Any, events: Sequence[tuple[
     if not events:
         return []
     rows = await conn.fetch(
-        "SELECT id, account_id, period_start, period_end, price_plan_id FROM invoices "
+        "SELECT id, account_id, period_start, period_end, association_id FROM invoices "
         "WHERE account_id = ANY($1::text[]) AND status IN ('DUE', 'PAID') AND period_end > $2 AND period_start <= $3",
         sorted({account for account, _ in events}), min(at for _, at in events), max(at for _, at in events))
-    plans = await get_plans(session, {r["price_plan_id"] for r in rows})
+    plans = await plans_by_association(session, {r["association_id"] for r in rows})
     billing: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
     for r in rows:
-        if plans[r["price_plan_id"]].lateUsage == BILL_ON_NEXT_INVOICE:
+        if plans[r["association_id"]].lateUsage == BILL_ON_NEXT_INVOICE:
             billing[r["account_id"]].append((r["period_start"], r["period_end"], r["id"]))
     return [next((invoice for start, end, invoice in billing.get(account, ()) if start <= at < end), None)
             for account, at in events]
@@ -151,13 +151,13 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
         select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
     settled = await _settled(session, source_ids)
     on_invoice = await _invoiced_quantities(session, source_ids)
-    plans = await get_plans(session, {row.price_plan_id for row in sources.values()})
+    plans = await plans_by_association(session, {row.association_id for row in sources.values()})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
     for association in await session.scalars(
             select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(waiting)))):
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
-        (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.price_plan_id]))
+        (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.association_id]))
         for row in sources.values()])
     # The same seats on both sides: only usage moves what a late-usage line bills.
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in sources.values()])
@@ -166,7 +166,7 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
             lines = []
             for item in items:
                 source = sources[item.source_id]
-                plan = plans[source.price_plan_id]
+                plan = plans[source.association_id]
                 recomposed = compose_period(source, plan, associations[account_id], quantities, seats=seats)
                 # What the invoice charged for its own usage, recomposed the same way from the quantities it
                 # billed: only usage moves the difference, never a later change of the association or the code.

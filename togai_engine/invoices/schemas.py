@@ -52,6 +52,9 @@ class InvoiceSummary(SandboxMarked):
     customerId: str
     pricePlanId: str
     pricePlanName: str
+    pricePlanVersion: int = Field(default=1, description="the version of the price plan that priced it")
+    isOverridden: bool = Field(default=False, description="priced with the account's rateCardOverrides (its deal) "
+                                                          "in place of some of the plan's cards")
     status: InvoiceStatus
     currency: str
     startDate: datetime = Field(description="start of the billed period (inclusive)")

@@ -25,7 +25,7 @@ from togai_engine.invoices.display import money as money_of
 from togai_engine.invoices.drafts import Draft, compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.invoices.schemas import Invoice, InvoiceLine, InvoiceSummary, UsageInfo, UsagePeriod
-from togai_engine.plans.models import PricePlanRow
+from togai_engine.plans.models import PlanAssociationRow, PricePlanRow
 from togai_engine.pricing import round_money
 from togai_engine.wallets import service as wallets
 
@@ -118,10 +118,10 @@ def _usage_info(lines: list[InvoiceLine]) -> list[UsageInfo]:
 
 
 def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
-             credit_notes: Sequence[CreditNoteRef] = ()) -> InvoiceSummary:
+             credit_notes: Sequence[CreditNoteRef] = (), version: tuple[int, bool] = (1, False)) -> InvoiceSummary:
     common = {"id": row.id, "accountId": row.account_id, "customerId": row.customer_id, "pricePlanId": row.price_plan_id,
-              "pricePlanName": plan_name, "currency": row.currency, "startDate": row.period_start,
-              "endDate": row.period_end}
+              "pricePlanName": plan_name, "pricePlanVersion": version[0], "isOverridden": version[1],
+              "currency": row.currency, "startDate": row.period_start, "endDate": row.period_end}
     if row.status == "DRAFT":
         assert draft is not None
         if draft.composed is None:
@@ -155,6 +155,17 @@ async def _plan_names(session: AsyncSession, plan_ids: set[str]) -> dict[str, st
     return dict(rows.tuples().all())
 
 
+async def _versions(session: AsyncSession, rows: Sequence[InvoiceRow]) -> dict[int, tuple[int, bool]]:
+    """association id -> (the plan version that priced its invoices, whether the account's overrides did)."""
+    ids = {r.association_id for r in rows}
+    if not ids:
+        return {}
+    found = await session.execute(select(
+        PlanAssociationRow.id, PlanAssociationRow.version, PlanAssociationRow.rate_card_overrides.is_not(None))
+        .where(PlanAssociationRow.id.in_(ids)))
+    return {association_id: (version, overridden) for association_id, version, overridden in found.tuples()}
+
+
 async def render(session: AsyncSession, row: InvoiceRow) -> Invoice:
     """One invoice with every line; a DRAFT that cannot be computed raises its problem."""
     names = await _plan_names(session, {row.price_plan_id})
@@ -168,7 +179,9 @@ async def render(session: AsyncSession, row: InvoiceRow) -> Invoice:
         stored = await session.scalars(select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == row.id))
         lines = _stored_lines(list(stored), row.currency)
     notes = await credit_notes_for(session, [row.id]) if row.status != "DRAFT" else {}
-    summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft, notes.get(row.id, ()))
+    versions = await _versions(session, [row])
+    summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft, notes.get(row.id, ()),
+                       versions.get(row.association_id, (1, False)))
     return Invoice(**dict(summary), lineItems=lines, usageInfo=_usage_info(lines))
 
 
@@ -207,8 +220,9 @@ async def list_invoices(
     drafts = await compute_drafts(session, rows)
     names = await _plan_names(session, {r.price_plan_id for r in rows})
     notes = await credit_notes_for(session, [r.id for r in rows if r.status != "DRAFT"])
-    data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id), notes.get(r.id, ()))
-            for r in rows]
+    versions = await _versions(session, rows)
+    data = [_summary(r, names.get(r.price_plan_id, r.price_plan_id), drafts.get(r.id), notes.get(r.id, ()),
+                     versions.get(r.association_id, (1, False))) for r in rows]
     return Page[InvoiceSummary](data=data, nextToken=token)
 
 

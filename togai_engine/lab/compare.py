@@ -2,7 +2,8 @@
 
 Every amount comes from `compose_invoice`, the function that composes real invoices, applied to the
 account's real period (`BillingPeriod.period` and the `full_cycle` it is prorated against) and the
-quantities billing reads for that period. So pricing the account's own plan gives its invoice.
+quantities billing reads for that period. So pricing the account's own plan gives its invoice: a stored
+candidate that is the period's own plan version is priced with the account's rateCardOverrides, if any.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
         amounts: list[CandidateAmount] = []
         for candidate in candidates:
             plan = candidate.plan
+            if candidate.stored and bp.plan.overridden and (plan.id, plan.version) == (bp.plan.id, bp.plan.version):
+                plan = bp.plan  # the account's own plan version prices with its deal (rateCardOverrides)
             if currency not in plan.supportedCurrencies:
                 unsupported[(candidate.index, currency)] = (
                     f"{plan.name!r} does not price {currency} (it supports {', '.join(plan.supportedCurrencies)}); "

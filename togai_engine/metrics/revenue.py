@@ -47,7 +47,7 @@ from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.service import get_plans
+from togai_engine.plans.overrides import plans_by_association
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
@@ -91,7 +91,7 @@ async def revenue_series(
         raise InvalidInput(f"{field}.groupBy", "the selected accounts invoice in several currencies "
                                                f"({', '.join(sorted({r.currency for r in rows}))}); group by "
                                                "ACCOUNT_ID or filter by ACCOUNT_ID/CUSTOMER_ID to one currency")
-    plans = await get_plans(session, {r.price_plan_id for r in rows})
+    plans = await plans_by_association(session, {r.association_id for r in rows})
     stored = await _stored_lines(session, [r.id for r in rows if r.status != "DRAFT"])
     drafts = await compute_drafts(session, rows)  # composed exactly as get_invoice shows them
 
@@ -102,7 +102,7 @@ async def revenue_series(
         lower, upper = max(row.period_start, start), min(row.period_end, end)
         points = [lower, *(b for b in buckets if lower < b < upper), upper]
         cuts[row.id] = points
-        card_meters = {c.usageMeterId for c in plans[row.price_plan_id].rateCards.usageRateCards}
+        card_meters = {c.usageMeterId for c in plans[row.association_id].rateCards.usageRateCards}
         if meters is not None:
             card_meters &= meters
         for point in points:
@@ -126,7 +126,7 @@ async def revenue_series(
     # revenue): inside such a period the amount never exceeds what its own invoice charged.
     reopened = await with_late_events(session, [r.id for r in rows if r.status != "DRAFT"])
     for row in rows:
-        plan = plans[row.price_plan_id]
+        plan = plans[row.association_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
         # A partial period's minimumRate counts by time share, on the way as on the invoice.
         period = Cycle(row.period_start, row.period_end)

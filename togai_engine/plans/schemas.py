@@ -232,7 +232,9 @@ class PlanHeader(Model):
     id: str
     name: str
     description: str | None = None
-    status: Literal["ACTIVE"] = "ACTIVE"
+    status: Literal["ACTIVE", "DRAFT"] = Field(
+        default="ACTIVE", description="of this version: DRAFT (update_price_plan) until finalize_price_plan")
+    version: int = Field(default=1, description="1 is what create_price_plan made; update_price_plan drafts the next")
     pricingCycleConfig: PricingCycleConfigInput
     supportedCurrencies: list[str]
     lateUsage: LateUsagePolicy = Field(default="IGNORE", description=LATE_USAGE_DESCRIPTION)
@@ -247,6 +249,12 @@ class PricePlan(PlanHeader):
     _cycle: CycleConfig | None = PrivateAttr(default=None)
     _usage: list[UsagePricing] | None = PrivateAttr(default=None)
     _licenses: list[UsagePricing] | None = PrivateAttr(default=None)
+    _overridden: bool = PrivateAttr(default=False)
+
+    @property
+    def overridden(self) -> bool:
+        """An account's effective plan: the version with the association's rateCardOverrides (plans.overrides)."""
+        return self._overridden
 
     @property
     def cycle_config(self) -> CycleConfig:

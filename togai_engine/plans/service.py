@@ -1,11 +1,13 @@
-"""Price plan operations. Plans are immutable, so parsed plans are cached by id for the process."""
+"""Price plan operations. A plan's ACTIVE versions never change, so parsed versions are cached by (id, version)
+for the process; `get_plan` is the latest ACTIVE version (what attaching the plan gives), version 1 is what
+create_price_plan stored."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,23 +23,39 @@ from togai_engine.common.pagination import (
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.meters.service import meter_exists
-from togai_engine.plans.models import PricePlanRow
+from togai_engine.plans.models import PricePlanRow, PricePlanVersionRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricePlanSummary, RateCardInfo
 from togai_engine.plans.validation import normalize_plan
 
-_CACHE: dict[str, PricePlan] = {}
+_CACHE: dict[tuple[str, int], PricePlan] = {}
 _CACHE_LIMIT = 10_000
 
 
-def _to_plan(row: PricePlanRow) -> PricePlan:
-    cached = _CACHE.get(row.id)
-    if cached is not None:
-        return cached
-    plan = PricePlan.model_validate({**row.definition, "id": row.id, "createdAt": row.created_at})
+def cache_plan(key: tuple[str, int], plan: PricePlan) -> PricePlan:
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.clear()
-    _CACHE[row.id] = plan
+    _CACHE[key] = plan
     return plan
+
+
+def _to_plan(row: PricePlanRow) -> PricePlan:
+    """Version 1, as create_price_plan stored it."""
+    cached = _CACHE.get((row.id, 1))
+    if cached is not None:
+        return cached
+    return cache_plan((row.id, 1), PricePlan.model_validate(
+        {**row.definition, "id": row.id, "createdAt": row.created_at}))
+
+
+def version_plan(row: PricePlanVersionRow) -> PricePlan:
+    """One stored version; a DRAFT is never cached (update_price_plan replaces it)."""
+    key = (row.plan_id, row.version)
+    cached = _CACHE.get(key) if row.status == "ACTIVE" else None
+    if cached is not None:
+        return cached
+    plan = PricePlan.model_validate({**row.definition, "id": row.plan_id, "createdAt": row.created_at,
+                                     "version": row.version, "status": row.status})
+    return cache_plan(key, plan) if row.status == "ACTIVE" else plan
 
 
 def _content(data: PricePlanCreate) -> dict[str, Any]:
@@ -93,6 +111,9 @@ async def create_plan(session: AsyncSession, data: PricePlanCreate) -> tuple[Pri
         existing = await session.scalar(select(PricePlanRow).where(PricePlanRow.name == plan.name))
         assert existing is not None
         if inserted is not None:
+            await session.execute(insert(PricePlanVersionRow).values(
+                plan_id=plan_id, version=1, status="ACTIVE", definition=_content(plan),
+                created_at=existing.created_at, finalized_at=existing.created_at))
             return _to_plan(existing), True
     stored = _to_plan(existing)
     if not _same_content(stored, plan):
@@ -104,25 +125,50 @@ async def create_plan(session: AsyncSession, data: PricePlanCreate) -> tuple[Pri
     return stored, False
 
 
+async def active_versions(session: AsyncSession, plan_ids: Iterable[str]) -> dict[str, int]:
+    """plan id -> its latest ACTIVE version; unknown ids are left out."""
+    rows = await session.execute(
+        select(PricePlanVersionRow.plan_id, func.max(PricePlanVersionRow.version))
+        .where(PricePlanVersionRow.plan_id.in_(set(plan_ids)), PricePlanVersionRow.status == "ACTIVE")
+        .group_by(PricePlanVersionRow.plan_id))
+    return dict(rows.tuples().all())
+
+
+async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], PricePlan]:
+    """Several (plan id, version) at once (for bill runs and invoices); unknown ones are left out."""
+    keys = set(wanted)
+    plans = {key: _CACHE[key] for key in keys if key in _CACHE}
+    missing = keys - plans.keys()
+    if missing:
+        ids = {plan_id for plan_id, _ in missing}
+        for row in await session.scalars(select(PricePlanVersionRow).where(PricePlanVersionRow.plan_id.in_(ids))):
+            if (row.plan_id, row.version) in missing:
+                plans[(row.plan_id, row.version)] = version_plan(row)
+    return plans
+
+
+async def get_version(session: AsyncSession, plan_id: str, version: int, *, field: str = "pricePlanId") -> PricePlan:
+    found = (await get_versions(session, [(plan_id, version)])).get((plan_id, version))
+    if found is None:
+        await get_plan(session, plan_id, field=field)  # NotFound for an unknown plan
+        raise NotFound(f"version: price plan {plan_id!r} has no version {version}; get_price_plan lists its versions")
+    return found
+
+
 async def get_plan(session: AsyncSession, plan_id: str, *, field: str = "pricePlanId") -> PricePlan:
-    cached = _CACHE.get(plan_id)
-    if cached is not None:
-        return cached
-    row = await session.get(PricePlanRow, plan_id)
-    if row is None:
+    """The plan's latest ACTIVE version: what attaching the plan now puts an account on."""
+    version = (await active_versions(session, [plan_id])).get(plan_id)
+    if version is None:
         raise NotFound(f"{field}: price plan {plan_id!r} does not exist; list_price_plans shows the ids")
-    return _to_plan(row)
+    return (await get_versions(session, [(plan_id, version)]))[(plan_id, version)]
 
 
 async def get_plans(session: AsyncSession, plan_ids: Iterable[str]) -> dict[str, PricePlan]:
-    """Several plans at once (for bill runs); unknown ids are left out."""
-    wanted = set(plan_ids)
-    plans = {pid: _CACHE[pid] for pid in wanted if pid in _CACHE}
-    missing = wanted - plans.keys()
-    if missing:
-        for row in await session.scalars(select(PricePlanRow).where(PricePlanRow.id.in_(missing))):
-            plans[row.id] = _to_plan(row)
-    return plans
+    """Several plans at once, each its latest ACTIVE version; unknown ids are left out. What an account or an
+    invoice is priced with is its association's version: plans.overrides.plans_by_association."""
+    versions = await active_versions(session, plan_ids)
+    found = await get_versions(session, versions.items())
+    return {plan_id: found[(plan_id, version)] for plan_id, version in versions.items()}
 
 
 def _summary(plan: PricePlan) -> PricePlanSummary:
@@ -132,14 +178,15 @@ def _summary(plan: PricePlan) -> PricePlanSummary:
     return PricePlanSummary(
         id=plan.id, name=plan.name, description=plan.description, pricingCycleConfig=plan.pricingCycleConfig,
         supportedCurrencies=plan.supportedCurrencies, lateUsage=plan.lateUsage, rateCardCount=count,
-        createdAt=plan.createdAt,
+        createdAt=plan.createdAt, version=plan.version,
     )
 
 
 async def list_plans(session: AsyncSession, page_size: int | None, next_token: str | None) -> Page[PricePlanSummary]:
     rows, token = await fetch_page(session, select(PricePlanRow), PricePlanRow.seq, "price_plans", page_size,
                                    next_token)
-    return Page[PricePlanSummary](data=[_summary(_to_plan(r)) for r in rows], nextToken=token)
+    latest = await get_plans(session, [r.id for r in rows])
+    return Page[PricePlanSummary](data=[_summary(latest.get(r.id) or _to_plan(r)) for r in rows], nextToken=token)
 
 
 def rate_cards_of(plan: PricePlan) -> list[RateCardInfo]:

@@ -1,6 +1,6 @@
 """licenses: seat changes per account and license id (update_license)
 
-Revision ID: 0016_licenses
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-06
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_licenses"
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,280 @@
+"""Plans over time, through the MCP tools with the clock moved across cycles: a plan's next version is drafted
+(update_price_plan), finalized with each migrationMode (finalize_price_plan), and invoices name the version
+that priced them. Amounts are worked out by hand next to each assertion.
+
+Growth v1: 0.10 a token, platform fee 31.00 a month (no enableProration); v2: 0.20 a token, fee 62.00.
+Monthly cycles from the 1st, gracePeriod 0: a month's invoice is DUE at its end. January has 31 days.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import at, call, call_error, iso, tokens_meter
+
+MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+
+
+def usage_card(meter: str, rate: str, currencies: tuple[str, ...] = ("USD",)) -> dict[str, Any]:
+    return {"name": "api_calls", "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+        {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+        "rateValues": [{"currency": c, "slabRates": [{"order": 1, "rate": rate}]} for c in currencies]}
+
+
+def cards(meter: str, rate: str, monthly_fee: str, currencies: tuple[str, ...] = ("USD",)) -> dict[str, Any]:
+    return {"usageRateCards": [usage_card(meter, rate, currencies)],
+            "fixedFeeRateCards": [{"id": "platform", "rateValues": [
+                {"currency": c, "rate": monthly_fee} for c in currencies]}]}
+
+
+async def growth(client: Any, currencies: tuple[str, ...] = ("USD",)) -> tuple[str, str]:
+    """Growth v1 -> (plan id, meter id)."""
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", name="Growth", pricingCycleConfig=MONTHLY,
+                      rateCards=cards(meter, "0.10", "31", currencies), supportedCurrencies=list(currencies))
+    return plan["id"], meter
+
+
+async def account(client: Any, account_id: str, plan_id: str, since: str, **extra: Any) -> None:
+    await call(client, "create_customer", id=f"cust_{account_id}", name="Customer", account={
+        "id": account_id, "name": account_id, "pricePlanId": plan_id, "effectiveFrom": since, **extra})
+
+
+async def usage(client: Any, account_id: str, when: str, tokens: str, event_id: str) -> None:
+    result = await call(client, "ingest_event", event={
+        "id": event_id, "schemaName": "llm", "timestamp": when, "accountId": account_id,
+        "attributes": {"tokens": tokens}})
+    assert result["status"] == "ACCEPTED", result
+
+
+async def version_2(client: Any, plan_id: str, meter: str, mode: str) -> dict[str, Any]:
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"))
+    return await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode=mode)
+
+
+async def invoices(client: Any, account_id: str) -> list[tuple[str, str, str, int, str]]:
+    """(start, end, status, pricePlanVersion, total) oldest first."""
+    page = await call(client, "list_invoices", accountId=account_id, pageSize=100)
+    return sorted((i["startDate"], i["endDate"], i["status"], i["pricePlanVersion"], i["totalAmount"])
+                  for i in page["data"])
+
+
+async def test_a_draft_is_never_attached_and_none_moves_no_account(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "early", plan_id, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 10))
+    draft = await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.30", "62"))
+    assert (draft["version"], draft["status"]) == (2, "DRAFT")
+    # a second update replaces the one DRAFT (still version 2)
+    draft = await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"),
+                       description="v2")
+    assert (draft["version"], draft["status"], draft["description"]) == (2, "DRAFT", "v2")
+
+    shown = await call(client, "get_price_plan", pricePlanId=plan_id)  # ACTIVE by default
+    assert (shown["version"], shown["status"]) == (1, "ACTIVE")
+    assert [(v["version"], v["status"]) for v in shown["versions"]] == [(1, "ACTIVE"), (2, "DRAFT")]
+    latest = await call(client, "get_price_plan", pricePlanId=plan_id, version="LATEST")
+    assert (latest["version"], latest["status"]) == (2, "DRAFT")
+    assert latest["rateCards"]["usageRateCards"][0]["rateValues"][0]["slabRates"][0]["rate"] == "0.20"
+    first = await call(client, "get_price_plan", pricePlanId=plan_id, version="1")
+    assert first["rateCards"]["usageRateCards"][0]["rateValues"][0]["slabRates"][0]["rate"] == "0.10"
+
+    # attaching while version 2 is a DRAFT gives version 1: a DRAFT cannot be attached
+    await account(client, "during_draft", plan_id, iso(2026, 1, 10))
+    finalized = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NONE")
+    assert (finalized["version"], finalized["migratedAccounts"], finalized["skippedAccounts"]) == (2, [], [])
+    # NONE: new attachments get the new version
+    await account(client, "after", plan_id, iso(2026, 1, 10))
+    shown = await call(client, "get_price_plan", pricePlanId=plan_id)
+    assert [(v["version"], v["status"], v["migrationMode"]) for v in shown["versions"]] == [
+        (1, "ACTIVE", None), (2, "ACTIVE", "NONE")]
+    assert (await call(client, "list_price_plans"))["data"][0]["version"] == 2
+
+    for account_id in ("early", "during_draft", "after"):
+        await usage(client, account_id, "2026-01-12T00:00:00Z", "100", f"u_{account_id}")
+    clock.set(at(2026, 2, 1))
+    # v1: 100 × 0.10 = 10.00 + 31.00 = 41.00 (a first partial period charges the whole fee: no enableProration)
+    assert (await invoices(client, "early"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "41.00")
+    assert (await invoices(client, "during_draft"))[0] == (iso(2026, 1, 10), iso(2026, 2, 1), "DUE", 1, "41.00")
+    # v2: 100 × 0.20 = 20.00 + 62.00 = 82.00
+    assert (await invoices(client, "after"))[0] == (iso(2026, 1, 10), iso(2026, 2, 1), "DUE", 2, "82.00")
+    # NONE never moves them later either: February's DRAFT of "early" is still version 1
+    assert (await invoices(client, "early"))[1][2:4] == ("DRAFT", 1)
+
+
+async def test_next_cycle_moves_each_account_at_its_cycle_end(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-05T00:00:00Z", "100", "jan")
+    clock.set(at(2026, 1, 20))
+    result = await version_2(client, plan_id, meter, "NEXT_CYCLE")
+    assert [(m["accountId"], m["fromVersion"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [
+        ("acme", 1, iso(2026, 2, 1))]
+    draft = await call(client, "get_invoice", accountId="acme")  # January is still priced by version 1
+    assert (draft["pricePlanVersion"], draft["totalAmount"]) == (1, "41.00")
+    clock.set(at(2026, 2, 5))
+    await usage(client, "acme", "2026-02-03T00:00:00Z", "100", "feb")
+    clock.set(at(2026, 3, 1))
+    assert await invoices(client, "acme") == [
+        (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "41.00"),  # 100 × 0.10 + 31.00
+        (iso(2026, 2, 1), iso(2026, 3, 1), "DUE", 2, "82.00"),  # a whole cycle on v2: 100 × 0.20 + 62.00
+        (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00"),
+    ]
+
+
+async def test_immediate_splits_the_cycle_and_prorates_like_a_plan_change(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-05T00:00:00Z", "100", "before")
+    clock.set(at(2026, 1, 16))
+    result = await version_2(client, plan_id, meter, "IMMEDIATE")
+    assert [(m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [("acme", iso(2026, 1, 16))]
+    clock.set(at(2026, 1, 21))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "50", "after")
+    clock.set(at(2026, 2, 1))
+    assert await invoices(client, "acme") == [
+        # v1 for 15 of 31 days: fee 31 × 15/31 = 15.00; usage 100 × 0.10 = 10.00 -> 25.00
+        (iso(2026, 1, 1), iso(2026, 1, 16), "DUE", 1, "25.00"),
+        # v2 for 16 of 31 days: fee 62 × 16/31 = 32.00; usage 50 × 0.20 = 10.00 -> 42.00
+        (iso(2026, 1, 16), iso(2026, 2, 1), "DUE", 2, "42.00"),
+        # the cycles did not move (same anchor): February is a whole month on v2
+        (iso(2026, 2, 1), iso(2026, 3, 1), "DRAFT", 2, "62.00"),
+    ]
+
+
+async def test_start_of_current_cycle_reprices_the_open_period_only(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-05T00:00:00Z", "100", "jan")
+    clock.set(at(2026, 2, 10))
+    await usage(client, "acme", "2026-02-03T00:00:00Z", "100", "feb")
+    assert (await invoices(client, "acme"))[1][2:] == ("DRAFT", 1, "41.00")  # 100 × 0.10 + 31.00
+    result = await version_2(client, plan_id, meter, "START_OF_CURRENT_CYCLE")
+    assert [(m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [("acme", iso(2026, 2, 1))]
+    assert await invoices(client, "acme") == [
+        (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "41.00"),  # DUE: never re-priced
+        (iso(2026, 2, 1), iso(2026, 3, 1), "DRAFT", 2, "82.00"),  # February from its start: 100 × 0.20 + 62.00
+    ]
+
+
+async def test_an_enterprise_deal_prices_the_same_on_the_invoice_and_in_the_lab(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})
+    for account_id in ("plain", "acme"):
+        await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
+    clock.set(at(2026, 1, 20))
+    draft = await call(client, "get_invoice", accountId="acme")
+    # the deal: 1000 × 0.05 = 50.00 (the plan says 0.10) + the plan's fee 31.00 = 81.00
+    assert (draft["isOverridden"], draft["lineItems"][0]["value"], draft["totalAmount"]) == (True, "50.00", "81.00")
+    assert (await call(client, "get_invoice", accountId="plain"))["isOverridden"] is False
+    window = {"startTime": iso(2026, 1, 1), "endTime": iso(2026, 2, 1)}
+    lab = await call(client, "simulate_price_plan", candidates=[plan_id], accountIds=["acme", "plain"], **window)
+    cycles = {a["accountId"]: a["cycles"][0] for a in lab["accounts"]}
+    # the DRAFT's own amount, and the account's own plan priced with its deal: 81.00 both
+    assert (cycles["acme"]["actual"], cycles["acme"]["candidates"][0]["amount"]) == ("81.00", "81.00")
+    assert (cycles["plain"]["actual"], cycles["plain"]["candidates"][0]["amount"]) == ("131.00", "131.00")
+
+    clock.set(at(2026, 2, 1))
+    due = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"][0]
+    assert (due["isOverridden"], due["pricePlanVersion"], due["totalAmount"]) == (True, 1, "81.00")
+    lab = await call(client, "simulate_price_plan", candidates=[plan_id], accountIds=["acme"], **window)
+    cycle = lab["accounts"][0]["cycles"][0]
+    assert (cycle["status"], cycle["actual"], cycle["candidates"][0]["amount"]) == ("DUE", "81.00", "81.00")
+
+    # A migration keeps the deal: from March on v2's fee (62.00) with acme's 0.05 a token
+    await version_2(client, plan_id, meter, "NEXT_CYCLE")
+    clock.set(at(2026, 3, 2))
+    await usage(client, "acme", "2026-03-01T12:00:00Z", "1000", "mar")
+    march = await call(client, "get_invoice", accountId="acme")
+    # 1000 × 0.05 = 50.00 + 62.00 = 112.00
+    assert (march["pricePlanVersion"], march["isOverridden"], march["totalAmount"]) == (2, True, "112.00")
+    on = (await call(client, "get_account", accountId="acme"))["financial"]["pricePlan"]
+    assert (on["version"], on["isOverridden"], on["effectiveFrom"]) == (2, True, iso(2026, 3, 1))
+
+
+async def test_ignore_override_modes_drop_the_deal(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})
+    clock.set(at(2026, 1, 16))
+    await version_2(client, plan_id, meter, "IMMEDIATE_IGNORE_OVERRIDE")
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "u")
+    draft = await call(client, "get_invoice", accountId="acme")
+    # v2 without the deal from 16 Jan: 62 × 16/31 = 32.00 + 100 × 0.20 = 20.00 -> 52.00
+    assert (draft["startDate"], draft["isOverridden"], draft["totalAmount"]) == (iso(2026, 1, 16), False, "52.00")
+
+
+async def test_refusals_name_the_field(client, clock) -> None:
+    plan_id, meter = await growth(client, ("USD", "EUR"))
+    two = cards(meter, "0.10", "31", ("USD", "EUR"))
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=two)  # nobody attached: any change goes
+    await account(client, "eu", plan_id, iso(2026, 1, 1), invoiceCurrency="EUR")
+
+    error = await call_error(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.2", "62"),
+                             supportedCurrencies=["USD"])
+    assert "supportedCurrencies: drops the invoiceCurrency" in error and "eu (EUR)" in error
+    error = await call_error(client, "update_price_plan", pricePlanId=plan_id, rateCards=two,
+                             pricingCycleConfig={**MONTHLY, "interval": "QUARTERLY", "startOffset": None})
+    assert "pricingCycleConfig.interval: " in error
+    error = await call_error(client, "update_price_plan", pricePlanId=plan_id, rateCards={
+        "usageRateCards": [{**usage_card(meter, "0.1", ("USD", "EUR")), "usageMeterId": "um_nope"}]})
+    assert "rateCards.usageRateCards[0].usageMeterId: " in error
+    # gracePeriod may change while accounts are on the plan
+    graced = await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=two,
+                        pricingCycleConfig={**MONTHLY, "gracePeriod": 2})
+    assert graced["pricingCycleConfig"]["gracePeriod"] == 2
+
+    deal = {"usageRateCards": [{**usage_card(meter, "0.05", ("USD", "EUR")), "name": "calls"}]}
+    error = await call_error(client, "update_account", accountId="eu", pricePlanId=plan_id, rateCardOverrides=deal)
+    assert "rateCardOverrides.usageRateCards[0].name: must name the usageRateCard" in error and "api_calls" in error
+    error = await call_error(client, "update_account", accountId="eu", pricePlanId=plan_id,
+                             rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})  # no EUR rate
+    assert "rateCardOverrides.usageRateCards[0]" in error and "EUR" in error
+    negative = usage_card(meter, "-1", ("USD", "EUR"))
+    error = await call_error(client, "update_account", accountId="eu", pricePlanId=plan_id,
+                             rateCardOverrides={"usageRateCards": [negative]})
+    assert "rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate" in error
+    error = await call_error(client, "update_account", accountId="eu", name="x",
+                             rateCardOverrides={"usageRateCards": [negative]})
+    assert "rateCardOverrides: applies to the plan attached in the same call" in error
+
+    error = await call_error(client, "get_price_plan", pricePlanId=plan_id, version="newest")
+    assert "version: give LATEST, ACTIVE or a version number" in error
+    assert "has no version 9" in await call_error(client, "get_price_plan", pricePlanId=plan_id, version="9")
+
+    # a deal on a card the next version drops cannot move with the account
+    await call(client, "update_account", accountId="eu", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05", ("USD", "EUR"))]})
+    await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NONE")
+    renamed = {**two, "usageRateCards": [{**two["usageRateCards"][0], "name": "tokens"}]}
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=renamed)
+    error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NEXT_CYCLE")
+    assert "migrationMode: account 'eu' has rateCardOverrides replacing usageRateCard 'api_calls'" in error
+    await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NEXT_CYCLE_IGNORE_OVERRIDE")
+    error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NONE")
+    assert "pricePlanId: price plan" in error and "has no DRAFT version" in error
+
+
+async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_on_the_new_one(client, clock) -> None:
+    meter = await tokens_meter(client)
+    graced = {**MONTHLY, "gracePeriod": 3}
+    plan_id = (await call(client, "create_price_plan", name="Graced", pricingCycleConfig=graced,
+                          rateCards=cards(meter, "0.10", "31")))["id"]
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await account(client, "later", plan_id, iso(2026, 3, 1))  # scheduled: starts in March
+    await usage(client, "acme", "2026-01-05T00:00:00Z", "100", "jan")
+    clock.set(at(2026, 2, 2))  # January is in its grace period: still DRAFT
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"))
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="START_OF_CURRENT_CYCLE")
+    assert sorted((m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]) == [
+        ("acme", iso(2026, 2, 1)), ("later", iso(2026, 3, 1))]
+    assert await invoices(client, "acme") == [
+        (iso(2026, 1, 1), iso(2026, 2, 1), "DRAFT", 1, "41.00"),  # the previous cycle is not the current one
+        (iso(2026, 2, 1), iso(2026, 3, 1), "DRAFT", 2, "62.00"),
+    ]
+    clock.set(at(2026, 3, 2))
+    assert (await invoices(client, "later"))[0] == (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00")

@@ -1,0 +1,171 @@
+"""Plan versions over time: drafting the next version of a plan and finalizing it, moving accounts per
+`migrationMode` (Togai's finalize). Policies: plans/README.md "Versions".
+
+A migration is expressed as associations, so billing needs nothing new: the account's association is split
+at the migration instant T (it ends at T; a new one with the same anchor, so cycles do not move, and the same
+rateCardOverrides unless the mode ignores them, runs from T on the new version). An association that starts
+at or after T is moved in place. T per mode, for an association in effect at `now`:
+
+- NONE: no account moves; attaching the plan from now on gives the new version.
+- IMMEDIATE: T = now, a mid-cycle change billed exactly like a plan change (both parts' fixed fees and
+  minimums by time share; usage as metered in each part).
+- NEXT_CYCLE: T = the end of the account's cycle containing now.
+- START_OF_CURRENT_CYCLE: T = the start of that cycle (or the association's start when later): the open
+  period is re-priced with the new version. A period already invoiced DUE is never re-priced: such an
+  account is skipped and reported (it cannot happen for a cycle containing now, whose end is still ahead).
+- *_IGNORE_OVERRIDE: as above, and the account's rateCardOverrides are dropped (it gets the plain version).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountRow
+from togai_engine.app.plan_changes import locked_billing_row, rebill
+from togai_engine.cycles import cycle_containing
+from togai_engine.errors import InvalidInput
+from togai_engine.invoices.models import InvoiceRow
+from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.overrides import check_overrides_fit
+from togai_engine.plans.schemas import PricePlan, PricePlanCreate
+from togai_engine.plans.service import get_plan, get_versions, validate_plan, version_plan
+from togai_engine.plans.versions import (
+    FinalizeResult,
+    MigratedAccount,
+    MigrationMode,
+    PlanVersionUpdate,
+    SkippedAccount,
+    activate_draft,
+    lock_plan,
+    next_content,
+    require_draft,
+    save_draft,
+)
+
+# Cycle fields a version may not change while accounts are on the plan: their cycles (anchors, invoices
+# already cut) would no longer line up. gracePeriod may change (it moves only when periods become DUE).
+_CYCLE_FIELDS = ("interval", "startOffset", "anniversaryCycle")
+
+
+async def update_price_plan(session: AsyncSession, plan_id: str, update: PlanVersionUpdate,
+                            now: datetime) -> PricePlan:
+    """The plan's DRAFT next version with `update` (validated like create_price_plan)."""
+    await lock_plan(session, plan_id)
+    base = await get_plan(session, plan_id)
+    content = await validate_plan(session, next_content(base, update))
+    await _check_fits_accounts(session, base, content, now)
+    return await save_draft(session, plan_id, content, now)
+
+
+async def _attached(session: AsyncSession, plan_id: str, now: datetime) -> list[tuple[str, str]]:
+    """(account id, invoiceCurrency) of the accounts on the plan now or later."""
+    rows = await session.execute(
+        select(AccountRow.id, AccountRow.invoice_currency).distinct()
+        .join(PlanAssociationRow, PlanAssociationRow.account_id == AccountRow.id)
+        .where(PlanAssociationRow.price_plan_id == plan_id,
+               (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
+        .order_by(AccountRow.id))
+    return list(rows.tuples().all())
+
+
+async def _check_fits_accounts(session: AsyncSession, base: PricePlan, content: PricePlanCreate | PricePlan,
+                               now: datetime) -> None:
+    """Refuses a version that would break the accounts attached to the plan, naming the field."""
+    attached = await _attached(session, base.id, now)
+    if not attached:
+        return
+    dropped = [(account, currency) for account, currency in attached if currency not in content.supportedCurrencies]
+    if dropped:
+        listed = ", ".join(f"{account} ({currency})" for account, currency in dropped[:5])
+        raise InvalidInput("supportedCurrencies", (
+            f"drops the invoiceCurrency of account(s) on price plan {base.id!r}: {listed}; keep "
+            f"{', '.join(sorted({c for _, c in dropped}))} in supportedCurrencies, or move those accounts to "
+            "another plan first"))
+    old = base.pricingCycleConfig.model_dump(mode="json")
+    new = content.pricingCycleConfig.model_dump(mode="json")
+    for name in _CYCLE_FIELDS:
+        if old.get(name) != new.get(name):
+            raise InvalidInput(f"pricingCycleConfig.{name}", (
+                f"is {old.get(name)!r} in the plan's version {base.version} and {len(attached)} account(s) are on "
+                f"the plan (e.g. {attached[0][0]}); a version keeps the billing cycle (gracePeriod may change). "
+                "Create a new plan for another cycle and attach it with update_account"))
+
+
+async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: MigrationMode,
+                              now: datetime) -> FinalizeResult:
+    """Activates the plan's DRAFT and moves the accounts on the plan per `mode`."""
+    await lock_plan(session, plan_id)
+    draft = await require_draft(session, plan_id)
+    base = await get_plan(session, plan_id)
+    await _check_fits_accounts(session, base, version_plan(draft), now)  # accounts attached since the draft
+    new = await activate_draft(session, plan_id, mode, now)
+    result = FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
+    if mode == "NONE":
+        return result
+    keep = not mode.endswith("_IGNORE_OVERRIDE")
+    moving = list(await session.scalars(
+        select(PlanAssociationRow).where(
+            PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != new.version,
+            (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
+        .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from).with_for_update()))
+    if keep:
+        for association in moving:
+            check_overrides_fit(new, association.rate_card_overrides, association.account_id, "migrationMode")
+    olds = await get_versions(session, {(plan_id, a.version) for a in moving})
+    by_account: dict[str, list[PlanAssociationRow]] = {}
+    for association in moving:
+        by_account.setdefault(association.account_id, []).append(association)
+    for account_id, associations in by_account.items():
+        billing = await locked_billing_row(session, account_id, now)
+        for association in associations:
+            old = olds[(plan_id, association.version)]
+            instant = _instant(mode, old, association, now)
+            if association.effective_until is not None and instant >= association.effective_until:
+                continue  # it ends before it would move
+            if billing.billed_until is not None and instant < billing.billed_until:
+                result.skippedAccounts.append(SkippedAccount(accountId=account_id, reason=(
+                    f"its period from {instant.isoformat()} is already invoiced (DUE up to "
+                    f"{billing.billed_until.isoformat()}); it stays on version {association.version}")))
+                continue
+            overrides = association.rate_card_overrides if keep else None
+            await _move(session, association, instant, new.version, overrides)
+            result.migratedAccounts.append(MigratedAccount(
+                accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
+        await rebill(session, billing, account_id, now)
+    return result
+
+
+def _instant(mode: MigrationMode, plan: PricePlan, association: PlanAssociationRow, now: datetime) -> datetime:
+    if association.effective_from >= now:
+        return association.effective_from  # not started: it starts on the new version
+    if mode.startswith("IMMEDIATE"):
+        return now
+    cycle = cycle_containing(plan.cycle_config, association.anchor, now)
+    if mode.startswith("NEXT_CYCLE"):
+        return cycle.end
+    return max(cycle.start, association.effective_from)  # START_OF_CURRENT_CYCLE
+
+
+async def _move(session: AsyncSession, association: PlanAssociationRow, instant: datetime, version: int,
+                overrides: dict[str, Any] | None) -> None:
+    """From `instant` on the association prices with `version`: split there (same anchor), or moved in place
+    when it starts there. DRAFTs from `instant` on are dropped; the caller's re-bill opens them again."""
+    await session.execute(delete(InvoiceRow).where(
+        InvoiceRow.account_id == association.account_id, InvoiceRow.status == "DRAFT",
+        InvoiceRow.association_id == association.id, InvoiceRow.period_start >= instant))
+    if instant <= association.effective_from:
+        association.version = version
+        association.rate_card_overrides = overrides
+        await session.flush()
+        return
+    until = association.effective_until
+    association.effective_until = instant
+    await session.flush()
+    await session.execute(insert(PlanAssociationRow).values(
+        account_id=association.account_id, price_plan_id=association.price_plan_id, effective_from=instant,
+        effective_until=until, anchor=association.anchor, version=version, rate_card_overrides=overrides))

@@ -1,0 +1,151 @@
+"""What an account is priced with: its association's plan version plus the association's rateCardOverrides
+(the account's deal; Togai's pricePlanDetailsOverride on a schedule).
+
+An override card replaces the version's card of the same name in the same list (usageRateCards,
+fixedFeeRateCards, billingEntitlementRateCards, creditGrantRateCards); a minimumCommitment replaces (or adds)
+the plan's. The effective plan is validated as a whole, with the override's own field paths
+(`rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.errors import InvalidInput
+from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.schemas import PricePlan, PricePlanCreate, RateCards
+from togai_engine.plans.service import get_versions, validate_plan
+from togai_engine.plans.validation import normalize_plan
+
+OVERRIDABLE = ("usageRateCards", "fixedFeeRateCards", "billingEntitlementRateCards", "creditGrantRateCards")
+_EFFECTIVE: dict[str, PricePlan] = {}
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    """Which plan prices an association: (plan, version) and, when it has overrides, the association itself
+    (overrides never change in place, so the key names one effective plan for good)."""
+
+    plan_id: str
+    version: int = 1
+    association_id: int | None = None  # set only when the association carries overrides
+
+    @property
+    def key(self) -> str:
+        """Version 1 without overrides is keyed by the plan id alone, as before versions existed."""
+        if self.association_id is not None:
+            return f"{self.plan_id}@{self.version}#{self.association_id}"
+        return self.plan_id if self.version == 1 else f"{self.plan_id}@{self.version}"
+
+
+def plan_ref(plan_id: str, version: int, association_id: int, overrides: Mapping[str, Any] | None) -> PlanRef:
+    return PlanRef(plan_id, version, association_id if overrides else None)
+
+
+def apply_overrides(plan: PricePlan, overrides: RateCards) -> PricePlan:
+    """The plan with the override cards in place of the cards of the same name (an unknown name is left out:
+    validate_overrides refuses it first)."""
+    cards = plan.rateCards
+    update: dict[str, Any] = {}
+    for kind in OVERRIDABLE:
+        given = {card.name: card for card in getattr(overrides, kind)}
+        if given:
+            update[kind] = [given.get(card.name, card) for card in getattr(cards, kind)]
+    if overrides.minimumCommitment is not None:
+        update["minimumCommitment"] = overrides.minimumCommitment
+    merged = PricePlan.model_validate({**plan.model_dump(), "rateCards": cards.model_copy(update=update)})
+    merged._overridden = True
+    return merged
+
+
+async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[str, Any] | None]
+                          ) -> dict[str, PricePlan]:
+    """ref.key -> the plan that prices it; `refs` maps each ref to its association's stored overrides."""
+    versions = await get_versions(session, {(r.plan_id, r.version) for r in refs})
+    plans: dict[str, PricePlan] = {}
+    for ref, overrides in refs.items():
+        version = versions.get((ref.plan_id, ref.version))
+        if version is None:
+            continue
+        if ref.association_id is None or not overrides:
+            plans[ref.key] = version
+            continue
+        cached = _EFFECTIVE.get(ref.key)
+        if cached is None:
+            cached = apply_overrides(version, RateCards.model_validate(overrides))
+            if len(_EFFECTIVE) >= 10_000:
+                _EFFECTIVE.clear()
+            _EFFECTIVE[ref.key] = cached
+        plans[ref.key] = cached
+    return plans
+
+
+async def plans_by_association(session: AsyncSession, association_ids: Iterable[int]) -> dict[int, PricePlan]:
+    """association id -> the plan that prices it (its version with its overrides)."""
+    ids = set(association_ids)
+    if not ids:
+        return {}
+    rows = (await session.execute(select(
+        PlanAssociationRow.id, PlanAssociationRow.price_plan_id, PlanAssociationRow.version,
+        PlanAssociationRow.rate_card_overrides).where(PlanAssociationRow.id.in_(ids)))).tuples().all()
+    refs = {row[0]: plan_ref(row[1], row[2], row[0], row[3]) for row in rows}
+    plans = await effective_plans(session, {refs[row[0]]: row[3] for row in rows})
+    return {association_id: plans[ref.key] for association_id, ref in refs.items() if ref.key in plans}
+
+
+def _renamed(exc: InvalidInput, field: str) -> InvalidInput:
+    path = exc.field.removeprefix("rateCards")
+    return InvalidInput(f"{field}{path}" if exc.field.startswith("rateCards") else field, exc.reason)
+
+
+async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: RateCards,
+                             field: str = "rateCardOverrides") -> dict[str, Any] | None:
+    """The overrides as stored (None when they override nothing), or InvalidInput naming the field: each card
+    names a card of the same kind in `plan`, and the cards and the effective plan pass create_price_plan's
+    checks (a rate for every supported currency, slabs in order, meters that exist)."""
+    for kind in OVERRIDABLE:
+        known = [card.name for card in getattr(plan.rateCards, kind)]
+        for i, card in enumerate(getattr(overrides, kind)):
+            if card.name is None or card.name not in known:
+                raise InvalidInput(
+                    f"{field}.{kind}[{i}].name",
+                    f"must name the {kind[:-1]} of price plan {plan.id!r} (version {plan.version}) it replaces; "
+                    f"its {kind} are named {', '.join(known) or '(none)'} (list_rate_cards shows them)")
+    partial = PricePlanCreate(name=plan.name, pricingCycleConfig=plan.pricingCycleConfig,
+                              supportedCurrencies=plan.supportedCurrencies, rateCards=overrides)
+    try:
+        normalized = (await validate_plan(session, partial)).rateCards
+        whole = apply_overrides(plan, normalized)
+        normalize_plan(PricePlanCreate.model_validate(whole.model_dump(include=set(PricePlanCreate.model_fields))))
+    except InvalidInput as exc:
+        raise _renamed(exc, field) from None
+    stored = normalized.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    return stored or None
+
+
+def check_overrides_fit(plan: PricePlan, overrides: Mapping[str, Any] | None, account_id: str, field: str) -> None:
+    """Refuses moving overrides onto a version that no longer has the cards they replace."""
+    if not overrides:
+        return
+    cards = RateCards.model_validate(overrides)
+    for kind in OVERRIDABLE:
+        known = {card.name for card in getattr(plan.rateCards, kind)}
+        for card in getattr(cards, kind):
+            if card.name not in known:
+                raise InvalidInput(field, (
+                    f"account {account_id!r} has rateCardOverrides replacing {kind[:-1]} {card.name!r}, which "
+                    f"version {plan.version} of price plan {plan.id!r} no longer has; keep that card in the new "
+                    "version, finalize with an *_IGNORE_OVERRIDE mode (the account loses its deal), or NONE"))
+    for currency in plan.supportedCurrencies:
+        for kind in OVERRIDABLE:
+            for card in getattr(cards, kind):
+                values = getattr(card, "rateValues", None)
+                if values is not None and currency not in {v.currency for v in values}:
+                    raise InvalidInput(field, (
+                        f"account {account_id!r} has rateCardOverrides for {card.name!r} without a rate in "
+                        f"{currency}, which version {plan.version} of price plan {plan.id!r} supports"))

@@ -1,0 +1,168 @@
+"""Plan versions (Togai's PricePlanV2 `version` and `status`): the DRAFT of the next version and its activation.
+
+Version 1 is what create_price_plan stored, ACTIVE at once. `save_draft` writes version n+1 as the plan's one
+DRAFT (a second update replaces it); `activate_draft` makes it ACTIVE. ACTIVE versions never change; which
+accounts move to a new version is the app layer's migration (app/plan_versions.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.common.schemas import Model
+from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.plans.models import PricePlanRow, PricePlanVersionRow
+from togai_engine.plans.schemas import (
+    LATE_USAGE_DESCRIPTION,
+    LateUsagePolicy,
+    PricePlan,
+    PricePlanCreate,
+    PricingCycleConfigInput,
+    RateCards,
+)
+from togai_engine.plans.service import get_plan, get_version, version_plan
+
+MigrationMode = Literal["IMMEDIATE", "IMMEDIATE_IGNORE_OVERRIDE", "NEXT_CYCLE", "NEXT_CYCLE_IGNORE_OVERRIDE",
+                        "START_OF_CURRENT_CYCLE", "NONE"]
+
+
+class PlanVersionUpdate(Model):
+    """The editable content of a new version: rateCards is the whole new set; the rest default to the latest
+    ACTIVE version's."""
+
+    rateCards: RateCards
+    pricingCycleConfig: PricingCycleConfigInput | None = None
+    supportedCurrencies: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    description: str | None = Field(default=None, max_length=255)
+    lateUsage: LateUsagePolicy | None = Field(default=None, description=LATE_USAGE_DESCRIPTION)
+
+
+class PlanVersionInfo(Model):
+    version: int
+    status: Literal["ACTIVE", "DRAFT"]
+    createdAt: datetime
+    finalizedAt: datetime | None = None
+    migrationMode: MigrationMode | None = Field(default=None, description="how accounts moved when it was finalized")
+
+
+class PricePlanWithVersions(PricePlan):
+    """One version of a plan (get_price_plan's `version`), with every version's status."""
+
+    versions: list[PlanVersionInfo] = Field(default_factory=list)
+
+
+class MigratedAccount(Model):
+    accountId: str
+    fromVersion: int
+    effectiveFrom: datetime = Field(description="the instant it is priced by the new version from")
+
+
+class SkippedAccount(Model):
+    accountId: str
+    reason: str
+
+
+class FinalizeResult(Model):
+    pricePlanId: str
+    version: int
+    status: Literal["ACTIVE"] = "ACTIVE"
+    migrationMode: MigrationMode
+    migratedAccounts: list[MigratedAccount] = Field(default_factory=list)
+    skippedAccounts: list[SkippedAccount] = Field(default_factory=list)
+
+
+async def lock_plan(session: AsyncSession, plan_id: str) -> PricePlanRow:
+    """The plan row FOR UPDATE: version changes of one plan run one at a time."""
+    row = await session.scalar(select(PricePlanRow).where(PricePlanRow.id == plan_id).with_for_update())
+    if row is None:
+        raise NotFound(f"pricePlanId: price plan {plan_id!r} does not exist; list_price_plans shows the ids")
+    return row
+
+
+async def draft_row(session: AsyncSession, plan_id: str) -> PricePlanVersionRow | None:
+    return await session.scalar(select(PricePlanVersionRow).where(
+        PricePlanVersionRow.plan_id == plan_id, PricePlanVersionRow.status == "DRAFT"))
+
+
+def next_content(base: PricePlan, update: PlanVersionUpdate) -> PricePlanCreate:
+    return PricePlanCreate(
+        name=base.name,
+        description=update.description if update.description is not None else base.description,
+        pricingCycleConfig=update.pricingCycleConfig or base.pricingCycleConfig,
+        supportedCurrencies=update.supportedCurrencies or base.supportedCurrencies,
+        rateCards=update.rateCards,
+        lateUsage=update.lateUsage or base.lateUsage,
+    )
+
+
+async def save_draft(session: AsyncSession, plan_id: str, content: PricePlanCreate, now: datetime) -> PricePlan:
+    """Writes `content` (validated) as the plan's DRAFT: replaces the DRAFT there is, else version n+1.
+    The caller holds lock_plan."""
+    definition = content.model_dump(mode="json", exclude_none=True)
+    row = await draft_row(session, plan_id)
+    if row is None:
+        latest = await session.scalar(select(func.max(PricePlanVersionRow.version))
+                                      .where(PricePlanVersionRow.plan_id == plan_id))
+        row = PricePlanVersionRow(plan_id=plan_id, version=(latest or 0) + 1, status="DRAFT",
+                                  definition=definition, created_at=now)
+        session.add(row)
+    else:
+        row.definition = definition
+        row.created_at = now
+    await session.flush()
+    return version_plan(row)
+
+
+async def require_draft(session: AsyncSession, plan_id: str) -> PricePlanVersionRow:
+    row = await draft_row(session, plan_id)
+    if row is None:
+        raise InvalidInput("pricePlanId", f"price plan {plan_id!r} has no DRAFT version to finalize; "
+                                          "update_price_plan drafts the next version")
+    return row
+
+
+async def activate_draft(session: AsyncSession, plan_id: str, mode: MigrationMode, now: datetime) -> PricePlan:
+    """The plan's DRAFT, now ACTIVE. The caller holds lock_plan."""
+    row = await require_draft(session, plan_id)
+    row.status = "ACTIVE"
+    row.finalized_at = now
+    row.migration_mode = mode
+    await session.flush()
+    return version_plan(row)
+
+
+async def list_versions(session: AsyncSession, plan_id: str) -> list[PlanVersionInfo]:
+    rows = await session.scalars(select(PricePlanVersionRow).where(PricePlanVersionRow.plan_id == plan_id)
+                                 .order_by(PricePlanVersionRow.version))
+    return [PlanVersionInfo(version=r.version, status=r.status,  # type: ignore[arg-type]
+                            createdAt=r.created_at, finalizedAt=r.finalized_at,
+                            migrationMode=r.migration_mode)  # type: ignore[arg-type]
+            for r in rows]
+
+
+async def plan_with_versions(session: AsyncSession, plan_id: str, version: str | int | None) -> PricePlanWithVersions:
+    """`version`: ACTIVE (default: the latest ACTIVE, what attaching gives), LATEST (the DRAFT when there is
+    one) or a number."""
+    chosen = "ACTIVE" if version is None else version
+    plan = await get_plan(session, plan_id)
+    versions = await list_versions(session, plan_id)
+    if isinstance(chosen, str) and chosen.strip().upper() == "LATEST":
+        draft = await draft_row(session, plan_id)
+        if draft is not None:
+            plan = version_plan(draft)
+    elif not (isinstance(chosen, str) and chosen.strip().upper() == "ACTIVE"):
+        number = _version_number(chosen)
+        plan = await get_version(session, plan_id, number)
+    return PricePlanWithVersions(**dict(plan), versions=versions)
+
+
+def _version_number(value: str | int) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise InvalidInput("version", f"give LATEST, ACTIVE or a version number 1, 2, ...; got {value!r}")
+    return int(text)
