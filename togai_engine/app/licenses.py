@@ -22,8 +22,8 @@ from togai_engine.errors import Conflict, InvalidInput
 from togai_engine.licenses import service as licenses
 from togai_engine.licenses.schemas import LicenseChange, LicenseTimeline
 from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import PricePlan
-from togai_engine.plans.service import get_plan
 
 MAX_AHEAD = timedelta(days=366)  # a scheduled change may be at most this far ahead of now
 
@@ -115,4 +115,4 @@ async def _plan_at(session: AsyncSession, account_id: str, at: datetime) -> Pric
         raise InvalidInput("effectiveFrom", f"account {account_id!r} has no price plan in effect at {at.isoformat()}; "
                                             "attach a plan with a license rate card first (update_account "
                                             "pricePlanId), or choose an instant the plan covers")
-    return await get_plan(session, association.price_plan_id)
+    return (await plans_by_association(session, [association.id]))[association.id]
