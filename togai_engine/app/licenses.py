@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts import service as accounts
-from togai_engine.app.plan_changes import _billing_row, _check_not_invoiced
+from togai_engine.app.plan_changes import check_not_invoiced, locked_billing_row
 from togai_engine.common.validation import check_id, utc_instant
 from togai_engine.errors import Conflict, InvalidInput
 from togai_engine.licenses import service as licenses
@@ -55,8 +55,8 @@ async def update_license(
         listing = f"its license ids: {', '.join(ids)}" if ids else "it has no licenseRateCards"
         raise InvalidInput("licenseId", f"price plan {plan.name!r} ({plan.id}), account {account_id!r}'s plan at "
                                         f"{at.isoformat()}, has no license rate card {license_id!r}; {listing}")
-    billing = await _billing_row(session, account_id, now)
-    _check_not_invoiced(billing, at, account_id, "effectiveFrom")
+    billing = await locked_billing_row(session, account_id, now)
+    check_not_invoiced(billing, at, account_id, "effectiveFrom")
     change = licenses.Change(at, update_type, quantity, license_id, idempotency_key)
     points = licenses.fold([*await _changes(session, account_id, license_id), change])
     maximum = card.config.maxQuantity if card.config is not None else None

@@ -48,7 +48,7 @@ async def locked_billing_row(session: AsyncSession, account_id: str, now: dateti
     return billing
 
 
-def _check_not_invoiced(billing: AccountBillingRow, instant: datetime, account_id: str, field: str) -> None:
+def check_not_invoiced(billing: AccountBillingRow, instant: datetime, account_id: str, field: str) -> None:
     if billing.billed_until is not None and instant < billing.billed_until:
         raise InvalidInput(
             field, f"{instant.isoformat()} falls in a period already invoiced (DUE) for account {account_id!r}; "
@@ -114,7 +114,7 @@ async def attach_plan(
                    f"account's invoiceCurrency; it supports {', '.join(plan.supportedCurrencies)}. Pick a plan "
                    f"that supports {account.invoice_currency} or change the account's invoiceCurrency first")
     billing = await locked_billing_row(session, account.id, now)
-    _check_not_invoiced(billing, effective_from, account.id, from_field)
+    check_not_invoiced(billing, effective_from, account.id, from_field)
     associations = await _associations(session, account.id)
     current = next((a for a in associations if a.effective_from <= effective_from
                     and (a.effective_until is None or effective_from < a.effective_until)), None)
@@ -149,7 +149,7 @@ async def end_plan(session: AsyncSession, account: AccountRow, effective_until: 
     affected = [a for a in associations if a.effective_until is None or a.effective_until > effective_until]
     if not affected:
         return False
-    _check_not_invoiced(billing, effective_until, account.id, field)
+    check_not_invoiced(billing, effective_until, account.id, field)
     await _recut_from(session, account.id, effective_until, associations)
     await rebill(session, billing, account.id, now)
     return True
