@@ -36,6 +36,7 @@ JAN = Cycle(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 # The account started on January 11: a partial first period, so proration has something to do.
 FIRST_PERIOD = Cycle(datetime(2026, 1, 11, tzinfo=UTC), JAN.end)
 QUANTITIES = {"api": Decimal(150), "other": Decimal(7)}
+SEATS = {"seats": [(FIRST_PERIOD.start, FIRST_PERIOD.end, 12)]}
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,30 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
     "rateCards.usageRateCards[].rateValues[].slabRates[].flatRate": Changes("3"),
     "rateCards.usageRateCards[].rateValues[].rateConfig.minimumRate": Changes("500"),
     "rateCards.usageRateCards[].rateValues[].rateConfig.maximumRate": Changes("1"),
+    # license (seat) cards: the invoice is composed with 12 seats of "seats" (SEATS)
+    "rateCards.licenseRateCards[].id": Changes("editors"),
+    "rateCards.licenseRateCards[].name": Changes("seat_card"),
+    "rateCards.licenseRateCards[].displayName": Changes("Seat licences"),
+    "rateCards.licenseRateCards[].ratePlan.pricingModel": Changes("VOLUME"),
+    "rateCards.licenseRateCards[].ratePlan.slabs[].order": ProvedBy(
+        "tests/plans/test_price_plans.py::test_slabs_out_of_order_are_reported_before_the_first_slab_start", "order"),
+    "rateCards.licenseRateCards[].ratePlan.slabs[].startAfter": Changes("11"),
+    "rateCards.licenseRateCards[].ratePlan.slabs[].priceType": Changes("FLAT", item=0),
+    "rateCards.licenseRateCards[].ratePlan.slabs[].slabConfig.packageSize": Changes("1"),
+    "rateCards.licenseRateCards[].rateValues[].currency": ProvedBy(
+        "tests/invoices/test_compose.py::test_a_currency_the_plan_does_not_support_is_refused", "currenc"),
+    "rateCards.licenseRateCards[].rateValues[].slabRates[].order": ProvedBy(
+        "tests/plans/test_price_plans.py::test_structural_errors_name_the_field", "slabRates"),
+    "rateCards.licenseRateCards[].rateValues[].slabRates[].rate": Changes("0.5"),
+    "rateCards.licenseRateCards[].rateValues[].slabRates[].flatRate": Changes("3"),
+    "rateCards.licenseRateCards[].rateValues[].rateConfig.minimumRate": Changes("500"),
+    "rateCards.licenseRateCards[].rateValues[].rateConfig.maximumRate": Changes("1"),
+    "rateCards.licenseRateCards[].enableProration": Changes(True),
+    "rateCards.licenseRateCards[].config.maxQuantity": ProvedBy(
+        "tests/tools/test_licenses.py::test_refusals_name_the_field_and_the_fix", "maxQuantity"),
+    "rateCards.licenseRateCards[].invoiceTiming": ProvedBy(
+        "tests/tools/test_licenses.py::test_an_inline_plan_with_unsupported_license_fields_is_refused",
+        "invoiceTiming"),
     # fixed fees
     "rateCards.fixedFeeRateCards[].id": Changes("platform"),
     "rateCards.fixedFeeRateCards[].name": Changes("base"),
@@ -151,6 +176,17 @@ BASE_PLAN: dict[str, Any] = {
                                                             {"order": 2, "rate": "1"}],
                             "rateConfig": {}}],
         }],
+        # 12 seats, not prorated: 10 × 3 + the flat 1 + ceil(2 / 2) = 1 package × 4 = 35
+        "licenseRateCards": [{
+            "id": "seats",
+            "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"},
+                {"order": 2, "startAfter": "10", "priceType": "PACKAGE", "slabConfig": {"packageSize": "2"}}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "3", "flatRate": "1"},
+                                                            {"order": 2, "rate": "4"}],
+                            "rateConfig": {}}],
+            "config": {},
+        }],
         "fixedFeeRateCards": [{"id": "base_fee", "rateValues": [{"currency": "USD", "rate": "20"}]}],
         "billingEntitlementRateCards": [{"featureId": "api", "usageMeterId": "api",
                                          "featureConfigs": [{"featureCreditLimit": "1000"}]}],
@@ -201,7 +237,7 @@ def _set(plan: dict[str, Any], path: str, value: Any, item: int | None = None) -
 def _compose(plan_data: dict[str, Any]) -> ComposedInvoice:
     data = normalize_plan(PricePlanCreate.model_validate(plan_data))
     plan = PricePlan.model_validate({**data.model_dump(), "id": "pp_fields", "createdAt": JAN.start})
-    return compose_invoice(plan, "USD", FIRST_PERIOD, JAN, QUANTITIES)
+    return compose_invoice(plan, "USD", FIRST_PERIOD, JAN, QUANTITIES, licenses=SEATS)
 
 
 def _said(line: ComposedLine) -> tuple[Any, ...]:
