@@ -80,6 +80,7 @@ async def calculate_revenue(
     now: datetime,
     plan_field: str = "pricePlanId",
     inline_field: str = "pricePlan",
+    cycle_index: int = 0,
 ) -> RevenueQuote:
     """What `plan` (a plan id, or an inline plan) charges for one full cycle with `usage` per meter."""
     await read_only(session)
@@ -96,7 +97,7 @@ async def calculate_revenue(
         if currency not in priced.supportedCurrencies:
             raise InvalidInput("currency", f"{priced.name!r} does not price {currency}; it supports "
                                            f"{', '.join(priced.supportedCurrencies)}")
-    return quote(priced, currency, quantities, at=now, stored=stored)
+    return quote(priced, currency, quantities, at=now, stored=stored, cycle_index=cycle_index)
 
 
 def _quantity(value: object, field: str) -> Decimal:
