@@ -100,6 +100,9 @@ async def test_a_discount_fires_over_its_threshold_and_not_at_it(sandbox: Client
         "name": "volume discount", "order": 1, "action": "ADD", "target": None, "status": "APPLIED", "reason": None,
         "computedAmount": "-110.03", "amount": "-110.03", "previousAmount": None, "change": "-110.03",
         "clamped": False, "totalBefore": "1100.25", "totalAfter": "990.22"}]
+    revenue = await call(sandbox, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-02-01T00:00:00Z",
+                         metricQueries=[{"id": "r", "name": "REVENUE", "aggregationPeriod": "MONTH"}])
+    assert revenue["results"][0]["data"][0]["metricValues"] == ["990.22"]  # REVENUE is the invoice, rules and all
     assert rule_lines(february) == []
     assert (february["status"], february["totalAmount"]) == ("DUE", "1000.00")
     (skipped,) = february["pricingRuleLogs"]
