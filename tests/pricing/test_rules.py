@@ -48,6 +48,7 @@ def refused(expression: Any, want: str = "number", field: str = "pricingRules[1]
     ({"var": "rateCards.platform"}, D("49.00")),
     ({"var": "cycleIndex"}, D(2)),
     ({"+": [SUB, 0.01, 1]}, D("1235.57")),                           # 1234.56 + 0.01 + 1
+    ({"*": [SUB, "-0.1"]}, D("-123.456")),                            # a decimal string is that decimal
     ({"-": [SUB, {"var": "total"}]}, D("234.56")),                    # 1234.56 - 1000.00
     ({"-": [SUB]}, D("-1234.56")),                                    # negation
     ({"*": [SUB, -0.1]}, D("-123.456")),                              # exact: no float 0.1
@@ -127,10 +128,16 @@ def test_the_variables_read_are_listed() -> None:
                                 "plan that bills a line; the plan has rateCards.api, rateCards.platform"),
     ({"*": [{"var": "subtotal"}, 2]}, 'pricingRules[1].computation.*[0]: unknown variable "subtotal"; use subTotal'),
     ({"var": ["subTotal", 0]}, 'pricingRules[1].computation: "var" takes one variable name'),
-    ({"+": ["0.1", 1]}, 'pricingRules[1].computation.+[0]: the string "0.1" is not a value here: write numbers '
-                        'without quotes (0.9, not "0.9")'),
-    ({"*": ["1e400", 1]}, 'pricingRules[1].computation.*[0]: the string "1e400" is not a value here'),
-    ({"*": ["NaN", 1]}, 'pricingRules[1].computation.*[0]: the string "NaN" is not a value here'),
+    ({"*": ["1e400", 1]}, 'pricingRules[1].computation.*[0]: the string "1e400" is not a number: write a number '
+                          '(0.9) or plain decimal digits ("0.9"; no exponent, NaN or Infinity)'),
+    ({"*": ["NaN", 1]}, 'pricingRules[1].computation.*[0]: the string "NaN" is not a number'),
+    ({"*": ["Infinity", 1]}, 'pricingRules[1].computation.*[0]: the string "Infinity" is not a number'),
+    ({"*": ["1.5E3", 1]}, 'pricingRules[1].computation.*[0]: the string "1.5E3" is not a number'),
+    ({"*": [".5", 1]}, 'pricingRules[1].computation.*[0]: the string ".5" is not a number'),
+    ({"*": ["1,000", 1]}, 'pricingRules[1].computation.*[0]: the string "1,000" is not a number'),
+    ({"*": ["", 1]}, 'pricingRules[1].computation.*[0]: the string "" is not a number'),
+    ({"*": ["1" * 41, 1]}, "pricingRules[1].computation.*[0]: 11111111111111111111111111111111111111111 is out of "
+                           "range"),
     ({"+": [0.30000000000000004, 1]}, "pricingRules[1].computation: holds the number 0.30000000000000004, which "
                                       "has more digits than a JSON number keeps exactly; pass the expression as "
                                       "JSON text"),

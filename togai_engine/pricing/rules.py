@@ -6,8 +6,9 @@ is not 0.3 there) and evaluate whatever operator they know, so neither money nor
 them. This module compiles a whitelisted, typed subset once per plan into closures over `Decimal`.
 
 The language (a subset of JSON Logic that means the same as JSON Logic wherever it is accepted):
-- values: numbers (JSON numbers, exact: never floats) and booleans. Strings are not numbers here (`"0.9"` is
-  refused, write `0.9`); null and text variables do not exist.
+- values: numbers and booleans. A number is a JSON number (exact: never a float) or a decimal string of plain
+  digits (`"-0.2"`, as rates are sent elsewhere); a float-like string (`"1e-3"`, `"NaN"`, `"Infinity"`,
+  `".5"`) and any other text is refused; null and text variables do not exist.
 - `{"var": "name"}`: a variable of `RuleScope` (subTotal, total, cycleIndex, usage.<meterId>,
   rateCards.<name>), checked when the plan is created.
 - comparisons `==`, `!=` (two numbers or two booleans), `<`, `<=` (two numbers, or three: between), `>`,
@@ -23,6 +24,7 @@ The language (a subset of JSON Logic that means the same as JSON Logic wherever 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
@@ -42,6 +44,7 @@ CYCLE_INDEX = "cycleIndex"
 USAGE_PREFIX = "usage."
 RATE_CARD_PREFIX = "rateCards."
 EXAMPLE = '{"*": [{"var": "subTotal"}, -0.1]}'
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 Kind = Literal["number", "bool"]
 Value = Decimal | bool
@@ -142,15 +145,16 @@ class _Compiler:
             self.fail(path, f"is nested more than {MAX_RULE_DEPTH} levels deep; simplify it")
         if isinstance(node, bool):
             return _Node("bool", _constant(node))
-        if isinstance(node, (int, Decimal)):
+        if isinstance(node, str) and not _PLAIN_DECIMAL.fullmatch(node):
+            self.fail(path, f"the string {json.dumps(node)} is not a number: write a number (0.9) or plain "
+                            f'decimal digits ("0.9"; no exponent, NaN or Infinity), and variables as '
+                            f'{{"var": "subTotal"}}')
+        if isinstance(node, (int, Decimal, str)):
             try:
                 number = parse_decimal(node, path)
             except InvalidInput as exc:
                 self.fail(path, exc.reason)
             return _Node("number", _constant(number))
-        if isinstance(node, str):
-            self.fail(path, f"the string {json.dumps(node)} is not a value here: write numbers without quotes "
-                            f'(0.9, not "0.9") and variables as {{"var": "subTotal"}}')
         if node is None:
             self.fail(path, "null has no value in a pricing rule; use a number or true/false")
         if isinstance(node, list):
