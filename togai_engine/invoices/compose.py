@@ -59,7 +59,7 @@ class ComposedInvoice:
     currency: str
     period: Cycle
     lines: tuple[ComposedLine, ...]
-    sub_total: Decimal  # sum of the lines but the true-up (rate cards, late usage)
+    sub_total: Decimal  # sum of the lines but the true-up (rate cards, pricing rules, late usage)
     true_up: Decimal
     total: Decimal  # sub_total + true_up; never negative (pricing rules never take sub_total below 0)
     quantities: Mapping[str, Decimal] = field(default_factory=dict)  # per usage meter, as billed
