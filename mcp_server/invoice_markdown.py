@@ -44,6 +44,20 @@ def _line_rows(line: InvoiceLine, label: str, invoice_period: UsagePeriod) -> li
     return rows
 
 
+def _rule_rows(invoice: Invoice) -> list[str]:
+    """The plan's pricing rules in the order they ran: what each computed and changed, or why not."""
+    if not invoice.pricingRuleLogs:
+        return []
+    out = ["## Pricing rules", "", f"| Order | Rule | Action | Status | Computed | Change ({invoice.currency}) | "
+           f"Total after | Note |", "|---:|---|---|---|---:|---:|---:|---|"]
+    for log in invoice.pricingRuleLogs:
+        action = f"{log.action} {log.target}" if log.target else log.action
+        note = log.reason or ("clamped: neither a line nor the total goes below 0" if log.clamped else "")
+        out.append(f"| {log.order} | {cell(log.name)} | {cell(action)} | {log.status} | {number(log.computedAmount)} "
+                   f"| {number(log.change)} | {number(log.totalAfter)} | {cell(note)} |")
+    return [*out, ""]
+
+
 def invoice_markdown(invoice: Invoice) -> str:
     period = UsagePeriod(start=invoice.startDate, end=invoice.endDate)
     title = invoice.sequenceId or invoice.id
@@ -74,6 +88,7 @@ def invoice_markdown(invoice: Invoice) -> str:
         out.append("| | no lines | | | | |")
     out += ["", "Top-level amounts are rounded once to the currency's minor unit; the numbered lines below one "
                 "(1.1, 1.2, ...) are its exact parts. `#` is the lineNumber create_credit_note takes.", ""]
+    out += _rule_rows(invoice)
     totals = [
         ("Sub-total", invoice.subTotalAmount),
         ("Minimum-commitment true-up", invoice.trueUpAmount),

@@ -51,8 +51,9 @@ async def get_invoice(
 ) -> Invoice:
     """Get one invoice with every line: per usage rate card the quantity and amount, below it each slab's
     quantity × rate = value (exact; the card amount is their sum rounded once), fixed fees (prorated when
-    partial), the minimum-commitment true-up, and the totals. Pass accountId instead of invoiceId to
-    preview the open cycle's DRAFT invoice."""
+    partial), lines added by the plan's pricing rules, the minimum-commitment true-up, and the totals;
+    pricingRuleLogs says what each pricing rule did (APPLIED, SKIPPED, FAILED with why). Pass accountId
+    instead of invoiceId to preview the open cycle's DRAFT invoice."""
     async with uow(ctx) as u:
         return u.app.marked(await invoices.get_invoice(u.session, u.now, invoice_id=invoiceId, account_id=accountId))
 

@@ -38,18 +38,23 @@ async def calculate_revenue(
     licenses: Annotated[dict[str, int] | None, Field(
         description='seats per license id held for the whole cycle, e.g. {"seats": 8}; licenses left out are 0')
     ] = None,
+    cycleIndex: Annotated[int, Field(
+        ge=0, le=100_000, description="the cycle's place on the plan (0 = the first), for pricing rules that read "
+                                      "cycleIndex, e.g. 3 to quote the fourth month after a first-3-months offer")] = 0,
 ) -> RevenueQuote:
     """Quote what a price plan charges for given usage over one full pricing cycle, e.g. "what do 1.2M
     tokens cost on Growth?". Returns every usage rate card with its slabs (quantity, rate, flat amount,
     exact amount), minimum/maximum rate adjustments, the card amount rounded once, license (seat) cards for
-    the seats in `licenses`, fixed fees for a full cycle, the minimum-commitment true-up and the total: exactly what an invoice with this usage would
-    say. Pass pricePlanId, or pricePlan to try a plan without creating it. Reads only; safe to repeat."""
+    the seats in `licenses`, fixed fees for a full cycle, the minimum-commitment true-up and the total: exactly
+    what an invoice with this usage would say, its pricing rules applied (pricingRuleLogs; cycleIndex picks the
+    cycle they see). Pass pricePlanId, or pricePlan to try a plan without creating it. Reads only; safe to
+    repeat."""
     if pricePlanId is not None and pricePlan is not None:
         raise InvalidInput("pricePlan", "give pricePlanId or pricePlan, not both")
     async with uow(ctx) as u:
         return await lab.calculate_revenue(
             u.session, plan=pricePlanId if pricePlanId is not None else pricePlan, usage=usage, currency=currency,
-            now=u.now, licenses=licenses)
+            now=u.now, licenses=licenses, cycle_index=cycleIndex)
 
 
 @tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans",

@@ -16,12 +16,15 @@ from togai_engine.errors import InvalidInput
 from togai_engine.plans import service as plans
 from togai_engine.plans.schemas import (
     LATE_USAGE_DESCRIPTION,
+    MAX_PRICING_RULES,
+    PRICING_RULES_DESCRIPTION,
     LateUsagePolicy,
     MinimumCommitment,
     PricePlan,
     PricePlanCreate,
     PricePlanSummary,
     PricingCycleConfigInput,
+    PricingRule,
     RateCardInfo,
     RateCards,
 )
@@ -54,13 +57,26 @@ async def create_price_plan(
         description="same as rateCards.minimumCommitment (give it in one place only)")] = None,
     description: Annotated[str | None, Field(max_length=255)] = None,
     lateUsage: Annotated[LateUsagePolicy, Field(description=LATE_USAGE_DESCRIPTION)] = "IGNORE",
+    pricingRules: Annotated[list[PricingRule] | None, Field(
+        max_length=MAX_PRICING_RULES, description=PRICING_RULES_DESCRIPTION)] = None,
 ) -> PricePlan:
     """Create an immutable price plan: its billing cycle, currencies and rate cards. Validation names the
     exact field at fault (e.g. rateCards.usageRateCards[0].ratePlan.slabs[1].startAfter). Slab i covers
     quantities above its startAfter up to the next slab's startAfter; the first slab starts after 0. Rates
     are decimal strings or numbers (send strings for more than 15 digits). This is version 1, ACTIVE at once.
     To change the plan's pricing later use update_price_plan + finalize_price_plan (a new version); to give one
-    account its own rates use update_account(pricePlanId, rateCardOverrides)."""
+    account its own rates use update_account(pricePlanId, rateCardOverrides).
+
+    pricingRules adjust each invoice after its rate cards (JSON Logic over exact decimals; every invoice logs
+    what each rule did in pricingRuleLogs). 10% off when the subtotal is over 1000:
+    {"name": "volume discount", "order": 1, "condition": {">": [{"var": "subTotal"}, 1000]},
+     "computation": {"*": [{"var": "subTotal"}, -0.1]}, "action": {"type": "ADD", "description": "10% off over 1000"}}
+    (subTotal 1234.56 adds a line of -123.46; at 1000 or less nothing). First 3 months 20% off:
+    {"name": "welcome offer", "order": 2, "condition": {"<": [{"var": "cycleIndex"}, 3]},
+     "computation": {"*": [{"var": "total"}, -0.2]}, "action": {"type": "ADD"}}
+    (cycleIndex is 0 in the plan's first period on the account). Cap a card at 500 with UPDATE:
+    {"name": "cap", "order": 3, "computation": {"min": [{"var": "rateCards.api_calls"}, 500]},
+     "action": {"type": "UPDATE", "target": "api_calls"}}."""
     cards = rateCards or RateCards()
     if minimumCommitment is not None:
         if cards.minimumCommitment is not None:
@@ -69,7 +85,7 @@ async def create_price_plan(
     data = PricePlanCreate.model_validate({
         "name": name, "description": description, "pricingCycleConfig": pricingCycleConfig,
         "supportedCurrencies": supportedCurrencies if supportedCurrencies is not None else ["USD"],
-        "rateCards": cards, "lateUsage": lateUsage,
+        "rateCards": cards, "lateUsage": lateUsage, "pricingRules": pricingRules or [],
     })
     async with uow(ctx) as u:
         plan, _ = await plans.create_plan(u.session, data)

@@ -1,7 +1,8 @@
 """The guarantee behind the lab: simulating an account's own plan reproduces its invoices to the cent.
 
 Random usage over three accounts (one starts mid-cycle in EUR, one switches to an anniversary-cycle plan
-mid-month, so partial periods, proration and prorated commitments all occur), a few closed cycles, then
+mid-month, so partial periods, proration and prorated commitments all occur; both plans have pricing rules reading
+cycleIndex, a card, usage and dividing), a few closed cycles, then
 simulate_price_plan with both plans as candidates: for every invoiced period, the candidate that is the
 period's own plan equals the invoice's total, and for every open period the DRAFT's total.
 """
@@ -49,7 +50,14 @@ def base_plan(tokens: str, requests: str) -> dict[str, Any]:
             "supportedCurrencies": ["USD", "EUR"],
             "rateCards": {"usageRateCards": cards,
                           "fixedFeeRateCards": [fee("platform", {"USD": "19.99", "EUR": "18.49"}, prorate=True)]},
-            "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "50"}, {"currency": "EUR", "rate": "45"}]}}
+            "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "50"}, {"currency": "EUR", "rate": "45"}]},
+            "pricingRules": [  # the plan's first period (partial for acc1), a cap on a card, a division
+                {"name": "welcome", "order": 1, "condition": {"==": [{"var": "cycleIndex"}, 0]}, "computation": -5,
+                 "action": {"type": "ADD"}},
+                {"name": "requests cap", "order": 2, "computation": {"min": [{"var": f"rateCards.{requests}"}, 0.3]},
+                 "action": {"type": "UPDATE", "target": requests}},
+                {"name": "volume discount", "order": 3, "condition": {">": [{"var": "subTotal"}, 60]},
+                 "computation": {"/": [{"var": "total"}, -7]}, "action": {"type": "ADD"}}]}
 
 
 def alt_plan(tokens: str) -> dict[str, Any]:
@@ -60,7 +68,9 @@ def alt_plan(tokens: str) -> dict[str, Any]:
                                                       {"order": 2, "rate": "1.7"}]} for c in ("USD", "EUR")]}
     return {"name": "Alt", "pricingCycleConfig": {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 2},
             "supportedCurrencies": ["USD", "EUR"],
-            "rateCards": {"usageRateCards": [card], "fixedFeeRateCards": [fee("seat", {"USD": "7", "EUR": "6.5"})]}}
+            "rateCards": {"usageRateCards": [card], "fixedFeeRateCards": [fee("seat", {"USD": "7", "EUR": "6.5"})]},
+            "pricingRules": [{"name": "after the first", "order": 1, "condition": {">=": [{"var": "cycleIndex"}, 1]},
+                              "computation": {"*": [{"var": f"usage.{tokens}"}, 0.0001]}, "action": {"type": "ADD"}}]}
 
 
 async def empty(db: Any) -> None:
@@ -101,6 +111,9 @@ async def test_own_plan_reproduces_every_invoice(
     clock.set(at(2026, 4, 2, 12))  # January to March closed (Alt's grace is 2 days: its March period may not be)
     invoices = await invoices_of(client, ("acc0", "acc1", "acc2"))
     assert sum(i["status"] == "DUE" for i in invoices.values()) >= 7  # 3 + 3 + at least Jan, Feb, Feb part
+    first = await call(client, "get_invoice", invoiceId=invoices[("acc0", "2026-01-01T00:00:00Z")]["id"])
+    assert [(log["name"], log["status"]) for log in first["pricingRuleLogs"]][:2] == [
+        ("welcome", "APPLIED"), ("requests cap", "APPLIED")]  # the rules ran (the discount depends on usage)
 
     before = await row_counts(db)
     result = await call(client, "simulate_price_plan", candidates=[base["id"], alt["id"]],

@@ -157,6 +157,27 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
     "rateCards.minimumCommitment.rateValues[].currency": ProvedBy(
         "tests/invoices/test_compose.py::test_a_currency_the_plan_does_not_support_is_refused", "currenc"),
     "rateCards.minimumCommitment.rateValues[].rate": Changes("900"),
+    # pricing rules (the base plan has none, so each is proved on invoices through the tools)
+    "pricingRules[].name": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::test_a_discount_fires_over_its_threshold_and_not_at_it", "name"),
+    "pricingRules[].order": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::"
+        "test_update_caps_a_card_and_a_percentage_fee_is_added_on_the_capped_total", "order"),
+    "pricingRules[].invoiceTiming": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::test_rules_are_checked_against_the_plan", "IN_ADVANCE"),
+    "pricingRules[].condition": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::test_a_discount_fires_over_its_threshold_and_not_at_it", "condition"),
+    "pricingRules[].computation": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::test_a_discount_fires_over_its_threshold_and_not_at_it", "computation"),
+    "pricingRules[].action.type": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::"
+        "test_update_caps_a_card_and_a_percentage_fee_is_added_on_the_capped_total", "UPDATE"),
+    "pricingRules[].action.target": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::"
+        "test_update_caps_a_card_and_a_percentage_fee_is_added_on_the_capped_total", "target"),
+    "pricingRules[].action.description": ProvedBy(
+        "tests/invoices/test_pricing_rules.py::"
+        "test_update_caps_a_card_and_a_percentage_fee_is_added_on_the_capped_total", "description"),
 }
 
 # A plan with every kind of card. Usage card: 150 units, TIERED, slab 1 (0, 100] at 0.10 plus a flat 2.00,

@@ -185,7 +185,8 @@ def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str
              seats: dict[Window, Seats]) -> ComposedInvoice:
     window = (bp.association.account_id, bp.period.start, bp.period.end)
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle, quantities.get(window, {}),
-                           cut_by_change=bp.cut_by_change, licenses=seats.get(window, {}))
+                           cut_by_change=bp.cut_by_change, licenses=seats.get(window, {}),
+                           cycle_index=bp.cycle_index_for(bp.plan))
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],
@@ -299,7 +300,17 @@ async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[
                  "details"],
     )
     await late_usage.claim(conn, {c.account.id: c.invoice_id for c in closings if c.bills_late_usage})
+    await _store_rule_logs(conn, [c for c in closings if c.invoice.rule_logs])
     return [c.period for c in closings if written[(c.account.id, c.period.period.start)]["inserted"]]
+
+
+async def _store_rule_logs(conn: Any, closings: list[_Closing]) -> None:
+    """The pricing-rule log of each closed invoice whose plan has rules (a separate statement: most have none)."""
+    if closings:
+        await conn.execute(
+            "UPDATE invoices AS i SET pricing_rule_logs = u.logs::jsonb FROM unnest($1::text[], $2::text[]) "
+            "AS u(id, logs) WHERE i.id = u.id",
+            [c.invoice_id for c in closings], [json.dumps(list(c.invoice.rule_logs)) for c in closings])
 
 
 async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closing]) -> None:

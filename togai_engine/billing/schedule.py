@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from togai_engine.cycles import Cycle, CycleConfig, cut_by_change, cycle_containing, grace_end, schedule_periods
+from togai_engine.cycles import (
+    Cycle,
+    CycleConfig,
+    cut_by_change,
+    cycle_containing,
+    cycle_index,
+    grace_end,
+    schedule_periods,
+)
 from togai_engine.plans.overrides import PlanRef
 from togai_engine.plans.schemas import PricePlan
 
@@ -44,6 +52,14 @@ class BillingPeriod:
     full_cycle: Cycle  # the plan's schedule cycle containing it (the base for proration)
     due_at: datetime  # when it becomes DUE (the invoice date)
     cut_by_change: bool = False  # a plan change or end cut it short: its fixed fees are prorated
+
+    def cycle_index_for(self, plan: PricePlan) -> int:
+        """The period's place in its association (0 for the first), which only pricing rules read: 0 when
+        `plan` (the one priced: the association's, or a lab candidate) has none, saving two cycle lookups."""
+        if not plan.pricingRules:
+            return 0
+        return cycle_index(self.plan.cycle_config, self.association.anchor, self.association.effective_from,
+                           self.period.start)
 
 
 @dataclass(frozen=True)

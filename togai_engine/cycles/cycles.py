@@ -231,6 +231,17 @@ def cycle_containing(config: CycleConfig, anchor: datetime, instant: datetime) -
     return Cycle(start, _start_in_month(start_month + months, day_of_month))
 
 
+def cycle_index(config: CycleConfig, anchor: datetime, effective_from: datetime, instant: datetime) -> int:
+    """The place of the cycle containing `instant` among the cycles of a plan association that starts at
+    `effective_from`: 0 for its first cycle (partial or not), 1 for the next. O(1): month arithmetic."""
+    first = cycle_containing(config, anchor, effective_from)
+    current = cycle_containing(config, anchor, instant)
+    if config.interval == WEEKLY:
+        return (current.start - first.start).days // 7
+    months = (current.start.year - first.start.year) * 12 + current.start.month - first.start.month
+    return months // MONTHS_PER_CYCLE[config.interval]
+
+
 def next_cycle(config: CycleConfig, anchor: datetime, cycle: Cycle) -> Cycle:
     """The first schedule cycle starting at or after `cycle.end` (for a clipped cycle ending mid-cycle,
     the one after the cycle that contains that end)."""

@@ -3,7 +3,8 @@
 Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
 (its slab lines and any rate-config adjustment below it carry the exact values), one per fixed fee
 (prorated by time when the card says so and the period is partial), and the minimum-commitment
-true-up. The subtotal and total are sums of rounded top-level lines, so they always add up.
+true-up. Pricing rules run between the rate cards and the true-up (pricing_rules.py), adding lines or setting a
+card's line. The subtotal and total are sums of rounded top-level lines, so they always add up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
+from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE, apply_pricing_rules
 from togai_engine.plans.schemas import LicenseRateCard, PricePlan, UsagePricing
 from togai_engine.pricing import (
     DECIMAL_CONTEXT,
@@ -64,10 +66,11 @@ class ComposedInvoice:
     currency: str
     period: Cycle
     lines: tuple[ComposedLine, ...]
-    sub_total: Decimal  # sum of the lines but the true-up (rate cards, late usage)
+    sub_total: Decimal  # sum of the lines but the true-up (rate cards, pricing rules, late usage)
     true_up: Decimal
-    total: Decimal  # sub_total + true_up; never negative (every line is >= 0)
+    total: Decimal  # sub_total + true_up; never negative (pricing rules never take sub_total below 0)
     quantities: Mapping[str, Decimal] = field(default_factory=dict)  # per usage meter, as billed
+    rule_logs: tuple[dict[str, Any], ...] = ()  # one entry per pricing rule, in order (pricing_rules.py)
 
 
 def _text(value: Decimal) -> str:
@@ -85,6 +88,7 @@ def _span(duration: timedelta) -> str:
 def compose_invoice(
     plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal],
     *, cut_by_change: bool = False, licenses: Mapping[str, Sequence[SeatSpan]] | None = None,
+    cycle_index: int = 0,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
@@ -93,6 +97,7 @@ def compose_invoice(
     fees are then prorated whatever their enableProration, which governs an account's first partial period.
     `licenses` maps a license id -> its seat spans (start, end, count) over the period (licenses/README.md);
     an instant no span covers holds 0 seats.
+    `cycle_index`: the period's place in its plan association (0 for the first), for pricing rules.
     """
     if currency not in plan.supportedCurrencies:
         raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
@@ -123,6 +128,9 @@ def compose_invoice(
             line_type=FIXED_FEE_LINE, description=description, value=value, rate_card_name=fee.name,
             quantity=Decimal(1), value_per_quantity=rate, details=details,
         ))
+    rule_logs: tuple[dict[str, Any], ...] = ()
+    if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
+        lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
     sub_total = sum((line.value for line in lines), ZERO)
     true_up = ZERO
     commitment = plan.rateCards.minimumCommitment
@@ -138,8 +146,12 @@ def compose_invoice(
         ))
     return ComposedInvoice(
         currency=currency, period=period, lines=tuple(lines), sub_total=sub_total, true_up=true_up,
-        total=sub_total + true_up, quantities=billed,
+        total=sub_total + true_up, quantities=billed, rule_logs=rule_logs,
     )
+
+
+def _rule_line(description: str, value: Decimal, details: dict[str, Any]) -> ComposedLine:
+    return ComposedLine(line_type=PRICING_RULE_LINE, description=description, value=value, details=details)
 
 
 def with_late_usage(invoice: ComposedInvoice, late_lines: Sequence[ComposedLine]) -> ComposedInvoice:

@@ -62,6 +62,8 @@ class InvoiceRow(Base):
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # the plan's pricing rules as they ran on this invoice (invoices/pricing_rules.py); NULL without rules
+    pricing_rule_logs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
 
 
 class InvoiceLineRow(Base):

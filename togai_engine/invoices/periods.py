@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from togai_engine.cycles import Cycle, cut_by_change, cycle_containing
+from togai_engine.cycles import Cycle, cut_by_change, cycle_containing, cycle_index
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
 from togai_engine.invoices.models import InvoiceRow
@@ -30,8 +30,10 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
     follows = any(a.effective_until == association.effective_from for a in associations)
     cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until, follows)
     window = (row.account_id, period.start, period.end)
+    index = cycle_index(plan.cycle_config, association.anchor, association.effective_from, period.start) \
+        if plan.pricingRules else 0  # only rules read it
     return compose_invoice(plan, row.currency, period, full_cycle, quantities.get(window, {}), cut_by_change=cut,
-                           licenses=(seats or {}).get(window, {}))
+                           licenses=(seats or {}).get(window, {}), cycle_index=index)
 
 
 def plan_meters(plan: PricePlan) -> list[str]:

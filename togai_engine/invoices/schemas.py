@@ -24,7 +24,8 @@ class InvoiceLine(Model):
                                   "FIXED_FEE_RATE_CARD_AMOUNT, LICENSE_RATE_CARD_AMOUNT (seats; under it "
                                   "LICENSE_RATE_CARD_SLAB_AMOUNT or, prorated, one LICENSE_SPAN_AMOUNT per span of "
                                   "constant seats), TRUE_UP_AMOUNT or LATE_USAGE_AMOUNT (usage of an "
-                                  "earlier period received after it closed; details name that invoice and events)")
+                                  "earlier period received after it closed; details name that invoice and events), "
+                                  "PRICING_RULE_AMOUNT (a line a pricing rule added; pricingRuleLogs says why)")
     description: str
     rateCardName: str | None = None
     quantity: Decimal | None = Field(default=None, description="usage units (usage and slab lines); seats (license "
@@ -62,7 +63,7 @@ class InvoiceSummary(SandboxMarked):
     closesAt: datetime = Field(description="when the invoice becomes (or became) DUE: period end + grace period")
     invoiceDate: datetime | None = Field(default=None, description="when it became DUE")
     dueDate: datetime | None = Field(default=None, description="invoiceDate + the account's netTermDays")
-    subTotalAmount: Decimal | None = Field(default=None, description="sum of the rate card lines")
+    subTotalAmount: Decimal | None = Field(default=None, description="sum of the rate card and pricing-rule lines (never below 0)")
     trueUpAmount: Decimal | None = Field(default=None, description="minimum commitment true-up")
     totalAmount: Decimal | None = Field(default=None, description="subTotalAmount + trueUpAmount; never negative")
     creditsApplied: Decimal | None = Field(default=None, description="wallet credits applied when it became DUE")
@@ -77,6 +78,30 @@ class InvoiceSummary(SandboxMarked):
         "unaffected"))
 
 
+class PricingRuleLog(Model):
+    """What one pricing rule of the plan did on this invoice (Togai's pricing_rules_logs)."""
+
+    name: str
+    order: int
+    action: Literal["ADD", "UPDATE"]
+    target: str | None = Field(default=None, description="UPDATE: the rate card whose line it set")
+    status: Literal["APPLIED", "SKIPPED", "FAILED"] = Field(
+        description="SKIPPED: its condition was false; FAILED: it could not be evaluated (reason) and changed nothing")
+    reason: str | None = None
+    computedAmount: Decimal | None = Field(default=None, description="the computation, rounded to the minor unit")
+    amount: Decimal | None = Field(default=None, description="the line's value as applied (ADD: the added line; "
+                                                             "UPDATE: the card's new value)")
+    previousAmount: Decimal | None = Field(default=None, description="UPDATE: the card's line before the rule")
+    change: Decimal | None = Field(default=None, description="what the rule changed the total by")
+    clamped: bool | None = Field(default=None, description="the amount was limited: the total never goes below 0 "
+                                                           "and an UPDATEd line never below 0")
+    totalBefore: Decimal
+    totalAfter: Decimal
+
+
 class Invoice(InvoiceSummary):
     lineItems: list[InvoiceLine]
     usageInfo: list[UsageInfo] = Field(description="the quantity billed per usage meter")
+    pricingRuleLogs: list[PricingRuleLog] = Field(
+        default_factory=list, description="each pricing rule of the plan in the order it ran, with what it changed; "
+                                          "empty when the plan has none")

@@ -24,7 +24,14 @@ from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.display import money as money_of
 from togai_engine.invoices.drafts import Draft, compute_drafts
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
-from togai_engine.invoices.schemas import Invoice, InvoiceLine, InvoiceSummary, UsageInfo, UsagePeriod
+from togai_engine.invoices.schemas import (
+    Invoice,
+    InvoiceLine,
+    InvoiceSummary,
+    PricingRuleLog,
+    UsageInfo,
+    UsagePeriod,
+)
 from togai_engine.plans.models import PlanAssociationRow, PricePlanRow
 from togai_engine.pricing import round_money
 from togai_engine.wallets import service as wallets
@@ -174,15 +181,18 @@ async def render(session: AsyncSession, row: InvoiceRow) -> Invoice:
         if draft.composed is None:
             raise NotFound(f"invoice {row.id!r}: {draft.problem}")
         lines = [_line(line, row.currency) for line in draft.composed.lines]
+        logs = list(draft.composed.rule_logs)
     else:
         draft = None
         stored = await session.scalars(select(InvoiceLineRow).where(InvoiceLineRow.invoice_id == row.id))
         lines = _stored_lines(list(stored), row.currency)
+        logs = row.pricing_rule_logs or []
     notes = await credit_notes_for(session, [row.id]) if row.status != "DRAFT" else {}
     versions = await _versions(session, [row])
     summary = _summary(row, names.get(row.price_plan_id, row.price_plan_id), draft, notes.get(row.id, ()),
                        versions.get(row.association_id, (1, False)))
-    return Invoice(**dict(summary), lineItems=lines, usageInfo=_usage_info(lines))
+    return Invoice(**dict(summary), lineItems=lines, usageInfo=_usage_info(lines),
+                   pricingRuleLogs=[PricingRuleLog.model_validate(log) for log in logs])
 
 
 # --- tools --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from togai_engine.invoices.compose import (
     ComposedLine,
     compose_invoice,
 )
+from togai_engine.invoices.schemas import PricingRuleLog
 from togai_engine.lab.schemas import FixedFeeRevenue, LicenseCardRevenue, RevenueQuote, SlabRevenue, UsageCardRevenue
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.pricing import round_money
@@ -31,12 +32,15 @@ ZERO = Decimal(0)
 def quote(
     plan: PricePlan, currency: str, quantities: Mapping[str, Decimal], *, at: datetime, stored: bool,
     seats: Mapping[str, int] | None = None,
+    cycle_index: int = 0,
 ) -> RevenueQuote:
-    """`plan`'s charges for one full cycle (the one containing `at`; every full cycle prices the same), with
-    `seats` per license id held all cycle long."""
+    """`plan`'s charges for one full cycle (the one containing `at`; every full cycle prices the same, but for
+    pricing rules that read cycleIndex: the cycle's place in the account's association), with `seats` per
+    license id held all cycle long."""
     cycle = cycle_containing(plan.cycle_config, at, at)
     invoice = compose_invoice(plan, currency, cycle, cycle, quantities, licenses={
-        license_id: [(cycle.start, cycle.end, count)] for license_id, count in (seats or {}).items()})
+        license_id: [(cycle.start, cycle.end, count)] for license_id, count in (seats or {}).items()},
+        cycle_index=cycle_index)
     priced = {card.usageMeterId for card in plan.rateCards.usageRateCards}
     commitment = plan.rateCards.minimumCommitment
     return RevenueQuote(
@@ -53,6 +57,7 @@ def quote(
         trueUp=round_money(invoice.true_up, currency),
         total=round_money(invoice.total, currency),
         unpricedMeters=sorted(set(quantities) - priced),
+        pricingRuleLogs=[PricingRuleLog.model_validate(log) for log in invoice.rule_logs],
     )
 
 

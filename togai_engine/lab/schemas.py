@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from togai_engine.common.schemas import Model
+from togai_engine.invoices.schemas import PricingRuleLog
 
 ActualStatus = Literal["DUE", "PAID", "VOID", "DRAFT"]
 
@@ -75,6 +76,9 @@ class RevenueQuote(Model):
     total: Decimal = Field(description="subTotal + trueUp: what one full cycle with this usage is invoiced")
     unpricedMeters: list[str] = Field(
         default_factory=list, description="meters in `usage` that no usage rate card of the plan prices (ignored)")
+    pricingRuleLogs: list[PricingRuleLog] = Field(
+        default_factory=list, description="the plan's pricing rules as they ran on this quote (its lines are in "
+                                          "subTotal), exactly as an invoice records them")
 
 
 # --- simulate_price_plan ------------------------------------------------------------------------

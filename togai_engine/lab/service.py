@@ -82,6 +82,7 @@ async def calculate_revenue(
     plan_field: str = "pricePlanId",
     inline_field: str = "pricePlan",
     licenses: Mapping[str, object] | None = None,
+    cycle_index: int = 0,
 ) -> RevenueQuote:
     """What `plan` (a plan id, or an inline plan) charges for one full cycle with `usage` per meter and
     `licenses` seats per license id."""
@@ -99,7 +100,8 @@ async def calculate_revenue(
         if currency not in priced.supportedCurrencies:
             raise InvalidInput("currency", f"{priced.name!r} does not price {currency}; it supports "
                                            f"{', '.join(priced.supportedCurrencies)}")
-    return quote(priced, currency, quantities, at=now, stored=stored, seats=_seats_held(priced, licenses or {}))
+    return quote(priced, currency, quantities, at=now, stored=stored, seats=_seats_held(priced, licenses or {}),
+                 cycle_index=cycle_index)
 
 
 def _seats_held(plan: PricePlan, licenses: Mapping[str, object]) -> dict[str, int]:

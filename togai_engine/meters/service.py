@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,11 +12,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.ids import new_id
+from togai_engine.common.json_logic import json_logic_text, normalize_expression
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_id
 from togai_engine.errors import Conflict, InvalidInput, NotFound
-from togai_engine.meters.compiler import AGGREGATIONS, compile_meter, normalize_expression
+from togai_engine.meters.compiler import AGGREGATIONS, compile_meter
 from togai_engine.meters.models import MAX_SCHEMA_NAME_CHARS, EventSchemaRow, UsageMeterRow
 from togai_engine.meters.rollups import backfill_meter
 from togai_engine.meters.schemas import Computation, UsageMeter, UsageMeterCreate
@@ -46,17 +45,6 @@ def _to_schema(row: UsageMeterRow) -> UsageMeter:
     )
 
 
-def _json_text(value: Any) -> str:
-    """JSON text of a normalized expression (Decimals written as exact numbers)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_json_text(v) for v in value) + "]"
-    return json.dumps(value)
-
-
 def _stored_expression(raw: Any, field: str, *, allow_bare_name: bool) -> str | None:
     """The text stored for a matcher/computation: a string as given, an object as JSON text."""
     if raw is None:
@@ -65,7 +53,7 @@ def _stored_expression(raw: Any, field: str, *, allow_bare_name: bool) -> str | 
         return raw.strip() or None
     if isinstance(raw, bool):
         raise InvalidInput(field, "must be a JSON Logic expression, a number or an attribute name, not a boolean")
-    return _json_text(normalize_expression(raw, field=field, allow_bare_name=allow_bare_name))
+    return json_logic_text(normalize_expression(raw, field=field, allow_bare_name=allow_bare_name))
 
 
 def _clean(data: UsageMeterCreate) -> tuple[str, str, str, list[dict[str, Any]], MeterSql, str]:

@@ -3,8 +3,9 @@
 For an invoice period P, let R(t) be what its invoice has charged by instant t, with R(P.start) = 0:
 - each usage rate card: its amount (rounded, as invoiced) for the usage in [P.start, t);
 - each IN_ADVANCE fixed fee: its amount (prorated as invoiced) from the first instant, t > P.start;
-- each IN_ARREARS fixed fee, each license (seat) card, the minimum-commitment true-up and a late-usage line (usage of an earlier period
-  received after it closed, billed on this invoice): only at t = P.end.
+- each IN_ARREARS fixed fee, each license (seat) card, the minimum-commitment true-up, a pricing rule's line and a
+  late-usage line (usage of an earlier period received after it closed, billed on this invoice): only at
+  t = P.end (a card a rule UPDATEd takes its ruled value there too).
 At P.end every line takes its invoiced value: the frozen line of a DUE/PAID invoice, the live composition
 (`compose_invoice` over the usage so far) of a DRAFT. A bucket's revenue is R(its end) - R(its start), both
 clipped to P and to the query range. The sum over the buckets covering P telescopes to R(P.end): REVENUE over
@@ -44,6 +45,7 @@ from togai_engine.invoices.compose import (
 from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
 from togai_engine.plans.models import PlanAssociationRow
@@ -179,7 +181,8 @@ async def revenue_series(
 
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:
-    return _Line(line_type, rate_card_name or "", value,
+    # a pricing rule's line (PRICING_RULE_AMOUNT, at the period's end like the true-up) is named by its rule
+    return _Line(line_type, rate_card_name or (details or {}).get("pricingRule", ""), value,
                  line_type == FIXED_FEE_LINE and (details or {}).get("invoiceTiming") == "IN_ADVANCE")
 
 
@@ -199,7 +202,7 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
                InvoiceLineRow.value, InvoiceLineRow.details)
         .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None),
                InvoiceLineRow.line_type.in_((USAGE_LINE, LICENSE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE,
-                                                 LATE_USAGE_LINE))))
+                                             LATE_USAGE_LINE, PRICING_RULE_LINE))))
     lines: dict[str, list[_Line]] = defaultdict(list)
     for invoice_id, line_type, name, value, details in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details))

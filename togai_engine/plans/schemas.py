@@ -7,17 +7,20 @@ order, a rate per supported currency, meters that exist, unique card names) live
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr
+from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema
 
+from togai_engine.common.json_logic import json_logic_text, normalize_expression
 from togai_engine.common.numbers import WholeNumber, not_a_boolean
 from togai_engine.common.schemas import Model
 from togai_engine.cycles import CycleConfig
 from togai_engine.errors import InvalidInput
 from togai_engine.pricing import RatePlan, RateValue, Slab, SlabRate, parse_decimal
+from togai_engine.pricing.rules import Expression, RuleScope, compile_rule_expression
 
 
 def _to_decimal(value: Any) -> Decimal:
@@ -39,6 +42,7 @@ CardName = Annotated[str | None, Field(
 InvoiceTiming = Literal["IN_ADVANCE", "IN_ARREARS"]
 RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT", "LICENSE"]
 LateUsagePolicy = Literal["IGNORE", "BILL_ON_NEXT_INVOICE"]
+MAX_PRICING_RULES = 50
 LATE_USAGE_DESCRIPTION = (
     "what happens to usage that arrives after its period's invoice became DUE (after the gracePeriod): IGNORE "
     "(default) stores it as NOT_BILLED_CYCLE_CLOSED and never bills it; BILL_ON_NEXT_INVOICE stores it "
@@ -203,6 +207,84 @@ class RateCards(Model):
     minimumCommitment: MinimumCommitment | None = None
 
 
+# --- pricing rules ------------------------------------------------------------------------------
+
+
+def _logic_text(value: Any) -> Any:
+    """A JSON Logic object (or number, boolean) becomes its exact JSON text, the form that is stored."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json_logic_text(normalize_expression(value, field=""))
+    except InvalidInput as exc:
+        raise ValueError(exc.reason) from None
+
+
+JsonLogicText = Annotated[str, BeforeValidator(_logic_text), WithJsonSchema({
+    "anyOf": [{"type": "object"}, {"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+    "description": "JSON Logic as an object or as its JSON text; stored as JSON text"})]
+
+
+class PricingRuleAction(Model):
+    type: Literal["ADD", "UPDATE"] = Field(
+        description="ADD: a line of the computed amount (negative for a discount); UPDATE: set the target rate "
+                    "card's line to the computed amount")
+    target: str | None = Field(default=None, max_length=50, description="UPDATE only: the rate card's name")
+    description: str | None = Field(default=None, max_length=255, description="the line's text (default the rule's name)")
+
+
+class PricingRule(Model):
+    name: str = Field(min_length=1, max_length=50, description="unique within the plan; names the rule in the log")
+    order: WholeNumber = Field(description="rules run in ascending order, each seeing the lines after the previous")
+    invoiceTiming: Literal["IN_ADVANCE", "IN_ARREARS"] = Field(
+        default="IN_ARREARS", description="IN_ARREARS only: rules price the invoice of the period they cover")
+    condition: JsonLogicText | None = Field(
+        default=None, description='JSON Logic giving true or false, e.g. {">": [{"var": "subTotal"}, 1000]}; '
+                                  "absent: the rule always runs")
+    computation: JsonLogicText = Field(
+        description='JSON Logic giving the amount, e.g. {"*": [{"var": "subTotal"}, -0.1]}')
+    action: PricingRuleAction
+
+
+PRICING_RULES_DESCRIPTION = (
+    "rules run in `order` after the rate-card lines and before the minimum-commitment true-up: "
+    "{name, order, condition (JSON Logic, optional), computation (JSON Logic: the amount), action {type ADD|UPDATE, "
+    "target (UPDATE: a rate card name), description}}. Variables: subTotal (the lines before any rule), total "
+    "(after the rules before this one), cycleIndex (0 for the plan's first period on the account), "
+    "usage.<meterId>, rateCards.<rate card name>. Operators: var == != < <= > >= and or ! if in + - * / min max; "
+    "numbers are exact decimals. Amounts round half-up to the currency's minor unit; the total never goes below 0")
+NON_BILLING_CARDS = ("billingEntitlementRateCards", "creditGrantRateCards")
+
+
+def billed_card_names(cards: RateCards) -> frozenset[str]:
+    """Names of the rate cards that bill a line of their own (a rule may read and UPDATE them)."""
+    names: set[str] = set()
+    for field in type(cards).model_fields:
+        value = getattr(cards, field)
+        if field not in NON_BILLING_CARDS and isinstance(value, list):
+            names.update(card.name for card in value if getattr(card, "name", None))
+    return frozenset(names)
+
+
+def rule_scope(cards: RateCards) -> RuleScope:
+    return RuleScope(meters=frozenset(card.usageMeterId for card in cards.usageRateCards),
+                     rate_cards=billed_card_names(cards))
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: PricingRule
+    condition: Expression | None
+    computation: Expression
+
+
+def compile_rule(rule: PricingRule, scope: RuleScope, path: str) -> CompiledRule:
+    condition = None if rule.condition is None else compile_rule_expression(
+        rule.condition, f"{path}.condition", scope, "bool")
+    return CompiledRule(rule, condition, compile_rule_expression(rule.computation, f"{path}.computation", scope,
+                                                                 "number"))
+
+
 # --- plans --------------------------------------------------------------------------------------
 
 
@@ -213,6 +295,8 @@ class PricePlanCreate(Model):
     supportedCurrencies: list[CurrencyCode] = Field(default_factory=lambda: ["USD"], min_length=1, max_length=20)
     rateCards: RateCards = Field(default_factory=RateCards)
     lateUsage: LateUsagePolicy = Field(default="IGNORE", description=LATE_USAGE_DESCRIPTION)
+    pricingRules: list[PricingRule] = Field(default_factory=list, max_length=MAX_PRICING_RULES,
+                                            description=PRICING_RULES_DESCRIPTION)
 
 
 class UsagePricing:
@@ -245,6 +329,7 @@ class PricePlan(PlanHeader):
     """A stored plan. Immutable: attach another plan to change an account's pricing."""
 
     rateCards: RateCards
+    pricingRules: list[PricingRule] = Field(default_factory=list, description=PRICING_RULES_DESCRIPTION)
 
     _cycle: CycleConfig | None = PrivateAttr(default=None)
     _usage: list[UsagePricing] | None = PrivateAttr(default=None)
@@ -255,6 +340,16 @@ class PricePlan(PlanHeader):
     def overridden(self) -> bool:
         """An account's effective plan: the version with the association's rateCardOverrides (plans.overrides)."""
         return self._overridden
+    _rules: list[CompiledRule] | None = PrivateAttr(default=None)
+
+    @property
+    def compiled_rules(self) -> list[CompiledRule]:
+        """The pricing rules compiled once, in the order they run (stored plans were validated)."""
+        if self._rules is None:
+            scope = rule_scope(self.rateCards)
+            self._rules = [compile_rule(rule, scope, f"pricingRules[{i}]") for i, rule in
+                           sorted(enumerate(self.pricingRules), key=lambda item: item[1].order)]
+        return self._rules
 
     @property
     def cycle_config(self) -> CycleConfig:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from togai_engine.common.durations import parse_duration
+from togai_engine.common.json_logic import json_logic_text, normalize_expression
 from togai_engine.common.validation import check_currency, check_id
 from togai_engine.cycles import CycleConfig
 from togai_engine.errors import InvalidInput
@@ -22,12 +23,17 @@ from togai_engine.plans.schemas import (
     LicenseRateCard,
     PricePlanCreate,
     PricingCycleConfigInput,
+    PricingRule,
+    PricingRuleAction,
     RateCards,
     UsageRateCard,
+    compile_rule,
+    rule_scope,
     to_rate_plan,
     to_rate_value,
 )
 from togai_engine.pricing import validate_rate_plan
+from togai_engine.pricing.rules import RuleScope
 
 
 def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
@@ -58,6 +64,9 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
             creditGrantRateCards=grants, minimumCommitment=commitment,
         ),
         lateUsage=data.lateUsage,
+        pricingRules=_pricing_rules(data.pricingRules, rule_scope(RateCards(
+            usageRateCards=usage, fixedFeeRateCards=fixed, billingEntitlementRateCards=entitlements,
+            creditGrantRateCards=grants, minimumCommitment=commitment))),
     )
 
 
@@ -82,6 +91,51 @@ class _CardNames:
                 "unique within a plan")
         self.seen[name] = path
         return name
+
+
+def _pricing_rules(rules: Sequence[PricingRule], scope: RuleScope) -> list[PricingRule]:
+    """Each rule compiled against the plan's meters and cards; stored in the order they run, with their JSON
+    Logic as canonical text."""
+    names: dict[str, int] = {}
+    orders: dict[int, int] = {}
+    result: list[PricingRule] = []
+    for i, rule in enumerate(rules):
+        path = f"pricingRules[{i}]"
+        name = rule.name.strip()
+        if not name:
+            raise InvalidInput(f"{path}.name", "must not be blank; name the rule, e.g. 'volume discount'")
+        if name in names:
+            raise InvalidInput(f"{path}.name", f"{name!r} is already the name of pricingRules[{names[name]}]; "
+                                               "rule names are unique within a plan")
+        if rule.order in orders:
+            raise InvalidInput(f"{path}.order", f"{rule.order} is already the order of pricingRules"
+                                                f"[{orders[rule.order]}]; give each rule its own order")
+        names[name], orders[rule.order] = i, i
+        if rule.invoiceTiming != "IN_ARREARS":
+            raise InvalidInput(f"{path}.invoiceTiming", "only IN_ARREARS is supported: a rule prices the invoice "
+                                                        "of the period it covers; remove invoiceTiming or send "
+                                                        "IN_ARREARS")
+        _rule_action(rule.action, scope, f"{path}.action")
+        compile_rule(rule, scope, path)  # raises naming the part at fault
+        condition = None if rule.condition is None else json_logic_text(normalize_expression(rule.condition))
+        result.append(rule.model_copy(update={
+            "name": name, "condition": condition,
+            "computation": json_logic_text(normalize_expression(rule.computation))}))
+    return sorted(result, key=lambda rule: rule.order)
+
+
+def _rule_action(action: PricingRuleAction, scope: RuleScope, path: str) -> None:
+    if action.type == "ADD":
+        if action.target is not None:
+            raise InvalidInput(f"{path}.target", "ADD adds a line of its own and takes no target; remove target "
+                                                 "(UPDATE sets a rate card's line and names it in target)")
+        return
+    if action.target is None:
+        raise InvalidInput(f"{path}.target", "UPDATE needs the name of the rate card whose line it sets")
+    if action.target not in scope.rate_cards:
+        cards = ", ".join(sorted(scope.rate_cards)) or "none"
+        raise InvalidInput(f"{path}.target", f"{action.target!r} is not a rate card of this plan that bills a "
+                                             f"line; its cards: {cards}")
 
 
 def _currencies(codes: Sequence[str]) -> list[str]:
