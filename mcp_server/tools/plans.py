@@ -140,6 +140,9 @@ async def update_price_plan(
         description="default: the current version's; may not drop an attached account's invoiceCurrency")] = None,
     description: Annotated[str | None, Field(max_length=255, description="default: the current version's")] = None,
     lateUsage: Annotated[LateUsagePolicy | None, Field(description="default: the current version's")] = None,
+    pricingRules: Annotated[list[PricingRule] | None, Field(
+        max_length=MAX_PRICING_RULES, description="default: the current version's rules; [] removes them. They are "
+                                                  "checked against the new rate cards")] = None,
 ) -> PricePlan:
     """Draft the next version of a price plan (version n+1, status DRAFT) with new content; nothing is billed
     with it until finalize_price_plan. There is one DRAFT per plan: calling again replaces it. A DRAFT is never
@@ -150,7 +153,8 @@ async def update_price_plan(
     "priceType": "PER_UNIT"}]}, "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.012"}]}]}]})
     returns version 2 as DRAFT; then finalize_price_plan(pricePlanId="pp_x", migrationMode="NEXT_CYCLE")."""
     update = PlanVersionUpdate(rateCards=rateCards, pricingCycleConfig=pricingCycleConfig,
-                               supportedCurrencies=supportedCurrencies, description=description, lateUsage=lateUsage)
+                               supportedCurrencies=supportedCurrencies, description=description, lateUsage=lateUsage,
+                               pricingRules=pricingRules)
     async with uow(ctx) as u:
         plan = await plan_versions.update_price_plan(u.session, pricePlanId, update, u.now)
         u.changed(plan.id)

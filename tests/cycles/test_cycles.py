@@ -23,6 +23,7 @@ from togai_engine.cycles import (
     grace_end,
     next_cycle,
     resolve_offsets,
+    run_starts,
     schedule_periods,
 )
 from togai_engine.errors import InvalidInput
@@ -533,3 +534,12 @@ def test_naive_datetimes_are_rejected_with_their_field() -> None:
 def test_empty_cycle_is_rejected() -> None:
     with pytest.raises(InvalidInput):
         Cycle(at(2025, 3, 1), at(2025, 3, 1))
+
+
+def test_run_starts_join_spans_of_one_key_that_touch() -> None:
+    jan, feb, mar, apr = at(2026, 1, 1), at(2026, 2, 1), at(2026, 3, 1), at(2026, 4, 1)
+    spans = [("a", jan, feb), ("a", feb, mar), ("b", mar, apr), ("a", apr, None)]
+    # a, a (split, touching), then b, then a again: a new run
+    assert run_starts(spans) == [jan, jan, mar, apr]
+    assert run_starts([("a", jan, feb), ("a", mar, None)]) == [jan, mar]  # a gap breaks the run
+    assert run_starts([]) == []

@@ -216,3 +216,31 @@ async def test_rules_are_checked_against_the_plan(sandbox: Client) -> None:
     assert "pricingRules[0].condition: gives a number, but it must give true or false" in await refused(
         [{**add, "condition": {"var": "total"}}])
     assert "pricingRules[0].computation" in await refused([{**add, "computation": {"+": [0.30000000000000004, 1]}}])
+
+
+async def test_first_three_months_count_from_the_plans_start_across_a_new_version_and_a_deal(
+        sandbox: Client) -> None:
+    """A version migration and a new deal split the account's association, but its months on the plan go on:
+    the offer still ends after March."""
+    welcome = {"name": "welcome offer", "order": 1, "condition": {"<": [{"var": "cycleIndex"}, 3]},
+               "computation": {"*": [{"var": "total"}, -0.2]}, "action": {"type": "ADD", "description": "20% off"}}
+    plan = await plan_with(sandbox, "Welcome offer v", [welcome])
+    await account_on(sandbox, "steady", plan)
+    await call(sandbox, "advance_clock", to="2026-01-20")
+    # version 2 from February: the fee goes up to 120.00; the account moves at its next cycle
+    version_two = (await call(sandbox, "get_price_plan", pricePlanId=plan["id"]))["rateCards"]
+    version_two["fixedFeeRateCards"][0]["rateValues"][0]["rate"] = "120"
+    await call(sandbox, "update_price_plan", pricePlanId=plan["id"], rateCards=version_two)
+    await call(sandbox, "finalize_price_plan", pricePlanId=plan["id"], migrationMode="NEXT_CYCLE")
+    # a deal from March 1: the fee at 110.00 for this account
+    await call(sandbox, "advance_clock", to="2026-02-20")
+    await call(sandbox, "update_account", accountId="steady", pricePlanId=plan["id"], effectiveFrom="2026-03-01",
+               rateCardOverrides={"fixedFeeRateCards": [
+                   {"id": "platform", "rateValues": [{"currency": "USD", "rate": "110"}]}]})
+    await call(sandbox, "advance_clock", to="2026-05-01")
+    due = [i for i in await invoices(sandbox, "steady") if i["status"] == "DUE"]
+    # no usage: January 100.00 - 20% = 80.00 (v1); February 120.00 - 20% = 96.00 (v2);
+    # March 110.00 - 20% = 88.00 (the deal, still the plan's third month); April 110.00 (the offer is over)
+    assert [(i["startDate"][:10], i["pricePlanVersion"], i["totalAmount"]) for i in due] == [
+        ("2026-01-01", 1, "80.00"), ("2026-02-01", 2, "96.00"), ("2026-03-01", 2, "88.00"),
+        ("2026-04-01", 2, "110.00")]

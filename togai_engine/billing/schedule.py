@@ -37,6 +37,7 @@ class Association:
     anchor: datetime
     version: int = 1
     overridden: bool = False  # it carries rateCardOverrides: its plan is its own
+    plan_since: datetime | None = None  # where the account's unbroken run on this plan began (cycles.run_starts)
 
     @property
     def plan_key(self) -> str:
@@ -54,12 +55,14 @@ class BillingPeriod:
     cut_by_change: bool = False  # a plan change or end cut it short: its fixed fees are prorated
 
     def cycle_index_for(self, plan: PricePlan) -> int:
-        """The period's place in its association (0 for the first), which only pricing rules read: 0 when
+        """The period's place on its plan (0 for the first; a version migration or a new deal does not restart
+        the count), which only pricing rules read: 0 when
         `plan` (the one priced: the association's, or a lab candidate) has none, saving two cycle lookups."""
         if not plan.pricingRules:
             return 0
-        return cycle_index(self.plan.cycle_config, self.association.anchor, self.association.effective_from,
-                           self.period.start)
+        association = self.association
+        return cycle_index(self.plan.cycle_config, association.anchor,
+                           association.plan_since or association.effective_from, self.period.start)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.schedule import Association, Timeline, account_timeline
+from togai_engine.cycles import run_starts
 from togai_engine.plans.overrides import PlanRef, effective_plans, plan_ref
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.store.database import raw_connection
@@ -75,6 +76,9 @@ async def load_states(
             r["id"], r["account_id"], r["price_plan_id"], r["effective_from"], r["effective_until"], r["anchor"],
             r["version"], bool(overrides)))
         refs[plan_ref(r["price_plan_id"], r["version"], r["id"], overrides)] = overrides
+    for state in states.values():
+        runs = run_starts([(a.plan_id, a.effective_from, a.effective_until) for a in state.associations])
+        state.associations[:] = [replace(a, plan_since=since) for a, since in zip(state.associations, runs, strict=True)]
     return states, await effective_plans(session, refs)
 
 

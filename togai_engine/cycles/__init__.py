@@ -18,6 +18,7 @@ from togai_engine.cycles.cycles import (
     grace_end,
     next_cycle,
     resolve_offsets,
+    run_starts,
     schedule_periods,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "grace_end",
     "next_cycle",
     "resolve_offsets",
+    "run_starts",
     "schedule_periods",
 ]

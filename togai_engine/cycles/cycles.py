@@ -12,7 +12,7 @@ start is computed from its own month rather than from the previous start, a clam
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -240,6 +240,18 @@ def cycle_index(config: CycleConfig, anchor: datetime, effective_from: datetime,
         return (current.start - first.start).days // 7
     months = (current.start.year - first.start.year) * 12 + current.start.month - first.start.month
     return months // MONTHS_PER_CYCLE[config.interval]
+
+
+def run_starts(spans: Sequence[tuple[str, datetime, datetime | None]]) -> list[datetime]:
+    """For (key, start, end) spans ordered by start: where the unbroken run of same-key spans each belongs to
+    began. A span continues the one before it when it has the same key and starts where that one ended, so a
+    plan association split by a version migration or a new deal counts its cycles from the plan's start."""
+    starts: list[datetime] = []
+    for i, (key, start, _) in enumerate(spans):
+        previous = spans[i - 1] if i else None
+        continues = previous is not None and previous[0] == key and previous[2] == start
+        starts.append(starts[-1] if continues else start)
+    return starts
 
 
 def next_cycle(config: CycleConfig, anchor: datetime, cycle: Cycle) -> Cycle:

@@ -4,9 +4,10 @@ the recomposition of a closed period that late usage reopens (late_usage.py). Pu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 
-from togai_engine.cycles import Cycle, cut_by_change, cycle_containing, cycle_index
+from togai_engine.cycles import Cycle, cut_by_change, cycle_containing, cycle_index, run_starts
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
 from togai_engine.invoices.models import InvoiceRow
@@ -30,11 +31,18 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
     follows = any(a.effective_until == association.effective_from for a in associations)
     cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until, follows)
     window = (row.account_id, period.start, period.end)
-    index = cycle_index(plan.cycle_config, association.anchor, association.effective_from, period.start) \
-        if plan.pricingRules else 0  # only rules read it
+    index = cycle_index(plan.cycle_config, association.anchor, _plan_since(associations, association),
+                        period.start) if plan.pricingRules else 0  # only rules read it
     return compose_invoice(plan, row.currency, period, full_cycle, quantities.get(window, {}), cut_by_change=cut,
                            licenses=(seats or {}).get(window, {}), cycle_index=index)
 
 
 def plan_meters(plan: PricePlan) -> list[str]:
     return [card.usageMeterId for card in plan.rateCards.usageRateCards]
+
+
+def _plan_since(associations: list[PlanAssociationRow], association: PlanAssociationRow) -> datetime:
+    """Where the account's unbroken run on `association`'s plan began (cycles.run_starts)."""
+    ordered = sorted(associations, key=lambda a: a.effective_from)
+    runs = run_starts([(a.price_plan_id, a.effective_from, a.effective_until) for a in ordered])
+    return next(since for a, since in zip(ordered, runs, strict=True) if a.id == association.id)

@@ -111,6 +111,9 @@ async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: 
     for kind in OVERRIDABLE:
         known = [card.name for card in getattr(plan.rateCards, kind)]
         for i, card in enumerate(getattr(overrides, kind)):
+            # as in create_price_plan, a fee's or grant's name defaults to its id
+            if card.name is None and getattr(card, "id", None) is not None:
+                card.name = card.id
             if card.name is None or card.name not in known:
                 raise InvalidInput(
                     f"{field}.{kind}[{i}].name",

@@ -23,6 +23,7 @@ from togai_engine.plans.schemas import (
     PricePlan,
     PricePlanCreate,
     PricingCycleConfigInput,
+    PricingRule,
     RateCards,
 )
 from togai_engine.plans.service import get_plan, get_version, version_plan
@@ -40,6 +41,7 @@ class PlanVersionUpdate(Model):
     supportedCurrencies: list[str] | None = Field(default=None, min_length=1, max_length=20)
     description: str | None = Field(default=None, max_length=255)
     lateUsage: LateUsagePolicy | None = Field(default=None, description=LATE_USAGE_DESCRIPTION)
+    pricingRules: list[PricingRule] | None = None
 
 
 class PlanVersionInfo(Model):
@@ -97,6 +99,7 @@ def next_content(base: PricePlan, update: PlanVersionUpdate) -> PricePlanCreate:
         supportedCurrencies=update.supportedCurrencies or base.supportedCurrencies,
         rateCards=update.rateCards,
         lateUsage=update.lateUsage or base.lateUsage,
+        pricingRules=update.pricingRules if update.pricingRules is not None else base.pricingRules,
     )
 
 
