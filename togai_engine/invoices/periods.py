@@ -31,4 +31,5 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
 
 
 def plan_meters(plan: PricePlan) -> list[str]:
-    return [card.usageMeterId for card in plan.rateCards.usageRateCards]
+    """The meters the plan's invoices price: usage cards' and entitlement overage cards' feature meters."""
+    return plan.billed_meter_ids

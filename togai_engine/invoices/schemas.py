@@ -21,6 +21,7 @@ class UsagePeriod(Model):
 
 class InvoiceLine(Model):
     type: str = Field(description="USAGE_RATE_CARD_AMOUNT, USAGE_RATE_CARD_SLAB_AMOUNT, RATE_CONFIG_ADJUSTMENT_AMOUNT, "
+                                  "ENTITLEMENT_OVERAGE_AMOUNT (quantity: usage past the feature's limit), "
                                   "FIXED_FEE_RATE_CARD_AMOUNT, TRUE_UP_AMOUNT or LATE_USAGE_AMOUNT (usage of an "
                                   "earlier period received after it closed; details name that invoice and events)")
     description: str

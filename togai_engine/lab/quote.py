@@ -14,6 +14,7 @@ from togai_engine.cycles import cycle_containing
 from togai_engine.invoices.compose import (
     ADJUSTMENT_LINE,
     FIXED_FEE_LINE,
+    OVERAGE_LINE,
     SLAB_LINE,
     USAGE_LINE,
     ComposedLine,
@@ -32,7 +33,7 @@ def quote(
     """`plan`'s charges for one full cycle (the one containing `at`; every full cycle prices the same)."""
     cycle = cycle_containing(plan.cycle_config, at, at)
     invoice = compose_invoice(plan, currency, cycle, cycle, quantities)
-    priced = {card.usageMeterId for card in plan.rateCards.usageRateCards}
+    priced = set(plan.billed_meter_ids)
     commitment = plan.rateCards.minimumCommitment
     return RevenueQuote(
         pricePlanId=plan.id if stored else None,
@@ -47,6 +48,7 @@ def quote(
         trueUp=round_money(invoice.true_up, currency),
         total=round_money(invoice.total, currency),
         unpricedMeters=sorted(set(quantities) - priced),
+        entitlementOverageRateCards=[_usage_card(line) for line in invoice.lines if line.line_type == OVERAGE_LINE],
     )
 
 

@@ -63,6 +63,9 @@ class RevenueQuote(Model):
     total: Decimal = Field(description="subTotal + trueUp: what one full cycle with this usage is invoiced")
     unpricedMeters: list[str] = Field(
         default_factory=list, description="meters in `usage` that no usage rate card of the plan prices (ignored)")
+    entitlementOverageRateCards: list[UsageCardRevenue] = Field(
+        default_factory=list, description="overage cards: quantity = usage of the feature's meter past its "
+                                          "featureCreditLimit, at most maxQuantity")
 
 
 # --- simulate_price_plan ------------------------------------------------------------------------

@@ -33,7 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import InvalidInput
-from togai_engine.invoices.compose import FIXED_FEE_LINE, LATE_USAGE_LINE, TRUE_UP_LINE, USAGE_LINE, usage_charge
+from togai_engine.invoices.compose import (
+    FIXED_FEE_LINE,
+    LATE_USAGE_LINE,
+    OVERAGE_LINE,
+    TRUE_UP_LINE,
+    USAGE_LINE,
+    usage_charge,
+)
 from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
@@ -191,7 +198,8 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
                InvoiceLineRow.value, InvoiceLineRow.details)
         .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None),
-               InvoiceLineRow.line_type.in_((USAGE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE, LATE_USAGE_LINE))))
+               InvoiceLineRow.line_type.in_((USAGE_LINE, OVERAGE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE,
+                                                             LATE_USAGE_LINE))))
     lines: dict[str, list[_Line]] = defaultdict(list)
     for invoice_id, line_type, name, value, details in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details))
