@@ -173,3 +173,23 @@ async def test_overage_cards_that_cannot_be_honoured_are_refused_naming_the_fiel
     cards.append({**cards[0], "name": "again"})
     message = await refused(twice)
     assert "rateCards.entitlementOverageRateCards[1].featureId" in message and "one per feature" in message
+
+
+async def test_late_usage_past_the_limit_bills_only_the_overage_it_adds(client, clock) -> None:
+    # The overage's meter has no usage card: the invoice's billed usage is read from the overage line.
+    meter = await tokens_meter(client)
+    created = await call(client, "create_price_plan", **_plan(meter), lateUsage="BILL_ON_NEXT_INVOICE")
+    await call(client, "create_customer", id="c", name="c", account={
+        "id": "acme", "name": "acme", "pricePlanId": created["id"], "effectiveFrom": iso(2026, 1, 1)})
+    clock.set(at(2026, 1, 20))
+    await _tokens(client, "acme", "a1", iso(2026, 1, 10), "1200")
+    clock.set(at(2026, 2, 3))
+    # January closed at 1200: 200 over × 0.02 = 4.00; + 20.00
+    assert (await _invoice(client, "acme", iso(2026, 1, 1)))["totalAmount"] == "24.00"
+    await _tokens(client, "acme", "late", iso(2026, 1, 20), "100")
+    draft = await _invoice(client, "acme", iso(2026, 2, 1))
+    [line] = [li for li in draft["lineItems"] if li["type"] == "LATE_USAGE_AMOUNT"]
+    # January again with 1300: 300 × 0.02 = 6.00 + 20.00 = 26.00; 26.00 - 24.00 invoiced = 2.00
+    assert (line["value"], draft["totalAmount"]) == ("2.00", "22.00")
+    assert {k: Decimal(v) for k, v in line["details"]["quantities"][meter].items()} == {
+        "onInvoice": Decimal(1200), "now": Decimal(1300)}
