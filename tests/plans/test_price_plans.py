@@ -59,6 +59,7 @@ async def test_create_get_list_and_rate_cards(client) -> None:
     meter_id = await meter(client)
     plan = await call(client, "create_price_plan", **full_plan(meter_id))
     assert plan["id"].startswith("pp_") and plan["status"] == "ACTIVE"
+    assert (plan["name"], plan["description"]) == ("Growth", "the plan")
     card = plan["rateCards"]["usageRateCards"][0]
     # rates keep all their digits (18 decimals here) and come back as decimal strings; currencies upper-cased
     assert card["rateValues"][0]["slabRates"][1]["rate"] == "1E-18"
