@@ -42,6 +42,9 @@ async def check_entitlement(
     current price plan includes the feature and, for a metered feature, usage this cycle plus
     `quantity` stays within the limit. `reason` says why not (NO_ACTIVE_PLAN, FEATURE_NOT_IN_PLAN,
     LIMIT_REACHED, ACCOUNT_ARCHIVED); `used`, `limit`, `remaining` and `resetsAt` (cycle end) explain it.
+    When the plan has an entitlementOverageRateCard for the feature, usage past the limit is allowed (and
+    billed as overage) up to limit + its maxQuantity (`overage` true, `overageLimit`, `usedOverage`,
+    `overageRemaining`); without maxQuantity there is no ceiling.
     Without `consume` this only checks (record the usage with ingest_event).
     With `consume` (consume if entitled; needs scope events:write too) the call also records that usage
     event when entitled, atomically: concurrent consumers of one account are serialised, so of two

@@ -51,8 +51,10 @@ async def create_price_plan(
                     "an account can use the plan only if its invoiceCurrency is listed")] = None,
     rateCards: Annotated[RateCards | None, Field(
         description="usageRateCards (priced usage of a meter, slabs TIERED or VOLUME), fixedFeeRateCards, "
-                    "billingEntitlementRateCards (feature limits per cycle), creditGrantRateCards (credits per "
-                    "cycle) and minimumCommitment")] = None,
+                    "billingEntitlementRateCards (feature limits per cycle), entitlementOverageRateCards (usage of "
+                    "a feature past its limit, priced by slabs, at most maxQuantity), creditGrantRateCards (credits "
+                    "per cycle; grantDetails.applicableEntityIds limits them to named cards' lines) and "
+                    "minimumCommitment")] = None,
     minimumCommitment: Annotated[MinimumCommitment | None, Field(
         description="same as rateCards.minimumCommitment (give it in one place only)")] = None,
     description: Annotated[str | None, Field(max_length=255)] = None,

@@ -123,6 +123,13 @@ def plan_arguments(meter_id: str, name: str = "Sweep plan") -> dict[str, Any]:
                                   "ratePlan": {"pricingModel": "VOLUME", "slabs": [
                                       {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
                                   "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0"}]}]}],
+            "entitlementOverageRateCards": [{"featureId": "f1", "maxQuantity": "50", "ratePlan": {
+                "pricingModel": "TIERED", "slabs": [
+                    {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"},
+                    {"order": 2, "startAfter": "10", "priceType": "PACKAGE", "slabConfig": {"packageSize": "5"}}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.1"},
+                                                                 {"order": 2, "rate": "1", "flatRate": "1"}],
+                                "rateConfig": {"minimumRate": "0", "maximumRate": "100"}}]}],
         },
         "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "10"}]},
     }

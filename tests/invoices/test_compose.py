@@ -15,6 +15,7 @@ from togai_engine.errors import InvalidInput
 from togai_engine.invoices.compose import (
     ADJUSTMENT_LINE,
     FIXED_FEE_LINE,
+    OVERAGE_LINE,
     SLAB_LINE,
     TRUE_UP_LINE,
     USAGE_LINE,
@@ -174,3 +175,43 @@ def test_totals_are_sums_of_rounded_lines(api: Decimal, gb: Decimal, hours: int)
         assert line.value == round_money(line.value, "USD")
         if line.line_type == USAGE_LINE:
             assert line.value == round_money(sum(c.value for c in line.children), "USD")
+
+
+def _overage_plan(max_quantity: str | None, **config: str) -> PricePlan:
+    card = usage_card("calls", "TIERED", [("0", "PER_UNIT", "0.10"), ("100", "PER_UNIT", "0.05")], **config)
+    del card["usageMeterId"]
+    return make_plan({
+        "billingEntitlementRateCards": [{"featureId": "calls", "usageMeterId": "calls",
+                                         "featureConfigs": [{"featureCreditLimit": "1000"}]}],
+        "entitlementOverageRateCards": [{"featureId": "calls", **card,
+                                         **({"maxQuantity": max_quantity} if max_quantity else {})}]})
+
+
+@pytest.mark.parametrize(("usage", "quantity", "value", "capped"), [
+    ("0", "0", "0.00", False),
+    ("999.5", "0", "0.00", False),  # below the limit: nothing over
+    ("1000", "0", "0.00", False),
+    ("1080", "80", "8.00", False),  # 80 × 0.10
+    ("1250.5", "250.5", "17.53", False),  # 100 × 0.10 + 150.5 × 0.05 = 10 + 7.525 = 17.525 -> 17.53 (half-up)
+    ("1300", "300", "20.00", False),  # at maxQuantity: 100 × 0.10 + 200 × 0.05 = 20.00
+    ("5000", "300", "20.00", True),  # 4000 over, capped at 300
+])
+def test_overage_line_bills_usage_past_the_limit_capped_by_max_quantity(usage, quantity, value, capped) -> None:
+    invoice = compose_invoice(_overage_plan("300"), "USD", JAN, JAN, {"calls": D(usage)})
+    [line] = invoice.lines
+    assert (line.line_type, line.quantity, line.value, line.details["capped"]) == (
+        OVERAGE_LINE, D(quantity), D(value), capped)
+    assert (line.usage_meter_id, line.details["usage"], line.details["featureCreditLimit"]) == (
+        "calls", usage, "1000")
+    assert invoice.total == D(value) and invoice.quantities == {"calls": D(usage)}
+
+
+def test_a_partial_period_keeps_the_whole_limit_and_prorates_only_minimum_rate() -> None:
+    plan = _overage_plan(None, minimumRate="31.00")
+    second_half = Cycle(datetime(2026, 1, 17, tzinfo=UTC), JAN.end)  # 15 of 31 days
+    # 1050 used: 50 over the (unprorated) 1000 -> 50 × 0.10 = 5.00 < minimumRate 31.00 × 15/31 = 15.00
+    [line] = compose_invoice(plan, "USD", second_half, JAN, {"calls": D(1050)}).lines
+    assert (line.quantity, line.value, line.details["minimumApplied"]) == (D(50), D("15.00"), True)
+    # no cap: 9000 over -> 100 × 0.10 + 8900 × 0.05 = 10 + 445 = 455.00
+    [line] = compose_invoice(plan, "USD", second_half, JAN, {"calls": D(10000)}).lines
+    assert (line.quantity, line.value, line.details["maxQuantity"]) == (D(9000), D("455.00"), None)

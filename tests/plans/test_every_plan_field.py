@@ -152,6 +152,35 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
         "tests/billing/test_scenarios.py::test_credit_grant_cards_pay_part_of_the_invoice", "currency"),
     "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].creditAmount": ProvedBy(
         "tests/billing/test_scenarios.py::test_credit_grant_cards_pay_part_of_the_invoice", "creditAmount"),
+    "rateCards.creditGrantRateCards[].grantDetails.applicableEntityIds": ProvedBy(
+        "tests/wallets/test_applicable_grants.py::test_a_grant_for_one_card_pays_only_its_line_and_the_fee_stays_due",
+        "applicableEntityIds"),
+    "rateCards.creditGrantRateCards[].invoiceTiming": ProvedBy(
+        "tests/wallets/test_applicable_grants.py::"
+        "test_grant_card_fields_that_cannot_be_honoured_are_refused_naming_the_field", "invoiceTiming"),
+    # entitlement overage
+    "rateCards.entitlementOverageRateCards[].name": Changes("extra_calls"),
+    "rateCards.entitlementOverageRateCards[].displayName": Changes("Extra calls"),
+    "rateCards.entitlementOverageRateCards[].featureId": Changes("api"),
+    "rateCards.entitlementOverageRateCards[].ratePlan.pricingModel": Changes("VOLUME"),
+    "rateCards.entitlementOverageRateCards[].ratePlan.slabs[].order": ProvedBy(
+        "tests/plans/test_price_plans.py::test_slabs_out_of_order_are_reported_before_the_first_slab_start", "order"),
+    "rateCards.entitlementOverageRateCards[].ratePlan.slabs[].startAfter": Changes("3"),
+    "rateCards.entitlementOverageRateCards[].ratePlan.slabs[].priceType": Changes("FLAT", item=0),
+    "rateCards.entitlementOverageRateCards[].ratePlan.slabs[].slabConfig.packageSize": Changes("1"),
+    "rateCards.entitlementOverageRateCards[].rateValues[].currency": ProvedBy(
+        "tests/invoices/test_entitlement_overage.py::"
+        "test_overage_cards_that_cannot_be_honoured_are_refused_naming_the_field", "EUR"),
+    "rateCards.entitlementOverageRateCards[].rateValues[].slabRates[].order": ProvedBy(
+        "tests/plans/test_price_plans.py::test_structural_errors_name_the_field", "slabRates"),
+    "rateCards.entitlementOverageRateCards[].rateValues[].slabRates[].rate": Changes("0.9"),
+    "rateCards.entitlementOverageRateCards[].rateValues[].slabRates[].flatRate": Changes("3"),
+    "rateCards.entitlementOverageRateCards[].rateValues[].rateConfig.minimumRate": Changes("500"),
+    "rateCards.entitlementOverageRateCards[].rateValues[].rateConfig.maximumRate": Changes("1"),
+    "rateCards.entitlementOverageRateCards[].maxQuantity": Changes("2"),
+    "rateCards.entitlementOverageRateCards[].billingConfig": ProvedBy(
+        "tests/invoices/test_entitlement_overage.py::"
+        "test_overage_cards_that_cannot_be_honoured_are_refused_naming_the_field", "billingConfig"),
     # minimum commitment
     "rateCards.minimumCommitment.displayName": Changes("Committed spend"),
     "rateCards.minimumCommitment.rateValues[].currency": ProvedBy(
@@ -181,7 +210,9 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
 }
 
 # A plan with every kind of card. Usage card: 150 units, TIERED, slab 1 (0, 100] at 0.10 plus a flat 2.00,
-# slab 2 PACKAGE of 10 above 100 at 1.00. Fixed fee 20.00, not prorated. Commitment 1,000.00.
+# slab 2 PACKAGE of 10 above 100 at 1.00. Fixed fee 20.00, not prorated. Commitment 1,000.00. Overage of
+# feature `calls` (meter `other`, 7 used, limit 2): 5 over, capped at 4; TIERED, slab 1 (0, 2] at 0.50 plus a
+# flat 1.00, slab 2 PACKAGE of 2 above 2 at 1.00.
 BASE_PLAN: dict[str, Any] = {
     "name": "every-field",
     "pricingCycleConfig": {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}},
@@ -208,7 +239,18 @@ BASE_PLAN: dict[str, Any] = {
         }],
         "fixedFeeRateCards": [{"id": "base_fee", "rateValues": [{"currency": "USD", "rate": "20"}]}],
         "billingEntitlementRateCards": [{"featureId": "api", "usageMeterId": "api",
-                                         "featureConfigs": [{"featureCreditLimit": "1000"}]}],
+                                         "featureConfigs": [{"featureCreditLimit": "1000"}]},
+                                        {"featureId": "calls", "usageMeterId": "other",
+                                         "featureConfigs": [{"featureCreditLimit": "2"}]}],
+        "entitlementOverageRateCards": [{
+            "featureId": "calls", "maxQuantity": "4",
+            "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"},
+                {"order": 2, "startAfter": "2", "priceType": "PACKAGE", "slabConfig": {"packageSize": "2"}}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.50", "flatRate": "1"},
+                                                            {"order": 2, "rate": "1"}],
+                            "rateConfig": {}}],
+        }],
         "creditGrantRateCards": [{"id": "credits", "rateDetails": {"currencySlabRateDetails": [
             {"currency": "USD", "creditAmount": "5"}]}}],
         "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "1000"}]},

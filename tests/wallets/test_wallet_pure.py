@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -65,6 +66,28 @@ def test_burn_skips_spent_grants_and_stops_at_the_amount():
     assert plan_burn(grants, D("2.00")) == [("b", D("2.00"))]
     assert plan_burn(grants, D("0")) == []
     assert plan_burn(grants, D("100")) == [("b", D("3.50"))]
+
+
+def test_line_aware_burn_pays_restricted_grants_only_their_cards_lines():
+    def scoped(grant_id: str, priority: int, amount: str, *cards: str) -> Spendable:
+        return replace(_grant(grant_id, priority, None, 1, amount), applicable=frozenset(cards))
+
+    lines = [("api", D("25.00")), ("platform", D("25.00")), (None, D("5.00"))]  # None: e.g. the true-up
+    # api-only 40.00 pays the api line, 25.00, and nothing else: 30.00 stays due
+    assert plan_burn([scoped("api40", 0, "40.00", "api")], D("55.00"), lines=lines) == [("api40", D("25.00"))]
+    # a general 30.00 with a better priority pays the lines no restricted grant may pay first (platform 25.00,
+    # then the 5.00 line), leaving api to the restricted grant: 30.00 + 25.00 = all 55.00
+    assert plan_burn([_grant("general", 0, None, 1, "30.00"), scoped("api40", 1, "40.00", "api")], D("55.00"),
+                     lines=lines) == [("general", D("30.00")), ("api40", D("25.00"))]
+    # a general grant bigger than the other lines goes on into the restricted lines (priority comes first):
+    # 40.00 = platform 25.00 + 5.00 + api 10.00; the restricted grant pays the api line's other 15.00
+    assert plan_burn([_grant("general", 0, None, 1, "40.00"), scoped("api40", 1, "40.00", "api")], D("55.00"),
+                     lines=lines) == [("general", D("40.00")), ("api40", D("15.00"))]
+    # two cards: 10.00 of each line it names, in invoice order: api 25.00 then platform 5.00 of 30.00
+    assert plan_burn([scoped("both", 0, "30.00", "api", "platform")], D("55.00"), lines=lines) == [
+        ("both", D("30.00"))]
+    # without lines (one line of no card) a restricted grant pays nothing, an unrestricted one as before
+    assert plan_burn([scoped("api40", 0, "40.00", "api")], D("55.00")) == []
 
 
 def test_credit_grant_cards_issue_per_cycle_with_their_expiry():

@@ -166,7 +166,7 @@ async def _quantities(
     session: AsyncSession, usage: QuantitySource, periods: list[tuple[str, BillingPeriod]]
 ) -> dict[Window, dict[str, Decimal]]:
     return await quantities_by_window(session, [
-        (account_id, bp.period.start, bp.period.end, [c.usageMeterId for c in bp.plan.rateCards.usageRateCards])
+        (account_id, bp.period.start, bp.period.end, bp.plan.billed_meter_ids)
         for account_id, bp in periods], source=usage)
 
 
@@ -322,7 +322,8 @@ async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closi
             continue  # never had credit: nothing to apply (the hook would return 0 after a query)
         credit = await wallets.apply_credits_to_invoice(
             session, account_id=closing.account.id, invoice_id=closing.invoice_id, currency=closing.account.currency,
-            amount=closing.invoice.total, at=closing.period.due_at, period_end=closing.period.period.end)
+            amount=closing.invoice.total, at=closing.period.due_at, period_end=closing.period.period.end,
+            lines=[(line.rate_card_name, line.value) for line in closing.invoice.lines])
         if credit:
             applied.append((closing.invoice_id, min(credit, closing.invoice.total)))
     if applied:

@@ -3,6 +3,11 @@
 A billing-entitlement rate card with a `usageMeterId` is METERED: usage of that meter in the
 current cycle counts against `featureConfigs[0].featureCreditLimit` (no limit = unlimited).
 Without a meter it is BOOLEAN: the plan grants it by having the card.
+
+An entitlementOverageRateCard on a metered feature makes usage past the limit purchasable (Togai §7.2:
+"purchasable overage via entitlementOverageRateCards (maxQuantity)", GetFeatureCredits' overageLimit and
+usedOverage): the check then allows used + quantity <= limit + maxQuantity (no maxQuantity: no ceiling),
+exactly the units the invoice bills as overage (invoices.compose.overage_quantity).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class Feature:
     display_name: str | None
     usage_meter_id: str | None
     limit: Decimal | None  # None: unlimited (metered) or not applicable (boolean)
+    overage: bool = False  # an entitlement overage card bills usage past the limit
+    overage_limit: Decimal | None = None  # its maxQuantity; None with `overage`: no ceiling
 
     @property
     def metered(self) -> bool:
@@ -31,19 +38,24 @@ class Feature:
 
 def plan_features(plan: Any) -> list[Feature]:
     features = []
+    overage = {card["featureId"]: card for card in rate_cards(plan, "entitlementOverageRateCards")}
     for i, card in enumerate(rate_cards(plan, "billingEntitlementRateCards")):
         configs = card.get("featureConfigs") or []
         raw_limit = configs[0].get("featureCreditLimit") if configs else None
         limit = None if raw_limit is None else parse_decimal(
             raw_limit, f"billingEntitlementRateCards[{i}].featureConfigs[0].featureCreditLimit")
-        features.append(Feature(card["featureId"], card.get("displayName"), card.get("usageMeterId") or None, limit))
+        extra = overage.get(card["featureId"])
+        max_quantity = None if extra is None or extra.get("maxQuantity") is None else parse_decimal(
+            extra["maxQuantity"], f"entitlementOverageRateCards[{card['featureId']}].maxQuantity")
+        features.append(Feature(card["featureId"], card.get("displayName"), card.get("usageMeterId") or None, limit,
+                                overage=extra is not None, overage_limit=max_quantity))
     return features
 
 
 def evaluate(
     feature: Feature, *, used: Decimal | None, quantity: Decimal, cycle_start: datetime, cycle_end: datetime
 ) -> Entitlement:
-    """Entitled when the feature is boolean, unlimited, or used + quantity <= limit."""
+    """Entitled when the feature is boolean, unlimited, or used + quantity <= limit (+ the overage allowed)."""
     common = {"featureId": feature.feature_id, "displayName": feature.display_name,
               "usageMeterId": feature.usage_meter_id, "cycleStart": cycle_start, "resetsAt": cycle_end}
     if not feature.metered:
@@ -51,8 +63,19 @@ def evaluate(
     used = used if used is not None else Decimal(0)
     if feature.limit is None:
         return Entitlement(**common, featureType="METERED", entitled=True, reason="ENTITLED", used=used)
-    entitled = used + quantity <= feature.limit
+    remaining = max(feature.limit - used, Decimal(0))
+    if not feature.overage:
+        entitled = used + quantity <= feature.limit
+        return Entitlement(
+            **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
+            limit=feature.limit, used=used, remaining=remaining,
+        )
+    ceiling = None if feature.overage_limit is None else feature.limit + feature.overage_limit
+    entitled = ceiling is None or used + quantity <= ceiling
+    used_overage = max(used - feature.limit, Decimal(0))
     return Entitlement(
         **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
-        limit=feature.limit, used=used, remaining=max(feature.limit - used, Decimal(0)),
+        limit=feature.limit, used=used, remaining=remaining, overage=True, overageLimit=feature.overage_limit,
+        usedOverage=used_overage if feature.overage_limit is None else min(used_overage, feature.overage_limit),
+        overageRemaining=None if ceiling is None else max(ceiling - max(used, feature.limit), Decimal(0)),
     )

@@ -26,6 +26,14 @@ class Entitlement(Model):
     remaining: Decimal | None = Field(default=None, description="limit - used, never below 0; null = unlimited")
     cycleStart: datetime | None = None
     resetsAt: datetime | None = Field(default=None, description="end of the current cycle, when usage resets")
+    overage: bool | None = Field(
+        default=None, description="true when an entitlement overage card bills usage past `limit`: entitled then "
+                                  "means used + quantity <= limit + overageLimit (no overageLimit: no ceiling)")
+    overageLimit: Decimal | None = Field(default=None, description="the overage card's maxQuantity: units allowed "
+                                                                   "and billed past limit per cycle; null = no ceiling")
+    usedOverage: Decimal | None = Field(default=None, description="usage past limit this cycle (billed as overage)")
+    overageRemaining: Decimal | None = Field(
+        default=None, description="overage units still allowed this cycle; null = no ceiling")
 
 
 class EntitlementCheck(Entitlement):

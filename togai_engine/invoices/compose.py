@@ -1,7 +1,9 @@
 """Composing an invoice for one billing period from quantities: pure (no I/O, no clock).
 
 Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
-(its slab lines and any rate-config adjustment below it carry the exact values), one per fixed fee
+(its slab lines and any rate-config adjustment below it carry the exact values), one per entitlement
+overage card (its feature meter's usage past featureCreditLimit, at most maxQuantity, priced like usage;
+the limit is not prorated in a partial period, see README), one per fixed fee
 (prorated by time when the card says so and the period is partial), and the minimum-commitment
 true-up. Pricing rules run between the rate cards and the true-up (pricing_rules.py), adding lines or setting a
 card's line. The subtotal and total are sums of rounded top-level lines, so they always add up.
@@ -20,7 +22,7 @@ from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE, apply_pricing_rules
-from togai_engine.plans.schemas import LicenseRateCard, PricePlan, UsagePricing
+from togai_engine.plans.schemas import LicenseRateCard, OveragePricing, PricePlan, UsagePricing
 from togai_engine.pricing import (
     DECIMAL_CONTEXT,
     RateCardCharge,
@@ -41,6 +43,7 @@ LICENSE_SLAB_LINE = "LICENSE_RATE_CARD_SLAB_AMOUNT"
 LICENSE_SPAN_LINE = "LICENSE_SPAN_AMOUNT"  # one span of constant seats of a prorated license card
 SPAN_DECIMALS = Decimal("1e-10")  # a span line shows its exact share to 10 places; the card's line is exact
 TRUE_UP_LINE = "TRUE_UP_AMOUNT"
+OVERAGE_LINE = "ENTITLEMENT_OVERAGE_AMOUNT"
 LATE_USAGE_LINE = "LATE_USAGE_AMOUNT"  # usage of an earlier, closed period (late_usage.py)
 ZERO = Decimal(0)
 _MICROSECOND = timedelta(microseconds=1)
@@ -112,6 +115,10 @@ def compose_invoice(
     for seats in plan.license_pricing:
         lines.append(license_line(seats, currency, period, full_cycle, (licenses or {}).get(seats.card.id, ()),
                                   cut_by_change=cut_by_change))
+    for overage in plan.overage_pricing:
+        usage_of_meter = quantities.get(overage.usage_meter_id, ZERO)
+        billed.setdefault(overage.usage_meter_id, usage_of_meter)
+        lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None))
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
         details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration}
@@ -189,7 +196,7 @@ def usage_line(usage: UsagePricing, currency: str, period: Cycle, quantity: Deci
         value=charge.amount,
         rate_card_name=card.name,
         quantity=quantity,
-        usage_meter_id=card.usageMeterId,
+        usage_meter_id=usage.meter_id,
         usage_start=period.start,
         usage_end=period.end,
         details={"pricingModel": usage.rate_plan.pricing_model, "subtotal": str(charge.subtotal),
@@ -238,6 +245,31 @@ def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> Composed
         value=value, rate_card_name=seats.card.name, quantity=Decimal(span.quantity),
         value_per_quantity=cycle_amount, usage_start=span.start, usage_end=span.end,
         details={"share": str(span.share), "cycleAmount": str(cycle_amount)})
+
+
+def overage_quantity(overage: OveragePricing, usage: Decimal) -> Decimal:
+    """The units billed as overage: usage past the feature's limit, at most maxQuantity (0 below the limit)."""
+    over = max(usage - overage.limit, ZERO)
+    return over if overage.max_quantity is None else min(over, overage.max_quantity)
+
+
+def overage_line(overage: OveragePricing, currency: str, period: Cycle, usage: Decimal,
+                 full_cycle: Cycle | None = None) -> ComposedLine:
+    """The overage card's line for `period`, `usage` being the feature meter's usage in the period. The limit
+    and maxQuantity hold for every period whole, as check_entitlement allows them (README); a minimumRate
+    counts by time share as on usage cards."""
+    quantity = overage_quantity(overage, usage)
+    line = usage_line(overage, currency, period, quantity, full_cycle)
+    card = overage.card
+    capped = overage.max_quantity is not None and usage - overage.limit > overage.max_quantity
+    description = (f"{card.displayName or card.name}: {_text(quantity)} units over the limit of "
+                   f"{_text(overage.limit)} (usage {_text(usage)}"
+                   + (f", capped at maxQuantity {_text(overage.max_quantity)})" if capped else ")"))
+    return replace(line, line_type=OVERAGE_LINE, description=description,
+                   details={**(line.details or {}), "featureId": card.featureId, "usage": str(usage),
+                            "featureCreditLimit": str(overage.limit),
+                            "maxQuantity": None if overage.max_quantity is None else str(overage.max_quantity),
+                            "capped": capped})
 
 
 def _slab_lines(charge: RateCardCharge, usage: UsagePricing, *,

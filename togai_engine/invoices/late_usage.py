@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.invoices.compose import LATE_USAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
+from togai_engine.invoices.compose import LATE_USAGE_LINE, OVERAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
 from togai_engine.invoices.periods import compose_period, plan_meters
@@ -243,13 +243,19 @@ async def _late_lines_on(session: AsyncSession,
 
 
 async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, dict[str, Decimal]]:
+    """Invoice id -> meter -> the usage it billed: a usage line's quantity, or an overage line's `usage` (its
+    quantity is only the part past the limit) for a meter no usage card prices."""
     rows = await session.execute(
-        select(InvoiceLineRow.invoice_id, InvoiceLineRow.usage_meter_id, InvoiceLineRow.quantity).where(
-            InvoiceLineRow.invoice_id.in_(source_ids), InvoiceLineRow.line_type == USAGE_LINE,
+        select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.usage_meter_id,
+               InvoiceLineRow.quantity, InvoiceLineRow.details).where(
+            InvoiceLineRow.invoice_id.in_(source_ids), InvoiceLineRow.line_type.in_((USAGE_LINE, OVERAGE_LINE)),
             InvoiceLineRow.parent_position.is_(None)))
     found: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for invoice_id, meter_id, quantity in rows.tuples():
-        found[invoice_id][meter_id] = quantity
+    for invoice_id, line_type, meter_id, quantity, details in rows.tuples():
+        if line_type == USAGE_LINE:
+            found[invoice_id][meter_id] = quantity
+        else:
+            found[invoice_id].setdefault(meter_id, Decimal(details["usage"]))
     return found
 
 

@@ -38,7 +38,8 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
 
 
 def plan_meters(plan: PricePlan) -> list[str]:
-    return [card.usageMeterId for card in plan.rateCards.usageRateCards]
+    """The meters the plan's invoices price: usage cards' and entitlement overage cards' feature meters."""
+    return plan.billed_meter_ids
 
 
 def _plan_since(associations: list[PlanAssociationRow], association: PlanAssociationRow) -> datetime:

@@ -21,6 +21,7 @@ class UsagePeriod(Model):
 
 class InvoiceLine(Model):
     type: str = Field(description="USAGE_RATE_CARD_AMOUNT, USAGE_RATE_CARD_SLAB_AMOUNT, RATE_CONFIG_ADJUSTMENT_AMOUNT, "
+                                  "ENTITLEMENT_OVERAGE_AMOUNT (quantity: usage past the feature's limit), "
                                   "FIXED_FEE_RATE_CARD_AMOUNT, LICENSE_RATE_CARD_AMOUNT (seats; under it "
                                   "LICENSE_RATE_CARD_SLAB_AMOUNT or, prorated, one LICENSE_SPAN_AMOUNT per span of "
                                   "constant seats), TRUE_UP_AMOUNT or LATE_USAGE_AMOUNT (usage of an "

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
-from togai_engine.invoices.compose import ComposedLine
+from togai_engine.invoices.compose import OVERAGE_LINE, ComposedLine
 from togai_engine.invoices.credit_note_schemas import CreditNoteRef
 from togai_engine.invoices.credit_notes import check_voidable, credit_notes_for
 from togai_engine.invoices.display import invoice_number
@@ -121,6 +121,7 @@ def _usage_info(lines: list[InvoiceLine]) -> list[UsageInfo]:
         UsageInfo(usageMeterId=line.usageMeterId, quantity=line.quantity, usagePeriod=line.usagePeriod)
         for line in lines
         if line.usageMeterId and line.quantity is not None and line.usagePeriod is not None
+        and line.type != OVERAGE_LINE  # its quantity is the overage, not the meter's usage
     ]
 
 

@@ -16,6 +16,7 @@ from togai_engine.invoices.compose import (
     FIXED_FEE_LINE,
     LICENSE_LINE,
     LICENSE_SLAB_LINE,
+    OVERAGE_LINE,
     SLAB_LINE,
     USAGE_LINE,
     ComposedLine,
@@ -41,7 +42,7 @@ def quote(
     invoice = compose_invoice(plan, currency, cycle, cycle, quantities, licenses={
         license_id: [(cycle.start, cycle.end, count)] for license_id, count in (seats or {}).items()},
         cycle_index=cycle_index)
-    priced = {card.usageMeterId for card in plan.rateCards.usageRateCards}
+    priced = set(plan.billed_meter_ids)
     commitment = plan.rateCards.minimumCommitment
     return RevenueQuote(
         pricePlanId=plan.id if stored else None,
@@ -58,6 +59,7 @@ def quote(
         total=round_money(invoice.total, currency),
         unpricedMeters=sorted(set(quantities) - priced),
         pricingRuleLogs=[PricingRuleLog.model_validate(log) for log in invoice.rule_logs],
+        entitlementOverageRateCards=[_usage_card(line) for line in invoice.lines if line.line_type == OVERAGE_LINE],
     )
 
 

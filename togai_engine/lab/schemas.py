@@ -79,6 +79,9 @@ class RevenueQuote(Model):
     pricingRuleLogs: list[PricingRuleLog] = Field(
         default_factory=list, description="the plan's pricing rules as they ran on this quote (its lines are in "
                                           "subTotal), exactly as an invoice records them")
+    entitlementOverageRateCards: list[UsageCardRevenue] = Field(
+        default_factory=list, description="overage cards: quantity = usage of the feature's meter past its "
+                                          "featureCreditLimit, at most maxQuantity")
 
 
 # --- simulate_price_plan ------------------------------------------------------------------------

@@ -169,7 +169,7 @@ async def simulate_price_plans(
         else:
             selected[account_id] = periods
 
-    meter_ids = {card.usageMeterId for c in chosen for card in c.plan.rateCards.usageRateCards}
+    meter_ids = {meter_id for c in chosen for meter_id in c.plan.billed_meter_ids}
     compared: list[AccountComparison] = []
     to_price = list(selected.items())
     if progress is not None and to_price:
@@ -266,7 +266,7 @@ async def _quantities(
     """account -> period start -> {meter: quantity}: the account's own plan's meters and the candidates'."""
     found = await quantities_by_window(session, [
         (account_id, bp.period.start, bp.period.end,
-         meter_ids | {card.usageMeterId for card in bp.plan.rateCards.usageRateCards})
+         meter_ids | set(bp.plan.billed_meter_ids))
         for account_id, periods in selected.items() for bp in periods], source=usage)
     by_account: dict[str, dict[datetime, dict[str, Decimal]]] = defaultdict(dict)
     for (account_id, start, _), quantities in found.items():

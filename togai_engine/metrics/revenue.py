@@ -38,6 +38,7 @@ from togai_engine.invoices.compose import (
     FIXED_FEE_LINE,
     LATE_USAGE_LINE,
     LICENSE_LINE,
+    OVERAGE_LINE,
     TRUE_UP_LINE,
     USAGE_LINE,
     usage_charge,
@@ -201,7 +202,7 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
                InvoiceLineRow.value, InvoiceLineRow.details)
         .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None),
-               InvoiceLineRow.line_type.in_((USAGE_LINE, LICENSE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE,
+               InvoiceLineRow.line_type.in_((USAGE_LINE, LICENSE_LINE, OVERAGE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE,
                                              LATE_USAGE_LINE, PRICING_RULE_LINE))))
     lines: dict[str, list[_Line]] = defaultdict(list)
     for invoice_id, line_type, name, value, details in rows.tuples():

@@ -40,7 +40,8 @@ CardName = Annotated[str | None, Field(
     default=None, max_length=50,
     description="unique within the plan; generated from the meter, feature or id when omitted")]
 InvoiceTiming = Literal["IN_ADVANCE", "IN_ARREARS"]
-RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT", "LICENSE"]
+RateCardType = Literal["USAGE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT", "MINIMUM_COMMITMENT", "LICENSE",
+                      "ENTITLEMENT_OVERAGE"]
 LateUsagePolicy = Literal["IGNORE", "BILL_ON_NEXT_INVOICE"]
 MAX_PRICING_RULES = 50
 LATE_USAGE_DESCRIPTION = (
@@ -145,10 +146,30 @@ class BillingEntitlementRateCard(Model):
     featureConfigs: list[FeatureConfig] = Field(min_length=1, max_length=1)
 
 
+class EntitlementOverageRateCard(Model):
+    """Usage of a metered feature past its featureCreditLimit in a period, priced by this card's slabs."""
+
+    name: CardName = None
+    displayName: str | None = Field(default=None, max_length=255)
+    featureId: str = Field(max_length=50, description="a featureId of a billingEntitlementRateCard of this plan that "
+                                                      "has a usageMeterId")
+    ratePlan: RatePlanInput = Field(description="slabs over the overage units (usage past the limit)")
+    rateValues: list[UsageRateValue] = Field(min_length=1, description="one per supported currency")
+    maxQuantity: DecimalValue | None = Field(
+        default=None, description="overage units billed (and allowed by check_entitlement) per cycle at most; "
+                                  "omit for unlimited")
+    billingConfig: dict[str, Any] | None = Field(
+        default=None, description="not supported: overage is billed on every period's invoice; omit it")
+
+
 class GrantDetails(Model):
     priority: WholeNumber | None = Field(default=None, description="lower numbers are used first (wallet default 100)")
     expiryType: Literal["PRICING_CYCLE", "NO_EXPIRY", "CUSTOM"] = "PRICING_CYCLE"
     expiryDuration: str | None = Field(default=None, description="ISO 8601 duration such as P30D; CUSTOM only")
+    applicableEntityIds: list[str] | None = Field(
+        default=None, min_length=1, max_length=50,
+        description="names of this plan's usage, fixed-fee or overage rate cards: the grant pays only their lines "
+                    "of an invoice; omit to pay any line")
 
 
 class CreditAmount(Model):
@@ -168,6 +189,9 @@ class CreditGrantRateCard(Model):
         default="RECURRING", description="RECURRING grants every cycle; ONE_TIME once per account and plan")
     grantDetails: GrantDetails = Field(default_factory=GrantDetails)
     rateDetails: CreditRateDetails
+    invoiceTiming: str | None = Field(
+        default=None, description="not supported: grants carry no price and are issued free as each period "
+                                  "starts (PREPAID, IN_ADVANCE and IN_ARREARS are refused); omit it")
 
 
 class MinimumCommitment(Model):
@@ -205,6 +229,7 @@ class RateCards(Model):
     billingEntitlementRateCards: list[BillingEntitlementRateCard] = Field(default_factory=list)
     creditGrantRateCards: list[CreditGrantRateCard] = Field(default_factory=list)
     minimumCommitment: MinimumCommitment | None = None
+    entitlementOverageRateCards: list[EntitlementOverageRateCard] = Field(default_factory=list)
 
 
 # --- pricing rules ------------------------------------------------------------------------------
@@ -300,14 +325,38 @@ class PricePlanCreate(Model):
 
 
 class UsagePricing:
-    """A usage (or license) rate card in the rating core's terms: the slab shape and the rates per currency."""
+    """A usage, license or entitlement overage rate card in the rating core's terms: the slab shape and the
+    rates per currency."""
 
     __slots__ = ("card", "rate_plan", "rate_values")
 
-    def __init__(self, card: UsageRateCard | LicenseRateCard) -> None:
+    def __init__(self, card: UsageRateCard | LicenseRateCard | EntitlementOverageRateCard) -> None:
         self.card = card
         self.rate_plan = to_rate_plan(card.ratePlan)
         self.rate_values = {value.currency: to_rate_value(value) for value in card.rateValues}
+
+    @property
+    def meter_id(self) -> str:
+        """The usage meter the card prices."""
+        assert isinstance(self.card, UsageRateCard)
+        return self.card.usageMeterId
+
+
+class OveragePricing(UsagePricing):
+    """An entitlement overage card with the meter and featureCreditLimit of its feature's entitlement card."""
+
+    __slots__ = ("limit", "max_quantity", "usage_meter_id")
+
+    def __init__(self, card: EntitlementOverageRateCard, entitlement: BillingEntitlementRateCard) -> None:
+        super().__init__(card)
+        assert entitlement.usageMeterId is not None  # validation refuses an overage card of a boolean feature
+        self.usage_meter_id: str = entitlement.usageMeterId
+        self.limit: Decimal = entitlement.featureConfigs[0].featureCreditLimit
+        self.max_quantity: Decimal | None = card.maxQuantity
+
+    @property
+    def meter_id(self) -> str:
+        return self.usage_meter_id
 
 
 class PlanHeader(Model):
@@ -340,6 +389,7 @@ class PricePlan(PlanHeader):
     def overridden(self) -> bool:
         """An account's effective plan: the version with the association's rateCardOverrides (plans.overrides)."""
         return self._overridden
+    _overage: list[OveragePricing] | None = PrivateAttr(default=None)
     _rules: list[CompiledRule] | None = PrivateAttr(default=None)
 
     @property
@@ -373,6 +423,21 @@ class PricePlan(PlanHeader):
 
     def license_card(self, license_id: str) -> LicenseRateCard | None:
         return next((card for card in self.rateCards.licenseRateCards if card.id == license_id), None)
+
+    @property
+    def overage_pricing(self) -> list[OveragePricing]:
+        """The entitlement overage cards with their feature's meter and limit, converted once."""
+        if self._overage is None:
+            features = {card.featureId: card for card in self.rateCards.billingEntitlementRateCards}
+            self._overage = [OveragePricing(card, features[card.featureId])
+                             for card in self.rateCards.entitlementOverageRateCards]
+        return self._overage
+
+    @property
+    def billed_meter_ids(self) -> list[str]:
+        """Every meter whose usage an invoice of this plan prices: usage cards' and overage cards' features'."""
+        meters = [card.usageMeterId for card in self.rateCards.usageRateCards]
+        return meters + [o.usage_meter_id for o in self.overage_pricing if o.usage_meter_id not in meters]
 
     # Shortcuts so other domains can write plan.creditGrantRateCards etc.
     @property

@@ -174,7 +174,8 @@ async def get_plans(session: AsyncSession, plan_ids: Iterable[str]) -> dict[str,
 def _summary(plan: PricePlan) -> PricePlanSummary:
     cards = plan.rateCards
     count = (len(cards.usageRateCards) + len(cards.fixedFeeRateCards) + len(cards.billingEntitlementRateCards)
-             + len(cards.creditGrantRateCards) + (cards.minimumCommitment is not None))
+             + len(cards.creditGrantRateCards) + (cards.minimumCommitment is not None)
+             + len(cards.entitlementOverageRateCards))
     return PricePlanSummary(
         id=plan.id, name=plan.name, description=plan.description, pricingCycleConfig=plan.pricingCycleConfig,
         supportedCurrencies=plan.supportedCurrencies, lateUsage=plan.lateUsage, rateCardCount=count,
@@ -222,6 +223,9 @@ def rate_cards_of(plan: PricePlan) -> list[RateCardInfo]:
     if cards.minimumCommitment is not None:
         commitment = cards.minimumCommitment
         add(commitment, "MINIMUM_COMMITMENT", "minimum_commitment", commitment.displayName)
+    for card, overage in zip(cards.entitlementOverageRateCards, plan.overage_pricing, strict=True):
+        add(card, "ENTITLEMENT_OVERAGE", card.name or "", card.displayName or "", usageMeterId=overage.usage_meter_id,
+            featureId=card.featureId)
     return infos
 
 

@@ -19,6 +19,7 @@ from togai_engine.plans.schemas import (
     CreditAmount,
     CreditGrantRateCard,
     CurrencyRate,
+    EntitlementOverageRateCard,
     FixedFeeRateCard,
     LicenseRateCard,
     PricePlanCreate,
@@ -51,6 +52,10 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
     fixed = [_fixed_fee_card(card, i, currencies, names) for i, card in enumerate(cards.fixedFeeRateCards)]
     entitlements = [_entitlement_card(card, i, names) for i, card in enumerate(cards.billingEntitlementRateCards)]
     grants = [_credit_grant_card(card, i, currencies, names) for i, card in enumerate(cards.creditGrantRateCards)]
+    overages: list[EntitlementOverageRateCard] = []
+    for i, card in enumerate(cards.entitlementOverageRateCards):
+        overages.append(_overage_card(card, i, currencies, names, entitlements, overages))
+    _applicable_entities(grants, usage, fixed, overages)
     commitment = cards.minimumCommitment
     if commitment is not None:
         _currency_rates(commitment.rateValues, currencies, "rateCards.minimumCommitment.rateValues", "rate")
@@ -60,8 +65,9 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
         pricingCycleConfig=PricingCycleConfigInput.model_validate(cycle.to_dict()),
         supportedCurrencies=currencies,
         rateCards=RateCards(
-            usageRateCards=usage, licenseRateCards=licenses, fixedFeeRateCards=fixed, billingEntitlementRateCards=entitlements,
-            creditGrantRateCards=grants, minimumCommitment=commitment,
+            usageRateCards=usage, licenseRateCards=licenses, fixedFeeRateCards=fixed,
+            billingEntitlementRateCards=entitlements, creditGrantRateCards=grants, minimumCommitment=commitment,
+            entitlementOverageRateCards=overages,
         ),
         lateUsage=data.lateUsage,
         pricingRules=_pricing_rules(data.pricingRules, rule_scope(RateCards(
@@ -201,6 +207,54 @@ def _entitlement_card(card: BillingEntitlementRateCard, i: int, names: _CardName
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
 
 
+def _overage_card(
+    card: EntitlementOverageRateCard, i: int, currencies: list[str], names: _CardNames,
+    entitlements: list[BillingEntitlementRateCard], overages: list[EntitlementOverageRateCard],
+) -> EntitlementOverageRateCard:
+    """An overage card prices usage past the limit of a metered feature of the same plan, once per feature."""
+    path = f"rateCards.entitlementOverageRateCards[{i}]"
+    check_id(card.featureId, f"{path}.featureId")
+    earlier = next((j for j, c in enumerate(overages) if c.featureId == card.featureId), None)
+    if earlier is not None:
+        raise InvalidInput(f"{path}.featureId", f"feature {card.featureId!r} already has an overage card at "
+                                                f"rateCards.entitlementOverageRateCards[{earlier}]; keep one per "
+                                                "feature")
+    feature = next((e for e in entitlements if e.featureId == card.featureId), None)
+    if feature is None:
+        known = ", ".join(repr(e.featureId) for e in entitlements) or "none"
+        raise InvalidInput(f"{path}.featureId", f"{card.featureId!r} is not the featureId of a "
+                                                f"billingEntitlementRateCard of this plan (features: {known}); add "
+                                                "the feature's billingEntitlementRateCard with its featureCreditLimit")
+    if feature.usageMeterId is None:
+        raise InvalidInput(f"{path}.featureId", f"feature {card.featureId!r} has no usageMeterId on its "
+                                                "billingEntitlementRateCard, so it counts no usage to bill past its "
+                                                "limit; give that card a usageMeterId")
+    if card.billingConfig is not None:
+        raise InvalidInput(f"{path}.billingConfig", "is not supported: overage is billed on the invoice of every "
+                                                    "period (each pricing cycle); remove billingConfig")
+    if card.maxQuantity is not None:
+        _non_negative(card.maxQuantity, f"{path}.maxQuantity")
+    for j, value in enumerate(card.rateValues):
+        check_currency(value.currency, f"{path}.rateValues[{j}].currency")
+    validate_rate_plan(to_rate_plan(card.ratePlan), [to_rate_value(v) for v in card.rateValues], currencies, path)
+    name = names.claim(card.name, f"{card.featureId}_overage", path)
+    return card.model_copy(update={"name": name, "displayName": card.displayName or name})
+
+
+def _applicable_entities(grants: list[CreditGrantRateCard], *billed: Sequence[
+        UsageRateCard | FixedFeeRateCard | EntitlementOverageRateCard]) -> None:
+    """grantDetails.applicableEntityIds name cards that put lines on an invoice (by their name)."""
+    payable = {card.name for cards in billed for card in cards}
+    for i, grant in enumerate(grants):
+        for j, entity in enumerate(grant.grantDetails.applicableEntityIds or []):
+            if entity not in payable:
+                known = ", ".join(repr(n) for n in sorted(n for n in payable if n)) or "none"
+                raise InvalidInput(
+                    f"rateCards.creditGrantRateCards[{i}].grantDetails.applicableEntityIds[{j}]",
+                    f"{entity!r} is not the name of a usage, fixed-fee or entitlement overage rate card of this plan "
+                    f"(they are: {known}); name the cards whose invoice lines the grant may pay")
+
+
 def _credit_grant_card(
     card: CreditGrantRateCard, i: int, currencies: list[str], names: _CardNames
 ) -> CreditGrantRateCard:
@@ -220,6 +274,20 @@ def _credit_grant_card(
     elif duration is not None:
         raise InvalidInput(f"{path}.grantDetails.expiryDuration",
                            f"only applies when expiryType is CUSTOM (it is {details.expiryType}); remove it")
+    if card.invoiceTiming is not None:
+        timing = card.invoiceTiming.strip().upper()
+        reason = ("PREPAID (grant once the invoice selling the credits is paid) is not supported: a credit-grant card "
+                  "here has no price, so no invoice sells its credits" if timing == "PREPAID" else
+                  f"{card.invoiceTiming!r} does not apply: a credit-grant card has no price to invoice")
+        raise InvalidInput(f"{path}.invoiceTiming", f"{reason}; its credits are granted free as each period starts. "
+                                                    "Remove invoiceTiming (to sell credits, charge a fixed fee and "
+                                                    "grant_credit once paid)")
+    entities = details.applicableEntityIds
+    if entities is not None:
+        for j, entity in enumerate(entities):
+            if entity in entities[:j]:
+                raise InvalidInput(f"{path}.grantDetails.applicableEntityIds[{j}]",
+                                   f"{entity!r} is listed twice; list each rate card name once")
     name = names.claim(card.name, card.id or "credit_grant", path)
     _currency_rates(card.rateDetails.currencySlabRateDetails, currencies,
                     f"{path}.rateDetails.currencySlabRateDetails", "creditAmount")

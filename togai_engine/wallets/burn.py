@@ -4,11 +4,17 @@ Order (documented in the README): priority ascending (0 burns first), then the e
 (grants that never expire last), then the earliest effectiveFrom, then the smaller amount, then the
 grant id. Every key is a property of the grant's content except the final id, so the outcome does
 not depend on the order rows were inserted or read.
+
+Line-aware burn: a grant restricted to rate cards (grantDetails.applicableEntityIds) pays only what is
+left of those cards' lines. Grants still go in the order above, each taking what it may: a restricted
+grant takes from its cards' lines in invoice order; an unrestricted grant takes first from the lines no
+eligible restricted grant may pay (true-up, late usage, other cards), then from the rest, so a
+higher-priority general credit does not use up the lines a restricted credit was granted for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +28,7 @@ class Spendable:
     effective_until: datetime | None
     amount: Decimal  # the grant's original amount (a tie-breaker)
     spendable: Decimal  # what the grant can still give
+    applicable: frozenset[str] | None = None  # rate card names whose lines it may pay; None: any line
 
 
 def burn_key(grant: Spendable) -> tuple[object, ...]:
@@ -36,14 +43,40 @@ def burn_key(grant: Spendable) -> tuple[object, ...]:
     )
 
 
-def plan_burn(grants: Iterable[Spendable], amount: Decimal) -> list[tuple[str, Decimal]]:
-    """Splits `amount` over the grants in burn order; the parts sum to min(amount, total spendable)."""
+@dataclass
+class _Due:
+    name: str | None
+    left: Decimal  # what of the line no grant paid yet
+
+
+InvoiceLine = tuple[str | None, Decimal]  # (rate card name, or None for a line of no card; its amount)
+
+
+def plan_burn(grants: Iterable[Spendable], amount: Decimal, *,
+              lines: Sequence[InvoiceLine] | None = None) -> list[tuple[str, Decimal]]:
+    """Splits `amount` over the grants in burn order; the parts sum to at most min(amount, total spendable).
+
+    `lines`: the invoice's top-level lines (summing to `amount`); without them the invoice is one line of no
+    rate card, which restricted grants cannot pay."""
+    ordered = sorted(grants, key=burn_key)
+    due = [_Due(name, value) for name, value in (lines if lines is not None else [(None, amount)]) if value > 0]
+    reserved = {name for g in ordered if g.applicable is not None for name in g.applicable}
     parts: list[tuple[str, Decimal]] = []
     left = amount
-    for grant in sorted(grants, key=burn_key):
+    for grant in ordered:
         if left <= 0:
             break
-        take = min(grant.spendable, left)
+        if grant.applicable is None:
+            payable = [d for d in due if d.name not in reserved] + [d for d in due if d.name in reserved]
+        else:
+            payable = [d for d in due if d.name in grant.applicable]
+        give = min(grant.spendable, left)
+        take = Decimal(0)
+        for line in payable:
+            part = min(give - take, line.left)
+            if part > 0:
+                line.left -= part
+                take += part
         if take > 0:
             parts.append((grant.grant_id, take))
             left -= take

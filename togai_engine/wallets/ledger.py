@@ -166,14 +166,16 @@ async def spendable_grants(
     """
     used = func.coalesce(func.sum(E.amount).filter(E.kind.in_((APPLICATION, REVERSAL))), 0)
     stmt = (
-        select(G.id, G.priority, G.effective_from, G.effective_until, G.amount, (G.amount + used).label("spendable"))
+        select(G.id, G.priority, G.effective_from, G.effective_until, G.amount, (G.amount + used).label("spendable"),
+               G.applicable_entity_ids)
         .outerjoin(E, E.grant_id == G.id)
         .where(G.account_id == account_id, G.currency == currency, may_pay(at, period_end))
         .group_by(G.id)
     )
     return [
         Spendable(grant_id=r.id, priority=r.priority, effective_from=r.effective_from,
-                  effective_until=r.effective_until, amount=r.amount, spendable=Decimal(r.spendable))
+                  effective_until=r.effective_until, amount=r.amount, spendable=Decimal(r.spendable),
+                  applicable=None if r.applicable_entity_ids is None else frozenset(r.applicable_entity_ids))
         for r in (await session.execute(stmt)).all()
     ]
 

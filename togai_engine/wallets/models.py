@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from togai_engine.store.base import Base
@@ -77,6 +78,8 @@ class CreditGrantRow(Base):
     grantor_id: Mapped[str | None] = mapped_column(Text)
     cycle_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # rate card names whose invoice lines the grant may pay (grantDetails.applicableEntityIds); NULL: any line
+    applicable_entity_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
 
 
 class WalletEntryRow(Base):

@@ -3,7 +3,8 @@
 Togai's shape: {id, name, type ONE_TIME|RECURRING, grantDetails {priority, expiryType
 PRICING_CYCLE|NO_EXPIRY|CUSTOM, expiryDuration}, rateDetails {currencySlabRateDetails
 [{currency, creditAmount}]}}. The grant starts at the cycle start; it expires at the cycle end
-(PRICING_CYCLE), never (NO_EXPIRY), or at cycle start + expiryDuration (CUSTOM).
+(PRICING_CYCLE), never (NO_EXPIRY), or at cycle start + expiryDuration (CUSTOM). With
+grantDetails.applicableEntityIds it pays only the invoice lines of those rate cards (burn.plan_burn).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RateCardGrant:
     effective_until: datetime | None
     one_time: bool
     purpose: str
+    applicable_entity_ids: tuple[str, ...] | None = None  # the rate cards whose invoice lines it may pay
 
 
 def grants_for_cycle(
@@ -73,6 +75,7 @@ def grants_for_cycle(
                 effective_until=until,
                 one_time=(card.get("type") or "RECURRING") == "ONE_TIME",
                 purpose=str(card.get("displayName") or card_key),
+                applicable_entity_ids=tuple(entities) if (entities := details.get("applicableEntityIds")) else None,
             )
         )
     return grants

@@ -43,6 +43,9 @@ class CreditGrant(Model):
                                               "note's id (cn_...) for CREDIT_NOTE grants")
     idempotencyKey: str | None
     createdAt: datetime
+    applicableEntityIds: list[str] | None = Field(
+        default=None, description="rate card names whose invoice lines this grant pays (its card's "
+                                  "grantDetails.applicableEntityIds); null = any line")
 
 
 class GrantCreditResult(SandboxMarked):

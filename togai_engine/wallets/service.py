@@ -7,7 +7,7 @@ that starts under a plan with credit-grant rate cards.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
-from togai_engine.wallets.burn import Spendable, burn_key, plan_burn
+from togai_engine.wallets.burn import InvoiceLine, Spendable, burn_key, plan_burn
 from togai_engine.wallets.models import (
     APPLICATION,
     CREDIT_NOTE,
@@ -182,6 +182,7 @@ async def apply_credits_to_invoice(
     amount: Decimal,
     at: datetime,
     period_end: datetime | None = None,
+    lines: Sequence[InvoiceLine] | None = None,
 ) -> Decimal:
     """Pays up to `amount` of an invoice from the wallet; returns the total applied (0 <= it <= amount).
 
@@ -191,6 +192,8 @@ async def apply_credits_to_invoice(
     it, so a credit expiring at the cycle end still pays that cycle's invoice after the grace period.
     With `period_end`, a rate-card grant must also have started before it: the next cycle's grant
     never pays the previous cycle (ledger.spendable_grants; README "Which grants pay an invoice").
+    `lines`: the invoice's top-level (rate card name, amount) pairs, summing to `amount`; a grant restricted to
+    rate cards (applicableEntityIds) pays only their lines, and without `lines` nothing (burn.plan_burn).
     Each debit is an APPLICATION ledger entry linked to the invoice. Calling again for the same
     invoice returns what is already applied and applies nothing more (until it is reversed).
     """
@@ -208,7 +211,7 @@ async def apply_credits_to_invoice(
         return zero
     period_end = utc_instant(period_end, "period_end") if period_end is not None else None
     grants = await ledger.spendable_grants(session, account_id, currency, at, period_end)
-    parts = plan_burn(grants, amount)
+    parts = plan_burn(grants, amount, lines=lines)
     if parts:
         await session.execute(
             insert(E).values([
@@ -283,6 +286,7 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
                 purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
                 effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
                 cycle_start=cycle.start, created_at=utc_instant(at, "at"),
+                applicable_entity_ids=list(spec.applicable_entity_ids) if spec.applicable_entity_ids else None,
             )
             .on_conflict_do_nothing(constraint="uq_credit_grants_account_grantor_cycle")
             .returning(G.id)
@@ -387,6 +391,7 @@ def _grant_view(row: CreditGrantRow, remaining: Decimal, now: datetime) -> Credi
         effectiveUntil=row.effective_until, status=status,  # type: ignore[arg-type]
         source=row.source,  # type: ignore[arg-type]
         grantorId=row.grantor_id, idempotencyKey=row.idempotency_key, createdAt=row.created_at,
+        applicableEntityIds=row.applicable_entity_ids,
     )
 
 

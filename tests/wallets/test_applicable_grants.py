@@ -1,0 +1,139 @@
+"""Credit-grant rate cards restricted to rate cards (grantDetails.applicableEntityIds), the fields a grant card
+refuses, and ONE_TIME and RECURRING cards across plan changes.
+
+Plan "Scoped": monthly on the 1st, no grace; usage card `api` at 0.01 per token, fixed fee `platform` 25.00,
+and a RECURRING grant `api_credits` of 40.00 per cycle (priority 0, expires at the cycle end) that pays only
+the `api` line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import at, call, call_error, iso, tokens_meter
+
+
+def _plan(meter: str, name: str = "Scoped", **grant_details: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "pricingCycleConfig": {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
+        "rateCards": {
+            "usageRateCards": [{"name": "api", "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}],
+            "fixedFeeRateCards": [{"name": "platform", "rateValues": [{"currency": "USD", "rate": "25.00"}]}],
+            "creditGrantRateCards": [{
+                "name": "api_credits", "type": "RECURRING",
+                "grantDetails": {"priority": 0, "expiryType": "PRICING_CYCLE", "applicableEntityIds": ["api"],
+                                 **grant_details},
+                "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "40.00"}]}}],
+        },
+    }
+
+
+async def _tokens(client: Any, event_id: str, when: str, tokens: str) -> None:
+    await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "timestamp": when,
+                                              "accountId": "acme", "attributes": {"tokens": tokens}})
+
+
+async def _due(client: Any) -> list[tuple[str, str, str, str]]:
+    """(start, total, credits applied, amount due) of the DUE invoices, oldest first."""
+    page = await call(client, "list_invoices", accountId="acme", status="DUE", pageSize=100)
+    return sorted((i["startDate"][:10], i["totalAmount"], i["creditsApplied"], i["amountDue"]) for i in page["data"])
+
+
+async def _account(client: Any, plan_id: str) -> None:
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan_id, "effectiveFrom": iso(2026, 1, 1)})
+
+
+async def test_a_grant_for_one_card_pays_only_its_line_and_the_fee_stays_due(client, clock) -> None:
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", **_plan(meter))
+    await _account(client, plan["id"])
+
+    # January: 2500 tokens × 0.01 = 25.00 of api; + platform 25.00 = 50.00. The 40.00 grant pays only the
+    # api line: 25.00; the platform fee stays due.
+    clock.set(at(2026, 1, 15))
+    await _tokens(client, "e1", iso(2026, 1, 10), "2500")
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert [(g["amount"], g["applicableEntityIds"]) for g in wallet["grants"]] == [("40.00", ["api"])]
+    clock.set(at(2026, 2, 1))
+    assert await _due(client) == [("2026-01-01", "50.00", "25.00", "25.00")]
+
+    # February: 1000 tokens = 10.00 of api; a manual 10.00 credit (priority 200, any line) is granted too.
+    # The restricted grant (priority 0) pays the api line, 10.00; the manual credit pays 10.00 of the fee:
+    # 35.00 - 20.00 = 15.00 due.
+    clock.set(at(2026, 2, 10))
+    await _tokens(client, "e2", iso(2026, 2, 5), "1000")
+    await call(client, "grant_credit", accountId="acme", amount="10.00", priority=200, purpose="goodwill")
+    clock.set(at(2026, 3, 1))
+    assert (await _due(client))[-1] == ("2026-02-01", "35.00", "20.00", "15.00")
+    entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
+    applied = sorted(e["amount"] for e in entries if e["kind"] == "APPLICATION")
+    # January's 25.00, February's 10.00 (restricted grant) and 10.00 (manual)
+    assert applied == ["-10.00", "-10.00", "-25.00"]
+
+
+async def test_a_general_grant_leaves_the_restricted_lines_to_the_restricted_grant(client, clock) -> None:
+    # A manual 30.00 credit with a better priority (0 < the card's 5) pays the fee first, so the restricted
+    # grant still pays the api line: 25.00 fee + 25.00 api = 50.00, all paid (30.00 + 20.00 of restricted).
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", **_plan(meter, priority=5))
+    await _account(client, plan["id"])
+    await call(client, "grant_credit", accountId="acme", amount="30.00", priority=0)
+    clock.set(at(2026, 1, 15))
+    await _tokens(client, "e1", iso(2026, 1, 10), "2500")
+    clock.set(at(2026, 2, 1))
+    # the manual 30.00: platform 25.00 then 5.00 of api; the restricted grant: the api line's other 20.00
+    assert await _due(client) == [("2026-01-01", "50.00", "50.00", "0.00")]
+
+
+async def test_grant_card_fields_that_cannot_be_honoured_are_refused_naming_the_field(client) -> None:
+    meter = await tokens_meter(client)
+    path = "rateCards.creditGrantRateCards[0]"
+    message = await call_error(client, "create_price_plan", **_plan(meter, applicableEntityIds=["api", "seats"]))
+    assert f"{path}.grantDetails.applicableEntityIds[1]" in message and "'seats'" in message
+    assert "'api', 'platform'" in message  # the names it could have used
+    message = await call_error(client, "create_price_plan", **_plan(meter, applicableEntityIds=["api", "api"]))
+    assert f"{path}.grantDetails.applicableEntityIds[1]" in message and "twice" in message
+    # No price on a grant card here: PREPAID (granted once the invoice selling it is paid) cannot be honoured,
+    # and the other timings would be accepted and ignored (credits are granted free as each period starts).
+    refusals = {}
+    for timing in ("PREPAID", "IN_ADVANCE", "IN_ARREARS"):
+        plan = _plan(meter)
+        plan["rateCards"]["creditGrantRateCards"][0]["invoiceTiming"] = timing
+        refusals[timing] = message = await call_error(client, "create_price_plan", **plan)
+        assert f"{path}.invoiceTiming" in message and "Remove invoiceTiming" in message
+    assert "PREPAID (grant once the invoice selling the credits is paid) is not supported" in refusals["PREPAID"]
+    assert "'IN_ADVANCE' does not apply" in refusals["IN_ADVANCE"]
+
+
+async def test_one_time_grants_once_per_plan_across_plan_changes_and_recurring_every_cycle(client, clock) -> None:
+    # Plan A: a ONE_TIME 30.00 welcome credit (45 days, CUSTOM). Plan B: a RECURRING 5.00 per cycle. Acme is on
+    # A in January, B in February, A again from March: A's welcome comes once (January), B's grant every B cycle.
+    meter = await tokens_meter(client)
+    cycle = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}
+    usage = {"usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+        {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+        "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}
+    a = await call(client, "create_price_plan", name="A", pricingCycleConfig=cycle, rateCards={
+        "usageRateCards": [usage], "creditGrantRateCards": [{
+            "name": "welcome", "type": "ONE_TIME", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P45D"},
+            "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "30.00"}]}}]})
+    b = await call(client, "create_price_plan", name="B", pricingCycleConfig=cycle, rateCards={
+        "usageRateCards": [usage], "creditGrantRateCards": [{
+            "name": "monthly", "type": "RECURRING", "grantDetails": {"expiryType": "PRICING_CYCLE"},
+            "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "5.00"}]}}]})
+    await _account(client, a["id"])
+    await call(client, "update_account", accountId="acme", pricePlanId=b["id"], effectiveFrom=iso(2026, 2, 1))
+    await call(client, "update_account", accountId="acme", pricePlanId=a["id"], effectiveFrom=iso(2026, 3, 1))
+    clock.set(at(2026, 4, 2))
+    await call(client, "list_invoices", accountId="acme")  # brings billing up to now
+    entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
+    grants = sorted((e["at"][:10], e["amount"]) for e in entries if e["kind"] == "GRANT")
+    # welcome 30.00 on 1 January (until 15 February: 1 January + 45 days), B's 5.00 on 1 February only;
+    # back on A in March: no second welcome
+    assert grants == [("2026-01-01", "30.00"), ("2026-02-01", "5.00")]
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert wallet["balance"] == "0.00"  # nothing used (no usage), everything expired by 2 April
