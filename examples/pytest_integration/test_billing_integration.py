@@ -30,7 +30,7 @@ PLAN = {
             "rateValues": [{"currency": "USD", "slabRates": [
                 {"order": 1, "rate": "0.0002"}, {"order": 2, "rate": "0.0001"}]}],
         }],
-        "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform fee", "invoiceTiming": "IN_ADVANCE",
+        "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform fee", "invoiceTiming": "IN_ARREARS",
                                "rateValues": [{"currency": "USD", "rate": "49"}]}],
         "billingEntitlementRateCards": [
             {"featureId": "llm_tokens", "displayName": "LLM tokens per month", "usageMeterId": "tokens",

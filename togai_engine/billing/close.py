@@ -181,7 +181,7 @@ async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]]) -> ComposedInvoice:
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle,
                            quantities.get((bp.association.account_id, bp.period.start, bp.period.end), {}),
-                           cut_by_change=bp.cut_by_change)
+                           cut_by_change=bp.cut_by_change, fees=bp.fees)
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],

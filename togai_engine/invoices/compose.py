@@ -1,23 +1,24 @@
 """Composing an invoice for one billing period from quantities: pure (no I/O, no clock).
 
 Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
-(its slab lines and any rate-config adjustment below it carry the exact values), one per fixed fee
-(prorated by time when the card says so and the period is partial), and the minimum-commitment
-true-up. The subtotal and total are sums of rounded top-level lines, so they always add up.
+(its slab lines and any rate-config adjustment below it carry the exact values), one per fixed fee and
+cycle it pays for on this invoice (fixed_fees.py: type, recurrenceConfig, IN_ADVANCE; prorated by time when
+the card says so and the period is partial, or a plan change cut it), and the minimum-commitment true-up. The subtotal and total are sums of rounded top-level lines, so they always add up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
-from togai_engine.plans.schemas import PricePlan, UsagePricing
+from togai_engine.invoices.fixed_fees import FeeCharge, FeeSchedule, fee_charges
+from togai_engine.plans.schemas import FixedFeeRateCard, PricePlan, UsagePricing
 from togai_engine.pricing import (
     RateCardCharge,
     minimum_commitment_true_up,
@@ -77,13 +78,15 @@ def _span(duration: timedelta) -> str:
 
 def compose_invoice(
     plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal],
-    *, cut_by_change: bool = False,
+    *, cut_by_change: bool = False, fees: FeeSchedule | None = None,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
     `quantities` maps usage meter id -> quantity over the period; a missing meter means 0.
     `cut_by_change`: a plan change or a plan's end cut the period short (cycles.cut_by_change); its fixed
     fees are then prorated whatever their enableProration, which governs an account's first partial period.
+    `fees`: where the period sits in its plan association, for the fees' type, recurrenceConfig and
+    IN_ADVANCE timing (fixed_fees.py); None prices the period as an association's first and only one.
     """
     if currency not in plan.supportedCurrencies:
         raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
@@ -95,28 +98,20 @@ def compose_invoice(
         quantity = quantities.get(usage.card.usageMeterId, ZERO)
         billed[usage.card.usageMeterId] = quantity
         lines.append(usage_line(usage, currency, period, quantity, full_cycle if partial else None))
+    ahead = ZERO  # in-advance fees of a later period: they count in the subtotal, not towards this commitment
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
-        details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration}
-        description = fee.displayName or fee.name or "Fixed fee"
-        if partial and (fee.enableProration or cut_by_change):
-            value = prorate_fixed_fee(rate, period.duration, full_cycle.duration, currency)
-            fraction = cycle_fraction(period, full_cycle)
-            details |= {"prorated": True, "fraction": str(fraction), "cycleStart": full_cycle.start.isoformat(),
-                        "cycleEnd": full_cycle.end.isoformat()}
-            description = f"{description} (prorated: {_span(period.duration)} of {_span(full_cycle.duration)})"
-        else:
-            value = round_money(rate, currency)
-        lines.append(ComposedLine(
-            line_type=FIXED_FEE_LINE, description=description, value=value, rate_card_name=fee.name,
-            quantity=Decimal(1), value_per_quantity=rate, details=details,
-        ))
+        for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees):
+            line = fixed_fee_line(fee, rate, currency, charge)
+            lines.append(line)
+            if charge.in_advance:
+                ahead += line.value
     sub_total = sum((line.value for line in lines), ZERO)
     true_up = ZERO
     commitment = plan.rateCards.minimumCommitment
     if commitment is not None:
         committed = next(v.rate for v in commitment.rateValues if v.currency == currency)
-        true_up = _true_up(committed, sub_total, currency, period, full_cycle)
+        true_up = _true_up(committed, sub_total - ahead, currency, period, full_cycle)
         lines.append(ComposedLine(
             line_type=TRUE_UP_LINE,
             description=f"{commitment.displayName}: true-up to {_text(committed)} {currency}"
@@ -128,6 +123,35 @@ def compose_invoice(
         currency=currency, period=period, lines=tuple(lines), sub_total=sub_total, true_up=true_up,
         total=sub_total + true_up, quantities=billed,
     )
+
+
+def fixed_fee_line(fee: FixedFeeRateCard, rate: Decimal, currency: str, charge: FeeCharge) -> ComposedLine:
+    """The fee's line for one cycle it pays for; an in-advance line names that cycle."""
+    period, full_cycle = charge.period, charge.full_cycle
+    details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration,
+                               "type": fee.type}
+    description = fee.displayName or fee.name or "Fixed fee"
+    if charge.prorated:
+        value = prorate_fixed_fee(rate, period.duration, full_cycle.duration, currency)
+        fraction = cycle_fraction(period, full_cycle)
+        details |= {"prorated": True, "fraction": str(fraction), "cycleStart": full_cycle.start.isoformat(),
+                    "cycleEnd": full_cycle.end.isoformat()}
+        description = f"{description} (prorated: {_span(period.duration)} of {_span(full_cycle.duration)})"
+    else:
+        value = round_money(rate, currency)
+    if fee.invoiceTiming == "IN_ADVANCE":
+        # the period paid for: a credit note for an in-advance fee cut short reads it (app/plan_changes.py)
+        details |= {"servicePeriodStart": period.start.isoformat(), "servicePeriodEnd": period.end.isoformat(),
+                    "cycleStart": full_cycle.start.isoformat(), "cycleEnd": full_cycle.end.isoformat()}
+        description = f"{description} (in advance for {_day(period.start)} – {_day(period.end)})"
+    return ComposedLine(
+        line_type=FIXED_FEE_LINE, description=description, value=value, rate_card_name=fee.name,
+        quantity=Decimal(1), value_per_quantity=rate, details=details,
+    )
+
+
+def _day(instant: datetime) -> str:
+    return instant.date().isoformat() if instant.time() == time(0) else instant.isoformat()
 
 
 def with_late_usage(invoice: ComposedInvoice, late_lines: Sequence[ComposedLine]) -> ComposedInvoice:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from togai_engine.cycles import Cycle, cut_by_change, cycle_containing
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
+from togai_engine.invoices.fixed_fees import fee_schedule
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.meters.usage import Window
 from togai_engine.plans.models import PlanAssociationRow
@@ -26,8 +27,11 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
     full_cycle = cycle_containing(plan.cycle_config, association.anchor, period.start)
     follows = any(a.effective_until == association.effective_from for a in associations)
     cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until, follows)
+    fees = fee_schedule(plan.cycle_config, association.anchor, association.effective_from,
+                        association.effective_until, full_cycle, follows)
     return compose_invoice(plan, row.currency, period, full_cycle,
-                           quantities.get((row.account_id, period.start, period.end), {}), cut_by_change=cut)
+                           quantities.get((row.account_id, period.start, period.end), {}), cut_by_change=cut,
+                           fees=fees)
 
 
 def plan_meters(plan: PricePlan) -> list[str]:

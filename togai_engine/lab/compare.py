@@ -54,7 +54,8 @@ class AccountUsage:
 
 def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities) -> Decimal:
     """What `plan` invoices (total, before credits) for the account's period `bp`."""
-    total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change).total
+    total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change,
+                            fees=bp.fees).total
     return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 
