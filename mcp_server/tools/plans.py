@@ -50,7 +50,16 @@ async def create_price_plan(
     exact field at fault (e.g. rateCards.usageRateCards[0].ratePlan.slabs[1].startAfter). Slab i covers
     quantities above its startAfter up to the next slab's startAfter; the first slab starts after 0. Rates
     are decimal strings or numbers (send strings for more than 15 digits). To change pricing, create a new
-    plan under a new name and attach it with update_account(pricePlanId, effectiveFrom)."""
+    plan under a new name and attach it with update_account(pricePlanId, effectiveFrom).
+
+    Fixed fees: type RECURRING (default) or ONE_TIME (a setup fee: once per plan association, in full);
+    recurrenceConfig {interval, offset} charges cycle i (0 = the association's first) when i >= offset and
+    (i - offset) % interval == 0; invoiceTiming IN_ADVANCE puts a cycle's fee on the previous period's invoice
+    (the first cycle's on the first invoice). Example, monthly from 1 Jan: fixedFeeRateCards [{"id": "setup",
+    "type": "ONE_TIME", "rateValues": [{"currency": "USD", "rate": "100"}]}, {"id": "base", "invoiceTiming":
+    "IN_ADVANCE", "rateValues": [{"currency": "USD", "rate": "30"}]}] invoices January 100 + 30 (January) + 30
+    (February) = 160.00, February 30.00 (March), and so on; ending the plan on 16 March (after February's
+    invoice is DUE) issues a credit note for March's unused 16/31: 30 × 16/31 = 15.48."""
     cards = rateCards or RateCards()
     if minimumCommitment is not None:
         if cards.minimumCommitment is not None:

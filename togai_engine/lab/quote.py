@@ -29,7 +29,8 @@ ZERO = Decimal(0)
 def quote(
     plan: PricePlan, currency: str, quantities: Mapping[str, Decimal], *, at: datetime, stored: bool
 ) -> RevenueQuote:
-    """`plan`'s charges for one full cycle (the one containing `at`; every full cycle prices the same)."""
+    """`plan`'s charges for one full cycle (the one containing `at`), priced as a plan association's first: a
+    ONE_TIME setup fee is in, an IN_ADVANCE fee counts once, recurrenceConfig takes it as cycle 0."""
     cycle = cycle_containing(plan.cycle_config, at, at)
     invoice = compose_invoice(plan, currency, cycle, cycle, quantities)
     priced = {card.usageMeterId for card in plan.rateCards.usageRateCards}
