@@ -52,6 +52,7 @@ def cycle_index(config: CycleConfig, anchor: datetime, association_start: dateti
     return len(cycles_between(config, anchor, association_start, period_start))
 
 
+@lru_cache(maxsize=4096)  # a bill run meets the same (plan, association start, cycle) for many accounts
 def fee_schedule(config: CycleConfig, anchor: datetime, effective_from: datetime, effective_until: datetime | None,
                  full_cycle: Cycle, follows_another_plan: bool) -> FeeSchedule:
     """The schedule of the association's period inside `full_cycle`."""
