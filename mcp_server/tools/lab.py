@@ -41,7 +41,8 @@ async def calculate_revenue(
     exact amount), minimum/maximum rate adjustments, the card amount rounded once, the fixed fees of a plan
     association's first cycle when it is a full one (a ONE_TIME setup fee included, an IN_ADVANCE fee once,
     recurrenceConfig counting it as cycle 0), the minimum-commitment true-up and the total: exactly what that
-    invoice with this usage would say. Pass pricePlanId, or pricePlan to try a plan without creating it. Reads only; safe to repeat."""
+    invoice with this usage would say. Pass pricePlanId, or pricePlan to try a plan without creating it.
+    Reads only; safe to repeat."""
     if pricePlanId is not None and pricePlan is not None:
         raise InvalidInput("pricePlan", "give pricePlanId or pricePlan, not both")
     async with uow(ctx) as u:

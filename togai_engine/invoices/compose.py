@@ -3,7 +3,8 @@
 Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
 (its slab lines and any rate-config adjustment below it carry the exact values), one per fixed fee and
 cycle it pays for on this invoice (fixed_fees.py: type, recurrenceConfig, IN_ADVANCE; prorated by time when
-the card says so and the period is partial, or a plan change cut it), and the minimum-commitment true-up. The subtotal and total are sums of rounded top-level lines, so they always add up.
+the card says so and the period is partial, or a plan change cut it), and the minimum-commitment true-up.
+The subtotal and total are sums of rounded top-level lines, so they always add up.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def fixed_fee_line(fee: FixedFeeRateCard, rate: Decimal, currency: str, charge: 
     else:
         value = round_money(rate, currency)
     if fee.invoiceTiming == "IN_ADVANCE":
-        # the period paid for: a credit note for an in-advance fee cut short reads it (app/plan_changes.py)
+        # the period paid for: a credit note for an in-advance fee cut short reads it (app/advance_credits.py)
         details |= {"servicePeriodStart": period.start.isoformat(), "servicePeriodEnd": period.end.isoformat(),
                     "cycleStart": full_cycle.start.isoformat(), "cycleEnd": full_cycle.end.isoformat()}
         description = f"{description} (in advance for {_day(period.start)} – {_day(period.end)})"
