@@ -135,10 +135,13 @@ async def test_an_in_advance_fee_across_plan_changes_is_prorated_while_draft_and
         ("Large", "DUE", "93.00"),  # its first invoice: [15 Feb, 1 Mar) 62 × 14/28 = 31.00 + March 62.00
         ("Large", "DRAFT", "62.00"),  # March's invoice carries April's fee
     ]
-    # Back to Small on 16 March: Large's March fee is on a DUE invoice: credit 62 × 16/31 = 32.00
+    # Back to Small on 16 March: Large's March fee is on an invoice already PAID: credit 62 × 16/31 = 32.00,
+    # all of it to the wallet
+    await call(client, "update_invoice_status", invoiceId=listed[2]["id"], status="PAID")
     await call(client, "update_account", accountId="acme", pricePlanId=small, effectiveFrom="2026-03-16T00:00:00Z")
     notes = (await call(client, "list_credit_notes", accountId="acme"))["data"]
-    assert [(n["invoiceId"], n["amount"]) for n in notes] == [(listed[2]["id"], "32.00")]
+    assert [(n["invoiceId"], n["amount"], n["creditedFromDue"], n["creditedToWallet"]) for n in notes] == [
+        (listed[2]["id"], "32.00", "0.00", "32.00")]
     clock.set(at(2026, 3, 20))
     listed = await oldest_first(client, "acme")
     assert [(i["pricePlanName"], i["startDate"], i["status"], i["totalAmount"]) for i in listed][3:] == [

@@ -5,7 +5,8 @@ association ends at T inside cycle N:
 - that invoice still DRAFT: it is recomposed with the fee prorated to [N.start, T) (nothing to do here);
 - that invoice DUE or PAID: a credit note (ORDER_CHANGE) is issued with the change, for the fee × the unused
   share (T to the end of what the line paid for, over the whole cycle), rounded once half-up to the currency's
-  minor unit, less what notes already credited on that line. A ONE_TIME fee is never credited.
+  minor unit, less what notes already credited on that line (and at most what the invoice's notes left
+  creditable). A ONE_TIME fee is never credited.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.compose import FIXED_FEE_LINE
-from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow
+from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
 from togai_engine.pricing import round_fraction
@@ -33,8 +34,9 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
     """Credit notes for the in-advance fees the account's plan no longer uses from `instant` on; returns their ids.
     Call after the association was cut at `instant`."""
     lines = (await session.execute(
-        select(InvoiceRow.id, InvoiceRow.currency, InvoiceLineRow.position, InvoiceLineRow.value,
-               InvoiceLineRow.value_per_quantity, InvoiceLineRow.description, InvoiceLineRow.details)
+        select(InvoiceRow.id, InvoiceRow.currency, InvoiceRow.total_amount, InvoiceLineRow.position,
+               InvoiceLineRow.value, InvoiceLineRow.value_per_quantity, InvoiceLineRow.description,
+               InvoiceLineRow.details)
         .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.id)
         .where(InvoiceRow.account_id == account_id, InvoiceRow.status.in_(CREDITABLE_STATUSES),
                InvoiceRow.period_end <= instant, InvoiceLineRow.parent_position.is_(None),
@@ -43,7 +45,7 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
                InvoiceLineRow.details["type"].astext == "RECURRING")
         .order_by(InvoiceRow.period_start, InvoiceLineRow.position))).all()
     issued: list[str] = []
-    for invoice_id, currency, position, value, rate, description, details in lines:
+    for invoice_id, currency, total, position, value, rate, description, details in lines:
         paid_until = datetime.fromisoformat(details["servicePeriodEnd"])
         if paid_until <= instant:
             continue
@@ -53,7 +55,10 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
         credited = Decimal(await session.scalar(
             select(func.coalesce(func.sum(CreditNoteLineRow.amount), 0))
             .where(CreditNoteLineRow.invoice_id == invoice_id, CreditNoteLineRow.line_position == position)))
-        amount = min(unused, value) - credited
+        # notes by amount credit no line but count against the invoice's total: never ask for more than is left
+        left = total - Decimal(await session.scalar(
+            select(func.coalesce(func.sum(CreditNoteRow.amount), 0)).where(CreditNoteRow.invoice_id == invoice_id)))
+        amount = min(min(unused, value) - credited, left)
         if amount <= 0:
             continue
         number = await session.scalar(select(func.count()).select_from(InvoiceLineRow).where(
