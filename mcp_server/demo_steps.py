@@ -35,7 +35,7 @@ def _growth_plan(meter_id: str) -> dict[str, Any]:
                 "rateValues": [{"currency": "USD", "slabRates": [
                     {"order": 1, "rate": "0.0002"}, {"order": 2, "rate": "0.0001"}]}],
             }],
-            "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform fee", "invoiceTiming": "IN_ADVANCE",
+            "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform fee", "invoiceTiming": "IN_ARREARS",
                                    "rateValues": [{"currency": "USD", "rate": "49"}]}],
             "billingEntitlementRateCards": [
                 {"featureId": "llm_tokens", "displayName": "LLM tokens per month", "usageMeterId": meter_id,

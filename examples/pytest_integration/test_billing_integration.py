@@ -30,7 +30,7 @@ PLAN = {
             "rateValues": [{"currency": "USD", "slabRates": [
                 {"order": 1, "rate": "0.0002"}, {"order": 2, "rate": "0.0001"}]}],
         }],
-        "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform fee", "invoiceTiming": "IN_ADVANCE",
+        "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform fee", "invoiceTiming": "IN_ARREARS",
                                "rateValues": [{"currency": "USD", "rate": "49"}]}],
         "billingEntitlementRateCards": [
             {"featureId": "llm_tokens", "displayName": "LLM tokens per month", "usageMeterId": "tokens",
@@ -71,7 +71,7 @@ def test_a_month_of_usage_is_invoiced_and_resets_the_entitlement(togai: Togai) -
     january = togai.call("list_invoices", accountId=account, status="DUE")["data"]
     assert len(january) == 1 and january[0]["startDate"] == "2026-01-01T00:00:00Z"
     # tokens, tiered: 100,000 x 0.0002 = 20.00, plus the 50,000 above 100,000 x 0.0001 = 5.00;
-    # platform fee 49.00 (in advance, on the cycle's own invoice): 20.00 + 5.00 + 49.00 = 74.00
+    # platform fee 49.00 (in arrears, on the cycle's own invoice): 20.00 + 5.00 + 49.00 = 74.00
     assert january[0]["totalAmount"] == "74.00"
 
     # February is a new cycle: its usage starts again from 0

@@ -45,10 +45,11 @@ async def calculate_revenue(
     """Quote what a price plan charges for given usage over one full pricing cycle, e.g. "what do 1.2M
     tokens cost on Growth?". Returns every usage rate card with its slabs (quantity, rate, flat amount,
     exact amount), minimum/maximum rate adjustments, the card amount rounded once, license (seat) cards for
-    the seats in `licenses`, fixed fees for a full cycle, the minimum-commitment true-up and the total: exactly
-    what an invoice with this usage would say, its pricing rules applied (pricingRuleLogs; cycleIndex picks the
-    cycle they see). Pass pricePlanId, or pricePlan to try a plan without creating it. Reads only; safe to
-    repeat."""
+    the seats in `licenses`, the fixed fees of a plan association's first cycle when it is a full one (a
+    ONE_TIME setup fee included, an IN_ADVANCE fee once, recurrenceConfig counting it as cycle 0), the
+    minimum-commitment true-up and the total: exactly what that invoice with this usage would say, its pricing
+    rules applied (pricingRuleLogs; cycleIndex picks the cycle they see). Pass pricePlanId, or pricePlan to try
+    a plan without creating it. Reads only; safe to repeat."""
     if pricePlanId is not None and pricePlan is not None:
         raise InvalidInput("pricePlan", "give pricePlanId or pricePlan, not both")
     async with uow(ctx) as u:

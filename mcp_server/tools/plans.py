@@ -69,6 +69,16 @@ async def create_price_plan(
     To change the plan's pricing later use update_price_plan + finalize_price_plan (a new version); to give one
     account its own rates use update_account(pricePlanId, rateCardOverrides).
 
+    Fixed fees: type RECURRING (default) or ONE_TIME (a setup fee: once per account and plan, in full);
+    recurrenceConfig {interval, offset} charges cycle i (0 = the first on the plan) when i >= offset and
+    (i - offset) % interval == 0; invoiceTiming IN_ADVANCE puts a cycle's fee on the previous period's invoice
+    (the first cycle's on the first invoice). Example, monthly from 1 Jan: fixedFeeRateCards [{"id": "setup",
+    "type": "ONE_TIME", "rateValues": [{"currency": "USD", "rate": "100"}]}, {"id": "base", "invoiceTiming":
+    "IN_ADVANCE", "rateValues": [{"currency": "USD", "rate": "30"}]}] invoices January 100 + 30 (January) + 30
+    (February) = 160.00, February 30.00 (March), and so on; ending the plan on 16 March (after February's
+    invoice is DUE) issues a credit note for March's unused 16/31: 30 × 16/31 = 15.48.
+
+
     pricingRules adjust each invoice after its rate cards (JSON Logic over exact decimals; every invoice logs
     what each rule did in pricingRuleLogs). 10% off when the subtotal is over 1000:
     {"name": "volume discount", "order": 1, "condition": {">": [{"var": "subTotal"}, 1000]},

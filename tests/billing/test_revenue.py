@@ -157,23 +157,24 @@ async def test_revenue_covers_fixed_fees_and_the_true_up_by_hand(client, clock) 
     clock.set(datetime(2026, 2, 3, tzinfo=UTC))  # January [21 Jan, 1 Feb) is DUE; February is a DRAFT
     jan = (await call(client, "list_invoices", accountId="acc", status="DUE"))["data"][0]
     # January, 11 of 31 days: tokens 80 × 0.10 = 8.00; platform 30 × 11/31 = 10.645... -> 10.65; support 12.00
-    # (not prorated); subtotal 30.65; commitment 100 × 11/31 = 35.4838... -> true-up 35.4838... - 30.65 = 4.8338...
-    # -> 4.83; total 35.48
-    assert (jan["subTotalAmount"], jan["trueUpAmount"], jan["totalAmount"]) == ("30.65", "4.83", "35.48")
-    # February so far: tokens 200 × 0.10 = 20.00; platform 30.00; support 12.00; subtotal 62.00; true-up 38.00;
-    # total 100.00
+    # (not prorated); February's platform fee in advance 30.00; subtotal 60.65; commitment 100 × 11/31 = 35.4838...
+    # counts January's own charges 30.65 -> true-up 4.8338... -> 4.83; total 65.48
+    assert (jan["subTotalAmount"], jan["trueUpAmount"], jan["totalAmount"]) == ("60.65", "4.83", "65.48")
+    # February so far: tokens 200 × 0.10 = 20.00; support 12.00; March's platform fee in advance 30.00; subtotal
+    # 62.00; true-up 100 - 32.00 (its own charges) = 68.00; total 130.00
     feb = await call(client, "get_invoice", accountId="acc")
     assert (feb["status"], feb["subTotalAmount"], feb["trueUpAmount"], feb["totalAmount"]) == \
-        ("DRAFT", "62.00", "38.00", "100.00")
+        ("DRAFT", "62.00", "68.00", "130.00")
 
-    # DAY, 20-26 Jan: the advance fee on 21 Jan (the period's first day), usage as it happens; the arrears fee
+    # DAY, 20-26 Jan: the advance fees (January's and February's) on 21 Jan (the period's first day), usage as it
+    # happens; the arrears fee
     # and the true-up come at the period's end, after this week
     week = await metric(client, "REVENUE", at(2026, 1, 20), at(2026, 1, 27), "DAY", "acc")
     assert week == {tokens: [D(0), D(0), D("5.00"), D(0), D(0), D("3.00"), D(0)],  # 50 × 0.10, 30 × 0.10
-                    "platform": [D(0), D("10.65"), D(0), D(0), D(0), D(0), D(0)],
+                    "platform": [D(0), D("40.65"), D(0), D(0), D(0), D(0), D(0)],  # 10.65 + 30.00
                     "support": [D(0)] * 7, "minimum_commitment": [D(0)] * 7}
-    # DAY, 30 Jan - 2 Feb: January's last day carries support 12.00 and the true-up 4.83; 1 Feb February's
-    # advance fee 30.00 (not prorated: a full period); 2 Feb 200 tokens = 20.00
+    # DAY, 30 Jan - 2 Feb: January's last day carries support 12.00 and the true-up 4.83; 1 Feb March's
+    # advance fee 30.00 (on February's invoice); 2 Feb 200 tokens = 20.00
     turn = await metric(client, "REVENUE", at(2026, 1, 30), at(2026, 2, 3), "DAY", "acc")
     assert turn == {tokens: [D(0), D(0), D(0), D("20.00")], "platform": [D(0), D(0), D("30.00"), D(0)],
                     "support": [D(0), D("12.00"), D(0), D(0)], "minimum_commitment": [D(0), D("4.83"), D(0), D(0)]}
@@ -182,10 +183,10 @@ async def test_revenue_covers_fixed_fees_and_the_true_up_by_hand(client, clock) 
 
     # MONTH: each month's revenue is its invoice's total (February: the DRAFT so far, its true-up included)
     march = at(2026, 3, 1)
-    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D("35.48"), D("100.00")]
+    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D("65.48"), D("130.00")]
     assert await metric(client, "REVENUE", JAN, march, "MONTH", "acc") == {
-        tokens: [D("8.00"), D("20.00")], "platform": [D("10.65"), D("30.00")], "support": [D("12.00"), D("12.00")],
-        "minimum_commitment": [D("4.83"), D("38.00")]}  # 35.48 and 100.00
+        tokens: [D("8.00"), D("20.00")], "platform": [D("40.65"), D("30.00")], "support": [D("12.00"), D("12.00")],
+        "minimum_commitment": [D("4.83"), D("68.00")]}  # 65.48 and 130.00
     # A USAGE_METER_ID filter keeps that meter's usage lines only: no fee, no true-up
     filtered = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(march), metricQueries=[{
         "id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH",
@@ -193,7 +194,7 @@ async def test_revenue_covers_fixed_fees_and_the_true_up_by_hand(client, clock) 
     assert [D(v) for v in filtered["results"][0]["data"][0]["metricValues"]] == [D("8.00"), D("20.00")]
     # A VOID invoice carries no revenue
     await call(client, "update_invoice_status", invoiceId=jan["id"], status="VOID")
-    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D(0), D("100.00")]
+    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D(0), D("130.00")]
 
 
 events = st.lists(st.tuples(st.integers(0, 10**6 - 1), st.integers(0, 500)), min_size=0, max_size=12)
@@ -264,7 +265,10 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     # ... and grouped by USAGE_METER_ID each line is its own series: meters by id, the fee and the true-up by
     # their rate card name ("platform", "minimum_commitment")
     timestamps, grouped = await revenue_over(client, JAN, FEB, period, account)
-    assert {g: sum(v) for g, v in grouped.items()} == {group_of(line): D(line["value"]) for line in full["lineItems"]}
+    by_group: dict[str, D] = {}
+    for line in full["lineItems"]:  # an IN_ADVANCE fee has two lines on the first invoice (January's, February's)
+        by_group[group_of(line)] = by_group.get(group_of(line), D(0)) + D(line["value"])
+    assert {g: sum(v) for g, v in grouped.items()} == by_group
     # The fee (prorated by time when asked: 10 × hours on the plan / 744 hours of January) falls in one bucket:
     # the one holding the period's start (IN_ADVANCE) or its last instant (IN_ARREARS) ...
     fee = next(line for line in full["lineItems"] if line["rateCardName"] == "platform")
@@ -272,7 +276,8 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     assert D(fee["value"]) == (D(10) * hours / D(744)).quantize(D("0.01"), ROUND_HALF_UP)
     fee_at = begin if timing == "IN_ADVANCE" else FEB - timedelta(microseconds=1)
     expected = [D(0)] * len(timestamps)
-    expected[bisect_right(timestamps, fee_at) - 1] = D(fee["value"])
+    # IN_ADVANCE: February's 10.00, on January's invoice, comes with January's fee
+    expected[bisect_right(timestamps, fee_at) - 1] = D(fee["value"]) + (D(10) if timing == "IN_ADVANCE" else D(0))
     assert grouped["platform"] == expected
     # ... and the true-up, known at the period's end, in the last bucket
     if commitment is not None:

@@ -47,11 +47,11 @@ async def test_month_ends_grace_period_and_late_events(client, clock) -> None:
     plan = await call(client, "create_price_plan", name="Pro", pricingCycleConfig={
         "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 3},
         rateCards={"usageRateCards": [tiered(meter, ("0", "0.01"), ("10000", "0.005"))],
-                   "fixedFeeRateCards": [fee("platform", "49", timing="IN_ADVANCE")]},
+                   "fixedFeeRateCards": [fee("platform", "49")]},
         minimumCommitment={"rateValues": [{"currency": "USD", "rate": "100"}]})
     await account(client, "acme", plan["id"], iso(2026, 1, 1))
 
-    # The IN_ADVANCE fee is on January's DRAFT from its first instant: 49.00 + true-up 51.00 = 100.00
+    # The fee is on January's DRAFT from its first instant: 49.00 + true-up 51.00 = 100.00
     draft = await call(client, "get_invoice", accountId="acme")
     assert (draft["status"], draft["startDate"], draft["endDate"]) == ("DRAFT", iso(2026, 1, 1), iso(2026, 2, 1))
     assert (draft["subTotalAmount"], draft["trueUpAmount"], draft["totalAmount"]) == ("49.00", "51.00", "100.00")

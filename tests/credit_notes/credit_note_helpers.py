@@ -1,5 +1,5 @@
 """A priced account for credit note stories: 0.01 per token (TIERED, one slab) plus a 49.00 platform fee
-billed in advance, monthly from 1 January 2026 with a 3-day grace period (January is DUE on 4 February)."""
+billed in arrears, monthly from 1 January 2026 with a 3-day grace period (January is DUE on 4 February)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def priced_account(client: Any, account_id: str = "acme", *, suffix: str =
                                              for c in currencies]}],
                           "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": c, "rate": "49"}
                                                                                   for c in currencies],
-                                                 "invoiceTiming": "IN_ADVANCE", "enableProration": True}]})
+                                                 "invoiceTiming": "IN_ARREARS", "enableProration": True}]})
     await call(client, "create_customer", id=f"cust_{account_id}", name="Acme", account={
         "id": account_id, "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z"})
     return plan

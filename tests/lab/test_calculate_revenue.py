@@ -103,6 +103,19 @@ async def test_inline_plan_quotes_like_the_stored_one_and_is_never_stored(client
     assert {**again, "pricePlanId": None} == inline
 
 
+async def test_a_quote_is_an_associations_first_cycle_setup_fee_included(client) -> None:
+    def fee(name: str, rate: str, **fields: Any) -> dict[str, Any]:
+        return {"id": name, "displayName": name, "rateValues": [{"currency": "USD", "rate": rate}], **fields}
+
+    quote = await call(client, "calculate_revenue", usage={}, pricePlan={
+        "name": "Fees", "pricingCycleConfig": MONTHLY, "rateCards": {"fixedFeeRateCards": [
+            fee("setup", "100", type="ONE_TIME"), fee("base", "30", invoiceTiming="IN_ADVANCE"),
+            fee("review", "50", recurrenceConfig={"interval": 3, "offset": 1})]}})
+    # cycle 0: the setup fee 100.00 and the base fee once (30.00); the review starts at cycle 1: total 130.00
+    assert [(f["name"], f["amount"]) for f in quote["fixedFees"]] == [("setup", "100.00"), ("base", "30.00")]
+    assert quote["total"] == "130.00"
+
+
 async def test_quote_errors_name_the_field(client, db) -> None:
     tokens, requests = await tokens_meter(client), await requests_meter(client)
     plan = await call(client, "create_price_plan", **growth(tokens, requests))

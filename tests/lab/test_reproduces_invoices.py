@@ -1,8 +1,9 @@
 """The guarantee behind the lab: simulating an account's own plan reproduces its invoices to the cent.
 
 Random usage over three accounts (one starts mid-cycle in EUR, one switches to an anniversary-cycle plan
-mid-month, so partial periods, proration and prorated commitments all occur; both plans have pricing rules reading
-cycleIndex, a card, usage and dividing), a few closed cycles, then
+mid-month, so partial periods, proration and prorated commitments all occur; setup fees, in-advance fees and
+a fee every second cycle price on them; both plans have pricing rules reading cycleIndex, a card, usage and
+dividing), a few closed cycles, then
 simulate_price_plan with both plans as candidates: for every invoiced period, the candidate that is the
 period's own plan equals the invoice's total, and for every open period the DRAFT's total.
 """
@@ -49,7 +50,11 @@ def base_plan(tokens: str, requests: str) -> dict[str, Any]:
     return {"name": "Base", "pricingCycleConfig": {"interval": "MONTHLY", "gracePeriod": 1},
             "supportedCurrencies": ["USD", "EUR"],
             "rateCards": {"usageRateCards": cards,
-                          "fixedFeeRateCards": [fee("platform", {"USD": "19.99", "EUR": "18.49"}, prorate=True)]},
+                          "fixedFeeRateCards": [
+                              fee("platform", {"USD": "19.99", "EUR": "18.49"}, prorate=True),
+                              {**fee("onboarding", {"USD": "120", "EUR": "110"}), "type": "ONE_TIME"},
+                              {**fee("support", {"USD": "9.5", "EUR": "8.75"}, prorate=True),
+                               "invoiceTiming": "IN_ADVANCE"}]},
             "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "50"}, {"currency": "EUR", "rate": "45"}]},
             "pricingRules": [  # the plan's first period (partial for acc1), a cap on a card, a division
                 {"name": "welcome", "order": 1, "condition": {"==": [{"var": "cycleIndex"}, 0]}, "computation": -5,
@@ -68,7 +73,11 @@ def alt_plan(tokens: str) -> dict[str, Any]:
                                                       {"order": 2, "rate": "1.7"}]} for c in ("USD", "EUR")]}
     return {"name": "Alt", "pricingCycleConfig": {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 2},
             "supportedCurrencies": ["USD", "EUR"],
-            "rateCards": {"usageRateCards": [card], "fixedFeeRateCards": [fee("seat", {"USD": "7", "EUR": "6.5"})]},
+            "rateCards": {"usageRateCards": [card], "fixedFeeRateCards": [
+                fee("seat", {"USD": "7", "EUR": "6.5"}),
+                {**fee("audit", {"USD": "30", "EUR": "27"}), "recurrenceConfig": {"interval": 2, "offset": 1}},
+                {**fee("setup", {"USD": "45", "EUR": "40"}), "type": "ONE_TIME", "invoiceTiming": "IN_ADVANCE"},
+                {**fee("hosting", {"USD": "11", "EUR": "10"}), "invoiceTiming": "IN_ADVANCE"}]},
             "pricingRules": [{"name": "after the first", "order": 1, "condition": {">=": [{"var": "cycleIndex"}, 1]},
                               "computation": {"*": [{"var": f"usage.{tokens}"}, 0.0001]}, "action": {"type": "ADD"}}]}
 

@@ -4,8 +4,9 @@ The set-up: one meter, three plans (Metered: calendar months, 2 days of grace, t
 commitment, late usage billed next time, a metered and a boolean feature; Flat: months from the 15th, no
 grace, volume pricing, a fee never prorated, 5.00 of credit each cycle; Weekly: weeks from Monday, 1 day of
 grace, a card minimum, a ONE_TIME grant lasting 20 days) and three accounts at 2026-01-01 (a1 on Metered, a2
-on Flat, a3 without a plan). Fixed fees are IN_ARREARS only and there are no seats: IN_ADVANCE fees and seats
-are a later issue. Steps: usage dated up to now, credit grants starting and expiring later, plan changes and
+on Flat, a3 without a plan). Flat also has a prorated IN_ADVANCE fee and Weekly a ONE_TIME setup fee, so fees
+invoiced a cycle ahead and credit notes for their unused share (a plan change or end after they are DUE) take part;
+there are no seats. Steps: usage dated up to now, credit grants starting and expiring later, plan changes and
 ends (scheduled, or back into an open period), entitlement checks, wallet reads and advances of the clock (by
 hours, days, a month, or exactly onto the next cycle boundaries and grace ends). Every instant a step names is
 fixed when it is drawn, so every world replays exactly the same calls.
@@ -61,7 +62,7 @@ def credit_card(name: str, kind: str, amount: str, priority: int, **expiry: str)
 
 
 def plans(meter_id: str) -> dict[str, dict[str, Any]]:
-    """create_price_plan arguments by plan name. Fixed fees are IN_ARREARS only (IN_ADVANCE: a later issue)."""
+    """create_price_plan arguments by plan name."""
     return {
         # Calendar months, 2 days of grace; tiers, a prorated fee, a commitment, late usage billed next time.
         "Metered": {"pricingCycleConfig": {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"},
@@ -73,20 +74,25 @@ def plans(meter_id: str) -> dict[str, dict[str, Any]]:
                                                "enableProration": True}],
                         "billingEntitlementRateCards": [feature("tokens", "3000", meter_id), feature("sso", "1")],
                         "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "25"}]}}},
-        # Months from the 15th, no grace; a fee never prorated, volume pricing, 5.00 of credit each cycle.
+        # Months from the 15th, no grace; a fee never prorated, a prorated fee in advance, volume pricing, 5.00 of
+        # credit each cycle.
         "Flat": {"pricingCycleConfig": {"interval": "MONTHLY", "startOffset": {"dayOffset": "15"},
                                         "gracePeriod": 0},
                  "rateCards": {
                      "usageRateCards": [usage_card(meter_id, "VOLUME", [("0", "0.002"), ("2000", "0.001")])],
-                     "fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "12"}]}],
+                     "fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "12"}]},
+                                           {"id": "support", "rateValues": [{"currency": "USD", "rate": "6"}],
+                                            "invoiceTiming": "IN_ADVANCE", "enableProration": True}],
                      "billingEntitlementRateCards": [feature("sso", "1")],
                      "creditGrantRateCards": [credit_card("monthly", "RECURRING", "5.00", 1,
                                                           expiryType="PRICING_CYCLE")]}},
-        # Weeks from Monday, 1 day of grace; a card minimum, one 8.00 grant lasting 20 days.
+        # Weeks from Monday, 1 day of grace; a card minimum, a 3.00 setup fee, one 8.00 grant lasting 20 days.
         "Weekly": {"pricingCycleConfig": {"interval": "WEEKLY", "startOffset": {"dayOffset": "1"},
                                           "gracePeriod": 1},
                    "rateCards": {
                        "usageRateCards": [usage_card(meter_id, "TIERED", [("0", "0.003")], minimumRate="1.00")],
+                       "fixedFeeRateCards": [{"id": "setup", "type": "ONE_TIME", "invoiceTiming": "IN_ADVANCE",
+                                              "rateValues": [{"currency": "USD", "rate": "3"}]}],
                        "billingEntitlementRateCards": [feature("tokens", "1500", meter_id)],
                        "creditGrantRateCards": [credit_card("welcome", "ONE_TIME", "8.00", 0, expiryType="CUSTOM",
                                                             expiryDuration="P20D")]}},

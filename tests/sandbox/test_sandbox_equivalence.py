@@ -104,20 +104,24 @@ async def test_a_story_bills_the_amounts_worked_out_by_hand_in_every_world(
     late = a1["invoices"][1]["lineItems"][-1]
     assert (late["type"], late["value"]) == ("LATE_USAGE_AMOUNT", "1.00")
     assert amounts(a2["invoices"]) == [
-        # Jan 1-15, the first partial period: the 12.00 fee in full (no proration) + 2500 tokens all at the
-        # volume slab above 2000, 0.001: 2.50 = 14.50; its 5.00 grant (the cycle's) pays 5.00: 9.50 due
-        ("2026-01-01", "DUE", "INV-000001", "14.50", "0.00", "14.50", "5.00", "9.50"),
-        ("2026-01-15", "DUE", "INV-000007", "12.00", "0.00", "12.00", "5.00", "7.00"),  # fee, its own grant
-        ("2026-02-15", "DRAFT", None, "12.00", "0.00", "12.00", "0.00", "12.00"),
+        # Jan 1-15, the first partial period: the 12.00 fee in full (no proration) + the in-advance support fee
+        # for it, prorated 6 x 14/31 = 2.709.. -> 2.71, and for the next cycle (Jan 15 - Feb 15) 6.00 + 2500
+        # tokens all at the volume slab above 2000, 0.001: 2.50 = 23.21; its 5.00 grant (the cycle's) pays 5.00
+        ("2026-01-01", "DUE", "INV-000001", "23.21", "0.00", "23.21", "5.00", "18.21"),
+        # fee 12.00 + support for Feb 15 - Mar 15 6.00; its own grant pays 5.00
+        ("2026-01-15", "DUE", "INV-000007", "18.00", "0.00", "18.00", "5.00", "13.00"),
+        ("2026-02-15", "DRAFT", None, "18.00", "0.00", "18.00", "0.00", "18.00"),
     ]
-    # Weekly from Monday Jan 12: no usage, the card's 1.00 minimum each week. The welcome grant 8.00 comes
+    # Weekly from Monday Jan 12: no usage, the card's 1.00 minimum each week, and the 3.00 setup fee on the first
+    # week's invoice (4.00). The welcome grant 8.00 comes
     # with the first week (from Jan 12 for 20 days: until Feb 1), also in the sandbox and at bill --as-of,
     # where one run on Feb 1 closes two weeks and opens a third; it pays the weeks of Jan 12 and 19 (DUE
-    # Jan 20, 27); the week of Jan 26 ends Feb 2, after it expired: unpaid. 6.00 expires on Feb 1.
+    # Jan 20, 27); the week of Jan 26 ends Feb 2, after it expired: unpaid. 8.00 - 4.00 - 1.00 = 3.00 expires
+    # on Feb 1.
     paid, unpaid = ("1.00", "0.00"), ("0.00", "1.00")
-    assert amounts(a3["invoices"]) == [
+    assert amounts(a3["invoices"]) == [("2026-01-12", "DUE", "INV-000002", "4.00", "0.00", "4.00", "4.00", "0.00")] + [
         (start, "DUE", f"INV-{number:06d}", "1.00", "0.00", "1.00", *credit)
-        for start, number, credit in (("2026-01-12", 2, paid), ("2026-01-19", 3, paid), ("2026-01-26", 5, unpaid),
+        for start, number, credit in (("2026-01-19", 3, paid), ("2026-01-26", 5, unpaid),
                                       ("2026-02-02", 6, unpaid), ("2026-02-09", 8, unpaid),
                                       ("2026-02-16", 9, unpaid), ("2026-02-23", 11, unpaid))
     ] + [("2026-03-02", "DRAFT", None, "1.00", "0.00", "1.00", "0.00", "1.00")]
@@ -129,7 +133,7 @@ async def test_a_story_bills_the_amounts_worked_out_by_hand_in_every_world(
         "a2": [("GRANT", "5.00", "2026-01-01"), ("APPLICATION", "-5.00", "2026-01-15"),
                ("GRANT", "5.00", "2026-01-15"), ("APPLICATION", "-5.00", "2026-02-15"),
                ("GRANT", "5.00", "2026-02-15")],
-        "a3": [("GRANT", "8.00", "2026-01-12"), ("APPLICATION", "-1.00", "2026-01-20"),
-               ("APPLICATION", "-1.00", "2026-01-27"), ("EXPIRY", "-6.00", "2026-02-01")],
+        "a3": [("GRANT", "8.00", "2026-01-12"), ("APPLICATION", "-4.00", "2026-01-20"),
+               ("APPLICATION", "-1.00", "2026-01-27"), ("EXPIRY", "-3.00", "2026-02-01")],
     }
     assert [story.final[a]["wallet"]["balance"] for a in ("a1", "a2", "a3")] == ["0.00", "5.00", "0.00"]

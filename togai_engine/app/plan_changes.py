@@ -12,7 +12,8 @@ like any other (a new deal, or moving one account to the latest version).
 
 Ending the plan at T (`effectiveUntil`) ends the association in effect at T there and drops the ones
 scheduled after it; nothing is billed after T. T may be in the past, but never inside a period already
-invoiced DUE.
+invoiced DUE. An IN_ADVANCE fee already invoiced DUE for the cycle T cuts short is credited for the unused
+part with a credit note issued in the same call (advance_credits.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.app.advance_credits import credit_unused_advance_fees
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.common.validation import utc_instant
@@ -129,6 +131,8 @@ async def attach_plan(
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
     continued = ended if ended is not None and same(ended) else None if end_invoiced else next(
         (a for a in associations if a.effective_until == effective_from and same(a)), None)
+    if ended is not None and continued is not ended:
+        await credit_unused_advance_fees(session, account.id, effective_from, now)
     if continued is not None:
         await session.execute(update(PlanAssociationRow).where(PlanAssociationRow.id == continued.id)
                               .values(effective_until=None))
@@ -151,5 +155,6 @@ async def end_plan(session: AsyncSession, account: AccountRow, effective_until: 
         return False
     check_not_invoiced(billing, effective_until, account.id, field)
     await _recut_from(session, account.id, effective_until, associations)
+    await credit_unused_advance_fees(session, account.id, effective_until, now)
     await rebill(session, billing, account.id, now)
     return True

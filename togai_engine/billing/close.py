@@ -186,7 +186,7 @@ def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str
     window = (bp.association.account_id, bp.period.start, bp.period.end)
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle, quantities.get(window, {}),
                            cut_by_change=bp.cut_by_change, licenses=seats.get(window, {}),
-                           cycle_index=bp.cycle_index_for(bp.plan))
+                           cycle_index=bp.cycle_index_for(bp.plan), fees=bp.fees)
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],

@@ -23,6 +23,7 @@ from togai_engine.cycles import (
     grace_end,
     schedule_periods,
 )
+from togai_engine.invoices.fixed_fees import FeeSchedule, fee_schedule
 from togai_engine.plans.overrides import PlanRef
 from togai_engine.plans.schemas import PricePlan
 
@@ -53,6 +54,7 @@ class BillingPeriod:
     full_cycle: Cycle  # the plan's schedule cycle containing it (the base for proration)
     due_at: datetime  # when it becomes DUE (the invoice date)
     cut_by_change: bool = False  # a plan change or end cut it short: its fixed fees are prorated
+    fees: FeeSchedule | None = None  # where it sits in its association, for fixed fees (invoices/fixed_fees.py)
 
     def cycle_index_for(self, plan: PricePlan) -> int:
         """The period's place on its plan (0 for the first; a version migration or a new deal does not restart
@@ -118,9 +120,11 @@ def account_timeline(
             if previous_due is not None and previous_due > due_at:
                 due_at = previous_due
             previous_due = due_at
-            cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until,
-                                association.effective_from in ends)
-            started.append(BillingPeriod(association, plan, period, full_cycle, due_at, cut))
+            follows = association.effective_from in ends
+            cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until, follows)
+            fees = fee_schedule(plan.cycle_config, association.anchor, association.effective_from,
+                                association.effective_until, full_cycle, follows, association.plan_since)
+            started.append(BillingPeriod(association, plan, period, full_cycle, due_at, cut, fees))
         last = periods[-1][0] if periods else None
         if last is not None and last.end > now and (
             association.effective_until is None or last.end < association.effective_until

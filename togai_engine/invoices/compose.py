@@ -1,19 +1,20 @@
 """Composing an invoice for one billing period from quantities: pure (no I/O, no clock).
 
 Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
-(its slab lines and any rate-config adjustment below it carry the exact values), one per entitlement
-overage card (its feature meter's usage past featureCreditLimit, at most maxQuantity, priced like usage;
-the limit is not prorated in a partial period, see README), one per fixed fee
-(prorated by time when the card says so and the period is partial), and the minimum-commitment
-true-up. Pricing rules run between the rate cards and the true-up (pricing_rules.py), adding lines or setting a
-card's line. The subtotal and total are sums of rounded top-level lines, so they always add up.
+(its slab lines and any rate-config adjustment below it carry the exact values), one per license (seat) card,
+one per entitlement overage card (its feature meter's usage past featureCreditLimit, at most maxQuantity, priced
+like usage; the limit is not prorated in a partial period, see README), one per fixed fee and cycle it pays for
+on this invoice (fixed_fees.py: type, recurrenceConfig, IN_ADVANCE; prorated by time when the card says so and
+the period is partial, or a plan change cut it), and the minimum-commitment true-up. Pricing rules run between
+the rate cards and the true-up (pricing_rules.py), adding lines or setting a card's line. The subtotal and
+total are sums of rounded top-level lines, so they always add up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -21,8 +22,9 @@ from typing import Any
 from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
+from togai_engine.invoices.fixed_fees import FeeCharge, FeeSchedule, fee_charges
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE, apply_pricing_rules
-from togai_engine.plans.schemas import LicenseRateCard, OveragePricing, PricePlan, UsagePricing
+from togai_engine.plans.schemas import FixedFeeRateCard, LicenseRateCard, OveragePricing, PricePlan, UsagePricing
 from togai_engine.pricing import (
     DECIMAL_CONTEXT,
     RateCardCharge,
@@ -92,6 +94,7 @@ def compose_invoice(
     plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, quantities: Mapping[str, Decimal],
     *, cut_by_change: bool = False, licenses: Mapping[str, Sequence[SeatSpan]] | None = None,
     cycle_index: int = 0,
+    fees: FeeSchedule | None = None,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
@@ -101,6 +104,8 @@ def compose_invoice(
     `licenses` maps a license id -> its seat spans (start, end, count) over the period (licenses/README.md);
     an instant no span covers holds 0 seats.
     `cycle_index`: the period's place in its plan association (0 for the first), for pricing rules.
+    `fees`: where the period sits in its plan association, for the fees' type, recurrenceConfig and
+    IN_ADVANCE timing (fixed_fees.py); None prices the period as an association's first and only one.
     """
     if currency not in plan.supportedCurrencies:
         raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
@@ -119,22 +124,14 @@ def compose_invoice(
         usage_of_meter = quantities.get(overage.usage_meter_id, ZERO)
         billed.setdefault(overage.usage_meter_id, usage_of_meter)
         lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None))
+    ahead = ZERO  # in-advance fees of a later period: they count in the subtotal, not towards this commitment
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
-        details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration}
-        description = fee.displayName or fee.name or "Fixed fee"
-        if partial and (fee.enableProration or cut_by_change):
-            value = prorate_fixed_fee(rate, period.duration, full_cycle.duration, currency)
-            fraction = cycle_fraction(period, full_cycle)
-            details |= {"prorated": True, "fraction": str(fraction), "cycleStart": full_cycle.start.isoformat(),
-                        "cycleEnd": full_cycle.end.isoformat()}
-            description = f"{description} (prorated: {_span(period.duration)} of {_span(full_cycle.duration)})"
-        else:
-            value = round_money(rate, currency)
-        lines.append(ComposedLine(
-            line_type=FIXED_FEE_LINE, description=description, value=value, rate_card_name=fee.name,
-            quantity=Decimal(1), value_per_quantity=rate, details=details,
-        ))
+        for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees):
+            line = fixed_fee_line(fee, rate, currency, charge)
+            lines.append(line)
+            if charge.in_advance:
+                ahead += line.value
     rule_logs: tuple[dict[str, Any], ...] = ()
     if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
         lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
@@ -143,7 +140,7 @@ def compose_invoice(
     commitment = plan.rateCards.minimumCommitment
     if commitment is not None:
         committed = next(v.rate for v in commitment.rateValues if v.currency == currency)
-        true_up = _true_up(committed, sub_total, currency, period, full_cycle)
+        true_up = _true_up(committed, sub_total - ahead, currency, period, full_cycle)
         lines.append(ComposedLine(
             line_type=TRUE_UP_LINE,
             description=f"{commitment.displayName}: true-up to {_text(committed)} {currency}"
@@ -159,6 +156,35 @@ def compose_invoice(
 
 def _rule_line(description: str, value: Decimal, details: dict[str, Any]) -> ComposedLine:
     return ComposedLine(line_type=PRICING_RULE_LINE, description=description, value=value, details=details)
+
+
+def fixed_fee_line(fee: FixedFeeRateCard, rate: Decimal, currency: str, charge: FeeCharge) -> ComposedLine:
+    """The fee's line for one cycle it pays for; an in-advance line names that cycle."""
+    period, full_cycle = charge.period, charge.full_cycle
+    details: dict[str, Any] = {"invoiceTiming": fee.invoiceTiming, "enableProration": fee.enableProration,
+                               "type": fee.type}
+    description = fee.displayName or fee.name or "Fixed fee"
+    if charge.prorated:
+        value = prorate_fixed_fee(rate, period.duration, full_cycle.duration, currency)
+        fraction = cycle_fraction(period, full_cycle)
+        details |= {"prorated": True, "fraction": str(fraction), "cycleStart": full_cycle.start.isoformat(),
+                    "cycleEnd": full_cycle.end.isoformat()}
+        description = f"{description} (prorated: {_span(period.duration)} of {_span(full_cycle.duration)})"
+    else:
+        value = round_money(rate, currency)
+    if fee.invoiceTiming == "IN_ADVANCE":
+        # the period paid for: a credit note for an in-advance fee cut short reads it (app/advance_credits.py)
+        details |= {"servicePeriodStart": period.start.isoformat(), "servicePeriodEnd": period.end.isoformat(),
+                    "cycleStart": full_cycle.start.isoformat(), "cycleEnd": full_cycle.end.isoformat()}
+        description = f"{description} (in advance for {_day(period.start)} – {_day(period.end)})"
+    return ComposedLine(
+        line_type=FIXED_FEE_LINE, description=description, value=value, rate_card_name=fee.name,
+        quantity=Decimal(1), value_per_quantity=rate, details=details,
+    )
+
+
+def _day(instant: datetime) -> str:
+    return instant.date().isoformat() if instant.time() == time(0) else instant.isoformat()
 
 
 def with_late_usage(invoice: ComposedInvoice, late_lines: Sequence[ComposedLine]) -> ComposedInvoice:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from togai_engine.cycles import Cycle, cut_by_change, cycle_containing, cycle_index, run_starts
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
+from togai_engine.invoices.fixed_fees import fee_schedule
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.licenses.service import Seats
 from togai_engine.meters.usage import Window
@@ -31,10 +32,13 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
     follows = any(a.effective_until == association.effective_from for a in associations)
     cut = cut_by_change(period, full_cycle, association.effective_from, association.effective_until, follows)
     window = (row.account_id, period.start, period.end)
-    index = cycle_index(plan.cycle_config, association.anchor, _plan_since(associations, association),
-                        period.start) if plan.pricingRules else 0  # only rules read it
+    plan_since = _plan_since(associations, association)
+    index = cycle_index(plan.cycle_config, association.anchor, plan_since, period.start) \
+        if plan.pricingRules else 0  # only rules read it
+    fees = fee_schedule(plan.cycle_config, association.anchor, association.effective_from,
+                        association.effective_until, full_cycle, follows, plan_since)
     return compose_invoice(plan, row.currency, period, full_cycle, quantities.get(window, {}), cut_by_change=cut,
-                           licenses=(seats or {}).get(window, {}), cycle_index=index)
+                           licenses=(seats or {}).get(window, {}), cycle_index=index, fees=fees)
 
 
 def plan_meters(plan: PricePlan) -> list[str]:

@@ -59,7 +59,7 @@ def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantit
           seats: Seats | None = None) -> Decimal:
     """What `plan` invoices (total, before credits) for the account's period `bp`, its seats included."""
     total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change,
-                            licenses=seats or {}, cycle_index=bp.cycle_index_for(plan)).total
+                            licenses=seats or {}, cycle_index=bp.cycle_index_for(plan), fees=bp.fees).total
     return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 

@@ -2,7 +2,8 @@
 
 For an invoice period P, let R(t) be what its invoice has charged by instant t, with R(P.start) = 0:
 - each usage rate card: its amount (rounded, as invoiced) for the usage in [P.start, t);
-- each IN_ADVANCE fixed fee: its amount (prorated as invoiced) from the first instant, t > P.start;
+- each IN_ADVANCE fixed fee line: its amount (prorated as invoiced) from the first instant, t > P.start
+  (that includes the fee of the next cycle, which this invoice carries: revenue as invoiced);
 - each IN_ARREARS fixed fee, each license (seat) card, the minimum-commitment true-up, a pricing rule's line and a
   late-usage line (usage of an earlier period received after it closed, billed on this invoice): only at
   t = P.end (a card a rule UPDATEd takes its ruled value there too).

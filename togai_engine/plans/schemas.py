@@ -124,14 +124,36 @@ class CurrencyRate(Model):
     rate: DecimalValue
 
 
+class RecurrenceConfig(Model):
+    interval: WholeNumber = Field(
+        default=1, description="charge every `interval` cycles (1 = every cycle); an integer >= 1")
+    offset: WholeNumber = Field(
+        default=0, description="cycles to skip before the first charge; an integer >= 0 (cycle 0 is the "
+                               "association's first, possibly partial, period)")
+
+
 class FixedFeeRateCard(Model):
     id: str | None = Field(default=None, max_length=50, description="your id for the fee (Togai's addon id)")
     name: CardName = None
     displayName: str | None = Field(default=None, max_length=255)
     rateValues: list[CurrencyRate] = Field(min_length=1, description="the fee per cycle, one per supported currency")
+    type: Literal["RECURRING", "ONE_TIME"] = Field(
+        default="RECURRING",
+        description="RECURRING (default) charges the cycles recurrenceConfig picks (every cycle without it); ONE_TIME "
+                    "is a setup fee: charged in full, never prorated, on the first invoice of each plan association "
+                    "and never again on it")
     invoiceTiming: InvoiceTiming = Field(
-        default="IN_ARREARS", description="both are billed on the invoice of the cycle they cover (see README)")
-    enableProration: bool = Field(default=False, description="charge a partial period by its share of the cycle")
+        default="IN_ARREARS",
+        description="IN_ARREARS (default): on the invoice of the cycle it pays for. IN_ADVANCE (Togai: invoiced in "
+                    "the previous billing cycle): a cycle's fee is on the invoice of the period before it, and the "
+                    "association's first cycle's on its first invoice; a fee cut short after it became DUE is "
+                    "credited for the unused share with a credit note")
+    enableProration: bool = Field(default=False, description="charge the association's first partial period by its "
+                                                             "share of the cycle (a plan change always prorates)")
+    recurrenceConfig: RecurrenceConfig | None = Field(
+        default=None, description="RECURRING only: charge cycle i (0 = the association's first period) when "
+                                  "i >= offset and (i - offset) % interval == 0; e.g. {interval: 3, offset: 1} "
+                                  "charges cycles 1, 4, 7, ...")
 
 
 class FeatureConfig(Model):

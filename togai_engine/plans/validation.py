@@ -193,6 +193,18 @@ def _fixed_fee_card(card: FixedFeeRateCard, i: int, currencies: list[str], names
         check_id(card.id, f"{path}.id")
     name = names.claim(card.name, card.id or "fixed_fee", path)
     _currency_rates(card.rateValues, currencies, f"{path}.rateValues", "rate")
+    recurrence = card.recurrenceConfig
+    if recurrence is not None:
+        if card.type == "ONE_TIME":
+            raise InvalidInput(f"{path}.recurrenceConfig", "a ONE_TIME fee is charged once, on the association's "
+                                                          "first invoice; remove recurrenceConfig or make the fee "
+                                                          "RECURRING")
+        if recurrence.interval < 1:
+            raise InvalidInput(f"{path}.recurrenceConfig.interval",
+                               f"must be 1 or more (charge every N cycles); got {recurrence.interval}")
+        if recurrence.offset < 0:
+            raise InvalidInput(f"{path}.recurrenceConfig.offset",
+                               f"must be 0 or more (cycles to skip before the first charge); got {recurrence.offset}")
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
 
 

@@ -1,0 +1,166 @@
+"""Fixed fees' `type` (ONE_TIME setup fees), `recurrenceConfig` and IN_ADVANCE timing, through the MCP tools with
+the clock moved across cycles (policy: togai_engine/invoices/fixed_fees.py and the billing README). Every amount
+is worked out by hand next to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import at, call, call_error, iso
+from test_scenarios import account, invoices
+
+MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+
+
+def fee(name: str, amount: str, **fields: Any) -> dict[str, Any]:
+    return {"id": name, "rateValues": [{"currency": "USD", "rate": amount}], **fields}
+
+
+async def plan(client: Any, name: str, *fees: dict[str, Any]) -> str:
+    created = await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY,
+                         rateCards={"fixedFeeRateCards": list(fees)})
+    return str(created["id"])
+
+
+async def lines(client: Any, invoice_id: str) -> list[tuple[str, str]]:
+    """(description, value) of the invoice's fee lines."""
+    invoice = await call(client, "get_invoice", invoiceId=invoice_id)
+    return [(line["description"], line["value"]) for line in invoice["lineItems"]]
+
+
+async def oldest_first(client: Any, account_id: str) -> list[dict[str, Any]]:
+    return list(reversed(await invoices(client, account_id)))
+
+
+async def test_a_setup_fee_is_charged_once_per_association_even_across_a_plan_change(client, clock) -> None:
+    basic = await plan(client, "Basic", fee("basic_setup", "100", type="ONE_TIME", displayName="Basic setup"),
+                       fee("basic_base", "30", displayName="Basic base"))
+    plus = await plan(client, "Plus", fee("plus_setup", "250", type="ONE_TIME", displayName="Plus setup"),
+                      fee("plus_base", "60", displayName="Plus base"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", basic, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 10))
+    # Change to Plus on 15 February 12:00: 14.5 of February's 28 days on Basic, 13.5 on Plus
+    await call(client, "update_account", accountId="acme", pricePlanId=plus, effectiveFrom="2026-02-15T12:00:00Z")
+    clock.set(at(2026, 4, 1))
+    listed = await oldest_first(client, "acme")
+    assert [(i["pricePlanName"], i["status"], i["totalAmount"]) for i in listed] == [
+        ("Basic", "DUE", "130.00"),  # January: setup 100.00 + base 30.00
+        ("Basic", "DUE", "15.54"),  # [1 Feb, 15 Feb 12:00): base 30 × 14.5/28 = 15.5357.. -> 15.54; no setup again
+        ("Plus", "DUE", "278.93"),  # [15 Feb 12:00, 1 Mar): Plus's own setup 250.00 in full (never prorated)
+        #                             + base 60 × 13.5/28 = 28.9285.. -> 28.93
+        ("Plus", "DUE", "60.00"),  # March: base only
+        ("Plus", "DRAFT", "60.00"),  # April, open
+    ]
+    assert await lines(client, listed[0]["id"]) == [("Basic setup", "100.00"), ("Basic base", "30.00")]
+    assert (await lines(client, listed[2]["id"]))[0] == ("Plus setup", "250.00")
+
+
+async def test_recurrence_config_charges_cycles_1_and_4_of_seven_counted_from_a_partial_first_period(
+        client, clock) -> None:
+    quarterly = await plan(client, "Quarterly review", fee(
+        "review", "90", displayName="Review", recurrenceConfig={"interval": 3, "offset": 1}))
+    clock.set(at(2026, 1, 15))
+    # Cycle 0 is the partial [15 Jan, 1 Feb); cycles 1..6 are February..July
+    await account(client, "acme", quarterly, iso(2026, 1, 15))
+    clock.set(at(2026, 8, 1))
+    listed = list(reversed(await invoices(client, "acme", status="DUE")))
+    assert [i["startDate"] for i in listed] == [iso(2026, 1, 15)] + [iso(2026, m, 1) for m in range(2, 8)]
+    # i >= 1 and (i - 1) % 3 == 0: cycles 1 (February) and 4 (May) pay 90.00, the others nothing
+    assert [i["totalAmount"] for i in listed] == ["0.00", "90.00", "0.00", "0.00", "90.00", "0.00", "0.00"]
+    # ... and cycle 7 (August, open) pays again
+    assert (await call(client, "get_invoice", accountId="acme"))["totalAmount"] == "90.00"
+
+
+async def test_an_in_advance_fee_is_invoiced_a_cycle_ahead_and_credited_when_cancelled_mid_cycle(
+        client, clock) -> None:
+    monthly = await plan(client, "Seat", fee("platform", "31", displayName="Platform", invoiceTiming="IN_ADVANCE",
+                                             enableProration=True))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", monthly, iso(2026, 1, 1))
+    # The association's first invoice carries January's fee (no invoice precedes it) and February's
+    january = (await invoices(client, "acme"))[0]
+    assert await lines(client, january["id"]) == [
+        ("Platform (in advance for 2026-01-01 – 2026-02-01)", "31.00"),
+        ("Platform (in advance for 2026-02-01 – 2026-03-01)", "31.00")]
+    assert january["totalAmount"] == "62.00"  # 31.00 + 31.00
+
+    clock.set(at(2026, 3, 10))
+    listed = await oldest_first(client, "acme")
+    assert [(i["status"], i["totalAmount"]) for i in listed] == [("DUE", "62.00"), ("DUE", "31.00"),
+                                                                  ("DRAFT", "31.00")]
+    february, march = listed[1], listed[2]
+    assert await lines(client, february["id"]) == [("Platform (in advance for 2026-03-01 – 2026-04-01)", "31.00")]
+    assert await lines(client, march["id"]) == [("Platform (in advance for 2026-04-01 – 2026-05-01)", "31.00")]
+
+    # Cancel on 16 March: March's fee (on February's DUE invoice) is unused for 16 of its 31 days:
+    # 31 × 16/31 = 16.00, credited with a note issued by the change; April's fee never comes
+    await call(client, "update_account", accountId="acme", effectiveUntil="2026-03-16T00:00:00Z")
+    notes = (await call(client, "list_credit_notes", accountId="acme"))["data"]
+    assert [(n["invoiceId"], n["amount"], n["reason"], n["creditedFromDue"]) for n in notes] == [
+        (february["id"], "16.00", "ORDER_CHANGE", "16.00")]
+    assert [line["amount"] for line in notes[0]["lines"]] == ["16.00"]
+    credited = await call(client, "get_invoice", invoiceId=february["id"])
+    assert (credited["totalAmount"], credited["amountDue"]) == ("31.00", "15.00")  # 31.00 - 16.00
+    clock.set(at(2026, 5, 1))
+    listed = await oldest_first(client, "acme")
+    assert [(i["startDate"], i["endDate"], i["totalAmount"]) for i in listed][2:] == [
+        (iso(2026, 3, 1), iso(2026, 3, 16), "0.00")]  # no fee for April: the plan ended before it started
+    # Cancelling again (a retry) credits nothing more
+    await call(client, "update_account", accountId="acme", effectiveUntil="2026-03-16T00:00:00Z")
+    assert len((await call(client, "list_credit_notes", accountId="acme"))["data"]) == 1
+
+
+async def test_an_in_advance_fee_across_plan_changes_is_prorated_while_draft_and_credited_once_due(
+        client, clock) -> None:
+    small = await plan(client, "Small", fee("small", "31", displayName="Small", invoiceTiming="IN_ADVANCE",
+                                            enableProration=True))
+    large = await plan(client, "Large", fee("large", "62", displayName="Large", invoiceTiming="IN_ADVANCE",
+                                            enableProration=True))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", small, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 20))
+    # Scheduled change on 15 February: January's invoice is still DRAFT, so February's fee on it is composed
+    # prorated, 31 × 14/28 = 15.50, and no credit note is needed
+    await call(client, "update_account", accountId="acme", pricePlanId=large, effectiveFrom="2026-02-15T00:00:00Z")
+    january = (await oldest_first(client, "acme"))[0]
+    assert await lines(client, january["id"]) == [
+        ("Small (in advance for 2026-01-01 – 2026-02-01)", "31.00"),
+        ("Small (prorated: 14 days of 28 days) (in advance for 2026-02-01 – 2026-02-15)", "15.50")]
+    clock.set(at(2026, 3, 2))
+    listed = await oldest_first(client, "acme")
+    assert [(i["pricePlanName"], i["status"], i["totalAmount"]) for i in listed] == [
+        ("Small", "DUE", "46.50"),  # 31.00 + 15.50
+        ("Small", "DUE", "0.00"),  # [1 Feb, 15 Feb): its fee was paid in advance; no March fee for Small
+        ("Large", "DUE", "93.00"),  # its first invoice: [15 Feb, 1 Mar) 62 × 14/28 = 31.00 + March 62.00
+        ("Large", "DRAFT", "62.00"),  # March's invoice carries April's fee
+    ]
+    # Back to Small on 16 March: Large's March fee is on an invoice already PAID: credit 62 × 16/31 = 32.00,
+    # all of it to the wallet
+    await call(client, "update_invoice_status", invoiceId=listed[2]["id"], status="PAID")
+    await call(client, "update_account", accountId="acme", pricePlanId=small, effectiveFrom="2026-03-16T00:00:00Z")
+    notes = (await call(client, "list_credit_notes", accountId="acme"))["data"]
+    assert [(n["invoiceId"], n["amount"], n["creditedFromDue"], n["creditedToWallet"]) for n in notes] == [
+        (listed[2]["id"], "32.00", "0.00", "32.00")]
+    clock.set(at(2026, 3, 20))
+    listed = await oldest_first(client, "acme")
+    assert [(i["pricePlanName"], i["startDate"], i["status"], i["totalAmount"]) for i in listed][3:] == [
+        ("Large", iso(2026, 3, 1), "DUE", "0.00"),  # [1 Mar, 16 Mar): no April fee, Large ends first
+        # Small again, a new association: 31 × 16/31 = 16.00 for [16 Mar, 1 Apr) + April 31.00
+        ("Small", "2026-03-16T00:00:00Z", "DRAFT", "47.00"),
+    ]
+
+
+async def test_fixed_fee_fields_are_validated_naming_the_field(client) -> None:
+    async def refused(card: dict[str, Any]) -> str:
+        return await call_error(client, "create_price_plan", name="Bad", pricingCycleConfig=MONTHLY,
+                                rateCards={"fixedFeeRateCards": [card]})
+
+    error = await refused(fee("setup", "100", type="ONE_TIME", recurrenceConfig={"interval": 2}))
+    assert "rateCards.fixedFeeRateCards[0].recurrenceConfig" in error and "ONE_TIME" in error
+    error = await refused(fee("every", "10", recurrenceConfig={"interval": 0}))
+    assert "rateCards.fixedFeeRateCards[0].recurrenceConfig.interval" in error and "1 or more" in error
+    error = await refused(fee("every", "10", recurrenceConfig={"interval": 1, "offset": -1}))
+    assert "rateCards.fixedFeeRateCards[0].recurrenceConfig.offset" in error and "0 or more" in error
+    error = await refused(fee("every", "10", type="SOMETIMES"))
+    assert "type" in error

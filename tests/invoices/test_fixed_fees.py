@@ -1,0 +1,86 @@
+"""Fixed fees' type, recurrenceConfig and IN_ADVANCE timing in invoice composition (pure), by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from togai_engine.cycles import Cycle, cycle_containing, schedule_periods
+from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
+from togai_engine.invoices.fixed_fees import fee_schedule
+from togai_engine.plans.schemas import PricePlan, PricePlanCreate
+from togai_engine.plans.validation import normalize_plan
+
+D = Decimal
+JAN_1 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def fee(name: str, rate: str, **fields: Any) -> dict[str, Any]:
+    return {"id": name, "rateValues": [{"currency": "USD", "rate": rate}], **fields}
+
+
+def make_plan(*fees: dict[str, Any], commitment: str | None = None) -> PricePlan:
+    cards: dict[str, Any] = {"fixedFeeRateCards": list(fees)}
+    if commitment is not None:
+        cards["minimumCommitment"] = {"rateValues": [{"currency": "USD", "rate": commitment}]}
+    data = normalize_plan(PricePlanCreate.model_validate({
+        "name": "p", "pricingCycleConfig": {"interval": "MONTHLY"}, "rateCards": cards}))
+    return PricePlan.model_validate({**data.model_dump(), "id": "pp_test", "createdAt": JAN_1})
+
+
+def invoices(plan: PricePlan, start: datetime, until: datetime | None, now: datetime, *,
+             follows: bool = False) -> list[ComposedInvoice]:
+    """Every period's invoice of an association of `plan` from `start` to `until`, as billing composes them."""
+    config = plan.cycle_config
+    composed = []
+    for period in schedule_periods(config, start, start, until, now):
+        full = cycle_containing(config, start, period.start)
+        cut = (follows and period.start == start and period.start > full.start) or (
+            until is not None and period.end == until and period.end < full.end)
+        fees = fee_schedule(config, start, start, until, full, follows)
+        composed.append(compose_invoice(plan, "USD", period, full, {}, cut_by_change=cut, fees=fees))
+    return composed
+
+
+@given(interval=st.integers(1, 5), offset=st.integers(0, 6))
+def test_recurrence_charges_exactly_the_cycles_its_rule_picks(interval: int, offset: int) -> None:
+    plan = make_plan(fee("review", "10", recurrenceConfig={"interval": interval, "offset": offset}))
+    # an association from 15 January: cycle 0 is [15 Jan, 1 Feb), cycles 1..11 are February to December
+    totals = [i.total for i in invoices(plan, datetime(2026, 1, 15, tzinfo=UTC), None,
+                                        datetime(2026, 12, 15, tzinfo=UTC))]
+    assert len(totals) == 12
+    assert totals == [D("10.00") if i >= offset and (i - offset) % interval == 0 else D(0) for i in range(12)]
+
+
+def test_in_advance_fees_of_the_next_cycle_do_not_count_towards_this_commitment() -> None:
+    plan = make_plan(fee("base", "30", invoiceTiming="IN_ADVANCE"), commitment="50")
+    january, february = invoices(plan, JAN_1, None, datetime(2026, 2, 10, tzinfo=UTC))
+    # January: its own fee 30.00 + February's 30.00 = 60.00; the commitment sees January's 30.00: true-up 20.00
+    assert (january.sub_total, january.true_up, january.total) == (D("60.00"), D("20.00"), D("80.00"))
+    # February: March's 30.00 only; its own charges are 0 (paid on January's invoice): true-up 50.00
+    assert (february.sub_total, february.true_up, february.total) == (D("30.00"), D("50.00"), D("80.00"))
+
+
+def test_a_setup_fee_is_never_prorated_and_an_in_advance_fee_stops_with_the_association() -> None:
+    plan = make_plan(fee("setup", "100", type="ONE_TIME", enableProration=True),
+                     fee("base", "28", invoiceTiming="IN_ADVANCE"))
+    start, until = datetime(2026, 2, 15, tzinfo=UTC), datetime(2026, 3, 8, tzinfo=UTC)
+    first, second = invoices(plan, start, until, datetime(2026, 3, 1, tzinfo=UTC), follows=True)
+    # [15 Feb, 1 Mar) after a plan change: setup 100.00 in full; base 28 × 14/28 = 14.00 (a change prorates);
+    # March's base for [1 Mar, 8 Mar), the association ends there: 28 × 7/31 = 6.3225.. -> 6.32
+    assert [line.value for line in first.lines] == [D("100.00"), D("14.00"), D("6.32")]
+    assert first.lines[2].details is not None and first.lines[2].details["servicePeriodEnd"] == until.isoformat()
+    # [1 Mar, 8 Mar): nothing: its fee was paid ahead, April is never reached
+    assert second.period == Cycle(datetime(2026, 3, 1, tzinfo=UTC), until) and second.lines == ()
+
+
+def test_without_a_schedule_a_period_is_an_associations_first_and_only_one() -> None:
+    plan = make_plan(fee("setup", "100", type="ONE_TIME"), fee("base", "30", invoiceTiming="IN_ADVANCE"),
+                     fee("later", "5", recurrenceConfig={"interval": 1, "offset": 1}))
+    jan = Cycle(JAN_1, datetime(2026, 2, 1, tzinfo=UTC))
+    # setup 100.00 + base 30.00 once; "later" starts at cycle 1
+    assert compose_invoice(plan, "USD", jan, jan, {}).total == D("130.00")
