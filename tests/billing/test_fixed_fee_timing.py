@@ -164,3 +164,32 @@ async def test_fixed_fee_fields_are_validated_naming_the_field(client) -> None:
     assert "rateCards.fixedFeeRateCards[0].recurrenceConfig.offset" in error and "0 or more" in error
     error = await refused(fee("every", "10", type="SOMETIMES"))
     assert "type" in error
+
+
+async def test_a_new_version_does_not_charge_the_setup_fee_again_and_credits_the_in_advance_fee_it_replaces(
+        client, clock) -> None:
+    monthly = await plan(client, "Versioned", fee("setup", "100", type="ONE_TIME"),
+                         fee("platform", "31", invoiceTiming="IN_ADVANCE", enableProration=True))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", monthly, iso(2026, 1, 1))
+    clock.set(at(2026, 3, 16))
+    # January: setup 100.00 + January's 31.00 + February's 31.00 = 162.00; February: March's 31.00
+    listed = await oldest_first(client, "acme")
+    assert [(i["status"], i["totalAmount"]) for i in listed] == [("DUE", "162.00"), ("DUE", "31.00"),
+                                                                  ("DRAFT", "31.00")]
+    february = listed[1]
+    # Version 2 doubles the platform fee, from now (16 March, IMMEDIATE)
+    await call(client, "update_price_plan", pricePlanId=monthly, rateCards={"fixedFeeRateCards": [
+        fee("setup", "100", type="ONE_TIME"), fee("platform", "62", invoiceTiming="IN_ADVANCE", enableProration=True)]})
+    await call(client, "finalize_price_plan", pricePlanId=monthly, migrationMode="IMMEDIATE")
+    # March's 31.00 (on February's DUE invoice) is unused from 16 March for 16 of 31 days: 31 × 16/31 = 16.00
+    notes = (await call(client, "list_credit_notes", accountId="acme"))["data"]
+    assert [(n["invoiceId"], n["amount"], n["reason"]) for n in notes] == [(february["id"], "16.00", "ORDER_CHANGE")]
+    clock.set(at(2026, 4, 1))
+    listed = await oldest_first(client, "acme")
+    # [1 Mar, 16 Mar) on version 1: its fee was paid in advance, and the association ends before April: 0.00.
+    # [16 Mar, 1 Apr) on version 2: its own first cycle 62 × 16/31 = 32.00 + April's 62.00 = 94.00; no setup fee
+    # (the account's run on the plan goes on). April's DRAFT: May's 62.00.
+    assert [(i["startDate"], i["pricePlanVersion"], i["status"], i["totalAmount"]) for i in listed][2:] == [
+        (iso(2026, 3, 1), 1, "DUE", "0.00"), (iso(2026, 3, 16), 2, "DUE", "94.00"),
+        (iso(2026, 4, 1), 2, "DRAFT", "62.00")]

@@ -117,7 +117,18 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
     "rateCards.fixedFeeRateCards[].rateValues[].currency": ProvedBy(
         "tests/invoices/test_compose.py::test_a_currency_the_plan_does_not_support_is_refused", "currenc"),
     "rateCards.fixedFeeRateCards[].rateValues[].rate": Changes("31"),
-    "rateCards.fixedFeeRateCards[].invoiceTiming": Changes("IN_ADVANCE"),
+    "rateCards.fixedFeeRateCards[].invoiceTiming": ProvedBy(
+        "tests/billing/test_fixed_fee_timing.py::"
+        "test_an_in_advance_fee_is_invoiced_a_cycle_ahead_and_credited_when_cancelled_mid_cycle", "IN_ADVANCE"),
+    "rateCards.fixedFeeRateCards[].type": ProvedBy(
+        "tests/billing/test_fixed_fee_timing.py::"
+        "test_a_setup_fee_is_charged_once_per_association_even_across_a_plan_change", "ONE_TIME"),
+    "rateCards.fixedFeeRateCards[].recurrenceConfig.interval": ProvedBy(
+        "tests/billing/test_fixed_fee_timing.py::"
+        "test_recurrence_config_charges_cycles_1_and_4_of_seven_counted_from_a_partial_first_period", "interval"),
+    "rateCards.fixedFeeRateCards[].recurrenceConfig.offset": ProvedBy(
+        "tests/billing/test_fixed_fee_timing.py::"
+        "test_recurrence_config_charges_cycles_1_and_4_of_seven_counted_from_a_partial_first_period", "offset"),
     "rateCards.fixedFeeRateCards[].enableProration": Changes(True),
     # billing entitlements
     "rateCards.billingEntitlementRateCards[].name": ProvedBy(
@@ -319,13 +330,7 @@ def test_every_schema_field_has_a_proof_and_every_proof_a_field() -> None:
     assert not stale, f"proofs for fields the schema no longer has: {stale}"
 
 
-# Accepted and not yet honoured: strict, so the day it is honoured this list must lose it.
-NOT_YET_HONOURED = {"rateCards.fixedFeeRateCards[].invoiceTiming"}
-
-
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="accepted, not yet honoured")) if p in NOT_YET_HONOURED
-    else p for p, proof in FIELD_PROOFS.items() if isinstance(proof, Changes)])
+@pytest.mark.parametrize("path", [p for p, proof in FIELD_PROOFS.items() if isinstance(proof, Changes)])
 def test_a_field_read_by_composition_changes_the_invoice(path: str) -> None:
     proof = FIELD_PROOFS[path]
     assert isinstance(proof, Changes)

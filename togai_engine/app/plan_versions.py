@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.app.advance_credits import credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
@@ -134,6 +135,8 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
                 continue
             overrides = association.rate_card_overrides if keep else None
             await _move(session, association, instant, new.version, overrides)
+            # an in-advance fee the old version already invoiced past `instant` is credited, as at a plan change
+            await credit_unused_advance_fees(session, account_id, instant, now)
             result.migratedAccounts.append(MigratedAccount(
                 accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
         await rebill(session, billing, account_id, now)
