@@ -84,3 +84,25 @@ def test_without_a_schedule_a_period_is_an_associations_first_and_only_one() -> 
     jan = Cycle(JAN_1, datetime(2026, 2, 1, tzinfo=UTC))
     # setup 100.00 + base 30.00 once; "later" starts at cycle 1
     assert compose_invoice(plan, "USD", jan, jan, {}).total == D("130.00")
+
+
+def test_a_version_split_mid_cycle_keeps_the_fee_beat_and_charges_no_second_setup_fee() -> None:
+    """The account has been on the plan since January 1; a version migration (or a deal) splits its association
+    on April 15. The split's periods count their cycles from January: April is cycle 3."""
+    plan = make_plan(fee("support", "90", recurrenceConfig={"interval": 3, "offset": 0}, enableProration=True),
+                     fee("setup", "500", type="ONE_TIME"))
+    config = plan.cycle_config
+    april = cycle_containing(config, JAN_1, datetime(2026, 4, 15, tzinfo=UTC))
+    split = datetime(2026, 4, 15, tzinfo=UTC)
+    # the old association's last period, [Apr 1, Apr 15): cycle 3, 90 × 14/30 = 42.00
+    before = compose_invoice(plan, "USD", Cycle(april.start, split), april, {}, cut_by_change=True,
+                             fees=fee_schedule(config, JAN_1, JAN_1, split, april, False))
+    # the new association's first period, [Apr 15, May 1): still cycle 3, 90 × 16/30 = 48.00; no setup fee
+    after = compose_invoice(plan, "USD", Cycle(split, april.end), april, {}, cut_by_change=True,
+                            fees=fee_schedule(config, JAN_1, split, None, april, True, JAN_1))
+    assert [(line.rate_card_name, line.value) for line in before.lines] == [("support", D("42.00"))]
+    assert [(line.rate_card_name, line.value) for line in after.lines] == [("support", D("48.00"))]
+    # May is cycle 4: no support fee (its beat is 0, 3, 6...)
+    may = cycle_containing(config, JAN_1, april.end)
+    later = compose_invoice(plan, "USD", may, may, {}, fees=fee_schedule(config, JAN_1, split, None, may, True, JAN_1))
+    assert later.lines == ()

@@ -47,6 +47,7 @@ SPAN_DECIMALS = Decimal("1e-10")  # a span line shows its exact share to 10 plac
 TRUE_UP_LINE = "TRUE_UP_AMOUNT"
 OVERAGE_LINE = "ENTITLEMENT_OVERAGE_AMOUNT"
 LATE_USAGE_LINE = "LATE_USAGE_AMOUNT"  # usage of an earlier, closed period (late_usage.py)
+PAYS_LATER_PERIOD = "paysLaterPeriod"  # a fixed-fee line's detail: it pays a period after the invoice's own
 ZERO = Decimal(0)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -124,18 +125,16 @@ def compose_invoice(
         usage_of_meter = quantities.get(overage.usage_meter_id, ZERO)
         billed.setdefault(overage.usage_meter_id, usage_of_meter)
         lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None))
-    ahead = ZERO  # in-advance fees of a later period: they count in the subtotal, not towards this commitment
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
-        for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees):
-            line = fixed_fee_line(fee, rate, currency, charge)
-            lines.append(line)
-            if charge.in_advance:
-                ahead += line.value
+        lines.extend(fixed_fee_line(fee, rate, currency, charge)
+                     for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees))
     rule_logs: tuple[dict[str, Any], ...] = ()
     if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
         lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
     sub_total = sum((line.value for line in lines), ZERO)
+    # in-advance fees of a later period (as the rules left them) count in the subtotal, not towards this commitment
+    ahead = sum((line.value for line in lines if line.details and line.details.get(PAYS_LATER_PERIOD)), ZERO)
     true_up = ZERO
     commitment = plan.rateCards.minimumCommitment
     if commitment is not None:
@@ -172,6 +171,8 @@ def fixed_fee_line(fee: FixedFeeRateCard, rate: Decimal, currency: str, charge: 
         description = f"{description} (prorated: {_span(period.duration)} of {_span(full_cycle.duration)})"
     else:
         value = round_money(rate, currency)
+    if charge.in_advance:
+        details[PAYS_LATER_PERIOD] = True
     if fee.invoiceTiming == "IN_ADVANCE":
         # the period paid for: a credit note for an in-advance fee cut short reads it (app/advance_credits.py)
         details |= {"servicePeriodStart": period.start.isoformat(), "servicePeriodEnd": period.end.isoformat(),

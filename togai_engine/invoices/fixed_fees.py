@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from togai_engine.cycles import Cycle, CycleConfig, clip, cut_by_change, cycles_between, next_cycle
+from togai_engine.cycles import Cycle, CycleConfig, clip, cut_by_change, cycle_index, next_cycle
 from togai_engine.plans.schemas import FixedFeeRateCard
 
 
@@ -51,12 +51,6 @@ class FeeCharge:
     full_cycle: Cycle
     prorated: bool
     in_advance: bool  # paid for a later period than the invoice's own
-
-
-@lru_cache(maxsize=65536)
-def cycle_index(config: CycleConfig, anchor: datetime, association_start: datetime, period_start: datetime) -> int:
-    """The index of the period starting at `period_start` in the association starting at `association_start`."""
-    return len(cycles_between(config, anchor, association_start, period_start))
 
 
 @lru_cache(maxsize=4096)  # a bill run meets the same (plan, association start, cycle) for many accounts

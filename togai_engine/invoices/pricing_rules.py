@@ -59,9 +59,7 @@ def apply_pricing_rules(
     for compiled in rules:
         total = sum((line.value for line in result), ZERO)
         env = base | {TOTAL: total} | {
-            RATE_CARD_PREFIX + name: ZERO for name in _card_names(compiled)} | {
-            RATE_CARD_PREFIX + line.rate_card_name: line.value for line in result
-            if line.rate_card_name and line.line_type != PRICING_RULE_LINE}
+            RATE_CARD_PREFIX + name: ZERO for name in _card_names(compiled)} | _card_amounts(result)
         rule, action = compiled.rule, compiled.rule.action
         log: dict[str, Any] = {"name": rule.name, "order": rule.order, "action": action.type,
                                "target": action.target, "totalBefore": money(total)}
@@ -95,6 +93,17 @@ def apply_pricing_rules(
                 "previousAmount": None if previous is None else str(previous), "change": str(change),
                 "clamped": amount != computed, "totalAfter": money(total + change)}
     return result, tuple(logs)
+
+
+def _card_amounts(lines: Sequence[_Line]) -> dict[str, Decimal]:
+    """rateCards.<name>: the sum of the card's top-level lines (a fixed fee's first invoice may carry two
+    cycles of it)."""
+    amounts: dict[str, Decimal] = {}
+    for line in lines:
+        if line.rate_card_name and line.line_type != PRICING_RULE_LINE:
+            key = RATE_CARD_PREFIX + line.rate_card_name
+            amounts[key] = amounts.get(key, ZERO) + line.value
+    return amounts
 
 
 def _card_names(compiled: CompiledRule) -> list[str]:

@@ -108,6 +108,11 @@ async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: 
     """The overrides as stored (None when they override nothing), or InvalidInput naming the field: each card
     names a card of the same kind in `plan`, and the cards and the effective plan pass create_price_plan's
     checks (a rate for every supported currency, slabs in order, meters that exist)."""
+    for kind in ("licenseRateCards", "entitlementOverageRateCards"):
+        if getattr(overrides, kind):
+            raise InvalidInput(f"{field}.{kind}", (
+                f"{kind} cannot be overridden per account yet (only {', '.join(OVERRIDABLE)} and "
+                "minimumCommitment); give the account a plan of its own for a different seat or overage price"))
     for kind in OVERRIDABLE:
         known = [card.name for card in getattr(plan.rateCards, kind)]
         for i, card in enumerate(getattr(overrides, kind)):

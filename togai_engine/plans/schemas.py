@@ -314,7 +314,10 @@ def billed_card_names(cards: RateCards) -> frozenset[str]:
 
 
 def rule_scope(cards: RateCards) -> RuleScope:
-    return RuleScope(meters=frozenset(card.usageMeterId for card in cards.usageRateCards),
+    features = {card.featureId: card.usageMeterId for card in cards.billingEntitlementRateCards}
+    overage_meters = {features.get(card.featureId) for card in cards.entitlementOverageRateCards}
+    return RuleScope(meters=frozenset(card.usageMeterId for card in cards.usageRateCards)
+                     | frozenset(m for m in overage_meters if m),
                      rate_cards=billed_card_names(cards))
 
 

@@ -55,24 +55,23 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
     overages: list[EntitlementOverageRateCard] = []
     for i, card in enumerate(cards.entitlementOverageRateCards):
         overages.append(_overage_card(card, i, currencies, names, entitlements, overages))
-    _applicable_entities(grants, usage, fixed, overages)
+    _applicable_entities(grants, usage, licenses, fixed, overages)
     commitment = cards.minimumCommitment
     if commitment is not None:
         _currency_rates(commitment.rateValues, currencies, "rateCards.minimumCommitment.rateValues", "rate")
+    normalized = RateCards(
+        usageRateCards=usage, licenseRateCards=licenses, fixedFeeRateCards=fixed,
+        billingEntitlementRateCards=entitlements, creditGrantRateCards=grants, minimumCommitment=commitment,
+        entitlementOverageRateCards=overages,
+    )
     return PricePlanCreate(
         name=name,
         description=data.description,
         pricingCycleConfig=PricingCycleConfigInput.model_validate(cycle.to_dict()),
         supportedCurrencies=currencies,
-        rateCards=RateCards(
-            usageRateCards=usage, licenseRateCards=licenses, fixedFeeRateCards=fixed,
-            billingEntitlementRateCards=entitlements, creditGrantRateCards=grants, minimumCommitment=commitment,
-            entitlementOverageRateCards=overages,
-        ),
+        rateCards=normalized,
         lateUsage=data.lateUsage,
-        pricingRules=_pricing_rules(data.pricingRules, rule_scope(RateCards(
-            usageRateCards=usage, fixedFeeRateCards=fixed, billingEntitlementRateCards=entitlements,
-            creditGrantRateCards=grants, minimumCommitment=commitment))),
+        pricingRules=_pricing_rules(data.pricingRules, rule_scope(normalized), fixed),
     )
 
 
@@ -99,7 +98,8 @@ class _CardNames:
         return name
 
 
-def _pricing_rules(rules: Sequence[PricingRule], scope: RuleScope) -> list[PricingRule]:
+def _pricing_rules(rules: Sequence[PricingRule], scope: RuleScope,
+                   fixed: Sequence[FixedFeeRateCard] = ()) -> list[PricingRule]:
     """Each rule compiled against the plan's meters and cards; stored in the order they run, with their JSON
     Logic as canonical text."""
     names: dict[str, int] = {}
@@ -122,6 +122,12 @@ def _pricing_rules(rules: Sequence[PricingRule], scope: RuleScope) -> list[Prici
                                                         "of the period it covers; remove invoiceTiming or send "
                                                         "IN_ARREARS")
         _rule_action(rule.action, scope, f"{path}.action")
+        if rule.action.type == "UPDATE" and rule.action.target in {f.name for f in fixed if f.invoiceTiming == "IN_ADVANCE"}:
+            # its invoice carries the next cycle's fee (two cycles' on the first): which line, and which
+            # cycleIndex, an UPDATE meant is not clear; an ADD line says it without ambiguity
+            raise InvalidInput(f"{path}.action.target", (
+                f"{rule.action.target!r} is an IN_ADVANCE fixed fee, whose lines pay for later cycles than the "
+                "invoice's own; UPDATE cards billed in arrears, or ADD a line (e.g. a negative amount) instead"))
         compile_rule(rule, scope, path)  # raises naming the part at fault
         condition = None if rule.condition is None else json_logic_text(normalize_expression(rule.condition))
         result.append(rule.model_copy(update={
@@ -254,7 +260,7 @@ def _overage_card(
 
 
 def _applicable_entities(grants: list[CreditGrantRateCard], *billed: Sequence[
-        UsageRateCard | FixedFeeRateCard | EntitlementOverageRateCard]) -> None:
+        UsageRateCard | LicenseRateCard | FixedFeeRateCard | EntitlementOverageRateCard]) -> None:
     """grantDetails.applicableEntityIds name cards that put lines on an invoice (by their name)."""
     payable = {card.name for cards in billed for card in cards}
     for i, grant in enumerate(grants):
@@ -263,7 +269,7 @@ def _applicable_entities(grants: list[CreditGrantRateCard], *billed: Sequence[
                 known = ", ".join(repr(n) for n in sorted(n for n in payable if n)) or "none"
                 raise InvalidInput(
                     f"rateCards.creditGrantRateCards[{i}].grantDetails.applicableEntityIds[{j}]",
-                    f"{entity!r} is not the name of a usage, fixed-fee or entitlement overage rate card of this plan "
+                    f"{entity!r} is not the name of a usage, license, fixed-fee or entitlement overage rate card of this plan "
                     f"(they are: {known}); name the cards whose invoice lines the grant may pay")
 
 
