@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from mcp import Client
 
-from conftest import START, TABLES, hosted
+from conftest import START, emptied, hosted
 from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.store import migrate
@@ -60,10 +60,7 @@ async def citus_database(citus_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 async def cdb(citus_database: Database) -> Database:
     """The cluster database, emptied before the test."""
-    async with citus_database.engine.begin() as conn:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    return citus_database
+    return await emptied(citus_database)
 
 
 @pytest.fixture
