@@ -136,12 +136,28 @@ def db_url() -> None:
 
 @db_app.command("check")
 def db_check() -> None:
-    """Fail if the schema differs from the models (alembic check)."""
+    """Fail if the schema differs from the models (alembic check) or, on Citus, a table is misplaced."""
     settings = settings_or_exit()
     with database_url(settings) as url:
         migrate.upgrade(url)
-        migrate.check(url)
+        refused_or(lambda: migrate.check(url))
         typer.echo("no drift between models and migrations")
+
+
+@db_app.command("distribute")
+def db_distribute(
+    shard_count: Annotated[int | None, typer.Option("--shard-count", min=1,
+                                                    help="shards of the usage tables (default: citus.shard_count)")] = None,
+) -> None:
+    """On a Citus coordinator: make the catalogs reference tables and distribute the usage tables by account
+    (README, Scaling out). Running it again does nothing."""
+    settings = settings_or_exit()
+    with database_url(settings) as url:
+        migrate.upgrade(url)
+        done = refused_or(lambda: migrate.distribute(url, shard_count))
+        for line in done:
+            typer.echo(line)
+        typer.echo("every table is placed" if done else "every table was already placed; nothing to do")
 
 
 @app.command()
@@ -362,6 +378,16 @@ def or_exit(work: Callable[[], T]) -> T:
         return work()
     except EngineError as exc:
         typer.echo(f"togai-engine: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def refused_or(work: Callable[[], T]) -> T:
+    """Runs `work`; a refusal of the database step (a server without Citus, misplaced tables) is its message
+    on stderr and exit code 1."""
+    try:
+        return work()
+    except RuntimeError as exc:
+        typer.echo(f"togai-engine: {exc}", err=True)
         raise typer.Exit(1) from None
 
 

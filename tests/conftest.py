@@ -84,13 +84,18 @@ async def shared_db(database_url: str) -> AsyncIterator[Database]:
 TABLES = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
 
 
+async def emptied(database: Database) -> Database:
+    """`database` with every table emptied."""
+    async with database.engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    return database
+
+
 @pytest.fixture
 async def db(shared_db: Database) -> Database:
     """The session database, emptied before the test."""
-    async with shared_db.engine.begin() as conn:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    return shared_db
+    return await emptied(shared_db)
 
 
 @pytest.fixture

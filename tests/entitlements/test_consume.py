@@ -15,6 +15,7 @@ from conftest import hosted, row_counts
 from helpers import at, backend_pid, call, call_error, wait_until_blocked_by
 from mcp_server.server import build_server
 from togai_engine.app.consume import consume_if_entitled
+from togai_engine.billing.fence import FENCE_LOCK_CLASS
 from togai_engine.common.clock import FixedClock
 from togai_engine.events.ingest import ingest_events
 from togai_engine.sandbox.service import start
@@ -212,8 +213,9 @@ async def test_usage_ingested_meanwhile_by_another_client_does_not_fail_the_cons
     async with db.unit_of_work() as session:
         await ingest_events(session, [{"id": "other", "schemaName": "api", "accountId": "acme",
                                        "timestamp": "2026-01-05T00:00:00Z"}], clock.now())
-        # the watermark row held FOR UPDATE: the consume reads usage (0), then waits at its own ingest
-        await session.execute(text("SELECT 1 FROM billing_watermarks WHERE account_id = 'acme' FOR UPDATE"))
+        # the account's billing fence held as a bill run holds it: the consume reads usage (0), then waits at
+        # its own ingest
+        await session.execute(text(f"SELECT pg_advisory_xact_lock({FENCE_LOCK_CLASS}, hashtext('acme'))"))
         waiting = asyncio.create_task(consume(client, "mine"))
         await wait_until_blocked_by(database_url, await backend_pid(session))
     answer = await asyncio.wait_for(waiting, timeout=20)

@@ -24,6 +24,7 @@ from mcp import Client, StdioServerParameters
 from conftest import hosted, pg_connection, row_counts
 from helpers import at, call, iso, on_plan, tokens_meter, wait_until_blocked_by
 from mcp_server.server import build_server
+from togai_engine.billing.fence import FENCE_LOCK_CLASS
 from togai_engine.lab import service as lab
 
 ACCOUNTS = 7
@@ -92,7 +93,8 @@ async def settled(database_url: str, holder_pid: int, *, within: float = 5.0) ->
     return left
 
 
-HOLD_WATERMARK = "SELECT FROM billing_watermarks WHERE account_id = 'acc' FOR UPDATE"  # an ingest into acc waits
+# the account's billing fence, held as a bill run holds it: an ingest into acc waits
+HOLD_WATERMARK = f"SELECT pg_advisory_xact_lock({FENCE_LOCK_CLASS}, hashtext('acc'))"
 
 
 @asynccontextmanager

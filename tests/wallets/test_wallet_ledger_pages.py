@@ -40,7 +40,7 @@ async def test_a_ledger_page_is_read_from_the_account_s_own_entries(client, db):
     async with db.unit_of_work() as session:
         conn = await raw_connection(session)
         plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", *parameters))
-    # the (account_id, id) index: the page's rows and nothing else (not the whole table walked backwards
-    # by id and filtered, nor every entry of the account sorted)
-    assert "ix_wallet_entries_account_id" in plan, plan
+    # the (account_id, id) primary key: the page's rows and nothing else (not the whole table walked
+    # backwards by id and filtered, nor every entry of the account sorted)
+    assert "pk_wallet_entries" in plan, plan
     assert "Rows Removed by Filter" not in plan and "Sort" not in plan, plan

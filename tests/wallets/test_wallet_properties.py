@@ -58,8 +58,9 @@ async def _grant_table(db, acc):
         conn = await raw_connection(s)
         return await conn.fetch(
             "SELECT g.priority, g.effective_from, g.effective_until, g.amount, coalesce(sum(e.amount), 0) AS remaining"
-            " FROM credit_grants g LEFT JOIN wallet_entries e ON e.grant_id = g.id WHERE g.account_id = $1"
-            " GROUP BY g.id", acc)
+            " FROM credit_grants g LEFT JOIN wallet_entries e ON e.account_id = g.account_id AND e.grant_id = g.id"
+            " WHERE g.account_id = $1"
+            " GROUP BY g.account_id, g.id", acc)
 
 
 async def _net_applied(db, invoice_id):

@@ -23,6 +23,7 @@ from togai_engine.common.validation import check_currency
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import RateCards
+from togai_engine.wallets.ledger import hold_wallet_currency
 
 
 async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *,
@@ -67,6 +68,10 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
     account_id = await accounts.account_id_of(session, account_id)
+    if data.invoiceCurrency:
+        # Before the account row: a grant holds this lock shared and then reads the row (its wallet's key),
+        # so taking it after the row lock could wait on a grant that waits on this call.
+        await hold_wallet_currency(session, account_id, exclusive=True)
     row = await accounts.get_row(session, account_id, lock=True)
     archiving = data.status == "ARCHIVED" and row.status != "ARCHIVED"
     staying_archived = row.status == "ARCHIVED" and data.status != "ACTIVE"

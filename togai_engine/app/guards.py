@@ -12,8 +12,8 @@ from togai_engine.wallets.service import has_wallet_entries
 async def check_currency_change(session: AsyncSession, account_id: str, currency: str) -> None:
     """A new invoiceCurrency is refused once the wallet holds money in the old one, and when a plan the
     account is not fully invoiced for cannot price it (its DRAFTs would be invoiced in that currency)."""
-    # The caller holds the account row FOR UPDATE; grant_credit holds it FOR SHARE while writing, so no
-    # grant can slip in between this check and the currency change.
+    # The caller holds the wallet's currency lock exclusive (wallets.ledger.hold_wallet_currency); grant_credit
+    # holds it shared while it writes, so no grant can slip in between this check and the currency change.
     if await has_wallet_entries(session, account_id):
         raise Conflict(
             f"account {account_id!r} has credit entries in its wallet, which is kept in the current "

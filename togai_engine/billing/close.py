@@ -1,7 +1,7 @@
 """Bill runs: open DRAFT invoices for started periods and make due ones DUE, for many accounts at once.
 
 One run locks the accounts that have work (`account_billing.next_run_at <= now`) in account order
-(accounts FOR SHARE, account_billing FOR UPDATE), then their `billing_watermarks` rows, so
+(accounts FOR SHARE, account_billing FOR UPDATE), then their billing fences (billing/fence.py), so
 concurrent runs and catch-up reads wait for each other and a second run finds nothing left to do;
 the unique (account, period start) key on invoices backs that up. Quantities come from one `meter_quantities` call per distinct period; rows
 are written with array statements and lines with COPY, so 10,000 accounts close in one pass.
@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.schedule import BillingPeriod, Timeline
 from togai_engine.billing.state import AccountState, load_states, transaction_connection
 from togai_engine.common.ids import new_id
@@ -78,7 +79,7 @@ async def close_due_cycles(
     await session.flush()
     conn = await transaction_connection(session)
     # Lock order everywhere: accounts (FOR SHARE here; update_account holds it FOR UPDATE before it attaches
-    # a plan), then account_billing, then billing_watermarks; the wallet hooks lock wallets after that.
+    # a plan), then account_billing, then the billing fences; the wallet hooks lock wallets after that.
     scope = "" if account_ids is None else " AND a.id = ANY($2::text[])"
     scope_args = [sorted(set(account_ids))] if account_ids is not None else []
     # Reads call this on every request: look before taking locks (a row lock is a write in PostgreSQL).
@@ -86,6 +87,7 @@ async def close_due_cycles(
         f"SELECT EXISTS (SELECT 1 FROM account_billing b JOIN accounts a ON a.id = b.account_id "
         f"WHERE {billing_due('b', '$1')}{scope})", now, *scope_args):
         return summary
+    await one_connection_per_node(conn)
     candidates = await conn.fetch(
         "SELECT a.id FROM accounts a JOIN account_billing b ON b.account_id = a.id "
         f"WHERE {billing_due('b', '$1')}{scope} ORDER BY a.id FOR SHARE OF a", now, *scope_args)
@@ -97,11 +99,9 @@ async def close_due_cycles(
     if not locked:
         return summary
     ids = [r["account_id"] for r in locked]
-    # Ingestion holds these FOR SHARE while it decides whether an event is late; waiting for it here means
+    # Ingestion holds these shared while it decides whether an event is late; waiting for it here means
     # every event it accepts is counted below, and every later one sees the moved watermark.
-    await conn.execute(
-        "SELECT account_id FROM billing_watermarks WHERE account_id = ANY($1::text[]) ORDER BY account_id "
-        "FOR UPDATE", ids)
+    await hold_fences(conn, ids, exclusive=True)
     accounts, plans = await load_states(session, ids, conn)
     failed: set[str] = set()
 
@@ -157,6 +157,19 @@ async def close_due_cycles(
     summary.accounts = len(ids)
     await _advance(conn, timelines, failed)
     return summary
+
+
+# Citus refuses to write a reference table that other tables' keys point at (invoices, accounts) once the
+# transaction has read a distributed table over several connections to one worker, which it does for speed
+# (the usage of many accounts). Closing writes invoices after reading usage, so its transaction runs
+# multi-shard statements over one connection per worker. On PostgreSQL without Citus this sets an unused
+# placeholder setting, for the transaction only.
+ONE_CONNECTION_PER_NODE = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
+
+
+async def one_connection_per_node(conn: Any) -> None:
+    """Before a transaction's first multi-shard statement, when it may close cycles (see above)."""
+    await conn.execute(ONE_CONNECTION_PER_NODE)
 
 
 # --- steps ------------------------------------------------------------------------------------------

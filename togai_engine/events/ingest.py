@@ -7,16 +7,16 @@ store/partitions.py); one query takes the shared lock of each event schema of th
 reads them with their meters' tag; only when a meter of those schemas rejects negative values, one
 query computes the events' values for such meters (meters.sql.negative_values_sql) and the negative
 ones are rejected; cycles that are due are closed first (rarely: the background bill run keeps up);
-one query locks the accounts' billing watermarks FOR SHARE; and ONE statement does the rest: claim the
-ids in `event_ids`, insert the claimed events into `events`, and upsert the hourly rollups (in this
-transaction's stripe), the daily ones of MAX and LATEST meters and the all-account totals of every
-meter of the batch's schemas. The claim is
-a plain INSERT first; if an id is already taken, a savepoint undoes that and the INSERT .. ON
-CONFLICT DO NOTHING RETURNING form stores only the new ones. A failed call rolls back as a whole,
+one query takes the accounts' billing fences (shared, billing/fence.py) and one reads their watermarks;
+and ONE statement does the rest: claim the ids in `event_ids`, insert the claimed events into `events`,
+and upsert the hourly rollups (in this transaction's stripe), the daily ones of MAX and LATEST meters and
+the all-account totals of every meter of the batch's schemas. The claim is a plain INSERT first; if an id
+is already taken, a savepoint undoes that and the INSERT .. ON CONFLICT DO NOTHING RETURNING form stores
+only the new ones (however the server reports the taken id: see _id_taken). A failed call rolls back as a whole,
 so it claims nothing.
 
 Lock order (the same in every batch, so concurrent batches cannot deadlock): schema locks by
-name, watermark rows by account, event ids by (account, id), then, in the storing statement's
+name, billing fences by key, event ids by (account, id), then, in the storing statement's
 fixed order, rollup rows by (account, meter, hour), totals by (meter, hour) and daily rollups by
 (account, meter, day), each in key order within the transaction's stripe (two running batches never share
 a stripe unless more than 8 run at once).
@@ -35,7 +35,8 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.billing.close import billing_due, close_due_cycles
+from togai_engine.billing.close import billing_due, close_due_cycles, one_connection_per_node
+from togai_engine.billing.fence import hold_fences
 from togai_engine.common.messages import encodable
 from togai_engine.common.progress import ProgressCallback
 from togai_engine.events.validation import MAX_ID_CHARS, Code, ParsedEvent, Rejection, derive_event_id, parse_event
@@ -135,6 +136,8 @@ async def ingest_events(
 
     conn = await raw_connection(session)
     accounts = await _resolve_accounts(conn, {event.account_handle for _, event in parsed}, now)
+    if any(found[2] for found in accounts.values()):  # rarely: cycles will be closed below
+        await one_connection_per_node(conn)
     kept: list[tuple[str, str, int, ParsedEvent]] = []
     repeated: list[tuple[str, str, int, ParsedEvent]] = []  # DUPLICATE: an id earlier in this batch
     claimed_in_batch: set[tuple[str, str]] = set()
@@ -315,10 +318,23 @@ async def _store(conn: Any, meters: tuple[MeterSql, ...], report_meters: bool, c
     try:
         async with conn.transaction():  # a savepoint inside the caller's transaction
             return await conn.fetchrow(_statement(meters, report_meters, True, given), *args)
-    except asyncpg.exceptions.UniqueViolationError as exc:
-        if exc.constraint_name != "pk_event_ids":
+    except asyncpg.exceptions.PostgresError as exc:
+        if not _id_taken(exc):
             raise
     return await conn.fetchrow(_statement(meters, report_meters, False, given), *args)
+
+
+_ID_TAKEN = 'duplicate key value violates unique constraint "pk_event_ids'
+
+
+def _id_taken(exc: asyncpg.exceptions.PostgresError) -> bool:
+    """The fast path's claim met an id already stored. On one node: a unique violation of pk_event_ids. On
+    Citus the worker's violation comes back as an internal error (SQLSTATE XX000) naming the shard's
+    constraint (pk_event_ids_102273), so the message is what tells."""
+    state = getattr(exc, "sqlstate", None)
+    if state == "23505":
+        return (getattr(exc, "constraint_name", None) or "").startswith("pk_event_ids")
+    return state == "XX000" and str(exc).startswith(_ID_TAKEN)
 
 
 async def _resolve_accounts(
@@ -429,7 +445,7 @@ def _negative_values_statement(meters: tuple[MeterSql, ...]) -> str:
         "  json_array_elements_text($6::json)) AS t(pos, schema_name, attributes, dimensions, account_id, id)), "
         f"negative AS ({negative_values_sql(meters, 'input')}) "
         "SELECT n.pos, n.meter_id, m.name, n.value, EXISTS (SELECT FROM event_ids x "
-        '  WHERE x.account_id = i.account_id COLLATE "C" AND x.id = i.id COLLATE "C") AS stored '
+        '  WHERE x.account_id = i.account_id AND x.id = i.id COLLATE "C") AS stored '
         "FROM negative n JOIN input i ON i.pos = n.pos JOIN usage_meters m ON m.id = n.meter_id "
         "ORDER BY n.pos, n.meter_id"
     )
@@ -513,12 +529,12 @@ def _as_dict(value: object) -> dict[str, Any]:
 
 
 async def lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, datetime]:
-    """closed_before per account with a closed cycle; the rows stay FOR SHARE locked, so billing
-    cannot close a cycle under this batch."""
+    """closed_before per account with a closed cycle; the accounts' billing fences stay held (shared), so
+    billing cannot close a cycle under this batch (billing/fence.py)."""
+    await hold_fences(conn, account_ids, exclusive=False)
     rows = await conn.fetch(
-        "SELECT w.account_id, NULLIF(w.closed_before, '-infinity') AS closed_before "
-        "FROM unnest($1::text[]) AS u(account_id) JOIN billing_watermarks w ON w.account_id = u.account_id "
-        "ORDER BY w.account_id FOR SHARE OF w",
+        "SELECT account_id, NULLIF(closed_before, '-infinity') AS closed_before "
+        "FROM billing_watermarks WHERE account_id = ANY($1::text[])",
         account_ids,
     )
     return {row[0]: row[1] for row in rows if row[1] is not None}
@@ -553,12 +569,12 @@ _INSERTED = """inserted AS (
   INSERT INTO events (account_id, id, schema_name, event_time, received_at, attributes, dimensions, units, status)
   SELECT i.account_id, i.id, i.schema_name, i.event_time, $8::timestamptz, i.attributes, i.dimensions,
          i.units, i.status
-  FROM input i JOIN claimed c ON c.account_id = i.account_id COLLATE "C" AND c.id = i.id COLLATE "C"
+  FROM input i JOIN claimed c ON c.account_id = i.account_id AND c.id = i.id COLLATE "C"
   RETURNING account_id, id, schema_name, event_time, attributes, dimensions, status
 )"""
 _DUPLICATES = (
     'ARRAY(SELECT i.pos FROM input i WHERE NOT EXISTS (SELECT 1 FROM claimed c '
-    'WHERE c.account_id = i.account_id COLLATE "C" AND c.id = i.id COLLATE "C")) AS duplicates'
+    'WHERE c.account_id = i.account_id AND c.id = i.id COLLATE "C")) AS duplicates'
 )
 
 

@@ -16,7 +16,7 @@ be voided: it leaves the pending late usage, so that line does not bill it; once
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
 being recomputed); the due cycles of the account are closed first, as ingest does before it judges
-an event late; the account's billing watermark FOR SHARE (a bill run cannot close the period under
+an event late; the account's billing fence, shared (a bill run cannot close the period under
 this void); stripe 0's advisory lock (compaction, which needs it, folds no stripe meanwhile); then
 the event rows, in (account, event id) order.
 """

@@ -52,6 +52,9 @@ class CreditNoteRow(Base):
         CheckConstraint(f"invoice_status IN ({_quoted(CREDITABLE_STATUSES)})", name="invoice_status_creditable"),
         Index("ix_credit_notes_invoice_seq", "invoice_id", "seq"),
         Index("ix_credit_notes_account_seq", "account_id", "seq"),
+        # With the account: credit grants are keyed by (account_id, id) so they can be distributed by account.
+        ForeignKeyConstraint(["account_id", "grant_id"], ["credit_grants.account_id", "credit_grants.id"],
+                             name="fk_credit_notes_account_id_grant"),
     )
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
@@ -64,7 +67,7 @@ class CreditNoteRow(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric)
     credited_from_due: Mapped[Decimal] = mapped_column(Numeric)
     credited_to_wallet: Mapped[Decimal] = mapped_column(Numeric)
-    grant_id: Mapped[str | None] = mapped_column(ForeignKey("credit_grants.id"), unique=True)
+    grant_id: Mapped[str | None] = mapped_column(String(50), unique=True)
     reason: Mapped[str] = mapped_column(String(32))
     memo: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(Text)

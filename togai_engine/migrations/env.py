@@ -1,4 +1,5 @@
-"""Alembic environment: async engine, the engine's metadata, partitions left out of drift checks."""
+"""Alembic environment: async engine, the engine's metadata, partitions left out of drift checks, and on a
+database distributed over Citus the placement of tables a migration created (store/distribution.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from togai_engine.store import distribution
 from togai_engine.store.migrate import require_server_version
 from togai_engine.store.partitions import PARTITION_NAME
 from togai_engine.tables import metadata
@@ -20,16 +22,25 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not (type_ == "table" and reflected and compare_to is None and name and PARTITION_NAME.match(name))
 
 
+def include_object_on_citus(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    # `db distribute` drops the foreign keys Citus cannot hold.
+    if type_ == "foreign_key_constraint" and not reflected and name in distribution.DROPPED_ON_CITUS:
+        return False
+    return include_object(obj, name, type_, reflected, compare_to)
+
+
 def run_sync(connection: Any) -> None:
     require_server_version(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        include_object=include_object,
+        include_object=include_object_on_citus if distribution.citus_present(connection) else include_object,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if config.attributes.get("keep_distributed") and distribution.is_distributed(connection):
+            distribution.distribute(connection)
 
 
 async def run_async() -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, not_, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import LateralFromClause
@@ -27,6 +27,18 @@ from togai_engine.wallets.models import (
 
 G = CreditGrantRow
 E = WalletEntryRow
+
+
+CURRENCY_LOCK_CLASS = 0x77616C63  # "walc": the key space of hold_wallet_currency's locks
+
+
+async def hold_wallet_currency(session: AsyncSession, account_id: str, *, exclusive: bool) -> None:
+    """Until the transaction ends: shared, no change of the account's invoiceCurrency (the wallet's currency)
+    can happen while a grant is being written; exclusive, for the change. A transaction advisory lock rather
+    than a lock on the account's row: on Citus `accounts` is a reference table, whose row locks are taken on
+    every node and make concurrent grants wait for each other, even of different accounts."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await session.execute(text(f"SELECT {function}(:k, hashtext(:a))"), {"k": CURRENCY_LOCK_CLASS, "a": account_id})
 
 
 async def lock_wallet(session: AsyncSession, account_id: str) -> bool:
@@ -64,7 +76,7 @@ def _grant_totals() -> LateralFromClause:
             func.bool_or(E.kind == EXPIRY).label("expired_before"),
             func.max(E.at).label("last_at"),
         )
-        .where(E.grant_id == G.id)
+        .where(E.account_id == G.account_id, E.grant_id == G.id)
         .lateral("totals")
     )
 
@@ -142,9 +154,9 @@ async def grants_with_remaining(
     remaining = func.coalesce(func.sum(E.amount), 0).label("remaining")
     stmt = (
         select(G, remaining)
-        .outerjoin(E, E.grant_id == G.id)
+        .outerjoin(E, (E.account_id == G.account_id) & (E.grant_id == G.id))
         .where(G.account_id == account_id)
-        .group_by(G.id)
+        .group_by(G.account_id, G.id)  # the primary key: every column of G may be selected
         .order_by(G.seq)
     )
     if grant_id is not None:
@@ -168,9 +180,9 @@ async def spendable_grants(
     stmt = (
         select(G.id, G.priority, G.effective_from, G.effective_until, G.amount, (G.amount + used).label("spendable"),
                G.applicable_entity_ids)
-        .outerjoin(E, E.grant_id == G.id)
+        .outerjoin(E, (E.account_id == G.account_id) & (E.grant_id == G.id))
         .where(G.account_id == account_id, G.currency == currency, may_pay(at, period_end))
-        .group_by(G.id)
+        .group_by(G.account_id, G.id)  # the primary key: every column of G may be selected
     )
     return [
         Spendable(grant_id=r.id, priority=r.priority, effective_from=r.effective_from,
@@ -186,5 +198,5 @@ def unreversed_applications(invoice_id: str) -> Select[Any]:
     return select(E).where(
         E.invoice_id == invoice_id,
         E.kind == APPLICATION,
-        ~exists().where(reversal.c.reverses_entry_id == E.id),
+        ~exists().where(reversal.c.account_id == E.account_id, reversal.c.reverses_entry_id == E.id),
     )

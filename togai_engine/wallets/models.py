@@ -1,5 +1,8 @@
 """Wallet tables: one lock row per account, credit grants, and the append-only ledger.
 
+Keys lead with account_id (primary keys, unique keys and the references between these tables), so the
+three tables can be distributed by account on Citus (README, "Scaling out").
+
 Nothing here stores a balance: the balance is the sum of `wallet_entries`, a grant's remaining
 amount is the sum of its own entries. Rows are only ever inserted.
 """
@@ -14,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -63,9 +67,10 @@ class CreditGrantRow(Base):
         Index("ix_credit_grants_account_seq", "account_id", "seq"),
     )
 
+    # Keys lead with the account (see the module docstring); the id alone is unique too (a generated id).
+    account_id: Mapped[str] = mapped_column(ForeignKey("wallets.account_id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("wallets.account_id"))
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal] = mapped_column(Numeric)
     purpose: Mapped[str | None] = mapped_column(Text)
@@ -97,18 +102,24 @@ class WalletEntryRow(Base):
             name="sign_matches_kind",
         ),
         Index("ix_wallet_entries_account_at", "account_id", "at"),
-        Index("ix_wallet_entries_account_id", "account_id", "id"),  # ledger pages, newest first
         Index("ix_wallet_entries_grant", "grant_id"),
         Index("ix_wallet_entries_invoice", "invoice_id"),
+        # An APPLICATION is reversed at most once.
+        UniqueConstraint("account_id", "reverses_entry_id", name="uq_wallet_entries_account_id_reverses"),
+        ForeignKeyConstraint(["account_id", "reverses_entry_id"], ["wallet_entries.account_id", "wallet_entries.id"],
+                             name="fk_wallet_entries_account_id_reverses"),
+        ForeignKeyConstraint(["account_id", "grant_id"], ["credit_grants.account_id", "credit_grants.id"],
+                             name="fk_wallet_entries_account_id_grant"),
     )
 
+    # The primary key (account_id, id) also serves ledger pages, newest first.
+    account_id: Mapped[str] = mapped_column(ForeignKey("wallets.account_id"), primary_key=True)
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("wallets.account_id"))
-    grant_id: Mapped[str] = mapped_column(ForeignKey("credit_grants.id"))
+    grant_id: Mapped[str] = mapped_column(String(50))
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal] = mapped_column(Numeric)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Text, not a foreign key: the wallet must not depend on the invoices table's shape.
     invoice_id: Mapped[str | None] = mapped_column(String(50))
-    reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("wallet_entries.id"), unique=True)
+    reverses_entry_id: Mapped[int | None] = mapped_column(BigInteger)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

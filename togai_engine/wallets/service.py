@@ -250,7 +250,7 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
                 select(pending.c.account_id, pending.c.grant_id, literal(REVERSAL, E.kind.type),
                        -pending.c.amount, literal(at, E.at.type), pending.c.invoice_id, pending.c.id),
             )
-            .on_conflict_do_nothing(index_elements=["reverses_entry_id"])
+            .on_conflict_do_nothing(index_elements=["account_id", "reverses_entry_id"])
             .returning(E.amount)
         )
         total += sum(reversed_amounts, Decimal(0))
@@ -329,11 +329,11 @@ async def grant_from_credit_note(
 
 
 async def _account(session: AsyncSession, account_id: str, *, share_lock: bool = False) -> AccountRow:
-    stmt = select(AccountRow).where(AccountRow.id == account_id)
     if share_lock:
-        # Blocks update_account (FOR UPDATE) from changing the currency while a grant is being written.
-        stmt = stmt.with_for_update(read=True)
-    row = await session.scalar(stmt)
+        # Blocks update_account from changing the currency while a grant is being written; taken before the
+        # row is read, so a change that committed meanwhile is the currency read.
+        await ledger.hold_wallet_currency(session, account_id, exclusive=False)
+    row = await session.scalar(select(AccountRow).where(AccountRow.id == account_id))
     if row is None:
         raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")
     return row

@@ -1,0 +1,31 @@
+"""The billing fence: one lock per account between closing its cycles and judging its events late.
+
+A bill run takes an account's fence EXCLUSIVE before it moves the account's `billing_watermarks` row; ingest
+and voids take it SHARED before they read that row, and hold it until their transaction ends. So a batch
+either commits before the close counts usage, or reads the moved watermark (its read is a new statement,
+after the lock). Transaction advisory locks write nothing (row locks FOR SHARE would create a MultiXact per
+concurrent batch), and they are single-node locks even on Citus: every engine process talks to the
+coordinator, which takes them itself, while the watermark rows may live on any worker (a FOR SHARE
+over rows of several shards is a statement Citus refuses).
+
+Keys are taken in ascending order, so two lockers never wait on each other in a cycle; two accounts
+whose names hash alike share a lock (they wait for each other, no more).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FENCE_LOCK_CLASS = 0x776D6B66  # "wmkf": the key space of these locks
+
+
+def _fence_sql(*, exclusive: bool) -> str:
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    return (f"SELECT count({function}({FENCE_LOCK_CLASS}, k)) "
+            "FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest($1::text[]) AS a ORDER BY k) AS keys")
+
+
+async def hold_fences(conn: Any, account_ids: list[str], *, exclusive: bool) -> None:
+    """Takes the accounts' fences (asyncpg connection, inside the caller's transaction)."""
+    if account_ids:
+        await conn.fetchval(_fence_sql(exclusive=exclusive), account_ids)
