@@ -68,9 +68,11 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
     account_id = await accounts.account_id_of(session, account_id)
-    if data.invoiceCurrency:
-        # Before the account row: a grant holds this lock shared and then reads the row (its wallet's key),
-        # so taking it after the row lock could wait on a grant that waits on this call.
+    if data.invoiceCurrency or data.status:
+        # A grant holds this lock shared while it checks the account's currency and status, so neither changes
+        # under it (no grant lands on an account being archived). Before the account row: a grant holds it and
+        # then reads the row (its wallet's key), so taking it after the row lock could wait on a grant that
+        # waits on this call.
         await hold_wallet_currency(session, account_id, exclusive=True)
     row = await accounts.get_row(session, account_id, lock=True)
     archiving = data.status == "ARCHIVED" and row.status != "ARCHIVED"

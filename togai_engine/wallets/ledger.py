@@ -33,8 +33,8 @@ CURRENCY_LOCK_CLASS = 0x77616C63  # "walc": the key space of hold_wallet_currenc
 
 
 async def hold_wallet_currency(session: AsyncSession, account_id: str, *, exclusive: bool) -> None:
-    """Until the transaction ends: shared, no change of the account's invoiceCurrency (the wallet's currency)
-    can happen while a grant is being written; exclusive, for the change. A transaction advisory lock rather
+    """Until the transaction ends: shared, no change of the account's invoiceCurrency (the wallet's currency) or
+    status can happen while a grant is being written; exclusive, for such a change. A transaction advisory lock rather
     than a lock on the account's row: on Citus `accounts` is a reference table, whose row locks are taken on
     every node and make concurrent grants wait for each other, even of different accounts."""
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
