@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select, text
@@ -41,7 +41,7 @@ from togai_engine.lab.schemas import (
 from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters import service as meters
 from togai_engine.meters.schemas import UsageMeterCreate
-from togai_engine.meters.usage import QuantitySource, meter_quantities, quantities_by_window
+from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.plans import service as plans
 from togai_engine.plans.models import PricePlanRow
 from togai_engine.plans.schemas import PricePlan
@@ -62,6 +62,8 @@ ACTUAL_NOTE = (
     "actual is the invoice's totalAmount before wallet credits (status DUE, PAID or VOID); for a period not "
     "invoiced yet (DRAFT) it is what the account's plan charges for the usage recorded so far. Candidates' "
     "credit grants and entitlements are not simulated.")
+
+_T = TypeVar("_T")
 
 
 async def read_only(session: AsyncSession) -> None:
@@ -268,10 +270,7 @@ async def _quantities(
         (account_id, bp.period.start, bp.period.end,
          meter_ids | set(bp.plan.billed_meter_ids))
         for account_id, periods in selected.items() for bp in periods], source=usage)
-    by_account: dict[str, dict[datetime, dict[str, Decimal]]] = defaultdict(dict)
-    for (account_id, start, _), quantities in found.items():
-        by_account[account_id][start] = quantities
-    return by_account
+    return _by_account(found)
 
 
 async def _seats(
@@ -280,9 +279,14 @@ async def _seats(
     """account -> period start -> license id -> its seat spans (every candidate prices the same seats)."""
     found = await seats_by_window(session, [(account_id, bp.period.start, bp.period.end)
                                             for account_id, periods in selected.items() for bp in periods])
-    by_account: dict[str, dict[datetime, Seats]] = defaultdict(dict)
-    for (account_id, start, _), seats in found.items():
-        by_account[account_id][start] = seats
+    return _by_account(found)
+
+
+def _by_account(found: Mapping[Window, _T]) -> dict[str, dict[datetime, _T]]:
+    """Values per (account, period start, period end) window, as account -> period start -> value."""
+    by_account: dict[str, dict[datetime, _T]] = defaultdict(dict)
+    for (account_id, start, _), value in found.items():
+        by_account[account_id][start] = value
     return by_account
 
 
