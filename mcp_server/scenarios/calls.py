@@ -4,12 +4,13 @@ a plan named by its name where a pricePlanId goes, and an invoice named ACCOUNT/
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from mcp import Client
 
 from mcp_server.scenarios.errors import labels
-from mcp_server.scenarios.times import parse, period_name
+from mcp_server.scenarios.times import invoice_name, parse, parse_invoice_name
 from togai_engine.errors import InvalidInput
 
 PAGE = 100
@@ -79,14 +80,19 @@ class Calls:
     async def _invoice_id(self, name: str, path: Sequence[str | int]) -> str:
         account, _, period = name.rpartition("/")
         try:
-            start = parse(period, "")
+            wanted = parse_invoice_name(period, "")
         except InvalidInput:
             raise ScenarioFailed(path, f"{name!r}: name an invoice as ACCOUNT/PERIOD, the period by its start "
-                                       "date (acme/2026-01-01) or start instant") from None
+                                       "date (acme/2026-01-01) or start instant, and an advance invoice as "
+                                       "acme/2026-01-01 advance") from None
         invoices = await self.invoices(account, path)
         for invoice in invoices:
-            if parse(invoice["startDate"], "startDate") == start:
+            if _name_of(invoice) == wanted:
                 return str(invoice["id"])
-        periods = ", ".join(period_name(parse(i["startDate"], "startDate")) for i in invoices) or "none"
+        periods = ", ".join(invoice_name(*_name_of(i)) for i in invoices) or "none"
         raise ScenarioFailed(path, f"{account} has no invoice for the period {period} at this step (its periods: "
                                    f"{periods})")
+
+
+def _name_of(invoice: dict[str, Any]) -> tuple[datetime, bool]:
+    return parse(invoice["startDate"], "startDate"), invoice.get("invoiceType") == "STANDARD_ADVANCED"

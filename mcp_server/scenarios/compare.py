@@ -14,7 +14,7 @@ from typing import Any
 from mcp_server.scenarios.errors import labels
 from mcp_server.scenarios.model import Expectations, InvoiceExpect, LineExpect
 from mcp_server.scenarios.observe import ENTITLEMENT_FIELDS, WALLET_FIELDS, Observation
-from mcp_server.scenarios.times import parse, period_name
+from mcp_server.scenarios.times import parse, parse_invoice_name, period_name
 
 Where = tuple[str | int, ...]
 
@@ -61,9 +61,10 @@ def _fields(path: tuple[str, ...], expected: dict[str, Any], got: dict[str, Any]
 
 
 def find_invoice(name: str, invoices: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The invoice of the period named `name` (a start date or instant)."""
-    start = parse(name, "")
-    return next((invoice for invoice in invoices if invoice["start"] == start), None)
+    """The invoice named `name` (its period's start date or instant, " advance" for an advance invoice)."""
+    start, advance = parse_invoice_name(name, "")
+    return next((invoice for invoice in invoices if invoice["start"] == start
+                 and invoice.get("advance", False) == advance), None)
 
 
 def _account_invoices(path: tuple[str, ...], account: str, expected: dict[str, InvoiceExpect],

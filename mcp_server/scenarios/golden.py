@@ -24,7 +24,7 @@ from mcp_server.scenarios.compare import Difference, compare, find_invoice
 from mcp_server.scenarios.loader import load_scenario
 from mcp_server.scenarios.observe import ENTITLEMENT_FIELDS, INVOICE_FIELDS, WALLET_FIELDS, Observation
 from mcp_server.scenarios.runner import Check
-from mcp_server.scenarios.times import parse
+from mcp_server.scenarios.times import parse, parse_invoice_name
 from mcp_server.scenarios.yaml_io import jsonable, load_exact
 from togai_engine.errors import InvalidInput
 
@@ -158,9 +158,9 @@ class _Writer:
             if find_invoice(str(key), observed) is None:
                 del invoices[key]
                 self.changes += 1
-        keys = {parse(str(key), ""): key for key in invoices}
+        keys = {parse_invoice_name(str(key), ""): key for key in invoices}
         for position, invoice in enumerate(observed):
-            key = keys.get(invoice["start"])
+            key = keys.get((invoice["start"], invoice.get("advance", False)))
             new = key is None or not isinstance(invoices[key], CommentedMap)
             if key is None:
                 key = DoubleQuotedScalarString(invoice["period"])

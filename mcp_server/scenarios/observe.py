@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp_server.scenarios.calls import Calls, ToolFailed
 from mcp_server.scenarios.model import EntitlementExpect, Expectations, InvoiceExpect, MetricExpect
-from mcp_server.scenarios.times import parse, period_name
+from mcp_server.scenarios.times import invoice_name, parse, period_name
 
 # file key -> the invoice field it reads
 INVOICE_FIELDS = {"status": "status", "plan": "pricePlanName", "total": "totalAmount", "subTotal": "subTotalAmount",
@@ -59,7 +59,8 @@ async def _invoices(calls: Calls, account: str, expected: dict[str, InvoiceExpec
     found = []
     for summary in await calls.invoices(account, path):
         start = parse(summary["startDate"], "startDate")
-        wanted = expected.get(period_name(start))
+        advance = summary.get("invoiceType") == "STANDARD_ADVANCED"
+        wanted = expected.get(invoice_name(start, advance))
         whole = wanted is None or wanted.lines is not None
         invoice = await calls.call("get_invoice", {"invoiceId": summary["id"]}, path) if whole else summary
         seen: dict[str, Any] = {key: invoice.get(name) for key, name in INVOICE_FIELDS.items()}
@@ -68,8 +69,9 @@ async def _invoices(calls: Calls, account: str, expected: dict[str, InvoiceExpec
             seen["lines"] = [{"name": line.get("rateCardName") or line["description"], "amount": line["value"],
                               "quantity": line.get("quantity"), "description": line["description"]}
                              for line in invoice["lineItems"]]
-        seen["period"] = period_name(start)
+        seen["period"] = invoice_name(start, advance)
         seen["start"] = start
+        seen["advance"] = advance
         found.append(seen)
     return found
 

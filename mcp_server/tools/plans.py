@@ -53,7 +53,8 @@ async def create_price_plan(
         description="usageRateCards (priced usage of a meter, slabs TIERED or VOLUME), fixedFeeRateCards, "
                     "billingEntitlementRateCards (feature limits per cycle), entitlementOverageRateCards (usage of "
                     "a feature past its limit, priced by slabs, at most maxQuantity), creditGrantRateCards (credits "
-                    "per cycle; grantDetails.applicableEntityIds limits them to named cards' lines) and "
+                    "per cycle; grantDetails.applicableEntityIds limits them to named cards' lines; invoiceTiming PREPAID "
+                    "sells them, priced by slabDetails, and grants them once the selling invoice is PAID) and "
                     "minimumCommitment")] = None,
     minimumCommitment: Annotated[MinimumCommitment | None, Field(
         description="same as rateCards.minimumCommitment (give it in one place only)")] = None,
@@ -72,11 +73,12 @@ async def create_price_plan(
     Fixed fees: type RECURRING (default) or ONE_TIME (a setup fee: once per account and plan, in full);
     recurrenceConfig {interval, offset} charges cycle i (0 = the first on the plan) when i >= offset and
     (i - offset) % interval == 0; invoiceTiming IN_ADVANCE puts a cycle's fee on the previous period's invoice
-    (the first cycle's on the first invoice). Example, monthly from 1 Jan: fixedFeeRateCards [{"id": "setup",
-    "type": "ONE_TIME", "rateValues": [{"currency": "USD", "rate": "100"}]}, {"id": "base", "invoiceTiming":
-    "IN_ADVANCE", "rateValues": [{"currency": "USD", "rate": "30"}]}] invoices January 100 + 30 (January) + 30
-    (February) = 160.00, February 30.00 (March), and so on; ending the plan on 16 March (after February's
-    invoice is DUE) issues a credit note for March's unused 16/31: 30 × 16/31 = 15.48.
+    (the first cycle's on an advance invoice, invoiceType STANDARD_ADVANCED, DUE as the plan starts). Example,
+    monthly from 1 Jan: fixedFeeRateCards [{"id": "setup", "type": "ONE_TIME", "rateValues": [{"currency": "USD",
+    "rate": "100"}]}, {"id": "base", "invoiceTiming": "IN_ADVANCE", "rateValues": [{"currency": "USD", "rate":
+    "30"}]}] invoices 30.00 on 1 January (January's base, in advance), then January 100 + 30 (February) = 130.00,
+    February 30.00 (March), and so on; ending the plan on 16 March (after February's invoice is DUE) issues a
+    credit note for March's unused 16/31: 30 × 16/31 = 15.48.
 
 
     pricingRules adjust each invoice after its rate cards (JSON Logic over exact decimals; every invoice logs

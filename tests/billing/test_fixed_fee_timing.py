@@ -29,7 +29,15 @@ async def lines(client: Any, invoice_id: str) -> list[tuple[str, str]]:
 
 
 async def oldest_first(client: Any, account_id: str) -> list[dict[str, Any]]:
-    return list(reversed(await invoices(client, account_id)))
+    """The account's period invoices (STANDARD), oldest first."""
+    return [i for i in reversed(await invoices(client, account_id)) if i["invoiceType"] == "STANDARD"]
+
+
+async def advance_invoices(client: Any, account_id: str) -> list[tuple[str, str, str, str]]:
+    """(date, status, total, the line's description) of the account's advance invoices, oldest first."""
+    found = [i for i in reversed(await invoices(client, account_id)) if i["invoiceType"] == "STANDARD_ADVANCED"]
+    return [(i["invoiceDate"], i["status"], i["totalAmount"], " | ".join(d for d, _ in await lines(client, i["id"])))
+            for i in found]
 
 
 async def test_a_setup_fee_is_charged_once_per_association_even_across_a_plan_change(client, clock) -> None:
@@ -78,16 +86,17 @@ async def test_an_in_advance_fee_is_invoiced_a_cycle_ahead_and_credited_when_can
                                              enableProration=True))
     clock.set(at(2026, 1, 1))
     await account(client, "acme", monthly, iso(2026, 1, 1))
-    # The association's first invoice carries January's fee (no invoice precedes it) and February's
-    january = (await invoices(client, "acme"))[0]
-    assert await lines(client, january["id"]) == [
-        ("Platform (in advance for 2026-01-01 – 2026-02-01)", "31.00"),
-        ("Platform (in advance for 2026-02-01 – 2026-03-01)", "31.00")]
-    assert january["totalAmount"] == "62.00"  # 31.00 + 31.00
+    # January's fee is invoiced as the association starts, DUE at once (no invoice precedes it) ...
+    assert await advance_invoices(client, "acme") == [
+        ("2026-01-01T00:00:00Z", "DUE", "31.00", "Platform (in advance for 2026-01-01 – 2026-02-01)")]
+    # ... and January's own invoice carries February's
+    january = (await oldest_first(client, "acme"))[0]
+    assert await lines(client, january["id"]) == [("Platform (in advance for 2026-02-01 – 2026-03-01)", "31.00")]
+    assert january["totalAmount"] == "31.00"
 
     clock.set(at(2026, 3, 10))
     listed = await oldest_first(client, "acme")
-    assert [(i["status"], i["totalAmount"]) for i in listed] == [("DUE", "62.00"), ("DUE", "31.00"),
+    assert [(i["status"], i["totalAmount"]) for i in listed] == [("DUE", "31.00"), ("DUE", "31.00"),
                                                                   ("DRAFT", "31.00")]
     february, march = listed[1], listed[2]
     assert await lines(client, february["id"]) == [("Platform (in advance for 2026-03-01 – 2026-04-01)", "31.00")]
@@ -121,20 +130,24 @@ async def test_an_in_advance_fee_across_plan_changes_is_prorated_while_draft_and
     await account(client, "acme", small, iso(2026, 1, 1))
     clock.set(at(2026, 1, 20))
     # Scheduled change on 15 February: January's invoice is still DRAFT, so February's fee on it is composed
-    # prorated, 31 × 14/28 = 15.50, and no credit note is needed
+    # prorated, 31 × 14/28 = 15.50, and no credit note is needed (January's own was on the advance invoice)
     await call(client, "update_account", accountId="acme", pricePlanId=large, effectiveFrom="2026-02-15T00:00:00Z")
     january = (await oldest_first(client, "acme"))[0]
     assert await lines(client, january["id"]) == [
-        ("Small (in advance for 2026-01-01 – 2026-02-01)", "31.00"),
         ("Small (prorated: 14 days of 28 days) (in advance for 2026-02-01 – 2026-02-15)", "15.50")]
     clock.set(at(2026, 3, 2))
     listed = await oldest_first(client, "acme")
     assert [(i["pricePlanName"], i["status"], i["totalAmount"]) for i in listed] == [
-        ("Small", "DUE", "46.50"),  # 31.00 + 15.50
+        ("Small", "DUE", "15.50"),  # February's fee, prorated
         ("Small", "DUE", "0.00"),  # [1 Feb, 15 Feb): its fee was paid in advance; no March fee for Small
-        ("Large", "DUE", "93.00"),  # its first invoice: [15 Feb, 1 Mar) 62 × 14/28 = 31.00 + March 62.00
+        ("Large", "DUE", "62.00"),  # [15 Feb, 1 Mar) carries March's 62.00
         ("Large", "DRAFT", "62.00"),  # March's invoice carries April's fee
     ]
+    # Each association's first period was invoiced as it started: Small's January, Large's 62 × 14/28 = 31.00
+    assert await advance_invoices(client, "acme") == [
+        ("2026-01-01T00:00:00Z", "DUE", "31.00", "Small (in advance for 2026-01-01 – 2026-02-01)"),
+        ("2026-02-15T00:00:00Z", "DUE", "31.00",
+         "Large (prorated: 14 days of 28 days) (in advance for 2026-02-15 – 2026-03-01)")]
     # Back to Small on 16 March: Large's March fee is on an invoice already PAID: credit 62 × 16/31 = 32.00,
     # all of it to the wallet
     await call(client, "update_invoice_status", invoiceId=listed[2]["id"], status="PAID")
@@ -146,9 +159,11 @@ async def test_an_in_advance_fee_across_plan_changes_is_prorated_while_draft_and
     listed = await oldest_first(client, "acme")
     assert [(i["pricePlanName"], i["startDate"], i["status"], i["totalAmount"]) for i in listed][3:] == [
         ("Large", iso(2026, 3, 1), "DUE", "0.00"),  # [1 Mar, 16 Mar): no April fee, Large ends first
-        # Small again, a new association: 31 × 16/31 = 16.00 for [16 Mar, 1 Apr) + April 31.00
-        ("Small", "2026-03-16T00:00:00Z", "DRAFT", "47.00"),
+        # Small again, a new association: its DRAFT carries April's 31.00 ...
+        ("Small", "2026-03-16T00:00:00Z", "DRAFT", "31.00"),
     ]
+    # ... and its advance invoice 31 × 16/31 = 16.00 for [16 Mar, 1 Apr)
+    assert (await advance_invoices(client, "acme"))[2][:3] == ("2026-03-16T00:00:00Z", "DUE", "16.00")
 
 
 async def test_fixed_fee_fields_are_validated_naming_the_field(client) -> None:
@@ -173,9 +188,10 @@ async def test_a_new_version_does_not_charge_the_setup_fee_again_and_credits_the
     clock.set(at(2026, 1, 1))
     await account(client, "acme", monthly, iso(2026, 1, 1))
     clock.set(at(2026, 3, 16))
-    # January: setup 100.00 + January's 31.00 + February's 31.00 = 162.00; February: March's 31.00
+    # January: setup 100.00 + February's 31.00 = 131.00 (January's 31.00 was on the advance invoice);
+    # February: March's 31.00
     listed = await oldest_first(client, "acme")
-    assert [(i["status"], i["totalAmount"]) for i in listed] == [("DUE", "162.00"), ("DUE", "31.00"),
+    assert [(i["status"], i["totalAmount"]) for i in listed] == [("DUE", "131.00"), ("DUE", "31.00"),
                                                                   ("DRAFT", "31.00")]
     february = listed[1]
     # Version 2 doubles the platform fee, from now (16 March, IMMEDIATE)
@@ -188,8 +204,11 @@ async def test_a_new_version_does_not_charge_the_setup_fee_again_and_credits_the
     clock.set(at(2026, 4, 1))
     listed = await oldest_first(client, "acme")
     # [1 Mar, 16 Mar) on version 1: its fee was paid in advance, and the association ends before April: 0.00.
-    # [16 Mar, 1 Apr) on version 2: its own first cycle 62 × 16/31 = 32.00 + April's 62.00 = 94.00; no setup fee
-    # (the account's run on the plan goes on). April's DRAFT: May's 62.00.
+    # [16 Mar, 1 Apr) on version 2: April's 62.00; no setup fee (the account's run on the plan goes on).
+    # April's DRAFT: May's 62.00.
     assert [(i["startDate"], i["pricePlanVersion"], i["status"], i["totalAmount"]) for i in listed][2:] == [
-        (iso(2026, 3, 1), 1, "DUE", "0.00"), (iso(2026, 3, 16), 2, "DUE", "94.00"),
+        (iso(2026, 3, 1), 1, "DUE", "0.00"), (iso(2026, 3, 16), 2, "DUE", "62.00"),
         (iso(2026, 4, 1), 2, "DRAFT", "62.00")]
+    # version 2's own first period was invoiced as it started: 62 × 16/31 = 32.00
+    assert [a[:3] for a in await advance_invoices(client, "acme")] == [
+        ("2026-01-01T00:00:00Z", "DUE", "31.00"), ("2026-03-16T00:00:00Z", "DUE", "32.00")]

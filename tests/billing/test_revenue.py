@@ -155,46 +155,50 @@ async def test_revenue_covers_fixed_fees_and_the_true_up_by_hand(client, clock) 
         await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "accountId": "acc",
                                                   "timestamp": iso(day), "attributes": {"tokens": amount}})
     clock.set(datetime(2026, 2, 3, tzinfo=UTC))  # January [21 Jan, 1 Feb) is DUE; February is a DRAFT
-    jan = (await call(client, "list_invoices", accountId="acc", status="DUE"))["data"][0]
-    # January, 11 of 31 days: tokens 80 × 0.10 = 8.00; platform 30 × 11/31 = 10.645... -> 10.65; support 12.00
-    # (not prorated); February's platform fee in advance 30.00; subtotal 60.65; commitment 100 × 11/31 = 35.4838...
-    # counts January's own charges 30.65 -> true-up 4.8338... -> 4.83; total 65.48
-    assert (jan["subTotalAmount"], jan["trueUpAmount"], jan["totalAmount"]) == ("60.65", "4.83", "65.48")
+    advance, jan = sorted((await call(client, "list_invoices", accountId="acc", status="DUE"))["data"],
+                          key=lambda i: i["invoiceType"], reverse=True)
+    # 21 Jan, as the plan started: January's platform fee in advance, 11 of 31 days: 30 × 11/31 = 10.645... -> 10.65
+    assert (advance["invoiceType"], advance["totalAmount"]) == ("STANDARD_ADVANCED", "10.65")
+    # January: tokens 80 × 0.10 = 8.00; support 12.00 (not prorated); February's platform fee in advance 30.00;
+    # subtotal 50.00; commitment 100 × 11/31 = 35.4838... counts January's own charges here, 20.00 (in-advance fees
+    # never count towards a commitment) -> true-up 15.4838... -> 15.48; total 65.48
+    assert (jan["subTotalAmount"], jan["trueUpAmount"], jan["totalAmount"]) == ("50.00", "15.48", "65.48")
     # February so far: tokens 200 × 0.10 = 20.00; support 12.00; March's platform fee in advance 30.00; subtotal
     # 62.00; true-up 100 - 32.00 (its own charges) = 68.00; total 130.00
     feb = await call(client, "get_invoice", accountId="acc")
     assert (feb["status"], feb["subTotalAmount"], feb["trueUpAmount"], feb["totalAmount"]) == \
         ("DRAFT", "62.00", "68.00", "130.00")
 
-    # DAY, 20-26 Jan: the advance fees (January's and February's) on 21 Jan (the period's first day), usage as it
-    # happens; the arrears fee
+    # DAY, 20-26 Jan: the advance fees (January's on its advance invoice, February's) on 21 Jan (the period's first
+    # day), usage as it happens; the arrears fee
     # and the true-up come at the period's end, after this week
     week = await metric(client, "REVENUE", at(2026, 1, 20), at(2026, 1, 27), "DAY", "acc")
     assert week == {tokens: [D(0), D(0), D("5.00"), D(0), D(0), D("3.00"), D(0)],  # 50 × 0.10, 30 × 0.10
                     "platform": [D(0), D("40.65"), D(0), D(0), D(0), D(0), D(0)],  # 10.65 + 30.00
                     "support": [D(0)] * 7, "minimum_commitment": [D(0)] * 7}
-    # DAY, 30 Jan - 2 Feb: January's last day carries support 12.00 and the true-up 4.83; 1 Feb March's
+    # DAY, 30 Jan - 2 Feb: January's last day carries support 12.00 and the true-up 15.48; 1 Feb March's
     # advance fee 30.00 (on February's invoice); 2 Feb 200 tokens = 20.00
     turn = await metric(client, "REVENUE", at(2026, 1, 30), at(2026, 2, 3), "DAY", "acc")
     assert turn == {tokens: [D(0), D(0), D(0), D("20.00")], "platform": [D(0), D(0), D("30.00"), D(0)],
-                    "support": [D(0), D("12.00"), D(0), D(0)], "minimum_commitment": [D(0), D("4.83"), D(0), D(0)]}
+                    "support": [D(0), D("12.00"), D(0), D(0)], "minimum_commitment": [D(0), D("15.48"), D(0), D(0)]}
     assert (await metric(client, "REVENUE", at(2026, 1, 30), at(2026, 2, 3), "DAY", "acc", None))[None] == \
-        [D(0), D("16.83"), D("30.00"), D("20.00")]  # 12.00 + 4.83 on 31 Jan
+        [D(0), D("27.48"), D("30.00"), D("20.00")]  # 12.00 + 15.48 on 31 Jan
 
-    # MONTH: each month's revenue is its invoice's total (February: the DRAFT so far, its true-up included)
+    # MONTH: each month's revenue is its invoices' totals (January: 65.48 + the advance invoice's 10.65 = 76.13;
+    # February: the DRAFT so far, its true-up included)
     march = at(2026, 3, 1)
-    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D("65.48"), D("130.00")]
+    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D("76.13"), D("130.00")]
     assert await metric(client, "REVENUE", JAN, march, "MONTH", "acc") == {
         tokens: [D("8.00"), D("20.00")], "platform": [D("40.65"), D("30.00")], "support": [D("12.00"), D("12.00")],
-        "minimum_commitment": [D("4.83"), D("68.00")]}  # 65.48 and 130.00
+        "minimum_commitment": [D("15.48"), D("68.00")]}  # 76.13 and 130.00
     # A USAGE_METER_ID filter keeps that meter's usage lines only: no fee, no true-up
     filtered = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(march), metricQueries=[{
         "id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH",
         "filters": [{"fieldName": "USAGE_METER_ID", "fieldValues": [tokens]}]}])
     assert [D(v) for v in filtered["results"][0]["data"][0]["metricValues"]] == [D("8.00"), D("20.00")]
-    # A VOID invoice carries no revenue
+    # A VOID invoice carries no revenue (the advance invoice's 10.65 stays)
     await call(client, "update_invoice_status", invoiceId=jan["id"], status="VOID")
-    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D(0), D("130.00")]
+    assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D("10.65"), D("130.00")]
 
 
 events = st.lists(st.tuples(st.integers(0, 10**6 - 1), st.integers(0, 500)), min_size=0, max_size=12)
@@ -244,9 +248,14 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
             {"id": f"{account}-{i}", "schemaName": "llm", "accountId": account, "attributes": {"tokens": str(amount)},
              "timestamp": iso(moment)} for i, (moment, (_, amount)) in enumerate(zip(moments, usage, strict=True))])
     clock.set(datetime(2026, 2, 3, tzinfo=UTC))  # January is DUE (1 day of grace); February is an open DRAFT
-    invoice = (await call(client, "list_invoices", accountId=account, status="DUE"))["data"][0]
-    assert invoice["startDate"] == begin.isoformat().replace("+00:00", "Z")
+    due = (await call(client, "list_invoices", accountId=account, status="DUE"))["data"]
+    # January's invoice, and with IN_ADVANCE the advance invoice of January's fee issued at `begin`
+    assert sorted(i["invoiceType"] for i in due) == (
+        ["STANDARD", "STANDARD_ADVANCED"] if timing == "IN_ADVANCE" else ["STANDARD"])
+    assert {i["startDate"] for i in due} == {begin.isoformat().replace("+00:00", "Z")}
+    invoice = next(i for i in due if i["invoiceType"] == "STANDARD")
     full = await call(client, "get_invoice", invoiceId=invoice["id"])
+    issued = [await call(client, "get_invoice", invoiceId=i["id"]) for i in due]
     usage_lines = [line for line in full["lineItems"] if line["usageMeterId"]]
     assert {line["usageMeterId"]: D(line["quantity"]) for line in usage_lines} == {
         tokens: sum((D(a) for _, a in usage), D(0)), requests: D(len(usage))}
@@ -257,21 +266,23 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     assert sum(quantities.get(tokens, [D(0)])) == sum((D(a) for a in in_range), D(0))
     assert sum(quantities.get(requests, [D(0)])) == len(in_range)
 
-    # REVENUE over the closed period (in 12-day queries for HOUR) is the invoice's total, to the cent ...
+    # REVENUE over the closed period (in 12-day queries for HOUR) is its invoices' total, to the cent ...
+    total = sum((D(i["totalAmount"]) for i in issued), D(0))
+    assert D(full["totalAmount"]) == D(full["subTotalAmount"]) + D(full["trueUpAmount"])
     _, revenue = await revenue_over(client, JAN, FEB, period, account, group=None)
-    assert sum(revenue[None]) == D(full["totalAmount"]) == D(full["subTotalAmount"]) + D(full["trueUpAmount"])
+    assert sum(revenue[None]) == total
     _, by_account = await revenue_over(client, JAN, FEB, period, account, "ACCOUNT_ID")
-    assert {g: sum(v) for g, v in by_account.items()} == {account: D(full["totalAmount"])}
+    assert {g: sum(v) for g, v in by_account.items()} == {account: total}
     # ... and grouped by USAGE_METER_ID each line is its own series: meters by id, the fee and the true-up by
     # their rate card name ("platform", "minimum_commitment")
     timestamps, grouped = await revenue_over(client, JAN, FEB, period, account)
     by_group: dict[str, D] = {}
-    for line in full["lineItems"]:  # an IN_ADVANCE fee has two lines on the first invoice (January's, February's)
+    for line in (line for i in issued for line in i["lineItems"]):  # IN_ADVANCE: January's fee, February's
         by_group[group_of(line)] = by_group.get(group_of(line), D(0)) + D(line["value"])
     assert {g: sum(v) for g, v in grouped.items()} == by_group
     # The fee (prorated by time when asked: 10 × hours on the plan / 744 hours of January) falls in one bucket:
     # the one holding the period's start (IN_ADVANCE) or its last instant (IN_ARREARS) ...
-    fee = next(line for line in full["lineItems"] if line["rateCardName"] == "platform")
+    fee = next(line for i in issued for line in i["lineItems"] if line["rateCardName"] == "platform")
     hours = D((FEB - begin) // timedelta(hours=1)) if prorate else D(744)
     assert D(fee["value"]) == (D(10) * hours / D(744)).quantize(D("0.01"), ROUND_HALF_UP)
     fee_at = begin if timing == "IN_ADVANCE" else FEB - timedelta(microseconds=1)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from togai_engine.cycles import Cycle, cycle_containing, schedule_periods
-from togai_engine.invoices.compose import ComposedInvoice, compose_invoice
+from togai_engine.invoices.compose import ComposedInvoice, compose_invoice, compose_opening_invoice
 from togai_engine.invoices.fixed_fees import fee_schedule
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate
 from togai_engine.plans.validation import normalize_plan
@@ -46,6 +46,16 @@ def invoices(plan: PricePlan, start: datetime, until: datetime | None, now: date
     return composed
 
 
+def opening(plan: PricePlan, start: datetime, until: datetime | None, *, follows: bool = False) -> ComposedInvoice | None:
+    """The association's advance invoice: its first period's in-advance fees, issued as it starts."""
+    config = plan.cycle_config
+    full = cycle_containing(config, start, start)
+    first = Cycle(start, min(full.end, until) if until is not None else full.end)
+    cut = (follows and start > full.start) or (until is not None and first.end == until and until < full.end)
+    return compose_opening_invoice(plan, "USD", first, full, cut_by_change=cut,
+                                   fees=fee_schedule(config, start, start, until, full, follows))
+
+
 @given(interval=st.integers(1, 5), offset=st.integers(0, 6))
 def test_recurrence_charges_exactly_the_cycles_its_rule_picks(interval: int, offset: int) -> None:
     plan = make_plan(fee("review", "10", recurrenceConfig={"interval": interval, "offset": offset}))
@@ -59,8 +69,11 @@ def test_recurrence_charges_exactly_the_cycles_its_rule_picks(interval: int, off
 def test_in_advance_fees_of_the_next_cycle_do_not_count_towards_this_commitment() -> None:
     plan = make_plan(fee("base", "30", invoiceTiming="IN_ADVANCE"), commitment="50")
     january, february = invoices(plan, JAN_1, None, datetime(2026, 2, 10, tzinfo=UTC))
-    # January: its own fee 30.00 + February's 30.00 = 60.00; the commitment sees January's 30.00: true-up 20.00
-    assert (january.sub_total, january.true_up, january.total) == (D("60.00"), D("20.00"), D("80.00"))
+    # January's own fee is on the advance invoice issued on January 1: 30.00, no commitment there
+    advance = opening(plan, JAN_1, None)
+    assert advance is not None and (advance.total, advance.true_up) == (D("30.00"), D(0))
+    # January: February's 30.00 only; its own charges are 0 (paid on the advance invoice): true-up 50.00
+    assert (january.sub_total, january.true_up, january.total) == (D("30.00"), D("50.00"), D("80.00"))
     # February: March's 30.00 only; its own charges are 0 (paid on January's invoice): true-up 50.00
     assert (february.sub_total, february.true_up, february.total) == (D("30.00"), D("50.00"), D("80.00"))
 
@@ -70,10 +83,14 @@ def test_a_setup_fee_is_never_prorated_and_an_in_advance_fee_stops_with_the_asso
                      fee("base", "28", invoiceTiming="IN_ADVANCE"))
     start, until = datetime(2026, 2, 15, tzinfo=UTC), datetime(2026, 3, 8, tzinfo=UTC)
     first, second = invoices(plan, start, until, datetime(2026, 3, 1, tzinfo=UTC), follows=True)
-    # [15 Feb, 1 Mar) after a plan change: setup 100.00 in full; base 28 × 14/28 = 14.00 (a change prorates);
+    # [15 Feb, 1 Mar) after a plan change: setup 100.00 in full (in arrears, on the period's invoice)
     # March's base for [1 Mar, 8 Mar), the association ends there: 28 × 7/31 = 6.3225.. -> 6.32
-    assert [line.value for line in first.lines] == [D("100.00"), D("14.00"), D("6.32")]
-    assert first.lines[2].details is not None and first.lines[2].details["servicePeriodEnd"] == until.isoformat()
+    assert [line.value for line in first.lines] == [D("100.00"), D("6.32")]
+    assert first.lines[1].details is not None and first.lines[1].details["servicePeriodEnd"] == until.isoformat()
+    # the advance invoice of 15 February: base 28 × 14/28 = 14.00 for [15 Feb, 1 Mar) (a change prorates)
+    advance = opening(plan, start, until, follows=True)
+    assert advance is not None and [line.value for line in advance.lines] == [D("14.00")]
+    assert advance.lines[0].details is not None and advance.lines[0].details["servicePeriodStart"] == start.isoformat()
     # [1 Mar, 8 Mar): nothing: its fee was paid ahead, April is never reached
     assert second.period == Cycle(datetime(2026, 3, 1, tzinfo=UTC), until) and second.lines == ()
 

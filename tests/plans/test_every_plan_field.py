@@ -167,8 +167,19 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
         "tests/wallets/test_applicable_grants.py::test_a_grant_for_one_card_pays_only_its_line_and_the_fee_stays_due",
         "applicableEntityIds"),
     "rateCards.creditGrantRateCards[].invoiceTiming": ProvedBy(
-        "tests/wallets/test_applicable_grants.py::"
-        "test_grant_card_fields_that_cannot_be_honoured_are_refused_naming_the_field", "invoiceTiming"),
+        "tests/billing/test_prepaid_credits.py::test_prepaid_credits_are_sold_in_advance_and_granted_only_once_paid",
+        "prepaid for"),
+    "rateCards.creditGrantRateCards[].rateDetails.pricingModel": ProvedBy(
+        "tests/billing/test_prepaid_credits.py::test_prepaid_credits_in_volume_slabs_and_one_time", "VOLUME"),
+    "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].startAfter": ProvedBy(
+        "tests/billing/test_prepaid_credits.py::test_prepaid_credits_in_volume_slabs_and_one_time", "startAfter"),
+    "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].priceType": ProvedBy(
+        "tests/billing/test_prepaid_credits.py::test_prepaid_cards_are_validated_naming_the_field", "PACKAGE"),
+    "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].rate": ProvedBy(
+        "tests/billing/test_prepaid_credits.py::test_prepaid_credits_are_sold_in_advance_and_granted_only_once_paid",
+        "rate"),
+    "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].slabConfig": ProvedBy(
+        "tests/billing/test_prepaid_credits.py::test_prepaid_cards_are_validated_naming_the_field", "packageSize"),
     # entitlement overage
     "rateCards.entitlementOverageRateCards[].name": Changes("extra_calls"),
     "rateCards.entitlementOverageRateCards[].displayName": Changes("Extra calls"),

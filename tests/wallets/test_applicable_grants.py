@@ -97,16 +97,17 @@ async def test_grant_card_fields_that_cannot_be_honoured_are_refused_naming_the_
     assert "'api', 'platform'" in message  # the names it could have used
     message = await call_error(client, "create_price_plan", **_plan(meter, applicableEntityIds=["api", "api"]))
     assert f"{path}.grantDetails.applicableEntityIds[1]" in message and "twice" in message
-    # No price on a grant card here: PREPAID (granted once the invoice selling it is paid) cannot be honoured,
-    # and the other timings would be accepted and ignored (credits are granted free as each period starts).
+    # PREPAID sells the credits: without a price (slabDetails) it cannot be honoured; the other timings would be
+    # accepted and ignored (free credits are granted as each period starts).
     refusals = {}
     for timing in ("PREPAID", "IN_ADVANCE", "IN_ARREARS"):
         plan = _plan(meter)
         plan["rateCards"]["creditGrantRateCards"][0]["invoiceTiming"] = timing
-        refusals[timing] = message = await call_error(client, "create_price_plan", **plan)
-        assert f"{path}.invoiceTiming" in message and "Remove invoiceTiming" in message
-    assert "PREPAID (grant once the invoice selling the credits is paid) is not supported" in refusals["PREPAID"]
-    assert "'IN_ADVANCE' does not apply" in refusals["IN_ADVANCE"]
+        refusals[timing] = await call_error(client, "create_price_plan", **plan)
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails" in refusals["PREPAID"]
+    assert "price them" in refusals["PREPAID"]
+    for timing in ("IN_ADVANCE", "IN_ARREARS"):
+        assert f"{path}.invoiceTiming" in refusals[timing] and f"'{timing}' does not apply" in refusals[timing]
 
 
 async def test_one_time_grants_once_per_plan_across_plan_changes_and_recurring_every_cycle(client, clock) -> None:

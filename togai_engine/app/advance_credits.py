@@ -1,7 +1,8 @@
 """Crediting the unused part of IN_ADVANCE fixed fees when a plan change or a plan's end cuts their cycle short.
 
-An in-advance fee of cycle N is on the invoice of the period before it (invoices/fixed_fees.py). When the
-association ends at T inside cycle N:
+An in-advance fee of cycle N is on the invoice of the period before it, or on the association's advance invoice
+for its first period (invoices/fixed_fees.py). When the association ends at T inside cycle N (or before it: the
+whole fee is unused):
 - that invoice still DRAFT: it is recomposed with the fee prorated to [N.start, T) (nothing to do here);
 - that invoice DUE or PAID: a credit note (ORDER_CHANGE) is issued with the change, for the fee × the unused
   share (T to the end of what the line paid for, over the whole cycle), rounded once half-up to the currency's
@@ -39,7 +40,7 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
                InvoiceLineRow.details)
         .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.id)
         .where(InvoiceRow.account_id == account_id, InvoiceRow.status.in_(CREDITABLE_STATUSES),
-               InvoiceRow.period_end <= instant, InvoiceLineRow.parent_position.is_(None),
+               InvoiceLineRow.parent_position.is_(None),
                InvoiceLineRow.line_type == FIXED_FEE_LINE,
                InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
                InvoiceLineRow.details["type"].astext == "RECURRING")
@@ -49,8 +50,10 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
         paid_until = datetime.fromisoformat(details["servicePeriodEnd"])
         if paid_until <= instant:
             continue
+        # the fee of a period the plan no longer reaches at all (it started after `instant`) is credited whole
+        unused_from = max(instant, datetime.fromisoformat(details["servicePeriodStart"]))
         cycle = datetime.fromisoformat(details["cycleEnd"]) - datetime.fromisoformat(details["cycleStart"])
-        unused = round_fraction(Fraction(rate) * Fraction((paid_until - instant) // _MICROSECOND,
+        unused = round_fraction(Fraction(rate) * Fraction((paid_until - unused_from) // _MICROSECOND,
                                                           cycle // _MICROSECOND), currency)
         credited = Decimal(await session.scalar(
             select(func.coalesce(func.sum(CreditNoteLineRow.amount), 0))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.models import AccountRow
+from togai_engine.app.prepaid import grant_paid_credits
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.schemas import Page
@@ -62,7 +63,11 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
     row = await invoices.get_row(session, invoice_id)
     await close_due_cycles(session, now, [row.account_id])
-    return await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods)
+    was = (await invoices.get_row(session, invoice_id)).status
+    updated = await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods)
+    if updated.status == "PAID" and was != "PAID":
+        await grant_paid_credits(session, await invoices.get_row(session, invoice_id), now)
+    return updated
 
 
 async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:

@@ -27,7 +27,13 @@ from togai_engine.common.ids import new_id
 from togai_engine.common.schemas import CloseFailure, Model
 from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
-from togai_engine.invoices.compose import ComposedInvoice, ComposedLine, compose_invoice, with_late_usage
+from togai_engine.invoices.compose import (
+    ComposedInvoice,
+    ComposedLine,
+    compose_invoice,
+    compose_opening_invoice,
+    with_late_usage,
+)
 from togai_engine.invoices.late_usage import LateLines
 from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
@@ -42,6 +48,7 @@ class CloseSummary(Model):
     accounts: int = 0  # accounts that had work
     invoicesDue: int = 0  # invoices that became DUE in this run
     draftsOpened: int = 0  # DRAFT invoices created for periods that started
+    advanceInvoices: int = 0  # advance invoices issued as associations started (their first in-advance charges)
     failed: list[CloseFailure] = Field(default_factory=list)
 
 
@@ -53,6 +60,16 @@ class _Closing:
     invoice_id: str = ""
     number: int = 0
     bills_late_usage: bool = False  # carries the account's pending late usage (the first period closed)
+    advance: bool = False  # the association's advance invoice (STANDARD_ADVANCED), issued as `period` starts
+
+    @property
+    def issued_at(self) -> datetime:
+        return self.period.period.start if self.advance else self.period.due_at
+
+    @property
+    def period_end(self) -> datetime:
+        """The end of the invoice's own period: an advance invoice's is empty, [start, start)."""
+        return self.period.period.start if self.advance else self.period.period.end
 
 
 def billing_due(billing: str, now: str) -> str:
@@ -123,12 +140,22 @@ async def close_due_cycles(
     seats = await seats_by_window(session, [(a, p.period.start, p.period.end) for a, t in timelines.items()
                                             for p in t.due])
     late = await _late_usage(session, accounts, timelines)
+    legacy = await _carrying_opening_fees(conn, [(a, p) for a, t in timelines.items() for p in t.due])
     closings: list[_Closing] = []
+    openings: dict[tuple[str, datetime], _Closing] = {}
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         try:
-            composed = [_Closing(account, period, _compose(period, account.currency, quantities, seats))
+            composed = [_Closing(account, period, _compose(period, account.currency, quantities, seats,
+                                                           opening_fees=(account_id, period.period.start) in legacy))
                         for period in timeline.due]
+            for period in (*timeline.due, *timeline.open):
+                if period.period.start == period.association.effective_from and period.fees is not None:
+                    opening = compose_opening_invoice(period.plan, account.currency, period.period,
+                                                      period.full_cycle, cut_by_change=period.cut_by_change,
+                                                      fees=period.fees)
+                    if opening is not None:
+                        openings[(account_id, period.period.start)] = _Closing(account, period, opening, advance=True)
         except Exception as exc:
             fail(account_id, exc)
             continue
@@ -148,11 +175,17 @@ async def close_due_cycles(
     started = await _upsert_drafts(conn, opening, now)
     summary.draftsOpened = len(started)
     fresh = await _finalize(conn, closings, now) if closings else []
+    # An association's first period that started in this run gets its advance invoice: exactly once, as the
+    # period's own invoice row was created in this run (a plan change that drops that row first credits it).
+    advance = [openings[key] for bp in fresh + started
+               if (key := (bp.association.account_id, bp.period.start)) in openings]
+    await _issue_advance_invoices(conn, advance, now)
+    summary.advanceInvoices = len(advance)
     # Credit-grant cards grant as each period starts: oldest first, so a ONE_TIME card grants with the first
-    # period even when one run closes several (not with the open one). Then credit pays the closed invoices.
+    # period even when one run closes several (not with the open one). Then credit pays the issued invoices.
     await _issue_grants(session, sorted(fresh + started, key=lambda bp: bp.period.start))
-    if closings:
-        await _apply_credits(conn, session, closings)
+    if closings or advance:
+        await _apply_credits(conn, session, sorted(closings + advance, key=lambda c: (c.issued_at, c.account.id)))
     summary.invoicesDue = len(closings)
     summary.accounts = len(ids)
     await _advance(conn, timelines, failed)
@@ -195,11 +228,23 @@ async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],
 
 
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]],
-             seats: dict[Window, Seats]) -> ComposedInvoice:
+             seats: dict[Window, Seats], *, opening_fees: bool) -> ComposedInvoice:
     window = (bp.association.account_id, bp.period.start, bp.period.end)
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle, quantities.get(window, {}),
                            cut_by_change=bp.cut_by_change, licenses=seats.get(window, {}),
-                           cycle_index=bp.cycle_index_for(bp.plan), fees=bp.fees)
+                           cycle_index=bp.cycle_index_for(bp.plan), fees=bp.fees, opening_fees=opening_fees)
+
+
+async def _carrying_opening_fees(conn: Any, periods: list[tuple[str, BillingPeriod]]) -> set[tuple[str, datetime]]:
+    """The due periods whose DRAFT was opened before advance invoices existed: they carry their opening fees."""
+    firsts = [(a, bp.period.start) for a, bp in periods if bp.period.start == bp.association.effective_from]
+    if not firsts:
+        return set()
+    rows = await conn.fetch(
+        "SELECT account_id, period_start FROM invoices WHERE invoice_type = 'STANDARD' AND carries_opening_fees "
+        "AND status = 'DRAFT' AND (account_id, period_start) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
+        [a for a, _ in firsts], [start for _, start in firsts])
+    return {(r["account_id"], r["period_start"]) for r in rows}
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],
@@ -217,7 +262,7 @@ async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPer
                     $7::timestamptz[], $8::text[], $9::timestamptz[])
              AS u(id, account_id, customer_id, association_id, price_plan_id, period_start, period_end, currency,
                   closes_at)
-        ON CONFLICT (account_id, period_start) DO UPDATE
+        ON CONFLICT (account_id, period_start) WHERE invoice_type = 'STANDARD' DO UPDATE
             SET period_end = EXCLUDED.period_end, association_id = EXCLUDED.association_id,
                 price_plan_id = EXCLUDED.price_plan_id, currency = EXCLUDED.currency,
                 invoice_date = EXCLUDED.invoice_date
@@ -254,11 +299,7 @@ async def _issue_grants(session: AsyncSession, periods: list[BillingPeriod]) -> 
 async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[BillingPeriod]:
     """The closed invoices (numbered, with their lines and late usage); returns the periods closed without
     a DRAFT before (they start in this run too)."""
-    last = await conn.fetchval(
-        "INSERT INTO invoice_counters (name, last_value) VALUES ('INVOICE', $1) ON CONFLICT (name) DO UPDATE "
-        "SET last_value = invoice_counters.last_value + EXCLUDED.last_value RETURNING last_value", len(closings))
-    for offset, closing in enumerate(closings):
-        closing.number = last - len(closings) + 1 + offset
+    await _number(conn, closings)
     rows = await conn.fetch(
         """
         INSERT INTO invoices (id, account_id, customer_id, association_id, price_plan_id, period_start, period_end,
@@ -272,7 +313,7 @@ async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[
                     $13::timestamptz[], $14::timestamptz[])
              AS u(id, account_id, customer_id, association_id, price_plan_id, period_start, period_end, currency,
                   number, sub_total, true_up, total, invoice_date, due_date)
-        ON CONFLICT (account_id, period_start) DO UPDATE
+        ON CONFLICT (account_id, period_start) WHERE invoice_type = 'STANDARD' DO UPDATE
             SET period_end = EXCLUDED.period_end, association_id = EXCLUDED.association_id,
                 price_plan_id = EXCLUDED.price_plan_id, status = 'DUE', currency = EXCLUDED.currency,
                 sequence_number = EXCLUDED.sequence_number, sub_total = EXCLUDED.sub_total,
@@ -305,16 +346,66 @@ async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[
         raise RuntimeError("an invoice to close was already final; the bill run was rolled back")
     for closing in closings:
         closing.invoice_id = written[(closing.account.id, closing.period.period.start)]["id"]
+    await _copy_lines(conn, closings)
+    await late_usage.claim(conn, {c.account.id: c.invoice_id for c in closings if c.bills_late_usage})
+    await _store_rule_logs(conn, [c for c in closings if c.invoice.rule_logs])
+    return [c.period for c in closings if written[(c.account.id, c.period.period.start)]["inserted"]]
+
+
+async def _number(conn: Any, invoices: list[_Closing]) -> None:
+    """Gapless numbers for `invoices`, in their order, from the one invoice counter."""
+    last = await conn.fetchval(
+        "INSERT INTO invoice_counters (name, last_value) VALUES ('INVOICE', $1) ON CONFLICT (name) DO UPDATE "
+        "SET last_value = invoice_counters.last_value + EXCLUDED.last_value RETURNING last_value", len(invoices))
+    for offset, invoice in enumerate(invoices):
+        invoice.number = last - len(invoices) + 1 + offset
+
+
+async def _copy_lines(conn: Any, invoices: list[_Closing]) -> None:
     await conn.copy_records_to_table(
         "invoice_lines",
-        records=[record for c in closings for record in line_records(c.invoice_id, c.invoice.lines)],
+        records=[record for c in invoices for record in line_records(c.invoice_id, c.invoice.lines)],
         columns=["invoice_id", "position", "parent_position", "line_type", "rate_card_name", "description",
                  "quantity", "value_per_quantity", "value", "usage_meter_id", "usage_start", "usage_end",
                  "details"],
     )
-    await late_usage.claim(conn, {c.account.id: c.invoice_id for c in closings if c.bills_late_usage})
-    await _store_rule_logs(conn, [c for c in closings if c.invoice.rule_logs])
-    return [c.period for c in closings if written[(c.account.id, c.period.period.start)]["inserted"]]
+
+
+async def _issue_advance_invoices(conn: Any, advance: list[_Closing], now: datetime) -> None:
+    """Advance invoices, DUE at once: dated the association's first instant, with the empty period
+    [start, start) (no usage is billed on them; each line names the period it pays for)."""
+    if not advance:
+        return
+    advance.sort(key=lambda c: (c.issued_at, c.account.id))
+    await _number(conn, advance)
+    for invoice in advance:
+        invoice.invoice_id = new_id("inv")
+    await conn.execute(
+        """
+        INSERT INTO invoices (id, account_id, customer_id, association_id, price_plan_id, period_start, period_end,
+                              status, currency, sequence_number, sub_total, true_up, total_amount, credits_applied,
+                              amount_due, invoice_date, due_date, finalized_at, status_changed_at, invoice_type)
+        SELECT u.id, u.account_id, u.customer_id, u.association_id, u.price_plan_id, u.issued_at, u.issued_at,
+               'DUE', u.currency, u.number, u.total, 0, u.total, 0, u.total, u.issued_at, u.due_date, $10, $10,
+               'STANDARD_ADVANCED'
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::text[],
+                    $8::bigint[], $9::numeric[], $11::timestamptz[])
+             AS u(id, account_id, customer_id, association_id, price_plan_id, issued_at, currency, number, total,
+                  due_date)
+        """,
+        [c.invoice_id for c in advance],
+        [c.account.id for c in advance],
+        [c.account.customer_id for c in advance],
+        [c.period.association.id for c in advance],
+        [c.period.plan.id for c in advance],
+        [c.issued_at for c in advance],
+        [c.account.currency for c in advance],
+        [c.number for c in advance],
+        [c.invoice.total for c in advance],
+        now,
+        [c.issued_at + timedelta(days=c.account.net_term_days) for c in advance],
+    )
+    await _copy_lines(conn, advance)
 
 
 async def _store_rule_logs(conn: Any, closings: list[_Closing]) -> None:
@@ -335,7 +426,7 @@ async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closi
             continue  # never had credit: nothing to apply (the hook would return 0 after a query)
         credit = await wallets.apply_credits_to_invoice(
             session, account_id=closing.account.id, invoice_id=closing.invoice_id, currency=closing.account.currency,
-            amount=closing.invoice.total, at=closing.period.due_at, period_end=closing.period.period.end,
+            amount=closing.invoice.total, at=closing.issued_at, period_end=closing.period_end,
             lines=[(line.rate_card_name, line.value) for line in closing.invoice.lines])
         if credit:
             applied.append((closing.invoice_id, min(credit, closing.invoice.total)))

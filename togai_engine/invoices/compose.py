@@ -22,7 +22,7 @@ from typing import Any
 from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
-from togai_engine.invoices.fixed_fees import FeeCharge, FeeSchedule, fee_charges
+from togai_engine.invoices.fixed_fees import ChargeTiming, FeeCharge, FeePart, FeeSchedule, fee_charges
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE, apply_pricing_rules
 from togai_engine.plans.schemas import FixedFeeRateCard, LicenseRateCard, OveragePricing, PricePlan, UsagePricing
 from togai_engine.pricing import (
@@ -35,6 +35,7 @@ from togai_engine.pricing import (
     round_money,
 )
 from togai_engine.pricing.seats import SeatCharge, SeatSpan, SpanCharge, rate_seats
+from togai_engine.wallets.rate_cards import PREPAID, card_grant, credit_purchase, is_prepaid
 
 USAGE_LINE = "USAGE_RATE_CARD_AMOUNT"
 SLAB_LINE = "USAGE_RATE_CARD_SLAB_AMOUNT"
@@ -46,6 +47,7 @@ LICENSE_SPAN_LINE = "LICENSE_SPAN_AMOUNT"  # one span of constant seats of a pro
 SPAN_DECIMALS = Decimal("1e-10")  # a span line shows its exact share to 10 places; the card's line is exact
 TRUE_UP_LINE = "TRUE_UP_AMOUNT"
 OVERAGE_LINE = "ENTITLEMENT_OVERAGE_AMOUNT"
+CREDIT_GRANT_LINE = "CREDIT_GRANT_RATE_CARD_AMOUNT"  # PREPAID credits sold (granted once the invoice is PAID)
 LATE_USAGE_LINE = "LATE_USAGE_AMOUNT"  # usage of an earlier, closed period (late_usage.py)
 PAYS_LATER_PERIOD = "paysLaterPeriod"  # a fixed-fee line's detail: it pays a period after the invoice's own
 ZERO = Decimal(0)
@@ -96,6 +98,7 @@ def compose_invoice(
     *, cut_by_change: bool = False, licenses: Mapping[str, Sequence[SeatSpan]] | None = None,
     cycle_index: int = 0,
     fees: FeeSchedule | None = None,
+    opening_fees: bool = False,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
@@ -107,6 +110,8 @@ def compose_invoice(
     `cycle_index`: the period's place in its plan association (0 for the first), for pricing rules.
     `fees`: where the period sits in its plan association, for the fees' type, recurrenceConfig and
     IN_ADVANCE timing (fixed_fees.py); None prices the period as an association's first and only one.
+    `opening_fees`: the invoice also carries the first period's in-advance fees, which otherwise are on the
+    association's advance invoice (compose_opening_invoice): only invoices opened before migration 0021 do.
     """
     if currency not in plan.supportedCurrencies:
         raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
@@ -125,10 +130,8 @@ def compose_invoice(
         usage_of_meter = quantities.get(overage.usage_meter_id, ZERO)
         billed.setdefault(overage.usage_meter_id, usage_of_meter)
         lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None))
-    for fee in plan.rateCards.fixedFeeRateCards:
-        rate = next(v.rate for v in fee.rateValues if v.currency == currency)
-        lines.extend(fixed_fee_line(fee, rate, currency, charge)
-                     for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees))
+    lines += _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees,
+                        "BOTH" if opening_fees else "PERIOD")
     rule_logs: tuple[dict[str, Any], ...] = ()
     if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
         lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
@@ -151,6 +154,67 @@ def compose_invoice(
         currency=currency, period=period, lines=tuple(lines), sub_total=sub_total, true_up=true_up,
         total=sub_total + true_up, quantities=billed, rule_logs=rule_logs,
     )
+
+
+def compose_opening_invoice(plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, *,
+                            cut_by_change: bool, fees: FeeSchedule) -> ComposedInvoice | None:
+    """The advance invoice (Togai's STANDARD_ADVANCED) of an association's first `period`: the in-advance charges
+    of that period, which no earlier invoice carried; None when the plan has none. Pricing rules and the minimum
+    commitment belong to the period's own invoice and do not run here."""
+    lines = _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees, "OPENING")
+    if not lines:
+        return None
+    total = sum((line.value for line in lines), ZERO)
+    return ComposedInvoice(currency=currency, period=period, lines=tuple(lines),
+                           sub_total=total, true_up=ZERO, total=total)
+
+
+def _fee_lines(plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, cut_by_change: bool,
+               fees: FeeSchedule | None, part: FeePart) -> list[ComposedLine]:
+    """The fixed fees, and the PREPAID credits sold, that `part` of the period's invoicing carries."""
+    lines: list[ComposedLine] = []
+    for fee in plan.rateCards.fixedFeeRateCards:
+        rate = next(v.rate for v in fee.rateValues if v.currency == currency)
+        lines.extend(fixed_fee_line(fee, rate, currency, charge)
+                     for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees, part=part))
+    for i, card in enumerate(plan.rateCards.creditGrantRateCards):
+        raw = card.model_dump()
+        if not is_prepaid(raw):
+            continue
+        timing = ChargeTiming("IN_ADVANCE", card.type)
+        for charge in fee_charges(timing, period, full_cycle, cut_by_change, fees, part=part):
+            line = credit_purchase_line(plan.id, raw, currency, charge.period, f"creditGrantRateCards[{i}]")
+            if line is not None:
+                lines.append(line)
+    return lines
+
+
+def credit_purchase_line(plan_id: str, card: Mapping[str, Any], currency: str, service: Cycle,
+                         path: str) -> ComposedLine | None:
+    """A PREPAID card's credits for `service` (the association's part of a cycle), sold in advance: the line carries
+    the grant that update_invoice_status(PAID) issues (app/prepaid.py); None when it sells none in `currency`."""
+    bought = credit_purchase(card, currency, path)
+    grant = card_grant(card, plan_id, currency, service, path)
+    if bought is None or grant is None:
+        return None
+    credits, price = bought
+    name = card.get("displayName") or card.get("name") or "Credits"
+    return ComposedLine(
+        line_type=CREDIT_GRANT_LINE,
+        description=f"{name}: {_text(credits)} credits, prepaid for {_day(service.start)} – {_day(service.end)} "
+                    "(granted when this invoice is paid)",
+        value=price.amount, rate_card_name=card.get("name"), quantity=credits,
+        details={"invoiceTiming": PREPAID, PAYS_LATER_PERIOD: True, "pricingModel": price_model(card),
+                 "subtotal": str(price.subtotal), "creditAmount": str(credits), "grantorId": grant.grantor_id,
+                 "priority": grant.priority, "purpose": grant.purpose, "oneTime": grant.one_time,
+                 "effectiveFrom": grant.effective_from.isoformat(),
+                 "effectiveUntil": grant.effective_until.isoformat() if grant.effective_until else None,
+                 "applicableEntityIds": list(grant.applicable_entity_ids) if grant.applicable_entity_ids else None,
+                 "servicePeriodStart": service.start.isoformat(), "servicePeriodEnd": service.end.isoformat()})
+
+
+def price_model(card: Mapping[str, Any]) -> str:
+    return str((card.get("rateDetails") or {}).get("pricingModel") or "TIERED")
 
 
 def _rule_line(description: str, value: Decimal, details: dict[str, Any]) -> ComposedLine:

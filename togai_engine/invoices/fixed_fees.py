@@ -9,8 +9,8 @@ charges a setup fee again nor moves a recurrenceConfig's beat (cycles.run_starts
   cycle without it). ONE_TIME (a setup fee) pays cycle 0 only, in full: never prorated, never credited.
 - `invoiceTiming` IN_ARREARS: a cycle's fee is on that cycle's own invoice. IN_ADVANCE (Togai: "invoiced in
   the previous billing cycle"): the invoice of period i carries the fee of cycle i + 1, if the association
-  reaches it (prorated when the association ends inside it), and the association's first invoice also
-  carries cycle 0's, as no invoice precedes it.
+  reaches it (prorated when the association ends inside it); the fee of the association's first period, which no
+  invoice precedes, is on the advance invoice issued as the association starts (part OPENING).
 """
 
 from __future__ import annotations
@@ -18,9 +18,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal
 
 from togai_engine.cycles import Cycle, CycleConfig, clip, cut_by_change, cycle_index, next_cycle
 from togai_engine.plans.schemas import FixedFeeRateCard
+
+FeePart = Literal["PERIOD", "OPENING", "BOTH"]
+
+
+@dataclass(frozen=True)
+class ChargeTiming:
+    """The timing fields of a card charged like a fixed fee: a PREPAID credit-grant card's purchase is charged as
+    an IN_ADVANCE fee that is never prorated (credits are bought whole)."""
+
+    invoiceTiming: str
+    type: str
+    enableProration: bool = False
+    recurrenceConfig: None = None
 
 
 @dataclass(frozen=True)
@@ -66,18 +80,24 @@ def fee_schedule(config: CycleConfig, anchor: datetime, effective_from: datetime
     return FeeSchedule(config, anchor, effective_from, upcoming, following, cut, plan_start)
 
 
-def fee_charges(fee: FixedFeeRateCard, period: Cycle, full_cycle: Cycle, cut: bool,
-                schedule: FeeSchedule | None) -> list[FeeCharge]:
-    """The cycles `fee` is charged for on the invoice of `period`. Without `schedule` the period is taken as an
-    association's first and only one (a quote of one cycle)."""
+def fee_charges(fee: FixedFeeRateCard | ChargeTiming, period: Cycle, full_cycle: Cycle, cut: bool,
+                schedule: FeeSchedule | None, *, part: FeePart = "PERIOD") -> list[FeeCharge]:
+    """The cycles `fee` is charged for on an invoice of `period`: its period invoice (`part` PERIOD), the advance
+    invoice issued as the association starts (OPENING: the first period's in-advance fee), or both (an invoice
+    opened before advance invoices existed). Without `schedule` the period is taken as an association's first and
+    only one (a quote of one cycle), with both parts."""
     start = schedule.association_start if schedule is not None else period.start
     origin = schedule.origin if schedule is not None else period.start
+    if schedule is None:
+        part = "BOTH"
     first = period.start == start
     covered: list[FeeCharge] = []
-    if fee.invoiceTiming == "IN_ARREARS" or first:
+    own_cycle = part != "OPENING" if fee.invoiceTiming == "IN_ARREARS" else first and part != "PERIOD"
+    if own_cycle:
         partial = period != full_cycle
         covered.append(FeeCharge(period, full_cycle, partial and (fee.enableProration or cut), in_advance=False))
-    if fee.invoiceTiming == "IN_ADVANCE" and schedule is not None and schedule.next_period is not None:
+    if (part != "OPENING" and fee.invoiceTiming == "IN_ADVANCE" and schedule is not None
+            and schedule.next_period is not None):
         assert schedule.next_full_cycle is not None
         covered.append(FeeCharge(schedule.next_period, schedule.next_full_cycle, schedule.next_cut, in_advance=True))
     if fee.type == "ONE_TIME":

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -14,12 +15,16 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
-    UniqueConstraint,
+    and_,
+    false,
     func,
+    or_,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.store.base import Base
 
@@ -33,7 +38,9 @@ class InvoiceRow(Base):
 
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("account_id", "period_start"),
+        # one STANDARD invoice per account and period; advance invoices share their period's start (migration 0021)
+        Index("uq_invoices_account_period", "account_id", "period_start", unique=True,
+              postgresql_where=text("invoice_type = 'STANDARD'")),
         Index("ix_invoices_period_start_seq", "period_start", "seq"),
         Index("ix_invoices_customer_period", "customer_id", "period_start"),
         Index("ix_invoices_status_account", "status", "account_id"),
@@ -64,6 +71,25 @@ class InvoiceRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # the plan's pricing rules as they ran on this invoice (invoices/pricing_rules.py); NULL without rules
     pricing_rule_logs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    # Togai's invoiceType: STANDARD (a billing period's) or STANDARD_ADVANCED (an association's opening charges)
+    invoice_type: Mapped[str] = mapped_column(String(24), server_default=text("'STANDARD'"))
+    # opened before migration 0021: an association's first period carries its own in-advance fees (compose.py)
+    carries_opening_fees: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+ADVANCED = "STANDARD_ADVANCED"  # invoice_type of an advance invoice: its period is [start, start)
+
+
+def overlapping(start: datetime | None, end: datetime | None) -> ColumnElement[bool]:
+    """SQL: the invoice's period overlaps [start, end) (either side may be open); an advance invoice's empty
+    period counts when its instant is inside."""
+    conditions = []
+    if start is not None:
+        conditions.append(or_(InvoiceRow.period_end > start,
+                              and_(InvoiceRow.invoice_type == ADVANCED, InvoiceRow.period_start >= start)))
+    if end is not None:
+        conditions.append(InvoiceRow.period_start < end)
+    return and_(true(), *conditions)
 
 
 class InvoiceLineRow(Base):

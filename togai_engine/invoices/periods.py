@@ -38,7 +38,8 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
     fees = fee_schedule(plan.cycle_config, association.anchor, association.effective_from,
                         association.effective_until, full_cycle, follows, plan_since)
     return compose_invoice(plan, row.currency, period, full_cycle, quantities.get(window, {}), cut_by_change=cut,
-                           licenses=(seats or {}).get(window, {}), cycle_index=index, fees=fees)
+                           licenses=(seats or {}).get(window, {}), cycle_index=index, fees=fees,
+                           opening_fees=row.carries_opening_fees)
 
 
 def plan_meters(plan: PricePlan) -> list[str]:

@@ -57,6 +57,10 @@ class InvoiceSummary(SandboxMarked):
     pricePlanVersion: int = Field(default=1, description="the version of the price plan that priced it")
     isOverridden: bool = Field(default=False, description="priced with the account's rateCardOverrides (its deal) "
                                                           "in place of some of the plan's cards")
+    invoiceType: Literal["STANDARD", "STANDARD_ADVANCED"] = Field(
+        default="STANDARD", description="STANDARD: a billing period's invoice; STANDARD_ADVANCED: issued DUE as a "
+                                        "plan association starts, for its first period's in-advance fees (its "
+                                        "period is empty, startDate = endDate; each line names the period it pays)")
     status: InvoiceStatus
     currency: str
     startDate: datetime = Field(description="start of the billed period (inclusive)")

@@ -23,7 +23,7 @@ from togai_engine.invoices.credit_notes import check_voidable, credit_notes_for
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.display import money as money_of
 from togai_engine.invoices.drafts import Draft, compute_drafts
-from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, overlapping
 from togai_engine.invoices.schemas import (
     Invoice,
     InvoiceLine,
@@ -129,7 +129,8 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
              credit_notes: Sequence[CreditNoteRef] = (), version: tuple[int, bool] = (1, False)) -> InvoiceSummary:
     common = {"id": row.id, "accountId": row.account_id, "customerId": row.customer_id, "pricePlanId": row.price_plan_id,
               "pricePlanName": plan_name, "pricePlanVersion": version[0], "isOverridden": version[1],
-              "currency": row.currency, "startDate": row.period_start, "endDate": row.period_end}
+              "currency": row.currency, "startDate": row.period_start, "endDate": row.period_end,
+              "invoiceType": row.invoice_type}
     if row.status == "DRAFT":
         assert draft is not None
         if draft.composed is None:
@@ -221,10 +222,7 @@ async def list_invoices(
         stmt = stmt.where(InvoiceRow.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(InvoiceRow.status == status)
-    if start_time is not None:
-        stmt = stmt.where(InvoiceRow.period_end > start_time)
-    if end_time is not None:
-        stmt = stmt.where(InvoiceRow.period_start < end_time)
+    stmt = stmt.where(overlapping(start_time, end_time))
     rows, token = await fetch_page(session, stmt.execution_options(populate_existing=True),
                                    (InvoiceRow.period_start, InvoiceRow.seq), "invoices", page_size, next_token,
                                    descending=True)

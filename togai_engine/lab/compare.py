@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from togai_engine.billing.schedule import BillingPeriod
-from togai_engine.invoices.compose import compose_invoice
+from togai_engine.invoices.compose import compose_invoice, compose_opening_invoice
 from togai_engine.lab.candidates import Candidate
 from togai_engine.lab.schemas import (
     AccountComparison,
@@ -57,9 +57,14 @@ class AccountUsage:
 
 def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities,
           seats: Seats | None = None) -> Decimal:
-    """What `plan` invoices (total, before credits) for the account's period `bp`, its seats included."""
+    """What `plan` invoices (totals, before credits) for the account's period `bp`, its seats included: the
+    period's invoice, and for an association's first period the advance invoice of its in-advance fees."""
     total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change,
                             licenses=seats or {}, cycle_index=bp.cycle_index_for(plan), fees=bp.fees).total
+    if bp.fees is not None and bp.period.start == bp.association.effective_from:
+        opening = compose_opening_invoice(plan, currency, bp.period, bp.full_cycle, cut_by_change=bp.cut_by_change,
+                                          fees=bp.fees)
+        total += opening.total if opening is not None else ZERO
     return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
 from togai_engine.invoices.late_usage import late_adjustments
-from togai_engine.invoices.models import InvoiceRow
+from togai_engine.invoices.models import ADVANCED, InvoiceRow
 from togai_engine.lab.candidates import Candidate, parse_inline, resolve, resolve_candidates, validation_path
 from togai_engine.lab.compare import AccountUsage, InvoiceFact, compare_account, summarize
 from togai_engine.lab.quote import quote
@@ -299,16 +300,24 @@ async def _invoices(
     earliest = min(p.period.start for periods in selected.values() for p in periods)
     rows = await session.execute(
         select(InvoiceRow.account_id, InvoiceRow.period_start, InvoiceRow.id, InvoiceRow.status, InvoiceRow.currency,
-               InvoiceRow.total_amount)
-        .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.status != "DRAFT",
+               InvoiceRow.total_amount, InvoiceRow.invoice_type)
+        .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.status != "VOID",
                InvoiceRow.period_start >= earliest))
     found = list(rows.tuples())
     # What was charged for the period itself, as the candidates are priced on all its usage, late usage included.
-    late = await late_adjustments(session, [invoice_id for _, _, invoice_id, _, _, _ in found])
+    late = await late_adjustments(session, [invoice_id for _, _, invoice_id, *_ in found])
     facts: dict[str, dict[datetime, InvoiceFact]] = defaultdict(dict)
-    for account_id, period_start, invoice_id, status, currency, total in found:
-        facts[account_id][period_start] = InvoiceFact(invoice_id, status, currency,
-                                                      (total or Decimal(0)) + late.get(invoice_id, Decimal(0)))
+    advance: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
+    for account_id, period_start, invoice_id, status, currency, total, invoice_type in found:
+        if invoice_type == ADVANCED:  # the period's in-advance fees, charged as its association started
+            advance[(account_id, period_start)] += total or Decimal(0)
+        elif status != "DRAFT":
+            facts[account_id][period_start] = InvoiceFact(invoice_id, status, currency,
+                                                          (total or Decimal(0)) + late.get(invoice_id, Decimal(0)))
+    for (account_id, period_start), total in advance.items():
+        fact = facts[account_id].get(period_start)
+        if fact is not None:
+            facts[account_id][period_start] = replace(fact, total=fact.total + total)
     return facts
 
 

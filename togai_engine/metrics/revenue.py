@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.compose import (
+    CREDIT_GRANT_LINE,
     FIXED_FEE_LINE,
     LATE_USAGE_LINE,
     LICENSE_LINE,
@@ -46,7 +47,7 @@ from togai_engine.invoices.compose import (
 )
 from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.late_usage import with_late_events
-from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, overlapping
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
@@ -86,8 +87,7 @@ async def revenue_series(
     meters = set(filters["USAGE_METER_ID"]) if "USAGE_METER_ID" in filters else None
     buckets = bucket_starts(start, end, query.aggregationPeriod)
 
-    stmt = select(InvoiceRow).where(InvoiceRow.period_end > start, InvoiceRow.period_start < end,
-                                    InvoiceRow.status != "VOID")
+    stmt = select(InvoiceRow).where(overlapping(start, end), InvoiceRow.status != "VOID")
     if accounts is not None:
         stmt = stmt.where(InvoiceRow.account_id.in_(accounts))
     rows = list(await session.scalars(stmt))
@@ -132,8 +132,10 @@ async def revenue_series(
     for row in rows:
         plan = plans[row.association_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
-        # A partial period's minimumRate counts by time share, on the way as on the invoice.
-        period = Cycle(row.period_start, row.period_end)
+        # A partial period's minimumRate counts by time share, on the way as on the invoice. An advance invoice
+        # (empty period) bills no usage: its in-advance lines fall in the bucket of its instant, below.
+        advance = row.invoice_type == ADVANCED
+        period = Cycle(row.period_start, row.period_end) if not advance else None
         full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
         base = full_cycle if full_cycle != period else None
         if row.status == "DRAFT":
@@ -145,7 +147,7 @@ async def revenue_series(
             final = stored.get(row.id, [])
         invoiced = {line.rate_card_name: line.value for line in final if line.line_type == USAGE_LINE}
         points = cuts[row.id]
-        for usage in plan.usage_pricing:
+        for usage in plan.usage_pricing if period is not None else ():
             meter_id = usage.card.usageMeterId
             if meters is not None and meter_id not in meters:
                 continue
@@ -185,7 +187,9 @@ async def revenue_series(
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:
     # a pricing rule's line (PRICING_RULE_AMOUNT, at the period's end like the true-up) is named by its rule
     return _Line(line_type, rate_card_name or (details or {}).get("pricingRule", ""), value,
-                 line_type == FIXED_FEE_LINE and (details or {}).get("invoiceTiming") == "IN_ADVANCE")
+                 # paid ahead: in-advance fees, and PREPAID credits sold (a credit-grant card's line)
+                 line_type in (FIXED_FEE_LINE, CREDIT_GRANT_LINE)
+                 and (details or {}).get("invoiceTiming") in ("IN_ADVANCE", "PREPAID"))
 
 
 async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, datetime]:

@@ -194,12 +194,29 @@ class GrantDetails(Model):
                     "of an invoice; omit to pay any line")
 
 
+class CreditPriceSlab(Model):
+    """One slab of the price of PREPAID credits (Togai's slabDetails), over the number of credits bought."""
+
+    startAfter: DecimalValue = Field(description="credits after which this slab applies (0 for the first)")
+    priceType: Literal["PER_UNIT", "FLAT", "PACKAGE"] = Field(
+        description="PER_UNIT: rate per credit; FLAT: rate once for the slab; PACKAGE: rate per packageSize credits")
+    rate: DecimalValue = Field(description="the price in this currency (0 or more)")
+    slabConfig: dict[str, str] | None = Field(default=None, description='PACKAGE only: {"packageSize": "100"}')
+
+
 class CreditAmount(Model):
     currency: CurrencyCode
     creditAmount: DecimalValue = Field(description="credits granted each cycle in this currency")
+    slabDetails: list[CreditPriceSlab] | None = Field(
+        default=None, min_length=1, max_length=10,
+        description="invoiceTiming PREPAID only: the price of the creditAmount credits, slabs over the credits "
+                    "priced by rateDetails.pricingModel (e.g. [{startAfter 0, priceType PER_UNIT, rate 0.9}]: "
+                    "1000 credits sell for 900.00); omit for credits granted free")
 
 
 class CreditRateDetails(Model):
+    pricingModel: Literal["TIERED", "VOLUME"] = Field(
+        default="TIERED", description="how slabDetails price the credits bought (PREPAID only)")
     currencySlabRateDetails: list[CreditAmount] = Field(min_length=1, description="one per supported currency")
 
 
@@ -212,8 +229,11 @@ class CreditGrantRateCard(Model):
     grantDetails: GrantDetails = Field(default_factory=GrantDetails)
     rateDetails: CreditRateDetails
     invoiceTiming: str | None = Field(
-        default=None, description="not supported: grants carry no price and are issued free as each period "
-                                  "starts (PREPAID, IN_ADVANCE and IN_ARREARS are refused); omit it")
+        default=None, description="omit: the credits are granted free as each period starts. PREPAID: the credits "
+                                  "are sold (priced by rateDetails' slabDetails) on the invoice that carries the "
+                                  "period's in-advance charges (the advance invoice for the first period, else the "
+                                  "previous period's) and granted once that invoice is PAID (update_invoice_status). "
+                                  "IN_ADVANCE and IN_ARREARS are refused")
 
 
 class MinimumCommitment(Model):

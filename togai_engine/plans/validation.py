@@ -292,14 +292,13 @@ def _credit_grant_card(
     elif duration is not None:
         raise InvalidInput(f"{path}.grantDetails.expiryDuration",
                            f"only applies when expiryType is CUSTOM (it is {details.expiryType}); remove it")
-    if card.invoiceTiming is not None:
-        timing = card.invoiceTiming.strip().upper()
-        reason = ("PREPAID (grant once the invoice selling the credits is paid) is not supported: a credit-grant card "
-                  "here has no price, so no invoice sells its credits" if timing == "PREPAID" else
-                  f"{card.invoiceTiming!r} does not apply: a credit-grant card has no price to invoice")
-        raise InvalidInput(f"{path}.invoiceTiming", f"{reason}; its credits are granted free as each period starts. "
-                                                    "Remove invoiceTiming (to sell credits, charge a fixed fee and "
-                                                    "grant_credit once paid)")
+    prepaid = card.invoiceTiming is not None
+    if prepaid and card.invoiceTiming.strip().upper() != "PREPAID":  # type: ignore[union-attr]
+        raise InvalidInput(f"{path}.invoiceTiming", f"{card.invoiceTiming!r} does not apply to a credit-grant card: "
+                                                    "omit it (the credits are granted free as each period starts) or "
+                                                    "send PREPAID (the credits are sold, priced by slabDetails, and "
+                                                    "granted once the invoice selling them is PAID)")
+    _credit_prices(card, prepaid, path)
     entities = details.applicableEntityIds
     if entities is not None:
         for j, entity in enumerate(entities):
@@ -310,6 +309,47 @@ def _credit_grant_card(
     _currency_rates(card.rateDetails.currencySlabRateDetails, currencies,
                     f"{path}.rateDetails.currencySlabRateDetails", "creditAmount")
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
+
+
+def _credit_prices(card: CreditGrantRateCard, prepaid: bool, path: str) -> None:
+    """A PREPAID card prices its credits in every currency; a free card has no price, which would be ignored."""
+    if not prepaid and card.rateDetails.pricingModel != "TIERED":
+        raise InvalidInput(f"{path}.rateDetails.pricingModel", "prices credits sold: it applies with invoiceTiming "
+                                                               "PREPAID only; remove it or send invoiceTiming PREPAID")
+    for j, row in enumerate(card.rateDetails.currencySlabRateDetails):
+        slabs_path = f"{path}.rateDetails.currencySlabRateDetails[{j}].slabDetails"
+        if not prepaid:
+            if row.slabDetails:
+                raise InvalidInput(slabs_path, "a price applies to credits sold: send invoiceTiming PREPAID (granted "
+                                               "once the invoice selling them is paid) or remove slabDetails (granted "
+                                               "free as each period starts)")
+            continue
+        if not row.slabDetails:
+            raise InvalidInput(slabs_path, "a PREPAID card sells its credits: price them, e.g. "
+                                           '[{"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.9"}]')
+        previous: Decimal | None = None
+        for k, slab in enumerate(row.slabDetails):
+            if previous is None and slab.startAfter != 0:
+                raise InvalidInput(f"{slabs_path}[{k}].startAfter", f"the first slab starts after 0; got {slab.startAfter}")
+            if previous is not None and slab.startAfter <= previous:
+                raise InvalidInput(f"{slabs_path}[{k}].startAfter",
+                                   f"must be greater than the previous slab's ({previous}); got {slab.startAfter}")
+            previous = slab.startAfter
+            _non_negative(slab.rate, f"{slabs_path}[{k}].rate")
+            config = dict(slab.slabConfig or {})
+            if slab.priceType == "PACKAGE":
+                size = config.pop("packageSize", None)
+                try:
+                    valid = size is not None and Decimal(size) > 0
+                except ArithmeticError:
+                    valid = False
+                if not valid:
+                    raise InvalidInput(f"{slabs_path}[{k}].slabConfig.packageSize",
+                                       f"a PACKAGE slab needs a packageSize greater than 0; got {size!r}")
+            if config:
+                raise InvalidInput(f"{slabs_path}[{k}].slabConfig",
+                                   f"{', '.join(sorted(config))} does not apply here (only packageSize, on PACKAGE "
+                                   "slabs); remove it")
 
 
 def _currency_rates(

@@ -5,6 +5,9 @@ PRICING_CYCLE|NO_EXPIRY|CUSTOM, expiryDuration}, rateDetails {currencySlabRateDe
 [{currency, creditAmount}]}}. The grant starts at the cycle start; it expires at the cycle end
 (PRICING_CYCLE), never (NO_EXPIRY), or at cycle start + expiryDuration (CUSTOM). With
 grantDetails.applicableEntityIds it pays only the invoice lines of those rate cards (burn.plan_burn).
+
+A card with invoiceTiming PREPAID issues nothing as the cycle starts: its credits are sold on an invoice
+(`credit_purchase` prices them by the row's slabDetails) and granted, with the same expiry, once it is PAID.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from togai_engine.common.durations import parse_duration
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import InvalidInput
 from togai_engine.pricing.money import parse_decimal, round_money
+from togai_engine.pricing.rating import RateCardCharge, RatePlan, RateValue, Slab, SlabRate, rate_usage
 
 PRICING_CYCLE = "PRICING_CYCLE"
 NO_EXPIRY = "NO_EXPIRY"
 CUSTOM = "CUSTOM"
 DEFAULT_PRIORITY = 100
+PREPAID = "PREPAID"
 
 
 @dataclass(frozen=True)
@@ -45,40 +50,77 @@ def grants_for_cycle(
     amount in that currency, or with 0, issue nothing)."""
     grants = []
     for i, card in enumerate(cards):
-        path = f"creditGrantRateCards[{i}]"
-        card_key = card.get("name") or card.get("id")
-        if not card_key:
-            raise InvalidInput(f"{path}.id", "a credit-grant rate card needs an id or a name")
-        amount = _credit_amount(card, currency, path)
-        if amount is None or amount <= 0:
-            continue
-        details = card.get("grantDetails") or {}
-        priority = details.get("priority")
-        priority = DEFAULT_PRIORITY if priority is None else int(priority)
-        expiry_type = details.get("expiryType") or PRICING_CYCLE
-        if expiry_type == PRICING_CYCLE:
-            until: datetime | None = cycle.end
-        elif expiry_type == NO_EXPIRY:
-            until = None
-        elif expiry_type == CUSTOM:
-            until = cycle.start + parse_duration(details.get("expiryDuration"), f"{path}.grantDetails.expiryDuration")
-        else:
-            raise InvalidInput(
-                f"{path}.grantDetails.expiryType", f"{expiry_type!r} is not PRICING_CYCLE, NO_EXPIRY or CUSTOM"
-            )
-        grants.append(
-            RateCardGrant(
-                grantor_id=f"{plan_id}:{card_key}",
-                amount=amount,
-                priority=priority,
-                effective_from=cycle.start,
-                effective_until=until,
-                one_time=(card.get("type") or "RECURRING") == "ONE_TIME",
-                purpose=str(card.get("displayName") or card_key),
-                applicable_entity_ids=tuple(entities) if (entities := details.get("applicableEntityIds")) else None,
-            )
-        )
+        if is_prepaid(card):
+            continue  # granted when the invoice selling it is paid
+        grant = card_grant(card, plan_id, currency, cycle, f"creditGrantRateCards[{i}]")
+        if grant is not None:
+            grants.append(grant)
     return grants
+
+
+def is_prepaid(card: Mapping[str, Any]) -> bool:
+    return str(card.get("invoiceTiming") or "").strip().upper() == PREPAID
+
+
+def card_grant(card: Mapping[str, Any], plan_id: str, currency: str, cycle: Cycle, path: str) -> RateCardGrant | None:
+    """The grant `card` makes for `cycle` in `currency`: None when it has no amount (or 0) in that currency."""
+    card_key = card.get("name") or card.get("id")
+    if not card_key:
+        raise InvalidInput(f"{path}.id", "a credit-grant rate card needs an id or a name")
+    amount = _credit_amount(card, currency, path)
+    if amount is None or amount <= 0:
+        return None
+    details = card.get("grantDetails") or {}
+    priority = details.get("priority")
+    priority = DEFAULT_PRIORITY if priority is None else int(priority)
+    expiry_type = details.get("expiryType") or PRICING_CYCLE
+    if expiry_type == PRICING_CYCLE:
+        until: datetime | None = cycle.end
+    elif expiry_type == NO_EXPIRY:
+        until = None
+    elif expiry_type == CUSTOM:
+        until = cycle.start + parse_duration(details.get("expiryDuration"), f"{path}.grantDetails.expiryDuration")
+    else:
+        raise InvalidInput(
+            f"{path}.grantDetails.expiryType", f"{expiry_type!r} is not PRICING_CYCLE, NO_EXPIRY or CUSTOM"
+        )
+    return RateCardGrant(
+        grantor_id=f"{plan_id}:{card_key}",
+        amount=amount,
+        priority=priority,
+        effective_from=cycle.start,
+        effective_until=until,
+        one_time=(card.get("type") or "RECURRING") == "ONE_TIME",
+        purpose=str(card.get("displayName") or card_key),
+        applicable_entity_ids=tuple(entities) if (entities := details.get("applicableEntityIds")) else None,
+    )
+
+
+def credit_purchase(card: Mapping[str, Any], currency: str, path: str) -> tuple[Decimal, RateCardCharge] | None:
+    """A PREPAID card's credits in `currency` and their price (slabDetails over the credits, by
+    rateDetails.pricingModel); None when the card sells none in that currency."""
+    rows = (card.get("rateDetails") or {}).get("currencySlabRateDetails") or []
+    for j, row in enumerate(rows):
+        if row.get("currency") != currency:
+            continue
+        credits = parse_decimal(row.get("creditAmount"), f"{path}.rateDetails.currencySlabRateDetails[{j}].creditAmount")
+        if credits <= 0:
+            return None
+        plan, rate = credit_rate_plan(card, row)
+        return credits, rate_usage(plan, rate, credits)
+    return None
+
+
+def credit_rate_plan(card: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[RatePlan, RateValue]:
+    """Togai's slabDetails (shape and rate in one object) as the rating core's rate plan and rates."""
+    slabs, rates = [], []
+    for order, slab in enumerate(row.get("slabDetails") or [], start=1):
+        package = (slab.get("slabConfig") or {}).get("packageSize")
+        slabs.append(Slab(order, Decimal(str(slab["startAfter"])), slab["priceType"],
+                          Decimal(str(package)) if package is not None else None))
+        rates.append(SlabRate(order, Decimal(str(slab["rate"]))))
+    model = (card.get("rateDetails") or {}).get("pricingModel") or "TIERED"
+    return RatePlan(model, tuple(slabs)), RateValue(str(row["currency"]), tuple(rates))
 
 
 def _credit_amount(card: Mapping[str, Any], currency: str, path: str) -> Decimal | None:
@@ -88,3 +130,15 @@ def _credit_amount(card: Mapping[str, Any], currency: str, path: str) -> Decimal
             field = f"{path}.rateDetails.currencySlabRateDetails[{j}].creditAmount"
             return round_money(parse_decimal(row["creditAmount"], field), currency)
     return None
+
+
+def sold_grant(details: Mapping[str, Any]) -> RateCardGrant:
+    """The grant a PREPAID purchase line sold, from the line's details (as composed when it was invoiced, so a
+    later change of the plan does not change what was bought)."""
+    until = details.get("effectiveUntil")
+    entities = details.get("applicableEntityIds")
+    return RateCardGrant(
+        grantor_id=str(details["grantorId"]), amount=Decimal(str(details["creditAmount"])),
+        priority=int(details["priority"]), effective_from=datetime.fromisoformat(details["effectiveFrom"]),
+        effective_until=datetime.fromisoformat(until) if until else None, one_time=bool(details["oneTime"]),
+        purpose=str(details["purpose"]), applicable_entity_ids=tuple(entities) if entities else None)

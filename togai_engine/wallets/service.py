@@ -37,7 +37,7 @@ from togai_engine.wallets.models import (
     WalletEntryRow,
 )
 from togai_engine.wallets.plan_view import plan_id, rate_cards
-from togai_engine.wallets.rate_cards import grants_for_cycle
+from togai_engine.wallets.rate_cards import RateCardGrant, grants_for_cycle
 from togai_engine.wallets.schemas import (
     CreditGrant,
     GrantCreditInput,
@@ -274,25 +274,47 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
     # just expired but may not have paid its invoice yet (the next read or write of the wallet records it).
     await ledger.ensure_wallet(session, account_id)
     for spec in specs:
-        if spec.one_time and await session.scalar(
-            select(exists().where(G.account_id == account_id, G.grantor_id == spec.grantor_id))
-        ):
-            continue
-        grant_id = new_id("grant")
-        inserted = await session.scalar(
-            insert(G)
-            .values(
-                id=grant_id, account_id=account_id, currency=account.invoice_currency, amount=spec.amount,
-                purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
-                effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
-                cycle_start=cycle.start, created_at=utc_instant(at, "at"),
-                applicable_entity_ids=list(spec.applicable_entity_ids) if spec.applicable_entity_ids else None,
-            )
-            .on_conflict_do_nothing(constraint="uq_credit_grants_account_grantor_cycle")
-            .returning(G.id)
+        await _insert_card_grant(session, account_id, account.invoice_currency, spec, at)
+
+
+async def issue_prepaid_grants(session: AsyncSession, *, account_id: str, currency: str,
+                               grants: Sequence[RateCardGrant], at: datetime) -> list[str]:
+    """The credits PREPAID cards sold on an invoice that was just PAID (each once: per account, card and
+    period paid for); returns the ids of the grants issued now."""
+    if not grants:
+        return []
+    await ledger.ensure_wallet(session, account_id)
+    issued = []
+    for spec in grants:
+        grant_id = await _insert_card_grant(session, account_id, currency, spec, at)
+        if grant_id is not None:
+            issued.append(grant_id)
+    return issued
+
+
+async def _insert_card_grant(session: AsyncSession, account_id: str, currency: str, spec: RateCardGrant,
+                             at: datetime) -> str | None:
+    if spec.one_time and await session.scalar(
+        select(exists().where(G.account_id == account_id, G.grantor_id == spec.grantor_id))
+    ):
+        return None
+    grant_id = new_id("grant")
+    inserted = await session.scalar(
+        insert(G)
+        .values(
+            id=grant_id, account_id=account_id, currency=currency, amount=spec.amount,
+            purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
+            effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
+            cycle_start=spec.effective_from, created_at=utc_instant(at, "at"),
+            applicable_entity_ids=list(spec.applicable_entity_ids) if spec.applicable_entity_ids else None,
         )
-        if inserted is not None:
-            await _insert_grant_entry(session, account_id, grant_id, spec.amount, spec.effective_from)
+        .on_conflict_do_nothing(constraint="uq_credit_grants_account_grantor_cycle")
+        .returning(G.id)
+    )
+    if inserted is None:
+        return None
+    await _insert_grant_entry(session, account_id, grant_id, spec.amount, spec.effective_from)
+    return grant_id
 
 
 # ---------------------------------------------------------------------------------------------------

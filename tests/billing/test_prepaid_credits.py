@@ -1,0 +1,118 @@
+"""PREPAID credit-grant cards (Togai's invoiceTiming PREPAID: "credits will be granted only after invoice is paid"),
+through the MCP tools with the clock moved across cycles. Policy: togai_engine/invoices/README.md, "PREPAID
+credits". Amounts worked out by hand."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from helpers import at, call, call_error, iso, tokens_meter
+from test_fixed_fee_timing import lines, oldest_first
+from test_scenarios import account, tiered
+
+D = Decimal
+MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+
+
+def credits_card(amount: str, *slabs: dict[str, Any], pricing_model: str = "TIERED", **fields: Any) -> dict[str, Any]:
+    return {"id": "credits", "displayName": "Credits", "invoiceTiming": "PREPAID",
+            "grantDetails": {"priority": 10, "applicableEntityIds": ["tokens"]},
+            "rateDetails": {"pricingModel": pricing_model, "currencySlabRateDetails": [
+                {"currency": "USD", "creditAmount": amount, "slabDetails": list(slabs)}]}, **fields}
+
+
+async def balance(client: Any) -> str:
+    return str((await call(client, "get_wallet_balance", accountId="acme"))["balance"])
+
+
+async def test_prepaid_credits_are_sold_in_advance_and_granted_only_once_paid(client, clock) -> None:
+    tokens = await tokens_meter(client)
+    usage_card = tiered(tokens, ("0", "0.10")) | {"name": "tokens"}
+    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [usage_card],
+        "creditGrantRateCards": [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    # 1 January: January's 100 credits are sold on the advance invoice, 100 × 0.8 = 80.00, and not granted yet
+    [advance] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    assert (advance["status"], advance["totalAmount"]) == ("DUE", "80.00")
+    assert await lines(client, advance["id"]) == [
+        ("Credits: 100 credits, prepaid for 2026-01-01 – 2026-02-01 (granted when this invoice is paid)", "80.00")]
+    assert await balance(client) == "0.00"
+    # January's DRAFT sells February's credits, 80.00, before any usage
+    [january] = await oldest_first(client, "acme")
+    assert january["totalAmount"] == "80.00"
+
+    # Paid on 5 January: 100.00 of credit, valid for January (the cycle it was bought for)
+    clock.set(at(2026, 1, 5))
+    paid = await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    assert paid["status"] == "PAID"
+    assert await balance(client) == "100.00"
+    # Marking it PAID again (a retry) grants nothing more
+    await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    assert await balance(client) == "100.00"
+
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
+                                              "timestamp": "2026-01-10T00:00:00Z", "attributes": {"tokens": "300"}})
+    clock.set(at(2026, 2, 1))
+    # January: usage 300 × 0.10 = 30.00 + February's credits 80.00 = 110.00; the credits pay only the tokens card
+    # (applicableEntityIds): 30.00 applied, 80.00 due; the other 70.00 of January's credit expires with January
+    [january, _] = await oldest_first(client, "acme")
+    assert (january["status"], january["totalAmount"], january["creditsApplied"], january["amountDue"]) == (
+        "DUE", "110.00", "30.00", "80.00")
+    assert await balance(client) == "0.00"  # February's credits are not granted until January's invoice is paid
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
+    assert await balance(client) == "100.00"
+    # A VOID invoice sold nothing: March's credits (on February's invoice) are never granted if it is voided
+    clock.set(at(2026, 3, 1))
+    [_, february, _] = await oldest_first(client, "acme")
+    assert february["totalAmount"] == "80.00"  # March's credits; no usage
+    await call(client, "update_invoice_status", invoiceId=february["id"], status="VOID")
+    assert await balance(client) == "0.00"  # February's 100.00 expired unused at 1 March; March's never granted
+
+
+async def test_prepaid_credits_in_volume_slabs_and_one_time(client, clock) -> None:
+    # VOLUME: 1500 credits fall in the second slab, all at 0.7: 1500 × 0.7 = 1050.00
+    plan = (await call(client, "create_price_plan", name="Bundle", pricingCycleConfig=MONTHLY, rateCards={
+        "creditGrantRateCards": [credits_card(
+            "1500", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.9"},
+            {"startAfter": 1000, "priceType": "PER_UNIT", "rate": "0.7"}, pricing_model="VOLUME", type="ONE_TIME",
+            grantDetails={"priority": 5, "expiryType": "NO_EXPIRY"})]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    clock.set(at(2026, 3, 1))
+    listed = (await call(client, "list_invoices", accountId="acme", pageSize=100))["data"]
+    # ONE_TIME: sold once, on the advance invoice; January and February sell nothing
+    assert sorted((i["invoiceType"], i["totalAmount"]) for i in listed) == [
+        ("STANDARD", "0.00"), ("STANDARD", "0.00"), ("STANDARD", "0.00"), ("STANDARD_ADVANCED", "1050.00")]
+    advance = next(i for i in listed if i["invoiceType"] == "STANDARD_ADVANCED")
+    await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    assert await balance(client) == "1500.00"  # NO_EXPIRY: still there in March
+
+
+async def test_prepaid_cards_are_validated_naming_the_field(client) -> None:
+    async def refused(card: dict[str, Any]) -> str:
+        card["grantDetails"] = {"priority": 10}  # no usage card here to name
+        return await call_error(client, "create_price_plan", name="Bad", pricingCycleConfig=MONTHLY,
+                                rateCards={"creditGrantRateCards": [card]})
+
+    path = "rateCards.creditGrantRateCards[0]"
+    unpriced = credits_card("100")
+    unpriced["rateDetails"]["currencySlabRateDetails"][0].pop("slabDetails")
+    error = await refused(unpriced)
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails" in error and "price them" in error
+    priced_free = credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "1"})
+    priced_free.pop("invoiceTiming")
+    error = await refused(priced_free)
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails" in error and "PREPAID" in error
+    error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "1"})
+                          | {"invoiceTiming": "IN_ADVANCE"})
+    assert f"{path}.invoiceTiming" in error and "PREPAID" in error
+    error = await refused(credits_card("100", {"startAfter": 5, "priceType": "PER_UNIT", "rate": "1"}))
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].startAfter" in error
+    error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PACKAGE", "rate": "1"}))
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].slabConfig.packageSize" in error
+    error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "-1"}))
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].rate" in error
