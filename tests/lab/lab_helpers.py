@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from helpers import at, call, iso, tokens_meter
@@ -53,11 +54,20 @@ async def tokens(client: Any, account_id: str, when: str, amount: str, event_id:
 
 
 async def invoices_of(client: Any, account_ids: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(account id, period start) -> the invoice, of every invoice of the accounts."""
-    invoices = {}
+    """(account id, period start) -> the period's invoice, of every invoice of the accounts. An advance invoice
+    (the in-advance charges of an association's first period, issued as it started) counts in the total of the
+    period it pays for, as the lab prices a period with both."""
+    invoices: dict[tuple[str, str], dict[str, Any]] = {}
+    advance: dict[tuple[str, str], Decimal] = {}
     for account_id in account_ids:
         for invoice in (await call(client, "list_invoices", accountId=account_id, pageSize=100))["data"]:
-            invoices[(account_id, invoice["startDate"])] = invoice
+            key = (account_id, invoice["startDate"])
+            if invoice["invoiceType"] == "STANDARD_ADVANCED":
+                advance[key] = advance.get(key, Decimal(0)) + Decimal(invoice["totalAmount"])
+            else:
+                invoices[key] = invoice
+    for key, total in advance.items():
+        invoices[key] = {**invoices[key], "totalAmount": str(Decimal(invoices[key]["totalAmount"]) + total)}
     return invoices
 
 

@@ -72,10 +72,12 @@ async def id_labels(db: Database) -> dict[str, str]:
         meters = await session.execute(text("SELECT id, 'meter ' || name FROM usage_meters"))
         invoices = await session.execute(text(
             "SELECT id, 'invoice ' || account_id || ' ' || to_char(period_start AT TIME ZONE 'UTC', "
-            "'YYYY-MM-DD\"T\"HH24:MI:SS') FROM invoices"))
+            "'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN invoice_type = 'STANDARD' THEN '' ELSE ' advance' END "
+            "FROM invoices"))
+        notes = await session.execute(text("SELECT id, 'credit note ' || sequence_number FROM credit_notes"))
         grants = await session.execute(text(
             "SELECT id, account_id, source, idempotency_key, grantor_id, effective_from FROM credit_grants"))
-        labels = {row[0]: row[1] for rows in (plans_, meters, invoices) for row in rows}
+        labels = {row[0]: row[1] for rows in (plans_, meters, invoices, notes) for row in rows}
         for grant_id, account, source, key, grantor, begins in grants:
             labels[grant_id] = f"grant {account} {source} {key or ''}{grantor or ''} from {iso(begins)}"
     # a rate-card grant's grantor names its plan by id

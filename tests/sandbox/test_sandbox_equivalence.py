@@ -67,9 +67,10 @@ STORY = Scenario((
 ))
 
 
-def amounts(invoices: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def amounts(invoices: list[dict[str, Any]], invoice_type: str = "STANDARD") -> list[tuple[Any, ...]]:
     return [(i["startDate"][:10], i["status"], i["sequenceId"], i["subTotalAmount"], i["trueUpAmount"],
-             i["totalAmount"], i["creditsApplied"], i["amountDue"]) for i in invoices]
+             i["totalAmount"], i["creditsApplied"], i["amountDue"]) for i in invoices
+            if i["invoiceType"] == invoice_type]
 
 
 async def test_a_story_bills_the_amounts_worked_out_by_hand_in_every_world(
@@ -86,54 +87,62 @@ async def test_a_story_bills_the_amounts_worked_out_by_hand_in_every_world(
     assert (check["entitled"], check["used"], check["remaining"], check["resetsAt"]) == (
         True, "0", "3000", "2026-03-01T00:00:00Z")
     a1, a2, a3 = (story.final[a] for a in ("a1", "a2", "a3"))
-    # Numbers by due instant: a2 Jan 1-15 (due Jan 15) 1, a3's weeks of Jan 12 and 19 (due Jan 20, 27) 2 and 3,
-    # a1 January and a3's week of Jan 26 (both due Feb 3; the earlier period first) 4 and 5, a3 Feb 2 (Feb 10)
-    # 6, a2 Jan 15-Feb 15 (Feb 15) 7, a3 Feb 9 and 16 (Feb 17, 24) 8 and 9, a1 February and a3 Feb 23 (Mar 3)
-    # 10 and 11.
+    # Numbers by issue instant: a2's advance invoice (Jan 1) 1, a3's (Jan 12) 2, a2 Jan 1-15 (due Jan 15) 3,
+    # a3's weeks of Jan 12 and 19 (due Jan 20, 27) 4 and 5, a1 January and a3's week of Jan 26 (both due Feb 3;
+    # the earlier period first) 6 and 7, a3 Feb 2 (Feb 10) 8, a2 Jan 15-Feb 15 (Feb 15) 9, a3 Feb 9 and 16
+    # (Feb 17, 24) 10 and 11, a1 February and a3 Feb 23 (Mar 3) 12 and 13.
     assert amounts(a1["invoices"]) == [
         # 1000 x 0.01 + 500 x 0.005 = 12.50 usage + 20.00 fee = 32.50, over the 25.00 commitment; g3's
         # 10.00 (from Jan 20, until Feb 10) pays it when it becomes DUE on Feb 3: 22.50 due
-        ("2026-01-01", "DUE", "INV-000004", "32.50", "0.00", "32.50", "10.00", "22.50"),
+        ("2026-01-01", "DUE", "INV-000006", "32.50", "0.00", "32.50", "10.00", "22.50"),
         # 20.00 fee + 0.00 usage + the late line 1.00 (January recomposed with 1700 tokens: 10.00 + 700 x 0.005
         # = 13.50, 1.00 more than the 12.50 billed) = 21.00; the true-up counts this period's own charges:
         # 25.00 - 20.00 = 5.00; total 26.00, no credit left
-        ("2026-02-01", "DUE", "INV-000010", "21.00", "5.00", "26.00", "0.00", "26.00"),
+        ("2026-02-01", "DUE", "INV-000012", "21.00", "5.00", "26.00", "0.00", "26.00"),
         # the fee + the true-up so far; credit is applied only when an invoice becomes DUE
         ("2026-03-01", "DRAFT", None, "20.00", "5.00", "25.00", "0.00", "25.00"),
     ]
     late = a1["invoices"][1]["lineItems"][-1]
     assert (late["type"], late["value"]) == ("LATE_USAGE_AMOUNT", "1.00")
+    # Jan 1, as a2's plan starts: the in-advance support fee of the first partial period [Jan 1, Jan 15),
+    # prorated 6 x 14/31 = 2.709.. -> 2.71; the period's 5.00 grant pays it
+    assert amounts(a2["invoices"], "STANDARD_ADVANCED") == [
+        ("2026-01-01", "DUE", "INV-000001", "2.71", "0.00", "2.71", "2.71", "0.00")]
     assert amounts(a2["invoices"]) == [
-        # Jan 1-15, the first partial period: the 12.00 fee in full (no proration) + the in-advance support fee
-        # for it, prorated 6 x 14/31 = 2.709.. -> 2.71, and for the next cycle (Jan 15 - Feb 15) 6.00 + 2500
-        # tokens all at the volume slab above 2000, 0.001: 2.50 = 23.21; its 5.00 grant (the cycle's) pays 5.00
-        ("2026-01-01", "DUE", "INV-000001", "23.21", "0.00", "23.21", "5.00", "18.21"),
+        # Jan 1-15: the 12.00 fee in full (no proration) + the support fee for the next cycle (Jan 15 - Feb 15)
+        # 6.00 + 2500 tokens all at the volume slab above 2000, 0.001: 2.50 = 20.50; the 2.29 left of its grant
+        # (5.00 - 2.71) pays part: 18.21 due
+        ("2026-01-01", "DUE", "INV-000003", "20.50", "0.00", "20.50", "2.29", "18.21"),
         # fee 12.00 + support for Feb 15 - Mar 15 6.00; its own grant pays 5.00
-        ("2026-01-15", "DUE", "INV-000007", "18.00", "0.00", "18.00", "5.00", "13.00"),
+        ("2026-01-15", "DUE", "INV-000009", "18.00", "0.00", "18.00", "5.00", "13.00"),
         ("2026-02-15", "DRAFT", None, "18.00", "0.00", "18.00", "0.00", "18.00"),
     ]
-    # Weekly from Monday Jan 12: no usage, the card's 1.00 minimum each week, and the 3.00 setup fee on the first
-    # week's invoice (4.00). The welcome grant 8.00 comes
-    # with the first week (from Jan 12 for 20 days: until Feb 1), also in the sandbox and at bill --as-of,
-    # where one run on Feb 1 closes two weeks and opens a third; it pays the weeks of Jan 12 and 19 (DUE
-    # Jan 20, 27); the week of Jan 26 ends Feb 2, after it expired: unpaid. 8.00 - 4.00 - 1.00 = 3.00 expires
-    # on Feb 1.
+    # Weekly from Monday Jan 12: no usage, the card's 1.00 minimum each week, and the 3.00 setup fee in advance,
+    # on the advance invoice of Jan 12. The welcome grant 8.00 comes with the first week (from Jan 12 for 20
+    # days: until Feb 1), also in the sandbox and at bill --as-of, where one run on Feb 1 closes two weeks and
+    # opens a third; it pays the setup fee (Jan 12) and the weeks of Jan 12 and 19 (DUE Jan 20, 27); the week
+    # of Jan 26 ends Feb 2, after it expired: unpaid. 8.00 - 3.00 - 1.00 - 1.00 = 3.00 expires on Feb 1.
+    assert amounts(a3["invoices"], "STANDARD_ADVANCED") == [
+        ("2026-01-12", "DUE", "INV-000002", "3.00", "0.00", "3.00", "3.00", "0.00")]
     paid, unpaid = ("1.00", "0.00"), ("0.00", "1.00")
-    assert amounts(a3["invoices"]) == [("2026-01-12", "DUE", "INV-000002", "4.00", "0.00", "4.00", "4.00", "0.00")] + [
+    assert amounts(a3["invoices"]) == [
         (start, "DUE", f"INV-{number:06d}", "1.00", "0.00", "1.00", *credit)
-        for start, number, credit in (("2026-01-19", 3, paid), ("2026-01-26", 5, unpaid),
-                                      ("2026-02-02", 6, unpaid), ("2026-02-09", 8, unpaid),
-                                      ("2026-02-16", 9, unpaid), ("2026-02-23", 11, unpaid))
+        for start, number, credit in (("2026-01-12", 4, paid), ("2026-01-19", 5, paid), ("2026-01-26", 7, unpaid),
+                                      ("2026-02-02", 8, unpaid), ("2026-02-09", 10, unpaid),
+                                      ("2026-02-16", 11, unpaid), ("2026-02-23", 13, unpaid))
     ] + [("2026-03-02", "DRAFT", None, "1.00", "0.00", "1.00", "0.00", "1.00")]
     ledgers = {account: [(e["kind"], e["amount"], e["at"][:10]) for e in story.final[account]["ledger"]]
                for account in ("a1", "a2", "a3")}
     assert ledgers == {
         "a1": [("GRANT", "10.00", "2026-01-20"), ("APPLICATION", "-10.00", "2026-02-03")],
         # a grant of 5.00 with each period, each paying its own period's invoice; February's is left
-        "a2": [("GRANT", "5.00", "2026-01-01"), ("APPLICATION", "-5.00", "2026-01-15"),
+        # (the transcript sorts entries by instant, then kind)
+        "a2": [("APPLICATION", "-2.71", "2026-01-01"), ("GRANT", "5.00", "2026-01-01"),
+               ("APPLICATION", "-2.29", "2026-01-15"),
                ("GRANT", "5.00", "2026-01-15"), ("APPLICATION", "-5.00", "2026-02-15"),
                ("GRANT", "5.00", "2026-02-15")],
-        "a3": [("GRANT", "8.00", "2026-01-12"), ("APPLICATION", "-4.00", "2026-01-20"),
+        "a3": [("APPLICATION", "-3.00", "2026-01-12"), ("GRANT", "8.00", "2026-01-12"),
+               ("APPLICATION", "-1.00", "2026-01-20"),
                ("APPLICATION", "-1.00", "2026-01-27"), ("EXPIRY", "-3.00", "2026-02-01")],
     }
     assert [story.final[a]["wallet"]["balance"] for a in ("a1", "a2", "a3")] == ["0.00", "5.00", "0.00"]

@@ -4,10 +4,13 @@ An in-advance fee of cycle N is on the invoice of the period before it, or on th
 for its first period (invoices/fixed_fees.py). When the association ends at T inside cycle N (or before it: the
 whole fee is unused):
 - that invoice still DRAFT: it is recomposed with the fee prorated to [N.start, T) (nothing to do here);
-- that invoice DUE or PAID: a credit note (ORDER_CHANGE) is issued with the change, for the fee × the unused
-  share (T to the end of what the line paid for, over the whole cycle), rounded once half-up to the currency's
-  minor unit, less what notes already credited on that line (and at most what the invoice's notes left
-  creditable). A ONE_TIME fee is never credited.
+- that invoice DUE or PAID: a credit note (ORDER_CHANGE) is issued with the change, for the line's value × the
+  unused share of what it paid for (T to its service period's end, over that service period), rounded once
+  half-up to the currency's minor unit, less what notes already credited on that line (and at most what the
+  invoice's notes left creditable). A ONE_TIME fee is never credited for a cut.
+A change at an association's first instant (a plan change or end there, a version or deal moved in place) drops
+or re-prices the association from its start: its advance invoice is credited whole, every line of it (ONE_TIME
+fees and PREPAID credits sold included), because the period it paid for is invoiced anew (or not at all).
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.compose import FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
-from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow
 from togai_engine.pricing import round_fraction
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -34,44 +39,84 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
                                      now: datetime) -> list[str]:
     """Credit notes for the in-advance fees the account's plan no longer uses from `instant` on; returns their ids.
     Call after the association was cut at `instant`."""
-    lines = (await session.execute(
-        select(InvoiceRow.id, InvoiceRow.currency, InvoiceRow.total_amount, InvoiceLineRow.position,
-               InvoiceLineRow.value, InvoiceLineRow.value_per_quantity, InvoiceLineRow.description,
-               InvoiceLineRow.details)
-        .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.id)
-        .where(InvoiceRow.account_id == account_id, InvoiceRow.status.in_(CREDITABLE_STATUSES),
-               InvoiceLineRow.parent_position.is_(None),
-               InvoiceLineRow.line_type == FIXED_FEE_LINE,
-               InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
-               InvoiceLineRow.details["type"].astext == "RECURRING")
-        .order_by(InvoiceRow.period_start, InvoiceLineRow.position))).all()
+    lines = await _lines(session, InvoiceRow.account_id == account_id, InvoiceLineRow.line_type == FIXED_FEE_LINE,
+                         InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
+                         InvoiceLineRow.details["type"].astext == "RECURRING")
     issued: list[str] = []
-    for invoice_id, currency, total, position, value, rate, description, details in lines:
+    for line in lines:
+        details = line.details
         paid_until = datetime.fromisoformat(details["servicePeriodEnd"])
         if paid_until <= instant:
             continue
-        # the fee of a period the plan no longer reaches at all (it started after `instant`) is credited whole
-        unused_from = max(instant, datetime.fromisoformat(details["servicePeriodStart"]))
-        cycle = datetime.fromisoformat(details["cycleEnd"]) - datetime.fromisoformat(details["cycleStart"])
-        unused = round_fraction(Fraction(rate) * Fraction((paid_until - unused_from) // _MICROSECOND,
-                                                          cycle // _MICROSECOND), currency)
-        credited = Decimal(await session.scalar(
-            select(func.coalesce(func.sum(CreditNoteLineRow.amount), 0))
-            .where(CreditNoteLineRow.invoice_id == invoice_id, CreditNoteLineRow.line_position == position)))
-        # notes by amount credit no line but count against the invoice's total: never ask for more than is left
-        left = total - Decimal(await session.scalar(
-            select(func.coalesce(func.sum(CreditNoteRow.amount), 0)).where(CreditNoteRow.invoice_id == invoice_id)))
-        amount = min(min(unused, value) - credited, left)
-        if amount <= 0:
-            continue
-        number = await session.scalar(select(func.count()).select_from(InvoiceLineRow).where(
-            InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None),
-            InvoiceLineRow.position <= position))
-        result = await credit_notes.create_credit_note(session, CreditNoteCreate(
-            invoiceId=invoice_id, reason="ORDER_CHANGE",
-            memo=f"{description}: unused from {instant.isoformat()} (the plan changed or ended there)"[:500],
-            lines=[CreditNoteLineInput(lineNumber=number, amount=amount)],
-            idempotencyKey=f"in-advance-fee:{invoice_id}:{position}:{instant.isoformat()}",
-        ), now, unclosed=unclosed_periods)
-        issued.append(result.creditNote.id)
+        # the share of what the line paid for that is unused: the fee of a period the plan no longer reaches at
+        # all (it starts at or after `instant`) is credited whole
+        paid_from = datetime.fromisoformat(details["servicePeriodStart"])
+        unused_from = max(instant, paid_from)
+        unused = round_fraction(Fraction(line.value) * Fraction((paid_until - unused_from) // _MICROSECOND,
+                                                                (paid_until - paid_from) // _MICROSECOND),
+                                line.currency)
+        note = await _credit(session, line, unused, now,
+                             memo=f"{line.description}: unused from {instant.isoformat()} (the plan changed or ended "
+                                  "there)",
+                             key=f"in-advance-fee:{line.invoice_id}:{line.position}:{instant.isoformat()}")
+        if note is not None:
+            issued.append(note)
     return issued
+
+
+async def credit_replaced_advance_invoices(session: AsyncSession, association_ids: list[int],
+                                           now: datetime) -> list[str]:
+    """Credit notes for the whole of the advance invoices of associations a change drops, or re-prices from their
+    first instant (a version or deal moved in place): the re-opened period gets a new advance invoice, so every
+    line of the old one (fees of any type, PREPAID credits sold) is credited, what is left of it."""
+    if not association_ids:
+        return []
+    issued = []
+    for line in await _lines(session, InvoiceRow.association_id.in_(association_ids),
+                             InvoiceRow.invoice_type == ADVANCED):
+        note = await _credit(session, line, line.value, now, memo=f"{line.description}: replaced (the plan changed "
+                                                                  "from its first instant)",
+                             key=f"advance-replaced:{line.invoice_id}:{line.position}")
+        if note is not None:
+            issued.append(note)
+    return issued
+
+
+async def with_advance_invoices(session: AsyncSession, association_ids: list[int]) -> set[int]:
+    """Those of `association_ids` that have an advance invoice."""
+    found = await session.scalars(select(InvoiceRow.association_id).where(
+        InvoiceRow.association_id.in_(association_ids), InvoiceRow.invoice_type == ADVANCED))
+    return {a for a in found if a is not None}
+
+
+async def _lines(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[Any]:
+    """Top-level lines of creditable invoices, oldest invoice first."""
+    return list((await session.execute(
+        select(InvoiceRow.id.label("invoice_id"), InvoiceRow.currency, InvoiceRow.total_amount, InvoiceLineRow.position,
+               InvoiceLineRow.value, InvoiceLineRow.description, InvoiceLineRow.details)
+        .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.id)
+        .where(InvoiceRow.status.in_(CREDITABLE_STATUSES), InvoiceLineRow.parent_position.is_(None), *conditions)
+        .order_by(InvoiceRow.period_start, InvoiceRow.seq, InvoiceLineRow.position))).all())
+
+
+async def _credit(session: AsyncSession, line: Any, wanted: Decimal, now: datetime, *, memo: str,
+                  key: str) -> str | None:
+    """A credit note of `wanted` on `line`, less what notes already credited on it, and at most what the invoice's
+    notes left creditable; None when nothing is left to credit."""
+    credited = Decimal(await session.scalar(
+        select(func.coalesce(func.sum(CreditNoteLineRow.amount), 0))
+        .where(CreditNoteLineRow.invoice_id == line.invoice_id, CreditNoteLineRow.line_position == line.position)))
+    # notes by amount credit no line but count against the invoice's total: never ask for more than is left
+    left = line.total_amount - Decimal(await session.scalar(
+        select(func.coalesce(func.sum(CreditNoteRow.amount), 0)).where(CreditNoteRow.invoice_id == line.invoice_id)))
+    amount = min(min(wanted, line.value) - credited, left)
+    if amount <= 0:
+        return None
+    number = await session.scalar(select(func.count()).select_from(InvoiceLineRow).where(
+        InvoiceLineRow.invoice_id == line.invoice_id, InvoiceLineRow.parent_position.is_(None),
+        InvoiceLineRow.position <= line.position))
+    result = await credit_notes.create_credit_note(session, CreditNoteCreate(
+        invoiceId=line.invoice_id, reason="ORDER_CHANGE", memo=memo[:500],
+        lines=[CreditNoteLineInput(lineNumber=number, amount=amount)], idempotencyKey=key,
+    ), now, unclosed=unclosed_periods)
+    return result.creditNote.id

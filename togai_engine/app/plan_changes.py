@@ -25,7 +25,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
-from togai_engine.app.advance_credits import credit_unused_advance_fees
+from togai_engine.app.advance_credits import (
+    credit_replaced_advance_invoices,
+    credit_unused_advance_fees,
+    with_advance_invoices,
+)
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.common.validation import utc_instant
@@ -65,13 +69,14 @@ async def _associations(session: AsyncSession, account_id: str) -> list[PlanAsso
 
 
 async def _recut_from(session: AsyncSession, account_id: str, instant: datetime,
-                      associations: list[PlanAssociationRow]) -> PlanAssociationRow | None:
-    """Drops what starts at or after `instant` (associations, DRAFTs) and ends the association in effect at
-    `instant` there; returns that association (None when none was in effect)."""
+                      associations: list[PlanAssociationRow], now: datetime) -> PlanAssociationRow | None:
+    """Drops what starts at or after `instant` (associations, DRAFTs; their advance invoices are credited whole)
+    and ends the association in effect at `instant` there; returns that association (None when none was)."""
     await session.execute(delete(InvoiceRow).where(
         InvoiceRow.account_id == account_id, InvoiceRow.status == "DRAFT", InvoiceRow.period_start >= instant))
     replaced = [a.id for a in associations if a.effective_from >= instant]
     if replaced:
+        await credit_replaced_advance_invoices(session, replaced, now)
         await session.execute(delete(PlanAssociationRow).where(PlanAssociationRow.id.in_(replaced)))
     current = next((a for a in associations if a.effective_from < instant
                     and (a.effective_until is None or instant < a.effective_until)), None)
@@ -124,13 +129,16 @@ async def attach_plan(
     if current is not None and same(current) and current.effective_until is None and not later:
         return  # already on this plan from before effective_from, open-ended
 
-    ended = await _recut_from(session, account.id, effective_from, associations)
+    ended = await _recut_from(session, account.id, effective_from, associations, now)
     # The same plan continues across effective_from (it was in effect just before, or it ended exactly there):
     # extend that association rather than start a new one, keeping its anchor and its single period. Not once
     # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way.
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
+    # Nor once its advance invoice was credited at its end: a new association gets a new one for the rest.
+    invoiced_ahead = await with_advance_invoices(session, [a.id for a in associations])
     continued = ended if ended is not None and same(ended) else None if end_invoiced else next(
-        (a for a in associations if a.effective_until == effective_from and same(a)), None)
+        (a for a in associations if a.effective_until == effective_from and same(a)
+         and a.id not in invoiced_ahead), None)
     if ended is not None and continued is not ended:
         await credit_unused_advance_fees(session, account.id, effective_from, now)
     if continued is not None:
@@ -154,7 +162,7 @@ async def end_plan(session: AsyncSession, account: AccountRow, effective_until: 
     if not affected:
         return False
     check_not_invoiced(billing, effective_until, account.id, field)
-    await _recut_from(session, account.id, effective_until, associations)
+    await _recut_from(session, account.id, effective_until, associations, now)
     await credit_unused_advance_fees(session, account.id, effective_until, now)
     await rebill(session, billing, account.id, now)
     return True

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
-from togai_engine.app.advance_credits import credit_unused_advance_fees
+from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
@@ -134,7 +134,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
                     f"{billing.billed_until.isoformat()}); it stays on version {association.version}")))
                 continue
             overrides = association.rate_card_overrides if keep else None
-            await _move(session, association, instant, new.version, overrides)
+            await _move(session, association, instant, new.version, overrides, now)
             # an in-advance fee the old version already invoiced past `instant` is credited, as at a plan change
             await credit_unused_advance_fees(session, account_id, instant, now)
             result.migratedAccounts.append(MigratedAccount(
@@ -155,13 +155,15 @@ def _instant(mode: MigrationMode, plan: PricePlan, association: PlanAssociationR
 
 
 async def _move(session: AsyncSession, association: PlanAssociationRow, instant: datetime, version: int,
-                overrides: dict[str, Any] | None) -> None:
+                overrides: dict[str, Any] | None, now: datetime) -> None:
     """From `instant` on the association prices with `version`: split there (same anchor), or moved in place
     when it starts there. DRAFTs from `instant` on are dropped; the caller's re-bill opens them again."""
     await session.execute(delete(InvoiceRow).where(
         InvoiceRow.account_id == association.account_id, InvoiceRow.status == "DRAFT",
         InvoiceRow.association_id == association.id, InvoiceRow.period_start >= instant))
     if instant <= association.effective_from:
+        # re-priced from its first instant: its advance invoice is credited whole, the re-opened period gets anew
+        await credit_replaced_advance_invoices(session, [association.id], now)
         association.version = version
         association.rate_card_overrides = overrides
         await session.flush()

@@ -28,6 +28,7 @@ from togai_engine.common.schemas import CloseFailure, Model
 from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
 from togai_engine.invoices.compose import (
+    CREDIT_GRANT_LINE,
     ComposedInvoice,
     ComposedLine,
     compose_invoice,
@@ -67,9 +68,11 @@ class _Closing:
         return self.period.period.start if self.advance else self.period.due_at
 
     @property
-    def period_end(self) -> datetime:
-        """The end of the invoice's own period: an advance invoice's is empty, [start, start)."""
-        return self.period.period.start if self.advance else self.period.period.end
+    def pays_through(self) -> datetime:
+        """The end of the period the invoice charges for: its own, or for an advance invoice the first period its
+        fees pay for (a grant of that period's credit-grant card pays it, as it paid the fee on that period's
+        invoice before)."""
+        return self.period.period.end
 
 
 def billing_due(billing: str, now: str) -> str:
@@ -140,22 +143,29 @@ async def close_due_cycles(
     seats = await seats_by_window(session, [(a, p.period.start, p.period.end) for a, t in timelines.items()
                                             for p in t.due])
     late = await _late_usage(session, accounts, timelines)
-    legacy = await _carrying_opening_fees(conn, [(a, p) for a, t in timelines.items() for p in t.due])
+    # the first periods whose invoice row exists: True when it carries its opening fees (opened before 0021)
+    existing = await _existing_first_rows(conn, [(a, p) for a, t in timelines.items() for p in (*t.due, *t.open)])
     closings: list[_Closing] = []
     openings: dict[tuple[str, datetime], _Closing] = {}
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         try:
             composed = [_Closing(account, period, _compose(period, account.currency, quantities, seats,
-                                                           opening_fees=(account_id, period.period.start) in legacy))
+                                                           opening_fees=existing.get((account_id,
+                                                                                      period.period.start), False)))
                         for period in timeline.due]
             for period in (*timeline.due, *timeline.open):
-                if period.period.start == period.association.effective_from and period.fees is not None:
+                key = (account_id, period.period.start)
+                # an association's first period whose invoice row is created in this run: it starts now
+                if period.period.start == period.association.effective_from and period.fees is not None \
+                        and key not in existing:
                     opening = compose_opening_invoice(period.plan, account.currency, period.period,
                                                       period.full_cycle, cut_by_change=period.cut_by_change,
                                                       fees=period.fees)
-                    if opening is not None:
-                        openings[(account_id, period.period.start)] = _Closing(account, period, opening, advance=True)
+                    # nothing to invoice: no invoice (a PREPAID sale at 0.00 is still one: paying it grants)
+                    if opening is not None and (opening.total or any(
+                            line.line_type == CREDIT_GRANT_LINE for line in opening.lines)):
+                        openings[key] = _Closing(account, period, opening, advance=True)
         except Exception as exc:
             fail(account_id, exc)
             continue
@@ -174,11 +184,13 @@ async def close_due_cycles(
     opening = [(accounts[a], p) for a, t in timelines.items() if a not in failed for p in t.open]
     started = await _upsert_drafts(conn, opening, now)
     summary.draftsOpened = len(started)
+    # An association's first period that starts in this run (its invoice row is created now) gets its advance
+    # invoice: exactly once (a change that drops that row and opens it again first credits the old one).
+    advance = [closing for key, closing in openings.items() if key[0] not in failed]
+    # One numbering in the order the invoices are issued, so billing in several runs numbers as billing once.
+    await _number(conn, sorted(closings + advance, key=lambda c: (c.issued_at, c.period.period.start, c.account.id,
+                                                                   c.advance)))
     fresh = await _finalize(conn, closings, now) if closings else []
-    # An association's first period that started in this run gets its advance invoice: exactly once, as the
-    # period's own invoice row was created in this run (a plan change that drops that row first credits it).
-    advance = [openings[key] for bp in fresh + started
-               if (key := (bp.association.account_id, bp.period.start)) in openings]
     await _issue_advance_invoices(conn, advance, now)
     summary.advanceInvoices = len(advance)
     # Credit-grant cards grant as each period starts: oldest first, so a ONE_TIME card grants with the first
@@ -235,16 +247,17 @@ def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str
                            cycle_index=bp.cycle_index_for(bp.plan), fees=bp.fees, opening_fees=opening_fees)
 
 
-async def _carrying_opening_fees(conn: Any, periods: list[tuple[str, BillingPeriod]]) -> set[tuple[str, datetime]]:
-    """The due periods whose DRAFT was opened before advance invoices existed: they carry their opening fees."""
+async def _existing_first_rows(conn: Any, periods: list[tuple[str, BillingPeriod]]) -> dict[tuple[str, datetime], bool]:
+    """Of the periods that are their association's first, those whose invoice row exists, each with whether it was
+    opened before advance invoices existed and so carries its opening fees itself."""
     firsts = [(a, bp.period.start) for a, bp in periods if bp.period.start == bp.association.effective_from]
     if not firsts:
-        return set()
+        return {}
     rows = await conn.fetch(
-        "SELECT account_id, period_start FROM invoices WHERE invoice_type = 'STANDARD' AND carries_opening_fees "
-        "AND status = 'DRAFT' AND (account_id, period_start) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
+        "SELECT account_id, period_start, carries_opening_fees FROM invoices WHERE invoice_type = 'STANDARD' "
+        "AND (account_id, period_start) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
         [a for a, _ in firsts], [start for _, start in firsts])
-    return {(r["account_id"], r["period_start"]) for r in rows}
+    return {(r["account_id"], r["period_start"]): r["carries_opening_fees"] for r in rows}
 
 
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],
@@ -297,9 +310,8 @@ async def _issue_grants(session: AsyncSession, periods: list[BillingPeriod]) -> 
 
 
 async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[BillingPeriod]:
-    """The closed invoices (numbered, with their lines and late usage); returns the periods closed without
-    a DRAFT before (they start in this run too)."""
-    await _number(conn, closings)
+    """The closed invoices (numbered already, with their lines and late usage); returns the periods closed
+    without a DRAFT before (they start in this run too)."""
     rows = await conn.fetch(
         """
         INSERT INTO invoices (id, account_id, customer_id, association_id, price_plan_id, period_start, period_end,
@@ -354,6 +366,8 @@ async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[
 
 async def _number(conn: Any, invoices: list[_Closing]) -> None:
     """Gapless numbers for `invoices`, in their order, from the one invoice counter."""
+    if not invoices:
+        return
     last = await conn.fetchval(
         "INSERT INTO invoice_counters (name, last_value) VALUES ('INVOICE', $1) ON CONFLICT (name) DO UPDATE "
         "SET last_value = invoice_counters.last_value + EXCLUDED.last_value RETURNING last_value", len(invoices))
@@ -376,8 +390,6 @@ async def _issue_advance_invoices(conn: Any, advance: list[_Closing], now: datet
     [start, start) (no usage is billed on them; each line names the period it pays for)."""
     if not advance:
         return
-    advance.sort(key=lambda c: (c.issued_at, c.account.id))
-    await _number(conn, advance)
     for invoice in advance:
         invoice.invoice_id = new_id("inv")
     await conn.execute(
@@ -426,7 +438,7 @@ async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closi
             continue  # never had credit: nothing to apply (the hook would return 0 after a query)
         credit = await wallets.apply_credits_to_invoice(
             session, account_id=closing.account.id, invoice_id=closing.invoice_id, currency=closing.account.currency,
-            amount=closing.invoice.total, at=closing.issued_at, period_end=closing.period_end,
+            amount=closing.invoice.total, at=closing.issued_at, period_end=closing.pays_through,
             lines=[(line.rate_card_name, line.value) for line in closing.invoice.lines])
         if credit:
             applied.append((closing.invoice_id, min(credit, closing.invoice.total)))

@@ -113,9 +113,7 @@ def compose_invoice(
     `opening_fees`: the invoice also carries the first period's in-advance fees, which otherwise are on the
     association's advance invoice (compose_opening_invoice): only invoices opened before migration 0021 do.
     """
-    if currency not in plan.supportedCurrencies:
-        raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
-                                       f"{', '.join(plan.supportedCurrencies)}")
+    _check_currency(plan, currency)
     partial = period != full_cycle
     lines: list[ComposedLine] = []
     billed: dict[str, Decimal] = {}
@@ -161,12 +159,19 @@ def compose_opening_invoice(plan: PricePlan, currency: str, period: Cycle, full_
     """The advance invoice (Togai's STANDARD_ADVANCED) of an association's first `period`: the in-advance charges
     of that period, which no earlier invoice carried; None when the plan has none. Pricing rules and the minimum
     commitment belong to the period's own invoice and do not run here."""
+    _check_currency(plan, currency)
     lines = _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees, "OPENING")
     if not lines:
         return None
     total = sum((line.value for line in lines), ZERO)
     return ComposedInvoice(currency=currency, period=period, lines=tuple(lines),
                            sub_total=total, true_up=ZERO, total=total)
+
+
+def _check_currency(plan: PricePlan, currency: str) -> None:
+    if currency not in plan.supportedCurrencies:
+        raise InvalidInput("currency", f"price plan {plan.id!r} does not support {currency}; it supports "
+                                       f"{', '.join(plan.supportedCurrencies)}")
 
 
 def _fee_lines(plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, cut_by_change: bool,

@@ -52,7 +52,8 @@ async def late_sources(session: AsyncSession, conn: Any, events: Sequence[tuple[
         return []
     rows = await conn.fetch(
         "SELECT id, account_id, period_start, period_end, association_id FROM invoices "
-        "WHERE account_id = ANY($1::text[]) AND status IN ('DUE', 'PAID') AND period_end > $2 AND period_start <= $3",
+        "WHERE account_id = ANY($1::text[]) AND status IN ('DUE', 'PAID') AND period_end > $2 AND period_start <= $3 "
+        "AND invoice_type = 'STANDARD'",
         sorted({account for account, _ in events}), min(at for _, at in events), max(at for _, at in events))
     plans = await plans_by_association(session, {r["association_id"] for r in rows})
     billing: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)

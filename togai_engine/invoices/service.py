@@ -166,7 +166,7 @@ async def _plan_names(session: AsyncSession, plan_ids: set[str]) -> dict[str, st
 
 async def _versions(session: AsyncSession, rows: Sequence[InvoiceRow]) -> dict[int, tuple[int, bool]]:
     """association id -> (the plan version that priced its invoices, whether the account's overrides did)."""
-    ids = {r.association_id for r in rows}
+    ids = {r.association_id for r in rows if r.association_id is not None}
     if not ids:
         return {}
     found = await session.execute(select(

@@ -95,7 +95,8 @@ async def revenue_series(
         raise InvalidInput(f"{field}.groupBy", "the selected accounts invoice in several currencies "
                                                f"({', '.join(sorted({r.currency for r in rows}))}); group by "
                                                "ACCOUNT_ID or filter by ACCOUNT_ID/CUSTOMER_ID to one currency")
-    plans = await plans_by_association(session, {r.association_id for r in rows})
+    # an advance invoice (empty period, ADVANCED) bills no usage: only its lines are read, at its instant
+    plans = await plans_by_association(session, {r.association_id for r in rows if r.invoice_type != ADVANCED})
     stored = await _stored_lines(session, [r.id for r in rows if r.status != "DRAFT"])
     drafts = await compute_drafts(session, rows)  # composed exactly as get_invoice shows them
 
@@ -106,6 +107,8 @@ async def revenue_series(
         lower, upper = max(row.period_start, start), min(row.period_end, end)
         points = [lower, *(b for b in buckets if lower < b < upper), upper]
         cuts[row.id] = points
+        if row.invoice_type == ADVANCED:
+            continue
         card_meters = {c.usageMeterId for c in plans[row.association_id].rateCards.usageRateCards}
         if meters is not None:
             card_meters &= meters
@@ -125,17 +128,20 @@ async def revenue_series(
     def bucket_of(instant: datetime) -> datetime:
         return buckets[bisect_right(buckets, instant) - 1]  # buckets[0] <= start <= instant
 
-    anchors = await _anchors(session, rows)
+    anchors = await _anchors(session, [r for r in rows if r.invoice_type != ADVANCED])
     # A closed period's usage now includes the late events billed on a later invoice (which carries their
     # revenue): inside such a period the amount never exceeds what its own invoice charged.
     reopened = await with_late_events(session, [r.id for r in rows if r.status != "DRAFT"])
     for row in rows:
-        plan = plans[row.association_id]
         group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
-        # A partial period's minimumRate counts by time share, on the way as on the invoice. An advance invoice
-        # (empty period) bills no usage: its in-advance lines fall in the bucket of its instant, below.
-        advance = row.invoice_type == ADVANCED
-        period = Cycle(row.period_start, row.period_end) if not advance else None
+        if row.invoice_type == ADVANCED:
+            if meters is None:
+                _add_lines(values, stored.get(row.id, []), row, start, end, buckets, bucket_of, query.groupBy,
+                           group_of_row)
+            continue
+        plan = plans[row.association_id]
+        # A partial period's minimumRate counts by time share, on the way as on the invoice.
+        period = Cycle(row.period_start, row.period_end)
         full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
         base = full_cycle if full_cycle != period else None
         if row.status == "DRAFT":
@@ -147,7 +153,7 @@ async def revenue_series(
             final = stored.get(row.id, [])
         invoiced = {line.rate_card_name: line.value for line in final if line.line_type == USAGE_LINE}
         points = cuts[row.id]
-        for usage in plan.usage_pricing if period is not None else ():
+        for usage in plan.usage_pricing:
             meter_id = usage.card.usageMeterId
             if meters is not None and meter_id not in meters:
                 continue
@@ -169,19 +175,25 @@ async def revenue_series(
                 current = amount(upper)
                 values[(group, bucket_of(lower))] += current - previous
                 previous = current
-        if meters is not None:
-            continue  # a meter filter keeps usage amounts only
-        for line in final:
-            if line.line_type == USAGE_LINE:
-                continue
-            group = line.rate_card_name if query.groupBy == "USAGE_METER_ID" else group_of_row[query.groupBy]
-            values[(group, bucket_of(points[0]))] += ZERO  # every card of an invoice in range has a series
-            if line.in_advance and row.period_start >= start:
-                values[(group, bucket_of(row.period_start))] += line.value
-            elif not line.in_advance and row.period_end <= end:
-                # The bucket holding the period's last instant: the one before the bucket starting at P.end.
-                values[(group, buckets[bisect_left(buckets, row.period_end) - 1])] += line.value
+        if meters is None:  # a meter filter keeps usage amounts only
+            _add_lines(values, final, row, start, end, buckets, bucket_of, query.groupBy, group_of_row)
     return _series(values, query.groupBy, buckets)
+
+
+def _add_lines(values: dict[tuple[str | None, datetime], Decimal], final: list[_Line], row: InvoiceRow,
+               start: datetime, end: datetime, buckets: list[datetime], bucket_of: Any, group_by: str | None,
+               group_of_row: dict[str | None, str | None]) -> None:
+    """The invoice's lines but usage: paid-ahead lines at the period's start, the others at its last instant."""
+    for line in final:
+        if line.line_type == USAGE_LINE:
+            continue
+        group = line.rate_card_name if group_by == "USAGE_METER_ID" else group_of_row[group_by]
+        values[(group, bucket_of(max(row.period_start, start)))] += ZERO  # every card in range has a series
+        if line.in_advance and row.period_start >= start:
+            values[(group, bucket_of(row.period_start))] += line.value
+        elif not line.in_advance and row.period_end <= end:
+            # The bucket holding the period's last instant: the one before the bucket starting at P.end.
+            values[(group, buckets[bisect_left(buckets, row.period_end) - 1])] += line.value
 
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:

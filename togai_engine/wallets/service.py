@@ -274,27 +274,37 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
     # just expired but may not have paid its invoice yet (the next read or write of the wallet records it).
     await ledger.ensure_wallet(session, account_id)
     for spec in specs:
-        await _insert_card_grant(session, account_id, account.invoice_currency, spec, at)
+        await _insert_card_grant(session, account_id, account.invoice_currency, spec, at, once_per_plan=spec.one_time)
 
 
 async def issue_prepaid_grants(session: AsyncSession, *, account_id: str, currency: str,
                                grants: Sequence[RateCardGrant], at: datetime) -> list[str]:
-    """The credits PREPAID cards sold on an invoice that was just PAID (each once: per account, card and
-    period paid for); returns the ids of the grants issued now."""
+    """The credits PREPAID cards sold on an invoice in `currency` that was just PAID (each once: per account, card
+    and period paid for); returns the ids of the grants issued now. Refused when the wallet's currency (the
+    account's invoiceCurrency) is no longer the invoice's: the credits could never pay an invoice."""
     if not grants:
         return []
+    await ledger.hold_wallet_currency(session, account_id, exclusive=False)  # as grant_credit: no currency change
+    account = await _account(session, account_id)
+    if account.invoice_currency != currency:
+        raise InvalidInput("status", f"this invoice sold PREPAID credits in {currency}, granted when it is PAID, but "
+                                     f"account {account_id!r} now invoices (and keeps its wallet) in "
+                                     f"{account.invoice_currency}: change the account's invoiceCurrency back to "
+                                     f"{currency} before marking it PAID, or VOID it and grant_credit the credits "
+                                     f"in {account.invoice_currency}; nothing was changed")
     await ledger.ensure_wallet(session, account_id)
     issued = []
     for spec in grants:
-        grant_id = await _insert_card_grant(session, account_id, currency, spec, at)
+        # a ONE_TIME card's credits are sold once per run on the plan (invoices/fixed_fees.py): each sale grants
+        grant_id = await _insert_card_grant(session, account_id, currency, spec, at, once_per_plan=False)
         if grant_id is not None:
             issued.append(grant_id)
     return issued
 
 
 async def _insert_card_grant(session: AsyncSession, account_id: str, currency: str, spec: RateCardGrant,
-                             at: datetime) -> str | None:
-    if spec.one_time and await session.scalar(
+                             at: datetime, *, once_per_plan: bool) -> str | None:
+    if once_per_plan and await session.scalar(
         select(exists().where(G.account_id == account_id, G.grantor_id == spec.grantor_id))
     ):
         return None

@@ -10,6 +10,9 @@ for the in-advance charges of its first period, with an empty period [start, sta
 `invoices.carries_opening_fees`: the invoice of an association's first period that was opened before this
 revision carries that period's in-advance fees itself, as they were priced then (every existing row is marked, so
 no fee is dropped or charged twice on upgrade); invoices opened from now on leave them to the advance invoice.
+`invoices.association_id` may become NULL (ON DELETE SET NULL): an advance invoice is final before its period
+ends, so a plan change at its association's first instant drops that association (after crediting the invoice)
+while the invoice stays. A STANDARD invoice past DRAFT never loses its association (changes stop at billed_until).
 """
 
 from collections.abc import Sequence
@@ -29,6 +32,10 @@ def upgrade() -> None:
                                         server_default=sa.false()))
     op.execute("UPDATE invoices SET carries_opening_fees = true")
     op.drop_constraint("uq_invoices_account_id", "invoices", type_="unique")
+    op.drop_constraint("fk_invoices_association_id_plan_associations", "invoices", type_="foreignkey")
+    op.alter_column("invoices", "association_id", nullable=True)
+    op.create_foreign_key("fk_invoices_association_id_plan_associations", "invoices", "plan_associations",
+                          ["association_id"], ["id"], ondelete="SET NULL")
     op.create_index("uq_invoices_account_period", "invoices", ["account_id", "period_start"], unique=True,
                     postgresql_where=sa.text("invoice_type = 'STANDARD'"))
 
@@ -40,6 +47,10 @@ def downgrade() -> None:
         raise RuntimeError("advance invoices (invoice_type STANDARD_ADVANCED) exist; they are issued invoices and "
                            "cannot be represented before revision 0021: downgrade refused, nothing changed")
     op.drop_index("uq_invoices_account_period", table_name="invoices")
+    op.drop_constraint("fk_invoices_association_id_plan_associations", "invoices", type_="foreignkey")
+    op.alter_column("invoices", "association_id", nullable=False)
+    op.create_foreign_key("fk_invoices_association_id_plan_associations", "invoices", "plan_associations",
+                          ["association_id"], ["id"])
     op.create_unique_constraint("uq_invoices_account_id", "invoices", ["account_id", "period_start"])
     op.drop_column("invoices", "carries_opening_fees")
     op.drop_column("invoices", "invoice_type")
