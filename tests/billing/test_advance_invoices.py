@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import at, call, iso
 from sqlalchemy import text
+
+from helpers import at, call, iso
 from test_fixed_fee_timing import advance_invoices, fee, lines, oldest_first, plan
 from test_scenarios import account
-
 from togai_engine.store.database import Database
 
 
@@ -51,7 +51,7 @@ async def test_ending_the_plan_before_its_first_period_ends_credits_the_advance_
     await account(client, "acme", monthly, iso(2026, 1, 1))
     [(_, _, total, _)] = await advance_invoices(client, "acme")
     assert total == "31.00"
-    advance_id = [i for i in await call_list(client, "acme") if i["invoiceType"] == "STANDARD_ADVANCED"][0]["id"]
+    advance_id = next(i for i in await call_list(client, "acme") if i["invoiceType"] == "STANDARD_ADVANCED")["id"]
     # Cancelled on 21 January: 11 of January's 31 days unused: 31 × 11/31 = 11.00 off what is still owed
     clock.set(at(2026, 1, 15))
     await call(client, "update_account", accountId="acme", effectiveUntil="2026-01-21T00:00:00Z")
