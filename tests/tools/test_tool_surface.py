@@ -125,3 +125,11 @@ async def test_creates_marked_not_idempotent_do_make_two_without_a_key(client):
         seats = await call(client, "update_license", accountId="acc_twice", licenseId="seats", quantity=2,
                            updateType="RELATIVE")
     assert seats["currentQuantity"] == 4  # 2 + 2: the same call added twice
+
+
+async def test_deal_arguments_are_listed(client):
+    """The per-account deal arguments a client sees: a quote for an account (its deal priced)."""
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    quote = tools["calculate_revenue"]
+    assert "accountId" in quote.input_schema["properties"] and "accountId" not in quote.input_schema.get("required", [])
+    assert {"accountId", "isOverridden", "pricePlanVersion"} <= set(quote.output_schema["properties"])
