@@ -24,6 +24,12 @@ EffectiveFrom = Annotated[Instant | None, Field(
 EffectiveUntil = Annotated[Instant | None, Field(
     description=f"when the account's plan ends: {AN_INSTANT}. The last partial period is billed, prorated; "
                 "nothing after it. Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
+Overrides = Annotated[RateCards | None, Field(
+    description="with pricePlanId: the account's own deal from effectiveFrom on (Togai's "
+                "pricePlanDetailsOverride): cards in the shape of create_price_plan's rateCards, each replacing "
+                "the plan's card of the same name (usage, fixed fee, entitlement and credit grant cards; a "
+                "minimumCommitment replaces the plan's). The whole card is replaced, with a rate in every "
+                "supported currency. Invoices priced with it say isOverridden: true")]
 
 
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")
@@ -42,16 +48,18 @@ async def create_account(
     metadata: dict[str, str] | None = None,
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
+    rateCardOverrides: Overrides = None,
 ) -> Account:
     """Create a billing account for a customer. Events, invoices, the wallet and entitlements all
-    belong to an account. Attach a price plan now with pricePlanId, or later with update_account."""
+    belong to an account. Attach a price plan now with pricePlanId (with the account's own deal in
+    rateCardOverrides, as update_account takes it), or later with update_account."""
     data = AccountCreate(
         id=id, customerId=customerId, name=name, invoiceCurrency=invoiceCurrency, aliases=aliases or [],
         primaryEmail=primaryEmail, address=address, netTermDays=netTermDays, metadata=metadata,
         pricePlanId=pricePlanId, effectiveFrom=effectiveFrom,
     )
     async with uow(ctx) as u:
-        account, _ = await accounts.create_account(u.session, data, u.now)
+        account, _ = await accounts.create_account(u.session, data, u.now, rate_card_overrides=rateCardOverrides)
         u.changed(account.id)
         return u.app.marked(account)
 
@@ -83,12 +91,7 @@ async def update_account(
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
     effectiveUntil: EffectiveUntil = None,
-    rateCardOverrides: Annotated[RateCards | None, Field(
-        description="with pricePlanId: the account's own deal from effectiveFrom on (Togai's "
-                    "pricePlanDetailsOverride): cards in the shape of create_price_plan's rateCards, each replacing "
-                    "the plan's card of the same name (usage, fixed fee, entitlement and credit grant cards; a "
-                    "minimumCommitment replaces the plan's). The whole card is replaced, with a rate in every "
-                    "supported currency. Invoices priced with it say isOverridden: true")] = None,
+    rateCardOverrides: Overrides = None,
 ) -> Account:
     """Change an account's details, status or aliases; attach or change its price plan (pricePlanId +
     effectiveFrom; attaching again the plan a scheduled change replaces cancels that change), optionally with

@@ -278,3 +278,57 @@ async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_o
     ]
     clock.set(at(2026, 3, 2))
     assert (await invoices(client, "later"))[0] == (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00")
+
+
+async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    deal = {"usageRateCards": [usage_card(meter, "0.05")], "fixedFeeRateCards": [
+        {"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}]}]}
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    created = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                         pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
+    assert created["id"] == "acme"
+    # the inline account of create_customer takes the same deal
+    await account(client, "globex", plan_id, iso(2026, 1, 1), rateCardOverrides=deal)
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    for account_id in ("acme", "globex", "plain"):
+        await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
+    clock.set(at(2026, 2, 1))
+    # the deal: 1000 × 0.05 = 50.00 + its fee 20.00 = 70.00; the plan: 1000 × 0.10 = 100.00 + 31.00 = 131.00
+    assert (await invoices(client, "acme"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "70.00")
+    assert (await invoices(client, "globex"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "70.00")
+    assert (await invoices(client, "plain"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "131.00")
+    for account_id, deal_on in (("acme", True), ("globex", True), ("plain", False)):
+        on = (await call(client, "get_account", accountId=account_id))["financial"]["pricePlan"]
+        assert (on["id"], on["isOverridden"]) == (plan_id, deal_on)
+    # creating again with the same id and content returns the account (nothing attached twice)
+    again = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
+    assert again["id"] == "acme" and len(await invoices(client, "acme")) == 2
+
+
+async def test_a_deal_at_creation_is_refused_without_a_plan_or_with_a_card_the_plan_lacks(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    deal = {"usageRateCards": [usage_card(meter, "0.05")]}
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             rateCardOverrides=deal)
+    assert "rateCardOverrides: applies to the plan attached in the same call; add pricePlanId" in error
+    assert "does not exist" in await call_error(client, "get_account", accountId="acme")  # nothing was created
+    error = await call_error(client, "create_customer", id="cust_globex", name="Globex", account={
+        "id": "globex", "name": "Globex", "rateCardOverrides": deal})
+    assert "account.rateCardOverrides: applies to the plan attached in the same call" in error
+    misnamed = {"usageRateCards": [{**usage_card(meter, "0.05"), "name": "calls"}]}
+    error = await call_error(client, "create_customer", id="cust_globex", name="Globex", account={
+        "id": "globex", "name": "Globex", "pricePlanId": plan_id, "rateCardOverrides": misnamed})
+    assert "account.rateCardOverrides.usageRateCards[0].name: must name the usageRateCard" in error
+    assert "api_calls" in error
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan_id, rateCardOverrides={"usageRateCards": [usage_card(meter, "-1")]})
+    assert "rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate" in error
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan_id, rateCardOverrides={"usageRateCards": [{"name": "api_calls"}]})
+    assert "rateCardOverrides.usageRateCards[0]" in error
+    # every refusal left nothing behind: the customer of the refused create_customer, and both accounts
+    assert "does not exist" in await call_error(client, "get_customer", customerId="cust_globex")
+    assert "does not exist" in await call_error(client, "get_account", accountId="acme")

@@ -26,18 +26,31 @@ from togai_engine.plans.schemas import RateCards
 from togai_engine.wallets.ledger import hold_wallet_currency
 
 
-async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *,
-                         prefix: str = "") -> tuple[Account, bool]:
-    """Creates the account (idempotent on its id) and attaches its plan when it was created now."""
-    if data.effectiveFrom is not None and not data.pricePlanId:
-        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *, prefix: str = "",
+                         rate_card_overrides: RateCards | None = None) -> tuple[Account, bool]:
+    """Creates the account (idempotent on its id) and attaches its plan, with the account's deal
+    (`rate_card_overrides`, checked and stored as update_account's), when it was created now."""
+    _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides, prefix)
     await customers.get_row(session, data.customerId)
     account, created = await accounts.create_account(session, data, prefix=prefix)
     if created and data.pricePlanId:
         row = await accounts.get_row(session, account.id, lock=True)
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now,
-                          field=f"{prefix}pricePlanId")
+                          field=f"{prefix}pricePlanId", overrides=rate_card_overrides)
     return account, created
+
+
+def _plan_fields_need_plan(plan_id: str | None, effective_from: datetime | None,
+                           rate_card_overrides: RateCards | None, prefix: str = "") -> None:
+    """rateCardOverrides and effectiveFrom describe the plan attached in the same call: refused without one."""
+    if plan_id:
+        return
+    if rate_card_overrides is not None:
+        raise InvalidInput(f"{prefix}rateCardOverrides", (
+            "applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
+            "this deal from effectiveFrom) or drop rateCardOverrides"))
+    if effective_from is not None:
+        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
 
 
 async def get_account(session: AsyncSession, account_id: str, now: datetime) -> Account:
@@ -59,11 +72,7 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
                          rate_card_overrides: RateCards | None = None) -> Account:
     """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId, with
     the account's rateCardOverrides). The account is named by its id or an alias."""
-    if rate_card_overrides is not None and not data.pricePlanId:
-        raise InvalidInput("rateCardOverrides", "applies to the plan attached in the same call; add pricePlanId "
-                                                "(the plan the account is on gives it this deal from effectiveFrom)")
-    if data.effectiveFrom is not None and not data.pricePlanId:
-        raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+    _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides)
     if data.effectiveUntil is not None and data.pricePlanId:
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
