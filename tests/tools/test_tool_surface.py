@@ -129,7 +129,7 @@ async def test_creates_marked_not_idempotent_do_make_two_without_a_key(client):
 
 async def test_deal_arguments_are_listed(client):
     """The per-account deal arguments a client sees: a deal at creation as in update_account, a quote for an
-    account (its deal priced)."""
+    account (its deal priced), a grant limited to rate cards."""
     tools = {t.name: t for t in (await client.list_tools()).tools}
     created, updated = tools["create_account"].input_schema, tools["update_account"].input_schema
     assert created["properties"]["rateCardOverrides"] == updated["properties"]["rateCardOverrides"]
@@ -137,3 +137,5 @@ async def test_deal_arguments_are_listed(client):
     quote = tools["calculate_revenue"]
     assert "accountId" in quote.input_schema["properties"] and "accountId" not in quote.input_schema.get("required", [])
     assert {"accountId", "isOverridden", "pricePlanVersion"} <= set(quote.output_schema["properties"])
+    limited = tools["grant_credit"].input_schema["properties"]["applicableEntityIds"]
+    assert limited["anyOf"][0] == {"type": "array", "items": {"type": "string"}, "maxItems": 100}
