@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from helpers import at, call, call_error, iso, tokens_meter
+from togai_engine.plans.overrides import validate_overrides
+from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.service import get_plan
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -38,6 +41,11 @@ async def growth(client: Any, currencies: tuple[str, ...] = ("USD",)) -> tuple[s
 async def account(client: Any, account_id: str, plan_id: str, since: str, **extra: Any) -> None:
     await call(client, "create_customer", id=f"cust_{account_id}", name="Customer", account={
         "id": account_id, "name": account_id, "pricePlanId": plan_id, "effectiveFrom": since, **extra})
+
+
+def cheap_tokens(meter: str) -> dict[str, Any]:
+    """Acme's deal: tokens at 0.05 (the plan's api_calls card says 0.10)."""
+    return {"usageRateCards": [usage_card(meter, "0.05")]}
 
 
 async def usage(client: Any, account_id: str, when: str, tokens: str, event_id: str) -> None:
@@ -160,9 +168,7 @@ async def test_start_of_current_cycle_reprices_the_open_period_only(client, cloc
 async def test_an_enterprise_deal_prices_the_same_on_the_invoice_and_in_the_lab(client, clock) -> None:
     plan_id, meter = await growth(client)
     await account(client, "plain", plan_id, iso(2026, 1, 1))
-    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
-    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
-               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
     for account_id in ("plain", "acme"):
         await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
     clock.set(at(2026, 1, 20))
@@ -197,9 +203,7 @@ async def test_an_enterprise_deal_prices_the_same_on_the_invoice_and_in_the_lab(
 
 async def test_ignore_override_modes_drop_the_deal(client, clock) -> None:
     plan_id, meter = await growth(client)
-    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
-    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
-               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
     clock.set(at(2026, 1, 16))
     await version_2(client, plan_id, meter, "IMMEDIATE_IGNORE_OVERRIDE")
     await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "u")
@@ -282,7 +286,7 @@ async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_o
 
 async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock) -> None:
     plan_id, meter = await growth(client)
-    deal = {"usageRateCards": [usage_card(meter, "0.05")], "fixedFeeRateCards": [
+    deal = {**cheap_tokens(meter), "fixedFeeRateCards": [
         {"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}]}]}
     await call(client, "create_customer", id="cust_acme", name="Acme")
     created = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
@@ -310,7 +314,7 @@ async def test_a_deal_given_at_creation_prices_like_one_given_later(client, cloc
 async def test_a_deal_at_creation_is_refused_without_a_plan_or_with_a_card_the_plan_lacks(client, clock) -> None:
     plan_id, meter = await growth(client)
     await call(client, "create_customer", id="cust_acme", name="Acme")
-    deal = {"usageRateCards": [usage_card(meter, "0.05")]}
+    deal = cheap_tokens(meter)
     error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
                              rateCardOverrides=deal)
     assert "rateCardOverrides: applies to the plan attached in the same call; add pricePlanId" in error
@@ -332,3 +336,15 @@ async def test_a_deal_at_creation_is_refused_without_a_plan_or_with_a_card_the_p
     # every refusal left nothing behind: the customer of the refused create_customer, and both accounts
     assert "does not exist" in await call_error(client, "get_customer", customerId="cust_globex")
     assert "does not exist" in await call_error(client, "get_account", accountId="acme")
+
+
+async def test_validating_a_deal_leaves_the_callers_cards_as_given(client, db) -> None:
+    """validate_overrides is pure: a fee named by its id only gets its name in what is stored, not in the
+    caller's cards."""
+    plan_id, _ = await growth(client)
+    given = RateCards.model_validate({"fixedFeeRateCards": [{"id": "platform", "rateValues": [
+        {"currency": "USD", "rate": "20"}]}]})
+    async with db.unit_of_work() as session:
+        stored = await validate_overrides(session, await get_plan(session, plan_id), given)
+    assert given.fixedFeeRateCards[0].name is None
+    assert stored is not None and stored["fixedFeeRateCards"][0]["name"] == "platform"

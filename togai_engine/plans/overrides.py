@@ -98,6 +98,18 @@ async def plans_by_association(session: AsyncSession, association_ids: Iterable[
     return {association_id: plans[ref.key] for association_id, ref in refs.items() if ref.key in plans}
 
 
+def _named(overrides: RateCards) -> RateCards:
+    """The overrides with a fee's or grant's name defaulting to its id, as in create_price_plan (a copy: the
+    caller's cards are left as given)."""
+    update: dict[str, Any] = {}
+    for kind in OVERRIDABLE:
+        cards = getattr(overrides, kind)
+        if any(card.name is None and getattr(card, "id", None) is not None for card in cards):
+            update[kind] = [card.model_copy(update={"name": card.id}) if card.name is None
+                            and getattr(card, "id", None) is not None else card for card in cards]
+    return overrides.model_copy(update=update) if update else overrides
+
+
 def _renamed(exc: InvalidInput, field: str) -> InvalidInput:
     path = exc.field.removeprefix("rateCards")
     return InvalidInput(f"{field}{path}" if exc.field.startswith("rateCards") else field, exc.reason)
@@ -113,12 +125,10 @@ async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: 
             raise InvalidInput(f"{field}.{kind}", (
                 f"{kind} cannot be overridden per account yet (only {', '.join(OVERRIDABLE)} and "
                 "minimumCommitment); give the account a plan of its own for a different seat or overage price"))
+    overrides = _named(overrides)
     for kind in OVERRIDABLE:
         known = [card.name for card in getattr(plan.rateCards, kind)]
         for i, card in enumerate(getattr(overrides, kind)):
-            # as in create_price_plan, a fee's or grant's name defaults to its id
-            if card.name is None and getattr(card, "id", None) is not None:
-                card.name = card.id
             if card.name is None or card.name not in known:
                 raise InvalidInput(
                     f"{field}.{kind}[{i}].name",
