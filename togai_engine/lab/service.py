@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.accounts.service import account_id_of
+from togai_engine.accounts.service import get_row as get_account_row
+from togai_engine.billing.current import current_plan_and_cycle
 from togai_engine.billing.schedule import BillingPeriod, account_timeline
 from togai_engine.billing.state import AccountState, load_states
 from togai_engine.common.progress import ProgressCallback
@@ -132,12 +134,11 @@ async def calculate_revenue(
 
 async def _account_plan(session: AsyncSession, handle: str, now: datetime
                         ) -> tuple[str, str, PricePlan | None]:
-    """(account id, invoiceCurrency, the plan that prices it now with its deal, or None) as billing loads it."""
+    """(account id, invoiceCurrency, the plan that prices it now with its deal, or None), as billing reads it."""
     account_id = await account_id_of(session, handle)
-    states, plans_by_key = await load_states(session, [account_id])
-    state = states[account_id]
-    association = state.association_at(now)
-    return account_id, state.currency, None if association is None else plans_by_key.get(association.plan_key)
+    currency = (await get_account_row(session, account_id)).invoice_currency
+    current = await current_plan_and_cycle(session, account_id, now)
+    return account_id, currency, None if current is None else current[0]
 
 
 def _seats_held(plan: PricePlan, licenses: Mapping[str, object]) -> dict[str, int]:
