@@ -14,7 +14,7 @@ from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
 from togai_engine.app import accounts
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import Instant
-from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.schemas import MAX_PRICING_RULES, PricingRule, RateCards
 
 AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
@@ -92,10 +92,16 @@ async def update_account(
     effectiveFrom: EffectiveFrom = None,
     effectiveUntil: EffectiveUntil = None,
     rateCardOverrides: Overrides = None,
+    pricingRulesOverride: Annotated[list[PricingRule] | None, Field(
+        max_length=MAX_PRICING_RULES,
+        description="with pricePlanId: the account's own pricingRules from effectiveFrom on, replacing the plan's "
+                    "(Togai's pricingRulesOverride; [] = none), in create_price_plan's shape and checked the same way "
+                    "against the plan with the account's rateCardOverrides")] = None,
 ) -> Account:
     """Change an account's details, status or aliases; attach or change its price plan (pricePlanId +
     effectiveFrom; attaching again the plan a scheduled change replaces cancels that change), optionally with
-    the account's own rates (rateCardOverrides); or end its plan (effectiveUntil). Example of an enterprise deal
+    the account's own rates (rateCardOverrides) and pricing rules (pricingRulesOverride); or end its plan
+    (effectiveUntil). Example of an enterprise deal
     on plan pp_x whose usage card is named api_calls: update_account(accountId="acme", pricePlanId="pp_x",
     effectiveFrom="2026-03-01T00:00:00Z", rateCardOverrides={"usageRateCards": [{"name": "api_calls",
     "usageMeterId": "um_calls", "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0,
@@ -107,7 +113,8 @@ async def update_account(
              "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom, "effectiveUntil": effectiveUntil}
     data = AccountUpdate(**sent_arguments(ctx, given))
     async with uow(ctx) as u:
-        account = await accounts.update_account(u.session, accountId, data, u.now, rateCardOverrides)
+        account = await accounts.update_account(u.session, accountId, data, u.now, rateCardOverrides,
+                                                pricingRulesOverride)
         u.changed(account.id)
         return u.app.marked(account)
 

@@ -348,3 +348,67 @@ async def test_validating_a_deal_leaves_the_callers_cards_as_given(client, db) -
         stored = await validate_overrides(session, await get_plan(session, plan_id), given)
     assert given.fixedFeeRateCards[0].name is None
     assert stored is not None and stored["fixedFeeRateCards"][0]["name"] == "platform"
+
+
+async def test_an_accounts_own_pricing_rules_price_its_invoices_drafts_and_the_lab(client, clock) -> None:
+    """pricingRulesOverride (Togai's PUT /v2/schedules/{id}/pricing_rules): acme's rules replace the plan's
+    (Growth has none): 10% off the subTotal above 500 tokens, with its 0.05 a token deal."""
+    plan_id, meter = await growth(client)
+    ten_off = {"name": "volume", "order": 1, "condition": {">": [{"var": f"usage.{meter}"}, 500]},
+               "computation": {"*": [{"var": "subTotal"}, -0.1]}, "action": {"type": "ADD"}}
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides=cheap_tokens(meter), pricingRulesOverride=[ten_off])
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    for account_id in ("acme", "plain"):
+        await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
+    clock.set(at(2026, 1, 20))
+    draft = await call(client, "get_invoice", accountId="acme")
+    # 1000 × 0.05 = 50.00 + fee 31.00 = subTotal 81.00; the rule adds 81.00 × -0.1 = -8.10 -> 72.90
+    assert (draft["isOverridden"], draft["totalAmount"]) == (True, "72.90")
+    assert [(log["name"], log["status"]) for log in draft["pricingRuleLogs"]][:1] == [("volume", "APPLIED")]
+    # the plan keeps no rules for others: 1000 × 0.10 + 31.00 = 131.00
+    assert (await call(client, "get_invoice", accountId="plain"))["totalAmount"] == "131.00"
+    clock.set(at(2026, 2, 1))
+    assert (await invoices(client, "acme"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "72.90")
+    lab = await call(client, "simulate_price_plan", candidates=[plan_id], accountIds=["acme"],
+                     startTime=iso(2026, 1, 1), endTime=iso(2026, 2, 1))
+    assert lab["accounts"][0]["cycles"][0]["candidates"][0]["amount"] == "72.90"
+    quote = await call(client, "calculate_revenue", accountId="acme", usage={meter: "1000"})
+    assert (quote["isOverridden"], quote["total"]) == (True, "72.90")
+    # the same rules again are a no-op (one association); [] takes the rules away from March: 50.00 + 31.00
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 3, 1),
+               rateCardOverrides=cheap_tokens(meter), pricingRulesOverride=[])
+    clock.set(at(2026, 3, 2))
+    await usage(client, "acme", "2026-03-01T12:00:00Z", "1000", "mar")
+    assert (await call(client, "get_invoice", accountId="acme"))["totalAmount"] == "81.00"
+
+
+async def test_pricing_rules_override_is_checked_like_a_plans_rules(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    rule = {"name": "r", "order": 1, "computation": {"*": [{"var": "subTotal"}, -0.1]}, "action": {"type": "ADD"}}
+    error = await call_error(client, "update_account", accountId="acme", pricingRulesOverride=[rule])
+    assert "pricingRulesOverride: applies to the plan attached in the same call; add pricePlanId" in error
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id, pricingRulesOverride=[
+        {**rule, "condition": {">": [{"var": "usage.um_nope"}, 1]}}])
+    assert "pricingRulesOverride[0].condition" in error and "um_nope" in error
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id, pricingRulesOverride=[
+        {**rule, "action": {"type": "UPDATE", "target": "calls"}}])
+    assert "pricingRulesOverride[0].action.target: 'calls' is not a rate card of this plan" in error
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id,
+                             pricingRulesOverride=[rule, {**rule, "order": 2}])
+    assert "pricingRulesOverride[1].name: 'r' is already the name of pricingRulesOverride[0]" in error
+    # nothing changed: acme is on the plain plan
+    assert (await call(client, "get_account", accountId="acme"))["financial"]["pricePlan"]["isOverridden"] is False
+
+    # a rule on the api_calls card cannot move to a version without it
+    cap = {**rule, "computation": {"min": [{"var": "rateCards.api_calls"}, 40]},
+           "action": {"type": "UPDATE", "target": "api_calls"}}
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, pricingRulesOverride=[cap])
+    renamed = cards(meter, "0.20", "62")
+    renamed["usageRateCards"][0]["name"] = "tokens"
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=renamed)
+    error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert "migrationMode: account 'acme' has a pricingRulesOverride that does not fit version 2" in error
+    assert "api_calls" in error

@@ -134,6 +134,8 @@ async def test_deal_arguments_are_listed(client):
     created, updated = tools["create_account"].input_schema, tools["update_account"].input_schema
     assert created["properties"]["rateCardOverrides"] == updated["properties"]["rateCardOverrides"]
     assert "rateCardOverrides" in tools["create_customer"].input_schema["properties"]["account"]["description"]
+    rules = updated["properties"]["pricingRulesOverride"]["anyOf"][0]
+    assert rules["type"] == "array" and rules["maxItems"] == 50
     quote = tools["calculate_revenue"]
     assert "accountId" in quote.input_schema["properties"] and "accountId" not in quote.input_schema.get("required", [])
     assert {"accountId", "isOverridden", "pricePlanVersion"} <= set(quote.output_schema["properties"])

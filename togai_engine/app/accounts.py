@@ -22,7 +22,7 @@ from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_currency
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput
-from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.wallets.ledger import hold_wallet_currency
 
 
@@ -69,9 +69,14 @@ async def list_accounts(session: AsyncSession, customer_id: str | None, status: 
 
 
 async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime,
-                         rate_card_overrides: RateCards | None = None) -> Account:
+                         rate_card_overrides: RateCards | None = None,
+                         pricing_rules_override: list[PricingRule] | None = None) -> Account:
     """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId, with
-    the account's rateCardOverrides). The account is named by its id or an alias."""
+    the account's rateCardOverrides and pricingRulesOverride). The account is named by its id or an alias."""
+    if pricing_rules_override is not None and not data.pricePlanId:
+        raise InvalidInput("pricingRulesOverride", (
+            "applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
+            "these rules in place of the plan's from effectiveFrom) or drop pricingRulesOverride"))
     _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides)
     if data.effectiveUntil is not None and data.pricePlanId:
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
@@ -102,7 +107,7 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         await end_plan(session, row, now, now, field="status")
     if data.pricePlanId:
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId",
-                          overrides=rate_card_overrides)
+                          overrides=rate_card_overrides, rules=pricing_rules_override)
     return account
 
 
