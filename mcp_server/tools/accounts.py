@@ -14,7 +14,7 @@ from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
 from togai_engine.app import accounts
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import Instant
-from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.schemas import MAX_PRICING_RULES, PricingRule, RateCards
 
 AccountId = Annotated[str, Field(description="the account's id or one of its aliases")]
 PlanId = Annotated[str | None, Field(description="attach this price plan (see create_price_plan)")]
@@ -24,6 +24,12 @@ EffectiveFrom = Annotated[Instant | None, Field(
 EffectiveUntil = Annotated[Instant | None, Field(
     description=f"when the account's plan ends: {AN_INSTANT}. The last partial period is billed, prorated; "
                 "nothing after it. Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
+Overrides = Annotated[RateCards | None, Field(
+    description="with pricePlanId: the account's own deal from effectiveFrom on (Togai's "
+                "pricePlanDetailsOverride): cards in the shape of create_price_plan's rateCards, each replacing "
+                "the plan's card of the same name (usage, fixed fee, entitlement and credit grant cards; a "
+                "minimumCommitment replaces the plan's). The whole card is replaced, with a rate in every "
+                "supported currency. Invoices priced with it say isOverridden: true")]
 
 
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")
@@ -42,16 +48,18 @@ async def create_account(
     metadata: dict[str, str] | None = None,
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
+    rateCardOverrides: Overrides = None,
 ) -> Account:
     """Create a billing account for a customer. Events, invoices, the wallet and entitlements all
-    belong to an account. Attach a price plan now with pricePlanId, or later with update_account."""
+    belong to an account. Attach a price plan now with pricePlanId (with the account's own deal in
+    rateCardOverrides, as update_account takes it), or later with update_account."""
     data = AccountCreate(
         id=id, customerId=customerId, name=name, invoiceCurrency=invoiceCurrency, aliases=aliases or [],
         primaryEmail=primaryEmail, address=address, netTermDays=netTermDays, metadata=metadata,
         pricePlanId=pricePlanId, effectiveFrom=effectiveFrom,
     )
     async with uow(ctx) as u:
-        account, _ = await accounts.create_account(u.session, data, u.now)
+        account, _ = await accounts.create_account(u.session, data, u.now, rate_card_overrides=rateCardOverrides)
         u.changed(account.id)
         return u.app.marked(account)
 
@@ -83,16 +91,17 @@ async def update_account(
     pricePlanId: PlanId = None,
     effectiveFrom: EffectiveFrom = None,
     effectiveUntil: EffectiveUntil = None,
-    rateCardOverrides: Annotated[RateCards | None, Field(
-        description="with pricePlanId: the account's own deal from effectiveFrom on (Togai's "
-                    "pricePlanDetailsOverride): cards in the shape of create_price_plan's rateCards, each replacing "
-                    "the plan's card of the same name (usage, fixed fee, entitlement and credit grant cards; a "
-                    "minimumCommitment replaces the plan's). The whole card is replaced, with a rate in every "
-                    "supported currency. Invoices priced with it say isOverridden: true")] = None,
+    rateCardOverrides: Overrides = None,
+    pricingRulesOverride: Annotated[list[PricingRule] | None, Field(
+        max_length=MAX_PRICING_RULES,
+        description="with pricePlanId: the account's own pricingRules from effectiveFrom on, replacing the plan's "
+                    "(Togai's pricingRulesOverride; [] = none), in create_price_plan's shape and checked the same way "
+                    "against the plan with the account's rateCardOverrides")] = None,
 ) -> Account:
     """Change an account's details, status or aliases; attach or change its price plan (pricePlanId +
     effectiveFrom; attaching again the plan a scheduled change replaces cancels that change), optionally with
-    the account's own rates (rateCardOverrides); or end its plan (effectiveUntil). Example of an enterprise deal
+    the account's own rates (rateCardOverrides) and pricing rules (pricingRulesOverride); or end its plan
+    (effectiveUntil). Example of an enterprise deal
     on plan pp_x whose usage card is named api_calls: update_account(accountId="acme", pricePlanId="pp_x",
     effectiveFrom="2026-03-01T00:00:00Z", rateCardOverrides={"usageRateCards": [{"name": "api_calls",
     "usageMeterId": "um_calls", "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0,
@@ -104,7 +113,8 @@ async def update_account(
              "pricePlanId": pricePlanId, "effectiveFrom": effectiveFrom, "effectiveUntil": effectiveUntil}
     data = AccountUpdate(**sent_arguments(ctx, given))
     async with uow(ctx) as u:
-        account = await accounts.update_account(u.session, accountId, data, u.now, rateCardOverrides)
+        account = await accounts.update_account(u.session, accountId, data, u.now, rateCardOverrides,
+                                                pricingRulesOverride)
         u.changed(account.id)
         return u.app.marked(account)
 

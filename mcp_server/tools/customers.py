@@ -10,8 +10,7 @@ from pydantic import Field
 from mcp_server.arguments import sent_arguments
 from mcp_server.reads import pure_read
 from mcp_server.registry import NextToken, PageSize, model_input, tool, uow
-from togai_engine.accounts.schemas import AccountFields
-from togai_engine.app.onboarding import CustomerWithAccount, create_customer_with_account
+from togai_engine.app.onboarding import CustomerWithAccount, InlineAccount, create_customer_with_account
 from togai_engine.common.schemas import Address, Page
 from togai_engine.customers import service as customers
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
@@ -28,12 +27,13 @@ async def create_customer(
     metadata: Annotated[dict[str, str] | None, Field(description="free-form string tags")] = None,
     account: Annotated[dict[str, Any] | None, Field(
         description="optionally create the customer's first account inline: create_account's fields "
-                    "without customerId, e.g. {id, name, invoiceCurrency, aliases, pricePlanId}")] = None,
+                    "without customerId, e.g. {id, name, invoiceCurrency, aliases, pricePlanId, effectiveFrom, "
+                    "rateCardOverrides}")] = None,
 ) -> CustomerWithAccount:
     """Create a customer: the legal entity that is billed. Use create_account (or the inline `account`
     field) to give it a billing account. Safe to retry with the same id."""
     data = CustomerCreate(id=id, name=name, primaryEmail=primaryEmail, address=address, metadata=metadata)
-    inline = model_input(AccountFields, "account", account) if account is not None else None
+    inline = model_input(InlineAccount, "account", account) if account is not None else None
     async with uow(ctx) as u:
         result = await create_customer_with_account(u.session, data, inline, u.now)
         u.changed(result.customer.id, result.account.id if result.account else "")

@@ -33,8 +33,13 @@ async def calculate_revenue(
                     "Send decimal strings for more than 15 digits")],
     pricePlanId: Annotated[str | None, Field(description="a stored plan (pp_...) from list_price_plans")] = None,
     pricePlan: Annotated[InlinePlan | None, Field(description="instead of pricePlanId: an inline plan")] = None,
+    accountId: Annotated[str | None, Field(
+        description="quote for this account (id or alias): without a plan, the plan it is on now; its own plan "
+                    "is priced with its deal (rateCardOverrides), as its invoices are; currency defaults to its "
+                    "invoiceCurrency")] = None,
     currency: Annotated[str | None, Field(
-        description="ISO 4217 code the plan prices in; default its first supported currency")] = None,
+        description="ISO 4217 code the plan prices in; default the account's invoiceCurrency, else the plan's "
+                    "first supported currency")] = None,
     licenses: Annotated[dict[str, int] | None, Field(
         description='seats per license id held for the whole cycle, e.g. {"seats": 8}; licenses left out are 0')
     ] = None,
@@ -49,13 +54,14 @@ async def calculate_revenue(
     ONE_TIME setup fee included, an IN_ADVANCE fee once, recurrenceConfig counting it as cycle 0), the
     minimum-commitment true-up and the total: exactly what that invoice with this usage would say, its pricing
     rules applied (pricingRuleLogs; cycleIndex picks the cycle they see). Pass pricePlanId, or pricePlan to try
-    a plan without creating it. Reads only; safe to repeat."""
+    a plan without creating it, or accountId for what an account's own deal charges (isOverridden: true when its
+    rateCardOverrides priced it). Reads only; safe to repeat."""
     if pricePlanId is not None and pricePlan is not None:
         raise InvalidInput("pricePlan", "give pricePlanId or pricePlan, not both")
     async with uow(ctx) as u:
         return await lab.calculate_revenue(
             u.session, plan=pricePlanId if pricePlanId is not None else pricePlan, usage=usage, currency=currency,
-            now=u.now, licenses=licenses, cycle_index=cycleIndex)
+            now=u.now, licenses=licenses, cycle_index=cycleIndex, account=accountId)
 
 
 @tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans",

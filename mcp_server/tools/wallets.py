@@ -36,15 +36,20 @@ async def grant_credit(
         min_length=1, max_length=255,
         description="your key for this grant; when retrying, send the SAME key so the grant is not "
                     "doubled (same key + same content returns the first grant)")] = None,
+    applicableEntityIds: Annotated[list[str] | None, Field(
+        max_length=100, description="limit the credit to these rate cards' invoice lines (Togai's CreditRequest "
+                                    "field): names of usage, license, fixed-fee or entitlement overage cards of the "
+                                    "account's plan now (list_rate_cards). Omit for credit that pays any line")] = None,
 ) -> GrantCreditResult:
     """Add prepaid or promotional credit to an account's wallet. Credit pays invoices automatically
     when they become DUE, in burn order: lower priority number first, then earliest expiry, then
-    earliest effectiveFrom. Returns the grant and the wallet's new balance. Always pass an
+    earliest effectiveFrom; a grant limited to rate cards (applicableEntityIds) pays only their lines. Returns
+    the grant and the wallet's new balance. Always pass an
     idempotencyKey and reuse it when retrying, so a retry never grants twice."""
     data = GrantCreditInput(
         accountId=accountId, amount=parse_decimal(amount, "amount"), currency=currency, purpose=purpose,
         effectiveFrom=effectiveFrom, effectiveUntil=effectiveUntil, priority=priority,
-        idempotencyKey=idempotencyKey,
+        idempotencyKey=idempotencyKey, applicableEntityIds=applicableEntityIds,
     )
     async with uow(ctx) as u:
         result = await financials.grant_credit(u.session, data, u.now)

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from helpers import at, call, call_error, iso, tokens_meter
+from togai_engine.plans.overrides import validate_overrides
+from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.service import get_plan
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -38,6 +41,11 @@ async def growth(client: Any, currencies: tuple[str, ...] = ("USD",)) -> tuple[s
 async def account(client: Any, account_id: str, plan_id: str, since: str, **extra: Any) -> None:
     await call(client, "create_customer", id=f"cust_{account_id}", name="Customer", account={
         "id": account_id, "name": account_id, "pricePlanId": plan_id, "effectiveFrom": since, **extra})
+
+
+def cheap_tokens(meter: str) -> dict[str, Any]:
+    """Acme's deal: tokens at 0.05 (the plan's api_calls card says 0.10)."""
+    return {"usageRateCards": [usage_card(meter, "0.05")]}
 
 
 async def usage(client: Any, account_id: str, when: str, tokens: str, event_id: str) -> None:
@@ -160,9 +168,7 @@ async def test_start_of_current_cycle_reprices_the_open_period_only(client, cloc
 async def test_an_enterprise_deal_prices_the_same_on_the_invoice_and_in_the_lab(client, clock) -> None:
     plan_id, meter = await growth(client)
     await account(client, "plain", plan_id, iso(2026, 1, 1))
-    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
-    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
-               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
     for account_id in ("plain", "acme"):
         await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
     clock.set(at(2026, 1, 20))
@@ -197,9 +203,7 @@ async def test_an_enterprise_deal_prices_the_same_on_the_invoice_and_in_the_lab(
 
 async def test_ignore_override_modes_drop_the_deal(client, clock) -> None:
     plan_id, meter = await growth(client)
-    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
-    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
-               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.05")]})
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
     clock.set(at(2026, 1, 16))
     await version_2(client, plan_id, meter, "IMMEDIATE_IGNORE_OVERRIDE")
     await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "u")
@@ -278,3 +282,133 @@ async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_o
     ]
     clock.set(at(2026, 3, 2))
     assert (await invoices(client, "later"))[0] == (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00")
+
+
+async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    deal = {**cheap_tokens(meter), "fixedFeeRateCards": [
+        {"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}]}]}
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    created = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                         pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
+    assert created["id"] == "acme"
+    # the inline account of create_customer takes the same deal
+    await account(client, "globex", plan_id, iso(2026, 1, 1), rateCardOverrides=deal)
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    for account_id in ("acme", "globex", "plain"):
+        await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
+    clock.set(at(2026, 2, 1))
+    # the deal: 1000 × 0.05 = 50.00 + its fee 20.00 = 70.00; the plan: 1000 × 0.10 = 100.00 + 31.00 = 131.00
+    assert (await invoices(client, "acme"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "70.00")
+    assert (await invoices(client, "globex"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "70.00")
+    assert (await invoices(client, "plain"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "131.00")
+    for account_id, deal_on in (("acme", True), ("globex", True), ("plain", False)):
+        on = (await call(client, "get_account", accountId=account_id))["financial"]["pricePlan"]
+        assert (on["id"], on["isOverridden"]) == (plan_id, deal_on)
+    # creating again with the same id and content returns the account (nothing attached twice)
+    again = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
+    assert again["id"] == "acme" and len(await invoices(client, "acme")) == 2
+
+
+async def test_a_deal_at_creation_is_refused_without_a_plan_or_with_a_card_the_plan_lacks(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    deal = cheap_tokens(meter)
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             rateCardOverrides=deal)
+    assert "rateCardOverrides: applies to the plan attached in the same call; add pricePlanId" in error
+    assert "does not exist" in await call_error(client, "get_account", accountId="acme")  # nothing was created
+    error = await call_error(client, "create_customer", id="cust_globex", name="Globex", account={
+        "id": "globex", "name": "Globex", "rateCardOverrides": deal})
+    assert "account.rateCardOverrides: applies to the plan attached in the same call" in error
+    misnamed = {"usageRateCards": [{**usage_card(meter, "0.05"), "name": "calls"}]}
+    error = await call_error(client, "create_customer", id="cust_globex", name="Globex", account={
+        "id": "globex", "name": "Globex", "pricePlanId": plan_id, "rateCardOverrides": misnamed})
+    assert "account.rateCardOverrides.usageRateCards[0].name: must name the usageRateCard" in error
+    assert "api_calls" in error
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan_id, rateCardOverrides={"usageRateCards": [usage_card(meter, "-1")]})
+    assert "rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate" in error
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan_id, rateCardOverrides={"usageRateCards": [{"name": "api_calls"}]})
+    assert "rateCardOverrides.usageRateCards[0]" in error
+    # every refusal left nothing behind: the customer of the refused create_customer, and both accounts
+    assert "does not exist" in await call_error(client, "get_customer", customerId="cust_globex")
+    assert "does not exist" in await call_error(client, "get_account", accountId="acme")
+
+
+async def test_validating_a_deal_leaves_the_callers_cards_as_given(client, db) -> None:
+    """validate_overrides is pure: a fee named by its id only gets its name in what is stored, not in the
+    caller's cards."""
+    plan_id, _ = await growth(client)
+    given = RateCards.model_validate({"fixedFeeRateCards": [{"id": "platform", "rateValues": [
+        {"currency": "USD", "rate": "20"}]}]})
+    async with db.unit_of_work() as session:
+        stored = await validate_overrides(session, await get_plan(session, plan_id), given)
+    assert given.fixedFeeRateCards[0].name is None
+    assert stored is not None and stored["fixedFeeRateCards"][0]["name"] == "platform"
+
+
+async def test_an_accounts_own_pricing_rules_price_its_invoices_drafts_and_the_lab(client, clock) -> None:
+    """pricingRulesOverride (Togai's PUT /v2/schedules/{id}/pricing_rules): acme's rules replace the plan's
+    (Growth has none): 10% off the subTotal above 500 tokens, with its 0.05 a token deal."""
+    plan_id, meter = await growth(client)
+    ten_off = {"name": "volume", "order": 1, "condition": {">": [{"var": f"usage.{meter}"}, 500]},
+               "computation": {"*": [{"var": "subTotal"}, -0.1]}, "action": {"type": "ADD"}}
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides=cheap_tokens(meter), pricingRulesOverride=[ten_off])
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    for account_id in ("acme", "plain"):
+        await usage(client, account_id, "2026-01-05T00:00:00Z", "1000", f"u_{account_id}")
+    clock.set(at(2026, 1, 20))
+    draft = await call(client, "get_invoice", accountId="acme")
+    # 1000 × 0.05 = 50.00 + fee 31.00 = subTotal 81.00; the rule adds 81.00 × -0.1 = -8.10 -> 72.90
+    assert (draft["isOverridden"], draft["totalAmount"]) == (True, "72.90")
+    assert [(log["name"], log["status"]) for log in draft["pricingRuleLogs"]][:1] == [("volume", "APPLIED")]
+    # the plan keeps no rules for others: 1000 × 0.10 + 31.00 = 131.00
+    assert (await call(client, "get_invoice", accountId="plain"))["totalAmount"] == "131.00"
+    clock.set(at(2026, 2, 1))
+    assert (await invoices(client, "acme"))[0] == (iso(2026, 1, 1), iso(2026, 2, 1), "DUE", 1, "72.90")
+    lab = await call(client, "simulate_price_plan", candidates=[plan_id], accountIds=["acme"],
+                     startTime=iso(2026, 1, 1), endTime=iso(2026, 2, 1))
+    assert lab["accounts"][0]["cycles"][0]["candidates"][0]["amount"] == "72.90"
+    quote = await call(client, "calculate_revenue", accountId="acme", usage={meter: "1000"})
+    assert (quote["isOverridden"], quote["total"]) == (True, "72.90")
+    # the same rules again are a no-op (one association); [] takes the rules away from March: 50.00 + 31.00
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 3, 1),
+               rateCardOverrides=cheap_tokens(meter), pricingRulesOverride=[])
+    clock.set(at(2026, 3, 2))
+    await usage(client, "acme", "2026-03-01T12:00:00Z", "1000", "mar")
+    assert (await call(client, "get_invoice", accountId="acme"))["totalAmount"] == "81.00"
+
+
+async def test_pricing_rules_override_is_checked_like_a_plans_rules(client, clock) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    rule = {"name": "r", "order": 1, "computation": {"*": [{"var": "subTotal"}, -0.1]}, "action": {"type": "ADD"}}
+    error = await call_error(client, "update_account", accountId="acme", pricingRulesOverride=[rule])
+    assert "pricingRulesOverride: applies to the plan attached in the same call; add pricePlanId" in error
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id, pricingRulesOverride=[
+        {**rule, "condition": {">": [{"var": "usage.um_nope"}, 1]}}])
+    assert "pricingRulesOverride[0].condition" in error and "um_nope" in error
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id, pricingRulesOverride=[
+        {**rule, "action": {"type": "UPDATE", "target": "calls"}}])
+    assert "pricingRulesOverride[0].action.target: 'calls' is not a rate card of this plan" in error
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id,
+                             pricingRulesOverride=[rule, {**rule, "order": 2}])
+    assert "pricingRulesOverride[1].name: 'r' is already the name of pricingRulesOverride[0]" in error
+    # nothing changed: acme is on the plain plan
+    assert (await call(client, "get_account", accountId="acme"))["financial"]["pricePlan"]["isOverridden"] is False
+
+    # a rule on the api_calls card cannot move to a version without it
+    cap = {**rule, "computation": {"min": [{"var": "rateCards.api_calls"}, 40]},
+           "action": {"type": "UPDATE", "target": "api_calls"}}
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, pricingRulesOverride=[cap])
+    renamed = cards(meter, "0.20", "62")
+    renamed["usageRateCards"][0]["name"] = "tokens"
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=renamed)
+    error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert "migrationMode: account 'acme' has a pricingRulesOverride that does not fit version 2" in error
+    assert "api_calls" in error

@@ -125,3 +125,19 @@ async def test_creates_marked_not_idempotent_do_make_two_without_a_key(client):
         seats = await call(client, "update_license", accountId="acc_twice", licenseId="seats", quantity=2,
                            updateType="RELATIVE")
     assert seats["currentQuantity"] == 4  # 2 + 2: the same call added twice
+
+
+async def test_deal_arguments_are_listed(client):
+    """The per-account deal arguments a client sees: a deal at creation as in update_account, a quote for an
+    account (its deal priced), a grant limited to rate cards."""
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    created, updated = tools["create_account"].input_schema, tools["update_account"].input_schema
+    assert created["properties"]["rateCardOverrides"] == updated["properties"]["rateCardOverrides"]
+    assert "rateCardOverrides" in tools["create_customer"].input_schema["properties"]["account"]["description"]
+    rules = updated["properties"]["pricingRulesOverride"]["anyOf"][0]
+    assert rules["type"] == "array" and rules["maxItems"] == 50
+    quote = tools["calculate_revenue"]
+    assert "accountId" in quote.input_schema["properties"] and "accountId" not in quote.input_schema.get("required", [])
+    assert {"accountId", "isOverridden", "pricePlanVersion"} <= set(quote.output_schema["properties"])
+    limited = tools["grant_credit"].input_schema["properties"]["applicableEntityIds"]
+    assert limited["anyOf"][0] == {"type": "array", "items": {"type": "string"}, "maxItems": 100}

@@ -138,3 +138,66 @@ async def test_one_time_grants_once_per_plan_across_plan_changes_and_recurring_e
     assert grants == [("2026-01-01", "30.00"), ("2026-02-01", "5.00")]
     wallet = await call(client, "get_wallet_balance", accountId="acme")
     assert wallet["balance"] == "0.00"  # nothing used (no usage), everything expired by 2 April
+
+
+async def test_grant_credit_limited_to_one_card_pays_only_its_line(client, clock) -> None:
+    """grant_credit's applicableEntityIds (Togai's CreditRequest): a manual grant for the `api` card. The plan's
+    own 40.00 `api_credits` grant is left out (a plan without grant cards) so only the manual grants pay."""
+    meter = await tokens_meter(client)
+    scoped = _plan(meter, "Plain")
+    scoped["rateCards"].pop("creditGrantRateCards")
+    plan = await call(client, "create_price_plan", **scoped)
+    await _account(client, plan["id"])
+    clock.set(at(2026, 1, 2))
+    # 30.00 for api only, priority 0 (burns first); 100.00 unrestricted, priority 1
+    limited = await call(client, "grant_credit", accountId="acme", amount="30.00", priority=0,
+                         applicableEntityIds=["api"], idempotencyKey="api-30")
+    assert limited["grant"]["applicableEntityIds"] == ["api"]
+    await call(client, "grant_credit", accountId="acme", amount="100.00", priority=1, idempotencyKey="any-100")
+    await _tokens(client, "e1", iso(2026, 1, 10), "1200")
+    clock.set(at(2026, 2, 1))  # January DUE (no grace)
+    # January: 1200 × 0.01 = 12.00 of api + platform 25.00 = 37.00. The api grant pays its line only: 12.00
+    # (18.00 left); the unrestricted grant pays the fee: 25.00 (75.00 left). Credits 37.00, nothing due.
+    assert await _due(client) == [("2026-01-01", "37.00", "37.00", "0.00")]
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert sorted((g["applicableEntityIds"] or [], g["remaining"]) for g in wallet["grants"]) == [
+        ([], "75.00"), (["api"], "18.00")]
+    # February: the api grant has 18.00 for 500 × 0.01 = 5.00 of api; the fee 25.00 from the other: 75 - 25 = 50
+    await _tokens(client, "e2", iso(2026, 2, 10), "500")
+    clock.set(at(2026, 3, 1))
+    assert (await _due(client))[1] == ("2026-02-01", "30.00", "30.00", "0.00")
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert sorted((g["applicableEntityIds"] or [], g["remaining"]) for g in wallet["grants"]) == [
+        ([], "50.00"), (["api"], "13.00")]
+
+    # the same key and content returns the grant; another card list under that key is a conflict
+    again = await call(client, "grant_credit", accountId="acme", amount="30.00", priority=0,
+                       applicableEntityIds=["api"], idempotencyKey="api-30")
+    assert (again["replayed"], again["grant"]["id"]) == (True, limited["grant"]["id"])
+    error = await call_error(client, "grant_credit", accountId="acme", amount="30.00", priority=0,
+                             applicableEntityIds=["api", "platform"], idempotencyKey="api-30")
+    assert "with a different applicableEntityIds" in error
+    error = await call_error(client, "grant_credit", accountId="acme", amount="30.00", priority=0,
+                             idempotencyKey="api-30")
+    assert "with a different applicableEntityIds" in error
+
+
+async def test_grant_credit_names_only_cards_of_the_accounts_plan(client, clock) -> None:
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", **_plan(meter))
+    await call(client, "create_customer", id="cust_bare", name="Bare", account={"id": "bare", "name": "Bare"})
+    error = await call_error(client, "grant_credit", accountId="bare", amount="5", applicableEntityIds=["api"])
+    assert "applicableEntityIds: account 'bare' is on no price plan now" in error
+    await _account(client, plan["id"])
+    error = await call_error(client, "grant_credit", accountId="acme", amount="5", applicableEntityIds=["api", "apl"])
+    assert "applicableEntityIds[1]: 'apl' is not a usage, license, fixed-fee or entitlement overage rate card" in error
+    assert "(they are: 'api', 'platform')" in error and plan["id"] in error
+    # a credit-grant card is no line of an invoice
+    assert "applicableEntityIds[0]: 'api_credits' is not" in await call_error(
+        client, "grant_credit", accountId="acme", amount="5", applicableEntityIds=["api_credits"])
+    error = await call_error(client, "grant_credit", accountId="acme", amount="5", applicableEntityIds=["api", "api"])
+    assert "applicableEntityIds[1]: 'api' is listed twice" in error
+    assert "applicableEntityIds: is empty" in await call_error(
+        client, "grant_credit", accountId="acme", amount="5", applicableEntityIds=[])
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert [g["source"] for g in wallet["grants"]] == ["RATE_CARD"]  # no refused grant was made

@@ -22,22 +22,35 @@ from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_currency
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput
-from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.wallets.ledger import hold_wallet_currency
 
 
-async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *,
-                         prefix: str = "") -> tuple[Account, bool]:
-    """Creates the account (idempotent on its id) and attaches its plan when it was created now."""
-    if data.effectiveFrom is not None and not data.pricePlanId:
-        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *, prefix: str = "",
+                         rate_card_overrides: RateCards | None = None) -> tuple[Account, bool]:
+    """Creates the account (idempotent on its id) and attaches its plan, with the account's deal
+    (`rate_card_overrides`, checked and stored as update_account's), when it was created now."""
+    _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides, prefix)
     await customers.get_row(session, data.customerId)
     account, created = await accounts.create_account(session, data, prefix=prefix)
     if created and data.pricePlanId:
         row = await accounts.get_row(session, account.id, lock=True)
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now,
-                          field=f"{prefix}pricePlanId")
+                          field=f"{prefix}pricePlanId", overrides=rate_card_overrides)
     return account, created
+
+
+def _plan_fields_need_plan(plan_id: str | None, effective_from: datetime | None,
+                           rate_card_overrides: RateCards | None, prefix: str = "") -> None:
+    """rateCardOverrides and effectiveFrom describe the plan attached in the same call: refused without one."""
+    if plan_id:
+        return
+    if rate_card_overrides is not None:
+        raise InvalidInput(f"{prefix}rateCardOverrides", (
+            "applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
+            "this deal from effectiveFrom) or drop rateCardOverrides"))
+    if effective_from is not None:
+        raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
 
 
 async def get_account(session: AsyncSession, account_id: str, now: datetime) -> Account:
@@ -56,14 +69,15 @@ async def list_accounts(session: AsyncSession, customer_id: str | None, status: 
 
 
 async def update_account(session: AsyncSession, account_id: str, data: AccountUpdate, now: datetime,
-                         rate_card_overrides: RateCards | None = None) -> Account:
+                         rate_card_overrides: RateCards | None = None,
+                         pricing_rules_override: list[PricingRule] | None = None) -> Account:
     """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId, with
-    the account's rateCardOverrides). The account is named by its id or an alias."""
-    if rate_card_overrides is not None and not data.pricePlanId:
-        raise InvalidInput("rateCardOverrides", "applies to the plan attached in the same call; add pricePlanId "
-                                                "(the plan the account is on gives it this deal from effectiveFrom)")
-    if data.effectiveFrom is not None and not data.pricePlanId:
-        raise InvalidInput("effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
+    the account's rateCardOverrides and pricingRulesOverride). The account is named by its id or an alias."""
+    if pricing_rules_override is not None and not data.pricePlanId:
+        raise InvalidInput("pricingRulesOverride", (
+            "applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
+            "these rules in place of the plan's from effectiveFrom) or drop pricingRulesOverride"))
+    _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides)
     if data.effectiveUntil is not None and data.pricePlanId:
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
@@ -93,7 +107,7 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         await end_plan(session, row, now, now, field="status")
     if data.pricePlanId:
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now, field="pricePlanId",
-                          overrides=rate_card_overrides)
+                          overrides=rate_card_overrides, rules=pricing_rules_override)
     return account
 
 

@@ -22,7 +22,7 @@ from togai_engine.invoices import service as invoices
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.pricing import round_money
 from togai_engine.wallets import service as wallets
-from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, WalletBalance, WalletLedger
+from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, PayableCards, WalletBalance, WalletLedger
 
 
 async def accrued_charges(session: AsyncSession, account_id: str, currency: str, now: datetime,
@@ -77,4 +77,10 @@ async def wallet_entries(session: AsyncSession, account_id: str, now: datetime, 
 async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime) -> GrantCreditResult:
     # by its id, whatever the caller named it by: a retry through an alias is the same grant
     data = data.model_copy(update={"accountId": await accounts.account_id_of(session, data.accountId)})
-    return await wallets.grant_credit(session, data, now, unclosed=unclosed_periods)
+    payable = None
+    if data.applicableEntityIds is not None:  # limited to rate cards: those of the plan the account is on now
+        current = await current_plan_and_cycle(session, data.accountId, now)
+        if current is not None:
+            plan = current[0]
+            payable = PayableCards(f"price plan {plan.name!r} ({plan.id})", tuple(plan.rateCards.payable_names()))
+    return await wallets.grant_credit(session, data, now, unclosed=unclosed_periods, payable=payable)

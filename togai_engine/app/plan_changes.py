@@ -38,7 +38,7 @@ from togai_engine.events.models import BillingWatermarkRow
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import validate_overrides
-from togai_engine.plans.schemas import RateCards
+from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.plans.service import get_plan
 
 
@@ -101,15 +101,18 @@ async def attach_plan(
     *,
     field: str = "pricePlanId",
     overrides: RateCards | None = None,
+    rules: list[PricingRule] | None = None,
 ) -> None:
-    """Puts the account on `plan_id` (its latest ACTIVE version, with `overrides`) from `effective_from` on;
+    """Puts the account on `plan_id` (its latest ACTIVE version, with `overrides` and `rules`, the account's
+    pricingRulesOverride) from `effective_from` on;
     attaching what is already in effect there (for example, a retried call) changes nothing. The caller holds
     the account row FOR UPDATE."""
     from_field = field.removesuffix("pricePlanId") + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)
-    deal = None if overrides is None else await validate_overrides(
-        session, plan, overrides, field.removesuffix("pricePlanId") + "rateCardOverrides")
+    prefix = field.removesuffix("pricePlanId")
+    deal = None if overrides is None and rules is None else await validate_overrides(
+        session, plan, overrides, f"{prefix}rateCardOverrides", rules=rules, rules_field=f"{prefix}pricingRulesOverride")
 
     def same(association: PlanAssociationRow) -> bool:
         return (association.price_plan_id == plan_id and association.version == plan.version

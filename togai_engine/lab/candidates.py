@@ -80,6 +80,15 @@ async def inline_plan(session: AsyncSession, raw: Mapping[str, Any], prefix: str
     return PricePlan.model_validate({**plan.model_dump(), "id": INLINE_ID, "createdAt": now})
 
 
+def priced_for(plan: PricePlan, stored: bool, own: PricePlan | None) -> PricePlan:
+    """What prices an account's usage under `plan`: a stored plan that is the account's own plan version is
+    priced with the account's deal (`own`: that version with its rateCardOverrides), anything else as it is.
+    The one rule of simulate_price_plan and of calculate_revenue for an account, so both reproduce its invoices."""
+    if own is not None and stored and own.overridden and (plan.id, plan.version) == (own.id, own.version):
+        return own
+    return plan
+
+
 async def resolve(session: AsyncSession, spec: object, field: str, now: datetime) -> tuple[PricePlan, bool]:
     """(plan, stored) for a plan id or an inline plan found at `field` of the request."""
     if isinstance(spec, str):

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from togai_engine.billing.schedule import BillingPeriod
 from togai_engine.invoices.compose import compose_invoice, compose_opening_invoice
-from togai_engine.lab.candidates import Candidate
+from togai_engine.lab.candidates import Candidate, priced_for
 from togai_engine.lab.schemas import (
     AccountComparison,
     AccountTotal,
@@ -83,9 +83,7 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
         actual = round_money(actual, currency)
         amounts: list[CandidateAmount] = []
         for candidate in candidates:
-            plan = candidate.plan
-            if candidate.stored and bp.plan.overridden and (plan.id, plan.version) == (bp.plan.id, bp.plan.version):
-                plan = bp.plan  # the account's own plan version prices with its deal (rateCardOverrides)
+            plan = priced_for(candidate.plan, candidate.stored, bp.plan)
             if currency not in plan.supportedCurrencies:
                 unsupported[(candidate.index, currency)] = (
                     f"{plan.name!r} does not price {currency} (it supports {', '.join(plan.supportedCurrencies)}); "

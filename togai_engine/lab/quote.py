@@ -47,6 +47,8 @@ def quote(
     return RevenueQuote(
         pricePlanId=plan.id if stored else None,
         pricePlanName=plan.name,
+        pricePlanVersion=plan.version,
+        isOverridden=plan.overridden,
         currency=currency,
         usageRateCards=[_usage_card(line) for line in invoice.lines if line.line_type == USAGE_LINE],
         licenseRateCards=[_license_card(line) for line in invoice.lines if line.line_type == LICENSE_LINE],

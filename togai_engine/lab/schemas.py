@@ -66,6 +66,9 @@ class FixedFeeRevenue(Model):
 class RevenueQuote(Model):
     pricePlanId: str | None = Field(description="null for an inline plan (validated, never stored)")
     pricePlanName: str
+    pricePlanVersion: int = Field(description="the plan version priced")
+    accountId: str | None = Field(default=None, description="the account quoted for (accountId), if any")
+    isOverridden: bool = Field(default=False, description="priced with the account's own deal (rateCardOverrides)")
     currency: str
     usageRateCards: list[UsageCardRevenue]
     licenseRateCards: list[LicenseCardRevenue] = Field(default_factory=list, description="seats, per license card")

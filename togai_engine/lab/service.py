@@ -19,6 +19,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.accounts.service import account_id_of
+from togai_engine.accounts.service import get_row as get_account_row
+from togai_engine.billing.current import current_plan_and_cycle
 from togai_engine.billing.schedule import BillingPeriod, account_timeline
 from togai_engine.billing.state import AccountState, load_states
 from togai_engine.common.progress import ProgressCallback
@@ -27,7 +30,14 @@ from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
 from togai_engine.invoices.late_usage import late_adjustments
 from togai_engine.invoices.models import ADVANCED, InvoiceRow
-from togai_engine.lab.candidates import Candidate, parse_inline, resolve, resolve_candidates, validation_path
+from togai_engine.lab.candidates import (
+    Candidate,
+    parse_inline,
+    priced_for,
+    resolve,
+    resolve_candidates,
+    validation_path,
+)
 from togai_engine.lab.compare import AccountUsage, InvoiceFact, compare_account, summarize
 from togai_engine.lab.quote import quote
 from togai_engine.lab.schemas import (
@@ -86,25 +96,50 @@ async def calculate_revenue(
     inline_field: str = "pricePlan",
     licenses: Mapping[str, object] | None = None,
     cycle_index: int = 0,
+    account: str | None = None,
+    account_field: str = "accountId",
 ) -> RevenueQuote:
     """What `plan` (a plan id, or an inline plan) charges for one full cycle with `usage` per meter and
-    `licenses` seats per license id."""
+    `licenses` seats per license id. For `account` (an id or alias; Togai's pricePlanDetailsConfig ACCOUNT):
+    without a plan, the plan it is on now; its own plan version is priced with its deal (lab.candidates.priced_for,
+    as simulate_price_plan does), and the currency defaults to its invoiceCurrency."""
     await read_only(session)
+    own: PricePlan | None = None
+    account_id = account_currency = None
+    if account is not None:
+        account_id, account_currency, own = await _account_plan(session, account, now)
     if plan is None:
-        raise InvalidInput(plan_field, f"pass pricePlanId (a stored plan) or {inline_field} (an inline plan in "
-                                       "create_price_plan's shape)")
-    field = plan_field if isinstance(plan, str) else inline_field
-    priced, stored = await resolve(session, plan, field, now)
-    quantities = {meter: _quantity(value, f"usage.{meter}") for meter, value in usage.items()}
-    if currency is None:
-        currency = priced.supportedCurrencies[0]
+        if own is not None:
+            priced, stored = own, True
+        elif account_id is not None:
+            raise InvalidInput(account_field, f"account {account_id!r} has no price plan in effect at {now.isoformat()}; "
+                                              "pass pricePlanId or pricePlan to quote one for it, or attach a plan "
+                                              "(update_account pricePlanId)")
+        else:
+            raise InvalidInput(plan_field, f"pass pricePlanId (a stored plan) or {inline_field} (an inline plan in "
+                                           "create_price_plan's shape)")
     else:
-        currency = currency.strip().upper()
-        if currency not in priced.supportedCurrencies:
-            raise InvalidInput("currency", f"{priced.name!r} does not price {currency}; it supports "
-                                           f"{', '.join(priced.supportedCurrencies)}")
-    return quote(priced, currency, quantities, at=now, stored=stored, seats=_seats_held(priced, licenses or {}),
-                 cycle_index=cycle_index)
+        field = plan_field if isinstance(plan, str) else inline_field
+        priced, stored = await resolve(session, plan, field, now)
+        priced = priced_for(priced, stored, own)
+    quantities = {meter: _quantity(value, f"usage.{meter}") for meter, value in usage.items()}
+    currency = (account_currency or priced.supportedCurrencies[0]) if currency is None else currency.strip().upper()
+    if currency not in priced.supportedCurrencies:
+        whose = " (the account's invoiceCurrency)" if currency == account_currency else ""
+        raise InvalidInput("currency", f"{priced.name!r} does not price {currency}{whose}; it supports "
+                                       f"{', '.join(priced.supportedCurrencies)}")
+    result = quote(priced, currency, quantities, at=now, stored=stored,
+                   seats=_seats_held(priced, licenses or {}), cycle_index=cycle_index)
+    return result.model_copy(update={"accountId": account_id}) if account_id is not None else result
+
+
+async def _account_plan(session: AsyncSession, handle: str, now: datetime
+                        ) -> tuple[str, str, PricePlan | None]:
+    """(account id, invoiceCurrency, the plan that prices it now with its deal, or None), as billing reads it."""
+    account_id = await account_id_of(session, handle)
+    currency = (await get_account_row(session, account_id)).invoice_currency
+    current = await current_plan_and_cycle(session, account_id, now)
+    return account_id, currency, None if current is None else current[0]
 
 
 def _seats_held(plan: PricePlan, licenses: Mapping[str, object]) -> dict[str, int]:

@@ -3,8 +3,11 @@
 
 An override card replaces the version's card of the same name in the same list (usageRateCards,
 fixedFeeRateCards, billingEntitlementRateCards, creditGrantRateCards); a minimumCommitment replaces (or adds)
-the plan's. The effective plan is validated as a whole, with the override's own field paths
-(`rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate`).
+the plan's. The association's pricingRulesOverride (Togai's, `PUT /v2/schedules/{id}/pricing_rules`) replaces
+the plan's pricingRules as a whole; it is stored beside the cards, under `pricingRules`, in the same column
+(no key of RateCards has that name). The effective plan is validated as a whole, with the override's own
+field paths (`rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate`,
+`pricingRulesOverride[0].computation`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.schemas import PricePlan, PricePlanCreate, RateCards
+from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricingRule, RateCards
 from togai_engine.plans.service import get_versions, validate_plan
 from togai_engine.plans.validation import normalize_plan
 
 OVERRIDABLE = ("usageRateCards", "fixedFeeRateCards", "billingEntitlementRateCards", "creditGrantRateCards")
+RULES = "pricingRules"  # the stored deal's pricingRulesOverride, beside its cards
 _EFFECTIVE: dict[str, PricePlan] = {}
 
 
@@ -47,9 +51,16 @@ def plan_ref(plan_id: str, version: int, association_id: int, overrides: Mapping
     return PlanRef(plan_id, version, association_id if overrides else None)
 
 
-def apply_overrides(plan: PricePlan, overrides: RateCards) -> PricePlan:
+def stored_parts(stored: Mapping[str, Any]) -> tuple[RateCards, list[PricingRule] | None]:
+    """A stored deal as (its cards, its pricing rules or None when it keeps the plan's)."""
+    rules = stored.get(RULES)
+    cards = RateCards.model_validate({kind: value for kind, value in stored.items() if kind != RULES})
+    return cards, None if rules is None else [PricingRule.model_validate(rule) for rule in rules]
+
+
+def apply_overrides(plan: PricePlan, overrides: RateCards, rules: list[PricingRule] | None = None) -> PricePlan:
     """The plan with the override cards in place of the cards of the same name (an unknown name is left out:
-    validate_overrides refuses it first)."""
+    validate_overrides refuses it first), and `rules` in place of its pricingRules when given."""
     cards = plan.rateCards
     update: dict[str, Any] = {}
     for kind in OVERRIDABLE:
@@ -58,7 +69,8 @@ def apply_overrides(plan: PricePlan, overrides: RateCards) -> PricePlan:
             update[kind] = [given.get(card.name, card) for card in getattr(cards, kind)]
     if overrides.minimumCommitment is not None:
         update["minimumCommitment"] = overrides.minimumCommitment
-    merged = PricePlan.model_validate({**plan.model_dump(), "rateCards": cards.model_copy(update=update)})
+    replaced = {} if rules is None else {"pricingRules": rules}
+    merged = PricePlan.model_validate({**plan.model_dump(), "rateCards": cards.model_copy(update=update), **replaced})
     merged._overridden = True
     return merged
 
@@ -77,7 +89,7 @@ async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[
             continue
         cached = _EFFECTIVE.get(ref.key)
         if cached is None:
-            cached = apply_overrides(version, RateCards.model_validate(overrides))
+            cached = apply_overrides(version, *stored_parts(overrides))
             if len(_EFFECTIVE) >= 10_000:
                 _EFFECTIVE.clear()
             _EFFECTIVE[ref.key] = cached
@@ -98,16 +110,34 @@ async def plans_by_association(session: AsyncSession, association_ids: Iterable[
     return {association_id: plans[ref.key] for association_id, ref in refs.items() if ref.key in plans}
 
 
-def _renamed(exc: InvalidInput, field: str) -> InvalidInput:
-    path = exc.field.removeprefix("rateCards")
-    return InvalidInput(f"{field}{path}" if exc.field.startswith("rateCards") else field, exc.reason)
+def _named(overrides: RateCards) -> RateCards:
+    """The overrides with a fee's or grant's name defaulting to its id, as in create_price_plan (a copy: the
+    caller's cards are left as given)."""
+    update: dict[str, Any] = {}
+    for kind in OVERRIDABLE:
+        cards = getattr(overrides, kind)
+        if any(card.name is None and getattr(card, "id", None) is not None for card in cards):
+            update[kind] = [card.model_copy(update={"name": card.id}) if card.name is None
+                            and getattr(card, "id", None) is not None else card for card in cards]
+    return overrides.model_copy(update=update) if update else overrides
 
 
-async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: RateCards,
-                             field: str = "rateCardOverrides") -> dict[str, Any] | None:
-    """The overrides as stored (None when they override nothing), or InvalidInput naming the field: each card
-    names a card of the same kind in `plan`, and the cards and the effective plan pass create_price_plan's
-    checks (a rate for every supported currency, slabs in order, meters that exist)."""
+def _renamed(exc: InvalidInput, field: str, rules_field: str) -> InvalidInput:
+    reason = exc.reason.replace("pricingRules[", f"{rules_field}[")  # a rule's message may name a sibling rule
+    for prefix, named in (("rateCards", field), ("pricingRules", rules_field)):
+        if exc.field.startswith(prefix):
+            return InvalidInput(f"{named}{exc.field.removeprefix(prefix)}", reason)
+    return InvalidInput(field, exc.reason)
+
+
+async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: RateCards | None,
+                             field: str = "rateCardOverrides", *, rules: list[PricingRule] | None = None,
+                             rules_field: str = "pricingRulesOverride") -> dict[str, Any] | None:
+    """The deal as stored (None when it overrides nothing), or InvalidInput naming the field: each card names
+    a card of the same kind in `plan`, and the cards, the rules (`rules`, replacing the plan's pricingRules) and
+    the effective plan pass create_price_plan's checks (a rate for every supported currency, slabs in order,
+    meters that exist, rules over the effective plan's meters and cards)."""
+    overrides = _named(overrides or RateCards())
     for kind in ("licenseRateCards", "entitlementOverageRateCards"):
         if getattr(overrides, kind):
             raise InvalidInput(f"{field}.{kind}", (
@@ -116,9 +146,6 @@ async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: 
     for kind in OVERRIDABLE:
         known = [card.name for card in getattr(plan.rateCards, kind)]
         for i, card in enumerate(getattr(overrides, kind)):
-            # as in create_price_plan, a fee's or grant's name defaults to its id
-            if card.name is None and getattr(card, "id", None) is not None:
-                card.name = card.id
             if card.name is None or card.name not in known:
                 raise InvalidInput(
                     f"{field}.{kind}[{i}].name",
@@ -128,19 +155,25 @@ async def validate_overrides(session: AsyncSession, plan: PricePlan, overrides: 
                               supportedCurrencies=plan.supportedCurrencies, rateCards=overrides)
     try:
         normalized = (await validate_plan(session, partial)).rateCards
-        whole = apply_overrides(plan, normalized)
-        normalize_plan(PricePlanCreate.model_validate(whole.model_dump(include=set(PricePlanCreate.model_fields))))
+        whole = _checked(apply_overrides(plan, normalized, rules))
     except InvalidInput as exc:
-        raise _renamed(exc, field) from None
+        raise _renamed(exc, field, rules_field) from None
     stored = normalized.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    if rules is not None:
+        stored[RULES] = [rule.model_dump(mode="json", exclude_none=True) for rule in whole.pricingRules]
     return stored or None
+
+
+def _checked(plan: PricePlan) -> PricePlanCreate:
+    """The effective plan through create_price_plan's checks (its rules normalized as stored)."""
+    return normalize_plan(PricePlanCreate.model_validate(plan.model_dump(include=set(PricePlanCreate.model_fields))))
 
 
 def check_overrides_fit(plan: PricePlan, overrides: Mapping[str, Any] | None, account_id: str, field: str) -> None:
     """Refuses moving overrides onto a version that no longer has the cards they replace."""
     if not overrides:
         return
-    cards = RateCards.model_validate(overrides)
+    cards, rules = stored_parts(overrides)
     for kind in OVERRIDABLE:
         known = {card.name for card in getattr(plan.rateCards, kind)}
         for card in getattr(cards, kind):
@@ -157,3 +190,11 @@ def check_overrides_fit(plan: PricePlan, overrides: Mapping[str, Any] | None, ac
                     raise InvalidInput(field, (
                         f"account {account_id!r} has rateCardOverrides for {card.name!r} without a rate in "
                         f"{currency}, which version {plan.version} of price plan {plan.id!r} supports"))
+    if rules is not None:
+        try:
+            _checked(apply_overrides(plan, cards, rules))
+        except InvalidInput as exc:
+            raise InvalidInput(field, (
+                f"account {account_id!r} has a pricingRulesOverride that does not fit version {plan.version} of "
+                f"price plan {plan.id!r} ({exc.field}: {exc.reason}); keep what its rules read in the new version, "
+                "finalize with an *_IGNORE_OVERRIDE mode (the account loses its deal), or NONE")) from None

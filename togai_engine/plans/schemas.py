@@ -273,6 +273,13 @@ class RateCards(Model):
     minimumCommitment: MinimumCommitment | None = None
     entitlementOverageRateCards: list[EntitlementOverageRateCard] = Field(default_factory=list)
 
+    def payable_names(self) -> list[str]:
+        """Names of the cards that put lines on an invoice (usage, license, fixed fee, entitlement overage), in
+        that order: what a credit grant's applicableEntityIds may name."""
+        cards = (*self.usageRateCards, *self.licenseRateCards, *self.fixedFeeRateCards,
+                 *self.entitlementOverageRateCards)
+        return [card.name for card in cards if card.name]
+
 
 # --- pricing rules ------------------------------------------------------------------------------
 

@@ -55,15 +55,15 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
     overages: list[EntitlementOverageRateCard] = []
     for i, card in enumerate(cards.entitlementOverageRateCards):
         overages.append(_overage_card(card, i, currencies, names, entitlements, overages))
-    _applicable_entities(grants, usage, licenses, fixed, overages)
     commitment = cards.minimumCommitment
-    if commitment is not None:
-        _currency_rates(commitment.rateValues, currencies, "rateCards.minimumCommitment.rateValues", "rate")
     normalized = RateCards(
         usageRateCards=usage, licenseRateCards=licenses, fixedFeeRateCards=fixed,
         billingEntitlementRateCards=entitlements, creditGrantRateCards=grants, minimumCommitment=commitment,
         entitlementOverageRateCards=overages,
     )
+    _applicable_entities(grants, normalized.payable_names())
+    if commitment is not None:
+        _currency_rates(commitment.rateValues, currencies, "rateCards.minimumCommitment.rateValues", "rate")
     return PricePlanCreate(
         name=name,
         description=data.description,
@@ -259,10 +259,8 @@ def _overage_card(
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
 
 
-def _applicable_entities(grants: list[CreditGrantRateCard], *billed: Sequence[
-        UsageRateCard | LicenseRateCard | FixedFeeRateCard | EntitlementOverageRateCard]) -> None:
+def _applicable_entities(grants: list[CreditGrantRateCard], payable: list[str]) -> None:
     """grantDetails.applicableEntityIds name cards that put lines on an invoice (by their name)."""
-    payable = {card.name for cards in billed for card in cards}
     for i, grant in enumerate(grants):
         for j, entity in enumerate(grant.grantDetails.applicableEntityIds or []):
             if entity not in payable:

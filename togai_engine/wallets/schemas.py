@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -23,6 +24,16 @@ class GrantCreditInput(Model):
     effectiveUntil: Instant | None = None
     priority: int = Field(default=100, ge=0, le=2_147_483_647)
     idempotencyKey: str | None = Field(default=None, min_length=1, max_length=255)
+    applicableEntityIds: list[str] | None = Field(default=None, max_length=100)
+
+
+@dataclass(frozen=True)
+class PayableCards:
+    """The rate cards a grant may be limited to (applicableEntityIds): those of the plan the account is on that
+    put lines on an invoice. Plans sit above wallets, so the application layer reads them off the plan."""
+
+    plan: str  # how a message names the plan, e.g. "price plan 'Growth' (pp_x)"
+    names: tuple[str, ...]
 
 
 class CreditGrant(Model):

@@ -42,6 +42,7 @@ from togai_engine.wallets.schemas import (
     CreditGrant,
     GrantCreditInput,
     GrantCreditResult,
+    PayableCards,
     WalletBalance,
     WalletEntry,
     WalletLedger,
@@ -62,9 +63,10 @@ UnclosedPeriods = Callable[[AsyncSession, str, datetime], Awaitable[list[tuple[d
 
 
 async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime, *,
-                       unclosed: UnclosedPeriods) -> GrantCreditResult:
+                       unclosed: UnclosedPeriods, payable: PayableCards | None = None) -> GrantCreditResult:
     """Adds a credit grant (and its GRANT ledger entry); the same idempotencyKey with the same
-    content returns the earlier grant, with different content it is a Conflict."""
+    content returns the earlier grant, with different content it is a Conflict. A grant limited to rate cards
+    (applicableEntityIds) names cards of `payable` (None: the account is on no plan, so it can name none)."""
     account = await _account(session, data.accountId, share_lock=True)
     wallet_currency = account.invoice_currency
     currency = check_currency(data.currency, "currency") if data.currency else wallet_currency
@@ -85,13 +87,16 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
 
     await ledger.ensure_wallet(session, account.id)
     await _settle(session, account.id, now, unclosed)
+    entities = _applicable(data.applicableEntityIds)
     if data.idempotencyKey is not None:
         earlier = await session.scalar(
             select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
         )
         if earlier is not None:
-            _check_same_grant(earlier, data, currency, amount, effective_from, effective_until)
+            _check_same_grant(earlier, data, currency, amount, effective_from, effective_until, entities)
             return await _grant_result(session, earlier.id, account.id, currency, now, replayed=True)
+    if entities is not None:
+        _check_payable(entities, payable, account.id)
 
     if account.status == "ARCHIVED":
         raise Conflict(f"account {account.id!r} is ARCHIVED; set its status to ACTIVE (update_account) first")
@@ -103,7 +108,7 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
         insert(G).values(
             id=grant_id, account_id=account.id, currency=currency, amount=amount, purpose=data.purpose,
             priority=data.priority, effective_from=effective_from, effective_until=effective_until,
-            source=MANUAL, idempotency_key=data.idempotencyKey, created_at=now,
+            source=MANUAL, idempotency_key=data.idempotencyKey, created_at=now, applicable_entity_ids=entities,
         )
     )
     await _insert_grant_entry(session, account.id, grant_id, amount, effective_from)
@@ -432,6 +437,34 @@ def _as_spendable(grant: CreditGrant) -> Spendable:
                      effective_until=grant.effectiveUntil, amount=grant.amount, spendable=grant.remaining)
 
 
+def _applicable(entities: Sequence[str] | None) -> list[str] | None:
+    """applicableEntityIds as stored: None (any line), or rate card names, each once."""
+    if entities is None:
+        return None
+    if not entities:
+        raise InvalidInput("applicableEntityIds", "is empty; name the rate cards whose invoice lines the grant may "
+                                                  "pay, or omit it for a grant that pays any line")
+    for j, entity in enumerate(entities):
+        if entity in entities[:j]:
+            raise InvalidInput(f"applicableEntityIds[{j}]", f"{entity[:60]!r} is listed twice; list each rate card "
+                                                            "name once")
+    return list(entities)
+
+
+def _check_payable(entities: Sequence[str], payable: PayableCards | None, account_id: str) -> None:
+    if payable is None:
+        raise InvalidInput("applicableEntityIds", (
+            f"account {account_id!r} is on no price plan now, so it has no rate cards a grant could be limited to; "
+            "attach a plan first (update_account pricePlanId), or omit applicableEntityIds"))
+    for j, entity in enumerate(entities):
+        if entity not in payable.names:
+            known = ", ".join(repr(n) for n in payable.names) or "none"
+            raise InvalidInput(f"applicableEntityIds[{j}]", (
+                f"{entity[:60]!r} is not a usage, license, fixed-fee or entitlement overage rate card of "
+                f"{payable.plan}, the account's plan now (they are: {known}); name the cards whose invoice lines "
+                "the grant may pay (list_rate_cards shows them)"))
+
+
 def _check_same_grant(
     earlier: CreditGrantRow,
     data: GrantCreditInput,
@@ -439,6 +472,7 @@ def _check_same_grant(
     amount: Decimal,
     effective_from: datetime,
     effective_until: datetime | None,
+    entities: list[str] | None,
 ) -> None:
     differing = []
     if earlier.amount != amount:
@@ -451,6 +485,9 @@ def _check_same_grant(
         differing.append("priority")
     if earlier.effective_until != effective_until:
         differing.append("effectiveUntil")
+    if (None if earlier.applicable_entity_ids is None else set(earlier.applicable_entity_ids)) != (
+            None if entities is None else set(entities)):
+        differing.append("applicableEntityIds")
     # An omitted effectiveFrom defaults to "now", which moves between retries: only compare a given one.
     if data.effectiveFrom is not None and earlier.effective_from != effective_from:
         differing.append("effectiveFrom")
