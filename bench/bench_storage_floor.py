@@ -202,10 +202,19 @@ KINDS: dict[str, Callable[[Row], Row]] = {
 
 
 def split_by_account(rows: list[Row], loaders: int) -> list[list[Row]]:
-    """Disjoint accounts per loader (each keeps time order)."""
+    """Disjoint accounts per loader, balanced by rows (the busiest account first to the lightest loader);
+    each part keeps time order."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[0]] = counts.get(row[0], 0) + 1
+    load_of, owner = [0] * loaders, {}
+    for account in sorted(counts, key=lambda a: (-counts[a], a)):
+        lightest = load_of.index(min(load_of))
+        owner[account] = lightest
+        load_of[lightest] += counts[account]
     parts: list[list[Row]] = [[] for _ in range(loaders)]
     for row in rows:
-        parts[_account_key(row[0]) % loaders].append(row)
+        parts[owner[row[0]]].append(row)
     return parts
 
 
@@ -302,19 +311,27 @@ async def floor(url: str, *, rows: int, connections: int, reps: int, only: set[s
         await conn.close()
 
     print(f"\n{'design':<7}{'rows/s min':>10} {'median':>9} {'ratio':>6} {'server µs/row':>14} {'client µs/row':>14} "
-          f"{'bytes/row':>10}  storage")
+          f"{'CPU ratio':>9} {'bytes/row':>10}  storage")
     results = {}
+
+    def cpu(key: str) -> tuple[float, float]:
+        return (statistics.median(r.server_ns / rows / 1000 for r in runs[key]),
+                statistics.median(r.client_s / rows * 1e6 for r in runs[key]))
+
+    base_cpu = sum(cpu("a"))
     for design in chosen:
         rates = [rows / r.seconds for r in runs[design.key]]
-        server = statistics.median(r.server_ns / rows / 1000 for r in runs[design.key])
-        client = statistics.median(r.client_s / rows * 1e6 for r in runs[design.key])
+        server, client = cpu(design.key)
         ratio = statistics.median(ratios[design.key])
         print(f"{design.key:<7}{_fmt(rates)} {ratio:>5.2f}x {server:>14.2f} {client:>14.2f} "
-              f"{sizes[design.key] / rows:>10.0f}  {design.label}")
+              f"{base_cpu / (server + client):>8.2f}x {sizes[design.key] / rows:>10.0f}  {design.label}")
         results[design.key] = {"label": design.label, "rates": rates, "ratios": ratios[design.key],
                                 "server_us_per_row": server, "client_us_per_row": client,
-                                "bytes_per_row": sizes[design.key] / rows}
-    print("ratio: the median over repetitions of (design rows/s) / (bare rows/s of the same repetition)")
+                                "cpu_ratio": base_cpu / (server + client), "bytes_per_row": sizes[design.key] / rows}
+    print("ratio: the median over repetitions of (design rows/s) / (bare rows/s of the same repetition); server: "
+          "CPU of the loading backends (medians); CPU ratio: (server + client CPU per row of the bare table) / (the "
+          "design's), the ratio a machine with nothing else running would show if CPU is what bounds it (WAL "
+          "writer and checkpointer not counted)")
     return results
 
 
