@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -64,19 +65,18 @@ if msgspec is not None:
     from msgspec import Meta
 
     Name = Annotated[str, Meta(min_length=1, max_length=50)]
-    DECIMAL = r"^-?[0-9]{1,40}(\.[0-9]{1,30})?$"  # the engine's plain-decimal fast path
 
-    class Attribute(msgspec.Struct, forbid_unknown_fields=True):
+    class Attribute(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         name: Name
-        value: Annotated[str, Meta(pattern=DECIMAL)] | int
+        value: str | int
         unit: Name | None = None
 
-    class Event(msgspec.Struct, forbid_unknown_fields=True):
+    class Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         schemaName: Name
         timestamp: datetime
         accountId: Annotated[str, Meta(min_length=1, max_length=512)]
         id: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
-        attributes: (Annotated[dict[Name, Annotated[str, Meta(pattern=DECIMAL)] | int], Meta(max_length=10)]
+        attributes: (Annotated[dict[Name, str | int], Meta(max_length=10)]
                      | Annotated[list[Attribute], Meta(max_length=10)] | None) = None
         dimensions: Annotated[dict[Name, Annotated[str, Meta(min_length=1, max_length=200)]],
                               Meta(max_length=50)] | None = None
@@ -84,33 +84,42 @@ if msgspec is not None:
     DECODER = msgspec.json.Decoder(list[Event])
     ENCODER = msgspec.json.Encoder()
 
+# every attribute value of a batch, one per line: one regex call per batch (the engine's plain-decimal fast path);
+# a per-value pattern in msgspec (Meta(pattern=...)) measured ~1.5 µs per event more
+_VALUES = re.compile(r"(?:-?[0-9]{1,40}(?:\.[0-9]{1,30})?\n)*")
+
 
 def compiled_columns(data: bytes) -> tuple[Any, ...] | None:
     """The storing statement's event columns from a batch's JSON, or None: the batch needs the engine's
     per-event path (an event msgspec refuses, so one with a precise rejection; a NUL or surrogate escape;
-    an attribute list or integer values, which this sketch leaves to it). Columns as ingest builds them,
-    in input order: account handles, ids, schema names, micros, attributes, dimensions."""
+    an attribute list, an integer or a decimal off the plain form, which this sketch leaves to it). Columns
+    as ingest builds them, in input order: account handles, ids, schema names, micros, attributes, dimensions."""
     if b"\\u0000" in data or b"\\ud" in data or b"\\uD" in data:
         return None
     try:
         events = DECODER.decode(data)
     except msgspec.ValidationError:
         return None
-    attributes = []
+    attributes = [e.attributes or {} for e in events]
+    if any(type(a) is not dict for a in attributes):
+        return None
+    try:
+        values = "\n".join([v for a in attributes for v in a.values()])
+    except TypeError:  # an integer value
+        return None
+    if values and not _VALUES.fullmatch(values + "\n"):
+        return None
+    micros = []
     for event in events:
-        if event.timestamp.tzinfo is None:
-            event.timestamp = event.timestamp.replace(tzinfo=UTC)
-        values = event.attributes
-        if values is None:
-            values = {}
-        elif type(values) is not dict or any(type(v) is not str for v in values.values()):
-            return None
-        attributes.append(values)
+        at = event.timestamp
+        if at.tzinfo is None:  # no offset: UTC, as parse_instant reads it
+            at = at.replace(tzinfo=UTC)
+        micros.append((at - EPOCH) // MICROSECOND)
     return (
         ENCODER.encode([e.accountId for e in events]).decode(),
         ENCODER.encode([e.id for e in events]).decode(),
         ENCODER.encode([e.schemaName for e in events]).decode(),
-        [(e.timestamp - EPOCH) // MICROSECOND for e in events],
+        micros,
         ENCODER.encode(attributes).decode(),
         ENCODER.encode([e.dimensions or {} for e in events]).decode(),
     )

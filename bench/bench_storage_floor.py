@@ -315,8 +315,8 @@ async def floor(url: str, *, rows: int, connections: int, reps: int, only: set[s
     results = {}
 
     def cpu(key: str) -> tuple[float, float]:
-        return (statistics.median(r.server_ns / rows / 1000 for r in runs[key]),
-                statistics.median(r.client_s / rows * 1e6 for r in runs[key]))
+        """The least CPU per row over the repetitions (server, client): the least disturbed by other work."""
+        return (min(r.server_ns / rows / 1000 for r in runs[key]), min(r.client_s / rows * 1e6 for r in runs[key]))
 
     base_cpu = sum(cpu("a"))
     for design in chosen:
@@ -329,7 +329,7 @@ async def floor(url: str, *, rows: int, connections: int, reps: int, only: set[s
                                 "server_us_per_row": server, "client_us_per_row": client,
                                 "cpu_ratio": base_cpu / (server + client), "bytes_per_row": sizes[design.key] / rows}
     print("ratio: the median over repetitions of (design rows/s) / (bare rows/s of the same repetition); server: "
-          "CPU of the loading backends (medians); CPU ratio: (server + client CPU per row of the bare table) / (the "
+          "CPU of the loading backends, client: this process (the least of the repetitions); CPU ratio: (server + client CPU per row of the bare table) / (the "
           "design's), the ratio a machine with nothing else running would show if CPU is what bounds it (WAL "
           "writer and checkpointer not counted)")
     return results
