@@ -133,6 +133,18 @@ def designs() -> list[Design]:
                 *_hash_parts("e8_events", 8),
                 "CREATE INDEX ON e8_events USING brin (event_time)"),
                (("e8_events", EVENT_COLUMNS, "row"),), "e8_events"),
+        Design("ek", "as e8, plus the btree (account_id, event_time): one heap and one COPY, two btrees",
+               (_events_ddl("ek_events", True, key=", PRIMARY KEY (account_id, id)", partition="HASH (account_id)"),
+                *_hash_parts("ek_events", 8),
+                "CREATE INDEX ON ek_events (account_id, event_time)",
+                "CREATE INDEX ON ek_events USING brin (event_time)"),
+               (("ek_events", EVENT_COLUMNS, "row"),), "ek_events"),
+        Design("d16", "as d0, the BRIN with pages_per_range 16 (default 128): finer time ranges for the reads",
+               ("CREATE TABLE d16_event_ids (LIKE event_ids INCLUDING ALL)",
+                "CREATE TABLE d16_events (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_time)",
+                *_months("d16_events"),
+                "CREATE INDEX ON d16_events USING brin (event_time) WITH (pages_per_range = 16)"),
+               (("d16_event_ids", CLAIM_COLUMNS, "claim"), ("d16_events", EVENT_COLUMNS, "row")), "d16_events"),
         Design("f", f'as d, each month hash-partitioned by account_id ({HASH_PARTS}), BRIN only',
                (_claim_c("f_event_ids"), _events_ddl("f_events", True), *f_months, *f_subs,
                 "CREATE INDEX ON f_events USING brin (event_time)"),
@@ -337,7 +349,7 @@ async def floor(url: str, *, rows: int, connections: int, reps: int, only: set[s
 
 # --- reads ----------------------------------------------------------------------------------------
 
-READ_DESIGNS = ("b", "d0", "e", "f", "g")
+READ_DESIGNS = ("b", "d16", "e8", "ek", "f", "g")
 STAGING_COLUMNS = ", ".join(EVENT_COLUMNS)
 METERED = "ARRAY['ACCEPTED', 'NOT_BILLED_NO_PLAN']"
 
@@ -419,6 +431,7 @@ async def reads(url: str, *, rows: int, reps: int, only: set[str] | None) -> dic
                 await conn.execute(f"VACUUM ANALYZE {table}")
             results[design.key] = {"copy_seconds": seconds}
             print(f"{design.key:<7}{seconds:>8.1f} {seconds / rows * 1e6:>9.1f}", flush=True)
+        await conn.execute("CREATE INDEX ON staging (account_id, event_time)")  # to pick the samples
         samples = []  # (account, an hour start in March, a list_events page-2 key, 10 stored (time, id) of it)
         for n in SAMPLE_ACCOUNTS:
             account = f"acc_{n:05d}"
@@ -431,28 +444,29 @@ async def reads(url: str, *, rows: int, reps: int, only: set[str] | None) -> dic
                             [p[0] for p in points], [p[1] for p in points]))
         names = list(read_queries(chosen[0]))
         timings: dict[str, dict[str, list[float]]] = {d.key: {q: [] for q in names} for d in chosen}
-        for design in chosen:
-            queries = read_queries(design)
-            key = _account_key if design.account_column == "account_key" else (lambda s: s)
-            for rep in range(reps + 1):  # the first round warms caches and plans; not kept
-                for account, hour, last, times, ids in samples:
-                    acct = key(account)
-                    args = {
-                        names[0]: ([acct], hour + timedelta(minutes=20), hour + timedelta(hours=1)),
-                        names[1]: ([acct], hour.replace(hour=0)),
-                        names[2]: (acct,),
-                        names[3]: (acct, last[0], last[1]),
-                        names[4]: (acct, hour.replace(hour=0)),
-                        names[5]: (acct, times, ids),
-                        names[6]: ([acct],),
-                    }
+
+        def arguments(design: Design, sample: tuple[Any, ...]) -> dict[str, tuple[Any, ...]]:
+            account, hour, last, times, ids = sample
+            acct = _account_key(account) if design.account_column == "account_key" else account
+            day = hour.replace(hour=0)
+            return dict(zip(names, (([acct], hour + timedelta(minutes=20), hour + timedelta(hours=1)), ([acct], day),
+                                    (acct,), (acct, last[0], last[1]), (acct, day), (acct, times, ids), ([acct],)),
+                            strict=True))
+
+        for design in chosen:  # warm-up: 6 runs of each statement, so asyncpg's prepared plan has settled
+            queries, args = read_queries(design), arguments(design, samples[0])
+            for name in names:
+                for _ in range(6):
+                    await conn.fetch(queries[name], *args[name])
+        for rep in range(reps):  # the designs in turn, in a rotated order each round
+            for design in chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]:
+                queries = read_queries(design)
+                for sample in samples:
+                    args = arguments(design, sample)
                     for name in names:
-                        stmt_args = args[name]
                         began = time.perf_counter()
-                        for _ in range(6 if rep == 0 else 1):  # 6 runs: asyncpg's generic plan settles first
-                            await conn.fetch(queries[name], *stmt_args)
-                        if rep:
-                            timings[design.key][name].append((time.perf_counter() - began) * 1000)
+                        await conn.fetch(queries[name], *args[name])
+                        timings[design.key][name].append((time.perf_counter() - began) * 1000)
         print(f"\nreads, ms: median over {len(SAMPLE_ACCOUNTS)} accounts x {reps} rounds / max (the max is "
               "usually acc_00000, ~10% of all events)")
         print(f"{'read':<72}" + "".join(f"{d.key:>16}" for d in chosen))
