@@ -161,6 +161,15 @@ def designs() -> list[Design]:
                 "CREATE INDEX ON g_events USING brin (event_time)"),
                (("g_event_ids", ("account_key", "id", "event_time"), "gclaim"),
                 ("g_events", ("account_key", *EVENT_COLUMNS[1:]), "grow")), "g_events", "account_key"),
+        Design("gk", "ek with the int4 account key: one table PRIMARY KEY (account_key, id \"C\"), btree "
+                     "(account_key, event_time), BRIN, hash-partitioned by account_key (8)",
+               ('CREATE TABLE gk_events (account_key int4 NOT NULL, id varchar(512) COLLATE "C" NOT NULL, '
+                "schema_name varchar(50) NOT NULL, event_time timestamptz NOT NULL, received_at timestamptz NOT NULL, "
+                "attributes jsonb NOT NULL, dimensions jsonb NOT NULL, units jsonb, status varchar(32) NOT NULL, "
+                "PRIMARY KEY (account_key, id)) PARTITION BY HASH (account_key)", *_hash_parts("gk_events", 8),
+                "CREATE INDEX ON gk_events (account_key, event_time)",
+                "CREATE INDEX ON gk_events USING brin (event_time)"),
+               (("gk_events", ("account_key", *EVENT_COLUMNS[1:]), "grow"),), "gk_events", "account_key"),
         Design("h", 'as d with a compact row: no JSONB (attributes numeric[], dimensions text[] in the schema\'s '
                     "order), schema and status smallint, no units column",
                (_claim_c("h_event_ids"),
