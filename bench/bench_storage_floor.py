@@ -358,7 +358,7 @@ async def floor(url: str, *, rows: int, connections: int, reps: int, only: set[s
 
 # --- reads ----------------------------------------------------------------------------------------
 
-READ_DESIGNS = ("b", "d16", "e8", "ek", "f", "g")
+READ_DESIGNS = ("b", "d16", "e8", "ek", "g", "gk")
 STAGING_COLUMNS = ", ".join(EVENT_COLUMNS)
 METERED = "ARRAY['ACCEPTED', 'NOT_BILLED_NO_PLAN']"
 
