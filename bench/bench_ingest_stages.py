@@ -8,16 +8,18 @@ Setup as bench_ingest (1,000 accounts on 3 plans, 5 meters, due cycles closed), 
   `ingest_events` in Python (account resolution, statuses, the storing statement's arguments, asyncpg and
   SQLAlchemy client work): the whole call's process CPU minus validate;
 - the server (CPU of the backend that serves the batch, /proc/<pid>/schedstat, ns): the whole batch transaction,
-  of which the storing statement (ingest._store, timed by a wrapper), and that statement cut after each part,
+  and each database step of ingest_events (client and server CPU, timed by wrappers set on the module),
+  and the storing statement cut after each part,
   replayed on the same arguments with fresh ids, each cut in its own committed transaction, in rotated order:
   decode the arguments (`input`), + `claim` (event_ids), + `insert` (events), + `rollups` (the whole statement:
   meter values, hourly/daily rollups, all-account totals);
 - the same events through a compiled validator: msgspec decoding the batch's JSON straight into typed structs
-  (length limits, decimal pattern and shapes checked in C), one pass per batch for what msgspec does not check
-  (NUL and lone-surrogate escapes: one substring search of the batch's bytes; naive timestamps), and the
+  (shapes, unknown fields, length limits checked in C), one pass per batch for what msgspec does not check
+  (NUL and lone-surrogate escapes: one substring search of the batch's bytes; the attribute values' plain-decimal
+  form: one regex over all of them; naive timestamps), and the
   storing statement's columns built from the structs. Its columns are compared with the engine's (identical).
 
-Nothing of the engine is changed: the wrapper around `_store` is set on the module for this process only.
+Nothing of the engine is changed: the wrappers are set on the ingest module for this process only.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.common.json_text import loads as json_loads
 from togai_engine.events import ingest
 from togai_engine.events.validation import parse_event
-from togai_engine.store.database import Database
+from togai_engine.store.database import Database, raw_connection
 from togai_engine.store.partitions import ensure_range
 
 try:
@@ -159,6 +161,16 @@ def _cut(meters: tuple[Any, ...], upto: str, with_statuses: bool) -> str:
 
 
 CUTS = ("input", "claim", "insert", "rollups")
+# ingest_events' database steps, in the order a batch runs them (module functions, wrapped for timing)
+STEPS = {
+    "_resolve_accounts": "resolve accountIds (ids, aliases, billing due, plan coverage)",
+    "ensure_session_months": "partitions of the batch's months (checked, made if missing)",
+    "_lock_schemas": "schema locks + schema rows + their meters",
+    "_register_shapes": "register new attribute/dimension names (usually nothing to write)",
+    "lock_watermarks": "billing fences + the watermarks read (account_id = ANY(text[]))",
+    "hold_fences": "  of which the fences (advisory locks, shared, one per account)",
+    "_store": "the storing statement (claim, insert, rollups)",
+}
 
 
 async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
@@ -185,27 +197,35 @@ async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
         if msgspec:
             same = all(compiled_columns(t) == engine_columns(b) for t, b in zip(texts, raw_batches, strict=True))
 
-        # the engine's ingest, with the storing statement timed and its arguments kept for the cuts
+        # the engine's ingest, each of its database steps timed (client and server CPU) by a wrapper, and the
+        # storing statement's arguments kept for the cuts
         captured: list[tuple[Any, ...]] = []
-        store_ns: list[int] = []
-        real_store = ingest._store
+        steps: dict[str, list[float]] = {name: [0.0, 0.0] for name in STEPS}  # client s, server ns
+        current = {"pid": 0}
+        originals = {name: getattr(ingest, name) for name in STEPS}
 
-        async def timed_store(conn: Any, meters_: Any, report_meters: bool, columns: Any, now: datetime,
-                              statuses: str | None, count: int) -> Any:
-            pid = conn.get_server_pid()
-            before = backend_cpu_ns(pid)
-            row = await real_store(conn, meters_, report_meters, columns, now, statuses, count)
-            store_ns.append(backend_cpu_ns(pid) - before)
-            captured.append((meters_, columns, now, statuses))
-            return row
+        def timed(name: str) -> Callable[..., Any]:
+            real = originals[name]
 
-        ingest._store = timed_store  # type: ignore[assignment]
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                client, server = time.process_time(), backend_cpu_ns(current["pid"])
+                result = await real(*args, **kwargs)
+                steps[name][0] += time.process_time() - client
+                steps[name][1] += backend_cpu_ns(current["pid"]) - server
+                if name == "_store":
+                    _, meters_, _, columns, now, statuses, _ = args
+                    captured.append((meters_, columns, now, statuses))
+                return result
+            return wrapper
+
+        for name in STEPS:
+            setattr(ingest, name, timed(name))
         pids: dict[int, int] = {}
 
         async def one(batch: list[Any]) -> tuple[float, int]:
             async with db.unit_of_work() as session:
-                conn = await ingest.raw_connection(session)
-                pid = pids.setdefault(id(conn), conn.get_server_pid())
+                conn = await raw_connection(session)
+                pid = current["pid"] = pids.setdefault(id(conn), conn.get_server_pid())
                 server = backend_cpu_ns(pid)
                 client = time.process_time()
                 report = await ingest.ingest_events(session, batch, RECEIVED)
@@ -217,7 +237,8 @@ async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
             for i in range(0, len(warm), BATCH):
                 await one(warm[i:i + BATCH])
             captured.clear()
-            store_ns.clear()
+            for totals in steps.values():
+                totals[:] = [0.0, 0.0]
             client_s, server_ns = 0.0, 0
             started = time.perf_counter()
             for batch in raw_batches:
@@ -226,7 +247,8 @@ async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
                 server_ns += used
             wall = time.perf_counter() - started
         finally:
-            ingest._store = real_store  # type: ignore[assignment]
+            for name, real in originals.items():
+                setattr(ingest, name, real)
 
         # the storing statement cut after each part, on the same arguments with fresh ids
         conn = await asyncpg.connect(libpq(url))
@@ -253,26 +275,29 @@ async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
 
     cuts = {c: per_event(cut_ns[c]) for c in CUTS}
     server_total = server_ns / n / 1000
-    store = per_event(store_ns)
     python_total = client_s / n * 1e6
     med = statistics.median
     print(f"\n{n:,} events, {accounts} accounts, {BATCH} per batch, 1 connection; engine {n / wall:,.0f} events/s "
           f"wall; {machine()}")
     print("CPU µs per event (Python: process CPU, min/median of 5 passes; server: the backend's CPU, all batches)")
+    outer = [name for name in STEPS if name != "hold_fences"]  # hold_fences runs inside lock_watermarks
+    steps_client = sum(steps[name][0] for name in outer) / n * 1e6
+    steps_server = sum(steps[name][1] for name in outer) / n / 1000
     rows = [
-        ("parse: the batch's JSON text -> dicts (json_text.loads)", f"{min(parse):.2f} / {med(parse):.2f}"),
-        ("validate: parse_event", f"{min(validate):.2f} / {med(validate):.2f}"),
-        ("Python rest of ingest_events (accounts, statuses, arguments, asyncpg + SQLAlchemy client)",
-         f"{python_total - med(validate):.2f}"),
-        ("  = ingest_events' Python in all (incl. validate)", f"{python_total:.2f}"),
+        ("Python: parse the batch's JSON text -> dicts (json_text.loads)", f"{min(parse):.2f} / {med(parse):.2f}"),
+        ("Python: validate (parse_event)", f"{min(validate):.2f} / {med(validate):.2f}"),
+        ("Python: ingest_events' own rest (in-batch dedupe, statuses, columns, unit of work)",
+         f"{python_total - med(validate) - steps_client:.2f}"),
+        *((f"  step {name}: {label} (client | server)",
+           f"{steps[name][0] / n * 1e6:.2f} | {steps[name][1] / n / 1000:.2f}") for name, label in STEPS.items()),
+        ("  = ingest_events' Python in all (incl. validate; not parse)", f"{python_total:.2f}"),
         ("server: decode the arguments (input)", f"{cuts['input']:.2f}"),
         ("server: claim (event_ids btree)", f"{cuts['claim'] - cuts['input']:.2f}"),
         ("server: insert (events heap, account-time btree, BRIN)", f"{cuts['insert'] - cuts['claim']:.2f}"),
         ("server: rollups (values, hourly + daily rollups, totals)", f"{cuts['rollups'] - cuts['insert']:.2f}"),
         ("  = the storing statement, replayed (with BEGIN/COMMIT)", f"{cuts['rollups']:.2f}"),
-        ("  the storing statement inside ingest (timed in place)", f"{store:.2f}"),
-        ("server: the batch's other statements (accounts, schema locks, fences, watermarks, BEGIN/COMMIT)",
-         f"{server_total - store:.2f}"),
+        ("server: the batch's other work (BEGIN/COMMIT, the steps above but _store)",
+         f"{server_total - steps['_store'][1] / n / 1000:.2f}"),
         ("  = server in all", f"{server_total:.2f}"),
         ("today's parse + validate + the statement's event columns (orjson, parse_event, orjson dumps)",
          f"{min(today_cols):.2f} / {med(today_cols):.2f}"),
@@ -286,7 +311,9 @@ async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
     for label, value in rows:
         print(f"  {label:<100} {value:>14}")
     return {"events": n, "events_per_s": n / wall, "parse": parse, "validate": validate,
-            "python_total": python_total, "cuts": cuts, "store": store, "server_total": server_total,
+            "python_total": python_total, "cuts": cuts, "server_total": server_total,
+            "steps": {k: {"client_us": c / n * 1e6, "server_us": ns / n / 1000} for k, (c, ns) in steps.items()},
+            "steps_client_us": steps_client, "steps_server_us": steps_server,
             "today_columns": today_cols, "compiled_columns": compiled, "identical": same}
 
 
