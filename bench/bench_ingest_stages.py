@@ -40,13 +40,11 @@ import orjson
 from bench import dataset
 from bench.bench_ingest import BATCH, RECEIVED, fetch_events
 from bench.common import libpq, machine, scratch_database, write_json
-from togai_engine.billing.runs import run_bill
 from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.common.json_text import loads as json_loads
 from togai_engine.events import ingest
 from togai_engine.events.validation import parse_event
 from togai_engine.store.database import Database, raw_connection
-from togai_engine.store.partitions import ensure_range
 
 try:
     import msgspec
@@ -176,12 +174,7 @@ STEPS = {
 async def _stages(url: str, *, events: int, accounts: int) -> dict[str, Any]:
     db = Database(url, pool_size=2)
     try:
-        await ensure_range(db.engine, dataset.START, dataset.END)
-        meters = await dataset.create_meters(db)
-        plans = await dataset.create_plans(db, meters)
-        ids = dataset.account_ids(accounts)
-        await dataset.create_accounts(db, [*ids, dataset.WHALE], dataset.plan_assignment(ids, plans))
-        await run_bill(db, RECEIVED)
+        await dataset.ready_for_ingest(db, accounts)
         warm = await fetch_events(url, 5 * BATCH, accounts=accounts, prefix="warm")
         raw = await fetch_events(url, events, accounts=accounts, prefix="s")
         raw_batches = [raw[i:i + BATCH] for i in range(0, len(raw), BATCH)]
