@@ -18,13 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bench import dataset
-from bench.bench_ingest import BATCH, RECEIVED, _engine_run, fetch_events
+from bench.bench_ingest import BATCH, _engine_run, fetch_events
 from bench.common import scratch_database
-from togai_engine.billing.runs import run_bill
 from togai_engine.store import migrate
 from togai_engine.store.citus_cluster import create_database, drop_database
 from togai_engine.store.database import Database
-from togai_engine.store.partitions import ensure_range
 
 CLUSTER_URL = os.environ.get("TOGAI_CITUS_BENCH_URL", "")
 
@@ -44,12 +42,7 @@ def cluster_database(label: str) -> Iterator[str]:
 async def _prepare(url: str, accounts: int) -> None:
     db = Database(url)
     try:
-        await ensure_range(db.engine, dataset.START, dataset.END)
-        meters = await dataset.create_meters(db)
-        plans = await dataset.create_plans(db, meters)
-        ids = dataset.account_ids(accounts)
-        await dataset.create_accounts(db, [*ids, dataset.WHALE], dataset.plan_assignment(ids, plans))
-        await run_bill(db, RECEIVED)  # past cycles closed, as the background bill run would have
+        await dataset.ready_for_ingest(db, accounts)  # past cycles closed at RECEIVED (dataset.NOW)
     finally:
         await db.dispose()
 

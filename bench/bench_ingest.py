@@ -20,10 +20,8 @@ import asyncpg
 
 from bench import dataset
 from bench.common import Figure, libpq, report, scratch_database
-from togai_engine.billing.runs import run_bill
 from togai_engine.events.ingest import ingest_events
 from togai_engine.store.database import Database
-from togai_engine.store.partitions import ensure_range
 
 BATCH = 1000
 RECEIVED = dataset.NOW  # live ingestion: the events are in the accounts' open cycle, received at NOW
@@ -135,14 +133,7 @@ async def _floor_run(url: str, records: list[tuple[Any, ...]], workers: int) -> 
 async def _bench(url: str, *, accounts: int, events: int, runs: int, workers: int) -> list[Figure]:
     db = Database(url, pool_size=workers + 1)
     try:
-        await ensure_range(db.engine, dataset.START, dataset.END)
-        meters = await dataset.create_meters(db)
-        plans = await dataset.create_plans(db, meters)
-        ids = dataset.account_ids(accounts)
-        await dataset.create_accounts(db, [*ids, dataset.WHALE], dataset.plan_assignment(ids, plans))
-        # The accounts' January and February cycles are due at RECEIVED: close them now, as the server's
-        # background bill run would have, so the measured batches do not each catch billing up.
-        await run_bill(db, RECEIVED)
+        await dataset.ready_for_ingest(db, accounts)  # RECEIVED is dataset.NOW: due cycles closed
         conn = await asyncpg.connect(libpq(url))
         await conn.execute("CREATE TABLE bare_events (LIKE events INCLUDING DEFAULTS)")  # no indexes
         await dataset.create_floor_tables(conn)

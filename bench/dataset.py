@@ -30,6 +30,7 @@ import asyncpg
 from bench.common import libpq
 from togai_engine.accounts.schemas import AccountCreate
 from togai_engine.app.accounts import create_account
+from togai_engine.billing.runs import run_bill
 from togai_engine.customers.schemas import CustomerCreate
 from togai_engine.customers.service import create_customer
 from togai_engine.meters.rollups import rebuild_rollups
@@ -162,6 +163,19 @@ async def create_accounts(db: Database, ids: Sequence[str], plan_of: dict[str, s
                 await create_account(session, AccountCreate(
                     id=account_id, customerId=f"c_{account_id}", name=account_id, **plan), now)
     return time.perf_counter() - started
+
+
+async def ready_for_ingest(db: Database, accounts: int) -> Meters:
+    """The state the ingest benchmarks start from: partitions over the data set's months, the meters and plans,
+    `accounts` accounts (and the whale) on them, and their January and February cycles closed at NOW, as the
+    server's background bill run would have left them (so measured batches do not each catch billing up)."""
+    await ensure_range(db.engine, START, END)
+    meters = await create_meters(db)
+    plans = await create_plans(db, meters)
+    ids = account_ids(accounts)
+    await create_accounts(db, [*ids, WHALE], plan_assignment(ids, plans))
+    await run_bill(db, NOW)
+    return meters
 
 
 # --- events, generated in PostgreSQL ------------------------------------------------------------
