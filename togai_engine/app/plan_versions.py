@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
+from togai_engine.billing.models import AccountBillingRow
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -121,6 +122,14 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     by_account: dict[str, list[PlanAssociationRow]] = {}
     for association in moving:
         by_account.setdefault(association.account_id, []).append(association)
+    # Every moving account's rows in a bill run's order (accounts shared, then billing rows) before the first
+    # re-bill numbers an invoice: a bill run holding a later account's billing row and waiting for the invoice
+    # counter could otherwise deadlock with this loop.
+    ids = sorted(by_account)
+    await session.execute(select(AccountRow.id).where(AccountRow.id.in_(ids)).order_by(AccountRow.id)
+                          .with_for_update(read=True))
+    await session.execute(select(AccountBillingRow.account_id).where(AccountBillingRow.account_id.in_(ids))
+                          .order_by(AccountBillingRow.account_id).with_for_update())
     for account_id, associations in by_account.items():
         billing = await locked_billing_row(session, account_id, now)
         for association in associations:
