@@ -532,9 +532,10 @@ async def lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, dateti
     """closed_before per account with a closed cycle; the accounts' billing fences stay held (shared), so
     billing cannot close a cycle under this batch (billing/fence.py)."""
     await hold_fences(conn, account_ids, exclusive=False)
+    # joined from unnest, not `= ANY(array)`: a linear scan of the array per row (see _resolve_accounts)
     rows = await conn.fetch(
-        "SELECT account_id, NULLIF(closed_before, '-infinity') AS closed_before "
-        "FROM billing_watermarks WHERE account_id = ANY($1::text[])",
+        "SELECT w.account_id, NULLIF(w.closed_before, '-infinity') AS closed_before "
+        "FROM unnest($1::text[]) AS u(account_id) JOIN billing_watermarks w ON w.account_id = u.account_id",
         account_ids,
     )
     return {row[0]: row[1] for row in rows if row[1] is not None}
