@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
 from togai_engine.cycles import cycle_containing
@@ -109,11 +110,15 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     if mode == "NONE":
         return result
     keep = not mode.endswith("_IGNORE_OVERRIDE")
-    moving = list(await session.scalars(
-        select(PlanAssociationRow).where(
-            PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != new.version,
-            (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
-        .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from).with_for_update()))
+    on_plan = (select(PlanAssociationRow).where(
+        PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != new.version,
+        (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
+        .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from)
+        .execution_options(populate_existing=True))
+    # the accounts' locks (not row locks on plan_associations, a reference table on Citus: lock_accounts), then
+    # the associations again: a plan change that committed meanwhile is what is read
+    await lock_accounts(session, sorted({a.account_id for a in await session.scalars(on_plan)}), exclusive=True)
+    moving = list(await session.scalars(on_plan))
     if keep:
         for association in moving:
             check_overrides_fit(new, association.rate_card_overrides, association.account_id, "migrationMode")
