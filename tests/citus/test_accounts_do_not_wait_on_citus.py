@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cluster import cclient, cclock, cdb, citus_database, citus_url, empty_citus_url
+from conftest import pg_connection
 from helpers import at, call
 from togai_engine.accounts.schemas import AccountUpdate
 from togai_engine.app import accounts as app_accounts
@@ -27,6 +28,7 @@ from togai_engine.app import invoices as app_invoices
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.events.ingest import ingest_events
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate
+from togai_engine.invoices.models import COUNTER_LOCK_CLASS
 from togai_engine.store.database import Database
 from togai_engine.wallets.schemas import GrantCreditInput
 
@@ -107,8 +109,45 @@ async def while_held(db: Database, ctx: dict[str, Any], holder: Work, other: Wor
     return None
 
 
-@pytest.mark.parametrize("other", list(OTHERS))
-@pytest.mark.parametrize("holder", list(HOLDERS))
+# two bill runs that both number invoices wait for each other, as on one node: the next test
+@pytest.mark.parametrize(("holder", "other"), [(h, o) for h in HOLDERS for o in OTHERS
+                                               if (h, o) != ("bill run", "bill run")])
 async def test_another_accounts_work_does_not_wait(cclient, cdb, holder: str, other: str) -> None:
     ctx = await setup(cclient, cdb)
     await while_held(cdb, ctx, HOLDERS[holder], OTHERS[other])
+
+
+async def test_two_bill_runs_wait_only_for_the_invoice_number(cclient, cdb, citus_url) -> None:
+    """Gapless numbers: the counter moves in the transaction that makes invoices DUE, so a second run that
+    numbers invoices waits for the first to end (on one node it waits for the counter's row). It waits for
+    that lock and nothing else, and finishes once the first commits."""
+    ctx = await setup(cclient, cdb)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with cdb.unit_of_work() as session:
+            await close_due_cycles(session, FEB_4, ["corp"])
+            holding.set()
+            await release.wait()
+
+    async def other() -> None:
+        await holding.wait()
+        async with cdb.unit_of_work() as session:
+            summary = await close_due_cycles(session, FEB_4, ["beta"])
+        assert summary.invoicesDue == 1
+
+    held, waiting = asyncio.create_task(hold()), asyncio.create_task(other())
+    try:
+        async with pg_connection(citus_url) as conn:
+            for _ in range(int(BOUND / 0.05)):
+                waits = await conn.fetch(
+                    "SELECT locktype, classid::bigint AS class FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()")
+                if waits:
+                    break
+                await asyncio.sleep(0.05)
+        assert [(w["locktype"], w["class"]) for w in waits] == [("advisory", COUNTER_LOCK_CLASS)], ctx
+    finally:
+        release.set()
+        await held
+        await asyncio.wait_for(waiting, BOUND)
