@@ -93,3 +93,40 @@ def test_a_new_month_partition_made_at_ingest_time_is_distributed(citus_url: str
 
     asyncio.run(make())
     assert asyncio.run(placed(citus_url))["events_p203105"][:2] == ("distributed", "account_id")
+
+
+def worker_url(url: str) -> str:
+    """The same database on a worker node (from the coordinator's pg_dist_node)."""
+    from sqlalchemy.engine import make_url
+
+    async def first_worker() -> tuple[str, int]:
+        async with pg_connection(url) as conn:
+            row = await conn.fetchrow("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 "
+                                      "AND noderole = 'primary' ORDER BY nodeid LIMIT 1")
+        return row[0], row[1]
+
+    host, port = asyncio.run(first_worker())
+    return make_url(url).set(host=host, port=port).render_as_string(hide_password=False)
+
+
+def test_the_engine_refuses_a_worker_node(citus_url: str) -> None:
+    # A worker has the distributed and reference tables (Citus syncs their metadata), but not the coordinator's
+    # own tables, and the engine's advisory locks would be the worker's: every entry point refuses it.
+    url = worker_url(citus_url)
+    for command_line in (("db", "upgrade"), ("db", "check"), ("db", "distribute"), ("bill",)):
+        refused = togai(url, *command_line)
+        assert refused.returncode != 0, command_line
+        assert "this server is a Citus worker node, not the coordinator" in refused.stderr, (command_line, refused.stderr)
+        assert "must connect to the coordinator" in refused.stderr
+    with pytest.raises(RuntimeError, match="Citus worker node"):
+        migrate.upgrade(url)
+
+
+def test_downgrading_0020_on_a_distributed_database_is_refused(citus_url: str) -> None:
+    from alembic import command
+
+    with pytest.raises(RuntimeError, match=r"this database is distributed over Citus .* nothing was changed"):
+        command.downgrade(migrate.alembic_config(citus_url), "0019")
+    # nothing changed: still at head, every table in its place
+    migrate.check(citus_url)
+    assert togai(citus_url, "db", "check").returncode == 0

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, func, select
+from sqlalchemy import String, any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields, AccountUpdate
+from togai_engine.common.locks import advisory_locks_sql
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import check_currency, check_email, check_id, clean_address, refuse_nulls
@@ -136,10 +137,41 @@ async def create_account(
     return _to_schema(row, aliases), True
 
 
+ACCOUNT_LOCK_CLASS = 0x61636374  # "acct": the key space of lock_accounts' locks
+
+
+async def lock_accounts(session: AsyncSession, account_ids: Sequence[str], *, exclusive: bool) -> None:
+    """Until the transaction ends, the accounts' locks: exclusive for a change of the account (its profile,
+    plan, seats) and for closing its cycles or crediting its invoices, shared for a reader that must see it
+    unchanged. A transaction advisory lock (common/locks.py) in place of a lock on the account's row: on Citus
+    `accounts` is a reference table, and a row lock on one is a lock of the whole table on every node (Citus
+    takes a table-wide lock to keep the copies in step), so a change of one account made every other
+    account's bill run wait. Take it before reading what it guards: a read after it sees what committed."""
+    if account_ids:
+        await session.execute(text(advisory_locks_sql(ACCOUNT_LOCK_CLASS, "CAST(:ids AS text[])",
+                                                      exclusive=exclusive)), {"ids": sorted(set(account_ids))})
+    if exclusive:
+        await session.execute(text(ROWS_OF_LOCKED_ACCOUNTS))
+
+
+# On Citus every write of a reference table (an UPDATE, an upsert) takes a table-wide lock, exclusive, on every
+# node, and the same on each reference table it points at by foreign key (an invoice: accounts), so that two
+# writers of one row never apply their writes to the nodes' copies in different orders. The engine orders
+# those writers itself: what a transaction writes of an account's rows (its account, billing row, plan,
+# invoices, notes) is written under the account's lock, exclusive, and a shared counter under its own lock
+# (invoices.models.counter_lock_sql). Told so, Citus takes the lock a plain insert takes, and one account's
+# bill run, plan change or credit note no longer makes every other account's wait. On PostgreSQL without
+# Citus this sets an unused placeholder setting, for the transaction only.
+ROWS_OF_LOCKED_ACCOUNTS = "SET LOCAL citus.all_modifications_commutative TO on"
+
+
 async def get_row(session: AsyncSession, account_id: str, *, lock: bool = False) -> AccountRow:
+    """The account's row; with `lock`, after taking its lock exclusive (lock_accounts)."""
+    if lock:
+        await lock_accounts(session, [account_id], exclusive=True)
     stmt = select(AccountRow).where(AccountRow.id == account_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.execution_options(populate_existing=True)
     row = await session.scalar(stmt)
     if row is None:
         raise NotFound(f"account {account_id!r} does not exist; list_accounts shows the ids")

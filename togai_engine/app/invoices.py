@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.models import AccountRow
 from togai_engine.app.prepaid import grant_paid_credits
-from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.close import close_due_cycles, one_connection_per_node
 from togai_engine.billing.current import unclosed_periods
+from togai_engine.billing.state import transaction_connection
 from togai_engine.common.schemas import Page
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput, NotFound
@@ -61,6 +62,7 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
 
 
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
+    await one_connection_per_node(await transaction_connection(session))  # a VOID writes invoices after the wallet
     row = await invoices.get_row(session, invoice_id)
     await close_due_cycles(session, now, [row.account_id])
     was = (await invoices.get_row(session, invoice_id)).status
@@ -71,6 +73,9 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
 
 
 async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:
+    # On Citus: the note is written (a reference table) after the invoice's unclosed usage and the wallet were
+    # read (distributed), which it allows only over one connection per worker (billing/close.py)
+    await one_connection_per_node(await transaction_connection(session))
     row = await invoices.get_row(session, data.invoiceId)
     await close_due_cycles(session, now, [row.account_id])  # a period past its grace period is DUE first
     return await credit_notes.create_credit_note(session, data, now, unclosed=unclosed_periods)

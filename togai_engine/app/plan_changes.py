@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import (
     credit_replaced_advance_invoices,
     credit_unused_advance_fees,
@@ -46,9 +47,11 @@ async def locked_billing_row(session: AsyncSession, account_id: str, now: dateti
     """The account's billing row, locked, after invoicing what is due (so every final period is known)."""
     await session.execute(insert(AccountBillingRow).values(account_id=account_id).on_conflict_do_nothing())
     await session.execute(insert(BillingWatermarkRow).values(account_id=account_id).on_conflict_do_nothing())
+    # the account's lock, not a row lock on account_billing (a reference table on Citus: lock_accounts)
+    await lock_accounts(session, [account_id], exclusive=True)
     await close_due_cycles(session, now, [account_id])
     billing = await session.scalar(
-        select(AccountBillingRow).where(AccountBillingRow.account_id == account_id).with_for_update()
+        select(AccountBillingRow).where(AccountBillingRow.account_id == account_id)
         .execution_options(populate_existing=True))
     assert billing is not None
     return billing
@@ -63,9 +66,10 @@ def check_not_invoiced(billing: AccountBillingRow, instant: datetime, account_id
 
 
 async def _associations(session: AsyncSession, account_id: str) -> list[PlanAssociationRow]:
+    """The account's associations; the caller holds the account's lock (exclusive), as every writer of them."""
     return list(await session.scalars(
         select(PlanAssociationRow).where(PlanAssociationRow.account_id == account_id)
-        .order_by(PlanAssociationRow.effective_from).with_for_update()))
+        .order_by(PlanAssociationRow.effective_from).execution_options(populate_existing=True)))
 
 
 async def _recut_from(session: AsyncSession, account_id: str, instant: datetime,
@@ -106,7 +110,7 @@ async def attach_plan(
     """Puts the account on `plan_id` (its latest ACTIVE version, with `overrides` and `rules`, the account's
     pricingRulesOverride) from `effective_from` on;
     attaching what is already in effect there (for example, a retried call) changes nothing. The caller holds
-    the account row FOR UPDATE."""
+    the account's lock exclusive (accounts.service.get_row with lock)."""
     from_field = field.removesuffix("pricePlanId") + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)

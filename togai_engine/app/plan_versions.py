@@ -26,9 +26,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
-from togai_engine.billing.models import AccountBillingRow
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -110,11 +110,15 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     if mode == "NONE":
         return result
     keep = not mode.endswith("_IGNORE_OVERRIDE")
-    moving = list(await session.scalars(
-        select(PlanAssociationRow).where(
-            PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != new.version,
-            (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
-        .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from).with_for_update()))
+    on_plan = (select(PlanAssociationRow).where(
+        PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != new.version,
+        (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
+        .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from)
+        .execution_options(populate_existing=True))
+    # the accounts' locks (not row locks on plan_associations, a reference table on Citus: lock_accounts), then
+    # the associations again: a plan change that committed meanwhile is what is read
+    await lock_accounts(session, sorted({a.account_id for a in await session.scalars(on_plan)}), exclusive=True)
+    moving = list(await session.scalars(on_plan))
     if keep:
         for association in moving:
             check_overrides_fit(new, association.rate_card_overrides, association.account_id, "migrationMode")
@@ -122,14 +126,6 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     by_account: dict[str, list[PlanAssociationRow]] = {}
     for association in moving:
         by_account.setdefault(association.account_id, []).append(association)
-    # Every moving account's rows in a bill run's order (accounts shared, then billing rows) before the first
-    # re-bill numbers an invoice: a bill run holding a later account's billing row and waiting for the invoice
-    # counter could otherwise deadlock with this loop.
-    ids = sorted(by_account)
-    await session.execute(select(AccountRow.id).where(AccountRow.id.in_(ids)).order_by(AccountRow.id)
-                          .with_for_update(read=True))
-    await session.execute(select(AccountBillingRow.account_id).where(AccountBillingRow.account_id.in_(ids))
-                          .order_by(AccountBillingRow.account_id).with_for_update())
     for account_id, associations in by_account.items():
         billing = await locked_billing_row(session, account_id, now)
         for association in associations:

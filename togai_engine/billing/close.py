@@ -1,7 +1,7 @@
 """Bill runs: open DRAFT invoices for started periods and make due ones DUE, for many accounts at once.
 
 One run locks the accounts that have work (`account_billing.next_run_at <= now`) in account order
-(accounts FOR SHARE, account_billing FOR UPDATE), then their billing fences (billing/fence.py), so
+(their account locks, exclusive: accounts.service.lock_accounts), then their billing fences (billing/fence.py), so
 concurrent runs and catch-up reads wait for each other and a second run finds nothing left to do;
 the unique (account, period start) key on invoices backs that up. Quantities come from one `meter_quantities` call per distinct period; rows
 are written with array statements and lines with COPY, so 10,000 accounts close in one pass.
@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.accounts.service import lock_accounts
 from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.schedule import BillingPeriod, Timeline
 from togai_engine.billing.state import AccountState, load_states, transaction_connection
@@ -36,6 +37,7 @@ from togai_engine.invoices.compose import (
     with_late_usage,
 )
 from togai_engine.invoices.late_usage import LateLines
+from togai_engine.invoices.models import counter_lock_sql
 from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
@@ -98,8 +100,8 @@ async def close_due_cycles(
         return summary
     await session.flush()
     conn = await transaction_connection(session)
-    # Lock order everywhere: accounts (FOR SHARE here; update_account holds it FOR UPDATE before it attaches
-    # a plan), then account_billing, then the billing fences; the wallet hooks lock wallets after that.
+    # Lock order everywhere: the accounts' locks (exclusive: closers of one account, and its changes, wait
+    # for each other), then the billing fences; the wallet hooks lock wallets after that.
     scope = "" if account_ids is None else " AND a.id = ANY($2::text[])"
     scope_args = [sorted(set(account_ids))] if account_ids is not None else []
     # Reads call this on every request: look before taking locks (a row lock is a write in PostgreSQL).
@@ -110,12 +112,16 @@ async def close_due_cycles(
     await one_connection_per_node(conn)
     candidates = await conn.fetch(
         "SELECT a.id FROM accounts a JOIN account_billing b ON b.account_id = a.id "
-        f"WHERE {billing_due('b', '$1')}{scope} ORDER BY a.id FOR SHARE OF a", now, *scope_args)
+        f"WHERE {billing_due('b', '$1')}{scope} ORDER BY a.id", now, *scope_args)
     if not candidates:
         return summary
+    # Advisory locks, not row locks on account_billing and accounts: on Citus those are reference tables,
+    # where a row lock locks the table on every node and one account's bill run made every other wait.
+    await lock_accounts(session, [r["id"] for r in candidates], exclusive=True)
+    # a new statement after the locks: an account another run closed meanwhile is no longer due
     locked = await conn.fetch(
         f"SELECT account_id FROM account_billing b WHERE account_id = ANY($1::text[]) AND {billing_due('b', '$2')} "
-        "ORDER BY account_id FOR UPDATE", [r["id"] for r in candidates], now)
+        "ORDER BY account_id", [r["id"] for r in candidates], now)
     if not locked:
         return summary
     ids = [r["account_id"] for r in locked]
@@ -368,6 +374,7 @@ async def _number(conn: Any, invoices: list[_Closing]) -> None:
     """Gapless numbers for `invoices`, in their order, from the one invoice counter."""
     if not invoices:
         return
+    await conn.execute(counter_lock_sql("INVOICE"))
     last = await conn.fetchval(
         "INSERT INTO invoice_counters (name, last_value) VALUES ('INVOICE', $1) ON CONFLICT (name) DO UPDATE "
         "SET last_value = invoice_counters.last_value + EXCLUDED.last_value RETURNING last_value", len(invoices))

@@ -16,16 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from togai_engine.common.locks import advisory_locks_sql
+
 FENCE_LOCK_CLASS = 0x776D6B66  # "wmkf": the key space of these locks
-
-
-def _fence_sql(*, exclusive: bool) -> str:
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    return (f"SELECT count({function}({FENCE_LOCK_CLASS}, k)) "
-            "FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest($1::text[]) AS a ORDER BY k) AS keys")
 
 
 async def hold_fences(conn: Any, account_ids: list[str], *, exclusive: bool) -> None:
     """Takes the accounts' fences (asyncpg connection, inside the caller's transaction)."""
     if account_ids:
-        await conn.fetchval(_fence_sql(exclusive=exclusive), account_ids)
+        await conn.fetchval(advisory_locks_sql(FENCE_LOCK_CLASS, "$1::text[]", exclusive=exclusive), account_ids)

@@ -17,8 +17,11 @@ Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (inges
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
 being recomputed); the due cycles of the account are closed first, as ingest does before it judges
 an event late; the account's billing fence, shared (a bill run cannot close the period under
-this void); stripe 0's advisory lock (compaction, which needs it, folds no stripe meanwhile); then
-the event rows, in (account, event id) order.
+this void); stripe 0's advisory lock (compaction, which needs it, folds no stripe meanwhile). The event
+rows are then read by a new statement and take no row lock: only a void writes an event row, and every void
+of an event holds its schema's lock exclusive, so a second void of the same event waits for the first and
+then reads it VOIDED. (A `FOR UPDATE` over events of several accounts is a statement Citus refuses: their
+rows are on several shards.)
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
     await close_due_cycles(session, now, accounts)
     closed_before = await lock_watermarks(conn, accounts)
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", STRIPE_LOCK_CLASS)
-    rows = await _events(session, targets, lock=True)
+    rows = await _events(session, targets)  # a new statement: it sees a void that committed before the locks
     # late events not billed yet; the watermark lock held here keeps a bill run from billing them meanwhile
     pending = await late_usage.pending_late_events(
         conn, [t.key for t in targets if rows[t.key].status == ACCEPTED_LATE])
@@ -218,14 +221,11 @@ def _key_arrays(targets: list[_Target]) -> dict[str, list[Any]]:
             "ids": [t.event_id for t in targets]}
 
 
-async def _events(session: AsyncSession, targets: list[_Target], *, lock: bool = False) -> dict[
-        tuple[str, str], EventRow]:
-    """The stored rows of `targets`, in one statement; with `lock`, FOR UPDATE in (account, event id) order."""
+async def _events(session: AsyncSession, targets: list[_Target]) -> dict[tuple[str, str], EventRow]:
+    """The stored rows of `targets`, in one statement."""
     # by (account_id, event_time) first: one partition, one probe of the (account_id, event_time) index each
     sql = (f"SELECT e.* FROM {_KEYS} JOIN events AS e ON e.account_id = k.account_id "
            "AND e.event_time = k.event_time AND e.id = k.id")
-    if lock:
-        sql += ' ORDER BY e.account_id COLLATE "C", e.id COLLATE "C" FOR UPDATE OF e'
     found = await session.scalars(select(EventRow).from_statement(text(sql)).execution_options(populate_existing=True),
                                   _key_arrays(targets))
     rows = {(row.account_id, row.id): row for row in found}

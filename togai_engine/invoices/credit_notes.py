@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
-from togai_engine.accounts.service import account_id_of
+from togai_engine.accounts.service import account_id_of, lock_accounts
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
@@ -34,7 +34,7 @@ from togai_engine.invoices.credit_note_schemas import (
 )
 from togai_engine.invoices.display import credit_note_number, invoice_number
 from togai_engine.invoices.display import money as display_money
-from togai_engine.invoices.models import InvoiceCounterRow, InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.models import InvoiceCounterRow, InvoiceLineRow, InvoiceRow, counter_lock_sql
 from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
 from togai_engine.wallets.service import UnclosedPeriods, grant_from_credit_note
@@ -85,10 +85,12 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     if found is None:
         raise NotFound(f"invoice {data.invoiceId!r} does not exist; list_invoices shows the ids")
     account_id = found.account_id
-    # Lock order as billing's: the account (FOR SHARE: its currency cannot change under the note), then
-    # the invoice (FOR UPDATE: notes of one invoice, and a VOID, wait for each other), then the wallet.
-    account = await session.scalar(select(AccountRow).where(AccountRow.id == account_id).with_for_update(read=True))
-    invoice = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == data.invoiceId).with_for_update()
+    # Lock order as billing's: the account's lock (its currency cannot change under the note, no bill run of
+    # it runs meanwhile, and notes of its invoices and a VOID wait for each other), then the wallet.
+    await lock_accounts(session, [account_id], exclusive=True)
+    account = await session.scalar(select(AccountRow).where(AccountRow.id == account_id)
+                                   .execution_options(populate_existing=True))
+    invoice = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == data.invoiceId)
                                    .execution_options(populate_existing=True))
     if invoice is None:
         raise NotFound(f"invoice {data.invoiceId!r} was replaced by a plan change; list_invoices shows the ids")
@@ -387,6 +389,7 @@ async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditN
 
 async def _next_number(session: AsyncSession) -> int:
     """Gapless: the counter moves in the note's own transaction (a row of invoice_counters)."""
+    await session.execute(text(counter_lock_sql(COUNTER)))
     number = await session.scalar(
         insert(InvoiceCounterRow).values(name=COUNTER, last_value=1)
         .on_conflict_do_update(index_elements=[InvoiceCounterRow.name],

@@ -124,6 +124,17 @@ class InvoiceCounterRow(Base):
     last_value: Mapped[int] = mapped_column(BigInteger)
 
 
+COUNTER_LOCK_CLASS = 0x636E7472  # "cntr"
+
+
+def counter_lock_sql(name: str) -> str:
+    """SQL taking the lock of counter `name` (a constant of the engine's) until the transaction ends; taken
+    before the counter row is written. On one node the row's lock already orders its writers; on Citus, where
+    the writers of reference tables hold no table-wide lock (accounts.service.lock_accounts), it keeps two
+    transactions from writing the counter's copies on the nodes in different orders."""
+    return f"SELECT pg_advisory_xact_lock({COUNTER_LOCK_CLASS}, hashtext('{name}'))"
+
+
 class LateUsageEventRow(Base):
     """An event stored ACCEPTED_LATE: dated in `source_invoice_id`'s period after that invoice became DUE,
     under a plan whose lateUsage is BILL_ON_NEXT_INVOICE. `invoice_id` is the invoice whose late-usage line

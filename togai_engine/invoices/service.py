@@ -14,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.accounts.service import lock_accounts
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
@@ -236,8 +237,13 @@ async def list_invoices(
 
 
 async def get_row(session: AsyncSession, invoice_id: str, *, lock: bool = False) -> InvoiceRow:
+    """The invoice's row; with `lock`, read again after its account's lock (exclusive: a status change, its
+    credit notes and its account's bill runs wait for each other; accounts.service.lock_accounts)."""
     stmt = select(InvoiceRow).where(InvoiceRow.id == invoice_id).execution_options(populate_existing=True)
-    row = await session.scalar(stmt.with_for_update() if lock else stmt)
+    row = await session.scalar(stmt)
+    if row is not None and lock:
+        await lock_accounts(session, [row.account_id], exclusive=True)
+        row = await session.scalar(stmt)
     if row is None:
         raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids (a plan change "
                        "replaces the DRAFT invoices of the periods it re-cuts)")

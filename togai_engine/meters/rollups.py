@@ -4,6 +4,7 @@ after some of their events stopped being billable (voids)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,8 +144,8 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
     return await conn.fetchval(_recompute_sql(meters))
 
 
-# (account, UTC hour or day start) keys as $1 and $2, a relation `k` of columns account_id and hour
-_KEYS = "unnest($1::text[], $2::timestamptz[]) AS k(account_id, hour)"
+# the UTC hours (or day starts) $2 of one account $1, a relation `k` of one column hour
+_HOURS = "unnest($2::timestamptz[]) AS k(hour)"
 
 
 async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterSql],
@@ -170,27 +171,33 @@ async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterS
         return
     conn = await raw_connection(session)
     ids = [m.id for m in meters]
-    ordered = sorted(set(keys))  # each key once: a key listed twice would count its events twice
-    accounts, hours = [k[0] for k in ordered], [k[1] for k in ordered]
+    hours_of: dict[str, list[datetime]] = defaultdict(list)
+    for account_id, hour in sorted(set(keys)):  # each key once: a key listed twice would count its events twice
+        hours_of[account_id].append(hour)
     none = (0, Decimal(0))
     stored: dict[tuple[str, str, datetime], tuple[int, Decimal]] = {}  # per (account, meter, hour), stripes added
-    for account_id, meter_id, hour, count, total in await conn.fetch(
-            f"DELETE FROM {HOURLY.name} AS r USING {_KEYS} WHERE r.account_id = k.account_id AND r.hour = k.hour "
-            "AND r.meter_id = ANY($3::text[]) RETURNING r.account_id, r.meter_id, r.hour, r.event_count, r.value_sum",
-            accounts, hours, ids):
-        kept = stored.get((account_id, meter_id, hour), none)
-        stored[(account_id, meter_id, hour)] = (kept[0] + count, kept[1] + total)
-    # the keys' events, each key's hour one range scan of the (account_id, event_time) index: OFFSET 0 keeps
-    # the lateral subquery from being flattened into a join, which the planner runs as a hash join over
-    # every stored event (it cannot tell how few rows a range with bounds from another table matches)
-    picked = (f"SELECT e.* FROM {_KEYS} CROSS JOIN LATERAL (SELECT * FROM events AS e WHERE e.account_id = "
-              "k.account_id AND e.event_time >= k.hour AND e.event_time < k.hour + interval '1 hour' OFFSET 0) AS e")
-    recomputed = {(row[0], row[1], row[2]): (row[3], row[4]) for row in await conn.fetch(
-        f"WITH picked AS ({picked}), valued AS ({valued_sql(meters, 'picked')}), "
-        f"hourly ({ROLLUP_COLUMNS}) AS MATERIALIZED ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
-        f"rolled AS ({merge_into_rollups('SELECT * FROM hourly', '0')}) "
-        "SELECT account_id, meter_id, hour, event_count, value_sum FROM hourly",
-        accounts, hours)}
+    recomputed: dict[tuple[str, str, datetime], tuple[int, Decimal]] = {}
+    # One account at a time: each statement names its account ($1), so on Citus it runs on that account's
+    # shard whole (a lateral subquery over events of several accounts is one Citus cannot push down).
+    for account_id, hours in hours_of.items():
+        for _, meter_id, hour, count, total in await conn.fetch(
+                f"DELETE FROM {HOURLY.name} AS r USING {_HOURS} WHERE r.account_id = $1 AND r.hour = k.hour "
+                "AND r.meter_id = ANY($3::text[]) RETURNING r.account_id, r.meter_id, r.hour, r.event_count, "
+                "r.value_sum", account_id, hours, ids):
+            kept = stored.get((account_id, meter_id, hour), none)
+            stored[(account_id, meter_id, hour)] = (kept[0] + count, kept[1] + total)
+        # the hours' events, each one range scan of the (account_id, event_time) index: OFFSET 0 keeps the
+        # lateral subquery from being flattened into a join, which the planner runs as a hash join over every
+        # stored event of the account (it cannot tell how few rows a range with bounds from another table matches)
+        picked = (f"SELECT e.* FROM {_HOURS} CROSS JOIN LATERAL (SELECT * FROM events AS e WHERE e.account_id = $1 "
+                  "AND e.event_time >= k.hour AND e.event_time < k.hour + interval '1 hour' OFFSET 0) AS e")
+        for row in await conn.fetch(
+                f"WITH picked AS ({picked}), valued AS ({valued_sql(meters, 'picked')}), "
+                f"hourly ({ROLLUP_COLUMNS}) AS MATERIALIZED ({rollup_select('valued', any_latest=any(m.is_latest for m in meters))}), "
+                f"rolled AS ({merge_into_rollups('SELECT * FROM hourly', '0')}) "
+                "SELECT account_id, meter_id, hour, event_count, value_sum FROM hourly",
+                account_id, hours):
+            recomputed[(row[0], row[1], row[2])] = (row[3], row[4])
     changes: dict[tuple[str, datetime], tuple[int, Decimal]] = {}  # per (meter, hour), over its accounts
     for account_id, meter_id, hour in sorted(stored.keys() | recomputed.keys()):
         after = recomputed.get((account_id, meter_id, hour), none)
@@ -216,18 +223,17 @@ async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterS
             "AS u(meter_id, hour, event_count, value_sum) WHERE u.event_count > 0 ORDER BY 1, 2",
             [r[0][0] for r in rows], [r[0][1] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     daily = [m.id for m in meters if m.has_daily_rollups]
-    if daily:
-        days = sorted({(account_id, hour.replace(hour=0)) for account_id, hour in ordered})
-        day_accounts, day_starts = [d[0] for d in days], [d[1] for d in days]
+    for account_id, hours in hours_of.items() if daily else ():
+        days = sorted({hour.replace(hour=0) for hour in hours})
         await conn.execute(
-            f"DELETE FROM {DAILY.name} AS d USING {_KEYS} WHERE d.account_id = k.account_id AND d.day = k.hour "
-            "AND d.meter_id = ANY($3::text[])", day_accounts, day_starts, daily)
+            f"DELETE FROM {DAILY.name} AS d USING {_HOURS} WHERE d.account_id = $1 AND d.day = k.hour "
+            "AND d.meter_id = ANY($3::text[])", account_id, days, daily)
         # the days' hourly rows (every stripe), merged per day as ingest merges them; each day one range scan
         # of the primary key (OFFSET 0: as for the events above). A UTC day is 24 hours; interval '1 day'
         # would follow the session time zone's daylight saving changes.
-        days_rows = (f"(SELECT r.* FROM {_KEYS} CROSS JOIN LATERAL (SELECT * FROM {HOURLY.name} AS r WHERE "
-                     "r.account_id = k.account_id AND r.meter_id = ANY($3::text[]) AND r.hour >= k.hour "
+        days_rows = (f"(SELECT r.* FROM {_HOURS} CROSS JOIN LATERAL (SELECT * FROM {HOURLY.name} AS r WHERE "
+                     "r.account_id = $1 AND r.meter_id = ANY($3::text[]) AND r.hour >= k.hour "
                      "AND r.hour < k.hour + interval '24 hours' OFFSET 0) AS r) AS days_rows")
         merged = merged_rollups_sql("TRUE", source=days_rows, bucket=bucket_sql("hour", "DAY"))
-        await conn.execute(merge_into_rollups(merged, "0", DAILY), day_accounts, day_starts, daily)
+        await conn.execute(merge_into_rollups(merged, "0", DAILY), account_id, days, daily)
 

@@ -31,6 +31,7 @@ def include_object_on_citus(obj: Any, name: str | None, type_: str, reflected: b
 
 def run_sync(connection: Any) -> None:
     require_server_version(connection)
+    distribution.refuse_worker(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,

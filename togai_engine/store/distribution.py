@@ -48,6 +48,19 @@ def citus_present(conn: Any) -> bool:
     return bool(conn.execute(text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")).scalar())
 
 
+ON_A_WORKER = ("this server is a Citus worker node, not the coordinator: togai-engine must connect to the "
+               "coordinator (TOGAI_DATABASE_URL). A worker holds the distributed and reference tables but not the "
+               "coordinator's own (audit_log, api_keys, sandbox_clock, alembic_version), and the engine's advisory "
+               "locks (billing fences, account locks) are the coordinator's: taken on a worker they would not "
+               "see the other engine processes' (README, Scaling out -> Citus)")
+
+
+def refuse_worker(conn: Any) -> None:
+    """Raises on a Citus worker: the engine runs against the coordinator only (ON_A_WORKER says why)."""
+    if citus_present(conn) and not conn.execute(text("SELECT citus_is_coordinator()")).scalar():
+        raise RuntimeError(ON_A_WORKER)
+
+
 def placements(conn: Any) -> dict[str, tuple[str, str | None, int]]:
     """Table name -> (citus table type, distribution column, colocation id) of the tables Citus knows."""
     rows = conn.execute(text(
@@ -105,6 +118,7 @@ def distribute(conn: Any, shard_count: int | None = None) -> list[str]:
     when everything is in place. Refuses on a server without Citus, or a table placed otherwise by hand."""
     if not citus_present(conn):
         raise RuntimeError(NOT_CITUS)
+    refuse_worker(conn)
     done: list[str] = []
     for constraint, table in DROPPED_ON_CITUS.items():
         if conn.execute(text("SELECT EXISTS (SELECT FROM pg_constraint WHERE conname = :c)"), {"c": constraint}).scalar():

@@ -50,7 +50,19 @@ def upgrade() -> None:
                           ["account_id", "grant_id"], ["account_id", "id"])
 
 
+DISTRIBUTED_NO_DOWNGRADE = (
+    "this database is distributed over Citus (`togai-engine db distribute`), and below 0020 its wallet tables "
+    "would be keyed by id alone, which Citus refuses on a table distributed by account_id; nothing was changed. "
+    "To run an engine older than 0020, restore a backup taken before `db distribute` (README, Scaling out -> Citus)")
+
+
 def downgrade() -> None:
+    bind = op.get_bind()
+    # 0020 is what makes the schema distributable: a distributed database cannot go below it
+    if bind.execute(sa.text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")).scalar() and \
+            bind.execute(sa.text("SELECT EXISTS (SELECT FROM citus_tables WHERE table_name = 'events'::regclass "
+                                 "AND citus_table_type = 'distributed')")).scalar():
+        raise RuntimeError(DISTRIBUTED_NO_DOWNGRADE)
     op.drop_constraint("fk_credit_notes_account_id_grant", "credit_notes", type_="foreignkey")
     op.drop_constraint("fk_wallet_entries_account_id_grant", "wallet_entries", type_="foreignkey")
     op.drop_constraint("fk_wallet_entries_account_id_reverses", "wallet_entries", type_="foreignkey")
