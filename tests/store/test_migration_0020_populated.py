@@ -70,14 +70,23 @@ async def _populate(url: str) -> None:
         await db.dispose()
 
 
+# Columns later revisions add, which 0019 cannot hold: left out of the comparison (0021 marks the invoices that
+# existed before it as carrying their opening fees, tests/billing/test_advance_invoices.py).
+LATER_COLUMNS = {"invoice_type", "carries_opening_fees"}
+
+
 async def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table but alembic_version, in a stable order."""
+    """Every row of every table but alembic_version, in a stable order (without LATER_COLUMNS)."""
     async with pg_connection(url) as conn:
         tables = [r[0] for r in await conn.fetch(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
             "AND c.relname <> 'alembic_version'")]
-        return {t: sorted((tuple(r) for r in await conn.fetch(f'SELECT * FROM "{t}"')), key=repr) for t in tables}
+        found = {}
+        for table in tables:
+            rows = await conn.fetch(f'SELECT * FROM "{table}"')
+            found[table] = sorted((tuple(v for k, v in r.items() if k not in LATER_COLUMNS) for r in rows), key=repr)
+        return found
 
 
 async def _after_upgrade(url: str) -> None:
