@@ -209,7 +209,7 @@ def credit_purchase_line(plan_id: str, card: Mapping[str, Any], currency: str, s
         description=f"{name}: {_text(credits)} credits, prepaid for {_day(service.start)} – {_day(service.end)} "
                     "(granted when this invoice is paid)",
         value=price.amount, rate_card_name=card.get("name"), quantity=credits,
-        details={"invoiceTiming": PREPAID, PAYS_LATER_PERIOD: True, "pricingModel": price_model(card),
+        details={"invoiceTiming": PREPAID, PAYS_LATER_PERIOD: True, "pricingModel": _price_model(card),
                  "subtotal": str(price.subtotal), "creditAmount": str(credits), "grantorId": grant.grantor_id,
                  "priority": grant.priority, "purpose": grant.purpose, "oneTime": grant.one_time,
                  "effectiveFrom": grant.effective_from.isoformat(),
@@ -218,7 +218,7 @@ def credit_purchase_line(plan_id: str, card: Mapping[str, Any], currency: str, s
                  "servicePeriodStart": service.start.isoformat(), "servicePeriodEnd": service.end.isoformat()})
 
 
-def price_model(card: Mapping[str, Any]) -> str:
+def _price_model(card: Mapping[str, Any]) -> str:
     return str((card.get("rateDetails") or {}).get("pricingModel") or "TIERED")
 
 
