@@ -56,12 +56,19 @@ DISTRIBUTED_NO_DOWNGRADE = (
     "To run an engine older than 0020, restore a backup taken before `db distribute` (README, Scaling out -> Citus)")
 
 
+def is_distributed(bind: sa.engine.Connection) -> bool:
+    """`events` is distributed over Citus. Read from Citus's catalog, not the citus_tables view: the view sizes
+    every shard over other connections, which wait for the locks a downgrade's earlier DDL holds (a later
+    revision's downgrade runs first in the same transaction), and so would wait forever."""
+    return bool(bind.execute(sa.text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")).scalar()
+                and bind.execute(sa.text("SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = "
+                                         "'events'::regclass AND partmethod = 'h')")).scalar())
+
+
 def downgrade() -> None:
     bind = op.get_bind()
     # 0020 is what makes the schema distributable: a distributed database cannot go below it
-    if bind.execute(sa.text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")).scalar() and \
-            bind.execute(sa.text("SELECT EXISTS (SELECT FROM citus_tables WHERE table_name = 'events'::regclass "
-                                 "AND citus_table_type = 'distributed')")).scalar():
+    if is_distributed(bind):
         raise RuntimeError(DISTRIBUTED_NO_DOWNGRADE)
     op.drop_constraint("fk_credit_notes_account_id_grant", "credit_notes", type_="foreignkey")
     op.drop_constraint("fk_wallet_entries_account_id_grant", "wallet_entries", type_="foreignkey")

@@ -43,6 +43,15 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Advance invoices have no place in the older schema: refuse rather than drop issued invoices.
     bind = op.get_bind()
+    # refused before any DDL: a distributed database cannot go below 0020, and 0021's DDL would hold locks that
+    # 0020's check of Citus's tables waits for
+    if bind.scalar(sa.text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")) and bind.scalar(
+            sa.text("SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'events'::regclass "
+                    "AND partmethod = 'h')")):
+        raise RuntimeError("this database is distributed over Citus (`togai-engine db distribute`), and "
+                           "downgrading a distributed database below 0021 is not supported (below 0020 it cannot "
+                           "be): nothing was changed. To run an older engine, restore a backup taken before "
+                           "`db distribute` (README, Scaling out -> Citus)")
     if bind.scalar(sa.text("SELECT count(*) FROM invoices WHERE invoice_type <> 'STANDARD'")):
         raise RuntimeError("advance invoices (invoice_type STANDARD_ADVANCED) exist; they are issued invoices and "
                            "cannot be represented before revision 0021: downgrade refused, nothing changed")
