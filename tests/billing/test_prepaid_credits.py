@@ -4,12 +4,17 @@ credits". Amounts worked out by hand."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from helpers import at, call, call_error, iso, tokens_meter
 from test_fixed_fee_timing import lines, oldest_first
 from test_scenarios import account, tiered
+from togai_engine.cycles import Cycle
+from togai_engine.invoices.compose import credit_purchase_line
+from togai_engine.plans.schemas import CreditGrantRateCard
+from togai_engine.wallets.rate_cards import sold_grant
 
 D = Decimal
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
@@ -116,3 +121,24 @@ async def test_prepaid_cards_are_validated_naming_the_field(client) -> None:
     assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].slabConfig.packageSize" in error
     error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "-1"}))
     assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].rate" in error
+
+
+def test_the_credits_sold_are_the_credits_granted_to_the_minor_unit() -> None:
+    """creditAmount 100.005 USD grants 100.01 (rounded once, half-up, like every grant); the sale prices those
+    100.01 credits, not 100.005: 100.01 × 0.5 = 50.005 -> 50.01 (with 100.005 it would be 50.0025 -> 50.00)."""
+    card = credits_card("100.005", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.5"}) | {"name": "credits"}
+    january = Cycle(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    line = credit_purchase_line("pp_x", CreditGrantRateCard.model_validate(card), "USD", january,
+                                "creditGrantRateCards[0]")
+    assert line is not None and (line.quantity, line.value) == (D("100.01"), D("50.01"))
+    assert line.details is not None and sold_grant(line.details).amount == D("100.01")
+
+
+def test_credits_sold_in_packages() -> None:
+    """250 credits priced by packages of 100 at 30.00: ceil(250 / 100) = 3 packages × 30.00 = 90.00."""
+    card = credits_card("250", {"startAfter": 0, "priceType": "PACKAGE", "rate": "30",
+                                "slabConfig": {"packageSize": "100"}}) | {"name": "credits"}
+    january = Cycle(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    line = credit_purchase_line("pp_x", CreditGrantRateCard.model_validate(card), "USD", january,
+                                "creditGrantRateCards[0]")
+    assert line is not None and (line.quantity, line.value) == (D("250.00"), D("90.00"))

@@ -56,14 +56,15 @@ async def tokens(client: Any, account_id: str, when: str, amount: str, event_id:
 async def invoices_of(client: Any, account_ids: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
     """(account id, period start) -> the period's invoice, of every invoice of the accounts. An advance invoice
     (the in-advance charges of an association's first period, issued as it started) counts in the total of the
-    period it pays for, as the lab prices a period with both."""
+    period it pays for, as the lab prices a period with both: the newest one (list_invoices lists it first), as
+    a change from the association's first instant credits the older whole."""
     invoices: dict[tuple[str, str], dict[str, Any]] = {}
     advance: dict[tuple[str, str], Decimal] = {}
     for account_id in account_ids:
         for invoice in (await call(client, "list_invoices", accountId=account_id, pageSize=100))["data"]:
             key = (account_id, invoice["startDate"])
             if invoice["invoiceType"] == "STANDARD_ADVANCED":
-                advance[key] = advance.get(key, Decimal(0)) + Decimal(invoice["totalAmount"])
+                advance.setdefault(key, Decimal(invoice["totalAmount"]))
             else:
                 invoices[key] = invoice
     for key, total in advance.items():

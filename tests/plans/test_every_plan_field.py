@@ -178,8 +178,8 @@ FIELD_PROOFS: dict[str, Changes | ProvedBy] = {
     "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].rate": ProvedBy(
         "tests/billing/test_prepaid_credits.py::test_prepaid_credits_are_sold_in_advance_and_granted_only_once_paid",
         "rate"),
-    "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].slabConfig": ProvedBy(
-        "tests/billing/test_prepaid_credits.py::test_prepaid_cards_are_validated_naming_the_field", "packageSize"),
+    "rateCards.creditGrantRateCards[].rateDetails.currencySlabRateDetails[].slabDetails[].slabConfig.packageSize":
+        ProvedBy("tests/billing/test_prepaid_credits.py::test_credits_sold_in_packages", "packageSize"),
     # entitlement overage
     "rateCards.entitlementOverageRateCards[].name": Changes("extra_calls"),
     "rateCards.entitlementOverageRateCards[].displayName": Changes("Extra calls"),

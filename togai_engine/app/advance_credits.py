@@ -18,16 +18,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.compose import FIXED_FEE_LINE
-from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
+from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow
 from togai_engine.pricing import round_fraction
@@ -43,7 +42,7 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
                          InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
                          InvoiceLineRow.details["type"].astext == "RECURRING")
     issued: list[str] = []
-    for line in lines:
+    for invoice, line in lines:
         details = line.details
         paid_until = datetime.fromisoformat(details["servicePeriodEnd"])
         if paid_until <= instant:
@@ -54,11 +53,11 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
         unused_from = max(instant, paid_from)
         unused = round_fraction(Fraction(line.value) * Fraction((paid_until - unused_from) // _MICROSECOND,
                                                                 (paid_until - paid_from) // _MICROSECOND),
-                                line.currency)
-        note = await _credit(session, line, unused, now,
+                                invoice.currency)
+        note = await _credit(session, invoice, line, unused, now,
                              memo=f"{line.description}: unused from {instant.isoformat()} (the plan changed or ended "
                                   "there)",
-                             key=f"in-advance-fee:{line.invoice_id}:{line.position}:{instant.isoformat()}")
+                             key=f"in-advance-fee:{invoice.id}:{line.position}:{instant.isoformat()}")
         if note is not None:
             issued.append(note)
     return issued
@@ -72,11 +71,11 @@ async def credit_replaced_advance_invoices(session: AsyncSession, association_id
     if not association_ids:
         return []
     issued = []
-    for line in await _lines(session, InvoiceRow.association_id.in_(association_ids),
-                             InvoiceRow.invoice_type == ADVANCED):
-        note = await _credit(session, line, line.value, now, memo=f"{line.description}: replaced (the plan changed "
-                                                                  "from its first instant)",
-                             key=f"advance-replaced:{line.invoice_id}:{line.position}")
+    for invoice, line in await _lines(session, InvoiceRow.association_id.in_(association_ids),
+                                      InvoiceRow.invoice_type == ADVANCED):
+        note = await _credit(session, invoice, line, line.value, now,
+                             memo=f"{line.description}: replaced (the plan changed from its first instant)",
+                             key=f"advance-replaced:{invoice.id}:{line.position}")
         if note is not None:
             issued.append(note)
     return issued
@@ -89,34 +88,25 @@ async def with_advance_invoices(session: AsyncSession, association_ids: list[int
     return {a for a in found if a is not None}
 
 
-async def _lines(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[Any]:
-    """Top-level lines of creditable invoices, oldest invoice first."""
+async def _lines(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[tuple[InvoiceRow, InvoiceLineRow]]:
+    """Top-level lines of creditable invoices, with their invoice, oldest invoice first."""
     return list((await session.execute(
-        select(InvoiceRow.id.label("invoice_id"), InvoiceRow.currency, InvoiceRow.total_amount, InvoiceLineRow.position,
-               InvoiceLineRow.value, InvoiceLineRow.description, InvoiceLineRow.details)
+        select(InvoiceRow, InvoiceLineRow)
         .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.id)
         .where(InvoiceRow.status.in_(CREDITABLE_STATUSES), InvoiceLineRow.parent_position.is_(None), *conditions)
-        .order_by(InvoiceRow.period_start, InvoiceRow.seq, InvoiceLineRow.position))).all())
+        .order_by(InvoiceRow.period_start, InvoiceRow.seq, InvoiceLineRow.position))).tuples().all())
 
 
-async def _credit(session: AsyncSession, line: Any, wanted: Decimal, now: datetime, *, memo: str,
-                  key: str) -> str | None:
-    """A credit note of `wanted` on `line`, less what notes already credited on it, and at most what the invoice's
-    notes left creditable; None when nothing is left to credit."""
-    credited = Decimal(await session.scalar(
-        select(func.coalesce(func.sum(CreditNoteLineRow.amount), 0))
-        .where(CreditNoteLineRow.invoice_id == line.invoice_id, CreditNoteLineRow.line_position == line.position)))
-    # notes by amount credit no line but count against the invoice's total: never ask for more than is left
-    left = line.total_amount - Decimal(await session.scalar(
-        select(func.coalesce(func.sum(CreditNoteRow.amount), 0)).where(CreditNoteRow.invoice_id == line.invoice_id)))
-    amount = min(min(wanted, line.value) - credited, left)
+async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineRow, wanted: Decimal, now: datetime,
+                  *, memo: str, key: str) -> str | None:
+    """A credit note of `wanted` on `line`, within what create_credit_note allows still (credit_notes.line_room);
+    None when nothing is left to credit."""
+    number, room = await credit_notes.line_room(session, invoice, line.position)
+    amount = min(wanted, room)
     if amount <= 0:
         return None
-    number = await session.scalar(select(func.count()).select_from(InvoiceLineRow).where(
-        InvoiceLineRow.invoice_id == line.invoice_id, InvoiceLineRow.parent_position.is_(None),
-        InvoiceLineRow.position <= line.position))
     result = await credit_notes.create_credit_note(session, CreditNoteCreate(
-        invoiceId=line.invoice_id, reason="ORDER_CHANGE", memo=memo[:500],
+        invoiceId=invoice.id, reason="ORDER_CHANGE", memo=memo[:500],
         lines=[CreditNoteLineInput(lineNumber=number, amount=amount)], idempotencyKey=key,
     ), now, unclosed=unclosed_periods)
     return result.creditNote.id

@@ -65,10 +65,10 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
     await one_connection_per_node(await transaction_connection(session))  # a VOID writes invoices after the wallet
     row = await invoices.get_row(session, invoice_id)
     await close_due_cycles(session, now, [row.account_id])
-    was = (await invoices.get_row(session, invoice_id)).status
+    was = (await invoices.get_row(session, invoice_id)).status  # read again: the run may have made it DUE
     updated = await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods)
     if updated.status == "PAID" and was != "PAID":
-        await grant_paid_credits(session, await invoices.get_row(session, invoice_id), now)
+        await grant_paid_credits(session, updated.id, updated.accountId, updated.currency, now)
     return updated
 
 

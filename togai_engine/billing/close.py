@@ -29,7 +29,6 @@ from togai_engine.common.schemas import CloseFailure, Model
 from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
 from togai_engine.invoices.compose import (
-    CREDIT_GRANT_LINE,
     ComposedInvoice,
     ComposedLine,
     compose_invoice,
@@ -68,13 +67,6 @@ class _Closing:
     @property
     def issued_at(self) -> datetime:
         return self.period.period.start if self.advance else self.period.due_at
-
-    @property
-    def pays_through(self) -> datetime:
-        """The end of the period the invoice charges for: its own, or for an advance invoice the first period its
-        fees pay for (a grant of that period's credit-grant card pays it, as it paid the fee on that period's
-        invoice before)."""
-        return self.period.period.end
 
 
 def billing_due(billing: str, now: str) -> str:
@@ -152,7 +144,7 @@ async def close_due_cycles(
     # the first periods whose invoice row exists: True when it carries its opening fees (opened before 0021)
     existing = await _existing_first_rows(conn, [(a, p) for a, t in timelines.items() for p in (*t.due, *t.open)])
     closings: list[_Closing] = []
-    openings: dict[tuple[str, datetime], _Closing] = {}
+    advance: list[_Closing] = []
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         try:
@@ -160,18 +152,7 @@ async def close_due_cycles(
                                                            opening_fees=existing.get((account_id,
                                                                                       period.period.start), False)))
                         for period in timeline.due]
-            for period in (*timeline.due, *timeline.open):
-                key = (account_id, period.period.start)
-                # an association's first period whose invoice row is created in this run: it starts now
-                if period.period.start == period.association.effective_from and period.fees is not None \
-                        and key not in existing:
-                    opening = compose_opening_invoice(period.plan, account.currency, period.period,
-                                                      period.full_cycle, cut_by_change=period.cut_by_change,
-                                                      fees=period.fees)
-                    # nothing to invoice: no invoice (a PREPAID sale at 0.00 is still one: paying it grants)
-                    if opening is not None and (opening.total or any(
-                            line.line_type == CREDIT_GRANT_LINE for line in opening.lines)):
-                        openings[key] = _Closing(account, period, opening, advance=True)
+            opened = _openings(account, timeline, existing)
         except Exception as exc:
             fail(account_id, exc)
             continue
@@ -185,25 +166,22 @@ async def close_due_cycles(
             first.invoice = with_late_usage(first.invoice, late.lines[account_id])
             first.bills_late_usage = True
         closings += composed
-    closings.sort(key=lambda c: (c.period.due_at, c.period.period.start, c.account.id))
+        advance += opened
 
     opening = [(accounts[a], p) for a, t in timelines.items() if a not in failed for p in t.open]
     started = await _upsert_drafts(conn, opening, now)
     summary.draftsOpened = len(started)
-    # An association's first period that starts in this run (its invoice row is created now) gets its advance
-    # invoice: exactly once (a change that drops that row and opens it again first credits the old one).
-    advance = [closing for key, closing in openings.items() if key[0] not in failed]
-    # One numbering in the order the invoices are issued, so billing in several runs numbers as billing once.
-    await _number(conn, sorted(closings + advance, key=lambda c: (c.issued_at, c.period.period.start, c.account.id,
-                                                                   c.advance)))
+    # Numbered in the order they are issued, so billing in several runs numbers as billing once.
+    issued = sorted(closings + advance, key=lambda c: (c.issued_at, c.period.period.start, c.account.id, c.advance))
+    await _number(conn, issued)
     fresh = await _finalize(conn, closings, now) if closings else []
     await _issue_advance_invoices(conn, advance, now)
     summary.advanceInvoices = len(advance)
     # Credit-grant cards grant as each period starts: oldest first, so a ONE_TIME card grants with the first
     # period even when one run closes several (not with the open one). Then credit pays the issued invoices.
     await _issue_grants(session, sorted(fresh + started, key=lambda bp: bp.period.start))
-    if closings or advance:
-        await _apply_credits(conn, session, sorted(closings + advance, key=lambda c: (c.issued_at, c.account.id)))
+    if issued:
+        await _apply_credits(conn, session, issued)
     summary.invoicesDue = len(closings)
     summary.accounts = len(ids)
     await _advance(conn, timelines, failed)
@@ -245,6 +223,23 @@ async def _late_usage(session: AsyncSession, accounts: dict[str, AccountState],
     return await late_usage.late_usage_lines(session, await late_usage.pending_late_usage(session, closing), closing)
 
 
+def _openings(account: AccountState, timeline: Timeline,
+              existing: dict[tuple[str, datetime], bool]) -> list[_Closing]:
+    """The advance invoices of the account's first periods whose invoice row this run creates: they start now, so
+    each gets its advance invoice exactly once (a change that drops that row and opens it again first credits the
+    old one: app/advance_credits.py)."""
+    opened = []
+    for period in (*timeline.due, *timeline.open):
+        if not period.opens_association or (account.id, period.period.start) in existing:
+            continue
+        assert period.fees is not None
+        invoice = compose_opening_invoice(period.plan, account.currency, period.period, period.full_cycle,
+                                          cut_by_change=period.cut_by_change, fees=period.fees)
+        if invoice is not None:
+            opened.append(_Closing(account, period, invoice, advance=True))
+    return opened
+
+
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]],
              seats: dict[Window, Seats], *, opening_fees: bool) -> ComposedInvoice:
     window = (bp.association.account_id, bp.period.start, bp.period.end)
@@ -256,7 +251,7 @@ def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str
 async def _existing_first_rows(conn: Any, periods: list[tuple[str, BillingPeriod]]) -> dict[tuple[str, datetime], bool]:
     """Of the periods that are their association's first, those whose invoice row exists, each with whether it was
     opened before advance invoices existed and so carries its opening fees itself."""
-    firsts = [(a, bp.period.start) for a, bp in periods if bp.period.start == bp.association.effective_from]
+    firsts = [(a, bp.period.start) for a, bp in periods if bp.opens_association]
     if not firsts:
         return {}
     rows = await conn.fetch(
@@ -445,7 +440,7 @@ async def _apply_credits(conn: Any, session: AsyncSession, closings: list[_Closi
             continue  # never had credit: nothing to apply (the hook would return 0 after a query)
         credit = await wallets.apply_credits_to_invoice(
             session, account_id=closing.account.id, invoice_id=closing.invoice_id, currency=closing.account.currency,
-            amount=closing.invoice.total, at=closing.issued_at, period_end=closing.pays_through,
+            amount=closing.invoice.total, at=closing.issued_at, period_end=closing.period.period.end,
             lines=[(line.rate_card_name, line.value) for line in closing.invoice.lines])
         if credit:
             applied.append((closing.invoice_id, min(credit, closing.invoice.total)))

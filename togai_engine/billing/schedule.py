@@ -56,6 +56,12 @@ class BillingPeriod:
     cut_by_change: bool = False  # a plan change or end cut it short: its fixed fees are prorated
     fees: FeeSchedule | None = None  # where it sits in its association, for fixed fees (invoices/fixed_fees.py)
 
+    @property
+    def opens_association(self) -> bool:
+        """The association's first period: its in-advance charges are on the advance invoice issued as it starts
+        (invoices/compose.compose_opening_invoice)."""
+        return self.fees is not None and self.period.start == self.association.effective_from
+
     def cycle_index_for(self, plan: PricePlan) -> int:
         """The period's place on its plan (0 for the first; a version migration or a new deal does not restart
         the count), which only pricing rules read: 0 when

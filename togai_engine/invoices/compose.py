@@ -24,7 +24,14 @@ from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.fixed_fees import ChargeTiming, FeeCharge, FeePart, FeeSchedule, fee_charges
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE, apply_pricing_rules
-from togai_engine.plans.schemas import FixedFeeRateCard, LicenseRateCard, OveragePricing, PricePlan, UsagePricing
+from togai_engine.plans.schemas import (
+    CreditGrantRateCard,
+    FixedFeeRateCard,
+    LicenseRateCard,
+    OveragePricing,
+    PricePlan,
+    UsagePricing,
+)
 from togai_engine.pricing import (
     DECIMAL_CONTEXT,
     RateCardCharge,
@@ -35,7 +42,7 @@ from togai_engine.pricing import (
     round_money,
 )
 from togai_engine.pricing.seats import SeatCharge, SeatSpan, SpanCharge, rate_seats
-from togai_engine.wallets.rate_cards import PREPAID, card_grant, credit_purchase, is_prepaid
+from togai_engine.wallets.rate_cards import PREPAID, card_grant, is_prepaid
 
 USAGE_LINE = "USAGE_RATE_CARD_AMOUNT"
 SLAB_LINE = "USAGE_RATE_CARD_SLAB_AMOUNT"
@@ -157,11 +164,12 @@ def compose_invoice(
 def compose_opening_invoice(plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, *,
                             cut_by_change: bool, fees: FeeSchedule) -> ComposedInvoice | None:
     """The advance invoice (Togai's STANDARD_ADVANCED) of an association's first `period`: the in-advance charges
-    of that period, which no earlier invoice carried; None when the plan has none. Pricing rules and the minimum
+    of that period, which no earlier invoice carried; None when there is nothing to invoice (no such charge, or
+    only ones of 0.00: a PREPAID sale is one even at 0.00, as paying it grants). Pricing rules and the minimum
     commitment belong to the period's own invoice and do not run here."""
     _check_currency(plan, currency)
     lines = _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees, "OPENING")
-    if not lines:
+    if not any(line.value or line.line_type == CREDIT_GRANT_LINE for line in lines):
         return None
     total = sum((line.value for line in lines), ZERO)
     return ComposedInvoice(currency=currency, period=period, lines=tuple(lines),
@@ -183,43 +191,39 @@ def _fee_lines(plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle,
         lines.extend(fixed_fee_line(fee, rate, currency, charge)
                      for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees, part=part))
     for i, card in enumerate(plan.rateCards.creditGrantRateCards):
-        raw = card.model_dump()
-        if not is_prepaid(raw):
+        if not is_prepaid(card.invoiceTiming):
             continue
-        timing = ChargeTiming("IN_ADVANCE", card.type)
-        for charge in fee_charges(timing, period, full_cycle, cut_by_change, fees, part=part):
-            line = credit_purchase_line(plan.id, raw, currency, charge.period, f"creditGrantRateCards[{i}]")
+        for charge in fee_charges(ChargeTiming("IN_ADVANCE", card.type), period, full_cycle, cut_by_change, fees,
+                                  part=part):
+            line = credit_purchase_line(plan.id, card, currency, charge.period, f"creditGrantRateCards[{i}]")
             if line is not None:
                 lines.append(line)
     return lines
 
 
-def credit_purchase_line(plan_id: str, card: Mapping[str, Any], currency: str, service: Cycle,
+def credit_purchase_line(plan_id: str, card: CreditGrantRateCard, currency: str, service: Cycle,
                          path: str) -> ComposedLine | None:
     """A PREPAID card's credits for `service` (the association's part of a cycle), sold in advance: the line carries
     the grant that update_invoice_status(PAID) issues (app/prepaid.py); None when it sells none in `currency`."""
-    bought = credit_purchase(card, currency, path)
-    grant = card_grant(card, plan_id, currency, service, path)
-    if bought is None or grant is None:
+    grant = card_grant(card.model_dump(), plan_id, currency, service, path)
+    if grant is None:
         return None
-    credits, price = bought
-    name = card.get("displayName") or card.get("name") or "Credits"
+    credits = grant.amount  # what is sold is what the grant gives (the creditAmount in the currency's minor unit)
+    row = next(r for r in card.rateDetails.currencySlabRateDetails if r.currency == currency)
+    price = rate_usage(*row.rate_plan(card.rateDetails.pricingModel), credits)
+    name = card.displayName or card.name or "Credits"
     return ComposedLine(
         line_type=CREDIT_GRANT_LINE,
         description=f"{name}: {_text(credits)} credits, prepaid for {_day(service.start)} – {_day(service.end)} "
                     "(granted when this invoice is paid)",
-        value=price.amount, rate_card_name=card.get("name"), quantity=credits,
-        details={"invoiceTiming": PREPAID, PAYS_LATER_PERIOD: True, "pricingModel": _price_model(card),
+        value=price.amount, rate_card_name=card.name, quantity=credits,
+        details={"invoiceTiming": PREPAID, PAYS_LATER_PERIOD: True, "pricingModel": card.rateDetails.pricingModel,
                  "subtotal": str(price.subtotal), "creditAmount": str(credits), "grantorId": grant.grantor_id,
                  "priority": grant.priority, "purpose": grant.purpose, "oneTime": grant.one_time,
                  "effectiveFrom": grant.effective_from.isoformat(),
                  "effectiveUntil": grant.effective_until.isoformat() if grant.effective_until else None,
                  "applicableEntityIds": list(grant.applicable_entity_ids) if grant.applicable_entity_ids else None,
                  "servicePeriodStart": service.start.isoformat(), "servicePeriodEnd": service.end.isoformat()})
-
-
-def _price_model(card: Mapping[str, Any]) -> str:
-    return str((card.get("rateDetails") or {}).get("pricingModel") or "TIERED")
 
 
 def _rule_line(description: str, value: Decimal, details: dict[str, Any]) -> ComposedLine:

@@ -254,11 +254,7 @@ async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Requ
     so far)."""
     currency = invoice.currency
     if request.parts:
-        positions = [p.line.row.position for p in request.parts]
-        rows = await session.execute(
-            select(NL.line_position, func.sum(NL.amount))
-            .where(NL.invoice_id == invoice.id, NL.line_position.in_(positions)).group_by(NL.line_position))
-        earlier = {position: Decimal(total) for position, total in rows.tuples()}
+        earlier = await _credited_on_lines(session, invoice.id, [p.line.row.position for p in request.parts])
         for i, part in enumerate(request.parts):
             done = earlier.get(part.line.row.position, ZERO)
             room = part.line.row.value - done
@@ -277,6 +273,24 @@ async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Requ
             f"{request.amount} is more than invoice {invoice.id!r} can still be credited: its totalAmount is "
             f"{money(total)} and its credit notes already credit {money(credited)}, so at most {money(room)} "
             "(creditableAmount)")
+
+
+async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int) -> tuple[int, Decimal]:
+    """For the top-level line of `invoice` at `position`: its number (as `lines[].lineNumber` takes it) and the
+    most a credit note may still credit on it (its value less what notes credited on it, and at most what the
+    invoice's notes left of its total): the caps create_credit_note enforces."""
+    line = next(line for line in await _top_lines(session, invoice.id) if line.row.position == position)
+    on_line = (await _credited_on_lines(session, invoice.id, [position])).get(position, ZERO)
+    left = (invoice.total_amount or ZERO) - (await _credited(session, invoice.id)).amount
+    return line.number, min(line.row.value - on_line, left)
+
+
+async def _credited_on_lines(session: AsyncSession, invoice_id: str, positions: list[int]) -> dict[int, Decimal]:
+    """What the invoice's notes credited on each of the lines at `positions` (absent: nothing)."""
+    rows = await session.execute(
+        select(NL.line_position, func.sum(NL.amount))
+        .where(NL.invoice_id == invoice_id, NL.line_position.in_(positions)).group_by(NL.line_position))
+    return {position: Decimal(total) for position, total in rows.tuples()}
 
 
 async def _replay(session: AsyncSession, earlier: CreditNoteRow, invoice: InvoiceRow, data: CreditNoteCreate,

@@ -61,7 +61,8 @@ def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantit
     period's invoice, and for an association's first period the advance invoice of its in-advance fees."""
     total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change,
                             licenses=seats or {}, cycle_index=bp.cycle_index_for(plan), fees=bp.fees).total
-    if bp.fees is not None and bp.period.start == bp.association.effective_from:
+    if bp.opens_association:
+        assert bp.fees is not None
         opening = compose_opening_invoice(plan, currency, bp.period, bp.full_cycle, cut_by_change=bp.cut_by_change,
                                           fees=bp.fees)
         total += opening.total if opening is not None else ZERO

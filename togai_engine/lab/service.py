@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
@@ -74,6 +74,7 @@ ACTUAL_NOTE = (
     "invoiced yet (DRAFT) it is what the account's plan charges for the usage recorded so far. Candidates' "
     "credit grants and entitlements are not simulated.")
 
+ZERO = Decimal(0)
 _T = TypeVar("_T")
 
 
@@ -329,30 +330,35 @@ def _by_account(found: Mapping[Window, _T]) -> dict[str, dict[datetime, _T]]:
 async def _invoices(
     session: AsyncSession, selected: Mapping[str, Sequence[BillingPeriod]]
 ) -> dict[str, dict[datetime, InvoiceFact]]:
-    """The invoices past DRAFT of the selected periods: account -> period start -> fact."""
+    """The invoices past DRAFT of the selected periods: account -> period start -> fact. An association's first
+    period counts its advance invoice too (its in-advance fees, charged as it started; compare.price prices both):
+    the newest one of that association, as a change from the association's first instant credits the older whole
+    and issues a new one."""
     if not selected:
         return {}
     earliest = min(p.period.start for periods in selected.values() for p in periods)
-    rows = await session.execute(
+    rows = list(await session.execute(
         select(InvoiceRow.account_id, InvoiceRow.period_start, InvoiceRow.id, InvoiceRow.status, InvoiceRow.currency,
-               InvoiceRow.total_amount, InvoiceRow.invoice_type)
-        .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.status != "VOID",
-               InvoiceRow.period_start >= earliest))
-    found = list(rows.tuples())
+               InvoiceRow.total_amount, InvoiceRow.invoice_type, InvoiceRow.association_id)
+        .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.period_start >= earliest,
+               or_(and_(InvoiceRow.invoice_type != ADVANCED, InvoiceRow.status != "DRAFT"),
+                   and_(InvoiceRow.invoice_type == ADVANCED, InvoiceRow.status != "VOID")))
+        .order_by(InvoiceRow.seq)))
+    standard = [r for r in rows if r.invoice_type != ADVANCED]
     # What was charged for the period itself, as the candidates are priced on all its usage, late usage included.
-    late = await late_adjustments(session, [invoice_id for _, _, invoice_id, *_ in found])
+    late = await late_adjustments(session, [r.id for r in standard])
     facts: dict[str, dict[datetime, InvoiceFact]] = defaultdict(dict)
-    advance: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
-    for account_id, period_start, invoice_id, status, currency, total, invoice_type in found:
-        if invoice_type == ADVANCED:  # the period's in-advance fees, charged as its association started
-            advance[(account_id, period_start)] += total or Decimal(0)
-        elif status != "DRAFT":
-            facts[account_id][period_start] = InvoiceFact(invoice_id, status, currency,
-                                                          (total or Decimal(0)) + late.get(invoice_id, Decimal(0)))
-    for (account_id, period_start), total in advance.items():
-        fact = facts[account_id].get(period_start)
-        if fact is not None:
-            facts[account_id][period_start] = replace(fact, total=fact.total + total)
+    for r in standard:
+        facts[r.account_id][r.period_start] = InvoiceFact(r.id, r.status, r.currency,
+                                                          (r.total_amount or ZERO) + late.get(r.id, ZERO))
+    opening = {(r.account_id, r.period_start, r.association_id): r.total_amount or ZERO
+               for r in rows if r.invoice_type == ADVANCED}  # by seq: the newest of an association wins
+    for account_id, periods in selected.items():
+        for bp in periods:
+            fact = facts[account_id].get(bp.period.start)
+            total = opening.get((account_id, bp.period.start, bp.association.id))
+            if fact is not None and total is not None:
+                facts[account_id][bp.period.start] = replace(fact, total=fact.total + total)
     return facts
 
 

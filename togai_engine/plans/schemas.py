@@ -201,7 +201,7 @@ class CreditPriceSlab(Model):
     priceType: Literal["PER_UNIT", "FLAT", "PACKAGE"] = Field(
         description="PER_UNIT: rate per credit; FLAT: rate once for the slab; PACKAGE: rate per packageSize credits")
     rate: DecimalValue = Field(description="the price in this currency (0 or more)")
-    slabConfig: dict[str, str] | None = Field(default=None, description='PACKAGE only: {"packageSize": "100"}')
+    slabConfig: SlabConfig | None = Field(default=None, description='PACKAGE only: {"packageSize": "100"}')
 
 
 class CreditAmount(Model):
@@ -212,6 +212,15 @@ class CreditAmount(Model):
         description="invoiceTiming PREPAID only: the price of the creditAmount credits, slabs over the credits "
                     "priced by rateDetails.pricingModel (e.g. [{startAfter 0, priceType PER_UNIT, rate 0.9}]: "
                     "1000 credits sell for 900.00); omit for credits granted free")
+
+    def rate_plan(self, pricing_model: str) -> tuple[RatePlan, RateValue]:
+        """Togai's slabDetails (shape and rate in one object) as the rating core's rate plan and rates."""
+        slabs = self.slabDetails or []
+        return (RatePlan(pricing_model, tuple(
+                    Slab(order, slab.startAfter, slab.priceType,
+                         slab.slabConfig.packageSize if slab.slabConfig else None)
+                    for order, slab in enumerate(slabs, start=1))),
+                RateValue(self.currency, tuple(SlabRate(order, slab.rate) for order, slab in enumerate(slabs, start=1))))
 
 
 class CreditRateDetails(Model):

@@ -34,6 +34,7 @@ from togai_engine.plans.schemas import (
     to_rate_value,
 )
 from togai_engine.pricing import validate_rate_plan
+from togai_engine.pricing.rating import validate_slabs
 from togai_engine.pricing.rules import RuleScope
 
 
@@ -325,29 +326,11 @@ def _credit_prices(card: CreditGrantRateCard, prepaid: bool, path: str) -> None:
         if not row.slabDetails:
             raise InvalidInput(slabs_path, "a PREPAID card sells its credits: price them, e.g. "
                                            '[{"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.9"}]')
-        previous: Decimal | None = None
+        # the rating core's checks of the slabs (as for usage cards), and each slab's rate
+        validate_slabs(row.rate_plan(card.rateDetails.pricingModel)[0], slabs_path.removesuffix(".slabDetails"),
+                       slabs="slabDetails")
         for k, slab in enumerate(row.slabDetails):
-            if previous is None and slab.startAfter != 0:
-                raise InvalidInput(f"{slabs_path}[{k}].startAfter", f"the first slab starts after 0; got {slab.startAfter}")
-            if previous is not None and slab.startAfter <= previous:
-                raise InvalidInput(f"{slabs_path}[{k}].startAfter",
-                                   f"must be greater than the previous slab's ({previous}); got {slab.startAfter}")
-            previous = slab.startAfter
             _non_negative(slab.rate, f"{slabs_path}[{k}].rate")
-            config = dict(slab.slabConfig or {})
-            if slab.priceType == "PACKAGE":
-                size = config.pop("packageSize", None)
-                try:
-                    valid = size is not None and Decimal(size) > 0
-                except ArithmeticError:
-                    valid = False
-                if not valid:
-                    raise InvalidInput(f"{slabs_path}[{k}].slabConfig.packageSize",
-                                       f"a PACKAGE slab needs a packageSize greater than 0; got {size!r}")
-            if config:
-                raise InvalidInput(f"{slabs_path}[{k}].slabConfig",
-                                   f"{', '.join(sorted(config))} does not apply here (only packageSize, on PACKAGE "
-                                   "slabs); remove it")
 
 
 def _currency_rates(

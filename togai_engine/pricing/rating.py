@@ -271,17 +271,23 @@ def validate_rate_plan(
         )
 
 
-def _check_rate_plan(plan: RatePlan, path: str) -> None:
+def validate_slabs(plan: RatePlan, path: str, *, slabs: str = "slabs") -> None:
+    """The checks of a rate plan's slabs (model, types, sequence, package sizes), the slabs named `{path}.{slabs}`:
+    for a card whose slabs carry their rate too (a PREPAID credit-grant card's slabDetails)."""
+    _check_rate_plan(plan, path, slabs=slabs)
+
+
+def _check_rate_plan(plan: RatePlan, path: str, *, slabs: str = "slabs") -> None:
     if plan.pricing_model not in PRICING_MODELS:
         raise InvalidInput(
             f"{path}.pricingModel", f"{plan.pricing_model!r} is not a pricing model; use TIERED or VOLUME."
         )
     if not plan.slabs:
         raise InvalidInput(
-            f"{path}.slabs", "add at least one slab, e.g. {order: 1, startAfter: 0, priceType: PER_UNIT}."
+            f"{path}.{slabs}", "add at least one slab, e.g. {order: 1, startAfter: 0, priceType: PER_UNIT}."
         )
     for i, slab in enumerate(plan.slabs):
-        slab_path = f"{path}.slabs[{i}]"
+        slab_path = f"{path}.{slabs}[{i}]"
         if isinstance(slab.order, bool) or not isinstance(slab.order, int) or slab.order < 1:
             raise InvalidInput(f"{slab_path}.order", f"order must be a positive integer, got {quote(slab.order)}")
         if slab.price_type not in PRICE_TYPES:
@@ -293,11 +299,11 @@ def _check_rate_plan(plan: RatePlan, path: str) -> None:
         _check_package_size(slab, f"{slab_path}.slabConfig.packageSize")
     # The sequence before the first slab's start: in a list written the wrong way round the first slab
     # starts high, and "set it to 0" would point the wrong way.
-    _check_slab_sequence(plan.slabs, path)
+    _check_slab_sequence(plan.slabs, path, slabs)
     first = plan.slabs[0]
     if first.start_after != 0:
         raise InvalidInput(
-            f"{path}.slabs[0].startAfter",
+            f"{path}.{slabs}[0].startAfter",
             f"the first slab must start after 0 (got {first.start_after}) so every quantity falls "
             "in a slab; set it to 0.",
         )
@@ -307,7 +313,7 @@ _SLAB_RULE = ("slabs are listed by ascending order, each starting after a greate
               "than the one before, the first after 0")
 
 
-def _check_slab_sequence(slabs: Sequence[Slab], path: str) -> None:
+def _check_slab_sequence(slabs: Sequence[Slab], path: str, name: str = "slabs") -> None:
     """Orders strictly ascending and startAfter strictly increasing, in list order; an error names the
     first slab out of place and how to put the list right."""
     by_order = sorted(slabs, key=lambda s: s.order)
@@ -319,7 +325,7 @@ def _check_slab_sequence(slabs: Sequence[Slab], path: str) -> None:
     else:
         fix = "Give order 1 to the slab starting after 0, order 2 to the next one up, and so on, and list them so."
     for i in range(1, len(slabs)):
-        slab, previous, slab_path = slabs[i], slabs[i - 1], f"{path}.slabs[{i}]"
+        slab, previous, slab_path = slabs[i], slabs[i - 1], f"{path}.{name}[{i}]"
         if slab.order == previous.order:
             raise InvalidInput(
                 f"{slab_path}.order",

@@ -7,7 +7,7 @@ PRICING_CYCLE|NO_EXPIRY|CUSTOM, expiryDuration}, rateDetails {currencySlabRateDe
 grantDetails.applicableEntityIds it pays only the invoice lines of those rate cards (burn.plan_burn).
 
 A card with invoiceTiming PREPAID issues nothing as the cycle starts: its credits are sold on an invoice
-(`credit_purchase` prices them by the row's slabDetails) and granted, with the same expiry, once it is PAID.
+(invoices/compose.py prices them by the row's slabDetails) and granted, with the same expiry, once it is PAID.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from togai_engine.common.durations import parse_duration
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import InvalidInput
 from togai_engine.pricing.money import parse_decimal, round_money
-from togai_engine.pricing.rating import RateCardCharge, RatePlan, RateValue, Slab, SlabRate, rate_usage
 
 PRICING_CYCLE = "PRICING_CYCLE"
 NO_EXPIRY = "NO_EXPIRY"
@@ -50,7 +49,7 @@ def grants_for_cycle(
     amount in that currency, or with 0, issue nothing)."""
     grants = []
     for i, card in enumerate(cards):
-        if is_prepaid(card):
+        if is_prepaid(card.get("invoiceTiming")):
             continue  # granted when the invoice selling it is paid
         grant = card_grant(card, plan_id, currency, cycle, f"creditGrantRateCards[{i}]")
         if grant is not None:
@@ -58,8 +57,9 @@ def grants_for_cycle(
     return grants
 
 
-def is_prepaid(card: Mapping[str, Any]) -> bool:
-    return str(card.get("invoiceTiming") or "").strip().upper() == PREPAID
+def is_prepaid(invoice_timing: object) -> bool:
+    """A credit-grant card's `invoiceTiming` sells its credits (PREPAID) rather than granting them free."""
+    return str(invoice_timing or "").strip().upper() == PREPAID
 
 
 def card_grant(card: Mapping[str, Any], plan_id: str, currency: str, cycle: Cycle, path: str) -> RateCardGrant | None:
@@ -94,33 +94,6 @@ def card_grant(card: Mapping[str, Any], plan_id: str, currency: str, cycle: Cycl
         purpose=str(card.get("displayName") or card_key),
         applicable_entity_ids=tuple(entities) if (entities := details.get("applicableEntityIds")) else None,
     )
-
-
-def credit_purchase(card: Mapping[str, Any], currency: str, path: str) -> tuple[Decimal, RateCardCharge] | None:
-    """A PREPAID card's credits in `currency` and their price (slabDetails over the credits, by
-    rateDetails.pricingModel); None when the card sells none in that currency."""
-    rows = (card.get("rateDetails") or {}).get("currencySlabRateDetails") or []
-    for j, row in enumerate(rows):
-        if row.get("currency") != currency:
-            continue
-        credits = parse_decimal(row.get("creditAmount"), f"{path}.rateDetails.currencySlabRateDetails[{j}].creditAmount")
-        if credits <= 0:
-            return None
-        plan, rate = credit_rate_plan(card, row)
-        return credits, rate_usage(plan, rate, credits)
-    return None
-
-
-def credit_rate_plan(card: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[RatePlan, RateValue]:
-    """Togai's slabDetails (shape and rate in one object) as the rating core's rate plan and rates."""
-    slabs, rates = [], []
-    for order, slab in enumerate(row.get("slabDetails") or [], start=1):
-        package = (slab.get("slabConfig") or {}).get("packageSize")
-        slabs.append(Slab(order, Decimal(str(slab["startAfter"])), slab["priceType"],
-                          Decimal(str(package)) if package is not None else None))
-        rates.append(SlabRate(order, Decimal(str(slab["rate"]))))
-    model = (card.get("rateDetails") or {}).get("pricingModel") or "TIERED"
-    return RatePlan(model, tuple(slabs)), RateValue(str(row["currency"]), tuple(rates))
 
 
 def _credit_amount(card: Mapping[str, Any], currency: str, path: str) -> Decimal | None:
