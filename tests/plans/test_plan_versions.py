@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
+
 from helpers import at, call, call_error, iso, tokens_meter
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
@@ -284,7 +286,7 @@ async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_o
     assert (await invoices(client, "later"))[0] == (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00")
 
 
-async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock) -> None:
+async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock, db) -> None:
     plan_id, meter = await growth(client)
     deal = {**cheap_tokens(meter), "fixedFeeRateCards": [
         {"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}]}]}
@@ -305,10 +307,13 @@ async def test_a_deal_given_at_creation_prices_like_one_given_later(client, cloc
     for account_id, deal_on in (("acme", True), ("globex", True), ("plain", False)):
         on = (await call(client, "get_account", accountId=account_id))["financial"]["pricePlan"]
         assert (on["id"], on["isOverridden"]) == (plan_id, deal_on)
-    # creating again with the same id and content returns the account (nothing attached twice)
+    # creating again with the same id returns the account and attaches nothing: a plan from another instant would
+    # split the association in two
     again = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
-                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
+                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 15), rateCardOverrides=deal)
     assert again["id"] == "acme" and len(await invoices(client, "acme")) == 2
+    async with db.unit_of_work() as session:
+        assert await session.scalar(text("SELECT count(*) FROM plan_associations WHERE account_id = 'acme'")) == 1
 
 
 async def test_a_deal_at_creation_is_refused_without_a_plan_or_with_a_card_the_plan_lacks(client, clock) -> None:
@@ -376,7 +381,7 @@ async def test_an_accounts_own_pricing_rules_price_its_invoices_drafts_and_the_l
     assert lab["accounts"][0]["cycles"][0]["candidates"][0]["amount"] == "72.90"
     quote = await call(client, "calculate_revenue", accountId="acme", usage={meter: "1000"})
     assert (quote["isOverridden"], quote["total"]) == (True, "72.90")
-    # the same rules again are a no-op (one association); [] takes the rules away from March: 50.00 + 31.00
+    # [] takes the rules away from March (the deal's cards stay): 50.00 + 31.00
     await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 3, 1),
                rateCardOverrides=cheap_tokens(meter), pricingRulesOverride=[])
     clock.set(at(2026, 3, 2))

@@ -41,14 +41,18 @@ async def create_account(session: AsyncSession, data: AccountCreate, now: dateti
 
 
 def _plan_fields_need_plan(plan_id: str | None, effective_from: datetime | None,
-                           rate_card_overrides: RateCards | None, prefix: str = "") -> None:
-    """rateCardOverrides and effectiveFrom describe the plan attached in the same call: refused without one."""
+                           rate_card_overrides: RateCards | None, prefix: str = "",
+                           pricing_rules_override: list[PricingRule] | None = None) -> None:
+    """rateCardOverrides, pricingRulesOverride and effectiveFrom describe the plan attached in the same call:
+    refused without one."""
     if plan_id:
         return
-    if rate_card_overrides is not None:
-        raise InvalidInput(f"{prefix}rateCardOverrides", (
-            "applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
-            "this deal from effectiveFrom) or drop rateCardOverrides"))
+    for name, value, what in (("rateCardOverrides", rate_card_overrides, "this deal"),
+                              ("pricingRulesOverride", pricing_rules_override, "these rules in place of the plan's")):
+        if value is not None:
+            raise InvalidInput(f"{prefix}{name}", (
+                f"applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
+                f"{what} from effectiveFrom) or drop {name}"))
     if effective_from is not None:
         raise InvalidInput(f"{prefix}effectiveFrom", "is only meaningful with pricePlanId; add pricePlanId or drop it")
 
@@ -73,11 +77,8 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
                          pricing_rules_override: list[PricingRule] | None = None) -> Account:
     """Profile fields, then the plan: end it (effectiveUntil, or archiving), or attach one (pricePlanId, with
     the account's rateCardOverrides and pricingRulesOverride). The account is named by its id or an alias."""
-    if pricing_rules_override is not None and not data.pricePlanId:
-        raise InvalidInput("pricingRulesOverride", (
-            "applies to the plan attached in the same call; add pricePlanId (the account is on that plan with "
-            "these rules in place of the plan's from effectiveFrom) or drop pricingRulesOverride"))
-    _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides)
+    _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides,
+                           pricing_rules_override=pricing_rules_override)
     if data.effectiveUntil is not None and data.pricePlanId:
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")

@@ -111,10 +111,10 @@ async def attach_plan(
     pricingRulesOverride) from `effective_from` on;
     attaching what is already in effect there (for example, a retried call) changes nothing. The caller holds
     the account's lock exclusive (accounts.service.get_row with lock)."""
-    from_field = field.removesuffix("pricePlanId") + "effectiveFrom"
+    prefix = field.removesuffix("pricePlanId")
+    from_field = prefix + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)
-    prefix = field.removesuffix("pricePlanId")
     deal = None if overrides is None and rules is None else await validate_overrides(
         session, plan, overrides, f"{prefix}rateCardOverrides", rules=rules, rules_field=f"{prefix}pricingRulesOverride")
 
@@ -142,10 +142,10 @@ async def attach_plan(
     # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way.
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
     # Nor once its advance invoice was credited at its end: a new association gets a new one for the rest.
-    invoiced_ahead = await with_advance_invoices(session, [a.id for a in associations])
     continued = ended if ended is not None and same(ended) else None if end_invoiced else next(
-        (a for a in associations if a.effective_until == effective_from and same(a)
-         and a.id not in invoiced_ahead), None)
+        (a for a in associations if a.effective_until == effective_from and same(a)), None)
+    if continued is not None and continued is not ended and await with_advance_invoices(session, [continued.id]):
+        continued = None
     if ended is not None and continued is not ended:
         await credit_unused_advance_fees(session, account.id, effective_from, now)
     if continued is not None:

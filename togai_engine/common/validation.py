@@ -184,3 +184,17 @@ INSTANT_JSON_SCHEMA: dict[str, Any] = {
 
 # A time argument or schema field: parse_instant's forms and range, for every tool alike.
 Instant = Annotated[datetime, BeforeValidator(_instant_argument), WithJsonSchema(INSTANT_JSON_SCHEMA)]
+
+
+def check_card_names(names: Sequence[str], path: str, known: Sequence[str] | None = None, *,
+                     whose: str = "this plan") -> None:
+    """Rate card names a credit grant is limited to (applicableEntityIds, at `path`): each once and, with `known`,
+    each the name of a card that puts lines on an invoice (of `whose` plan)."""
+    for j, name in enumerate(names):
+        if name in names[:j]:
+            raise InvalidInput(f"{path}[{j}]", f"{name[:60]!r} is listed twice; list each rate card name once")
+        if known is not None and name not in known:
+            listed = ", ".join(repr(n) for n in sorted(known)) or "none"
+            raise InvalidInput(f"{path}[{j}]", (
+                f"{name[:60]!r} is not a usage, license, fixed-fee or entitlement overage rate card of {whose} (they "
+                f"are: {listed}); name the cards whose invoice lines the grant may pay (list_rate_cards shows them)"))

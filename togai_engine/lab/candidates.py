@@ -84,7 +84,7 @@ def priced_for(plan: PricePlan, stored: bool, own: PricePlan | None) -> PricePla
     """What prices an account's usage under `plan`: a stored plan that is the account's own plan version is
     priced with the account's deal (`own`: that version with its rateCardOverrides), anything else as it is.
     The one rule of simulate_price_plan and of calculate_revenue for an account, so both reproduce its invoices."""
-    if own is not None and stored and own.overridden and (plan.id, plan.version) == (own.id, own.version):
+    if own is not None and stored and (plan.id, plan.version) == (own.id, own.version):
         return own
     return plan
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from togai_engine.common.durations import parse_duration
 from togai_engine.common.json_logic import json_logic_text, normalize_expression
-from togai_engine.common.validation import check_currency, check_id
+from togai_engine.common.validation import check_card_names, check_currency, check_id
 from togai_engine.cycles import CycleConfig
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import (
@@ -263,13 +263,8 @@ def _overage_card(
 def _applicable_entities(grants: list[CreditGrantRateCard], payable: list[str]) -> None:
     """grantDetails.applicableEntityIds name cards that put lines on an invoice (by their name)."""
     for i, grant in enumerate(grants):
-        for j, entity in enumerate(grant.grantDetails.applicableEntityIds or []):
-            if entity not in payable:
-                known = ", ".join(repr(n) for n in sorted(n for n in payable if n)) or "none"
-                raise InvalidInput(
-                    f"rateCards.creditGrantRateCards[{i}].grantDetails.applicableEntityIds[{j}]",
-                    f"{entity!r} is not the name of a usage, license, fixed-fee or entitlement overage rate card of this plan "
-                    f"(they are: {known}); name the cards whose invoice lines the grant may pay")
+        check_card_names(grant.grantDetails.applicableEntityIds or [],
+                         f"rateCards.creditGrantRateCards[{i}].grantDetails.applicableEntityIds", payable)
 
 
 def _credit_grant_card(
@@ -298,12 +293,7 @@ def _credit_grant_card(
                                                     "send PREPAID (the credits are sold, priced by slabDetails, and "
                                                     "granted once the invoice selling them is PAID)")
     _credit_prices(card, prepaid, path)
-    entities = details.applicableEntityIds
-    if entities is not None:
-        for j, entity in enumerate(entities):
-            if entity in entities[:j]:
-                raise InvalidInput(f"{path}.grantDetails.applicableEntityIds[{j}]",
-                                   f"{entity!r} is listed twice; list each rate card name once")
+    check_card_names(details.applicableEntityIds or [], f"{path}.grantDetails.applicableEntityIds")
     name = names.claim(card.name, card.id or "credit_grant", path)
     _currency_rates(card.rateDetails.currencySlabRateDetails, currencies,
                     f"{path}.rateDetails.currencySlabRateDetails", "creditAmount")

@@ -20,7 +20,7 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
-from togai_engine.common.validation import check_currency, utc_instant
+from togai_engine.common.validation import check_card_names, check_currency, utc_instant
 from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.pricing.money import exact_money, round_money
@@ -444,10 +444,7 @@ def _applicable(entities: Sequence[str] | None) -> list[str] | None:
     if not entities:
         raise InvalidInput("applicableEntityIds", "is empty; name the rate cards whose invoice lines the grant may "
                                                   "pay, or omit it for a grant that pays any line")
-    for j, entity in enumerate(entities):
-        if entity in entities[:j]:
-            raise InvalidInput(f"applicableEntityIds[{j}]", f"{entity[:60]!r} is listed twice; list each rate card "
-                                                            "name once")
+    check_card_names(entities, "applicableEntityIds")
     return list(entities)
 
 
@@ -456,13 +453,7 @@ def _check_payable(entities: Sequence[str], payable: PayableCards | None, accoun
         raise InvalidInput("applicableEntityIds", (
             f"account {account_id!r} is on no price plan now, so it has no rate cards a grant could be limited to; "
             "attach a plan first (update_account pricePlanId), or omit applicableEntityIds"))
-    for j, entity in enumerate(entities):
-        if entity not in payable.names:
-            known = ", ".join(repr(n) for n in payable.names) or "none"
-            raise InvalidInput(f"applicableEntityIds[{j}]", (
-                f"{entity[:60]!r} is not a usage, license, fixed-fee or entitlement overage rate card of "
-                f"{payable.plan}, the account's plan now (they are: {known}); name the cards whose invoice lines "
-                "the grant may pay (list_rate_cards shows them)"))
+    check_card_names(entities, "applicableEntityIds", payable.names, whose=f"{payable.plan}, the account's plan now")
 
 
 def _check_same_grant(
