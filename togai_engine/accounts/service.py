@@ -140,18 +140,15 @@ async def create_account(
 ACCOUNT_LOCK_CLASS = 0x61636374  # "acct": the key space of lock_accounts' locks
 
 
-async def lock_accounts(session: AsyncSession, account_ids: Sequence[str], *, exclusive: bool) -> None:
-    """Until the transaction ends, the accounts' locks: exclusive for a change of the account (its profile,
-    plan, seats) and for closing its cycles or crediting its invoices, shared for a reader that must see it
-    unchanged. A transaction advisory lock (common/locks.py) in place of a lock on the account's row: on Citus
+async def lock_accounts(session: AsyncSession, account_ids: Sequence[str]) -> None:
+    """Until the transaction ends, the accounts' locks, exclusive: for a change of the account (its profile,
+    plan, seats) and for closing its cycles or crediting its invoices. A transaction advisory lock (common/locks.py) in place of a lock on the account's row: on Citus
     `accounts` is a reference table, and a row lock on one is a lock of the whole table on every node (Citus
     takes a table-wide lock to keep the copies in step), so a change of one account made every other
     account's bill run wait. Take it before reading what it guards: a read after it sees what committed."""
-    if account_ids:
-        await session.execute(text(advisory_locks_sql(ACCOUNT_LOCK_CLASS, "CAST(:ids AS text[])",
-                                                      exclusive=exclusive)), {"ids": sorted(set(account_ids))})
-    if exclusive:
-        await session.execute(text(ROWS_OF_LOCKED_ACCOUNTS))
+    # one round trip: the setting (below) and the locks
+    locks = advisory_locks_sql(ACCOUNT_LOCK_CLASS, "CAST(:ids AS text[])", exclusive=True)
+    await session.execute(text(f"SELECT {ROWS_OF_LOCKED_ACCOUNTS}, ({locks})"), {"ids": sorted(set(account_ids))})
 
 
 # On Citus every write of a reference table (an UPDATE, an upsert) takes a table-wide lock, exclusive, on every
@@ -162,13 +159,13 @@ async def lock_accounts(session: AsyncSession, account_ids: Sequence[str], *, ex
 # (invoices.models.counter_lock_sql). Told so, Citus takes the lock a plain insert takes, and one account's
 # bill run, plan change or credit note no longer makes every other account's wait. On PostgreSQL without
 # Citus this sets an unused placeholder setting, for the transaction only.
-ROWS_OF_LOCKED_ACCOUNTS = "SET LOCAL citus.all_modifications_commutative TO on"
+ROWS_OF_LOCKED_ACCOUNTS = "set_config('citus.all_modifications_commutative', 'on', true)"  # SET LOCAL, as a value
 
 
 async def get_row(session: AsyncSession, account_id: str, *, lock: bool = False) -> AccountRow:
     """The account's row; with `lock`, after taking its lock exclusive (lock_accounts)."""
     if lock:
-        await lock_accounts(session, [account_id], exclusive=True)
+        await lock_accounts(session, [account_id])
     stmt = select(AccountRow).where(AccountRow.id == account_id)
     if lock:
         stmt = stmt.execution_options(populate_existing=True)

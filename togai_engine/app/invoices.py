@@ -19,6 +19,7 @@ from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices import service as invoices
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteResult
+from togai_engine.invoices.models import InvoiceRow
 from togai_engine.invoices.schemas import Invoice, InvoiceSummary
 
 
@@ -65,11 +66,12 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
     await one_connection_per_node(await transaction_connection(session))  # a VOID writes invoices after the wallet
     row = await invoices.get_row(session, invoice_id)
     await close_due_cycles(session, now, [row.account_id])
-    was = (await invoices.get_row(session, invoice_id)).status  # read again: the run may have made it DUE
-    updated = await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods)
-    if updated.status == "PAID" and was != "PAID":
-        await grant_paid_credits(session, updated.id, updated.accountId, updated.currency, now)
-    return updated
+
+    async def grant_sold_credits(paid: InvoiceRow) -> None:
+        await grant_paid_credits(session, paid.id, paid.account_id, paid.currency, now)
+
+    return await invoices.update_invoice_status(session, invoice_id, status, now, unclosed=unclosed_periods,
+                                                on_paid=grant_sold_credits)
 
 
 async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:

@@ -48,7 +48,7 @@ async def locked_billing_row(session: AsyncSession, account_id: str, now: dateti
     await session.execute(insert(AccountBillingRow).values(account_id=account_id).on_conflict_do_nothing())
     await session.execute(insert(BillingWatermarkRow).values(account_id=account_id).on_conflict_do_nothing())
     # the account's lock, not a row lock on account_billing (a reference table on Citus: lock_accounts)
-    await lock_accounts(session, [account_id], exclusive=True)
+    await lock_accounts(session, [account_id])
     await close_due_cycles(session, now, [account_id])
     billing = await session.scalar(
         select(AccountBillingRow).where(AccountBillingRow.account_id == account_id)

@@ -117,7 +117,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
         .execution_options(populate_existing=True))
     # the accounts' locks (not row locks on plan_associations, a reference table on Citus: lock_accounts), then
     # the associations again: a plan change that committed meanwhile is what is read
-    await lock_accounts(session, sorted({a.account_id for a in await session.scalars(on_plan)}), exclusive=True)
+    await lock_accounts(session, sorted({a.account_id for a in await session.scalars(on_plan)}))
     moving = list(await session.scalars(on_plan))
     if keep:
         for association in moving:

@@ -109,7 +109,7 @@ async def close_due_cycles(
         return summary
     # Advisory locks, not row locks on account_billing and accounts: on Citus those are reference tables,
     # where a row lock locks the table on every node and one account's bill run made every other wait.
-    await lock_accounts(session, [r["id"] for r in candidates], exclusive=True)
+    await lock_accounts(session, [r["id"] for r in candidates])
     # a new statement after the locks: an account another run closed meanwhile is no longer due
     locked = await conn.fetch(
         f"SELECT account_id FROM account_billing b WHERE account_id = ANY($1::text[]) AND {billing_due('b', '$2')} "

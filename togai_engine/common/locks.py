@@ -9,6 +9,13 @@ process talks to the coordinator), and unlike a row lock on a reference table th
 from __future__ import annotations
 
 
+def advisory_lock_sql(lock_class: int, name: str, *, exclusive: bool) -> str:
+    """SQL taking the lock of one name (an SQL text expression: ":a", "'INVOICE'"); the same key as
+    advisory_locks_sql gives that name."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    return f"SELECT {function}({lock_class}, hashtext({name}))"
+
+
 def advisory_locks_sql(lock_class: int, names: str, *, exclusive: bool) -> str:
     """SQL taking the locks of `names` (an SQL text[] expression: "$1::text[]", "CAST(:ids AS text[])")."""
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"

@@ -87,7 +87,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     account_id = found.account_id
     # Lock order as billing's: the account's lock (its currency cannot change under the note, no bill run of
     # it runs meanwhile, and notes of its invoices and a VOID wait for each other), then the wallet.
-    await lock_accounts(session, [account_id], exclusive=True)
+    await lock_accounts(session, [account_id])
     account = await session.scalar(select(AccountRow).where(AccountRow.id == account_id)
                                    .execution_options(populate_existing=True))
     invoice = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == data.invoiceId)

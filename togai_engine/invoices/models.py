@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
+from togai_engine.common.locks import advisory_lock_sql
 from togai_engine.store.base import Base
 
 
@@ -132,7 +133,7 @@ def counter_lock_sql(name: str) -> str:
     before the counter row is written. On one node the row's lock already orders its writers; on Citus, where
     the writers of reference tables hold no table-wide lock (accounts.service.lock_accounts), it keeps two
     transactions from writing the counter's copies on the nodes in different orders."""
-    return f"SELECT pg_advisory_xact_lock({COUNTER_LOCK_CLASS}, hashtext('{name}'))"
+    return advisory_lock_sql(COUNTER_LOCK_CLASS, f"'{name}'", exclusive=True)
 
 
 class LateUsageEventRow(Base):

@@ -7,7 +7,7 @@ comes back. DRAFTs are computed from their own rows (drafts.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -242,7 +242,7 @@ async def get_row(session: AsyncSession, invoice_id: str, *, lock: bool = False)
     stmt = select(InvoiceRow).where(InvoiceRow.id == invoice_id).execution_options(populate_existing=True)
     row = await session.scalar(stmt)
     if row is not None and lock:
-        await lock_accounts(session, [row.account_id], exclusive=True)
+        await lock_accounts(session, [row.account_id])
         row = await session.scalar(stmt)
     if row is None:
         raise NotFound(f"invoice {invoice_id!r} does not exist; list_invoices shows the ids (a plan change "
@@ -264,8 +264,10 @@ async def current_draft(session: AsyncSession, account_id: str, now: datetime) -
 
 
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime, *,
-                                unclosed: wallets.UnclosedPeriods) -> Invoice:
-    """DUE -> PAID or DUE -> VOID (voiding gives applied credits back). Repeating the change is a no-op."""
+                                unclosed: wallets.UnclosedPeriods,
+                                on_paid: Callable[[InvoiceRow], Awaitable[object]] | None = None) -> Invoice:
+    """DUE -> PAID or DUE -> VOID (voiding gives applied credits back). Repeating the change is a no-op.
+    `on_paid` runs once, under the account's lock, when the invoice becomes PAID (it grants what it sold)."""
     row = await get_row(session, invoice_id, lock=True)
     if status not in ("PAID", "VOID"):
         raise InvalidInput("status", f"{status!r} cannot be set by hand; set PAID or VOID on a DUE invoice (DRAFT "
@@ -287,4 +289,6 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
     row.status = status
     row.status_changed_at = now
     await session.flush()
+    if status == "PAID" and on_paid is not None:
+        await on_paid(row)
     return await render(session, row)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import LateralFromClause
 
+from togai_engine.common.locks import advisory_lock_sql
 from togai_engine.wallets.burn import Spendable
 from togai_engine.wallets.models import (
     APPLICATION,
@@ -37,8 +38,7 @@ async def hold_wallet_currency(session: AsyncSession, account_id: str, *, exclus
     status can happen while a grant is being written; exclusive, for such a change. A transaction advisory lock rather
     than a lock on the account's row: on Citus `accounts` is a reference table, whose row locks are taken on
     every node and make concurrent grants wait for each other, even of different accounts."""
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    await session.execute(text(f"SELECT {function}(:k, hashtext(:a))"), {"k": CURRENCY_LOCK_CLASS, "a": account_id})
+    await session.execute(text(advisory_lock_sql(CURRENCY_LOCK_CLASS, ":a", exclusive=exclusive)), {"a": account_id})
 
 
 async def lock_wallet(session: AsyncSession, account_id: str) -> bool:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from togai_engine.store.distribution import is_distributed
+
 revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
@@ -54,15 +56,6 @@ DISTRIBUTED_NO_DOWNGRADE = (
     "this database is distributed over Citus (`togai-engine db distribute`), and below 0020 its wallet tables "
     "would be keyed by id alone, which Citus refuses on a table distributed by account_id; nothing was changed. "
     "To run an engine older than 0020, restore a backup taken before `db distribute` (README, Scaling out -> Citus)")
-
-
-def is_distributed(bind: sa.engine.Connection) -> bool:
-    """`events` is distributed over Citus. Read from Citus's catalog, not the citus_tables view: the view sizes
-    every shard over other connections, which wait for the locks a downgrade's earlier DDL holds (a later
-    revision's downgrade runs first in the same transaction), and so would wait forever."""
-    return bool(bind.execute(sa.text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")).scalar()
-                and bind.execute(sa.text("SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = "
-                                         "'events'::regclass AND partmethod = 'h')")).scalar())
 
 
 def downgrade() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from togai_engine.store.distribution import is_distributed
+
 revision: str = "0021"
 down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
@@ -45,9 +47,7 @@ def downgrade() -> None:
     bind = op.get_bind()
     # refused before any DDL: a distributed database cannot go below 0020, and 0021's DDL would hold locks that
     # 0020's check of Citus's tables waits for
-    if bind.scalar(sa.text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")) and bind.scalar(
-            sa.text("SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'events'::regclass "
-                    "AND partmethod = 'h')")):
+    if is_distributed(bind):
         raise RuntimeError("this database is distributed over Citus (`togai-engine db distribute`), and "
                            "downgrading a distributed database below 0021 is not supported (below 0020 it cannot "
                            "be): nothing was changed. To run an older engine, restore a backup taken before "
