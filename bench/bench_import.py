@@ -25,6 +25,7 @@ import asyncpg
 import orjson
 
 from bench import dataset
+from bench.bench_ingest import COPY_COLUMNS as FLOOR_EVENT_COLUMNS  # the rows _floor_rows writes
 from bench.bench_mcp import CLI, cli_env
 from bench.common import OUT_DIR, Figure, libpq, report, scratch_database
 from togai_engine.store.database import Database
@@ -117,7 +118,7 @@ async def _floor_baseline(url: str, path: Path) -> float:
             async with conn.transaction():
                 await conn.copy_to_table("floor_event_ids", source=io.BytesIO(batch[0]),
                                          columns=dataset.FLOOR_ID_COLUMNS)
-                await conn.copy_to_table("floor_events", source=io.BytesIO(batch[1]))
+                await conn.copy_to_table("floor_events", source=io.BytesIO(batch[1]), columns=FLOOR_EVENT_COLUMNS)
 
     async def reader() -> None:
         with path.open("rb") as file:

@@ -588,7 +588,6 @@ _INSERTED_ALL = """inserted AS (
   SELECT i.account_id, i.id, i.schema_name, i.event_time, $8::timestamptz, i.attributes, i.dimensions,
          i.units, i.status
   FROM input i
-  RETURNING account_id, id, schema_name, event_time, attributes, dimensions, status
 )"""
 
 
@@ -600,7 +599,9 @@ def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool, wi
     ctes = [source, _CLAIMED_ALL, _INSERTED_ALL] if fast else [source, _CLAIMED, _INSERTED]
     final = "SELECT CAST(ARRAY[] AS int4[]) AS duplicates" if fast else f"SELECT {_DUPLICATES}"
     if meters:
-        ctes.append(f"valued AS (\n{valued_sql(meters, 'inserted')}\n)")
+        # The fast path stores every input row or fails as a whole, so its meters read the input itself: the
+        # insert then returns nothing (a RETURNING of 1000 rows with their JSON is a tuplestore written and read).
+        ctes.append(f"valued AS (\n{valued_sql(meters, 'input' if fast else 'inserted')}\n)")
         ctes.append(f"stripe AS MATERIALIZED ({STRIPE_SQL})")
         ctes += rollup_writes("valued", meters, "(SELECT s FROM stripe)")
         if report_meters:
