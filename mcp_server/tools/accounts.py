@@ -35,8 +35,9 @@ Overrides = Annotated[RateCards | None, Field(
 @tool("create_account", scope="customers:write", idempotent=True, title="Create account")
 async def create_account(
     ctx: Context,
-    id: Annotated[str, Field(description="account id you choose (1-50 chars); retrying with the same id and "
-                                         "content returns the existing account")],
+    id: Annotated[str, Field(description="account id you choose (1-50 chars); retrying with the same id and the "
+                                         "same fields returns the existing account, and any field that differs "
+                                         "from the stored account is refused, naming it")],
     customerId: Annotated[str, Field(description="the owning customer's id")],
     name: Annotated[str, Field(min_length=1, max_length=255)],
     invoiceCurrency: Annotated[str, Field(description="ISO 4217 code, e.g. USD (default), EUR, JPY")] = "USD",
@@ -52,7 +53,9 @@ async def create_account(
 ) -> Account:
     """Create a billing account for a customer. Events, invoices, the wallet and entitlements all
     belong to an account. Attach a price plan now with pricePlanId (with the account's own deal in
-    rateCardOverrides, as update_account takes it), or later with update_account."""
+    rateCardOverrides, as update_account takes it), or later with update_account. Calling again with an
+    existing id returns that account unchanged only when every field matches it (omitted ones count as their
+    defaults, except effectiveFrom); otherwise it is refused and nothing changes: use update_account."""
     data = AccountCreate(
         id=id, customerId=customerId, name=name, invoiceCurrency=invoiceCurrency, aliases=aliases or [],
         primaryEmail=primaryEmail, address=address, netTermDays=netTermDays, metadata=metadata,

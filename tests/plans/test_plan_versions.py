@@ -307,11 +307,15 @@ async def test_a_deal_given_at_creation_prices_like_one_given_later(client, cloc
     for account_id, deal_on in (("acme", True), ("globex", True), ("plain", False)):
         on = (await call(client, "get_account", accountId=account_id))["financial"]["pricePlan"]
         assert (on["id"], on["isOverridden"]) == (plan_id, deal_on)
-    # creating again with the same id returns the account and attaches nothing: a plan from another instant would
-    # split the association in two
+    # creating again with the same id: the same call returns the account and attaches nothing; one with the plan
+    # from another instant is refused (it would split the association in two) and attaches nothing either
     again = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
-                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 15), rateCardOverrides=deal)
-    assert again["id"] == "acme" and len(await invoices(client, "acme")) == 2
+                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
+    assert again["id"] == "acme"
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 15), rateCardOverrides=deal)
+    assert "effectiveFrom: account 'acme' already exists with a different effectiveFrom" in error
+    assert len(await invoices(client, "acme")) == 2
     async with db.unit_of_work() as session:
         assert await session.scalar(text("SELECT count(*) FROM plan_associations WHERE account_id = 'acme'")) == 1
 

@@ -98,7 +98,8 @@ async def test_account_idempotency_and_conflict(client):
     assert again == first
     error = await call_error(client, "create_account", id="a1", customerId="c", name="A", aliases=["x1", "x2"],
                              invoiceCurrency="EUR")
-    assert "already exists with different invoiceCurrency" in error
+    assert "invoiceCurrency: account 'a1' already exists with a different invoiceCurrency (stored 'USD', sent " \
+           "'EUR')" in error and "update_account" in error
 
 
 async def test_alias_collisions(client, db):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -13,7 +13,8 @@ from togai_engine.common.validation import Instant
 class AccountFields(Model):
     """Fields an account can be created with; shared by create_account and create_customer's inline account."""
 
-    id: str = Field(description="caller-supplied account id (1-50 chars); reusing it with the same content is safe")
+    id: str = Field(description="caller-supplied account id (1-50 chars); reusing it with the same fields "
+                                "returns the account, with a field that differs is refused")
     name: str = Field(min_length=1, max_length=255)
     invoiceCurrency: str = Field(default="USD", description="ISO 4217 code; the wallet uses it too")
     aliases: list[str] = Field(default_factory=list, max_length=10,
@@ -90,6 +91,3 @@ class Account(SandboxMarked):
     createdAt: datetime
     updatedAt: datetime
     financial: AccountFinancial | None = Field(default=None, description="present on get_account")
-
-    def content(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"createdAt", "updatedAt", "financial", "status"})

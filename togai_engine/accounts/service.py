@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields, AccountUpdate
 from togai_engine.common.locks import advisory_locks_sql
+from togai_engine.common.messages import brief
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Address, Page
 from togai_engine.common.validation import check_currency, check_email, check_id, clean_address, refuse_nulls
@@ -103,8 +104,9 @@ async def _claim_handles(session: AsyncSession, account_id: str, handles: list[s
 async def create_account(
     session: AsyncSession, data: AccountCreate, *, prefix: str = ""
 ) -> tuple[Account, bool]:
-    """Returns the account and whether it was created now (False = idempotent replay). The customer must
-    exist (the caller checks); a plan is attached by the caller too."""
+    """Returns the account and whether it was created now (False: a replay whose profile fields all match the
+    account as stored; one that differs is a Conflict naming the first, and writes nothing). The customer must
+    exist (the caller checks); a plan is attached, and a replay's plan fields compared, by the caller too."""
     account_id = check_id(data.id, f"{prefix}id")
     aliases = _clean_aliases(data.aliases, account_id, f"{prefix}aliases")
     values = {"name": data.name.strip(), "primary_email": None, "address": None, "metadata_": None}
@@ -118,23 +120,51 @@ async def create_account(
     row = await session.get(AccountRow, account_id, populate_existing=True)
     assert row is not None
     if inserted is None:
-        existing = _to_schema(row, await _aliases(session, account_id))
-        wanted = existing.model_copy(
-            update={"name": values["name"], "customerId": data.customerId, "invoiceCurrency": values["invoice_currency"],
-                    "aliases": sorted(aliases), "primaryEmail": values["primary_email"],
-                    "address": Address(**values["address"]) if values["address"] else None,
-                    "netTermDays": values["net_term_days"], "metadata": values["metadata_"]}
-        )
-        if wanted.content() != existing.content():
-            differing = sorted(k for k, v in wanted.content().items() if existing.content()[k] != v)
-            raise Conflict(
-                f"account {account_id!r} already exists with different {', '.join(differing)}; "
-                "use update_account to change it, or choose another id"
-            )
-        return existing, False
+        stored_aliases = await _aliases(session, account_id)
+        different = _first_profile_difference(row, stored_aliases, data.customerId, values, aliases)
+        if different is not None:
+            argument, stored, sent = different
+            fix = ("An account belongs to one customer for good: choose another id for this customer's account"
+                   if argument == "customerId" else
+                   "Use update_account to change it, or choose another id for a new account")
+            # create_customer's inline account takes its customer from the customer's id: the clash is its own id
+            path = f"{prefix}id" if argument == "customerId" and prefix else f"{prefix}{argument}"
+            raise replay_conflict(account_id, path, argument, brief(stored), brief(sent), fix)
+        return _to_schema(row, stored_aliases), False
     await _claim_handles(session, account_id, [account_id], "ID", f"{prefix}id")
     await _claim_handles(session, account_id, aliases, "ALIAS", f"{prefix}aliases")
     return _to_schema(row, aliases), True
+
+
+def _first_profile_difference(row: AccountRow, stored_aliases: list[str], customer_id: str,
+                              values: dict[str, Any], aliases: list[str]) -> tuple[str, Any, Any] | None:
+    """The first of create_account's profile arguments (in the tool's order) whose value, normalised as it is
+    stored, differs from the account's: (argument, stored, sent); None when all match. Aliases are a set."""
+    def address(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+        return Address(**stored).model_dump(exclude_none=True) if stored else None
+
+    compared = (
+        ("customerId", row.customer_id, customer_id),
+        ("name", row.name, values["name"]),
+        ("invoiceCurrency", row.invoice_currency, values["invoice_currency"]),
+        ("aliases", sorted(stored_aliases), sorted(aliases)),
+        ("primaryEmail", row.primary_email, values["primary_email"]),
+        ("address", address(row.address), address(values["address"])),
+        ("netTermDays", row.net_term_days, values["net_term_days"]),
+        ("metadata", row.metadata_, values["metadata_"]),
+    )
+    return next(((argument, stored, sent) for argument, stored, sent in compared if stored != sent), None)
+
+
+def replay_conflict(account_id: str, path: str, argument: str, stored: str, sent: str, fix: str) -> Conflict:
+    """create_account again with an existing id and a field that differs from the account as stored (Stripe's
+    idempotency rule: same key, different parameters is an error, never a silent replay; accounts README).
+    `path` is where the field is in the call (`account.name` inline, a place inside rateCardOverrides);
+    `stored` and `sent` are shown as given, already short."""
+    return Conflict(
+        f"{path}: account {account_id!r} already exists with a different {argument} (stored {stored}, sent "
+        f"{sent}). Nothing was changed: creating an account again returns it only when every field matches what "
+        f"is stored. {fix}")
 
 
 ACCOUNT_LOCK_CLASS = 0x61636374  # "acct": the key space of lock_accounts' locks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts import service as accounts
@@ -18,26 +19,68 @@ from togai_engine.app.guards import check_currency_change
 from togai_engine.app.plan_changes import attach_plan, end_plan
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
+from togai_engine.common.messages import brief
 from togai_engine.common.schemas import Page
-from togai_engine.common.validation import check_currency
+from togai_engine.common.validation import check_currency, utc_instant
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput
+from togai_engine.plans.models import PlanAssociationRow
+from togai_engine.plans.overrides import deal_difference, validate_overrides
 from togai_engine.plans.schemas import PricingRule, RateCards
+from togai_engine.plans.service import get_versions
 from togai_engine.wallets.ledger import hold_wallet_currency
 
 
 async def create_account(session: AsyncSession, data: AccountCreate, now: datetime, *, prefix: str = "",
                          rate_card_overrides: RateCards | None = None) -> tuple[Account, bool]:
     """Creates the account (idempotent on its id) and attaches its plan, with the account's deal
-    (`rate_card_overrides`, checked and stored as update_account's), when it was created now."""
+    (`rate_card_overrides`, checked and stored as update_account's), when it was created now. Again with an
+    existing id: the account as it is when every field matches what is stored, else a Conflict naming the
+    first field that differs (accounts README); either way nothing is written."""
     _plan_fields_need_plan(data.pricePlanId, data.effectiveFrom, rate_card_overrides, prefix)
     await customers.get_row(session, data.customerId)
     account, created = await accounts.create_account(session, data, prefix=prefix)
-    if created and data.pricePlanId:
+    if not created:
+        await _check_plan_replay(session, account, data, rate_card_overrides, prefix)
+    elif data.pricePlanId:
         row = await accounts.get_row(session, account.id, lock=True)
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now,
                           field=f"{prefix}pricePlanId", overrides=rate_card_overrides)
     return account, created
+
+
+async def _check_plan_replay(session: AsyncSession, account: Account, data: AccountCreate,
+                             rate_card_overrides: RateCards | None, prefix: str) -> None:
+    """A replay's pricePlanId, effectiveFrom and rateCardOverrides against the association the account's
+    creation wrote (none when it was created without a plan). Plans attached later by update_account are
+    not what the creation asked for, so they are not compared. An omitted effectiveFrom matches: its default
+    is the moment of the call, which a retry cannot repeat (grant_credit's rule for its effectiveFrom)."""
+    created_on = await session.scalar(select(PlanAssociationRow).where(
+        PlanAssociationRow.account_id == account.id,
+        # written in the account's own transaction: PostgreSQL's now() (both defaults) is its start
+        PlanAssociationRow.created_at == account.createdAt))
+    fix = ("Use update_account (pricePlanId + effectiveFrom, with rateCardOverrides for a deal) to change the "
+           "account's plan, or choose another id for a new account")
+    stored_plan = None if created_on is None else created_on.price_plan_id
+    if data.pricePlanId != stored_plan:
+        raise accounts.replay_conflict(account.id, f"{prefix}pricePlanId", "pricePlanId", brief(stored_plan),
+                                       brief(data.pricePlanId), fix)
+    if created_on is None:
+        return  # no plan: _plan_fields_need_plan refused effectiveFrom and a deal without one
+    if data.effectiveFrom is not None:
+        sent_from = utc_instant(data.effectiveFrom, f"{prefix}effectiveFrom")
+        if sent_from != created_on.effective_from:
+            raise accounts.replay_conflict(account.id, f"{prefix}effectiveFrom", "effectiveFrom",
+                                           brief(created_on.effective_from), brief(sent_from), fix)
+    version = (created_on.price_plan_id, created_on.version)
+    plan = (await get_versions(session, {version}))[version]
+    field = f"{prefix}rateCardOverrides"
+    sent_deal = None if rate_card_overrides is None else await validate_overrides(
+        session, plan, rate_card_overrides, field)
+    different = deal_difference(created_on.rate_card_overrides, sent_deal)
+    if different is not None:
+        within, stored, sent = different
+        raise accounts.replay_conflict(account.id, field + within, "rateCardOverrides", stored, sent, fix)
 
 
 def _plan_fields_need_plan(plan_id: str | None, effective_from: datetime | None,

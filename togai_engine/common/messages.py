@@ -9,15 +9,17 @@ the field's real path.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from togai_engine.common.validation import error_path
+from togai_engine.common.validation import error_path, instant_text
 
 QUOTE_LIMIT = 80
 ELLIPSIS = "…"
@@ -60,6 +62,19 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     except ValueError:  # an integer past Python's 4300-digit conversion limit
         return "a number of thousands of digits"
     return text if len(text) <= limit else text[:limit] + ELLIPSIS
+
+
+def brief(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A stored or sent value, shown in a conflict beside the other: "none" for null, an instant in UTC, an
+    array or object as compact JSON and anything else as `quote` shows it, each cut to `limit` characters."""
+    if value is None:
+        return "none"
+    if isinstance(value, datetime):
+        return instant_text(value)
+    if isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+        return text if len(text) <= limit else text[:limit] + ELLIPSIS
+    return quote(value, limit)
 
 
 def encodable(text: str) -> str:

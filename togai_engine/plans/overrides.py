@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.messages import brief
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricingRule, RateCards
@@ -198,3 +199,69 @@ def check_overrides_fit(plan: PricePlan, overrides: Mapping[str, Any] | None, ac
                 f"account {account_id!r} has a pricingRulesOverride that does not fit version {plan.version} of "
                 f"price plan {plan.id!r} ({exc.field}: {exc.reason}); keep what its rules read in the new version, "
                 "finalize with an *_IGNORE_OVERRIDE mode (the account loses its deal), or NONE")) from None
+
+
+def deal_summary(stored: Mapping[str, Any] | None) -> str:
+    """A deal as stored, in a few words: the cards it replaces (or none: the plan's own rates)."""
+    if not stored:
+        return "none (the plan's own rates)"
+    cards, rules = stored_parts(stored)
+    replaced = [f"{kind} {card.name}" for kind in OVERRIDABLE for card in getattr(cards, kind)]
+    if cards.minimumCommitment is not None:
+        replaced.append("minimumCommitment")
+    if rules is not None:
+        replaced.append("pricingRules")
+    return f"a deal replacing {', '.join(replaced)}"
+
+
+def deal_difference(stored: Mapping[str, Any] | None, sent: Mapping[str, Any] | None
+                    ) -> tuple[str, str, str] | None:
+    """The first difference between two deals in validate_overrides' stored form, or None when they are the
+    same deal: (the path inside rateCardOverrides, "" for the deal as a whole; the stored side; the sent side),
+    each side short. Cards are matched by name, so their order in a list means nothing; every value compares
+    parsed, so "0.05" and "0.050" are the same rate and the order of an object's keys means nothing."""
+    if not stored or not sent:
+        return None if not stored and not sent else ("", deal_summary(stored), deal_summary(sent))
+    stored_cards, stored_rules = stored_parts(stored)
+    sent_cards, sent_rules = stored_parts(sent)
+    for kind in OVERRIDABLE:
+        unmatched = {card.name: card for card in getattr(stored_cards, kind)}
+        for i, card in enumerate(getattr(sent_cards, kind)):
+            mine = unmatched.pop(card.name, None)
+            if mine is None:
+                return f".{kind}[{i}]", f"no {kind[:-1]} {card.name!r}", f"{kind[:-1]} {card.name!r}"
+            found = _first_difference(mine.model_dump(), card.model_dump(), f".{kind}[{i}]")
+            if found is not None:
+                return found
+        if unmatched:
+            name = next(iter(unmatched))
+            return f".{kind}", f"{kind[:-1]} {name!r}", f"no {kind[:-1]} {name!r}"
+    found = _first_difference(
+        None if stored_cards.minimumCommitment is None else stored_cards.minimumCommitment.model_dump(),
+        None if sent_cards.minimumCommitment is None else sent_cards.minimumCommitment.model_dump(),
+        ".minimumCommitment")
+    if found is not None:
+        return found
+    if stored_rules != sent_rules:
+        return "", deal_summary(stored), deal_summary(sent)
+    return None
+
+
+def _first_difference(stored: Any, sent: Any, path: str) -> tuple[str, str, str] | None:
+    """Where two parsed values (model dumps: Decimals, not strings) first differ, depth first, in the sent
+    value's order: (path, stored, sent) shown short."""
+    if isinstance(stored, dict) and isinstance(sent, dict):
+        for key in [*sent, *(k for k in stored if k not in sent)]:
+            found = _first_difference(stored.get(key), sent.get(key), f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(stored, list) and isinstance(sent, list):
+        for i, (mine, theirs) in enumerate(zip(stored, sent, strict=False)):
+            found = _first_difference(mine, theirs, f"{path}[{i}]")
+            if found is not None:
+                return found
+        if len(stored) != len(sent):
+            return path, f"{len(stored)} items", f"{len(sent)} items"
+        return None
+    return None if stored == sent else (path, brief(stored), brief(sent))

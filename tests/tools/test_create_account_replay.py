@@ -1,0 +1,196 @@
+"""create_account again with an existing id, through a real MCP client: the same call (normalised as stored)
+returns the account unchanged; a call whose fields differ is refused, naming the first field that differs with
+what is stored and what was sent, and writes nothing (accounts README, "Creating again"; Stripe's idempotency
+rule). The plan: Growth, 0.10 a token and a platform fee of 31.00 a month; Acme's deal: tokens at 0.05."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from conftest import row_counts
+from helpers import call, call_error, iso, tokens_meter
+
+MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+
+
+def usage_card(meter: str, rate: str) -> dict[str, Any]:
+    return {"name": "api_calls", "usageMeterId": meter,
+            "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": rate}]}]}
+
+
+def platform_fee(rate: str) -> dict[str, Any]:
+    return {"id": "platform", "rateValues": [{"currency": "USD", "rate": rate}]}
+
+
+async def growth(client: Any, name: str = "Growth") -> tuple[str, str]:
+    """(plan id, meter id)."""
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [usage_card(meter, "0.10")], "fixedFeeRateCards": [platform_fee("31")]})
+    return plan["id"], meter
+
+
+async def refusal(client: Any, tool: str, /, **arguments: Any) -> str:
+    """The error of a call that must fail, without the SDK's "Error executing tool ...: " in front."""
+    return (await call_error(client, tool, **arguments)).split(": ", 1)[1]
+
+
+async def associations(db: Any, account_id: str) -> list[tuple[Any, ...]]:
+    async with db.unit_of_work() as session:
+        rows = await session.execute(text(
+            "SELECT price_plan_id, effective_from, effective_until, rate_card_overrides FROM plan_associations "
+            "WHERE account_id = :id ORDER BY effective_from"), {"id": account_id})
+        return [tuple(row) for row in rows]
+
+
+async def audit_rows(db: Any) -> list[str]:
+    async with db.unit_of_work() as session:
+        return list(await session.scalars(text("SELECT tool FROM audit_log ORDER BY at, id")))
+
+
+async def test_the_same_call_again_returns_the_account_unchanged(client, db) -> None:
+    plan_id, meter = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    deal = {"usageRateCards": [usage_card(meter, "0.05")], "fixedFeeRateCards": [platform_fee("20")]}
+    first = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                       invoiceCurrency="USD", aliases=["acme-eu", "acme-us"], primaryEmail="billing@acme.example",
+                       metadata={"tier": "gold"}, pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+                       rateCardOverrides=deal)
+    stored = await associations(db, "acme")
+    before = await row_counts(db)
+    # the same deal written another way: cards in the other order, keys reordered, 0.050 for 0.05 and 20.00 for
+    # 20; the currency in lower case, the aliases in another order, the name with spaces around it
+    same_deal = {"fixedFeeRateCards": [{"rateValues": [{"rate": "20.00", "currency": "USD"}], "id": "platform"}],
+                 "usageRateCards": [{**usage_card(meter, "0.050"), "name": "api_calls"}]}
+    again = await call(client, "create_account", id="acme", customerId="cust_acme", name="  Acme ",
+                       invoiceCurrency="usd", aliases=["acme-us", "acme-eu"], primaryEmail="billing@acme.example",
+                       metadata={"tier": "gold"}, pricePlanId=plan_id, effectiveFrom="2026-01-01T01:00:00+01:00",
+                       rateCardOverrides=same_deal)
+    assert again == first
+    # a retry that leaves effectiveFrom out matches too: its default, the moment of the call, cannot be repeated
+    assert await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                      aliases=["acme-eu", "acme-us"], primaryEmail="billing@acme.example", metadata={"tier": "gold"},
+                      pricePlanId=plan_id, rateCardOverrides=deal) == first
+    assert await associations(db, "acme") == stored
+    # nothing written but the two replays' audit records
+    assert await row_counts(db) == before | {"audit_log": before["audit_log"] + 2}
+
+
+async def test_a_different_plan_deal_or_name_is_refused_naming_the_field(client, db) -> None:
+    plan_id, meter = await growth(client)
+    other_plan = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [usage_card(meter, "0.08")]}))["id"]
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    deal = {"usageRateCards": [usage_card(meter, "0.05")]}
+    first = {"id": "acme", "customerId": "cust_acme", "name": "Acme", "pricePlanId": plan_id,
+             "effectiveFrom": iso(2026, 1, 1), "rateCardOverrides": deal}
+    created = await call(client, "create_account", **first)
+    stored = await associations(db, "acme")
+    [(stored_plan, _, _, stored_deal)] = stored
+    assert stored_plan == plan_id and stored_deal["usageRateCards"][0]["rateValues"][0]["slabRates"][0]["rate"] == "0.05"
+    before, audited = await row_counts(db), await audit_rows(db)
+
+    error = await refusal(client, "create_account", **{**first, "pricePlanId": other_plan})
+    assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored "
+                            f"'{plan_id}', sent '{other_plan}')"), error
+    assert "Use update_account (pricePlanId + effectiveFrom" in error and "choose another id" in error
+
+    error = await refusal(client, "create_account", **{**first, "effectiveFrom": iso(2026, 1, 15)})
+    assert ("effectiveFrom: account 'acme' already exists with a different effectiveFrom (stored "
+            "2026-01-01T00:00:00Z, sent 2026-01-15T00:00:00Z)") in error, error
+
+    # a different rate in the deal: named down to the rate, 0.05 stored and 0.04 sent
+    error = await refusal(client, "create_account", **{**first, "rateCardOverrides": {
+        "usageRateCards": [usage_card(meter, "0.04")]}})
+    assert error.startswith("rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate: account 'acme' "
+                            "already exists with a different rateCardOverrides (stored 0.05, sent 0.04)"), error
+    # a card more in the deal
+    error = await refusal(client, "create_account", **{**first, "rateCardOverrides": {
+        **deal, "fixedFeeRateCards": [platform_fee("20")]}})
+    assert error.startswith("rateCardOverrides.fixedFeeRateCards[0]: account 'acme' already exists with a different "
+                            "rateCardOverrides (stored no fixedFeeRateCard 'platform', sent fixedFeeRateCard "
+                            "'platform')"), error
+    # the deal left out: a fresh create without it would price with the plan's own rates
+    error = await refusal(client, "create_account", **{k: v for k, v in first.items() if k != "rateCardOverrides"})
+    assert error.startswith("rateCardOverrides: account 'acme' already exists with a different rateCardOverrides "
+                            "(stored a deal replacing usageRateCards api_calls, sent none (the plan's own rates))")
+    # the plan left out: a fresh create without it would have no plan
+    error = await refusal(client, "create_account", id="acme", customerId="cust_acme", name="Acme")
+    assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored "
+                            f"'{plan_id}', sent none)"), error
+
+    error = await refusal(client, "create_account", **{**first, "name": "Acme Inc"})
+    assert error.startswith("name: account 'acme' already exists with a different name (stored 'Acme', sent "
+                            "'Acme Inc')"), error
+    assert "Use update_account to change it, or choose another id" in error
+    # the first field that differs in the tool's order is named: the name before the plan
+    assert (await refusal(client, "create_account", **{**first, "name": "Acme Inc", "pricePlanId": other_plan})
+            ).startswith("name: ")
+    error = await refusal(client, "create_account", **{**first, "aliases": ["acme-eu"]})
+    assert "aliases: account 'acme' already exists with a different aliases (stored [], sent [\"acme-eu\"])" in error
+
+    # nothing was written by any refusal: no association, no alias, no audit record; the account reads as before
+    assert await row_counts(db) == before and await audit_rows(db) == audited
+    assert await associations(db, "acme") == stored
+    account = await call(client, "get_account", accountId="acme")
+    assert {**account, "financial": None} == created  # create_account answers without the financial picture
+    on = account["financial"]["pricePlan"]
+    assert (on["id"], on["effectiveFrom"], on["isOverridden"]) == (plan_id, iso(2026, 1, 1), True)
+
+
+async def test_an_account_created_without_a_plan_refuses_a_replay_that_brings_one(client, db) -> None:
+    plan_id, _ = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme")
+    before = await row_counts(db)
+    error = await refusal(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1))
+    assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored none, "
+                            f"sent '{plan_id}')"), error
+    assert await row_counts(db) == before and await associations(db, "acme") == []
+    # attached afterwards with update_account: the creation did not ask for that plan, so replaying it still
+    # returns the account
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1))
+    again = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme")
+    assert again["id"] == "acme" and len(await associations(db, "acme")) == 1
+
+
+async def test_an_id_of_another_customers_account_is_refused_naming_the_customer(client, db) -> None:
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    await call(client, "create_customer", id="cust_globex", name="Globex")
+    error = await refusal(client, "create_account", id="acme", customerId="cust_globex", name="Acme")
+    assert error.startswith("customerId: account 'acme' already exists with a different customerId (stored "
+                            "'cust_acme', sent 'cust_globex')"), error
+    assert "An account belongs to one customer for good: choose another id" in error
+    # inline, the account's customer is the customer being created: its own id is what clashes
+    error = await refusal(client, "create_customer", id="cust_initech", name="Initech",
+                             account={"id": "acme", "name": "Acme"})
+    assert error.startswith("account.id: account 'acme' already exists with a different customerId"), error
+    assert "does not exist" in await refusal(client, "get_customer", customerId="cust_initech")
+
+
+async def test_the_inline_account_of_create_customer_replays_the_same_way(client, db) -> None:
+    plan_id, meter = await growth(client)
+    deal = {"usageRateCards": [usage_card(meter, "0.05")]}
+    inline = {"id": "globex", "name": "Globex", "pricePlanId": plan_id, "effectiveFrom": iso(2026, 1, 1),
+              "rateCardOverrides": deal}
+    first = await call(client, "create_customer", id="cust_globex", name="Globex", account=inline)
+    stored = await associations(db, "globex")
+    assert await call(client, "create_customer", id="cust_globex", name="Globex", account=inline) == first
+    before, audited = await row_counts(db), await audit_rows(db)
+    error = await refusal(client, "create_customer", id="cust_globex", name="Globex", account={
+        **inline, "rateCardOverrides": {"usageRateCards": [usage_card(meter, "0.06")]}})
+    assert error.startswith("account.rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate: account "
+                            "'globex' already exists with a different rateCardOverrides (stored 0.05, sent 0.06)")
+    error = await refusal(client, "create_customer", id="cust_globex", name="Globex",
+                             account={**inline, "invoiceCurrency": "EUR"})
+    assert error.startswith("account.invoiceCurrency: account 'globex' already exists with a different "
+                            "invoiceCurrency (stored 'USD', sent 'EUR')"), error
+    error = await refusal(client, "create_customer", id="cust_globex", name="Globex",
+                             account={**inline, "effectiveFrom": iso(2026, 2, 1)})
+    assert error.startswith("account.effectiveFrom: "), error
+    assert await row_counts(db) == before and await audit_rows(db) == audited
+    assert await associations(db, "globex") == stored
