@@ -46,9 +46,13 @@ async def create_credit_note(
     first takes its amount off what the invoice still owes (amountDue, down to 0, on a DUE invoice); the
     rest, and the whole note on a PAID invoice, is credited to the account's wallet as a never-expiring
     grant that pays the next invoices. All notes of an invoice together credit at most its totalAmount,
-    and a line at most its value. DRAFT invoices are refused (they are recomputed from usage until they
-    become DUE), and VOID ones (nothing is owed). Returns the note, the invoice's new amountDue and
-    creditableAmount, and the wallet balance. Always pass an idempotencyKey and reuse it when retrying."""
+    and a line at most its value. A line that sold PREPAID credits takes its share of them back
+    (amount / value × credits, shown as creditsVoided): voided from the wallet if the invoice is PAID, and only
+    while unused (the error says the most that can still be credited), else withheld from what PAID grants;
+    an invoice with such a line is credited by lines, not by amount. DRAFT invoices are refused (they are
+    recomputed from usage until they become DUE), and VOID ones (nothing is owed). Returns the note, the
+    invoice's new amountDue and creditableAmount, and the wallet balance. Always pass an idempotencyKey and
+    reuse it when retrying."""
     data = CreditNoteCreate(
         invoiceId=invoiceId, reason=reason, memo=memo, lines=lines, idempotencyKey=idempotencyKey,
         amount=parse_decimal(amount, "amount") if amount is not None else None,

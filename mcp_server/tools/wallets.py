@@ -70,9 +70,9 @@ async def get_wallet_balance(ctx: Context, accountId: AccountId) -> WalletBalanc
 async def list_wallet_entries(ctx: Context, accountId: AccountId, pageSize: PageSize = 20,
                               nextToken: NextToken = None) -> WalletLedger:
     """List an account's wallet ledger, newest first: every GRANT, APPLICATION to an invoice, REVERSAL
-    (an application given back when its invoice was voided) and EXPIRY, signed, with the grant and
-    invoice it belongs to, and the balance the entries dated up to now add up to. Use it to explain a
-    balance or audit where credit went."""
+    (an application given back when its invoice was voided), EXPIRY and VOID (PREPAID credits a credit note
+    took back, with its creditNoteId), signed, with the grant and invoice it belongs to, and the balance
+    the entries dated up to now add up to. Use it to explain a balance or audit where credit went."""
     async with uow(ctx) as u:
         return u.app.marked(await financials.wallet_entries(u.session, accountId, u.now, page_size=pageSize,
                                                             next_token=nextToken))

@@ -73,7 +73,8 @@ async def test_notes_on_a_due_invoice_reduce_what_is_owed_then_credit_the_wallet
     second = await call(client, "create_credit_note", invoiceId=inv, reason="DUPLICATE",
                         lines=[{"rateCardName": "platform", "amount": "49.00"}], idempotencyKey="cn-2")
     assert second["creditNote"]["lines"] == [
-        {"lineNumber": 2, "rateCardName": "platform", "description": "platform", "amount": "49.00"}]
+        {"lineNumber": 2, "rateCardName": "platform", "description": "platform", "amount": "49.00",
+         "creditsVoided": None}]  # not a line selling PREPAID credits
     # notes 10.00 + 49.00 = 59.00; creditable 79.00 - 59.00 = 20.00
     assert (second["invoice"]["amountDue"], second["invoice"]["creditNotesTotal"],
             second["invoice"]["creditableAmount"]) == ("11.00", "59.00", "20.00")

@@ -10,7 +10,9 @@ whole fee is unused):
   invoice's notes left creditable). A ONE_TIME fee is never credited for a cut.
 A change at an association's first instant (a plan change or end there, a version or deal moved in place) drops
 or re-prices the association from its start: its advance invoice is credited whole, every line of it (ONE_TIME
-fees and PREPAID credits sold included), because the period it paid for is invoiced anew (or not at all).
+fees and PREPAID credits sold included), because the period it paid for is invoiced anew (or not at all). A PAID
+purchase of PREPAID credits is credited as far as its credits are unused (credit_notes.line_room): those are voided,
+the used ones stay paid for.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineR
                   *, memo: str, key: str) -> str | None:
     """A credit note of `wanted` on `line`, within what create_credit_note allows still (credit_notes.line_room);
     None when nothing is left to credit."""
-    number, room = await credit_notes.line_room(session, invoice, line.position)
+    number, room = await credit_notes.line_room(session, invoice, line.position, now=now, unclosed=unclosed_periods)
     amount = min(wanted, room)
     if amount <= 0:
         return None

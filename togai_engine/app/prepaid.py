@@ -1,27 +1,48 @@
 """PREPAID credit-grant cards: the credits an invoice sold are granted once it is PAID (Togai: "credits will be
-granted only after invoice is paid"). Policy: togai_engine/invoices/README.md, "PREPAID credits"."""
+granted only after invoice is paid"), less what credit notes on its purchase lines took back while it was DUE.
+Policy: togai_engine/invoices/README.md, "PREPAID credits"."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE
+from togai_engine.invoices.credit_notes import credited_on_lines
+from togai_engine.invoices.display import money
 from togai_engine.invoices.models import InvoiceLineRow
+from togai_engine.invoices.sold_credits import credits_voided
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.rate_cards import PREPAID, sold_grant
 
 
 async def grant_paid_credits(session: AsyncSession, invoice_id: str, account_id: str, currency: str,
                              now: datetime) -> list[str]:
-    """Grants the PREPAID credits the invoice (just marked PAID) sold; returns the new grants' ids."""
-    details = list(await session.scalars(
-        select(InvoiceLineRow.details).where(
+    """Grants the PREPAID credits the invoice (just marked PAID) sold; returns the new grants' ids. A purchase line
+    that credit notes credited (on the DUE invoice) grants only what they left: its credits less credited / value ×
+    credits, as those notes took back (sold_credits.credits_voided); a line credited in full grants nothing."""
+    lines = list(await session.scalars(
+        select(InvoiceLineRow).where(
             InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None),
             InvoiceLineRow.line_type == CREDIT_GRANT_LINE,
             InvoiceLineRow.details["invoiceTiming"].astext == PREPAID)
         .order_by(InvoiceLineRow.position)))
-    return await wallets.issue_prepaid_grants(session, account_id=account_id, currency=currency,
-                                              grants=[sold_grant(d) for d in details], at=now)
+    credited = await credited_on_lines(session, invoice_id, [line.position for line in lines])
+    grants = []
+    for line in lines:
+        assert line.details is not None, "a purchase line carries the grant it sold"
+        grant = sold_grant(line.details)
+        on_line = credited.get(line.position)
+        if on_line:
+            withheld = credits_voided(grant.amount, line.value, Decimal(0), on_line, currency)
+            show = money(currency)
+            grant = replace(grant, amount=grant.amount - withheld, purpose=(
+                f"{grant.purpose} ({show(grant.amount - withheld)} of {show(grant.amount)} credits: credit notes "
+                f"credited {show(on_line)} of the {show(line.value)} paid for them before it was paid)"))
+        grants.append(wallets.SoldGrant(grant=grant, sale=wallets.Sale(invoice_id, line.position)))
+    return await wallets.issue_prepaid_grants(session, account_id=account_id, currency=currency, grants=grants,
+                                              at=now)

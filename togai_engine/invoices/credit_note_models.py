@@ -81,6 +81,7 @@ class CreditNoteLineRow(Base):
     __table_args__ = (
         ForeignKeyConstraint(["invoice_id", "line_position"], ["invoice_lines.invoice_id", "invoice_lines.position"]),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("credits_voided IS NULL OR credits_voided >= 0", name="credits_voided_not_negative"),
         Index("ix_credit_note_lines_invoice_line", "invoice_id", "line_position"),
     )
 
@@ -89,3 +90,6 @@ class CreditNoteLineRow(Base):
     invoice_id: Mapped[str] = mapped_column(String(50))
     line_position: Mapped[int] = mapped_column(Integer)  # invoice_lines.position of that line
     amount: Mapped[Decimal] = mapped_column(Numeric)
+    # a PREPAID purchase line only (NULL on other lines): the credits this part takes back, voided from the grant
+    # the line sold (invoice PAID) or withheld from the grant its PAID will issue (invoice DUE)
+    credits_voided: Mapped[Decimal | None] = mapped_column(Numeric)

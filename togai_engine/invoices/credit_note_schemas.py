@@ -51,6 +51,10 @@ class CreditNoteLine(Model):
     rateCardName: str | None
     description: str = Field(description="the invoice line's description")
     amount: Decimal = Field(description="credited on that line")
+    creditsVoided: Decimal | None = Field(default=None, description=(
+        "a line that sold PREPAID credits only: the credits this credit took back (amount / the line's value × the "
+        "credits it sold): voided from their grant (a VOID wallet entry) when the invoice was PAID, else withheld "
+        "from what marking it PAID grants"))
 
 
 class CreditNote(SandboxMarked):

@@ -1,7 +1,8 @@
 """Credit notes: corrections to a DUE or PAID invoice that never edit it (README.md has the policy).
 
 Services take the session first, never commit, and take the time as an argument. Invoices show their
-notes through `credit_notes_for`; update_invoice_status asks `check_voidable` before a VOID.
+notes through `credit_notes_for`; update_invoice_status asks `check_voidable` before a VOID. A note on a line
+that sold PREPAID credits takes its share of them back (sold_credits.py; README.md, "PREPAID credits").
 """
 
 from __future__ import annotations
@@ -35,9 +36,16 @@ from togai_engine.invoices.credit_note_schemas import (
 from togai_engine.invoices.display import credit_note_number, invoice_number
 from togai_engine.invoices.display import money as display_money
 from togai_engine.invoices.models import InvoiceCounterRow, InvoiceLineRow, InvoiceRow, counter_lock_sql
+from togai_engine.invoices.sold_credits import credits_sold, credits_voided, is_purchase_line, most_creditable
 from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
-from togai_engine.wallets.service import UnclosedPeriods, grant_from_credit_note
+from togai_engine.wallets.service import (
+    Sale,
+    UnclosedPeriods,
+    grant_from_credit_note,
+    sold_credits,
+    void_sold_credits,
+)
 
 N = CreditNoteRow
 NL = CreditNoteLineRow
@@ -62,6 +70,16 @@ class _LinePart:
 class _Request:
     amount: Decimal
     parts: tuple[_LinePart, ...]  # empty for a note by amount
+
+
+@dataclass(frozen=True)
+class _TakenBack:
+    """The credits a note's part on a PREPAID purchase line (at `position`) takes back: voided now from the grant the
+    line sold (`grant_id`: the invoice is PAID), or withheld from the grant its PAID will issue (DUE: None)."""
+
+    position: int
+    credits: Decimal
+    grant_id: str | None
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,9 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     _check_status(invoice)
     request = await _request(session, invoice, data)
     credited = await _credited(session, invoice.id)
+    await _check_purchase_lines_named(session, invoice, request)
     await _check_room(session, invoice, request, credited.amount)
+    taken = await _credits_taken_back(session, invoice, request, now, unclosed)
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
@@ -114,8 +134,8 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
             f"invoice {invoice.id!r} is in {invoice.currency} but account {account_id!r} keeps its wallet in "
             f"{account.invoice_currency} (its invoiceCurrency now), so the {to_wallet} this note would credit to the "
             f"wallet cannot be held there; credit at most {from_due} (what the invoice still owes)")
-    note = await _insert_note(session, invoice, data, request, from_due=from_due, to_wallet=to_wallet, now=now,
-                              unclosed=unclosed)
+    note = await _insert_note(session, invoice, data, request, from_due=from_due, to_wallet=to_wallet, taken=taken,
+                              now=now, unclosed=unclosed)
     # None: a concurrent note of another invoice took the key first (notes of this invoice wait for its
     # lock, then find the key above)
     if note is None:
@@ -123,9 +143,11 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
         assert earlier is not None, "ON CONFLICT DO NOTHING found a committed note with the key"
         return await _replay(session, earlier, invoice, data, now)
     if request.parts:
+        voided = {take.position: take.credits for take in taken}
         await session.execute(insert(NL).values([
             {"credit_note_id": note.id, "line_number": part.line.number, "invoice_id": invoice.id,
-             "line_position": part.line.row.position, "amount": part.amount}
+             "line_position": part.line.row.position, "amount": part.amount,
+             "credits_voided": voided.get(part.line.row.position)}
             for part in request.parts
         ]))
     # The invoice's totals never change; only what is still owed on it does.
@@ -185,9 +207,15 @@ async def check_voidable(session: AsyncSession, invoice: InvoiceRow) -> None:
     credited = sum((n.amount for n in notes), ZERO)
     rest = round_money((invoice.total_amount or ZERO) - credited, invoice.currency)
     listed = ", ".join(f"{n.sequenceId} {n.amount}" for n in notes)
-    remedy = (f"to cancel the rest, issue create_credit_note(invoiceId={invoice.id!r}, amount=\"{rest}\"): what "
-              "it still owes comes off amountDue and the rest goes back to the wallet") if rest > 0 else \
-        "it is credited in full already, so nothing is left to cancel"
+    if rest <= 0:
+        remedy = "it is credited in full already, so nothing is left to cancel"
+    elif await _purchase_lines_with_room(session, invoice):
+        remedy = (f"to cancel the rest ({rest}), credit it by lines (create_credit_note(invoiceId={invoice.id!r}, "
+                  "lines=[...]), naming its PREPAID purchase lines, whose credits are then not granted; get_invoice "
+                  "lists the lines): what it still owes comes off amountDue and the rest goes back to the wallet")
+    else:
+        remedy = (f"to cancel the rest, issue create_credit_note(invoiceId={invoice.id!r}, amount=\"{rest}\"): what "
+                  "it still owes comes off amountDue and the rest goes back to the wallet")
     raise Conflict(f"invoice {invoice.id!r} has credit notes ({listed}) and cannot be voided, because they already "
                    f"corrected it; {remedy}")
 
@@ -249,12 +277,83 @@ def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice
     return named[0]
 
 
+async def _check_purchase_lines_named(session: AsyncSession, invoice: InvoiceRow, request: _Request) -> None:
+    """A note by amount does not say how much of a PREPAID purchase line it credits, so it could give back what the
+    credits were bought with and leave them granted: while a purchase line can still be credited, a note on its
+    invoice names its lines."""
+    if request.parts:
+        return
+    open_lines = await _purchase_lines_with_room(session, invoice)
+    if not open_lines:
+        return
+    money = display_money(invoice.currency)
+    listing = "; ".join(f"line {line.number} ({line.row.description}), up to {money(room)}" for line, room in open_lines)
+    raise InvalidInput(
+        "amount", f"invoice {invoice.id!r} sold PREPAID credits ({listing}), so a credit note on it names the lines it "
+                  "credits instead of an amount: lines=[{\"lineNumber\": 1, \"amount\": \"10.00\"}] (get_invoice "
+                  "lists them). Credit on a purchase line takes back its credits in proportion (credited / value × "
+                  "credits sold): from the wallet if the invoice is PAID, else from what its PAID grants")
+
+
+async def _purchase_lines_with_room(session: AsyncSession, invoice: InvoiceRow) -> list[tuple[_Line, Decimal]]:
+    """The invoice's PREPAID purchase lines that earlier notes have not credited in full, with what is left of each."""
+    purchases = [line for line in await _top_lines(session, invoice.id)
+                 if is_purchase_line(line.row.line_type, line.row.details)]
+    if not purchases:
+        return []
+    credited = await credited_on_lines(session, invoice.id, [line.row.position for line in purchases])
+    rooms = [(line, line.row.value - credited.get(line.row.position, ZERO)) for line in purchases]
+    return [(line, room) for line, room in rooms if room > 0]
+
+
+async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, request: _Request, now: datetime,
+                              unclosed: UnclosedPeriods) -> list[_TakenBack]:
+    """What the request's parts on PREPAID purchase lines take back (README.md, "PREPAID credits"). On a PAID
+    invoice the credits were granted: only the unused part of the line's grant can be taken back, so a part that
+    would take more is refused, naming it and the most it may credit. Writes nothing (a refusal rolls back the
+    expiries sold_credits records)."""
+    purchases = [(i, part) for i, part in enumerate(request.parts)
+                 if is_purchase_line(part.line.row.line_type, part.line.row.details)]
+    if not purchases:
+        return []
+    currency = invoice.currency
+    earlier = await credited_on_lines(session, invoice.id, [part.line.row.position for _, part in purchases])
+    taken = []
+    for i, part in purchases:
+        row = part.line.row
+        assert row.details is not None, "a purchase line carries the grant it sold"
+        sold = credits_sold(row.details)
+        before = earlier.get(row.position, ZERO)
+        credits = credits_voided(sold, row.value, before, part.amount, currency)
+        grant_id = None
+        if invoice.status == "PAID" and credits > 0:
+            found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, row.position),
+                                       at=now, unclosed=unclosed)
+            unused = found.unused if found is not None else ZERO
+            if credits > unused:
+                money = display_money(currency)
+                most = min(most_creditable(sold, row.value, before, unused, currency), row.value - before)
+                where = (f"only {money(unused)} of the {money(found.amount)} credits it granted (grant "
+                         f"{found.grant_id!r}) are unused: the rest paid invoices or expired") if found is not None \
+                    else f"the wallet of account {invoice.account_id!r} holds no grant of them"
+                raise InvalidInput(
+                    f"lines[{i}].amount",
+                    f"{part.amount} is more than line {part.line.number} ({row.description}) can still be credited: "
+                    f"it sold {money(sold)} credits for {money(row.value)}, and crediting {money(part.amount)} of it "
+                    f"(after the {money(before)} earlier notes credited) takes back {money(credits)} credits, but "
+                    f"{where}. Credits already used cannot be credited back, so at most {money(most)}")
+            assert found is not None
+            grant_id = found.grant_id
+        taken.append(_TakenBack(position=row.position, credits=credits, grant_id=grant_id))
+    return taken
+
+
 async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Request, credited: Decimal) -> None:
     """A line is credited at most its value; the invoice at most its total, over all its notes (`credited`
     so far)."""
     currency = invoice.currency
     if request.parts:
-        earlier = await _credited_on_lines(session, invoice.id, [p.line.row.position for p in request.parts])
+        earlier = await credited_on_lines(session, invoice.id, [p.line.row.position for p in request.parts])
         for i, part in enumerate(request.parts):
             done = earlier.get(part.line.row.position, ZERO)
             room = part.line.row.value - done
@@ -275,17 +374,27 @@ async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Requ
             "(creditableAmount)")
 
 
-async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int) -> tuple[int, Decimal]:
+async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *, now: datetime,
+                    unclosed: UnclosedPeriods) -> tuple[int, Decimal]:
     """For the top-level line of `invoice` at `position`: its number (as `lines[].lineNumber` takes it) and the
-    most a credit note may still credit on it (its value less what notes credited on it, and at most what the
-    invoice's notes left of its total): the caps create_credit_note enforces."""
+    most a credit note may still credit on it (its value less what notes credited on it, at most what the
+    invoice's notes left of its total, and on a PAID invoice's PREPAID purchase line at most what takes back no more
+    than its grant's unused credits as of `now`): the caps create_credit_note enforces."""
     line = next(line for line in await _top_lines(session, invoice.id) if line.row.position == position)
-    on_line = (await _credited_on_lines(session, invoice.id, [position])).get(position, ZERO)
+    on_line = (await credited_on_lines(session, invoice.id, [position])).get(position, ZERO)
     left = (invoice.total_amount or ZERO) - (await _credited(session, invoice.id)).amount
-    return line.number, min(line.row.value - on_line, left)
+    room = min(line.row.value - on_line, left)
+    row = line.row
+    if invoice.status == "PAID" and room > 0 and is_purchase_line(row.line_type, row.details):
+        assert row.details is not None
+        found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, position), at=now,
+                                   unclosed=unclosed)
+        unused = found.unused if found is not None else ZERO
+        room = min(room, most_creditable(credits_sold(row.details), row.value, on_line, unused, invoice.currency))
+    return line.number, room
 
 
-async def _credited_on_lines(session: AsyncSession, invoice_id: str, positions: list[int]) -> dict[int, Decimal]:
+async def credited_on_lines(session: AsyncSession, invoice_id: str, positions: list[int]) -> dict[int, Decimal]:
     """What the invoice's notes credited on each of the lines at `positions` (absent: nothing)."""
     rows = await session.execute(
         select(NL.line_position, func.sum(NL.amount))
@@ -367,12 +476,12 @@ async def _note_with_key(session: AsyncSession, account_id: str, key: str | None
 
 
 async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate, request: _Request, *,
-                       from_due: Decimal, to_wallet: Decimal, now: datetime,
+                       from_due: Decimal, to_wallet: Decimal, taken: Sequence[_TakenBack], now: datetime,
                        unclosed: UnclosedPeriods) -> CreditNoteRow | None:
-    """Numbers the note, credits the wallet its part and stores the note; or, when a concurrent note of
-    another invoice committed the same idempotencyKey first, undoes all three (a savepoint: the numbers
-    stay gapless) and returns None. The key's unique index decides: ON CONFLICT DO NOTHING waits for
-    a transaction that is inserting the same key and skips the row once that one committed."""
+    """Numbers the note, credits the wallet its part, voids the PREPAID credits it takes back (`taken`) and stores
+    the note; or, when a concurrent note of another invoice committed the same idempotencyKey first, undoes all
+    of it (a savepoint: the numbers stay gapless) and returns None. The key's unique index decides: ON CONFLICT
+    DO NOTHING waits for a transaction that is inserting the same key and skips the row once that one committed."""
     savepoint = await session.begin_nested()
     try:
         note_id = new_id("cn")
@@ -383,6 +492,10 @@ async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditN
                 session, account_id=invoice.account_id, currency=invoice.currency, amount=to_wallet,
                 credit_note_id=note_id, at=now, unclosed=unclosed,
                 purpose=f"credit note {credit_note_number(number)} on invoice {invoice_number(invoice.sequence_number)}")
+        for take in taken:
+            if take.grant_id is not None:
+                await void_sold_credits(session, account_id=invoice.account_id, grant_id=take.grant_id,
+                                        credits=take.credits, credit_note_id=note_id, at=now)
         note = await session.scalar(
             insert(N).values(
                 id=note_id, sequence_number=number, account_id=invoice.account_id, invoice_id=invoice.id,
@@ -443,9 +556,10 @@ async def _views(session: AsyncSession, rows: Sequence[CreditNoteRow]) -> list[C
         .where(NL.credit_note_id.in_(ids)).order_by(NL.credit_note_id, NL.line_number))
     currency = {row.id: row.currency for row in rows}
     for line, card, description in found.tuples():
+        money = display_money(currency[line.credit_note_id])
         lines[line.credit_note_id].append(CreditNoteLine(
-            lineNumber=line.line_number, rateCardName=card, description=description,
-            amount=display_money(currency[line.credit_note_id])(line.amount)))
+            lineNumber=line.line_number, rateCardName=card, description=description, amount=money(line.amount),
+            creditsVoided=money(line.credits_voided) if line.credits_voided is not None else None))
     numbers = dict((await session.execute(
         select(InvoiceRow.id, InvoiceRow.sequence_number).where(InvoiceRow.id.in_({r.invoice_id for r in rows}))
     )).tuples().all())

@@ -21,6 +21,7 @@ from togai_engine.wallets.models import (
     EXPIRY,
     RATE_CARD,
     REVERSAL,
+    VOID,
     CreditGrantRow,
     WalletEntryRow,
     WalletRow,
@@ -174,9 +175,10 @@ async def spendable_grants(
     rate card must also have started before `period_end`: it pays the periods it overlapped, never an
     earlier one (the next cycle's grant starts when the previous period ends, before that period's
     invoice becomes DUE). What a grant can give ignores EXPIRY entries: a grant valid through the
-    period pays for it even if its expiry was already recorded (settle_expiries then balances it).
+    period pays for it even if its expiry was already recorded (settle_expiries then balances it); what a
+    credit note voided (VOID) is gone from it for good.
     """
-    used = func.coalesce(func.sum(E.amount).filter(E.kind.in_((APPLICATION, REVERSAL))), 0)
+    used = func.coalesce(func.sum(E.amount).filter(E.kind.in_((APPLICATION, REVERSAL, VOID))), 0)
     stmt = (
         select(G.id, G.priority, G.effective_from, G.effective_until, G.amount, (G.amount + used).label("spendable"),
                G.applicable_entity_ids)

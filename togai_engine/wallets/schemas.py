@@ -83,13 +83,16 @@ class WalletBalance(SandboxMarked):
 
 class WalletEntry(Model):
     id: int = Field(description="the entry's place in the ledger (entries are only ever appended)")
-    kind: Literal["GRANT", "APPLICATION", "REVERSAL", "EXPIRY"] = Field(
+    kind: Literal["GRANT", "APPLICATION", "REVERSAL", "EXPIRY", "VOID"] = Field(
         description="GRANT adds a grant's credit; APPLICATION (negative) paid an invoice; REVERSAL gave an "
-                    "application back when its invoice was voided; EXPIRY took what an expired grant had left")
+                    "application back when its invoice was voided; EXPIRY took what an expired grant had left; "
+                    "VOID (negative) took back PREPAID credits because a credit note credited the invoice line "
+                    "that sold them (creditNoteId)")
     amount: Decimal = Field(description="signed, in the wallet's currency")
     grantId: str = Field(description="the credit grant the entry belongs to")
     invoiceId: str | None = Field(description="the invoice an APPLICATION paid")
     reversesEntryId: int | None = Field(description="the APPLICATION a REVERSAL undoes")
+    creditNoteId: str | None = Field(default=None, description="the credit note a VOID entry took credits back for")
     at: datetime = Field(description="when the entry counts in the balance (a scheduled grant's effectiveFrom, "
                                      "an expired grant's effectiveUntil)")
     recordedAt: datetime

@@ -2,17 +2,20 @@
 
 The billing engine calls `apply_credits_to_invoice` when an invoice becomes DUE,
 `reverse_invoice_credits` when a DUE invoice is voided, and `issue_rate_card_grants` for each cycle
-that starts under a plan with credit-grant rate cards.
+that starts under a plan with credit-grant rate cards; the application layer calls `issue_prepaid_grants`
+when an invoice selling PREPAID credits is PAID. Credit notes call `grant_from_credit_note`, and
+`sold_credits` / `void_sold_credits` when they credit a PREPAID purchase line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, literal, select
+from sqlalchemy import exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +36,7 @@ from togai_engine.wallets.models import (
     MANUAL,
     RATE_CARD,
     REVERSAL,
+    VOID,
     CreditGrantRow,
     WalletEntryRow,
 )
@@ -56,6 +60,32 @@ CREDIT_NOTE_PRIORITY = 100  # as grant_credit's default: a credit note's credit 
 # a grant that may pay one of them is held, not expired (README "Which grants pay an invoice"). Billing sits
 # above wallets, so the application layer hands its function in (billing.current.unclosed_periods).
 UnclosedPeriods = Callable[[AsyncSession, str, datetime], Awaitable[list[tuple[datetime, datetime]]]]
+
+
+@dataclass(frozen=True)
+class Sale:
+    """The invoice line that sold PREPAID credits: its grant is found by it."""
+
+    invoice_id: str
+    line_position: int
+
+
+@dataclass(frozen=True)
+class SoldGrant:
+    """What a PREPAID purchase line grants once its invoice is PAID: `grant` (its amount already less the credits
+    credit notes took back before the payment), sold by `sale`."""
+
+    grant: RateCardGrant
+    sale: Sale
+
+
+@dataclass(frozen=True)
+class SoldCredits:
+    """The grant a sale issued, and what of it is unused (the sum of its ledger entries, expiries recorded)."""
+
+    grant_id: str
+    amount: Decimal
+    unused: Decimal
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -155,8 +185,8 @@ async def list_wallet_entries(session: AsyncSession, account_id: str, now: datet
     rows, token = await fetch_page(session, select(E).where(E.account_id == account.id), E.id, kind, page_size,
                                    next_token, descending=True)
     entries = [WalletEntry(id=r.id, kind=r.kind, amount=round_money(r.amount, currency), grantId=r.grant_id,
-                           invoiceId=r.invoice_id, reversesEntryId=r.reverses_entry_id, at=r.at,
-                           recordedAt=r.recorded_at) for r in rows]
+                           invoiceId=r.invoice_id, reversesEntryId=r.reverses_entry_id, creditNoteId=r.credit_note_id,
+                           at=r.at, recordedAt=r.recorded_at) for r in rows]
     balance = round_money(await ledger.balance(session, account.id, now), currency)
     return WalletLedger(accountId=account.id, currency=currency, balance=balance, asOf=now, data=entries,
                         nextToken=token)
@@ -283,10 +313,10 @@ async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan
 
 
 async def issue_prepaid_grants(session: AsyncSession, *, account_id: str, currency: str,
-                               grants: Sequence[RateCardGrant], at: datetime) -> list[str]:
-    """The credits PREPAID cards sold on an invoice in `currency` that was just PAID (each once: per account, card
-    and period paid for); returns the ids of the grants issued now. Refused when the wallet's currency (the
-    account's invoiceCurrency) is no longer the invoice's: the credits could never pay an invoice."""
+                               grants: Sequence[SoldGrant], at: datetime) -> list[str]:
+    """The credits PREPAID cards sold on an invoice in `currency` that was just PAID (each sale once); returns the
+    ids of the grants issued now. Refused when the wallet's currency (the account's invoiceCurrency) is no longer
+    the invoice's: the credits could never pay an invoice."""
     if not grants:
         return []
     await ledger.hold_wallet_currency(session, account_id, exclusive=False)  # as grant_credit: no currency change
@@ -299,31 +329,38 @@ async def issue_prepaid_grants(session: AsyncSession, *, account_id: str, curren
                                      f"in {account.invoice_currency}; nothing was changed")
     await ledger.ensure_wallet(session, account_id)
     issued = []
-    for spec in grants:
-        # a ONE_TIME card's credits are sold once per run on the plan (invoices/fixed_fees.py): each sale grants
-        grant_id = await _insert_card_grant(session, account_id, currency, spec, at, once_per_plan=False)
+    for sold in grants:
+        if sold.grant.amount <= 0:
+            continue  # credit notes took every credit of the sale back before it was paid
+        # one grant per sale: a ONE_TIME card's credits are sold once per run on the plan (invoices/fixed_fees.py),
+        # and a cycle sold again after its first sale was credited (a replaced advance invoice) grants again
+        grant_id = await _insert_card_grant(session, account_id, currency, sold.grant, at, once_per_plan=False,
+                                            sale=sold.sale)
         if grant_id is not None:
             issued.append(grant_id)
     return issued
 
 
 async def _insert_card_grant(session: AsyncSession, account_id: str, currency: str, spec: RateCardGrant,
-                             at: datetime, *, once_per_plan: bool) -> str | None:
+                             at: datetime, *, once_per_plan: bool, sale: Sale | None = None) -> str | None:
     if once_per_plan and await session.scalar(
         select(exists().where(G.account_id == account_id, G.grantor_id == spec.grantor_id))
     ):
         return None
     grant_id = new_id("grant")
+    values = insert(G).values(
+        id=grant_id, account_id=account_id, currency=currency, amount=spec.amount,
+        purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
+        effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
+        cycle_start=spec.effective_from, created_at=utc_instant(at, "at"),
+        applicable_entity_ids=list(spec.applicable_entity_ids) if spec.applicable_entity_ids else None,
+        sale_invoice_id=sale.invoice_id if sale else None, sale_line_position=sale.line_position if sale else None,
+    )
+    # once per (card, cycle) for a free card's grant; once per sale for a PREPAID one (models.CreditGrantRow)
     inserted = await session.scalar(
-        insert(G)
-        .values(
-            id=grant_id, account_id=account_id, currency=currency, amount=spec.amount,
-            purpose=spec.purpose, priority=spec.priority, effective_from=spec.effective_from,
-            effective_until=spec.effective_until, source=RATE_CARD, grantor_id=spec.grantor_id,
-            cycle_start=spec.effective_from, created_at=utc_instant(at, "at"),
-            applicable_entity_ids=list(spec.applicable_entity_ids) if spec.applicable_entity_ids else None,
-        )
-        .on_conflict_do_nothing(constraint="uq_credit_grants_account_grantor_cycle")
+        (values.on_conflict_do_nothing(constraint="uq_credit_grants_account_sale") if sale is not None else
+         values.on_conflict_do_nothing(index_elements=[G.account_id, G.grantor_id, G.cycle_start],
+                                       index_where=G.sale_invoice_id.is_(None)))
         .returning(G.id)
     )
     if inserted is None:
@@ -359,6 +396,42 @@ async def grant_from_credit_note(
     )
     await _insert_grant_entry(session, account_id, grant_id, amount, at)
     return grant_id
+
+
+async def sold_credits(session: AsyncSession, *, account_id: str, sale: Sale, at: datetime,
+                       unclosed: UnclosedPeriods) -> SoldCredits | None:
+    """The grant `sale` issued when its invoice was PAID, with what of it is unused as of `at`; None when it issued
+    none. Locks the wallet and records the expiries due by `at` first (holding grants that may still pay an
+    invoice not DUE yet), so credit that expired is not counted as unused."""
+    if not await ledger.lock_wallet(session, account_id):
+        return None
+    await _settle(session, account_id, utc_instant(at, "at"), unclosed)
+    found = await session.execute(
+        select(G.id, G.amount, func.coalesce(func.sum(E.amount), 0))
+        .outerjoin(E, (E.account_id == G.account_id) & (E.grant_id == G.id))
+        .where(G.account_id == account_id, G.sale_invoice_id == sale.invoice_id,
+               G.sale_line_position == sale.line_position)
+        .group_by(G.account_id, G.id))
+    row = found.one_or_none()
+    if row is None:
+        return None
+    grant_id, amount, unused = row.tuple()
+    return SoldCredits(grant_id=grant_id, amount=Decimal(amount), unused=Decimal(unused))
+
+
+async def void_sold_credits(session: AsyncSession, *, account_id: str, grant_id: str, credits: Decimal,
+                            credit_note_id: str, at: datetime) -> None:
+    """Takes `credits` back from a PREPAID grant for a credit note on the line that sold it: a VOID ledger entry
+    linked to the note, dated `at` (or the grant's start, if later, so a scheduled grant never counts negative).
+    The caller holds the wallet lock and checked that the grant's unused credit covers it (`sold_credits`)."""
+    if credits <= 0:
+        raise InvalidInput("credits", f"credits to void must be greater than 0; got {credits}")
+    effective_from = await session.scalar(select(G.effective_from).where(G.account_id == account_id, G.id == grant_id))
+    if effective_from is None:
+        raise NotFound(f"grant {grant_id!r} of account {account_id!r} does not exist")
+    await session.execute(insert(E).values(
+        account_id=account_id, grant_id=grant_id, kind=VOID, amount=-credits,
+        at=max(utc_instant(at, "at"), effective_from), credit_note_id=credit_note_id))
 
 
 # ---------------------------------------------------------------------------------------------------
