@@ -27,15 +27,25 @@ def iso(moment: datetime) -> str:
 
 
 async def setup(client: Any, *, timing: str = "IN_ARREARS", prorate: bool = False,
-                commitment: str | None = None) -> tuple[str, str, str]:
+                commitment: str | None = None, overage_limit: str | None = None) -> tuple[str, str, str]:
     """Meters tokens (SUM) and requests (COUNT); a plan pricing both, with a 10 USD fixed fee "platform"
-    (`timing`, prorated or not) and an optional minimum commitment. -> (plan, tokens, requests)."""
+    (`timing`, prorated or not), an optional minimum commitment and, with `overage_limit`, the feature
+    tokens_quota on tokens (that limit a cycle) with an overage card "tokens_overage" at 0.07 per token past it,
+    at most 400 tokens. -> (plan, tokens, requests)."""
     tokens = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
                          computations=[{"computation": "tokens"}]))["id"]
     requests = (await call(client, "create_usage_meter", name="requests", eventSchemaName="llm",
                            aggregation="COUNT"))["id"]
-    extra = {"minimumCommitment": {"rateValues": [{"currency": "USD", "rate": commitment}]}} if commitment else {}
-    plan = await call(client, "create_price_plan", name=f"Metered {timing} {prorate} {commitment}",
+    extra: dict[str, Any] = {"minimumCommitment": {"rateValues": [{"currency": "USD", "rate": commitment}]}} \
+        if commitment else {}
+    if overage_limit is not None:
+        extra["billingEntitlementRateCards"] = [{"featureId": "tokens_quota", "usageMeterId": tokens,
+                                                 "featureConfigs": [{"featureCreditLimit": overage_limit}]}]
+        extra["entitlementOverageRateCards"] = [{
+            "name": "tokens_overage", "featureId": "tokens_quota", "maxQuantity": "400",
+            "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.07"}]}]}]
+    plan = await call(client, "create_price_plan", name=f"Metered {timing} {prorate} {commitment} {overage_limit}",
                       pricingCycleConfig={"interval": "MONTHLY", "gracePeriod": 1}, rateCards={
         "usageRateCards": [
             {"usageMeterId": tokens, "ratePlan": {"pricingModel": "TIERED", "slabs": [
@@ -201,6 +211,130 @@ async def test_revenue_covers_fixed_fees_and_the_true_up_by_hand(client, clock) 
     assert (await metric(client, "REVENUE", JAN, march, "MONTH", "acc", None))[None] == [D("10.65"), D("130.00")]
 
 
+async def meter_revenue(client: Any, start: datetime, end: datetime, period: str, meters: list[str],
+                        group: str | None = None, account: str | None = None) -> dict[str | None, list[Decimal]]:
+    """REVENUE filtered to `meters` (a USAGE_METER_ID filter) and, if given, to `account`, by group."""
+    filters = [{"fieldName": "USAGE_METER_ID", "fieldValues": meters}]
+    if account is not None:
+        filters.append({"fieldName": "ACCOUNT_ID", "fieldValues": [account]})
+    result = await call(client, "get_metrics", startTime=iso(start), endTime=iso(end), metricQueries=[{
+        "id": "q", "name": "REVENUE", "aggregationPeriod": period, "groupBy": group, "filters": filters}])
+    return {series["groupedBy"]["fieldValue"] if group else None: [D(v) for v in series["metricValues"]]
+            for series in result["results"][0]["data"]}
+
+
+async def test_entitlement_overage_is_revenue_of_its_features_meter_as_usage_accrues(client, clock) -> None:
+    """Plan "Quota": tokens at 0.10 each, requests at 1.00 each, a 10.00 fee "platform" (IN_ARREARS), and the
+    feature tokens_quota on the tokens meter (100 tokens a month) with an overage card "tokens_overage" at 0.333
+    per token past the limit. Overage is usage revenue of the tokens meter: under its id, kept by a tokens filter,
+    accrued as the usage passes the limit (Togai bills it as usage: an event's overageInEvent)."""
+    tokens = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                         computations=[{"computation": "tokens"}]))["id"]
+    requests = (await call(client, "create_usage_meter", name="requests", eventSchemaName="llm",
+                           aggregation="COUNT"))["id"]
+    per_unit = {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]}
+    plan = await call(client, "create_price_plan", name="Quota", pricingCycleConfig={
+        "interval": "MONTHLY", "gracePeriod": 1}, rateCards={
+        "usageRateCards": [
+            {"usageMeterId": tokens, "ratePlan": per_unit,
+             "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.10"}]}]},
+            {"usageMeterId": requests, "ratePlan": per_unit,
+             "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "1.00"}]}]}],
+        "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "10"}]}],
+        "billingEntitlementRateCards": [{"featureId": "tokens_quota", "usageMeterId": tokens,
+                                         "featureConfigs": [{"featureCreditLimit": "100"}]}],
+        "entitlementOverageRateCards": [{"name": "tokens_overage", "featureId": "tokens_quota", "ratePlan": per_unit,
+                                         "rateValues": [{"currency": "USD", "slabRates": [
+                                             {"order": 1, "rate": "0.333"}]}]}]})
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "acc", "name": "A", "pricePlanId": plan["id"], "effectiveFrom": iso(JAN)})
+    clock.set(at(2026, 1, 7))
+    for day, amount in ((2, "60"), (5, "70"), (6, "20")):  # 60, 130, 150 tokens by the end of each day
+        await call(client, "ingest_event", event={"id": f"e{day}", "schemaName": "llm", "accountId": "acc",
+                                                  "timestamp": iso(JAN + timedelta(days=day - 1, hours=12)),
+                                                  "attributes": {"tokens": amount}})
+    week = (JAN, at(2026, 1, 8))
+    # tokens, R(t) = usage amount + overage amount for the tokens so far:
+    #   2 Jan: 60 × 0.10 = 6.00, below the limit: no overage                          -> +6.00
+    #   5 Jan: 130 × 0.10 = 13.00 (+7.00); overage 130 - 100 = 30 × 0.333 = 9.99       -> +16.99
+    #   6 Jan: 150 × 0.10 = 15.00 (+2.00); overage 50 × 0.333 = 16.65 (+6.66)          -> +8.66
+    # requests: one event a day, 1.00 each; platform (IN_ARREARS) only at the period's end
+    by_day = {tokens: [D(0), D("6.00"), D(0), D(0), D("16.99"), D("8.66"), D(0)],
+              requests: [D(0), D("1.00"), D(0), D(0), D("1.00"), D("1.00"), D(0)], "platform": [D(0)] * 7}
+
+    # The open period: January's DRAFT so far is 15.00 + 16.65 + 3.00 + 10.00 = 44.65
+    draft = await call(client, "get_invoice", accountId="acc")
+    assert (draft["status"], draft["totalAmount"]) == ("DRAFT", "44.65")
+    assert await metric(client, "REVENUE", *week, "DAY", "acc") == by_day  # no "tokens_overage" series
+    assert await metric(client, "REVENUE", JAN, FEB, "MONTH", "acc") == {
+        tokens: [D("31.65")], requests: [D("3.00")], "platform": [D("10.00")]}  # 15.00 + 16.65 under tokens
+    assert (await metric(client, "REVENUE", JAN, FEB, "MONTH", "acc", None))[None] == [D("44.65")]
+    assert await meter_revenue(client, *week, "DAY", [tokens]) == {None: by_day[tokens]}
+
+    # February 2: January is DUE (a day of grace)
+    clock.set(at(2026, 2, 2))
+    (summary,) = (await call(client, "list_invoices", accountId="acc", status="DUE"))["data"]
+    invoice = await call(client, "get_invoice", invoiceId=summary["id"])
+    lines = {(line["type"], line["rateCardName"]): line for line in invoice["lineItems"]}
+    overage = lines[("ENTITLEMENT_OVERAGE_AMOUNT", "tokens_overage")]
+    # 150 tokens - 100 = 50 over the limit × 0.333 = 16.65, priced on the tokens meter's usage
+    assert (overage["usageMeterId"], D(overage["quantity"]), overage["value"], overage["details"]["usage"]) == (
+        tokens, D(50), "16.65", "150")
+    assert {key: line["value"] for key, line in lines.items()} == {
+        ("USAGE_RATE_CARD_AMOUNT", tokens): "15.00", ("USAGE_RATE_CARD_AMOUNT", requests): "3.00",  # named by meter
+        ("ENTITLEMENT_OVERAGE_AMOUNT", "tokens_overage"): "16.65", ("FIXED_FEE_RATE_CARD_AMOUNT", "platform"): "10.00"}
+    assert invoice["totalAmount"] == "44.65"
+
+    # Grouped by USAGE_METER_ID the overage is under tokens, where its usage accrued (5 and 6 January) ...
+    assert await metric(client, "REVENUE", *week, "DAY", "acc") == by_day
+    last_days = await metric(client, "REVENUE", at(2026, 1, 30), FEB, "DAY", "acc")
+    assert last_days == {tokens: [D(0), D(0)], requests: [D(0), D(0)], "platform": [D(0), D("10.00")]}
+    month = await metric(client, "REVENUE", JAN, FEB, "MONTH", "acc")
+    assert month == {tokens: [D("31.65")], requests: [D("3.00")], "platform": [D("10.00")]}
+    # ... and the groups add up to the invoice: 31.65 + 3.00 + 10.00 = 44.65, as REVENUE not grouped
+    assert sum(v[0] for v in month.values()) == D(invoice["totalAmount"])
+    assert (await metric(client, "REVENUE", JAN, FEB, "MONTH", "acc", None))[None] == [D("44.65")]
+
+    # Filtered to tokens: its usage card's line and the overage line on it, 15.00 + 16.65 = 31.65
+    on_tokens = sum((D(line["value"]) for line in invoice["lineItems"] if line["usageMeterId"] == tokens), D(0))
+    assert on_tokens == D("31.65")
+    assert await meter_revenue(client, JAN, FEB, "MONTH", [tokens]) == {None: [on_tokens]}
+    assert await meter_revenue(client, *week, "DAY", [tokens], "USAGE_METER_ID") == {tokens: by_day[tokens]}
+    assert await meter_revenue(client, JAN, FEB, "MONTH", [tokens], "ACCOUNT_ID") == {"acc": [D("31.65")]}
+    # Filtered to requests: 3.00, no overage (it is the tokens meter's); both meters: 34.65, no fee
+    assert await meter_revenue(client, JAN, FEB, "MONTH", [requests], "USAGE_METER_ID") == {requests: [D("3.00")]}
+    assert await meter_revenue(client, JAN, FEB, "MONTH", [tokens, requests]) == {None: [D("34.65")]}
+
+
+async def test_overage_on_a_meter_no_usage_card_prices_accrues_with_that_meters_usage(client, clock) -> None:
+    """Only an overage card prices tokens (1000 a month included, 0.02 per token past it): the meter's usage is
+    read for the accrual all the same, and its revenue is under the meter."""
+    tokens = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                         computations=[{"computation": "tokens"}]))["id"]
+    plan = await call(client, "create_price_plan", name="Quota only", pricingCycleConfig={
+        "interval": "MONTHLY", "gracePeriod": 0}, rateCards={
+        "billingEntitlementRateCards": [{"featureId": "tokens_quota", "usageMeterId": tokens,
+                                         "featureConfigs": [{"featureCreditLimit": "1000"}]}],
+        "entitlementOverageRateCards": [{"name": "tokens_overage", "featureId": "tokens_quota", "ratePlan": {
+            "pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.02"}]}]}]})
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "acc", "name": "A", "pricePlanId": plan["id"], "effectiveFrom": iso(JAN)})
+    for event_id, day, amount in (("a", 10, "800"), ("b", 20, "500")):
+        await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "accountId": "acc",
+                                                  "timestamp": iso(at(2026, 1, day, 12)),
+                                                  "attributes": {"tokens": amount}})
+    clock.set(FEB)
+    (invoice,) = (await call(client, "list_invoices", accountId="acc", status="DUE"))["data"]
+    # 800 + 500 = 1300 tokens, 300 past the limit × 0.02 = 6.00
+    assert invoice["totalAmount"] == "6.00"
+    # ISO weeks from Monday 29 Dec: 10 Jan (800 tokens, under the limit) adds nothing; the week of 19 Jan, where
+    # the usage passes the limit, has the 6.00
+    weekly = [D(0), D(0), D(0), D("6.00"), D(0)]
+    assert await metric(client, "REVENUE", JAN, FEB, "WEEK", "acc") == {tokens: weekly}
+    assert await meter_revenue(client, JAN, FEB, "WEEK", [tokens], "USAGE_METER_ID", "acc") == {tokens: weekly}
+
+
 events = st.lists(st.tuples(st.integers(0, 10**6 - 1), st.integers(0, 500)), min_size=0, max_size=12)
 HOUR_CHUNK = timedelta(days=12)  # 288 HOUR buckets: a series may have at most 300 points
 
@@ -231,13 +365,15 @@ async def revenue_over(client: Any, start: datetime, end: datetime, period: str,
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(usage=events, period=st.sampled_from(["HOUR", "DAY", "WEEK", "MONTH"]),
        timing=st.sampled_from(["IN_ADVANCE", "IN_ARREARS"]), prorate=st.booleans(),
-       start_hour=st.sampled_from([0, 0, 7, 20 * 24 + 13]), commitment=st.sampled_from([None, "12.34", "35"]))
+       start_hour=st.sampled_from([0, 0, 7, 20 * 24 + 13]), commitment=st.sampled_from([None, "12.34", "35"]),
+       overage_limit=st.sampled_from([None, "0", "700"]))
 async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     client, clock, usage: list[tuple[int, int]], period: str, timing: str, prorate: bool, start_hour: int,
-    commitment: str | None,
+    commitment: str | None, overage_limit: str | None,
 ) -> None:
     clock.set(JAN)
-    plan, tokens, requests = await setup(client, timing=timing, prorate=prorate, commitment=commitment)
+    plan, tokens, requests = await setup(client, timing=timing, prorate=prorate, commitment=commitment,
+                                         overage_limit=overage_limit)
     account = f"p{next(_accounts)}"
     begin = JAN + timedelta(hours=start_hour)  # the first period [begin, FEB): partial unless begin is JAN
     await call(client, "create_customer", id=f"c_{account}", name="C", account={
@@ -256,7 +392,7 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     invoice = next(i for i in due if i["invoiceType"] == "STANDARD")
     full = await call(client, "get_invoice", invoiceId=invoice["id"])
     issued = [await call(client, "get_invoice", invoiceId=i["id"]) for i in due]
-    usage_lines = [line for line in full["lineItems"] if line["usageMeterId"]]
+    usage_lines = [line for line in full["lineItems"] if line["type"] == "USAGE_RATE_CARD_AMOUNT"]
     assert {line["usageMeterId"]: D(line["quantity"]) for line in usage_lines} == {
         tokens: sum((D(a) for _, a in usage), D(0)), requests: D(len(usage))}
     # USAGE: HOUR buckets over a month would exceed the 300 points a series may have: the first 12 days there
@@ -273,13 +409,18 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     assert sum(revenue[None]) == total
     _, by_account = await revenue_over(client, JAN, FEB, period, account, "ACCOUNT_ID")
     assert {g: sum(v) for g, v in by_account.items()} == {account: total}
-    # ... and grouped by USAGE_METER_ID each line is its own series: meters by id, the fee and the true-up by
-    # their rate card name ("platform", "minimum_commitment")
+    # ... and grouped by USAGE_METER_ID each line is its own series: usage and overage lines under their meter's
+    # id, the fee and the true-up by their rate card name ("platform", "minimum_commitment")
     timestamps, grouped = await revenue_over(client, JAN, FEB, period, account)
     by_group: dict[str, D] = {}
     for line in (line for i in issued for line in i["lineItems"]):  # IN_ADVANCE: January's fee, February's
         by_group[group_of(line)] = by_group.get(group_of(line), D(0)) + D(line["value"])
     assert {g: sum(v) for g, v in grouped.items()} == by_group
+    # Filtered to one meter: the lines priced on its usage (the overage lines on tokens included)
+    for meter in (tokens, requests):
+        on_meter = sum((D(line["value"]) for line in full["lineItems"] if line["usageMeterId"] == meter), D(0))
+        assert await meter_revenue(client, JAN, FEB, "MONTH", [meter], "ACCOUNT_ID", account) == \
+            {account: [on_meter]}
     # The fee (prorated by time when asked: 10 × hours on the plan / 744 hours of January) falls in one bucket:
     # the one holding the period's start (IN_ADVANCE) or its last instant (IN_ARREARS) ...
     fee = next(line for i in issued for line in i["lineItems"] if line["rateCardName"] == "platform")
@@ -302,3 +443,6 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     march = datetime(2026, 3, 1, tzinfo=UTC)
     assert sum((await metric(client, "REVENUE", FEB, march, "MONTH", account, None))[None]) \
         == D(draft["totalAmount"])
+    on_tokens = sum((D(line["value"]) for line in draft["lineItems"] if line["usageMeterId"] == tokens), D(0))
+    assert await meter_revenue(client, FEB, march, "MONTH", [tokens], "ACCOUNT_ID", account) == \
+        {account: [on_tokens]}

@@ -1,7 +1,12 @@
-"""REVENUE for get_metrics: the whole invoice (usage, fixed fees, true-up), in time buckets that add up exactly.
+"""REVENUE for get_metrics: the whole invoice (usage, overage, fixed fees, true-up), in time buckets that add up
+exactly.
 
 For an invoice period P, let R(t) be what its invoice has charged by instant t, with R(P.start) = 0:
 - each usage rate card: its amount (rounded, as invoiced) for the usage in [P.start, t);
+- each entitlement overage card: its amount (rounded, as invoiced) for the overage of the usage of its feature's
+  meter in [P.start, t): max(0, usage - featureCreditLimit), at most maxQuantity, priced as `overage_line` does
+  (overage is billed as usage, so it accrues as usage does: nothing until the usage passes the limit, but a
+  minimumRate, from the first instant as on a usage card);
 - each IN_ADVANCE fixed fee line: its amount (prorated as invoiced) from the first instant, t > P.start
   (that includes the fee of the next cycle, which this invoice carries: revenue as invoiced);
 - each IN_ARREARS fixed fee, each license (seat) card, the minimum-commitment true-up, a pricing rule's line and a
@@ -15,18 +20,22 @@ over an open period what its DRAFT shows so far. An advance fee thus falls in th
 arrears fee and the true-up in the bucket holding P's last instant; a base fee (a first-slab FLAT rate) in P's
 first bucket. Values are in the accounts' invoice currency; VOID invoices carry no revenue.
 
-Grouped by USAGE_METER_ID, usage amounts fall under their meter and the other lines under their rate card
-name (a fixed fee's name, `minimum_commitment` for the true-up), as invoice lines name them. A USAGE_METER_ID
-filter keeps those meters' usage amounts only.
+Grouped by USAGE_METER_ID, usage amounts fall under their meter, overage amounts under their feature's meter
+(the usage that produced them; the line's usageMeterId), and the other lines under their rate card name (a fixed
+fee's name, `minimum_commitment` for the true-up), as invoice lines name them. A USAGE_METER_ID filter keeps
+those meters' usage and overage amounts only: REVENUE of meter M over P is the sum of P's lines priced on M.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -43,6 +52,7 @@ from togai_engine.invoices.compose import (
     OVERAGE_LINE,
     TRUE_UP_LINE,
     USAGE_LINE,
+    overage_quantity,
     usage_charge,
 )
 from togai_engine.invoices.drafts import compute_drafts
@@ -51,11 +61,14 @@ from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, o
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
+from togai_engine.metrics.scope import account_scope, bucket_starts
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
+from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
+ACCRUED_LINES = (USAGE_LINE, OVERAGE_LINE)  # priced on a meter's usage: they accrue with it, under that meter
 ZERO = Decimal(0)
 
 
@@ -72,8 +85,6 @@ class _Line:
 async def revenue_series(
     session: AsyncSession, query: MetricQuery, start: datetime, end: datetime, *, field: str = "metricQueries"
 ) -> list[MetricDataPoints]:
-    from togai_engine.metrics.service import _account_scope, bucket_starts
-
     if query.groupBy is not None and query.groupBy not in REVENUE_GROUPS:
         raise InvalidInput(f"{field}.groupBy", f"{query.groupBy!r} is not a grouping of REVENUE; use one of: "
                                                f"{', '.join(REVENUE_GROUPS)}")
@@ -83,9 +94,9 @@ async def revenue_series(
             raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName!r} cannot filter REVENUE; use "
                                                                   f"one of: {', '.join(REVENUE_FILTERS)}")
         filters.setdefault(entry.fieldName, []).extend(entry.fieldValues)
-    accounts = await _account_scope(session, filters, field)
+    accounts = await account_scope(session, filters, field)
     meters = set(filters["USAGE_METER_ID"]) if "USAGE_METER_ID" in filters else None
-    buckets = bucket_starts(start, end, query.aggregationPeriod)
+    series = _Series(start, end, bucket_starts(start, end, query.aggregationPeriod), query.groupBy)
 
     stmt = select(InvoiceRow).where(overlapping(start, end), InvoiceRow.status != "VOID")
     if accounts is not None:
@@ -105,45 +116,33 @@ async def revenue_series(
     wanted: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
     for row in rows:
         lower, upper = max(row.period_start, start), min(row.period_end, end)
-        points = [lower, *(b for b in buckets if lower < b < upper), upper]
+        points = [lower, *(b for b in series.buckets if lower < b < upper), upper]
         cuts[row.id] = points
         if row.invoice_type == ADVANCED:
             continue
-        card_meters = {c.usageMeterId for c in plans[row.association_id].rateCards.usageRateCards}
-        if meters is not None:
-            card_meters &= meters
+        # the usage of every meter a card accrues on: usage cards' meters and overage cards' features' meters
+        accrued_meters = {card.meter_id for card in _metered_cards(plans[row.association_id], meters)}
         for point in points:
             # At the period's end the amounts are the invoice's own lines (stored, or the DRAFT's composition).
-            if row.period_start < point < row.period_end and card_meters:
+            if row.period_start < point < row.period_end and accrued_meters:
                 accounts_in, meters_in = wanted[(row.period_start, point)]
                 accounts_in.add(row.account_id)
-                meters_in.update(card_meters)
+                meters_in.update(accrued_meters)
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]] = {}
     for (lower, upper), (accounts_in, meters_in) in wanted.items():
         quantities[(lower, upper)] = await meter_quantities(
             session, start=lower, end=upper, account_ids=sorted(accounts_in), meter_ids=sorted(meters_in))
-
-    values: dict[tuple[str | None, datetime], Decimal] = defaultdict(lambda: ZERO)
-
-    def bucket_of(instant: datetime) -> datetime:
-        return buckets[bisect_right(buckets, instant) - 1]  # buckets[0] <= start <= instant
 
     anchors = await _anchors(session, [r for r in rows if r.invoice_type != ADVANCED])
     # A closed period's usage now includes the late events billed on a later invoice (which carries their
     # revenue): inside such a period the amount never exceeds what its own invoice charged.
     reopened = await with_late_events(session, [r.id for r in rows if r.status != "DRAFT"])
     for row in rows:
-        group_of_row = {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, None: None}
         if row.invoice_type == ADVANCED:
             if meters is None:
-                _add_lines(values, stored.get(row.id, []), row, start, end, buckets, bucket_of, query.groupBy,
-                           group_of_row)
+                series.add_lines(row, stored.get(row.id, []))
             continue
         plan = plans[row.association_id]
-        # A partial period's minimumRate counts by time share, on the way as on the invoice.
-        period = Cycle(row.period_start, row.period_end)
-        full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
-        base = full_cycle if full_cycle != period else None
         if row.status == "DRAFT":
             composed = drafts[row.id].composed
             if composed is None:
@@ -151,49 +150,106 @@ async def revenue_series(
             final = [_line(line.line_type, line.rate_card_name, line.value, line.details) for line in composed.lines]
         else:
             final = stored.get(row.id, [])
-        invoiced = {line.rate_card_name: line.value for line in final if line.line_type == USAGE_LINE}
-        points = cuts[row.id]
-        for usage in plan.usage_pricing:
-            meter_id = usage.card.usageMeterId
-            if meters is not None and meter_id not in meters:
+        period = Cycle(row.period_start, row.period_end)
+        full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
+        accrual = _Accrual(row, period, full_cycle if full_cycle != period else None,
+                           {(line.line_type, line.rate_card_name): line.value for line in final
+                            if line.line_type in ACCRUED_LINES},
+                           row.id in reopened, quantities)
+        for card in _metered_cards(plan, meters):
+            series.add_accrued(series.group(row, card.meter_id), cuts[row.id],
+                               partial(accrual.amount, card))
+        if meters is None:  # a meter filter keeps the meters' usage and overage amounts only
+            series.add_lines(row, final)
+    return series.data()
+
+
+def _metered_cards(plan: PricePlan, meters: set[str] | None) -> list[UsagePricing]:
+    """The plan's cards priced on a meter's usage, that a USAGE_METER_ID filter (`meters`, None: all) keeps: its
+    usage cards, and its entitlement overage cards on their feature's meter."""
+    return [card for card in (*plan.usage_pricing, *plan.overage_pricing) if meters is None or card.meter_id in meters]
+
+
+@dataclass(frozen=True)
+class _Accrual:
+    """R(t) of a period's metered cards: what each has charged for the usage in [period.start, t)."""
+
+    row: InvoiceRow
+    period: Cycle
+    full_cycle: Cycle | None  # of a partial period: its minimumRate counts by time share, as on the invoice
+    invoiced: dict[tuple[str, str], Decimal]  # (line type, card name) -> the value of its line on the invoice
+    capped: bool  # late events reopened the period: never more than its invoice charged
+    quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]]  # [start, t) -> (account, meter)
+
+    def amount(self, card: UsagePricing, point: datetime) -> Decimal:
+        line_type = OVERAGE_LINE if isinstance(card, OveragePricing) else USAGE_LINE
+        invoiced = self.invoiced.get((line_type, card.card.name or ""), ZERO)
+        if point <= self.period.start:
+            return ZERO
+        if point == self.period.end:
+            return invoiced
+        usage = self.quantities[(self.period.start, point)].get((self.row.account_id, card.meter_id), ZERO)
+        # an overage card prices the usage past its feature's limit so far, exactly as overage_line does
+        quantity = overage_quantity(card, usage) if isinstance(card, OveragePricing) else usage
+        charged = usage_charge(card, self.row.currency, self.period, quantity, self.full_cycle).amount
+        return min(charged, invoiced) if self.capped else charged
+
+
+@dataclass
+class _Series:
+    """Where REVENUE puts amounts: the query's range [start, end), its bucket starts and groupBy, and the sums
+    so far by (group, bucket start)."""
+
+    start: datetime
+    end: datetime
+    buckets: list[datetime]
+    group_by: str | None
+    values: defaultdict[tuple[str | None, datetime], Decimal] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: ZERO))
+
+    def group(self, row: InvoiceRow, billable: str) -> str | None:
+        """The series an amount of `row` falls in; `billable` (a meter id, else a rate card name) names it
+        under USAGE_METER_ID."""
+        return {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, "USAGE_METER_ID": billable,
+                None: None}[self.group_by]
+
+    def bucket_of(self, instant: datetime) -> datetime:
+        return self.buckets[bisect_right(self.buckets, instant) - 1]  # buckets[0] <= start <= instant
+
+    def add_accrued(self, group: str | None, points: list[datetime], amount: Callable[[datetime], Decimal]) -> None:
+        """R(upper) - R(lower) of each cut [lower, upper) of a period into the bucket holding it."""
+        previous = amount(points[0])
+        for lower, upper in pairwise(points):
+            current = amount(upper)
+            self.values[(group, self.bucket_of(lower))] += current - previous
+            previous = current
+
+    def add_lines(self, row: InvoiceRow, lines: list[_Line]) -> None:
+        """The invoice's lines but the accrued ones: paid-ahead lines at the period's start, the others at its
+        last instant."""
+        for line in lines:
+            if line.line_type in ACCRUED_LINES:
                 continue
+            group = self.group(row, line.rate_card_name)
+            # every card in range has a series
+            self.values[(group, self.bucket_of(max(row.period_start, self.start)))] += ZERO
+            if line.in_advance and row.period_start >= self.start:
+                self.values[(group, self.bucket_of(row.period_start))] += line.value
+            elif not line.in_advance and row.period_end <= self.end:
+                # The bucket holding the period's last instant: the one before the bucket starting at P.end.
+                self.values[(group, self.buckets[bisect_left(self.buckets, row.period_end) - 1])] += line.value
 
-            def amount(point: datetime, *, row: Any = row, usage: Any = usage, meter_id: str = meter_id,
-                       invoiced: dict[str, Decimal] = invoiced, period: Cycle = period,
-                       base: Cycle | None = base, capped: bool = row.id in reopened) -> Decimal:
-                if point <= row.period_start:
-                    return ZERO
-                if point == row.period_end:
-                    return invoiced.get(usage.card.name, ZERO)
-                quantity = quantities[(row.period_start, point)].get((row.account_id, meter_id), ZERO)
-                charged = usage_charge(usage, row.currency, period, quantity, base).amount
-                return min(charged, invoiced.get(usage.card.name, ZERO)) if capped else charged
-
-            group = meter_id if query.groupBy == "USAGE_METER_ID" else group_of_row[query.groupBy]
-            previous = amount(points[0])
-            for lower, upper in pairwise(points):
-                current = amount(upper)
-                values[(group, bucket_of(lower))] += current - previous
-                previous = current
-        if meters is None:  # a meter filter keeps usage amounts only
-            _add_lines(values, final, row, start, end, buckets, bucket_of, query.groupBy, group_of_row)
-    return _series(values, query.groupBy, buckets)
-
-
-def _add_lines(values: dict[tuple[str | None, datetime], Decimal], final: list[_Line], row: InvoiceRow,
-               start: datetime, end: datetime, buckets: list[datetime], bucket_of: Any, group_by: str | None,
-               group_of_row: dict[str | None, str | None]) -> None:
-    """The invoice's lines but usage: paid-ahead lines at the period's start, the others at its last instant."""
-    for line in final:
-        if line.line_type == USAGE_LINE:
-            continue
-        group = line.rate_card_name if group_by == "USAGE_METER_ID" else group_of_row[group_by]
-        values[(group, bucket_of(max(row.period_start, start)))] += ZERO  # every card in range has a series
-        if line.in_advance and row.period_start >= start:
-            values[(group, bucket_of(row.period_start))] += line.value
-        elif not line.in_advance and row.period_end <= end:
-            # The bucket holding the period's last instant: the one before the bucket starting at P.end.
-            values[(group, buckets[bisect_left(buckets, row.period_end) - 1])] += line.value
+    def data(self) -> list[MetricDataPoints]:
+        groups: list[str | None] = sorted({g for g, _ in self.values if g is not None}) if self.group_by else [None]
+        return [
+            MetricDataPoints(
+                groupedBy=GroupedBy(fieldName=self.group_by, fieldValue=group)
+                if self.group_by and group is not None else None,
+                timestamps=self.buckets,
+                metricValues=[self.values.get((group, bucket), ZERO) for bucket in self.buckets],
+            )
+            for group in groups
+        ]
 
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:
@@ -225,16 +281,3 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
     for invoice_id, line_type, name, value, details in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details))
     return lines
-
-
-def _series(values: dict[tuple[str | None, datetime], Decimal], group_by: str | None,
-            buckets: list[datetime]) -> list[MetricDataPoints]:
-    groups: list[str | None] = sorted({g for g, _ in values if g is not None}) if group_by else [None]
-    return [
-        MetricDataPoints(
-            groupedBy=GroupedBy(fieldName=group_by, fieldValue=group) if group_by and group is not None else None,
-            timestamps=buckets,
-            metricValues=[values.get((group, bucket), ZERO) for bucket in buckets],
-        )
-        for group in groups
-    ]

@@ -28,7 +28,8 @@ class MetricQuery(Model):
     aggregationPeriod: AggregationPeriod = Field(default="DAY", description="bucket size, in UTC")
     groupBy: str | None = Field(default=None, description="EVENTS: ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS; "
                                                           "USAGE, REVENUE: ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID "
-                                                          "(REVENUE by USAGE_METER_ID: fixed fees and the true-up "
+                                                          "(REVENUE by USAGE_METER_ID: entitlement overage under "
+                                                          "its feature's meter, fixed fees and the true-up "
                                                           "under their rate card name)")
     filters: list[MetricFilter] = Field(default_factory=list, max_length=5)
     configs: dict[str, str] | None = Field(default=None, description='REVENUE only: {"CURRENCY": "INVOICE"} (the default: amounts in the accounts\' invoice currency); '

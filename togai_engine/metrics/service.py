@@ -1,4 +1,4 @@
-"""get_metrics: EVENTS and USAGE series over UTC buckets; REVENUE is delegated to billing.
+"""get_metrics: EVENTS and USAGE series over UTC buckets; REVENUE is computed from invoices in revenue.py.
 
 USAGE is computed by `meters.usage.usage_by_bucket`, the same code as `meter_quantities`, so a
 USAGE series summed over a billing period equals the quantity invoiced for it; a series not grouped
@@ -8,21 +8,21 @@ by account adds the same per-account quantities up in SQL (`meters.usage.usage_s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.accounts.models import AccountRow
 from togai_engine.common.validation import utc_instant
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import VOIDED
 from togai_engine.meters.service import meters_by_ids
 from togai_engine.meters.sql import bucket_sql
 from togai_engine.meters.usage import usage_by_bucket, usage_summed
+from togai_engine.metrics.revenue import revenue_series
 from togai_engine.metrics.schemas import (
     GetMetricsResponse,
     GroupedBy,
@@ -30,38 +30,15 @@ from togai_engine.metrics.schemas import (
     MetricQuery,
     MetricQueryResponse,
 )
+from togai_engine.metrics.scope import MAX_POINTS, account_scope, bucket_starts
 from togai_engine.store.database import raw_connection
 
 MAX_QUERIES = 5
-MAX_POINTS = 300
 EVENTS_GROUPS = ("ACCOUNT_ID", "SCHEMA_NAME", "EVENT_STATUS")
 EVENTS_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "SCHEMA_NAME", "EVENT_STATUS")
 USAGE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 USAGE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
 _EVENT_COLUMNS = {"ACCOUNT_ID": "e.account_id", "SCHEMA_NAME": "e.schema_name", "EVENT_STATUS": "e.status"}
-
-
-def bucket_starts(start: datetime, end: datetime, period: str) -> list[datetime]:
-    """Start of every UTC bucket overlapping [start, end); raises past MAX_POINTS."""
-    first = start.replace(minute=0, second=0, microsecond=0)
-    if period in ("DAY", "WEEK", "MONTH"):
-        first = first.replace(hour=0)
-    if period == "WEEK":
-        first -= timedelta(days=first.weekday())  # ISO weeks start on Monday, as date_trunc('week')
-    if period == "MONTH":
-        first = first.replace(day=1)
-    step = {"HOUR": relativedelta(hours=1), "DAY": relativedelta(days=1), "WEEK": relativedelta(weeks=1),
-            "MONTH": relativedelta(months=1)}[period]
-    starts, current = [], first
-    while current < end:
-        starts.append(current)
-        if len(starts) > MAX_POINTS:
-            raise ValueError
-        try:
-            current = first + step * len(starts)
-        except (OverflowError, ValueError):  # past year 9999: no further bucket
-            break
-    return starts
 
 
 async def get_metrics(
@@ -92,7 +69,7 @@ async def get_metrics(
         elif query.name in ("USAGE", "METER_USAGE"):
             data = await _usage(session, query, field, start, end, buckets)
         else:
-            data = await _revenue(session, query, field, start, end)
+            data = await revenue_series(session, query, start, end, field=field)
         results.append(MetricQueryResponse(id=query.id, name=query.name, data=data))
     return GetMetricsResponse(results=results)
 
@@ -131,25 +108,6 @@ def _filters(query: MetricQuery, field: str, allowed: Sequence[str]) -> dict[str
     return found
 
 
-async def _account_scope(session: AsyncSession, filters: dict[str, list[str]], field: str) -> list[str] | None:
-    """Account ids selected by ACCOUNT_ID (ids or aliases) and CUSTOMER_ID filters; None = all."""
-    scope: set[str] | None = None
-    if "ACCOUNT_ID" in filters:
-        handles = filters["ACCOUNT_ID"]
-        rows = dict((await session.execute(
-            select(AccountHandleRow.handle, AccountHandleRow.account_id).where(AccountHandleRow.handle.in_(handles))
-        )).tuples().all())
-        unknown = [h for h in handles if h not in rows]
-        if unknown:
-            raise NotFound(f"{field}.filters: account {unknown[0]!r} does not exist; list_accounts shows the ids")
-        scope = set(rows.values())
-    if "CUSTOMER_ID" in filters:
-        owned = set(await session.scalars(
-            select(AccountRow.id).where(AccountRow.customer_id.in_(filters["CUSTOMER_ID"]))))
-        scope = owned if scope is None else scope & owned
-    return sorted(scope) if scope is not None else None
-
-
 def _series(
     values: dict[tuple[str | None, datetime], Decimal], group_by: str | None, buckets: list[datetime]
 ) -> list[MetricDataPoints]:
@@ -170,7 +128,7 @@ async def _events(
     session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
 ) -> list[MetricDataPoints]:
     filters = _filters(query, field, EVENTS_FILTERS)
-    accounts = await _account_scope(session, filters, field)
+    accounts = await account_scope(session, filters, field)
     conditions = ["e.event_time >= $1", "e.event_time < $2"]
     args: list[Any] = [start, end]
     for column, values in (("e.account_id", accounts), ("e.schema_name", filters.get("SCHEMA_NAME")),
@@ -194,7 +152,7 @@ async def _usage(
     session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
 ) -> list[MetricDataPoints]:
     filters = _filters(query, field, USAGE_FILTERS)
-    accounts = await _account_scope(session, filters, field)
+    accounts = await account_scope(session, filters, field)
     meter_ids = filters.get("USAGE_METER_ID")
     meters = await meters_by_ids(session, meter_ids)
     if meter_ids is not None:
@@ -226,12 +184,3 @@ async def _usage(
         key = (account_id if query.groupBy == "ACCOUNT_ID" else customer_of.get(account_id), bucket)
         values[key] = values.get(key, Decimal(0)) + quantity
     return _series(values, query.groupBy, buckets)
-
-
-async def _revenue(
-    session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime
-) -> list[MetricDataPoints]:
-    from togai_engine.metrics.revenue import revenue_series  # billing imports metering: import at call time
-
-    data = await revenue_series(session, query, start, end, field=field)
-    return [MetricDataPoints.model_validate(d) if not isinstance(d, MetricDataPoints) else d for d in data]

@@ -1,0 +1,56 @@
+"""What a metric query covers: its UTC buckets and the accounts its filters select (EVENTS, USAGE, REVENUE)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from togai_engine.accounts.models import AccountHandleRow, AccountRow
+from togai_engine.errors import NotFound
+
+MAX_POINTS = 300
+
+
+def bucket_starts(start: datetime, end: datetime, period: str) -> list[datetime]:
+    """Start of every UTC bucket overlapping [start, end); raises past MAX_POINTS."""
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if period in ("DAY", "WEEK", "MONTH"):
+        first = first.replace(hour=0)
+    if period == "WEEK":
+        first -= timedelta(days=first.weekday())  # ISO weeks start on Monday, as date_trunc('week')
+    if period == "MONTH":
+        first = first.replace(day=1)
+    step = {"HOUR": relativedelta(hours=1), "DAY": relativedelta(days=1), "WEEK": relativedelta(weeks=1),
+            "MONTH": relativedelta(months=1)}[period]
+    starts, current = [], first
+    while current < end:
+        starts.append(current)
+        if len(starts) > MAX_POINTS:
+            raise ValueError
+        try:
+            current = first + step * len(starts)
+        except (OverflowError, ValueError):  # past year 9999: no further bucket
+            break
+    return starts
+
+
+async def account_scope(session: AsyncSession, filters: dict[str, list[str]], field: str) -> list[str] | None:
+    """Account ids selected by ACCOUNT_ID (ids or aliases) and CUSTOMER_ID filters; None = all."""
+    scope: set[str] | None = None
+    if "ACCOUNT_ID" in filters:
+        handles = filters["ACCOUNT_ID"]
+        rows = dict((await session.execute(
+            select(AccountHandleRow.handle, AccountHandleRow.account_id).where(AccountHandleRow.handle.in_(handles))
+        )).tuples().all())
+        unknown = [h for h in handles if h not in rows]
+        if unknown:
+            raise NotFound(f"{field}.filters: account {unknown[0]!r} does not exist; list_accounts shows the ids")
+        scope = set(rows.values())
+    if "CUSTOMER_ID" in filters:
+        owned = set(await session.scalars(
+            select(AccountRow.id).where(AccountRow.customer_id.in_(filters["CUSTOMER_ID"]))))
+        scope = owned if scope is None else scope & owned
+    return sorted(scope) if scope is not None else None
