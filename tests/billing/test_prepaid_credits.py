@@ -142,3 +142,37 @@ def test_credits_sold_in_packages() -> None:
     line = credit_purchase_line("pp_x", CreditGrantRateCard.model_validate(card), "USD", january,
                                 "creditGrantRateCards[0]")
     assert line is not None and (line.quantity, line.value) == (D("250.00"), D("90.00"))
+
+
+async def test_revenue_counts_the_credits_each_invoice_sold_at_its_start(client, clock) -> None:
+    """REVENUE of a month equals its invoices' totals, PREPAID purchase lines included, whether the invoice is
+    DUE, PAID or a DRAFT: the credits are sold (and paid ahead) at the invoice's start."""
+    tokens = await tokens_meter(client)
+    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}],
+        "creditGrantRateCards": [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
+                                              "timestamp": "2026-01-10T00:00:00Z", "attributes": {"tokens": "300"}})
+    clock.set(at(2026, 2, 1))
+
+    async def monthly_revenue() -> list[Decimal]:
+        result = await call(client, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-03-01T00:00:00Z",
+                            metricQueries=[{"id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH"}])
+        return [D(v) for v in result["results"][0]["data"][0]["metricValues"]]
+
+    # January: the advance invoice sold January's credits, 100 × 0.8 = 80.00 (DUE); January's invoice (DUE) bills
+    # the tokens, 300 × 0.10 = 30.00, and sells February's credits, 80.00: 80.00 + 110.00 = 190.00.
+    # February so far: its DRAFT sells March's credits, 80.00 (no usage yet).
+    [advance] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    [january, february] = await oldest_first(client, "acme")
+    assert (advance["status"], advance["totalAmount"], january["status"], january["totalAmount"]) == (
+        "DUE", "80.00", "DUE", "110.00")
+    assert february["status"] == "DRAFT"
+    assert await monthly_revenue() == [D("190.00"), D("80.00")]
+    # Paid, the same: revenue is billed, whatever has been paid
+    await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
+    assert await monthly_revenue() == [D("190.00"), D("80.00")]

@@ -268,7 +268,8 @@ async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, d
 
 
 async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[str, list[_Line]]:
-    """Invoice -> the top-level lines of the frozen invoice (usage, fixed fees, true-up)."""
+    """Invoice -> the top-level lines of the frozen invoice (every kind a DRAFT's composition carries: usage,
+    licenses, overage, fixed fees, PREPAID credits sold, true-up, late usage, pricing rules)."""
     if not invoice_ids:
         return {}
     rows = await session.execute(
@@ -276,7 +277,7 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
                InvoiceLineRow.value, InvoiceLineRow.details)
         .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None),
                InvoiceLineRow.line_type.in_((USAGE_LINE, LICENSE_LINE, OVERAGE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE,
-                                             LATE_USAGE_LINE, PRICING_RULE_LINE))))
+                                             LATE_USAGE_LINE, PRICING_RULE_LINE, CREDIT_GRANT_LINE))))
     lines: dict[str, list[_Line]] = defaultdict(list)
     for invoice_id, line_type, name, value, details in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details))
