@@ -80,6 +80,16 @@ def is_distributed(conn: Any) -> bool:
         {"tables": list(DISTRIBUTED)}).scalar())
 
 
+
+def refuse_downgrade_if_distributed(conn: Any, revision: str) -> None:
+    """A downgrade below `revision` (one after 0020) refuses a distributed database before any DDL: the DDL would
+    hold locks that 0020's own check waits for, and below 0020 a distributed database cannot go at all."""
+    if is_distributed(conn):
+        raise RuntimeError(f"this database is distributed over Citus (`togai-engine db distribute`), and downgrading "
+                           f"a distributed database below {revision} is not supported (below 0020 it cannot be): "
+                           "nothing was changed. To run an older engine, restore a backup taken before `db "
+                           "distribute` (README, Scaling out -> Citus)")
+
 def _tables(conn: Any) -> set[str]:
     rows = conn.execute(text(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from togai_engine.store.distribution import is_distributed
+from togai_engine.store.distribution import refuse_downgrade_if_distributed
 
 revision: str = "0021"
 down_revision: str | None = "0020"
@@ -47,11 +47,7 @@ def downgrade() -> None:
     bind = op.get_bind()
     # refused before any DDL: a distributed database cannot go below 0020, and 0021's DDL would hold locks that
     # 0020's check of Citus's tables waits for
-    if is_distributed(bind):
-        raise RuntimeError("this database is distributed over Citus (`togai-engine db distribute`), and "
-                           "downgrading a distributed database below 0021 is not supported (below 0020 it cannot "
-                           "be): nothing was changed. To run an older engine, restore a backup taken before "
-                           "`db distribute` (README, Scaling out -> Citus)")
+    refuse_downgrade_if_distributed(bind, "0021")
     if bind.scalar(sa.text("SELECT count(*) FROM invoices WHERE invoice_type <> 'STANDARD'")):
         raise RuntimeError("advance invoices (invoice_type STANDARD_ADVANCED) exist; they are issued invoices and "
                            "cannot be represented before revision 0021: downgrade refused, nothing changed")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from togai_engine.store.distribution import is_distributed
+from togai_engine.store.distribution import refuse_downgrade_if_distributed
 
 revision: str = "0022"
 down_revision: str | None = "0021"
@@ -84,11 +84,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     # refused before any DDL, as 0021's: its DDL would hold locks that 0020's check of Citus's tables waits for
-    if is_distributed(bind):
-        raise RuntimeError("this database is distributed over Citus (`togai-engine db distribute`), and "
-                           "downgrading a distributed database below 0022 is not supported (below 0020 it cannot "
-                           "be): nothing was changed. To run an older engine, restore a backup taken before "
-                           "`db distribute` (README, Scaling out -> Citus)")
+    refuse_downgrade_if_distributed(bind, "0022")
     if bind.scalar(sa.text("SELECT count(*) FROM credit_note_lines WHERE credits_voided > 0")):
         raise RuntimeError("credit notes took back PREPAID credits (credit_note_lines.credits_voided, VOID wallet "
                            "entries), which cannot be represented before revision 0022: an older engine would "
