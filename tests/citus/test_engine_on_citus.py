@@ -1,5 +1,5 @@
 """More of the engine on a Citus cluster, through the MCP tools as on one node: credit notes, an invoice
-voided, events voided across accounts (and concurrently), consume if entitled (two consumers of the last
+voided, PREPAID credits taken back by credit notes, events voided across accounts (and concurrently), consume if entitled (two consumers of the last
 unit), a plan change mid-cycle, seats, a plan version migrated IMMEDIATE, pricing rules and the sandbox clock.
 Every amount is worked out by hand next to it; the accounts spread over the shards of both workers."""
 
@@ -13,7 +13,7 @@ from mcp import Client
 
 from cluster import cclient, cclock, cdb, citus_database, citus_url, empty_citus_url
 from conftest import hosted
-from helpers import at, call, iso
+from helpers import at, call, call_error, iso
 from mcp_server.cli import bill_run
 from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
@@ -285,4 +285,49 @@ async def test_pricing_rules_in_a_sandbox(cdb) -> None:
     assert acme["totalAmount"] == "990.22" and acme["pricingRuleLogs"][0]["status"] == "APPLIED"
     # beta: 1800 × 0.50 = 900.00 + 100.00 = 1000.00, not over 1000: the rule is skipped
     assert beta["totalAmount"] == "1000.00" and beta["pricingRuleLogs"][0]["status"] == "SKIPPED"
+    await exact(cdb)
+
+
+async def test_prepaid_credits_sold_paid_and_taken_back_by_credit_notes(cclient, cdb, cclock) -> None:
+    """A PREPAID credit-grant card on Citus: the advance invoice sells the credits, PAID grants them, and credit notes
+    on the purchase line void their share from the grant (invoices README, "PREPAID credits")."""
+    tokens_meter = await meter(cclient)
+    credits = {"id": "credits", "displayName": "Credits", "invoiceTiming": "PREPAID",
+               "grantDetails": {"priority": 10},
+               "rateDetails": {"pricingModel": "TIERED", "currencySlabRateDetails": [{
+                   "currency": "USD", "creditAmount": "100",
+                   "slabDetails": [{"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"}]}]}}
+    plan = await call(cclient, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [usage_card(tokens_meter, "0.10")], "creditGrantRateCards": [credits]})
+    cclock.set(at(2026, 1, 1))
+    for account in ("acme", "beta"):
+        await onboard(cclient, account, plan["id"])
+    listed = (await call(cclient, "list_invoices", accountId="acme"))["data"]
+    [advance] = [i for i in listed if i["invoiceType"] == "STANDARD_ADVANCED"]
+    assert (advance["status"], advance["totalAmount"]) == ("DUE", "80.00")  # 100 credits × 0.8
+    cclock.set(at(2026, 1, 5))
+    await call(cclient, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+
+    async def balance() -> str:
+        return str((await call(cclient, "get_wallet_balance", accountId="acme"))["balance"])
+
+    assert await balance() == "100.00"
+    # By amount: refused while the purchase line can still be credited (it does not say which credits go back)
+    refused = await call_error(cclient, "create_credit_note", invoiceId=advance["id"], reason="ORDER_CHANGE",
+                               amount="10.00")
+    assert "lines=" in refused
+    # 40.00 of the 80.00 line: 40 / 80 × 100 = 50 credits voided; the invoice was paid, so the 40.00 goes to the
+    # wallet: 100.00 - 50.00 + 40.00 = 90.00
+    first = await call(cclient, "create_credit_note", invoiceId=advance["id"], reason="ORDER_CHANGE",
+                       lines=[{"lineNumber": 1, "amount": "40.00"}], idempotencyKey="cn-credits")
+    assert (first["creditNote"]["lines"][0]["creditsVoided"], first["walletBalance"]) == ("50.00", "90.00")
+    replay = await call(cclient, "create_credit_note", invoiceId=advance["id"], reason="ORDER_CHANGE",
+                        lines=[{"lineNumber": 1, "amount": "40.00"}], idempotencyKey="cn-credits")
+    assert replay["replayed"] is True and await balance() == "90.00"  # a replay voids nothing more
+    # the rest of the line, 40.00: the other 50 credits; 90.00 - 50.00 + 40.00 = 80.00
+    second = await call(cclient, "create_credit_note", invoiceId=advance["id"], reason="ORDER_CHANGE",
+                        lines=[{"lineNumber": 1, "amount": "40.00"}])
+    assert (second["creditNote"]["lines"][0]["creditsVoided"], second["walletBalance"]) == ("50.00", "80.00")
+    # beta's sale on another shard is untouched
+    assert (await call(cclient, "get_wallet_balance", accountId="beta"))["balance"] == "0.00"
     await exact(cdb)
