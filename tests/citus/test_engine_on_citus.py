@@ -1,6 +1,7 @@
 """More of the engine on a Citus cluster, through the MCP tools as on one node: credit notes, an invoice
-voided, PREPAID credits taken back by credit notes, events voided across accounts (and concurrently), consume if entitled (two consumers of the last
-unit), a plan change mid-cycle, seats, a plan version migrated IMMEDIATE, pricing rules and the sandbox clock.
+voided, PREPAID credits taken back by credit notes, events voided across accounts (and concurrently), consume
+if entitled (two consumers of the last unit), a plan change mid-cycle, seats, a plan version migrated IMMEDIATE,
+pricing rules and the sandbox clock.
 Every amount is worked out by hand next to it; the accounts spread over the shards of both workers."""
 
 from __future__ import annotations
