@@ -187,7 +187,7 @@ async def ingest_events(
     due = sorted({found[0] for found in accounts.values() if found[2]} & set(batch_accounts))
     if due:  # usually none: the background bill run keeps up
         await close_due_cycles(session, now, due)
-    closed_before = await lock_watermarks(conn, batch_accounts)
+    closed_before = await lock_watermarks(conn, batch_accounts, min(item[3].event_time for item in kept))
     kept.sort()  # by (account, id), unique, so the events are never compared: the claim order of the index
 
     # Each event's status at ingest: in a closed (invoiced) cycle, else outside every plan association of
@@ -528,17 +528,21 @@ def _as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def lock_watermarks(conn: Any, account_ids: list[str]) -> dict[str, datetime]:
+async def lock_watermarks(conn: Any, account_ids: list[str],
+                          earliest: datetime | None = None) -> dict[str, datetime]:
     """closed_before per account with a closed cycle; the accounts' billing fences stay held (shared), so
-    billing cannot close a cycle under this batch (billing/fence.py)."""
+    billing cannot close a cycle under this batch (billing/fence.py). With `earliest` (the earliest time the
+    caller asks about), only watermarks after it: no time at or after `earliest` is before the others, and a
+    live stream's batch, whose events all follow its accounts' closed cycles, reads back no row."""
     await hold_fences(conn, account_ids, exclusive=False)
     # joined from unnest, not `= ANY(array)`: a linear scan of the array per row (see _resolve_accounts)
     rows = await conn.fetch(
-        "SELECT w.account_id, NULLIF(w.closed_before, '-infinity') AS closed_before "
-        "FROM unnest($1::text[]) AS u(account_id) JOIN billing_watermarks w ON w.account_id = u.account_id",
-        account_ids,
+        "SELECT w.account_id, w.closed_before "
+        "FROM unnest($1::text[]) AS u(account_id) JOIN billing_watermarks w ON w.account_id = u.account_id "
+        "WHERE w.closed_before > coalesce($2::timestamptz, '-infinity')",
+        account_ids, earliest,
     )
-    return {row[0]: row[1] for row in rows if row[1] is not None}
+    return dict(rows)
 
 
 # $1..$3 JSON arrays of text, $4 int8[] microseconds since the epoch, $5..$7 JSON arrays of objects
