@@ -62,12 +62,16 @@ def refuse_worker(conn: Any) -> None:
 
 
 def placements(conn: Any) -> dict[str, tuple[str, str | None, int]]:
-    """Table name -> (citus table type, distribution column, colocation id) of the tables Citus knows."""
+    """Table name -> (citus table type, distribution column, colocation id) of the tables Citus knows. Read from
+    Citus's catalog, not the citus_tables view: the view sizes every shard over other connections, which wait for
+    the locks of the DDL a migration ran before in the same transaction (env.py places its tables after it), and
+    so would wait forever. Hash-distributed: "distributed"; replicated to every node: "reference"; else "local"."""
     rows = conn.execute(text(
-        "SELECT c.relname, t.citus_table_type, t.distribution_column, t.colocation_id FROM citus_tables t "
-        "JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = current_schema()"))
-    return {name: (kind, None if column == "<none>" else column, colocation) for name, kind, column, colocation in rows}
+        "SELECT c.relname, CASE WHEN p.partmethod = 'h' THEN 'distributed' WHEN p.repmodel = 't' THEN 'reference' "
+        "ELSE 'local' END, CASE WHEN p.partmethod = 'h' THEN column_to_column_name(p.logicalrelid, p.partkey) END, "
+        "p.colocationid FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()"))
+    return {name: (kind, column, colocation) for name, kind, column, colocation in rows}
 
 
 def is_distributed(conn: Any) -> bool:
@@ -142,7 +146,7 @@ def distribute(conn: Any, shard_count: int | None = None) -> list[str]:
     placed = placements(conn)
     if shard_count is None and placed.get(DISTRIBUTED[0], ("",))[0] == "distributed":
         # a table placed later (a newer migration's) gets the shard count the first placement chose
-        shard_count = conn.execute(text("SELECT shard_count FROM citus_tables WHERE table_name = CAST(:t AS regclass)"),
+        shard_count = conn.execute(text("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = CAST(:t AS regclass)"),
                                    {"t": DISTRIBUTED[0]}).scalar()
     # Citus distributes no table a local table points at, and a table pointing at a reference table becomes
     # a "Citus local" one that can no longer drop a key: keys between usage tables are set aside first.
