@@ -89,3 +89,50 @@ def test_upgrade_links_grants_sold_before_it_and_a_note_then_voids_them(scratch_
                                            r"changed"):
         command.downgrade(migrate.alembic_config(scratch_url), "0021")
     migrate.check(scratch_url)  # still at head
+
+
+def test_a_cycle_sold_again_before_the_upgrade_keeps_one_grant_for_the_later_sale(scratch_url) -> None:
+    """Under 0021 a cycle was granted once, whatever sold it: a replaced advance invoice (a plan version moved in place)
+    was credited whole with its credits kept, and paying the replacement granted nothing. The upgrade links that one
+    grant to the later sale, so a note on the replacement (still DUE) voids from it and paying it grants nothing."""
+    migrate.upgrade(scratch_url)
+
+    async def buy_pay_reprice(client: Client) -> str:
+        first = await _buy_and_pay(client)  # 1000 credits for 100.00, PAID: balance 1000.00
+        [plan] = (await call(client, "list_price_plans"))["data"]
+        plan_id = plan["id"]
+        cards = {"creditGrantRateCards": [CREDITS | {"rateDetails": {"currencySlabRateDetails": [
+            {"currency": "USD", "creditAmount": "1000",
+             "slabDetails": [{"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.08"}]}]}}]}
+        await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards)
+        await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="START_OF_CURRENT_CYCLE")
+        [again] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                   if i["invoiceType"] == "STANDARD_ADVANCED" and i["id"] != first]
+        assert (again["status"], again["totalAmount"]) == ("DUE", "80.00")  # 1000 × 0.08
+        return str(again["id"])
+
+    again = asyncio.run(_with_client(scratch_url, at(2026, 1, 5), buy_pay_reprice))
+
+    async def as_0021_left_it() -> None:
+        # 0021 credited the replaced sale whole and kept its credits: no VOID entry, nothing voided on the note
+        async with pg_connection(scratch_url) as conn:
+            await conn.execute("DELETE FROM wallet_entries WHERE kind = 'VOID'")
+            await conn.execute("UPDATE credit_note_lines SET credits_voided = NULL")
+
+    asyncio.run(as_0021_left_it())
+    command.downgrade(migrate.alembic_config(scratch_url), "0021")
+    migrate.upgrade(scratch_url)
+    assert [invoice_id for invoice_id, _, _ in asyncio.run(_links(scratch_url))] == [again]  # the later sale
+
+    async def credit_then_pay(client: Client) -> tuple[dict[str, Any], str]:
+        note = await call(client, "create_credit_note", invoiceId=again, reason="ORDER_CHANGE",
+                          lines=[{"lineNumber": 1, "amount": "40.00"}])
+        await call(client, "update_invoice_status", invoiceId=again, status="PAID")
+        return note, str((await call(client, "get_wallet_balance", accountId="acme"))["balance"])
+
+    note, balance = asyncio.run(_with_client(scratch_url, at(2026, 1, 6), credit_then_pay))
+    # before: 1000.00 credits + the replaced sale's 100.00 credited to the wallet = 1100.00. The note credits 40.00 of
+    # the 80.00 still due (nothing to the wallet) and voids 40 / 80 × 1000 = 500.00 credits from the one grant:
+    # 600.00; paying the rest grants nothing (the grant stands for this sale)
+    assert [line["creditsVoided"] for line in note["creditNote"]["lines"]] == ["500.00"]
+    assert balance == "600.00"

@@ -75,7 +75,7 @@ class _Request:
 @dataclass(frozen=True)
 class _TakenBack:
     """The credits a note's part on a PREPAID purchase line (at `position`) takes back: voided now from the grant the
-    line sold (`grant_id`: the invoice is PAID), or withheld from the grant its PAID will issue (DUE: None)."""
+    line's sale issued (`grant_id`: PAID granted them), or withheld from the grant its PAID will issue (None)."""
 
     position: int
     credits: Decimal
@@ -326,9 +326,11 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
         before = earlier.get(row.position, ZERO)
         credits = credits_voided(sold, row.value, before, part.amount, currency)
         grant_id = None
-        if invoice.status == "PAID" and credits > 0:
-            found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, row.position),
-                                       at=now, unclosed=unclosed)
+        # PAID granted the sale's credits (and a sale linked by migration 0022 to a grant an earlier sale of its
+        # cycle issued may be DUE): void them from that grant; a sale not granted yet withholds them instead
+        found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, row.position),
+                                   at=now, unclosed=unclosed) if credits > 0 else None
+        if found is not None or (invoice.status == "PAID" and credits > 0):
             unused = found.unused if found is not None else ZERO
             if credits > unused:
                 money = display_money(currency)
@@ -385,12 +387,14 @@ async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *
     left = (invoice.total_amount or ZERO) - (await _credited(session, invoice.id)).amount
     room = min(line.row.value - on_line, left)
     row = line.row
-    if invoice.status == "PAID" and room > 0 and is_purchase_line(row.line_type, row.details):
+    if room > 0 and is_purchase_line(row.line_type, row.details):
         assert row.details is not None
         found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, position), at=now,
                                    unclosed=unclosed)
-        unused = found.unused if found is not None else ZERO
-        room = min(room, most_creditable(credits_sold(row.details), row.value, on_line, unused, invoice.currency))
+        if found is not None or invoice.status == "PAID":  # granted: only its unused credits can go back
+            unused = found.unused if found is not None else ZERO
+            room = min(room, most_creditable(credits_sold(row.details), row.value, on_line, unused,
+                                             invoice.currency))
     return line.number, room
 
 

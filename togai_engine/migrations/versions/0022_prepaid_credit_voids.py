@@ -8,8 +8,11 @@ Create Date: 2026-12-07
   neither). The grant is found by it when a credit note credits that line. One grant per sale
   (`uq_credit_grants_account_sale`); the one-grant-per-(card, cycle) key now holds for the other grants only (a
   partial unique index under the same name), so a cycle sold again after its first sale was credited (a replaced
-  advance invoice) is granted again. Grants issued before this revision are linked to the PAID invoice line that
-  sold them (same account, grantorId and cycle start; the earliest paid when two sold one cycle).
+  advance invoice) is granted again. Grants issued before this revision are linked to the latest DUE or PAID
+  invoice line that sold their cycle (same account, grantorId and cycle start). Before it, a cycle was granted
+  once whatever sold it: when a replaced advance invoice was credited (its credits kept) and the cycle sold again,
+  the one grant stands for the later sale, so paying that sale (still DUE) grants nothing again and a credit note
+  on it voids from that grant.
 - `wallet_entries.credit_note_id` and the kind VOID (negative, with the note): the credits a credit note took back
   from such a grant; a note voids a grant once (`uq_wallet_entries_account_note_grant`).
 - `credit_note_lines.credits_voided`: on a purchase line, the credits that part of the note took back.
@@ -35,8 +38,8 @@ SIGNS_BEFORE = ("(kind = 'GRANT' AND amount > 0)"
 KINDS = "kind IN ('GRANT', 'APPLICATION', 'REVERSAL', 'EXPIRY', 'VOID')"
 SIGNS = SIGNS_BEFORE + " OR (kind = 'VOID' AND amount < 0 AND credit_note_id IS NOT NULL)"
 
-# Each PREPAID purchase line of a PAID invoice, the earliest paid first per (account, card, cycle): the grant its
-# PAID issued (revision 0021 granted one per account, grantorId and cycle start).
+# For each (account, card, cycle) the latest DUE or PAID purchase line that sold it, in issue order: the sale the one
+# grant revision 0021 issued per account, grantorId and cycle start stands for (see the docstring).
 LINK_SOLD_GRANTS = """
 UPDATE credit_grants AS g SET sale_invoice_id = sold.invoice_id, sale_line_position = sold.position
 FROM (
@@ -44,10 +47,9 @@ FROM (
            i.account_id, l.invoice_id, l.position, l.details->>'grantorId' AS grantor_id,
            (l.details->>'effectiveFrom')::timestamptz AS cycle_start
     FROM invoice_lines AS l JOIN invoices AS i ON i.id = l.invoice_id
-    WHERE i.status = 'PAID' AND l.parent_position IS NULL AND l.line_type = 'CREDIT_GRANT_RATE_CARD_AMOUNT'
-      AND l.details->>'invoiceTiming' = 'PREPAID'
-    ORDER BY i.account_id, l.details->>'grantorId', l.details->>'effectiveFrom', i.status_changed_at, i.seq,
-             l.position
+    WHERE i.status IN ('DUE', 'PAID') AND l.parent_position IS NULL
+      AND l.line_type = 'CREDIT_GRANT_RATE_CARD_AMOUNT' AND l.details->>'invoiceTiming' = 'PREPAID'
+    ORDER BY i.account_id, l.details->>'grantorId', l.details->>'effectiveFrom', i.seq DESC, l.position DESC
 ) AS sold
 WHERE g.account_id = sold.account_id AND g.source = 'RATE_CARD' AND g.grantor_id = sold.grantor_id
   AND g.cycle_start = sold.cycle_start
