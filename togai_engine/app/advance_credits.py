@@ -102,13 +102,16 @@ async def _lines(session: AsyncSession, *conditions: ColumnElement[bool]) -> lis
 async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineRow, wanted: Decimal, now: datetime,
                   *, memo: str, key: str) -> str | None:
     """A credit note of `wanted` on `line`, within what create_credit_note allows still (credit_notes.line_room);
-    None when nothing is left to credit."""
+    None when nothing is left to credit. The note's key names what the line's notes credited before it: room can
+    remain after a first change (a PAID purchase line is credited only as far as its credits are unused), and a
+    later change crediting more of it is another note, not a replay of the first with another amount."""
     number, room = await credit_notes.line_room(session, invoice, line.position, now=now, unclosed=unclosed_periods)
     amount = min(wanted, room)
     if amount <= 0:
         return None
+    before = (await credit_notes.credited_on_lines(session, invoice.id, [line.position])).get(line.position, 0)
     result = await credit_notes.create_credit_note(session, CreditNoteCreate(
         invoiceId=invoice.id, reason="ORDER_CHANGE", memo=memo[:500],
-        lines=[CreditNoteLineInput(lineNumber=number, amount=amount)], idempotencyKey=key,
+        lines=[CreditNoteLineInput(lineNumber=number, amount=amount)], idempotencyKey=f"{key}:after:{before}",
     ), now, unclosed=unclosed_periods)
     return result.creditNote.id
