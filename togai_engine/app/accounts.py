@@ -126,13 +126,12 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
     account_id = await accounts.account_id_of(session, account_id)
+    row = await accounts.get_row(session, account_id, lock=True)
     if data.invoiceCurrency or data.status:
         # A grant holds this lock shared while it checks the account's currency and status, so neither changes
-        # under it (no grant lands on an account being archived). Before the account row: a grant holds it and
-        # then reads the row (its wallet's key), so taking it after the row lock could wait on a grant that
-        # waits on this call.
+        # under it (no grant lands on an account being archived). After the account's lock, as everywhere: a PAID
+        # invoice's PREPAID grant takes it shared under the account's lock, and grant_credit takes no account lock.
         await hold_wallet_currency(session, account_id, exclusive=True)
-    row = await accounts.get_row(session, account_id, lock=True)
     archiving = data.status == "ARCHIVED" and row.status != "ARCHIVED"
     staying_archived = row.status == "ARCHIVED" and data.status != "ACTIVE"
     if data.pricePlanId and (archiving or staying_archived or data.status == "ARCHIVED"):
