@@ -4,6 +4,7 @@ credits". Amounts worked out by hand."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,10 @@ from typing import Any
 from helpers import at, call, call_error, iso, tokens_meter
 from test_fixed_fee_timing import lines, oldest_first
 from test_scenarios import account, tiered
+from togai_engine.accounts.schemas import AccountUpdate
+from togai_engine.accounts.service import lock_accounts
+from togai_engine.app import accounts as app_accounts
+from togai_engine.app import invoices as app_invoices
 from togai_engine.cycles import Cycle
 from togai_engine.invoices.compose import credit_purchase_line
 from togai_engine.plans.schemas import CreditGrantRateCard
@@ -176,3 +181,43 @@ async def test_revenue_counts_the_credits_each_invoice_sold_at_its_start(client,
     await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
     await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
     assert await monthly_revenue() == [D("190.00"), D("80.00")]
+
+
+async def test_paying_a_sale_while_the_account_changes_status_does_not_deadlock(client, clock, db) -> None:
+    """update_invoice_status(PAID) grants the credits under the account's lock and then the wallet-currency lock;
+    update_account(status or invoiceCurrency) takes the same two. Taken in the opposite order they deadlock (one
+    call fails with 40P01): a third transaction holds the account's lock while the PAID queues for it, then the
+    account change, then lets go."""
+    tokens = await tokens_meter(client)
+    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}],
+        "creditGrantRateCards": [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    [advance] = [i["id"] for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    now = at(2026, 1, 2)
+    release = asyncio.Event()
+
+    async def hold_the_account() -> None:
+        async with db.unit_of_work() as session:
+            await lock_accounts(session, ["acme"])
+            await release.wait()
+
+    async def pay() -> None:
+        async with db.unit_of_work() as session:
+            await app_invoices.update_invoice_status(session, advance, "PAID", now)
+
+    async def reactivate() -> None:
+        async with db.unit_of_work() as session:
+            await app_accounts.update_account(session, "acme", AccountUpdate(status="ACTIVE"), now)
+
+    holder = asyncio.create_task(hold_the_account())
+    await asyncio.sleep(0.3)
+    paying = asyncio.create_task(pay())
+    await asyncio.sleep(0.3)  # the PAID waits for the account's lock
+    changing = asyncio.create_task(reactivate())
+    await asyncio.sleep(0.3)  # so does the account change
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, paying, changing), timeout=30)
+    assert await balance(client) == "100.00"  # 100 credits granted once
