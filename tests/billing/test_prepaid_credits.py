@@ -36,6 +36,17 @@ async def balance(client: Any) -> str:
     return str((await call(client, "get_wallet_balance", accountId="acme"))["balance"])
 
 
+async def acme_on_prepaid_plan(client: Any, clock: Any) -> None:
+    """At 1 January 2026, account acme on a monthly plan from then: tokens at 0.10 each, and 100 credits sold at 0.8
+    each (80.00) every cycle."""
+    tokens = await tokens_meter(client)
+    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}],
+        "creditGrantRateCards": [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+
+
 async def test_prepaid_credits_are_sold_in_advance_and_granted_only_once_paid(client, clock) -> None:
     tokens = await tokens_meter(client)
     usage_card = tiered(tokens, ("0", "0.10")) | {"name": "tokens"}
@@ -152,12 +163,7 @@ def test_credits_sold_in_packages() -> None:
 async def test_revenue_counts_the_credits_each_invoice_sold_at_its_start(client, clock) -> None:
     """REVENUE of a month equals its invoices' totals, PREPAID purchase lines included, whether the invoice is
     DUE, PAID or a DRAFT: the credits are sold (and paid ahead) at the invoice's start."""
-    tokens = await tokens_meter(client)
-    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
-        "usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}],
-        "creditGrantRateCards": [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
-    clock.set(at(2026, 1, 1))
-    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    await acme_on_prepaid_plan(client, clock)
     await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
                                               "timestamp": "2026-01-10T00:00:00Z", "attributes": {"tokens": "300"}})
     clock.set(at(2026, 2, 1))
@@ -188,12 +194,7 @@ async def test_paying_a_sale_while_the_account_changes_status_does_not_deadlock(
     update_account(status or invoiceCurrency) takes the same two. Taken in the opposite order they deadlock (one
     call fails with 40P01): a third transaction holds the account's lock while the PAID queues for it, then the
     account change, then lets go."""
-    tokens = await tokens_meter(client)
-    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
-        "usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}],
-        "creditGrantRateCards": [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
-    clock.set(at(2026, 1, 1))
-    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    await acme_on_prepaid_plan(client, clock)
     [advance] = [i["id"] for i in (await call(client, "list_invoices", accountId="acme"))["data"]
                  if i["invoiceType"] == "STANDARD_ADVANCED"]
     now = at(2026, 1, 2)
