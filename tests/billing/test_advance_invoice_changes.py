@@ -171,3 +171,36 @@ async def test_a_one_time_prepaid_card_sold_again_on_a_new_run_grants_again(clie
     assert [a[1:3] for a in await advance_invoices(client, "acme")] == [("PAID", "80.00"), ("PAID", "80.00")]
     entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
     assert sorted(e["amount"] for e in entries if e["kind"] == "GRANT") == ["100.00", "100.00"]
+
+
+async def note_amounts(client: Any) -> list[str]:
+    """The account's credit notes' amounts, oldest first."""
+    return [n["amount"] for n in reversed((await call(client, "list_credit_notes", accountId="acme"))["data"])]
+
+
+async def test_a_change_then_an_end_at_the_same_instant_credit_the_unused_fee_once(client, clock) -> None:
+    p = await plan(client, "P", fee("base", "28", displayName="Base", invoiceTiming="IN_ADVANCE"))
+    q = await plan(client, "Q", fee("q_base", "10", displayName="Q base"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", p, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 10))  # January's invoice (DUE) carries February's 28.00
+    await call(client, "update_account", accountId="acme", pricePlanId=q, effectiveFrom="2026-02-20T00:00:00Z")
+    assert await note_amounts(client) == ["9.00"]  # 28.00 × 9/28 days unused (20 Feb - 1 Mar)
+    clock.set(at(2026, 2, 11))
+    await call(client, "update_account", accountId="acme", effectiveUntil="2026-02-20T00:00:00Z")
+    assert await note_amounts(client) == ["9.00"]  # nothing more of P's fee is unused
+
+
+async def test_two_cuts_credit_the_unused_fee_less_what_was_credited(client, clock) -> None:
+    p = await plan(client, "P", fee("base", "28", displayName="Base", invoiceTiming="IN_ADVANCE"))
+    q = await plan(client, "Q", fee("q_base", "10", displayName="Q base"))
+    r = await plan(client, "R", fee("r_base", "10", displayName="R base"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", p, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 10))
+    await call(client, "update_account", accountId="acme", pricePlanId=q, effectiveFrom="2026-02-10T00:00:00Z")
+    clock.set(at(2026, 2, 20))
+    await call(client, "update_account", accountId="acme", pricePlanId=r, effectiveFrom="2026-02-20T00:00:00Z")
+    # P's February fee: 28.00 × 19/28 = 19.00 unused from 10 Feb; the cut at 20 Feb leaves 9.00 of P unused, which
+    # the 19.00 covers already: nothing more
+    assert await note_amounts(client) == ["19.00"]

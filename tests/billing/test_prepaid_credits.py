@@ -222,3 +222,32 @@ async def test_paying_a_sale_while_the_account_changes_status_does_not_deadlock(
     release.set()
     await asyncio.wait_for(asyncio.gather(holder, paying, changing), timeout=30)
     assert await balance(client) == "100.00"  # 100 credits granted once
+
+
+async def test_a_version_moved_from_the_current_cycle_credits_the_cycle_already_sold(client, clock) -> None:
+    """January's invoice sold (and, paid, granted) February's credits. A version finalized on 2 February from the
+    start of the current cycle starts a new association on 1 February, whose advance invoice sells February again at
+    the new price: the old sale of February is credited whole (its unused credits voided), so the cycle is bought
+    once (app/advance_credits.py)."""
+    await acme_on_prepaid_plan(client, clock)
+    [advance] = [i["id"] for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    await call(client, "update_invoice_status", invoiceId=advance, status="PAID")  # January's 100 credits
+    clock.set(at(2026, 2, 2))
+    [january, _] = await oldest_first(client, "acme")
+    assert (january["status"], january["totalAmount"]) == ("DUE", "80.00")  # February's credits, no usage
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
+    assert await balance(client) == "100.00"  # January's expired with January; February's granted
+    [listed] = (await call(client, "list_price_plans"))["data"]
+    cards = (await call(client, "get_price_plan", pricePlanId=listed["id"]))["rateCards"]
+    cards["creditGrantRateCards"] = [credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.7"})]
+    await call(client, "update_price_plan", pricePlanId=listed["id"], rateCards=cards)
+    await call(client, "finalize_price_plan", pricePlanId=listed["id"], migrationMode="START_OF_CURRENT_CYCLE")
+    [note] = (await call(client, "list_credit_notes", accountId="acme"))["data"]
+    # January's purchase line of February's credits, 80.00, credited whole: its 100 credits voided, the 80.00 back
+    # to the wallet: 100.00 - 100.00 + 80.00 = 80.00
+    assert (note["invoiceId"], note["amount"], note["lines"][0]["creditsVoided"]) == (january["id"], "80.00", "100.00")
+    assert await balance(client) == "80.00"
+    [resold] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                if i["invoiceType"] == "STANDARD_ADVANCED" and i["id"] != advance]
+    assert (resold["status"], resold["totalAmount"]) == ("DUE", "70.00")  # February again, 100 × 0.7

@@ -8,6 +8,10 @@ whole fee is unused):
   unused share of what it paid for (T to its service period's end, over that service period), rounded once
   half-up to the currency's minor unit, less what notes already credited on that line (and at most what the
   invoice's notes left creditable). A ONE_TIME fee is never credited for a cut.
+PREPAID credits sold for a cycle that starts at or after T (the next cycle's, on the period's invoice) are credited
+whole the same way, less what notes credited on the line: the plan no longer reaches that cycle (a change sells it
+again on the new association's advance invoice). Credits of a cycle already started stay bought (they expire with
+their cycle). A PAID purchase is credited as far as its credits are unused (credit_notes.line_room).
 A change at an association's first instant (a plan change or end there, a version or deal moved in place) drops
 or re-prices the association from its start: its advance invoice is credited whole, every line of it (ONE_TIME
 fees and PREPAID credits sold included), because the period it paid for is invoiced anew (or not at all). A PAID
@@ -21,17 +25,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.invoices import credit_notes
-from togai_engine.invoices.compose import FIXED_FEE_LINE
+from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow
 from togai_engine.pricing import round_fraction
+from togai_engine.wallets.rate_cards import PREPAID
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -40,22 +45,21 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
                                      now: datetime) -> list[str]:
     """Credit notes for the in-advance fees the account's plan no longer uses from `instant` on; returns their ids.
     Call after the association was cut at `instant`."""
-    lines = await _lines(session, InvoiceRow.account_id == account_id, InvoiceLineRow.line_type == FIXED_FEE_LINE,
-                         InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
-                         InvoiceLineRow.details["type"].astext == "RECURRING")
+    in_advance_fee = and_(InvoiceLineRow.line_type == FIXED_FEE_LINE,
+                          InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
+                          InvoiceLineRow.details["type"].astext == "RECURRING")
+    credits_sold = and_(InvoiceLineRow.line_type == CREDIT_GRANT_LINE,
+                        InvoiceLineRow.details["invoiceTiming"].astext == PREPAID)
+    lines = await _lines(session, InvoiceRow.account_id == account_id, or_(in_advance_fee, credits_sold))
     issued: list[str] = []
     for invoice, line in lines:
-        details = line.details
-        paid_until = datetime.fromisoformat(details["servicePeriodEnd"])
-        if paid_until <= instant:
+        unused = _unused(line, invoice.currency, instant)
+        if unused is None:
             continue
-        # the share of what the line paid for that is unused: the fee of a period the plan no longer reaches at
-        # all (it starts at or after `instant`) is credited whole
-        paid_from = datetime.fromisoformat(details["servicePeriodStart"])
-        unused_from = max(instant, paid_from)
-        unused = round_fraction(Fraction(line.value) * Fraction((paid_until - unused_from) // _MICROSECOND,
-                                                                (paid_until - paid_from) // _MICROSECOND),
-                                invoice.currency)
+        credited = (await credit_notes.credited_on_lines(session, invoice.id, [line.position])).get(line.position)
+        unused -= credited or 0  # what notes credited on the line came off what it paid for already
+        if unused <= 0:
+            continue
         note = await _credit(session, invoice, line, unused, now,
                              memo=f"{line.description}: unused from {instant.isoformat()} (the plan changed or ended "
                                   "there)",
@@ -63,6 +67,22 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
         if note is not None:
             issued.append(note)
     return issued
+
+
+def _unused(line: InvoiceLineRow, currency: str, instant: datetime) -> Decimal | None:
+    """What of the line's value pays for time from `instant` on (None: nothing). An in-advance fee: its value × the
+    unused share of its service period; the fee of a period the plan no longer reaches at all (it starts at or
+    after `instant`) whole. PREPAID credits: whole when their cycle starts at or after `instant`, else nothing."""
+    details = line.details or {}
+    if line.line_type == CREDIT_GRANT_LINE:
+        return line.value if datetime.fromisoformat(details["effectiveFrom"]) >= instant else None
+    paid_until = datetime.fromisoformat(details["servicePeriodEnd"])
+    if paid_until <= instant:
+        return None
+    paid_from = datetime.fromisoformat(details["servicePeriodStart"])
+    unused_from = max(instant, paid_from)
+    return round_fraction(Fraction(line.value) * Fraction((paid_until - unused_from) // _MICROSECOND,
+                                                          (paid_until - paid_from) // _MICROSECOND), currency)
 
 
 async def credit_replaced_advance_invoices(session: AsyncSession, association_ids: list[int],
