@@ -15,7 +15,7 @@ from alembic import command
 from mcp import Client
 
 from conftest import hosted, pg_connection
-from helpers import at, call
+from helpers import at, call, call_error
 from mcp_server.server import build_server
 from togai_engine.common.clock import FixedClock
 from togai_engine.store import migrate
@@ -125,6 +125,9 @@ def test_a_cycle_sold_again_before_the_upgrade_keeps_one_grant_for_the_later_sal
     assert [invoice_id for invoice_id, _, _ in asyncio.run(_links(scratch_url))] == [again]  # the later sale
 
     async def credit_then_pay(client: Client) -> tuple[dict[str, Any], str]:
+        # a VOID would leave the credits the sale stands for granted: refused, pointing to a note by lines
+        refused = await call_error(client, "update_invoice_status", invoiceId=again, status="VOID")
+        assert "sells PREPAID credits that its account already holds" in refused and "lines=" in refused
         note = await call(client, "create_credit_note", invoiceId=again, reason="ORDER_CHANGE",
                           lines=[{"lineNumber": 1, "amount": "40.00"}])
         await call(client, "update_invoice_status", invoiceId=again, status="PAID")

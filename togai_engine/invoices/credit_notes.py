@@ -43,6 +43,7 @@ from togai_engine.wallets.service import (
     Sale,
     UnclosedPeriods,
     grant_from_credit_note,
+    sale_was_granted,
     sold_credits,
     void_sold_credits,
 )
@@ -201,6 +202,13 @@ async def credit_notes_for(session: AsyncSession, invoice_ids: Sequence[str]) ->
 async def check_voidable(session: AsyncSession, invoice: InvoiceRow) -> None:
     """Refuses to void an invoice that has credit notes: they already took amounts off it or credited the
     wallet, and a VOID would undo its wallet credits a second time. A note for the rest does what VOID would."""
+    if await sale_was_granted(session, account_id=invoice.account_id, invoice_id=invoice.id):
+        # only a DUE invoice that migration 0022 linked to the grant an earlier sale of its cycle issued: a VOID
+        # would leave those credits granted
+        raise Conflict(f"invoice {invoice.id!r} sells PREPAID credits that its account already holds (granted before "
+                       "migration 0022 for the same cycle), and a VOID would leave them granted; credit it by lines "
+                       f"instead (create_credit_note(invoiceId={invoice.id!r}, lines=[...]), get_invoice lists them), "
+                       "which takes the unused credits back")
     notes = (await credit_notes_for(session, [invoice.id])).get(invoice.id, [])
     if not notes:
         return

@@ -84,7 +84,6 @@ def is_distributed(conn: Any) -> bool:
         {"tables": list(DISTRIBUTED)}).scalar())
 
 
-
 def refuse_downgrade_if_distributed(conn: Any, revision: str) -> None:
     """A downgrade below `revision` (one after 0020) refuses a distributed database before any DDL: the DDL would
     hold locks that 0020's own check waits for, and below 0020 a distributed database cannot go at all."""
@@ -93,6 +92,7 @@ def refuse_downgrade_if_distributed(conn: Any, revision: str) -> None:
                            f"a distributed database below {revision} is not supported (below 0020 it cannot be): "
                            "nothing was changed. To run an older engine, restore a backup taken before `db "
                            "distribute` (README, Scaling out -> Citus)")
+
 
 def _tables(conn: Any) -> set[str]:
     rows = conn.execute(text(

@@ -398,6 +398,13 @@ async def grant_from_credit_note(
     return grant_id
 
 
+async def sale_was_granted(session: AsyncSession, *, account_id: str, invoice_id: str) -> bool:
+    """Some PREPAID purchase line of the invoice has a grant linked to it (its PAID granted it, or migration 0022
+    linked it to the grant an earlier sale of its cycle issued)."""
+    return bool(await session.scalar(select(exists().where(G.account_id == account_id,
+                                                           G.sale_invoice_id == invoice_id))))
+
+
 async def sold_credits(session: AsyncSession, *, account_id: str, sale: Sale, at: datetime,
                        unclosed: UnclosedPeriods) -> SoldCredits | None:
     """The grant `sale` issued when its invoice was PAID, with what of it is unused as of `at`; None when it issued

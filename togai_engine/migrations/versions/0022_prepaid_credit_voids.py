@@ -8,11 +8,11 @@ Create Date: 2026-12-07
   neither). The grant is found by it when a credit note credits that line. One grant per sale
   (`uq_credit_grants_account_sale`); the one-grant-per-(card, cycle) key now holds for the other grants only (a
   partial unique index under the same name), so a cycle sold again after its first sale was credited (a replaced
-  advance invoice) is granted again. Grants issued before this revision are linked to the latest DUE or PAID
-  invoice line that sold their cycle (same account, grantorId and cycle start). Before it, a cycle was granted
-  once whatever sold it: when a replaced advance invoice was credited (its credits kept) and the cycle sold again,
-  the one grant stands for the later sale, so paying that sale (still DUE) grants nothing again and a credit note
-  on it voids from that grant.
+  advance invoice) is granted again. Before this revision a cycle was granted once whatever sold it, so each such
+  grant is linked to the sale of its cycle (same account, grantorId and cycle start) it stands for: a DUE or PAID
+  purchase line not credited in full by notes, the PAID one that issued it first. When a replaced advance invoice
+  was credited whole (its credits kept) and the cycle sold again, that is the later sale: paying it (still DUE)
+  grants nothing again, a note on it voids from that grant, and a VOID of it is refused (credit_notes).
 - `wallet_entries.credit_note_id` and the kind VOID (negative, with the note): the credits a credit note took back
   from such a grant; a note voids a grant once (`uq_wallet_entries_account_note_grant`).
 - `credit_note_lines.credits_voided`: on a purchase line, the credits that part of the note took back.
@@ -38,18 +38,23 @@ SIGNS_BEFORE = ("(kind = 'GRANT' AND amount > 0)"
 KINDS = "kind IN ('GRANT', 'APPLICATION', 'REVERSAL', 'EXPIRY', 'VOID')"
 SIGNS = SIGNS_BEFORE + " OR (kind = 'VOID' AND amount < 0 AND credit_note_id IS NOT NULL)"
 
-# For each (account, card, cycle) the latest DUE or PAID purchase line that sold it, in issue order: the sale the one
-# grant revision 0021 issued per account, grantorId and cycle start stands for (see the docstring).
+# For each (account, card, cycle), the sale the one grant revision 0021 issued stands for (see the docstring): among
+# its DUE or PAID purchase lines, one that notes have not credited in full first (a sale credited whole gave its
+# money back), then a PAID one, the earliest paid (the PAID that issued the grant), then in issue order.
 LINK_SOLD_GRANTS = """
 UPDATE credit_grants AS g SET sale_invoice_id = sold.invoice_id, sale_line_position = sold.position
 FROM (
-    SELECT DISTINCT ON (i.account_id, l.details->>'grantorId', l.details->>'effectiveFrom')
+    SELECT DISTINCT ON (i.account_id, l.details->>'grantorId', (l.details->>'effectiveFrom')::timestamptz)
            i.account_id, l.invoice_id, l.position, l.details->>'grantorId' AS grantor_id,
            (l.details->>'effectiveFrom')::timestamptz AS cycle_start
     FROM invoice_lines AS l JOIN invoices AS i ON i.id = l.invoice_id
+    LEFT JOIN (SELECT invoice_id, line_position, sum(amount) AS amount FROM credit_note_lines
+               GROUP BY invoice_id, line_position) AS credited
+           ON credited.invoice_id = l.invoice_id AND credited.line_position = l.position
     WHERE i.status IN ('DUE', 'PAID') AND l.parent_position IS NULL
       AND l.line_type = 'CREDIT_GRANT_RATE_CARD_AMOUNT' AND l.details->>'invoiceTiming' = 'PREPAID'
-    ORDER BY i.account_id, l.details->>'grantorId', l.details->>'effectiveFrom', i.seq DESC, l.position DESC
+    ORDER BY i.account_id, l.details->>'grantorId', (l.details->>'effectiveFrom')::timestamptz,
+             coalesce(credited.amount, 0) >= l.value, i.status <> 'PAID', i.status_changed_at, i.seq, l.position
 ) AS sold
 WHERE g.account_id = sold.account_id AND g.source = 'RATE_CARD' AND g.grantor_id = sold.grantor_id
   AND g.cycle_start = sold.cycle_start
