@@ -137,6 +137,12 @@ async def test_prepaid_cards_are_validated_naming_the_field(client) -> None:
     assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].slabConfig.packageSize" in error
     error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "-1"}))
     assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails[0].rate" in error
+    # sold for nothing: such a sale could not be credited back when a change replaces it (a note credits an amount)
+    error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0"}))
+    assert f"{path}.rateDetails.currencySlabRateDetails[0].slabDetails" in error and "sell for 0" in error
+    error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0"},
+                                       {"startAfter": 100, "priceType": "PER_UNIT", "rate": "1"}))
+    assert "the 100 credits would sell for 0" in error  # the first 100 are free, and 100 are bought
 
 
 def test_the_credits_sold_are_the_credits_granted_to_the_minor_unit() -> None:
