@@ -35,8 +35,8 @@ from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.sold_credits import PURCHASE_LINE
 from togai_engine.pricing import round_fraction
-from togai_engine.wallets.rate_cards import PREPAID
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -48,19 +48,13 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
     in_advance_fee = and_(InvoiceLineRow.line_type == FIXED_FEE_LINE,
                           InvoiceLineRow.details["invoiceTiming"].astext == "IN_ADVANCE",
                           InvoiceLineRow.details["type"].astext == "RECURRING")
-    credits_sold = and_(InvoiceLineRow.line_type == CREDIT_GRANT_LINE,
-                        InvoiceLineRow.details["invoiceTiming"].astext == PREPAID)
-    lines = await _lines(session, InvoiceRow.account_id == account_id, or_(in_advance_fee, credits_sold))
+    lines = await _lines(session, InvoiceRow.account_id == account_id, or_(in_advance_fee, PURCHASE_LINE))
     issued: list[str] = []
     for invoice, line in lines:
         unused = _unused(line, invoice.currency, instant)
         if unused is None:
             continue
-        credited = (await credit_notes.credited_on_lines(session, invoice.id, [line.position])).get(line.position)
-        unused -= credited or 0  # what notes credited on the line came off what it paid for already
-        if unused <= 0:
-            continue
-        note = await _credit(session, invoice, line, unused, now,
+        note = await _credit(session, invoice, line, unused, now, less_credited=True,
                              memo=f"{line.description}: unused from {instant.isoformat()} (the plan changed or ended "
                                   "there)",
                              key=f"in-advance-fee:{invoice.id}:{line.position}:{instant.isoformat()}")
@@ -120,16 +114,21 @@ async def _lines(session: AsyncSession, *conditions: ColumnElement[bool]) -> lis
 
 
 async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineRow, wanted: Decimal, now: datetime,
-                  *, memo: str, key: str) -> str | None:
-    """A credit note of `wanted` on `line`, within what create_credit_note allows still (credit_notes.line_room);
-    None when nothing is left to credit. The note's key names what the line's notes credited before it: room can
-    remain after a first change (a PAID purchase line is credited only as far as its credits are unused), and a
-    later change crediting more of it is another note, not a replay of the first with another amount."""
+                  *, memo: str, key: str, less_credited: bool = False) -> str | None:
+    """A credit note of `wanted` on `line` (`less_credited`: less what notes credited on the line already, which came
+    off what it paid for), within what create_credit_note allows still (credit_notes.line_room); None when nothing
+    is left to credit. The note's key names what the line's notes credited before it: room can remain after a first
+    change (a PAID purchase line is credited only as far as its credits are unused), and a later change crediting
+    more of it is another note, not a replay of the first with another amount."""
+    before = (await credit_notes.credited_on_lines(session, invoice.id, [line.position])).get(line.position, 0)
+    if less_credited:
+        wanted -= before
+        if wanted <= 0:
+            return None
     number, room = await credit_notes.line_room(session, invoice, line.position, now=now, unclosed=unclosed_periods)
     amount = min(wanted, room)
     if amount <= 0:
         return None
-    before = (await credit_notes.credited_on_lines(session, invoice.id, [line.position])).get(line.position, 0)
     result = await credit_notes.create_credit_note(session, CreditNoteCreate(
         invoiceId=invoice.id, reason="ORDER_CHANGE", memo=memo[:500],
         lines=[CreditNoteLineInput(lineNumber=number, amount=amount)], idempotencyKey=f"{key}:after:{before}",

@@ -11,13 +11,12 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.invoices.compose import CREDIT_GRANT_LINE
 from togai_engine.invoices.credit_notes import credited_on_lines
 from togai_engine.invoices.display import money
 from togai_engine.invoices.models import InvoiceLineRow
-from togai_engine.invoices.sold_credits import credits_voided
+from togai_engine.invoices.sold_credits import PURCHASE_LINE, credits_voided
 from togai_engine.wallets import service as wallets
-from togai_engine.wallets.rate_cards import PREPAID, sold_grant
+from togai_engine.wallets.rate_cards import sold_grant
 
 
 async def grant_paid_credits(session: AsyncSession, invoice_id: str, account_id: str, currency: str,
@@ -27,9 +26,7 @@ async def grant_paid_credits(session: AsyncSession, invoice_id: str, account_id:
     credits, as those notes took back (sold_credits.credits_voided); a line credited in full grants nothing."""
     lines = list(await session.scalars(
         select(InvoiceLineRow).where(
-            InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None),
-            InvoiceLineRow.line_type == CREDIT_GRANT_LINE,
-            InvoiceLineRow.details["invoiceTiming"].astext == PREPAID)
+            InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None), PURCHASE_LINE)
         .order_by(InvoiceLineRow.position)))
     credited = await credited_on_lines(session, invoice_id, [line.position for line in lines])
     grants = []

@@ -36,11 +36,13 @@ from togai_engine.invoices.credit_note_schemas import (
 from togai_engine.invoices.display import credit_note_number, invoice_number
 from togai_engine.invoices.display import money as display_money
 from togai_engine.invoices.models import InvoiceCounterRow, InvoiceLineRow, InvoiceRow, counter_lock_sql
-from togai_engine.invoices.sold_credits import credits_sold, credits_voided, is_purchase_line, most_creditable
+from togai_engine.invoices.sold_credits import credits_voided, is_purchase_line, most_creditable
 from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
+from togai_engine.wallets.rate_cards import sold_grant
 from togai_engine.wallets.service import (
     Sale,
+    SoldCredits,
     UnclosedPeriods,
     grant_from_credit_note,
     sale_was_granted,
@@ -330,16 +332,13 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
     for i, part in purchases:
         row = part.line.row
         assert row.details is not None, "a purchase line carries the grant it sold"
-        sold = credits_sold(row.details)
+        sold = sold_grant(row.details).amount
         before = earlier.get(row.position, ZERO)
         credits = credits_voided(sold, row.value, before, part.amount, currency)
         grant_id = None
-        # PAID granted the sale's credits (and a sale linked by migration 0022 to a grant an earlier sale of its
-        # cycle issued may be DUE): void them from that grant; a sale not granted yet withholds them instead
-        found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, row.position),
-                                   at=now, unclosed=unclosed) if credits > 0 else None
-        if found is not None or (invoice.status == "PAID" and credits > 0):
-            unused = found.unused if found is not None else ZERO
+        granted = await _granted(session, invoice, row.position, now, unclosed) if credits > 0 else None
+        if granted is not None:  # void them from the grant; a sale not granted yet withholds them instead
+            found, unused = granted
             if credits > unused:
                 money = display_money(currency)
                 most = min(most_creditable(sold, row.value, before, unused, currency), row.value - before)
@@ -397,13 +396,24 @@ async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *
     row = line.row
     if room > 0 and is_purchase_line(row.line_type, row.details):
         assert row.details is not None
-        found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, position), at=now,
-                                   unclosed=unclosed)
-        if found is not None or invoice.status == "PAID":  # granted: only its unused credits can go back
-            unused = found.unused if found is not None else ZERO
-            room = min(room, most_creditable(credits_sold(row.details), row.value, on_line, unused,
+        granted = await _granted(session, invoice, position, now, unclosed)
+        if granted is not None:  # only its unused credits can go back
+            room = min(room, most_creditable(sold_grant(row.details).amount, row.value, on_line, granted[1],
                                              invoice.currency))
     return line.number, room
+
+
+async def _granted(session: AsyncSession, invoice: InvoiceRow, position: int, now: datetime,
+                   unclosed: UnclosedPeriods) -> tuple[SoldCredits | None, Decimal] | None:
+    """When the credits the purchase line at `position` sold were granted: the grant (None: the wallet holds none of
+    them) and its unused credits as of `now`; None when they are not granted yet, so a note withholds them from
+    what PAID grants. PAID granted them; a DUE sale may hold the grant an earlier sale of its cycle issued before
+    migration 0022, which linked it there."""
+    found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, position), at=now,
+                               unclosed=unclosed)
+    if found is None and invoice.status != "PAID":
+        return None
+    return found, found.unused if found is not None else ZERO
 
 
 async def credited_on_lines(session: AsyncSession, invoice_id: str, positions: list[int]) -> dict[int, Decimal]:

@@ -16,7 +16,10 @@ from fractions import Fraction
 from math import ceil
 from typing import Any
 
+from sqlalchemy import and_
+
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE
+from togai_engine.invoices.models import InvoiceLineRow
 from togai_engine.pricing.money import minor_unit, round_fraction
 from togai_engine.wallets.rate_cards import PREPAID
 
@@ -28,9 +31,9 @@ def is_purchase_line(line_type: str, details: Mapping[str, Any] | None) -> bool:
     return line_type == CREDIT_GRANT_LINE and (details or {}).get("invoiceTiming") == PREPAID
 
 
-def credits_sold(details: Mapping[str, Any]) -> Decimal:
-    """The credits a purchase line sold (its grant's amount, fixed when it was invoiced)."""
-    return Decimal(str(details["creditAmount"]))
+# is_purchase_line as a condition on invoice_lines
+PURCHASE_LINE = and_(InvoiceLineRow.line_type == CREDIT_GRANT_LINE,
+                     InvoiceLineRow.details["invoiceTiming"].astext == PREPAID)
 
 
 def credits_voided(sold: Decimal, value: Decimal, credited_before: Decimal, credited: Decimal,
