@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -75,6 +76,15 @@ async def first_line(session: Any, invoice: InvoiceRow) -> int:
     return int(await session.scalar(select(InvoiceLineRow.position).where(
         InvoiceLineRow.invoice_id == invoice.id, InvoiceLineRow.parent_position.is_(None))
         .order_by(InvoiceLineRow.position).limit(1)))
+
+
+async def purchase_room(db: Any, invoice_id: str, now: Any) -> tuple[int, D]:
+    """credit_notes.line_room of the invoice's first line (its purchase line): (its number, the most still creditable)."""
+    async with db.unit_of_work() as session:
+        invoice = await session.get(InvoiceRow, invoice_id)
+        assert invoice is not None
+        return await credit_notes.line_room(session, invoice, await first_line(session, invoice), now=now,
+                                            unclosed=unclosed_periods)
 
 
 def note_on_line_1(amount: str, key: str) -> dict[str, Any]:
@@ -181,23 +191,15 @@ async def test_a_full_credit_of_an_unused_paid_purchase_voids_every_credit(clien
     clock.set(at(2026, 1, 2))
     async with db.unit_of_work() as session:
         await update_invoice_status(session, advance["id"], "PAID", clock.now())
-    async with db.unit_of_work() as session:
-        invoice = await session.get(InvoiceRow, advance["id"])
-        assert invoice is not None
-        # nothing used: the whole line, 100.00, may be credited
-        assert await credit_notes.line_room(session, invoice, await first_line(session, invoice), now=clock.now(),
-                                            unclosed=unclosed_periods) == (
-            1, D("100.00"))
+    assert await purchase_room(db, advance["id"], clock.now()) == (1, D("100.00"))  # nothing used: the whole line
 
     before = await row_counts(db)
     over = CreditNoteCreate(invoiceId=advance["id"], reason="DUPLICATE",
                             lines=[CreditNoteLineInput(lineNumber=1, amount=D("100.01"))])
-    try:
+    with pytest.raises(InvalidInput) as refused:
         async with db.unit_of_work() as session:
             await create_credit_note(session, over, clock.now())
-        raise AssertionError("a credit over the line's value was accepted")
-    except InvalidInput as refused:
-        assert refused.field == "lines[0].amount" and refused.reason.endswith("so at most 100.00")
+    assert refused.value.field == "lines[0].amount" and refused.value.reason.endswith("so at most 100.00")
     assert await row_counts(db) == before
 
     whole = CreditNoteCreate(invoiceId=advance["id"], reason="DUPLICATE",
@@ -211,12 +213,7 @@ async def test_a_full_credit_of_an_unused_paid_purchase_voids_every_credit(clien
     assert (balance, ledger_sum) == ("100.00", D("100.00"))
     assert entries == [("GRANT", "1000.00", None), ("GRANT", "100.00", None),
                        ("VOID", "-1000.00", result.creditNote.id)]
-    async with db.unit_of_work() as session:
-        invoice = await session.get(InvoiceRow, advance["id"])
-        assert invoice is not None
-        assert await credit_notes.line_room(session, invoice, await first_line(session, invoice), now=clock.now(),
-                                            unclosed=unclosed_periods) == (
-            1, D("0.00"))
+    assert await purchase_room(db, advance["id"], clock.now()) == (1, D("0.00"))
 
 
 async def test_a_purchase_credited_in_full_before_it_is_paid_grants_nothing(client, clock, db) -> None:

@@ -225,9 +225,13 @@ async def test_paying_a_sale_while_the_account_changes_status_does_not_deadlock(
     await asyncio.sleep(0.3)  # the PAID waits for the account's lock
     changing = asyncio.create_task(reactivate())
     await asyncio.sleep(0.3)  # so does the account change
+    assert not paying.done() and not changing.done()  # both queued behind the holder, in that order
     release.set()
     await asyncio.wait_for(asyncio.gather(holder, paying, changing), timeout=30)
     assert await balance(client) == "100.00"  # 100 credits granted once
+    assert [i["status"] for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+            if i["id"] == advance] == ["PAID"]
+    assert (await call(client, "get_account", accountId="acme"))["status"] == "ACTIVE"
 
 
 async def test_a_version_moved_from_the_current_cycle_credits_the_cycle_already_sold(client, clock) -> None:

@@ -57,6 +57,14 @@ async def _links(url: str) -> list[tuple[Any, ...]]:
             "JOIN invoice_lines l ON l.invoice_id = g.sale_invoice_id AND l.position = g.sale_line_position")]
 
 
+async def _grant_count(url: str) -> tuple[int, int]:
+    """(PREPAID grants, those linked to no sale)."""
+    async with pg_connection(url) as conn:
+        row = await conn.fetchrow("SELECT count(*), count(*) FILTER (WHERE sale_invoice_id IS NULL) FROM credit_grants "
+                                  "WHERE source = 'RATE_CARD'")
+    return int(row[0]), int(row[1])
+
+
 async def _columns(url: str, table: str) -> set[str]:
     async with pg_connection(url) as conn:
         return {r[0] for r in await conn.fetch(
@@ -88,7 +96,9 @@ def test_upgrade_links_grants_sold_before_it_and_a_note_then_voids_them(scratch_
     with pytest.raises(RuntimeError, match=r"credit notes took back PREPAID credits .* downgrade refused, nothing "
                                            r"changed"):
         command.downgrade(migrate.alembic_config(scratch_url), "0021")
-    migrate.check(scratch_url)  # still at head
+    migrate.check(scratch_url)  # still at head, the grant still linked and its credits still voided
+    assert asyncio.run(_links(scratch_url)) == linked
+    assert asyncio.run(_grant_count(scratch_url)) == (1, 0)
 
 
 def test_a_cycle_sold_again_before_the_upgrade_keeps_one_grant_for_the_later_sale(scratch_url) -> None:
@@ -123,6 +133,7 @@ def test_a_cycle_sold_again_before_the_upgrade_keeps_one_grant_for_the_later_sal
     command.downgrade(migrate.alembic_config(scratch_url), "0021")
     migrate.upgrade(scratch_url)
     assert [invoice_id for invoice_id, _, _ in asyncio.run(_links(scratch_url))] == [again]  # the later sale
+    assert asyncio.run(_grant_count(scratch_url)) == (1, 0)  # the one grant, linked
 
     async def credit_then_pay(client: Client) -> tuple[dict[str, Any], str]:
         # a VOID would leave the credits the sale stands for granted: refused, pointing to a note by lines

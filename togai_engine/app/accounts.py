@@ -27,7 +27,7 @@ from togai_engine.errors import InvalidInput
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import deal_difference, validate_overrides
 from togai_engine.plans.schemas import PricingRule, RateCards
-from togai_engine.plans.service import get_versions
+from togai_engine.plans.service import get_version
 from togai_engine.wallets.ledger import hold_wallet_currency
 
 
@@ -72,8 +72,7 @@ async def _check_plan_replay(session: AsyncSession, account: Account, data: Acco
         if sent_from != created_on.effective_from:
             raise accounts.replay_conflict(account.id, f"{prefix}effectiveFrom", "effectiveFrom",
                                            brief(created_on.effective_from), brief(sent_from), fix)
-    version = (created_on.price_plan_id, created_on.version)
-    plan = (await get_versions(session, {version}))[version]
+    plan = await get_version(session, created_on.price_plan_id, created_on.version)
     field = f"{prefix}rateCardOverrides"
     sent_deal = None if rate_card_overrides is None else await validate_overrides(
         session, plan, rate_card_overrides, field)

@@ -169,7 +169,7 @@ async def close_due_cycles(
         advance += opened
 
     opening = [(accounts[a], p) for a, t in timelines.items() if a not in failed for p in t.open]
-    started = await _upsert_drafts(conn, opening, now)
+    started = await _upsert_drafts(conn, opening)
     summary.draftsOpened = len(started)
     # Numbered in the order they are issued, so billing in several runs numbers as billing once.
     issued = sorted(closings + advance, key=lambda c: (c.issued_at, c.period.period.start, c.account.id, c.advance))
@@ -261,8 +261,7 @@ async def _existing_first_rows(conn: Any, periods: list[tuple[str, BillingPeriod
     return {(r["account_id"], r["period_start"]): r["carries_opening_fees"] for r in rows}
 
 
-async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]],
-                         now: datetime) -> list[BillingPeriod]:
+async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]]) -> list[BillingPeriod]:
     """DRAFT invoices of the periods that started; returns the periods whose DRAFT is new."""
     if not opening:
         return []

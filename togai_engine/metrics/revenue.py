@@ -60,8 +60,8 @@ from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, overlapping
 from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.meters.usage import meter_quantities
-from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
-from togai_engine.metrics.scope import account_scope, bucket_starts
+from togai_engine.metrics.schemas import MetricDataPoints, MetricQuery
+from togai_engine.metrics.scope import account_scope, series
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
@@ -83,7 +83,8 @@ class _Line:
 
 
 async def revenue_series(
-    session: AsyncSession, query: MetricQuery, start: datetime, end: datetime, *, field: str = "metricQueries"
+    session: AsyncSession, query: MetricQuery, start: datetime, end: datetime, buckets: list[datetime], *,
+    field: str = "metricQueries",
 ) -> list[MetricDataPoints]:
     if query.groupBy is not None and query.groupBy not in REVENUE_GROUPS:
         raise InvalidInput(f"{field}.groupBy", f"{query.groupBy!r} is not a grouping of REVENUE; use one of: "
@@ -96,7 +97,7 @@ async def revenue_series(
         filters.setdefault(entry.fieldName, []).extend(entry.fieldValues)
     accounts = await account_scope(session, filters, field)
     meters = set(filters["USAGE_METER_ID"]) if "USAGE_METER_ID" in filters else None
-    series = _Series(start, end, bucket_starts(start, end, query.aggregationPeriod), query.groupBy)
+    series = _Series(start, end, buckets, query.groupBy)
 
     stmt = select(InvoiceRow).where(overlapping(start, end), InvoiceRow.status != "VOID")
     if accounts is not None:
@@ -240,16 +241,7 @@ class _Series:
                 self.values[(group, self.buckets[bisect_left(self.buckets, row.period_end) - 1])] += line.value
 
     def data(self) -> list[MetricDataPoints]:
-        groups: list[str | None] = sorted({g for g, _ in self.values if g is not None}) if self.group_by else [None]
-        return [
-            MetricDataPoints(
-                groupedBy=GroupedBy(fieldName=self.group_by, fieldValue=group)
-                if self.group_by and group is not None else None,
-                timestamps=self.buckets,
-                metricValues=[self.values.get((group, bucket), ZERO) for bucket in self.buckets],
-            )
-            for group in groups
-        ]
+        return series(self.values, self.group_by, self.buckets)  # no group is None: every line names one
 
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:

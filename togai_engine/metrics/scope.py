@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
 from togai_engine.errors import NotFound
+from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints
 
 MAX_POINTS = 300
 
@@ -54,3 +56,20 @@ async def account_scope(session: AsyncSession, filters: dict[str, list[str]], fi
             select(AccountRow.id).where(AccountRow.customer_id.in_(filters["CUSTOMER_ID"]))))
         scope = owned if scope is None else scope & owned
     return sorted(scope) if scope is not None else None
+
+
+def series(
+    values: dict[tuple[str | None, datetime], Decimal], group_by: str | None, buckets: list[datetime]
+) -> list[MetricDataPoints]:
+    """One series per group (one in all without groupBy), a value per bucket start (0 where nothing fell)."""
+    groups = sorted({group for group, _ in values}, key=lambda g: g or "")
+    if group_by is None:
+        groups = [None]
+    return [
+        MetricDataPoints(
+            groupedBy=GroupedBy(fieldName=group_by, fieldValue=group) if group_by and group is not None else None,
+            timestamps=buckets,
+            metricValues=[values.get((group, bucket), Decimal(0)) for bucket in buckets],
+        )
+        for group in groups
+    ]

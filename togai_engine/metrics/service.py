@@ -25,12 +25,11 @@ from togai_engine.meters.usage import usage_by_bucket, usage_summed
 from togai_engine.metrics.revenue import revenue_series
 from togai_engine.metrics.schemas import (
     GetMetricsResponse,
-    GroupedBy,
     MetricDataPoints,
     MetricQuery,
     MetricQueryResponse,
 )
-from togai_engine.metrics.scope import MAX_POINTS, account_scope, bucket_starts
+from togai_engine.metrics.scope import MAX_POINTS, account_scope, bucket_starts, series
 from togai_engine.store.database import raw_connection
 
 MAX_QUERIES = 5
@@ -69,7 +68,7 @@ async def get_metrics(
         elif query.name in ("USAGE", "METER_USAGE"):
             data = await _usage(session, query, field, start, end, buckets)
         else:
-            data = await revenue_series(session, query, start, end, field=field)
+            data = await revenue_series(session, query, start, end, buckets, field=field)
         results.append(MetricQueryResponse(id=query.id, name=query.name, data=data))
     return GetMetricsResponse(results=results)
 
@@ -108,22 +107,6 @@ def _filters(query: MetricQuery, field: str, allowed: Sequence[str]) -> dict[str
     return found
 
 
-def _series(
-    values: dict[tuple[str | None, datetime], Decimal], group_by: str | None, buckets: list[datetime]
-) -> list[MetricDataPoints]:
-    groups = sorted({group for group, _ in values}, key=lambda g: g or "")
-    if group_by is None:
-        groups = [None]
-    return [
-        MetricDataPoints(
-            groupedBy=GroupedBy(fieldName=group_by, fieldValue=group) if group_by and group is not None else None,
-            timestamps=buckets,
-            metricValues=[values.get((group, bucket), Decimal(0)) for bucket in buckets],
-        )
-        for group in groups
-    ]
-
-
 async def _events(
     session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
 ) -> list[MetricDataPoints]:
@@ -145,7 +128,7 @@ async def _events(
         f"WHERE {' AND '.join(conditions)} GROUP BY grp, bucket",
         *args,
     )
-    return _series({(grp, bucket): Decimal(count) for grp, bucket, count in rows}, query.groupBy, buckets)
+    return series({(grp, bucket): Decimal(count) for grp, bucket, count in rows}, query.groupBy, buckets)
 
 
 async def _usage(
@@ -169,7 +152,7 @@ async def _usage(
         for (meter_id, bucket), quantity in summed.items():
             key = (meter_id if query.groupBy else None, bucket)
             grouped[key] = grouped.get(key, Decimal(0)) + quantity  # type: ignore[index]
-        return _series(grouped, query.groupBy, buckets)
+        return series(grouped, query.groupBy, buckets)
     quantities = await usage_by_bucket(session, meters, start=start, end=end, period=query.aggregationPeriod,
                                        account_ids=accounts)
     customer_of: dict[str, str] = {}
@@ -183,4 +166,4 @@ async def _usage(
         # ACCOUNT_ID or CUSTOMER_ID: the other groupings returned above
         key = (account_id if query.groupBy == "ACCOUNT_ID" else customer_of.get(account_id), bucket)
         values[key] = values.get(key, Decimal(0)) + quantity
-    return _series(values, query.groupBy, buckets)
+    return series(values, query.groupBy, buckets)

@@ -317,13 +317,13 @@ def _credit_prices(card: CreditGrantRateCard, prepaid: bool, path: str) -> None:
             raise InvalidInput(slabs_path, "a PREPAID card sells its credits: price them, e.g. "
                                            '[{"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.9"}]')
         # the rating core's checks of the slabs (as for usage cards), and each slab's rate
-        validate_slabs(row.rate_plan(card.rateDetails.pricingModel)[0], slabs_path.removesuffix(".slabDetails"),
-                       slabs="slabDetails")
+        plan, rates = row.rate_plan(card.rateDetails.pricingModel)
+        validate_slabs(plan, slabs_path.removesuffix(".slabDetails"), slabs="slabDetails")
         for k, slab in enumerate(row.slabDetails):
             _non_negative(slab.rate, f"{slabs_path}[{k}].rate")
         # A sale for nothing could never be credited back (a note credits an amount), so replacing it would leave
         # its credits granted twice: free credits are a free card's (no invoiceTiming PREPAID, no slabDetails)
-        if rate_usage(*row.rate_plan(card.rateDetails.pricingModel), Decimal(str(row.creditAmount))).amount <= 0:
+        if rate_usage(plan, rates, row.creditAmount).amount <= 0:
             raise InvalidInput(slabs_path, f"the {row.creditAmount} credits would sell for 0: give the slabs a rate "
                                            "above 0, or grant the credits free (remove invoiceTiming PREPAID and "
                                            "slabDetails: granted as each period starts)")

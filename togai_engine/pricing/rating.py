@@ -103,7 +103,7 @@ def rate_usage(plan: RatePlan, rate: RateValue, quantity: Decimal) -> RateCardCh
     """
     if not isinstance(quantity, Decimal) or not quantity.is_finite():
         raise InvalidInput("quantity", f"quantity must be a finite decimal, got {quote(quantity)}")
-    _check_rate_plan(plan, "ratePlan")
+    validate_slabs(plan, "ratePlan")
     _check_rate_value(rate, plan, "rateValue")
     net_negative = quantity < 0
     reported = quantity if net_negative else quantity.copy_abs()  # copy_abs turns "-0" into "0"
@@ -166,7 +166,7 @@ def _charge_slab(slab: Slab, slab_rate: SlabRate, quantity: Decimal, entered: bo
     if slab.price_type == "PER_UNIT":
         charge = quantity * slab_rate.rate
     elif slab.price_type == "PACKAGE":
-        assert slab.package_size is not None  # guaranteed by _check_rate_plan
+        assert slab.package_size is not None  # guaranteed by validate_slabs
         whole, remainder = divmod(quantity, slab.package_size)
         package_count = int(whole) + (1 if remainder else 0)
         charge = package_count * slab_rate.rate
@@ -234,7 +234,7 @@ def validate_rate_plan(
     field_prefix: str,
 ) -> None:
     """Raise InvalidInput naming the exact field (under `field_prefix`) of the first problem."""
-    _check_rate_plan(plan, _join(field_prefix, "ratePlan"))
+    validate_slabs(plan, _join(field_prefix, "ratePlan"))
     values_path = _join(field_prefix, "rateValues")
     if not rate_values:
         raise InvalidInput(
@@ -272,12 +272,8 @@ def validate_rate_plan(
 
 
 def validate_slabs(plan: RatePlan, path: str, *, slabs: str = "slabs") -> None:
-    """The checks of a rate plan's slabs (model, types, sequence, package sizes), the slabs named `{path}.{slabs}`:
-    for a card whose slabs carry their rate too (a PREPAID credit-grant card's slabDetails)."""
-    _check_rate_plan(plan, path, slabs=slabs)
-
-
-def _check_rate_plan(plan: RatePlan, path: str, *, slabs: str = "slabs") -> None:
+    """The checks of a rate plan's slabs (model, types, sequence, package sizes), the slabs named `{path}.{slabs}`
+    (slabDetails on a PREPAID credit-grant card, whose slabs carry their rate too)."""
     if plan.pricing_model not in PRICING_MODELS:
         raise InvalidInput(
             f"{path}.pricingModel", f"{plan.pricing_model!r} is not a pricing model; use TIERED or VOLUME."
