@@ -173,11 +173,6 @@ async def test_a_one_time_prepaid_card_sold_again_on_a_new_run_grants_again(clie
     assert sorted(e["amount"] for e in entries if e["kind"] == "GRANT") == ["100.00", "100.00"]
 
 
-async def note_amounts(client: Any) -> list[str]:
-    """The account's credit notes' amounts, oldest first."""
-    return [n["amount"] for n in reversed((await call(client, "list_credit_notes", accountId="acme"))["data"])]
-
-
 async def test_a_change_then_an_end_at_the_same_instant_credit_the_unused_fee_once(client, clock) -> None:
     p = await plan(client, "P", fee("base", "28", displayName="Base", invoiceTiming="IN_ADVANCE"))
     q = await plan(client, "Q", fee("q_base", "10", displayName="Q base"))
@@ -185,10 +180,10 @@ async def test_a_change_then_an_end_at_the_same_instant_credit_the_unused_fee_on
     await account(client, "acme", p, iso(2026, 1, 1))
     clock.set(at(2026, 2, 10))  # January's invoice (DUE) carries February's 28.00
     await call(client, "update_account", accountId="acme", pricePlanId=q, effectiveFrom="2026-02-20T00:00:00Z")
-    assert await note_amounts(client) == ["9.00"]  # 28.00 × 9/28 days unused (20 Feb - 1 Mar)
+    assert [amount for amount, _ in await notes(client)] == ["9.00"]  # 28.00 × 9/28 days unused (20 Feb - 1 Mar)
     clock.set(at(2026, 2, 11))
     await call(client, "update_account", accountId="acme", effectiveUntil="2026-02-20T00:00:00Z")
-    assert await note_amounts(client) == ["9.00"]  # nothing more of P's fee is unused
+    assert [amount for amount, _ in await notes(client)] == ["9.00"]  # nothing more of P's fee is unused
 
 
 async def test_two_cuts_credit_the_unused_fee_less_what_was_credited(client, clock) -> None:
@@ -203,4 +198,20 @@ async def test_two_cuts_credit_the_unused_fee_less_what_was_credited(client, clo
     await call(client, "update_account", accountId="acme", pricePlanId=r, effectiveFrom="2026-02-20T00:00:00Z")
     # P's February fee: 28.00 × 19/28 = 19.00 unused from 10 Feb; the cut at 20 Feb leaves 9.00 of P unused, which
     # the 19.00 covers already: nothing more
-    assert await note_amounts(client) == ["19.00"]
+    assert [amount for amount, _ in await notes(client)] == ["19.00"]
+
+
+async def test_a_change_credits_the_unused_fee_less_a_goodwill_note_on_it(client, clock) -> None:
+    p = await plan(client, "P", fee("base", "28", displayName="Base", invoiceTiming="IN_ADVANCE"))
+    q = await plan(client, "Q", fee("q_base", "10", displayName="Q base"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", p, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 5))
+    [january, _] = await oldest_first(client, "acme")
+    fee_line = next(n for n, line in enumerate((await call(client, "get_invoice", invoiceId=january["id"]))["lineItems"],
+                                               1) if line["rateCardName"] == "base")
+    await call(client, "create_credit_note", invoiceId=january["id"], reason="PRODUCT_UNSATISFACTORY",
+               lines=[{"lineNumber": fee_line, "amount": "5.00"}])
+    await call(client, "update_account", accountId="acme", pricePlanId=q, effectiveFrom="2026-02-10T00:00:00Z")
+    # P's February fee, 28.00 × 19/28 = 19.00 unused from 10 Feb, less the 5.00 the goodwill note credited: 14.00
+    assert await notes(client) == [("5.00", "PRODUCT_UNSATISFACTORY"), ("14.00", "ORDER_CHANGE")]

@@ -147,7 +147,7 @@ async def test_an_account_created_without_a_plan_refuses_a_replay_that_brings_on
     await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme")
     before = await row_counts(db)
     error = await refusal(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
-                             pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1))
+                          pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1))
     assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored none, "
                             f"sent '{plan_id}')"), error
     assert await row_counts(db) == before and await associations(db, "acme") == []
@@ -161,15 +161,17 @@ async def test_an_account_created_without_a_plan_refuses_a_replay_that_brings_on
 async def test_an_id_of_another_customers_account_is_refused_naming_the_customer(client, db) -> None:
     await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
     await call(client, "create_customer", id="cust_globex", name="Globex")
+    before, audited = await row_counts(db), await audit_rows(db)
     error = await refusal(client, "create_account", id="acme", customerId="cust_globex", name="Acme")
     assert error.startswith("customerId: account 'acme' already exists with a different customerId (stored "
                             "'cust_acme', sent 'cust_globex')"), error
     assert "An account belongs to one customer for good: choose another id" in error
     # inline, the account's customer is the customer being created: its own id is what clashes
     error = await refusal(client, "create_customer", id="cust_initech", name="Initech",
-                             account={"id": "acme", "name": "Acme"})
+                          account={"id": "acme", "name": "Acme"})
     assert error.startswith("account.id: account 'acme' already exists with a different customerId"), error
     assert "does not exist" in await refusal(client, "get_customer", customerId="cust_initech")
+    assert (await row_counts(db), await audit_rows(db)) == (before, audited)  # neither refusal wrote anything
 
 
 async def test_the_inline_account_of_create_customer_replays_the_same_way(client, db) -> None:
