@@ -143,6 +143,10 @@ async def test_prepaid_cards_are_validated_naming_the_field(client) -> None:
     error = await refused(credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0"},
                                        {"startAfter": 100, "priceType": "PER_UNIT", "rate": "1"}))
     assert "the 100 credits would sell for 0" in error  # the first 100 are free, and 100 are bought
+    # priced as billing sells them: 100.004 USD of credit grants 100.00, inside the free slab (100.004 is not)
+    error = await refused(credits_card("100.004", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0"},
+                                       {"startAfter": 100, "priceType": "FLAT", "rate": "5"}))
+    assert "the 100.004 credits would sell for 0" in error
 
 
 def test_the_credits_sold_are_the_credits_granted_to_the_minor_unit() -> None:

@@ -34,6 +34,7 @@ from togai_engine.plans.schemas import (
     to_rate_value,
 )
 from togai_engine.pricing import rate_usage, validate_rate_plan
+from togai_engine.pricing.money import round_money
 from togai_engine.pricing.rating import validate_slabs
 from togai_engine.pricing.rules import RuleScope
 
@@ -322,8 +323,9 @@ def _credit_prices(card: CreditGrantRateCard, prepaid: bool, path: str) -> None:
         for k, slab in enumerate(row.slabDetails):
             _non_negative(slab.rate, f"{slabs_path}[{k}].rate")
         # A sale for nothing could never be credited back (a note credits an amount), so replacing it would leave
-        # its credits granted twice: free credits are a free card's (no invoiceTiming PREPAID, no slabDetails)
-        if rate_usage(plan, rates, row.creditAmount).amount <= 0:
+        # its credits granted twice: free credits are a free card's (no invoiceTiming PREPAID, no slabDetails).
+        # Priced as billing prices it: the credits the grant gives, to the currency's minor unit.
+        if rate_usage(plan, rates, round_money(row.creditAmount, row.currency)).amount <= 0:
             raise InvalidInput(slabs_path, f"the {row.creditAmount} credits would sell for 0: give the slabs a rate "
                                            "above 0, or grant the credits free (remove invoiceTiming PREPAID and "
                                            "slabDetails: granted as each period starts)")
