@@ -250,6 +250,27 @@ async def test_schemas_are_registered_on_first_sight_and_unmetered_events_warn(c
     assert (await call(client, "ingest_event", event=ev("e4", schema="gpu_seconds")))["warnings"] == []
 
 
+async def test_one_batch_registers_every_name_and_unit_its_events_bring(client, db):
+    # A batch looks at a schema's names again only when an event's differ from the last looked at: a second
+    # event differing only by a new dimension (s1), a unit (s2) or a new attribute (s3) still registers it,
+    # with other schemas' events between.
+    await open_account(client)
+    await call(client, "ingest_batch_events", events=[
+        ev("a", schema="s1", dimensions={"region": "eu"}),
+        ev("b", schema="s2"),
+        ev("c", schema="s3"),
+        ev("d", schema="s1", dimensions={"region": "us", "gpu": "a100"}),
+        {**ev("e", schema="s2"), "attributes": [{"name": "tokens", "value": "2", "unit": "Tokens"}]},
+        {**ev("f", schema="s3"), "attributes": [{"name": "tokens", "value": "1"}, {"name": "cached", "value": "1"}]},
+    ])
+    schemas = (await call(client, "list_event_schemas"))["data"]
+    assert [(s["name"], s["attributes"], s["dimensions"]) for s in schemas] == [
+        ("s1", [{"name": "tokens", "unit": None}], ["gpu", "region"]),
+        ("s2", [{"name": "tokens", "unit": "Tokens"}], []),
+        ("s3", [{"name": "cached", "unit": None}, {"name": "tokens", "unit": None}], []),
+    ]
+
+
 async def test_late_events_land_in_their_own_hour(client, db):
     await open_account(client)
     meter_id = await tokens_meter(client)

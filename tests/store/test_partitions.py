@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from alembic import command
 from hypothesis import given
@@ -19,6 +19,7 @@ from togai_engine.store.partitions import (
     ensure_ahead,
     ensure_months,
     month_key,
+    month_keys,
     plan_partitions,
 )
 
@@ -44,6 +45,20 @@ def test_near_months_are_monthly_and_far_ones_yearly():
     # a year that already has a monthly partition gets monthly ones (a yearly one would overlap)
     known = Coverage(partitioned=True, months={2010 * 12 + 3})
     assert plan_partitions(known, [2010 * 12 + 4], NOW) == [("events_p201005", 2010 * 12 + 4, 2010 * 12 + 5)]
+
+
+# instants within a day of a month's start (UTC), written in UTC, naive or at another offset
+_NEAR_MONTH_STARTS = st.builds(
+    lambda year, month, minutes, zone: (datetime(year, month, 1, tzinfo=UTC) + timedelta(minutes=minutes)).astimezone(
+        zone) if zone is not None else datetime(year, month, 1) + timedelta(minutes=minutes),
+    st.integers(2, 9998), st.integers(1, 12), st.integers(-1440, 1440),
+    st.one_of(st.just(UTC), st.none(), st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))))
+
+
+@given(st.lists(_NEAR_MONTH_STARTS, max_size=20))
+def test_month_keys_of_a_batch_are_each_instants_month_key(instants: list[datetime]):
+    # the batch form skips the call and the conversion of UTC instants; every instant keeps its month
+    assert month_keys(instants) == {month_key(i) for i in instants}
 
 
 @given(st.sets(st.integers(min_value=12, max_value=9999 * 12 + 11), max_size=30),

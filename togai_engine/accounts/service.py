@@ -177,7 +177,7 @@ async def lock_accounts(session: AsyncSession, account_ids: Sequence[str]) -> No
     takes a table-wide lock to keep the copies in step), so a change of one account made every other
     account's bill run wait. Take it before reading what it guards: a read after it sees what committed."""
     # one round trip: the setting (below) and the locks
-    locks = advisory_locks_sql(ACCOUNT_LOCK_CLASS, "CAST(:ids AS text[])", exclusive=True)
+    locks = advisory_locks_sql(ACCOUNT_LOCK_CLASS, "unnest(CAST(:ids AS text[]))", exclusive=True)
     await session.execute(text(f"SELECT {ROWS_OF_LOCKED_ACCOUNTS}, ({locks})"), {"ids": sorted(set(account_ids))})
 
 

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from togai_engine.common.locks import advisory_locks_sql
 
 FENCE_LOCK_CLASS = 0x776D6B66  # "wmkf": the key space of these locks
+FENCES_SQL = {exclusive: advisory_locks_sql(FENCE_LOCK_CLASS, "json_array_elements_text($1::json)", exclusive=exclusive)
+              for exclusive in (False, True)}
 
 
 async def hold_fences(conn: Any, account_ids: list[str], *, exclusive: bool) -> None:
-    """Takes the accounts' fences (asyncpg connection, inside the caller's transaction)."""
+    """Takes the accounts' fences (asyncpg connection, inside the caller's transaction). The ids go as one
+    JSON array (an ingest batch names hundreds of accounts: see advisory_locks_sql)."""
     if account_ids:
-        await conn.fetchval(advisory_locks_sql(FENCE_LOCK_CLASS, "$1::text[]", exclusive=exclusive), account_ids)
+        await conn.fetchval(FENCES_SQL[exclusive], orjson.dumps(account_ids).decode())
+

@@ -17,7 +17,9 @@ def advisory_lock_sql(lock_class: int, name: str, *, exclusive: bool) -> str:
 
 
 def advisory_locks_sql(lock_class: int, names: str, *, exclusive: bool) -> str:
-    """SQL taking the locks of `names` (an SQL text[] expression: "$1::text[]", "CAST(:ids AS text[])")."""
+    """SQL taking the locks of `names`, a set-returning SQL expression of text: "unnest(CAST(:ids AS text[]))",
+    or "json_array_elements_text($1::json)" (a JSON array of names: a few hundred cost ~4x less to send
+    than a text[], whose elements asyncpg encodes one by one)."""
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     return (f"SELECT count({function}({lock_class}, k)) "
-            f"FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest({names}) AS a ORDER BY k) AS keys")
+            f"FROM (SELECT DISTINCT hashtext(a) AS k FROM {names} AS a ORDER BY k) AS keys")
