@@ -165,7 +165,7 @@ STEPS = {
     "ensure_session_months": "partitions of the batch's months (checked, made if missing)",
     "_lock_schemas": "schema locks + schema rows + their meters",
     "_register_shapes": "register new attribute/dimension names (usually nothing to write)",
-    "lock_watermarks": "billing fences + the watermarks read (joined from unnest($1::text[]))",
+    "lock_watermarks": "billing fences + the watermarks read (joined from a JSON array of the accounts)",
     "hold_fences": "  of which the fences (advisory locks, shared, one per account)",
     "_store": "the storing statement (claim, insert, rollups)",
 }

@@ -269,6 +269,10 @@ async def test_one_batch_registers_every_name_and_unit_its_events_bring(client, 
         ("s2", [{"name": "tokens", "unit": "Tokens"}], []),
         ("s3", [{"name": "cached", "unit": None}, {"name": "tokens", "unit": None}], []),
     ]
+    # the last event looked at is per schema: a schema whose only event has the names of the one before it
+    # (another schema's) is registered too
+    await call(client, "ingest_batch_events", events=[ev("g", schema="s4"), ev("h", schema="s5")])
+    assert [s["name"] for s in (await call(client, "list_event_schemas"))["data"]] == ["s1", "s2", "s3", "s4", "s5"]
 
 
 async def test_late_events_land_in_their_own_hour(client, db):

@@ -21,8 +21,10 @@ import orjson
 from togai_engine.common.locks import advisory_locks_sql
 
 FENCE_LOCK_CLASS = 0x776D6B66  # "wmkf": the key space of these locks
-FENCES_SQL = {exclusive: advisory_locks_sql(FENCE_LOCK_CLASS, "json_array_elements_text($1::json)", exclusive=exclusive)
-              for exclusive in (False, True)}
+FENCES_SQL = {
+    exclusive: advisory_locks_sql(FENCE_LOCK_CLASS, "json_array_elements_text($1::json)", exclusive=exclusive)
+    for exclusive in (False, True)
+}
 
 
 async def hold_fences(conn: Any, account_ids: list[str], *, exclusive: bool) -> None:
@@ -30,4 +32,3 @@ async def hold_fences(conn: Any, account_ids: list[str], *, exclusive: bool) -> 
     JSON array (an ingest batch names hundreds of accounts: see advisory_locks_sql)."""
     if account_ids:
         await conn.fetchval(FENCES_SQL[exclusive], orjson.dumps(account_ids).decode())
-

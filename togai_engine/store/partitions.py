@@ -44,7 +44,8 @@ def month_key(moment: datetime) -> int:
 def month_keys(instants: Iterable[datetime]) -> set[int]:
     """The month_key of each instant, as a set; a batch's thousand instants are UTC ones (parse_instant's), so
     only the others are converted, and the key is computed inline (a call per instant costs 2.5x as much)."""
-    return {m.year * 12 + m.month - 1 for m in (i if i.tzinfo is UTC or not i.utcoffset() else i.astimezone(UTC) for i in instants)}
+    utc = (i if i.tzinfo is UTC or not i.utcoffset() else i.astimezone(UTC) for i in instants)
+    return {m.year * 12 + m.month - 1 for m in utc}
 
 
 def _bound(month: int) -> str:
