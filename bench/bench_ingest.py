@@ -114,7 +114,7 @@ async def _asyncpg_run(url: str, records: list[tuple[Any, ...]], workers: int,
     return await run_batches(batches, workers, one, connect, close)
 
 
-async def _copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
+async def copy_run(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
     async def write(conn: Any, batch: list[tuple[Any, ...]]) -> None:
         await conn.copy_records_to_table("bare_events", records=batch, columns=COPY_COLUMNS)
 
@@ -139,7 +139,7 @@ async def _bench(url: str, *, accounts: int, events: int, runs: int, workers: in
         await dataset.create_floor_tables(conn)
         await conn.close()
         sides = {"engine": lambda events, records: _engine_run(db, events, workers),
-                 "copy": lambda events, records: _copy_run(url, records, workers),
+                 "copy": lambda events, records: copy_run(url, records, workers),
                  "floor": lambda events, records: _floor_run(url, records, workers)}
         # warm up every path (connections, statement and meter caches)
         warm = await fetch_events(url, 5 * BATCH, accounts=accounts, prefix="warm")

@@ -28,14 +28,13 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench import dataset
-from bench.bench_ingest import BATCH, COPY_COLUMNS, RECEIVED, copy_records, fetch_events, run_batches
-from bench.common import libpq, machine, scratch_database, write_json
+from bench.bench_ingest import BATCH, RECEIVED, copy_records, copy_run, fetch_events, run_batches
+from bench.common import backend_cpu_ns, libpq, machine, scratch_database, write_json
 from togai_engine.events import ingest
 from togai_engine.store.database import Database, raw_connection
 
@@ -80,8 +79,8 @@ def engine_on(design: str) -> Iterator[None]:
         ingest._statement.cache_clear()
 
 
-def backend_cpu_ns(pids: list[int]) -> int:
-    return sum(int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) for pid in pids)
+def backends_cpu_ns(pids: list[int]) -> int:
+    return sum(backend_cpu_ns(pid) for pid in pids)
 
 
 class EngineSide:
@@ -108,26 +107,11 @@ class EngineSide:
 
         with engine_on(self.design):
             pids = sorted(self.pids)
-            server_before, client_before = backend_cpu_ns(pids), time.process_time()
+            server_before, client_before = backends_cpu_ns(pids), time.process_time()
             seconds = await run_batches(batches, self.workers, one, nothing, nothing)
             client = time.process_time() - client_before
-            server = (backend_cpu_ns(pids) - server_before) / 1e9 if pids == sorted(self.pids) else float("nan")
+            server = (backends_cpu_ns(pids) - server_before) / 1e9 if pids == sorted(self.pids) else float("nan")
         return seconds, client, server
-
-
-async def _copy(url: str, records: list[tuple[Any, ...]], workers: int) -> float:
-    async def one(conn: Any, batch: list[tuple[Any, ...]]) -> None:
-        async with conn.transaction():
-            await conn.copy_records_to_table("bare_events", records=batch, columns=COPY_COLUMNS)
-
-    async def connect() -> Any:
-        return await asyncpg.connect(libpq(url))
-
-    async def close(conn: Any) -> None:
-        await conn.close()
-
-    batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
-    return await run_batches(batches, workers, one, connect, close)
 
 
 async def _bench(urls: dict[str, str], *, accounts: int, events: int, runs: int, workers: int) -> dict[str, Any]:
@@ -148,7 +132,7 @@ async def _bench(urls: dict[str, str], *, accounts: int, events: int, runs: int,
         warm = await fetch_events(b_url, 5 * BATCH, accounts=accounts, prefix="warm")
         for side in sides.values():  # connections, statement and meter caches, and the backends' pids
             await side.run(warm)
-        await _copy(b_url, copy_records(warm), workers)
+        await copy_run(b_url, copy_records(warm), workers)
         rates: dict[str, list[float]] = {name: [] for name in [*sides, "copy"]}
         cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         for run in range(runs):
@@ -158,7 +142,7 @@ async def _bench(urls: dict[str, str], *, accounts: int, events: int, runs: int,
             order = order[run % len(order):] + order[:run % len(order)]
             for name in order:
                 if name == "copy":
-                    rates[name].append(len(batch) / await _copy(b_url, records, workers))
+                    rates[name].append(len(batch) / await copy_run(b_url, records, workers))
                     continue
                 seconds, client, server = await sides[name].run(batch)
                 rates[name].append(len(batch) / seconds)

@@ -31,7 +31,6 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -39,7 +38,7 @@ import orjson
 
 from bench import dataset
 from bench.bench_ingest import BATCH, RECEIVED, fetch_events
-from bench.common import libpq, machine, scratch_database, write_json
+from bench.common import backend_cpu_ns, libpq, machine, scratch_database, write_json
 from togai_engine.common.gc_tuning import tune_gc
 from togai_engine.common.json_text import loads as json_loads
 from togai_engine.events import ingest
@@ -54,9 +53,6 @@ except ImportError:  # the compiled-validator comparison needs it: pip install m
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
-
-def backend_cpu_ns(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
 # --- the compiled validator -------------------------------------------------------------------------

@@ -33,13 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench import dataset
-from bench.common import libpq, machine, scratch_database, write_json
+from bench.common import backend_cpu_ns, libpq, machine, scratch_database, write_json
 
 BATCH = 1000
 ACCOUNTS = 1000
@@ -240,11 +239,6 @@ def split_by_account(rows: list[Row], loaders: int) -> list[list[Row]]:
 
 
 # --- measuring ------------------------------------------------------------------------------------
-
-def backend_cpu_ns(pid: int) -> int:
-    """CPU time a local server process has run, in ns (/proc/<pid>/schedstat: ns resolution)."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-
 
 @dataclass
 class Run:

@@ -31,6 +31,11 @@ SERVER_URL = os.environ.get(
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
+def backend_cpu_ns(pid: int) -> int:
+    """CPU time a local server process has run, in ns (/proc/<pid>/schedstat: ns resolution)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
 def libpq(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
