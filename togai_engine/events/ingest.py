@@ -348,11 +348,10 @@ async def _resolve_accounts(
     (empty: it has none), so each event's time is checked in Python, without a query per event; they
     come as one row per association from a plain LEFT JOIN (probing its (account_id, effective_from) index
     per account; a LATERAL array_agg per account measured 0.77 ms per batch of 186 accounts, this 0.55,
-    without them 0.33). The handles
-    are joined from a JSON array, not tested with `= ANY(array)`: with hundreds of accounts per batch
-    that is a linear scan of the array per row (~10 ms per batch at 600 accounts with locale-aware
-    text comparison); a JSON array rather than a text[], which asyncpg encodes element by element
-    (600 names: ~160 µs less client CPU per call).
+    without them 0.33). The handles are joined from a JSON array, not tested with `= ANY(array)`: with
+    hundreds of accounts per batch that is a linear scan of the array per row (~10 ms per batch at 600
+    accounts with locale-aware text comparison); and a JSON array rather than a text[], which asyncpg
+    encodes element by element (600 names: ~160 µs less client CPU per call).
     """
     candidates = [h for h in handles if len(h) <= MAX_HANDLE_CHARS]
     if not candidates:
