@@ -75,13 +75,10 @@ def placements(conn: Any) -> dict[str, tuple[str, str | None, int]]:
 
 
 def is_distributed(conn: Any) -> bool:
-    """The engine's schema here has been distributed (some usage table is). Read from Citus's catalog, not the
-    citus_tables view: the view sizes every shard over other connections, which wait for the locks of DDL the same
-    transaction ran before (a migration, a downgrade through several revisions), and so would wait forever."""
-    return citus_present(conn) and bool(conn.execute(text(
-        "SELECT EXISTS (SELECT FROM pg_dist_partition WHERE partmethod = 'h' "
-        "AND logicalrelid IN (SELECT to_regclass(t) FROM unnest(CAST(:tables AS text[])) AS t))"),
-        {"tables": list(DISTRIBUTED)}).scalar())
+    """The engine's schema here has been distributed (some usage table is); read as placements reads it, so it
+    is safe inside a migration's transaction too."""
+    return citus_present(conn) and any(
+        placed[0] == "distributed" for name, placed in placements(conn).items() if name in DISTRIBUTED)
 
 
 def refuse_downgrade_if_distributed(conn: Any, revision: str) -> None:
