@@ -158,6 +158,32 @@ async def test_an_account_created_without_a_plan_refuses_a_replay_that_brings_on
     assert again["id"] == "acme" and len(await associations(db, "acme")) == 1
 
 
+async def test_a_plan_attached_at_the_creation_instant_is_not_taken_for_the_creations(client, db) -> None:
+    """A call that began at the very instant of the account's creation (now() is a transaction's start) and
+    attached a plan after it committed writes an association with the creation's created_at too: the creation's
+    is still the one compared, the account's first (written before any other call could see the account)."""
+    plan_id, meter = await growth(client)
+    other_plan = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [usage_card(meter, "0.08")]}))["id"]
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    first = {"id": "acme", "customerId": "cust_acme", "name": "Acme", "pricePlanId": plan_id,
+             "effectiveFrom": iso(2026, 1, 1)}
+    created = await call(client, "create_account", **first)
+    async with db.unit_of_work() as session:
+        # the other call's association, read first whatever the scan: earlier in effective_from, and the
+        # creation's row rewritten (its tuple after the other's in the table)
+        await session.execute(text(
+            "INSERT INTO plan_associations (account_id, price_plan_id, effective_from, effective_until, anchor, "
+            "created_at) SELECT id, :plan, '2025-12-01Z', '2026-01-01Z', '2025-12-01Z', created_at FROM accounts "
+            "WHERE id = 'acme'"), {"plan": other_plan})
+        await session.execute(text("UPDATE plan_associations SET anchor = anchor WHERE account_id = 'acme' AND "
+                                   "price_plan_id = :plan"), {"plan": plan_id})
+    assert await call(client, "create_account", **first) == created
+    error = await refusal(client, "create_account", **{**first, "pricePlanId": other_plan})
+    assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored "
+                            f"'{plan_id}', sent '{other_plan}')"), error
+
+
 async def test_an_id_of_another_customers_account_is_refused_naming_the_customer(client, db) -> None:
     await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
     await call(client, "create_customer", id="cust_globex", name="Globex")

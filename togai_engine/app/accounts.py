@@ -58,7 +58,10 @@ async def _check_plan_replay(session: AsyncSession, account: Account, data: Acco
     created_on = await session.scalar(select(PlanAssociationRow).where(
         PlanAssociationRow.account_id == account.id,
         # written in the account's own transaction: PostgreSQL's now() (both defaults) is its start
-        PlanAssociationRow.created_at == account.createdAt))
+        PlanAssociationRow.created_at == account.createdAt)
+        # and the account's first: a call that began at that same instant attached its plan only once the
+        # creation had committed (it could not see the account before)
+        .order_by(PlanAssociationRow.id).limit(1))
     fix = ("Use update_account (pricePlanId + effectiveFrom, with rateCardOverrides for a deal) to change the "
            "account's plan, or choose another id for a new account")
     stored_plan = None if created_on is None else created_on.price_plan_id
