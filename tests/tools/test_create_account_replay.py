@@ -57,22 +57,24 @@ async def test_the_same_call_again_returns_the_account_unchanged(client, db) -> 
     deal = {"usageRateCards": [usage_card(meter, "0.05")], "fixedFeeRateCards": [platform_fee("20")]}
     first = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
                        invoiceCurrency="USD", aliases=["acme-eu", "acme-us"], primaryEmail="billing@acme.example",
-                       metadata={"tier": "gold"}, pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
-                       rateCardOverrides=deal)
+                       address={"line1": "1 Main St", "country": "us"}, metadata={"tier": "gold"},
+                       pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
     stored = await associations(db, "acme")
     before = await row_counts(db)
     # the same deal written another way: cards in the other order, keys reordered, 0.050 for 0.05 and 20.00 for
-    # 20; the currency in lower case, the aliases in another order, the name with spaces around it
+    # 20; the currency in lower case, the aliases in another order, the name with spaces around it, the address
+    # with an empty part and its country as stored
     same_deal = {"fixedFeeRateCards": [{"rateValues": [{"rate": "20.00", "currency": "USD"}], "id": "platform"}],
                  "usageRateCards": [{**usage_card(meter, "0.050"), "name": "api_calls"}]}
     again = await call(client, "create_account", id="acme", customerId="cust_acme", name="  Acme ",
                        invoiceCurrency="usd", aliases=["acme-us", "acme-eu"], primaryEmail="billing@acme.example",
-                       metadata={"tier": "gold"}, pricePlanId=plan_id, effectiveFrom="2026-01-01T01:00:00+01:00",
-                       rateCardOverrides=same_deal)
+                       address={"country": "US", "city": None, "line1": "1 Main St"}, metadata={"tier": "gold"},
+                       pricePlanId=plan_id, effectiveFrom="2026-01-01T01:00:00+01:00", rateCardOverrides=same_deal)
     assert again == first
     # a retry that leaves effectiveFrom out matches too: its default, the moment of the call, cannot be repeated
     assert await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
-                      aliases=["acme-eu", "acme-us"], primaryEmail="billing@acme.example", metadata={"tier": "gold"},
+                      aliases=["acme-eu", "acme-us"], primaryEmail="billing@acme.example",
+                      address={"line1": "1 Main St", "country": "US"}, metadata={"tier": "gold"},
                       pricePlanId=plan_id, rateCardOverrides=deal) == first
     assert await associations(db, "acme") == stored
     # nothing written but the two replays' audit records
@@ -131,6 +133,9 @@ async def test_a_different_plan_deal_or_name_is_refused_naming_the_field(client,
             ).startswith("name: ")
     error = await refusal(client, "create_account", **{**first, "aliases": ["acme-eu"]})
     assert "aliases: account 'acme' already exists with a different aliases (stored [], sent [\"acme-eu\"])" in error
+    error = await refusal(client, "create_account", **{**first, "address": {"line1": "2 Main St", "country": "us"}})
+    assert error.startswith("address: account 'acme' already exists with a different address (stored none, sent "
+                            '{"line1":"2 Main St","country":"US"})'), error
 
     # nothing was written by any refusal: no association, no alias, no audit record; the account reads as before
     assert await row_counts(db) == before and await audit_rows(db) == audited

@@ -139,17 +139,15 @@ async def create_account(
 def _first_profile_difference(row: AccountRow, stored_aliases: list[str], customer_id: str,
                               values: dict[str, Any], aliases: list[str]) -> tuple[str, Any, Any] | None:
     """The first of create_account's profile arguments (in the tool's order) whose value, normalised as it is
-    stored, differs from the account's: (argument, stored, sent); None when all match. Aliases are a set."""
-    def address(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-        return Address(**stored).model_dump(exclude_none=True) if stored else None
-
+    stored, differs from the account's: (argument, stored, sent); None when all match. Aliases are a set; an
+    address is compared as clean_address stores it, on both sides."""
     compared = (
         ("customerId", row.customer_id, customer_id),
         ("name", row.name, values["name"]),
         ("invoiceCurrency", row.invoice_currency, values["invoice_currency"]),
         ("aliases", sorted(stored_aliases), sorted(aliases)),
         ("primaryEmail", row.primary_email, values["primary_email"]),
-        ("address", address(row.address), address(values["address"])),
+        ("address", row.address, values["address"]),
         ("netTermDays", row.net_term_days, values["net_term_days"]),
         ("metadata", row.metadata_, values["metadata_"]),
     )
