@@ -21,15 +21,15 @@ def usage_card(meter: str, rate: str) -> dict[str, Any]:
             "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": rate}]}]}
 
 
-def platform_fee(rate: str) -> dict[str, Any]:
-    return {"id": "platform", "rateValues": [{"currency": "USD", "rate": rate}]}
+def platform_fee(rate: str, fee_id: str = "platform") -> dict[str, Any]:
+    return {"id": fee_id, "rateValues": [{"currency": "USD", "rate": rate}]}
 
 
-async def growth(client: Any, name: str = "Growth") -> tuple[str, str]:
+async def growth(client: Any, name: str = "Growth", *, fees: tuple[str, ...] = ("platform",)) -> tuple[str, str]:
     """(plan id, meter id)."""
     meter = await tokens_meter(client)
     plan = await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY, rateCards={
-        "usageRateCards": [usage_card(meter, "0.10")], "fixedFeeRateCards": [platform_fee("31")]})
+        "usageRateCards": [usage_card(meter, "0.10")], "fixedFeeRateCards": [platform_fee("31", f) for f in fees]})
     return plan["id"], meter
 
 
@@ -52,19 +52,21 @@ async def audit_rows(db: Any) -> list[str]:
 
 
 async def test_the_same_call_again_returns_the_account_unchanged(client, db) -> None:
-    plan_id, meter = await growth(client)
+    plan_id, meter = await growth(client, fees=("platform", "support"))
     await call(client, "create_customer", id="cust_acme", name="Acme")
-    deal = {"usageRateCards": [usage_card(meter, "0.05")], "fixedFeeRateCards": [platform_fee("20")]}
+    deal = {"usageRateCards": [usage_card(meter, "0.05")],
+            "fixedFeeRateCards": [platform_fee("20"), platform_fee("5", "support")]}
     first = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
                        invoiceCurrency="USD", aliases=["acme-eu", "acme-us"], primaryEmail="billing@acme.example",
                        address={"line1": "1 Main St", "country": "us"}, metadata={"tier": "gold"},
                        pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1), rateCardOverrides=deal)
     stored = await associations(db, "acme")
     before = await row_counts(db)
-    # the same deal written another way: cards in the other order, keys reordered, 0.050 for 0.05 and 20.00 for
-    # 20; the currency in lower case, the aliases in another order, the name with spaces around it, the address
+    # the same deal written another way: the lists in the other order, the fees' cards too, keys reordered, 0.050
+    # for 0.05 and 20.00 for 20; the currency in lower case, the aliases in another order, the name with spaces around it, the address
     # with an empty part and its country as stored
-    same_deal = {"fixedFeeRateCards": [{"rateValues": [{"rate": "20.00", "currency": "USD"}], "id": "platform"}],
+    same_deal = {"fixedFeeRateCards": [platform_fee("5.0", "support"),
+                                       {"rateValues": [{"rate": "20.00", "currency": "USD"}], "id": "platform"}],
                  "usageRateCards": [{**usage_card(meter, "0.050"), "name": "api_calls"}]}
     again = await call(client, "create_account", id="acme", customerId="cust_acme", name="  Acme ",
                        invoiceCurrency="usd", aliases=["acme-us", "acme-eu"], primaryEmail="billing@acme.example",
