@@ -170,10 +170,11 @@ ACCOUNT_LOCK_CLASS = 0x61636374  # "acct": the key space of lock_accounts' locks
 
 async def lock_accounts(session: AsyncSession, account_ids: Sequence[str]) -> None:
     """Until the transaction ends, the accounts' locks, exclusive: for a change of the account (its profile,
-    plan, seats) and for closing its cycles or crediting its invoices. A transaction advisory lock (common/locks.py) in place of a lock on the account's row: on Citus
-    `accounts` is a reference table, and a row lock on one is a lock of the whole table on every node (Citus
-    takes a table-wide lock to keep the copies in step), so a change of one account made every other
-    account's bill run wait. Take it before reading what it guards: a read after it sees what committed."""
+    plan, seats) and for closing its cycles or crediting its invoices. A transaction advisory lock
+    (common/locks.py) in place of a lock on the account's row: on Citus `accounts` is a reference table, and a
+    row lock on one is a lock of the whole table on every node (Citus takes a table-wide lock to keep the copies
+    in step), so a change of one account made every other account's bill run wait. Take it before reading what
+    it guards: a read after it sees what committed."""
     # one round trip: the setting (below) and the locks
     locks = advisory_locks_sql(ACCOUNT_LOCK_CLASS, "unnest(CAST(:ids AS text[]))", exclusive=True)
     await session.execute(text(f"SELECT {ROWS_OF_LOCKED_ACCOUNTS}, ({locks})"), {"ids": sorted(set(account_ids))})
