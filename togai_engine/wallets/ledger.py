@@ -149,19 +149,17 @@ async def balance(session: AsyncSession, account_id: str, now: datetime) -> Deci
 
 
 async def grants_with_remaining(
-    session: AsyncSession, account_id: str, *, grant_id: str | None = None
+    session: AsyncSession, account_id: str, *where: ColumnElement[bool]
 ) -> list[tuple[CreditGrantRow, Decimal]]:
-    """Grants of the account (or one grant) with the sum of their entries."""
+    """Grants of the account (those meeting `where`, if given) with the sum of their entries."""
     remaining = func.coalesce(func.sum(E.amount), 0).label("remaining")
     stmt = (
         select(G, remaining)
         .outerjoin(E, (E.account_id == G.account_id) & (E.grant_id == G.id))
-        .where(G.account_id == account_id)
+        .where(G.account_id == account_id, *where)
         .group_by(G.account_id, G.id)  # the primary key: every column of G may be selected
         .order_by(G.seq)
     )
-    if grant_id is not None:
-        stmt = stmt.where(G.id == grant_id)
     return [(row, Decimal(rest)) for row, rest in (await session.execute(stmt)).all()]
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select
+from sqlalchemy import exists, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -413,17 +413,12 @@ async def sold_credits(session: AsyncSession, *, account_id: str, sale: Sale, at
     if not await ledger.lock_wallet(session, account_id):
         return None
     await _settle(session, account_id, utc_instant(at, "at"), unclosed)
-    found = await session.execute(
-        select(G.id, G.amount, func.coalesce(func.sum(E.amount), 0))
-        .outerjoin(E, (E.account_id == G.account_id) & (E.grant_id == G.id))
-        .where(G.account_id == account_id, G.sale_invoice_id == sale.invoice_id,
-               G.sale_line_position == sale.line_position)
-        .group_by(G.account_id, G.id))
-    row = found.one_or_none()
-    if row is None:
+    found = await ledger.grants_with_remaining(session, account_id, G.sale_invoice_id == sale.invoice_id,
+                                               G.sale_line_position == sale.line_position)
+    if not found:
         return None
-    grant_id, amount, unused = row.tuple()
-    return SoldCredits(grant_id=grant_id, amount=Decimal(amount), unused=Decimal(unused))
+    [(grant, unused)] = found  # one grant per sale (uq_credit_grants_account_sale)
+    return SoldCredits(grant_id=grant.id, amount=grant.amount, unused=unused)
 
 
 async def void_sold_credits(session: AsyncSession, *, account_id: str, grant_id: str, credits: Decimal,
@@ -486,7 +481,7 @@ async def _insert_grant_entry(
 async def _grant_result(
     session: AsyncSession, grant_id: str, account_id: str, currency: str, now: datetime, *, replayed: bool
 ) -> GrantCreditResult:
-    [(row, remaining)] = await ledger.grants_with_remaining(session, account_id, grant_id=grant_id)
+    [(row, remaining)] = await ledger.grants_with_remaining(session, account_id, G.id == grant_id)
     balance = round_money(await ledger.balance(session, account_id, now), currency)
     return GrantCreditResult(grant=_grant_view(row, remaining, now), balance=balance, currency=currency,
                              replayed=replayed)
