@@ -78,11 +78,11 @@ class _Request:
 @dataclass(frozen=True)
 class _TakenBack:
     """The credits a note's part on a PREPAID purchase line (at `position`) takes back: voided now from the grant the
-    line's sale issued (`grant_id`: PAID granted them), or withheld from the grant its PAID will issue (None)."""
+    line's sale issued (`granted`: PAID granted them), or withheld from the grant its PAID will issue (None)."""
 
     position: int
     credits: Decimal
-    grant_id: str | None
+    granted: SoldCredits | None
 
 
 @dataclass(frozen=True)
@@ -335,8 +335,8 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
         sold = sold_grant(row.details).amount
         before = earlier.get(row.position, ZERO)
         credits = credits_voided(sold, row.value, before, part.amount, currency)
-        grant_id = None
         granted = await _granted(session, invoice, row.position, now, unclosed) if credits > 0 else None
+        found = None
         if granted is not None:  # void them from the grant; a sale not granted yet withholds them instead
             found, unused = granted
             if credits > unused:
@@ -352,8 +352,7 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
                     f"(after the {money(before)} earlier notes credited) takes back {money(credits)} credits, but "
                     f"{where}. Credits already used cannot be credited back, so at most {money(most)}")
             assert found is not None
-            grant_id = found.grant_id
-        taken.append(_TakenBack(position=row.position, credits=credits, grant_id=grant_id))
+        taken.append(_TakenBack(position=row.position, credits=credits, granted=found))
     return taken
 
 
@@ -515,8 +514,8 @@ async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditN
                 credit_note_id=note_id, at=now, unclosed=unclosed,
                 purpose=f"credit note {credit_note_number(number)} on invoice {invoice_number(invoice.sequence_number)}")
         for take in taken:
-            if take.grant_id is not None:
-                await void_sold_credits(session, account_id=invoice.account_id, grant_id=take.grant_id,
+            if take.granted is not None:
+                await void_sold_credits(session, account_id=invoice.account_id, sold=take.granted,
                                         credits=take.credits, credit_note_id=note_id, at=now)
         note = await session.scalar(
             insert(N).values(

@@ -81,10 +81,12 @@ class SoldGrant:
 
 @dataclass(frozen=True)
 class SoldCredits:
-    """The grant a sale issued, and what of it is unused (the sum of its ledger entries, expiries recorded)."""
+    """The grant a sale issued (its id, amount and start), and what of it is unused (the sum of its ledger entries,
+    expiries recorded)."""
 
     grant_id: str
     amount: Decimal
+    effective_from: datetime
     unused: Decimal
 
 
@@ -418,22 +420,20 @@ async def sold_credits(session: AsyncSession, *, account_id: str, sale: Sale, at
     if not found:
         return None
     [(grant, unused)] = found  # one grant per sale (uq_credit_grants_account_sale)
-    return SoldCredits(grant_id=grant.id, amount=grant.amount, unused=unused)
+    return SoldCredits(grant_id=grant.id, amount=grant.amount, effective_from=grant.effective_from, unused=unused)
 
 
-async def void_sold_credits(session: AsyncSession, *, account_id: str, grant_id: str, credits: Decimal,
+async def void_sold_credits(session: AsyncSession, *, account_id: str, sold: SoldCredits, credits: Decimal,
                             credit_note_id: str, at: datetime) -> None:
-    """Takes `credits` back from a PREPAID grant for a credit note on the line that sold it: a VOID ledger entry
-    linked to the note, dated `at` (or the grant's start, if later, so a scheduled grant never counts negative).
-    The caller holds the wallet lock and checked that the grant's unused credit covers it (`sold_credits`)."""
+    """Takes `credits` back from the PREPAID grant `sold` (as `sold_credits` found it) for a credit note on the line
+    that sold it: a VOID ledger entry linked to the note, dated `at` (or the grant's start, if later, so a scheduled
+    grant never counts negative). The caller holds the wallet lock `sold_credits` took and checked that the grant's
+    unused credit covers it."""
     if credits <= 0:
         raise InvalidInput("credits", f"credits to void must be greater than 0; got {credits}")
-    effective_from = await session.scalar(select(G.effective_from).where(G.account_id == account_id, G.id == grant_id))
-    if effective_from is None:
-        raise NotFound(f"grant {grant_id!r} of account {account_id!r} does not exist")
     await session.execute(insert(E).values(
-        account_id=account_id, grant_id=grant_id, kind=VOID, amount=-credits,
-        at=max(utc_instant(at, "at"), effective_from), credit_note_id=credit_note_id))
+        account_id=account_id, grant_id=sold.grant_id, kind=VOID, amount=-credits,
+        at=max(utc_instant(at, "at"), sold.effective_from), credit_note_id=credit_note_id))
 
 
 # ---------------------------------------------------------------------------------------------------
