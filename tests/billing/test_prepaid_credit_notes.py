@@ -295,3 +295,37 @@ def test_the_takes_add_up_and_the_most_creditable_is_the_most(sold: int, value: 
     most = most_creditable(sold_d, value_d, credited, unused_d, "USD")
     assert most >= 0 and (most == 0 or credits_voided(sold_d, value_d, credited, most, "USD") <= unused_d)
     assert credits_voided(sold_d, value_d, credited, most + cent, "USD") > unused_d
+
+
+async def test_a_note_on_two_purchase_lines_voids_each_share_from_its_own_grant(client, clock) -> None:
+    """Two PREPAID cards on one advance invoice: 1000 credits at 0.10 (100.00) and 500 "Bonus" credits at 0.20
+    (100.00). One note credits both lines; each line's share is voided from the grant its own sale issued."""
+    clock.set(at(2026, 1, 1))
+    bonus = credits_card("0.2") | {"id": "bonus", "displayName": "Bonus"}
+    bonus["rateDetails"]["currencySlabRateDetails"][0]["creditAmount"] = "500"
+    cards = bundle_cards(await tokens_meter(client))
+    cards["creditGrantRateCards"].append(bonus)
+    plan = await call(client, "create_price_plan", name="Bundle", pricingCycleConfig=MONTHLY, rateCards=cards)
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    [advance] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    assert advance["totalAmount"] == "200.00"  # 1000 × 0.10 + 500 × 0.20
+    clock.set(at(2026, 1, 2))
+    await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    assert (await wallet(client))[0] == "1500.00"
+
+    # credits: 50.00 / 100.00 × 1000.00 = 500.00; bonus: 25.00 / 100.00 × 500.00 = 125.00
+    clock.set(at(2026, 1, 3))
+    result = await call(client, "create_credit_note", invoiceId=advance["id"], reason="ORDER_CHANGE", lines=[
+        {"rateCardName": "credits", "amount": "50.00"}, {"rateCardName": "bonus", "amount": "25.00"}])
+    note = result["creditNote"]
+    assert [(line["rateCardName"], line["creditsVoided"]) for line in note["lines"]] == [
+        ("credits", "500.00"), ("bonus", "125.00")]
+    grants = {g["purpose"]: g["remaining"] for g in (await call(client, "get_wallet_balance", accountId="acme"))["grants"]
+              if g["source"] == "RATE_CARD"}
+    assert grants == {"Credits": "500.00", "Bonus": "375.00"}  # 1000.00 - 500.00, 500.00 - 125.00
+    balance, entries, ledger_sum = await wallet(client)
+    # 1500.00 - 625.00 voided + the note's 75.00 = 950.00
+    assert balance == result["walletBalance"] == "950.00" and ledger_sum == D("950.00")
+    assert sorted(e for e in entries if e[0] == "VOID") == [("VOID", "-125.00", note["id"]),
+                                                            ("VOID", "-500.00", note["id"])]

@@ -328,30 +328,32 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
         return []
     currency = invoice.currency
     earlier = await credited_on_lines(session, invoice.id, [part.line.row.position for _, part in purchases])
-    taken = []
+    shares = []
     for i, part in purchases:
         row = part.line.row
         assert row.details is not None, "a purchase line carries the grant it sold"
         sold = sold_grant(row.details).amount
         before = earlier.get(row.position, ZERO)
-        credits = credits_voided(sold, row.value, before, part.amount, currency)
-        granted = await _granted(session, invoice, row.position, now, unclosed) if credits > 0 else None
-        found = None
-        if granted is not None:  # void them from the grant; a sale not granted yet withholds them instead
-            found, unused = granted
-            if credits > unused:
-                money = display_money(currency)
-                most = min(most_creditable(sold, row.value, before, unused, currency), row.value - before)
-                where = (f"only {money(unused)} of the {money(found.amount)} credits it granted (grant "
-                         f"{found.grant_id!r}) are unused: the rest paid invoices or expired") if found is not None \
-                    else f"the wallet of account {invoice.account_id!r} holds no grant of them"
-                raise InvalidInput(
-                    f"lines[{i}].amount",
-                    f"{part.amount} is more than line {part.line.number} ({row.description}) can still be credited: "
-                    f"it sold {money(sold)} credits for {money(row.value)}, and crediting {money(part.amount)} of it "
-                    f"(after the {money(before)} earlier notes credited) takes back {money(credits)} credits, but "
-                    f"{where}. Credits already used cannot be credited back, so at most {money(most)}")
-            assert found is not None
+        shares.append((i, part, sold, before, credits_voided(sold, row.value, before, part.amount, currency)))
+    grants = await _sold_grants(session, invoice, [part.line.row.position for _, part, _, _, credits in shares
+                                                   if credits > 0], now, unclosed)
+    taken = []
+    for i, part, sold, before, credits in shares:
+        row = part.line.row
+        found = grants.get(row.position)
+        unused = _unused(invoice, found) if credits > 0 else None
+        if unused is not None and credits > unused:  # else voided from the grant, or withheld when not granted yet
+            money = display_money(currency)
+            most = min(most_creditable(sold, row.value, before, unused, currency), row.value - before)
+            where = (f"only {money(unused)} of the {money(found.amount)} credits it granted (grant "
+                     f"{found.grant_id!r}) are unused: the rest paid invoices or expired") if found is not None \
+                else f"the wallet of account {invoice.account_id!r} holds no grant of them"
+            raise InvalidInput(
+                f"lines[{i}].amount",
+                f"{part.amount} is more than line {part.line.number} ({row.description}) can still be credited: "
+                f"it sold {money(sold)} credits for {money(row.value)}, and crediting {money(part.amount)} of it "
+                f"(after the {money(before)} earlier notes credited) takes back {money(credits)} credits, but "
+                f"{where}. Credits already used cannot be credited back, so at most {money(most)}")
         taken.append(_TakenBack(position=row.position, credits=credits, granted=found))
     return taken
 
@@ -395,24 +397,30 @@ async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *
     row = line.row
     if room > 0 and is_purchase_line(row.line_type, row.details):
         assert row.details is not None
-        granted = await _granted(session, invoice, position, now, unclosed)
-        if granted is not None:  # only its unused credits can go back
-            room = min(room, most_creditable(sold_grant(row.details).amount, row.value, on_line, granted[1],
+        unused = _unused(invoice, (await _sold_grants(session, invoice, [position], now, unclosed)).get(position))
+        if unused is not None:  # only its unused credits can go back
+            room = min(room, most_creditable(sold_grant(row.details).amount, row.value, on_line, unused,
                                              invoice.currency))
     return line.number, room
 
 
-async def _granted(session: AsyncSession, invoice: InvoiceRow, position: int, now: datetime,
-                   unclosed: UnclosedPeriods) -> tuple[SoldCredits | None, Decimal] | None:
-    """When the credits the purchase line at `position` sold were granted: the grant (None: the wallet holds none of
-    them) and its unused credits as of `now`; None when they are not granted yet, so a note withholds them from
-    what PAID grants. PAID granted them; a DUE sale may hold the grant an earlier sale of its cycle issued before
-    migration 0022, which linked it there."""
-    found = await sold_credits(session, account_id=invoice.account_id, sale=Sale(invoice.id, position), at=now,
-                               unclosed=unclosed)
-    if found is None and invoice.status != "PAID":
-        return None
-    return found, found.unused if found is not None else ZERO
+async def _sold_grants(session: AsyncSession, invoice: InvoiceRow, positions: list[int], now: datetime,
+                       unclosed: UnclosedPeriods) -> dict[int, SoldCredits]:
+    """The grants the invoice's purchase lines at `positions` issued, by position, with their unused credits as of
+    `now` (the wallet's due expiries recorded once for them all); a line whose credits are not granted is absent."""
+    found = await sold_credits(session, account_id=invoice.account_id, sales=[Sale(invoice.id, p) for p in positions],
+                               at=now, unclosed=unclosed)
+    return {sale.line_position: credits for sale, credits in found.items()}
+
+
+def _unused(invoice: InvoiceRow, found: SoldCredits | None) -> Decimal | None:
+    """What of a purchase line's credits a note can take back from the wallet, given the grant its sale issued
+    (`found`): that grant's unused credits, or 0 when the invoice is PAID but the wallet holds no grant of them; None
+    when they are not granted yet, so a note withholds them from what PAID grants. PAID granted them; a DUE sale may
+    hold the grant an earlier sale of its cycle issued before migration 0022, which linked it there."""
+    if found is None:
+        return ZERO if invoice.status == "PAID" else None
+    return found.unused
 
 
 async def credited_on_lines(session: AsyncSession, invoice_id: str, positions: list[int]) -> dict[int, Decimal]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, literal, select
+from sqlalchemy import exists, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -407,20 +407,22 @@ async def sale_was_granted(session: AsyncSession, *, account_id: str, invoice_id
                                                            G.sale_invoice_id == invoice_id))))
 
 
-async def sold_credits(session: AsyncSession, *, account_id: str, sale: Sale, at: datetime,
-                       unclosed: UnclosedPeriods) -> SoldCredits | None:
-    """The grant `sale` issued when its invoice was PAID, with what of it is unused as of `at`; None when it issued
-    none. Locks the wallet and records the expiries due by `at` first (holding grants that may still pay an
-    invoice not DUE yet), so credit that expired is not counted as unused."""
-    if not await ledger.lock_wallet(session, account_id):
-        return None
+async def sold_credits(session: AsyncSession, *, account_id: str, sales: Sequence[Sale], at: datetime,
+                       unclosed: UnclosedPeriods) -> dict[Sale, SoldCredits]:
+    """The grants `sales` issued when their invoices were PAID, with what of each is unused as of `at`; a sale that
+    issued none is absent. Locks the wallet and records the expiries due by `at` first, once for all the sales
+    (holding grants that may still pay an invoice not DUE yet), so credit that expired is not counted as unused."""
+    if not sales or not await ledger.lock_wallet(session, account_id):
+        return {}
     await _settle(session, account_id, utc_instant(at, "at"), unclosed)
-    found = await ledger.grants_with_remaining(session, account_id, G.sale_invoice_id == sale.invoice_id,
-                                               G.sale_line_position == sale.line_position)
-    if not found:
-        return None
-    [(grant, unused)] = found  # one grant per sale (uq_credit_grants_account_sale)
-    return SoldCredits(grant_id=grant.id, amount=grant.amount, effective_from=grant.effective_from, unused=unused)
+    found = {}
+    for grant, unused in await ledger.grants_with_remaining(session, account_id, tuple_(
+            G.sale_invoice_id, G.sale_line_position).in_([(s.invoice_id, s.line_position) for s in sales])):
+        assert grant.sale_invoice_id is not None and grant.sale_line_position is not None, "found by its sale"
+        # one grant per sale (uq_credit_grants_account_sale)
+        found[Sale(grant.sale_invoice_id, grant.sale_line_position)] = SoldCredits(
+            grant_id=grant.id, amount=grant.amount, effective_from=grant.effective_from, unused=unused)
+    return found
 
 
 async def void_sold_credits(session: AsyncSession, *, account_id: str, sold: SoldCredits, credits: Decimal,
