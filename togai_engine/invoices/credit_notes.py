@@ -8,7 +8,7 @@ that sold PREPAID credits takes its share of them back (sold_credits.py; README.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -126,8 +126,10 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     request = await _request(session, invoice, data)
     credited = await _credited(session, invoice.id)
     await _check_purchase_lines_named(session, invoice, request)
-    await _check_room(session, invoice, request, credited.amount)
-    taken = await _credits_taken_back(session, invoice, request, now, unclosed)
+    # what earlier notes credited on each line the note names, for both its caps and its PREPAID shares
+    on_lines = await credited_on_lines(session, invoice.id, [p.line.row.position for p in request.parts])
+    _check_room(invoice, request, credited.amount, on_lines)
+    taken = await _credits_taken_back(session, invoice, request, on_lines, now, unclosed)
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
@@ -316,18 +318,18 @@ async def _purchase_lines_with_room(session: AsyncSession, invoice: InvoiceRow) 
     return [(line, room) for line, room in rooms if room > 0]
 
 
-async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, request: _Request, now: datetime,
+async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, request: _Request,
+                              earlier: Mapping[int, Decimal], now: datetime,
                               unclosed: UnclosedPeriods) -> list[_TakenBack]:
-    """What the request's parts on PREPAID purchase lines take back (README.md, "PREPAID credits"). On a PAID
-    invoice the credits were granted: only the unused part of the line's grant can be taken back, so a part that
-    would take more is refused, naming it and the most it may credit. Writes nothing (a refusal rolls back the
-    expiries sold_credits records)."""
+    """What the request's parts on PREPAID purchase lines take back (README.md, "PREPAID credits"), after what
+    earlier notes credited on each line (`earlier`, by position). On a PAID invoice the credits were granted: only
+    the unused part of the line's grant can be taken back, so a part that would take more is refused, naming it and
+    the most it may credit. Writes nothing (a refusal rolls back the expiries sold_credits records)."""
     purchases = [(i, part) for i, part in enumerate(request.parts)
                  if is_purchase_line(part.line.row.line_type, part.line.row.details)]
     if not purchases:
         return []
     currency = invoice.currency
-    earlier = await credited_on_lines(session, invoice.id, [part.line.row.position for _, part in purchases])
     shares = []
     for i, part in purchases:
         row = part.line.row
@@ -358,12 +360,11 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
     return taken
 
 
-async def _check_room(session: AsyncSession, invoice: InvoiceRow, request: _Request, credited: Decimal) -> None:
-    """A line is credited at most its value; the invoice at most its total, over all its notes (`credited`
-    so far)."""
+def _check_room(invoice: InvoiceRow, request: _Request, credited: Decimal, earlier: Mapping[int, Decimal]) -> None:
+    """A line is credited at most its value (less what earlier notes credited on it: `earlier`, by position); the
+    invoice at most its total, over all its notes (`credited` so far)."""
     currency = invoice.currency
     if request.parts:
-        earlier = await credited_on_lines(session, invoice.id, [p.line.row.position for p in request.parts])
         for i, part in enumerate(request.parts):
             done = earlier.get(part.line.row.position, ZERO)
             room = part.line.row.value - done
@@ -425,6 +426,8 @@ def _unused(invoice: InvoiceRow, found: SoldCredits | None) -> Decimal | None:
 
 async def credited_on_lines(session: AsyncSession, invoice_id: str, positions: list[int]) -> dict[int, Decimal]:
     """What the invoice's notes credited on each of the lines at `positions` (absent: nothing)."""
+    if not positions:  # nothing to sum (a note by amount, an invoice without purchase lines): no query
+        return {}
     rows = await session.execute(
         select(NL.line_position, func.sum(NL.amount))
         .where(NL.invoice_id == invoice_id, NL.line_position.in_(positions)).group_by(NL.line_position))
