@@ -395,6 +395,15 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     usage_lines = [line for line in full["lineItems"] if line["type"] == "USAGE_RATE_CARD_AMOUNT"]
     assert {line["usageMeterId"]: D(line["quantity"]) for line in usage_lines} == {
         tokens: sum((D(a) for _, a in usage), D(0)), requests: D(len(usage))}
+    # The overage line bills the tokens past the limit (not prorated in a partial period), at most 400, at 0.07
+    overage_lines = [line for line in full["lineItems"] if line["type"] == "ENTITLEMENT_OVERAGE_AMOUNT"]
+    if overage_limit is None:
+        assert overage_lines == []
+    else:
+        (overage,) = overage_lines
+        over = min(max(sum((D(a) for _, a in usage), D(0)) - D(overage_limit), D(0)), D(400))
+        assert (overage["usageMeterId"], D(overage["quantity"]), D(overage["value"])) == (
+            tokens, over, (over * D("0.07")).quantize(D("0.01"), ROUND_HALF_UP))
     # USAGE: HOUR buckets over a month would exceed the 300 points a series may have: the first 12 days there
     end = JAN + HOUR_CHUNK if period == "HOUR" else FEB
     quantities = await metric(client, "USAGE", JAN, end, period, account)
