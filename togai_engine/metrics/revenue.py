@@ -97,7 +97,7 @@ async def revenue_series(
         filters.setdefault(entry.fieldName, []).extend(entry.fieldValues)
     accounts = await account_scope(session, filters, field)
     meters = set(filters["USAGE_METER_ID"]) if "USAGE_METER_ID" in filters else None
-    series = _Series(start, end, buckets, query.groupBy)
+    placed = _Series(start, end, buckets, query.groupBy)
 
     stmt = select(InvoiceRow).where(overlapping(start, end), InvoiceRow.status != "VOID")
     if accounts is not None:
@@ -117,7 +117,7 @@ async def revenue_series(
     wanted: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
     for row in rows:
         lower, upper = max(row.period_start, start), min(row.period_end, end)
-        points = [lower, *(b for b in series.buckets if lower < b < upper), upper]
+        points = [lower, *(b for b in buckets if lower < b < upper), upper]
         cuts[row.id] = points
         if row.invoice_type == ADVANCED:
             continue
@@ -141,7 +141,7 @@ async def revenue_series(
     for row in rows:
         if row.invoice_type == ADVANCED:
             if meters is None:
-                series.add_lines(row, stored.get(row.id, []))
+                placed.add_lines(row, stored.get(row.id, []))
             continue
         plan = plans[row.association_id]
         if row.status == "DRAFT":
@@ -158,11 +158,11 @@ async def revenue_series(
                             if line.line_type in ACCRUED_LINES},
                            row.id in reopened, quantities)
         for card in _metered_cards(plan, meters):
-            series.add_accrued(series.group(row, card.meter_id), cuts[row.id],
+            placed.add_accrued(placed.group(row, card.meter_id), cuts[row.id],
                                partial(accrual.amount, card))
         if meters is None:  # a meter filter keeps the meters' usage and overage amounts only
-            series.add_lines(row, final)
-    return series.data()
+            placed.add_lines(row, final)
+    return placed.data()
 
 
 def _metered_cards(plan: PricePlan, meters: set[str] | None) -> list[UsagePricing]:
