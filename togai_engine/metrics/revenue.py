@@ -47,10 +47,7 @@ from togai_engine.errors import InvalidInput
 from togai_engine.invoices.compose import (
     CREDIT_GRANT_LINE,
     FIXED_FEE_LINE,
-    LATE_USAGE_LINE,
-    LICENSE_LINE,
     OVERAGE_LINE,
-    TRUE_UP_LINE,
     USAGE_LINE,
     overage_quantity,
     usage_charge,
@@ -58,7 +55,6 @@ from togai_engine.invoices.compose import (
 from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, overlapping
-from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import MetricDataPoints, MetricQuery
 from togai_engine.metrics.scope import account_scope, series
@@ -260,16 +256,15 @@ async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, d
 
 
 async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[str, list[_Line]]:
-    """Invoice -> the top-level lines of the frozen invoice (every kind a DRAFT's composition carries: usage,
-    licenses, overage, fixed fees, PREPAID credits sold, true-up, late usage, pricing rules)."""
+    """Invoice -> the top-level lines of the frozen invoice, every kind (usage, licenses, overage, fixed fees,
+    PREPAID credits sold, true-up, late usage, pricing rules): the invoice's total is their sum, so REVENUE reads
+    them all rather than a list of kinds to keep in step with compose."""
     if not invoice_ids:
         return {}
     rows = await session.execute(
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
                InvoiceLineRow.value, InvoiceLineRow.details)
-        .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None),
-               InvoiceLineRow.line_type.in_((USAGE_LINE, LICENSE_LINE, OVERAGE_LINE, FIXED_FEE_LINE, TRUE_UP_LINE,
-                                             LATE_USAGE_LINE, PRICING_RULE_LINE, CREDIT_GRANT_LINE))))
+        .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None)))
     lines: dict[str, list[_Line]] = defaultdict(list)
     for invoice_id, line_type, name, value, details in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details))
