@@ -83,8 +83,9 @@ async def purchase_room(db: Any, invoice_id: str, now: Any) -> tuple[int, D]:
     async with db.unit_of_work() as session:
         invoice = await session.get(InvoiceRow, invoice_id)
         assert invoice is not None
-        return await credit_notes.line_room(session, invoice, await first_line(session, invoice), now=now,
+        room = await credit_notes.line_room(session, invoice, await first_line(session, invoice), now=now,
                                             unclosed=unclosed_periods)
+        return room.number, room.room
 
 
 def note_on_line_1(amount: str, key: str) -> dict[str, Any]:

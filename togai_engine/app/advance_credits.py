@@ -120,17 +120,13 @@ async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineR
     is left to credit. The note's key names what the line's notes credited before it: room can remain after a first
     change (a PAID purchase line is credited only as far as its credits are unused), and a later change crediting
     more of it is another note, not a replay of the first with another amount."""
-    before = (await credit_notes.credited_on_lines(session, invoice.id, [line.position])).get(line.position, 0)
-    if less_credited:
-        wanted -= before
-        if wanted <= 0:
-            return None
-    number, room = await credit_notes.line_room(session, invoice, line.position, now=now, unclosed=unclosed_periods)
-    amount = min(wanted, room)
+    room = await credit_notes.line_room(session, invoice, line.position, now=now, unclosed=unclosed_periods)
+    amount = min(wanted - room.credited if less_credited else wanted, room.room)
     if amount <= 0:
         return None
     result = await credit_notes.create_credit_note(session, CreditNoteCreate(
         invoiceId=invoice.id, reason="ORDER_CHANGE", memo=memo[:500],
-        lines=[CreditNoteLineInput(lineNumber=number, amount=amount)], idempotencyKey=f"{key}:after:{before}",
+        lines=[CreditNoteLineInput(lineNumber=room.number, amount=amount)],
+        idempotencyKey=f"{key}:after:{room.credited}",
     ), now, unclosed=unclosed_periods)
     return result.creditNote.id

@@ -385,12 +385,22 @@ def _check_room(invoice: InvoiceRow, request: _Request, credited: Decimal, earli
             "(creditableAmount)")
 
 
+@dataclass(frozen=True)
+class LineRoom:
+    """A top-level line's number (as `lines[].lineNumber` takes it), what notes credited on it so far, and the most
+    a credit note may still credit on it."""
+
+    number: int
+    credited: Decimal
+    room: Decimal
+
+
 async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *, now: datetime,
-                    unclosed: UnclosedPeriods) -> tuple[int, Decimal]:
-    """For the top-level line of `invoice` at `position`: its number (as `lines[].lineNumber` takes it) and the
-    most a credit note may still credit on it (its value less what notes credited on it, at most what the
-    invoice's notes left of its total, and on a PAID invoice's PREPAID purchase line at most what takes back no more
-    than its grant's unused credits as of `now`): the caps create_credit_note enforces."""
+                    unclosed: UnclosedPeriods) -> LineRoom:
+    """For the top-level line of `invoice` at `position`: the most a credit note may still credit on it (its value
+    less what notes credited on it, at most what the invoice's notes left of its total, and on a PAID invoice's
+    PREPAID purchase line at most what takes back no more than its grant's unused credits as of `now`): the caps
+    create_credit_note enforces."""
     line = next(line for line in await _top_lines(session, invoice.id) if line.row.position == position)
     on_line = (await credited_on_lines(session, invoice.id, [position])).get(position, ZERO)
     left = (invoice.total_amount or ZERO) - (await _credited(session, invoice.id)).amount
@@ -402,7 +412,7 @@ async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *
         if unused is not None:  # only its unused credits can go back
             room = min(room, most_creditable(sold_grant(row.details).amount, row.value, on_line, unused,
                                              invoice.currency))
-    return line.number, room
+    return LineRoom(line.number, on_line, room)
 
 
 async def _sold_grants(session: AsyncSession, invoice: InvoiceRow, positions: list[int], now: datetime,
