@@ -421,3 +421,24 @@ async def test_pricing_rules_override_is_checked_like_a_plans_rules(client, cloc
     error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
     assert "migrationMode: account 'acme' has a pricingRulesOverride that does not fit version 2" in error
     assert "api_calls" in error
+
+
+async def test_the_same_deal_written_another_way_changes_nothing(client, clock, db) -> None:
+    # "0.050" is the rate "0.05" is: update_account with the plan and deal the account is on, spelled otherwise,
+    # is the plan it has (as a create_account replay judges it), so nothing is cut, credited or attached again
+    plan_id, meter = await growth(client)
+    clock.set(at(2026, 1, 10))
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+
+    async def state() -> tuple[list[tuple[Any, ...]], list[Any]]:
+        async with db.unit_of_work() as session:
+            rows = (await session.execute(text(
+                "SELECT effective_from, effective_until, rate_card_overrides FROM plan_associations "
+                "WHERE account_id = 'acme' ORDER BY effective_from"))).all()
+            notes = (await session.execute(text("SELECT id FROM credit_notes"))).all()
+        return [tuple(r) for r in rows], notes
+
+    before = await state()
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 15),
+               rateCardOverrides={"usageRateCards": [usage_card(meter, "0.050")]})
+    assert await state() == before and len(before[0]) == 1

@@ -38,7 +38,7 @@ from togai_engine.errors import InvalidInput
 from togai_engine.events.models import BillingWatermarkRow
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.overrides import validate_overrides
+from togai_engine.plans.overrides import deal_difference, validate_overrides
 from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.plans.service import get_plan
 
@@ -119,8 +119,9 @@ async def attach_plan(
         session, plan, overrides, f"{prefix}rateCardOverrides", rules=rules, rules_field=f"{prefix}pricingRulesOverride")
 
     def same(association: PlanAssociationRow) -> bool:
+        # the same deal as a create_account replay judges it: values compared parsed, cards matched by name
         return (association.price_plan_id == plan_id and association.version == plan.version
-                and association.rate_card_overrides == deal)
+                and deal_difference(association.rate_card_overrides, deal) is None)
 
     if account.invoice_currency not in plan.supportedCurrencies:
         raise InvalidInput(
