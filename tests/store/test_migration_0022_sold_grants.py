@@ -58,7 +58,7 @@ async def _links(url: str) -> list[tuple[Any, ...]]:
 
 
 async def _grant_count(url: str) -> tuple[int, int]:
-    """(PREPAID grants, those linked to no sale)."""
+    """(rate-card grants, those linked to no sale): these plans' only rate-card grants are PREPAID ones."""
     async with pg_connection(url) as conn:
         row = await conn.fetchrow("SELECT count(*), count(*) FILTER (WHERE sale_invoice_id IS NULL) FROM credit_grants "
                                   "WHERE source = 'RATE_CARD'")

@@ -212,8 +212,9 @@ async def list_invoices(
     page_size: int | None = None,
     next_token: str | None = None,
 ) -> Page[InvoiceSummary]:
-    """Invoices whose period overlaps [start_time, end_time), newest period first. A DRAFT that cannot be
-    computed is listed with its `problem` and no amounts."""
+    """Invoices whose period overlaps [start_time, end_time), newest period first and, within a period, the one
+    created last first (`seq`, an identity: two advance invoices of one period, say). A DRAFT that cannot be computed is listed
+    with its `problem` and no amounts."""
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise InvalidInput("endTime", f"must be after startTime ({start_time.isoformat()})")
     stmt = select(InvoiceRow)
