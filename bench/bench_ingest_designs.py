@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.bench_ingest_designs             # 100,000 events per run, 3 runs, 1 connection
     .venv/bin/python -m bench.bench_ingest_designs --workers 2
+    .venv/bin/python -m bench.bench_ingest_designs --designs b,b0,ek0     # the engine without its rollups, too
 
 bench_storage_floor.py measures the designs' floors (COPY of the rows, nothing else); this measures what the
 engine itself would run at on the best of them, as the issue asks when a goal cannot be met.
@@ -15,6 +16,9 @@ The engine runs unchanged on b. On ek this process swaps two things of the inges
 run: the fast storing statement's claim (`INSERT INTO event_ids`) becomes nothing (the events insert is the
 claim), and no monthly partition is ensured (ek has none). Only the fast path is exercised: every id is new.
 The reads and the duplicate path on ek are bench_storage_floor's `--reads-only` and the migration's business.
+"b0" and "ek0" are b and ek with the storing statement's rollups left out (no meter values, hourly, daily or
+total rollups written): not a design the engine may run (its rollups are exact and written in the event's own
+transaction), but the bound on what any rollup scheme outside that transaction could give the ingest call.
 
 Baseline in the same run: asyncpg COPY of the same rows into a bare table (no index). Printed per design:
 events/s (median of the runs), ratio to the baseline, and CPU per event of this process and of the backends.
@@ -27,7 +31,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import asyncpg
@@ -62,20 +66,30 @@ async def _no_months(*_: Any, **__: Any) -> None:
     return None
 
 
+DESIGNS = {"b": "engine on today's storage (b)", "ek": "engine on ek",
+           "b0": "b without rollups (a bound)", "ek0": "ek without rollups (a bound)"}
+
+
+def _store_without_rollups(store: Any) -> Any:
+    async def without(conn: Any, meters: Any, *args: Any) -> Any:
+        return await store(conn, (), *args)  # no meters: the statement claims and inserts, nothing else
+    return without
+
+
 @contextmanager
 def engine_on(design: str) -> Iterator[None]:
     """The ingest module as it runs on `design` (see the module docstring), restored afterwards."""
-    if design == "b":
-        yield
-        return
-    claim, months = ingest._CLAIMED_ALL, ingest.ensure_session_months
-    ingest._CLAIMED_ALL = "claimed AS (SELECT 1)"  # unreferenced, so never run: the events insert claims
-    ingest.ensure_session_months = _no_months
+    claim, months, store = ingest._CLAIMED_ALL, ingest.ensure_session_months, ingest._store
+    if design.startswith("ek"):
+        ingest._CLAIMED_ALL = "claimed AS (SELECT 1)"  # unreferenced, so never run: the events insert claims
+        ingest.ensure_session_months = _no_months
+    if design.endswith("0"):
+        ingest._store = _store_without_rollups(store)
     ingest._statement.cache_clear()
     try:
         yield
     finally:
-        ingest._CLAIMED_ALL, ingest.ensure_session_months = claim, months
+        ingest._CLAIMED_ALL, ingest.ensure_session_months, ingest._store = claim, months, store
         ingest._statement.cache_clear()
 
 
@@ -121,7 +135,7 @@ async def _bench(urls: dict[str, str], *, accounts: int, events: int, runs: int,
             await dataset.ready_for_ingest(side.db, accounts)
             conn = await asyncpg.connect(libpq(side.url))
             try:
-                if design == "ek":
+                if design.startswith("ek"):
                     for ddl in ek_ddl():
                         await conn.execute(ddl)
                 else:
@@ -168,15 +182,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--designs", default="b,ek", help=f"some of {', '.join(DESIGNS)}; b always runs")
     args = parser.parse_args()
-    with scratch_database("designs_b") as b_url, scratch_database("designs_ek") as ek_url:
-        result = asyncio.run(_bench({"b": b_url, "ek": ek_url}, accounts=args.accounts, events=args.events,
-                                    runs=args.runs, workers=args.workers))
+    designs = ["b", *(d for d in args.designs.split(",") if d != "b")]
+    unknown = [d for d in designs if d not in DESIGNS]
+    if unknown:
+        parser.error(f"--designs: {', '.join(unknown)} unknown; choose among {', '.join(DESIGNS)}")
+    with ExitStack() as stack:
+        urls = {d: stack.enter_context(scratch_database(f"designs_{d}")) for d in designs}
+        result = asyncio.run(_bench(urls, accounts=args.accounts, events=args.events, runs=args.runs,
+                                    workers=args.workers))
     print(f"\n{args.events:,} events per run, {args.accounts} accounts, {args.runs} runs, {args.workers} "
           f"connection(s), 1000 per batch; {machine()}")
     print(f"bare COPY (baseline): {result['copy']['median']:,.0f} rows/s")
-    for name, label in (("b", "engine on today's storage (b)"), ("ek", "engine on ek")):
-        r = result[name]
+    for name in designs:
+        r, label = result[name], DESIGNS[name]
         print(f"  {label:32} {r['median']:>9,.0f} events/s  {r['ratio']:.2f}x  CPU µs per event: "
               f"client {r['client_us']:.1f}, server {r['server_us']:.1f} (least of the runs)")
     path = write_json(f"ingest-designs-{time.strftime('%Y%m%dT%H%M%S')}.json", {"args": vars(args), "result": result})
