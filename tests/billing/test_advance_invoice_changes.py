@@ -215,3 +215,39 @@ async def test_a_change_credits_the_unused_fee_less_a_goodwill_note_on_it(client
     await call(client, "update_account", accountId="acme", pricePlanId=q, effectiveFrom="2026-02-10T00:00:00Z")
     # P's February fee, 28.00 × 19/28 = 19.00 unused from 10 Feb, less the 5.00 the goodwill note credited: 14.00
     assert await notes(client) == [("5.00", "PRODUCT_UNSATISFACTORY"), ("14.00", "ORDER_CHANGE")]
+
+
+async def test_reattaching_the_plan_before_its_credited_end_keeps_the_credited_days_paid(client, clock) -> None:
+    monthly = await plan(client, "Monthly", fee("platform", "31", displayName="Platform", invoiceTiming="IN_ADVANCE"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", monthly, iso(2026, 1, 1))  # its advance invoice: January, 31.00
+    clock.set(at(2026, 1, 10))
+    # ended on 21 January: 31 × 11/31 = 11.00 of January credited
+    await call(client, "update_account", accountId="acme", effectiveUntil="2026-01-21T00:00:00Z")
+    assert await notes(client) == [("11.00", "ORDER_CHANGE")]
+    # then the plan is attached again from 15 January, before that end: acme is on it all January, so January
+    # must cost 31.00 in all. The first association ends at 15 January (17 of its days unused: 17.00, less the
+    # 11.00 credited: 6.00 more) and the new one's [15 Jan, 1 Feb) is invoiced in advance: 31 × 17/31 = 17.00
+    await call(client, "update_account", accountId="acme", pricePlanId=monthly, effectiveFrom="2026-01-15T00:00:00Z")
+    assert await notes(client) == [("11.00", "ORDER_CHANGE"), ("6.00", "ORDER_CHANGE")]
+    clock.set(at(2026, 1, 15))
+    assert [a[1:3] for a in await advance_invoices(client, "acme")] == [("DUE", "31.00"), ("DUE", "17.00")]
+    assert await net_advance(client) == D("31.00")  # 31.00 - 11.00 - 6.00 + 17.00
+
+
+async def test_undoing_a_credited_change_of_a_fee_first_charged_in_cycle_1_keeps_the_fee_paid(client, clock) -> None:
+    # cycle 0 pays nothing (offset 1), so the association has no advance invoice; January's invoice carries February's
+    p = await plan(client, "P", fee("base", "28", displayName="Base", invoiceTiming="IN_ADVANCE",
+                                    recurrenceConfig={"interval": 1, "offset": 1}))
+    q = await plan(client, "Q", fee("q_base", "10", displayName="Q base"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", p, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 10))  # January's invoice (DUE) carries February's 28.00
+    await call(client, "update_account", accountId="acme", pricePlanId=q, effectiveFrom="2026-02-20T00:00:00Z")
+    assert await notes(client) == [("9.00", "ORDER_CHANGE")]  # 28.00 × 9/28 (20 Feb - 1 Mar)
+    # undone: back on P from 20 February. The 9.00 credited stays credited, so [20 Feb, 1 Mar) is P's again on a
+    # new association, invoiced in advance: 28 × 9/28 = 9.00 (February in all: 28.00 - 9.00 + 9.00 = 28.00)
+    await call(client, "update_account", accountId="acme", pricePlanId=p, effectiveFrom="2026-02-20T00:00:00Z")
+    clock.set(at(2026, 2, 20))
+    assert [a[1:3] for a in await advance_invoices(client, "acme")] == [("DUE", "9.00")]
+    assert await net_advance(client) == D("0.00")  # 9.00 - 9.00: the credit is paid back for [20 Feb, 1 Mar)

@@ -25,14 +25,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import DateTime, and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
-from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES
+from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow
 from togai_engine.invoices.sold_credits import PURCHASE_LINE
@@ -97,11 +97,20 @@ async def credit_replaced_advance_invoices(session: AsyncSession, association_id
     return issued
 
 
-async def with_advance_invoices(session: AsyncSession, association_ids: list[int]) -> set[int]:
-    """Those of `association_ids` that have an advance invoice."""
-    found = await session.scalars(select(InvoiceRow.association_id).where(
-        InvoiceRow.association_id.in_(association_ids), InvoiceRow.invoice_type == ADVANCED))
-    return {a for a in found if a is not None}
+async def credited_from(session: AsyncSession, association_id: int, instant: datetime) -> bool:
+    """Whether a change's note (ORDER_CHANGE) credited a line of the association's invoices that pays for time from
+    `instant` on (an in-advance fee, PREPAID credits): a cut of the association credited that time as unused, so
+    continuing the association across `instant` would use it unpaid."""
+    found = await session.scalar(
+        select(InvoiceLineRow.position)
+        .join(InvoiceRow, InvoiceRow.id == InvoiceLineRow.invoice_id)
+        .join(CreditNoteLineRow, and_(CreditNoteLineRow.invoice_id == InvoiceLineRow.invoice_id,
+                                      CreditNoteLineRow.line_position == InvoiceLineRow.position))
+        .join(CreditNoteRow, CreditNoteRow.id == CreditNoteLineRow.credit_note_id)
+        .where(InvoiceRow.association_id == association_id, CreditNoteRow.reason == "ORDER_CHANGE",
+               cast(InvoiceLineRow.details["servicePeriodEnd"].astext, DateTime(timezone=True)) > instant)
+        .limit(1))
+    return found is not None
 
 
 async def _lines(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[tuple[InvoiceRow, InvoiceLineRow]]:

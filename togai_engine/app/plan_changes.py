@@ -29,7 +29,7 @@ from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import (
     credit_replaced_advance_invoices,
     credit_unused_advance_fees,
-    with_advance_invoices,
+    credited_from,
 )
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
@@ -142,10 +142,12 @@ async def attach_plan(
     # extend that association rather than start a new one, keeping its anchor and its single period. Not once
     # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way.
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
-    # Nor once its advance invoice was credited at its end: a new association gets a new one for the rest.
     continued = ended if ended is not None and same(ended) else None if end_invoiced else next(
         (a for a in associations if a.effective_until == effective_from and same(a)), None)
-    if continued is not None and continued is not ended and await with_advance_invoices(session, [continued.id]):
+    # Nor once a cut of it (the end or change undone now) credited time from effective_from on as unused (an
+    # in-advance fee, PREPAID credits): continuing would use that time unpaid, so the association ends at
+    # effective_from (the unused rest credited) and a new one invoices the rest in advance again.
+    if continued is not None and await credited_from(session, continued.id, effective_from):
         continued = None
     if ended is not None and continued is not ended:
         await credit_unused_advance_fees(session, account.id, effective_from, now)
