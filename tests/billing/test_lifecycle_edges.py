@@ -174,3 +174,22 @@ async def test_a_bill_run_ahead_of_the_clock_leaves_every_listing_readable(clien
     feb = (await call(client, "list_invoices", status="DRAFT"))["data"][0]
     assert (feb["startDate"], feb["totalAmount"], feb["closesAt"]) == (iso(2026, 2, 1), "31.00", iso(2026, 3, 1))
     assert (await call(client, "get_invoice", invoiceId=feb["id"]))["totalAmount"] == "31.00"
+
+
+async def test_reattaching_an_anniversary_plan_where_its_invoiced_end_was_keeps_its_billing_day(client, clock) -> None:
+    meter = await tokens_meter(client)
+    anniversary = {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 0}
+    pro = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=anniversary, rateCards={
+        "usageRateCards": [tiered(meter, ("0", "0.01"))],
+        "fixedFeeRateCards": [fee("base", "31", prorate=False)]}))["id"]
+    clock.set(at(2026, 1, 10))
+    await account(client, "acme", pro, iso(2026, 1, 10))  # cycles from the 10th: [10 Jan, 10 Feb) is 31 days
+    await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 1, 21))
+    clock.set(at(2026, 1, 22))  # [10 Jan, 21 Jan) is invoiced, cut by the end: 31 × 11/31 = 11.00
+    assert [(i["startDate"], i["status"], i["totalAmount"]) for i in await invoices(client, "acme")] == [
+        (iso(2026, 1, 10), "DUE", "11.00")]
+    # the end is undone: Pro again from 21 January, on the cycle it had (the 10th), its first part cut the same
+    # way: [21 Jan, 10 Feb) is 20 of 31 days: 31 × 20/31 = 20.00, and the next cycle starts 10 February
+    await call(client, "update_account", accountId="acme", pricePlanId=pro, effectiveFrom=iso(2026, 1, 21))
+    draft = await call(client, "get_invoice", accountId="acme")
+    assert (draft["startDate"], draft["endDate"], draft["totalAmount"]) == (iso(2026, 1, 21), iso(2026, 2, 10), "20.00")

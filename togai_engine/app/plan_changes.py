@@ -140,10 +140,12 @@ async def attach_plan(
     ended = await _recut_from(session, account.id, effective_from, associations, now)
     # The same plan continues across effective_from (it was in effect just before, or it ended exactly there):
     # extend that association rather than start a new one, keeping its anchor and its single period. Not once
-    # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way.
+    # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way
+    # (on the same anchor, so an anniversary plan keeps its billing day).
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
-    continued = ended if ended is not None and same(ended) else None if end_invoiced else next(
+    same_before = ended if ended is not None and same(ended) else next(
         (a for a in associations if a.effective_until == effective_from and same(a)), None)
+    continued = None if end_invoiced and same_before is not ended else same_before
     # Nor once a cut of it (the end or change undone now) credited time from effective_from on as unused (an
     # in-advance fee, PREPAID credits): continuing would use that time unpaid, so the association ends at
     # effective_from (the unused rest credited) and a new one invoices the rest in advance again.
@@ -157,7 +159,8 @@ async def attach_plan(
     else:
         await session.execute(insert(PlanAssociationRow).values(
             account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
-            effective_until=None, anchor=effective_from, version=plan.version, rate_card_overrides=deal))
+            effective_until=None, anchor=effective_from if same_before is None else same_before.anchor,
+            version=plan.version, rate_card_overrides=deal))
     await rebill(session, billing, account.id, now)
 
 
