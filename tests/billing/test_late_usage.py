@@ -228,6 +228,26 @@ async def test_a_late_event_not_billed_yet_can_be_voided(client, clock, db) -> N
     assert "credit note" in error  # billed now: the invoice that billed it never changes
 
 
+async def test_a_billed_late_event_is_refused_pointing_to_the_invoice_that_billed_it(client, clock, db) -> None:
+    await january_billed(client, db, "9000")  # January, INV-000001: 9000 × 0.01 = 90.00 + 31.00 = 121.00
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late")
+    await run_bill(db, at(2026, 3, 1))
+    # February, INV-000002: 31.00 + the late line 20.00 (January with 12,000 tokens: 100.00 + 2,000 × 0.005
+    # = 110.00, + 31.00 = 141.00, less the 121.00 invoiced) = 51.00. The late event's 20.00 is on February.
+    due = {i["sequenceId"]: i for i in await invoices(client, "acme", status="DUE")}
+    assert (due["INV-000001"]["totalAmount"], due["INV-000002"]["totalAmount"]) == ("121.00", "51.00")
+    february = await call(client, "get_invoice", invoiceId=due["INV-000002"]["id"])
+    assert [line["type"] for line in february["lineItems"]] == [
+        "USAGE_RATE_CARD_AMOUNT", "FIXED_FEE_RATE_CARD_AMOUNT", "LATE_USAGE_AMOUNT"]
+
+    error = await call_error(client, "void_event", accountId="acme", eventId="jan-late", reason="sent twice")
+    # Refused (billed), and the credit note it points to is February's late-usage line (line 3), which billed
+    # the 20.00: January's invoice never billed the event, so a note there would credit other charges.
+    assert f"invoice {due['INV-000002']['id']!r} (INV-000002, DUE)" in error and "line 3" in error
+    assert due["INV-000001"]["id"] not in error and "create_credit_note" in error and "nothing was voided" in error
+
+
 async def test_revenue_of_a_period_with_late_usage_never_goes_back(client, clock, db) -> None:
     await january_billed(client, db, "9000")
     clock.set(at(2026, 2, 3))

@@ -11,7 +11,8 @@ Only an event of an open period can be voided. One dated before the account's bi
 on a DUE (or later) invoice whose amounts never change: refused, naming the invoice and the way to
 correct it (a credit note). One stored NOT_BILLED_CYCLE_CLOSED was never billed: refused too. One stored
 ACCEPTED_LATE that no invoice has billed yet (its late-usage line waits for the account's next invoice) can
-be voided: it leaves the pending late usage, so that line does not bill it; once billed, it is refused.
+be voided: it leaves the pending late usage, so that line does not bill it; once billed, it is refused, naming
+the late-usage line of the invoice that billed it (the credit note goes there, not on its period's invoice).
 
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
@@ -43,6 +44,8 @@ from togai_engine.events.schemas import EventRecord
 from togai_engine.events.service import event_records
 from togai_engine.events.validation import MAX_ID_CHARS
 from togai_engine.invoices import late_usage
+from togai_engine.invoices.compose import LATE_USAGE_LINE
+from togai_engine.invoices.display import invoice_number
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.rollups import recompute_account_hours
@@ -237,6 +240,15 @@ async def _events(session: AsyncSession, targets: list[_Target]) -> dict[tuple[s
 
 
 async def _closed_message(conn: Any, target: _Target) -> str:
+    late = await _late_line_of(conn, target)
+    if late is not None:
+        # billed as late usage: the charge is on the next invoice's late-usage line, not on its period's invoice
+        number = invoice_number(late["sequence_number"]) or late["id"]
+        return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
+                f"({target.event_time.isoformat()}) arrived after its billing period was invoiced and was billed as "
+                f"late usage on invoice {late['id']!r} ({number}, {late['status']}), line {late['line']}; an invoiced "
+                "amount never changes, so the event cannot be voided. Correct the charge with a credit note on that "
+                f"line (create_credit_note, invoiceId {late['id']!r}, lineNumber {late['line']}); nothing was voided")
     invoice = await conn.fetchrow(
         "SELECT id, status FROM invoices WHERE account_id = $1 AND period_start <= $2 AND period_end > $2 "
         "AND status <> 'DRAFT' ORDER BY period_start DESC LIMIT 1", target.account_id, target.event_time)
@@ -246,3 +258,17 @@ async def _closed_message(conn: Any, target: _Target) -> str:
             f"({target.event_time.isoformat()}) is in a billing period that is already invoiced ({where}), and an "
             "invoiced amount never changes, so the event cannot be voided. Correct the charge with a credit note "
             "on that invoice (create_credit_note); nothing was voided")
+
+
+async def _late_line_of(conn: Any, target: _Target) -> Any:
+    """For an event billed as late usage: the invoice that billed it (id, sequence_number, status) and the number
+    of its late-usage line for the event's period (`line`, as create_credit_note's lineNumber counts: the
+    top-level lines from 1); None for any other event."""
+    return await conn.fetchrow(
+        "SELECT i.id, i.sequence_number, i.status, (SELECT count(*) FROM invoice_lines c WHERE c.invoice_id = "
+        "l.invoice_id AND c.parent_position IS NULL AND c.position <= l.position) AS line "
+        "FROM late_usage_events u JOIN invoices i ON i.id = u.invoice_id "
+        "JOIN invoice_lines l ON l.invoice_id = u.invoice_id AND l.parent_position IS NULL AND l.line_type = $3 "
+        "AND l.details->>'sourceInvoiceId' = u.source_invoice_id "
+        "WHERE u.account_id = $1 AND u.event_id = $2",
+        target.account_id, target.event_id, LATE_USAGE_LINE)
