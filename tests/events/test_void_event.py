@@ -225,6 +225,22 @@ async def test_a_period_already_invoiced_is_refused_and_nothing_changes(client, 
     assert (draft["startDate"], draft["totalAmount"]) == (iso(2026, 2, 1), "0.00")
 
 
+async def test_an_event_of_a_voided_invoice_is_refused_without_asking_for_a_credit_note(client, db, clock):
+    meter = await tokens_meter(client)
+    await account(client, "acme", await per_token_plan(client, meter, "1", 0), iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "5", "jan")
+    clock.set(at(2026, 2, 2))
+    (january,) = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"]
+    assert january["totalAmount"] == "5.00"  # 5 tokens x 1
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="VOID")
+    # A credit note on a VOID invoice is refused (nothing is owed), so the refusal must not point to one.
+    assert "is VOID" in await call_error(client, "create_credit_note", invoiceId=january["id"], amount="5.00",
+                                         reason="DUPLICATE", idempotencyKey="k")
+    error = await call_error(client, "void_event", accountId="acme", eventId="jan", reason="wrong")
+    assert january["id"] in error and "VOID" in error and "nothing is owed" in error
+    assert "create_credit_note" not in error and "nothing was voided" in error
+
+
 async def test_an_event_in_the_grace_period_can_still_be_voided(client, db, clock):
     meter = await tokens_meter(client)
     await account(client, "acme", await per_token_plan(client, meter, "0.5", 3), iso(2026, 1, 1))

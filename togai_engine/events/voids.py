@@ -254,10 +254,13 @@ async def _closed_message(conn: Any, target: _Target) -> str:
         "AND status <> 'DRAFT' ORDER BY period_start DESC LIMIT 1", target.account_id, target.event_time)
     where = (f"on invoice {invoice['id']!r} ({invoice['status']})" if invoice is not None
              else "before the end of its last invoiced billing period")
+    # a VOID invoice owes nothing and takes no credit note (invoices README): there is no charge to correct
+    fix = (f"invoice {invoice['id']!r} is VOID, so nothing is owed for the event and there is no charge to correct"
+           if invoice is not None and invoice["status"] == "VOID"
+           else "Correct the charge with a credit note on that invoice (create_credit_note)")
     return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
             f"({target.event_time.isoformat()}) is in a billing period that is already invoiced ({where}), and an "
-            "invoiced amount never changes, so the event cannot be voided. Correct the charge with a credit note "
-            "on that invoice (create_credit_note); nothing was voided")
+            f"invoiced amount never changes, so the event cannot be voided. {fix}; nothing was voided")
 
 
 async def _late_line_of(conn: Any, target: _Target) -> Any:
