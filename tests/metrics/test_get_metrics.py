@@ -149,6 +149,21 @@ async def test_invalid_queries_are_clear_errors(client, db):
     assert await row_counts(db) == before
 
 
+async def test_a_filter_field_given_twice_is_refused_by_every_metric_alike(client, db):
+    # REVENUE parsed its filters itself and merged ACCOUNT_ID twice into one list (acc_1 and acc_3 both kept),
+    # where EVENTS and USAGE refuse it naming the field and the fix: one error for all three.
+    await scenario(client)
+    before = await row_counts(db)
+    twice = [{"fieldName": "ACCOUNT_ID", "fieldValues": ["acc_1"]}, {"fieldName": "ACCOUNT_ID", "fieldValues": ["acc_3"]}]
+    errors = [await call_error(client, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-01-08T00:00:00Z",
+                               metricQueries=[{"id": "x", "name": name, "filters": twice}])
+              for name in ("EVENTS", "USAGE", "REVENUE")]
+    assert "metricQueries[0].filters[1].fieldName" in errors[0] and "ACCOUNT_ID is given twice" in errors[0]
+    assert "put all its values in one filter" in errors[0]
+    assert errors[1] == errors[0] and errors[2] == errors[0]
+    assert await row_counts(db) == before
+
+
 async def test_dates_and_times_without_offset_are_utc(client):
     await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
     await call(client, "ingest_batch_events", events=[

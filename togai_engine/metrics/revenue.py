@@ -57,7 +57,7 @@ from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, overlapping
 from togai_engine.meters.usage import meter_quantities
 from togai_engine.metrics.schemas import MetricDataPoints, MetricQuery
-from togai_engine.metrics.scope import account_scope, series
+from togai_engine.metrics.scope import account_scope, query_filters, series
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
@@ -82,15 +82,7 @@ async def revenue_series(
     session: AsyncSession, query: MetricQuery, start: datetime, end: datetime, buckets: list[datetime], *,
     field: str = "metricQueries",
 ) -> list[MetricDataPoints]:
-    if query.groupBy is not None and query.groupBy not in REVENUE_GROUPS:
-        raise InvalidInput(f"{field}.groupBy", f"{query.groupBy!r} is not a grouping of REVENUE; use one of: "
-                                               f"{', '.join(REVENUE_GROUPS)}")
-    filters: dict[str, list[str]] = {}
-    for i, entry in enumerate(query.filters):
-        if entry.fieldName not in REVENUE_FILTERS:
-            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName!r} cannot filter REVENUE; use "
-                                                                  f"one of: {', '.join(REVENUE_FILTERS)}")
-        filters.setdefault(entry.fieldName, []).extend(entry.fieldValues)
+    filters = query_filters(query, field, REVENUE_FILTERS, REVENUE_GROUPS)
     accounts = await account_scope(session, filters, field)
     meters = set(filters["USAGE_METER_ID"]) if "USAGE_METER_ID" in filters else None
     placed = _Series(start, end, buckets, query.groupBy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -10,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
-from togai_engine.errors import NotFound
-from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints
+from togai_engine.errors import InvalidInput, NotFound
+from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
 
 MAX_POINTS = 300
 
@@ -37,6 +38,26 @@ def bucket_starts(start: datetime, end: datetime, period: str) -> list[datetime]
         except (OverflowError, ValueError):  # past year 9999: no further bucket
             break
     return starts
+
+
+def query_filters(query: MetricQuery, field: str, allowed: Sequence[str], groups: Sequence[str]) -> dict[str, list[str]]:
+    """The query's filters by field name, once its groupBy is one of `groups`; every metric parses them here, so
+    EVENTS, USAGE and REVENUE refuse the same mistakes with the same errors (a field given twice included)."""
+    if query.groupBy is not None and query.groupBy not in groups:
+        raise InvalidInput(f"{field}.groupBy", f"{query.groupBy!r} is not a grouping of {query.name}; "
+                                              f"use one of: {', '.join(groups)}")
+    found: dict[str, list[str]] = {}
+    for i, entry in enumerate(query.filters):
+        if any("\x00" in value for value in entry.fieldValues):
+            raise InvalidInput(f"{field}.filters[{i}].fieldValues", "contains a NUL character; remove it")
+        if entry.fieldName not in allowed:
+            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName!r} cannot filter "
+                                                                  f"{query.name}; use one of: {', '.join(allowed)}")
+        if entry.fieldName in found:
+            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName} is given twice; "
+                                                                  "put all its values in one filter")
+        found[entry.fieldName] = list(entry.fieldValues)
+    return found
 
 
 async def account_scope(session: AsyncSession, filters: dict[str, list[str]], field: str) -> list[str] | None:

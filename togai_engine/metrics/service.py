@@ -29,7 +29,7 @@ from togai_engine.metrics.schemas import (
     MetricQuery,
     MetricQueryResponse,
 )
-from togai_engine.metrics.scope import MAX_POINTS, account_scope, bucket_starts, series
+from togai_engine.metrics.scope import MAX_POINTS, account_scope, bucket_starts, query_filters, series
 from togai_engine.store.database import raw_connection
 
 MAX_QUERIES = 5
@@ -87,30 +87,10 @@ def _check_configs(query: MetricQuery, field: str) -> None:
                                "(no exchange rates are kept); use INVOICE or omit configs")
 
 
-def _filters(query: MetricQuery, field: str, allowed: Sequence[str]) -> dict[str, list[str]]:
-    if query.groupBy is not None:
-        groups = EVENTS_GROUPS if query.name == "EVENTS" else USAGE_GROUPS
-        if query.groupBy not in groups:
-            raise InvalidInput(f"{field}.groupBy", f"{query.groupBy!r} is not a grouping of {query.name}; "
-                                                  f"use one of: {', '.join(groups)}")
-    found: dict[str, list[str]] = {}
-    for i, entry in enumerate(query.filters):
-        if any("\x00" in value for value in entry.fieldValues):
-            raise InvalidInput(f"{field}.filters[{i}].fieldValues", "contains a NUL character; remove it")
-        if entry.fieldName not in allowed:
-            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName!r} cannot filter "
-                                                                  f"{query.name}; use one of: {', '.join(allowed)}")
-        if entry.fieldName in found:
-            raise InvalidInput(f"{field}.filters[{i}].fieldName", f"{entry.fieldName} is given twice; "
-                                                                  "put all its values in one filter")
-        found[entry.fieldName] = list(entry.fieldValues)
-    return found
-
-
 async def _events(
     session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
 ) -> list[MetricDataPoints]:
-    filters = _filters(query, field, EVENTS_FILTERS)
+    filters = query_filters(query, field, EVENTS_FILTERS, EVENTS_GROUPS)
     accounts = await account_scope(session, filters, field)
     conditions = ["e.event_time >= $1", "e.event_time < $2"]
     args: list[Any] = [start, end]
@@ -134,7 +114,7 @@ async def _events(
 async def _usage(
     session: AsyncSession, query: MetricQuery, field: str, start: datetime, end: datetime, buckets: list[datetime]
 ) -> list[MetricDataPoints]:
-    filters = _filters(query, field, USAGE_FILTERS)
+    filters = query_filters(query, field, USAGE_FILTERS, USAGE_GROUPS)
     accounts = await account_scope(session, filters, field)
     meter_ids = filters.get("USAGE_METER_ID")
     meters = await meters_by_ids(session, meter_ids)
