@@ -14,6 +14,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from helpers import at, call, call_error
 
@@ -116,6 +117,40 @@ async def test_revenue_buckets_by_hand(client, clock) -> None:
         error = await call_error(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
             "id": "q", "name": name, "configs": configs}])
         assert f"metricQueries[0].{wrong}" in error
+
+
+async def test_an_account_whose_invoice_cannot_be_priced_again_never_fails_the_others_revenue(
+        client, clock, db) -> None:
+    plan, _, _ = await setup(client)
+    for account_id in ("bad", "good"):
+        await call(client, "create_customer", id=f"c_{account_id}", name="C", account={
+            "id": account_id, "name": "A", "pricePlanId": plan, "effectiveFrom": iso(JAN)})
+        for day, amount in ((2, "80"), (3, "40")):
+            await call(client, "ingest_event", event={
+                "id": f"{account_id}{day}", "schemaName": "llm", "accountId": account_id,
+                "timestamp": iso(JAN + timedelta(days=day - 1, hours=12)), "attributes": {"tokens": amount}})
+    clock.set(datetime(2026, 2, 5, tzinfo=UTC))
+    # Both Januaries close DUE: tokens 100 × 0.10 + 20 × 0.05 = 11.00, 2 requests = the FLAT 5.00, platform 10.00
+    assert [i["totalAmount"] for i in (await call(client, "list_invoices", status="DUE"))["data"]] == ["26.00"] * 2
+    # Data no policy covers: bad's January invoice says EUR, which its plan does not price.
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE invoices SET currency = 'EUR' WHERE account_id = 'bad'"))
+
+    revenue = await revenue_by_account(client)  # every account, no filter
+    # good, as usual: requests' FLAT 5.00 from the first instant, tokens 8.00 on 2 Jan (80 × 0.10) and 3.00 on
+    # 3 Jan (20 × 0.10 + 20 × 0.05), the IN_ARREARS platform fee 10.00 on 31 Jan: 26.00, its invoice's total
+    assert revenue["good"] == [D("5.00"), D("8.00"), D("3.00")] + [D(0)] * 27 + [D("10.00")]
+    # bad's usage cannot be priced in EUR at the days' ends, so its invoice's lines fall whole on the period's last
+    # day, as an arrears fee does: 11.00 + 5.00 + 10.00 = 26.00, still its invoice's total
+    assert revenue["bad"] == [D(0)] * 30 + [D("26.00")]
+
+
+async def revenue_by_account(client: Any) -> dict[str, list[Decimal]]:
+    """REVENUE of every account over January by day, grouped by account (no filter)."""
+    result = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
+        "id": "q", "name": "REVENUE", "aggregationPeriod": "DAY", "groupBy": "ACCOUNT_ID"}])
+    return {series["groupedBy"]["fieldValue"]: [D(v) for v in series["metricValues"]]
+            for series in result["results"][0]["data"]}
 
 
 async def test_a_partial_periods_minimum_rate_counts_by_time_share_in_every_bucket(client, clock) -> None:

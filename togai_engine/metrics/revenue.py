@@ -29,13 +29,13 @@ those meters' usage and overage amounts only: REVENUE of meter M over P is the s
 from __future__ import annotations
 
 import dataclasses
+import logging
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -43,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.cycles import Cycle, cycle_containing
-from togai_engine.errors import InvalidInput
+from togai_engine.errors import EngineError, InvalidInput
 from togai_engine.invoices.compose import (
     CREDIT_GRANT_LINE,
     FIXED_FEE_LINE,
@@ -66,6 +66,7 @@ REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
 ACCRUED_LINES = (USAGE_LINE, OVERAGE_LINE)  # priced on a meter's usage: they accrue with it, under that meter
 ZERO = Decimal(0)
+log = logging.getLogger("togai_engine.metrics")
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ async def revenue_series(
                            row.id in reopened, quantities)
         for card in _metered_cards(plan, meters):
             placed.add_accrued(placed.group(row, card.meter_id), cuts[row.id],
-                               partial(accrual.amount, card))
+                               _accrued_or_at_end(accrual, card, cuts[row.id]))
         if meters is None:  # a meter filter keeps the meters' usage and overage amounts only
             placed.add_lines(row, final)
     return placed.data()
@@ -170,9 +171,13 @@ class _Accrual:
     capped: bool  # late events reopened the period: never more than its invoice charged
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]]  # [start, t) -> (account, meter)
 
-    def amount(self, card: UsagePricing, point: datetime) -> Decimal:
+    def line_value(self, card: UsagePricing) -> Decimal:
+        """The value of the card's line on the invoice (0 when it has none)."""
         line_type = OVERAGE_LINE if isinstance(card, OveragePricing) else USAGE_LINE
-        invoiced = self.invoiced.get((line_type, card.card.name or ""), ZERO)
+        return self.invoiced.get((line_type, card.card.name or ""), ZERO)
+
+    def amount(self, card: UsagePricing, point: datetime) -> Decimal:
+        invoiced = self.line_value(card)
         if point <= self.period.start:
             return ZERO
         if point == self.period.end:
@@ -182,6 +187,20 @@ class _Accrual:
         quantity = overage_quantity(card, usage) if isinstance(card, OveragePricing) else usage
         charged = usage_charge(card, self.row.currency, self.period, quantity, self.full_cycle).amount
         return min(charged, invoiced) if self.capped else charged
+
+
+def _accrued_or_at_end(accrual: _Accrual, card: UsagePricing, points: list[datetime]) -> Callable[[datetime], Decimal]:
+    """R(t) of the card at `points`. When its usage cannot be priced at one of them (data no policy covers, e.g. an
+    invoice in a currency its plan does not price), its line falls whole in the bucket holding the period's last
+    instant, as an arrears fee does: the period still adds up to its invoice, and no other account's REVENUE fails."""
+    try:
+        amounts = {point: accrual.amount(card, point) for point in points}
+    except Exception as exc:  # one account's bad data must not fail a query over many
+        log.warning("REVENUE of invoice %s (account %s), card %r: its usage cannot be priced between its period's "
+                    "bounds (%s); its line is placed at the period's end", accrual.row.id, accrual.row.account_id,
+                    card.card.name, exc, exc_info=not isinstance(exc, EngineError))
+        amounts = {point: accrual.line_value(card) if point == accrual.period.end else ZERO for point in points}
+    return amounts.__getitem__
 
 
 @dataclass
