@@ -190,3 +190,26 @@ async def test_a_one_time_grant_comes_with_the_first_period_when_one_run_closes_
         assert (wallet["balance"], [(g["effectiveFrom"], g["effectiveUntil"], g["remaining"])
                                     for g in wallet["grants"]]) == (
             "5.00", [(iso(2026, 2, 1), iso(2026, 3, 18), "5.00")]), account_id
+
+
+async def test_a_manual_grant_given_and_expired_in_the_grace_period_pays_nothing(client, clock) -> None:
+    # Rule 2 of "Which grants pay an invoice": valid when the invoice becomes DUE, or valid through the period
+    # (still valid at its end). A goodwill grant given on 2 Feb and expiring on 3 Feb is neither for January
+    # (period ends 1 Feb, DUE 4 Feb): it expires unused and January is paid by its own grant only.
+    await _plan(client, grace=3)
+    clock.set(at(2026, 1, 15))
+    await _tokens(client, "e1", iso(2026, 1, 10))
+    clock.set(at(2026, 2, 2))
+    goodwill = (await call(client, "grant_credit", accountId="acme", amount="4.00", purpose="GOODWILL",
+                           effectiveUntil=iso(2026, 2, 3)))["grant"]["id"]
+    clock.set(at(2026, 2, 3, 12))
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    # the goodwill has expired: January's held 10.00 + February's 10.00 = 20.00; nothing holds the 4.00
+    assert wallet["balance"] == "20.00"
+    assert goodwill not in [g["id"] for g in wallet["grants"]]
+    clock.set(at(2026, 2, 4))
+    # January: 25.00 - its own grant's 10.00 = 15.00 due; the goodwill's 4.00 expired on 3 Feb
+    assert await _due(client) == [("2026-01-01", "25.00", "10.00", "15.00")]
+    entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
+    assert [(e["kind"], e["amount"], e["at"][:10]) for e in reversed(entries) if e["grantId"] == goodwill] == [
+        ("GRANT", "4.00", "2026-02-02"), ("EXPIRY", "-4.00", "2026-02-03")]

@@ -89,12 +89,14 @@ Unclosed = tuple[datetime, datetime]
 def may_pay(at: datetime, period_end: datetime | None) -> ColumnElement[bool]:
     """SQL: the grant may pay an invoice that becomes DUE at `at` for a period ending at `period_end`
     (README, "Which grants pay an invoice"): started by `at` — a rate-card grant also before the
-    period ended, so it never pays an earlier period — and valid at `at` or through the period."""
+    period ended, so it never pays an earlier period — and valid at `at` or through the period (valid at its
+    end: started before it, expiring at or after it; a grant given and expired between the period's end and `at`
+    was valid at neither)."""
     started = [G.effective_from <= at]
     valid = [G.effective_until.is_(None), G.effective_until > at]
     if period_end is not None:
         started.append(or_(G.source != RATE_CARD, G.effective_from < period_end))
-        valid.append(G.effective_until >= period_end)
+        valid.append(and_(G.effective_from < period_end, G.effective_until >= period_end))
     return and_(*started, or_(*valid))
 
 
@@ -169,7 +171,7 @@ async def spendable_grants(
     """Grants in `currency` that may pay an invoice at `at`, with what each can still give.
 
     Eligible (README, "Which grants pay an invoice"): started by `at`, and either still valid at `at`
-    or valid through `period_end` (the end of the invoiced period). A grant issued by a credit-grant
+    or valid through `period_end` (the end of the invoiced period: started before it, valid at it). A grant issued by a credit-grant
     rate card must also have started before `period_end`: it pays the periods it overlapped, never an
     earlier one (the next cycle's grant starts when the previous period ends, before that period's
     invoice becomes DUE). What a grant can give ignores EXPIRY entries: a grant valid through the
