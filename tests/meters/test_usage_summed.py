@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from helpers import call, rows_by_stripe
 from togai_engine.events.ingest import ingest_events
+from togai_engine.meters.catalog import meters_by_ids
 from togai_engine.meters.rollups import verify_rollups
-from togai_engine.meters.service import meters_by_ids
 from togai_engine.meters.usage import usage_by_bucket, usage_summed
 from togai_engine.store.database import raw_connection
 

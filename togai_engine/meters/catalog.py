@@ -12,7 +12,11 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from togai_engine.meters.compiler import compile_meter, value_attributes
+from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import MeterSql
 
 _MAX_ENTRIES = 4096
@@ -85,6 +89,14 @@ def compiled(rows: Iterable[Any]) -> list[MeterSql]:
             _remember(_by_meter, key, meter)
         meters.append(meter)
     return meters
+
+
+async def meters_by_ids(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
+    """Compiled meters (all when meter_ids is None), ordered by id."""
+    stmt = select(UsageMeterRow).order_by(UsageMeterRow.id)
+    if meter_ids is not None:
+        stmt = stmt.where(UsageMeterRow.id.in_(list(meter_ids)))
+    return compiled(await session.scalars(stmt))
 
 
 def by_schema(meters: Sequence[MeterSql]) -> dict[str, list[MeterSql]]:

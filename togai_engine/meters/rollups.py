@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.meters import catalog
-from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import (
     DAILY,
     HOURLY,
@@ -65,13 +63,6 @@ def _recompute_sql(meters: Sequence[MeterSql]) -> str:
     return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM hourly"
 
 
-async def _meters(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
-    stmt = select(UsageMeterRow).order_by(UsageMeterRow.id)
-    if meter_ids is not None:
-        stmt = stmt.where(UsageMeterRow.id.in_(list(meter_ids)))
-    return catalog.compiled(await session.scalars(stmt))
-
-
 async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None = None) -> list[RollupDifference]:
     """Recomputes every (account, meter, hour) rollup, every daily rollup and every all-account total
     from raw events and returns the differences (an empty list means they are all exact).
@@ -80,7 +71,7 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
     The raw events are read once, into their hourly aggregates; the daily rows and the totals are
     recomputed from those (every rollup column merges associatively), not from the stored rows.
     """
-    meters = await _meters(session, meter_ids)
+    meters = await catalog.meters_by_ids(session, meter_ids)
     if not meters:
         return []
     conn = await raw_connection(session)
@@ -132,7 +123,7 @@ async def rebuild_rollups(session: AsyncSession, meter_ids: Sequence[str] | None
 
     Takes the schemas' exclusive locks, so no batch of those schemas runs meanwhile.
     """
-    meters = await _meters(session, meter_ids)
+    meters = await catalog.meters_by_ids(session, meter_ids)
     if not meters:
         return 0
     conn = await raw_connection(session)

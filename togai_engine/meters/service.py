@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_id
 from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.meters.catalog import compile_stored
 from togai_engine.meters.compiler import AGGREGATIONS, compile_meter
 from togai_engine.meters.models import MAX_SCHEMA_NAME_CHARS, EventSchemaRow, UsageMeterRow
 from togai_engine.meters.rollups import backfill_meter
@@ -162,8 +162,6 @@ def _differences(
     existing: UsageMeterRow, schema_name: str, aggregation: str, compiled: MeterSql, negative_values: str,
     data: UsageMeterCreate,
 ) -> list[str]:
-    from togai_engine.meters.catalog import compile_stored
-
     stored = compile_stored(existing.id, existing.event_schema_name, existing.aggregation, existing.computations)
     differing = []
     if existing.event_schema_name != schema_name:
@@ -208,12 +206,3 @@ async def list_usage_meters(
     rows, token = await fetch_page(session, stmt, UsageMeterRow.seq, "usage_meters", page_size, next_token)
     return Page[UsageMeter](data=[_to_schema(r) for r in rows], nextToken=token)
 
-
-async def meters_by_ids(session: AsyncSession, meter_ids: Sequence[str] | None) -> list[MeterSql]:
-    """Compiled meters (all when meter_ids is None), ordered by id."""
-    from togai_engine.meters.catalog import compiled
-
-    stmt = select(UsageMeterRow).order_by(UsageMeterRow.id)
-    if meter_ids is not None:
-        stmt = stmt.where(UsageMeterRow.id.in_(list(meter_ids)))
-    return compiled(await session.scalars(stmt))

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.errors import InvalidInput
+from togai_engine.meters.catalog import compiled, meters_by_ids
 from togai_engine.meters.sql import (
     DAILY,
     HOURLY,
@@ -257,8 +258,6 @@ async def meter_quantities(
 ) -> dict[tuple[str, str], Decimal]:
     """Exact quantity per (account_id, meter_id) over [start, end) of billable events, with each
     meter's aggregation. Pairs without usage are absent (their quantity is 0)."""
-    from togai_engine.meters.service import meters_by_ids
-
     meters = await meters_by_ids(session, meter_ids)
     by_bucket = await usage_by_bucket(session, meters, start=start, end=end, account_ids=account_ids)
     return {(account_id, meter_id): value for (account_id, meter_id, _), value in by_bucket.items()}
@@ -274,8 +273,6 @@ async def account_usage(
     UNIQUE_COUNT, the raw parts are added through usage_by_bucket's own helpers.
     `conn` is the asyncpg connection of the caller's transaction.
     """
-    from togai_engine.meters.catalog import compiled
-
     _check_period(start, end)
     if not meter_ids:
         return {}

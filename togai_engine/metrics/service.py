@@ -19,7 +19,7 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.common.validation import utc_instant
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import VOIDED
-from togai_engine.meters.service import meters_by_ids
+from togai_engine.meters.catalog import meters_by_ids
 from togai_engine.meters.sql import bucket_sql
 from togai_engine.meters.usage import usage_by_bucket, usage_summed
 from togai_engine.metrics.revenue import revenue_series
