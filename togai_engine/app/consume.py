@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import account_id_of
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.entitlements import service as entitlements
 from togai_engine.entitlements.schemas import EntitlementCheck
 from togai_engine.errors import InvalidInput
@@ -115,7 +116,8 @@ async def consume_if_entitled(
                                  end=check.resetsAt))[meter.id]  # type: ignore[arg-type]
     return check.model_copy(update={
         "consumed": True, "eventId": event_id, "eventStatus": status, "usedAfter": after,
-        "remainingAfter": None if check.limit is None else max(check.limit - after, Decimal(0))})
+        "remainingAfter": None if check.limit is None else max(EXACT_QUANTITY_CONTEXT.subtract(check.limit, after),
+                                                              Decimal(0))})
 
 
 def _check_fits(check: EntitlementCheck, event_time: datetime) -> None:

@@ -7,12 +7,15 @@ that decimal had at most 15 digits. A longer form (0.30000000000000004) is binar
 the JSON parser rounded, so it is refused. A number of more digits that happens to round to a short
 float (1.00000000000000001 -> 1.0) cannot be told apart once parsed: only decimal strings keep more
 than 15 significant digits, which is what the tools tell their callers.
+
+Usage quantities are added and subtracted in `EXACT_QUANTITY_CONTEXT`, never in Python's default context
+(28 significant digits, which rounds silently).
 """
 
 from __future__ import annotations
 
 import sys
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import Annotated, TypeVar
 
 from pydantic import BeforeValidator
@@ -20,6 +23,16 @@ from pydantic import BeforeValidator
 T = TypeVar("T")
 
 FLOAT_EXACT_DIGITS = sys.float_info.dig
+
+# The most digits a PostgreSQL NUMERIC holds: 131072 before the point and 16383 after.
+NUMERIC_DIGITS = 131072 + 16383
+# For adding, subtracting and comparing quantities (event values, meter sums, limits) exactly, as the meters'
+# SQL does: an event value has at most 70 digits, but a meter's computation (a product, a quotient) can give
+# longer ones, so the precision is every digit a NUMERIC can hold, plus one for a carry. Only an addition's
+# digits cost time, not the precision. Inexact is trapped: should a result ever need rounding, it raises
+# instead of changing a quantity silently. Not for division (that would expand to the full precision).
+EXACT_QUANTITY_CONTEXT = Context(prec=NUMERIC_DIGITS + 1,
+                                 traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 
 def significant_digits(value: Decimal) -> int:

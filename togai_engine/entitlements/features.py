@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.entitlements.schemas import Entitlement
 from togai_engine.pricing.money import parse_decimal
 from togai_engine.wallets.plan_view import rate_cards
@@ -63,19 +64,21 @@ def evaluate(
     used = used if used is not None else Decimal(0)
     if feature.limit is None:
         return Entitlement(**common, featureType="METERED", entitled=True, reason="ENTITLED", used=used)
-    remaining = max(feature.limit - used, Decimal(0))
-    if not feature.overage:
-        entitled = used + quantity <= feature.limit
+    # exact, as the meters' SQL adds: the default context (28 digits) could round a sum onto the limit
+    with localcontext(EXACT_QUANTITY_CONTEXT):
+        remaining = max(feature.limit - used, Decimal(0))
+        if not feature.overage:
+            entitled = used + quantity <= feature.limit
+            return Entitlement(
+                **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
+                limit=feature.limit, used=used, remaining=remaining,
+            )
+        ceiling = None if feature.overage_limit is None else feature.limit + feature.overage_limit
+        entitled = ceiling is None or used + quantity <= ceiling
+        used_overage = max(used - feature.limit, Decimal(0))
         return Entitlement(
             **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
-            limit=feature.limit, used=used, remaining=remaining,
+            limit=feature.limit, used=used, remaining=remaining, overage=True, overageLimit=feature.overage_limit,
+            usedOverage=used_overage if feature.overage_limit is None else min(used_overage, feature.overage_limit),
+            overageRemaining=None if ceiling is None else max(ceiling - max(used, feature.limit), Decimal(0)),
         )
-    ceiling = None if feature.overage_limit is None else feature.limit + feature.overage_limit
-    entitled = ceiling is None or used + quantity <= ceiling
-    used_overage = max(used - feature.limit, Decimal(0))
-    return Entitlement(
-        **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
-        limit=feature.limit, used=used, remaining=remaining, overage=True, overageLimit=feature.overage_limit,
-        usedOverage=used_overage if feature.overage_limit is None else min(used_overage, feature.overage_limit),
-        overageRemaining=None if ceiling is None else max(ceiling - max(used, feature.limit), Decimal(0)),
-    )

@@ -19,6 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
@@ -349,7 +350,7 @@ def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> Composed
 
 def overage_quantity(overage: OveragePricing, usage: Decimal) -> Decimal:
     """The units billed as overage: usage past the feature's limit, at most maxQuantity (0 below the limit)."""
-    over = max(usage - overage.limit, ZERO)
+    over = max(EXACT_QUANTITY_CONTEXT.subtract(usage, overage.limit), ZERO)  # the default context rounds
     return over if overage.max_quantity is None else min(over, overage.max_quantity)
 
 
@@ -361,7 +362,8 @@ def overage_line(overage: OveragePricing, currency: str, period: Cycle, usage: D
     quantity = overage_quantity(overage, usage)
     line = usage_line(overage, currency, period, quantity, full_cycle)
     card = overage.card
-    capped = overage.max_quantity is not None and usage - overage.limit > overage.max_quantity
+    capped = (overage.max_quantity is not None
+              and EXACT_QUANTITY_CONTEXT.subtract(usage, overage.limit) > overage.max_quantity)
     description = (f"{card.displayName or card.name}: {_text(quantity)} units over the limit of "
                    f"{_text(overage.limit)} (usage {_text(usage)}"
                    + (f", capped at maxQuantity {_text(overage.max_quantity)})" if capped else ")"))

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.errors import InvalidInput
 from togai_engine.meters.catalog import compiled, meters_by_ids
 from togai_engine.meters.sql import (
@@ -47,7 +48,7 @@ class _State:
 
     def add(self, count: int, total: Decimal, maximum: Decimal | None, latest: tuple[Any, Any, Any]) -> None:
         self.count += count
-        self.total += total
+        self.total = EXACT_QUANTITY_CONTEXT.add(self.total, total)  # the default context would round to 28 digits
         if maximum is not None and (self.maximum is None or maximum > self.maximum):
             self.maximum = maximum
         if latest[0] is not None:
@@ -341,7 +342,7 @@ async def usage_summed(
 
     def add(meter_id: str, bucket: datetime | None, value: Decimal | None) -> None:
         if value is not None:
-            summed[(meter_id, bucket)] = summed.get((meter_id, bucket), Decimal(0)) + value
+            summed[(meter_id, bucket)] = EXACT_QUANTITY_CONTEXT.add(summed.get((meter_id, bucket), Decimal(0)), value)
 
     additive = [m for m in meters if m.aggregation in ("COUNT", "SUM")]
     # MAX and LATEST merge an account's rollup part with its raw edges first: in SQL only without edges

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountRow
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.common.validation import utc_instant
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.events.ingest import VOIDED
@@ -131,7 +132,7 @@ async def _usage(
         grouped: dict[tuple[str | None, datetime], Decimal] = {}
         for (meter_id, bucket), quantity in summed.items():
             key = (meter_id if query.groupBy else None, bucket)
-            grouped[key] = grouped.get(key, Decimal(0)) + quantity  # type: ignore[index]
+            grouped[key] = EXACT_QUANTITY_CONTEXT.add(grouped.get(key, Decimal(0)), quantity)  # type: ignore[index]
         return series(grouped, query.groupBy, buckets)
     quantities = await usage_by_bucket(session, meters, start=start, end=end, period=query.aggregationPeriod,
                                        account_ids=accounts)
@@ -145,5 +146,5 @@ async def _usage(
     for (account_id, _, bucket), quantity in quantities.items():
         # ACCOUNT_ID or CUSTOMER_ID: the other groupings returned above
         key = (account_id if query.groupBy == "ACCOUNT_ID" else customer_of.get(account_id), bucket)
-        values[key] = values.get(key, Decimal(0)) + quantity
+        values[key] = EXACT_QUANTITY_CONTEXT.add(values.get(key, Decimal(0)), quantity)  # exact, as SQL adds
     return series(values, query.groupBy, buckets)
