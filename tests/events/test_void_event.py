@@ -129,6 +129,23 @@ async def test_voiding_an_event_takes_its_usage_off_the_draft_invoice_and_the_me
     assert [(i["startDate"], i["totalAmount"]) for i in january] == [(iso(2026, 1, 1), "16.50")]
 
 
+async def test_a_void_keeps_the_all_account_totals_exact(client, db, clock):
+    # values of 30 decimal places, as ingest accepts them: their sums need more digits than Python's default
+    # Decimal context keeps (28), and the void moves the hour's all-account total in Python
+    meter = await tokens_meter(client)
+    await account(client, "acme", await per_token_plan(client, meter, "1.00", 3), iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-05T10:15:00Z", "0.123456789012345678901234567890", "e1")
+    await usage(client, "acme", "2026-01-05T10:30:00Z", "1", "e2")
+    await usage(client, "acme", "2026-01-05T10:45:00Z", "5", "e3")  # sent by mistake
+    clock.set(at(2026, 1, 25))
+    await call(client, "void_event", accountId="acme", eventId="e3", reason="sent by mistake")
+    # 6.123456789012345678901234567890 - 5 = 1.123456789012345678901234567890 in the 10:00 hour's total (the
+    # series over all accounts reads it), as in the account's rollup (its DRAFT reads that)
+    assert await usage_metric(client, meter) == ["1.123456789012345678901234567890"]
+    assert await draft_usage(client, "acme") == ("1.123456789012345678901234567890", "1.12")
+    await no_rollup_difference(db)
+
+
 async def test_max_and_latest_are_recomputed_when_their_event_is_voided(client, db, clock):
     # Stripe 0: a0 10:00:00 = 5, a1 10:59:00 = 7; stripe 1: b0 10:30:00 = 11, b1 10:59:00 = 2; all on
     # 5 January, plus the priming event x (4 January, 1). MAX is b0's 11; LATEST at 10:59:00 is the id

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT as EXACT
 from togai_engine.meters import catalog
 from togai_engine.meters.sql import (
     DAILY,
@@ -166,6 +167,7 @@ async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterS
     for account_id, hour in sorted(set(keys)):  # each key once: a key listed twice would count its events twice
         hours_of[account_id].append(hour)
     none = (0, Decimal(0))
+    # the sums are written to usage_totals: exact as SQL adds them, never rounded to the default 28 digits
     stored: dict[tuple[str, str, datetime], tuple[int, Decimal]] = {}  # per (account, meter, hour), stripes added
     recomputed: dict[tuple[str, str, datetime], tuple[int, Decimal]] = {}
     # One account at a time: each statement names its account ($1), so on Citus it runs on that account's
@@ -176,7 +178,7 @@ async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterS
                 "AND r.meter_id = ANY($3::text[]) RETURNING r.account_id, r.meter_id, r.hour, r.event_count, "
                 "r.value_sum", account_id, hours, ids):
             kept = stored.get((account_id, meter_id, hour), none)
-            stored[(account_id, meter_id, hour)] = (kept[0] + count, kept[1] + total)
+            stored[(account_id, meter_id, hour)] = (kept[0] + count, EXACT.add(kept[1], total))
         # the hours' events, each one range scan of the (account_id, event_time) index: OFFSET 0 keeps the
         # lateral subquery from being flattened into a join, which the planner runs as a hash join over every
         # stored event of the account (it cannot tell how few rows a range with bounds from another table matches)
@@ -195,7 +197,8 @@ async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterS
         before = stored.get((account_id, meter_id, hour), none)
         if after != before:
             summed = changes.get((meter_id, hour), none)
-            changes[(meter_id, hour)] = (summed[0] + after[0] - before[0], summed[1] + after[1] - before[1])
+            changes[(meter_id, hour)] = (summed[0] + after[0] - before[0],
+                                         EXACT.add(summed[1], EXACT.subtract(after[1], before[1])))
     if changes:
         changed = sorted(changes)
         totals: dict[tuple[str, datetime], tuple[int, Decimal]] = {}
@@ -205,8 +208,8 @@ async def recompute_account_hours(session: AsyncSession, meters: Sequence[MeterS
                 "RETURNING t.meter_id, t.hour, t.event_count, t.value_sum",
                 [c[0] for c in changed], [c[1] for c in changed]):
             kept = totals.get((meter_id, hour), none)
-            totals[(meter_id, hour)] = (kept[0] + count, kept[1] + total)
-        rows = [(key, totals.get(key, none)[0] + changes[key][0], totals.get(key, none)[1] + changes[key][1])
+            totals[(meter_id, hour)] = (kept[0] + count, EXACT.add(kept[1], total))
+        rows = [(key, totals.get(key, none)[0] + changes[key][0], EXACT.add(totals.get(key, none)[1], changes[key][1]))
                 for key in changed]
         await conn.execute(
             f"INSERT INTO usage_totals ({TOTALS_COLUMNS}, stripe) SELECT u.meter_id, u.hour, u.event_count, "
