@@ -78,6 +78,25 @@ async def test_a_poisoned_account_is_reported_and_never_stops_the_others(client,
     assert await invoices(client, "bad", status="DUE") == []
 
 
+async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_reason(client, clock, db) -> None:
+    pro = await plan(client, "Pro", await tokens_meter(client))
+    await account(client, "bad", pro, iso(2026, 2, 1))  # Pro from 1 February: no invoice row before that
+    # Data no policy covers: the account's currency changed under its plan behind the engine's back.
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE accounts SET invoice_currency = 'EUR' WHERE id = 'bad'"))
+
+    clock.set(at(2026, 2, 10))  # Pro is in effect, but its first period's DRAFT cannot be opened
+    summary = await run_bill(db, at(2026, 2, 10))
+    assert [f.accountId for f in summary.failed] == ["bad"] and "does not support EUR" in summary.failed[0].reason
+    assert await invoices(client, "bad") == []  # no DRAFT row: the run leaves the account as it was
+    error = await call_error(client, "get_invoice", accountId="bad")
+    # the truth: Pro is in effect, its first invoice cannot be composed, and why (not "no price plan in effect")
+    assert "no price plan in effect" not in error
+    assert f"price plan {pro!r} in effect since 2026-02-01T00:00:00+00:00" in error
+    assert "its first invoice cannot be composed" in error
+    assert f"currency: price plan {pro!r} does not support EUR; it supports USD. Fix what that names" in error
+
+
 async def test_undoing_a_scheduled_change_restores_one_period_and_one_fee(client, clock) -> None:
     meter = await tokens_meter(client)
     normal = await plan(client, "Normal", meter)

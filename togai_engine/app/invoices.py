@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.models import AccountRow
 from togai_engine.app.prepaid import grant_paid_credits
-from togai_engine.billing.close import close_due_cycles, one_connection_per_node
-from togai_engine.billing.current import unclosed_periods
+from togai_engine.billing.close import CloseSummary, close_due_cycles, one_connection_per_node
+from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
 from togai_engine.billing.state import transaction_connection
 from togai_engine.common.schemas import Page
 from togai_engine.customers import service as customers
@@ -54,12 +54,30 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
         return await invoices.render(session, await invoices.get_row(session, invoice_id))
     assert account_id is not None
     account_id = await accounts.account_id_of(session, account_id)
-    await close_due_cycles(session, now, [account_id])
+    summary = await close_due_cycles(session, now, [account_id])
     row = await invoices.current_draft(session, account_id, now)
     if row is None:
+        await _explain_missing_draft(session, now, account_id, summary)
         raise NotFound(f"account {account_id!r} has no open billing period at {now.isoformat()} (no price plan in "
                        "effect); attach one with update_account(pricePlanId), or list_invoices for past invoices")
     return await invoices.render(session, row)
+
+
+async def _explain_missing_draft(session: AsyncSession, now: datetime, account_id: str,
+                                 summary: CloseSummary) -> None:
+    """Raises why an account with a plan in effect has no DRAFT: the bill run that opens its plan's first period
+    fails on the account's data (it is retried by every run and read, so this read's run failed the same way).
+    Such a period gets no invoice row at all (the run leaves the account as it was), unlike a DRAFT that cannot be
+    computed, which is listed with its `problem`."""
+    failure = next((f for f in summary.failed if f.accountId == account_id), None)
+    current = await current_plan_and_cycle(session, account_id, now) if failure is not None else None
+    if failure is None or current is None:
+        return
+    _, _, association = current
+    raise NotFound(f"account {account_id!r} has price plan {association.plan_id!r} in effect since "
+                   f"{association.effective_from.isoformat()}, but its first invoice cannot be composed, so it has "
+                   f"no DRAFT invoice yet: {failure.reason}. Fix what that names (in the account or its plan): until then "
+                   "bill runs report the account as failed and retry it; its DRAFT opens once it composes")
 
 
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
