@@ -258,6 +258,30 @@ async def test_an_event_of_a_voided_invoice_is_refused_without_asking_for_a_cred
     assert "create_credit_note" not in error and "nothing was voided" in error
 
 
+async def test_an_event_of_a_gap_without_plan_is_refused_as_never_billed(client, db, clock):
+    meter = await tokens_meter(client)
+    plan = await per_token_plan(client, meter, "1", 0)
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 1, 10))  # a gap from 10 Jan
+    clock.set(at(2026, 1, 20))
+    gap = await usage(client, "acme", "2026-01-15T00:00:00Z", "1000", "gap")
+    assert gap["status"] == "NOT_BILLED_NO_PLAN"
+    await call(client, "update_account", accountId="acme", pricePlanId=plan, effectiveFrom=iso(2026, 2, 1))
+    clock.set(at(2026, 3, 2))  # February is DUE (no grace): the billing watermark moves to 1 March, past the event
+    invoices = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"]
+    # 1-10 January and February: no invoiced period holds 15 January, so no invoice charged its 1000 tokens
+    assert sorted((i["startDate"], i["endDate"], i["totalAmount"]) for i in invoices) == [
+        (iso(2026, 1, 1), iso(2026, 1, 10), "0.00"), (iso(2026, 2, 1), iso(2026, 3, 1), "0.00")]
+
+    error = await call_error(client, "void_event", accountId="acme", eventId="gap", reason="wrong")
+    # still refused (only events of open periods are voided), but it must not send the caller to a credit note
+    # on an invoice that does not exist
+    assert "never billed" in error and "no invoice charged it" in error and "nothing to correct" in error
+    assert "already invoiced" not in error and "create_credit_note" not in error and "nothing was voided" in error
+    listed = {e["id"]: e["status"] for e in (await call(client, "list_events", accountId="acme"))["data"]}
+    assert listed == {"gap": "NOT_BILLED_NO_PLAN"}
+
+
 async def test_an_event_in_the_grace_period_can_still_be_voided(client, db, clock):
     meter = await tokens_meter(client)
     await account(client, "acme", await per_token_plan(client, meter, "0.5", 3), iso(2026, 1, 1))

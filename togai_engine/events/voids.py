@@ -9,10 +9,12 @@ metrics, entitlements and `togai-engine verify` all follow at once.
 
 Only an event of an open period can be voided. One dated before the account's billing watermark is
 on a DUE (or later) invoice whose amounts never change: refused, naming the invoice and the way to
-correct it (a credit note). One stored NOT_BILLED_CYCLE_CLOSED was never billed: refused too. One stored
-ACCEPTED_LATE that no invoice has billed yet (its late-usage line waits for the account's next invoice) can
-be voided: it leaves the pending late usage, so that line does not bill it; once billed, it is refused, naming
-the late-usage line of the invoice that billed it (the credit note goes there, not on its period's invoice).
+correct it (a credit note); one there in no invoiced period (a gap no plan covers: stored
+NOT_BILLED_NO_PLAN) is refused as never billed, with nothing to correct. One stored NOT_BILLED_CYCLE_CLOSED
+was never billed: refused too. One stored ACCEPTED_LATE that no invoice has billed yet (its late-usage line
+waits for the account's next invoice) can be voided: it leaves the pending late usage, so that line does not
+bill it; once billed, it is refused, naming the late-usage line of the invoice that billed it (the credit note
+goes there, not on its period's invoice).
 
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
@@ -191,7 +193,7 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
                            "arrived): it was never billed, so there is nothing to void; nothing was voided")
         closed = closed_before.get(target.account_id)
         if closed is not None and target.event_time < closed and target.key not in pending:
-            raise Conflict(await _closed_message(conn, target))
+            raise Conflict(await _closed_message(conn, target, closed, status))
         voiding.append(target)
     if not voiding:
         return rows
@@ -239,7 +241,7 @@ async def _events(session: AsyncSession, targets: list[_Target]) -> dict[tuple[s
     return rows
 
 
-async def _closed_message(conn: Any, target: _Target) -> str:
+async def _closed_message(conn: Any, target: _Target, closed_before: datetime, status: str) -> str:
     late = await _late_line_of(conn, target)
     if late is not None:
         # billed as late usage: the charge is on the next invoice's late-usage line, not on its period's invoice
@@ -252,14 +254,22 @@ async def _closed_message(conn: Any, target: _Target) -> str:
     invoice = await conn.fetchrow(
         "SELECT id, status FROM invoices WHERE account_id = $1 AND period_start <= $2 AND period_end > $2 "
         "AND status <> 'DRAFT' ORDER BY period_start DESC LIMIT 1", target.account_id, target.event_time)
-    where = (f"on invoice {invoice['id']!r} ({invoice['status']})" if invoice is not None
-             else "before the end of its last invoiced billing period")
+    if invoice is None:
+        # before the watermark but in no invoiced period: a gap no plan covered (stored NOT_BILLED_NO_PLAN, or a plan
+        # later cut short before it), so no invoice charged it and no credit note can apply
+        return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
+                f"({target.event_time.isoformat()}, stored {status}) was never billed: no invoiced billing period "
+                "contains its time (no price plan covers it), so no invoice charged it and there is nothing to "
+                f"correct. It cannot be voided: it is dated before {closed_before.isoformat()}, the end of the "
+                "account's last invoiced billing period, and only events of open billing periods can be voided; "
+                "nothing was voided")
     # a VOID invoice owes nothing and takes no credit note (invoices README): there is no charge to correct
     fix = (f"invoice {invoice['id']!r} is VOID, so nothing is owed for the event and there is no charge to correct"
-           if invoice is not None and invoice["status"] == "VOID"
+           if invoice["status"] == "VOID"
            else "Correct the charge with a credit note on that invoice (create_credit_note)")
     return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
-            f"({target.event_time.isoformat()}) is in a billing period that is already invoiced ({where}), and an "
+            f"({target.event_time.isoformat()}) is in a billing period that is already invoiced (on invoice "
+            f"{invoice['id']!r}, {invoice['status']}), and an "
             f"invoiced amount never changes, so the event cannot be voided. {fix}; nothing was voided")
 
 
