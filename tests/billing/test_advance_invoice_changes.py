@@ -251,3 +251,26 @@ async def test_undoing_a_credited_change_of_a_fee_first_charged_in_cycle_1_keeps
     clock.set(at(2026, 2, 20))
     assert [a[1:3] for a in await advance_invoices(client, "acme")] == [("DUE", "9.00")]
     assert await net_advance(client) == D("0.00")  # 9.00 - 9.00: the credit is paid back for [20 Feb, 1 Mar)
+
+
+async def test_a_new_deal_on_an_anniversary_plan_credits_and_invoices_in_advance_up_to_its_billing_day(
+        client, clock) -> None:
+    anniversary = {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 0}
+    pro = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=anniversary, rateCards={
+        "fixedFeeRateCards": [fee("base", "31", displayName="Base", invoiceTiming="IN_ADVANCE")]}))["id"]
+    clock.set(at(2026, 1, 10))
+    await account(client, "acme", pro, iso(2026, 1, 10))  # billed on the 10th; advance invoice 31.00 for 10 Jan-10 Feb
+    clock.set(at(2026, 1, 21))
+    await call(client, "update_account", accountId="acme", pricePlanId=pro, effectiveFrom=iso(2026, 1, 21),
+               rateCardOverrides={"fixedFeeRateCards": [
+                   fee("base", "62", displayName="Base", invoiceTiming="IN_ADVANCE")]})
+    # the old fee's unused 20 of 31 days (21 Jan - 10 Feb): 31 × 20/31 = 20.00 credited; the deal's first period
+    # ends on the billing day, 10 Feb, cut by the change: 62 × 20/31 = 40.00 in advance
+    assert await notes(client) == [("20.00", "ORDER_CHANGE")]
+    assert [a[1:3] for a in await advance_invoices(client, "acme")] == [("DUE", "31.00"), ("DUE", "40.00")]
+    assert await net_advance(client) == D("51.00")  # 31.00 - 20.00 + 40.00: 11 days at 31.00, 20 at 62.00
+    clock.set(at(2026, 2, 10))
+    # the deal's period [21 Jan, 10 Feb) carries the next whole cycle's fee, 10 Feb - 10 Mar: 62.00
+    assert [(i["startDate"], i["endDate"], i["totalAmount"]) for i in await oldest_first(client, "acme")] == [
+        (iso(2026, 1, 10), iso(2026, 1, 21), "0.00"), (iso(2026, 1, 21), iso(2026, 2, 10), "62.00"),
+        (iso(2026, 2, 10), iso(2026, 3, 10), "62.00")]

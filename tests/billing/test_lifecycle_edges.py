@@ -212,3 +212,33 @@ async def test_reattaching_an_anniversary_plan_where_its_invoiced_end_was_keeps_
     await call(client, "update_account", accountId="acme", pricePlanId=pro, effectiveFrom=iso(2026, 1, 21))
     draft = await call(client, "get_invoice", accountId="acme")
     assert (draft["startDate"], draft["endDate"], draft["totalAmount"]) == (iso(2026, 1, 21), iso(2026, 2, 10), "20.00")
+
+
+async def test_a_new_deal_on_an_anniversary_plan_keeps_its_billing_day(client, clock) -> None:
+    # a new deal on the plan the account is on is new prices on the same plan (as a version migration): the cycles
+    # stay on the account's billing day (Stripe keeps billing_cycle_anchor on a price change; Togai edits the deal
+    # on the same schedule)
+    meter = await tokens_meter(client)
+    anniversary = {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 0}
+    pro = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=anniversary, rateCards={
+        "usageRateCards": [tiered(meter, ("0", "0.01"))],
+        "fixedFeeRateCards": [fee("base", "31", prorate=False)]}))["id"]
+    clock.set(at(2026, 1, 10))
+    await account(client, "acme", pro, iso(2026, 1, 10))  # billed on the 10th: [10 Jan, 10 Feb) is 31 days
+    clock.set(at(2026, 1, 21))
+    # from 21 January acme's deal on Pro: its base fee is 62.00 a month
+    await call(client, "update_account", accountId="acme", pricePlanId=pro, effectiveFrom=iso(2026, 1, 21),
+               rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    await usage(client, "acme", "2026-01-25T00:00:00Z", "500", "e1")  # 500 × 0.01 = 5.00, never prorated
+
+    clock.set(at(2026, 3, 10))
+    listed = sorted((i["startDate"], i["endDate"], i["status"], i["totalAmount"]) for i in await invoices(client, "acme"))
+    assert listed == [
+        # the old price for 11 of 31 days, cut by the change: 31 × 11/31 = 11.00
+        (iso(2026, 1, 10), iso(2026, 1, 21), "DUE", "11.00"),
+        # the deal for the rest of that cycle, 20 of 31 days: 62 × 20/31 = 40.00, + usage 5.00 = 45.00
+        (iso(2026, 1, 21), iso(2026, 2, 10), "DUE", "45.00"),
+        # then whole cycles on the 10th at the deal's price: 62.00 (28 days, not prorated)
+        (iso(2026, 2, 10), iso(2026, 3, 10), "DUE", "62.00"),
+        (iso(2026, 3, 10), iso(2026, 4, 10), "DRAFT", "62.00"),
+    ]

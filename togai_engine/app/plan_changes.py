@@ -8,7 +8,8 @@ scheduled change restores the original exactly (same anchor, one period, one fee
 The account is put on the plan's latest ACTIVE version (a DRAFT version is never attached), with the
 association's `rateCardOverrides` (the account's deal, plans/overrides.py) when given. Attaching the plan
 already in effect is a no-op only when version and overrides are the same too; otherwise it is a change at T
-like any other (a new deal, or moving one account to the latest version).
+like any other (a new deal, or moving one account to the latest version), except that the plan's cycles go on from
+the same anchor (an anniversary plan keeps its billing day); another plan starts its cycles at T.
 
 Ending the plan at T (`effectiveUntil`) ends the association in effect at T there and drops the ones
 scheduled after it; nothing is billed after T. T may be in the past, but never inside a period already
@@ -157,9 +158,14 @@ async def attach_plan(
         await session.execute(update(PlanAssociationRow).where(PlanAssociationRow.id == continued.id)
                               .values(effective_until=None))
     else:
+        # The same plan right before effective_from (whatever its deal or version: the account's run on the plan
+        # goes on, cycles.run_starts) keeps its anchor, so an anniversary plan keeps its billing day, as a version
+        # migration does; another plan, or the plan after a gap, starts its cycles at effective_from (billing README, "Plan change mid-cycle").
+        follows = ended if ended is not None and ended.price_plan_id == plan_id else next(
+            (a for a in associations if a.effective_until == effective_from and a.price_plan_id == plan_id), None)
         await session.execute(insert(PlanAssociationRow).values(
             account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
-            effective_until=None, anchor=effective_from if same_before is None else same_before.anchor,
+            effective_until=None, anchor=effective_from if follows is None else follows.anchor,
             version=plan.version, rate_card_overrides=deal))
     await rebill(session, billing, account.id, now)
 
