@@ -70,7 +70,8 @@ async def create_account(
 @tool("get_account", scope="billing:read", read_only=True, idempotent=True, title="Get account")
 async def get_account(ctx: Context, accountId: AccountId) -> Account:
     """Get an account with its financial picture: current price plan and cycle, charges accrued in the
-    open cycle, wallet balance and the outstanding (DUE) amount."""
+    open cycle, wallet balance and the outstanding (DUE) amount: in the invoiceCurrency
+    (`outstanding`) and per currency (`outstandingByCurrency`)."""
     async with uow(ctx) as u:
         return u.app.marked(await accounts.get_account(u.session, accountId, u.now))
 

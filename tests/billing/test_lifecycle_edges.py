@@ -242,3 +242,45 @@ async def test_a_new_deal_on_an_anniversary_plan_keeps_its_billing_day(client, c
         (iso(2026, 2, 10), iso(2026, 3, 10), "DUE", "62.00"),
         (iso(2026, 3, 10), iso(2026, 4, 10), "DRAFT", "62.00"),
     ]
+
+
+def in_usd_and_eur(meter: str) -> dict[str, Any]:
+    """0.01 a token and a 49.00 monthly fee in arrears, both in USD and EUR."""
+    currencies = ("USD", "EUR")
+    usage_card = tiered(meter, ("0", "0.01")) | {"rateValues": [
+        {"currency": c, "slabRates": [{"order": 1, "rate": "0.01"}]} for c in currencies]}
+    base = fee("base", "49", prorate=False) | {"rateValues": [{"currency": c, "rate": "49"} for c in currencies]}
+    return {"usageRateCards": [usage_card], "fixedFeeRateCards": [base]}
+
+
+async def test_outstanding_never_adds_two_currencies_after_a_currency_change(client, clock) -> None:
+    pro = await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY,
+                     supportedCurrencies=["USD", "EUR"], rateCards=in_usd_and_eur(await tokens_meter(client)))
+    await account(client, "acme", pro["id"], iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "3000", "jan")
+    clock.set(at(2026, 2, 2))
+    # January (no grace period) is DUE: 3000 × 0.01 = 30.00 + base 49.00 = 79.00 USD
+    assert [(i["currency"], i["amountDue"]) for i in await invoices(client, "acme", status="DUE")] == [
+        ("USD", "79.00")]
+    await call(client, "update_account", accountId="acme", invoiceCurrency="EUR")  # no wallet entries: allowed
+    await usage(client, "acme", "2026-02-10T00:00:00Z", "1000", "feb")
+
+    clock.set(at(2026, 3, 2))
+    # February, invoiced in EUR: 1000 × 0.01 = 10.00 + base 49.00 = 59.00 EUR
+    assert [(i["currency"], i["amountDue"]) for i in await invoices(client, "acme", status="DUE")] == [
+        ("EUR", "59.00"), ("USD", "79.00")]
+    financial = (await call(client, "get_account", accountId="acme"))["financial"]
+    # what is owed in the account's currency is EUR 59.00, never 59.00 + 79.00 = 138.00 "EUR";
+    # the USD 79.00 is still owed, in its own currency
+    assert (financial["currency"], financial["outstanding"]) == ("EUR", "59.00")
+    assert financial["outstandingByCurrency"] == [{"currency": "EUR", "amount": "59.00"},
+                                                  {"currency": "USD", "amount": "79.00"}]
+
+
+async def test_outstanding_by_currency_is_empty_when_nothing_is_due(client) -> None:
+    pro = await plan(client, "Pro", await tokens_meter(client))
+    await account(client, "acme", pro, iso(2026, 1, 1))
+    await call(client, "create_customer", id="plain", name="Plain", account={"id": "bare", "name": "Bare"})
+    for account_id, outstanding in (("acme", "0.00"), ("bare", None)):  # on a plan, nothing DUE; no plan at all
+        financial = (await call(client, "get_account", accountId=account_id))["financial"]
+        assert (financial["outstanding"], financial["outstandingByCurrency"]) == (outstanding, [])

@@ -65,6 +65,11 @@ class WalletSummary(Model):
     availableBalance: Decimal
 
 
+class CurrencyAmount(Model):
+    currency: str = Field(description="ISO 4217 code")
+    amount: Decimal = Field(description="in that currency's minor unit")
+
+
 class AccountFinancial(Model):
     """The account's money picture; a field is null when there is nothing to show, never invented."""
 
@@ -72,7 +77,12 @@ class AccountFinancial(Model):
     currentCycle: Period | None = None
     accruedCharges: Decimal | None = Field(default=None, description="the open cycle's DRAFT invoice total")
     wallet: WalletSummary | None = None
-    outstanding: Decimal | None = Field(default=None, description="sum of DUE invoices' amounts due")
+    outstanding: Decimal | None = Field(default=None, description="sum of the amounts due of the DUE invoices in "
+                                                                  "`currency` (the account's invoiceCurrency)")
+    outstandingByCurrency: list[CurrencyAmount] = Field(
+        default_factory=list, description="what the DUE invoices owe per invoice currency (an invoiceCurrency "
+                                          "change leaves earlier invoices in theirs; currencies are never added), "
+                                          "sorted by currency; empty when nothing is due")
     currency: str | None = None
     problem: str | None = Field(default=None, description="why accruedCharges cannot be computed, if it cannot")
 

@@ -14,7 +14,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts import service as accounts
-from togai_engine.accounts.schemas import AccountFinancial, Period, PlanRef
+from togai_engine.accounts.schemas import AccountFinancial, CurrencyAmount, Period, PlanRef
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
 from togai_engine.errors import EngineError
@@ -50,8 +50,10 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     except EngineError as exc:
         financial.problem = exc.message
     has_invoices = await session.scalar(select(exists().where(InvoiceRow.account_id == account_id)))
+    owed = await invoices.outstanding_by_currency(session, account_id)
+    financial.outstandingByCurrency = [CurrencyAmount(currency=c, amount=amount) for c, amount in owed.items()]
     if current is not None or has_invoices:
-        financial.outstanding = await invoices.outstanding(session, account_id, currency)
+        financial.outstanding = owed.get(currency, round_money(Decimal(0), currency))
     financial.wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
                                                     unclosed=unclosed_periods)
     return financial

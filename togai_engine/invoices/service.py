@@ -66,12 +66,15 @@ async def accrued_charges(session: AsyncSession, account_id: str, currency: str,
     return round_money(total, currency)
 
 
-async def outstanding(session: AsyncSession, account_id: str, currency: str) -> Decimal:
-    """The sum of the amounts due of the account's DUE invoices."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(InvoiceRow.amount_due), 0))
-        .where(InvoiceRow.account_id == account_id, InvoiceRow.status == "DUE"))
-    return round_money(Decimal(total), currency)
+async def outstanding_by_currency(session: AsyncSession, account_id: str) -> dict[str, Decimal]:
+    """The amounts due of the account's DUE invoices, summed per invoice currency (an invoiceCurrency change
+    leaves earlier invoices in theirs, and two currencies are never added), by currency code; a currency
+    with nothing due is left out."""
+    rows = await session.execute(
+        select(InvoiceRow.currency, func.sum(InvoiceRow.amount_due))
+        .where(InvoiceRow.account_id == account_id, InvoiceRow.status == "DUE").group_by(InvoiceRow.currency))
+    return {currency: round_money(Decimal(total), currency) for currency, total in sorted(rows.tuples())
+            if total}  # None: no amount at all; 0: every invoice of that currency settled
 
 
 # --- rendering ----------------------------------------------------------------------------------
