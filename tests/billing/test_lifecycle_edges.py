@@ -284,3 +284,20 @@ async def test_outstanding_by_currency_is_empty_when_nothing_is_due(client) -> N
     for account_id, outstanding in (("acme", "0.00"), ("bare", None)):  # on a plan, nothing DUE; no plan at all
         financial = (await call(client, "get_account", accountId=account_id))["financial"]
         assert (financial["outstanding"], financial["outstandingByCurrency"]) == (outstanding, [])
+
+
+async def test_a_currency_change_after_a_grace_period_ended_leaves_that_invoice_in_the_old_currency(
+        client, clock) -> None:
+    pro = await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY,
+                     supportedCurrencies=["USD", "EUR"], rateCards=in_usd_and_eur(await tokens_meter(client)))
+    await account(client, "acme", pro["id"], iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-30T00:00:00Z", "3000", "jan")
+    # 1 February 01:00: January (no grace period) was due at midnight, in USD; no read or bill run has closed it yet
+    clock.set(at(2026, 2, 1, 1))
+    await call(client, "update_account", accountId="acme", invoiceCurrency="EUR")
+    await usage(client, "acme", "2026-02-01T02:00:00Z", "1000", "feb")
+    clock.set(at(2026, 3, 2))
+    # January is owed in USD: 3000 × 0.01 = 30.00 + base 49.00 = 79.00; only February, open at the change, is in
+    # EUR: 1000 × 0.01 = 10.00 + 49.00 = 59.00
+    assert [(i["startDate"], i["currency"], i["totalAmount"]) for i in await invoices(client, "acme", status="DUE")] \
+        == [(iso(2026, 2, 1), "EUR", "59.00"), (iso(2026, 1, 1), "USD", "79.00")]

@@ -142,6 +142,9 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
     currency = check_currency(data.invoiceCurrency, "invoiceCurrency") if data.invoiceCurrency else None
     new_currency = currency is not None and currency != row.invoice_currency
     if currency is not None and new_currency:
+        # Periods whose grace ended before `now` were owed in the old currency: close them first (the catch-up
+        # every read does), so only the DRAFTs still open at the change follow the new one.
+        await close_due_cycles(session, now, [account_id])
         await check_currency_change(session, account_id, currency)
     account = await accounts.update_account(session, account_id, data)
     if new_currency:
