@@ -301,3 +301,29 @@ async def test_a_currency_change_after_a_grace_period_ended_leaves_that_invoice_
     # EUR: 1000 × 0.01 = 10.00 + 49.00 = 59.00
     assert [(i["startDate"], i["currency"], i["totalAmount"]) for i in await invoices(client, "acme", status="DUE")] \
         == [(iso(2026, 2, 1), "EUR", "59.00"), (iso(2026, 1, 1), "USD", "79.00")]
+
+
+async def test_revenue_of_an_account_never_adds_two_currencies_after_a_currency_change(client, clock) -> None:
+    pro = await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY,
+                     supportedCurrencies=["USD", "EUR"], rateCards=in_usd_and_eur(await tokens_meter(client)))
+    await account(client, "acme", pro["id"], iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-30T00:00:00Z", "3000", "jan")
+    clock.set(at(2026, 2, 1, 1))  # January is DUE in USD: 3000 × 0.01 = 30.00 + base 49.00 = 79.00
+    await call(client, "update_account", accountId="acme", invoiceCurrency="EUR")
+    await usage(client, "acme", "2026-02-01T02:00:00Z", "1000", "feb")  # February in EUR: 10.00 + 49.00 = 59.00
+    clock.set(at(2026, 3, 2))
+
+    def revenue(start: str, end: str, period: str) -> dict[str, Any]:
+        return {"startTime": start, "endTime": end, "metricQueries": [
+            {"id": "r", "name": "REVENUE", "aggregationPeriod": period, "groupBy": "ACCOUNT_ID"}]}
+
+    # The week of 26 January holds January's USD 30.00 + 49.00 and February's EUR 10.00 of 1 February: no one
+    # number is both (79.00 + 10.00 = 89.00 is neither), so the query is refused, naming the account and the fix.
+    error = await call_error(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK"))
+    assert "account 'acme' invoices in several currencies (EUR, USD) in this range" in error
+    assert "startTime" in error and "list_invoices" in error
+    # Each side of the change reads, in its own currency.
+    for (start, end), value in (((iso(2026, 1, 1), iso(2026, 2, 1)), "79.00"),
+                                ((iso(2026, 2, 1), iso(2026, 3, 1)), "59.00")):
+        result = await call(client, "get_metrics", **revenue(start, end, "MONTH"))
+        assert result["results"][0]["data"][0]["metricValues"] == [value]

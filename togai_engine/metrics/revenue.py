@@ -69,6 +69,20 @@ ZERO = Decimal(0)
 log = logging.getLogger("togai_engine.metrics")
 
 
+def _one_currency_per_account(rows: list[InvoiceRow], field: str) -> None:
+    """An account's invoices keep their currency when its invoiceCurrency changes: a series of that account over
+    both would add two currencies into one unlabelled number, so such a range is refused (no exchange rates)."""
+    currencies: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        currencies[row.account_id].add(row.currency)
+    for account_id, found in sorted(currencies.items()):
+        if len(found) > 1:
+            raise InvalidInput("startTime", f"account {account_id!r} invoices in several currencies "
+                                            f"({', '.join(sorted(found))}) in this range ({field}): its "
+                                            "invoiceCurrency changed; choose startTime and endTime on one side of "
+                                            "the change (list_invoices shows each invoice's currency and period)")
+
+
 @dataclass(frozen=True)
 class _Line:
     """A top-level invoice line as REVENUE places it."""
@@ -92,6 +106,7 @@ async def revenue_series(
     if accounts is not None:
         stmt = stmt.where(InvoiceRow.account_id.in_(accounts))
     rows = list(await session.scalars(stmt))
+    _one_currency_per_account(rows, field)
     if query.groupBy != "ACCOUNT_ID" and len({r.currency for r in rows}) > 1:
         raise InvalidInput(f"{field}.groupBy", "the selected accounts invoice in several currencies "
                                                f"({', '.join(sorted({r.currency for r in rows}))}); group by "
