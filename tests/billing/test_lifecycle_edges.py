@@ -11,6 +11,8 @@ from sqlalchemy import text
 from helpers import at, call, call_error, iso, tokens_meter
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.billing.runs import run_bill
+from togai_engine.plans import overrides
+from togai_engine.plans import service as plans_service
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -76,6 +78,106 @@ async def test_a_poisoned_account_is_reported_and_never_stops_the_others(client,
     # good's January closed exactly once; bad's stays open, not half-closed
     assert [i["totalAmount"] for i in await invoices(client, "good", status="DUE")] == ["36.00"]
     assert await invoices(client, "bad", status="DUE") == []
+
+
+async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_others(
+        client, clock, db, monkeypatch) -> None:
+    pro = await plan(client, "Pro", await tokens_meter(client))  # base 31.00 a month (not prorated), 0.01 a token
+    await account(client, "good", pro, iso(2026, 1, 1))
+    await call(client, "create_customer", id="cust_bad", name="Customer")
+    await call(client, "create_account", id="bad", customerId="cust_bad", name="bad", pricePlanId=pro,
+               effectiveFrom=iso(2026, 1, 1), rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
+    await usage(client, "bad", "2026-01-05T00:00:00Z", "100", "b1")
+    clock.set(at(2026, 2, 2))  # January (no grace period) is DUE for both
+    assert sorted((i["accountId"], i["totalAmount"]) for i in (
+        await call(client, "list_invoices", status="DUE", pageSize=100))["data"]) == [
+        ("bad", "63.00"),  # 100 × 0.01 = 1.00 + the deal's base 62.00
+        ("good", "36.00")]  # 500 × 0.01 = 5.00 + base 31.00
+    await usage(client, "good", "2026-02-05T00:00:00Z", "200", "g2")
+    await usage(client, "bad", "2026-02-05T00:00:00Z", "300", "b2")
+    # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
+    # (nothing it priced before is cached)
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
+            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"62 USD\"') WHERE account_id = 'bad'"))
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+    what = "'62 USD' is not a decimal number"
+
+    clock.set(at(2026, 2, 20))
+    listed = (await call(client, "list_invoices", pageSize=100))["data"]  # every account
+    assert sorted((i["accountId"], i["startDate"], i["status"], i["totalAmount"]) for i in listed) == [
+        ("bad", iso(2026, 1, 1), "DUE", "63.00"),  # frozen: it needs no plan to read
+        ("bad", iso(2026, 2, 1), "DRAFT", None),  # cannot be computed: see its problem
+        ("good", iso(2026, 1, 1), "DUE", "36.00"),
+        ("good", iso(2026, 2, 1), "DRAFT", "33.00")]  # 200 × 0.01 = 2.00 + 31.00
+    problem = next(i["problem"] for i in listed if i["accountId"] == "bad" and i["status"] == "DRAFT")
+    assert "account 'bad'" in problem and "rateCardOverrides.fixedFeeRateCards[0].rateValues[0].rate" in problem
+    assert what in problem
+    error = await call_error(client, "get_invoice", accountId="bad")  # its own read names it and what is wrong
+    assert "account 'bad'" in error and "rateCardOverrides.fixedFeeRateCards[0].rateValues[0].rate" in error
+    assert what in error
+
+    revenue = await call(client, "get_metrics", startTime=iso(2026, 1, 1), endTime=iso(2026, 3, 1), metricQueries=[
+        {"id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH", "groupBy": "ACCOUNT_ID"}])
+    by_account = {s["groupedBy"]["fieldValue"]: s["metricValues"] for s in revenue["results"][0]["data"]}
+    # good as invoiced: January 36.00, February's DRAFT so far 33.00
+    assert by_account["good"] == ["36.00", "33.00"]
+    # bad: its January invoice still adds up (its usage line cannot be placed as it accrued without the plan: at
+    # the period's end, with the fee: 63.00); its February DRAFT cannot be computed and carries none
+    assert by_account["bad"] == ["63.00", "0"]
+
+    summary = await run_bill(db, at(2026, 3, 1))  # February closes for good; bad is reported with its reason
+    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
+    assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
+    assert [i["totalAmount"] for i in await invoices(client, "good", status="DUE")] == ["33.00", "36.00"]
+    assert [i["startDate"] for i in await invoices(client, "bad", status="DRAFT")] == [iso(2026, 2, 1)]
+    error = await call_error(client, "get_account", accountId="bad")
+    assert "account 'bad'" in error and what in error
+
+    # the fix the error names: a valid deal from the start of its first period not invoiced (1 February)
+    clock.set(at(2026, 3, 2))
+    await call(client, "update_account", accountId="bad", pricePlanId=pro, effectiveFrom=iso(2026, 2, 1),
+               rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    assert [(i["startDate"], i["status"], i["totalAmount"]) for i in await invoices(client, "bad")] == [
+        (iso(2026, 3, 1), "DRAFT", "62.00"),
+        (iso(2026, 2, 1), "DUE", "65.00"),  # 300 × 0.01 = 3.00 + the deal's base 62.00
+        (iso(2026, 1, 1), "DUE", "63.00")]
+
+
+async def test_a_plan_version_that_no_longer_validates_stops_only_its_accounts(client, clock, db, monkeypatch) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)  # base 31.00 a month (not prorated), 0.01 a token
+    basic = await plan(client, "Basic", meter, monthly_fee="10")
+    await account(client, "good", pro, iso(2026, 1, 1))
+    await account(client, "bad", basic, iso(2026, 1, 1))
+    await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
+    await usage(client, "bad", "2026-01-05T00:00:00Z", "100", "b1")
+    # An upgrade with stricter checks, or a hand edit: Basic's stored version no longer parses; the engine restarts
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE price_plan_versions SET definition = jsonb_set(definition, "
+            "'{rateCards,fixedFeeRateCards,0,rateValues,0,rate}', '\"10 USD\"') WHERE plan_id = :id"), {"id": basic})
+    monkeypatch.setattr(plans_service, "_CACHE", {})
+    what = "rateCards.fixedFeeRateCards[0].rateValues[0].rate: '10 USD' is not a decimal number"
+
+    clock.set(at(2026, 1, 20))
+    listed = {i["accountId"]: i for i in (await call(client, "list_invoices", pageSize=100))["data"]}
+    assert listed["good"]["totalAmount"] == "36.00"  # 500 × 0.01 = 5.00 + 31.00
+    problem = listed["bad"]["problem"]
+    assert listed["bad"]["totalAmount"] is None and f"version 1 of price plan {basic!r} no longer validates" in problem
+    assert what in problem
+
+    summary = await run_bill(db, at(2026, 2, 1))  # January closes for good; bad is reported with its reason
+    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
+    assert what in summary.failed[0].reason
+    assert [i["totalAmount"] for i in await invoices(client, "good", status="DUE")] == ["36.00"]
+
+    # the way out the reason names: another plan from the start of its first period not invoiced (1 January)
+    await call(client, "update_account", accountId="bad", pricePlanId=pro, effectiveFrom=iso(2026, 1, 1))
+    assert [(i["startDate"], i["totalAmount"]) for i in await invoices(client, "bad")] == [
+        (iso(2026, 1, 1), "32.00")]  # 100 × 0.01 = 1.00 + Pro's 31.00
 
 
 async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_reason(client, clock, db) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.schedule import Association, Timeline, account_timeline
 from togai_engine.cycles import run_starts
-from togai_engine.plans.overrides import PlanRef, effective_plans, plan_ref
+from togai_engine.plans.overrides import PlanRef, ResolvedPlans, effective_plans, plan_ref
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.store.database import raw_connection
 
@@ -53,9 +53,10 @@ class AccountState:
 
 async def load_states(
     session: AsyncSession, account_ids: Sequence[str], conn: Any | None = None
-) -> tuple[dict[str, AccountState], dict[str, PricePlan]]:
+) -> tuple[dict[str, AccountState], ResolvedPlans]:
     """Accounts (with a plan or not), their billing progress and associations, and the plans they use keyed
-    by `Association.plan_key` (each association's version with its overrides)."""
+    by `Association.plan_key` (each association's version with its overrides). An account's deal that cannot be
+    applied raises why only where its plan is looked up (ResolvedPlans): inside that account's guard."""
     await session.flush()
     conn = conn or await transaction_connection(session)
     ids = sorted(set(account_ids))
@@ -75,7 +76,7 @@ async def load_states(
         states[r["account_id"]].associations.append(Association(
             r["id"], r["account_id"], r["price_plan_id"], r["effective_from"], r["effective_until"], r["anchor"],
             r["version"], bool(overrides)))
-        refs[plan_ref(r["price_plan_id"], r["version"], r["id"], overrides)] = overrides
+        refs[plan_ref(r["price_plan_id"], r["version"], r["id"], overrides, r["account_id"])] = overrides
     for state in states.values():
         runs = run_starts([(a.plan_id, a.effective_from, a.effective_until) for a in state.associations])
         state.associations[:] = [replace(a, plan_since=since) for a, since in zip(state.associations, runs, strict=True)]

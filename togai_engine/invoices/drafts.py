@@ -51,16 +51,20 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
     for association in await session.scalars(
             select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_({r.account_id for r in drafts}))):
         associations[association.account_id].append(association)
+    # a DRAFT whose plan cannot be resolved (plans[...] raises why, below, inside its guard) needs no quantities
     quantities = await quantities_by_window(session, [
-        (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.association_id])) for r in drafts])
+        (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.association_id])) for r in drafts
+        if r.association_id in plans])
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in drafts])
     late = await _late_lines(session, drafts)
     result: dict[str, Draft] = {}
     for row in drafts:
-        plan = plans[row.association_id]
+        resolved = plans.get(row.association_id)
         period = Cycle(row.period_start, row.period_end)
-        closes_at = row.invoice_date or grace_end(period, plan.cycle_config)
+        # rows opened since invoice_date exists carry their closing instant; without the plan, the period's end
+        closes_at = row.invoice_date or (grace_end(period, resolved.cycle_config) if resolved is not None else period.end)
         try:
+            plan = plans[row.association_id]
             composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities, seats=seats),
                                        late.lines.get(row.id, []))
         except Exception as exc:  # one account's bad data is reported on its invoice, never raised to others

@@ -159,7 +159,7 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [
         (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.association_id]))
-        for row in sources.values()])
+        for row in sources.values() if row.association_id in plans])  # else plans[...] raises below, per account
     # The same seats on both sides: only usage moves what a late-usage line bills.
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in sources.values()])
     for account_id, items in waiting.items():

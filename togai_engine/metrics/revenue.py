@@ -91,6 +91,7 @@ class _Line:
     rate_card_name: str
     value: Decimal  # rounded, as on the invoice
     in_advance: bool  # an IN_ADVANCE fixed fee: charged from the period's first instant
+    meter_id: str | None = None  # the meter a usage or overage line is priced on
 
 
 async def revenue_series(
@@ -126,7 +127,8 @@ async def revenue_series(
         if row.invoice_type == ADVANCED:
             continue
         # the usage of every meter a card accrues on: usage cards' meters and overage cards' features' meters
-        accrued_meters = {card.meter_id for card in _metered_cards(plans[row.association_id], meters)}
+        plan = plans.get(row.association_id)  # None: it cannot be resolved (below)
+        accrued_meters = {card.meter_id for card in _metered_cards(plan, meters)} if plan is not None else set()
         for point in points:
             # At the period's end the amounts are the invoice's own lines (stored, or the DRAFT's composition).
             if row.period_start < point < row.period_end and accrued_meters:
@@ -147,14 +149,24 @@ async def revenue_series(
             if meters is None:
                 placed.add_lines(row, stored.get(row.id, []))
             continue
-        plan = plans[row.association_id]
         if row.status == "DRAFT":
             composed = drafts[row.id].composed
             if composed is None:
                 continue  # it cannot be computed (its invoice says why): no revenue, and no other account fails
-            final = [_line(line.line_type, line.rate_card_name, line.value, line.details) for line in composed.lines]
+            final = [_line(line.line_type, line.rate_card_name, line.value, line.details, line.usage_meter_id)
+                     for line in composed.lines]
         else:
             final = stored.get(row.id, [])
+        plan = plans.get(row.association_id)
+        if plan is None:
+            # A frozen invoice whose plan can no longer be resolved (its account's stored deal no longer validates;
+            # its DRAFTs and bill runs say why): its usage cannot be placed as it accrued, so its lines fall whole
+            # in the bucket holding the period's last instant, as an arrears fee: the period still adds up.
+            log.warning("REVENUE of invoice %s (account %s): its plan cannot be resolved; its lines are placed at "
+                        "the period's end", row.id, row.account_id)
+            placed.add_lines(row, [line for line in final if meters is None or (
+                line.line_type in ACCRUED_LINES and line.meter_id in meters)], accrued_at_end=True)
+            continue
         period = Cycle(row.period_start, row.period_end)
         full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
         accrual = _Accrual(row, period, full_cycle if full_cycle != period else None,
@@ -247,13 +259,14 @@ class _Series:
             self.values[(group, self.bucket_of(lower))] += current - previous
             previous = current
 
-    def add_lines(self, row: InvoiceRow, lines: list[_Line]) -> None:
-        """The invoice's lines but the accrued ones: paid-ahead lines at the period's start, the others at its
-        last instant."""
+    def add_lines(self, row: InvoiceRow, lines: list[_Line], *, accrued_at_end: bool = False) -> None:
+        """The invoice's lines but the accrued ones (with `accrued_at_end`, those too, under their meter, as
+        arrears lines): paid-ahead lines at the period's start, the others at its last instant."""
         for line in lines:
-            if line.line_type in ACCRUED_LINES:
+            accrued = line.line_type in ACCRUED_LINES
+            if accrued and not accrued_at_end:
                 continue
-            group = self.group(row, line.rate_card_name)
+            group = self.group(row, (line.meter_id or line.rate_card_name) if accrued else line.rate_card_name)
             # every card in range has a series
             self.values[(group, self.bucket_of(max(row.period_start, self.start)))] += ZERO
             if line.in_advance and row.period_start >= self.start:
@@ -266,12 +279,13 @@ class _Series:
         return series(self.values, self.group_by, self.buckets)  # no group is None: every line names one
 
 
-def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None) -> _Line:
+def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None,
+          meter_id: str | None) -> _Line:
     # a pricing rule's line (PRICING_RULE_AMOUNT, at the period's end like the true-up) is named by its rule
     return _Line(line_type, rate_card_name or (details or {}).get("pricingRule", ""), value,
                  # paid ahead: in-advance fees, and PREPAID credits sold (a credit-grant card's line)
                  line_type in (FIXED_FEE_LINE, CREDIT_GRANT_LINE)
-                 and (details or {}).get("invoiceTiming") in ("IN_ADVANCE", "PREPAID"))
+                 and (details or {}).get("invoiceTiming") in ("IN_ADVANCE", "PREPAID"), meter_id)
 
 
 async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, datetime]:
@@ -289,9 +303,9 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
         return {}
     rows = await session.execute(
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
-               InvoiceLineRow.value, InvoiceLineRow.details)
+               InvoiceLineRow.value, InvoiceLineRow.details, InvoiceLineRow.usage_meter_id)
         .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None)))
     lines: dict[str, list[_Line]] = defaultdict(list)
-    for invoice_id, line_type, name, value, details in rows.tuples():
-        lines[invoice_id].append(_line(line_type, name, value, details))
+    for invoice_id, line_type, name, value, details, meter_id in rows.tuples():
+        lines[invoice_id].append(_line(line_type, name, value, details, meter_id))
     return lines

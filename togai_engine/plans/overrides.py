@@ -13,14 +13,15 @@ field paths (`rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.common.messages import brief
-from togai_engine.errors import InvalidInput
+from togai_engine.common.messages import brief, describe_errors, join_path
+from togai_engine.errors import EngineError, InvalidInput
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricingRule, RateCards
 from togai_engine.plans.service import get_versions, validate_plan
@@ -29,6 +30,7 @@ from togai_engine.plans.validation import normalize_plan
 OVERRIDABLE = ("usageRateCards", "fixedFeeRateCards", "billingEntitlementRateCards", "creditGrantRateCards")
 RULES = "pricingRules"  # the stored deal's pricingRulesOverride, beside its cards
 _EFFECTIVE: dict[str, PricePlan] = {}
+BROKEN_DEAL = "a deal that no longer validates"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PlanRef:
     plan_id: str
     version: int = 1
     association_id: int | None = None  # set only when the association carries overrides
+    account_id: str = field(default="", compare=False)  # whose deal it is: named when the deal cannot be applied
 
     @property
     def key(self) -> str:
@@ -48,8 +51,27 @@ class PlanRef:
         return self.plan_id if self.version == 1 else f"{self.plan_id}@{self.version}"
 
 
-def plan_ref(plan_id: str, version: int, association_id: int, overrides: Mapping[str, Any] | None) -> PlanRef:
-    return PlanRef(plan_id, version, association_id if overrides else None)
+def plan_ref(plan_id: str, version: int, association_id: int, overrides: Mapping[str, Any] | None,
+             account_id: str = "") -> PlanRef:
+    return PlanRef(plan_id, version, association_id if overrides else None, account_id if overrides else "")
+
+
+class ResolvedPlans(dict[Any, PricePlan]):
+    """Plans by key (a PlanRef key, or an association id). A key whose plan cannot be resolved (its stored deal or
+    plan version no longer validates: an upgrade with stricter checks, a hand edit) is absent, and looking it up
+    raises why: so it
+    fails only the reader of the account it prices, inside that account's guard (a bill run's per-account guard, a
+    DRAFT's `problem`), never a bill run or a read over many accounts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: dict[Any, InvalidInput] = {}
+
+    def __missing__(self, key: Any) -> PricePlan:
+        problem = self.problems.get(key)
+        if problem is None:
+            raise KeyError(key)
+        raise InvalidInput(problem.field, problem.reason)  # a fresh error each time: one per reader
 
 
 def stored_parts(stored: Mapping[str, Any]) -> tuple[RateCards, list[PricingRule] | None]:
@@ -77,12 +99,17 @@ def apply_overrides(plan: PricePlan, overrides: RateCards, rules: list[PricingRu
 
 
 async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[str, Any] | None]
-                          ) -> dict[str, PricePlan]:
-    """ref.key -> the plan that prices it; `refs` maps each ref to its association's stored overrides."""
-    versions = await get_versions(session, {(r.plan_id, r.version) for r in refs})
-    plans: dict[str, PricePlan] = {}
+                          ) -> ResolvedPlans:
+    """ref.key -> the plan that prices it; `refs` maps each ref to its association's stored overrides. A deal that
+    cannot be applied is left out, its reason in `problems` (raised when its key is looked up)."""
+    broken: dict[tuple[str, int], ValidationError] = {}
+    versions = await get_versions(session, {(r.plan_id, r.version) for r in refs}, problems=broken)
+    plans = ResolvedPlans()
     for ref, overrides in refs.items():
         version = versions.get((ref.plan_id, ref.version))
+        if (ref.plan_id, ref.version) in broken:
+            plans.problems[ref.key] = _version_problem(ref, broken[(ref.plan_id, ref.version)])
+            continue
         if version is None:
             continue
         if ref.association_id is None or not overrides:
@@ -90,7 +117,11 @@ async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[
             continue
         cached = _EFFECTIVE.get(ref.key)
         if cached is None:
-            cached = apply_overrides(version, *stored_parts(overrides))
+            try:
+                cached = apply_overrides(version, *stored_parts(overrides))
+            except (ValidationError, EngineError) as exc:  # validated when stored; stricter checks since, or edited
+                plans.problems[ref.key] = _deal_problem(ref, exc)
+                continue
             if len(_EFFECTIVE) >= 10_000:
                 _EFFECTIVE.clear()
             _EFFECTIVE[ref.key] = cached
@@ -98,17 +129,55 @@ async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[
     return plans
 
 
-async def plans_by_association(session: AsyncSession, association_ids: Iterable[int]) -> dict[int, PricePlan]:
-    """association id -> the plan that prices it (its version with its overrides)."""
+def _deal_problem(ref: PlanRef, exc: ValidationError | EngineError) -> InvalidInput:
+    """Why an account's stored deal cannot be applied, naming the account, its plan and the field at fault."""
+    if isinstance(exc, ValidationError):
+        # stored_parts validates the deal's cards (paths inside the deal), apply_overrides the plan with them in
+        described = "; ".join(f"{_deal_path(path)}: {message}" for path, message in describe_errors(exc))
+    else:
+        described = exc.message
+    return InvalidInput("", (
+        f"account {ref.account_id!r} has a deal (rateCardOverrides on price plan {ref.plan_id!r}, version "
+        f"{ref.version}) that no longer validates: {described}; give the account a valid deal "
+        "with update_account(pricePlanId, effectiveFrom, rateCardOverrides) from the start of its first period not "
+        "invoiced yet"))
+
+
+def _version_problem(ref: PlanRef, exc: ValidationError) -> InvalidInput:
+    """Why a stored plan version cannot be read: every account on it is reported the same way."""
+    described = "; ".join(f"{path}: {message}" for path, message in describe_errors(exc))
+    return InvalidInput("", (
+        f"version {ref.version} of price plan {ref.plan_id!r} no longer validates (it did when it was stored): "
+        f"{described}; its accounts cannot be billed until it is corrected, or until they move to another plan "
+        "with update_account(pricePlanId, effectiveFrom) from the start of their first period not invoiced yet"))
+
+
+def _deal_path(path: str) -> str:
+    """A path in the deal or in the plan with the deal in place, as the deal's fields name it."""
+    if path.startswith(RULES):
+        return f"pricingRulesOverride{path.removeprefix(RULES)}"
+    return join_path("rateCardOverrides", path.removeprefix("rateCards").removeprefix("."))
+
+
+async def plans_by_association(session: AsyncSession, association_ids: Iterable[int]) -> ResolvedPlans:
+    """association id -> the plan that prices it (its version with its overrides); a deal that cannot be applied
+    raises why when its association is looked up (ResolvedPlans)."""
     ids = set(association_ids)
+    found = ResolvedPlans()
     if not ids:
-        return {}
+        return found
     rows = (await session.execute(select(
         PlanAssociationRow.id, PlanAssociationRow.price_plan_id, PlanAssociationRow.version,
-        PlanAssociationRow.rate_card_overrides).where(PlanAssociationRow.id.in_(ids)))).tuples().all()
-    refs = {row[0]: plan_ref(row[1], row[2], row[0], row[3]) for row in rows}
+        PlanAssociationRow.rate_card_overrides, PlanAssociationRow.account_id)
+        .where(PlanAssociationRow.id.in_(ids)))).tuples().all()
+    refs = {row[0]: plan_ref(row[1], row[2], row[0], row[3], row[4]) for row in rows}
     plans = await effective_plans(session, {refs[row[0]]: row[3] for row in rows})
-    return {association_id: plans[ref.key] for association_id, ref in refs.items() if ref.key in plans}
+    for association_id, ref in refs.items():
+        if ref.key in plans:
+            found[association_id] = plans[ref.key]
+        elif ref.key in plans.problems:
+            found.problems[association_id] = plans.problems[ref.key]
+    return found
 
 
 def _named(overrides: RateCards) -> RateCards:
@@ -205,7 +274,10 @@ def deal_summary(stored: Mapping[str, Any] | None) -> str:
     """A deal as stored, in a few words: the cards it replaces (or none: the plan's own rates)."""
     if not stored:
         return "none (the plan's own rates)"
-    cards, rules = stored_parts(stored)
+    try:
+        cards, rules = stored_parts(stored)
+    except ValidationError:  # stored before stricter checks, or edited: a new deal replaces it (update_account)
+        return BROKEN_DEAL
     replaced = [f"{kind} {card.name}" for kind in OVERRIDABLE for card in getattr(cards, kind)]
     if cards.minimumCommitment is not None:
         replaced.append("minimumCommitment")
@@ -222,6 +294,8 @@ def deal_difference(stored: Mapping[str, Any] | None, sent: Mapping[str, Any] | 
     parsed, so "0.05" and "0.050" are the same rate and the order of an object's keys means nothing."""
     if not stored or not sent:
         return None if not stored and not sent else ("", deal_summary(stored), deal_summary(sent))
+    if deal_summary(stored) == BROKEN_DEAL:
+        return "", BROKEN_DEAL, deal_summary(sent)  # never the deal sent, which validates
     stored_cards, stored_rules = stored_parts(stored)
     sent_cards, sent_rules = stored_parts(sent)
     for kind in OVERRIDABLE:

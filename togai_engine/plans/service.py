@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,8 +135,12 @@ async def active_versions(session: AsyncSession, plan_ids: Iterable[str]) -> dic
     return dict(rows.tuples().all())
 
 
-async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], PricePlan]:
-    """Several (plan id, version) at once (for bill runs and invoices); unknown ones are left out."""
+async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]], *,
+                       problems: dict[tuple[str, int], ValidationError] | None = None
+                       ) -> dict[tuple[str, int], PricePlan]:
+    """Several (plan id, version) at once (for bill runs and invoices); unknown ones are left out. With `problems`,
+    a stored version that no longer validates is left out too, its error put there (one plan never fails the
+    readers of others); without it, it raises."""
     keys = set(wanted)
     plans = {key: _CACHE[key] for key in keys if key in _CACHE}
     missing = keys - plans.keys()
@@ -143,7 +148,12 @@ async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]])
         ids = {plan_id for plan_id, _ in missing}
         for row in await session.scalars(select(PricePlanVersionRow).where(PricePlanVersionRow.plan_id.in_(ids))):
             if (row.plan_id, row.version) in missing:
-                plans[(row.plan_id, row.version)] = version_plan(row)
+                try:
+                    plans[(row.plan_id, row.version)] = version_plan(row)
+                except ValidationError as exc:  # valid when stored: stricter checks since, or an edit
+                    if problems is None:
+                        raise
+                    problems[(row.plan_id, row.version)] = exc
     return plans
 
 
