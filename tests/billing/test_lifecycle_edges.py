@@ -197,6 +197,11 @@ async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_r
     assert f"price plan {pro!r} in effect since 2026-02-01T00:00:00+00:00" in error
     assert "its first invoice cannot be composed" in error
     assert f"currency: price plan {pro!r} does not support EUR; it supports USD. Fix what that names" in error
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]
+    # no DRAFT to add up: its charges are unknown, not 0.00, and the account says why, as get_invoice does
+    assert (financial["pricePlan"]["id"], financial["accruedCharges"]) == (pro, None)
+    assert "its first invoice cannot be composed" in financial["problem"]
+    assert f"price plan {pro!r} does not support EUR" in financial["problem"]
 
 
 async def test_undoing_a_scheduled_change_restores_one_period_and_one_fee(client, clock) -> None:

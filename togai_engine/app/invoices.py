@@ -65,19 +65,27 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
 
 async def _explain_missing_draft(session: AsyncSession, now: datetime, account_id: str,
                                  summary: CloseSummary) -> None:
-    """Raises why an account with a plan in effect has no DRAFT: the bill run that opens its plan's first period
-    fails on the account's data (it is retried by every run and read, so this read's run failed the same way).
-    Such a period gets no invoice row at all (the run leaves the account as it was), unlike a DRAFT that cannot be
-    computed, which is listed with its `problem`."""
+    """Raises why an account with a plan in effect has no DRAFT (missing_draft_problem), if that is why."""
+    problem = await missing_draft_problem(session, now, account_id, summary)
+    if problem is not None:
+        raise NotFound(problem)
+
+
+async def missing_draft_problem(session: AsyncSession, now: datetime, account_id: str,
+                                summary: CloseSummary) -> str | None:
+    """Why an account with a plan in effect has no DRAFT, or None: the bill run that opens its plan's first period
+    fails on the account's data (it is retried by every run and read, so this read's run, `summary`, failed the
+    same way). Such a period gets no invoice row at all (the run leaves the account as it was), unlike a DRAFT that
+    cannot be computed, which is listed with its `problem`."""
     failure = next((f for f in summary.failed if f.accountId == account_id), None)
     current = await current_plan_and_cycle(session, account_id, now) if failure is not None else None
     if failure is None or current is None:
-        return
+        return None
     _, _, association = current
-    raise NotFound(f"account {account_id!r} has price plan {association.plan_id!r} in effect since "
-                   f"{association.effective_from.isoformat()}, but its first invoice cannot be composed, so it has "
-                   f"no DRAFT invoice yet: {failure.reason}. Fix what that names (in the account or its plan): until then "
-                   "bill runs report the account as failed and retry it; its DRAFT opens once it composes")
+    return (f"account {account_id!r} has price plan {association.plan_id!r} in effect since "
+            f"{association.effective_from.isoformat()}, but its first invoice cannot be composed, so it has "
+            f"no DRAFT invoice yet: {failure.reason}. Fix what that names (in the account or its plan): until then "
+            "bill runs report the account as failed and retry it; its DRAFT opens once it composes")
 
 
 async def update_invoice_status(session: AsyncSession, invoice_id: str, status: str, now: datetime) -> Invoice:
