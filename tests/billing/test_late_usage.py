@@ -248,6 +248,25 @@ async def test_a_billed_late_event_is_refused_pointing_to_the_invoice_that_bille
     assert due["INV-000001"]["id"] not in error and "create_credit_note" in error and "nothing was voided" in error
 
 
+async def test_a_late_event_billed_on_an_invoice_since_voided_is_refused_without_asking_for_a_credit_note(
+        client, clock, db) -> None:
+    await january_billed(client, db, "9000")  # January, INV-000001: 9000 × 0.01 = 90.00 + 31.00 = 121.00
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late")
+    await run_bill(db, at(2026, 3, 1))
+    # February, INV-000002: 31.00 + the late line 20.00 (141.00 - 121.00, as above) = 51.00, then voided
+    due = {i["sequenceId"]: i for i in await invoices(client, "acme", status="DUE")}
+    february = due["INV-000002"]
+    assert february["totalAmount"] == "51.00"
+    await call(client, "update_invoice_status", invoiceId=february["id"], status="VOID")
+    # A VOID invoice takes no credit note (nothing is owed on it), so the refusal must not point to one.
+    assert "is VOID" in await call_error(client, "create_credit_note", invoiceId=february["id"], amount="20.00",
+                                         reason="DUPLICATE", idempotencyKey="k")
+    error = await call_error(client, "void_event", accountId="acme", eventId="jan-late", reason="sent twice")
+    assert february["id"] in error and "VOID" in error and "nothing is owed" in error
+    assert "create_credit_note" not in error and "nothing was voided" in error
+
+
 async def test_revenue_of_a_period_with_late_usage_never_goes_back(client, clock, db) -> None:
     await january_billed(client, db, "9000")
     clock.set(at(2026, 2, 3))

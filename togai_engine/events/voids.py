@@ -14,7 +14,7 @@ NOT_BILLED_NO_PLAN) is refused as never billed, with nothing to correct. One sto
 was never billed: refused too. One stored ACCEPTED_LATE that no invoice has billed yet (its late-usage line
 waits for the account's next invoice) can be voided: it leaves the pending late usage, so that line does not
 bill it; once billed, it is refused, naming the late-usage line of the invoice that billed it (the credit note
-goes there, not on its period's invoice).
+goes there, not on its period's invoice; none when that invoice is VOID: nothing is owed).
 
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
@@ -246,11 +246,15 @@ async def _closed_message(conn: Any, target: _Target, closed_before: datetime, s
     if late is not None:
         # billed as late usage: the charge is on the next invoice's late-usage line, not on its period's invoice
         number = invoice_number(late["sequence_number"]) or late["id"]
+        # that invoice VOID: it owes nothing and takes no credit note (invoices README), so there is nothing to correct
+        late_fix = (f"invoice {late['id']!r} is VOID, so nothing is owed for the event and there is no charge to correct"
+                    if late["status"] == "VOID"
+                    else f"Correct the charge with a credit note on that line (create_credit_note, invoiceId "
+                         f"{late['id']!r}, lineNumber {late['line']})")
         return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
                 f"({target.event_time.isoformat()}) arrived after its billing period was invoiced and was billed as "
                 f"late usage on invoice {late['id']!r} ({number}, {late['status']}), line {late['line']}; an invoiced "
-                "amount never changes, so the event cannot be voided. Correct the charge with a credit note on that "
-                f"line (create_credit_note, invoiceId {late['id']!r}, lineNumber {late['line']}); nothing was voided")
+                f"amount never changes, so the event cannot be voided. {late_fix}; nothing was voided")
     invoice = await conn.fetchrow(
         "SELECT id, status FROM invoices WHERE account_id = $1 AND period_start <= $2 AND period_end > $2 "
         "AND status <> 'DRAFT' ORDER BY period_start DESC LIMIT 1", target.account_id, target.event_time)
