@@ -27,7 +27,7 @@ async def get_metrics(
 ) -> GetMetricsResponse:
     """Time series of EVENTS (raw events stored; groupBy ACCOUNT_ID, SCHEMA_NAME or EVENT_STATUS),
     USAGE (meter quantities, exactly as invoiced; groupBy ACCOUNT_ID, USAGE_METER_ID or CUSTOMER_ID) or
-    REVENUE (the whole invoice in its currency: usage amounts, fixed fees, minimum-commitment true-up; summed
+    REVENUE (the whole invoice in its currency, which each series names: usage amounts, fixed fees, minimum-commitment true-up; summed
     over a DUE/PAID invoice's period it equals its totalAmount, over an open period the DRAFT so far; VOID
     invoices count nothing. Usage falls in the buckets where it accrues, an IN_ADVANCE fee in the period's
     first bucket, an IN_ARREARS fee and the true-up in its last. groupBy ACCOUNT_ID, CUSTOMER_ID or

@@ -410,27 +410,39 @@ async def test_a_currency_change_after_a_grace_period_ended_leaves_that_invoice_
         == [(iso(2026, 2, 1), "EUR", "59.00"), (iso(2026, 1, 1), "USD", "79.00")]
 
 
-async def test_revenue_of_an_account_never_adds_two_currencies_after_a_currency_change(client, clock) -> None:
+async def test_revenue_of_an_account_never_adds_two_currencies_nor_fails_the_others_after_a_currency_change(
+        client, clock) -> None:
     pro = await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY,
                      supportedCurrencies=["USD", "EUR"], rateCards=in_usd_and_eur(await tokens_meter(client)))
     await account(client, "acme", pro["id"], iso(2026, 1, 1))
+    await account(client, "steady", pro["id"], iso(2026, 1, 1))  # stays in USD
     await usage(client, "acme", "2026-01-30T00:00:00Z", "3000", "jan")
+    await usage(client, "steady", "2026-01-27T00:00:00Z", "500", "s-jan")
     clock.set(at(2026, 2, 1, 1))  # January is DUE in USD: 3000 × 0.01 = 30.00 + base 49.00 = 79.00
     await call(client, "update_account", accountId="acme", invoiceCurrency="EUR")
     await usage(client, "acme", "2026-02-01T02:00:00Z", "1000", "feb")  # February in EUR: 10.00 + 49.00 = 59.00
+    await usage(client, "steady", "2026-02-03T00:00:00Z", "200", "s-feb")
     clock.set(at(2026, 3, 2))
 
-    def revenue(start: str, end: str, period: str) -> dict[str, Any]:
+    def revenue(start: str, end: str, period: str, group_by: str | None = "ACCOUNT_ID") -> dict[str, Any]:
         return {"startTime": start, "endTime": end, "metricQueries": [
-            {"id": "r", "name": "REVENUE", "aggregationPeriod": period, "groupBy": "ACCOUNT_ID"}]}
+            {"id": "r", "name": "REVENUE", "aggregationPeriod": period, "groupBy": group_by}]}
 
-    # The week of 26 January holds January's USD 30.00 + 49.00 and February's EUR 10.00 of 1 February: no one
-    # number is both (79.00 + 10.00 = 89.00 is neither), so the query is refused, naming the account and the fix.
-    error = await call_error(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK"))
-    assert "account 'acme' invoices in several currencies (EUR, USD) in this range" in error
-    assert "startTime" in error and "list_invoices" in error
+    # Weeks of 26 January and 2 February. acme's first week holds January's USD 30.00 + 49.00 and February's EUR
+    # 10.00 of 1 February: no one number is both (79.00 + 10.00 = 89.00 is neither), so acme has one series per
+    # currency, each labelled; February's EUR 49.00 falls on 28 February, past the range. steady (USD) reads as
+    # usual: 500 × 0.01 = 5.00 + base 49.00 on 31 January = 54.00, then 200 × 0.01 = 2.00. One account's currency
+    # change never fails the query for the others.
+    result = await call(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK"))
+    assert [(s["groupedBy"]["fieldValue"], s["currency"], s["metricValues"]) for s in result["results"][0]["data"]] \
+        == [("acme", "EUR", ["10.00", "0.00"]), ("acme", "USD", ["79.00", "0"]),  # "0": no USD amount that week
+            ("steady", "USD", ["54.00", "2.00"])]
+    # Not grouped by account, the series would add two currencies: refused, pointing to ACCOUNT_ID
+    error = await call_error(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK", None))
+    assert "several currencies (EUR, USD)" in error and "group by ACCOUNT_ID" in error
     # Each side of the change reads, in its own currency.
-    for (start, end), value in (((iso(2026, 1, 1), iso(2026, 2, 1)), "79.00"),
-                                ((iso(2026, 2, 1), iso(2026, 3, 1)), "59.00")):
+    for (start, end), value, currency in (((iso(2026, 1, 1), iso(2026, 2, 1)), "79.00", "USD"),
+                                          ((iso(2026, 2, 1), iso(2026, 3, 1)), "59.00", "EUR")):
         result = await call(client, "get_metrics", **revenue(start, end, "MONTH"))
-        assert result["results"][0]["data"][0]["metricValues"] == [value]
+        acme = result["results"][0]["data"][0]
+        assert (acme["groupedBy"]["fieldValue"], acme["currency"], acme["metricValues"]) == ("acme", currency, [value])

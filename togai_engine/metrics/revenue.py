@@ -56,8 +56,8 @@ from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, overlapping
 from togai_engine.meters.usage import meter_quantities
-from togai_engine.metrics.schemas import MetricDataPoints, MetricQuery
-from togai_engine.metrics.scope import account_scope, query_filters, series
+from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
+from togai_engine.metrics.scope import account_scope, query_filters
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
@@ -67,20 +67,7 @@ REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
 ACCRUED_LINES = (USAGE_LINE, OVERAGE_LINE)  # priced on a meter's usage: they accrue with it, under that meter
 ZERO = Decimal(0)
 log = logging.getLogger("togai_engine.metrics")
-
-
-def _one_currency_per_account(rows: list[InvoiceRow], field: str) -> None:
-    """An account's invoices keep their currency when its invoiceCurrency changes: a series of that account over
-    both would add two currencies into one unlabelled number, so such a range is refused (no exchange rates)."""
-    currencies: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        currencies[row.account_id].add(row.currency)
-    for account_id, found in sorted(currencies.items()):
-        if len(found) > 1:
-            raise InvalidInput("startTime", f"account {account_id!r} invoices in several currencies "
-                                            f"({', '.join(sorted(found))}) in this range ({field}): its "
-                                            "invoiceCurrency changed; choose startTime and endTime on one side of "
-                                            "the change (list_invoices shows each invoice's currency and period)")
+_Group = tuple[str | None, str | None]  # a series of REVENUE: (its groupBy value, its currency)
 
 
 @dataclass(frozen=True)
@@ -107,7 +94,6 @@ async def revenue_series(
     if accounts is not None:
         stmt = stmt.where(InvoiceRow.account_id.in_(accounts))
     rows = list(await session.scalars(stmt))
-    _one_currency_per_account(rows, field)
     if query.groupBy != "ACCOUNT_ID" and len({r.currency for r in rows}) > 1:
         raise InvalidInput(f"{field}.groupBy", "the selected accounts invoice in several currencies "
                                                f"({', '.join(sorted({r.currency for r in rows}))}); group by "
@@ -239,19 +225,20 @@ class _Series:
     end: datetime
     buckets: list[datetime]
     group_by: str | None
-    values: defaultdict[tuple[str | None, datetime], Decimal] = dataclasses.field(
+    values: defaultdict[tuple[_Group, datetime], Decimal] = dataclasses.field(
         default_factory=lambda: defaultdict(lambda: ZERO))
 
-    def group(self, row: InvoiceRow, billable: str) -> str | None:
-        """The series an amount of `row` falls in; `billable` (a meter id, else a rate card name) names it
-        under USAGE_METER_ID."""
-        return {"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, "USAGE_METER_ID": billable,
-                None: None}[self.group_by]
+    def group(self, row: InvoiceRow, billable: str) -> _Group:
+        """The series an amount of `row` falls in, with the invoice's currency (two are never added: an account
+        whose invoiceCurrency changed has a series per currency); `billable` (a meter id, else a rate card name)
+        names it under USAGE_METER_ID."""
+        return ({"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, "USAGE_METER_ID": billable,
+                 None: None}[self.group_by], row.currency)
 
     def bucket_of(self, instant: datetime) -> datetime:
         return self.buckets[bisect_right(self.buckets, instant) - 1]  # buckets[0] <= start <= instant
 
-    def add_accrued(self, group: str | None, points: list[datetime], amount: Callable[[datetime], Decimal]) -> None:
+    def add_accrued(self, group: _Group, points: list[datetime], amount: Callable[[datetime], Decimal]) -> None:
         """R(upper) - R(lower) of each cut [lower, upper) of a period into the bucket holding it."""
         previous = amount(points[0])
         for lower, upper in pairwise(points):
@@ -276,7 +263,19 @@ class _Series:
                 self.values[(group, self.buckets[bisect_left(self.buckets, row.period_end) - 1])] += line.value
 
     def data(self) -> list[MetricDataPoints]:
-        return series(self.values, self.group_by, self.buckets)  # no group is None: every line names one
+        """One series per (group, currency), sorted; without groupBy the one series (its currency is the only one,
+        revenue_series refuses several), all zeros without invoices."""
+        groups = sorted({group for group, _ in self.values}, key=lambda g: (g[0] or "", g[1] or ""))
+        if self.group_by is None and not groups:
+            groups = [(None, None)]
+        return [
+            MetricDataPoints(
+                # no group name is None under a groupBy: every line names one
+                groupedBy=GroupedBy(fieldName=self.group_by, fieldValue=name) if self.group_by and name is not None else None,
+                currency=currency, timestamps=self.buckets,
+                metricValues=[self.values.get(((name, currency), bucket), ZERO) for bucket in self.buckets])
+            for name, currency in groups
+        ]
 
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None,

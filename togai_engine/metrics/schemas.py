@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from togai_engine.common.schemas import Model
 
@@ -43,8 +43,20 @@ class GroupedBy(Model):
 
 class MetricDataPoints(Model):
     groupedBy: GroupedBy | None = None
+    currency: str | None = Field(default=None, description="REVENUE only: the ISO 4217 currency of metricValues "
+                                                           "(each invoice's own; grouped by ACCOUNT_ID, an account "
+                                                           "whose invoiceCurrency changed has one series per "
+                                                           "currency, never a sum of two)")
     timestamps: list[datetime]
     metricValues: list[Decimal]
+
+    @model_serializer(mode="wrap")
+    # No return annotation: with one, pydantic would take it as the output schema instead of the fields'.
+    def _currency_of_revenue_only(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data = handler(self)  # EVENTS and USAGE are quantities: no currency key at all
+        if isinstance(data, dict) and data.get("currency") is None:
+            data.pop("currency", None)
+        return data
 
 
 class MetricQueryResponse(Model):
