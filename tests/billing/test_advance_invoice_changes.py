@@ -274,3 +274,27 @@ async def test_a_new_deal_on_an_anniversary_plan_credits_and_invoices_in_advance
     assert [(i["startDate"], i["endDate"], i["totalAmount"]) for i in await oldest_first(client, "acme")] == [
         (iso(2026, 1, 10), iso(2026, 1, 21), "0.00"), (iso(2026, 1, 21), iso(2026, 2, 10), "62.00"),
         (iso(2026, 2, 10), iso(2026, 3, 10), "62.00")]
+
+
+async def test_withdrawing_a_plans_end_after_a_manual_order_change_note_keeps_the_plan_and_the_note(
+        client, clock) -> None:
+    monthly = await plan(client, "Monthly", fee("platform", "31", displayName="Platform", invoiceTiming="IN_ADVANCE"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", monthly, iso(2026, 1, 1))  # its advance invoice: January, 31.00
+    clock.set(at(2026, 1, 5))
+    [advance] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    # the operator credits 5.00 of January's fee by hand, with Stripe's reason ORDER_CHANGE (the customer's order
+    # changed): a credit note like any other, issued by no plan change
+    await call(client, "create_credit_note", invoiceId=advance["id"], reason="ORDER_CHANGE",
+               lines=[{"lineNumber": 1, "amount": "5.00"}])
+    clock.set(at(2026, 1, 10))
+    # notice given for 1 February (January's fee paid up to there: nothing credited), then withdrawn the same day by
+    # attaching the plan again from now: an undo, so the association continues, January stays paid 31.00 - 5.00
+    await call(client, "update_account", accountId="acme", effectiveUntil="2026-02-01T00:00:00Z")
+    await call(client, "update_account", accountId="acme", pricePlanId=monthly)
+    # no cut at 10 January: no 31 × 22/31 - 5.00 = 17.00 credited and no 22.00 invoiced again in advance, which
+    # would bill January 31.00 - 5.00 - 17.00 + 22.00 = 31.00 and take back the operator's 5.00
+    assert await notes(client) == [("5.00", "ORDER_CHANGE")]
+    assert [a[1:3] for a in await advance_invoices(client, "acme")] == [("DUE", "31.00")]
+    assert await net_advance(client) == D("26.00")

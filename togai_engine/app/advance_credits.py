@@ -39,6 +39,9 @@ from togai_engine.invoices.sold_credits import PURCHASE_LINE
 from togai_engine.pricing import round_fraction
 
 _MICROSECOND = timedelta(microseconds=1)
+# How the notes a cut issues are keyed: they, not a note an operator gave reason ORDER_CHANGE by hand, credited time
+# as unused (credited_from)
+_CUT_KEY = "in-advance-fee:"
 
 
 async def credit_unused_advance_fees(session: AsyncSession, account_id: str, instant: datetime,
@@ -57,7 +60,7 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
         note = await _credit(session, invoice, line, unused, now, less_credited=True,
                              memo=f"{line.description}: unused from {instant.isoformat()} (the plan changed or ended "
                                   "there)",
-                             key=f"in-advance-fee:{invoice.id}:{line.position}:{instant.isoformat()}")
+                             key=f"{_CUT_KEY}{invoice.id}:{line.position}:{instant.isoformat()}")
         if note is not None:
             issued.append(note)
     return issued
@@ -98,7 +101,8 @@ async def credit_replaced_advance_invoices(session: AsyncSession, association_id
 
 
 async def credited_from(session: AsyncSession, association_id: int, instant: datetime) -> bool:
-    """Whether a change's note (ORDER_CHANGE) credited a line of the association's invoices that pays for time from
+    """Whether a change's note (ORDER_CHANGE, issued by credit_unused_advance_fees: an operator's own ORDER_CHANGE
+    note is a credit like any other) credited a line of the association's invoices that pays for time from
     `instant` on (an in-advance fee, PREPAID credits): a cut of the association credited that time as unused, so
     continuing the association across `instant` would use it unpaid."""
     found = await session.scalar(
@@ -108,6 +112,7 @@ async def credited_from(session: AsyncSession, association_id: int, instant: dat
                                       CreditNoteLineRow.line_position == InvoiceLineRow.position))
         .join(CreditNoteRow, CreditNoteRow.id == CreditNoteLineRow.credit_note_id)
         .where(InvoiceRow.association_id == association_id, CreditNoteRow.reason == "ORDER_CHANGE",
+               CreditNoteRow.idempotency_key.startswith(_CUT_KEY, autoescape=True),
                cast(InvoiceLineRow.details["servicePeriodEnd"].astext, DateTime(timezone=True)) > instant)
         .limit(1))
     return found is not None
