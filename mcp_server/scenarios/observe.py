@@ -90,14 +90,16 @@ async def _entitlement(calls: Calls, expected: EntitlementExpect, path: tuple[st
 
 
 async def _metrics(calls: Calls, expected: MetricExpect, path: tuple[str | int, ...]) -> dict[str, dict[str, dict[str, str]]]:
-    """{query id: {group value ("" when not grouped): {bucket: value}}}."""
+    """{query id: {group value ("" when not grouped): {bucket: value}}}. A REVENUE group with series in two
+    currencies (an account whose invoiceCurrency changed) is named "value (CURRENCY)" for each of them."""
     result = await calls.call("get_metrics", {"startTime": expected.startTime, "endTime": expected.endTime,
                                               "metricQueries": expected.metricQueries}, path)
     series: dict[str, dict[str, dict[str, str]]] = {}
     for query in result["results"]:
         groups = series.setdefault(query["id"], {})
-        for data in query["data"]:
-            group = (data.get("groupedBy") or {}).get("fieldValue", "")
+        names = [(data.get("groupedBy") or {}).get("fieldValue", "") for data in query["data"]]
+        for name, data in zip(names, query["data"], strict=True):
+            group = f"{name} ({data['currency']})" if names.count(name) > 1 and data.get("currency") else name
             groups[group] = {period_name(parse(stamp, "timestamp")): value
                              for stamp, value in zip(data["timestamps"], data["metricValues"], strict=True)}
     return series

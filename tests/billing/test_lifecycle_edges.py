@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import text
 
 from helpers import at, call, call_error, iso, tokens_meter
+from mcp_server.scenarios.calls import Calls
+from mcp_server.scenarios.model import MetricExpect
+from mcp_server.scenarios.observe import _metrics as observe_metrics
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.billing.runs import run_bill
 from togai_engine.plans import overrides
@@ -437,6 +440,11 @@ async def test_revenue_of_an_account_never_adds_two_currencies_nor_fails_the_oth
     assert [(s["groupedBy"]["fieldValue"], s["currency"], s["metricValues"]) for s in result["results"][0]["data"]] \
         == [("acme", "EUR", ["10.00", "0.00"]), ("acme", "USD", ["79.00", "0"]),  # "0": no USD amount that week
             ("steady", "USD", ["54.00", "2.00"])]
+    # A scenario file's expectations name such an account's series with their currency, so neither hides the other.
+    observed = await observe_metrics(Calls(client), MetricExpect(values={}, **revenue(iso(2026, 1, 26), iso(2026, 2, 9),
+                                                                                     "WEEK")), ())
+    assert {group: list(buckets.values()) for group, buckets in observed["r"].items()} == {
+        "acme (EUR)": ["10.00", "0.00"], "acme (USD)": ["79.00", "0"], "steady": ["54.00", "2.00"]}
     # Not grouped by account, the series would add two currencies: refused, pointing to ACCOUNT_ID
     error = await call_error(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK", None))
     assert "several currencies (EUR, USD)" in error and "group by ACCOUNT_ID" in error
