@@ -28,12 +28,16 @@ def _imports() -> tuple[dict[str, set[str]], list[str]]:
         if own == "migrations":
             continue
         tree = ast.parse(path.read_text())
-        top_level = {id(node) for node in tree.body}
+        in_functions = {id(inner) for function in ast.walk(tree)
+                        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)) for inner in ast.walk(function)}
+        package = ["togai_engine", *parts[:-1]]
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                modules = [node.module]
+            elif isinstance(node, ast.ImportFrom):
+                # a relative import names a module of this package (or a parent of it)
+                base = package[:len(package) - node.level + 1] if node.level else []
+                modules = [".".join([*base, node.module] if node.module else base)]
             else:
                 continue
             for module in modules:
@@ -43,8 +47,9 @@ def _imports() -> tuple[dict[str, set[str]], list[str]]:
                 if names[0] != "togai_engine":
                     continue
                 where = path.relative_to(ENGINE).as_posix()
-                # Within a domain too: an import inside a function hides a circle between its modules.
-                if id(node) not in top_level and node.col_offset > 0 and (where, module) not in LAZY:
+                # Within a domain too: an import inside a function hides a circle between its modules (an import
+                # under a module-level `if TYPE_CHECKING:` is not in a function, and not hidden).
+                if id(node) in in_functions and (where, module) not in LAZY:
                     hidden.append(f"{where}:{node.lineno} imports {module}")
                 if len(names) >= 2 and names[1] != own:
                     graph[own].add(names[1])
