@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -215,3 +216,30 @@ def test_a_partial_period_keeps_the_whole_limit_and_prorates_only_minimum_rate()
     # no cap: 9000 over -> 100 × 0.10 + 8900 × 0.05 = 10 + 445 = 455.00
     [line] = compose_invoice(plan, "USD", second_half, JAN, {"calls": D(10000)}).lines
     assert (line.quantity, line.value, line.details["maxQuantity"]) == (D(9000), D("455.00"), None)
+
+
+# A fee rate the plan accepts: at most 40 significant digits (pricing.money.MAX_SIGNIFICANT_DIGITS), here 37
+# before the point and 2 after; a sum of a few has more than the 28 digits of Python's default context.
+large_rates = st.decimals(min_value=0, max_value=10**37 - 1, places=2)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rates=st.lists(large_rates, min_size=2, max_size=4))
+def test_totals_of_large_lines_are_their_exact_sums(rates: list[Decimal]) -> None:
+    plan = make_plan({"fixedFeeRateCards": [{"id": f"f{i}", "rateValues": [{"currency": "USD", "rate": str(rate)}]}
+                                            for i, rate in enumerate(rates)]})
+    invoice = compose_invoice(plan, "USD", JAN, JAN, {})
+    # Fractions add exactly whatever the decimal context, so they are the independent oracle.
+    assert [line.value for line in invoice.lines] == rates
+    assert Fraction(invoice.total) == Fraction(invoice.sub_total) == sum(Fraction(rate) for rate in rates)
+
+
+def test_a_cent_beside_a_large_fee_is_not_lost() -> None:
+    fee = {"id": "platform", "rateValues": [{"currency": "USD", "rate": "1000000000000000000000000000"}]}
+    plan = make_plan({"usageRateCards": [usage_card("api", "TIERED", [("0", "PER_UNIT", "0.01")])],
+                      "fixedFeeRateCards": [fee]})
+    invoice = compose_invoice(plan, "USD", JAN, JAN, {"api": D(1)})
+    # 1 × 0.01 = 0.01, plus the fee 10^27 = 1000000000000000000000000000.01: 30 digits, which the default context
+    # (28 digits) would round to 10^27, dropping the cent.
+    assert [str(line.value) for line in invoice.lines] == ["0.01", "1000000000000000000000000000.00"]
+    assert str(invoice.total) == str(invoice.sub_total) == "1000000000000000000000000000.01"

@@ -178,3 +178,16 @@ def test_prorated_spans_add_up_and_a_constant_count_prorates_to_itself(changes: 
     assert sum(Fraction(c.details["share"]) for c in line.children) == 1  # the spans cover the month
     if len({c.quantity for c in line.children}) == 1:  # one count all month: proration changes nothing
         assert line.value == compose_invoice(whole, "USD", APRIL, APRIL, {}, licenses=spans).total
+
+
+def test_a_seat_rate_finer_than_28_digits_is_prorated_exactly() -> None:
+    # A rate of 31 significant digits (a plan accepts 40): 1 seat × 0.004999999999999999999999999999999 for all of
+    # April, share 30/30. Exactly, that is just under half a cent: 0.00 half-up. Added in the default context
+    # (28 digits) it became 0.005000000000000000000000000000, which rounds half-up to 0.01.
+    rate = "0.004999999999999999999999999999999"
+    one_seat = [(APRIL.start, APRIL.end, 1)]
+    prorated = compose_invoice(make_plan(seat_card(slabs=[("0", rate)])), "USD", APRIL, APRIL, {},
+                               licenses={"seats": one_seat})
+    whole = compose_invoice(make_plan(seat_card(slabs=[("0", rate)], prorate=False)), "USD", APRIL, APRIL, {},
+                            licenses={"seats": one_seat})
+    assert prorated.total == whole.total == D("0.00")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import row_counts
-from helpers import call, call_error
-from lab_helpers import iso, message, scale, setup, starter
+from helpers import at, call, call_error, tokens_meter
+from lab_helpers import MONTHLY, account, fee, iso, message, per_unit_card, scale, setup, starter, tokens
 
 
 def cycles(result: dict[str, Any], account_id: str) -> list[tuple[Any, ...]]:
@@ -119,3 +119,36 @@ async def test_argument_errors(client, clock, db) -> None:
     assert "candidates" in await error(candidates=[starter_id] * 6)
     assert (await error(candidates=[starter_id, 5])).startswith("candidates[1]")
     assert await row_counts(db) == before
+
+
+async def test_totals_past_28_digits_are_exact(client, clock) -> None:
+    # A fee of 10^27 (28 digits; a plan accepts rates of 40) beside 0.01 per token, against a candidate charging
+    # 0.02 per token. One token in January, none in February.
+    meter = await tokens_meter(client)
+    big = "1000000000000000000000000000"
+    plan = await call(client, "create_price_plan", name="Big", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [per_unit_card(meter, "TIERED", {"USD": [("0", "0.01")]})],
+        "fixedFeeRateCards": [fee("platform", {"USD": big})]})
+    await account(client, "acc_big", plan["id"], iso(2026, 1, 1))
+    clock.set(at(2026, 1, 2))
+    await tokens(client, "acc_big", iso(2026, 1, 10), "1", "t1")
+    clock.set(at(2026, 3, 5))
+    await call(client, "list_invoices")  # reading catches billing up: January and February become DUE
+    candidate = {"name": "Dearer tokens", "pricingCycleConfig": MONTHLY, "rateCards": {
+        "usageRateCards": [per_unit_card(meter, "TIERED", {"USD": [("0", "0.02")]})],
+        "fixedFeeRateCards": [fee("platform", {"USD": big})]}}
+    result = await call(client, "simulate_price_plan", candidates=[candidate], startTime=iso(2026, 1, 1),
+                        endTime=iso(2026, 3, 1))
+    # January: 1000000000000000000000000000.01 invoiced, 1000000000000000000000000000.02 by the candidate (+0.01);
+    # February: the fee alone, 1000000000000000000000000000.00, both.
+    assert cycles(result, "acc_big") == [
+        (iso(2026, 1, 1), "DUE", f"{big}.01", [(0, f"{big}.02", "0.01")]),
+        (iso(2026, 2, 1), "DUE", f"{big}.00", [(0, f"{big}.00", "0.00")])]
+    # Totals: 2 × 10^27 + 0.01 against 2 × 10^27 + 0.02, 31 digits, which the default context (28) rounds to
+    # 2 × 10^27 both, hiding the 0.01 difference.
+    [total] = result["totals"]
+    assert (total["actual"], total["amount"], total["difference"]) == (
+        "2000000000000000000000000000.01", "2000000000000000000000000000.02", "0.01")
+    [account_total] = next(a for a in result["accounts"] if a["accountId"] == "acc_big")["totals"]
+    assert (account_total["actual"], account_total["amount"], account_total["difference"]) == (
+        "2000000000000000000000000000.01", "2000000000000000000000000000.02", "0.01")

@@ -117,3 +117,62 @@ async def test_credits_across_a_billing_cycle(client, clock):
     error = await call_error(client, "list_wallet_entries", accountId="other", nextToken=first["nextToken"])
     assert "nextToken" in error  # a token of acme's ledger is refused for another account
     assert "does not exist" in await call_error(client, "list_wallet_entries", accountId="nobody")
+
+
+async def test_amounts_past_28_digits_stay_exact_on_the_invoice_the_wallet_the_note_and_revenue(client, clock):
+    # A plan accepts a rate of up to 40 significant digits: a platform fee of 10^27 (28 digits) beside 0.01 per
+    # token. 1 token in January: 0.01 + 1000000000000000000000000000.00 = 1000000000000000000000000000.01, 30
+    # digits, which Python's default decimal context (28 digits) rounds to 10^27, dropping the cent.
+    meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                       computations=[{"computation": "tokens"}])
+    plan = await call(client, "create_price_plan", name="Enterprise", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 3},
+        rateCards={
+            "usageRateCards": [{"name": "tokens", "usageMeterId": meter["id"], "ratePlan": {
+                "pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}],
+            "fixedFeeRateCards": [{"id": "platform", "invoiceTiming": "IN_ARREARS",
+                                   "rateValues": [{"currency": "USD", "rate": "1000000000000000000000000000"}]}]})
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z"})
+    await call(client, "grant_credit", accountId="acme", amount="2000000000000000000000000000.00", priority=5,
+               purpose="PREPAID_CREDIT", idempotencyKey="prepaid-big")
+    clock.set(at(2026, 1, 15))
+    await _tokens(client, "e1", "2026-01-10T00:00:00Z", 1)
+
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    # accrued: January's DRAFT, 1000000000000000000000000000.01; available 2 × 10^27 - that = 10^27 - 0.01
+    assert (wallet["balance"], wallet["accruedCharges"], wallet["availableBalance"]) == (
+        "2000000000000000000000000000.00", "1000000000000000000000000000.01", "999999999999999999999999999.99")
+
+    clock.set(at(2026, 2, 4))  # January's grace period ends: DUE, paid from the wallet in full
+    january = next(i for i in (await call(client, "list_invoices", accountId="acme"))["data"] if i["status"] == "DUE")
+    january = await call(client, "get_invoice", invoiceId=january["id"])
+    assert [line["value"] for line in january["lineItems"]] == ["0.01", "1000000000000000000000000000.00"]
+    assert (january["totalAmount"], january["creditsApplied"], january["amountDue"]) == (
+        "1000000000000000000000000000.01", "1000000000000000000000000000.01", "0.00")
+    ledger = await call(client, "list_wallet_entries", accountId="acme")
+    assert [(e["kind"], e["amount"]) for e in ledger["data"]] == [
+        ("APPLICATION", "-1000000000000000000000000000.01"), ("GRANT", "2000000000000000000000000000.00")]
+    # 2 × 10^27 - (10^27 + 0.01) = 10^27 - 0.01; February's DRAFT accrues its fee, 10^27: 0.01 short
+    wallet = await call(client, "get_wallet_balance", accountId="acme")
+    assert ledger["balance"] == wallet["balance"] == "999999999999999999999999999.99"
+    assert (wallet["accruedCharges"], wallet["availableBalance"], wallet["overage"]) == (
+        "1000000000000000000000000000.00", "-0.01", True)
+
+    # A note crediting both lines in full: 0.01 + 10^27; nothing is owed, so all of it goes to the wallet
+    result = await call(client, "create_credit_note", invoiceId=january["id"], reason="ORDER_CHANGE", lines=[
+        {"rateCardName": "tokens", "amount": "0.01"},
+        {"rateCardName": "platform", "amount": "1000000000000000000000000000.00"}])
+    note = result["creditNote"]
+    assert (note["amount"], note["creditedFromDue"], note["creditedToWallet"]) == (
+        "1000000000000000000000000000.01", "0.00", "1000000000000000000000000000.01")
+    assert (result["invoice"]["creditNotesTotal"], result["invoice"]["creditableAmount"]) == (
+        "1000000000000000000000000000.01", "0.00")
+    # 10^27 - 0.01 + 10^27 + 0.01 = 2 × 10^27, the grant again
+    assert result["walletBalance"] == "2000000000000000000000000000.00"
+
+    # REVENUE over January, one series: the invoice's totalAmount, to the cent
+    revenue = await call(client, "get_metrics", startTime="2026-01-01T00:00:00Z", endTime="2026-02-01T00:00:00Z",
+                         metricQueries=[{"id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH"}])
+    assert revenue["results"][0]["data"][0]["metricValues"] == ["1000000000000000000000000000.01"]

@@ -118,3 +118,14 @@ def test_custom_expiry_needs_a_duration():
             "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "1"}]}}
     with pytest.raises(InvalidInput, match=r"creditGrantRateCards\[0\]\.grantDetails\.expiryDuration"):
         grants_for_cycle([card], "plan_1", "USD", JAN)
+
+
+def test_burn_of_large_lines_gives_exactly_what_they_sum_to():
+    lines = [("tokens", D("0.01")), ("platform", D("1000000000000000000000000000.00"))]
+    due = D("1000000000000000000000000000.01")  # 0.01 + 10^27: 30 digits, more than the default context's 28
+    # one grant of 2 × 10^27 pays the whole invoice: the cent and the fee
+    assert plan_burn([_grant("big", 0, None, 1, "2000000000000000000000000000.00")], due, lines=lines) == [
+        ("big", due)]
+    # a grant of 10^27 - 0.01 (29 digits) gives all it holds, not 10^27; a second grant pays the last 0.02
+    assert plan_burn([_grant("a", 0, None, 1, "999999999999999999999999999.99"), _grant("b", 1, None, 1, "1.00")],
+                     due, lines=lines) == [("a", D("999999999999999999999999999.99")), ("b", D("0.02"))]

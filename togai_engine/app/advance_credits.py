@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
@@ -135,7 +136,7 @@ async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineR
     change (a PAID purchase line is credited only as far as its credits are unused), and a later change crediting
     more of it is another note, not a replay of the first with another amount."""
     room = await credit_notes.line_room(session, invoice, line.position, now=now, unclosed=unclosed_periods)
-    amount = min(wanted - room.credited if less_credited else wanted, room.room)
+    amount = min(EXACT_MONEY_CONTEXT.subtract(wanted, room.credited) if less_credited else wanted, room.room)
     if amount <= 0:
         return None
     result = await credit_notes.create_credit_note(session, CreditNoteCreate(

@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices.credit_notes import credited_on_lines
 from togai_engine.invoices.display import money
 from togai_engine.invoices.models import InvoiceLineRow
@@ -37,8 +38,9 @@ async def grant_paid_credits(session: AsyncSession, invoice_id: str, account_id:
         if on_line:
             withheld = credits_voided(grant.amount, line.value, Decimal(0), on_line, currency)
             show = money(currency)
-            grant = replace(grant, amount=grant.amount - withheld, purpose=(
-                f"{grant.purpose} ({show(grant.amount - withheld)} of {show(grant.amount)} credits: credit notes "
+            granted = EXACT_MONEY_CONTEXT.subtract(grant.amount, withheld)  # the default context rounds past 28 digits
+            grant = replace(grant, amount=granted, purpose=(
+                f"{grant.purpose} ({show(granted)} of {show(grant.amount)} credits: credit notes "
                 f"credited {show(on_line)} of the {show(line.value)} paid for them before it was paid)"))
         grants.append(wallets.SoldGrant(grant=grant, sale=wallets.Sale(invoice_id, line.position)))
     return await wallets.issue_prepaid_grants(session, account_id=account_id, currency=currency, grants=grants,

@@ -8,14 +8,17 @@ the JSON parser rounded, so it is refused. A number of more digits that happens 
 float (1.00000000000000001 -> 1.0) cannot be told apart once parsed: only decimal strings keep more
 than 15 significant digits, which is what the tools tell their callers.
 
-Usage quantities are added and subtracted in `EXACT_QUANTITY_CONTEXT`, never in Python's default context
-(28 significant digits, which rounds silently).
+Usage quantities are added and subtracted in `EXACT_QUANTITY_CONTEXT`, and money amounts in its twin
+`EXACT_MONEY_CONTEXT` (`exact_sum`), never in Python's default context (28 significant digits, which rounds
+silently).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
+from functools import reduce
 from typing import Annotated, TypeVar
 
 from pydantic import BeforeValidator
@@ -33,6 +36,18 @@ NUMERIC_DIGITS = 131072 + 16383
 # instead of changing a quantity silently. Not for division (that would expand to the full precision).
 EXACT_QUANTITY_CONTEXT = Context(prec=NUMERIC_DIGITS + 1,
                                  traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+# For adding and subtracting money (invoice lines into totals, credits applied, amounts due, credit notes, wallet
+# entries and balances, revenue buckets, lab totals): a rated line has up to 60 significant digits (pricing's
+# contexts) and a plan accepts rates of 40, so a total can pass the default context's 28 digits, which would round
+# it (an invoice total would stop being the sum of its lines). The same exact context as quantities; rounding to a
+# currency's minor unit keeps its own (pricing.money.DECIMAL_CONTEXT). Not for multiplying or dividing.
+EXACT_MONEY_CONTEXT = EXACT_QUANTITY_CONTEXT
+_ZERO = Decimal(0)
+
+
+def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
+    """The sum of `amounts` (0 for none) with every digit kept (`sum` would round past 28 digits)."""
+    return reduce(EXACT_MONEY_CONTEXT.add, amounts, _ZERO)
 
 
 def significant_digits(value: Decimal) -> int:

@@ -19,7 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, EXACT_QUANTITY_CONTEXT, exact_sum
 from togai_engine.common.validation import instant_text
 from togai_engine.cycles import Cycle, cycle_fraction
 from togai_engine.errors import InvalidInput
@@ -141,14 +141,14 @@ def compose_invoice(
     rule_logs: tuple[dict[str, Any], ...] = ()
     if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
         lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
-    sub_total = sum((line.value for line in lines), ZERO)
+    sub_total = exact_sum(line.value for line in lines)  # the default context would round past 28 digits
     # in-advance fees of a later period (as the rules left them) count in the subtotal, not towards this commitment
-    ahead = sum((line.value for line in lines if line.details and line.details.get(PAYS_LATER_PERIOD)), ZERO)
+    ahead = exact_sum(line.value for line in lines if line.details and line.details.get(PAYS_LATER_PERIOD))
     true_up = ZERO
     commitment = plan.rateCards.minimumCommitment
     if commitment is not None:
         committed = next(v.rate for v in commitment.rateValues if v.currency == currency)
-        true_up = _true_up(committed, sub_total - ahead, currency, period, full_cycle)
+        true_up = _true_up(committed, EXACT_MONEY_CONTEXT.subtract(sub_total, ahead), currency, period, full_cycle)
         lines.append(ComposedLine(
             line_type=TRUE_UP_LINE,
             description=f"{commitment.displayName}: true-up to {_text(committed)} {currency}"
@@ -158,7 +158,7 @@ def compose_invoice(
         ))
     return ComposedInvoice(
         currency=currency, period=period, lines=tuple(lines), sub_total=sub_total, true_up=true_up,
-        total=sub_total + true_up, quantities=billed, rule_logs=rule_logs,
+        total=EXACT_MONEY_CONTEXT.add(sub_total, true_up), quantities=billed, rule_logs=rule_logs,
     )
 
 
@@ -172,7 +172,7 @@ def compose_opening_invoice(plan: PricePlan, currency: str, period: Cycle, full_
     lines = _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees, "OPENING")
     if not any(line.value or line.line_type == CREDIT_GRANT_LINE for line in lines):
         return None
-    total = sum((line.value for line in lines), ZERO)
+    total = exact_sum(line.value for line in lines)
     return ComposedInvoice(currency=currency, period=period, lines=tuple(lines),
                            sub_total=total, true_up=ZERO, total=total)
 
@@ -267,9 +267,10 @@ def with_late_usage(invoice: ComposedInvoice, late_lines: Sequence[ComposedLine]
     total, not towards this period's minimum commitment (its true-up is of this period's charges only)."""
     if not late_lines:
         return invoice
-    extra = sum((line.value for line in late_lines), ZERO)
-    return replace(invoice, lines=(*invoice.lines, *late_lines), sub_total=invoice.sub_total + extra,
-                   total=invoice.total + extra)
+    extra = exact_sum(line.value for line in late_lines)
+    return replace(invoice, lines=(*invoice.lines, *late_lines),
+                   sub_total=EXACT_MONEY_CONTEXT.add(invoice.sub_total, extra),
+                   total=EXACT_MONEY_CONTEXT.add(invoice.total, extra))
 
 
 def usage_charge(usage: UsagePricing, currency: str, period: Cycle, quantity: Decimal,
@@ -336,7 +337,7 @@ def _seat_details(license_id: str, seats: UsagePricing, charge: SeatCharge) -> d
 
 
 def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> ComposedLine:
-    cycle_amount = span.charge.subtotal + span.charge.adjustment
+    cycle_amount = EXACT_MONEY_CONTEXT.add(span.charge.subtotal, span.charge.adjustment)
     value = DECIMAL_CONTEXT.divide(Decimal(span.exact.numerator), Decimal(span.exact.denominator)).quantize(
         SPAN_DECIMALS, context=DECIMAL_CONTEXT)
     return ComposedLine(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.service import account_id_of, lock_accounts
 from togai_engine.common.ids import new_id
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
@@ -133,7 +134,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
-    to_wallet = request.amount - from_due
+    to_wallet = EXACT_MONEY_CONTEXT.subtract(request.amount, from_due)  # the default context rounds past 28 digits
     if to_wallet > 0 and account.invoice_currency != invoice.currency:
         raise Conflict(
             f"invoice {invoice.id!r} is in {invoice.currency} but account {account_id!r} keeps its wallet in "
@@ -156,10 +157,11 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
             for part in request.parts
         ]))
     # The invoice's totals never change; only what is still owed on it does.
-    invoice.amount_due = amount_due - from_due
+    invoice.amount_due = EXACT_MONEY_CONTEXT.subtract(amount_due, from_due)
     await session.flush()
     # the invoice is locked: its notes are the ones summed above plus this one
-    after = _Credited(amount=credited.amount + request.amount, from_due=credited.from_due + from_due)
+    after = _Credited(amount=EXACT_MONEY_CONTEXT.add(credited.amount, request.amount),
+                      from_due=EXACT_MONEY_CONTEXT.add(credited.from_due, from_due))
     return await _result(session, note, invoice, after, now, replayed=False)
 
 
@@ -216,8 +218,8 @@ async def check_voidable(session: AsyncSession, invoice: InvoiceRow) -> None:
     notes = (await credit_notes_for(session, [invoice.id])).get(invoice.id, [])
     if not notes:
         return
-    credited = sum((n.amount for n in notes), ZERO)
-    rest = round_money((invoice.total_amount or ZERO) - credited, invoice.currency)
+    credited = exact_sum(n.amount for n in notes)
+    rest = round_money(EXACT_MONEY_CONTEXT.subtract(invoice.total_amount or ZERO, credited), invoice.currency)
     listed = ", ".join(f"{n.sequenceId} {n.amount}" for n in notes)
     if rest <= 0:
         remedy = "it is credited in full already, so nothing is left to cancel"
@@ -268,7 +270,7 @@ async def _request(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteC
             raise InvalidInput(f"lines[{i}]", f"line {line.number} is already credited by an earlier entry of lines; "
                                               "give one amount per line")
         parts.append(_LinePart(line=line, amount=_exact(given.amount, currency, f"lines[{i}].amount")))
-    return _Request(amount=sum((p.amount for p in parts), ZERO), parts=tuple(parts))
+    return _Request(amount=exact_sum(p.amount for p in parts), parts=tuple(parts))
 
 
 def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice_id: str) -> _Line:
@@ -314,7 +316,8 @@ async def _purchase_lines_with_room(session: AsyncSession, invoice: InvoiceRow) 
     if not purchases:
         return []
     credited = await credited_on_lines(session, invoice.id, [line.row.position for line in purchases])
-    rooms = [(line, line.row.value - credited.get(line.row.position, ZERO)) for line in purchases]
+    rooms = [(line, EXACT_MONEY_CONTEXT.subtract(line.row.value, credited.get(line.row.position, ZERO)))
+             for line in purchases]
     return [(line, room) for line, room in rooms if room > 0]
 
 
@@ -346,7 +349,8 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
         unused = _unused(invoice, found) if credits > 0 else None
         if unused is not None and credits > unused:  # else voided from the grant, or withheld when not granted yet
             money = display_money(currency)
-            most = min(most_creditable(sold, row.value, before, unused, currency), row.value - before)
+            most = min(most_creditable(sold, row.value, before, unused, currency),
+                       EXACT_MONEY_CONTEXT.subtract(row.value, before))
             where = (f"only {money(unused)} of the {money(found.amount)} credits it granted (grant "
                      f"{found.grant_id!r}) are unused: the rest paid invoices or expired") if found is not None \
                 else f"the wallet of account {invoice.account_id!r} holds no grant of them"
@@ -367,7 +371,7 @@ def _check_room(invoice: InvoiceRow, request: _Request, credited: Decimal, earli
     if request.parts:
         for i, part in enumerate(request.parts):
             done = earlier.get(part.line.row.position, ZERO)
-            room = part.line.row.value - done
+            room = EXACT_MONEY_CONTEXT.subtract(part.line.row.value, done)
             if part.amount > room:
                 raise InvalidInput(
                     f"lines[{i}].amount",
@@ -375,7 +379,7 @@ def _check_room(invoice: InvoiceRow, request: _Request, credited: Decimal, earli
                     f"credited: its value is {display_money(currency)(part.line.row.value)} and earlier credit notes credit "
                     f"{display_money(currency)(done)} of it, so at most {display_money(currency)(room)}")
     total = invoice.total_amount or ZERO
-    room = total - credited
+    room = EXACT_MONEY_CONTEXT.subtract(total, credited)
     if request.amount > room:
         money = display_money(currency)
         raise InvalidInput(
@@ -403,8 +407,8 @@ async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *
     create_credit_note enforces."""
     line = next(line for line in await _top_lines(session, invoice.id) if line.row.position == position)
     on_line = (await credited_on_lines(session, invoice.id, [position])).get(position, ZERO)
-    left = (invoice.total_amount or ZERO) - (await _credited(session, invoice.id)).amount
-    room = min(line.row.value - on_line, left)
+    left = EXACT_MONEY_CONTEXT.subtract(invoice.total_amount or ZERO, (await _credited(session, invoice.id)).amount)
+    room = min(EXACT_MONEY_CONTEXT.subtract(line.row.value, on_line), left)
     row = line.row
     if room > 0 and is_purchase_line(row.line_type, row.details):
         assert row.details is not None
@@ -481,7 +485,7 @@ def _requested_amount(data: CreditNoteCreate) -> Decimal | None:
     if data.amount is not None:
         return data.amount
     assert data.lines is not None
-    return sum((line.amount for line in data.lines), ZERO)
+    return exact_sum(line.amount for line in data.lines)
 
 
 async def _key_conflict(session: AsyncSession, earlier: CreditNoteRow, data: CreditNoteCreate,
@@ -579,7 +583,8 @@ async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRo
             id=invoice.id, status=invoice.status,  # type: ignore[arg-type]
             currency=invoice.currency, totalAmount=money(total), creditsApplied=money(invoice.credits_applied),
             creditNotesTotal=money(credited.amount), creditedFromDue=money(credited.from_due),
-            amountDue=money(invoice.amount_due), creditableAmount=money(total - credited.amount)),
+            amountDue=money(invoice.amount_due),
+            creditableAmount=money(EXACT_MONEY_CONTEXT.subtract(total, credited.amount))),
         walletBalance=round_money(await ledger.balance(session, note.account_id, now), invoice.currency),
         replayed=replayed,
     )

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices.compose import LATE_USAGE_LINE, OVERAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
@@ -201,10 +202,11 @@ async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) ->
     adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for invoice_id, details, value in await _late_lines_on(session, _billed_for(ids), carriers):
         if invoice_id in ids:
-            adjustments[invoice_id] -= value
+            # exact: the default context would round past 28 digits
+            adjustments[invoice_id] = EXACT_MONEY_CONTEXT.subtract(adjustments[invoice_id], value)
         source_id = (details or {}).get("sourceInvoiceId")
         if source_id in ids:
-            adjustments[source_id] += value
+            adjustments[source_id] = EXACT_MONEY_CONTEXT.add(adjustments[source_id], value)
     return dict(adjustments)
 
 
@@ -225,7 +227,7 @@ async def _settled(session: AsyncSession, source_ids: list[str]) -> dict[str, De
     for _, details, _ in await _late_lines_on(session, _billed_for(source_ids)):
         source_id = (details or {}).get("sourceInvoiceId")
         if source_id in settled:
-            settled[source_id] += Decimal(details["difference"])
+            settled[source_id] = EXACT_MONEY_CONTEXT.add(settled[source_id], Decimal(details["difference"]))
     return settled
 
 
@@ -263,7 +265,8 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
 def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, invoiced: Decimal,
           settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str) -> ComposedLine:
     number = invoice_number(source.sequence_number) or source.id
-    difference = recomposed.total - invoiced - settled
+    # exact: the default context would round past 28 digits
+    difference = EXACT_MONEY_CONTEXT.subtract(EXACT_MONEY_CONTEXT.subtract(recomposed.total, invoiced), settled)
     events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
     description = (f"Usage of period {_instant(source.period_start)} – {_instant(source.period_end)} received "
                    f"after it closed (invoice {number}): {events}")
@@ -276,8 +279,8 @@ def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, inv
             f"in {currency}; the difference is {difference} {source.currency}, to invoice by hand")
     elif difference < 0:
         value, description = ZERO, (
-            f"{description}; it lowers that period's charge by {-difference} {currency}, which is not credited "
-            f"automatically: create_credit_note against {number} if it should be")
+            f"{description}; it lowers that period's charge by {difference.copy_negate()} {currency}, which is not "
+            f"credited automatically: create_credit_note against {number} if it should be")
     elif difference == 0:
         description = f"{description}; the period's charge is unchanged"
     return ComposedLine(

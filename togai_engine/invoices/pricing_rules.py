@@ -21,6 +21,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import CompiledRule
 from togai_engine.pricing import round_money
@@ -49,7 +50,7 @@ def apply_pricing_rules(
     """The lines after the rules, and one log entry per rule. `new_line(description, value, details)` makes
     an ADD line."""
     result = list(lines)
-    sub_total = sum((line.value for line in result), ZERO)
+    sub_total = exact_sum(line.value for line in result)  # the default context would round past 28 digits
     base = {SUB_TOTAL: sub_total, CYCLE_INDEX: Decimal(cycle_index),
             **{USAGE_PREFIX + meter: quantity for meter, quantity in quantities.items()}}
     logs: list[dict[str, Any]] = []
@@ -57,7 +58,7 @@ def apply_pricing_rules(
     def money(value: Decimal) -> str:
         return str(round_money(value, currency))  # already rounded: this writes 0 as 0.00
     for compiled in rules:
-        total = sum((line.value for line in result), ZERO)
+        total = exact_sum(line.value for line in result)
         env = base | {TOTAL: total} | {
             RATE_CARD_PREFIX + name: ZERO for name in _card_names(compiled)} | _card_amounts(result)
         rule, action = compiled.rule, compiled.rule.action
@@ -75,7 +76,7 @@ def apply_pricing_rules(
             log |= {"status": "FAILED", "reason": f"{reason}; the rule was not applied", "totalAfter": money(total)}
             continue
         if index is None:
-            amount = max(computed, -total)  # a discount takes the total down to 0, not below
+            amount = max(computed, total.copy_negate())  # a discount takes the total down to 0, not below
             result.append(new_line(action.description or rule.name, amount, {
                 "pricingRule": rule.name, "order": rule.order, "computedAmount": str(computed),
                 "clamped": amount != computed}))
@@ -83,15 +84,16 @@ def apply_pricing_rules(
         else:
             line = result[index]
             previous = line.value
-            amount = max(computed, ZERO, previous - total)  # a card's line is a charge: 0 at least
+            # a card's line is a charge: 0 at least
+            amount = max(computed, ZERO, EXACT_MONEY_CONTEXT.subtract(previous, total))
             note = f"set by pricing rule {rule.name!r} (was {previous})"
             result[index] = replace(line, value=amount, description=f"{line.description} — {note}",  # type: ignore[type-var]
                                     details={**(line.details or {}), "pricingRule": rule.name,
                                              "valueBeforeRule": str(previous)})
-        change = amount - (previous or ZERO)
+        change = EXACT_MONEY_CONTEXT.subtract(amount, previous or ZERO)
         log |= {"status": "APPLIED", "computedAmount": str(computed), "amount": str(amount),
                 "previousAmount": None if previous is None else str(previous), "change": str(change),
-                "clamped": amount != computed, "totalAfter": money(total + change)}
+                "clamped": amount != computed, "totalAfter": money(EXACT_MONEY_CONTEXT.add(total, change))}
     return result, tuple(logs)
 
 
@@ -102,7 +104,7 @@ def _card_amounts(lines: Sequence[_Line]) -> dict[str, Decimal]:
     for line in lines:
         if line.rate_card_name and line.line_type != PRICING_RULE_LINE:
             key = RATE_CARD_PREFIX + line.rate_card_name
-            amounts[key] = amounts.get(key, ZERO) + line.value
+            amounts[key] = EXACT_MONEY_CONTEXT.add(amounts.get(key, ZERO), line.value)
     return amounts
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import lock_accounts
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import InvalidInput, NotFound
@@ -62,7 +63,7 @@ async def accrued_charges(session: AsyncSession, account_id: str, currency: str,
         if draft.composed is None:
             raise NotFound(f"the charges of account {account_id!r} cannot be computed: invoice {draft.row.id!r}: "
                            f"{draft.problem}")
-        total += draft.composed.total
+        total = EXACT_MONEY_CONTEXT.add(total, draft.composed.total)  # the default context rounds past 28 digits
     return round_money(total, currency)
 
 
@@ -157,7 +158,7 @@ def _summary(row: InvoiceRow, plan_name: str, draft: Draft | None,
         subTotalAmount=money(row.sub_total), trueUpAmount=money(row.true_up), totalAmount=money(row.total_amount),
         creditsApplied=money(row.credits_applied), amountDue=money(row.amount_due),
         statusUpdatedAt=row.status_changed_at,
-        creditNotesTotal=money(sum((n.amount for n in credit_notes), ZERO)), creditNotes=list(credit_notes),
+        creditNotesTotal=money(exact_sum(n.amount for n in credit_notes)), creditNotes=list(credit_notes),
     )
 
 
@@ -288,7 +289,7 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
     if status == "VOID":
         await check_voidable(session, row)  # a credited invoice is not voided
         returned = await wallets.reverse_invoice_credits(session, invoice_id=row.id, at=now, unclosed=unclosed)
-        row.credits_applied = max((row.credits_applied or ZERO) - returned, ZERO)
+        row.credits_applied = max(EXACT_MONEY_CONTEXT.subtract(row.credits_applied or ZERO, returned), ZERO)
         row.amount_due = ZERO
     row.status = status
     row.status_changed_at = now

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE
 from togai_engine.invoices.models import InvoiceLineRow
 from togai_engine.pricing.money import minor_unit, round_fraction
@@ -40,7 +41,8 @@ def credits_voided(sold: Decimal, value: Decimal, credited_before: Decimal, cred
                    currency: str) -> Decimal:
     """The credits a credit of `credited` on a purchase line of `value` that sold `sold` credits takes back, after
     earlier notes credited `credited_before` of it."""
-    return _share(sold, value, credited_before + credited, currency) - _share(sold, value, credited_before, currency)
+    after = _share(sold, value, EXACT_MONEY_CONTEXT.add(credited_before, credited), currency)  # exact past 28 digits
+    return EXACT_MONEY_CONTEXT.subtract(after, _share(sold, value, credited_before, currency))
 
 
 def most_creditable(sold: Decimal, value: Decimal, credited_before: Decimal, unused: Decimal,
@@ -52,7 +54,7 @@ def most_creditable(sold: Decimal, value: Decimal, credited_before: Decimal, unu
         return ZERO
     unit = Fraction(minor_unit(currency))
     # half-up rounding to `unit`: round(x) <= L  <=>  x < L + unit/2, for L a multiple of unit
-    limit = Fraction(_share(sold, value, credited_before, currency) + unused) + unit / 2
+    limit = Fraction(_share(sold, value, credited_before, currency)) + Fraction(unused) + unit / 2
     bound = limit * Fraction(value) / Fraction(sold) - Fraction(credited_before)  # the credit must stay below it
     most = (ceil(bound / unit) - 1) * unit
     return round_fraction(most, currency) if most > 0 else ZERO

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from togai_engine.billing.schedule import BillingPeriod
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.invoices.compose import compose_invoice, compose_opening_invoice
 from togai_engine.lab.candidates import Candidate, priced_for
 from togai_engine.lab.schemas import (
@@ -65,7 +66,7 @@ def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantit
         assert bp.fees is not None
         opening = compose_opening_invoice(plan, currency, bp.period, bp.full_cycle, cut_by_change=bp.cut_by_change,
                                           fees=bp.fees)
-        total += opening.total if opening is not None else ZERO
+        total = EXACT_MONEY_CONTEXT.add(total, opening.total if opening is not None else ZERO)  # exact past 28 digits
     return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 
@@ -91,7 +92,8 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
                     f"this account's {currency} cycles are left out of its totals")
                 continue
             amount = price(plan, currency, bp, quantities, seats)
-            amounts.append(CandidateAmount(candidate=candidate.index, amount=amount, difference=amount - actual))
+            amounts.append(CandidateAmount(candidate=candidate.index, amount=amount,
+                                           difference=EXACT_MONEY_CONTEXT.subtract(amount, actual)))
         cycles.append(CycleComparison(
             startDate=bp.period.start, endDate=bp.period.end, currency=currency, pricePlanId=bp.plan.id,
             status=status, invoiceId=invoice_id, actual=actual, candidates=amounts))  # type: ignore[arg-type]
@@ -108,9 +110,11 @@ def _account_totals(cycles: Sequence[CycleComparison]) -> list[AccountTotal]:
         for priced in cycle.candidates:
             key = (priced.candidate, cycle.currency)
             count, actual, amount = sums.get(key, (0, ZERO, ZERO))
-            sums[key] = (count + 1, actual + cycle.actual, amount + priced.amount)
+            sums[key] = (count + 1, EXACT_MONEY_CONTEXT.add(actual, cycle.actual),
+                         EXACT_MONEY_CONTEXT.add(amount, priced.amount))
     return [
-        AccountTotal(candidate=i, currency=c, cycles=count, actual=actual, amount=amount, difference=amount - actual)
+        AccountTotal(candidate=i, currency=c, cycles=count, actual=actual, amount=amount,
+                     difference=EXACT_MONEY_CONTEXT.subtract(amount, actual))
         for (i, c), (count, actual, amount) in sorted(sums.items())
     ]
 
@@ -126,15 +130,17 @@ def summarize(
     names = {c.index: c.plan.name for c in candidates}
     results = []
     for (index, currency), members in sorted(groups.items()):
-        actual = sum((t.actual for _, t in members), ZERO)
-        amount = sum((t.amount for _, t in members), ZERO)
+        actual = exact_sum(t.actual for _, t in members)  # the default context would round past 28 digits
+        amount = exact_sum(t.amount for _, t in members)
+        difference = EXACT_MONEY_CONTEXT.subtract(amount, actual)
         movers = [Mover(accountId=a, actual=t.actual, amount=t.amount, difference=t.difference) for a, t in members]
-        increases = sorted((m for m in movers if m.difference > 0), key=lambda m: (-m.difference, m.accountId))
+        increases = sorted((m for m in movers if m.difference > 0),
+                           key=lambda m: (m.difference.copy_negate(), m.accountId))
         decreases = sorted((m for m in movers if m.difference < 0), key=lambda m: (m.difference, m.accountId))
         results.append(CandidateTotal(
             candidate=index, name=names[index], currency=currency, accounts=len(members),
-            cycles=sum(t.cycles for _, t in members), actual=actual, amount=amount, difference=amount - actual,
-            differencePercent=percent(amount - actual, actual), biggestIncreases=increases[:top],
+            cycles=sum(t.cycles for _, t in members), actual=actual, amount=amount, difference=difference,
+            differencePercent=percent(difference, actual), biggestIncreases=increases[:top],
             biggestDecreases=decreases[:top],
         ))
     return results

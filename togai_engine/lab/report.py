@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.lab.schemas import AppliedMeter, AppliedPlan, SimulationResult
 
 ZERO = Decimal(0)
@@ -46,10 +47,10 @@ def revenue_by_cycle(result: SimulationResult) -> list[CycleRevenue]:
     for account in result.accounts:
         for cycle in account.cycles:
             key = (cycle.currency, cycle.startDate)
-            actual[key] += cycle.actual
+            actual[key] = EXACT_MONEY_CONTEXT.add(actual[key], cycle.actual)  # exact past 28 digits
             row = amounts[key]
             for priced in cycle.candidates:
-                row[priced.candidate] = (row[priced.candidate] or ZERO) + priced.amount
+                row[priced.candidate] = EXACT_MONEY_CONTEXT.add(row[priced.candidate] or ZERO, priced.amount)
     return [CycleRevenue(currency, start, actual[(currency, start)], amounts[(currency, start)])
             for currency, start in sorted(actual)]
 

@@ -24,6 +24,7 @@ from togai_engine.accounts.service import get_row as get_account_row
 from togai_engine.billing.current import current_plan_and_cycle
 from togai_engine.billing.schedule import BillingPeriod, account_timeline
 from togai_engine.billing.state import AccountState, load_states
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.common.progress import ProgressCallback
 from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
@@ -350,7 +351,8 @@ async def _invoices(
     facts: dict[str, dict[datetime, InvoiceFact]] = defaultdict(dict)
     for r in standard:
         facts[r.account_id][r.period_start] = InvoiceFact(r.id, r.status, r.currency,
-                                                          (r.total_amount or ZERO) + late.get(r.id, ZERO))
+                                                          EXACT_MONEY_CONTEXT.add(r.total_amount or ZERO,
+                                                                                  late.get(r.id, ZERO)))
     opening = {(r.account_id, r.period_start, r.association_id): r.total_amount or ZERO
                for r in rows if r.invoice_type == ADVANCED}  # by seq: the newest of an association wins
     for account_id, periods in selected.items():
@@ -358,7 +360,7 @@ async def _invoices(
             fact = facts[account_id].get(bp.period.start)
             total = opening.get((account_id, bp.period.start, bp.association.id))
             if fact is not None and total is not None:
-                facts[account_id][bp.period.start] = replace(fact, total=fact.total + total)
+                facts[account_id][bp.period.start] = replace(fact, total=EXACT_MONEY_CONTEXT.add(fact.total, total))
     return facts
 
 

@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.cycles import Cycle, cycle_containing
 from togai_engine.errors import EngineError, InvalidInput
 from togai_engine.invoices.compose import (
@@ -235,6 +236,10 @@ class _Series:
         return ({"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, "USAGE_METER_ID": billable,
                  None: None}[self.group_by], row.currency)
 
+    def add(self, group: str | None, bucket: datetime, amount: Decimal) -> None:
+        """`amount` into the series' bucket, exactly (the default context would round past 28 digits)."""
+        self.values[(group, bucket)] = EXACT_MONEY_CONTEXT.add(self.values[(group, bucket)], amount)
+
     def bucket_of(self, instant: datetime) -> datetime:
         return self.buckets[bisect_right(self.buckets, instant) - 1]  # buckets[0] <= start <= instant
 
@@ -243,7 +248,7 @@ class _Series:
         previous = amount(points[0])
         for lower, upper in pairwise(points):
             current = amount(upper)
-            self.values[(group, self.bucket_of(lower))] += current - previous
+            self.add(group, self.bucket_of(lower), EXACT_MONEY_CONTEXT.subtract(current, previous))
             previous = current
 
     def add_lines(self, row: InvoiceRow, lines: list[_Line], *, accrued_at_end: bool = False) -> None:
@@ -255,12 +260,12 @@ class _Series:
                 continue
             group = self.group(row, (line.meter_id or line.rate_card_name) if accrued else line.rate_card_name)
             # every card in range has a series
-            self.values[(group, self.bucket_of(max(row.period_start, self.start)))] += ZERO
+            self.add(group, self.bucket_of(max(row.period_start, self.start)), ZERO)
             if line.in_advance and row.period_start >= self.start:
-                self.values[(group, self.bucket_of(row.period_start))] += line.value
+                self.add(group, self.bucket_of(row.period_start), line.value)
             elif not line.in_advance and row.period_end <= self.end:
                 # The bucket holding the period's last instant: the one before the bucket starting at P.end.
-                self.values[(group, self.buckets[bisect_left(self.buckets, row.period_end) - 1])] += line.value
+                self.add(group, self.buckets[bisect_left(self.buckets, row.period_end) - 1], line.value)
 
     def data(self) -> list[MetricDataPoints]:
         """One series per (group, currency), sorted; without groupBy the one series (its currency is the only one,

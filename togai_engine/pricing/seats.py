@@ -67,7 +67,7 @@ def fill_spans(spans: Sequence[SeatSpan], start: datetime, end: datetime) -> lis
 
 
 def _exact(charge: RateCardCharge) -> Fraction:
-    return Fraction(charge.subtotal + charge.adjustment)
+    return Fraction(charge.subtotal) + Fraction(charge.adjustment)  # Decimal + would round past 28 digits
 
 
 def rate_seats(plan: RatePlan, rate: RateValue, spans: Sequence[SeatSpan], start: datetime, end: datetime,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
+
 
 @dataclass(frozen=True)
 class Spendable:
@@ -72,12 +74,12 @@ def plan_burn(grants: Iterable[Spendable], amount: Decimal, *,
             payable = [d for d in due if d.name in grant.applicable]
         give = min(grant.spendable, left)
         take = Decimal(0)
-        for line in payable:
-            part = min(give - take, line.left)
+        for line in payable:  # exact: the default context would round past 28 digits
+            part = min(EXACT_MONEY_CONTEXT.subtract(give, take), line.left)
             if part > 0:
-                line.left -= part
-                take += part
+                line.left = EXACT_MONEY_CONTEXT.subtract(line.left, part)
+                take = EXACT_MONEY_CONTEXT.add(take, part)
         if take > 0:
             parts.append((grant.grant_id, take))
-            left -= take
+            left = EXACT_MONEY_CONTEXT.subtract(left, take)
     return parts

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.schemas import WalletSummary
 from togai_engine.common.ids import new_id
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
 from togai_engine.common.validation import check_card_names, check_currency, utc_instant
 from togai_engine.cycles.cycles import Cycle
@@ -156,12 +157,12 @@ async def get_wallet_balance(
     currency = account.invoice_currency
     await _settle_if_needed(session, account.id, now, unclosed)
     balance = round_money(await ledger.balance(session, account.id, now), currency)
-    available = balance - (accrued or 0)
+    available = EXACT_MONEY_CONTEXT.subtract(balance, accrued or 0)  # the default context rounds past 28 digits
     views = [_grant_view(row, rest, now) for row, rest in await ledger.grants_with_remaining(session, account.id)]
     # An EXPIRED grant with credit left after settling is held for an invoice in its grace period.
     open_grants = [g for g in views if g.status in ("ACTIVE", "SCHEDULED") or g.remaining > 0]
     open_grants.sort(key=lambda g: burn_key(_as_spendable(g)))
-    scheduled = sum((g.remaining for g in open_grants if g.status == "SCHEDULED"), Decimal(0))
+    scheduled = exact_sum(g.remaining for g in open_grants if g.status == "SCHEDULED")
     return WalletBalance(
         accountId=account.id, currency=currency, balance=balance, accruedCharges=accrued,
         availableBalance=round_money(available, currency), overage=available < 0,
@@ -243,7 +244,7 @@ async def apply_credits_to_invoice(
         return zero  # the account never had credit
     already = list(await session.scalars(ledger.unreversed_applications(invoice_id)))
     if already:
-        return round_money(-sum((entry.amount for entry in already), Decimal(0)), currency)
+        return round_money(exact_sum(entry.amount for entry in already).copy_negate(), currency)
     if amount == 0:
         return zero
     period_end = utc_instant(period_end, "period_end") if period_end is not None else None
@@ -252,7 +253,7 @@ async def apply_credits_to_invoice(
     if parts:
         await session.execute(
             insert(E).values([
-                {"account_id": account_id, "grant_id": grant_id, "kind": APPLICATION, "amount": -part,
+                {"account_id": account_id, "grant_id": grant_id, "kind": APPLICATION, "amount": part.copy_negate(),
                  "at": at, "invoice_id": invoice_id}
                 for grant_id, part in parts
             ])
@@ -260,7 +261,7 @@ async def apply_credits_to_invoice(
     # No expiry is recorded here (the next read or write of the wallet does it, holding the grants that may
     # pay invoices not DUE yet): a bill run closing many periods would otherwise read each account's
     # schedule again after every invoice.
-    return round_money(sum((part for _, part in parts), Decimal(0)), currency)
+    return round_money(exact_sum(part for _, part in parts), currency)
 
 
 async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at: datetime,
@@ -290,7 +291,7 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
             .on_conflict_do_nothing(index_elements=["account_id", "reverses_entry_id"])
             .returning(E.amount)
         )
-        total += sum(reversed_amounts, Decimal(0))
+        total = EXACT_MONEY_CONTEXT.add(total, exact_sum(reversed_amounts))
         await ledger.settle_expiries(session, account_id, at, held)
     return total
 
@@ -434,7 +435,7 @@ async def void_sold_credits(session: AsyncSession, *, account_id: str, sold: Sol
     if credits <= 0:
         raise InvalidInput("credits", f"credits to void must be greater than 0; got {credits}")
     await session.execute(insert(E).values(
-        account_id=account_id, grant_id=sold.grant_id, kind=VOID, amount=-credits,
+        account_id=account_id, grant_id=sold.grant_id, kind=VOID, amount=credits.copy_negate(),
         at=max(utc_instant(at, "at"), sold.effective_from), credit_note_id=credit_note_id))
 
 
