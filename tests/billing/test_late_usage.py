@@ -18,6 +18,7 @@ from togai_engine.accounts.service import get_row
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.runs import run_bill
 from togai_engine.events.service import ingest_event
+from togai_engine.plans import overrides
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -315,3 +316,33 @@ async def test_the_pricing_lab_compares_a_period_with_late_usage_on_what_was_cha
     # January was charged 121.00 + the late 20.00 billed in February = 141.00, which its own plan prices for
     # 12,000 tokens; February was charged 51.00 of which 20.00 was January's: its own 31.00
     assert cycles == {iso(2026, 1, 1): ("141.00", "141.00"), iso(2026, 2, 1): ("31.00", "31.00")}
+
+
+async def test_late_events_of_an_account_whose_deal_no_longer_validates_never_fail_the_others_batch(
+        client, clock, db, monkeypatch) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    await call(client, "create_customer", id="cust_bad", name="Customer", account={
+        "id": "bad", "name": "bad", "invoiceCurrency": "USD", "pricePlanId": plan, "effectiveFrom": iso(2026, 1, 1),
+        "rateCardOverrides": {"fixedFeeRateCards": [fee("base", "62", prorate=False)]}})
+    await run_bill(db, at(2026, 2, 1))  # January DUE for both: acme 31.00, bad 62.00 (no usage)
+    # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
+            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"62 USD\"') WHERE account_id = 'bad'"))
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+    clock.set(at(2026, 2, 3))
+    result = await call(client, "ingest_batch_events", events=[
+        {"id": "acme-late", "schemaName": "llm", "timestamp": "2026-01-20T00:00:00Z", "accountId": "acme",
+         "attributes": {"tokens": "3000"}},
+        {"id": "bad-late", "schemaName": "llm", "timestamp": "2026-01-20T00:00:00Z", "accountId": "bad",
+         "attributes": {"tokens": "100"}}])
+    # both periods' plan (version 1 of Pro) bills late usage: a deal replaces rate cards, never lateUsage
+    assert (result["accepted"], result["acceptedLate"]) == (0, 2)
+    # acme's January again with 3,000 tokens: 3,000 × 0.01 = 30.00 + 31.00 = 61.00; 61.00 - 31.00 = 30.00
+    (line,) = late_lines(await call(client, "get_invoice", accountId="acme"))
+    assert line["value"] == "30.00"
+    # bad's own reads name its deal; its late event waits for its next invoice
+    assert "account 'bad'" in await call_error(client, "get_invoice", accountId="bad")

@@ -51,16 +51,20 @@ async def late_sources(session: AsyncSession, conn: Any, events: Sequence[tuple[
     PAID invoice whose period holds it when that invoice's plan bills late usage, else None (not billed)."""
     if not events:
         return []
+    # The policy is the plan version's lateUsage as stored (a deal replaces rate cards and pricing rules, never
+    # lateUsage): no plan is parsed, so one account's deal or version that no longer validates (its bill runs
+    # report it) never fails a batch that names other accounts, nor decides its own events wrongly.
     rows = await conn.fetch(
-        "SELECT id, account_id, period_start, period_end, association_id FROM invoices "
-        "WHERE account_id = ANY($1::text[]) AND status IN ('DUE', 'PAID') AND period_end > $2 AND period_start <= $3 "
-        "AND invoice_type = 'STANDARD'",
-        sorted({account for account, _ in events}), min(at for _, at in events), max(at for _, at in events))
-    plans = await plans_by_association(session, {r["association_id"] for r in rows})
+        "SELECT i.id, i.account_id, i.period_start, i.period_end FROM invoices i "
+        "JOIN plan_associations a ON a.id = i.association_id "
+        "JOIN price_plan_versions v ON v.plan_id = a.price_plan_id AND v.version = a.version "
+        "WHERE i.account_id = ANY($1::text[]) AND i.status IN ('DUE', 'PAID') AND i.period_end > $2 "
+        "AND i.period_start <= $3 AND i.invoice_type = 'STANDARD' AND v.definition->>'lateUsage' = $4",
+        sorted({account for account, _ in events}), min(at for _, at in events), max(at for _, at in events),
+        BILL_ON_NEXT_INVOICE)
     billing: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
     for r in rows:
-        if plans[r["association_id"]].lateUsage == BILL_ON_NEXT_INVOICE:
-            billing[r["account_id"]].append((r["period_start"], r["period_end"], r["id"]))
+        billing[r["account_id"]].append((r["period_start"], r["period_end"], r["id"]))
     return [next((invoice for start, end, invoice in billing.get(account, ()) if start <= at < end), None)
             for account, at in events]
 
