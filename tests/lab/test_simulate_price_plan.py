@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
+
 from conftest import row_counts
 from helpers import at, call, call_error, tokens_meter
 from lab_helpers import MONTHLY, account, fee, iso, message, per_unit_card, scale, setup, starter, tokens
+from togai_engine.plans import overrides
 
 
 def cycles(result: dict[str, Any], account_id: str) -> list[tuple[Any, ...]]:
@@ -94,6 +97,30 @@ async def test_range_with_the_open_cycle_and_account_filters(client, clock) -> N
     assert default["lastCycles"] == 3 and any("last 3" in note for note in default["notes"])
     assert [c["startDate"] for c in default["accounts"][0]["cycles"]] == [
         iso(2026, 1, 1), iso(2026, 2, 1), iso(2026, 3, 1)]
+
+
+async def test_an_account_whose_stored_deal_no_longer_validates_is_skipped_not_fatal(client, clock, db,
+                                                                                     monkeypatch) -> None:
+    _, starter_id = await setup(client, clock)
+    await call(client, "create_customer", id="cust_acc_e", name="Customer", account={
+        "id": "acc_e", "name": "acc_e", "invoiceCurrency": "USD", "pricePlanId": starter_id,
+        "effectiveFrom": iso(2026, 1, 1), "rateCardOverrides": {"fixedFeeRateCards": [fee("platform", {"USD": "20", "EUR": "18"})]}})
+    # An upgrade with stricter checks, or a hand edit: acc_e's stored deal no longer parses; the engine restarts
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
+            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"20 USD\"') WHERE account_id = 'acc_e'"))
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+    result = await call(client, "simulate_price_plan", candidates=[starter_id], startTime=iso(2026, 1, 1),
+                        endTime=iso(2026, 3, 1))
+    # acc_e cannot be billed either (its bill runs report it): skipped with the reason, the others compared
+    assert [s["accountId"] for s in result["skipped"]] == ["acc_d", "acc_e"]
+    reason = result["skipped"][1]["reason"]
+    assert "account 'acc_e'" in reason and "rateCardOverrides.fixedFeeRateCards[0].rateValues[0].rate" in reason
+    assert [a["accountId"] for a in result["accounts"]] == ["acc_a", "acc_b", "acc_c"]
+    # Starter reproduces the others' invoices (test_two_plans_over_several_accounts): USD 115.00
+    assert next(t for t in result["totals"] if t["currency"] == "USD")["actual"] == "115.00"
 
 
 async def test_argument_errors(client, clock, db) -> None:

@@ -203,7 +203,10 @@ async def simulate_price_plans(
     selected: dict[str, list[BillingPeriod]] = {}
     for account_id in ids:
         state = states[account_id]
-        periods, reason = _periods_in_range(state, plans_by_id, now, start_time, end_time, last_cycles)
+        try:
+            periods, reason = _periods_in_range(state, plans_by_id, now, start_time, end_time, last_cycles)
+        except EngineError as exc:  # e.g. its stored deal no longer validates: its bill runs report it too
+            periods, reason = [], exc.message
         if reason is not None:
             skipped.append(SkippedAccount(accountId=account_id, reason=reason))
         else:
