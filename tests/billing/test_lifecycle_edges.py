@@ -149,6 +149,37 @@ async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_
         (iso(2026, 1, 1), "DUE", "63.00")]
 
 
+async def test_credit_held_for_an_account_whose_stored_deal_no_longer_validates_is_never_expired(
+        client, clock, db, monkeypatch) -> None:
+    pro = await plan(client, "Pro", await tokens_meter(client))  # base 31.00 a month (not prorated), 0.01 a token
+    await call(client, "create_customer", id="cust_bad", name="Customer")
+    await call(client, "create_account", id="bad", customerId="cust_bad", name="bad", pricePlanId=pro,
+               effectiveFrom=iso(2026, 1, 1), rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    clock.set(at(2026, 1, 10))
+    # valid through January's end: it pays January's invoice when that becomes DUE (wallets README, rule 2)
+    await call(client, "grant_credit", accountId="bad", amount="50", effectiveUntil=iso(2026, 2, 1))
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
+            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"62 USD\"') WHERE account_id = 'bad'"))
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+    clock.set(at(2026, 2, 2))  # January is due, but no bill run can close it: its invoice is not DUE yet
+    # its unclosed periods are unknown, not none: the wallet's read names the deal rather than expire the grant
+    # that may pay January (it read "no period waits", and the 50.00 expired)
+    error = await call_error(client, "list_wallet_entries", accountId="bad", pageSize=100)
+    assert "account 'bad'" in error and "'62 USD' is not a decimal number" in error
+
+    # the fix the error names: a valid deal from the start of its first period not invoiced (1 January)
+    await call(client, "update_account", accountId="bad", pricePlanId=pro, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    # January: the deal's base 62.00, of which the grant pays 50.00: 12.00 due; nothing expired
+    assert [(i["totalAmount"], i["amountDue"]) for i in await invoices(client, "bad", status="DUE")] == [
+        ("62.00", "12.00")]
+    entries = (await call(client, "list_wallet_entries", accountId="bad", pageSize=100))["data"]
+    assert sorted((e["kind"], e["amount"]) for e in entries) == [("APPLICATION", "-50.00"), ("GRANT", "50.00")]
+
+
 async def test_a_plan_version_that_no_longer_validates_stops_only_its_accounts(client, clock, db, monkeypatch) -> None:
     meter = await tokens_meter(client)
     pro = await plan(client, "Pro", meter)  # base 31.00 a month (not prorated), 0.01 a token

@@ -12,6 +12,7 @@ from togai_engine.billing.schedule import Association
 from togai_engine.billing.state import load_states
 from togai_engine.cycles import Cycle, clip, cycle_containing
 from togai_engine.errors import EngineError
+from togai_engine.plans.overrides import UnresolvedPlan
 from togai_engine.plans.schemas import PricePlan
 
 
@@ -81,13 +82,17 @@ async def unclosed_periods(session: AsyncSession, account_id: str, now: datetime
     """(period end, due instant) of the account's periods that ended by `now` and are not invoiced DUE
     yet: in their grace period, or due but not closed by a bill run. A credit grant that may pay one of
     them is held by the wallet (not expired) until it is. Empty when billing cannot read the schedule
-    (a bill run reports that account as failed)."""
+    (a bill run reports that account as failed); raises when a plan it prices with cannot be resolved."""
     states, plans = await load_states(session, [account_id])
     state = states.get(account_id)
     if state is None or not state.associations:
         return []
     try:
         timeline = state.timeline(plans, now)
+    except UnresolvedPlan:
+        # its periods are unknown, not none: [] would expire a grant that may pay one (its deal fixed, the run
+        # closes them), so the caller fails naming the deal or version and the way out
+        raise
     except EngineError:
         return []
     return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open if bp.period.end <= now]

@@ -56,6 +56,10 @@ def plan_ref(plan_id: str, version: int, association_id: int, overrides: Mapping
     return PlanRef(plan_id, version, association_id if overrides else None, account_id if overrides else "")
 
 
+class UnresolvedPlan(InvalidInput):
+    """A plan looked up in ResolvedPlans that cannot be resolved: what it prices is unknown, not absent."""
+
+
 class ResolvedPlans(dict[Any, PricePlan]):
     """Plans by key (a PlanRef key, or an association id). A key whose plan cannot be resolved (its stored deal or
     plan version no longer validates: an upgrade with stricter checks, a hand edit) is absent, and looking it up
@@ -71,7 +75,7 @@ class ResolvedPlans(dict[Any, PricePlan]):
         problem = self.problems.get(key)
         if problem is None:
             raise KeyError(key)
-        raise InvalidInput(problem.field, problem.reason)  # a fresh error each time: one per reader
+        raise UnresolvedPlan(problem.field, problem.reason)  # a fresh error each time: one per reader
 
 
 def stored_parts(stored: Mapping[str, Any]) -> tuple[RateCards, list[PricingRule] | None]:
