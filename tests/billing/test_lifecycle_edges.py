@@ -336,12 +336,18 @@ async def test_a_bill_run_ahead_of_the_clock_leaves_every_listing_readable(clien
     assert (await call(client, "get_invoice", invoiceId=feb["id"]))["totalAmount"] == "31.00"
 
 
-async def test_reattaching_an_anniversary_plan_where_its_invoiced_end_was_keeps_its_billing_day(client, clock) -> None:
+async def anniversary_pro(client: Any) -> str:
+    """Pro, billed on the anniversary of each account's start: usage at 0.01 a token and a 31.00 base fee, not
+    prorated in a first partial period (a change still prorates it); no grace period."""
     meter = await tokens_meter(client)
     anniversary = {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 0}
-    pro = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=anniversary, rateCards={
+    return (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=anniversary, rateCards={
         "usageRateCards": [tiered(meter, ("0", "0.01"))],
         "fixedFeeRateCards": [fee("base", "31", prorate=False)]}))["id"]
+
+
+async def test_reattaching_an_anniversary_plan_where_its_invoiced_end_was_keeps_its_billing_day(client, clock) -> None:
+    pro = await anniversary_pro(client)
     clock.set(at(2026, 1, 10))
     await account(client, "acme", pro, iso(2026, 1, 10))  # cycles from the 10th: [10 Jan, 10 Feb) is 31 days
     await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 1, 21))
@@ -359,11 +365,7 @@ async def test_a_new_deal_on_an_anniversary_plan_keeps_its_billing_day(client, c
     # a new deal on the plan the account is on is new prices on the same plan (as a version migration): the cycles
     # stay on the account's billing day (Stripe keeps billing_cycle_anchor on a price change; Togai edits the deal
     # on the same schedule)
-    meter = await tokens_meter(client)
-    anniversary = {"interval": "MONTHLY", "anniversaryCycle": True, "gracePeriod": 0}
-    pro = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=anniversary, rateCards={
-        "usageRateCards": [tiered(meter, ("0", "0.01"))],
-        "fixedFeeRateCards": [fee("base", "31", prorate=False)]}))["id"]
+    pro = await anniversary_pro(client)
     clock.set(at(2026, 1, 10))
     await account(client, "acme", pro, iso(2026, 1, 10))  # billed on the 10th: [10 Jan, 10 Feb) is 31 days
     clock.set(at(2026, 1, 21))
