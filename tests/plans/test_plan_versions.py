@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import text
 
 from helpers import at, call, call_error, iso, tokens_meter
+from togai_engine.plans import overrides
+from togai_engine.plans import service as plans_service
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
@@ -212,6 +214,72 @@ async def test_ignore_override_modes_drop_the_deal(client, clock) -> None:
     draft = await call(client, "get_invoice", accountId="acme")
     # v2 without the deal from 16 Jan: 62 × 16/31 = 32.00 + 100 × 0.20 = 20.00 -> 52.00
     assert (draft["startDate"], draft["isOverridden"], draft["totalAmount"]) == (iso(2026, 1, 16), False, "52.00")
+
+
+async def test_a_deal_that_no_longer_validates_keeps_its_account_back_and_never_stops_the_others(
+        client, clock, db, monkeypatch) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    await account(client, "bad", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
+            "'{usageRateCards,0,rateValues,0,slabRates,0,rate}', '\"0.05 USD\"') WHERE account_id = 'bad'"))
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+    clock.set(at(2026, 1, 16))
+    result = await version_2(client, plan_id, meter, "IMMEDIATE")  # keeps the deals
+    assert sorted((m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]) == [
+        ("acme", iso(2026, 1, 16)), ("plain", iso(2026, 1, 16))]
+    assert [s["accountId"] for s in result["skippedAccounts"]] == ["bad"]
+    reason = result["skippedAccounts"][0]["reason"]
+    assert "account 'bad'" in reason and "it stays on version 1" in reason
+    assert "rateCardOverrides.usageRateCards[0].rateValues[0].slabRates[0].rate: '0.05 USD' is not a decimal" in reason
+    assert "update_account(pricePlanId, effectiveFrom, rateCardOverrides)" in reason
+    clock.set(at(2026, 1, 21))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "100", "u_acme")
+    draft = await call(client, "get_invoice", accountId="acme")
+    # v2 with acme's deal from 16 Jan: fee 62 × 16/31 = 32.00 + 100 × 0.05 = 5.00 -> 37.00
+    assert (draft["startDate"], draft["pricePlanVersion"], draft["isOverridden"], draft["totalAmount"]) == (
+        iso(2026, 1, 16), 2, True, "37.00")
+
+    # the fix the reason names: a valid deal from the start of its first period not invoiced puts bad on version 2
+    await call(client, "update_account", accountId="bad", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides=cheap_tokens(meter))
+    draft = await call(client, "get_invoice", accountId="bad")
+    # v2 with the deal for the whole of January: fee 62.00, no usage
+    assert (draft["startDate"], draft["pricePlanVersion"], draft["isOverridden"], draft["totalAmount"]) == (
+        iso(2026, 1, 1), 2, True, "62.00")
+
+
+async def test_accounts_on_a_version_that_no_longer_validates_stay_on_it_and_never_stop_the_others(
+        client, clock, db, monkeypatch) -> None:
+    plan_id, meter = await growth(client)
+    await account(client, "old", plan_id, iso(2026, 1, 1))
+    await version_2(client, plan_id, meter, "NONE")  # "old" stays on version 1
+    await account(client, "new", plan_id, iso(2026, 1, 1))  # on version 2
+    # An upgrade with stricter checks, or a hand edit: version 1 no longer parses; the engine restarts
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE price_plan_versions SET definition = jsonb_set(definition, "
+            "'{rateCards,fixedFeeRateCards,0,rateValues,0,rate}', '\"31 USD\"') WHERE plan_id = :id AND version = 1"),
+            {"id": plan_id})
+    monkeypatch.setattr(plans_service, "_CACHE", {})
+
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.30", "93"))
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert [(m["accountId"], m["fromVersion"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [
+        ("new", 2, iso(2026, 1, 16))]
+    assert [s["accountId"] for s in result["skippedAccounts"]] == ["old"]
+    reason = result["skippedAccounts"][0]["reason"]
+    assert f"version 1 of price plan {plan_id!r} no longer validates" in reason and "it stays on version 1" in reason
+    assert "rateCards.fixedFeeRateCards[0].rateValues[0].rate: '31 USD' is not a decimal number" in reason
+    draft = await call(client, "get_invoice", accountId="new")
+    # v2 for 15 of 31 days: 62 × 15/31 = 30.00, then v3 from 16 Jan: 93 × 16/31 = 48.00 (no usage)
+    assert (draft["startDate"], draft["pricePlanVersion"], draft["totalAmount"]) == (iso(2026, 1, 16), 3, "48.00")
 
 
 async def test_refusals_name_the_field(client, clock) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +34,7 @@ from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.plans.models import PlanAssociationRow
-from togai_engine.plans.overrides import check_overrides_fit
+from togai_engine.plans.overrides import PlanRef, check_overrides_fit, deal_problem, version_problem
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate
 from togai_engine.plans.service import get_plan, get_versions, validate_plan, version_plan
 from togai_engine.plans.versions import (
@@ -119,16 +120,22 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # the associations again: a plan change that committed meanwhile is what is read
     await lock_accounts(session, sorted({a.account_id for a in await session.scalars(on_plan)}))
     moving = list(await session.scalars(on_plan))
+    broken: dict[tuple[str, int], ValidationError] = {}
+    olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)
+    held = _held_back(plan_id, moving, broken, keep)
     if keep:
         for association in moving:
-            check_overrides_fit(new, association.rate_card_overrides, association.account_id, "migrationMode")
-    olds = await get_versions(session, {(plan_id, a.version) for a in moving})
+            if association.id not in held:
+                check_overrides_fit(new, association.rate_card_overrides, association.account_id, "migrationMode")
     by_account: dict[str, list[PlanAssociationRow]] = {}
     for association in moving:
         by_account.setdefault(association.account_id, []).append(association)
     for account_id, associations in by_account.items():
         billing = await locked_billing_row(session, account_id, now)
         for association in associations:
+            if association.id in held:
+                result.skippedAccounts.append(SkippedAccount(accountId=account_id, reason=held[association.id]))
+                continue
             old = olds[(plan_id, association.version)]
             instant = _instant(mode, old, association, now)
             if association.effective_until is not None and instant >= association.effective_until:
@@ -146,6 +153,23 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
                 accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
         await rebill(session, billing, account_id, now)
     return result
+
+
+def _held_back(plan_id: str, moving: list[PlanAssociationRow], broken: dict[tuple[str, int], ValidationError],
+               keep: bool) -> dict[int, str]:
+    """association id -> why it cannot move: its stored version, or the deal the mode keeps, no longer validates
+    (stricter checks since, or a hand edit). Such an account stays where it is and is reported, as its own reads
+    report it; it never stops the finalize for the other accounts (plans README)."""
+    held: dict[int, str] = {}
+    for association in moving:
+        ref = PlanRef(plan_id, association.version, association.id, association.account_id)
+        if (plan_id, association.version) in broken:
+            problem = version_problem(ref, broken[(plan_id, association.version)])
+        else:
+            problem = deal_problem(ref, association.rate_card_overrides) if keep else None
+        if problem is not None:
+            held[association.id] = f"it stays on version {association.version}: {problem.reason}"
+    return held
 
 
 def _instant(mode: MigrationMode, plan: PricePlan, association: PlanAssociationRow, now: datetime) -> datetime:

@@ -112,7 +112,7 @@ async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[
     for ref, overrides in refs.items():
         version = versions.get((ref.plan_id, ref.version))
         if (ref.plan_id, ref.version) in broken:
-            plans.problems[ref.key] = _version_problem(ref, broken[(ref.plan_id, ref.version)])
+            plans.problems[ref.key] = version_problem(ref, broken[(ref.plan_id, ref.version)])
             continue
         if version is None:
             continue
@@ -147,13 +147,24 @@ def _deal_problem(ref: PlanRef, exc: ValidationError | EngineError) -> InvalidIn
         "invoiced yet"))
 
 
-def _version_problem(ref: PlanRef, exc: ValidationError) -> InvalidInput:
+def version_problem(ref: PlanRef, exc: ValidationError) -> InvalidInput:
     """Why a stored plan version cannot be read: every account on it is reported the same way."""
     described = "; ".join(f"{path}: {message}" for path, message in describe_errors(exc))
     return InvalidInput("", (
         f"version {ref.version} of price plan {ref.plan_id!r} no longer validates (it did when it was stored): "
         f"{described}; its accounts cannot be billed until it is corrected, or until they move to another plan "
         "with update_account(pricePlanId, effectiveFrom) from the start of their first period not invoiced yet"))
+
+
+def deal_problem(ref: PlanRef, stored: Mapping[str, Any] | None) -> InvalidInput | None:
+    """Why a stored deal no longer parses, worded as its account's own reads word it; None when it parses."""
+    if not stored:
+        return None
+    try:
+        stored_parts(stored)
+    except ValidationError as exc:
+        return _deal_problem(ref, exc)
+    return None
 
 
 def _deal_path(path: str) -> str:
