@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -9,6 +10,7 @@ from sqlalchemy import text
 from conftest import row_counts
 from helpers import at, call, call_error, tokens_meter
 from lab_helpers import MONTHLY, account, fee, iso, message, per_unit_card, scale, setup, starter, tokens
+from togai_engine.lab.compare import percent
 from togai_engine.plans import overrides
 
 
@@ -179,3 +181,34 @@ async def test_totals_past_28_digits_are_exact(client, clock) -> None:
     [account_total] = next(a for a in result["accounts"] if a["accountId"] == "acc_big")["totals"]
     assert (account_total["actual"], account_total["amount"], account_total["difference"]) == (
         "2000000000000000000000000000.01", "2000000000000000000000000000.02", "0.01")
+
+
+async def test_a_huge_difference_over_a_tiny_actual_is_a_percentage_not_a_crash(client, clock) -> None:
+    # Invoiced: 0.01 per token, one token in January: 0.01. The candidate adds a fee of 10^39 (a plan accepts
+    # magnitudes up to 10^40): 10^39 + 0.01. The difference over the actual is 10^39 × 100 / 0.01 = 10^43 percent,
+    # 46 digits with its 2 decimals, past the default context's 28.
+    meter = await tokens_meter(client)
+    usage_only = {"usageRateCards": [per_unit_card(meter, "TIERED", {"USD": [("0", "0.01")]})]}
+    plan = await call(client, "create_price_plan", name="Tokens", pricingCycleConfig=MONTHLY, rateCards=usage_only)
+    await account(client, "acc_tiny", plan["id"], iso(2026, 1, 1))
+    clock.set(at(2026, 1, 2))
+    await tokens(client, "acc_tiny", iso(2026, 1, 10), "1", "t1")
+    clock.set(at(2026, 2, 5))
+    huge = "1" + "0" * 39
+    candidate = {"name": "Huge fee", "pricingCycleConfig": MONTHLY,
+                 "rateCards": {**usage_only, "fixedFeeRateCards": [fee("platform", {"USD": huge})]}}
+    result = await call(client, "simulate_price_plan", candidates=[candidate], startTime=iso(2026, 1, 1),
+                        endTime=iso(2026, 2, 1))
+    [total] = result["totals"]
+    assert (total["actual"], total["amount"], total["difference"]) == ("0.01", f"{huge}.01", f"{huge}.00")
+    assert total["differencePercent"] == "1" + "0" * 43 + ".00"
+
+
+def test_a_percentage_is_rounded_once_from_the_exact_quotient() -> None:
+    # 10^26 × 100 / (2 × 10^30 + 0.01) = 0.0049999999999999999999999999999999750…%: 0.00 half-up. Rounded first to
+    # the default context's 28 digits it is 0.005000…, which half-up makes 0.01.
+    assert percent(Decimal("100000000000000000000000000.00"), Decimal("2000000000000000000000000000000.01")) == (
+        Decimal("0.00"))
+    assert percent(Decimal("-1"), Decimal("3")) == Decimal("-33.33")  # -33.333…
+    assert percent(Decimal("1"), Decimal("-8")) == Decimal("-12.50")  # -12.5 exactly: 2 decimals
+    assert percent(Decimal("1"), Decimal("0")) is None

@@ -8,11 +8,13 @@ candidate that is the period's own plan version is priced with the account's rat
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 
 from togai_engine.billing.schedule import BillingPeriod
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
@@ -147,6 +149,10 @@ def summarize(
 
 
 def percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    """part / whole × 100, rounded once half-up (ties away from zero) to 2 decimals from the exact quotient: the
+    default context would round it to 28 digits first (a second rounding) and raise past them."""
     if whole == 0:
         return None
-    return (part * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    hundredths = Fraction(part) * 10_000 / Fraction(whole)
+    rounded = math.floor(abs(hundredths) + Fraction(1, 2))
+    return Decimal(rounded if hundredths >= 0 else -rounded).scaleb(-2, context=EXACT_MONEY_CONTEXT)
