@@ -487,3 +487,20 @@ async def test_revenue_of_an_account_never_adds_two_currencies_nor_fails_the_oth
         result = await call(client, "get_metrics", **revenue(start, end, "MONTH"))
         acme = result["results"][0]["data"][0]
         assert (acme["groupedBy"]["fieldValue"], acme["currency"], acme["metricValues"]) == ("acme", currency, [value])
+
+
+async def test_a_due_invoice_with_a_rate_past_28_digits_reads_whole(client, clock) -> None:
+    # A plan accepts rates of up to 40 digits. PostgreSQL hands a stored 10^30 back as 1E+30, which an invoice shows
+    # written out; written out in Python's default context (28 digits) it raised, and get_invoice failed.
+    meter = await tokens_meter(client)
+    rate = "1" + "0" * 30
+    created = await call(client, "create_price_plan", name="Dear", pricingCycleConfig=MONTHLY,
+                         rateCards={"usageRateCards": [tiered(meter, ("0", rate))]})
+    await account(client, "dear", created["id"], iso(2026, 1, 1))
+    await usage(client, "dear", "2026-01-05T00:00:00Z", "2", "d1")
+    clock.set(at(2026, 2, 2))  # January is DUE (no grace period): read back from its stored lines
+    [due] = await invoices(client, "dear", status="DUE")
+    shown = await call(client, "get_invoice", invoiceId=due["id"])
+    [slab] = shown["lineItems"][0]["lineItems"]
+    # 2 tokens × 10^30 = 2 × 10^30
+    assert (slab["valuePerQuantity"], slab["value"], shown["totalAmount"]) == (rate, "2" + "0" * 30, f"2{'0' * 30}.00")

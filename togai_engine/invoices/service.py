@@ -97,7 +97,7 @@ def _plain(value: Decimal | None) -> Decimal | None:
     """PostgreSQL hands 10000 back as 1E+4 (trailing zero groups are not stored): show it as 10000."""
     if value is None or value.as_tuple().exponent <= 0:  # type: ignore[operator]
         return value
-    return value.quantize(Decimal(1))
+    return value.quantize(Decimal(1), context=EXACT_MONEY_CONTEXT)  # every digit: the default context keeps 28
 
 
 def _stored_lines(rows: Sequence[InvoiceLineRow], currency: str) -> list[InvoiceLine]:
