@@ -504,3 +504,32 @@ async def test_a_due_invoice_with_a_rate_past_28_digits_reads_whole(client, cloc
     [slab] = shown["lineItems"][0]["lineItems"]
     # 2 tokens × 10^30 = 2 × 10^30
     assert (slab["valuePerQuantity"], slab["value"], shown["totalAmount"]) == (rate, "2" + "0" * 30, f"2{'0' * 30}.00")
+
+
+async def test_an_invoice_past_60_digits_reads_whole_and_never_stops_anyones_reads(client, clock) -> None:
+    # A plan accepts rates up to 10^40: two usage cards at 9 × 10^39 a token on 10^18 tokens bill 9 × 10^57 each,
+    # 60 digits with the cents (as rating keeps a line); with the 31.00 fee the total has 61.
+    meter = await tokens_meter(client)
+    huge = "9" + "0" * 39
+    created = await call(client, "create_price_plan", name="Huge", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [{**tiered(meter, ("0", huge)), "name": "tokens"},
+                           {**tiered(meter, ("0", huge)), "name": "tokens_again"}],
+        "fixedFeeRateCards": [fee("base", "31", prorate=False)]})
+    await account(client, "huge", created["id"], iso(2026, 1, 1))
+    await on_pro_from_january(client, "good")
+    await usage(client, "huge", "2026-01-05T00:00:00Z", "1" + "0" * 18, "h1")
+    await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
+    line = "9" + "0" * 57 + ".00"  # 10^18 × 9 × 10^39 = 9 × 10^57
+    total = "18" + "0" * 55 + "31.00"  # 2 × 9 × 10^57 + 31.00 = 1.8 × 10^58 + 31.00: 61 digits
+
+    clock.set(at(2026, 1, 20))
+    listed = (await call(client, "list_invoices", pageSize=100))["data"]  # every account's DRAFT
+    assert sorted((i["accountId"], i["totalAmount"]) for i in listed) == [("good", "36.00"), ("huge", total)]
+    assert (await call(client, "get_account", accountId="huge"))["financial"]["accruedCharges"] == total
+
+    clock.set(at(2026, 2, 2))  # January is DUE for both (no grace period)
+    [due] = await invoices(client, "huge", status="DUE")
+    shown = await call(client, "get_invoice", invoiceId=due["id"])
+    assert (shown["totalAmount"], [i["value"] for i in shown["lineItems"]]) == (total, [line, line, "31.00"])
+    assert (await call(client, "get_account", accountId="huge"))["financial"]["outstanding"] == total
+    assert [i["totalAmount"] for i in await invoices(client, "good", status="DUE")] == ["36.00"]

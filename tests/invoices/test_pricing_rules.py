@@ -244,3 +244,38 @@ async def test_first_three_months_count_from_the_plans_start_across_a_new_versio
     assert [(i["startDate"][:10], i["pricePlanVersion"], i["totalAmount"]) for i in due] == [
         ("2026-01-01", 1, "80.00"), ("2026-02-01", 2, "96.00"), ("2026-03-01", 2, "88.00"),
         ("2026-04-01", 2, "110.00")]
+
+
+async def test_a_total_past_60_digits_keeps_its_rules_and_every_digit(sandbox: Client) -> None:
+    # Two usage cards at 9 × 10^39 a call (a plan accepts magnitudes up to 10^40) on 10^18 calls: each line
+    # 9 × 10^57, 60 digits with its cents, as rating keeps them; with the 100.00 fee the total has 61.
+    meter = await api_meter(sandbox)
+    huge = "9" + "0" * 39
+
+    def card(name: str) -> dict[str, Any]:
+        return {"name": name, "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+            {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": huge}]}]}
+    plan = await call(sandbox, "create_price_plan", name="Huge", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
+        "usageRateCards": [card("api"), card("api_again")],
+        "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "100"}]}]}, pricingRules=[
+        {"name": "one off", "order": 1, "computation": "-1", "action": {"type": "ADD"}},
+        {"name": "a tenth of a cent", "order": 2, "computation": {"+": [{"var": "subTotal"}, 0.001]},
+         "action": {"type": "ADD"}}])
+    await account_on(sandbox, "huge", plan)
+    await call(sandbox, "advance_clock", to="2026-01-20")
+    await use(sandbox, "huge", "1" + "0" * 18, "jan")
+    await call(sandbox, "advance_clock", to="2026-02-01")
+    january, _ = await invoices(sandbox, "huge")
+    line = "9" + "0" * 57 + ".00"  # 10^18 × 9 × 10^39 = 9 × 10^57
+    total = "18" + "0" * 54 + "100.00"  # 2 × 9 × 10^57 + 100.00 = 1.8 × 10^58 + 100.00
+    assert [i["value"] for i in january["lineItems"]] == [line, line, "100.00", "-1.00"]
+    assert (january["status"], january["totalAmount"]) == ("DUE", "18" + "0" * 55 + "99.00")  # - 1.00
+    one_off, tenth = january["pricingRuleLogs"]
+    assert (one_off["status"], one_off["totalBefore"], one_off["totalAfter"]) == (
+        "APPLIED", total, "18" + "0" * 55 + "99.00")
+    # subTotal + 0.001 = 1.8 × 10^58 + 100.001: 62 digits, past the 60 a rule computes with: FAILED, named, and
+    # nothing changed
+    assert tenth["status"] == "FAILED" and "pricingRules[1].computation" in tenth["reason"]
+    assert tenth["totalAfter"] == "18" + "0" * 55 + "99.00"

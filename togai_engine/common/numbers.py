@@ -40,7 +40,7 @@ EXACT_QUANTITY_CONTEXT = Context(prec=NUMERIC_DIGITS + 1,
 # entries and balances, revenue buckets, lab totals): a rated line has up to 60 significant digits (pricing's
 # contexts) and a plan accepts rates of 40, so a total can pass the default context's 28 digits, which would round
 # it (an invoice total would stop being the sum of its lines). The same exact context as quantities; rounding to a
-# currency's minor unit keeps its own (pricing.money.DECIMAL_CONTEXT). Not for multiplying or dividing.
+# currency's minor unit keeps every digit too (pricing.money.round_money). Not for multiplying or dividing.
 EXACT_MONEY_CONTEXT = EXACT_QUANTITY_CONTEXT
 _ZERO = Decimal(0)
 

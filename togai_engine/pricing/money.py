@@ -22,7 +22,7 @@ from fractions import Fraction
 from babel.numbers import get_currency_precision, is_currency
 
 from togai_engine.common.messages import json_kind
-from togai_engine.common.numbers import BOOLEAN_IS_NOT_A_NUMBER, exact_float_decimal, significant_digits
+from togai_engine.common.numbers import BOOLEAN_IS_NOT_A_NUMBER, NUMERIC_DIGITS, exact_float_decimal, significant_digits
 from togai_engine.errors import InvalidInput
 
 # 60 significant digits: a 10^15 quantity times a rate with 30 decimals still fits exactly.
@@ -31,6 +31,12 @@ DECIMAL_CONTEXT = Context(prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperati
 EXACT_CONTEXT = Context(
     prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact]
 )
+# For rounding to a minor unit (round_money): the same half-up rounding with every digit a NUMERIC holds. What is
+# rounded is a line of up to 60 significant digits (a large one has more digits before its cents), or a sum of
+# lines (a total, a balance), which may pass 60: exact sums (common.numbers.EXACT_MONEY_CONTEXT) rounded at 60
+# digits would raise, and fail every read of the account (and list_invoices for every account).
+_ROUNDING_CONTEXT = Context(prec=NUMERIC_DIGITS + 1, rounding=ROUND_HALF_UP,
+                            traps=[InvalidOperation, DivisionByZero, Overflow])
 
 # Bounds on accepted input: far beyond any real price or quantity, but they keep exact
 # products and sums inside the 60-digit context.
@@ -65,7 +71,7 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round `amount` half-up (ties away from zero) to the currency's minor unit."""
     unit = minor_unit(currency)
     try:
-        return amount.quantize(unit, context=DECIMAL_CONTEXT)
+        return amount.quantize(unit, context=_ROUNDING_CONTEXT)
     except InvalidOperation as exc:
         raise InvalidInput(
             "amount", f"{amount} cannot be rounded to {currency}; it is not a finite amount of sane size."
