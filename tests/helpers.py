@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conftest import pg_connection
 from togai_engine.events.ingest import ingest_events
+from togai_engine.plans import overrides
 from togai_engine.store.database import raw_connection
 
 
@@ -148,3 +149,14 @@ async def ingest_in_two_stripes(client: Client, db: Any, clock: Any) -> dict[str
 
     await asyncio.wait_for(asyncio.gather(first(), second()), timeout=20)
     return meters
+
+
+async def break_stored_deal(db: Any, monkeypatch: Any, account_id: str, path: str, value: str) -> None:
+    """An upgrade with stricter checks, or a hand edit: the account's stored deal (rateCardOverrides) gets `value`
+    (a JSON text) at `path` (a jsonb_set path such as '{fixedFeeRateCards,0,rateValues,0,rate}'), and the engine
+    restarts: nothing it priced before is cached."""
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, CAST(CAST(:path AS text) AS text[]), "
+            "CAST(:value AS jsonb)) WHERE account_id = :account"), {"path": path, "value": value, "account": account_id})
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})

@@ -11,14 +11,13 @@ from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, backend_pid, call, call_error, iso, tokens_meter, wait_until_lock_waiting
+from helpers import at, backend_pid, break_stored_deal, call, call_error, iso, tokens_meter, wait_until_lock_waiting
 from test_revenue import metric
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.accounts.service import get_row
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.runs import run_bill
 from togai_engine.events.service import ingest_event
-from togai_engine.plans import overrides
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -327,11 +326,7 @@ async def test_late_events_of_an_account_whose_deal_no_longer_validates_never_fa
         "rateCardOverrides": {"fixedFeeRateCards": [fee("base", "62", prorate=False)]}})
     await run_bill(db, at(2026, 2, 1))  # January DUE for both: acme 31.00, bad 62.00 (no usage)
     # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
-            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"62 USD\"') WHERE account_id = 'bad'"))
-    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+    await break_stored_deal(db, monkeypatch, "bad", "{fixedFeeRateCards,0,rateValues,0,rate}", '"62 USD"')
 
     clock.set(at(2026, 2, 3))
     result = await call(client, "ingest_batch_events", events=[

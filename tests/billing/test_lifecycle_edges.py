@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, call, call_error, iso, tokens_meter
+from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
 from mcp_server.scenarios.calls import Calls
 from mcp_server.scenarios.model import MetricExpect
 from mcp_server.scenarios.observe import _metrics as observe_metrics
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.billing.runs import run_bill
-from togai_engine.plans import overrides
 from togai_engine.plans import service as plans_service
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
@@ -101,11 +100,7 @@ async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_
     await usage(client, "bad", "2026-02-05T00:00:00Z", "300", "b2")
     # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
     # (nothing it priced before is cached)
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
-            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"62 USD\"') WHERE account_id = 'bad'"))
-    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+    await break_stored_deal(db, monkeypatch, "bad", "{fixedFeeRateCards,0,rateValues,0,rate}", '"62 USD"')
     what = "'62 USD' is not a decimal number"
 
     clock.set(at(2026, 2, 20))
@@ -158,11 +153,7 @@ async def test_credit_held_for_an_account_whose_stored_deal_no_longer_validates_
     clock.set(at(2026, 1, 10))
     # valid through January's end: it pays January's invoice when that becomes DUE (wallets README, rule 2)
     await call(client, "grant_credit", accountId="bad", amount="50", effectiveUntil=iso(2026, 2, 1))
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
-            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"62 USD\"') WHERE account_id = 'bad'"))
-    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+    await break_stored_deal(db, monkeypatch, "bad", "{fixedFeeRateCards,0,rateValues,0,rate}", '"62 USD"')
 
     clock.set(at(2026, 2, 2))  # January is due, but no bill run can close it: its invoice is not DUE yet
     # its unclosed periods are unknown, not none: the wallet's read names the deal rather than expire the grant

@@ -5,13 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
-
 from conftest import row_counts
-from helpers import at, call, call_error, tokens_meter
+from helpers import at, break_stored_deal, call, call_error, tokens_meter
 from lab_helpers import MONTHLY, account, fee, iso, message, per_unit_card, scale, setup, starter, tokens
 from togai_engine.lab.compare import percent
-from togai_engine.plans import overrides
 
 
 def cycles(result: dict[str, Any], account_id: str) -> list[tuple[Any, ...]]:
@@ -108,11 +105,7 @@ async def test_an_account_whose_stored_deal_no_longer_validates_is_skipped_not_f
         "id": "acc_e", "name": "acc_e", "invoiceCurrency": "USD", "pricePlanId": starter_id,
         "effectiveFrom": iso(2026, 1, 1), "rateCardOverrides": {"fixedFeeRateCards": [fee("platform", {"USD": "20", "EUR": "18"})]}})
     # An upgrade with stricter checks, or a hand edit: acc_e's stored deal no longer parses; the engine restarts
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
-            "'{fixedFeeRateCards,0,rateValues,0,rate}', '\"20 USD\"') WHERE account_id = 'acc_e'"))
-    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+    await break_stored_deal(db, monkeypatch, "acc_e", "{fixedFeeRateCards,0,rateValues,0,rate}", '"20 USD"')
 
     result = await call(client, "simulate_price_plan", candidates=[starter_id], startTime=iso(2026, 1, 1),
                         endTime=iso(2026, 3, 1))

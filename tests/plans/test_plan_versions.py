@@ -12,8 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, call, call_error, iso, tokens_meter
-from togai_engine.plans import overrides
+from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
 from togai_engine.plans import service as plans_service
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
@@ -223,11 +222,7 @@ async def test_a_deal_that_no_longer_validates_keeps_its_account_back_and_never_
     await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
     await account(client, "bad", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
     # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, "
-            "'{usageRateCards,0,rateValues,0,slabRates,0,rate}', '\"0.05 USD\"') WHERE account_id = 'bad'"))
-    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+    await break_stored_deal(db, monkeypatch, "bad", "{usageRateCards,0,rateValues,0,slabRates,0,rate}", '"0.05 USD"')
 
     clock.set(at(2026, 1, 16))
     result = await version_2(client, plan_id, meter, "IMMEDIATE")  # keeps the deals
