@@ -279,3 +279,24 @@ async def test_a_total_past_60_digits_keeps_its_rules_and_every_digit(sandbox: C
     # nothing changed
     assert tenth["status"] == "FAILED" and "pricingRules[1].computation" in tenth["reason"]
     assert tenth["totalAfter"] == "18" + "0" * 55 + "99.00"
+
+
+async def test_a_second_discount_on_a_total_already_at_zero_adds_a_plain_zero_not_minus_zero(sandbox: Client) -> None:
+    plan = await plan_with(sandbox, "Two credits", [
+        {"name": "launch credit", "order": 1, "computation": "-1000", "action": {"type": "ADD"}},
+        {"name": "loyalty credit", "order": 2, "computation": "-50", "action": {"type": "ADD"}},
+    ])
+    await account_on(sandbox, "twice", plan)
+    await call(sandbox, "advance_clock", to="2026-01-20")  # no usage: api 0.00, platform 100.00
+    (draft,) = await invoices(sandbox, "twice")
+    await call(sandbox, "advance_clock", to="2026-02-01")
+    january, _ = await invoices(sandbox, "twice")
+    for invoice in (draft, january):  # the open month's DRAFT, and the same month once DUE (its logs stored)
+        # launch credit: max(-1000.00, -100.00) = -100.00, the total 100.00 - 100.00 = 0.00;
+        # loyalty credit: max(-50.00, -0.00) must be 0.00 (nothing left to take off), never shown as "-0.00"
+        launch, loyalty = invoice["pricingRuleLogs"]
+        assert (launch["amount"], launch["totalAfter"]) == ("-100.00", "0.00")
+        assert (loyalty["status"], loyalty["computedAmount"], loyalty["amount"], loyalty["change"],
+                loyalty["clamped"], loyalty["totalAfter"]) == ("APPLIED", "-50.00", "0.00", "0.00", True, "0.00")
+        assert rule_lines(invoice) == [("launch credit", "-100.00"), ("loyalty credit", "0.00")]
+        assert totals(invoice) == ("0.00", "0.00", "0.00")

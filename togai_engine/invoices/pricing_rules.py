@@ -76,7 +76,8 @@ def apply_pricing_rules(
             log |= {"status": "FAILED", "reason": f"{reason}; the rule was not applied", "totalAfter": money(total)}
             continue
         if index is None:
-            amount = max(computed, total.copy_negate())  # a discount takes the total down to 0, not below
+            # a discount takes the total down to 0, not below; minus, not copy_negate: -(0.00) is 0.00, never -0.00
+            amount = max(computed, EXACT_MONEY_CONTEXT.minus(total))
             result.append(new_line(action.description or rule.name, amount, {
                 "pricingRule": rule.name, "order": rule.order, "computedAmount": str(computed),
                 "clamped": amount != computed}))
