@@ -195,3 +195,18 @@ async def test_accounts_and_invoices_say_sandbox_only_on_a_sandbox(sandbox: Clie
         assert listed, "the open cycle's draft is listed"
         marks = [{k: v for k, v in record.items() if k == "sandbox"} for record in (account, invoice, *listed)]
         assert marks == [expected] * (2 + len(listed)), account_id
+
+
+async def test_a_grant_retried_after_it_expired_returns_the_first_grant(sandbox: Client) -> None:
+    # A script grants a promotion with its idempotencyKey and no effectiveFrom (it starts at the call's time),
+    # then runs again after the clock moved past the grant's expiry: the same key and content is a retry.
+    await call(sandbox, "create_customer", id="c", name="C", account={"id": "a", "name": "A"})
+    promo = {"accountId": "a", "amount": "25.00", "effectiveUntil": "2026-01-15", "idempotencyKey": "promo-1"}
+    first = await call(sandbox, "grant_credit", **promo)  # Jan 1: 25.00 usable until Jan 15
+    assert (first["replayed"], first["balance"]) == (False, "25.00")
+    await call(sandbox, "advance_clock", to="2026-01-20")
+    # Jan 20: its default effectiveFrom would now be Jan 20, after its expiry; the retry is still the first grant,
+    # nothing granted again: balance 25.00 granted - 25.00 expired on Jan 15 = 0.00
+    again = await call(sandbox, "grant_credit", **promo)
+    assert (again["replayed"], again["grant"]["id"], again["grant"]["amount"], again["balance"]) == (
+        True, first["grant"]["id"], "25.00", "0.00")

@@ -114,9 +114,6 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
         raise InvalidInput("amount", f"must be greater than 0; got {amount}")
     effective_from = utc_instant(data.effectiveFrom, "effectiveFrom") if data.effectiveFrom else now
     effective_until = utc_instant(data.effectiveUntil, "effectiveUntil") if data.effectiveUntil else None
-    if effective_until is not None and effective_until <= effective_from:
-        raise InvalidInput("effectiveUntil", f"must be after effectiveFrom ({effective_from.isoformat()}); "
-                                             f"got {effective_until.isoformat()}")
 
     await ledger.ensure_wallet(session, account.id)
     await _settle(session, account.id, now, unclosed)
@@ -130,6 +127,11 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
             return await _grant_result(session, earlier.id, account.id, currency, now, replayed=True)
     if entities is not None:
         _check_payable(entities, payable, account.id)
+    # After the replay: an omitted effectiveFrom is this call's now, which a retry made after the first grant
+    # expired would put past its effectiveUntil.
+    if effective_until is not None and effective_until <= effective_from:
+        raise InvalidInput("effectiveUntil", f"must be after effectiveFrom ({effective_from.isoformat()}); "
+                                             f"got {effective_until.isoformat()}")
 
     if account.status == "ARCHIVED":
         raise Conflict(f"account {account.id!r} is ARCHIVED; set its status to ACTIVE (update_account) first")
