@@ -215,3 +215,17 @@ async def test_caller_chosen_meter_id_is_idempotent_and_conflicts_clearly(client
     error = await call_tool_error(client, "create_usage_meter", id="um_other", name="tokens", eventSchemaName="llm",
                                   aggregation="SUM", computations=[{"computation": "tokens"}])
     assert "already exists with id 'um_tokens'" in error
+
+
+async def test_a_replay_with_other_computation_labels_is_refused(client):
+    # The labels (computations[i].id) are stored and shown with the meter: a replay that sends other ones would be
+    # answered with the stored labels while its own were dropped, so it is a different definition.
+    labelled = {"name": "tokens", "eventSchemaName": "llm", "aggregation": "SUM",
+                "computations": [{"id": "input_tokens", "computation": "tokens", "order": 1}]}
+    first = await call(client, "create_usage_meter", **labelled)
+    assert first["computations"][0]["id"] == "input_tokens"
+    assert await call(client, "create_usage_meter", **labelled) == first
+    for sent in ("output_tokens", None):
+        error = await call_error(client, "create_usage_meter", **{
+            **labelled, "computations": [{"id": sent, "computation": "tokens", "order": 1}]})
+        assert f"already exists ({first['id']}) with a different computations" in error, error

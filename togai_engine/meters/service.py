@@ -168,7 +168,8 @@ def _differences(
         differing.append("eventSchemaName")
     if existing.aggregation != aggregation:
         differing.append("aggregation")
-    elif stored.compiled != compiled.compiled:
+    elif stored.compiled != compiled.compiled or _labels(existing.computations) != _labels(
+            [{"order": c.order, "id": c.id} for c in data.computations]):
         differing.append("computations")
     if existing.negative_values != negative_values:
         differing.append("negativeValues")
@@ -177,6 +178,13 @@ def _differences(
     if existing.description != data.description:
         differing.append("description")
     return differing
+
+
+def _labels(computations: list[dict[str, Any]]) -> dict[int, str]:
+    """The computations' labels (their ids) by order: shown with the meter but not part of its SQL, so a replay's
+    are compared apart (orders are distinct, checked by the compiler; an unlabelled computation has none, so a
+    COUNT meter without computations still equals one with an unlabelled {"computation": "1"})."""
+    return {c["order"]: c["id"] for c in computations if c.get("id") is not None}
 
 
 async def get_meter(session: AsyncSession, meter_id: str) -> UsageMeter:
