@@ -23,7 +23,8 @@ EffectiveFrom = Annotated[Instant | None, Field(
                 "partial period there (fixed fees and minimums of both parts prorated by time)")]
 EffectiveUntil = Annotated[Instant | None, Field(
     description=f"when the account's plan ends: {AN_INSTANT}. The last partial period is billed, prorated; "
-                "nothing after it. Not with pricePlanId. Ending at the start of a scheduled plan cancels that plan")]
+                "nothing after it. Not with pricePlanId; with status ARCHIVED at most now. Ending at the start of a "
+                "scheduled plan cancels that plan")]
 Overrides = Annotated[RateCards | None, Field(
     description="with pricePlanId: the account's own deal from effectiveFrom on (Togai's "
                 "pricePlanDetailsOverride): cards in the shape of create_price_plan's rateCards, each replacing "

@@ -303,6 +303,26 @@ async def test_archiving_ends_the_plan_and_reactivating_reattaches(client, clock
     assert (draft["startDate"], draft["totalAmount"]) == (iso(2026, 4, 1), "31.00")
 
 
+async def test_archiving_with_a_later_plan_end_is_refused_not_billed_past_the_archive(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)
+    await account(client, "acme", pro, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 11))
+    # ARCHIVED ends the plan at the archive instant; an effectiveUntil after it asks for another end. Taking that one
+    # billed an archived account 31.00 for all of January and 31.00 for February (no usage possible meanwhile).
+    error = await call_error(client, "update_account", accountId="acme", status="ARCHIVED",
+                             effectiveUntil=iso(2026, 3, 1))
+    assert error.startswith("Error executing tool update_account: effectiveUntil:") and "ARCHIVED" in error, error
+    assert (await call(client, "get_account", accountId="acme"))["status"] == "ACTIVE"  # nothing changed
+
+    # An end at or before the archive instant agrees with it: 1-6 January, 31 × 5/31 = 5.00, nothing after.
+    await call(client, "update_account", accountId="acme", status="ARCHIVED", effectiveUntil=iso(2026, 1, 6))
+    await run_bill(db, at(2026, 4, 1))
+    clock.set(at(2026, 4, 1))
+    assert [(i["startDate"], i["totalAmount"]) for i in await invoices(client, "acme")] == [
+        (iso(2026, 1, 1), "5.00")]
+
+
 async def test_a_currency_the_plan_cannot_price_is_refused(client) -> None:
     meter = await tokens_meter(client)
     pro = await plan(client, "Pro", meter)  # USD only

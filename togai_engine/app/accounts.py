@@ -139,6 +139,11 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
     if data.pricePlanId and (archiving or staying_archived or data.status == "ARCHIVED"):
         raise InvalidInput("pricePlanId", f"account {account_id!r} is or becomes ARCHIVED and takes no plan; set "
                                           "status ACTIVE (in the same call is fine) to attach one")
+    if archiving and data.effectiveUntil is not None and utc_instant(data.effectiveUntil, "effectiveUntil") > now:
+        # archiving ends the plan at the archive instant: a later end would bill the archived account past it
+        raise InvalidInput("effectiveUntil", f"is after now ({now.isoformat()}), but status ARCHIVED ends account "
+                                             f"{account_id!r}'s plan now; drop effectiveUntil to archive now, or send "
+                                             "effectiveUntil alone and archive the account once that time has passed")
     currency = check_currency(data.invoiceCurrency, "invoiceCurrency") if data.invoiceCurrency else None
     new_currency = currency is not None and currency != row.invoice_currency
     if currency is not None and new_currency:
