@@ -1,7 +1,7 @@
 """Resource subscriptions: a subscriber of an account or of its DRAFT invoice hears when a write changes it.
 
 After a tool call that changes an account's open charges commits (ingest_event, ingest_batch_events, void_event,
-void_events: the accounts whose billable usage moved; grant_credit, update_account and update_license: that
+void_events, check_entitlement with consume: the accounts whose billable usage moved; grant_credit, update_account and update_license: that
 account), the server sends notifications/resources/updated for those accounts' resources that someone watches:
 togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. Nobody watching costs
 an ingest nothing: the accounts are only looked up while some account or invoice URI is watched.
@@ -46,7 +46,8 @@ from togai_engine.app import lookup
 log = logging.getLogger("togai_engine.resource_updates")
 
 WATCHED_PREFIXES = ("togai://accounts/", "togai://invoices/")
-USAGE_TOOLS = {"ingest_event", "ingest_batch_events", "void_event", "void_events"}
+# check_entitlement records usage when called with consume (and entitled): usage like ingest_event's
+USAGE_TOOLS = {"ingest_event", "ingest_batch_events", "void_event", "void_events", "check_entitlement"}
 ACCOUNT_TOOLS = {"grant_credit", "update_account", "update_license"}
 NOT_BILLABLE_EVENT = {"DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"}
 BATCH_NOT_BILLABLE = ("duplicateIndexes", "notBilledIndexes", "notBilledNoPlanIndexes")
@@ -87,6 +88,9 @@ def touched_accounts(name: str, arguments: dict[str, Any], result: dict[str, Any
                 if i not in skipped and isinstance(event, dict) and isinstance(event.get("accountId"), str)}
     if name == "void_event":
         return {result["accountId"]}
+    if name == "check_entitlement":  # a plain check, a refused consume and a replay (DUPLICATE) record nothing
+        recorded = result.get("consumed") is True and result.get("eventStatus") not in NOT_BILLABLE_EVENT
+        return {result["accountId"]} if recorded else set()
     if name == "void_events":
         return {record["accountId"] for record in result.get("data", [])}
     if name in ACCOUNT_TOOLS:

@@ -76,6 +76,30 @@ async def test_new_usage_notifies_the_listeners_of_the_draft_and_the_account(cli
     assert "| **Total** | 10.50 |" in text
 
 
+async def test_usage_consumed_by_an_entitlement_check_notifies_like_ingested_usage(client, clock) -> None:
+    story = await tell(client, clock)
+    draft = f"togai://invoices/{story.acme_february}"
+    watched = [draft, f"{draft}.json", "togai://accounts/acme-main"]
+    consume = {"id": "search-1", "schemaName": "llm", "attributes": {"tokens": "5"}}
+    async with client.listen(resource_subscriptions=watched) as subscription:
+        # a check alone records nothing
+        assert (await call(client, "check_entitlement", accountId="acme-eu", featureId="beta_search",
+                           quantity="5"))["entitled"] is True
+        await nothing_arrives(subscription)
+        # consume records the 5 tokens on the February DRAFT, as ingest_event would
+        consumed = await call(client, "check_entitlement", accountId="acme-eu", featureId="beta_search",
+                              quantity="5", consume=consume)
+        assert (consumed["consumed"], consumed["eventStatus"]) == (True, "ACCEPTED")
+        assert await next_uris(subscription, 3) == set(watched)
+        # the retry is a DUPLICATE: nothing changed, nothing is sent
+        again = await call(client, "check_entitlement", accountId="acme-eu", featureId="beta_search", quantity="5",
+                           consume=consume)
+        assert again["eventStatus"] == "DUPLICATE"
+        await nothing_arrives(subscription)
+    # 5 tokens at 0.10 = 0.50 on top of the 10.00 fee
+    assert "| **Total** | 10.50 |" in (await client.read_resource(draft)).contents[0].text
+
+
 async def test_listening_only_to_another_accounts_draft_hears_nothing(client, clock) -> None:
     story = await tell(client, clock)
     async with client.listen(resource_subscriptions=[f"togai://invoices/{story.globex_february}"]) as subscription:
