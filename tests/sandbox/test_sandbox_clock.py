@@ -210,3 +210,16 @@ async def test_a_grant_retried_after_it_expired_returns_the_first_grant(sandbox:
     again = await call(sandbox, "grant_credit", **promo)
     assert (again["replayed"], again["grant"]["id"], again["grant"]["amount"], again["balance"]) == (
         True, first["grant"]["id"], "25.00", "0.00")
+
+
+async def test_a_duration_past_the_last_instant_billing_computes_with_is_refused(sandbox: Client) -> None:
+    # `to` is refused after 9000-01-01 (the range of every instant a tool takes); `by` took the clock there anyway:
+    # 2026-01-01 + 6975 years = 9001-01-01, after which every call attaching a plan at now was refused on an
+    # effectiveFrom it never sent, with a fix (an earlier instant) the clock can never reach.
+    assert "to: '9001-01-01' is out of the range" in await call_error(sandbox, "advance_clock", to="9001-01-01")
+    message = await call_error(sandbox, "advance_clock", by="P6975Y")
+    assert message.startswith("Error executing tool advance_clock: by:") and "9000-01-01T00:00:00Z" in message, message
+    assert "shorter duration" in message
+    assert (await call(sandbox, "get_clock"))["now"] == "2026-01-01T00:00:00Z"  # nothing moved
+    # up to the last instant is fine: 2026-01-01 + 6974 years = 9000-01-01
+    assert (await call(sandbox, "advance_clock", by="P6974Y"))["now"] == "9000-01-01T00:00:00Z"

@@ -128,6 +128,10 @@ async def advance(session: AsyncSession, step: Step) -> Advance:
             target = previous + step.by
         except (OverflowError, ValueError):
             raise InvalidInput("by", "moves the clock past the year 9999; give a shorter duration") from None
+        if target > validation.LATEST_INSTANT:  # the bound `to` has: no call could attach a plan at a later now
+            raise InvalidInput("by", f"moves the clock to {target.isoformat()}, after "
+                                     f"{validation.instant_text(validation.LATEST_INSTANT)}, the last instant billing computes "
+                                     "with; give a shorter duration")
     row.now = target
     await session.flush()
     return Advance(previous=previous, now=target)
