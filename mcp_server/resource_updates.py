@@ -3,7 +3,9 @@
 After a tool call that changes an account's open charges commits (ingest_event, ingest_batch_events, void_event,
 void_events, check_entitlement with consume: the accounts whose billable usage moved; grant_credit, update_account and update_license: that
 account), the server sends notifications/resources/updated for those accounts' resources that someone watches:
-togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. Nobody watching costs
+togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. create_credit_note and
+update_invoice_status change an issued invoice (its amount due, status, notes) and what its account shows (outstanding,
+wallet): they notify the account and that invoice, not the DRAFTs. Nobody watching costs
 an ingest nothing: the accounts are only looked up while some account or invoice URI is watched.
 
 Two protocol eras, both served:
@@ -49,6 +51,16 @@ WATCHED_PREFIXES = ("togai://accounts/", "togai://invoices/")
 # check_entitlement records usage when called with consume (and entitled): usage like ingest_event's
 USAGE_TOOLS = {"ingest_event", "ingest_batch_events", "void_event", "void_events", "check_entitlement"}
 ACCOUNT_TOOLS = {"grant_credit", "update_account", "update_license"}
+INVOICE_TOOLS = {"create_credit_note", "update_invoice_status"}
+
+
+def issued_invoice(name: str, result: dict[str, Any]) -> tuple[str, str] | None:
+    """(account id, invoice id) a successful create_credit_note or update_invoice_status changed; None for a
+    replayed credit note (the first call changed it)."""
+    if name == "create_credit_note":
+        note = result["creditNote"]
+        return None if result.get("replayed") else (note["accountId"], note["invoiceId"])
+    return result["accountId"], result["id"]
 NOT_BILLABLE_EVENT = {"DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLAN"}
 BATCH_NOT_BILLABLE = ("duplicateIndexes", "notBilledIndexes", "notBilledNoPlanIndexes")
 
@@ -96,6 +108,9 @@ def touched_accounts(name: str, arguments: dict[str, Any], result: dict[str, Any
     if name in ACCOUNT_TOOLS:
         account = arguments.get("accountId")
         return {account} if isinstance(account, str) else set()
+    if name in INVOICE_TOOLS:
+        issued = issued_invoice(name, result)
+        return set() if issued is None else {issued[0]}
     return set()
 
 
@@ -164,7 +179,7 @@ class ResourceUpdates:
     async def after_tool_call(self, name: str, arguments: dict[str, Any], result: Any, context: Any) -> None:
         """Notifies the watchers of the resources a committed tool call changed. Never fails the call: the
         change is committed whatever happens here."""
-        if name not in USAGE_TOOLS | ACCOUNT_TOOLS or not isinstance(context, Context):
+        if name not in USAGE_TOOLS | ACCOUNT_TOOLS | INVOICE_TOOLS or not isinstance(context, Context):
             return
         watched = self.watched()
         if not any(uri.startswith(WATCHED_PREFIXES) for uri in watched):
@@ -178,8 +193,13 @@ class ResourceUpdates:
             app: AppContext = context.request_context.lifespan_context
             async with app.db.unit_of_work() as session:
                 found = await lookup.accounts_and_drafts(session, handles)
-            # a grant changes the account's wallet, not what its DRAFT invoices charge
-            changed = [uri for uri in self._uris(found.values(), drafts=name != "grant_credit") if uri in watched]
+            # a grant changes the account's wallet, not what its DRAFT invoices charge; a note or a status change
+            # changes the invoice it names
+            issued = issued_invoice(name, result.structured_content) if name in INVOICE_TOOLS else None
+            uris = self._uris(found.values(), drafts=name != "grant_credit" and name not in INVOICE_TOOLS)
+            if issued is not None:
+                uris += [expand(INVOICE, issued[1]), expand(INVOICE_JSON, issued[1])]
+            changed = [uri for uri in uris if uri in watched]
             for uri in changed:
                 await context.notify_resource_updated(uri)
                 for connection in list(self._subscribers.get(uri, {}).values()):

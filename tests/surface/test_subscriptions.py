@@ -118,6 +118,24 @@ async def test_a_credit_grant_notifies_the_account_not_its_draft(client, clock) 
         await nothing_arrives(sub)
 
 
+async def test_a_credit_note_and_a_status_change_notify_the_account_and_that_invoice(client, clock) -> None:
+    # both change what the account shows (outstanding, wallet) and the invoice they touch, not the open DRAFT
+    story = await tell(client, clock)
+    account, january = "togai://accounts/acme-main", f"togai://invoices/{story.acme_january}"
+    watched = [account, january, f"{january}.json", f"togai://invoices/{story.acme_february}"]
+    async with client.listen(resource_subscriptions=watched) as subscription:
+        note = {"invoiceId": story.acme_january, "reason": "PRODUCT_UNSATISFACTORY", "amount": "1.00",
+                "idempotencyKey": "cn-1"}
+        await call(client, "create_credit_note", **note)
+        assert await next_uris(subscription, 3) == {account, january, f"{january}.json"}
+        await nothing_arrives(subscription)
+        assert (await call(client, "create_credit_note", **note))["replayed"] is True  # changed nothing: no notice
+        await nothing_arrives(subscription)
+        await call(client, "update_invoice_status", invoiceId=story.acme_january, status="PAID")
+        assert await next_uris(subscription, 3) == {account, january, f"{january}.json"}
+        await nothing_arrives(subscription)
+
+
 async def test_a_seat_change_notifies_the_account_and_its_draft(client) -> None:
     plan = await call(client, "create_price_plan", name="Seats", pricingCycleConfig={"interval": "MONTHLY"},
                       rateCards={"licenseRateCards": [{"id": "seats", "ratePlan": {"pricingModel": "TIERED", "slabs": [
