@@ -19,6 +19,7 @@ part with a credit note issued in the same call (advance_credits.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -91,6 +92,15 @@ async def _recut_from(session: AsyncSession, account_id: str, instant: datetime,
     return current
 
 
+def _just_before(ended: PlanAssociationRow | None, associations: list[PlanAssociationRow], instant: datetime,
+                 match: Callable[[PlanAssociationRow], bool]) -> PlanAssociationRow | None:
+    """The association in effect right before `instant` that `match`es: the one cut there (`ended`), else one that
+    ended there."""
+    if ended is not None and match(ended):
+        return ended
+    return next((a for a in associations if a.effective_until == instant and match(a)), None)
+
+
 async def rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
     billing.next_run_at = now
     await session.flush()
@@ -144,8 +154,7 @@ async def attach_plan(
     # the end is invoiced: its last period was billed as cut short, so the plan starts again, cut the same way
     # (on the same anchor, so an anniversary plan keeps its billing day).
     end_invoiced = billing.billed_until is not None and billing.billed_until >= effective_from
-    same_before = ended if ended is not None and same(ended) else next(
-        (a for a in associations if a.effective_until == effective_from and same(a)), None)
+    same_before = _just_before(ended, associations, effective_from, same)
     continued = None if end_invoiced and same_before is not ended else same_before
     # Nor once a cut of it (the end or change undone now) credited time from effective_from on as unused (an
     # in-advance fee, PREPAID credits): continuing would use that time unpaid, so the association ends at
@@ -161,8 +170,7 @@ async def attach_plan(
         # The same plan right before effective_from (whatever its deal or version: the account's run on the plan
         # goes on, cycles.run_starts) keeps its anchor, so an anniversary plan keeps its billing day, as a version
         # migration does; another plan, or the plan after a gap, starts its cycles at effective_from (billing README, "Plan change mid-cycle").
-        follows = ended if ended is not None and ended.price_plan_id == plan_id else next(
-            (a for a in associations if a.effective_until == effective_from and a.price_plan_id == plan_id), None)
+        follows = _just_before(ended, associations, effective_from, lambda a: a.price_plan_id == plan_id)
         await session.execute(insert(PlanAssociationRow).values(
             account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
             effective_until=None, anchor=effective_from if follows is None else follows.anchor,
