@@ -241,40 +241,40 @@ async def _events(session: AsyncSession, targets: list[_Target]) -> dict[tuple[s
     return rows
 
 
+def _fix(invoice_id: str, status: str, credit_note: str) -> str:
+    """How to correct a charge on an invoice: a credit note (`credit_note` says where), except on a VOID invoice, which
+    owes nothing and takes no credit note (invoices README)."""
+    if status == "VOID":
+        return f"invoice {invoice_id!r} is VOID, so nothing is owed for the event and there is no charge to correct"
+    return f"Correct the charge with a credit note on {credit_note}"
+
+
 async def _closed_message(conn: Any, target: _Target, closed_before: datetime, status: str) -> str:
+    event = f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r}"
     late = await _late_line_of(conn, target)
     if late is not None:
         # billed as late usage: the charge is on the next invoice's late-usage line, not on its period's invoice
         number = invoice_number(late["sequence_number"]) or late["id"]
-        # that invoice VOID: it owes nothing and takes no credit note (invoices README), so there is nothing to correct
-        late_fix = (f"invoice {late['id']!r} is VOID, so nothing is owed for the event and there is no charge to correct"
-                    if late["status"] == "VOID"
-                    else f"Correct the charge with a credit note on that line (create_credit_note, invoiceId "
-                         f"{late['id']!r}, lineNumber {late['line']})")
-        return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
-                f"({target.event_time.isoformat()}) arrived after its billing period was invoiced and was billed as "
-                f"late usage on invoice {late['id']!r} ({number}, {late['status']}), line {late['line']}; an invoiced "
-                f"amount never changes, so the event cannot be voided. {late_fix}; nothing was voided")
+        fix = _fix(late["id"], late["status"],
+                   f"that line (create_credit_note, invoiceId {late['id']!r}, lineNumber {late['line']})")
+        return (f"{event} ({target.event_time.isoformat()}) arrived after its billing period was invoiced and was "
+                f"billed as late usage on invoice {late['id']!r} ({number}, {late['status']}), line {late['line']}; "
+                f"an invoiced amount never changes, so the event cannot be voided. {fix}; nothing was voided")
     invoice = await conn.fetchrow(
         "SELECT id, status FROM invoices WHERE account_id = $1 AND period_start <= $2 AND period_end > $2 "
         "AND status <> 'DRAFT' ORDER BY period_start DESC LIMIT 1", target.account_id, target.event_time)
     if invoice is None:
         # before the watermark but in no invoiced period: a gap no plan covered (stored NOT_BILLED_NO_PLAN, or a plan
         # later cut short before it), so no invoice charged it and no credit note can apply
-        return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
-                f"({target.event_time.isoformat()}, stored {status}) was never billed: no invoiced billing period "
-                "contains its time (no price plan covers it), so no invoice charged it and there is nothing to "
-                f"correct. It cannot be voided: it is dated before {closed_before.isoformat()}, the end of the "
+        return (f"{event} ({target.event_time.isoformat()}, stored {status}) was never billed: no invoiced billing "
+                "period contains its time (no price plan covers it), so no invoice charged it and there is nothing "
+                f"to correct. It cannot be voided: it is dated before {closed_before.isoformat()}, the end of the "
                 "account's last invoiced billing period, and only events of open billing periods can be voided; "
                 "nothing was voided")
-    # a VOID invoice owes nothing and takes no credit note (invoices README): there is no charge to correct
-    fix = (f"invoice {invoice['id']!r} is VOID, so nothing is owed for the event and there is no charge to correct"
-           if invoice["status"] == "VOID"
-           else "Correct the charge with a credit note on that invoice (create_credit_note)")
-    return (f"{target.field}eventId: event {target.event_id!r} of account {target.account_id!r} "
-            f"({target.event_time.isoformat()}) is in a billing period that is already invoiced (on invoice "
-            f"{invoice['id']!r}, {invoice['status']}), and an "
-            f"invoiced amount never changes, so the event cannot be voided. {fix}; nothing was voided")
+    fix = _fix(invoice["id"], invoice["status"], "that invoice (create_credit_note)")
+    return (f"{event} ({target.event_time.isoformat()}) is in a billing period that is already invoiced (on invoice "
+            f"{invoice['id']!r}, {invoice['status']}), and an invoiced amount never changes, so the event cannot be "
+            f"voided. {fix}; nothing was voided")
 
 
 async def _late_line_of(conn: Any, target: _Target) -> Any:
