@@ -236,7 +236,7 @@ class _Series:
         return ({"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, "USAGE_METER_ID": billable,
                  None: None}[self.group_by], row.currency)
 
-    def add(self, group: str | None, bucket: datetime, amount: Decimal) -> None:
+    def add(self, group: _Group, bucket: datetime, amount: Decimal) -> None:
         """`amount` into the series' bucket, exactly (the default context would round past 28 digits)."""
         self.values[(group, bucket)] = EXACT_MONEY_CONTEXT.add(self.values[(group, bucket)], amount)
 
