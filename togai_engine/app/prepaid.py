@@ -38,7 +38,7 @@ async def grant_paid_credits(session: AsyncSession, invoice_id: str, account_id:
         if on_line:
             withheld = credits_voided(grant.amount, line.value, Decimal(0), on_line, currency)
             show = money(currency)
-            granted = EXACT_MONEY_CONTEXT.subtract(grant.amount, withheld)  # the default context rounds past 28 digits
+            granted = EXACT_MONEY_CONTEXT.subtract(grant.amount, withheld)
             grant = replace(grant, amount=granted, purpose=(
                 f"{grant.purpose} ({show(granted)} of {show(grant.amount)} credits: credit notes "
                 f"credited {show(on_line)} of the {show(line.value)} paid for them before it was paid)"))

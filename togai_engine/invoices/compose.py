@@ -141,7 +141,7 @@ def compose_invoice(
     rule_logs: tuple[dict[str, Any], ...] = ()
     if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
         lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
-    sub_total = exact_sum(line.value for line in lines)  # the default context would round past 28 digits
+    sub_total = exact_sum(line.value for line in lines)
     # in-advance fees of a later period (as the rules left them) count in the subtotal, not towards this commitment
     ahead = exact_sum(line.value for line in lines if line.details and line.details.get(PAYS_LATER_PERIOD))
     true_up = ZERO
@@ -351,7 +351,7 @@ def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> Composed
 
 def overage_quantity(overage: OveragePricing, usage: Decimal) -> Decimal:
     """The units billed as overage: usage past the feature's limit, at most maxQuantity (0 below the limit)."""
-    over = max(EXACT_QUANTITY_CONTEXT.subtract(usage, overage.limit), ZERO)  # the default context rounds
+    over = max(EXACT_QUANTITY_CONTEXT.subtract(usage, overage.limit), ZERO)
     return over if overage.max_quantity is None else min(over, overage.max_quantity)
 
 

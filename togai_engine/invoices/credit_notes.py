@@ -134,7 +134,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
-    to_wallet = EXACT_MONEY_CONTEXT.subtract(request.amount, from_due)  # the default context rounds past 28 digits
+    to_wallet = EXACT_MONEY_CONTEXT.subtract(request.amount, from_due)
     if to_wallet > 0 and account.invoice_currency != invoice.currency:
         raise Conflict(
             f"invoice {invoice.id!r} is in {invoice.currency} but account {account_id!r} keeps its wallet in "

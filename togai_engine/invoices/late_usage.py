@@ -206,7 +206,6 @@ async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) ->
     adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for invoice_id, details, value in await _late_lines_on(session, _billed_for(ids), carriers):
         if invoice_id in ids:
-            # exact: the default context would round past 28 digits
             adjustments[invoice_id] = EXACT_MONEY_CONTEXT.subtract(adjustments[invoice_id], value)
         source_id = (details or {}).get("sourceInvoiceId")
         if source_id in ids:
@@ -269,7 +268,6 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
 def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, invoiced: Decimal,
           settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str) -> ComposedLine:
     number = invoice_number(source.sequence_number) or source.id
-    # exact: the default context would round past 28 digits
     difference = EXACT_MONEY_CONTEXT.subtract(EXACT_MONEY_CONTEXT.subtract(recomposed.total, invoiced), settled)
     events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
     description = (f"Usage of period {_instant(source.period_start)} – {_instant(source.period_end)} received "

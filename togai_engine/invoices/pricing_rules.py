@@ -50,7 +50,7 @@ def apply_pricing_rules(
     """The lines after the rules, and one log entry per rule. `new_line(description, value, details)` makes
     an ADD line."""
     result = list(lines)
-    sub_total = exact_sum(line.value for line in result)  # the default context would round past 28 digits
+    sub_total = exact_sum(line.value for line in result)
     base = {SUB_TOTAL: sub_total, CYCLE_INDEX: Decimal(cycle_index),
             **{USAGE_PREFIX + meter: quantity for meter, quantity in quantities.items()}}
     logs: list[dict[str, Any]] = []

@@ -63,7 +63,7 @@ async def accrued_charges(session: AsyncSession, account_id: str, currency: str,
         if draft.composed is None:
             raise NotFound(f"the charges of account {account_id!r} cannot be computed: invoice {draft.row.id!r}: "
                            f"{draft.problem}")
-        total = EXACT_MONEY_CONTEXT.add(total, draft.composed.total)  # the default context rounds past 28 digits
+        total = EXACT_MONEY_CONTEXT.add(total, draft.composed.total)
     return round_money(total, currency)
 
 

@@ -132,7 +132,7 @@ def summarize(
     names = {c.index: c.plan.name for c in candidates}
     results = []
     for (index, currency), members in sorted(groups.items()):
-        actual = exact_sum(t.actual for _, t in members)  # the default context would round past 28 digits
+        actual = exact_sum(t.actual for _, t in members)
         amount = exact_sum(t.amount for _, t in members)
         difference = EXACT_MONEY_CONTEXT.subtract(amount, actual)
         movers = [Mover(accountId=a, actual=t.actual, amount=t.amount, difference=t.difference) for a, t in members]

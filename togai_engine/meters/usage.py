@@ -48,7 +48,7 @@ class _State:
 
     def add(self, count: int, total: Decimal, maximum: Decimal | None, latest: tuple[Any, Any, Any]) -> None:
         self.count += count
-        self.total = EXACT_QUANTITY_CONTEXT.add(self.total, total)  # the default context would round to 28 digits
+        self.total = EXACT_QUANTITY_CONTEXT.add(self.total, total)
         if maximum is not None and (self.maximum is None or maximum > self.maximum):
             self.maximum = maximum
         if latest[0] is not None:

@@ -220,7 +220,7 @@ def _accrued_or_at_end(accrual: _Accrual, card: UsagePricing, points: list[datet
 @dataclass
 class _Series:
     """Where REVENUE puts amounts: the query's range [start, end), its bucket starts and groupBy, and the sums
-    so far by (group, bucket start)."""
+    so far by ((group, currency), bucket start)."""
 
     start: datetime
     end: datetime
@@ -237,7 +237,7 @@ class _Series:
                  None: None}[self.group_by], row.currency)
 
     def add(self, group: _Group, bucket: datetime, amount: Decimal) -> None:
-        """`amount` into the series' bucket, exactly (the default context would round past 28 digits)."""
+        """`amount` into the series' bucket, exactly."""
         self.values[(group, bucket)] = EXACT_MONEY_CONTEXT.add(self.values[(group, bucket)], amount)
 
     def bucket_of(self, instant: datetime) -> datetime:

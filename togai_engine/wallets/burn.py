@@ -74,7 +74,7 @@ def plan_burn(grants: Iterable[Spendable], amount: Decimal, *,
             payable = [d for d in due if d.name in grant.applicable]
         give = min(grant.spendable, left)
         take = Decimal(0)
-        for line in payable:  # exact: the default context would round past 28 digits
+        for line in payable:
             part = min(EXACT_MONEY_CONTEXT.subtract(give, take), line.left)
             if part > 0:
                 line.left = EXACT_MONEY_CONTEXT.subtract(line.left, part)

@@ -159,7 +159,7 @@ async def get_wallet_balance(
     currency = account.invoice_currency
     await _settle_if_needed(session, account.id, now, unclosed)
     balance = round_money(await ledger.balance(session, account.id, now), currency)
-    available = EXACT_MONEY_CONTEXT.subtract(balance, accrued or 0)  # the default context rounds past 28 digits
+    available = EXACT_MONEY_CONTEXT.subtract(balance, accrued or 0)
     views = [_grant_view(row, rest, now) for row, rest in await ledger.grants_with_remaining(session, account.id)]
     # An EXPIRED grant with credit left after settling is held for an invoice in its grace period.
     open_grants = [g for g in views if g.status in ("ACTIVE", "SCHEDULED") or g.remaining > 0]
