@@ -10,7 +10,7 @@ from mcp import Client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conftest import pg_connection
+from conftest import pg_connection, row_counts
 from togai_engine.events.ingest import ingest_events
 from togai_engine.plans import overrides
 from togai_engine.store.database import raw_connection
@@ -160,3 +160,20 @@ async def break_stored_deal(db: Any, monkeypatch: Any, account_id: str, path: st
             "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, CAST(CAST(:path AS text) AS text[]), "
             "CAST(:value AS jsonb)) WHERE account_id = :account"), {"path": path, "value": value, "account": account_id})
     monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+
+async def void_refused_after_its_invoice_was_voided(client: Client, db: Any, invoice: dict[str, Any],
+                                                    account_id: str, event_id: str) -> None:
+    """The invoice that billed `event_id` is voided; void_event of that event is then refused without sending the
+    caller to a credit note (a VOID invoice takes none: nothing is owed on it), and leaves nothing behind."""
+    await call(client, "update_invoice_status", invoiceId=invoice["id"], status="VOID")
+    assert "is VOID" in await call_error(client, "create_credit_note", invoiceId=invoice["id"],
+                                         amount=invoice["totalAmount"], reason="DUPLICATE", idempotencyKey="k")
+    counts = await row_counts(db)
+    events = (await call(client, "list_events", accountId=account_id))["data"]
+    error = await call_error(client, "void_event", accountId=account_id, eventId=event_id, reason="sent twice")
+    assert invoice["id"] in error and "VOID" in error and "nothing is owed" in error
+    assert "create_credit_note" not in error and "nothing was voided" in error
+    # refused means nothing written: not even an audit record, and the event keeps its status
+    assert await row_counts(db) == counts
+    assert (await call(client, "list_events", accountId=account_id))["data"] == events
