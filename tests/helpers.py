@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conftest import pg_connection, row_counts
 from togai_engine.events.ingest import ingest_events
 from togai_engine.plans import overrides
+from togai_engine.plans import service as plans_service
 from togai_engine.store.database import raw_connection
 
 
@@ -160,6 +161,18 @@ async def break_stored_deal(db: Any, monkeypatch: Any, account_id: str, path: st
             "UPDATE plan_associations SET rate_card_overrides = jsonb_set(rate_card_overrides, CAST(CAST(:path AS text) AS text[]), "
             "CAST(:value AS jsonb)) WHERE account_id = :account"), {"path": path, "value": value, "account": account_id})
     monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+
+async def break_stored_version(db: Any, monkeypatch: Any, plan_id: str, version: int, path: str, value: str) -> None:
+    """An upgrade with stricter checks, or a hand edit: version `version` of the plan gets `value` (a JSON text) at
+    `path` of its stored definition (a jsonb_set path such as '{rateCards,fixedFeeRateCards,0,rateValues,0,rate}'),
+    and the engine restarts: no plan version is cached."""
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE price_plan_versions SET definition = jsonb_set(definition, CAST(CAST(:path AS text) AS text[]), "
+            "CAST(:value AS jsonb)) WHERE plan_id = :plan AND version = :version"),
+            {"path": path, "value": value, "plan": plan_id, "version": version})
+    monkeypatch.setattr(plans_service, "_CACHE", {})
 
 
 async def void_refused_after_its_invoice_was_voided(client: Client, db: Any, invoice: dict[str, Any],

@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
+from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
 from mcp_server.scenarios.calls import Calls
 from mcp_server.scenarios.model import MetricExpect
 from mcp_server.scenarios.observe import _metrics as observe_metrics
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.billing.runs import run_bill
-from togai_engine.plans import service as plans_service
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -180,11 +179,8 @@ async def test_a_plan_version_that_no_longer_validates_stops_only_its_accounts(c
     await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
     await usage(client, "bad", "2026-01-05T00:00:00Z", "100", "b1")
     # An upgrade with stricter checks, or a hand edit: Basic's stored version no longer parses; the engine restarts
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE price_plan_versions SET definition = jsonb_set(definition, "
-            "'{rateCards,fixedFeeRateCards,0,rateValues,0,rate}', '\"10 USD\"') WHERE plan_id = :id"), {"id": basic})
-    monkeypatch.setattr(plans_service, "_CACHE", {})
+    await break_stored_version(db, monkeypatch, basic, 1, "{rateCards,fixedFeeRateCards,0,rateValues,0,rate}",
+                               '"10 USD"')
     what = "rateCards.fixedFeeRateCards[0].rateValues[0].rate: '10 USD' is not a decimal number"
 
     clock.set(at(2026, 1, 20))

@@ -12,8 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
-from togai_engine.plans import service as plans_service
+from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
@@ -256,12 +255,8 @@ async def test_accounts_on_a_version_that_no_longer_validates_stay_on_it_and_nev
     await version_2(client, plan_id, meter, "NONE")  # "old" stays on version 1
     await account(client, "new", plan_id, iso(2026, 1, 1))  # on version 2
     # An upgrade with stricter checks, or a hand edit: version 1 no longer parses; the engine restarts
-    async with db.unit_of_work() as session:
-        await session.execute(text(
-            "UPDATE price_plan_versions SET definition = jsonb_set(definition, "
-            "'{rateCards,fixedFeeRateCards,0,rateValues,0,rate}', '\"31 USD\"') WHERE plan_id = :id AND version = 1"),
-            {"id": plan_id})
-    monkeypatch.setattr(plans_service, "_CACHE", {})
+    await break_stored_version(db, monkeypatch, plan_id, 1, "{rateCards,fixedFeeRateCards,0,rateValues,0,rate}",
+                               '"31 USD"')
 
     clock.set(at(2026, 1, 16))
     await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.30", "93"))
