@@ -229,3 +229,5 @@ async def test_a_replay_with_other_computation_labels_is_refused(client):
         error = await call_error(client, "create_usage_meter", **{
             **labelled, "computations": [{"id": sent, "computation": "tokens", "order": 1}]})
         assert f"already exists ({first['id']}) with a different computations" in error, error
+    # the refusals changed nothing: the stored meter keeps its label, and the first definition still replays
+    assert await call(client, "create_usage_meter", **labelled) == first
