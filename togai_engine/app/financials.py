@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountFinancial, CurrencyAmount, Period, PlanRef
-from togai_engine.app.invoices import missing_draft_problem
+from togai_engine.app.invoices import failure_of, missing_draft_problem
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
 from togai_engine.errors import EngineError
@@ -50,13 +50,11 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
         financial.accruedCharges = await accrued_charges(session, account_id, currency, now, current is not None)
     except EngineError as exc:
         financial.problem = exc.message
-    if any(f.accountId == account_id for f in summary.failed) and \
-            await invoices.current_draft(session, account_id, now) is None:
+    failure = failure_of(summary, account_id)
+    if failure is not None and current is not None and await invoices.current_draft(session, account_id, now) is None:
         # no DRAFT because the run cannot open its plan's first one: its charges are unknown, not 0.00 (get_invoice
         # names the same problem)
-        missing = await missing_draft_problem(session, now, account_id, summary)
-        if missing is not None:
-            financial.accruedCharges, financial.problem = None, missing
+        financial.accruedCharges, financial.problem = None, missing_draft_problem(account_id, current[2], failure)
     has_invoices = await session.scalar(select(exists().where(InvoiceRow.account_id == account_id)))
     owed = await invoices.outstanding_by_currency(session, account_id)
     financial.outstandingByCurrency = [CurrencyAmount(currency=c, amount=amount) for c, amount in owed.items()]

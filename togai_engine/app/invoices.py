@@ -12,8 +12,9 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.app.prepaid import grant_paid_credits
 from togai_engine.billing.close import CloseSummary, close_due_cycles, one_connection_per_node
 from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
+from togai_engine.billing.schedule import Association
 from togai_engine.billing.state import transaction_connection
-from togai_engine.common.schemas import Page
+from togai_engine.common.schemas import CloseFailure, Page
 from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.invoices import credit_notes
@@ -57,31 +58,25 @@ async def get_invoice(session: AsyncSession, now: datetime, *, invoice_id: str |
     summary = await close_due_cycles(session, now, [account_id])
     row = await invoices.current_draft(session, account_id, now)
     if row is None:
-        await _explain_missing_draft(session, now, account_id, summary)
+        failure = failure_of(summary, account_id)
+        current = await current_plan_and_cycle(session, account_id, now) if failure is not None else None
+        if failure is not None and current is not None:
+            raise NotFound(missing_draft_problem(account_id, current[2], failure))
         raise NotFound(f"account {account_id!r} has no open billing period at {now.isoformat()} (no price plan in "
                        "effect); attach one with update_account(pricePlanId), or list_invoices for past invoices")
     return await invoices.render(session, row)
 
 
-async def _explain_missing_draft(session: AsyncSession, now: datetime, account_id: str,
-                                 summary: CloseSummary) -> None:
-    """Raises why an account with a plan in effect has no DRAFT (missing_draft_problem), if that is why."""
-    problem = await missing_draft_problem(session, now, account_id, summary)
-    if problem is not None:
-        raise NotFound(problem)
+def failure_of(summary: CloseSummary, account_id: str) -> CloseFailure | None:
+    """The account's failure in a bill run's summary, or None when the run billed it."""
+    return next((f for f in summary.failed if f.accountId == account_id), None)
 
 
-async def missing_draft_problem(session: AsyncSession, now: datetime, account_id: str,
-                                summary: CloseSummary) -> str | None:
-    """Why an account with a plan in effect has no DRAFT, or None: the bill run that opens its plan's first period
-    fails on the account's data (it is retried by every run and read, so this read's run, `summary`, failed the
-    same way). Such a period gets no invoice row at all (the run leaves the account as it was), unlike a DRAFT that
-    cannot be computed, which is listed with its `problem`."""
-    failure = next((f for f in summary.failed if f.accountId == account_id), None)
-    current = await current_plan_and_cycle(session, account_id, now) if failure is not None else None
-    if failure is None or current is None:
-        return None
-    _, _, association = current
+def missing_draft_problem(account_id: str, association: Association, failure: CloseFailure) -> str:
+    """Why an account with a plan in effect (`association`) has no DRAFT: the bill run that opens its plan's first
+    period fails on the account's data (it is retried by every run and read, so this read's run failed the same
+    way: `failure`). Such a period gets no invoice row at all (the run leaves the account as it was), unlike a DRAFT
+    that cannot be computed, which is listed with its `problem`."""
     return (f"account {account_id!r} has price plan {association.plan_id!r} in effect since "
             f"{association.effective_from.isoformat()}, but its first invoice cannot be composed, so it has "
             f"no DRAFT invoice yet: {failure.reason}. Fix what that names (in the account or its plan): until then "
