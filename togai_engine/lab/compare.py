@@ -8,7 +8,6 @@ candidate that is the period's own plan version is priced with the account's rat
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from togai_engine.lab.schemas import (
 )
 from togai_engine.licenses.service import Seats
 from togai_engine.plans.schemas import PricePlan
-from togai_engine.pricing import round_money
+from togai_engine.pricing import round_fraction_places, round_money
 
 ZERO = Decimal(0)
 Quantities = Mapping[str, Decimal]  # usage meter id -> quantity over one period
@@ -153,6 +152,4 @@ def percent(part: Decimal, whole: Decimal) -> Decimal | None:
     default context would round it to 28 digits first (a second rounding) and raise past them."""
     if whole == 0:
         return None
-    hundredths = Fraction(part) * 10_000 / Fraction(whole)
-    rounded = math.floor(abs(hundredths) + Fraction(1, 2))
-    return Decimal(rounded if hundredths >= 0 else -rounded).scaleb(-2, context=EXACT_MONEY_CONTEXT)
+    return round_fraction_places(Fraction(part) * 100 / Fraction(whole), 2, EXACT_MONEY_CONTEXT)

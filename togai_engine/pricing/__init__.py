@@ -8,6 +8,7 @@ from togai_engine.pricing.money import (
     minor_unit,
     parse_decimal,
     round_fraction,
+    round_fraction_places,
     round_money,
 )
 from togai_engine.pricing.rating import (
@@ -48,6 +49,7 @@ __all__ = [
     "prorate_fixed_fee",
     "rate_usage",
     "round_fraction",
+    "round_fraction_places",
     "round_money",
     "validate_rate_plan",
 ]

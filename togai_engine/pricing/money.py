@@ -80,14 +80,19 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 def round_fraction(value: Fraction, currency: str) -> Decimal:
     """Round an exact rational half-up to the minor unit, with no intermediate rounding."""
-    exponent = currency_exponent(currency)
+    return round_fraction_places(value, currency_exponent(currency))
+
+
+def round_fraction_places(value: Fraction, exponent: int, context: Context = DECIMAL_CONTEXT) -> Decimal:
+    """Round an exact rational half-up (ties away from zero) to `exponent` decimals, with no intermediate
+    rounding; `context` builds the result (the default, 60 digits, is money's)."""
     scaled = value * 10**exponent
     magnitude = abs(scaled)
     # floor(x + 1/2) on the magnitude is half-up with ties away from zero.
     minor_units = (2 * magnitude.numerator + magnitude.denominator) // (2 * magnitude.denominator)
     if scaled < 0:
         minor_units = -minor_units
-    return Decimal(minor_units).scaleb(-exponent, context=DECIMAL_CONTEXT)
+    return Decimal(minor_units).scaleb(-exponent, context=context)
 
 
 def parse_decimal(value: object, field: str) -> Decimal:
