@@ -309,9 +309,10 @@ def deal_difference(stored: Mapping[str, Any] | None, sent: Mapping[str, Any] | 
     parsed, so "0.05" and "0.050" are the same rate and the order of an object's keys means nothing."""
     if not stored or not sent:
         return None if not stored and not sent else ("", deal_summary(stored), deal_summary(sent))
-    if deal_summary(stored) == BROKEN_DEAL:
-        return "", BROKEN_DEAL, deal_summary(sent)  # never the deal sent, which validates
-    stored_cards, stored_rules = stored_parts(stored)
+    try:
+        stored_cards, stored_rules = stored_parts(stored)
+    except ValidationError:  # stored before stricter checks, or edited: never the deal sent, which validates
+        return "", BROKEN_DEAL, deal_summary(sent)
     sent_cards, sent_rules = stored_parts(sent)
     for kind in OVERRIDABLE:
         unmatched = {card.name: card for card in getattr(stored_cards, kind)}
