@@ -63,9 +63,8 @@ class UnresolvedPlan(InvalidInput):
 class ResolvedPlans(dict[Any, PricePlan]):
     """Plans by key (a PlanRef key, or an association id). A key whose plan cannot be resolved (its stored deal or
     plan version no longer validates: an upgrade with stricter checks, a hand edit) is absent, and looking it up
-    raises why: so it
-    fails only the reader of the account it prices, inside that account's guard (a bill run's per-account guard, a
-    DRAFT's `problem`), never a bill run or a read over many accounts."""
+    raises why: so it fails only the reader of the account it prices, inside that account's guard (a bill run's
+    per-account guard, a DRAFT's `problem`), never a bill run or a read over many accounts."""
 
     def __init__(self) -> None:
         super().__init__()
