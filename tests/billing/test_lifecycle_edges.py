@@ -123,7 +123,7 @@ async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_
     assert by_account["good"] == ["36.00", "33.00"]
     # bad: its January invoice still adds up (its usage line cannot be placed as it accrued without the plan: at
     # the period's end, with the fee: 63.00); its February DRAFT cannot be computed and carries none
-    assert by_account["bad"] == ["63.00", "0"]
+    assert by_account["bad"] == ["63.00", "0.00"]
 
     summary = await run_bill(db, at(2026, 3, 1))  # February closes for good; bad is reported with its reason
     assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
@@ -478,13 +478,13 @@ async def test_revenue_of_an_account_never_adds_two_currencies_nor_fails_the_oth
     # change never fails the query for the others.
     result = await call(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK"))
     assert [(s["groupedBy"]["fieldValue"], s["currency"], s["metricValues"]) for s in result["results"][0]["data"]] \
-        == [("acme", "EUR", ["10.00", "0.00"]), ("acme", "USD", ["79.00", "0"]),  # "0": no USD amount that week
+        == [("acme", "EUR", ["10.00", "0.00"]), ("acme", "USD", ["79.00", "0.00"]),  # no USD amount that week
             ("steady", "USD", ["54.00", "2.00"])]
     # A scenario file's expectations name such an account's series with their currency, so neither hides the other.
     observed = await observe_metrics(Calls(client), MetricExpect(values={}, **revenue(iso(2026, 1, 26), iso(2026, 2, 9),
                                                                                      "WEEK")), ())
     assert {group: list(buckets.values()) for group, buckets in observed["r"].items()} == {
-        "acme (EUR)": ["10.00", "0.00"], "acme (USD)": ["79.00", "0"], "steady": ["54.00", "2.00"]}
+        "acme (EUR)": ["10.00", "0.00"], "acme (USD)": ["79.00", "0.00"], "steady": ["54.00", "2.00"]}
     # Not grouped by account, the series would add two currencies: refused, pointing to ACCOUNT_ID
     error = await call_error(client, "get_metrics", **revenue(iso(2026, 1, 26), iso(2026, 2, 9), "WEEK", None))
     assert "several currencies (EUR, USD)" in error and "group by ACCOUNT_ID" in error

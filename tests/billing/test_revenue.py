@@ -490,3 +490,22 @@ async def test_usage_and_revenue_over_a_closed_period_equal_the_invoice(
     on_tokens = sum((D(line["value"]) for line in draft["lineItems"] if line["usageMeterId"] == tokens), D(0))
     assert await meter_revenue(client, FEB, march, "MONTH", [tokens], "ACCOUNT_ID", account) == \
         {account: [on_tokens]}
+
+
+async def test_every_revenue_value_is_written_in_its_currencys_minor_unit(client, clock) -> None:
+    """An empty bucket of a USD series is "0.00", as the amounts beside it are, not "0"."""
+    plan, tokens, _ = await setup(client)
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "acc_units", "name": "A", "pricePlanId": plan, "effectiveFrom": iso(JAN)})
+    await call(client, "ingest_event", event={"id": "u1", "schemaName": "llm", "accountId": "acc_units",
+                                              "timestamp": iso(JAN + timedelta(days=1, hours=12)),
+                                              "attributes": {"tokens": "80"}})
+    clock.set(datetime(2026, 2, 5, tzinfo=UTC))
+    result = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(JAN + timedelta(days=4)),
+                        metricQueries=[{"id": "q", "name": "REVENUE", "aggregationPeriod": "DAY",
+                                        "groupBy": "USAGE_METER_ID",
+                                        "filters": [{"fieldName": "ACCOUNT_ID", "fieldValues": ["acc_units"]}]}])
+    values = {series["groupedBy"]["fieldValue"]: series["metricValues"] for series in result["results"][0]["data"]}
+    # tokens: 80 × 0.10 = 8.00 on 2 Jan; platform (IN_ARREARS) and requests: nothing in these four days
+    assert values[tokens] == ["0.00", "8.00", "0.00", "0.00"]
+    assert values["platform"] == ["0.00"] * 4

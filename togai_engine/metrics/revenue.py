@@ -62,6 +62,7 @@ from togai_engine.metrics.scope import account_scope, query_filters
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
+from togai_engine.pricing.money import minor_unit
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
@@ -278,9 +279,16 @@ class _Series:
                 # no group name is None under a groupBy: every line names one
                 groupedBy=GroupedBy(fieldName=self.group_by, fieldValue=name) if self.group_by and name is not None else None,
                 currency=currency, timestamps=self.buckets,
-                metricValues=[self.values.get(((name, currency), bucket), ZERO) for bucket in self.buckets])
+                metricValues=[_in_minor_unit(self.values.get(((name, currency), bucket), ZERO), currency)
+                              for bucket in self.buckets])
             for name, currency in groups
         ]
+
+
+def _in_minor_unit(amount: Decimal, currency: str | None) -> Decimal:
+    """`amount` written with at least the currency's decimals: an empty bucket, or one whose sum is the exact
+    integer 0, reads "0.00" beside "8.00" in USD. Adding a zero never rounds."""
+    return amount if currency is None else EXACT_MONEY_CONTEXT.add(amount, minor_unit(currency) * 0)
 
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None,
