@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conftest import row_counts
 from helpers import at, call, call_error, iso
 from togai_engine.common.clock import FixedClock
 
@@ -160,6 +161,45 @@ async def test_refusals_name_the_field_and_the_fix(client, clock) -> None:
     # May's invoice is untouched by the refusals: 15 seats (5 + 10 from the 20th) all month, 150.00
     assert await draft_total(client, "acme") == "150.00"
     assert ids["prorated"]
+
+
+async def test_a_plan_that_allows_fewer_seats_than_the_account_holds_is_refused(client, clock, db) -> None:
+    """A license card's maxQuantity holds under every plan: switching to a plan whose card allows fewer seats
+    than the account holds from the switch on is refused, not billed past its limit."""
+    await april(client, clock)
+    await call(client, "update_license", accountId="acme", licenseId="seats", quantity=15)
+    small = await call(client, "create_price_plan", **seat_plan("Ten seats at most", prorate=True, max_quantity=10))
+    counts = await row_counts(db)
+    refused = await call_error(client, "update_account", accountId="acme", pricePlanId=small["id"],
+                               effectiveFrom=MAY_1)
+    assert "pricePlanId" in refused and "15 seats of 'seats' from 2026-05-01T00:00:00+00:00" in refused
+    assert "config.maxQuantity 10" in refused and "update_license" in refused
+    assert await row_counts(db) == counts  # nothing written
+    # Lowering the seats from the switch first (the current plan allows 10) lets the switch through
+    await call(client, "update_license", accountId="acme", licenseId="seats", quantity=10, effectiveFrom=MAY_1)
+    await call(client, "update_account", accountId="acme", pricePlanId=small["id"], effectiveFrom=MAY_1)
+    # April is still priced at 15 seats: 15 × 10 = 150.00
+    assert await draft_total(client, "acme") == "150.00"
+
+
+async def test_a_seat_change_stays_within_every_plan_it_reaches(client, clock) -> None:
+    """A change under one plan that carries into a later plan is checked against that plan's limit too."""
+    await april(client, clock)
+    small = await call(client, "create_price_plan", **seat_plan("Ten seats at most", prorate=True, max_quantity=10))
+    await call(client, "update_license", accountId="acme", licenseId="seats", quantity=5)
+    await call(client, "update_account", accountId="acme", pricePlanId=small["id"], effectiveFrom=MAY_1)
+    # 15 seats from the 16th is within April's plan (20) but carries into May's (10)
+    refused = await call_error(client, "update_license", accountId="acme", licenseId="seats", quantity=15,
+                               effectiveFrom=APR_16)
+    assert "quantity" in refused and "15 seats of 'seats' from 2026-05-01T00:00:00+00:00" in refused
+    assert "'Ten seats at most'" in refused and "config.maxQuantity 10" in refused
+    # ...and a later change back within the limit by May makes it fit
+    await call(client, "update_license", accountId="acme", licenseId="seats", quantity=10, effectiveFrom=MAY_1)
+    fits = await call(client, "update_license", accountId="acme", licenseId="seats", quantity=15,
+                      effectiveFrom=APR_16, idempotencyKey="more-then-less")
+    assert [c["quantity"] for c in fits["timeline"]] == [5, 15, 10]
+    # April: 5 × 10 × 15/30 = 25 + 15 × 10 × 15/30 = 75 -> 100.00
+    assert await draft_total(client, "acme") == "100.00"
 
 
 async def test_an_inline_plan_with_unsupported_license_fields_is_refused(client) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts import service as accounts
 from togai_engine.app.plan_changes import check_not_invoiced, locked_billing_row
+from togai_engine.app.seat_limits import limits_from, named
 from togai_engine.common.validation import check_id, utc_instant
 from togai_engine.errors import Conflict, InvalidInput
 from togai_engine.licenses import service as licenses
@@ -59,20 +60,25 @@ async def update_license(
     check_not_invoiced(billing, at, account_id, "effectiveFrom")
     change = licenses.Change(at, update_type, quantity, license_id, idempotency_key)
     points = licenses.fold([*await _changes(session, account_id, license_id), change])
-    maximum = card.config.maxQuantity if card.config is not None else None
     for point in points:
-        if point.effective_from < at:
-            continue
-        when = "" if point.effective_from == at else f" from {point.effective_from.isoformat()} (a later change)"
-        if point.count < 0:
-            raise InvalidInput("quantity", f"this change would leave {point.count} seats of {license_id!r}{when}; "
-                                           "a seat count cannot be negative")
-        if maximum is not None and point.count > maximum:
-            raise InvalidInput("quantity", f"this change would make {point.count} seats of {license_id!r}{when}, "
-                                           f"above the card's config.maxQuantity {maximum}; stay at or below "
-                                           f"{maximum}")
+        if point.effective_from >= at and point.count < 0:
+            raise InvalidInput("quantity", f"this change would leave {point.count} seats of {license_id!r}"
+                                           f"{_when(point.effective_from, at)}; a seat count cannot be negative")
+    excess = licenses.first_excess(points, await limits_from(session, account_id, license_id, at), at)
+    if excess is not None:
+        instant, count, limit = excess
+        under = "" if limit.plan == named(plan) else f" of {limit.plan}, in effect then"
+        why = "a later change" if any(p.effective_from == instant for p in points) else f"{limit.plan} starts"
+        raise InvalidInput("quantity", f"this change would make {count} seats of {license_id!r}"
+                                       f"{_when(instant, at, why)}, "
+                                       f"above the card's config.maxQuantity {limit.maximum}{under}; stay at or "
+                                       f"below {limit.maximum}")
     await licenses.add_change(session, account_id, change)
     return _shown(account_id, license_id, plan, points, at, now)
+
+
+def _when(instant: datetime, at: datetime, why: str = "a later change") -> str:
+    return "" if instant == at else f" from {instant.isoformat()} ({why})"
 
 
 def _check_replay(earlier: licenses.Change, license_id: str, update_type: str, quantity: int,

@@ -33,6 +33,7 @@ from togai_engine.app.advance_credits import (
     credit_unused_advance_fees,
     credited_from,
 )
+from togai_engine.app.seat_limits import check_plan_allows_seats
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.common.validation import utc_instant
@@ -147,6 +148,7 @@ async def attach_plan(
     later = [a for a in associations if a.effective_from > effective_from]
     if current is not None and same(current) and current.effective_until is None and not later:
         return  # already on this plan from before effective_from, open-ended
+    await check_plan_allows_seats(session, account.id, plan, effective_from, field)
 
     ended = await _recut_from(session, account.id, effective_from, associations, now)
     # The same plan continues across effective_from (it was in effect just before, or it ended exactly there):

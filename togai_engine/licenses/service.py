@@ -55,6 +55,30 @@ def count_at(points: Sequence[Point], instant: datetime) -> int:
     return next((p.count for p in reversed(points) if p.effective_from <= instant), 0)
 
 
+@dataclass(frozen=True)
+class Limit:
+    """A plan's ceiling on a license's seats over [start, end) (end None: open-ended)."""
+    start: datetime
+    end: datetime | None
+    maximum: int
+    plan: str  # how a refusal names the plan
+
+
+def first_excess(points: Sequence[Point], limits: Iterable[Limit], since: datetime) -> tuple[datetime, int, Limit] | None:
+    """The first (instant, count, limit) from `since` on where the seats held exceed the limit in effect; None
+    when they never do. Counts are those that hold in time (changes at one instant folded)."""
+    found: list[tuple[datetime, int, Limit]] = []
+    for limit in limits:
+        lower = max(limit.start, since)
+        if limit.end is not None and limit.end <= lower:
+            continue
+        instants = [lower, *(p.effective_from for p in points
+                             if lower < p.effective_from and (limit.end is None or p.effective_from < limit.end))]
+        found.extend((instant, count, limit) for instant in instants
+                     if (count := count_at(points, instant)) > limit.maximum)
+    return min(found, key=lambda excess: excess[0], default=None)
+
+
 def spans_over(points: Sequence[Point], start: datetime, end: datetime) -> list[SeatSpan]:
     """[start, end) as spans of constant seats (neighbours of equal count stay separate only when a change
     lies between them; pricing merges them)."""
