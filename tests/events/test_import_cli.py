@@ -165,3 +165,35 @@ async def test_a_clean_import_writes_no_report_and_removes_an_earlier_one(client
     assert out.returncode == 0, out.stderr
     assert "rejected 0" in out.stdout and "rejected lines" not in out.stderr
     assert not report.exists()  # it described another run of the file, not this one
+
+
+async def test_a_line_that_is_not_utf8_is_rejected_not_stored_with_its_text_replaced(client, db, database_url, tmp_path):
+    await seed(client)
+    # Two events written in Latin-1: ids "café" and "cafè" are bytes 63 61 66 E9 and 63 61 66 E8, neither UTF-8.
+    # Decoded with replacement both read "caf\ufffd": the first would be stored under an id nobody sent and the
+    # second counted as its DUPLICATE (its 2 tokens lost), and a UTF-8 re-import would store both again.
+    def line(event_id: bytes, tokens: str) -> bytes:
+        return (b'{"id": "' + event_id + b'", "schemaName": "llm", "timestamp": "2026-01-02T00:00:00Z", '
+                b'"accountId": "acme", "attributes": {"tokens": "' + tokens.encode() + b'"}}\n')
+
+    jsonl = tmp_path / "latin1.jsonl"
+    jsonl.write_bytes(line(b"caf\xe9", "1") + line(b"caf\xe8", "2") + line(b"plain", "4"))
+    csv_file = tmp_path / "latin1.csv"
+    csv_file.write_bytes(b"id,schemaName,timestamp,accountId,attr.tokens,dim.city\n"
+                         b"c1,llm,2026-01-02T00:00:00Z,acme,8,M\xfcnchen\n"
+                         b"c2,llm,2026-01-02T00:00:00Z,acme,16,Berlin\n")
+
+    def rejected(source: Path) -> list[tuple[int, str, str]]:
+        out = run(database_url, "import", "events", str(source), "--no-progress", "--allow-rejected")
+        assert out.returncode == 0, out.stderr
+        report = source.with_name(source.name + ".rejected.jsonl")
+        return [(r["line"], r["code"], r["reason"]) for r in map(json.loads, report.read_text().splitlines())]
+
+    assert rejected(jsonl) == [
+        (1, "INVALID_EVENT", "line 1 is not valid UTF-8 (byte 0xE9 at column 12); save the file as UTF-8"),
+        (2, "INVALID_EVENT", "line 2 is not valid UTF-8 (byte 0xE8 at column 12); save the file as UTF-8")]
+    assert rejected(csv_file) == [
+        (2, "INVALID_EVENT", "line 2 is not valid UTF-8 (byte 0xFC in column dim.city); save the file as UTF-8")]
+    # only the valid lines are stored: plain (4 tokens) and c2 (16 tokens) = 20
+    assert await scalar(db, "SELECT string_agg(id, ',' ORDER BY id) FROM events") == "c2,plain"
+    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == 20

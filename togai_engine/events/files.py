@@ -12,6 +12,9 @@ CSV (.csv), header row required:
 An empty cell means "absent". Any other column, or a column given twice, is an error in the header
 (nothing is imported).
 
+A line (a CSV record) holding bytes that are not UTF-8 is rejected whole, naming the first such byte: its
+text is never guessed at, so no id or value is stored other than as sent.
+
 Rejected lines name their fields as the event's JSON does: `timestamp`, `dimensions.model`, and an
 attribute by its name in both formats, `attributes.tokens` (a CSV cell of attr.tokens, a JSON Lines
 event's {"tokens": ...}); the unit of a CSV attribute is `attributes.tokens.unit`. JSON Lines events
@@ -47,12 +50,34 @@ def file_format(path: Path) -> str:
     raise FileFormatError(f"{path.name}: use a .jsonl (JSON Lines) or .csv file")
 
 
+def _undecodable(text: str) -> tuple[int, int] | None:
+    """(0-based index, byte) of the first byte of `text` that was not UTF-8, or None. The importer decodes
+    with `surrogateescape`, so such a byte is a lone surrogate here (a JSON escape such as \\udce9 is six
+    ASCII characters until parsed): a replacement character instead would change the text silently, and two
+    ids differing in that byte would become one."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start, ord(text[exc.start]) - 0xDC00
+    return None
+
+
+def _not_utf8(number: int, where: str, byte: int) -> Malformed:
+    return Malformed(f"line {number} is not valid UTF-8 (byte 0x{byte:02X} {where}); save the file as UTF-8")
+
+
 def read_jsonl(stream: IO[str], first_line: int = 1) -> Iterator[object]:
     """Events of a JSON Lines stream; `first_line` is the file line number of the stream's first line."""
     for number, line in enumerate(stream, start=first_line):
         text = line.rstrip("\r\n")
         if not text.strip():
             yield Malformed(f"line {number} is empty")
+            continue
+        bad = _undecodable(text)
+        if bad is not None:
+            yield _not_utf8(number, f"at column {bad[0] + 1}", bad[1])
             continue
         try:
             yield json_text.loads_exact(text)  # 12345678.123456789 keeps its digits
@@ -98,10 +123,20 @@ def read_csv(stream: IO[str]) -> Iterator[object]:
     header = next(reader, None)
     if header is None:
         return
+    for title in header:
+        bad = _undecodable(title)
+        if bad is not None:
+            raise FileFormatError(f"the CSV header is not valid UTF-8 (byte 0x{bad[1]:02X}); save the file as UTF-8")
     columns = csv_columns(header)
+    titles = [name if kind == "event" else f"{kind}.{name}" for kind, name in columns]
     for number, row in enumerate(reader, start=2):
         if len(row) != len(columns):
             yield Malformed(f"line {number} has {len(row)} cells; the header has {len(columns)}")
+            continue
+        bad_cell = next(((title, bad) for title, cell in zip(titles, row, strict=True)
+                         if (bad := _undecodable(cell)) is not None), None)
+        if bad_cell is not None:
+            yield _not_utf8(number, f"in column {bad_cell[0]}", bad_cell[1][1])
             continue
         event: dict[str, Any] = {}
         attributes: dict[str, dict[str, str]] = {}

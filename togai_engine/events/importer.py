@@ -113,7 +113,9 @@ class RangeReader:
         if not line:
             raise StopIteration
         self.bytes_read += len(line)
-        return line.decode("utf-8", errors="replace")
+        # a byte that is not UTF-8 stays itself (a lone surrogate), for files.py to reject its line; a
+        # replacement character would store changed ids and values without a word
+        return line.decode("utf-8", errors="surrogateescape")
 
 
 class ReportFile:
