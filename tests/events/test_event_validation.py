@@ -125,6 +125,16 @@ def test_a_numeric_dimension_value_says_to_send_text():
     assert 'send it as text: "5"' in rejection(event(dimensions={"region": 5})).message
 
 
+@pytest.mark.parametrize("value", ["1_5", "1_000", "0.1_5", "1e1_0", "_1", "1_"])
+def test_an_underscore_is_not_a_digit_separator(value):
+    # Python's Decimal reads "1_5" as 15 and "_1" as 1; no JSON number or SQL decimal has underscores, so the
+    # value is refused, naming the field, instead of a mistyped 1.5 being metered as 15
+    rejected = rejection(event(attributes={"tokens": value}))
+    assert (rejected.code, rejected.field) == (Code.INVALID_VALUE, "attributes.tokens")
+    assert rejected.message == (f"{value!r} is not a decimal number; send digits with an optional '-' and '.', "
+                                'e.g. "12.5"')
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

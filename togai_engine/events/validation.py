@@ -132,7 +132,7 @@ def _describe(value: object) -> str:
 def parse_decimal(value: object, field: str = "value") -> str:
     """The exact canonical decimal string of an attribute value; raises _Reject otherwise.
 
-    Accepts decimal strings ("12.5", "-3", "1e3") and JSON numbers (ints; floats by their shortest
+    Accepts decimal strings ("12.5", "-3", "1e3"; not Python's "1_000") and JSON numbers (ints; floats by their shortest
     repr when it has at most 15 significant digits: a longer one may be a number the JSON parser
     rounded, so it must come as a string). NaN, Infinity and values beyond MAX_INTEGER_DIGITS / MAX_FRACTION_DIGITS are
     rejected, so SQL never sees a number it cannot store exactly.
@@ -168,7 +168,8 @@ def parse_decimal(value: object, field: str = "value") -> str:
 
 def _decimal_slow(text: str, field: str, original: object) -> str:
     try:
-        if not text.isascii():
+        # Decimal() also reads other digits and "_" separators ("1_5" is 15); a decimal has neither
+        if not text.isascii() or "_" in text:
             raise InvalidOperation
         number = Decimal(text)
     except (InvalidOperation, ValueError):
