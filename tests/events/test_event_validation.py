@@ -125,6 +125,16 @@ def test_a_numeric_dimension_value_says_to_send_text():
     assert 'send it as text: "5"' in rejection(event(dimensions={"region": 5})).message
 
 
+@pytest.mark.parametrize("value", [1e-320, -5e-324, 1.2345678901234567e-31])
+def test_a_float_past_30_decimal_places_is_refused_for_its_places_not_its_digits(value):
+    # 1e-320 has one significant digit but 320 decimal places (1.2345678901234567e-31: 47): the fix is to round
+    # it or use a smaller unit; sending it as a string, as the message about a float's digits said, is refused too
+    rejected = rejection(event(attributes={"tokens": value}))
+    assert (rejected.code, rejected.field) == (Code.INVALID_VALUE, "attributes.tokens")
+    assert rejected.message == f"{value!r} has more than 30 decimal places; round it or use a smaller unit"
+    assert rejection(event(attributes={"tokens": repr(value)})).message == rejected.message
+
+
 @pytest.mark.parametrize("value", ["1_5", "1_000", "0.1_5", "1e1_0", "_1", "1_"])
 def test_an_underscore_is_not_a_digit_separator(value):
     # Python's Decimal reads "1_5" as 15 and "_1" as 1; no JSON number or SQL decimal has underscores, so the

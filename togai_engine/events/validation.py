@@ -37,6 +37,7 @@ MAX_DIMENSION_VALUE_CHARS = 200
 MAX_INTEGER_DIGITS = 40
 MAX_FRACTION_DIGITS = 30
 _INTEGER_LIMIT = 10**MAX_INTEGER_DIGITS
+_SMALLEST_PLACE = float(f"1e-{MAX_FRACTION_DIGITS}")  # a nonzero float below it has too many decimal places
 
 EVENT_FIELDS = frozenset({"id", "schemaName", "timestamp", "accountId", "attributes", "dimensions"})
 ATTRIBUTE_FIELDS = frozenset({"name", "value", "unit"})
@@ -154,6 +155,10 @@ def parse_decimal(value: object, field: str = "value") -> str:
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise _Reject(Code.INVALID_VALUE, field, f"{value} is not a finite number; send a decimal such as \"12.5\"")
+        if 0 < abs(value) < _SMALLEST_PLACE:  # type: ignore[arg-type]
+            # past the decimal places allowed whatever its digits (1e-320, a subnormal float, is not even exact):
+            # that is what to fix; sending it as a string, as the message below says, would be refused again
+            raise _Reject(Code.INVALID_VALUE, field, _too_many_places(repr(value)))
         exact = exact_float_decimal(value)  # type: ignore[arg-type]
         if exact is None:
             raise _Reject(Code.INVALID_VALUE, field, f"the number {value!r} has more digits than a JSON number keeps "
@@ -189,9 +194,12 @@ def _bounded(number: Decimal, text: str, field: str) -> str:
         raise _Reject(Code.INVALID_VALUE, field, f"{text[:40]} is too large: at most {MAX_INTEGER_DIGITS} digits "
                                                  "before the decimal point")
     if _fraction_digits(number) > MAX_FRACTION_DIGITS:
-        raise _Reject(Code.INVALID_VALUE, field, f"{text[:40]} has more than {MAX_FRACTION_DIGITS} decimal places; "
-                                                 "round it or use a smaller unit")
+        raise _Reject(Code.INVALID_VALUE, field, _too_many_places(text))
     return _plain(number)
+
+
+def _too_many_places(text: str) -> str:
+    return f"{text[:40]} has more than {MAX_FRACTION_DIGITS} decimal places; round it or use a smaller unit"
 
 
 def _fraction_digits(number: Decimal) -> int:
