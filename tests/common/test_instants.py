@@ -34,3 +34,13 @@ def test_a_datetime_and_its_iso_text_read_as_the_same_utc_instant(value: datetim
         else:
             parsed = parse_instant(sent, "at")
             assert parsed == expected and parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize(("sent", "advice"), [
+    ("2016-12-31T23:59:60Z", "leap second"), ("2016-12-31T23:59:60.5+00:00", "leap second"),
+    ("2026-03-01T24:00:00Z", "2026-03-02T00:00:00"), ("2026-02-28T24:00Z", "2026-03-01T00:00:00")])
+def test_a_leap_second_or_hour_24_is_refused_with_the_instant_to_send(sent: str, advice: str):
+    """Both are valid ISO 8601 text that Python's parser refuses: the refusal says what to send instead."""
+    with pytest.raises(InvalidInput) as refused:
+        parse_instant(sent, "timestamp")
+    assert refused.value.field == "timestamp" and advice in str(refused.value)

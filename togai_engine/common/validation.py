@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import pycountry
@@ -149,11 +149,31 @@ def parse_instant(value: object, field: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(field, f"{value[:40]!r} is not {INSTANT_FORMS}") from None
+        raise InvalidInput(field, _not_an_instant(value)) from None
     try:
         return utc_instant(moment, field)
     except InvalidInput:
         raise _out_of_range(repr(value), field) from None  # as sent, not as parsed
+
+
+# ISO 8601 text Python's parser refuses: a leap second, and 24:00 (the end of a day)
+_LEAP_SECOND = re.compile(r"\d{4}-\d{2}-\d{2}T23:59:60")
+_HOUR_24 = re.compile(r"(\d{4}-\d{2}-\d{2})T24:00(?::00(?:\.0+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _not_an_instant(value: str) -> str:
+    if _LEAP_SECOND.match(value):
+        return (f"{value[:40]!r} is a leap second, which instants here do not carry; send 23:59:59.999999 of that "
+                "day (or 00:00:00 of the next)")
+    if (end_of_day := _HOUR_24.match(value)) is not None:
+        try:
+            next_day = date.fromisoformat(end_of_day[1]) + timedelta(days=1)
+        except (ValueError, OverflowError):
+            next_day = None
+        if next_day is not None:
+            return (f"{value[:40]!r} is 24:00, the end of that day; send {next_day.isoformat()}T00:00:00"
+                    f"{end_of_day[2] or ''} instead")
+    return f"{value[:40]!r} is not {INSTANT_FORMS}"
 
 
 def json_kind(value: object) -> str:
