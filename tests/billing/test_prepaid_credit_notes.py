@@ -330,3 +330,29 @@ async def test_a_note_on_two_purchase_lines_voids_each_share_from_its_own_grant(
     assert balance == result["walletBalance"] == "950.00" and ledger_sum == D("950.00")
     assert sorted(e for e in entries if e[0] == "VOID") == [("VOID", "-125.00", note["id"]),
                                                             ("VOID", "-500.00", note["id"])]
+
+
+async def test_a_paid_note_that_voids_credits_settles_the_wallet_once(client, clock, db) -> None:
+    """A note on a PAID purchase line both voids credits and credits the wallet; it records the wallet's expiries
+    (reading the account's schedule, for the grants it holds) once, not once to find the unused credits and again to
+    credit the wallet."""
+    advance = await advance_invoice(client, clock)
+    clock.set(at(2026, 1, 2))
+    await call(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    # 5.00 of credit expiring on 10 January, not recorded as expired until the wallet is next settled
+    await call(client, "grant_credit", accountId="acme", amount="5.00", effectiveUntil="2026-01-10T00:00:00Z")
+    clock.set(at(2026, 1, 20))
+    reads = []
+
+    async def counted(session: Any, account_id: str, now: Any) -> list[Any]:
+        reads.append(now)
+        return await unclosed_periods(session, account_id, now)
+
+    async with db.unit_of_work() as session:
+        result = await credit_notes.create_credit_note(session, CreditNoteCreate(
+            invoiceId=advance["id"], reason="ORDER_CHANGE",
+            lines=[CreditNoteLineInput(lineNumber=1, amount=D("10.00"))]), clock.now(), unclosed=counted)
+    assert reads == [clock.now()]
+    # 10.00 / 100.00 × 1000.00 = 100.00 credits voided; 1000.00 - 100.00 + the note's 10.00 (+ 5.00 - 5.00 expired)
+    assert [line.creditsVoided for line in result.creditNote.lines] == [D("100.00")]
+    assert result.walletBalance == D((await wallet(client))[0]) == D("910.00")

@@ -318,3 +318,25 @@ async def test_tool_annotations_and_scopes(client):
     assert "reuse" in create.description.lower() and "DRAFT" in create.description
     assert tools["list_credit_notes"].annotations.read_only_hint is True
     assert (SPECS["create_credit_note"].scope, SPECS["list_credit_notes"].scope) == ("billing:write", "billing:read")
+
+
+async def test_the_wallet_balance_a_note_shows_counts_no_expired_credit(client, clock):
+    """A note that takes everything off amountDue writes nothing to the wallet, yet the walletBalance it shows is
+    the wallet's balance after it, as get_wallet_balance tells it: an expired grant's credit is not in it."""
+    clock.set(at(2026, 1, 15))
+    await priced_account(client)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    await call(client, "grant_credit", accountId="acme", amount="5.00", effectiveUntil="2026-01-20T00:00:00Z")
+    clock.set(at(2026, 2, 4))
+    # the grant expired on 20 January, before January ended and before it became DUE: it pays nothing
+    january = await due_invoice(client, "acme")
+    assert (january["totalAmount"], january["creditsApplied"], january["amountDue"]) == ("79.00", "0.00", "79.00")
+    note = await call(client, "create_credit_note", invoiceId=january["id"], reason="DUPLICATE", amount="10.00",
+                      idempotencyKey="k")
+    assert (note["creditNote"]["creditedToWallet"], note["invoice"]["amountDue"]) == ("0.00", "69.00")  # 79 - 10
+    # 5.00 granted - 5.00 expired on 20 January = 0.00
+    assert note["walletBalance"] == "0.00"
+    replay = await call(client, "create_credit_note", invoiceId=january["id"], reason="DUPLICATE", amount="10.00",
+                        idempotencyKey="k")
+    assert (replay["replayed"], replay["walletBalance"]) == (True, "0.00")
+    assert (await call(client, "get_wallet_balance", accountId="acme"))["balance"] == "0.00"

@@ -47,6 +47,7 @@ from togai_engine.wallets.service import (
     UnclosedPeriods,
     grant_from_credit_note,
     sale_was_granted,
+    settle_wallet,
     sold_credits,
     void_sold_credits,
 )
@@ -117,6 +118,9 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     if invoice is None:
         raise NotFound(f"invoice {data.invoiceId!r} was replaced by a plan change; list_invoices shows the ids")
     assert account is not None, "an invoice's account exists (foreign key)"
+    # Once for the whole note, replays too: the unused credits of a sale it takes back, and the walletBalance it
+    # shows, count no credit that expired (a refused note rolls the expiries back with it).
+    await settle_wallet(session, account_id, now, unclosed)
     # The key before anything about this invoice: a key that names an earlier note answers for that note,
     # so a retry sent to another invoice (DRAFT, VOID, other lines) hears of the note, not of the invoice.
     if data.idempotencyKey is not None:
@@ -130,7 +134,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     # what earlier notes credited on each line the note names, for both its caps and its PREPAID shares
     on_lines = await credited_on_lines(session, invoice.id, [p.line.row.position for p in request.parts])
     _check_room(invoice, request, credited.amount, on_lines)
-    taken = await _credits_taken_back(session, invoice, request, on_lines, now, unclosed)
+    taken = await _credits_taken_back(session, invoice, request, on_lines)
 
     amount_due = invoice.amount_due if invoice.amount_due is not None else ZERO
     from_due = min(request.amount, amount_due) if invoice.status == "DUE" else ZERO
@@ -141,7 +145,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
             f"{account.invoice_currency} (its invoiceCurrency now), so the {to_wallet} this note would credit to the "
             f"wallet cannot be held there; credit at most {from_due} (what the invoice still owes)")
     note = await _insert_note(session, invoice, data, request, from_due=from_due, to_wallet=to_wallet, taken=taken,
-                              now=now, unclosed=unclosed)
+                              now=now)
     # None: a concurrent note of another invoice took the key first (notes of this invoice wait for its
     # lock, then find the key above)
     if note is None:
@@ -322,12 +326,11 @@ async def _purchase_lines_with_room(session: AsyncSession, invoice: InvoiceRow) 
 
 
 async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, request: _Request,
-                              earlier: Mapping[int, Decimal], now: datetime,
-                              unclosed: UnclosedPeriods) -> list[_TakenBack]:
+                              earlier: Mapping[int, Decimal]) -> list[_TakenBack]:
     """What the request's parts on PREPAID purchase lines take back (README.md, "PREPAID credits"), after what
     earlier notes credited on each line (`earlier`, by position). On a PAID invoice the credits were granted: only
     the unused part of the line's grant can be taken back, so a part that would take more is refused, naming it and
-    the most it may credit. Writes nothing (a refusal rolls back the expiries sold_credits records)."""
+    the most it may credit. Writes nothing; the caller settled the wallet (settle_wallet)."""
     purchases = [(i, part) for i, part in enumerate(request.parts)
                  if is_purchase_line(part.line.row.line_type, part.line.row.details)]
     if not purchases:
@@ -341,7 +344,7 @@ async def _credits_taken_back(session: AsyncSession, invoice: InvoiceRow, reques
         before = earlier.get(row.position, ZERO)
         shares.append((i, part, sold, before, credits_voided(sold, row.value, before, part.amount, currency)))
     grants = await _sold_grants(session, invoice, [part.line.row.position for _, part, _, _, credits in shares
-                                                   if credits > 0], now, unclosed)
+                                                   if credits > 0])
     taken = []
     for i, part, sold, before, credits in shares:
         row = part.line.row
@@ -412,19 +415,18 @@ async def line_room(session: AsyncSession, invoice: InvoiceRow, position: int, *
     row = line.row
     if room > 0 and is_purchase_line(row.line_type, row.details):
         assert row.details is not None
-        unused = _unused(invoice, (await _sold_grants(session, invoice, [position], now, unclosed)).get(position))
+        await settle_wallet(session, invoice.account_id, now, unclosed)
+        unused = _unused(invoice, (await _sold_grants(session, invoice, [position])).get(position))
         if unused is not None:  # only its unused credits can go back
             room = min(room, most_creditable(sold_grant(row.details).amount, row.value, on_line, unused,
                                              invoice.currency))
     return LineRoom(line.number, on_line, room)
 
 
-async def _sold_grants(session: AsyncSession, invoice: InvoiceRow, positions: list[int], now: datetime,
-                       unclosed: UnclosedPeriods) -> dict[int, SoldCredits]:
-    """The grants the invoice's purchase lines at `positions` issued, by position, with their unused credits as of
-    `now` (the wallet's due expiries recorded once for them all); a line whose credits are not granted is absent."""
-    found = await sold_credits(session, account_id=invoice.account_id, sales=[Sale(invoice.id, p) for p in positions],
-                               at=now, unclosed=unclosed)
+async def _sold_grants(session: AsyncSession, invoice: InvoiceRow, positions: list[int]) -> dict[int, SoldCredits]:
+    """The grants the invoice's purchase lines at `positions` issued, by position, with their unused credits (the
+    caller settled the wallet); a line whose credits are not granted is absent."""
+    found = await sold_credits(session, account_id=invoice.account_id, sales=[Sale(invoice.id, p) for p in positions])
     return {sale.line_position: credits for sale, credits in found.items()}
 
 
@@ -522,8 +524,8 @@ async def _note_with_key(session: AsyncSession, account_id: str, key: str | None
 
 
 async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteCreate, request: _Request, *,
-                       from_due: Decimal, to_wallet: Decimal, taken: Sequence[_TakenBack], now: datetime,
-                       unclosed: UnclosedPeriods) -> CreditNoteRow | None:
+                       from_due: Decimal, to_wallet: Decimal, taken: Sequence[_TakenBack],
+                       now: datetime) -> CreditNoteRow | None:
     """Numbers the note, credits the wallet its part, voids the PREPAID credits it takes back (`taken`) and stores
     the note; or, when a concurrent note of another invoice committed the same idempotencyKey first, undoes all
     of it (a savepoint: the numbers stay gapless) and returns None. The key's unique index decides: ON CONFLICT
@@ -536,7 +538,7 @@ async def _insert_note(session: AsyncSession, invoice: InvoiceRow, data: CreditN
         if to_wallet > 0:
             grant_id = await grant_from_credit_note(
                 session, account_id=invoice.account_id, currency=invoice.currency, amount=to_wallet,
-                credit_note_id=note_id, at=now, unclosed=unclosed,
+                credit_note_id=note_id, at=now,
                 purpose=f"credit note {credit_note_number(number)} on invoice {invoice_number(invoice.sequence_number)}")
         for take in taken:
             if take.granted is not None:

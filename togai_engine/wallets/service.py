@@ -3,8 +3,8 @@
 The billing engine calls `apply_credits_to_invoice` when an invoice becomes DUE,
 `reverse_invoice_credits` when a DUE invoice is voided, and `issue_rate_card_grants` for each cycle
 that starts under a plan with credit-grant rate cards; the application layer calls `issue_prepaid_grants`
-when an invoice selling PREPAID credits is PAID. Credit notes call `grant_from_credit_note`, and
-`sold_credits` / `void_sold_credits` when they credit a PREPAID purchase line.
+when an invoice selling PREPAID credits is PAID. Credit notes call `settle_wallet` once, then
+`grant_from_credit_note`, and `sold_credits` / `void_sold_credits` when they credit a PREPAID purchase line.
 """
 
 from __future__ import annotations
@@ -375,22 +375,31 @@ async def _insert_card_grant(session: AsyncSession, account_id: str, currency: s
 
 
 # ---------------------------------------------------------------------------------------------------
-# Hook called by credit notes
+# Hooks called by credit notes
+
+
+async def settle_wallet(session: AsyncSession, account_id: str, now: datetime, unclosed: UnclosedPeriods) -> None:
+    """Locks the account's wallet (if it has one) and records the expiries due by `now`, holding grants that may pay
+    an invoice not DUE yet: a credit note calls it once, before it reads what a sale's grant has unused
+    (`sold_credits`) or credits the wallet, and the balance it shows is then the one get_wallet_balance shows. The
+    account's schedule is read only when some grant has expired unsettled."""
+    if await ledger.lock_wallet(session, account_id):
+        await _settle_if_needed(session, account_id, utc_instant(now, "now"), unclosed)
 
 
 async def grant_from_credit_note(
     session: AsyncSession, *, account_id: str, currency: str, amount: Decimal, credit_note_id: str, purpose: str,
-    at: datetime, unclosed: UnclosedPeriods,
+    at: datetime,
 ) -> str:
     """Credits the wallet with the part of a credit note the invoice no longer owed: a CREDIT_NOTE grant
     (never expires, priority 100 like grant_credit's default, grantorId = the note's id) and its GRANT
-    entry dated `at`. Returns the grant id. The caller checks that `currency` is the wallet's."""
+    entry dated `at`. Returns the grant id. The caller checks that `currency` is the wallet's, and recorded the
+    wallet's expiries due by `at` first (`settle_wallet`)."""
     amount = exact_money(amount, currency, "amount")
     if amount <= 0:
         raise InvalidInput("amount", f"a credit note grant must be greater than 0; got {amount}")
     at = utc_instant(at, "at")
     await ledger.ensure_wallet(session, account_id)
-    await _settle(session, account_id, at, unclosed)  # grants held for an invoice in grace stay unexpired
     grant_id = new_id("grant")
     await session.execute(
         insert(G).values(
@@ -410,14 +419,12 @@ async def sale_was_granted(session: AsyncSession, *, account_id: str, invoice_id
                                                            G.sale_invoice_id == invoice_id))))
 
 
-async def sold_credits(session: AsyncSession, *, account_id: str, sales: Sequence[Sale], at: datetime,
-                       unclosed: UnclosedPeriods) -> dict[Sale, SoldCredits]:
-    """The grants `sales` issued when their invoices were PAID, with what of each is unused as of `at`; a sale that
-    issued none is absent. Locks the wallet and records the expiries due by `at` first, once for all the sales
-    (holding grants that may still pay an invoice not DUE yet), so credit that expired is not counted as unused."""
-    if not sales or not await ledger.lock_wallet(session, account_id):
+async def sold_credits(session: AsyncSession, *, account_id: str, sales: Sequence[Sale]) -> dict[Sale, SoldCredits]:
+    """The grants `sales` issued when their invoices were PAID, with what of each is unused (the sum of its entries);
+    a sale that issued none is absent. The caller locked the wallet and recorded its expiries due (`settle_wallet`),
+    so credit that expired is not counted as unused."""
+    if not sales:
         return {}
-    await _settle(session, account_id, utc_instant(at, "at"), unclosed)
     found = {}
     for grant, unused in await ledger.grants_with_remaining(session, account_id, tuple_(
             G.sale_invoice_id, G.sale_line_position).in_([(s.invoice_id, s.line_position) for s in sales])):
@@ -432,7 +439,7 @@ async def void_sold_credits(session: AsyncSession, *, account_id: str, sold: Sol
                             credit_note_id: str, at: datetime) -> None:
     """Takes `credits` back from the PREPAID grant `sold` (as `sold_credits` found it) for a credit note on the line
     that sold it: a VOID ledger entry linked to the note, dated `at` (or the grant's start, if later, so a scheduled
-    grant never counts negative). The caller holds the wallet lock `sold_credits` took and checked that the grant's
+    grant never counts negative). The caller holds the wallet lock `settle_wallet` took and checked that the grant's
     unused credit covers it."""
     if credits <= 0:
         raise InvalidInput("credits", f"credits to void must be greater than 0; got {credits}")
