@@ -77,3 +77,40 @@ async def test_a_note_sums_the_notes_of_its_invoice_once(client, clock, db):
     assert {k: second["invoice"][k] for k in ("creditNotesTotal", "creditedFromDue", "amountDue",
                                               "creditableAmount")} == {
         "creditNotesTotal": "15.00", "creditedFromDue": "15.00", "amountDue": "64.00", "creditableAmount": "64.00"}
+
+
+async def test_a_key_retried_on_its_invoice_with_content_no_note_could_have_is_a_conflict_naming_it(client, clock, db):
+    """The same key on the same invoice with other content is a Conflict naming what differs, even when that content
+    would be refused on its own (a retry hears of the note its key made first, as on another invoice)."""
+    clock.set(at(2026, 1, 15))
+    await priced_account(client)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    clock.set(at(2026, 2, 4))
+    january = (await due_invoice(client, "acme"))["id"]  # 3000 × 0.01 = 30.00 + 49.00 = 79.00
+    by_amount = (await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="10.00",
+                            idempotencyKey="k"))["creditNote"]
+    by_lines = (await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE",
+                           lines=[{"lineNumber": 1, "amount": "5.00"}], idempotencyKey="k2"))["creditNote"]
+    used = "idempotencyKey '{}' was already used for credit note '{}' ({}) on invoice '" + january + \
+        "' (INV-000001) with a different {}; reuse a key only to retry"
+    cases = [
+        ("k", {"reason": "OTHER", "amount": "10.00"}, "reason"),  # OTHER without a memo
+        ("k", {"reason": "DUPLICATE", "amount": "10.005"}, "amount"),  # finer than a cent
+        ("k", {"reason": "DUPLICATE", "amount": "0"}, "amount"),
+        ("k", {"reason": "DUPLICATE", "amount": "10.00", "lines": [{"lineNumber": 1, "amount": "10.00"}]},
+         "amount, lines"),  # both
+        ("k2", {"reason": "DUPLICATE", "lines": [{"lineNumber": 9, "amount": "5.00"}]}, "lines"),  # no line 9
+        ("k2", {"reason": "DUPLICATE", "lines": [{"rateCardName": "nope", "amount": "5.00"}]}, "lines"),
+        ("k2", {"reason": "DUPLICATE", "lines": [{"lineNumber": 1, "rateCardName": "tokens", "amount": "5.00"}]},
+         "lines"),
+    ]
+    before = await row_counts(db)
+    for key, arguments, fields in cases:
+        note = by_amount if key == "k" else by_lines
+        error = await call_error(client, "create_credit_note", invoiceId=january, idempotencyKey=key, **arguments)
+        assert used.format(key, note["id"], note["sequenceId"], fields) in error, (arguments, error)
+    assert await row_counts(db) == before
+    # the same content still replays, the line named either way
+    again = await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE",
+                       lines=[{"rateCardName": "tokens", "amount": "5"}], idempotencyKey="k2")
+    assert again["replayed"] is True and again["creditNote"] == by_lines

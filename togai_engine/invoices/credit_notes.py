@@ -458,15 +458,33 @@ async def _replay(session: AsyncSession, earlier: CreditNoteRow, invoice: Invoic
         # its lines are another invoice's, so only the fields that mean the same on both are compared
         differing = ["invoiceId", *_differing_fields(earlier, data, _requested_amount(data))]
         raise await _key_conflict(session, earlier, data, differing)
-    request = await _request(session, invoice, data)
+    # Compared as given, not validated first: content that would be refused on its own differs from the earlier
+    # note's (which was accepted), so the retry hears of that note, naming what differs.
     earlier_lines = sorted((line.line_number, line.amount) for line in await session.scalars(
         select(NL).where(NL.credit_note_id == earlier.id)))
-    differing = _differing_fields(earlier, data, request.amount)
-    if earlier_lines != sorted((p.line.number, p.amount) for p in request.parts):
+    differing = _differing_fields(earlier, data, _requested_amount(data))
+    if earlier_lines != _lines_as_given(await _top_lines(session, invoice.id), data.lines or []):
         differing.append("lines")
     if differing:
         raise await _key_conflict(session, earlier, data, differing)
     return await _result(session, earlier, invoice, await _credited(session, invoice.id), now, replayed=True)
+
+
+def _lines_as_given(lines: list[_Line], given: Sequence[CreditNoteLineInput]) -> list[tuple[int, Decimal]] | None:
+    """The requested lines as sorted (line number, amount) pairs, resolved as `_resolve` does; None when one names no
+    single line of the invoice (so it cannot be a note's)."""
+    numbered = []
+    for line in given:
+        if (line.lineNumber is None) == (line.rateCardName is None):
+            return None
+        if line.lineNumber is not None:
+            found = [line.lineNumber] if line.lineNumber <= len(lines) else []
+        else:
+            found = [n.number for n in lines if n.row.rate_card_name == line.rateCardName]
+        if len(found) != 1:
+            return None
+        numbered.append((found[0], line.amount))
+    return sorted(numbered)
 
 
 def _differing_fields(earlier: CreditNoteRow, data: CreditNoteCreate, amount: Decimal | None) -> list[str]:
