@@ -54,6 +54,30 @@ async def test_replaying_a_key_returns_the_same_grant(client, clock, db):
     assert (await call(client, "grant_credit", accountId=other, amount="5.00", idempotencyKey="k"))["replayed"] is False
 
 
+async def test_a_key_retried_with_content_no_grant_could_have_is_a_conflict_naming_it(client, db):
+    """Other content under a used key is the key's Conflict naming the fields, even content refused on its own: the
+    retry hears that the key made a grant already."""
+    acc = await _account(client)
+    first = await call(client, "grant_credit", accountId=acc, amount="5.00", idempotencyKey="k")
+    before = await row_counts(db)
+    cases = [
+        ({"amount": "5.001"}, "amount"),  # finer than a cent
+        ({"amount": "0"}, "amount"),
+        ({"amount": "5.00", "currency": "EUR"}, "currency"),  # not the wallet's
+        ({"amount": "5.00", "currency": "XXY"}, "currency"),
+        ({"amount": "5.00", "applicableEntityIds": []}, "applicableEntityIds"),
+        ({"amount": "5.00", "effectiveUntil": "2025-12-01T00:00:00Z"}, "effectiveUntil"),
+    ]
+    for arguments, fields in cases:
+        error = await call_error(client, "grant_credit", accountId=acc, idempotencyKey="k", **arguments)
+        assert f"idempotencyKey 'k' was already used for grant '{first['grant']['id']}' with a different {fields};" \
+            in error, (arguments, error)
+    assert await row_counts(db) == before
+    # the same content, the currency named in lower case, still replays
+    again = await call(client, "grant_credit", accountId=acc, amount="5", currency="usd", idempotencyKey="k")
+    assert again["replayed"] is True and again["grant"] == first["grant"]
+
+
 async def test_bad_grants_are_refused_and_write_nothing(client, db):
     acc = await _account(client)
     await _account(client, "acc_jpy", "JPY")

@@ -102,6 +102,17 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
     (applicableEntityIds) names cards of `payable` (None: the account is on no plan, so it can name none)."""
     account = await _account(session, data.accountId, share_lock=True)
     wallet_currency = account.invoice_currency
+    await ledger.ensure_wallet(session, account.id)
+    await _settle(session, account.id, now, unclosed)
+    # The key before the content is judged: content that would be refused on its own differs from the earlier
+    # grant's (which was accepted), so a retry hears of that grant, naming what differs.
+    if data.idempotencyKey is not None:
+        earlier = await session.scalar(
+            select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
+        )
+        if earlier is not None:
+            _check_same_grant(earlier, data, wallet_currency)
+            return await _grant_result(session, earlier.id, account.id, earlier.currency, now, replayed=True)
     currency = check_currency(data.currency, "currency") if data.currency else wallet_currency
     if currency != wallet_currency:
         raise InvalidInput(
@@ -114,17 +125,7 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
         raise InvalidInput("amount", f"must be greater than 0; got {amount}")
     effective_from = utc_instant(data.effectiveFrom, "effectiveFrom") if data.effectiveFrom else now
     effective_until = utc_instant(data.effectiveUntil, "effectiveUntil") if data.effectiveUntil else None
-
-    await ledger.ensure_wallet(session, account.id)
-    await _settle(session, account.id, now, unclosed)
     entities = _applicable(data.applicableEntityIds)
-    if data.idempotencyKey is not None:
-        earlier = await session.scalar(
-            select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
-        )
-        if earlier is not None:
-            _check_same_grant(earlier, data, currency, amount, effective_from, effective_until, entities)
-            return await _grant_result(session, earlier.id, account.id, currency, now, replayed=True)
     if entities is not None:
         _check_payable(entities, payable, account.id)
     # After the replay: an omitted effectiveFrom is this call's now, which a retry made after the first grant
@@ -543,36 +544,38 @@ def _check_payable(entities: Sequence[str], payable: PayableCards | None, accoun
     check_card_names(entities, "applicableEntityIds", payable.names, whose=f"{payable.plan}, the account's plan now")
 
 
-def _check_same_grant(
-    earlier: CreditGrantRow,
-    data: GrantCreditInput,
-    currency: str,
-    amount: Decimal,
-    effective_from: datetime,
-    effective_until: datetime | None,
-    entities: list[str] | None,
-) -> None:
+def _check_same_grant(earlier: CreditGrantRow, data: GrantCreditInput, wallet_currency: str) -> None:
+    """A Conflict naming the fields a retry under `earlier`'s key gives otherwise, compared as given (not validated)."""
     differing = []
-    if earlier.amount != amount:
+    if earlier.amount != data.amount:
         differing.append("amount")
-    if earlier.currency != currency:
+    if earlier.currency != (data.currency.strip().upper() if data.currency else wallet_currency):
         differing.append("currency")
     if earlier.purpose != data.purpose:
         differing.append("purpose")
     if earlier.priority != data.priority:
         differing.append("priority")
-    if earlier.effective_until != effective_until:
+    if not _same_instant(earlier.effective_until, data.effectiveUntil):
         differing.append("effectiveUntil")
     if (None if earlier.applicable_entity_ids is None else set(earlier.applicable_entity_ids)) != (
-            None if entities is None else set(entities)):
+            None if data.applicableEntityIds is None else set(data.applicableEntityIds)):
         differing.append("applicableEntityIds")
     # An omitted effectiveFrom defaults to "now", which moves between retries: only compare a given one.
-    if data.effectiveFrom is not None and earlier.effective_from != effective_from:
+    if data.effectiveFrom is not None and not _same_instant(earlier.effective_from, data.effectiveFrom):
         differing.append("effectiveFrom")
     if differing:
         raise Conflict(
             f"idempotencyKey {data.idempotencyKey!r} was already used for grant {earlier.id!r} with a different "
             f"{', '.join(differing)}; reuse a key only to retry the same grant, or choose a new key"
         )
+
+
+def _same_instant(stored: datetime | None, given: datetime | None) -> bool:
+    if stored is None or given is None:
+        return stored is given
+    try:
+        return utc_instant(given, "") == stored
+    except InvalidInput:  # an instant billing cannot compute with: never a stored grant's
+        return False
 
 
