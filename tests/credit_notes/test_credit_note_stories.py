@@ -340,3 +340,32 @@ async def test_the_wallet_balance_a_note_shows_counts_no_expired_credit(client, 
                         idempotencyKey="k")
     assert (replay["replayed"], replay["walletBalance"]) == (True, "0.00")
     assert (await call(client, "get_wallet_balance", accountId="acme"))["balance"] == "0.00"
+
+
+async def test_a_discount_line_is_refused_saying_it_lowers_the_invoice(client, clock, db):
+    """A pricing rule's negative line (a discount) has nothing to credit: the error says so and points at the other
+    lines, instead of "at most -10.00"."""
+    clock.set(at(2026, 1, 15))
+    meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                       computations=[{"computation": "tokens"}])
+    plan = await call(client, "create_price_plan", name="Promo", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
+        "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "100"}]}],
+        "usageRateCards": [{"name": "tokens", "usageMeterId": meter["id"], "ratePlan": {
+            "pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.5"}]}]}]},
+        pricingRules=[{"name": "promo", "order": 1, "computation": -10,
+                       "action": {"type": "ADD", "description": "promo"}}])
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z"})
+    clock.set(at(2026, 2, 1))
+    january = await due_invoice(client, "acme")
+    # tokens 0.00, platform 100.00, promo -10.00: 100.00 - 10.00 = 90.00
+    assert [(line["description"], line["value"]) for line in january["lineItems"]][1:] == [
+        ("platform", "100.00"), ("promo", "-10.00")]
+    before = await row_counts(db)
+    error = await call_error(client, "create_credit_note", invoiceId=january["id"], reason="DUPLICATE",
+                             lines=[{"lineNumber": 3, "amount": "1.00"}])
+    assert error.endswith("lines[0].lineNumber: line 3 (promo) is -10.00, a discount that lowers the invoice: it has "
+                          "nothing to credit; credit another line (2: platform) or the invoice by amount"), error
+    assert await row_counts(db) == before

@@ -269,7 +269,7 @@ async def _request(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteC
     lines = await _top_lines(session, invoice.id)
     parts: list[_LinePart] = []
     for i, given in enumerate(data.lines):
-        line = _resolve(lines, given, f"lines[{i}]", invoice.id)
+        line = _resolve(lines, given, f"lines[{i}]", invoice)
         if any(p.line.number == line.number for p in parts):
             raise InvalidInput(f"lines[{i}]", f"line {line.number} is already credited by an earlier entry of lines; "
                                               "give one amount per line")
@@ -277,7 +277,8 @@ async def _request(session: AsyncSession, invoice: InvoiceRow, data: CreditNoteC
     return _Request(amount=exact_sum(p.amount for p in parts), parts=tuple(parts))
 
 
-def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice_id: str) -> _Line:
+def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice: InvoiceRow) -> _Line:
+    invoice_id = invoice.id
     listing = "; ".join(f"{line.number}: {line.row.rate_card_name or line.row.description}" for line in lines)
     if (given.lineNumber is None) == (given.rateCardName is None):
         raise InvalidInput(field, f"give either lineNumber or rateCardName of the line to credit (lines of invoice "
@@ -286,13 +287,23 @@ def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice
         if given.lineNumber > len(lines):
             raise InvalidInput(f"{field}.lineNumber", f"invoice {invoice_id!r} has {len(lines)} lines, numbered 1 to "
                                                       f"{len(lines)} as get_invoice lists them ({listing})")
-        return lines[given.lineNumber - 1]
-    named = [line for line in lines if line.row.rate_card_name == given.rateCardName]
-    if len(named) != 1:
-        what = "no line" if not named else f"{len(named)} lines"
-        raise InvalidInput(f"{field}.rateCardName", f"invoice {invoice_id!r} has {what} for rate card "
-                                                    f"{given.rateCardName!r}; use lineNumber ({listing})")
-    return named[0]
+        found = lines[given.lineNumber - 1]
+    else:
+        named = [line for line in lines if line.row.rate_card_name == given.rateCardName]
+        if len(named) != 1:
+            what = "no line" if not named else f"{len(named)} lines"
+            raise InvalidInput(f"{field}.rateCardName", f"invoice {invoice_id!r} has {what} for rate card "
+                                                        f"{given.rateCardName!r}; use lineNumber ({listing})")
+        found = named[0]
+    if found.row.value < 0:
+        # a pricing rule's discount: "at most" its negative value would be no answer
+        others = "; ".join(f"{line.number}: {line.row.rate_card_name or line.row.description}" for line in lines
+                           if line.row.value > 0)
+        value = display_money(invoice.currency)(found.row.value)
+        raise InvalidInput(f"{field}.{'lineNumber' if given.lineNumber is not None else 'rateCardName'}",
+                           f"line {found.number} ({found.row.description}) is {value}, a discount that lowers the "
+                           f"invoice: it has nothing to credit; credit another line ({others}) or the invoice by amount")
+    return found
 
 
 async def _check_purchase_lines_named(session: AsyncSession, invoice: InvoiceRow, request: _Request) -> None:
