@@ -356,8 +356,8 @@ def register_prompts(server: MCPServer[Any]) -> None:
         server.prompt(name=fn.__name__, title=title, description=" ".join((fn.__doc__ or "").split()))(fn)
 
     async def check_arguments(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        """prompts/get with an unknown name or a required argument missing: the SDK answers those with a bare
-        'Internal server error'; say which field and how to fix it instead."""
+        """prompts/get with an unknown name, an argument the prompt does not take or a required argument missing:
+        the SDK answers those with a bare 'Internal server error'; say which field and how to fix it instead."""
         if ctx.method == "prompts/get" and ctx.request_id is not None:
             params = ctx.params or {}
             name = params.get("name")
@@ -367,6 +367,11 @@ def register_prompts(server: MCPServer[Any]) -> None:
             prompt = next((p for p in await server.list_prompts() if p.name == name), None)
             if prompt is None:
                 raise MCPError(INVALID_PARAMS, f"name: no prompt named {quote(name)}; prompts/list names them")
+            taken = [argument.name for argument in prompt.arguments or []]
+            for sent in given:
+                if sent not in taken:  # the prompt's function would fail on it: an 'Internal server error'
+                    raise MCPError(INVALID_PARAMS, f"arguments.{sent}: prompt {name} takes no argument "
+                                                   f"{quote(sent)}; it takes {', '.join(taken)}")
             for argument in prompt.arguments or []:
                 if argument.required and not isinstance(given.get(argument.name), str):
                     raise MCPError(INVALID_PARAMS, f"arguments.{argument.name}: required by prompt {name} "

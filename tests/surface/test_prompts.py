@@ -154,6 +154,9 @@ async def test_the_price_change_runs_the_pricing_lab_with_the_current_plan_as_co
     ("onboard_partner", {"customerName": "X", "startDate": "soon"}, "startDate: 'soon' is not a day"),
     ("audit_overage_claim", {}, "arguments.invoiceId: required by prompt audit_overage_claim (the disputed invoice"),
     ("no_such_prompt", {}, "name: no prompt named 'no_such_prompt'; prompts/list names them"),
+    # an argument the prompt does not take (a typo, or another prompt's) is named, not an internal error
+    ("close_month", {"month": "2026-01", "acountId": "acme"},
+     "arguments.acountId: prompt close_month takes no argument 'acountId'; it takes month, accountId"),
 ])
 async def test_bad_arguments_are_errors_naming_the_field(client, name, arguments, message) -> None:
     with pytest.raises(MCPError) as raised:
