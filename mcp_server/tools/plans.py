@@ -194,5 +194,6 @@ async def finalize_price_plan(
     16-31 March on version 2 (16/31)."""
     async with uow(ctx) as u:
         result = await plan_versions.finalize_price_plan(u.session, pricePlanId, migrationMode, u.now)
-        u.changed(pricePlanId)
+        # a moved account's plan changed as by update_account(pricePlanId): its audit trail shows this call
+        u.changed(pricePlanId, *(moved.accountId for moved in result.migratedAccounts))
         return result

@@ -500,3 +500,18 @@ async def test_the_same_deal_written_another_way_changes_nothing(client, clock, 
     await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 15),
                rateCardOverrides={"usageRateCards": [usage_card(meter, "0.050")]})
     assert await state() == before and len(before[0]) == 1
+
+
+async def test_the_audit_of_a_finalize_names_the_accounts_it_moved(client, clock) -> None:
+    # Moving an account to the new version changes its plan as update_account(pricePlanId) would: asked
+    # "who changed acme's plan?", the audit log by entity must answer with the finalize too.
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await account(client, "globex", plan_id, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 16))
+    result = await version_2(client, plan_id, meter, "IMMEDIATE")
+    assert sorted(m["accountId"] for m in result["migratedAccounts"]) == ["acme", "globex"]
+    record = (await call(client, "list_audit_log", tool="finalize_price_plan"))["data"][0]
+    assert record["changedIds"] == [plan_id, "acme", "globex"]
+    by_account = (await call(client, "list_audit_log", entityId="acme"))["data"]
+    assert [r["tool"] for r in by_account] == ["finalize_price_plan", "create_customer"]
