@@ -2,7 +2,8 @@
 
 After a tool call that changes an account's open charges commits (ingest_event, ingest_batch_events, void_event,
 void_events, check_entitlement with consume: the accounts whose billable usage moved; grant_credit, update_account and update_license: that
-account), the server sends notifications/resources/updated for those accounts' resources that someone watches:
+account; finalize_price_plan: the accounts it moved to the new version), the server sends notifications/resources/updated
+for those accounts' resources that someone watches:
 togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. create_credit_note and
 update_invoice_status change an issued invoice (its amount due, status, notes) and what its account shows (outstanding,
 wallet): they notify the account and that invoice, not the DRAFTs. Nobody watching costs
@@ -51,6 +52,8 @@ WATCHED_PREFIXES = ("togai://accounts/", "togai://invoices/")
 # check_entitlement records usage when called with consume (and entitled): usage like ingest_event's
 USAGE_TOOLS = {"ingest_event", "ingest_batch_events", "void_event", "void_events", "check_entitlement"}
 ACCOUNT_TOOLS = {"grant_credit", "update_account", "update_license"}
+# moving an account to a plan's new version changes its plan as update_account(pricePlanId) does
+PLAN_TOOLS = {"finalize_price_plan"}
 INVOICE_TOOLS = {"create_credit_note", "update_invoice_status"}
 
 
@@ -108,6 +111,8 @@ def touched_accounts(name: str, arguments: dict[str, Any], result: dict[str, Any
     if name in ACCOUNT_TOOLS:
         account = arguments.get("accountId")
         return {account} if isinstance(account, str) else set()
+    if name in PLAN_TOOLS:
+        return {moved["accountId"] for moved in result.get("migratedAccounts", [])}
     if name in INVOICE_TOOLS:
         issued = issued_invoice(name, result)
         return set() if issued is None else {issued[0]}
@@ -179,7 +184,7 @@ class ResourceUpdates:
     async def after_tool_call(self, name: str, arguments: dict[str, Any], result: Any, context: Any) -> None:
         """Notifies the watchers of the resources a committed tool call changed. Never fails the call: the
         change is committed whatever happens here."""
-        if name not in USAGE_TOOLS | ACCOUNT_TOOLS | INVOICE_TOOLS or not isinstance(context, Context):
+        if name not in USAGE_TOOLS | ACCOUNT_TOOLS | PLAN_TOOLS | INVOICE_TOOLS or not isinstance(context, Context):
             return
         watched = self.watched()
         if not any(uri.startswith(WATCHED_PREFIXES) for uri in watched):

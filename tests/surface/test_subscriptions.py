@@ -5,6 +5,7 @@ DRAFT invoice and of the account (by id or alias), and nobody else; on the 2026-
 from __future__ import annotations
 
 import warnings
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -148,6 +149,23 @@ async def test_a_seat_change_notifies_the_account_and_its_draft(client) -> None:
         await call(client, "update_license", accountId="seated", licenseId="seats", quantity=3)
         assert await next_uris(subscription, 2) == {"togai://accounts/seated", draft}
     assert "| **Total** | 30.00 |" in (await client.read_resource(draft)).contents[0].text  # 3 seats × 10
+
+
+async def test_finalizing_a_plan_version_notifies_the_accounts_it_moves(client, clock) -> None:
+    # version 2 of Growth doubles the token rates; IMMEDIATE moves acme (on Growth) now, re-pricing its open
+    # February like a plan change; globex (on Starter) is not on the plan and hears nothing
+    story = await tell(client, clock)
+    growth = await call(client, "get_price_plan", pricePlanId=story.growth)
+    cards = growth["rateCards"]
+    for rate in cards["usageRateCards"][0]["rateValues"][0]["slabRates"]:
+        rate["rate"] = str(2 * Decimal(rate["rate"]))  # 0.10 -> 0.20, 0.05 -> 0.10
+    await call(client, "update_price_plan", pricePlanId=story.growth, rateCards=cards)
+    watched = ["togai://accounts/acme-main", "togai://accounts/acme-eu", "togai://accounts/globex-main"]
+    async with client.listen(resource_subscriptions=watched) as subscription:
+        moved = await call(client, "finalize_price_plan", pricePlanId=story.growth, migrationMode="IMMEDIATE")
+        assert [m["accountId"] for m in moved["migratedAccounts"]] == ["acme-main"]
+        assert await next_uris(subscription, 2) == {"togai://accounts/acme-main", "togai://accounts/acme-eu"}
+        await nothing_arrives(subscription)
 
 
 async def test_listening_to_something_that_is_not_a_resource_is_refused(client) -> None:
