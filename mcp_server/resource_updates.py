@@ -2,7 +2,8 @@
 
 After a tool call that changes an account's open charges commits (ingest_event, ingest_batch_events, void_event,
 void_events, check_entitlement with consume: the accounts whose billable usage moved; grant_credit, update_account and update_license: that
-account; finalize_price_plan: the accounts it moved to the new version), the server sends notifications/resources/updated
+account, by the id the result names and by the handle the call named, which may be an alias the call took away;
+finalize_price_plan: the accounts it moved to the new version), the server sends notifications/resources/updated
 for those accounts' resources that someone watches:
 togai://accounts/{id or alias} and togai://invoices/{id}[.json] of their DRAFT invoices. create_credit_note and
 update_invoice_status change an issued invoice (its amount due, status, notes) and what its account shows (outstanding,
@@ -68,6 +69,13 @@ NOT_BILLABLE_EVENT = {"DUPLICATE", "NOT_BILLED_CYCLE_CLOSED", "NOT_BILLED_NO_PLA
 BATCH_NOT_BILLABLE = ("duplicateIndexes", "notBilledIndexes", "notBilledNoPlanIndexes")
 
 
+def account_of(name: str, result: dict[str, Any]) -> str:
+    """The id of the account a successful grant_credit, update_account or update_license changed."""
+    if name == "grant_credit":
+        return str(result["grant"]["accountId"])
+    return str(result["id"] if name == "update_account" else result["accountId"])
+
+
 def requested_uris(params: Any) -> list[str]:
     """The resourceSubscriptions of a raw subscriptions/listen request, read as the SDK reads them (it takes
     the snake_case spelling too: a URI checked under one spelling and honoured under the other would skip
@@ -110,7 +118,7 @@ def touched_accounts(name: str, arguments: dict[str, Any], result: dict[str, Any
         return {record["accountId"] for record in result.get("data", [])}
     if name in ACCOUNT_TOOLS:
         account = arguments.get("accountId")
-        return {account} if isinstance(account, str) else set()
+        return {account_of(name, result)} | ({account} if isinstance(account, str) else set())
     if name in PLAN_TOOLS:
         return {moved["accountId"] for moved in result.get("migratedAccounts", [])}
     if name in INVOICE_TOOLS:
@@ -204,7 +212,11 @@ class ResourceUpdates:
             uris = self._uris(found.values(), drafts=name != "grant_credit" and name not in INVOICE_TOOLS)
             if issued is not None:
                 uris += [expand(INVOICE, issued[1]), expand(INVOICE_JSON, issued[1])]
-            changed = [uri for uri in uris if uri in watched]
+            if name in ACCOUNT_TOOLS:
+                # the handle the call named: found above unless the call took that alias away, and its URI
+                # changed all the same (it now names no account)
+                uris += [expand(ACCOUNT, handle) for handle in handles]
+            changed = [uri for uri in dict.fromkeys(uris) if uri in watched]
             for uri in changed:
                 await context.notify_resource_updated(uri)
                 for connection in list(self._subscribers.get(uri, {}).values()):

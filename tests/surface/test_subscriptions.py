@@ -168,6 +168,16 @@ async def test_finalizing_a_plan_version_notifies_the_accounts_it_moves(client, 
         await nothing_arrives(subscription)
 
 
+async def test_an_account_update_under_an_alias_it_drops_notifies_the_account(client, clock) -> None:
+    # the call names acme by the alias it renames: the account (and the URI of the alias, which now names
+    # nothing) changed all the same
+    await tell(client, clock)
+    watched = ["togai://accounts/acme-main", "togai://accounts/acme-eu"]
+    async with client.listen(resource_subscriptions=watched) as subscription:
+        await call(client, "update_account", accountId="acme-eu", aliases=["acme-de"])
+        assert await next_uris(subscription, 2) == set(watched)
+
+
 async def test_listening_to_something_that_is_not_a_resource_is_refused(client) -> None:
     with pytest.raises(MCPError) as raised:
         async with client.listen(resource_subscriptions=["togai://nothing/here"]):
