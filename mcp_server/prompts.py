@@ -33,7 +33,7 @@ def parse_month(value: str, field: str = "month") -> tuple[datetime, datetime]:
     """'2026-01' -> [2026-01-01T00:00Z, 2026-02-01T00:00Z); a clear error naming the field otherwise."""
     match = MONTH.match(value.strip())
     if match is None or not 1 <= int(match.group(2)) <= 12:
-        raise MCPError(INVALID_PARAMS, f"{field}: {value!r} is not a month; write it as YYYY-MM, e.g. 2026-01")
+        raise MCPError(INVALID_PARAMS, f"{field}: {quote(value)} is not a month; write it as YYYY-MM, e.g. 2026-01")
     start = datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC)
     return start, start + relativedelta(months=1)
 
@@ -45,7 +45,7 @@ def parse_day(value: str, field: str = "day") -> tuple[datetime, datetime]:
             raise ValueError
         day = date.fromisoformat(value.strip())
     except ValueError:
-        raise MCPError(INVALID_PARAMS, f"{field}: {value!r} is not a day; write it as YYYY-MM-DD, e.g. 2026-01-15") from None
+        raise MCPError(INVALID_PARAMS, f"{field}: {quote(value)} is not a day; write it as YYYY-MM-DD, e.g. 2026-01-15") from None
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start, start + relativedelta(days=1)
 

@@ -162,3 +162,12 @@ async def test_bad_arguments_are_errors_naming_the_field(client, name, arguments
     with pytest.raises(MCPError) as raised:
         await client.get_prompt(name, arguments)
     assert message in raised.value.error.message
+
+
+async def test_a_long_bad_value_is_quoted_cut_short(client) -> None:
+    # errors quote at most 80 characters of a value, as the tools' do: never a megabyte echoed back
+    for name, arguments in (("close_month", {"month": "1" * 100_000}), ("load_daily_usage", {"day": "1" * 100_000})):
+        with pytest.raises(MCPError) as raised:
+            await client.get_prompt(name, arguments)
+        message = raised.value.error.message
+        assert f"'{'1' * 80}…' is not a" in message and len(message) < 200, message[:300]
