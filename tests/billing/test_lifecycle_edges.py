@@ -71,6 +71,8 @@ async def test_a_poisoned_account_is_reported_and_never_stops_the_others(client,
     assert by_account["bad"]["totalAmount"] is None and "does not support EUR" in by_account["bad"]["problem"]
     financial = (await call(client, "get_account", accountId="bad"))["financial"]
     assert financial["accruedCharges"] is None and "does not support EUR" in financial["problem"]
+    # what credit is left after the charges is unknown too: not the balance, as if nothing were owed
+    assert financial["wallet"]["balance"] == "0.00" and financial["wallet"]["availableBalance"] is None
     assert "does not support EUR" in await call_error(client, "get_invoice", accountId="bad")
 
     summary = await run_bill(db, at(2026, 2, 1))

@@ -62,7 +62,8 @@ class PlanRef(Model):
 class WalletSummary(Model):
     currency: str
     balance: Decimal
-    availableBalance: Decimal
+    availableBalance: Decimal | None = Field(description="balance - accruedCharges; null when accruedCharges "
+                                                         "cannot be computed (the financial section's problem says why)")
 
 
 class CurrencyAmount(Model):

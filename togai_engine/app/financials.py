@@ -60,8 +60,11 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     financial.outstandingByCurrency = [CurrencyAmount(currency=c, amount=amount) for c, amount in owed.items()]
     if current is not None or has_invoices:
         financial.outstanding = owed.get(currency, round_money(Decimal(0), currency))
-    financial.wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
-                                                    unclosed=unclosed_periods)
+    wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
+                                          unclosed=unclosed_periods)
+    if financial.problem is not None:  # the charges are unknown, so what credit is left after them is too
+        wallet.availableBalance = None
+    financial.wallet = wallet
     return financial
 
 
