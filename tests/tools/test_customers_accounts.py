@@ -50,6 +50,15 @@ async def test_inline_account_and_customer_lists_its_accounts(client):
     assert created["customer"]["accountIds"] == ["acc_g1"]
 
 
+async def test_the_no_currency_code_is_refused_as_an_invoice_currency(client, db):
+    """XXX is ISO 4217's code for "no currency": nothing can be invoiced in it."""
+    before = await row_counts(db)
+    error = await call_error(client, "create_customer", id="c4", name="Hooli",
+                             account={"id": "a4", "name": "x", "invoiceCurrency": "XXX"})
+    assert "account.invoiceCurrency" in error and "no currency" in error
+    assert await row_counts(db) == before
+
+
 async def test_failed_inline_account_leaves_no_customer(client, db):
     before = await row_counts(db)
     error = await call_error(

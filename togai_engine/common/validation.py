@@ -34,10 +34,16 @@ def check_id(value: str, field: str) -> str:
     return value
 
 
+NO_CURRENCY = "XXX"  # ISO 4217: "transactions where no currency is involved"
+
+
 def check_currency(value: str, field: str) -> str:
     code = value.strip().upper() if isinstance(value, str) else value
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not is_currency(code):
         raise InvalidInput(field, f"{value!r} is not an ISO 4217 currency code; use e.g. USD, EUR, JPY")
+    if code == NO_CURRENCY:
+        raise InvalidInput(field, "XXX is ISO 4217's code for no currency, which nothing can be invoiced in; use "
+                                  "the currency you bill in, e.g. USD, EUR, JPY (XTS is the code for testing)")
     return code
 
 
