@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import at, call, call_error, iso
+from helpers import at, break_stored_version, call, call_error, iso
 from test_scenarios import account, invoices
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
@@ -179,6 +179,37 @@ async def test_fixed_fee_fields_are_validated_naming_the_field(client) -> None:
     assert "rateCards.fixedFeeRateCards[0].recurrenceConfig.offset" in error and "0 or more" in error
     error = await refused(fee("every", "10", type="SOMETIMES"))
     assert "type" in error
+
+
+async def test_a_one_time_fee_sent_with_enable_proration_is_refused_wherever_a_plan_is_sent(
+        client, clock, db, monkeypatch) -> None:
+    """A ONE_TIME fee is never prorated (fixed_fees.py), so enableProration true on it would be accepted and ignored:
+    a new plan, a new version, a deal and an inline plan in the lab refuse it, naming the field and the fix."""
+    prorated_setup = fee("setup", "100", type="ONE_TIME", enableProration=True)
+    fix = "never prorated"
+    error = await call_error(client, "create_price_plan", name="Setup", pricingCycleConfig=MONTHLY,
+                             rateCards={"fixedFeeRateCards": [prorated_setup]})
+    assert "rateCards.fixedFeeRateCards[0].enableProration" in error and fix in error and "RECURRING" in error
+    plan_id = await plan(client, "Setup", fee("setup", "100", type="ONE_TIME"), fee("base", "30"))
+    error = await call_error(client, "update_price_plan", pricePlanId=plan_id,
+                             rateCards={"fixedFeeRateCards": [fee("base", "30"), prorated_setup]})
+    assert "rateCards.fixedFeeRateCards[1].enableProration" in error and fix in error
+    error = await call_error(client, "calculate_revenue", usage={}, pricePlan={
+        "name": "Inline", "pricingCycleConfig": MONTHLY, "rateCards": {"fixedFeeRateCards": [prorated_setup]}})
+    assert "pricePlan.rateCards.fixedFeeRateCards[0].enableProration" in error and fix in error
+    clock.set(at(2026, 1, 10))
+    await account(client, "acme", plan_id, iso(2026, 1, 10))
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id,
+                             effectiveFrom=iso(2026, 2, 1), rateCardOverrides={"fixedFeeRateCards": [prorated_setup]})
+    assert "rateCardOverrides.fixedFeeRateCards[0].enableProration" in error and fix in error
+
+    # A version stored before the check keeps working: a deal on its other card is not refused for it.
+    await break_stored_version(db, monkeypatch, plan_id, 1, "{rateCards,fixedFeeRateCards,0,enableProration}", "true")
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_id, effectiveFrom=iso(2026, 2, 1),
+               rateCardOverrides={"fixedFeeRateCards": [fee("base", "25")]})
+    # January [10 Jan, 1 Feb), on the stored version: setup 100.00 in full (ONE_TIME: the stored enableProration
+    # changes nothing) + base 30.00 (not prorated: base has no enableProration) = 130.00
+    assert (await call(client, "get_invoice", accountId="acme"))["totalAmount"] == "130.00"
 
 
 async def test_a_new_version_does_not_charge_the_setup_fee_again_and_credits_the_in_advance_fee_it_replaces(

@@ -138,6 +138,9 @@ U = "rateCards.usageRateCards.0"
     ("rateCards.fixedFeeRateCards.0.rateValues", [{"currency": "USD", "rate": "1"}],
      "rateCards.fixedFeeRateCards[0].rateValues", "EUR"),
     ("rateCards.fixedFeeRateCards.0.name", "api", "rateCards.fixedFeeRateCards[0].name", "already the name"),
+    # the platform fee sends enableProration true: a ONE_TIME fee is never prorated, so that would be ignored
+    ("rateCards.fixedFeeRateCards.0.type", "ONE_TIME", "rateCards.fixedFeeRateCards[0].enableProration",
+     "never prorated"),
     ("rateCards.creditGrantRateCards.0.grantDetails.expiryDuration", "45 days",
      "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration", "ISO"),
     ("rateCards.creditGrantRateCards.0.grantDetails.expiryType", "NO_EXPIRY",

@@ -148,8 +148,9 @@ class FixedFeeRateCard(Model):
                     "the previous billing cycle): a cycle's fee is on the invoice of the period before it, and the "
                     "association's first cycle's on its first invoice; a fee cut short after it became DUE is "
                     "credited for the unused share with a credit note")
-    enableProration: bool = Field(default=False, description="charge the association's first partial period by its "
-                                                             "share of the cycle (a plan change always prorates)")
+    enableProration: bool = Field(default=False, description="RECURRING only: charge the association's first partial "
+                                                             "period by its share of the cycle (a plan change always "
+                                                             "prorates); true on a ONE_TIME fee is refused")
     recurrenceConfig: RecurrenceConfig | None = Field(
         default=None, description="RECURRING only: charge cycle i (0 = the association's first period) when "
                                   "i >= offset and (i - offset) % interval == 0; e.g. {interval: 3, offset: 1} "

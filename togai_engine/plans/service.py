@@ -26,7 +26,7 @@ from togai_engine.errors import Conflict, InvalidInput, NotFound
 from togai_engine.meters.service import meter_exists
 from togai_engine.plans.models import PricePlanRow, PricePlanVersionRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricePlanSummary, RateCardInfo
-from togai_engine.plans.validation import normalize_plan
+from togai_engine.plans.validation import normalize_plan, refuse_ignored_fields
 
 _CACHE: dict[tuple[str, int], PricePlan] = {}
 _CACHE_LIMIT = 10_000
@@ -92,6 +92,7 @@ async def validate_plan(session: AsyncSession, data: PricePlanCreate) -> PricePl
     """The plan exactly as create_plan would store it (same checks, same field paths), without storing it:
     the pricing lab prices inline plans it never writes."""
     plan = normalize_plan(data)
+    refuse_ignored_fields(plan.rateCards)
     await _check_meters_exist(session, plan)
     return plan
 
@@ -99,6 +100,7 @@ async def validate_plan(session: AsyncSession, data: PricePlanCreate) -> PricePl
 async def create_plan(session: AsyncSession, data: PricePlanCreate) -> tuple[PricePlan, bool]:
     """The plan and whether it was created now. Same name + same content returns the stored plan."""
     plan = normalize_plan(data)
+    refuse_ignored_fields(plan.rateCards)
     existing = await session.scalar(select(PricePlanRow).where(PricePlanRow.name == plan.name))
     if existing is None:
         await _check_meters_exist(session, plan)

@@ -353,6 +353,20 @@ def _currency_rates(
                                  f"{{currency, {amount_field}}} for every currency in supportedCurrencies")
 
 
+def refuse_ignored_fields(cards: RateCards) -> None:
+    """Fields a caller sends that nothing would read in the combination they come in: refused, naming the field
+    and the fix (a field accepted and then ignored is worse than a refusal). Run on what a caller sends (a plan,
+    a version, a deal's cards, an inline plan: plans.service.validate_plan and create_plan), not in normalize_plan:
+    that also re-checks the plan a new deal is applied to, whose stored cards the caller did not send and which
+    must keep validating when they were stored before a check here existed."""
+    for i, fee in enumerate(cards.fixedFeeRateCards):
+        if fee.type == "ONE_TIME" and fee.enableProration:
+            raise InvalidInput(f"rateCards.fixedFeeRateCards[{i}].enableProration", (
+                "a ONE_TIME fee is charged in full on the association's first invoice and never prorated, so "
+                "enableProration would change nothing; remove it, or make the fee RECURRING (prorated in an "
+                "account's first partial period)"))
+
+
 def _non_negative(value: Decimal, path: str) -> None:
     if value < 0:
         raise InvalidInput(path, f"must be 0 or more; got {value}")
