@@ -40,7 +40,7 @@ def _growth_plan(meter_id: str) -> dict[str, Any]:
             "billingEntitlementRateCards": [
                 {"featureId": "llm_tokens", "displayName": "LLM tokens per month", "usageMeterId": meter_id,
                  "featureConfigs": [{"featureCreditLimit": "500000"}]},
-                {"featureId": "sso", "displayName": "Single sign-on", "featureConfigs": [{"featureCreditLimit": "1"}]},
+                {"featureId": "sso", "displayName": "Single sign-on"},
             ],
         },
     }

@@ -193,8 +193,8 @@ Resources: togai://price-plans/{{pricePlanId}} for a plan's cards.
 
 1. Which plans grant it: list_price_plans, then list_rate_cards(pricePlanId=...) for each; a card of type
    BILLING_ENTITLEMENT with featureId "{featureId}" grants it. With a usageMeterId the feature is METERED (usage of
-   that meter this cycle counts against featureConfigs[0].featureCreditLimit; no limit = unlimited); without one it
-   is BOOLEAN (having the plan is enough).
+   that meter this cycle counts against featureConfigs[0].featureCreditLimit); without one it is BOOLEAN (having
+   the plan is enough).
 2. Accounts: {listing}. An account's current plan is get_account(...).financial.pricePlan.
 3. For each account: check_entitlement(accountId=<id>, featureId="{featureId}", quantity="1"). entitled is true
    only when the current plan has the feature and, if metered, used + quantity <= limit. Otherwise reason says why:

@@ -36,7 +36,7 @@ async def set_up(client: Any, accounts: tuple[str, ...] = ("acme",)) -> str:
                 {"featureId": "api", "usageMeterId": api["id"], "featureConfigs": [{"featureCreditLimit": "3"}]},
                 {"featureId": "tokens", "usageMeterId": tokens["id"],
                  "featureConfigs": [{"featureCreditLimit": "100"}]},
-                {"featureId": "sso", "featureConfigs": [{"featureCreditLimit": "1"}]}],
+                {"featureId": "sso"}],
             "usageRateCards": [{"usageMeterId": api["id"], "ratePlan": {"pricingModel": "TIERED", "slabs": [
                 {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
                 "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.25"}]}]}]})

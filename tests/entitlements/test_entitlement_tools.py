@@ -15,7 +15,7 @@ async def _setup(client: Any) -> str:
         rateCards={"billingEntitlementRateCards": [
             {"featureId": "api", "displayName": "API calls", "usageMeterId": meter["id"],
              "featureConfigs": [{"featureCreditLimit": "3"}]},
-            {"featureId": "sso", "displayName": "Single sign-on", "featureConfigs": [{"featureCreditLimit": "1"}]},
+            {"featureId": "sso", "displayName": "Single sign-on"},  # no meter: BOOLEAN, no limit to give
         ]})
     await call(client, "create_customer", id="cust_acme", name="Acme", account={
         "id": "acme", "name": "Acme", "aliases": ["acme-alias"]})
@@ -25,6 +25,34 @@ async def _setup(client: Any) -> str:
 async def _call_api(client: Any, n: int, when: str = "2026-01-05T00:00:00Z") -> None:
     await call(client, "ingest_event", event={"id": f"call-{n}", "schemaName": "api", "timestamp": when,
                                               "accountId": "acme", "attributes": {}})
+
+
+async def test_a_limit_on_a_boolean_feature_is_refused_and_a_metered_feature_needs_one(client) -> None:
+    """A feature without usageMeterId is BOOLEAN: nothing counts against a featureCreditLimit, so one sent with it
+    would be accepted and ignored. A metered feature's limit is what check_entitlement counts against."""
+    meter = await call(client, "create_usage_meter", name="api calls", eventSchemaName="api", aggregation="COUNT")
+
+    async def refused(card: dict[str, Any]) -> str:
+        return await call_error(client, "create_price_plan", name="Features", pricingCycleConfig={
+            "interval": "MONTHLY"}, rateCards={"billingEntitlementRateCards": [card]})
+
+    limited_sso = {"featureId": "sso", "featureConfigs": [{"featureCreditLimit": "1"}]}
+    error = await refused(limited_sso)
+    assert "rateCards.billingEntitlementRateCards[0].featureConfigs" in error and "BOOLEAN" in error
+    assert "remove featureConfigs" in error and "usageMeterId" in error
+    error = await refused({"featureId": "api", "usageMeterId": meter["id"]})
+    assert "rateCards.billingEntitlementRateCards[0].featureConfigs" in error and "featureCreditLimit" in error
+    # the same refusal for a deal's card and an inline plan in the lab
+    plan = await call(client, "create_price_plan", name="Features", pricingCycleConfig={"interval": "MONTHLY"},
+                      rateCards={"billingEntitlementRateCards": [{"featureId": "sso"}]})
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan["id"],
+                             rateCardOverrides={"billingEntitlementRateCards": [{**limited_sso, "name": "sso"}]})
+    assert "rateCardOverrides.billingEntitlementRateCards[0].featureConfigs" in error and "BOOLEAN" in error
+    error = await call_error(client, "calculate_revenue", usage={}, pricePlan={
+        "name": "Inline", "pricingCycleConfig": {"interval": "MONTHLY"},
+        "rateCards": {"billingEntitlementRateCards": [limited_sso]}})
+    assert "pricePlan.rateCards.billingEntitlementRateCards[0].featureConfigs" in error
 
 
 async def test_metered_and_boolean_entitlements_across_a_cycle(client, clock):

@@ -51,9 +51,10 @@ def usage_card(meter_id: str, model: str, slabs: list[tuple[str, str]], **rate_c
         "rateValues": [rate_value]}
 
 
-def feature(feature_id: str, limit: str, meter_id: str | None = None) -> dict[str, Any]:
-    card: dict[str, Any] = {"featureId": feature_id, "featureConfigs": [{"featureCreditLimit": limit}]}
-    return card | ({"usageMeterId": meter_id} if meter_id else {})
+def feature(feature_id: str, limit: str | None = None, meter_id: str | None = None) -> dict[str, Any]:
+    """A metered feature (a meter and its limit) or, with neither, a BOOLEAN one."""
+    card: dict[str, Any] = {"featureId": feature_id}
+    return card | ({"usageMeterId": meter_id, "featureConfigs": [{"featureCreditLimit": limit}]} if meter_id else {})
 
 
 def credit_card(name: str, kind: str, amount: str, priority: int, **expiry: str) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def plans(meter_id: str) -> dict[str, dict[str, Any]]:
                         "usageRateCards": [usage_card(meter_id, "TIERED", [("0", "0.01"), ("1000", "0.005")])],
                         "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "20"}],
                                                "enableProration": True}],
-                        "billingEntitlementRateCards": [feature("tokens", "3000", meter_id), feature("sso", "1")],
+                        "billingEntitlementRateCards": [feature("tokens", "3000", meter_id), feature("sso")],
                         "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "25"}]}}},
         # Months from the 15th, no grace; a fee never prorated, a prorated fee in advance, volume pricing, 5.00 of
         # credit each cycle.
@@ -83,7 +84,7 @@ def plans(meter_id: str) -> dict[str, dict[str, Any]]:
                      "fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "12"}]},
                                            {"id": "support", "rateValues": [{"currency": "USD", "rate": "6"}],
                                             "invoiceTiming": "IN_ADVANCE", "enableProration": True}],
-                     "billingEntitlementRateCards": [feature("sso", "1")],
+                     "billingEntitlementRateCards": [feature("sso")],
                      "creditGrantRateCards": [credit_card("monthly", "RECURRING", "5.00", 1,
                                                           expiryType="PRICING_CYCLE")]}},
         # Weeks from Monday, 1 day of grace; a card minimum, a 3.00 setup fee, one 8.00 grant lasting 20 days.

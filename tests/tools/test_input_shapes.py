@@ -18,14 +18,14 @@ MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePerio
 
 
 async def tokens_plan(client: Any) -> str:
-    """A monthly plan: 0.01 per token (meter `tokens` over llm events) and 3 exports per cycle."""
+    """A monthly plan: 0.01 per token (meter `tokens` over llm events) and the exports feature (BOOLEAN)."""
     meter = await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
                        computations=[{"computation": "tokens"}])
     plan = await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY, rateCards={
         "usageRateCards": [{"name": "tokens", "usageMeterId": meter["id"], "ratePlan": {
             "pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
             "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.01"}]}]}],
-        "billingEntitlementRateCards": [{"featureId": "exports", "featureConfigs": [{"featureCreditLimit": "3"}]}]})
+        "billingEntitlementRateCards": [{"featureId": "exports"}]})
     return str(plan["id"])
 
 

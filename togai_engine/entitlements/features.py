@@ -1,8 +1,9 @@
 """Features of a plan and the entitlement decision. Pure: no I/O, no clock.
 
 A billing-entitlement rate card with a `usageMeterId` is METERED: usage of that meter in the
-current cycle counts against `featureConfigs[0].featureCreditLimit` (no limit = unlimited).
-Without a meter it is BOOLEAN: the plan grants it by having the card.
+current cycle counts against `featureConfigs[0].featureCreditLimit` (no limit, in a plan stored before it was
+required: unlimited). Without a meter it is BOOLEAN: the plan grants it by having the card (validation refuses a
+limit on it).
 
 An entitlementOverageRateCard on a metered feature makes usage past the limit purchasable (Togai §7.2:
 "purchasable overage via entitlementOverageRateCards (maxQuantity)", GetFeatureCredits' overageLimit and

@@ -165,8 +165,12 @@ class BillingEntitlementRateCard(Model):
     name: CardName = None
     featureId: str = Field(max_length=50)
     displayName: str | None = Field(default=None, max_length=255)
-    usageMeterId: str | None = Field(default=None, description="meter whose usage consumes the feature")
-    featureConfigs: list[FeatureConfig] = Field(min_length=1, max_length=1)
+    usageMeterId: str | None = Field(default=None, description="meter whose usage consumes the feature; without one "
+                                                                "the feature is BOOLEAN (granted by the plan having it)")
+    featureConfigs: list[FeatureConfig] | None = Field(
+        default=None, min_length=1, max_length=1,
+        description="[{featureCreditLimit}]: required with usageMeterId (the limit its usage counts against per "
+                    "cycle); refused without one (a BOOLEAN feature has no limit)")
 
 
 class EntitlementOverageRateCard(Model):
@@ -411,7 +415,8 @@ class OveragePricing(UsagePricing):
 
     def __init__(self, card: EntitlementOverageRateCard, entitlement: BillingEntitlementRateCard) -> None:
         super().__init__(card)
-        assert entitlement.usageMeterId is not None  # validation refuses an overage card of a boolean feature
+        # validation refuses an overage card of a boolean feature, and a metered feature without its limit
+        assert entitlement.usageMeterId is not None and entitlement.featureConfigs is not None
         self.usage_meter_id: str = entitlement.usageMeterId
         self.limit: Decimal = entitlement.featureConfigs[0].featureCreditLimit
         self.max_quantity: Decimal | None = card.maxQuantity

@@ -221,7 +221,11 @@ def _entitlement_card(card: BillingEntitlementRateCard, i: int, names: _CardName
     check_id(card.featureId, f"{path}.featureId")
     if card.usageMeterId is not None:
         check_id(card.usageMeterId, f"{path}.usageMeterId")
-    for j, config in enumerate(card.featureConfigs):
+        if card.featureConfigs is None:
+            raise InvalidInput(f"{path}.featureConfigs", (
+                f"feature {card.featureId!r} is metered (usageMeterId {card.usageMeterId!r}): give the units of its "
+                'usage allowed per cycle, e.g. [{"featureCreditLimit": "1000"}]'))
+    for j, config in enumerate(card.featureConfigs or []):
         _non_negative(config.featureCreditLimit, f"{path}.featureConfigs[{j}].featureCreditLimit")
     name = names.claim(card.name, card.featureId, path)
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
@@ -365,6 +369,12 @@ def refuse_ignored_fields(cards: RateCards) -> None:
                 "a ONE_TIME fee is charged in full on the association's first invoice and never prorated, so "
                 "enableProration would change nothing; remove it, or make the fee RECURRING (prorated in an "
                 "account's first partial period)"))
+    for i, feature in enumerate(cards.billingEntitlementRateCards):
+        if feature.usageMeterId is None and feature.featureConfigs is not None:
+            raise InvalidInput(f"rateCards.billingEntitlementRateCards[{i}].featureConfigs", (
+                f"feature {feature.featureId!r} has no usageMeterId, so it is BOOLEAN (granted by the plan having "
+                "this card) and no usage counts against a featureCreditLimit; remove featureConfigs, or give the "
+                "card the usageMeterId whose usage the limit counts"))
 
 
 def _non_negative(value: Decimal, path: str) -> None:
