@@ -41,7 +41,8 @@ async def calculate_revenue(
         description="ISO 4217 code the plan prices in; default the account's invoiceCurrency, else the plan's "
                     "first supported currency")] = None,
     licenses: Annotated[dict[str, int] | None, Field(
-        description='seats per license id held for the whole cycle, e.g. {"seats": 8}; licenses left out are 0')
+        description='seats per license id held for the whole cycle, e.g. {"seats": 8}; licenses left out are 0; '
+                    "at most the card's config.maxQuantity, as update_license allows")
     ] = None,
     cycleIndex: Annotated[int, Field(
         ge=0, le=100_000, description="the cycle's place on the plan (0 = the first), for pricing rules that read "

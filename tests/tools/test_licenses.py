@@ -231,3 +231,18 @@ async def test_the_lab_prices_seats_as_the_invoices_do(client, clock) -> None:
     quote = await call(client, "calculate_revenue", pricePlanId=ids["prorated"], usage={}, licenses={"seats": 8})
     assert (quote["total"], quote["licenseRateCards"][0]["quantity"], quote["licenseRateCards"][0]["amount"]) == (
         "80.00", 8, "80.00")
+
+
+async def test_a_quote_for_more_seats_than_the_card_allows_is_refused(client, clock) -> None:
+    """update_license never lets an account hold more than config.maxQuantity seats, so no invoice prices more:
+    a quote for more is refused, naming the license and its limit, rather than pricing seats it ignores the
+    limit of."""
+    ids = await april(client, clock)
+    at_limit = await call(client, "calculate_revenue", pricePlanId=ids["prorated"], usage={}, licenses={"seats": 20})
+    assert at_limit["total"] == "200.00"  # 20 seats × 10 for the whole cycle
+    error = await call_error(client, "calculate_revenue", pricePlanId=ids["prorated"], usage={},
+                             licenses={"seats": 21})
+    assert "licenses.seats" in error and "config.maxQuantity 20" in error and "21" in error
+    inline = await call_error(client, "calculate_revenue", usage={}, licenses={"seats": 30},
+                              pricePlan=seat_plan("Inline seats", prorate=False, max_quantity=25))
+    assert "licenses.seats" in inline and "config.maxQuantity 25" in inline

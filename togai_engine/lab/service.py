@@ -148,12 +148,18 @@ def _seats_held(plan: PricePlan, licenses: Mapping[str, object]) -> dict[str, in
     seats: dict[str, int] = {}
     for license_id, value in licenses.items():
         field = f"licenses.{license_id}"
-        if plan.license_card(license_id) is None:
+        card = plan.license_card(license_id)
+        if card is None:
             ids = ", ".join(c.id for c in plan.rateCards.licenseRateCards) or "none"
             raise InvalidInput(field, f"{plan.name!r} has no license rate card {license_id!r} (its license ids: {ids})")
         count = _quantity(value, field)
         if count != count.to_integral_value():
             raise InvalidInput(field, f"seats are whole numbers; got {count}")
+        maximum = card.config.maxQuantity if card.config is not None else None
+        if maximum is not None and count > maximum:
+            # update_license refuses more, so no invoice of this plan ever prices them
+            raise InvalidInput(field, f"{count} seats is above the card's config.maxQuantity {maximum}, the most "
+                                      f"update_license lets an account hold; quote at most {maximum}")
         seats[license_id] = int(count)
     return seats
 
