@@ -246,3 +246,11 @@ async def test_a_quote_for_more_seats_than_the_card_allows_is_refused(client, cl
     inline = await call_error(client, "calculate_revenue", usage={}, licenses={"seats": 30},
                               pricePlan=seat_plan("Inline seats", prorate=False, max_quantity=25))
     assert "licenses.seats" in inline and "config.maxQuantity 25" in inline
+
+
+async def test_list_price_plans_counts_license_cards_as_list_rate_cards_lists_them(client, clock) -> None:
+    ids = await april(client, clock)
+    cards = await call(client, "list_rate_cards", pricePlanId=ids["prorated"])
+    assert [(c["type"], c["licenseId"]) for c in cards["data"]] == [("LICENSE", "seats")]
+    listed = {p["id"]: p["rateCardCount"] for p in (await call(client, "list_price_plans"))["data"]}
+    assert listed == {ids["prorated"]: 1, ids["whole"]: 1}

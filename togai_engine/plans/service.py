@@ -184,10 +184,7 @@ async def get_plans(session: AsyncSession, plan_ids: Iterable[str]) -> dict[str,
 
 
 def _summary(plan: PricePlan) -> PricePlanSummary:
-    cards = plan.rateCards
-    count = (len(cards.usageRateCards) + len(cards.fixedFeeRateCards) + len(cards.billingEntitlementRateCards)
-             + len(cards.creditGrantRateCards) + (cards.minimumCommitment is not None)
-             + len(cards.entitlementOverageRateCards))
+    count = len(rate_cards_of(plan))  # the cards list_rate_cards lists, every kind (a count kept apart missed one)
     return PricePlanSummary(
         id=plan.id, name=plan.name, description=plan.description, pricingCycleConfig=plan.pricingCycleConfig,
         supportedCurrencies=plan.supportedCurrencies, lateUsage=plan.lateUsage, rateCardCount=count,
