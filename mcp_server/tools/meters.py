@@ -34,7 +34,9 @@ async def create_usage_meter(
         max_length=50,
         description="ordered computations; the first whose matcher is true (or absent) gives the event's value. "
                     "COUNT may omit them; SUM e.g. [{\"computation\": \"tokens\", \"order\": 1}]")] = None,
-    billableName: Annotated[str | None, Field(max_length=255, description="name shown on invoices")] = None,
+    billableName: Annotated[str | None, Field(max_length=255, description=(
+        "the meter's display name (displayName = billableName, else name). Invoice lines name the usage rate "
+        "card's displayName: give the card one to label its line"))] = None,
     description: Annotated[str | None, Field(max_length=255)] = None,
     negativeValues: Annotated[NegativeValues, Field(description=NEGATIVE_VALUES_DESCRIPTION)] = "ALLOW",
     id: Annotated[str | None, Field(
