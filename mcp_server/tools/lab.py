@@ -45,16 +45,18 @@ async def calculate_revenue(
                     "at most the card's config.maxQuantity, as update_license allows")
     ] = None,
     cycleIndex: Annotated[int, Field(
-        ge=0, le=100_000, description="the cycle's place on the plan (0 = the first), for pricing rules that read "
-                                      "cycleIndex, e.g. 3 to quote the fourth month after a first-3-months offer")] = 0,
+        ge=0, le=100_000, description="the cycle quoted, by its place on the plan (0 = the first): its fixed fees "
+                                      "(a ONE_TIME setup fee in cycle 0 only, recurrenceConfig's beat) and the "
+                                      "pricing rules that read cycleIndex, e.g. 3 to quote the fourth month after a "
+                                      "first-3-months offer")] = 0,
 ) -> RevenueQuote:
     """Quote what a price plan charges for given usage over one full pricing cycle, e.g. "what do 1.2M
     tokens cost on Growth?". Returns every usage rate card with its slabs (quantity, rate, flat amount,
     exact amount), minimum/maximum rate adjustments, the card amount rounded once, license (seat) cards for
-    the seats in `licenses`, the fixed fees of a plan association's first cycle when it is a full one (a
-    ONE_TIME setup fee included, an IN_ADVANCE fee once, recurrenceConfig counting it as cycle 0), the
-    minimum-commitment true-up and the total: exactly what that invoice with this usage would say, its pricing
-    rules applied (pricingRuleLogs; cycleIndex picks the cycle they see). Pass pricePlanId, or pricePlan to try
+    the seats in `licenses`, the fixed fees of cycle cycleIndex of a plan association when it is a full one
+    (default 0, the first: a ONE_TIME setup fee only there, an IN_ADVANCE fee once, recurrenceConfig at that
+    index), the minimum-commitment true-up and the total: exactly what that invoice with this usage would say, its
+    pricing rules applied (pricingRuleLogs, for the same cycle). Pass pricePlanId, or pricePlan to try
     a plan without creating it, or accountId for what an account's own deal charges (isOverridden: true when its
     rateCardOverrides priced it). Reads only; safe to repeat."""
     if pricePlanId is not None and pricePlan is not None:

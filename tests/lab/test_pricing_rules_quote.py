@@ -29,3 +29,20 @@ async def test_a_quote_applies_the_rules_for_the_cycle_asked(client) -> None:
     # cycle 3: no offer; the cap alone: 80.00 + 49.00 = 129.00, over the commitment
     assert (fourth["subTotal"], fourth["trueUp"], fourth["total"]) == ("129.00", "0.00", "129.00")
     assert [log["status"] for log in fourth["pricingRuleLogs"]] == ["SKIPPED", "APPLIED"]
+
+
+async def test_a_quote_charges_the_fees_of_the_cycle_asked(client) -> None:
+    """cycleIndex is the cycle quoted: its fixed fees are that cycle's (a setup fee only in cycle 0, a
+    recurrenceConfig's beat), not cycle 0's beside cycle N's pricing rules."""
+    plan = await call(client, "create_price_plan", name="Fees", pricingCycleConfig=MONTHLY, rateCards={
+        "fixedFeeRateCards": [{**fee("setup", {"USD": "100"}), "type": "ONE_TIME"}, fee("base", {"USD": "30"}),
+                              {**fee("review", {"USD": "90"}), "recurrenceConfig": {"interval": 3, "offset": 1}}]})
+
+    async def total(cycle: int) -> tuple[str, list[str | None]]:
+        quote = await call(client, "calculate_revenue", pricePlanId=plan["id"], usage={}, cycleIndex=cycle)
+        return quote["total"], [f["name"] for f in quote["fixedFees"]]
+
+    assert await total(0) == ("130.00", ["setup", "base"])  # setup 100 + base 30; review starts at cycle 1
+    assert await total(1) == ("120.00", ["base", "review"])  # base 30 + review 90 (1 >= 1, (1 - 1) % 3 == 0)
+    assert await total(3) == ("30.00", ["base"])  # (3 - 1) % 3 == 2: no review
+    assert await total(4) == ("120.00", ["base", "review"])  # (4 - 1) % 3 == 0

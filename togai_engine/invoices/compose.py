@@ -117,7 +117,8 @@ def compose_invoice(
     an instant no span covers holds 0 seats.
     `cycle_index`: the period's place in its plan association (0 for the first), for pricing rules.
     `fees`: where the period sits in its plan association, for the fees' type, recurrenceConfig and
-    IN_ADVANCE timing (fixed_fees.py); None prices the period as an association's first and only one.
+    IN_ADVANCE timing (fixed_fees.py); None prices the period as a quote of one whole cycle, cycle `cycle_index`
+    (its own fees once, a ONE_TIME fee in cycle 0 only).
     `opening_fees`: the invoice also carries the first period's in-advance fees, which otherwise are on the
     association's advance invoice (compose_opening_invoice): only invoices opened before migration 0021 do.
     """
@@ -137,7 +138,7 @@ def compose_invoice(
         billed.setdefault(overage.usage_meter_id, usage_of_meter)
         lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None))
     lines += _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees,
-                        "BOTH" if opening_fees else "PERIOD")
+                        "BOTH" if opening_fees else "PERIOD", quoted_cycle=cycle_index if fees is None else 0)
     rule_logs: tuple[dict[str, Any], ...] = ()
     if plan.pricingRules:  # after the rate cards, before the true-up (pricing_rules.py)
         lines, rule_logs = apply_pricing_rules(plan.compiled_rules, lines, currency, billed, cycle_index, _rule_line)
@@ -184,18 +185,19 @@ def _check_currency(plan: PricePlan, currency: str) -> None:
 
 
 def _fee_lines(plan: PricePlan, currency: str, period: Cycle, full_cycle: Cycle, cut_by_change: bool,
-               fees: FeeSchedule | None, part: FeePart) -> list[ComposedLine]:
-    """The fixed fees, and the PREPAID credits sold, that `part` of the period's invoicing carries."""
+               fees: FeeSchedule | None, part: FeePart, *, quoted_cycle: int = 0) -> list[ComposedLine]:
+    """The fixed fees, and the PREPAID credits sold, that `part` of the period's invoicing carries (without `fees`,
+    a quote of cycle `quoted_cycle`)."""
     lines: list[ComposedLine] = []
     for fee in plan.rateCards.fixedFeeRateCards:
         rate = next(v.rate for v in fee.rateValues if v.currency == currency)
-        lines.extend(fixed_fee_line(fee, rate, currency, charge)
-                     for charge in fee_charges(fee, period, full_cycle, cut_by_change, fees, part=part))
+        lines.extend(fixed_fee_line(fee, rate, currency, charge) for charge in fee_charges(
+            fee, period, full_cycle, cut_by_change, fees, part=part, quoted_cycle=quoted_cycle))
     for i, card in enumerate(plan.rateCards.creditGrantRateCards):
         if not is_prepaid(card.invoiceTiming):
             continue
         for charge in fee_charges(ChargeTiming("IN_ADVANCE", card.type), period, full_cycle, cut_by_change, fees,
-                                  part=part):
+                                  part=part, quoted_cycle=quoted_cycle):
             line = credit_purchase_line(plan.id, card, currency, charge.period, f"creditGrantRateCards[{i}]")
             if line is not None:
                 lines.append(line)

@@ -81,11 +81,12 @@ def fee_schedule(config: CycleConfig, anchor: datetime, effective_from: datetime
 
 
 def fee_charges(fee: FixedFeeRateCard | ChargeTiming, period: Cycle, full_cycle: Cycle, cut: bool,
-                schedule: FeeSchedule | None, *, part: FeePart = "PERIOD") -> list[FeeCharge]:
+                schedule: FeeSchedule | None, *, part: FeePart = "PERIOD", quoted_cycle: int = 0) -> list[FeeCharge]:
     """The cycles `fee` is charged for on an invoice of `period`: its period invoice (`part` PERIOD), the advance
     invoice issued as the association starts (OPENING: the first period's in-advance fee), or both (an invoice
-    opened before advance invoices existed). Without `schedule` the period is taken as an association's first and
-    only one (a quote of one cycle), with both parts."""
+    opened before advance invoices existed). Without `schedule` the period is a quote of one cycle of the plan,
+    cycle `quoted_cycle` (0: the association's first), with both parts: its own fee once, whatever its timing;
+    a ONE_TIME fee in cycle 0 only; a recurrenceConfig's beat at that index."""
     start = schedule.association_start if schedule is not None else period.start
     origin = schedule.origin if schedule is not None else period.start
     if schedule is None:
@@ -101,13 +102,18 @@ def fee_charges(fee: FixedFeeRateCard | ChargeTiming, period: Cycle, full_cycle:
         assert schedule.next_full_cycle is not None
         covered.append(FeeCharge(schedule.next_period, schedule.next_full_cycle, schedule.next_cut, in_advance=True))
     if fee.type == "ONE_TIME":
-        return [FeeCharge(c.period, c.full_cycle, False, c.in_advance) for c in covered if c.period.start == origin]
+        first_cycle = schedule is not None or quoted_cycle == 0
+        return [FeeCharge(c.period, c.full_cycle, False, c.in_advance) for c in covered
+                if c.period.start == origin and first_cycle]
     recurrence = fee.recurrenceConfig
     if recurrence is None or (recurrence.interval == 1 and recurrence.offset == 0):
         return covered
     charged: list[FeeCharge] = []
     for charge in covered:
-        index = 0 if schedule is None or charge.period.start == origin else schedule.cycle_index(charge.period.start)
+        if schedule is None:
+            index = quoted_cycle
+        else:
+            index = 0 if charge.period.start == origin else schedule.cycle_index(charge.period.start)
         if index >= recurrence.offset and (index - recurrence.offset) % recurrence.interval == 0:
             charged.append(charge)
     return charged

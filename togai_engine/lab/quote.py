@@ -35,9 +35,9 @@ def quote(
     seats: Mapping[str, int] | None = None,
     cycle_index: int = 0,
 ) -> RevenueQuote:
-    """`plan`'s charges for one full cycle (the one containing `at`), priced as a plan association's first: a
-    ONE_TIME setup fee is in, an IN_ADVANCE fee counts once, recurrenceConfig and pricing rules take it as
-    cycle 0 (or `cycle_index` for the rules); `seats` per license id are held all cycle long."""
+    """`plan`'s charges for one full cycle (the one containing `at`), priced as cycle `cycle_index` of a plan
+    association (0: its first): a ONE_TIME setup fee only in cycle 0, an IN_ADVANCE fee once, recurrenceConfig
+    and pricing rules at that index; `seats` per license id are held all cycle long."""
     cycle = cycle_containing(plan.cycle_config, at, at)
     invoice = compose_invoice(plan, currency, cycle, cycle, quantities, licenses={
         license_id: [(cycle.start, cycle.end, count)] for license_id, count in (seats or {}).items()},
