@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import asyncpg
+import pytest
 from mcp import Client
 from sqlalchemy import text
 
 import test_sandbox_clock
-from helpers import call
+from helpers import call, scalar
+from mcp_server.tools import clock as clock_tools
 from test_sandbox_clock import ingest, invoices, set_up
 from togai_engine.store.database import Database
 
@@ -57,3 +60,28 @@ async def test_a_failing_account_is_reported_and_the_clock_still_moves(sandbox: 
 async def test_an_advance_with_nothing_failing_reports_no_failure(sandbox: Client) -> None:
     await set_up(sandbox)
     assert (await call(sandbox, "advance_clock", to="2026-02-02T00:00:00Z"))["failed"] == []
+
+
+async def test_an_advance_that_committed_is_reported_even_when_partitions_ahead_cannot_be_made(
+        sandbox: Client, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Partitions ahead are made after the advance commits (their DDL would wait for this very transaction). When
+    # that fails (here a lock timeout, as another partition change holding the events table would give), the
+    # clock has moved and the bills were run: an error answer would make the caller retry `by` and move it twice.
+    async def lock_timeout(*_: object, **__: object) -> list[str]:
+        raise asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout")
+
+    await set_up(sandbox)  # a1 and a2 on "Tokens": monthly from Jan 1, one day of grace, 0.50 a token
+    await ingest(sandbox, [("a1", "e1", "8")], "2026-01-01T00:00:00Z")
+    monkeypatch.setattr(clock_tools, "ensure_ahead", lock_timeout)
+    moved = await call(sandbox, "advance_clock", by="P5M1D")  # past the months made ahead at the start (Jan-Apr)
+    assert (moved["previous"], moved["now"]) == ("2026-01-01T00:00:00Z", "2026-06-02T00:00:00Z")
+    # January to May DUE for both accounts, June's two drafts opened
+    assert (moved["invoicesDue"], moved["draftsOpened"], moved["failed"]) == (10, 2, [])
+    billed = await invoices(db)
+    assert billed[0] == ("a1", "2026-01-01", "DUE", Decimal("4.00"))  # 8 x 0.50
+    assert [row[2] for row in billed] == ["DUE"] * 5 + ["DRAFT"] + ["DUE"] * 5 + ["DRAFT"]
+    monkeypatch.undo()
+    # June, which has no partition yet, gets one from the ingest that needs it
+    await ingest(sandbox, [("a1", "e2", "2")], "2026-06-02T00:00:00Z")
+    assert await scalar(db, "SELECT count(*) FROM events_p202606") == 1
+    assert (await call(sandbox, "get_clock"))["now"] == "2026-06-02T00:00:00Z"
