@@ -85,3 +85,34 @@ async def test_an_advance_that_committed_is_reported_even_when_partitions_ahead_
     await ingest(sandbox, [("a1", "e2", "2")], "2026-06-02T00:00:00Z")
     assert await scalar(db, "SELECT count(*) FROM events_p202606") == 1
     assert (await call(sandbox, "get_clock"))["now"] == "2026-06-02T00:00:00Z"
+
+
+async def test_a_credit_grant_that_cannot_be_issued_fails_only_its_account(sandbox: Client, db: Database) -> None:
+    # A credit-grant card whose CUSTOM expiry means "forever" to its author: P9999Y from any cycle start ends after
+    # the year 9999, which no instant reaches. Its grant is issued as each period starts, so that account cannot be
+    # billed, and the others must be.
+    await set_up(sandbox)  # a1 and a2 on "Tokens": monthly from Jan 1, one day of grace, 0.50 a token
+    plan = await call(sandbox, "create_price_plan", name="Forever credits", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1}, rateCards={
+        "creditGrantRateCards": [{"id": "welcome", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P9999Y"},
+                                  "rateDetails": {"currencySlabRateDetails": [{"currency": "USD",
+                                                                                "creditAmount": "10"}]}}]})
+    await call(sandbox, "create_customer", id="c_a3", name="C", account={
+        "id": "a3", "name": "a3", "invoiceCurrency": "USD", "pricePlanId": plan["id"],
+        "effectiveFrom": "2026-01-15T00:00:00Z"})  # its first period starts after the clock: nothing issued yet
+    await ingest(sandbox, [("a1", "e1", "8")], "2026-01-01T00:00:00Z")
+
+    moved = await call(sandbox, "advance_clock", to="2026-02-02T00:00:00Z")  # January's grace ends
+    assert moved["now"] == "2026-02-02T00:00:00Z"
+    assert [failure["accountId"] for failure in moved["failed"]] == ["a3"]
+    reason = moved["failed"][0]["reason"]
+    assert "creditGrantRateCards[0].grantDetails.expiryDuration" in reason and "'P9999Y'" in reason, reason
+    assert "NO_EXPIRY" in reason and plan["id"] in reason, reason
+    assert (moved["invoicesDue"], moved["draftsOpened"]) == (2, 2)  # a1 and a2: January DUE, February opened
+    assert await invoices(db) == [
+        ("a1", "2026-01-01", "DUE", Decimal("4.00")),  # 8 x 0.50
+        ("a1", "2026-02-01", "DRAFT", None),
+        ("a2", "2026-01-01", "DUE", Decimal("0.00")),  # no usage
+        ("a2", "2026-02-01", "DRAFT", None),
+    ]  # a3 as it was: no invoice, no grant
+    assert await scalar(db, "SELECT count(*) FROM credit_grants") == 0

@@ -41,6 +41,8 @@ from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
+from togai_engine.wallets.plan_view import plan_id, rate_cards
+from togai_engine.wallets.rate_cards import grants_for_cycle
 
 log = logging.getLogger("togai_engine.billing")
 
@@ -153,6 +155,7 @@ async def close_due_cycles(
                                                                                       period.period.start), False)))
                         for period in timeline.due]
             opened = _openings(account, timeline, existing)
+            _check_grants(account, timeline)
         except Exception as exc:
             fail(account_id, exc)
             continue
@@ -238,6 +241,17 @@ def _openings(account: AccountState, timeline: Timeline,
         if invoice is not None:
             opened.append(_Closing(account, period, invoice, advance=True))
     return opened
+
+
+def _check_grants(account: AccountState, timeline: Timeline) -> None:
+    """Computes the grants the credit-grant cards of its periods issue as they start (_issue_grants, after the
+    invoices are written), so a card that cannot grant (an expiry no instant reaches) fails this account in its
+    guard, not the whole run. Pure, and what wallets.issue_rate_card_grants computes again from the same plan,
+    currency and cycle."""
+    for bp in (*timeline.due, *timeline.open):
+        if bp.plan.rateCards.creditGrantRateCards:
+            grants_for_cycle(rate_cards(bp.plan, "creditGrantRateCards"), plan_id(bp.plan), account.currency,
+                             bp.period)
 
 
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]],

@@ -79,7 +79,15 @@ def card_grant(card: Mapping[str, Any], plan_id: str, currency: str, cycle: Cycl
     elif expiry_type == NO_EXPIRY:
         until = None
     elif expiry_type == CUSTOM:
-        until = cycle.start + parse_duration(details.get("expiryDuration"), f"{path}.grantDetails.expiryDuration")
+        field = f"{path}.grantDetails.expiryDuration"
+        duration = details.get("expiryDuration")
+        try:
+            until = cycle.start + parse_duration(duration, field)
+        except (OverflowError, ValueError):
+            raise InvalidInput(field, (
+                f"{duration!r} from the cycle starting {cycle.start.isoformat()} ends after the year 9999, so price "
+                f"plan {plan_id!r} cannot grant it; give the card a shorter expiryDuration, or expiryType NO_EXPIRY "
+                "for credits that never expire, in a new version of the plan")) from None
     else:
         raise InvalidInput(
             f"{path}.grantDetails.expiryType", f"{expiry_type!r} is not PRICING_CYCLE, NO_EXPIRY or CUSTOM"
