@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 
 from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
+from togai_engine.app import plan_versions
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
@@ -515,3 +516,59 @@ async def test_the_audit_of_a_finalize_names_the_accounts_it_moved(client, clock
     assert record["changedIds"] == [plan_id, "acme", "globex"]
     by_account = (await call(client, "list_audit_log", entityId="acme"))["data"]
     assert [r["tool"] for r in by_account] == ["finalize_price_plan", "create_customer"]
+
+
+async def test_a_refused_finalize_leaves_nothing_behind_and_the_corrected_draft_is_what_bills(client, clock) -> None:
+    """A finalize refused for acme's deal activates nothing, not even in this process' cache of versions: the
+    DRAFT corrected after it is the version 2 that is finalized and bills."""
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    renamed = cards(meter, "0.20", "62")
+    renamed["usageRateCards"][0]["name"] = "tokens"
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=renamed)
+    clock.set(at(2026, 1, 16))
+    error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert "migrationMode: account 'acme' has rateCardOverrides replacing usageRateCard 'api_calls'" in error
+    shown = await call(client, "get_price_plan", pricePlanId=plan_id, version="2")
+    assert shown["status"] == "DRAFT"
+    # the DRAFT corrected: it keeps api_calls (acme's deal fits) at 0.30, fee 93.00
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.30", "93"))
+    shown = await call(client, "get_price_plan", pricePlanId=plan_id, version="2")
+    assert (shown["status"], shown["rateCards"]["usageRateCards"][0]["name"]) == ("DRAFT", "api_calls")
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert sorted(m["accountId"] for m in result["migratedAccounts"]) == ["acme", "plain"]
+    shown = await call(client, "get_price_plan", pricePlanId=plan_id, version="2")
+    assert (shown["status"], shown["rateCards"]["fixedFeeRateCards"][0]["rateValues"][0]["rate"]) == ("ACTIVE", "93")
+    clock.set(at(2026, 1, 21))
+    await usage(client, "plain", "2026-01-20T00:00:00Z", "100", "u_plain")
+    draft = await call(client, "get_invoice", accountId="plain")
+    # version 2 from 16 Jan: fee 93 × 16/31 = 48.00 + 100 × 0.30 = 30.00 -> 78.00
+    assert (draft["startDate"], draft["pricePlanVersion"], draft["totalAmount"]) == (iso(2026, 1, 16), 2, "78.00")
+
+
+
+async def test_a_finalize_that_fails_after_activating_leaves_no_stale_version_behind(client, clock,
+                                                                                     monkeypatch) -> None:
+    """An unexpected error after the DRAFT turned ACTIVE rolls the call back; the content read meanwhile must not
+    outlive it in the process' cache of versions, or the corrected DRAFT would not be what version 2 bills."""
+    plan_id, meter = await growth(client)
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"))
+    clock.set(at(2026, 1, 16))
+
+    async def fails(*_: Any) -> None:
+        raise RuntimeError("the connection dropped")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(plan_versions, "rebill", fails)
+        assert "internal error" in await call_error(client, "finalize_price_plan", pricePlanId=plan_id,
+                                                    migrationMode="IMMEDIATE")
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.30", "93"))
+    await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    clock.set(at(2026, 1, 21))
+    await usage(client, "plain", "2026-01-20T00:00:00Z", "100", "u_plain")
+    draft = await call(client, "get_invoice", accountId="plain")
+    # version 2 from 16 Jan: fee 93 × 16/31 = 48.00 + 100 × 0.30 = 30.00 -> 78.00
+    assert (draft["startDate"], draft["pricePlanVersion"], draft["totalAmount"]) == (iso(2026, 1, 16), 2, "78.00")
+

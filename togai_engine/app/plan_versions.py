@@ -105,14 +105,16 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     await lock_plan(session, plan_id)
     draft = await require_draft(session, plan_id)
     base = await get_plan(session, plan_id)
-    await _check_fits_accounts(session, base, version_plan(draft), now)  # accounts attached since the draft
-    new = await activate_draft(session, plan_id, mode, now)
-    result = FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
+    # every refusal comes before the DRAFT turns ACTIVE: a version read while ACTIVE is cached for the process,
+    # and a refused call's would outlive its rollback (the corrected DRAFT would not be what bills)
+    drafted = version_plan(draft)
+    await _check_fits_accounts(session, base, drafted, now)  # accounts attached since the draft
     if mode == "NONE":
-        return result
+        new = await activate_draft(session, plan_id, mode, now)
+        return FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
     keep = not mode.endswith("_IGNORE_OVERRIDE")
     on_plan = (select(PlanAssociationRow).where(
-        PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != new.version,
+        PlanAssociationRow.price_plan_id == plan_id, PlanAssociationRow.version != drafted.version,
         (PlanAssociationRow.effective_until.is_(None)) | (PlanAssociationRow.effective_until > now))
         .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from)
         .execution_options(populate_existing=True))
@@ -126,7 +128,9 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     if keep:
         for association in moving:
             if association.id not in held:
-                check_overrides_fit(new, association.rate_card_overrides, association.account_id, "migrationMode")
+                check_overrides_fit(drafted, association.rate_card_overrides, association.account_id, "migrationMode")
+    new = await activate_draft(session, plan_id, mode, now)
+    result = FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
     by_account: dict[str, list[PlanAssociationRow]] = {}
     for association in moving:
         by_account.setdefault(association.account_id, []).append(association)

@@ -48,10 +48,11 @@ def _to_plan(row: PricePlanRow) -> PricePlan:
         {**row.definition, "id": row.id, "createdAt": row.created_at}))
 
 
-def version_plan(row: PricePlanVersionRow) -> PricePlan:
-    """One stored version; a DRAFT is never cached (update_price_plan replaces it)."""
+def version_plan(row: PricePlanVersionRow, *, fresh: bool = False) -> PricePlan:
+    """One stored version; a DRAFT is never cached (update_price_plan replaces it). `fresh`: parsed from the row
+    even when cached (and cached anew)."""
     key = (row.plan_id, row.version)
-    cached = _CACHE.get(key) if row.status == "ACTIVE" else None
+    cached = _CACHE.get(key) if row.status == "ACTIVE" and not fresh else None
     if cached is not None:
         return cached
     plan = PricePlan.model_validate({**row.definition, "id": row.plan_id, "createdAt": row.created_at,

@@ -136,7 +136,9 @@ async def activate_draft(session: AsyncSession, plan_id: str, mode: MigrationMod
     row.finalized_at = now
     row.migration_mode = mode
     await session.flush()
-    return version_plan(row)
+    # parsed from the row, not taken from the cache: a call that activated this version and then rolled back (an
+    # unexpected error) may have cached the content its DRAFT had then
+    return version_plan(row, fresh=True)
 
 
 async def list_versions(session: AsyncSession, plan_id: str) -> list[PlanVersionInfo]:
