@@ -572,3 +572,57 @@ async def test_a_finalize_that_fails_after_activating_leaves_no_stale_version_be
     # version 2 from 16 Jan: fee 93 × 16/31 = 48.00 + 100 × 0.30 = 30.00 -> 78.00
     assert (draft["startDate"], draft["pricePlanVersion"], draft["totalAmount"]) == (iso(2026, 1, 16), 2, "78.00")
 
+
+async def test_a_deal_the_new_version_would_break_refuses_the_finalize_instead_of_breaking_its_reads(
+        client, clock) -> None:
+    """Acme's deal raises its chat limit with a card that counts no usage (no usageMeterId): valid on version 1,
+    which bills no overage. Version 2 bills chat overage, which needs the feature's meter: with acme's card in
+    place the effective plan has an overage card of a feature that counts nothing, so the finalize is refused
+    naming the account, as for a card the new version drops, and nobody moves."""
+    meter = await tokens_meter(client)
+    chat = {"name": "chat", "featureId": "chat", "usageMeterId": meter, "featureConfigs": [{"featureCreditLimit": 100}]}
+    one = {**cards(meter, "0.10", "31"), "billingEntitlementRateCards": [chat]}
+    plan_id = (await call(client, "create_price_plan", name="Growth", pricingCycleConfig=MONTHLY, rateCards=one))["id"]
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides={"billingEntitlementRateCards": [
+        {"name": "chat", "featureId": "chat", "featureConfigs": [{"featureCreditLimit": 500}]}]})
+    overage = {"featureId": "chat", "ratePlan": {"pricingModel": "TIERED", "slabs": [
+        {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+        "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "1"}]}]}
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards={**one, "entitlementOverageRateCards": [overage]})
+    for mode in ("IMMEDIATE", "NEXT_CYCLE", "START_OF_CURRENT_CYCLE"):
+        error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode=mode)
+        assert "migrationMode: account 'acme' has rateCardOverrides that do not fit version 2" in error, error
+        assert "with them in place, rateCards.entitlementOverageRateCards[0].featureId: feature 'chat' has no " \
+               "usageMeterId" in error
+    # nothing moved: both accounts still read, on version 1
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "100", "u")
+    draft = await call(client, "get_invoice", accountId="acme")
+    # version 1 with the deal: 100 × 0.10 = 10.00 + 31.00
+    assert (draft["pricePlanVersion"], draft["isOverridden"], draft["totalAmount"]) == (1, True, "41.00")
+    # dropping the deal moves acme too
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE_IGNORE_OVERRIDE")
+    assert sorted(m["accountId"] for m in result["migratedAccounts"]) == ["acme", "plain"]
+    draft = await call(client, "get_invoice", accountId="acme")
+    # version 2 without the deal from 16 Jan: fee 31 × 16/31 = 16.00, no usage since, no overage
+    assert (draft["startDate"], draft["pricePlanVersion"], draft["isOverridden"], draft["totalAmount"]) == (
+        iso(2026, 1, 16), 2, False, "16.00")
+
+
+async def test_a_deal_that_parses_but_fails_its_own_versions_checks_keeps_its_account_back(
+        client, clock, db, monkeypatch) -> None:
+    """A hand edit leaves bad's deal parsing, with a negative rate create_price_plan refuses: it no longer validates
+    on the version it is on, so bad stays there and is reported, and the others migrate (the new version is not
+    what breaks it, so the finalize is not refused)."""
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    await account(client, "bad", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    await break_stored_deal(db, monkeypatch, "bad", "{usageRateCards,0,rateValues,0,slabRates,0,rate}", '"-1"')
+    clock.set(at(2026, 1, 16))
+    result = await version_2(client, plan_id, meter, "IMMEDIATE")
+    assert [(m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [("acme", iso(2026, 1, 16))]
+    assert [s["accountId"] for s in result["skippedAccounts"]] == ["bad"]
+    reason = result["skippedAccounts"][0]["reason"]
+    assert "it stays on version 1" in reason and "account 'bad' has a deal" in reason
+    assert "rateCards.usageRateCards[0].rateValues[0].slabRates[0].rate: rate must be a finite decimal >= 0" in reason

@@ -124,7 +124,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     moving = list(await session.scalars(on_plan))
     broken: dict[tuple[str, int], ValidationError] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)
-    held = _held_back(plan_id, moving, broken, keep)
+    held = _held_back(plan_id, moving, olds, broken, keep)
     if keep:
         for association in moving:
             if association.id not in held:
@@ -159,18 +159,20 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     return result
 
 
-def _held_back(plan_id: str, moving: list[PlanAssociationRow], broken: dict[tuple[str, int], ValidationError],
-               keep: bool) -> dict[int, str]:
-    """association id -> why it cannot move: its stored version, or the deal the mode keeps, no longer validates
-    (stricter checks since, or a hand edit). Such an account stays where it is and is reported, as its own reads
-    report it; it never stops the finalize for the other accounts (plans README)."""
+def _held_back(plan_id: str, moving: list[PlanAssociationRow], olds: dict[tuple[str, int], PricePlan],
+               broken: dict[tuple[str, int], ValidationError], keep: bool) -> dict[int, str]:
+    """association id -> why it cannot move: its stored version, or the deal the mode keeps on the version it is
+    on, no longer validates (stricter checks since, or a hand edit). Such an account stays where it is and is
+    reported, as its own reads report it; it never stops the finalize for the other accounts (plans README). A
+    deal that validates on its version but not on the new one refuses the finalize (check_overrides_fit)."""
     held: dict[int, str] = {}
     for association in moving:
         ref = PlanRef(plan_id, association.version, association.id, association.account_id)
-        if (plan_id, association.version) in broken:
-            problem = version_problem(ref, broken[(plan_id, association.version)])
+        key = (plan_id, association.version)
+        if key in broken:
+            problem = version_problem(ref, broken[key])
         else:
-            problem = deal_problem(ref, association.rate_card_overrides) if keep else None
+            problem = deal_problem(ref, association.rate_card_overrides, olds[key]) if keep else None
         if problem is not None:
             held[association.id] = f"it stays on version {association.version}: {problem.reason}"
     return held

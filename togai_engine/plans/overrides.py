@@ -155,14 +155,28 @@ def version_problem(ref: PlanRef, exc: ValidationError) -> InvalidInput:
         "with update_account(pricePlanId, effectiveFrom) from the start of their first period not invoiced yet"))
 
 
-def deal_problem(ref: PlanRef, stored: Mapping[str, Any] | None) -> InvalidInput | None:
-    """Why a stored deal no longer parses, worded as its account's own reads word it; None when it parses."""
+def deal_problem(ref: PlanRef, stored: Mapping[str, Any] | None, plan: PricePlan) -> InvalidInput | None:
+    """Why a stored deal no longer validates on `plan`, the version it is stored with: it no longer parses (worded
+    as its account's own reads word it), or the plan with it in place fails create_price_plan's checks (an edit,
+    or stricter checks since); None when it validates."""
     if not stored:
         return None
     try:
-        stored_parts(stored)
+        cards, rules = stored_parts(stored)
     except ValidationError as exc:
         return _deal_problem(ref, exc)
+    problem = _effective_problem(plan, cards, rules)
+    return None if problem is None else _deal_problem(ref, problem)
+
+
+def _effective_problem(plan: PricePlan, cards: RateCards, rules: list[PricingRule] | None) -> InvalidInput | None:
+    """Why `plan` with the deal's cards and rules in place fails create_price_plan's checks (a path in that
+    effective plan), or None. Billing reads the effective plan trusting them: an overage card needs its feature's
+    meter, a rule the meters and cards it names."""
+    try:
+        _checked(apply_overrides(plan, cards, rules))
+    except InvalidInput as exc:
+        return exc
     return None
 
 
@@ -254,7 +268,8 @@ def _checked(plan: PricePlan) -> PricePlanCreate:
 
 
 def check_overrides_fit(plan: PricePlan, overrides: Mapping[str, Any] | None, account_id: str, field: str) -> None:
-    """Refuses moving overrides onto a version that no longer has the cards they replace."""
+    """Refuses moving overrides onto a version that no longer has the cards they replace, or that with them in
+    place fails create_price_plan's checks (what the account's reads would then trip on)."""
     if not overrides:
         return
     cards, rules = stored_parts(overrides)
@@ -274,14 +289,18 @@ def check_overrides_fit(plan: PricePlan, overrides: Mapping[str, Any] | None, ac
                     raise InvalidInput(field, (
                         f"account {account_id!r} has rateCardOverrides for {card.name!r} without a rate in "
                         f"{currency}, which version {plan.version} of price plan {plan.id!r} supports"))
-    if rules is not None:
-        try:
-            _checked(apply_overrides(plan, cards, rules))
-        except InvalidInput as exc:
-            raise InvalidInput(field, (
-                f"account {account_id!r} has a pricingRulesOverride that does not fit version {plan.version} of "
-                f"price plan {plan.id!r} ({exc.field}: {exc.reason}); keep what its rules read in the new version, "
-                "finalize with an *_IGNORE_OVERRIDE mode (the account loses its deal), or NONE")) from None
+    problem = _effective_problem(plan, cards, rules)
+    if problem is None:
+        return
+    if rules is not None and problem.field.startswith(RULES):
+        raise InvalidInput(field, (
+            f"account {account_id!r} has a pricingRulesOverride that does not fit version {plan.version} of "
+            f"price plan {plan.id!r} ({problem.field}: {problem.reason}); keep what its rules read in the new version, "
+            "finalize with an *_IGNORE_OVERRIDE mode (the account loses its deal), or NONE"))
+    raise InvalidInput(field, (
+        f"account {account_id!r} has rateCardOverrides that do not fit version {plan.version} of price plan "
+        f"{plan.id!r}: with them in place, {problem.field}: {problem.reason}; change the new version so the deal "
+        "fits, finalize with an *_IGNORE_OVERRIDE mode (the account loses its deal), or NONE"))
 
 
 def deal_summary(stored: Mapping[str, Any] | None) -> str:
