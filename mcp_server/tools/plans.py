@@ -134,7 +134,7 @@ async def list_rate_cards(
     ctx: Context, pricePlanId: PlanId, pageSize: PageSize = 20, nextToken: NextToken = None
 ) -> Page[RateCardInfo]:
     """List every rate card of a price plan with its type (USAGE, FIXED_FEE, BILLING_ENTITLEMENT,
-    CREDIT_GRANT, MINIMUM_COMMITMENT), name, currencies and full content."""
+    CREDIT_GRANT, MINIMUM_COMMITMENT), name, currencies and full content, by type then name."""
     async with pure_read(ctx) as u:
         return await plans.list_rate_cards(u.session, pricePlanId, pageSize, nextToken)
 

@@ -79,6 +79,40 @@ async def test_create_get_list_and_rate_cards(client) -> None:
     assert cards["data"][0]["usageMeterId"] == meter_id and cards["data"][0]["currencies"] == ["USD", "EUR"]
 
 
+
+async def test_rate_card_pages_neither_skip_nor_repeat_a_card_when_a_version_is_finalized_between_them(client) -> None:
+    """The next page starts after the last card shown (its type, then its name), not at a position: a version
+    finalized between two pages that drops or adds a card before it moves no card the pages have in common."""
+    meter_id = await meter(client)
+
+    def priced(*names: str) -> dict[str, Any]:
+        return {"usageRateCards": [{**usage_card(meter_id), "name": name} for name in names],
+                "fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "49"},
+                                                                        {"currency": "EUR", "rate": "45"}]}]}
+
+    plan = await call(client, "create_price_plan", name="Growth", pricingCycleConfig=CYCLE,
+                      supportedCurrencies=["USD", "EUR"], rateCards=priced("u1", "u2", "u3"))
+
+    async def finalize(*names: str) -> None:
+        await call(client, "update_price_plan", pricePlanId=plan["id"], rateCards=priced(*names))
+        await call(client, "finalize_price_plan", pricePlanId=plan["id"], migrationMode="NONE")
+
+    def shown(page: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(card["type"], card["name"]) for card in page["data"]]
+
+    first = await call(client, "list_rate_cards", pricePlanId=plan["id"], pageSize=2)
+    assert shown(first) == [("USAGE", "u1"), ("USAGE", "u2")]
+    await finalize("u2", "u3")  # u1 dropped: by position, the next page would start past u3
+    rest = await call(client, "list_rate_cards", pricePlanId=plan["id"], pageSize=2, nextToken=first["nextToken"])
+    assert (shown(rest), rest["nextToken"]) == ([("USAGE", "u3"), ("FIXED_FEE", "platform")], None)
+
+    first = await call(client, "list_rate_cards", pricePlanId=plan["id"], pageSize=2)
+    assert shown(first) == [("USAGE", "u2"), ("USAGE", "u3")]
+    await finalize("u0", "u2", "u3")  # u0 added before them: by position, u3 would be shown again
+    rest = await call(client, "list_rate_cards", pricePlanId=plan["id"], pageSize=2, nextToken=first["nextToken"])
+    assert (shown(rest), rest["nextToken"]) == ([("FIXED_FEE", "platform")], None)
+
+
 async def test_plans_are_immutable_and_creation_is_idempotent(client, db) -> None:
     meter_id = await meter(client)
     first = await call(client, "create_price_plan", **full_plan(meter_id))

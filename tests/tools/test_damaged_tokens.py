@@ -44,7 +44,8 @@ async def test_edited_tokens_are_refused_by_every_paged_list(client, db):
                    ["2026-01-01T00:00:00", "a1", "e0"], ["2026-01-01T00:00:00+00:00", "a1"]],
         "invoices": [["2026-01-01T00:00:00+00:00", 10**30], ["2026-01-01T00:00:00+00:00", True],
                      ["2026-01-01T00:00:00", 1], ["2026-01-01T00:00:00+00:00", 1, 2]],
-        "rate_cards": [[plan["id"], True], [plan["id"], 10**30], [plan["id"], -1]],
+        "rate_cards": [[plan["id"], True], [plan["id"], 10**30], [plan["id"], -1], [plan["id"], "USAGE", 5],
+                       [plan["id"], "NOT_A_TYPE", "x"], [plan["id"], {"x": 1}, "x"], ["pp_other", "USAGE", "x"]],
     }
     before = await row_counts(db)
     for tool, kind, arguments in lists:

@@ -19,7 +19,6 @@ from togai_engine.common.pagination import (
     encode_token,
     fetch_page,
     not_a_token,
-    token_int,
 )
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
@@ -200,8 +199,17 @@ async def list_plans(session: AsyncSession, page_size: int | None, next_token: s
     return Page[PricePlanSummary](data=[_summary(latest.get(r.id) or _to_plan(r)) for r in rows], nextToken=token)
 
 
+# list_rate_cards' order: by type in this order, then by name (names are unique in a plan), its keyset
+_CARD_TYPES: tuple[str, ...] = ("USAGE", "LICENSE", "FIXED_FEE", "BILLING_ENTITLEMENT", "CREDIT_GRANT",
+                                "MINIMUM_COMMITMENT", "ENTITLEMENT_OVERAGE")
+
+
+def _card_key(card: RateCardInfo) -> tuple[int, str]:
+    return _CARD_TYPES.index(card.type), card.name
+
+
 def rate_cards_of(plan: PricePlan) -> list[RateCardInfo]:
-    """Every rate card of the plan with its type and name, in a stable order."""
+    """Every rate card of the plan with its type and name, by type, then name (list_rate_cards' keyset)."""
     cards = plan.rateCards
     infos: list[RateCardInfo] = []
 
@@ -236,22 +244,24 @@ def rate_cards_of(plan: PricePlan) -> list[RateCardInfo]:
     for card, overage in zip(cards.entitlementOverageRateCards, plan.overage_pricing, strict=True):
         add(card, "ENTITLEMENT_OVERAGE", card.name or "", card.displayName or "", usageMeterId=overage.usage_meter_id,
             featureId=card.featureId)
-    return infos
+    return sorted(infos, key=_card_key)
 
 
 async def list_rate_cards(
     session: AsyncSession, plan_id: str, page_size: int | None, next_token: str | None
 ) -> Page[RateCardInfo]:
+    """One page of the plan's latest ACTIVE version's cards. The token holds the last card's type and name, not a
+    position: a version finalized between two pages (cards dropped or added before it) neither skips nor repeats
+    a card both versions have."""
     size = check_page_size(page_size)
     after = decode_token("rate_cards", next_token)
     plan = await get_plan(session, plan_id)
-    start = 0
-    if after:
-        if len(after) != 2 or after[0] != plan_id or token_int("rate_cards", after[1]) < 0:
-            raise not_a_token("rate_cards")  # of another plan's list, or edited
-        start = after[1]
     cards = rate_cards_of(plan)
-    page = cards[start:start + size]
-    more = start + size < len(cards)
-    token = encode_token("rate_cards", [plan_id, start + size]) if more else None
+    if after:
+        if len(after) != 3 or after[0] != plan_id or after[1] not in _CARD_TYPES or not isinstance(after[2], str):
+            raise not_a_token("rate_cards")  # of another plan's list, or edited
+        position = (_CARD_TYPES.index(after[1]), after[2])
+        cards = [card for card in cards if _card_key(card) > position]
+    page = cards[:size]
+    token = encode_token("rate_cards", [plan_id, page[-1].type, page[-1].name]) if len(cards) > size else None
     return Page[RateCardInfo](data=page, nextToken=token)
