@@ -626,3 +626,23 @@ async def test_a_deal_that_parses_but_fails_its_own_versions_checks_keeps_its_ac
     reason = result["skippedAccounts"][0]["reason"]
     assert "it stays on version 1" in reason and "account 'bad' has a deal" in reason
     assert "rateCards.usageRateCards[0].rateValues[0].slabRates[0].rate: rate must be a finite decimal >= 0" in reason
+
+
+async def test_a_stored_deal_naming_a_card_its_version_lacks_is_reported_not_ignored(client, clock, db,
+                                                                                     monkeypatch) -> None:
+    """No call stores such a deal (update_account and finalize refuse it, naming the field); after a hand edit its
+    card would replace nothing, and acme would silently be billed the plan's 0.10 a token under its deal's name.
+    It is a deal that no longer validates: acme's reads say why, a finalize keeps acme back, the others go on."""
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-05T00:00:00Z", "1000", "u")
+    await break_stored_deal(db, monkeypatch, "acme", "{usageRateCards,0,name}", '"calls"')
+    clock.set(at(2026, 1, 16))
+    error = await call_error(client, "get_invoice", accountId="acme")
+    assert "account 'acme' has a deal" in error and "internal error" not in error
+    assert "rateCardOverrides.usageRateCards[0].name: 'calls' names no usageRateCard of version 1" in error
+    result = await version_2(client, plan_id, meter, "IMMEDIATE")
+    assert [m["accountId"] for m in result["migratedAccounts"]] == ["plain"]
+    assert [s["accountId"] for s in result["skippedAccounts"]] == ["acme"]
+    assert "rateCardOverrides.usageRateCards[0].name: 'calls'" in result["skippedAccounts"][0]["reason"]

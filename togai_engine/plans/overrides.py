@@ -85,11 +85,19 @@ def stored_parts(stored: Mapping[str, Any]) -> tuple[RateCards, list[PricingRule
 
 
 def apply_overrides(plan: PricePlan, overrides: RateCards, rules: list[PricingRule] | None = None) -> PricePlan:
-    """The plan with the override cards in place of the cards of the same name (an unknown name is left out:
-    validate_overrides refuses it first), and `rules` in place of its pricingRules when given."""
+    """The plan with the override cards in place of the cards of the same name, and `rules` in place of its
+    pricingRules when given. A card naming none of the plan's is refused, naming it (InvalidInput): no call stores
+    one (validate_overrides, check_overrides_fit), but a stored deal edited since would otherwise replace nothing
+    and the account be billed the plan's price under its deal's name."""
     cards = plan.rateCards
     update: dict[str, Any] = {}
     for kind in OVERRIDABLE:
+        known = [card.name for card in getattr(cards, kind)]
+        for i, card in enumerate(getattr(overrides, kind)):
+            if card.name not in known:
+                raise InvalidInput(f"rateCardOverrides.{kind}[{i}].name", (
+                    f"{card.name!r} names no {kind[:-1]} of version {plan.version} of price plan {plan.id!r} (its "
+                    f"{kind}: {', '.join(str(k) for k in known) or 'none'}), so it would replace nothing"))
         given = {card.name: card for card in getattr(overrides, kind)}
         if given:
             update[kind] = [given.get(card.name, card) for card in getattr(cards, kind)]
