@@ -646,3 +646,23 @@ async def test_a_stored_deal_naming_a_card_its_version_lacks_is_reported_not_ign
     assert [m["accountId"] for m in result["migratedAccounts"]] == ["plain"]
     assert [s["accountId"] for s in result["skippedAccounts"]] == ["acme"]
     assert "rateCardOverrides.usageRateCards[0].name: 'calls'" in result["skippedAccounts"][0]["reason"]
+
+
+async def test_a_deal_that_ends_before_the_migration_does_not_refuse_it(client, clock) -> None:
+    """Acme leaves Growth on 20 Jan (for Starter): NEXT_CYCLE moves accounts on 1 Feb, so acme's deal never meets
+    version 2, whose dropped api_calls card it replaces; the finalize goes on without it."""
+    plan_id, meter = await growth(client)
+    starter = await call(client, "create_price_plan", name="Starter", pricingCycleConfig=MONTHLY,
+                         rateCards=cards(meter, "0.50", "0"))
+    await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides=cheap_tokens(meter))
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await call(client, "update_account", accountId="acme", pricePlanId=starter["id"], effectiveFrom=iso(2026, 1, 20))
+    clock.set(at(2026, 1, 16))
+    renamed = cards(meter, "0.20", "62")
+    renamed["usageRateCards"][0]["name"] = "tokens"
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=renamed)
+    error = await call_error(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert "migrationMode: account 'acme' has rateCardOverrides replacing usageRateCard 'api_calls'" in error
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NEXT_CYCLE")
+    assert [(m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [("plain", iso(2026, 2, 1))]
+    assert result["skippedAccounts"] == []

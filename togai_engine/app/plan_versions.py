@@ -127,7 +127,8 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     held = _held_back(plan_id, moving, olds, broken, keep)
     if keep:
         for association in moving:
-            if association.id not in held:
+            old = olds.get((plan_id, association.version))
+            if association.id not in held and old is not None and _moves(mode, old, association, now):
                 check_overrides_fit(drafted, association.rate_card_overrides, association.account_id, "migrationMode")
     new = await activate_draft(session, plan_id, mode, now)
     result = FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
@@ -141,9 +142,9 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
                 result.skippedAccounts.append(SkippedAccount(accountId=account_id, reason=held[association.id]))
                 continue
             old = olds[(plan_id, association.version)]
-            instant = _instant(mode, old, association, now)
-            if association.effective_until is not None and instant >= association.effective_until:
+            if not _moves(mode, old, association, now):
                 continue  # it ends before it would move
+            instant = _instant(mode, old, association, now)
             if billing.billed_until is not None and instant < billing.billed_until:
                 result.skippedAccounts.append(SkippedAccount(accountId=account_id, reason=(
                     f"its period from {instant.isoformat()} is already invoiced (DUE up to "
@@ -176,6 +177,13 @@ def _held_back(plan_id: str, moving: list[PlanAssociationRow], olds: dict[tuple[
         if problem is not None:
             held[association.id] = f"it stays on version {association.version}: {problem.reason}"
     return held
+
+
+def _moves(mode: MigrationMode, plan: PricePlan, association: PlanAssociationRow, now: datetime) -> bool:
+    """Whether the association is still on the plan at its migration instant (one that ends first never moves,
+    so its deal never meets the new version)."""
+    until = association.effective_until
+    return until is None or _instant(mode, plan, association, now) < until
 
 
 def _instant(mode: MigrationMode, plan: PricePlan, association: PlanAssociationRow, now: datetime) -> datetime:
