@@ -575,8 +575,8 @@ async def test_a_finalize_that_fails_after_activating_leaves_no_stale_version_be
 
 async def test_a_deal_the_new_version_would_break_refuses_the_finalize_instead_of_breaking_its_reads(
         client, clock) -> None:
-    """Acme's deal raises its chat limit with a card that counts no usage (no usageMeterId): valid on version 1,
-    which bills no overage. Version 2 bills chat overage, which needs the feature's meter: with acme's card in
+    """Acme's deal grants chat without a limit, with a card that counts no usage (no usageMeterId: BOOLEAN): valid
+    on version 1, which bills no overage. Version 2 bills chat overage, which needs the feature's meter: with acme's card in
     place the effective plan has an overage card of a feature that counts nothing, so the finalize is refused
     naming the account, as for a card the new version drops, and nobody moves."""
     meter = await tokens_meter(client)
@@ -585,7 +585,7 @@ async def test_a_deal_the_new_version_would_break_refuses_the_finalize_instead_o
     plan_id = (await call(client, "create_price_plan", name="Growth", pricingCycleConfig=MONTHLY, rateCards=one))["id"]
     await account(client, "plain", plan_id, iso(2026, 1, 1))
     await account(client, "acme", plan_id, iso(2026, 1, 1), rateCardOverrides={"billingEntitlementRateCards": [
-        {"name": "chat", "featureId": "chat", "featureConfigs": [{"featureCreditLimit": 500}]}]})
+        {"name": "chat", "featureId": "chat"}]})
     overage = {"featureId": "chat", "ratePlan": {"pricingModel": "TIERED", "slabs": [
         {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
         "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "1"}]}]}
