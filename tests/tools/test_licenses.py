@@ -182,6 +182,26 @@ async def test_a_plan_that_allows_fewer_seats_than_the_account_holds_is_refused(
     assert await draft_total(client, "acme") == "150.00"
 
 
+async def test_a_version_that_allows_fewer_seats_than_an_account_holds_is_not_finalized(client, clock, db) -> None:
+    """A version migration is a plan change: it may not move an account onto a limit its seats exceed."""
+    ids = await april(client, clock)
+    clock.set(at(2026, 4, 10))
+    await call(client, "update_license", accountId="acme", licenseId="seats", quantity=15)
+    await call(client, "update_price_plan", pricePlanId=ids["prorated"],
+               rateCards={"licenseRateCards": [seat_card(prorate=True, max_quantity=10)]})
+    counts = await row_counts(db)
+    refused = await call_error(client, "finalize_price_plan", pricePlanId=ids["prorated"], migrationMode="NEXT_CYCLE")
+    assert "migrationMode" in refused and "account 'acme' holds 15 seats of 'seats' from 2026-05-01" in refused
+    assert "config.maxQuantity 10" in refused and "update_price_plan" in refused
+    assert await row_counts(db) == counts  # nothing written: the DRAFT is still a DRAFT
+    # with the seats lowered from May (the month the migration starts), it goes through
+    await call(client, "update_license", accountId="acme", licenseId="seats", quantity=10, effectiveFrom=MAY_1)
+    result = await call(client, "finalize_price_plan", pricePlanId=ids["prorated"], migrationMode="NEXT_CYCLE")
+    assert [(m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [("acme", MAY_1)]
+    # April keeps version 1: 0 seats for 9 days, then 15 seats for 21 of 30: 15 × 10 × 21/30 = 105.00
+    assert await draft_total(client, "acme") == "105.00"
+
+
 async def test_a_seat_change_stays_within_every_plan_it_reaches(client, clock) -> None:
     """A change under one plan that carries into a later plan is checked against that plan's limit too."""
     await april(client, clock)

@@ -30,6 +30,9 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
+from togai_engine.app.seat_limits import check_plan_allows_seats
+from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.models import AccountBillingRow
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -130,6 +133,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
             old = olds.get((plan_id, association.version))
             if association.id not in held and old is not None and _moves(mode, old, association, now):
                 check_overrides_fit(drafted, association.rate_card_overrides, association.account_id, "migrationMode")
+    await _check_seats_fit(session, drafted, mode, moving, olds, held, now)
     new = await activate_draft(session, plan_id, mode, now)
     result = FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
     by_account: dict[str, list[PlanAssociationRow]] = {}
@@ -158,6 +162,28 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
                 accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
         await rebill(session, billing, account_id, now)
     return result
+
+
+async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: MigrationMode,
+                           moving: list[PlanAssociationRow], olds: dict[tuple[str, int], PricePlan],
+                           held: dict[int, str], now: datetime) -> None:
+    """Refuses a version whose license cards allow fewer seats than an account it moves holds from its migration
+    instant on (licenses README: a limit is enforced, never billed past). Due periods are closed first, so an
+    association whose instant falls in an invoiced period, which stays where it is, is not held to it."""
+    await close_due_cycles(session, now, sorted({a.account_id for a in moving}))
+    billed = dict((await session.execute(select(AccountBillingRow.account_id, AccountBillingRow.billed_until).where(
+        AccountBillingRow.account_id.in_({a.account_id for a in moving})))).tuples().all())
+    for association in moving:
+        old = olds.get((drafted.id, association.version))
+        if association.id in held or old is None or not _moves(mode, old, association, now):
+            continue
+        instant = _instant(mode, old, association, now)
+        billed_until = billed.get(association.account_id)
+        if billed_until is None or instant >= billed_until:
+            await check_plan_allows_seats(
+                session, association.account_id, drafted, instant, "migrationMode", until=association.effective_until,
+                way_out="or raise the card's config.maxQuantity in the DRAFT (update_price_plan), or finalize with "
+                        "NONE")
 
 
 def _held_back(plan_id: str, moving: list[PlanAssociationRow], olds: dict[tuple[str, int], PricePlan],

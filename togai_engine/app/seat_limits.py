@@ -41,16 +41,16 @@ async def limits_from(session: AsyncSession, account_id: str, license_id: str, s
 
 
 async def check_plan_allows_seats(session: AsyncSession, account_id: str, plan: PricePlan, since: datetime,
-                                  field: str) -> None:
-    """Refuses putting the account on `plan` from `since` on (open-ended) while it holds, at some instant from
-    then on, more seats of a license than the plan's card allows: the plan would bill seats past its limit."""
+                                  field: str, *, until: datetime | None = None,
+                                  way_out: str = "or choose a plan that allows them") -> None:
+    """Refuses putting the account on `plan` over [since, until) (None: open-ended) while it holds, at some
+    instant then, more seats of a license than the plan's card allows: the plan would bill seats past its limit."""
     for license_id, changes in sorted((await licenses.changes_of(session, [account_id])).get(account_id, {}).items()):
-        limit = limit_of(plan, license_id, since, None)
+        limit = limit_of(plan, license_id, since, until)
         excess = None if limit is None else licenses.first_excess(licenses.fold(changes), [limit], since)
         if excess is not None:
             instant, count, _ = excess
             raise InvalidInput(field, (
                 f"account {account_id!r} holds {count} seats of {license_id!r} from {instant.isoformat()}, above "
                 f"the config.maxQuantity {excess[2].maximum} of {named(plan)}'s license card; lower those seats "
-                f"to at most {excess[2].maximum} first (update_license from {instant.isoformat()}), or choose a "
-                "plan that allows them"))
+                f"to at most {excess[2].maximum} first (update_license from {instant.isoformat()}), {way_out}"))
