@@ -32,7 +32,9 @@ from togai_engine.app.advance_credits import credit_replaced_advance_invoices, c
 from togai_engine.app.plan_changes import locked_billing_row, rebill
 from togai_engine.app.seat_limits import check_plan_allows_seats
 from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.models import AccountBillingRow
+from togai_engine.billing.state import transaction_connection
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -123,7 +125,12 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
         .execution_options(populate_existing=True))
     # the accounts' locks (not row locks on plan_associations, a reference table on Citus: lock_accounts), then
     # the associations again: a plan change that committed meanwhile is what is read
-    await lock_accounts(session, sorted({a.account_id for a in await session.scalars(on_plan)}))
+    locked = sorted({a.account_id for a in await session.scalars(on_plan)})
+    await lock_accounts(session, locked)
+    # and their billing fences, all before the first close takes the invoice counter: closing them one by one
+    # would wait for the next one's fence while holding the counter, which an ingest batch holding that fence
+    # (shared) and closing another account may be waiting for (billing README, "Lock order")
+    await hold_fences(await transaction_connection(session), locked, exclusive=True)
     moving = list(await session.scalars(on_plan))
     broken: dict[tuple[str, int], ValidationError] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)

@@ -3,7 +3,8 @@
 One run locks the accounts that have work (`account_billing.next_run_at <= now`) in account order
 (their account locks, exclusive: accounts.service.lock_accounts), then their billing fences (billing/fence.py), so
 concurrent runs and catch-up reads wait for each other and a second run finds nothing left to do;
-the unique (account, period start) key on invoices backs that up. Quantities come from one `meter_quantities` call per distinct period; rows
+the unique (account, period start) key on invoices backs that up. The invoice counter comes after every fence the
+transaction holds (`shared_fences`; billing README, "Lock order"). Quantities come from one `meter_quantities` call per distinct period; rows
 are written with array statements and lines with COPY, so 10,000 accounts close in one pass.
 """
 
@@ -83,11 +84,17 @@ async def close_due_cycles(
     account_ids: Sequence[str] | None = None,
     *,
     usage: QuantitySource = meter_quantities,
+    shared_fences: Sequence[str] = (),
 ) -> CloseSummary:
     """Brings the invoices of accounts with work up to `now` (all accounts, or only `account_ids`).
 
     Idempotent: running it again at the same `now` does nothing, and running it at several instants
     yields the same invoices as running it once at the last one.
+
+    `shared_fences`: accounts whose billing fences the caller takes shared after this (an ingest or void batch's
+    accounts). When this closes anything, they are taken here with the closed accounts' (exclusive) in one pass,
+    before the invoice counter: the caller then never waits for a fence while holding the counter, which a
+    closer of one of those accounts, holding its fence, may be waiting for (a deadlock).
     """
     summary = CloseSummary(asOf=now)
     if account_ids is not None and not account_ids:
@@ -95,7 +102,8 @@ async def close_due_cycles(
     await session.flush()
     conn = await transaction_connection(session)
     # Lock order everywhere: the accounts' locks (exclusive: closers of one account, and its changes, wait
-    # for each other), then the billing fences; the wallet hooks lock wallets after that.
+    # for each other), then the billing fences, then the invoice counter (_number); the wallet hooks lock wallets
+    # after that. Never a fence or an account lock after the counter (billing README, "Lock order").
     scope = "" if account_ids is None else " AND a.id = ANY($2::text[])"
     scope_args = [sorted(set(account_ids))] if account_ids is not None else []
     # Reads call this on every request: look before taking locks (a row lock is a write in PostgreSQL).
@@ -121,7 +129,8 @@ async def close_due_cycles(
     ids = [r["account_id"] for r in locked]
     # Ingestion holds these shared while it decides whether an event is late; waiting for it here means
     # every event it accepts is counted below, and every later one sees the moved watermark.
-    await hold_fences(conn, ids, exclusive=True)
+    closing = set(ids)
+    await hold_fences(conn, ids, exclusive=True, shared=[a for a in shared_fences if a not in closing])
     accounts, plans = await load_states(session, ids, conn)
     failed: set[str] = set()
 

@@ -23,3 +23,14 @@ def advisory_locks_sql(lock_class: int, names: str, *, exclusive: bool) -> str:
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     return (f"SELECT count({function}({lock_class}, k)) "
             f"FROM (SELECT DISTINCT hashtext(a) AS k FROM {names} AS a ORDER BY k) AS keys")
+
+
+def advisory_locks_mixed_sql(lock_class: int, exclusive_names: str, shared_names: str) -> str:
+    """SQL taking the locks of `exclusive_names` exclusive and of `shared_names` shared (set-returning SQL
+    expressions of text, as advisory_locks_sql takes) in ONE ascending pass over both: a name in both, or two names
+    whose hashes meet, take it exclusive. A transaction that needs some of a class exclusive and others shared takes
+    them this way, never in two passes, which would wait for a lower key after holding a higher one."""
+    return (f"SELECT count(CASE WHEN x THEN pg_advisory_xact_lock({lock_class}, k) "
+            f"ELSE pg_advisory_xact_lock_shared({lock_class}, k) END) "
+            f"FROM (SELECT hashtext(a) AS k, bool_or(x) AS x FROM (SELECT a, true FROM {exclusive_names} AS a "
+            f"UNION ALL SELECT a, false FROM {shared_names} AS a) AS n(a, x) GROUP BY 1 ORDER BY 1) AS keys")

@@ -16,7 +16,9 @@ only the new ones (however the server reports the taken id: see _id_taken). A fa
 so it claims nothing.
 
 Lock order (the same in every batch, so concurrent batches cannot deadlock): schema locks by
-name, billing fences by key, event ids by (account, id), then, in the storing statement's
+name, the account locks of the accounts whose cycles it closes, billing fences by key (all in one pass, the
+closed accounts' exclusive), the invoice counter when it closed any, event ids by (account, id), then, in the
+storing statement's
 fixed order, rollup rows by (account, meter, hour), totals by (meter, hour) and daily rollups by
 (account, meter, day), each in key order within the transaction's stripe (two running batches never share
 a stripe unless more than 8 run at once).
@@ -186,7 +188,9 @@ async def ingest_events(
     # if no bill run or read has happened since: otherwise such an event would still be billed.
     due = sorted({found[0] for found in accounts.values() if found[2]} & set(batch_accounts))
     if due:  # usually none: the background bill run keeps up
-        await close_due_cycles(session, now, due)
+        # the batch's other fences too, before the counter: lock_watermarks below must not wait for a fence while
+        # this transaction holds the counter (a read closing one of those accounts holds its fence and waits for it)
+        await close_due_cycles(session, now, due, shared_fences=batch_accounts)
     closed_before = await lock_watermarks(conn, batch_accounts, min(item[3].event_time for item in kept))
     kept.sort()  # by (account, id), unique, so the events are never compared: the claim order of the index
 

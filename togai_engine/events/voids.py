@@ -20,7 +20,7 @@ Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (inges
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
 being recomputed); the due cycles of the account are closed first, as ingest does before it judges
 an event late; the account's billing fence, shared (a bill run cannot close the period under
-this void); stripe 0's advisory lock (compaction, which needs it, folds no stripe meanwhile). The event
+this void), taken with the closed accounts' fences before the invoice counter, as ingest does; stripe 0's advisory lock (compaction, which needs it, folds no stripe meanwhile). The event
 rows are then read by a new statement and take no row lock: only a void writes an event row, and every void
 of an event holds its schema's lock exclusive, so a second void of the same event waits for the first and
 then reads it VOIDED. (A `FOR UPDATE` over events of several accounts is a statement Citus refuses: their
@@ -175,7 +175,8 @@ async def _void(session: AsyncSession, targets: list[_Target], schemas: list[str
     conn = await raw_connection(session)
     accounts = sorted({t.account_id for t in targets})
     await conn.fetchval(lock_schemas_sql(exclusive=True), schemas)
-    await close_due_cycles(session, now, accounts)
+    # the other accounts' fences with the closed ones', before the invoice counter (close_due_cycles)
+    await close_due_cycles(session, now, accounts, shared_fences=accounts)
     closed_before = await lock_watermarks(conn, accounts)
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", STRIPE_LOCK_CLASS)
     rows = await _events(session, targets)  # a new statement: it sees a void that committed before the locks
