@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_server.auth import ENV_KEY_ID
 from togai_engine.apikeys.service import verify_key
 from togai_engine.store.database import Database
 
@@ -34,7 +35,7 @@ class ApiKeyVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if self.env_key is not None and hmac.compare_digest(token.encode(), self.env_key.encode()):
-            return AccessToken(token="[redacted]", client_id="env", scopes=["*"])
+            return AccessToken(token="[redacted]", client_id=ENV_KEY_ID, scopes=["*"])
         async with self.db.unit_of_work() as session:
             key = await verify_key(session, token)
         if key is None:

@@ -12,7 +12,7 @@ an ingest nothing: the accounts are only looked up while some account or invoice
 
 Two protocol eras, both served:
 - 2026-07-28 clients listen (`subscriptions/listen` with resourceSubscriptions). The SDK serves the stream and
-  filters it by URI; the server publishes on the SDK's bus (`Context.notify_resource_updated`). A middleware
+  filters it by URI; the server publishes on the bus it gave the SDK (`CallerBus`). A middleware
   around the listen request records which URIs are listened to, and refuses a URI the caller's key may not read.
 - 2025 clients send `resources/subscribe`. MCPServer does not serve it, so the handlers are registered on the
   low-level server (which then advertises `resources.subscribe`), and each subscribed connection is sent the
@@ -20,21 +20,29 @@ Two protocol eras, both served:
 
 Writes made outside this server process (the CLI's import, another replica) and DRAFT -> DUE closes by bill runs
 notify nobody.
+
+An API key is checked when each request arrives, and a listen stream or a 2025 subscription outlives the request
+that opened it: so before notifying, the keys of the open streams and subscriptions are looked up again. A revoked
+key's listen streams end with an error saying so, its subscriptions are dropped, and neither hears the update.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated, ServerEvent
 from mcp_types import (
     INVALID_PARAMS,
+    INVALID_REQUEST,
     CallToolResult,
     EmptyResult,
     SubscribeRequestParams,
@@ -44,7 +52,9 @@ from mcp_types import (
 from pydantic import ValidationError
 
 from mcp_server.app import AppContext
+from mcp_server.auth import Principal, current_principal
 from mcp_server.resources import ACCOUNT, INVOICE, INVOICE_JSON, expand, kind_of, require_scope
+from togai_engine.apikeys.service import live_key_ids
 from togai_engine.app import lookup
 
 log = logging.getLogger("togai_engine.resource_updates")
@@ -127,10 +137,47 @@ def touched_accounts(name: str, arguments: dict[str, Any], result: dict[str, Any
     return set()
 
 
+REVOKED = ("this stream's API key was revoked, so it hears no more updates; listen again with a live key "
+           "(togai-engine keys list shows them)")
+
+
+class CallerBus:
+    """The SDK's subscription bus (in-process fan-out to the listen streams, as its InMemorySubscriptionBus),
+    remembering who opened each stream: `publish` reaches only the streams whose caller `allowed` admits."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[object, tuple[Callable[[ServerEvent], None], Principal]] = {}
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        # called by the listen handler, in the listen request's context: its caller is the stream's
+        token = object()
+        self._listeners[token] = (listener, current_principal())
+
+        def unsubscribe() -> None:
+            self._listeners.pop(token, None)
+
+        return unsubscribe
+
+    async def publish(self, event: ServerEvent, allowed: Callable[[Principal], bool] = lambda _: True) -> None:
+        for listener, principal in list(self._listeners.values()):
+            if not allowed(principal):
+                continue
+            try:
+                listener(event)
+            except Exception:  # as the SDK's bus: one bad listener must not starve the others
+                log.exception("subscription listener raised; continuing")
+        await anyio.lowlevel.checkpoint()  # lets the streams drain between events (as the SDK's bus does)
+
+    def principals(self) -> list[Principal]:
+        return [principal for _, principal in self._listeners.values()]
+
+
 class ResourceUpdates:
     def __init__(self) -> None:
+        self.bus = CallerBus()
         self._listened: Counter[str] = Counter()
-        self._subscribers: dict[str, dict[int, Connection]] = {}
+        self._streams: dict[object, tuple[Principal, anyio.CancelScope]] = {}
+        self._subscribers: dict[str, dict[int, tuple[Connection, Principal]]] = {}
         self._connections_seen: set[int] = set()
 
     def watched(self) -> set[str]:
@@ -146,13 +193,19 @@ class ResourceUpdates:
         for uri in uris:
             check_readable(uri)
         self._listened.update(uris)
+        token = object()
         try:
-            return await call_next(ctx)
+            with anyio.CancelScope() as stream:
+                self._streams[token] = (current_principal(), stream)
+                return await call_next(ctx)
         finally:
+            self._streams.pop(token, None)
             self._listened.subtract(uris)
             for uri in uris:
                 if self._listened[uri] <= 0:
                     del self._listened[uri]
+        # cancelled by _drop_revoked: the stream's key was revoked
+        raise MCPError(INVALID_REQUEST, REVOKED)
 
     # --- 2025: resources/subscribe ----------------------------------------------------------------------
 
@@ -160,7 +213,7 @@ class ResourceUpdates:
         uri = str(params.uri)
         check_readable(uri)
         connection = self._connection(ctx)
-        self._subscribers.setdefault(uri, {})[id(connection)] = connection
+        self._subscribers.setdefault(uri, {})[id(connection)] = (connection, current_principal())
         if id(connection) not in self._connections_seen:
             self._connections_seen.add(id(connection))
             connection.exit_stack.callback(self._forget, connection)
@@ -206,6 +259,7 @@ class ResourceUpdates:
             app: AppContext = context.request_context.lifespan_context
             async with app.db.unit_of_work() as session:
                 found = await lookup.accounts_and_drafts(session, handles)
+                live = await live_key_ids(session, self._key_ids())
             # a grant changes the account's wallet, not what its DRAFT invoices charge; a note or a status change
             # changes the invoice it names
             issued = issued_invoice(name, result.structured_content) if name in INVOICE_TOOLS else None
@@ -216,13 +270,39 @@ class ResourceUpdates:
                 # the handle the call named: found above unless the call took that alias away, and its URI
                 # changed all the same (it now names no account)
                 uris += [expand(ACCOUNT, handle) for handle in handles]
+            self._drop_revoked(live)
+
+            def allowed(principal: Principal) -> bool:
+                return principal.key_id is None or principal.key_id in live
+
             changed = [uri for uri in dict.fromkeys(uris) if uri in watched]
             for uri in changed:
-                await context.notify_resource_updated(uri)
-                for connection in list(self._subscribers.get(uri, {}).values()):
+                # a stream _drop_revoked cancelled may not have unsubscribed yet: its caller is not allowed
+                await self.bus.publish(ResourceUpdated(uri=uri), allowed)
+                for connection, _ in list(self._subscribers.get(uri, {}).values()):
                     await connection.send_resource_updated(uri)
         except Exception:  # the write is committed; a failed notification must not turn it into an error
             log.exception("notifying subscribers after %s failed", name)
+
+    def _key_ids(self) -> set[str]:
+        """The stored keys of the open listen streams and subscriptions (local and the environment's key have
+        none: they cannot be revoked)."""
+        principals = [*self.bus.principals(), *(principal for principal, _ in self._streams.values()),
+                      *(principal for subscribers in self._subscribers.values() for _, principal in subscribers.values())]
+        return {principal.key_id for principal in principals if principal.key_id is not None}
+
+    def _drop_revoked(self, live: set[str]) -> None:
+        """Ends the listen streams and drops the subscriptions of keys not in `live` (revoked since)."""
+        for principal, stream in list(self._streams.values()):
+            if principal.key_id is not None and principal.key_id not in live:
+                stream.cancel()
+        for uri in list(self._subscribers):
+            subscribers = self._subscribers[uri]
+            for connection_id, (_, principal) in list(subscribers.items()):
+                if principal.key_id is not None and principal.key_id not in live:
+                    del subscribers[connection_id]
+            if not subscribers:
+                del self._subscribers[uri]
 
     @staticmethod
     def _uris(accounts: Iterable[lookup.AccountHandles], *, drafts: bool) -> list[str]:

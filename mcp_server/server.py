@@ -131,9 +131,10 @@ def build_server(
                 yield app
 
     server_options.setdefault("log_level", "WARNING")  # the SDK logs every refused call at INFO
+    updates = ResourceUpdates()
     server = TogaiServer(
         "togai-engine", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-        extensions=[views_extension()], **server_options  # type: ignore[arg-type]
+        extensions=[views_extension()], subscriptions=updates.bus, **server_options  # type: ignore[arg-type]
     )
     server.tool_timeout_seconds = tool_timeout_seconds
     server.bulk_tool_timeout_seconds = bulk_tool_timeout_seconds
@@ -142,7 +143,6 @@ def build_server(
     register_prompts(server)
     register_resources(server)
     register_completions(server)
-    updates = ResourceUpdates()
     updates.install(server)
     server.after_tool_call.append(updates.after_tool_call)
     return server

@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
+import mcp_types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
 from conftest import hosted
 from surface_story import tell
-from togai_engine.apikeys.service import create_key
+from togai_engine.apikeys.service import create_key, revoke_key
 
 BIN = Path(sys.executable).parent / "togai-engine"
 
 
-async def keyed(db, url: str, *scopes: str) -> Client:
+async def new_key(db, *scopes: str) -> str:
     async with db.unit_of_work() as session:
-        key = (await create_key(session, "test", list(scopes), datetime.now(UTC))).key
+        return (await create_key(session, "test", list(scopes), datetime.now(UTC))).key
+
+
+def keyed_with(url: str, key: str, **options: Any) -> Client:
     return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {key}"}, timeout=30)))
+        headers={"Authorization": f"Bearer {key}"}, timeout=30)), **options)
+
+
+async def keyed(db, url: str, *scopes: str) -> Client:
+    return keyed_with(url, await new_key(db, *scopes))
 
 
 async def refused(coroutine, scope: str) -> str:
@@ -75,3 +86,47 @@ async def test_resources_completions_and_subscriptions_follow_the_key_scopes(htt
                 while len(uris) < 2:
                     uris.add((await subscription.__anext__()).uri)
             assert uris == {today, "togai://accounts/acme-main"}
+
+
+async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, db, client, clock) -> None:
+    # The key is checked when each request arrives; a listen stream (2026) or the standalone stream of a 2025
+    # subscription outlives that request, so an update reaches it only if its key is still live when sent.
+    await tell(client, clock)
+    account = "togai://accounts/acme-main"
+    received: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, mcp_types.ResourceUpdatedNotification):
+            received.append(str(message.params.uri))
+            arrived.set()
+
+    async def usage(sender: Client, event_id: str) -> None:
+        sent = await sender.call_tool("ingest_event", {"event": {
+            "id": event_id, "schemaName": "llm", "accountId": "acme-eu", "timestamp": datetime.now(UTC).isoformat(),
+            "attributes": {"tokens": "1"}}})
+        assert sent.structured_content["status"] == "ACCEPTED", sent
+
+    listener_key, legacy_key = await new_key(db, "billing:read"), await new_key(db, "billing:read")
+    async with hosted(keyed_with(http_server, listener_key)) as listener, \
+            hosted(keyed_with(http_server, legacy_key, mode="legacy", message_handler=on_message)) as legacy, \
+            hosted(await keyed(db, http_server, "events:write")) as sender:
+        with warnings.catch_warnings():  # resources/subscribe is the 2025 way, deprecated by the SDK for 2026
+            warnings.simplefilter("ignore")
+            await legacy.subscribe_resource(account)
+        async with listener.listen(resource_subscriptions=[account]) as subscription:
+            await usage(sender, "live-1")  # both keys live: both hear it
+            with anyio.fail_after(10):
+                assert (await subscription.__anext__()).uri == account
+                await arrived.wait()
+            assert received == [account]
+            async with db.unit_of_work() as session:
+                for key in (listener_key, legacy_key):
+                    await revoke_key(session, key.split("_")[1], datetime.now(UTC))
+            await usage(sender, "revoked-1")
+            # the listen stream ends, saying why; nothing more reaches the 2025 connection
+            with anyio.fail_after(10), pytest.raises(SubscriptionLost) as lost:
+                await subscription.__anext__()
+            assert "API key was revoked" in str(lost.value.__cause__)
+            await anyio.sleep(0.5)
+            assert received == [account]

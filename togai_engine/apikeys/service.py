@@ -73,6 +73,14 @@ async def revoke_key(session: AsyncSession, key_id: str, now: datetime) -> ApiKe
     return _schema(row)
 
 
+async def live_key_ids(session: AsyncSession, key_ids: set[str]) -> set[str]:
+    """Those of `key_ids` that name a key not revoked."""
+    if not key_ids:
+        return set()
+    return set(await session.scalars(select(ApiKeyRow.id).where(ApiKeyRow.id.in_(key_ids),
+                                                                  ApiKeyRow.revoked_at.is_(None))))
+
+
 async def verify_key(session: AsyncSession, presented: str) -> ApiKey | None:
     """The key's record if `presented` is a live key; None otherwise (never says which part was wrong)."""
     parts = presented.split("_", 2)
