@@ -50,6 +50,13 @@ class ToolSpec:
     checks_own_text: bool = False
     view: str | None = None
     bulk: bool = False
+    # scopes needed on top of `scope`, with why (the data the tool shows that `scope` alone does not read)
+    also_needs: tuple[str, ...] = ()
+    also_needs_why: str = ""
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return (self.scope, *self.also_needs)
 
 
 TOOLS: list[ToolSpec] = []
@@ -69,6 +76,8 @@ def tool(
     checks_own_text: bool = False,
     view: str | None = None,
     bulk: bool = False,
+    also_needs: tuple[str, ...] = (),
+    also_needs_why: str = "",
 ) -> Callable[[F], F]:
     """Declares an MCP tool. The function's docstring is its description (written for the agent).
 
@@ -80,7 +89,8 @@ def tool(
     batch rejects one event, not the whole call), so the checks every other tool's arguments pass first
     (mcp_server/argument_checks.py) are left to it; `bulk` gives the tool the longer time limit; `view` is
     the `ui://` page (mcp_server/views) an MCP Apps host draws the result with, declared as the tool's
-    `_meta.ui.resourceUri`."""
+    `_meta.ui.resourceUri`; `also_needs` are scopes the tool needs on top of `scope` (tools/list shows it only
+    to a key holding all), because of what it shows (`also_needs_why`)."""
 
     if view is not None and not view.startswith("ui://"):
         raise ValueError(f"tool {name}: view {view!r} must be a ui:// resource (MCP Apps)")
@@ -118,6 +128,8 @@ def tool(
             checks_own_text=checks_own_text,
             view=view,
             bulk=bulk,
+            also_needs=also_needs,
+            also_needs_why=also_needs_why,
             annotations=ToolAnnotations(
                 title=title,
                 readOnlyHint=read_only,
@@ -144,7 +156,12 @@ def check_scope(tool_name: str) -> Principal:
     spec = SPECS.get(tool_name)
     if spec is not None and not principal.allows(spec.scope):
         raise ToolError(f"this API key lacks scope {spec.scope!r}, required by {tool_name}; ask for a key "
-                        f"with that scope (togai-engine keys create --name ... --scopes {spec.scope})")
+                        f"with that scope (togai-engine keys create --name ... --scopes {','.join(spec.scopes)})")
+    for scope in spec.also_needs if spec is not None else ():
+        if not principal.allows(scope):
+            raise ToolError(f"this API key lacks scope {scope!r}, required by {tool_name} on top of {spec.scope} "
+                            f"({spec.also_needs_why}); ask for a key with both (togai-engine keys create --name ... "
+                            f"--scopes {','.join(spec.scopes)})")
     return principal
 
 

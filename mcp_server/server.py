@@ -68,7 +68,8 @@ class TogaiServer(MCPServer[AppContext]):
         # An HTTP key sees the tools its scopes allow (the local stdio user, every tool): an agent is not
         # offered tools that can only answer "lacks scope".
         principal = current_principal()
-        return [t for t in await super().list_tools() if t.name not in SPECS or principal.allows(SPECS[t.name].scope)]
+        return [t for t in await super().list_tools()
+                if t.name not in SPECS or all(principal.allows(scope) for scope in SPECS[t.name].scopes)]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         # Scope first, before argument validation: a caller without the scope learns nothing else.

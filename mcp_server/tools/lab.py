@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, WithJsonSchema
 
 from mcp_server.progress import progress_notifier
-from mcp_server.registry import AN_INSTANT, tool, uow
+from mcp_server.registry import AN_INSTANT, require_scope, tool, uow
 from mcp_server.views import LAB_VIEW
 from togai_engine.common.validation import Instant
 from togai_engine.errors import InvalidInput
@@ -58,7 +58,9 @@ async def calculate_revenue(
     index), the minimum-commitment true-up and the total: exactly what that invoice with this usage would say, its
     pricing rules applied (pricingRuleLogs, for the same cycle). Pass pricePlanId, or pricePlan to try
     a plan without creating it, or accountId for what an account's own deal charges (isOverridden: true when its
-    rateCardOverrides priced it). Reads only; safe to repeat."""
+    rateCardOverrides priced it; accountId needs scope billing:read too). Reads only; safe to repeat."""
+    if accountId is not None:  # the account's deal and currency are what its invoices show: billing:read
+        require_scope("calculate_revenue", "billing:read", "accountId")
     if pricePlanId is not None and pricePlan is not None:
         raise InvalidInput("pricePlan", "give pricePlanId or pricePlan, not both")
     async with uow(ctx) as u:
@@ -68,7 +70,8 @@ async def calculate_revenue(
 
 
 @tool("simulate_price_plan", scope="plans:read", read_only=True, idempotent=True, title="Simulate price plans",
-      view=LAB_VIEW, bulk=True)
+      view=LAB_VIEW, bulk=True, also_needs=("billing:read",),
+      also_needs_why="it shows what each account was charged, its invoice totals, and its usage priced")
 async def simulate_price_plan(
     ctx: Context,
     candidates: Annotated[list[Any], CANDIDATES_SCHEMA, Field(
@@ -98,7 +101,8 @@ async def simulate_price_plan(
     accounts' own (a candidate's cycle settings are not used to cut them); quantities come from the same
     metering as invoices, so an account's own plan reproduces its invoices to the cent. Accounts without
     a plan are skipped with the reason; a candidate that does not price an account's currency is reported
-    as unsupported for that account. Reads only: inline plans are never stored. Reports progress (accounts priced
+    as unsupported for that account. Needs scope billing:read too (it shows the accounts' charges). Reads only:
+    inline plans are never stored. Reports progress (accounts priced
     so far) to clients that ask for it."""
     async with uow(ctx) as u:
         result = await lab.simulate_price_plans(

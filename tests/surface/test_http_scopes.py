@@ -130,3 +130,29 @@ async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, d
             assert "API key was revoked" in str(lost.value.__cause__)
             await anyio.sleep(0.5)
             assert received == [account]
+
+
+async def test_the_pricing_lab_shows_account_data_only_with_billing_read(http_server, db, client, clock) -> None:
+    # A quote for given usage is plans:read; an account's own deal and its invoice totals are billing:read data
+    # (get_invoice, get_account), so the lab shows them only to a key holding billing:read too.
+    story = await tell(client, clock)
+    usage = {"um_tokens": "220"}
+    async with hosted(await keyed(db, http_server, "plans:read")) as planner:
+        assert "simulate_price_plan" not in {t.name for t in (await planner.list_tools()).tools}
+        quote = await planner.call_tool("calculate_revenue", {"pricePlanId": story.growth, "usage": usage})
+        # 100 x 0.10 + 120 x 0.05 = 16.00, plus the 10.00 fee
+        assert quote.structured_content["total"] == "26.00", quote
+        for account in ("acme-main", "nobody"):  # refused alike: the answer does not say whether it exists
+            refused = await planner.call_tool("calculate_revenue", {"accountId": account, "usage": usage})
+            assert refused.is_error
+            assert "lacks scope 'billing:read', required by calculate_revenue with accountId" in refused.content[0].text
+        refused = await planner.call_tool("simulate_price_plan", {"candidates": [story.growth]})
+        assert refused.is_error
+        assert "lacks scope 'billing:read', required by simulate_price_plan" in refused.content[0].text
+    async with hosted(await keyed(db, http_server, "plans:read", "billing:read")) as analyst:
+        assert "simulate_price_plan" in {t.name for t in (await analyst.list_tools()).tools}
+        quote = await analyst.call_tool("calculate_revenue", {"accountId": "acme-main", "usage": usage})
+        assert quote.structured_content["total"] == "26.00", quote
+        simulated = await analyst.call_tool("simulate_price_plan", {"candidates": [story.growth],
+                                                                    "accountIds": ["acme-main"], "lastCycles": 1})
+        assert not simulated.is_error, simulated

@@ -9,8 +9,9 @@ SCOPES: dict[str, str] = {
     "meters:read": "list usage meters",
     "metrics:read": "query EVENTS / USAGE / REVENUE metrics",
     "plans:write": "create price plans",
-    "plans:read": "read price plans and rate cards, and price usage under them (pricing lab)",
-    "billing:read": "invoices, credit notes, wallet balances and account finances",
+    "plans:read": "read price plans and rate cards, and price given usage under them (pricing lab quotes)",
+    "billing:read": "invoices, credit notes, wallet balances and account finances (with plans:read: the pricing "
+                    "lab's answers about accounts, calculate_revenue with accountId and simulate_price_plan)",
     "billing:write": "change invoice status (PAID, VOID) and issue credit notes",
     "credits:write": "grant wallet credit",
     "licenses:write": "change accounts' seat counts (update_license)",
