@@ -1,8 +1,9 @@
 """completion/complete for the id arguments of the prompts and resource templates, from the store.
 
 accountId (ids and aliases), customerId, invoiceId (an account's own, newest first, when the request's context
-names its accountId), pricePlanId, usageMeterId and featureId (of the context account's plans, when named) are
-prefix searches, at most COMPLETION_LIMIT values, each one indexed range scan (togai_engine/app/lookup.py).
+names its accountId), pricePlanId, usageMeterId and featureId (of the context account's plans, when named and the
+caller has entitlements:read, as get_entitlements shows an account's features; else of every plan) are prefix
+searches, at most COMPLETION_LIMIT values, each one indexed range scan (togai_engine/app/lookup.py).
 month and day offer the recent ones from the clock. A caller without the scope that lists those ids gets no
 values (over HTTP; stdio is the local user), so completion reveals nothing the tools would not.
 """
@@ -45,6 +46,9 @@ ARGUMENTS = {
     "usageMeterId": Completable("usage_meter", frozenset({"meters:read"})),
     "featureId": Completable("feature", frozenset({"plans:read", "entitlements:read"})),
 }
+# Which features an account's plans have, and so whether it exists, is get_entitlements' answer: plans:read alone
+# (every plan's features, list_price_plans) completes featureId without looking the context's account up.
+ACCOUNT_FEATURES_SCOPE = "entitlements:read"
 TEMPLATE_VARIABLES = {kind.template: set(UriTemplate.parse(kind.template).variable_names) for kind in KINDS}
 NOTHING = Completion(values=[], total=0, has_more=False)
 
@@ -70,7 +74,8 @@ async def complete_value(session: AsyncSession, argument: str, prefix: str, cont
         return NOTHING
     account = context.get("accountId") or None
     if completable.kind == "feature":
-        matches = await lookup.feature_ids(session, prefix, COMPLETION_LIMIT, account=account)
+        by_account = account if current_principal().allows(ACCOUNT_FEATURES_SCOPE) else None
+        matches = await lookup.feature_ids(session, prefix, COMPLETION_LIMIT, account=by_account)
     elif completable.kind == "invoice" and account is not None:
         matches = await lookup.account_invoice_ids(session, account, prefix, COMPLETION_LIMIT)
     else:

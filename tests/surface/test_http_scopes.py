@@ -65,6 +65,16 @@ async def test_resources_completions_and_subscriptions_follow_the_key_scopes(htt
         assert (await planner.complete(prices, {"name": "pricePlanId", "value": "pp_"})).completion.values == sorted(
             [story.growth, story.starter])
         await refused(planner.listen(resource_subscriptions=[invoice]).__aenter__(), "billing:read")
+        # the features of an account's plans are what get_entitlements shows (entitlements:read): under plans:read
+        # the context's account is not looked up, so the answer does not say whether it exists or what it is on
+        rollout = PromptReference(name="check_feature_rollout")
+        for account in ("acme-main", "globex-main", "nobody"):
+            completed = await planner.complete(rollout, {"name": "featureId", "value": ""}, {"accountId": account})
+            assert completed.completion.values == ["beta_search"], account
+    async with hosted(await keyed(db, http_server, "entitlements:read")) as checker:
+        for account, features in (("acme-main", ["beta_search"]), ("globex-main", []), ("nobody", [])):
+            completed = await checker.complete(rollout, {"name": "featureId", "value": ""}, {"accountId": account})
+            assert completed.completion.values == features, account
 
     async with hosted(await keyed(db, http_server, "billing:read")) as biller, \
             hosted(await keyed(db, http_server, "events:write")) as sender:
