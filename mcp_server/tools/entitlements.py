@@ -56,11 +56,12 @@ async def check_entitlement(
     refused call stored nothing, so its id may be tried again. The feature's meter must be COUNT or SUM; an
     event that would not add exactly `quantity` to it, or dated outside the current cycle, is an error naming
     the field, and nothing is stored."""
+    if consume is not None:  # scope first, as for every tool: a caller without it learns nothing about its input
+        require_scope("check_entitlement", "events:write", "consume")
     amount = parse_decimal(quantity, "quantity")
     if consume is None:
         async with pure_read(ctx) as u:
             return await entitlements.check_entitlement(u.session, accountId, featureId, amount, u.now)
-    require_scope("check_entitlement", "events:write", "consume")
 
     async def work(u: UnitOfWork) -> EntitlementCheck:
         result = await consume_if_entitled(u.session, accountId, featureId, amount, consume, u.now,

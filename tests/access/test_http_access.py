@@ -162,3 +162,14 @@ async def test_consume_needs_events_write_on_top_of_entitlements_read(http_serve
         allowed = await client.call_tool("check_entitlement", {"accountId": "nobody", "featureId": "f",
                                                                "consume": {"id": "e1", "schemaName": "api"}})
         assert allowed.is_error and "account 'nobody' does not exist" in allowed.content[0].text  # past the scope
+
+
+async def test_consume_without_events_write_is_refused_before_its_arguments_are_read(http_server, db):
+    # as every scope check (TogaiServer.call_tool): a caller without the scope learns nothing about its input
+    read_only = await new_key(db, "entitlements:read")
+    async with hosted(keyed_client(http_server, read_only)) as client:
+        refused = await client.call_tool("check_entitlement", {"accountId": "nobody", "featureId": "f",
+                                                               "quantity": "lots",
+                                                               "consume": {"id": "e1", "schemaName": "api"}})
+        assert refused.is_error
+        assert "lacks scope 'events:write', required by check_entitlement with consume" in refused.content[0].text
