@@ -96,7 +96,7 @@ async def ingest_event(
 
     async def work(u: UnitOfWork) -> IngestEventResult:
         result = await event_service.ingest_event(u.session, event, u.now, refuse_after_now=u.app.sandbox)
-        u.changed(result.eventId)
+        u.changed(result.accountId, result.eventId)
         return result
 
     return await with_retry(ctx, work)
@@ -131,8 +131,15 @@ async def ingest_batch_events(
     invoiced) and acceptedLate (their cycle is invoiced, and its plan bills late usage on the account's
     next invoice). More than 1000 events, or `events` not being a list, is one error and stores nothing."""
     progress = progress_notifier(ctx)  # one for every attempt: a retry's phases are not announced twice
-    return await with_retry(ctx, lambda u: event_service.ingest_batch(u.session, events, u.now, progress=progress,
-                                                                      refuse_after_now=u.app.sandbox))
+
+    async def work(u: UnitOfWork) -> IngestBatchResult:
+        report = await event_service.ingest_batch_report(u.session, events, u.now, progress=progress,
+                                                         refuse_after_now=u.app.sandbox)
+        # the accounts, what list_audit_log(entityId) is searched by; not up to 1000 event ids
+        u.changed(*report.accounts())
+        return event_service.batch_result(report)
+
+    return await with_retry(ctx, work)
 
 
 @tool("void_event", scope="events:write", destructive=True, idempotent=True, title="Void usage event")

@@ -44,3 +44,25 @@ async def test_a_batch_is_audited_as_a_summary_and_a_nul_rejects_only_its_event(
     record = (await call(client, "list_audit_log", tool="ingest_batch_events"))["data"][0]
     assert record["arguments"] == {"eventCount": 3, "accountIds": ["a1"], "accountCount": 1,
                                    "firstEventId": "e0", "lastEventId": "e2"}
+
+
+async def test_ingested_events_are_found_in_the_audit_log_by_their_account(client):
+    # list_audit_log(entityId=account) finds the calls that took the account's usage: ingest_event records the
+    # account with the event, a batch the accounts of the events it took (not every event id: it holds up to 1000)
+    for n in (1, 2):
+        await call(client, "create_customer", id=f"c{n}", name=f"C{n}", account={
+            "id": f"a{n}", "name": f"A{n}", "aliases": [f"alias{n}"]})
+    await call(client, "ingest_event", event={"id": "one", "schemaName": "api", "timestamp": "2026-01-01T00:00:00Z",
+                                              "accountId": "alias1"})
+    events = [{"id": f"e{i}", "schemaName": "api", "timestamp": "2026-01-01T00:00:00Z", "accountId": account}
+              for i, account in enumerate(["alias2", "a1", "a2", "nobody"])]
+    result = await call(client, "ingest_batch_events", events=events)
+    assert (result["notBilledNoPlan"], result["rejected"]) == (3, 1)  # stored, no plan; nobody is unknown
+    [batch] = (await call(client, "list_audit_log", tool="ingest_batch_events"))["data"]
+    assert batch["changedIds"] == ["a1", "a2"]  # the account ids, aliases resolved; the rejected event's none
+    [single] = (await call(client, "list_audit_log", tool="ingest_event"))["data"]
+    assert single["changedIds"] == ["a1", "one"]
+    assert [r["tool"] for r in (await call(client, "list_audit_log", entityId="a2"))["data"]] == [
+        "ingest_batch_events", "create_customer"]
+    assert [r["tool"] for r in (await call(client, "list_audit_log", entityId="a1"))["data"]] == [
+        "ingest_batch_events", "ingest_event", "create_customer"]

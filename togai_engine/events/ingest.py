@@ -97,6 +97,12 @@ class IngestReport:
     def count(self, status: str) -> int:
         return self.statuses.count(status)
 
+    def accounts(self) -> list[str]:
+        """The ids of the accounts whose events were taken (stored now, or before: a DUPLICATE), sorted; a
+        rejected event's account is not one."""
+        return sorted({account for status, account in zip(self.statuses, self.account_ids, strict=True)
+                       if status != REJECTED and account is not None})
+
 
 def _given_id(raw: object) -> str | None:
     """The id a rejected event was sent with, to echo back; None when it is not one an event may have

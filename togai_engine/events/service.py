@@ -129,8 +129,14 @@ def batch_result(report: IngestReport) -> IngestBatchResult:
 async def ingest_batch(session: AsyncSession, events: object, now: datetime, *,
                        progress: ProgressCallback | None = None, refuse_after_now: bool = False) -> IngestBatchResult:
     """Ingests 1..1000 events: valid ones are stored even when others are rejected."""
-    return batch_result(await ingest_events(session, check_batch(events), now, progress=progress,
-                                            refuse_after_now=refuse_after_now))
+    return batch_result(await ingest_batch_report(session, events, now, progress=progress,
+                                                  refuse_after_now=refuse_after_now))
+
+
+async def ingest_batch_report(session: AsyncSession, events: object, now: datetime, *,
+                              progress: ProgressCallback | None = None, refuse_after_now: bool = False) -> IngestReport:
+    """ingest_batch's work, answered with the report of every event (batch_result makes the answer of it)."""
+    return await ingest_events(session, check_batch(events), now, progress=progress, refuse_after_now=refuse_after_now)
 
 
 # ---------------------------------------------------------------- reading
