@@ -51,6 +51,7 @@ async def advance_clock(
         moved = await advance(u.session, step)
         # One run at the new time equals runs at every instant up to it (cycles close in time order).
         summary = await close_due_cycles(u.session, moved.now)
+        u.changed(*summary.accountIds)  # the accounts it billed, what list_audit_log(entityId) is searched by
     # After the commit: creating a partition waits for transactions that read the events table. The advance is
     # done by then, so a failure here must not turn the answer into an error (a caller retrying `by` would move
     # the clock twice): a month still without a partition gets one from the first ingest that needs it.

@@ -223,3 +223,20 @@ async def test_a_duration_past_the_last_instant_billing_computes_with_is_refused
     assert (await call(sandbox, "get_clock"))["now"] == "2026-01-01T00:00:00Z"  # nothing moved
     # up to the last instant is fine: 2026-01-01 + 6974 years = 9000-01-01
     assert (await call(sandbox, "advance_clock", by="P6974Y"))["now"] == "9000-01-01T00:00:00Z"
+
+
+async def test_an_advance_is_found_in_the_audit_log_by_the_accounts_it_billed(sandbox: Client) -> None:
+    # advance_clock closes and opens invoices: list_audit_log(entityId=account) finds the advance that billed it
+    plan = await call(sandbox, "create_price_plan", name="Basic", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1})
+    await call(sandbox, "create_customer", id="c", name="C", account={"id": "billed", "name": "A",
+                                                                    "pricePlanId": plan["id"]})
+    await call(sandbox, "create_customer", id="d", name="D", account={"id": "planless", "name": "B"})
+    moved = await call(sandbox, "advance_clock", to="2026-02-03")
+    assert (moved["invoicesDue"], moved["draftsOpened"]) == (1, 1)  # January closed, February opened
+    [advance] = (await call(sandbox, "list_audit_log", tool="advance_clock"))["data"]
+    assert advance["changedIds"] == ["billed"]
+    assert [r["tool"] for r in (await call(sandbox, "list_audit_log", entityId="billed"))["data"]] == [
+        "advance_clock", "create_customer"]
+    await call(sandbox, "advance_clock", by="PT1H")  # nothing due: nothing billed, no id
+    assert (await call(sandbox, "list_audit_log", tool="advance_clock"))["data"][0]["changedIds"] == []

@@ -51,6 +51,7 @@ log = logging.getLogger("togai_engine.billing")
 class CloseSummary(Model):
     asOf: datetime
     accounts: int = 0  # accounts that had work
+    accountIds: list[str] = Field(default_factory=list)  # their ids, sorted (failed ones included)
     invoicesDue: int = 0  # invoices that became DUE in this run
     draftsOpened: int = 0  # DRAFT invoices created for periods that started
     advanceInvoices: int = 0  # advance invoices issued as associations started (their first in-advance charges)
@@ -195,7 +196,7 @@ async def close_due_cycles(
     if issued:
         await _apply_credits(conn, session, issued)
     summary.invoicesDue = len(closings)
-    summary.accounts = len(ids)
+    summary.accounts, summary.accountIds = len(ids), ids
     await _advance(conn, timelines, failed)
     return summary
 
