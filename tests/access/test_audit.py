@@ -66,3 +66,18 @@ async def test_ingested_events_are_found_in_the_audit_log_by_their_account(clien
         "ingest_batch_events", "create_customer"]
     assert [r["tool"] for r in (await call(client, "list_audit_log", entityId="a1"))["data"]] == [
         "ingest_batch_events", "ingest_event", "create_customer"]
+
+
+async def test_a_page_token_is_refused_under_other_filters(client):
+    # a token is a position in one filtered list: under other filters it would page from a wrong point
+    for n in range(3):
+        await call(client, "create_customer", id=f"c{n}", name=f"C{n}")
+    await call(client, "update_customer", customerId="c0", name="Renamed")
+    first = await call(client, "list_audit_log", tool="create_customer", pageSize=1)
+    assert [r["changedIds"] for r in first["data"]] == [["c2"]]
+    following = await call(client, "list_audit_log", tool="create_customer", pageSize=1, nextToken=first["nextToken"])
+    assert [r["changedIds"] for r in following["data"]] == [["c1"]]
+    for other in ({}, {"tool": "update_customer"}, {"tool": "create_customer", "entityId": "c0"},
+                  {"tool": "create_customer", "actor": "local"}):
+        message = await call_error(client, "list_audit_log", pageSize=1, nextToken=first["nextToken"], **other)
+        assert "nextToken" in message and "is not a token this server issued for this list" in message, other

@@ -9,6 +9,7 @@ from typing import Any
 
 from conftest import row_counts
 from helpers import call, call_error
+from togai_engine.audit.service import page_kind as audit_page_kind
 
 
 def _token(body: Any) -> str:
@@ -32,7 +33,7 @@ async def test_edited_tokens_are_refused_by_every_paged_list(client, db):
     plan = await call(client, "create_price_plan", name="P", pricingCycleConfig=cycle, rateCards=cards)
     await call(client, "create_price_plan", name="Q", pricingCycleConfig=cycle, rateCards=cards)
     lists: list[tuple[str, str, dict[str, Any]]] = [
-        ("list_customers", "customers", {}), ("list_accounts", "accounts", {}), ("list_audit_log", "audit", {}),
+        ("list_customers", "customers", {}), ("list_accounts", "accounts", {}), ("list_audit_log", audit_page_kind(None, None, None), {}),
         ("list_events", "events", {}), ("list_event_schemas", "event_schemas", {}),
         ("list_usage_meters", "usage_meters", {}), ("list_price_plans", "price_plans", {}),
         ("list_rate_cards", "rate_cards", {"pricePlanId": plan["id"]}), ("list_invoices", "invoices", {}),

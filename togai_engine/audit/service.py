@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from datetime import datetime
 from typing import Any
@@ -48,6 +50,13 @@ async def record(
     await session.flush()
 
 
+def page_kind(tool: str | None, actor: str | None, entity_id: str | None) -> str:
+    """The list a page token belongs to: a token is a position in the list of these filters, refused under others
+    (as a credit note list's is). A digest of them: a filter may be long text, and a token is short."""
+    filters = json.dumps([tool or None, actor or None, entity_id or None], ensure_ascii=True)
+    return f"audit:{hashlib.sha256(filters.encode()).hexdigest()[:16]}"
+
+
 async def list_audit(
     session: AsyncSession,
     *,
@@ -64,7 +73,8 @@ async def list_audit(
         stmt = stmt.where(AuditRow.actor == actor)
     if entity_id:
         stmt = stmt.where(AuditRow.changed_ids.any(entity_id))
-    rows, token = await fetch_page(session, stmt, AuditRow.id, "audit", page_size, next_token, descending=True)
+    rows, token = await fetch_page(session, stmt, AuditRow.id, page_kind(tool, actor, entity_id), page_size,
+                                   next_token, descending=True)
     data = [
         AuditRecord(id=r.id, at=r.at, actor=r.actor, tool=r.tool, arguments=r.arguments, changedIds=r.changed_ids)
         for r in rows
