@@ -81,3 +81,16 @@ async def test_a_page_token_is_refused_under_other_filters(client):
                   {"tool": "create_customer", "actor": "local"}):
         message = await call_error(client, "list_audit_log", pageSize=1, nextToken=first["nextToken"], **other)
         assert "nextToken" in message and "is not a token this server issued for this list" in message, other
+
+
+async def test_an_attribute_named_like_a_secret_is_redacted_in_either_form(client):
+    # {name: value} and [{name, value, unit}] are one attribute written two ways: redacted alike
+    await call(client, "create_customer", id="c1", name="Acme", account={"id": "a1", "name": "Main"})
+    for n, attributes in enumerate(({"token": "7", "n": "1"},
+                                    [{"name": "token", "value": "7", "unit": "x"}, {"name": "n", "value": "1"}])):
+        await call(client, "ingest_event", event={"id": f"e{n}", "schemaName": "api", "accountId": "a1",
+                                                  "timestamp": "2026-01-01T00:00:00Z", "attributes": attributes})
+    as_dict, as_list = reversed((await call(client, "list_audit_log", tool="ingest_event"))["data"])
+    assert as_dict["arguments"]["event"]["attributes"] == {"token": "[redacted]", "n": "1"}
+    assert as_list["arguments"]["event"]["attributes"] == [{"name": "token", "value": "[redacted]", "unit": "x"},
+                                                          {"name": "n", "value": "1"}]

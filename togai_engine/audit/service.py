@@ -23,7 +23,8 @@ SECRET_KEYS = {"key", "apikey", "api_key", "token", "secret", "password", "autho
 
 
 def redact(value: Any) -> Any:
-    """Arguments as JSON, with secret-looking fields replaced."""
+    """Arguments as JSON, with secret-looking fields replaced: by key ({"token": ...}), or by name in a {name, value}
+    entry ([{"name": "token", "value": ...}])."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, str):
@@ -31,7 +32,12 @@ def redact(value: Any) -> Any:
         # one, and its audit record must not fail: both are kept as their escapes' text
         return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {redact(k): "[redacted]" if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
+        # a {name, value} entry (an event attribute as a list item) is the {name: value} pair written out: its
+        # value is redacted by its name, as the pair's would be by its key
+        named = value.get("name")
+        secret = {"value"} if isinstance(named, str) and named.lower() in SECRET_KEYS else set()
+        return {redact(k): "[redacted]" if k.lower() in SECRET_KEYS or k in secret else redact(v)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
