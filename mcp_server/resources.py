@@ -9,7 +9,10 @@ completion/complete reach the rest.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +23,14 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST, ListResourcesResult, PaginatedRequestParams, Resource
+from mcp_types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    Resource,
+)
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +47,8 @@ from togai_engine.common.messages import quote as quote_sent
 from togai_engine.errors import EngineError, NotFound
 from togai_engine.meters import service as meters
 from togai_engine.plans.versions import plan_with_versions
+
+log = logging.getLogger("togai_engine.resources")
 
 ACCOUNT = "togai://accounts/{accountId}"
 INVOICE = "togai://invoices/{invoiceId}"
@@ -185,10 +197,32 @@ async def listed_resources(session: AsyncSession) -> list[Resource]:
     return found
 
 
+def guarded(template: str, reader: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable[str]]:
+    """`reader`, whose crash is answered as a tool's is (registry.tool): an error naming a ref, the traceback
+    logged under it; not the SDK's bare "Error creating resource from template", which matches no log line."""
+
+    @functools.wraps(reader)
+    async def read(*args: Any, **kwargs: Any) -> str:
+        try:
+            return await reader(*args, **kwargs)
+        except MCPError:
+            raise
+        except Exception:
+            value = next(v for v in (*args, *kwargs.values()) if isinstance(v, str))
+            uri = quote_sent(expand(template, value))
+            ref = uuid.uuid4().hex[:12]
+            log.exception("reading resource %s failed unexpectedly (ref %s)", uri, ref)
+            raise MCPError(INTERNAL_ERROR, f"reading {uri} failed because of an internal error (ref {ref}); nothing "
+                                           "was changed. The server log has the details under that ref.",
+                           data={"uri": uri}) from None
+
+    return read
+
+
 def register_resources(server: MCPServer[Any]) -> None:
     for template, name, title, mime_type, reader in READERS:
         server.resource(template, name=name, title=title, mime_type=mime_type,
-                        description=" ".join((reader.__doc__ or "").split()))(reader)
+                        description=" ".join((reader.__doc__ or "").split()))(guarded(template, reader))
 
     async def list_resources(ctx: ServerRequestContext[AppContext], params: PaginatedRequestParams) -> ListResourcesResult:
         async with ctx.lifespan_context.db.unit_of_work() as session:

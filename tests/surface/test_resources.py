@@ -4,12 +4,15 @@ the same JSON as the tools, catch-up before a read, errors, and the bounded reso
 from __future__ import annotations
 
 import json
+import logging
+import re
 from datetime import UTC, datetime
 
 import pytest
 from mcp.shared.exceptions import MCPError
 
 from helpers import call
+from mcp_server import resources
 from surface_story import tell
 
 
@@ -161,3 +164,25 @@ async def test_resources_list_names_the_newest_of_each_kind_bounded(client, cloc
     assert accounts == [f"togai://accounts/bulk-{i:02d}-main" for i in range(24, 4, -1)]
     for uri in listed:
         await client.read_resource(uri)  # every listed resource reads
+
+
+async def test_a_crash_reading_a_resource_is_answered_with_a_ref_the_log_has(client, clock, monkeypatch,
+                                                                             caplog) -> None:
+    # as a tool's crash: the answer names a ref and no internals, the server log has the traceback under it
+    story = await tell(client, clock)
+
+    def broken(*_: object) -> str:
+        raise RuntimeError("the renderer broke")
+
+    monkeypatch.setattr(resources, "invoice_markdown", broken)
+    uri = f"togai://invoices/{story.acme_january}"
+    with caplog.at_level(logging.ERROR, logger="togai_engine.resources"), pytest.raises(MCPError) as raised:
+        await client.read_resource(uri)
+    message = raised.value.error.message
+    found = re.search(r"reading '([^']+)' failed because of an internal error \(ref ([0-9a-f]{12})\)", message)
+    assert found and found.group(1) == uri, message
+    assert "renderer broke" not in message
+    [logged] = [r for r in caplog.records if found.group(2) in r.getMessage()]
+    assert logged.exc_info is not None and "the renderer broke" in str(logged.exc_info[1])
+    # the other resources read as before
+    assert '"name": "Growth"' in (await read(client, f"togai://price-plans/{story.growth}"))[1]
