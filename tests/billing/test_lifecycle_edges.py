@@ -281,6 +281,43 @@ async def test_ending_a_plan_bills_the_last_part_and_nothing_after(client, clock
                                                   effectiveFrom=iso(2026, 1, 5))
 
 
+async def test_a_plan_attached_after_its_predecessor_was_invoiced_waits_for_its_due_date(client, clock) -> None:
+    # Invoices become DUE in order: a period is due at max(its end + grace, the previous period's due instant),
+    # also when the next plan is attached only after the previous period was invoiced.
+    meter = await tokens_meter(client)
+    slow = await call(client, "create_price_plan", name="Slow", pricingCycleConfig=MONTHLY | {"gracePeriod": 20},
+                      rateCards={"usageRateCards": [tiered(meter, ("0", "0.01"))],
+                                 "fixedFeeRateCards": [fee("base", "31", prorate=False)]})
+    weekly = await call(client, "create_price_plan", name="Weekly", pricingCycleConfig={
+        "interval": "WEEKLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards={
+        "usageRateCards": [tiered(meter, ("0", "0.01"))], "fixedFeeRateCards": [fee("base", "7", prorate=False)]})
+    # "early" has Weekly scheduled from Monday 5 January before anything is invoiced; "late" ends Slow on 5 January
+    # and gets Weekly from then on only after Slow's period was invoiced (the change starts at billed_until)
+    await account(client, "early", slow["id"], iso(2026, 1, 1))
+    await call(client, "update_account", accountId="early", pricePlanId=weekly["id"], effectiveFrom=iso(2026, 1, 5))
+    await account(client, "late", slow["id"], iso(2026, 1, 1))
+    await call(client, "update_account", accountId="late", effectiveUntil=iso(2026, 1, 5))
+
+    clock.set(at(2026, 1, 26))  # Slow's [1 Jan, 5 Jan) is due 5 Jan + 20 days = 25 Jan: 31 × 4/31 = 4.00
+    assert [(i["startDate"], i["status"], i["totalAmount"], i["invoiceDate"]) for i in await invoices(client, "late")] \
+        == [(iso(2026, 1, 1), "DUE", "4.00", iso(2026, 1, 25))]
+    await call(client, "update_account", accountId="late", pricePlanId=weekly["id"], effectiveFrom=iso(2026, 1, 5))
+
+    def dated(listed: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str | None]]:
+        return sorted((i["startDate"], i["endDate"], i["status"], i["totalAmount"], i["invoiceDate"]) for i in listed)
+
+    expected = [
+        (iso(2026, 1, 1), iso(2026, 1, 5), "DUE", "4.00", iso(2026, 1, 25)),
+        # the weeks ending 12 and 19 January (no grace) wait for Slow's period: due 25 January, 7.00 each
+        (iso(2026, 1, 5), iso(2026, 1, 12), "DUE", "7.00", iso(2026, 1, 25)),
+        (iso(2026, 1, 12), iso(2026, 1, 19), "DUE", "7.00", iso(2026, 1, 25)),
+        (iso(2026, 1, 19), iso(2026, 1, 26), "DUE", "7.00", iso(2026, 1, 26)),  # due at its own end
+        (iso(2026, 1, 26), iso(2026, 2, 2), "DRAFT", "7.00", None),
+    ]
+    assert dated(await invoices(client, "early")) == expected
+    assert dated(await invoices(client, "late")) == expected
+
+
 async def test_archiving_ends_the_plan_and_reactivating_reattaches(client, clock, db) -> None:
     meter = await tokens_meter(client)
     pro = await plan(client, "Pro", meter)

@@ -79,6 +79,20 @@ def test_due_instants_never_go_backwards() -> None:
     assert timeline.next_run_at == at(2026, 1, 25)
 
 
+def test_due_instants_wait_for_the_invoiced_period_billed_until_skips() -> None:
+    long_grace = plan("long", interval="MONTHLY", gracePeriod=20)
+    weekly = plan("weekly", interval="WEEKLY", startOffset={"dayOffset": "1"}, gracePeriod=0)
+    change = at(2026, 1, 5)
+    associations = [assoc("long", at(2026, 1, 1), change), assoc("weekly", change, number=2)]
+    plans = {"long": long_grace, "weekly": weekly}
+    # the weekly plan attached at billed_until after the old plan's 4-day period was invoiced (due 25 Jan): its
+    # weeks wait for that due instant as they do when it was attached before (test_due_instants_never_go_backwards)
+    timeline = account_timeline(associations, plans, change, at(2026, 1, 26), at(2026, 1, 25))
+    assert [p.due_at for p in timeline.due] == [at(2026, 1, 25)] * 2 + [at(2026, 1, 26)]
+    once = account_timeline(associations, plans, None, at(2026, 1, 26))
+    assert [(p.period, p.due_at) for p in once.due[1:]] == [(p.period, p.due_at) for p in timeline.due]
+
+
 def test_future_association_is_upcoming() -> None:
     timeline = account_timeline([assoc("monthly", at(2026, 3, 10))], PLANS, None, at(2026, 2, 1))
     assert timeline.due == timeline.open == []

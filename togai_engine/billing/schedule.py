@@ -101,14 +101,17 @@ def account_timeline(
     plans: Mapping[str, PricePlan],
     billed_until: datetime | None,
     now: datetime,
+    billed_due: datetime | None = None,
 ) -> Timeline:
     """The periods of one account after `billed_until`, split into due and open at `now`.
 
-    `associations` must be the account's, ordered by effective_from and not overlapping.
+    `associations` must be the account's, ordered by effective_from and not overlapping. `billed_due` is the due
+    instant of the period ending at `billed_until` (its invoice date): the periods skipped are not walked, and a
+    plan attached from `billed_until` on after they were invoiced still waits for it.
     """
     started: list[BillingPeriod] = []
     upcoming: list[datetime] = []
-    previous_due: datetime | None = None
+    previous_due = billed_due if billed_until is not None else None
     ends = {a.effective_until for a in associations}
     for association in associations:
         if billed_until is not None and association.effective_until is not None \

@@ -38,9 +38,10 @@ class AccountState:
     net_term_days: int
     billed_until: datetime | None = None
     associations: list[Association] = field(default_factory=list)
+    billed_due: datetime | None = None  # the invoice date of the period ending at billed_until (its due instant)
 
     def timeline(self, plans: dict[str, PricePlan], now: datetime) -> Timeline:
-        return account_timeline(self.associations, plans, self.billed_until, now)
+        return account_timeline(self.associations, plans, self.billed_until, now, self.billed_due)
 
     def association_at(self, instant: datetime) -> Association | None:
         for association in self.associations:
@@ -66,6 +67,15 @@ async def load_states(
             "SELECT a.id, a.customer_id, a.invoice_currency, a.net_term_days, b.billed_until FROM accounts a "
             "LEFT JOIN account_billing b ON b.account_id = a.id WHERE a.id = ANY($1::text[])", ids)
     }
+    billed = [(state.id, state.billed_until) for state in states.values() if state.billed_until is not None]
+    if billed:
+        # the last invoiced period's due instant, which the next period's waits for (billing README): a plan
+        # attached after it was invoiced starts past billed_until, where the timeline no longer walks it
+        for r in await conn.fetch(
+                "SELECT account_id, invoice_date FROM invoices WHERE invoice_type = 'STANDARD' AND status <> 'DRAFT' "
+                "AND (account_id, period_end) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
+                [a for a, _ in billed], [until for _, until in billed]):
+            states[r["account_id"]].billed_due = r["invoice_date"]
     refs: dict[PlanRef, Any] = {}
     for r in await conn.fetch(
         "SELECT id, account_id, price_plan_id, effective_from, effective_until, anchor, version, "
