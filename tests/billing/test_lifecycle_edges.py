@@ -203,6 +203,36 @@ async def test_a_plan_version_that_no_longer_validates_stops_only_its_accounts(c
         (iso(2026, 1, 1), "32.00")]  # 100 × 0.01 = 1.00 + Pro's 31.00
 
 
+async def test_billing_progress_behind_its_final_invoices_stops_only_its_account(client, clock, db) -> None:
+    await on_pro_from_january(client, "bad", "good")  # 31.00 a month, no grace period
+    clock.set(at(2026, 2, 2))
+    assert [i["totalAmount"] for i in await invoices(client, "bad", status="DUE")] == ["31.00"]  # January
+    # A hand edit: bad's billing progress forgets its invoiced January, so a run would close January again
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE account_billing SET billed_until = NULL WHERE account_id = 'bad'"))
+
+    clock.set(at(2026, 3, 2))
+    listed = (await call(client, "list_invoices", pageSize=100))["data"]  # every account's read still answers
+    assert sorted((i["accountId"], i["startDate"], i["status"], i["totalAmount"]) for i in listed) == [
+        ("bad", iso(2026, 1, 1), "DUE", "31.00"),
+        ("bad", iso(2026, 2, 1), "DRAFT", "31.00"),  # left as it was: not closed until the progress is fixed
+        ("good", iso(2026, 1, 1), "DUE", "31.00"),
+        ("good", iso(2026, 2, 1), "DUE", "31.00"),
+        ("good", iso(2026, 3, 1), "DRAFT", "31.00")]
+    summary = await run_bill(db, at(2026, 3, 2))
+    assert [f.accountId for f in summary.failed] == ["bad"]
+    reason = summary.failed[0].reason
+    assert "account 'bad'" in reason and "already DUE" in reason and "billed_until" in reason
+    assert "2026-02-01T00:00:00+00:00" in reason  # the fix: the end of its last final invoice
+
+    async with db.unit_of_work() as session:  # the fix the reason names
+        await session.execute(text(
+            "UPDATE account_billing SET billed_until = '2026-02-01T00:00:00Z' WHERE account_id = 'bad'"))
+    assert sorted((i["startDate"], i["status"], i["totalAmount"]) for i in await invoices(client, "bad")) == [
+        (iso(2026, 1, 1), "DUE", "31.00"), (iso(2026, 2, 1), "DUE", "31.00"), (iso(2026, 3, 1), "DRAFT", "31.00")]
+    assert (await run_bill(db, at(2026, 3, 2))).failed == []
+
+
 async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_reason(client, clock, db) -> None:
     pro = await plan(client, "Pro", await tokens_meter(client))
     await account(client, "bad", pro, iso(2026, 2, 1))  # Pro from 1 February: no invoice row before that

@@ -27,7 +27,7 @@ from togai_engine.billing.schedule import BillingPeriod, Timeline
 from togai_engine.billing.state import AccountState, load_states, transaction_connection
 from togai_engine.common.ids import new_id
 from togai_engine.common.schemas import CloseFailure, Model
-from togai_engine.errors import EngineError
+from togai_engine.errors import Conflict, EngineError
 from togai_engine.invoices import late_usage
 from togai_engine.invoices.compose import (
     ComposedInvoice,
@@ -137,7 +137,8 @@ async def close_due_cycles(
 
     def fail(account_id: str, exc: Exception) -> None:
         # One account's bad data must not stop the run: it keeps its state and is retried later. Only the
-        # pure steps (its timeline, its invoices' composition) are guarded: nothing was written for it yet.
+        # steps before any write are guarded (its timeline, a period to close already final, its invoices'
+        # composition): nothing was written for it yet.
         reason = _reason(exc)
         log.warning("cannot bill account %s: %s", account_id, reason, exc_info=not isinstance(exc, EngineError))
         summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
@@ -155,10 +156,14 @@ async def close_due_cycles(
     late = await _late_usage(session, accounts, timelines)
     # the first periods whose invoice row exists: True when it carries its opening fees (opened before 0021)
     existing = await _existing_first_rows(conn, [(a, p) for a, t in timelines.items() for p in (*t.due, *t.open)])
+    final = await _already_final(conn, accounts, [(a, p) for a, t in timelines.items() for p in t.due])
     closings: list[_Closing] = []
     advance: list[_Closing] = []
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
+        if account_id in final:
+            fail(account_id, final[account_id])
+            continue
         try:
             composed = [_Closing(account, period, _compose(period, account.currency, quantities, seats,
                                                            opening_fees=existing.get((account_id,
@@ -285,6 +290,40 @@ async def _existing_first_rows(conn: Any, periods: list[tuple[str, BillingPeriod
     return {(r["account_id"], r["period_start"]): r["carries_opening_fees"] for r in rows}
 
 
+async def _already_final(conn: Any, accounts: dict[str, AccountState],
+                         periods: list[tuple[str, BillingPeriod]]) -> dict[str, Conflict]:
+    """Accounts with a period to close whose invoice is final already, each with why: its billed_until is behind
+    its invoices (a hand edit), and closing would write that invoice again. Failed in their guard, so the run bills
+    every other account."""
+    if not periods:
+        return {}
+    rows = await conn.fetch(
+        "SELECT account_id, id, status, period_start, period_end FROM invoices WHERE invoice_type = 'STANDARD' "
+        "AND status <> 'DRAFT' AND (account_id, period_start) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[])) "
+        "ORDER BY account_id, period_start",
+        [a for a, _ in periods], [bp.period.start for _, bp in periods])
+    if not rows:
+        return {}
+    last = {r["account_id"]: r["last_end"] for r in await conn.fetch(
+        "SELECT account_id, max(period_end) AS last_end FROM invoices WHERE invoice_type = 'STANDARD' "
+        "AND status <> 'DRAFT' AND account_id = ANY($1::text[]) GROUP BY account_id",
+        sorted({r["account_id"] for r in rows}))}
+    problems: dict[str, Conflict] = {}
+    for r in rows:
+        account_id = r["account_id"]
+        if account_id in problems:
+            continue
+        billed_until = accounts[account_id].billed_until
+        problems[account_id] = Conflict(
+            f"account {account_id!r}: its invoice {r['id']} for [{r['period_start'].isoformat()}, "
+            f"{r['period_end'].isoformat()}) is already {r['status']}, but its billing progress "
+            f"(account_billing.billed_until = {billed_until.isoformat() if billed_until else 'NULL'}) says that "
+            "period is not invoiced yet (was it edited by hand?), so it cannot be closed again; set "
+            f"account_billing.billed_until to {last[account_id].isoformat()}, the end of its last final invoice, "
+            "and the next bill run bills it from there")
+    return problems
+
+
 async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPeriod]]) -> list[BillingPeriod]:
     """DRAFT invoices of the periods that started; returns the periods whose DRAFT is new."""
     if not opening:
@@ -378,7 +417,7 @@ async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[
     )
     written = {(r["account_id"], r["period_start"]): r for r in rows}
     if len(written) != len(closings):
-        # The account lock makes this unreachable; refuse rather than leave a gap in the numbers.
+        # The account lock and _already_final make this unreachable; refuse rather than leave a gap in the numbers.
         raise RuntimeError("an invoice to close was already final; the bill run was rolled back")
     for closing in closings:
         closing.invoice_id = written[(closing.account.id, closing.period.period.start)]["id"]
