@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
@@ -14,6 +15,7 @@ from mcp_server.scenarios.model import MetricExpect
 from mcp_server.scenarios.observe import _metrics as observe_metrics
 from test_scenarios import account, fee, invoices, tiered, usage
 from togai_engine.billing.runs import run_bill
+from togai_engine.plans import overrides
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -143,6 +145,42 @@ async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_
         (iso(2026, 3, 1), "DRAFT", "62.00"),
         (iso(2026, 2, 1), "DUE", "65.00"),  # 300 × 0.01 = 3.00 + the deal's base 62.00
         (iso(2026, 1, 1), "DUE", "63.00")]
+
+
+@pytest.mark.parametrize(("stored", "what"), [
+    ('[{"fixedFeeRateCards": []}]', "rateCardOverrides: should be an object; got an array"),
+    ('"base 62"', "rateCardOverrides: should be an object; got a string"),
+    ('{"pricingRules": 5}', "pricingRulesOverride: should be an array; got a number"),
+])
+async def test_an_account_whose_stored_deal_is_no_object_never_stops_the_others(
+        client, clock, db, monkeypatch, stored: str, what: str) -> None:
+    pro = await plan(client, "Pro", await tokens_meter(client))  # base 31.00 a month (not prorated), 0.01 a token
+    await account(client, "good", pro, iso(2026, 1, 1))
+    await call(client, "create_customer", id="cust_bad", name="Customer")
+    await call(client, "create_account", id="bad", customerId="cust_bad", name="bad", pricePlanId=pro,
+               effectiveFrom=iso(2026, 1, 1), rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    # A hand edit: bad's stored deal is JSON of another shape than the object every call stores; the engine restarts
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE plan_associations SET rate_card_overrides = CAST(:stored AS jsonb) "
+                                   "WHERE account_id = 'bad'"), {"stored": stored})
+    monkeypatch.setattr(overrides, "_EFFECTIVE", {})
+
+    clock.set(at(2026, 1, 20))
+    listed = {i["accountId"]: i for i in (await call(client, "list_invoices", pageSize=100))["data"]}  # every account
+    assert listed["good"]["totalAmount"] == "31.00"
+    assert listed["bad"]["totalAmount"] is None and "account 'bad'" in listed["bad"]["problem"]
+    assert what in listed["bad"]["problem"]
+    summary = await run_bill(db, at(2026, 2, 1))  # January closes for good; bad is reported with its reason
+    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
+    assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
+    assert "update_account(pricePlanId, effectiveFrom, rateCardOverrides)" in summary.failed[0].reason
+
+    # the fix the reason names: a valid deal from the start of its first period not invoiced (1 January)
+    clock.set(at(2026, 2, 1))
+    await call(client, "update_account", accountId="bad", pricePlanId=pro, effectiveFrom=iso(2026, 1, 1),
+               rateCardOverrides={"fixedFeeRateCards": [fee("base", "62", prorate=False)]})
+    assert [(i["startDate"], i["status"], i["totalAmount"]) for i in await invoices(client, "bad")] == [
+        (iso(2026, 2, 1), "DRAFT", "62.00"), (iso(2026, 1, 1), "DUE", "62.00")]
 
 
 async def test_credit_held_for_an_account_whose_stored_deal_no_longer_validates_is_never_expired(

@@ -79,7 +79,7 @@ async def load_states(
     refs: dict[PlanRef, Any] = {}
     for r in await conn.fetch(
         "SELECT id, account_id, price_plan_id, effective_from, effective_until, anchor, version, "
-        "rate_card_overrides FROM plan_associations WHERE account_id = ANY($1::text[]) "
+        "rate_card_overrides::text AS rate_card_overrides FROM plan_associations WHERE account_id = ANY($1::text[]) "
         "ORDER BY account_id, effective_from", ids,
     ):
         overrides = _json(r["rate_card_overrides"])
@@ -93,6 +93,7 @@ async def load_states(
     return states, await effective_plans(session, refs)
 
 
-def _json(value: Any) -> Any:
-    """jsonb arrives from asyncpg as its text."""
-    return json.loads(value) if isinstance(value, str) else value
+def _json(value: str | None) -> Any:
+    """jsonb selected as its text, parsed here: SQLAlchemy's connections decode jsonb and a bare asyncpg one does
+    not, so a str fetched as jsonb could be either (a hand-edited deal stored as a JSON string failed every run)."""
+    return None if value is None else json.loads(value)

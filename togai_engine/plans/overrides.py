@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,11 +77,24 @@ class ResolvedPlans(dict[Any, PricePlan]):
         raise UnresolvedPlan(problem.field, problem.reason)  # a fresh error each time: one per reader
 
 
+class _StoredRules(BaseModel):
+    """A stored deal's pricing rules, validated under their key: an error's path names them (_deal_path)."""
+
+    pricingRules: list[PricingRule]
+
+
+# Every call stores a deal as a JSON object; a hand edit may leave any JSON there, refused as a ValidationError like
+# any deal that no longer validates (its account's reads and bill runs report it, the others never notice).
+_STORED_DEAL = TypeAdapter(dict[str, Any])
+
+
 def stored_parts(stored: Mapping[str, Any]) -> tuple[RateCards, list[PricingRule] | None]:
-    """A stored deal as (its cards, its pricing rules or None when it keeps the plan's)."""
+    """A stored deal as (its cards, its pricing rules or None when it keeps the plan's); ValidationError when it
+    does not parse."""
+    stored = _STORED_DEAL.validate_python(stored)
     rules = stored.get(RULES)
     cards = RateCards.model_validate({kind: value for kind, value in stored.items() if kind != RULES})
-    return cards, None if rules is None else [PricingRule.model_validate(rule) for rule in rules]
+    return cards, None if rules is None else _StoredRules.model_validate({RULES: rules}).pricingRules
 
 
 def apply_overrides(plan: PricePlan, overrides: RateCards, rules: list[PricingRule] | None = None) -> PricePlan:
