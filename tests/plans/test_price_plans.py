@@ -179,6 +179,14 @@ U = "rateCards.usageRateCards.0"
      "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration", "ISO"),
     ("rateCards.creditGrantRateCards.0.grantDetails.expiryType", "NO_EXPIRY",
      "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration", "only applies"),
+    # "forever" to its author, but no instant is that far (it overflowed when the grant was computed): NO_EXPIRY says it
+    ("rateCards.creditGrantRateCards.0.grantDetails.expiryDuration", "P9999Y",
+     "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration", "NO_EXPIRY"),
+    # a day past 100 years from the latest instant billing computes with (9000-01-01 + 100 years is 36524 days on)
+    ("rateCards.creditGrantRateCards.0.grantDetails.expiryDuration", "P36525D",
+     "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration", "at most 100 years"),
+    ("rateCards.creditGrantRateCards.0.grantDetails.expiryDuration", "P99999999999999999999D",
+     "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration", "at most 100 years"),
     ("rateCards.billingEntitlementRateCards.0.featureConfigs.0.featureCreditLimit", "-1",
      "rateCards.billingEntitlementRateCards[0].featureConfigs[0].featureCreditLimit", "0 or more"),
     ("rateCards.minimumCommitment.rateValues.1.currency", "JPY", "rateCards.minimumCommitment.rateValues[1].currency",
@@ -196,6 +204,16 @@ async def test_validation_names_the_exact_field(client, db, path: str, value: An
 
 SLABS = f"{U}.ratePlan.slabs"
 SLAB_PATH = "rateCards.usageRateCards[0].ratePlan.slabs"
+
+
+async def test_a_credit_grant_may_expire_up_to_100_years_after_it_starts(client) -> None:
+    meter_id = await meter(client)
+    # 100 years from the latest instant billing computes with (9000-01-01) is 1200 months, or 36524 days
+    for duration in ("P100Y", "P1200M", "P36524D"):
+        plan = await call(client, "create_price_plan", **_set(full_plan(meter_id) | {"name": f"Long {duration}"},
+                                                              "rateCards.creditGrantRateCards.0.grantDetails"
+                                                              ".expiryDuration", duration))
+        assert plan["rateCards"]["creditGrantRateCards"][0]["grantDetails"]["expiryDuration"] == duration
 
 
 async def test_slabs_out_of_order_are_reported_before_the_first_slab_start(client, db) -> None:

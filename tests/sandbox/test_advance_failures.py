@@ -11,7 +11,7 @@ from mcp import Client
 from sqlalchemy import text
 
 import test_sandbox_clock
-from helpers import call, scalar
+from helpers import break_stored_version, call, scalar
 from mcp_server.tools import clock as clock_tools
 from test_sandbox_clock import ingest, invoices, set_up
 from togai_engine.store.database import Database
@@ -87,16 +87,20 @@ async def test_an_advance_that_committed_is_reported_even_when_partitions_ahead_
     assert (await call(sandbox, "get_clock"))["now"] == "2026-06-02T00:00:00Z"
 
 
-async def test_a_credit_grant_that_cannot_be_issued_fails_only_its_account(sandbox: Client, db: Database) -> None:
+async def test_a_credit_grant_that_cannot_be_issued_fails_only_its_account(
+        sandbox: Client, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     # A credit-grant card whose CUSTOM expiry means "forever" to its author: P9999Y from any cycle start ends after
-    # the year 9999, which no instant reaches. Its grant is issued as each period starts, so that account cannot be
-    # billed, and the others must be.
+    # the year 9999, which no instant reaches. create_price_plan refuses it now (at most 100 years); a plan stored
+    # before that, or edited by hand, still has it. Its grant is issued as each period starts, so that account
+    # cannot be billed, and the others must be.
     await set_up(sandbox)  # a1 and a2 on "Tokens": monthly from Jan 1, one day of grace, 0.50 a token
     plan = await call(sandbox, "create_price_plan", name="Forever credits", pricingCycleConfig={
         "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1}, rateCards={
-        "creditGrantRateCards": [{"id": "welcome", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P9999Y"},
+        "creditGrantRateCards": [{"id": "welcome", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P30D"},
                                   "rateDetails": {"currencySlabRateDetails": [{"currency": "USD",
                                                                                 "creditAmount": "10"}]}}]})
+    await break_stored_version(db, monkeypatch, plan["id"], 1,
+                               "{rateCards,creditGrantRateCards,0,grantDetails,expiryDuration}", '"P9999Y"')
     await call(sandbox, "create_customer", id="c_a3", name="C", account={
         "id": "a3", "name": "a3", "invoiceCurrency": "USD", "pricePlanId": plan["id"],
         "effectiveFrom": "2026-01-15T00:00:00Z"})  # its first period starts after the clock: nothing issued yet

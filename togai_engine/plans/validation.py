@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+
 from togai_engine.common.durations import parse_duration
 from togai_engine.common.json_logic import json_logic_text, normalize_expression
-from togai_engine.common.validation import check_card_names, check_currency, check_id
+from togai_engine.common.validation import LATEST_INSTANT, check_card_names, check_currency, check_id
 from togai_engine.cycles import CycleConfig
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import (
@@ -287,7 +289,7 @@ def _credit_grant_card(
         if not duration:
             raise InvalidInput(f"{path}.grantDetails.expiryDuration",
                                "a CUSTOM expiry needs an ISO 8601 duration such as P30D or P1M")
-        parse_duration(duration, f"{path}.grantDetails.expiryDuration")
+        _grant_expiry(duration, f"{path}.grantDetails.expiryDuration")
     elif duration is not None:
         raise InvalidInput(f"{path}.grantDetails.expiryDuration",
                            f"only applies when expiryType is CUSTOM (it is {details.expiryType}); remove it")
@@ -303,6 +305,26 @@ def _credit_grant_card(
     _currency_rates(card.rateDetails.currencySlabRateDetails, currencies,
                     f"{path}.rateDetails.currencySlabRateDetails", "creditAmount")
     return card.model_copy(update={"name": name, "displayName": card.displayName or name})
+
+
+# A CUSTOM expiry ends that long after the start of the period that grants it, at most: a period may start as late
+# as LATEST_INSTANT and its grant's expiry must still be an instant billing computes with (datetime ends in 9999;
+# a longer one failed every bill run of its accounts). Credits meant to last forever are NO_EXPIRY.
+MAX_GRANT_EXPIRY_YEARS = 100
+
+
+def _grant_expiry(text: str, field: str) -> None:
+    duration = parse_duration(text, field)
+    try:
+        fits = LATEST_INSTANT + duration <= LATEST_INSTANT + relativedelta(years=MAX_GRANT_EXPIRY_YEARS)
+    except (OverflowError, ValueError):  # past the year 9999
+        fits = False
+    if not fits:
+        raise InvalidInput(field, (
+            f"{text!r} is too long: a CUSTOM expiry is at most {MAX_GRANT_EXPIRY_YEARS} years (P{MAX_GRANT_EXPIRY_YEARS}Y"
+            f", counted from {LATEST_INSTANT.date().isoformat()}, the latest instant billing computes with, as a "
+            "period may start that late); for credits that never expire send expiryType NO_EXPIRY without "
+            "expiryDuration"))
 
 
 def _credit_prices(card: CreditGrantRateCard, prepaid: bool, path: str) -> None:
