@@ -54,19 +54,21 @@ async def tokens(client: Any, account_id: str, when: str, amount: str, event_id:
 
 
 async def invoices_of(client: Any, account_ids: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(account id, period start) -> the period's invoice, of every invoice of the accounts. An advance invoice
+    """(account id, period start) -> the period's invoice, of every invoice of the accounts, its totalAmount net of
+    its credit notes (the notes billing issued at plan changes: no caller issues one by hand). An advance invoice
     (the in-advance charges of an association's first period, issued as it started) counts in the total of the
-    period it pays for, as the lab prices a period with both: the newest one (list_invoices lists it first), as
-    a change from the association's first instant credits the older whole."""
+    period it pays for, as the lab prices a period with both: every one of the period's, net of its notes (one a
+    change from the association's first instant replaced was credited whole)."""
     invoices: dict[tuple[str, str], dict[str, Any]] = {}
     advance: dict[tuple[str, str], Decimal] = {}
     for account_id in account_ids:
         for invoice in (await call(client, "list_invoices", accountId=account_id, pageSize=100))["data"]:
             key = (account_id, invoice["startDate"])
+            net = Decimal(invoice["totalAmount"]) - Decimal(invoice["creditNotesTotal"])
             if invoice["invoiceType"] == "STANDARD_ADVANCED":
-                advance.setdefault(key, Decimal(invoice["totalAmount"]))
+                advance[key] = advance.get(key, Decimal(0)) + net
             else:
-                invoices[key] = invoice
+                invoices[key] = {**invoice, "totalAmount": str(net)}
     for key, total in advance.items():
         invoices[key] = {**invoices[key], "totalAmount": str(Decimal(invoices[key]["totalAmount"]) + total)}
     return invoices

@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices import credit_notes
+from togai_engine.invoices.change_credits import CUT_KEY, REPLACED_KEY
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
@@ -40,9 +41,6 @@ from togai_engine.invoices.sold_credits import PURCHASE_LINE
 from togai_engine.pricing import round_fraction
 
 _MICROSECOND = timedelta(microseconds=1)
-# How the notes a cut issues are keyed: they, not a note an operator gave reason ORDER_CHANGE by hand, credited time
-# as unused (credited_from)
-_CUT_KEY = "in-advance-fee:"
 
 
 async def credit_unused_advance_fees(session: AsyncSession, account_id: str, instant: datetime,
@@ -61,7 +59,7 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
         note = await _credit(session, invoice, line, unused, now, less_credited=True,
                              memo=f"{line.description}: unused from {instant.isoformat()} (the plan changed or ended "
                                   "there)",
-                             key=f"{_CUT_KEY}{invoice.id}:{line.position}:{instant.isoformat()}")
+                             key=f"{CUT_KEY}{invoice.id}:{line.position}:{instant.isoformat()}")
         if note is not None:
             issued.append(note)
     return issued
@@ -95,7 +93,7 @@ async def credit_replaced_advance_invoices(session: AsyncSession, association_id
                                       InvoiceRow.invoice_type == ADVANCED):
         note = await _credit(session, invoice, line, line.value, now,
                              memo=f"{line.description}: replaced (the plan changed from its first instant)",
-                             key=f"advance-replaced:{invoice.id}:{line.position}")
+                             key=f"{REPLACED_KEY}{invoice.id}:{line.position}")
         if note is not None:
             issued.append(note)
     return issued
@@ -113,7 +111,7 @@ async def credited_from(session: AsyncSession, association_id: int, instant: dat
                                       CreditNoteLineRow.line_position == InvoiceLineRow.position))
         .join(CreditNoteRow, CreditNoteRow.id == CreditNoteLineRow.credit_note_id)
         .where(InvoiceRow.association_id == association_id, CreditNoteRow.reason == "ORDER_CHANGE",
-               CreditNoteRow.idempotency_key.startswith(_CUT_KEY, autoescape=True),
+               CreditNoteRow.idempotency_key.startswith(CUT_KEY, autoescape=True),
                cast(InvoiceLineRow.details["servicePeriodEnd"].astext, DateTime(timezone=True)) > instant)
         .limit(1))
     return found is not None

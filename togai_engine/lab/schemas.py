@@ -113,7 +113,8 @@ class CycleComparison(Model):
     status: ActualStatus = Field(
         description="the invoice's status; DRAFT = not invoiced yet, actual computed from the usage so far")
     invoiceId: str | None = None
-    actual: Decimal = Field(description="the invoice's totalAmount (before credits), or the DRAFT's total")
+    actual: Decimal = Field(description="the invoice's totalAmount (before wallet credits) with its advance invoice, "
+                                        "less the credit notes a plan change issued on them; or the DRAFT's total")
     candidates: list[CandidateAmount] = Field(description="candidates that price this currency")
 
 

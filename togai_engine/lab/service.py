@@ -29,6 +29,7 @@ from togai_engine.common.progress import ProgressCallback
 from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
+from togai_engine.invoices.change_credits import change_credited
 from togai_engine.invoices.late_usage import late_adjustments
 from togai_engine.invoices.models import ADVANCED, InvoiceRow
 from togai_engine.lab.candidates import (
@@ -71,9 +72,11 @@ ALIGNMENT_NOTE = (
     "compare period by period; a candidate's pricingCycleConfig is not used to cut periods. Fixed fees and "
     "minimum commitments of a partial period are prorated against the account's cycle, as on its invoices.")
 ACTUAL_NOTE = (
-    "actual is the invoice's totalAmount before wallet credits (status DUE, PAID or VOID); for a period not "
-    "invoiced yet (DRAFT) it is what the account's plan charges for the usage recorded so far. Candidates' "
-    "credit grants and entitlements are not simulated.")
+    "actual is the invoice's totalAmount before wallet credits (status DUE, PAID or VOID), with the advance invoice "
+    "of an association's first period, less the credit notes billing issued itself when a plan change or end cut "
+    "what they charged ahead (unused in-advance fees, PREPAID credits of cycles the plan no longer reached); credit "
+    "notes issued by hand are not deducted. For a period not invoiced yet (DRAFT) it is what the account's plan "
+    "charges for the usage recorded so far. Candidates' credit grants and entitlements are not simulated.")
 
 ZERO = Decimal(0)
 _T = TypeVar("_T")
@@ -340,10 +343,11 @@ def _by_account(found: Mapping[Window, _T]) -> dict[str, dict[datetime, _T]]:
 async def _invoices(
     session: AsyncSession, selected: Mapping[str, Sequence[BillingPeriod]]
 ) -> dict[str, dict[datetime, InvoiceFact]]:
-    """The invoices past DRAFT of the selected periods: account -> period start -> fact. An association's first
-    period counts its advance invoice too (its in-advance fees, charged as it started; compare.price prices both):
-    the newest one of that association, as a change from the association's first instant credits the older whole
-    and issues a new one."""
+    """The invoices past DRAFT of the selected periods: account -> period start -> fact, each invoice net of what the
+    changes' credit notes left uncharged (invoices.change_credits: the unused time of in-advance fees and PREPAID
+    credits a plan change or end cut, an advance invoice replaced whole), as the plan would have charged had the
+    change come before the invoice. An association's first period counts its advance invoices too (its in-advance
+    charges, charged as it started; compare.price prices both)."""
     if not selected:
         return {}
     earliest = min(p.period.start for periods in selected.values() for p in periods)
@@ -357,19 +361,26 @@ async def _invoices(
     standard = [r for r in rows if r.invoice_type != ADVANCED]
     # What was charged for the period itself, as the candidates are priced on all its usage, late usage included.
     late = await late_adjustments(session, [r.id for r in standard])
+    credited = await change_credited(session, [r.id for r in rows])
+    charged = {r.id: EXACT_MONEY_CONTEXT.subtract(r.total_amount or ZERO, credited.get(r.id, ZERO)) for r in rows}
     facts: dict[str, dict[datetime, InvoiceFact]] = defaultdict(dict)
     for r in standard:
         facts[r.account_id][r.period_start] = InvoiceFact(r.id, r.status, r.currency,
-                                                          EXACT_MONEY_CONTEXT.add(r.total_amount or ZERO,
-                                                                                  late.get(r.id, ZERO)))
-    opening = {(r.account_id, r.period_start, r.association_id): r.total_amount or ZERO
-               for r in rows if r.invoice_type == ADVANCED}  # by seq: the newest of an association wins
+                                                          EXACT_MONEY_CONTEXT.add(charged[r.id], late.get(r.id, ZERO)))
+    # A version moved in place re-issues the advance invoice and credits the one it replaces: that one counts what
+    # its note left (nothing, unless its PREPAID credits were used: those stay paid for).
+    opening: dict[tuple[str, datetime, int | None], Decimal] = defaultdict(lambda: ZERO)
+    for r in rows:
+        if r.invoice_type == ADVANCED:
+            key = (r.account_id, r.period_start, r.association_id)
+            opening[key] = EXACT_MONEY_CONTEXT.add(opening[key], charged[r.id])
     for account_id, periods in selected.items():
         for bp in periods:
             fact = facts[account_id].get(bp.period.start)
-            total = opening.get((account_id, bp.period.start, bp.association.id))
-            if fact is not None and total is not None:
-                facts[account_id][bp.period.start] = replace(fact, total=EXACT_MONEY_CONTEXT.add(fact.total, total))
+            key = (account_id, bp.period.start, bp.association.id)
+            if fact is not None and key in opening:
+                facts[account_id][bp.period.start] = replace(fact, total=EXACT_MONEY_CONTEXT.add(fact.total,
+                                                                                                 opening[key]))
     return facts
 
 
