@@ -98,11 +98,11 @@ async def simulate_price_plan(
     period, what it was actually charged (its invoice total; or, for a period not invoiced yet, its DRAFT),
     what each candidate would charge for the same period and usage, and the difference. Also totals per
     candidate and currency, and the accounts whose charge would rise or fall the most. Periods are the
-    accounts' own (a candidate's cycle settings are not used to cut them); quantities come from the same
-    metering as invoices, so an account's own plan reproduces its invoices to the cent. Accounts without
-    a plan are skipped with the reason; a candidate that does not price an account's currency is reported
-    as unsupported for that account. Needs scope billing:read too (it shows the accounts' charges). Reads only:
-    inline plans are never stored. Reports progress (accounts priced
+    accounts' own; quantities come from the same metering as invoices, so an account's own plan reproduces its
+    invoices to the cent. Accounts without a plan are skipped with the reason; a candidate that does not price
+    an account's currency, or whose pricingCycleConfig cuts other cycles than the account's (give it the account's
+    cycle to compare its rates), is reported as unsupported for that account. Needs scope billing:read too (it
+    shows the accounts' charges). Reads only: inline plans are never stored. Reports progress (accounts priced
     so far) to clients that ask for it."""
     async with uow(ctx) as u:
         result = await lab.simulate_price_plans(

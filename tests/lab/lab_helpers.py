@@ -109,8 +109,9 @@ def starter(meter: str) -> dict[str, Any]:
 
 
 def scale(meter: str) -> dict[str, Any]:
-    """Scale (USD only), inline: tokens VOLUME 0.0015, or 0.0008 for all above 20,000; fee 25; commitment 40."""
-    return {"name": "Scale", "pricingCycleConfig": {"interval": "QUARTERLY"},
+    """Scale (USD only), inline, monthly: tokens VOLUME 0.0015, or 0.0008 for all above 20,000; fee 25; commitment
+    40."""
+    return {"name": "Scale", "pricingCycleConfig": {"interval": "MONTHLY"},
             "rateCards": {"usageRateCards": [per_unit_card(meter, "VOLUME", {
                 "USD": [("0", "0.0015"), ("20000", "0.0008")]})],
                 "fixedFeeRateCards": [fee("platform", {"USD": "25"})]},

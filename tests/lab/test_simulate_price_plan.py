@@ -65,7 +65,7 @@ async def test_two_plans_over_several_accounts(client, clock, db) -> None:
     assert [(m["accountId"], m["difference"]) for m in scale_usd["biggestIncreases"]] == [
         ("acc_b", "42.50"), ("acc_a", "19.00")]
     assert scale_usd["biggestDecreases"] == []
-    assert any("pricingCycleConfig" in note for note in result["notes"])  # Scale is QUARTERLY: not used to align
+    assert any("pricingCycleConfig" in note for note in result["notes"])  # a candidate's cycle must be the account's
 
 
 async def test_range_with_the_open_cycle_and_account_filters(client, clock) -> None:
@@ -205,3 +205,27 @@ def test_a_percentage_is_rounded_once_from_the_exact_quotient() -> None:
     assert percent(Decimal("-1"), Decimal("3")) == Decimal("-33.33")  # -33.333…
     assert percent(Decimal("1"), Decimal("-8")) == Decimal("-12.50")  # -12.5 exactly: 2 decimals
     assert percent(Decimal("1"), Decimal("0")) is None
+
+
+async def test_a_candidate_on_another_pricing_cycle_is_refused_for_those_periods_not_charged_per_period(
+        client, clock) -> None:
+    meter, _ = await setup(client, clock)
+    quarterly = {**scale(meter), "name": "Scale quarterly", "pricingCycleConfig": {"interval": "QUARTERLY"}}
+    result = await call(client, "simulate_price_plan", candidates=[quarterly, scale(meter)], accountIds=["acc_a"],
+                        startTime=iso(2026, 1, 1), endTime=iso(2026, 3, 1))
+    # Scale on acc_a's monthly periods (test_two_plans_over_several_accounts): 40.00 and 49.00. Quarterly, its fee
+    # of 25 and commitment of 40 are per quarter: priced per month they would be charged three times a quarter, so
+    # it is left out of those periods, and its totals, with the reason naming the field and the fix
+    assert cycles(result, "acc_a") == [
+        (iso(2026, 1, 1), "DUE", "20.00", [(1, "40.00", "20.00")]),
+        (iso(2026, 2, 1), "DUE", "50.00", [(1, "49.00", "-1.00")])]
+    [acc_a] = result["accounts"]
+    [unsupported] = acc_a["unsupported"]
+    assert (unsupported["candidate"], unsupported["currency"]) == (0, "USD")
+    assert unsupported["reason"].startswith(
+        "pricingCycleConfig: 'Scale quarterly' bills QUARTERLY cycles, [2026-01-01T00:00:00+00:00, "
+        "2026-04-01T00:00:00+00:00) here, and this account's periods on 'Starter' are MONTHLY cycles")
+    assert "give it this account's pricingCycleConfig {'interval': 'MONTHLY'" in unsupported["reason"]
+    assert [(c["name"], c["unsupportedAccounts"]) for c in result["candidates"]] == [
+        ("Scale quarterly", 1), ("Scale", 0)]
+    assert [t["candidate"] for t in result["totals"]] == [1]

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from togai_engine.billing.schedule import BillingPeriod
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
+from togai_engine.cycles.cycles import cycle_containing
 from togai_engine.invoices.compose import compose_invoice, compose_opening_invoice
 from togai_engine.lab.candidates import Candidate, priced_for
 from togai_engine.lab.schemas import (
@@ -71,9 +72,25 @@ def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantit
     return round_money(total, currency)  # already rounded: this only shows 0 as 0.00
 
 
+def other_cycle(plan: PricePlan, bp: BillingPeriod) -> str | None:
+    """Why `plan` cannot be priced on the account's period `bp` (None: it can): its pricingCycleConfig cuts another
+    cycle there. Its fees, minimum commitment and tiers count per its own cycle, so priced on the account's periods
+    a QUARTERLY fee would be charged every month; the lab never cuts periods of its own, so it refuses the period."""
+    own = cycle_containing(plan.cycle_config, bp.association.anchor, bp.period.start)
+    if own == bp.full_cycle:
+        return None
+    return (f"pricingCycleConfig: {plan.name!r} bills {plan.pricingCycleConfig.interval} cycles, "
+            f"[{own.start.isoformat()}, {own.end.isoformat()}) here, and this account's periods on "
+            f"{bp.plan.name!r} are {bp.plan.pricingCycleConfig.interval} cycles, [{bp.full_cycle.start.isoformat()}, "
+            f"{bp.full_cycle.end.isoformat()}): the lab prices candidates on the account's own periods, so those "
+            f"periods are left out of its totals. To compare its rates here, give it this account's "
+            f"pricingCycleConfig {bp.plan.pricingCycleConfig.model_dump(exclude_none=True)}, or simulate accounts "
+            f"billed on its cycle")
+
+
 def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> AccountComparison:
     cycles: list[CycleComparison] = []
-    unsupported: dict[tuple[int, str], str] = {}
+    unsupported: dict[tuple[int, str, str], str] = {}  # (candidate, currency, field at fault) -> why
     for bp in account.periods:
         quantities = account.quantities.get(bp.period.start, {})
         seats = account.seats.get(bp.period.start, {})
@@ -88,9 +105,13 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
         for candidate in candidates:
             plan = priced_for(candidate.plan, candidate.stored, bp.plan)
             if currency not in plan.supportedCurrencies:
-                unsupported[(candidate.index, currency)] = (
+                unsupported[(candidate.index, currency, "supportedCurrencies")] = (
                     f"{plan.name!r} does not price {currency} (it supports {', '.join(plan.supportedCurrencies)}); "
                     f"this account's {currency} cycles are left out of its totals")
+                continue
+            refused = other_cycle(plan, bp)
+            if refused is not None:
+                unsupported[(candidate.index, currency, "pricingCycleConfig")] = refused
                 continue
             amount = price(plan, currency, bp, quantities, seats)
             amounts.append(CandidateAmount(candidate=candidate.index, amount=amount,
@@ -101,7 +122,7 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
     return AccountComparison(
         accountId=account.account_id, customerId=account.customer_id, currency=account.currency, cycles=cycles,
         totals=_account_totals(cycles),
-        unsupported=[Unsupported(candidate=i, currency=c, reason=r) for (i, c), r in sorted(unsupported.items())],
+        unsupported=[Unsupported(candidate=i, currency=c, reason=r) for (i, c, _), r in sorted(unsupported.items())],
     )
 
 

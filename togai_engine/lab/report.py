@@ -92,7 +92,8 @@ def print_simulation(result: SimulationResult, console: Console | None = None) -
     for candidate in result.candidates:
         if candidate.unsupportedAccounts:
             console.print(f"{candidate.name}: {candidate.unsupportedAccounts} account(s) in currencies it does not "
-                          f"price ({', '.join(candidate.supportedCurrencies)} only) were left out of its totals")
+                          f"price ({', '.join(candidate.supportedCurrencies)} only) or on another pricing cycle "
+                          "(pricingCycleConfig) were left out of its totals")
     console.print(f"{result.accountsSimulated} account(s) simulated, {result.skippedCount} skipped")
     for skipped in result.skipped[:10]:
         console.print(f"  skipped {skipped.accountId}: {skipped.reason}")

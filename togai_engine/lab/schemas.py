@@ -96,7 +96,8 @@ class CandidateInfo(Model):
     name: str
     supportedCurrencies: list[str]
     unsupportedAccounts: int = Field(
-        default=0, description="accounts with cycles in a currency this plan does not price (left out of its totals)")
+        default=0, description="accounts with cycles in a currency this plan does not price, or on a pricing cycle "
+                               "other than its own pricingCycleConfig (left out of its totals; see `unsupported`)")
 
 
 class CandidateAmount(Model):

@@ -69,8 +69,10 @@ SIMULATION_STEP_ACCOUNTS = 50
 
 ALIGNMENT_NOTE = (
     "Candidates are priced on each account's own billing periods (from its price plan history), so amounts "
-    "compare period by period; a candidate's pricingCycleConfig is not used to cut periods. Fixed fees and "
-    "minimum commitments of a partial period are prorated against the account's cycle, as on its invoices.")
+    "compare period by period; a candidate whose pricingCycleConfig cuts other cycles there (another interval or "
+    "billing day) is not priced on those periods and is listed as unsupported for the account, with the reason. "
+    "Fixed fees and minimum commitments of a partial period are prorated against the account's cycle, as on its "
+    "invoices.")
 ACTUAL_NOTE = (
     "actual is the invoice's totalAmount before wallet credits (status DUE, PAID or VOID), with the advance invoice "
     "of an association's first period, less the credit notes billing issued itself when a plan change or end cut "
