@@ -114,3 +114,19 @@ async def test_a_key_retried_on_its_invoice_with_content_no_note_could_have_is_a
     again = await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE",
                        lines=[{"rateCardName": "tokens", "amount": "5"}], idempotencyKey="k2")
     assert again["replayed"] is True and again["creditNote"] == by_lines
+
+
+async def test_the_keys_billing_gives_its_own_notes_are_refused_to_an_operator(client, clock, db):
+    """Billing tells the notes it issued at a plan change by their key's prefix (it takes one back when the change
+    is undone, the lab nets it out): an operator's note under such a key would pass for billing's own."""
+    clock.set(at(2026, 1, 15))
+    await priced_account(client)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    clock.set(at(2026, 2, 4))
+    january = await due_invoice(client, "acme")
+    before = await row_counts(db)
+    for key in ("in-advance-fee:acme", "advance-replaced:x"):
+        error = await call_error(client, "create_credit_note", invoiceId=january["id"], reason="ORDER_CHANGE",
+                                 amount="1.00", idempotencyKey=key)
+        assert "idempotencyKey" in error and "reserved" in error and key.split(":")[0] in error
+    assert await row_counts(db) == before

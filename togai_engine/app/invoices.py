@@ -19,6 +19,7 @@ from togai_engine.customers import service as customers
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices import service as invoices
+from togai_engine.invoices.change_credits import CHANGE_KEYS
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteResult
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.invoices.schemas import Invoice, InvoiceSummary
@@ -96,6 +97,12 @@ async def update_invoice_status(session: AsyncSession, invoice_id: str, status: 
 
 
 async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now: datetime) -> CreditNoteResult:
+    """An operator's note. Billing's own (a plan change's, app/advance_credits.py) are told by their key's prefix,
+    so an operator's key may not start with one."""
+    reserved = next((p for p in CHANGE_KEYS if (data.idempotencyKey or "").startswith(p)), None)
+    if reserved is not None:
+        raise InvalidInput("idempotencyKey", f"keys starting with {reserved!r} are reserved for the notes billing "
+                                             "issues itself at a plan change; send another key")
     # On Citus: the note is written (a reference table) after the invoice's unclosed usage and the wallet were
     # read (distributed), which it allows only over one connection per worker (billing/close.py)
     await one_connection_per_node(await transaction_connection(session))
