@@ -120,6 +120,31 @@ async def test_an_in_advance_fee_is_invoiced_a_cycle_ahead_and_credited_when_can
     assert len((await call(client, "list_credit_notes", accountId="acme"))["data"]) == 1
 
 
+async def test_a_cut_after_the_fee_was_invoiced_leaves_what_a_draft_would_have_charged_to_the_cent(
+        client, clock) -> None:
+    """Both accounts end their plan at 1 Feb 03:21:36, 1/200 of February (12,096,000,000 of 2,419,200,000,000 µs):
+    February's 1.00 fee is used for 1.00 × 1/200 = 0.005, a half cent. Early ends while January (which carries
+    the fee) is a DRAFT: the fee is composed prorated, 0.005 -> 0.01. Late ends once January is DUE: the note
+    credits the fee less that same used share, 1.00 - 0.01 = 0.99, so it too pays 0.01 (crediting the unused
+    share rounded, 0.995 -> 1.00, would leave 0.00)."""
+    cent = await plan(client, "Cent", fee("cent", "1", displayName="Cent", invoiceTiming="IN_ADVANCE",
+                                          enableProration=True))
+    clock.set(at(2026, 1, 1))
+    await account(client, "early", cent, iso(2026, 1, 1))
+    await account(client, "late", cent, iso(2026, 1, 1))
+    end = "2026-02-01T03:21:36Z"
+    clock.set(at(2026, 1, 20))
+    await call(client, "update_account", accountId="early", effectiveUntil=end)
+    clock.set(at(2026, 2, 1, 1))  # January is DUE for both
+    await call(client, "update_account", accountId="late", effectiveUntil=end)
+    early_january = (await oldest_first(client, "early"))[0]
+    assert early_january["totalAmount"] == "0.01"
+    late_january = (await oldest_first(client, "late"))[0]
+    notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
+    assert (late_january["totalAmount"], [n["amount"] for n in notes]) == ("1.00", ["0.99"])
+    assert (await call(client, "get_invoice", invoiceId=late_january["id"]))["amountDue"] == "0.01"
+
+
 async def test_an_in_advance_fee_across_plan_changes_is_prorated_while_draft_and_credited_once_due(
         client, clock) -> None:
     small = await plan(client, "Small", fee("small", "31", displayName="Small", invoiceTiming="IN_ADVANCE",

@@ -66,9 +66,9 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
 
 
 def _unused(line: InvoiceLineRow, currency: str, instant: datetime) -> Decimal | None:
-    """What of the line's value pays for time from `instant` on (None: nothing). An in-advance fee: its value × the
-    unused share of its service period; the fee of a period the plan no longer reaches at all (it starts at or
-    after `instant`) whole. PREPAID credits: whole when their cycle starts at or after `instant`, else nothing."""
+    """What of the line's value pays for time from `instant` on (None: nothing). An in-advance fee: its value less
+    its value × the used share of its service period, rounded; the fee of a period the plan no longer reaches at
+    all (it starts at or after `instant`) whole. PREPAID credits: whole when their cycle starts at or after `instant`, else nothing."""
     details = line.details or {}
     if line.line_type == CREDIT_GRANT_LINE:
         return line.value if datetime.fromisoformat(details["effectiveFrom"]) >= instant else None
@@ -77,8 +77,11 @@ def _unused(line: InvoiceLineRow, currency: str, instant: datetime) -> Decimal |
         return None
     paid_from = datetime.fromisoformat(details["servicePeriodStart"])
     unused_from = max(instant, paid_from)
-    return round_fraction(Fraction(line.value) * Fraction((paid_until - unused_from) // _MICROSECOND,
+    # The value less the used share rounded, not the unused share rounded: what stays charged is then what a DRAFT
+    # prorates for the same time, to the cent (the two roundings part ways on a half cent)
+    used = round_fraction(Fraction(line.value) * Fraction((unused_from - paid_from) // _MICROSECOND,
                                                           (paid_until - paid_from) // _MICROSECOND), currency)
+    return EXACT_MONEY_CONTEXT.subtract(line.value, used)
 
 
 async def credit_replaced_advance_invoices(session: AsyncSession, association_ids: list[int],
