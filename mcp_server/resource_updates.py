@@ -259,7 +259,10 @@ class ResourceUpdates:
             app: AppContext = context.request_context.lifespan_context
             async with app.db.unit_of_work() as session:
                 found = await lookup.accounts_and_drafts(session, handles)
-                live = await live_key_ids(session, self._key_ids())
+                # only the keys asked about can be found revoked: a stream opened during the lookup is not among
+                # them, and its key was checked live as its request arrived
+                asked = self._key_ids()
+                revoked = asked - await live_key_ids(session, asked)
             # a grant changes the account's wallet, not what its DRAFT invoices charge; a note or a status change
             # changes the invoice it names
             issued = issued_invoice(name, result.structured_content) if name in INVOICE_TOOLS else None
@@ -270,10 +273,10 @@ class ResourceUpdates:
                 # the handle the call named: found above unless the call took that alias away, and its URI
                 # changed all the same (it now names no account)
                 uris += [expand(ACCOUNT, handle) for handle in handles]
-            self._drop_revoked(live)
+            self._drop_revoked(revoked)
 
             def allowed(principal: Principal) -> bool:
-                return principal.key_id is None or principal.key_id in live
+                return principal.key_id not in revoked
 
             changed = [uri for uri in dict.fromkeys(uris) if uri in watched]
             for uri in changed:
@@ -291,15 +294,15 @@ class ResourceUpdates:
                       *(principal for subscribers in self._subscribers.values() for _, principal in subscribers.values())]
         return {principal.key_id for principal in principals if principal.key_id is not None}
 
-    def _drop_revoked(self, live: set[str]) -> None:
-        """Ends the listen streams and drops the subscriptions of keys not in `live` (revoked since)."""
+    def _drop_revoked(self, revoked: set[str]) -> None:
+        """Ends the listen streams and drops the subscriptions of the `revoked` keys."""
         for principal, stream in list(self._streams.values()):
-            if principal.key_id is not None and principal.key_id not in live:
+            if principal.key_id in revoked:
                 stream.cancel()
         for uri in list(self._subscribers):
             subscribers = self._subscribers[uri]
             for connection_id, (_, principal) in list(subscribers.items()):
-                if principal.key_id is not None and principal.key_id not in live:
+                if principal.key_id in revoked:
                     del subscribers[connection_id]
             if not subscribers:
                 del self._subscribers[uri]

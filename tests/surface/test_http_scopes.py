@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,14 @@ from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
-from conftest import hosted
+from conftest import free_port, hosted
+from mcp_server import resource_updates
+from mcp_server.http_auth import auth_options
+from mcp_server.serve import serve_http
+from mcp_server.server import build_server
 from surface_story import tell
-from togai_engine.apikeys.service import create_key, revoke_key
+from togai_engine.apikeys.service import create_key, live_key_ids, revoke_key
+from togai_engine.settings import Settings
 
 BIN = Path(sys.executable).parent / "togai-engine"
 
@@ -140,6 +147,62 @@ async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, d
             assert "API key was revoked" in str(lost.value.__cause__)
             await anyio.sleep(0.5)
             assert received == [account]
+
+
+@asynccontextmanager
+async def served_here(db) -> AsyncIterator[str]:
+    """`togai-engine serve --transport http` in this process (the http_server fixture's is another), so a test can
+    hold the server at a chosen point of its work."""
+    port = free_port()
+    server = build_server(db, **auth_options(db, "127.0.0.1", port))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_http, server, Settings(), "127.0.0.1", port)
+        for _ in range(100):
+            try:
+                await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                break
+            except OSError:
+                await anyio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+        tg.cancel_scope.cancel()
+
+
+async def test_a_stream_opened_while_keys_are_looked_up_is_not_taken_for_revoked(db, client, clock,
+                                                                                monkeypatch) -> None:
+    # Before notifying, the keys of the open streams are looked up again. A stream that opens during that lookup
+    # (its key checked live as its request arrived) was not among the keys asked about: that is no sign of a
+    # revoked key, and the stream must stay open and hear the update.
+    await tell(client, clock)
+    account = "togai://accounts/acme-main"
+    looked_up, go_on = anyio.Event(), anyio.Event()
+
+    async def held_lookup(session: Any, key_ids: set[str]) -> set[str]:
+        live = await live_key_ids(session, key_ids)
+        looked_up.set()
+        await go_on.wait()
+        return live
+
+    monkeypatch.setattr(resource_updates, "live_key_ids", held_lookup)
+    async with served_here(db) as url:
+        first_key, second_key = await new_key(db, "billing:read"), await new_key(db, "billing:read")
+        async with hosted(keyed_with(url, first_key)) as first, hosted(keyed_with(url, second_key)) as second, \
+                hosted(await keyed(db, url, "events:write")) as sender, anyio.create_task_group() as tg, \
+                first.listen(resource_subscriptions=[account]) as early:
+
+            async def usage() -> None:
+                sent = await sender.call_tool("ingest_event", {"event": {
+                    "id": "during-lookup", "schemaName": "llm", "accountId": "acme-eu",
+                    "timestamp": datetime.now(UTC).isoformat(), "attributes": {"tokens": "1"}}})
+                assert sent.structured_content["status"] == "ACCEPTED", sent
+
+            tg.start_soon(usage)
+            with anyio.fail_after(10):
+                await looked_up.wait()
+            async with second.listen(resource_subscriptions=[account]) as late:
+                go_on.set()
+                with anyio.fail_after(10):
+                    assert (await early.__anext__()).uri == account
+                    assert (await late.__anext__()).uri == account  # not ended as if its key were revoked
 
 
 async def test_the_pricing_lab_shows_account_data_only_with_billing_read(http_server, db, client, clock) -> None:
