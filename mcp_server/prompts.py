@@ -19,7 +19,7 @@ from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
 from mcp_server.resources import ACCOUNT, INVOICE, INVOICE_JSON, PRICE_PLAN, USAGE_METER, expand
-from togai_engine.common.messages import quote
+from togai_engine.common.messages import quote, shorten_echoes
 from togai_engine.common.validation import instant_text
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.events.voids import MAX_BATCH as MAX_VOIDS
@@ -370,8 +370,9 @@ def register_prompts(server: MCPServer[Any]) -> None:
             taken = [argument.name for argument in prompt.arguments or []]
             for sent in given:
                 if sent not in taken:  # the prompt's function would fail on it: an 'Internal server error'
-                    raise MCPError(INVALID_PARAMS, f"arguments.{sent}: prompt {name} takes no argument "
-                                                   f"{quote(sent)}; it takes {', '.join(taken)}")
+                    # the name is the caller's text: cut as a quoted value is, in the field's path too
+                    raise MCPError(INVALID_PARAMS, shorten_echoes(f"arguments.{sent}: prompt {name} takes no argument "
+                                                                  f"{quote(sent)}; it takes {', '.join(taken)}", sent))
             for argument in prompt.arguments or []:
                 if argument.required and not isinstance(given.get(argument.name), str):
                     raise MCPError(INVALID_PARAMS, f"arguments.{argument.name}: required by prompt {name} "

@@ -171,3 +171,13 @@ async def test_a_long_bad_value_is_quoted_cut_short(client) -> None:
             await client.get_prompt(name, arguments)
         message = raised.value.error.message
         assert f"'{'1' * 80}…' is not a" in message and len(message) < 200, message[:300]
+
+
+async def test_a_long_argument_name_the_prompt_does_not_take_is_quoted_cut_short(client) -> None:
+    # the name is the caller's text as much as a value is: named in the error by its first 80 characters
+    with pytest.raises(MCPError) as raised:
+        await client.get_prompt("close_month", {"month": "2026-01", "x" * 100_000: "acme"})
+    message = raised.value.error.message
+    assert message.startswith(f"arguments.{'x' * 80}…: prompt close_month takes no argument '{'x' * 80}…'; it takes "
+                              "month, accountId"), message[:300]
+    assert len(message) < 300, message[:300]
