@@ -426,6 +426,22 @@ async def test_archiving_with_a_later_plan_end_is_refused_not_billed_past_the_ar
         (iso(2026, 1, 1), "5.00")]
 
 
+async def test_a_net_terms_change_leaves_the_invoices_issued_before_it_on_the_old_terms(client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    pro = await plan(client, "Pro", meter)  # grace 0: January is issued (DUE) on 1 February
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "netTermDays": 10, "pricePlanId": pro, "effectiveFrom": iso(2026, 1, 1)})
+    # No bill run or read between 1 February and the change: January was issued on its terms all the same,
+    # as a bill run on 1 February would have issued it (due 1 February + 10 days), not 30 days after that.
+    clock.set(at(2026, 2, 10))
+    await call(client, "update_account", accountId="acme", netTermDays=30)
+    await run_bill(db, at(2026, 3, 1))
+    clock.set(at(2026, 3, 1))
+    assert [(i["startDate"], i["invoiceDate"], i["dueDate"]) for i in await invoices(client, "acme", status="DUE")] == [
+        (iso(2026, 2, 1), iso(2026, 3, 1), iso(2026, 3, 31)),  # issued after the change: 1 March + 30 days
+        (iso(2026, 1, 1), iso(2026, 2, 1), iso(2026, 2, 11))]  # 1 February + 10 days
+
+
 async def test_a_currency_the_plan_cannot_price_is_refused(client) -> None:
     meter = await tokens_meter(client)
     pro = await plan(client, "Pro", meter)  # USD only

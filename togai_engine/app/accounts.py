@@ -146,10 +146,12 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
                                              "effectiveUntil alone and archive the account once that time has passed")
     currency = check_currency(data.invoiceCurrency, "invoiceCurrency") if data.invoiceCurrency else None
     new_currency = currency is not None and currency != row.invoice_currency
-    if currency is not None and new_currency:
-        # Periods whose grace ended before `now` were owed in the old currency: close them first (the catch-up
-        # every read does), so only the DRAFTs still open at the change follow the new one.
+    new_terms = data.netTermDays is not None and data.netTermDays != row.net_term_days
+    if new_currency or new_terms:
+        # Periods whose grace ended before `now` were issued in the old currency, due on the old terms: close them
+        # first (the catch-up every read does), so only invoices issued after the change follow the new ones.
         await close_due_cycles(session, now, [account_id])
+    if currency is not None and new_currency:
         await check_currency_change(session, account_id, currency)
     account = await accounts.update_account(session, account_id, data)
     if new_currency:
