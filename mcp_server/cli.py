@@ -407,8 +407,9 @@ def plans_apply(
                                          help="JSON or YAML: a list of plans, or {meters: [...], plans: [...]}")],
 ) -> None:
     """Create the usage meters and price plans in FILE that do not exist yet, in one transaction.
-    Re-applying is safe: existing ones are reported as "exists" ("differs", exit 1, when the stored plan
-    of that name has other content). Give meters ids so the plans can name them (usageMeterId)."""
+    Re-applying is safe: existing ones are reported as "exists" ("differs", exit 1, when the latest version of
+    the plan of that name has other content: a plan changes through update_price_plan + finalize_price_plan, and
+    the file follows it). Give meters ids so the plans can name them (usageMeterId)."""
     from togai_engine.app.unit import call_now, unit_of_work
     from togai_engine.lab.plan_files import load_pricing_file
     from togai_engine.lab.report import print_applied

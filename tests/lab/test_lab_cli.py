@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import row_counts
-from helpers import call
+from helpers import call, scalar
 from lab_helpers import MONTHLY, scale, setup, tokens_meter
 
 BIN = Path(sys.executable).parent / "togai-engine"
@@ -79,7 +79,36 @@ async def test_plans_apply_creates_missing_plans_and_is_safe_to_repeat(client, d
     before = await row_counts(db)
     edited = run(database_url, "plans", "apply", str(file))
     assert edited.returncode == 1
-    assert "differs" in edited.stdout and "immutable" in edited.stdout
+    assert "differs" in edited.stdout and "update_price_plan" in edited.stdout
+    assert await row_counts(db) == before
+
+
+async def test_plans_apply_compares_a_file_with_the_plans_latest_version(client, db, database_url, tmp_path) -> None:
+    """A plan changes through versions (update_price_plan, finalize_price_plan): the file kept in git follows it, and
+    re-applying it is safe; the file as it was before the change no longer describes what the plan bills."""
+    meter = await tokens_meter(client)
+    file = tmp_path / "plans.yaml"
+    file.write_text(plans_yaml(meter))
+    assert run(database_url, "plans", "apply", str(file)).returncode == 0
+    pro = (await plan_names(client))["Lab Pro"]
+    edited = plans_yaml(meter, pro_rate="0.003")
+    cards = {**pro["rateCards"], "minimumCommitment": {"rateValues": [{"currency": "USD", "rate": "25.50"}]}}
+    cards["usageRateCards"][0]["rateValues"][0]["slabRates"][0]["rate"] = "0.003"  # version 2: edited's Lab Pro
+    await call(client, "update_price_plan", pricePlanId=pro["id"], rateCards=cards)
+    await call(client, "finalize_price_plan", pricePlanId=pro["id"], migrationMode="NONE")
+
+    file.write_text(edited)  # the file now says what version 2 is
+    versions = await scalar(db, "SELECT count(*) FROM price_plan_versions")
+    again = run(database_url, "plans", "apply", str(file))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("exists") == 2 and "differs" not in again.stdout
+    assert await scalar(db, "SELECT count(*) FROM price_plan_versions") == versions
+    before = await row_counts(db)
+
+    file.write_text(plans_yaml(meter))  # version 1's content: not what attaching Lab Pro gives any more
+    stale = run(database_url, "plans", "apply", str(file))
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert "differs" in stale.stdout and "version 2" in stale.stdout and "update_price_plan" in stale.stdout
     assert await row_counts(db) == before
 
 

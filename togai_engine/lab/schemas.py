@@ -194,5 +194,6 @@ class AppliedPlan(Model):
     name: str
     pricePlanId: str
     status: Literal["created", "exists", "differs"] = Field(
-        description="differs: a plan of that name exists with other content (plans are immutable)")
+        description="exists: a plan of that name whose latest version has this content; differs: its latest "
+                    "version has other content (left as stored)")
     message: str | None = None

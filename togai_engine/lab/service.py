@@ -58,6 +58,7 @@ from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, 
 from togai_engine.plans import service as plans
 from togai_engine.plans.models import PricePlanRow
 from togai_engine.plans.schemas import PricePlan
+from togai_engine.plans.validation import normalize_plan
 from togai_engine.pricing import parse_decimal
 
 MAX_CANDIDATES = 5
@@ -402,8 +403,10 @@ def _candidate_infos(chosen: Sequence[Candidate], compared: Sequence[AccountComp
 
 
 async def apply_plans(session: AsyncSession, specs: Sequence[object], *, field: str = "plans") -> list[AppliedPlan]:
-    """Creates the plans whose name does not exist yet; a plan of the same name is reported as `exists`
-    (same content) or `differs` (plans are immutable). All or nothing: an invalid plan stores none."""
+    """Creates the plans whose name does not exist yet; a plan of the same name is reported as `exists` when the
+    file holds its latest ACTIVE version's content (what attaching it gives; a plan changes through versions, so
+    the file follows update_price_plan + finalize_price_plan), else `differs` and is left as stored. All or
+    nothing: an invalid plan stores none."""
     applied: list[AppliedPlan] = []
     for i, spec in enumerate(specs):
         prefix = f"{field}[{i}]"
@@ -415,12 +418,22 @@ async def apply_plans(session: AsyncSession, specs: Sequence[object], *, field: 
             plan, created = await plans.create_plan(session, data)
         except InvalidInput as exc:
             raise InvalidInput(f"{prefix}.{exc.field}", exc.reason) from None
-        except Conflict as exc:
-            name = data.name.strip()
-            existing = await session.scalar(select(PricePlanRow.id).where(PricePlanRow.name == name))
-            applied.append(AppliedPlan(name=name, pricePlanId=existing or "", status="differs", message=exc.message))
+        except Conflict:
+            created = False  # its version 1 has other content; the latest version decides below
+        if created:
+            applied.append(AppliedPlan(name=plan.name, pricePlanId=plan.id, status="created"))
             continue
-        applied.append(AppliedPlan(name=plan.name, pricePlanId=plan.id, status="created" if created else "exists"))
+        name = data.name.strip()
+        plan_id = await session.scalar(select(PricePlanRow.id).where(PricePlanRow.name == name))
+        assert plan_id is not None  # create_plan found it
+        latest = await plans.get_plan(session, plan_id)
+        if plans.same_content(latest, normalize_plan(data)):
+            applied.append(AppliedPlan(name=name, pricePlanId=plan_id, status="exists"))
+            continue
+        applied.append(AppliedPlan(name=name, pricePlanId=plan_id, status="differs", message=(
+            f"price plan {name!r} ({plan_id}) is at version {latest.version}, whose content differs from the file's; "
+            "nothing was changed. To make the file's content the plan's next version: update_price_plan, then "
+            "finalize_price_plan (its migrationMode says which accounts move); or give the file's plan another name")))
     return applied
 
 

@@ -63,7 +63,8 @@ def _content(data: PricePlanCreate) -> dict[str, Any]:
     return data.model_dump(mode="json", exclude_none=True)
 
 
-def _same_content(stored: PricePlan, wanted: PricePlanCreate) -> bool:
+def same_content(stored: PricePlan, wanted: PricePlanCreate) -> bool:
+    """`wanted`, normalised as create_plan stores it (validation.normalize_plan), is `stored`'s content."""
     # Compare parsed models, so 1.0 and 1 are the same rate; currency order does not matter.
     mine = PricePlanCreate.model_validate(stored.model_dump(include=set(PricePlanCreate.model_fields)))
     return (
@@ -119,7 +120,7 @@ async def create_plan(session: AsyncSession, data: PricePlanCreate) -> tuple[Pri
                 created_at=existing.created_at, finalized_at=existing.created_at))
             return _to_plan(existing), True
     stored = _to_plan(existing)
-    if not _same_content(stored, plan):
+    if not same_content(stored, plan):
         raise Conflict(
             f"a price plan named {plan.name!r} already exists ({stored.id}) with different content; plans are "
             "immutable: create the new version under another name (e.g. with a version suffix) and attach it "
