@@ -131,6 +131,29 @@ async def test_plans_apply_is_all_or_nothing_and_names_the_field(client, db, dat
     assert out.returncode == 1 and "not valid YAML" in out.stderr
 
 
+async def test_plans_apply_names_the_meter_of_the_file_that_differs(client, db, database_url, tmp_path) -> None:
+    meter = {"id": "tokens", "name": "tokens", "eventSchemaName": "llm", "aggregation": "SUM",
+             "computations": [{"computation": "tokens"}]}
+    plan = {"name": "Flat", "pricingCycleConfig": {"interval": "MONTHLY"},
+            "rateCards": {"fixedFeeRateCards": [{"id": "platform", "rateValues": [{"currency": "USD", "rate": "9"}]}]}}
+    file = tmp_path / "pricing.json"
+    file.write_text(json.dumps({"meters": [meter], "plans": [plan]}))
+    assert run(database_url, "plans", "apply", str(file)).returncode == 0
+    before = await row_counts(db)
+    # the meter edited in the file: refused whole, naming where in the file, as an invalid meter is
+    file.write_text(json.dumps({"meters": [meter | {"aggregation": "MAX"}], "plans": [plan]}))
+    out = run(database_url, "plans", "apply", str(file))
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("togai-engine: meters[0]: a usage meter named 'tokens' already exists "
+                                         "(tokens) with a different aggregation"), out.stderr
+    file.write_text(json.dumps({"meters": [meter | {"name": "tokens2"}], "plans": [plan]}))
+    out = run(database_url, "plans", "apply", str(file))
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("togai-engine: meters[0]: id: usage meter id 'tokens' is already used by the "
+                                         "meter named 'tokens'"), out.stderr
+    assert await row_counts(db) == before
+
+
 async def test_simulate_prints_writes_csv_and_plots(client, clock, db, database_url, tmp_path) -> None:
     meter, starter_id = await setup(client, clock)
     plans = tmp_path / "candidates.json"

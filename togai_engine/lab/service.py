@@ -455,5 +455,7 @@ async def apply_meters(session: AsyncSession, specs: Sequence[object], now: date
             meter, created = await meters.create_usage_meter(session, data, now)
         except InvalidInput as exc:
             raise InvalidInput(f"{prefix}.{exc.field}", exc.reason) from None
+        except Conflict as exc:  # a meter edited in the file: which entry, as for an invalid one
+            raise Conflict(f"{prefix}: {exc.message}") from None
         applied.append(AppliedMeter(name=meter.name, usageMeterId=meter.id, status="created" if created else "exists"))
     return applied
