@@ -50,7 +50,8 @@ async def check_entitlement(
     event when entitled, atomically: concurrent consumers of one account are serialised, so of two
     racing for the last unit exactly one gets consumed true. Example: quantity "1", consume {"id":
     "req-8812", "schemaName": "api_call", "attributes": {}} for a COUNT meter. The answer adds `consumed`
-    (false = not entitled, nothing written), `eventId`, `eventStatus`, `usedAfter`, `remainingAfter`.
+    (false = not entitled, nothing written), `eventId`, `eventStatus` (ACCEPTED; ACCEPTED_LATE when dated in
+    a period already invoiced whose plan bills late usage), `usedAfter`, `remainingAfter`.
     Retry with the SAME id and usage: it returns the first answer (entitled, consumed, eventStatus
     DUPLICATE) and records nothing more; an id already used for other usage is an error on consume.id; a
     refused call stored nothing, so its id may be tried again. The feature's meter must be COUNT or SUM; an
@@ -66,7 +67,7 @@ async def check_entitlement(
     async def work(u: UnitOfWork) -> EntitlementCheck:
         result = await consume_if_entitled(u.session, accountId, featureId, amount, consume, u.now,
                                            sandbox=u.app.sandbox)
-        if result.eventStatus == "ACCEPTED":
+        if result.eventStatus in ("ACCEPTED", "ACCEPTED_LATE"):  # this call wrote the event
             u.changed(result.accountId, result.eventId or "")
         return result
 

@@ -23,9 +23,10 @@ from togai_engine.sandbox.service import start
 JAN_10 = datetime(2026, 1, 10, tzinfo=UTC)
 
 
-async def set_up(client: Any, accounts: tuple[str, ...] = ("acme",)) -> str:
+async def set_up(client: Any, accounts: tuple[str, ...] = ("acme",), **plan_fields: Any) -> str:
     """Plan Quota (monthly from the 1st, grace 0): feature api = COUNT of `api` events, limit 3, billed 0.25
-    per call; feature tokens = SUM of `tokens` on `llm` events, limit 100; sso is BOOLEAN."""
+    per call; feature tokens = SUM of `tokens` on `llm` events, limit 100; sso is BOOLEAN. `plan_fields`: more
+    fields of the plan (lateUsage)."""
     api = await call(client, "create_usage_meter", name="api calls", eventSchemaName="api", aggregation="COUNT")
     tokens = await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
                         computations=[{"computation": "tokens"}])
@@ -39,7 +40,7 @@ async def set_up(client: Any, accounts: tuple[str, ...] = ("acme",)) -> str:
                 {"featureId": "sso"}],
             "usageRateCards": [{"usageMeterId": api["id"], "ratePlan": {"pricingModel": "TIERED", "slabs": [
                 {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
-                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.25"}]}]}]})
+                "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.25"}]}]}]}, **plan_fields)
     for account in accounts:
         await call(client, "create_customer", id=f"c_{account}", name=account, account={
             "id": account, "name": account, "invoiceCurrency": "USD", "pricePlanId": plan["id"],
@@ -242,6 +243,28 @@ async def test_a_consume_dated_in_an_invoiced_part_of_the_cycle_names_the_timest
     assert ("consume.timestamp: 2026-01-10T00:00:00Z is in a period already invoiced, so the event would count no "
             "usage") in text, text
     assert await event_ids(client) == ["now"]  # the refused event was not stored
+
+
+async def test_a_consume_dated_in_an_invoiced_period_that_bills_late_usage_is_answered_and_billed_late(client, clock):
+    # As above, but Quota bills late usage: an event dated Jan 10 is stored ACCEPTED_LATE, counts in the quota's
+    # cycle and is billed on the next invoice; the answer says so (eventStatus ACCEPTED_LATE) in the tool's schema.
+    api = await set_up(client, lateUsage="BILL_ON_NEXT_INVOICE")
+    bigger = await call(client, "create_price_plan", name="Bigger", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
+        rateCards={"billingEntitlementRateCards": [
+            {"featureId": "api", "usageMeterId": api, "featureConfigs": [{"featureCreditLimit": "10"}]}]})
+    clock.set(JAN_10)
+    await call(client, "update_account", accountId="acme", pricePlanId=bigger["id"], effectiveFrom="2026-01-16T00:00:00Z")
+    clock.set(at(2026, 1, 20))
+    late = await consume(client, "back", timestamp="2026-01-10T00:00:00Z")
+    # Bigger's limit 10, 0 used: 0 + 1 fits; 10 - 1 = 9 left
+    assert outcome(late) == (True, "ENTITLED", True, "ACCEPTED_LATE", "0", "1", "9")
+    assert outcome(await consume(client, "back", timestamp="2026-01-10T00:00:00Z")) == (  # a replay
+        True, "ENTITLED", True, "DUPLICATE", "1", "1", "9")
+    # Bigger's period [Jan 16, Feb 1) carries Quota's late call: 1 × 0.25 = 0.25 (Bigger prices nothing itself)
+    draft = await call(client, "get_invoice", accountId="acme")
+    assert [(line["type"], line["value"]) for line in draft["lineItems"]] == [("LATE_USAGE_AMOUNT", "0.25")]
+    assert draft["totalAmount"] == "0.25"
 
 
 async def test_an_id_replayed_for_other_usage_is_refused_not_reported_consumed(client, clock):

@@ -16,6 +16,9 @@ moved by a quantity), and the recorded event must add exactly `quantity` to it, 
 SQL (filter, computation) on the stored event, which usage ingested meanwhile by other clients cannot
 disturb. Otherwise the call fails, naming the field, and the write is rolled back. A replay must be the same
 usage: an id stored for other usage (another value, schema or feature) is refused on consume.id.
+The event is stored as ingest_event would store it: dated in a part of the cycle already invoiced, it is
+ACCEPTED_LATE when that period's plan bills late usage (answered so, billed on the next invoice), else refused
+on consume.timestamp (it would count no usage).
 """
 
 from __future__ import annotations

@@ -44,9 +44,10 @@ class EntitlementCheck(Entitlement):
                                   "by an earlier one with the same id: eventStatus DUPLICATE), false when not "
                                   "entitled (nothing was written); null without `consume`")
     eventId: str | None = Field(default=None, description="with `consume`: the event's id (your idempotency key)")
-    eventStatus: Literal["ACCEPTED", "DUPLICATE"] | None = Field(
-        default=None, description="ACCEPTED: this call recorded the event; DUPLICATE: an earlier call did (nothing "
-                                  "new was written)")
+    eventStatus: Literal["ACCEPTED", "ACCEPTED_LATE", "DUPLICATE"] | None = Field(
+        default=None, description="ACCEPTED: this call recorded the event; ACCEPTED_LATE: it did, dated in a period "
+                                  "already invoiced whose plan bills late usage (the account's next invoice bills "
+                                  "it); DUPLICATE: an earlier call did (nothing new was written)")
     usedAfter: Decimal | None = Field(default=None, description="with `consume`: usage this cycle after the call")
     remainingAfter: Decimal | None = Field(
         default=None, description="with `consume`: limit - usedAfter, never below 0; null = unlimited")
