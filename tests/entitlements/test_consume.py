@@ -267,6 +267,21 @@ async def test_a_consume_dated_in_an_invoiced_period_that_bills_late_usage_is_an
     assert draft["totalAmount"] == "0.25"
 
 
+async def test_a_consume_dated_after_the_plan_ends_is_refused_as_no_invoice_would_bill_it(client, clock):
+    # Quota ends on Jan 20 with no plan after it: the quota's cycle is still [Jan 1, Feb 1) (resetsAt), but an
+    # event dated Jan 25 would be stored NOT_BILLED_NO_PLAN, usage no invoice bills: the timestamp is what to fix.
+    await set_up(client)
+    clock.set(JAN_10)
+    await call(client, "update_account", accountId="acme", effectiveUntil="2026-01-20T00:00:00Z")
+    text = await call_error(client, "check_entitlement", accountId="acme", featureId="api",
+                            consume={"id": "ahead", "schemaName": "api", "timestamp": "2026-01-25T00:00:00Z"})
+    assert ("consume.timestamp: 2026-01-25T00:00:00Z is a time when the account has no price plan in effect, so "
+            "no invoice would bill the usage") in text, text
+    assert await event_ids(client) == []  # the refused event was not stored
+    # the id is free: dated now, while Quota is in effect, it consumes
+    assert outcome(await consume(client, "ahead")) == (True, "ENTITLED", True, "ACCEPTED", "0", "1", "2")
+
+
 async def test_an_id_replayed_for_other_usage_is_refused_not_reported_consumed(client, clock):
     await set_up(client)
     clock.set(JAN_10)

@@ -18,7 +18,8 @@ disturb. Otherwise the call fails, naming the field, and the write is rolled bac
 usage: an id stored for other usage (another value, schema or feature) is refused on consume.id.
 The event is stored as ingest_event would store it: dated in a part of the cycle already invoiced, it is
 ACCEPTED_LATE when that period's plan bills late usage (answered so, billed on the next invoice), else refused
-on consume.timestamp (it would count no usage).
+on consume.timestamp (it would count no usage); dated after the account's plan ends (the cycle runs on to its end),
+it is refused on consume.timestamp too: the quota would count usage that no invoice bills.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.entitlements import service as entitlements
 from togai_engine.entitlements.schemas import EntitlementCheck
 from togai_engine.errors import InvalidInput
-from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, REJECTED, ingest_events
+from togai_engine.events.ingest import DUPLICATE, NOT_BILLED_CYCLE_CLOSED, NOT_BILLED_NO_PLAN, REJECTED, ingest_events
 from togai_engine.events.validation import Rejection, parse_event
 from togai_engine.meters.catalog import compile_stored
 from togai_engine.meters.sql import METERED_STATUSES, MeterSql
@@ -103,6 +104,10 @@ async def consume_if_entitled(
         raise InvalidInput("consume.timestamp", f"{event['timestamp']} is in a period already invoiced, so the event "
                                                 "would count no usage; leave timestamp out (it is then now) or send "
                                                 "a later time in the current cycle. Nothing was stored")
+    if status == NOT_BILLED_NO_PLAN:  # the cycle runs past the end of the account's plan (resetsAt is the cycle end)
+        raise InvalidInput("consume.timestamp", f"{event['timestamp']} is a time when the account has no price plan in "
+                                                "effect, so no invoice would bill the usage; leave timestamp out (it is "
+                                                "then now) or send a time while its plan is in effect. Nothing was stored")
     if status == DUPLICATE:  # stored meanwhile by ingest_event, which does not take the consume lock
         stored = await _stored_status(conn, account_id, event_id)
         return await _replay(conn, check, account_id, event_id, stored or DUPLICATE, quantity)
