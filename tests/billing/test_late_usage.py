@@ -345,3 +345,28 @@ async def test_late_events_of_an_account_whose_deal_no_longer_validates_never_fa
     assert line["value"] == "30.00"
     # bad's own reads name its deal; its late event waits for its next invoice
     assert "account 'bad'" in await call_error(client, "get_invoice", accountId="bad")
+
+
+async def test_late_usage_of_an_account_with_no_next_invoice_is_stored_with_a_warning_that_it_waits(
+        client, clock, db) -> None:
+    plan = await tiered_plan(client, "Pro", "BILL_ON_NEXT_INVOICE")  # 31.00 a month; tokens 0.01 up to 10,000
+    await account(client, "acme", plan, iso(2026, 1, 1))
+    clock.set(at(2026, 1, 20))
+    await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 2, 1))
+    await run_bill(db, at(2026, 2, 1))  # January DUE: 31.00; no plan, no DRAFT after it
+    clock.set(at(2026, 2, 3))
+    late = await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late-1")
+    # Stored and metered, but no invoice follows: the answer says the usage waits for a plan
+    assert late["status"] == "ACCEPTED_LATE"
+    assert late["warnings"] == [
+        "account 'acme' has no price plan from now on, so no next invoice to bill its late usage (ACCEPTED_LATE) "
+        "on: it waits, unbilled, until a plan is attached (update_account pricePlanId + effectiveFrom)"]
+    await call(client, "update_account", accountId="acme", pricePlanId=plan, effectiveFrom=iso(2026, 3, 1))
+    again = await usage(client, "acme", "2026-01-21T00:00:00Z", "1000", "jan-late-2")
+    assert (again["status"], again["warnings"]) == ("ACCEPTED_LATE", [])  # March's invoice will bill it
+    clock.set(at(2026, 3, 2))
+    draft = await call(client, "get_invoice", accountId="acme")
+    (line,) = late_lines(draft)
+    # January with 4,000 tokens: 40.00 + 31.00 = 71.00, less the 31.00 invoiced = 40.00; March: 31.00 + 40.00
+    assert (draft["startDate"], line["value"], line["details"]["eventCount"], draft["totalAmount"]) == (
+        iso(2026, 3, 1), "40.00", 2, "71.00")

@@ -79,6 +79,18 @@ async def record_late_events(conn: Any, events: Sequence[tuple[str, str, datetim
             [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], [e[3] for e in events], now)
 
 
+async def without_next_invoice(conn: Any, account_ids: Sequence[str], now: datetime) -> list[str]:
+    """The accounts among `account_ids` with no invoice to carry late usage: no DRAFT, and no plan association in
+    effect at or after `now` (one would open the next). Their late usage waits until a plan is attached."""
+    if not account_ids:
+        return []
+    return list(await conn.fetchval(
+        "SELECT coalesce(array_agg(a ORDER BY a), '{}') FROM unnest($1::text[]) AS a WHERE NOT EXISTS "
+        "(SELECT 1 FROM invoices i WHERE i.account_id = a AND i.status = 'DRAFT') AND NOT EXISTS "
+        "(SELECT 1 FROM plan_associations p WHERE p.account_id = a AND (p.effective_until IS NULL "
+        "OR p.effective_until > $2))", sorted(set(account_ids)), now))
+
+
 async def pending_late_events(conn: Any, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     """The (account id, event id) among `keys` recorded late and billed by no invoice yet."""
     if not keys:
