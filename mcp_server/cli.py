@@ -170,8 +170,8 @@ def demo() -> None:
 
 async def bill_run(db: Database, asked: datetime | None) -> tuple[CloseSummary, CompactionSummary, datetime]:
     """`togai-engine bill [--as-of]`'s work on an open database: (the run's CloseSummary, the rollup folding,
-    the instant billed at). Audited like a tool call: actor "cli", the instant billed at and which accounts
-    failed; on a sandbox at its time (the clock row, read in this transaction), refusing a later `asked`."""
+    the instant billed at). Audited like a tool call: actor "cli", the instant billed at and the accounts it had
+    work for (failed ones included), as advance_clock's; on a sandbox at its time (the clock row, read in this transaction), refusing a later `asked`."""
     from togai_engine.app.unit import call_now, unit_of_work
     from togai_engine.billing.close import close_due_cycles
     from togai_engine.meters.compaction import compact_rollups
@@ -184,7 +184,7 @@ async def bill_run(db: Database, asked: datetime | None) -> tuple[CloseSummary, 
                                 consequence="billing as of it would bill what has not happened yet")
         audited["asOf"] = instant.isoformat()
         summary = await close_due_cycles(unit.session, instant)
-        unit.changed(*(failure.accountId for failure in summary.failed))
+        unit.changed(*summary.accountIds)
     return summary, await compact_rollups(db, unit.now), instant
 
 

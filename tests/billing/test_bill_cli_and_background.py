@@ -54,6 +54,11 @@ async def test_bill_as_of_closes_due_cycles_and_is_idempotent(client, db, databa
                            capture_output=True, text=True, timeout=120)
     assert "0 invoice(s) became DUE" in again.stdout
     assert await invoice_rows(db) == rows
+    # the audit log finds a run by the accounts it billed, as it finds an advance_clock's (the second had no work)
+    async with db.unit_of_work() as session:
+        audited = (await session.execute(text(
+            "SELECT changed_ids FROM audit_log WHERE tool = 'bill' ORDER BY id"))).scalars().all()
+    assert audited == [["acme"], []]
 
 
 async def test_bill_also_folds_past_rollup_stripes(client, db, clock, database_url):
