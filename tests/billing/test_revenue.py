@@ -509,3 +509,32 @@ async def test_every_revenue_value_is_written_in_its_currencys_minor_unit(client
     # tokens: 80 × 0.10 = 8.00 on 2 Jan; platform (IN_ARREARS) and requests: nothing in these four days
     assert values[tokens] == ["0.00", "8.00", "0.00", "0.00"]
     assert values["platform"] == ["0.00"] * 4
+
+
+async def test_an_account_stored_in_xxx_before_it_was_refused_is_still_read_and_never_fails_the_others(
+        client, clock, db) -> None:
+    """XXX is refused as a currency now, but an account and its plan stored in it before keep their amounts (priced
+    with two decimals then): every read over many accounts (REVENUE, list_invoices) and its own get_account answer."""
+    plan, _, _ = await setup(client)
+    for account_id in ("bad", "good"):
+        await call(client, "create_customer", id=f"c_{account_id}", name="C", account={
+            "id": account_id, "name": "A", "pricePlanId": plan, "effectiveFrom": iso(JAN)})
+        await call(client, "ingest_event", event={
+            "id": f"{account_id}2", "schemaName": "llm", "accountId": account_id,
+            "timestamp": iso(JAN + timedelta(days=1, hours=12)), "attributes": {"tokens": "80"}})
+    clock.set(datetime(2026, 2, 5, tzinfo=UTC))
+    # Both Januaries close DUE: tokens 80 × 0.10 = 8.00, 1 request = the FLAT 5.00, platform 10.00
+    assert [i["totalAmount"] for i in (await call(client, "list_invoices", status="DUE"))["data"]] == ["23.00"] * 2
+    async with db.unit_of_work() as session:  # as stored when XXX was accepted
+        await session.execute(text("UPDATE invoices SET currency = 'XXX' WHERE account_id = 'bad'"))
+        await session.execute(text("UPDATE accounts SET invoice_currency = 'XXX' WHERE id = 'bad'"))
+
+    assert sorted((i["accountId"], i["totalAmount"]) for i in (await call(client, "list_invoices", status="DUE"))[
+        "data"]) == [("bad", "23.00"), ("good", "23.00")]
+    assert (await call(client, "get_account", accountId="bad"))["invoiceCurrency"] == "XXX"
+    revenue = await revenue_by_account(client)
+    # good: requests' FLAT 5.00 from the first instant, tokens 8.00 on 2 Jan (80 × 0.10), the IN_ARREARS platform
+    # fee 10.00 on 31 Jan: 23.00, its invoice's total
+    assert revenue["good"] == [D("5.00"), D("8.00")] + [D(0)] * 28 + [D("10.00")]
+    # bad: its plan does not price XXX, so its lines fall whole on the period's last day: 8.00 + 5.00 + 10.00
+    assert revenue["bad"] == [D(0)] * 30 + [D("23.00")]

@@ -23,7 +23,6 @@ from babel.numbers import get_currency_precision, is_currency
 
 from togai_engine.common.messages import json_kind
 from togai_engine.common.numbers import BOOLEAN_IS_NOT_A_NUMBER, NUMERIC_DIGITS, exact_float_decimal, significant_digits
-from togai_engine.common.validation import NO_CURRENCY
 from togai_engine.errors import InvalidInput
 
 # 60 significant digits: a 10^15 quantity times a rate with 30 decimals still fits exactly.
@@ -49,9 +48,10 @@ _DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def is_known_currency(code: str) -> bool:
-    """True for a three-letter upper-case ISO 4217 code that babel knows (e.g. "USD")."""
-    return (isinstance(code, str) and _CURRENCY_CODE.fullmatch(code) is not None and is_currency(code)
-            and code != NO_CURRENCY)
+    """True for a three-letter upper-case ISO 4217 code that babel knows (e.g. "USD"). XXX is one: a caller may not
+    send it (common.validation.check_currency refuses it), but amounts stored in it before are still rounded, as
+    they were priced, so reads over many accounts never fail on one such account."""
+    return isinstance(code, str) and _CURRENCY_CODE.fullmatch(code) is not None and is_currency(code)
 
 
 def currency_exponent(code: str) -> int:
