@@ -183,6 +183,46 @@ async def test_an_account_whose_stored_deal_is_no_object_never_stops_the_others(
         (iso(2026, 2, 1), "DRAFT", "62.00"), (iso(2026, 1, 1), "DUE", "62.00")]
 
 
+@pytest.mark.parametrize(("path", "what"), [
+    # a metered feature without its limit
+    ("{billingEntitlementRateCards,0,featureConfigs}", "billingEntitlementRateCards[0].featureConfigs: feature "
+                                                       "'quota' is metered"),
+    # the overage card's feature made BOOLEAN
+    ("{billingEntitlementRateCards,0,usageMeterId}", "entitlementOverageRateCards[0].featureId: feature 'quota' has "
+                                                     "no usageMeterId"),
+])
+async def test_an_account_whose_stored_deal_leaves_an_overage_card_nothing_to_price_never_stops_the_others(
+        client, clock, db, monkeypatch, path: str, what: str) -> None:
+    meter = await tokens_meter(client)
+    quota = {"featureId": "quota", "usageMeterId": meter, "featureConfigs": [{"featureCreditLimit": "100"}]}
+    pro = (await call(client, "create_price_plan", name="Pro", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(meter, ("0", "0.01"))], "fixedFeeRateCards": [fee("base", "31", prorate=False)],
+        "billingEntitlementRateCards": [quota],
+        "entitlementOverageRateCards": [{
+            "name": "quota_overage", "featureId": "quota",
+            "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": "0.05"}]}]}]}))["id"]
+    await account(client, "good", pro, iso(2026, 1, 1))
+    await call(client, "create_customer", id="cust_bad", name="Customer")
+    await call(client, "create_account", id="bad", customerId="cust_bad", name="bad", pricePlanId=pro,
+               effectiveFrom=iso(2026, 1, 1), rateCardOverrides={"billingEntitlementRateCards": [
+                   {**quota, "name": "quota", "featureConfigs": [{"featureCreditLimit": "200"}]}]})
+    await usage(client, "good", "2026-01-05T00:00:00Z", "500", "g1")
+    # A hand edit: the deal's card of the feature the overage card prices loses what that card needs (its limit,
+    # or its meter); it still parses, as a BOOLEAN feature's card does
+    await break_stored_deal(db, monkeypatch, "bad", path, "null")
+
+    clock.set(at(2026, 1, 20))
+    listed = {i["accountId"]: i for i in (await call(client, "list_invoices", pageSize=100))["data"]}  # every account
+    # good: 500 tokens x 0.01 = 5.00, 400 past the limit of 100 x 0.05 = 20.00, base 31.00
+    assert listed["good"]["totalAmount"] == "56.00"
+    assert listed["bad"]["totalAmount"] is None and "account 'bad'" in listed["bad"]["problem"]
+    assert what in listed["bad"]["problem"]
+    summary = await run_bill(db, at(2026, 2, 1))  # January closes for good; bad is reported with its reason
+    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
+    assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
+
+
 async def test_credit_held_for_an_account_whose_stored_deal_no_longer_validates_is_never_expired(
         client, clock, db, monkeypatch) -> None:
     pro = await plan(client, "Pro", await tokens_meter(client))  # base 31.00 a month (not prorated), 0.01 a token

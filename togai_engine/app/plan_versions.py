@@ -132,7 +132,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # (shared) and closing another account may be waiting for (billing README, "Lock order")
     await hold_fences(await transaction_connection(session), locked, exclusive=True)
     moving = list(await session.scalars(on_plan))
-    broken: dict[tuple[str, int], ValidationError] = {}
+    broken: dict[tuple[str, int], ValidationError | InvalidInput] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)
     held = _held_back(plan_id, moving, olds, broken, keep)
     if keep:
@@ -194,7 +194,7 @@ async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: Migr
 
 
 def _held_back(plan_id: str, moving: list[PlanAssociationRow], olds: dict[tuple[str, int], PricePlan],
-               broken: dict[tuple[str, int], ValidationError], keep: bool) -> dict[int, str]:
+               broken: dict[tuple[str, int], ValidationError | InvalidInput], keep: bool) -> dict[int, str]:
     """association id -> why it cannot move: its stored version, or the deal the mode keeps on the version it is
     on, no longer validates (stricter checks since, or a hand edit). Such an account stays where it is and is
     reported, as its own reads report it; it never stops the finalize for the other accounts (plans README). A

@@ -126,7 +126,7 @@ async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[
                           ) -> ResolvedPlans:
     """ref.key -> the plan that prices it; `refs` maps each ref to its association's stored overrides. A deal that
     cannot be applied is left out, its reason in `problems` (raised when its key is looked up)."""
-    broken: dict[tuple[str, int], ValidationError] = {}
+    broken: dict[tuple[str, int], ValidationError | InvalidInput] = {}
     versions = await get_versions(session, {(r.plan_id, r.version) for r in refs}, problems=broken)
     plans = ResolvedPlans()
     for ref, overrides in refs.items():
@@ -167,9 +167,10 @@ def _deal_problem(ref: PlanRef, exc: ValidationError | EngineError) -> InvalidIn
         "invoiced yet"))
 
 
-def version_problem(ref: PlanRef, exc: ValidationError) -> InvalidInput:
+def version_problem(ref: PlanRef, exc: ValidationError | InvalidInput) -> InvalidInput:
     """Why a stored plan version cannot be read: every account on it is reported the same way."""
-    described = "; ".join(f"{path}: {message}" for path, message in describe_errors(exc))
+    described = exc.message if isinstance(exc, InvalidInput) else "; ".join(
+        f"{path}: {message}" for path, message in describe_errors(exc))
     return InvalidInput("", (
         f"version {ref.version} of price plan {ref.plan_id!r} no longer validates (it did when it was stored): "
         f"{described}; its accounts cannot be billed until it is corrected, or until they move to another plan "

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema
+from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, model_validator
 
 from togai_engine.common.json_logic import json_logic_text, normalize_expression
 from togai_engine.common.numbers import WholeNumber, not_a_boolean
@@ -408,6 +408,35 @@ class UsagePricing:
         return self.card.usageMeterId
 
 
+def metered_limit_problem(card: BillingEntitlementRateCard, i: int) -> InvalidInput | None:
+    """Why billingEntitlementRateCards[i], metered, has no limit to count its usage against; None when it has one or
+    is BOOLEAN."""
+    if card.usageMeterId is None or card.featureConfigs is not None:
+        return None
+    return InvalidInput(f"rateCards.billingEntitlementRateCards[{i}].featureConfigs", (
+        f"feature {card.featureId!r} is metered (usageMeterId {card.usageMeterId!r}): give the units of its usage "
+        'allowed per cycle, e.g. [{"featureCreditLimit": "1000"}]'))
+
+
+def overage_feature_problem(card: EntitlementOverageRateCard, i: int,
+                            entitlements: list[BillingEntitlementRateCard]) -> InvalidInput | None:
+    """Why entitlementOverageRateCards[i] has no usage past a limit to price: its feature has no card in
+    `entitlements`, or that card no meter or no limit (what OveragePricing reads); None when it can price it."""
+    path = f"rateCards.entitlementOverageRateCards[{i}]"
+    found = next(((j, e) for j, e in enumerate(entitlements) if e.featureId == card.featureId), None)
+    if found is None:
+        known = ", ".join(repr(e.featureId) for e in entitlements) or "none"
+        return InvalidInput(f"{path}.featureId", f"{card.featureId!r} is not the featureId of a "
+                                                 f"billingEntitlementRateCard of this plan (features: {known}); add "
+                                                 "the feature's billingEntitlementRateCard with its featureCreditLimit")
+    j, feature = found
+    if feature.usageMeterId is None:
+        return InvalidInput(f"{path}.featureId", f"feature {card.featureId!r} has no usageMeterId on its "
+                                                 "billingEntitlementRateCard, so it counts no usage to bill past its "
+                                                 "limit; give that card a usageMeterId")
+    return metered_limit_problem(feature, j)
+
+
 class OveragePricing(UsagePricing):
     """An entitlement overage card with the meter and featureCreditLimit of its feature's entitlement card."""
 
@@ -415,7 +444,7 @@ class OveragePricing(UsagePricing):
 
     def __init__(self, card: EntitlementOverageRateCard, entitlement: BillingEntitlementRateCard) -> None:
         super().__init__(card)
-        # validation refuses an overage card of a boolean feature, and a metered feature without its limit
+        # PricePlan refuses an overage card of a boolean feature, and a metered feature without its limit
         assert entitlement.usageMeterId is not None and entitlement.featureConfigs is not None
         self.usage_meter_id: str = entitlement.usageMeterId
         self.limit: Decimal = entitlement.featureConfigs[0].featureCreditLimit
@@ -458,6 +487,19 @@ class PricePlan(PlanHeader):
         return self._overridden
     _overage: list[OveragePricing] | None = PrivateAttr(default=None)
     _rules: list[CompiledRule] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _overage_features_metered(self) -> PricePlan:
+        """create_price_plan refuses an overage card whose feature has no meter or no limit (overage_feature_problem);
+        a stored version or deal edited since still parses, so it is checked on every read of one. InvalidInput (not
+        a ValueError, so pydantic passes it on as raised) makes it a plan that no longer validates, failing only
+        its accounts' readers (plans.overrides.ResolvedPlans), never a read or a bill run over many."""
+        entitlements = self.rateCards.billingEntitlementRateCards
+        for i, card in enumerate(self.rateCards.entitlementOverageRateCards):
+            problem = overage_feature_problem(card, i, entitlements)
+            if problem is not None:
+                raise problem
+        return self
 
     @property
     def compiled_rules(self) -> list[CompiledRule]:

@@ -139,7 +139,7 @@ async def active_versions(session: AsyncSession, plan_ids: Iterable[str]) -> dic
 
 
 async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]], *,
-                       problems: dict[tuple[str, int], ValidationError] | None = None
+                       problems: dict[tuple[str, int], ValidationError | InvalidInput] | None = None
                        ) -> dict[tuple[str, int], PricePlan]:
     """Several (plan id, version) at once (for bill runs and invoices); unknown ones are left out. With `problems`,
     a stored version that no longer validates is left out too, its error put there (one plan never fails the
@@ -153,7 +153,7 @@ async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]],
             if (row.plan_id, row.version) in missing:
                 try:
                     plans[(row.plan_id, row.version)] = version_plan(row)
-                except ValidationError as exc:  # valid when stored: stricter checks since, or an edit
+                except (ValidationError, InvalidInput) as exc:  # valid when stored: stricter checks since, or an edit
                     if problems is None:
                         raise
                     problems[(row.plan_id, row.version)] = exc

@@ -31,6 +31,8 @@ from togai_engine.plans.schemas import (
     RateCards,
     UsageRateCard,
     compile_rule,
+    metered_limit_problem,
+    overage_feature_problem,
     rule_scope,
     to_rate_plan,
     to_rate_value,
@@ -223,10 +225,8 @@ def _entitlement_card(card: BillingEntitlementRateCard, i: int, names: _CardName
     check_id(card.featureId, f"{path}.featureId")
     if card.usageMeterId is not None:
         check_id(card.usageMeterId, f"{path}.usageMeterId")
-        if card.featureConfigs is None:
-            raise InvalidInput(f"{path}.featureConfigs", (
-                f"feature {card.featureId!r} is metered (usageMeterId {card.usageMeterId!r}): give the units of its "
-                'usage allowed per cycle, e.g. [{"featureCreditLimit": "1000"}]'))
+    if (problem := metered_limit_problem(card, i)) is not None:
+        raise problem
     for j, config in enumerate(card.featureConfigs or []):
         _non_negative(config.featureCreditLimit, f"{path}.featureConfigs[{j}].featureCreditLimit")
     name = names.claim(card.name, card.featureId, path)
@@ -245,16 +245,8 @@ def _overage_card(
         raise InvalidInput(f"{path}.featureId", f"feature {card.featureId!r} already has an overage card at "
                                                 f"rateCards.entitlementOverageRateCards[{earlier}]; keep one per "
                                                 "feature")
-    feature = next((e for e in entitlements if e.featureId == card.featureId), None)
-    if feature is None:
-        known = ", ".join(repr(e.featureId) for e in entitlements) or "none"
-        raise InvalidInput(f"{path}.featureId", f"{card.featureId!r} is not the featureId of a "
-                                                f"billingEntitlementRateCard of this plan (features: {known}); add "
-                                                "the feature's billingEntitlementRateCard with its featureCreditLimit")
-    if feature.usageMeterId is None:
-        raise InvalidInput(f"{path}.featureId", f"feature {card.featureId!r} has no usageMeterId on its "
-                                                "billingEntitlementRateCard, so it counts no usage to bill past its "
-                                                "limit; give that card a usageMeterId")
+    if (problem := overage_feature_problem(card, i, entitlements)) is not None:
+        raise problem
     if card.billingConfig is not None:
         raise InvalidInput(f"{path}.billingConfig", "is not supported: overage is billed on the invoice of every "
                                                     "period (each pricing cycle); remove billingConfig")
