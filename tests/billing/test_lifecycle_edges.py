@@ -333,6 +333,9 @@ async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_r
     assert (financial["pricePlan"]["id"], financial["accruedCharges"]) == (pro, None)
     assert "its first invoice cannot be composed" in financial["problem"]
     assert f"price plan {pro!r} does not support EUR" in financial["problem"]
+    # the wallet's read says the same: not accruedCharges 0.00 and the whole balance available, as if nothing were owed
+    error = await call_error(client, "get_wallet_balance", accountId="bad")
+    assert "its first invoice cannot be composed" in error and f"price plan {pro!r} does not support EUR" in error
 
 
 async def test_undoing_a_scheduled_change_restores_one_period_and_one_fee(client, clock) -> None:

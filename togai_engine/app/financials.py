@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountFinancial, CurrencyAmount, Period, PlanRef
 from togai_engine.app.invoices import failure_of, missing_draft_problem
-from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.close import CloseSummary, close_due_cycles
 from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
+from togai_engine.billing.schedule import Association
 from togai_engine.errors import EngineError
 from togai_engine.invoices import service as invoices
 from togai_engine.invoices.models import InvoiceRow
@@ -35,6 +36,23 @@ async def accrued_charges(session: AsyncSession, account_id: str, currency: str,
     return accrued
 
 
+async def _accrued_or_problem(session: AsyncSession, account_id: str, currency: str, now: datetime,
+                              summary: CloseSummary, in_effect: Association | None
+                              ) -> tuple[Decimal | None, EngineError | None]:
+    """(accrued charges, None), or (None, why they are unknown), the association `in_effect` at `now` given:
+    get_account and get_wallet_balance say the same."""
+    try:
+        accrued = await accrued_charges(session, account_id, currency, now, in_effect is not None)
+    except EngineError as exc:
+        return None, exc
+    failure = failure_of(summary, account_id)
+    if failure is not None and in_effect is not None and await invoices.current_draft(session, account_id, now) is None:
+        # no DRAFT because the run cannot open its plan's first one: its charges are unknown, not 0.00 (get_invoice
+        # names the same problem)
+        return None, EngineError(missing_draft_problem(account_id, in_effect, failure))
+    return accrued, None
+
+
 async def account_financials(session: AsyncSession, account_id: str, currency: str, now: datetime) -> AccountFinancial:
     """get_account's financial section: plan, current cycle, accrued charges, wallet, outstanding."""
     summary = await close_due_cycles(session, now, [account_id])
@@ -46,15 +64,9 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
                                       effectiveUntil=association.effective_until, version=association.version,
                                       isOverridden=association.overridden)
         financial.currentCycle = Period(start=cycle.start, end=cycle.end)
-    try:
-        financial.accruedCharges = await accrued_charges(session, account_id, currency, now, current is not None)
-    except EngineError as exc:
-        financial.problem = exc.message
-    failure = failure_of(summary, account_id)
-    if failure is not None and current is not None and await invoices.current_draft(session, account_id, now) is None:
-        # no DRAFT because the run cannot open its plan's first one: its charges are unknown, not 0.00 (get_invoice
-        # names the same problem)
-        financial.accruedCharges, financial.problem = None, missing_draft_problem(account_id, current[2], failure)
+    financial.accruedCharges, problem = await _accrued_or_problem(
+        session, account_id, currency, now, summary, None if current is None else current[2])
+    financial.problem = None if problem is None else problem.message
     has_invoices = await session.scalar(select(exists().where(InvoiceRow.account_id == account_id)))
     owed = await invoices.outstanding_by_currency(session, account_id)
     financial.outstandingByCurrency = [CurrencyAmount(currency=c, amount=amount) for c, amount in owed.items()]
@@ -71,9 +83,12 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
 async def wallet_balance(session: AsyncSession, account_id: str, now: datetime) -> WalletBalance:
     account = await accounts.get_row(session, await accounts.account_id_of(session, account_id))
     account_id = account.id
-    await close_due_cycles(session, now, [account_id])
-    in_effect = await current_plan_and_cycle(session, account_id, now) is not None
-    accrued = await accrued_charges(session, account_id, account.invoice_currency, now, in_effect)
+    summary = await close_due_cycles(session, now, [account_id])
+    current = await current_plan_and_cycle(session, account_id, now)
+    accrued, problem = await _accrued_or_problem(session, account_id, account.invoice_currency, now, summary,
+                                                 None if current is None else current[2])
+    if problem is not None:  # refused, as get_invoice is: an availableBalance the charges were left out of misleads
+        raise problem
     return await wallets.get_wallet_balance(session, account_id, now, accrued, unclosed=unclosed_periods)
 
 
