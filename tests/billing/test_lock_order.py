@@ -18,7 +18,9 @@ from conftest import hosted
 from helpers import at, call, iso, tokens_meter, wait_until_blocked_by
 from mcp_server.server import build_server
 from test_scenarios import account, fee, invoices, tiered, usage
+from togai_engine.app import plan_changes
 from togai_engine.billing import close
+from togai_engine.billing.state import transaction_connection
 from togai_engine.events import ingest, voids
 
 T1 = at(2026, 2, 1, 12)  # acc_a's January is due (grace 0), acc_b's and acc_c's are not (grace 1: due 2 February)
@@ -176,3 +178,49 @@ async def test_a_finalize_never_deadlocks_with_a_batch_closing_another_account(d
             "acc_a": [("DUE", D("32.00"))], "acc_b": [("DUE", D("33.00"))], "acc_c": [("DUE", D("34.00"))]}
         assert sorted(number for rows in january.values() for _, number, _ in rows) == [
             "INV-000001", "INV-000002", "INV-000003"]
+
+
+async def test_two_plan_changes_that_credit_advance_fees_never_deadlock_on_the_counters(
+        db, clock, database_url, monkeypatch) -> None:
+    """Both switch an account off a plan whose 31.00 fee is IN_ADVANCE (February's on January's invoice): each
+    credits February's unused part (a credit note number) and invoices (an invoice number). acc_1's January is due
+    when its change starts, so it takes the invoice counter first; acc_2's January is closed already, so its credit
+    note comes first. Had the credit-note counter been taken before the invoice counter by one and after it by the
+    other, PostgreSQL would abort one of the two (billing README, "Lock order")."""
+    async with AsyncExitStack() as stack:
+        first, second = [await stack.enter_async_context(hosted(Client(build_server(db, clock=clock),
+                                                                       raise_exceptions=False)))
+                         for _ in range(2)]
+        monthly = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
+        ahead = (await call(first, "create_price_plan", name="Ahead", pricingCycleConfig=monthly, rateCards={
+            "fixedFeeRateCards": [fee("base", "31", timing="IN_ADVANCE", prorate=False)]}))["id"]
+        other = (await call(first, "create_price_plan", name="Other", pricingCycleConfig=monthly, rateCards={
+            "fixedFeeRateCards": [fee("other", "28", prorate=False)]}))["id"]
+        for name in ("acc_1", "acc_2"):
+            await account(first, name, ahead, iso(2026, 1, 1))
+        clock.set(at(2026, 2, 15))
+        await call(first, "get_account", accountId="acc_2")  # acc_2's January closes now, acc_1's with its change
+
+        reached: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        release = asyncio.Event()
+        credit = plan_changes.credit_unused_advance_fees
+
+        async def held(session: Any, account_id: str, *args: Any) -> Any:  # acc_1's, once it holds the counter
+            if account_id == "acc_1" and not reached.done():
+                reached.set_result((await transaction_connection(session)).get_server_pid())
+                await release.wait()
+            return await credit(session, account_id, *args)
+
+        monkeypatch.setattr(plan_changes, "credit_unused_advance_fees", held)
+        changed_1 = asyncio.create_task(call(first, "update_account", accountId="acc_1", pricePlanId=other))
+        try:
+            holder = await reached
+            changed_2 = asyncio.create_task(call(second, "update_account", accountId="acc_2", pricePlanId=other))
+            await wait_until_blocked_by(database_url, holder)  # acc_2's change waits for a counter acc_1's holds
+        finally:
+            release.set()
+        await outcomes(changed_1, changed_2)
+        for name in ("acc_1", "acc_2"):
+            notes = (await call(first, "list_credit_notes", accountId=name))["data"]
+            # February's advance fee, half unused from the 15th: 31.00 x 14/28 = 15.50
+            assert [n["amount"] for n in notes] == ["15.50"], name

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import DateTime, and_, cast, or_, select
+from sqlalchemy import DateTime, and_, cast, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -36,7 +36,7 @@ from togai_engine.invoices.change_credits import CUT_KEY, REPLACED_KEY
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
-from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow
+from togai_engine.invoices.models import ADVANCED, INVOICE_COUNTER, InvoiceLineRow, InvoiceRow, counter_lock_sql
 from togai_engine.invoices.sold_credits import PURCHASE_LINE
 from togai_engine.pricing import round_fraction
 
@@ -140,6 +140,10 @@ async def _credit(session: AsyncSession, invoice: InvoiceRow, line: InvoiceLineR
     amount = min(EXACT_MONEY_CONTEXT.subtract(wanted, room.credited) if less_credited else wanted, room.room)
     if amount <= 0:
         return None
+    # The invoice counter before the note's own (billing README, "Lock order"): the change invoices next (its
+    # re-bill), and a change that numbers its note first while another, which closed a due period first, numbers
+    # its note next would each wait for the counter the other holds.
+    await session.execute(text(counter_lock_sql(INVOICE_COUNTER)))
     result = await credit_notes.create_credit_note(session, CreditNoteCreate(
         invoiceId=invoice.id, reason="ORDER_CHANGE", memo=memo[:500],
         lines=[CreditNoteLineInput(lineNumber=room.number, amount=amount)],

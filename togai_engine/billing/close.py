@@ -37,7 +37,7 @@ from togai_engine.invoices.compose import (
     with_late_usage,
 )
 from togai_engine.invoices.late_usage import LateLines
-from togai_engine.invoices.models import counter_lock_sql
+from togai_engine.invoices.models import INVOICE_COUNTER, counter_lock_sql
 from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
@@ -431,7 +431,7 @@ async def _number(conn: Any, invoices: list[_Closing]) -> None:
     """Gapless numbers for `invoices`, in their order, from the one invoice counter."""
     if not invoices:
         return
-    await conn.execute(counter_lock_sql("INVOICE"))
+    await conn.execute(counter_lock_sql(INVOICE_COUNTER))
     last = await conn.fetchval(
         "INSERT INTO invoice_counters (name, last_value) VALUES ('INVOICE', $1) ON CONFLICT (name) DO UPDATE "
         "SET last_value = invoice_counters.last_value + EXCLUDED.last_value RETURNING last_value", len(invoices))

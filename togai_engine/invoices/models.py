@@ -126,6 +126,7 @@ class InvoiceCounterRow(Base):
 
 
 COUNTER_LOCK_CLASS = 0x636E7472  # "cntr"
+INVOICE_COUNTER = "INVOICE"  # the invoices' counter (billing.close._number); credit notes have their own
 
 
 def counter_lock_sql(name: str) -> str:
