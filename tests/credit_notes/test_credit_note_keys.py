@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from conftest import row_counts
 from credit_note_helpers import due_invoice, priced_account, tokens
-from helpers import at, call, call_error
+from helpers import at, break_stored_deal, call, call_error
 
 
 async def test_a_key_of_a_note_on_another_invoice_is_a_conflict_whatever_that_invoice_is(client, clock, db):
@@ -130,3 +130,41 @@ async def test_the_keys_billing_gives_its_own_notes_are_refused_to_an_operator(c
                                  amount="1.00", idempotencyKey=key)
         assert "idempotencyKey" in error and "reserved" in error and key.split(":")[0] in error
     assert await row_counts(db) == before
+
+
+async def test_a_retry_replays_its_note_when_the_accounts_deal_no_longer_validates(client, clock, db, monkeypatch):
+    """A retry of a committed note returns the note, whatever became of the account since: its deal stopping to
+    validate while a grant expired unrecorded only leaves the wallet's balance unknown (whether the grant is held
+    for a period not DUE yet depends on the periods the deal prices), so that is what the replay says."""
+    clock.set(at(2026, 1, 15))
+    plan = await priced_account(client, "acme")
+    platform = {"id": "platform", "rateValues": [{"currency": "USD", "rate": "49"}], "invoiceTiming": "IN_ARREARS",
+                "enableProration": True}
+    await call(client, "create_customer", id="cust_bad", name="Bad", account={
+        "id": "bad", "name": "Bad", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z",
+        "rateCardOverrides": {"fixedFeeRateCards": [platform]}})
+    await tokens(client, "bad", "e1", "2026-01-10T00:00:00Z", 3000)
+    clock.set(at(2026, 2, 4))
+    january = (await due_invoice(client, "bad"))["id"]  # 3000 × 0.01 = 30.00 + the deal's 49.00 = 79.00
+    await call(client, "grant_credit", accountId="bad", amount="5.00", effectiveUntil="2026-02-10T00:00:00Z")
+    first = await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="10.00",
+                       idempotencyKey="k")
+    # 79.00 - 10.00 = 69.00 still due; the wallet holds the 5.00 grant, valid until 10 February
+    assert (first["invoice"]["amountDue"], first["walletBalance"], first["problem"]) == ("69.00", "5.00", None)
+    # An upgrade with stricter checks, or a hand edit: bad's stored deal no longer parses; the engine restarts
+    await break_stored_deal(db, monkeypatch, "bad", "{fixedFeeRateCards,0,rateValues,0,rate}", '"49 USD"')
+
+    clock.set(at(2026, 2, 15))  # the grant expired on 10 February, and no read recorded it yet
+    before = await row_counts(db)
+    again = await call(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="10.00",
+                       idempotencyKey="k")
+    assert (again["replayed"], again["creditNote"], again["invoice"]) == (True, first["creditNote"], first["invoice"])
+    # 5.00 granted, less 5.00 expired unless held for a period not DUE yet, which only the deal can tell: unknown
+    problem = again["problem"]
+    assert again["walletBalance"] is None
+    assert "the wallet balance is unknown" in problem and "'49 USD' is not a decimal number" in problem
+    assert await row_counts(db) == before | {"audit_log": before["audit_log"] + 1}  # the replay is audited only
+    # a new note is still refused naming the deal: it could not show a true balance, nor credit the wallet
+    error = await call_error(client, "create_credit_note", invoiceId=january, reason="DUPLICATE", amount="1.00",
+                             idempotencyKey="k-new")
+    assert "account 'bad'" in error and "'49 USD' is not a decimal number" in error

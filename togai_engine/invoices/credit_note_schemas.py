@@ -105,5 +105,7 @@ class CreditedInvoice(Model):
 class CreditNoteResult(SandboxMarked):
     creditNote: CreditNote
     invoice: CreditedInvoice
-    walletBalance: Decimal = Field(description="the account's wallet balance after the note (its ledger sum)")
+    walletBalance: Decimal | None = Field(description="the account's wallet balance after the note (its ledger sum); "
+                                                      "null when a replay cannot tell it (`problem` says why)")
     replayed: bool = Field(description="true when idempotencyKey matched an earlier identical credit note")
+    problem: str | None = Field(default=None, description="why walletBalance is unknown, when it is")

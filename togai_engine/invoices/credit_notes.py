@@ -47,6 +47,7 @@ from togai_engine.wallets.service import (
     UnclosedPeriods,
     grant_from_credit_note,
     sale_was_granted,
+    settle_for_replay,
     settle_wallet,
     sold_credits,
     void_sold_credits,
@@ -118,15 +119,16 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     if invoice is None:
         raise NotFound(f"invoice {data.invoiceId!r} was replaced by a plan change; list_invoices shows the ids")
     assert account is not None, "an invoice's account exists (foreign key)"
-    # Once for the whole note, replays too: the unused credits of a sale it takes back, and the walletBalance it
-    # shows, count no credit that expired (a refused note rolls the expiries back with it).
-    await settle_wallet(session, account_id, now, unclosed)
-    # The key before anything about this invoice: a key that names an earlier note answers for that note,
-    # so a retry sent to another invoice (DRAFT, VOID, other lines) hears of the note, not of the invoice.
+    # The key before anything about this invoice or the account: a key that names an earlier note answers for that
+    # note, so a retry sent to another invoice (DRAFT, VOID, other lines) hears of the note, not of the invoice, and
+    # a retry of a committed note replays it even when the account could no longer take a new one.
     if data.idempotencyKey is not None:
         earlier = await _note_with_key(session, account_id, data.idempotencyKey)
         if earlier is not None:
-            return await _replay(session, earlier, invoice, data, now)
+            return await _replay(session, earlier, invoice, data, now, unclosed)
+    # Once for the whole note: the unused credits of a sale it takes back, and the walletBalance it shows, count
+    # no credit that expired (a refused note rolls the expiries back with it).
+    await settle_wallet(session, account_id, now, unclosed)
     _check_status(invoice)
     request = await _request(session, invoice, data)
     credited = await _credited(session, invoice.id)
@@ -151,7 +153,7 @@ async def create_credit_note(session: AsyncSession, data: CreditNoteCreate, now:
     if note is None:
         earlier = await _note_with_key(session, account_id, data.idempotencyKey)
         assert earlier is not None, "ON CONFLICT DO NOTHING found a committed note with the key"
-        return await _replay(session, earlier, invoice, data, now)
+        return await _replay(session, earlier, invoice, data, now, unclosed)
     if request.parts:
         voided = {take.position: take.credits for take in taken}
         await session.execute(insert(NL).values([
@@ -462,9 +464,10 @@ async def credited_on_lines(session: AsyncSession, invoice_id: str, positions: l
 
 
 async def _replay(session: AsyncSession, earlier: CreditNoteRow, invoice: InvoiceRow, data: CreditNoteCreate,
-                  now: datetime) -> CreditNoteResult:
-    """The earlier note of the request's idempotencyKey when the request repeats it; a Conflict otherwise.
-    `invoice` is the request's invoice, locked."""
+                  now: datetime, unclosed: UnclosedPeriods) -> CreditNoteResult:
+    """The earlier note of the request's idempotencyKey when the request repeats it, with the wallet settled when
+    it can be (else its balance unknown, saying why); a Conflict otherwise. `invoice` is the request's invoice,
+    locked."""
     if earlier.invoice_id != invoice.id:
         # its lines are another invoice's, so only the fields that mean the same on both are compared
         differing = ["invoiceId", *_differing_fields(earlier, data, _requested_amount(data))]
@@ -478,7 +481,9 @@ async def _replay(session: AsyncSession, earlier: CreditNoteRow, invoice: Invoic
         differing.append("lines")
     if differing:
         raise await _key_conflict(session, earlier, data, differing)
-    return await _result(session, earlier, invoice, await _credited(session, invoice.id), now, replayed=True)
+    problem = await settle_for_replay(session, invoice.account_id, now, unclosed)
+    return await _result(session, earlier, invoice, await _credited(session, invoice.id), now, replayed=True,
+                         balance_problem=problem)
 
 
 def _lines_as_given(lines: list[_Line], given: Sequence[CreditNoteLineInput]) -> list[tuple[int, Decimal]] | None:
@@ -604,8 +609,11 @@ async def _next_number(session: AsyncSession) -> int:
 
 
 async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRow, credited: _Credited,
-                  now: datetime, *, replayed: bool) -> CreditNoteResult:
+                  now: datetime, *, replayed: bool, balance_problem: str | None = None) -> CreditNoteResult:
+    """The note and its invoice; the wallet balance unless `balance_problem` says why it is unknown."""
     money = display_money(invoice.currency)
+    balance = None if balance_problem is not None else round_money(
+        await ledger.balance(session, note.account_id, now), invoice.currency)
     total = invoice.total_amount or ZERO
     [view] = await _views(session, [note])
     return CreditNoteResult(
@@ -616,8 +624,7 @@ async def _result(session: AsyncSession, note: CreditNoteRow, invoice: InvoiceRo
             creditNotesTotal=money(credited.amount), creditedFromDue=money(credited.from_due),
             amountDue=money(invoice.amount_due),
             creditableAmount=money(EXACT_MONEY_CONTEXT.subtract(total, credited.amount))),
-        walletBalance=round_money(await ledger.balance(session, note.account_id, now), invoice.currency),
-        replayed=replayed,
+        walletBalance=balance, replayed=replayed, problem=balance_problem,
     )
 
 

@@ -4,7 +4,8 @@ The billing engine calls `apply_credits_to_invoice` when an invoice becomes DUE,
 `reverse_invoice_credits` when a DUE invoice is voided, and `issue_rate_card_grants` for each cycle
 that starts under a plan with credit-grant rate cards; the application layer calls `issue_prepaid_grants`
 when an invoice selling PREPAID credits is PAID. Credit notes call `settle_wallet` once, then
-`grant_from_credit_note`, and `sold_credits` / `void_sold_credits` when they credit a PREPAID purchase line.
+`grant_from_credit_note`, and `sold_credits` / `void_sold_credits` when they credit a PREPAID purchase line; a
+replayed note calls `settle_for_replay` instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
 from togai_engine.common.validation import check_card_names, check_currency, utc_instant
 from togai_engine.cycles.cycles import Cycle
-from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.errors import Conflict, EngineError, InvalidInput, NotFound
 from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
 from togai_engine.wallets.burn import InvoiceLine, Spendable, burn_key, plan_burn
@@ -386,6 +387,20 @@ async def settle_wallet(session: AsyncSession, account_id: str, now: datetime, u
     account's schedule is read only when some grant has expired unsettled."""
     if await ledger.lock_wallet(session, account_id):
         await _settle_if_needed(session, account_id, utc_instant(now, "now"), unclosed)
+
+
+async def settle_for_replay(session: AsyncSession, account_id: str, now: datetime,
+                            unclosed: UnclosedPeriods) -> str | None:
+    """`settle_wallet` for the replay of a committed write, which answers whatever became of the account since:
+    None once settled, else (nothing written) why the balance is unknown: a grant expired unrecorded and the
+    account's periods, which decide whether it is held for an invoice not DUE yet, cannot be read."""
+    try:
+        async with session.begin_nested():
+            await settle_wallet(session, account_id, now, unclosed)
+    except EngineError as exc:
+        return (f"the wallet balance is unknown: a credit grant expired by now, and whether it is still held for an "
+                f"invoice not DUE yet depends on the account's periods, which cannot be read: {exc.message}")
+    return None
 
 
 async def grant_from_credit_note(
