@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import at, call, call_error, iso, tokens_meter
+from conftest import row_counts
+from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
 
 
 def _plan(meter: str, name: str = "Scoped", **grant_details: Any) -> dict[str, Any]:
@@ -201,3 +202,44 @@ async def test_grant_credit_names_only_cards_of_the_accounts_plan(client, clock)
         client, "grant_credit", accountId="acme", amount="5", applicableEntityIds=[])
     wallet = await call(client, "get_wallet_balance", accountId="acme")
     assert [g["source"] for g in wallet["grants"]] == ["RATE_CARD"]  # no refused grant was made
+
+
+async def test_a_retry_of_a_grant_replays_when_the_accounts_deal_no_longer_validates(client, clock, db,
+                                                                                      monkeypatch) -> None:
+    """A retry of a committed grant returns it, limited to cards or not, without resolving the plan again: an account
+    whose deal stopped validating gets its grant back, and only a balance it cannot tell is left unknown."""
+    meter = await tokens_meter(client)
+    plain = _plan(meter, "Plain")
+    plain["rateCards"].pop("creditGrantRateCards")
+    plan = await call(client, "create_price_plan", **plain)
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": iso(2026, 1, 1),
+        "rateCardOverrides": {"fixedFeeRateCards": [{"name": "platform", "rateValues": [
+            {"currency": "USD", "rate": "20.00"}]}]}})
+    clock.set(at(2026, 1, 2))
+    limited = await call(client, "grant_credit", accountId="acme", amount="30.00", applicableEntityIds=["api"],
+                         idempotencyKey="api-30")
+    short = await call(client, "grant_credit", accountId="acme", amount="5.00", effectiveUntil=iso(2026, 1, 20),
+                       idempotencyKey="short")
+    assert (limited["balance"], short["balance"]) == ("30.00", "35.00")  # 30.00 + 5.00
+    # An upgrade with stricter checks, or a hand edit: acme's stored deal no longer parses; the engine restarts
+    await break_stored_deal(db, monkeypatch, "acme", "{fixedFeeRateCards,0,rateValues,0,rate}", '"20 USD"')
+
+    clock.set(at(2026, 1, 10))  # nothing expired: the balance needs no period, 30.00 + 5.00
+    before = await row_counts(db)
+    again = await call(client, "grant_credit", accountId="acme", amount="30.00", applicableEntityIds=["api"],
+                       idempotencyKey="api-30")
+    assert (again["replayed"], again["grant"], again["balance"], again["problem"]) == (
+        True, limited["grant"], "35.00", None)
+    assert await row_counts(db) == before | {"audit_log": before["audit_log"] + 1}  # the replay is audited only
+
+    clock.set(at(2026, 1, 25))  # the 5.00 expired on 20 January, unrecorded: held for a period not DUE yet or not,
+    # which only the deal's periods tell, so the balance (30.00, or 35.00) is unknown; the grants are still the same
+    for key, arguments, first in (("api-30", {"amount": "30.00", "applicableEntityIds": ["api"]}, limited),
+                                  ("short", {"amount": "5.00", "effectiveUntil": iso(2026, 1, 20)}, short)):
+        again = await call(client, "grant_credit", accountId="acme", idempotencyKey=key, **arguments)
+        assert (again["replayed"], again["grant"]["id"], again["balance"]) == (True, first["grant"]["id"], None)
+        assert "the wallet balance is unknown" in again["problem"] and "'20 USD'" in again["problem"]
+    # a new grant is still refused naming the deal
+    error = await call_error(client, "grant_credit", accountId="acme", amount="1.00", idempotencyKey="new")
+    assert "account 'acme'" in error and "'20 USD' is not a decimal number" in error

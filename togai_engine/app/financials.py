@@ -103,10 +103,14 @@ async def wallet_entries(session: AsyncSession, account_id: str, now: datetime, 
 async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime) -> GrantCreditResult:
     # by its id, whatever the caller named it by: a retry through an alias is the same grant
     data = data.model_copy(update={"accountId": await accounts.account_id_of(session, data.accountId)})
-    payable = None
-    if data.applicableEntityIds is not None:  # limited to rate cards: those of the plan the account is on now
-        current = await current_plan_and_cycle(session, data.accountId, now)
-        if current is not None:
-            plan = current[0]
-            payable = PayableCards(f"price plan {plan.name!r} ({plan.id})", tuple(plan.rateCards.payable_names()))
-    return await wallets.grant_credit(session, data, now, unclosed=unclosed_periods, payable=payable)
+    return await wallets.grant_credit(session, data, now, unclosed=unclosed_periods, payable=payable_cards)
+
+
+async def payable_cards(session: AsyncSession, account_id: str, now: datetime) -> PayableCards | None:
+    """The cards a grant limited to rate cards may name: those of the plan the account is on now (None: no plan).
+    Read only for a new grant: a retry of a committed one replays it without resolving the plan again."""
+    current = await current_plan_and_cycle(session, account_id, now)
+    if current is None:
+        return None
+    plan = current[0]
+    return PayableCards(f"price plan {plan.name!r} ({plan.id})", tuple(plan.rateCards.payable_names()))

@@ -61,9 +61,11 @@ class CreditGrant(Model):
 
 class GrantCreditResult(SandboxMarked):
     grant: CreditGrant
-    balance: Decimal = Field(description="wallet balance after the grant (ledger sum as of now)")
+    balance: Decimal | None = Field(description="wallet balance after the grant (ledger sum as of now); null when a "
+                                                "replay cannot tell it (`problem` says why)")
     currency: str
     replayed: bool = Field(description="true when idempotencyKey matched an earlier identical grant")
+    problem: str | None = Field(default=None, description="why balance is unknown, when it is")
 
 
 class WalletBalance(SandboxMarked):

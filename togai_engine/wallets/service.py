@@ -62,6 +62,9 @@ CREDIT_NOTE_PRIORITY = 100  # as grant_credit's default: a credit note's credit 
 # a grant that may pay one of them is held, not expired (README "Which grants pay an invoice"). Billing sits
 # above wallets, so the application layer hands its function in (billing.current.unclosed_periods).
 UnclosedPeriods = Callable[[AsyncSession, str, datetime], Awaitable[list[tuple[datetime, datetime]]]]
+# The rate cards a grant limited to cards may name on the account as of an instant (None: it is on no plan). Plans
+# sit above wallets, so the application layer hands its function in; it is asked only for a new limited grant.
+PayableOf = Callable[[AsyncSession, str, datetime], Awaitable[PayableCards | None]]
 
 
 @dataclass(frozen=True)
@@ -97,23 +100,27 @@ class SoldCredits:
 
 
 async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datetime, *,
-                       unclosed: UnclosedPeriods, payable: PayableCards | None = None) -> GrantCreditResult:
+                       unclosed: UnclosedPeriods, payable: PayableOf | None = None) -> GrantCreditResult:
     """Adds a credit grant (and its GRANT ledger entry); the same idempotencyKey with the same
     content returns the earlier grant, with different content it is a Conflict. A grant limited to rate cards
-    (applicableEntityIds) names cards of `payable` (None: the account is on no plan, so it can name none)."""
+    (applicableEntityIds) names cards `payable` reads (without it, or None: the account is on no plan, so it
+    can name none)."""
     account = await _account(session, data.accountId, share_lock=True)
     wallet_currency = account.invoice_currency
     await ledger.ensure_wallet(session, account.id)
-    await _settle(session, account.id, now, unclosed)
     # The key before the content is judged: content that would be refused on its own differs from the earlier
-    # grant's (which was accepted), so a retry hears of that grant, naming what differs.
+    # grant's (which was accepted), so a retry hears of that grant, naming what differs. Before anything the
+    # account's plan decides, too: a retry of a committed grant replays it whatever became of the account since.
     if data.idempotencyKey is not None:
         earlier = await session.scalar(
             select(G).where(G.account_id == account.id, G.idempotency_key == data.idempotencyKey)
         )
         if earlier is not None:
             _check_same_grant(earlier, data, wallet_currency)
-            return await _grant_result(session, earlier.id, account.id, earlier.currency, now, replayed=True)
+            problem = await settle_for_replay(session, account.id, now, unclosed)
+            return await _grant_result(session, earlier.id, account.id, earlier.currency, now, replayed=True,
+                                       balance_problem=problem)
+    await _settle(session, account.id, now, unclosed)
     currency = check_currency(data.currency, "currency") if data.currency else wallet_currency
     if currency != wallet_currency:
         raise InvalidInput(
@@ -128,7 +135,7 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
     effective_until = utc_instant(data.effectiveUntil, "effectiveUntil") if data.effectiveUntil else None
     entities = _applicable(data.applicableEntityIds)
     if entities is not None:
-        _check_payable(entities, payable, account.id)
+        _check_payable(entities, None if payable is None else await payable(session, account.id, now), account.id)
     # After the replay: an omitted effectiveFrom is this call's now, which a retry made after the first grant
     # expired would put past its effectiveUntil.
     if effective_until is not None and effective_until <= effective_from:
@@ -507,12 +514,15 @@ async def _insert_grant_entry(
 
 
 async def _grant_result(
-    session: AsyncSession, grant_id: str, account_id: str, currency: str, now: datetime, *, replayed: bool
+    session: AsyncSession, grant_id: str, account_id: str, currency: str, now: datetime, *, replayed: bool,
+    balance_problem: str | None = None,
 ) -> GrantCreditResult:
+    """The grant and the wallet balance, unless `balance_problem` says why that is unknown."""
     [(row, remaining)] = await ledger.grants_with_remaining(session, account_id, G.id == grant_id)
-    balance = round_money(await ledger.balance(session, account_id, now), currency)
+    balance = None if balance_problem is not None else round_money(
+        await ledger.balance(session, account_id, now), currency)
     return GrantCreditResult(grant=_grant_view(row, remaining, now), balance=balance, currency=currency,
-                             replayed=replayed)
+                             replayed=replayed, problem=balance_problem)
 
 
 def _grant_view(row: CreditGrantRow, remaining: Decimal, now: datetime) -> CreditGrant:
