@@ -174,6 +174,12 @@ async def test_late_usage_that_cannot_be_priced_waits_and_stops_nothing_else(cli
     assert (drafts["good"]["totalAmount"], drafts["good"]["problem"]) == ("32.00", None)  # 31.00 + 100 × 0.01
     # bad's own February still reads (31.00); the late usage it cannot price is named, not billed
     assert drafts["bad"]["totalAmount"] == "31.00" and "does not support EUR" in drafts["bad"]["problem"]
+    # get_account shows it owed and unpriced, on February's DRAFT when it can be priced
+    pending = (await call(client, "get_account", accountId="bad"))["financial"]["pendingLateUsage"]
+    assert ([(p["eventCount"], p["amount"]) for p in pending["periods"]], pending["total"], pending["billedOn"]) == (
+        [(1, None)], None, drafts["bad"]["id"])
+    assert pending["problem"].startswith("it cannot be priced, so no invoice bills it yet (it stays pending): ")
+    assert "does not support EUR" in pending["problem"]
     summary = await run_bill(db, at(2026, 3, 1))
     assert [(f.accountId, f.reason.startswith("late usage not billed, it stays pending")) for f in summary.failed] \
         == [("bad", True)]
@@ -370,3 +376,48 @@ async def test_late_usage_of_an_account_with_no_next_invoice_is_stored_with_a_wa
     # January with 4,000 tokens: 40.00 + 31.00 = 71.00, less the 31.00 invoiced = 40.00; March: 31.00 + 40.00
     assert (draft["startDate"], line["value"], line["details"]["eventCount"], draft["totalAmount"]) == (
         iso(2026, 3, 1), "40.00", 2, "71.00")
+
+
+async def test_get_account_shows_late_usage_owed_and_not_invoiced_yet_and_why_it_waits(client, clock, db) -> None:
+    plan = await january_billed(client, db, "9000")  # January, INV-000001: 9000 × 0.01 = 90.00 + 31.00 = 121.00
+    (january,) = await invoices(client, "acme", status="DUE")
+    assert (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"] is None
+    clock.set(at(2026, 2, 3))
+    await usage(client, "acme", "2026-01-20T00:00:00Z", "3000", "jan-late-1")
+    february = await call(client, "get_invoice", accountId="acme")
+    # January again with 12,000 tokens: 10,000 × 0.01 + 2,000 × 0.005 = 110.00, + 31.00 = 141.00; less the
+    # 121.00 invoiced = 20.00, which February's invoice carries
+    period = {"invoiceId": january["id"], "invoiceSequenceId": "INV-000001", "periodStart": iso(2026, 1, 1),
+              "periodEnd": iso(2026, 2, 1), "eventCount": 1, "amount": "20.00"}
+    pending = (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"]
+    assert [{k: p[k] for k in period} for p in pending["periods"]] == [period]
+    assert (pending["currency"], pending["total"], pending["billedOn"], pending["problem"]) == (
+        "USD", "20.00", february["id"], None)
+
+    # The plan ends at 1 February: February's DRAFT, which would have billed the 20.00, is dropped. The usage is
+    # still owed; get_account says so and why no invoice bills it
+    await call(client, "update_account", accountId="acme", effectiveUntil=iso(2026, 2, 1))
+    assert await invoices(client, "acme", status="DRAFT") == []
+    pending = (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"]
+    assert [{k: p[k] for k in period} for p in pending["periods"]] == [period]
+    assert (pending["total"], pending["billedOn"]) == ("20.00", None)
+    assert pending["problem"] == (
+        "account 'acme' has no price plan from now on, so no next invoice to bill its late usage (ACCEPTED_LATE) "
+        "on: it waits, unbilled, until a plan is attached (update_account pricePlanId + effectiveFrom)")
+
+    # A plan from 1 March: its first invoice will bill it
+    await call(client, "update_account", accountId="acme", pricePlanId=plan, effectiveFrom=iso(2026, 3, 1))
+    pending = (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"]
+    assert (pending["total"], pending["billedOn"]) == ("20.00", None)
+    assert pending["problem"] == (
+        "no invoice carries it yet: the price plan starting at 2026-03-01T00:00:00+00:00 opens the next one, which "
+        "bills it")
+    clock.set(at(2026, 3, 2))
+    march = await call(client, "get_invoice", accountId="acme")
+    (line,) = late_lines(march)
+    assert (line["value"], march["totalAmount"]) == ("20.00", "51.00")  # March: 31.00 + 20.00
+    pending = (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"]
+    assert (pending["total"], pending["billedOn"], pending["problem"]) == ("20.00", march["id"], None)
+    await run_bill(db, at(2026, 4, 1))  # March closes with the late line: nothing is pending any more
+    clock.set(at(2026, 4, 2))
+    assert (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"] is None

@@ -71,6 +71,32 @@ class CurrencyAmount(Model):
     amount: Decimal = Field(description="in that currency's minor unit")
 
 
+class PendingLatePeriod(Model):
+    """Late usage (ACCEPTED_LATE) of one invoiced period, not billed by any invoice yet."""
+
+    invoiceId: str = Field(description="the DUE or PAID invoice of the period the late events are dated in")
+    invoiceSequenceId: str | None = None
+    periodStart: datetime
+    periodEnd: datetime
+    eventCount: int
+    amount: Decimal | None = Field(description="what the next invoice bills for this period (its late-usage line), "
+                                               "in the section's currency; null when it cannot be priced (`problem`)")
+    description: str | None = Field(default=None, description="that line's description: says when a difference "
+                                                              "is not billed (a credit note or invoicing by hand)")
+
+
+class PendingLateUsage(Model):
+    """Money owed and not invoiced yet: late usage that waits for the account's next invoice (billing README)."""
+
+    currency: str
+    total: Decimal | None = Field(description="the periods' amounts added; null when they cannot be priced")
+    billedOn: str | None = Field(description="the DRAFT invoice that will bill it when it closes (its total, and "
+                                             "accruedCharges once it started, include it); null when none does yet "
+                                             "(`problem` says why)")
+    periods: list[PendingLatePeriod]
+    problem: str | None = Field(default=None, description="why no invoice bills it yet, or why it cannot be priced")
+
+
 class AccountFinancial(Model):
     """The account's money picture; a field is null when there is nothing to show, never invented."""
 
@@ -86,6 +112,8 @@ class AccountFinancial(Model):
                                           "sorted by currency; empty when nothing is due")
     currency: str | None = None
     problem: str | None = Field(default=None, description="why accruedCharges cannot be computed, if it cannot")
+    pendingLateUsage: PendingLateUsage | None = Field(
+        default=None, description="late usage owed and not invoiced yet, by period; null when there is none")
 
 
 class Account(SandboxMarked):

@@ -20,6 +20,7 @@ from togai_engine.billing.close import CloseSummary, close_due_cycles
 from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
 from togai_engine.billing.schedule import Association
 from togai_engine.errors import EngineError
+from togai_engine.invoices import late_usage
 from togai_engine.invoices import service as invoices
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.pricing import round_money
@@ -77,6 +78,8 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     if financial.problem is not None:  # the charges are unknown, so what credit is left after them is too
         wallet.availableBalance = None
     financial.wallet = wallet
+    # owed and not invoiced yet: a DRAFT that would have carried it may be gone (a plan end), or none may come
+    financial.pendingLateUsage = await late_usage.pending_for_account(session, account_id, currency, now)
     return financial
 
 

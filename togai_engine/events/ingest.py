@@ -42,7 +42,7 @@ from togai_engine.billing.fence import hold_fences
 from togai_engine.common.messages import encodable
 from togai_engine.common.progress import ProgressCallback
 from togai_engine.events.validation import MAX_ID_CHARS, Code, ParsedEvent, Rejection, derive_event_id, parse_event
-from togai_engine.invoices.late_usage import late_sources, record_late_events, without_next_invoice
+from togai_engine.invoices.late_usage import late_sources, no_next_invoice, record_late_events, without_next_invoice
 from togai_engine.meters.catalog import meters_of_schemas
 from togai_engine.meters.sql import (
     STRIPE_SQL,
@@ -256,10 +256,7 @@ async def ingest_events(
                                         for p in sorted(stored_late)], now)
         # "billed on the next invoice" is untrue for now when there is none: say so, else the usage waits unseen
         for account_id in await without_next_invoice(conn, [kept[p][0] for p in stored_late], now):
-            report.warnings.append(
-                f"account {account_id!r} has no price plan from now on, so no next invoice to bill its late usage "
-                "(ACCEPTED_LATE) on: it waits, unbilled, until a plan is attached (update_account pricePlanId + "
-                "effectiveFrom)")
+            report.warnings.append(no_next_invoice(account_id))
     if report_meters:
         report.meters_fed = list(row["meters"] or [])
     unmetered = sorted(schema for schema in schemas if not meters_by_schema.get(schema))

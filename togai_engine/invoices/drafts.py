@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.cycles import Cycle, grace_end
 from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, with_late_usage
-from togai_engine.invoices.late_usage import LateLines, late_usage_lines, next_drafts, pending_late_usage
+from togai_engine.invoices.late_usage import LateLines, late_usage_lines, next_drafts, pending_late_usage, reason_of
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.invoices.periods import compose_period, plan_meters
 from togai_engine.licenses.service import seats_by_window
@@ -68,7 +68,7 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
             composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities, seats=seats),
                                        late.lines.get(row.id, []))
         except Exception as exc:  # one account's bad data is reported on its invoice, never raised to others
-            problem = _reason(exc)
+            problem = reason_of(exc)
             log.warning("cannot compute DRAFT invoice %s of account %s: %s", row.id, row.account_id, problem,
                         exc_info=not isinstance(exc, EngineError))
             result[row.id] = Draft(row, closes_at, None, f"this invoice cannot be computed: {problem}")
@@ -76,7 +76,7 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
         problem = late.problems.get(row.id)
         result[row.id] = Draft(row, closes_at, composed, None if problem is None else (
             f"its account's late usage cannot be priced, so this invoice does not bill it yet (it stays pending): "
-            f"{_reason(problem)}"))
+            f"{reason_of(problem)}"))
     return result
 
 
@@ -94,6 +94,3 @@ async def _late_lines(session: AsyncSession, drafts: list[InvoiceRow]) -> LateLi
     return LateLines(lines={invoice_of[a]: lines for a, lines in found.lines.items()},
                      problems={invoice_of[a]: exc for a, exc in found.problems.items()})
 
-
-def _reason(exc: Exception) -> str:
-    return exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}"

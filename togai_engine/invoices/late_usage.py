@@ -10,7 +10,8 @@ automatically: a difference below zero is billed as 0, the line names the invoic
 difference counts as settled (left to that credit note), as does one not billed because the currencies differ. A DRAFT shows
 the lines it will carry (`late_usage_lines`); the bill run computes them the same way and `claim`s the events
 for the invoice it closes, holding the billing watermark that ingest takes before it records a late event, so
-each late event is billed once.
+each late event is billed once. Until then it is owed and not invoiced: get_account shows it
+(`pending_for_account`), with the invoice that carries it or why none does.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, or_, select, text
+from sqlalchemy import Select, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
+from togai_engine.accounts.schemas import PendingLatePeriod, PendingLateUsage
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
+from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import LATE_USAGE_LINE, OVERAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
@@ -77,6 +80,13 @@ async def record_late_events(conn: Any, events: Sequence[tuple[str, str, datetim
             "SELECT u.a, u.e, u.t, u.s, $5 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) "
             "AS u(a, e, t, s) ON CONFLICT DO NOTHING",
             [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], [e[3] for e in events], now)
+
+
+def no_next_invoice(account_id: str) -> str:
+    """Why the late usage of an account `without_next_invoice` waits: ingest warns it, get_account shows it."""
+    return (f"account {account_id!r} has no price plan from now on, so no next invoice to bill its late usage "
+            "(ACCEPTED_LATE) on: it waits, unbilled, until a plan is attached (update_account pricePlanId + "
+            "effectiveFrom)")
 
 
 async def without_next_invoice(conn: Any, account_ids: Sequence[str], now: datetime) -> list[str]:
@@ -198,6 +208,58 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
             continue
         result.lines[account_id] = lines
     return result
+
+
+async def pending_for_account(session: AsyncSession, account_id: str, currency: str,
+                              now: datetime) -> PendingLateUsage | None:
+    """get_account's view of the account's late usage waiting for its next invoice: per period, what that invoice
+    will bill for it in `currency` (the account's invoiceCurrency, which the bill run bills it in), the DRAFT that
+    carries it, and why none does or why it cannot be priced. None when nothing waits (one probe of the pending
+    index), so only an account with late usage pending pays for pricing it."""
+    pending = await pending_late_usage(session, [account_id])
+    items = pending.get(account_id)
+    if not items:
+        return None
+    carrier = (await next_drafts(session, [account_id])).get(account_id)
+    found = await late_usage_lines(session, pending, {account_id: currency})
+    lines = {line.details["sourceInvoiceId"]: line for line in found.lines.get(account_id, [])}
+    sources = {row.id: row for row in await session.scalars(
+        select(InvoiceRow).where(InvoiceRow.id.in_([item.source_id for item in items])))}
+    periods = []
+    for item in items:
+        source, line = sources[item.source_id], lines.get(item.source_id)
+        periods.append(PendingLatePeriod(
+            invoiceId=source.id, invoiceSequenceId=invoice_number(source.sequence_number),
+            periodStart=source.period_start, periodEnd=source.period_end, eventCount=item.count,
+            amount=None if line is None else line.value, description=None if line is None else line.description))
+    failure = found.problems.get(account_id)
+    problem = None
+    if failure is not None:
+        problem = f"it cannot be priced, so no invoice bills it yet (it stays pending): {reason_of(failure)}"
+    elif carrier is None:
+        problem = await _why_no_invoice(session, account_id, now)
+    total = None if failure is not None else round_money(exact_sum(p.amount or ZERO for p in periods), currency)
+    return PendingLateUsage(currency=currency, total=total, billedOn=carrier, periods=periods, problem=problem)
+
+
+def reason_of(exc: Exception) -> str:
+    """What a caller is told of an account's failure: the engine's message, never an internal one."""
+    return exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}"
+
+
+async def _why_no_invoice(session: AsyncSession, account_id: str, now: datetime) -> str:
+    """Why an account with late usage pending has no DRAFT to carry it: no plan now or later, or the one that opens
+    the next invoice starts later (or, in effect, could not open one: get_account's problem says why)."""
+    start = await session.scalar(select(func.min(PlanAssociationRow.effective_from)).where(
+        PlanAssociationRow.account_id == account_id,
+        or_(PlanAssociationRow.effective_until.is_(None), PlanAssociationRow.effective_until > now)))
+    if start is None:
+        return no_next_invoice(account_id)
+    if start > now:
+        return (f"no invoice carries it yet: the price plan starting at {start.isoformat()} opens the next one, "
+                "which bills it")
+    return ("no invoice carries it yet: the plan in effect has no open invoice (the financial section's problem "
+            "says why)")
 
 
 async def with_late_events(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
