@@ -275,6 +275,11 @@ const Format = (() => {
       .format(new Date(iso));
   }
 
+  // An instant as a reader names it: the day alone when it is midnight UTC.
+  function moment(iso, locale) {
+    return isMidnight(new Date(iso)) ? date(iso, locale) : dateTime(iso, locale);
+  }
+
   // Periods are [start, end) in UTC; a reader expects the last day, so an end at midnight shows the day before.
   function period(startIso, endIso, locale) {
     const start = new Date(startIso);
@@ -312,7 +317,7 @@ const Format = (() => {
     return Number.isFinite(value) ? value : 0;
   }
 
-  return { number, money, rate, negate, date, dateTime, period, sum, toFloat };
+  return { number, money, rate, negate, date, dateTime, moment, period, sum, toFloat };
 })();
 
 // Rounded top of a chart's value axis: 1, 2, 2.5 or 5 times a power of ten.

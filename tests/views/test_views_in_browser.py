@@ -25,7 +25,7 @@ from helpers import at, call
 from mcp_server.server import build_server
 from mcp_server.views import INVOICE_VIEW, LAB_VIEW, METRICS_VIEW, VIEWS, view_html
 from togai_engine.sandbox.service import start as start_sandbox
-from view_story import Story, billing_story
+from view_story import MONTHLY, Story, billing_story
 
 try:
     from playwright.async_api import Browser, Frame, Locator, Page, async_playwright
@@ -231,6 +231,46 @@ async def test_a_draft_invoice_says_it_is_not_issued_and_owes_nothing_yet(page, 
     assert await texts(frame, ".totals [data-field=total]") == ["$31.00"]
     assert await frame.locator(".totals [data-field=amount-due]").count() == 0
     assert "Mar 1, 2026 – Mar 31, 2026" in await frame.locator(".facts").inner_text()
+    await view.assert_offline_and_clean(frame)
+
+
+async def test_an_in_advance_fee_shows_the_period_it_pays_and_its_proration(page, client, clock) -> None:
+    """An in-advance fee pays a period other than the invoice's own (the next cycle, or the first one on an
+    advance invoice, whose own period is empty): the line says which, and a prorated fee says why its amount is
+    not quantity × rate."""
+    plan = await call(client, "create_price_plan", name="Monthly", pricingCycleConfig=MONTHLY, rateCards={
+        "fixedFeeRateCards": [{"id": "platform", "displayName": "Platform", "rateValues": [
+            {"currency": "USD", "rate": "31"}], "invoiceTiming": "IN_ADVANCE", "enableProration": True}]})
+    clock.set(at(2026, 1, 16))
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-16T00:00:00Z"})
+    clock.set(at(2026, 2, 1))
+    invoices = {(i["invoiceType"], i["startDate"]): i["id"]
+                for i in (await call(client, "list_invoices", accountId="acme"))["data"]}
+
+    # The advance invoice, issued as the plan starts on 16 January (its period is empty: startDate = endDate):
+    # January's fee for 16 of its 31 days, 31.00 × 16/31 = 16.00
+    arguments = {"invoiceId": invoices[("STANDARD_ADVANCED", "2026-01-16T00:00:00Z")]}
+    result = await tool_result(client, "get_invoice", arguments)
+    assert (result["structuredContent"]["startDate"], result["structuredContent"]["endDate"]) == (
+        "2026-01-16T00:00:00Z", "2026-01-16T00:00:00Z")
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, result)
+    facts = await frame.locator(".facts").inner_text()
+    assert "Jan 15, 2026" not in facts  # never a period that ends the day before it starts
+    assert "In advance, as the plan starts on Jan 16, 2026" in facts
+    fee = [cell.strip() for cell in (await frame.locator("tr[data-line=FIXED_FEE_RATE_CARD_AMOUNT]").inner_text())
+           .split("\t")]
+    assert fee[1:] == ["1", "$31.00", "$16.00"]
+    assert "billed in advance for Jan 16, 2026 – Jan 31, 2026 · prorated: 16 days of 31 days" in fee[0]
+    await view.assert_offline_and_clean(frame)
+
+    # January's own invoice (16-31 January) carries February's fee, in advance: 31.00
+    arguments = {"invoiceId": invoices[("STANDARD", "2026-01-16T00:00:00Z")]}
+    frame = await view.mount(arguments, await tool_result(client, "get_invoice", arguments))
+    assert "Jan 16, 2026 – Jan 31, 2026" in await frame.locator(".facts").inner_text()
+    fee = await frame.locator("tr[data-line=FIXED_FEE_RATE_CARD_AMOUNT]").inner_text()
+    assert "billed in advance for Feb 1, 2026 – Feb 28, 2026" in fee and "prorated" not in fee
     await view.assert_offline_and_clean(frame)
 
 
