@@ -240,9 +240,9 @@ def load_daily_usage(
    - accepted: stored and billable (ACCEPTED).
    - duplicates / duplicateIndexes (DUPLICATE): that id was already stored; success, counted once. Expected on a
      retry or a re-run of this day.
-   - rejected / rejectedEvents (index, code, reason): nothing stored for them and their ids stay free; fix the
-     field named (codes such as MISSING_FIELD, INVALID_TIMESTAMP, UNKNOWN_ACCOUNT, ACCOUNT_ARCHIVED,
-     NEGATIVE_VALUE) and resend only those events, same ids.
+   - rejected / rejectedEvents (index, eventId, code, field, message): nothing stored for them and their ids stay
+     free; fix the field named (codes such as MISSING_FIELD, INVALID_TIMESTAMP, UNKNOWN_ACCOUNT, ACCOUNT_ARCHIVED,
+     NEGATIVE_VALUE; message says what is wrong) and resend only those events, same ids.
    - notBilledNoPlan (NOT_BILLED_NO_PLAN): stored and metered, but the account had no price plan in effect at the
      event time; billed only if a plan is later attached from a time at or before it.
    - notBilled (NOT_BILLED_CYCLE_CLOSED): the day's billing period is already invoiced (DUE) and the plan's

@@ -181,3 +181,15 @@ async def test_a_long_argument_name_the_prompt_does_not_take_is_quoted_cut_short
     assert message.startswith(f"arguments.{'x' * 80}…: prompt close_month takes no argument '{'x' * 80}…'; it takes "
                               "month, accountId"), message[:300]
     assert len(message) < 300, message[:300]
+
+
+async def test_loading_a_day_names_the_fields_a_rejected_event_has(client) -> None:
+    """The agent reads rejectedEvents by the names the prompt gives: each must be a field ingest_batch_events
+    returns for a rejected event (its output schema), or the agent looks for what is not there."""
+    text = flat(await render(client, "load_daily_usage", day="2026-01-15"))
+    named = re.search(r"rejectedEvents \(([^)]*)\)", text)
+    assert named is not None, text
+    tool = next(t for t in (await client.list_tools()).tools if t.name == "ingest_batch_events")
+    fields = set(tool.output_schema["$defs"]["RejectedEventInfo"]["properties"])
+    assert set(named.group(1).split(", ")) <= fields, (named.group(1), fields)
+    assert "message" in named.group(1)  # what is wrong with the event, in words
