@@ -84,15 +84,17 @@ def onboard_partner(
         "COUNT, SUM, MAX, UNIQUE_COUNT or LATEST; SUM needs computations such as [{\"computation\": \"tokens\"}]), "
         "then calculate_revenue(pricePlan=<the draft plan inline>, usage={...}) on the partner's expected volume "
         "to check the price, then create_price_plan (usageRateCards with TIERED or VOLUME slabs, "
-        "fixedFeeRateCards, billingEntitlementRateCards for features, minimumCommitment, lateUsage). Plans are "
-        "immutable: a wrong plan is replaced by a new one under a new name, never edited.")
+        "fixedFeeRateCards, billingEntitlementRateCards for features, minimumCommitment, lateUsage). A plan's "
+        "content changes only through a new version: update_price_plan(pricePlanId=<the plan>, rateCards=<the whole "
+        "set>) drafts it and finalize_price_plan(pricePlanId=<the plan>, migrationMode=...) makes it the plan's "
+        "(migrationMode says which accounts on the plan move, and from when).")
     attach = (f"pricePlanId=\"{pricePlanId}\", effectiveFrom=\"{start}\"" if pricePlanId
               else f"pricePlanId=<the plan>, effectiveFrom=\"{start}\"")
     return f"""Onboard the partner "{customerName}" for usage billing on togai-engine.
 
 {tools_line("get_customer", "create_customer", "list_price_plans", "get_price_plan", "create_usage_meter",
-            "calculate_revenue", "create_price_plan", "update_account", "grant_credit", "get_account",
-            "get_entitlements")}
+            "calculate_revenue", "create_price_plan", "update_price_plan", "finalize_price_plan", "update_account",
+            "grant_credit", "get_account", "get_entitlements")}
 Resources: {expand(ACCOUNT, account)} (the account's financial picture once it exists).
 
 1. Check it is not there already: get_customer(customerId="{customer}"). Ids you choose make each step safe to
@@ -188,7 +190,7 @@ def check_feature_rollout(
 Scope: {who}.
 
 {tools_line("list_price_plans", "list_rate_cards", "get_price_plan", "list_accounts", "get_account",
-            "check_entitlement", "get_entitlements")}
+            "check_entitlement", "get_entitlements", "update_account", "update_price_plan", "finalize_price_plan")}
 Resources: togai://price-plans/{{pricePlanId}} for a plan's cards.
 
 1. Which plans grant it: list_price_plans, then list_rate_cards(pricePlanId=...) for each; a card of type
@@ -202,9 +204,10 @@ Resources: togai://price-plans/{{pricePlanId}} for a plan's cards.
    resetsAt = the cycle end explain it) or ACCOUNT_ARCHIVED. get_entitlements(accountId) lists every feature of an
    account's plan at once. These only check; usage is recorded with ingest_event.
 4. Report a table: account, plan, entitled, reason, used / limit, resetsAt. Then the gaps: accounts that should
-   have the feature but are on a plan without it. Granting it means a plan that has it (plans are immutable:
-   create_price_plan under a new name) attached with update_account(pricePlanId, effectiveFrom); propose this,
-   do not do it unasked."""
+   have the feature but are on a plan without it. Granting it means a plan that has it: another plan attached
+   with update_account(accountId, pricePlanId, effectiveFrom), or their plan's next version with the card added
+   (update_price_plan(pricePlanId, rateCards=<the whole set>), then finalize_price_plan(pricePlanId,
+   migrationMode), which moves every account on that plan); propose this, do not do it unasked."""
 
 
 def load_daily_usage(
@@ -316,8 +319,8 @@ def design_price_change(
     return f"""Design a price change for the accounts on plan {pricePlanId}.{aim} Nobody's bill changes until a new
 plan is attached; quotes and simulations only read.
 
-{tools_line("get_price_plan", "list_rate_cards", "calculate_revenue", "simulate_price_plan", "create_price_plan",
-            "update_account", "get_metrics")}
+{tools_line("get_price_plan", "list_rate_cards", "calculate_revenue", "simulate_price_plan", "update_price_plan",
+            "finalize_price_plan", "create_price_plan", "update_account", "get_metrics")}
 Resources: {expand(PRICE_PLAN, pricePlanId)} (the current plan with its rate cards).
 
 1. The plan today: get_price_plan(pricePlanId="{pricePlanId}"): usage cards (meter, TIERED or VOLUME slabs, rates per
@@ -335,8 +338,12 @@ Resources: {expand(PRICE_PLAN, pricePlanId)} (the current plan with its rate car
    the totals per candidate and currency, and the accounts with the largest increase and decrease. Accounts
    without a plan are skipped with the reason; a candidate lacking an account's currency is reported unsupported.
 5. Recommend one candidate with numbers: total revenue change, how many accounts pay more and the worst case.
-6. Roll out only when the user approves: create_price_plan under a NEW name (plans are immutable; or keep plans in
-   git and run `togai-engine plans apply FILE`), then update_account(accountId, pricePlanId=<new>,
+6. Roll out only when the user approves. For every account on the plan, make the winner its next version:
+   update_price_plan(pricePlanId="{pricePlanId}", rateCards=<the winner's whole rateCards>) then
+   finalize_price_plan(pricePlanId="{pricePlanId}", migrationMode="NEXT_CYCLE") (each account moves when its
+   current cycle ends; the plan's cycle and its accounts' currencies must stay). For some accounts only:
+   create_price_plan under a NEW name (or keep plans in git and run `togai-engine plans apply FILE`: it creates the
+   plans the file has that do not exist yet), then update_account(accountId, pricePlanId=<new>,
    effectiveFrom=<the start of a next cycle>) per account. A mid-cycle change splits the period: each part pays
    its share of fixed fees and minimums."""
 
