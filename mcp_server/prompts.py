@@ -136,7 +136,8 @@ Resources: {expand(INVOICE, invoiceId)} (the line tree as a document), {expand(I
 {expand(USAGE_METER, meter) if usageMeterId else "togai://usage-meters/{usageMeterId}"}.
 
 1. What was billed: get_invoice(invoiceId="{invoiceId}"). Note accountId, status, startDate and endDate (UTC, end
-   exclusive), currency and pricePlanId, and for the line of meter {meter} (type USAGE_RATE_CARD_AMOUNT): its
+   exclusive), currency, pricePlanId, pricePlanVersion (the plan's version that priced it) and isOverridden (true:
+   the account's own deal, its rateCardOverrides, priced it), and for the line of meter {meter} (type USAGE_RATE_CARD_AMOUNT): its
    quantity, usagePeriod, and the slab lines below it (quantity × rate = value, exact; the card amount is their
    sum rounded once, half-up, to the currency's minor unit). A LATE_USAGE_AMOUNT line bills usage of an EARLIER
    period that arrived after that period was invoiced; its details name that invoice and the events. A DRAFT is
@@ -163,9 +164,13 @@ Resources: {expand(INVOICE, invoiceId)} (the line tree as a document), {expand(I
    - Price: TIERED charges each slab its own rate; VOLUME charges every unit at the rate of the slab holding the
      total; a card's minimumRate/maximumRate and the plan's minimum commitment (TRUE_UP_AMOUNT line) also move
      the amount.
-4. Price the difference: get_price_plan(pricePlanId=<the invoice's>) shows the cards;
-   calculate_revenue(pricePlanId=<the invoice's>, usage={{"{meter}": "<invoiced quantity>"}}) must reproduce the
-   line, and the same with "{claimed}" gives the claimed amount: their difference is the money in dispute.
+4. Price the difference: get_price_plan(pricePlanId=<the invoice's pricePlanId>, version="<its pricePlanVersion>")
+   shows the cards that priced it (without version, the latest, which may be newer);
+   calculate_revenue(pricePlanId=<the invoice's pricePlanId>, accountId=<accountId>, usage={{"{meter}": "<invoiced
+   quantity>"}}) quotes the plan's latest version with the account's deal, as its invoices are priced, and must
+   reproduce the line while that is still what priced it (the same version and deal); the same with "{claimed}"
+   gives the claimed amount: their difference is the money in dispute. Where the plan or the deal changed since,
+   price both quantities with the slab rates of the invoice's version and deal, as its slab lines show.
 5. Answer with a table (invoiced, metered, claimed quantity; the days and events where they differ; the cause;
    the amount). Check list_credit_notes(invoiceId="{invoiceId}") first: the invoice may already be corrected. If a
    correction is due and approved: on a DUE or PAID invoice create_credit_note(invoiceId="{invoiceId}",

@@ -8,6 +8,7 @@ import re
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from helpers import at, call, tokens_meter
 from surface_story import tell
 
 EXPECTED = {
@@ -98,7 +99,8 @@ async def test_the_audit_cross_references_metrics_with_the_invoice_lines(client)
     for status in ("DUPLICATE", "VOIDED", "NOT_BILLED_NO_PLAN", "NOT_BILLED_CYCLE_CLOSED", "ACCEPTED_LATE",
                    "LATE_USAGE_AMOUNT", "TRUE_UP_AMOUNT"):
         assert status in text
-    assert 'calculate_revenue(pricePlanId=<the invoice\'s>, usage={"um_tokens": "<invoiced quantity>"})' in text
+    assert ('calculate_revenue(pricePlanId=<the invoice\'s pricePlanId>, accountId=<accountId>, usage={"um_tokens": '
+            '"<invoiced quantity>"})') in text
     assert '"180" gives the claimed amount' in text
     assert 'create_credit_note(invoiceId="inv_42", reason="ORDER_CHANGE"' in text
     assert "togai://invoices/inv_42 " in text and "togai://invoices/inv_42.json" in text
@@ -212,3 +214,41 @@ async def test_prompts_change_a_plan_through_a_new_version(client) -> None:
     assert ('update_price_plan(pricePlanId="pp_now", rateCards=<the winner\'s whole rateCards>) then '
             'finalize_price_plan(pricePlanId="pp_now", migrationMode="NEXT_CYCLE")') in rendered["design_price_change"]
     assert "create_price_plan under a NEW name" in rendered["design_price_change"]
+
+
+def tokens_card(meter: str, rate: str) -> dict[str, object]:
+    return {"name": "tokens", "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+        {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+        "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": rate}]}]}
+
+
+async def test_the_audit_prices_the_line_with_the_version_and_the_deal_that_priced_it(client, clock) -> None:
+    """An invoice is priced by its plan's version (pricePlanVersion) with the account's deal (isOverridden): the
+    audit reads that version's cards and quotes with the account's deal, which is what reproduces the line; the
+    plan alone (its latest version, no deal) quotes other rates."""
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", name="Tokens", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
+        rateCards={"usageRateCards": [tokens_card(meter, "0.01")]})
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": "2026-01-01T00:00:00Z",
+        "rateCardOverrides": {"usageRateCards": [tokens_card(meter, "0.005")]}})
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "timestamp": "2026-01-10T00:00:00Z",
+                                              "accountId": "acme", "attributes": {"tokens": "1000"}})
+    clock.set(at(2026, 2, 1))
+    (invoice,) = (await call(client, "list_invoices", accountId="acme", status="DUE"))["data"]
+    invoice = await call(client, "get_invoice", invoiceId=invoice["id"])
+    (line,) = invoice["lineItems"]
+    # the deal's rate: 1,000 × 0.005 = 5.00
+    assert (line["value"], invoice["pricePlanVersion"], invoice["isOverridden"]) == ("5.00", 1, True)
+
+    text = flat(await render(client, "audit_overage_claim", invoiceId=invoice["id"], usageMeterId=meter))
+    assert "pricePlanVersion" in text and "isOverridden" in text
+    assert 'get_price_plan(pricePlanId=<the invoice\'s pricePlanId>, version="<its pricePlanVersion>")' in text
+    assert (f'calculate_revenue(pricePlanId=<the invoice\'s pricePlanId>, accountId=<accountId>, usage={{"{meter}": '
+            '"<invoiced quantity>"})') in text
+    # that quote reproduces the line; the plan's own rate would say 1,000 × 0.01 = 10.00
+    quoted = await call(client, "calculate_revenue", pricePlanId=plan["id"], accountId="acme", usage={meter: "1000"})
+    assert quoted["usageRateCards"][0]["amount"] == "5.00"
+    plain = await call(client, "calculate_revenue", pricePlanId=plan["id"], usage={meter: "1000"})
+    assert plain["usageRateCards"][0]["amount"] == "10.00"
