@@ -10,7 +10,7 @@ from typing import Any
 from mcp import Client
 
 from mcp_server.scenarios.errors import labels
-from mcp_server.scenarios.times import invoice_name, parse, parse_invoice_name
+from mcp_server.scenarios.times import invoice_name, ordinals, parse, parse_invoice_name
 from togai_engine.errors import InvalidInput
 
 PAGE = 100
@@ -47,7 +47,8 @@ class Calls:
         return content
 
     async def invoices(self, account: str, path: Sequence[str | int]) -> list[dict[str, Any]]:
-        """Every invoice of the account (list_invoices' summaries), oldest period first."""
+        """Every invoice of the account (list_invoices' summaries), oldest period first and, within a period, in
+        the order issued (list_invoices' order reversed: newest period first, the one created last first)."""
         found: list[dict[str, Any]] = []
         token = None
         while True:
@@ -58,7 +59,7 @@ class Calls:
             found += page["data"]
             token = page.get("nextToken")
             if not token:
-                return sorted(found, key=lambda invoice: parse(invoice["startDate"], "startDate"))
+                return found[::-1]
 
     async def resolved(self, value: Any, path: Sequence[str | int]) -> Any:
         """`value` (a tool's arguments) with plan names and ACCOUNT/PERIOD invoice names replaced by ids."""
@@ -86,13 +87,16 @@ class Calls:
                                        "date (acme/2026-01-01) or start instant, and an advance invoice as "
                                        "acme/2026-01-01 advance") from None
         invoices = await self.invoices(account, path)
-        for invoice in invoices:
-            if _name_of(invoice) == wanted:
+        names = names_of(invoices)
+        for invoice, name in zip(invoices, names, strict=True):
+            if name == wanted:
                 return str(invoice["id"])
-        periods = ", ".join(invoice_name(*_name_of(i)) for i in invoices) or "none"
+        periods = ", ".join(invoice_name(*name) for name in names) or "none"
         raise ScenarioFailed(path, f"{account} has no invoice for the period {period} at this step (its periods: "
                                    f"{periods})")
 
 
-def _name_of(invoice: dict[str, Any]) -> tuple[datetime, bool]:
-    return parse(invoice["startDate"], "startDate"), invoice.get("invoiceType") == "STANDARD_ADVANCED"
+def names_of(invoices: Sequence[dict[str, Any]]) -> list[tuple[datetime, bool, int]]:
+    """(start, advance, ordinal) of each of an account's invoices, given in the order `Calls.invoices` lists them."""
+    keys = [(parse(i["startDate"], "startDate"), i.get("invoiceType") == "STANDARD_ADVANCED") for i in invoices]
+    return [(*key, place) for key, place in zip(keys, ordinals(keys), strict=True)]

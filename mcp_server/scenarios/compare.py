@@ -61,10 +61,15 @@ def _fields(path: tuple[str, ...], expected: dict[str, Any], got: dict[str, Any]
 
 
 def find_invoice(name: str, invoices: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The invoice named `name` (its period's start date or instant, " advance" for an advance invoice)."""
-    start, advance = parse_invoice_name(name, "")
-    return next((invoice for invoice in invoices if invoice["start"] == start
-                 and invoice.get("advance", False) == advance), None)
+    """The invoice named `name` (its period's start date or instant, " advance" for an advance invoice, " #2" for
+    the second of that name)."""
+    wanted = parse_invoice_name(name, "")
+    return next((invoice for invoice in invoices if invoice_key(invoice) == wanted), None)
+
+
+def invoice_key(invoice: dict[str, Any]) -> tuple[Any, bool, int]:
+    """(start, advance, ordinal) of an observed invoice, as parse_invoice_name reads its name."""
+    return invoice["start"], invoice.get("advance", False), invoice.get("ordinal", 1)
 
 
 def _account_invoices(path: tuple[str, ...], account: str, expected: dict[str, InvoiceExpect],

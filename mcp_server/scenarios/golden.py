@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from mcp_server.scenarios.compare import Difference, compare, find_invoice
+from mcp_server.scenarios.compare import Difference, compare, find_invoice, invoice_key
 from mcp_server.scenarios.loader import load_scenario
 from mcp_server.scenarios.observe import ENTITLEMENT_FIELDS, INVOICE_FIELDS, WALLET_FIELDS, Observation
 from mcp_server.scenarios.runner import Check
@@ -160,7 +160,7 @@ class _Writer:
                 self.changes += 1
         keys = {parse_invoice_name(str(key), ""): key for key in invoices}
         for position, invoice in enumerate(observed):
-            key = keys.get((invoice["start"], invoice.get("advance", False)))
+            key = keys.get(invoice_key(invoice))
             new = key is None or not isinstance(invoices[key], CommentedMap)
             if key is None:
                 key = DoubleQuotedScalarString(invoice["period"])

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from mcp_server.registry import SPECS
 from mcp_server.scenarios.errors import Path_, ScenarioFileError, closest, from_validation
 from mcp_server.scenarios.model import Expectations, Scenario, Step
-from mcp_server.scenarios.times import ADVANCE, iso, parse
+from mcp_server.scenarios.times import iso, parse, period_of
 from mcp_server.scenarios.yaml_io import jsonable, line_of, load_exact
 from mcp_server.server import load_tools
 from togai_engine.common.durations import parse_duration
@@ -244,7 +244,7 @@ def _check_periods(reader: _Reader, path: tuple[str | int, ...], expectations: E
     """Every period and metric bucket the expectations name is an instant: the comparison reads them as such."""
     for account, invoices in expectations.invoices.items():
         for period, invoice in invoices.items():
-            for key, value in (("", period.removesuffix(ADVANCE)), ("end", invoice.end)):
+            for key, value in (("", period_of(period)), ("end", invoice.end)):
                 if value is not None:
                     _check_instant(reader, [*path, "invoices", account, period, *([key] if key else [])], value,
                                    "period")

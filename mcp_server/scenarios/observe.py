@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_server.scenarios.calls import Calls, ToolFailed
+from mcp_server.scenarios.calls import Calls, ToolFailed, names_of
 from mcp_server.scenarios.model import EntitlementExpect, Expectations, InvoiceExpect, MetricExpect
 from mcp_server.scenarios.times import invoice_name, parse, period_name
 
@@ -57,10 +57,10 @@ async def _invoices(calls: Calls, account: str, expected: dict[str, InvoiceExpec
     and --update-golden show it whole). A year of invoices expected by their totals costs one page, not one
     call per invoice."""
     found = []
-    for summary in await calls.invoices(account, path):
-        start = parse(summary["startDate"], "startDate")
-        advance = summary.get("invoiceType") == "STANDARD_ADVANCED"
-        wanted = expected.get(invoice_name(start, advance))
+    summaries = await calls.invoices(account, path)
+    for summary, (start, advance, ordinal) in zip(summaries, names_of(summaries), strict=True):
+        name = invoice_name(start, advance, ordinal)
+        wanted = expected.get(name)
         whole = wanted is None or wanted.lines is not None
         invoice = await calls.call("get_invoice", {"invoiceId": summary["id"]}, path) if whole else summary
         seen: dict[str, Any] = {key: invoice.get(name) for key, name in INVOICE_FIELDS.items()}
@@ -69,9 +69,10 @@ async def _invoices(calls: Calls, account: str, expected: dict[str, InvoiceExpec
             seen["lines"] = [{"name": line.get("rateCardName") or line["description"], "amount": line["value"],
                               "quantity": line.get("quantity"), "description": line["description"]}
                              for line in invoice["lineItems"]]
-        seen["period"] = invoice_name(start, advance)
+        seen["period"] = name
         seen["start"] = start
         seen["advance"] = advance
+        seen["ordinal"] = ordinal
         found.append(seen)
     return found
 

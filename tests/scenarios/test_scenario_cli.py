@@ -192,3 +192,66 @@ def test_unreadable_files_exit_2_naming_the_path_and_the_fix(server_url: str, tm
     assert cases["Features that pass"].find("failure") is None
     errors = [case.find("error") for name, case in cases.items() if name.endswith(".yaml")]
     assert len(errors) == 3 and all(error is not None for error in errors)
+
+
+# Two advance invoices of one period: acme on A (a 31.00 fee in advance) from 1 January is moved on 10 January to B
+# (62.00) from its first instant: A's advance invoice is credited whole and B's first period invoiced anew.
+TWO_ADVANCE_INVOICES = """
+scenario: A plan corrected from its first instant
+start: "2026-01-01"
+setup:
+  plans:
+    - name: A
+      pricingCycleConfig: {interval: MONTHLY, startOffset: {dayOffset: "1"}, gracePeriod: 0}
+      rateCards:
+        fixedFeeRateCards: [{id: a_base, invoiceTiming: IN_ADVANCE, rateValues: [{currency: USD, rate: "31"}]}]
+    - name: B
+      pricingCycleConfig: {interval: MONTHLY, startOffset: {dayOffset: "1"}, gracePeriod: 0}
+      rateCards:
+        fixedFeeRateCards: [{id: b_base, invoiceTiming: IN_ADVANCE, rateValues: [{currency: USD, rate: "62"}]}]
+  customers:
+    - {id: c1, name: C1, account: {id: acme, name: Acme, pricePlanId: A, effectiveFrom: "2026-01-01"}}
+steps:
+  - at: "2026-01-10"
+    do:
+      - update_account: {accountId: acme, pricePlanId: B, effectiveFrom: "2026-01-01"}
+expect:
+  invoices:
+    acme:
+EXPECTED
+"""
+
+
+def test_two_invoices_of_one_name_are_both_expected_and_written(server_url: str, tmp_path: Path) -> None:
+    """Invoices sharing a name (two advance invoices of one period) are told apart by the order they were issued
+    in: "2026-01-01 advance" then "2026-01-01 advance #2". An account listing one of them does not pass: the other
+    is an unexpected invoice, never one compared as if it were the first."""
+    file = tmp_path / "two.yaml"
+    # January's own invoice carries February's fee, in advance
+    january = '      "2026-01-01": {status: DRAFT, total: "62.00"}'
+    file.write_text(TWO_ADVANCE_INVOICES.replace(
+        "EXPECTED", '      "2026-01-01 advance": {status: DUE, total: "62.00"}\n' + january))
+    one = run_scenarios(server_url, file)
+    assert one.returncode == 1, one.stdout + one.stderr
+    assert "two.yaml › expect › invoices › acme › 2026-01-01 advance › total: expected \"62.00\", got \"31.00\"" \
+        in one.stdout, one.stdout
+    assert ('two.yaml › expect › invoices › acme › 2026-01-01 advance #2: unexpected invoice (DUE, total "62.00")'
+            in one.stdout), one.stdout
+
+    both = ('      "2026-01-01 advance": {status: DUE, total: "31.00"}   # A\'s, credited whole\n'
+            '      "2026-01-01 advance #2": {status: DUE, total: "62.00"}   # B\'s\n'
+            + january)
+    file.write_text(TWO_ADVANCE_INVOICES.replace("EXPECTED", both))
+    passed = run_scenarios(server_url, file)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+    # --update-golden writes both, each under its own name, and a second run changes nothing
+    file.write_text(TWO_ADVANCE_INVOICES.replace("EXPECTED", "      {}"))
+    first = run_scenarios(server_url, file, "--update-golden")
+    assert first.returncode == 0, first.stdout + first.stderr
+    written = file.read_text()
+    assert re.search(r'"2026-01-01 advance":\s*\n\s*status: DUE\n\s*total: "31.00"', written), written
+    assert re.search(r'"2026-01-01 advance #2":\s*\n\s*status: DUE\n\s*total: "62.00"', written), written
+    again = run_scenarios(server_url, file, "--update-golden")
+    assert again.returncode == 0 and "UPDATED" not in again.stdout, again.stdout
+    assert file.read_text() == written
