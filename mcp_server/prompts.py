@@ -84,7 +84,9 @@ def onboard_partner(
         "COUNT, SUM, MAX, UNIQUE_COUNT or LATEST; SUM needs computations such as [{\"computation\": \"tokens\"}]), "
         "then calculate_revenue(pricePlan=<the draft plan inline>, usage={...}) on the partner's expected volume "
         "to check the price, then create_price_plan (usageRateCards with TIERED or VOLUME slabs, "
-        "fixedFeeRateCards, billingEntitlementRateCards for features, minimumCommitment, lateUsage). A plan's "
+        "fixedFeeRateCards, billingEntitlementRateCards for features: a metered feature has usageMeterId and "
+        "featureConfigs [{\"featureCreditLimit\": \"<per cycle>\"}]; a BOOLEAN one has neither (featureConfigs on "
+        "it is refused); minimumCommitment, lateUsage). A plan's "
         "content changes only through a new version: update_price_plan(pricePlanId=<the plan>, rateCards=<the whole "
         "set>) drafts it and finalize_price_plan(pricePlanId=<the plan>, migrationMode=...) makes it the plan's "
         "(migrationMode says which accounts on the plan move, and from when).")
@@ -338,7 +340,8 @@ Resources: {expand(PRICE_PLAN, pricePlanId)} (the current plan with its rate car
    the total, exactly as an invoice would.
 4. Replay real usage: simulate_price_plan(candidates=["{pricePlanId}", <up to {MAX_CANDIDATES - 1} inline plans>],
    {target}, lastCycles=3) (at most {MAX_CANDIDATES} candidates; lastCycles up to {MAX_LAST_CYCLES}, or
-   startTime/endTime). {finding}Keep "{pricePlanId}" as the control: it must reproduce what the accounts were charged to
+   startTime/endTime; simulate_price_plan needs scopes plans:read and billing:read: it shows what accounts
+   were charged). {finding}Keep "{pricePlanId}" as the control: it must reproduce what the accounts were charged to
    the cent; if it does not for some account and period, name them and trust no candidate's number there. Read
    the totals per candidate and currency, and the accounts with the largest increase and decrease. Accounts
    without a plan are skipped with the reason; a candidate lacking an account's currency is reported unsupported.

@@ -252,3 +252,14 @@ async def test_the_audit_prices_the_line_with_the_version_and_the_deal_that_pric
     assert quoted["usageRateCards"][0]["amount"] == "5.00"
     plain = await call(client, "calculate_revenue", pricePlanId=plan["id"], usage={meter: "1000"})
     assert plain["usageRateCards"][0]["amount"] == "10.00"
+
+
+async def test_prompts_that_make_plans_or_simulate_say_what_the_tools_refuse(client) -> None:
+    """create_price_plan refuses featureConfigs on a BOOLEAN feature (no usageMeterId) and needs them on a metered
+    one; simulate_price_plan needs billing:read besides plans:read. A prompt that leads there says so, rather than
+    let the agent meet the refusal."""
+    onboard = flat(await render(client, "onboard_partner", customerName="Initech LLC"))
+    assert ('a metered feature has usageMeterId and featureConfigs [{"featureCreditLimit": "<per cycle>"}]; a '
+            "BOOLEAN one has neither (featureConfigs on it is refused)") in onboard
+    design = flat(await render(client, "design_price_change", pricePlanId="pp_now"))
+    assert "simulate_price_plan needs scopes plans:read and billing:read" in design
