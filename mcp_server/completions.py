@@ -1,8 +1,9 @@
 """completion/complete for the id arguments of the prompts and resource templates, from the store.
 
 accountId (ids and aliases), customerId, invoiceId (an account's own, newest first, when the request's context
-names its accountId), pricePlanId, usageMeterId and featureId (of the context account's plans, when named and the
-caller has entitlements:read, as get_entitlements shows an account's features; else of every plan) are prefix
+names its accountId), pricePlanId, usageMeterId and featureId (of the plan versions the context account has been
+on, when named and the caller has entitlements:read, as get_entitlements shows an account's features; else of every
+plan's ACTIVE versions) are prefix
 searches, at most COMPLETION_LIMIT values, each one indexed range scan (togai_engine/app/lookup.py).
 month and day offer the recent ones from the clock. A caller without the scope that lists those ids gets no
 values (over HTTP; stdio is the local user), so completion reveals nothing the tools would not.

@@ -131,3 +131,25 @@ async def test_text_no_id_can_hold_completes_to_nothing(client, clock) -> None:
     assert await values(client, prompt("audit_overage_claim"), "invoiceId", "inv", accountId="a\x00b") == []
     assert await values(client, prompt("check_feature_rollout"), "featureId", "", accountId="a\x00b") == []
     assert await values(client, prompt("onboard_partner"), "pricePlanId", "\ud800") == []
+
+
+async def test_feature_ids_come_from_the_plan_versions_that_grant_them(client, clock) -> None:
+    """A plan's features are its versions' (update_price_plan + finalize_price_plan): a feature a finalized version
+    added completes, for an account on that version as get_entitlements lists it; a DRAFT version grants nothing
+    yet, so its feature is not offered."""
+    story = await tell(client, clock)
+    cycle = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1}
+    fee = {"id": "platform", "rateValues": [{"currency": "USD", "rate": "10"}], "invoiceTiming": "IN_ARREARS"}
+    await call(client, "update_price_plan", pricePlanId=story.starter, pricingCycleConfig=cycle, rateCards={
+        "fixedFeeRateCards": [fee], "billingEntitlementRateCards": [{"featureId": "sso"}]})  # BOOLEAN
+    await call(client, "finalize_price_plan", pricePlanId=story.starter, migrationMode="IMMEDIATE")
+    assert [f["featureId"] for f in (await call(client, "get_entitlements", accountId="globex-main"))["data"]] \
+        == ["sso"]
+    assert await values(client, prompt("check_feature_rollout"), "featureId", "", accountId="globex-main") == ["sso"]
+    assert await values(client, prompt("check_feature_rollout"), "featureId", "s") == ["sso"]
+    # Growth's next version, still a DRAFT, adds a feature nobody has
+    growth = await call(client, "get_price_plan", pricePlanId=story.growth)
+    await call(client, "update_price_plan", pricePlanId=story.growth, rateCards={
+        **growth["rateCards"], "billingEntitlementRateCards": [
+            *growth["rateCards"]["billingEntitlementRateCards"], {"featureId": "drafted"}]})
+    assert await values(client, prompt("check_feature_rollout"), "featureId", "") == ["beta_search", "sso"]

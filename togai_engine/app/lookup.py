@@ -91,18 +91,19 @@ async def account_invoice_ids(session: AsyncSession, account: str, prefix: str, 
 
 
 async def feature_ids(session: AsyncSession, prefix: str, limit: int, *, account: str | None = None) -> Matches:
-    """Feature ids of the plans' billing-entitlement rate cards starting with `prefix`; with `account`, only
-    the features of plans that account has been on. Plans are a small catalog, read whole."""
+    """Feature ids of the plans' billing-entitlement rate cards starting with `prefix`: of their ACTIVE versions (a
+    version adds and drops features; a DRAFT grants none yet), with `account` only of the plan versions that account
+    has been on. Plans are a small catalog, read whole."""
     if "\x00" in prefix:
         return Matches(values=[], has_more=False)
-    plans = "price_plans"
+    plans = "(SELECT v.* FROM price_plan_versions v WHERE v.status = 'ACTIVE')"
     params: dict[str, object] = {"prefix": prefix, "n": limit + 1}
     if account is not None:
         account_id = await accounts.resolve_account_id(session, account)
         if account_id is None:
             return Matches(values=[], has_more=False)
-        plans = ("(SELECT p.* FROM price_plans p WHERE p.id IN "
-                 "(SELECT price_plan_id FROM plan_associations WHERE account_id = :account))")
+        plans = ("(SELECT v.* FROM price_plan_versions v WHERE (v.plan_id, v.version) IN "
+                 "(SELECT price_plan_id, version FROM plan_associations WHERE account_id = :account))")
         params["account"] = account_id
     rows = await session.execute(text(
         "SELECT DISTINCT card ->> 'featureId' AS feature FROM " + plans + " AS plan, "
