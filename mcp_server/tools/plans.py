@@ -63,7 +63,7 @@ async def create_price_plan(
     pricingRules: Annotated[list[PricingRule] | None, Field(
         max_length=MAX_PRICING_RULES, description=PRICING_RULES_DESCRIPTION)] = None,
 ) -> PricePlan:
-    """Create an immutable price plan: its billing cycle, currencies and rate cards. Validation names the
+    """Create a price plan (version 1): its billing cycle, currencies and rate cards. Validation names the
     exact field at fault (e.g. rateCards.usageRateCards[0].ratePlan.slabs[1].startAfter). Slab i covers
     quantities above its startAfter up to the next slab's startAfter; the first slab starts after 0. Rates
     are decimal strings or numbers (send strings for more than 15 digits). This is version 1, ACTIVE at once.

@@ -113,7 +113,7 @@ async def test_rate_card_pages_neither_skip_nor_repeat_a_card_when_a_version_is_
     assert (shown(rest), rest["nextToken"]) == ([("FIXED_FEE", "platform")], None)
 
 
-async def test_plans_are_immutable_and_creation_is_idempotent(client, db) -> None:
+async def test_a_plan_is_created_once_and_changed_only_through_a_version(client, db) -> None:
     meter_id = await meter(client)
     first = await call(client, "create_price_plan", **full_plan(meter_id))
     same = full_plan(meter_id)
@@ -124,7 +124,9 @@ async def test_plans_are_immutable_and_creation_is_idempotent(client, db) -> Non
     changed = full_plan(meter_id)
     changed["rateCards"]["fixedFeeRateCards"][0]["rateValues"][0]["rate"] = "59"
     error = await call_error(client, "create_price_plan", **changed)
-    assert "already exists" in error and "immutable" in error and "update_account" in error
+    # a plan with the same name and other content is refused; the way to change it is a new version
+    assert "already exists" in error and "immutable" not in error
+    assert f"update_price_plan(pricePlanId={first['id']!r}" in error and "finalize_price_plan" in error
     assert (await row_counts(db))["price_plans"] == before["price_plans"]
 
 

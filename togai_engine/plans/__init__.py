@@ -1,1 +1,1 @@
-"""Price plans (immutable, with rate cards) and their association with accounts over time."""
+"""Price plans (versioned: each version immutable once ACTIVE, with rate cards) and their association with accounts over time."""

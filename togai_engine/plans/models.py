@@ -23,7 +23,8 @@ from togai_engine.store.base import Base
 
 
 class PricePlanRow(Base):
-    """An immutable price plan; `definition` is its validated content (rate cards included)."""
+    """A price plan; `definition` is its version 1's validated content (rate cards included; later versions are
+    price_plan_versions rows)."""
 
     __tablename__ = "price_plans"
     __table_args__ = (

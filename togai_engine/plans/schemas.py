@@ -471,7 +471,8 @@ class PlanHeader(Model):
 
 
 class PricePlan(PlanHeader):
-    """A stored plan. Immutable: attach another plan to change an account's pricing."""
+    """A stored plan version, immutable once ACTIVE: a new version (update_price_plan + finalize_price_plan) or
+    another plan (update_account) changes an account's pricing."""
 
     rateCards: RateCards
     pricingRules: list[PricingRule] = Field(default_factory=list, description=PRICING_RULES_DESCRIPTION)

@@ -122,9 +122,10 @@ async def create_plan(session: AsyncSession, data: PricePlanCreate) -> tuple[Pri
     stored = _to_plan(existing)
     if not same_content(stored, plan):
         raise Conflict(
-            f"a price plan named {plan.name!r} already exists ({stored.id}) with different content; plans are "
-            "immutable: create the new version under another name (e.g. with a version suffix) and attach it "
-            "to accounts with update_account(pricePlanId, effectiveFrom)"
+            f"a price plan named {plan.name!r} already exists ({stored.id}) with different content; to change "
+            f"it, draft a new version with update_price_plan(pricePlanId={stored.id!r}, ...) and make it ACTIVE "
+            "with finalize_price_plan (its migrationMode moves the accounts on it); for a separate plan, create "
+            "it under another name and attach it with update_account(pricePlanId, effectiveFrom)"
         )
     return stored, False
 
