@@ -283,7 +283,8 @@ def close_month(
             "update_invoice_status", "create_credit_note", "list_events")}
 Resources: togai://invoices/{{invoiceId}} (each invoice as a document).
 
-How closing works here: every billing period has one invoice. It is DRAFT (recomputed from usage at every read)
+How closing works here: every billing period has one invoice (invoiceType STANDARD; a plan with in-advance fees also
+gets a STANDARD_ADVANCED invoice as it starts, DUE at once, for its first period's fees). It is DRAFT (recomputed from usage at every read)
 until the period end plus the plan's gracePeriod (closesAt); then a bill run makes it DUE: amounts frozen, a
 gapless number INV-nnnnnn, wallet credit applied (creditsApplied, in burn order), amountDue what is left. Bill runs
 happen on every read of the account's invoices (list_invoices, get_invoice, get_account catch up first), in the

@@ -137,7 +137,7 @@ async def test_closing_a_month_covers_due_drafts_payments_and_late_usage(client)
     assert 'list_invoices(accountId="acme-main", startTime="2025-12-01T00:00:00Z", endTime="2026-01-01T00:00:00Z")' in text
     for rule in ("gracePeriod (closesAt)", "togai-engine bill", 'update_invoice_status(invoiceId, status="PAID")',
                  "create_credit_note", "IGNORE (default) stores them NOT_BILLED_CYCLE_CLOSED", "BILL_ON_NEXT_INVOICE",
-                 '"name": "REVENUE", "aggregationPeriod": "MONTH"'):
+                 '"name": "REVENUE", "aggregationPeriod": "MONTH"', "STANDARD_ADVANCED"):
         assert rule in text
 
 
