@@ -38,6 +38,7 @@ from togai_engine.invoices.compose import (
 )
 from togai_engine.invoices.late_usage import LateLines
 from togai_engine.invoices.models import INVOICE_COUNTER, counter_lock_sql
+from togai_engine.invoices.periods import cycle_usage, overage_windows
 from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
 from togai_engine.wallets import service as wallets
@@ -226,8 +227,9 @@ async def _quantities(
     session: AsyncSession, usage: QuantitySource, periods: list[tuple[str, BillingPeriod]]
 ) -> dict[Window, dict[str, Decimal]]:
     return await quantities_by_window(session, [
-        (account_id, bp.period.start, bp.period.end, bp.plan.billed_meter_ids)
-        for account_id, bp in periods], source=usage)
+        wanted for account_id, bp in periods
+        for wanted in [(account_id, bp.period.start, bp.period.end, bp.plan.billed_meter_ids),
+                       *overage_windows(bp.plan, bp.quota_windows)]], source=usage)
 
 
 def _reason(exc: Exception) -> str:
@@ -274,7 +276,8 @@ def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str
     window = (bp.association.account_id, bp.period.start, bp.period.end)
     return compose_invoice(bp.plan, currency, bp.period, bp.full_cycle, quantities.get(window, {}),
                            cut_by_change=bp.cut_by_change, licenses=seats.get(window, {}),
-                           cycle_index=bp.cycle_index_for(bp.plan), fees=bp.fees, opening_fees=opening_fees)
+                           cycle_index=bp.cycle_index_for(bp.plan), fees=bp.fees, opening_fees=opening_fees,
+                           cycle_usage=cycle_usage(quantities, bp.quota_windows))
 
 
 async def _existing_first_rows(conn: Any, periods: list[tuple[str, BillingPeriod]]) -> dict[tuple[str, datetime], bool]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.schedule import Association
 from togai_engine.billing.state import load_states
-from togai_engine.cycles import Cycle, clip, cycle_containing
+from togai_engine.cycles import Cycle, clip, cycle_containing, usage_cycle
 from togai_engine.errors import EngineError
 from togai_engine.plans.overrides import UnresolvedPlan
 from togai_engine.plans.schemas import PricePlan
@@ -62,8 +62,7 @@ def usage_cycle_at(plan: PricePlan, anchor: datetime, since: datetime, now: date
     change it still starts where the cycle started (under the previous plan), so quotas count the whole
     cycle. Only `since` (coverage_start: when the account's uninterrupted run of plans began) bounds its
     start: usage from before the account had a plan never counts. Its end is the cycle end."""
-    cycle = cycle_containing(plan.cycle_config, anchor, now)
-    return Cycle(max(cycle.start, since), cycle.end)
+    return usage_cycle(cycle_containing(plan.cycle_config, anchor, now), since)
 
 
 def coverage_start(spans: Sequence[tuple[datetime, datetime | None]]) -> datetime:

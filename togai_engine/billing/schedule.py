@@ -24,6 +24,7 @@ from togai_engine.cycles import (
     schedule_periods,
 )
 from togai_engine.invoices.fixed_fees import FeeSchedule, fee_schedule
+from togai_engine.invoices.periods import QuotaWindows, quota_windows
 from togai_engine.plans.overrides import PlanRef
 from togai_engine.plans.schemas import PricePlan
 
@@ -39,6 +40,7 @@ class Association:
     version: int = 1
     overridden: bool = False  # it carries rateCardOverrides: its plan is its own
     plan_since: datetime | None = None  # where the account's unbroken run on this plan began (cycles.run_starts)
+    usage_since: datetime | None = None  # where its uninterrupted run of plans (any, back to back) began
 
     @property
     def plan_key(self) -> str:
@@ -61,6 +63,14 @@ class BillingPeriod:
         """The association's first period: its in-advance charges are on the advance invoice issued as it starts
         (invoices/compose.compose_opening_invoice)."""
         return self.fees is not None and self.period.start == self.association.effective_from
+
+    @property
+    def quota_windows(self) -> QuotaWindows | None:
+        """The quota's cycle before the period and through its end, which its entitlement overage is based on
+        (invoices/periods.quota_windows); None when the period starts that cycle."""
+        association = self.association
+        return quota_windows(association.account_id, self.period, self.full_cycle,
+                             association.usage_since or association.effective_from)
 
     def cycle_index_for(self, plan: PricePlan) -> int:
         """The period's place on its plan (0 for the first; a version migration or a new deal does not restart

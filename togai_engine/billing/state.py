@@ -89,7 +89,9 @@ async def load_states(
         refs[plan_ref(r["price_plan_id"], r["version"], r["id"], overrides, r["account_id"])] = overrides
     for state in states.values():
         runs = run_starts([(a.plan_id, a.effective_from, a.effective_until) for a in state.associations])
-        state.associations[:] = [replace(a, plan_since=since) for a, since in zip(state.associations, runs, strict=True)]
+        covered = run_starts([("", a.effective_from, a.effective_until) for a in state.associations])
+        state.associations[:] = [replace(a, plan_since=since, usage_since=begun)
+                                 for a, since, begun in zip(state.associations, runs, covered, strict=True)]
     return states, await effective_plans(session, refs)
 
 

@@ -20,6 +20,7 @@ from togai_engine.cycles.cycles import (
     resolve_offsets,
     run_starts,
     schedule_periods,
+    usage_cycle,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "resolve_offsets",
     "run_starts",
     "schedule_periods",
+    "usage_cycle",
 ]

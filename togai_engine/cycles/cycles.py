@@ -242,6 +242,14 @@ def cycle_index(config: CycleConfig, anchor: datetime, effective_from: datetime,
     return months // MONTHS_PER_CYCLE[config.interval]
 
 
+def usage_cycle(cycle: Cycle, since: datetime) -> Cycle:
+    """The part of the schedule `cycle` a quota counts: the whole cycle, NOT clipped to a plan association (a
+    mid-cycle change keeps counting from where the cycle started), but never before `since`, where the account's
+    uninterrupted run of plans began (usage from before it had a plan never counts). check_entitlement counts it
+    (entitlements README) and a period's entitlement overage is based on it (invoices README)."""
+    return Cycle(max(cycle.start, since), cycle.end)
+
+
 def run_starts(spans: Sequence[tuple[str, datetime, datetime | None]]) -> list[datetime]:
     """For (key, start, end) spans ordered by start: where the unbroken run of same-key spans each belongs to
     began. A span continues the one before it when it has the same key and starts where that one ended, so a

@@ -8,7 +8,8 @@ limit on it).
 An entitlementOverageRateCard on a metered feature makes usage past the limit purchasable (Togai §7.2:
 "purchasable overage via entitlementOverageRateCards (maxQuantity)", GetFeatureCredits' overageLimit and
 usedOverage): the check then allows used + quantity <= limit + maxQuantity (no maxQuantity: no ceiling),
-exactly the units the invoice bills as overage (invoices.compose.overage_quantity).
+and usedOverage is the overage the cycle's invoices bill (invoices.compose.overage_quantity): each unit judged
+by the plan in effect when it was used (invoices README).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.entitlements.schemas import Entitlement
+from togai_engine.invoices.compose import cycle_overage
 from togai_engine.pricing.money import parse_decimal
 from togai_engine.wallets.plan_view import rate_cards
 
@@ -55,9 +57,12 @@ def plan_features(plan: Any) -> list[Feature]:
 
 
 def evaluate(
-    feature: Feature, *, used: Decimal | None, quantity: Decimal, cycle_start: datetime, cycle_end: datetime
+    feature: Feature, *, used: Decimal | None, quantity: Decimal, cycle_start: datetime, cycle_end: datetime,
+    used_overage: Decimal | None = None,
 ) -> Entitlement:
-    """Entitled when the feature is boolean, unlimited, or used + quantity <= limit (+ the overage allowed)."""
+    """Entitled when the feature is boolean, unlimited, or used + quantity <= limit (+ the overage allowed).
+    `used_overage`: the overage the cycle's invoices bill when a change cut the cycle (the parts before it judged
+    by their own plans' limits, service._cut_overage); None: the cycle's overage under this plan."""
     common = {"featureId": feature.feature_id, "displayName": feature.display_name,
               "usageMeterId": feature.usage_meter_id, "cycleStart": cycle_start, "resetsAt": cycle_end}
     if not feature.metered:
@@ -76,10 +81,19 @@ def evaluate(
             )
         ceiling = None if feature.overage_limit is None else feature.limit + feature.overage_limit
         entitled = ceiling is None or used + quantity <= ceiling
-        used_overage = max(used - feature.limit, Decimal(0))
+        if used_overage is None:
+            used_overage = feature_overage(feature, used)
         return Entitlement(
             **common, featureType="METERED", entitled=entitled, reason="ENTITLED" if entitled else "LIMIT_REACHED",
             limit=feature.limit, used=used, remaining=remaining, overage=True, overageLimit=feature.overage_limit,
-            usedOverage=used_overage if feature.overage_limit is None else min(used_overage, feature.overage_limit),
+            usedOverage=used_overage,
             overageRemaining=None if ceiling is None else max(ceiling - max(used, feature.limit), Decimal(0)),
         )
+
+
+def feature_overage(feature: Feature, used: Decimal) -> Decimal:
+    """The overage of a cycle with `used` counted, judged by the feature's limit and overage card, as invoices bill
+    it (0 without an overage card or a limit)."""
+    if feature.limit is None or not feature.overage:
+        return Decimal(0)
+    return cycle_overage(used, feature.limit, feature.overage_limit)

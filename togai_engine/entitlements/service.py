@@ -8,17 +8,18 @@ to a mid-cycle plan change (README). The account may be named by its id or an al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.current import coverage_start, usage_cycle_at
+from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.cycles import Cycle
-from togai_engine.entitlements.features import Feature, evaluate, plan_features
+from togai_engine.entitlements.features import Feature, evaluate, feature_overage, plan_features
 from togai_engine.entitlements.schemas import AccountEntitlements, Entitlement, EntitlementCheck
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.meters.usage import account_usage
@@ -26,6 +27,8 @@ from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets.plan_view import plan_id
+
+ZERO = Decimal(0)
 
 
 async def check_entitlement(
@@ -35,7 +38,8 @@ async def check_entitlement(
 
     Two round trips: the account with the plan association in effect (one statement), then the
     feature meter's definition with its usage (one statement, meters.usage.account_usage); plans are
-    immutable and cached, and the cycle is computed in Python.
+    immutable and cached, and the cycle is computed in Python. A cycle a change cut reads its usage up to each
+    cut too, for the overage its invoices bill (_cut_overage).
     """
     if quantity <= 0:
         raise InvalidInput("quantity", f"must be greater than 0; got {quantity}")
@@ -51,8 +55,9 @@ async def check_entitlement(
         return EntitlementCheck(**base, entitled=False, reason="FEATURE_NOT_IN_PLAN",
                                 cycleStart=cycle.start, resetsAt=cycle.end)
     usage = await _usage(found.conn, found.account_id, [feature], cycle.start, cycle.end)
+    billed = await _cut_overage(session, found, [feature], usage)
     result = evaluate(feature, used=usage.get(feature.usage_meter_id or ""), quantity=quantity,
-                      cycle_start=cycle.start, cycle_end=cycle.end)
+                      cycle_start=cycle.start, cycle_end=cycle.end, used_overage=billed.get(feature.feature_id))
     return EntitlementCheck(**result.model_dump(), accountId=found.account_id, quantity=quantity)
 
 
@@ -68,9 +73,10 @@ async def get_entitlements(session: AsyncSession, account: str, now: datetime) -
     plan, cycle = found.plan, found.cycle
     features = plan_features(plan)
     usage = await _usage(found.conn, found.account_id, features, cycle.start, cycle.end)
+    billed = await _cut_overage(session, found, features, usage)
     data: list[Entitlement] = [
         evaluate(f, used=usage.get(f.usage_meter_id or ""), quantity=Decimal(1), cycle_start=cycle.start,
-                 cycle_end=cycle.end)
+                 cycle_end=cycle.end, used_overage=billed.get(f.feature_id))
         for f in features
     ]
     return AccountEntitlements(accountId=found.account_id, pricePlanId=plan_id(plan), cycleStart=cycle.start,
@@ -84,6 +90,9 @@ class _Found:
     status: str
     plan: PricePlan | None
     cycle: Cycle | None
+    # the parts of the cycle before the association in effect, each (its association id, start, end), in order:
+    # a change cut the cycle there (empty when the association in effect began by the cycle's start)
+    earlier: tuple[tuple[int, datetime, datetime], ...] = ()
 
 
 async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -> _Found:
@@ -92,12 +101,13 @@ async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -
     of every association that began by `now` (to find where the account's uninterrupted plans began)."""
     conn = await raw_connection(session)
     row = await conn.fetchrow(
-        "SELECT a.id, a.status, p.price_plan_id, p.anchor, p.association_id, h.froms, h.untils "
+        "SELECT a.id, a.status, p.price_plan_id, p.anchor, p.association_id, h.ids, h.froms, h.untils "
         "FROM account_handles h0 JOIN accounts a ON a.id = h0.account_id "
         "LEFT JOIN LATERAL (SELECT price_plan_id, anchor, id AS association_id FROM plan_associations "
         "  WHERE account_id = a.id AND effective_from <= $2 AND (effective_until IS NULL OR $2 < effective_until) "
         "  ORDER BY effective_from LIMIT 1) AS p ON true "
-        "LEFT JOIN LATERAL (SELECT array_agg(effective_from ORDER BY effective_from) AS froms, "
+        "LEFT JOIN LATERAL (SELECT array_agg(id ORDER BY effective_from) AS ids, "
+        "  array_agg(effective_from ORDER BY effective_from) AS froms, "
         "  array_agg(effective_until ORDER BY effective_from) AS untils FROM plan_associations "
         "  WHERE account_id = a.id AND effective_from <= $2) AS h ON true "
         "WHERE h0.handle = $1",
@@ -108,9 +118,50 @@ async def _account_and_plan(session: AsyncSession, handle: str, now: datetime) -
     if row["price_plan_id"] is None:
         return _Found(conn, row["id"], row["status"], None, None)
     plan = (await plans_by_association(session, [row["association_id"]]))[row["association_id"]]
-    cycle = usage_cycle_at(plan, row["anchor"], coverage_start(list(zip(row["froms"], row["untils"], strict=True))),
-                           now)
-    return _Found(conn, row["id"], row["status"], plan, cycle)
+    spans = list(zip(row["ids"], row["froms"], row["untils"], strict=True))
+    cycle = usage_cycle_at(plan, row["anchor"], coverage_start([(begin, until) for _, begin, until in spans]), now)
+    cut = next(begin for association_id, begin, _ in spans if association_id == row["association_id"])
+    earlier = tuple((association_id, max(begin, cycle.start), until) for association_id, begin, until in spans
+                    if until is not None and cycle.start < until <= cut)
+    return _Found(conn, row["id"], row["status"], plan, cycle, earlier)
+
+
+async def _cut_overage(session: AsyncSession, found: _Found, features: Sequence[Feature],
+                       used: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Feature id -> the overage the cycle's invoices bill, for the overage features of a cycle a change cut (none
+    otherwise: the cycle's overage under the plan in effect is what they bill). Each part before the change bills
+    the overage its usage added to the cycle under its own plan (that plan's limit and maxQuantity, nothing without
+    an overage card for the feature), the part in effect what its usage adds under this plan (invoices README,
+    "Overage across a cut"). One usage read of the cycle up to each cut; plans are cached."""
+    charged = [f for f in features if f.overage and f.limit is not None and f.usage_meter_id]
+    if not found.earlier or not charged:
+        return {}
+    assert found.cycle is not None  # a plan is in effect
+    plans = await plans_by_association(session, [association_id for association_id, _, _ in found.earlier])
+    parts = [({f.feature_id: f for f in plan_features(plans[association_id])}, start, end)
+             for association_id, start, end in found.earlier]
+    meters = sorted({f.usage_meter_id for f in charged if f.usage_meter_id}
+                    | {f.usage_meter_id for by_id, _, _ in parts for f in by_id.values() if f.usage_meter_id})
+    so_far: dict[datetime, dict[str, Decimal]] = {found.cycle.start: {}}  # the cycle's usage up to each cut
+    for end in sorted({end for _, _, end in parts}):
+        so_far[end] = await account_usage(found.conn, found.account_id, meters, start=found.cycle.start, end=end)
+    billed: dict[str, Decimal] = {}
+    for feature in charged:
+        total = _added_overage(feature, so_far[parts[-1][2]], used)
+        for by_id, start, end in parts:
+            earlier = by_id.get(feature.feature_id)
+            if earlier is not None and earlier.metered:
+                total += _added_overage(earlier, so_far[start], so_far[end])
+        billed[feature.feature_id] = total
+    return billed
+
+
+def _added_overage(feature: Feature, before: Mapping[str, Decimal], through: Mapping[str, Decimal]) -> Decimal:
+    """The overage a part of the cycle adds under `feature`'s plan: invoices.compose.overage_quantity."""
+    meter = feature.usage_meter_id or ""
+    with localcontext(EXACT_QUANTITY_CONTEXT):
+        return max(feature_overage(feature, through.get(meter, ZERO)) - feature_overage(feature, before.get(meter, ZERO)),
+                   ZERO)
 
 
 async def _usage(

@@ -2,8 +2,9 @@
 
 Top-level lines are rounded once, half-up, to the currency's minor unit: one per usage rate card
 (its slab lines and any rate-config adjustment below it carry the exact values), one per license (seat) card,
-one per entitlement overage card (its feature meter's usage past featureCreditLimit, at most maxQuantity, priced
-like usage; the limit is not prorated in a partial period, see README), one per fixed fee and cycle it pays for
+one per entitlement overage card (the overage its feature meter's usage adds to the quota's cycle: usage past
+featureCreditLimit, at most maxQuantity, counted from the cycle's start as check_entitlement counts it, priced like
+usage; the limit is not prorated in a partial period, see README), one per fixed fee and cycle it pays for
 on this invoice (fixed_fees.py: type, recurrenceConfig, IN_ADVANCE; prorated by time when the card says so and
 the period is partial, or a plan change cut it), and the minimum-commitment true-up. Pricing rules run between
 the rate cards and the true-up (pricing_rules.py), adding lines or setting a card's line. The subtotal and
@@ -89,6 +90,17 @@ class ComposedInvoice:
     rule_logs: tuple[dict[str, Any], ...] = ()  # one entry per pricing rule, in order (pricing_rules.py)
 
 
+@dataclass(frozen=True)
+class CycleUsage:
+    """Per meter, the usage of the quota's cycle (cycles.usage_cycle, what check_entitlement counts) before a period
+    and through its end, read from the cycle's start: the base of the period's entitlement overage (README). A
+    period that starts its quota's cycle has none: nothing before it, its own usage through its end."""
+
+    start: datetime  # the quota's cycle start, before the period's
+    before: Mapping[str, Decimal]
+    through: Mapping[str, Decimal]
+
+
 def _text(value: Decimal) -> str:
     """A decimal as plain digits (no exponent), for descriptions."""
     text = format(value, "f")
@@ -107,6 +119,7 @@ def compose_invoice(
     cycle_index: int = 0,
     fees: FeeSchedule | None = None,
     opening_fees: bool = False,
+    cycle_usage: CycleUsage | None = None,
 ) -> ComposedInvoice:
     """The invoice of `period` (a clipped part of `full_cycle` or the whole of it) under `plan`.
 
@@ -121,6 +134,9 @@ def compose_invoice(
     (its own fees once, a ONE_TIME fee in cycle 0 only).
     `opening_fees`: the invoice also carries the first period's in-advance fees, which otherwise are on the
     association's advance invoice (compose_opening_invoice): only invoices opened before migration 0021 do.
+    `cycle_usage`: the quota's cycle usage before the period and through its end, when the period does not start
+    that cycle (a plan change, a new deal or a version moved IMMEDIATE cut it): its overage cards bill only the
+    overage its usage adds to the cycle's.
     """
     _check_currency(plan, currency)
     partial = period != full_cycle
@@ -136,7 +152,8 @@ def compose_invoice(
     for overage in plan.overage_pricing:
         usage_of_meter = quantities.get(overage.usage_meter_id, ZERO)
         billed.setdefault(overage.usage_meter_id, usage_of_meter)
-        lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None))
+        lines.append(overage_line(overage, currency, period, usage_of_meter, full_cycle if partial else None,
+                                  cycle_usage=cycle_usage))
     lines += _fee_lines(plan, currency, period, full_cycle, cut_by_change, fees,
                         "BOTH" if opening_fees else "PERIOD", quoted_cycle=cycle_index if fees is None else 0)
     rule_logs: tuple[dict[str, Any], ...] = ()
@@ -351,30 +368,49 @@ def _span_line(seats: UsagePricing, span: SpanCharge, currency: str) -> Composed
         details={"share": str(span.share), "cycleAmount": str(cycle_amount)})
 
 
-def overage_quantity(overage: OveragePricing, usage: Decimal) -> Decimal:
-    """The units billed as overage: usage past the feature's limit, at most maxQuantity (0 below the limit)."""
-    over = max(EXACT_QUANTITY_CONTEXT.subtract(usage, overage.limit), ZERO)
-    return over if overage.max_quantity is None else min(over, overage.max_quantity)
+def overage_quantity(overage: OveragePricing, through: Decimal, before: Decimal = ZERO) -> Decimal:
+    """The units billed as overage for the usage that took the quota's cycle from `before` to `through`:
+    cycle_overage(through) - cycle_overage(before), never below 0 (usage corrections that lower the cycle's usage
+    credit nothing, as a net-negative usage line charges 0). For a period that starts its cycle (`before` 0):
+    usage past the feature's limit, at most maxQuantity."""
+    return max(EXACT_QUANTITY_CONTEXT.subtract(cycle_overage(through, overage.limit, overage.max_quantity),
+                                               cycle_overage(before, overage.limit, overage.max_quantity)), ZERO)
+
+
+def cycle_overage(usage: Decimal, limit: Decimal, max_quantity: Decimal | None) -> Decimal:
+    """The overage of a quota's cycle with `usage` counted so far, judged by a limit and maxQuantity (None: no
+    ceiling): usage past the limit, at most maxQuantity, 0 below the limit."""
+    over = max(EXACT_QUANTITY_CONTEXT.subtract(usage, limit), ZERO)
+    return over if max_quantity is None else min(over, max_quantity)
 
 
 def overage_line(overage: OveragePricing, currency: str, period: Cycle, usage: Decimal,
-                 full_cycle: Cycle | None = None) -> ComposedLine:
-    """The overage card's line for `period`, `usage` being the feature meter's usage in the period. The limit
-    and maxQuantity hold for every period whole, as check_entitlement allows them (README); a minimumRate
-    counts by time share as on usage cards."""
-    quantity = overage_quantity(overage, usage)
+                 full_cycle: Cycle | None = None, *, cycle_usage: CycleUsage | None = None) -> ComposedLine:
+    """The overage card's line for `period`, `usage` being the feature meter's usage in the period and
+    `cycle_usage` the quota's cycle usage around it (None: the period starts that cycle). The limit and maxQuantity
+    hold for the cycle whole, as check_entitlement allows them (README); a minimumRate counts by time share as on
+    usage cards."""
+    meter = overage.usage_meter_id
+    before = cycle_usage.before.get(meter, ZERO) if cycle_usage is not None else ZERO
+    through = cycle_usage.through.get(meter, ZERO) if cycle_usage is not None else usage
+    quantity = overage_quantity(overage, through, before)
     line = usage_line(overage, currency, period, quantity, full_cycle)
     card = overage.card
     capped = (overage.max_quantity is not None
-              and EXACT_QUANTITY_CONTEXT.subtract(usage, overage.limit) > overage.max_quantity)
+              and EXACT_QUANTITY_CONTEXT.subtract(through, overage.limit) > overage.max_quantity)
     description = (f"{card.displayName or card.name}: {_text(quantity)} units over the limit of "
                    f"{_text(overage.limit)} (usage {_text(usage)}"
+                   + (f"; the cycle's since {_day(cycle_usage.start)}: {_text(before)} before this period, "
+                      f"{_text(through)} through it" if cycle_usage is not None else "")
                    + (f", capped at maxQuantity {_text(overage.max_quantity)})" if capped else ")"))
     return replace(line, line_type=OVERAGE_LINE, description=description,
                    details={**(line.details or {}), "featureId": card.featureId, "usage": str(usage),
                             "featureCreditLimit": str(overage.limit),
                             "maxQuantity": None if overage.max_quantity is None else str(overage.max_quantity),
-                            "capped": capped})
+                            "capped": capped,
+                            # what the overage was based on, for late usage and REVENUE to read it back
+                            "cycleStart": (cycle_usage.start if cycle_usage is not None else period.start).isoformat(),
+                            "cycleUsageBefore": str(before), "cycleUsage": str(through)})
 
 
 def _slab_lines(charge: RateCardCharge, usage: UsagePricing, *,

@@ -24,7 +24,7 @@ from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import ComposedInvoice, with_late_usage
 from togai_engine.invoices.late_usage import LateLines, late_usage_lines, next_drafts, pending_late_usage, reason_of
 from togai_engine.invoices.models import InvoiceRow
-from togai_engine.invoices.periods import compose_period, plan_meters
+from togai_engine.invoices.periods import compose_period, period_windows
 from togai_engine.licenses.service import seats_by_window
 from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
@@ -53,8 +53,8 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
         associations[association.account_id].append(association)
     # a DRAFT whose plan cannot be resolved (plans[...] raises why, below, inside its guard) needs no quantities
     quantities = await quantities_by_window(session, [
-        (r.account_id, r.period_start, r.period_end, plan_meters(plans[r.association_id])) for r in drafts
-        if r.association_id in plans])
+        wanted for r in drafts if r.association_id in plans
+        for wanted in period_windows(r, plans[r.association_id], associations[r.account_id])])
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in drafts])
     late = await _late_lines(session, drafts)
     result: dict[str, Draft] = {}

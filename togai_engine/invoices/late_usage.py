@@ -32,9 +32,9 @@ from togai_engine.errors import EngineError
 from togai_engine.invoices.compose import LATE_USAGE_LINE, OVERAGE_LINE, USAGE_LINE, ComposedInvoice, ComposedLine
 from togai_engine.invoices.display import invoice_number
 from togai_engine.invoices.models import InvoiceLineRow, InvoiceRow, LateUsageEventRow
-from togai_engine.invoices.periods import compose_period, plan_meters
+from togai_engine.invoices.periods import compose_period, period_windows, row_quota_windows
 from togai_engine.licenses.service import seats_by_window
-from togai_engine.meters.usage import quantities_by_window
+from togai_engine.meters.usage import Window, quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.pricing.money import round_money
@@ -184,9 +184,9 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
     for association in await session.scalars(
             select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(waiting)))):
         associations[association.account_id].append(association)
-    quantities = await quantities_by_window(session, [
-        (row.account_id, row.period_start, row.period_end, plan_meters(plans[row.association_id]))
-        for row in sources.values() if row.association_id in plans])  # else plans[...] raises below, per account
+    quantities = await quantities_by_window(session, [  # a plan not in `plans` raises below, per account
+        wanted for row in sources.values() if row.association_id in plans
+        for wanted in period_windows(row, plans[row.association_id], associations[row.account_id])])
     # The same seats on both sides: only usage moves what a late-usage line bills.
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in sources.values()])
     for account_id, items in waiting.items():
@@ -195,14 +195,23 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
             for item in items:
                 source = sources[item.source_id]
                 plan = plans[source.association_id]
-                recomposed = compose_period(source, plan, associations[account_id], quantities, seats=seats)
+                billed = on_invoice.get(source.id, _Billed())
+                # an invoice closed before overage counted its quota's cycle is recomposed as it was billed
+                cycle_overage = not billed.period_overage
+                recomposed = compose_period(source, plan, associations[account_id], quantities, seats=seats,
+                                            cycle_overage=cycle_overage)
                 # What the invoice charged for its own usage, recomposed the same way from the quantities it
-                # billed: only usage moves the difference, never a later change of the association or the code.
+                # billed (its overage from the quota's cycle usage it was based on): only usage moves the
+                # difference, never a later change of the association or the code.
                 window = (source.account_id, source.period_start, source.period_end)
-                invoiced = compose_period(source, plan, associations[account_id],
-                                          {window: on_invoice.get(source.id, {})}, seats=seats)
+                as_billed: dict[Window, Mapping[str, Decimal]] = {window: billed.usage}
+                quota = row_quota_windows(source, plan, associations[account_id])
+                if quota is not None:
+                    as_billed |= {quota[0]: billed.cycle_before, quota[1]: billed.cycle_through}
+                invoiced = compose_period(source, plan, associations[account_id], as_billed, seats=seats,
+                                          cycle_overage=cycle_overage)
                 lines.append(_line(source, item, recomposed, invoiced.total, settled[source.id],
-                                   on_invoice.get(source.id, {}), currencies[account_id]))
+                                   billed.usage, currencies[account_id]))
         except Exception as exc:  # one account's bad data must not fail the others' invoices
             result.problems[account_id] = exc
             continue
@@ -322,20 +331,37 @@ async def _late_lines_on(session: AsyncSession,
             InvoiceLineRow.line_type == LATE_USAGE_LINE, InvoiceLineRow.parent_position.is_(None)))).tuples())
 
 
-async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, dict[str, Decimal]]:
-    """Invoice id -> meter -> the usage it billed: a usage line's quantity, or an overage line's `usage` (its
-    quantity is only the part past the limit) for a meter no usage card prices."""
+@dataclass
+class _Billed:
+    """What an invoice billed its usage on."""
+
+    usage: dict[str, Decimal] = field(default_factory=dict)  # meter -> the period's usage it billed
+    cycle_before: dict[str, Decimal] = field(default_factory=dict)  # an overage meter -> its quota cycle's usage
+    cycle_through: dict[str, Decimal] = field(default_factory=dict)  # before the period, and through its end
+    period_overage: bool = False  # an overage line billed the period's usage alone (closed before cycleUsage)
+
+
+async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> dict[str, _Billed]:
+    """Invoice id -> what it billed: per meter, a usage line's quantity, or an overage line's `usage` (its quantity
+    is only the part past the limit) for a meter no usage card prices; and the quota cycle's usage its overage lines
+    were based on."""
     rows = await session.execute(
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.usage_meter_id,
                InvoiceLineRow.quantity, InvoiceLineRow.details).where(
             InvoiceLineRow.invoice_id.in_(source_ids), InvoiceLineRow.line_type.in_((USAGE_LINE, OVERAGE_LINE)),
             InvoiceLineRow.parent_position.is_(None)))
-    found: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    found: dict[str, _Billed] = defaultdict(_Billed)
     for invoice_id, line_type, meter_id, quantity, details in rows.tuples():
+        billed = found[invoice_id]
         if line_type == USAGE_LINE:
-            found[invoice_id][meter_id] = quantity
+            billed.usage[meter_id] = quantity
+            continue
+        billed.usage.setdefault(meter_id, Decimal(details["usage"]))
+        if "cycleUsage" in details:
+            billed.cycle_before[meter_id] = Decimal(details["cycleUsageBefore"])
+            billed.cycle_through[meter_id] = Decimal(details["cycleUsage"])
         else:
-            found[invoice_id].setdefault(meter_id, Decimal(details["usage"]))
+            billed.period_overage = True
     return found
 
 

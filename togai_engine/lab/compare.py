@@ -2,8 +2,9 @@
 
 Every amount comes from `compose_invoice`, the function that composes real invoices, applied to the
 account's real period (`BillingPeriod.period` and the `full_cycle` it is prorated against) and the
-quantities billing reads for that period. So pricing the account's own plan gives its invoice: a stored
-candidate that is the period's own plan version is priced with the account's rateCardOverrides, if any.
+quantities billing reads for that period (with its quota cycle's usage around it, the base of its overage). So
+pricing the account's own plan gives its invoice: a stored candidate that is the period's own plan version is
+priced with the account's rateCardOverrides, if any.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fractions import Fraction
 from togai_engine.billing.schedule import BillingPeriod
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.cycles.cycles import cycle_containing
-from togai_engine.invoices.compose import compose_invoice, compose_opening_invoice
+from togai_engine.invoices.compose import CycleUsage, compose_invoice, compose_opening_invoice
 from togai_engine.lab.candidates import Candidate, priced_for
 from togai_engine.lab.schemas import (
     AccountComparison,
@@ -56,14 +57,18 @@ class AccountUsage:
     invoices: Mapping[datetime, InvoiceFact]  # by period start
     quantities: Mapping[datetime, Quantities]  # by period start
     seats: Mapping[datetime, Seats] = field(default_factory=dict)  # by period start: the account's seat spans
+    # by period start: the quota's cycle usage around the period, which its overage is based on (absent: none)
+    cycle_usage: Mapping[datetime, CycleUsage | None] = field(default_factory=dict)
 
 
 def price(plan: PricePlan, currency: str, bp: BillingPeriod, quantities: Quantities,
-          seats: Seats | None = None) -> Decimal:
+          seats: Seats | None = None, cycle_usage: CycleUsage | None = None) -> Decimal:
     """What `plan` invoices (totals, before credits) for the account's period `bp`, its seats included: the
-    period's invoice, and for an association's first period the advance invoice of its in-advance fees."""
+    period's invoice, and for an association's first period the advance invoice of its in-advance fees.
+    `cycle_usage`: the quota's cycle usage around the period (its overage cards' base, as billing reads it)."""
     total = compose_invoice(plan, currency, bp.period, bp.full_cycle, quantities, cut_by_change=bp.cut_by_change,
-                            licenses=seats or {}, cycle_index=bp.cycle_index_for(plan), fees=bp.fees).total
+                            licenses=seats or {}, cycle_index=bp.cycle_index_for(plan), fees=bp.fees,
+                            cycle_usage=cycle_usage).total
     if bp.opens_association:
         assert bp.fees is not None
         opening = compose_opening_invoice(plan, currency, bp.period, bp.full_cycle, cut_by_change=bp.cut_by_change,
@@ -94,12 +99,13 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
     for bp in account.periods:
         quantities = account.quantities.get(bp.period.start, {})
         seats = account.seats.get(bp.period.start, {})
+        around = account.cycle_usage.get(bp.period.start)
         invoice = account.invoices.get(bp.period.start)
         if invoice is not None:
             currency, status, invoice_id, actual = invoice.currency, invoice.status, invoice.id, invoice.total
         else:  # not invoiced yet: what its DRAFT says now
             currency, status, invoice_id = account.currency, "DRAFT", None
-            actual = price(bp.plan, currency, bp, quantities, seats)
+            actual = price(bp.plan, currency, bp, quantities, seats, around)
         actual = round_money(actual, currency)
         amounts: list[CandidateAmount] = []
         for candidate in candidates:
@@ -113,7 +119,7 @@ def compare_account(account: AccountUsage, candidates: Sequence[Candidate]) -> A
             if refused is not None:
                 unsupported[(candidate.index, currency, "pricingCycleConfig")] = refused
                 continue
-            amount = price(plan, currency, bp, quantities, seats)
+            amount = price(plan, currency, bp, quantities, seats, around)
             amounts.append(CandidateAmount(candidate=candidate.index, amount=amount,
                                            difference=EXACT_MONEY_CONTEXT.subtract(amount, actual)))
         cycles.append(CycleComparison(

@@ -30,8 +30,10 @@ from togai_engine.common.validation import utc_instant
 from togai_engine.customers.service import get_row as get_customer_row
 from togai_engine.errors import Conflict, EngineError, InvalidInput
 from togai_engine.invoices.change_credits import change_credited
+from togai_engine.invoices.compose import CycleUsage
 from togai_engine.invoices.late_usage import late_adjustments
 from togai_engine.invoices.models import ADVANCED, InvoiceRow
+from togai_engine.invoices.periods import cycle_usage
 from togai_engine.lab.candidates import (
     Candidate,
     parse_inline,
@@ -231,7 +233,7 @@ async def simulate_price_plans(
         await progress(0, len(to_price), f"pricing {len(to_price)} account(s) under {len(chosen)} candidate(s)")
     for first in range(0, len(to_price), SIMULATION_STEP_ACCOUNTS):
         step = dict(to_price[first:first + SIMULATION_STEP_ACCOUNTS])
-        quantities = await _quantities(session, usage, step, meter_ids)
+        quantities, around = await _quantities(session, usage, step, meter_ids)
         seats = await _seats(session, step)
         invoices = await _invoices(session, step)
         for account_id, periods in step.items():
@@ -239,7 +241,7 @@ async def simulate_price_plans(
             account = AccountUsage(
                 account_id=account_id, customer_id=state.customer_id, currency=state.currency, periods=periods,
                 invoices=invoices.get(account_id, {}), quantities=quantities.get(account_id, {}),
-                seats=seats.get(account_id, {}))
+                seats=seats.get(account_id, {}), cycle_usage=around.get(account_id, {}))
             try:
                 compared.append(compare_account(account, chosen))
             except EngineError as exc:  # e.g. its own plan no longer prices its currency: it cannot be billed either
@@ -317,13 +319,23 @@ def _periods_in_range(
 
 async def _quantities(
     session: AsyncSession, usage: QuantitySource, selected: Mapping[str, Sequence[BillingPeriod]], meter_ids: set[str]
-) -> dict[str, dict[datetime, dict[str, Decimal]]]:
-    """account -> period start -> {meter: quantity}: the account's own plan's meters and the candidates'."""
-    found = await quantities_by_window(session, [
-        (account_id, bp.period.start, bp.period.end,
-         meter_ids | set(bp.plan.billed_meter_ids))
-        for account_id, periods in selected.items() for bp in periods], source=usage)
-    return _by_account(found)
+) -> tuple[dict[str, dict[datetime, dict[str, Decimal]]], dict[str, dict[datetime, CycleUsage | None]]]:
+    """account -> period start -> {meter: quantity}: the account's own plan's meters and the candidates'; and
+    account -> period start -> the quota's cycle usage around the period (its overage's base, as billing reads it)."""
+    wanted = []
+    for account_id, periods in selected.items():
+        for bp in periods:
+            meters = sorted(meter_ids | set(bp.plan.billed_meter_ids))
+            wanted.append((account_id, bp.period.start, bp.period.end, meters))
+            wanted += [(a, start, end, meters) for a, start, end in bp.quota_windows or ()]
+    found = await quantities_by_window(session, wanted, source=usage)
+    around: dict[str, dict[datetime, CycleUsage | None]] = defaultdict(dict)
+    for account_id, periods in selected.items():
+        for bp in periods:
+            around[account_id][bp.period.start] = cycle_usage(found, bp.quota_windows)
+    # the quota windows start where an earlier period may: only the periods' own windows are keyed by their start
+    own = {(a, bp.period.start, bp.period.end) for a, periods in selected.items() for bp in periods}
+    return _by_account({window: value for window, value in found.items() if window in own}), around
 
 
 async def _seats(

@@ -3,10 +3,12 @@ exactly.
 
 For an invoice period P, let R(t) be what its invoice has charged by instant t, with R(P.start) = 0:
 - each usage rate card: its amount (rounded, as invoiced) for the usage in [P.start, t);
-- each entitlement overage card: its amount (rounded, as invoiced) for the overage of the usage of its feature's
-  meter in [P.start, t): max(0, usage - featureCreditLimit), at most maxQuantity, priced as `overage_line` does
-  (overage is billed as usage, so it accrues as usage does: nothing until the usage passes the limit, but a
-  minimumRate, from the first instant as on a usage card);
+- each entitlement overage card: its amount (rounded, as invoiced) for the overage the usage of its feature's
+  meter in [P.start, t) adds to the quota's cycle, priced as `overage_line` does: max(0, usage - featureCreditLimit),
+  at most maxQuantity, for a period that starts its cycle; for one a change cut from its cycle's start S (the
+  line's cycleStart), overage(usage of [S, t)) - overage(usage of [S, P.start)) (overage is billed as usage, so it
+  accrues as usage does: nothing until the cycle's usage passes the limit, but a minimumRate, from the first
+  instant as on a usage card);
 - each IN_ADVANCE fixed fee line: its amount (prorated as invoiced) from the first instant, t > P.start
   (that includes the fee of the next cycle, which this invoice carries: revenue as invoiced);
 - each IN_ARREARS fixed fee, each license (seat) card, the minimum-commitment true-up, a pricing rule's line and a
@@ -81,6 +83,7 @@ class _Line:
     value: Decimal  # rounded, as on the invoice
     in_advance: bool  # an IN_ADVANCE fixed fee: charged from the period's first instant
     meter_id: str | None = None  # the meter a usage or overage line is priced on
+    cycle_start: datetime | None = None  # an overage line's quota cycle start (absent on lines billed before it)
 
 
 async def revenue_series(
@@ -105,6 +108,13 @@ async def revenue_series(
     stored = await _stored_lines(session, [r.id for r in rows if r.status != "DRAFT"])
     drafts = await compute_drafts(session, rows)  # composed exactly as get_invoice shows them
 
+    finals: dict[str, list[_Line]] = {}  # the lines each invoice comes to (absent: a DRAFT that cannot be computed)
+    for row in rows:
+        if row.status != "DRAFT":
+            finals[row.id] = stored.get(row.id, [])
+        elif (composed := drafts[row.id].composed) is not None:
+            finals[row.id] = [_line(line.line_type, line.rate_card_name, line.value, line.details,
+                                    line.usage_meter_id) for line in composed.lines]
     # Cut each period at the bucket boundaries inside it (and at the query range).
     cuts: dict[str, list[datetime]] = {}
     wanted: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
@@ -117,12 +127,19 @@ async def revenue_series(
         # the usage of every meter a card accrues on: usage cards' meters and overage cards' features' meters
         plan = plans.get(row.association_id)  # None: it cannot be resolved (below)
         accrued_meters = {card.meter_id for card in _metered_cards(plan, meters)} if plan is not None else set()
+        from_cycle = _cycle_starts(row, finals.get(row.id, []))
         for point in points:
             # At the period's end the amounts are the invoice's own lines (stored, or the DRAFT's composition).
             if row.period_start < point < row.period_end and accrued_meters:
                 accounts_in, meters_in = wanted[(row.period_start, point)]
                 accounts_in.add(row.account_id)
                 meters_in.update(accrued_meters)
+                # an overage line based on its quota's cycle: that cycle's usage before the period and up to point
+                for cycle_start, meter_id in from_cycle.values():
+                    for upper in (row.period_start, point):
+                        accounts_in, meters_in = wanted[(cycle_start, upper)]
+                        accounts_in.add(row.account_id)
+                        meters_in.add(meter_id)
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]] = {}
     for (lower, upper), (accounts_in, meters_in) in wanted.items():
         quantities[(lower, upper)] = await meter_quantities(
@@ -137,14 +154,9 @@ async def revenue_series(
             if meters is None:
                 placed.add_lines(row, stored.get(row.id, []))
             continue
-        if row.status == "DRAFT":
-            composed = drafts[row.id].composed
-            if composed is None:
-                continue  # it cannot be computed (its invoice says why): no revenue, and no other account fails
-            final = [_line(line.line_type, line.rate_card_name, line.value, line.details, line.usage_meter_id)
-                     for line in composed.lines]
-        else:
-            final = stored.get(row.id, [])
+        if row.id not in finals:
+            continue  # a DRAFT that cannot be computed (its invoice says why): no revenue, no other account fails
+        final = finals[row.id]
         plan = plans.get(row.association_id)
         if plan is None:
             # A frozen invoice whose plan can no longer be resolved (its account's stored deal no longer validates;
@@ -160,7 +172,8 @@ async def revenue_series(
         accrual = _Accrual(row, period, full_cycle if full_cycle != period else None,
                            {(line.line_type, line.rate_card_name): line.value for line in final
                             if line.line_type in ACCRUED_LINES},
-                           row.id in reopened, quantities)
+                           row.id in reopened, quantities,
+                           {name: start for name, (start, _) in _cycle_starts(row, final).items()})
         for card in _metered_cards(plan, meters):
             placed.add_accrued(placed.group(row, card.meter_id), cuts[row.id],
                                _accrued_or_at_end(accrual, card, cuts[row.id]))
@@ -185,11 +198,17 @@ class _Accrual:
     invoiced: dict[tuple[str, str], Decimal]  # (line type, card name) -> the value of its line on the invoice
     capped: bool  # late events reopened the period: never more than its invoice charged
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]]  # [start, t) -> (account, meter)
+    cycle_starts: dict[str, datetime]  # overage card name -> its quota cycle's start before the period (_cycle_starts)
 
     def line_value(self, card: UsagePricing) -> Decimal:
         """The value of the card's line on the invoice (0 when it has none)."""
         line_type = OVERAGE_LINE if isinstance(card, OveragePricing) else USAGE_LINE
         return self.invoiced.get((line_type, card.card.name or ""), ZERO)
+
+    def _usage(self, start: datetime, end: datetime, meter_id: str) -> Decimal:
+        if start == end:
+            return ZERO
+        return self.quantities[(start, end)].get((self.row.account_id, meter_id), ZERO)
 
     def amount(self, card: UsagePricing, point: datetime) -> Decimal:
         invoiced = self.line_value(card)
@@ -197,11 +216,26 @@ class _Accrual:
             return ZERO
         if point == self.period.end:
             return invoiced
-        usage = self.quantities[(self.period.start, point)].get((self.row.account_id, card.meter_id), ZERO)
-        # an overage card prices the usage past its feature's limit so far, exactly as overage_line does
-        quantity = overage_quantity(card, usage) if isinstance(card, OveragePricing) else usage
+        usage = self._usage(self.period.start, point, card.meter_id)
+        # an overage card prices the overage its usage so far adds to the quota's cycle, exactly as overage_line does
+        if isinstance(card, OveragePricing):
+            cycle_start = self.cycle_starts.get(card.card.name or "")
+            quantity = overage_quantity(card, usage) if cycle_start is None else overage_quantity(
+                card, self._usage(cycle_start, point, card.meter_id),
+                self._usage(cycle_start, self.period.start, card.meter_id))
+        else:
+            quantity = usage
         charged = usage_charge(card, self.row.currency, self.period, quantity, self.full_cycle).amount
         return min(charged, invoiced) if self.capped else charged
+
+
+def _cycle_starts(row: InvoiceRow, lines: list[_Line]) -> dict[str, tuple[datetime, str]]:
+    """Overage card name -> (its quota cycle's start, its meter) for the overage lines of `lines` based on a cycle
+    that started before the row's period (a change cut it); lines billed before overage counted the cycle have
+    none: their period's usage alone, as they were billed."""
+    return {line.rate_card_name: (line.cycle_start, line.meter_id) for line in lines
+            if line.line_type == OVERAGE_LINE and line.cycle_start is not None and line.meter_id is not None
+            and line.cycle_start < row.period_start}
 
 
 def _accrued_or_at_end(accrual: _Accrual, card: UsagePricing, points: list[datetime]) -> Callable[[datetime], Decimal]:
@@ -294,10 +328,12 @@ def _in_minor_unit(amount: Decimal, currency: str | None) -> Decimal:
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None,
           meter_id: str | None) -> _Line:
     # a pricing rule's line (PRICING_RULE_AMOUNT, at the period's end like the true-up) is named by its rule
+    cycle_start = (details or {}).get("cycleStart") if line_type == OVERAGE_LINE else None
     return _Line(line_type, rate_card_name or (details or {}).get("pricingRule", ""), value,
                  # paid ahead: in-advance fees, and PREPAID credits sold (a credit-grant card's line)
                  line_type in (FIXED_FEE_LINE, CREDIT_GRANT_LINE)
-                 and (details or {}).get("invoiceTiming") in ("IN_ADVANCE", "PREPAID"), meter_id)
+                 and (details or {}).get("invoiceTiming") in ("IN_ADVANCE", "PREPAID"), meter_id,
+                 None if cycle_start is None else datetime.fromisoformat(cycle_start))
 
 
 async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, datetime]:

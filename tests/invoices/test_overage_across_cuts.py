@@ -1,0 +1,212 @@
+"""Entitlement overage of a cycle cut in two (a version moved IMMEDIATE, a plan change): the invoices bill what
+check_entitlement counted over the whole cycle, not a second allowance per period.
+
+Plans here are monthly on the 1st, no grace, no fee: feature `tokens_quota` counts the `tokens` meter with a
+limit per cycle, and an overage card prices each unit past it (PER_UNIT), at most maxQuantity 50 per cycle.
+Every account starts on 1 January 2026; the cut is on 16 January, so January has two periods:
+[1 Jan, 16 Jan) and [16 Jan, 1 Feb). A period's overage is f(cycle usage through its end) - f(cycle usage
+before it), f(u) = min(max(0, u - limit), maxQuantity) with the period's plan's limit (invoices README).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from helpers import at, call, iso, tokens_meter
+
+FEATURE = "tokens_quota"
+JAN, CUT, FEB = iso(2026, 1, 1), iso(2026, 1, 16), iso(2026, 2, 1)
+
+
+def _cards(meter: str, limit: str, rate: str) -> dict[str, Any]:
+    return {
+        "billingEntitlementRateCards": [{"featureId": FEATURE, "usageMeterId": meter,
+                                         "featureConfigs": [{"featureCreditLimit": limit}]}],
+        "entitlementOverageRateCards": [{
+            "name": "overage", "featureId": FEATURE, "maxQuantity": "50",
+            "ratePlan": {"pricingModel": "TIERED", "slabs": [{"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]},
+            "rateValues": [{"currency": "USD", "slabRates": [{"order": 1, "rate": rate}]}]}],
+    }
+
+
+async def _plan(client: Any, name: str, meter: str, limit: str, rate: str) -> str:
+    plan = await call(client, "create_price_plan", name=name, pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}, rateCards=_cards(meter, limit, rate))
+    return str(plan["id"])
+
+
+async def _account(client: Any, account: str, plan_id: str) -> None:
+    await call(client, "create_customer", id=f"cust_{account}", name=account, account={
+        "id": account, "name": account, "pricePlanId": plan_id, "effectiveFrom": JAN})
+
+
+async def _tokens(client: Any, account: str, event_id: str, when: str, tokens: str) -> None:
+    await call(client, "ingest_event", event={"id": event_id, "schemaName": "llm", "timestamp": when,
+                                              "accountId": account, "attributes": {"tokens": tokens}})
+
+
+async def _check(client: Any, account: str) -> tuple[str, str, str | None, str | None]:
+    """(used, limit, usedOverage, overageRemaining) of the feature now."""
+    r = await call(client, "check_entitlement", accountId=account, featureId=FEATURE, quantity="1")
+    return r["used"], r["limit"], r["usedOverage"], r["overageRemaining"]
+
+
+async def _january(client: Any, account: str) -> list[tuple[str, str, Decimal, str, bool]]:
+    """(period start, status, overage quantity, overage value, capped) of January's two invoices, in order."""
+    page = await call(client, "list_invoices", accountId=account, pageSize=100)
+    found = []
+    for summary in sorted(page["data"], key=lambda i: i["startDate"]):
+        if summary["startDate"] >= FEB:
+            continue
+        invoice = await call(client, "get_invoice", invoiceId=summary["id"])
+        [line] = [li for li in invoice["lineItems"] if li["type"] == "ENTITLEMENT_OVERAGE_AMOUNT"]
+        assert invoice["totalAmount"] == line["value"]  # the overage is each invoice's only charge
+        found.append((summary["startDate"], invoice["status"], Decimal(line["quantity"]), line["value"],
+                      line["details"]["capped"]))
+    return found
+
+
+async def _lab_and_revenue_agree(client: Any, account: str, plan_ids: list[str], totals: list[str],
+                                 days: dict[int, str]) -> None:
+    """The lab prices each January period's own plan as invoiced, and REVENUE over January is their sum, accrued
+    on the `days` of January the usage passed the limit (the others 0.00)."""
+    result = await call(client, "simulate_price_plan", candidates=plan_ids, accountIds=[account],
+                        startTime=JAN, endTime=FEB)
+    [priced] = result["accounts"]
+    assert [c["actual"] for c in priced["cycles"]] == totals
+    for cycle in priced["cycles"]:  # the candidate that is the period's own plan reproduces its invoice
+        own = plan_ids.index(cycle["pricePlanId"])
+        assert cycle["candidates"][own]["amount"] == cycle["actual"]
+    revenue = await call(client, "get_metrics", startTime=JAN, endTime=FEB, metricQueries=[{
+        "id": "r", "name": "REVENUE", "aggregationPeriod": "MONTH",
+        "filters": [{"fieldName": "ACCOUNT_ID", "fieldValues": [account]}]}])
+    assert Decimal(revenue["results"][0]["data"][0]["metricValues"][0]) == sum(Decimal(t) for t in totals)
+    daily = await call(client, "get_metrics", startTime=JAN, endTime=FEB, metricQueries=[{
+        "id": "r", "name": "REVENUE", "aggregationPeriod": "DAY",
+        "filters": [{"fieldName": "ACCOUNT_ID", "fieldValues": [account]}]}])
+    [series] = daily["results"][0]["data"]
+    assert {day + 1: value for day, value in enumerate(series["metricValues"]) if Decimal(value)} == days
+
+
+async def test_a_version_moved_immediate_grants_no_second_allowance(client, clock) -> None:
+    meter = await tokens_meter(client)
+    plan_id = await _plan(client, "Quota", meter, "100", "1.00")
+    await _account(client, "acme", plan_id)
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "before", iso(2026, 1, 5), "90")
+    clock.set(at(2026, 1, 16))
+    # version 2 changes nothing but the rate: the same limit 100 and maxQuantity 50
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=_cards(meter, "100", "2.00"))
+    await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "acme", "after", iso(2026, 1, 20), "50")
+    # the check counts the cycle: 90 + 50 = 140 used, 140 - 100 = 40 overage, 50 - 40 = 10 left
+    assert await _check(client, "acme") == ("140", "100", "40", "10")
+    clock.set(at(2026, 2, 1))
+    assert await _january(client, "acme") == [
+        # v1: f(90) - f(0) = 0 - 0 = 0
+        (JAN, "DUE", Decimal(0), "0.00", False),
+        # v2: f(90 + 50) - f(90) = 40 - 0 = 40 units × 2.00 = 80.00 (each period alone would bill 0: 50 < 100)
+        (CUT, "DUE", Decimal(40), "80.00", False),
+    ]
+    await _lab_and_revenue_agree(client, "acme", [plan_id], ["0.00", "80.00"], {20: "80.00"})
+
+
+async def test_a_change_between_plans_with_the_same_limit_bills_the_cycle_once(client, clock) -> None:
+    meter = await tokens_meter(client)
+    plan_a = await _plan(client, "A", meter, "100", "1.00")
+    plan_b = await _plan(client, "B", meter, "100", "2.00")
+    await _account(client, "acme", plan_a)
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
+    # on A: 120 - 100 = 20 overage
+    assert await _check(client, "acme") == ("120", "100", "20", "30")
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_b, effectiveFrom=CUT)
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "50")
+    # 120 + 50 = 170: 70 past the limit, at most maxQuantity 50 used, none left
+    assert await _check(client, "acme") == ("170", "100", "50", "0")
+    clock.set(at(2026, 2, 1))
+    assert await _january(client, "acme") == [
+        # A: f(120) - f(0) = 20 units × 1.00 = 20.00
+        (JAN, "DUE", Decimal(20), "20.00", False),
+        # B: f(120 + 50) - f(120) = min(70, 50) - 20 = 30 units × 2.00 = 60.00, capped by maxQuantity
+        (CUT, "DUE", Decimal(30), "60.00", True),
+    ]
+    await _lab_and_revenue_agree(client, "acme", [plan_a, plan_b], ["20.00", "60.00"], {5: "20.00", 20: "60.00"})
+
+
+async def test_a_change_between_plans_with_different_limits_judges_each_unit_under_its_plan(client, clock) -> None:
+    meter = await tokens_meter(client)
+    high = await _plan(client, "High", meter, "150", "1.00")
+    low = await _plan(client, "Low", meter, "100", "2.00")
+    await _account(client, "down", high)
+    await _account(client, "up", low)
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "down", "d1", iso(2026, 1, 5), "120")
+    await _tokens(client, "up", "u1", iso(2026, 1, 5), "120")
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_account", accountId="down", pricePlanId=low, effectiveFrom=CUT)
+    await call(client, "update_account", accountId="up", pricePlanId=high, effectiveFrom=CUT)
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "down", "d2", iso(2026, 1, 20), "10")
+    await _tokens(client, "up", "u2", iso(2026, 1, 20), "10")
+    # down, on Low (limit 100) at 130 used: the 20 units past 100 used under High were within High's 150, so only
+    # the 10 used on Low are overage; the ceiling is 100 + 50 = 150, 150 - 130 = 20 left
+    assert await _check(client, "down") == ("130", "100", "10", "20")
+    # up, on High (limit 150) at 130: the 20 units billed as overage under Low stay used overage; the ceiling is
+    # 150 + 50 = 200, 200 - max(130, 150) = 50 left
+    assert await _check(client, "up") == ("130", "150", "20", "50")
+    clock.set(at(2026, 2, 1))
+    assert await _january(client, "down") == [
+        # High: f150(120) - f150(0) = 0
+        (JAN, "DUE", Decimal(0), "0.00", False),
+        # Low: f100(130) - f100(120) = 30 - 20 = 10 units × 2.00 = 20.00
+        (CUT, "DUE", Decimal(10), "20.00", False),
+    ]
+    assert await _january(client, "up") == [
+        # Low: f100(120) - f100(0) = 20 units × 2.00 = 40.00
+        (JAN, "DUE", Decimal(20), "40.00", False),
+        # High: f150(130) - f150(120) = 0 - 0 = 0 (a higher limit refunds nothing billed)
+        (CUT, "DUE", Decimal(0), "0.00", False),
+    ]
+    await _lab_and_revenue_agree(client, "down", [high, low], ["0.00", "20.00"], {20: "20.00"})
+    await _lab_and_revenue_agree(client, "up", [high, low], ["40.00", "0.00"], {5: "40.00"})
+
+
+async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_billed_on(client, clock) -> None:
+    meter = await tokens_meter(client)
+    plans = []
+    for name, rate in (("A", "1.00"), ("B", "2.00")):
+        plan = await call(client, "create_price_plan", name=name, lateUsage="BILL_ON_NEXT_INVOICE", pricingCycleConfig={
+            "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
+            rateCards=_cards(meter, "100", rate))
+        plans.append(str(plan["id"]))
+    await _account(client, "acme", plans[0])
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=plans[1], effectiveFrom=CUT)
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "10")
+    clock.set(at(2026, 2, 3))
+    assert await _january(client, "acme") == [
+        (JAN, "DUE", Decimal(20), "20.00", False),  # A: f(120) - f(0) = 20 × 1.00
+        (CUT, "DUE", Decimal(10), "20.00", False),  # B: f(130) - f(120) = 30 - 20 = 10 × 2.00
+    ]
+    # late: 10 more on A's part, 5 more on B's
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "10")
+    await _tokens(client, "acme", "late-b", iso(2026, 1, 25), "5")
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    draft = await call(client, "get_invoice", invoiceId=next(i["id"] for i in page["data"] if i["startDate"] == FEB))
+    late = sorted((li["details"]["periodStart"], li["value"]) for li in draft["lineItems"]
+                  if li["type"] == "LATE_USAGE_AMOUNT")
+    assert late == [
+        # A again: f(130) - f(0) = 30 × 1.00 = 30.00, 20.00 invoiced: 10.00
+        ("2026-01-01T00:00:00+00:00", "10.00"),
+        # B again, on the cycle's usage now: f(130 + 15) - f(130) = 45 - 30 = 15 × 2.00 = 30.00, 20.00 invoiced:
+        # 10.00 (the cycle's 45 overage units are billed once: 30 on A, 15 on B)
+        ("2026-01-16T00:00:00+00:00", "10.00"),
+    ]
