@@ -31,7 +31,9 @@ class Entitlement(Model):
                                   "means used + quantity <= limit + overageLimit (no overageLimit: no ceiling)")
     overageLimit: Decimal | None = Field(default=None, description="the overage card's maxQuantity: units allowed "
                                                                    "and billed past limit per cycle; null = no ceiling")
-    usedOverage: Decimal | None = Field(default=None, description="usage past limit this cycle (billed as overage)")
+    usedOverage: Decimal | None = Field(
+        default=None, description="usage past limit this cycle, as the cycle's invoices bill it as overage (after a "
+                                  "mid-cycle change of limit, units used before it count by the plan then in effect)")
     overageRemaining: Decimal | None = Field(
         default=None, description="overage units still allowed this cycle; null = no ceiling")
 
