@@ -13,7 +13,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from helpers import at, call, iso, tokens_meter
+from sqlalchemy import text
+
+from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
 
 FEATURE = "tokens_quota"
 JAN, CUT, FEB = iso(2026, 1, 1), iso(2026, 1, 16), iso(2026, 2, 1)
@@ -210,3 +212,67 @@ async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_bille
         # 10.00 (the cycle's 45 overage units are billed once: 30 on A, 15 on B)
         ("2026-01-16T00:00:00+00:00", "10.00"),
     ]
+
+
+async def test_late_usage_of_a_part_billed_before_its_overage_counted_the_cycle_keeps_the_period_alone(
+        client, clock, db) -> None:
+    meter = await tokens_meter(client)
+    plans = []
+    for name, rate in (("A", "1.00"), ("B", "2.00")):
+        plan = await call(client, "create_price_plan", name=name, lateUsage="BILL_ON_NEXT_INVOICE", pricingCycleConfig={
+            "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
+            rateCards=_cards(meter, "100", rate))
+        plans.append(str(plan["id"]))
+    await _account(client, "acme", plans[0])
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=plans[1], effectiveFrom=CUT)
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "95")
+    clock.set(at(2026, 2, 3))
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    part_b = next(i["id"] for i in page["data"] if i["startDate"] == CUT)
+    # B's invoice as closed before overage counted the cycle: its line names no cycle usage, and it billed its
+    # period alone, f(95) = 0
+    async with db.unit_of_work() as session:
+        await session.execute(text(
+            "UPDATE invoice_lines SET details = details - 'cycleStart' - 'cycleUsageBefore' - 'cycleUsage', "
+            "quantity = 0, value = 0 WHERE invoice_id = :id AND line_type = 'ENTITLEMENT_OVERAGE_AMOUNT' "
+            "AND parent_position IS NULL"), {"id": part_b})
+    await _tokens(client, "acme", "late-b", iso(2026, 1, 25), "10")
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    draft = await call(client, "get_invoice", invoiceId=next(i["id"] for i in page["data"] if i["startDate"] == FEB))
+    # B again, on its period alone as it was billed: f(95 + 10) - f(95) = 5 - 0 = 5 × 2.00 = 10.00 (on the cycle's
+    # usage it would be f(120 + 105) - f(120) = 50 - 20 = 30 × 2.00 = 60.00)
+    assert [(li["details"]["periodStart"], li["value"]) for li in draft["lineItems"]
+            if li["type"] == "LATE_USAGE_AMOUNT"] == [("2026-01-16T00:00:00+00:00", "10.00")]
+
+
+async def test_a_deal_that_no_longer_validates_before_the_cut_fails_only_its_account_check(
+        client, clock, db, monkeypatch) -> None:
+    meter = await tokens_meter(client)
+    cycle = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}
+    fee = {"id": "base", "rateValues": [{"currency": "USD", "rate": "10"}]}
+    plan_a = str((await call(client, "create_price_plan", name="A", pricingCycleConfig=cycle,
+                             rateCards={**_cards(meter, "100", "1.00"), "fixedFeeRateCards": [fee]}))["id"])
+    plan_b = await _plan(client, "B", meter, "100", "2.00")
+    await call(client, "create_customer", id="cust_acme", name="acme", account={
+        "id": "acme", "name": "acme", "pricePlanId": plan_a, "effectiveFrom": JAN,
+        "rateCardOverrides": {"fixedFeeRateCards": [{**fee, "rateValues": [{"currency": "USD", "rate": "5"}]}]}})
+    await _account(client, "other", plan_b)
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_b, effectiveFrom=CUT)  # no deal on B
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "10")
+    await _tokens(client, "other", "other", iso(2026, 1, 20), "110")
+    # A: f(120) = 20, B: f(130) - f(120) = 10
+    assert await _check(client, "acme") == ("130", "100", "30", "20")
+    # the deal on A (before the cut) no longer validates: usedOverage reads A's plan, so acme's check says why
+    await break_stored_deal(db, monkeypatch, "acme", "{fixedFeeRateCards,0,rateValues,0,rate}", '"0.05 USD"')
+    for tool, arguments in (("check_entitlement", {"featureId": FEATURE, "quantity": "1"}), ("get_entitlements", {})):
+        error = await call_error(client, tool, accountId="acme", **arguments)
+        assert "account 'acme' has a deal" in error and "'0.05 USD' is not a decimal" in error
+    assert await _check(client, "other") == ("110", "100", "10", "40")  # 110 - 100 = 10; 150 - 110 = 40 left
