@@ -14,6 +14,7 @@ from mcp_server.scenarios.calls import Calls
 from mcp_server.scenarios.model import MetricExpect
 from mcp_server.scenarios.observe import _metrics as observe_metrics
 from test_scenarios import account, fee, invoices, tiered, usage
+from togai_engine.billing.close import CloseSummary
 from togai_engine.billing.runs import run_bill
 from togai_engine.plans import overrides
 
@@ -32,6 +33,20 @@ async def on_pro_from_january(client: Any, *account_ids: str) -> None:
     pro = await plan(client, "Pro", await tokens_meter(client))
     for account_id in account_ids:
         await account(client, account_id, pro, iso(2026, 1, 1))
+
+
+async def only_bad_fails(client: Any, clock: Any, db: Any, what: str, good_total: str) -> CloseSummary:
+    """On 20 January every account's DRAFT lists, good's at `good_total` and bad's with its problem (naming `what`);
+    the bill run of 1 February closes good's January and reports bad alone, with its reason."""
+    clock.set(at(2026, 1, 20))
+    listed = {i["accountId"]: i for i in (await call(client, "list_invoices", pageSize=100))["data"]}  # every account
+    assert listed["good"]["totalAmount"] == good_total
+    assert listed["bad"]["totalAmount"] is None and "account 'bad'" in listed["bad"]["problem"]
+    assert what in listed["bad"]["problem"]
+    summary = await run_bill(db, at(2026, 2, 1))
+    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
+    assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
+    return summary
 
 
 async def test_a_net_negative_period_bills_zero_usage_and_never_stops_anyones_reads(client, clock, db) -> None:
@@ -165,14 +180,7 @@ async def test_an_account_whose_stored_deal_is_no_object_never_stops_the_others(
                                    "WHERE account_id = 'bad'"), {"stored": stored})
     monkeypatch.setattr(overrides, "_EFFECTIVE", {})
 
-    clock.set(at(2026, 1, 20))
-    listed = {i["accountId"]: i for i in (await call(client, "list_invoices", pageSize=100))["data"]}  # every account
-    assert listed["good"]["totalAmount"] == "31.00"
-    assert listed["bad"]["totalAmount"] is None and "account 'bad'" in listed["bad"]["problem"]
-    assert what in listed["bad"]["problem"]
-    summary = await run_bill(db, at(2026, 2, 1))  # January closes for good; bad is reported with its reason
-    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
-    assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
+    summary = await only_bad_fails(client, clock, db, what, "31.00")
     assert "update_account(pricePlanId, effectiveFrom, rateCardOverrides)" in summary.failed[0].reason
 
     # the fix the reason names: a valid deal from the start of its first period not invoiced (1 January)
@@ -212,15 +220,8 @@ async def test_an_account_whose_stored_deal_leaves_an_overage_card_nothing_to_pr
     # or its meter); it still parses, as a BOOLEAN feature's card does
     await break_stored_deal(db, monkeypatch, "bad", path, "null")
 
-    clock.set(at(2026, 1, 20))
-    listed = {i["accountId"]: i for i in (await call(client, "list_invoices", pageSize=100))["data"]}  # every account
     # good: 500 tokens x 0.01 = 5.00, 400 past the limit of 100 x 0.05 = 20.00, base 31.00
-    assert listed["good"]["totalAmount"] == "56.00"
-    assert listed["bad"]["totalAmount"] is None and "account 'bad'" in listed["bad"]["problem"]
-    assert what in listed["bad"]["problem"]
-    summary = await run_bill(db, at(2026, 2, 1))  # January closes for good; bad is reported with its reason
-    assert (summary.invoicesDue, [f.accountId for f in summary.failed]) == (1, ["bad"])
-    assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
+    await only_bad_fails(client, clock, db, what, "56.00")
 
 
 async def test_credit_held_for_an_account_whose_stored_deal_no_longer_validates_is_never_expired(

@@ -178,7 +178,9 @@ async def test_a_change_between_plans_with_different_limits_judges_each_unit_und
     await _lab_and_revenue_agree(client, "up", [high, low], ["40.00", "0.00"], {5: "40.00"})
 
 
-async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_billed_on(client, clock) -> None:
+async def _a_then_b_billing_late_usage(client: Any, clock: Any) -> None:
+    """Acme on A (limit 100, overage 1.00) from 1 January with 120 tokens on the 5th, then on B (limit 100, overage
+    2.00) from the cut; both bill late usage on the next invoice. The clock is left on 21 January."""
     meter = await tokens_meter(client)
     plans = []
     for name, rate in (("A", "1.00"), ("B", "2.00")):
@@ -192,6 +194,10 @@ async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_bille
     clock.set(at(2026, 1, 16))
     await call(client, "update_account", accountId="acme", pricePlanId=plans[1], effectiveFrom=CUT)
     clock.set(at(2026, 1, 21))
+
+
+async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_billed_on(client, clock) -> None:
+    await _a_then_b_billing_late_usage(client, clock)
     await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "10")
     clock.set(at(2026, 2, 3))
     assert await _january(client, "acme") == [
@@ -216,19 +222,7 @@ async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_bille
 
 async def test_late_usage_of_a_part_billed_before_its_overage_counted_the_cycle_keeps_the_period_alone(
         client, clock, db) -> None:
-    meter = await tokens_meter(client)
-    plans = []
-    for name, rate in (("A", "1.00"), ("B", "2.00")):
-        plan = await call(client, "create_price_plan", name=name, lateUsage="BILL_ON_NEXT_INVOICE", pricingCycleConfig={
-            "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
-            rateCards=_cards(meter, "100", rate))
-        plans.append(str(plan["id"]))
-    await _account(client, "acme", plans[0])
-    clock.set(at(2026, 1, 10))
-    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
-    clock.set(at(2026, 1, 16))
-    await call(client, "update_account", accountId="acme", pricePlanId=plans[1], effectiveFrom=CUT)
-    clock.set(at(2026, 1, 21))
+    await _a_then_b_billing_late_usage(client, clock)
     await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "95")
     clock.set(at(2026, 2, 3))
     page = await call(client, "list_invoices", accountId="acme", pageSize=100)
