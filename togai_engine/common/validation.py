@@ -34,7 +34,8 @@ def check_id(value: str, field: str) -> str:
     return value
 
 
-NO_CURRENCY = "XXX"  # ISO 4217: "transactions where no currency is involved"
+# ISO 4217's code for "transactions where no currency is involved" (numeric 999): nothing can be invoiced in it
+NO_CURRENCY = pycountry.currencies.get(numeric="999").alpha_3
 
 
 def check_currency(value: str, field: str) -> str:
@@ -42,8 +43,8 @@ def check_currency(value: str, field: str) -> str:
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not is_currency(code):
         raise InvalidInput(field, f"{value!r} is not an ISO 4217 currency code; use e.g. USD, EUR, JPY")
     if code == NO_CURRENCY:
-        raise InvalidInput(field, "XXX is ISO 4217's code for no currency, which nothing can be invoiced in; use "
-                                  "the currency you bill in, e.g. USD, EUR, JPY (XTS is the code for testing)")
+        raise InvalidInput(field, f"{NO_CURRENCY} is ISO 4217's code for no currency, which nothing can be invoiced "
+                                  "in; use the currency you bill in, e.g. USD, EUR, JPY (XTS is the code for testing)")
     return code
 
 

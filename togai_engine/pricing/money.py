@@ -48,9 +48,10 @@ _DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def is_known_currency(code: str) -> bool:
-    """True for a three-letter upper-case ISO 4217 code that babel knows (e.g. "USD"). XXX is one: a caller may not
-    send it (common.validation.check_currency refuses it), but amounts stored in it before are still rounded, as
-    they were priced, so reads over many accounts never fail on one such account."""
+    """True for a three-letter upper-case ISO 4217 code that babel knows (e.g. "USD"), the no-currency code
+    (common.validation.NO_CURRENCY) included: a caller may not send that one (check_currency refuses it), but
+    amounts stored in it before are still rounded, as they were priced, so reads over many accounts never fail on
+    one such account."""
     return isinstance(code, str) and _CURRENCY_CODE.fullmatch(code) is not None and is_currency(code)
 
 
