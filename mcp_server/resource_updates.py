@@ -259,26 +259,28 @@ class ResourceUpdates:
             app: AppContext = context.request_context.lifespan_context
             async with app.db.unit_of_work() as session:
                 found = await lookup.accounts_and_drafts(session, handles)
+                # a grant changes the account's wallet, not what its DRAFT invoices charge; a note or a status
+                # change changes the invoice it names
+                issued = issued_invoice(name, result.structured_content) if name in INVOICE_TOOLS else None
+                uris = self._uris(found.values(), drafts=name != "grant_credit" and name not in INVOICE_TOOLS)
+                if issued is not None:
+                    uris += [expand(INVOICE, issued[1]), expand(INVOICE_JSON, issued[1])]
+                if name in ACCOUNT_TOOLS:
+                    # the handle the call named: found above unless the call took that alias away, and its URI
+                    # changed all the same (it now names no account)
+                    uris += [expand(ACCOUNT, handle) for handle in handles]
+                changed = [uri for uri in dict.fromkeys(uris) if uri in watched]
+                if not changed:  # a write nobody watches sends nothing, so no key needs looking up
+                    return
                 # only the keys asked about can be found revoked: a stream opened during the lookup is not among
                 # them, and its key was checked live as its request arrived
                 asked = self._key_ids()
                 revoked = asked - await live_key_ids(session, asked)
-            # a grant changes the account's wallet, not what its DRAFT invoices charge; a note or a status change
-            # changes the invoice it names
-            issued = issued_invoice(name, result.structured_content) if name in INVOICE_TOOLS else None
-            uris = self._uris(found.values(), drafts=name != "grant_credit" and name not in INVOICE_TOOLS)
-            if issued is not None:
-                uris += [expand(INVOICE, issued[1]), expand(INVOICE_JSON, issued[1])]
-            if name in ACCOUNT_TOOLS:
-                # the handle the call named: found above unless the call took that alias away, and its URI
-                # changed all the same (it now names no account)
-                uris += [expand(ACCOUNT, handle) for handle in handles]
             self._drop_revoked(revoked)
 
             def allowed(principal: Principal) -> bool:
                 return principal.key_id not in revoked
 
-            changed = [uri for uri in dict.fromkeys(uris) if uri in watched]
             for uri in changed:
                 # a stream _drop_revoked cancelled may not have unsubscribed yet: its caller is not allowed
                 await self.bus.publish(ResourceUpdated(uri=uri), allowed)
