@@ -168,9 +168,6 @@ class CallerBus:
                 log.exception("subscription listener raised; continuing")
         await anyio.lowlevel.checkpoint()  # lets the streams drain between events (as the SDK's bus does)
 
-    def principals(self) -> list[Principal]:
-        return [principal for _, principal in self._listeners.values()]
-
 
 class ResourceUpdates:
     def __init__(self) -> None:
@@ -291,8 +288,9 @@ class ResourceUpdates:
 
     def _key_ids(self) -> set[str]:
         """The stored keys of the open listen streams and subscriptions (local and the environment's key have
-        none: they cannot be revoked)."""
-        principals = [*self.bus.principals(), *(principal for principal, _ in self._streams.values()),
+        none: they cannot be revoked). A stream on the bus is in _streams too: track_listen holds it there for as
+        long as the listen request runs, and the SDK subscribes and unsubscribes it within that request."""
+        principals = [*(principal for principal, _ in self._streams.values()),
                       *(principal for subscribers in self._subscribers.values() for _, principal in subscribers.values())]
         return {principal.key_id for principal in principals if principal.key_id is not None}
 
