@@ -30,7 +30,7 @@ from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
 from togai_engine.app.plan_changes import locked_billing_row, rebill
-from togai_engine.app.seat_limits import check_plan_allows_seats
+from togai_engine.app.seat_limits import check_seats_allowed, has_seat_limits
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.models import AccountBillingRow
@@ -38,6 +38,7 @@ from togai_engine.billing.state import transaction_connection
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
+from togai_engine.licenses import service as licenses
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import PlanRef, check_overrides_fit, deal_problem, version_problem
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate
@@ -177,9 +178,13 @@ async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: Migr
     """Refuses a version whose license cards allow fewer seats than an account it moves holds from its migration
     instant on (licenses README: a limit is enforced, never billed past). Due periods are closed first, so an
     association whose instant falls in an invoiced period, which stays where it is, is not held to it."""
-    await close_due_cycles(session, now, sorted({a.account_id for a in moving}))
+    account_ids = sorted({a.account_id for a in moving})
+    await close_due_cycles(session, now, account_ids)
+    if not has_seat_limits(drafted):
+        return
     billed = dict((await session.execute(select(AccountBillingRow.account_id, AccountBillingRow.billed_until).where(
-        AccountBillingRow.account_id.in_({a.account_id for a in moving})))).tuples().all())
+        AccountBillingRow.account_id.in_(account_ids)))).tuples().all())
+    seats = await licenses.changes_of(session, account_ids)
     for association in moving:
         old = olds.get((drafted.id, association.version))
         if association.id in held or old is None or not _moves(mode, old, association, now):
@@ -187,8 +192,9 @@ async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: Migr
         instant = _instant(mode, old, association, now)
         billed_until = billed.get(association.account_id)
         if billed_until is None or instant >= billed_until:
-            await check_plan_allows_seats(
-                session, association.account_id, drafted, instant, "migrationMode", until=association.effective_until,
+            check_seats_allowed(
+                association.account_id, seats.get(association.account_id, {}), drafted, instant, "migrationMode",
+                until=association.effective_until,
                 way_out="or raise the card's config.maxQuantity in the DRAFT (update_price_plan), or finalize with "
                         "NONE")
 
