@@ -132,6 +132,8 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # would wait for the next one's fence while holding the counter, which an ingest batch holding that fence
     # (shared) and closing another account may be waiting for (billing README, "Lock order")
     await hold_fences(await transaction_connection(session), locked, exclusive=True)
+    # their due periods closed once, before any check reads what is invoiced (billed_until) and any move
+    await close_due_cycles(session, now, locked)
     moving = list(await session.scalars(on_plan))
     broken: dict[tuple[str, int], ValidationError | InvalidInput] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)
@@ -176,12 +178,11 @@ async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: Migr
                            moving: list[PlanAssociationRow], olds: dict[tuple[str, int], PricePlan],
                            held: dict[int, str], now: datetime) -> None:
     """Refuses a version whose license cards allow fewer seats than an account it moves holds from its migration
-    instant on (licenses README: a limit is enforced, never billed past). Due periods are closed first, so an
-    association whose instant falls in an invoiced period, which stays where it is, is not held to it."""
-    account_ids = sorted({a.account_id for a in moving})
-    await close_due_cycles(session, now, account_ids)
+    instant on (licenses README: a limit is enforced, never billed past). Call once the accounts' due periods are
+    closed: an association whose instant falls in an invoiced period, which stays where it is, is not held to it."""
     if not has_seat_limits(drafted):
         return
+    account_ids = sorted({a.account_id for a in moving})
     billed = dict((await session.execute(select(AccountBillingRow.account_id, AccountBillingRow.billed_until).where(
         AccountBillingRow.account_id.in_(account_ids)))).tuples().all())
     seats = await licenses.changes_of(session, account_ids)
