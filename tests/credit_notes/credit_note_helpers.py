@@ -40,6 +40,20 @@ async def due_invoice(client: Any, account_id: str) -> dict[str, Any]:
     return await call(client, "get_invoice", invoiceId=listed[-1]["id"])
 
 
+async def january_due(client: Any, clock: Any, *, currencies: tuple[str, ...] = ("USD",),
+                      **grant: Any) -> dict[str, Any]:
+    """acme on the priced plan with 3000 tokens on 10 January and, given `grant`'s arguments, a grant_credit on
+    15 January; returns January's invoice, in full, as it is on 4 February when it became DUE
+    (3000 × 0.01 + 49.00 = 79.00)."""
+    clock.set(at(2026, 1, 15))
+    await priced_account(client, currencies=currencies)
+    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
+    if grant:
+        await call(client, "grant_credit", accountId="acme", **grant)
+    clock.set(at(2026, 2, 4))
+    return await due_invoice(client, "acme")
+
+
 async def january_and_february_due(client: Any, clock: Any, february_tokens: int) -> tuple[str, str]:
     """acme on the priced plan with 3000 tokens on 10 January and `february_tokens` on 10 February, seen on
     4 March when both months are DUE; returns (january, february) invoice ids. January owes

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 from typing import Any
 
 from conftest import row_counts
-from credit_note_helpers import due_invoice, january_and_february_due, priced_account, tokens
+from credit_note_helpers import due_invoice, january_and_february_due, january_due, priced_account, tokens
 from helpers import at, call, call_error
 from mcp_server.registry import SPECS
 
@@ -25,12 +25,7 @@ def adds_up(invoice: dict[str, Any]) -> bool:
 
 
 async def test_notes_on_a_due_invoice_reduce_what_is_owed_then_credit_the_wallet(client, clock, db):
-    clock.set(at(2026, 1, 15))
-    await priced_account(client)
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    await call(client, "grant_credit", accountId="acme", amount="9.00", idempotencyKey="prepaid")
-    clock.set(at(2026, 2, 4))
-    january = await due_invoice(client, "acme")
+    january = await january_due(client, clock, amount="9.00", idempotencyKey="prepaid")
     # 3000 tokens × 0.01 = 30.00 + platform 49.00 = 79.00; the prepaid 9.00 pays part: 79.00 - 9.00 = 70.00 due
     assert (january["totalAmount"], january["creditsApplied"], january["amountDue"]) == ("79.00", "9.00", "70.00")
     assert (january["creditNotesTotal"], january["creditNotes"]) == ("0.00", [])
@@ -150,11 +145,7 @@ async def test_notes_on_a_due_invoice_reduce_what_is_owed_then_credit_the_wallet
 
 
 async def test_a_note_on_a_paid_invoice_credits_the_wallet_that_pays_the_next_invoice(client, clock):
-    clock.set(at(2026, 1, 15))
-    await priced_account(client)
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    clock.set(at(2026, 2, 4))
-    january = await due_invoice(client, "acme")
+    january = await january_due(client, clock)
     assert (january["totalAmount"], january["amountDue"]) == ("79.00", "79.00")  # 30.00 + 49.00, no credit
     await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
 
@@ -256,12 +247,7 @@ async def test_draft_void_and_malformed_notes_are_refused_and_write_nothing(clie
 
 
 async def test_a_void_is_refused_with_the_remedy_that_does_what_it_would(client, clock):
-    clock.set(at(2026, 1, 15))
-    await priced_account(client)
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    await call(client, "grant_credit", accountId="acme", amount="9.00")
-    clock.set(at(2026, 2, 4))
-    inv = (await due_invoice(client, "acme"))["id"]  # 79.00, 9.00 applied, 70.00 due
+    inv = (await january_due(client, clock, amount="9.00"))["id"]  # 79.00, 9.00 applied, 70.00 due
     await call(client, "create_credit_note", invoiceId=inv, reason="DUPLICATE", amount="4.00")
     error = await call_error(client, "update_invoice_status", invoiceId=inv, status="VOID")
     # 79.00 - 4.00 = 75.00 left to credit
@@ -273,11 +259,7 @@ async def test_a_void_is_refused_with_the_remedy_that_does_what_it_would(client,
 
 
 async def test_a_wallet_part_needs_the_wallet_in_the_invoice_currency(client, clock, db):
-    clock.set(at(2026, 1, 15))
-    await priced_account(client, currencies=("USD", "EUR"))
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    clock.set(at(2026, 2, 4))
-    inv = (await due_invoice(client, "acme"))["id"]  # USD 79.00 due
+    inv = (await january_due(client, clock, currencies=("USD", "EUR")))["id"]  # USD 79.00 due
     await call(client, "update_account", accountId="acme", invoiceCurrency="EUR")  # no wallet entries yet
     # Taking 5.00 off what is owed needs no wallet.
     assert (await call(client, "create_credit_note", invoiceId=inv, reason="DUPLICATE", amount="5.00"))[
@@ -323,13 +305,8 @@ async def test_tool_annotations_and_scopes(client):
 async def test_the_wallet_balance_a_note_shows_counts_no_expired_credit(client, clock):
     """A note that takes everything off amountDue writes nothing to the wallet, yet the walletBalance it shows is
     the wallet's balance after it, as get_wallet_balance tells it: an expired grant's credit is not in it."""
-    clock.set(at(2026, 1, 15))
-    await priced_account(client)
-    await tokens(client, "acme", "e1", "2026-01-10T00:00:00Z", 3000)
-    await call(client, "grant_credit", accountId="acme", amount="5.00", effectiveUntil="2026-01-20T00:00:00Z")
-    clock.set(at(2026, 2, 4))
     # the grant expired on 20 January, before January ended and before it became DUE: it pays nothing
-    january = await due_invoice(client, "acme")
+    january = await january_due(client, clock, amount="5.00", effectiveUntil="2026-01-20T00:00:00Z")
     assert (january["totalAmount"], january["creditsApplied"], january["amountDue"]) == ("79.00", "0.00", "79.00")
     note = await call(client, "create_credit_note", invoiceId=january["id"], reason="DUPLICATE", amount="10.00",
                       idempotencyKey="k")
