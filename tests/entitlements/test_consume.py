@@ -64,6 +64,18 @@ async def event_ids(client: Any, account: str = "acme") -> list[str]:
     return sorted(e["id"] for e in (await call(client, "list_events", accountId=account, pageSize=100))["data"])
 
 
+async def bigger_from_jan_16(client: Any, clock: Any, api: str) -> None:
+    """On Jan 10, acme changes to plan Bigger (feature `api` on the meter `api`, limit 10, no price) from Jan 16;
+    the clock is then Jan 20, when Quota's period [Jan 1, Jan 16) is invoiced (grace 0)."""
+    bigger = await call(client, "create_price_plan", name="Bigger", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
+        rateCards={"billingEntitlementRateCards": [
+            {"featureId": "api", "usageMeterId": api, "featureConfigs": [{"featureCreditLimit": "10"}]}]})
+    clock.set(JAN_10)
+    await call(client, "update_account", accountId="acme", pricePlanId=bigger["id"], effectiveFrom="2026-01-16T00:00:00Z")
+    clock.set(at(2026, 1, 20))
+
+
 async def test_consume_to_the_limit_replay_and_the_invoice_bills_it(client, clock):
     await set_up(client)
     clock.set(JAN_10)
@@ -229,13 +241,7 @@ async def test_a_consume_dated_in_an_invoiced_part_of_the_cycle_names_the_timest
     # Quota's period [Jan 1, Jan 16) is invoiced (grace 0) by Jan 20, so an event dated Jan 10 would be
     # stored NOT_BILLED_CYCLE_CLOSED and count nothing: the timestamp is what to fix, not the attributes.
     api = await set_up(client)
-    bigger = await call(client, "create_price_plan", name="Bigger", pricingCycleConfig={
-        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
-        rateCards={"billingEntitlementRateCards": [
-            {"featureId": "api", "usageMeterId": api, "featureConfigs": [{"featureCreditLimit": "10"}]}]})
-    clock.set(JAN_10)
-    await call(client, "update_account", accountId="acme", pricePlanId=bigger["id"], effectiveFrom="2026-01-16T00:00:00Z")
-    clock.set(at(2026, 1, 20))
+    await bigger_from_jan_16(client, clock, api)
     assert outcome(await consume(client, "now")) == (True, "ENTITLED", True, "ACCEPTED", "0", "1", "9")
     text = await call_error(client, "check_entitlement", accountId="acme", featureId="api",
                             consume={"id": "back", "schemaName": "api", "timestamp": "2026-01-10T00:00:00Z"})
@@ -249,13 +255,7 @@ async def test_a_consume_dated_in_an_invoiced_period_that_bills_late_usage_is_an
     # As above, but Quota bills late usage: an event dated Jan 10 is stored ACCEPTED_LATE, counts in the quota's
     # cycle and is billed on the next invoice; the answer says so (eventStatus ACCEPTED_LATE) in the tool's schema.
     api = await set_up(client, lateUsage="BILL_ON_NEXT_INVOICE")
-    bigger = await call(client, "create_price_plan", name="Bigger", pricingCycleConfig={
-        "interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0},
-        rateCards={"billingEntitlementRateCards": [
-            {"featureId": "api", "usageMeterId": api, "featureConfigs": [{"featureCreditLimit": "10"}]}]})
-    clock.set(JAN_10)
-    await call(client, "update_account", accountId="acme", pricePlanId=bigger["id"], effectiveFrom="2026-01-16T00:00:00Z")
-    clock.set(at(2026, 1, 20))
+    await bigger_from_jan_16(client, clock, api)
     late = await consume(client, "back", timestamp="2026-01-10T00:00:00Z")
     # Bigger's limit 10, 0 used: 0 + 1 fits; 10 - 1 = 9 left
     assert outcome(late) == (True, "ENTITLED", True, "ACCEPTED_LATE", "0", "1", "9")
