@@ -21,6 +21,15 @@ def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+def rejected(database_url: str, source: Path, named: str) -> list[tuple[int, str, str]]:
+    """Imports `source` with --allow-rejected (exit 0) and reads its report: (line, the record's `named` key,
+    reason) of each rejected line."""
+    out = run(database_url, "import", "events", str(source), "--no-progress", "--allow-rejected")
+    assert out.returncode == 0, out.stderr
+    report = source.with_name(source.name + ".rejected.jsonl")
+    return [(r["line"], r[named], r["reason"]) for r in map(json.loads, report.read_text().splitlines())]
+
+
 async def seed(client) -> None:
     await call(client, "create_customer", id="c", name="C", account={"id": "acme", "name": "Acme", "aliases": ["acme_alias"]})
     await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
@@ -132,13 +141,7 @@ async def test_csv_and_json_lines_name_fields_alike_and_point_at_the_column(clie
                         f"c3,llm,2026-01-02T00:00:00Z,acme,12,,,{'m' * 201}\n"
                         f"c4,llm,2026-01-02T00:00:00Z,acme,12,1,{'u' * 51},\n")
 
-    def rejected(source: Path) -> list[tuple[int, str, str]]:
-        out = run(database_url, "import", "events", str(source), "--no-progress", "--allow-rejected")
-        assert out.returncode == 0, out.stderr
-        report = source.with_name(source.name + ".rejected.jsonl")
-        return [(r["line"], r["field"], r["reason"]) for r in map(json.loads, report.read_text().splitlines())]
-
-    from_jsonl, from_csv = rejected(jsonl), rejected(csv_file)
+    from_jsonl, from_csv = rejected(database_url, jsonl, "field"), rejected(database_url, csv_file, "field")
     # the same fields, named alike: an attribute by its name (not by its place among the row's cells)
     assert [(line, field) for line, field, _ in from_jsonl[:3]] == [
         (1, "attributes.tokens"), (2, "attributes.cost"), (3, "dimensions.model")]
@@ -183,16 +186,10 @@ async def test_a_line_that_is_not_utf8_is_rejected_not_stored_with_its_text_repl
                          b"c1,llm,2026-01-02T00:00:00Z,acme,8,M\xfcnchen\n"
                          b"c2,llm,2026-01-02T00:00:00Z,acme,16,Berlin\n")
 
-    def rejected(source: Path) -> list[tuple[int, str, str]]:
-        out = run(database_url, "import", "events", str(source), "--no-progress", "--allow-rejected")
-        assert out.returncode == 0, out.stderr
-        report = source.with_name(source.name + ".rejected.jsonl")
-        return [(r["line"], r["code"], r["reason"]) for r in map(json.loads, report.read_text().splitlines())]
-
-    assert rejected(jsonl) == [
+    assert rejected(database_url, jsonl, "code") == [
         (1, "INVALID_EVENT", "line 1 is not valid UTF-8 (byte 0xE9 at column 12); save the file as UTF-8"),
         (2, "INVALID_EVENT", "line 2 is not valid UTF-8 (byte 0xE8 at column 12); save the file as UTF-8")]
-    assert rejected(csv_file) == [
+    assert rejected(database_url, csv_file, "code") == [
         (2, "INVALID_EVENT", "line 2 is not valid UTF-8 (byte 0xFC in column dim.city); save the file as UTF-8")]
     # only the valid lines are stored: plain (4 tokens) and c2 (16 tokens) = 20
     assert await scalar(db, "SELECT string_agg(id, ',' ORDER BY id) FROM events") == "c2,plain"
