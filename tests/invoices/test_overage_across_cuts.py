@@ -10,6 +10,7 @@ before it), f(u) = min(max(0, u - limit), maxQuantity) with the period's plan's 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +55,20 @@ async def _check(client: Any, account: str) -> tuple[str, str, str | None, str |
     return r["used"], r["limit"], r["usedOverage"], r["overageRemaining"]
 
 
+async def _around_the_cut(client: Any, clock: Any, before: str, cut: Callable[[], Awaitable[None]],
+                          after: str) -> tuple[tuple[str, str, str | None, str | None], ...]:
+    """acme's `before` tokens on 5 January (seen on the 10th), `cut` on 16 January, its `after` tokens on the 20th
+    (seen on the 21st, where the clock is left); returns what _check says on the 10th and on the 21st."""
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "before", iso(2026, 1, 5), before)
+    on_the_10th = await _check(client, "acme")
+    clock.set(at(2026, 1, 16))
+    await cut()
+    clock.set(at(2026, 1, 21))
+    await _tokens(client, "acme", "after", iso(2026, 1, 20), after)
+    return on_the_10th, await _check(client, "acme")
+
+
 async def _january(client: Any, account: str) -> list[tuple[str, str, Decimal, str, bool]]:
     """(period start, status, overage quantity, overage value, capped) of January's two invoices, in order."""
     page = await call(client, "list_invoices", accountId=account, pageSize=100)
@@ -95,16 +110,15 @@ async def test_a_version_moved_immediate_grants_no_second_allowance(client, cloc
     meter = await tokens_meter(client)
     plan_id = await _plan(client, "Quota", meter, "100", "1.00")
     await _account(client, "acme", plan_id)
-    clock.set(at(2026, 1, 10))
-    await _tokens(client, "acme", "before", iso(2026, 1, 5), "90")
-    clock.set(at(2026, 1, 16))
-    # version 2 changes nothing but the rate: the same limit 100 and maxQuantity 50
-    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=_cards(meter, "100", "2.00"))
-    await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
-    clock.set(at(2026, 1, 21))
-    await _tokens(client, "acme", "after", iso(2026, 1, 20), "50")
-    # the check counts the cycle: 90 + 50 = 140 used, 140 - 100 = 40 overage, 50 - 40 = 10 left
-    assert await _check(client, "acme") == ("140", "100", "40", "10")
+
+    async def version_2() -> None:  # nothing but the rate changes: the same limit 100 and maxQuantity 50
+        await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=_cards(meter, "100", "2.00"))
+        await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+
+    assert await _around_the_cut(client, clock, "90", version_2, "50") == (
+        ("90", "100", "0", "50"),  # 90 < 100: no overage yet, all 50 left
+        # the check counts the cycle: 90 + 50 = 140 used, 140 - 100 = 40 overage, 50 - 40 = 10 left
+        ("140", "100", "40", "10"))
     clock.set(at(2026, 2, 1))
     assert await _january(client, "acme") == [
         # v1: f(90) - f(0) = 0 - 0 = 0
@@ -120,16 +134,14 @@ async def test_a_change_between_plans_with_the_same_limit_bills_the_cycle_once(c
     plan_a = await _plan(client, "A", meter, "100", "1.00")
     plan_b = await _plan(client, "B", meter, "100", "2.00")
     await _account(client, "acme", plan_a)
-    clock.set(at(2026, 1, 10))
-    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
-    # on A: 120 - 100 = 20 overage
-    assert await _check(client, "acme") == ("120", "100", "20", "30")
-    clock.set(at(2026, 1, 16))
-    await call(client, "update_account", accountId="acme", pricePlanId=plan_b, effectiveFrom=CUT)
-    clock.set(at(2026, 1, 21))
-    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "50")
-    # 120 + 50 = 170: 70 past the limit, at most maxQuantity 50 used, none left
-    assert await _check(client, "acme") == ("170", "100", "50", "0")
+
+    async def to_b() -> None:
+        await call(client, "update_account", accountId="acme", pricePlanId=plan_b, effectiveFrom=CUT)
+
+    assert await _around_the_cut(client, clock, "120", to_b, "50") == (
+        ("120", "100", "20", "30"),  # on A: 120 - 100 = 20 overage
+        # 120 + 50 = 170: 70 past the limit, at most maxQuantity 50 used, none left
+        ("170", "100", "50", "0"))
     clock.set(at(2026, 2, 1))
     assert await _january(client, "acme") == [
         # A: f(120) - f(0) = 20 units × 1.00 = 20.00
