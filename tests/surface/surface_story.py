@@ -15,10 +15,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+import mcp_types
+
 from helpers import call
 
 JAN_1 = "2026-01-01T00:00:00Z"
 FEB_5 = datetime(2026, 2, 5, tzinfo=UTC)
+
+
+class UpdatedUris:
+    """A client's message_handler that collects the URIs of the resource updates it hears (the 2025 wire's
+    notifications/resources/updated); `arrived` is set by the first."""
+
+    def __init__(self) -> None:
+        self.uris: list[str] = []
+        self.arrived = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, mcp_types.ResourceUpdatedNotification):
+            self.uris.append(str(message.params.uri))
+            self.arrived.set()
 
 
 @dataclass(frozen=True)

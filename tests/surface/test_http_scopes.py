@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 import httpx2
-import mcp_types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -25,7 +24,7 @@ from mcp_server import resource_updates
 from mcp_server.http_auth import auth_options
 from mcp_server.serve import serve_http
 from mcp_server.server import build_server
-from surface_story import tell
+from surface_story import UpdatedUris, tell
 from togai_engine.apikeys.service import create_key, live_key_ids, revoke_key
 from togai_engine.settings import Settings
 
@@ -110,13 +109,7 @@ async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, d
     # subscription outlives that request, so an update reaches it only if its key is still live when sent.
     await tell(client, clock)
     account = "togai://accounts/acme-main"
-    received: list[str] = []
-    arrived = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, mcp_types.ResourceUpdatedNotification):
-            received.append(str(message.params.uri))
-            arrived.set()
+    updates = UpdatedUris()
 
     async def usage(sender: Client, event_id: str) -> None:
         sent = await sender.call_tool("ingest_event", {"event": {
@@ -126,7 +119,7 @@ async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, d
 
     listener_key, legacy_key = await new_key(db, "billing:read"), await new_key(db, "billing:read")
     async with hosted(keyed_with(http_server, listener_key)) as listener, \
-            hosted(keyed_with(http_server, legacy_key, mode="legacy", message_handler=on_message)) as legacy, \
+            hosted(keyed_with(http_server, legacy_key, mode="legacy", message_handler=updates)) as legacy, \
             hosted(await keyed(db, http_server, "events:write")) as sender:
         with warnings.catch_warnings():  # resources/subscribe is the 2025 way, deprecated by the SDK for 2026
             warnings.simplefilter("ignore")
@@ -135,8 +128,8 @@ async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, d
             await usage(sender, "live-1")  # both keys live: both hear it
             with anyio.fail_after(10):
                 assert (await subscription.__anext__()).uri == account
-                await arrived.wait()
-            assert received == [account]
+                await updates.arrived.wait()
+            assert updates.uris == [account]
             async with db.unit_of_work() as session:
                 for key in (listener_key, legacy_key):
                     await revoke_key(session, key.split("_")[1], datetime.now(UTC))
@@ -146,7 +139,7 @@ async def test_a_revoked_key_hears_no_more_updates_on_either_wire(http_server, d
                 await subscription.__anext__()
             assert "API key was revoked" in str(lost.value.__cause__)
             await anyio.sleep(0.5)
-            assert received == [account]
+            assert updates.uris == [account]
 
 
 @asynccontextmanager

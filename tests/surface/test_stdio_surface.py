@@ -7,16 +7,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import anyio
-import mcp_types
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import ResourceTemplateReference
 
 from conftest import hosted
 from helpers import call
+from surface_story import UpdatedUris
 
 BIN = Path(sys.executable).parent / "togai-engine"
 
@@ -29,13 +28,9 @@ def server_params(database_url: str) -> StdioServerParameters:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_prompts_resources_completion_and_updates_over_stdio(database_url, db, mode) -> None:
-    updated: list[str] = []
+    updates = UpdatedUris()
 
-    async def on_message(message: Any) -> None:
-        if isinstance(message, mcp_types.ResourceUpdatedNotification):
-            updated.append(str(message.params.uri))
-
-    async with hosted(Client(server_params(database_url), mode=mode, message_handler=on_message)) as client:
+    async with hosted(Client(server_params(database_url), mode=mode, message_handler=updates)) as client:
         assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         assert len((await client.list_prompts()).prompts) == 6
         assert len((await client.list_resource_templates()).resource_templates) == 5
@@ -57,6 +52,5 @@ async def test_prompts_resources_completion_and_updates_over_stdio(database_url,
                 await client.subscribe_resource("togai://accounts/acme-main")
             await call(client, "grant_credit", accountId="acme-main", amount="1.00", idempotencyKey="g")
             with anyio.fail_after(10):
-                while not updated:
-                    await anyio.sleep(0.05)
-            assert updated == ["togai://accounts/acme-main"]
+                await updates.arrived.wait()
+            assert updates.uris == ["togai://accounts/acme-main"]

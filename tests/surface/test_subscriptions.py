@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
-import mcp_types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -18,7 +17,7 @@ from conftest import hosted
 from helpers import call
 from mcp_server.resource_updates import requested_uris
 from mcp_server.server import build_server
-from surface_story import tell
+from surface_story import UpdatedUris, tell
 
 QUIET = 0.5  # seconds without a notification that show none was sent (a sent one arrives in milliseconds)
 
@@ -186,16 +185,10 @@ async def test_listening_to_something_that_is_not_a_resource_is_refused(client) 
 
 
 async def test_a_2025_client_subscribes_and_is_notified(db, clock) -> None:
-    received: list[str] = []
-    arrived = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, mcp_types.ResourceUpdatedNotification):
-            received.append(str(message.params.uri))
-            arrived.set()
+    updates = UpdatedUris()
 
     server = build_server(db, clock=clock)
-    async with hosted(Client(server, mode="legacy", message_handler=on_message)) as client:
+    async with hosted(Client(server, mode="legacy", message_handler=updates)) as client:
         assert client.protocol_version == "2025-11-25"
         assert client.server_capabilities.resources.subscribe is True
         story = await tell(client, clock)
@@ -205,15 +198,15 @@ async def test_a_2025_client_subscribes_and_is_notified(db, clock) -> None:
             await client.subscribe_resource(draft)
             await feb_event(client, "globex-feb-1", "globex-main")
             await anyio.sleep(QUIET)
-            assert received == []
+            assert updates.uris == []
             await feb_event(client, "acme-feb-1", "acme-eu")
             with anyio.fail_after(5):
-                await arrived.wait()
-            assert received == [draft]
+                await updates.arrived.wait()
+            assert updates.uris == [draft]
             await client.unsubscribe_resource(draft)
             await feb_event(client, "acme-feb-2", "acme-main")
             await anyio.sleep(QUIET)
-            assert received == [draft]
+            assert updates.uris == [draft]
             with pytest.raises(MCPError) as raised:
                 await client.subscribe_resource("togai://nothing/here")
             assert "is not a resource of this server" in raised.value.error.message
