@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conftest import row_counts
 from helpers import at, break_stored_version, call, call_error, iso
 from test_scenarios import account, invoices
 
@@ -212,21 +213,28 @@ async def test_a_one_time_fee_sent_with_enable_proration_is_refused_wherever_a_p
     a new plan, a new version, a deal and an inline plan in the lab refuse it, naming the field and the fix."""
     prorated_setup = fee("setup", "100", type="ONE_TIME", enableProration=True)
     fix = "never prorated"
+    before = await row_counts(db)
     error = await call_error(client, "create_price_plan", name="Setup", pricingCycleConfig=MONTHLY,
                              rateCards={"fixedFeeRateCards": [prorated_setup]})
     assert "rateCards.fixedFeeRateCards[0].enableProration" in error and fix in error and "RECURRING" in error
+    assert await row_counts(db) == before  # no plan stored
     plan_id = await plan(client, "Setup", fee("setup", "100", type="ONE_TIME"), fee("base", "30"))
+    before = await row_counts(db)
     error = await call_error(client, "update_price_plan", pricePlanId=plan_id,
                              rateCards={"fixedFeeRateCards": [fee("base", "30"), prorated_setup]})
     assert "rateCards.fixedFeeRateCards[1].enableProration" in error and fix in error
     error = await call_error(client, "calculate_revenue", usage={}, pricePlan={
         "name": "Inline", "pricingCycleConfig": MONTHLY, "rateCards": {"fixedFeeRateCards": [prorated_setup]}})
     assert "pricePlan.rateCards.fixedFeeRateCards[0].enableProration" in error and fix in error
+    assert await row_counts(db) == before  # no DRAFT version stored
     clock.set(at(2026, 1, 10))
     await account(client, "acme", plan_id, iso(2026, 1, 10))
+    before, shown = await row_counts(db), await call(client, "get_account", accountId="acme")
     error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan_id,
                              effectiveFrom=iso(2026, 2, 1), rateCardOverrides={"fixedFeeRateCards": [prorated_setup]})
     assert "rateCardOverrides.fixedFeeRateCards[0].enableProration" in error and fix in error
+    # no association (deal) stored, and the one in effect not cut at 1 February
+    assert await row_counts(db) == before and await call(client, "get_account", accountId="acme") == shown
 
     # A version stored before the check keeps working: a deal on its other card is not refused for it.
     await break_stored_version(db, monkeypatch, plan_id, 1, "{rateCards,fixedFeeRateCards,0,enableProration}", "true")
