@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from conftest import row_counts
 from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
 from mcp_server.scenarios.calls import Calls
 from mcp_server.scenarios.model import MetricExpect
@@ -457,10 +458,13 @@ async def test_archiving_with_a_later_plan_end_is_refused_not_billed_past_the_ar
     clock.set(at(2026, 1, 11))
     # ARCHIVED ends the plan at the archive instant; an effectiveUntil after it asks for another end. Taking that one
     # billed an archived account 31.00 for all of January and 31.00 for February (no usage possible meanwhile).
+    before, shown = await row_counts(db), await call(client, "get_account", accountId="acme")
     error = await call_error(client, "update_account", accountId="acme", status="ARCHIVED",
                              effectiveUntil=iso(2026, 3, 1))
     assert error.startswith("Error executing tool update_account: effectiveUntil:") and "ARCHIVED" in error, error
     assert (await call(client, "get_account", accountId="acme"))["status"] == "ACTIVE"  # nothing changed
+    # neither the plan's end nor anything else: the account reads as before, no row added
+    assert await call(client, "get_account", accountId="acme") == shown and await row_counts(db) == before
 
     # An end at or before the archive instant agrees with it: 1-6 January, 31 × 5/31 = 5.00, nothing after.
     await call(client, "update_account", accountId="acme", status="ARCHIVED", effectiveUntil=iso(2026, 1, 6))
