@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from conftest import row_counts
 from helpers import call, call_error
 
 
@@ -27,14 +28,17 @@ async def _call_api(client: Any, n: int, when: str = "2026-01-05T00:00:00Z") -> 
                                               "accountId": "acme", "attributes": {}})
 
 
-async def test_a_limit_on_a_boolean_feature_is_refused_and_a_metered_feature_needs_one(client) -> None:
+async def test_a_limit_on_a_boolean_feature_is_refused_and_a_metered_feature_needs_one(client, db) -> None:
     """A feature without usageMeterId is BOOLEAN: nothing counts against a featureCreditLimit, so one sent with it
     would be accepted and ignored. A metered feature's limit is what check_entitlement counts against."""
     meter = await call(client, "create_usage_meter", name="api calls", eventSchemaName="api", aggregation="COUNT")
 
     async def refused(card: dict[str, Any]) -> str:
-        return await call_error(client, "create_price_plan", name="Features", pricingCycleConfig={
+        before = await row_counts(db)
+        error = await call_error(client, "create_price_plan", name="Features", pricingCycleConfig={
             "interval": "MONTHLY"}, rateCards={"billingEntitlementRateCards": [card]})
+        assert await row_counts(db) == before  # no plan stored
+        return error
 
     limited_sso = {"featureId": "sso", "featureConfigs": [{"featureCreditLimit": "1"}]}
     error = await refused(limited_sso)
@@ -46,9 +50,12 @@ async def test_a_limit_on_a_boolean_feature_is_refused_and_a_metered_feature_nee
     plan = await call(client, "create_price_plan", name="Features", pricingCycleConfig={"interval": "MONTHLY"},
                       rateCards={"billingEntitlementRateCards": [{"featureId": "sso"}]})
     await call(client, "create_customer", id="cust_acme", name="Acme", account={"id": "acme", "name": "Acme"})
+    before, shown = await row_counts(db), await call(client, "get_account", accountId="acme")
     error = await call_error(client, "update_account", accountId="acme", pricePlanId=plan["id"],
                              rateCardOverrides={"billingEntitlementRateCards": [{**limited_sso, "name": "sso"}]})
     assert "rateCardOverrides.billingEntitlementRateCards[0].featureConfigs" in error and "BOOLEAN" in error
+    # no association (deal) stored: acme is still on no plan
+    assert await row_counts(db) == before and await call(client, "get_account", accountId="acme") == shown
     error = await call_error(client, "calculate_revenue", usage={}, pricePlan={
         "name": "Inline", "pricingCycleConfig": {"interval": "MONTHLY"},
         "rateCards": {"billingEntitlementRateCards": [limited_sso]}})
