@@ -276,7 +276,9 @@ async def test_an_event_of_a_gap_without_plan_is_refused_as_never_billed(client,
     assert sorted((i["startDate"], i["endDate"], i["totalAmount"]) for i in invoices) == [
         (iso(2026, 1, 1), iso(2026, 1, 10), "0.00"), (iso(2026, 2, 1), iso(2026, 3, 1), "0.00")]
 
+    before = await row_counts(db)
     error = await call_error(client, "void_event", accountId="acme", eventId="gap", reason="wrong")
+    assert await row_counts(db) == before  # refused: nothing written, not even an audit record
     # still refused (only events of open periods are voided), but it must not send the caller to a credit note
     # on an invoice that does not exist
     assert "never billed" in error and "no invoice charged it" in error and "nothing to correct" in error
