@@ -21,7 +21,7 @@ from typing import Any
 
 from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT
 from togai_engine.entitlements.schemas import Entitlement
-from togai_engine.invoices.compose import cycle_overage
+from togai_engine.invoices.compose import added_overage
 from togai_engine.pricing.money import parse_decimal
 from togai_engine.wallets.plan_view import rate_cards
 
@@ -91,9 +91,10 @@ def evaluate(
         )
 
 
-def feature_overage(feature: Feature, used: Decimal) -> Decimal:
-    """The overage of a cycle with `used` counted, judged by the feature's limit and overage card, as invoices bill
-    it (0 without an overage card or a limit)."""
+def feature_overage(feature: Feature, through: Decimal, before: Decimal = Decimal(0)) -> Decimal:
+    """The overage the usage taking the feature's cycle from `before` to `through` adds, judged by the feature's
+    limit and overage card, as invoices bill it (0 without an overage card or a limit); `before` 0: the overage of
+    a cycle with `through` counted."""
     if feature.limit is None or not feature.overage:
         return Decimal(0)
-    return cycle_overage(used, feature.limit, feature.overage_limit)
+    return added_overage(through, before, feature.limit, feature.overage_limit)

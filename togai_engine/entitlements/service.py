@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,21 +147,16 @@ async def _cut_overage(session: AsyncSession, found: _Found, features: Sequence[
         so_far[end] = await account_usage(found.conn, found.account_id, meters, start=found.cycle.start, end=end)
     billed: dict[str, Decimal] = {}
     for feature in charged:
-        total = _added_overage(feature, so_far[parts[-1][2]], used)
+        meter = feature.usage_meter_id or ""
+        total = feature_overage(feature, used.get(meter, ZERO), so_far[parts[-1][2]].get(meter, ZERO))
         for by_id, start, end in parts:
             earlier = by_id.get(feature.feature_id)
             if earlier is not None and earlier.metered:
-                total += _added_overage(earlier, so_far[start], so_far[end])
+                meter = earlier.usage_meter_id or ""
+                total = EXACT_QUANTITY_CONTEXT.add(total, feature_overage(
+                    earlier, so_far[end].get(meter, ZERO), so_far[start].get(meter, ZERO)))
         billed[feature.feature_id] = total
     return billed
-
-
-def _added_overage(feature: Feature, before: Mapping[str, Decimal], through: Mapping[str, Decimal]) -> Decimal:
-    """The overage a part of the cycle adds under `feature`'s plan: invoices.compose.overage_quantity."""
-    meter = feature.usage_meter_id or ""
-    with localcontext(EXACT_QUANTITY_CONTEXT):
-        return max(feature_overage(feature, through.get(meter, ZERO)) - feature_overage(feature, before.get(meter, ZERO)),
-                   ZERO)
 
 
 async def _usage(

@@ -373,8 +373,14 @@ def overage_quantity(overage: OveragePricing, through: Decimal, before: Decimal 
     cycle_overage(through) - cycle_overage(before), never below 0 (usage corrections that lower the cycle's usage
     credit nothing, as a net-negative usage line charges 0). For a period that starts its cycle (`before` 0):
     usage past the feature's limit, at most maxQuantity."""
-    return max(EXACT_QUANTITY_CONTEXT.subtract(cycle_overage(through, overage.limit, overage.max_quantity),
-                                               cycle_overage(before, overage.limit, overage.max_quantity)), ZERO)
+    return added_overage(through, before, overage.limit, overage.max_quantity)
+
+
+def added_overage(through: Decimal, before: Decimal, limit: Decimal, max_quantity: Decimal | None) -> Decimal:
+    """overage_quantity judged by a limit and maxQuantity (None: no ceiling), for callers holding no
+    OveragePricing (check_entitlement's usedOverage)."""
+    return max(EXACT_QUANTITY_CONTEXT.subtract(cycle_overage(through, limit, max_quantity),
+                                               cycle_overage(before, limit, max_quantity)), ZERO)
 
 
 def cycle_overage(usage: Decimal, limit: Decimal, max_quantity: Decimal | None) -> Decimal:
