@@ -38,7 +38,8 @@ def compose_period(row: InvoiceRow, plan: PricePlan, associations: list[PlanAsso
         if plan.pricingRules else 0  # only rules read it
     fees = fee_schedule(plan.cycle_config, association.anchor, association.effective_from,
                         association.effective_until, full_cycle, follows, plan_since)
-    windows = row_quota_windows(row, plan, associations) if cycle_overage else None
+    windows = quota_windows(row.account_id, period, full_cycle, _usage_since(associations, association)) \
+        if cycle_overage else None
     return compose_invoice(plan, row.currency, period, full_cycle, quantities.get(window, {}), cut_by_change=cut,
                            licenses=(seats or {}).get(window, {}), cycle_index=index, fees=fees,
                            opening_fees=row.carries_opening_fees, cycle_usage=cycle_usage(quantities, windows))
