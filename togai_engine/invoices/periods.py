@@ -50,7 +50,7 @@ def period_windows(row: InvoiceRow, plan: PricePlan,
     """What quantities_by_window reads for compose_period of `row`: the plan's meters over the period, and its
     overage cards' meters over the quota's cycle before it and through its end (none when the period starts that
     cycle, or its association is gone: compose_period says why)."""
-    wanted = [(row.account_id, row.period_start, row.period_end, plan_meters(plan))]
+    wanted = [(row.account_id, row.period_start, row.period_end, plan.billed_meter_ids)]
     if any(a.id == row.association_id for a in associations):
         wanted += overage_windows(plan, row_quota_windows(row, plan, associations))
     return wanted
@@ -89,11 +89,6 @@ def cycle_usage(quantities: Mapping[Window, Mapping[str, Decimal]], windows: Quo
         return None
     before, through = windows
     return CycleUsage(before[1], quantities.get(before, {}), quantities.get(through, {}))
-
-
-def plan_meters(plan: PricePlan) -> list[str]:
-    """The meters the plan's invoices price: usage cards' and entitlement overage cards' feature meters."""
-    return plan.billed_meter_ids
 
 
 def _association(row: InvoiceRow, associations: list[PlanAssociationRow]) -> PlanAssociationRow:
