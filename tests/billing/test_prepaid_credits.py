@@ -265,3 +265,59 @@ async def test_a_version_moved_from_the_current_cycle_credits_the_cycle_already_
     [resold] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
                 if i["invoiceType"] == "STANDARD_ADVANCED" and i["id"] != advance]
     assert (resold["status"], resold["totalAmount"]) == ("DUE", "70.00")  # February again, 100 × 0.7
+
+
+async def test_credits_paid_after_the_cycle_they_were_bought_for_are_granted_from_the_payment(client, clock) -> None:
+    """Policy (invoices/README.md, "PREPAID credits"): credits paid for once the window they were bought for can pay
+    no invoice any more (the cycle ended and its invoice is DUE) are granted from the payment for the window's
+    length, never expired unused at once: the customer paid for them (Togai grants PREPAID credits "after invoice is
+    paid"; Lago's paid credits and Kong's invoice-funded credits are available from the settlement)."""
+    await acme_on_prepaid_plan(client, clock)
+    [advance] = [i["id"] for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    # January's 100 credits (window 1 January – 1 February, 31 days) paid on 10 February: January's invoice is DUE
+    # since 1 February (no grace period), so in their window they could pay nothing
+    clock.set(at(2026, 2, 10))
+    await call(client, "update_invoice_status", invoiceId=advance, status="PAID")
+    [grant] = (await call(client, "get_wallet_balance", accountId="acme"))["grants"]
+    # 31 days from 10 February: 10 February – 13 March
+    assert (grant["effectiveFrom"], grant["effectiveUntil"], grant["remaining"]) == (
+        "2026-02-10T00:00:00Z", "2026-03-13T00:00:00Z", "100.00")
+    assert await balance(client) == "100.00"
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
+                                              "timestamp": "2026-02-15T00:00:00Z", "attributes": {"tokens": "300"}})
+    clock.set(at(2026, 3, 1))
+    # February: usage 300 × 0.10 = 30.00 + March's credits 80.00 = 110.00; the late-paid credits pay the tokens
+    # line: 30.00 applied, 80.00 due, 100.00 - 30.00 = 70.00 left until 13 March
+    [_, february, _] = await oldest_first(client, "acme")
+    assert (february["totalAmount"], february["creditsApplied"], february["amountDue"]) == ("110.00", "30.00", "80.00")
+    assert await balance(client) == "70.00"
+    clock.set(at(2026, 3, 13))
+    assert await balance(client) == "0.00"  # the other 70.00 expired with the moved window
+
+
+async def test_credits_paid_in_the_grace_period_pay_the_cycle_they_were_bought_for(client, clock) -> None:
+    """Paid after their cycle ended but before its invoice is DUE (grace period), the credits keep the window they
+    were bought for and pay that cycle's invoice; what is left expires after it."""
+    tokens = await tokens_meter(client)
+    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY | {"gracePeriod": 3},
+                       rateCards={"usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}],
+                                  "creditGrantRateCards": [credits_card(
+                                      "100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    [advance] = [i["id"] for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
+                                              "timestamp": "2026-01-10T00:00:00Z", "attributes": {"tokens": "300"}})
+    clock.set(at(2026, 2, 2))  # January ended; its invoice becomes DUE on 4 February
+    await call(client, "update_invoice_status", invoiceId=advance, status="PAID")
+    [grant] = (await call(client, "get_wallet_balance", accountId="acme"))["grants"]
+    assert (grant["effectiveFrom"], grant["effectiveUntil"], grant["remaining"]) == (
+        "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "100.00")
+    clock.set(at(2026, 2, 4))
+    # January: 300 × 0.10 = 30.00 + February's credits 80.00 = 110.00; January's credits pay the tokens line, 30.00;
+    # the other 70.00 expires
+    [january, _] = await oldest_first(client, "acme")
+    assert (january["status"], january["creditsApplied"], january["amountDue"]) == ("DUE", "30.00", "80.00")
+    assert await balance(client) == "0.00"

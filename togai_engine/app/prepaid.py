@@ -11,29 +11,38 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.billing.current import unclosed_periods
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices.credit_notes import credited_on_lines
 from togai_engine.invoices.display import money
 from togai_engine.invoices.models import InvoiceLineRow
 from togai_engine.invoices.sold_credits import PURCHASE_LINE, credits_voided
 from togai_engine.wallets import service as wallets
-from togai_engine.wallets.rate_cards import sold_grant
+from togai_engine.wallets.rate_cards import granted_when_paid, sold_grant
 
 
 async def grant_paid_credits(session: AsyncSession, invoice_id: str, account_id: str, currency: str,
                              now: datetime) -> list[str]:
     """Grants the PREPAID credits the invoice (just marked PAID) sold; returns the new grants' ids. A purchase line
     that credit notes credited (on the DUE invoice) grants only what they left: its credits less credited / value ×
-    credits, as those notes took back (sold_credits.credits_voided); a line credited in full grants nothing."""
+    credits, as those notes took back (sold_credits.credits_voided); a line credited in full grants nothing. Credits
+    paid for after their window could pay any invoice are granted from the payment, for as long (granted_when_paid)."""
     lines = list(await session.scalars(
         select(InvoiceLineRow).where(
             InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None), PURCHASE_LINE)
         .order_by(InvoiceLineRow.position)))
     credited = await credited_on_lines(session, invoice_id, [line.position for line in lines])
-    grants = []
+    sold = []
     for line in lines:
         assert line.details is not None, "a purchase line carries the grant it sold"
-        grant = sold_grant(line.details)
+        sold.append(sold_grant(line.details))
+    # a window that ended can still pay the invoice of a period in its grace period, else its credits are moved (the
+    # schedule is read only then: paying for credits of an open window never depends on the account's plan)
+    ended = any(g.effective_until is not None and g.effective_until <= now for g in sold)
+    unclosed_ends = [end for end, _ in await unclosed_periods(session, account_id, now)] if ended else []
+    grants = []
+    for line, bought in zip(lines, sold, strict=True):
+        grant = granted_when_paid(bought, now, unclosed_ends)
         on_line = credited.get(line.position)
         if on_line:
             withheld = credits_voided(grant.amount, line.value, Decimal(0), on_line, currency)

@@ -12,8 +12,8 @@ A card with invoiceTiming PREPAID issues nothing as the cycle starts: its credit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -123,3 +123,17 @@ def sold_grant(details: Mapping[str, Any]) -> RateCardGrant:
         priority=int(details["priority"]), effective_from=datetime.fromisoformat(details["effectiveFrom"]),
         effective_until=datetime.fromisoformat(until) if until else None, one_time=bool(details["oneTime"]),
         purpose=str(details["purpose"]), applicable_entity_ids=tuple(entities) if entities else None)
+
+
+def granted_when_paid(grant: RateCardGrant, paid_at: datetime, unclosed_ends: Iterable[datetime]) -> RateCardGrant:
+    """The grant a PREPAID sale issues when its invoice is PAID at `paid_at`: the window it was bought for while that
+    window may still pay an invoice (it has not ended, or it was valid through a period whose invoice is not DUE yet:
+    `unclosed_ends`, the ends of the account's periods in their grace period), else the same length from the
+    payment, so credit paid for late is never expired unused at once (invoices/README.md, "PREPAID credits")."""
+    start, until = grant.effective_from, grant.effective_until
+    if until is None or until > paid_at or any(start < end <= until for end in unclosed_ends):
+        return grant
+    moved = paid_at + (until - start)
+    return replace(grant, effective_from=paid_at, effective_until=moved, purpose=(
+        f"{grant.purpose} (bought for {start.date().isoformat()} – {until.date().isoformat()}, paid after it ended: "
+        f"granted {paid_at.date().isoformat()} – {moved.date().isoformat()})"))
