@@ -195,3 +195,31 @@ async def test_argument_errors_name_the_field_in_plain_words(client):
     assert "errors.pydantic.dev" not in unknown
     too_big = await call_error(client, "list_accounts", pageSize=1000)
     assert "pageSize: Input should be less than or equal to 100" in too_big
+
+
+async def test_a_customer_whose_accounts_are_all_archived_is_archived(client):
+    """A customer's status (get_customer, list_customers) is ARCHIVED once it has accounts and every one is
+    ARCHIVED, ACTIVE again when one is set ACTIVE or a new account is created (customers/README.md; Togai archives a
+    customer with its accounts, DELETE /customers/{id})."""
+    await call(client, "create_customer", id="c9", name="Initech", account={"id": "i1", "name": "Initech main"})
+    await call(client, "create_account", id="i2", customerId="c9", name="Initech labs")
+
+    async def statuses() -> tuple[str, list[str]]:
+        got = await call(client, "get_customer", customerId="c9")
+        listed = [c["status"] for c in (await call(client, "list_customers", pageSize=100))["data"] if c["id"] == "c9"]
+        return got["status"], listed
+
+    await call(client, "update_account", accountId="i1", status="ARCHIVED")
+    assert await statuses() == ("ACTIVE", ["ACTIVE"])  # i2 is still ACTIVE
+    await call(client, "update_account", accountId="i2", status="ARCHIVED")
+    assert await statuses() == ("ARCHIVED", ["ARCHIVED"])
+    updated = await call(client, "update_customer", customerId="c9", name="Initech Ltd")
+    assert updated["status"] == "ARCHIVED"
+    await call(client, "update_account", accountId="i1", status="ACTIVE")
+    assert await statuses() == ("ACTIVE", ["ACTIVE"])
+    await call(client, "update_account", accountId="i1", status="ARCHIVED")
+    await call(client, "create_account", id="i3", customerId="c9", name="Initech new")
+    assert await statuses() == ("ACTIVE", ["ACTIVE"])
+    # a customer with no account is ACTIVE
+    await call(client, "create_customer", id="c10", name="Empty")
+    assert (await call(client, "get_customer", customerId="c10"))["status"] == "ACTIVE"

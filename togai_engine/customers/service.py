@@ -17,6 +17,7 @@ from togai_engine.customers.models import CustomerRow
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
 from togai_engine.errors import Conflict, NotFound
 
+ARCHIVED = "ARCHIVED"
 FIELD_OF_COLUMN = {"primary_email": "primaryEmail", "metadata_": "metadata"}  # as the caller names them
 
 
@@ -36,22 +37,25 @@ def _profile(data: CustomerCreate | CustomerUpdate, prefix: str = "") -> dict[st
     return values
 
 
-async def _account_ids(session: AsyncSession, customer_id: str) -> list[str]:
-    rows = await session.scalars(
-        select(AccountRow.id).where(AccountRow.customer_id == customer_id).order_by(AccountRow.seq)
+async def _accounts(session: AsyncSession, customer_id: str) -> list[tuple[str, str]]:
+    rows = await session.execute(
+        select(AccountRow.id, AccountRow.status).where(AccountRow.customer_id == customer_id).order_by(AccountRow.seq)
     )
-    return list(rows)
+    return [(account_id, status) for account_id, status in rows]
 
 
-def _to_schema(row: CustomerRow, account_ids: list[str]) -> Customer:
+def _to_schema(row: CustomerRow, accounts: list[tuple[str, str]]) -> Customer:
+    """The customer with its accounts ((id, status), oldest first): ARCHIVED once it has accounts and every one is
+    ARCHIVED (README), else its stored status."""
+    archived = bool(accounts) and all(status == ARCHIVED for _, status in accounts)
     return Customer(
         id=row.id,
         name=row.name,
         primaryEmail=row.primary_email,
         address=Address(**row.address) if row.address else None,
         metadata=row.metadata_,
-        status=row.status,  # type: ignore[arg-type]
-        accountIds=account_ids,
+        status=ARCHIVED if archived else row.status,  # type: ignore[arg-type]
+        accountIds=[account_id for account_id, _ in accounts],
         createdAt=row.created_at,
         updatedAt=row.updated_at,
     )
@@ -79,7 +83,7 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> tuple[
                 f"customer {customer_id!r} already exists with different {', '.join(differing)}; "
                 "use update_customer to change it, or choose another id"
             )
-    return _to_schema(row, await _account_ids(session, customer_id)), inserted is not None
+    return _to_schema(row, await _accounts(session, customer_id)), inserted is not None
 
 
 async def get_row(session: AsyncSession, customer_id: str, *, lock: bool = False) -> CustomerRow:
@@ -93,15 +97,17 @@ async def get_row(session: AsyncSession, customer_id: str, *, lock: bool = False
 
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
-    # One round trip: the row and its account ids together (a hot read; each round trip ~0.2-0.5 ms).
-    account_ids = func.array(
-        select(AccountRow.id).where(AccountRow.customer_id == CustomerRow.id).order_by(AccountRow.seq)
-        .scalar_subquery())
-    found = (await session.execute(select(CustomerRow, account_ids).where(CustomerRow.id == customer_id))).first()
+    # One round trip: the row and its accounts together (a hot read; each round trip ~0.2-0.5 ms).
+    def accounts(column: Any) -> Any:
+        return func.array(
+            select(column).where(AccountRow.customer_id == CustomerRow.id).order_by(AccountRow.seq).scalar_subquery())
+
+    found = (await session.execute(select(CustomerRow, accounts(AccountRow.id), accounts(AccountRow.status))
+                                   .where(CustomerRow.id == customer_id))).first()
     if found is None:
         await get_row(session, customer_id)  # raises NotFound with its message
     assert found is not None
-    return _to_schema(found[0], list(found[1]))
+    return _to_schema(found[0], list(zip(found[1], found[2], strict=True)))
 
 
 async def update_customer(session: AsyncSession, customer_id: str, data: CustomerUpdate) -> Customer:
@@ -112,17 +118,17 @@ async def update_customer(session: AsyncSession, customer_id: str, data: Custome
         setattr(row, key, value)
     row.updated_at = await session.scalar(select(func.now()))
     await session.flush()
-    return _to_schema(row, await _account_ids(session, customer_id))
+    return _to_schema(row, await _accounts(session, customer_id))
 
 
 async def list_customers(session: AsyncSession, page_size: int | None, next_token: str | None) -> Page[Customer]:
     rows, token = await fetch_page(session, select(CustomerRow), CustomerRow.seq, "customers", page_size, next_token)
-    accounts: dict[str, list[str]] = {row.id: [] for row in rows}
+    accounts: dict[str, list[tuple[str, str]]] = {row.id: [] for row in rows}
     if rows:
-        for cid, aid in await session.execute(
-            select(AccountRow.customer_id, AccountRow.id)
+        for cid, aid, status in await session.execute(
+            select(AccountRow.customer_id, AccountRow.id, AccountRow.status)
             .where(AccountRow.customer_id.in_(list(accounts)))
             .order_by(AccountRow.seq)
         ):
-            accounts[cid].append(aid)
+            accounts[cid].append((aid, status))
     return Page[Customer](data=[_to_schema(r, accounts[r.id]) for r in rows], nextToken=token)
