@@ -5,12 +5,16 @@ rule). The plan: Growth, 0.10 a token and a platform fee of 31.00 a month; Acme'
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 
 from conftest import row_counts
 from helpers import call, call_error, iso, tokens_meter
+from togai_engine.accounts.schemas import AccountCreate
+from togai_engine.app import accounts as app_accounts
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -229,3 +233,39 @@ async def test_the_inline_account_of_create_customer_replays_the_same_way(client
     assert error.startswith("account.effectiveFrom: "), error
     assert await row_counts(db) == before and await audit_rows(db) == audited
     assert await associations(db, "globex") == stored
+
+
+async def test_the_same_creation_twice_at_once_creates_once_and_replays_the_first(client, db) -> None:
+    """Two create_account calls with one id at once (the second begun while the first has not committed): the second
+    waits for the first's row, then replays it: one account, one plan association, one id handle."""
+    plan_id, _ = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    data = AccountCreate(id="acme", customerId="cust_acme", name="Acme", pricePlanId=plan_id,
+                         effectiveFrom=iso(2026, 1, 1))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first_wrote, let_go = asyncio.Event(), asyncio.Event()
+
+    async def first() -> tuple[Any, bool]:
+        async with db.unit_of_work() as session:
+            result = await app_accounts.create_account(session, data, now)
+            first_wrote.set()
+            await let_go.wait()  # not committed yet while the second starts
+            return result
+
+    async def second() -> tuple[Any, bool]:
+        await first_wrote.wait()
+        async with db.unit_of_work() as session:
+            return await app_accounts.create_account(session, data, now)
+
+    creating = asyncio.create_task(first())
+    replaying = asyncio.create_task(second())
+    await asyncio.sleep(0.5)
+    assert not replaying.done()  # waits for the first's row
+    let_go.set()
+    (made, created), (replayed, created_again) = await asyncio.wait_for(asyncio.gather(creating, replaying), 30)
+    assert (created, created_again) == (True, False) and replayed == made
+    assert [row[0] for row in await associations(db, "acme")] == [plan_id]
+    async with db.unit_of_work() as session:
+        handles = list(await session.scalars(text("SELECT handle FROM account_handles WHERE account_id = 'acme'")))
+    assert handles == ["acme"]
+
