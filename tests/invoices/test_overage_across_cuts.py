@@ -190,9 +190,9 @@ async def test_a_change_between_plans_with_different_limits_judges_each_unit_und
     await _lab_and_revenue_agree(client, "up", [high, low], ["40.00", "0.00"], {5: "40.00"})
 
 
-async def _a_then_b_billing_late_usage(client: Any, clock: Any) -> None:
-    """Acme on A (limit 100, overage 1.00) from 1 January with 120 tokens on the 5th, then on B (limit 100, overage
-    2.00) from the cut; both bill late usage on the next invoice. The clock is left on 21 January."""
+async def _a_then_b_billing_late_usage(client: Any, clock: Any, on_a: str = "120") -> list[str]:
+    """Acme on A (limit 100, overage 1.00) from 1 January with `on_a` tokens on the 5th, then on B (limit 100,
+    overage 2.00) from the cut; both bill late usage on the next invoice. The clock is left on 21 January."""
     meter = await tokens_meter(client)
     plans = []
     for name, rate in (("A", "1.00"), ("B", "2.00")):
@@ -202,10 +202,11 @@ async def _a_then_b_billing_late_usage(client: Any, clock: Any) -> None:
         plans.append(str(plan["id"]))
     await _account(client, "acme", plans[0])
     clock.set(at(2026, 1, 10))
-    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), on_a)
     clock.set(at(2026, 1, 16))
     await call(client, "update_account", accountId="acme", pricePlanId=plans[1], effectiveFrom=CUT)
     clock.set(at(2026, 1, 21))
+    return plans
 
 
 async def test_late_usage_recomposes_each_part_from_the_cycle_usage_it_was_billed_on(client, clock) -> None:
@@ -282,3 +283,92 @@ async def test_a_deal_that_no_longer_validates_before_the_cut_fails_only_its_acc
         error = await call_error(client, tool, accountId="acme", **arguments)
         assert "account 'acme' has a deal" in error and "'0.05 USD' is not a decimal" in error
     assert await _check(client, "other") == ("110", "100", "10", "40")  # 110 - 100 = 10; 150 - 110 = 40 left
+
+
+async def _late_lines(client: Any, account: str, start: str) -> list[tuple[str, str, int, list[str]]]:
+    """(period start, value, eventCount, eventIds) of the late-usage lines of `account`'s invoice starting `start`."""
+    page = await call(client, "list_invoices", accountId=account, pageSize=100)
+    invoice = await call(client, "get_invoice", invoiceId=next(i["id"] for i in page["data"] if i["startDate"] == start))
+    return [(li["details"]["periodStart"], li["value"], li["details"]["eventCount"], li["details"]["eventIds"])
+            for li in invoice["lineItems"] if li["type"] == "LATE_USAGE_AMOUNT"]
+
+
+async def _eighty_then_thirty_billed(client: Any, clock: Any) -> list[str]:
+    """A with 80 tokens, B with 30, both parts of January DUE on 3 February (the clock is left there). -> the plans"""
+    plans = await _a_then_b_billing_late_usage(client, clock, on_a="80")
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "30")
+    clock.set(at(2026, 2, 3))
+    assert await _january(client, "acme") == [
+        (JAN, "DUE", Decimal(0), "0.00", False),  # A: f(80) - f(0) = 0 - 0 = 0
+        (CUT, "DUE", Decimal(10), "20.00", False),  # B: f(80 + 30) - f(80) = 10 - 0 = 10 × 2.00
+    ]
+    return plans
+
+
+async def test_late_usage_of_an_earlier_part_corrects_a_later_part_it_moves(client, clock) -> None:
+    plans = await _eighty_then_thirty_billed(client, clock)
+    # 20 tokens late in A's part: the cycle's usage before B is 100 now, so all 30 of B's units are past the limit
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "20")
+    assert await _late_lines(client, "acme", FEB) == [
+        # A again: f(100) - f(0) = 0, 0.00 invoiced: unchanged
+        ("2026-01-01T00:00:00+00:00", "0.00", 1, ["late-a"]),
+        # B again, on the cycle's usage now: f(130) - f(100) = 30 × 2.00 = 60.00, 20.00 invoiced: 40.00, though B
+        # received no late event (the cycle's 30 overage units are billed once: 0 on A, 30 on B)
+        ("2026-01-16T00:00:00+00:00", "40.00", 0, []),
+    ]
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    ids = {i["startDate"]: i["id"] for i in page["data"]}
+    draft = await call(client, "get_invoice", invoiceId=ids[FEB])
+    [moved] = [li for li in draft["lineItems"] if li["type"] == "LATE_USAGE_AMOUNT" and li["details"]["eventCount"] == 0]
+    assert moved["details"]["sourceInvoiceId"] == ids[CUT] and moved["details"]["movedBy"] == [ids[JAN]]
+    assert moved["description"] == (
+        "Period 2026-01-16 – 2026-02-01 (invoice INV-000002) recomposed: late usage of an earlier period of its "
+        "quota cycle (invoice INV-000001) changed the cycle's usage before it; no late events of its own")
+    # get_account owes what the DRAFT bills: 0.00 + 40.00
+    pending = (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"]
+    assert [(p["invoiceId"], p["eventCount"], p["amount"]) for p in pending["periods"]] == [
+        (ids[JAN], 1, "0.00"), (ids[CUT], 0, "40.00")]
+    assert (pending["total"], pending["billedOn"]) == ("40.00", ids[FEB])
+    # REVENUE: B's period never shows more than its invoice charged (20.00 on the 20th); the 40.00 is February's
+    daily = await call(client, "get_metrics", startTime=JAN, endTime=FEB, metricQueries=[{
+        "id": "r", "name": "REVENUE", "aggregationPeriod": "DAY",
+        "filters": [{"fieldName": "ACCOUNT_ID", "fieldValues": ["acme"]}]}])
+    [series] = daily["results"][0]["data"]
+    assert {day + 1: value for day, value in enumerate(series["metricValues"]) if Decimal(value)} == {20: "20.00"}
+
+    # February closes with both lines: its own overage 0.00 (no February usage) + 0.00 + 40.00
+    clock.set(at(2026, 3, 3))
+    february = await call(client, "get_invoice", invoiceId=ids[FEB])
+    assert (february["status"], february["totalAmount"]) == ("DUE", "40.00")
+    # the lab compares B on what was charged for it, its own 20.00 and February's 40.00 line: 60.00, what B's plan
+    # prices on all its usage, f(130) - f(100) = 30 × 2.00, whether A's period is selected too or not
+    for start, actual in ((JAN, ["0.00", "60.00"]), (CUT, ["60.00"])):
+        result = await call(client, "simulate_price_plan", candidates=plans, accountIds=["acme"], startTime=start,
+                            endTime=FEB)
+        [priced] = result["accounts"]
+        assert [c["actual"] for c in priced["cycles"]] == actual
+        assert [c["candidates"][plans.index(c["pricePlanId"])]["amount"] for c in priced["cycles"]] == actual
+    # 5 tokens late in B's own part: B again, f(135) - f(100) = 35 × 2.00 = 70.00, less the 20.00 invoiced and the
+    # 40.00 February's line settled: 10.00 (that line billed A's events, not B's, and still counts as settled)
+    await _tokens(client, "acme", "late-b", iso(2026, 1, 25), "5")
+    assert await _late_lines(client, "acme", iso(2026, 3, 1)) == [("2026-01-16T00:00:00+00:00", "10.00", 1, ["late-b"])]
+
+
+async def test_voiding_a_later_parts_own_late_event_keeps_what_an_earlier_parts_moves(client, clock) -> None:
+    await _eighty_then_thirty_billed(client, clock)
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "20")
+    await _tokens(client, "acme", "late-b", iso(2026, 1, 25), "5")
+    assert await _late_lines(client, "acme", FEB) == [
+        ("2026-01-01T00:00:00+00:00", "0.00", 1, ["late-a"]),  # A: f(100) - f(0) = 0
+        ("2026-01-16T00:00:00+00:00", "50.00", 1, ["late-b"]),  # B: f(135) - f(100) = 35 × 2.00 = 70.00 - 20.00
+    ]
+    await call(client, "void_event", accountId="acme", eventId="late-b", reason="sent twice")
+    # B keeps a line for what A's late usage moves: f(130) - f(100) = 30 × 2.00 = 60.00 - 20.00 = 40.00
+    assert await _late_lines(client, "acme", FEB) == [
+        ("2026-01-01T00:00:00+00:00", "0.00", 1, ["late-a"]),
+        ("2026-01-16T00:00:00+00:00", "40.00", 0, []),
+    ]
+    await call(client, "void_event", accountId="acme", eventId="late-a", reason="sent twice")
+    # nothing late is left: January's parts are as invoiced
+    assert await _late_lines(client, "acme", FEB) == []
+    assert (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"] is None

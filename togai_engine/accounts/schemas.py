@@ -78,7 +78,8 @@ class PendingLatePeriod(Model):
     invoiceSequenceId: str | None = None
     periodStart: datetime
     periodEnd: datetime
-    eventCount: int
+    eventCount: int = Field(description="its late events; 0 for a later period of the same quota cycle whose "
+                                        "entitlement overage the earlier periods' late usage moves (invoices README)")
     amount: Decimal | None = Field(description="what the next invoice bills for this period (its late-usage line), "
                                                "in the section's currency; null when it cannot be priced (`problem`)")
     description: str | None = Field(default=None, description="that line's description: says when a difference "

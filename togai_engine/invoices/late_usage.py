@@ -11,14 +11,17 @@ difference counts as settled (left to that credit note), as does one not billed 
 the lines it will carry (`late_usage_lines`); the bill run computes them the same way and `claim`s the events
 for the invoice it closes, holding the billing watermark that ingest takes before it records a late event, so
 each late event is billed once. Until then it is owed and not invoiced: get_account shows it
-(`pending_for_account`), with the invoice that carries it or why none does.
+(`pending_for_account`), with the invoice that carries it or why none does. Late events of a period also move the
+entitlement overage of every later invoiced period of the same quota cycle (based on the cycle's usage before it,
+invoices README "Overage across a cut"): such a period gets a line too when its difference is not 0, with no
+events of its own (`_moved`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
@@ -126,11 +129,15 @@ async def forget_pending(conn: Any, keys: Sequence[tuple[str, str]]) -> None:
 
 @dataclass(frozen=True)
 class Pending:
-    """Late events of one invoiced period, not billed yet."""
+    """Late events of one invoiced period, not billed yet; or none (`count` 0), for a later invoiced period of the
+    same quota cycle whose entitlement overage they move (`moved_by`)."""
 
     source_id: str
     count: int
     event_ids: tuple[str, ...]  # the first MAX_LISTED_EVENTS, by event time
+    # the invoiced periods whose pending late events fall in this period's quota cycle before it, so move the cycle
+    # usage its overage was based on (README, "Overage across a cut"), by period
+    moved_by: tuple[str, ...] = ()
 
 
 @dataclass
@@ -140,21 +147,52 @@ class LateLines:
 
 
 async def pending_late_usage(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, list[Pending]]:
-    """Account id -> its late events waiting for its next invoice, by invoiced period (absent: none; one
-    probe of the pending index when there are none)."""
+    """Account id -> its late events waiting for its next invoice, by invoiced period, and the later invoiced periods
+    of their quota cycles whose overage they move (`_moved`), by period start (absent: none; one probe of the pending
+    index when there are none)."""
     ids = sorted(set(account_ids))
     if not ids:
         return {}
     rows = await session.execute(text(
-        "SELECT account_id, source_invoice_id, count(*) AS n, "
-        f"(array_agg(event_id ORDER BY event_time, event_id))[1:{MAX_LISTED_EVENTS}] AS listed "
-        "FROM late_usage_events WHERE account_id = ANY(:ids) AND invoice_id IS NULL "
-        "GROUP BY account_id, source_invoice_id ORDER BY account_id, min(event_time), source_invoice_id"),
+        "SELECT l.account_id, l.source_invoice_id, count(*) AS n, "
+        f"(array_agg(l.event_id ORDER BY l.event_time, l.event_id))[1:{MAX_LISTED_EVENTS}] AS listed, "
+        "min(i.period_start) AS period_start "
+        "FROM late_usage_events l JOIN invoices i ON i.id = l.source_invoice_id "
+        "WHERE l.account_id = ANY(:ids) AND l.invoice_id IS NULL GROUP BY l.account_id, l.source_invoice_id"),
         {"ids": ids})
-    pending: dict[str, list[Pending]] = defaultdict(list)
-    for account_id, source_id, count, listed in rows.tuples():
-        pending[account_id].append(Pending(source_id, count, tuple(listed)))
-    return dict(pending)
+    found: dict[str, dict[str, tuple[datetime, Pending]]] = defaultdict(dict)
+    for account_id, source_id, count, listed, start in rows.tuples():
+        found[account_id][source_id] = (start, Pending(source_id, count, tuple(listed)))
+    if not found:
+        return {}
+    for account_id, moved_id, start, moved_by in await _moved(session, sorted(found)):
+        own = found[account_id].get(moved_id)
+        found[account_id][moved_id] = (start, replace(own[1], moved_by=moved_by) if own is not None
+                                       else Pending(moved_id, 0, (), moved_by))
+    return {account_id: [item for _, item in sorted(items.values(), key=lambda e: (e[0], e[1].source_id))]
+            for account_id, items in found.items()}
+
+
+async def _moved(session: AsyncSession, account_ids: list[str]) -> list[tuple[str, str, datetime, tuple[str, ...]]]:
+    """(account id, invoice id, its period start, the invoices of the periods moving it) of each DUE or PAID invoice of
+    the accounts whose entitlement overage was based on its quota cycle's usage before its period (an overage line
+    with `cycleUsage`, README "Overage across a cut") and whose cycle, before the period, holds pending late events:
+    they raise (or lower) the usage its overage was based on, so its recomposition moves with no late event of its
+    own."""
+    rows = await session.execute(text(
+        "SELECT DISTINCT i.account_id, i.id, i.period_start, s.id AS source_id, s.period_start AS source_start "
+        "FROM invoices i "
+        "JOIN invoice_lines o ON o.invoice_id = i.id AND o.parent_position IS NULL AND o.line_type = :overage "
+        "AND o.details->>'cycleUsage' IS NOT NULL "
+        "JOIN late_usage_events l ON l.account_id = i.account_id AND l.invoice_id IS NULL "
+        "AND l.event_time >= CAST(o.details->>'cycleStart' AS timestamptz) AND l.event_time < i.period_start "
+        "JOIN invoices s ON s.id = l.source_invoice_id "
+        "WHERE i.account_id = ANY(:ids) AND i.status IN ('DUE', 'PAID') AND i.invoice_type = 'STANDARD'"),
+        {"ids": account_ids, "overage": OVERAGE_LINE})
+    moved: dict[tuple[str, str, datetime], list[tuple[datetime, str]]] = defaultdict(list)
+    for account_id, invoice_id, start, source_id, source_start in rows.tuples():
+        moved[(account_id, invoice_id, start)].append((source_start, source_id))
+    return [(*key, tuple(source_id for _, source_id in sorted(sources))) for key, sources in sorted(moved.items())]
 
 
 async def next_drafts(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, str]:
@@ -177,7 +215,7 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
     source_ids = sorted({p.source_id for items in waiting.values() for p in items})
     sources = {row.id: row for row in await session.scalars(
         select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
-    settled = await _settled(session, source_ids)
+    settled = await _settled(session, list(sources.values()))
     on_invoice = await _invoiced_quantities(session, source_ids)
     plans = await plans_by_association(session, {row.association_id for row in sources.values()})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
@@ -210,8 +248,11 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
                     as_billed |= {quota[0]: billed.cycle_before, quota[1]: billed.cycle_through}
                 invoiced = compose_period(source, plan, associations[account_id], as_billed, seats=seats,
                                           cycle_overage=cycle_overage)
-                lines.append(_line(source, item, recomposed, invoiced.total, settled[source.id],
-                                   billed.usage, currencies[account_id]))
+                line = _line(source, item, recomposed, invoiced.total, settled[source.id], billed.usage,
+                             currencies[account_id], [sources[s] for s in item.moved_by])
+                # a period with no late events of its own gets a line only when the earlier ones moved its charge
+                if item.count or Decimal((line.details or {})["difference"]) != 0:
+                    lines.append(line)
         except Exception as exc:  # one account's bad data must not fail the others' invoices
             result.problems[account_id] = exc
             continue
@@ -237,6 +278,8 @@ async def pending_for_account(session: AsyncSession, account_id: str, currency: 
     periods = []
     for item in items:
         source, line = sources[item.source_id], lines.get(item.source_id)
+        if not item.count and line is None:
+            continue  # a period the late usage before it does not move (or that cannot be priced: `problem`)
         periods.append(PendingLatePeriod(
             invoiceId=source.id, invoiceSequenceId=invoice_number(source.sequence_number),
             periodStart=source.period_start, periodEnd=source.period_end, eventCount=item.count,
@@ -272,11 +315,20 @@ async def _why_no_invoice(session: AsyncSession, account_id: str, now: datetime)
 
 
 async def with_late_events(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
-    """The invoices among `invoice_ids` whose period received late events (billed or pending)."""
+    """The invoices among `invoice_ids` whose period received late events (billed or pending), or whose entitlement
+    overage was based on a quota cycle that received some before the period (they move it as `_moved` says)."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return set()
-    return set(await session.scalars(select(L.source_invoice_id).distinct().where(L.source_invoice_id.in_(ids))))
+    own = set(await session.scalars(select(L.source_invoice_id).distinct().where(L.source_invoice_id.in_(ids))))
+    moved = set(await session.scalars(text(
+        "SELECT DISTINCT i.id FROM invoices i "
+        "JOIN invoice_lines o ON o.invoice_id = i.id AND o.parent_position IS NULL AND o.line_type = :overage "
+        "AND o.details->>'cycleUsage' IS NOT NULL "
+        "WHERE i.id = ANY(:ids) AND EXISTS (SELECT 1 FROM late_usage_events l WHERE l.account_id = i.account_id "
+        "AND l.event_time >= CAST(o.details->>'cycleStart' AS timestamptz) AND l.event_time < i.period_start)"),
+        {"ids": ids, "overage": OVERAGE_LINE}))
+    return own | moved
 
 
 async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) -> dict[str, Decimal]:
@@ -286,8 +338,9 @@ async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) ->
     if not ids:
         return {}
     carriers = select(L.invoice_id).distinct().where(L.invoice_id.in_(ids))
+    accounts = select(InvoiceRow.account_id).distinct().where(InvoiceRow.id.in_(ids))
     adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for invoice_id, details, value in await _late_lines_on(session, _billed_for(ids), carriers):
+    for invoice_id, details, value in await _late_lines_on(session, _billed_for(accounts), carriers):
         if invoice_id in ids:
             adjustments[invoice_id] = EXACT_MONEY_CONTEXT.subtract(adjustments[invoice_id], value)
         source_id = (details or {}).get("sourceInvoiceId")
@@ -306,20 +359,24 @@ async def claim(conn: Any, invoice_of_account: Mapping[str, str]) -> None:
             list(invoice_of_account), list(invoice_of_account.values()))
 
 
-async def _settled(session: AsyncSession, source_ids: list[str]) -> dict[str, Decimal]:
+async def _settled(session: AsyncSession, sources: list[InvoiceRow]) -> dict[str, Decimal]:
     """Source invoice id -> the differences earlier late-usage lines of its period settled: billed, or left to a
-    credit note or to invoicing by hand (whatever their invoice's status: a voided one was decided on)."""
-    settled = dict.fromkeys(source_ids, ZERO)
-    for _, details, _ in await _late_lines_on(session, _billed_for(source_ids)):
+    credit note or to invoicing by hand (whatever their invoice's status: a voided one was decided on). A line for the
+    period may be on an invoice that billed only late events of an earlier period (which moved its overage), so every
+    invoice that billed late events of the account is read."""
+    settled = dict.fromkeys((row.id for row in sources), ZERO)
+    for _, details, _ in await _late_lines_on(session, _billed_for({row.account_id for row in sources})):
         source_id = (details or {}).get("sourceInvoiceId")
         if source_id in settled:
             settled[source_id] = EXACT_MONEY_CONTEXT.add(settled[source_id], Decimal(details["difference"]))
     return settled
 
 
-def _billed_for(source_ids: list[str]) -> Select[tuple[str | None]]:
-    """The invoices that billed late events of the periods of `source_ids`."""
-    return select(L.invoice_id).distinct().where(L.source_invoice_id.in_(source_ids), L.invoice_id.is_not(None))
+def _billed_for(account_ids: Iterable[str] | Select[tuple[str]]) -> Select[tuple[str | None]]:
+    """The invoices that billed late events of the accounts: the only ones with late-usage lines, a line for a period
+    being on one that billed its late events or those of an earlier period of its quota cycle (`_moved`)."""
+    accounts = account_ids if isinstance(account_ids, Select) else sorted(set(account_ids))
+    return select(L.invoice_id).distinct().where(L.account_id.in_(accounts), L.invoice_id.is_not(None))
 
 
 async def _late_lines_on(session: AsyncSession,
@@ -366,12 +423,23 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
 
 
 def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, invoiced: Decimal,
-          settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str) -> ComposedLine:
+          settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str,
+          moved_by: Sequence[InvoiceRow] = ()) -> ComposedLine:
     number = invoice_number(source.sequence_number) or source.id
     difference = EXACT_MONEY_CONTEXT.subtract(EXACT_MONEY_CONTEXT.subtract(recomposed.total, invoiced), settled)
-    events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
-    description = (f"Usage of period {_instant(source.period_start)} – {_instant(source.period_end)} received "
-                   f"after it closed (invoice {number}): {events}")
+    period = f"{_instant(source.period_start)} – {_instant(source.period_end)}"
+    earlier = ""
+    if moved_by:
+        numbers = ", ".join(invoice_number(row.sequence_number) or row.id for row in moved_by)
+        earlier = (f"late usage of {'earlier periods' if len(moved_by) > 1 else 'an earlier period'} of its quota "
+                   f"cycle (invoice{'s' if len(moved_by) > 1 else ''} {numbers}) changed the cycle's usage before it")
+    if pending.count:
+        events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
+        description = f"Usage of period {period} received after it closed (invoice {number}): {events}"
+        if earlier:
+            description = f"{description}; {earlier} too"
+    else:
+        description = f"Period {period} (invoice {number}) recomposed: {earlier}; no late events of its own"
     value = difference
     if source.status == "VOID":
         value, description = ZERO, f"{description}; not billed: invoice {number} was voided"
@@ -392,6 +460,7 @@ def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, inv
             "sourceInvoiceId": source.id, "sourceInvoiceNumber": invoice_number(source.sequence_number),
             "periodStart": source.period_start.isoformat(), "periodEnd": source.period_end.isoformat(),
             "eventCount": pending.count, "eventIds": list(pending.event_ids),
+            **({"movedBy": [row.id for row in moved_by]} if moved_by else {}),
             "recomposedTotal": str(recomposed.total), "invoicedTotal": str(invoiced),
             "settledByEarlierLines": str(settled), "difference": str(difference),
             "quantities": {meter: {"onInvoice": str(quantities_invoiced.get(meter, ZERO)), "now": str(quantity)}
