@@ -348,6 +348,10 @@ async def test_late_usage_of_an_earlier_part_corrects_a_later_part_it_moves(clie
         [priced] = result["accounts"]
         assert [c["actual"] for c in priced["cycles"]] == actual
         assert [c["candidates"][plans.index(c["pricePlanId"])]["amount"] for c in priced["cycles"]] == actual
+    # late-a is billed now and cannot be voided: the refusal names both lines its usage is charged on, A's 0.00
+    # (line 2, after February's overage line) and B's 40.00 (line 3), where a credit note would go
+    error = await call_error(client, "void_event", accountId="acme", eventId="late-a", reason="sent twice")
+    assert f"invoice {ids[FEB]!r}" in error and "lines 2 and 3" in error and "nothing was voided" in error
     # 5 tokens late in B's own part: B again, f(135) - f(100) = 35 × 2.00 = 70.00, less the 20.00 invoiced and the
     # 40.00 February's line settled: 10.00 (that line billed A's events, not B's, and still counts as settled)
     await _tokens(client, "acme", "late-b", iso(2026, 1, 25), "5")

@@ -13,8 +13,9 @@ correct it (a credit note); one there in no invoiced period (a gap no plan cover
 NOT_BILLED_NO_PLAN) is refused as never billed, with nothing to correct. One stored NOT_BILLED_CYCLE_CLOSED
 was never billed: refused too. One stored ACCEPTED_LATE that no invoice has billed yet (its late-usage line
 waits for the account's next invoice) can be voided: it leaves the pending late usage, so that line does not
-bill it; once billed, it is refused, naming the late-usage line of the invoice that billed it (the credit note
-goes there, not on its period's invoice; none when that invoice is VOID: nothing is owed).
+bill it; once billed, it is refused, naming the late-usage lines of the invoice that billed it (its period's, and
+those of later periods of its quota cycle whose overage its usage moved: the credit note goes there, not on its
+period's invoice; none when that invoice is VOID: nothing is owed).
 
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
@@ -255,11 +256,16 @@ async def _closed_message(conn: Any, target: _Target, closed_before: datetime, s
     late = await _late_line_of(conn, target)
     if late is not None:
         # billed as late usage: the charge is on the next invoice's late-usage line, not on its period's invoice
+        # its usage may also have moved later periods of its quota cycle, billed on their own lines (late_usage._moved)
         number = invoice_number(late["sequence_number"]) or late["id"]
+        numbers = list(late["lines"])
+        where = f"line {numbers[0]}" if len(numbers) == 1 else \
+            f"lines {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
         fix = _fix(late["id"], late["status"],
-                   f"that line (create_credit_note, invoiceId {late['id']!r}, lineNumber {late['line']})")
+                   f"{'that line' if len(numbers) == 1 else 'those lines'} (create_credit_note, invoiceId "
+                   f"{late['id']!r}, lineNumber {' or '.join(map(str, numbers))})")
         return (f"{event} ({target.event_time.isoformat()}) arrived after its billing period was invoiced and was "
-                f"billed as late usage on invoice {late['id']!r} ({number}, {late['status']}), line {late['line']}; "
+                f"billed as late usage on invoice {late['id']!r} ({number}, {late['status']}), {where}; "
                 f"an invoiced amount never changes, so the event cannot be voided. {fix}; nothing was voided")
     invoice = await conn.fetchrow(
         "SELECT id, status FROM invoices WHERE account_id = $1 AND period_start <= $2 AND period_end > $2 "
@@ -279,14 +285,17 @@ async def _closed_message(conn: Any, target: _Target, closed_before: datetime, s
 
 
 async def _late_line_of(conn: Any, target: _Target) -> Any:
-    """For an event billed as late usage: the invoice that billed it (id, sequence_number, status) and the number
-    of its late-usage line for the event's period (`line`, as create_credit_note's lineNumber counts: the
-    top-level lines from 1); None for any other event."""
+    """For an event billed as late usage: the invoice that billed it (id, sequence_number, status) and the numbers
+    of its late-usage lines the event is charged on (`lines`, as create_credit_note's lineNumber counts: the
+    top-level lines from 1): its period's, and those of later periods of its quota cycle its usage moved (their
+    `movedBy` names its period's invoice); None for any other event."""
     return await conn.fetchrow(
-        "SELECT i.id, i.sequence_number, i.status, (SELECT count(*) FROM invoice_lines c WHERE c.invoice_id = "
-        "l.invoice_id AND c.parent_position IS NULL AND c.position <= l.position) AS line "
+        "SELECT i.id, i.sequence_number, i.status, array_agg((SELECT count(*) FROM invoice_lines c WHERE "
+        "c.invoice_id = l.invoice_id AND c.parent_position IS NULL AND c.position <= l.position) "
+        "ORDER BY l.position) AS lines "
         "FROM late_usage_events u JOIN invoices i ON i.id = u.invoice_id "
         "JOIN invoice_lines l ON l.invoice_id = u.invoice_id AND l.parent_position IS NULL AND l.line_type = $3 "
-        "AND l.details->>'sourceInvoiceId' = u.source_invoice_id "
-        "WHERE u.account_id = $1 AND u.event_id = $2",
+        "AND (l.details->>'sourceInvoiceId' = u.source_invoice_id "
+        "OR coalesce(l.details->'movedBy', '[]'::jsonb) @> jsonb_build_array(u.source_invoice_id)) "
+        "WHERE u.account_id = $1 AND u.event_id = $2 GROUP BY i.id, i.sequence_number, i.status",
         target.account_id, target.event_id, LATE_USAGE_LINE)
