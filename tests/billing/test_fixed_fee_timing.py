@@ -276,3 +276,39 @@ async def test_a_new_version_does_not_charge_the_setup_fee_again_and_credits_the
     # version 2's own first period was invoiced as it started: 62 × 16/31 = 32.00
     assert [a[:3] for a in await advance_invoices(client, "acme")] == [
         ("2026-01-01T00:00:00Z", "DUE", "31.00"), ("2026-03-16T00:00:00Z", "DUE", "32.00")]
+
+
+async def test_an_in_advance_fee_discounted_by_a_pricing_rule_is_credited_net_of_the_discount(client, clock) -> None:
+    """A rule takes 10% off the total of each period's invoice, which carries the next cycle's in-advance fee: the
+    customer paid 90.00 for February's 100.00 fee, so a change on 15 February credits the unused half of 90.00, not of
+    100.00, and leaves what a DRAFT cut the same way charges."""
+    ten_off = {"name": "ten off", "order": 1, "invoiceTiming": "IN_ARREARS",
+               "computation": '{"*":[{"var":"total"},-0.1]}', "action": {"type": "ADD", "description": "10% off"}}
+    platform = fee("platform", "100", displayName="Platform", invoiceTiming="IN_ADVANCE", enableProration=True)
+    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
+                                 rateCards={"fixedFeeRateCards": [platform]}, pricingRules=[ten_off]))["id"])
+    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "late", discounted, iso(2026, 1, 1))
+    await account(client, "early", discounted, iso(2026, 1, 1))
+    change = "2026-02-15T00:00:00Z"  # 14 of February's 28 days used, 14 unused
+    clock.set(at(2026, 1, 20))
+    # early changes while January (which carries February's fee) is a DRAFT: the fee is prorated, 100 × 14/28 =
+    # 50.00, and the rule takes 10% of that: 50.00 - 5.00 = 45.00
+    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
+    clock.set(at(2026, 2, 10))
+    early_january = (await oldest_first(client, "early"))[0]
+    assert (early_january["status"], early_january["totalAmount"]) == ("DUE", "45.00")
+    # late's January is DUE: February's fee 100.00 less the rule's 10.00 = 90.00
+    late_january = (await oldest_first(client, "late"))[0]
+    assert await lines(client, late_january["id"]) == [
+        ("Platform (in advance for 2026-02-01 – 2026-03-01)", "100.00"), ("10% off", "-10.00")]
+    assert late_january["totalAmount"] == "90.00"
+    await call(client, "update_account", accountId="late", pricePlanId=other, effectiveFrom=change)
+    # unused: 100.00 - 100 × 14/28 = 50.00 of the fee's value, of which the rule took 10% (10.00 of 100.00):
+    # 50.00 × 90.00/100.00 = 45.00 (50.00 would refund 5.00 the customer never paid)
+    notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
+    assert [(n["invoiceId"], n["amount"], n["reason"]) for n in notes] == [(late_january["id"], "45.00", "ORDER_CHANGE")]
+    assert notes[0]["memo"].endswith("; 45.00 of its 50.00, net of the pricing rules' discount")
+    # what stays charged is what the DRAFT cut the same way charged: 90.00 - 45.00 = 45.00
+    assert (await call(client, "get_invoice", invoiceId=late_january["id"]))["amountDue"] == "45.00"
