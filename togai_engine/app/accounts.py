@@ -28,6 +28,7 @@ from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import deal_difference, validate_overrides
 from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.plans.service import get_version
+from togai_engine.plans.versions import hold_plan
 from togai_engine.wallets.ledger import hold_wallet_currency
 
 
@@ -43,6 +44,7 @@ async def create_account(session: AsyncSession, data: AccountCreate, now: dateti
     if not created:
         await _check_plan_replay(session, account, data, rate_card_overrides, prefix)
     elif data.pricePlanId:
+        await hold_plan(session, data.pricePlanId)  # before the account's lock (attach_plan)
         row = await accounts.get_row(session, account.id, lock=True)
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now,
                           field=f"{prefix}pricePlanId", overrides=rate_card_overrides)
@@ -128,6 +130,8 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         raise InvalidInput("effectiveUntil", "ends the account's plan; it cannot come with pricePlanId. To switch "
                                              "plans send pricePlanId + effectiveFrom alone (the old plan ends there)")
     account_id = await accounts.account_id_of(session, account_id)
+    if data.pricePlanId:
+        await hold_plan(session, data.pricePlanId)  # before the account's lock (attach_plan)
     row = await accounts.get_row(session, account_id, lock=True)
     if data.invoiceCurrency or data.status:
         # A grant holds this lock shared while it checks the account's currency and status, so neither changes

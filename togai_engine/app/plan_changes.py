@@ -122,7 +122,9 @@ async def attach_plan(
     """Puts the account on `plan_id` (its latest ACTIVE version, with `overrides` and `rules`, the account's
     pricingRulesOverride) from `effective_from` on;
     attaching what is already in effect there (for example, a retried call) changes nothing. The caller holds
-    the account's lock exclusive (accounts.service.get_row with lock)."""
+    the plan's lock shared (plans.versions.hold_plan), taken before the account's lock exclusive (accounts.service.
+    get_row with lock): a finalize of the plan under way then either sees this account on the plan or made its
+    new version ACTIVE before the version is read here (billing README, "Lock order")."""
     prefix = field.removesuffix("pricePlanId")
     from_field = prefix + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)

@@ -125,7 +125,8 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
         .order_by(PlanAssociationRow.account_id, PlanAssociationRow.effective_from)
         .execution_options(populate_existing=True))
     # the accounts' locks (not row locks on plan_associations, a reference table on Citus: lock_accounts), then
-    # the associations again: a plan change that committed meanwhile is what is read
+    # the associations again, under them: a plan change that committed meanwhile is what is read. No account joins
+    # the plan meanwhile: attaching it holds the plan's lock (hold_plan), which lock_plan waited for above
     locked = sorted({a.account_id for a in await session.scalars(on_plan)})
     await lock_accounts(session, locked)
     # and their billing fences, all before the first close takes the invoice counter: closing them one by one
@@ -135,6 +136,10 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # their due periods closed once, before any check reads what is invoiced (billed_until) and any move
     await close_due_cycles(session, now, locked)
     moving = list(await session.scalars(on_plan))
+    joined = sorted({a.account_id for a in moving} - set(locked))
+    if joined:  # every writer of an association on the plan holds its lock: unreachable, but never unlocked moves
+        raise RuntimeError(f"account(s) {', '.join(joined)} joined price plan {plan_id!r} under its lock; the "
+                           "finalize was rolled back")
     broken: dict[tuple[str, int], ValidationError | InvalidInput] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)
     held = _held_back(plan_id, moving, olds, broken, keep)

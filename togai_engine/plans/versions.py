@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from togai_engine.common.locks import advisory_lock_sql
 from togai_engine.common.schemas import Model
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.plans.models import PricePlanRow, PricePlanVersionRow
@@ -78,12 +79,29 @@ class FinalizeResult(Model):
     skippedAccounts: list[SkippedAccount] = Field(default_factory=list)
 
 
+PLAN_LOCK_CLASS = 0x706C616E  # "plan": the key space of lock_plan's and hold_plan's locks
+
+
 async def lock_plan(session: AsyncSession, plan_id: str) -> PricePlanRow:
-    """The plan row FOR UPDATE: version changes of one plan run one at a time."""
-    row = await session.scalar(select(PricePlanRow).where(PricePlanRow.id == plan_id).with_for_update())
+    """The plan's lock, exclusive: version changes of one plan run one at a time, and an attach of the plan (which
+    holds it shared: hold_plan) waits for them as they wait for attaches under way, so a finalize's accounts on the
+    plan are all its accounts (app/plan_versions.py). Before any account lock (billing README, "Lock order").
+
+    An advisory lock, not a row lock on price_plans: every invoice and association written for the plan checks its
+    foreign key with FOR KEY SHARE on that row, so a close of an account on the plan (holding the account's lock
+    and fence, maybe the invoice counter) waited for a finalize that waited for that account's lock."""
+    await session.execute(text(advisory_lock_sql(PLAN_LOCK_CLASS, ":plan", exclusive=True)), {"plan": plan_id})
+    row = await session.scalar(select(PricePlanRow).where(PricePlanRow.id == plan_id))
     if row is None:
         raise NotFound(f"pricePlanId: price plan {plan_id!r} does not exist; list_price_plans shows the ids")
     return row
+
+
+async def hold_plan(session: AsyncSession, plan_id: str) -> None:
+    """The plan's lock, shared, until the transaction ends: taken by a call that attaches the plan, before the
+    account's lock (billing README, "Lock order"), so it waits for a finalize of the plan under way (and then
+    attaches the version that finalize made ACTIVE) and a finalize waits for it (and then migrates the account)."""
+    await session.execute(text(advisory_lock_sql(PLAN_LOCK_CLASS, ":plan", exclusive=False)), {"plan": plan_id})
 
 
 async def draft_row(session: AsyncSession, plan_id: str) -> PricePlanVersionRow | None:
