@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 
 from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
-from togai_engine.app import plan_versions
+from togai_engine.app import plan_changes, plan_versions
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
@@ -666,3 +666,37 @@ async def test_a_deal_that_ends_before_the_migration_does_not_refuse_it(client, 
     result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="NEXT_CYCLE")
     assert [(m["accountId"], m["effectiveFrom"]) for m in result["migratedAccounts"]] == [("plain", iso(2026, 2, 1))]
     assert result["skippedAccounts"] == []
+
+
+async def test_a_finalize_closes_each_account_once_before_its_moves(client, clock, monkeypatch) -> None:
+    """The accounts' due periods are closed in one pass under their locks, before the checks; each account's move
+    re-bills it once (its new DRAFTs). Closing each account again before its move found nothing due and was waste."""
+    plan_id, meter = await growth(client)
+    await account(client, "acme", plan_id, iso(2026, 1, 1))
+    await account(client, "plain", plan_id, iso(2026, 1, 1))
+    await usage(client, "acme", "2026-01-10T00:00:00Z", "100", "u_acme")
+    await call(client, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"))
+    clock.set(at(2026, 2, 16))  # January is due for both
+    calls: list[tuple[str, list[str]]] = []
+
+    def spy(module: Any, name: str) -> None:
+        original = module.close_due_cycles
+
+        async def closing(session: Any, now: Any, account_ids: Any = None, **kwargs: Any) -> Any:
+            calls.append((name, sorted(account_ids)))
+            return await original(session, now, account_ids, **kwargs)
+
+        monkeypatch.setattr(module, "close_due_cycles", closing)
+
+    spy(plan_versions, "one pass")
+    spy(plan_changes, "per account")
+    result = await call(client, "finalize_price_plan", pricePlanId=plan_id, migrationMode="IMMEDIATE")
+    assert sorted(m["accountId"] for m in result["migratedAccounts"]) == ["acme", "plain"]
+    assert calls == [("one pass", ["acme", "plain"]), ("per account", ["acme"]), ("per account", ["plain"])]
+    # January DUE on version 1: 31.00 + 100 x 0.10 = 41.00 (acme), 31.00 (plain); February cut on the 16th, fees
+    # by time share: 1-16 February on version 1, 31.00 x 15/28 = 16.607... -> 16.61, DUE at the cut (grace 0);
+    # from the 16th on version 2, 62.00 x 13/28 = 28.785... -> 28.79, DRAFT
+    assert [i[2:] for i in await invoices(client, "acme")] == [("DUE", 1, "41.00"), ("DUE", 1, "16.61"),
+                                                               ("DRAFT", 2, "28.79")]
+    assert [i[2:] for i in await invoices(client, "plain")] == [("DUE", 1, "31.00"), ("DUE", 1, "16.61"),
+                                                                ("DRAFT", 2, "28.79")]

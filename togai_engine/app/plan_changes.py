@@ -19,7 +19,7 @@ part with a credit note issued in the same call (advance_credits.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -46,10 +46,18 @@ from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.plans.service import get_plan
 
 
+async def add_billing_rows(session: AsyncSession, account_ids: Sequence[str]) -> None:
+    """The accounts' billing row and watermark, written when missing (nothing due: next_run_at NULL)."""
+    if account_ids:
+        await session.execute(insert(AccountBillingRow).values([{"account_id": a} for a in account_ids])
+                              .on_conflict_do_nothing())
+        await session.execute(insert(BillingWatermarkRow).values([{"account_id": a} for a in account_ids])
+                              .on_conflict_do_nothing())
+
+
 async def locked_billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
     """The account's billing row, locked, after invoicing what is due (so every final period is known)."""
-    await session.execute(insert(AccountBillingRow).values(account_id=account_id).on_conflict_do_nothing())
-    await session.execute(insert(BillingWatermarkRow).values(account_id=account_id).on_conflict_do_nothing())
+    await add_billing_rows(session, [account_id])
     # the account's lock, not a row lock on account_billing (a reference table on Citus: lock_accounts)
     await lock_accounts(session, [account_id])
     await close_due_cycles(session, now, [account_id])

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
-from togai_engine.app.plan_changes import locked_billing_row, rebill
+from togai_engine.app.plan_changes import add_billing_rows, rebill
 from togai_engine.app.seat_limits import check_seats_allowed, has_seat_limits
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.fence import hold_fences
@@ -129,17 +129,22 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # the plan meanwhile: attaching it holds the plan's lock (hold_plan), which lock_plan waited for above
     locked = sorted({a.account_id for a in await session.scalars(on_plan)})
     await lock_accounts(session, locked)
+    await add_billing_rows(session, locked)
     # and their billing fences, all before the first close takes the invoice counter: closing them one by one
     # would wait for the next one's fence while holding the counter, which an ingest batch holding that fence
     # (shared) and closing another account may be waiting for (billing README, "Lock order")
     await hold_fences(await transaction_connection(session), locked, exclusive=True)
-    # their due periods closed once, before any check reads what is invoiced (billed_until) and any move
+    # their due periods closed once, before any check reads what is invoiced (billed_until) and any move; nothing
+    # else of theirs changes until their moves (each move touches its own account), so nothing is due again there
     await close_due_cycles(session, now, locked)
     moving = list(await session.scalars(on_plan))
     joined = sorted({a.account_id for a in moving} - set(locked))
     if joined:  # every writer of an association on the plan holds its lock: unreachable, but never unlocked moves
         raise RuntimeError(f"account(s) {', '.join(joined)} joined price plan {plan_id!r} under its lock; the "
                            "finalize was rolled back")
+    billings = {row.account_id: row for row in await session.scalars(
+        select(AccountBillingRow).where(AccountBillingRow.account_id.in_(locked))
+        .execution_options(populate_existing=True))}
     broken: dict[tuple[str, int], ValidationError | InvalidInput] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)
     held = _held_back(plan_id, moving, olds, broken, keep)
@@ -148,14 +153,14 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
             old = olds.get((plan_id, association.version))
             if association.id not in held and old is not None and _moves(mode, old, association, now):
                 check_overrides_fit(drafted, association.rate_card_overrides, association.account_id, "migrationMode")
-    await _check_seats_fit(session, drafted, mode, moving, olds, held, now)
+    await _check_seats_fit(session, drafted, mode, moving, olds, held, billings, now)
     new = await activate_draft(session, plan_id, mode, now)
     result = FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
     by_account: dict[str, list[PlanAssociationRow]] = {}
     for association in moving:
         by_account.setdefault(association.account_id, []).append(association)
     for account_id, associations in by_account.items():
-        billing = await locked_billing_row(session, account_id, now)
+        billing = billings[account_id]
         for association in associations:
             if association.id in held:
                 result.skippedAccounts.append(SkippedAccount(accountId=account_id, reason=held[association.id]))
@@ -181,22 +186,21 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
 
 async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: MigrationMode,
                            moving: list[PlanAssociationRow], olds: dict[tuple[str, int], PricePlan],
-                           held: dict[int, str], now: datetime) -> None:
+                           held: dict[int, str], billings: dict[str, AccountBillingRow], now: datetime) -> None:
     """Refuses a version whose license cards allow fewer seats than an account it moves holds from its migration
-    instant on (licenses README: a limit is enforced, never billed past). Call once the accounts' due periods are
-    closed: an association whose instant falls in an invoiced period, which stays where it is, is not held to it."""
+    instant on (licenses README: a limit is enforced, never billed past). `billings`: the accounts' billing rows, read
+    once their due periods are closed: an association whose instant falls in an invoiced period, which stays where it
+    is, is not held to it."""
     if not has_seat_limits(drafted):
         return
     account_ids = sorted({a.account_id for a in moving})
-    billed = dict((await session.execute(select(AccountBillingRow.account_id, AccountBillingRow.billed_until).where(
-        AccountBillingRow.account_id.in_(account_ids)))).tuples().all())
     seats = await licenses.changes_of(session, account_ids)
     for association in moving:
         old = olds.get((drafted.id, association.version))
         if association.id in held or old is None or not _moves(mode, old, association, now):
             continue
         instant = _instant(mode, old, association, now)
-        billed_until = billed.get(association.account_id)
+        billed_until = billings[association.account_id].billed_until
         if billed_until is None or instant >= billed_until:
             check_seats_allowed(
                 association.account_id, seats.get(association.account_id, {}), drafted, instant, "migrationMode",
