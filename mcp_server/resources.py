@@ -135,7 +135,7 @@ async def read_account(accountId: str, ctx: Context) -> str:
     """The account (by id or alias) and its financial picture, as get_account returns it: current price plan and
     cycle, charges accrued in the open cycle, wallet balance and the outstanding (DUE) amount: in the invoiceCurrency
     (`outstanding`) and per currency (`outstandingByCurrency`); late usage owed and not invoiced yet
-    (`pendingLateUsage`)."""
+    (`pendingLateUsage`); why bill runs cannot bill the account, when they fail on it (`billingProblem`)."""
     async with reading(ctx, ACCOUNT, accountId) as unit:
         account_id = await _account_id(unit.session, accountId)
         account = await app_accounts.get_account(unit.session, account_id, unit.now)

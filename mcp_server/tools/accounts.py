@@ -73,7 +73,8 @@ async def get_account(ctx: Context, accountId: AccountId) -> Account:
     """Get an account with its financial picture: current price plan and cycle, charges accrued in the
     open cycle, wallet balance and the outstanding (DUE) amount: in the invoiceCurrency
     (`outstanding`) and per currency (`outstandingByCurrency`); late usage owed and not invoiced yet
-    (`pendingLateUsage`: per period, the invoice that will bill it, or why none does)."""
+    (`pendingLateUsage`: per period, the invoice that will bill it, or why none does); why bill runs cannot bill
+    the account, when they fail on it (`billingProblem`)."""
     async with uow(ctx) as u:
         return u.app.marked(await accounts.get_account(u.session, accountId, u.now))
 

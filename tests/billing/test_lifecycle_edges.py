@@ -313,6 +313,39 @@ async def test_billing_progress_behind_its_final_invoices_stops_only_its_account
     assert (await run_bill(db, at(2026, 3, 2))).failed == []
 
 
+async def test_an_account_bill_runs_cannot_bill_is_named_with_its_reason_in_get_account(client, clock, db) -> None:
+    """An account whose close fails every time (here its billing progress edited behind its invoices) never stops the
+    others and is listed in the bill run's `failed`; its own get_account says so too (`billingProblem`: since when its
+    run is due, and the run's reason), although its DRAFT and accruedCharges still compute. It said nothing: an
+    operator reading the account saw a DRAFT past its grace period and no hint that billing was stuck."""
+    await on_pro_from_january(client, "bad", "good")  # 31.00 a month, no grace period
+    clock.set(at(2026, 2, 2))
+    assert [i["totalAmount"] for i in await invoices(client, "bad", status="DUE")] == ["31.00"]  # January
+    async with db.unit_of_work() as session:  # a hand edit: bad's billing progress forgets its invoiced January
+        await session.execute(text("UPDATE account_billing SET billed_until = NULL WHERE account_id = 'bad'"))
+
+    clock.set(at(2026, 3, 2))
+    summary = await run_bill(db, at(2026, 3, 2))
+    assert [f.accountId for f in summary.failed] == ["bad"]
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]
+    problem = financial["billingProblem"]
+    # its run has been due since February's end (1 March), and fails with the run's reason, naming the fix
+    assert problem.startswith("account 'bad' cannot be billed: its bill run has been due since "
+                              "2026-03-01T00:00:00+00:00 and fails")
+    assert summary.failed[0].reason in problem
+    # its February DRAFT still computes (31.00): the charges are known, only billing is stuck
+    assert (financial["accruedCharges"], financial["problem"], financial["outstanding"]) == ("31.00", None, "31.00")
+    assert (await call(client, "get_account", accountId="good"))["financial"]["billingProblem"] is None
+
+    async with db.unit_of_work() as session:  # the fix the reason names
+        await session.execute(text(
+            "UPDATE account_billing SET billed_until = '2026-02-01T00:00:00Z' WHERE account_id = 'bad'"))
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]
+    # billed again: February DUE (31.00 more outstanding: 62.00), March's DRAFT open
+    assert (financial["billingProblem"], financial["outstanding"], financial["accruedCharges"]) == (
+        None, "62.00", "31.00")
+
+
 async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_reason(client, clock, db) -> None:
     pro = await plan(client, "Pro", await tokens_meter(client))
     await account(client, "bad", pro, iso(2026, 2, 1))  # Pro from 1 February: no invoice row before that
@@ -335,6 +368,10 @@ async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_r
     assert (financial["pricePlan"]["id"], financial["accruedCharges"]) == (pro, None)
     assert "its first invoice cannot be composed" in financial["problem"]
     assert f"price plan {pro!r} does not support EUR" in financial["problem"]
+    # and that its bill run, due since its plan started, fails with that reason
+    assert financial["billingProblem"].startswith(
+        "account 'bad' cannot be billed: its bill run has been due since 2026-02-01T00:00:00+00:00 and fails")
+    assert f"price plan {pro!r} does not support EUR" in financial["billingProblem"]
     # the wallet's read says the same: not accruedCharges 0.00 and the whole balance available, as if nothing were owed
     error = await call_error(client, "get_wallet_balance", accountId="bad")
     assert "its first invoice cannot be composed" in error and f"price plan {pro!r} does not support EUR" in error

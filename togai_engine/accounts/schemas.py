@@ -113,6 +113,9 @@ class AccountFinancial(Model):
                                           "sorted by currency; empty when nothing is due")
     currency: str | None = None
     problem: str | None = Field(default=None, description="why accruedCharges cannot be computed, if it cannot")
+    billingProblem: str | None = Field(default=None, description=(
+        "why bill runs cannot bill the account: since when its run is due and the reason it fails (each run and read "
+        "retries it; until fixed none of its periods becomes DUE); null when it bills"))
     pendingLateUsage: PendingLateUsage | None = Field(
         default=None, description="late usage owed and not invoiced yet, by period; null when there is none")
 

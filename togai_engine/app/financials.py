@@ -18,6 +18,7 @@ from togai_engine.accounts.schemas import AccountFinancial, CurrencyAmount, Peri
 from togai_engine.app.invoices import failure_of, missing_draft_problem
 from togai_engine.billing.close import CloseSummary, close_due_cycles
 from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
+from togai_engine.billing.models import AccountBillingRow
 from togai_engine.billing.schedule import Association
 from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
@@ -54,10 +55,28 @@ async def _accrued_or_problem(session: AsyncSession, account_id: str, currency: 
     return accrued, None
 
 
+async def _billing_problem(session: AsyncSession, account_id: str, now: datetime, summary: CloseSummary) -> str | None:
+    """Why the bill run cannot bill the account, when this read's run (which retries it, as every run does) failed
+    on it and left it due; None when it bills (a failure that only left its late usage pending closed its invoices:
+    pendingLateUsage names that one)."""
+    failure = failure_of(summary, account_id)
+    if failure is None:
+        return None
+    due_since = await session.scalar(select(AccountBillingRow.next_run_at)
+                                     .where(AccountBillingRow.account_id == account_id))
+    if due_since is None or due_since > now:
+        return None
+    return (f"account {account_id!r} cannot be billed: its bill run has been due since {due_since.isoformat()} and "
+            f"fails (every bill run and read retries it; the other accounts are billed): {failure.reason}. Until "
+            "that is fixed nothing of it is invoiced: no period becomes DUE and no new period opens its DRAFT")
+
+
 async def account_financials(session: AsyncSession, account_id: str, currency: str, now: datetime) -> AccountFinancial:
-    """get_account's financial section: plan, current cycle, accrued charges, wallet, outstanding."""
+    """get_account's financial section: plan, current cycle, accrued charges, wallet, outstanding, and why the
+    account cannot be billed when its bill run fails."""
     summary = await close_due_cycles(session, now, [account_id])
-    financial = AccountFinancial(currency=currency)
+    financial = AccountFinancial(currency=currency, billingProblem=await _billing_problem(
+        session, account_id, now, summary))
     current = await current_plan_and_cycle(session, account_id, now)
     if current is not None:
         plan, cycle, association = current
