@@ -321,3 +321,27 @@ async def test_credits_paid_in_the_grace_period_pay_the_cycle_they_were_bought_f
     [january, _] = await oldest_first(client, "acme")
     assert (january["status"], january["creditsApplied"], january["amountDue"]) == ("DUE", "30.00", "80.00")
     assert await balance(client) == "0.00"
+
+
+async def test_paying_a_sale_in_another_currency_than_the_account_is_refused_naming_invoice_currency(client,
+                                                                                                     clock) -> None:
+    """Credits sold in USD cannot be granted to a wallet now kept in EUR: marking the sale PAID is refused, naming the
+    account's invoiceCurrency (what differs, and what the fix changes), not the call's status; nothing is written."""
+    credits = {"id": "credits", "displayName": "Credits", "invoiceTiming": "PREPAID", "type": "ONE_TIME",
+               "grantDetails": {"expiryType": "NO_EXPIRY"},
+               "rateDetails": {"currencySlabRateDetails": [
+                   {"currency": c, "creditAmount": "100", "slabDetails": [
+                       {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"}]} for c in ("USD", "EUR")]}}
+    plan = await call(client, "create_price_plan", name="Bundle", pricingCycleConfig=MONTHLY,
+                      supportedCurrencies=["USD", "EUR"], rateCards={"creditGrantRateCards": [credits]})
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    [advance] = [i for i in (await call(client, "list_invoices", accountId="acme"))["data"]
+                 if i["invoiceType"] == "STANDARD_ADVANCED"]
+    assert (advance["currency"], advance["totalAmount"]) == ("USD", "80.00")  # 100 credits × 0.8
+    await call(client, "update_account", accountId="acme", invoiceCurrency="EUR")
+    error = await call_error(client, "update_invoice_status", invoiceId=advance["id"], status="PAID")
+    assert "invoiceCurrency: this invoice sold PREPAID credits in USD" in error, error
+    assert "change the account's invoiceCurrency back to USD" in error
+    assert (await call(client, "get_invoice", invoiceId=advance["id"]))["status"] == "DUE"
+    assert await balance(client) == "0.00"

@@ -336,11 +336,12 @@ async def issue_prepaid_grants(session: AsyncSession, *, account_id: str, curren
     await ledger.hold_wallet_currency(session, account_id, exclusive=False)  # as grant_credit: no currency change
     account = await _account(session, account_id)
     if account.invoice_currency != currency:
-        raise InvalidInput("status", f"this invoice sold PREPAID credits in {currency}, granted when it is PAID, but "
-                                     f"account {account_id!r} now invoices (and keeps its wallet) in "
-                                     f"{account.invoice_currency}: change the account's invoiceCurrency back to "
-                                     f"{currency} before marking it PAID, or VOID it and grant_credit the credits "
-                                     f"in {account.invoice_currency}; nothing was changed")
+        # named by the account's field that differs (and that the fix changes), not the call's status
+        raise InvalidInput("invoiceCurrency", f"this invoice sold PREPAID credits in {currency}, granted when it is "
+                                              f"PAID, but account {account_id!r} now invoices (and keeps its wallet) "
+                                              f"in {account.invoice_currency}: change the account's invoiceCurrency "
+                                              f"back to {currency} before marking it PAID, or VOID it and grant_credit "
+                                              f"the credits in {account.invoice_currency}; nothing was changed")
     await ledger.ensure_wallet(session, account_id)
     issued = []
     for sold in grants:
