@@ -127,8 +127,8 @@ def test_the_engine_refuses_a_worker_node(citus_url: str) -> None:
 def test_downgrading_a_distributed_database_is_refused_before_any_ddl(citus_url: str) -> None:
     from alembic import command
 
-    # the newest revision's downgrade refuses first (0022: before its DDL, whose locks 0020's check would wait for)
-    with pytest.raises(RuntimeError, match=r"downgrading a distributed database below 0022 is not supported .* "
+    # the newest revision's downgrade refuses first (0023: before its DDL, whose locks 0020's check would wait for)
+    with pytest.raises(RuntimeError, match=r"downgrading a distributed database below 0023 is not supported .* "
                                            r"nothing was changed"):
         command.downgrade(migrate.alembic_config(citus_url), "0019")
     # nothing changed: still at head, every table in its place

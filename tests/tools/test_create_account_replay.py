@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from conftest import row_counts
 from helpers import call, call_error, iso, tokens_meter
-from togai_engine.accounts.schemas import AccountCreate
+from togai_engine.accounts.schemas import AccountCreate, AccountUpdate
 from togai_engine.app import accounts as app_accounts
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
@@ -193,6 +193,33 @@ async def test_a_plan_attached_at_the_creation_instant_is_not_taken_for_the_crea
     error = await refusal(client, "create_account", **{**first, "pricePlanId": other_plan})
     assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored "
                             f"'{plan_id}', sent '{other_plan}')"), error
+
+
+async def test_a_plan_attached_at_the_instant_of_a_plan_less_creation_is_not_taken_for_the_creations(client,
+                                                                                                         db) -> None:
+    """An account created without a plan, and an update_account that began at the same instant (now() is a
+    transaction's start) attaching one: that association has the account's created_at too, but the creation wrote
+    none, so replaying the creation (no plan) is a replay, and one bringing the plan is refused. Forced here by
+    both calls in one transaction, which share now()."""
+    plan_id, _ = await growth(client)
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    async with db.unit_of_work() as session:
+        await app_accounts.create_account(
+            session, AccountCreate(id="acme", customerId="cust_acme", name="Acme"), now)
+        await app_accounts.update_account(session, "acme", AccountUpdate(pricePlanId=plan_id,
+                                                                         effectiveFrom=iso(2026, 1, 1)), now)
+    async with db.unit_of_work() as session:
+        [same_instant] = list(await session.scalars(text(
+            "SELECT a.created_at = p.created_at FROM accounts a JOIN plan_associations p ON p.account_id = a.id "
+            "WHERE a.id = 'acme'")))
+    assert same_instant  # the race the test forces
+    again = await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme")
+    assert again["id"] == "acme" and [row[0] for row in await associations(db, "acme")] == [plan_id]
+    error = await refusal(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                          pricePlanId=plan_id, effectiveFrom=iso(2026, 1, 1))
+    assert error.startswith(f"pricePlanId: account 'acme' already exists with a different pricePlanId (stored none, "
+                            f"sent '{plan_id}')"), error
 
 
 async def test_an_id_of_another_customers_account_is_refused_naming_the_customer(client, db) -> None:

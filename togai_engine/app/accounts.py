@@ -47,23 +47,19 @@ async def create_account(session: AsyncSession, data: AccountCreate, now: dateti
         await hold_plan(session, data.pricePlanId)  # before the account's lock (attach_plan)
         row = await accounts.get_row(session, account.id, lock=True)
         await attach_plan(session, row, data.pricePlanId, data.effectiveFrom or now, now,
-                          field=f"{prefix}pricePlanId", overrides=rate_card_overrides)
+                          field=f"{prefix}pricePlanId", overrides=rate_card_overrides, by_account_creation=True)
     return account, created
 
 
 async def _check_plan_replay(session: AsyncSession, account: Account, data: AccountCreate,
                              rate_card_overrides: RateCards | None, prefix: str) -> None:
     """A replay's pricePlanId, effectiveFrom and rateCardOverrides against the association the account's
-    creation wrote (none when it was created without a plan). Plans attached later by update_account are
-    not what the creation asked for, so they are not compared. An omitted effectiveFrom matches: its default
+    creation wrote (marked `by_account_creation`; none when it was created without a plan). Plans attached later
+    by update_account are not what the creation asked for, so they are not compared, even one whose call began in
+    the creation's microsecond (its created_at is the account's). An omitted effectiveFrom matches: its default
     is the moment of the call, which a retry cannot repeat (grant_credit's rule for its effectiveFrom)."""
     created_on = await session.scalar(select(PlanAssociationRow).where(
-        PlanAssociationRow.account_id == account.id,
-        # written in the account's own transaction: PostgreSQL's now() (both defaults) is its start
-        PlanAssociationRow.created_at == account.createdAt)
-        # and the account's first: a call that began at that same instant attached its plan only once the
-        # creation had committed (it could not see the account before)
-        .order_by(PlanAssociationRow.id).limit(1))
+        PlanAssociationRow.account_id == account.id, PlanAssociationRow.by_account_creation))
     fix = ("Use update_account (pricePlanId + effectiveFrom, with rateCardOverrides for a deal) to change the "
            "account's plan, or choose another id for a new account")
     stored_plan = None if created_on is None else created_on.price_plan_id

@@ -126,13 +126,16 @@ async def attach_plan(
     field: str = "pricePlanId",
     overrides: RateCards | None = None,
     rules: list[PricingRule] | None = None,
+    by_account_creation: bool = False,
 ) -> None:
     """Puts the account on `plan_id` (its latest ACTIVE version, with `overrides` and `rules`, the account's
     pricingRulesOverride) from `effective_from` on;
     attaching what is already in effect there (for example, a retried call) changes nothing. The caller holds
     the plan's lock shared (plans.versions.hold_plan), taken before the account's lock exclusive (accounts.service.
     get_row with lock): a finalize of the plan under way then either sees this account on the plan or made its
-    new version ACTIVE before the version is read here (billing README, "Lock order")."""
+    new version ACTIVE before the version is read here (billing README, "Lock order"). `by_account_creation`: the
+    account was created in this transaction, on no plan yet, so the association written is the creation's (a
+    replay of the creation compares with it)."""
     prefix = field.removesuffix("pricePlanId")
     from_field = prefix + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
@@ -186,7 +189,7 @@ async def attach_plan(
         await session.execute(insert(PlanAssociationRow).values(
             account_id=account.id, price_plan_id=plan_id, effective_from=effective_from,
             effective_until=None, anchor=effective_from if follows is None else follows.anchor,
-            version=plan.version, rate_card_overrides=deal))
+            version=plan.version, rate_card_overrides=deal, by_account_creation=by_account_creation))
     await rebill(session, billing, account.id, now)
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -66,7 +68,12 @@ class PlanAssociationRow(Base):
     """
 
     __tablename__ = "plan_associations"
-    __table_args__ = (UniqueConstraint("account_id", "effective_from"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "effective_from"),
+        # the one association the account's creation wrote (a replayed create_account compares with it)
+        Index("uq_plan_associations_account_creation", "account_id", unique=True,
+              postgresql_where=text("by_account_creation")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
@@ -80,3 +87,6 @@ class PlanAssociationRow(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     rate_card_overrides: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Written by create_account with the account (app/accounts.py): what a replay of the creation compares its plan
+    # fields with. Not created_at: an update_account begun in the same microsecond has the account's created_at too.
+    by_account_creation: Mapped[bool] = mapped_column(Boolean, server_default=false())
