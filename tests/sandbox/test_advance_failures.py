@@ -96,7 +96,7 @@ async def test_a_credit_grant_that_cannot_be_issued_fails_only_its_account(
     await set_up(sandbox)  # a1 and a2 on "Tokens": monthly from Jan 1, one day of grace, 0.50 a token
     plan = await call(sandbox, "create_price_plan", name="Forever credits", pricingCycleConfig={
         "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 1}, rateCards={
-        "creditGrantRateCards": [{"id": "welcome", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P30D"},
+        "creditGrantRateCards": [{"id": "welcome", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": "P31D"},
                                   "rateDetails": {"currencySlabRateDetails": [{"currency": "USD",
                                                                                 "creditAmount": "10"}]}}]})
     await break_stored_version(db, monkeypatch, plan["id"], 1,

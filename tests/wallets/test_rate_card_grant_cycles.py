@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import at, call, iso, tokens_meter
+from conftest import row_counts
+from helpers import at, break_stored_version, call, call_error, iso, tokens_meter
 from togai_engine.billing.runs import run_bill
 
 
@@ -213,3 +214,61 @@ async def test_a_manual_grant_given_and_expired_in_the_grace_period_pays_nothing
     entries = (await call(client, "list_wallet_entries", accountId="acme", pageSize=100))["data"]
     assert [(e["kind"], e["amount"], e["at"][:10]) for e in reversed(entries) if e["grantId"] == goodwill] == [
         ("GRANT", "4.00", "2026-02-02"), ("EXPIRY", "-4.00", "2026-02-03")]
+
+
+def _custom_card(duration: str) -> dict[str, Any]:
+    return {"name": "monthly", "grantDetails": {"expiryType": "CUSTOM", "expiryDuration": duration},
+            "rateDetails": {"currencySlabRateDetails": [{"currency": "USD", "creditAmount": "10.00"}]}}
+
+
+async def test_a_custom_expiry_shorter_than_a_cycle_is_refused_naming_expiry_duration(client) -> None:
+    """Policy (wallets/README.md, "Which grants pay an invoice"): a card's grant pays its cycle's invoice when that
+    becomes DUE, and only if valid then or through the cycle's end; a CUSTOM expiry that ends before the end of some
+    cycle of the plan would expire unused there, so it is refused, naming expiryDuration and a length that covers
+    every cycle. P10D on a monthly plan: [1 Jan, 11 Jan) never reaches 1 February. P30D: February's grant would
+    pay, January's (31 days) not. P1M: the cycle [28 Feb, 31 Mar) of a plan on the last day of the month ends after
+    28 Feb + 1 month = 28 Mar."""
+    field = "rateCards.creditGrantRateCards[0].grantDetails.expiryDuration"
+
+    def plan(duration: str, cycle: dict[str, Any]) -> dict[str, Any]:
+        return {"name": f"Grants {duration} {abs(hash(repr(cycle))) % 10**9}", "pricingCycleConfig": cycle,
+                "rateCards": {"creditGrantRateCards": [_custom_card(duration)]}}
+
+    monthly = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}}
+    last_day = {"interval": "MONTHLY", "startOffset": {"dayOffset": "LAST"}}
+    for duration, cycle, example in (("P10D", monthly, "2000-01-01 – 2000-02-01"),
+                                     ("P30D", monthly, "2000-01-01 – 2000-02-01"),
+                                     ("P1M", last_day, "2000-02-29 – 2000-03-31"),
+                                     ("P6D", {"interval": "WEEKLY"}, None),
+                                     ("P1M", {"interval": "MONTHLY", "anniversaryCycle": True}, None),
+                                     ("P3M", {"interval": "QUARTERLY", "startOffset": {"dayOffset": "LAST",
+                                                                                       "monthOffset": "1"}}, None)):
+        error = await call_error(client, "create_price_plan", **plan(duration, cycle))
+        assert f"{field}: '{duration}' from a cycle's start ends before that cycle does" in error, error
+        assert "expire unused" in error and "PRICING_CYCLE" in error, error
+        if example is not None:
+            assert example in error, error
+    # long enough for every cycle: accepted, and the suggested lengths are
+    for duration, cycle in (("P1M", monthly), ("P31D", last_day), ("P1M3D", last_day), ("P7D", {"interval": "WEEKLY"}),
+                            ("P31D", {"interval": "MONTHLY", "anniversaryCycle": True}), ("P45D", monthly),
+                            ("P92D", {"interval": "QUARTERLY", "startOffset": {"dayOffset": "LAST",
+                                                                              "monthOffset": "1"}}),
+                            ("P366D", {"interval": "ANNUALLY", "anniversaryCycle": True})):
+        await call(client, "create_price_plan", **plan(duration, cycle))
+
+
+async def test_a_plan_stored_with_a_short_custom_expiry_is_refused_when_attached(client, db, monkeypatch) -> None:
+    """A plan stored before the rule (here: edited in place to P10D) cannot be attached: the account's credits would
+    expire unused every cycle; the refusal names pricePlanId, the card's field and the fix; nothing is written."""
+    plan = await call(client, "create_price_plan", name="Grants", pricingCycleConfig={"interval": "MONTHLY"},
+                      rateCards={"creditGrantRateCards": [_custom_card("P31D")]})
+    await break_stored_version(db, monkeypatch, plan["id"], 1,
+                               "{rateCards,creditGrantRateCards,0,grantDetails,expiryDuration}", '"P10D"')
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    before = await row_counts(db)
+    error = await call_error(client, "create_account", id="acme", customerId="cust_acme", name="Acme",
+                             pricePlanId=plan["id"], effectiveFrom=iso(2026, 1, 1))
+    assert (f"pricePlanId: version 1 of price plan '{plan['id']}' has rateCards.creditGrantRateCards[0].grantDetails"
+            f".expiryDuration 'P10D' from a cycle's start ends before that cycle does") in error, error
+    assert "update_price_plan, then finalize_price_plan" in error
+    assert await row_counts(db) == before

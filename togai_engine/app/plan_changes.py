@@ -44,6 +44,7 @@ from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import deal_difference, validate_overrides
 from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.plans.service import get_plan
+from togai_engine.plans.validation import check_grant_expiries
 
 
 async def add_billing_rows(session: AsyncSession, account_ids: Sequence[str]) -> None:
@@ -140,6 +141,7 @@ async def attach_plan(
     from_field = prefix + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)
+    check_grant_expiries(plan, field)
     deal = None if overrides is None and rules is None else await validate_overrides(
         session, plan, overrides, f"{prefix}rateCardOverrides", rules=rules, rules_field=f"{prefix}pricingRulesOverride")
 

@@ -7,6 +7,7 @@ the pricing cycle in canonical form. Meter existence is checked by the service (
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
@@ -14,7 +15,7 @@ from dateutil.relativedelta import relativedelta
 from togai_engine.common.durations import parse_duration
 from togai_engine.common.json_logic import json_logic_text, normalize_expression
 from togai_engine.common.validation import LATEST_INSTANT, check_card_names, check_currency, check_id
-from togai_engine.cycles import CycleConfig
+from togai_engine.cycles import Cycle, CycleConfig, cycle_containing, resolve_offsets
 from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import (
     BillingEntitlementRateCard,
@@ -24,6 +25,7 @@ from togai_engine.plans.schemas import (
     EntitlementOverageRateCard,
     FixedFeeRateCard,
     LicenseRateCard,
+    PricePlan,
     PricePlanCreate,
     PricingCycleConfigInput,
     PricingRule,
@@ -57,7 +59,8 @@ def normalize_plan(data: PricePlanCreate) -> PricePlanCreate:
                 for i, card in enumerate(cards.licenseRateCards)]
     fixed = [_fixed_fee_card(card, i, currencies, names) for i, card in enumerate(cards.fixedFeeRateCards)]
     entitlements = [_entitlement_card(card, i, names) for i, card in enumerate(cards.billingEntitlementRateCards)]
-    grants = [_credit_grant_card(card, i, currencies, names) for i, card in enumerate(cards.creditGrantRateCards)]
+    grants = [_credit_grant_card(card, i, currencies, names, cycle)
+              for i, card in enumerate(cards.creditGrantRateCards)]
     overages: list[EntitlementOverageRateCard] = []
     for i, card in enumerate(cards.entitlementOverageRateCards):
         overages.append(_overage_card(card, i, currencies, names, entitlements, overages))
@@ -267,7 +270,7 @@ def _applicable_entities(grants: list[CreditGrantRateCard], payable: list[str]) 
 
 
 def _credit_grant_card(
-    card: CreditGrantRateCard, i: int, currencies: list[str], names: _CardNames
+    card: CreditGrantRateCard, i: int, currencies: list[str], names: _CardNames, cycle: CycleConfig
 ) -> CreditGrantRateCard:
     path = f"rateCards.creditGrantRateCards[{i}]"
     if card.id is not None:
@@ -282,6 +285,7 @@ def _credit_grant_card(
             raise InvalidInput(f"{path}.grantDetails.expiryDuration",
                                "a CUSTOM expiry needs an ISO 8601 duration such as P30D or P1M")
         _grant_expiry(duration, f"{path}.grantDetails.expiryDuration")
+        _expiry_covers_cycles(duration, cycle, f"{path}.grantDetails.expiryDuration")
     elif duration is not None:
         raise InvalidInput(f"{path}.grantDetails.expiryDuration",
                            f"only applies when expiryType is CUSTOM (it is {details.expiryType}); remove it")
@@ -317,6 +321,63 @@ def _grant_expiry(text: str, field: str) -> None:
             f", counted from {LATEST_INSTANT.date().isoformat()}, the latest instant billing computes with, as a "
             "period may start that late); for credits that never expire send expiryType NO_EXPIRY without "
             "expiryDuration"))
+
+
+# An expiryDuration this long covers every cycle of its interval, whatever the offsets (a month ends at most 31 days
+# after it starts, a quarter 92, half a year 184, a year 366, a week 7): what a refusal suggests.
+COVERING_EXPIRY = {"WEEKLY": "P7D", "MONTHLY": "P31D", "QUARTERLY": "P92D", "HALF_YEARLY": "P184D",
+                   "ANNUALLY": "P366D"}
+# Eight years from 2000 hold every run of month lengths a cycle of a year or less can span (a leap year before and
+# after a common one, common years in a row, as around 2100): every cycle's length is one of theirs.
+_SAMPLE_START, _SAMPLE_END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2008, 1, 1, tzinfo=UTC)
+
+
+def check_grant_expiries(plan: PricePlan, field: str) -> None:
+    """A plan attached to an account (`field`: the call's pricePlanId) whose credit-grant card has a CUSTOM expiry that
+    ends before some cycle does is refused, as create_price_plan refuses it now: a plan stored before that rule."""
+    config = CycleConfig.parse(plan.pricingCycleConfig.model_dump(exclude_none=True))
+    for i, card in enumerate(plan.rateCards.creditGrantRateCards):
+        duration = card.grantDetails.expiryDuration
+        if card.grantDetails.expiryType != "CUSTOM" or not duration:
+            continue
+        try:
+            _expiry_covers_cycles(duration, config, f"rateCards.creditGrantRateCards[{i}].grantDetails.expiryDuration")
+        except InvalidInput as short:
+            raise InvalidInput(field, (
+                f"version {plan.version} of price plan {plan.id!r} has {short.field} {short.reason}; correct it in a "
+                "new version (update_price_plan, then finalize_price_plan) before attaching the plan")) from None
+
+
+def _expiry_covers_cycles(text: str, config: CycleConfig, field: str) -> None:
+    """A card's grant pays the invoice of the cycle it is issued for, when that becomes DUE, only if valid then or
+    through the cycle's end (wallets/README.md, "Which grants pay an invoice"): a CUSTOM expiry that ends before some
+    cycle of the plan does would make that cycle's credits expire unused, free or PREPAID, so it is refused. Checked
+    against every cycle the schedule can have: an anniversary cycle's offsets come from the day an account joins, any
+    day of a year; a period cut short starts later or ends earlier than its cycle, so it is covered when that is."""
+    duration = parse_duration(text, field)
+    anchors = [_SAMPLE_START + timedelta(days=d) for d in range(366)] if config.anniversary else [_SAMPLE_START]
+    for schedule in dict.fromkeys(resolve_offsets(config, anchor) for anchor in anchors):
+        cycle = cycle_containing(schedule, _SAMPLE_START, _SAMPLE_START)
+        while cycle.start < _SAMPLE_END:
+            try:
+                short = cycle.start + duration < cycle.end
+            except (OverflowError, ValueError):  # past the year 9999 (a plan stored before _grant_expiry): long enough
+                return
+            if short:
+                _refuse_short_expiry(text, config, cycle, field)
+            cycle = Cycle(cycle.end, cycle_containing(schedule, _SAMPLE_START, cycle.end).end)
+
+
+def _refuse_short_expiry(text: str, config: CycleConfig, cycle: Cycle, field: str) -> None:
+    schedule = "an anniversary " if config.anniversary else "a "
+    raise InvalidInput(field, (
+        f"{text!r} from a cycle's start ends before that cycle does (on {schedule}{config.interval} schedule like this "
+        f"plan's, the cycle {cycle.start.date().isoformat()} – {cycle.end.date().isoformat()} ends "
+        f"{cycle.end.date().isoformat()}, its credits expire on {(cycle.start + parse_duration(text, field)).date().isoformat()}"
+        f"): a credit-grant card's credits pay the invoice of their cycle when it becomes DUE, only if still valid "
+        f"through the cycle's end, so they would expire unused. Send an expiryDuration of at least "
+        f"{COVERING_EXPIRY[config.interval]} (it covers every {config.interval} cycle), or expiryType PRICING_CYCLE "
+        "(credits expire as their cycle ends) or NO_EXPIRY"))
 
 
 def _credit_prices(card: CreditGrantRateCard, prepaid: bool, path: str) -> None:
