@@ -192,7 +192,9 @@ class EntitlementOverageRateCard(Model):
 class GrantDetails(Model):
     priority: WholeNumber | None = Field(default=None, description="lower numbers are used first (wallet default 100)")
     expiryType: Literal["PRICING_CYCLE", "NO_EXPIRY", "CUSTOM"] = "PRICING_CYCLE"
-    expiryDuration: str | None = Field(default=None, description="ISO 8601 duration such as P30D; CUSTOM only")
+    expiryDuration: str | None = Field(default=None, description=(
+        "ISO 8601 duration such as P45D; CUSTOM only; at least as long as every pricing cycle (P31D covers any "
+        "MONTHLY one)"))
     applicableEntityIds: list[str] | None = Field(
         default=None, min_length=1, max_length=50,
         description="names of this plan's usage, fixed-fee or overage rate cards: the grant pays only their lines "

@@ -283,7 +283,8 @@ def _credit_grant_card(
     if details.expiryType == "CUSTOM":
         if not duration:
             raise InvalidInput(f"{path}.grantDetails.expiryDuration",
-                               "a CUSTOM expiry needs an ISO 8601 duration such as P30D or P1M")
+                               "a CUSTOM expiry needs an ISO 8601 duration such as P45D or P2M, at least as long as "
+                               "every cycle of the plan")
         _grant_expiry(duration, f"{path}.grantDetails.expiryDuration")
         _expiry_covers_cycles(duration, cycle, f"{path}.grantDetails.expiryDuration")
     elif duration is not None:
