@@ -190,6 +190,36 @@ async def test_yen_wallet_keeps_whole_yen(db):
         await grant(db, acc, "10.5", purpose="half-yen")
 
 
+@pytest.mark.parametrize(("currency", "amounts", "finer"), [
+    # JPY, 0 decimals: 1000 granted; an invoice of 333 takes 333, 1000 - 333 = 667; a note credits 7: 674; the invoice
+    # voided gives its 333 back: 674 + 333 = 1007; a second invoice of 1200 takes all 1007, 0 left
+    ("JPY", ("1000", "333", "667", "7", "674", "1007", "1200", "0"), "0.5"),
+    # BHD, 3 decimals: 10.125 granted; 3.333 taken, 10.125 - 3.333 = 6.792; a note credits 0.001: 6.793; the void gives
+    # 3.333 back: 6.793 + 3.333 = 10.126; an invoice of 12.000 takes all 10.126, 0.000 left
+    ("BHD", ("10.125", "3.333", "6.792", "0.001", "6.793", "10.126", "12.000", "0.000"), "0.0005"),
+])
+async def test_a_wallet_in_a_currency_of_0_or_3_decimals_keeps_exact_amounts(db, currency, amounts, finer):
+    granted, invoiced, after_close, noted, after_note, after_void, second, last = (D(a) for a in amounts)
+    acc = await make_account(db, f"acc_{currency.lower()}", currency=currency)
+    assert (await grant(db, acc, str(granted), purpose="prepaid")).grant.amount == granted
+    assert await apply(db, acc, "inv_1", str(invoiced), day(1), currency=currency) == invoiced
+    assert (await balance(db, acc, day(1))).balance == after_close
+    async with db.unit_of_work() as s:
+        await wallets.grant_from_credit_note(s, account_id=acc, currency=currency, amount=noted,
+                                             credit_note_id="note_1", purpose="credit note", at=day(2))
+    assert (await balance(db, acc, day(2))).balance == after_note
+    assert await reverse(db, "inv_1", day(3)) == invoiced
+    assert (await balance(db, acc, day(3))).balance == after_void
+    assert await apply(db, acc, "inv_2", str(second), day(4), currency=currency) == after_void
+    wallet = await balance(db, acc, day(4))
+    assert wallet.balance == last and str(wallet.balance) == amounts[-1]  # shown with the currency's decimals
+    assert wallet.balance == await ledger_sum(db, acc, day(4))
+    for refused in (lambda: grant(db, acc, finer, purpose="finer"),
+                    lambda: apply(db, acc, "inv_3", finer, day(5), currency=currency)):
+        with pytest.raises(InvalidInput, match=f"more decimals than {currency} allows"):
+            await refused()
+
+
 async def test_currency_change_guard(db):
     acc = await make_account(db)
     async with db.unit_of_work() as s:

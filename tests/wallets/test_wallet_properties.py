@@ -20,7 +20,7 @@ from togai_engine.store.database import raw_connection
 from togai_engine.wallets import ledger
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.burn import Spendable, plan_burn
-from wallet_helpers import T0, apply, balance, grant, ledger_sum, make_account, reverse
+from wallet_helpers import T0, apply, balance, entries, grant, ledger_sum, make_account, reverse
 
 D = Decimal
 DB_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -185,3 +185,83 @@ async def _listed_ledger(db, account_id: str, now):
     ids = [e.id for p in pages for e in p.data]
     assert ids == sorted(set(ids), reverse=True)  # newest first, no repeat
     return pages[0].model_copy(update={"data": [e for p in pages for e in p.data]})
+
+
+# --- the ledger sum in any currency, with credit notes -------------------------------------------
+
+MINOR_UNITS = {"USD": 2, "JPY": 0, "BHD": 3}  # ISO 4217 decimals
+
+
+def _in(currency: str, minor: int) -> Decimal:
+    """`minor` units of the currency's smallest unit: 1234 -> 12.34 USD, 1234 JPY, 1.234 BHD."""
+    return D(minor).scaleb(-MINOR_UNITS[currency])
+
+
+def _exact_in(currency: str, amount: Decimal) -> bool:
+    return amount == amount.quantize(D(1).scaleb(-MINOR_UNITS[currency]))
+
+
+async def _refund(db, acc: str, currency: str, amount: Decimal, now, note_id: str) -> str:
+    """What a credit note does with the part its invoice no longer owed: the wallet's expiries first, then the grant."""
+    async with db.unit_of_work() as s:
+        await wallets.settle_wallet(s, acc, now, unclosed_periods)
+        return await wallets.grant_from_credit_note(s, account_id=acc, currency=currency, amount=amount,
+                                                    credit_note_id=note_id, purpose="credit note", at=now)
+
+
+wallet_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("grant"), st.tuples(st.integers(1, 50_000), st.none() | st.integers(1, 12))),
+        st.tuples(st.just("close"), st.tuples(st.integers(0, 80_000), st.none() | st.integers(0, 3))),
+        st.tuples(st.just("refund"), st.integers(1, 20_000)),
+        st.tuples(st.just("void"), st.integers(0, 50)),
+        st.tuples(st.just("wait"), st.integers(1, 9)),
+    ),
+    min_size=1, max_size=10,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(currency=st.sampled_from(sorted(MINOR_UNITS)), ops=wallet_operations)
+async def test_the_balance_is_the_ledger_sum_through_grants_closes_expiries_notes_and_voids(db, currency, ops):
+    """After any sequence of grants (some expiring), invoices closed with credit, credit notes crediting the wallet and
+    voided invoices giving their credit back, in a currency of 0, 2 or 3 decimals: the balance is the sum of the
+    ledger, every amount is exact in the currency's minor unit, and the credit applied to an invoice never exceeds it
+    (none once it is voided)."""
+    acc = await make_account(db, f"acc_{secrets.token_hex(6)}", currency=currency)
+    now = T0
+    invoices: list[tuple[str, Decimal]] = []
+    voided: set[str] = set()
+    for i, (kind, arg) in enumerate(ops):
+        if kind == "grant":
+            minor, lasts = arg
+            result = await grant(db, acc, str(_in(currency, minor)), now=now, idempotencyKey=f"g{i}",
+                                 effectiveUntil=None if lasts is None else now + timedelta(days=lasts))
+            assert result.grant.amount == _in(currency, minor)
+        elif kind == "close":
+            minor, lag = arg
+            amount = _in(currency, minor)
+            invoice_id = f"{acc}_inv{i}"
+            applied = await apply(db, acc, invoice_id, str(amount), now, currency=currency,
+                                  period_end=None if lag is None else now - timedelta(days=lag))
+            assert D(0) <= applied <= amount and _exact_in(currency, applied)
+            invoices.append((invoice_id, amount))
+        elif kind == "refund":
+            await _refund(db, acc, currency, _in(currency, arg), now, f"note_{acc}_{i}")
+        elif kind == "void" and invoices:
+            invoice_id, _ = invoices[arg % len(invoices)]
+            given_back = await reverse(db, invoice_id, now)
+            assert _exact_in(currency, given_back)
+            voided.add(invoice_id)
+        elif kind == "wait":
+            now += timedelta(days=arg)
+
+        wallet = await balance(db, acc, now)
+        assert wallet.balance == await ledger_sum(db, acc, now)
+        assert wallet.currency == currency and wallet.balance.as_tuple().exponent == -MINOR_UNITS[currency]
+        assert all(_exact_in(currency, e["amount"]) for e in await entries(db, acc))
+        for invoice_id, amount in invoices:
+            net = await _net_applied(db, invoice_id)
+            assert D(0) <= net <= amount
+            if invoice_id in voided:
+                assert net == 0
