@@ -234,6 +234,48 @@ async def test_a_draft_invoice_says_it_is_not_issued_and_owes_nothing_yet(page, 
     await view.assert_offline_and_clean(frame)
 
 
+async def test_a_paid_invoice_shows_what_was_paid_and_when_and_that_nothing_is_due(page, client, clock,
+                                                                                  story) -> None:
+    """A PAID invoice owes nothing: its amountDue is what was due when it was paid (the engine keeps it), so the
+    view shows it as paid, on the day it was marked PAID, and 0.00 due (never "Amount due $125.00")."""
+    clock.set(at(2026, 3, 5, 14))
+    paid = await call(client, "update_invoice_status", invoiceId=story.february["id"], status="PAID")
+    # 161.00 total - 25.00 credits - 11.00 credit note = 125.00, paid on 5 March
+    assert (paid["status"], paid["amountDue"], paid["statusUpdatedAt"]) == ("PAID", "125.00", "2026-03-05T14:00:00Z")
+    arguments = {"invoiceId": story.february["id"]}
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, await tool_result(client, "get_invoice", arguments))
+    assert await texts(frame, "[data-field=status]") == ["PAID"]
+    rows = [[cell.strip() for cell in row.split("\t")] for row in await texts(frame, ".totals tr")]
+    assert rows == [["Subtotal", "$161.00"], ["Total", "$161.00"], ["Credits applied", "-$25.00"],
+                    ["Credit notes", "-$11.00"], ["Paid on Mar 5, 2026", "-$125.00"],
+                    ["Paid — nothing due", "$0.00"]]
+    # the payment is taken off as the credits are: 161.00 - 25.00 - 11.00 - 125.00 = 0.00
+    assert await texts(frame, ".totals [data-field=amount-paid]") == ["-$125.00"]
+    assert await texts(frame, ".totals [data-field=amount-due]") == ["$0.00"]
+    assert "Amount due" not in await frame.locator("body").inner_text()
+    await view.assert_offline_and_clean(frame)
+    await view.screenshot("invoice-paid")
+
+
+async def test_a_void_invoice_says_when_it_was_voided_and_that_nothing_is_due(page, client, clock, story) -> None:
+    clock.set(at(2026, 3, 6))
+    (january,) = [i for i in (await call(client, "list_invoices", accountId="globex", status="DUE"))["data"]
+                  if i["startDate"] == "2026-01-01T00:00:00Z"]
+    # globex January: 20,000 tokens = 10,000 × 0.01 + 10,000 × 0.005 = 150.00, + 31.00 fee = 181.00
+    assert (january["totalAmount"], january["amountDue"]) == ("181.00", "181.00")
+    voided = await call(client, "update_invoice_status", invoiceId=january["id"], status="VOID")
+    assert (voided["status"], voided["amountDue"]) == ("VOID", "0.00")
+    arguments = {"invoiceId": january["id"]}
+    view = HostedView(page, INVOICE_VIEW)
+    frame = await view.mount(arguments, await tool_result(client, "get_invoice", arguments))
+    assert await texts(frame, "[data-field=status]") == ["VOID"]
+    rows = [[cell.strip() for cell in row.split("\t")] for row in await texts(frame, ".totals tr")]
+    assert rows == [["Subtotal", "$181.00"], ["Total", "$181.00"],
+                    ["Voided on Mar 6, 2026 — nothing due", "$0.00"]]
+    await view.assert_offline_and_clean(frame)
+
+
 async def test_an_in_advance_fee_shows_the_period_it_pays_and_its_proration(page, client, clock) -> None:
     """An in-advance fee pays a period other than the invoice's own (the next cycle, or the first one on an
     advance invoice, whose own period is empty): the line says which, and a prorated fee says why its amount is
