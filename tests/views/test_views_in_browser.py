@@ -21,11 +21,11 @@ import pytest
 from mcp import Client
 
 from conftest import hosted
-from helpers import at, call
+from helpers import at, call, tokens_meter
 from mcp_server.server import build_server
 from mcp_server.views import INVOICE_VIEW, LAB_VIEW, METRICS_VIEW, VIEWS, view_html
 from togai_engine.sandbox.service import start as start_sandbox
-from view_story import MONTHLY, Story, billing_story
+from view_story import MONTHLY, Story, billing_story, events
 
 try:
     from playwright.async_api import Browser, Frame, Locator, Page, async_playwright
@@ -363,6 +363,56 @@ async def test_the_metrics_view_draws_each_series_as_a_chart(page, client, story
     assert series["tokens"][1] == "4000" and series["revenue"][9] == "20.00"
     await view.assert_offline_and_clean(frame)
     await view.screenshot("metrics")
+
+
+async def test_revenue_in_two_currencies_is_drawn_on_one_scale_per_currency(page, client, clock) -> None:
+    """REVENUE never adds two currencies (no exchange rates): a query over accounts invoiced in USD and EUR has
+    a series per currency, and the view draws each currency on its own chart with its own scale, so 10.00 USD
+    is never drawn as next to nothing beside 1,000.00 EUR as if they were amounts of one unit."""
+    meter = await tokens_meter(client)
+    rates = {"USD": "0.01", "EUR": "0.02"}
+    plan = await call(client, "create_price_plan", name="Intl", pricingCycleConfig=MONTHLY,
+                      supportedCurrencies=["USD", "EUR"], rateCards={"usageRateCards": [{
+                          "name": "tokens", "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+                              {"order": 1, "startAfter": "0", "priceType": "PER_UNIT"}]},
+                          "rateValues": [{"currency": currency, "slabRates": [{"order": 1, "rate": rate}]}
+                                         for currency, rate in rates.items()]}]})
+    for account_id, currency in (("acme", "USD"), ("emea", "EUR")):
+        await call(client, "create_customer", id=f"cust_{account_id}", name=account_id, account={
+            "id": account_id, "name": account_id, "invoiceCurrency": currency, "pricePlanId": plan["id"],
+            "effectiveFrom": "2026-02-01T00:00:00Z"})
+    clock.set(at(2026, 2, 4))
+    # acme: 1,000 tokens × 0.01 = 10.00 USD on 2 February; emea: 50,000 tokens × 0.02 = 1,000.00 EUR on 3 February
+    await events(client, "acme", ("a-1", "2026-02-02T10:00:00Z", "1000"))
+    await events(client, "emea", ("e-1", "2026-02-03T10:00:00Z", "50000"))
+    arguments = {"startTime": "2026-02-01T00:00:00Z", "endTime": "2026-02-04T00:00:00Z", "metricQueries": [
+        {"id": "revenue", "name": "REVENUE", "aggregationPeriod": "DAY", "groupBy": "ACCOUNT_ID"}]}
+    result = await tool_result(client, "get_metrics", arguments)
+    (query,) = result["structuredContent"]["results"]
+    assert [(s["groupedBy"]["fieldValue"], s["currency"], s["metricValues"]) for s in query["data"]] == [
+        ("acme", "USD", ["0.00", "10.00", "0.00"]), ("emea", "EUR", ["0.00", "0.00", "1000.00"])]
+    view = HostedView(page, METRICS_VIEW)
+    frame = await view.mount(arguments, result)
+
+    section = frame.locator("section[data-metric=revenue]")
+    plots = section.locator("svg.plot")
+    assert await attributes(section, "svg.plot", "data-currency") == ["USD", "EUR"]
+    for n, (currency, values, top) in enumerate((("USD", ["0.00", "10.00", "0.00"], "10"),
+                                                 ("EUR", ["0.00", "0.00", "1000.00"], "1K"))):
+        plot = plots.nth(n)
+        # each chart holds only its currency's series, on a scale from 0 to its own top
+        assert await attributes(plot, "circle.point", "data-value") == values
+        assert await plot.locator("polyline.series").count() == 1
+        ticks = await plot.locator("text").all_text_contents()  # the value axis first: bottom, middle, top
+        assert ticks[:3] == ["0", {"10": "5", "1K": "500"}[top], top]
+        assert currency in await plot.get_attribute("aria-label")
+    # the 10.00 USD point is at the top of its chart, not flattened beside the 1,000.00 EUR one
+    usd_top = await plots.nth(0).locator("circle.point").nth(1).get_attribute("cy")
+    eur_top = await plots.nth(1).locator("circle.point").nth(2).get_attribute("cy")
+    assert usd_top == eur_top
+    assert await texts(section, "[data-field=series-total]") == ["10.00", "1,000.00"]
+    await view.assert_offline_and_clean(frame)
+    await view.screenshot("metrics-two-currencies")
 
 
 async def test_the_lab_view_compares_candidates_in_a_table_and_a_bar_chart(page, client, story) -> None:
