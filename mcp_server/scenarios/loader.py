@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from mcp_server.registry import SPECS
 from mcp_server.scenarios.errors import Path_, ScenarioFileError, closest, from_validation
-from mcp_server.scenarios.model import Expectations, Scenario, Step
+from mcp_server.scenarios.model import EntitlementExpect, Expectations, InvoiceExpect, Scenario, Step, WalletExpect
 from mcp_server.scenarios.times import iso, parse, period_of
 from mcp_server.scenarios.yaml_io import jsonable, line_of, load_exact
 from mcp_server.server import load_tools
@@ -114,9 +114,12 @@ def load_scenario(file: Path) -> LoadedScenario:
         raise from_validation(file, Scenario, exc, lambda path: line_of(reader.node, path)) from None
     start = reader.instant(scenario.start, ["start"])
     steps = _timeline(reader, scenario.steps, start)
-    checks = [(("steps", s.index, "expect"), s.step.expect) for s in steps if s.step.expect is not None]
-    if scenario.expect is not None:
-        checks.append((("expect",), scenario.expect))
+    written = [(("steps", s.index, "expect"), s.step.expect) for s in steps if "expect" in s.step.model_fields_set]
+    if "expect" in scenario.model_fields_set:
+        written.append((("expect",), scenario.expect))
+    for path, expectations in written:
+        _check_checks_something(reader, path, expectations)
+    checks = [(path, expectations) for path, expectations in written if expectations is not None]
     for path, expectations in checks:
         _check_periods(reader, path, expectations)
     return LoadedScenario(
@@ -238,6 +241,76 @@ def _actions(reader: _Reader, index: int, step: Step) -> list[Action]:
             raise reader.error([*path, tool], f"no tool is named {tool!r}{near}{listed}")
         actions.append(Action(tool=tool, arguments=jsonable(arguments or {}), path=(*path, tool)))
     return actions
+
+
+def _fields_of(model: type[InvoiceExpect] | type[WalletExpect]) -> str:
+    return ", ".join(model.model_fields)
+
+
+ANSWER_FIELDS = ", ".join(name for name in EntitlementExpect.model_fields
+                          if name not in ("accountId", "featureId", "quantity"))
+
+
+def _check_checks_something(reader: _Reader, path: tuple[str | int, ...], expectations: Expectations | None) -> None:
+    """An expectation that is empty (`expect: {}`, an invoice or a wallet `{}`, an entitlement question with no
+    answer field, a metric query with no values...) could never fail, so the file is refused, naming where and the
+    fix. Two empty forms do expect something and stay: `acme: {}` under invoices (an account listed lists every
+    invoice: acme has none) and `lines: []` (an invoice without lines)."""
+    if expectations is None or not expectations.model_fields_set:
+        raise reader.error(path, f"checks nothing: write at least one of {', '.join(Expectations.model_fields)} "
+                                 "under it, or remove `expect`")
+    written = expectations.model_fields_set
+    if "invoices" in written and not expectations.invoices:
+        raise reader.error([*path, "invoices"], 'checks nothing: name an account and its invoices (`acme: '
+                           '{"2026-01-01": {status: DUE}}`; `acme: {}` expects that acme has no invoice, and '
+                           "--update-golden fills it in), or remove `invoices`")
+    for account, invoices in expectations.invoices.items():
+        for period, invoice in invoices.items():
+            where = [*path, "invoices", account, period]
+            if not invoice.model_fields_set:
+                raise reader.error(where, f"checks nothing of this invoice: write at least one of "
+                                          f"{_fields_of(InvoiceExpect)} (e.g. `status: DUE`); or write the account as "
+                                          f"`{account}: {{}}` and run --update-golden, which writes each of its "
+                                          "invoices' status and total")
+            if "lines" in invoice.model_fields_set and invoice.lines is None:
+                raise reader.error([*where, "lines"], "checks nothing: list the invoice's lines (`lines: []` expects "
+                                                      "an invoice without lines), or remove `lines`")
+    if "wallets" in written and not expectations.wallets:
+        raise reader.error([*path, "wallets"], "checks nothing: name an account and what its wallet holds "
+                                               '(`acme: {balance: "10.00"}`), or remove `wallets`')
+    for account, wallet in expectations.wallets.items():
+        if not wallet.model_fields_set:
+            raise reader.error([*path, "wallets", account], f"checks nothing of this wallet: write at least one of "
+                                                            f"{_fields_of(WalletExpect)}, or remove it")
+    if "entitlements" in written and not expectations.entitlements:
+        raise reader.error([*path, "entitlements"], "checks nothing: list check_entitlement questions with the "
+                                                    "answer expected (`- {accountId: acme, featureId: tokens, "
+                                                    "entitled: true}`), or remove `entitlements`")
+    for i, entitlement in enumerate(expectations.entitlements):
+        if not entitlement.model_fields_set - {"accountId", "featureId", "quantity"}:
+            raise reader.error([*path, "entitlements", i], f"checks nothing of the answer: write at least one of "
+                                                           f"{ANSWER_FIELDS}, or remove it")
+    if "metrics" in written and not expectations.metrics:
+        raise reader.error([*path, "metrics"], "checks nothing: list get_metrics calls with the values expected "
+                                               "(see mcp_server/scenarios/README.md), or remove `metrics`")
+    for i, metric in enumerate(expectations.metrics):
+        where = [*path, "metrics", i]
+        if not metric.values:
+            raise reader.error([*where, "values"], 'checks nothing: write the values expected per query id '
+                                                   '(`{tokens: {"2026-01-01": "12"}}`), or remove this item')
+        for query, entries in metric.values.items():
+            empty = [[query]] if not entries else [[query, group] for group, value in entries.items()
+                                                   if isinstance(value, dict) and not value]
+            for part in empty:
+                raise reader.error([*where, "values", *part], 'checks nothing: write the buckets expected '
+                                   '(`{"2026-01-01": "12"}`; with groupBy, per group value: `{acme: '
+                                   '{"2026-01-01": "12"}}`), or remove it')
+        for j, query in enumerate(metric.metricQueries):
+            name = query.get("id")
+            if isinstance(name, str) and name not in metric.values:
+                raise reader.error([*where, "metricQueries", j], f"checks nothing: no values are expected for query "
+                                                                 f"{name!r}; write them under `values: {{{name}: "
+                                                                 "...}`, or remove the query")
 
 
 def _check_periods(reader: _Reader, path: tuple[str | int, ...], expectations: Expectations) -> None:

@@ -112,6 +112,59 @@ def test_a_file_that_cannot_run_is_refused_naming_where(tmp_path: Path, body: st
     assert str(error).startswith(f"{file}, {where}"), str(error)
 
 
+METRIC = 'startTime: "2026-01-01", endTime: "2026-02-01", metricQueries: [{id: q, name: USAGE}]'
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ("expect: {}\n", "line 3: expect: checks nothing: write at least one of invoices, wallets, entitlements, metrics "
+                     "under it, or remove `expect`"),
+    ("expect:\n", "line 3: expect: checks nothing: write at least one of invoices, wallets"),
+    ('steps:\n  - at: "2026-02-10"\n    expect: {}\n', "line 5: steps[0].expect: checks nothing: write at least one"),
+    ("expect:\n  invoices: {}\n", "line 4: expect.invoices: checks nothing: name an account and its invoices"),
+    ('expect:\n  invoices:\n    acme:\n      "2026-01-01": {}\n',
+     "line 6: expect.invoices.acme.2026-01-01: checks nothing of this invoice: write at least one of status, plan, "
+     "end, total, subTotal, trueUp, creditsApplied, amountDue, creditNotesTotal, lines (e.g. `status: DUE`)"),
+    ('expect:\n  invoices:\n    acme:\n      "2026-01-01": {status: DUE, lines: null}\n',
+     "line 6: expect.invoices.acme.2026-01-01.lines: checks nothing: list the invoice's lines (`lines: []` expects "
+     "an invoice without lines), or remove `lines`"),
+    ("expect:\n  wallets: {}\n", "line 4: expect.wallets: checks nothing: name an account and what its wallet"),
+    ("expect:\n  wallets:\n    acme: {}\n",
+     "line 5: expect.wallets.acme: checks nothing of this wallet: write at least one of balance, availableBalance, "
+     "accruedCharges, scheduledCredits, overage, or remove it"),
+    ("expect:\n  entitlements: []\n", "line 4: expect.entitlements: checks nothing: list check_entitlement"),
+    ("expect:\n  entitlements:\n    - {accountId: acme, featureId: tokens, quantity: 10}\n",
+     "line 5: expect.entitlements[0]: checks nothing of the answer: write at least one of entitled, reason, used, "
+     "limit, remaining, or remove it"),
+    ("expect:\n  metrics: []\n", "line 4: expect.metrics: checks nothing: list get_metrics calls"),
+    (f"expect:\n  metrics:\n    - {{{METRIC}, values: {{}}}}\n",
+     "line 5: expect.metrics[0].values: checks nothing: write the values expected per query id"),
+    (f"expect:\n  metrics:\n    - {{{METRIC}, values: {{q: {{}}}}}}\n",
+     "line 5: expect.metrics[0].values.q: checks nothing: write the buckets expected"),
+    (f"expect:\n  metrics:\n    - {{{METRIC}, values: {{q: {{acme: {{}}}}}}}}\n",
+     "line 5: expect.metrics[0].values.q.acme: checks nothing: write the buckets expected"),
+    ('expect:\n  metrics:\n    - startTime: "2026-01-01"\n      endTime: "2026-02-01"\n'
+     "      metricQueries: [{id: q, name: USAGE}, {id: r, name: EVENTS}]\n"
+     '      values: {q: {"2026-01-01": "1"}}\n',
+     "line 7: expect.metrics[0].metricQueries[1]: checks nothing: no values are expected for query 'r'; write "
+     "them under `values: {r: ...}`, or remove the query"),
+])
+def test_an_expectation_that_checks_nothing_is_refused(tmp_path: Path, body: str, where: str) -> None:
+    """An expectation that is empty could never fail: the file is refused, naming where and the fix."""
+    file = scenario(tmp_path, body)
+    error = refused(file)
+    assert str(error).startswith(f"{file}, {where}"), str(error)
+
+
+def test_an_account_without_invoices_and_an_invoice_without_lines_are_expectations(tmp_path: Path) -> None:
+    """`acme: {}` expects that acme has no invoice (an account listed lists every invoice), and `lines: []` an
+    invoice without lines: both can fail, so both are read."""
+    loaded = load_scenario(scenario(tmp_path, 'expect:\n  invoices:\n    acme: {}\n'
+                                              '    globex: {"2026-01-01": {lines: []}}\n'))
+    assert loaded.expect is not None
+    assert loaded.expect.invoices["acme"] == {}
+    assert loaded.expect.invoices["globex"]["2026-01-01"].lines == []
+
+
 def test_a_bad_events_file_line_is_named(tmp_path: Path) -> None:
     (tmp_path / "usage.jsonl").write_text('{"accountId": "a", "schemaName": "s"}\n{"accountId": \n')
     error = refused(scenario(tmp_path, 'steps:\n  - eventsFile: usage.jsonl\n'))
