@@ -7,6 +7,8 @@ One walk over the arguments, guided by the tool's input schema, refuses with the
 - an integer of more than MAX_INTEGER_DIGITS digits;
 - a boolean where the schema takes a number: pydantic reads `true` as 1, and an agent that sends
   `"amount": true` must not get a grant of 1.00.
+- a JSON number a float does not hold (an InexactNumber, as the transports read one: 1e-400 would be 0.0,
+  10.000000000000000001 would be 10.0): never an amount or a quantity silently changed.
 The ingest tools check each event themselves instead (a batch rejects one event, not the call; see
 `checks_own_text` in registry.py), which also keeps this walk off their hot path.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from togai_engine.common.json_text import InexactNumber, inexact_number_message
 from togai_engine.common.messages import quote
 from togai_engine.common.numbers import BOOLEAN_IS_NOT_A_NUMBER
 from togai_engine.errors import InvalidInput
@@ -72,6 +75,8 @@ class _Walk:
         elif kind is bool:
             if guide and _number_not_boolean(guide, self.root):
                 raise InvalidInput(self.where(at), BOOLEAN_IS_NOT_A_NUMBER)
+        elif kind is InexactNumber:
+            raise InvalidInput(self.where(at), inexact_number_message(value))
         elif kind is int and value.bit_length() > MAX_INTEGER_BITS:
             raise InvalidInput(self.where(at), f"is a number of more than {MAX_INTEGER_DIGITS} digits; no argument "
                                                "takes one that long")

@@ -4,9 +4,10 @@ Faster: the SDK's stdio transport parses each message with `jsonrpc_message_adap
 For a request carrying 1000 events (~200 KB) that is ~8 ms of server CPU; orjson followed by
 `validate_python` on the same adapter gives the same message in a fraction of that (the arguments
 are plain JSON values either way). `install()` swaps the module-level adapter the transport reads
-for one that does that, and hands what orjson cannot read (a run of 19+ digits, which orjson would
-make a float; nesting past 1024 levels; lone surrogates; malformed text) to the SDK's own
-`validate_json`, so a message both read gives the same result.
+for one that does that, and hands what orjson cannot read (nesting past 1024 levels; lone surrogates;
+malformed text) to the SDK's own `validate_json`, so a message both read gives the same result. A
+message with a number of 16+ digits (19+ orjson would make a float) or an exponent goes to the json
+module instead (see "Exact" below).
 
 Bounded and answered: the SDK drops a line it cannot read (it logs it at DEBUG), so a client waits
 for an answer that never comes. Here such a line becomes an `UnreadableMessage`, which
@@ -16,8 +17,14 @@ is parsed, text that is not JSON gets -32700, JSON that is not a JSON-RPC messag
 deeply to read gets -32600. JSON the SDK's parser refuses but the json module reads (a lone UTF-16
 surrogate in a string, an object nested past pydantic's 200 levels) is read by the json module, so
 the server can name the argument at fault (see mcp_server/argument_checks.py) instead of dropping the call.
+
+Exact: a JSON number a float does not hold (1e-400 underflows to 0.0, 10.000000000000000001 rounds to 10.0)
+must not reach a tool as that float, an amount or a quantity silently changed. A message that may hold one
+(`may_hold_inexact_number`: a number with an exponent or 16+ digits) is read by the json module with
+`loads_checked`, which makes such a number an InexactNumber; the argument checks refuse it by its path.
 The streamable HTTP transport parses with pydantic-core, answers what it cannot read with a 400, and
-bounds the body itself; it does not read this adapter.
+bounds the body itself; it does not read this adapter, but `install_http` has it read a body that may hold
+such a number with `loads_checked` too.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from typing import Any, Self
 import anyio
 import mcp_types
 import orjson
+import pydantic_core
+from mcp.server import streamable_http
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
@@ -38,7 +47,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from mcp_server.argument_checks import MAX_DEPTH
-from togai_engine.common.json_text import has_long_digit_run
+from togai_engine.common.json_text import loads_checked, may_hold_inexact_number
 from togai_engine.common.messages import encodable
 
 log = logging.getLogger("togai_engine.stdio")
@@ -56,10 +65,6 @@ class UnreadableMessage(Exception):
         self.request_id = request_id
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 class _JsonFirstAdapter:
     """Quacks like the SDK's TypeAdapter for JSON-RPC messages; only validate_json differs."""
 
@@ -73,19 +78,22 @@ class _JsonFirstAdapter:
                 INVALID_REQUEST, f"the message is {len(data)} characters long, over the limit of {self.max_chars} "
                 "(TOGAI_HTTP_MAX_REQUEST_BYTES); send less in one call, e.g. fewer events per batch",
                 find_id(data))
-        if not has_long_digit_run(data):
-            try:
-                return self._adapter.validate_python(orjson.loads(data), **options)
-            except (orjson.JSONDecodeError, ValidationError):
-                pass
+        if may_hold_inexact_number(data):
+            # a number a float may not hold (1e-400 would be 0.0; 19+ digits orjson would make a float): read by
+            # the json module, such a number an InexactNumber that the argument checks refuse by name
+            return self._read_with_the_json_module(data, options)
+        try:
+            return self._adapter.validate_python(orjson.loads(data), **options)
+        except (orjson.JSONDecodeError, ValidationError):
+            pass
         try:
             return self._adapter.validate_json(data, **options)
         except ValidationError:
-            return self._read_what_the_sdk_refused(data, options)
+            return self._read_with_the_json_module(data, options)
 
-    def _read_what_the_sdk_refused(self, data: str | bytes, options: dict[str, Any]) -> Any:
+    def _read_with_the_json_module(self, data: str | bytes, options: dict[str, Any]) -> Any:
         try:
-            value = json.loads(data, parse_constant=_refuse_constant)
+            value = loads_checked(data)
         except RecursionError:
             raise UnreadableMessage(
                 INVALID_REQUEST, "the message is nested too deeply to read; a tool's arguments may be nested at "
@@ -242,3 +250,26 @@ async def run_stdio(server: Any, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> 
     async with stdio_server() as (read_stream, write_stream):
         writer = EncodableWriter(write_stream)
         await lowlevel.run(AnsweringReader(read_stream, writer), writer, lowlevel.create_initialization_options())
+
+
+class _ExactBodies:
+    """pydantic_core as the SDK's streamable HTTP transport uses it (`from_json(body)`), except that a body that may
+    hold a number a float does not hold is read by `loads_checked` (json.loads' errors become the ValueError
+    pydantic_core raises, which the transport answers as a parse error)."""
+
+    def from_json(self, data: str | bytes | bytearray, **options: Any) -> Any:
+        if may_hold_inexact_number(bytes(data) if isinstance(data, bytearray) else data):
+            try:
+                return loads_checked(data)
+            except RecursionError:
+                raise ValueError("the message is nested too deeply to read") from None
+        return pydantic_core.from_json(data, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pydantic_core, name)
+
+
+def install_http() -> None:
+    """Idempotent; called once when the HTTP server starts (serve_http)."""
+    if not isinstance(streamable_http.pydantic_core, _ExactBodies):
+        streamable_http.pydantic_core = _ExactBodies()  # type: ignore[assignment]

@@ -86,6 +86,7 @@ async def serve_http(server: TogaiServer, settings: Settings, host: str, port: i
         allowed_hosts=[h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip()],
         allowed_origins=[o.strip() for o in settings.http_allowed_origins.split(",") if o.strip()],
     )
+    fast_json.install_http()  # a number a float does not hold is refused by name, not read as that float
     app = server.streamable_http_app(
         transport_security=security, max_request_body_size=settings.http_max_request_bytes, host=host
     )

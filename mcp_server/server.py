@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -31,6 +32,7 @@ from mcp_server.resources import register_resources
 from mcp_server.views import views_extension
 from togai_engine import __version__
 from togai_engine.common.clock import Clock, SystemClock
+from togai_engine.common.json_text import loads_checked, may_hold_inexact_number
 from togai_engine.common.messages import shorten_echoes
 from togai_engine.errors import InvalidInput
 from togai_engine.store.database import Database
@@ -51,6 +53,19 @@ Money is returned as decimal strings. When retrying a write, reuse the same id /
 def load_tools() -> None:
     for module in TOOL_MODULES:
         importlib.import_module(f"mcp_server.tools.{module}")
+
+
+def pre_parse_json(metadata: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's pre_parse_json (a string sent for an argument that is not text, `"{...}"`, is parsed as JSON),
+    with such a string read by loads_checked as the transports read a message: a number in it that a float does not
+    hold becomes an InexactNumber, which check_arguments refuses by name (json.loads would make 1e-400 0.0)."""
+    parsed = metadata.pre_parse_json(arguments)
+    for key, value in parsed.items():
+        sent = arguments[key]
+        if value is not sent and isinstance(sent, str) and may_hold_inexact_number(sent):
+            with contextlib.suppress(ValueError, RecursionError):  # NaN: as the SDK read it, refused later
+                parsed[key] = loads_checked(sent)
+    return parsed
 
 
 DEFAULT_TOOL_TIMEOUT_SECONDS = 60.0
@@ -77,7 +92,7 @@ class TogaiServer(MCPServer[AppContext]):
         registered = self._tool_manager.get_tool(name)
         if registered is not None:
             # The SDK parses a string sent for a non-string argument as JSON; check what the tool will see.
-            arguments = registered.fn_metadata.pre_parse_json(arguments)
+            arguments = pre_parse_json(registered.fn_metadata, arguments)
             try:
                 if not checks_own_text(name):  # the ingest tools check each event, to reject it alone
                     check_arguments(arguments, registered.parameters)

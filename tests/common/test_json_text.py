@@ -105,3 +105,25 @@ def test_exact_loads_of_an_event_line() -> None:
     line = '{"attributes": {"gb": 12345678.123456789, "n": 1.5, "big": 123456789012345678901}}'
     assert json_text.loads_exact(line) == {"attributes": {"gb": Decimal("12345678.123456789"), "n": 1.5,
                                                           "big": 123456789012345678901}}
+
+
+@given(st.lists(numbers_as_text, min_size=1, max_size=5))
+@example(["1e-400"])  # float: 0.0
+@example(["10.000000000000000001"])  # float: 10.0
+@example(["-1E+400"])  # float: -inf
+def test_a_number_a_float_does_not_hold_is_read_as_an_inexact_number_and_never_missed(numbers: list[str]) -> None:
+    """loads_checked gives the float of every number a float holds exactly (its shortest form is the number
+    written) and an InexactNumber keeping the text of every other; may_hold_inexact_number, the transports'
+    cheap look at a message, is never False for a text that holds one."""
+    literals = [n for n in numbers if _is_json_number(n)]
+    for text in ("[" + ", ".join(literals) + "]", "{" + ", ".join(f'"k{i}":{n}' for i, n in enumerate(literals)) + "}"):
+        read = json_text.loads_checked(text)
+        values = read if isinstance(read, list) else list(read.values())
+        for value, literal in zip(values, literals, strict=True):
+            if isinstance(value, json_text.InexactNumber):
+                assert value.text == literal and Decimal(float.__repr__(value)) != Decimal(literal)
+                assert json_text.may_hold_inexact_number(text), text
+            elif isinstance(value, float):
+                assert Decimal(repr(value)) == Decimal(literal)
+            else:
+                assert value == int(literal)

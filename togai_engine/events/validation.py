@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from togai_engine.common.json_text import InexactNumber, inexact_number_message
 from togai_engine.common.messages import json_kind, quote
 from togai_engine.common.numbers import FLOAT_EXACT_DIGITS, exact_float_decimal
 from togai_engine.common.validation import parse_instant
@@ -152,6 +153,8 @@ def parse_decimal(value: object, field: str = "value") -> str:
             return str(value)
         # (not str(value): past 4300 digits Python refuses to write an integer out)
         raise _Reject(Code.INVALID_VALUE, field, f"{quote(value, 20)} has more than {MAX_INTEGER_DIGITS} digits")
+    if kind is InexactNumber:  # the transport read a JSON number its float does not hold (1e-400 would be 0)
+        raise _Reject(Code.INVALID_VALUE, field, inexact_number_message(value))  # type: ignore[arg-type]
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise _Reject(Code.INVALID_VALUE, field, f"{value} is not a finite number; send a decimal such as \"12.5\"")
