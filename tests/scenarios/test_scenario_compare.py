@@ -73,3 +73,25 @@ def test_wallets_entitlements_and_metrics() -> None:
         's.yaml › expect › metrics[0] › values › revenue › acme › 2026-01-01: expected "19.0", got "19.00"',
         "s.yaml › expect › metrics[0] › values › other: no query has this id (the ids: calls, revenue)",
     ]
+
+
+def test_a_value_written_as_null_expects_null() -> None:
+    """A field written `null` is compared too: --update-golden writes null where the engine says null (the total
+    of a DRAFT that cannot be computed, the limit of an unlimited feature), and such an expectation must fail once
+    the engine says a value, not pass whatever it says."""
+    seen = Observation(
+        invoices={"acme": [invoice(JAN, trueUp=None)]},
+        wallets={"acme": {"balance": "30.00", "accruedCharges": None}},
+        entitlements=[{"entitled": True, "reason": "ENTITLED", "used": "10", "limit": "1000", "remaining": "990"}])
+    expected = {
+        "invoices": {"acme": {"2026-01-01": {"total": None, "trueUp": None,
+                                             "lines": [{"name": "tokens", "quantity": None}, {"name": "base"}]}}},
+        "wallets": {"acme": {"balance": None, "accruedCharges": None}},
+        "entitlements": [{"accountId": "acme", "featureId": "f", "limit": None}],
+    }
+    assert differences(expected, seen) == [
+        's.yaml › expect › invoices › acme › 2026-01-01 › total: expected null, got "71.00"',
+        's.yaml › expect › invoices › acme › 2026-01-01 › lines › tokens › quantity: expected null, got "520000"',
+        's.yaml › expect › wallets › acme › balance: expected null, got "30.00"',
+        's.yaml › expect › entitlements[0] › limit: expected null, got "1000"',
+    ]
