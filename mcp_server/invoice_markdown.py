@@ -95,8 +95,13 @@ def invoice_markdown(invoice: Invoice) -> str:
         ("**Total**", invoice.totalAmount),
         ("Credits applied (wallet)", invoice.creditsApplied),
         ("Credit notes", invoice.creditNotesTotal),
-        ("**Amount due**", invoice.amountDue),
     ]
+    if invoice.status == "PAID" and invoice.amountDue is not None:
+        # a PAID invoice keeps, as amountDue, what was due when it was marked PAID: that was paid, nothing is due
+        paid = f"Paid on {instant(invoice.statusUpdatedAt)}" if invoice.statusUpdatedAt else "Paid"
+        totals += [(paid, invoice.amountDue), ("**Amount due**", invoice.amountDue - invoice.amountDue)]
+    else:
+        totals.append(("**Amount due**", invoice.amountDue))
     out += ["## Totals", "", f"| | {invoice.currency} |", "|---|---:|"]
     out += [f"| {name} | {number(value)} |" for name, value in totals]
     if invoice.creditNotes:

@@ -84,6 +84,19 @@ are its exact parts. `#` is the lineNumber create_credit_note takes.
 """
 
 
+async def test_a_paid_invoice_document_says_what_was_paid_and_when_and_that_nothing_is_due(client, clock) -> None:
+    """A PAID invoice keeps, as amountDue, what was due when it was paid: the document shows it as paid, not as
+    an amount still due."""
+    story = await tell(client, clock)
+    clock.set(datetime(2026, 2, 5, 9, tzinfo=UTC))
+    await call(client, "update_invoice_status", invoiceId=story.acme_january, status="PAID")
+    _, text = await read(client, f"togai://invoices/{story.acme_january}")
+    assert "| Status | PAID |" in text
+    # 26.00 total, nothing credited: 26.00 paid on 5 February, 0.00 due
+    assert text.endswith("| Credit notes | 0.00 |\n| Paid on 2026-02-05T09:00:00Z | 26.00 |\n"
+                         "| **Amount due** | 0.00 |\n"), text[-400:]
+
+
 async def test_the_draft_document_says_it_is_a_draft_and_when_it_closes(client, clock) -> None:
     story = await tell(client, clock)
     _, text = await read(client, f"togai://invoices/{story.acme_february}")
