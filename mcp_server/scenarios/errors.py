@@ -98,12 +98,32 @@ def _message(root: type[BaseModel], error: Any) -> str:
     return message[0].lower() + message[1:] if message else kind
 
 
+def _in_file(error: Any, data: Any) -> list[str | int]:
+    """The parts of a validation error's location that are keys and indexes of the file's data, and the name of
+    a missing key: pydantic also names the member of a union a value failed (`function-before[_as_written(),
+    str]`), which the file does not have."""
+    loc = error["loc"]
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if ((isinstance(node, dict) and part in node)
+                or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))):
+            node = node[part]
+        elif not (error["type"] == "missing" and i == len(loc) - 1):
+            continue
+        if isinstance(part, str | int):
+            path.append(part)
+    return path
+
+
 def from_validation(file: Path, root: type[BaseModel], exc: ValidationError,
-                    line_of: Any) -> ScenarioFileError:
-    """Every field at fault (at most five), the first one leading."""
+                    line_of: Any, data: Any = None) -> ScenarioFileError:
+    """Every field at fault (at most five), the first one leading. With `data` (what the file holds), a path
+    names only the keys and indexes the file has."""
     found = []
     for error in exc.errors(include_url=False)[:5]:
-        path = [part for part in error["loc"] if isinstance(part, str | int)]
+        loc = error["loc"]
+        path = _in_file(error, data) if data is not None else [part for part in loc if isinstance(part, str | int)]
         found.append((path, _message(root, error)))
     also = [f"line {line_of(path)}: {dotted(path)}: {message}" for path, message in found[1:]]
     return ScenarioFileError(file, found[0][0], found[0][1], line_of(found[0][0]), also=also)

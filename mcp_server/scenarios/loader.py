@@ -111,7 +111,7 @@ def load_scenario(file: Path) -> LoadedScenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise from_validation(file, Scenario, exc, lambda path: line_of(reader.node, path)) from None
+        raise from_validation(file, Scenario, exc, lambda path: line_of(reader.node, path), data) from None
     start = reader.instant(scenario.start, ["start"])
     steps = _timeline(reader, scenario.steps, start)
     written = [(("steps", s.index, "expect"), s.step.expect) for s in steps if "expect" in s.step.model_fields_set]

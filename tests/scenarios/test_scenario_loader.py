@@ -105,6 +105,12 @@ expect:
      '          metricQueries: [{id: revenue, name: REVENUE, aggregationPeriod: MONTH, groupBy: ACCOUNT_ID}]\n'
      '          values: {revenue: {acme: {"2026-01-01": "1.00", "2026-02": "1.00"}}}\n',
      "line 10: steps[0].expect.metrics[0].values.revenue.acme.2026-02: '2026-02' is not a bucket's name"),
+    # a value that fits neither form of a union is named by its path in the file, not pydantic's member names
+    ('expect:\n  metrics:\n    - startTime: "2026-01-01"\n      endTime: "2026-02-01"\n'
+     '      metricQueries: [{id: calls, name: USAGE, aggregationPeriod: MONTH}]\n'
+     '      values: {calls: {"2026-01-01": null}}\n',
+     "line 8: expect.metrics[0].values.calls.2026-01-01: should be text; got null: quote it\n"
+     "  and line 8: expect.metrics[0].values.calls.2026-01-01: should be a mapping (key: value); got null"),
 ])
 def test_a_file_that_cannot_run_is_refused_naming_where(tmp_path: Path, body: str, where: str) -> None:
     file = scenario(tmp_path, body)
