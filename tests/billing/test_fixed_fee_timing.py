@@ -312,3 +312,38 @@ async def test_an_in_advance_fee_discounted_by_a_pricing_rule_is_credited_net_of
     assert notes[0]["memo"].endswith("; 45.00 of its 50.00, net of the pricing rules' discount")
     # what stays charged is what the DRAFT cut the same way charged: 90.00 - 45.00 = 45.00
     assert (await call(client, "get_invoice", invoiceId=late_january["id"]))["amountDue"] == "45.00"
+
+
+async def test_a_discount_of_a_total_a_surcharge_raised_is_spread_over_the_surcharge_too(client, clock) -> None:
+    """A flat 20.00 surcharge (order 1), then 10% off the total (order 2): the discount, 12.00 = 10% of 120.00, is
+    10.00 of the fee and 2.00 of the surcharge, so the customer paid 90.00 for February's 100.00 fee and a change on 15
+    February credits half of 90.00 = 45.00, leaving what a DRAFT cut the same way charges."""
+    rules = [{"name": "surcharge", "order": 1, "invoiceTiming": "IN_ARREARS", "computation": "20",
+              "action": {"type": "ADD", "description": "Surcharge"}},
+             {"name": "ten off", "order": 2, "invoiceTiming": "IN_ARREARS",
+              "computation": '{"*":[{"var":"total"},-0.1]}', "action": {"type": "ADD", "description": "10% off"}}]
+    platform = fee("platform", "100", displayName="Platform", invoiceTiming="IN_ADVANCE", enableProration=True)
+    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
+                                 rateCards={"fixedFeeRateCards": [platform]}, pricingRules=rules))["id"])
+    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "late", discounted, iso(2026, 1, 1))
+    await account(client, "early", discounted, iso(2026, 1, 1))
+    change = "2026-02-15T00:00:00Z"  # 14 of February's 28 days used, 14 unused
+    clock.set(at(2026, 1, 20))
+    # early changes while January is a DRAFT: the fee 100 × 14/28 = 50.00, + 20.00, - 10% of 70.00 = 63.00
+    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
+    clock.set(at(2026, 2, 10))
+    early_january = (await oldest_first(client, "early"))[0]
+    assert (early_january["status"], early_january["totalAmount"]) == ("DUE", "63.00")
+    late_january = (await oldest_first(client, "late"))[0]
+    assert await lines(client, late_january["id"]) == [
+        ("Platform (in advance for 2026-02-01 – 2026-03-01)", "100.00"), ("Surcharge", "20.00"), ("10% off", "-12.00")]
+    assert late_january["totalAmount"] == "108.00"
+    await call(client, "update_account", accountId="late", pricePlanId=other, effectiveFrom=change)
+    # the fee's share of the 12.00 off is 12.00 × 100.00/120.00 = 10.00: 90.00 paid, its unused half 45.00
+    # (not 50.00 × (100.00 - 12.00)/100.00 = 44.00, which bills the fee for the surcharge's discount)
+    notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
+    assert [(n["invoiceId"], n["amount"]) for n in notes] == [(late_january["id"], "45.00")]
+    # 108.00 - 45.00 = 63.00, what early's DRAFT cut the same way charged
+    assert (await call(client, "get_invoice", invoiceId=late_january["id"]))["amountDue"] == "63.00"

@@ -8,9 +8,9 @@ whole fee is unused):
   unused share of what it paid for (T to its service period's end, over that service period), rounded once
   half-up to the currency's minor unit, less what notes already credited on that line (and at most what the
   invoice's notes left creditable). A ONE_TIME fee is never credited for a cut. When pricing rules on that invoice
-  took a discount (negative ADD lines), the unused part is credited net of the fee's share of it: × (lines + discount)
-  / lines, the lines being the invoice's top-level lines the rules saw (invoices README, "In-advance fees and pricing
-  rules").
+  took a discount (ADD rules of a negative amount), the unused part is credited net of the fee's share of it: each
+  discount spread by value over the total it saw, × totalAfter / totalBefore of each (invoices README, "In-advance
+  fees and pricing rules").
 PREPAID credits sold for a cycle that starts at or after T (the next cycle's, on the period's invoice) are credited
 whole the same way, less what notes credited on the line: the plan no longer reaches that cycle (a change sells it
 again on the new association's advance invoice). Credits of a cycle already started stay bought (they expire with
@@ -33,19 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
-from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.change_credits import CUT_KEY, REPLACED_KEY
-from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE, LATE_USAGE_LINE, TRUE_UP_LINE
+from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import ADVANCED, INVOICE_COUNTER, InvoiceLineRow, InvoiceRow, counter_lock_sql
-from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.invoices.sold_credits import PURCHASE_LINE
 from togai_engine.pricing import round_fraction
 
 _MICROSECOND = timedelta(microseconds=1)
-_NOT_PRICED_BY_RULES = (PRICING_RULE_LINE, TRUE_UP_LINE, LATE_USAGE_LINE)  # lines no rule sees (_after_discounts)
 
 
 async def credit_unused_advance_fees(session: AsyncSession, account_id: str, instant: datetime,
@@ -57,16 +55,13 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
                           InvoiceLineRow.details["type"].astext == "RECURRING")
     lines = await _lines(session, InvoiceRow.account_id == account_id, or_(in_advance_fee, PURCHASE_LINE))
     issued: list[str] = []
-    paid_share: dict[str, Fraction] = {}  # invoice id -> what its rules left of its lines (_after_discounts)
     for invoice, line in lines:
         unused = _unused(line, invoice.currency, instant)
         if unused is None:
             continue
         net = ""
         if line.line_type == FIXED_FEE_LINE:
-            if invoice.id not in paid_share:
-                paid_share[invoice.id] = await _after_discounts(session, invoice.id)
-            share = paid_share[invoice.id]
+            share = _after_discounts(invoice)
             if share != 1:
                 gross, unused = unused, round_fraction(Fraction(unused) * share, invoice.currency)
                 net = f"; {unused} of its {gross}, net of the pricing rules' discount"
@@ -79,20 +74,21 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
     return issued
 
 
-async def _after_discounts(session: AsyncSession, invoice_id: str) -> Fraction:
-    """What the invoice's pricing rules left of the lines they priced: (lines + discounts) / lines, 1 when no rule took
-    a discount. The lines are its top-level lines but the rules' own, the true-up and late usage (the rules run after
-    the rate cards and before those, pricing_rules.py); the discounts its negative rule lines (ADD with a negative
-    amount), spread over those lines by value. A rule that adds a charge (a surcharge, a minimum) is not spread: it is
-    the invoice's, as the minimum commitment's true-up, and a change credits neither."""
-    rows = (await session.execute(
-        select(InvoiceLineRow.line_type, InvoiceLineRow.value).where(
-            InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None)))).tuples().all()
-    priced = exact_sum(value for line_type, value in rows if line_type not in _NOT_PRICED_BY_RULES)
-    discounts = exact_sum(value for line_type, value in rows if line_type == PRICING_RULE_LINE and value < 0)
-    if not discounts or priced <= 0:
-        return Fraction(1)
-    return max(Fraction(EXACT_MONEY_CONTEXT.add(priced, discounts)), Fraction(0)) / Fraction(priced)
+def _after_discounts(invoice: InvoiceRow) -> Fraction:
+    """What the invoice's pricing rules left of the lines they priced: 1 when no rule took a discount. Each discount
+    (an ADD rule applied with a negative amount) is spread by value over the lines it saw, the invoice's total before
+    it (its log's totalBefore: the rate-card lines and the lines of the rules before it, a surcharge's too), so it
+    leaves each of them totalAfter / totalBefore of their value; the rules run in order, so the shares multiply. A
+    rule that adds a charge (a surcharge, a minimum) is not spread: it is the invoice's, as the minimum commitment's
+    true-up, and a change credits neither; the true-up and late usage come after the rules, which never see them."""
+    share = Fraction(1)
+    for log in invoice.pricing_rule_logs or ():
+        if log.get("status") != "APPLIED" or log.get("action") != "ADD" or Decimal(log["amount"]) >= 0:
+            continue
+        before, after = Fraction(Decimal(log["totalBefore"])), Fraction(Decimal(log["totalAfter"]))
+        if before > 0:
+            share *= max(after, Fraction(0)) / before
+    return share
 
 
 def _unused(line: InvoiceLineRow, currency: str, instant: datetime) -> Decimal | None:
