@@ -347,3 +347,38 @@ async def test_a_discount_of_a_total_a_surcharge_raised_is_spread_over_the_surch
     assert [(n["invoiceId"], n["amount"]) for n in notes] == [(late_january["id"], "45.00")]
     # 108.00 - 45.00 = 63.00, what early's DRAFT cut the same way charged
     assert (await call(client, "get_invoice", invoiceId=late_january["id"]))["amountDue"] == "63.00"
+
+
+async def test_a_discount_of_another_card_leaves_an_in_advance_fee_credited_whole(client, clock) -> None:
+    """A rule takes half off the support card only (it reads rateCards.support, not the total): the in-advance
+    platform fee was paid in full, so a change on 15 February credits its unused half, 50.00, whole."""
+    half_off_support = {"name": "half off support", "order": 1, "invoiceTiming": "IN_ARREARS",
+                        "computation": '{"*":[{"var":"rateCards.support"},-0.5]}',
+                        "action": {"type": "ADD", "description": "Support half off"}}
+    platform = fee("platform", "100", displayName="Platform", invoiceTiming="IN_ADVANCE", enableProration=True)
+    support = fee("support", "100", displayName="Support")
+    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
+                                 rateCards={"fixedFeeRateCards": [platform, support]},
+                                 pricingRules=[half_off_support]))["id"])
+    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "late", discounted, iso(2026, 1, 1))
+    await account(client, "early", discounted, iso(2026, 1, 1))
+    change = "2026-02-15T00:00:00Z"  # 14 of February's 28 days used, 14 unused
+    clock.set(at(2026, 1, 20))
+    # early changes while January is a DRAFT: platform 100 × 14/28 = 50.00 + support 100.00 - 50.00 = 100.00
+    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
+    clock.set(at(2026, 2, 10))
+    early_january = (await oldest_first(client, "early"))[0]
+    assert (early_january["status"], early_january["totalAmount"]) == ("DUE", "100.00")
+    late_january = (await oldest_first(client, "late"))[0]
+    assert await lines(client, late_january["id"]) == [
+        ("Platform (in advance for 2026-02-01 – 2026-03-01)", "100.00"), ("Support", "100.00"),
+        ("Support half off", "-50.00")]
+    await call(client, "update_account", accountId="late", pricePlanId=other, effectiveFrom=change)
+    # the 50.00 off is all the support card's: the platform fee paid 100.00, its unused half is 50.00 (not
+    # 50.00 × 150.00/200.00 = 37.50, spreading support's discount over the platform fee)
+    notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
+    assert [(n["invoiceId"], n["amount"]) for n in notes] == [(late_january["id"], "50.00")]
+    # 150.00 - 50.00 = 100.00, what early's DRAFT cut the same way charged
+    assert (await call(client, "get_invoice", invoiceId=late_january["id"]))["amountDue"] == "100.00"

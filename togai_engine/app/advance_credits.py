@@ -9,8 +9,8 @@ whole fee is unused):
   half-up to the currency's minor unit, less what notes already credited on that line (and at most what the
   invoice's notes left creditable). A ONE_TIME fee is never credited for a cut. When pricing rules on that invoice
   took a discount (ADD rules of a negative amount), the unused part is credited net of the fee's share of it: each
-  discount spread by value over the total it saw, × totalAfter / totalBefore of each (invoices README, "In-advance
-  fees and pricing rules").
+  discount spread by value over the total it saw (over the cards it reads when it reads cards and not the total),
+  × (base + discount) / base of each (invoices README, "In-advance fees and pricing rules").
 PREPAID credits sold for a cycle that starts at or after T (the next cycle's, on the period's invoice) are credited
 whole the same way, less what notes credited on the line: the plan no longer reaches that cycle (a change sells it
 again on the new association's advance invoice). Credits of a cycle already started stay bought (they expire with
@@ -24,6 +24,7 @@ the used ones stay paid for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -33,15 +34,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from togai_engine.billing.current import unclosed_periods
-from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
+from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
+from togai_engine.errors import EngineError
 from togai_engine.invoices import credit_notes
 from togai_engine.invoices.change_credits import CUT_KEY, REPLACED_KEY
 from togai_engine.invoices.compose import CREDIT_GRANT_LINE, FIXED_FEE_LINE
 from togai_engine.invoices.credit_note_models import CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import CreditNoteCreate, CreditNoteLineInput
 from togai_engine.invoices.models import ADVANCED, INVOICE_COUNTER, InvoiceLineRow, InvoiceRow, counter_lock_sql
+from togai_engine.invoices.pricing_rules import PRICING_RULE_LINE
 from togai_engine.invoices.sold_credits import PURCHASE_LINE
+from togai_engine.plans.overrides import plans_by_association
 from togai_engine.pricing import round_fraction
+from togai_engine.pricing.rules import RATE_CARD_PREFIX, SUB_TOTAL, TOTAL
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -61,7 +66,11 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
             continue
         net = ""
         if line.line_type == FIXED_FEE_LINE:
-            share = _after_discounts(invoice)
+            share = Fraction(1)
+            if any(log.get("status") == "APPLIED" and log.get("action") == "ADD" and Decimal(log["amount"]) < 0
+                   for log in invoice.pricing_rule_logs or ()):
+                share = _after_discounts(invoice, line.rate_card_name, await _rules_of_cards(session, invoice),
+                                         await _card_values(session, invoice.id))
             if share != 1:
                 gross, unused = unused, round_fraction(Fraction(unused) * share, invoice.currency)
                 net = f"; {unused} of its {gross}, net of the pricing rules' discount"
@@ -74,21 +83,61 @@ async def credit_unused_advance_fees(session: AsyncSession, account_id: str, ins
     return issued
 
 
-def _after_discounts(invoice: InvoiceRow) -> Fraction:
-    """What the invoice's pricing rules left of the lines they priced: 1 when no rule took a discount. Each discount
-    (an ADD rule applied with a negative amount) is spread by value over the lines it saw, the invoice's total before
-    it (its log's totalBefore: the rate-card lines and the lines of the rules before it, a surcharge's too), so it
-    leaves each of them totalAfter / totalBefore of their value; the rules run in order, so the shares multiply. A
-    rule that adds a charge (a surcharge, a minimum) is not spread: it is the invoice's, as the minimum commitment's
-    true-up, and a change credits neither; the true-up and late usage come after the rules, which never see them."""
+def _after_discounts(invoice: InvoiceRow, fee_card: str | None, card_rules: Mapping[str, frozenset[str]],
+                     card_values: Mapping[str, Decimal]) -> Fraction:
+    """What the invoice's pricing rules left of the fee's line: 1 when no rule took a discount of it. Each discount
+    (an ADD rule applied with a negative amount) is spread by value over the lines it saw: of a rule whose
+    computation reads rate cards and not the total (`card_rules`: rule name -> those cards), their lines
+    (`card_values`: card name -> its lines' value), so none of it is the fee's unless it reads the fee's card; of any
+    other, the invoice's total before it (its log's totalBefore: the rate-card lines and the lines of the rules
+    before it, a surcharge's too). Each leaves the lines it is spread over (base + discount) / base of their value;
+    the rules run in order, so the shares multiply. A rule that adds a charge (a surcharge, a minimum) is not
+    spread: it is the invoice's, as the minimum commitment's true-up, and a change credits neither; the true-up and
+    late usage come after the rules, which never see them."""
     share = Fraction(1)
     for log in invoice.pricing_rule_logs or ():
         if log.get("status") != "APPLIED" or log.get("action") != "ADD" or Decimal(log["amount"]) >= 0:
             continue
-        before, after = Fraction(Decimal(log["totalBefore"])), Fraction(Decimal(log["totalAfter"]))
-        if before > 0:
-            share *= max(after, Fraction(0)) / before
+        amount = Fraction(Decimal(log["amount"]))
+        cards = card_rules.get(log.get("name", ""))
+        if cards is not None:
+            if fee_card not in cards:
+                continue  # a discount of other cards
+            base = Fraction(exact_sum(card_values.get(card, Decimal(0)) for card in cards))
+        else:
+            base = Fraction(Decimal(log["totalBefore"]))
+        if base > 0:
+            share *= max(base + amount, Fraction(0)) / base
     return share
+
+
+async def _rules_of_cards(session: AsyncSession, invoice: InvoiceRow) -> dict[str, frozenset[str]]:
+    """Rule name -> the rate cards its computation reads, for the rules of the invoice's plan that read rate cards
+    and neither the total nor the subtotal: what they compute is of those cards (_after_discounts). Empty when the
+    plan cannot be resolved (its deal no longer validates): every discount is then spread over the total."""
+    try:
+        plan = (await plans_by_association(session, {invoice.association_id}))[invoice.association_id]
+    except (KeyError, EngineError):
+        return {}
+    found = {}
+    for compiled in plan.compiled_rules:
+        read = compiled.computation.variables
+        cards = frozenset(name[len(RATE_CARD_PREFIX):] for name in read if name.startswith(RATE_CARD_PREFIX))
+        if cards and TOTAL not in read and SUB_TOTAL not in read:
+            found[compiled.rule.name] = cards
+    return found
+
+
+async def _card_values(session: AsyncSession, invoice_id: str) -> dict[str, Decimal]:
+    """Rate card name -> the value of its top-level lines on the invoice (the rules' own lines aside), as the rules'
+    rateCards.<name> reads them."""
+    rows = (await session.execute(select(InvoiceLineRow.rate_card_name, InvoiceLineRow.value).where(
+        InvoiceLineRow.invoice_id == invoice_id, InvoiceLineRow.parent_position.is_(None),
+        InvoiceLineRow.line_type != PRICING_RULE_LINE, InvoiceLineRow.rate_card_name.is_not(None)))).tuples().all()
+    values: dict[str, Decimal] = {}
+    for name, value in rows:
+        values[name] = EXACT_MONEY_CONTEXT.add(values.get(name, Decimal(0)), value)
+    return values
 
 
 def _unused(line: InvoiceLineRow, currency: str, instant: datetime) -> Decimal | None:
