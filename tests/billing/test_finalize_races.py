@@ -19,7 +19,7 @@ from mcp import Client
 from sqlalchemy import text
 
 from conftest import hosted
-from helpers import at, call, iso, tokens_meter, wait_until_blocked_by
+from helpers import at, call, call_error, iso, tokens_meter, wait_until_blocked_by
 from mcp_server.server import build_server
 from test_lock_order import outcomes
 from togai_engine.app import plan_changes, plan_versions
@@ -194,3 +194,42 @@ async def test_finalizes_racing_attaches_ingest_and_reads_never_fail_and_leave_n
             page = await call(sessions[0], "list_invoices", accountId=name, pageSize=100)
             numbers += [i["sequenceId"] for i in page["data"] if i["sequenceId"]]
         assert sorted(numbers) == [f"INV-{n:06d}" for n in range(1, len(numbers) + 1)]
+
+
+async def test_an_account_changing_currency_during_a_finalize_is_never_moved_to_a_version_without_it(
+        db, clock, database_url, monkeypatch) -> None:
+    """Growth v1 supports USD and EUR; its v2 drops EUR. finalize_price_plan(IMMEDIATE) at 16 January checked the
+    currencies of the plan's accounts (acme: USD) under the plan's lock only, then took the accounts' locks; an
+    update_account(acme, invoiceCurrency EUR) that committed between the two (it checks the plans acme is on, v1,
+    which supports EUR, and holds no plan lock) was moved to v2 anyway: acme invoiced in EUR on a version that
+    cannot price EUR, its DRAFT from 16 January never composed. The finalize re-checks the currencies under the
+    accounts' locks: it is refused as it is when the currency change commits first."""
+    async with AsyncExitStack() as stack:
+        updating, finalizing = await clients(stack, db, clock)
+        meter = await tokens_meter(updating)
+        both = cards(meter, "0.10", "31")
+        both["usageRateCards"][0]["rateValues"].append({"currency": "EUR", "slabRates": [{"order": 1, "rate": "0.10"}]})
+        both["fixedFeeRateCards"][0]["rateValues"].append({"currency": "EUR", "rate": "31"})
+        plan_id = (await call(updating, "create_price_plan", name="Growth", pricingCycleConfig=MONTHLY,
+                              supportedCurrencies=["USD", "EUR"], rateCards=both))["id"]
+        await call(updating, "create_customer", id="cust_acme", name="Acme", account={
+            "id": "acme", "name": "acme", "pricePlanId": plan_id, "effectiveFrom": iso(2026, 1, 1)})
+        clock.set(at(2026, 1, 16))
+        await call(finalizing, "update_price_plan", pricePlanId=plan_id, supportedCurrencies=["USD"],
+                   rateCards=cards(meter, "0.20", "62"))
+        # held after its currency check, before the accounts' locks
+        pid, release = held(monkeypatch, plan_versions, "lock_accounts")
+        finalized = asyncio.create_task(call_error(finalizing, "finalize_price_plan", pricePlanId=plan_id,
+                                                   migrationMode="IMMEDIATE"))
+        try:
+            await pid
+            changed = await call(updating, "update_account", accountId="acme", invoiceCurrency="EUR")
+            assert changed["invoiceCurrency"] == "EUR"
+        finally:
+            release.set()
+        (error,) = await outcomes(finalized)
+        assert "supportedCurrencies" in error and "acme (EUR)" in error, error
+        # acme stays on version 1, its January DRAFT in EUR: the whole fee 31.00 (no usage)
+        invoice = await call(updating, "get_invoice", accountId="acme")
+        assert (invoice["status"], invoice["pricePlanVersion"], invoice["currency"], invoice["totalAmount"]) == (
+            "DRAFT", 1, "EUR", "31.00")

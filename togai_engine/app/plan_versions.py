@@ -129,6 +129,10 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # the plan meanwhile: attaching it holds the plan's lock (hold_plan), which lock_plan waited for above
     locked = sorted({a.account_id for a in await session.scalars(on_plan)})
     await lock_accounts(session, locked)
+    # and their currencies checked again under them: a currency change (update_account, which holds no plan lock)
+    # that committed since the check above was checked against the version the account is on, not this one, and
+    # moving the account would leave it on a version that cannot price its invoiceCurrency (every run fails on it)
+    await _check_fits_accounts(session, base, drafted, now)
     await add_billing_rows(session, locked)
     # and their billing fences, all before the first close takes the invoice counter: closing them one by one
     # would wait for the next one's fence while holding the counter, which an ingest batch holding that fence
