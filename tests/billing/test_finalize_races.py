@@ -77,22 +77,29 @@ async def draft(client: Client, account_id: str) -> tuple[str, int, str]:
     return invoice["startDate"], invoice["pricePlanVersion"], invoice["totalAmount"]
 
 
+@pytest.mark.parametrize("tool", ["update_account", "create_account"])
 @pytest.mark.parametrize("first", ["attach", "finalize"])
 async def test_an_account_attached_during_a_finalize_ends_on_the_new_version(db, clock, database_url, monkeypatch,
-                                                                             first) -> None:
+                                                                             first, tool) -> None:
     """update_account(newco, Growth) and finalize_price_plan(Growth, IMMEDIATE) at 16 January, the one started first
     held after it read the plan (the attach: its version; the finalize: the accounts on it). Whichever commits
     first, newco is on version 2 from 16 January: migrated by the finalize (attach first) or attached to the version
     the finalize made ACTIVE (finalize first). It was left on version 1: the finalize read the plan's accounts
-    before the attach committed, and the attach read the version before the finalize committed."""
+    before the attach committed, and the attach read the version before the finalize committed. The same for an
+    account created on the plan (create_account with pricePlanId: newco2, from 16 January)."""
     async with AsyncExitStack() as stack:
         attaching, finalizing = await clients(stack, db, clock)
         plan_id, meter = await growth(attaching)
         clock.set(at(2026, 1, 16))
         await call(finalizing, "update_price_plan", pricePlanId=plan_id, rateCards=cards(meter, "0.20", "62"))
 
+        attached = "newco" if tool == "update_account" else "newco2"
+
         def attach() -> asyncio.Task[Any]:
-            return asyncio.create_task(call(attaching, "update_account", accountId="newco", pricePlanId=plan_id))
+            if tool == "update_account":
+                return asyncio.create_task(call(attaching, "update_account", accountId="newco", pricePlanId=plan_id))
+            return asyncio.create_task(call(attaching, "create_account", id="newco2", customerId="cust_newco",
+                                            name="newco2", pricePlanId=plan_id))
 
         def finalize() -> asyncio.Task[Any]:
             return asyncio.create_task(call(finalizing, "finalize_price_plan", pricePlanId=plan_id,
@@ -115,10 +122,10 @@ async def test_an_account_attached_during_a_finalize_ends_on_the_new_version(db,
         moved = results[1] if first == "attach" else results[0]
         # acme moves from 16 January; newco with it when it was attached first, else it starts on version 2
         assert sorted(m["accountId"] for m in moved["migratedAccounts"]) == (
-            ["acme", "newco"] if first == "attach" else ["acme"])
+            ["acme", attached] if first == "attach" else ["acme"])
         # newco from 16 January on version 2: the whole fee 62.00 (its first partial cycle, no enableProration), no
         # usage -> 62.00 (on version 1 it would be 31.00)
-        assert await draft(finalizing, "newco") == (iso(2026, 1, 16), 2, "62.00")
+        assert await draft(finalizing, attached) == (iso(2026, 1, 16), 2, "62.00")
         # acme's January from 16 January on version 2: the fee by time share, 62.00 x 16/31 = 32.00
         assert await draft(finalizing, "acme") == (iso(2026, 1, 16), 2, "32.00")
 
