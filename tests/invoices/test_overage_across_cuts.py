@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
@@ -190,12 +191,14 @@ async def test_a_change_between_plans_with_different_limits_judges_each_unit_und
     await _lab_and_revenue_agree(client, "up", [high, low], ["40.00", "0.00"], {5: "40.00"})
 
 
-async def _a_then_b_billing_late_usage(client: Any, clock: Any, on_a: str = "120") -> list[str]:
-    """Acme on A (limit 100, overage 1.00) from 1 January with `on_a` tokens on the 5th, then on B (limit 100,
-    overage 2.00) from the cut; both bill late usage on the next invoice. The clock is left on 21 January."""
+async def _a_then_b_billing_late_usage(client: Any, clock: Any, on_a: str = "120",
+                                       rates: tuple[str, str] = ("1.00", "2.00")) -> list[str]:
+    """Acme on A (limit 100, overage `rates[0]`, 1.00) from 1 January with `on_a` tokens on the 5th, then on B (limit
+    100, overage `rates[1]`, 2.00) from the cut; both bill late usage on the next invoice. The clock is left on 21
+    January."""
     meter = await tokens_meter(client)
     plans = []
-    for name, rate in (("A", "1.00"), ("B", "2.00")):
+    for name, rate in zip(("A", "B"), rates, strict=True):
         plan = await call(client, "create_price_plan", name=name, lateUsage="BILL_ON_NEXT_INVOICE", pricingCycleConfig={
             "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
             rateCards=_cards(meter, "100", rate))
@@ -376,3 +379,75 @@ async def test_voiding_a_later_parts_own_late_event_keeps_what_an_earlier_parts_
     # nothing late is left: January's parts are as invoiced
     assert await _late_lines(client, "acme", FEB) == []
     assert (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"] is None
+
+
+@pytest.mark.parametrize(("rates", "late", "total", "b_note"), [
+    # the same rate on both parts: 20 units move from B to A, the cycle still bills its 50 units, nothing is owed
+    (("1.00", "1.00"), [("2026-01-01T00:00:00+00:00", "20.00"), ("2026-01-16T00:00:00+00:00", "-20.00")], "0.00",
+     "it lowers that period's charge by 20.00 USD, offset by the other parts of its quota cycle on this invoice "
+     "(invoice INV-000001)"),
+    # the units move to the cheaper part: B's 40.00 less is 20.00 offset against A's 20.00 more, 20.00 overbilled
+    (("1.00", "2.00"), [("2026-01-01T00:00:00+00:00", "20.00"), ("2026-01-16T00:00:00+00:00", "-20.00")], "0.00",
+     "it lowers that period's charge by 40.00 USD, of which 20.00 USD is offset by the other parts of its quota "
+     "cycle on this invoice (invoice INV-000001); the other 20.00 USD is not credited automatically: "
+     "create_credit_note against INV-000002 if it should be"),
+    # the units move to the dearer part: A's 40.00 more less B's 20.00 less, 20.00 owed
+    (("2.00", "1.00"), [("2026-01-01T00:00:00+00:00", "40.00"), ("2026-01-16T00:00:00+00:00", "-20.00")], "20.00",
+     "it lowers that period's charge by 20.00 USD, offset by the other parts of its quota cycle on this invoice "
+     "(invoice INV-000001)"),
+])
+async def test_late_usage_moving_overage_between_parts_at_the_cap_bills_the_cycles_net(
+        client, clock, rates: tuple[str, str], late: list[tuple[str, str]], total: str, b_note: str) -> None:
+    rate_a, rate_b = Decimal(rates[0]), Decimal(rates[1])
+    plans = await _a_then_b_billing_late_usage(client, clock, on_a="120", rates=rates)
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "40")
+    assert await _check(client, "acme") == ("160", "100", "50", "0")  # 160 - 100 = 60 past the limit, at most 50
+    clock.set(at(2026, 2, 3))
+    assert await _january(client, "acme") == [
+        # A: f(120) - f(0) = 20 units
+        (JAN, "DUE", Decimal(20), str(20 * rate_a), False),
+        # B: f(120 + 40) - f(120) = min(60, 50) - 20 = 30 units, capped by maxQuantity
+        (CUT, "DUE", Decimal(30), str(30 * rate_b), True),
+    ]
+    # 20 tokens late in A's part: A's overage rises by 20 units, B's falls by 20, the cycle's stays at its cap of 50
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "20")
+    # A again: f(140) - f(0) = 40 units, 20 invoiced: +20 units × rate A
+    # B again: f(180) - f(140) = 50 - 40 = 10 units, 30 invoiced: -20 units × rate B, which offsets A's line (the
+    # cycle's 50 units are billed once: 40 on A, 10 on B); only what is left below zero goes to a credit note
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    ids = {i["startDate"]: i["id"] for i in page["data"]}
+    draft = await call(client, "get_invoice", invoiceId=ids[FEB])
+    lines = [li for li in draft["lineItems"] if li["type"] == "LATE_USAGE_AMOUNT"]
+    assert [(li["details"]["periodStart"], li["value"]) for li in lines] == late
+    assert draft["totalAmount"] == total  # February has no usage of its own: 0.00 overage
+    assert b_note in lines[1]["description"]
+    assert (lines[1]["details"]["difference"], lines[1]["details"]["offsetBy"]) == (
+        str(-20 * rate_b), [ids[JAN]])
+    pending = (await call(client, "get_account", accountId="acme"))["financial"]["pendingLateUsage"]
+    assert [p["amount"] for p in pending["periods"]] == [value for _, value in late]
+    assert pending["total"] == total
+
+    clock.set(at(2026, 3, 3))
+    february = await call(client, "get_invoice", invoiceId=ids[FEB])
+    assert (february["status"], february["totalAmount"]) == ("DUE", total)
+    # REVENUE is the invoices: January's two parts, and February's late lines on its last day
+    revenue = await call(client, "get_metrics", startTime=JAN, endTime=iso(2026, 3, 1), metricQueries=[{
+        "id": "r", "name": "REVENUE", "aggregationPeriod": "MONTH",
+        "filters": [{"fieldName": "ACCOUNT_ID", "fieldValues": ["acme"]}]}])
+    assert [Decimal(v) for v in revenue["results"][0]["data"][0]["metricValues"]] == [
+        20 * rate_a + 30 * rate_b, Decimal(total)]
+    # the lab compares each part on what was charged for it, its invoice and February's line: A 20 + 20 units, what A
+    # prices now (f(140) = 40); B 30 units less its line, 10 units as B prices now (f(180) - f(140)) but for what is
+    # left to a credit note (20.00 when B's rate is the higher)
+    result = await call(client, "simulate_price_plan", candidates=plans, accountIds=["acme"], startTime=JAN,
+                        endTime=FEB)
+    [priced] = result["accounts"]
+    assert [Decimal(c["actual"]) for c in priced["cycles"]] == [40 * rate_a, 30 * rate_b + Decimal(late[1][1])]
+    assert 30 * rate_b + Decimal(late[1][1]) == 10 * rate_b + (Decimal("20.00") if rate_b > rate_a else 0)
+
+    # 5 more tokens late in A's part: what February's lines settled counts, so nothing is billed twice or forgotten
+    # A: f(145) - f(0) = 45 units, 20 invoiced, 20 settled: +5 units; B: f(185) - f(145) = 5 units, 30 invoiced,
+    # -20 settled: -5 units, offset up to A's +5 units (the rest, when B's rate is the higher, to a credit note)
+    await _tokens(client, "acme", "late-a2", iso(2026, 1, 11), "5")
+    assert [(start, value) for start, value, _, _ in await _late_lines(client, "acme", iso(2026, 3, 1))] == [
+        ("2026-01-01T00:00:00+00:00", str(5 * rate_a)), ("2026-01-16T00:00:00+00:00", str(-min(5 * rate_a, 5 * rate_b)))]

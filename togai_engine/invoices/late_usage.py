@@ -6,8 +6,11 @@ event, and is recorded here (`record_late_events`). The account's next invoice t
 such period: what that period's invoice comes to now, recomposed from all its usage, minus what was invoiced
 for it: the invoice recomposed from the quantities it billed (so only usage moves the difference), plus the
 differences earlier late-usage lines of that period settled. Money already invoiced is never lowered
-automatically: a difference below zero is billed as 0, the line names the invoice to credit, and the
-difference counts as settled (left to that credit note), as does one not billed because the currencies differ. A DRAFT shows
+automatically beyond what the same invoice bills for the same quota cycle: a difference below zero (a later part
+of a cycle whose overage the late usage moved to an earlier part) offsets the positive lines of its cycle's other
+parts on the invoice, up to their sum (`_offsets`: the cycle's net is what is owed); what is left below zero is
+billed as 0, the line names the invoice to credit, and the whole difference counts as settled (offset, or left to
+that credit note), as does one not billed because the currencies differ. A DRAFT shows
 the lines it will carry (`late_usage_lines`); the bill run computes them the same way and `claim`s the events
 for the invoice it closes, holding the billing watermark that ingest takes before it records a late event, so
 each late event is billed once. Until then it is owed and not invoiced: get_account shows it
@@ -229,7 +232,7 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in sources.values()])
     for account_id, items in waiting.items():
         try:
-            lines = []
+            parts = []
             for item in items:
                 source = sources[item.source_id]
                 plan = plans[source.association_id]
@@ -248,10 +251,15 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
                     as_billed |= {quota[0]: billed.cycle_before, quota[1]: billed.cycle_through}
                 invoiced = compose_period(source, plan, associations[account_id], as_billed, seats=seats,
                                           cycle_overage=cycle_overage)
-                line = _line(source, item, recomposed, invoiced.total, settled[source.id], billed.usage,
-                             currencies[account_id], [sources[s] for s in item.moved_by])
+                parts.append(_Part(source, item, recomposed, invoiced.total, settled[source.id], billed.usage))
+            offsets = _offsets(parts, currencies[account_id])
+            lines = []
+            for part in parts:
+                offset, offset_by = offsets.get(part.source.id, (ZERO, ()))
+                line = _line(part, currencies[account_id], [sources[s] for s in part.pending.moved_by], offset,
+                             offset_by)
                 # a period with no late events of its own gets a line only when the earlier ones moved its charge
-                if item.count or Decimal((line.details or {})["difference"]) != 0:
+                if part.pending.count or part.difference != 0:
                     lines.append(line)
         except Exception as exc:  # one account's bad data must not fail the others' invoices
             result.problems[account_id] = exc
@@ -422,17 +430,78 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
     return found
 
 
-def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, invoiced: Decimal,
-          settled: Decimal, quantities_invoiced: Mapping[str, Decimal], currency: str,
-          moved_by: Sequence[InvoiceRow] = ()) -> ComposedLine:
+@dataclass(frozen=True)
+class _Part:
+    """An invoiced period a late-usage line is made for: what it comes to now and what was charged for it."""
+
+    source: InvoiceRow
+    pending: Pending
+    recomposed: ComposedInvoice  # the period's invoice recomposed from all its usage
+    invoiced: Decimal  # the same invoice recomposed from the quantities it billed
+    settled: Decimal  # the differences earlier late-usage lines of the period settled
+    quantities_invoiced: Mapping[str, Decimal]
+
+    @property
+    def difference(self) -> Decimal:
+        return EXACT_MONEY_CONTEXT.subtract(EXACT_MONEY_CONTEXT.subtract(self.recomposed.total, self.invoiced),
+                                            self.settled)
+
+
+def _billed_here(source: InvoiceRow, currency: str) -> bool:
+    """A difference of the period is billed on an invoice in `currency` (not voided, invoiced in that currency)."""
+    return source.status != "VOID" and source.currency == currency
+
+
+def _offsets(parts: Sequence[_Part], currency: str) -> dict[str, tuple[Decimal, tuple[InvoiceRow, ...]]]:
+    """Source invoice id -> (the part of its negative difference, rounded, that the positive differences of the other
+    parts of its quota cycle on the same invoice offset; those parts' invoices) (README "Overage across a cut"). The
+    parts of a cycle are those the late usage links: a part and the earlier parts whose late events move it
+    (`moved_by`). The cycle's positive lines are billed whole; its negative differences take them, in period order,
+    up to their sum, so the lines of a cycle never add up below 0 and what is left below 0 goes to a credit note."""
+    cycle_of = {part.source.id: part.source.id for part in parts}
+
+    def root(source_id: str) -> str:
+        while cycle_of[source_id] != source_id:
+            source_id = cycle_of[source_id]
+        return source_id
+
+    for part in parts:
+        for earlier in part.pending.moved_by:
+            if earlier in cycle_of:
+                cycle_of[root(earlier)] = root(part.source.id)
+    cycles: dict[str, list[_Part]] = defaultdict(list)
+    for part in parts:  # in period order
+        cycles[root(part.source.id)].append(part)
+    found: dict[str, tuple[Decimal, tuple[InvoiceRow, ...]]] = {}
+    for members in cycles.values():
+        billed = [part for part in members if _billed_here(part.source, currency)]
+        gains = [part for part in billed if part.difference > 0]
+        available = exact_sum(round_money(part.difference, currency) for part in gains)
+        for part in billed:
+            if part.difference < 0 and available > 0:
+                offset = min(round_money(part.difference.copy_negate(), currency), available)
+                available = EXACT_MONEY_CONTEXT.subtract(available, offset)
+                found[part.source.id] = (offset, tuple(gain.source for gain in gains))
+    return found
+
+
+def _numbers(rows: Sequence[InvoiceRow]) -> str:
+    """"invoice INV-000001" or "invoices INV-000001, INV-000002"."""
+    return (f"invoice{'s' if len(rows) > 1 else ''} "
+            f"{', '.join(invoice_number(row.sequence_number) or row.id for row in rows)}")
+
+
+def _line(part: _Part, currency: str, moved_by: Sequence[InvoiceRow] = (), offset: Decimal = ZERO,
+          offset_by: Sequence[InvoiceRow] = ()) -> ComposedLine:
+    source, pending, recomposed, invoiced, settled = (part.source, part.pending, part.recomposed, part.invoiced,
+                                                      part.settled)
     number = invoice_number(source.sequence_number) or source.id
-    difference = EXACT_MONEY_CONTEXT.subtract(EXACT_MONEY_CONTEXT.subtract(recomposed.total, invoiced), settled)
+    difference = part.difference
     period = f"{_instant(source.period_start)} – {_instant(source.period_end)}"
     earlier = ""
     if moved_by:
-        numbers = ", ".join(invoice_number(row.sequence_number) or row.id for row in moved_by)
         earlier = (f"late usage of {'earlier periods' if len(moved_by) > 1 else 'an earlier period'} of its quota "
-                   f"cycle (invoice{'s' if len(moved_by) > 1 else ''} {numbers}) changed the cycle's usage before it")
+                   f"cycle ({_numbers(moved_by)}) changed the cycle's usage before it")
     if pending.count:
         events = f"{pending.count} event{'s' if pending.count != 1 else ''}"
         description = f"Usage of period {period} received after it closed (invoice {number}): {events}"
@@ -447,6 +516,19 @@ def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, inv
         value, description = ZERO, (
             f"{description}; not billed here: that period was invoiced in {source.currency} and this invoice is "
             f"in {currency}; the difference is {difference} {source.currency}, to invoice by hand")
+    elif difference < 0 and offset > 0:
+        # the cycle's net is what is owed: the other parts' positive lines on this invoice take this part's decrease
+        lowered = difference.copy_negate()
+        value, against = offset.copy_negate(), (
+            f"offset by the other parts of its quota cycle on this invoice ({_numbers(offset_by)})")
+        rest = EXACT_MONEY_CONTEXT.subtract(lowered, offset)
+        if round_money(rest, currency) == 0:
+            description = f"{description}; it lowers that period's charge by {lowered} {currency}, {against}"
+        else:
+            description = (
+                f"{description}; it lowers that period's charge by {lowered} {currency}, of which {offset} {currency} "
+                f"is {against}; the other {rest} {currency} is not credited automatically: create_credit_note "
+                f"against {number} if it should be")
     elif difference < 0:
         value, description = ZERO, (
             f"{description}; it lowers that period's charge by {difference.copy_negate()} {currency}, which is not "
@@ -463,7 +545,8 @@ def _line(source: InvoiceRow, pending: Pending, recomposed: ComposedInvoice, inv
             **({"movedBy": [row.id for row in moved_by]} if moved_by else {}),
             "recomposedTotal": str(recomposed.total), "invoicedTotal": str(invoiced),
             "settledByEarlierLines": str(settled), "difference": str(difference),
-            "quantities": {meter: {"onInvoice": str(quantities_invoiced.get(meter, ZERO)), "now": str(quantity)}
+            **({"offset": str(offset), "offsetBy": [row.id for row in offset_by]} if value < 0 else {}),
+            "quantities": {meter: {"onInvoice": str(part.quantities_invoiced.get(meter, ZERO)), "now": str(quantity)}
                            for meter, quantity in sorted(recomposed.quantities.items())},
         })
 
