@@ -15,9 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, select, text
 
 from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
+from togai_engine.invoices.late_usage import with_late_events
+from togai_engine.invoices.models import InvoiceRow
 
 FEATURE = "tokens_quota"
 JAN, CUT, FEB = iso(2026, 1, 1), iso(2026, 1, 16), iso(2026, 2, 1)
@@ -451,3 +453,46 @@ async def test_late_usage_moving_overage_between_parts_at_the_cap_bills_the_cycl
     await _tokens(client, "acme", "late-a2", iso(2026, 1, 11), "5")
     assert [(start, value) for start, value, _, _ in await _late_lines(client, "acme", iso(2026, 3, 1))] == [
         ("2026-01-01T00:00:00+00:00", str(5 * rate_a)), ("2026-01-16T00:00:00+00:00", str(-min(5 * rate_a, 5 * rate_b)))]
+
+
+async def test_revenue_reads_the_late_usage_of_accounts_with_late_events_only(client, clock, db) -> None:
+    plans = await _a_then_b_billing_late_usage(client, clock, on_a="80")
+    # quiet: the same two parts of January as acme (A 80, B 30), no late event ever
+    await call(client, "create_customer", id="cust_quiet", name="quiet", account={
+        "id": "quiet", "name": "quiet", "pricePlanId": plans[0], "effectiveFrom": JAN})
+    await _tokens(client, "quiet", "q-on-a", iso(2026, 1, 5), "80")
+    await call(client, "update_account", accountId="quiet", pricePlanId=plans[1], effectiveFrom=CUT)
+    for account in ("acme", "quiet"):
+        await _tokens(client, account, f"{account}-on-b", iso(2026, 1, 20), "30")
+    clock.set(at(2026, 2, 3))
+    for account in ("acme", "quiet"):
+        assert await _january(client, account) == [
+            (JAN, "DUE", Decimal(0), "0.00", False),  # A: f(80) - f(0) = 0
+            (CUT, "DUE", Decimal(10), "20.00", False)]  # B: f(80 + 30) - f(80) = 10 units × 2.00
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "20")  # acme's A has late events, and moves B
+
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    async with db.unit_of_work() as session:
+        rows = list(await session.scalars(select(InvoiceRow).where(InvoiceRow.status != "DRAFT")))
+        january = {(row.account_id, row.period_start.isoformat()): row.id for row in rows}
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            # acme's A (its own late events) and B (its overage was based on A's part of the cycle)
+            assert await with_late_events(session, rows) == {
+                january[("acme", "2026-01-01T00:00:00+00:00")], january[("acme", "2026-01-16T00:00:00+00:00")]}
+            statements.clear()
+            # an account that never had late usage: one probe, and the invoices' lines are not read
+            assert await with_late_events(session, [row for row in rows if row.account_id == "quiet"]) == set()
+            assert len(statements) == 1 and "invoice_lines" not in statements[0], statements
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    # REVENUE over both: each January part is what its invoice charged (acme's B capped at its 20.00, its late
+    # line being February's), 20.00 + 20.00
+    revenue = await call(client, "get_metrics", startTime=JAN, endTime=FEB, metricQueries=[{
+        "id": "r", "name": "REVENUE", "aggregationPeriod": "DAY", "groupBy": "ACCOUNT_ID"}])
+    assert {s["groupedBy"]["fieldValue"]: {d + 1: v for d, v in enumerate(s["metricValues"]) if Decimal(v)}
+            for s in revenue["results"][0]["data"]} == {"acme": {20: "20.00"}, "quiet": {20: "20.00"}}

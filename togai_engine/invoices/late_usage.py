@@ -322,13 +322,23 @@ async def _why_no_invoice(session: AsyncSession, account_id: str, now: datetime)
             "says why)")
 
 
-async def with_late_events(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
-    """The invoices among `invoice_ids` whose period received late events (billed or pending), or whose entitlement
-    overage was based on a quota cycle that received some before the period (they move it as `_moved` says)."""
-    ids = sorted(set(invoice_ids))
+async def with_late_events(session: AsyncSession, invoices: Iterable[InvoiceRow]) -> set[str]:
+    """The ids of the `invoices` whose period received late events (billed or pending), or whose entitlement overage
+    was based on a quota cycle that received some before the period (they move it as `_moved` says). Both need a
+    late event of the invoice's account: one probe per account (the primary key's account_id) first, so a query over
+    accounts that never received late usage reads no invoice line."""
+    rows = list(invoices)
+    if not rows:
+        return set()
+    late_accounts = set(await session.scalars(text(
+        "SELECT a FROM unnest(CAST(:accounts AS text[])) AS a "
+        "WHERE EXISTS (SELECT 1 FROM late_usage_events l WHERE l.account_id = a)"),
+        {"accounts": sorted({row.account_id for row in rows})}))
+    ids = sorted({row.id for row in rows if row.account_id in late_accounts})
     if not ids:
         return set()
-    own = set(await session.scalars(select(L.source_invoice_id).distinct().where(L.source_invoice_id.in_(ids))))
+    own = set(await session.scalars(text(
+        "SELECT DISTINCT source_invoice_id FROM late_usage_events WHERE source_invoice_id = ANY(:ids)"), {"ids": ids}))
     moved = set(await session.scalars(text(
         "SELECT DISTINCT i.id FROM invoices i "
         "JOIN invoice_lines o ON o.invoice_id = i.id AND o.parent_position IS NULL AND o.line_type = :overage "

@@ -148,7 +148,7 @@ async def revenue_series(
     anchors = await _anchors(session, [r for r in rows if r.invoice_type != ADVANCED])
     # A closed period's usage now includes the late events billed on a later invoice (which carries their
     # revenue): inside such a period the amount never exceeds what its own invoice charged.
-    reopened = await with_late_events(session, [r.id for r in rows if r.status != "DRAFT"])
+    reopened = await with_late_events(session, [r for r in rows if r.status != "DRAFT"])
     for row in rows:
         if row.invoice_type == ADVANCED:
             if meters is None:
