@@ -345,3 +345,54 @@ async def test_paying_a_sale_in_another_currency_than_the_account_is_refused_nam
     assert "change the account's invoiceCurrency back to USD" in error
     assert (await call(client, "get_invoice", invoiceId=advance["id"]))["status"] == "DUE"
     assert await balance(client) == "0.00"
+
+
+async def test_credits_of_a_short_cycle_paid_late_still_pay_the_cycle_they_are_paid_in(client, clock) -> None:
+    """February's credits (a 28-day window) paid on 2 March: from the payment for 28 days alone would end on 30
+    March, before March's invoice becomes DUE (1 April) and before March ends, so they could pay nothing and would
+    expire unused though paid for. Granted from the payment, they last at least through the cycle they are paid in
+    (invoices/README.md, "PREPAID credits")."""
+    await acme_on_prepaid_plan(client, clock)
+    clock.set(at(2026, 2, 1))
+    [january, _] = await oldest_first(client, "acme")  # January's invoice sells February's credits, 80.00
+    assert (january["status"], january["totalAmount"]) == ("DUE", "80.00")
+    clock.set(at(2026, 3, 2))
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
+    [grant] = (await call(client, "get_wallet_balance", accountId="acme"))["grants"]
+    # 28 days from 2 March end on 30 March: extended to March's end, 1 April
+    assert (grant["effectiveFrom"], grant["effectiveUntil"], grant["remaining"]) == (
+        "2026-03-02T00:00:00Z", "2026-04-01T00:00:00Z", "100.00")
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
+                                              "timestamp": "2026-03-10T00:00:00Z", "attributes": {"tokens": "300"}})
+    clock.set(at(2026, 4, 1))
+    # March: 300 × 0.10 = 30.00 + April's credits 80.00 = 110.00; February's credits pay the tokens line, 30.00
+    [_, _, march, _] = await oldest_first(client, "acme")
+    assert (march["totalAmount"], march["creditsApplied"], march["amountDue"]) == ("110.00", "30.00", "80.00")
+
+
+async def test_credits_whose_window_is_open_but_can_pay_no_invoice_are_granted_from_the_payment(client, clock) -> None:
+    """A CUSTOM P45D card: February's credits are valid 1 February – 18 March. Paid on 5 March, their window has not
+    ended, but February's invoice is DUE since 1 March and March's becomes DUE on 1 April, after the window: kept,
+    they could pay nothing. They are granted from the payment for 45 days instead (5 March – 19 April)."""
+    tokens = await tokens_meter(client)
+    card = credits_card("100", {"startAfter": 0, "priceType": "PER_UNIT", "rate": "0.8"})
+    card["grantDetails"] |= {"expiryType": "CUSTOM", "expiryDuration": "P45D"}
+    plan = (await call(client, "create_price_plan", name="Prepaid", pricingCycleConfig=MONTHLY, rateCards={
+        "usageRateCards": [tiered(tokens, ("0", "0.10")) | {"name": "tokens"}], "creditGrantRateCards": [card]}))
+    clock.set(at(2026, 1, 1))
+    await account(client, "acme", plan["id"], iso(2026, 1, 1))
+    clock.set(at(2026, 2, 1))
+    [january, _] = await oldest_first(client, "acme")  # sells February's credits, 80.00
+    assert (january["status"], january["totalAmount"]) == ("DUE", "80.00")
+    clock.set(at(2026, 3, 5))
+    await call(client, "update_invoice_status", invoiceId=january["id"], status="PAID")
+    [grant] = (await call(client, "get_wallet_balance", accountId="acme"))["grants"]
+    # 45 days from 5 March: 26 in March + 19 in April = 19 April
+    assert (grant["effectiveFrom"], grant["effectiveUntil"], grant["remaining"]) == (
+        "2026-03-05T00:00:00Z", "2026-04-19T00:00:00Z", "100.00")
+    await call(client, "ingest_event", event={"id": "e1", "schemaName": "llm", "accountId": "acme",
+                                              "timestamp": "2026-03-10T00:00:00Z", "attributes": {"tokens": "300"}})
+    clock.set(at(2026, 4, 1))
+    # March: 300 × 0.10 = 30.00 + April's credits 80.00 = 110.00; the late-paid credits pay the tokens line, 30.00
+    [_, _, march, _] = await oldest_first(client, "acme")
+    assert (march["totalAmount"], march["creditsApplied"], march["amountDue"]) == ("110.00", "30.00", "80.00")

@@ -15,7 +15,7 @@ from togai_engine.errors import InvalidInput
 from togai_engine.plans.schemas import CreditGrantRateCard
 from togai_engine.wallets.burn import Spendable, plan_burn
 from togai_engine.wallets.plan_view import as_dict
-from togai_engine.wallets.rate_cards import grants_for_cycle
+from togai_engine.wallets.rate_cards import RateCardGrant, granted_when_paid, grants_for_cycle
 
 D = Decimal
 JAN = Cycle(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
@@ -129,3 +129,19 @@ def test_burn_of_large_lines_gives_exactly_what_they_sum_to():
     # a grant of 10^27 - 0.01 (29 digits) gives all it holds, not 10^27; a second grant pays the last 0.02
     assert plan_burn([_grant("a", 0, None, 1, "999999999999999999999999999.99"), _grant("b", 1, None, 1, "1.00")],
                      due, lines=lines) == [("a", D("999999999999999999999999999.99")), ("b", D("0.02"))]
+
+
+def test_a_window_paid_for_before_it_starts_keeps_it() -> None:
+    """granted_when_paid (invoices README, "PREPAID credits"): February's credits paid on 20 January, when the only
+    period billing knows not DUE yet is January's (February's is not opened before it starts), keep February: a
+    later period they pay is past the periods known. Only a window that can pay none of them, nor a later one, is
+    moved to the payment."""
+    def utc(month: int, day: int) -> datetime:
+        return datetime(2026, month, day, tzinfo=UTC)
+
+    february = RateCardGrant(grantor_id="pp:credits", amount=Decimal("100"), priority=10, effective_from=utc(2, 1),
+                             effective_until=utc(3, 1), one_time=False, purpose="Credits")
+    assert granted_when_paid(february, utc(1, 20), [(utc(2, 1), utc(2, 1))]) == february
+    # paid on 2 March with March under way (February DUE): moved, from the payment to March's end
+    moved = granted_when_paid(february, utc(3, 2), [(utc(4, 1), utc(4, 1))])
+    assert (moved.effective_from, moved.effective_until) == (utc(3, 2), utc(4, 1))

@@ -82,6 +82,14 @@ async def unclosed_periods(session: AsyncSession, account_id: str, now: datetime
     yet: in their grace period, or due but not closed by a bill run. A credit grant that may pay one of
     them is held by the wallet (not expired) until it is. Empty when billing cannot read the schedule
     (a bill run reports that account as failed); raises when a plan it prices with cannot be resolved."""
+    return [(end, due) for end, due in await pending_periods(session, account_id, now) if end <= now]
+
+
+async def pending_periods(session: AsyncSession, account_id: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """(period end, due instant) of every period of the account whose invoice is not DUE yet at `now`: those that
+    ended (unclosed_periods) and the one under way. A credit grant can still pay one of them, no other. Empty when
+    billing cannot read the schedule (a bill run reports that account as failed); raises when a plan it prices with
+    cannot be resolved."""
     states, plans = await load_states(session, [account_id])
     state = states.get(account_id)
     if state is None or not state.associations:
@@ -94,4 +102,4 @@ async def unclosed_periods(session: AsyncSession, account_id: str, now: datetime
         raise
     except EngineError:
         return []
-    return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open if bp.period.end <= now]
+    return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open]

@@ -12,7 +12,7 @@ A card with invoiceTiming PREPAID issues nothing as the cycle starts: its credit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -125,15 +125,24 @@ def sold_grant(details: Mapping[str, Any]) -> RateCardGrant:
         purpose=str(details["purpose"]), applicable_entity_ids=tuple(entities) if entities else None)
 
 
-def granted_when_paid(grant: RateCardGrant, paid_at: datetime, unclosed_ends: Iterable[datetime]) -> RateCardGrant:
+def granted_when_paid(grant: RateCardGrant, paid_at: datetime,
+                      pending: Sequence[tuple[datetime, datetime]]) -> RateCardGrant:
     """The grant a PREPAID sale issues when its invoice is PAID at `paid_at`: the window it was bought for while that
-    window may still pay an invoice (it has not ended, or it was valid through a period whose invoice is not DUE yet:
-    `unclosed_ends`, the ends of the account's periods in their grace period), else the same length from the
-    payment, so credit paid for late is never expired unused at once (invoices/README.md, "PREPAID credits")."""
+    window may still pay an invoice (`pending`: (end, due instant) of the account's periods whose invoice is not DUE
+    yet, ended or under way; or a later period: it ends after them, or, with none, has not ended), else the same
+    length from the payment, at least to the end of the period under way, so credit paid for late is never left to
+    expire unused (invoices/README.md, "PREPAID credits"). A window may pay a period's invoice (wallets README, "Which
+    grants pay an invoice") when it starts before the period ends and is valid when the invoice becomes DUE or
+    through the period's end."""
     start, until = grant.effective_from, grant.effective_until
-    if until is None or until > paid_at or any(start < end <= until for end in unclosed_ends):
+    if until is None or any(start < end and (until > due or until >= end) for end, due in pending):
         return grant
+    if until > max((end for end, _ in pending), default=paid_at):
+        return grant  # it reaches a period after those known (not started yet), or there is none to pay
     moved = paid_at + (until - start)
+    under_way = min((end for end, _ in pending if end > paid_at), default=None)  # the period paid in ends then
+    if under_way is not None and moved < under_way:
+        moved = under_way  # a shorter window could not pay its invoice (February's 28 days paid on 2 March)
     return replace(grant, effective_from=paid_at, effective_until=moved, purpose=(
-        f"{grant.purpose} (bought for {start.date().isoformat()} – {until.date().isoformat()}, paid after it ended: "
-        f"granted {paid_at.date().isoformat()} – {moved.date().isoformat()})"))
+        f"{grant.purpose} (bought for {start.date().isoformat()} – {until.date().isoformat()}, paid once it could "
+        f"pay no invoice: granted {paid_at.date().isoformat()} – {moved.date().isoformat()})"))
