@@ -272,3 +272,28 @@ async def test_a_plan_stored_with_a_short_custom_expiry_is_refused_when_attached
             f".expiryDuration 'P10D' from a cycle's start ends before that cycle does") in error, error
     assert "update_price_plan, then finalize_price_plan" in error
     assert await row_counts(db) == before
+
+
+async def test_a_retried_attach_of_a_plan_stored_with_a_short_custom_expiry_changes_nothing(client, db,
+                                                                                             monkeypatch) -> None:
+    """An account attached to a plan before the rule (its stored version now P10D) retries the update_account that
+    attached it: what is in effect is what it asks for, so it changes nothing and succeeds, as any retried attach
+    (plan_changes.attach_plan) — not refused "before attaching the plan" it is already on. Attaching it anew (another
+    account) is still refused."""
+    plan = await call(client, "create_price_plan", name="Grants", pricingCycleConfig={"interval": "MONTHLY"},
+                      rateCards={"creditGrantRateCards": [_custom_card("P31D")]})
+    await call(client, "create_customer", id="cust_acme", name="Acme")
+    await call(client, "create_account", id="acme", customerId="cust_acme", name="Acme")
+    await call(client, "update_account", accountId="acme", pricePlanId=plan["id"], effectiveFrom=iso(2026, 1, 1))
+    await break_stored_version(db, monkeypatch, plan["id"], 1,
+                               "{rateCards,creditGrantRateCards,0,grantDetails,expiryDuration}", '"P10D"')
+    before = await row_counts(db)
+    again = await call(client, "update_account", accountId="acme", pricePlanId=plan["id"],
+                       effectiveFrom=iso(2026, 1, 1))
+    assert again["id"] == "acme"
+    # nothing written but the call's audit record
+    assert await row_counts(db) == before | {"audit_log": before["audit_log"] + 1}
+    await call(client, "create_account", id="globex", customerId="cust_acme", name="Globex")
+    error = await call_error(client, "update_account", accountId="globex", pricePlanId=plan["id"],
+                             effectiveFrom=iso(2026, 1, 1))
+    assert f"pricePlanId: version 1 of price plan '{plan['id']}' has " in error, error

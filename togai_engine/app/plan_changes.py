@@ -141,7 +141,6 @@ async def attach_plan(
     from_field = prefix + "effectiveFrom"
     effective_from = utc_instant(effective_from, from_field)
     plan = await get_plan(session, plan_id, field=field)
-    check_grant_expiries(plan, field)
     deal = None if overrides is None and rules is None else await validate_overrides(
         session, plan, overrides, f"{prefix}rateCardOverrides", rules=rules, rules_field=f"{prefix}pricingRulesOverride")
 
@@ -163,6 +162,8 @@ async def attach_plan(
     later = [a for a in associations if a.effective_from > effective_from]
     if current is not None and same(current) and current.effective_until is None and not later:
         return  # already on this plan from before effective_from, open-ended
+    # a plan stored before the expiry rule is refused only when attached anew: a retry of its attach changes nothing
+    check_grant_expiries(plan, field)
     await check_plan_allows_seats(session, account.id, plan, effective_from, field)
 
     ended = await _recut_from(session, account.id, effective_from, associations, now)
