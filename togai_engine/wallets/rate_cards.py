@@ -7,7 +7,8 @@ PRICING_CYCLE|NO_EXPIRY|CUSTOM, expiryDuration}, rateDetails {currencySlabRateDe
 grantDetails.applicableEntityIds it pays only the invoice lines of those rate cards (burn.plan_burn).
 
 A card with invoiceTiming PREPAID issues nothing as the cycle starts: its credits are sold on an invoice
-(invoices/compose.py prices them by the row's slabDetails) and granted, with the same expiry, once it is PAID.
+(invoices/compose.py prices them by the row's slabDetails) and granted once it is PAID: with the window they
+were bought for while it can still pay an invoice, else from the payment (granted_when_paid; wallets README).
 """
 
 from __future__ import annotations
