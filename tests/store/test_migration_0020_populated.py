@@ -72,9 +72,10 @@ async def _populate(url: str) -> None:
 
 # Columns later revisions add, which 0019 cannot hold: left out of the comparison (0021 marks the invoices that
 # existed before it as carrying their opening fees, tests/billing/test_advance_invoices.py; 0022 links PREPAID
-# grants to their sale and records the credits credit notes took back, tests/billing/test_prepaid_credit_notes.py).
+# grants to their sale and records the credits credit notes took back, tests/billing/test_prepaid_credit_notes.py;
+# 0023 marks the association an account's creation wrote, tests/store/test_migration_0023_creation_association.py).
 LATER_COLUMNS = {"invoice_type", "carries_opening_fees", "sale_invoice_id", "sale_line_position", "credit_note_id",
-                 "credits_voided"}
+                 "credits_voided", "by_account_creation"}
 
 
 async def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
