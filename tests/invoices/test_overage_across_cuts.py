@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, text
 
-from helpers import at, break_stored_deal, call, call_error, iso, tokens_meter
+from helpers import at, break_stored_deal, call, call_error, iso, scalar, tokens_meter
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import InvoiceRow
 
@@ -282,11 +282,19 @@ async def test_a_deal_that_no_longer_validates_before_the_cut_fails_only_its_acc
     await _tokens(client, "other", "other", iso(2026, 1, 20), "110")
     # A: f(120) = 20, B: f(130) - f(120) = 10
     assert await _check(client, "acme") == ("130", "100", "30", "20")
-    # the deal on A (before the cut) no longer validates: usedOverage reads A's plan, so acme's check says why
+    # the deal on A (before the cut) no longer validates: usedOverage reads A's plan, so acme's check says why,
+    # naming A's association and its part of the cycle; that part is invoiced (DUE on the 16th, no grace), so
+    # update_account cannot mend it: the error says when the check works again rather than sending the caller there
     await break_stored_deal(db, monkeypatch, "acme", "{fixedFeeRateCards,0,rateValues,0,rate}", '"0.05 USD"')
+    association_a = await scalar(db, "SELECT id FROM plan_associations WHERE account_id = 'acme' "
+                                     "AND effective_from = '2026-01-01T00:00:00Z'")
     for tool, arguments in (("check_entitlement", {"featureId": FEATURE, "quantity": "1"}), ("get_entitlements", {})):
         error = await call_error(client, tool, accountId="acme", **arguments)
         assert "account 'acme' has a deal" in error and "'0.05 USD' is not a decimal" in error
+        assert f"plan association {association_a} of account 'acme'" in error
+        assert "its part [2026-01-01T00:00:00+00:00, 2026-01-16T00:00:00+00:00)" in error
+        assert "invoiced already" in error and "works again when the cycle ends at 2026-02-01T00:00:00+00:00" in error
+        assert "update_account(pricePlanId" not in error
     assert await _check(client, "other") == ("110", "100", "10", "40")  # 110 - 100 = 10; 150 - 110 = 40 left
 
 
@@ -496,3 +504,27 @@ async def test_revenue_reads_the_late_usage_of_accounts_with_late_events_only(cl
         "id": "r", "name": "REVENUE", "aggregationPeriod": "DAY", "groupBy": "ACCOUNT_ID"}])
     assert {s["groupedBy"]["fieldValue"]: {d + 1: v for d, v in enumerate(s["metricValues"]) if Decimal(v)}
             for s in revenue["results"][0]["data"]} == {"acme": {20: "20.00"}, "quiet": {20: "20.00"}}
+
+
+async def test_a_broken_deal_on_an_association_before_the_cycle_fails_no_check(client, clock, db, monkeypatch) -> None:
+    """A's deal breaks after A ended in January: February's cycle has no part under A, so the checks never read it."""
+    meter = await tokens_meter(client)
+    cycle = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0}
+    fee = {"id": "base", "rateValues": [{"currency": "USD", "rate": "10"}]}
+    plan_a = str((await call(client, "create_price_plan", name="A", pricingCycleConfig=cycle,
+                             rateCards={**_cards(meter, "100", "1.00"), "fixedFeeRateCards": [fee]}))["id"])
+    plan_b = await _plan(client, "B", meter, "100", "2.00")
+    await call(client, "create_customer", id="cust_acme", name="acme", account={
+        "id": "acme", "name": "acme", "pricePlanId": plan_a, "effectiveFrom": JAN,
+        "rateCardOverrides": {"fixedFeeRateCards": [{**fee, "rateValues": [{"currency": "USD", "rate": "5"}]}]}})
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "120")
+    clock.set(at(2026, 1, 16))
+    await call(client, "update_account", accountId="acme", pricePlanId=plan_b, effectiveFrom=CUT)  # no deal on B
+    clock.set(at(2026, 2, 10))
+    await _tokens(client, "acme", "feb", iso(2026, 2, 5), "120")
+    await break_stored_deal(db, monkeypatch, "acme", "{fixedFeeRateCards,0,rateValues,0,rate}", '"0.05 USD"')
+    # February alone, under B: 120 used, 120 - 100 = 20 overage, 150 - 120 = 30 left
+    assert await _check(client, "acme") == ("120", "100", "20", "30")
+    entitlements = await call(client, "get_entitlements", accountId="acme")
+    assert [(e["used"], e["usedOverage"]) for e in entitlements["data"]] == [("120", "20")]

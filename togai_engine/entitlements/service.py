@@ -23,7 +23,7 @@ from togai_engine.entitlements.features import Feature, evaluate, feature_overag
 from togai_engine.entitlements.schemas import AccountEntitlements, Entitlement, EntitlementCheck
 from togai_engine.errors import InvalidInput, NotFound
 from togai_engine.meters.usage import account_usage
-from togai_engine.plans.overrides import plans_by_association
+from togai_engine.plans.overrides import UnresolvedPlan, plans_by_association
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets.plan_view import plan_id
@@ -138,8 +138,13 @@ async def _cut_overage(session: AsyncSession, found: _Found, features: Sequence[
         return {}
     assert found.cycle is not None  # a plan is in effect
     plans = await plans_by_association(session, [association_id for association_id, _, _ in found.earlier])
-    parts = [({f.feature_id: f for f in plan_features(plans[association_id])}, start, end)
-             for association_id, start, end in found.earlier]
+    parts = []
+    for association_id, start, end in found.earlier:
+        try:
+            plan = plans[association_id]
+        except UnresolvedPlan as exc:
+            raise await _earlier_problem(found, charged, association_id, start, end, exc) from None
+        parts.append(({f.feature_id: f for f in plan_features(plan)}, start, end))
     meters = sorted({f.usage_meter_id for f in charged if f.usage_meter_id}
                     | {f.usage_meter_id for by_id, _, _ in parts for f in by_id.values() if f.usage_meter_id})
     so_far: dict[datetime, dict[str, Decimal]] = {found.cycle.start: {}}  # the cycle's usage up to each cut
@@ -157,6 +162,27 @@ async def _cut_overage(session: AsyncSession, found: _Found, features: Sequence[
                     earlier, so_far[end].get(meter, ZERO), so_far[start].get(meter, ZERO)))
         billed[feature.feature_id] = total
     return billed
+
+
+async def _earlier_problem(found: _Found, charged: Sequence[Feature], association_id: int, start: datetime,
+                          end: datetime, exc: UnresolvedPlan) -> InvalidInput:
+    """Why the overage of a part before the cut cannot be counted: the plan association that priced it, its part of
+    the cycle, what is wrong with its plan, and the way out (none through update_account once it is invoiced)."""
+    assert found.cycle is not None
+    billed_until = await found.conn.fetchval(
+        "SELECT billed_until FROM account_billing WHERE account_id = $1", found.account_id)
+    features = ", ".join(repr(f.feature_id) for f in charged)
+    if billed_until is not None and end <= billed_until:
+        way_out = (f"that part is invoiced already, so no update_account reaches it: this check works again when "
+                   f"the cycle ends at {found.cycle.end.isoformat()}, or once plan association {association_id}'s "
+                   "stored plan is corrected by hand")
+    else:
+        way_out = exc.reason.removeprefix(f"{exc.what}; ")
+    return InvalidInput("", (
+        f"usedOverage of {features} counts the overage of the whole cycle [{found.cycle.start.isoformat()}, "
+        f"{found.cycle.end.isoformat()}), and its part [{start.isoformat()}, {end.isoformat()}) was on plan "
+        f"association {association_id} of account {found.account_id!r}, which cannot be read: {exc.what}; "
+        f"{way_out}"))
 
 
 async def _usage(

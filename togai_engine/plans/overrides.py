@@ -56,7 +56,16 @@ def plan_ref(plan_id: str, version: int, association_id: int, overrides: Mapping
     return PlanRef(plan_id, version, association_id if overrides else None, account_id if overrides else "")
 
 
-class UnresolvedPlan(InvalidInput):
+class PlanProblem(InvalidInput):
+    """Why a stored deal or plan version cannot be read: `what` names it and the field at fault, the message adds
+    the way out (which a reader that needs the plan for another reason may replace with its own)."""
+
+    def __init__(self, what: str, way_out: str) -> None:
+        super().__init__("", f"{what}; {way_out}")
+        self.what = what
+
+
+class UnresolvedPlan(PlanProblem):
     """A plan looked up in ResolvedPlans that cannot be resolved: what it prices is unknown, not absent."""
 
 
@@ -68,13 +77,13 @@ class ResolvedPlans(dict[Any, PricePlan]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.problems: dict[Any, InvalidInput] = {}
+        self.problems: dict[Any, PlanProblem] = {}
 
     def __missing__(self, key: Any) -> PricePlan:
         problem = self.problems.get(key)
         if problem is None:
             raise KeyError(key)
-        raise UnresolvedPlan(problem.field, problem.reason)  # a fresh error each time: one per reader
+        raise UnresolvedPlan(problem.what, problem.reason.removeprefix(f"{problem.what}; "))  # one per reader
 
 
 class _StoredRules(BaseModel):
@@ -153,28 +162,29 @@ async def effective_plans(session: AsyncSession, refs: Mapping[PlanRef, Mapping[
     return plans
 
 
-def _deal_problem(ref: PlanRef, exc: ValidationError | EngineError) -> InvalidInput:
+def _deal_problem(ref: PlanRef, exc: ValidationError | EngineError) -> PlanProblem:
     """Why an account's stored deal cannot be applied, naming the account, its plan and the field at fault."""
     if isinstance(exc, ValidationError):
         # stored_parts validates the deal's cards (paths inside the deal), apply_overrides the plan with them in
         described = "; ".join(f"{_deal_path(path)}: {message}" for path, message in describe_errors(exc))
     else:
         described = exc.message
-    return InvalidInput("", (
+    return PlanProblem(
         f"account {ref.account_id!r} has a deal (rateCardOverrides on price plan {ref.plan_id!r}, version "
-        f"{ref.version}) that no longer validates: {described}; give the account a valid deal "
-        "with update_account(pricePlanId, effectiveFrom, rateCardOverrides) from the start of its first period not "
-        "invoiced yet"))
+        f"{ref.version}) that no longer validates: {described}",
+        "give the account a valid deal with update_account(pricePlanId, effectiveFrom, rateCardOverrides) from the "
+        "start of its first period not invoiced yet")
 
 
-def version_problem(ref: PlanRef, exc: ValidationError | InvalidInput) -> InvalidInput:
+def version_problem(ref: PlanRef, exc: ValidationError | InvalidInput) -> PlanProblem:
     """Why a stored plan version cannot be read: every account on it is reported the same way."""
     described = exc.message if isinstance(exc, InvalidInput) else "; ".join(
         f"{path}: {message}" for path, message in describe_errors(exc))
-    return InvalidInput("", (
+    return PlanProblem(
         f"version {ref.version} of price plan {ref.plan_id!r} no longer validates (it did when it was stored): "
-        f"{described}; its accounts cannot be billed until it is corrected, or until they move to another plan "
-        "with update_account(pricePlanId, effectiveFrom) from the start of their first period not invoiced yet"))
+        f"{described}",
+        "its accounts cannot be billed until it is corrected, or until they move to another plan "
+        "with update_account(pricePlanId, effectiveFrom) from the start of their first period not invoiced yet")
 
 
 def deal_problem(ref: PlanRef, stored: Mapping[str, Any] | None, plan: PricePlan) -> InvalidInput | None:
