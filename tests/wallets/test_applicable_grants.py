@@ -243,3 +243,25 @@ async def test_a_retry_of_a_grant_replays_when_the_accounts_deal_no_longer_valid
     # a new grant is still refused naming the deal
     error = await call_error(client, "grant_credit", accountId="acme", amount="1.00", idempotencyKey="new")
     assert "account 'acme'" in error and "'20 USD' is not a decimal number" in error
+
+
+async def test_a_new_grant_needs_no_period_of_an_account_whose_deal_no_longer_validates(client, clock, db,
+                                                                                       monkeypatch) -> None:
+    """A new grant reads the account's periods only to record an expiry that may be held for one: with nothing
+    expired it is granted though the deal no longer validates; a limit to cards needs the plan and names the deal."""
+    meter = await tokens_meter(client)
+    plain = _plan(meter, "Plain")
+    plain["rateCards"].pop("creditGrantRateCards")
+    plan = await call(client, "create_price_plan", **plain)
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": iso(2026, 1, 1),
+        "rateCardOverrides": {"fixedFeeRateCards": [{"name": "platform", "rateValues": [
+            {"currency": "USD", "rate": "20.00"}]}]}})
+    clock.set(at(2026, 1, 2))
+    await call(client, "grant_credit", accountId="acme", amount="30.00", idempotencyKey="first")
+    await break_stored_deal(db, monkeypatch, "acme", "{fixedFeeRateCards,0,rateValues,0,rate}", '"20 USD"')
+    clock.set(at(2026, 1, 10))
+    granted = await call(client, "grant_credit", accountId="acme", amount="12.50", idempotencyKey="second")
+    assert (granted["replayed"], granted["grant"]["amount"], granted["balance"]) == (False, "12.50", "42.50")  # 30 + 12.50
+    error = await call_error(client, "grant_credit", accountId="acme", amount="1.00", applicableEntityIds=["api"])
+    assert "account 'acme'" in error and "'20 USD' is not a decimal number" in error

@@ -120,7 +120,8 @@ async def grant_credit(session: AsyncSession, data: GrantCreditInput, now: datet
             problem = await settle_for_replay(session, account.id, now, unclosed)
             return await _grant_result(session, earlier.id, account.id, earlier.currency, now, replayed=True,
                                        balance_problem=problem)
-    await _settle(session, account.id, now, unclosed)
+    # the periods are read only when a grant expired unrecorded (a deal that no longer validates fails no grant else)
+    await _settle_if_needed(session, account.id, now, unclosed)
     currency = check_currency(data.currency, "currency") if data.currency else wallet_currency
     if currency != wallet_currency:
         raise InvalidInput(
@@ -498,11 +499,6 @@ async def _settle_if_needed(session: AsyncSession, account_id: str, now: datetim
         return
     await ledger.lock_wallet(session, account_id)
     await ledger.settle_expiries(session, account_id, now, held)
-
-
-async def _settle(session: AsyncSession, account_id: str, now: datetime, unclosed: UnclosedPeriods) -> None:
-    """Records the expiries due by `now` (wallet locked), holding grants that may pay an invoice not DUE yet."""
-    await ledger.settle_expiries(session, account_id, now, await unclosed(session, account_id, now))
 
 
 async def _insert_grant_entry(
