@@ -17,7 +17,7 @@ from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import AccountFinancial, CurrencyAmount, Period, PlanRef
 from togai_engine.app.invoices import failure_of, missing_draft_problem
 from togai_engine.billing.close import CloseSummary, close_due_cycles
-from togai_engine.billing.current import current_plan_and_cycle, unclosed_periods
+from togai_engine.billing.current import current_plan_and_cycle, load_schedule, unclosed_periods
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.billing.schedule import Association
 from togai_engine.errors import EngineError
@@ -77,7 +77,9 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     summary = await close_due_cycles(session, now, [account_id])
     financial = AccountFinancial(currency=currency, billingProblem=await _billing_problem(
         session, account_id, now, summary))
-    current = await current_plan_and_cycle(session, account_id, now)
+    # loaded once, after closing: the plan in effect, and the periods a wallet's expired grant may be held for
+    schedule = await load_schedule(session, account_id)
+    current = schedule.plan_and_cycle(now)
     if current is not None:
         plan, cycle, association = current
         financial.pricePlan = PlanRef(id=plan.id, name=plan.name, effectiveFrom=association.effective_from,
@@ -93,7 +95,7 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     if current is not None or has_invoices:
         financial.outstanding = owed.get(currency, round_money(Decimal(0), currency))
     wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
-                                          unclosed=unclosed_periods)
+                                          unclosed=schedule.unclosed_periods)
     if financial.problem is not None:  # the charges are unknown, so what credit is left after them is too
         wallet.availableBalance = None
     financial.wallet = wallet
@@ -106,12 +108,13 @@ async def wallet_balance(session: AsyncSession, account_id: str, now: datetime) 
     account = await accounts.get_row(session, await accounts.account_id_of(session, account_id))
     account_id = account.id
     summary = await close_due_cycles(session, now, [account_id])
-    current = await current_plan_and_cycle(session, account_id, now)
+    schedule = await load_schedule(session, account_id)  # once, after closing (as account_financials)
+    current = schedule.plan_and_cycle(now)
     accrued, problem = await _accrued_or_problem(session, account_id, account.invoice_currency, now, summary,
                                                  None if current is None else current[2])
     if problem is not None:  # refused, as get_invoice is: an availableBalance the charges were left out of misleads
         raise problem
-    return await wallets.get_wallet_balance(session, account_id, now, accrued, unclosed=unclosed_periods)
+    return await wallets.get_wallet_balance(session, account_id, now, accrued, unclosed=schedule.unclosed_periods)
 
 
 async def wallet_entries(session: AsyncSession, account_id: str, now: datetime, *, page_size: int | None,

@@ -1,19 +1,70 @@
 """The plan and billing period an account is in at an instant (for entitlements, wallets, get_account),
-and the ended periods not invoiced yet (for the wallet's hold on expiring credit)."""
+and the periods not invoiced yet (for the wallet's hold on expiring credit, and PREPAID credits paid late)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.billing.schedule import Association
-from togai_engine.billing.state import load_states
+from togai_engine.billing.state import AccountState, load_states
 from togai_engine.cycles import Cycle, clip, cycle_containing, usage_cycle
 from togai_engine.errors import EngineError
-from togai_engine.plans.overrides import UnresolvedPlan
+from togai_engine.plans.overrides import ResolvedPlans, UnresolvedPlan
 from togai_engine.plans.schemas import PricePlan
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One account's billing state and the plans it bills with, loaded once (`load_schedule`) for a read that asks
+    both what is in effect now and which periods are not invoiced yet; nothing may change them in between (a bill
+    run would: load after closing)."""
+
+    account_id: str
+    state: AccountState | None
+    plans: ResolvedPlans
+
+    def plan_and_cycle(self, now: datetime) -> tuple[PricePlan, Cycle, Association] | None:
+        """current_plan_and_cycle from the loaded state."""
+        association = self.state.association_at(now) if self.state is not None else None
+        if association is None:
+            return None
+        plan = self.plans[association.plan_key]
+        cycle = period_at(plan, association.anchor, association.effective_from, association.effective_until, now)
+        return plan, cycle, association
+
+    def unclosed(self, now: datetime) -> list[tuple[datetime, datetime]]:
+        """unclosed_periods from the loaded state."""
+        return [(end, due) for end, due in self.pending(now) if end <= now]
+
+    def pending(self, now: datetime) -> list[tuple[datetime, datetime]]:
+        """pending_periods from the loaded state."""
+        state = self.state
+        if state is None or not state.associations:
+            return []
+        try:
+            timeline = state.timeline(self.plans, now)
+        except UnresolvedPlan:
+            # its periods are unknown, not none: [] would expire a grant that may pay one (its deal fixed, the run
+            # closes them), so the caller fails naming the deal or version and the way out
+            raise
+        except EngineError:
+            return []
+        return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open]
+
+    async def unclosed_periods(self, session: AsyncSession, account_id: str,
+                               now: datetime) -> list[tuple[datetime, datetime]]:
+        """`unclosed` as the wallet asks it (wallets.service.UnclosedPeriods), for this account only."""
+        assert account_id == self.account_id, (account_id, self.account_id)
+        return self.unclosed(now)
+
+
+async def load_schedule(session: AsyncSession, account_id: str) -> Schedule:
+    states, plans = await load_states(session, [account_id])
+    return Schedule(account_id, states.get(account_id), plans)
 
 
 async def current_plan_and_cycle(
@@ -22,14 +73,7 @@ async def current_plan_and_cycle(
     """(plan in effect at `now`, the billing period containing `now`, the association in effect),
     or None when no plan is in effect. The period is clipped to the association: after a mid-cycle plan
     change the new plan's first period starts at the change."""
-    states, plans = await load_states(session, [account_id])
-    state = states.get(account_id)
-    association = state.association_at(now) if state is not None else None
-    if association is None:
-        return None
-    plan = plans[association.plan_key]
-    cycle = period_at(plan, association.anchor, association.effective_from, association.effective_until, now)
-    return plan, cycle, association
+    return (await load_schedule(session, account_id)).plan_and_cycle(now)
 
 
 def period_at(plan: PricePlan, anchor: datetime, effective_from: datetime, effective_until: datetime | None,
@@ -82,7 +126,7 @@ async def unclosed_periods(session: AsyncSession, account_id: str, now: datetime
     yet: in their grace period, or due but not closed by a bill run. A credit grant that may pay one of
     them is held by the wallet (not expired) until it is. Empty when billing cannot read the schedule
     (a bill run reports that account as failed); raises when a plan it prices with cannot be resolved."""
-    return [(end, due) for end, due in await pending_periods(session, account_id, now) if end <= now]
+    return (await load_schedule(session, account_id)).unclosed(now)
 
 
 async def pending_periods(session: AsyncSession, account_id: str, now: datetime) -> list[tuple[datetime, datetime]]:
@@ -90,16 +134,4 @@ async def pending_periods(session: AsyncSession, account_id: str, now: datetime)
     ended (unclosed_periods) and the one under way. A credit grant can still pay one of them, no other. Empty when
     billing cannot read the schedule (a bill run reports that account as failed); raises when a plan it prices with
     cannot be resolved."""
-    states, plans = await load_states(session, [account_id])
-    state = states.get(account_id)
-    if state is None or not state.associations:
-        return []
-    try:
-        timeline = state.timeline(plans, now)
-    except UnresolvedPlan:
-        # its periods are unknown, not none: [] would expire a grant that may pay one (its deal fixed, the run
-        # closes them), so the caller fails naming the deal or version and the way out
-        raise
-    except EngineError:
-        return []
-    return [(bp.period.end, bp.due_at) for bp in timeline.due + timeline.open]
+    return (await load_schedule(session, account_id)).pending(now)
