@@ -13,6 +13,7 @@ import pytest
 from togai_engine.errors import InvalidInput
 from togai_engine.store.database import raw_connection
 from togai_engine.wallets import service as wallets
+from togai_engine.wallets.rate_cards import grants_for_cycle
 from wallet_helpers import (
     applied_by_purpose,
     apply,
@@ -248,7 +249,8 @@ async def test_rate_card_grants_are_issued_once_per_cycle(db):
 
     async def issue(cycle, at):
         async with db.unit_of_work() as s:
-            await wallets.issue_rate_card_grants(s, account_id=acc, plan=PLAN, cycle=cycle, at=at)
+            specs = grants_for_cycle(PLAN["creditGrantRateCards"], PLAN["id"], "USD", cycle)
+            await wallets.issue_rate_card_grants(s, account_id=acc, currency="USD", specs=specs, at=at)
 
     await issue(january, day(0))
     await issue(january, day(3))  # a retry issues nothing new

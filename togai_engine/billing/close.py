@@ -44,7 +44,7 @@ from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, 
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
 from togai_engine.wallets.plan_view import plan_id, rate_cards
-from togai_engine.wallets.rate_cards import grants_for_cycle
+from togai_engine.wallets.rate_cards import RateCardGrant, grants_for_cycle
 
 log = logging.getLogger("togai_engine.billing")
 
@@ -160,6 +160,7 @@ async def close_due_cycles(
     final = await _already_final(conn, accounts, [(a, p) for a, t in timelines.items() for p in t.due])
     closings: list[_Closing] = []
     advance: list[_Closing] = []
+    grants: dict[tuple[str, datetime], list[RateCardGrant]] = {}  # what each period's credit-grant cards issue
     for account_id, timeline in timelines.items():
         account = accounts[account_id]
         if account_id in final:
@@ -171,7 +172,7 @@ async def close_due_cycles(
                                                                                       period.period.start), False)))
                         for period in timeline.due]
             opened = _openings(account, timeline, existing)
-            _check_grants(account, timeline)
+            grants.update(_grants(account, timeline))
         except Exception as exc:
             fail(account_id, exc)
             continue
@@ -198,7 +199,7 @@ async def close_due_cycles(
     summary.advanceInvoices = len(advance)
     # Credit-grant cards grant as each period starts: oldest first, so a ONE_TIME card grants with the first
     # period even when one run closes several (not with the open one). Then credit pays the issued invoices.
-    await _issue_grants(session, sorted(fresh + started, key=lambda bp: bp.period.start))
+    await _issue_grants(session, accounts, sorted(fresh + started, key=lambda bp: bp.period.start), grants)
     if issued:
         await _apply_credits(conn, session, issued)
     summary.invoicesDue = len(closings)
@@ -260,15 +261,13 @@ def _openings(account: AccountState, timeline: Timeline,
     return opened
 
 
-def _check_grants(account: AccountState, timeline: Timeline) -> None:
-    """Computes the grants the credit-grant cards of its periods issue as they start (_issue_grants, after the
-    invoices are written), so a card that cannot grant (an expiry no instant reaches) fails this account in its
-    guard, not the whole run. Pure, and what wallets.issue_rate_card_grants computes again from the same plan,
-    currency and cycle."""
-    for bp in (*timeline.due, *timeline.open):
-        if bp.plan.rateCards.creditGrantRateCards:
-            grants_for_cycle(rate_cards(bp.plan, "creditGrantRateCards"), plan_id(bp.plan), account.currency,
-                             bp.period)
+def _grants(account: AccountState, timeline: Timeline) -> dict[tuple[str, datetime], list[RateCardGrant]]:
+    """(account, period start) -> the grants the credit-grant cards of its periods issue as they start
+    (_issue_grants, after the invoices are written), computed here so a card that cannot grant (an expiry no
+    instant reaches) fails this account in its guard, not the whole run. Pure."""
+    return {(account.id, bp.period.start): grants_for_cycle(rate_cards(bp.plan, "creditGrantRateCards"),
+                                                            plan_id(bp.plan), account.currency, bp.period)
+            for bp in (*timeline.due, *timeline.open) if bp.plan.rateCards.creditGrantRateCards}
 
 
 def _compose(bp: BillingPeriod, currency: str, quantities: dict[Window, dict[str, Decimal]],
@@ -367,12 +366,17 @@ async def _upsert_drafts(conn: Any, opening: list[tuple[AccountState, BillingPer
     return [p for a, p in opening if (a.id, p.period.start) in started]
 
 
-async def _issue_grants(session: AsyncSession, periods: list[BillingPeriod]) -> None:
-    """Credit-grant rate cards grant at the start of every period (idempotent in the wallet engine)."""
+async def _issue_grants(session: AsyncSession, accounts: dict[str, AccountState], periods: list[BillingPeriod],
+                        grants: dict[tuple[str, datetime], list[RateCardGrant]]) -> None:
+    """Credit-grant rate cards grant at the start of every period (idempotent in the wallet engine): the grants
+    _grants computed for it in the account's guard."""
     for bp in periods:
-        if bp.plan.rateCards.creditGrantRateCards:
-            await wallets.issue_rate_card_grants(
-                session, account_id=bp.association.account_id, plan=bp.plan, cycle=bp.period, at=bp.period.start)
+        account_id = bp.association.account_id
+        specs = grants.get((account_id, bp.period.start))
+        if specs:
+            await wallets.issue_rate_card_grants(session, account_id=account_id,
+                                                 currency=accounts[account_id].currency, specs=specs,
+                                                 at=bp.period.start)
 
 
 async def _finalize(conn: Any, closings: list[_Closing], now: datetime) -> list[BillingPeriod]:

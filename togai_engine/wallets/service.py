@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import exists, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -26,7 +25,6 @@ from togai_engine.common.ids import new_id
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.common.pagination import check_page_size, decode_position, fetch_page
 from togai_engine.common.validation import check_card_names, check_currency, utc_instant
-from togai_engine.cycles.cycles import Cycle
 from togai_engine.errors import Conflict, EngineError, InvalidInput, NotFound
 from togai_engine.pricing.money import exact_money, round_money
 from togai_engine.wallets import ledger
@@ -42,8 +40,7 @@ from togai_engine.wallets.models import (
     CreditGrantRow,
     WalletEntryRow,
 )
-from togai_engine.wallets.plan_view import plan_id, rate_cards
-from togai_engine.wallets.rate_cards import RateCardGrant, grants_for_cycle
+from togai_engine.wallets.rate_cards import RateCardGrant
 from togai_engine.wallets.schemas import (
     CreditGrant,
     GrantCreditInput,
@@ -308,23 +305,20 @@ async def reverse_invoice_credits(session: AsyncSession, *, invoice_id: str, at:
     return total
 
 
-async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, plan: Any, cycle: Cycle, at: datetime) -> None:
-    """Issues the grants of the plan's credit-grant rate cards for `cycle`; idempotent per (account,
-    card, cycle start). ONE_TIME cards issue once per account and plan."""
-    cards = rate_cards(plan, "creditGrantRateCards")
-    if not cards:
+async def issue_rate_card_grants(session: AsyncSession, *, account_id: str, currency: str,
+                                 specs: Sequence[RateCardGrant], at: datetime) -> None:
+    """Issues `specs`, the grants of a plan's credit-grant rate cards for a cycle in the account's invoiceCurrency
+    `currency` (rate_cards.grants_for_cycle, which the bill run computed in the account's guard); idempotent per
+    (account, card, cycle start). ONE_TIME cards issue once per account and plan."""
+    if not specs:
         return
     # No share lock on the account here: a bill run holds account_billing, and update_account takes the
     # account row before account_billing, so locking the account now could deadlock with it.
-    account = await _account(session, account_id)
-    specs = grants_for_cycle(cards, plan_id(plan), account.invoice_currency, cycle)
-    if not specs:
-        return
     # No settle_expiries here: grants are issued as a period starts, when the previous period's grant has
     # just expired but may not have paid its invoice yet (the next read or write of the wallet records it).
     await ledger.ensure_wallet(session, account_id)
     for spec in specs:
-        await _insert_card_grant(session, account_id, account.invoice_currency, spec, at, once_per_plan=spec.one_time)
+        await _insert_card_grant(session, account_id, currency, spec, at, once_per_plan=spec.one_time)
 
 
 async def issue_prepaid_grants(session: AsyncSession, *, account_id: str, currency: str,
