@@ -135,6 +135,15 @@ async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_
     error = await call_error(client, "get_invoice", accountId="bad")  # its own read names it and what is wrong
     assert "account 'bad'" in error and "rateCardOverrides.fixedFeeRateCards[0].rateValues[0].rate" in error
     assert what in error
+    # get_account answers with what needs no deal (the plan and its cycle come from the version, what is owed from
+    # the DUE invoices); only the charges, and what credit is left after them, are unknown, and `problem` says why
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]
+    assert financial["pricePlan"] == {"id": pro, "name": "Pro", "effectiveFrom": iso(2026, 1, 1), "effectiveUntil": None,
+                                      "version": 1, "isOverridden": True}
+    assert financial["currentCycle"] == {"start": iso(2026, 2, 1), "end": iso(2026, 3, 1)}
+    assert (financial["accruedCharges"], financial["outstanding"]) == (None, "63.00")  # January's, DUE
+    assert "account 'bad'" in financial["problem"] and what in financial["problem"]
+    assert financial["wallet"]["balance"] == "0.00" and financial["wallet"]["availableBalance"] is None
 
     revenue = await call(client, "get_metrics", startTime=iso(2026, 1, 1), endTime=iso(2026, 3, 1), metricQueries=[
         {"id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH", "groupBy": "ACCOUNT_ID"}])
@@ -150,8 +159,9 @@ async def test_an_account_whose_stored_deal_no_longer_validates_never_stops_the_
     assert "account 'bad'" in summary.failed[0].reason and what in summary.failed[0].reason
     assert [i["totalAmount"] for i in await invoices(client, "good", status="DUE")] == ["33.00", "36.00"]
     assert [i["startDate"] for i in await invoices(client, "bad", status="DRAFT")] == [iso(2026, 2, 1)]
-    error = await call_error(client, "get_account", accountId="bad")
-    assert "account 'bad'" in error and what in error
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]  # answers, naming the deal
+    assert financial["accruedCharges"] is None and "account 'bad'" in financial["problem"] and what in financial["problem"]
+    assert financial["currentCycle"] == {"start": iso(2026, 2, 1), "end": iso(2026, 3, 1)}  # the clock: 20 February
 
     # the fix the error names: a valid deal from the start of its first period not invoiced (1 February)
     clock.set(at(2026, 3, 2))

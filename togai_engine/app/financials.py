@@ -79,20 +79,23 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
         session, account_id, now, summary))
     # loaded once, after closing: the plan in effect, and the periods a wallet's expired grant may be held for
     schedule = await load_schedule(session, account_id)
-    current = schedule.plan_and_cycle(now)
+    # a deal that no longer validates leaves the plan, its period and the rest known: only the charges are not
+    current, unresolved = await schedule.in_effect(session, now)
     if current is not None:
         plan, cycle, association = current
         financial.pricePlan = PlanRef(id=plan.id, name=plan.name, effectiveFrom=association.effective_from,
                                       effectiveUntil=association.effective_until, version=association.version,
                                       isOverridden=association.overridden)
         financial.currentCycle = Period(start=cycle.start, end=cycle.end)
-    financial.accruedCharges, problem = await _accrued_or_problem(
-        session, account_id, currency, now, summary, None if current is None else current[2])
+    problem: EngineError | None = unresolved
+    if unresolved is None:
+        financial.accruedCharges, problem = await _accrued_or_problem(
+            session, account_id, currency, now, summary, None if current is None else current[2])
     financial.problem = None if problem is None else problem.message
     has_invoices = await session.scalar(select(exists().where(InvoiceRow.account_id == account_id)))
     owed = await invoices.outstanding_by_currency(session, account_id)
     financial.outstandingByCurrency = [CurrencyAmount(currency=c, amount=amount) for c, amount in owed.items()]
-    if current is not None or has_invoices:
+    if current is not None or unresolved is not None or has_invoices:
         financial.outstanding = owed.get(currency, round_money(Decimal(0), currency))
     wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
                                           unclosed=schedule.unclosed_periods)

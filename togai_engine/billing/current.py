@@ -15,6 +15,7 @@ from togai_engine.cycles import Cycle, clip, cycle_containing, usage_cycle
 from togai_engine.errors import EngineError
 from togai_engine.plans.overrides import ResolvedPlans, UnresolvedPlan
 from togai_engine.plans.schemas import PricePlan
+from togai_engine.plans.service import get_versions
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,25 @@ class Schedule:
         plan = self.plans[association.plan_key]
         cycle = period_at(plan, association.anchor, association.effective_from, association.effective_until, now)
         return plan, cycle, association
+
+    async def in_effect(self, session: AsyncSession, now: datetime
+                        ) -> tuple[tuple[PricePlan, Cycle, Association] | None, UnresolvedPlan | None]:
+        """(plan_and_cycle, None); when the plan that prices the association in effect cannot be resolved (its
+        stored deal no longer validates), its version's plan and period (a deal replaces cards only: the version
+        names the plan and its cycles) with why; (None, why) when the version cannot be read either."""
+        try:
+            return self.plan_and_cycle(now), None
+        except UnresolvedPlan as exc:
+            assert self.state is not None
+            association = self.state.association_at(now)
+            assert association is not None  # plan_and_cycle looked its plan up
+            key = (association.plan_id, association.version)
+            version = (await get_versions(session, [key], problems={})).get(key)
+            if version is None:
+                return None, exc
+            cycle = period_at(version, association.anchor, association.effective_from, association.effective_until,
+                              now)
+            return (version, cycle, association), exc
 
     def unclosed(self, now: datetime) -> list[tuple[datetime, datetime]]:
         """unclosed_periods from the loaded state."""
