@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from conftest import row_counts
 from helpers import call, call_error
 
@@ -223,3 +225,31 @@ async def test_a_customer_whose_accounts_are_all_archived_is_archived(client):
     # a customer with no account is ACTIVE
     await call(client, "create_customer", id="c10", name="Empty")
     assert (await call(client, "get_customer", customerId="c10"))["status"] == "ACTIVE"
+
+
+async def test_a_hand_edited_profile_field_fails_no_listing(client, db) -> None:
+    """A stored metadata or address that no longer validates (a hand edit) is shown as null with a `problem` naming
+    it and the call that sets it again: list_accounts and list_customers still answer for every other row."""
+    for name in ("a", "b"):
+        await call(client, "create_customer", id=f"cust_{name}", name=name, metadata={"tier": "gold"},
+                   account={"id": name, "name": name, "metadata": {"tier": "gold"}, "address": {"city": "Oslo"}})
+    async with db.unit_of_work() as session:
+        await session.execute(text("""UPDATE accounts SET metadata = '{"tier": 1}', address = '{"town": "Oslo"}' """
+                                   "WHERE id = 'a'"))
+        await session.execute(text("""UPDATE customers SET metadata = '["gold"]' WHERE id = 'cust_a'"""))
+    listed = {a["id"]: a for a in (await call(client, "list_accounts", pageSize=100))["data"]}
+    assert (listed["b"]["metadata"], listed["b"]["address"]["city"], listed["b"]["problem"]) == (
+        {"tier": "gold"}, "Oslo", None)
+    assert (listed["a"]["metadata"], listed["a"]["address"]) == (None, None)
+    problem = listed["a"]["problem"]
+    assert "account 'a'" in problem and "metadata.tier" in problem and "address.town" in problem
+    assert "update_account(address, metadata)" in problem
+    assert (await call(client, "get_account", accountId="a"))["problem"] == problem
+    customers = {c["id"]: c for c in (await call(client, "list_customers", pageSize=100))["data"]}
+    assert (customers["cust_b"]["metadata"], customers["cust_b"]["problem"]) == ({"tier": "gold"}, None)
+    assert customers["cust_a"]["metadata"] is None
+    assert "customer 'cust_a'" in customers["cust_a"]["problem"] and "update_customer(metadata)" in customers["cust_a"]["problem"]
+    # the way out the problem names
+    await call(client, "update_account", accountId="a", metadata={"tier": "1"}, address={"city": "Oslo"})
+    fixed = await call(client, "get_account", accountId="a")
+    assert (fixed["metadata"], fixed["address"]["city"], fixed["problem"]) == ({"tier": "1"}, "Oslo", None)

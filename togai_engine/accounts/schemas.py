@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from togai_engine.common.schemas import Address, Model, SandboxMarked
+from togai_engine.common.schemas import PROFILE_PROBLEM, Address, Model, SandboxMarked
 from togai_engine.common.validation import Instant
 
 
@@ -133,4 +133,5 @@ class Account(SandboxMarked):
     status: Literal["ACTIVE", "ARCHIVED"]
     createdAt: datetime
     updatedAt: datetime
+    problem: str | None = Field(default=None, description=PROFILE_PROBLEM)
     financial: AccountFinancial | None = Field(default=None, description="present on get_account")

@@ -14,7 +14,8 @@ from togai_engine.accounts.schemas import Account, AccountCreate, AccountFields,
 from togai_engine.common.locks import advisory_locks_sql
 from togai_engine.common.messages import brief
 from togai_engine.common.pagination import fetch_page
-from togai_engine.common.schemas import Address, Page
+from togai_engine.common.profiles import stored_profile
+from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_currency, check_email, check_id, clean_address, refuse_nulls
 from togai_engine.errors import Conflict, InvalidInput, NotFound
 
@@ -61,6 +62,7 @@ async def _aliases(session: AsyncSession, account_id: str) -> list[str]:
 
 
 def _to_schema(row: AccountRow, aliases: list[str]) -> Account:
+    address, metadata, problem = stored_profile(row.address, row.metadata_, f"account {row.id!r}", "update_account")
     return Account(
         id=row.id,
         customerId=row.customer_id,
@@ -68,9 +70,10 @@ def _to_schema(row: AccountRow, aliases: list[str]) -> Account:
         invoiceCurrency=row.invoice_currency,
         aliases=aliases,
         primaryEmail=row.primary_email,
-        address=Address(**row.address) if row.address else None,
+        address=address,
         netTermDays=row.net_term_days,
-        metadata=row.metadata_,
+        metadata=metadata,
+        problem=problem,
         status=row.status,  # type: ignore[arg-type]
         createdAt=row.created_at,
         updatedAt=row.updated_at,

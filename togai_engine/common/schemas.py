@@ -48,6 +48,9 @@ class Address(Model):
     phoneNumber: str | None = Field(default=None, max_length=30)
 
 
+PROFILE_PROBLEM = "why a stored field is shown as null: it no longer validates (a hand edit); null when none"
+
+
 class Page(Model, Generic[T]):
     data: list[T]
     nextToken: str | None = Field(default=None, description="pass to get the next page; null on the last page")

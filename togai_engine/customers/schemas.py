@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from togai_engine.common.schemas import Address, Model
+from togai_engine.common.schemas import PROFILE_PROBLEM, Address, Model
 
 
 class CustomerCreate(Model):
@@ -33,3 +33,4 @@ class Customer(Model):
     accountIds: list[str] = Field(default_factory=list)
     createdAt: datetime
     updatedAt: datetime
+    problem: str | None = Field(default=None, description=PROFILE_PROBLEM)

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.common.ids import new_id
 from togai_engine.common.pagination import fetch_page
-from togai_engine.common.schemas import Address, Page
+from togai_engine.common.profiles import stored_profile
+from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_email, check_id, clean_address, refuse_nulls
 from togai_engine.customers.models import CustomerRow
 from togai_engine.customers.schemas import Customer, CustomerCreate, CustomerUpdate
@@ -48,12 +49,14 @@ def _to_schema(row: CustomerRow, accounts: list[tuple[str, str]]) -> Customer:
     """The customer with its accounts ((id, status), oldest first): ARCHIVED once it has accounts and every one is
     ARCHIVED (README), else its stored status."""
     archived = bool(accounts) and all(status == ARCHIVED for _, status in accounts)
+    address, metadata, problem = stored_profile(row.address, row.metadata_, f"customer {row.id!r}", "update_customer")
     return Customer(
         id=row.id,
         name=row.name,
         primaryEmail=row.primary_email,
-        address=Address(**row.address) if row.address else None,
-        metadata=row.metadata_,
+        address=address,
+        metadata=metadata,
+        problem=problem,
         status=ARCHIVED if archived else row.status,  # type: ignore[arg-type]
         accountIds=[account_id for account_id, _ in accounts],
         createdAt=row.created_at,
