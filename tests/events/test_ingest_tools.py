@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import text
+
 from conftest import row_counts
 from helpers import call, call_error, on_plan
 from togai_engine.events.ingest import FAST_PATH_MIN_EVENTS
@@ -336,3 +338,28 @@ async def test_list_events_pages_filters_and_shows_meter_values(client, db):
     assert image["usageMeters"] == []  # no meter uses image_gen
     assert "list_accounts" in await call_error(client, "list_events", accountId="ghost")
     assert "nextToken" in await call_error(client, "list_events", nextToken="garbage")
+
+
+async def test_a_hand_edited_event_fails_no_listing_of_other_events(client, db):
+    """An event row edited by hand into something ingest refuses (an attribute its meter cannot read as a number,
+    dimensions that are not text, attributes that are not an object) is listed with a `problem` naming it; every other
+    event of the page (another account's too) is listed with its meter values as before."""
+    meter = await tokens_meter(client)
+    await open_account(client, "acc_1")
+    await open_account(client, "acc_2")
+    await call(client, "ingest_batch_events", events=[ev("a1", "10", account="acc_1"), ev("a2", "20", account="acc_1"),
+                                                      ev("b1", "30", account="acc_2")])
+    # (the edit, what its problem names, the meter values still shown: an array's tokens are no attribute)
+    for edit, what, fed in ((""" attributes = '{"tokens": "abc"}' """, "usage meter", []),
+                            (""" dimensions = '{"region": 1}' """, "dimensions.region",
+                             [{"usageMeterId": meter, "value": "10"}]),
+                            (""" attributes = '["tokens"]' """, "attributes", [])):
+        async with db.unit_of_work() as session:
+            await session.execute(text("UPDATE events SET attributes = '{\"tokens\": \"10\"}', dimensions = '{}' "
+                                       "WHERE account_id = 'acc_1' AND id = 'a1'"))
+            await session.execute(text(f"UPDATE events SET {edit} WHERE account_id = 'acc_1' AND id = 'a1'"))
+        listed = {e["id"]: e for e in (await call(client, "list_events", pageSize=100))["data"]}
+        assert [(e["usageMeters"], e["problem"]) for e in (listed["a2"], listed["b1"])] == [
+            ([{"usageMeterId": meter, "value": "20"}], None), ([{"usageMeterId": meter, "value": "30"}], None)], what
+        assert listed["a1"]["usageMeters"] == fed and "event 'a1' of account 'acc_1'" in listed["a1"]["problem"], what
+        assert what in listed["a1"]["problem"]

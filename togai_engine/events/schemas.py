@@ -83,6 +83,8 @@ class EventRecord(Model):
                                                                            "the value it contributes")
     voidedAt: datetime | None = Field(default=None, description="when it was voided (VOIDED only)")
     voidReason: str | None = Field(default=None, description="why it was voided (VOIDED only)")
+    problem: str | None = Field(default=None, description="what of the stored event is not shown: it is not what "
+                                                          "ingest stores (edited by hand); null when all is shown")
 
 
 class VoidedEvents(Model):

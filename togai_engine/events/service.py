@@ -10,11 +10,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import resolve_account_id
+from togai_engine.common.messages import brief, describe_errors, join_path
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.progress import ProgressCallback
 from togai_engine.common.schemas import Page
@@ -173,48 +175,83 @@ async def list_events(
 async def event_records(session: AsyncSession, rows: list[EventRow]) -> list[EventRecord]:
     """Stored events as callers see them, each with the value it contributes to each meter (billable
     events only: the others feed nothing)."""
-    values = await _meter_values(session, rows)
-    return [_record(row, values.get((row.account_id, row.id), [])) for row in rows]
+    values, unreadable = await _meter_values(session, rows)
+    return [_record(row, values.get((row.account_id, row.id), []), unreadable.get((row.account_id, row.id)))
+            for row in rows]
 
 
-def _record(row: EventRow, meters: list[MeterValue]) -> EventRecord:
-    units = row.units or {}
+_DIMENSIONS = TypeAdapter(dict[str, str])
+
+
+def _record(row: EventRow, meters: list[MeterValue], unreadable: str | None = None) -> EventRecord:
+    """The event as stored. A row edited by hand into what ingest refuses is shown without the part at fault, and its
+    `problem` names it: one row never fails a listing of many (another account's events)."""
+    problems = [unreadable] if unreadable else []
+    units = row.units if isinstance(row.units, dict) else {}
+    attributes = row.attributes
+    if not isinstance(attributes, dict):
+        problems.append(f"attributes: is not an object ({brief(attributes)})")
+        attributes = {}
+    try:
+        dimensions = _DIMENSIONS.validate_python(row.dimensions)
+    except ValidationError as exc:
+        problems += [f"{join_path('dimensions', path)}: {message}" for path, message in describe_errors(exc)]
+        dimensions = {}
     return EventRecord(
         id=row.id,
         accountId=row.account_id,
         schemaName=row.schema_name,
         timestamp=row.event_time,
         receivedAt=row.received_at,
-        attributes=[EventAttribute(name=k, value=str(v), unit=units.get(k)) for k, v in row.attributes.items()],
-        dimensions=row.dimensions,
+        attributes=[EventAttribute(name=k, value=str(v), unit=units.get(k)) for k, v in attributes.items()],
+        dimensions=dimensions,
         status=row.status,  # type: ignore[arg-type]
         usageMeters=meters,
         voidedAt=row.voided_at,
         voidReason=row.void_reason,
+        problem=None if not problems else (
+            f"event {row.id!r} of account {row.account_id!r} as stored is not what ingest stores (edited by hand?): "
+            f"{'; '.join(problems)}; it is shown without that part. Restore the row, or void_event it and ingest "
+            "the event again under a new id"),
     )
 
 
-async def _meter_values(session: AsyncSession, rows: list[EventRow]) -> dict[tuple[str, str], list[MeterValue]]:
-    """The value each listed event contributes to each meter of its schema (one query)."""
+async def _meter_values(session: AsyncSession, rows: list[EventRow]
+                        ) -> tuple[dict[tuple[str, str], list[MeterValue]], dict[tuple[str, str], str]]:
+    """The value each listed event contributes to each meter of its schema (one query), and the events a meter
+    cannot read (a row edited by hand: a value that is no number), each with why: then the query runs again event
+    by event, so such a row never fails the others."""
     schemas = sorted({row.schema_name for row in rows if row.status in METERED_STATUSES})
     if not schemas:
-        return {}
+        return {}, {}
     meters = catalog.compiled(await session.scalars(
         select(UsageMeterRow).where(UsageMeterRow.event_schema_name.in_(schemas)).order_by(UsageMeterRow.id)))
     if not meters:
-        return {}
+        return {}, {}
     conn = await raw_connection(session)
     # (account_id, event_time) leads the index, so each listed event is one index probe
     where = "(e.account_id, e.event_time, e.id) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]))"
-    found = await conn.fetch(
-        f"SELECT account_id, id, meter_id, value FROM ({valued_sql(meters, 'events', where)}) v "
-        "WHERE value IS NOT NULL ORDER BY meter_id",
-        [row.account_id for row in rows], [row.event_time for row in rows], [row.id for row in rows],
-    )
+    sql = (f"SELECT account_id, id, meter_id, value FROM ({valued_sql(meters, 'events', where)}) v "
+           "WHERE value IS NOT NULL ORDER BY meter_id")
+    unreadable: dict[tuple[str, str], str] = {}
+    try:
+        async with conn.transaction():  # a savepoint: a row no meter can read fails this statement alone
+            found = await conn.fetch(sql, [row.account_id for row in rows], [row.event_time for row in rows],
+                                     [row.id for row in rows])
+    except asyncpg.DataError:
+        found = []
+        for row in rows:
+            try:
+                async with conn.transaction():
+                    found += await conn.fetch(sql, [row.account_id], [row.event_time], [row.id])
+            except asyncpg.DataError as exc:
+                unreadable[(row.account_id, row.id)] = (
+                    f"a usage meter of schema {row.schema_name!r} cannot read it ({exc}), so its meter values are "
+                    "not shown")
     values: dict[tuple[str, str], list[MeterValue]] = {}
     for account, event_id, meter_id, value in found:
         values.setdefault((account, event_id), []).append(MeterValue(usageMeterId=meter_id, value=value))
-    return values
+    return values, unreadable
 
 
 async def list_event_schemas(
