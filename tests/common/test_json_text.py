@@ -127,3 +127,21 @@ def test_a_number_a_float_does_not_hold_is_read_as_an_inexact_number_and_never_m
                 assert Decimal(repr(value)) == Decimal(literal)
             else:
                 assert value == int(literal)
+
+
+@pytest.mark.parametrize(("text", "inexact"), [
+    # an exponent beyond what a Decimal holds (±10**18): Decimal(text) raised InvalidOperation, which no transport
+    # caught (stdio: the line was never answered; HTTP: a 500), where 1e-400 is refused by name
+    ("1e-99999999999999999999", True),  # float: 0.0
+    ("-2.5E-100000000000000000000", True),  # float: -0.0
+    ("1e99999999999999999999", True),  # float: inf
+    ("0e-99999999999999999999", False),  # 0, which a float holds
+    ("-0.000E+99999999999999999999", False),  # -0
+])
+def test_a_number_with_an_exponent_beyond_a_decimals_is_read_not_raised(text: str, inexact: bool) -> None:
+    read = json_text.loads_checked(f'{{"rate": {text}}}')["rate"]
+    assert isinstance(read, json_text.InexactNumber) is inexact
+    assert float(read) == float(text)
+    if inexact:
+        assert read.text == text
+    assert json_text.may_hold_inexact_number(f'{{"rate": {text}}}')

@@ -50,6 +50,9 @@ def calls() -> list[tuple[str, str, str]]:
         (tool_call(2, "create_price_plan", plan_arguments("Long", "10.000000000000000001")), RATE,
          "10.000000000000000001"),  # float: 10.0
         (tool_call(3, "create_price_plan", plan_arguments("Huge", "-1E+400")), RATE, "-1E+400"),  # float: -inf
+        # an exponent beyond a Decimal's (±10**18): was never answered over stdio, a 500 over HTTP
+        (tool_call(8, "create_price_plan", plan_arguments("Tinier", "1e-99999999999999999999")), RATE,
+         "1e-99999999999999999999"),
         # an object sent as a JSON string (as some clients do) is read the same way
         (tool_call(4, "create_price_plan", json.dumps(as_string)), RATE, "1e-400"),
         # the ingest tools check each event themselves: the event is refused by name too

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -102,9 +102,19 @@ def inexact_number_message(number: InexactNumber) -> str:
 
 def _float_or_inexact(text: str) -> float:
     value = float(text)
-    if math.isfinite(value) and Decimal(text) == Decimal(float.__repr__(value)):
+    if math.isfinite(value) and _holds(value, text):
         return value
     return InexactNumber(text)
+
+
+def _holds(value: float, text: str) -> bool:
+    """Whether the finite float `value` is the number `text` written."""
+    try:
+        return Decimal(text) == Decimal(float.__repr__(value))
+    except InvalidOperation:
+        # an exponent beyond a Decimal's (±10**18; Decimal(text) refuses it): the number is 0, which the float (0.0)
+        # holds, when its digits are all 0, and otherwise far beyond a float's range, which made it 0.0 or inf
+        return not text.lower().split("e")[0].strip("-+0.")
 
 
 def _refuse_constant(name: str) -> Any:
