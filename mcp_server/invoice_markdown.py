@@ -94,7 +94,10 @@ def invoice_markdown(invoice: Invoice) -> str:
         ("Minimum-commitment true-up", invoice.trueUpAmount),
         ("**Total**", invoice.totalAmount),
         ("Credits applied (wallet)", invoice.creditsApplied),
-        ("Credit notes", invoice.creditNotesTotal),
+        # what the notes took off the amount due, so the rows add up to it (as the view's do); a note's rest went
+        # to the wallet (a note on a PAID invoice, all of it), which the notes section shows
+        ("Credit notes (off the amount due)",
+         sum((note.creditedFromDue for note in invoice.creditNotes), invoice.creditNotesTotal * 0)),
     ]
     if invoice.status == "PAID" and invoice.amountDue is not None:
         # a PAID invoice keeps, as amountDue, what was due when it was marked PAID: that was paid, nothing is due
@@ -105,8 +108,10 @@ def invoice_markdown(invoice: Invoice) -> str:
     out += ["## Totals", "", f"| | {invoice.currency} |", "|---|---:|"]
     out += [f"| {name} | {number(value)} |" for name, value in totals]
     if invoice.creditNotes:
-        out += ["", "## Credit notes", "", "| Number | Reason | Amount |", "|---|---|---:|"]
-        out += [f"| {note.sequenceId} | {note.reason} | {number(note.amount)} |" for note in invoice.creditNotes]
+        out += ["", "## Credit notes", "", "| Number | Reason | Amount | Off the amount due | To the wallet |",
+                "|---|---|---:|---:|---:|"]
+        out += [f"| {note.sequenceId} | {note.reason} | {number(note.amount)} | {number(note.creditedFromDue)} | "
+                f"{number(note.creditedToWallet)} |" for note in invoice.creditNotes]
     if invoice.problem:
         out += ["", f"**Note:** {invoice.problem}"]
     return "\n".join(out) + "\n"

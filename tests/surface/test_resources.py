@@ -79,7 +79,7 @@ are its exact parts. `#` is the lineNumber create_credit_note takes.
 | Minimum-commitment true-up | 0.00 |
 | **Total** | 26.00 |
 | Credits applied (wallet) | 0.00 |
-| Credit notes | 0.00 |
+| Credit notes (off the amount due) | 0.00 |
 | **Amount due** | 26.00 |
 """
 
@@ -93,8 +93,27 @@ async def test_a_paid_invoice_document_says_what_was_paid_and_when_and_that_noth
     _, text = await read(client, f"togai://invoices/{story.acme_january}")
     assert "| Status | PAID |" in text
     # 26.00 total, nothing credited: 26.00 paid on 5 February, 0.00 due
-    assert text.endswith("| Credit notes | 0.00 |\n| Paid on 2026-02-05T09:00:00Z | 26.00 |\n"
+    assert text.endswith("| Credit notes (off the amount due) | 0.00 |\n| Paid on 2026-02-05T09:00:00Z | 26.00 |\n"
                          "| **Amount due** | 0.00 |\n"), text[-400:]
+
+
+async def test_a_note_credited_after_payment_is_not_taken_off_in_the_totals_of_the_document(client, clock) -> None:
+    """A note on a PAID invoice takes nothing off what was due (it was paid): all of it goes to the wallet. The
+    totals take off only what notes took off the amount due, so they add up to the amount due, as the view's do;
+    the notes section says where each note went."""
+    story = await tell(client, clock)
+    clock.set(datetime(2026, 2, 5, 9, tzinfo=UTC))
+    await call(client, "update_invoice_status", invoiceId=story.acme_january, status="PAID")
+    await call(client, "create_credit_note", invoiceId=story.acme_january, reason="PRODUCT_UNSATISFACTORY",
+               amount="10.00", idempotencyKey="cn-paid")
+    _, text = await read(client, f"togai://invoices/{story.acme_january}")
+    # 26.00 total - 0.00 credits - 0.00 off the amount due (the note came after payment) - 26.00 paid = 0.00 due;
+    # the note's 10.00 went to the wallet
+    assert ("| **Total** | 26.00 |\n| Credits applied (wallet) | 0.00 |\n"
+            "| Credit notes (off the amount due) | 0.00 |\n| Paid on 2026-02-05T09:00:00Z | 26.00 |\n"
+            "| **Amount due** | 0.00 |\n") in text, text
+    assert "| Number | Reason | Amount | Off the amount due | To the wallet |" in text, text
+    assert re.search(r"\| CN-\S+ \| PRODUCT_UNSATISFACTORY \| 10\.00 \| 0\.00 \| 10\.00 \|", text), text
 
 
 async def test_the_draft_document_says_it_is_a_draft_and_when_it_closes(client, clock) -> None:
