@@ -145,3 +145,47 @@ def test_a_number_with_an_exponent_beyond_a_decimals_is_read_not_raised(text: st
     if inexact:
         assert read.text == text
     assert json_text.may_hold_inexact_number(f'{{"rate": {text}}}')
+
+
+number_literals = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,22})?", fullmatch=True)
+spaces = st.text(alphabet=" \t\r\n", max_size=2)
+
+
+@st.composite
+def texts_with_numbers(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """JSON text holding number literals as written: at the top level, in an array or as an object's values, after
+    any JSON whitespace (newlines and tabs too), beside strings that look like numbers."""
+    literals = draw(st.lists(number_literals, min_size=1, max_size=4))
+    gap = lambda: draw(spaces)  # noqa: E731
+    shape = draw(st.sampled_from(["top", "array", "object"]))
+    if shape == "top":
+        literals = literals[:1]
+        return gap() + literals[0] + gap(), literals
+    decoy = json.dumps(draw(st.sampled_from(["a,1e5", "x:12345678901234567", "1e-400", "plain"])))
+    if shape == "array":
+        return "[" + gap() + ("," + gap()).join([*(n + gap() for n in literals), decoy]) + "]", literals
+    items = [f'{gap()}"k{i}"{gap()}:{gap()}{n}{gap()}' for i, n in enumerate(literals)]
+    return "{" + ",".join([*items, f'"decoy":{decoy}']) + "}", literals
+
+
+@given(texts_with_numbers())
+@example(("1e-99999999999999999999", ["1e-99999999999999999999"]))  # beyond a Decimal's exponent
+@example(("\n-12345678901234567\t", ["-12345678901234567"]))  # an int of 17 digits: exact, taken
+@example(("[1e2]", ["1e2"]))  # 100.0: exact, taken
+def test_every_number_a_float_does_not_hold_is_caught_wherever_it_is_written(case: tuple[str, list[str]]) -> None:
+    """loads_checked reads an integer as the int written (exact at any length), a number a float holds as that
+    float, and any other as an InexactNumber; may_hold_inexact_number is True whenever one is there."""
+    text, literals = case
+    read = json_text.loads_checked(text)
+    values = [read] if not isinstance(read, list | dict) else [
+        v for v in (read if isinstance(read, list) else read.values()) if not isinstance(v, str)]
+    assert len(values) == len(literals)
+    for value, literal in zip(values, literals, strict=True):
+        if re.fullmatch(r"-?[0-9]+", literal):
+            assert type(value) is int and value == int(literal)
+        elif isinstance(value, json_text.InexactNumber):
+            assert value.text == literal and json_text.may_hold_inexact_number(text), text
+        elif value == 0:  # (Decimal refuses an exponent past ±10**18: 0E1000000000000000000 is 0 all the same)
+            assert type(value) is float and not literal.lower().split("e")[0].strip("-0.")
+        else:
+            assert type(value) is float and Decimal(repr(value)) == Decimal(literal)
