@@ -194,3 +194,25 @@ async def test_a_line_that_is_not_utf8_is_rejected_not_stored_with_its_text_repl
     # only the valid lines are stored: plain (4 tokens) and c2 (16 tokens) = 20
     assert await scalar(db, "SELECT string_agg(id, ',' ORDER BY id) FROM events") == "c2,plain"
     assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == 20
+
+
+async def test_a_number_json_reads_but_a_decimal_cannot_rejects_its_line_not_the_import(client, db, database_url,
+                                                                                        tmp_path):
+    """An exponent past a Decimal's (±10**18) and an integer past Python's 4300 digits are JSON, but the exact reader
+    raised on them (decimal.InvalidOperation, ValueError) and the import stopped with a traceback, the lines after
+    them never read; each is now its line's rejection, and the other lines are imported."""
+    await seed(client)
+    event = {"schemaName": "llm", "timestamp": "2026-01-02T00:00:00Z", "accountId": "acme"}
+    source = tmp_path / "numbers.jsonl"
+    source.write_text("\n".join([
+        json.dumps({"id": "n1", **event, "attributes": {"tokens": "5"}}),
+        json.dumps({"id": "n2", **event, "attributes": {"tokens": "X"}}).replace('"X"', "1e-99999999999999999999"),
+        json.dumps({"id": "n3", **event, "attributes": {"tokens": "X"}}).replace('"X"', "1" + "0" * 5000),
+        json.dumps({"id": "n4", **event, "attributes": {"tokens": "7"}}),
+    ]) + "\n")
+    report = rejected(database_url, source, "code")
+    assert [(line, code) for line, code, _ in report] == [(2, "INVALID_EVENT"), (3, "INVALID_EVENT")], report
+    assert "line 2 has a number that cannot be read exactly" in report[0][2], report
+    assert "line 3 has a number that cannot be read exactly" in report[1][2], report
+    # n1 and n4 are stored: 5 + 7 tokens
+    assert await scalar(db, "SELECT sum(value_sum) FROM usage_rollups") == Decimal("12")

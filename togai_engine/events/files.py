@@ -83,6 +83,11 @@ def read_jsonl(stream: IO[str], first_line: int = 1) -> Iterator[object]:
             yield json_text.loads_exact(text)  # 12345678.123456789 keeps its digits
         except json.JSONDecodeError as exc:
             yield Malformed(f"line {number} is not valid JSON ({json_error(exc, text)})")
+        except (ValueError, ArithmeticError):
+            # JSON, but a number past what the exact reader holds: an integer of more than 4300 digits (ValueError)
+            # or an exponent past a Decimal's ±10**18 (decimal.InvalidOperation); no attribute takes either
+            yield Malformed(f"line {number} has a number that cannot be read exactly (an integer of more than 4300 "
+                            "digits, or an exponent beyond ±10**18); send values as decimal strings such as \"12.5\"")
 
 
 def json_error(exc: json.JSONDecodeError, text: str) -> str:
