@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from types import TracebackType
 from typing import Any, Self
 
@@ -42,7 +43,7 @@ import pydantic_core
 from mcp.server import streamable_http
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -73,6 +74,20 @@ class _JsonFirstAdapter:
         self.max_chars = max_chars
 
     def validate_json(self, data: str | bytes, **options: Any) -> Any:
+        try:
+            return self._read(data, options)
+        except UnreadableMessage:
+            raise
+        except Exception:
+            # the SDK's reader passes any other exception to the server, which drops the line: the client would
+            # wait forever for an answer, so the line is answered with an internal error the log can be found by
+            ref = uuid.uuid4().hex[:12]
+            log.exception("could not read a stdio message (ref %s)", ref)
+            raise UnreadableMessage(
+                INTERNAL_ERROR, f"the server could not read this message because of an internal error (ref {ref}); "
+                "nothing was changed. The server log has the details under that ref.", find_id(data)) from None
+
+    def _read(self, data: str | bytes, options: dict[str, Any]) -> Any:
         if len(data) > self.max_chars:
             raise UnreadableMessage(
                 INVALID_REQUEST, f"the message is {len(data)} characters long, over the limit of {self.max_chars} "

@@ -8,7 +8,7 @@ import anyio
 import mcp_types
 import pytest
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
 
 from mcp_server import fast_json
 
@@ -64,6 +64,22 @@ def test_what_the_sdk_drops_is_refused_with_the_request_id():
         ('{"jsonrpc": "2.0", "id": 4, "method": "m", "params": {"x": "' + "y" * 10_000 + '"}}', (INVALID_REQUEST, 4)),
     ):
         assert refusal(adapter, text) == expected, text[:80]
+
+
+def test_a_failure_while_reading_is_answered_not_dropped(monkeypatch, caplog):
+    """Any other exception from reading a line would reach the server, which drops it (the client waits forever,
+    as a number check that crashed once made it): it is answered with an internal error naming a log ref."""
+    def crash(text: object) -> bool:
+        raise RuntimeError("the check crashed")
+
+    monkeypatch.setattr(fast_json, "may_hold_inexact_number", crash)
+    adapter = fast_json._JsonFirstAdapter(mcp_types.jsonrpc_message_adapter)
+    with pytest.raises(fast_json.UnreadableMessage) as raised:
+        adapter.validate_json('{"jsonrpc": "2.0", "id": 8, "method": "tools/list"}', by_name=False)
+    assert (raised.value.code, raised.value.request_id) == (INTERNAL_ERROR, 8)
+    ref = raised.value.message.split("(ref ")[1].split(")")[0]
+    assert "nothing was changed" in raised.value.message
+    assert any(ref in record.getMessage() and record.exc_info for record in caplog.records)
 
 
 def test_a_lone_surrogate_reaches_the_server_to_be_refused_by_name():
