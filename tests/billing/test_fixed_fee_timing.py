@@ -4,6 +4,7 @@ is worked out by hand next to it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conftest import row_counts
@@ -278,6 +279,28 @@ async def test_a_new_version_does_not_charge_the_setup_fee_again_and_credits_the
         ("2026-01-01T00:00:00Z", "DUE", "31.00"), ("2026-03-16T00:00:00Z", "DUE", "32.00")]
 
 
+async def _early_and_late_change(client: Any, clock: Any, fees: list[dict[str, Any]], rules: list[dict[str, Any]]
+                                 ) -> tuple[dict[str, Any], dict[str, Any], Callable[[], Awaitable[Any]]]:
+    """Two accounts on a monthly plan of `fees` and pricing `rules` from 1 January, both moving to another plan on
+    15 February (14 of February's 28 days used): "early" changes on 20 January, while January's invoice (carrying
+    February's in-advance fee) is a DRAFT; on 10 February (January DUE) -> (early's January, late's January, the
+    call that changes late)."""
+    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
+                                 rateCards={"fixedFeeRateCards": fees}, pricingRules=rules))["id"])
+    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
+    clock.set(at(2026, 1, 1))
+    await account(client, "late", discounted, iso(2026, 1, 1))
+    await account(client, "early", discounted, iso(2026, 1, 1))
+    change = "2026-02-15T00:00:00Z"
+    clock.set(at(2026, 1, 20))
+    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
+    clock.set(at(2026, 2, 10))
+    early_january = (await oldest_first(client, "early"))[0]
+    late_january = (await oldest_first(client, "late"))[0]
+    return early_january, late_january, lambda: call(client, "update_account", accountId="late",
+                                                       pricePlanId=other, effectiveFrom=change)
+
+
 async def test_an_in_advance_fee_discounted_by_a_pricing_rule_is_credited_net_of_the_discount(client, clock) -> None:
     """A rule takes 10% off the total of each period's invoice, which carries the next cycle's in-advance fee: the
     customer paid 90.00 for February's 100.00 fee, so a change on 15 February credits the unused half of 90.00, not of
@@ -285,26 +308,15 @@ async def test_an_in_advance_fee_discounted_by_a_pricing_rule_is_credited_net_of
     ten_off = {"name": "ten off", "order": 1, "invoiceTiming": "IN_ARREARS",
                "computation": '{"*":[{"var":"total"},-0.1]}', "action": {"type": "ADD", "description": "10% off"}}
     platform = fee("platform", "100", displayName="Platform", invoiceTiming="IN_ADVANCE", enableProration=True)
-    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
-                                 rateCards={"fixedFeeRateCards": [platform]}, pricingRules=[ten_off]))["id"])
-    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
-    clock.set(at(2026, 1, 1))
-    await account(client, "late", discounted, iso(2026, 1, 1))
-    await account(client, "early", discounted, iso(2026, 1, 1))
-    change = "2026-02-15T00:00:00Z"  # 14 of February's 28 days used, 14 unused
-    clock.set(at(2026, 1, 20))
     # early changes while January (which carries February's fee) is a DRAFT: the fee is prorated, 100 × 14/28 =
     # 50.00, and the rule takes 10% of that: 50.00 - 5.00 = 45.00
-    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
-    clock.set(at(2026, 2, 10))
-    early_january = (await oldest_first(client, "early"))[0]
+    early_january, late_january, change_late = await _early_and_late_change(client, clock, [platform], [ten_off])
     assert (early_january["status"], early_january["totalAmount"]) == ("DUE", "45.00")
     # late's January is DUE: February's fee 100.00 less the rule's 10.00 = 90.00
-    late_january = (await oldest_first(client, "late"))[0]
     assert await lines(client, late_january["id"]) == [
         ("Platform (in advance for 2026-02-01 – 2026-03-01)", "100.00"), ("10% off", "-10.00")]
     assert late_january["totalAmount"] == "90.00"
-    await call(client, "update_account", accountId="late", pricePlanId=other, effectiveFrom=change)
+    await change_late()
     # unused: 100.00 - 100 × 14/28 = 50.00 of the fee's value, of which the rule took 10% (10.00 of 100.00):
     # 50.00 × 90.00/100.00 = 45.00 (50.00 would refund 5.00 the customer never paid)
     notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
@@ -323,24 +335,13 @@ async def test_a_discount_of_a_total_a_surcharge_raised_is_spread_over_the_surch
              {"name": "ten off", "order": 2, "invoiceTiming": "IN_ARREARS",
               "computation": '{"*":[{"var":"total"},-0.1]}', "action": {"type": "ADD", "description": "10% off"}}]
     platform = fee("platform", "100", displayName="Platform", invoiceTiming="IN_ADVANCE", enableProration=True)
-    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
-                                 rateCards={"fixedFeeRateCards": [platform]}, pricingRules=rules))["id"])
-    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
-    clock.set(at(2026, 1, 1))
-    await account(client, "late", discounted, iso(2026, 1, 1))
-    await account(client, "early", discounted, iso(2026, 1, 1))
-    change = "2026-02-15T00:00:00Z"  # 14 of February's 28 days used, 14 unused
-    clock.set(at(2026, 1, 20))
     # early changes while January is a DRAFT: the fee 100 × 14/28 = 50.00, + 20.00, - 10% of 70.00 = 63.00
-    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
-    clock.set(at(2026, 2, 10))
-    early_january = (await oldest_first(client, "early"))[0]
+    early_january, late_january, change_late = await _early_and_late_change(client, clock, [platform], rules)
     assert (early_january["status"], early_january["totalAmount"]) == ("DUE", "63.00")
-    late_january = (await oldest_first(client, "late"))[0]
     assert await lines(client, late_january["id"]) == [
         ("Platform (in advance for 2026-02-01 – 2026-03-01)", "100.00"), ("Surcharge", "20.00"), ("10% off", "-12.00")]
     assert late_january["totalAmount"] == "108.00"
-    await call(client, "update_account", accountId="late", pricePlanId=other, effectiveFrom=change)
+    await change_late()
     # the fee's share of the 12.00 off is 12.00 × 100.00/120.00 = 10.00: 90.00 paid, its unused half 45.00
     # (not 50.00 × (100.00 - 12.00)/100.00 = 44.00, which bills the fee for the surcharge's discount)
     notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
@@ -357,25 +358,14 @@ async def test_a_discount_of_another_card_leaves_an_in_advance_fee_credited_whol
                         "action": {"type": "ADD", "description": "Support half off"}}
     platform = fee("platform", "100", displayName="Platform", invoiceTiming="IN_ADVANCE", enableProration=True)
     support = fee("support", "100", displayName="Support")
-    discounted = str((await call(client, "create_price_plan", name="Discounted", pricingCycleConfig=MONTHLY,
-                                 rateCards={"fixedFeeRateCards": [platform, support]},
-                                 pricingRules=[half_off_support]))["id"])
-    other = await plan(client, "Other", fee("other", "10", displayName="Other"))
-    clock.set(at(2026, 1, 1))
-    await account(client, "late", discounted, iso(2026, 1, 1))
-    await account(client, "early", discounted, iso(2026, 1, 1))
-    change = "2026-02-15T00:00:00Z"  # 14 of February's 28 days used, 14 unused
-    clock.set(at(2026, 1, 20))
     # early changes while January is a DRAFT: platform 100 × 14/28 = 50.00 + support 100.00 - 50.00 = 100.00
-    await call(client, "update_account", accountId="early", pricePlanId=other, effectiveFrom=change)
-    clock.set(at(2026, 2, 10))
-    early_january = (await oldest_first(client, "early"))[0]
+    early_january, late_january, change_late = await _early_and_late_change(
+        client, clock, [platform, support], [half_off_support])
     assert (early_january["status"], early_january["totalAmount"]) == ("DUE", "100.00")
-    late_january = (await oldest_first(client, "late"))[0]
     assert await lines(client, late_january["id"]) == [
         ("Platform (in advance for 2026-02-01 – 2026-03-01)", "100.00"), ("Support", "100.00"),
         ("Support half off", "-50.00")]
-    await call(client, "update_account", accountId="late", pricePlanId=other, effectiveFrom=change)
+    await change_late()
     # the 50.00 off is all the support card's: the platform fee paid 100.00, its unused half is 50.00 (not
     # 50.00 × 150.00/200.00 = 37.50, spreading support's discount over the platform fee)
     notes = (await call(client, "list_credit_notes", accountId="late"))["data"]
