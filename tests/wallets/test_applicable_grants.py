@@ -265,3 +265,28 @@ async def test_a_new_grant_needs_no_period_of_an_account_whose_deal_no_longer_va
     assert (granted["replayed"], granted["grant"]["amount"], granted["balance"]) == (False, "12.50", "42.50")  # 30 + 12.50
     error = await call_error(client, "grant_credit", accountId="acme", amount="1.00", applicableEntityIds=["api"])
     assert "account 'acme'" in error and "'20 USD' is not a decimal number" in error
+
+
+async def test_get_account_answers_for_a_broken_deal_when_a_grant_expired_unrecorded(client, clock, db,
+                                                                                     monkeypatch) -> None:
+    """get_account answers for an account whose deal no longer validates (billing README); a grant that expired
+    and is not recorded yet needs the periods the deal hides to know whether it is held, so the wallet's numbers are
+    unknown (the wallet null, `problem` naming the deal), never the whole grant counted nor get_account refused."""
+    meter = await tokens_meter(client)
+    plain = _plan(meter, "Plain")
+    plain["rateCards"].pop("creditGrantRateCards")
+    plan = await call(client, "create_price_plan", **plain)
+    await call(client, "create_customer", id="cust_acme", name="Acme", account={
+        "id": "acme", "name": "Acme", "pricePlanId": plan["id"], "effectiveFrom": iso(2026, 1, 1),
+        "rateCardOverrides": {"fixedFeeRateCards": [{"name": "platform", "rateValues": [
+            {"currency": "USD", "rate": "20.00"}]}]}})
+    clock.set(at(2026, 1, 2))
+    await call(client, "grant_credit", accountId="acme", amount="30.00", effectiveUntil=iso(2026, 1, 5))
+    await break_stored_deal(db, monkeypatch, "acme", "{fixedFeeRateCards,0,rateValues,0,rate}", '"20 USD"')
+    clock.set(at(2026, 1, 10))
+    financial = (await call(client, "get_account", accountId="acme"))["financial"]
+    assert financial["pricePlan"]["id"] == plan["id"] and financial["accruedCharges"] is None
+    assert "account 'acme'" in financial["problem"] and "'20 USD' is not a decimal number" in financial["problem"]
+    # the 30.00 expired on 5 January, its EXPIRY not recorded: whether it is held needs the periods, so the wallet
+    # is unknown (a balance of 30.00 would count the expired grant)
+    assert financial["wallet"] is None and financial["outstanding"] == "0.00"

@@ -104,7 +104,9 @@ class AccountFinancial(Model):
     pricePlan: PlanRef | None = None
     currentCycle: Period | None = None
     accruedCharges: Decimal | None = Field(default=None, description="the open cycle's DRAFT invoice total")
-    wallet: WalletSummary | None = None
+    wallet: WalletSummary | None = Field(default=None, description=(
+        "null when the balance is unknown: a grant expired unrecorded and the plan that says whether it is held for "
+        "a period not invoiced yet cannot be resolved (`problem` says why)"))
     outstanding: Decimal | None = Field(default=None, description="sum of the amounts due of the DUE invoices in "
                                                                   "`currency` (the account's invoiceCurrency)")
     outstandingByCurrency: list[CurrencyAmount] = Field(
@@ -112,7 +114,8 @@ class AccountFinancial(Model):
                                           "change leaves earlier invoices in theirs; currencies are never added), "
                                           "sorted by currency; empty when nothing is due")
     currency: str | None = None
-    problem: str | None = Field(default=None, description="why accruedCharges cannot be computed, if it cannot")
+    problem: str | None = Field(default=None, description="why accruedCharges (or the wallet) cannot be computed, "
+                                                          "if it cannot")
     billingProblem: str | None = Field(default=None, description=(
         "why bill runs cannot bill the account: since when its run is due and the reason it fails (each run and read "
         "retries it; until fixed none of its periods becomes DUE); null when it bills"))

@@ -24,6 +24,7 @@ from togai_engine.errors import EngineError
 from togai_engine.invoices import late_usage
 from togai_engine.invoices import service as invoices
 from togai_engine.invoices.models import InvoiceRow
+from togai_engine.plans.overrides import UnresolvedPlan
 from togai_engine.pricing import round_money
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.schemas import GrantCreditInput, GrantCreditResult, PayableCards, WalletBalance, WalletLedger
@@ -97,9 +98,16 @@ async def account_financials(session: AsyncSession, account_id: str, currency: s
     financial.outstandingByCurrency = [CurrencyAmount(currency=c, amount=amount) for c, amount in owed.items()]
     if current is not None or unresolved is not None or has_invoices:
         financial.outstanding = owed.get(currency, round_money(Decimal(0), currency))
-    wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
-                                          unclosed=schedule.unclosed_periods)
-    if financial.problem is not None:  # the charges are unknown, so what credit is left after them is too
+    try:
+        wallet = await wallets.wallet_summary(session, account_id, now, financial.accruedCharges,
+                                              unclosed=schedule.unclosed_periods)
+    except UnresolvedPlan as exc:
+        # a grant expired unrecorded, and whether it is held for a period not invoiced yet needs the plan that
+        # cannot be resolved: its balance is unknown (the ledger without its EXPIRY would count the whole grant)
+        wallet = None
+        if financial.problem is None:
+            financial.problem = exc.message
+    if wallet is not None and financial.problem is not None:  # the charges are unknown, so what credit is left is too
         wallet.availableBalance = None
     financial.wallet = wallet
     # owed and not invoiced yet: a DRAFT that would have carried it may be gone (a plan end), or none may come
