@@ -363,3 +363,22 @@ async def test_a_hand_edited_event_fails_no_listing_of_other_events(client, db):
             ([{"usageMeterId": meter, "value": "20"}], None), ([{"usageMeterId": meter, "value": "30"}], None)], what
         assert listed["a1"]["usageMeters"] == fed and "event 'a1' of account 'acc_1'" in listed["a1"]["problem"], what
         assert what in listed["a1"]["problem"]
+
+
+async def test_a_hand_edited_unit_fails_no_listing_of_other_events(client, db):
+    """units edited by hand into what ingest refuses (a unit that is not text, units that are not an object) is
+    listed with a `problem` naming it, as attributes and dimensions are; the other events are listed as before."""
+    meter = await tokens_meter(client)
+    await open_account(client, "acc_1")
+    await open_account(client, "acc_2")
+    await call(client, "ingest_batch_events", events=[ev("a1", "10", account="acc_1"), ev("b1", "30", account="acc_2")])
+    for edit, what in ((""" units = '{"tokens": 5}' """, "units.tokens"), (""" units = '["tokens"]' """, "units")):
+        async with db.unit_of_work() as session:
+            await session.execute(text(f"UPDATE events SET {edit} WHERE account_id = 'acc_1' AND id = 'a1'"))
+        listed = {e["id"]: e for e in (await call(client, "list_events", pageSize=100))["data"]}
+        assert (listed["b1"]["usageMeters"], listed["b1"]["problem"]) == ([{"usageMeterId": meter, "value": "30"}],
+                                                                          None), what
+        a1 = listed["a1"]
+        assert a1["usageMeters"] == [{"usageMeterId": meter, "value": "10"}], what  # the meter reads attributes
+        assert [(a["name"], a["value"], a["unit"]) for a in a1["attributes"]] == [("tokens", "10", None)], what
+        assert "event 'a1' of account 'acc_1'" in a1["problem"] and what in a1["problem"], what

@@ -180,14 +180,19 @@ async def event_records(session: AsyncSession, rows: list[EventRow]) -> list[Eve
             for row in rows]
 
 
-_DIMENSIONS = TypeAdapter(dict[str, str])
+_DIMENSIONS = TypeAdapter(dict[str, str])  # and units
 
 
 def _record(row: EventRow, meters: list[MeterValue], unreadable: str | None = None) -> EventRecord:
     """The event as stored. A row edited by hand into what ingest refuses is shown without the part at fault, and its
     `problem` names it: one row never fails a listing of many (another account's events)."""
     problems = [unreadable] if unreadable else []
-    units = row.units if isinstance(row.units, dict) else {}
+    units: dict[str, str] = {}
+    if row.units is not None:
+        try:
+            units = _DIMENSIONS.validate_python(row.units)  # {attribute: unit}, text as dimensions are
+        except ValidationError as exc:
+            problems += [f"{join_path('units', path)}: {message}" for path, message in describe_errors(exc)]
     attributes = row.attributes
     if not isinstance(attributes, dict):
         problems.append(f"attributes: is not an object ({brief(attributes)})")
