@@ -134,6 +134,7 @@ async def list_accounts(
     pageSize: PageSize = 20,
     nextToken: NextToken = None,
 ) -> Page[Account]:
-    """List billing accounts, oldest first, optionally of one customer or one status."""
+    """List billing accounts, oldest first, optionally of one customer or one status. A stored metadata or address
+    that no longer reads (edited by hand) is shown null, and the account's `problem` says which and how to fix it."""
     async with pure_read(ctx) as u:
         return u.app.marked_page(await accounts.list_accounts(u.session, customerId, status, pageSize, nextToken))

@@ -71,7 +71,9 @@ async def update_customer(
 
 @tool("list_customers", scope="customers:read", read_only=True, idempotent=True, title="List customers")
 async def list_customers(ctx: Context, pageSize: PageSize = 20, nextToken: NextToken = None) -> Page[Customer]:
-    """List customers, oldest first, a page at a time. Pass nextToken from the previous page to continue."""
+    """List customers, oldest first, a page at a time. Pass nextToken from the previous page to continue. A stored
+    metadata or address that no longer reads (edited by hand) is shown null, and the customer's `problem` says
+    which and how to fix it."""
     async with pure_read(ctx) as u:
         return await customers.list_customers(u.session, pageSize, nextToken)
 

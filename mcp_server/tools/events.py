@@ -207,7 +207,8 @@ async def list_events(
     """List stored raw events, newest event time first, with their processing status and the value
     each one contributes to each usage meter. Rejected events are never stored (the ingest result
     reports them); duplicates are stored once; a voided event is listed with status VOIDED, voidedAt
-    and voidReason, and feeds no meter."""
+    and voidReason, and feeds no meter. A stored event edited by hand into what ingest refuses is still
+    listed, without the part that cannot be read, and its `problem` names that part."""
     async with uow(ctx) as u:
         return await event_service.list_events(u.session, account_id=accountId, schema_name=schemaName, status=status,
                                         page_size=pageSize, next_token=nextToken)
