@@ -14,9 +14,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from helpers import at, call, call_error
+from togai_engine.store.database import raw_connection
 
 D = Decimal
 JAN, FEB = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
@@ -538,3 +539,67 @@ async def test_an_account_stored_in_xxx_before_it_was_refused_is_still_read_and_
     assert revenue["good"] == [D("5.00"), D("8.00")] + [D(0)] * 28 + [D("10.00")]
     # bad: its plan does not price XXX, so its lines fall whole on the period's last day: 8.00 + 5.00 + 10.00
     assert revenue["bad"] == [D(0)] * 30 + [D("23.00")]
+
+
+async def _clone(conn: Any, table: str, source: str, replaced: dict[str, str], count: int) -> None:
+    """`count` copies of the rows of `table` matching `source` (SQL over its alias `t`), the columns of `replaced`
+    given by SQL over `t` and `n` (the copy's number, 1..count); identity columns take their next values."""
+    columns = [name for name, generated in await conn.fetch(
+        "SELECT column_name, is_identity = 'YES' AND identity_generation = 'ALWAYS' FROM information_schema.columns "
+        "WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position", table) if not generated]
+    names = ", ".join(f'"{name}"' for name in columns)
+    values = ", ".join(replaced.get(name, f't."{name}"') for name in columns)
+    await conn.execute(f"INSERT INTO {table} ({names}) "
+                       f"SELECT {values} FROM {table} t, generate_series(1, {count}) AS n WHERE {source}")
+
+
+async def test_revenue_over_more_closed_invoices_than_a_statement_has_parameters(client, clock, db) -> None:
+    """asyncpg sends at most 32,767 parameters in a statement: REVENUE reads the lines of every closed invoice
+    of its range, and the plan associations behind them, in one statement each, whatever their number."""
+    plan = await call(client, "create_price_plan", name="Platform", pricingCycleConfig={
+        "interval": "MONTHLY", "gracePeriod": 1}, rateCards={"fixedFeeRateCards": [
+            {"id": "platform", "rateValues": [{"currency": "USD", "rate": "23"}], "invoiceTiming": "IN_ARREARS"}]})
+    await call(client, "create_customer", id="c", name="C", account={
+        "id": "acc", "name": "A", "pricePlanId": plan["id"], "effectiveFrom": iso(JAN)})
+    clock.set(datetime(2026, 2, 5, tzinfo=UTC))
+    [invoice] = (await call(client, "list_invoices", accountId="acc", status="DUE"))["data"]
+    assert invoice["totalAmount"] == "23.00"  # the platform fee, its one line
+    copies = 33_000  # January invoices of 33,001 accounts, each on its own plan association
+    async with db.unit_of_work() as session:
+        conn = await raw_connection(session)
+        await _clone(conn, "accounts", "t.id = 'acc'", {"id": "'acc_' || n", "name": "'A' || n"}, copies)
+        await _clone(conn, "account_handles", "t.account_id = 'acc' AND t.kind = 'ID'",
+                     {"handle": "'acc_' || n", "account_id": "'acc_' || n"}, copies)
+        await _clone(conn, "plan_associations", "t.account_id = 'acc'", {"account_id": "'acc_' || n"}, copies)
+        await _clone(conn, "invoices", f"t.id = '{invoice['id']}'", {
+            "id": "'inv_' || n", "account_id": "'acc_' || n", "sequence_number": "t.sequence_number + n",
+            "association_id": "(SELECT p.id FROM plan_associations p WHERE p.account_id = 'acc_' || n)"}, copies)
+        await _clone(conn, "invoice_lines", f"t.invoice_id = '{invoice['id']}'", {"invoice_id": "'inv_' || n"}, copies)
+        await conn.execute("ANALYZE accounts, account_handles, plan_associations, invoices, invoice_lines")
+    # the customer's 33,001 accounts (one list), their invoices' lines and associations (two more):
+    # 33,001 × 23.00 = 759,023.00
+    result = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
+        "id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH",
+        "filters": [{"fieldName": "CUSTOMER_ID", "fieldValues": ["c"]}]}])
+    assert result["results"][0]["data"][0]["metricValues"] == ["759023.00"]
+
+    # The list is one array parameter, and the primary key of invoice_lines still finds one account's lines
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        one = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(FEB), metricQueries=[{
+            "id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH",
+            "filters": [{"fieldName": "ACCOUNT_ID", "fieldValues": ["acc_7"]}]}])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    assert one["results"][0]["data"][0]["metricValues"] == ["23.00"]
+    sql, parameters = next((s, p) for s, p in statements if "FROM invoice_lines" in s)
+    assert "invoice_lines.invoice_id = ANY ($1::TEXT[])" in sql and parameters == (["inv_7"],), (sql, parameters)
+    async with db.unit_of_work() as session:
+        explained = "\n".join(r[0] for r in await (await raw_connection(session)).fetch(f"EXPLAIN {sql}", *parameters))
+    assert "Index Cond: ((invoice_id)::text = ANY" in explained and "pk_invoice_lines" in explained, explained
+    assert "Seq Scan" not in explained, explained

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.models import AccountHandleRow, AccountRow
@@ -18,6 +18,7 @@ from togai_engine.common.profiles import stored_profile
 from togai_engine.common.schemas import Page
 from togai_engine.common.validation import check_currency, check_email, check_id, clean_address, refuse_nulls
 from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.store.arrays import any_of
 
 
 def _clean_aliases(aliases: list[str], account_id: str, field: str) -> list[str]:
@@ -224,9 +225,8 @@ async def resolve_account_ids(session: AsyncSession, handles: Collection[str]) -
     """The account each id or alias names, in one lookup; a handle that names none is left out."""
     if not handles:
         return {}
-    given = bindparam("handles", sorted(set(handles)), type_=ARRAY(String))
     found = await session.execute(select(AccountHandleRow.handle, AccountHandleRow.account_id)
-                                  .where(AccountHandleRow.handle == any_(given)))
+                                  .where(any_of(AccountHandleRow.handle, set(handles))))
     return dict(found.tuples().all())
 
 

@@ -55,6 +55,7 @@ from togai_engine.plans.versions import (
     require_draft,
     save_draft,
 )
+from togai_engine.store.arrays import any_of
 
 # Cycle fields a version may not change while accounts are on the plan: their cycles (anchors, invoices
 # already cut) would no longer line up. gracePeriod may change (it moves only when periods become DUE).
@@ -147,7 +148,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
         raise RuntimeError(f"account(s) {', '.join(joined)} joined price plan {plan_id!r} under its lock; the "
                            "finalize was rolled back")
     billings = {row.account_id: row for row in await session.scalars(
-        select(AccountBillingRow).where(AccountBillingRow.account_id.in_(locked))
+        select(AccountBillingRow).where(any_of(AccountBillingRow.account_id, locked))
         .execution_options(populate_existing=True))}
     broken: dict[tuple[str, int], ValidationError | InvalidInput] = {}
     olds = await get_versions(session, {(plan_id, a.version) for a in moving}, problems=broken)

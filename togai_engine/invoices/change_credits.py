@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.numbers import exact_sum
 from togai_engine.invoices.credit_note_models import CreditNoteLineRow, CreditNoteRow
+from togai_engine.store.arrays import any_of
 
 CUT_KEY = "in-advance-fee:"  # credit_unused_advance_fees: time from the cut on, unused
 REPLACED_KEY = "advance-replaced:"  # credit_replaced_advance_invoices: the whole advance invoice, invoiced anew
@@ -37,7 +38,7 @@ async def change_credited(session: AsyncSession, invoice_ids: Iterable[str]) -> 
         select(CreditNoteLineRow.invoice_id, CreditNoteLineRow.line_position, CreditNoteRow.seq,
                CreditNoteLineRow.amount, (CreditNoteRow.reason == "ORDER_CHANGE") & by_change)
         .join(CreditNoteRow, CreditNoteRow.id == CreditNoteLineRow.credit_note_id)
-        .where(CreditNoteLineRow.invoice_id.in_(ids))
+        .where(any_of(CreditNoteLineRow.invoice_id, ids))
         .order_by(CreditNoteRow.seq))).tuples().all()
     lines: dict[tuple[str, int], list[Decimal]] = defaultdict(list)  # the line's note amounts, oldest first
     through: dict[tuple[str, int], int] = {}  # how many of them the last change's note closes

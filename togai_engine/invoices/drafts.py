@@ -29,6 +29,7 @@ from togai_engine.licenses.service import seats_by_window
 from togai_engine.meters.usage import quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
+from togai_engine.store.arrays import any_of
 
 log = logging.getLogger("togai_engine.invoices")
 
@@ -49,7 +50,7 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
     plans = await plans_by_association(session, {r.association_id for r in drafts})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
     for association in await session.scalars(
-            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_({r.account_id for r in drafts}))):
+            select(PlanAssociationRow).where(any_of(PlanAssociationRow.account_id, {r.account_id for r in drafts}))):
         associations[association.account_id].append(association)
     # a DRAFT whose plan cannot be resolved (plans[...] raises why, below, inside its guard) needs no quantities
     quantities = await quantities_by_window(session, [

@@ -44,6 +44,7 @@ from togai_engine.meters.usage import Window, quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.pricing.money import round_money
+from togai_engine.store.arrays import any_of
 
 BILL_ON_NEXT_INVOICE = "BILL_ON_NEXT_INVOICE"
 LATE_USAGE_CARD = "late_usage"  # the rate card name of late-usage lines (REVENUE groups them under it)
@@ -217,13 +218,13 @@ async def late_usage_lines(session: AsyncSession, pending: Mapping[str, list[Pen
         return result
     source_ids = sorted({p.source_id for items in waiting.values() for p in items})
     sources = {row.id: row for row in await session.scalars(
-        select(InvoiceRow).where(InvoiceRow.id.in_(source_ids)).execution_options(populate_existing=True))}
+        select(InvoiceRow).where(any_of(InvoiceRow.id, source_ids)).execution_options(populate_existing=True))}
     settled = await _settled(session, list(sources.values()))
     on_invoice = await _invoiced_quantities(session, source_ids)
     plans = await plans_by_association(session, {row.association_id for row in sources.values()})
     associations: dict[str, list[PlanAssociationRow]] = defaultdict(list)
     for association in await session.scalars(
-            select(PlanAssociationRow).where(PlanAssociationRow.account_id.in_(sorted(waiting)))):
+            select(PlanAssociationRow).where(any_of(PlanAssociationRow.account_id, sorted(waiting)))):
         associations[association.account_id].append(association)
     quantities = await quantities_by_window(session, [  # a plan not in `plans` raises below, per account
         wanted for row in sources.values() if row.association_id in plans
@@ -282,7 +283,7 @@ async def pending_for_account(session: AsyncSession, account_id: str, currency: 
     found = await late_usage_lines(session, pending, {account_id: currency})
     lines = {line.details["sourceInvoiceId"]: line for line in found.lines.get(account_id, [])}
     sources = {row.id: row for row in await session.scalars(
-        select(InvoiceRow).where(InvoiceRow.id.in_([item.source_id for item in items])))}
+        select(InvoiceRow).where(any_of(InvoiceRow.id, [item.source_id for item in items])))}
     periods = []
     for item in items:
         source, line = sources[item.source_id], lines.get(item.source_id)
@@ -355,8 +356,8 @@ async def late_adjustments(session: AsyncSession, invoice_ids: Iterable[str]) ->
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
-    carriers = select(L.invoice_id).distinct().where(L.invoice_id.in_(ids))
-    accounts = select(InvoiceRow.account_id).distinct().where(InvoiceRow.id.in_(ids))
+    carriers = select(L.invoice_id).distinct().where(any_of(L.invoice_id, ids))
+    accounts = select(InvoiceRow.account_id).distinct().where(any_of(InvoiceRow.id, ids))
     adjustments: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for invoice_id, details, value in await _late_lines_on(session, _billed_for(accounts), carriers):
         if invoice_id in ids:
@@ -393,8 +394,8 @@ async def _settled(session: AsyncSession, sources: list[InvoiceRow]) -> dict[str
 def _billed_for(account_ids: Iterable[str] | Select[tuple[str]]) -> Select[tuple[str | None]]:
     """The invoices that billed late events of the accounts: the only ones with late-usage lines, a line for a period
     being on one that billed its late events or those of an earlier period of its quota cycle (`_moved`)."""
-    accounts = account_ids if isinstance(account_ids, Select) else sorted(set(account_ids))
-    return select(L.invoice_id).distinct().where(L.account_id.in_(accounts), L.invoice_id.is_not(None))
+    accounts = L.account_id.in_(account_ids) if isinstance(account_ids, Select) else any_of(L.account_id, set(account_ids))
+    return select(L.invoice_id).distinct().where(accounts, L.invoice_id.is_not(None))
 
 
 async def _late_lines_on(session: AsyncSession,
@@ -423,7 +424,7 @@ async def _invoiced_quantities(session: AsyncSession, source_ids: list[str]) -> 
     rows = await session.execute(
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.usage_meter_id,
                InvoiceLineRow.quantity, InvoiceLineRow.details).where(
-            InvoiceLineRow.invoice_id.in_(source_ids), InvoiceLineRow.line_type.in_((USAGE_LINE, OVERAGE_LINE)),
+            any_of(InvoiceLineRow.invoice_id, source_ids), InvoiceLineRow.line_type.in_((USAGE_LINE, OVERAGE_LINE)),
             InvoiceLineRow.parent_position.is_(None)))
     found: dict[str, _Billed] = defaultdict(_Billed)
     for invoice_id, line_type, meter_id, quantity, details in rows.tuples():

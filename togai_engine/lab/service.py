@@ -62,6 +62,7 @@ from togai_engine.plans.models import PricePlanRow
 from togai_engine.plans.schemas import PricePlan
 from togai_engine.plans.validation import normalize_plan
 from togai_engine.pricing import parse_decimal
+from togai_engine.store.arrays import any_of
 
 MAX_CANDIDATES = 5
 DEFAULT_LAST_CYCLES = 3
@@ -286,7 +287,7 @@ async def _account_ids(session: AsyncSession, account_ids: Sequence[str] | None,
     if not account_ids:
         raise InvalidInput("accountIds", "is empty; list account ids, or omit it to simulate every account")
     rows = await session.execute(
-        select(AccountHandleRow.handle, AccountHandleRow.account_id).where(AccountHandleRow.handle.in_(account_ids)))
+        select(AccountHandleRow.handle, AccountHandleRow.account_id).where(any_of(AccountHandleRow.handle, account_ids)))
     found = dict(rows.tuples().all())
     for i, handle in enumerate(account_ids):
         if handle not in found:
@@ -369,7 +370,7 @@ async def _invoices(
     rows = list(await session.execute(
         select(InvoiceRow.account_id, InvoiceRow.period_start, InvoiceRow.id, InvoiceRow.status, InvoiceRow.currency,
                InvoiceRow.total_amount, InvoiceRow.invoice_type, InvoiceRow.association_id)
-        .where(InvoiceRow.account_id.in_(list(selected)), InvoiceRow.period_start >= earliest,
+        .where(any_of(InvoiceRow.account_id, selected), InvoiceRow.period_start >= earliest,
                or_(and_(InvoiceRow.invoice_type != ADVANCED, InvoiceRow.status != "DRAFT"),
                    and_(InvoiceRow.invoice_type == ADVANCED, InvoiceRow.status != "VOID")))
         .order_by(InvoiceRow.seq)))

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.licenses.models import LicenseUpdateRow
 from togai_engine.pricing.seats import SeatSpan
+from togai_engine.store.arrays import any_of
 
 UpdateType = Literal["ABSOLUTE", "RELATIVE"]
 Window = tuple[str, datetime, datetime]  # (account id, period start, period end)
@@ -101,7 +102,7 @@ async def changes_of(session: AsyncSession, account_ids: Iterable[str]) -> dict[
     rows = await session.execute(
         select(LicenseUpdateRow.account_id, LicenseUpdateRow.license_id, LicenseUpdateRow.effective_from,
                LicenseUpdateRow.update_type, LicenseUpdateRow.quantity, LicenseUpdateRow.idempotency_key)
-        .where(LicenseUpdateRow.account_id.in_(ids))
+        .where(any_of(LicenseUpdateRow.account_id, ids))
         .order_by(LicenseUpdateRow.account_id, LicenseUpdateRow.license_id, LicenseUpdateRow.effective_from,
                   LicenseUpdateRow.id))
     for account_id, license_id, at, update_type, quantity, key in rows.tuples():

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.meters.compiler import compile_meter, value_attributes
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.sql import MeterSql
+from togai_engine.store.arrays import any_of
 
 _MAX_ENTRIES = 4096
 _by_schema: dict[tuple[str, str], tuple[MeterSql, ...]] = {}
@@ -95,7 +96,7 @@ async def meters_by_ids(session: AsyncSession, meter_ids: Sequence[str] | None) 
     """Compiled meters (all when meter_ids is None), ordered by id."""
     stmt = select(UsageMeterRow).order_by(UsageMeterRow.id)
     if meter_ids is not None:
-        stmt = stmt.where(UsageMeterRow.id.in_(list(meter_ids)))
+        stmt = stmt.where(any_of(UsageMeterRow.id, meter_ids))
     return compiled(await session.scalars(stmt))
 
 

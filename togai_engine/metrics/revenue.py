@@ -65,6 +65,7 @@ from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
 from togai_engine.pricing.money import minor_unit
+from togai_engine.store.arrays import any_of
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
@@ -97,7 +98,7 @@ async def revenue_series(
 
     stmt = select(InvoiceRow).where(overlapping(start, end), InvoiceRow.status != "VOID")
     if accounts is not None:
-        stmt = stmt.where(InvoiceRow.account_id.in_(accounts))
+        stmt = stmt.where(any_of(InvoiceRow.account_id, accounts))
     rows = list(await session.scalars(stmt))
     if query.groupBy != "ACCOUNT_ID" and len({r.currency for r in rows}) > 1:
         raise InvalidInput(f"{field}.groupBy", "the selected accounts invoice in several currencies "
@@ -339,7 +340,7 @@ def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: d
 async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, datetime]:
     """Plan association id -> its cycle anchor, for the associations of `rows`."""
     found = await session.execute(select(PlanAssociationRow.id, PlanAssociationRow.anchor).where(
-        PlanAssociationRow.id.in_({row.association_id for row in rows})))
+        any_of(PlanAssociationRow.id, {row.association_id for row in rows})))
     return dict(found.tuples().all())
 
 
@@ -352,7 +353,7 @@ async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[s
     rows = await session.execute(
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
                InvoiceLineRow.value, InvoiceLineRow.details, InvoiceLineRow.usage_meter_id)
-        .where(InvoiceLineRow.invoice_id.in_(invoice_ids), InvoiceLineRow.parent_position.is_(None)))
+        .where(any_of(InvoiceLineRow.invoice_id, invoice_ids), InvoiceLineRow.parent_position.is_(None)))
     lines: dict[str, list[_Line]] = defaultdict(list)
     for invoice_id, line_type, name, value, details, meter_id in rows.tuples():
         lines[invoice_id].append(_line(line_type, name, value, details, meter_id))

@@ -31,6 +31,7 @@ from togai_engine.metrics.schemas import (
     MetricQueryResponse,
 )
 from togai_engine.metrics.scope import MAX_POINTS, account_scope, bucket_starts, query_filters, series
+from togai_engine.store.arrays import any_of
 from togai_engine.store.database import raw_connection
 
 MAX_QUERIES = 5
@@ -140,7 +141,7 @@ async def _usage(
     if query.groupBy == "CUSTOMER_ID" and quantities:
         customer_of = dict((await session.execute(
             select(AccountRow.id, AccountRow.customer_id)
-            .where(AccountRow.id.in_(sorted({a for a, _, _ in quantities})))
+            .where(any_of(AccountRow.id, sorted({a for a, _, _ in quantities})))
         )).tuples().all())
     values: dict[tuple[str | None, datetime], Decimal] = {}
     for (account_id, _, bucket), quantity in quantities.items():

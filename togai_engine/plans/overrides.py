@@ -26,6 +26,7 @@ from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricingRule, RateCards
 from togai_engine.plans.service import get_versions, validate_plan
 from togai_engine.plans.validation import normalize_plan
+from togai_engine.store.arrays import any_of
 
 OVERRIDABLE = ("usageRateCards", "fixedFeeRateCards", "billingEntitlementRateCards", "creditGrantRateCards")
 RULES = "pricingRules"  # the stored deal's pricingRulesOverride, beside its cards
@@ -229,7 +230,7 @@ async def plans_by_association(session: AsyncSession, association_ids: Iterable[
     rows = (await session.execute(select(
         PlanAssociationRow.id, PlanAssociationRow.price_plan_id, PlanAssociationRow.version,
         PlanAssociationRow.rate_card_overrides, PlanAssociationRow.account_id)
-        .where(PlanAssociationRow.id.in_(ids)))).tuples().all()
+        .where(any_of(PlanAssociationRow.id, ids)))).tuples().all()
     refs = {row[0]: plan_ref(row[1], row[2], row[0], row[3], row[4]) for row in rows}
     plans = await effective_plans(session, {refs[row[0]]: row[3] for row in rows})
     for association_id, ref in refs.items():

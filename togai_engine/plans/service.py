@@ -26,6 +26,7 @@ from togai_engine.meters.service import meter_exists
 from togai_engine.plans.models import PricePlanRow, PricePlanVersionRow
 from togai_engine.plans.schemas import PricePlan, PricePlanCreate, PricePlanSummary, RateCardInfo
 from togai_engine.plans.validation import normalize_plan, refuse_ignored_fields
+from togai_engine.store.arrays import any_of
 
 _CACHE: dict[tuple[str, int], PricePlan] = {}
 _CACHE_LIMIT = 10_000
@@ -134,7 +135,7 @@ async def active_versions(session: AsyncSession, plan_ids: Iterable[str]) -> dic
     """plan id -> its latest ACTIVE version; unknown ids are left out."""
     rows = await session.execute(
         select(PricePlanVersionRow.plan_id, func.max(PricePlanVersionRow.version))
-        .where(PricePlanVersionRow.plan_id.in_(set(plan_ids)), PricePlanVersionRow.status == "ACTIVE")
+        .where(any_of(PricePlanVersionRow.plan_id, set(plan_ids)), PricePlanVersionRow.status == "ACTIVE")
         .group_by(PricePlanVersionRow.plan_id))
     return dict(rows.tuples().all())
 
@@ -150,7 +151,7 @@ async def get_versions(session: AsyncSession, wanted: Iterable[tuple[str, int]],
     missing = keys - plans.keys()
     if missing:
         ids = {plan_id for plan_id, _ in missing}
-        for row in await session.scalars(select(PricePlanVersionRow).where(PricePlanVersionRow.plan_id.in_(ids))):
+        for row in await session.scalars(select(PricePlanVersionRow).where(any_of(PricePlanVersionRow.plan_id, ids))):
             if (row.plan_id, row.version) in missing:
                 try:
                     plans[(row.plan_id, row.version)] = version_plan(row)
