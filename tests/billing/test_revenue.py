@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, text
 
-from helpers import at, call, call_error
+from helpers import at, call, call_error, clone_rows
 from togai_engine.store.database import raw_connection
 
 D = Decimal
@@ -541,18 +541,6 @@ async def test_an_account_stored_in_xxx_before_it_was_refused_is_still_read_and_
     assert revenue["bad"] == [D(0)] * 30 + [D("23.00")]
 
 
-async def _clone(conn: Any, table: str, source: str, replaced: dict[str, str], count: int) -> None:
-    """`count` copies of the rows of `table` matching `source` (SQL over its alias `t`), the columns of `replaced`
-    given by SQL over `t` and `n` (the copy's number, 1..count); identity columns take their next values."""
-    columns = [name for name, generated in await conn.fetch(
-        "SELECT column_name, is_identity = 'YES' AND identity_generation = 'ALWAYS' FROM information_schema.columns "
-        "WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position", table) if not generated]
-    names = ", ".join(f'"{name}"' for name in columns)
-    values = ", ".join(replaced.get(name, f't."{name}"') for name in columns)
-    await conn.execute(f"INSERT INTO {table} ({names}) "
-                       f"SELECT {values} FROM {table} t, generate_series(1, {count}) AS n WHERE {source}")
-
-
 async def test_revenue_over_more_closed_invoices_than_a_statement_has_parameters(client, clock, db) -> None:
     """asyncpg sends at most 32,767 parameters in a statement: REVENUE reads the lines of every closed invoice
     of its range, and the plan associations behind them, in one statement each, whatever their number."""
@@ -567,14 +555,14 @@ async def test_revenue_over_more_closed_invoices_than_a_statement_has_parameters
     copies = 33_000  # January invoices of 33,001 accounts, each on its own plan association
     async with db.unit_of_work() as session:
         conn = await raw_connection(session)
-        await _clone(conn, "accounts", "t.id = 'acc'", {"id": "'acc_' || n", "name": "'A' || n"}, copies)
-        await _clone(conn, "account_handles", "t.account_id = 'acc' AND t.kind = 'ID'",
-                     {"handle": "'acc_' || n", "account_id": "'acc_' || n"}, copies)
-        await _clone(conn, "plan_associations", "t.account_id = 'acc'", {"account_id": "'acc_' || n"}, copies)
-        await _clone(conn, "invoices", f"t.id = '{invoice['id']}'", {
+        await clone_rows(conn, "accounts", "t.id = 'acc'", {"id": "'acc_' || n", "name": "'A' || n"}, copies)
+        await clone_rows(conn, "account_handles", "t.account_id = 'acc' AND t.kind = 'ID'",
+                         {"handle": "'acc_' || n", "account_id": "'acc_' || n"}, copies)
+        await clone_rows(conn, "plan_associations", "t.account_id = 'acc'", {"account_id": "'acc_' || n"}, copies)
+        await clone_rows(conn, "invoices", f"t.id = '{invoice['id']}'", {
             "id": "'inv_' || n", "account_id": "'acc_' || n", "sequence_number": "t.sequence_number + n",
             "association_id": "(SELECT p.id FROM plan_associations p WHERE p.account_id = 'acc_' || n)"}, copies)
-        await _clone(conn, "invoice_lines", f"t.invoice_id = '{invoice['id']}'", {"invoice_id": "'inv_' || n"}, copies)
+        await clone_rows(conn, "invoice_lines", f"t.invoice_id = '{invoice['id']}'", {"invoice_id": "'inv_' || n"}, copies)
         await conn.execute("ANALYZE accounts, account_handles, plan_associations, invoices, invoice_lines")
     # the customer's 33,001 accounts (one list), their invoices' lines and associations (two more):
     # 33,001 × 23.00 = 759,023.00

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from helpers import at, break_stored_deal, break_stored_version, call, call_error, iso, tokens_meter
+from helpers import at, break_stored_deal, break_stored_version, call, call_error, clone_rows, iso, scalar, tokens_meter
 from togai_engine.app import plan_changes, plan_versions
 from togai_engine.plans.overrides import validate_overrides
 from togai_engine.plans.schemas import RateCards
 from togai_engine.plans.service import get_plan
+from togai_engine.store.database import raw_connection
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 
@@ -700,3 +701,19 @@ async def test_a_finalize_closes_each_account_once_before_its_moves(client, cloc
                                                                ("DRAFT", 2, "28.79")]
     assert [i[2:] for i in await invoices(client, "plain")] == [("DUE", 1, "31.00"), ("DUE", 1, "16.61"),
                                                                 ("DRAFT", 2, "28.79")]
+
+
+async def test_a_finalize_writes_the_billing_rows_of_more_accounts_than_a_statement_has_parameters(
+        client, db) -> None:
+    """A finalize writes the billing row and watermark of every account on the plan at once (add_billing_rows):
+    a row per account, however many, never one statement parameter each (asyncpg sends 32,767 at most)."""
+    await call(client, "create_customer", id="c", name="C", account={"id": "acc", "name": "A"})
+    async with db.unit_of_work() as session:
+        await clone_rows(await raw_connection(session), "accounts", "t.id = 'acc'",
+                         {"id": "'acc_' || n", "name": "'A' || n"}, 33_000)
+    ids = ["acc", *(f"acc_{n}" for n in range(1, 33_001))]
+    async with db.unit_of_work() as session:
+        await plan_changes.add_billing_rows(session, ids)
+        await plan_changes.add_billing_rows(session, ids[:2])  # already there: nothing more
+    for table in ("account_billing", "billing_watermarks"):
+        assert await scalar(db, f"SELECT count(DISTINCT account_id) || ' ' || count(*) FROM {table}") == "33001 33001"

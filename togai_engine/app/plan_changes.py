@@ -45,15 +45,15 @@ from togai_engine.plans.overrides import deal_difference, validate_overrides
 from togai_engine.plans.schemas import PricingRule, RateCards
 from togai_engine.plans.service import get_plan
 from togai_engine.plans.validation import check_grant_expiries
+from togai_engine.store.arrays import rows_of
 
 
 async def add_billing_rows(session: AsyncSession, account_ids: Sequence[str]) -> None:
     """The accounts' billing row and watermark, written when missing (nothing due: next_run_at NULL)."""
     if account_ids:
-        await session.execute(insert(AccountBillingRow).values([{"account_id": a} for a in account_ids])
-                              .on_conflict_do_nothing())
-        await session.execute(insert(BillingWatermarkRow).values([{"account_id": a} for a in account_ids])
-                              .on_conflict_do_nothing())
+        for table in (AccountBillingRow, BillingWatermarkRow):
+            await session.execute(insert(table).from_select(["account_id"], rows_of(account_ids))
+                                  .on_conflict_do_nothing())
 
 
 async def locked_billing_row(session: AsyncSession, account_id: str, now: datetime) -> AccountBillingRow:
