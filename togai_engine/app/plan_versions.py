@@ -31,7 +31,7 @@ from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
 from togai_engine.app.plan_changes import add_billing_rows, rebill
 from togai_engine.app.seat_limits import check_seats_allowed, has_seat_limits
-from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.close import close_due_cycles, one_connection_per_node
 from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.billing.state import transaction_connection
@@ -109,6 +109,9 @@ async def _check_fits_accounts(session: AsyncSession, base: PricePlan, content: 
 async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: MigrationMode,
                               now: datetime) -> FinalizeResult:
     """Activates the plan's DRAFT and moves the accounts on the plan per `mode`."""
+    # it reads the accounts on the plan (distributed on Citus) before writing plan_associations (a reference table):
+    # over one connection per node from the start, as a close does (billing.close)
+    await one_connection_per_node(await transaction_connection(session))
     await lock_plan(session, plan_id)
     draft = await require_draft(session, plan_id)
     base = await get_plan(session, plan_id)

@@ -41,6 +41,7 @@ from togai_engine.invoices.models import INVOICE_COUNTER, counter_lock_sql
 from togai_engine.invoices.periods import cycle_usage, overage_windows
 from togai_engine.licenses.service import Seats, seats_by_window
 from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
+from togai_engine.store.distribution import ONE_CONNECTION_PER_NODE
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
 from togai_engine.wallets.plan_view import plan_id, rate_cards
@@ -208,14 +209,8 @@ async def close_due_cycles(
     return summary
 
 
-# Citus refuses to write a reference table that other tables' keys point at (invoices, accounts) once the
-# transaction has read a distributed table over several connections to one worker, which it does for speed
-# (the usage of many accounts). Closing writes invoices after reading usage, so its transaction runs
-# multi-shard statements over one connection per worker. On PostgreSQL without Citus this sets an unused
-# placeholder setting, for the transaction only.
-ONE_CONNECTION_PER_NODE = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
-
-
+# Closing writes invoices after reading usage (store.distribution.ONE_CONNECTION_PER_NODE says why that needs one
+# connection per node on Citus), so its transaction runs multi-shard statements over one connection per worker.
 async def one_connection_per_node(conn: Any) -> None:
     """Before a transaction's first multi-shard statement, when it may close cycles (see above)."""
     await conn.execute(ONE_CONNECTION_PER_NODE)

@@ -39,6 +39,11 @@ def run_sync(connection: Any) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if distribution.is_distributed(connection):
+            # one transaction runs every pending revision: once one's DDL or backfill has run over several
+            # connections to a worker, Citus refuses a later one's write to a table with a key to a reference table
+            # (0023's ALTER of plan_associations after 0022's) unless the whole transaction uses one per node
+            connection.exec_driver_sql(distribution.ONE_CONNECTION_PER_NODE)
         context.run_migrations()
         if config.attributes.get("keep_distributed") and distribution.is_distributed(connection):
             distribution.distribute(connection)

@@ -44,6 +44,14 @@ NOT_CITUS = ("this server is not a Citus coordinator (no citus extension in this
              "(README, Scaling out), or keep using the single-node schema as it is")
 
 
+# Citus refuses to write a reference table that other tables' keys point at (invoices, accounts), or a table with a
+# key to one, once the transaction has read or changed a distributed table over several connections to one worker,
+# which it does for speed (the usage of many accounts, a migration's DDL on every shard). A transaction that does
+# both runs its multi-shard statements over one connection per worker from its start. On PostgreSQL without Citus
+# this sets an unused placeholder setting, for the transaction only.
+ONE_CONNECTION_PER_NODE = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
+
+
 def citus_present(conn: Any) -> bool:
     return bool(conn.execute(text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")).scalar())
 
