@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, text
 
+from conftest import row_counts
 from helpers import at, break_stored_deal, call, call_error, iso, scalar, tokens_meter
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import InvoiceRow
@@ -362,9 +363,11 @@ async def test_late_usage_of_an_earlier_part_corrects_a_later_part_it_moves(clie
         assert [c["actual"] for c in priced["cycles"]] == actual
         assert [c["candidates"][plans.index(c["pricePlanId"])]["amount"] for c in priced["cycles"]] == actual
     # late-a is billed now and cannot be voided: the refusal names both lines its usage is charged on, A's 0.00
-    # (line 2, after February's overage line) and B's 40.00 (line 3), where a credit note would go
+    # (line 2, after February's overage line) and B's 40.00 (line 3), and a credit note on line 3, the one above zero
     error = await call_error(client, "void_event", accountId="acme", eventId="late-a", reason="sent twice")
     assert f"invoice {ids[FEB]!r}" in error and "lines 2 and 3" in error and "nothing was voided" in error
+    assert (f"Correct the charge with a credit note on line 3 (create_credit_note, invoiceId {ids[FEB]!r}, "
+            "lineNumber 3); nothing was voided") in error, error
     # 5 tokens late in B's own part: B again, f(135) - f(100) = 35 × 2.00 = 70.00, less the 20.00 invoiced and the
     # 40.00 February's line settled: 10.00 (that line billed A's events, not B's, and still counts as settled)
     await _tokens(client, "acme", "late-b", iso(2026, 1, 25), "5")
@@ -528,3 +531,39 @@ async def test_a_broken_deal_on_an_association_before_the_cycle_fails_no_check(c
     assert await _check(client, "acme") == ("120", "100", "20", "30")
     entitlements = await call(client, "get_entitlements", accountId="acme")
     assert [(e["used"], e["usedOverage"]) for e in entitlements["data"]] == [("120", "20")]
+
+
+async def test_a_negative_late_usage_line_is_credited_by_amount_and_void_event_names_only_creditable_lines(
+        client, clock, db) -> None:
+    """A late-usage line below zero (a later part of a cut cycle that late usage of an earlier part moved overage out
+    of) is no discount: create_credit_note on it says what it is and to credit by amount, and void_event of the late
+    event names as line credits only the lines that can take one."""
+    await _a_then_b_billing_late_usage(client, clock, on_a="120", rates=("1.00", "2.00"))
+    await _tokens(client, "acme", "on-b", iso(2026, 1, 20), "40")
+    clock.set(at(2026, 2, 3))
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "20")
+    clock.set(at(2026, 3, 3))
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    ids = {i["startDate"]: i["id"] for i in page["data"]}
+    february = await call(client, "get_invoice", invoiceId=ids[FEB])
+    # line 1 February's own overage 0.00; line 2 A's late line +20 units × 1.00 = 20.00; line 3 B's -20 units × 2.00
+    # = -40.00, of which 20.00 offsets A's line: -20.00 (total 0.00)
+    assert [li["value"] for li in february["lineItems"]] == ["0.00", "20.00", "-20.00"]
+    assert february["status"] == "DUE"
+    before = await row_counts(db)
+    error = await call_error(client, "create_credit_note", invoiceId=ids[FEB], reason="DUPLICATE",
+                             lines=[{"lineNumber": 3, "amount": "1.00"}])
+    assert "discount" not in error, error
+    # B's fall is 40.00, 20.00 of it offset: the other 20.00 is left to a note by amount on B's invoice
+    assert error.endswith(
+        "lines[0].lineNumber: line 3 is -20.00, the late-usage line of period 2026-01-16 – 2026-02-01 (invoice "
+        "INV-000002): that period's charge fell when it was recomposed, and this line is the part of the fall offset "
+        "against the other late-usage lines of its quota cycle on this invoice, so it lowers the invoice and has "
+        "nothing to credit line by line; credit by amount instead (create_credit_note with amount, not lines); the "
+        "other 20.00 of the fall is not offset: credit it by amount on invoice INV-000002"), error
+    assert await row_counts(db) == before
+    # late-a's usage is charged on lines 2 and 3; only line 2 can take a line credit, line 3 is credited by amount
+    error = await call_error(client, "void_event", accountId="acme", eventId="late-a", reason="sent twice")
+    assert f"invoice {ids[FEB]!r} (INV-000003, DUE), lines 2 and 3" in error, error
+    assert (f"Correct the charge with a credit note on line 2 (create_credit_note, invoiceId {ids[FEB]!r}, "
+            f"lineNumber 2), or by amount (line 3 is -20.00 and takes no line credit); nothing was voided") in error, error

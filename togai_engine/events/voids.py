@@ -15,7 +15,8 @@ was never billed: refused too. One stored ACCEPTED_LATE that no invoice has bill
 waits for the account's next invoice) can be voided: it leaves the pending late usage, so that line does not
 bill it; once billed, it is refused, naming the late-usage lines of the invoice that billed it (its period's, and
 those of later periods of its quota cycle whose overage its usage moved: the credit note goes there, not on its
-period's invoice; none when that invoice is VOID: nothing is owed).
+period's invoice, on the lines above zero; a line below zero, which lowers the invoice, takes a note by amount;
+none when that invoice is VOID: nothing is owed).
 
 Locks, in the order ingest takes them: the event schema's lock, EXCLUSIVE (ingest holds it shared,
 so no batch of the schema, of any account, is writing the rollup rows or the all-account totals
@@ -31,8 +32,10 @@ rows are on several shards.)
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, text
@@ -48,7 +51,7 @@ from togai_engine.events.service import event_records
 from togai_engine.events.validation import MAX_ID_CHARS
 from togai_engine.invoices import late_usage
 from togai_engine.invoices.compose import LATE_USAGE_LINE
-from togai_engine.invoices.display import invoice_number
+from togai_engine.invoices.display import invoice_number, money
 from togai_engine.meters import catalog
 from togai_engine.meters.models import UsageMeterRow
 from togai_engine.meters.rollups import recompute_account_hours
@@ -259,11 +262,9 @@ async def _closed_message(conn: Any, target: _Target, closed_before: datetime, s
         # its usage may also have moved later periods of its quota cycle, billed on their own lines (late_usage._moved)
         number = invoice_number(late["sequence_number"]) or late["id"]
         numbers = list(late["lines"])
-        where = f"line {numbers[0]}" if len(numbers) == 1 else \
-            f"lines {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
-        fix = _fix(late["id"], late["status"],
-                   f"{'that line' if len(numbers) == 1 else 'those lines'} (create_credit_note, invoiceId "
-                   f"{late['id']!r}, lineNumber {' or '.join(map(str, numbers))})")
+        fix = _fix(late["id"], late["status"], _late_credit(late["id"], numbers, list(late["line_values"]),
+                                                              money(late["currency"])))
+        where = _line_list(numbers)
         return (f"{event} ({target.event_time.isoformat()}) arrived after its billing period was invoiced and was "
                 f"billed as late usage on invoice {late['id']!r} ({number}, {late['status']}), {where}; "
                 f"an invoiced amount never changes, so the event cannot be voided. {fix}; nothing was voided")
@@ -284,18 +285,42 @@ async def _closed_message(conn: Any, target: _Target, closed_before: datetime, s
             f"voided. {fix}; nothing was voided")
 
 
+def _line_list(numbers: list[int]) -> str:
+    return f"line {numbers[0]}" if len(numbers) == 1 else \
+        f"lines {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+
+
+def _late_credit(invoice_id: str, numbers: list[int], values: list[Decimal],
+                 shown: Callable[[Decimal | None], Decimal]) -> str:
+    """Where a credit note for a late event's charge goes: the late-usage lines above zero take a line credit; a line
+    below zero (its period's charge fell, offset against the cycle's other late lines: invoices README) lowers the
+    invoice and has nothing to credit line by line, so what it stands for is credited by amount."""
+    creditable = [n for n, value in zip(numbers, values, strict=True) if value > 0]
+    below = [(n, value) for n, value in zip(numbers, values, strict=True) if value < 0]
+    by_amount = f"by amount (create_credit_note, invoiceId {invoice_id!r}, amount)"
+    if not creditable:
+        return f"the invoice {by_amount}: {'its line takes' if len(numbers) == 1 else 'none of its lines takes'} " \
+               f"a line credit"
+    where = (f"{_line_list(creditable)} (create_credit_note, invoiceId {invoice_id!r}, lineNumber "
+             f"{' or '.join(map(str, creditable))})")
+    if not below:
+        return where
+    lowering = ", ".join(f"line {n} is {shown(value)}" for n, value in below)
+    return f"{where}, or by amount ({lowering} and {'takes' if len(below) == 1 else 'take'} no line credit)"
+
+
 async def _late_line_of(conn: Any, target: _Target) -> Any:
-    """For an event billed as late usage: the invoice that billed it (id, sequence_number, status) and the numbers
-    of its late-usage lines the event is charged on (`lines`, as create_credit_note's lineNumber counts: the
-    top-level lines from 1): its period's, and those of later periods of its quota cycle its usage moved (their
-    `movedBy` names its period's invoice); None for any other event."""
+    """For an event billed as late usage: the invoice that billed it (id, sequence_number, status, currency) and the
+    numbers of its late-usage lines the event is charged on (`lines`, as create_credit_note's lineNumber counts: the
+    top-level lines from 1) with their values (`line_values`): its period's, and those of later periods of its quota
+    cycle its usage moved (their `movedBy` names its period's invoice); None for any other event."""
     return await conn.fetchrow(
-        "SELECT i.id, i.sequence_number, i.status, array_agg((SELECT count(*) FROM invoice_lines c WHERE "
+        "SELECT i.id, i.sequence_number, i.status, i.currency, array_agg((SELECT count(*) FROM invoice_lines c WHERE "
         "c.invoice_id = l.invoice_id AND c.parent_position IS NULL AND c.position <= l.position) "
-        "ORDER BY l.position) AS lines "
+        "ORDER BY l.position) AS lines, array_agg(l.value ORDER BY l.position) AS line_values "
         "FROM late_usage_events u JOIN invoices i ON i.id = u.invoice_id "
         "JOIN invoice_lines l ON l.invoice_id = u.invoice_id AND l.parent_position IS NULL AND l.line_type = $3 "
         "AND (l.details->>'sourceInvoiceId' = u.source_invoice_id "
         "OR coalesce(l.details->'movedBy', '[]'::jsonb) @> jsonb_build_array(u.source_invoice_id)) "
-        "WHERE u.account_id = $1 AND u.event_id = $2 GROUP BY i.id, i.sequence_number, i.status",
+        "WHERE u.account_id = $1 AND u.event_id = $2 GROUP BY i.id, i.sequence_number, i.status, i.currency",
         target.account_id, target.event_id, LATE_USAGE_LINE)

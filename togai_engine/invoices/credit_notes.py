@@ -8,9 +8,9 @@ that sold PREPAID credits takes its share of them back (sold_credits.py; README.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 
 from sqlalchemy import func, select, text
@@ -24,6 +24,7 @@ from togai_engine.common.numbers import EXACT_MONEY_CONTEXT, exact_sum
 from togai_engine.common.pagination import fetch_page
 from togai_engine.common.schemas import Page
 from togai_engine.errors import Conflict, InvalidInput, NotFound
+from togai_engine.invoices.compose import LATE_USAGE_LINE
 from togai_engine.invoices.credit_note_models import COUNTER, CREDITABLE_STATUSES, CreditNoteLineRow, CreditNoteRow
 from togai_engine.invoices.credit_note_schemas import (
     CreditedInvoice,
@@ -298,14 +299,46 @@ def _resolve(lines: list[_Line], given: CreditNoteLineInput, field: str, invoice
                                                         f"{given.rateCardName!r}; use lineNumber ({listing})")
         found = named[0]
     if found.row.value < 0:
-        # a pricing rule's discount: "at most" its negative value would be no answer
+        # "at most" its negative value would be no answer
+        named = f"{field}.{'lineNumber' if given.lineNumber is not None else 'rateCardName'}"
+        money = display_money(invoice.currency)
+        if found.row.line_type == LATE_USAGE_LINE:
+            raise InvalidInput(named, _negative_late_line(found, money))
+        # a pricing rule's discount
         others = "; ".join(f"{line.number}: {line.row.rate_card_name or line.row.description}" for line in lines
                            if line.row.value > 0)
-        value = display_money(invoice.currency)(found.row.value)
-        raise InvalidInput(f"{field}.{'lineNumber' if given.lineNumber is not None else 'rateCardName'}",
-                           f"line {found.number} ({found.row.description}) is {value}, a discount that lowers the "
-                           f"invoice: it has nothing to credit; credit another line ({others}) or the invoice by amount")
+        raise InvalidInput(named, f"line {found.number} ({found.row.description}) is {money(found.row.value)}, a "
+                                  f"discount that lowers the invoice: it has nothing to credit; credit another line "
+                                  f"({others}) or the invoice by amount")
     return found
+
+
+def _negative_late_line(line: _Line, money: Callable[[Decimal | None], Decimal]) -> str:
+    """Why a late-usage line below zero takes no line credit, and what does: its period's recomposed charge fell and
+    the line is the part of the fall offset against its quota cycle's other late lines on the invoice (invoices
+    README, "A cycle's late lines bill its net"); a credit note by amount gives back more."""
+    details = line.row.details or {}
+    source = details.get("sourceInvoiceNumber") or details.get("sourceInvoiceId")
+    period = " – ".join(_instant(at) for at in (line.row.usage_start, line.row.usage_end))
+    message = (f"line {line.number} is {money(line.row.value)}, the late-usage line of period {period} (invoice "
+               f"{source}): that period's charge fell when it was recomposed, and this line is the part of the fall "
+               "offset against the other late-usage lines of its quota cycle on this invoice, so it lowers the invoice "
+               "and has nothing to credit line by line; credit by amount instead (create_credit_note with amount, "
+               "not lines)")
+    try:
+        rest = EXACT_MONEY_CONTEXT.add(Decimal(details["difference"]).copy_negate(), line.row.value)
+    except (KeyError, TypeError, ArithmeticError):
+        return message
+    if rest > 0:  # what the offset does not cover, its description says, is left to a note on the period's invoice
+        message += f"; the other {money(rest)} of the fall is not offset: credit it by amount on invoice {source}"
+    return message
+
+
+def _instant(at: datetime | None) -> str:
+    """An instant as the late-usage line's description shows it: the date alone at midnight."""
+    if at is None:
+        return "?"
+    return at.date().isoformat() if at.time() == time(0) else at.isoformat()
 
 
 async def _check_purchase_lines_named(session: AsyncSession, invoice: InvoiceRow, request: _Request) -> None:
