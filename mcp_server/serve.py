@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -33,9 +33,41 @@ async def sandbox_time(db: Database) -> datetime:
         return await sandbox_service.read_now(session)
 
 
-async def billing_pass(db: Database, now: datetime) -> CloseSummary:
+class FailureLog:
+    """What the background loop has logged of the accounts its bill runs cannot bill, kept in memory across passes:
+    an account that fails for good is retried every pass (its state is kept), and logging it every pass would
+    flood the log. A failure is logged when the account first fails or its reason changes, then again at most
+    every `every` (of the passes' time) while it keeps failing; once it bills again that is logged once (INFO)."""
+
+    def __init__(self, every: timedelta = timedelta(hours=1)) -> None:
+        self.every = every
+        self._failing: dict[str, tuple[str, datetime, datetime]] = {}  # account -> (reason, since, last logged)
+
+    def report(self, summary: CloseSummary) -> None:
+        at = summary.asOf
+        reasons: dict[str, list[str]] = {}
+        for failure in summary.failed:  # an account may fail twice (its invoices, its late usage): both reasons
+            reasons.setdefault(failure.accountId, []).append(failure.reason)
+        billed = set(summary.accountIds) - set(reasons)
+        for account_id in sorted(billed & set(self._failing)):
+            log.info("account %s bills again (it failed from %s)", account_id,
+                     self._failing.pop(account_id)[1].isoformat())
+        for account_id, found in sorted(reasons.items()):
+            reason = "; ".join(found)
+            previous = self._failing.get(account_id)
+            if previous is None or previous[0] != reason:
+                log.warning("cannot bill account %s: %s", account_id, reason)
+                self._failing[account_id] = (reason, at if previous is None else previous[1], at)
+            elif at - previous[2] >= self.every or at < previous[2]:  # a clock set back (a sandbox) logs it anew
+                log.warning("cannot bill account %s (failing since %s): %s", account_id, previous[1].isoformat(),
+                            reason)
+                self._failing[account_id] = (reason, previous[1], at)
+
+
+async def billing_pass(db: Database, now: datetime, failures: FailureLog | None = None) -> CloseSummary:
     """One pass of the background loop at `now`: partitions kept ahead (a failure there is logged, and the rest
-    runs), the bill run (its CloseSummary is returned; close_due_cycles logs each account it could not bill), past
+    runs), the bill run (its CloseSummary is returned; the accounts it could not bill are logged through
+    `failures`, the loop's FailureLog: when they first fail or their reason changes, then at most hourly), past
     hours' rollup stripes folded."""
     from togai_engine.billing.runs import run_bill
     from togai_engine.meters.compaction import compact_rollups
@@ -46,7 +78,8 @@ async def billing_pass(db: Database, now: datetime) -> CloseSummary:
         # not a reason to bill nobody: ingest makes a month that is still missing when an event needs it
         log.exception("background pass at %s: the event partitions ahead could not be made; billing anyway",
                       now.isoformat())
-    summary = await run_bill(db, now)
+    summary = await run_bill(db, now, log_failures=False)
+    (failures or FailureLog()).report(summary)
     await compact_rollups(db, now)
     return summary
 
@@ -58,9 +91,10 @@ async def background_billing(db: Database, interval_seconds: int, sandbox: bool 
     from togai_engine.common.clock import SystemClock
 
     clock = SystemClock()
+    failures = FailureLog()
     while True:
         try:
-            await billing_pass(db, await sandbox_time(db) if sandbox else clock.now())
+            await billing_pass(db, await sandbox_time(db) if sandbox else clock.now(), failures)
         except Exception:  # the loop must survive a bad run; the next read catches up anyway
             log.exception("background billing run failed")
         await anyio.sleep(interval_seconds)

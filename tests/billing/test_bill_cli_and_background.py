@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -110,6 +111,53 @@ async def test_an_account_the_run_cannot_bill_surfaces_in_bill_and_in_the_backgr
     assert [f.accountId for f in summary.failed] == ["acme"] and "does not support EUR" in summary.failed[0].reason
     assert any("cannot bill account acme" in r.getMessage() for r in caplog.records)
     assert [r[0] for r in await invoice_rows(db)] == ["DRAFT"]
+
+
+async def test_the_background_loop_logs_a_failing_account_when_it_fails_or_changes_and_hourly_meanwhile(
+        client, db, caplog) -> None:
+    """One account the run cannot bill for good must not flood the log: the loop's FailureLog logs it when it first
+    fails, when its reason changes, at most hourly while it keeps failing, and once when it bills again."""
+    caplog.set_level(logging.INFO, logger="togai_engine.serve")
+    await setup_plan(client, "2026-01-01T00:00:00Z")
+
+    async def currency(code: str) -> None:  # behind the engine's back, as above
+        async with db.unit_of_work() as session:
+            await session.execute(text(f"UPDATE accounts SET invoice_currency = '{code}' WHERE id = 'acme'"))
+            await session.execute(text(f"UPDATE invoices SET currency = '{code}' WHERE account_id = 'acme'"))
+
+    def logged() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if "acme" in r.getMessage()]
+        caplog.clear()
+        return found
+
+    await currency("EUR")
+    failures = serve.FailureLog()
+    first = datetime(2026, 2, 2, tzinfo=UTC)
+    await billing_pass(db, first, failures)
+    [message] = logged()
+    assert message.startswith("cannot bill account acme: ") and "does not support EUR" in message, message
+    for minutes in (1, 30, 59):  # the same reason within the hour: nothing more
+        summary = await billing_pass(db, first.replace(minute=minutes), failures)
+        assert [f.accountId for f in summary.failed] == ["acme"]  # the pass still returns it
+        assert logged() == []
+    # an hour after it was last logged: once more, saying since when
+    await billing_pass(db, first.replace(hour=1), failures)
+    [message] = logged()
+    assert message.startswith("cannot bill account acme (failing since 2026-02-02T00:00:00+00:00): "), message
+    await billing_pass(db, first.replace(hour=1, minute=5), failures)
+    assert logged() == []
+    # another reason: logged at once
+    await currency("GBP")
+    await billing_pass(db, first.replace(hour=1, minute=6), failures)
+    [message] = logged()
+    assert "does not support GBP" in message, message
+    # it bills again: said once, and a later failure is a first failure again
+    await currency("USD")
+    await billing_pass(db, first.replace(hour=1, minute=7), failures)
+    assert logged() == ["account acme bills again (it failed from 2026-02-02T00:00:00+00:00)"]
+    assert [r[0] for r in await invoice_rows(db)] == ["DUE", "DRAFT"]
+    await billing_pass(db, first.replace(hour=1, minute=8), failures)
+    assert logged() == []
 
 
 async def test_the_background_pass_bills_when_partitions_ahead_cannot_be_made(client, db, monkeypatch, caplog):

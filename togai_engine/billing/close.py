@@ -88,6 +88,7 @@ async def close_due_cycles(
     *,
     usage: QuantitySource = meter_quantities,
     shared_fences: Sequence[str] = (),
+    log_failures: bool = True,
 ) -> CloseSummary:
     """Brings the invoices of accounts with work up to `now` (all accounts, or only `account_ids`).
 
@@ -98,6 +99,9 @@ async def close_due_cycles(
     accounts). When this closes anything, they are taken here with the closed accounts' (exclusive) in one pass,
     before the invoice counter: the caller then never waits for a fence while holding the counter, which a
     closer of one of those accounts, holding its fence, may be waiting for (a deadlock).
+
+    `log_failures`: each account that cannot be billed is logged as a warning; False logs it at DEBUG (the
+    server's background loop logs the summary's `failed` itself, throttled).
     """
     summary = CloseSummary(asOf=now)
     if account_ids is not None and not account_ids:
@@ -136,13 +140,16 @@ async def close_due_cycles(
     await hold_fences(conn, ids, exclusive=True, shared=[a for a in shared_fences if a not in closing])
     accounts, plans = await load_states(session, ids, conn)
     failed: set[str] = set()
+    # the server's background loop logs the summary's failures itself, throttled (mcp_server.serve.FailureLog)
+    failure_level = logging.WARNING if log_failures else logging.DEBUG
 
     def fail(account_id: str, exc: Exception) -> None:
         # One account's bad data must not stop the run: it keeps its state and is retried later. Only the
         # steps before any write are guarded (its timeline, a period to close already final, its invoices'
         # composition): nothing was written for it yet.
         reason = _reason(exc)
-        log.warning("cannot bill account %s: %s", account_id, reason, exc_info=not isinstance(exc, EngineError))
+        log.log(failure_level, "cannot bill account %s: %s", account_id, reason,
+                exc_info=not isinstance(exc, EngineError))
         summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
         failed.add(account_id)
 
@@ -180,7 +187,7 @@ async def close_due_cycles(
         if composed and account_id in late.problems:
             # Its late usage stays pending (retried with the next invoice); its own invoices close as usual.
             reason = f"late usage not billed, it stays pending: {_reason(late.problems[account_id])}"
-            log.warning("account %s: %s", account_id, reason)
+            log.log(failure_level, "account %s: %s", account_id, reason)
             summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
         if composed and account_id in late.lines:
             first = composed[0]
