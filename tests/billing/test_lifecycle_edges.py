@@ -356,6 +356,32 @@ async def test_an_account_bill_runs_cannot_bill_is_named_with_its_reason_in_get_
         None, "62.00", "31.00")
 
 
+async def test_a_plan_or_currency_change_keeps_when_a_stuck_accounts_run_has_been_due(client, clock, db) -> None:
+    """billingProblem's "due since" is when the stuck run became due; a plan change or a currency change reruns the
+    account's bill run at the change, and used to reset that instant to the change's, so the account seemed stuck
+    only since then."""
+    cards = {"fixedFeeRateCards": [{"id": "base", "rateValues": [{"currency": "USD", "rate": "31"},
+                                                                   {"currency": "EUR", "rate": "29"}]}]}
+    pro, other = [str((await call(client, "create_price_plan", name=name, pricingCycleConfig=MONTHLY,
+                                  supportedCurrencies=["USD", "EUR"], rateCards=cards))["id"]) for name in ("Pro", "Other")]
+    await account(client, "bad", pro, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 2))
+    assert [i["totalAmount"] for i in await invoices(client, "bad", status="DUE")] == ["31.00"]  # January
+    async with db.unit_of_work() as session:  # a hand edit: bad's billing progress forgets its invoiced January
+        await session.execute(text("UPDATE account_billing SET billed_until = NULL WHERE account_id = 'bad'"))
+    stuck = "account 'bad' cannot be billed: its bill run has been due since 2026-03-01T00:00:00+00:00 and fails"
+    clock.set(at(2026, 3, 2))
+    assert (await call(client, "get_account", accountId="bad"))["financial"]["billingProblem"].startswith(stuck)
+    clock.set(at(2026, 3, 5))
+    await call(client, "update_account", accountId="bad", pricePlanId=other, effectiveFrom=iso(2026, 4, 1))
+    problem = (await call(client, "get_account", accountId="bad"))["financial"]["billingProblem"]
+    assert problem.startswith(stuck), problem  # not since 5 March, the change
+    clock.set(at(2026, 3, 6))
+    await call(client, "update_account", accountId="bad", invoiceCurrency="EUR")
+    problem = (await call(client, "get_account", accountId="bad"))["financial"]["billingProblem"]
+    assert problem.startswith(stuck), problem  # not since 6 March, the change
+
+
 async def test_a_plan_whose_first_invoice_cannot_be_composed_is_named_with_its_reason(client, clock, db) -> None:
     pro = await plan(client, "Pro", await tokens_meter(client))
     await account(client, "bad", pro, iso(2026, 2, 1))  # Pro from 1 February: no invoice row before that

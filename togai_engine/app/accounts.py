@@ -16,7 +16,7 @@ from togai_engine.accounts import service as accounts
 from togai_engine.accounts.schemas import Account, AccountCreate, AccountUpdate
 from togai_engine.app.financials import account_financials
 from togai_engine.app.guards import check_currency_change
-from togai_engine.app.plan_changes import attach_plan, end_plan
+from togai_engine.app.plan_changes import attach_plan, end_plan, rebill
 from togai_engine.billing.close import close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.common.messages import brief
@@ -169,5 +169,4 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
 async def _rebill_drafts(session: AsyncSession, account_id: str, now: datetime) -> None:
     billing = await session.get(AccountBillingRow, account_id)
     if billing is not None:
-        billing.next_run_at = now
-        await close_due_cycles(session, now, [account_id])
+        await rebill(session, billing, account_id, now)

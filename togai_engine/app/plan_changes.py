@@ -112,7 +112,11 @@ def _just_before(ended: PlanAssociationRow | None, associations: list[PlanAssoci
 
 
 async def rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
-    billing.next_run_at = now
+    """Reruns the account's bill run at `now`, after a change to what it bills. A run already due before `now` keeps
+    that instant: an account whose run fails stays due since it first was, which billingProblem says (billing
+    README), not since the change."""
+    if billing.next_run_at is None or billing.next_run_at > now:
+        billing.next_run_at = now
     await session.flush()
     await close_due_cycles(session, now, [account_id])
 
