@@ -188,7 +188,10 @@ async def finalize_price_plan(
 ) -> FinalizeResult:
     """Activate the plan's DRAFT version and move the accounts on the plan per migrationMode. Each account's
     cycles stay where they were (same anchor); periods already invoiced (DUE) are never re-priced. The result
-    lists the accounts moved (from which version, from when) and those skipped with the reason.
+    lists the accounts moved (from which version, from when) and those skipped with the reason. The accounts' due
+    periods are billed first; a moved account whose bill run fails (before or after its move) carries
+    billingProblem, the run's reason and what it leaves uninvoiced (it was moved as its stored billing progress
+    stood); null when it bills.
     Example: finalize_price_plan(pricePlanId="pp_x", migrationMode="IMMEDIATE") at 2026-03-16T00:00:00Z moves
     an account on a March monthly cycle: 1-16 March is billed on version 1 (fixed fees 15/31 of the cycle),
     16-31 March on version 2 (16/31)."""

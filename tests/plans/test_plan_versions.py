@@ -346,6 +346,32 @@ async def test_a_period_in_grace_keeps_its_version_and_a_scheduled_plan_starts_o
     assert (await invoices(client, "later"))[0] == (iso(2026, 3, 1), iso(2026, 4, 1), "DRAFT", 2, "62.00")
 
 
+async def test_an_account_whose_billing_is_stuck_is_migrated_and_the_result_names_its_billing_problem(
+        client, clock, db) -> None:
+    """A finalize closes its accounts' due periods before it moves them; an account whose bill run fails there (its
+    billing progress edited by hand) is still moved, as its stored progress stands, but the result says so
+    (migratedAccounts[].billingProblem) instead of listing it like an account that billed."""
+    plan_id, meter = await growth(client)
+    await account(client, "bad", plan_id, iso(2026, 1, 1))
+    await account(client, "good", plan_id, iso(2026, 1, 1))
+    clock.set(at(2026, 2, 2))
+    assert (await invoices(client, "bad"))[0][2:] == ("DUE", 1, "31.00")  # January
+    async with db.unit_of_work() as session:  # a hand edit: bad's billing progress forgets its invoiced January
+        await session.execute(text("UPDATE account_billing SET billed_until = NULL WHERE account_id = 'bad'"))
+    clock.set(at(2026, 3, 5))
+    result = await version_2(client, plan_id, meter, "START_OF_CURRENT_CYCLE")
+    moved = {m["accountId"]: m for m in result["migratedAccounts"]}
+    assert {a: (m["effectiveFrom"], m["billingProblem"]) for a, m in moved.items() if a == "good"} == {
+        "good": (iso(2026, 3, 1), None)}
+    assert moved["bad"]["effectiveFrom"] == iso(2026, 3, 1)
+    problem = moved["bad"]["billingProblem"]
+    assert problem.startswith("its bill run fails (before this move and after it): account 'bad': its invoice "), problem
+    assert "account_billing.billed_until = NULL" in problem
+    assert problem.endswith("It was moved as its stored billing progress stands (no period invoiced); nothing more "
+                            "of it is invoiced until that is fixed, and get_account's billingProblem names it"), problem
+    assert result["skippedAccounts"] == []
+
+
 async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock, db) -> None:
     plan_id, meter = await growth(client)
     deal = {**cheap_tokens(meter), "fixedFeeRateCards": [

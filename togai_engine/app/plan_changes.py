@@ -34,7 +34,7 @@ from togai_engine.app.advance_credits import (
     credited_from,
 )
 from togai_engine.app.seat_limits import check_plan_allows_seats
-from togai_engine.billing.close import close_due_cycles
+from togai_engine.billing.close import CloseSummary, close_due_cycles
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.common.validation import utc_instant
 from togai_engine.errors import InvalidInput
@@ -111,14 +111,14 @@ def _just_before(ended: PlanAssociationRow | None, associations: list[PlanAssoci
     return next((a for a in associations if a.effective_until == instant and match(a)), None)
 
 
-async def rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> None:
+async def rebill(session: AsyncSession, billing: AccountBillingRow, account_id: str, now: datetime) -> CloseSummary:
     """Reruns the account's bill run at `now`, after a change to what it bills. A run already due before `now` keeps
     that instant: an account whose run fails stays due since it first was, which billingProblem says (billing
     README), not since the change."""
     if billing.next_run_at is None or billing.next_run_at > now:
         billing.next_run_at = now
     await session.flush()
-    await close_due_cycles(session, now, [account_id])
+    return await close_due_cycles(session, now, [account_id])
 
 
 async def attach_plan(

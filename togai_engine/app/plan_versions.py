@@ -29,12 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from togai_engine.accounts.models import AccountRow
 from togai_engine.accounts.service import lock_accounts
 from togai_engine.app.advance_credits import credit_replaced_advance_invoices, credit_unused_advance_fees
+from togai_engine.app.invoices import failure_of
 from togai_engine.app.plan_changes import add_billing_rows, rebill
 from togai_engine.app.seat_limits import check_seats_allowed, has_seat_limits
 from togai_engine.billing.close import close_due_cycles, one_connection_per_node
 from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.billing.state import transaction_connection
+from togai_engine.common.schemas import CloseFailure
 from togai_engine.cycles import cycle_containing
 from togai_engine.errors import InvalidInput
 from togai_engine.invoices.models import InvoiceRow
@@ -144,7 +146,7 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     await hold_fences(await transaction_connection(session), locked, exclusive=True)
     # their due periods closed once, before any check reads what is invoiced (billed_until) and any move; nothing
     # else of theirs changes until their moves (each move touches its own account), so nothing is due again there
-    await close_due_cycles(session, now, locked)
+    closed = await close_due_cycles(session, now, locked)
     moving = list(await session.scalars(on_plan))
     joined = sorted({a.account_id for a in moving} - set(locked))
     if joined:  # every writer of an association on the plan holds its lock: unreachable, but never unlocked moves
@@ -169,6 +171,13 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
         by_account.setdefault(association.account_id, []).append(association)
     for account_id, associations in by_account.items():
         billing = billings[account_id]
+        # its run failed and left it due (not a failure that only left late usage pending): it moves on the billing
+        # progress as stored, which the operator must be told (plans README)
+        stuck = failure_of(closed, account_id) if billing.next_run_at is not None and billing.next_run_at <= now \
+            else None
+        progress = "no period invoiced" if billing.billed_until is None else \
+            f"invoiced up to {billing.billed_until.isoformat()}"
+        migrated: list[MigratedAccount] = []
         for association in associations:
             if association.id in held:
                 result.skippedAccounts.append(SkippedAccount(accountId=account_id, reason=held[association.id]))
@@ -186,10 +195,26 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
             await _move(session, association, instant, new.version, overrides, now)
             # an in-advance fee the old version already invoiced past `instant` is credited, as at a plan change
             await credit_unused_advance_fees(session, account_id, instant, now)
-            result.migratedAccounts.append(MigratedAccount(
-                accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
-        await rebill(session, billing, account_id, now)
+            migrated.append(MigratedAccount(accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
+        after = failure_of(await rebill(session, billing, account_id, now), account_id)
+        problem = _billing_problem(stuck, after, progress)
+        result.migratedAccounts += [m.model_copy(update={"billingProblem": problem}) for m in migrated]
     return result
+
+
+def _billing_problem(before: CloseFailure | None, after: CloseFailure | None, progress: str) -> str | None:
+    """What a migrated account's bill run failing (before its move: `before`, after it: `after`) means for it;
+    `progress`: its billing progress as stored when it moved."""
+    stands = "nothing more of it is invoiced until that is fixed, and get_account's billingProblem names it"
+    if before is not None and after is not None:
+        return (f"its bill run fails (before this move and after it): {after.reason}. It was moved as its stored "
+                f"billing progress stands ({progress}); {stands}")
+    if before is not None:
+        return (f"its bill run failed before this move: {before.reason}. It was moved as its stored billing "
+                f"progress stood ({progress}); the run after the move billed it")
+    if after is not None:
+        return f"its bill run fails after this move: {after.reason}; {stands}"
+    return None
 
 
 async def _check_seats_fit(session: AsyncSession, drafted: PricePlan, mode: MigrationMode,

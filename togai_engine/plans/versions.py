@@ -63,6 +63,10 @@ class MigratedAccount(Model):
     accountId: str
     fromVersion: int
     effectiveFrom: datetime = Field(description="the instant it is priced by the new version from")
+    billingProblem: str | None = Field(default=None, description=(
+        "null when its bill run bills it; else the run's failure, before the move (the finalize closes its due "
+        "periods first: it was then moved as its stored billing progress stood) and/or after it, and what that "
+        "leaves uninvoiced (get_account's financial.billingProblem names it too)"))
 
 
 class SkippedAccount(Model):
