@@ -43,6 +43,7 @@ from togai_engine.events.schemas import (
 )
 from togai_engine.events.validation import MAX_BATCH_EVENTS
 from togai_engine.meters import catalog
+from togai_engine.meters.compiler import is_stored_decimal
 from togai_engine.meters.models import EventSchemaRow, UsageMeterRow
 from togai_engine.meters.sql import METERED_STATUSES, valued_sql
 from togai_engine.store.database import raw_connection
@@ -197,6 +198,10 @@ def _record(row: EventRow, meters: list[MeterValue], unreadable: str | None = No
     if not isinstance(attributes, dict):
         problems.append(f"attributes: is not an object ({brief(attributes)})")
         attributes = {}
+    # a value the meters' SQL reads as missing (meters.compiler.stored_decimal_sql): the event contributes nothing
+    problems += [f"attributes.{name}: {brief(value)} is not a decimal, so the usage meters read it as missing"
+                 for name, value in attributes.items()
+                 if isinstance(value, bool) or not is_stored_decimal(str(value))]
     try:
         dimensions = _DIMENSIONS.validate_python(row.dimensions)
     except ValidationError as exc:

@@ -52,6 +52,15 @@ _ESCAPED_CHARACTERS = frozenset("'\\:%?$")
 _DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _CANONICAL_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _ZERO_WITH_SCALE = "0." + "0" * DIVISION_SCALE
+# What ingest stores as an attribute value (events/validation.py parse_decimal): a plain decimal string of at most
+# 40 digits before the point and 30 after; the guard checks the form (a SIMILAR TO pattern: whole string, "." is a
+# plain point) and at most STORED_DECIMAL_CHARS characters (bounded repetitions make the match several times slower)
+STORED_DECIMAL_CHARS = 72
+_STORED_DECIMAL_FORM = "-{0,1}[0-9]+(.[0-9]+){0,1}"
+STORED_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # the same form, for Python (fullmatch, and the length)
+# a guard around an attribute read `(e.attributes ->> '<name>')` (a literal never holds a quote: sql_text_literal)
+_GUARD = re.compile(r"\(CASE WHEN length\((\(e\.attributes ->> E?'[^']*'\))\) <= [0-9]+ AND \1 SIMILAR TO '[^']*' "
+                    r"THEN CAST\(\1 AS numeric\) END\)")
 
 Kind = Literal["number", "text", "bool", "null"]
 
@@ -100,6 +109,22 @@ def sql_numeric_literal(value: Decimal | int) -> str:
     if len(text) > MAX_NUMBER_CHARS or not _CANONICAL_NUMBER.fullmatch(text):
         raise ValueError(f"{number} is out of range")
     return f"CAST('{text}' AS numeric)"
+
+
+def stored_decimal_sql(text_sql: str) -> str:
+    """The numeric value of `text_sql` (an attribute as stored), NULL unless it is a decimal as ingest stores it.
+
+    A value edited by hand into anything else ("abc", "NaN", " 12", 100 digits) reads as a missing attribute does,
+    instead of failing the statement: one statement reads many accounts' events (the raw edges of a period,
+    UNIQUE_COUNT, bill runs, verify, backfill), and one bad row must not fail the others. Valid values cast
+    exactly as before (numeric, never float)."""
+    return (f"(CASE WHEN length({text_sql}) <= {STORED_DECIMAL_CHARS} AND {text_sql} SIMILAR TO "
+            f"'{_STORED_DECIMAL_FORM}' THEN CAST({text_sql} AS numeric) END)")
+
+
+def is_stored_decimal(value: str) -> bool:
+    """What stored_decimal_sql reads as a number (Python side)."""
+    return len(value) <= STORED_DECIMAL_CHARS and STORED_DECIMAL.fullmatch(value) is not None
 
 
 def sql_text_literal(value: str) -> str:
@@ -305,7 +330,7 @@ class _ExpressionCompiler:
         if prefix in ATTRIBUTE_PREFIXES and rest:
             key = self._text_literal(rest, path).sql
             return _Sql(
-                f"CAST((e.attributes ->> {key}) AS numeric)",
+                stored_decimal_sql(f"(e.attributes ->> {key})"),
                 "number",
                 True,
                 f"attribute {json.dumps(rest, ensure_ascii=False)}",
@@ -547,10 +572,13 @@ class _ExpressionCompiler:
 
 
 def _checked(sql: str, field: str) -> str:
-    if len(sql) > MAX_SQL_CHARS:
+    # counted as `CAST(<attribute> AS numeric)`, as before the guard existed: every meter that compiled then still
+    # compiles (catalog.compile_stored recompiles stored meters)
+    length = len(_GUARD.sub(r"CAST(\1 AS numeric)", sql))
+    if length > MAX_SQL_CHARS:
         raise InvalidInput(
             field,
-            f"compiles to {len(sql)} characters of SQL (limit {MAX_SQL_CHARS}); simplify the expression",
+            f"compiles to {length} characters of SQL (limit {MAX_SQL_CHARS}); simplify the expression",
         )
     return sql
 

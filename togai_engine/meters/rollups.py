@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.numbers import EXACT_QUANTITY_CONTEXT as EXACT
 from togai_engine.meters import catalog
+from togai_engine.meters.compiler import stored_decimal_sql
 from togai_engine.meters.sql import (
     DAILY,
     HOURLY,
+    METERED,
     ROLLUP_COLUMNS,
     TOTALS_COLUMNS,
     MeterSql,
@@ -46,6 +49,10 @@ class RollupDifference:
     stored: tuple[int, Decimal, Decimal | None, datetime | None, str | None, Decimal | None] | None
     recomputed: tuple[int, Decimal, Decimal | None, datetime | None, str | None, Decimal | None] | None
     grain: str = "hour"  # "day": a daily rollup row (`hour` is then the day's start)
+    # the events of the row's account and hour (or day) whose stored attributes are not what ingest stores (edited
+    # by hand?), each with the value at fault: the meters read such a value as missing, so the event contributes
+    # nothing to the recompute, while ingest rolled it up from its valid value
+    unreadable: tuple[str, ...] = ()
 
 
 async def backfill_meter(session: AsyncSession, meter: MeterSql) -> int:
@@ -98,9 +105,45 @@ async def verify_rollups(session: AsyncSession, meter_ids: Sequence[str] | None 
         [m.id for m in meters], daily,
     )
     width = len(_COMPARED)
-    return [RollupDifference(row[1], row[2], row[3], tuple(row[6:6 + width]) if row[4] else None,  # type: ignore[arg-type]
-                             tuple(row[6 + width:]) if row[5] else None, row[0])  # type: ignore[arg-type]
-            for row in rows]
+    differences = [RollupDifference(row[1], row[2], row[3], tuple(row[6:6 + width]) if row[4] else None,  # type: ignore[arg-type]
+                                    tuple(row[6 + width:]) if row[5] else None, row[0])  # type: ignore[arg-type]
+                   for row in rows]
+    return await _with_unreadable(conn, differences, sorted({m.schema_name for m in meters}))
+
+
+_UNREADABLE_VALUE = stored_decimal_sql("(a.value #>> '{}')") + " IS NULL"  # a.value: an attribute's jsonb
+
+
+def _span(difference: RollupDifference) -> tuple[str, datetime, datetime]:
+    return (difference.account_id, difference.hour,
+            difference.hour + (timedelta(hours=24) if difference.grain == "day" else timedelta(hours=1)))
+
+
+async def _with_unreadable(conn: Any, differences: list[RollupDifference],
+                           schemas: list[str]) -> list[RollupDifference]:
+    """`differences` with the events of each account row's hour (or day) whose stored attributes the meters cannot
+    read (an attribute that is not a decimal as ingest stores it, or attributes that are not an object)."""
+    spans = sorted({_span(d) for d in differences if d.account_id != ALL_ACCOUNTS})
+    if not spans:
+        return differences
+    # each span one range scan of the (account_id, event_time) index; attributes that are not an object: one row,
+    # key NULL
+    rows = await conn.fetch(
+        "SELECT k.account_id, k.start_at, e.id, a.key, CAST(a.value AS text) "
+        "FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(account_id, start_at, end_at) "
+        "CROSS JOIN LATERAL (SELECT * FROM events AS e WHERE e.account_id = k.account_id "
+        "  AND e.event_time >= k.start_at AND e.event_time < k.end_at AND e.schema_name = ANY($4::text[]) "
+        f"  AND {METERED} OFFSET 0) AS e "
+        "CROSS JOIN LATERAL (SELECT key, value FROM jsonb_each(CASE WHEN jsonb_typeof(e.attributes) = 'object' "
+        "  THEN e.attributes END) UNION ALL SELECT NULL, e.attributes WHERE jsonb_typeof(e.attributes) <> 'object'"
+        ") AS a(key, value) "
+        f"WHERE a.key IS NULL OR {_UNREADABLE_VALUE} ORDER BY 1, 2, e.event_time, 3, 4",
+        [s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans], schemas)
+    found: dict[tuple[str, datetime], list[str]] = defaultdict(list)
+    for account_id, start_at, event_id, key, value in rows:
+        what = "attributes are" if key is None else f"attributes.{key} is"
+        found[(account_id, start_at)].append(f"event {event_id!r}: {what} {value!r}, not a decimal")
+    return [replace(d, unreadable=tuple(found.get((d.account_id, d.hour), ()))) for d in differences]
 
 
 def _compared(table: RollupTable, recomputed: str, meter_ids: str) -> str:

@@ -18,7 +18,7 @@ from togai_engine.meters.compiler import CompiledMeter, sql_text_literal
 # or before it bills it, so it must be metered), and ACCEPTED_LATE (its invoiced period's plan bills late
 # usage: the next invoice prices the period again with it). NOT_BILLED_CYCLE_CLOSED events feed nothing.
 METERED_STATUSES = ("ACCEPTED", "NOT_BILLED_NO_PLAN", "ACCEPTED_LATE")
-_METERED = f"e.status IN ({', '.join(sql_text_literal(s) for s in METERED_STATUSES)})"
+METERED = f"e.status IN ({', '.join(sql_text_literal(s) for s in METERED_STATUSES)})"
 
 # Meter changes vs. ingestion, per event schema: ingestion takes a transaction-scoped SHARED advisory
 # lock on each schema of its batch before it reads the schema's meters; creating (or rebuilding) a
@@ -84,7 +84,7 @@ def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with
             f"SELECT e.account_id, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, "
             f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, e.event_time, CAST(e.id AS text) AS id, "
             f"{meter.compiled.value_sql} AS value{key} FROM {source} e "
-            f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND {_METERED}"
+            f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND {METERED}"
             + (f" AND ({where})" if where else "")
         )
     return "\nUNION ALL\n".join(parts)
