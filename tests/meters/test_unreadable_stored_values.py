@@ -14,14 +14,18 @@ and 300 at 05:00; each event has a user dimension. Then acc_bad's event is edite
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import text
 
 from helpers import at, call
 from togai_engine.billing.runs import run_bill
+from togai_engine.events.ingest import FAST_PATH_MIN_EVENTS, ingest_events
+from togai_engine.meters.compiler import compile_meter
 from togai_engine.meters.rollups import rebuild_rollups, verify_rollups
 from togai_engine.meters.usage import meter_quantities
+from togai_engine.store.database import raw_connection
 
 
 async def account(client: Any, account_id: str, plan_id: str, since: str) -> None:
@@ -119,3 +123,51 @@ async def test_verify_names_the_event_and_backfill_and_rebuild_count_the_others(
         assert await verify_rollups(session) == []  # rebuilt from raw events: b1 contributes nothing anywhere
         quantities = await meter_quantities(session, start=at(2026, 1, 1), end=at(2026, 1, 2))
         assert quantities[("acc_good", created["id"])] == 500 and ("acc_bad", created["id"]) not in quantities
+
+
+async def test_ingest_reads_its_validated_values_with_plain_casts(client, db, clock):
+    """The guard costs ~1 us per attribute read; ingest's own statements read only the values parse_event has
+    just validated (always the stored form), so they cast them plainly. Every ingest form: the claiming
+    statement (a small batch), the plain INSERT (FAST_PATH_MIN_EVENTS or more) and the REJECT meter's check."""
+    meters = await _story(client, db, clock)  # tokens (SUM) and users (UNIQUE_COUNT, its matcher reads tokens)
+    await call(client, "create_usage_meter", name="no negatives", eventSchemaName="llm", aggregation="MAX",
+               computations=[{"computation": {"-": [{"var": "attributes.tokens"}, 1]}}], negativeValues="REJECT")
+    sent: list[str] = []
+
+    def record(query: Any) -> None:
+        sent.append(query.query)
+
+    def event(event_id: str, tokens: str) -> dict[str, Any]:
+        return {"id": event_id, "schemaName": "llm", "accountId": "acc_good", "timestamp": "2026-01-02T10:00:00Z",
+                "attributes": {"tokens": tokens}, "dimensions": {"user": "u9"}}
+
+    async with db.unit_of_work() as session:
+        raw = await raw_connection(session)
+        raw.add_query_logger(record)
+        try:
+            small = await ingest_events(session, [event("s1", "2"), event("s2", "0")], clock.now())
+            large = await ingest_events(session, [event(f"l{n}", "1") for n in range(FAST_PATH_MIN_EVENTS)],
+                                        clock.now())
+            await asyncio.sleep(0)  # asyncpg calls its query loggers soon after each query
+        finally:
+            raw.remove_query_logger(record)
+    # s2's value for "no negatives" is 0 - 1 = -1: rejected; s1 (2 - 1 = 1) and the large batch (1 - 1 = 0) stored
+    assert [r.event_id for r in small.rejected] == ["s2"] and large.rejected == []
+    storing = [q for q in sent if "INSERT INTO events" in q]
+    checking = [q for q in sent if "negative AS" in q]
+    assert len(storing) == 2 and len(checking) == 2  # claiming, then plain INSERT; a check per batch
+    plain = "CAST((e.attributes ->> 'tokens') AS numeric)"
+    for query in storing + checking:
+        assert "SIMILAR TO" not in query and plain in query
+    # the same meters' reads of stored rows keep the guard (their SQL: compile_meter's value_sql, distinct_sql)
+    users = compile_meter("UNIQUE_COUNT", [{"matcher": {">": [{"var": "attributes.tokens"}, 0]},
+                                            "computation": "dimensions.user", "order": 1}])
+    assert "SIMILAR TO" in users.value_sql and "SIMILAR TO" in str(users.distinct_sql)
+    assert "SIMILAR TO" not in users.input_value_sql + str(users.input_distinct_sql)
+    async with db.unit_of_work() as session:
+        # what ingest rolled up agrees with the guarded raw reads, but for the hand-edited b1 (test above)
+        assert {(d.account_id, d.meter_id) for d in await verify_rollups(session) if d.account_id != "*"} == {
+            ("acc_bad", meters["tokens"]), ("acc_bad", meters["users"])}
+        quantities = await meter_quantities(session, start=at(2026, 1, 2), end=at(2026, 1, 3))
+    # acc_good on 2 January: s1's 2 tokens + 200 x 1 = 202; one user, u9
+    assert quantities[("acc_good", meters["tokens"])] == 202 and quantities[("acc_good", meters["users"])] == 1

@@ -456,7 +456,7 @@ def _negative_values_statement(meters: tuple[MeterSql, ...]) -> str:
         "WITH input AS (SELECT * FROM ROWS FROM (unnest($1::int4[]), json_array_elements_text($2::json), "
         "  jsonb_array_elements($3::jsonb), jsonb_array_elements($4::jsonb), json_array_elements_text($5::json), "
         "  json_array_elements_text($6::json)) AS t(pos, schema_name, attributes, dimensions, account_id, id)), "
-        f"negative AS ({negative_values_sql(meters, 'input')}) "
+        f"negative AS ({negative_values_sql(meters, 'input', validated=True)}) "
         "SELECT n.pos, n.meter_id, m.name, n.value, EXISTS (SELECT FROM event_ids x "
         '  WHERE x.account_id = i.account_id AND x.id = i.id COLLATE "C") AS stored '
         "FROM negative n JOIN input i ON i.pos = n.pos JOIN usage_meters m ON m.id = n.meter_id "
@@ -618,7 +618,8 @@ def _statement(meters: tuple[MeterSql, ...], report_meters: bool, fast: bool, wi
     if meters:
         # The fast path stores every input row or fails as a whole, so its meters read the input itself: the
         # insert then returns nothing (a RETURNING of 1000 rows with their JSON is a tuplestore written and read).
-        ctes.append(f"valued AS (\n{valued_sql(meters, 'input' if fast else 'inserted')}\n)")
+        # both read only this batch's events, whose attributes parse_event has just validated: plain casts
+        ctes.append(f"valued AS (\n{valued_sql(meters, 'input' if fast else 'inserted', validated=True)}\n)")
         ctes.append(f"stripe AS MATERIALIZED ({STRIPE_SQL})")
         ctes += rollup_writes("valued", meters, "(SELECT s FROM stripe)")
         if report_meters:

@@ -71,12 +71,18 @@ class CompiledMeter:
 
     value_sql: numeric per event, NULL when no computation matches (the event is not metered).
       COUNT: 1 for matching events; UNIQUE_COUNT: 1 for matching events that have a key.
-    distinct_sql: UNIQUE_COUNT only: the text key counted distinct (NULL = not counted).
+      It reads attributes through stored_decimal_sql: for stored rows, one of which may hold anything.
+    input_value_sql: value_sql over attribute values ingest has just validated (events/validation.py
+      parse_decimal: always the stored form), read with a plain CAST(.. AS numeric): the same values
+      without the guard's cost, for ingest's own statements only.
+    distinct_sql / input_distinct_sql: UNIQUE_COUNT only: the text key counted distinct (NULL = not counted).
     """
 
     aggregation: str
     value_sql: str
+    input_value_sql: str
     distinct_sql: str | None = None
+    input_distinct_sql: str | None = None
 
     def aggregate_sql(self, latest_order_by: str | None = None) -> str:
         """The aggregate over the meter's events; LATEST needs the caller's newest-first ordering,
@@ -198,8 +204,10 @@ def _describe_literal(value: JsonValue) -> str:
 
 
 class _ExpressionCompiler:
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, stored: bool = True) -> None:
+        """stored: attributes are read through stored_decimal_sql (False: a plain cast, for validated input)."""
         self.field = field
+        self.stored = stored
         self.operators: dict[str, Callable[[str, list[JsonValue], str, int], _Sql]] = {
             "var": self._var,
             "==": self._equality, "!=": self._equality, "===": self._equality, "!==": self._equality,
@@ -329,8 +337,9 @@ class _ExpressionCompiler:
             prefix, rest = bare_prefix, name
         if prefix in ATTRIBUTE_PREFIXES and rest:
             key = self._text_literal(rest, path).sql
+            text_sql = f"(e.attributes ->> {key})"
             return _Sql(
-                stored_decimal_sql(f"(e.attributes ->> {key})"),
+                stored_decimal_sql(text_sql) if self.stored else f"CAST({text_sql} AS numeric)",
                 "number",
                 True,
                 f"attribute {json.dumps(rest, ensure_ascii=False)}",
@@ -583,18 +592,19 @@ def _checked(sql: str, field: str) -> str:
     return sql
 
 
-def compile_matcher(raw: object, field: str = "matcher") -> str | None:
-    """A matcher as a never-NULL SQL condition over `e`; None when the matcher is absent."""
+def compile_matcher(raw: object, field: str = "matcher", *, stored: bool = True) -> str | None:
+    """A matcher as a never-NULL SQL condition over `e`; None when the matcher is absent.
+    stored: for stored rows (attributes guarded by stored_decimal_sql), else for ingest's validated input."""
     expression = normalize_expression(raw, field=field)
     if expression is None:
         return None
-    return _checked(_truthy(_ExpressionCompiler(field).compile(expression)), field)
+    return _checked(_truthy(_ExpressionCompiler(field, stored).compile(expression)), field)
 
 
-def _top_level(raw: object, field: str, bare_prefix: str) -> _Sql | None:
+def _top_level(raw: object, field: str, bare_prefix: str, stored: bool) -> _Sql | None:
     """A computation: a JSON Logic expression, a number, or a bare variable name."""
     expression = normalize_expression(raw, field=field, allow_bare_name=True)
-    compiler = _ExpressionCompiler(field)
+    compiler = _ExpressionCompiler(field, stored)
     if isinstance(expression, str):
         if _DECIMAL_TEXT.fullmatch(expression):
             return compiler.compile(Decimal(expression))
@@ -610,9 +620,9 @@ def _top_level(raw: object, field: str, bare_prefix: str) -> _Sql | None:
     return compiler.compile(expression)
 
 
-def compile_computation(raw: object, field: str = "computation") -> str:
+def compile_computation(raw: object, field: str = "computation", *, stored: bool = True) -> str:
     """A numeric computation as SQL over `e` (NULL = no value). A bare name is an attribute."""
-    expr = _top_level(raw, field, bare_prefix="attributes")
+    expr = _top_level(raw, field, bare_prefix="attributes", stored=stored)
     if expr is None:
         raise InvalidInput(
             field,
@@ -623,9 +633,9 @@ def compile_computation(raw: object, field: str = "computation") -> str:
     return _checked(expr.sql, field)
 
 
-def compile_distinct_key(raw: object, field: str = "computation") -> str:
+def compile_distinct_key(raw: object, field: str = "computation", *, stored: bool = True) -> str:
     """The text whose distinct values a UNIQUE_COUNT meter counts. A bare name is a dimension."""
-    expr = _top_level(raw, field, bare_prefix="dimensions")
+    expr = _top_level(raw, field, bare_prefix="dimensions", stored=stored)
     if expr is None:
         raise InvalidInput(
             field,
@@ -726,19 +736,29 @@ def value_attributes(computations: Sequence[Mapping[str, object]]) -> tuple[str,
 def compile_meter(
     aggregation: str, computations: Sequence[Mapping[str, object]], field_prefix: str = "computations"
 ) -> CompiledMeter:
-    """Compiles a meter; raises InvalidInput naming the field (e.g. "computations[1].matcher")."""
+    """Compiles a meter; raises InvalidInput naming the field (e.g. "computations[1].matcher").
+    Twice: for stored rows (value_sql, distinct_sql) and for ingest's validated input (input_*); the second
+    compile of an accepted definition cannot fail (the same checks, the same counted length)."""
     name = aggregation.strip().upper() if isinstance(aggregation, str) else ""
     if name not in AGGREGATIONS:
         raise InvalidInput(
             "aggregation",
             f"{json.dumps(aggregation, default=str)} is not supported; use one of: {', '.join(AGGREGATIONS)}",
         )
+    value_sql, distinct_sql = _meter_sql(name, computations, field_prefix, stored=True)
+    input_value_sql, input_distinct_sql = _meter_sql(name, computations, field_prefix, stored=False)
+    return CompiledMeter(name, value_sql, input_value_sql, distinct_sql, input_distinct_sql)
+
+
+def _meter_sql(name: str, computations: Sequence[Mapping[str, object]], field_prefix: str,
+               *, stored: bool) -> tuple[str, str | None]:
+    """(value SQL, distinct SQL) of a meter of aggregation `name`."""
     one = sql_numeric_literal(1)
     branches: list[tuple[str | None, str]] = []
     keys: list[tuple[str | None, str]] = []
     for index, entry in _ordered(computations, field_prefix):
         field = f"{field_prefix}[{index}]"
-        condition = compile_matcher(entry.get("matcher"), f"{field}.matcher")
+        condition = compile_matcher(entry.get("matcher"), f"{field}.matcher", stored=stored)
         raw = entry.get("computation")
         if name == "COUNT":
             if not _is_count_unit(raw, f"{field}.computation"):
@@ -748,9 +768,9 @@ def compile_meter(
                 )
             branches.append((condition, one))
         elif name == "UNIQUE_COUNT":
-            keys.append((condition, compile_distinct_key(raw, f"{field}.computation")))
+            keys.append((condition, compile_distinct_key(raw, f"{field}.computation", stored=stored)))
         else:
-            branches.append((condition, compile_computation(raw, f"{field}.computation")))
+            branches.append((condition, compile_computation(raw, f"{field}.computation", stored=stored)))
     if name == "UNIQUE_COUNT":
         if not keys:
             raise InvalidInput(
@@ -758,12 +778,12 @@ def compile_meter(
                 'UNIQUE_COUNT needs a computation naming the value counted distinct, e.g. "dimensions.user_id"',
             )
         distinct = _first_match(keys)
-        return CompiledMeter(name, f"(CASE WHEN {distinct} IS NOT NULL THEN {one} END)", distinct)
+        return f"(CASE WHEN {distinct} IS NOT NULL THEN {one} END)", distinct
     if not branches:
         if name != "COUNT":
             raise InvalidInput(
                 field_prefix,
                 f'a {name} meter needs at least one computation (e.g. {{"computation": "tokens", "order": 1}})',
             )
-        return CompiledMeter(name, one)
-    return CompiledMeter(name, _first_match(branches))
+        return one, None
+    return _first_match(branches), None

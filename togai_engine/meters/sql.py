@@ -68,34 +68,42 @@ class MeterSql:
         return self.aggregation in DAILY_AGGREGATIONS
 
 
-def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with_key: bool = False) -> str:
+def _value_sql(meter: MeterSql, validated: bool) -> str:
+    return meter.compiled.input_value_sql if validated else meter.compiled.value_sql
+
+
+def valued_sql(meters: Sequence[MeterSql], source: str, where: str = "", *, with_key: bool = False,
+               validated: bool = False) -> str:
     """One row per (metered event of `source`, meter of its schema) with the event's value.
 
     Columns: account_id, meter_id, is_latest, event_time, id, value (NULL = not metered)
     [, key: the UNIQUE_COUNT text key]. `source` is a table or CTE name with events' columns;
-    `where` is an extra condition on `e`.
+    `where` is an extra condition on `e`. validated: `source` holds only the batch ingest has just
+    validated (its attributes read with plain casts, CompiledMeter.input_value_sql); any read of
+    stored rows leaves it False (attributes guarded: a hand-edited value is not metered, never an error).
     """
     parts = []
     for meter in meters:
         key = ""
         if with_key:
-            key = f", {meter.compiled.distinct_sql or 'CAST(NULL AS text)'} AS key"
+            distinct = meter.compiled.input_distinct_sql if validated else meter.compiled.distinct_sql
+            key = f", {distinct or 'CAST(NULL AS text)'} AS key"
         parts.append(
             f"SELECT e.account_id, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, "
             f"{'TRUE' if meter.is_latest else 'FALSE'} AS is_latest, e.event_time, CAST(e.id AS text) AS id, "
-            f"{meter.compiled.value_sql} AS value{key} FROM {source} e "
+            f"{_value_sql(meter, validated)} AS value{key} FROM {source} e "
             f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)} AND {METERED}"
             + (f" AND ({where})" if where else "")
         )
     return "\nUNION ALL\n".join(parts)
 
 
-def negative_values_sql(meters: Sequence[MeterSql], source: str) -> str:
+def negative_values_sql(meters: Sequence[MeterSql], source: str, *, validated: bool = False) -> str:
     """Rows (pos, meter_id, value) of the events of `source` (columns pos, schema_name, attributes,
-    dimensions) whose value for one of `meters` is negative, whatever their status."""
+    dimensions) whose value for one of `meters` is negative, whatever their status. validated: as valued_sql's."""
     return "\nUNION ALL\n".join(
         f"SELECT pos, CAST({sql_text_literal(meter.id)} AS text) AS meter_id, value FROM ("
-        f"SELECT e.pos, {meter.compiled.value_sql} AS value FROM {source} e "
+        f"SELECT e.pos, {_value_sql(meter, validated)} AS value FROM {source} e "
         f"WHERE e.schema_name = {sql_text_literal(meter.schema_name)}) AS v WHERE value < 0"
         for meter in meters
     )
