@@ -41,11 +41,11 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
-from togai_engine.cycles import Cycle, cycle_containing
+from togai_engine.cycles import Cycle, CycleConfig, cycle_containing
 from togai_engine.errors import EngineError, InvalidInput
 from togai_engine.invoices.compose import (
     CREDIT_GRANT_LINE,
@@ -73,6 +73,10 @@ ACCRUED_LINES = (USAGE_LINE, OVERAGE_LINE)  # priced on a meter's usage: they ac
 ZERO = Decimal(0)
 log = logging.getLogger("togai_engine.metrics")
 _Group = tuple[str | None, str | None]  # a series of REVENUE: (its groupBy value, its currency)
+# the invoice columns REVENUE reads (rows of them stand for InvoiceRow below: same attribute names)
+_INVOICE_COLUMNS = (InvoiceRow.id, InvoiceRow.account_id, InvoiceRow.customer_id, InvoiceRow.association_id,
+                    InvoiceRow.period_start, InvoiceRow.period_end, InvoiceRow.status, InvoiceRow.currency,
+                    InvoiceRow.invoice_type)
 
 
 @dataclass(frozen=True)
@@ -96,18 +100,32 @@ async def revenue_series(
     meters = set(filters["USAGE_METER_ID"]) if "USAGE_METER_ID" in filters else None
     placed = _Series(start, end, buckets, query.groupBy)
 
-    stmt = select(InvoiceRow).where(overlapping(start, end), InvoiceRow.status != "VOID")
+    # the columns REVENUE reads, not ORM entities (their identity map and state cost more than the rest per invoice)
+    stmt = select(*_INVOICE_COLUMNS).where(overlapping(start, end), InvoiceRow.status != "VOID")
     if accounts is not None:
         stmt = stmt.where(any_of(InvoiceRow.account_id, accounts))
-    rows = list(await session.scalars(stmt))
+    rows: list[Any] = list((await session.execute(stmt)).all())
     if query.groupBy != "ACCOUNT_ID" and len({r.currency for r in rows}) > 1:
         raise InvalidInput(f"{field}.groupBy", "the selected accounts invoice in several currencies "
                                                f"({', '.join(sorted({r.currency for r in rows}))}); group by "
                                                "ACCOUNT_ID or filter by ACCOUNT_ID/CUSTOMER_ID to one currency")
     # an advance invoice (empty period, ADVANCED) bills no usage: only its lines are read, at its instant
     plans = await plans_by_association(session, {r.association_id for r in rows if r.invoice_type != ADVANCED})
+    # what each plan prices, read once per plan, not per invoice (plans are shared by their associations' invoices;
+    # `plans` keeps every one alive through the call, so id() names one plan only)
+    plan_facts: dict[int, _PlanFacts] = {}
+
+    def _facts(plan: PricePlan) -> _PlanFacts:
+        if (found := plan_facts.get(id(plan))) is None:
+            cards = _metered_cards(plan, meters)
+            found = plan_facts[id(plan)] = _PlanFacts(plan.cycle_config, cards, {card.meter_id for card in cards})
+        return found
+
     stored = await _stored_lines(session, [r.id for r in rows if r.status != "DRAFT"])
-    drafts = await compute_drafts(session, rows)  # composed exactly as get_invoice shows them
+    # composed exactly as get_invoice shows them (from the DRAFTs' whole rows)
+    draft_ids = [r.id for r in rows if r.status == "DRAFT"]
+    drafts = await compute_drafts(session, list(await session.scalars(
+        select(InvoiceRow).where(any_of(InvoiceRow.id, draft_ids))))) if draft_ids else {}
 
     finals: dict[str, list[_Line]] = {}  # the lines each invoice comes to (absent: a DRAFT that cannot be computed)
     for row in rows:
@@ -127,7 +145,7 @@ async def revenue_series(
             continue
         # the usage of every meter a card accrues on: usage cards' meters and overage cards' features' meters
         plan = plans.get(row.association_id)  # None: it cannot be resolved (below)
-        accrued_meters = {card.meter_id for card in _metered_cards(plan, meters)} if plan is not None else set()
+        accrued_meters = _facts(plan).accrued_meters if plan is not None else set()
         from_cycle = _cycle_starts(row, finals.get(row.id, []))
         for point in points:
             # At the period's end the amounts are the invoice's own lines (stored, or the DRAFT's composition).
@@ -147,6 +165,8 @@ async def revenue_series(
             session, start=lower, end=upper, account_ids=sorted(accounts_in), meter_ids=sorted(meters_in))
 
     anchors = await _anchors(session, [r for r in rows if r.invoice_type != ADVANCED])
+    periods: dict[tuple[CycleConfig, datetime, datetime, datetime], tuple[Cycle, Cycle | None]] = {}
+    charges: dict[tuple[int, str, Cycle, Cycle | None, Decimal], Decimal] = {}  # _Accrual.charges
     # A closed period's usage now includes the late events billed on a later invoice (which carries their
     # revenue): inside such a period the amount never exceeds what its own invoice charged.
     reopened = await with_late_events(session, [r for r in rows if r.status != "DRAFT"])
@@ -168,19 +188,34 @@ async def revenue_series(
             placed.add_lines(row, [line for line in final if meters is None or (
                 line.line_type in ACCRUED_LINES and line.meter_id in meters)], accrued_at_end=True)
             continue
-        period = Cycle(row.period_start, row.period_end)
-        full_cycle = cycle_containing(plan.cycle_config, anchors[row.association_id], row.period_start)
-        accrual = _Accrual(row, period, full_cycle if full_cycle != period else None,
+        facts = _facts(plan)
+        # many invoices share a schedule, an anchor and a period: each (period, full cycle) is worked out once
+        cycle_key = (facts.cycle_config, anchors[row.association_id], row.period_start, row.period_end)
+        if (cycles := periods.get(cycle_key)) is None:
+            period = Cycle(row.period_start, row.period_end)
+            full_cycle = cycle_containing(facts.cycle_config, anchors[row.association_id], row.period_start)
+            cycles = periods[cycle_key] = (period, full_cycle if full_cycle != period else None)
+        period, partial_of = cycles
+        accrual = _Accrual(row, period, partial_of,
                            {(line.line_type, line.rate_card_name): line.value for line in final
                             if line.line_type in ACCRUED_LINES},
                            row.id in reopened, quantities,
-                           {name: start for name, (start, _) in _cycle_starts(row, final).items()})
-        for card in _metered_cards(plan, meters):
+                           {name: start for name, (start, _) in _cycle_starts(row, final).items()}, charges)
+        for card in facts.metered_cards:
             placed.add_accrued(placed.group(row, card.meter_id), cuts[row.id],
                                _accrued_or_at_end(accrual, card, cuts[row.id]))
         if meters is None:  # a meter filter keeps the meters' usage and overage amounts only
             placed.add_lines(row, final)
     return placed.data()
+
+
+@dataclass(frozen=True)
+class _PlanFacts:
+    """What REVENUE reads of a plan, for all the invoices it prices."""
+
+    cycle_config: CycleConfig
+    metered_cards: list[UsagePricing]  # _metered_cards
+    accrued_meters: set[str]  # their meters
 
 
 def _metered_cards(plan: PricePlan, meters: set[str] | None) -> list[UsagePricing]:
@@ -200,6 +235,10 @@ class _Accrual:
     capped: bool  # late events reopened the period: never more than its invoice charged
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]]  # [start, t) -> (account, meter)
     cycle_starts: dict[str, datetime]  # overage card name -> its quota cycle's start before the period (_cycle_starts)
+    # (card, currency, period, full cycle, quantity) -> usage_charge's amount, shared by the call's invoices: a card
+    # prices the same quantity alike (a pure function of these), and many points repeat one (no usage since the
+    # last cut, accounts without usage). Cards are the plans' own objects, alive through the call: id() names one.
+    charges: dict[tuple[int, str, Cycle, Cycle | None, Decimal], Decimal]
 
     def line_value(self, card: UsagePricing) -> Decimal:
         """The value of the card's line on the invoice (0 when it has none)."""
@@ -226,7 +265,10 @@ class _Accrual:
                 self._usage(cycle_start, self.period.start, card.meter_id))
         else:
             quantity = usage
-        charged = usage_charge(card, self.row.currency, self.period, quantity, self.full_cycle).amount
+        key = (id(card), self.row.currency, self.period, self.full_cycle, quantity)
+        if (charged := self.charges.get(key)) is None:
+            charged = self.charges[key] = usage_charge(card, self.row.currency, self.period, quantity,
+                                                       self.full_cycle).amount
         return min(charged, invoiced) if self.capped else charged
 
 
@@ -269,8 +311,9 @@ class _Series:
         """The series an amount of `row` falls in, with the invoice's currency (two are never added: an account
         whose invoiceCurrency changed has a series per currency); `billable` (a meter id, else a rate card name)
         names it under USAGE_METER_ID."""
-        return ({"ACCOUNT_ID": row.account_id, "CUSTOMER_ID": row.customer_id, "USAGE_METER_ID": billable,
-                 None: None}[self.group_by], row.currency)
+        group_by = self.group_by  # one of REVENUE_GROUPS or None (query_filters refuses any other)
+        return (row.account_id if group_by == "ACCOUNT_ID" else row.customer_id if group_by == "CUSTOMER_ID"
+                else billable if group_by == "USAGE_METER_ID" else None, row.currency)
 
     def add(self, group: _Group, bucket: datetime, amount: Decimal) -> None:
         """`amount` into the series' bucket, exactly."""
@@ -328,13 +371,20 @@ def _in_minor_unit(amount: Decimal, currency: str | None) -> Decimal:
 
 def _line(line_type: str, rate_card_name: str | None, value: Decimal, details: dict[str, Any] | None,
           meter_id: str | None) -> _Line:
+    details = details or {}
+    return _placed(line_type, rate_card_name, value, meter_id, details.get("pricingRule"),
+                   details.get("invoiceTiming"), details.get("cycleStart"))
+
+
+def _placed(line_type: str, rate_card_name: str | None, value: Decimal, meter_id: str | None,
+            pricing_rule: str | None, invoice_timing: str | None, cycle_start: str | None) -> _Line:
+    """The line from its details' pricingRule, invoiceTiming and cycleStart (None: absent)."""
     # a pricing rule's line (PRICING_RULE_AMOUNT, at the period's end like the true-up) is named by its rule
-    cycle_start = (details or {}).get("cycleStart") if line_type == OVERAGE_LINE else None
-    return _Line(line_type, rate_card_name or (details or {}).get("pricingRule", ""), value,
+    cycle_start = cycle_start if line_type == OVERAGE_LINE else None
+    return _Line(line_type, rate_card_name or pricing_rule or "", value,
                  # paid ahead: in-advance fees, and PREPAID credits sold (a credit-grant card's line)
-                 line_type in (FIXED_FEE_LINE, CREDIT_GRANT_LINE)
-                 and (details or {}).get("invoiceTiming") in ("IN_ADVANCE", "PREPAID"), meter_id,
-                 None if cycle_start is None else datetime.fromisoformat(cycle_start))
+                 line_type in (FIXED_FEE_LINE, CREDIT_GRANT_LINE) and invoice_timing in ("IN_ADVANCE", "PREPAID"),
+                 meter_id, None if cycle_start is None else datetime.fromisoformat(cycle_start))
 
 
 async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, datetime]:
@@ -344,17 +394,24 @@ async def _anchors(session: AsyncSession, rows: list[InvoiceRow]) -> dict[int, d
     return dict(found.tuples().all())
 
 
+def _detail(key: str) -> Any:
+    """details ->> 'key' (the key written in the SQL, a constant: the statement's one parameter stays the array)."""
+    return InvoiceLineRow.details.op("->>", return_type=String)(literal_column(f"'{key}'"))
+
+
 async def _stored_lines(session: AsyncSession, invoice_ids: list[str]) -> dict[str, list[_Line]]:
     """Invoice -> the top-level lines of the frozen invoice, every kind (usage, licenses, overage, fixed fees,
     PREPAID credits sold, true-up, late usage, pricing rules): the invoice's total is their sum, so REVENUE reads
     them all rather than a list of kinds to keep in step with compose."""
     if not invoice_ids:
         return {}
+    # the three keys of details REVENUE reads, as text, rather than each line's whole details decoded
     rows = await session.execute(
         select(InvoiceLineRow.invoice_id, InvoiceLineRow.line_type, InvoiceLineRow.rate_card_name,
-               InvoiceLineRow.value, InvoiceLineRow.details, InvoiceLineRow.usage_meter_id)
+               InvoiceLineRow.value, InvoiceLineRow.usage_meter_id, _detail("pricingRule"), _detail("invoiceTiming"),
+               _detail("cycleStart"))
         .where(any_of(InvoiceLineRow.invoice_id, invoice_ids), InvoiceLineRow.parent_position.is_(None)))
     lines: dict[str, list[_Line]] = defaultdict(list)
-    for invoice_id, line_type, name, value, details, meter_id in rows.tuples():
-        lines[invoice_id].append(_line(line_type, name, value, details, meter_id))
+    for invoice_id, line_type, name, value, meter_id, pricing_rule, timing, cycle_start in rows.tuples():
+        lines[invoice_id].append(_placed(line_type, name, value, meter_id, pricing_rule, timing, cycle_start))
     return lines
