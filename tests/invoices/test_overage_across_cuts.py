@@ -567,3 +567,29 @@ async def test_a_negative_late_usage_line_is_credited_by_amount_and_void_event_n
     assert f"invoice {ids[FEB]!r} (INV-000003, DUE), lines 2 and 3" in error, error
     assert (f"Correct the charge with a credit note on line 2 (create_credit_note, invoiceId {ids[FEB]!r}, "
             f"lineNumber 2), or by amount (line 3 is -20.00 and takes no line credit); nothing was voided") in error, error
+
+
+async def test_void_event_of_a_late_event_on_one_zero_line_does_not_say_that_line_takes_a_line_credit(
+        client, clock) -> None:
+    """A late event within the cycle's included usage is billed on one late-usage line of 0.00 (f(60) - f(50) = 0):
+    void_event's refusal must not point at a line credit for it, nor say that its line takes one."""
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", name="A", lateUsage="BILL_ON_NEXT_INVOICE", pricingCycleConfig={
+        "interval": "MONTHLY", "startOffset": {"dayOffset": "1"}, "gracePeriod": 0},
+        rateCards=_cards(meter, "100", "1.00"))
+    await _account(client, "acme", str(plan["id"]))
+    clock.set(at(2026, 1, 10))
+    await _tokens(client, "acme", "on-a", iso(2026, 1, 5), "50")
+    clock.set(at(2026, 2, 3))
+    await _tokens(client, "acme", "late-a", iso(2026, 1, 10), "10")
+    clock.set(at(2026, 3, 3))
+    page = await call(client, "list_invoices", accountId="acme", pageSize=100)
+    ids = {i["startDate"]: i["id"] for i in page["data"]}
+    february = await call(client, "get_invoice", invoiceId=ids[FEB])
+    # line 1 February's own overage 0.00; line 2 January's late line: f(50 + 10) - f(50) = 0 (within the 100 included)
+    assert [(li["type"], li["value"]) for li in february["lineItems"]][1:] == [("LATE_USAGE_AMOUNT", "0.00")]
+    error = await call_error(client, "void_event", accountId="acme", eventId="late-a", reason="sent twice")
+    assert f"invoice {ids[FEB]!r} (INV-000002, DUE), line 2" in error, error
+    assert "lineNumber" not in error, error
+    assert error.endswith(f"Correct the charge with a credit note on the invoice by amount (create_credit_note, "
+                          f"invoiceId {ids[FEB]!r}, amount): its line takes no line credit; nothing was voided"), error

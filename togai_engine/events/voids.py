@@ -299,8 +299,8 @@ def _late_credit(invoice_id: str, numbers: list[int], values: list[Decimal],
     below = [(n, value) for n, value in zip(numbers, values, strict=True) if value < 0]
     by_amount = f"by amount (create_credit_note, invoiceId {invoice_id!r}, amount)"
     if not creditable:
-        return f"the invoice {by_amount}: {'its line takes' if len(numbers) == 1 else 'none of its lines takes'} " \
-               f"a line credit"
+        return f"the invoice {by_amount}: " \
+               f"{'its line takes no' if len(numbers) == 1 else 'none of its lines takes a'} line credit"
     where = (f"{_line_list(creditable)} (create_credit_note, invoiceId {invoice_id!r}, lineNumber "
              f"{' or '.join(map(str, creditable))})")
     if not below:
