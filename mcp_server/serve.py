@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from mcp_server import fast_json
 from mcp_server.http_auth import ExplainUnauthorized, auth_options, no_client_registration
 from mcp_server.server import TogaiServer, build_server
+from togai_engine.billing.close import LATE_USAGE_PENDING
 from togai_engine.sandbox import service as sandbox_service
 from togai_engine.settings import Settings
 from togai_engine.store.database import Database
@@ -37,11 +38,13 @@ class FailureLog:
     """What the background loop has logged of the accounts its bill runs cannot bill, kept in memory across passes:
     an account that fails for good is retried every pass (its state is kept), and logging it every pass would
     flood the log. A failure is logged when the account first fails or its reason changes, then again at most
-    every `every` (of the passes' time) while it keeps failing; once it bills again that is logged once (INFO)."""
+    every `every` (of the passes' time) while it keeps failing; once it bills again (in a pass, or in another run
+    before one: it is then no longer due) that is logged once (INFO)."""
 
     def __init__(self, every: timedelta = timedelta(hours=1)) -> None:
         self.every = every
-        self._failing: dict[str, tuple[str, datetime, datetime]] = {}  # account -> (reason, since, last logged)
+        # account -> (reason, since, last logged, whether its failure leaves it due)
+        self._failing: dict[str, tuple[str, datetime, datetime, bool]] = {}
 
     def report(self, summary: CloseSummary) -> None:
         at = summary.asOf
@@ -49,19 +52,24 @@ class FailureLog:
         for failure in summary.failed:  # an account may fail twice (its invoices, its late usage): both reasons
             reasons.setdefault(failure.accountId, []).append(failure.reason)
         billed = set(summary.accountIds) - set(reasons)
+        # one whose failure left it due (any but its late usage staying pending, retried with its next invoice) and
+        # absent from this pass, which has every due account, was billed by another run meanwhile (a read's
+        # catch-up, `bill`)
+        billed |= {a for a, kept in self._failing.items() if kept[3] and a not in summary.accountIds}
         for account_id in sorted(billed & set(self._failing)):
             log.info("account %s bills again (it failed from %s)", account_id,
                      self._failing.pop(account_id)[1].isoformat())
         for account_id, found in sorted(reasons.items()):
             reason = "; ".join(found)
+            due = not all(r.startswith(LATE_USAGE_PENDING) for r in found)
             previous = self._failing.get(account_id)
             if previous is None or previous[0] != reason:
                 log.warning("cannot bill account %s: %s", account_id, reason)
-                self._failing[account_id] = (reason, at if previous is None else previous[1], at)
+                self._failing[account_id] = (reason, at if previous is None else previous[1], at, due)
             elif at - previous[2] >= self.every or at < previous[2]:  # a clock set back (a sandbox) logs it anew
                 log.warning("cannot bill account %s (failing since %s): %s", account_id, previous[1].isoformat(),
                             reason)
-                self._failing[account_id] = (reason, previous[1], at)
+                self._failing[account_id] = (reason, previous[1], at, due)
 
 
 async def billing_pass(db: Database, now: datetime, failures: FailureLog | None = None) -> CloseSummary:

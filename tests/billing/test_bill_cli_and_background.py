@@ -17,6 +17,7 @@ from helpers import call, ingest_in_two_stripes, rows_by_stripe
 from mcp_server import serve
 from mcp_server.serve import billing_pass
 from test_scenarios import account, tiered, tokens_meter, usage
+from togai_engine.billing.runs import run_bill
 
 BIN = Path(sys.executable).parent / "togai-engine"
 
@@ -158,6 +159,43 @@ async def test_the_background_loop_logs_a_failing_account_when_it_fails_or_chang
     assert [r[0] for r in await invoice_rows(db)] == ["DUE", "DRAFT"]
     await billing_pass(db, first.replace(hour=1, minute=8), failures)
     assert logged() == []
+
+
+async def test_the_background_loop_forgets_a_failing_account_that_another_run_billed(client, db, caplog) -> None:
+    """A failing account fixed and then billed by another run (a read's catch-up, `bill`) is no longer due, so the
+    loop's passes no longer list it: the FailureLog must still take it as billing again, and a later failure, with
+    the same reason, is a first failure again (logged at once, not 'failing since' the old one)."""
+    caplog.set_level(logging.INFO, logger="togai_engine.serve")
+    await setup_plan(client, "2026-01-01T00:00:00Z")
+
+    async def currency(code: str) -> None:  # behind the engine's back, as above
+        async with db.unit_of_work() as session:
+            await session.execute(text(f"UPDATE accounts SET invoice_currency = '{code}' WHERE id = 'acme'"))
+            await session.execute(text(f"UPDATE invoices SET currency = '{code}' WHERE account_id = 'acme'"))
+
+    def logged() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if "acme" in r.getMessage()]
+        caplog.clear()
+        return found
+
+    await currency("EUR")
+    failures = serve.FailureLog()
+    first = datetime(2026, 2, 2, tzinfo=UTC)
+    await billing_pass(db, first, failures)
+    [message] = logged()
+    assert message.startswith("cannot bill account acme: "), message
+    # fixed, and billed by another run before the loop's next pass, which then has nothing due for it
+    await currency("USD")
+    assert (await run_bill(db, first.replace(minute=10))).failed == []
+    summary = await billing_pass(db, first.replace(minute=20), failures)
+    assert "acme" not in summary.accountIds
+    assert logged() == ["account acme bills again (it failed from 2026-02-02T00:00:00+00:00)"]
+    # broken again the same way when March's period is due (within the hour of the last warning would not matter):
+    # a first failure, logged at once without the old 'since'
+    await currency("EUR")
+    await billing_pass(db, datetime(2026, 3, 2, tzinfo=UTC), failures)
+    [message] = logged()
+    assert message.startswith("cannot bill account acme: "), message
 
 
 async def test_the_background_pass_bills_when_partitions_ahead_cannot_be_made(client, db, monkeypatch, caplog):

@@ -81,6 +81,10 @@ def billing_due(billing: str, now: str) -> str:
     return f"{billing}.next_run_at <= {now}"
 
 
+# how a failure that only left the account's late usage pending begins (its invoices closed: it is not left due)
+LATE_USAGE_PENDING = "late usage not billed, it stays pending"
+
+
 async def close_due_cycles(
     session: AsyncSession,
     now: datetime,
@@ -186,7 +190,7 @@ async def close_due_cycles(
             continue
         if composed and account_id in late.problems:
             # Its late usage stays pending (retried with the next invoice); its own invoices close as usual.
-            reason = f"late usage not billed, it stays pending: {_reason(late.problems[account_id])}"
+            reason = f"{LATE_USAGE_PENDING}: {_reason(late.problems[account_id])}"
             log.log(failure_level, "account %s: %s", account_id, reason)
             summary.failed.append(CloseFailure(accountId=account_id, reason=reason))
         if composed and account_id in late.lines:
