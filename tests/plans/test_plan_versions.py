@@ -372,6 +372,34 @@ async def test_an_account_whose_billing_is_stuck_is_migrated_and_the_result_name
     assert result["skippedAccounts"] == []
 
 
+async def test_an_account_whose_late_usage_alone_stays_pending_is_migrated_without_a_billing_problem(
+        client, clock, db) -> None:
+    """A run that bills an account's invoices but cannot price its pending late usage (its period's invoice edited by
+    hand into a currency the plan does not price) has not stuck the account's billing: the finalize's run after the
+    move fails that way too, and the migrated account's billingProblem stays null (what is pending is
+    get_account's pendingLateUsage.problem), as for the run before the move."""
+    meter = await tokens_meter(client)
+    plan = await call(client, "create_price_plan", name="Growth", pricingCycleConfig=MONTHLY,
+                      rateCards=cards(meter, "0.10", "31"), lateUsage="BILL_ON_NEXT_INVOICE")
+    await account(client, "bad", plan["id"], iso(2026, 1, 1))
+    clock.set(at(2026, 2, 3))
+    assert (await invoices(client, "bad"))[0][2:] == ("DUE", 1, "31.00")  # January
+    result = await call(client, "ingest_event", event={
+        "id": "late", "schemaName": "llm", "timestamp": iso(2026, 1, 20), "accountId": "bad",
+        "attributes": {"tokens": "10"}})
+    assert result["status"] == "ACCEPTED_LATE", result
+    async with db.unit_of_work() as session:
+        await session.execute(text("UPDATE invoices SET currency = 'EUR' WHERE account_id = 'bad' AND status = 'DUE'"))
+    clock.set(at(2026, 2, 10))
+    pending = (await call(client, "get_account", accountId="bad"))["financial"]
+    assert pending["billingProblem"] is None and "does not support EUR" in pending["pendingLateUsage"]["problem"]
+    result = await version_2(client, plan["id"], meter, "IMMEDIATE")
+    [moved] = result["migratedAccounts"]
+    assert (moved["accountId"], moved["effectiveFrom"], moved["billingProblem"]) == ("bad", iso(2026, 2, 10), None)
+    financial = (await call(client, "get_account", accountId="bad"))["financial"]
+    assert financial["billingProblem"] is None and "does not support EUR" in financial["pendingLateUsage"]["problem"]
+
+
 async def test_a_deal_given_at_creation_prices_like_one_given_later(client, clock, db) -> None:
     plan_id, meter = await growth(client)
     deal = {**cheap_tokens(meter), "fixedFeeRateCards": [

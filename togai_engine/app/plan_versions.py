@@ -32,7 +32,7 @@ from togai_engine.app.advance_credits import credit_replaced_advance_invoices, c
 from togai_engine.app.invoices import failure_of
 from togai_engine.app.plan_changes import add_billing_rows, rebill
 from togai_engine.app.seat_limits import check_seats_allowed, has_seat_limits
-from togai_engine.billing.close import close_due_cycles, one_connection_per_node
+from togai_engine.billing.close import LATE_USAGE_PENDING, close_due_cycles, one_connection_per_node
 from togai_engine.billing.fence import hold_fences
 from togai_engine.billing.models import AccountBillingRow
 from togai_engine.billing.state import transaction_connection
@@ -196,7 +196,9 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
             # an in-advance fee the old version already invoiced past `instant` is credited, as at a plan change
             await credit_unused_advance_fees(session, account_id, instant, now)
             migrated.append(MigratedAccount(accountId=account_id, fromVersion=old.version, effectiveFrom=instant))
-        after = failure_of(await rebill(session, billing, account_id, now), account_id)
+        # likewise after the move: a failure that only left its late usage pending billed its invoices (it is not due)
+        after = next((f for f in (await rebill(session, billing, account_id, now)).failed
+                      if f.accountId == account_id and not f.reason.startswith(LATE_USAGE_PENDING)), None)
         problem = _billing_problem(stuck, after, progress)
         result.migratedAccounts += [m.model_copy(update={"billingProblem": problem}) for m in migrated]
     return result
