@@ -56,11 +56,11 @@ def by_day(amounts: dict[datetime, str]) -> list[Decimal]:
     return [D(amounts.get(day, "0")) for day in DAYS]
 
 
-async def totals(client: Any, account_id: str) -> list[Decimal]:
-    """The totals of the account's invoices of periods ending by 1 Mar, oldest period first (every one DUE; d's
-    March DRAFT is after the query's range)."""
+async def totals(client: Any, account_id: str, until: datetime = MAR) -> list[Decimal]:
+    """The totals of the account's invoices of periods ending by `until`, oldest period first (every one DUE; the
+    DRAFT after them is past the query's range)."""
     invoices = [i for i in (await call(client, "list_invoices", accountId=account_id))["data"]
-                if datetime.fromisoformat(i["endDate"]) <= MAR]
+                if datetime.fromisoformat(i["endDate"]) <= until]
     assert {i["status"] for i in invoices} == {"DUE"}, invoices
     return [D(i["totalAmount"]) for i in sorted(invoices, key=lambda i: i["startDate"])]
 
@@ -129,3 +129,45 @@ async def test_accounts_on_an_anniversary_plan_with_different_anchors_in_one_que
     # every account's buckets add up to its invoices' totals, by day and by month
     for account_id in "abcd":
         assert sum(daily[account_id]) == sum(monthly[account_id]) == sum(await totals(client, account_id))
+
+
+def priced(meter: str, usd: str, eur: str) -> dict[str, Any]:
+    """The tokens card at `usd` per token in USD and `eur` in EUR."""
+    return {"name": "tokens", "usageMeterId": meter, "ratePlan": {"pricingModel": "TIERED", "slabs": [
+        {"order": 1, "startAfter": 0, "priceType": "PER_UNIT"}]}, "rateValues": [
+        {"currency": currency, "slabRates": [{"order": 1, "rate": rate}]} for currency, rate in (("USD", usd),
+                                                                                                  ("EUR", eur))]}
+
+
+async def test_accounts_with_other_deals_and_currencies_never_share_a_charge_for_the_same_quantity(
+        client, clock) -> None:
+    """Four accounts on one plan, one period, 100 tokens each: the plan's price, two deals (rateCardOverrides), and
+    the plan's price in EUR. Each bucket is priced with its own account's card and currency."""
+    meter = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                        computations=[{"computation": "tokens"}]))["id"]
+    plan = (await call(client, "create_price_plan", name="Deals", supportedCurrencies=["USD", "EUR"],
+                       pricingCycleConfig={"interval": "MONTHLY", "gracePeriod": 0},
+                       rateCards={"usageRateCards": [priced(meter, "0.10", "0.09")]}))["id"]
+    await join(client, clock, "list", plan, JAN)
+    await join(client, clock, "cheap", plan, JAN, rateCardOverrides={"usageRateCards": [priced(meter, "0.05", "0.04")]})
+    await join(client, clock, "dear", plan, JAN, rateCardOverrides={"usageRateCards": [priced(meter, "0.30", "0.27")]})
+    await join(client, clock, "euro", plan, JAN, invoiceCurrency="EUR")
+    for account_id in ("list", "cheap", "dear", "euro"):
+        await tokens(client, account_id, at(2026, 1, 5, 12), "100")
+    clock.set(at(2026, 2, 1))
+
+    # 100 tokens: list 100 × 0.10 = 10.00 USD, cheap 100 × 0.05 = 5.00 USD, dear 100 × 0.30 = 30.00 USD,
+    # euro 100 × 0.09 = 9.00 EUR
+    expected = {"list": D("10.00"), "cheap": D("5.00"), "dear": D("30.00"), "euro": D("9.00")}
+    for account_id, total in expected.items():
+        assert await totals(client, account_id, at(2026, 2, 1)) == [total]
+    result = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(at(2026, 2, 1)), metricQueries=[
+        {"id": "day", "name": "REVENUE", "aggregationPeriod": "DAY", "groupBy": "ACCOUNT_ID"},
+        {"id": "month", "name": "REVENUE", "aggregationPeriod": "MONTH", "groupBy": "ACCOUNT_ID"}])
+    daily, monthly = ({series["groupedBy"]["fieldValue"]: (series["currency"], [D(v) for v in series["metricValues"]])
+                       for series in query["data"]} for query in result["results"])
+    # each account's amount on 5 Jan (the day of its 100 tokens), nothing on the other 30 days
+    assert daily == {account_id: ("EUR" if account_id == "euro" else "USD",
+                                  [D(0)] * 4 + [total] + [D(0)] * 26) for account_id, total in expected.items()}
+    assert monthly == {account_id: ("EUR" if account_id == "euro" else "USD", [total])
+                       for account_id, total in expected.items()}
