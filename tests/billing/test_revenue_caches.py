@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import event
+
 from helpers import at, call
 
 D = Decimal
@@ -171,3 +173,39 @@ async def test_accounts_with_other_deals_and_currencies_never_share_a_charge_for
                                   [D(0)] * 4 + [total] + [D(0)] * 26) for account_id, total in expected.items()}
     assert monthly == {account_id: ("EUR" if account_id == "euro" else "USD", [total])
                        for account_id, total in expected.items()}
+
+
+async def test_a_draft_dropped_between_revenues_two_reads_of_invoices_never_fails_the_query(client, clock, db) -> None:
+    """get_metrics reads in autocommit (each statement its own snapshot), and REVENUE reads the invoices' columns,
+    then the DRAFTs' whole rows in a second statement. A DRAFT a plan change drops (or a bill run closes) between
+    the two is gone from the second: it counts nothing in this read, and every other account's REVENUE stands."""
+    meter = (await call(client, "create_usage_meter", name="tokens", eventSchemaName="llm", aggregation="SUM",
+                        computations=[{"computation": "tokens"}]))["id"]
+    plan = (await call(client, "create_price_plan", name="Plain", pricingCycleConfig={
+        "interval": "MONTHLY", "gracePeriod": 0}, rateCards={"usageRateCards": [card(meter, "0.10")]}))["id"]
+    for account_id in ("kept", "dropped"):
+        await join(client, clock, account_id, plan, JAN)
+        await tokens(client, account_id, at(2026, 1, 5, 12), "100")
+    clock.set(at(2026, 1, 20))  # both Januaries are open DRAFTs: 100 × 0.10 = 10.00 so far
+    (dropped,) = (await call(client, "list_invoices", accountId="dropped"))["data"]
+    assert (dropped["status"], dropped["totalAmount"]) == ("DRAFT", "10.00")
+    fired: list[str] = []
+
+    def concurrent_drop(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # just before the DRAFTs' whole rows are read (the only invoice read with every column), another session's
+        # commit drops dropped's DRAFT, as update_account(pricePlanId, effectiveFrom) from its period's start does
+        if not fired and "FROM invoices" in statement and "invoices.sequence_number" in statement:
+            fired.append(statement)
+            cursor.execute(f"DELETE FROM invoices WHERE id = '{dropped['id']}'")
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", concurrent_drop)
+    try:
+        result = await call(client, "get_metrics", startTime=iso(JAN), endTime=iso(at(2026, 2, 1)), metricQueries=[
+            {"id": "q", "name": "REVENUE", "aggregationPeriod": "MONTH", "groupBy": "ACCOUNT_ID"}])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", concurrent_drop)
+    assert fired
+    series = {s["groupedBy"]["fieldValue"]: [D(v) for v in s["metricValues"]] for s in result["results"][0]["data"]}
+    # kept's DRAFT so far: 100 × 0.10 = 10.00; dropped's DRAFT is gone, it counts nothing
+    assert series["kept"] == [D("10.00")]
+    assert series.get("dropped", [D(0)]) == [D(0)]

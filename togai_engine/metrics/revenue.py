@@ -131,7 +131,10 @@ async def revenue_series(
     for row in rows:
         if row.status != "DRAFT":
             finals[row.id] = stored.get(row.id, [])
-        elif (composed := drafts[row.id].composed) is not None:
+        # get_metrics reads in autocommit: a DRAFT a plan change dropped, or a bill run closed, after the first
+        # read is not among the DRAFTs the second one composed; it counts nothing in this read (as one that cannot
+        # be computed), never failing the others'
+        elif (draft := drafts.get(row.id)) is not None and (composed := draft.composed) is not None:
             finals[row.id] = [_line(line.line_type, line.rate_card_name, line.value, line.details,
                                     line.usage_meter_id) for line in composed.lines]
     # Cut each period at the bucket boundaries inside it (and at the query range).
