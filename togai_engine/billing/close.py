@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
 from pydantic import Field
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.accounts.service import lock_accounts
@@ -42,7 +40,7 @@ from togai_engine.invoices.late_usage import LateLines
 from togai_engine.invoices.models import INVOICE_COUNTER, counter_lock_sql
 from togai_engine.invoices.periods import cycle_usage, overage_windows
 from togai_engine.licenses.service import Seats, seats_by_window
-from togai_engine.meters.usage import QuantitySource, Window, meter_quantities, quantities_by_window
+from togai_engine.meters.usage import QuantitySource, Window, isolated_reads, meter_quantities, quantities_by_window
 from togai_engine.store.distribution import ONE_CONNECTION_PER_NODE
 from togai_engine.wallets import service as wallets
 from togai_engine.wallets.models import WalletRow
@@ -166,9 +164,9 @@ async def close_due_cycles(
         except Exception as exc:
             fail(account_id, exc)
     # One statement per window reads every account's usage; when the database refuses it (one account's stored event
-    # that a meter cannot compute), it is read again by halves down to the accounts whose own read fails (`_isolated`):
-    # those fail here, the others bill.
-    read, unreadable = await _isolated(conn, [a for a, t in timelines.items() if t.due], lambda some: _quantities(
+    # that a meter cannot compute), it is read again by halves down to the accounts whose own read fails
+    # (`meters.usage.isolated_reads`): those fail here, the others bill.
+    read, unreadable = await isolated_reads(conn, [a for a, t in timelines.items() if t.due], lambda some: _quantities(
         session, usage, [(a, p) for a in some for p in timelines[a].due]))
     quantities = {window: found for part in read for window, found in part.items()}
     for account_id, exc in unreadable.items():
@@ -253,56 +251,10 @@ def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}: {exc}"
 
 
-def _data_error(exc: Exception) -> BaseException | None:
-    """The database's error when `exc` is a data exception (SQLSTATE class 22: a numeric overflow, a division by zero,
-    a cast: what a stored row can cause), else None (a deadlock, a lost connection: never one account's)."""
-    if isinstance(exc, DBAPIError):
-        cause = exc.orig.__cause__ or exc.orig if exc.orig is not None else None
-        return cause if isinstance(cause, asyncpg.DataError) else None
-    return exc if isinstance(exc, asyncpg.DataError) else None
-
-
-T = TypeVar("T")
-
-
-async def _isolated(conn: Any, account_ids: list[str], read: Callable[[list[str]], Awaitable[T]]
-                    ) -> tuple[list[T], dict[str, Conflict]]:
-    """`read` of all `account_ids` at once, in a savepoint (so the transaction stays usable when the database refuses
-    it). When it fails with a data exception, each half is read again in its own savepoint, down to single accounts:
-    one bad account among n costs about 2 log2(n) reads, not n. Returns the reads that succeeded and the accounts
-    whose own read fails, each with why."""
-    found: list[T] = []
-    failed: dict[str, Conflict] = {}
-
-    async def attempt(some: list[str]) -> None:
-        try:
-            async with conn.transaction():
-                found.append(await read(some))
-            return
-        except Exception as exc:
-            error = _data_error(exc)
-            if error is None:
-                raise
-            if len(some) == 1:
-                failed[some[0]] = Conflict(
-                    f"account {some[0]!r}: its usage cannot be read: the database refuses to meter its stored "
-                    f"events ({error}); one of them holds what a usage meter cannot compute (an attribute edited by "
-                    "hand?): list_events of the account shows it with its problem; restore the row, or void_event it "
-                    "and ingest it again under a new id; the next bill run reads it again")
-                return
-        half = len(some) // 2
-        await attempt(some[:half])
-        await attempt(some[half:])
-
-    if account_ids:
-        await attempt(account_ids)
-    return found, failed
-
-
 async def _late_usage(session: AsyncSession, conn: Any, accounts: dict[str, AccountState],
                       timelines: dict[str, Timeline]) -> LateLines:
     """Late usage goes on the first period each account closes in this run: the invoice that follows it. An account
-    whose late usage the database cannot meter (`_isolated`) keeps it pending, as one that cannot be priced."""
+    whose late usage the database cannot meter (`meters.usage.isolated_reads`) keeps it pending, as one that cannot be priced."""
     closing = {account_id: accounts[account_id].currency for account_id, t in timelines.items() if t.due}
     # which accounts have some waiting reads no meter (one index probe): the savepoint only when some do
     pending = await late_usage.pending_late_usage(session, closing)
@@ -311,7 +263,7 @@ async def _late_usage(session: AsyncSession, conn: Any, accounts: dict[str, Acco
     async def lines(some: list[str]) -> LateLines:
         return await late_usage.late_usage_lines(session, {a: pending[a] for a in some}, {a: closing[a] for a in some})
 
-    read, unreadable = await _isolated(conn, waiting, lines)
+    read, unreadable = await isolated_reads(conn, waiting, lines)
     late = LateLines()
     for part in read:
         late.lines |= part.lines

@@ -4,7 +4,8 @@ A DRAFT row names its period, plan, association and the instant it closes (`invo
 bill run that opened or re-cut it). Its lines are composed from exactly that, never from a schedule
 recomputed at read time: a row read while a plan change commits, or opened by a bill run ahead of the
 clock (`togai-engine bill --as-of`), is still one consistent invoice. An account whose invoice cannot be
-composed (a plan that does not price its currency, data no policy covers) gets a `problem` on that draft;
+composed (a plan that does not price its currency, data no policy covers, stored events the database refuses to
+meter) gets a `problem` on that draft;
 it never fails the read of another account's invoices.
 """
 
@@ -26,10 +27,11 @@ from togai_engine.invoices.late_usage import LateLines, late_usage_lines, next_d
 from togai_engine.invoices.models import InvoiceRow
 from togai_engine.invoices.periods import compose_period, period_windows
 from togai_engine.licenses.service import seats_by_window
-from togai_engine.meters.usage import quantities_by_window
+from togai_engine.meters.usage import isolated_reads, quantities_by_window
 from togai_engine.plans.models import PlanAssociationRow
 from togai_engine.plans.overrides import plans_by_association
 from togai_engine.store.arrays import any_of
+from togai_engine.store.database import raw_connection
 
 log = logging.getLogger("togai_engine.invoices")
 
@@ -53,9 +55,15 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
             select(PlanAssociationRow).where(any_of(PlanAssociationRow.account_id, {r.account_id for r in drafts}))):
         associations[association.account_id].append(association)
     # a DRAFT whose plan cannot be resolved (plans[...] raises why, below, inside its guard) needs no quantities
-    quantities = await quantities_by_window(session, [
-        wanted for r in drafts if r.association_id in plans
-        for wanted in period_windows(r, plans[r.association_id], associations[r.account_id])])
+    windows: dict[str, list[tuple[str, datetime, datetime, list[str]]]] = defaultdict(list)
+    for r in drafts:
+        if r.association_id in plans:
+            windows[r.account_id].extend(period_windows(r, plans[r.association_id], associations[r.account_id]))
+    # one statement per window reads every account's usage; an account whose stored events the database refuses to
+    # meter is found by halves (isolated_reads) and its DRAFTs say why, below, never failing the others' read
+    read, unreadable = await isolated_reads(await raw_connection(session), sorted(windows), lambda some: (
+        quantities_by_window(session, [wanted for a in some for wanted in windows[a]])))
+    quantities = {window: found for part in read for window, found in part.items()}
     seats = await seats_by_window(session, [(r.account_id, r.period_start, r.period_end) for r in drafts])
     late = await _late_lines(session, drafts)
     result: dict[str, Draft] = {}
@@ -65,6 +73,8 @@ async def compute_drafts(session: AsyncSession, rows: Sequence[InvoiceRow]) -> d
         # rows opened since invoice_date exists carry their closing instant; without the plan, the period's end
         closes_at = row.invoice_date or (grace_end(period, resolved.cycle_config) if resolved is not None else period.end)
         try:
+            if (unread := unreadable.get(row.account_id)) is not None:
+                raise unread
             plan = plans[row.association_id]
             composed = with_late_usage(compose_period(row, plan, associations[row.account_id], quantities, seats=seats),
                                        late.lines.get(row.id, []))
@@ -90,8 +100,17 @@ async def _late_lines(session: AsyncSession, drafts: list[InvoiceRow]) -> LateLi
     by_id = {row.id: row for row in drafts}
     targets = {invoice: by_id[invoice] for invoice in (await next_drafts(session, pending)).values()
                if invoice in by_id}
-    found = await late_usage_lines(session, pending, {row.account_id: row.currency for row in targets.values()})
+    currencies = {row.account_id: row.currency for row in targets.values()}
+
+    async def lines(some: list[str]) -> LateLines:
+        return await late_usage_lines(session, {a: pending[a] for a in some}, {a: currencies[a] for a in some})
+
+    # an account whose late usage the database cannot meter (isolated_reads) keeps it pending, as one that cannot be
+    # priced: its DRAFT says why, the others' read
+    read, unreadable = await isolated_reads(await raw_connection(session),
+                                            sorted(a for a in pending if a in currencies), lines)
     invoice_of = {row.account_id: invoice for invoice, row in targets.items()}
-    return LateLines(lines={invoice_of[a]: lines for a, lines in found.lines.items()},
-                     problems={invoice_of[a]: exc for a, exc in found.problems.items()})
+    return LateLines(lines={invoice_of[a]: found for part in read for a, found in part.lines.items()},
+                     problems={invoice_of[a]: exc for part in read for a, exc in part.problems.items()}
+                     | {invoice_of[a]: exc for a, exc in unreadable.items()})
 

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -46,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from togai_engine.common.numbers import EXACT_MONEY_CONTEXT
 from togai_engine.cycles import Cycle, CycleConfig, cycle_containing
-from togai_engine.errors import EngineError, InvalidInput
+from togai_engine.errors import Conflict, EngineError, InvalidInput
 from togai_engine.invoices.compose import (
     CREDIT_GRANT_LINE,
     FIXED_FEE_LINE,
@@ -58,7 +59,7 @@ from togai_engine.invoices.compose import (
 from togai_engine.invoices.drafts import compute_drafts
 from togai_engine.invoices.late_usage import with_late_events
 from togai_engine.invoices.models import ADVANCED, InvoiceLineRow, InvoiceRow, overlapping
-from togai_engine.meters.usage import meter_quantities
+from togai_engine.meters.usage import isolated_reads, meter_quantities
 from togai_engine.metrics.schemas import GroupedBy, MetricDataPoints, MetricQuery
 from togai_engine.metrics.scope import account_scope, query_filters
 from togai_engine.plans.models import PlanAssociationRow
@@ -66,6 +67,7 @@ from togai_engine.plans.overrides import plans_by_association
 from togai_engine.plans.schemas import OveragePricing, PricePlan, UsagePricing
 from togai_engine.pricing.money import minor_unit
 from togai_engine.store.arrays import any_of
+from togai_engine.store.database import raw_connection
 
 REVENUE_GROUPS = ("ACCOUNT_ID", "USAGE_METER_ID", "CUSTOMER_ID")
 REVENUE_FILTERS = ("ACCOUNT_ID", "CUSTOMER_ID", "USAGE_METER_ID")
@@ -144,8 +146,8 @@ async def revenue_series(
         lower, upper = max(row.period_start, start), min(row.period_end, end)
         points = [lower, *(b for b in buckets if lower < b < upper), upper]
         cuts[row.id] = points
-        if row.invoice_type == ADVANCED:
-            continue
+        if row.invoice_type == ADVANCED or row.id not in finals:
+            continue  # a DRAFT that cannot be computed counts nothing (below): no usage to read
         # the usage of every meter a card accrues on: usage cards' meters and overage cards' features' meters
         plan = plans.get(row.association_id)  # None: it cannot be resolved (below)
         accrued_meters = _facts(plan).accrued_meters if plan is not None else set()
@@ -162,10 +164,15 @@ async def revenue_series(
                         accounts_in, meters_in = wanted[(cycle_start, upper)]
                         accounts_in.add(row.account_id)
                         meters_in.add(meter_id)
+    # one statement per window over every account; an account whose stored events the database refuses to meter is
+    # found by halves (isolated_reads): its usage in that window is unreadable (_Accrual._usage raises why)
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]] = {}
+    unreadable: dict[tuple[datetime, datetime], dict[str, Conflict]] = {}
+    conn = await raw_connection(session) if wanted else None
     for (lower, upper), (accounts_in, meters_in) in wanted.items():
-        quantities[(lower, upper)] = await meter_quantities(
-            session, start=lower, end=upper, account_ids=sorted(accounts_in), meter_ids=sorted(meters_in))
+        read, unreadable[(lower, upper)] = await isolated_reads(conn, sorted(accounts_in), partial(
+            _window_quantities, session, lower, upper, sorted(meters_in)))
+        quantities[(lower, upper)] = {key: found for part in read for key, found in part.items()}
 
     anchors = await _anchors(session, [r for r in rows if r.invoice_type != ADVANCED])
     periods: dict[tuple[CycleConfig, datetime, datetime, datetime], tuple[Cycle, Cycle | None]] = {}
@@ -202,7 +209,7 @@ async def revenue_series(
         accrual = _Accrual(row, period, partial_of,
                            {(line.line_type, line.rate_card_name): line.value for line in final
                             if line.line_type in ACCRUED_LINES},
-                           row.id in reopened, quantities,
+                           row.id in reopened, quantities, unreadable,
                            {name: start for name, (start, _) in _cycle_starts(row, final).items()}, charges)
         for card in facts.metered_cards:
             placed.add_accrued(placed.group(row, card.meter_id), cuts[row.id],
@@ -237,6 +244,7 @@ class _Accrual:
     invoiced: dict[tuple[str, str], Decimal]  # (line type, card name) -> the value of its line on the invoice
     capped: bool  # late events reopened the period: never more than its invoice charged
     quantities: dict[tuple[datetime, datetime], dict[tuple[str, str], Decimal]]  # [start, t) -> (account, meter)
+    unreadable: dict[tuple[datetime, datetime], dict[str, Conflict]]  # [start, t) -> account -> why it cannot be read
     cycle_starts: dict[str, datetime]  # overage card name -> its quota cycle's start before the period (_cycle_starts)
     # (card, currency, period, full cycle, quantity) -> usage_charge's amount, shared by the call's invoices: a card
     # prices the same quantity alike (a pure function of these), and many points repeat one (no usage since the
@@ -251,6 +259,8 @@ class _Accrual:
     def _usage(self, start: datetime, end: datetime, meter_id: str) -> Decimal:
         if start == end:
             return ZERO
+        if (unread := self.unreadable[(start, end)].get(self.row.account_id)) is not None:
+            raise unread  # its line is placed at the period's end (_accrued_or_at_end)
         return self.quantities[(start, end)].get((self.row.account_id, meter_id), ZERO)
 
     def amount(self, card: UsagePricing, point: datetime) -> Decimal:
@@ -273,6 +283,11 @@ class _Accrual:
             charged = self.charges[key] = usage_charge(card, self.row.currency, self.period, quantity,
                                                        self.full_cycle).amount
         return min(charged, invoiced) if self.capped else charged
+
+
+async def _window_quantities(session: AsyncSession, start: datetime, end: datetime, meter_ids: list[str],
+                             account_ids: list[str]) -> dict[tuple[str, str], Decimal]:
+    return await meter_quantities(session, start=start, end=end, account_ids=account_ids, meter_ids=meter_ids)
 
 
 def _cycle_starts(row: InvoiceRow, lines: list[_Line]) -> dict[str, tuple[datetime, str]]:
