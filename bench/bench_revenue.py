@@ -23,7 +23,6 @@ import statistics
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from bench import dataset
 from bench.common import Figure, report, scratch_database
@@ -34,6 +33,7 @@ from togai_engine.customers.service import create_customer
 from togai_engine.events.ingest import ingest_events
 from togai_engine.metrics.schemas import MetricFilter, MetricQuery
 from togai_engine.metrics.service import get_metrics
+from togai_engine.store.clones import clone_rows
 from togai_engine.store.database import Database, raw_connection
 from togai_engine.store.partitions import ensure_range
 
@@ -48,18 +48,6 @@ BASELINE_SQL = (
     "FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id "
     "WHERE i.period_start < $2 AND i.period_end > $1 AND i.status <> 'VOID' AND l.parent_position IS NULL "
     "AND ($3::text IS NULL OR i.customer_id = $3)")
-
-
-async def clone_rows(conn: Any, table: str, source: str, replaced: dict[str, str], count: int) -> None:
-    """`count` copies of the rows of `table` matching `source` (SQL over its alias `t`), the columns of `replaced`
-    given by SQL over `t` and `n` (1..count); identity columns take their next values (tests/helpers.py's)."""
-    columns = [name for name, generated in await conn.fetch(
-        "SELECT column_name, is_identity = 'YES' AND identity_generation = 'ALWAYS' FROM information_schema.columns "
-        "WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position", table) if not generated]
-    names = ", ".join(f'"{name}"' for name in columns)
-    values = ", ".join(replaced.get(name, f't."{name}"') for name in columns)
-    await conn.execute(f"INSERT INTO {table} ({names}) "
-                       f"SELECT {values} FROM {table} t, generate_series(1, {count}) AS n WHERE {source}")
 
 
 async def _build(url: str, copies: int, day_copies: int) -> Database:

@@ -14,6 +14,7 @@ from conftest import pg_connection, row_counts
 from togai_engine.events.ingest import ingest_events
 from togai_engine.plans import overrides
 from togai_engine.plans import service as plans_service
+from togai_engine.store.clones import clone_rows  # noqa: F401 (tests import it from here)
 from togai_engine.store.database import raw_connection
 
 
@@ -190,15 +191,3 @@ async def void_refused_after_its_invoice_was_voided(client: Client, db: Any, inv
     # refused means nothing written: not even an audit record, and the event keeps its status
     assert await row_counts(db) == counts
     assert (await call(client, "list_events", accountId=account_id))["data"] == events
-
-
-async def clone_rows(conn: Any, table: str, source: str, replaced: dict[str, str], count: int) -> None:
-    """`count` copies of the rows of `table` matching `source` (SQL over its alias `t`), the columns of `replaced`
-    given by SQL over `t` and `n` (the copy's number, 1..count); identity columns take their next values."""
-    columns = [name for name, generated in await conn.fetch(
-        "SELECT column_name, is_identity = 'YES' AND identity_generation = 'ALWAYS' FROM information_schema.columns "
-        "WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position", table) if not generated]
-    names = ", ".join(f'"{name}"' for name in columns)
-    values = ", ".join(replaced.get(name, f't."{name}"') for name in columns)
-    await conn.execute(f"INSERT INTO {table} ({names}) "
-                       f"SELECT {values} FROM {table} t, generate_series(1, {count}) AS n WHERE {source}")
