@@ -273,7 +273,7 @@ class _ExactBodies:
     pydantic_core raises, which the transport answers as a parse error)."""
 
     def from_json(self, data: str | bytes | bytearray, **options: Any) -> Any:
-        if may_hold_inexact_number(bytes(data) if isinstance(data, bytearray) else data):
+        if may_hold_inexact_number(data):
             try:
                 return loads_checked(data)
             except RecursionError:

@@ -39,7 +39,7 @@ _LONG_NUMBER = b"0" * 16
 _EXPONENT = b"0e"
 
 
-def _as_bytes(text: str | bytes) -> bytes:
+def _as_bytes(text: str | bytes | bytearray) -> bytes | bytearray:
     return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
 
 
@@ -140,7 +140,7 @@ _DROPPED = b"0123456789." + _SIGNS_AND_SPACE
 _LONG_NUMBER_TOKEN = b":" + _LONG_NUMBER
 
 
-def may_hold_inexact_number(text: str | bytes) -> bool:
+def may_hold_inexact_number(text: str | bytes | bytearray) -> bool:
     """False when no number in the JSON `text` can read as a float other than itself: none has an exponent
     or 16 or more digits. True may be wrong (such a shape inside a string), never False."""
     data = b":" + _as_bytes(text)  # a number at the very start follows the ":" put there
