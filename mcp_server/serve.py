@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -34,6 +35,17 @@ async def sandbox_time(db: Database) -> datetime:
         return await sandbox_service.read_now(session)
 
 
+@dataclass(frozen=True)
+class _Failing:
+    """What FailureLog keeps of a failing account: its reason, since when it fails, when it was last logged, and
+    whether its failure leaves it due (any but its late usage staying pending)."""
+
+    reason: str
+    since: datetime
+    logged: datetime
+    due: bool
+
+
 class FailureLog:
     """What the background loop has logged of the accounts its bill runs cannot bill, kept in memory across passes:
     an account that fails for good is retried every pass (its state is kept), and logging it every pass would
@@ -43,8 +55,7 @@ class FailureLog:
 
     def __init__(self, every: timedelta = timedelta(hours=1)) -> None:
         self.every = every
-        # account -> (reason, since, last logged, whether its failure leaves it due)
-        self._failing: dict[str, tuple[str, datetime, datetime, bool]] = {}
+        self._failing: dict[str, _Failing] = {}
 
     def report(self, summary: CloseSummary) -> None:
         at = summary.asOf
@@ -55,21 +66,21 @@ class FailureLog:
         # one whose failure left it due (any but its late usage staying pending, retried with its next invoice) and
         # absent from this pass, which has every due account, was billed by another run meanwhile (a read's
         # catch-up, `bill`)
-        billed |= {a for a, kept in self._failing.items() if kept[3] and a not in summary.accountIds}
+        billed |= {a for a, kept in self._failing.items() if kept.due and a not in summary.accountIds}
         for account_id in sorted(billed & set(self._failing)):
             log.info("account %s bills again (it failed from %s)", account_id,
-                     self._failing.pop(account_id)[1].isoformat())
+                     self._failing.pop(account_id).since.isoformat())
         for account_id, found in sorted(reasons.items()):
             reason = "; ".join(found)
             due = not all(r.startswith(LATE_USAGE_PENDING) for r in found)
             previous = self._failing.get(account_id)
-            if previous is None or previous[0] != reason:
+            if previous is None or previous.reason != reason:
                 log.warning("cannot bill account %s: %s", account_id, reason)
-                self._failing[account_id] = (reason, at if previous is None else previous[1], at, due)
-            elif at - previous[2] >= self.every or at < previous[2]:  # a clock set back (a sandbox) logs it anew
-                log.warning("cannot bill account %s (failing since %s): %s", account_id, previous[1].isoformat(),
+                self._failing[account_id] = _Failing(reason, at if previous is None else previous.since, at, due)
+            elif at - previous.logged >= self.every or at < previous.logged:  # a clock set back (a sandbox) logs anew
+                log.warning("cannot bill account %s (failing since %s): %s", account_id, previous.since.isoformat(),
                             reason)
-                self._failing[account_id] = (reason, previous[1], at, due)
+                self._failing[account_id] = _Failing(reason, previous.since, at, due)
 
 
 async def billing_pass(db: Database, now: datetime, failures: FailureLog | None = None) -> CloseSummary:
