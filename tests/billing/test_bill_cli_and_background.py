@@ -7,8 +7,10 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
@@ -114,6 +116,24 @@ async def test_an_account_the_run_cannot_bill_surfaces_in_bill_and_in_the_backgr
     assert [r[0] for r in await invoice_rows(db)] == ["DRAFT"]
 
 
+def _acme_currency(db: Any) -> Callable[[str], Awaitable[None]]:
+    """Sets acme's invoiceCurrency and its invoices' currency behind the engine's back, as above."""
+    async def currency(code: str) -> None:
+        async with db.unit_of_work() as session:
+            await session.execute(text(f"UPDATE accounts SET invoice_currency = '{code}' WHERE id = 'acme'"))
+            await session.execute(text(f"UPDATE invoices SET currency = '{code}' WHERE account_id = 'acme'"))
+    return currency
+
+
+def _acme_messages(caplog: Any) -> Callable[[], list[str]]:
+    """The log messages about acme since the last call (each call clears the log)."""
+    def logged() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if "acme" in r.getMessage()]
+        caplog.clear()
+        return found
+    return logged
+
+
 async def test_the_background_loop_logs_a_failing_account_when_it_fails_or_changes_and_hourly_meanwhile(
         client, db, caplog) -> None:
     """One account the run cannot bill for good must not flood the log: the loop's FailureLog logs it when it first
@@ -121,15 +141,7 @@ async def test_the_background_loop_logs_a_failing_account_when_it_fails_or_chang
     caplog.set_level(logging.INFO, logger="togai_engine.serve")
     await setup_plan(client, "2026-01-01T00:00:00Z")
 
-    async def currency(code: str) -> None:  # behind the engine's back, as above
-        async with db.unit_of_work() as session:
-            await session.execute(text(f"UPDATE accounts SET invoice_currency = '{code}' WHERE id = 'acme'"))
-            await session.execute(text(f"UPDATE invoices SET currency = '{code}' WHERE account_id = 'acme'"))
-
-    def logged() -> list[str]:
-        found = [r.getMessage() for r in caplog.records if "acme" in r.getMessage()]
-        caplog.clear()
-        return found
+    currency, logged = _acme_currency(db), _acme_messages(caplog)
 
     await currency("EUR")
     failures = serve.FailureLog()
@@ -168,15 +180,7 @@ async def test_the_background_loop_forgets_a_failing_account_that_another_run_bi
     caplog.set_level(logging.INFO, logger="togai_engine.serve")
     await setup_plan(client, "2026-01-01T00:00:00Z")
 
-    async def currency(code: str) -> None:  # behind the engine's back, as above
-        async with db.unit_of_work() as session:
-            await session.execute(text(f"UPDATE accounts SET invoice_currency = '{code}' WHERE id = 'acme'"))
-            await session.execute(text(f"UPDATE invoices SET currency = '{code}' WHERE account_id = 'acme'"))
-
-    def logged() -> list[str]:
-        found = [r.getMessage() for r in caplog.records if "acme" in r.getMessage()]
-        caplog.clear()
-        return found
+    currency, logged = _acme_currency(db), _acme_messages(caplog)
 
     await currency("EUR")
     failures = serve.FailureLog()
