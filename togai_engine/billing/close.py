@@ -256,9 +256,9 @@ async def _late_usage(session: AsyncSession, conn: Any, accounts: dict[str, Acco
     """Late usage goes on the first period each account closes in this run: the invoice that follows it. An account
     whose late usage the database cannot meter (`meters.usage.isolated_reads`) keeps it pending, as one that cannot be priced."""
     closing = {account_id: accounts[account_id].currency for account_id, t in timelines.items() if t.due}
-    # which accounts have some waiting reads no meter (one index probe): the savepoint only when some do
+    # which accounts have some waiting (one index probe; only accounts of `closing`): the savepoint only when some do
     pending = await late_usage.pending_late_usage(session, closing)
-    waiting = sorted(account_id for account_id in pending if account_id in closing)
+    waiting = sorted(pending)
 
     async def lines(some: list[str]) -> LateLines:
         return await late_usage.late_usage_lines(session, {a: pending[a] for a in some}, {a: closing[a] for a in some})
