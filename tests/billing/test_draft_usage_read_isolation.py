@@ -13,7 +13,7 @@ from typing import Any
 
 from helpers import at, call
 from togai_engine.billing.runs import run_bill
-from unreadable_usage import edit_factor, story
+from unreadable_usage import edit_factor, late_story, story
 
 
 async def test_list_invoices_shows_every_other_draft_and_the_bad_ones_problem(client, db, clock):
@@ -52,14 +52,7 @@ async def test_late_usage_the_database_cannot_read_stays_pending_on_the_bad_acco
     """Both on a BILL_ON_NEXT_INVOICE "Pro"; January is billed clean (33.01 for acc_good, 32.01 for acc_bad), then each
     sends 100 late tokens dated 10 January and acc_bad's b1 is edited: the late line of its February DRAFT recomposes
     January from its events, which the database cannot meter for acc_bad."""
-    await story(client, db, clock, edit=False, lateUsage="BILL_ON_NEXT_INVOICE")
-    assert (await run_bill(db, at(2026, 2, 5))).failed == []
-    clock.set(at(2026, 2, 6))
-    result = await call(client, "ingest_batch_events", events=[
-        {"id": f"{account_id}-late", "schemaName": "llm", "accountId": account_id, "timestamp": "2026-01-10T12:00:00Z",
-         "attributes": {"tokens": "100", "factor": "1"}} for account_id in ("acc_bad", "acc_good")])
-    assert result["accepted"] == 0, result  # late: stored ACCEPTED_LATE, billed on the next invoice
-    await edit_factor(db, "9" * 72)
+    await late_story(client, db, clock)
     drafts = {i["accountId"]: i for i in (await call(client, "list_invoices", status="DRAFT"))["data"]}
     # acc_good: February's 31.00 + its late line: January recomposed (31.00 + 0.01 x 300 tokens + 0.01 x 2 power
     # = 34.02) minus what it billed (33.01) = 1.01: 32.01

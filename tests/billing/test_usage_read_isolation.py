@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from helpers import at, call
 from togai_engine.billing.runs import run_bill
-from unreadable_usage import edit_factor, story
+from unreadable_usage import edit_factor, late_story, story
 
 
 async def test_an_account_whose_usage_the_database_cannot_read_fails_alone(client, db, clock):
@@ -50,14 +50,7 @@ async def test_an_account_whose_late_usage_the_database_cannot_read_keeps_it_pen
     """Both on a BILL_ON_NEXT_INVOICE "Pro"; January is billed clean (33.01 for acc_good, 32.01 for acc_bad), then each
     sends 100 late tokens dated 10 January and acc_bad's b1 is edited: the late line recomposes January from its
     events, which the database cannot meter for acc_bad."""
-    await story(client, db, clock, edit=False, lateUsage="BILL_ON_NEXT_INVOICE")
-    assert (await run_bill(db, at(2026, 2, 5))).failed == []
-    clock.set(at(2026, 2, 6))
-    result = await call(client, "ingest_batch_events", events=[
-        {"id": f"{account_id}-late", "schemaName": "llm", "accountId": account_id, "timestamp": "2026-01-10T12:00:00Z",
-         "attributes": {"tokens": "100", "factor": "1"}} for account_id in ("acc_bad", "acc_good")])
-    assert result["accepted"] == 0, result  # late: stored ACCEPTED_LATE, billed on the next invoice
-    await edit_factor(db, "9" * 72)
+    await late_story(client, db, clock)
     summary = await run_bill(db, at(2026, 3, 5))  # February is due for both
     assert [f.accountId for f in summary.failed] == ["acc_bad"]
     assert summary.failed[0].reason.startswith(

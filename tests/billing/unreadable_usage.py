@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from helpers import at, call
 from test_scenarios import account, fee, tiered
+from togai_engine.billing.runs import run_bill
 
 MONTHLY = {"interval": "MONTHLY", "startOffset": {"dayOffset": "1", "monthOffset": "NIL"}, "gracePeriod": 0}
 FACTORS = 2000
@@ -52,3 +53,17 @@ async def story(client: Any, db: Any, clock: Any, *, edit: bool = True, **plan: 
     assert result["accepted"] == 2
     if edit:
         await edit_factor(db, "9" * 72)
+
+
+async def late_story(client: Any, db: Any, clock: Any) -> None:
+    """Both on a BILL_ON_NEXT_INVOICE "Pro"; January billed clean (33.01 for acc_good, 32.01 for acc_bad); on 6
+    February each sends 100 late tokens dated 10 January (stored ACCEPTED_LATE, billed on the next invoice); then
+    acc_bad's b1 is edited to a factor the database cannot meter."""
+    await story(client, db, clock, edit=False, lateUsage="BILL_ON_NEXT_INVOICE")
+    assert (await run_bill(db, at(2026, 2, 5))).failed == []
+    clock.set(at(2026, 2, 6))
+    result = await call(client, "ingest_batch_events", events=[
+        {"id": f"{account_id}-late", "schemaName": "llm", "accountId": account_id, "timestamp": "2026-01-10T12:00:00Z",
+         "attributes": {"tokens": "100", "factor": "1"}} for account_id in ("acc_bad", "acc_good")])
+    assert result["accepted"] == 0, result
+    await edit_factor(db, "9" * 72)
