@@ -141,6 +141,7 @@ async def revenue_series(
                                     line.usage_meter_id) for line in composed.lines]
     # Cut each period at the bucket boundaries inside it (and at the query range).
     cuts: dict[str, list[datetime]] = {}
+    from_cycles: dict[str, dict[str, tuple[datetime, str]]] = {}  # invoice -> _cycle_starts of its final lines
     wanted: dict[tuple[datetime, datetime], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
     for row in rows:
         lower, upper = max(row.period_start, start), min(row.period_end, end)
@@ -151,7 +152,7 @@ async def revenue_series(
         # the usage of every meter a card accrues on: usage cards' meters and overage cards' features' meters
         plan = plans.get(row.association_id)  # None: it cannot be resolved (below)
         accrued_meters = _facts(plan).accrued_meters if plan is not None else set()
-        from_cycle = _cycle_starts(row, finals.get(row.id, []))
+        from_cycle = from_cycles[row.id] = _cycle_starts(row, finals[row.id])
         for point in points:
             # At the period's end the amounts are the invoice's own lines (stored, or the DRAFT's composition).
             if row.period_start < point < row.period_end and accrued_meters:
@@ -210,7 +211,7 @@ async def revenue_series(
                            {(line.line_type, line.rate_card_name): line.value for line in final
                             if line.line_type in ACCRUED_LINES},
                            row.id in reopened, quantities, unreadable,
-                           {name: start for name, (start, _) in _cycle_starts(row, final).items()}, charges)
+                           {name: start for name, (start, _) in from_cycles[row.id].items()}, charges)
         for card in facts.metered_cards:
             placed.add_accrued(placed.group(row, card.meter_id), cuts[row.id],
                                _accrued_or_at_end(accrual, card, cuts[row.id]))
