@@ -120,8 +120,8 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # every refusal comes before the DRAFT turns ACTIVE: a version read while ACTIVE is cached for the process,
     # and a refused call's would outlive its rollback (the corrected DRAFT would not be what bills)
     drafted = version_plan(draft)
-    await _check_fits_accounts(session, base, drafted, now)  # accounts attached since the draft
     if mode == "NONE":
+        await _check_fits_accounts(session, base, drafted, now)  # accounts attached since the draft
         new = await activate_draft(session, plan_id, mode, now)
         return FinalizeResult(pricePlanId=plan_id, version=new.version, migrationMode=mode)
     keep = not mode.endswith("_IGNORE_OVERRIDE")
@@ -135,9 +135,10 @@ async def finalize_price_plan(session: AsyncSession, plan_id: str, mode: Migrati
     # the plan meanwhile: attaching it holds the plan's lock (hold_plan), which lock_plan waited for above
     locked = sorted({a.account_id for a in await session.scalars(on_plan)})
     await lock_accounts(session, locked)
-    # and their currencies checked again under them: a currency change (update_account, which holds no plan lock)
-    # that committed since the check above was checked against the version the account is on, not this one, and
-    # moving the account would leave it on a version that cannot price its invoiceCurrency (every run fails on it)
+    # the version checked against the accounts attached since the draft under their locks: a currency change
+    # (update_account, which holds no plan lock) that committed before them was checked against the version the
+    # account is on, not this one, and moving the account would leave it on a version that cannot price its
+    # invoiceCurrency (every run fails on it)
     await _check_fits_accounts(session, base, drafted, now)
     await add_billing_rows(session, locked)
     # and their billing fences, all before the first close takes the invoice counter: closing them one by one
